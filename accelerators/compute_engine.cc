@@ -1,0 +1,395 @@
+#include "accelerators/compute_engine.h"
+
+#include <algorithm>
+#include <set>
+#include <stdexcept>
+
+#include "accelerators/dma_engine.h"
+#include "models/context.h"
+#include "models/payload_pool.h"
+#include "models/registry.h"
+#include "models/workload.h"
+
+namespace tiersim {
+
+void ComputeParams::validate(const config::Config& root, const config::ComputeEngine& c,
+                             Validator& v) {
+  if (c.peak_size() == 0) v.error("peak", "no peak FLOP/s given for any dtype");
+  std::set<int> seen;
+  for (int i = 0; i < c.peak_size(); ++i) {
+    const auto& p = c.peak(i);
+    Validator pv = v.at("peak[" + std::to_string(i) + "]");
+    if (p.dtype() == config::DTYPE_UNSPECIFIED) pv.error("dtype", "required field is not set");
+    if (!seen.insert(p.dtype()).second) pv.error("dtype", "dtype listed twice");
+    pv.positive("flops_per_s", p.has_flops_per_s(), p.flops_per_s());
+  }
+  const config::Dtype act = root.workload().model().activation_dtype();
+  if (act != config::DTYPE_UNSPECIFIED && !seen.count(act)) {
+    v.error("peak",
+            "no peak FLOP/s for the workload's activation dtype " + config::Dtype_Name(act));
+  }
+  v.fraction("flops_efficiency_fraction", c.has_flops_efficiency_fraction(),
+             c.flops_efficiency_fraction());
+  v.require("op_overhead_ps", c.has_op_overhead_ps());
+  if (v.positive("tile_bytes", c.has_tile_bytes(), static_cast<double>(c.tile_bytes())) &&
+      c.tile_bytes() > 0xffffffffULL) {
+    v.error("tile_bytes", "must be below 4 GiB");
+  }
+  v.at_least("staging_buffers", c.has_staging_buffers(), c.staging_buffers(), 1);
+
+  // References: kinds and links.
+  auto find = [&](const std::string& name) -> const config::Component* {
+    for (const auto& comp : root.system().components()) {
+      if (comp.name() == name) return &comp;
+    }
+    return nullptr;
+  };
+  auto has_link = [&](const std::string& from, const std::string& to) {
+    for (const auto& l : root.system().links()) {
+      if (l.from() == from && l.to() == to) return true;
+    }
+    return false;
+  };
+  struct Ref {
+    const char* field;
+    const std::string& value;
+    bool present;
+    const char* kind;
+  };
+  const Ref refs[] = {{"sram", c.sram(), c.has_sram(), "sram"},
+                      {"dma", c.dma(), c.has_dma(), "dma"},
+                      {"weights_memory", c.weights_memory(), c.has_weights_memory(), "hbm"}};
+  bool refs_ok = true;
+  for (const auto& r : refs) {
+    if (!v.non_empty(r.field, r.present, r.value)) {
+      refs_ok = false;
+      continue;
+    }
+    const config::Component* target = find(r.value);
+    if (target == nullptr) {
+      v.error(r.field, "no component named \"" + r.value + "\"");
+      refs_ok = false;
+    } else if (component_kind_name(*target) != r.kind) {
+      v.error(r.field, "\"" + r.value + "\" is a " + component_kind_name(*target) +
+                           ", expected a " + r.kind);
+      refs_ok = false;
+    }
+  }
+  if (!refs_ok) return;
+  if (const config::Component* sram = find(c.sram());
+      sram && c.has_tile_bytes() && c.has_staging_buffers() &&
+      c.tile_bytes() * c.staging_buffers() > sram->sram().capacity_bytes()) {
+    v.error("staging_buffers",
+            "staging_buffers x tile_bytes exceeds the capacity of \"" + c.sram() + "\"");
+  }
+  // The compute engine's own name is the last segment of the validator prefix's parent; links
+  // are checked by name in the builder too, but a missing link is a config error, so say so now.
+  const std::string self = [&] {
+    for (const auto& comp : root.system().components()) {
+      if (comp.has_compute() && &comp.compute() == &c) return comp.name();
+    }
+    return std::string();
+  }();
+  const std::pair<std::string, std::string> needed[] = {
+      {self, c.sram()}, {c.dma(), c.weights_memory()}, {c.dma(), c.sram()}};
+  for (const auto& [from, to] : needed) {
+    if (!has_link(from, to)) {
+      v.error("", "needs a link from \"" + from + "\" to \"" + to + "\" in system.links");
+    }
+  }
+}
+
+ComputeParams ComputeParams::from_config(const config::ComputeEngine& c) {
+  ComputeParams p;
+  for (const auto& peak : c.peak())
+    p.peak_flops_per_s[peak.dtype()] = peak.flops_per_s();
+  p.flops_efficiency_fraction = c.flops_efficiency_fraction();
+  p.op_overhead_ps = c.op_overhead_ps();
+  p.tile_bytes = c.tile_bytes();
+  p.staging_buffers = c.staging_buffers();
+  p.sram = c.sram();
+  p.dma = c.dma();
+  p.weights_memory = c.weights_memory();
+  return p;
+}
+
+ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& params,
+                             Context& ctx)
+    : Component(name, ctx, "compute"),
+      sram_socket("sram_socket"),
+      params_(params),
+      free_ring_(params.staging_buffers, 0),
+      ops_(ctx.stats().counter(basename(), "ops", "ops completed", "count")),
+      flops_(ctx.stats().scalar(basename(), "flops", "floating-point operations executed", "flop")),
+      busy_ps_(ctx.stats().counter(basename(), "busy_time", "time the engine computed", "ps")),
+      data_wait_ps_(ctx.stats().counter(basename(), "data_wait_time",
+                                        "time the engine waited for streamed operands", "ps")),
+      overhead_ps_(
+          ctx.stats().counter(basename(), "overhead_time", "fixed per-op overhead time", "ps")),
+      tiles_(ctx.stats().counter(basename(), "tiles", "operand tiles streamed", "count")) {
+  SC_METHOD(run);
+  ctx.stats().formula(
+      basename(), "utilization", "fraction of time computing", "fraction",
+      [this](TimePs now) { return now ? static_cast<double>(busy_ps_.value()) / now : 0.0; });
+}
+
+bool ComputeEngine::connect(Component& target, const LinkInfo& link) {
+  if (std::string(target.basename()) != params_.sram || target.target_socket() == nullptr) {
+    return false;
+  }
+  sram_socket.bind(*target.target_socket());
+  sram_link_latency_ps_ = link.latency_ps;
+  return true;
+}
+
+void ComputeEngine::prepare() {
+  dma_ = dynamic_cast<DmaEngine*>(ctx().component(params_.dma));
+  if (dma_ == nullptr) throw std::logic_error(std::string(name()) + ": DMA engine missing");
+  const std::string at = std::string("system.components[") + basename() + "].compute";
+  auto staging =
+      ctx().address_map().allocate(params_.sram, params_.tile_bytes * params_.staging_buffers, 64);
+  activation_bytes_ = std::max<uint64_t>(ctx().workload()->max_activation_bytes(), 64);
+  auto act = ctx().address_map().allocate(params_.sram, activation_bytes_, 64);
+  if (!staging || !act) {
+    throw ConfigError(
+        {ConfigIssue{{},
+                     at + ".staging_buffers",
+                     "SRAM \"" + params_.sram + "\" cannot hold the staging buffers (" +
+                         std::to_string(params_.tile_bytes * params_.staging_buffers) +
+                         " bytes) plus the largest op's activations (" +
+                         std::to_string(activation_bytes_) + " bytes)"}});
+  }
+  staging_base_ = *staging;
+  activation_base_ = *act;
+  const auto& run = ctx().config().run();
+  record_ops_ = run.op_records() != config::OP_RECORDS_NONE;
+}
+
+TimePs ComputeEngine::sram_access(tlm::tlm_command cmd, uint64_t address, uint64_t bytes,
+                                  TimePs start_ps) {
+  const TimePs now = now_ps();
+  if (bytes == 0) return start_ps;
+  const auto decoded = ctx().address_map().decode(address, bytes);
+  if (!decoded) throw std::logic_error(std::string(name()) + ": SRAM address out of range");
+  tlm::tlm_generic_payload* p = ctx().payloads().acquire();
+  p->set_command(cmd);
+  p->set_address(decoded->local_address);
+  p->set_data_ptr(nullptr);
+  p->set_data_length(static_cast<unsigned int>(bytes));
+  p->set_streaming_width(static_cast<unsigned int>(bytes));
+  p->set_byte_enable_ptr(nullptr);
+  MovementIntent& intent = PayloadPool::intent(*p);
+  intent.op_id = op_.id;
+  intent.layer = op_.layer;
+  intent.token = op_.step;
+  intent.object_class = ObjectClass::kActivation;
+  intent.destination = Tier::kSram;
+  sc_core::sc_time delay = to_sc_time(start_ps + sram_link_latency_ps_ - now);
+  sram_socket->b_transport(*p, delay);
+  const bool ok = p->is_response_ok();
+  p->release();
+  if (!ok) throw std::logic_error(std::string(name()) + ": SRAM rejected an access");
+  return now + to_ps(delay) + sram_link_latency_ps_;
+}
+
+void ComputeEngine::begin_op(TimePs now) {
+  op_start_ = now;
+  if (op_.step.value() != current_step_) {
+    current_step_ = op_.step.value();
+    step_start_ = now;
+  }
+  stream_bytes_ = 0;
+  tiles_total_ = 0;
+  for (uint8_t i = 0; i < op_.operand_count; ++i) {
+    const Operand& o = op_.operands[i];
+    if (o.access != Access::kRead) continue;
+    stream_bytes_ += o.bytes;
+    tiles_total_ += static_cast<uint32_t>((o.bytes + params_.tile_bytes - 1) / params_.tile_bytes);
+  }
+  tiles_issued_ = 0;
+  operand_ = 0;
+  operand_offset_ = 0;
+  ring_head_ = 0;
+  in_flight_ = 0;
+  compute_busy_ps_ = 0;
+  last_land_ = now;
+  overhead_ps_.inc(params_.op_overhead_ps);
+}
+
+void ComputeEngine::issue_tile(TimePs now) {
+  // Advance the cursor to the next read operand with bytes left.
+  while (op_.operands[operand_].access != Access::kRead ||
+         operand_offset_ >= op_.operands[operand_].bytes) {
+    ++operand_;
+    operand_offset_ = 0;
+  }
+  const Operand& o = op_.operands[operand_];
+  const ObjectInfo& obj = ctx().objects().get(o.object);
+  const uint64_t bytes = std::min(params_.tile_bytes, o.bytes - operand_offset_);
+  const uint32_t slot = tiles_issued_ % params_.staging_buffers;
+  const uint64_t buffer = staging_base_ + static_cast<uint64_t>(slot) * params_.tile_bytes;
+
+  MovementIntent intent;
+  intent.object = o.object;
+  intent.object_class = obj.cls;
+  intent.op = MoveOp::kDemandFetch;
+  intent.op_id = op_.id;
+  intent.layer = op_.layer;
+  intent.token = op_.step;
+  const TimePs land =
+      dma_->transfer(obj.address + o.offset_bytes + operand_offset_, buffer, bytes, intent, now);
+  operand_offset_ += bytes;
+  ++tiles_issued_;
+  tiles_.inc();
+  last_land_ = std::max(last_land_, land);
+
+  // Schedule this tile's compute: after it lands and after the previous tile.
+  const double share = static_cast<double>(bytes) / static_cast<double>(stream_bytes_);
+  const TimePs start = std::max(land, compute_free_);
+  if (land > compute_free_) data_wait_ps_.inc(land - compute_free_);
+  const TimePs read_done = sram_access(tlm::TLM_READ_COMMAND, buffer, bytes, start);
+  const TimePs math_done =
+      start + compute_time_ps(op_.flops * share, params_.effective_flops_per_s(op_.compute_dtype));
+  compute_free_ = std::max(read_done, math_done);
+  compute_busy_ps_ += compute_free_ - start;
+  free_ring_[(ring_head_ + in_flight_) % params_.staging_buffers] = compute_free_;
+  ++in_flight_;
+}
+
+void ComputeEngine::finish_op(TimePs now) {
+  // Off-chip writes (KV append) leave from the activation area once the op is done.
+  for (uint8_t i = 0; i < op_.operand_count; ++i) {
+    const Operand& o = op_.operands[i];
+    if (o.access != Access::kWrite) continue;
+    const ObjectInfo& obj = ctx().objects().get(o.object);
+    MovementIntent intent;
+    intent.object = o.object;
+    intent.object_class = obj.cls;
+    intent.op = MoveOp::kWriteBack;
+    intent.op_id = op_.id;
+    intent.layer = op_.layer;
+    intent.token = op_.step;
+    uint64_t done_bytes = 0;
+    while (done_bytes < o.bytes) {
+      const uint64_t chunk = std::min(o.bytes - done_bytes, params_.tile_bytes);
+      writes_done_ = std::max(
+          writes_done_, dma_->transfer(activation_base_, obj.address + o.offset_bytes + done_bytes,
+                                       chunk, intent, now));
+      done_bytes += chunk;
+    }
+  }
+  ops_.inc();
+  flops_.add(op_.flops);
+  busy_ps_.inc(compute_busy_ps_);
+
+  const auto op_records = ctx().config().run().op_records();
+  if (record_ops_ && (op_records == config::OP_RECORDS_ALL || op_.step.value() == 0)) {
+    uint64_t offchip = 0;
+    for (uint8_t i = 0; i < op_.operand_count; ++i)
+      offchip += op_.operands[i].bytes;
+    const TimePs streaming = tiles_total_ ? last_land_ - stream_start_ : 0;
+    const TimePs active = now - op_start_ - params_.op_overhead_ps;
+    BoundBy bound = streaming >= compute_busy_ps_ ? BoundBy::kMemory : BoundBy::kCompute;
+    if (params_.op_overhead_ps > active) bound = BoundBy::kOverhead;
+    ctx().records().ops.push_back(OpRecord{
+        op_.step.value(), op_.layer.valid() ? op_.layer.value() : UINT32_MAX, op_.kind, op_start_,
+        now, offchip, 2 * stream_bytes_ + op_.activation_read_bytes + op_.activation_write_bytes,
+        op_.flops, bound});
+  }
+}
+
+void ComputeEngine::run() {
+  const TimePs now = now_ps();
+  while (true) {
+    switch (phase_) {
+      case Phase::kDone:
+        return;
+      case Phase::kFetch:
+        if (!ctx().workload()->next(op_)) {
+          phase_ = Phase::kDone;
+          if (ctx().on_done) ctx().on_done();
+          sc_core::sc_stop();
+          return;
+        }
+        begin_op(now);
+        phase_ = Phase::kOverhead;
+        if (params_.op_overhead_ps > 0) {
+          next_trigger(to_sc_time(params_.op_overhead_ps));
+          return;
+        }
+        continue;
+      case Phase::kOverhead:
+        stream_start_ = now;
+        compute_free_ = sram_access(tlm::TLM_READ_COMMAND, activation_base_,
+                                    std::min(op_.activation_read_bytes, activation_bytes_), now);
+        phase_ = Phase::kStream;
+        continue;
+      case Phase::kStream: {
+        while (in_flight_ > 0 && free_ring_[ring_head_] <= now) {
+          ring_head_ = (ring_head_ + 1) % params_.staging_buffers;
+          --in_flight_;
+        }
+        while (tiles_issued_ < tiles_total_ && in_flight_ < params_.staging_buffers) {
+          issue_tile(now);
+        }
+        if (tiles_issued_ < tiles_total_) {
+          next_trigger(to_sc_time(free_ring_[ring_head_] - now));
+          return;
+        }
+        if (tiles_total_ == 0) {
+          // Nothing streamed: the op computes on on-chip activations only.
+          const TimePs start = std::max(compute_free_, now);
+          const TimePs end =
+              start + compute_time_ps(op_.flops, params_.effective_flops_per_s(op_.compute_dtype));
+          compute_busy_ps_ += end - start;
+          compute_free_ = end;
+        }
+        const TimePs act_done =
+            sram_access(tlm::TLM_WRITE_COMMAND, activation_base_,
+                        std::min(op_.activation_write_bytes, activation_bytes_), compute_free_);
+        op_end_ = std::max(compute_free_, act_done);
+        phase_ = Phase::kFinish;
+        if (op_end_ > now) {
+          next_trigger(to_sc_time(op_end_ - now));
+          return;
+        }
+        continue;
+      }
+      case Phase::kFinish:
+        finish_op(now);
+        if (op_.last_of_step) {
+          phase_ = Phase::kStepEnd;
+          if (writes_done_ > now) {
+            next_trigger(to_sc_time(writes_done_ - now));
+            return;
+          }
+          continue;
+        }
+        phase_ = Phase::kFetch;
+        continue;
+      case Phase::kStepEnd: {
+        const TokenRecord rec{current_step_, step_start_, now, ctx().workload()->tokens_per_step()};
+        ctx().records().tokens.push_back(rec);
+        if (ctx().on_step_end) ctx().on_step_end(rec);
+        phase_ = Phase::kFetch;
+        continue;
+      }
+    }
+  }
+}
+
+namespace {
+const ComponentRegistrar kRegistrar(ComponentKind{
+    "compute",
+    "compute engine and op scheduler: peak FLOP/s per dtype, per-op overhead, operands "
+    "streamed through SRAM staging buffers",
+    [](const config::Config& root, const config::Component& c, Validator& v) {
+      ComputeParams::validate(root, c.compute(), v);
+    },
+    [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
+      return std::make_unique<ComputeEngine>(c.name().c_str(),
+                                             ComputeParams::from_config(c.compute()), ctx);
+    }});
+}  // namespace
+
+}  // namespace tiersim

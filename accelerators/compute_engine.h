@@ -1,0 +1,105 @@
+// Compute engine and its op scheduler.
+//
+// What is modelled: the engine takes the workload's ops in program order. Each op first pays a
+// fixed overhead (kernel launch and tail). Its off-chip operands (weights, KV) are then streamed
+// tile by tile by the DMA engine into SRAM staging buffers; the engine computes on each tile once
+// it has landed and the previous tile is done, reading it from SRAM; a buffer is reused when its
+// tile's compute ends. So streaming and compute overlap, bounded by `staging_buffers`. A tile's
+// compute time is the larger of its share of the op's FLOPs at peak x efficiency for the op's
+// dtype and its SRAM read time. On-chip activations are read from SRAM before the first tile and
+// written after the last. Off-chip writes (KV append) are issued when the op ends; a step ends
+// when its last op and its outstanding writes are done.
+//
+// Fidelity: fast. One op at a time (no concurrent kernels), no inter-op prefetch (the movement
+// policies of the orchestration issue add it), one efficiency per engine rather than per op
+// shape (the compute-model issue calibrates GEMM/GEMV efficiencies).
+#pragma once
+
+#include <tlm_utils/simple_initiator_socket.h>
+
+#include <array>
+#include <vector>
+
+#include "configs/tiersim.pb.h"
+#include "models/component.h"
+#include "models/config_error.h"
+#include "models/op.h"
+#include "models/stats.h"
+
+namespace tiersim {
+
+class DmaEngine;
+
+struct ComputeParams {
+  static constexpr int kDtypes = 7;                // config::Dtype values
+  std::array<double, kDtypes> peak_flops_per_s{};  // 0: dtype not supported
+  double flops_efficiency_fraction;
+  TimePs op_overhead_ps;
+  uint64_t tile_bytes;
+  uint32_t staging_buffers;
+  std::string sram, dma, weights_memory;
+
+  double effective_flops_per_s(config::Dtype d) const {
+    return peak_flops_per_s[d] * flops_efficiency_fraction;
+  }
+
+  static void validate(const config::Config& root, const config::ComputeEngine& c, Validator& v);
+  static ComputeParams from_config(const config::ComputeEngine& c);
+};
+
+class ComputeEngine : public Component {
+ public:
+  tlm_utils::simple_initiator_socket<ComputeEngine> sram_socket;
+
+  SC_HAS_PROCESS(ComputeEngine);
+  ComputeEngine(sc_core::sc_module_name name, const ComputeParams& params, Context& ctx);
+
+  bool connect(Component& target, const LinkInfo& link) override;
+  void prepare() override;
+  const ComputeParams& params() const { return params_; }
+
+ private:
+  enum class Phase { kFetch, kOverhead, kStream, kFinish, kStepEnd, kDone };
+
+  void run();  // the scheduler process; re-triggers itself only when something can change
+  void begin_op(TimePs now);
+  void issue_tile(TimePs now);
+  TimePs sram_access(tlm::tlm_command cmd, uint64_t address, uint64_t bytes, TimePs start_ps);
+  void finish_op(TimePs now);
+
+  const ComputeParams params_;
+  DmaEngine* dma_ = nullptr;
+  TimePs sram_link_latency_ps_ = 0;
+  uint64_t staging_base_ = 0;     // global address of the staging buffers in SRAM
+  uint64_t activation_base_ = 0;  // global address of the activation area in SRAM
+  uint64_t activation_bytes_ = 0;
+
+  // Scheduler state.
+  Phase phase_ = Phase::kFetch;
+  Op op_;
+  TimePs op_start_ = 0;
+  TimePs stream_start_ = 0;
+  TimePs compute_free_ = 0;  // when the engine finishes the last scheduled tile
+  TimePs op_end_ = 0;
+  TimePs writes_done_ = 0;
+  TimePs step_start_ = 0;
+  uint32_t current_step_ = UINT32_MAX;
+  uint64_t stream_bytes_ = 0;  // off-chip bytes this op streams in
+  uint32_t tiles_total_ = 0, tiles_issued_ = 0;
+  uint8_t operand_ = 0;  // cursor: operand index and offset within it
+  uint64_t operand_offset_ = 0;
+  std::vector<TimePs> free_ring_;  // buffer release times, FIFO
+  uint32_t ring_head_ = 0, in_flight_ = 0;
+  TimePs compute_busy_ps_ = 0;  // this op
+  TimePs last_land_ = 0;
+  bool record_ops_ = false;
+
+  Counter& ops_;
+  Scalar& flops_;
+  Counter& busy_ps_;
+  Counter& data_wait_ps_;
+  Counter& overhead_ps_;
+  Counter& tiles_;
+};
+
+}  // namespace tiersim

@@ -1,0 +1,141 @@
+// Simulator speed. Whole decode runs (each in a forked child: one SystemC elaboration per
+// process) and the hot paths they stand on. Report ratios measured in one run: the machines are
+// shared and noisy. Run with scripts/bench.
+#include <benchmark/benchmark.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+
+#include "memory/interleave.h"
+#include "models/bandwidth_server.h"
+#include "models/config_loader.h"
+#include "models/simulation.h"
+#include "models/stats.h"
+
+namespace tiersim {
+namespace {
+
+std::string preset(const std::string& rel) {
+  return std::string(TIERSIM_SOURCE_DIR) + "/configs/" + rel;
+}
+
+// One whole run of `model` on `hardware` for `steps` steps; wall time measured around the child.
+void decode_run(benchmark::State& state, const char* hardware, const char* model) {
+  const int steps = static_cast<int>(state.range(0));
+  const std::vector<std::string> files = {preset(std::string("hardware/") + hardware),
+                                          preset(std::string("models/") + model),
+                                          preset("studies/default.textproto")};
+  const std::vector<std::string> sets = {"workload.decode.decode_steps=" + std::to_string(steps),
+                                         "run.op_records=OP_RECORDS_NONE"};
+  LoadedConfig loaded = load_config(files, sets);  // validated once, outside the timing
+  double sim_bytes = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    int fds[2];
+    if (pipe(fds) != 0) std::abort();
+    const pid_t pid = fork();
+    if (pid == 0) {
+      close(fds[0]);
+      RunOutcome o = run_simulation(loaded, RunOptions{});
+      double bytes = 0;
+      for (const auto& s : o.summary) {
+        if (s.name == "hbm_bytes_per_token") bytes = s.value * steps;
+      }
+      if (write(fds[1], &bytes, sizeof(bytes)) != sizeof(bytes)) _exit(1);
+      _exit(0);
+    }
+    close(fds[1]);
+    if (read(fds[0], &sim_bytes, sizeof(sim_bytes)) != sizeof(sim_bytes)) {
+      state.SkipWithError("child failed");
+    }
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  state.counters["sim_tokens_per_wall_s"] = benchmark::Counter(
+      static_cast<double>(steps) * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["sim_bytes_per_wall_s"] =
+      benchmark::Counter(sim_bytes * state.iterations(), benchmark::Counter::kIsRate);
+}
+
+void BM_DecodeLlama3_8B_H100(benchmark::State& s) {
+  decode_run(s, "h100_sxm.textproto", "llama3_8b.textproto");
+}
+BENCHMARK(BM_DecodeLlama3_8B_H100)->Arg(64)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+void BM_DecodeLlama3_70B_H200(benchmark::State& s) {
+  decode_run(s, "h200.textproto", "llama3_70b.textproto");
+}
+BENCHMARK(BM_DecodeLlama3_70B_H200)->Arg(16)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+void BM_StatsCounterInc(benchmark::State& state) {
+  StatsRegistry r;
+  Counter& c = r.counter("g", "n", "d", "count");
+  for (auto _ : state) {
+    c.inc(64);
+    benchmark::DoNotOptimize(c);
+  }
+}
+BENCHMARK(BM_StatsCounterInc);
+
+void BM_StatsHistogramRecord(benchmark::State& state) {
+  StatsRegistry r;
+  Histogram& h = r.histogram("g", "h", "d", "ns", Histogram::log2_edges(1, 1 << 24));
+  double v = 1;
+  for (auto _ : state) {
+    h.record(v);
+    v = v * 1.7 > 1e7 ? 1 : v * 1.7;
+  }
+}
+BENCHMARK(BM_StatsHistogramRecord);
+
+void BM_StatsSample(benchmark::State& state) {
+  StatsRegistry r;
+  for (int i = 0; i < 50; ++i)
+    r.counter("g", "c" + std::to_string(i), "d", "count");
+  TimePs t = 0;
+  for (auto _ : state)
+    r.sample(t++);
+}
+BENCHMARK(BM_StatsSample);
+
+void BM_BandwidthServerReserve(benchmark::State& state) {
+  BandwidthServer s(3.35e12);
+  TimePs t = 0;
+  for (auto _ : state) {
+    t = s.reserve(t, 2097152);
+    benchmark::DoNotOptimize(t);
+  }
+}
+BENCHMARK(BM_BandwidthServerReserve);
+
+void BM_InterleaveSplit(benchmark::State& state) {
+  uint64_t out[6] = {};
+  uint64_t addr = 0;
+  for (auto _ : state) {
+    interleave_split(addr, 2097152, 256, 6, out);
+    addr += 2097152;
+    benchmark::DoNotOptimize(out);
+  }
+}
+BENCHMARK(BM_InterleaveSplit);
+
+}  // namespace
+}  // namespace tiersim
+
+int sc_main(int argc, char** argv) {
+  ::benchmark::Initialize(&argc, argv);
+  ::benchmark::RunSpecifiedBenchmarks();
+  ::benchmark::Shutdown();
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 1);
+  sc_core::sc_report_handler::set_actions(sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
+  return sc_core::sc_elab_and_sim(argc, argv);
+}

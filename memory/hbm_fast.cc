@@ -1,0 +1,103 @@
+#include "memory/hbm_fast.h"
+
+#include <algorithm>
+
+#include "memory/interleave.h"
+#include "models/context.h"
+#include "models/registry.h"
+
+namespace tiersim {
+
+void HbmFastParams::validate(const config::HbmFast& c, Validator& v) {
+  v.positive("stack_count", c.has_stack_count(), c.stack_count());
+  v.positive("bus_width_bits", c.has_bus_width_bits(), c.bus_width_bits());
+  v.positive("pin_data_rate_mbps", c.has_pin_data_rate_mbps(), c.pin_data_rate_mbps());
+  v.positive("capacity_bytes_per_stack", c.has_capacity_bytes_per_stack(),
+             static_cast<double>(c.capacity_bytes_per_stack()));
+  v.fraction("efficiency_fraction", c.has_efficiency_fraction(), c.efficiency_fraction());
+  v.require("latency_ps", c.has_latency_ps());
+  if (v.positive("interleave_bytes", c.has_interleave_bytes(),
+                 static_cast<double>(c.interleave_bytes())) &&
+      (c.interleave_bytes() & (c.interleave_bytes() - 1)) != 0) {
+    v.error("interleave_bytes", "must be a power of two");
+  }
+}
+
+HbmFastParams HbmFastParams::from_config(const config::HbmFast& c) {
+  return HbmFastParams{c.stack_count(),         c.bus_width_bits(),
+                       c.pin_data_rate_mbps(),  c.capacity_bytes_per_stack(),
+                       c.efficiency_fraction(), c.latency_ps(),
+                       c.interleave_bytes()};
+}
+
+namespace {
+std::vector<std::string> stack_labels(uint32_t n) {
+  std::vector<std::string> l;
+  for (uint32_t i = 0; i < n; ++i)
+    l.push_back("stack" + std::to_string(i));
+  return l;
+}
+}  // namespace
+
+HbmFast::HbmFast(sc_core::sc_module_name name, const HbmFastParams& params, Context& ctx)
+    : Component(name, ctx, "hbm"),
+      socket("socket"),
+      params_(params),
+      stacks_(params.stack_count, BandwidthServer(params.effective_bytes_per_s_per_stack())),
+      split_(params.stack_count, 0),
+      requests_(ctx.stats().counter(basename(), "requests", "bulk requests served", "count")),
+      bytes_read_(ctx.stats().counter(basename(), "bytes_read", "bytes read", "bytes")),
+      bytes_written_(ctx.stats().counter(basename(), "bytes_written", "bytes written", "bytes")),
+      stack_bytes_(ctx.stats().vector(basename(), "stack_bytes", "bytes served per stack", "bytes",
+                                      stack_labels(params.stack_count))),
+      latency_ns_(ctx.stats().histogram(basename(), "request_latency",
+                                        "request latency from arrival to last byte", "ns",
+                                        Histogram::log2_edges(1, 1 << 24))) {
+  socket.register_b_transport(this, &HbmFast::b_transport);
+  ctx.stats().formula(basename(), "utilization", "mean busy fraction over all stacks", "fraction",
+                      [this](TimePs now) {
+                        if (now == 0) return 0.0;
+                        double busy = 0;
+                        for (const auto& s : stacks_)
+                          busy += static_cast<double>(s.busy_ps());
+                        return busy / (static_cast<double>(now) * stacks_.size());
+                      });
+}
+
+void HbmFast::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+  const uint64_t addr = p.get_address();
+  const uint64_t bytes = p.get_data_length();
+  if (bytes == 0 || addr >= params_.capacity_bytes() || bytes > params_.capacity_bytes() - addr) {
+    p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    return;
+  }
+  const TimePs now = now_ps();
+  const TimePs start = now + to_ps(delay);
+  std::fill(split_.begin(), split_.end(), 0);
+  interleave_split(addr, bytes, params_.interleave_bytes, params_.stack_count, split_.data());
+  TimePs done = start;
+  for (uint32_t s = 0; s < params_.stack_count; ++s) {
+    if (split_[s] == 0) continue;
+    done = std::max(done, stacks_[s].reserve(start, split_[s]));
+    stack_bytes_.add(s, static_cast<double>(split_[s]));
+  }
+  done += params_.latency_ps;
+  requests_.inc();
+  (p.is_read() ? bytes_read_ : bytes_written_).inc(bytes);
+  latency_ns_.record(static_cast<double>(done - start) / kPsPerNs);
+  delay = to_sc_time(done - now);
+  p.set_response_status(tlm::TLM_OK_RESPONSE);
+}
+
+namespace {
+const ComponentRegistrar kRegistrar(ComponentKind{
+    "hbm", "HBM stacks as bandwidth servers with latency, interleaved by address (fast level)",
+    [](const config::Config&, const config::Component& c, Validator& v) {
+      HbmFastParams::validate(c.hbm(), v);
+    },
+    [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
+      return std::make_unique<HbmFast>(c.name().c_str(), HbmFastParams::from_config(c.hbm()), ctx);
+    }});
+}  // namespace
+
+}  // namespace tiersim

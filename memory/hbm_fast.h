@@ -1,0 +1,77 @@
+// HBM stacks, fast level.
+//
+// What is modelled: `stack_count` identical stacks, each a bandwidth server whose rate is the pin
+// bandwidth (bus_width_bits x pin_data_rate_mbps / 8) times an efficiency fraction that folds in
+// refresh, read/write turnaround and row misses. A bulk request is split across stacks by the
+// address interleave (interleave_bytes), each part queues first-come-first-served behind earlier
+// requests on its stack, and the request completes when its last part does, plus the unloaded
+// latency. Reads and writes share the stack's bandwidth.
+//
+// Fidelity: fast. Contention between requests is captured per stack; within a stack, channels,
+// banks, refresh and scheduling are averaged into the efficiency fraction. Requests reserved
+// with a future start (annotated delay) are served in reservation order. The detailed
+// command-level model and the calibration of `efficiency_fraction` arrive with the HBM issue.
+// Left out: per-channel imbalance, temperature, energy.
+#pragma once
+
+#include <tlm_utils/multi_passthrough_target_socket.h>
+
+#include <vector>
+
+#include "configs/tiersim.pb.h"
+#include "models/bandwidth_server.h"
+#include "models/component.h"
+#include "models/config_error.h"
+#include "models/stats.h"
+
+namespace tiersim {
+
+struct HbmFastParams {
+  uint32_t stack_count;
+  uint32_t bus_width_bits;
+  double pin_data_rate_mbps;
+  uint64_t capacity_bytes_per_stack;
+  double efficiency_fraction;
+  TimePs latency_ps;
+  uint64_t interleave_bytes;
+
+  double peak_bytes_per_s_per_stack() const {
+    return pin_data_rate_mbps * 1e6 * bus_width_bits / 8.0;
+  }
+  double effective_bytes_per_s_per_stack() const {
+    return peak_bytes_per_s_per_stack() * efficiency_fraction;
+  }
+  double effective_bytes_per_s() const { return effective_bytes_per_s_per_stack() * stack_count; }
+  uint64_t capacity_bytes() const { return capacity_bytes_per_stack * stack_count; }
+
+  static void validate(const config::HbmFast& c, Validator& v);
+  static HbmFastParams from_config(const config::HbmFast& c);  // c must be valid
+};
+
+class HbmFast : public Component {
+ public:
+  // Any number of initiators may bind (the id is the binding index).
+  tlm_utils::multi_passthrough_target_socket<HbmFast> socket;
+
+  HbmFast(sc_core::sc_module_name name, const HbmFastParams& params, Context& ctx);
+
+  Tier tier() const override { return Tier::kHbm; }
+  TargetSocket* target_socket() override { return &socket; }
+  uint64_t bytes_read() const override { return bytes_read_.value(); }
+  uint64_t bytes_written() const override { return bytes_written_.value(); }
+  const HbmFastParams& params() const { return params_; }
+
+ private:
+  void b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+
+  const HbmFastParams params_;
+  std::vector<BandwidthServer> stacks_;
+  std::vector<uint64_t> split_;  // scratch, one entry per stack
+  Counter& requests_;
+  Counter& bytes_read_;
+  Counter& bytes_written_;
+  Vector& stack_bytes_;
+  Histogram& latency_ns_;
+};
+
+}  // namespace tiersim

@@ -1,0 +1,215 @@
+#include "models/cli.h"
+
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+
+#include "models/config_loader.h"
+#include "models/hdf5_file.h"
+#include "models/registry.h"
+#include "models/simulation.h"
+
+#ifndef TIERSIM_VERSION
+#define TIERSIM_VERSION "0.0.0"
+#endif
+#ifndef TIERSIM_GIT_REV
+#define TIERSIM_GIT_REV "unknown"
+#endif
+
+namespace tiersim {
+
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitInternal = 1;
+constexpr int kExitBadInput = 2;
+
+const char* kUsage =
+    "usage: tiersim <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run FILES... [--set k=v]... [--out FILE.h5] [--quiet]\n"
+    "                     merge the config files in order, apply overrides, simulate, write\n"
+    "                     the result file and print the summary\n"
+    "  config FILES... [--set k=v]...\n"
+    "                     print the resolved config (after merging, overrides, validation)\n"
+    "  report FILE.h5 [--json]\n"
+    "                     print the summary of a result file (--json: one flat JSON object)\n"
+    "  list [workloads]   print every component kind (or workload kind), one per line:\n"
+    "                     its config name, then a one-line description\n"
+    "  --help, --version\n"
+    "\n"
+    "exit codes: 0 ok, 2 bad input (config, arguments, files), 1 internal error\n";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct ConfigArgs {
+  std::vector<std::string> files, sets;
+  std::string out;
+  bool quiet = false;
+  bool json = false;
+};
+
+ConfigArgs parse_args(const std::string& command, const std::vector<std::string>& args,
+                      bool with_run_options, bool with_json) {
+  ConfigArgs a;
+  po::options_description opts;
+  opts.add_options()("set", po::value(&a.sets)->composing(), "override k=v")(
+      "files", po::value(&a.files)->composing(), "config files");
+  if (with_run_options) {
+    opts.add_options()("out", po::value(&a.out), "result file")("quiet", po::bool_switch(&a.quiet),
+                                                                "no progress or summary");
+  }
+  if (with_json) opts.add_options()("json", po::bool_switch(&a.json), "JSON output");
+  po::positional_options_description pos;
+  pos.add("files", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError("tiersim " + command + ": " + e.what());
+  }
+  return a;
+}
+
+// `list`: component kinds, one per line (config name, two spaces, description);
+// `list workloads`: workload scenario kinds in the same format.
+int cmd_list(const std::vector<std::string>& args) {
+  if (args.empty()) {
+    for (const auto& k : component_kinds())
+      std::cout << k.config_name << "  " << k.description << "\n";
+  } else if (args.size() == 1 && args[0] == "workloads") {
+    for (const auto& k : workload_kinds())
+      std::cout << k.config_name << "  " << k.description << "\n";
+  } else {
+    throw UsageError("tiersim list: expected no argument or \"workloads\"");
+  }
+  return kExitOk;
+}
+
+int cmd_config(const std::vector<std::string>& args) {
+  ConfigArgs a = parse_args("config", args, false, false);
+  if (a.files.empty()) throw UsageError("tiersim config: no config files given");
+  LoadedConfig loaded = load_config(a.files, a.sets);
+  std::cout << loaded.resolved_text();
+  return kExitOk;
+}
+
+int cmd_run(const std::vector<std::string>& args) {
+  ConfigArgs a = parse_args("run", args, true, false);
+  if (a.files.empty()) throw UsageError("tiersim run: no config files given");
+  // Validate everything before simulating, including where the result goes.
+  LoadedConfig loaded = load_config(a.files, a.sets);
+  if (!a.out.empty()) {
+    namespace fs = std::filesystem;
+    const fs::path out(a.out);
+    if (out.filename().empty()) throw UsageError("tiersim run: --out must name a file");
+    std::error_code ec;
+    if (out.has_parent_path()) fs::create_directories(out.parent_path(), ec);
+    if (ec) {
+      throw UsageError("tiersim run: --out " + a.out +
+                       ": cannot create directory: " + ec.message());
+    }
+    if (fs::is_directory(out)) throw UsageError("tiersim run: --out " + a.out + " is a directory");
+    if (access(out.has_parent_path() ? out.parent_path().c_str() : ".", W_OK) != 0) {
+      throw UsageError("tiersim run: --out " + a.out + ": directory is not writable");
+    }
+  }
+  RunOptions options;
+  options.out_path = a.out;
+  options.progress = !a.quiet && isatty(STDERR_FILENO);
+  RunOutcome outcome = run_simulation(loaded, options);
+  if (!a.quiet) {
+    if (outcome.stopped_by != "complete") {
+      std::cout << "stopped by " << outcome.stopped_by << " before the workload completed\n";
+    }
+    print_summary(outcome.summary, std::cout);
+    if (!a.out.empty()) std::cout << "results: " << a.out << "\n";
+  }
+  return kExitOk;
+}
+
+int cmd_report(const std::vector<std::string>& args) {
+  ConfigArgs a = parse_args("report", args, false, true);
+  if (a.files.size() != 1) throw UsageError("tiersim report: give exactly one result file");
+  if (!a.sets.empty()) throw UsageError("tiersim report: --set does not apply");
+  const std::string& path = a.files[0];
+  std::vector<SummaryItem> items;
+  try {
+    if (!std::filesystem::is_regular_file(path)) throw UsageError("");
+    ResultReader reader(path);
+    items = reader.summary();
+  } catch (const std::exception&) {
+    throw UsageError("tiersim report: " + path + ": not a readable tiersim result file");
+  }
+  if (a.json) {
+    google::protobuf::Struct s;
+    for (const auto& i : items) {
+      (*s.mutable_fields())[i.name].set_number_value(std::isfinite(i.value) ? i.value : 0.0);
+    }
+    std::string json;
+    google::protobuf::util::JsonPrintOptions opts;
+    opts.preserve_proto_field_names = true;
+    auto status = google::protobuf::util::MessageToJsonString(s, &json, opts);
+    if (!status.ok()) throw std::runtime_error("JSON encoding failed");
+    std::cout << json << "\n";
+  } else {
+    print_summary(items, std::cout);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  try {
+    if (args.empty()) {
+      std::cerr << kUsage;
+      return kExitBadInput;
+    }
+    const std::string command = args[0];
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (command == "--help" || command == "-h" || command == "help") {
+      std::cout << kUsage;
+      return kExitOk;
+    }
+    if (command == "--version") {
+      std::cout << "tiersim " << TIERSIM_VERSION << " (" << TIERSIM_GIT_REV << ")\n";
+      return kExitOk;
+    }
+    for (const auto& a : rest) {
+      if (a == "--help" || a == "-h") {
+        std::cout << kUsage;
+        return kExitOk;
+      }
+    }
+    if (command == "list") return cmd_list(rest);
+    if (command == "config") return cmd_config(rest);
+    if (command == "run") return cmd_run(rest);
+    if (command == "report") return cmd_report(rest);
+    std::cerr << "tiersim: unknown command \"" << command << "\"\n" << kUsage;
+    return kExitBadInput;
+  } catch (const ConfigError& e) {
+    std::cerr << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const UsageError& e) {
+    std::cerr << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    std::cerr << "tiersim: internal error: " << e.what() << "\n";
+    return kExitInternal;
+  }
+}
+
+}  // namespace tiersim

@@ -1,0 +1,51 @@
+// The base of every simulated component: a SystemC module with a Context, a kind (the config's
+// oneof case) and the hooks the system builder uses to wire components by links.
+#pragma once
+
+#include <string>
+#include <systemc>
+#include <tlm>
+
+#include "models/objects.h"
+#include "models/time.h"
+
+namespace tiersim {
+
+class Context;
+
+// What initiators bind to: the base of every TLM target socket of the base protocol.
+using TargetSocket = tlm::tlm_base_target_socket_b<>;
+
+struct LinkInfo {
+  std::string name;
+  TimePs latency_ps = 0;
+};
+
+class Component : public sc_core::sc_module {
+ public:
+  // `name` is the sc_module_name the most-derived constructor received.
+  Component(const sc_core::sc_module_name& name, Context& ctx, std::string kind)
+      : sc_core::sc_module(name), ctx_(ctx), kind_(std::move(kind)) {}
+
+  Context& ctx() { return ctx_; }
+  const Context& ctx_const() const { return ctx_; }
+  const std::string& component_kind() const { return kind_; }
+
+  // The memory tier this component provides, or kNone.
+  virtual Tier tier() const { return Tier::kNone; }
+  // Memories expose one target socket that initiators bind to.
+  virtual TargetSocket* target_socket() { return nullptr; }
+  // Initiators bind to `target` over `link`; false if this component cannot initiate.
+  virtual bool connect(Component& target, const LinkInfo& link) { return false; }
+  // Called once after all components are created and connected, before simulation.
+  virtual void prepare() {}
+  // Bytes served, for memories (summary metrics are derived from these).
+  virtual uint64_t bytes_read() const { return 0; }
+  virtual uint64_t bytes_written() const { return 0; }
+
+ private:
+  Context& ctx_;
+  std::string kind_;
+};
+
+}  // namespace tiersim

@@ -1,0 +1,94 @@
+// The one wrapper over the HDF5 C++ API: result files written atomically, and read back.
+//
+// ResultWriter writes to a temporary sibling of the final path (".<name>.partial-<pid>") and
+// renames it onto the final path in commit(). A writer destroyed without commit() removes its
+// temporary file; a process killed mid-write leaves only a ".partial-" file, never a file at the
+// final path. Groups track link creation order so readers list items in the order written.
+#pragma once
+
+#include <H5Cpp.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tiersim {
+
+// A column-oriented table written as one HDF5 compound dataset (pandas: pd.DataFrame(ds[()])).
+struct Table {
+  enum class Type { kU64, kI64, kF64, kStr };
+  struct Column {
+    std::string name;
+    Type type;
+    std::string unit;  // stored as attribute "unit_<name>" on the dataset; may be empty
+    std::vector<uint64_t> u64;
+    std::vector<int64_t> i64;
+    std::vector<double> f64;
+    std::vector<std::string> str;
+    size_t size() const;
+  };
+  std::vector<Column> columns;
+
+  // Adds a column and returns its index.
+  size_t add_column(std::string name, Type type, std::string unit = "");
+  size_t rows() const { return columns.empty() ? 0 : columns[0].size(); }
+  const Column* find(const std::string& name) const;
+};
+
+struct SummaryItem {
+  std::string name;
+  double value;
+  std::string unit;
+};
+
+class ResultWriter {
+ public:
+  explicit ResultWriter(std::string final_path);
+  ~ResultWriter();
+  ResultWriter(const ResultWriter&) = delete;
+  ResultWriter& operator=(const ResultWriter&) = delete;
+
+  const std::string& temp_path() const { return temp_path_; }
+
+  // Paths are absolute HDF5 paths; missing parent groups are created.
+  void write_string(const std::string& path, const std::string& value);
+  void write_strings(const std::string& path, const std::vector<std::string>& values);
+  void write_scalar(const std::string& path, double value, const std::string& unit);
+  void write_scalar_u64(const std::string& path, uint64_t value, const std::string& unit);
+  // Row-major matrix of rows x cols doubles (cols == 1 writes a 1-D dataset).
+  void write_matrix(const std::string& path, size_t rows, size_t cols,
+                    const std::vector<double>& data);
+  void write_u64s(const std::string& path, const std::vector<uint64_t>& values);
+  void write_table(const std::string& path, const Table& table);
+  void set_attribute(const std::string& path, const std::string& name, const std::string& value);
+  void set_attribute_strings(const std::string& path, const std::string& name,
+                             const std::vector<std::string>& values);
+
+  // Flushes, closes and atomically renames the file onto its final path.
+  void commit();
+
+ private:
+  H5::Group group_for(const std::string& parent);
+  std::string final_path_, temp_path_;
+  std::optional<H5::H5File> file_;
+  bool committed_ = false;
+};
+
+// Read access for `tiersim report`, tests and tools.
+class ResultReader {
+ public:
+  explicit ResultReader(const std::string& path);
+  bool exists(const std::string& path) const;
+  std::vector<SummaryItem> summary() const;
+  std::string read_string(const std::string& path) const;
+  std::vector<std::string> read_strings(const std::string& path) const;
+  std::vector<double> read_doubles(const std::string& path) const;
+  std::string attribute(const std::string& path, const std::string& name) const;
+  Table read_table(const std::string& path) const;
+
+ private:
+  H5::H5File file_;
+};
+
+}  // namespace tiersim

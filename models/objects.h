@@ -1,0 +1,45 @@
+// The object model: every tensor the workload names (weights, KV cache, activations) is an object
+// with an id, a class, a size and a placement. Workloads register objects; the system builder
+// places them in their home memory; policies (issue 6) move them. Plain C++.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "models/ids.h"
+
+namespace tiersim {
+
+enum class ObjectClass : uint8_t { kWeight, kEmbedding, kKvCache, kActivation, kDraftWeight };
+const char* object_class_name(ObjectClass c);
+
+// Memory tiers, in the order of their distance from compute.
+enum class Tier : uint8_t { kNone, kSram, kHbm, kDdr, kCxl, kNvme };
+const char* tier_name(Tier t);
+
+struct ObjectInfo {
+  std::string name;
+  ObjectClass cls;
+  uint64_t size_bytes;
+  LayerId layer;         // invalid for objects not tied to a layer
+  std::string home;      // component name of the home memory; set by placement
+  uint64_t address = 0;  // global address in the home memory; set by placement
+  bool placed = false;
+};
+
+class ObjectTable {
+ public:
+  ObjectId add(std::string name, ObjectClass cls, uint64_t size_bytes, LayerId layer = LayerId());
+  const ObjectInfo& get(ObjectId id) const { return objects_[id.value()]; }
+  ObjectInfo& get_mutable(ObjectId id) { return objects_[id.value()]; }
+  size_t size() const { return objects_.size(); }
+  uint64_t total_bytes() const;
+  uint64_t total_bytes(ObjectClass cls) const;
+  const std::vector<ObjectInfo>& all() const { return objects_; }
+
+ private:
+  std::vector<ObjectInfo> objects_;
+};
+
+}  // namespace tiersim

@@ -1,0 +1,39 @@
+#include "models/op.h"
+
+namespace tiersim {
+
+const char* op_kind_name(OpKind k) {
+  switch (k) {
+    case OpKind::kEmbedding:
+      return "embedding";
+    case OpKind::kAttnNorm:
+      return "attn_norm";
+    case OpKind::kQkvProj:
+      return "qkv_proj";
+    case OpKind::kRope:
+      return "rope";
+    case OpKind::kAttention:
+      return "attention";
+    case OpKind::kOutProj:
+      return "out_proj";
+    case OpKind::kAttnResidual:
+      return "attn_residual";
+    case OpKind::kMlpNorm:
+      return "mlp_norm";
+    case OpKind::kGateUpProj:
+      return "gate_up_proj";
+    case OpKind::kActivation:
+      return "activation";
+    case OpKind::kDownProj:
+      return "down_proj";
+    case OpKind::kMlpResidual:
+      return "mlp_residual";
+    case OpKind::kFinalNorm:
+      return "final_norm";
+    case OpKind::kLmHead:
+      return "lm_head";
+  }
+  return "unknown";
+}
+
+}  // namespace tiersim

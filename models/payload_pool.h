@@ -1,0 +1,38 @@
+// A pool of generic payloads, each with a MovementIntent extension attached once. acquire() and
+// release() do not allocate after warm-up; the pool grows only when more payloads are in flight
+// than ever before (counted in grown()).
+//
+// Fast-level payloads are timing-only: the data pointer is null and targets must not touch data.
+#pragma once
+
+#include <memory>
+#include <tlm>
+#include <vector>
+
+#include "models/movement_intent.h"
+
+namespace tiersim {
+
+class PayloadPool : public tlm::tlm_mm_interface {
+ public:
+  explicit PayloadPool(size_t initial = 64);
+  ~PayloadPool() override;
+  PayloadPool(const PayloadPool&) = delete;
+  PayloadPool& operator=(const PayloadPool&) = delete;
+
+  // A payload with reference count 1 and a reset intent; release with payload->release().
+  tlm::tlm_generic_payload* acquire();
+  void free(tlm::tlm_generic_payload* p) override;
+
+  static MovementIntent& intent(tlm::tlm_generic_payload& p);
+  size_t grown() const { return grown_; }
+  size_t in_flight() const { return all_.size() - free_.size(); }
+
+ private:
+  void grow(size_t n);
+  std::vector<std::unique_ptr<tlm::tlm_generic_payload>> all_;
+  std::vector<tlm::tlm_generic_payload*> free_;
+  size_t grown_ = 0;
+};
+
+}  // namespace tiersim

@@ -1,0 +1,54 @@
+// Registries of component kinds and workload kinds, keyed by the config's oneof case name.
+// Each kind registers itself from its own .cc file with a static Registrar; after static
+// initialisation the registries are immutable and reached through function-local accessors.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "configs/tiersim.pb.h"
+#include "models/config_error.h"
+
+namespace tiersim {
+
+class Component;
+class Context;
+class Workload;
+
+struct ComponentKind {
+  std::string config_name;  // the Component.kind oneof field name
+  std::string description;  // one line, for `tiersim list`
+  // Checks the component's own fields and its references into `root`.
+  std::function<void(const config::Config& root, const config::Component& c, Validator& v)>
+      validate;
+  std::function<std::unique_ptr<Component>(const config::Component& c, Context& ctx)> create;
+};
+
+struct WorkloadKind {
+  std::string config_name;  // the Workload.scenario oneof field name
+  std::string description;
+  std::function<void(const config::Config& root, Validator& v)> validate;
+  // Bytes the workload needs in its home memory at its peak (valid configs only).
+  std::function<uint64_t(const config::Config& root)> footprint_bytes;
+  std::function<std::unique_ptr<Workload>(const config::Config& root)> create;
+};
+
+const std::vector<ComponentKind>& component_kinds();
+const ComponentKind* find_component_kind(const std::string& config_name);
+const std::vector<WorkloadKind>& workload_kinds();
+const WorkloadKind* find_workload_kind(const std::string& config_name);
+
+// The oneof case name of a component ("hbm", "sram", ...), or "" when none is set.
+std::string component_kind_name(const config::Component& c);
+std::string workload_kind_name(const config::Workload& w);
+
+struct ComponentRegistrar {
+  explicit ComponentRegistrar(ComponentKind kind);
+};
+struct WorkloadRegistrar {
+  explicit WorkloadRegistrar(WorkloadKind kind);
+};
+
+}  // namespace tiersim

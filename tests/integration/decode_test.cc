@@ -1,0 +1,114 @@
+// End-to-end decode against hand-derived values: a batch-1 Llama-2-7B step on the A100 preset
+// takes the bytes it reads divided by the configured effective HBM bandwidth, plus overheads.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "models/hdf5_file.h"
+#include "tests/support/paths.h"
+#include "tests/support/run_cmd.h"
+
+namespace tiersim {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Llama-2-7B (config.json): 32 layers, hidden 4096, 32 heads (MHA), ffn 11008, vocab 32000, bf16.
+constexpr double kLayers = 32, kHidden = 4096, kFfn = 11008, kVocab = 32000, kBytes = 2;
+constexpr double kLayerWeights =
+    (4 * kHidden * kHidden + 3 * kHidden * kFfn + 2 * kHidden) * kBytes;  // qkvo, mlp, 2 norms
+constexpr double kKvPerTokenPerLayer = 2 * kHidden * kBytes;              // K and V
+// Read per step besides the KV cache: all layers, final norm, LM head, one embedding row.
+constexpr double kWeightsPerStep =
+    kLayers * kLayerWeights + kHidden * kBytes + kVocab * kHidden * kBytes + kHidden * kBytes;
+
+// A100 preset: 5 stacks x 1024 pins x 3186 Mb/s / 8 x 0.87 efficiency.
+constexpr double kHbmBw = 5 * 1024 * 3186e6 / 8 * 0.87;
+constexpr double kOpOverheadS = 4e-6, kHbmLatencyS = 500e-9, kSramLatencyS = 30e-9;
+constexpr double kSramBw = 19.5e12, kTile = 2097152;
+
+struct DecodeRun {
+  std::vector<double> tpot_ms;
+  double hbm_bytes_per_token = 0;
+  double tokens_per_s = 0;
+};
+
+DecodeRun run_decode(const std::string& extra) {
+  const std::string out =
+      (fs::temp_directory_path() / ("tiersim_decode_" + std::to_string(getpid()) + ".h5")).string();
+  const std::string cmd =
+      test::tiersim_binary() + " run " + test::preset("hardware/a100_80gb.textproto") + " " +
+      test::preset("models/llama2_7b.textproto") + " " + test::preset("studies/default.textproto") +
+      " --set workload.decode.context_tokens=512"
+      " --set workload.decode.decode_steps=8 --quiet --out " +
+      out + " " + extra;
+  auto r = test::run_cmd(cmd);
+  EXPECT_EQ(r.code, 0) << r.err;
+  DecodeRun res;
+  if (r.code != 0) return res;
+  ResultReader h(out);
+  res.tpot_ms = h.read_table("/tokens").find("latency_ms")->f64;
+  for (const auto& s : h.summary()) {
+    if (s.name == "hbm_bytes_per_token") res.hbm_bytes_per_token = s.value;
+    if (s.name == "tokens_per_s") res.tokens_per_s = s.value;
+  }
+  fs::remove(out);
+  return res;
+}
+
+// Hand-derived step time: every op pays the overhead and the SRAM latency of its activation
+// read and write; every op that streams from HBM pays the HBM latency once (tiles pipeline
+// behind it) and the SRAM read of its last tile; the bytes pay the effective bandwidth.
+double hand_tpot_ms(int step, double hbm_bw) {
+  const double kv_read = kLayers * (512 + step) * kKvPerTokenPerLayer;
+  const double ops = 1 + 11 * kLayers + 2;
+  const double streamed_ops = 1 + 7 * kLayers + 2;
+  const double norm = kHidden * kBytes;
+  // Last-tile SRAM reads: qkv, out, gate_up, down, the KV (512 tokens: exactly 4 tiles) and
+  // the LM head are whole multiples of the 2 MiB tile; norms and the embedding row are 8 KiB.
+  // (From step 1 on, the KV's extra partial tile lands behind the previous tile's compute.)
+  const double last_tiles = kLayers * (5 * kTile + 2 * norm) + 2 * norm + kTile;
+  const double s = (kWeightsPerStep + kv_read) / hbm_bw + ops * (kOpOverheadS + 2 * kSramLatencyS) +
+                   streamed_ops * kHbmLatencyS + last_tiles / kSramBw;
+  return s * 1e3;
+}
+
+TEST(Decode, Batch1TpotIsBytesOverEffectiveBandwidthPlusOverheads) {
+  DecodeRun r = run_decode("");
+  ASSERT_EQ(r.tpot_ms.size(), 8u);
+  for (int s = 0; s < 8; ++s) {
+    // Within 0.05%: what the hand value leaves out is activation bytes at SRAM bandwidth and the
+    // per-tile imbalance of 256-byte interleaving over 5 stacks.
+    EXPECT_NEAR(r.tpot_ms[s], hand_tpot_ms(s, kHbmBw), hand_tpot_ms(s, kHbmBw) * 5e-4)
+        << "step " << s;
+  }
+  // HBM bytes per token: weights + KV read + the KV appended.
+  const double kv_mean = kLayers * (512 + 3.5) * kKvPerTokenPerLayer;
+  EXPECT_NEAR(r.hbm_bytes_per_token, kWeightsPerStep + kv_mean + kLayers * kKvPerTokenPerLayer,
+              1.0);
+}
+
+TEST(Decode, EfficiencyAndOverheadChangeTheResultAsPredicted) {
+  DecodeRun half = run_decode("--set system.components[hbm].hbm.efficiency_fraction=0.435");
+  ASSERT_EQ(half.tpot_ms.size(), 8u);
+  EXPECT_NEAR(half.tpot_ms[0], hand_tpot_ms(0, kHbmBw / 2), hand_tpot_ms(0, kHbmBw / 2) * 5e-4);
+  DecodeRun no_overhead = run_decode("--set system.components[compute].compute.op_overhead_ps=0");
+  ASSERT_EQ(no_overhead.tpot_ms.size(), 8u);
+  EXPECT_NEAR(no_overhead.tpot_ms[0],
+              hand_tpot_ms(0, kHbmBw) - (1 + 11 * kLayers + 2) * kOpOverheadS * 1e3, 0.01);
+}
+
+TEST(Decode, TpotGrowsWithContextAsTheKvReadPredicts) {
+  DecodeRun short_ctx = run_decode("");
+  DecodeRun long_ctx = run_decode("--set workload.decode.context_tokens=1536");
+  ASSERT_EQ(short_ctx.tpot_ms.size(), 8u);
+  ASSERT_EQ(long_ctx.tpot_ms.size(), 8u);
+  // 1024 more cached tokens per layer; the last partial KV tile of each layer may hide behind
+  // the previous tile's compute (at most one 2 MiB SRAM read, 0.1 us, per layer).
+  const double extra_ms = kLayers * 1024 * kKvPerTokenPerLayer / kHbmBw * 1e3;
+  EXPECT_NEAR(long_ctx.tpot_ms[0] - short_ctx.tpot_ms[0], extra_ms, kLayers * 0.11e-3);
+}
+
+}  // namespace
+}  // namespace tiersim

@@ -1,0 +1,90 @@
+#include "models/hdf5_file.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace tiersim {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string temp_file(const std::string& name) {
+  return (fs::temp_directory_path() / ("tiersim_h5_" + std::to_string(getpid()) + "_" + name))
+      .string();
+}
+
+TEST(Hdf5, RoundTripSummaryTablesStringsAndMatrices) {
+  const std::string path = temp_file("rt.h5");
+  {
+    ResultWriter w(path);
+    EXPECT_FALSE(fs::exists(path));
+    EXPECT_TRUE(fs::exists(w.temp_path()));
+    w.write_scalar("/summary/zeta", 1.5, "ms");
+    w.write_scalar("/summary/alpha", -2, "tokens/s");
+    w.write_string("/meta/config", "system { name: \"x\" }\n");
+    w.write_strings("/meta/overrides", {"a=1", "b.c=two"});
+    w.write_matrix("/stats/hbm/util", 2, 3, {1, 2, 3, 4, 5, 6});
+    w.set_attribute("/stats/hbm/util", "unit", "fraction");
+    Table t;
+    t.add_column("step", Table::Type::kU64);
+    t.add_column("delta", Table::Type::kI64);
+    t.add_column("ms", Table::Type::kF64, "ms");
+    t.add_column("kind", Table::Type::kStr);
+    t.columns[0].u64 = {0, 1, 2};
+    t.columns[1].i64 = {-1, 0, 7};
+    t.columns[2].f64 = {0.5, 1.25, 3};
+    t.columns[3].str = {"qkv_proj", "", "lm_head"};
+    w.write_table("/tokens", t);
+    w.commit();
+  }
+  ASSERT_TRUE(fs::exists(path));
+  ResultReader r(path);
+  auto s = r.summary();
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].name, "zeta");  // creation order, not alphabetical
+  EXPECT_DOUBLE_EQ(s[0].value, 1.5);
+  EXPECT_EQ(s[0].unit, "ms");
+  EXPECT_EQ(s[1].name, "alpha");
+  EXPECT_EQ(r.read_string("/meta/config"), "system { name: \"x\" }\n");
+  EXPECT_EQ(r.read_strings("/meta/overrides"), (std::vector<std::string>{"a=1", "b.c=two"}));
+  EXPECT_EQ(r.read_doubles("/stats/hbm/util"), (std::vector<double>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(r.attribute("/stats/hbm/util", "unit"), "fraction");
+  Table t = r.read_table("/tokens");
+  ASSERT_EQ(t.rows(), 3u);
+  EXPECT_EQ(t.find("step")->u64, (std::vector<uint64_t>{0, 1, 2}));
+  EXPECT_EQ(t.find("delta")->i64, (std::vector<int64_t>{-1, 0, 7}));
+  EXPECT_EQ(t.find("ms")->f64, (std::vector<double>{0.5, 1.25, 3}));
+  EXPECT_EQ(t.find("kind")->str, (std::vector<std::string>{"qkv_proj", "", "lm_head"}));
+  EXPECT_EQ(r.attribute("/tokens", "unit_ms"), "ms");
+  fs::remove(path);
+}
+
+TEST(Hdf5, WriterWithoutCommitLeavesNothing) {
+  const std::string path = temp_file("abandoned.h5");
+  std::string temp;
+  {
+    ResultWriter w(path);
+    temp = w.temp_path();
+    w.write_scalar("/summary/x", 1, "");
+  }
+  EXPECT_FALSE(fs::exists(path));
+  EXPECT_FALSE(fs::exists(temp));
+}
+
+TEST(Hdf5, EmptyTable) {
+  const std::string path = temp_file("empty.h5");
+  {
+    ResultWriter w(path);
+    Table t;
+    t.add_column("a", Table::Type::kU64);
+    w.write_table("/ops", t);
+    w.commit();
+  }
+  EXPECT_EQ(ResultReader(path).read_table("/ops").rows(), 0u);
+  fs::remove(path);
+}
+
+}  // namespace
+}  // namespace tiersim

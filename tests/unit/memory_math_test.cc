@@ -1,0 +1,99 @@
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "memory/hbm_fast.h"
+#include "memory/interleave.h"
+#include "models/address_map.h"
+#include "models/bandwidth_server.h"
+#include "models/rng.h"
+#include "models/simulation.h"
+
+namespace tiersim {
+namespace {
+
+TEST(Interleave, MatchesByteByByteCount) {
+  // Compare the closed form with a chunk-walking reference on many ranges.
+  Rng rng(7);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const uint64_t granule = uint64_t{1} << rng.below(6);  // 1..32
+    const uint32_t ways = 1 + static_cast<uint32_t>(rng.below(7));
+    const uint64_t addr = rng.below(500);
+    const uint64_t bytes = rng.below(700);
+    std::vector<uint64_t> got(ways, 0), want(ways, 0);
+    interleave_split(addr, bytes, granule, ways, got.data());
+    for (uint64_t a = addr; a < addr + bytes; ++a)
+      ++want[(a / granule) % ways];
+    ASSERT_EQ(got, want) << "addr " << addr << " bytes " << bytes << " granule " << granule
+                         << " ways " << ways;
+  }
+}
+
+TEST(BandwidthServer, BusyUntilQueueing) {
+  BandwidthServer s(1e12);  // 1 byte per ps
+  EXPECT_EQ(s.reserve(0, 1000), 1000u);
+  EXPECT_EQ(s.reserve(500, 1000), 2000u);  // queued behind the first
+  EXPECT_EQ(s.reserve(5000, 10), 5010u);   // idle gap, then served
+  EXPECT_EQ(s.busy_ps(), 2010u);
+  EXPECT_EQ(s.bytes(), 2010u);
+  EXPECT_EQ(transfer_time_ps(3, 2e12), 2u);  // 1.5 ps rounds up
+}
+
+TEST(AddressMap, DecodeAllocateAndLocalOffsets) {
+  AddressMap m;
+  m.add("hi", "hbm", 1000, 100);
+  m.add("lo", "hbm", 0, 500);
+  m.add("s", "sram", 4096, 64);
+  EXPECT_EQ(m.capacity("hbm"), 600u);
+  auto d = m.decode(1010, 10);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->range->name, "hi");
+  EXPECT_EQ(d->local_address, 10u);  // "hi" is listed first: local [0, 100)
+  d = m.decode(20, 5);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->local_address, 120u);  // "lo" follows "hi" in local space
+  EXPECT_FALSE(m.decode(1095, 10));   // crosses the end of "hi"
+  EXPECT_FALSE(m.decode(700, 1));     // unmapped
+  EXPECT_EQ(m.allocate("sram", 30, 16).value_or(0), 4096u);
+  EXPECT_EQ(m.allocate("sram", 30, 16).value_or(0), 4128u);  // aligned up from 4126
+  EXPECT_FALSE(m.allocate("sram", 8, 16));                   // 4160 is the end
+  EXPECT_EQ(m.allocated("sram"), 62u);
+}
+
+TEST(HbmParams, PeakBandwidthFromPins) {
+  // validation.md: HBM3 819.2 GB/s, HBM3E 9.2 Gb/s 1177.6 GB/s, HBM2E 3.2 Gb/s 409.6 GB/s.
+  HbmFastParams p{1, 1024, 6400, 1, 1.0, 0, 256};
+  EXPECT_DOUBLE_EQ(p.peak_bytes_per_s_per_stack(), 819.2e9);
+  p.pin_data_rate_mbps = 9200;
+  EXPECT_DOUBLE_EQ(p.peak_bytes_per_s_per_stack(), 1177.6e9);
+  p.pin_data_rate_mbps = 3200;
+  p.efficiency_fraction = 0.5;
+  p.stack_count = 4;
+  EXPECT_DOUBLE_EQ(p.peak_bytes_per_s_per_stack(), 409.6e9);
+  EXPECT_DOUBLE_EQ(p.effective_bytes_per_s(), 409.6e9 * 0.5 * 4);
+}
+
+TEST(Summary, PercentileInterpolatesLikeNumpy) {
+  EXPECT_DOUBLE_EQ(percentile({1, 2, 3, 4}, 50), 2.5);
+  EXPECT_DOUBLE_EQ(percentile({5}, 99), 5);
+  EXPECT_DOUBLE_EQ(percentile({0, 10}, 99), 9.9);
+  EXPECT_DOUBLE_EQ(percentile({}, 50), 0);
+}
+
+TEST(Rng, DeterministicAndUnbiasedBelow) {
+  Rng a(42), b(42);
+  for (int i = 0; i < 100; ++i)
+    ASSERT_EQ(a.next_u64(), b.next_u64());
+  Rng r(1);
+  int counts[3] = {0, 0, 0};
+  for (int i = 0; i < 30000; ++i)
+    ++counts[r.below(3)];
+  for (int c : counts)
+    EXPECT_NEAR(c, 10000, 500);
+  const double u = r.uniform();
+  EXPECT_GE(u, 0.0);
+  EXPECT_LT(u, 1.0);
+}
+
+}  // namespace
+}  // namespace tiersim
