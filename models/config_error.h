@@ -15,6 +15,9 @@ struct SourceLocation {
 };
 
 struct ConfigIssue {
+  ConfigIssue(SourceLocation where_, std::string path_, std::string message_)
+      : where(std::move(where_)), path(std::move(path_)), message(std::move(message_)) {}
+
   SourceLocation where;
   std::string path;  // field path, e.g. system.components[hbm0].hbm.latency_ps
   std::string message;

@@ -287,10 +287,14 @@ void ResultWriter::commit() {
 
 // --- reader --------------------------------------------------------------------------------
 
-ResultReader::ResultReader(const std::string& path) {
+namespace {
+H5::H5File open_read_only(const std::string& path) {
   H5::Exception::dontPrint();
-  file_ = H5::H5File(path, H5F_ACC_RDONLY);
+  return H5::H5File(path, H5F_ACC_RDONLY);
 }
+}  // namespace
+
+ResultReader::ResultReader(const std::string& path) : file_(open_read_only(path)) {}
 
 bool ResultReader::exists(const std::string& path) const {
   return H5Lexists(file_.getId(), path.c_str(), H5P_DEFAULT) > 0;
