@@ -90,6 +90,41 @@ std::string element_name(const pb::Message& element) {
 
 // --- locating parse errors -----------------------------------------------------------------
 
+// The value of `name: "..."` directly inside the message that opens at (line, column) of
+// `text` (its "{" or "<"), or "" when it has none. Skips strings, comments and nested messages.
+std::string element_name_ahead(const std::string& text, const std::vector<size_t>& line_starts,
+                               int line, int column) {
+  if (line < 0 || static_cast<size_t>(line) >= line_starts.size()) return "";
+  size_t i = line_starts[line] + static_cast<size_t>(column) + 1;
+  int depth = 0;
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == '#') {
+      while (i < text.size() && text[i] != '\n')
+        ++i;
+    } else if (c == '"' || c == '\'') {
+      for (++i; i < text.size() && text[i] != c; ++i) {
+        if (text[i] == '\\') ++i;
+      }
+      ++i;
+      continue;
+    } else if (c == '{' || c == '<') {
+      ++depth;
+    } else if (c == '}' || c == '>') {
+      if (depth-- == 0) return "";
+    } else if (depth == 0 && text.compare(i, 4, "name") == 0 &&
+               (i == 0 ||
+                !(std::isalnum(static_cast<unsigned char>(text[i - 1])) || text[i - 1] == '_'))) {
+      static const std::regex value(R"re(^name\s*:\s*"([^"]*)")re");
+      std::smatch m;
+      const std::string rest = text.substr(i, 512);
+      if (std::regex_search(rest, m, value)) return m[1];
+    }
+    ++i;
+  }
+  return "";
+}
+
 // Reconstructs the field path at (line, column) of a text-format document by scanning its
 // tokens: the parser reports only a position, users need the path.
 std::string text_path_at(const std::string& text, int line, int column,
@@ -100,6 +135,10 @@ std::string text_path_at(const std::string& text, int line, int column,
     std::map<std::string, int> counts;
   };
   std::vector<Frame> stack{{"", root, {}}};
+  std::vector<size_t> line_starts{0};
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\n') line_starts.push_back(i + 1);
+  }
   pb::io::ArrayInputStream input(text.data(), static_cast<int>(text.size()));
   struct Silent : pb::io::ErrorCollector {
     void AddError(int, pb::io::ColumnNumber, const std::string&) override {}
@@ -129,7 +168,13 @@ std::string text_path_at(const std::string& text, int line, int column,
       const pb::Descriptor* d = stack.back().desc;
       const pb::FieldDescriptor* f = d ? d->FindFieldByName(field) : nullptr;
       std::string p = full(field);
-      if (f && f->is_repeated()) p += "[" + std::to_string(stack.back().counts[field]++) + "]";
+      if (f && f->is_repeated()) {
+        const int index = stack.back().counts[field]++;
+        std::string key = f->message_type() && name_field(f->message_type())
+                              ? element_name_ahead(text, line_starts, t.line, t.column)
+                              : "";
+        p += "[" + (key.empty() ? std::to_string(index) : key) + "]";
+      }
       stack.push_back({p, f ? f->message_type() : nullptr, {}});
       expect_name = true;
     } else if (t.text == "}" || t.text == ">") {

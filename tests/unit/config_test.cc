@@ -58,7 +58,7 @@ TEST(ConfigParse, UnknownFieldNamesFileLinePathAndSuggestion) {
       "  }\n"
       "}\n";
   EXPECT_EQ(first_issue([&] { parse_config_text(text, "f.textproto", nullptr); }),
-            "f.textproto:4: system.components[0].hbm.stack_cont: unknown field \"stack_cont\" in "
+            "f.textproto:4: system.components[hbm].hbm.stack_cont: unknown field \"stack_cont\" in "
             "HbmFast (did you mean \"stack_count\"?)");
 }
 
