@@ -1,0 +1,135 @@
+// One pseudo-channel's memory controller and its DRAM banks at command level (the detailed
+// level of the HBM model). Plain C++: the SystemC shell calls advance() only at the cycles it
+// returns, so idle cycles are never visited.
+//
+// What is modelled: read and write queues; FR-FCFS (row hits first, then the oldest) or FCFS
+// scheduling; open, closed and adaptive page policies (auto-precharge); write drain between
+// high and low watermarks; per-bank, per-bank-group and per-channel timing (tRCD, tRP, tRAS,
+// tRC, tRRD_S/L, tFAW, tCCD_S/L, tRTP, tWR, tWTR_S/L, read-to-write turnaround, CL, CWL, burst);
+// all-bank refresh (PREA then REFab, up to `max_postponed_refreshes` postponed while requests
+// wait, pulled in when idle) or per-bank refresh (round robin, tRFCpb, tRREFD); a refresh-rate
+// multiplier for temperature. One row command (ACT/PRE/PREA/REF) and one column command
+// (RD/WR) may issue per cycle (HBM's separate row and column command buses).
+//
+// Left out: power-down and self-refresh, stack IDs as separate ranks, RFM, ECC, data.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "memory/dram_spec.h"
+
+namespace tiersim {
+
+struct DramRequest {
+  uint64_t id = 0;
+  bool write = false;
+  uint32_t bank_group = 0, bank = 0;  // bank within its group
+  uint32_t row = 0, column = 0;
+  uint64_t arrival_cycle = 0;
+  // Set by the controller: which commands this request needed (row-hit accounting at its CAS).
+  bool needed_act = false, needed_pre = false;
+};
+
+struct DramCompletion {
+  uint64_t id;
+  bool write;
+  uint64_t arrival_cycle;
+  uint64_t done_cycle;  // last data beat (may lie after the cycle that produced it)
+};
+
+enum class DramCommandKind : uint8_t { kAct, kPre, kPreAll, kRd, kWr, kRdA, kWrA, kRefAb, kRefPb };
+const char* dram_command_name(DramCommandKind k);
+
+struct DramCommand {
+  DramCommandKind kind;
+  uint64_t cycle;
+  uint32_t bank;  // flat bank index (bank_group * banks_per_group + bank); 0 for all-bank
+  uint32_t row;
+};
+
+struct DramControllerStats {
+  uint64_t acts = 0, pres = 0, reads = 0, writes = 0, refreshes = 0, refreshes_pb = 0;
+  uint64_t row_hits = 0, row_misses = 0, row_conflicts = 0;  // at the first command per request
+  uint64_t data_cycles = 0;                                  // cycles the data bus carried bursts
+  uint64_t postponed_max = 0;
+  uint64_t refreshes_due = 0;  // refresh intervals elapsed (issued + still postponed)
+};
+
+class PseudoChannelController {
+ public:
+  static constexpr uint64_t kNever = UINT64_MAX;
+
+  PseudoChannelController(const DramOrganization& org, const DramTiming& timing,
+                          const ControllerPolicy& policy);
+
+  bool can_accept(bool write) const;
+  // Queues a request; its arrival_cycle must not lie after the next advance() cycle.
+  void enqueue(const DramRequest& r);
+  // Issues what is legal at `cycle` (non-decreasing between calls) and appends the requests it
+  // completes to `done`. Returns the next cycle at which a call can do something (kNever when
+  // there is nothing to do and refresh is off). Does not allocate once `done` has capacity.
+  uint64_t advance(uint64_t cycle, std::vector<DramCompletion>& done);
+
+  // Multiplies the refresh rate (tREFI and tREFIpb are divided by it); from the next interval.
+  void set_refresh_multiplier(double m);
+  // Appends every issued command to `log` (nullptr: off). For tests and tracing.
+  void record_commands(std::vector<DramCommand>* log) { log_ = log; }
+
+  const DramControllerStats& stats() const { return stats_; }
+  size_t queued() const { return reads_.size() + writes_.size(); }
+  bool draining_writes() const { return draining_; }
+
+ private:
+  struct Bank {
+    bool open = false;
+    uint32_t row = 0;
+    uint64_t next_act = 0, next_pre = 0, next_rd = 0, next_wr = 0;
+  };
+  struct Group {
+    uint64_t next_act = 0, next_rd = 0, next_wr = 0;
+  };
+  enum class Need : uint8_t { kCas, kAct, kPre };
+
+  uint32_t flat(const DramRequest& r) const { return r.bank_group * org_.banks_per_group + r.bank; }
+  Need need(const DramRequest& r) const;
+  uint64_t cas_ready(const DramRequest& r) const;
+  uint64_t act_ready(const DramRequest& r) const;
+  bool row_has_other_hits(const DramRequest& r, const std::vector<DramRequest>& q) const;
+  bool blocked_by_refresh(uint32_t bank) const;
+
+  void issue_act(const DramRequest& r, uint64_t c);
+  void issue_pre(uint32_t bank, uint64_t c);
+  void issue_cas(size_t index, std::vector<DramRequest>& q, uint64_t c,
+                 std::vector<DramCompletion>& done);
+  bool try_refresh(uint64_t c, bool* row_bus_used);
+  void accrue_refresh(uint64_t c);
+  uint64_t refresh_ready(uint64_t c) const;
+  void log(DramCommandKind k, uint64_t c, uint32_t bank, uint32_t row);
+
+  const DramOrganization org_;
+  const DramTiming t_;
+  const ControllerPolicy policy_;
+  std::vector<Bank> banks_;
+  std::vector<Group> groups_;
+  std::vector<DramRequest> reads_, writes_;            // arrival order; capacity reserved
+  uint64_t next_act_ = 0, next_rd_ = 0, next_wr_ = 0;  // channel level
+  std::array<uint64_t, 4> faw_{};                      // cycles of the last four ACTs (ring)
+  uint32_t faw_head_ = 0;
+  uint64_t acts_issued_ = 0;  // tFAW applies from the fifth ACT on
+  bool draining_ = false;
+
+  // Refresh.
+  double refresh_multiplier_ = 1.0;
+  uint64_t next_refresh_due_ = 0;
+  uint32_t pending_refreshes_ = 0;
+  uint32_t refresh_bank_ = 0;  // per-bank round robin
+  uint64_t next_refpb_ = 0;    // tRREFD between per-bank refreshes
+  uint64_t last_cycle_ = 0;
+
+  DramControllerStats stats_;
+  std::vector<DramCommand>* log_ = nullptr;
+};
+
+}  // namespace tiersim

@@ -1,0 +1,455 @@
+// The command-level DRAM core: address mapping, JEDEC timing legality (an independent checker
+// replays every issued command), unloaded latency, streaming efficiency, refresh tax,
+// temperature, scheduling and page policies, and the stack-level mapping regression.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <deque>
+#include <map>
+
+#include "memory/dram_stack.h"
+#include "models/rng.h"
+#include "tests/support/dram_presets.h"
+
+namespace tiersim {
+namespace {
+
+// --- an independent timing checker ---------------------------------------------------------
+
+// Replays a command log and reports the first violated constraint ("" when all hold).
+std::string check_legality(const std::vector<DramCommand>& log, const DramOrganization& org,
+                           const DramTiming& t) {
+  constexpr int64_t kLong = -(int64_t{1} << 40);
+  struct BankState {
+    bool open = false;
+    uint32_t row = 0;
+    int64_t act = kLong, pre = kLong, rd = kLong, wr_end = kLong, ref_end = kLong;
+  };
+  std::vector<BankState> bank(org.banks());
+  std::vector<int64_t> bg_act(org.bank_groups, kLong), bg_rd(org.bank_groups, kLong),
+      bg_wr(org.bank_groups, kLong), bg_wr_end(org.bank_groups, kLong);
+  int64_t ch_act = kLong, ch_rd = kLong, ch_wr = kLong, ch_wr_end = kLong, ch_refpb = kLong;
+  std::deque<int64_t> acts;  // last four ACT cycles
+  std::vector<std::pair<int64_t, int64_t>> bursts;
+  auto fail = [&](const DramCommand& c, const std::string& why) {
+    return std::string(dram_command_name(c.kind)) + " at " + std::to_string(c.cycle) + " bank " +
+           std::to_string(c.bank) + ": " + why;
+  };
+  auto auto_pre = [&](BankState& b, int64_t at) {
+    b.open = false;
+    b.pre = at;
+  };
+  for (const auto& c : log) {
+    const int64_t cy = static_cast<int64_t>(c.cycle);
+    const uint32_t g = c.bank / org.banks_per_group;
+    BankState& b = bank[c.bank];
+    switch (c.kind) {
+      case DramCommandKind::kAct:
+        if (b.open) return fail(c, "bank already open");
+        if (cy < b.pre + t.rp) return fail(c, "tRP");
+        if (cy < b.act + t.rc) return fail(c, "tRC");
+        if (cy < bg_act[g] + t.rrd_l) return fail(c, "tRRD_L");
+        if (cy < ch_act + t.rrd_s) return fail(c, "tRRD_S");
+        if (acts.size() == 4 && cy < acts.front() + t.faw) return fail(c, "tFAW");
+        if (cy < b.ref_end) return fail(c, "refresh not finished");
+        if (cy < ch_refpb + t.rrefd) return fail(c, "tRREFD");
+        b.open = true;
+        b.row = c.row;
+        b.act = bg_act[g] = ch_act = cy;
+        acts.push_back(cy);
+        if (acts.size() > 4) acts.pop_front();
+        break;
+      case DramCommandKind::kPre:
+        if (!b.open) return fail(c, "bank not open");
+        if (cy < b.act + t.ras) return fail(c, "tRAS");
+        if (cy < b.rd + t.rtp) return fail(c, "tRTP");
+        if (cy < b.wr_end + t.wr) return fail(c, "tWR");
+        b.open = false;
+        b.pre = cy;
+        break;
+      case DramCommandKind::kPreAll:
+        for (auto& bb : bank) {
+          if (!bb.open) continue;
+          if (cy < bb.act + t.ras || cy < bb.rd + t.rtp || cy < bb.wr_end + t.wr) {
+            return fail(c, "PREA before a bank's tRAS/tRTP/tWR");
+          }
+          bb.open = false;
+          bb.pre = cy;
+        }
+        break;
+      case DramCommandKind::kRd:
+      case DramCommandKind::kRdA: {
+        if (!b.open || b.row != c.row) return fail(c, "row not open");
+        if (cy < b.act + t.rcd_rd) return fail(c, "tRCD_RD");
+        if (cy < bg_rd[g] + t.ccd_l || cy < bg_wr[g] + t.ccd_l) {
+          if (cy < bg_rd[g] + t.ccd_l) return fail(c, "tCCD_L");
+        }
+        if (cy < ch_rd + t.ccd_s) return fail(c, "tCCD_S");
+        if (cy < bg_wr_end[g] + t.wtr_l) return fail(c, "tWTR_L");
+        if (cy < ch_wr_end + t.wtr_s) return fail(c, "tWTR_S");
+        b.rd = bg_rd[g] = ch_rd = cy;
+        bursts.push_back({cy + t.cl, cy + t.cl + t.burst_cycles});
+        if (c.kind == DramCommandKind::kRdA) {
+          auto_pre(b, std::max({cy + int64_t{t.rtp}, b.act + t.ras, b.wr_end + t.wr}));
+        }
+        break;
+      }
+      case DramCommandKind::kWr:
+      case DramCommandKind::kWrA: {
+        if (!b.open || b.row != c.row) return fail(c, "row not open");
+        if (cy < b.act + t.rcd_wr) return fail(c, "tRCD_WR");
+        if (cy < bg_wr[g] + t.ccd_l) return fail(c, "tCCD_L (write)");
+        if (cy < ch_wr + t.ccd_s) return fail(c, "tCCD_S (write)");
+        if (cy < ch_rd + t.rtw) return fail(c, "read-to-write turnaround");
+        const int64_t end = cy + t.cwl + t.burst_cycles;
+        bg_wr[g] = ch_wr = cy;
+        b.wr_end = bg_wr_end[g] = ch_wr_end = end;
+        bursts.push_back({cy + t.cwl, end});
+        if (c.kind == DramCommandKind::kWrA) {
+          auto_pre(b, std::max({end + int64_t{t.wr}, b.act + t.ras, b.rd + t.rtp}));
+        }
+        break;
+      }
+      case DramCommandKind::kRefAb:
+        for (auto& bb : bank) {
+          if (bb.open) return fail(c, "REFab with a bank open");
+          if (cy < bb.pre + t.rp) return fail(c, "REFab before tRP");
+          if (cy < bb.act + t.rc) return fail(c, "REFab before tRC");
+          if (cy < bb.ref_end) return fail(c, "REFab during a refresh");
+          bb.ref_end = cy + t.rfc;
+        }
+        break;
+      case DramCommandKind::kRefPb:
+        if (b.open) return fail(c, "REFpb with the bank open");
+        if (cy < b.pre + t.rp || cy < b.act + t.rc) return fail(c, "REFpb before tRP/tRC");
+        if (cy < ch_refpb + t.rrefd) return fail(c, "tRREFD between REFpb");
+        b.ref_end = cy + t.rfc_pb;
+        ch_refpb = cy;
+        break;
+    }
+  }
+  std::sort(bursts.begin(), bursts.end());
+  for (size_t i = 1; i < bursts.size(); ++i) {
+    if (bursts[i].first < bursts[i - 1].second) {
+      return "data bus conflict at cycle " + std::to_string(bursts[i].first);
+    }
+  }
+  return "";
+}
+
+// --- a driver for one pseudo-channel --------------------------------------------------------
+
+struct PcRun {
+  std::vector<DramCompletion> done;
+  std::vector<DramCommand> log;
+  uint64_t end_cycle = 0;
+  DramControllerStats stats;
+};
+
+// Feeds `reqs` (arrival cycles non-decreasing) into one controller, in order, waiting when its
+// queue is full; runs until every request completes (or `until` is reached).
+PcRun run_pc(const DramStackSpec& spec, std::vector<DramRequest> reqs, double refresh_mult = 1,
+             uint64_t until = PseudoChannelController::kNever) {
+  PseudoChannelController pc(spec.org, spec.timing, spec.policy);
+  pc.set_refresh_multiplier(refresh_mult);
+  PcRun out;
+  pc.record_commands(&out.log);
+  out.done.reserve(reqs.size());
+  size_t next_req = 0;
+  uint64_t cycle = 0;
+  while (out.done.size() < reqs.size() && cycle < until) {
+    while (next_req < reqs.size() && reqs[next_req].arrival_cycle <= cycle &&
+           pc.can_accept(reqs[next_req].write)) {
+      pc.enqueue(reqs[next_req++]);
+    }
+    uint64_t next = pc.advance(cycle, out.done);
+    if (next_req < reqs.size() && pc.can_accept(reqs[next_req].write)) {
+      next = std::min(next, std::max(cycle + 1, reqs[next_req].arrival_cycle));
+    }
+    if (next == PseudoChannelController::kNever) break;
+    cycle = next;
+  }
+  out.end_cycle = 0;
+  for (const auto& d : out.done)
+    out.end_cycle = std::max(out.end_cycle, d.done_cycle);
+  out.stats = pc.stats();
+  return out;
+}
+
+// A sequential stream inside one pseudo-channel: columns of a row, alternating bank groups
+// (as the default mapping produces), then the next bank, then the next row.
+std::vector<DramRequest> stream(const DramOrganization& org, size_t n, bool write = false) {
+  std::vector<DramRequest> v;
+  for (size_t i = 0; i < n; ++i) {
+    DramRequest r;
+    r.id = i;
+    r.write = write;
+    r.bank_group = static_cast<uint32_t>(i % org.bank_groups);
+    const size_t k = i / org.bank_groups;
+    r.column = static_cast<uint32_t>(k % org.columns);
+    r.bank = static_cast<uint32_t>((k / org.columns) % org.banks_per_group);
+    r.row = static_cast<uint32_t>((k / org.columns / org.banks_per_group) % org.rows);
+    v.push_back(r);
+  }
+  return v;
+}
+
+std::vector<DramRequest> random_requests(const DramOrganization& org, size_t n, double writes,
+                                         uint64_t seed, uint32_t rows = 8) {
+  Rng rng(seed);
+  std::vector<DramRequest> v;
+  uint64_t cycle = 0;
+  for (size_t i = 0; i < n; ++i) {
+    DramRequest r;
+    r.id = i;
+    r.write = rng.uniform() < writes;
+    r.bank_group = static_cast<uint32_t>(rng.below(org.bank_groups));
+    r.bank = static_cast<uint32_t>(rng.below(org.banks_per_group));
+    r.row = static_cast<uint32_t>(rng.below(rows));  // few rows: hits and conflicts both occur
+    r.column = static_cast<uint32_t>(rng.below(org.columns));
+    cycle += rng.below(4);
+    r.arrival_cycle = cycle;
+    v.push_back(r);
+  }
+  return v;
+}
+
+double bus_utilisation(const PcRun& r, const DramTiming& t) {
+  return static_cast<double>(r.stats.data_cycles) / static_cast<double>(r.end_cycle);
+}
+
+// --- mapping ---------------------------------------------------------------------------------
+
+TEST(DramMapping, ParseErrors) {
+  DramAddressMapping m;
+  const DramCounts c{16, 2, 4, 4, 32768, 32, 32};
+  EXPECT_EQ(DramAddressMapping::parse("RoBaCoBgPcCh", c, &m), "");
+  EXPECT_NE(DramAddressMapping::parse("RoBaCoBgPc", c, &m), "");
+  EXPECT_EQ(DramAddressMapping::parse("RoBaCoBgPcXx", c, &m),
+            "unknown field \"Xx\" in \"RoBaCoBgPcXx\" (use Ch Pc Bg Ba Ro Co)");
+  EXPECT_EQ(DramAddressMapping::parse("RoRoCoBgPcCh", c, &m),
+            "field Ro appears twice in \"RoRoCoBgPcCh\"");
+  DramCounts odd = c;
+  odd.rows = 3000;
+  EXPECT_EQ(DramAddressMapping::parse("RoBaCoBgPcCh", odd, &m),
+            "the count of Ro (3000) is not a power of two");
+}
+
+TEST(DramMapping, DefaultSpreadsAStreamAndChannelOnTopDoesNot) {
+  const DramCounts c{16, 2, 4, 4, 32768, 32, 32};
+  DramAddressMapping def, bad;
+  ASSERT_EQ(DramAddressMapping::parse(DramAddressMapping::kDefaultOrder, c, &def), "");
+  ASSERT_EQ(DramAddressMapping::parse("ChPcRoBaBgCo", c, &bad), "");
+  EXPECT_EQ(def.capacity_bytes(), 16ull << 30);
+  std::map<uint32_t, int> per_pc_def, per_pc_bad;
+  for (uint64_t a = 0; a < (1 << 20); a += 32) {
+    ++per_pc_def[def.controller_index(def.decode(a))];
+    ++per_pc_bad[bad.controller_index(bad.decode(a))];
+  }
+  EXPECT_EQ(per_pc_def.size(), 32u);
+  for (const auto& [pc, n] : per_pc_def)
+    EXPECT_EQ(n, (1 << 20) / 32 / 32) << pc;
+  EXPECT_EQ(per_pc_bad.size(), 1u);
+  // Round trip of one address through the fields.
+  const DramCoordinates d = def.decode((5ull << 5) | (1ull << 9) | (3ull << 10));
+  EXPECT_EQ(d.channel, 5u);
+  EXPECT_EQ(d.pseudo_channel, 1u);
+  EXPECT_EQ(d.bank_group, 3u);
+}
+
+// --- one pseudo-channel ----------------------------------------------------------------------
+
+TEST(DramController, UnloadedReadLatencyIsRcdPlusClPlusBurst) {
+  for (const auto& spec : {test::hbm2_2000(), test::hbm3_6400()}) {
+    DramStackSpec s = spec;
+    s.policy.refresh = RefreshMode::kNone;
+    DramRequest a;
+    a.id = 1;
+    DramRequest b = a;  // same row, arrives after a completes: a row hit
+    b.id = 2;
+    b.column = 1;
+    b.arrival_cycle = 1000;
+    PcRun r = run_pc(s, {a, b});
+    ASSERT_EQ(r.done.size(), 2u);
+    const auto& t = s.timing;
+    EXPECT_EQ(r.done[0].done_cycle, uint64_t{t.rcd_rd} + t.cl + t.burst_cycles);
+    EXPECT_EQ(r.done[1].done_cycle - 1000, uint64_t{t.cl} + t.burst_cycles);
+    EXPECT_EQ(r.stats.row_misses, 1u);
+    EXPECT_EQ(r.stats.row_hits, 1u);
+  }
+}
+
+TEST(DramController, RandomTrafficObeysEveryTimingConstraint) {
+  struct Variant {
+    SchedulerKind sched;
+    PagePolicy page;
+    RefreshMode refresh;
+  };
+  const Variant variants[] = {
+      {SchedulerKind::kFrFcfs, PagePolicy::kOpen, RefreshMode::kAllBank},
+      {SchedulerKind::kFrFcfs, PagePolicy::kAdaptive, RefreshMode::kAllBank},
+      {SchedulerKind::kFrFcfs, PagePolicy::kClosed, RefreshMode::kPerBank},
+      {SchedulerKind::kFcfs, PagePolicy::kOpen, RefreshMode::kPerBank},
+      {SchedulerKind::kFcfs, PagePolicy::kAdaptive, RefreshMode::kAllBank},
+  };
+  for (const auto& spec : {test::hbm2_2000(), test::hbm3_6400()}) {
+    for (const auto& v : variants) {
+      DramStackSpec s = spec;
+      s.policy.scheduler = v.sched;
+      s.policy.page = v.page;
+      s.policy.refresh = v.refresh;
+      PcRun r = run_pc(s, random_requests(s.org, 20000, 0.33, 7));
+      ASSERT_EQ(r.done.size(), 20000u);
+      EXPECT_EQ(check_legality(r.log, s.org, s.timing), "")
+          << "scheduler " << int(v.sched) << " page " << int(v.page) << " refresh "
+          << int(v.refresh);
+      EXPECT_GT(r.stats.refreshes + r.stats.refreshes_pb, 0u);
+    }
+  }
+}
+
+TEST(DramController, StreamingReadsNearPeakWithoutRefresh) {
+  DramStackSpec s = test::hbm3_6400();
+  s.policy.refresh = RefreshMode::kNone;
+  PcRun r = run_pc(s, stream(s.org, 200000));
+  EXPECT_GT(bus_utilisation(r, s.timing), 0.97);
+  EXPECT_EQ(check_legality(r.log, s.org, s.timing), "");
+  EXPECT_GT(r.stats.row_hits, 190000u);
+}
+
+TEST(DramController, RefreshTaxMatchesRfcOverRefi) {
+  for (const auto& spec : {test::hbm2_2000(), test::hbm3_6400()}) {
+    DramStackSpec off = spec, on = spec;
+    off.policy.refresh = RefreshMode::kNone;
+    on.policy.refresh = RefreshMode::kAllBank;
+    const auto reqs = stream(spec.org, 400000);
+    const double u_off = bus_utilisation(run_pc(off, reqs), spec.timing);
+    PcRun r_on = run_pc(on, reqs);
+    const double u_on = bus_utilisation(r_on, spec.timing);
+    const double tax = 1 - u_on / u_off;
+    const double predicted = double(spec.timing.rfc) / spec.timing.refi;
+    std::printf("[ measured ] refresh tax %.4f, tRFC/tREFI %.4f (tCK %llu ps)\n", tax, predicted,
+                static_cast<unsigned long long>(spec.timing.tck_ps));
+    EXPECT_NEAR(tax, predicted, 0.01) << "measured " << tax << " predicted " << predicted;
+    EXPECT_EQ(check_legality(r_on.log, spec.org, spec.timing), "");
+  }
+}
+
+TEST(DramController, AboveEightyFiveCelsiusRefreshDoublesAndTaxFollows) {
+  DramStackSpec s = test::hbm3_6400();
+  const auto reqs = stream(s.org, 400000);
+  PcRun cool = run_pc(s, reqs, refresh_rate_multiplier(85.0));
+  PcRun hot = run_pc(s, reqs, refresh_rate_multiplier(95.0));
+  // Refresh intervals elapsed: one per tREFI at 85 C, two above; at most the postponing limit
+  // may still be outstanding when the stream ends (the last data beat may follow the last
+  // controller activation by a few cycles, hence +-1).
+  EXPECT_NEAR(double(cool.stats.refreshes_due), double(cool.end_cycle / s.timing.refi), 1.0);
+  EXPECT_NEAR(double(hot.stats.refreshes_due), double(hot.end_cycle / (s.timing.refi / 2)), 1.0);
+  EXPECT_GE(cool.stats.refreshes + s.policy.max_postponed_refreshes, cool.stats.refreshes_due);
+  EXPECT_GE(hot.stats.refreshes + s.policy.max_postponed_refreshes, hot.stats.refreshes_due);
+  EXPECT_NEAR(
+      double(hot.stats.refreshes) / hot.end_cycle / (double(cool.stats.refreshes) / cool.end_cycle),
+      2.0, 0.12);
+  DramStackSpec off = s;
+  off.policy.refresh = RefreshMode::kNone;
+  const double u_off = bus_utilisation(run_pc(off, reqs), s.timing);
+  const double hot_tax = 1 - bus_utilisation(hot, s.timing) / u_off;
+  EXPECT_NEAR(hot_tax, 2.0 * s.timing.rfc / s.timing.refi, 0.015);
+  EXPECT_EQ(check_legality(hot.log, s.org, s.timing), "");
+}
+
+TEST(DramController, FrFcfsBeatsFcfsOnRowLocality) {
+  DramStackSpec s = test::hbm3_6400();
+  s.policy.refresh = RefreshMode::kNone;
+  const auto reqs = random_requests(s.org, 20000, 0.0, 3, /*rows=*/2);
+  DramStackSpec fcfs = s;
+  fcfs.policy.scheduler = SchedulerKind::kFcfs;
+  PcRun a = run_pc(s, reqs), b = run_pc(fcfs, reqs);
+  EXPECT_GT(a.stats.row_hits, b.stats.row_hits);
+  EXPECT_LT(a.end_cycle, b.end_cycle);
+}
+
+TEST(DramController, WritesDrainBetweenWatermarksAndAllComplete) {
+  DramStackSpec s = test::hbm3_6400();
+  auto reqs = random_requests(s.org, 30000, 1.0 / 3, 11, 64);
+  PcRun r = run_pc(s, reqs);
+  ASSERT_EQ(r.done.size(), reqs.size());
+  EXPECT_EQ(r.stats.writes + r.stats.reads, reqs.size());
+  EXPECT_EQ(check_legality(r.log, s.org, s.timing), "");
+  // Reads and writes are not interleaved one by one: turnarounds are far fewer than writes.
+  size_t switches = 0;
+  bool last_write = false;
+  for (const auto& c : r.log) {
+    const bool is_cas = c.kind == DramCommandKind::kRd || c.kind == DramCommandKind::kRdA ||
+                        c.kind == DramCommandKind::kWr || c.kind == DramCommandKind::kWrA;
+    if (!is_cas) continue;
+    const bool w = c.kind == DramCommandKind::kWr || c.kind == DramCommandKind::kWrA;
+    switches += w != last_write;
+    last_write = w;
+  }
+  EXPECT_LT(switches, r.stats.writes / 4);
+}
+
+// --- one stack -------------------------------------------------------------------------------
+
+// Streams `bytes` of reads from address 0 through the stack's front end, in order, blocking on
+// a full pseudo-channel queue; returns achieved bytes per second.
+double stack_stream_bandwidth(const DramStackSpec& spec, uint64_t bytes, double mult = 1) {
+  DramStack stack(spec);
+  stack.set_refresh_multiplier(mult);
+  std::vector<DramCompletion> done;
+  done.reserve(1 << 16);
+  const uint64_t accesses = bytes / spec.org.access_bytes;
+  uint64_t issued = 0, completed = 0, cycle = 0, last_done = 0;
+  while (completed < accesses) {
+    while (issued < accesses &&
+           stack.submit(issued * spec.org.access_bytes, false, issued, cycle)) {
+      ++issued;
+    }
+    done.clear();
+    uint64_t next = stack.advance(cycle, done);
+    for (const auto& d : done)
+      last_done = std::max(last_done, d.done_cycle);
+    completed += done.size();
+    if (issued < accesses) next = std::min(next, cycle + 1);
+    cycle = next;
+  }
+  return static_cast<double>(bytes) * 1e12 / (static_cast<double>(last_done) * spec.timing.tck_ps);
+}
+
+TEST(DramStack, Hbm3StreamingReachesEightyFiveToNinetyFivePercentOfPeak) {
+  DramStackSpec s = test::hbm3_6400();
+  EXPECT_DOUBLE_EQ(s.peak_bytes_per_s(), 819.2e9);
+  const double with_refresh = stack_stream_bandwidth(s, 64ull << 20);
+  EXPECT_GE(with_refresh / 819.2e9, 0.85);
+  EXPECT_LE(with_refresh / 819.2e9, 0.95);
+  DramStackSpec off = s;
+  off.policy.refresh = RefreshMode::kNone;
+  const double without = stack_stream_bandwidth(off, 64ull << 20);
+  std::printf("[ measured ] HBM3 stream: %.1f GB/s with refresh (%.1f%%), %.1f GB/s without\n",
+              with_refresh / 1e9, 100 * with_refresh / 819.2e9, without / 1e9);
+  EXPECT_GE(without / 819.2e9, 0.97);
+}
+
+TEST(DramStack, MappingThatKeepsAStreamInOnePseudoChannelGetsOnlyItsShare) {
+  DramStackSpec s = test::hbm3_6400();
+  s.policy.refresh = RefreshMode::kNone;
+  DramStackSpec bad = s;
+  bad.mapping = "ChPcRoBaBgCo";
+  const double good_bw = stack_stream_bandwidth(s, 8ull << 20);
+  const double bad_bw = stack_stream_bandwidth(bad, 8ull << 20);
+  std::printf("[ measured ] default mapping %.1f GB/s, one-pseudo-channel mapping %.1f GB/s\n",
+              good_bw / 1e9, bad_bw / 1e9);
+  EXPECT_LE(bad_bw, 819.2e9 / 32 * 1.01);
+  EXPECT_GE(good_bw, 0.9 * 819.2e9);
+}
+
+TEST(DramStack, BadMappingStringIsRejected) {
+  DramStackSpec s = test::hbm3_6400();
+  s.mapping = "RoBaCo";
+  EXPECT_THROW(DramStack{s}, std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace tiersim
