@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "memory/dram_stack.h"
+#include "memory/hbm_device.h"
 #include "memory/interleave.h"
 #include "models/bandwidth_server.h"
 #include "models/config_loader.h"
@@ -127,19 +128,14 @@ void BM_InterleaveSplit(benchmark::State& state) {
 BENCHMARK(BM_InterleaveSplit);
 
 // The detailed HBM core (plain C++, no SystemC): simulated 32-byte requests per wall-second for a
-// closed-loop stream and uniform random reads over one HBM3 stack. Timing set as in
-// tests/support/dram_presets.h (HBM3 6.4 Gb/s).
+// closed-loop stream and uniform random reads over one HBM3 stack (configs/memory/hbm3_6400).
 DramStackSpec bench_hbm3() {
-  DramStackSpec s;
-  s.channels = 16;
-  s.pseudo_channels = 2;
-  s.org = DramOrganization{4, 4, 32768, 32, 32};
-  DramTiming& t = s.timing;
-  t.tck_ps = 625, t.burst_cycles = 2, t.cl = 28, t.cwl = 12, t.rcd_rd = 20, t.rcd_wr = 10;
-  t.rp = 23, t.ras = 45, t.rc = 68, t.rrd_s = 7, t.rrd_l = 10, t.faw = 26, t.ccd_s = 2;
-  t.ccd_l = 4, t.rtp = 8, t.wr = 23, t.wtr_s = 7, t.wtr_l = 15, t.rtw = 20, t.refi = 6240;
-  t.rfc = 560, t.refi_pb = 390, t.rfc_pb = 154, t.rrefd = 13;
-  return s;
+  config::Config c =
+      load_config({preset("hardware/h100_sxm.textproto"), preset("memory/hbm3_6400.textproto"),
+                   preset("models/llama3_8b.textproto"), preset("studies/default.textproto")},
+                  {})
+          .config;
+  return dram_spec_from_config(c.system().components(0).hbm().device());
 }
 
 void dram_requests(benchmark::State& state, bool random) {

@@ -19,6 +19,7 @@ struct DramStackSpec {
   DramTiming timing;
   ControllerPolicy policy;
   std::string mapping = DramAddressMapping::kDefaultOrder;
+  uint64_t frontend_latency_ps = 0;  // controller and PHY, added to every access's latency
 
   // Peak data bandwidth of the stack: every pseudo-channel moving one access per burst.
   double peak_bytes_per_s() const {
@@ -46,6 +47,10 @@ class DramStack {
   size_t controllers() const { return controllers_.size(); }
   const PseudoChannelController& controller(size_t i) const { return *controllers_[i]; }
   DramControllerStats total_stats() const;
+  // Latency of a completed access: front end plus arrival to last data beat.
+  uint64_t latency_ps(const DramCompletion& d) const {
+    return spec_.frontend_latency_ps + (d.done_cycle - d.arrival_cycle) * spec_.timing.tck_ps;
+  }
 
  private:
   DramStackSpec spec_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "memory/hbm_device.h"
 #include "memory/interleave.h"
 #include "models/context.h"
 #include "models/registry.h"
@@ -94,6 +95,10 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     "hbm", "HBM stacks as bandwidth servers with latency, interleaved by address (fast level)",
     [](const config::Config&, const config::Component& c, Validator& v) {
       HbmFastParams::validate(c.hbm(), v);
+      if (c.hbm().has_device()) {
+        Validator dv = v.at("device");
+        validate_hbm_device(c.hbm().device(), c.hbm(), dv);
+      }
     },
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
       return std::make_unique<HbmFast>(c.name().c_str(), HbmFastParams::from_config(c.hbm()), ctx);

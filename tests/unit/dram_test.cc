@@ -9,8 +9,10 @@
 #include <map>
 
 #include "memory/dram_stack.h"
+#include "memory/hbm_device.h"
 #include "models/rng.h"
 #include "tests/support/dram_presets.h"
+#include "tests/support/dram_stream.h"
 
 namespace tiersim {
 namespace {
@@ -393,40 +395,19 @@ TEST(DramController, WritesDrainBetweenWatermarksAndAllComplete) {
 
 // --- one stack -------------------------------------------------------------------------------
 
-// Streams `bytes` of reads from address 0 through the stack's front end, in order, blocking on
-// a full pseudo-channel queue; returns achieved bytes per second.
-double stack_stream_bandwidth(const DramStackSpec& spec, uint64_t bytes, double mult = 1) {
-  DramStack stack(spec);
-  stack.set_refresh_multiplier(mult);
-  std::vector<DramCompletion> done;
-  done.reserve(1 << 16);
-  const uint64_t accesses = bytes / spec.org.access_bytes;
-  uint64_t issued = 0, completed = 0, cycle = 0, last_done = 0;
-  while (completed < accesses) {
-    while (issued < accesses &&
-           stack.submit(issued * spec.org.access_bytes, false, issued, cycle)) {
-      ++issued;
-    }
-    done.clear();
-    uint64_t next = stack.advance(cycle, done);
-    for (const auto& d : done)
-      last_done = std::max(last_done, d.done_cycle);
-    completed += done.size();
-    if (issued < accesses) next = std::min(next, cycle + 1);
-    cycle = next;
-  }
-  return static_cast<double>(bytes) * 1e12 / (static_cast<double>(last_done) * spec.timing.tck_ps);
+double stack_stream_bandwidth(const DramStackSpec& spec, uint64_t bytes) {
+  return test::stream_bandwidth(spec, bytes);
 }
 
 TEST(DramStack, Hbm3StreamingReachesEightyFiveToNinetyFivePercentOfPeak) {
   DramStackSpec s = test::hbm3_6400();
   EXPECT_DOUBLE_EQ(s.peak_bytes_per_s(), 819.2e9);
-  const double with_refresh = stack_stream_bandwidth(s, 64ull << 20);
+  const double with_refresh = stack_stream_bandwidth(s, 160ull << 20);  // 200 us
   EXPECT_GE(with_refresh / 819.2e9, 0.85);
   EXPECT_LE(with_refresh / 819.2e9, 0.95);
   DramStackSpec off = s;
   off.policy.refresh = RefreshMode::kNone;
-  const double without = stack_stream_bandwidth(off, 64ull << 20);
+  const double without = stack_stream_bandwidth(off, 32ull << 20);
   std::printf("[ measured ] HBM3 stream: %.1f GB/s with refresh (%.1f%%), %.1f GB/s without\n",
               with_refresh / 1e9, 100 * with_refresh / 819.2e9, without / 1e9);
   EXPECT_GE(without / 819.2e9, 0.97);
@@ -449,6 +430,62 @@ TEST(DramStack, BadMappingStringIsRejected) {
   DramStackSpec s = test::hbm3_6400();
   s.mapping = "RoBaCo";
   EXPECT_THROW(DramStack{s}, std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace tiersim
+
+namespace tiersim {
+namespace {
+
+const char* const kPresets[] = {"hbm2_2000",     "hbm2e_3200",     "hbm2e_3600",
+                                "hbm3_6400",     "hbm3e_9200_8h",  "hbm3e_9200_12h",
+                                "hbm3e_9600_8h", "hbm3e_9600_12h", "hbm4_8000"};
+
+TEST(HbmPresets, ValidAndPeakMatchesPinArithmetic) {
+  for (const char* name : kPresets) {
+    const config::Config c = test::load_memory_preset(name);
+    const config::HbmFast& h = c.system().components(0).hbm();
+    std::vector<ConfigIssue> issues;
+    Validator v(issues);
+    validate_hbm_device(h.device(), h, v);
+    EXPECT_TRUE(issues.empty()) << name << ": " << (issues.empty() ? "" : issues[0].format());
+    const DramStackSpec s = dram_spec_from_config(h.device());
+    const double pins = h.pin_data_rate_mbps() * 1e6 * h.bus_width_bits() / 8;
+    EXPECT_NEAR(s.peak_bytes_per_s(), pins, pins * 0.001) << name;
+    EXPECT_GE(s.capacity_bytes(), h.capacity_bytes_per_stack()) << name;
+  }
+  // validation.md: HBM3 819.2, HBM3E 9.2 Gb/s 1177.6, HBM2E 3.2 Gb/s 409.6 GB/s per stack.
+  EXPECT_DOUBLE_EQ(test::load_device("hbm3_6400").peak_bytes_per_s(), 819.2e9);
+  EXPECT_NEAR(test::load_device("hbm3e_9200_8h").peak_bytes_per_s(), 1177.6e9, 1177.6e9 * 0.02);
+  EXPECT_DOUBLE_EQ(test::load_device("hbm2e_3200").peak_bytes_per_s(), 409.6e9);
+  EXPECT_DOUBLE_EQ(test::load_device("hbm4_8000").peak_bytes_per_s(), 2048e9);
+}
+
+TEST(HbmPresets, UnloadedReadLatencyIsFrontEndPlusCommandSequence) {
+  for (const char* name : kPresets) {
+    DramStackSpec s = test::load_device(name);
+    DramStack stack(s);
+    std::vector<DramCompletion> done;
+    ASSERT_TRUE(stack.submit(0, false, 1, 0));
+    uint64_t cycle = 0;
+    while (done.empty())
+      cycle = stack.advance(cycle, done);
+    const auto& t = s.timing;
+    EXPECT_EQ(stack.latency_ps(done[0]),
+              s.frontend_latency_ps + (uint64_t{t.rcd_rd} + t.cl + t.burst_cycles) * t.tck_ps)
+        << name;
+  }
+}
+
+TEST(HbmPresets, EveryPresetIsTimingLegalUnderMixedTraffic) {
+  for (const char* name : kPresets) {
+    DramStackSpec s = test::load_device(name);
+    s.policy.page = PagePolicy::kAdaptive;
+    PcRun r = run_pc(s, random_requests(s.org, 6000, 0.33, 5));
+    ASSERT_EQ(r.done.size(), 6000u) << name;
+    EXPECT_EQ(check_legality(r.log, s.org, s.timing), "") << name;
+  }
 }
 
 }  // namespace
