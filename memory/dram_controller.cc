@@ -290,8 +290,10 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
     }
   }
 
-  // Column bus: the oldest row hit whose CAS is legal now (FR-FCFS), or the head (FCFS).
-  for (size_t i = 0; i < scan; ++i) {
+  // Column bus: the oldest row hit whose CAS is legal now (FR-FCFS), or the head (FCFS). No CAS
+  // of the active kind can issue before the channel-level constraint, so skip the scan then.
+  const uint64_t channel_cas = draining_ ? next_wr_ : next_rd_;
+  for (size_t i = 0; i < scan && channel_cas <= c; ++i) {
     const DramRequest& r = q[i];
     if (need(r) == Need::kCas && cas_ready(r) <= c) {
       issue_cas(i, q, c, done);
@@ -309,7 +311,7 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
   // After a possible mode switch, both queues may be served next; consider both.
   const auto consider = [&](const std::vector<DramRequest>& queue) {
     const size_t n = fcfs ? std::min<size_t>(queue.size(), 1) : queue.size();
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < n && next > c + 1; ++i) {  // c + 1 is the earliest possible
       const DramRequest& r = queue[i];
       uint64_t at;
       switch (need(r)) {
