@@ -389,7 +389,8 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
       return std::make_unique<ComputeEngine>(c.name().c_str(),
                                              ComputeParams::from_config(c.compute()), ctx);
-    }});
+    },
+    nullptr});
 }  // namespace
 
 }  // namespace tiersim

@@ -101,7 +101,8 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     },
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
       return std::make_unique<DmaEngine>(c.name().c_str(), DmaParams::from_config(c.dma()), ctx);
-    }});
+    },
+    nullptr});
 }  // namespace
 
 }  // namespace tiersim

@@ -1,7 +1,9 @@
 #include "memory/hbm_fast.h"
 
 #include <algorithm>
+#include <sstream>
 
+#include "memory/hbm_calibrate.h"
 #include "memory/hbm_device.h"
 #include "memory/interleave.h"
 #include "models/context.h"
@@ -102,6 +104,24 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     },
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
       return std::make_unique<HbmFast>(c.name().c_str(), HbmFastParams::from_config(c.hbm()), ctx);
+    },
+    [](const config::Component& c, double duration_us, std::ostream& report) -> std::string {
+      if (!c.hbm().has_device()) {
+        throw ConfigError({ConfigIssue{
+            {},
+            "system.components[" + c.name() + "].hbm.device",
+            "calibration needs the command-level device; merge a preset from configs/memory/"}});
+      }
+      const DramStackSpec spec = dram_spec_from_config(c.hbm().device());
+      const HbmCalibration cal = calibrate_hbm(spec, duration_us);
+      report << "device: " << c.hbm().device().name() << "\n";
+      print_calibration(cal, spec, report);
+      std::ostringstream fields;
+      fields.precision(6);
+      fields << "efficiency_fraction: " << cal.efficiency_fraction
+             << "  # decode_tiles steady-state bandwidth / peak\n"
+             << "latency_ps: " << cal.latency_ps << "  # unloaded_read mean latency\n";
+      return fields.str();
     }});
 }  // namespace
 

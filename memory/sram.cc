@@ -60,7 +60,8 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     },
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
       return std::make_unique<Sram>(c.name().c_str(), SramParams::from_config(c.sram()), ctx);
-    }});
+    },
+    nullptr});
 }  // namespace
 
 }  // namespace tiersim

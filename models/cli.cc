@@ -7,7 +7,9 @@
 #include <boost/program_options.hpp>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "models/config_loader.h"
 #include "models/hdf5_file.h"
@@ -42,6 +44,9 @@ const char* kUsage =
     "                     print the resolved config (after merging, overrides, validation)\n"
     "  report FILE.h5 [--json]\n"
     "                     print the summary of a result file (--json: one flat JSON object)\n"
+    "  calibrate FILES... [--set k=v]... [--component NAME] [--out FRAGMENT]\n"
+    "                     [--duration-us D]  derive a component's fast-level parameters from\n"
+    "                     its detailed description; print or write a config fragment\n"
     "  list [workloads]   print every component kind (or workload kind), one per line:\n"
     "                     its config name, then a one-line description\n"
     "  --help, --version\n"
@@ -139,6 +144,108 @@ int cmd_run(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+// `calibrate`: derives a component's fast-level parameters from its detailed description and
+// prints (or writes atomically, --out) a config fragment that merges after the inputs.
+int cmd_calibrate(const std::vector<std::string>& args) {
+  std::vector<std::string> files, sets;
+  std::string component, out;
+  double duration_us = 200;
+  po::options_description opts;
+  opts.add_options()("set", po::value(&sets)->composing(), "")("files", po::value(&files), "")(
+      "component", po::value(&component), "")("out", po::value(&out), "")(
+      "duration-us", po::value(&duration_us), "");
+  po::positional_options_description pos;
+  pos.add("files", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(std::string("tiersim calibrate: ") + e.what());
+  }
+  if (files.empty()) throw UsageError("tiersim calibrate: no config files given");
+  if (!(duration_us > 0 && duration_us <= 1e5)) {
+    throw UsageError("tiersim calibrate: --duration-us must be in (0, 100000]");
+  }
+  LoadedConfig loaded = load_config(files, sets);
+  std::vector<const config::Component*> candidates;
+  for (const auto& c : loaded.config.system().components()) {
+    const ComponentKind* k = find_component_kind(component_kind_name(c));
+    if (!component.empty() ? c.name() == component
+                           : (k && k->calibrate && c.has_hbm() && c.hbm().has_device())) {
+      candidates.push_back(&c);
+    }
+  }
+  if (candidates.empty()) {
+    throw UsageError(component.empty()
+                         ? "tiersim calibrate: no component to calibrate (an hbm component needs "
+                           "a device: merge a preset from configs/memory/)"
+                         : "tiersim calibrate: no component named \"" + component + "\"");
+  }
+  if (candidates.size() > 1) {
+    throw UsageError(
+        "tiersim calibrate: several components can be calibrated; choose one with "
+        "--component");
+  }
+  const config::Component& c = *candidates[0];
+  const std::string kind = component_kind_name(c);
+  const ComponentKind* k = find_component_kind(kind);
+  if (!k->calibrate) {
+    throw UsageError("tiersim calibrate: components of kind \"" + kind +
+                     "\" have no detailed level to calibrate from");
+  }
+  std::ostringstream report;
+  std::string fields;
+  try {
+    fields = k->calibrate(c, duration_us, report);
+  } catch (const ConfigError& e) {
+    std::vector<ConfigIssue> issues = e.issues();
+    for (auto& i : issues) {
+      if (i.where.file.empty()) i.where = loaded.locate(i.path);
+    }
+    throw ConfigError(issues);
+  }
+  std::ostringstream frag;
+  frag << "# Fast-level parameters of component \"" << c.name()
+       << "\", calibrated by `tiersim calibrate` (tiersim " << TIERSIM_VERSION << ", "
+       << TIERSIM_GIT_REV << ", --duration-us " << duration_us << ") from:\n";
+  for (const auto& f : files)
+    frag << "#   " << f << "\n";
+  for (const auto& s : sets)
+    frag << "#   --set " << s << "\n";
+  std::istringstream lines(report.str());
+  std::string line;
+  while (std::getline(lines, line))
+    frag << "# " << line << "\n";
+  frag << "system {\n  components {\n    name: \"" << c.name() << "\"\n    " << kind << " {\n";
+  std::istringstream flines(fields);
+  while (std::getline(flines, line))
+    frag << "      " << line << "\n";
+  frag << "    }\n  }\n}\n";
+  if (out.empty()) {
+    std::cout << frag.str();
+    return kExitOk;
+  }
+  namespace fs = std::filesystem;
+  const fs::path target(out);
+  const fs::path tmp = target.parent_path() /
+                       ("." + target.filename().string() + ".partial-" + std::to_string(getpid()));
+  {
+    std::ofstream f(tmp);
+    if (!f) throw UsageError("tiersim calibrate: cannot write " + out);
+    f << frag.str();
+    if (!f.flush()) throw UsageError("tiersim calibrate: cannot write " + out);
+  }
+  std::error_code ec;
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp);
+    throw UsageError("tiersim calibrate: cannot write " + out + ": " + ec.message());
+  }
+  std::cout << report.str() << "fragment: " << out << "\n";
+  return kExitOk;
+}
+
 int cmd_report(const std::vector<std::string>& args) {
   ConfigArgs a = parse_args("report", args, false, true);
   if (a.files.size() != 1) throw UsageError("tiersim report: give exactly one result file");
@@ -198,6 +305,7 @@ int run_cli(int argc, char** argv) {
     if (command == "config") return cmd_config(rest);
     if (command == "run") return cmd_run(rest);
     if (command == "report") return cmd_report(rest);
+    if (command == "calibrate") return cmd_calibrate(rest);
     std::cerr << "tiersim: unknown command \"" << command << "\"\n" << kUsage;
     return kExitBadInput;
   } catch (const ConfigError& e) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <iosfwd>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +25,12 @@ struct ComponentKind {
   std::function<void(const config::Config& root, const config::Component& c, Validator& v)>
       validate;
   std::function<std::unique_ptr<Component>(const config::Component& c, Context& ctx)> create;
+  // Optional: derives the fast level's parameters of a (valid) component from its detailed
+  // description. Returns the text-format fields to set in the component's kind message and
+  // writes a human-readable table of what was measured to `report`. Throws ConfigError when
+  // the component lacks what calibration needs. Empty when the kind cannot be calibrated.
+  std::function<std::string(const config::Component& c, double duration_us, std::ostream& report)>
+      calibrate;
 };
 
 struct WorkloadKind {

@@ -181,6 +181,32 @@ TEST_F(Cli, ResultFileHasMetaSummaryStatsTokensAndOps) {
   EXPECT_THAT(r.out, HasSubstr("decode_steps"));
 }
 
+TEST_F(Cli, CalibrateWritesAFragmentThatMergesIntoTheRun) {
+  const std::string inputs = test::preset("hardware/h100_sxm.textproto") + " " +
+                             test::preset("memory/hbm3_6400.textproto") + " " +
+                             test::preset("models/llama3_8b.textproto") + " " +
+                             test::preset("studies/default.textproto");
+  const std::string frag = path("cal.textproto");
+  auto r = test::run_cmd(tiersim("calibrate " + inputs + " --duration-us 40 --out " + frag));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("decode_tiles"));
+  EXPECT_THAT(r.out, HasSubstr("unloaded_read"));
+  EXPECT_THAT(r.out, HasSubstr("bandwidth patterns ran 193 us"));  // raised from 40: refresh
+  const std::string text = test::slurp(frag);
+  EXPECT_THAT(text, HasSubstr("efficiency_fraction: 0.8"));
+  EXPECT_THAT(text, HasSubstr("calibrated by `tiersim calibrate`"));
+  r = test::run_cmd(tiersim("config " + inputs + " " + frag));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, testing::Not(HasSubstr("efficiency_fraction: 0.87\n")));
+  // Without a device there is nothing to calibrate from.
+  r = test::run_cmd(tiersim("calibrate " + base()));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("needs a device"));
+  r = test::run_cmd(tiersim("calibrate " + inputs + " --component compute"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("no detailed level"));
+}
+
 TEST_F(Cli, SigkillLeavesNothingAtTheOutPath) {
   // A long run (70B-class traffic on H200 for many steps), killed while it simulates.
   const std::string out = path("killed.h5");

@@ -1,0 +1,143 @@
+#include "memory/dram_patterns.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+#include "models/rng.h"
+
+namespace tiersim {
+
+DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern& p) {
+  const uint64_t access = spec.org.access_bytes;
+  if (p.request_bytes == 0 || p.request_bytes % access != 0) {
+    throw std::invalid_argument(p.name + ": request_bytes must be a multiple of " +
+                                std::to_string(access));
+  }
+  if ((p.outstanding > 0) == (p.injection_bytes_per_s > 0)) {
+    throw std::invalid_argument(p.name + ": set exactly one of outstanding, injection rate");
+  }
+  if (p.total_bytes < p.request_bytes) throw std::invalid_argument(p.name + ": total too small");
+  DramStack stack(spec);
+  const uint64_t per_request = p.request_bytes / access;
+  const uint64_t requests = p.total_bytes / p.request_bytes;
+  const uint64_t capacity = spec.capacity_bytes();
+  Rng rng(p.seed);
+
+  // Per request in flight: accesses still to complete, issue cycle. Slots recycled by id.
+  struct Slot {
+    uint64_t remaining = 0, issue_cycle = 0;
+  };
+  const uint32_t slots = p.outstanding > 0 ? p.outstanding : 1u << 16;
+  std::vector<Slot> slot(slots);
+  std::vector<uint32_t> free_slots;
+  for (uint32_t i = slots; i-- > 0;)
+    free_slots.push_back(i);
+  std::vector<double> latencies;
+  latencies.reserve(std::min<uint64_t>(requests, 1 << 20));
+  std::vector<DramCompletion> done;
+  done.reserve(1 << 14);
+
+  const double tck = double(spec.timing.tck_ps);
+  // Bytes completed per bin of 1024 cycles (the steady window is cut from these afterwards).
+  constexpr uint32_t kBinShift = 10;
+  std::vector<uint64_t> bin_bytes;
+  uint64_t end = 0;
+  const double inject_interval_cycles =
+      p.injection_bytes_per_s > 0 ? double(p.request_bytes) * 1e12 / p.injection_bytes_per_s / tck
+                                  : 0;
+
+  uint64_t next_request = 0, completed = 0, cycle = 0;
+  uint64_t cur_addr = 0, cur_left = 0, cur_index = 0;  // the request being split into accesses
+  uint32_t cur_slot = 0;
+  uint64_t stream_addr = 0;
+  bool cur_write = false;
+  while (completed < requests) {
+    // Start new requests while the loop allows, then submit their accesses in order.
+    while (true) {
+      if (cur_left == 0) {
+        if (next_request >= requests || free_slots.empty()) break;
+        if (inject_interval_cycles > 0 &&
+            double(cycle) < std::floor(double(next_request) * inject_interval_cycles)) {
+          break;
+        }
+        switch (p.kind) {
+          case DramPattern::Kind::kStream:
+            cur_addr = stream_addr;
+            stream_addr += p.request_bytes;
+            break;
+          case DramPattern::Kind::kRandom:
+            cur_addr = rng.below(capacity / p.request_bytes) * p.request_bytes;
+            break;
+          case DramPattern::Kind::kStrided:
+            cur_addr = stream_addr;
+            stream_addr += p.stride_bytes;
+            break;
+        }
+        cur_addr %= capacity;
+        cur_write = rng.uniform() >= p.read_fraction;
+        cur_slot = free_slots.back();
+        free_slots.pop_back();
+        slot[cur_slot] = Slot{per_request, cycle};
+        cur_left = per_request;
+        cur_index = 0;
+        ++next_request;
+      }
+      const uint64_t addr = (cur_addr + cur_index * access) % capacity;
+      if (!stack.submit(addr, cur_write, cur_slot, cycle)) break;
+      ++cur_index;
+      --cur_left;
+    }
+    done.clear();
+    uint64_t next = stack.advance(cycle, done);
+    for (const auto& d : done) {
+      const uint64_t bin = d.done_cycle >> kBinShift;
+      if (bin >= bin_bytes.size()) bin_bytes.resize(bin + 1, 0);
+      bin_bytes[bin] += access;
+      end = std::max(end, d.done_cycle);
+      Slot& s = slot[d.id];
+      if (--s.remaining == 0) {
+        latencies.push_back(double(spec.frontend_latency_ps) +
+                            double(d.done_cycle - s.issue_cycle) * tck);
+        free_slots.push_back(static_cast<uint32_t>(d.id));
+        ++completed;
+      }
+    }
+    if (cur_left > 0 || (next_request < requests && !free_slots.empty())) {
+      uint64_t want = cycle + 1;
+      if (inject_interval_cycles > 0 && cur_left == 0) {
+        want = std::max<uint64_t>(
+            want, uint64_t(std::floor(double(next_request) * inject_interval_cycles)));
+      }
+      next = std::min(next, want);
+    }
+    cycle = next;
+  }
+
+  DramPatternResult r;
+  r.requests = requests;
+  // Steady window [20%, 70%] of the run: warm-up and the drain (and refreshes still postponed
+  // at the end) stay outside it.
+  const uint64_t b0 = (end / 5) >> kBinShift, b1 = (end * 7 / 10) >> kBinShift;
+  uint64_t in_window = 0;
+  for (uint64_t b = b0; b < b1 && b < bin_bytes.size(); ++b)
+    in_window += bin_bytes[b];
+  r.bandwidth_bytes_per_s =
+      b1 > b0 ? double(in_window) * 1e12 / (double((b1 - b0) << kBinShift) * tck) : 0;
+  r.efficiency = r.bandwidth_bytes_per_s / spec.peak_bytes_per_s();
+  double sum = 0;
+  for (double l : latencies)
+    sum += l;
+  r.mean_latency_ps = latencies.empty() ? 0 : sum / double(latencies.size());
+  std::sort(latencies.begin(), latencies.end());
+  r.p99_latency_ps = latencies.empty()
+                         ? 0
+                         : latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
+  const auto st = stack.total_stats();
+  const uint64_t cas = st.row_hits + st.row_misses + st.row_conflicts;
+  r.row_hit_rate = cas ? double(st.row_hits) / double(cas) : 0;
+  return r;
+}
+
+}  // namespace tiersim
