@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "memory/hbm_calibrate.h"
+#include "memory/hbm_detailed.h"
 #include "memory/hbm_device.h"
 #include "memory/interleave.h"
 #include "models/context.h"
@@ -94,7 +95,9 @@ void HbmFast::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& de
 
 namespace {
 const ComponentRegistrar kRegistrar(ComponentKind{
-    "hbm", "HBM stacks as bandwidth servers with latency, interleaved by address (fast level)",
+    "hbm",
+    "HBM stacks interleaved by address: bandwidth servers with latency (FAST) or command-level "
+    "controllers per pseudo-channel from `device` (DETAILED)",
     [](const config::Config&, const config::Component& c, Validator& v) {
       HbmFastParams::validate(c.hbm(), v);
       if (c.hbm().has_device()) {
@@ -103,6 +106,11 @@ const ComponentRegistrar kRegistrar(ComponentKind{
       }
     },
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
+      const config::Fidelity f = c.has_fidelity() ? c.fidelity() : ctx.config().run().fidelity();
+      if (f == config::DETAILED) {
+        return std::make_unique<HbmDetailed>(c.name().c_str(),
+                                             HbmDetailedParams::from_config(c.hbm()), ctx);
+      }
       return std::make_unique<HbmFast>(c.name().c_str(), HbmFastParams::from_config(c.hbm()), ctx);
     },
     [](const config::Component& c, double duration_us, std::ostream& report) -> std::string {
@@ -122,7 +130,8 @@ const ComponentRegistrar kRegistrar(ComponentKind{
              << "  # decode_tiles steady-state bandwidth / peak\n"
              << "latency_ps: " << cal.latency_ps << "  # unloaded_read mean latency\n";
       return fields.str();
-    }});
+    },
+    /*detailed_level=*/true});
 }  // namespace
 
 }  // namespace tiersim

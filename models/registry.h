@@ -31,6 +31,9 @@ struct ComponentKind {
   // the component lacks what calibration needs. Empty when the kind cannot be calibrated.
   std::function<std::string(const config::Component& c, double duration_us, std::ostream& report)>
       calibrate;
+  // Whether the kind has a DETAILED level. run.fidelity applies to kinds with both levels;
+  // a component that asks for DETAILED explicitly must be of such a kind.
+  bool detailed_level = false;
 };
 
 struct WorkloadKind {

@@ -206,8 +206,13 @@ TEST(ConfigValidate, DanglingReferencesOverlapsAndCapacity) {
             "--set[1]: system.components[compute].compute.sram: \"dma\" is a dma, expected a sram");
   const std::string msg = first_issue([&] { load_config(f, {"workload.decode.batch_size=4096"}); });
   EXPECT_NE(msg.find("workload: needs"), std::string::npos) << msg;
-  EXPECT_NE(first_issue([&] { load_config(f, {"run.fidelity=DETAILED"}); }).find("not implemented"),
-            std::string::npos);
+  // The device was set nowhere: the issue is located at the hbm component in the hardware file.
+  EXPECT_EQ(first_issue([&] { load_config(f, {"run.fidelity=DETAILED"}); }),
+            f[0] + ":8: system.components[hbm].hbm.device: detailed fidelity needs the "
+                   "command-level device; merge a preset from configs/memory/");
+  EXPECT_EQ(first_issue([&] { load_config(f, {"system.components[sram].fidelity=DETAILED"}); }),
+            "--set[1]: system.components[sram].fidelity: \"sram\" has no detailed level (only "
+            "FAST)");
 }
 
 TEST(ConfigValidate, MissingRequiredFieldNamesTheInputs) {

@@ -1,0 +1,142 @@
+#include "memory/hbm_detailed.h"
+
+#include <algorithm>
+
+#include "memory/hbm_device.h"
+#include "models/context.h"
+
+namespace tiersim {
+
+HbmDetailedParams HbmDetailedParams::from_config(const config::HbmFast& c) {
+  return HbmDetailedParams{c.stack_count(), c.capacity_bytes_per_stack(), c.interleave_bytes(),
+                           dram_spec_from_config(c.device())};
+}
+
+HbmDetailed::HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& params,
+                         Context& ctx)
+    : Component(name, ctx, "hbm"),
+      socket("socket"),
+      params_(params),
+      requests_(ctx.stats().counter(basename(), "requests", "bulk requests served", "count")),
+      bytes_read_(ctx.stats().counter(basename(), "bytes_read", "bytes read", "bytes")),
+      bytes_written_(ctx.stats().counter(basename(), "bytes_written", "bytes written", "bytes")),
+      late_starts_(ctx.stats().counter(basename(), "late_starts",
+                                       "requests whose start preceded the stacks' time", "count")),
+      latency_ns_(ctx.stats().histogram(basename(), "request_latency",
+                                        "request latency from start to last byte", "ns",
+                                        Histogram::log2_edges(1, 1 << 24))) {
+  for (uint32_t s = 0; s < params.stack_count; ++s) {
+    stacks_.push_back(std::make_unique<DramStack>(params.device));
+  }
+  next_.assign(params.stack_count, 0);
+  done_.reserve(4096);
+  socket.register_b_transport(this, &HbmDetailed::b_transport);
+  // Command-level statistics, summed over stacks when sampled.
+  auto sum = [this](uint64_t DramControllerStats::*field) {
+    return [this, field](TimePs) {
+      double t = 0;
+      for (const auto& s : stacks_)
+        t += static_cast<double>(s->total_stats().*field);
+      return t;
+    };
+  };
+  ctx.stats().formula(basename(), "acts", "ACT commands", "count", sum(&DramControllerStats::acts));
+  ctx.stats().formula(basename(), "pres", "PRE commands (incl. auto-precharge)", "count",
+                      sum(&DramControllerStats::pres));
+  ctx.stats().formula(basename(), "reads", "RD commands", "count",
+                      sum(&DramControllerStats::reads));
+  ctx.stats().formula(basename(), "writes", "WR commands", "count",
+                      sum(&DramControllerStats::writes));
+  ctx.stats().formula(basename(), "refreshes", "REFab + REFpb commands", "count", [this](TimePs) {
+    double t = 0;
+    for (const auto& s : stacks_) {
+      t += static_cast<double>(s->total_stats().refreshes + s->total_stats().refreshes_pb);
+    }
+    return t;
+  });
+  ctx.stats().formula(
+      basename(), "row_hit_rate", "row hits per column command", "fraction", [this](TimePs) {
+        double hits = 0, all = 0;
+        for (const auto& s : stacks_) {
+          const auto st = s->total_stats();
+          hits += static_cast<double>(st.row_hits);
+          all += static_cast<double>(st.row_hits + st.row_misses + st.row_conflicts);
+        }
+        return all > 0 ? hits / all : 0.0;
+      });
+}
+
+bool HbmDetailed::step() {
+  uint64_t next = DramStack::kNever;
+  for (uint64_t n : next_)
+    next = std::min(next, n);
+  if (next == DramStack::kNever) return false;
+  cycle_ = std::max(cycle_, next);
+  for (size_t s = 0; s < stacks_.size(); ++s) {
+    if (next_[s] <= cycle_) {
+      done_.clear();
+      next_[s] = stacks_[s]->advance(cycle_, done_);
+      for (const auto& d : done_) {
+        --outstanding_;
+        last_done_cycle_ = std::max(last_done_cycle_, d.done_cycle);
+      }
+    }
+  }
+  return true;
+}
+
+void HbmDetailed::advance_to(uint64_t cycle) {
+  while (true) {
+    uint64_t next = DramStack::kNever;
+    for (uint64_t n : next_)
+      next = std::min(next, n);
+    if (next > cycle) break;
+    step();
+  }
+  cycle_ = std::max(cycle_, cycle);
+}
+
+void HbmDetailed::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+  const uint64_t addr = p.get_address();
+  const uint64_t bytes = p.get_data_length();
+  const uint64_t capacity = params_.capacity_bytes_per_stack * params_.stack_count;
+  const uint64_t access = params_.device.org.access_bytes;
+  if (bytes == 0 || addr >= capacity || bytes > capacity - addr || addr % access != 0 ||
+      bytes % access != 0) {
+    p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    return;
+  }
+  const TimePs now = now_ps();
+  const TimePs start_ps = now + to_ps(delay);
+  const uint64_t tck = params_.device.timing.tck_ps;
+  const uint64_t start_cycle = (start_ps + tck - 1) / tck;
+  if (start_cycle < cycle_) late_starts_.inc();
+  advance_to(start_cycle);
+
+  // Front end: pieces in address order, each to its stack, waiting while a queue is full.
+  const bool write = p.is_write();
+  const uint64_t granule = params_.interleave_bytes;
+  const uint32_t stacks = params_.stack_count;
+  outstanding_ = bytes / access;
+  last_done_cycle_ = cycle_;
+  for (uint64_t off = 0; off < bytes; off += access) {
+    const uint64_t a = addr + off;
+    const uint64_t chunk = a / granule;
+    const uint32_t s = static_cast<uint32_t>(chunk % stacks);
+    const uint64_t local = (chunk / stacks) * granule + a % granule;
+    while (!stacks_[s]->submit(local, write, off / access, cycle_)) {
+      if (!step()) break;
+    }
+    next_[s] = std::min(next_[s], cycle_);
+  }
+  while (outstanding_ > 0 && step()) {
+  }
+  const TimePs done_ps = last_done_cycle_ * tck + params_.device.frontend_latency_ps;
+  requests_.inc();
+  (write ? bytes_written_ : bytes_read_).inc(bytes);
+  latency_ns_.record(static_cast<double>(done_ps - start_ps) / kPsPerNs);
+  delay = to_sc_time(done_ps > now ? done_ps - now : 0);
+  p.set_response_status(tlm::TLM_OK_RESPONSE);
+}
+
+}  // namespace tiersim

@@ -1,0 +1,72 @@
+// HBM stacks, detailed level: each stack is a DramStack (command-level controllers per
+// pseudo-channel, memory/dram_controller.h) built from the component's `device`.
+//
+// What is modelled: a bulk request is split into access-sized pieces; pieces rotate across
+// stacks every `interleave_bytes` (as at the fast level) and, inside a stack, follow the device's
+// address mapping. The front end submits pieces in order, waiting when a pseudo-channel queue is
+// full. The request completes when its last piece's data has moved, plus the front-end latency.
+//
+// Fidelity: detailed inside the stack (JEDEC timing, scheduling, page policy, refresh). Between
+// requests it is loosely timed: the initiators of this tree issue blocking transactions, so the
+// model serves each request to completion in arrival order; a request whose start lies before
+// the stacks' current time starts late (counted in `late_starts`). Concurrent requests therefore
+// do not interleave inside the stack, which drains the queues between requests (a bubble of
+// about one access latency per request; tests bound its effect on bulk tiles). Approximately-
+// timed initiators will remove this limit. Speed: about 2 M accesses per wall-second; use the
+// fast level for full decode runs and this one for memory studies and calibration.
+#pragma once
+
+#include <tlm_utils/multi_passthrough_target_socket.h>
+
+#include <memory>
+#include <vector>
+
+#include "configs/tiersim.pb.h"
+#include "memory/dram_stack.h"
+#include "models/component.h"
+#include "models/stats.h"
+
+namespace tiersim {
+
+struct HbmDetailedParams {
+  uint32_t stack_count;
+  uint64_t capacity_bytes_per_stack;
+  uint64_t interleave_bytes;
+  DramStackSpec device;
+  static HbmDetailedParams from_config(const config::HbmFast& c);  // c valid, with a device
+};
+
+class HbmDetailed : public Component {
+ public:
+  tlm_utils::multi_passthrough_target_socket<HbmDetailed> socket;
+
+  HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& params, Context& ctx);
+
+  Tier tier() const override { return Tier::kHbm; }
+  TargetSocket* target_socket() override { return &socket; }
+  uint64_t bytes_read() const override { return bytes_read_.value(); }
+  uint64_t bytes_written() const override { return bytes_written_.value(); }
+
+ private:
+  void b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  // Advances every stack to `cycle`, processing their events on the way.
+  void advance_to(uint64_t cycle);
+  // Advances to the next event of any stack; false when none is pending.
+  bool step();
+
+  const HbmDetailedParams params_;
+  std::vector<std::unique_ptr<DramStack>> stacks_;
+  std::vector<uint64_t> next_;  // next event cycle per stack
+  std::vector<DramCompletion> done_;
+  uint64_t cycle_ = 0;        // the stacks' common time
+  uint64_t outstanding_ = 0;  // pieces of the current request not yet completed
+  uint64_t last_done_cycle_ = 0;
+
+  Counter& requests_;
+  Counter& bytes_read_;
+  Counter& bytes_written_;
+  Counter& late_starts_;
+  Histogram& latency_ns_;
+};
+
+}  // namespace tiersim

@@ -1,0 +1,64 @@
+// The two HBM levels on the same decode: a run at DETAILED fidelity and a run at FAST with the
+// parameters `tiersim calibrate` derived from the same device agree on TPOT (slow: the detailed
+// level simulates every 32-byte access).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "models/hdf5_file.h"
+#include "tests/support/paths.h"
+#include "tests/support/run_cmd.h"
+
+namespace tiersim {
+namespace {
+
+namespace fs = std::filesystem;
+
+double summary(const std::string& file, const std::string& name) {
+  for (const auto& s : ResultReader(file).summary()) {
+    if (s.name == name) return s.value;
+  }
+  return -1;
+}
+
+TEST(Fidelity, CalibratedFastAgreesWithDetailedOnDecode) {
+  const fs::path dir = fs::temp_directory_path() / ("tiersim_fid_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const std::string model = (dir / "small.textproto").string();
+  std::ofstream(model) << "workload { model { name: \"small\" layers: 2 hidden_size: 1024 heads: 8"
+                          " kv_heads: 8 ffn_size: 4096 vocab_size: 8192 tied_embeddings: false"
+                          " mlp: SWIGLU norm: RMSNORM weight_dtype: BF16 kv_dtype: BF16"
+                          " activation_dtype: BF16 } }\n";
+  const std::string base = test::preset("hardware/h100_sxm.textproto") + " " +
+                           test::preset("memory/hbm3_6400.textproto");
+  const std::string rest = model + " " + test::preset("studies/default.textproto") +
+                           " --set workload.decode.decode_steps=2 --quiet";
+  const std::string cal = (dir / "cal.textproto").string();
+  const std::string tiersim = test::tiersim_binary();
+  auto r = test::run_cmd(tiersim + " calibrate " + base + " " + rest.substr(0, rest.find(" --")) +
+                         " --out " + cal);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string fast = (dir / "fast.h5").string(), detailed = (dir / "detailed.h5").string();
+  r = test::run_cmd(tiersim + " run " + base + " " + cal + " " + rest + " --out " + fast);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = test::run_cmd(tiersim + " run " + base + " " + rest + " --set run.fidelity=DETAILED --out " +
+                    detailed);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const double t_fast = summary(fast, "tpot_ms_mean"), t_det = summary(detailed, "tpot_ms_mean");
+  std::printf("[ measured ] TPOT fast (calibrated) %.5f ms, detailed %.5f ms (%.2f%%)\n", t_fast,
+              t_det, 100 * (t_fast / t_det - 1));
+  EXPECT_NEAR(t_fast, t_det, 0.05 * t_det);
+  // Both moved the same bytes.
+  EXPECT_EQ(summary(fast, "hbm_bytes_per_token"), summary(detailed, "hbm_bytes_per_token"));
+  // The detailed result carries command-level stats.
+  ResultReader h(detailed);
+  EXPECT_TRUE(h.exists("/stats/hbm/row_hit_rate"));
+  EXPECT_TRUE(h.exists("/stats/hbm/refreshes"));
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace tiersim
