@@ -208,8 +208,9 @@ TEST(ConfigValidate, DanglingReferencesOverlapsAndCapacity) {
   EXPECT_NE(msg.find("workload: needs"), std::string::npos) << msg;
   // The device was set nowhere: the issue is located at the hbm component in the hardware file.
   EXPECT_EQ(first_issue([&] { load_config(f, {"run.fidelity=DETAILED"}); }),
-            f[0] + ":8: system.components[hbm].hbm.device: detailed fidelity needs the "
-                   "command-level device; merge a preset from configs/memory/");
+            f[0] +
+                ":8: system.components[hbm].hbm.device: detailed fidelity needs the "
+                "command-level device; merge a preset from configs/memory/");
   EXPECT_EQ(first_issue([&] { load_config(f, {"system.components[sram].fidelity=DETAILED"}); }),
             "--set[1]: system.components[sram].fidelity: \"sram\" has no detailed level (only "
             "FAST)");
