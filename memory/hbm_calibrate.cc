@@ -36,6 +36,18 @@ HbmCalibration calibrate_hbm(const DramStackSpec& spec, double requested_us) {
     c.patterns.push_back({p, run_dram_pattern(spec, p)});
   c.efficiency_fraction = c.patterns[0].second.efficiency;
   c.latency_ps = static_cast<uint64_t>(std::llround(c.patterns.back().second.mean_latency_ps));
+  // The same stream without refresh: refresh's share of the bandwidth.
+  DramStackSpec no_refresh = spec;
+  no_refresh.policy.refresh = RefreshMode::kNone;
+  DramPattern stream_off = set[1];
+  stream_off.name = "stream_no_refresh";
+  const DramPatternResult off = run_dram_pattern(no_refresh, stream_off);
+  c.patterns.push_back({stream_off, off});
+  c.refresh_overhead_fraction =
+      spec.policy.refresh == RefreshMode::kNone
+          ? 0.0
+          : std::max(0.0,
+                     1.0 - c.patterns[1].second.bandwidth_bytes_per_s / off.bandwidth_bytes_per_s);
   return c;
 }
 

@@ -3,13 +3,15 @@
 #include <algorithm>
 
 #include "memory/hbm_device.h"
+#include "memory/hbm_fast.h"
 #include "models/context.h"
 
 namespace tiersim {
 
 HbmDetailedParams HbmDetailedParams::from_config(const config::HbmFast& c) {
   return HbmDetailedParams{c.stack_count(), c.capacity_bytes_per_stack(), c.interleave_bytes(),
-                           dram_spec_from_config(c.device())};
+                           dram_spec_from_config(c.device()),
+                           HbmFastParams::refresh_multiplier_for(c)};
 }
 
 HbmDetailed::HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& params,
@@ -27,6 +29,7 @@ HbmDetailed::HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& 
                                         Histogram::log2_edges(1, 1 << 24))) {
   for (uint32_t s = 0; s < params.stack_count; ++s) {
     stacks_.push_back(std::make_unique<DramStack>(params.device));
+    stacks_.back()->set_refresh_multiplier(params.refresh_multiplier);
   }
   next_.assign(params.stack_count, 0);
   done_.reserve(4096);

@@ -14,6 +14,7 @@
 // about one access latency per request; tests bound its effect on bulk tiles). Approximately-
 // timed initiators will remove this limit. Speed: about 2 M accesses per wall-second; use the
 // fast level for full decode runs and this one for memory studies and calibration.
+// Temperature: the refresh rate of every controller follows the component's multiplier.
 #pragma once
 
 #include <tlm_utils/multi_passthrough_target_socket.h>
@@ -33,6 +34,7 @@ struct HbmDetailedParams {
   uint64_t capacity_bytes_per_stack;
   uint64_t interleave_bytes;
   DramStackSpec device;
+  double refresh_multiplier;  // from the component's temperature
   static HbmDetailedParams from_config(const config::HbmFast& c);  // c valid, with a device
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include "memory/dram_spec.h"
 #include "memory/hbm_calibrate.h"
 #include "memory/hbm_detailed.h"
 #include "memory/hbm_device.h"
@@ -12,7 +13,15 @@
 
 namespace tiersim {
 
-void HbmFastParams::validate(const config::HbmFast& c, Validator& v) {
+namespace {
+std::string format_multiplier(const config::HbmFast& c) {
+  std::ostringstream os;
+  os << HbmFastParams::refresh_multiplier_for(c);
+  return os.str();
+}
+}  // namespace
+
+void HbmFastParams::validate(const config::HbmFast& c, Validator& v, bool fast_level) {
   v.positive("stack_count", c.has_stack_count(), c.stack_count());
   v.positive("bus_width_bits", c.has_bus_width_bits(), c.bus_width_bits());
   v.positive("pin_data_rate_mbps", c.has_pin_data_rate_mbps(), c.pin_data_rate_mbps());
@@ -20,6 +29,33 @@ void HbmFastParams::validate(const config::HbmFast& c, Validator& v) {
              static_cast<double>(c.capacity_bytes_per_stack()));
   v.fraction("efficiency_fraction", c.has_efficiency_fraction(), c.efficiency_fraction());
   v.require("latency_ps", c.has_latency_ps());
+  if (c.has_temperature_c() && !(c.temperature_c() > -60 && c.temperature_c() < 200)) {
+    v.error("temperature_c", "must be in (-60, 200) C");
+  }
+  double last = -1e300;
+  for (int i = 0; i < c.refresh_rate_size(); ++i) {
+    const auto& s = c.refresh_rate(i);
+    Validator sv = v.at("refresh_rate[" + std::to_string(i) + "]");
+    if (sv.require("above_c", s.has_above_c()) && s.above_c() <= last) {
+      sv.error("above_c", "steps must be in increasing above_c order");
+    }
+    last = s.above_c();
+    sv.at_least("multiplier", s.has_multiplier(), s.multiplier(), 1.0);
+  }
+  if (c.has_refresh_overhead_fraction() &&
+      !(c.refresh_overhead_fraction() >= 0 && c.refresh_overhead_fraction() < 0.5)) {
+    v.error("refresh_overhead_fraction", "must be in [0, 0.5)");
+  }
+  if (refresh_multiplier_for(c) > 1.0 && fast_level) {
+    if (!c.has_refresh_overhead_fraction()) {
+      v.error("refresh_overhead_fraction",
+              "needed at this temperature (refresh rate x" + format_multiplier(c) +
+                  "): the fast level must know refresh's share of the bandwidth; "
+                  "`tiersim calibrate` measures it");
+    } else if (refresh_multiplier_for(c) * c.refresh_overhead_fraction() >= 1.0) {
+      v.error("temperature_c", "refresh would take all the bandwidth at this temperature");
+    }
+  }
   if (v.positive("interleave_bytes", c.has_interleave_bytes(),
                  static_cast<double>(c.interleave_bytes())) &&
       (c.interleave_bytes() & (c.interleave_bytes() - 1)) != 0) {
@@ -27,11 +63,27 @@ void HbmFastParams::validate(const config::HbmFast& c, Validator& v) {
   }
 }
 
+double HbmFastParams::refresh_multiplier_for(const config::HbmFast& c) {
+  const double t = c.has_temperature_c() ? c.temperature_c() : 85.0;
+  if (c.refresh_rate_size() == 0) return refresh_rate_multiplier(t);
+  double m = 1.0, best = -1e300;
+  for (const auto& s : c.refresh_rate()) {
+    if (t > s.above_c() && s.above_c() > best) {
+      best = s.above_c();
+      m = s.multiplier();
+    }
+  }
+  return m;
+}
+
 HbmFastParams HbmFastParams::from_config(const config::HbmFast& c) {
-  return HbmFastParams{c.stack_count(),         c.bus_width_bits(),
-                       c.pin_data_rate_mbps(),  c.capacity_bytes_per_stack(),
-                       c.efficiency_fraction(), c.latency_ps(),
-                       c.interleave_bytes()};
+  HbmFastParams p{c.stack_count(),         c.bus_width_bits(),
+                  c.pin_data_rate_mbps(),  c.capacity_bytes_per_stack(),
+                  c.efficiency_fraction(), c.latency_ps(),
+                  c.interleave_bytes()};
+  p.refresh_multiplier = refresh_multiplier_for(c);
+  p.refresh_overhead_fraction = c.refresh_overhead_fraction();
+  return p;
 }
 
 namespace {
@@ -98,8 +150,9 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     "hbm",
     "HBM stacks interleaved by address: bandwidth servers with latency (FAST) or command-level "
     "controllers per pseudo-channel from `device` (DETAILED)",
-    [](const config::Config&, const config::Component& c, Validator& v) {
-      HbmFastParams::validate(c.hbm(), v);
+    [](const config::Config& root, const config::Component& c, Validator& v) {
+      const config::Fidelity f = c.has_fidelity() ? c.fidelity() : root.run().fidelity();
+      HbmFastParams::validate(c.hbm(), v, f != config::DETAILED);
       if (c.hbm().has_device()) {
         Validator dv = v.at("device");
         validate_hbm_device(c.hbm().device(), c.hbm(), dv);
@@ -128,7 +181,9 @@ const ComponentRegistrar kRegistrar(ComponentKind{
       fields.precision(6);
       fields << "efficiency_fraction: " << cal.efficiency_fraction
              << "  # decode_tiles steady-state bandwidth / peak\n"
-             << "latency_ps: " << cal.latency_ps << "  # unloaded_read mean latency\n";
+             << "latency_ps: " << cal.latency_ps << "  # unloaded_read mean latency\n"
+             << "refresh_overhead_fraction: " << cal.refresh_overhead_fraction
+             << "  # 1 - stream_read / stream_read with refresh off, at x1\n";
       return fields.str();
     },
     /*detailed_level=*/true});

@@ -11,7 +11,9 @@
 // banks, refresh and scheduling are averaged into the efficiency fraction. Requests reserved
 // with a future start (annotated delay) are served in reservation order. The detailed
 // command-level model and the calibration of `efficiency_fraction` arrive with the HBM issue.
-// Left out: per-channel imbalance, temperature, energy.
+// Temperature: above the refresh table's thresholds the refresh rate multiplies, and the
+// refresh share of the bandwidth (refresh_overhead_fraction, calibrated) multiplies with it.
+// Left out: per-channel imbalance, access-pattern-dependent efficiency, energy.
 #pragma once
 
 #include <tlm_utils/multi_passthrough_target_socket.h>
@@ -34,17 +36,26 @@ struct HbmFastParams {
   double efficiency_fraction;
   TimePs latency_ps;
   uint64_t interleave_bytes;
+  double refresh_multiplier = 1.0;         // from the temperature and the step table
+  double refresh_overhead_fraction = 0.0;  // share of refresh in efficiency at x1
 
   double peak_bytes_per_s_per_stack() const {
     return pin_data_rate_mbps * 1e6 * bus_width_bits / 8.0;
   }
+  // Refresh costs r of the bandwidth at x1 and m x r at multiplier m: the efficiency scales by
+  // (1 - m r) / (1 - r).
   double effective_bytes_per_s_per_stack() const {
-    return peak_bytes_per_s_per_stack() * efficiency_fraction;
+    return peak_bytes_per_s_per_stack() * efficiency_fraction *
+           (1.0 - refresh_multiplier * refresh_overhead_fraction) /
+           (1.0 - refresh_overhead_fraction);
   }
   double effective_bytes_per_s() const { return effective_bytes_per_s_per_stack() * stack_count; }
   uint64_t capacity_bytes() const { return capacity_bytes_per_stack * stack_count; }
 
-  static void validate(const config::HbmFast& c, Validator& v);
+  // `fast_level`: the component runs at FAST (only then is refresh_overhead_fraction needed).
+  static void validate(const config::HbmFast& c, Validator& v, bool fast_level = true);
+  // The refresh-rate multiplier at the component's temperature (both levels use it).
+  static double refresh_multiplier_for(const config::HbmFast& c);
   static HbmFastParams from_config(const config::HbmFast& c);  // c must be valid
 };
 

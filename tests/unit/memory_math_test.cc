@@ -62,7 +62,7 @@ TEST(AddressMap, DecodeAllocateAndLocalOffsets) {
 
 TEST(HbmParams, PeakBandwidthFromPins) {
   // validation.md: HBM3 819.2 GB/s, HBM3E 9.2 Gb/s 1177.6 GB/s, HBM2E 3.2 Gb/s 409.6 GB/s.
-  HbmFastParams p{1, 1024, 6400, 1, 1.0, 0, 256};
+  HbmFastParams p{1, 1024, 6400, 1, 1.0, 0, 256, 1.0, 0.0};
   EXPECT_DOUBLE_EQ(p.peak_bytes_per_s_per_stack(), 819.2e9);
   p.pin_data_rate_mbps = 9200;
   EXPECT_DOUBLE_EQ(p.peak_bytes_per_s_per_stack(), 1177.6e9);
@@ -71,6 +71,36 @@ TEST(HbmParams, PeakBandwidthFromPins) {
   p.stack_count = 4;
   EXPECT_DOUBLE_EQ(p.peak_bytes_per_s_per_stack(), 409.6e9);
   EXPECT_DOUBLE_EQ(p.effective_bytes_per_s(), 409.6e9 * 0.5 * 4);
+}
+
+TEST(HbmParams, TemperatureScalesTheRefreshShareOfBandwidth) {
+  config::HbmFast c;
+  c.set_stack_count(1);
+  c.set_bus_width_bits(1024);
+  c.set_pin_data_rate_mbps(6400);
+  c.set_capacity_bytes_per_stack(1);
+  c.set_efficiency_fraction(0.88);
+  c.set_latency_ps(1);
+  c.set_interleave_bytes(256);
+  c.set_refresh_overhead_fraction(0.12);
+  EXPECT_DOUBLE_EQ(HbmFastParams::from_config(c).effective_bytes_per_s(), 819.2e9 * 0.88);
+  c.set_temperature_c(95);  // JEDEC default: x2 above 85 C
+  EXPECT_DOUBLE_EQ(HbmFastParams::from_config(c).effective_bytes_per_s(),
+                   819.2e9 * 0.88 * (1 - 0.24) / (1 - 0.12));
+  auto* step = c.add_refresh_rate();  // a custom table: x4 above 90 C
+  step->set_above_c(90);
+  step->set_multiplier(4);
+  EXPECT_DOUBLE_EQ(HbmFastParams::refresh_multiplier_for(c), 4.0);
+  c.set_temperature_c(89);
+  EXPECT_DOUBLE_EQ(HbmFastParams::refresh_multiplier_for(c), 1.0);
+  // Hot without the refresh share: the fast level cannot honour it, so it is an error.
+  c.set_temperature_c(99);
+  c.clear_refresh_overhead_fraction();
+  std::vector<ConfigIssue> issues;
+  Validator v(issues);
+  HbmFastParams::validate(c, v);
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].path, "refresh_overhead_fraction");
 }
 
 TEST(Summary, PercentileInterpolatesLikeNumpy) {
