@@ -53,6 +53,16 @@ const char* kUsage =
     "\n"
     "exit codes: 0 ok, 2 bad input (config, arguments, files), 1 internal error\n";
 
+// The built-in usage plus the commands modules registered.
+std::string usage() {
+  std::string u = kUsage;
+  const auto cut = u.find("\nexit codes");
+  std::string extra;
+  for (const auto& k : command_kinds())
+    extra += k.usage;
+  return u.substr(0, cut) + extra + u.substr(cut);
+}
+
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -282,13 +292,13 @@ int run_cli(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   try {
     if (args.empty()) {
-      std::cerr << kUsage;
+      std::cerr << usage();
       return kExitBadInput;
     }
     const std::string command = args[0];
     const std::vector<std::string> rest(args.begin() + 1, args.end());
     if (command == "--help" || command == "-h" || command == "help") {
-      std::cout << kUsage;
+      std::cout << usage();
       return kExitOk;
     }
     if (command == "--version") {
@@ -297,7 +307,7 @@ int run_cli(int argc, char** argv) {
     }
     for (const auto& a : rest) {
       if (a == "--help" || a == "-h") {
-        std::cout << kUsage;
+        std::cout << usage();
         return kExitOk;
       }
     }
@@ -306,7 +316,14 @@ int run_cli(int argc, char** argv) {
     if (command == "run") return cmd_run(rest);
     if (command == "report") return cmd_report(rest);
     if (command == "calibrate") return cmd_calibrate(rest);
-    std::cerr << "tiersim: unknown command \"" << command << "\"\n" << kUsage;
+    if (const CommandKind* k = find_command_kind(command)) {
+      try {
+        return k->run(rest);
+      } catch (const std::invalid_argument& e) {
+        throw UsageError("tiersim " + command + ": " + e.what());
+      }
+    }
+    std::cerr << "tiersim: unknown command \"" << command << "\"\n" << usage();
     return kExitBadInput;
   } catch (const ConfigError& e) {
     std::cerr << e.what() << "\n";

@@ -4,6 +4,12 @@
 
 namespace tiersim {
 
+// Function-local static: filled during static initialisation only.
+static std::vector<CommandKind>& command_storage() {
+  static std::vector<CommandKind> kinds;
+  return kinds;
+}
+
 namespace {
 std::vector<ComponentKind>& component_storage() {
   static std::vector<ComponentKind> kinds;
@@ -59,6 +65,25 @@ std::string workload_kind_name(const config::Workload& w) {
   const auto* oneof = w.GetDescriptor()->FindOneofByName("scenario");
   const auto* field = w.GetReflection()->GetOneofFieldDescriptor(w, oneof);
   return field ? field->name() : "";
+}
+
+}  // namespace tiersim
+
+namespace tiersim {
+
+CommandRegistrar::CommandRegistrar(CommandKind kind) {
+  command_storage().push_back(std::move(kind));
+}
+
+const std::vector<CommandKind>& command_kinds() {
+  return command_storage();
+}
+
+const CommandKind* find_command_kind(const std::string& name) {
+  for (const auto& k : command_storage()) {
+    if (k.name == name) return &k;
+  }
+  return nullptr;
 }
 
 }  // namespace tiersim

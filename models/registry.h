@@ -54,6 +54,20 @@ const WorkloadKind* find_workload_kind(const std::string& config_name);
 std::string component_kind_name(const config::Component& c);
 std::string workload_kind_name(const config::Workload& w);
 
+// A CLI subcommand contributed by a module (e.g. `membench` from memory/). `run` gets the
+// arguments after the command name and returns the exit code; it may throw ConfigError (exit 2)
+// or std::invalid_argument (bad arguments, exit 2).
+struct CommandKind {
+  std::string name;
+  std::string usage;  // one or more lines for --help, each starting with two spaces
+  std::function<int(const std::vector<std::string>& args)> run;
+};
+const std::vector<CommandKind>& command_kinds();
+const CommandKind* find_command_kind(const std::string& name);
+struct CommandRegistrar {
+  explicit CommandRegistrar(CommandKind kind);
+};
+
 struct ComponentRegistrar {
   explicit ComponentRegistrar(ComponentKind kind);
 };

@@ -207,6 +207,37 @@ TEST_F(Cli, CalibrateWritesAFragmentThatMergesIntoTheRun) {
   EXPECT_THAT(r.err, HasSubstr("no detailed level"));
 }
 
+TEST_F(Cli, MembenchWritesABandwidthLatencyTableThatPlots) {
+  const std::string inputs = test::preset("hardware/h100_sxm.textproto") + " " +
+                             test::preset("memory/hbm3_6400.textproto") + " " +
+                             test::preset("models/llama3_8b.textproto") + " " +
+                             test::preset("studies/default.textproto");
+  const std::string out = path("mb.h5");
+  auto r = test::run_cmd(tiersim("membench " + inputs +
+                                 " --pattern stream --request-bytes 4096 --points 1,4,64"
+                                 " --duration-us 5 --out " +
+                                 out));
+  ASSERT_EQ(r.code, 0) << r.err;
+  Table t = ResultReader(out).read_table("/membench");
+  ASSERT_EQ(t.rows(), 3u);
+  const auto& bw = t.find("bandwidth_bytes_per_s")->f64;
+  const auto& lat = t.find("mean_latency_ns")->f64;
+  EXPECT_LT(bw[0], bw[1]);  // more in flight: more bandwidth ...
+  EXPECT_LT(bw[1], bw[2]);
+  EXPECT_LT(lat[0], lat[2]);  // ... and more latency
+  const std::string png = path("mb.png");
+  r = test::run_cmd("/usr/bin/python3 " + test::source_dir() + "/scripts/plot_membench " + png +
+                    " " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_GT(fs::file_size(png), 10000u);
+  // Bad arguments are bad input.
+  EXPECT_EQ(test::run_cmd(tiersim("membench " + inputs + " --pattern zigzag --out " + out)).code,
+            2);
+  EXPECT_EQ(test::run_cmd(tiersim("membench " + inputs + " --request-bytes 48 --out " + out)).code,
+            2);
+  EXPECT_EQ(test::run_cmd(tiersim("membench " + base() + " --out " + out)).code, 2);
+}
+
 TEST_F(Cli, SigkillLeavesNothingAtTheOutPath) {
   // A long run (70B-class traffic on H200 for many steps), killed while it simulates.
   const std::string out = path("killed.h5");

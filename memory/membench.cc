@@ -1,0 +1,196 @@
+// `tiersim membench`: bandwidth-latency sweeps over one HBM component's command-level device
+// (closed loop over outstanding requests, or open loop over injection rates), written to an HDF5
+// table that scripts/plot_membench turns into curves.
+#include <sstream>
+
+#include "memory/dram_patterns.h"
+#include "memory/hbm_device.h"
+#include "models/config_loader.h"
+#include "models/hdf5_file.h"
+#include "models/registry.h"
+
+#ifndef TIERSIM_VERSION
+#define TIERSIM_VERSION "0.0.0"
+#endif
+
+namespace tiersim {
+
+namespace {
+
+std::vector<double> parse_list(const std::string& flag, const std::string& text) {
+  std::vector<double> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str(), &end);
+    if (item.empty() || *end != '\0' || !(v > 0)) {
+      throw std::invalid_argument(flag + ": \"" + item + "\" is not a positive number");
+    }
+    out.push_back(v);
+  }
+  if (out.empty()) throw std::invalid_argument(flag + ": empty list");
+  return out;
+}
+
+int run_membench(const std::vector<std::string>& args) {
+  std::vector<std::string> files, sets;
+  std::string component, out, pattern = "stream", mode = "closed", points;
+  uint64_t request_bytes = 64, stride_bytes = 0, seed = 1;
+  double read_fraction = 1.0, duration_us = 50;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) throw std::invalid_argument(a + " needs a value");
+      return args[++i];
+    };
+    auto number = [&](const std::string& v) {
+      char* end = nullptr;
+      const double d = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end != '\0' || !(d >= 0)) {
+        throw std::invalid_argument(a + ": \"" + v + "\" is not a non-negative number");
+      }
+      return d;
+    };
+    if (a == "--set") {
+      sets.push_back(value());
+    } else if (a == "--component") {
+      component = value();
+    } else if (a == "--out") {
+      out = value();
+    } else if (a == "--pattern") {
+      pattern = value();
+    } else if (a == "--mode") {
+      mode = value();
+    } else if (a == "--points") {
+      points = value();
+    } else if (a == "--request-bytes") {
+      request_bytes = static_cast<uint64_t>(number(value()));
+    } else if (a == "--stride-bytes") {
+      stride_bytes = static_cast<uint64_t>(number(value()));
+    } else if (a == "--read-fraction") {
+      read_fraction = number(value());
+    } else if (a == "--duration-us") {
+      duration_us = number(value());
+    } else if (a == "--seed") {
+      seed = static_cast<uint64_t>(number(value()));
+    } else if (a.rfind("--", 0) == 0) {
+      throw std::invalid_argument("unknown option " + a);
+    } else {
+      files.push_back(a);
+    }
+  }
+  if (files.empty()) throw std::invalid_argument("no config files given");
+  if (out.empty()) throw std::invalid_argument("--out FILE.h5 is required");
+  DramPattern::Kind kind;
+  if (pattern == "stream") {
+    kind = DramPattern::Kind::kStream;
+  } else if (pattern == "random") {
+    kind = DramPattern::Kind::kRandom;
+  } else if (pattern == "strided") {
+    kind = DramPattern::Kind::kStrided;
+    if (stride_bytes == 0) throw std::invalid_argument("--pattern strided needs --stride-bytes");
+  } else {
+    throw std::invalid_argument("--pattern must be stream, random or strided");
+  }
+  if (mode != "closed" && mode != "open") {
+    throw std::invalid_argument("--mode must be closed or open");
+  }
+  if (!(read_fraction >= 0 && read_fraction <= 1)) {
+    throw std::invalid_argument("--read-fraction must be in [0, 1]");
+  }
+  if (!(duration_us > 0 && duration_us <= 1e5)) {
+    throw std::invalid_argument("--duration-us must be in (0, 100000]");
+  }
+  const std::vector<double> loads = parse_list(
+      "--points", points.empty() ? (mode == "closed" ? "1,2,4,8,16,32,64,128,256,512,1024"
+                                                     : "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,0.95")
+                                 : points);
+
+  LoadedConfig loaded = load_config(files, sets);
+  const config::Component* hbm = nullptr;
+  for (const auto& c : loaded.config.system().components()) {
+    if (c.has_hbm() && (component.empty() || c.name() == component)) hbm = &c;
+  }
+  if (hbm == nullptr || !hbm->hbm().has_device()) {
+    throw std::invalid_argument(
+        "no hbm component with a device" +
+        std::string(component.empty() ? "" : " named \"" + component + "\"") +
+        " (merge a preset from configs/memory/)");
+  }
+  const DramStackSpec spec = dram_spec_from_config(hbm->hbm().device());
+  if (request_bytes == 0 || request_bytes % spec.org.access_bytes != 0) {
+    throw std::invalid_argument("--request-bytes must be a multiple of " +
+                                std::to_string(spec.org.access_bytes));
+  }
+
+  Table t;
+  const size_t c_pattern = t.add_column("pattern", Table::Type::kStr);
+  const size_t c_mode = t.add_column("mode", Table::Type::kStr);
+  const size_t c_load = t.add_column("load", Table::Type::kF64);
+  const size_t c_bw = t.add_column("bandwidth_bytes_per_s", Table::Type::kF64, "bytes/s");
+  const size_t c_eff = t.add_column("efficiency", Table::Type::kF64, "fraction");
+  const size_t c_mean = t.add_column("mean_latency_ns", Table::Type::kF64, "ns");
+  const size_t c_p99 = t.add_column("p99_latency_ns", Table::Type::kF64, "ns");
+  const size_t c_hits = t.add_column("row_hit_rate", Table::Type::kF64, "fraction");
+  std::printf("%-8s %-6s %8s %10s %7s %10s %10s %8s\n", "pattern", "mode", "load", "GB/s",
+              "of peak", "mean ns", "p99 ns", "row hits");
+  for (double load : loads) {
+    DramPattern p;
+    p.name = pattern;
+    p.kind = kind;
+    p.read_fraction = read_fraction;
+    p.request_bytes = request_bytes;
+    p.stride_bytes = stride_bytes;
+    p.seed = seed;
+    const double at_peak_bytes = spec.peak_bytes_per_s() * duration_us * 1e-6;
+    if (mode == "closed") {
+      p.outstanding = static_cast<uint32_t>(load);
+      if (p.outstanding == 0 || double(p.outstanding) != load) {
+        throw std::invalid_argument("--points: closed-loop points are whole request counts");
+      }
+      p.total_bytes = std::max<uint64_t>(request_bytes * 2000, uint64_t(at_peak_bytes));
+    } else {
+      if (load >= 1.0) throw std::invalid_argument("--points: open-loop loads must be < 1");
+      p.injection_bytes_per_s = load * spec.peak_bytes_per_s();
+      p.total_bytes = std::max<uint64_t>(request_bytes * 2000, uint64_t(at_peak_bytes * load));
+    }
+    p.total_bytes -= p.total_bytes % request_bytes;
+    const DramPatternResult r = run_dram_pattern(spec, p);
+    t.columns[c_pattern].str.push_back(pattern);
+    t.columns[c_mode].str.push_back(mode);
+    t.columns[c_load].f64.push_back(load);
+    t.columns[c_bw].f64.push_back(r.bandwidth_bytes_per_s);
+    t.columns[c_eff].f64.push_back(r.efficiency);
+    t.columns[c_mean].f64.push_back(r.mean_latency_ps / 1e3);
+    t.columns[c_p99].f64.push_back(r.p99_latency_ps / 1e3);
+    t.columns[c_hits].f64.push_back(r.row_hit_rate);
+    std::printf("%-8s %-6s %8g %10.1f %6.1f%% %10.1f %10.1f %7.1f%%\n", pattern.c_str(),
+                mode.c_str(), load, r.bandwidth_bytes_per_s / 1e9, 100 * r.efficiency,
+                r.mean_latency_ps / 1e3, r.p99_latency_ps / 1e3, 100 * r.row_hit_rate);
+  }
+  ResultWriter w(out);
+  w.write_string("/meta/config", loaded.resolved_text());
+  w.write_string("/meta/device", hbm->hbm().device().name());
+  w.write_strings("/meta/args", args);
+  w.write_string("/meta/version", TIERSIM_VERSION);
+  w.write_scalar("/meta/peak_bytes_per_s", spec.peak_bytes_per_s(), "bytes/s");
+  w.write_table("/membench", t);
+  w.commit();
+  std::printf("results: %s\n", out.c_str());
+  return 0;
+}
+
+const CommandRegistrar kRegistrar(CommandKind{
+    "membench",
+    "  membench FILES... [--set k=v]... --out FILE.h5 [--component NAME]\n"
+    "           [--pattern stream|random|strided] [--request-bytes N] [--stride-bytes N]\n"
+    "           [--read-fraction F] [--mode closed|open] [--points LIST] [--duration-us D]\n"
+    "                     bandwidth-latency sweep of an hbm component's command-level device\n"
+    "                     (closed loop: outstanding requests; open loop: load as fraction of\n"
+    "                     peak); scripts/plot_membench FILE.h5 OUT.png draws the curves\n",
+    run_membench});
+
+}  // namespace
+
+}  // namespace tiersim
