@@ -67,6 +67,20 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Parses `args` into the variables `opts` is bound to; positional arguments go to "files".
+void parse_options(const std::string& command, const std::vector<std::string>& args,
+                   const po::options_description& opts) {
+  po::positional_options_description pos;
+  pos.add("files", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError("tiersim " + command + ": " + e.what());
+  }
+}
+
 struct ConfigArgs {
   std::vector<std::string> files, sets;
   std::string out;
@@ -85,15 +99,7 @@ ConfigArgs parse_args(const std::string& command, const std::vector<std::string>
                                                                 "no progress or summary");
   }
   if (with_json) opts.add_options()("json", po::bool_switch(&a.json), "JSON output");
-  po::positional_options_description pos;
-  pos.add("files", -1);
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw UsageError("tiersim " + command + ": " + e.what());
-  }
+  parse_options(command, args, opts);
   return a;
 }
 
@@ -164,15 +170,7 @@ int cmd_calibrate(const std::vector<std::string>& args) {
   opts.add_options()("set", po::value(&sets)->composing(), "")("files", po::value(&files), "")(
       "component", po::value(&component), "")("out", po::value(&out), "")(
       "duration-us", po::value(&duration_us), "");
-  po::positional_options_description pos;
-  pos.add("files", -1);
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw UsageError(std::string("tiersim calibrate: ") + e.what());
-  }
+  parse_options("calibrate", args, opts);
   if (files.empty()) throw UsageError("tiersim calibrate: no config files given");
   if (!(duration_us > 0 && duration_us <= 1e5)) {
     throw UsageError("tiersim calibrate: --duration-us must be in (0, 100000]");
