@@ -238,6 +238,27 @@ TEST_F(Cli, MembenchWritesABandwidthLatencyTableThatPlots) {
   EXPECT_EQ(test::run_cmd(tiersim("membench " + base() + " --out " + out)).code, 2);
 }
 
+TEST_F(Cli, OpRecordsAndMaxSimTimeChangeWhatIsRecorded) {
+  const std::string args = base() + " --quiet --set workload.decode.decode_steps=3";
+  ASSERT_EQ(test::run_cmd(tiersim("run " + args + " --set run.op_records=OP_RECORDS_FIRST_STEP" +
+                                  " --out " + path("first.h5")))
+                .code,
+            0);
+  EXPECT_EQ(ResultReader(path("first.h5")).read_table("/ops").rows(), 1u + 32 * 11 + 2);
+  ASSERT_EQ(test::run_cmd(tiersim("run " + args + " --set run.op_records=OP_RECORDS_NONE" +
+                                  " --out " + path("none.h5")))
+                .code,
+            0);
+  EXPECT_EQ(ResultReader(path("none.h5")).read_table("/ops").rows(), 0u);
+  // A step takes ~9 ms here: a 20 ms limit stops the run after two steps.
+  auto r = test::run_cmd(tiersim("run " + args + " --set run.max_sim_time_ps=20000000000" +
+                                 " --out " + path("cut.h5")));
+  ASSERT_EQ(r.code, 0) << r.err;
+  ResultReader cut(path("cut.h5"));
+  EXPECT_EQ(cut.read_string("/meta/stopped_by"), "max_sim_time");
+  EXPECT_EQ(cut.read_table("/tokens").rows(), 2u);
+}
+
 TEST_F(Cli, SigkillLeavesNothingAtTheOutPath) {
   // A long run (70B-class traffic on H200 for many steps), killed while it simulates.
   const std::string out = path("killed.h5");

@@ -361,6 +361,30 @@ TEST(DramController, AboveEightyFiveCelsiusRefreshDoublesAndTaxFollows) {
   EXPECT_EQ(check_legality(hot.log, s.org, s.timing), "");
 }
 
+TEST(DramController, ClosedPageCostsAStreamItsRowHits) {
+  DramStackSpec open = test::hbm3_6400(), closed = open;
+  open.policy.refresh = closed.policy.refresh = RefreshMode::kNone;
+  closed.policy.page = PagePolicy::kClosed;
+  const auto reqs = stream(open.org, 40000);
+  PcRun a = run_pc(open, reqs), b = run_pc(closed, reqs);
+  EXPECT_EQ(b.stats.acts, reqs.size());  // every access opens its row again
+  EXPECT_LT(a.stats.acts, reqs.size() / 16);
+  EXPECT_GT(b.end_cycle, a.end_cycle);
+  EXPECT_EQ(check_legality(b.log, closed.org, closed.timing), "");
+}
+
+TEST(DramController, ShallowQueuesLimitRandomThroughput) {
+  DramStackSpec deep = test::hbm3_6400(), shallow = deep;
+  deep.policy.refresh = shallow.policy.refresh = RefreshMode::kNone;
+  shallow.policy.read_queue = 2;
+  const auto reqs = random_requests(deep.org, 20000, 0.0, 13, 64);
+  auto all_at_zero = reqs;
+  for (auto& r : all_at_zero)
+    r.arrival_cycle = 0;
+  PcRun a = run_pc(deep, all_at_zero), b = run_pc(shallow, all_at_zero);
+  EXPECT_GT(b.end_cycle, a.end_cycle * 1.2);  // fewer banks busy at once
+}
+
 TEST(DramController, FrFcfsBeatsFcfsOnRowLocality) {
   DramStackSpec s = test::hbm3_6400();
   s.policy.refresh = RefreshMode::kNone;
