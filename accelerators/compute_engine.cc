@@ -271,7 +271,9 @@ void ComputeEngine::finish_op(TimePs now) {
     intent.token = op_.step;
     uint64_t done_bytes = 0;
     while (done_bytes < o.bytes) {
-      const uint64_t chunk = std::min(o.bytes - done_bytes, params_.tile_bytes);
+      // The source is the activation area: never read past its end.
+      const uint64_t chunk =
+          std::min({o.bytes - done_bytes, params_.tile_bytes, activation_bytes_});
       writes_done_ = std::max(
           writes_done_, dma_->transfer(activation_base_, obj.address + o.offset_bytes + done_bytes,
                                        chunk, intent, now));

@@ -104,11 +104,13 @@ void HbmDetailed::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time
   const uint64_t bytes = p.get_data_length();
   const uint64_t capacity = params_.capacity_bytes_per_stack * params_.stack_count;
   const uint64_t access = params_.device.org.access_bytes;
-  if (bytes == 0 || addr >= capacity || bytes > capacity - addr || addr % access != 0 ||
-      bytes % access != 0) {
+  if (bytes == 0 || addr >= capacity || bytes > capacity - addr) {
     p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
     return;
   }
+  // The device moves whole bursts: a request covers every burst it touches.
+  const uint64_t first = addr / access * access;
+  const uint64_t span = (addr + bytes + access - 1) / access * access - first;
   const TimePs now = now_ps();
   const TimePs start_ps = now + to_ps(delay);
   const uint64_t tck = params_.device.timing.tck_ps;
@@ -120,10 +122,10 @@ void HbmDetailed::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time
   const bool write = p.is_write();
   const uint64_t granule = params_.interleave_bytes;
   const uint32_t stacks = params_.stack_count;
-  outstanding_ = bytes / access;
+  outstanding_ = span / access;
   last_done_cycle_ = cycle_;
-  for (uint64_t off = 0; off < bytes; off += access) {
-    const uint64_t a = addr + off;
+  for (uint64_t off = 0; off < span; off += access) {
+    const uint64_t a = first + off;
     const uint64_t chunk = a / granule;
     const uint32_t s = static_cast<uint32_t>(chunk % stacks);
     const uint64_t local = (chunk / stacks) * granule + a % granule;

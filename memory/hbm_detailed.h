@@ -1,7 +1,8 @@
 // HBM stacks, detailed level: each stack is a DramStack (command-level controllers per
 // pseudo-channel, memory/dram_controller.h) built from the component's `device`.
 //
-// What is modelled: a bulk request is split into access-sized pieces; pieces rotate across
+// What is modelled: a bulk request is split into access-sized pieces (covering every burst it
+// touches, as the device moves whole bursts); pieces rotate across
 // stacks every `interleave_bytes` (as at the fast level) and, inside a stack, follow the device's
 // address mapping. The front end submits pieces in order, waiting when a pseudo-channel queue is
 // full. The request completes when its last piece's data has moved, plus the front-end latency.
