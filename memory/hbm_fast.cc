@@ -56,6 +56,14 @@ void HbmFastParams::validate(const config::HbmFast& c, Validator& v, bool fast_l
       v.error("temperature_c", "refresh would take all the bandwidth at this temperature");
     }
   }
+  v.positive("channels_per_stack", c.has_channels_per_stack(), c.channels_per_stack());
+  if (c.has_device() && c.has_channels_per_stack()) {
+    const auto& o = c.device().organization();
+    if (o.channels() * o.pseudo_channels() != c.channels_per_stack()) {
+      v.error("channels_per_stack", "must equal the device's channels x pseudo_channels (" +
+                                        std::to_string(o.channels() * o.pseudo_channels()) + ")");
+    }
+  }
   if (v.positive("interleave_bytes", c.has_interleave_bytes(),
                  static_cast<double>(c.interleave_bytes())) &&
       (c.interleave_bytes() & (c.interleave_bytes() - 1)) != 0) {
@@ -81,6 +89,7 @@ HbmFastParams HbmFastParams::from_config(const config::HbmFast& c) {
                   c.pin_data_rate_mbps(),  c.capacity_bytes_per_stack(),
                   c.efficiency_fraction(), c.latency_ps(),
                   c.interleave_bytes()};
+  p.channels_per_stack = c.channels_per_stack();
   p.refresh_multiplier = refresh_multiplier_for(c);
   p.refresh_overhead_fraction = c.refresh_overhead_fraction();
   return p;
@@ -99,8 +108,8 @@ HbmFast::HbmFast(sc_core::sc_module_name name, const HbmFastParams& params, Cont
     : Component(name, ctx, "hbm"),
       socket("socket"),
       params_(params),
-      stacks_(params.stack_count, BandwidthServer(params.effective_bytes_per_s_per_stack())),
-      split_(params.stack_count, 0),
+      channels_(params.servers(), BandwidthServer(params.effective_bytes_per_s_per_channel())),
+      split_(params.servers(), 0),
       requests_(ctx.stats().counter(basename(), "requests", "bulk requests served", "count")),
       bytes_read_(ctx.stats().counter(basename(), "bytes_read", "bytes read", "bytes")),
       bytes_written_(ctx.stats().counter(basename(), "bytes_written", "bytes written", "bytes")),
@@ -110,13 +119,13 @@ HbmFast::HbmFast(sc_core::sc_module_name name, const HbmFastParams& params, Cont
                                         "request latency from arrival to last byte", "ns",
                                         Histogram::log2_edges(1, 1 << 24))) {
   socket.register_b_transport(this, &HbmFast::b_transport);
-  ctx.stats().formula(basename(), "utilization", "mean busy fraction over all stacks", "fraction",
-                      [this](TimePs now) {
+  ctx.stats().formula(basename(), "utilization", "mean busy fraction over all channel servers",
+                      "fraction", [this](TimePs now) {
                         if (now == 0) return 0.0;
                         double busy = 0;
-                        for (const auto& s : stacks_)
+                        for (const auto& s : channels_)
                           busy += static_cast<double>(s.busy_ps());
-                        return busy / (static_cast<double>(now) * stacks_.size());
+                        return busy / (static_cast<double>(now) * channels_.size());
                       });
 }
 
@@ -130,12 +139,12 @@ void HbmFast::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& de
   const TimePs now = now_ps();
   const TimePs start = now + to_ps(delay);
   std::fill(split_.begin(), split_.end(), 0);
-  interleave_split(addr, bytes, params_.interleave_bytes, params_.stack_count, split_.data());
+  interleave_split(addr, bytes, params_.interleave_bytes, params_.servers(), split_.data());
   TimePs done = start;
-  for (uint32_t s = 0; s < params_.stack_count; ++s) {
-    if (split_[s] == 0) continue;
-    done = std::max(done, stacks_[s].reserve(start, split_[s]));
-    stack_bytes_.add(s, static_cast<double>(split_[s]));
+  for (uint32_t u = 0; u < params_.servers(); ++u) {
+    if (split_[u] == 0) continue;
+    done = std::max(done, channels_[u].reserve(start, split_[u]));
+    stack_bytes_.add(u % params_.stack_count, static_cast<double>(split_[u]));
   }
   done += params_.latency_ps;
   requests_.inc();

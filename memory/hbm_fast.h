@@ -1,14 +1,15 @@
 // HBM stacks, fast level.
 //
-// What is modelled: `stack_count` identical stacks, each a bandwidth server whose rate is the pin
-// bandwidth (bus_width_bits x pin_data_rate_mbps / 8) times an efficiency fraction that folds in
-// refresh, read/write turnaround and row misses. A bulk request is split across stacks by the
-// address interleave (interleave_bytes), each part queues first-come-first-served behind earlier
-// requests on its stack, and the request completes when its last part does, plus the unloaded
-// latency. Reads and writes share the stack's bandwidth.
+// What is modelled: `stack_count` identical stacks of `channels_per_stack` channel servers; a
+// stack's rate is the pin bandwidth (bus_width_bits x pin_data_rate_mbps / 8) times an
+// efficiency fraction that folds in refresh, read/write turnaround and row misses, shared equally
+// by its channels. A bulk request is split across all channel servers by the address interleave
+// (interleave_bytes chunks rotate across stacks, then channels), each part queues first-come-
+// first-served behind earlier requests on its channel, and the request completes when its last
+// part does, plus the unloaded latency. Reads and writes share a channel's bandwidth.
 //
-// Fidelity: fast. Contention between requests is captured per stack; within a stack, channels,
-// banks, refresh and scheduling are averaged into the efficiency fraction. Requests reserved
+// Fidelity: fast. Contention between requests is captured per channel; banks, refresh and
+// scheduling are averaged into the efficiency fraction. Requests reserved
 // with a future start (annotated delay) are served in reservation order. The detailed
 // command-level model and the calibration of `efficiency_fraction` arrive with the HBM issue.
 // Temperature: above the refresh table's thresholds the refresh rate multiplies, and the
@@ -36,6 +37,7 @@ struct HbmFastParams {
   double efficiency_fraction;
   TimePs latency_ps;
   uint64_t interleave_bytes;
+  uint32_t channels_per_stack = 1;
   double refresh_multiplier = 1.0;         // from the temperature and the step table
   double refresh_overhead_fraction = 0.0;  // share of refresh in efficiency at x1
 
@@ -50,6 +52,10 @@ struct HbmFastParams {
            (1.0 - refresh_overhead_fraction);
   }
   double effective_bytes_per_s() const { return effective_bytes_per_s_per_stack() * stack_count; }
+  double effective_bytes_per_s_per_channel() const {
+    return effective_bytes_per_s_per_stack() / channels_per_stack;
+  }
+  uint32_t servers() const { return stack_count * channels_per_stack; }
   uint64_t capacity_bytes() const { return capacity_bytes_per_stack * stack_count; }
 
   // `fast_level`: the component runs at FAST (only then is refresh_overhead_fraction needed).
@@ -76,8 +82,8 @@ class HbmFast : public Component {
   void b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
 
   const HbmFastParams params_;
-  std::vector<BandwidthServer> stacks_;
-  std::vector<uint64_t> split_;  // scratch, one entry per stack
+  std::vector<BandwidthServer> channels_;  // server u: stack u % stacks, channel u / stacks
+  std::vector<uint64_t> split_;            // scratch, one entry per channel server
   Counter& requests_;
   Counter& bytes_read_;
   Counter& bytes_written_;

@@ -102,6 +102,34 @@ TEST(HbmFast, AnnotatedDelayStartsLaterAndIdleGapsAreNotBilled) {
                      std::to_string(1000 + 5000000 + one + 100000) + " | 512 0");
 }
 
+TEST(HbmFast, ChannelServersGiveSmallRequestsAChannelsBandwidth) {
+  // 2 stacks x 4 channels at 409.6 GB/s effective per stack (819.2 x 0.5): 102.4 GB/s per
+  // channel server. A 256-byte
+  // request occupies one channel; eight of them at t=0 land on eight different servers.
+  HbmFastParams p = kHbm;
+  p.stack_count = 2;
+  p.channels_per_stack = 4;
+  std::vector<Request> reqs;
+  for (uint64_t i = 0; i < 9; ++i)
+    reqs.push_back({tlm::TLM_READ_COMMAND, 256 * i, 256, 0, 0});
+  const std::string out = test::run_forked([&] {
+    sc_core::sc_set_time_resolution(1, sc_core::SC_PS);
+    config::Config cfg;
+    Context ctx(cfg, 1);
+    HbmFast hbm("hbm", p, ctx);
+    Tester t("tester", reqs);
+    t.socket.bind(hbm.socket);
+    sc_core::sc_start();
+    return join(t.done_ps);
+  });
+  const TimePs per_channel = transfer_time_ps(256, 409.6e9 / 4);
+  std::string want;
+  for (int i = 0; i < 8; ++i)
+    want += std::to_string(per_channel + 100000) + " ";
+  want += std::to_string(2 * per_channel + 100000) + " ";  // the ninth queues behind the first
+  EXPECT_EQ(out, want);
+}
+
 TEST(HbmFast, OutOfRangeIsAnAddressError) {
   const std::string out = run_hbm({{tlm::TLM_READ_COMMAND, 5ull << 20, 64, 0, 0},
                                    {tlm::TLM_READ_COMMAND, (5ull << 20) - 32, 64, 0, 0}});

@@ -62,7 +62,7 @@ TEST(AddressMap, DecodeAllocateAndLocalOffsets) {
 
 TEST(HbmParams, PeakBandwidthFromPins) {
   // validation.md: HBM3 819.2 GB/s, HBM3E 9.2 Gb/s 1177.6 GB/s, HBM2E 3.2 Gb/s 409.6 GB/s.
-  HbmFastParams p{1, 1024, 6400, 1, 1.0, 0, 256, 1.0, 0.0};
+  HbmFastParams p{1, 1024, 6400, 1, 1.0, 0, 256, 1, 1.0, 0.0};
   EXPECT_DOUBLE_EQ(p.peak_bytes_per_s_per_stack(), 819.2e9);
   p.pin_data_rate_mbps = 9200;
   EXPECT_DOUBLE_EQ(p.peak_bytes_per_s_per_stack(), 1177.6e9);
@@ -82,6 +82,7 @@ TEST(HbmParams, TemperatureScalesTheRefreshShareOfBandwidth) {
   c.set_efficiency_fraction(0.88);
   c.set_latency_ps(1);
   c.set_interleave_bytes(256);
+  c.set_channels_per_stack(32);
   c.set_refresh_overhead_fraction(0.12);
   EXPECT_DOUBLE_EQ(HbmFastParams::from_config(c).effective_bytes_per_s(), 819.2e9 * 0.88);
   c.set_temperature_c(95);  // JEDEC default: x2 above 85 C
