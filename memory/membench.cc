@@ -82,6 +82,9 @@ int run_membench(const std::vector<std::string>& args) {
   }
   if (files.empty()) throw std::invalid_argument("no config files given");
   if (out.empty()) throw std::invalid_argument("--out FILE.h5 is required");
+  if (const std::string problem = prepare_output_path(out); !problem.empty()) {
+    throw std::invalid_argument("--out " + problem);
+  }
   DramPattern::Kind kind;
   if (pattern == "stream") {
     kind = DramPattern::Kind::kStream;

@@ -132,19 +132,8 @@ int cmd_run(const std::vector<std::string>& args) {
   // Validate everything before simulating, including where the result goes.
   LoadedConfig loaded = load_config(a.files, a.sets);
   if (!a.out.empty()) {
-    namespace fs = std::filesystem;
-    const fs::path out(a.out);
-    if (out.filename().empty()) throw UsageError("tiersim run: --out must name a file");
-    std::error_code ec;
-    if (out.has_parent_path()) fs::create_directories(out.parent_path(), ec);
-    if (ec) {
-      throw UsageError("tiersim run: --out " + a.out +
-                       ": cannot create directory: " + ec.message());
-    }
-    if (fs::is_directory(out)) throw UsageError("tiersim run: --out " + a.out + " is a directory");
-    if (access(out.has_parent_path() ? out.parent_path().c_str() : ".", W_OK) != 0) {
-      throw UsageError("tiersim run: --out " + a.out + ": directory is not writable");
-    }
+    const std::string problem = prepare_output_path(a.out);
+    if (!problem.empty()) throw UsageError("tiersim run: --out " + problem);
   }
   RunOptions options;
   options.out_path = a.out;
@@ -233,6 +222,9 @@ int cmd_calibrate(const std::vector<std::string>& args) {
   if (out.empty()) {
     std::cout << frag.str();
     return kExitOk;
+  }
+  if (const std::string problem = prepare_output_path(out); !problem.empty()) {
+    throw UsageError("tiersim calibrate: --out " + problem);
   }
   namespace fs = std::filesystem;
   const fs::path target(out);

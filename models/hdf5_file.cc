@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 
 namespace tiersim {
@@ -283,6 +284,19 @@ void ResultWriter::commit() {
                              std::strerror(errno));
   }
   committed_ = true;
+}
+
+std::string prepare_output_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path out(path);
+  if (out.filename().empty()) return path + ": must name a file";
+  std::error_code ec;
+  if (out.has_parent_path()) fs::create_directories(out.parent_path(), ec);
+  if (ec) return path + ": cannot create directory: " + ec.message();
+  if (fs::is_directory(out)) return path + " is a directory";
+  const std::string dir = out.has_parent_path() ? out.parent_path().string() : ".";
+  if (access(dir.c_str(), W_OK) != 0) return path + ": directory is not writable";
+  return "";
 }
 
 // --- reader --------------------------------------------------------------------------------

@@ -75,6 +75,10 @@ class ResultWriter {
   bool committed_ = false;
 };
 
+// Prepares `path` as an output file: creates missing parent directories and checks that the
+// directory is writable and `path` is not a directory. Returns "" or what is wrong (bad input).
+std::string prepare_output_path(const std::string& path);
+
 // Read access for `tiersim report`, tests and tools.
 class ResultReader {
  public:
