@@ -108,8 +108,7 @@ HbmFast::HbmFast(sc_core::sc_module_name name, const HbmFastParams& params, Cont
     : Component(name, ctx, "hbm"),
       socket("socket"),
       params_(params),
-      channels_(params.servers(), BandwidthServer(params.effective_bytes_per_s_per_channel())),
-      split_(params.servers(), 0),
+      core_(params),
       requests_(ctx.stats().counter(basename(), "requests", "bulk requests served", "count")),
       bytes_read_(ctx.stats().counter(basename(), "bytes_read", "bytes read", "bytes")),
       bytes_written_(ctx.stats().counter(basename(), "bytes_written", "bytes written", "bytes")),
@@ -122,10 +121,8 @@ HbmFast::HbmFast(sc_core::sc_module_name name, const HbmFastParams& params, Cont
   ctx.stats().formula(basename(), "utilization", "mean busy fraction over all channel servers",
                       "fraction", [this](TimePs now) {
                         if (now == 0) return 0.0;
-                        double busy = 0;
-                        for (const auto& s : channels_)
-                          busy += static_cast<double>(s.busy_ps());
-                        return busy / (static_cast<double>(now) * channels_.size());
+                        return static_cast<double>(core_.busy_ps()) /
+                               (static_cast<double>(now) * params_.servers());
                       });
 }
 
@@ -138,15 +135,11 @@ void HbmFast::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& de
   }
   const TimePs now = now_ps();
   const TimePs start = now + to_ps(delay);
-  std::fill(split_.begin(), split_.end(), 0);
-  interleave_split(addr, bytes, params_.interleave_bytes, params_.servers(), split_.data());
-  TimePs done = start;
+  const TimePs done = core_.serve(addr, bytes, p.is_write(), start);
+  const auto& split = core_.last_split();
   for (uint32_t u = 0; u < params_.servers(); ++u) {
-    if (split_[u] == 0) continue;
-    done = std::max(done, channels_[u].reserve(start, split_[u]));
-    stack_bytes_.add(u % params_.stack_count, static_cast<double>(split_[u]));
+    if (split[u] != 0) stack_bytes_.add(u % params_.stack_count, static_cast<double>(split[u]));
   }
-  done += params_.latency_ps;
   requests_.inc();
   (p.is_read() ? bytes_read_ : bytes_written_).inc(bytes);
   latency_ns_.record(static_cast<double>(done - start) / kPsPerNs);

@@ -22,48 +22,12 @@
 #include <vector>
 
 #include "configs/tiersim.pb.h"
-#include "models/bandwidth_server.h"
+#include "memory/hbm_fast_core.h"
 #include "models/component.h"
 #include "models/config_error.h"
 #include "models/stats.h"
 
 namespace tiersim {
-
-struct HbmFastParams {
-  uint32_t stack_count;
-  uint32_t bus_width_bits;
-  double pin_data_rate_mbps;
-  uint64_t capacity_bytes_per_stack;
-  double efficiency_fraction;
-  TimePs latency_ps;
-  uint64_t interleave_bytes;
-  uint32_t channels_per_stack = 1;
-  double refresh_multiplier = 1.0;         // from the temperature and the step table
-  double refresh_overhead_fraction = 0.0;  // share of refresh in efficiency at x1
-
-  double peak_bytes_per_s_per_stack() const {
-    return pin_data_rate_mbps * 1e6 * bus_width_bits / 8.0;
-  }
-  // Refresh costs r of the bandwidth at x1 and m x r at multiplier m: the efficiency scales by
-  // (1 - m r) / (1 - r).
-  double effective_bytes_per_s_per_stack() const {
-    return peak_bytes_per_s_per_stack() * efficiency_fraction *
-           (1.0 - refresh_multiplier * refresh_overhead_fraction) /
-           (1.0 - refresh_overhead_fraction);
-  }
-  double effective_bytes_per_s() const { return effective_bytes_per_s_per_stack() * stack_count; }
-  double effective_bytes_per_s_per_channel() const {
-    return effective_bytes_per_s_per_stack() / channels_per_stack;
-  }
-  uint32_t servers() const { return stack_count * channels_per_stack; }
-  uint64_t capacity_bytes() const { return capacity_bytes_per_stack * stack_count; }
-
-  // `fast_level`: the component runs at FAST (only then is refresh_overhead_fraction needed).
-  static void validate(const config::HbmFast& c, Validator& v, bool fast_level = true);
-  // The refresh-rate multiplier at the component's temperature (both levels use it).
-  static double refresh_multiplier_for(const config::HbmFast& c);
-  static HbmFastParams from_config(const config::HbmFast& c);  // c must be valid
-};
 
 class HbmFast : public Component {
  public:
@@ -82,8 +46,7 @@ class HbmFast : public Component {
   void b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
 
   const HbmFastParams params_;
-  std::vector<BandwidthServer> channels_;  // server u: stack u % stacks, channel u / stacks
-  std::vector<uint64_t> split_;            // scratch, one entry per channel server
+  HbmFastCore core_;  // server u: stack u % stacks, channel u / stacks
   Counter& requests_;
   Counter& bytes_read_;
   Counter& bytes_written_;

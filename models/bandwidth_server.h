@@ -33,6 +33,17 @@ class BandwidthServer {
     return busy_until_ps_;
   }
 
+  // As reserve(), plus `extra_ps` of service time that moves no bytes (a row miss, a bus
+  // turnaround).
+  TimePs reserve_with_overhead(TimePs start_ps, uint64_t bytes, TimePs extra_ps) {
+    const TimePs begin = std::max(start_ps, busy_until_ps_);
+    const TimePs service = transfer_time_ps(bytes, bytes_per_s_) + extra_ps;
+    busy_until_ps_ = begin + service;
+    busy_ps_ += service;
+    bytes_ += bytes;
+    return busy_until_ps_;
+  }
+
   TimePs busy_until_ps() const { return busy_until_ps_; }
   TimePs busy_ps() const { return busy_ps_; }  // total service time so far
   uint64_t bytes() const { return bytes_; }

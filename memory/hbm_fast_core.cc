@@ -1,0 +1,52 @@
+#include "memory/hbm_fast_core.h"
+
+#include <algorithm>
+
+#include "memory/interleave.h"
+
+namespace tiersim {
+
+HbmFastCore::HbmFastCore(const HbmFastParams& p)
+    : p_(p),
+      servers_(p.servers(), BandwidthServer(p.effective_bytes_per_s_per_channel())),
+      split_(p.servers(), 0),
+      next_local_(p.servers(), kNone),
+      last_write_(p.servers(), 2) {}
+
+TimePs HbmFastCore::serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) {
+  const uint64_t n = p_.servers();
+  const uint64_t g = p_.interleave_bytes;
+  std::fill(split_.begin(), split_.end(), 0);
+  interleave_split(addr, bytes, g, static_cast<uint32_t>(n), split_.data());
+  const uint64_t k0 = addr / g;
+  TimePs done = start_ps;
+  for (uint64_t u = 0; u < n; ++u) {
+    if (split_[u] == 0) continue;
+    // The server's first chunk of this request and its channel-local address: chunks k with
+    // k % n == u are consecutive granules in the channel's own address sequence.
+    const uint64_t k = k0 + (u + n - k0 % n) % n;
+    const uint64_t local = (k / n) * g + (k == k0 ? addr % g : 0);
+    TimePs extra = 0;
+    if (local != next_local_[u]) {
+      extra += p_.miss_penalty_ps;
+      ++misses_;
+    }
+    if (last_write_[u] != 2 && last_write_[u] != static_cast<uint8_t>(write)) {
+      extra += p_.turnaround_ps;
+      ++turnarounds_;
+    }
+    next_local_[u] = local + split_[u];
+    last_write_[u] = static_cast<uint8_t>(write);
+    done = std::max(done, servers_[u].reserve_with_overhead(start_ps, split_[u], extra));
+  }
+  return done + p_.latency_ps;
+}
+
+TimePs HbmFastCore::busy_ps() const {
+  TimePs t = 0;
+  for (const auto& s : servers_)
+    t += s.busy_ps();
+  return t;
+}
+
+}  // namespace tiersim

@@ -1,0 +1,82 @@
+// The fast HBM level's timing, plain C++ (the SystemC shell HbmFast and the pattern runner use
+// it). Each channel server queues first-come-first-served; a request part pays its bytes at the
+// channel's effective rate, plus `miss_penalty_ps` unless it continues the channel's previous
+// part in the channel's own address sequence (streaming locality), plus `turnaround_ps` when the
+// channel switches between reads and writes.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "configs/tiersim.pb.h"
+#include "models/bandwidth_server.h"
+#include "models/config_error.h"
+#include "models/time.h"
+
+namespace tiersim {
+
+struct HbmFastParams {
+  uint32_t stack_count;
+  uint32_t bus_width_bits;
+  double pin_data_rate_mbps;
+  uint64_t capacity_bytes_per_stack;
+  double efficiency_fraction;
+  TimePs latency_ps;
+  uint64_t interleave_bytes;
+  uint32_t channels_per_stack = 1;
+  double refresh_multiplier = 1.0;         // from the temperature and the step table
+  double refresh_overhead_fraction = 0.0;  // share of refresh in efficiency at x1
+  TimePs miss_penalty_ps = 0;  // extra service time when a part does not continue its channel's
+                               // previous part (a row miss in the fast level's terms)
+  TimePs turnaround_ps = 0;    // extra service time when a channel changes direction
+
+  double peak_bytes_per_s_per_stack() const {
+    return pin_data_rate_mbps * 1e6 * bus_width_bits / 8.0;
+  }
+  // Refresh costs r of the bandwidth at x1 and m x r at multiplier m: the efficiency scales by
+  // (1 - m r) / (1 - r).
+  double effective_bytes_per_s_per_stack() const {
+    return peak_bytes_per_s_per_stack() * efficiency_fraction *
+           (1.0 - refresh_multiplier * refresh_overhead_fraction) /
+           (1.0 - refresh_overhead_fraction);
+  }
+  double effective_bytes_per_s() const { return effective_bytes_per_s_per_stack() * stack_count; }
+  double effective_bytes_per_s_per_channel() const {
+    return effective_bytes_per_s_per_stack() / channels_per_stack;
+  }
+  uint32_t servers() const { return stack_count * channels_per_stack; }
+  uint64_t capacity_bytes() const { return capacity_bytes_per_stack * stack_count; }
+
+  // `fast_level`: the component runs at FAST (only then is refresh_overhead_fraction needed).
+  static void validate(const config::HbmFast& c, Validator& v, bool fast_level = true);
+  // The refresh-rate multiplier at the component's temperature (both levels use it).
+  static double refresh_multiplier_for(const config::HbmFast& c);
+  static HbmFastParams from_config(const config::HbmFast& c);  // c must be valid
+};
+
+class HbmFastCore {
+ public:
+  explicit HbmFastCore(const HbmFastParams& p);
+
+  // Serves [addr, addr + bytes) arriving at `start_ps`; returns when its last byte is out plus
+  // the unloaded latency. `addr` is the component-local address (caller checks the range).
+  TimePs serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps);
+
+  // Bytes the last serve() put on each server (server u: stack u % stacks).
+  const std::vector<uint64_t>& last_split() const { return split_; }
+  TimePs busy_ps() const;
+  uint64_t misses() const { return misses_; }
+  uint64_t turnarounds() const { return turnarounds_; }
+  const HbmFastParams& params() const { return p_; }
+
+ private:
+  static constexpr uint64_t kNone = UINT64_MAX;
+  HbmFastParams p_;
+  std::vector<BandwidthServer> servers_;
+  std::vector<uint64_t> split_;
+  std::vector<uint64_t> next_local_;  // channel-local address that would continue each server
+  std::vector<uint8_t> last_write_;   // 0 read, 1 write, 2 none yet
+  uint64_t misses_ = 0, turnarounds_ = 0;
+};
+
+}  // namespace tiersim
