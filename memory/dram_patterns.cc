@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <queue>
 #include <stdexcept>
 #include <vector>
 
@@ -9,8 +10,9 @@
 
 namespace tiersim {
 
-DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern& p) {
-  const uint64_t access = spec.org.access_bytes;
+namespace {
+
+void check_pattern(const DramPattern& p, uint64_t access) {
   if (p.request_bytes == 0 || p.request_bytes % access != 0) {
     throw std::invalid_argument(p.name + ": request_bytes must be a multiple of " +
                                 std::to_string(access));
@@ -19,11 +21,49 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
     throw std::invalid_argument(p.name + ": set exactly one of outstanding, injection rate");
   }
   if (p.total_bytes < p.request_bytes) throw std::invalid_argument(p.name + ": total too small");
+}
+
+// The address and direction sequence of a pattern (identical for both levels, same seed).
+class PatternSource {
+ public:
+  PatternSource(const DramPattern& p, uint64_t capacity)
+      : p_(p), capacity_(capacity), rng_(p.seed) {}
+  // The next request's start address and direction.
+  void next(uint64_t* addr, bool* write) {
+    switch (p_.kind) {
+      case DramPattern::Kind::kStream:
+        *addr = cursor_;
+        cursor_ += p_.request_bytes;
+        break;
+      case DramPattern::Kind::kRandom:
+        *addr = rng_.below(capacity_ / p_.request_bytes) * p_.request_bytes;
+        break;
+      case DramPattern::Kind::kStrided:
+        *addr = cursor_;
+        cursor_ += p_.stride_bytes;
+        break;
+    }
+    *addr %= capacity_;
+    *write = rng_.uniform() >= p_.read_fraction;
+  }
+
+ private:
+  const DramPattern& p_;
+  uint64_t capacity_;
+  Rng rng_;
+  uint64_t cursor_ = 0;
+};
+
+}  // namespace
+
+DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern& p) {
+  const uint64_t access = spec.org.access_bytes;
+  check_pattern(p, access);
   DramStack stack(spec);
   const uint64_t per_request = p.request_bytes / access;
   const uint64_t requests = p.total_bytes / p.request_bytes;
   const uint64_t capacity = spec.capacity_bytes();
-  Rng rng(p.seed);
+  PatternSource source(p, capacity);
 
   // Per request in flight: accesses still to complete, issue cycle. Slots recycled by id.
   struct Slot {
@@ -51,7 +91,6 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
   uint64_t next_request = 0, completed = 0, cycle = 0;
   uint64_t cur_addr = 0, cur_left = 0, cur_index = 0;  // the request being split into accesses
   uint32_t cur_slot = 0;
-  uint64_t stream_addr = 0;
   bool cur_write = false;
   while (completed < requests) {
     // Start new requests while the loop allows, then submit their accesses in order.
@@ -62,21 +101,7 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
             double(cycle) < std::floor(double(next_request) * inject_interval_cycles)) {
           break;
         }
-        switch (p.kind) {
-          case DramPattern::Kind::kStream:
-            cur_addr = stream_addr;
-            stream_addr += p.request_bytes;
-            break;
-          case DramPattern::Kind::kRandom:
-            cur_addr = rng.below(capacity / p.request_bytes) * p.request_bytes;
-            break;
-          case DramPattern::Kind::kStrided:
-            cur_addr = stream_addr;
-            stream_addr += p.stride_bytes;
-            break;
-        }
-        cur_addr %= capacity;
-        cur_write = rng.uniform() >= p.read_fraction;
+        source.next(&cur_addr, &cur_write);
         cur_slot = free_slots.back();
         free_slots.pop_back();
         slot[cur_slot] = Slot{per_request, cycle};
@@ -137,6 +162,79 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
   const auto st = stack.total_stats();
   const uint64_t cas = st.row_hits + st.row_misses + st.row_conflicts;
   r.row_hit_rate = cas ? double(st.row_hits) / double(cas) : 0;
+  return r;
+}
+
+}  // namespace tiersim
+
+namespace tiersim {
+
+DramPatternResult run_fast_pattern(const HbmFastParams& params, const DramPattern& p) {
+  check_pattern(p, 1);
+  HbmFastCore core(params);
+  const uint64_t capacity = params.capacity_bytes();
+  PatternSource source(p, capacity);
+  const uint64_t requests = p.total_bytes / p.request_bytes;
+  constexpr uint32_t kBinShift = 20;  // ~1 us bins of completion bytes
+  std::vector<uint64_t> bin_bytes;
+  std::vector<double> latencies;
+  latencies.reserve(std::min<uint64_t>(requests, 1 << 20));
+  TimePs end = 0;
+  auto record = [&](TimePs issue, TimePs done) {
+    latencies.push_back(static_cast<double>(done - issue));
+    const uint64_t bin = done >> kBinShift;
+    if (bin >= bin_bytes.size()) bin_bytes.resize(bin + 1, 0);
+    bin_bytes[bin] += p.request_bytes;
+    end = std::max(end, done);
+  };
+  uint64_t addr = 0;
+  bool write = false;
+  if (p.outstanding > 0) {
+    // Closed loop: a completion frees a slot; the next request issues at that time.
+    using Event = std::pair<TimePs, TimePs>;  // completion, issue
+    std::priority_queue<Event, std::vector<Event>, std::greater<Event>> in_flight;
+    uint64_t issued = 0;
+    for (; issued < std::min<uint64_t>(requests, p.outstanding); ++issued) {
+      source.next(&addr, &write);
+      in_flight.push({core.serve(addr, p.request_bytes, write, 0), 0});
+    }
+    while (!in_flight.empty()) {
+      const Event e = in_flight.top();
+      in_flight.pop();
+      record(e.second, e.first);
+      if (issued < requests) {
+        source.next(&addr, &write);
+        in_flight.push({core.serve(addr, p.request_bytes, write, e.first), e.first});
+        ++issued;
+      }
+    }
+  } else {
+    const double interval_ps = double(p.request_bytes) * 1e12 / p.injection_bytes_per_s;
+    for (uint64_t i = 0; i < requests; ++i) {
+      const TimePs at = static_cast<TimePs>(std::floor(double(i) * interval_ps));
+      source.next(&addr, &write);
+      record(at, core.serve(addr, p.request_bytes, write, at));
+    }
+  }
+  DramPatternResult r;
+  r.requests = requests;
+  const uint64_t b0 = (end / 5) >> kBinShift, b1 = (end * 7 / 10) >> kBinShift;
+  uint64_t in_window = 0;
+  for (uint64_t b = b0; b < b1 && b < bin_bytes.size(); ++b)
+    in_window += bin_bytes[b];
+  r.bandwidth_bytes_per_s = b1 > b0 ? double(in_window) * 1e12 / double((b1 - b0) << kBinShift) : 0;
+  r.efficiency =
+      r.bandwidth_bytes_per_s / (params.peak_bytes_per_s_per_stack() * params.stack_count);
+  double sum = 0;
+  for (double l : latencies)
+    sum += l;
+  r.mean_latency_ps = latencies.empty() ? 0 : sum / double(latencies.size());
+  std::sort(latencies.begin(), latencies.end());
+  r.p99_latency_ps = latencies.empty()
+                         ? 0
+                         : latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
+  // Locality hits: parts that continued their channel's previous part.
+  r.row_hit_rate = core.parts() ? 1.0 - double(core.misses()) / double(core.parts()) : 0.0;
   return r;
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "memory/dram_stack.h"
+#include "memory/hbm_fast_core.h"
 
 namespace tiersim {
 
@@ -41,5 +42,10 @@ struct DramPatternResult {
 // Runs `p` on a fresh stack built from `spec`. Throws std::invalid_argument for a malformed
 // pattern (request not a multiple of the access size, both or neither loop mode, ...).
 DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern& p);
+
+// Runs `p` on the fast level's core (a fresh HbmFastCore from `params`), with the same address
+// sequence, loop discipline and steady window. Requests reserve their channels when issued.
+// Efficiency is relative to the pin bandwidth of `params`.
+DramPatternResult run_fast_pattern(const HbmFastParams& params, const DramPattern& p);
 
 }  // namespace tiersim

@@ -51,6 +51,29 @@ HbmCalibration calibrate_hbm(const DramStackSpec& spec, double requested_us) {
   return c;
 }
 
+FastPenalties derive_fast_penalties(const HbmCalibration& c, double peak_per_channel,
+                                    uint64_t interleave_bytes) {
+  auto eff = [&](const char* name) {
+    for (const auto& [p, r] : c.patterns) {
+      if (p.name == name) return r.efficiency;
+    }
+    return 0.0;
+  };
+  const double s = eff("stream_read"), r = eff("random_read"), m = eff("mix_2to1");
+  FastPenalties f;
+  const double ps_per_byte = 1e12 / peak_per_channel;
+  if (s > 0 && r > 0 && r < s) {
+    f.miss_penalty_ps = static_cast<uint64_t>(std::llround(64 * ps_per_byte * (1 / r - 1 / s)));
+  }
+  const double part = static_cast<double>(std::min<uint64_t>(4096, interleave_bytes));
+  const double w = 1.0 / 3.0, switches = 2 * w * (1 - w);
+  if (s > 0 && m > 0 && m < s) {
+    f.turnaround_ps =
+        static_cast<uint64_t>(std::llround(part * ps_per_byte * (1 / m - 1 / s) / switches));
+  }
+  return f;
+}
+
 void print_calibration(const HbmCalibration& c, const DramStackSpec& spec, std::ostream& os) {
   os << "bandwidth patterns ran " << std::fixed << std::setprecision(0) << c.duration_us
      << " us (at peak); steady window 20-70% of each run\n";

@@ -22,6 +22,19 @@ struct HbmCalibration {
   std::vector<std::pair<DramPattern, DramPatternResult>> patterns;
 };
 
+// The fast level's per-channel penalties that reproduce the calibration's random and mixed
+// bandwidth at saturation, for a component whose channel servers each carry `peak_per_channel`
+// bytes/s of pins and whose interleave is `interleave_bytes`:
+//   random (64 B reads, one part each): 64/(peak_ch eff_r) = 64/(peak_ch eff_s) + miss
+//   2:1 mix (4 KiB): part/(peak_ch eff_m) = part/(peak_ch eff_s) + 2w(1-w) turnaround
+// with part = min(4 KiB, interleave) and w = 1/3, eff_s the stream efficiency.
+struct FastPenalties {
+  uint64_t miss_penalty_ps = 0;
+  uint64_t turnaround_ps = 0;
+};
+FastPenalties derive_fast_penalties(const HbmCalibration& c, double peak_per_channel,
+                                    uint64_t interleave_bytes);
+
 // Shortest run whose steady window pays refresh in full: 5 x (max_postponed + 1) x tREFI, +10%.
 double min_calibration_duration_us(const DramStackSpec& spec);
 // `duration_us` sets how long the bandwidth patterns run (simulated, at peak bandwidth); it is

@@ -57,6 +57,8 @@ void HbmFastParams::validate(const config::HbmFast& c, Validator& v, bool fast_l
     }
   }
   v.positive("channels_per_stack", c.has_channels_per_stack(), c.channels_per_stack());
+  v.require("miss_penalty_ps", c.has_miss_penalty_ps());
+  v.require("turnaround_ps", c.has_turnaround_ps());
   if (c.has_device() && c.has_channels_per_stack()) {
     const auto& o = c.device().organization();
     if (o.channels() * o.pseudo_channels() != c.channels_per_stack()) {
@@ -90,6 +92,8 @@ HbmFastParams HbmFastParams::from_config(const config::HbmFast& c) {
                   c.efficiency_fraction(), c.latency_ps(),
                   c.interleave_bytes()};
   p.channels_per_stack = c.channels_per_stack();
+  p.miss_penalty_ps = c.miss_penalty_ps();
+  p.turnaround_ps = c.turnaround_ps();
   p.refresh_multiplier = refresh_multiplier_for(c);
   p.refresh_overhead_fraction = c.refresh_overhead_fraction();
   return p;
@@ -179,11 +183,24 @@ const ComponentRegistrar kRegistrar(ComponentKind{
       const HbmCalibration cal = calibrate_hbm(spec, duration_us);
       report << "device: " << c.hbm().device().name() << "\n";
       print_calibration(cal, spec, report);
+      const double peak_per_channel = c.hbm().pin_data_rate_mbps() * 1e6 *
+                                      c.hbm().bus_width_bits() / 8.0 / c.hbm().channels_per_stack();
+      const FastPenalties pen =
+          derive_fast_penalties(cal, peak_per_channel, c.hbm().interleave_bytes());
+      // The fast level adds a part's service (and a miss) to latency_ps: subtract them from the
+      // measured unloaded latency so a lone 64-byte read takes what the detailed level says.
+      const double lone_service_ps =
+          64e12 / (peak_per_channel * cal.efficiency_fraction) + double(pen.miss_penalty_ps);
+      const uint64_t base_latency_ps =
+          static_cast<uint64_t>(std::max(0.0, double(cal.latency_ps) - lone_service_ps));
       std::ostringstream fields;
       fields.precision(6);
       fields << "efficiency_fraction: " << cal.efficiency_fraction
              << "  # decode_tiles steady-state bandwidth / peak\n"
-             << "latency_ps: " << cal.latency_ps << "  # unloaded_read mean latency\n"
+             << "latency_ps: " << base_latency_ps
+             << "  # unloaded_read mean latency less a lone read's service\n"
+             << "miss_penalty_ps: " << pen.miss_penalty_ps << "  # from random_read\n"
+             << "turnaround_ps: " << pen.turnaround_ps << "  # from mix_2to1\n"
              << "refresh_overhead_fraction: " << cal.refresh_overhead_fraction
              << "  # 1 - stream_read / stream_read with refresh off, at x1\n";
       return fields.str();

@@ -27,6 +27,7 @@ TimePs HbmFastCore::serve(uint64_t addr, uint64_t bytes, bool write, TimePs star
     const uint64_t k = k0 + (u + n - k0 % n) % n;
     const uint64_t local = (k / n) * g + (k == k0 ? addr % g : 0);
     TimePs extra = 0;
+    ++parts_;
     if (local != next_local_[u]) {
       extra += p_.miss_penalty_ps;
       ++misses_;

@@ -66,6 +66,7 @@ class HbmFastCore {
   const std::vector<uint64_t>& last_split() const { return split_; }
   TimePs busy_ps() const;
   uint64_t misses() const { return misses_; }
+  uint64_t parts() const { return parts_; }
   uint64_t turnarounds() const { return turnarounds_; }
   const HbmFastParams& params() const { return p_; }
 
@@ -76,7 +77,7 @@ class HbmFastCore {
   std::vector<uint64_t> split_;
   std::vector<uint64_t> next_local_;  // channel-local address that would continue each server
   std::vector<uint8_t> last_write_;   // 0 read, 1 write, 2 none yet
-  uint64_t misses_ = 0, turnarounds_ = 0;
+  uint64_t misses_ = 0, turnarounds_ = 0, parts_ = 0;
 };
 
 }  // namespace tiersim

@@ -19,7 +19,8 @@ const char* kSystem = R"(
 system {
   components { name: "hbm" hbm { stack_count: 1 bus_width_bits: 1000 pin_data_rate_mbps: 8000
       capacity_bytes_per_stack: 1073741824 efficiency_fraction: 1.0 latency_ps: 0
-      interleave_bytes: 4096 channels_per_stack: 1 } }
+      interleave_bytes: 4096 channels_per_stack: 1
+      miss_penalty_ps: 0 turnaround_ps: 0 } }
   components { name: "sram" sram { capacity_bytes: 1048576 read_bandwidth_bytes_per_s: 4e12
       write_bandwidth_bytes_per_s: 4e12 latency_ps: 0 } }
   components { name: "dma" dma { bandwidth_bytes_per_s: 1e15 setup_latency_ps: 0 } }

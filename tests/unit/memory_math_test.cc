@@ -83,6 +83,8 @@ TEST(HbmParams, TemperatureScalesTheRefreshShareOfBandwidth) {
   c.set_latency_ps(1);
   c.set_interleave_bytes(256);
   c.set_channels_per_stack(32);
+  c.set_miss_penalty_ps(0);
+  c.set_turnaround_ps(0);
   c.set_refresh_overhead_fraction(0.12);
   EXPECT_DOUBLE_EQ(HbmFastParams::from_config(c).effective_bytes_per_s(), 819.2e9 * 0.88);
   c.set_temperature_c(95);  // JEDEC default: x2 above 85 C
