@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <queue>
 #include <stdexcept>
 #include <vector>
@@ -72,6 +73,10 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
   const uint32_t slots = p.outstanding > 0 ? p.outstanding : 1u << 16;
   std::vector<Slot> slot(slots);
   std::vector<uint32_t> free_slots;
+  // Release times of slots, oldest first: in a closed loop the k-th request is issued at the
+  // k-th release, even if the in-order front end reaches it later (its wait there is part of
+  // the latency the requester sees).
+  std::deque<uint64_t> released(p.outstanding, 0);
   for (uint32_t i = slots; i-- > 0;)
     free_slots.push_back(i);
   std::vector<double> latencies;
@@ -104,7 +109,13 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
         source.next(&cur_addr, &cur_write);
         cur_slot = free_slots.back();
         free_slots.pop_back();
-        slot[cur_slot] = Slot{per_request, cycle};
+        // Issue time: the slot's release (closed loop) or the injection time (open loop).
+        const uint64_t issue =
+            inject_interval_cycles > 0
+                ? uint64_t(std::floor(double(next_request) * inject_interval_cycles))
+                : released.front();
+        if (inject_interval_cycles == 0) released.pop_front();
+        slot[cur_slot] = Slot{per_request, std::min(issue, cycle)};
         cur_left = per_request;
         cur_index = 0;
         ++next_request;
@@ -126,6 +137,7 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
         latencies.push_back(double(spec.frontend_latency_ps) +
                             double(d.done_cycle - s.issue_cycle) * tck);
         free_slots.push_back(static_cast<uint32_t>(d.id));
+        if (p.outstanding > 0) released.push_back(d.done_cycle);
         ++completed;
       }
     }

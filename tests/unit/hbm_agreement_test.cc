@@ -11,7 +11,7 @@
 namespace tiersim {
 namespace {
 
-TEST(HbmAgreement, CalibratedFastMatchesDetailedBandwidthOnEveryCalibrationPattern) {
+TEST(HbmAgreement, CalibratedFastMatchesDetailedBandwidthAndLatencyOnCalibrationPatterns) {
   const DramStackSpec device = test::hbm3_6400();
   const HbmCalibration cal = calibrate_hbm(device, 0);  // the minimum duration
   // One stack of 32 channel servers, interleaved every 256 B, as the hardware presets.
@@ -24,11 +24,16 @@ TEST(HbmAgreement, CalibratedFastMatchesDetailedBandwidthOnEveryCalibrationPatte
     for (const auto& [pattern, detailed] : cal.patterns) {
       if (pattern.name != name) continue;
       const DramPatternResult f = run_fast_pattern(fast, pattern);
-      std::printf("[ measured ] %-13s fast %7.1f GB/s, detailed %7.1f GB/s (%+.2f%%)\n", name,
-                  f.bandwidth_bytes_per_s / 1e9, detailed.bandwidth_bytes_per_s / 1e9,
-                  100 * (f.bandwidth_bytes_per_s / detailed.bandwidth_bytes_per_s - 1));
+      std::printf(
+          "[ measured ] %-13s fast %7.1f GB/s, detailed %7.1f GB/s (%+.2f%%); mean "
+          "latency fast %.1f ns, detailed %.1f ns\n",
+          name, f.bandwidth_bytes_per_s / 1e9, detailed.bandwidth_bytes_per_s / 1e9,
+          100 * (f.bandwidth_bytes_per_s / detailed.bandwidth_bytes_per_s - 1),
+          f.mean_latency_ps / 1e3, detailed.mean_latency_ps / 1e3);
       EXPECT_NEAR(f.bandwidth_bytes_per_s, detailed.bandwidth_bytes_per_s,
                   0.05 * detailed.bandwidth_bytes_per_s)
+          << name;
+      EXPECT_NEAR(f.mean_latency_ps, detailed.mean_latency_ps, 0.10 * detailed.mean_latency_ps)
           << name;
     }
   }
