@@ -462,9 +462,10 @@ TEST(DramStack, BadMappingStringIsRejected) {
 namespace tiersim {
 namespace {
 
-const char* const kPresets[] = {"hbm2_2000",     "hbm2e_3200",     "hbm2e_3600",
-                                "hbm3_6400",     "hbm3e_9200_8h",  "hbm3e_9200_12h",
-                                "hbm3e_9600_8h", "hbm3e_9600_12h", "hbm4_8000"};
+const char* const kPresets[] = {"hbm2_2000",       "hbm2e_3200",     "hbm2e_3600",
+                                "hbm3_6400",       "hbm3e_9200_8h",  "hbm3e_9200_12h",
+                                "hbm3e_9600_8h",   "hbm3e_9600_12h", "hbm4_8000",
+                                "hbm2e_3186_a100", "hbm3_5234_h100", "hbm3e_6250_h200"};
 
 TEST(HbmPresets, ValidAndPeakMatchesPinArithmetic) {
   for (const char* name : kPresets) {
