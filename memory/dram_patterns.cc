@@ -55,6 +55,50 @@ class PatternSource {
   uint64_t cursor_ = 0;
 };
 
+// Completed bytes binned by time and per-request latencies; summarises the steady window
+// [20%, 70%] of the run (warm-up, drain and refreshes still postponed at the end stay outside).
+// Time is in units of `unit_ps` picoseconds (cycles for the detailed level, ps for the fast).
+class Measurements {
+ public:
+  Measurements(uint32_t bin_shift, double unit_ps, uint64_t requests)
+      : shift_(bin_shift), unit_ps_(unit_ps) {
+    latencies_.reserve(std::min<uint64_t>(requests, 1 << 20));
+  }
+  void completed(uint64_t at, uint64_t bytes) {
+    const uint64_t bin = at >> shift_;
+    if (bin >= bins_.size()) bins_.resize(bin + 1, 0);
+    bins_[bin] += bytes;
+    end_ = std::max(end_, at);
+  }
+  void latency(double ps) { latencies_.push_back(ps); }
+  // Fills bandwidth, efficiency and latency statistics of `r`.
+  void summarise(double peak_bytes_per_s, DramPatternResult* r) {
+    const uint64_t b0 = (end_ / 5) >> shift_, b1 = (end_ * 7 / 10) >> shift_;
+    uint64_t in_window = 0;
+    for (uint64_t b = b0; b < b1 && b < bins_.size(); ++b)
+      in_window += bins_[b];
+    r->bandwidth_bytes_per_s =
+        b1 > b0 ? double(in_window) * 1e12 / (double((b1 - b0) << shift_) * unit_ps_) : 0;
+    r->efficiency = r->bandwidth_bytes_per_s / peak_bytes_per_s;
+    double sum = 0;
+    for (double l : latencies_)
+      sum += l;
+    r->mean_latency_ps = latencies_.empty() ? 0 : sum / double(latencies_.size());
+    std::sort(latencies_.begin(), latencies_.end());
+    r->p99_latency_ps =
+        latencies_.empty()
+            ? 0
+            : latencies_[std::min(latencies_.size() - 1, latencies_.size() * 99 / 100)];
+  }
+
+ private:
+  uint32_t shift_;
+  double unit_ps_;
+  std::vector<uint64_t> bins_;
+  std::vector<double> latencies_;
+  uint64_t end_ = 0;
+};
+
 }  // namespace
 
 DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern& p) {
@@ -79,16 +123,11 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
   std::deque<uint64_t> released(p.outstanding, 0);
   for (uint32_t i = slots; i-- > 0;)
     free_slots.push_back(i);
-  std::vector<double> latencies;
-  latencies.reserve(std::min<uint64_t>(requests, 1 << 20));
   std::vector<DramCompletion> done;
   done.reserve(1 << 14);
 
   const double tck = double(spec.timing.tck_ps);
-  // Bytes completed per bin of 1024 cycles (the steady window is cut from these afterwards).
-  constexpr uint32_t kBinShift = 10;
-  std::vector<uint64_t> bin_bytes;
-  uint64_t end = 0;
+  Measurements m(10, tck, requests);  // bins of 1024 cycles
   const double inject_interval_cycles =
       p.injection_bytes_per_s > 0 ? double(p.request_bytes) * 1e12 / p.injection_bytes_per_s / tck
                                   : 0;
@@ -128,14 +167,10 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
     done.clear();
     uint64_t next = stack.advance(cycle, done);
     for (const auto& d : done) {
-      const uint64_t bin = d.done_cycle >> kBinShift;
-      if (bin >= bin_bytes.size()) bin_bytes.resize(bin + 1, 0);
-      bin_bytes[bin] += access;
-      end = std::max(end, d.done_cycle);
+      m.completed(d.done_cycle, access);
       Slot& s = slot[d.id];
       if (--s.remaining == 0) {
-        latencies.push_back(double(spec.frontend_latency_ps) +
-                            double(d.done_cycle - s.issue_cycle) * tck);
+        m.latency(double(spec.frontend_latency_ps) + double(d.done_cycle - s.issue_cycle) * tck);
         free_slots.push_back(static_cast<uint32_t>(d.id));
         if (p.outstanding > 0) released.push_back(d.done_cycle);
         ++completed;
@@ -154,23 +189,7 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
 
   DramPatternResult r;
   r.requests = requests;
-  // Steady window [20%, 70%] of the run: warm-up and the drain (and refreshes still postponed
-  // at the end) stay outside it.
-  const uint64_t b0 = (end / 5) >> kBinShift, b1 = (end * 7 / 10) >> kBinShift;
-  uint64_t in_window = 0;
-  for (uint64_t b = b0; b < b1 && b < bin_bytes.size(); ++b)
-    in_window += bin_bytes[b];
-  r.bandwidth_bytes_per_s =
-      b1 > b0 ? double(in_window) * 1e12 / (double((b1 - b0) << kBinShift) * tck) : 0;
-  r.efficiency = r.bandwidth_bytes_per_s / spec.peak_bytes_per_s();
-  double sum = 0;
-  for (double l : latencies)
-    sum += l;
-  r.mean_latency_ps = latencies.empty() ? 0 : sum / double(latencies.size());
-  std::sort(latencies.begin(), latencies.end());
-  r.p99_latency_ps = latencies.empty()
-                         ? 0
-                         : latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
+  m.summarise(spec.peak_bytes_per_s(), &r);
   const auto st = stack.total_stats();
   const uint64_t cas = st.row_hits + st.row_misses + st.row_conflicts;
   r.row_hit_rate = cas ? double(st.row_hits) / double(cas) : 0;
@@ -187,17 +206,10 @@ DramPatternResult run_fast_pattern(const HbmFastParams& params, const DramPatter
   const uint64_t capacity = params.capacity_bytes();
   PatternSource source(p, capacity);
   const uint64_t requests = p.total_bytes / p.request_bytes;
-  constexpr uint32_t kBinShift = 20;  // ~1 us bins of completion bytes
-  std::vector<uint64_t> bin_bytes;
-  std::vector<double> latencies;
-  latencies.reserve(std::min<uint64_t>(requests, 1 << 20));
-  TimePs end = 0;
+  Measurements m(20, 1.0, requests);  // ~1 us bins
   auto record = [&](TimePs issue, TimePs done) {
-    latencies.push_back(static_cast<double>(done - issue));
-    const uint64_t bin = done >> kBinShift;
-    if (bin >= bin_bytes.size()) bin_bytes.resize(bin + 1, 0);
-    bin_bytes[bin] += p.request_bytes;
-    end = std::max(end, done);
+    m.latency(static_cast<double>(done - issue));
+    m.completed(done, p.request_bytes);
   };
   uint64_t addr = 0;
   bool write = false;
@@ -230,21 +242,7 @@ DramPatternResult run_fast_pattern(const HbmFastParams& params, const DramPatter
   }
   DramPatternResult r;
   r.requests = requests;
-  const uint64_t b0 = (end / 5) >> kBinShift, b1 = (end * 7 / 10) >> kBinShift;
-  uint64_t in_window = 0;
-  for (uint64_t b = b0; b < b1 && b < bin_bytes.size(); ++b)
-    in_window += bin_bytes[b];
-  r.bandwidth_bytes_per_s = b1 > b0 ? double(in_window) * 1e12 / double((b1 - b0) << kBinShift) : 0;
-  r.efficiency =
-      r.bandwidth_bytes_per_s / (params.peak_bytes_per_s_per_stack() * params.stack_count);
-  double sum = 0;
-  for (double l : latencies)
-    sum += l;
-  r.mean_latency_ps = latencies.empty() ? 0 : sum / double(latencies.size());
-  std::sort(latencies.begin(), latencies.end());
-  r.p99_latency_ps = latencies.empty()
-                         ? 0
-                         : latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
+  m.summarise(params.peak_bytes_per_s_per_stack() * params.stack_count, &r);
   // Locality hits: parts that continued their channel's previous part.
   r.row_hit_rate = core.parts() ? 1.0 - double(core.misses()) / double(core.parts()) : 0.0;
   return r;
