@@ -9,9 +9,15 @@
 namespace tiersim {
 
 HbmDetailedParams HbmDetailedParams::from_config(const config::HbmFast& c) {
-  return HbmDetailedParams{c.stack_count(), c.capacity_bytes_per_stack(), c.interleave_bytes(),
-                           dram_spec_from_config(c.device()),
-                           HbmFastParams::refresh_multiplier_for(c)};
+  HbmDetailedParams p{c.stack_count(),
+                      c.capacity_bytes_per_stack(),
+                      c.interleave_bytes(),
+                      dram_spec_from_config(c.device()),
+                      {}};
+  for (uint32_t s = 0; s < c.stack_count(); ++s) {
+    p.refresh_multiplier.push_back(HbmFastParams::refresh_multiplier_for(c, static_cast<int>(s)));
+  }
+  return p;
 }
 
 HbmDetailed::HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& params,
@@ -29,7 +35,7 @@ HbmDetailed::HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& 
                                         Histogram::log2_edges(1, 1 << 24))) {
   for (uint32_t s = 0; s < params.stack_count; ++s) {
     stacks_.push_back(std::make_unique<DramStack>(params.device));
-    stacks_.back()->set_refresh_multiplier(params.refresh_multiplier);
+    stacks_.back()->set_refresh_multiplier(params.refresh_multiplier[s]);
   }
   next_.assign(params.stack_count, 0);
   done_.reserve(4096);

@@ -35,7 +35,7 @@ struct HbmDetailedParams {
   uint64_t capacity_bytes_per_stack;
   uint64_t interleave_bytes;
   DramStackSpec device;
-  double refresh_multiplier;  // from the component's temperature
+  std::vector<double> refresh_multiplier;  // per stack, from the temperatures
   static HbmDetailedParams from_config(const config::HbmFast& c);  // c valid, with a device
 };
 

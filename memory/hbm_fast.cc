@@ -14,9 +14,9 @@
 namespace tiersim {
 
 namespace {
-std::string format_multiplier(const config::HbmFast& c) {
+std::string format_multiplier(double m) {
   std::ostringstream os;
-  os << HbmFastParams::refresh_multiplier_for(c);
+  os << m;
   return os.str();
 }
 }  // namespace
@@ -32,6 +32,21 @@ void HbmFastParams::validate(const config::HbmFast& c, Validator& v, bool fast_l
   if (c.has_temperature_c() && !(c.temperature_c() > -60 && c.temperature_c() < 200)) {
     v.error("temperature_c", "must be in (-60, 200) C");
   }
+  if (c.stack_temperature_c_size() > 0 && c.has_stack_count() &&
+      static_cast<uint32_t>(c.stack_temperature_c_size()) != c.stack_count()) {
+    v.error("stack_temperature_c",
+            "give one temperature per stack (" + std::to_string(c.stack_count()) + ") or none");
+  }
+  for (int i = 0; i < c.stack_temperature_c_size(); ++i) {
+    if (!(c.stack_temperature_c(i) > -60 && c.stack_temperature_c(i) < 200)) {
+      v.error("stack_temperature_c[" + std::to_string(i) + "]", "must be in (-60, 200) C");
+    }
+  }
+  // The hottest stack decides whether the fast level needs refresh's share.
+  double hottest = refresh_multiplier_for(c);
+  for (int i = 0; i < c.stack_temperature_c_size(); ++i) {
+    hottest = std::max(hottest, refresh_multiplier_for(c, i));
+  }
   double last = -1e300;
   for (int i = 0; i < c.refresh_rate_size(); ++i) {
     const auto& s = c.refresh_rate(i);
@@ -46,13 +61,13 @@ void HbmFastParams::validate(const config::HbmFast& c, Validator& v, bool fast_l
       !(c.refresh_overhead_fraction() >= 0 && c.refresh_overhead_fraction() < 0.5)) {
     v.error("refresh_overhead_fraction", "must be in [0, 0.5)");
   }
-  if (refresh_multiplier_for(c) > 1.0 && fast_level) {
+  if (hottest > 1.0 && fast_level) {
     if (!c.has_refresh_overhead_fraction()) {
       v.error("refresh_overhead_fraction",
-              "needed at this temperature (refresh rate x" + format_multiplier(c) +
+              "needed at this temperature (refresh rate x" + format_multiplier(hottest) +
                   "): the fast level must know refresh's share of the bandwidth; "
                   "`tiersim calibrate` measures it");
-    } else if (refresh_multiplier_for(c) * c.refresh_overhead_fraction() >= 1.0) {
+    } else if (hottest * c.refresh_overhead_fraction() >= 1.0) {
       v.error("temperature_c", "refresh would take all the bandwidth at this temperature");
     }
   }
@@ -73,8 +88,9 @@ void HbmFastParams::validate(const config::HbmFast& c, Validator& v, bool fast_l
   }
 }
 
-double HbmFastParams::refresh_multiplier_for(const config::HbmFast& c) {
-  const double t = c.has_temperature_c() ? c.temperature_c() : 85.0;
+double HbmFastParams::refresh_multiplier_for(const config::HbmFast& c, int stack) {
+  double t = c.has_temperature_c() ? c.temperature_c() : 85.0;
+  if (stack >= 0 && stack < c.stack_temperature_c_size()) t = c.stack_temperature_c(stack);
   if (c.refresh_rate_size() == 0) return refresh_rate_multiplier(t);
   double m = 1.0, best = -1e300;
   for (const auto& s : c.refresh_rate()) {
@@ -95,6 +111,9 @@ HbmFastParams HbmFastParams::from_config(const config::HbmFast& c) {
   p.miss_penalty_ps = c.miss_penalty_ps();
   p.turnaround_ps = c.turnaround_ps();
   p.refresh_multiplier = refresh_multiplier_for(c);
+  for (int s = 0; s < c.stack_temperature_c_size(); ++s) {
+    p.stack_refresh_multiplier.push_back(refresh_multiplier_for(c, s));
+  }
   p.refresh_overhead_fraction = c.refresh_overhead_fraction();
   return p;
 }

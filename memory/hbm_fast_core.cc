@@ -8,10 +8,15 @@ namespace tiersim {
 
 HbmFastCore::HbmFastCore(const HbmFastParams& p)
     : p_(p),
-      servers_(p.servers(), BandwidthServer(p.effective_bytes_per_s_per_channel())),
+      servers_(p.servers()),
       split_(p.servers(), 0),
       next_local_(p.servers(), kNone),
-      last_write_(p.servers(), 2) {}
+      last_write_(p.servers(), 2) {
+  // Server u belongs to stack u % stacks; each stack runs at its own refresh multiplier.
+  for (uint32_t u = 0; u < p.servers(); ++u) {
+    servers_[u].set_rate(p.effective_bytes_per_s_per_channel(u % p.stack_count));
+  }
+}
 
 TimePs HbmFastCore::serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) {
   const uint64_t n = p_.servers();

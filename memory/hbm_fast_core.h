@@ -29,6 +29,7 @@ struct HbmFastParams {
   TimePs miss_penalty_ps = 0;  // extra service time when a part does not continue its channel's
                                // previous part (a row miss in the fast level's terms)
   TimePs turnaround_ps = 0;    // extra service time when a channel changes direction
+  std::vector<double> stack_refresh_multiplier = {};  // per stack, when stack temps are given
 
   double peak_bytes_per_s_per_stack() const {
     return pin_data_rate_mbps * 1e6 * bus_width_bits / 8.0;
@@ -40,17 +41,32 @@ struct HbmFastParams {
            (1.0 - refresh_multiplier * refresh_overhead_fraction) /
            (1.0 - refresh_overhead_fraction);
   }
-  double effective_bytes_per_s() const { return effective_bytes_per_s_per_stack() * stack_count; }
-  double effective_bytes_per_s_per_channel() const {
-    return effective_bytes_per_s_per_stack() / channels_per_stack;
+  double multiplier(uint32_t stack) const {
+    return stack_refresh_multiplier.empty() ? refresh_multiplier : stack_refresh_multiplier[stack];
+  }
+  // Effective rate of one stack at its own refresh multiplier.
+  double stack_rate(uint32_t stack) const {
+    return peak_bytes_per_s_per_stack() * efficiency_fraction *
+           (1.0 - multiplier(stack) * refresh_overhead_fraction) /
+           (1.0 - refresh_overhead_fraction);
+  }
+  double effective_bytes_per_s() const {
+    double t = 0;
+    for (uint32_t s = 0; s < stack_count; ++s)
+      t += stack_rate(s);
+    return t;
+  }
+  double effective_bytes_per_s_per_channel(uint32_t stack) const {
+    return stack_rate(stack) / channels_per_stack;
   }
   uint32_t servers() const { return stack_count * channels_per_stack; }
   uint64_t capacity_bytes() const { return capacity_bytes_per_stack * stack_count; }
 
   // `fast_level`: the component runs at FAST (only then is refresh_overhead_fraction needed).
   static void validate(const config::HbmFast& c, Validator& v, bool fast_level = true);
-  // The refresh-rate multiplier at the component's temperature (both levels use it).
-  static double refresh_multiplier_for(const config::HbmFast& c);
+  // The refresh-rate multiplier at the component's temperature, or at stack `stack`'s when
+  // stack temperatures are given (both levels use it).
+  static double refresh_multiplier_for(const config::HbmFast& c, int stack = -1);
   static HbmFastParams from_config(const config::HbmFast& c);  // c must be valid
 };
 

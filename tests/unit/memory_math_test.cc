@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "memory/hbm_fast.h"
+#include "memory/hbm_fast_core.h"
 #include "memory/interleave.h"
 #include "models/address_map.h"
 #include "models/bandwidth_server.h"
@@ -104,6 +105,40 @@ TEST(HbmParams, TemperatureScalesTheRefreshShareOfBandwidth) {
   HbmFastParams::validate(c, v);
   ASSERT_EQ(issues.size(), 1u);
   EXPECT_EQ(issues[0].path, "refresh_overhead_fraction");
+}
+
+TEST(HbmParams, StackTemperaturesSlowOnlyTheHotStack) {
+  config::HbmFast c;
+  c.set_stack_count(2);
+  c.set_bus_width_bits(1024);
+  c.set_pin_data_rate_mbps(6400);
+  c.set_capacity_bytes_per_stack(1 << 20);
+  c.set_efficiency_fraction(0.88);
+  c.set_latency_ps(0);
+  c.set_interleave_bytes(256);
+  c.set_channels_per_stack(1);
+  c.set_miss_penalty_ps(0);
+  c.set_turnaround_ps(0);
+  c.set_refresh_overhead_fraction(0.12);
+  c.add_stack_temperature_c(70);
+  c.add_stack_temperature_c(95);
+  const HbmFastParams p = HbmFastParams::from_config(c);
+  EXPECT_DOUBLE_EQ(p.stack_rate(0), 819.2e9 * 0.88);
+  EXPECT_DOUBLE_EQ(p.stack_rate(1), 819.2e9 * 0.88 * (1 - 0.24) / (1 - 0.12));
+  // Chunk 0 lands on stack 0, chunk 1 on stack 1: the hot one takes longer.
+  HbmFastCore core(p);
+  const TimePs cool = core.serve(0, 256, false, 0);
+  const TimePs hot = core.serve(256, 256, false, 0);
+  EXPECT_EQ(cool, transfer_time_ps(256, p.stack_rate(0)));
+  EXPECT_EQ(hot, transfer_time_ps(256, p.stack_rate(1)));
+  EXPECT_GT(hot, cool);
+  // One temperature per stack, or none.
+  c.add_stack_temperature_c(80);
+  std::vector<ConfigIssue> issues;
+  Validator v(issues);
+  HbmFastParams::validate(c, v);
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].path, "stack_temperature_c");
 }
 
 TEST(Summary, PercentileInterpolatesLikeNumpy) {
