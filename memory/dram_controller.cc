@@ -255,7 +255,6 @@ bool PseudoChannelController::try_refresh(uint64_t c, bool* row_bus_used) {
 }
 
 uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion>& done) {
-  last_cycle_ = c;
   accrue_refresh(c);
 
   // Write drain: start at the high watermark (or when no reads wait), stop at the low one.

@@ -126,7 +126,6 @@ class PseudoChannelController {
   uint32_t pending_refreshes_ = 0;
   uint32_t refresh_bank_ = 0;  // per-bank round robin
   uint64_t next_refpb_ = 0;    // tRREFD between per-bank refreshes
-  uint64_t last_cycle_ = 0;
 
   DramControllerStats stats_;
   std::vector<DramCommand>* log_ = nullptr;

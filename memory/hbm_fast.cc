@@ -178,6 +178,12 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     [](const config::Config& root, const config::Component& c, Validator& v) {
       const config::Fidelity f = c.has_fidelity() ? c.fidelity() : root.run().fidelity();
       HbmFastParams::validate(c.hbm(), v, f != config::DETAILED);
+      if (f == config::DETAILED && !c.hbm().has_device()) {
+        // Reported at the component's level so the path names where to add it.
+        v.error("device",
+                "detailed fidelity needs the command-level device; merge a preset from "
+                "configs/memory/");
+      }
       if (c.hbm().has_device()) {
         Validator dv = v.at("device");
         validate_hbm_device(c.hbm().device(), c.hbm(), dv);
@@ -196,7 +202,8 @@ const ComponentRegistrar kRegistrar(ComponentKind{
         throw ConfigError({ConfigIssue{
             {},
             "system.components[" + c.name() + "].hbm.device",
-            "calibration needs the command-level device; merge a preset from configs/memory/"}});
+            "calibration needs a device (the command-level description); merge a preset from "
+            "configs/memory/"}});
       }
       const DramStackSpec spec = dram_spec_from_config(c.hbm().device());
       const HbmCalibration cal = calibrate_hbm(spec, duration_us);

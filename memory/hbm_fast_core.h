@@ -34,17 +34,11 @@ struct HbmFastParams {
   double peak_bytes_per_s_per_stack() const {
     return pin_data_rate_mbps * 1e6 * bus_width_bits / 8.0;
   }
-  // Refresh costs r of the bandwidth at x1 and m x r at multiplier m: the efficiency scales by
-  // (1 - m r) / (1 - r).
-  double effective_bytes_per_s_per_stack() const {
-    return peak_bytes_per_s_per_stack() * efficiency_fraction *
-           (1.0 - refresh_multiplier * refresh_overhead_fraction) /
-           (1.0 - refresh_overhead_fraction);
-  }
   double multiplier(uint32_t stack) const {
     return stack_refresh_multiplier.empty() ? refresh_multiplier : stack_refresh_multiplier[stack];
   }
-  // Effective rate of one stack at its own refresh multiplier.
+  // Effective rate of one stack at its own refresh multiplier m: refresh costs r of the
+  // bandwidth at x1 and m x r at m, so the efficiency scales by (1 - m r) / (1 - r).
   double stack_rate(uint32_t stack) const {
     return peak_bytes_per_s_per_stack() * efficiency_fraction *
            (1.0 - multiplier(stack) * refresh_overhead_fraction) /

@@ -168,15 +168,13 @@ int cmd_calibrate(const std::vector<std::string>& args) {
   std::vector<const config::Component*> candidates;
   for (const auto& c : loaded.config.system().components()) {
     const ComponentKind* k = find_component_kind(component_kind_name(c));
-    if (!component.empty() ? c.name() == component
-                           : (k && k->calibrate && c.has_hbm() && c.hbm().has_device())) {
+    if (!component.empty() ? c.name() == component : (k && k->calibrate)) {
       candidates.push_back(&c);
     }
   }
   if (candidates.empty()) {
     throw UsageError(component.empty()
-                         ? "tiersim calibrate: no component to calibrate (an hbm component needs "
-                           "a device: merge a preset from configs/memory/)"
+                         ? "tiersim calibrate: no component of a kind with a detailed level"
                          : "tiersim calibrate: no component named \"" + component + "\"");
   }
   if (candidates.size() > 1) {

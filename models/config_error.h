@@ -56,8 +56,6 @@ class Validator {
   bool fraction(const std::string& field, bool present, double value);  // (0, 1]
   bool non_empty(const std::string& field, bool present, const std::string& value);
 
-  size_t issue_count() const { return sink_->size(); }
-
  private:
   std::vector<ConfigIssue>* sink_;
   std::string prefix_;

@@ -58,12 +58,6 @@ void validate_system(const config::Config& cfg, Validator v) {
     if (c.has_fidelity() && c.fidelity() == config::DETAILED && !k->detailed_level) {
       cv.error("fidelity", "\"" + kind + "\" has no detailed level (only FAST)");
     }
-    const config::Fidelity fid = c.has_fidelity() ? c.fidelity() : cfg.run().fidelity();
-    if (fid == config::DETAILED && k->detailed_level && c.has_hbm() && !c.hbm().has_device()) {
-      cv.error(c.has_fidelity() ? "fidelity" : "hbm.device",
-               "detailed fidelity needs the command-level device; merge a preset from "
-               "configs/memory/");
-    }
     Validator kv = cv.at(kind);
     k->validate(cfg, c, kv);
   }
