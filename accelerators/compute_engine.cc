@@ -1,6 +1,7 @@
 #include "accelerators/compute_engine.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <stdexcept>
 
@@ -23,19 +24,42 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
     if (!seen.insert(p.dtype()).second) pv.error("dtype", "dtype listed twice");
     pv.positive("flops_per_s", p.has_flops_per_s(), p.flops_per_s());
   }
-  const config::Dtype act = root.workload().model().activation_dtype();
+  const config::Dtype act = root.workload().has_gemm() ? root.workload().gemm().dtype()
+                                                       : root.workload().model().activation_dtype();
   if (act != config::DTYPE_UNSPECIFIED && !seen.count(act)) {
     v.error("peak",
             "no peak FLOP/s for the workload's activation dtype " + config::Dtype_Name(act));
   }
   v.fraction("flops_efficiency_fraction", c.has_flops_efficiency_fraction(),
              c.flops_efficiency_fraction());
+  if (c.has_gemm_half_efficiency_rows() && !(c.gemm_half_efficiency_rows() >= 0)) {
+    v.error("gemm_half_efficiency_rows", "must be zero or positive");
+  }
+  if (c.has_vector_flops_per_s()) {
+    v.positive("vector_flops_per_s", true, c.vector_flops_per_s());
+  } else if (!seen.count(config::FP32)) {
+    v.error("vector_flops_per_s", "not set, and no FP32 peak to take it from");
+  }
   v.require("op_overhead_ps", c.has_op_overhead_ps());
   if (v.positive("tile_bytes", c.has_tile_bytes(), static_cast<double>(c.tile_bytes())) &&
       c.tile_bytes() > 0xffffffffULL) {
     v.error("tile_bytes", "must be below 4 GiB");
   }
   v.at_least("staging_buffers", c.has_staging_buffers(), c.staging_buffers(), 1);
+
+  // The software stack and, with tensor parallelism, the collective model drive this engine.
+  Validator sv = v.root("software");
+  SoftwareModel::validate(root.software(), sv);
+  if (root.workload().parallelism().tensor_parallel() > 1) {
+    if (!root.system().has_scale_up()) {
+      v.root("system").error("scale_up",
+                             "required when workload.parallelism.tensor_parallel > 1 (the "
+                             "collective model's link bandwidth and latencies)");
+    } else {
+      Validator fv = v.root("system.scale_up");
+      CollectiveModel::validate(root.system().scale_up(), fv);
+    }
+  }
 
   // References: kinds and links.
   auto find = [&](const std::string& name) -> const config::Component* {
@@ -103,7 +127,10 @@ ComputeParams ComputeParams::from_config(const config::ComputeEngine& c) {
   ComputeParams p;
   for (const auto& peak : c.peak())
     p.peak_flops_per_s[peak.dtype()] = peak.flops_per_s();
+  p.vector_flops_per_s =
+      c.has_vector_flops_per_s() ? c.vector_flops_per_s() : p.peak_flops_per_s[config::FP32];
   p.flops_efficiency_fraction = c.flops_efficiency_fraction();
+  p.gemm_half_efficiency_rows = c.gemm_half_efficiency_rows();
   p.op_overhead_ps = c.op_overhead_ps();
   p.tile_bytes = c.tile_bytes();
   p.staging_buffers = c.staging_buffers();
@@ -113,19 +140,123 @@ ComputeParams ComputeParams::from_config(const config::ComputeEngine& c) {
   return p;
 }
 
+namespace {
+TimePs bytes_time_ps(double bytes, double bytes_per_s) {
+  return static_cast<TimePs>(std::llround(bytes / bytes_per_s * 1e12));
+}
+}  // namespace
+
+TimePs CollectiveModel::all_reduce_ps(uint64_t bytes) const {
+  if (ranks <= 1) return 0;
+  const uint64_t p = ranks;
+  // Ring: reduce-scatter then all-gather, 2(p-1) steps of n/p bytes each.
+  const TimePs ring =
+      2 * (p - 1) * step_latency_ps +
+      bytes_time_ps(2.0 * double(p - 1) * double((bytes + p - 1) / p), rank_bandwidth_bytes_per_s);
+  // One shot: every rank pushes its whole buffer to the p-1 others, then reduces locally.
+  const TimePs one_shot =
+      step_latency_ps + bytes_time_ps(double(p - 1) * double(bytes), rank_bandwidth_bytes_per_s);
+  const TimePs t = algorithm == config::RING       ? ring
+                   : algorithm == config::ONE_SHOT ? one_shot
+                                                   : std::min(ring, one_shot);
+  return launch_latency_ps + t;
+}
+
+TimePs CollectiveModel::all_gather_ps(uint64_t bytes) const {
+  if (ranks <= 1) return 0;
+  const uint64_t p = ranks;
+  const TimePs ring = (p - 1) * step_latency_ps +
+                      bytes_time_ps(double(p - 1) * double(bytes), rank_bandwidth_bytes_per_s);
+  const TimePs one_shot =
+      step_latency_ps + bytes_time_ps(double(p - 1) * double(bytes), rank_bandwidth_bytes_per_s);
+  const TimePs t = algorithm == config::RING       ? ring
+                   : algorithm == config::ONE_SHOT ? one_shot
+                                                   : std::min(ring, one_shot);
+  return launch_latency_ps + t;
+}
+
+void CollectiveModel::validate(const config::ScaleUpFabric& f, Validator& v) {
+  v.positive("rank_bandwidth_bytes_per_s", f.has_rank_bandwidth_bytes_per_s(),
+             f.rank_bandwidth_bytes_per_s());
+  v.require("step_latency_ps", f.has_step_latency_ps());
+  v.require("launch_latency_ps", f.has_launch_latency_ps());
+  if (f.algorithm() == config::COLLECTIVE_ALGORITHM_UNSPECIFIED) {
+    v.error("algorithm", "required field is not set (RING, ONE_SHOT or AUTO)");
+  }
+}
+
+CollectiveModel CollectiveModel::from_config(const config::ScaleUpFabric& f, uint32_t ranks) {
+  CollectiveModel m;
+  m.ranks = ranks;
+  m.rank_bandwidth_bytes_per_s = f.rank_bandwidth_bytes_per_s();
+  m.step_latency_ps = f.step_latency_ps();
+  m.launch_latency_ps = f.launch_latency_ps();
+  m.algorithm = f.algorithm();
+  return m;
+}
+
+uint32_t SoftwareModel::kernels(OpKind kind) const {
+  switch (kind) {
+    case OpKind::kAttnNorm:
+    case OpKind::kMlpNorm:
+    case OpKind::kRope:
+    case OpKind::kAttnResidual:
+    case OpKind::kMlpResidual:
+    case OpKind::kActivation:
+    case OpKind::kFinalNorm:
+    case OpKind::kEmbeddingNorm:
+      return fuse_elementwise ? 0 : 1;
+    case OpKind::kQkvProj:
+      return qkv_kernels;
+    case OpKind::kAttention:
+      return attention_kernels;
+    default:
+      return 1;
+  }
+}
+
+void SoftwareModel::validate(const config::Software& s, Validator& v) {
+  if (s.has_qkv_kernels() && s.qkv_kernels() != 1 && s.qkv_kernels() != 3) {
+    v.error("qkv_kernels", "must be 1 (fused QKV) or 3 (separate Q, K, V)");
+  }
+  if (s.has_attention_kernels() && s.attention_kernels() != 1 && s.attention_kernels() != 3) {
+    v.error("attention_kernels", "must be 1 (fused) or 3 (QK^T, softmax, AV)");
+  }
+}
+
+SoftwareModel SoftwareModel::from_config(const config::Software& s) {
+  SoftwareModel m;
+  m.host_launch_ps = s.host_launch_ps();
+  m.synchronize_each_kernel = s.synchronize_each_kernel();
+  m.host_step_ps = s.host_step_ps();
+  m.fuse_elementwise = s.fuse_elementwise();
+  m.qkv_kernels = s.has_qkv_kernels() ? s.qkv_kernels() : 1;
+  m.attention_kernels = s.has_attention_kernels() ? s.attention_kernels() : 1;
+  return m;
+}
+
 ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& params,
                              Context& ctx)
     : Component(name, ctx, "compute"),
       sram_socket("sram_socket"),
       params_(params),
+      collective_(CollectiveModel::from_config(
+          ctx.config().system().scale_up(),
+          std::max<uint32_t>(1, ctx.config().workload().parallelism().tensor_parallel()))),
+      software_(SoftwareModel::from_config(ctx.config().software())),
       free_ring_(params.staging_buffers, 0),
       ops_(ctx.stats().counter(basename(), "ops", "ops completed", "count")),
       flops_(ctx.stats().scalar(basename(), "flops", "floating-point operations executed", "flop")),
       busy_ps_(ctx.stats().counter(basename(), "busy_time", "time the engine computed", "ps")),
       data_wait_ps_(ctx.stats().counter(basename(), "data_wait_time",
                                         "time the engine waited for streamed operands", "ps")),
-      overhead_ps_(
-          ctx.stats().counter(basename(), "overhead_time", "fixed per-op overhead time", "ps")),
+      overhead_ps_(ctx.stats().counter(basename(), "overhead_time",
+                                       "fixed per-kernel device overhead time", "ps")),
+      host_wait_ps_(ctx.stats().counter(basename(), "host_wait_time",
+                                        "time the device waited for the host to launch", "ps")),
+      kernels_(ctx.stats().counter(basename(), "kernels", "kernels launched", "count")),
+      collective_ps_(ctx.stats().counter(basename(), "collective_time",
+                                         "time in tensor-parallel collectives", "ps")),
       tiles_(ctx.stats().counter(basename(), "tiles", "operand tiles streamed", "count")) {
   SC_METHOD(run);
   ctx.stats().formula(
@@ -192,12 +323,24 @@ TimePs ComputeEngine::sram_access(tlm::tlm_command cmd, uint64_t address, uint64
   return now + to_ps(delay) + sram_link_latency_ps_;
 }
 
+TimePs ComputeEngine::op_compute_ps(double flops) const {
+  switch (op_.op_class) {
+    case OpClass::kMatrix:
+      return compute_time_ps(flops, params_.matrix_flops_per_s(op_.compute_dtype, op_.rows));
+    case OpClass::kVector:
+      return compute_time_ps(flops, params_.vector_rate_flops_per_s());
+    case OpClass::kCollective:
+      return op_.kind == OpKind::kAllGather ? collective_.all_gather_ps(op_.collective_bytes)
+                                            : collective_.all_reduce_ps(op_.collective_bytes);
+  }
+  return 0;
+}
+
 void ComputeEngine::begin_op(TimePs now) {
   op_start_ = now;
-  if (op_.step.value() != current_step_) {
-    current_step_ = op_.step.value();
-    step_start_ = now;
-  }
+  if (op_.step.value() != current_step_) current_step_ = op_.step.value();
+  op_kernels_ = software_.kernels(op_.kind);
+  kernels_.inc(op_kernels_);
   stream_bytes_ = 0;
   tiles_total_ = 0;
   for (uint8_t i = 0; i < op_.operand_count; ++i) {
@@ -213,7 +356,7 @@ void ComputeEngine::begin_op(TimePs now) {
   in_flight_ = 0;
   compute_busy_ps_ = 0;
   last_land_ = now;
-  overhead_ps_.inc(params_.op_overhead_ps);
+  overhead_ps_.inc(params_.op_overhead_ps * op_kernels_);
 }
 
 void ComputeEngine::issue_tile(TimePs now) {
@@ -248,8 +391,7 @@ void ComputeEngine::issue_tile(TimePs now) {
   const TimePs start = std::max(land, compute_free_);
   if (land > compute_free_) data_wait_ps_.inc(land - compute_free_);
   const TimePs read_done = sram_access(tlm::TLM_READ_COMMAND, buffer, bytes, start);
-  const TimePs math_done =
-      start + compute_time_ps(op_.flops * share, params_.effective_flops_per_s(op_.compute_dtype));
+  const TimePs math_done = start + op_compute_ps(op_.flops * share);
   compute_free_ = std::max(read_done, math_done);
   compute_busy_ps_ += compute_free_ - start;
   free_ring_[(ring_head_ + in_flight_) % params_.staging_buffers] = compute_free_;
@@ -290,9 +432,10 @@ void ComputeEngine::finish_op(TimePs now) {
     for (uint8_t i = 0; i < op_.operand_count; ++i)
       offchip += op_.operands[i].bytes;
     const TimePs streaming = tiles_total_ ? last_land_ - stream_start_ : 0;
-    const TimePs active = now - op_start_ - params_.op_overhead_ps;
+    const TimePs overhead = stream_start_ - op_start_;  // host wait and device launch overhead
+    const TimePs active = now - stream_start_;
     BoundBy bound = streaming >= compute_busy_ps_ ? BoundBy::kMemory : BoundBy::kCompute;
-    if (params_.op_overhead_ps > active) bound = BoundBy::kOverhead;
+    if (overhead > active) bound = BoundBy::kOverhead;
     ctx().records().ops.push_back(OpRecord{
         op_.step.value(), op_.layer.valid() ? op_.layer.value() : UINT32_MAX, op_.kind, op_start_,
         now, offchip, 2 * stream_bytes_ + op_.activation_read_bytes + op_.activation_write_bytes,
@@ -313,13 +456,23 @@ void ComputeEngine::run() {
           sc_core::sc_stop();
           return;
         }
-        begin_op(now);
-        phase_ = Phase::kOverhead;
-        if (params_.op_overhead_ps > 0) {
-          next_trigger(to_sc_time(params_.op_overhead_ps));
-          return;
+        {
+          begin_op(now);
+          // The host launches the op's kernels; synchronously it first waits for the device.
+          if (op_kernels_ > 0) {
+            host_free_ = std::max(host_free_, software_.synchronize_each_kernel ? now : TimePs{0}) +
+                         op_kernels_ * software_.host_launch_ps;
+          }
+          const TimePs launched = std::max(now, host_free_);
+          if (launched > now) host_wait_ps_.inc(launched - now);
+          const TimePs ready = launched + op_kernels_ * params_.op_overhead_ps;
+          phase_ = Phase::kOverhead;
+          if (ready > now) {
+            next_trigger(to_sc_time(ready - now));
+            return;
+          }
+          continue;
         }
-        continue;
       case Phase::kOverhead:
         stream_start_ = now;
         compute_free_ = sram_access(tlm::TLM_READ_COMMAND, activation_base_,
@@ -339,10 +492,11 @@ void ComputeEngine::run() {
           return;
         }
         if (tiles_total_ == 0) {
-          // Nothing streamed: the op computes on on-chip activations only.
+          // Nothing streamed: the op computes on on-chip activations only (a collective moves
+          // them over the scale-up fabric).
           const TimePs start = std::max(compute_free_, now);
-          const TimePs end =
-              start + compute_time_ps(op_.flops, params_.effective_flops_per_s(op_.compute_dtype));
+          const TimePs end = start + op_compute_ps(op_.flops);
+          if (op_.op_class == OpClass::kCollective) collective_ps_.inc(end - start);
           compute_busy_ps_ += end - start;
           compute_free_ = end;
         }
@@ -370,9 +524,14 @@ void ComputeEngine::run() {
         phase_ = Phase::kFetch;
         continue;
       case Phase::kStepEnd: {
+        // A step spans from the previous step's end (the run's start for the first): the time
+        // between tokens, host gaps included.
         const TokenRecord rec{current_step_, step_start_, now, ctx().workload()->tokens_per_step()};
         ctx().records().tokens.push_back(rec);
         if (ctx().on_step_end) ctx().on_step_end(rec);
+        step_start_ = now;
+        // The host reads the step's result before it launches the next step.
+        host_free_ = std::max(host_free_, now) + software_.host_step_ps;
         phase_ = Phase::kFetch;
         continue;
       }

@@ -1,7 +1,9 @@
 // Compute engine and its op scheduler.
 //
 // What is modelled: the engine takes the workload's ops in program order. Each op first pays a
-// fixed overhead (kernel launch and tail). Its off-chip operands (weights, KV) are then streamed
+// fixed overhead per kernel it launches (launch and tail on the device), after the host has
+// launched it (software stack: host time per launch, run-ahead or synchronous). Its off-chip
+// operands (weights, KV) are then streamed
 // tile by tile by the DMA engine into SRAM staging buffers; the engine computes on each tile once
 // it has landed and the previous tile is done, reading it from SRAM; a buffer is reused when its
 // tile's compute ends. So streaming and compute overlap, bounded by `staging_buffers`. A tile's
@@ -11,8 +13,9 @@
 // when its last op and its outstanding writes are done.
 //
 // Fidelity: fast. One op at a time (no concurrent kernels), no inter-op prefetch (the movement
-// policies of the orchestration issue add it), one efficiency per engine rather than per op
-// shape (the compute-model issue calibrates GEMM/GEMV efficiencies).
+// policies of the orchestration issue add it). Matrix ops run at peak x efficiency x
+// M / (M + M_half) for M rows per weight read; vector ops at the vector rate; collectives take
+// the scale-up collective model's time (symmetric tensor-parallel ranks: one is simulated).
 #pragma once
 
 #include <tlm_utils/simple_initiator_socket.h>
@@ -30,18 +33,58 @@ namespace tiersim {
 
 class DmaEngine;
 
+// The scale-up collective model: latency plus bandwidth per step (see ScaleUpFabric).
+struct CollectiveModel {
+  uint32_t ranks = 1;
+  double rank_bandwidth_bytes_per_s = 0;
+  TimePs step_latency_ps = 0;
+  TimePs launch_latency_ps = 0;
+  config::CollectiveAlgorithm algorithm = config::RING;
+
+  // All-reduce of an n-byte buffer held by every rank.
+  TimePs all_reduce_ps(uint64_t bytes) const;
+  // All-gather of n bytes from every rank (each ends with ranks x n bytes).
+  TimePs all_gather_ps(uint64_t bytes) const;
+
+  static void validate(const config::ScaleUpFabric& f, Validator& v);
+  static CollectiveModel from_config(const config::ScaleUpFabric& f, uint32_t ranks);
+};
+
+// The software stack's kernel launch model (see Software in the schema).
+struct SoftwareModel {
+  TimePs host_launch_ps = 0;
+  bool synchronize_each_kernel = false;
+  TimePs host_step_ps = 0;
+  bool fuse_elementwise = false;
+  uint32_t qkv_kernels = 1;
+  uint32_t attention_kernels = 1;
+
+  // Kernels the op launches (0: fused into a neighbour).
+  uint32_t kernels(OpKind kind) const;
+
+  static void validate(const config::Software& s, Validator& v);
+  static SoftwareModel from_config(const config::Software& s);
+};
+
 struct ComputeParams {
   static constexpr int kDtypes = 7;                // config::Dtype values
   std::array<double, kDtypes> peak_flops_per_s{};  // 0: dtype not supported
-  double flops_efficiency_fraction;
-  TimePs op_overhead_ps;
-  uint64_t tile_bytes;
-  uint32_t staging_buffers;
+  double vector_flops_per_s = 0;
+  double flops_efficiency_fraction = 1;
+  double gemm_half_efficiency_rows = 0;  // 0: efficiency independent of M
+  TimePs op_overhead_ps = 0;             // per kernel
+  uint64_t tile_bytes = 0;
+  uint32_t staging_buffers = 1;
   std::string sram, dma, weights_memory;
 
-  double effective_flops_per_s(config::Dtype d) const {
-    return peak_flops_per_s[d] * flops_efficiency_fraction;
+  // Achieved FLOP/s of a matrix op with `rows` rows sharing each weight element.
+  double matrix_flops_per_s(config::Dtype d, uint64_t rows) const {
+    const double shape = gemm_half_efficiency_rows > 0
+                             ? double(rows) / (double(rows) + gemm_half_efficiency_rows)
+                             : 1.0;
+    return peak_flops_per_s[d] * flops_efficiency_fraction * shape;
   }
+  double vector_rate_flops_per_s() const { return vector_flops_per_s * flops_efficiency_fraction; }
 
   static void validate(const config::Config& root, const config::ComputeEngine& c, Validator& v);
   static ComputeParams from_config(const config::ComputeEngine& c);
@@ -67,7 +110,11 @@ class ComputeEngine : public Component {
   TimePs sram_access(tlm::tlm_command cmd, uint64_t address, uint64_t bytes, TimePs start_ps);
   void finish_op(TimePs now);
 
+  TimePs op_compute_ps(double flops) const;  // this op's arithmetic at its class's rate
+
   const ComputeParams params_;
+  CollectiveModel collective_;
+  SoftwareModel software_;
   DmaEngine* dma_ = nullptr;
   TimePs sram_link_latency_ps_ = 0;
   uint64_t staging_base_ = 0;     // global address of the staging buffers in SRAM
@@ -83,6 +130,8 @@ class ComputeEngine : public Component {
   TimePs op_end_ = 0;
   TimePs writes_done_ = 0;
   TimePs step_start_ = 0;
+  TimePs host_free_ = 0;  // when the host can launch the next kernel
+  uint32_t op_kernels_ = 0;
   uint32_t current_step_ = UINT32_MAX;
   uint64_t stream_bytes_ = 0;  // off-chip bytes this op streams in
   uint32_t tiles_total_ = 0, tiles_issued_ = 0;
@@ -99,6 +148,9 @@ class ComputeEngine : public Component {
   Counter& busy_ps_;
   Counter& data_wait_ps_;
   Counter& overhead_ps_;
+  Counter& host_wait_ps_;
+  Counter& kernels_;
+  Counter& collective_ps_;
   Counter& tiles_;
 };
 

@@ -25,13 +25,14 @@ std::string preset(const std::string& rel) {
 }
 
 // One whole run of `model` on `hardware` for `steps` steps; wall time measured around the child.
-void decode_run(benchmark::State& state, const char* hardware, const char* model) {
+void decode_run(benchmark::State& state, const char* hardware, const char* model,
+                std::vector<std::string> files = {}, std::vector<std::string> sets = {}) {
   const int steps = static_cast<int>(state.range(0));
-  const std::vector<std::string> files = {preset(std::string("hardware/") + hardware),
-                                          preset(std::string("models/") + model),
-                                          preset("studies/default.textproto")};
-  const std::vector<std::string> sets = {"workload.decode.decode_steps=" + std::to_string(steps),
-                                         "run.op_records=OP_RECORDS_NONE"};
+  files.insert(files.begin(), {preset(std::string("hardware/") + hardware),
+                               preset(std::string("models/") + model)});
+  if (files.size() == 2) files.push_back(preset("studies/default.textproto"));
+  sets.push_back("workload.decode.decode_steps=" + std::to_string(steps));
+  sets.push_back("run.op_records=OP_RECORDS_NONE");
   LoadedConfig loaded = load_config(files, sets);  // validated once, outside the timing
   double sim_bytes = 0;
   for (auto _ : state) {
@@ -74,6 +75,35 @@ void BM_DecodeLlama3_70B_H200(benchmark::State& s) {
   decode_run(s, "h200.textproto", "llama3_70b.textproto");
 }
 BENCHMARK(BM_DecodeLlama3_70B_H200)->Arg(16)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// Issue #4's speed target: Llama-3-70B TP8 on H100, batch 64, context 2048, 256 steps (< 5 s).
+void BM_Speed70BTp8(benchmark::State& s) {
+  decode_run(s, "h100_sxm.textproto", "llama3_70b.textproto",
+             {preset("software/cuda_events_per_kernel.textproto"),
+              preset("studies/speed_70b_tp8.textproto")});
+}
+BENCHMARK(BM_Speed70BTp8)->Arg(256)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+
+// Wall time per step against layers x batch (8 steps of the TP8 70B configuration): the ratio
+// of wall_us_per_step to layers_x_batch should not grow along the rows.
+void BM_StepScaling(benchmark::State& s) {
+  const int64_t layers = s.range(1), batch = s.range(2);
+  decode_run(s, "h100_sxm.textproto", "llama3_70b.textproto",
+             {preset("software/cuda_events_per_kernel.textproto"),
+              preset("studies/speed_70b_tp8.textproto")},
+             {"workload.model.layers=" + std::to_string(layers),
+              "workload.decode.batch_size=" + std::to_string(batch)});
+  s.counters["layers_x_batch"] = static_cast<double>(layers * batch);
+}
+BENCHMARK(BM_StepScaling)
+    ->Args({8, 20, 16})
+    ->Args({8, 40, 16})
+    ->Args({8, 80, 16})
+    ->Args({8, 80, 32})
+    ->Args({8, 80, 64})
+    ->Args({8, 80, 128})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 void BM_StatsCounterInc(benchmark::State& state) {
   StatsRegistry r;

@@ -1,5 +1,7 @@
 #include "memory/hbm_fast.h"
 
+#include <array>
+
 #include <algorithm>
 #include <sstream>
 
@@ -22,7 +24,9 @@ std::string format_multiplier(double m) {
 }  // namespace
 
 void HbmFastParams::validate(const config::HbmFast& c, Validator& v, bool fast_level) {
-  v.positive("stack_count", c.has_stack_count(), c.stack_count());
+  if (v.positive("stack_count", c.has_stack_count(), c.stack_count()) && c.stack_count() > 64) {
+    v.error("stack_count", "at most 64 stacks per component");
+  }
   v.positive("bus_width_bits", c.has_bus_width_bits(), c.bus_width_bits());
   v.positive("pin_data_rate_mbps", c.has_pin_data_rate_mbps(), c.pin_data_rate_mbps());
   v.positive("capacity_bytes_per_stack", c.has_capacity_bytes_per_stack(),
@@ -160,8 +164,14 @@ void HbmFast::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& de
   const TimePs start = now + to_ps(delay);
   const TimePs done = core_.serve(addr, bytes, p.is_write(), start);
   const auto& split = core_.last_split();
-  for (uint32_t u = 0; u < params_.servers(); ++u) {
-    if (split[u] != 0) stack_bytes_.add(u % params_.stack_count, static_cast<double>(split[u]));
+  const uint32_t stacks = params_.stack_count;
+  std::array<uint64_t, 64> per_stack{};  // servers u and u + stacks share a stack
+  for (uint32_t u = 0, st = 0; u < params_.servers(); ++u) {
+    per_stack[st] += split[u];
+    if (++st == stacks) st = 0;
+  }
+  for (uint32_t st = 0; st < stacks; ++st) {
+    if (per_stack[st] != 0) stack_bytes_.add(st, static_cast<double>(per_stack[st]));
   }
   requests_.inc();
   (p.is_read() ? bytes_read_ : bytes_written_).inc(bytes);

@@ -24,13 +24,14 @@ TimePs HbmFastCore::serve(uint64_t addr, uint64_t bytes, bool write, TimePs star
   std::fill(split_.begin(), split_.end(), 0);
   interleave_split(addr, bytes, g, static_cast<uint32_t>(n), split_.data());
   const uint64_t k0 = addr / g;
+  const uint64_t q0 = k0 / n, r0 = k0 % n;
   TimePs done = start_ps;
   for (uint64_t u = 0; u < n; ++u) {
     if (split_[u] == 0) continue;
     // The server's first chunk of this request and its channel-local address: chunks k with
-    // k % n == u are consecutive granules in the channel's own address sequence.
-    const uint64_t k = k0 + (u + n - k0 % n) % n;
-    const uint64_t local = (k / n) * g + (k == k0 ? addr % g : 0);
+    // k % n == u are consecutive granules in the channel's own address sequence. The first
+    // such k is k0 + (u - r0 mod n), which lies in the next group of n exactly when u < r0.
+    const uint64_t local = (q0 + (u < r0 ? 1 : 0)) * g + (u == r0 ? addr % g : 0);
     TimePs extra = 0;
     ++parts_;
     if (local != next_local_[u]) {

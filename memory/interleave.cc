@@ -18,9 +18,10 @@ void interleave_split(uint64_t address, uint64_t bytes, uint64_t granule_bytes, 
   // Whole chunks: each unit gets full/ways, the first full%ways units from `chunk` one more.
   const uint64_t full = bytes / granule_bytes;
   const uint64_t each = full / ways, extra = full % ways;
+  uint64_t unit = chunk % ways;  // (chunk + i) % ways without a division per unit
   for (uint32_t i = 0; i < ways; ++i) {
-    const uint64_t unit = (chunk + i) % ways;
     out[unit] += (each + (i < extra ? 1 : 0)) * granule_bytes;
+    if (++unit == ways) unit = 0;
   }
   chunk += full;
   // Trailing partial chunk.

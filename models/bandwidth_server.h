@@ -20,7 +20,10 @@ class BandwidthServer {
   BandwidthServer() = default;
   explicit BandwidthServer(double bytes_per_s) : bytes_per_s_(bytes_per_s) {}
 
-  void set_rate(double bytes_per_s) { bytes_per_s_ = bytes_per_s; }
+  void set_rate(double bytes_per_s) {
+    bytes_per_s_ = bytes_per_s;
+    memo_bytes_ = UINT64_MAX;
+  }
   double rate_bytes_per_s() const { return bytes_per_s_; }
 
   // Returns the completion time (ps) of a transfer of `bytes` arriving at `start_ps`.
@@ -37,7 +40,12 @@ class BandwidthServer {
   // turnaround).
   TimePs reserve_with_overhead(TimePs start_ps, uint64_t bytes, TimePs extra_ps) {
     const TimePs begin = std::max(start_ps, busy_until_ps_);
-    const TimePs service = transfer_time_ps(bytes, bytes_per_s_) + extra_ps;
+    // Bulk streams repeat the same part size: reuse the last conversion (exactly the same value).
+    if (bytes != memo_bytes_) {
+      memo_bytes_ = bytes;
+      memo_service_ps_ = transfer_time_ps(bytes, bytes_per_s_);
+    }
+    const TimePs service = memo_service_ps_ + extra_ps;
     busy_until_ps_ = begin + service;
     busy_ps_ += service;
     bytes_ += bytes;
@@ -53,6 +61,8 @@ class BandwidthServer {
   TimePs busy_until_ps_ = 0;
   TimePs busy_ps_ = 0;
   uint64_t bytes_ = 0;
+  uint64_t memo_bytes_ = UINT64_MAX;
+  TimePs memo_service_ps_ = 0;
 };
 
 }  // namespace tiersim

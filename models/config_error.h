@@ -45,6 +45,8 @@ class Validator {
 
   // A validator whose paths are prefixed by this one's path plus `sub`.
   Validator at(const std::string& sub) const;
+  // A validator into the same sink at an absolute path (for cross-section checks).
+  Validator root(std::string path) const { return Validator(*sink_, std::move(path)); }
   std::string path(const std::string& field) const;
 
   void error(const std::string& field, const std::string& message);

@@ -32,6 +32,14 @@ const char* op_kind_name(OpKind k) {
       return "final_norm";
     case OpKind::kLmHead:
       return "lm_head";
+    case OpKind::kAllReduce:
+      return "all_reduce";
+    case OpKind::kAllGather:
+      return "all_gather";
+    case OpKind::kGemm:
+      return "gemm";
+    case OpKind::kEmbeddingNorm:
+      return "embedding_norm";
   }
   return "unknown";
 }

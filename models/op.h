@@ -26,7 +26,15 @@ enum class OpKind : uint8_t {
   kMlpResidual,
   kFinalNorm,
   kLmHead,
+  kAllReduce,  // tensor-parallel all-reduce of a layer's partial output
+  kAllGather,  // tensor-parallel all-gather (vocab-parallel logits)
+  kGemm,       // a standalone GEMM (microbenchmark workload)
+  kEmbeddingNorm,
 };
+
+// How the compute engine times an op's arithmetic: matrix units with an efficiency that depends
+// on the rows sharing one weight read, vector units, or the scale-up collective model.
+enum class OpClass : uint8_t { kMatrix, kVector, kCollective };
 const char* op_kind_name(OpKind k);
 
 enum class Access : uint8_t { kRead, kWrite };
@@ -45,9 +53,12 @@ struct Op {
   OpKind kind = OpKind::kEmbedding;
   StepIndex step;
   LayerId layer;  // invalid for ops outside the decoder layers
+  OpClass op_class = OpClass::kVector;
   double flops = 0;
   config::Dtype compute_dtype = config::BF16;
-  uint64_t activation_read_bytes = 0;   // on-chip (SRAM) inputs
+  uint32_t rows = 1;                   // kMatrix: M, the rows that share each weight element
+  uint64_t collective_bytes = 0;       // kCollective: the message (per rank, before the collective)
+  uint64_t activation_read_bytes = 0;  // on-chip (SRAM) inputs
   uint64_t activation_write_bytes = 0;  // on-chip (SRAM) outputs
   std::array<Operand, kMaxOperands> operands{};
   uint8_t operand_count = 0;

@@ -116,7 +116,7 @@ void write_results(const std::string& path, const LoadedConfig& loaded, Context&
   const size_t o_bound = ops.add_column("bound_by", Table::Type::kStr);
   for (const auto& o : ctx.records().ops) {
     ops.columns[o_step].u64.push_back(o.step);
-    ops.columns[o_layer].i64.push_back(o.layer == UINT32_MAX ? -1 : o.layer);
+    ops.columns[o_layer].i64.push_back(o.layer == UINT32_MAX ? int64_t{-1} : int64_t{o.layer});
     ops.columns[o_kind].str.push_back(op_kind_name(o.kind));
     ops.columns[o_start].u64.push_back(o.start_ps);
     ops.columns[o_end].u64.push_back(o.end_ps);

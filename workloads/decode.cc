@@ -9,7 +9,17 @@ namespace tiersim {
 
 DecodeWorkload::DecodeWorkload(const TransformerShape& shape, uint32_t batch,
                                uint32_t context_tokens, uint32_t steps)
-    : shape_(shape), batch_(batch), context_(context_tokens), steps_(steps) {}
+    : shape_(shape),
+      batch_(batch),
+      context_(context_tokens),
+      steps_(steps),
+      layer_ops_(shape.layer_ops()) {
+  head_ops_.push_back(OpKind::kEmbedding);
+  if (shape_.tp > 1) head_ops_.push_back(OpKind::kAllReduce);  // vocab-parallel lookup
+  if (shape_.embedding_norm) head_ops_.push_back(OpKind::kEmbeddingNorm);
+  tail_ops_ = {OpKind::kFinalNorm, OpKind::kLmHead};
+  if (shape_.tp > 1) tail_ops_.push_back(OpKind::kAllGather);  // vocab-parallel logits
+}
 
 uint64_t DecodeWorkload::footprint_bytes(const TransformerShape& s, uint64_t batch,
                                          uint64_t context, uint64_t steps) {
@@ -19,6 +29,9 @@ uint64_t DecodeWorkload::footprint_bytes(const TransformerShape& s, uint64_t bat
 
 void DecodeWorkload::register_objects(ObjectTable& t) {
   embedding_ = t.add("embedding", ObjectClass::kEmbedding, shape_.embedding_bytes());
+  positions_ = shape_.position_table_bytes() > 0
+                   ? t.add("positions", ObjectClass::kEmbedding, shape_.position_table_bytes())
+                   : ObjectId();
   layers_.clear();
   const uint64_t kv_bytes =
       uint64_t{batch_} * (context_ + steps_) * shape_.kv_bytes_per_token_per_layer();
@@ -29,12 +42,17 @@ void DecodeWorkload::register_objects(ObjectTable& t) {
     o.attn_norm = t.add(p + "attn_norm", ObjectClass::kWeight, shape_.norm_weight_bytes(), id);
     o.qkv = t.add(p + "qkv", ObjectClass::kWeight, shape_.qkv_weight_bytes(), id);
     o.out = t.add(p + "out", ObjectClass::kWeight, shape_.out_weight_bytes(), id);
-    o.mlp_norm = t.add(p + "mlp_norm", ObjectClass::kWeight, shape_.norm_weight_bytes(), id);
+    if (!shape_.parallel_attn_mlp) {
+      o.mlp_norm = t.add(p + "mlp_norm", ObjectClass::kWeight, shape_.norm_weight_bytes(), id);
+    }
     o.gate_up = t.add(p + "gate_up", ObjectClass::kWeight, shape_.gate_up_weight_bytes(), id);
     o.down = t.add(p + "down", ObjectClass::kWeight, shape_.down_weight_bytes(), id);
     o.kv = t.add(p + "kv", ObjectClass::kKvCache, kv_bytes, id);
     layers_.push_back(o);
   }
+  embedding_norm_ = shape_.embedding_norm
+                        ? t.add("embedding_norm", ObjectClass::kWeight, shape_.norm_weight_bytes())
+                        : ObjectId();
   final_norm_ = t.add("final_norm", ObjectClass::kWeight, shape_.norm_weight_bytes());
   lm_head_ = shape_.tied_embeddings
                  ? embedding_
@@ -48,11 +66,12 @@ uint64_t DecodeWorkload::max_activation_bytes() const {
     const OpCost c = op_cost(shape_, k, batch_, uint64_t{context_} + steps_);
     m = std::max(m, std::max(c.activation_read_bytes, c.activation_write_bytes));
   };
-  consider(OpKind::kEmbedding);
-  for (OpKind k : kLayerOps)
+  for (OpKind k : head_ops_)
     consider(k);
-  consider(OpKind::kFinalNorm);
-  consider(OpKind::kLmHead);
+  for (OpKind k : layer_ops_)
+    consider(k);
+  for (OpKind k : tail_ops_)
+    consider(k);
   return m;
 }
 
@@ -65,7 +84,10 @@ void DecodeWorkload::fill(Op& op, OpKind kind, uint32_t layer) {
   op.kind = kind;
   op.step = StepIndex(step_);
   op.layer = layer == UINT32_MAX ? LayerId() : LayerId(layer);
+  op.op_class = c.op_class;
   op.flops = c.flops;
+  op.rows = static_cast<uint32_t>(c.rows);
+  op.collective_bytes = c.collective_bytes;
   op.compute_dtype = shape_.activation_dtype;
   op.activation_read_bytes = c.activation_read_bytes;
   op.activation_write_bytes = c.activation_write_bytes;
@@ -76,6 +98,9 @@ void DecodeWorkload::fill(Op& op, OpKind kind, uint32_t layer) {
   switch (kind) {
     case OpKind::kEmbedding:
       weight(embedding_);
+      if (positions_.valid()) {
+        op.add_operand(Operand{positions_, 0, c.weight_bytes, Access::kRead});
+      }
       break;
     case OpKind::kAttnNorm:
       weight(lo->attn_norm);
@@ -98,6 +123,9 @@ void DecodeWorkload::fill(Op& op, OpKind kind, uint32_t layer) {
     case OpKind::kFinalNorm:
       weight(final_norm_);
       break;
+    case OpKind::kEmbeddingNorm:
+      weight(embedding_norm_);
+      break;
     case OpKind::kLmHead:
       weight(lm_head_);
       break;
@@ -115,20 +143,23 @@ void DecodeWorkload::fill(Op& op, OpKind kind, uint32_t layer) {
 bool DecodeWorkload::next(Op& op) {
   if (!registered_) throw std::logic_error("DecodeWorkload: objects not registered");
   if (step_ >= steps_) return false;
-  const uint32_t layer_ops = shape_.layers * kOpsPerLayer;
-  if (pos_ == 0) {
-    fill(op, OpKind::kEmbedding, UINT32_MAX);
-  } else if (pos_ <= layer_ops) {
-    const uint32_t i = pos_ - 1;
-    fill(op, kLayerOps[i % kOpsPerLayer], i / kOpsPerLayer);
-  } else if (pos_ == layer_ops + 1) {
-    fill(op, OpKind::kFinalNorm, UINT32_MAX);
+  const uint32_t head = static_cast<uint32_t>(head_ops_.size());
+  const uint32_t per_layer = static_cast<uint32_t>(layer_ops_.size());
+  const uint32_t body = shape_.layers * per_layer;
+  if (pos_ < head) {
+    fill(op, head_ops_[pos_], UINT32_MAX);
+  } else if (pos_ < head + body) {
+    const uint32_t i = pos_ - head;
+    fill(op, layer_ops_[i % per_layer], i / per_layer);
   } else {
-    fill(op, OpKind::kLmHead, UINT32_MAX);
-    op.last_of_step = true;
-    pos_ = 0;
-    ++step_;
-    return true;
+    const uint32_t i = pos_ - head - body;
+    fill(op, tail_ops_[i], UINT32_MAX);
+    if (i + 1 == tail_ops_.size()) {
+      op.last_of_step = true;
+      pos_ = 0;
+      ++step_;
+      return true;
+    }
   }
   ++pos_;
   return true;
@@ -143,6 +174,8 @@ void validate_decode(const config::Config& root, Validator& v) {
   } else {
     Validator mv = v.at("workload.model");
     TransformerShape::validate(w.model(), mv);
+    Validator pv = v.at("workload.parallelism");
+    TransformerShape::validate_parallelism(w.model(), w.parallelism(), pv);
   }
   const auto& d = w.decode();
   Validator dv = v.at("workload.decode");
@@ -156,14 +189,15 @@ const WorkloadRegistrar kRegistrar(WorkloadKind{
     validate_decode,
     [](const config::Config& root) {
       const auto& d = root.workload().decode();
-      return DecodeWorkload::footprint_bytes(TransformerShape::from_config(root.workload().model()),
-                                             d.batch_size(), d.context_tokens(), d.decode_steps());
+      return DecodeWorkload::footprint_bytes(
+          TransformerShape::from_config(root.workload().model(), root.workload().parallelism()),
+          d.batch_size(), d.context_tokens(), d.decode_steps());
     },
     [](const config::Config& root) -> std::unique_ptr<Workload> {
       const auto& d = root.workload().decode();
       return std::make_unique<DecodeWorkload>(
-          TransformerShape::from_config(root.workload().model()), d.batch_size(),
-          d.context_tokens(), d.decode_steps());
+          TransformerShape::from_config(root.workload().model(), root.workload().parallelism()),
+          d.batch_size(), d.context_tokens(), d.decode_steps());
     }});
 
 }  // namespace

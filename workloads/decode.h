@@ -1,11 +1,13 @@
 // Static-batch decode of a dense transformer: `batch` sequences whose prompts (`context` tokens)
 // are already in the KV cache generate one token each per step for `steps` steps.
 //
-// Objects: per layer its weight matrices (qkv, out, gate_up, down), two norms and its KV cache
-// (all sequences, sized for the last step); the embedding table, the final norm and the LM head
-// (unless tied). KV layout is token-major ([token][sequence]), so step s reads the first
-// batch x (context + s) tokens of each layer's cache in one range and appends batch tokens after
-// them. Prefill is not simulated (the prompt's KV is assumed present at step 0).
+// Objects: per layer its weight matrices (qkv, out, gate_up, down), its norms and its KV cache
+// (all sequences, sized for the last step); the embedding table, the position table (LEARNED),
+// the final norm and the LM head (unless tied). Under tensor parallelism every object is this
+// rank's shard and the op stream carries the collectives (see transformer.h). KV layout is
+// token-major ([token][sequence]), so step s reads the first batch x (context + s) tokens of each
+// layer's cache in one range and appends batch tokens after them. Prefill is not simulated (the
+// prompt's KV is assumed present at step 0).
 #pragma once
 
 #include <vector>
@@ -39,10 +41,11 @@ class DecodeWorkload : public Workload {
 
   const TransformerShape shape_;
   const uint32_t batch_, context_, steps_;
-  ObjectId embedding_, final_norm_, lm_head_;
+  const std::vector<OpKind> layer_ops_;
+  std::vector<OpKind> head_ops_, tail_ops_;  // before and after the layers
+  ObjectId embedding_, positions_, embedding_norm_, final_norm_, lm_head_;
   std::vector<LayerObjects> layers_;
-  // Cursor: step, then position within the step (0 embedding, 1 + layer * kOpsPerLayer + i,
-  // then final norm, then LM head).
+  // Cursor: step, then position within the step (head ops, layers x layer ops, tail ops).
   uint32_t step_ = 0;
   uint32_t pos_ = 0;
   uint64_t next_id_ = 0;

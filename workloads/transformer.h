@@ -1,18 +1,26 @@
-// Dense decoder-only transformer (Llama family) shapes, and the exact FLOPs and bytes of each
-// op of one decode step. Plain C++: unit-tested against hand formulas.
+// Decoder-only transformer shapes (dense; Llama, GPT-3, OPT, BLOOM, GPT-J families), sharded
+// over `tp` tensor-parallel ranks, and the exact FLOPs and bytes of each op of one decode step
+// on one rank. Plain C++: unit-tested against hand formulas.
 //
 // Conventions (documented in docs/workloads.md):
 // - A GEMM of m x k by k x n costs 2mkn FLOPs.
 // - Decode attention for a sequence with L cached tokens (including the new one) costs
-//   4 * heads * head_dim * L (QK^T and AV) plus 5 * heads * L for the softmax.
+//   4 * heads * head_dim * L (QK^T and AV) plus 5 * heads * L for the softmax (ALiBi adds
+//   heads * L for the bias).
 // - Norms cost 4 FLOPs per element (RMSNorm: square, accumulate, scale, weight; LayerNorm the
 //   same count), RoPE 3 per rotated element, SiLU-and-multiply 5 per element (GeLU 8),
-//   residual adds 1.
-// - Sizes in bytes round up to whole bytes (int4 packs two elements per byte); group scales of
-//   quantised formats are not counted yet.
+//   residual adds and bias adds 1.
+// - Sizes in bytes round up to whole bytes (int4 packs two elements per byte). Quantised
+//   weights carry one scale per quant_group_size inputs per output; norms and biases are kept
+//   in the activation dtype; the embedding and LM head in the weight dtype.
+// - Tensor parallelism (Megatron): QKV and gate/up split by columns (heads, FFN), out and down
+//   by rows, each followed by an all-reduce of the layer output; vocab-parallel embedding (an
+//   all-reduce) and LM head (an all-gather of the logits). KV heads split p ways when
+//   kv_heads >= p, else each rank keeps one replicated KV head. Sizes below are per rank.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "configs/tiersim.pb.h"
 #include "models/config_error.h"
@@ -26,52 +34,77 @@ uint32_t dtype_bits(config::Dtype d);
 uint64_t dtype_bytes(config::Dtype d, uint64_t elements);
 
 struct TransformerShape {
-  uint32_t layers, hidden, heads, kv_heads, head_dim, ffn, vocab;
-  bool tied_embeddings;
-  config::MlpKind mlp;
-  config::NormKind norm;
-  config::Dtype weight_dtype, kv_dtype, activation_dtype;
+  uint32_t layers = 0, hidden = 0, heads = 0, kv_heads = 0, head_dim = 0, ffn = 0, vocab = 0;
+  bool tied_embeddings = false;
+  config::MlpKind mlp = config::SWIGLU;
+  config::NormKind norm = config::RMSNORM;
+  config::PositionalKind positional = config::ROPE;
+  uint32_t max_positions = 0;
+  bool linear_bias = false;
+  bool parallel_attn_mlp = false;  // GPT-J: one norm, attention and MLP read the same input
+  bool embedding_norm = false;     // BLOOM: a norm after the embedding
+  uint32_t quant_group = 0;        // 0: no per-group scales
+  config::Dtype weight_dtype = config::BF16, kv_dtype = config::BF16,
+                activation_dtype = config::BF16, scale_dtype = config::FP16;
+  uint32_t tp = 1;  // tensor-parallel ranks
 
+  // Validates the model and, when `parallelism` is given, that it splits `tp` ways.
   static void validate(const config::TransformerModel& m, Validator& v);
-  static TransformerShape from_config(const config::TransformerModel& m);
+  static void validate_parallelism(const config::TransformerModel& m, const config::Parallelism& p,
+                                   Validator& v);
+  static TransformerShape from_config(const config::TransformerModel& m,
+                                      const config::Parallelism& p = {});
 
-  uint64_t q_dim() const { return uint64_t{heads} * head_dim; }
-  uint64_t kv_dim() const { return uint64_t{kv_heads} * head_dim; }
+  // Per-rank dimensions.
+  uint32_t heads_rank() const { return heads / tp; }
+  uint32_t kv_heads_rank() const { return kv_heads >= tp ? kv_heads / tp : 1; }
+  uint64_t ffn_rank() const { return ffn / tp; }
+  uint64_t vocab_rank() const { return (uint64_t{vocab} + tp - 1) / tp; }
+  uint64_t q_dim() const { return uint64_t{heads_rank()} * head_dim; }
+  uint64_t kv_dim() const { return uint64_t{kv_heads_rank()} * head_dim; }
+  uint64_t mlp_mats() const { return mlp == config::SWIGLU ? 2 : 1; }
   // Elements of one norm's parameters (LayerNorm has a bias too).
   uint64_t norm_params() const { return norm == config::LAYERNORM ? 2ull * hidden : hidden; }
+  uint32_t norms_per_layer() const { return parallel_attn_mlp ? 1 : 2; }
 
+  // Bytes of a weight matrix with `in` inputs and `out` outputs: elements, group scales, bias.
+  uint64_t matrix_bytes(uint64_t in, uint64_t out, bool bias) const;
   uint64_t qkv_weight_bytes() const;
-  uint64_t out_weight_bytes() const;
+  uint64_t out_weight_bytes() const;      // the row-parallel bias lives on rank 0 only; counted
   uint64_t gate_up_weight_bytes() const;  // gate + up (SwiGLU) or up only (GeLU)
   uint64_t down_weight_bytes() const;
   uint64_t norm_weight_bytes() const;
   uint64_t layer_weight_bytes() const;
-  uint64_t embedding_bytes() const;
-  uint64_t lm_head_bytes() const;  // 0 when tied to the embedding
-  uint64_t total_weight_bytes() const;
-  // K and V of one token in one layer.
+  uint64_t embedding_bytes() const;       // vocab-parallel shard
+  uint64_t position_table_bytes() const;  // LEARNED positions (replicated)
+  uint64_t lm_head_bytes() const;         // 0 when tied to the embedding
+  uint64_t total_weight_bytes() const;    // one rank's weights
+  // K and V of one token in one layer (this rank's KV heads).
   uint64_t kv_bytes_per_token_per_layer() const;
   uint64_t kv_bytes_per_token() const { return kv_bytes_per_token_per_layer() * layers; }
+  // Bytes of one all-reduce message of the layer output for `batch` tokens.
+  uint64_t hidden_bytes(uint64_t batch) const {
+    return dtype_bytes(activation_dtype, batch * hidden);
+  }
+
+  // The ops of one layer of one decode step, in order, for this shape.
+  std::vector<OpKind> layer_ops() const;
 };
 
-// The ops of one layer of one decode step, in order.
-constexpr OpKind kLayerOps[] = {OpKind::kAttnNorm,  OpKind::kQkvProj,    OpKind::kRope,
-                                OpKind::kAttention, OpKind::kOutProj,    OpKind::kAttnResidual,
-                                OpKind::kMlpNorm,   OpKind::kGateUpProj, OpKind::kActivation,
-                                OpKind::kDownProj,  OpKind::kMlpResidual};
-constexpr int kOpsPerLayer = sizeof(kLayerOps) / sizeof(kLayerOps[0]);
-
 struct OpCost {
+  OpClass op_class = OpClass::kVector;
   double flops = 0;
+  uint64_t rows = 1;            // kMatrix: rows sharing each weight element
   uint64_t weight_bytes = 0;    // streamed from the weights' home
   uint64_t kv_read_bytes = 0;   // streamed from the KV cache
   uint64_t kv_write_bytes = 0;  // appended to the KV cache
   uint64_t activation_read_bytes = 0;
   uint64_t activation_write_bytes = 0;
+  uint64_t collective_bytes = 0;  // kCollective: per-rank message
 };
 
-// Cost of op `kind` for `batch` sequences that each attend over `kv_tokens` tokens (the cached
-// context plus the token being generated).
+// Cost of op `kind` on one rank for `batch` sequences that each attend over `kv_tokens` tokens
+// (the cached context plus the token being generated).
 OpCost op_cost(const TransformerShape& s, OpKind kind, uint64_t batch, uint64_t kv_tokens);
 
 }  // namespace tiersim

@@ -25,6 +25,7 @@ system {
       write_bandwidth_bytes_per_s: 4e12 latency_ps: 0 } }
   components { name: "dma" dma { bandwidth_bytes_per_s: 1e15 setup_latency_ps: 0 } }
   components { name: "compute" compute { peak { dtype: BF16 flops_per_s: 1e15 }
+      vector_flops_per_s: 1e15
       flops_efficiency_fraction: 1.0 op_overhead_ps: 1000000 tile_bytes: 4096
       staging_buffers: 4 sram: "sram" dma: "dma" weights_memory: "hbm" } }
   links { name: "c_s" from: "compute" to: "sram" latency_ps: 0 }
@@ -35,7 +36,7 @@ system {
 }
 workload {
   model { name: "tiny" layers: 1 hidden_size: 256 heads: 4 kv_heads: 4 ffn_size: 512
-          vocab_size: 1000 tied_embeddings: false mlp: SWIGLU norm: RMSNORM
+          vocab_size: 1000 tied_embeddings: false mlp: SWIGLU norm: RMSNORM positional: ROPE
           weight_dtype: BF16 kv_dtype: BF16 activation_dtype: BF16 }
   decode { batch_size: 1 context_tokens: 0 decode_steps: 1 }
 }
@@ -46,6 +47,8 @@ run { seed: 1 fidelity: FAST max_sim_time_ps: 0 stats_interval_ps: 0 op_records:
 struct OpTimes {
   uint64_t qkv_ps = 0;
   std::string qkv_bound;
+  uint64_t norm_ps = 0;        // the first attn_norm
+  uint64_t all_reduce_ps = 0;  // the first all_reduce
 };
 
 OpTimes run_tiny(const std::vector<std::string>& sets) {
@@ -70,6 +73,9 @@ OpTimes run_tiny(const std::vector<std::string>& sets) {
       t.qkv_ps = ops.find("end_ps")->u64[i] - ops.find("start_ps")->u64[i];
       t.qkv_bound = ops.find("bound_by")->str[i];
     }
+    const uint64_t d = ops.find("end_ps")->u64[i] - ops.find("start_ps")->u64[i];
+    if (ops.find("kind")->str[i] == "attn_norm" && t.norm_ps == 0) t.norm_ps = d;
+    if (ops.find("kind")->str[i] == "all_reduce" && t.all_reduce_ps == 0) t.all_reduce_ps = d;
   }
   fs::remove_all(dir);
   return t;
@@ -106,6 +112,45 @@ TEST(ComputeEngine, EfficiencyScalesComputeTime) {
                         "system.components[compute].compute.flops_efficiency_fraction=0.5"});
   EXPECT_EQ(t.qkv_ps, 1000000u + 4096 + 96 * 8192 + 384);
   EXPECT_EQ(t.qkv_bound, "overhead");  // 1 us of overhead exceeds 0.79 us of work
+}
+
+TEST(ComputeEngine, GemmEfficiencyFallsWithFewRows) {
+  // One row per weight read and M_half = 1: half the peak, as in ComputeBoundOp at 0.5 TFLOP/s.
+  OpTimes t = run_tiny({"system.components[compute].compute.peak[0].flops_per_s=1e12",
+                        "system.components[compute].compute.gemm_half_efficiency_rows=1",
+                        "system.components[compute].compute.op_overhead_ps=100000"});
+  EXPECT_EQ(t.qkv_ps, 100000u + 4096 + 96 * 8192 + 384);
+}
+
+TEST(ComputeEngine, SynchronousHostLaunchIsExposedPerKernel) {
+  // The host waits for attn_norm, then spends 50 us launching qkv: all of it is on the op.
+  OpTimes t = run_tiny({"software.host_launch_ps=50000000", "software.synchronize_each_kernel=true",
+                        "system.components[compute].compute.op_overhead_ps=100000"});
+  EXPECT_EQ(t.qkv_ps, 50000000u + 100000 + 96 * 4096 + 1024 + 384);
+  // Three separate Q, K, V kernels: three launches and three device overheads.
+  t = run_tiny({"software.host_launch_ps=50000000", "software.synchronize_each_kernel=true",
+                "software.qkv_kernels=3",
+                "system.components[compute].compute.op_overhead_ps=100000"});
+  EXPECT_EQ(t.qkv_ps, 3 * (50000000u + 100000) + 96 * 4096 + 1024 + 384);
+}
+
+TEST(ComputeEngine, FusedElementwiseOpsLaunchNothing) {
+  // attn_norm streams 512 B of weights (one tile, 512 ps) and computes 1024 flops; fused, it pays
+  // no overhead: read activations 128 ps, land 512 ps, SRAM read 128 ps, write 128 ps.
+  OpTimes t = run_tiny({"software.fuse_elementwise=true"});
+  EXPECT_LT(t.norm_ps, 2000u);
+  t = run_tiny({});
+  EXPECT_GT(t.norm_ps, 1000000u);
+}
+
+TEST(ComputeEngine, AllReduceTakesTheCollectiveModelsTime) {
+  // TP2 ring all-reduce of 512 B: launch 2 ns + 2(p-1) steps of 1 ns + 2(p-1)(n/p)/B with
+  // B = 1 GB/s = 512 ns; plus 1 us device overhead and the activation read and write (128 ps).
+  OpTimes t = run_tiny(
+      {"workload.parallelism.tensor_parallel=2", "system.scale_up.rank_bandwidth_bytes_per_s=1e9",
+       "system.scale_up.step_latency_ps=1000", "system.scale_up.launch_latency_ps=2000",
+       "system.scale_up.algorithm=RING"});
+  EXPECT_EQ(t.all_reduce_ps, 1000000u + 128 + (2000 + 2 * 1000 + 512000) + 128);
 }
 
 }  // namespace

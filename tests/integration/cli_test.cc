@@ -250,8 +250,8 @@ TEST_F(Cli, OpRecordsAndMaxSimTimeChangeWhatIsRecorded) {
                 .code,
             0);
   EXPECT_EQ(ResultReader(path("none.h5")).read_table("/ops").rows(), 0u);
-  // A step takes ~9 ms here: a 20 ms limit stops the run after two steps.
-  auto r = test::run_cmd(tiersim("run " + args + " --set run.max_sim_time_ps=20000000000" +
+  // A step takes ~10.2 ms here: a 25 ms limit stops the run after two steps.
+  auto r = test::run_cmd(tiersim("run " + args + " --set run.max_sim_time_ps=25000000000" +
                                  " --out " + path("cut.h5")));
   ASSERT_EQ(r.code, 0) << r.err;
   ResultReader cut(path("cut.h5"));

@@ -28,10 +28,11 @@ TEST(Fidelity, CalibratedFastAgreesWithDetailedOnDecode) {
   const fs::path dir = fs::temp_directory_path() / ("tiersim_fid_" + std::to_string(getpid()));
   fs::create_directories(dir);
   const std::string model = (dir / "small.textproto").string();
-  std::ofstream(model) << "workload { model { name: \"small\" layers: 2 hidden_size: 1024 heads: 8"
-                          " kv_heads: 8 ffn_size: 4096 vocab_size: 8192 tied_embeddings: false"
-                          " mlp: SWIGLU norm: RMSNORM weight_dtype: BF16 kv_dtype: BF16"
-                          " activation_dtype: BF16 } }\n";
+  std::ofstream(model)
+      << "workload { model { name: \"small\" layers: 2 hidden_size: 1024 heads: 8"
+         " kv_heads: 8 ffn_size: 4096 vocab_size: 8192 tied_embeddings: false"
+         " mlp: SWIGLU norm: RMSNORM positional: ROPE weight_dtype: BF16 kv_dtype: BF16"
+         " activation_dtype: BF16 } }\n";
   const std::string base = test::preset("hardware/h100_sxm.textproto") + " " +
                            test::preset("memory/hbm3_6400.textproto");
   const std::string rest = model + " " + test::preset("studies/default.textproto") +

@@ -41,7 +41,11 @@ INSTANTIATE_TEST_SUITE_P(
                     Case{"h100_sxm", "llama2_7b", true}, Case{"h100_sxm", "llama3_8b", true},
                     Case{"h100_sxm", "llama2_70b", false}, Case{"h100_sxm", "llama3_70b", false},
                     Case{"h200", "llama2_7b", true}, Case{"h200", "llama3_8b", true},
-                    Case{"h200", "llama2_70b", true}, Case{"h200", "llama3_70b", true}),
+                    Case{"h200", "llama2_70b", true}, Case{"h200", "llama3_70b", true},
+                    Case{"h200", "llama2_13b", true}, Case{"h200", "gptj_6b", true},
+                    Case{"h200", "opt_6_7b", true}, Case{"h200", "opt_30b", true},
+                    Case{"h200", "llama3_405b", false}, Case{"h200", "gpt3_175b", false},
+                    Case{"h200", "opt_175b", false}, Case{"h200", "bloom_176b", false}),
     [](const testing::TestParamInfo<Case>& i) {
       return std::string(i.param.hardware) + "_" + i.param.model;
     });
