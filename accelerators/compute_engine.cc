@@ -146,6 +146,12 @@ TimePs bytes_time_ps(double bytes, double bytes_per_s) {
 }
 }  // namespace
 
+TimePs CollectiveModel::pick(TimePs ring, TimePs one_shot) const {
+  return algorithm == config::RING       ? ring
+         : algorithm == config::ONE_SHOT ? one_shot
+                                         : std::min(ring, one_shot);
+}
+
 TimePs CollectiveModel::all_reduce_ps(uint64_t bytes) const {
   if (ranks <= 1) return 0;
   const uint64_t p = ranks;
@@ -156,10 +162,7 @@ TimePs CollectiveModel::all_reduce_ps(uint64_t bytes) const {
   // One shot: every rank pushes its whole buffer to the p-1 others, then reduces locally.
   const TimePs one_shot =
       step_latency_ps + bytes_time_ps(double(p - 1) * double(bytes), rank_bandwidth_bytes_per_s);
-  const TimePs t = algorithm == config::RING       ? ring
-                   : algorithm == config::ONE_SHOT ? one_shot
-                                                   : std::min(ring, one_shot);
-  return launch_latency_ps + t;
+  return launch_latency_ps + pick(ring, one_shot);
 }
 
 TimePs CollectiveModel::all_gather_ps(uint64_t bytes) const {
@@ -169,10 +172,7 @@ TimePs CollectiveModel::all_gather_ps(uint64_t bytes) const {
                       bytes_time_ps(double(p - 1) * double(bytes), rank_bandwidth_bytes_per_s);
   const TimePs one_shot =
       step_latency_ps + bytes_time_ps(double(p - 1) * double(bytes), rank_bandwidth_bytes_per_s);
-  const TimePs t = algorithm == config::RING       ? ring
-                   : algorithm == config::ONE_SHOT ? one_shot
-                                                   : std::min(ring, one_shot);
-  return launch_latency_ps + t;
+  return launch_latency_ps + pick(ring, one_shot);
 }
 
 void CollectiveModel::validate(const config::ScaleUpFabric& f, Validator& v) {

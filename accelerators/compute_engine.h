@@ -46,6 +46,9 @@ struct CollectiveModel {
   // All-gather of n bytes from every rank (each ends with ranks x n bytes).
   TimePs all_gather_ps(uint64_t bytes) const;
 
+  // The algorithm's time: ring, one shot, or the faster (AUTO).
+  TimePs pick(TimePs ring, TimePs one_shot) const;
+
   static void validate(const config::ScaleUpFabric& f, Validator& v);
   static CollectiveModel from_config(const config::ScaleUpFabric& f, uint32_t ranks);
 };
