@@ -209,7 +209,7 @@ TEST(ConfigValidate, DanglingReferencesOverlapsAndCapacity) {
   // The device was set nowhere: the issue is located at the hbm component in the hardware file.
   EXPECT_EQ(first_issue([&] { load_config(f, {"run.fidelity=DETAILED"}); }),
             f[0] +
-                ":8: system.components[hbm].hbm.device: detailed fidelity needs the "
+                ":9: system.components[hbm].hbm.device: detailed fidelity needs the "
                 "command-level device; merge a preset from configs/memory/");
   EXPECT_EQ(first_issue([&] { load_config(f, {"system.components[sram].fidelity=DETAILED"}); }),
             "--set[1]: system.components[sram].fidelity: \"sram\" has no detailed level (only "
