@@ -205,6 +205,9 @@ uint32_t SoftwareModel::kernels(OpKind kind) const {
     case OpKind::kActivation:
     case OpKind::kFinalNorm:
     case OpKind::kEmbeddingNorm:
+    case OpKind::kExpertActivation:
+    case OpKind::kSharedActivation:
+    case OpKind::kMoeCombine:
       return fuse_elementwise ? 0 : 1;
     case OpKind::kQkvProj:
       return qkv_kernels;
@@ -323,10 +326,10 @@ TimePs ComputeEngine::sram_access(tlm::tlm_command cmd, uint64_t address, uint64
   return now + to_ps(delay) + sram_link_latency_ps_;
 }
 
-TimePs ComputeEngine::op_compute_ps(double flops) const {
+TimePs ComputeEngine::op_compute_ps(double flops, uint32_t rows) const {
   switch (op_.op_class) {
     case OpClass::kMatrix:
-      return compute_time_ps(flops, params_.matrix_flops_per_s(op_.compute_dtype, op_.rows));
+      return compute_time_ps(flops, params_.matrix_flops_per_s(op_.compute_dtype, rows));
     case OpClass::kVector:
       return compute_time_ps(flops, params_.vector_rate_flops_per_s());
     case OpClass::kCollective:
@@ -343,8 +346,8 @@ void ComputeEngine::begin_op(TimePs now) {
   kernels_.inc(op_kernels_);
   stream_bytes_ = 0;
   tiles_total_ = 0;
-  for (uint8_t i = 0; i < op_.operand_count; ++i) {
-    const Operand& o = op_.operands[i];
+  for (uint16_t i = 0; i < op_.operand_count; ++i) {
+    const Operand& o = op_.operand(i);
     if (o.access != Access::kRead) continue;
     stream_bytes_ += o.bytes;
     tiles_total_ += static_cast<uint32_t>((o.bytes + params_.tile_bytes - 1) / params_.tile_bytes);
@@ -361,12 +364,12 @@ void ComputeEngine::begin_op(TimePs now) {
 
 void ComputeEngine::issue_tile(TimePs now) {
   // Advance the cursor to the next read operand with bytes left.
-  while (op_.operands[operand_].access != Access::kRead ||
-         operand_offset_ >= op_.operands[operand_].bytes) {
+  while (op_.operand(operand_).access != Access::kRead ||
+         operand_offset_ >= op_.operand(operand_).bytes) {
     ++operand_;
     operand_offset_ = 0;
   }
-  const Operand& o = op_.operands[operand_];
+  const Operand& o = op_.operand(operand_);
   const ObjectInfo& obj = ctx().objects().get(o.object);
   const uint64_t bytes = std::min(params_.tile_bytes, o.bytes - operand_offset_);
   const uint32_t slot = tiles_issued_ % params_.staging_buffers;
@@ -386,12 +389,17 @@ void ComputeEngine::issue_tile(TimePs now) {
   tiles_.inc();
   last_land_ = std::max(last_land_, land);
 
-  // Schedule this tile's compute: after it lands and after the previous tile.
-  const double share = static_cast<double>(bytes) / static_cast<double>(stream_bytes_);
+  // Schedule this tile's compute: after it lands and after the previous tile. A grouped op's
+  // tile carries its own operand's arithmetic; otherwise the op's, pro rata.
+  const double tile_flops =
+      op_.per_operand_compute
+          ? o.flops * static_cast<double>(bytes) / static_cast<double>(o.bytes)
+          : op_.flops * static_cast<double>(bytes) / static_cast<double>(stream_bytes_);
+  const uint32_t rows = op_.per_operand_compute ? o.rows : op_.rows;
   const TimePs start = std::max(land, compute_free_);
   if (land > compute_free_) data_wait_ps_.inc(land - compute_free_);
   const TimePs read_done = sram_access(tlm::TLM_READ_COMMAND, buffer, bytes, start);
-  const TimePs math_done = start + op_compute_ps(op_.flops * share);
+  const TimePs math_done = start + op_compute_ps(tile_flops, rows);
   compute_free_ = std::max(read_done, math_done);
   compute_busy_ps_ += compute_free_ - start;
   free_ring_[(ring_head_ + in_flight_) % params_.staging_buffers] = compute_free_;
@@ -400,8 +408,8 @@ void ComputeEngine::issue_tile(TimePs now) {
 
 void ComputeEngine::finish_op(TimePs now) {
   // Off-chip writes (KV append) leave from the activation area once the op is done.
-  for (uint8_t i = 0; i < op_.operand_count; ++i) {
-    const Operand& o = op_.operands[i];
+  for (uint16_t i = 0; i < op_.operand_count; ++i) {
+    const Operand& o = op_.operand(i);
     if (o.access != Access::kWrite) continue;
     const ObjectInfo& obj = ctx().objects().get(o.object);
     MovementIntent intent;
@@ -429,8 +437,8 @@ void ComputeEngine::finish_op(TimePs now) {
   const auto op_records = ctx().config().run().op_records();
   if (record_ops_ && (op_records == config::OP_RECORDS_ALL || op_.step.value() == 0)) {
     uint64_t offchip = 0;
-    for (uint8_t i = 0; i < op_.operand_count; ++i)
-      offchip += op_.operands[i].bytes;
+    for (uint16_t i = 0; i < op_.operand_count; ++i)
+      offchip += op_.operand(i).bytes;
     const TimePs streaming = tiles_total_ ? last_land_ - stream_start_ : 0;
     const TimePs overhead = stream_start_ - op_start_;  // host wait and device launch overhead
     const TimePs active = now - stream_start_;
@@ -495,7 +503,7 @@ void ComputeEngine::run() {
           // Nothing streamed: the op computes on on-chip activations only (a collective moves
           // them over the scale-up fabric).
           const TimePs start = std::max(compute_free_, now);
-          const TimePs end = start + op_compute_ps(op_.flops);
+          const TimePs end = start + op_compute_ps(op_.flops, op_.rows);
           if (op_.op_class == OpClass::kCollective) collective_ps_.inc(end - start);
           compute_busy_ps_ += end - start;
           compute_free_ = end;

@@ -8,9 +8,10 @@
 // it has landed and the previous tile is done, reading it from SRAM; a buffer is reused when its
 // tile's compute ends. So streaming and compute overlap, bounded by `staging_buffers`. A tile's
 // compute time is the larger of its share of the op's FLOPs at peak x efficiency for the op's
-// dtype and its SRAM read time. On-chip activations are read from SRAM before the first tile and
-// written after the last. Off-chip writes (KV append) are issued when the op ends; a step ends
-// when its last op and its outstanding writes are done.
+// dtype and its SRAM read time (a grouped op, such as the MoE expert kernels, times each tile
+// with its own operand's FLOPs and rows). On-chip activations are read from SRAM before the first
+// tile and written after the last. Off-chip writes (KV append) are issued when the op ends; a step
+// ends when its last op and its outstanding writes are done.
 //
 // Fidelity: fast. One op at a time (no concurrent kernels), no inter-op prefetch (the movement
 // policies of the orchestration issue add it). Matrix ops run at peak x efficiency x
@@ -113,7 +114,8 @@ class ComputeEngine : public Component {
   TimePs sram_access(tlm::tlm_command cmd, uint64_t address, uint64_t bytes, TimePs start_ps);
   void finish_op(TimePs now);
 
-  TimePs op_compute_ps(double flops) const;  // this op's arithmetic at its class's rate
+  // Arithmetic of this op's class at its rate (`rows` sharing each weight element: kMatrix).
+  TimePs op_compute_ps(double flops, uint32_t rows) const;
 
   const ComputeParams params_;
   CollectiveModel collective_;
@@ -138,7 +140,7 @@ class ComputeEngine : public Component {
   uint32_t current_step_ = UINT32_MAX;
   uint64_t stream_bytes_ = 0;  // off-chip bytes this op streams in
   uint32_t tiles_total_ = 0, tiles_issued_ = 0;
-  uint8_t operand_ = 0;  // cursor: operand index and offset within it
+  uint16_t operand_ = 0;  // cursor: operand index and offset within it
   uint64_t operand_offset_ = 0;
   std::vector<TimePs> free_ring_;  // buffer release times, FIFO
   uint32_t ring_head_ = 0, in_flight_ = 0;

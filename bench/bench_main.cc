@@ -84,6 +84,15 @@ void BM_Speed70BTp8(benchmark::State& s) {
 }
 BENCHMARK(BM_Speed70BTp8)->Arg(256)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
 
+// MoE with latent attention: DeepSeek-V3 TP8 on H200, batch 64, context 2048 (~200 of 256
+// experts read per layer and step).
+void BM_DeepSeekV3Tp8(benchmark::State& s) {
+  decode_run(s, "h200.textproto", "deepseek_v3.textproto",
+             {preset("software/cuda_events_per_kernel.textproto"),
+              preset("studies/deepseek_v3_tp8.textproto")});
+}
+BENCHMARK(BM_DeepSeekV3Tp8)->Arg(64)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+
 // Wall time per step against layers x batch (8 steps of the TP8 70B configuration): the ratio
 // of wall_us_per_step to layers_x_batch should not grow along the rows.
 void BM_StepScaling(benchmark::State& s) {

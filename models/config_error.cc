@@ -44,6 +44,11 @@ void Validator::error(const std::string& field, const std::string& message) {
   sink_->push_back(ConfigIssue{{}, path(field), message});
 }
 
+void Validator::error_at(SourceLocation where, const std::string& field,
+                         const std::string& message) {
+  sink_->push_back(ConfigIssue{std::move(where), path(field), message});
+}
+
 bool Validator::require(const std::string& field, bool present) {
   if (!present) error(field, "required field is not set");
   return present;

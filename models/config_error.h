@@ -50,6 +50,8 @@ class Validator {
   std::string path(const std::string& field) const;
 
   void error(const std::string& field, const std::string& message);
+  // A problem inside a file the config names (a trace): reported at that file and line.
+  void error_at(SourceLocation where, const std::string& field, const std::string& message);
 
   // Convenience checks; each reports and returns false on failure.
   bool require(const std::string& field, bool present);

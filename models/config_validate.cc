@@ -193,7 +193,7 @@ void validate_config(const LoadedConfig& loaded) {
 
   if (issues.empty()) return;
   for (auto& i : issues)
-    i.where = loaded.locate(i.path);
+    if (i.where.file.empty()) i.where = loaded.locate(i.path);
   throw ConfigError(issues);
 }
 

@@ -40,6 +40,26 @@ const char* op_kind_name(OpKind k) {
       return "gemm";
     case OpKind::kEmbeddingNorm:
       return "embedding_norm";
+    case OpKind::kRouter:
+      return "router";
+    case OpKind::kExpertGateUp:
+      return "expert_gate_up";
+    case OpKind::kExpertActivation:
+      return "expert_activation";
+    case OpKind::kExpertDown:
+      return "expert_down";
+    case OpKind::kSharedGateUp:
+      return "shared_gate_up";
+    case OpKind::kSharedActivation:
+      return "shared_activation";
+    case OpKind::kSharedDown:
+      return "shared_down";
+    case OpKind::kMoeCombine:
+      return "moe_combine";
+    case OpKind::kLatentAbsorb:
+      return "latent_absorb";
+    case OpKind::kLatentUnabsorb:
+      return "latent_unabsorb";
   }
   return "unknown";
 }

@@ -30,6 +30,16 @@ enum class OpKind : uint8_t {
   kAllGather,  // tensor-parallel all-gather (vocab-parallel logits)
   kGemm,       // a standalone GEMM (microbenchmark workload)
   kEmbeddingNorm,
+  kRouter,            // MoE: router linear layer, softmax and top-k
+  kExpertGateUp,      // MoE: the active routed experts' gate/up, one grouped kernel
+  kExpertActivation,  // MoE: activation over every token-to-expert assignment
+  kExpertDown,        // MoE: the active routed experts' down projections, one grouped kernel
+  kSharedGateUp,      // MoE: shared experts (every token)
+  kSharedActivation,
+  kSharedDown,
+  kMoeCombine,      // MoE: weight and sum each token's expert outputs (and shared output)
+  kLatentAbsorb,    // MLA: queries into the latent space (W_UK per head)
+  kLatentUnabsorb,  // MLA: latent attention output back to value heads (W_UV per head)
 };
 
 // How the compute engine times an op's arithmetic: matrix units with an efficiency that depends
@@ -44,6 +54,11 @@ struct Operand {
   uint64_t offset_bytes = 0;  // within the object
   uint64_t bytes = 0;
   Access access = Access::kRead;
+  // Grouped ops (one kernel over several weight sets, such as MoE experts) time each operand's
+  // arithmetic on its own: `flops` consume this operand's bytes, with `rows` rows sharing each
+  // element. Used only when Op::per_operand_compute is set.
+  uint32_t rows = 0;
+  double flops = 0;
 };
 
 struct Op {
@@ -60,11 +75,22 @@ struct Op {
   uint64_t collective_bytes = 0;       // kCollective: the message (per rank, before the collective)
   uint64_t activation_read_bytes = 0;  // on-chip (SRAM) inputs
   uint64_t activation_write_bytes = 0;  // on-chip (SRAM) outputs
-  std::array<Operand, kMaxOperands> operands{};
-  uint8_t operand_count = 0;
-  bool last_of_step = false;  // the step's token is complete when this op ends
+  uint16_t operand_count = 0;
+  bool per_operand_compute = false;  // see Operand::rows
+  bool last_of_step = false;         // the step's token is complete when this op ends
 
-  void add_operand(const Operand& o) { operands[operand_count++] = o; }
+  // Up to kMaxOperands operands live in the op; a grouped op points at a list its workload owns,
+  // valid until the workload's next call to next().
+  const Operand& operand(size_t i) const { return external_ ? external_[i] : inline_[i]; }
+  void add_operand(const Operand& o) { inline_[operand_count++] = o; }
+  void set_operands(const Operand* list, uint16_t count) {
+    external_ = list;
+    operand_count = count;
+  }
+
+ private:
+  std::array<Operand, kMaxOperands> inline_{};
+  const Operand* external_ = nullptr;
 };
 
 }  // namespace tiersim

@@ -48,6 +48,7 @@ void write_results(const std::string& path, const LoadedConfig& loaded, Context&
                    const std::vector<SummaryItem>& summary, double wall_s,
                    const std::string& stopped_by) {
   ResultWriter w(path);
+  ctx.workload()->write_results(w);
   w.write_string("/meta/config", loaded.resolved_text());
   w.write_strings("/meta/files", loaded.files);
   w.write_strings("/meta/overrides", loaded.overrides);
@@ -304,6 +305,7 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
       {"sim_time_s", ps_to_s(end_ps), "s"},
       {"wall_time_s", wall_s, "s"},
   };
+  workload->summarize(out.summary);
   if (!options.out_path.empty()) {
     write_results(options.out_path, loaded, ctx, out.summary, wall_s, stopped_by);
   }

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
+#include "models/hdf5_file.h"
 #include "models/objects.h"
 #include "models/op.h"
 
@@ -20,6 +22,10 @@ class Workload {
   virtual uint32_t tokens_per_step() const = 0;
   // The largest on-chip activation footprint of any op (read plus write), for SRAM sizing.
   virtual uint64_t max_activation_bytes() const = 0;
+  // Workload-specific results (such as MoE expert load), read after the run: summary metrics
+  // and datasets under the result file's /workload group.
+  virtual void summarize(std::vector<SummaryItem>& /*summary*/) const {}
+  virtual void write_results(ResultWriter& /*writer*/) const {}
 };
 
 }  // namespace tiersim

@@ -52,6 +52,9 @@ void validate_gemm(const config::Config& root, Validator& v) {
   if (root.workload().has_model()) {
     v.error("workload.model", "a gemm scenario takes no model; remove the model section");
   }
+  if (root.workload().has_routing()) {
+    v.error("workload.routing", "a gemm scenario has no experts to route");
+  }
   if (root.workload().has_parallelism()) {
     v.error("workload.parallelism", "a gemm scenario runs on one accelerator");
   }

@@ -1,4 +1,5 @@
-// Decoder-only transformer shapes (dense; Llama, GPT-3, OPT, BLOOM, GPT-J families), sharded
+// Decoder-only transformer shapes (dense: Llama, GPT-3, OPT, BLOOM, GPT-J families; MoE:
+// Mixtral, DeepSeek-V3 with multi-head latent attention), sharded
 // over `tp` tensor-parallel ranks, and the exact FLOPs and bytes of each op of one decode step
 // on one rank. Plain C++: unit-tested against hand formulas.
 //
@@ -46,7 +47,16 @@ struct TransformerShape {
   uint32_t quant_group = 0;        // 0: no per-group scales
   config::Dtype weight_dtype = config::BF16, kv_dtype = config::BF16,
                 activation_dtype = config::BF16, scale_dtype = config::FP16;
-  uint32_t tp = 1;  // tensor-parallel ranks
+  uint32_t quant_group_outputs = 1;
+  config::Dtype embedding_dtype = config::BF16;  // embedding table and LM head
+  uint32_t tp = 1;                               // tensor-parallel ranks
+  // Mixture of experts (experts == 0: dense). Expert FFNs split tp ways like the dense FFN.
+  uint32_t experts = 0, experts_per_token = 0, expert_ffn = 0, shared_experts = 0,
+           shared_expert_ffn = 0, first_moe_layer = 0;
+  // Multi-head latent attention (latent == false: kv_heads and head_dim apply). The latent cache
+  // and the down projections (W_DQ, W_DKV) are replicated on every rank; heads split tp ways.
+  bool latent = false;
+  uint32_t kv_lora_rank = 0, q_lora_rank = 0, rope_head_dim = 0, nope_head_dim = 0, v_head_dim = 0;
 
   // Validates the model and, when `parallelism` is given, that it splits `tp` ways.
   static void validate(const config::TransformerModel& m, Validator& v);
@@ -55,13 +65,24 @@ struct TransformerShape {
   static TransformerShape from_config(const config::TransformerModel& m,
                                       const config::Parallelism& p = {});
 
+  bool moe() const { return experts > 0; }
+  bool moe_layer(uint32_t layer) const { return moe() && layer >= first_moe_layer; }
+  uint32_t moe_layers() const { return moe() ? layers - first_moe_layer : 0; }
+
   // Per-rank dimensions.
   uint32_t heads_rank() const { return heads / tp; }
   uint32_t kv_heads_rank() const { return kv_heads >= tp ? kv_heads / tp : 1; }
   uint64_t ffn_rank() const { return ffn / tp; }
   uint64_t vocab_rank() const { return (uint64_t{vocab} + tp - 1) / tp; }
-  uint64_t q_dim() const { return uint64_t{heads_rank()} * head_dim; }
+  // Query width per rank (MLA: heads x (nope + rope) dims); K and V width per rank (GQA).
+  uint64_t q_dim() const {
+    return uint64_t{heads_rank()} * (latent ? nope_head_dim + rope_head_dim : head_dim);
+  }
   uint64_t kv_dim() const { return uint64_t{kv_heads_rank()} * head_dim; }
+  // MLA: elements cached per token and layer (latent plus rotary key).
+  uint64_t latent_dim() const { return uint64_t{kv_lora_rank} + rope_head_dim; }
+  uint64_t expert_ffn_rank() const { return expert_ffn / tp; }
+  uint64_t shared_ffn_rank() const { return uint64_t{shared_experts} * shared_expert_ffn / tp; }
   uint64_t mlp_mats() const { return mlp == config::SWIGLU ? 2 : 1; }
   // Elements of one norm's parameters (LayerNorm has a bias too).
   uint64_t norm_params() const { return norm == config::LAYERNORM ? 2ull * hidden : hidden; }
@@ -69,12 +90,24 @@ struct TransformerShape {
 
   // Bytes of a weight matrix with `in` inputs and `out` outputs: elements, group scales, bias.
   uint64_t matrix_bytes(uint64_t in, uint64_t out, bool bias) const;
+  // MLA: W_DQ, q norm, W_UQ/W_QR, W_DKV/W_KR and the kv norm.
   uint64_t qkv_weight_bytes() const;
-  uint64_t out_weight_bytes() const;      // the row-parallel bias lives on rank 0 only; counted
+  uint64_t out_weight_bytes() const;       // the row-parallel bias lives on rank 0 only; counted
+  uint64_t absorb_weight_bytes() const;    // MLA: W_UK (latent -> per-head keys)
+  uint64_t unabsorb_weight_bytes() const;  // MLA: W_UV (latent -> per-head values)
+  uint64_t attention_weight_bytes() const;
   uint64_t gate_up_weight_bytes() const;  // gate + up (SwiGLU) or up only (GeLU)
   uint64_t down_weight_bytes() const;
+  uint64_t router_weight_bytes() const;   // activation dtype, not quantised
+  uint64_t expert_gate_up_bytes() const;  // one routed expert's shard
+  uint64_t expert_down_bytes() const;
+  uint64_t expert_bytes() const { return expert_gate_up_bytes() + expert_down_bytes(); }
+  uint64_t shared_gate_up_bytes() const;  // all shared experts, as one MLP
+  uint64_t shared_down_bytes() const;
   uint64_t norm_weight_bytes() const;
-  uint64_t layer_weight_bytes() const;
+  uint64_t mlp_weight_bytes(uint32_t layer) const;  // dense MLP, or router + experts + shared
+  uint64_t layer_weight_bytes(uint32_t layer) const;
+  uint64_t layer_weight_bytes() const { return layer_weight_bytes(0); }
   uint64_t embedding_bytes() const;       // vocab-parallel shard
   uint64_t position_table_bytes() const;  // LEARNED positions (replicated)
   uint64_t lm_head_bytes() const;         // 0 when tied to the embedding
@@ -88,7 +121,7 @@ struct TransformerShape {
   }
 
   // The ops of one layer of one decode step, in order, for this shape.
-  std::vector<OpKind> layer_ops() const;
+  std::vector<OpKind> layer_ops(uint32_t layer = 0) const;
 };
 
 struct OpCost {
@@ -104,7 +137,9 @@ struct OpCost {
 };
 
 // Cost of op `kind` on one rank for `batch` sequences that each attend over `kv_tokens` tokens
-// (the cached context plus the token being generated).
+// (the cached context plus the token being generated). MoE ops: for kExpertGateUp and
+// kExpertDown `batch` is the rows routed to one expert (the cost of that expert); for
+// kExpertActivation it is the token-to-expert assignments; for the others the tokens.
 OpCost op_cost(const TransformerShape& s, OpKind kind, uint64_t batch, uint64_t kv_tokens);
 
 }  // namespace tiersim

@@ -19,11 +19,14 @@ class Presets : public testing::TestWithParam<Case> {};
 
 TEST_P(Presets, RunOrRejectCleanly) {
   const Case c = GetParam();
-  const std::string cmd = test::tiersim_binary() + " run " +
-                          test::preset(std::string("hardware/") + c.hardware + ".textproto") + " " +
-                          test::preset(std::string("models/") + c.model + ".textproto") + " " +
-                          test::preset("studies/default.textproto") +
-                          " --set workload.decode.decode_steps=4";
+  const std::string cmd =
+      test::tiersim_binary() + " run " +
+      test::preset(std::string("hardware/") + c.hardware + ".textproto") + " " +
+      test::preset(std::string("models/") + c.model + ".textproto") + " " +
+      test::preset("studies/default.textproto") + " --set workload.decode.decode_steps=4" +
+      (std::string(c.model).find("mixtral") == 0 || std::string(c.model).find("deepseek") == 0
+           ? " --set workload.routing.synthetic.zipf_exponent=1"
+           : "");
   auto r = test::run_cmd(cmd);
   if (c.fits) {
     ASSERT_EQ(r.code, 0) << r.err;
@@ -45,7 +48,9 @@ INSTANTIATE_TEST_SUITE_P(
                     Case{"h200", "llama2_13b", true}, Case{"h200", "gptj_6b", true},
                     Case{"h200", "opt_6_7b", true}, Case{"h200", "opt_30b", true},
                     Case{"h200", "llama3_405b", false}, Case{"h200", "gpt3_175b", false},
-                    Case{"h200", "opt_175b", false}, Case{"h200", "bloom_176b", false}),
+                    Case{"h200", "opt_175b", false}, Case{"h200", "bloom_176b", false},
+                    Case{"h200", "mixtral_8x7b", true}, Case{"h200", "mixtral_8x22b", false},
+                    Case{"h200", "deepseek_v3", false}),
     [](const testing::TestParamInfo<Case>& i) {
       return std::string(i.param.hardware) + "_" + i.param.model;
     });

@@ -192,13 +192,180 @@ TEST(DecodeWorkload, OpStreamOrderCountsAndKvGrowth) {
   const Op& a1 = ops[per_step + 1 + 3];
   ASSERT_EQ(a0.kind, OpKind::kAttention);
   const uint64_t tok = 3u * 2 * 4096 * 2;  // batch x per-token-per-layer
-  EXPECT_EQ(a0.operands[0].bytes, 100 * tok);
-  EXPECT_EQ(a1.operands[0].bytes, 101 * tok);
-  EXPECT_EQ(a1.operands[1].access, Access::kWrite);
-  EXPECT_EQ(a1.operands[1].offset_bytes, 101 * tok);
-  EXPECT_EQ(a1.operands[1].bytes, tok);
+  EXPECT_EQ(a0.operand(0).bytes, 100 * tok);
+  EXPECT_EQ(a1.operand(0).bytes, 101 * tok);
+  EXPECT_EQ(a1.operand(1).access, Access::kWrite);
+  EXPECT_EQ(a1.operand(1).offset_bytes, 101 * tok);
+  EXPECT_EQ(a1.operand(1).bytes, tok);
   EXPECT_EQ(DecodeWorkload::footprint_bytes(s, 3, 100, 2),
             s.total_weight_bytes() + 2 * 3 * 102 * (tok / 3));
+}
+
+// MoE and MLA presets against hand counts from their config.json (see each preset's comment).
+TEST(Transformer, MoePresetsMatchPublishedParameterCounts) {
+  // Mixtral 8x7B per layer: qkv 4096 x 6144, out 4096^2, router 4096 x 8, 8 experts of
+  // 3 x 4096 x 14336, two norms; embedding and LM head 32000 x 4096; final norm.
+  EXPECT_EQ(load_model("mixtral_8x7b").total_weight_bytes(), 2ull * 46'702'792'704ull);
+  EXPECT_EQ(load_model("mixtral_8x22b").total_weight_bytes(), 2ull * 140'620'634'112ull);
+  // DeepSeek-V3 in BF16 without scales: 671,026,404,352 parameters (the published 671 B).
+  TransformerShape ds = load_model("deepseek_v3");
+  EXPECT_EQ(ds.moe_layers(), 58u);
+  const TransformerShape fp8 = ds;
+  ds.weight_dtype = config::BF16;
+  ds.quant_group = 0;
+  EXPECT_EQ(ds.total_weight_bytes(), 2ull * 671'026'404'352ull);
+  // As released: FP8 matrices, one FP32 scale per 128 x 128 block (ceil on each side), BF16
+  // norms, router, embedding and LM head: 673,150,552,416 bytes.
+  EXPECT_EQ(fp8.total_weight_bytes(), 673'150'552'416ull);
+  // One expert's gate/up: 7168 x 4096 FP8 plus 56 x 32 FP32 scales.
+  EXPECT_EQ(fp8.expert_gate_up_bytes(), 7168ull * 4096 + 56 * 32 * 4);
+}
+
+TEST(Transformer, LatentKvIsSharedByEveryHead) {
+  const TransformerShape ds = load_model("deepseek_v3");
+  // (kv_lora 512 + rope 64) x 2 bytes x 61 layers: 70,272 bytes per token.
+  EXPECT_EQ(ds.kv_bytes_per_token(), 70'272u);
+  // Tensor parallelism splits heads, not the latent cache.
+  config::Parallelism p;
+  p.set_tensor_parallel(8);
+  std::ifstream in(test::preset("models/deepseek_v3.textproto"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const config::Config c = parse_config_text(ss.str(), "deepseek_v3", nullptr);
+  const TransformerShape s8 = TransformerShape::from_config(c.workload().model(), p);
+  EXPECT_EQ(s8.kv_bytes_per_token(), 70'272u);
+  EXPECT_EQ(s8.heads_rank(), 16u);
+  EXPECT_EQ(s8.expert_ffn_rank(), 256u);
+
+  // Attention for 2 sequences over L = 10 tokens, 128 heads: scores over 576 latent dims,
+  // values over 512, softmax 5 per score; every head shares each latent read.
+  const OpCost a = op_cost(ds, OpKind::kAttention, 2, 10);
+  EXPECT_DOUBLE_EQ(a.flops,
+                   2.0 * 2 * 128 * 10 * 576 + 2.0 * 2 * 128 * 10 * 512 + 5.0 * 2 * 128 * 10);
+  EXPECT_EQ(a.rows, 128u);
+  EXPECT_EQ(a.kv_read_bytes, 2u * 9 * 576 * 2);
+  EXPECT_EQ(a.kv_write_bytes, 2u * 576 * 2);
+  // Absorb: per head 128 -> 512 (W_UK); unabsorb: 512 -> 128 (W_UV).
+  const OpCost ab = op_cost(ds, OpKind::kLatentAbsorb, 2, 10);
+  EXPECT_DOUBLE_EQ(ab.flops, 2.0 * 2 * 128 * 128 * 512);
+  EXPECT_EQ(ab.weight_bytes, 512ull * 128 * 128 + 4 * 128 * 4);
+  // Query/latent projections: W_DQ 7168 x 1536, q norm, W_UQ 1536 x 128 x 192, W_DKV 7168 x 576,
+  // kv norm.
+  const OpCost q = op_cost(ds, OpKind::kQkvProj, 1, 1);
+  EXPECT_DOUBLE_EQ(q.flops, 2.0 * 7168 * 576 + 4.0 * 512 + 2.0 * 7168 * 1536 + 4.0 * 1536 +
+                                2.0 * 1536 * 128 * 192);
+  const auto ops = ds.layer_ops(3);
+  EXPECT_EQ(ops[3], OpKind::kLatentAbsorb);
+  EXPECT_EQ(std::count(ops.begin(), ops.end(), OpKind::kSharedGateUp), 1);
+  const auto dense = ds.layer_ops(0);
+  EXPECT_EQ(std::count(dense.begin(), dense.end(), OpKind::kRouter), 0);
+  EXPECT_EQ(std::count(dense.begin(), dense.end(), OpKind::kGateUpProj), 1);
+}
+
+TEST(Transformer, MoeOpCostsMatchHandFormulas) {
+  const TransformerShape m = load_model("mixtral_8x7b");
+  const OpCost r = op_cost(m, OpKind::kRouter, 4, 1);
+  EXPECT_DOUBLE_EQ(r.flops, 2.0 * 4 * 4096 * 8 + 5.0 * 4 * 8);
+  EXPECT_EQ(r.weight_bytes, 4096u * 8 * 2);
+  // One expert with 3 routed rows.
+  const OpCost up = op_cost(m, OpKind::kExpertGateUp, 3, 1);
+  EXPECT_DOUBLE_EQ(up.flops, 2.0 * 3 * 4096 * 2 * 14336);
+  EXPECT_EQ(up.rows, 3u);
+  EXPECT_EQ(up.weight_bytes, 2ull * 4096 * 14336 * 2);
+  // Combine: k = 2 outputs scaled and summed per token.
+  EXPECT_DOUBLE_EQ(op_cost(m, OpKind::kMoeCombine, 4, 1).flops, 2.0 * 4 * 2 * 4096);
+}
+
+// A batch of 8 on Mixtral: the grouped expert ops read each active expert once, with its routed
+// token count as rows; bytes and FLOPs follow the routing.
+TEST(DecodeWorkload, MoeLayersReadOnlyTheActiveExperts) {
+  TransformerShape s = load_model("mixtral_8x7b");
+  s.layers = 2;
+  SyntheticRouterParams rp;
+  rp.experts = 8;
+  rp.top_k = 2;
+  rp.moe_layers = 2;
+  rp.batch = 8;
+  rp.zipf = 1.0;
+  rp.seed = 5;
+  DecodeWorkload w(s, 8, 16, 3, std::make_unique<SyntheticRouter>(rp));
+  ObjectTable t;
+  w.register_objects(t);
+  // embedding; per layer attn_norm, qkv, out, mlp_norm, router, 8 experts, kv; final_norm,
+  // lm_head.
+  EXPECT_EQ(t.size(), 1u + 2 * 14 + 2);
+  EXPECT_EQ(t.total_bytes(ObjectClass::kWeight) + t.total_bytes(ObjectClass::kEmbedding),
+            s.total_weight_bytes());
+  Op op;
+  int grouped = 0;
+  while (w.next(op)) {
+    if (op.kind != OpKind::kExpertGateUp && op.kind != OpKind::kExpertDown) continue;
+    ++grouped;
+    ASSERT_TRUE(op.per_operand_compute);
+    ASSERT_GE(op.operand_count, 2u);
+    ASSERT_LE(op.operand_count, 8u);
+    uint64_t rows = 0;
+    double flops = 0;
+    for (uint16_t i = 0; i < op.operand_count; ++i) {
+      const Operand& o = op.operand(i);
+      rows += o.rows;
+      flops += o.flops;
+      EXPECT_EQ(o.bytes, op.kind == OpKind::kExpertGateUp ? s.expert_gate_up_bytes()
+                                                          : s.expert_down_bytes());
+      EXPECT_EQ(o.offset_bytes, op.kind == OpKind::kExpertGateUp ? 0 : s.expert_gate_up_bytes());
+      if (i > 0) EXPECT_LT(op.operand(i - 1).object.value(), o.object.value());
+      EXPECT_NE(t.get(o.object).name.find(".expert"), std::string::npos);
+    }
+    EXPECT_EQ(rows, 16u);  // batch x top-k assignments
+    EXPECT_DOUBLE_EQ(flops, op.flops);
+  }
+  EXPECT_EQ(grouped, 2 * 2 * 3);
+  uint64_t assignments = 0;
+  for (uint64_t x : w.expert_load())
+    assignments += x;
+  EXPECT_EQ(assignments, 3u * 2 * 16);
+  std::vector<SummaryItem> summary;
+  w.summarize(summary);
+  ASSERT_EQ(summary.size(), 3u);
+  EXPECT_GE(summary[0].value, 2.0);
+  EXPECT_LE(summary[0].value, 8.0);
+}
+
+// A recorded trace replays the synthetic router's choices: the op streams are identical.
+TEST(DecodeWorkload, RoutingTraceReplaysTheSyntheticRouter) {
+  TransformerShape s = load_model("mixtral_8x7b");
+  s.layers = 3;
+  SyntheticRouterParams rp{8, 2, 3, 4, 1.2, 0.5, 2, 11};
+  const std::string path = ::testing::TempDir() + "/routing.csv";
+  {
+    SyntheticRouter r(rp);
+    std::ofstream out(path);
+    write_routing_trace(out, r, TraceRouter::Shape{5, 4, 8, 2, 3, 0});
+  }
+  std::vector<ConfigIssue> issues;
+  Validator v(issues, "workload.routing");
+  auto trace = TraceRouter::load(path, TraceRouter::Shape{5, 4, 8, 2, 3, 0}, v);
+  ASSERT_TRUE(trace.has_value()) << (issues.empty() ? "" : issues[0].format());
+  DecodeWorkload a(s, 4, 8, 5, std::make_unique<SyntheticRouter>(rp));
+  DecodeWorkload b(s, 4, 8, 5, std::make_unique<TraceRouter>(std::move(*trace)));
+  ObjectTable ta, tb;
+  a.register_objects(ta);
+  b.register_objects(tb);
+  Op x, y;
+  size_t n = 0;
+  while (a.next(x)) {
+    ASSERT_TRUE(b.next(y));
+    ASSERT_EQ(x.kind, y.kind);
+    ASSERT_EQ(x.operand_count, y.operand_count) << n;
+    for (uint16_t i = 0; i < x.operand_count; ++i) {
+      EXPECT_EQ(x.operand(i).object, y.operand(i).object);
+      EXPECT_EQ(x.operand(i).rows, y.operand(i).rows);
+    }
+    EXPECT_EQ(x.flops, y.flops);
+    ++n;
+  }
+  EXPECT_FALSE(b.next(y));
+  EXPECT_EQ(a.expert_load(), b.expert_load());
 }
 
 }  // namespace

@@ -1,0 +1,104 @@
+// MoE routing: which `top_k` distinct experts each sequence's token uses in each MoE layer at
+// each decode step. Plain C++: unit-tested for its load statistics.
+//
+// SyntheticRouter (see SyntheticRouting in the schema):
+// - Popularity: the expert of rank r (0-based) gets a share p_r of all token-to-expert
+//   assignments, p_r proportional to (r + 1)^-zipf, capped at 1/k by water-filling (no expert
+//   can take more than one of a token's k slots). Each layer ranks experts in its own order,
+//   drawn from a stream seeded by (seed, layer, phase), so layers have different hot experts.
+// - A token's k experts are drawn by systematic sampling: the experts are laid out in a random
+//   order as intervals of length k * p_e on [0, k), and a uniform u in [0, 1) picks the experts
+//   under u, u + 1, ..., u + k - 1. Every interval is at most 1 long, so the k picks are
+//   distinct and expert e is picked with probability exactly k * p_e: the load shares equal the
+//   configured (capped) skew. Eight layouts per layer and phase, one chosen per token, vary which
+//   experts are picked together.
+// - Temporal locality: with probability `stickiness` a token keeps its previous step's experts
+//   in that layer (transition matrix stickiness * I + (1 - stickiness) * popularity; the load
+//   shares are unchanged).
+// - Phase shifts: every `phase_steps` steps each layer draws a new popularity order.
+//
+// TraceRouter replays a CSV routing trace (format in the schema's MoeRouting.trace).
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "configs/tiersim.pb.h"
+#include "models/config_error.h"
+#include "models/rng.h"
+
+namespace tiersim {
+
+class Router {
+ public:
+  virtual ~Router() = default;
+  // Fills experts[s * k + j] (j < k) for each sequence s < batch of MoE layer `moe_layer`
+  // (0 = the first MoE layer) at `step`. Called in program order; must not allocate.
+  virtual void route(uint32_t step, uint32_t moe_layer, uint16_t* experts) = 0;
+};
+
+// Load shares by popularity rank: (r + 1)^-zipf normalised, capped at 1/k (water-filling).
+std::vector<double> capped_zipf_shares(uint32_t experts, uint32_t k, double zipf);
+
+struct SyntheticRouterParams {
+  uint32_t experts = 0, top_k = 0, moe_layers = 0, batch = 0;
+  double zipf = 0, stickiness = 0;
+  uint32_t phase_steps = 0;  // 0: one phase
+  uint64_t seed = 0;
+};
+
+class SyntheticRouter : public Router {
+ public:
+  static constexpr uint32_t kLayouts = 8;
+  explicit SyntheticRouter(const SyntheticRouterParams& p);
+  void route(uint32_t step, uint32_t moe_layer, uint16_t* experts) override;
+
+  const std::vector<double>& shares() const { return shares_; }
+  // The expert at popularity rank r of a layer in its current phase.
+  uint16_t expert_at_rank(uint32_t moe_layer, uint32_t rank) const {
+    return layers_[moe_layer].by_rank[rank];
+  }
+
+ private:
+  struct Layer {
+    uint32_t phase = UINT32_MAX;
+    std::vector<uint16_t> by_rank;   // popularity rank -> expert
+    std::vector<uint16_t> layout;    // kLayouts x experts: interval order
+    std::vector<double> ends;        // kLayouts x experts: cumulative k * share at each end
+    std::vector<uint16_t> previous;  // batch x k: last step's picks
+    bool has_previous = false;
+  };
+  void enter_phase(uint32_t moe_layer, uint32_t phase);
+
+  const SyntheticRouterParams p_;
+  const std::vector<double> shares_;
+  std::vector<Layer> layers_;
+  Rng rng_;
+};
+
+// A recorded routing trace for a run of `steps` steps over `batch` sequences.
+class TraceRouter : public Router {
+ public:
+  struct Shape {
+    uint32_t steps = 0, batch = 0, experts = 0, top_k = 0;
+    uint32_t layers = 0, first_moe_layer = 0;  // the model's MoE layers: [first, layers)
+  };
+  // Parses and checks the whole file; reports each problem at its line through `v` (field
+  // `trace`) and returns nothing when any is found.
+  static std::optional<TraceRouter> load(const std::string& path, const Shape& shape, Validator& v);
+  void route(uint32_t step, uint32_t moe_layer, uint16_t* experts) override;
+
+ private:
+  Shape shape_;
+  std::vector<uint16_t> experts_;  // [step][moe layer][sequence][k]
+};
+
+// Writes the trace of `router` over a run of `shape` (routing every step and MoE layer in
+// program order, as a decode run does) in the format TraceRouter reads.
+void write_routing_trace(std::ostream& out, Router& router, const TraceRouter::Shape& shape);
+
+}  // namespace tiersim
