@@ -114,5 +114,48 @@ TEST(Decode, TpotGrowsWithContextAsTheKvReadPredicts) {
   EXPECT_NEAR(long_ctx.tpot_ms[0] - short_ctx.tpot_ms[0], extra_ms, kLayers * 0.11e-3);
 }
 
+// Issue #4's TP8 configuration (Llama-3-70B on 8 H100, batch 64): every collective of a step takes
+// the collective model's time. Hand values (AUTO picks one-shot for these sizes):
+// - all-reduce of 64 x 8192 x 2 = 1,048,576 bytes: ring 14 x 2 us + 2 x 7 x 131,072 B / 380 GB/s
+//   = 32.83 us, one-shot 2 us + 7 x 1,048,576 B / 380 GB/s = 21.316 us; + 5 us launch;
+// - all-gather of 64 x 16,032 x 2 = 2,052,096 logit bytes per rank: one-shot 2 us +
+//   7 x 2,052,096 B / 380 GB/s = 39.801 us; + 5 us launch.
+// One embedding all-reduce, 2 x 80 layer all-reduces and one all-gather per step.
+TEST(Decode, Tp8CollectivesTakeTheCollectiveModelsTime) {
+  const std::string out =
+      (fs::temp_directory_path() / ("tiersim_tp8_" + std::to_string(getpid()) + ".h5")).string();
+  const std::string cmd =
+      test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+      test::preset("models/llama3_70b.textproto") + " " +
+      test::preset("software/cuda_events_per_kernel.textproto") + " " +
+      test::preset("studies/speed_70b_tp8.textproto") +
+      " --set workload.decode.decode_steps=2 --set run.op_records=OP_RECORDS_ALL --quiet --out " +
+      out;
+  auto r = test::run_cmd(cmd);
+  ASSERT_EQ(r.code, 0) << r.err;
+  ResultReader h(out);
+  const double all_reduce_us = 5 + 2 + 7 * 1048576 / 380e9 * 1e6;
+  const double all_gather_us = 5 + 2 + 7 * 2052096 / 380e9 * 1e6;
+  const auto collective = h.read_doubles("/stats/compute/collective_time");
+  ASSERT_FALSE(collective.empty());
+  EXPECT_NEAR(collective.back() * 1e-6, 2 * (161 * all_reduce_us + all_gather_us), 1e-3);
+  // Each all-reduce op: the collective plus its kernel overhead (5 us) and the SRAM reads and
+  // writes of 1 MiB of activations (under 0.2 us).
+  const Table ops = h.read_table("/ops");
+  const auto& kind = ops.find("kind")->str;
+  const auto& start = ops.find("start_ps")->u64;
+  const auto& end = ops.find("end_ps")->u64;
+  int n = 0;
+  for (size_t i = 0; i < kind.size(); ++i) {
+    if (kind[i] != "all_reduce") continue;
+    ++n;
+    const double us = (end[i] - start[i]) * 1e-6;
+    EXPECT_GE(us, all_reduce_us + 5 - 1e-3);
+    EXPECT_LE(us, all_reduce_us + 5 + 0.2);
+  }
+  EXPECT_EQ(n, 2 * 161);
+  fs::remove(out);
+}
+
 }  // namespace
 }  // namespace tiersim
