@@ -534,7 +534,8 @@ void ComputeEngine::run() {
       case Phase::kStepEnd: {
         // A step spans from the previous step's end (the run's start for the first): the time
         // between tokens, host gaps included.
-        const TokenRecord rec{current_step_, step_start_, now, ctx().workload()->tokens_per_step()};
+        const TokenRecord rec{current_step_, step_start_, now, ctx().workload()->tokens_per_step(),
+                              ctx().workload()->sequences_per_step()};
         ctx().records().tokens.push_back(rec);
         if (ctx().on_step_end) ctx().on_step_end(rec);
         step_start_ = now;

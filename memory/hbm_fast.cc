@@ -139,8 +139,17 @@ HbmFast::HbmFast(sc_core::sc_module_name name, const HbmFastParams& params, Cont
       requests_(ctx.stats().counter(basename(), "requests", "bulk requests served", "count")),
       bytes_read_(ctx.stats().counter(basename(), "bytes_read", "bytes read", "bytes")),
       bytes_written_(ctx.stats().counter(basename(), "bytes_written", "bytes written", "bytes")),
-      stack_bytes_(ctx.stats().vector(basename(), "stack_bytes", "bytes served per stack", "bytes",
-                                      stack_labels(params.stack_count))),
+      stack_bytes_(
+          ctx.stats().vector_formula(basename(), "stack_bytes", "bytes served per stack", "bytes",
+                                     stack_labels(params.stack_count),
+                                     [this](double* out) {
+                                       // Server u belongs to stack u % stacks.
+                                       const uint32_t stacks = params_.stack_count;
+                                       for (uint32_t u = 0, st = 0; u < params_.servers(); ++u) {
+                                         out[st] += static_cast<double>(core_.server_bytes(u));
+                                         if (++st == stacks) st = 0;
+                                       }
+                                     })),
       latency_ns_(ctx.stats().histogram(basename(), "request_latency",
                                         "request latency from arrival to last byte", "ns",
                                         Histogram::log2_edges(1, 1 << 24))) {
@@ -163,16 +172,6 @@ void HbmFast::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& de
   const TimePs now = now_ps();
   const TimePs start = now + to_ps(delay);
   const TimePs done = core_.serve(addr, bytes, p.is_write(), start);
-  const auto& split = core_.last_split();
-  const uint32_t stacks = params_.stack_count;
-  std::array<uint64_t, 64> per_stack{};  // servers u and u + stacks share a stack
-  for (uint32_t u = 0, st = 0; u < params_.servers(); ++u) {
-    per_stack[st] += split[u];
-    if (++st == stacks) st = 0;
-  }
-  for (uint32_t st = 0; st < stacks; ++st) {
-    if (per_stack[st] != 0) stack_bytes_.add(st, static_cast<double>(per_stack[st]));
-  }
   requests_.inc();
   (p.is_read() ? bytes_read_ : bytes_written_).inc(bytes);
   latency_ns_.record(static_cast<double>(done - start) / kPsPerNs);

@@ -50,7 +50,7 @@ class HbmFast : public Component {
   Counter& requests_;
   Counter& bytes_read_;
   Counter& bytes_written_;
-  Vector& stack_bytes_;
+  VectorFormula& stack_bytes_;
   Histogram& latency_ns_;
 };
 

@@ -18,33 +18,56 @@ HbmFastCore::HbmFastCore(const HbmFastParams& p)
   }
 }
 
+TimePs HbmFastCore::serve_part(uint64_t u, uint64_t local, uint64_t bytes, bool write,
+                               TimePs start_ps) {
+  TimePs extra = 0;
+  ++parts_;
+  if (local != next_local_[u]) {
+    extra += p_.miss_penalty_ps;
+    ++misses_;
+  }
+  if (last_write_[u] != 2 && last_write_[u] != static_cast<uint8_t>(write)) {
+    extra += p_.turnaround_ps;
+    ++turnarounds_;
+  }
+  next_local_[u] = local + bytes;
+  last_write_[u] = static_cast<uint8_t>(write);
+  return servers_[u].reserve_with_overhead(start_ps, bytes, extra);
+}
+
 TimePs HbmFastCore::serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) {
   const uint64_t n = p_.servers();
   const uint64_t g = p_.interleave_bytes;
-  std::fill(split_.begin(), split_.end(), 0);
-  interleave_split(addr, bytes, g, static_cast<uint32_t>(n), split_.data());
   const uint64_t k0 = addr / g;
   const uint64_t q0 = k0 / n, r0 = k0 % n;
+  const uint64_t offset = addr % g;
   TimePs done = start_ps;
+  if (offset + bytes <= (n - 1) * g) {
+    // Fewer chunks than servers: each touched server takes one chunk, in address order.
+    uint64_t u = r0, q = q0, left = bytes;
+    uint64_t part = std::min(bytes, g - offset);
+    uint64_t local = q0 * g + offset;
+    while (left > 0) {
+      done = std::max(done, serve_part(u, local, part, write, start_ps));
+      left -= part;
+      part = std::min(left, g);
+      if (++u == n) {
+        u = 0;
+        ++q;
+      }
+      local = q * g;
+    }
+    return done + p_.latency_ps;
+  }
+  std::fill(split_.begin(), split_.end(), 0);
+  interleave_split(addr, bytes, g, static_cast<uint32_t>(n), split_.data());
   for (uint64_t u = 0; u < n; ++u) {
     if (split_[u] == 0) continue;
     // The server's first chunk of this request and its channel-local address: chunks k with
     // k % n == u are consecutive granules in the channel's own address sequence. The first
     // such k is k0 + (u - r0 mod n), which lies in the next group of n exactly when u < r0.
-    const uint64_t local = (q0 + (u < r0 ? 1 : 0)) * g + (u == r0 ? addr % g : 0);
-    TimePs extra = 0;
-    ++parts_;
-    if (local != next_local_[u]) {
-      extra += p_.miss_penalty_ps;
-      ++misses_;
-    }
-    if (last_write_[u] != 2 && last_write_[u] != static_cast<uint8_t>(write)) {
-      extra += p_.turnaround_ps;
-      ++turnarounds_;
-    }
-    next_local_[u] = local + split_[u];
-    last_write_[u] = static_cast<uint8_t>(write);
-    done = std::max(done, servers_[u].reserve_with_overhead(start_ps, split_[u], extra));
+    const uint64_t local = (q0 + (u < r0 ? 1 : 0)) * g + (u == r0 ? offset : 0);
+    done = std::max(done, serve_part(u, local, split_[u], write, start_ps));
   }
   return done + p_.latency_ps;
 }

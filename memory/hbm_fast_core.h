@@ -72,8 +72,8 @@ class HbmFastCore {
   // the unloaded latency. `addr` is the component-local address (caller checks the range).
   TimePs serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps);
 
-  // Bytes the last serve() put on each server (server u: stack u % stacks).
-  const std::vector<uint64_t>& last_split() const { return split_; }
+  // Bytes served so far by server u (stack u % stacks).
+  uint64_t server_bytes(uint32_t u) const { return servers_[u].bytes(); }
   TimePs busy_ps() const;
   uint64_t misses() const { return misses_; }
   uint64_t parts() const { return parts_; }
@@ -82,6 +82,8 @@ class HbmFastCore {
 
  private:
   static constexpr uint64_t kNone = UINT64_MAX;
+  // One server's part of a request: `local` is its channel-local start address.
+  TimePs serve_part(uint64_t u, uint64_t local, uint64_t bytes, bool write, TimePs start_ps);
   HbmFastParams p_;
   std::vector<BandwidthServer> servers_;
   std::vector<uint64_t> split_;

@@ -22,7 +22,7 @@ class BandwidthServer {
 
   void set_rate(double bytes_per_s) {
     bytes_per_s_ = bytes_per_s;
-    memo_bytes_ = UINT64_MAX;
+    memo_bytes_[0] = memo_bytes_[1] = UINT64_MAX;
   }
   double rate_bytes_per_s() const { return bytes_per_s_; }
 
@@ -40,12 +40,21 @@ class BandwidthServer {
   // turnaround).
   TimePs reserve_with_overhead(TimePs start_ps, uint64_t bytes, TimePs extra_ps) {
     const TimePs begin = std::max(start_ps, busy_until_ps_);
-    // Bulk streams repeat the same part size: reuse the last conversion (exactly the same value).
-    if (bytes != memo_bytes_) {
-      memo_bytes_ = bytes;
-      memo_service_ps_ = transfer_time_ps(bytes, bytes_per_s_);
+    // Bulk streams repeat a few part sizes (an interleaved request gives its servers n or n + 1
+    // granules): reuse the last two conversions (exactly the same values).
+    TimePs base;
+    if (bytes == memo_bytes_[0]) {
+      base = memo_service_ps_[0];
+    } else if (bytes == memo_bytes_[1]) {
+      base = memo_service_ps_[1];
+    } else {
+      base = transfer_time_ps(bytes, bytes_per_s_);
+      memo_bytes_[1] = memo_bytes_[0];
+      memo_service_ps_[1] = memo_service_ps_[0];
+      memo_bytes_[0] = bytes;
+      memo_service_ps_[0] = base;
     }
-    const TimePs service = memo_service_ps_ + extra_ps;
+    const TimePs service = base + extra_ps;
     busy_until_ps_ = begin + service;
     busy_ps_ += service;
     bytes_ += bytes;
@@ -61,8 +70,8 @@ class BandwidthServer {
   TimePs busy_until_ps_ = 0;
   TimePs busy_ps_ = 0;
   uint64_t bytes_ = 0;
-  uint64_t memo_bytes_ = UINT64_MAX;
-  TimePs memo_service_ps_ = 0;
+  uint64_t memo_bytes_[2] = {UINT64_MAX, UINT64_MAX};
+  TimePs memo_service_ps_[2] = {0, 0};
 };
 
 }  // namespace tiersim

@@ -651,6 +651,17 @@ void apply_override(config::Config& config, const std::string& assignment, int i
             here, "unknown field \"" + s.name + "\" in " + d->name() + suggest_field(d, s.name)};
       }
       const pb::Reflection* r = msg->GetReflection();
+      if (last && !s.key && value == "!clear") {
+        // Removes the field, section or list (a baseline without a mechanism's section).
+        r->ClearField(msg, f);
+        if (locations) index_override(nullptr, here, index, locations);
+        return;
+      }
+      if (last && value.empty() && f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+        throw SetError{here,
+                       "empty value: give fields to merge ({...}), or !clear to remove "
+                       "the section"};
+      }
       if (f->is_repeated()) {
         if (!s.key) {
           if (!last) throw SetError{here, "repeated field needs an [index] or [name]"};

@@ -60,6 +60,8 @@ const char* op_kind_name(OpKind k) {
       return "latent_absorb";
     case OpKind::kLatentUnabsorb:
       return "latent_unabsorb";
+    case OpKind::kPageSelect:
+      return "page_select";
   }
   return "unknown";
 }

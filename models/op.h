@@ -40,6 +40,7 @@ enum class OpKind : uint8_t {
   kMoeCombine,      // MoE: weight and sum each token's expert outputs (and shared output)
   kLatentAbsorb,    // MLA: queries into the latent space (W_UK per head)
   kLatentUnabsorb,  // MLA: latent attention output back to value heads (W_UV per head)
+  kPageSelect,      // sparse attention: score page digests, pick the top-k pages
 };
 
 // How the compute engine times an op's arithmetic: matrix units with an efficiency that depends

@@ -43,6 +43,13 @@ std::string format_duration(double s) {
   return os.str();
 }
 
+// Time per output token of a step: its latency over the tokens each sequence gained.
+double step_tpot_ms(const TokenRecord& t) {
+  const double per_sequence =
+      t.sequences ? static_cast<double>(t.tokens) / static_cast<double>(t.sequences) : 1.0;
+  return ps_to_ms(t.end_ps - t.start_ps) / (per_sequence > 0 ? per_sequence : 1.0);
+}
+
 // Writes the whole result file under a temporary name, then renames it.
 void write_results(const std::string& path, const LoadedConfig& loaded, Context& ctx,
                    const std::vector<SummaryItem>& summary, double wall_s,
@@ -96,7 +103,11 @@ void write_results(const std::string& path, const LoadedConfig& loaded, Context&
   const size_t c_end = tokens.add_column("end_ps", Table::Type::kU64, "ps");
   const size_t c_lat = tokens.add_column("latency_ms", Table::Type::kF64, "ms");
   const size_t c_tok = tokens.add_column("tokens", Table::Type::kU64);
+  const size_t c_seq = tokens.add_column("sequences", Table::Type::kU64);
+  const size_t c_tpot = tokens.add_column("tpot_ms", Table::Type::kF64, "ms");
   for (const auto& t : ctx.records().tokens) {
+    tokens.columns[c_seq].u64.push_back(t.sequences);
+    tokens.columns[c_tpot].f64.push_back(step_tpot_ms(t));
     tokens.columns[c_step].u64.push_back(t.step);
     tokens.columns[c_start].u64.push_back(t.start_ps);
     tokens.columns[c_end].u64.push_back(t.end_ps);
@@ -272,7 +283,7 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   std::vector<double> tpot_ms;
   uint64_t generated = 0;
   for (const auto& t : tokens) {
-    tpot_ms.push_back(ps_to_ms(t.end_ps - t.start_ps));
+    tpot_ms.push_back(step_tpot_ms(t));
     generated += t.tokens;
   }
   double mean = 0;

@@ -130,6 +130,13 @@ Formula& StatsRegistry::formula(const std::string& group, const std::string& nam
   return add<Formula>(group, name, desc, unit, std::move(fn));
 }
 
+VectorFormula& StatsRegistry::vector_formula(const std::string& group, const std::string& name,
+                                             const std::string& desc, const std::string& unit,
+                                             std::vector<std::string> labels,
+                                             std::function<void(double*)> fn) {
+  return add<VectorFormula>(group, name, desc, unit, std::move(labels), std::move(fn));
+}
+
 const Stat* StatsRegistry::find(const std::string& full_name) const {
   for (const auto& s : stats_) {
     if (s->name() == full_name) return s.get();

@@ -331,7 +331,18 @@ std::vector<OpKind> TransformerShape::layer_ops(uint32_t layer) const {
   return ops;
 }
 
-OpCost op_cost(const TransformerShape& s, OpKind kind, uint64_t batch, uint64_t kv_tokens) {
+OpCost page_select_cost(const TransformerShape& s, uint64_t pages, uint64_t queries) {
+  OpCost c;
+  c.op_class = OpClass::kVector;
+  c.flops = 4.0 * double(queries) * double(s.q_dim()) * double(pages) + 5.0 * double(pages);
+  c.kv_read_bytes = pages * s.kv_bytes_per_token_per_layer();
+  c.activation_read_bytes = dtype_bytes(s.activation_dtype, queries * s.q_dim());
+  c.activation_write_bytes = 4 * pages;  // one score per page
+  return c;
+}
+
+OpCost op_cost(const TransformerShape& s, OpKind kind, uint64_t batch, uint64_t kv_tokens,
+               uint64_t queries) {
   OpCost c;
   const uint64_t b = batch;
   const uint64_t h = s.hidden;
@@ -404,30 +415,30 @@ OpCost op_cost(const TransformerShape& s, OpKind kind, uint64_t batch, uint64_t 
       break;
     }
     case OpKind::kAttention: {
-      const uint64_t cached = kv_tokens - 1;  // the new token's K and V are on chip
+      const uint64_t q = queries;
+      const uint64_t cached = kv_tokens - q;  // the new tokens' K and V are on chip
       const uint64_t heads = s.heads_rank();
+      const uint64_t bq = b * q;  // query tokens
+      c.op_class = OpClass::kMatrix;
+      c.kv_read_bytes = b * cached * s.kv_bytes_per_token_per_layer();
+      c.kv_write_bytes = bq * s.kv_bytes_per_token_per_layer();
       if (s.latent) {
-        // Scores over latent plus rotary key, values are the latent itself; every head shares
-        // each cached latent.
-        c.op_class = OpClass::kMatrix;
-        c.rows = heads;
-        c.flops = 2.0 * b * heads * kv_tokens * s.latent_dim() +
-                  2.0 * b * heads * kv_tokens * s.kv_lora_rank + 5.0 * b * heads * kv_tokens;
-        c.kv_read_bytes = b * cached * s.kv_bytes_per_token_per_layer();
-        c.kv_write_bytes = b * s.kv_bytes_per_token_per_layer();
-        c.activation_read_bytes = act(b * (heads + 1) * s.latent_dim());
-        c.activation_write_bytes = act(b * heads * s.kv_lora_rank);
+        // Scores over latent plus rotary key, values are the latent itself; every head (and
+        // every query) shares each cached latent.
+        c.rows = heads * q;
+        c.flops = 2.0 * bq * heads * kv_tokens * s.latent_dim() +
+                  2.0 * bq * heads * kv_tokens * s.kv_lora_rank + 5.0 * bq * heads * kv_tokens;
+        c.activation_read_bytes = act(bq * (heads + 1) * s.latent_dim());
+        c.activation_write_bytes = act(bq * heads * s.kv_lora_rank);
         break;
       }
-      c.op_class = OpClass::kMatrix;
-      // Each KV head is shared by the query heads of its group: those are the rows per read.
-      c.rows = heads / s.kv_heads_rank();
-      c.flops = 4.0 * b * s.q_dim() * kv_tokens + 5.0 * b * heads * kv_tokens +
-                (s.positional == config::ALIBI ? 1.0 * b * heads * kv_tokens : 0.0);
-      c.kv_read_bytes = b * cached * s.kv_bytes_per_token_per_layer();
-      c.kv_write_bytes = b * s.kv_bytes_per_token_per_layer();
-      c.activation_read_bytes = act(b * qkv_dim);
-      c.activation_write_bytes = act(b * s.q_dim());
+      // Each KV head is shared by the query heads of its group (times the queries): those are
+      // the rows per read.
+      c.rows = heads / s.kv_heads_rank() * q;
+      c.flops = 4.0 * bq * s.q_dim() * kv_tokens + 5.0 * bq * heads * kv_tokens +
+                (s.positional == config::ALIBI ? 1.0 * bq * heads * kv_tokens : 0.0);
+      c.activation_read_bytes = act(bq * qkv_dim);
+      c.activation_write_bytes = act(bq * s.q_dim());
       break;
     }
     case OpKind::kOutProj:
@@ -506,7 +517,8 @@ OpCost op_cost(const TransformerShape& s, OpKind kind, uint64_t batch, uint64_t 
       c.activation_write_bytes = act(b * s.vocab_rank() * s.tp);
       break;
     case OpKind::kGemm:
-      break;  // the GEMM workload costs its op itself
+    case OpKind::kPageSelect:
+      break;  // costed by the GEMM workload and by page_select_cost
   }
   return c;
 }

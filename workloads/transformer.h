@@ -140,6 +140,17 @@ struct OpCost {
 // (the cached context plus the token being generated). MoE ops: for kExpertGateUp and
 // kExpertDown `batch` is the rows routed to one expert (the cost of that expert); for
 // kExpertActivation it is the token-to-expert assignments; for the others the tokens.
-OpCost op_cost(const TransformerShape& s, OpKind kind, uint64_t batch, uint64_t kv_tokens);
+//
+// `queries` (attention only): new tokens per sequence attending at once (speculative verify:
+// gamma + 1). kv_tokens then counts them too; each query attends over all kv_tokens (the causal
+// mask inside the new block is not discounted) and the cached kv_tokens - queries are read once.
+// Every other op takes `batch` as its token count.
+OpCost op_cost(const TransformerShape& s, OpKind kind, uint64_t batch, uint64_t kv_tokens,
+               uint64_t queries = 1);
+
+// Sparse attention's page selection for one sequence: score `pages` page digests (a min and a
+// max key vector each, the size of one token's KV) for `queries` queries: 4 FLOPs per query
+// element per page (two products, a max, a sum) plus 5 per page for the top-k.
+OpCost page_select_cost(const TransformerShape& s, uint64_t pages, uint64_t queries);
 
 }  // namespace tiersim

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "models/hdf5_file.h"
@@ -154,6 +155,57 @@ TEST(Decode, Tp8CollectivesTakeTheCollectiveModelsTime) {
     EXPECT_LE(us, all_reduce_us + 5 + 0.2);
   }
   EXPECT_EQ(n, 2 * 161);
+  fs::remove(out);
+}
+
+// Speculative decoding end to end (configs/studies/speculative_70b_tp8.textproto: gamma 4,
+// alpha 0.8, batch 16): accepted tokens per verify within 2% of (1 - 0.8^5) / 0.2 = 3.3616; each
+// step's TPOT is its latency over the tokens each sequence gained; speculation beats plain decode
+// of the same batch.
+TEST(Decode, SpeculativeTokensPerVerifyAndTpot) {
+  const std::string out =
+      (fs::temp_directory_path() / ("tiersim_spec_" + std::to_string(getpid()) + ".h5")).string();
+  const std::string base = test::tiersim_binary() + " run " +
+                           test::preset("hardware/h100_sxm.textproto") + " " +
+                           test::preset("models/llama3_70b.textproto") + " " +
+                           test::preset("software/cuda_events_per_kernel.textproto") + " " +
+                           test::preset("studies/speculative_70b_tp8.textproto") + " --quiet";
+  auto r = test::run_cmd(base + " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  double per_verify = -1, tokens_per_s = 0;
+  {
+    ResultReader h(out);
+    for (const auto& s : h.summary()) {
+      if (s.name == "spec_tokens_per_verify") per_verify = s.value;
+      if (s.name == "tokens_per_s") tokens_per_s = s.value;
+    }
+    const Table t = h.read_table("/tokens");
+    const auto& latency = t.find("latency_ms")->f64;
+    const auto& tpot = t.find("tpot_ms")->f64;
+    const auto& tokens = t.find("tokens")->u64;
+    ASSERT_EQ(tokens.size(), 64u);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      EXPECT_GE(tokens[i], 16u);
+      EXPECT_LE(tokens[i], 16u * 5);
+      EXPECT_NEAR(tpot[i], latency[i] * 16 / double(tokens[i]), 1e-9);
+    }
+  }
+  EXPECT_NEAR(per_verify / ((1 - std::pow(0.8, 5)) / 0.2), 1.0, 0.02);
+  // The same batch without speculation: one token per sequence per step.
+  auto plain = test::run_cmd(
+      test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+      test::preset("models/llama3_70b.textproto") + " " +
+      test::preset("software/cuda_events_per_kernel.textproto") + " " +
+      test::preset("studies/speed_70b_tp8.textproto") +
+      " --set workload.decode.batch_size=16 --set workload.decode.decode_steps=64 --quiet --out " +
+      out);
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  ResultReader h(out);
+  double plain_tokens_per_s = 0;
+  for (const auto& s : h.summary()) {
+    if (s.name == "tokens_per_s") plain_tokens_per_s = s.value;
+  }
+  EXPECT_GT(tokens_per_s, 1.5 * plain_tokens_per_s);
   fs::remove(out);
 }
 

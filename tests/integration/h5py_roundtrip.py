@@ -35,7 +35,8 @@ def main():
             config = f["meta/config"][()].decode()
             assert "llama3_8b" in config and "decode_steps: 5" in config, config[:200]
             tokens = pd.DataFrame(f["tokens"][()])
-            assert list(tokens.columns) == ["step", "start_ps", "end_ps", "latency_ms", "tokens"]
+            assert list(tokens.columns) == [
+                "step", "start_ps", "end_ps", "latency_ms", "tokens", "sequences", "tpot_ms"]
             assert len(tokens) == 5
             assert (tokens["end_ps"] > tokens["start_ps"]).all()
             assert abs(tokens["latency_ms"].mean() - summary["tpot_ms_mean"]) < 1e-9

@@ -153,6 +153,11 @@ TEST(ConfigOverride, ScalarsEnumsListsMessagesByNameAndIndex) {
   EXPECT_EQ(l.locate("system.components[hbm].hbm.efficiency_fraction").file, "--set");
   EXPECT_EQ(l.locate("system.components[hbm].hbm.efficiency_fraction").line, 2);
   EXPECT_EQ(l.locate("run.seed").line, 7);
+  // !clear removes a field or a whole section.
+  apply_override(c, "run.stats_interval_ps=!clear", 8, &l.locations);
+  EXPECT_FALSE(c.run().has_stats_interval_ps());
+  apply_override(c, "workload.decode=!clear", 9, &l.locations);
+  EXPECT_FALSE(c.workload().has_decode());
 }
 
 TEST(ConfigOverride, BadPathsAndValuesAreLocatedAtTheArgument) {
@@ -175,6 +180,9 @@ TEST(ConfigOverride, BadPathsAndValuesAreLocatedAtTheArgument) {
   EXPECT_EQ(err("run.fidelity=SLOW"),
             "--set[3]: run.fidelity: unknown enum value \"SLOW\"; expected one of FAST, DETAILED");
   EXPECT_EQ(err("run.seed"), "--set[3]: run.seed: expected field.path=value");
+  EXPECT_EQ(err("workload.decode="),
+            "--set[3]: workload.decode: empty value: give fields to merge ({...}), or !clear to "
+            "remove the section");
   EXPECT_EQ(err("run.seed.x=1"), "--set[3]: run.seed: \"seed\" has no fields");
 }
 

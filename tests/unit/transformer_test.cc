@@ -173,32 +173,47 @@ TEST(DecodeWorkload, OpStreamOrderCountsAndKvGrowth) {
   DecodeWorkload w(s, 3, 100, 2);
   ObjectTable t;
   w.register_objects(t);
-  // embedding, 2 x (7 objects), final_norm, lm_head
-  EXPECT_EQ(t.size(), 1u + 2 * 7 + 2);
-  EXPECT_EQ(t.total_bytes(ObjectClass::kKvCache), 2u * 3 * 102 * (2 * 4096 * 2));
+  // embedding, 2 x (6 weight objects + 3 per-sequence KV objects), final_norm, lm_head
+  EXPECT_EQ(t.size(), 1u + 2 * (6 + 3) + 2);
+  const uint64_t tok = 2u * 4096 * 2;  // K and V of one token in one layer
+  EXPECT_EQ(t.total_bytes(ObjectClass::kKvCache), 2u * 3 * 102 * tok);
+  EXPECT_EQ(t.get(ObjectId(3)).name, "layer0.out");
   Op op;
-  std::vector<Op> ops;
-  while (w.next(op))
-    ops.push_back(op);
+  std::vector<Op> kinds;
+  std::vector<Operand> attention0, attention1;  // layer 0's attention operands, steps 0 and 1
+  while (w.next(op)) {
+    kinds.push_back(op);
+    if (op.kind == OpKind::kAttention && op.layer == LayerId(0)) {
+      auto& list = op.step == StepIndex(0) ? attention0 : attention1;
+      for (uint16_t i = 0; i < op.operand_count; ++i)
+        list.push_back(op.operand(i));
+    }
+  }
   const size_t per_step = 1 + 2 * s.layer_ops().size() + 2;
-  ASSERT_EQ(ops.size(), 2 * per_step);
-  for (size_t i = 0; i < ops.size(); ++i)
-    EXPECT_EQ(ops[i].id.value(), i);
-  EXPECT_EQ(ops[0].kind, OpKind::kEmbedding);
-  EXPECT_TRUE(ops[per_step - 1].last_of_step);
-  EXPECT_EQ(ops[per_step - 1].kind, OpKind::kLmHead);
-  // Attention of layer 0: step 0 reads 100 cached tokens, step 1 reads 101, appends after them.
-  const Op& a0 = ops[1 + 3];
-  const Op& a1 = ops[per_step + 1 + 3];
-  ASSERT_EQ(a0.kind, OpKind::kAttention);
-  const uint64_t tok = 3u * 2 * 4096 * 2;  // batch x per-token-per-layer
-  EXPECT_EQ(a0.operand(0).bytes, 100 * tok);
-  EXPECT_EQ(a1.operand(0).bytes, 101 * tok);
-  EXPECT_EQ(a1.operand(1).access, Access::kWrite);
-  EXPECT_EQ(a1.operand(1).offset_bytes, 101 * tok);
-  EXPECT_EQ(a1.operand(1).bytes, tok);
-  EXPECT_EQ(DecodeWorkload::footprint_bytes(s, 3, 100, 2),
-            s.total_weight_bytes() + 2 * 3 * 102 * (tok / 3));
+  ASSERT_EQ(kinds.size(), 2 * per_step);
+  for (size_t i = 0; i < kinds.size(); ++i)
+    EXPECT_EQ(kinds[i].id.value(), i);
+  EXPECT_EQ(kinds[0].kind, OpKind::kEmbedding);
+  EXPECT_TRUE(kinds[per_step - 1].last_of_step);
+  EXPECT_EQ(kinds[per_step - 1].kind, OpKind::kLmHead);
+  // Each sequence reads its cached tokens from its own object and appends one token after
+  // them: 100 cached at step 0, 101 at step 1.
+  ASSERT_EQ(attention0.size(), 6u);
+  ASSERT_EQ(attention1.size(), 6u);
+  for (int q = 0; q < 3; ++q) {
+    EXPECT_EQ(t.get(attention1[2 * q].object).name, "layer0.kv.seq" + std::to_string(q));
+    EXPECT_EQ(attention0[2 * q].bytes, 100 * tok);
+    EXPECT_EQ(attention1[2 * q].bytes, 101 * tok);
+    EXPECT_EQ(attention1[2 * q + 1].access, Access::kWrite);
+    EXPECT_EQ(attention1[2 * q + 1].offset_bytes, 101 * tok);
+    EXPECT_EQ(attention1[2 * q + 1].bytes, tok);
+  }
+  DecodeOptions o;
+  o.batch = 3;
+  o.context = 100;
+  o.steps = 2;
+  EXPECT_EQ(DecodeWorkload::footprint_bytes(s, o), s.total_weight_bytes() + 2 * 3 * 102 * tok);
+  EXPECT_EQ(w.sequence_tokens(), (std::vector<uint64_t>{102, 102, 102}));
 }
 
 // MoE and MLA presets against hand counts from their config.json (see each preset's comment).
@@ -291,9 +306,9 @@ TEST(DecodeWorkload, MoeLayersReadOnlyTheActiveExperts) {
   DecodeWorkload w(s, 8, 16, 3, std::make_unique<SyntheticRouter>(rp));
   ObjectTable t;
   w.register_objects(t);
-  // embedding; per layer attn_norm, qkv, out, mlp_norm, router, 8 experts, kv; final_norm,
-  // lm_head.
-  EXPECT_EQ(t.size(), 1u + 2 * 14 + 2);
+  // embedding; per layer attn_norm, qkv, out, mlp_norm, router, 8 experts, 8 sequences' KV;
+  // final_norm, lm_head.
+  EXPECT_EQ(t.size(), 1u + 2 * (5 + 8 + 8) + 2);
   EXPECT_EQ(t.total_bytes(ObjectClass::kWeight) + t.total_bytes(ObjectClass::kEmbedding),
             s.total_weight_bytes());
   Op op;
@@ -313,7 +328,9 @@ TEST(DecodeWorkload, MoeLayersReadOnlyTheActiveExperts) {
       EXPECT_EQ(o.bytes, op.kind == OpKind::kExpertGateUp ? s.expert_gate_up_bytes()
                                                           : s.expert_down_bytes());
       EXPECT_EQ(o.offset_bytes, op.kind == OpKind::kExpertGateUp ? 0 : s.expert_gate_up_bytes());
-      if (i > 0) EXPECT_LT(op.operand(i - 1).object.value(), o.object.value());
+      if (i > 0) {
+        EXPECT_LT(op.operand(i - 1).object.value(), o.object.value());
+      }
       EXPECT_NE(t.get(o.object).name.find(".expert"), std::string::npos);
     }
     EXPECT_EQ(rows, 16u);  // batch x top-k assignments

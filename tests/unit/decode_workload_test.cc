@@ -1,0 +1,223 @@
+// The decode op stream's speculative and sparse modes against hand-derived counts.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "models/config_loader.h"
+#include "models/objects.h"
+#include "tests/support/paths.h"
+#include "workloads/decode.h"
+
+namespace tiersim {
+namespace {
+
+TransformerShape load_model(const std::string& name) {
+  std::ifstream in(test::preset("models/" + name + ".textproto"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  config::Config c = parse_config_text(ss.str(), name, nullptr);
+  return TransformerShape::from_config(c.workload().model());
+}
+
+struct Stream {
+  std::vector<OpKind> kinds;
+  std::vector<bool> draft;                      // the op reads draft objects
+  std::vector<std::vector<Operand>> attention;  // operands of each attention op
+  std::vector<uint32_t> attention_rows;
+  std::vector<double> attention_flops;
+  std::vector<uint32_t> step_tokens;
+};
+
+Stream run(DecodeWorkload& w, const ObjectTable& t) {
+  Stream s;
+  Op op;
+  while (w.next(op)) {
+    s.kinds.push_back(op.kind);
+    bool draft = false;
+    for (uint16_t i = 0; i < op.operand_count; ++i)
+      draft |= t.get(op.operand(i).object).name.rfind("draft.", 0) == 0;
+    s.draft.push_back(draft);
+    if (op.kind == OpKind::kAttention) {
+      std::vector<Operand> list;
+      for (uint16_t i = 0; i < op.operand_count; ++i)
+        list.push_back(op.operand(i));
+      s.attention.push_back(list);
+      s.attention_rows.push_back(op.rows);
+      s.attention_flops.push_back(op.flops);
+    }
+    if (op.last_of_step) s.step_tokens.push_back(w.tokens_per_step());
+  }
+  return s;
+}
+
+// Speculative decoding with gamma = 4: four one-token draft passes, then one target pass of
+// five queries per sequence over one read of each sequence's cache.
+TEST(SpeculativeDecode, DraftPassesThenOneVerifyPass) {
+  TransformerShape target = load_model("llama2_7b");
+  target.layers = 2;
+  TransformerShape draft = target;
+  draft.layers = 1;
+  draft.hidden = 1024;
+  draft.heads = draft.kv_heads = 8;
+  draft.ffn = 2816;
+  DecodeOptions o;
+  o.batch = 2;
+  o.context = 100;
+  o.steps = 3;
+  o.draft = draft;
+  o.gamma = 4;
+  o.alpha = 0.7;
+  o.seed = 3;
+  DecodeWorkload w(target, o);
+  ObjectTable t;
+  w.register_objects(t);
+  EXPECT_GT(t.total_bytes(ObjectClass::kDraftWeight), 0u);
+  EXPECT_EQ(t.total_bytes(ObjectClass::kDraftWeight), draft.total_weight_bytes());
+  const Stream s = run(w, t);
+  ASSERT_EQ(s.step_tokens.size(), 3u);
+  // Per step: 4 draft passes (1 attention each, 1 layer) and the target's 2 attentions.
+  ASSERT_EQ(s.attention.size(), 3u * (4 * 1 + 2));
+  const uint64_t tok = 2u * 4096 * 2, dtok = 2u * 1024 * 2;
+  // Step 0, draft pass j: each sequence reads 100 + j cached draft tokens, appends one.
+  for (uint32_t j = 0; j < 4; ++j) {
+    const auto& a = s.attention[j];
+    ASSERT_EQ(a.size(), 4u);
+    EXPECT_EQ(a[0].bytes, (100 + j) * dtok);
+    EXPECT_EQ(a[1].access, Access::kWrite);
+    EXPECT_EQ(a[1].bytes, dtok);
+    EXPECT_EQ(t.get(a[0].object).name, "draft.layer0.kv.seq0");
+  }
+  // Verify: 100 cached tokens read once, 5 written; 5 queries share each read.
+  const auto& v = s.attention[4];
+  EXPECT_EQ(v[0].bytes, 100 * tok);
+  EXPECT_EQ(v[1].bytes, 5 * tok);
+  EXPECT_EQ(v[1].offset_bytes, 100 * tok);
+  EXPECT_EQ(s.attention_rows[4], 1u * 5);  // MHA: 1 query head per KV head, 5 queries
+  // 5 queries over 105 tokens per sequence.
+  EXPECT_DOUBLE_EQ(s.attention_flops[4], 2 * (4.0 * 5 * 4096 * 105 + 5.0 * 5 * 32 * 105));
+  // The next step starts where each sequence's accepted tokens end.
+  uint64_t total = 0;
+  for (uint32_t x : s.step_tokens) {
+    EXPECT_GE(x, 2u);
+    EXPECT_LE(x, 10u);
+    total += x;
+  }
+  const auto& lengths = w.sequence_tokens();
+  EXPECT_EQ(lengths[0] + lengths[1], 200 + total);
+  EXPECT_EQ(w.kept_tokens(), total);
+  EXPECT_EQ(w.verified_sequences(), 6u);
+}
+
+// Accepted tokens per verify match (1 - a^(g+1)) / (1 - a) within 2% (issue #4), over 25,600
+// verified sequences for each (alpha, gamma).
+TEST(SpeculativeDecode, TokensPerVerifyMatchTheClosedForm) {
+  TransformerShape target = load_model("llama2_7b");
+  target.layers = 1;
+  for (const auto& [alpha, gamma] :
+       std::vector<std::pair<double, uint32_t>>{{0.6, 3}, {0.8, 4}, {0.9, 8}, {0.5, 1}}) {
+    DecodeOptions o;
+    o.batch = 64;
+    o.context = 16;
+    o.steps = 400;
+    o.draft = target;
+    o.gamma = gamma;
+    o.alpha = alpha;
+    o.seed = 17;
+    DecodeWorkload w(target, o);
+    ObjectTable t;
+    w.register_objects(t);
+    Op op;
+    while (w.next(op)) {
+    }
+    const double expected = (1 - std::pow(alpha, gamma + 1)) / (1 - alpha);
+    const double measured = double(w.kept_tokens()) / double(w.verified_sequences());
+    EXPECT_NEAR(measured / expected, 1.0, 0.02) << "alpha " << alpha << " gamma " << gamma;
+  }
+}
+
+// Sparse attention reads the sink pages, the window and top-k middle pages of each sequence,
+// each page once; page digests are scored first.
+TEST(SparseDecode, ReadsSinksWindowAndTopKPages) {
+  TransformerShape s = load_model("llama3_8b");
+  s.layers = 1;
+  DecodeOptions o;
+  o.batch = 2;
+  o.context = 1000;
+  o.steps = 20;
+  o.kv_block_tokens = 16;
+  o.sink_tokens = 4;
+  o.window_tokens = 64;
+  o.top_k_pages = 8;
+  o.page_locality = 0.5;
+  o.seed = 5;
+  DecodeWorkload w(s, o);
+  ObjectTable t;
+  w.register_objects(t);
+  const uint64_t tok = s.kv_bytes_per_token_per_layer();
+  // Token area for 1020 tokens plus one digest per 16-token page (64 pages).
+  EXPECT_EQ(t.get(ObjectId(t.size() - 4)).size_bytes, (1020 + 64) * tok);
+  Op op;
+  int page_selects = 0;
+  uint32_t step = 0;
+  while (w.next(op)) {
+    if (op.kind == OpKind::kPageSelect) {
+      ++page_selects;
+      // Middle pages: [1, (len - 64) / 16); len = 1000 + step.
+      const uint64_t middle = (1000 + step - 64) / 16 - 1;
+      ASSERT_EQ(op.operand_count, 2u);
+      EXPECT_EQ(op.operand(0).bytes, middle * tok);
+      EXPECT_EQ(op.operand(0).offset_bytes, 1020 * tok + 1 * tok);
+    }
+    if (op.kind == OpKind::kAttention) {
+      uint64_t read = 0;
+      std::set<uint64_t> starts;
+      for (uint16_t i = 0; i < op.operand_count; ++i) {
+        const Operand& x = op.operand(i);
+        if (x.access != Access::kRead || x.object != op.operand(0).object) continue;
+        read += x.bytes;
+        EXPECT_TRUE(starts.insert(x.offset_bytes).second);
+      }
+      // One sink page, 8 middle pages, and the window from its page start to the end.
+      const uint64_t len = 1000 + step;
+      const uint64_t window_from = (len - 64) / 16 * 16;
+      EXPECT_EQ(read, (16 + 8 * 16 + (len - window_from)) * tok) << "step " << step;
+    }
+    if (op.last_of_step) ++step;
+  }
+  EXPECT_EQ(page_selects, 20);
+  std::vector<SummaryItem> summary;
+  w.summarize(summary);
+  ASSERT_EQ(summary.size(), 2u);
+  EXPECT_EQ(summary[0].value, 20.0 * 2 * 8);  // pages read
+}
+
+// Page locality: the fraction of each step's selected pages kept from the previous step.
+TEST(SparseDecode, PageReuseFollowsLocality) {
+  TransformerShape s = load_model("llama3_8b");
+  s.layers = 2;
+  for (double locality : {0.0, 0.5, 0.9}) {
+    DecodeOptions o;
+    o.batch = 16;
+    o.context = 8192;
+    o.steps = 100;
+    o.top_k_pages = 32;
+    o.page_locality = locality;
+    o.seed = 9;
+    DecodeWorkload w(s, o);
+    ObjectTable t;
+    w.register_objects(t);
+    Op op;
+    while (w.next(op)) {
+    }
+    std::vector<SummaryItem> summary;
+    w.summarize(summary);
+    // The first step has nothing to keep: 99 of 100 steps can.
+    EXPECT_NEAR(summary[1].value, locality * 0.99, 0.01) << locality;
+  }
+}
+
+}  // namespace
+}  // namespace tiersim
