@@ -30,6 +30,7 @@
 
 #include "models/rng.h"
 #include "models/workload.h"
+#include "workloads/forward_pass.h"
 #include "workloads/moe_router.h"
 #include "workloads/transformer.h"
 
@@ -55,6 +56,32 @@ struct DecodeOptions {
   uint64_t max_tokens() const { return uint64_t{context} + uint64_t{steps} * target_queries(); }
 };
 
+// KV as one object per layer and sequence: tokens contiguous, then (sparse) one digest per page.
+class SequenceKv : public KvLayout {
+ public:
+  SequenceKv(uint64_t token_bytes, uint64_t capacity_tokens, uint32_t block_tokens, bool digests);
+  // Registers `layer`'s objects for `sequences` sequences named prefix + "layerL.kv.seqS".
+  void register_layer(ObjectTable& t, const std::string& prefix, uint32_t layer,
+                      uint32_t sequences);
+  uint64_t object_bytes() const;
+
+  void read(uint32_t layer, uint32_t seq, uint64_t from, uint64_t to,
+            std::vector<Operand>& out) const override;
+  void write(uint32_t layer, uint32_t seq, uint64_t at, uint64_t count,
+             std::vector<Operand>& out) const override;
+  void read_digests(uint32_t layer, uint32_t seq, uint64_t first, uint64_t end,
+                    std::vector<Operand>& out) const override;
+  void write_digests(uint32_t layer, uint32_t seq, uint64_t first, uint64_t end,
+                     std::vector<Operand>& out) const override;
+
+ private:
+  ObjectId object(uint32_t layer, uint32_t seq) const { return ObjectId(first_[layer] + seq); }
+  uint64_t token_bytes_, capacity_tokens_;
+  uint32_t block_tokens_;
+  bool digests_;
+  std::vector<uint32_t> first_;  // per layer: object id of sequence 0 (sequences consecutive)
+};
+
 class DecodeWorkload : public Workload {
  public:
   // `router` is required for a MoE shape (batch: the target pass's tokens) and ignored
@@ -75,73 +102,39 @@ class DecodeWorkload : public Workload {
 
   // Bytes needed in the home memory: weights (and draft weights) plus every KV object.
   static uint64_t footprint_bytes(const TransformerShape& s, const DecodeOptions& o);
-  const TransformerShape& shape() const { return target_.shape; }
+  const TransformerShape& shape() const { return target_.shape(); }
   // Cached tokens of each sequence (the target's tail pointers).
   const std::vector<uint64_t>& sequence_tokens() const { return length_; }
 
   // MoE statistics so far: token-to-expert assignments per MoE layer and expert (row-major,
   // moe_layers x experts), and distinct active experts per step and MoE layer.
-  const std::vector<uint64_t>& expert_load() const { return load_; }
-  const std::vector<uint16_t>& active_experts() const { return active_per_layer_step_; }
+  const std::vector<uint64_t>& expert_load() const { return target_.expert_load(); }
+  const std::vector<uint16_t>& active_experts() const { return target_.active_experts(); }
   // Speculative statistics: verify rounds x sequences, and the tokens they kept.
   uint64_t verified_sequences() const { return verified_; }
   uint64_t kept_tokens() const { return kept_; }
 
  private:
-  struct LayerObjects {
-    ObjectId attn_norm, qkv, kv_up, out, mlp_norm, gate_up, down;
-    ObjectId router, shared;    // MoE layers
-    uint32_t first_expert = 0;  // object id of expert 0; experts are consecutive
-    uint32_t first_kv = 0;      // object id of sequence 0's KV; sequences are consecutive
-  };
-  struct Model {
-    TransformerShape shape;
-    std::vector<OpKind> dense_ops, moe_ops, head_ops, tail_ops;
-    ObjectId embedding, positions, embedding_norm, final_norm, lm_head;
-    std::vector<LayerObjects> layers;
-    bool sparse = false;  // this model's attention is sparse
-  };
-  void init_model(Model& m, const TransformerShape& shape, bool sparse);
-  void register_model(ObjectTable& t, Model& m, const std::string& prefix, ObjectClass weights);
-  uint64_t kv_token_area_bytes(const Model& m) const;
-  void fill(Op& op, const Model& m, OpKind kind, uint32_t layer);
-  void fill_attention(Op& op, const Model& m, const LayerObjects& lo, uint32_t layer);
-  void fill_page_select(Op& op, const Model& m, const LayerObjects& lo, uint32_t layer);
-  void select_pages(uint32_t layer, uint32_t seq, uint64_t first, uint64_t end);
-  void route(uint32_t layer);  // runs the router and builds the grouped expert operands
-  void end_step();             // verify outcome, tail pointers, step counters
+  void begin_pass();
+  void end_step();  // verify outcome, tail pointers, step counters
 
   const DecodeOptions o_;
-  Model target_, draft_;
+  std::unique_ptr<Router> router_;
+  ForwardPass target_;
+  std::optional<ForwardPass> draft_;
+  SequenceKv target_kv_;
+  std::optional<SequenceKv> draft_kv_;
   uint32_t passes_ = 1;  // per step: gamma draft passes + verify, or 1
-  // Cursor: step, pass; then head ops, layer and op within it, tail ops.
   uint32_t step_ = 0, pass_ = 0;
-  uint32_t pos_ = 0;  // head: [0, head); layers: head; tail: head + 1 + index
-  uint32_t layer_ = 0, layer_op_ = 0;
+  bool in_pass_ = false;
   uint64_t next_id_ = 0;
   bool registered_ = false;
   uint32_t last_step_tokens_ = 0;
 
-  // Per sequence: cached tokens (target tail pointer).
-  std::vector<uint64_t> length_;
-  std::vector<Operand> operands_;  // attention and page-select operand lists
-  Rng accept_rng_, page_rng_;
+  std::vector<uint64_t> length_;  // per sequence: cached tokens (target tail pointer)
+  std::vector<PassSequence> plan_;
+  Rng accept_rng_;
   uint64_t verified_ = 0, kept_ = 0, wasted_kv_bytes_ = 0;
-
-  // Sparse attention: selected middle pages per (layer, sequence), top_k each, and how many.
-  std::vector<uint32_t> selected_;
-  std::vector<uint32_t> selected_count_;
-  std::vector<uint32_t> scratch_;
-  uint64_t pages_read_ = 0, pages_kept_ = 0, pages_selected_ = 0;
-
-  // MoE state, sized once.
-  std::unique_ptr<Router> router_;
-  std::vector<uint16_t> routed_;  // tokens x k experts of the current layer
-  std::vector<uint32_t> tokens_per_expert_;
-  std::vector<Operand> up_operands_, down_operands_;
-  double up_flops_ = 0, down_flops_ = 0;
-  std::vector<uint64_t> load_;
-  std::vector<uint16_t> active_per_layer_step_;
 };
 
 }  // namespace tiersim

@@ -72,14 +72,15 @@ void SyntheticRouter::enter_phase(uint32_t moe_layer, uint32_t phase) {
   }
 }
 
-void SyntheticRouter::route(uint32_t step, uint32_t moe_layer, uint16_t* experts) {
+void SyntheticRouter::route(uint32_t step, uint32_t moe_layer, uint32_t tokens, uint16_t* experts) {
   Layer& l = layers_[moe_layer];
   const uint32_t phase = p_.phase_steps ? step / p_.phase_steps : 0;
   if (phase != l.phase) enter_phase(moe_layer, phase);
   const uint32_t k = p_.top_k;
-  for (uint32_t s = 0; s < p_.batch; ++s) {
+  for (uint32_t s = 0; s < tokens; ++s) {
     uint16_t* out = experts + size_t{s} * k;
-    if (l.has_previous && p_.stickiness > 0 && rng_.uniform() < p_.stickiness) {
+    // Token slot s keeps what slot s picked last time (serving: slots follow the batch order).
+    if (s < l.previous_tokens && p_.stickiness > 0 && rng_.uniform() < p_.stickiness) {
       std::copy_n(&l.previous[size_t{s} * k], k, out);
       continue;
     }
@@ -97,8 +98,8 @@ void SyntheticRouter::route(uint32_t step, uint32_t moe_layer, uint16_t* experts
       at = i + 1;
     }
   }
-  std::copy_n(experts, size_t{p_.batch} * k, l.previous.data());
-  l.has_previous = true;
+  std::copy_n(experts, size_t{tokens} * k, l.previous.data());
+  l.previous_tokens = tokens;
 }
 
 namespace {
@@ -238,7 +239,8 @@ std::optional<TraceRouter> TraceRouter::load(const std::string& path, const Shap
   return t;
 }
 
-void TraceRouter::route(uint32_t step, uint32_t moe_layer, uint16_t* experts) {
+void TraceRouter::route(uint32_t step, uint32_t moe_layer, uint32_t tokens, uint16_t* experts) {
+  if (tokens != shape_.batch) throw std::logic_error("TraceRouter: a trace routes whole batches");
   const uint32_t moe_layers = shape_.layers - shape_.first_moe_layer;
   const size_t cell = (size_t{step} * moe_layers + moe_layer) * shape_.batch;
   std::copy_n(&experts_[cell * shape_.top_k], size_t{shape_.batch} * shape_.top_k, experts);
@@ -252,7 +254,7 @@ void write_routing_trace(std::ostream& out, Router& router, const TraceRouter::S
   std::vector<uint16_t> experts(size_t{shape.batch} * shape.top_k);
   for (uint32_t step = 0; step < shape.steps; ++step) {
     for (uint32_t layer = shape.first_moe_layer; layer < shape.layers; ++layer) {
-      router.route(step, layer - shape.first_moe_layer, experts.data());
+      router.route(step, layer - shape.first_moe_layer, shape.batch, experts.data());
       for (uint32_t seq = 0; seq < shape.batch; ++seq) {
         out << step << ',' << layer << ',' << seq;
         for (uint32_t j = 0; j < shape.top_k; ++j)

@@ -36,16 +36,17 @@ namespace tiersim {
 class Router {
  public:
   virtual ~Router() = default;
-  // Fills experts[s * k + j] (j < k) for each sequence s < batch of MoE layer `moe_layer`
-  // (0 = the first MoE layer) at `step`. Called in program order; must not allocate.
-  virtual void route(uint32_t step, uint32_t moe_layer, uint16_t* experts) = 0;
+  // Fills experts[s * k + j] (j < k) for each token s < tokens of MoE layer `moe_layer`
+  // (0 = the first MoE layer) at `step`; `tokens` is at most the router's batch. Called in
+  // program order; must not allocate.
+  virtual void route(uint32_t step, uint32_t moe_layer, uint32_t tokens, uint16_t* experts) = 0;
 };
 
 // Load shares by popularity rank: (r + 1)^-zipf normalised, capped at 1/k (water-filling).
 std::vector<double> capped_zipf_shares(uint32_t experts, uint32_t k, double zipf);
 
 struct SyntheticRouterParams {
-  uint32_t experts = 0, top_k = 0, moe_layers = 0, batch = 0;
+  uint32_t experts = 0, top_k = 0, moe_layers = 0, batch = 0;  // batch: most tokens per call
   double zipf = 0, stickiness = 0;
   uint32_t phase_steps = 0;  // 0: one phase
   uint64_t seed = 0;
@@ -55,7 +56,7 @@ class SyntheticRouter : public Router {
  public:
   static constexpr uint32_t kLayouts = 8;
   explicit SyntheticRouter(const SyntheticRouterParams& p);
-  void route(uint32_t step, uint32_t moe_layer, uint16_t* experts) override;
+  void route(uint32_t step, uint32_t moe_layer, uint32_t tokens, uint16_t* experts) override;
 
   const std::vector<double>& shares() const { return shares_; }
   // The expert at popularity rank r of a layer in its current phase.
@@ -70,7 +71,7 @@ class SyntheticRouter : public Router {
     std::vector<uint16_t> layout;    // kLayouts x experts: interval order
     std::vector<double> ends;        // kLayouts x experts: cumulative k * share at each end
     std::vector<uint16_t> previous;  // batch x k: last step's picks
-    bool has_previous = false;
+    uint32_t previous_tokens = 0;    // tokens the last call routed
   };
   void enter_phase(uint32_t moe_layer, uint32_t phase);
 
@@ -90,7 +91,7 @@ class TraceRouter : public Router {
   // Parses and checks the whole file; reports each problem at its line through `v` (field
   // `trace`) and returns nothing when any is found.
   static std::optional<TraceRouter> load(const std::string& path, const Shape& shape, Validator& v);
-  void route(uint32_t step, uint32_t moe_layer, uint16_t* experts) override;
+  void route(uint32_t step, uint32_t moe_layer, uint32_t tokens, uint16_t* experts) override;
 
  private:
   Shape shape_;

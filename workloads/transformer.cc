@@ -419,6 +419,9 @@ OpCost op_cost(const TransformerShape& s, OpKind kind, uint64_t batch, uint64_t 
       const uint64_t cached = kv_tokens - q;  // the new tokens' K and V are on chip
       const uint64_t heads = s.heads_rank();
       const uint64_t bq = b * q;  // query tokens
+      // Query-key pairs per sequence: the q new tokens are the last q of kv_tokens and each
+      // attends to the tokens up to itself (causal), so q (K - q) + q (q + 1) / 2; K for q = 1.
+      const double pairs = double(b) * (double(q) * double(cached) + double(q) * (q + 1) / 2.0);
       c.op_class = OpClass::kMatrix;
       c.kv_read_bytes = b * cached * s.kv_bytes_per_token_per_layer();
       c.kv_write_bytes = bq * s.kv_bytes_per_token_per_layer();
@@ -426,8 +429,8 @@ OpCost op_cost(const TransformerShape& s, OpKind kind, uint64_t batch, uint64_t 
         // Scores over latent plus rotary key, values are the latent itself; every head (and
         // every query) shares each cached latent.
         c.rows = heads * q;
-        c.flops = 2.0 * bq * heads * kv_tokens * s.latent_dim() +
-                  2.0 * bq * heads * kv_tokens * s.kv_lora_rank + 5.0 * bq * heads * kv_tokens;
+        c.flops = 2.0 * pairs * heads * s.latent_dim() + 2.0 * pairs * heads * s.kv_lora_rank +
+                  5.0 * pairs * heads;
         c.activation_read_bytes = act(bq * (heads + 1) * s.latent_dim());
         c.activation_write_bytes = act(bq * heads * s.kv_lora_rank);
         break;
@@ -435,8 +438,8 @@ OpCost op_cost(const TransformerShape& s, OpKind kind, uint64_t batch, uint64_t 
       // Each KV head is shared by the query heads of its group (times the queries): those are
       // the rows per read.
       c.rows = heads / s.kv_heads_rank() * q;
-      c.flops = 4.0 * bq * s.q_dim() * kv_tokens + 5.0 * bq * heads * kv_tokens +
-                (s.positional == config::ALIBI ? 1.0 * bq * heads * kv_tokens : 0.0);
+      c.flops = 4.0 * pairs * s.q_dim() + 5.0 * pairs * heads +
+                (s.positional == config::ALIBI ? 1.0 * pairs * heads : 0.0);
       c.activation_read_bytes = act(bq * qkv_dim);
       c.activation_write_bytes = act(bq * s.q_dim());
       break;

@@ -142,8 +142,8 @@ struct OpCost {
 // kExpertActivation it is the token-to-expert assignments; for the others the tokens.
 //
 // `queries` (attention only): new tokens per sequence attending at once (speculative verify:
-// gamma + 1). kv_tokens then counts them too; each query attends over all kv_tokens (the causal
-// mask inside the new block is not discounted) and the cached kv_tokens - queries are read once.
+// gamma + 1; a prefill chunk). kv_tokens then counts them too; query i of the q attends to the
+// cached kv_tokens - q tokens and to new tokens 1..i (causal), and the cached ones are read once.
 // Every other op takes `batch` as its token count.
 OpCost op_cost(const TransformerShape& s, OpKind kind, uint64_t batch, uint64_t kv_tokens,
                uint64_t queries = 1);

@@ -96,8 +96,8 @@ TEST(SpeculativeDecode, DraftPassesThenOneVerifyPass) {
   EXPECT_EQ(v[1].bytes, 5 * tok);
   EXPECT_EQ(v[1].offset_bytes, 100 * tok);
   EXPECT_EQ(s.attention_rows[4], 1u * 5);  // MHA: 1 query head per KV head, 5 queries
-  // 5 queries over 105 tokens per sequence.
-  EXPECT_DOUBLE_EQ(s.attention_flops[4], 2 * (4.0 * 5 * 4096 * 105 + 5.0 * 5 * 32 * 105));
+  // 5 queries over 100 cached tokens plus 1..5 new ones (causal): 5 x 100 + 15 pairs each.
+  EXPECT_DOUBLE_EQ(s.attention_flops[4], 2 * (4.0 * 515 * 4096 + 5.0 * 515 * 32));
   // The next step starts where each sequence's accepted tokens end.
   uint64_t total = 0;
   for (uint32_t x : s.step_tokens) {

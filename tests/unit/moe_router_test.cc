@@ -39,7 +39,7 @@ Tally run(SyntheticRouter& r, const SyntheticRouterParams& p, uint32_t steps) {
   std::vector<uint32_t> rank_of(p.experts);
   std::vector<uint16_t> out(size_t{p.batch} * p.top_k), prev;
   for (uint32_t step = 0; step < steps; ++step) {
-    r.route(step, 0, out.data());
+    r.route(step, 0, p.batch, out.data());
     for (uint32_t i = 0; i < p.experts; ++i)
       rank_of[r.expert_at_rank(0, i)] = i;
     for (uint32_t s = 0; s < p.batch; ++s) {
@@ -105,15 +105,15 @@ TEST(MoeRouter, PhasesAndLayersHaveTheirOwnHotExperts) {
   SyntheticRouterParams p{64, 2, 2, 4, 1.0, 0.0, 10, 9};
   SyntheticRouter r(p);
   std::vector<uint16_t> out(8);
-  r.route(0, 0, out.data());
-  r.route(0, 1, out.data());
+  r.route(0, 0, 4, out.data());
+  r.route(0, 1, 4, out.data());
   const uint16_t hot0 = r.expert_at_rank(0, 0), hot1 = r.expert_at_rank(1, 0);
   std::vector<uint16_t> order0(64);
   for (uint32_t i = 0; i < 64; ++i)
     order0[i] = r.expert_at_rank(0, i);
-  r.route(9, 0, out.data());
+  r.route(9, 0, 4, out.data());
   EXPECT_EQ(r.expert_at_rank(0, 0), hot0);  // same phase
-  r.route(10, 0, out.data());
+  r.route(10, 0, 4, out.data());
   std::vector<uint16_t> order1(64);
   for (uint32_t i = 0; i < 64; ++i)
     order1[i] = r.expert_at_rank(0, i);
@@ -123,8 +123,8 @@ TEST(MoeRouter, PhasesAndLayersHaveTheirOwnHotExperts) {
   SyntheticRouter a(p), b(p);
   std::vector<uint16_t> x(8), y(8);
   for (uint32_t step = 0; step < 30; ++step) {
-    a.route(step, step % 2, x.data());
-    b.route(step, step % 2, y.data());
+    a.route(step, step % 2, 4, x.data());
+    b.route(step, step % 2, 4, y.data());
     ASSERT_EQ(x, y);
   }
 }

@@ -1,0 +1,422 @@
+#include "workloads/forward_pass.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace tiersim {
+
+namespace {
+uint64_t ceil_div(uint64_t a, uint64_t b) {
+  return (a + b - 1) / b;
+}
+
+// The rows an op's cost is evaluated for: MoE expert ops see every token-to-expert assignment.
+uint64_t cost_rows(const TransformerShape& s, OpKind k, uint64_t tokens) {
+  const bool per_assignment =
+      k == OpKind::kExpertGateUp || k == OpKind::kExpertActivation || k == OpKind::kExpertDown;
+  return per_assignment ? tokens * s.experts_per_token : tokens;
+}
+}  // namespace
+
+void ModelObjects::register_weights(ObjectTable& t, const TransformerShape& s,
+                                    const std::string& prefix, ObjectClass weights,
+                                    const std::function<void(uint32_t)>& after_layer) {
+  const ObjectClass tables = weights == ObjectClass::kWeight ? ObjectClass::kEmbedding : weights;
+  embedding = t.add(prefix + "embedding", tables, s.embedding_bytes());
+  positions = s.position_table_bytes() > 0
+                  ? t.add(prefix + "positions", tables, s.position_table_bytes())
+                  : ObjectId();
+  layers.clear();
+  for (uint32_t l = 0; l < s.layers; ++l) {
+    const std::string p = prefix + "layer" + std::to_string(l) + ".";
+    const LayerId id(l);
+    Layer lo;
+    lo.attn_norm = t.add(p + "attn_norm", weights, s.norm_weight_bytes(), id);
+    lo.qkv = t.add(p + "qkv", weights, s.qkv_weight_bytes(), id);
+    if (s.latent) {
+      lo.kv_up =
+          t.add(p + "kv_up", weights, s.absorb_weight_bytes() + s.unabsorb_weight_bytes(), id);
+    }
+    lo.out = t.add(p + "out", weights, s.out_weight_bytes(), id);
+    if (!s.parallel_attn_mlp) {
+      lo.mlp_norm = t.add(p + "mlp_norm", weights, s.norm_weight_bytes(), id);
+    }
+    if (!s.moe_layer(l)) {
+      lo.gate_up = t.add(p + "gate_up", weights, s.gate_up_weight_bytes(), id);
+      lo.down = t.add(p + "down", weights, s.down_weight_bytes(), id);
+    } else {
+      lo.router = t.add(p + "router", weights, s.router_weight_bytes(), id);
+      if (s.shared_experts > 0) {
+        lo.shared = t.add(p + "shared_experts", weights,
+                          s.shared_gate_up_bytes() + s.shared_down_bytes(), id);
+      }
+      for (uint32_t e = 0; e < s.experts; ++e) {
+        const ObjectId x = t.add(p + "expert" + std::to_string(e), weights, s.expert_bytes(), id);
+        if (e == 0) lo.first_expert = x.value();
+      }
+    }
+    layers.push_back(lo);
+    if (after_layer) after_layer(l);
+  }
+  embedding_norm = s.embedding_norm
+                       ? t.add(prefix + "embedding_norm", weights, s.norm_weight_bytes())
+                       : ObjectId();
+  final_norm = t.add(prefix + "final_norm", weights, s.norm_weight_bytes());
+  lm_head = s.tied_embeddings ? embedding : t.add(prefix + "lm_head", weights, s.lm_head_bytes());
+}
+
+std::pair<ObjectId, uint64_t> ModelObjects::weight_of(const TransformerShape& s, OpKind kind,
+                                                      uint32_t layer) const {
+  const Layer* lo = layer < layers.size() ? &layers[layer] : nullptr;
+  switch (kind) {
+    case OpKind::kEmbedding:
+      return {embedding, 0};
+    case OpKind::kAttnNorm:
+      return {lo->attn_norm, 0};
+    case OpKind::kQkvProj:
+      return {lo->qkv, 0};
+    case OpKind::kLatentAbsorb:
+      return {lo->kv_up, 0};
+    case OpKind::kLatentUnabsorb:
+      return {lo->kv_up, s.absorb_weight_bytes()};
+    case OpKind::kOutProj:
+      return {lo->out, 0};
+    case OpKind::kMlpNorm:
+      return {lo->mlp_norm, 0};
+    case OpKind::kGateUpProj:
+      return {lo->gate_up, 0};
+    case OpKind::kDownProj:
+      return {lo->down, 0};
+    case OpKind::kRouter:
+      return {lo->router, 0};
+    case OpKind::kSharedGateUp:
+      return {lo->shared, 0};
+    case OpKind::kSharedDown:
+      return {lo->shared, s.shared_gate_up_bytes()};
+    case OpKind::kFinalNorm:
+      return {final_norm, 0};
+    case OpKind::kEmbeddingNorm:
+      return {embedding_norm, 0};
+    case OpKind::kLmHead:
+      return {lm_head, 0};
+    default:
+      return {ObjectId(), 0};
+  }
+}
+
+ForwardPass::ForwardPass(const TransformerShape& shape, uint32_t max_sequences, Router* router,
+                         std::optional<SparseAttentionParams> sparse, uint64_t seed)
+    : shape_(shape),
+      max_sequences_(max_sequences),
+      sparse_(sparse),
+      page_rng_(seed ^ 0x7061676573656c63ULL),
+      router_(router) {
+  dense_ops_ = shape.layer_ops(0);
+  if (shape.moe()) moe_ops_ = shape.layer_ops(shape.first_moe_layer);
+  if (sparse_) {
+    // Page selection right before attention.
+    for (auto* ops : {&dense_ops_, &moe_ops_}) {
+      auto at = std::find(ops->begin(), ops->end(), OpKind::kAttention);
+      if (at != ops->end()) ops->insert(at, OpKind::kPageSelect);
+    }
+    selected_.assign(size_t{shape.layers} * max_sequences * sparse_->top_k_pages, 0);
+    selected_count_.assign(size_t{shape.layers} * max_sequences, 0);
+  }
+  head_ops_ = {OpKind::kEmbedding};
+  if (shape.tp > 1) head_ops_.push_back(OpKind::kAllReduce);  // vocab-parallel lookup
+  if (shape.embedding_norm) head_ops_.push_back(OpKind::kEmbeddingNorm);
+  tail_ops_ = {OpKind::kFinalNorm, OpKind::kLmHead};
+  if (shape.tp > 1) tail_ops_.push_back(OpKind::kAllGather);  // vocab-parallel logits
+  if (shape.moe()) {
+    if (router_ == nullptr) throw std::logic_error("ForwardPass: a MoE model needs a router");
+    tokens_per_expert_.resize(shape.experts);
+    up_operands_.resize(shape.experts);
+    down_operands_.resize(shape.experts);
+    load_.assign(size_t{shape.moe_layers()} * shape.experts, 0);
+  }
+}
+
+void ForwardPass::begin(const PassSequence* seqs, uint32_t count, uint32_t step) {
+  seqs_ = seqs;
+  count_ = count;
+  step_ = step;
+  tokens_ = sampled_ = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    tokens_ += seqs[i].queries;
+    sampled_ += seqs[i].sampled;
+  }
+  pos_ = layer_ = layer_op_ = 0;
+  if (shape_.moe()) {
+    routed_.resize(std::max<size_t>(routed_.size(), tokens_ * shape_.experts_per_token));
+    active_.resize(active_.size() + shape_.moe_layers(), 0);
+    ++routed_passes_;
+  }
+}
+
+bool ForwardPass::next(Op& op, OpId id) {
+  const uint32_t head = static_cast<uint32_t>(head_ops_.size());
+  OpKind kind;
+  uint32_t layer = UINT32_MAX;
+  if (pos_ < head) {
+    kind = head_ops_[pos_++];
+  } else if (pos_ == head) {
+    const std::vector<OpKind>& ops = shape_.moe_layer(layer_) ? moe_ops_ : dense_ops_;
+    kind = ops[layer_op_];
+    layer = layer_;
+    if (++layer_op_ == ops.size()) {
+      layer_op_ = 0;
+      if (++layer_ == shape_.layers) {
+        layer_ = 0;
+        ++pos_;
+      }
+    }
+  } else {
+    const uint32_t i = pos_ - head - 1;
+    if (i >= tail_ops_.size()) return false;
+    kind = tail_ops_[i];
+    ++pos_;
+  }
+  fill(op, kind, layer);
+  op.id = id;
+  return true;
+}
+
+uint64_t ForwardPass::max_activation_bytes(uint64_t tokens, uint64_t sequences, uint64_t queries,
+                                           uint64_t kv_tokens) const {
+  uint64_t m = 0;
+  for (const auto* list : {&head_ops_, &dense_ops_, &moe_ops_, &tail_ops_}) {
+    for (OpKind k : *list) {
+      OpCost c;
+      if (k == OpKind::kAttention) {
+        c = op_cost(shape_, k, sequences, std::max(kv_tokens, queries), queries);
+      } else if (k == OpKind::kPageSelect) {
+        c = page_select_cost(shape_, 0, queries);
+        c.activation_read_bytes *= sequences;
+        c.activation_write_bytes = 4 * sequences * (sparse_ ? sparse_->top_k_pages : 0);
+      } else {
+        c = op_cost(shape_, k, cost_rows(shape_, k, tokens), 1);
+      }
+      m = std::max(m, std::max(c.activation_read_bytes, c.activation_write_bytes));
+    }
+  }
+  return m;
+}
+
+void ForwardPass::route(uint32_t layer) {
+  const uint32_t m = layer - shape_.first_moe_layer;
+  const uint32_t experts = shape_.experts;
+  router_->route(step_, m, static_cast<uint32_t>(tokens_), routed_.data());
+  std::fill(tokens_per_expert_.begin(), tokens_per_expert_.end(), 0);
+  const size_t assignments = tokens_ * shape_.experts_per_token;
+  for (size_t i = 0; i < assignments; ++i)
+    ++tokens_per_expert_[routed_[i]];
+  const ModelObjects::Layer& lo = objects_.layers[layer];
+  const uint64_t up_bytes = shape_.expert_gate_up_bytes();
+  const uint64_t down_bytes = shape_.expert_down_bytes();
+  uint16_t n = 0;
+  up_flops_ = down_flops_ = 0;
+  for (uint32_t e = 0; e < experts; ++e) {
+    const uint32_t rows = tokens_per_expert_[e];
+    if (rows == 0) continue;
+    load_[size_t{m} * experts + e] += rows;
+    const ObjectId object(lo.first_expert + e);
+    const double up = op_cost(shape_, OpKind::kExpertGateUp, rows, 1).flops;
+    const double down = op_cost(shape_, OpKind::kExpertDown, rows, 1).flops;
+    up_operands_[n] = Operand{object, 0, up_bytes, Access::kRead, rows, up};
+    down_operands_[n] = Operand{object, up_bytes, down_bytes, Access::kRead, rows, down};
+    up_flops_ += up;
+    down_flops_ += down;
+    ++n;
+  }
+  active_now_ = n;
+  active_[size_t{routed_passes_ - 1} * shape_.moe_layers() + m] = n;
+}
+
+bool ForwardPass::sparse_middle(uint64_t cached, uint64_t& first, uint64_t& end) const {
+  // Middle pages: whole pages after the sinks (rounded up) and before the window (rounded down).
+  const uint64_t B = sparse_->block_tokens;
+  first = ceil_div(sparse_->sink_tokens, B);
+  end = cached >= sparse_->window_tokens ? (cached - sparse_->window_tokens) / B : 0;
+  return end > first && end - first > sparse_->top_k_pages;
+}
+
+void ForwardPass::select_pages(uint32_t layer, uint32_t seq, uint64_t first, uint64_t end) {
+  const uint32_t k = sparse_->top_k_pages;
+  const size_t cell = size_t{layer} * max_sequences_ + seq;
+  uint32_t* pages = &selected_[cell * k];
+  uint32_t& count = selected_count_[cell];
+  // Keep each previous page with probability page_locality (pages never leave the middle: the
+  // sinks are fixed and the window only moves forward).
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (pages[i] >= first && pages[i] < end && page_rng_.uniform() < sparse_->page_locality) {
+      pages[kept++] = pages[i];
+    }
+  }
+  pages_kept_ += kept;
+  const uint64_t middle = end - first;  // > k
+  count = kept;
+  while (count < k) {
+    const uint32_t p = static_cast<uint32_t>(first + page_rng_.below(middle));
+    if (std::find(pages, pages + count, p) == pages + count) pages[count++] = p;
+  }
+  std::sort(pages, pages + count);
+  pages_selected_ += k;
+}
+
+void ForwardPass::fill_page_select(Op& op, uint32_t layer) {
+  // Score the digests of each sequence's middle pages; pick its top-k.
+  operands_.clear();
+  double flops = 0;
+  uint64_t queries = 0;
+  for (uint32_t i = 0; i < count_; ++i) {
+    const PassSequence& ps = seqs_[i];
+    queries += ps.queries;
+    uint64_t first, end;
+    if (!sparse_middle(ps.cached, first, end)) continue;  // attends to all of it
+    select_pages(layer, ps.seq, first, end);
+    flops += page_select_cost(shape_, end - first, ps.queries).flops;
+    kv_->read_digests(layer, ps.seq, first, end, operands_);
+  }
+  op.op_class = OpClass::kVector;
+  op.flops = flops;
+  op.activation_read_bytes = dtype_bytes(shape_.activation_dtype, queries * shape_.q_dim());
+  op.activation_write_bytes = 4 * uint64_t{count_} * sparse_->top_k_pages;
+  op.set_operands(operands_.data(), static_cast<uint16_t>(operands_.size()));
+}
+
+void ForwardPass::fill_attention(Op& op, uint32_t layer) {
+  operands_.clear();
+  double flops = 0;
+  uint32_t max_q = 1;
+  for (uint32_t i = 0; i < count_; ++i) {
+    const PassSequence& ps = seqs_[i];
+    max_q = std::max(max_q, ps.queries);
+    uint64_t attended = 0;
+    uint64_t first = 0, end = 0;
+    if (!sparse_ || !sparse_middle(ps.cached, first, end)) {
+      kv_->read(layer, ps.seq, 0, ps.cached, operands_);
+      attended = ps.cached;
+    } else {
+      // Sinks and window rounded out to whole pages, and the selected middle pages (adjacent
+      // pages merged into one range).
+      const uint64_t B = sparse_->block_tokens;
+      kv_->read(layer, ps.seq, 0, first * B, operands_);
+      attended += first * B;
+      const size_t cell = size_t{layer} * max_sequences_ + ps.seq;
+      const uint32_t* pages = &selected_[cell * sparse_->top_k_pages];
+      const uint32_t count = selected_count_[cell];
+      for (uint32_t a = 0; a < count;) {
+        uint32_t b = a + 1;
+        while (b < count && pages[b] == pages[b - 1] + 1)
+          ++b;
+        kv_->read(layer, ps.seq, uint64_t{pages[a]} * B, uint64_t{pages[b - 1] + 1} * B, operands_);
+        attended += uint64_t{pages[b - 1] + 1 - pages[a]} * B;
+        a = b;
+      }
+      kv_->read(layer, ps.seq, end * B, ps.cached, operands_);
+      attended += ps.cached - end * B;
+      pages_read_ += count;
+    }
+    flops += op_cost(shape_, OpKind::kAttention, 1, attended + ps.queries, ps.queries).flops;
+    kv_->write(layer, ps.seq, ps.cached, ps.queries, operands_);
+    if (sparse_) {
+      // The digests of the pages the new tokens land in are updated.
+      const uint64_t B = sparse_->block_tokens;
+      kv_->write_digests(layer, ps.seq, ps.cached / B, (ps.cached + ps.queries - 1) / B + 1,
+                         operands_);
+    }
+  }
+  // Rows, activations: the pass's widest sequence sets the rows per KV read.
+  const OpCost shape_cost = op_cost(shape_, OpKind::kAttention, 1, max_q, max_q);
+  const OpCost act = op_cost(shape_, OpKind::kAttention, 1, 1, 1);
+  op.op_class = OpClass::kMatrix;
+  op.rows = static_cast<uint32_t>(shape_cost.rows);
+  op.flops = flops;
+  op.activation_read_bytes = act.activation_read_bytes * tokens_;
+  op.activation_write_bytes = act.activation_write_bytes * tokens_;
+  op.set_operands(operands_.data(), static_cast<uint16_t>(operands_.size()));
+}
+
+void ForwardPass::fill(Op& op, OpKind kind, uint32_t layer) {
+  if (kind == OpKind::kRouter) route(layer);
+  // The LM head and the final norm before it run over the sampled positions only.
+  const bool sampled_only =
+      kind == OpKind::kFinalNorm || kind == OpKind::kLmHead || kind == OpKind::kAllGather;
+  const uint64_t tokens = sampled_only ? sampled_ : tokens_;
+  const OpCost c = kind == OpKind::kAttention || kind == OpKind::kPageSelect
+                       ? OpCost{}
+                       : op_cost(shape_, kind, cost_rows(shape_, kind, tokens), 1);
+  op = Op();
+  op.kind = kind;
+  op.step = StepIndex(step_);
+  op.layer = layer == UINT32_MAX ? LayerId() : LayerId(layer);
+  op.op_class = c.op_class;
+  op.flops = c.flops;
+  op.rows = static_cast<uint32_t>(c.rows);
+  op.collective_bytes = c.collective_bytes;
+  op.compute_dtype = shape_.activation_dtype;
+  op.activation_read_bytes = c.activation_read_bytes;
+  op.activation_write_bytes = c.activation_write_bytes;
+  switch (kind) {
+    case OpKind::kAttention:
+      fill_attention(op, layer);
+      return;
+    case OpKind::kPageSelect:
+      fill_page_select(op, layer);
+      return;
+    case OpKind::kExpertGateUp:
+    case OpKind::kExpertDown: {
+      const bool up = kind == OpKind::kExpertGateUp;
+      op.set_operands(up ? up_operands_.data() : down_operands_.data(), active_now_);
+      op.per_operand_compute = true;
+      op.flops = up ? up_flops_ : down_flops_;
+      op.rows = active_now_
+                    ? static_cast<uint32_t>(tokens_ * shape_.experts_per_token / active_now_)
+                    : 1;  // mean, for records
+      return;
+    }
+    default:
+      break;
+  }
+  if (c.weight_bytes == 0) return;
+  const auto [object, offset] = objects_.weight_of(shape_, kind, layer);
+  if (!object.valid()) return;
+  op.add_operand(Operand{object, offset, c.weight_bytes, Access::kRead});
+  if (kind == OpKind::kEmbedding && objects_.positions.valid()) {
+    op.add_operand(Operand{objects_.positions, 0, c.weight_bytes, Access::kRead});
+  }
+}
+
+void ForwardPass::summarize_moe(std::vector<SummaryItem>& summary) const {
+  if (!shape_.moe()) return;
+  const uint32_t ml = shape_.moe_layers();
+  double active = 0;
+  size_t cells = 0;
+  for (uint16_t a : active_) {
+    if (a == 0) continue;  // a layer the run did not reach
+    active += a;
+    ++cells;
+  }
+  double imbalance = 0;
+  uint32_t layers_with_load = 0;
+  for (uint32_t l = 0; l < ml; ++l) {
+    uint64_t total = 0, max = 0;
+    for (uint32_t e = 0; e < shape_.experts; ++e) {
+      const uint64_t x = load_[size_t{l} * shape_.experts + e];
+      total += x;
+      max = std::max(max, x);
+    }
+    if (total == 0) continue;
+    imbalance += double(max) / (double(total) / shape_.experts);
+    ++layers_with_load;
+  }
+  const double mean_active = cells ? active / double(cells) : 0.0;
+  summary.push_back({"moe_active_experts_mean", mean_active, "experts"});
+  summary.push_back({"moe_expert_load_max_over_mean",
+                     layers_with_load ? imbalance / layers_with_load : 0.0, "ratio"});
+  summary.push_back({"moe_expert_bytes_per_step",
+                     mean_active * ml * static_cast<double>(shape_.expert_bytes()), "bytes"});
+}
+
+}  // namespace tiersim

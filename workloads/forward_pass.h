@@ -1,0 +1,152 @@
+// One forward pass of a transformer over a batch whose sequences each add `queries` new tokens
+// on top of `cached` ones: the op stream shared by static decode (plain, speculative draft and
+// verify passes) and serving (decode tokens and prefill chunks in one step).
+//
+// Weights: ModelObjects registers a model's weight objects (per layer qkv, kv_up (MLA), out,
+// norms, dense gate_up/down or router, shared experts and one object per routed expert; then
+// embedding, positions, embedding_norm, final_norm, lm_head) and maps each op to the object it
+// reads. KV: a KvLayout turns "tokens [from, to) of sequence s in layer l" into operands, so
+// per-sequence objects (decode) and a paged block pool (serving) share the op stream.
+//
+// Per op, FLOPs and bytes come from op_cost (transformer.h): projections over every new token;
+// attention per sequence over its cached tokens (read once) and its new ones (causal); the LM
+// head over the sampled positions only. Sparse attention (decode) selects pages here; MoE
+// routing runs at each router op over every new token of the pass.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/hdf5_file.h"
+#include "models/objects.h"
+#include "models/op.h"
+#include "models/rng.h"
+#include "workloads/moe_router.h"
+#include "workloads/transformer.h"
+
+namespace tiersim {
+
+// A model's weight objects.
+struct ModelObjects {
+  struct Layer {
+    ObjectId attn_norm, qkv, kv_up, out, mlp_norm, gate_up, down;
+    ObjectId router, shared;    // MoE layers
+    uint32_t first_expert = 0;  // object id of expert 0; experts are consecutive
+  };
+  ObjectId embedding, positions, embedding_norm, final_norm, lm_head;
+  std::vector<Layer> layers;
+
+  // Registers every weight object of `s` named `prefix` + name, with class `weights` (the
+  // embedding tables take class embedding when `weights` is kWeight). `after_layer(l)` runs after
+  // each layer's weights, so callers can register that layer's KV next to them.
+  void register_weights(ObjectTable& t, const TransformerShape& s, const std::string& prefix,
+                        ObjectClass weights, const std::function<void(uint32_t)>& after_layer);
+  // The weight object op `kind` of `layer` reads and the offset of its part (invalid id: none).
+  std::pair<ObjectId, uint64_t> weight_of(const TransformerShape& s, OpKind kind,
+                                          uint32_t layer) const;
+};
+
+// Where a sequence's KV lives.
+class KvLayout {
+ public:
+  virtual ~KvLayout() = default;
+  // Appends operands reading tokens [from, to) of sequence `seq` in `layer`.
+  virtual void read(uint32_t layer, uint32_t seq, uint64_t from, uint64_t to,
+                    std::vector<Operand>& out) const = 0;
+  // Appends operands writing `count` tokens of `seq` in `layer` starting at token `at`.
+  virtual void write(uint32_t layer, uint32_t seq, uint64_t at, uint64_t count,
+                     std::vector<Operand>& out) const = 0;
+  // Sparse attention: the digests of pages [first, end) of `seq` in `layer`, and the digest of
+  // page `page` being updated. Layouts without digests never see sparse passes.
+  virtual void read_digests(uint32_t, uint32_t, uint64_t, uint64_t, std::vector<Operand>&) const {}
+  virtual void write_digests(uint32_t, uint32_t, uint64_t, uint64_t, std::vector<Operand>&) const {}
+};
+
+struct PassSequence {
+  uint32_t seq = 0;      // KV layout index
+  uint64_t cached = 0;   // tokens already in its cache
+  uint32_t queries = 1;  // new tokens this pass
+  uint32_t sampled = 1;  // positions that produce logits (0: a prefill chunk before the last)
+};
+
+struct SparseAttentionParams {
+  uint32_t sink_tokens = 0, window_tokens = 0, top_k_pages = 0, block_tokens = 16;
+  double page_locality = 0;
+};
+
+class ForwardPass {
+ public:
+  // `max_sequences` sizes the per-sequence state (sparse page selections). `router` is
+  // required for a MoE shape; `sparse` enables sparse attention.
+  ForwardPass(const TransformerShape& shape, uint32_t max_sequences, Router* router,
+              std::optional<SparseAttentionParams> sparse, uint64_t seed);
+
+  const TransformerShape& shape() const { return shape_; }
+  ModelObjects& objects() { return objects_; }
+  void set_kv(const KvLayout* kv) { kv_ = kv; }
+
+  // Starts a pass over `count` sequences (the array stays valid until the pass ends) in step
+  // `step`; `route_step` indexes MoE statistics (one routed pass per step).
+  void begin(const PassSequence* seqs, uint32_t count, uint32_t step);
+  // Fills the next op (id, step and cost) and returns true, or returns false after the last.
+  bool next(Op& op, OpId id);
+  // Whether the op just filled was the pass's last.
+  bool done() const { return pos_ > head_ops_.size() + tail_ops_.size(); }
+
+  // The largest on-chip activation footprint of any op for up to `tokens` new tokens in a pass
+  // of up to `sequences` sequences with up to `queries` each.
+  uint64_t max_activation_bytes(uint64_t tokens, uint64_t sequences, uint64_t queries,
+                                uint64_t kv_tokens) const;
+
+  // MoE statistics: assignments per MoE layer and expert (moe_layers x experts), and distinct
+  // experts read per routed pass and MoE layer (one row per routed pass).
+  const std::vector<uint64_t>& expert_load() const { return load_; }
+  const std::vector<uint16_t>& active_experts() const { return active_; }
+  void summarize_moe(std::vector<SummaryItem>& summary) const;
+  // Sparse attention statistics.
+  uint64_t pages_read() const { return pages_read_; }
+  uint64_t pages_kept() const { return pages_kept_; }
+  uint64_t pages_selected() const { return pages_selected_; }
+
+ private:
+  void fill(Op& op, OpKind kind, uint32_t layer);
+  void fill_attention(Op& op, uint32_t layer);
+  void fill_page_select(Op& op, uint32_t layer);
+  void select_pages(uint32_t layer, uint32_t seq, uint64_t first, uint64_t end);
+  bool sparse_middle(uint64_t cached, uint64_t& first, uint64_t& end) const;
+  void route(uint32_t layer);
+
+  const TransformerShape shape_;
+  const uint32_t max_sequences_;
+  ModelObjects objects_;
+  const KvLayout* kv_ = nullptr;
+  std::vector<OpKind> dense_ops_, moe_ops_, head_ops_, tail_ops_;
+
+  // The current pass.
+  const PassSequence* seqs_ = nullptr;
+  uint32_t count_ = 0, step_ = 0;
+  uint64_t tokens_ = 0, sampled_ = 0;
+  uint32_t pos_ = 0, layer_ = 0, layer_op_ = 0;
+  std::vector<Operand> operands_;
+
+  // Sparse attention.
+  std::optional<SparseAttentionParams> sparse_;
+  Rng page_rng_;
+  std::vector<uint32_t> selected_, selected_count_;
+  uint64_t pages_read_ = 0, pages_kept_ = 0, pages_selected_ = 0;
+
+  // MoE.
+  Router* router_ = nullptr;
+  std::vector<uint16_t> routed_;
+  std::vector<uint32_t> tokens_per_expert_;
+  std::vector<Operand> up_operands_, down_operands_;
+  double up_flops_ = 0, down_flops_ = 0;
+  uint16_t active_now_ = 0;
+  std::vector<uint64_t> load_;
+  std::vector<uint16_t> active_;
+  uint32_t routed_passes_ = 0;
+};
+
+}  // namespace tiersim
