@@ -209,6 +209,8 @@ uint32_t SoftwareModel::kernels(OpKind kind) const {
     case OpKind::kSharedActivation:
     case OpKind::kMoeCombine:
       return fuse_elementwise ? 0 : 1;
+    case OpKind::kIdle:
+      return 0;
     case OpKind::kQkvProj:
       return qkv_kernels;
     case OpKind::kAttention:
@@ -247,6 +249,9 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
           ctx.config().system().scale_up(),
           std::max<uint32_t>(1, ctx.config().workload().parallelism().tensor_parallel()))),
       software_(SoftwareModel::from_config(ctx.config().software())),
+      host_to_bytes_per_s_(ctx.config().system().host_link().to_host_bytes_per_s()),
+      host_from_bytes_per_s_(ctx.config().system().host_link().from_host_bytes_per_s()),
+      host_link_latency_ps_(ctx.config().system().host_link().latency_ps()),
       free_ring_(params.staging_buffers, 0),
       ops_(ctx.stats().counter(basename(), "ops", "ops completed", "count")),
       flops_(ctx.stats().scalar(basename(), "flops", "floating-point operations executed", "flop")),
@@ -260,6 +265,15 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
       kernels_(ctx.stats().counter(basename(), "kernels", "kernels launched", "count")),
       collective_ps_(ctx.stats().counter(basename(), "collective_time",
                                          "time in tensor-parallel collectives", "ps")),
+      host_transfer_ps_(ctx.stats().counter(basename(), "host_transfer_time",
+                                            "time in transfers over the host link (KV swaps)",
+                                            "ps")),
+      idle_ps_(ctx.stats().counter(basename(), "idle_time",
+                                   "time with nothing to run (waiting for arrivals)", "ps")),
+      spill_bytes_(ctx.stats().counter(basename(), "activation_spill_bytes",
+                                       "activation bytes that did not fit in SRAM and moved to or "
+                                       "from the weights' memory",
+                                       "bytes")),
       tiles_(ctx.stats().counter(basename(), "tiles", "operand tiles streamed", "count")) {
   SC_METHOD(run);
   ctx.stats().formula(
@@ -282,16 +296,34 @@ void ComputeEngine::prepare() {
   const std::string at = std::string("system.components[") + basename() + "].compute";
   auto staging =
       ctx().address_map().allocate(params_.sram, params_.tile_bytes * params_.staging_buffers, 64);
-  activation_bytes_ = std::max<uint64_t>(ctx().workload()->max_activation_bytes(), 64);
-  auto act = ctx().address_map().allocate(params_.sram, activation_bytes_, 64);
+  // Activations live in the SRAM left after the staging buffers; what does not fit spills to
+  // a region of the weights' memory and moves by DMA (large prefill chunks).
+  const uint64_t needed = std::max<uint64_t>(ctx().workload()->max_activation_bytes(), 64);
+  const auto& map = ctx().address_map();
+  const uint64_t sram_left = (map.capacity(params_.sram) - map.allocated(params_.sram)) / 64 * 64;
+  activation_bytes_ = std::min(needed, sram_left);
+  auto act = activation_bytes_ >= 64
+                 ? ctx().address_map().allocate(params_.sram, activation_bytes_, 64)
+                 : std::nullopt;
   if (!staging || !act) {
     throw ConfigError(
         {ConfigIssue{{},
                      at + ".staging_buffers",
                      "SRAM \"" + params_.sram + "\" cannot hold the staging buffers (" +
                          std::to_string(params_.tile_bytes * params_.staging_buffers) +
-                         " bytes) plus the largest op's activations (" +
-                         std::to_string(activation_bytes_) + " bytes)"}});
+                         " bytes) plus a 64-byte activation area"}});
+  }
+  if (needed > activation_bytes_) {
+    auto spill = ctx().address_map().allocate(params_.weights_memory, needed, 4096);
+    if (!spill) {
+      throw ConfigError({ConfigIssue{{},
+                                     at + ".weights_memory",
+                                     "\"" + params_.weights_memory +
+                                         "\" has no room for the activations that spill from "
+                                         "SRAM (" +
+                                         std::to_string(needed) + " bytes)"}});
+    }
+    spill_base_ = *spill;
   }
   staging_base_ = *staging;
   activation_base_ = *act;
@@ -335,6 +367,15 @@ TimePs ComputeEngine::op_compute_ps(double flops, uint32_t rows) const {
     case OpClass::kCollective:
       return op_.kind == OpKind::kAllGather ? collective_.all_gather_ps(op_.collective_bytes)
                                             : collective_.all_reduce_ps(op_.collective_bytes);
+    case OpClass::kWait:
+      return op_.delay_ps;
+    case OpClass::kHostTransfer: {
+      const double rate =
+          op_.kind == OpKind::kSwapIn ? host_from_bytes_per_s_ : host_to_bytes_per_s_;
+      return host_link_latency_ps_ +
+             (rate > 0 ? static_cast<TimePs>(std::llround(double(op_.host_bytes) / rate * 1e12))
+                       : 0);
+    }
   }
   return 0;
 }
@@ -406,6 +447,29 @@ void ComputeEngine::issue_tile(TimePs now) {
   ++in_flight_;
 }
 
+TimePs ComputeEngine::spill(uint64_t bytes, bool write, TimePs start_ps) {
+  // Activations beyond the SRAM area cross to (write) or from (read) the spill region in
+  // chunks of at most a tile and at most the area.
+  MovementIntent intent;
+  intent.object_class = ObjectClass::kActivation;
+  intent.op = write ? MoveOp::kWriteBack : MoveOp::kDemandFetch;
+  intent.op_id = op_.id;
+  intent.layer = op_.layer;
+  intent.token = op_.step;
+  TimePs done = start_ps;
+  const uint64_t chunk_max = std::min(params_.tile_bytes, activation_bytes_);
+  for (uint64_t off = 0; off < bytes;) {
+    const uint64_t chunk = std::min(chunk_max, bytes - off);
+    const TimePs t =
+        write ? dma_->transfer(activation_base_, spill_base_ + off, chunk, intent, start_ps)
+              : dma_->transfer(spill_base_ + off, activation_base_, chunk, intent, start_ps);
+    done = std::max(done, t);
+    off += chunk;
+  }
+  spill_bytes_.inc(bytes);
+  return done;
+}
+
 void ComputeEngine::finish_op(TimePs now) {
   // Off-chip writes (KV append) leave from the activation area once the op is done.
   for (uint16_t i = 0; i < op_.operand_count; ++i) {
@@ -458,6 +522,10 @@ void ComputeEngine::run() {
       case Phase::kDone:
         return;
       case Phase::kFetch:
+        if (step_begins_) {
+          ctx().workload()->begin_step(now);
+          step_begins_ = false;
+        }
         if (!ctx().workload()->next(op_)) {
           phase_ = Phase::kDone;
           if (ctx().on_done) ctx().on_done();
@@ -485,6 +553,10 @@ void ComputeEngine::run() {
         stream_start_ = now;
         compute_free_ = sram_access(tlm::TLM_READ_COMMAND, activation_base_,
                                     std::min(op_.activation_read_bytes, activation_bytes_), now);
+        if (op_.activation_read_bytes > activation_bytes_) {
+          compute_free_ = std::max(
+              compute_free_, spill(op_.activation_read_bytes - activation_bytes_, false, now));
+        }
         phase_ = Phase::kStream;
         continue;
       case Phase::kStream: {
@@ -505,12 +577,17 @@ void ComputeEngine::run() {
           const TimePs start = std::max(compute_free_, now);
           const TimePs end = start + op_compute_ps(op_.flops, op_.rows);
           if (op_.op_class == OpClass::kCollective) collective_ps_.inc(end - start);
+          if (op_.op_class == OpClass::kHostTransfer) host_transfer_ps_.inc(end - start);
+          if (op_.op_class == OpClass::kWait) idle_ps_.inc(end - start);
           compute_busy_ps_ += end - start;
           compute_free_ = end;
         }
-        const TimePs act_done =
+        const TimePs act_done = std::max(
             sram_access(tlm::TLM_WRITE_COMMAND, activation_base_,
-                        std::min(op_.activation_write_bytes, activation_bytes_), compute_free_);
+                        std::min(op_.activation_write_bytes, activation_bytes_), compute_free_),
+            op_.activation_write_bytes > activation_bytes_
+                ? spill(op_.activation_write_bytes - activation_bytes_, true, compute_free_)
+                : TimePs{0});
         op_end_ = std::max(compute_free_, act_done);
         phase_ = Phase::kFinish;
         if (op_end_ > now) {
@@ -521,6 +598,11 @@ void ComputeEngine::run() {
       }
       case Phase::kFinish:
         finish_op(now);
+        if (op_.op_class == OpClass::kWait) {
+          // Idle time belongs to no step: the next step starts now, planned afresh.
+          step_start_ = now;
+          step_begins_ = true;
+        }
         if (op_.last_of_step) {
           phase_ = Phase::kStepEnd;
           if (writes_done_ > now) {
@@ -534,6 +616,8 @@ void ComputeEngine::run() {
       case Phase::kStepEnd: {
         // A step spans from the previous step's end (the run's start for the first): the time
         // between tokens, host gaps included.
+        ctx().workload()->end_step(now);
+        step_begins_ = true;
         const TokenRecord rec{current_step_, step_start_, now, ctx().workload()->tokens_per_step(),
                               ctx().workload()->sequences_per_step()};
         ctx().records().tokens.push_back(rec);

@@ -113,6 +113,8 @@ class ComputeEngine : public Component {
   void issue_tile(TimePs now);
   TimePs sram_access(tlm::tlm_command cmd, uint64_t address, uint64_t bytes, TimePs start_ps);
   void finish_op(TimePs now);
+  // Moves `bytes` of activations between the SRAM area and the spill region; returns when done.
+  TimePs spill(uint64_t bytes, bool write, TimePs start_ps);
 
   // Arithmetic of this op's class at its rate (`rows` sharing each weight element: kMatrix).
   TimePs op_compute_ps(double flops, uint32_t rows) const;
@@ -120,11 +122,15 @@ class ComputeEngine : public Component {
   const ComputeParams params_;
   CollectiveModel collective_;
   SoftwareModel software_;
+  double host_to_bytes_per_s_ = 0, host_from_bytes_per_s_ = 0;  // system.host_link (KV swaps)
+  TimePs host_link_latency_ps_ = 0;
+  bool step_begins_ = true;  // the next fetch starts a step: tell the workload first
   DmaEngine* dma_ = nullptr;
   TimePs sram_link_latency_ps_ = 0;
-  uint64_t staging_base_ = 0;     // global address of the staging buffers in SRAM
-  uint64_t activation_base_ = 0;  // global address of the activation area in SRAM
-  uint64_t activation_bytes_ = 0;
+  uint64_t staging_base_ = 0;      // global address of the staging buffers in SRAM
+  uint64_t activation_base_ = 0;   // global address of the activation area in SRAM
+  uint64_t activation_bytes_ = 0;  // the SRAM activation area
+  uint64_t spill_base_ = 0;        // activations beyond it, in the weights' memory
 
   // Scheduler state.
   Phase phase_ = Phase::kFetch;
@@ -156,6 +162,9 @@ class ComputeEngine : public Component {
   Counter& host_wait_ps_;
   Counter& kernels_;
   Counter& collective_ps_;
+  Counter& host_transfer_ps_;
+  Counter& idle_ps_;
+  Counter& spill_bytes_;
   Counter& tiles_;
 };
 

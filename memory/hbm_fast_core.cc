@@ -2,16 +2,10 @@
 
 #include <algorithm>
 
-#include "memory/interleave.h"
-
 namespace tiersim {
 
 HbmFastCore::HbmFastCore(const HbmFastParams& p)
-    : p_(p),
-      servers_(p.servers()),
-      split_(p.servers(), 0),
-      next_local_(p.servers(), kNone),
-      last_write_(p.servers(), 2) {
+    : p_(p), servers_(p.servers()), next_local_(p.servers(), kNone), last_write_(p.servers(), 2) {
   // Server u belongs to stack u % stacks; each stack runs at its own refresh multiplier.
   for (uint32_t u = 0; u < p.servers(); ++u) {
     servers_[u].set_rate(p.effective_bytes_per_s_per_channel(u % p.stack_count));
@@ -59,15 +53,27 @@ TimePs HbmFastCore::serve(uint64_t addr, uint64_t bytes, bool write, TimePs star
     }
     return done + p_.latency_ps;
   }
-  std::fill(split_.begin(), split_.end(), 0);
-  interleave_split(addr, bytes, g, static_cast<uint32_t>(n), split_.data());
+  // Every server takes a part: `each` whole granules, one more for the `extra` servers that
+  // follow the first whole granule's server, plus the leading partial granule (server r0) and
+  // the trailing one. Computed in one pass, no per-request split array.
+  const uint64_t head = offset ? g - offset : 0;  // bytes > head here
+  const uint64_t rest = bytes - head;
+  const uint64_t full = rest / g, tail = rest % g;
+  const uint64_t u_full = head ? (r0 + 1 == n ? 0 : r0 + 1) : r0;
+  const uint64_t each = full / n, extra = full % n;
+  const uint64_t u_tail = (u_full + extra) % n;
+  uint64_t d = (n - u_full) % n;  // distance from u_full to u = 0, in server order
   for (uint64_t u = 0; u < n; ++u) {
-    if (split_[u] == 0) continue;
+    uint64_t part = (each + (d < extra ? 1 : 0)) * g;
+    if (u == r0) part += head;
+    if (u == u_tail) part += tail;
+    if (++d == n) d = 0;
+    if (part == 0) continue;
     // The server's first chunk of this request and its channel-local address: chunks k with
     // k % n == u are consecutive granules in the channel's own address sequence. The first
     // such k is k0 + (u - r0 mod n), which lies in the next group of n exactly when u < r0.
     const uint64_t local = (q0 + (u < r0 ? 1 : 0)) * g + (u == r0 ? offset : 0);
-    done = std::max(done, serve_part(u, local, split_[u], write, start_ps));
+    done = std::max(done, serve_part(u, local, part, write, start_ps));
   }
   return done + p_.latency_ps;
 }

@@ -86,7 +86,6 @@ class HbmFastCore {
   TimePs serve_part(uint64_t u, uint64_t local, uint64_t bytes, bool write, TimePs start_ps);
   HbmFastParams p_;
   std::vector<BandwidthServer> servers_;
-  std::vector<uint64_t> split_;
   std::vector<uint64_t> next_local_;  // channel-local address that would continue each server
   std::vector<uint8_t> last_write_;   // 0 read, 1 write, 2 none yet
   uint64_t misses_ = 0, turnarounds_ = 0, parts_ = 0;

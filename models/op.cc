@@ -62,6 +62,12 @@ const char* op_kind_name(OpKind k) {
       return "latent_unabsorb";
     case OpKind::kPageSelect:
       return "page_select";
+    case OpKind::kIdle:
+      return "idle";
+    case OpKind::kSwapOut:
+      return "swap_out";
+    case OpKind::kSwapIn:
+      return "swap_in";
   }
   return "unknown";
 }

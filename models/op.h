@@ -8,6 +8,7 @@
 
 #include "configs/tiersim.pb.h"
 #include "models/ids.h"
+#include "models/time.h"
 
 namespace tiersim {
 
@@ -41,11 +42,15 @@ enum class OpKind : uint8_t {
   kLatentAbsorb,    // MLA: queries into the latent space (W_UK per head)
   kLatentUnabsorb,  // MLA: latent attention output back to value heads (W_UV per head)
   kPageSelect,      // sparse attention: score page digests, pick the top-k pages
+  kIdle,            // serving: nothing to run until `delay_ps` has passed (next arrival)
+  kSwapOut,         // serving: a preempted sequence's KV to host memory over the host link
+  kSwapIn,          // serving: a swapped sequence's KV back from host memory
 };
 
 // How the compute engine times an op's arithmetic: matrix units with an efficiency that depends
 // on the rows sharing one weight read, vector units, or the scale-up collective model.
-enum class OpClass : uint8_t { kMatrix, kVector, kCollective };
+// kWait: a fixed delay (delay_ps); kHostTransfer: host_bytes over the host link model.
+enum class OpClass : uint8_t { kMatrix, kVector, kCollective, kWait, kHostTransfer };
 const char* op_kind_name(OpKind k);
 
 enum class Access : uint8_t { kRead, kWrite };
@@ -74,6 +79,8 @@ struct Op {
   config::Dtype compute_dtype = config::BF16;
   uint32_t rows = 1;                   // kMatrix: M, the rows that share each weight element
   uint64_t collective_bytes = 0;       // kCollective: the message (per rank, before the collective)
+  uint64_t host_bytes = 0;             // kHostTransfer: bytes over the host link
+  TimePs delay_ps = 0;                 // kWait: how long
   uint64_t activation_read_bytes = 0;  // on-chip (SRAM) inputs
   uint64_t activation_write_bytes = 0;  // on-chip (SRAM) outputs
   uint16_t operand_count = 0;

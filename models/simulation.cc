@@ -258,6 +258,12 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
     if (!last && now - last_print < std::chrono::milliseconds(250)) return;
     last_print = now;
     const double wall = std::chrono::duration<double>(now - wall_start).count();
+    if (total_steps == 0) {  // not known in advance (serving)
+      std::fprintf(stderr, "\r[sim %.3f ms] step %u  wall %s   ", ps_to_ms(rec.end_ps),
+                   rec.step + 1, format_duration(wall).c_str());
+      std::fflush(stderr);
+      return;
+    }
     const double eta = wall / (rec.step + 1) * (total_steps - rec.step - 1);
     std::fprintf(stderr, "\r[sim %.3f ms] step %u/%u  wall %s  ETA %s   ", ps_to_ms(rec.end_ps),
                  rec.step + 1, total_steps, format_duration(wall).c_str(),
@@ -273,7 +279,7 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   } else {
     sc_core::sc_start();
   }
-  if (options.progress && !done) std::fputc('\n', stderr);
+  if (options.progress && (!done || total_steps == 0)) std::fputc('\n', stderr);
   const std::string stopped_by = done ? "complete" : "max_sim_time";
   const TimePs end_ps = now_ps();
   ctx.stats().sample(end_ps);
@@ -283,7 +289,7 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   std::vector<double> tpot_ms;
   uint64_t generated = 0;
   for (const auto& t : tokens) {
-    tpot_ms.push_back(step_tpot_ms(t));
+    if (t.tokens > 0) tpot_ms.push_back(step_tpot_ms(t));  // prefill-only steps emit none
     generated += t.tokens;
   }
   double mean = 0;

@@ -127,8 +127,9 @@ void DecodeWorkload::register_objects(ObjectTable& t) {
 
 uint64_t DecodeWorkload::max_activation_bytes() const {
   const uint64_t q = o_.target_queries();
-  uint64_t m = target_.max_activation_bytes(uint64_t{o_.batch} * q, o_.batch, q, o_.max_tokens());
-  if (draft_) m = std::max(m, draft_->max_activation_bytes(o_.batch, o_.batch, 1, o_.max_tokens()));
+  const uint64_t tokens = uint64_t{o_.batch} * q;
+  uint64_t m = target_.max_activation_bytes(tokens, tokens, o_.batch);
+  if (draft_) m = std::max(m, draft_->max_activation_bytes(o_.batch, o_.batch, o_.batch));
   return m;
 }
 

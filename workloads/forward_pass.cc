@@ -181,20 +181,24 @@ bool ForwardPass::next(Op& op, OpId id) {
   return true;
 }
 
-uint64_t ForwardPass::max_activation_bytes(uint64_t tokens, uint64_t sequences, uint64_t queries,
-                                           uint64_t kv_tokens) const {
+uint64_t ForwardPass::max_activation_bytes(uint64_t tokens, uint64_t sampled,
+                                           uint64_t sequences) const {
   uint64_t m = 0;
   for (const auto* list : {&head_ops_, &dense_ops_, &moe_ops_, &tail_ops_}) {
     for (OpKind k : *list) {
       OpCost c;
       if (k == OpKind::kAttention) {
-        c = op_cost(shape_, k, sequences, std::max(kv_tokens, queries), queries);
+        // Activations scale with the query tokens (see fill_attention).
+        c = op_cost(shape_, k, 1, 1, 1);
+        c.activation_read_bytes *= tokens;
+        c.activation_write_bytes *= tokens;
       } else if (k == OpKind::kPageSelect) {
-        c = page_select_cost(shape_, 0, queries);
-        c.activation_read_bytes *= sequences;
+        c = page_select_cost(shape_, 0, tokens);
         c.activation_write_bytes = 4 * sequences * (sparse_ ? sparse_->top_k_pages : 0);
       } else {
-        c = op_cost(shape_, k, cost_rows(shape_, k, tokens), 1);
+        const bool sampled_only =
+            k == OpKind::kFinalNorm || k == OpKind::kLmHead || k == OpKind::kAllGather;
+        c = op_cost(shape_, k, cost_rows(shape_, k, sampled_only ? sampled : tokens), 1);
       }
       m = std::max(m, std::max(c.activation_read_bytes, c.activation_write_bytes));
     }

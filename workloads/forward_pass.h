@@ -95,10 +95,9 @@ class ForwardPass {
   // Whether the op just filled was the pass's last.
   bool done() const { return pos_ > head_ops_.size() + tail_ops_.size(); }
 
-  // The largest on-chip activation footprint of any op for up to `tokens` new tokens in a pass
-  // of up to `sequences` sequences with up to `queries` each.
-  uint64_t max_activation_bytes(uint64_t tokens, uint64_t sequences, uint64_t queries,
-                                uint64_t kv_tokens) const;
+  // The largest on-chip activation footprint of any op for up to `tokens` new tokens (of which
+  // up to `sampled` produce logits) in a pass of up to `sequences` sequences.
+  uint64_t max_activation_bytes(uint64_t tokens, uint64_t sampled, uint64_t sequences) const;
 
   // MoE statistics: assignments per MoE layer and expert (moe_layers x experts), and distinct
   // experts read per routed pass and MoE layer (one row per routed pass).

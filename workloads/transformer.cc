@@ -521,7 +521,10 @@ OpCost op_cost(const TransformerShape& s, OpKind kind, uint64_t batch, uint64_t 
       break;
     case OpKind::kGemm:
     case OpKind::kPageSelect:
-      break;  // costed by the GEMM workload and by page_select_cost
+    case OpKind::kIdle:
+    case OpKind::kSwapOut:
+    case OpKind::kSwapIn:
+      break;  // costed by their workloads (GEMM, page_select_cost, serving)
   }
   return c;
 }

@@ -1,0 +1,119 @@
+// End-to-end serving: per-request records agree with the step records, preemption by swap takes
+// the host link model's time, and bad serving configs are rejected up front.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <numeric>
+
+#include "models/hdf5_file.h"
+#include "tests/support/paths.h"
+#include "tests/support/run_cmd.h"
+
+namespace tiersim {
+namespace {
+
+namespace fs = std::filesystem;
+
+const char* kSmall =
+    " --set 'workload.serving={poisson {rate_per_s: 50 requests: 12} "
+    "input_tokens {uniform {min: 64 max: 256}} output_tokens {fixed: 16} max_sequences: 8 "
+    "max_step_tokens: 256 kv_cache_bytes: 2000000000 preemption: RECOMPUTE "
+    "slo {ttft_ms: 100 tpot_ms: 20}}'";
+
+std::string base_cmd() {
+  return test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+         test::preset("models/llama3_8b.textproto") + " " +
+         test::preset("studies/serving_llama3_8b.textproto") +
+         " --set 'workload.serving=!clear' --set run.op_records=OP_RECORDS_ALL --quiet";
+}
+
+std::string out_path(const char* tag) {
+  return (fs::temp_directory_path() /
+          (std::string("tiersim_serving_") + tag + std::to_string(getpid()) + ".h5"))
+      .string();
+}
+
+double summary(const ResultReader& h, const std::string& name) {
+  for (const auto& s : h.summary()) {
+    if (s.name == name) return s.value;
+  }
+  ADD_FAILURE() << "no summary item " << name;
+  return -1;
+}
+
+TEST(Serving, RequestsAgreeWithSteps) {
+  const std::string out = out_path("a");
+  auto r = test::run_cmd(base_cmd() + kSmall + " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  ResultReader h(out);
+  EXPECT_EQ(summary(h, "requests_completed"), 12);
+  const Table req = h.read_table("/workload/requests");
+  const auto& arrival = req.find("arrival_ps")->u64;
+  const auto& first = req.find("first_token_ps")->u64;
+  const auto& generated = req.find("generated_tokens")->u64;
+  ASSERT_EQ(arrival.size(), 12u);
+  for (size_t i = 0; i < 12; ++i) {
+    EXPECT_EQ(generated[i], 16u);
+    EXPECT_GT(first[i], arrival[i]);
+  }
+  // The run idles until the first arrival; its first step prefills that request alone and
+  // produces its first token: TTFT = that step's duration.
+  const Table tok = h.read_table("/tokens");
+  EXPECT_EQ(tok.find("start_ps")->u64[0], arrival[0]);
+  EXPECT_EQ(first[0], tok.find("end_ps")->u64[0]);
+  // Every output token appears in exactly one step.
+  const auto& tokens = tok.find("tokens")->u64;
+  EXPECT_EQ(std::accumulate(tokens.begin(), tokens.end(), uint64_t{0}), 12u * 16);
+  EXPECT_LE(summary(h, "goodput_requests_per_s"), summary(h, "requests_per_s") + 1e-12);
+  EXPECT_GT(summary(h, "ttft_ms_p50"), 0);
+  EXPECT_GT(summary(h, "request_tpot_ms_p50"), 0);
+  fs::remove(out);
+}
+
+// A pool of 256 tokens for 8 requests of up to 64 + 256 + 16 tokens forces preemption; with SWAP
+// the swapped KV crosses the host link at its configured rates (H100 preset: 53 GB/s out,
+// 35 GB/s in, 1.1 us each).
+TEST(Serving, SwapPreemptionTakesTheHostLinkTime) {
+  const std::string out = out_path("b");
+  const std::string cmd =
+      base_cmd() +
+      " --set 'workload.serving={poisson {rate_per_s: 1000 requests: 8} "
+      "input_tokens {uniform {min: 64 max: 200}} output_tokens {fixed: 40} max_sequences: 8 "
+      "max_step_tokens: 512 kv_cache_bytes: 33554432 preemption: SWAP}' --out " +
+      out;
+  auto r = test::run_cmd(cmd);
+  ASSERT_EQ(r.code, 0) << r.err;
+  ResultReader h(out);
+  EXPECT_EQ(summary(h, "requests_completed"), 8);
+  EXPECT_GT(summary(h, "preemptions"), 0);
+  const double swapped = summary(h, "swapped_bytes");
+  EXPECT_GT(swapped, 0);
+  const Table ops = h.read_table("/ops");
+  const auto& kind = ops.find("kind")->str;
+  const double swaps = double(std::count(kind.begin(), kind.end(), "swap_out") +
+                              std::count(kind.begin(), kind.end(), "swap_in"));
+  const double expected_ps = swaps * 1.1e6 + swapped / 53e9 * 1e12 + swapped / 35e9 * 1e12;
+  const auto host = h.read_doubles("/stats/compute/host_transfer_time");
+  EXPECT_NEAR(host.back(), expected_ps, swaps);  // within 1 ps of rounding per transfer
+  fs::remove(out);
+}
+
+TEST(Serving, BadConfigsAreRejected) {
+  // SWAP needs the host link.
+  auto r = test::run_cmd(base_cmd() + kSmall +
+                         " --set workload.serving.preemption=SWAP --set system.host_link=!clear");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("system.host_link"), std::string::npos) << r.err;
+  // A pool that cannot hold one request.
+  r = test::run_cmd(base_cmd() + kSmall + " --set workload.serving.kv_cache_bytes=1000000");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("could never finish"), std::string::npos) << r.err;
+  // No arrivals.
+  r = test::run_cmd(base_cmd() + " --set workload.serving.max_sequences=4");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("needs arrivals"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace tiersim

@@ -1,0 +1,254 @@
+// The serving scheduler, paged KV pool and request generators, driven without SystemC: a fake
+// clock gives every step a fixed duration.
+#include "workloads/serving.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "models/config_loader.h"
+#include "tests/support/paths.h"
+
+namespace tiersim {
+namespace {
+
+TransformerShape small_model() {
+  std::ifstream in(test::preset("models/llama2_7b.textproto"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  config::Config c = parse_config_text(ss.str(), "llama2_7b", nullptr);
+  TransformerShape s = TransformerShape::from_config(c.workload().model());
+  s.layers = 2;
+  return s;
+}
+
+struct StepLog {
+  TimePs start = 0;
+  std::vector<Op> ops;
+  std::vector<std::vector<Operand>> operands;  // copied when each op was issued
+  uint32_t tokens = 0;
+};
+
+// Runs the workload with every step taking `step_ps` and idle ops their delay.
+std::vector<StepLog> drive(ServingWorkload& w, TimePs step_ps, size_t max_steps = 10000) {
+  ObjectTable t;
+  w.register_objects(t);
+  std::vector<StepLog> log;
+  TimePs now = 0;
+  bool begin = true;
+  StepLog cur;
+  Op op;
+  while (log.size() < max_steps) {
+    if (begin) {
+      w.begin_step(now);
+      begin = false;
+      cur = StepLog{now, {}, {}, 0};
+    }
+    if (!w.next(op)) break;
+    if (op.kind == OpKind::kIdle) {
+      now += op.delay_ps;
+      begin = true;
+      continue;
+    }
+    cur.ops.push_back(op);
+    cur.operands.emplace_back();
+    for (uint16_t i = 0; i < op.operand_count; ++i)
+      cur.operands.back().push_back(op.operand(i));
+    if (op.last_of_step) {
+      now += step_ps;
+      w.end_step(now);
+      cur.tokens = w.tokens_per_step();
+      log.push_back(cur);
+      begin = true;
+    }
+  }
+  return log;
+}
+
+ServingOptions options(std::vector<ServingRequest> reqs) {
+  ServingOptions o;
+  o.requests = std::move(reqs);
+  o.max_sequences = 8;
+  o.max_step_tokens = 64;
+  o.kv_block_tokens = 16;
+  o.kv_cache_bytes = 1ull << 30;
+  o.preemption = config::RECOMPUTE;
+  return o;
+}
+
+const Op* find(const StepLog& s, OpKind k, uint32_t layer = 0) {
+  for (const auto& op : s.ops) {
+    if (op.kind == k && (!op.layer.valid() || op.layer.value() == layer)) return &op;
+  }
+  return nullptr;
+}
+
+const std::vector<Operand>& operands_of(const StepLog& s, OpKind k) {
+  for (size_t i = 0; i < s.ops.size(); ++i) {
+    if (s.ops[i].kind == k) return s.operands[i];
+  }
+  static const std::vector<Operand> none;
+  return none;
+}
+
+// One request of 100 prompt tokens and 5 output tokens, budget 64 tokens per step: two prefill
+// chunks (64, then 36 with the first token), then four decode steps.
+TEST(Serving, ChunkedPrefillThenDecode) {
+  const TransformerShape s = small_model();
+  ServingWorkload w(s, options({{0, 100, 5}}));
+  const auto log = drive(w, 10'000'000'000);  // 10 ms per step
+  ASSERT_EQ(log.size(), 6u);
+  const uint64_t tok = s.kv_bytes_per_token_per_layer();
+  // Step 0: 64 prompt tokens, nothing sampled (no LM head rows).
+  const Op* qkv0 = find(log[0], OpKind::kQkvProj);
+  EXPECT_EQ(qkv0->rows, 64u);
+  EXPECT_EQ(log[0].tokens, 0u);
+  EXPECT_EQ(find(log[0], OpKind::kLmHead)->rows, 0u);
+  // Step 1: 36 tokens over the 64 cached (read once), the first output token.
+  uint64_t read = 0, written = 0;
+  for (const Operand& o : operands_of(log[1], OpKind::kAttention))
+    (o.access == Access::kRead ? read : written) += o.bytes;
+  EXPECT_EQ(read, 64 * tok);
+  EXPECT_EQ(written, 36 * tok);
+  EXPECT_EQ(log[1].tokens, 1u);
+  // Decode steps: one token each, over 100, 101, 102, 103 cached tokens.
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_EQ(operands_of(log[2 + k], OpKind::kAttention)[0].bytes, (100u + k) * tok) << k;
+    EXPECT_EQ(find(log[2 + k], OpKind::kQkvProj)->rows, 1u);
+  }
+  const auto& r = w.records()[0];
+  EXPECT_TRUE(r.done);
+  EXPECT_EQ(r.generated, 5u);
+  EXPECT_EQ(r.first_token_ps, 20'000'000'000u);  // end of step 1
+  EXPECT_EQ(r.finish_ps, 60'000'000'000u);
+  EXPECT_EQ(w.kv().free_blocks(), w.kv().blocks());  // all released
+}
+
+// A request arriving while another decodes joins the running batch: its prefill chunk and the
+// other's decode token share a step. An idle gap waits exactly for the next arrival.
+TEST(Serving, ContinuousBatchingAndIdleUntilArrival) {
+  const TransformerShape s = small_model();
+  ServingWorkload w(s, options({{5'000'000'000, 16, 6}, {32'000'000'000, 20, 2}}));
+  const auto log = drive(w, 10'000'000'000);
+  // Request 0 arrives at 5 ms: idle until then; steps at 5, 15, 25, 35, 45, 55 ms.
+  ASSERT_GE(log.size(), 2u);
+  EXPECT_EQ(log[0].start, 5'000'000'000u);
+  // At 35 ms request 1 (arrived at 32 ms) prefills 20 tokens next to request 0's decode token.
+  const Op* qkv = find(log[3], OpKind::kQkvProj);
+  EXPECT_EQ(log[3].start, 35'000'000'000u);
+  EXPECT_EQ(qkv->rows, 21u);
+  EXPECT_EQ(find(log[3], OpKind::kLmHead)->rows, 2u);  // both sample a token
+  EXPECT_TRUE(w.records()[0].done && w.records()[1].done);
+  EXPECT_EQ(w.records()[1].first_token_ps, 45'000'000'000u);
+}
+
+// A pool of 8 blocks (128 tokens) and two requests of 60 + 40 tokens: the newer one is
+// preempted when the older needs blocks; with RECOMPUTE it prefills its prompt and generated
+// tokens again; with SWAP its KV leaves over the host link and comes back.
+TEST(Serving, PreemptionByRecomputeAndSwap) {
+  const TransformerShape s = small_model();
+  for (auto mode : {config::RECOMPUTE, config::SWAP}) {
+    ServingOptions o = options({{0, 60, 40}, {0, 60, 40}});
+    o.kv_cache_bytes = 8 * 16 * s.kv_bytes_per_token();
+    o.preemption = mode;
+    ServingWorkload w(s, o);
+    const auto log = drive(w, 1'000'000'000);
+    ASSERT_TRUE(w.records()[0].done && w.records()[1].done) << mode;
+    EXPECT_GE(w.preemptions(), 1u);
+    EXPECT_EQ(w.records()[0].preemptions, 0u);  // the older request is never the victim
+    EXPECT_EQ(w.records()[0].generated, 40u);
+    EXPECT_EQ(w.records()[1].generated, 40u);
+    uint64_t swap_out = 0, swap_in = 0;
+    for (const auto& st : log) {
+      for (const auto& op : st.ops) {
+        if (op.kind == OpKind::kSwapOut) swap_out += op.host_bytes;
+        if (op.kind == OpKind::kSwapIn) swap_in += op.host_bytes;
+      }
+    }
+    if (mode == config::SWAP) {
+      EXPECT_GT(swap_out, 0u);
+      EXPECT_EQ(swap_in, swap_out);  // every byte that left comes back
+      EXPECT_EQ(swap_out % s.kv_bytes_per_token(), 0u);
+    } else {
+      EXPECT_EQ(swap_out, 0u);
+    }
+    EXPECT_EQ(w.kv().free_blocks(), 8u);
+  }
+}
+
+TEST(Serving, PagedKvMapsTokensToBlocks) {
+  PagedKv kv(100, 16, 8, 2);
+  ObjectTable t;
+  kv.register_layer(t, 0);
+  ASSERT_TRUE(kv.reserve(0, 20));  // blocks 0, 1
+  ASSERT_TRUE(kv.reserve(1, 16));  // block 2
+  ASSERT_TRUE(kv.reserve(0, 40));  // block 3 (2 is taken): two runs
+  EXPECT_EQ(kv.runs(0), 2u);
+  EXPECT_EQ(kv.free_blocks(), 4u);
+  std::vector<Operand> ops;
+  kv.read(0, 0, 10, 40, ops);
+  ASSERT_EQ(ops.size(), 2u);
+  EXPECT_EQ(ops[0].offset_bytes, 10u * 100);  // tokens 10..31 in blocks 0-1
+  EXPECT_EQ(ops[0].bytes, 22u * 100);
+  EXPECT_EQ(ops[1].offset_bytes, 3u * 16 * 100);  // tokens 32..39 in block 3
+  EXPECT_EQ(ops[1].bytes, 8u * 100);
+  EXPECT_FALSE(kv.reserve(1, 16 * 6));  // needs 5 more, 4 free: nothing taken
+  EXPECT_EQ(kv.free_blocks(), 4u);
+  kv.release(0);
+  EXPECT_EQ(kv.free_blocks(), 7u);
+}
+
+// Poisson arrivals: mean gap 1/rate within 2% over 20,000 requests; lengths within bounds with
+// the configured central values.
+TEST(Serving, PoissonArrivalsAndLengths) {
+  config::ServingScenario sc;
+  sc.mutable_poisson()->set_rate_per_s(50);
+  sc.mutable_poisson()->set_requests(20000);
+  sc.mutable_input_tokens()->mutable_uniform()->set_min(10);
+  sc.mutable_input_tokens()->mutable_uniform()->set_max(30);
+  auto* ln = sc.mutable_output_tokens()->mutable_lognormal();
+  ln->set_median(100);
+  ln->set_sigma(0.5);
+  ln->set_min(1);
+  ln->set_max(1000);
+  const auto reqs = poisson_requests(sc, 4);
+  ASSERT_EQ(reqs.size(), 20000u);
+  EXPECT_NEAR(ps_to_s(reqs.back().arrival_ps) / 20000, 0.02, 0.02 * 0.02);
+  std::vector<uint32_t> out;
+  double in_sum = 0;
+  for (const auto& r : reqs) {
+    EXPECT_GE(r.input_tokens, 10u);
+    EXPECT_LE(r.input_tokens, 30u);
+    in_sum += r.input_tokens;
+    out.push_back(r.output_tokens);
+  }
+  EXPECT_NEAR(in_sum / reqs.size(), 20.0, 0.2);
+  std::sort(out.begin(), out.end());
+  EXPECT_NEAR(out[out.size() / 2], 100.0, 3.0);
+  EXPECT_EQ(poisson_requests(sc, 4)[123].arrival_ps, reqs[123].arrival_ps);  // deterministic
+}
+
+TEST(Serving, ArrivalTraceErrorsNameTheLine) {
+  const std::string path = ::testing::TempDir() + "/arrivals.csv";
+  std::ofstream(path) << "arrival_ms,input_tokens,output_tokens\n0,10,5\n2.5,20,x\n3,10,5\n"
+                         "1,10,5\n";
+  std::vector<ConfigIssue> issues;
+  Validator v(issues, "workload.serving");
+  EXPECT_FALSE(load_arrival_trace(path, v).has_value());
+  ASSERT_EQ(issues.size(), 2u);
+  EXPECT_EQ(issues[0].where.line, 3);
+  EXPECT_EQ(issues[0].path, "workload.serving.arrival_trace");
+  EXPECT_EQ(issues[1].where.line, 5);
+  EXPECT_NE(issues[1].message.find("non-decreasing"), std::string::npos);
+  std::ofstream(path) << "arrival_ms,input_tokens,output_tokens\n0,10,5\n1.5,20,7\n";
+  issues.clear();
+  const auto ok = load_arrival_trace(path, v);
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ((*ok)[1].arrival_ps, 1'500'000'000u);
+  EXPECT_EQ((*ok)[1].output_tokens, 7u);
+}
+
+}  // namespace
+}  // namespace tiersim

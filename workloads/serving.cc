@@ -1,0 +1,715 @@
+#include "workloads/serving.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <stdexcept>
+
+#include "models/registry.h"
+#include "models/rng.h"
+
+namespace tiersim {
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+namespace {
+
+// Splits a CSV line into numbers; false on anything else.
+bool parse_numbers(const std::string& line, std::vector<double>& out) {
+  out.clear();
+  size_t i = 0;
+  while (i <= line.size()) {
+    const size_t comma = line.find(',', i);
+    std::string field = line.substr(i, comma == std::string::npos ? std::string::npos : comma - i);
+    field.erase(0, field.find_first_not_of(" \t\r"));
+    field.erase(field.find_last_not_of(" \t\r") + 1);
+    if (field.empty()) return false;
+    char* end = nullptr;
+    const double v = std::strtod(field.c_str(), &end);
+    if (end == nullptr || *end != '\0' || !std::isfinite(v)) return false;
+    out.push_back(v);
+    if (comma == std::string::npos) return true;
+    i = comma + 1;
+  }
+  return false;
+}
+
+uint32_t draw_length(const config::LengthDistribution& d, Rng& rng) {
+  switch (d.kind_case()) {
+    case config::LengthDistribution::kFixed:
+      return d.fixed();
+    case config::LengthDistribution::kUniform:
+      return static_cast<uint32_t>(d.uniform().min() +
+                                   rng.below(uint64_t{d.uniform().max()} - d.uniform().min() + 1));
+    case config::LengthDistribution::kLognormal: {
+      // Box-Muller from two uniforms (the library's normal distribution is not portable).
+      const double u1 = 1.0 - rng.uniform(), u2 = rng.uniform();
+      const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+      const auto& l = d.lognormal();
+      const double x = std::round(l.median() * std::exp(l.sigma() * z));
+      return static_cast<uint32_t>(
+          std::clamp(x, static_cast<double>(l.min()), static_cast<double>(l.max())));
+    }
+    default:
+      return 0;
+  }
+}
+
+uint32_t max_length(const config::LengthDistribution& d) {
+  switch (d.kind_case()) {
+    case config::LengthDistribution::kFixed:
+      return d.fixed();
+    case config::LengthDistribution::kUniform:
+      return d.uniform().max();
+    case config::LengthDistribution::kLognormal:
+      return d.lognormal().max();
+    default:
+      return 0;
+  }
+}
+
+void validate_length(const config::LengthDistribution& d, Validator v, bool present) {
+  if (!present || d.kind_case() == config::LengthDistribution::KIND_NOT_SET) {
+    v.error("", "required: fixed, uniform { min max } or lognormal { median sigma min max }");
+    return;
+  }
+  if (d.has_fixed()) v.positive("fixed", true, d.fixed());
+  if (d.has_uniform()) {
+    const auto& u = d.uniform();
+    Validator uv = v.at("uniform");
+    if (uv.positive("min", u.has_min(), u.min()) && uv.positive("max", u.has_max(), u.max()) &&
+        u.min() > u.max()) {
+      uv.error("max", "below min");
+    }
+  }
+  if (d.has_lognormal()) {
+    const auto& l = d.lognormal();
+    Validator lv = v.at("lognormal");
+    lv.positive("median", l.has_median(), l.median());
+    if (!l.has_sigma() || !(l.sigma() >= 0 && l.sigma() <= 5)) {
+      lv.error("sigma", l.has_sigma() ? "must be in [0, 5]" : "required field is not set");
+    }
+    if (lv.positive("min", l.has_min(), l.min()) && lv.positive("max", l.has_max(), l.max()) &&
+        l.min() > l.max()) {
+      lv.error("max", "below min");
+    }
+  }
+}
+
+}  // namespace
+
+std::optional<std::vector<ServingRequest>> load_arrival_trace(const std::string& path,
+                                                              Validator& v) {
+  std::ifstream in(path);
+  if (!in) {
+    v.error("arrival_trace", "cannot open arrival trace \"" + path + "\"");
+    return std::nullopt;
+  }
+  std::vector<ServingRequest> out;
+  std::string line;
+  int n = 0;
+  size_t errors = 0;
+  auto fail = [&](int at, const std::string& message) {
+    if (++errors <= 20) v.error_at(SourceLocation{path, at}, "arrival_trace", message);
+  };
+  if (!std::getline(in, line)) {
+    fail(1, "empty arrival trace (expected the header arrival_ms,input_tokens,output_tokens)");
+    return std::nullopt;
+  }
+  n = 1;
+  std::string header = line;
+  header.erase(std::remove_if(header.begin(), header.end(),
+                              [](char c) { return c == ' ' || c == '\t' || c == '\r'; }),
+               header.end());
+  if (header != "arrival_ms,input_tokens,output_tokens") {
+    fail(1, "header must be \"arrival_ms,input_tokens,output_tokens\"");
+  }
+  std::vector<double> f;
+  double last = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (!parse_numbers(line, f) || f.size() != 3) {
+      fail(n, "expected three numbers: arrival_ms,input_tokens,output_tokens");
+      continue;
+    }
+    if (f[0] < 0 || f[0] < last) {
+      fail(n, "arrival_ms must be non-negative and non-decreasing");
+      continue;
+    }
+    if (f[1] < 1 || f[2] < 1 || f[1] != std::floor(f[1]) || f[2] != std::floor(f[2]) ||
+        f[1] > 1e9 || f[2] > 1e9) {
+      fail(n, "input_tokens and output_tokens must be positive integers");
+      continue;
+    }
+    last = f[0];
+    out.push_back(ServingRequest{static_cast<TimePs>(std::llround(f[0] * 1e9)),
+                                 static_cast<uint32_t>(f[1]), static_cast<uint32_t>(f[2])});
+  }
+  if (errors == 0 && out.empty()) fail(n, "no requests");
+  if (errors > 0) return std::nullopt;
+  return out;
+}
+
+std::vector<ServingRequest> poisson_requests(const config::ServingScenario& s, uint64_t seed) {
+  Rng rng(seed ^ 0x617272697661ULL);
+  std::vector<ServingRequest> out;
+  double t_s = 0;
+  for (uint32_t i = 0; i < s.poisson().requests(); ++i) {
+    t_s += -std::log(1.0 - rng.uniform()) / s.poisson().rate_per_s();
+    ServingRequest r;
+    r.arrival_ps = static_cast<TimePs>(std::llround(t_s * 1e12));
+    r.input_tokens = draw_length(s.input_tokens(), rng);
+    r.output_tokens = draw_length(s.output_tokens(), rng);
+    out.push_back(r);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paged KV
+
+PagedKv::PagedKv(uint64_t token_bytes, uint32_t block_tokens, uint32_t blocks, uint32_t slots)
+    : token_bytes_(token_bytes),
+      block_tokens_(block_tokens),
+      free_(blocks, 1),
+      free_count_(blocks),
+      tables_(slots) {}
+
+void PagedKv::register_layer(ObjectTable& t, uint32_t layer) {
+  if (first_.size() <= layer) first_.resize(layer + 1, 0);
+  first_[layer] = t.add("layer" + std::to_string(layer) + ".kv_pool", ObjectClass::kKvCache,
+                        uint64_t{blocks()} * block_tokens_ * token_bytes_, LayerId(layer))
+                      .value();
+}
+
+bool PagedKv::reserve(uint32_t slot, uint64_t tokens) {
+  auto& table = tables_[slot];
+  const uint32_t need = blocks_for(tokens);
+  if (need <= table.size()) return true;
+  if (need - table.size() > free_count_) return false;
+  while (table.size() < need) {
+    uint32_t b = UINT32_MAX;
+    // Grow in place when the next block is free; else the lowest free block.
+    if (!table.empty() && table.back() + 1 < free_.size() && free_[table.back() + 1]) {
+      b = table.back() + 1;
+    } else {
+      while (!free_[cursor_])
+        ++cursor_;
+      b = cursor_;
+    }
+    free_[b] = 0;
+    --free_count_;
+    table.push_back(b);
+  }
+  return true;
+}
+
+void PagedKv::release(uint32_t slot) {
+  for (uint32_t b : tables_[slot]) {
+    free_[b] = 1;
+    cursor_ = std::min(cursor_, b);
+  }
+  free_count_ += static_cast<uint32_t>(tables_[slot].size());
+  tables_[slot].clear();
+}
+
+uint32_t PagedKv::runs(uint32_t slot) const {
+  const auto& t = tables_[slot];
+  uint32_t r = t.empty() ? 0 : 1;
+  for (size_t i = 1; i < t.size(); ++i)
+    r += t[i] != t[i - 1] + 1;
+  return r;
+}
+
+void PagedKv::ranges(uint32_t layer, uint32_t slot, uint64_t from, uint64_t to, Access access,
+                     std::vector<Operand>& out) const {
+  const auto& table = tables_[slot];
+  const ObjectId object(first_[layer]);
+  uint64_t t = from;
+  while (t < to) {
+    // A run of physically consecutive blocks covering [t, end).
+    uint64_t block = t / block_tokens_;
+    const uint64_t start = (uint64_t{table[block]} * block_tokens_ + t % block_tokens_);
+    uint64_t end = std::min(to, (block + 1) * block_tokens_);
+    while (end < to && table[block + 1] == table[block] + 1) {
+      ++block;
+      end = std::min(to, (block + 1) * block_tokens_);
+    }
+    out.push_back(Operand{object, start * token_bytes_, (end - t) * token_bytes_, access});
+    t = end;
+  }
+}
+
+void PagedKv::read(uint32_t layer, uint32_t seq, uint64_t from, uint64_t to,
+                   std::vector<Operand>& out) const {
+  ranges(layer, seq, from, to, Access::kRead, out);
+}
+
+void PagedKv::write(uint32_t layer, uint32_t seq, uint64_t at, uint64_t count,
+                    std::vector<Operand>& out) const {
+  ranges(layer, seq, at, at + count, Access::kWrite, out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Serving
+
+uint32_t ServingWorkload::pool_blocks(const TransformerShape& s, const ServingOptions& o) {
+  const uint64_t block_bytes = uint64_t{o.kv_block_tokens} * s.kv_bytes_per_token();
+  return static_cast<uint32_t>(std::min<uint64_t>(o.kv_cache_bytes / block_bytes, UINT32_MAX));
+}
+
+uint64_t ServingWorkload::footprint_bytes(const TransformerShape& s, const ServingOptions& o) {
+  return s.total_weight_bytes() +
+         uint64_t{pool_blocks(s, o)} * o.kv_block_tokens * s.kv_bytes_per_token();
+}
+
+ServingWorkload::ServingWorkload(const TransformerShape& shape, ServingOptions options,
+                                 std::unique_ptr<Router> router)
+    : shape_(shape),
+      o_(std::move(options)),
+      router_(std::move(router)),
+      pass_(shape, o_.max_sequences, router_.get(), std::nullopt, 0),
+      kv_(shape.kv_bytes_per_token_per_layer(), o_.kv_block_tokens, pool_blocks(shape, o_),
+          o_.max_sequences) {
+  pass_.set_kv(&kv_);
+  reqs_.resize(o_.requests.size());
+  records_.resize(o_.requests.size());
+  for (size_t i = 0; i < reqs_.size(); ++i)
+    reqs_[i].prefill_target = o_.requests[i].input_tokens;
+  for (uint32_t s = o_.max_sequences; s-- > 0;)
+    free_slots_.push_back(s);
+  plan_.reserve(o_.max_sequences);
+  plan_req_.reserve(o_.max_sequences);
+  running_.reserve(o_.max_sequences);
+}
+
+void ServingWorkload::register_objects(ObjectTable& t) {
+  pass_.objects().register_weights(t, shape_, "", ObjectClass::kWeight,
+                                   [&](uint32_t l) { kv_.register_layer(t, l); });
+}
+
+uint64_t ServingWorkload::max_activation_bytes() const {
+  return pass_.max_activation_bytes(
+      o_.max_step_tokens, std::min(o_.max_sequences, o_.max_step_tokens), o_.max_sequences);
+}
+
+uint64_t ServingWorkload::request_kv_bytes(uint64_t tokens) const {
+  return tokens * shape_.kv_bytes_per_token();
+}
+
+void ServingWorkload::push_host_op(OpKind kind, uint64_t bytes, uint32_t r) {
+  Op op;
+  op.kind = kind;
+  op.op_class = OpClass::kHostTransfer;
+  op.host_bytes = bytes;
+  op.step = StepIndex(step_);
+  (void)r;
+  pre_ops_.push_back(op);
+}
+
+bool ServingWorkload::admit(uint32_t r, uint64_t tokens) {
+  if (free_slots_.empty()) return false;
+  const uint32_t slot = free_slots_.back();
+  if (!kv_.reserve(slot, tokens)) return false;
+  free_slots_.pop_back();
+  reqs_[r].slot = slot;
+  reqs_[r].state = State::kRunning;
+  running_.push_back(r);
+  return true;
+}
+
+void ServingWorkload::preempt(uint32_t r) {
+  Req& q = reqs_[r];
+  ++preemptions_;
+  ++records_[r].preemptions;
+  kv_.release(q.slot);
+  free_slots_.push_back(q.slot);
+  running_.erase(std::find(running_.begin(), running_.end(), r));
+  if (o_.preemption == config::SWAP && q.kv_len > 0) {
+    // Its KV goes to host memory and comes back before it resumes.
+    push_host_op(OpKind::kSwapOut, request_kv_bytes(q.kv_len), r);
+    swapped_bytes_ += request_kv_bytes(q.kv_len);
+    q.state = State::kSwapped;
+    swapped_.push_back(r);
+    return;
+  }
+  // Recompute: prefill the prompt and every generated token again, then sample the next.
+  q.state = State::kWaiting;
+  q.prefill_target = o_.requests[r].input_tokens + records_[r].generated;
+  q.kv_len = 0;
+  waiting_.push_front(r);
+}
+
+void ServingWorkload::plan(TimePs now) {
+  pre_ops_.clear();
+  pre_pos_ = 0;
+  plan_.clear();
+  plan_req_.clear();
+  while (next_arrival_ < reqs_.size() && o_.requests[next_arrival_].arrival_ps <= now) {
+    reqs_[next_arrival_].state = State::kWaiting;
+    waiting_.push_back(static_cast<uint32_t>(next_arrival_++));
+  }
+  uint64_t budget = o_.max_step_tokens;
+  bool preempted = false;
+  auto schedule = [&](uint32_t r, uint64_t want) {
+    const Req& q = reqs_[r];
+    const bool finishes_prefill = q.kv_len + want >= q.prefill_target;
+    plan_.push_back(
+        PassSequence{q.slot, q.kv_len, static_cast<uint32_t>(want), finishes_prefill ? 1u : 0u});
+    plan_req_.push_back(r);
+    budget -= want;
+  };
+  // 1. Running requests, oldest admission first.
+  for (size_t i = 0; i < running_.size() && budget > 0;) {
+    const uint32_t r = running_[i];
+    Req& q = reqs_[r];
+    const uint64_t want =
+        q.kv_len < q.prefill_target ? std::min<uint64_t>(q.prefill_target - q.kv_len, budget) : 1;
+    bool self_preempted = false;
+    while (!kv_.reserve(q.slot, q.kv_len + want)) {
+      const uint32_t victim = running_.back();
+      preempt(victim);
+      preempted = true;
+      if (victim == r) {
+        self_preempted = true;
+        break;
+      }
+    }
+    if (self_preempted) break;  // r was the newest: nothing after it is running
+    schedule(r, want);
+    ++i;
+  }
+  // 2. Swapped requests return (not in a step that had to preempt).
+  while (!preempted && !swapped_.empty() && budget > 0) {
+    const uint32_t r = swapped_.front();
+    Req& q = reqs_[r];
+    const uint64_t want =
+        q.kv_len < q.prefill_target ? std::min<uint64_t>(q.prefill_target - q.kv_len, budget) : 1;
+    if (!admit(r, q.kv_len + want)) break;
+    swapped_.pop_front();
+    push_host_op(OpKind::kSwapIn, request_kv_bytes(q.kv_len), r);
+    schedule(r, want);
+  }
+  // 3. Waiting requests in arrival order (recomputed ones first).
+  while (!preempted && swapped_.empty() && !waiting_.empty() && budget > 0) {
+    const uint32_t r = waiting_.front();
+    Req& q = reqs_[r];
+    const uint64_t want = std::min<uint64_t>(q.prefill_target - q.kv_len, budget);
+    if (!admit(r, q.kv_len + want)) break;
+    waiting_.pop_front();
+    schedule(r, want);
+  }
+  peak_blocks_ = std::max(peak_blocks_, kv_.blocks() - kv_.free_blocks());
+  if (plan_.empty() && pre_ops_.empty() && next_arrival_ < reqs_.size() && running_.empty() &&
+      waiting_.empty() && swapped_.empty()) {
+    // Nothing to run until the next request arrives.
+    Op idle;
+    idle.kind = OpKind::kIdle;
+    idle.op_class = OpClass::kWait;
+    idle.delay_ps = o_.requests[next_arrival_].arrival_ps - now;
+    idle.step = StepIndex(step_);
+    pre_ops_.push_back(idle);
+  }
+  step_open_ = !plan_.empty() || !pre_ops_.empty();
+  pass_started_ = false;
+}
+
+void ServingWorkload::begin_step(TimePs now_ps) {
+  plan(now_ps);
+}
+
+bool ServingWorkload::next(Op& op) {
+  if (!step_open_) {
+    if (done_ == reqs_.size()) return false;
+    throw std::logic_error("ServingWorkload: requests remain but nothing can be scheduled");
+  }
+  const bool idle = !pre_ops_.empty() && pre_ops_[0].kind == OpKind::kIdle;
+  if (pre_pos_ < pre_ops_.size()) {
+    op = pre_ops_[pre_pos_++];
+    op.id = OpId(next_id_++);
+    if (idle || (pre_pos_ == pre_ops_.size() && plan_.empty())) {
+      step_open_ = false;
+      if (!idle) op.last_of_step = true;  // swaps only
+    }
+    return true;
+  }
+  if (!pass_started_) {
+    pass_.begin(plan_.data(), static_cast<uint32_t>(plan_.size()), step_);
+    pass_started_ = true;
+  }
+  if (!pass_.next(op, OpId(next_id_))) throw std::logic_error("ServingWorkload: empty pass");
+  ++next_id_;
+  if (pass_.done()) {
+    op.last_of_step = true;
+    step_open_ = false;
+  }
+  return true;
+}
+
+void ServingWorkload::end_step(TimePs now_ps) {
+  step_tokens_ = 0;
+  bool prefill = false;
+  for (size_t i = 0; i < plan_.size(); ++i) {
+    const uint32_t r = plan_req_[i];
+    Req& q = reqs_[r];
+    RequestRecord& rec = records_[r];
+    if (q.kv_len < q.prefill_target) {
+      prefill = true;
+      prefill_tokens_ += plan_[i].queries;
+    } else {
+      decode_tokens_ += plan_[i].queries;
+    }
+    q.kv_len += plan_[i].queries;
+    if (plan_[i].sampled == 0) continue;
+    ++step_tokens_;
+    if (rec.generated == 0) rec.first_token_ps = now_ps;
+    rec.last_token_ps = now_ps;
+    if (++rec.generated < o_.requests[r].output_tokens) continue;
+    rec.done = true;
+    rec.finish_ps = now_ps;
+    q.state = State::kDone;
+    kv_.release(q.slot);
+    free_slots_.push_back(q.slot);
+    running_.erase(std::find(running_.begin(), running_.end(), r));
+    ++done_;
+  }
+  steps_with_prefill_ += prefill;
+  plan_.clear();
+  plan_req_.clear();
+  ++step_;
+}
+
+void ServingWorkload::summarize(std::vector<SummaryItem>& summary) const {
+  std::vector<double> ttft, tpot, e2e;
+  size_t met = 0;
+  uint64_t output = 0;
+  TimePs first_arrival = o_.requests.empty() ? 0 : o_.requests.front().arrival_ps;
+  TimePs last_finish = 0;
+  for (size_t i = 0; i < records_.size(); ++i) {
+    const RequestRecord& r = records_[i];
+    output += r.generated;
+    if (!r.done) continue;
+    const double t = ps_to_ms(r.first_token_ps - o_.requests[i].arrival_ps);
+    const double p =
+        r.generated > 1 ? ps_to_ms(r.last_token_ps - r.first_token_ps) / (r.generated - 1) : 0.0;
+    ttft.push_back(t);
+    if (r.generated > 1) tpot.push_back(p);
+    e2e.push_back(ps_to_ms(r.finish_ps - o_.requests[i].arrival_ps));
+    last_finish = std::max(last_finish, r.finish_ps);
+    const bool ok = (o_.slo_ttft_ms <= 0 || t <= o_.slo_ttft_ms) &&
+                    (o_.slo_tpot_ms <= 0 || r.generated <= 1 || p <= o_.slo_tpot_ms);
+    met += ok;
+  }
+  auto pct = [](std::vector<double> v, double p) {
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    const double pos = p / 100.0 * static_cast<double>(v.size() - 1);
+    const size_t lo = static_cast<size_t>(std::floor(pos));
+    const size_t hi = std::min(lo + 1, v.size() - 1);
+    return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+  };
+  const double span_s = last_finish > first_arrival ? ps_to_s(last_finish - first_arrival) : 0.0;
+  summary.push_back({"requests_completed", double(e2e.size()), "requests"});
+  summary.push_back({"ttft_ms_p50", pct(ttft, 50), "ms"});
+  summary.push_back({"ttft_ms_p99", pct(ttft, 99), "ms"});
+  summary.push_back({"request_tpot_ms_p50", pct(tpot, 50), "ms"});
+  summary.push_back({"request_tpot_ms_p99", pct(tpot, 99), "ms"});
+  summary.push_back({"e2e_ms_p50", pct(e2e, 50), "ms"});
+  summary.push_back({"e2e_ms_p99", pct(e2e, 99), "ms"});
+  summary.push_back(
+      {"output_tokens_per_s", span_s > 0 ? double(output) / span_s : 0.0, "tokens/s"});
+  summary.push_back({"requests_per_s", span_s > 0 ? double(e2e.size()) / span_s : 0.0, "req/s"});
+  summary.push_back(
+      {"slo_attainment", e2e.empty() ? 0.0 : double(met) / double(e2e.size()), "fraction"});
+  summary.push_back({"goodput_requests_per_s", span_s > 0 ? double(met) / span_s : 0.0, "req/s"});
+  summary.push_back({"preemptions", double(preemptions_), "count"});
+  summary.push_back({"swapped_bytes", double(swapped_bytes_), "bytes"});
+  summary.push_back({"kv_pool_peak_fraction",
+                     kv_.blocks() ? double(peak_blocks_) / double(kv_.blocks()) : 0.0, "fraction"});
+  summary.push_back({"prefill_tokens", double(prefill_tokens_), "tokens"});
+  pass_.summarize_moe(summary);
+}
+
+void ServingWorkload::write_results(ResultWriter& w) const {
+  Table t;
+  const size_t c_arr = t.add_column("arrival_ps", Table::Type::kU64, "ps");
+  const size_t c_in = t.add_column("input_tokens", Table::Type::kU64);
+  const size_t c_out = t.add_column("output_tokens", Table::Type::kU64);
+  const size_t c_gen = t.add_column("generated_tokens", Table::Type::kU64);
+  const size_t c_first = t.add_column("first_token_ps", Table::Type::kU64, "ps");
+  const size_t c_fin = t.add_column("finish_ps", Table::Type::kU64, "ps");
+  const size_t c_ttft = t.add_column("ttft_ms", Table::Type::kF64, "ms");
+  const size_t c_tpot = t.add_column("tpot_ms", Table::Type::kF64, "ms");
+  const size_t c_pre = t.add_column("preemptions", Table::Type::kU64);
+  for (size_t i = 0; i < records_.size(); ++i) {
+    const RequestRecord& r = records_[i];
+    const ServingRequest& q = o_.requests[i];
+    t.columns[c_arr].u64.push_back(q.arrival_ps);
+    t.columns[c_in].u64.push_back(q.input_tokens);
+    t.columns[c_out].u64.push_back(q.output_tokens);
+    t.columns[c_gen].u64.push_back(r.generated);
+    t.columns[c_first].u64.push_back(r.first_token_ps);
+    t.columns[c_fin].u64.push_back(r.finish_ps);
+    t.columns[c_ttft].f64.push_back(r.generated ? ps_to_ms(r.first_token_ps - q.arrival_ps) : -1);
+    t.columns[c_tpot].f64.push_back(
+        r.generated > 1 ? ps_to_ms(r.last_token_ps - r.first_token_ps) / (r.generated - 1) : -1);
+    t.columns[c_pre].u64.push_back(r.preemptions);
+  }
+  w.write_table("/workload/requests", t);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registration
+
+namespace {
+
+void validate_serving(const config::Config& root, Validator& v) {
+  const auto& w = root.workload();
+  if (!w.has_model()) {
+    v.error("workload.model", "required field is not set");
+  } else {
+    Validator mv = v.at("workload.model");
+    TransformerShape::validate(w.model(), mv);
+    Validator pv = v.at("workload.parallelism");
+    TransformerShape::validate_parallelism(w.model(), w.parallelism(), pv);
+  }
+  const auto& s = w.serving();
+  Validator sv = v.at("workload.serving");
+  uint32_t max_request = 0;
+  switch (s.arrivals_case()) {
+    case config::ServingScenario::kPoisson: {
+      Validator av = sv.at("poisson");
+      av.positive("rate_per_s", s.poisson().has_rate_per_s(), s.poisson().rate_per_s());
+      av.positive("requests", s.poisson().has_requests(), s.poisson().requests());
+      validate_length(s.input_tokens(), sv.at("input_tokens"), s.has_input_tokens());
+      validate_length(s.output_tokens(), sv.at("output_tokens"), s.has_output_tokens());
+      max_request = max_length(s.input_tokens()) + max_length(s.output_tokens());
+      break;
+    }
+    case config::ServingScenario::kArrivalTrace: {
+      for (const char* f : {"input_tokens", "output_tokens"}) {
+        if ((f[0] == 'i' && s.has_input_tokens()) || (f[0] == 'o' && s.has_output_tokens())) {
+          sv.error(f, "the arrival trace gives every request's lengths; remove this");
+        }
+      }
+      auto reqs = load_arrival_trace(s.arrival_trace(), sv);
+      if (reqs) {
+        for (const auto& r : *reqs)
+          max_request = std::max(max_request, r.input_tokens + r.output_tokens);
+      }
+      break;
+    }
+    default:
+      sv.error("", "needs arrivals: poisson { rate_per_s requests } or arrival_trace: \"...\"");
+  }
+  sv.positive("max_sequences", s.has_max_sequences(), s.max_sequences());
+  sv.positive("max_step_tokens", s.has_max_step_tokens(), s.max_step_tokens());
+  const bool kv_ok = sv.positive("kv_cache_bytes", s.has_kv_cache_bytes(),
+                                 static_cast<double>(s.kv_cache_bytes()));
+  if (s.has_kv_block_tokens()) sv.positive("kv_block_tokens", true, s.kv_block_tokens());
+  if (s.preemption() == config::PREEMPTION_UNSPECIFIED) {
+    sv.error("preemption", "required field is not set (RECOMPUTE or SWAP)");
+  } else if (s.preemption() == config::SWAP) {
+    const auto& h = root.system().host_link();
+    if (!root.system().has_host_link()) {
+      v.root("system").error("host_link", "required by workload.serving.preemption: SWAP");
+    } else {
+      Validator hv = v.root("system.host_link");
+      hv.positive("to_host_bytes_per_s", h.has_to_host_bytes_per_s(), h.to_host_bytes_per_s());
+      hv.positive("from_host_bytes_per_s", h.has_from_host_bytes_per_s(),
+                  h.from_host_bytes_per_s());
+      hv.require("latency_ps", h.has_latency_ps());
+    }
+  }
+  if (s.has_slo()) {
+    Validator lv = sv.at("slo");
+    if (s.slo().has_ttft_ms()) lv.positive("ttft_ms", true, s.slo().ttft_ms());
+    if (s.slo().has_tpot_ms()) lv.positive("tpot_ms", true, s.slo().tpot_ms());
+  }
+  if (w.model().has_moe()) {
+    if (!w.routing().has_synthetic()) {
+      v.at("workload.routing")
+          .error("", "serving needs routing { synthetic { ... } } (a trace routes fixed batches)");
+    }
+  } else if (w.has_routing()) {
+    v.at("workload.routing").error("", "the model has no moe section; remove routing");
+  }
+  // Every request must fit in the pool on its own, or it could never finish.
+  if (kv_ok && max_request > 0 && w.has_model() && s.max_step_tokens() > 0) {
+    std::vector<ConfigIssue> scratch;
+    Validator quiet(scratch);
+    TransformerShape::validate(w.model(), quiet);
+    TransformerShape::validate_parallelism(w.model(), w.parallelism(), quiet);
+    if (scratch.empty()) {
+      const TransformerShape shape = TransformerShape::from_config(w.model(), w.parallelism());
+      const uint32_t block = s.has_kv_block_tokens() ? s.kv_block_tokens() : 16;
+      const uint64_t pool_tokens =
+          s.kv_cache_bytes() / (uint64_t{block} * shape.kv_bytes_per_token()) * block;
+      if (max_request > pool_tokens) {
+        sv.error("kv_cache_bytes",
+                 "holds " + std::to_string(pool_tokens) + " tokens, but a request can need " +
+                     std::to_string(max_request) + " (input plus output): it could never finish");
+      }
+    }
+  }
+}
+
+ServingOptions options_from_config(const config::Config& root) {
+  const auto& s = root.workload().serving();
+  ServingOptions o;
+  if (s.has_poisson()) {
+    o.requests = poisson_requests(s, root.run().seed());
+  } else {
+    std::vector<ConfigIssue> issues;
+    Validator v(issues, "workload.serving");
+    auto reqs = load_arrival_trace(s.arrival_trace(), v);
+    if (!reqs) throw ConfigError(issues);  // the file changed since validation
+    o.requests = std::move(*reqs);
+  }
+  o.max_sequences = s.max_sequences();
+  o.max_step_tokens = s.max_step_tokens();
+  o.kv_block_tokens = s.has_kv_block_tokens() ? s.kv_block_tokens() : 16;
+  o.kv_cache_bytes = s.kv_cache_bytes();
+  o.preemption = s.preemption();
+  o.slo_ttft_ms = s.slo().ttft_ms();
+  o.slo_tpot_ms = s.slo().tpot_ms();
+  return o;
+}
+
+std::unique_ptr<Router> make_serving_router(const config::Config& root) {
+  const auto& m = root.workload().model();
+  if (!m.has_moe()) return nullptr;
+  const auto& r = root.workload().routing().synthetic();
+  SyntheticRouterParams p;
+  p.experts = m.moe().experts();
+  p.top_k = m.moe().experts_per_token();
+  p.moe_layers = m.layers() - m.moe().first_moe_layer();
+  p.batch = root.workload().serving().max_step_tokens();
+  p.zipf = r.zipf_exponent();
+  p.stickiness = r.stickiness();
+  p.phase_steps = r.phase_steps();
+  p.seed = root.run().seed();
+  return std::make_unique<SyntheticRouter>(p);
+}
+
+const WorkloadRegistrar kRegistrar(WorkloadKind{
+    "serving",
+    "online serving: arrivals, continuous batching with chunked prefill, a paged KV pool with "
+    "preemption",
+    validate_serving,
+    [](const config::Config& root) {
+      return ServingWorkload::footprint_bytes(
+          TransformerShape::from_config(root.workload().model(), root.workload().parallelism()),
+          options_from_config(root));
+    },
+    [](const config::Config& root) -> std::unique_ptr<Workload> {
+      return std::make_unique<ServingWorkload>(
+          TransformerShape::from_config(root.workload().model(), root.workload().parallelism()),
+          options_from_config(root), make_serving_router(root));
+    }});
+
+}  // namespace
+
+}  // namespace tiersim

@@ -1,0 +1,163 @@
+// Online serving with continuous batching (see ServingScenario in the schema).
+//
+// Each step the scheduler (vLLM-style, at the step's start time) runs, in order:
+// 1. the running requests, oldest admission first: a decode token each, or the next chunk of a
+//    prefill (as much as the step's token budget has left). A request that needs KV blocks the
+//    pool does not have preempts the most recently admitted running request (itself, if it is
+//    the newest): RECOMPUTE drops its KV and queues it first to prefill prompt plus generated
+//    tokens again; SWAP copies its KV to host memory (a swap_out op) and queues it to return;
+// 2. swapped requests, oldest first, while blocks and sequence slots allow (swap_in ops);
+// 3. waiting requests in arrival order, while slots, budget and blocks allow.
+// The step is then one forward pass over the scheduled sequences (ForwardPass: projections over
+// every new token, attention per sequence over its own cache, the LM head over the positions that
+// produce a token). With nothing to run, an idle op waits for the next arrival.
+//
+// KV: one pool object per layer (`layerL.kv_pool`) of fixed-size blocks; each running request
+// holds a block table. A request's blocks come from right after its last block when free, else
+// the lowest free block, so tables stay mostly contiguous until the pool fragments.
+//
+// Per request: arrival, first token (TTFT), each later token (TPOT = mean gap), completion,
+// preemptions; written to /workload/requests and summarised (percentiles, throughput, goodput
+// under the SLOs).
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/config_error.h"
+#include "models/workload.h"
+#include "workloads/forward_pass.h"
+#include "workloads/moe_router.h"
+#include "workloads/transformer.h"
+
+namespace tiersim {
+
+struct ServingRequest {
+  TimePs arrival_ps = 0;
+  uint32_t input_tokens = 0, output_tokens = 0;
+};
+
+// Requests from a CSV arrival trace (header arrival_ms,input_tokens,output_tokens); problems are
+// reported at their line through `v` (field `arrival_trace`).
+std::optional<std::vector<ServingRequest>> load_arrival_trace(const std::string& path,
+                                                              Validator& v);
+// Requests from the scenario's Poisson process and length distributions, drawn from `seed`.
+std::vector<ServingRequest> poisson_requests(const config::ServingScenario& s, uint64_t seed);
+
+// A paged KV pool: per layer one object of `blocks` blocks; block tables per sequence slot.
+class PagedKv : public KvLayout {
+ public:
+  PagedKv(uint64_t token_bytes, uint32_t block_tokens, uint32_t blocks, uint32_t slots);
+  void register_layer(ObjectTable& t, uint32_t layer);
+
+  uint32_t blocks() const { return static_cast<uint32_t>(free_.size()); }
+  uint32_t free_blocks() const { return free_count_; }
+  uint32_t blocks_for(uint64_t tokens) const {
+    return static_cast<uint32_t>((tokens + block_tokens_ - 1) / block_tokens_);
+  }
+  uint32_t held(uint32_t slot) const { return static_cast<uint32_t>(tables_[slot].size()); }
+  // Grows `slot`'s table to hold `tokens` tokens; false, with nothing taken, when short.
+  bool reserve(uint32_t slot, uint64_t tokens);
+  void release(uint32_t slot);
+  // Maximal runs of consecutive blocks in `slot`'s table (1 = contiguous).
+  uint32_t runs(uint32_t slot) const;
+
+  void read(uint32_t layer, uint32_t seq, uint64_t from, uint64_t to,
+            std::vector<Operand>& out) const override;
+  void write(uint32_t layer, uint32_t seq, uint64_t at, uint64_t count,
+             std::vector<Operand>& out) const override;
+
+ private:
+  void ranges(uint32_t layer, uint32_t slot, uint64_t from, uint64_t to, Access access,
+              std::vector<Operand>& out) const;
+  uint64_t token_bytes_;
+  uint32_t block_tokens_;
+  std::vector<uint8_t> free_;  // per block
+  uint32_t free_count_;
+  uint32_t cursor_ = 0;  // lowest possibly free block
+  std::vector<std::vector<uint32_t>> tables_;
+  std::vector<uint32_t> first_;  // per layer: the pool object
+};
+
+struct ServingOptions {
+  std::vector<ServingRequest> requests;  // sorted by arrival
+  uint32_t max_sequences = 0, max_step_tokens = 0, kv_block_tokens = 16;
+  uint64_t kv_cache_bytes = 0;
+  config::Preemption preemption = config::RECOMPUTE;
+  double slo_ttft_ms = 0, slo_tpot_ms = 0;  // 0: no bound
+};
+
+class ServingWorkload : public Workload {
+ public:
+  ServingWorkload(const TransformerShape& shape, ServingOptions options,
+                  std::unique_ptr<Router> router = nullptr);
+
+  void register_objects(ObjectTable& objects) override;
+  void begin_step(TimePs now_ps) override;
+  bool next(Op& op) override;
+  void end_step(TimePs now_ps) override;
+  uint32_t total_steps() const override { return 0; }
+  uint32_t tokens_per_step() const override { return step_tokens_; }
+  uint32_t sequences_per_step() const override { return step_tokens_; }
+  uint64_t max_activation_bytes() const override;
+  void summarize(std::vector<SummaryItem>& summary) const override;
+  void write_results(ResultWriter& writer) const override;
+
+  static uint64_t footprint_bytes(const TransformerShape& s, const ServingOptions& o);
+  static uint32_t pool_blocks(const TransformerShape& s, const ServingOptions& o);
+
+  struct RequestRecord {
+    TimePs first_token_ps = 0, last_token_ps = 0, finish_ps = 0;
+    uint32_t generated = 0, preemptions = 0;
+    bool done = false;
+  };
+  const std::vector<RequestRecord>& records() const { return records_; }
+  uint64_t preemptions() const { return preemptions_; }
+  const PagedKv& kv() const { return kv_; }
+
+ private:
+  enum class State : uint8_t { kFuture, kWaiting, kRunning, kSwapped, kDone };
+  struct Req {
+    State state = State::kFuture;
+    uint64_t kv_len = 0;          // tokens in the KV cache
+    uint64_t prefill_target = 0;  // tokens to place before decoding (prompt, or more after
+                                  // a recompute)
+    uint32_t slot = 0;
+  };
+  void plan(TimePs now);
+  void preempt(uint32_t r);
+  bool admit(uint32_t r, uint64_t tokens);  // takes a slot and blocks for `tokens`
+  uint64_t request_kv_bytes(uint64_t tokens) const;
+  void push_host_op(OpKind kind, uint64_t bytes, uint32_t r);
+
+  const TransformerShape shape_;
+  const ServingOptions o_;
+  std::unique_ptr<Router> router_;
+  ForwardPass pass_;
+  PagedKv kv_;
+
+  std::vector<Req> reqs_;
+  std::vector<RequestRecord> records_;
+  size_t next_arrival_ = 0;
+  std::deque<uint32_t> waiting_, swapped_;
+  std::vector<uint32_t> running_;  // admission order
+  std::vector<uint32_t> free_slots_;
+  uint32_t done_ = 0;
+
+  // The step being emitted.
+  std::vector<Op> pre_ops_;  // swaps, or one idle op
+  size_t pre_pos_ = 0;
+  std::vector<PassSequence> plan_;
+  std::vector<uint32_t> plan_req_;
+  bool pass_started_ = false, step_open_ = false;
+  uint32_t step_ = 0, step_tokens_ = 0;
+  uint64_t next_id_ = 0;
+  uint64_t preemptions_ = 0, swapped_bytes_ = 0;
+  uint32_t peak_blocks_ = 0;
+  uint64_t steps_with_prefill_ = 0, prefill_tokens_ = 0, decode_tokens_ = 0;
+};
+
+}  // namespace tiersim
