@@ -40,6 +40,9 @@ const char* kUsage =
     "  run FILES... [--set k=v]... [--out FILE.h5] [--quiet]\n"
     "                     merge the config files in order, apply overrides, simulate, write\n"
     "                     the result file and print the summary\n"
+    "  trace FILES... [--set k=v]... --out TRACE [--quiet]\n"
+    "                     run as `run` does and record every object and op it consumes to\n"
+    "                     TRACE (replay it with workload { replay { trace: \"TRACE\" } })\n"
     "  config FILES... [--set k=v]...\n"
     "                     print the resolved config (after merging, overrides, validation)\n"
     "  report FILE.h5 [--json]\n"
@@ -145,6 +148,25 @@ int cmd_run(const std::vector<std::string>& args) {
     }
     print_summary(outcome.summary, std::cout);
     if (!a.out.empty()) std::cout << "results: " << a.out << "\n";
+  }
+  return kExitOk;
+}
+
+// `trace`: a run that also records its op and object stream.
+int cmd_trace(const std::vector<std::string>& args) {
+  ConfigArgs a = parse_args("trace", args, true, false);
+  if (a.files.empty()) throw UsageError("tiersim trace: no config files given");
+  if (a.out.empty()) throw UsageError("tiersim trace: --out TRACE is required");
+  LoadedConfig loaded = load_config(a.files, a.sets);
+  const std::string problem = prepare_output_path(a.out);
+  if (!problem.empty()) throw UsageError("tiersim trace: --out " + problem);
+  RunOptions options;
+  options.trace_path = a.out;
+  options.progress = !a.quiet && isatty(STDERR_FILENO);
+  RunOutcome outcome = run_simulation(loaded, options);
+  if (!a.quiet) {
+    print_summary(outcome.summary, std::cout);
+    std::cout << "trace: " << a.out << "\n";
   }
   return kExitOk;
 }
@@ -302,6 +324,7 @@ int run_cli(int argc, char** argv) {
     if (command == "list") return cmd_list(rest);
     if (command == "config") return cmd_config(rest);
     if (command == "run") return cmd_run(rest);
+    if (command == "trace") return cmd_trace(rest);
     if (command == "report") return cmd_report(rest);
     if (command == "calibrate") return cmd_calibrate(rest);
     if (const CommandKind* k = find_command_kind(command)) {

@@ -36,9 +36,10 @@ const char* tier_name(Tier t) {
   return "unknown";
 }
 
-ObjectId ObjectTable::add(std::string name, ObjectClass cls, uint64_t size_bytes, LayerId layer) {
+ObjectId ObjectTable::add(std::string name, ObjectClass cls, uint64_t size_bytes, LayerId layer,
+                          ObjectIntent intent) {
   ObjectId id(static_cast<uint32_t>(objects_.size()));
-  objects_.push_back(ObjectInfo{std::move(name), cls, size_bytes, layer, {}, 0, false});
+  objects_.push_back(ObjectInfo{std::move(name), cls, size_bytes, layer, intent, {}, 0, false});
   return id;
 }
 

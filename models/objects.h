@@ -18,11 +18,24 @@ const char* object_class_name(ObjectClass c);
 enum class Tier : uint8_t { kNone, kSram, kHbm, kDdr, kCxl, kNvme };
 const char* tier_name(Tier t);
 
+// What the workload expects of an object, declared when it registers it, for movement
+// policies: the steps it is live in, how many times per step it is read, and how sure the
+// workload is (the probability that the next step uses it as declared: 1 for dense weights and
+// a static batch's KV; a routed expert's chance of being active).
+struct ObjectIntent {
+  static constexpr uint32_t kUntilEnd = UINT32_MAX;
+  uint32_t first_step = 0;
+  uint32_t last_step = kUntilEnd;
+  double uses_per_step = 0;
+  double confidence = 0;  // 0 with uses_per_step 0: nothing declared
+};
+
 struct ObjectInfo {
   std::string name;
   ObjectClass cls;
   uint64_t size_bytes;
-  LayerId layer;         // invalid for objects not tied to a layer
+  LayerId layer;  // invalid for objects not tied to a layer
+  ObjectIntent intent;
   std::string home;      // component name of the home memory; set by placement
   uint64_t address = 0;  // global address in the home memory; set by placement
   bool placed = false;
@@ -30,7 +43,9 @@ struct ObjectInfo {
 
 class ObjectTable {
  public:
-  ObjectId add(std::string name, ObjectClass cls, uint64_t size_bytes, LayerId layer = LayerId());
+  ObjectId add(std::string name, ObjectClass cls, uint64_t size_bytes, LayerId layer = LayerId(),
+               ObjectIntent intent = {});
+  void set_intent(ObjectId id, const ObjectIntent& intent) { objects_[id.value()].intent = intent; }
   const ObjectInfo& get(ObjectId id) const { return objects_[id.value()]; }
   ObjectInfo& get_mutable(ObjectId id) { return objects_[id.value()]; }
   size_t size() const { return objects_.size(); }

@@ -15,6 +15,7 @@
 #include "models/context.h"
 #include "models/registry.h"
 #include "models/stats_sampler.h"
+#include "models/trace.h"
 #include "models/workload.h"
 
 #ifndef TIERSIM_VERSION
@@ -138,6 +139,33 @@ void write_results(const std::string& path, const LoadedConfig& loaded, Context&
     ops.columns[o_bound].str.push_back(bound_by_name(o.bound_by));
   }
   w.write_table("/ops", ops);
+
+  // The object table with placements and the workload's intent records.
+  Table objects;
+  const size_t b_name = objects.add_column("name", Table::Type::kStr);
+  const size_t b_cls = objects.add_column("class", Table::Type::kStr);
+  const size_t b_size = objects.add_column("size_bytes", Table::Type::kU64, "bytes");
+  const size_t b_layer = objects.add_column("layer", Table::Type::kI64);
+  const size_t b_home = objects.add_column("home", Table::Type::kStr);
+  const size_t b_addr = objects.add_column("address", Table::Type::kU64);
+  const size_t b_first = objects.add_column("first_step", Table::Type::kI64);
+  const size_t b_last = objects.add_column("last_step", Table::Type::kI64);
+  const size_t b_uses = objects.add_column("uses_per_step", Table::Type::kF64);
+  const size_t b_conf = objects.add_column("confidence", Table::Type::kF64);
+  for (const auto& o : ctx.objects().all()) {
+    objects.columns[b_name].str.push_back(o.name);
+    objects.columns[b_cls].str.push_back(object_class_name(o.cls));
+    objects.columns[b_size].u64.push_back(o.size_bytes);
+    objects.columns[b_layer].i64.push_back(o.layer.valid() ? int64_t{o.layer.value()} : -1);
+    objects.columns[b_home].str.push_back(o.home);
+    objects.columns[b_addr].u64.push_back(o.address);
+    objects.columns[b_first].i64.push_back(o.intent.first_step);
+    objects.columns[b_last].i64.push_back(
+        o.intent.last_step == ObjectIntent::kUntilEnd ? int64_t{-1} : int64_t{o.intent.last_step});
+    objects.columns[b_uses].f64.push_back(o.intent.uses_per_step);
+    objects.columns[b_conf].f64.push_back(o.intent.confidence);
+  }
+  w.write_table("/objects", objects);
   w.commit();
 }
 
@@ -191,8 +219,18 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   // Workload and its objects.
   const WorkloadKind* wk = find_workload_kind(workload_kind_name(cfg.workload()));
   std::unique_ptr<Workload> workload = wk->create(cfg);
-  ctx.set_workload(workload.get());
-  workload->register_objects(ctx.objects());
+  std::unique_ptr<TraceRecorder> recorder;
+  if (!options.trace_path.empty()) {
+    // Record every object and op the run consumes (the recorder forwards to the workload).
+    const config::Dtype dtype = cfg.workload().has_gemm()
+                                    ? cfg.workload().gemm().dtype()
+                                    : cfg.workload().model().activation_dtype();
+    recorder = std::make_unique<TraceRecorder>(*workload, options.trace_path,
+                                               loaded.resolved_text(), dtype);
+  }
+  Workload* active = recorder ? static_cast<Workload*>(recorder.get()) : workload.get();
+  ctx.set_workload(active);
+  active->register_objects(ctx.objects());
 
   // Components, in config order.
   std::vector<std::unique_ptr<Component>> components;
@@ -323,6 +361,7 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
       {"wall_time_s", wall_s, "s"},
   };
   workload->summarize(out.summary);
+  if (recorder) recorder->commit();
   if (!options.out_path.empty()) {
     write_results(options.out_path, loaded, ctx, out.summary, wall_s, stopped_by);
   }

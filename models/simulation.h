@@ -11,8 +11,9 @@
 namespace tiersim {
 
 struct RunOptions {
-  std::string out_path;   // the result file; written atomically
-  bool progress = false;  // print a progress line on stderr
+  std::string out_path;    // the result file; written atomically
+  std::string trace_path;  // the op and object trace (`tiersim trace`); written atomically
+  bool progress = false;   // print a progress line on stderr
 };
 
 struct RunOutcome {

@@ -32,12 +32,12 @@ uint64_t SequenceKv::object_bytes() const {
 }
 
 void SequenceKv::register_layer(ObjectTable& t, const std::string& prefix, uint32_t layer,
-                                uint32_t sequences) {
+                                uint32_t sequences, const ObjectIntent& intent) {
   if (first_.size() <= layer) first_.resize(layer + 1, 0);
   for (uint32_t q = 0; q < sequences; ++q) {
     const ObjectId x =
         t.add(prefix + "layer" + std::to_string(layer) + ".kv.seq" + std::to_string(q),
-              ObjectClass::kKvCache, object_bytes(), LayerId(layer));
+              ObjectClass::kKvCache, object_bytes(), LayerId(layer), intent);
     if (q == 0) first_[layer] = x.value();
   }
 }
@@ -114,13 +114,19 @@ uint64_t DecodeWorkload::footprint_bytes(const TransformerShape& s, const Decode
 }
 
 void DecodeWorkload::register_objects(ObjectTable& t) {
-  target_.objects().register_weights(t, target_.shape(), "", ObjectClass::kWeight, [&](uint32_t l) {
-    target_kv_.register_layer(t, "", l, o_.batch);
-  });
+  // Intents: every weight and KV object is read by each pass of its model in every step.
+  const uint32_t last = o_.steps - 1;
+  const WeightUse target_use{last, 1.0, router_.get(), o_.batch * o_.target_queries()};
+  const ObjectIntent target_kv{0, last, 1.0, 1.0};
+  target_.objects().register_weights(
+      t, target_.shape(), "", ObjectClass::kWeight, target_use,
+      [&](uint32_t l) { target_kv_.register_layer(t, "", l, o_.batch, target_kv); });
   if (draft_) {
+    const WeightUse draft_use{last, double(o_.gamma), nullptr, o_.batch};
+    const ObjectIntent draft_kv{0, last, double(o_.gamma), 1.0};
     draft_->objects().register_weights(
-        t, draft_->shape(), "draft.", ObjectClass::kDraftWeight,
-        [&](uint32_t l) { draft_kv_->register_layer(t, "draft.", l, o_.batch); });
+        t, draft_->shape(), "draft.", ObjectClass::kDraftWeight, draft_use,
+        [&](uint32_t l) { draft_kv_->register_layer(t, "draft.", l, o_.batch, draft_kv); });
   }
   registered_ = true;
 }

@@ -61,8 +61,8 @@ class SequenceKv : public KvLayout {
  public:
   SequenceKv(uint64_t token_bytes, uint64_t capacity_tokens, uint32_t block_tokens, bool digests);
   // Registers `layer`'s objects for `sequences` sequences named prefix + "layerL.kv.seqS".
-  void register_layer(ObjectTable& t, const std::string& prefix, uint32_t layer,
-                      uint32_t sequences);
+  void register_layer(ObjectTable& t, const std::string& prefix, uint32_t layer, uint32_t sequences,
+                      const ObjectIntent& intent);
   uint64_t object_bytes() const;
 
   void read(uint32_t layer, uint32_t seq, uint64_t from, uint64_t to,

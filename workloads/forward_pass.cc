@@ -20,49 +20,64 @@ uint64_t cost_rows(const TransformerShape& s, OpKind k, uint64_t tokens) {
 
 void ModelObjects::register_weights(ObjectTable& t, const TransformerShape& s,
                                     const std::string& prefix, ObjectClass weights,
+                                    const WeightUse& use,
                                     const std::function<void(uint32_t)>& after_layer) {
   const ObjectClass tables = weights == ObjectClass::kWeight ? ObjectClass::kEmbedding : weights;
-  embedding = t.add(prefix + "embedding", tables, s.embedding_bytes());
+  // Dense weights: read once per pass, every step, for certain.
+  const ObjectIntent every{0, use.last_step, use.passes_per_step, 1.0};
+  ObjectIntent table_use = every;
+  if (s.tied_embeddings) table_use.uses_per_step *= 2;  // the LM head reads it too
+  embedding = t.add(prefix + "embedding", tables, s.embedding_bytes(), LayerId(), table_use);
   positions = s.position_table_bytes() > 0
-                  ? t.add(prefix + "positions", tables, s.position_table_bytes())
+                  ? t.add(prefix + "positions", tables, s.position_table_bytes(), LayerId(), every)
                   : ObjectId();
   layers.clear();
   for (uint32_t l = 0; l < s.layers; ++l) {
     const std::string p = prefix + "layer" + std::to_string(l) + ".";
     const LayerId id(l);
     Layer lo;
-    lo.attn_norm = t.add(p + "attn_norm", weights, s.norm_weight_bytes(), id);
-    lo.qkv = t.add(p + "qkv", weights, s.qkv_weight_bytes(), id);
+    lo.attn_norm = t.add(p + "attn_norm", weights, s.norm_weight_bytes(), id, every);
+    lo.qkv = t.add(p + "qkv", weights, s.qkv_weight_bytes(), id, every);
     if (s.latent) {
-      lo.kv_up =
-          t.add(p + "kv_up", weights, s.absorb_weight_bytes() + s.unabsorb_weight_bytes(), id);
+      lo.kv_up = t.add(p + "kv_up", weights, s.absorb_weight_bytes() + s.unabsorb_weight_bytes(),
+                       id, every);
     }
-    lo.out = t.add(p + "out", weights, s.out_weight_bytes(), id);
+    lo.out = t.add(p + "out", weights, s.out_weight_bytes(), id, every);
     if (!s.parallel_attn_mlp) {
-      lo.mlp_norm = t.add(p + "mlp_norm", weights, s.norm_weight_bytes(), id);
+      lo.mlp_norm = t.add(p + "mlp_norm", weights, s.norm_weight_bytes(), id, every);
     }
     if (!s.moe_layer(l)) {
-      lo.gate_up = t.add(p + "gate_up", weights, s.gate_up_weight_bytes(), id);
-      lo.down = t.add(p + "down", weights, s.down_weight_bytes(), id);
+      lo.gate_up = t.add(p + "gate_up", weights, s.gate_up_weight_bytes(), id, every);
+      lo.down = t.add(p + "down", weights, s.down_weight_bytes(), id, every);
     } else {
-      lo.router = t.add(p + "router", weights, s.router_weight_bytes(), id);
+      lo.router = t.add(p + "router", weights, s.router_weight_bytes(), id, every);
       if (s.shared_experts > 0) {
         lo.shared = t.add(p + "shared_experts", weights,
-                          s.shared_gate_up_bytes() + s.shared_down_bytes(), id);
+                          s.shared_gate_up_bytes() + s.shared_down_bytes(), id, every);
       }
       for (uint32_t e = 0; e < s.experts; ++e) {
-        const ObjectId x = t.add(p + "expert" + std::to_string(e), weights, s.expert_bytes(), id);
+        ObjectIntent routed = every;
+        if (use.router != nullptr) {
+          const double chance = use.router->use_probability(
+              l - s.first_moe_layer, static_cast<uint16_t>(e), use.routed_tokens);
+          routed.uses_per_step = chance * use.passes_per_step;
+          routed.confidence = chance;
+        }
+        const ObjectId x =
+            t.add(p + "expert" + std::to_string(e), weights, s.expert_bytes(), id, routed);
         if (e == 0) lo.first_expert = x.value();
       }
     }
     layers.push_back(lo);
     if (after_layer) after_layer(l);
   }
-  embedding_norm = s.embedding_norm
-                       ? t.add(prefix + "embedding_norm", weights, s.norm_weight_bytes())
-                       : ObjectId();
-  final_norm = t.add(prefix + "final_norm", weights, s.norm_weight_bytes());
-  lm_head = s.tied_embeddings ? embedding : t.add(prefix + "lm_head", weights, s.lm_head_bytes());
+  embedding_norm = s.embedding_norm ? t.add(prefix + "embedding_norm", weights,
+                                            s.norm_weight_bytes(), LayerId(), every)
+                                    : ObjectId();
+  final_norm = t.add(prefix + "final_norm", weights, s.norm_weight_bytes(), LayerId(), every);
+  lm_head = s.tied_embeddings
+                ? embedding
+                : t.add(prefix + "lm_head", weights, s.lm_head_bytes(), LayerId(), every);
 }
 
 std::pair<ObjectId, uint64_t> ModelObjects::weight_of(const TransformerShape& s, OpKind kind,

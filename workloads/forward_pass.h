@@ -28,6 +28,14 @@
 
 namespace tiersim {
 
+// How a model's weights will be used, for their intent records.
+struct WeightUse {
+  uint32_t last_step = ObjectIntent::kUntilEnd;
+  double passes_per_step = 1;      // forward passes per step that read every weight
+  const Router* router = nullptr;  // MoE: expert use probabilities
+  uint32_t routed_tokens = 0;      // tokens per routed pass
+};
+
 // A model's weight objects.
 struct ModelObjects {
   struct Layer {
@@ -42,7 +50,8 @@ struct ModelObjects {
   // embedding tables take class embedding when `weights` is kWeight). `after_layer(l)` runs after
   // each layer's weights, so callers can register that layer's KV next to them.
   void register_weights(ObjectTable& t, const TransformerShape& s, const std::string& prefix,
-                        ObjectClass weights, const std::function<void(uint32_t)>& after_layer);
+                        ObjectClass weights, const WeightUse& use,
+                        const std::function<void(uint32_t)>& after_layer);
   // The weight object op `kind` of `layer` reads and the offset of its part (invalid id: none).
   std::pair<ObjectId, uint64_t> weight_of(const TransformerShape& s, OpKind kind,
                                           uint32_t layer) const;

@@ -44,18 +44,45 @@ SyntheticRouter::SyntheticRouter(const SyntheticRouterParams& p)
   }
 }
 
+std::vector<uint16_t> SyntheticRouter::ranking(uint32_t moe_layer, uint32_t phase, Rng& rng) const {
+  (void)moe_layer;
+  (void)phase;
+  std::vector<uint16_t> v(p_.experts);
+  for (uint32_t i = 0; i < p_.experts; ++i)
+    v[i] = static_cast<uint16_t>(i);
+  for (uint32_t i = p_.experts - 1; i > 0; --i)
+    std::swap(v[i], v[rng.below(i + 1)]);
+  return v;
+}
+
+namespace {
+// Independent of call order: a stream per (seed, layer, phase).
+Rng phase_rng(uint64_t seed, uint32_t moe_layer, uint32_t phase) {
+  return Rng(seed * 0x9e3779b97f4a7c15ULL ^ (uint64_t{moe_layer} << 32 | phase));
+}
+}  // namespace
+
+double SyntheticRouter::use_probability(uint32_t moe_layer, uint16_t expert,
+                                        uint32_t tokens) const {
+  Rng rng = phase_rng(p_.seed, moe_layer, 0);
+  const std::vector<uint16_t> by_rank = ranking(moe_layer, 0, rng);
+  const auto rank =
+      static_cast<size_t>(std::find(by_rank.begin(), by_rank.end(), expert) - by_rank.begin());
+  const double pick = std::min(1.0, p_.top_k * shares_[rank]);
+  return 1.0 - std::pow(1.0 - pick, static_cast<double>(tokens));
+}
+
 void SyntheticRouter::enter_phase(uint32_t moe_layer, uint32_t phase) {
   Layer& l = layers_[moe_layer];
   l.phase = phase;
-  // Independent of call order: a stream per (seed, layer, phase).
-  Rng rng(p_.seed * 0x9e3779b97f4a7c15ULL ^ (uint64_t{moe_layer} << 32 | phase));
+  Rng rng = phase_rng(p_.seed, moe_layer, phase);
   auto shuffle = [&](uint16_t* v) {
     for (uint32_t i = 0; i < p_.experts; ++i)
       v[i] = static_cast<uint16_t>(i);
     for (uint32_t i = p_.experts - 1; i > 0; --i)
       std::swap(v[i], v[rng.below(i + 1)]);
   };
-  shuffle(l.by_rank.data());
+  l.by_rank = ranking(moe_layer, phase, rng);
   std::vector<double> share_of(p_.experts);
   for (uint32_t r = 0; r < p_.experts; ++r)
     share_of[l.by_rank[r]] = shares_[r];
@@ -236,7 +263,25 @@ std::optional<TraceRouter> TraceRouter::load(const std::string& path, const Shap
                std::to_string(errors - 20) + " more problems not shown");
   }
   if (errors > 0) return std::nullopt;
+  // Steps in which each expert of each layer is active.
+  t.active_steps_.assign(size_t{moe_layers} * shape.experts, 0);
+  std::vector<uint32_t> last(size_t{moe_layers} * shape.experts, UINT32_MAX);
+  for (size_t cell = 0; cell < cells; ++cell) {
+    const size_t layer = cell / shape.batch % moe_layers;
+    const uint32_t step = static_cast<uint32_t>(cell / shape.batch / moe_layers);
+    for (uint32_t j = 0; j < shape.top_k; ++j) {
+      const size_t at = layer * shape.experts + t.experts_[cell * shape.top_k + j];
+      if (last[at] != step) {
+        last[at] = step;
+        ++t.active_steps_[at];
+      }
+    }
+  }
   return t;
+}
+
+double TraceRouter::use_probability(uint32_t moe_layer, uint16_t expert, uint32_t) const {
+  return double(active_steps_[size_t{moe_layer} * shape_.experts + expert]) / shape_.steps;
 }
 
 void TraceRouter::route(uint32_t step, uint32_t moe_layer, uint32_t tokens, uint16_t* experts) {

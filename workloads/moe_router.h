@@ -40,6 +40,9 @@ class Router {
   // (0 = the first MoE layer) at `step`; `tokens` is at most the router's batch. Called in
   // program order; must not allocate.
   virtual void route(uint32_t step, uint32_t moe_layer, uint32_t tokens, uint16_t* experts) = 0;
+  // The probability that `expert` of `moe_layer` receives at least one of `tokens` tokens in a
+  // step (at the first phase), for the objects' intent records.
+  virtual double use_probability(uint32_t moe_layer, uint16_t expert, uint32_t tokens) const = 0;
 };
 
 // Load shares by popularity rank: (r + 1)^-zipf normalised, capped at 1/k (water-filling).
@@ -57,6 +60,8 @@ class SyntheticRouter : public Router {
   static constexpr uint32_t kLayouts = 8;
   explicit SyntheticRouter(const SyntheticRouterParams& p);
   void route(uint32_t step, uint32_t moe_layer, uint32_t tokens, uint16_t* experts) override;
+  // 1 - (1 - k p_e)^tokens: each token picks the expert with probability k p_e.
+  double use_probability(uint32_t moe_layer, uint16_t expert, uint32_t tokens) const override;
 
   const std::vector<double>& shares() const { return shares_; }
   // The expert at popularity rank r of a layer in its current phase.
@@ -74,6 +79,8 @@ class SyntheticRouter : public Router {
     uint32_t previous_tokens = 0;    // tokens the last call routed
   };
   void enter_phase(uint32_t moe_layer, uint32_t phase);
+  // The popularity order (rank -> expert) of a layer in a phase: its own seeded stream.
+  std::vector<uint16_t> ranking(uint32_t moe_layer, uint32_t phase, Rng& rng) const;
 
   const SyntheticRouterParams p_;
   const std::vector<double> shares_;
@@ -92,10 +99,13 @@ class TraceRouter : public Router {
   // `trace`) and returns nothing when any is found.
   static std::optional<TraceRouter> load(const std::string& path, const Shape& shape, Validator& v);
   void route(uint32_t step, uint32_t moe_layer, uint32_t tokens, uint16_t* experts) override;
+  // The fraction of the trace's steps in which the expert is active.
+  double use_probability(uint32_t moe_layer, uint16_t expert, uint32_t tokens) const override;
 
  private:
   Shape shape_;
-  std::vector<uint16_t> experts_;  // [step][moe layer][sequence][k]
+  std::vector<uint16_t> experts_;       // [step][moe layer][sequence][k]
+  std::vector<uint32_t> active_steps_;  // [moe layer][expert]
 };
 
 // Writes the trace of `router` over a run of `shape` (routing every step and MoE layer in

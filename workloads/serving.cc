@@ -180,7 +180,8 @@ PagedKv::PagedKv(uint64_t token_bytes, uint32_t block_tokens, uint32_t blocks, u
 void PagedKv::register_layer(ObjectTable& t, uint32_t layer) {
   if (first_.size() <= layer) first_.resize(layer + 1, 0);
   first_[layer] = t.add("layer" + std::to_string(layer) + ".kv_pool", ObjectClass::kKvCache,
-                        uint64_t{blocks()} * block_tokens_ * token_bytes_, LayerId(layer))
+                        uint64_t{blocks()} * block_tokens_ * token_bytes_, LayerId(layer),
+                        ObjectIntent{0, ObjectIntent::kUntilEnd, 1.0, 1.0})
                       .value();
 }
 
@@ -286,7 +287,9 @@ ServingWorkload::ServingWorkload(const TransformerShape& shape, ServingOptions o
 }
 
 void ServingWorkload::register_objects(ObjectTable& t) {
-  pass_.objects().register_weights(t, shape_, "", ObjectClass::kWeight,
+  // Intents: one pass per step while requests run; the steps are not known in advance.
+  const WeightUse use{ObjectIntent::kUntilEnd, 1.0, router_.get(), o_.max_step_tokens};
+  pass_.objects().register_weights(t, shape_, "", ObjectClass::kWeight, use,
                                    [&](uint32_t l) { kv_.register_layer(t, l); });
 }
 

@@ -61,7 +61,7 @@ OpTimes run_tiny(const std::vector<std::string>& sets) {
   std::ofstream(cfg) << kSystem;
   const std::string status = test::run_forked([&] {
     LoadedConfig loaded = load_config({cfg}, sets);
-    run_simulation(loaded, RunOptions{out, false});
+    run_simulation(loaded, RunOptions{out, "", false});
     return std::string("ok");
   });
   EXPECT_EQ(status, "ok");

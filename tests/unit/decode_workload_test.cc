@@ -219,5 +219,45 @@ TEST(SparseDecode, PageReuseFollowsLocality) {
   }
 }
 
+// Intent records: dense weights and KV are used every step for certain; a routed expert's
+// confidence is its chance of being active in a step, which the run then bears out.
+TEST(DecodeIntents, ExpertConfidenceMatchesTheirActivity) {
+  TransformerShape s = load_model("mixtral_8x7b");
+  s.layers = 2;
+  SyntheticRouterParams rp{8, 2, 2, 3, 1.5, 0.0, 0, 21};
+  DecodeOptions o;
+  o.batch = 3;
+  o.context = 8;
+  o.steps = 2000;
+  DecodeWorkload w(s, o, std::make_unique<SyntheticRouter>(rp));
+  ObjectTable t;
+  w.register_objects(t);
+  for (const auto& obj : t.all()) {
+    EXPECT_EQ(obj.intent.first_step, 0u);
+    EXPECT_EQ(obj.intent.last_step, 1999u);
+    if (obj.name.find(".expert") == std::string::npos) {
+      EXPECT_EQ(obj.intent.confidence, 1.0) << obj.name;
+      EXPECT_EQ(obj.intent.uses_per_step, 1.0) << obj.name;
+    }
+  }
+  Op op;
+  while (w.next(op)) {
+  }
+  // Linearity of expectation: the mean number of distinct experts a layer reads per step equals
+  // the sum of its experts' activity probabilities.
+  for (uint32_t layer = 0; layer < 2; ++layer) {
+    double expected = 0;
+    for (const auto& obj : t.all()) {
+      if (obj.layer == LayerId(layer) && obj.name.find(".expert") != std::string::npos) {
+        expected += obj.intent.confidence;
+      }
+    }
+    double active = 0;
+    for (uint32_t step = 0; step < 2000; ++step)
+      active += w.active_experts()[step * 2 + layer];
+    EXPECT_NEAR(active / 2000, expected, 0.03 * expected) << "layer " << layer;
+  }
+}
+
 }  // namespace
 }  // namespace tiersim
