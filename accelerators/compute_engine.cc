@@ -93,9 +93,11 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
     if (target == nullptr) {
       v.error(r.field, "no component named \"" + r.value + "\"");
       refs_ok = false;
-    } else if (component_kind_name(*target) != r.kind) {
+    } else if (component_kind_name(*target) != r.kind &&
+               !(std::string(r.kind) == "hbm" && component_kind_name(*target) == "gddr")) {
       v.error(r.field, "\"" + r.value + "\" is a " + component_kind_name(*target) +
-                           ", expected a " + r.kind);
+                           ", expected a " + r.kind +
+                           (std::string(r.kind) == "hbm" ? " or gddr" : ""));
       refs_ok = false;
     }
   }

@@ -131,8 +131,9 @@ std::vector<std::string> stack_labels(uint32_t n) {
 }
 }  // namespace
 
-HbmFast::HbmFast(sc_core::sc_module_name name, const HbmFastParams& params, Context& ctx)
-    : Component(name, ctx, "hbm"),
+HbmFast::HbmFast(sc_core::sc_module_name name, const HbmFastParams& params, Context& ctx,
+                 std::string kind)
+    : Component(name, ctx, std::move(kind)),
       socket("socket"),
       params_(params),
       core_(params),

@@ -34,7 +34,9 @@ class HbmFast : public Component {
   // Any number of initiators may bind (the id is the binding index).
   tlm_utils::multi_passthrough_target_socket<HbmFast> socket;
 
-  HbmFast(sc_core::sc_module_name name, const HbmFastParams& params, Context& ctx);
+  // `kind`: the component kind this instance serves ("hbm", or "gddr" with the same model).
+  HbmFast(sc_core::sc_module_name name, const HbmFastParams& params, Context& ctx,
+          std::string kind = "hbm");
 
   Tier tier() const override { return Tier::kHbm; }
   TargetSocket* target_socket() override { return &socket; }

@@ -209,5 +209,37 @@ TEST(Decode, SpeculativeTokensPerVerifyAndTpot) {
   fs::remove(out);
 }
 
+// The T4 preset's GDDR6 (gddr kind): 8 devices x 32 pins x 10 Gb/s = 320 GB/s at 0.82
+// efficiency. A batch-1 gate/up projection of Llama-2-7B (2 x 4096 x 11008 FP16 weights) streams
+// in bytes / 262.4 GB/s plus the 5 us kernel overhead and the 0.6 us latency (within 1%).
+TEST(Decode, T4GddrStreamsAtItsEffectiveBandwidth) {
+  const std::string out =
+      (fs::temp_directory_path() / ("tiersim_t4_" + std::to_string(getpid()) + ".h5")).string();
+  auto r = test::run_cmd(
+      test::tiersim_binary() + " run " + test::preset("hardware/t4.textproto") + " " +
+      test::preset("models/llama2_7b.textproto") + " " + test::preset("studies/default.textproto") +
+      " --set workload.model.weight_dtype=FP16 --set workload.model.kv_dtype=FP16"
+      " --set workload.model.activation_dtype=FP16 --set workload.decode.decode_steps=1"
+      " --set system.components[compute].compute.gemm_half_efficiency_rows=0 --quiet --out " +
+      out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  ResultReader h(out);
+  const Table ops = h.read_table("/ops");
+  const auto& kind = ops.find("kind")->str;
+  const auto& start = ops.find("start_ps")->u64;
+  const auto& end = ops.find("end_ps")->u64;
+  const auto& bytes = ops.find("offchip_bytes")->u64;
+  int n = 0;
+  for (size_t i = 0; i < kind.size(); ++i) {
+    if (kind[i] != "gate_up_proj") continue;
+    ++n;
+    EXPECT_EQ(bytes[i], 2ull * 4096 * 11008 * 2);
+    const double expected_us = double(bytes[i]) / (320e9 * 0.82) * 1e6 + 5 + 0.6;
+    EXPECT_NEAR((end[i] - start[i]) * 1e-6, expected_us, expected_us * 0.01);
+  }
+  EXPECT_EQ(n, 32);
+  fs::remove(out);
+}
+
 }  // namespace
 }  // namespace tiersim

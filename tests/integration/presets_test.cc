@@ -26,7 +26,12 @@ TEST_P(Presets, RunOrRejectCleanly) {
       test::preset("studies/default.textproto") + " --set workload.decode.decode_steps=4" +
       (std::string(c.model).find("mixtral") == 0 || std::string(c.model).find("deepseek") == 0
            ? " --set workload.routing.synthetic.zipf_exponent=1"
-           : "");
+           : "") +
+      // Turing has no BF16: FP16 everywhere.
+      (std::string(c.hardware) == "t4" ? " --set workload.model.weight_dtype=FP16"
+                                         " --set workload.model.kv_dtype=FP16"
+                                         " --set workload.model.activation_dtype=FP16"
+                                       : "");
   auto r = test::run_cmd(cmd);
   if (c.fits) {
     ASSERT_EQ(r.code, 0) << r.err;
@@ -50,7 +55,8 @@ INSTANTIATE_TEST_SUITE_P(
                     Case{"h200", "llama3_405b", false}, Case{"h200", "gpt3_175b", false},
                     Case{"h200", "opt_175b", false}, Case{"h200", "bloom_176b", false},
                     Case{"h200", "mixtral_8x7b", true}, Case{"h200", "mixtral_8x22b", false},
-                    Case{"h200", "deepseek_v3", false}),
+                    Case{"h200", "deepseek_v3", false}, Case{"t4", "llama2_7b", true},
+                    Case{"t4", "gptj_6b", true}, Case{"t4", "llama2_13b", false}),
     [](const testing::TestParamInfo<Case>& i) {
       return std::string(i.param.hardware) + "_" + i.param.model;
     });

@@ -1,0 +1,57 @@
+// The gddr component kind: graphics DRAM devices on the fast HBM model (HbmFast), with GDDR
+// names for its fields. Fidelity: fast only (see GddrFast in the schema and docs/models/gddr.md).
+#include "memory/hbm_fast.h"
+#include "models/registry.h"
+
+namespace tiersim {
+
+namespace {
+
+HbmFastParams gddr_params(const config::GddrFast& c) {
+  HbmFastParams p{c.device_count(),        c.bus_width_bits(),
+                  c.pin_data_rate_mbps(),  c.capacity_bytes_per_device(),
+                  c.efficiency_fraction(), c.latency_ps(),
+                  c.interleave_bytes()};
+  p.channels_per_stack = c.has_channels_per_device() ? c.channels_per_device() : 2;
+  p.miss_penalty_ps = c.miss_penalty_ps();
+  p.turnaround_ps = c.turnaround_ps();
+  return p;
+}
+
+void validate_gddr(const config::Config& root, const config::Component& comp, Validator& v) {
+  const auto& c = comp.gddr();
+  if (comp.has_fidelity() && comp.fidelity() == config::DETAILED) {
+    v.root("system.components[" + comp.name() + "]")
+        .error("fidelity", "the gddr kind has only the FAST level");
+  }
+  (void)root;
+  if (v.positive("device_count", c.has_device_count(), c.device_count()) && c.device_count() > 64) {
+    v.error("device_count", "at most 64 devices per component");
+  }
+  v.positive("bus_width_bits", c.has_bus_width_bits(), c.bus_width_bits());
+  v.positive("pin_data_rate_mbps", c.has_pin_data_rate_mbps(), c.pin_data_rate_mbps());
+  v.positive("capacity_bytes_per_device", c.has_capacity_bytes_per_device(),
+             static_cast<double>(c.capacity_bytes_per_device()));
+  v.fraction("efficiency_fraction", c.has_efficiency_fraction(), c.efficiency_fraction());
+  v.require("latency_ps", c.has_latency_ps());
+  if (v.positive("interleave_bytes", c.has_interleave_bytes(),
+                 static_cast<double>(c.interleave_bytes())) &&
+      (c.interleave_bytes() & (c.interleave_bytes() - 1)) != 0) {
+    v.error("interleave_bytes", "must be a power of two");
+  }
+  if (c.has_channels_per_device()) v.positive("channels_per_device", true, c.channels_per_device());
+}
+
+const ComponentRegistrar kRegistrar(ComponentKind{
+    "gddr",
+    "graphics DRAM devices (GDDR6/6X/7) interleaved by address: bandwidth servers per channel "
+    "with latency (FAST only)",
+    validate_gddr,
+    [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
+      return std::make_unique<HbmFast>(c.name().c_str(), gddr_params(c.gddr()), ctx, "gddr");
+    },
+    nullptr});
+
+}  // namespace
+
+}  // namespace tiersim
