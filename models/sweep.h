@@ -1,0 +1,54 @@
+// Sweeps: expand a SweepSpec into points, run each point as its own `tiersim run` process (a
+// local pool, or Slurm array tasks), and collect every point's summary into one table.
+//
+// A sweep directory holds `sweep.textproto` (the spec with absolute base paths: the plan; a
+// resume or collect re-expands it), `points/pNNNNN.h5` (each point's result file, written
+// atomically, so its presence means the point is complete), `points/pNNNNN.err` (the stderr
+// of a failed point), `summary.h5` (/summary table) and `summary.csv`.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "configs/tiersim.pb.h"
+
+namespace tiersim {
+
+struct SweepPoint {
+  uint32_t index = 0;
+  uint32_t replicate = 0;
+  std::vector<std::string> values;  // one per axis, as given to --set
+  bool has_seed = false;
+  uint64_t seed = 0;
+  std::vector<std::string> sets;  // every override of this point, in order
+};
+
+struct SweepPlan {
+  config::SweepSpec spec;  // base paths absolute
+  std::vector<std::string> axis_names;
+  std::vector<SweepPoint> points;
+};
+
+// Parses and checks a spec file; problems are ConfigErrors at the file's lines and fields.
+SweepPlan load_sweep(const std::string& path);
+// Expands a checked spec (base paths already absolute).
+SweepPlan expand_sweep(const config::SweepSpec& spec, const std::string& where);
+
+std::string point_file(const std::string& dir, uint32_t index, const char* ext);
+
+// Runs the points whose result files are missing, at most `jobs` at a time; returns the
+// number of points that failed. `binary` is the tiersim executable.
+uint32_t run_points(const SweepPlan& plan, const std::string& dir, const std::string& binary,
+                    const std::vector<uint32_t>& points, unsigned jobs, bool progress);
+
+struct CollectOutcome {
+  uint32_t ok = 0, failed = 0, invalid = 0, missing = 0;
+};
+// Builds DIR/summary.h5 and DIR/summary.csv from the point files.
+CollectOutcome collect_sweep(const SweepPlan& plan, const std::string& dir);
+
+// The `sweep` command: sweep SPEC --out DIR [--jobs N] [--slurm ...] | sweep collect DIR |
+// sweep run-task DIR --task T --points-per-task K (inside a Slurm array task).
+int cmd_sweep(const std::vector<std::string>& args);
+
+}  // namespace tiersim
