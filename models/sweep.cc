@@ -205,24 +205,36 @@ SweepPlan expand_sweep(const config::SweepSpec& spec, const std::string& where) 
   return plan;
 }
 
-SweepPlan load_sweep(const std::string& path) {
+void parse_spec_file(const std::string& path, pb::Message& msg) {
   std::ifstream in(path);
-  if (!in) throw ConfigError({ConfigIssue{{path, 0}, "", "cannot open sweep spec"}});
+  if (!in) throw ConfigError({ConfigIssue{{path, 0}, "", "cannot open spec file"}});
   const std::string text = slurp(path);
-  config::SweepSpec spec;
   pb::TextFormat::Parser parser;
   SpecErrors errors(path);
   parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(text, &spec) || !errors.issues.empty()) {
+  if (!parser.ParseFromString(text, &msg) || !errors.issues.empty()) {
     if (errors.issues.empty()) errors.issues.push_back(ConfigIssue{{path, 0}, "", "cannot parse"});
     throw ConfigError(errors.issues);
   }
-  // Base files are relative to the spec's directory; the plan keeps them absolute.
-  const fs::path dir = fs::absolute(path).parent_path();
-  for (int i = 0; i < spec.base_size(); ++i) {
-    const fs::path p(spec.base(i));
-    spec.set_base(i, (p.is_absolute() ? p : dir / p).lexically_normal().string());
+}
+
+void resolve_spec_paths(const std::string& spec_path, pb::RepeatedPtrField<std::string>& paths) {
+  const fs::path dir = fs::absolute(spec_path).parent_path();
+  for (auto& s : paths) {
+    const fs::path p(s);
+    s = (p.is_absolute() ? p : dir / p).lexically_normal().string();
   }
+}
+
+void write_file_atomically(const std::string& path, const std::string& text) {
+  write_atomically(path, text);
+}
+
+SweepPlan load_sweep(const std::string& path) {
+  config::SweepSpec spec;
+  parse_spec_file(path, spec);
+  // Base files are relative to the spec's directory; the plan keeps them absolute.
+  resolve_spec_paths(path, *spec.mutable_base());
   return expand_sweep(spec, path);
 }
 
@@ -271,6 +283,29 @@ pid_t spawn_point(const SweepPlan& plan, const SweepPoint& p, const std::string&
 }
 
 }  // namespace
+
+std::string self_binary() {
+  std::error_code ec;
+  const auto p = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) throw std::runtime_error("cannot find the tiersim executable");
+  return p.string();
+}
+
+void prepare_plan_dir(const std::string& dir, const std::string& plan_file,
+                      const std::string& plan_text) {
+  std::error_code ec;
+  fs::create_directories(fs::path(dir) / "points", ec);
+  if (ec) throw std::invalid_argument("cannot create " + dir + ": " + ec.message());
+  const std::string path = (fs::path(dir) / plan_file).string();
+  if (fs::exists(path)) {
+    if (slurp(path) != plan_text) {
+      throw std::invalid_argument(dir + " holds a different plan (its " + plan_file +
+                                  " differs); use another --out or remove it");
+    }
+    return;
+  }
+  write_atomically(path, plan_text);
+}
 
 uint32_t run_points(const SweepPlan& plan, const std::string& dir, const std::string& binary,
                     const std::vector<uint32_t>& points, unsigned jobs, bool progress) {
@@ -459,13 +494,6 @@ CollectOutcome collect_sweep(const SweepPlan& plan, const std::string& dir) {
 
 namespace {
 
-std::string self_binary() {
-  std::error_code ec;
-  const auto p = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) throw std::runtime_error("cannot find the tiersim executable");
-  return p.string();
-}
-
 // The plan stored in a sweep directory.
 SweepPlan stored_plan(const std::string& dir) {
   const std::string path = (fs::path(dir) / "sweep.textproto").string();
@@ -481,21 +509,9 @@ SweepPlan stored_plan(const std::string& dir) {
 
 // Creates DIR and stores the plan; a directory holding a different sweep is refused.
 void prepare_dir(const SweepPlan& plan, const std::string& dir) {
-  std::error_code ec;
-  fs::create_directories(fs::path(dir) / "points", ec);
-  if (ec) throw std::invalid_argument("cannot create " + dir + ": " + ec.message());
   std::string text;
   pb::TextFormat::PrintToString(plan.spec, &text);
-  const std::string path = (fs::path(dir) / "sweep.textproto").string();
-  if (fs::exists(path)) {
-    if (slurp(path) != text) {
-      throw std::invalid_argument(dir +
-                                  " holds a different sweep (its sweep.textproto differs); use "
-                                  "another --out or remove it");
-    }
-    return;
-  }
-  write_atomically(path, text);
+  prepare_plan_dir(dir, "sweep.textproto", text);
 }
 
 struct Flags {

@@ -29,6 +29,14 @@ struct SweepPlan {
   std::vector<SweepPoint> points;
 };
 
+// Parses a text-format spec file into `msg`; syntax problems are ConfigErrors at their lines.
+void parse_spec_file(const std::string& path, google::protobuf::Message& msg);
+// Makes `paths` absolute relative to the spec file's directory.
+void resolve_spec_paths(const std::string& spec_path,
+                        google::protobuf::RepeatedPtrField<std::string>& paths);
+// Writes `text` under a temporary name, then renames it onto `path`.
+void write_file_atomically(const std::string& path, const std::string& text);
+
 // Parses and checks a spec file; problems are ConfigErrors at the file's lines and fields.
 SweepPlan load_sweep(const std::string& path);
 // Expands a checked spec (base paths already absolute).
@@ -46,6 +54,13 @@ struct CollectOutcome {
 };
 // Builds DIR/summary.h5 and DIR/summary.csv from the point files.
 CollectOutcome collect_sweep(const SweepPlan& plan, const std::string& dir);
+
+// Directory set-up shared by sweeps and studies: creates DIR/points and stores `plan_text` in
+// DIR/`plan_file`; a directory holding a different plan is refused (std::invalid_argument).
+void prepare_plan_dir(const std::string& dir, const std::string& plan_file,
+                      const std::string& plan_text);
+// The tiersim executable running now.
+std::string self_binary();
 
 // The `sweep` command: sweep SPEC --out DIR [--jobs N] [--slurm ...] | sweep collect DIR |
 // sweep run-task DIR --task T --points-per-task K (inside a Slurm array task).

@@ -172,7 +172,7 @@ TEST(Sweep, FailuresAreRecordedAndTheSweepGoesOn) {
   const std::string other = write_spec(dir, "axes { path: \"run.seed\" values: [\"3\"] }\n");
   r = test::run_cmd(test::tiersim_binary() + " sweep " + other + " --out " + dir + "/out");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("holds a different sweep"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("holds a different plan"), std::string::npos) << r.err;
   fs::remove_all(dir);
 }
 

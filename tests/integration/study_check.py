@@ -1,0 +1,46 @@
+#!/usr/bin/python3
+"""`tiersim study` renders a report: non-empty PNGs and a claims table with 95% intervals; a
+study without mechanisms is bad input (exit 2).
+
+usage: study_check.py TIERSIM_BINARY SOURCE_DIR
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+
+def main(binary, src):
+    spec = os.path.join(src, "configs", "studies", "whatif", "kv_fp8_mixtral.textproto")
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "study")
+        subprocess.run([binary, "study", spec, "--out", out, "--jobs", "2", "--quiet"],
+                       check=True)
+        report = open(os.path.join(out, "report", "report.md")).read()
+        assert "| Point | Mechanism | Metric | Baseline | Mechanism | Delta | 95% CI | Holds |" \
+            in report, report
+        rows = [l for l in report.splitlines() if l.startswith("| batch=")]
+        assert len(rows) == 6, rows  # 2 points x 1 mechanism x 3 metrics
+        for r in rows:
+            assert re.search(r"\[[+-]\d+\.\d+%, [+-]\d+\.\d+%\]", r), r
+        # FP8 KV halves the KV bytes: fewer HBM bytes per token at both batch sizes.
+        hbm = [r for r in rows if "hbm_bytes_per_token" in r]
+        assert all(r.endswith("| yes |") for r in hbm), hbm
+        for name in ("tpot_ms_mean", "hbm_bytes_per_token", "tokens_per_s"):
+            png = os.path.join(out, "report", name + ".png")
+            with open(png, "rb") as f:
+                assert f.read(8) == b"\x89PNG\r\n\x1a\n", png
+            assert os.path.getsize(png) > 5000, png
+        bad = os.path.join(d, "bad.textproto")
+        with open(bad, "w") as f:
+            f.write('base: "%s"\nbaseline { name: "b" }\n' % spec)
+        r = subprocess.run([binary, "study", bad, "--out", os.path.join(d, "bad")],
+                           capture_output=True)
+        assert r.returncode == 2, r
+        assert b"mechanisms: the study needs at least one mechanism" in r.stderr, r.stderr
+    print("study ok")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
