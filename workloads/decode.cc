@@ -349,14 +349,12 @@ const WorkloadRegistrar kRegistrar(WorkloadKind{
     "decode", "static-batch decode of a transformer (dense or MoE) with a prefilled KV cache",
     validate_decode,
     [](const config::Config& root) {
-      return DecodeWorkload::footprint_bytes(
-          TransformerShape::from_config(root.workload().model(), root.workload().parallelism()),
-          options_from_config(root));
+      return DecodeWorkload::footprint_bytes(TransformerShape::of_workload(root),
+                                             options_from_config(root));
     },
     [](const config::Config& root) -> std::unique_ptr<Workload> {
-      return std::make_unique<DecodeWorkload>(
-          TransformerShape::from_config(root.workload().model(), root.workload().parallelism()),
-          options_from_config(root), make_router(root));
+      return std::make_unique<DecodeWorkload>(TransformerShape::of_workload(root),
+                                              options_from_config(root), make_router(root));
     }});
 
 }  // namespace

@@ -703,14 +703,13 @@ const WorkloadRegistrar kRegistrar(WorkloadKind{
     "preemption",
     validate_serving,
     [](const config::Config& root) {
-      return ServingWorkload::footprint_bytes(
-          TransformerShape::from_config(root.workload().model(), root.workload().parallelism()),
-          options_from_config(root));
+      return ServingWorkload::footprint_bytes(TransformerShape::of_workload(root),
+                                              options_from_config(root));
     },
     [](const config::Config& root) -> std::unique_ptr<Workload> {
-      return std::make_unique<ServingWorkload>(
-          TransformerShape::from_config(root.workload().model(), root.workload().parallelism()),
-          options_from_config(root), make_serving_router(root));
+      return std::make_unique<ServingWorkload>(TransformerShape::of_workload(root),
+                                               options_from_config(root),
+                                               make_serving_router(root));
     }});
 
 }  // namespace

@@ -64,6 +64,10 @@ struct TransformerShape {
                                    Validator& v);
   static TransformerShape from_config(const config::TransformerModel& m,
                                       const config::Parallelism& p = {});
+  // The workload's model sharded by its parallelism (`root` valid).
+  static TransformerShape of_workload(const config::Config& root) {
+    return from_config(root.workload().model(), root.workload().parallelism());
+  }
 
   bool moe() const { return experts > 0; }
   bool moe_layer(uint32_t layer) const { return moe() && layer >= first_moe_layer; }

@@ -8,19 +8,14 @@
 
 #include "models/config_loader.h"
 #include "models/objects.h"
+#include "tests/support/model_presets.h"
 #include "tests/support/paths.h"
 #include "workloads/decode.h"
 
 namespace tiersim {
 namespace {
 
-TransformerShape load_model(const std::string& name) {
-  std::ifstream in(test::preset("models/" + name + ".textproto"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  config::Config c = parse_config_text(ss.str(), name, nullptr);
-  return TransformerShape::from_config(c.workload().model());
-}
+using test::load_model;
 
 struct Stream {
   std::vector<OpKind> kinds;

@@ -9,17 +9,13 @@
 #include <sstream>
 
 #include "models/config_loader.h"
-#include "tests/support/paths.h"
+#include "tests/support/model_presets.h"
 
 namespace tiersim {
 namespace {
 
 TransformerShape small_model() {
-  std::ifstream in(test::preset("models/llama2_7b.textproto"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  config::Config c = parse_config_text(ss.str(), "llama2_7b", nullptr);
-  TransformerShape s = TransformerShape::from_config(c.workload().model());
+  TransformerShape s = test::load_model("llama2_7b");
   s.layers = 2;
   return s;
 }

@@ -8,19 +8,14 @@
 
 #include "models/config_loader.h"
 #include "models/objects.h"
+#include "tests/support/model_presets.h"
 #include "tests/support/paths.h"
 #include "workloads/decode.h"
 
 namespace tiersim {
 namespace {
 
-TransformerShape load_model(const std::string& name) {
-  std::ifstream in(test::preset("models/" + name + ".textproto"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  config::Config c = parse_config_text(ss.str(), name, nullptr);
-  return TransformerShape::from_config(c.workload().model());
-}
+using test::load_model;
 
 // Parameter counts of the published checkpoints (hand-derived from config.json, and equal to
 // the counts the model cards state).
@@ -65,10 +60,7 @@ TEST(Transformer, QuantisedWeightsCarryGroupScales) {
 TEST(Transformer, TensorParallelShardsAndCollectives) {
   config::Parallelism p;
   p.set_tensor_parallel(8);
-  std::ifstream in(test::preset("models/llama3_70b.textproto"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  config::Config c = parse_config_text(ss.str(), "llama3_70b", nullptr);
+  const config::Config c = test::load_model_config("llama3_70b");
   const TransformerShape full = TransformerShape::from_config(c.workload().model());
   const TransformerShape s = TransformerShape::from_config(c.workload().model(), p);
   // 64 query heads and 8 KV heads split 8 ways: 8 and 1 per rank.
@@ -243,11 +235,7 @@ TEST(Transformer, LatentKvIsSharedByEveryHead) {
   // Tensor parallelism splits heads, not the latent cache.
   config::Parallelism p;
   p.set_tensor_parallel(8);
-  std::ifstream in(test::preset("models/deepseek_v3.textproto"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const config::Config c = parse_config_text(ss.str(), "deepseek_v3", nullptr);
-  const TransformerShape s8 = TransformerShape::from_config(c.workload().model(), p);
+  const TransformerShape s8 = test::load_model("deepseek_v3", p);
   EXPECT_EQ(s8.kv_bytes_per_token(), 70'272u);
   EXPECT_EQ(s8.heads_rank(), 16u);
   EXPECT_EQ(s8.expert_ffn_rank(), 256u);
