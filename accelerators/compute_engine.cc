@@ -41,6 +41,10 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
     v.error("vector_flops_per_s", "not set, and no FP32 peak to take it from");
   }
   v.require("op_overhead_ps", c.has_op_overhead_ps());
+  if (c.has_energy_pj_per_flop() && !(c.energy_pj_per_flop() >= 0))
+    v.error("energy_pj_per_flop", "must be zero or positive");
+  if (c.has_static_power_w() && !(c.static_power_w() >= 0))
+    v.error("static_power_w", "must be zero or positive");
   if (v.positive("tile_bytes", c.has_tile_bytes(), static_cast<double>(c.tile_bytes())) &&
       c.tile_bytes() > 0xffffffffULL) {
     v.error("tile_bytes", "must be below 4 GiB");

@@ -104,6 +104,8 @@ class ComputeEngine : public Component {
   bool connect(Component& target, const LinkInfo& link) override;
   void prepare() override;
   const ComputeParams& params() const { return params_; }
+  // Energy: FLOPs executed at the configured pJ per FLOP.
+  double dynamic_energy_j() const override { return flops_.value() * energy_pj_per_unit() * 1e-12; }
 
  private:
   enum class Phase { kFetch, kOverhead, kStream, kFinish, kStepEnd, kDone };

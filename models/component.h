@@ -43,9 +43,27 @@ class Component : public sc_core::sc_module {
   virtual uint64_t bytes_read() const { return 0; }
   virtual uint64_t bytes_written() const { return 0; }
 
+  // Energy (set from the component's config by the builder): dynamic energy so far, by default
+  // every bit read or written at `pj_per_unit` (compute engines count FLOPs instead), and
+  // static power.
+  void set_energy(double pj_per_unit, double static_power_w) {
+    energy_pj_per_unit_ = pj_per_unit;
+    static_power_w_ = static_power_w;
+  }
+  virtual double dynamic_energy_j() const {
+    return double(bytes_read() + bytes_written()) * 8.0 * energy_pj_per_unit_ * 1e-12;
+  }
+  double static_power_w() const { return static_power_w_; }
+  bool has_energy() const { return energy_pj_per_unit_ > 0 || static_power_w_ > 0; }
+
+ protected:
+  double energy_pj_per_unit() const { return energy_pj_per_unit_; }
+
+ public:
  private:
   Context& ctx_;
   std::string kind_;
+  double energy_pj_per_unit_ = 0, static_power_w_ = 0;
 };
 
 }  // namespace tiersim

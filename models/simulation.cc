@@ -238,6 +238,17 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
     const ComponentKind* kind = find_component_kind(component_kind_name(c));
     components.push_back(kind->create(c, ctx));
     ctx.add_component(components.back().get());
+    // Energy parameters, per kind: per bit for memories, per FLOP for compute engines.
+    if (c.has_hbm())
+      components.back()->set_energy(c.hbm().energy_pj_per_bit(), c.hbm().static_power_w());
+    if (c.has_gddr()) {
+      components.back()->set_energy(c.gddr().energy_pj_per_bit(), c.gddr().static_power_w());
+    }
+    if (c.has_sram())
+      components.back()->set_energy(c.sram().energy_pj_per_bit(), c.sram().static_power_w());
+    if (c.has_compute()) {
+      components.back()->set_energy(c.compute().energy_pj_per_flop(), c.compute().static_power_w());
+    }
   }
   for (const auto& r : cfg.system().address_map()) {
     ctx.address_map().add(r.name(), r.target(), r.base_bytes(), r.size_bytes());
@@ -360,6 +371,21 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
       {"sim_time_s", ps_to_s(end_ps), "s"},
       {"wall_time_s", wall_s, "s"},
   };
+  // Energy: dynamic plus static power over the simulated time, per component and per token.
+  double energy_j = 0;
+  std::vector<SummaryItem> energy_items;
+  for (const auto& c : components) {
+    if (!c->has_energy()) continue;
+    const double e = c->dynamic_energy_j() + c->static_power_w() * ps_to_s(end_ps);
+    energy_j += e;
+    energy_items.push_back({std::string("energy_j_") + c->basename(), e, "J"});
+  }
+  if (!energy_items.empty()) {
+    out.summary.push_back({"energy_j", energy_j, "J"});
+    out.summary.push_back(
+        {"energy_j_per_token", generated ? energy_j / double(generated) : 0.0, "J/token"});
+    out.summary.insert(out.summary.end(), energy_items.begin(), energy_items.end());
+  }
   workload->summarize(out.summary);
   if (recorder) recorder->commit();
   if (!options.out_path.empty()) {

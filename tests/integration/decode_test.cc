@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 
 #include "models/hdf5_file.h"
 #include "tests/support/paths.h"
@@ -238,6 +239,30 @@ TEST(Decode, T4GddrStreamsAtItsEffectiveBandwidth) {
     EXPECT_NEAR((end[i] - start[i]) * 1e-6, expected_us, expected_us * 0.01);
   }
   EXPECT_EQ(n, 32);
+  fs::remove(out);
+}
+
+// Energy: every byte an HBM or SRAM component serves at its pJ/bit, every FLOP at the compute
+// engine's pJ/FLOP (H100 preset: 3.9, 6.0 pJ/bit, 0.71 pJ/FLOP), summed per token.
+TEST(Decode, EnergyIsBytesAndFlopsAtTheirCosts) {
+  const std::string out =
+      (fs::temp_directory_path() / ("tiersim_energy_" + std::to_string(getpid()) + ".h5")).string();
+  auto r = test::run_cmd(
+      test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+      test::preset("models/llama3_8b.textproto") + " " + test::preset("studies/default.textproto") +
+      " --set workload.decode.decode_steps=4 --quiet --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  ResultReader h(out);
+  std::map<std::string, double> s;
+  for (const auto& item : h.summary())
+    s[item.name] = item.value;
+  const double tokens = s["tokens_generated"];
+  EXPECT_NEAR(s["energy_j_hbm"], s["hbm_bytes_per_token"] * tokens * 8 * 3.9e-12, 1e-9);
+  EXPECT_NEAR(s["energy_j_sram"], s["sram_bytes_per_token"] * tokens * 8 * 6.0e-12, 1e-9);
+  const double flops = h.read_doubles("/stats/compute/flops").back();
+  EXPECT_NEAR(s["energy_j_compute"], flops * 0.71e-12, 1e-9);
+  EXPECT_NEAR(s["energy_j"], s["energy_j_hbm"] + s["energy_j_sram"] + s["energy_j_compute"], 1e-9);
+  EXPECT_NEAR(s["energy_j_per_token"], s["energy_j"] / tokens, 1e-12);
   fs::remove(out);
 }
 
