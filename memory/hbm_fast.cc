@@ -136,10 +136,11 @@ std::vector<std::string> stack_labels(uint32_t n) {
 }  // namespace
 
 HbmFast::HbmFast(sc_core::sc_module_name name, const HbmFastParams& params, Context& ctx,
-                 std::string kind)
+                 std::string kind, Tier tier)
     : Component(name, ctx, std::move(kind)),
       socket("socket"),
       params_(params),
+      tier_(tier),
       core_(params),
       requests_(ctx.stats().counter(basename(), "requests", "bulk requests served", "count")),
       bytes_read_(ctx.stats().counter(basename(), "bytes_read", "bytes read", "bytes")),

@@ -36,9 +36,9 @@ class HbmFast : public Component {
 
   // `kind`: the component kind this instance serves ("hbm", or "gddr" with the same model).
   HbmFast(sc_core::sc_module_name name, const HbmFastParams& params, Context& ctx,
-          std::string kind = "hbm");
+          std::string kind = "hbm", Tier tier = Tier::kHbm);
 
-  Tier tier() const override { return Tier::kHbm; }
+  Tier tier() const override { return tier_; }
   TargetSocket* target_socket() override { return &socket; }
   uint64_t bytes_read() const override { return bytes_read_.value(); }
   uint64_t bytes_written() const override { return bytes_written_.value(); }
@@ -48,6 +48,7 @@ class HbmFast : public Component {
   void b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
 
   const HbmFastParams params_;
+  const Tier tier_;
   HbmFastCore core_;  // server u: stack u % stacks, channel u / stacks
   Counter& requests_;
   Counter& bytes_read_;

@@ -21,12 +21,13 @@ std::string gb(uint64_t bytes) {
 
 // Kinds that serve addresses (may appear as address-map targets).
 bool is_memory_kind(const std::string& kind) {
-  return kind == "hbm" || kind == "gddr" || kind == "sram";
+  return kind == "hbm" || kind == "gddr" || kind == "ddr" || kind == "sram";
 }
 
 uint64_t memory_capacity(const config::Component& c) {
   if (c.has_hbm()) return c.hbm().capacity_bytes_per_stack() * c.hbm().stack_count();
   if (c.has_gddr()) return c.gddr().capacity_bytes_per_device() * c.gddr().device_count();
+  if (c.has_ddr()) return c.ddr().capacity_bytes_per_channel() * c.ddr().channels();
   if (c.has_sram()) return c.sram().capacity_bytes();
   return 0;
 }

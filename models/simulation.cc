@@ -244,6 +244,9 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
     if (c.has_gddr()) {
       components.back()->set_energy(c.gddr().energy_pj_per_bit(), c.gddr().static_power_w());
     }
+    if (c.has_ddr()) {
+      components.back()->set_energy(c.ddr().energy_pj_per_bit(), c.ddr().static_power_w());
+    }
     if (c.has_sram())
       components.back()->set_energy(c.sram().energy_pj_per_bit(), c.sram().static_power_w());
     if (c.has_compute()) {
@@ -347,10 +350,15 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   if (!tpot_ms.empty()) mean /= static_cast<double>(tpot_ms.size());
   const double decode_s =
       tokens.empty() ? 0 : ps_to_s(tokens.back().end_ps - tokens.front().start_ps);
-  uint64_t hbm_bytes = 0, sram_bytes = 0;
+  uint64_t hbm_bytes = 0, sram_bytes = 0, ddr_bytes = 0;
+  bool has_ddr = false;
   for (const auto& c : components) {
     if (c->tier() == Tier::kHbm) hbm_bytes += c->bytes_read() + c->bytes_written();
     if (c->tier() == Tier::kSram) sram_bytes += c->bytes_read() + c->bytes_written();
+    if (c->tier() == Tier::kDdr) {
+      ddr_bytes += c->bytes_read() + c->bytes_written();
+      has_ddr = true;
+    }
   }
   const double per_token = generated ? 1.0 / static_cast<double>(generated) : 0.0;
   const double wall_s = std::chrono::duration<double>(Clock::now() - wall_start).count();
@@ -371,6 +379,10 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
       {"sim_time_s", ps_to_s(end_ps), "s"},
       {"wall_time_s", wall_s, "s"},
   };
+  if (has_ddr) {
+    out.summary.push_back(
+        {"ddr_bytes_per_token", static_cast<double>(ddr_bytes) * per_token, "bytes/token"});
+  }
   // Energy: dynamic plus static power over the simulated time, per component and per token.
   double energy_j = 0;
   std::vector<SummaryItem> energy_items;

@@ -1,0 +1,65 @@
+#include "memory/ddr.h"
+
+#include "memory/hbm_fast.h"
+#include "models/registry.h"
+
+namespace tiersim {
+
+void validate_ddr(const config::DdrFast& c, Validator& v) {
+  if (v.positive("channels", c.has_channels(), c.channels()) && c.channels() > 64) {
+    v.error("channels", "at most 64 channels per component");
+  }
+  v.positive("data_rate_mts", c.has_data_rate_mts(), c.data_rate_mts());
+  if (c.has_bus_width_bits()) v.positive("bus_width_bits", true, c.bus_width_bits());
+  if (c.has_subchannels()) v.positive("subchannels", true, c.subchannels());
+  v.positive("capacity_bytes_per_channel", c.has_capacity_bytes_per_channel(),
+             static_cast<double>(c.capacity_bytes_per_channel()));
+  v.fraction("efficiency_fraction", c.has_efficiency_fraction(), c.efficiency_fraction());
+  v.require("latency_ps", c.has_latency_ps());
+  if (v.positive("interleave_bytes", c.has_interleave_bytes(),
+                 static_cast<double>(c.interleave_bytes())) &&
+      (c.interleave_bytes() & (c.interleave_bytes() - 1)) != 0) {
+    v.error("interleave_bytes", "must be a power of two");
+  }
+  if (c.has_energy_pj_per_bit() && !(c.energy_pj_per_bit() >= 0)) {
+    v.error("energy_pj_per_bit", "must be zero or positive");
+  }
+  if (c.has_static_power_w() && !(c.static_power_w() >= 0)) {
+    v.error("static_power_w", "must be zero or positive");
+  }
+}
+
+HbmFastParams ddr_params(const config::DdrFast& c) {
+  HbmFastParams p{c.channels(),
+                  c.has_bus_width_bits() ? c.bus_width_bits() : 64u,
+                  c.data_rate_mts(),
+                  c.capacity_bytes_per_channel(),
+                  c.efficiency_fraction(),
+                  c.latency_ps(),
+                  c.interleave_bytes()};
+  p.channels_per_stack = c.has_subchannels() ? c.subchannels() : 2;
+  p.miss_penalty_ps = c.miss_penalty_ps();
+  p.turnaround_ps = c.turnaround_ps();
+  return p;
+}
+
+namespace {
+const ComponentRegistrar kRegistrar(ComponentKind{
+    "ddr",
+    "host DDR channels interleaved by address: bandwidth servers per sub-channel with latency "
+    "and access-pattern penalties (FAST only)",
+    [](const config::Config&, const config::Component& comp, Validator& v) {
+      if (comp.has_fidelity() && comp.fidelity() == config::DETAILED) {
+        v.root("system.components[" + comp.name() + "]")
+            .error("fidelity", "the ddr kind has only the FAST level");
+      }
+      validate_ddr(comp.ddr(), v);
+    },
+    [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
+      return std::make_unique<HbmFast>(c.name().c_str(), ddr_params(c.ddr()), ctx, "ddr",
+                                       Tier::kDdr);
+    },
+    nullptr});
+}  // namespace
+
+}  // namespace tiersim
