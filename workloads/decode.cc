@@ -240,14 +240,7 @@ uint32_t routed_tokens(const config::Config& root) {
 
 void validate_decode(const config::Config& root, Validator& v) {
   const auto& w = root.workload();
-  if (!w.has_model()) {
-    v.error("workload.model", "required field is not set");
-  } else {
-    Validator mv = v.at("workload.model");
-    TransformerShape::validate(w.model(), mv);
-    Validator pv = v.at("workload.parallelism");
-    TransformerShape::validate_parallelism(w.model(), w.parallelism(), pv);
-  }
+  TransformerShape::validate_workload_model(root, v);
   const auto& d = w.decode();
   Validator dv = v.at("workload.decode");
   const bool batch_ok = dv.positive("batch_size", d.has_batch_size(), d.batch_size());

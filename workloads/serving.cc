@@ -570,14 +570,7 @@ namespace {
 
 void validate_serving(const config::Config& root, Validator& v) {
   const auto& w = root.workload();
-  if (!w.has_model()) {
-    v.error("workload.model", "required field is not set");
-  } else {
-    Validator mv = v.at("workload.model");
-    TransformerShape::validate(w.model(), mv);
-    Validator pv = v.at("workload.parallelism");
-    TransformerShape::validate_parallelism(w.model(), w.parallelism(), pv);
-  }
+  TransformerShape::validate_workload_model(root, v);
   const auto& s = w.serving();
   Validator sv = v.at("workload.serving");
   uint32_t max_request = 0;

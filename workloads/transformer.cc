@@ -153,6 +153,18 @@ void TransformerShape::validate_parallelism(const config::TransformerModel& m,
   }
 }
 
+void TransformerShape::validate_workload_model(const config::Config& root, Validator& v) {
+  const auto& w = root.workload();
+  if (!w.has_model()) {
+    v.error("workload.model", "required field is not set");
+    return;
+  }
+  Validator mv = v.at("workload.model");
+  validate(w.model(), mv);
+  Validator pv = v.at("workload.parallelism");
+  validate_parallelism(w.model(), w.parallelism(), pv);
+}
+
 TransformerShape TransformerShape::from_config(const config::TransformerModel& m,
                                                const config::Parallelism& p) {
   TransformerShape s;

@@ -62,6 +62,8 @@ struct TransformerShape {
   static void validate(const config::TransformerModel& m, Validator& v);
   static void validate_parallelism(const config::TransformerModel& m, const config::Parallelism& p,
                                    Validator& v);
+  // The workload's model section (required) and its parallelism, at their paths from the root.
+  static void validate_workload_model(const config::Config& root, Validator& v);
   static TransformerShape from_config(const config::TransformerModel& m,
                                       const config::Parallelism& p = {});
   // The workload's model sharded by its parallelism (`root` valid).
