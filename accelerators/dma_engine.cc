@@ -38,7 +38,15 @@ bool DmaEngine::connect(Component& target, const LinkInfo& link) {
   if (target.target_socket() == nullptr) return false;
   const int index = static_cast<int>(ports_.size());
   socket.bind(*target.target_socket());
-  ports_[std::string(target.basename())] = Port{index, link.latency_ps, &target};
+  Port port{index, link.latency_ps, &target, nullptr, nullptr};
+  if (link.serial != nullptr) {
+    // Independent seeded streams per link direction (jitter, replays, retrains).
+    const LinkParams p = LinkParams::from_config(*link.serial);
+    port.to_target = std::make_unique<LinkModel>(p, ctx().rng_for(link.name + ".to").next_u64());
+    port.from_target =
+        std::make_unique<LinkModel>(p, ctx().rng_for(link.name + ".from").next_u64());
+  }
+  ports_[std::string(target.basename())] = std::move(port);
   return true;
 }
 
@@ -55,6 +63,11 @@ const DmaEngine::Port& DmaEngine::resolve(uint64_t address, uint64_t bytes, uint
 
 TimePs DmaEngine::access(tlm::tlm_command cmd, const Port& port, uint64_t local, uint64_t bytes,
                          const MovementIntent& intent, TimePs start_ps) {
+  // Over a serial link, written data crosses it before the memory sees it, and read data
+  // crosses it after the memory served it.
+  if (port.to_target && cmd == tlm::TLM_WRITE_COMMAND) {
+    start_ps = port.to_target->transfer(start_ps, bytes);
+  }
   tlm::tlm_generic_payload* p = ctx().payloads().acquire();
   p->set_command(cmd);
   p->set_address(local);
@@ -69,7 +82,11 @@ TimePs DmaEngine::access(tlm::tlm_command cmd, const Port& port, uint64_t local,
   const bool ok = p->is_response_ok();
   p->release();
   if (!ok) throw std::logic_error(std::string(name()) + ": target rejected a transfer");
-  return now + to_ps(delay) + port.link_latency_ps;
+  const TimePs served = now + to_ps(delay) + port.link_latency_ps;
+  if (port.from_target && cmd == tlm::TLM_READ_COMMAND) {
+    return port.from_target->transfer(served, bytes);
+  }
+  return served;
 }
 
 TimePs DmaEngine::transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementIntent intent,

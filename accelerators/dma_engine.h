@@ -15,6 +15,7 @@
 #include <tlm_utils/multi_passthrough_initiator_socket.h>
 
 #include <map>
+#include <memory>
 #include <vector>
 
 #include "configs/tiersim.pb.h"
@@ -22,6 +23,7 @@
 #include "models/component.h"
 #include "models/config_error.h"
 #include "models/movement_intent.h"
+#include "models/serial_link.h"
 #include "models/stats.h"
 
 namespace tiersim {
@@ -54,6 +56,8 @@ class DmaEngine : public Component {
     int socket_index;
     TimePs link_latency_ps;
     Component* target;
+    // The link's serial model, one per direction (none: an ideal wire).
+    std::unique_ptr<LinkModel> to_target, from_target;
   };
   // The port serving [address, address + bytes) and the target-local address.
   const Port& resolve(uint64_t address, uint64_t bytes, uint64_t* local) const;

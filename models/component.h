@@ -6,6 +6,7 @@
 #include <systemc>
 #include <tlm>
 
+#include "configs/tiersim.pb.h"
 #include "models/objects.h"
 #include "models/time.h"
 
@@ -19,6 +20,7 @@ using TargetSocket = tlm::tlm_base_target_socket_b<>;
 struct LinkInfo {
   std::string name;
   TimePs latency_ps = 0;
+  const config::SerialLink* serial = nullptr;  // the link's serial model, when it has one
 };
 
 class Component : public sc_core::sc_module {

@@ -7,6 +7,7 @@
 
 #include "models/config_loader.h"
 #include "models/registry.h"
+#include "models/serial_link.h"
 
 namespace tiersim {
 
@@ -83,6 +84,14 @@ void validate_system(const config::Config& cfg, Validator v) {
       lv.error("to", "\"" + l.to() + "\" is not a memory and cannot be a link target");
     }
     lv.require("latency_ps", l.has_latency_ps());
+    if (l.has_serial()) {
+      Validator sv = lv.at("serial");
+      LinkParams::validate(l.serial(), sv);
+      if (by_name.count(l.from()) && component_kind_name(*by_name[l.from()]) != "dma") {
+        sv.error("", "only DMA engines apply a serial link model (\"" + l.from() + "\" is a " +
+                         component_kind_name(*by_name[l.from()]) + ")");
+      }
+    }
     if (!link_pairs.insert({l.from(), l.to()}).second) {
       lv.error("", "a second link from \"" + l.from() + "\" to \"" + l.to() + "\"");
     }

@@ -259,7 +259,8 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   for (const auto& l : cfg.system().links()) {
     Component* from = ctx.component(l.from());
     Component* to = ctx.component(l.to());
-    if (!from->connect(*to, LinkInfo{l.name(), l.latency_ps()})) {
+    if (!from->connect(
+            *to, LinkInfo{l.name(), l.latency_ps(), l.has_serial() ? &l.serial() : nullptr})) {
       throw located(loaded, {ConfigIssue{{},
                                          "system.links[" + l.name() + "].from",
                                          "\"" + l.from() + "\" (a " + from->component_kind() +

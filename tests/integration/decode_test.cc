@@ -266,5 +266,37 @@ TEST(Decode, EnergyIsBytesAndFlopsAtTheirCosts) {
   fs::remove(out);
 }
 
+// Weights and KV in host DDR behind the T4's PCIe Gen3 x16 link (a serial link on the DMA's
+// link): every byte of a step crosses PCIe at 16 x 8 Gb/s x 128/130 x 0.8 = 12.6 GB/s, so the
+// time per token is the bytes over that rate (within 0.5%: kernel overheads and the link's
+// latency add the rest). A serial model on a link that no DMA engine drives is an error.
+TEST(Decode, WeightsInHostDdrStreamOverThePcieLink) {
+  const std::string out =
+      (fs::temp_directory_path() / ("tiersim_offload_" + std::to_string(getpid()) + ".h5"))
+          .string();
+  const std::string base =
+      test::tiersim_binary() + " run " + test::preset("hardware/t4.textproto") + " " +
+      test::preset("hardware/fragments/t4_weights_in_host_ddr.textproto") + " " +
+      test::preset("models/llama2_7b.textproto") + " " + test::preset("studies/default.textproto") +
+      " --set workload.model.weight_dtype=FP16 --set workload.model.kv_dtype=FP16"
+      " --set workload.model.activation_dtype=FP16 --set workload.decode.decode_steps=2 --quiet";
+  auto r = test::run_cmd(base + " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  ResultReader h(out);
+  std::map<std::string, double> s;
+  for (const auto& item : h.summary())
+    s[item.name] = item.value;
+  EXPECT_EQ(s["hbm_bytes_per_token"], 0.0);
+  const double pcie = 16 * 8e9 / 8 * 128.0 / 130 * 0.8;
+  const double expected_ms = s["ddr_bytes_per_token"] / pcie * 1e3;
+  EXPECT_NEAR(s["tpot_ms_mean"], expected_ms, expected_ms * 0.005);
+  EXPECT_GT(s["tpot_ms_mean"], expected_ms);
+  fs::remove(out);
+  r = test::run_cmd(base +
+                    " --set 'system.links[compute_sram].serial={lanes: 1 lane_rate_gbps: 1}'");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("only DMA engines apply a serial link model"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace tiersim

@@ -1,4 +1,4 @@
-#include "fabric/link.h"
+#include "models/serial_link.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,6 @@
 // One serial-link direction (electrical or optical), plain C++: the timing and energy core that
-// link and switch components will use. A transfer of n bytes:
+// initiators apply to the links they transfer over (system.links[].serial) and that link and
+// switch components will use. A transfer of n bytes:
 // - waits for the link to be free (first come, first served) and for any retrain in progress;
 // - serialises its wire bytes at lanes x lane rate x encoding efficiency (flit mode: whole flits,
 //   flit_bytes on the wire per flit_payload_bytes of data) / link-layer efficiency;
