@@ -382,6 +382,17 @@ std::string first_line(const std::string& path) {
   return all.substr(0, 300);
 }
 
+// A point failed when its .err file records how its process ended (run_points appends the exit
+// status); a .err without it belongs to a point still running (or killed with the sweep).
+bool point_failed(const std::string& err_path) {
+  std::ifstream in(err_path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("exit code ", 0) == 0 || line.rfind("killed by signal ", 0) == 0) return true;
+  }
+  return false;
+}
+
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string q = "\"";
@@ -421,11 +432,11 @@ CollectOutcome collect_sweep(const SweepPlan& plan, const std::string& dir) {
       status[i] = "invalid";
       error[i] = first_line(point_file(dir, idx, "invalid"));
       ++out.invalid;
-    } else if (fs::exists(point_file(dir, idx, "err"))) {
+    } else if (point_failed(point_file(dir, idx, "err"))) {
       status[i] = "failed";
       error[i] = first_line(point_file(dir, idx, "err"));
       ++out.failed;
-    } else {
+    } else {  // never run, or still running (its stderr file exists but has no exit status)
       status[i] = "missing";
       ++out.missing;
     }
@@ -621,7 +632,7 @@ int run_sweep(const std::vector<std::string>& args) {
       std::cout << "missing points:";
       for (const auto& p : plan.points) {
         if (!fs::exists(point_file(f.positional[0], p.index, "h5")) &&
-            !fs::exists(point_file(f.positional[0], p.index, "err")) &&
+            !point_failed(point_file(f.positional[0], p.index, "err")) &&
             !fs::exists(point_file(f.positional[0], p.index, "invalid"))) {
           std::cout << " " << p.index;
         }

@@ -199,6 +199,13 @@ TEST(Sweep, SlurmScriptSlicesPointsIntoArrayTasks) {
   EXPECT_NE(r.out.find("10 points: 3 ok, 0 failed, 0 invalid, 7 missing"), std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("missing points: 0 1 2 6 7 8 9"), std::string::npos) << r.out;
+  // A point still running (its stderr file open, no exit status yet) is missing, not failed.
+  std::ofstream(dir + "/out/points/p00000.err") << "some progress output\n";
+  r = test::run_cmd(test::tiersim_binary() + " sweep collect " + dir + "/out");
+  EXPECT_NE(r.out.find("3 ok, 0 failed, 0 invalid, 7 missing"), std::string::npos) << r.out;
+  std::ofstream(dir + "/out/points/p00000.err", std::ios::app) << "exit code 1\n";
+  r = test::run_cmd(test::tiersim_binary() + " sweep collect " + dir + "/out");
+  EXPECT_NE(r.out.find("3 ok, 1 failed, 0 invalid, 6 missing"), std::string::npos) << r.out;
   fs::remove_all(dir);
 }
 
