@@ -32,19 +32,16 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
   }
   v.fraction("flops_efficiency_fraction", c.has_flops_efficiency_fraction(),
              c.flops_efficiency_fraction());
-  if (c.has_gemm_half_efficiency_rows() && !(c.gemm_half_efficiency_rows() >= 0)) {
-    v.error("gemm_half_efficiency_rows", "must be zero or positive");
-  }
+  v.non_negative("gemm_half_efficiency_rows", c.has_gemm_half_efficiency_rows(),
+                 c.gemm_half_efficiency_rows());
   if (c.has_vector_flops_per_s()) {
     v.positive("vector_flops_per_s", true, c.vector_flops_per_s());
   } else if (!seen.count(config::FP32)) {
     v.error("vector_flops_per_s", "not set, and no FP32 peak to take it from");
   }
   v.require("op_overhead_ps", c.has_op_overhead_ps());
-  if (c.has_energy_pj_per_flop() && !(c.energy_pj_per_flop() >= 0))
-    v.error("energy_pj_per_flop", "must be zero or positive");
-  if (c.has_static_power_w() && !(c.static_power_w() >= 0))
-    v.error("static_power_w", "must be zero or positive");
+  v.non_negative("energy_pj_per_flop", c.has_energy_pj_per_flop(), c.energy_pj_per_flop());
+  v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
   if (v.positive("tile_bytes", c.has_tile_bytes(), static_cast<double>(c.tile_bytes())) &&
       c.tile_bytes() > 0xffffffffULL) {
     v.error("tile_bytes", "must be below 4 GiB");

@@ -21,12 +21,8 @@ void validate_ddr(const config::DdrFast& c, Validator& v) {
       (c.interleave_bytes() & (c.interleave_bytes() - 1)) != 0) {
     v.error("interleave_bytes", "must be a power of two");
   }
-  if (c.has_energy_pj_per_bit() && !(c.energy_pj_per_bit() >= 0)) {
-    v.error("energy_pj_per_bit", "must be zero or positive");
-  }
-  if (c.has_static_power_w() && !(c.static_power_w() >= 0)) {
-    v.error("static_power_w", "must be zero or positive");
-  }
+  v.non_negative("energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
+  v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
 }
 
 HbmFastParams ddr_params(const config::DdrFast& c) {

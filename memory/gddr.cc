@@ -34,10 +34,8 @@ void validate_gddr(const config::Config& root, const config::Component& comp, Va
              static_cast<double>(c.capacity_bytes_per_device()));
   v.fraction("efficiency_fraction", c.has_efficiency_fraction(), c.efficiency_fraction());
   v.require("latency_ps", c.has_latency_ps());
-  if (c.has_energy_pj_per_bit() && !(c.energy_pj_per_bit() >= 0))
-    v.error("energy_pj_per_bit", "must be zero or positive");
-  if (c.has_static_power_w() && !(c.static_power_w() >= 0))
-    v.error("static_power_w", "must be zero or positive");
+  v.non_negative("energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
+  v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
   if (v.positive("interleave_bytes", c.has_interleave_bytes(),
                  static_cast<double>(c.interleave_bytes())) &&
       (c.interleave_bytes() & (c.interleave_bytes() - 1)) != 0) {

@@ -33,10 +33,8 @@ void HbmFastParams::validate(const config::HbmFast& c, Validator& v, bool fast_l
              static_cast<double>(c.capacity_bytes_per_stack()));
   v.fraction("efficiency_fraction", c.has_efficiency_fraction(), c.efficiency_fraction());
   v.require("latency_ps", c.has_latency_ps());
-  if (c.has_energy_pj_per_bit() && !(c.energy_pj_per_bit() >= 0))
-    v.error("energy_pj_per_bit", "must be zero or positive");
-  if (c.has_static_power_w() && !(c.static_power_w() >= 0))
-    v.error("static_power_w", "must be zero or positive");
+  v.non_negative("energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
+  v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
   if (c.has_temperature_c() && !(c.temperature_c() > -60 && c.temperature_c() < 200)) {
     v.error("temperature_c", "must be in (-60, 200) C");
   }

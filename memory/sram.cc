@@ -7,10 +7,8 @@ namespace tiersim {
 
 void SramParams::validate(const config::Sram& c, Validator& v) {
   v.positive("capacity_bytes", c.has_capacity_bytes(), static_cast<double>(c.capacity_bytes()));
-  if (c.has_energy_pj_per_bit() && !(c.energy_pj_per_bit() >= 0))
-    v.error("energy_pj_per_bit", "must be zero or positive");
-  if (c.has_static_power_w() && !(c.static_power_w() >= 0))
-    v.error("static_power_w", "must be zero or positive");
+  v.non_negative("energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
+  v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
   v.positive("read_bandwidth_bytes_per_s", c.has_read_bandwidth_bytes_per_s(),
              c.read_bandwidth_bytes_per_s());
   v.positive("write_bandwidth_bytes_per_s", c.has_write_bandwidth_bytes_per_s(),

@@ -15,7 +15,7 @@ bool SramCache::live(const Line& l) const {
   return l.valid && l.generation == generation_[l.tenant];
 }
 
-bool SramCache::wired(const Line& l, TimePs) const {
+bool SramCache::wired(const Line& l) const {
   if (!live(l) || l.binding == 0) return false;
   const Binding& b = bindings_[l.binding - 1];
   return b.live && b.generation == generation_[b.tenant];
@@ -29,7 +29,7 @@ SramCache::Line* SramCache::find(uint64_t line_address) {
   return nullptr;
 }
 
-int SramCache::victim(uint32_t set_index, bool persisting, TimePs now) {
+int SramCache::victim(uint32_t set_index, bool persisting) {
   Line* set = &lines_[size_t{set_index} * p_.ways];
   for (uint32_t w = 0; w < p_.ways; ++w) {
     if (!live(set[w])) return static_cast<int>(w);
@@ -37,14 +37,14 @@ int SramCache::victim(uint32_t set_index, bool persisting, TimePs now) {
   const uint32_t carve = static_cast<uint32_t>(std::floor(p_.ways * p_.persisting_fraction));
   uint32_t persisting_lines = 0;
   for (uint32_t w = 0; w < p_.ways; ++w)
-    persisting_lines += set[w].persisting && !wired(set[w], now);
+    persisting_lines += set[w].persisting && !wired(set[w]);
   // Which lines may go: a persisting fill beyond the carve-out replaces a persisting line;
   // otherwise ordinary lines go first, persisting ones only when nothing else can.
   auto pick = [&](bool want_persisting) -> int {
     int best = -1;
     if (p_.replacement == Replacement::kLru) {
       for (uint32_t w = 0; w < p_.ways; ++w) {
-        if (wired(set[w], now) || set[w].persisting != want_persisting) continue;
+        if (wired(set[w]) || set[w].persisting != want_persisting) continue;
         if (best < 0 || set[w].lru < set[best].lru) best = static_cast<int>(w);
       }
       return best;
@@ -53,16 +53,16 @@ int SramCache::victim(uint32_t set_index, bool persisting, TimePs now) {
     // is there.
     bool any = false;
     for (uint32_t w = 0; w < p_.ways; ++w)
-      any |= !wired(set[w], now) && set[w].persisting == want_persisting;
+      any |= !wired(set[w]) && set[w].persisting == want_persisting;
     if (!any) return -1;
     while (true) {
       for (uint32_t w = 0; w < p_.ways; ++w) {
-        if (!wired(set[w], now) && set[w].persisting == want_persisting && set[w].rrpv >= 3) {
+        if (!wired(set[w]) && set[w].persisting == want_persisting && set[w].rrpv >= 3) {
           return static_cast<int>(w);
         }
       }
       for (uint32_t w = 0; w < p_.ways; ++w) {
-        if (!wired(set[w], now) && set[w].persisting == want_persisting) ++set[w].rrpv;
+        if (!wired(set[w]) && set[w].persisting == want_persisting) ++set[w].rrpv;
       }
     }
   };
@@ -70,14 +70,12 @@ int SramCache::victim(uint32_t set_index, bool persisting, TimePs now) {
   if (persisting && carve > 0 && persisting_lines >= carve) v = pick(true);
   if (v < 0) v = pick(false);
   if (v < 0) v = pick(true);
-  if (v >= 0 && wired(set[v], now)) ++evictions_of_wired_;  // never: wired lines are skipped
   return v;
 }
 
-SramCache::Line& SramCache::fill(uint64_t line_address, uint16_t tenant, bool persisting,
-                                 TimePs now) {
+SramCache::Line& SramCache::fill(uint64_t line_address, uint16_t tenant, bool persisting) {
   const uint32_t s = set_of(line_address);
-  const int w = victim(s, persisting, now);
+  const int w = victim(s, persisting);
   if (w < 0) throw std::logic_error("SramCache: a set with every way wired");
   Line& l = lines_[size_t{s} * p_.ways + static_cast<uint32_t>(w)];
   l = Line();
@@ -104,6 +102,13 @@ void SramCache::expire_notices(TimePs now) {
 bool SramCache::access(uint64_t address, uint16_t tenant, bool write, bool persisting, TimePs now) {
   expire_notices(now);
   const uint64_t line_address = address / p_.line_bytes;
+  if (Line* l = find(line_address); l && !l->filled) {
+    ++misses_;  // a reserved way's first access fetches the line
+    l->filled = true;
+    l->lru = ++clock_;
+    l->dirty |= write;
+    return false;
+  }
   if (Line* l = find(line_address)) {
     ++hits_;
     l->lru = ++clock_;
@@ -115,7 +120,7 @@ bool SramCache::access(uint64_t address, uint16_t tenant, bool write, bool persi
   ++misses_;
   const uint32_t s = set_of(line_address);
   if (wired_ways(s) >= p_.ways) return false;  // every way pinned: the access bypasses
-  Line& l = fill(line_address, tenant, persisting, now);
+  Line& l = fill(line_address, tenant, persisting);
   l.dirty = write;
   return false;
 }
@@ -131,7 +136,7 @@ uint64_t SramCache::wired_bytes(uint16_t tenant) const {
 uint32_t SramCache::wired_ways(uint32_t set) const {
   uint32_t n = 0;
   for (uint32_t w = 0; w < p_.ways; ++w)
-    n += wired(lines_[size_t{set} * p_.ways + w], 0);
+    n += wired(lines_[size_t{set} * p_.ways + w]);
   return n;
 }
 
@@ -139,7 +144,7 @@ bool SramCache::is_wired_resident(uint64_t address) const {
   const uint64_t line_address = address / p_.line_bytes;
   const Line* set = &lines_[size_t{set_of(line_address)} * p_.ways];
   for (uint32_t w = 0; w < p_.ways; ++w) {
-    if (live(set[w]) && set[w].tag == line_address) return wired(set[w], 0);
+    if (live(set[w]) && set[w].tag == line_address) return wired(set[w]);
   }
   return false;
 }
@@ -160,7 +165,8 @@ SramCache::BindResult SramCache::bind(uint64_t address, uint64_t bytes, uint16_t
   const uint64_t first = address / p_.line_bytes, count = bytes / p_.line_bytes;
   for (uint64_t i = 0; i < count; ++i) {
     Line* l = find(first + i);
-    if (l == nullptr || !wired(*l, now)) ++needed[set_of(first + i)];
+    if (l != nullptr && wired(*l)) return {BindFault::kAlreadyWired, 0};
+    ++needed[set_of(first + i)];
   }
   for (const auto& [set, n] : needed) {
     if (wired_ways(set) + n > limit) return {BindFault::kSetFull, 0};
@@ -176,7 +182,11 @@ SramCache::BindResult SramCache::bind(uint64_t address, uint64_t bytes, uint16_t
   const uint32_t handle = static_cast<uint32_t>(bindings_.size());
   for (uint64_t i = 0; i < count; ++i) {
     Line* l = find(first + i);
-    if (l == nullptr) l = &fill(first + i, tenant, false, now);
+    if (l == nullptr) {
+      l = &fill(first + i, tenant, false);
+      l->filled = (flags & kPrefetch) != 0;
+      if (l->filled) prefetched_bytes_ += p_.line_bytes;
+    }
     l->binding = handle;
     l->tenant = tenant;
     l->generation = generation_[tenant];

@@ -8,10 +8,12 @@
 // evict the least recently used persisting line. Hints are best effort: competing persisting
 // traffic evicts them.
 //
-// Wired residency: BIND(address, size, tenant, flags) pins every line of the range (filling
-// the missing ones) or faults without changing anything: MISALIGNED (range not line aligned),
-// QUOTA_EXCEEDED (the tenant's wired bytes would pass its quota), SET_FULL (a set would have more
-// than `max_wired_fraction` of its ways wired). A wired line is never a victim. RELEASE unpins
+// Wired residency: BIND(address, size, tenant, flags) pins every line of the range or faults
+// without changing anything: MISALIGNED (range not line aligned), QUOTA_EXCEEDED (the tenant's
+// wired bytes would pass its quota), SET_FULL (a set would have more than `max_wired_fraction`
+// of its ways wired), ALREADY_WIRED (a line of the range is pinned by a live binding). With
+// PREFETCH the missing lines are filled at once (prefetched_bytes); without it their ways are
+// reserved and filled by the first access (a miss). A wired line is never a victim. RELEASE unpins
 // (writing back dirty lines unless IMMUTABLE); invalidating a tenant is O(1): a generation
 // counter per tenant makes its lines and handles stale at once. SOFT_PIN lines may be asked
 // back: reclaim() gives them a RESIDENCY_LOSS notice and they stay wired for `grace_ps` more,
@@ -41,7 +43,7 @@ struct SramCacheParams {
 };
 
 enum BindFlags : uint8_t { kPrefetch = 1, kImmutable = 2, kSoftPin = 4 };
-enum class BindFault : uint8_t { kNone, kMisaligned, kQuotaExceeded, kSetFull, kUnknownHandle };
+enum class BindFault : uint8_t { kNone, kMisaligned, kQuotaExceeded, kSetFull, kAlreadyWired };
 
 struct ResidencyLossNotice {
   uint32_t handle;
@@ -74,8 +76,8 @@ class SramCache {
   uint32_t wired_ways(uint32_t set) const;         // currently wired, counting only live lines
   bool is_wired_resident(uint64_t address) const;  // present and wired by a live binding
   const SramCacheParams& params() const { return p_; }
-  uint64_t evictions_of_wired() const { return evictions_of_wired_; }  // must stay 0
   uint64_t hits() const { return hits_; }
+  uint64_t prefetched_bytes() const { return prefetched_bytes_; }
   uint64_t misses() const { return misses_; }
 
  private:
@@ -86,6 +88,7 @@ class SramCache {
     uint16_t tenant = 0;
     uint8_t rrpv = 3;
     bool valid = false, dirty = false, persisting = false;
+    bool filled = true;  // false: a way a BIND without PREFETCH reserved, not yet fetched
     uint64_t lru = 0;
   };
   struct Binding {
@@ -98,14 +101,14 @@ class SramCache {
   };
 
   bool live(const Line& l) const;
-  bool wired(const Line& l, TimePs now) const;
+  bool wired(const Line& l) const;
   Line* find(uint64_t line_address);
   uint32_t set_of(uint64_t line_address) const {
     return static_cast<uint32_t>(line_address % p_.sets());
   }
   // A victim way in `set` for a fill, or -1 when every way is wired.
-  int victim(uint32_t set, bool persisting, TimePs now);
-  Line& fill(uint64_t line_address, uint16_t tenant, bool persisting, TimePs now);
+  int victim(uint32_t set, bool persisting);
+  Line& fill(uint64_t line_address, uint16_t tenant, bool persisting);
   void expire_notices(TimePs now);
 
   SramCacheParams p_;
@@ -115,7 +118,7 @@ class SramCache {
   std::vector<Binding> bindings_;  // handle - 1
   uint64_t clock_ = 0;
   uint32_t pending_notices_ = 0;  // soft pins with a notice not yet expired
-  uint64_t hits_ = 0, misses_ = 0, evictions_of_wired_ = 0;
+  uint64_t hits_ = 0, misses_ = 0, prefetched_bytes_ = 0;
 };
 
 }  // namespace tiersim

@@ -246,21 +246,8 @@ int cmd_calibrate(const std::vector<std::string>& args) {
   if (const std::string problem = prepare_output_path(out); !problem.empty()) {
     throw UsageError("tiersim calibrate: --out " + problem);
   }
-  namespace fs = std::filesystem;
-  const fs::path target(out);
-  const fs::path tmp = target.parent_path() /
-                       ("." + target.filename().string() + ".partial-" + std::to_string(getpid()));
-  {
-    std::ofstream f(tmp);
-    if (!f) throw UsageError("tiersim calibrate: cannot write " + out);
-    f << frag.str();
-    if (!f.flush()) throw UsageError("tiersim calibrate: cannot write " + out);
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp);
-    throw UsageError("tiersim calibrate: cannot write " + out + ": " + ec.message());
+  if (const std::string problem = write_text_atomically(out, frag.str()); !problem.empty()) {
+    throw UsageError("tiersim calibrate: " + problem);
   }
   std::cout << report.str() << "fragment: " << out << "\n";
   return kExitOk;

@@ -76,6 +76,14 @@ bool Validator::at_least(const std::string& field, bool present, double value, d
   return true;
 }
 
+bool Validator::non_negative(const std::string& field, bool present, double value) {
+  if (!present || value >= 0) return true;
+  std::ostringstream os;
+  os << "must be zero or positive (got " << value << ")";
+  error(field, os.str());
+  return false;
+}
+
 bool Validator::fraction(const std::string& field, bool present, double value) {
   if (!require(field, present)) return false;
   if (!(value > 0 && value <= 1)) {

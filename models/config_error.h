@@ -58,6 +58,8 @@ class Validator {
   bool positive(const std::string& field, bool present, double value);
   bool at_least(const std::string& field, bool present, double value, double min);
   bool fraction(const std::string& field, bool present, double value);  // (0, 1]
+  // An optional field that must be zero or positive when set (true when absent).
+  bool non_negative(const std::string& field, bool present, double value);
   bool non_empty(const std::string& field, bool present, const std::string& value);
 
  private:

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 namespace tiersim {
@@ -296,6 +297,26 @@ std::string prepare_output_path(const std::string& path) {
   if (fs::is_directory(out)) return path + " is a directory";
   const std::string dir = out.has_parent_path() ? out.parent_path().string() : ".";
   if (access(dir.c_str(), W_OK) != 0) return path + ": directory is not writable";
+  return "";
+}
+
+std::string write_text_atomically(const std::string& path, const std::string& text) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  const fs::path tmp = target.parent_path() /
+                       ("." + target.filename().string() + ".partial-" + std::to_string(getpid()));
+  {
+    std::ofstream f(tmp);
+    if (!f) return "cannot write " + tmp.string();
+    f << text;
+    if (!f.flush()) return "cannot write " + tmp.string();
+  }
+  std::error_code ec;
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp);
+    return "cannot write " + path + ": " + ec.message();
+  }
   return "";
 }
 

@@ -79,6 +79,10 @@ class ResultWriter {
 // directory is writable and `path` is not a directory. Returns "" or what is wrong (bad input).
 std::string prepare_output_path(const std::string& path);
 
+// Writes a text file under `.<name>.partial-<pid>` beside it, then renames it onto `path`, so
+// nothing at `path` is ever half written. Returns "" or what went wrong.
+std::string write_text_atomically(const std::string& path, const std::string& text);
+
 // Read access for `tiersim report`, tests and tools.
 class ResultReader {
  public:

@@ -41,7 +41,7 @@ void LinkParams::validate(const config::SerialLink& c, Validator& v) {
   if (c.has_link_layer_efficiency()) {
     v.fraction("link_layer_efficiency", true, c.link_layer_efficiency());
   }
-  if (c.has_length_m() && !(c.length_m() >= 0)) v.error("length_m", "must be zero or positive");
+  v.non_negative("length_m", c.has_length_m(), c.length_m());
   if (c.has_propagation_ps_per_m() && !(c.propagation_ps_per_m() > 0)) {
     v.error("propagation_ps_per_m", "must be positive");
   }
@@ -65,12 +65,8 @@ void LinkParams::validate(const config::SerialLink& c, Validator& v) {
   if (j.has_normal() && !(j.normal().sd_ps() >= 0 && j.normal().mean_ps() >= 0)) {
     v.at("jitter.normal").error("sd_ps", "mean and sd must be zero or positive");
   }
-  if (c.has_energy_pj_per_bit() && !(c.energy_pj_per_bit() >= 0)) {
-    v.error("energy_pj_per_bit", "must be zero or positive");
-  }
-  if (c.has_static_power_w() && !(c.static_power_w() >= 0)) {
-    v.error("static_power_w", "must be zero or positive");
-  }
+  v.non_negative("energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
+  v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
 }
 
 LinkParams LinkParams::from_config(const config::SerialLink& c) {

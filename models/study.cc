@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "models/config_error.h"
+#include "models/hdf5_file.h"
 #include "models/registry.h"
 #include "models/sweep.h"
 
@@ -144,7 +145,11 @@ int run_study(const std::vector<std::string>& args) {
   if (!pb::util::MessageToJsonString(study.spec, &json, o).ok()) {
     throw std::runtime_error("cannot encode the study as JSON");
   }
-  write_file_atomically((fs::path(dir) / "study.json").string(), json);
+  if (const std::string problem =
+          write_text_atomically((fs::path(dir) / "study.json").string(), json);
+      !problem.empty()) {
+    throw std::runtime_error(problem);
+  }
   std::vector<uint32_t> all;
   for (const auto& p : study.plan.points)
     all.push_back(p.index);

@@ -41,16 +41,9 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-// Writes `text` under a temporary name, then renames it onto `path`.
 void write_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    if (!out.flush()) throw std::runtime_error("cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    throw std::runtime_error("cannot rename " + tmp + " to " + path);
+  if (const std::string problem = write_text_atomically(path, text); !problem.empty()) {
+    throw std::runtime_error(problem);
   }
 }
 
@@ -224,10 +217,6 @@ void resolve_spec_paths(const std::string& spec_path, pb::RepeatedPtrField<std::
     const fs::path p(s);
     s = (p.is_absolute() ? p : dir / p).lexically_normal().string();
   }
-}
-
-void write_file_atomically(const std::string& path, const std::string& text) {
-  write_atomically(path, text);
 }
 
 SweepPlan load_sweep(const std::string& path) {
@@ -583,7 +572,7 @@ std::string shell_quote(const std::string& s) {
 
 int sweep_slurm(const SweepPlan& plan, const std::string& dir, const Flags& f) {
   const uint32_t per_task = positive_flag(f, "--points-per-task", 1);
-  const uint32_t limit = positive_flag(f, "--array-limit", 0 + 64);
+  const uint32_t limit = positive_flag(f, "--array-limit", 64);
   const uint32_t tasks = static_cast<uint32_t>((plan.points.size() + per_task - 1) / per_task);
   const std::string abs_dir = fs::absolute(dir).lexically_normal().string();
   fs::create_directories(fs::path(abs_dir) / "slurm");
@@ -695,9 +684,5 @@ const CommandRegistrar kRegistrar(CommandKind{
     run_sweep});
 
 }  // namespace
-
-int cmd_sweep(const std::vector<std::string>& args) {
-  return run_sweep(args);
-}
 
 }  // namespace tiersim

@@ -34,8 +34,6 @@ void parse_spec_file(const std::string& path, google::protobuf::Message& msg);
 // Makes `paths` absolute relative to the spec file's directory.
 void resolve_spec_paths(const std::string& spec_path,
                         google::protobuf::RepeatedPtrField<std::string>& paths);
-// Writes `text` under a temporary name, then renames it onto `path`.
-void write_file_atomically(const std::string& path, const std::string& text);
 
 // Parses and checks a spec file; problems are ConfigErrors at the file's lines and fields.
 SweepPlan load_sweep(const std::string& path);
@@ -61,9 +59,5 @@ void prepare_plan_dir(const std::string& dir, const std::string& plan_file,
                       const std::string& plan_text);
 // The tiersim executable running now.
 std::string self_binary();
-
-// The `sweep` command: sweep SPEC --out DIR [--jobs N] [--slurm ...] | sweep collect DIR |
-// sweep run-task DIR --task T --points-per-task K (inside a Slurm array task).
-int cmd_sweep(const std::vector<std::string>& args);
 
 }  // namespace tiersim

@@ -44,9 +44,7 @@ SyntheticRouter::SyntheticRouter(const SyntheticRouterParams& p)
   }
 }
 
-std::vector<uint16_t> SyntheticRouter::ranking(uint32_t moe_layer, uint32_t phase, Rng& rng) const {
-  (void)moe_layer;
-  (void)phase;
+std::vector<uint16_t> SyntheticRouter::ranking(Rng& rng) const {
   std::vector<uint16_t> v(p_.experts);
   for (uint32_t i = 0; i < p_.experts; ++i)
     v[i] = static_cast<uint16_t>(i);
@@ -64,11 +62,16 @@ Rng phase_rng(uint64_t seed, uint32_t moe_layer, uint32_t phase) {
 
 double SyntheticRouter::use_probability(uint32_t moe_layer, uint16_t expert,
                                         uint32_t tokens) const {
-  Rng rng = phase_rng(p_.seed, moe_layer, 0);
-  const std::vector<uint16_t> by_rank = ranking(moe_layer, 0, rng);
-  const auto rank =
-      static_cast<size_t>(std::find(by_rank.begin(), by_rank.end(), expert) - by_rank.begin());
-  const double pick = std::min(1.0, p_.top_k * shares_[rank]);
+  if (first_rank_.size() <= moe_layer) first_rank_.resize(moe_layer + 1);
+  std::vector<uint16_t>& rank_of = first_rank_[moe_layer];
+  if (rank_of.empty()) {
+    Rng rng = phase_rng(p_.seed, moe_layer, 0);
+    const std::vector<uint16_t> by_rank = ranking(rng);
+    rank_of.resize(p_.experts);
+    for (uint32_t r = 0; r < p_.experts; ++r)
+      rank_of[by_rank[r]] = static_cast<uint16_t>(r);
+  }
+  const double pick = std::min(1.0, p_.top_k * shares_[rank_of[expert]]);
   return 1.0 - std::pow(1.0 - pick, static_cast<double>(tokens));
 }
 
@@ -76,20 +79,15 @@ void SyntheticRouter::enter_phase(uint32_t moe_layer, uint32_t phase) {
   Layer& l = layers_[moe_layer];
   l.phase = phase;
   Rng rng = phase_rng(p_.seed, moe_layer, phase);
-  auto shuffle = [&](uint16_t* v) {
-    for (uint32_t i = 0; i < p_.experts; ++i)
-      v[i] = static_cast<uint16_t>(i);
-    for (uint32_t i = p_.experts - 1; i > 0; --i)
-      std::swap(v[i], v[rng.below(i + 1)]);
-  };
-  l.by_rank = ranking(moe_layer, phase, rng);
+  l.by_rank = ranking(rng);
   std::vector<double> share_of(p_.experts);
   for (uint32_t r = 0; r < p_.experts; ++r)
     share_of[l.by_rank[r]] = shares_[r];
   for (uint32_t o = 0; o < kLayouts; ++o) {
     uint16_t* layout = &l.layout[size_t{o} * p_.experts];
     double* ends = &l.ends[size_t{o} * p_.experts];
-    shuffle(layout);
+    const std::vector<uint16_t> order = ranking(rng);  // the same draws as the popularity order
+    std::copy(order.begin(), order.end(), layout);
     double end = 0;
     for (uint32_t i = 0; i < p_.experts; ++i) {
       end += p_.top_k * share_of[layout[i]];

@@ -79,13 +79,15 @@ class SyntheticRouter : public Router {
     uint32_t previous_tokens = 0;    // tokens the last call routed
   };
   void enter_phase(uint32_t moe_layer, uint32_t phase);
-  // The popularity order (rank -> expert) of a layer in a phase: its own seeded stream.
-  std::vector<uint16_t> ranking(uint32_t moe_layer, uint32_t phase, Rng& rng) const;
+  // A popularity order (rank -> expert) drawn from `rng` (each layer and phase has its own).
+  std::vector<uint16_t> ranking(Rng& rng) const;
 
   const SyntheticRouterParams p_;
   const std::vector<double> shares_;
   std::vector<Layer> layers_;
   Rng rng_;
+  // use_probability's memo: each layer's first-phase rank of every expert (filled on demand).
+  mutable std::vector<std::vector<uint16_t>> first_rank_;
 };
 
 // A recorded routing trace for a run of `steps` steps over `batch` sequences.

@@ -7,6 +7,7 @@
 
 #include "models/registry.h"
 #include "models/rng.h"
+#include "models/simulation.h"
 
 namespace tiersim {
 
@@ -302,13 +303,12 @@ uint64_t ServingWorkload::request_kv_bytes(uint64_t tokens) const {
   return tokens * shape_.kv_bytes_per_token();
 }
 
-void ServingWorkload::push_host_op(OpKind kind, uint64_t bytes, uint32_t r) {
+void ServingWorkload::push_host_op(OpKind kind, uint64_t bytes) {
   Op op;
   op.kind = kind;
   op.op_class = OpClass::kHostTransfer;
   op.host_bytes = bytes;
   op.step = StepIndex(step_);
-  (void)r;
   pre_ops_.push_back(op);
 }
 
@@ -332,7 +332,7 @@ void ServingWorkload::preempt(uint32_t r) {
   running_.erase(std::find(running_.begin(), running_.end(), r));
   if (o_.preemption == config::SWAP && q.kv_len > 0) {
     // Its KV goes to host memory and comes back before it resumes.
-    push_host_op(OpKind::kSwapOut, request_kv_bytes(q.kv_len), r);
+    push_host_op(OpKind::kSwapOut, request_kv_bytes(q.kv_len));
     swapped_bytes_ += request_kv_bytes(q.kv_len);
     q.state = State::kSwapped;
     swapped_.push_back(r);
@@ -392,7 +392,7 @@ void ServingWorkload::plan(TimePs now) {
         q.kv_len < q.prefill_target ? std::min<uint64_t>(q.prefill_target - q.kv_len, budget) : 1;
     if (!admit(r, q.kv_len + want)) break;
     swapped_.pop_front();
-    push_host_op(OpKind::kSwapIn, request_kv_bytes(q.kv_len), r);
+    push_host_op(OpKind::kSwapIn, request_kv_bytes(q.kv_len));
     schedule(r, want);
   }
   // 3. Waiting requests in arrival order (recomputed ones first).
@@ -453,17 +453,11 @@ bool ServingWorkload::next(Op& op) {
 
 void ServingWorkload::end_step(TimePs now_ps) {
   step_tokens_ = 0;
-  bool prefill = false;
   for (size_t i = 0; i < plan_.size(); ++i) {
     const uint32_t r = plan_req_[i];
     Req& q = reqs_[r];
     RequestRecord& rec = records_[r];
-    if (q.kv_len < q.prefill_target) {
-      prefill = true;
-      prefill_tokens_ += plan_[i].queries;
-    } else {
-      decode_tokens_ += plan_[i].queries;
-    }
+    if (q.kv_len < q.prefill_target) prefill_tokens_ += plan_[i].queries;
     q.kv_len += plan_[i].queries;
     if (plan_[i].sampled == 0) continue;
     ++step_tokens_;
@@ -478,7 +472,6 @@ void ServingWorkload::end_step(TimePs now_ps) {
     running_.erase(std::find(running_.begin(), running_.end(), r));
     ++done_;
   }
-  steps_with_prefill_ += prefill;
   plan_.clear();
   plan_req_.clear();
   ++step_;
@@ -505,22 +498,14 @@ void ServingWorkload::summarize(std::vector<SummaryItem>& summary) const {
                     (o_.slo_tpot_ms <= 0 || r.generated <= 1 || p <= o_.slo_tpot_ms);
     met += ok;
   }
-  auto pct = [](std::vector<double> v, double p) {
-    if (v.empty()) return 0.0;
-    std::sort(v.begin(), v.end());
-    const double pos = p / 100.0 * static_cast<double>(v.size() - 1);
-    const size_t lo = static_cast<size_t>(std::floor(pos));
-    const size_t hi = std::min(lo + 1, v.size() - 1);
-    return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
-  };
   const double span_s = last_finish > first_arrival ? ps_to_s(last_finish - first_arrival) : 0.0;
   summary.push_back({"requests_completed", double(e2e.size()), "requests"});
-  summary.push_back({"ttft_ms_p50", pct(ttft, 50), "ms"});
-  summary.push_back({"ttft_ms_p99", pct(ttft, 99), "ms"});
-  summary.push_back({"request_tpot_ms_p50", pct(tpot, 50), "ms"});
-  summary.push_back({"request_tpot_ms_p99", pct(tpot, 99), "ms"});
-  summary.push_back({"e2e_ms_p50", pct(e2e, 50), "ms"});
-  summary.push_back({"e2e_ms_p99", pct(e2e, 99), "ms"});
+  summary.push_back({"ttft_ms_p50", percentile(ttft, 50), "ms"});
+  summary.push_back({"ttft_ms_p99", percentile(ttft, 99), "ms"});
+  summary.push_back({"request_tpot_ms_p50", percentile(tpot, 50), "ms"});
+  summary.push_back({"request_tpot_ms_p99", percentile(tpot, 99), "ms"});
+  summary.push_back({"e2e_ms_p50", percentile(e2e, 50), "ms"});
+  summary.push_back({"e2e_ms_p99", percentile(e2e, 99), "ms"});
   summary.push_back(
       {"output_tokens_per_s", span_s > 0 ? double(output) / span_s : 0.0, "tokens/s"});
   summary.push_back({"requests_per_s", span_s > 0 ? double(e2e.size()) / span_s : 0.0, "req/s"});

@@ -131,7 +131,7 @@ class ServingWorkload : public Workload {
   void preempt(uint32_t r);
   bool admit(uint32_t r, uint64_t tokens);  // takes a slot and blocks for `tokens`
   uint64_t request_kv_bytes(uint64_t tokens) const;
-  void push_host_op(OpKind kind, uint64_t bytes, uint32_t r);
+  void push_host_op(OpKind kind, uint64_t bytes);
 
   const TransformerShape shape_;
   const ServingOptions o_;
@@ -157,7 +157,7 @@ class ServingWorkload : public Workload {
   uint64_t next_id_ = 0;
   uint64_t preemptions_ = 0, swapped_bytes_ = 0;
   uint32_t peak_blocks_ = 0;
-  uint64_t steps_with_prefill_ = 0, prefill_tokens_ = 0, decode_tokens_ = 0;
+  uint64_t prefill_tokens_ = 0;
 };
 
 }  // namespace tiersim
