@@ -113,7 +113,6 @@ struct TransformerShape {
   uint64_t norm_weight_bytes() const;
   uint64_t mlp_weight_bytes(uint32_t layer) const;  // dense MLP, or router + experts + shared
   uint64_t layer_weight_bytes(uint32_t layer) const;
-  uint64_t layer_weight_bytes() const { return layer_weight_bytes(0); }
   uint64_t embedding_bytes() const;       // vocab-parallel shard
   uint64_t position_table_bytes() const;  // LEARNED positions (replicated)
   uint64_t lm_head_bytes() const;         // 0 when tied to the embedding

@@ -298,5 +298,35 @@ TEST(Decode, WeightsInHostDdrStreamOverThePcieLink) {
   EXPECT_NE(r.err.find("only DMA engines apply a serial link model"), std::string::npos) << r.err;
 }
 
+// Speculative, sparse and paging settings are checked before anything runs (exit 2, path named).
+TEST(Decode, BadSpeculativeAndSparseSettingsAreRejected) {
+  const std::string base = test::tiersim_binary() + " run " +
+                           test::preset("hardware/h100_sxm.textproto") + " " +
+                           test::preset("models/llama3_8b.textproto") + " " +
+                           test::preset("studies/default.textproto") + " --quiet";
+  struct Case {
+    const char* set;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"'workload.decode.speculative={draft_tokens: 4 acceptance_rate: 0.5}'",
+       "workload.decode.speculative.draft: required field is not set"},
+      {"'workload.decode.speculative={draft_tokens: 4 acceptance_rate: 1.5 draft {name: \"d\" "
+       "layers: 2 hidden_size: 1024 heads: 8 kv_heads: 8 ffn_size: 2816 vocab_size: 128256 "
+       "tied_embeddings: true mlp: SWIGLU norm: RMSNORM positional: ROPE weight_dtype: BF16 "
+       "kv_dtype: BF16 activation_dtype: BF16}}'",
+       "workload.decode.speculative.acceptance_rate: must be in [0, 1]"},
+      {"'workload.decode.sparse_attention={page_locality: 2}'",
+       "workload.decode.sparse_attention.top_k_pages: required field is not set"},
+      {"workload.decode.kv_block_tokens=32",
+       "workload.decode.kv_block_tokens: only sparse_attention uses pages in decode"},
+  };
+  for (const auto& c : cases) {
+    auto r = test::run_cmd(base + " --set " + c.set);
+    EXPECT_EQ(r.code, 2) << c.set;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
+  }
+}
+
 }  // namespace
 }  // namespace tiersim
