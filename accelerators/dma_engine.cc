@@ -110,6 +110,32 @@ TimePs DmaEngine::transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementI
   return done;
 }
 
+double DmaEngine::dynamic_energy_j() const {
+  double j = 0;
+  for (const auto& [name, port] : ports_) {
+    if (port.to_target) j += port.to_target->energy_j() + port.from_target->energy_j();
+  }
+  return j;
+}
+
+double DmaEngine::static_power_w() const {
+  double w = 0;
+  for (const auto& [name, port] : ports_) {
+    if (port.to_target) w += 2 * port.to_target->params().static_power_w;
+  }
+  return w;
+}
+
+bool DmaEngine::has_energy() const {
+  for (const auto& [name, port] : ports_) {
+    if (port.to_target && (port.to_target->params().energy_pj_per_bit > 0 ||
+                           port.to_target->params().static_power_w > 0)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 namespace {
 const ComponentRegistrar kRegistrar(ComponentKind{
     "dma", "DMA engine moving byte ranges between memories (setup latency, own bandwidth)",

@@ -51,6 +51,12 @@ class DmaEngine : public Component {
   TimePs transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementIntent intent,
                   TimePs start_ps);
 
+  // Energy of the serial links this engine drives (both directions): bits moved at their
+  // pJ/bit, and their static power.
+  double dynamic_energy_j() const override;
+  double static_power_w() const override;
+  bool has_energy() const override;
+
  private:
   struct Port {
     int socket_index;

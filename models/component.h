@@ -55,8 +55,8 @@ class Component : public sc_core::sc_module {
   virtual double dynamic_energy_j() const {
     return double(bytes_read() + bytes_written()) * 8.0 * energy_pj_per_unit_ * 1e-12;
   }
-  double static_power_w() const { return static_power_w_; }
-  bool has_energy() const { return energy_pj_per_unit_ > 0 || static_power_w_ > 0; }
+  virtual double static_power_w() const { return static_power_w_; }
+  virtual bool has_energy() const { return energy_pj_per_unit_ > 0 || static_power_w_ > 0; }
 
  protected:
   double energy_pj_per_unit() const { return energy_pj_per_unit_; }

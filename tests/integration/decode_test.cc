@@ -264,6 +264,20 @@ TEST(Decode, EnergyIsBytesAndFlopsAtTheirCosts) {
   EXPECT_NEAR(s["energy_j"], s["energy_j_hbm"] + s["energy_j_sram"] + s["energy_j_compute"], 1e-9);
   EXPECT_NEAR(s["energy_j_per_token"], s["energy_j"] / tokens, 1e-12);
   fs::remove(out);
+  // Static power adds power x simulated time.
+  r = test::run_cmd(test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") +
+                    " " + test::preset("models/llama3_8b.textproto") + " " +
+                    test::preset("studies/default.textproto") +
+                    " --set workload.decode.decode_steps=4"
+                    " --set system.components[hbm].hbm.static_power_w=10 --quiet --out " +
+                    out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  ResultReader h2(out);
+  std::map<std::string, double> s2;
+  for (const auto& item : h2.summary())
+    s2[item.name] = item.value;
+  EXPECT_NEAR(s2["energy_j_hbm"] - s["energy_j_hbm"], 10 * s2["sim_time_s"], 1e-9);
+  fs::remove(out);
 }
 
 // Weights and KV in host DDR behind the T4's PCIe Gen3 x16 link (a serial link on the DMA's
@@ -291,6 +305,10 @@ TEST(Decode, WeightsInHostDdrStreamOverThePcieLink) {
   const double expected_ms = s["ddr_bytes_per_token"] / pcie * 1e3;
   EXPECT_NEAR(s["tpot_ms_mean"], expected_ms, expected_ms * 0.005);
   EXPECT_GT(s["tpot_ms_mean"], expected_ms);
+  // Every DDR byte crosses the link: 5 pJ/bit on the DMA engine's account, 20 on the DDR's.
+  const double ddr_bits = s["ddr_bytes_per_token"] * s["tokens_generated"] * 8;
+  EXPECT_NEAR(s["energy_j_dma"], ddr_bits * 5e-12, 1e-9);
+  EXPECT_NEAR(s["energy_j_host_ddr"], ddr_bits * 20e-12, 1e-9);
   fs::remove(out);
   r = test::run_cmd(base +
                     " --set 'system.links[compute_sram].serial={lanes: 1 lane_rate_gbps: 1}'");
