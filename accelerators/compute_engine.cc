@@ -645,8 +645,9 @@ const ComponentRegistrar kRegistrar(ComponentKind{
       ComputeParams::validate(root, c.compute(), v);
     },
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
-      return std::make_unique<ComputeEngine>(c.name().c_str(),
-                                             ComputeParams::from_config(c.compute()), ctx);
+      return with_energy(std::make_unique<ComputeEngine>(
+                             c.name().c_str(), ComputeParams::from_config(c.compute()), ctx),
+                         c.compute().energy_pj_per_flop(), c.compute().static_power_w());
     },
     nullptr});
 }  // namespace

@@ -50,7 +50,9 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     "with latency (FAST only)",
     validate_gddr,
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
-      return std::make_unique<HbmFast>(c.name().c_str(), gddr_params(c.gddr()), ctx, "gddr");
+      return with_energy(
+          std::make_unique<HbmFast>(c.name().c_str(), gddr_params(c.gddr()), ctx, "gddr"),
+          c.gddr().energy_pj_per_bit(), c.gddr().static_power_w());
     },
     nullptr});
 

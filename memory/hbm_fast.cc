@@ -204,11 +204,14 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     },
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
       const config::Fidelity f = c.has_fidelity() ? c.fidelity() : ctx.config().run().fidelity();
+      std::unique_ptr<Component> m;
       if (f == config::DETAILED) {
-        return std::make_unique<HbmDetailed>(c.name().c_str(),
-                                             HbmDetailedParams::from_config(c.hbm()), ctx);
+        m = std::make_unique<HbmDetailed>(c.name().c_str(), HbmDetailedParams::from_config(c.hbm()),
+                                          ctx);
+      } else {
+        m = std::make_unique<HbmFast>(c.name().c_str(), HbmFastParams::from_config(c.hbm()), ctx);
       }
-      return std::make_unique<HbmFast>(c.name().c_str(), HbmFastParams::from_config(c.hbm()), ctx);
+      return with_energy(std::move(m), c.hbm().energy_pj_per_bit(), c.hbm().static_power_w());
     },
     [](const config::Component& c, double duration_us, std::ostream& report) -> std::string {
       if (!c.hbm().has_device()) {

@@ -61,7 +61,9 @@ const ComponentRegistrar kRegistrar(ComponentKind{
       SramParams::validate(c.sram(), v);
     },
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
-      return std::make_unique<Sram>(c.name().c_str(), SramParams::from_config(c.sram()), ctx);
+      return with_energy(
+          std::make_unique<Sram>(c.name().c_str(), SramParams::from_config(c.sram()), ctx),
+          c.sram().energy_pj_per_bit(), c.sram().static_power_w());
     },
     nullptr});
 }  // namespace

@@ -2,6 +2,7 @@
 // oneof case) and the hooks the system builder uses to wire components by links.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <systemc>
 #include <tlm>
@@ -67,5 +68,12 @@ class Component : public sc_core::sc_module {
   std::string kind_;
   double energy_pj_per_unit_ = 0, static_power_w_ = 0;
 };
+
+// Sets a freshly built component's energy parameters (for kind factories).
+inline std::unique_ptr<Component> with_energy(std::unique_ptr<Component> c, double pj_per_unit,
+                                              double static_power_w) {
+  c->set_energy(pj_per_unit, static_power_w);
+  return c;
+}
 
 }  // namespace tiersim

@@ -238,20 +238,6 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
     const ComponentKind* kind = find_component_kind(component_kind_name(c));
     components.push_back(kind->create(c, ctx));
     ctx.add_component(components.back().get());
-    // Energy parameters, per kind: per bit for memories, per FLOP for compute engines.
-    if (c.has_hbm())
-      components.back()->set_energy(c.hbm().energy_pj_per_bit(), c.hbm().static_power_w());
-    if (c.has_gddr()) {
-      components.back()->set_energy(c.gddr().energy_pj_per_bit(), c.gddr().static_power_w());
-    }
-    if (c.has_ddr()) {
-      components.back()->set_energy(c.ddr().energy_pj_per_bit(), c.ddr().static_power_w());
-    }
-    if (c.has_sram())
-      components.back()->set_energy(c.sram().energy_pj_per_bit(), c.sram().static_power_w());
-    if (c.has_compute()) {
-      components.back()->set_energy(c.compute().energy_pj_per_flop(), c.compute().static_power_w());
-    }
   }
   for (const auto& r : cfg.system().address_map()) {
     ctx.address_map().add(r.name(), r.target(), r.base_bytes(), r.size_bytes());
