@@ -16,7 +16,7 @@ void NvmeParams::validate(const config::Nvme& c, Validator& v) {
   }
   v.positive("max_transfer_bytes", c.has_max_transfer_bytes(),
              static_cast<double>(c.max_transfer_bytes()));
-  v.positive("capacity_bytes", c.has_capacity_bytes(), static_cast<double>(c.capacity_bytes()));
+  v.non_negative("energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
 }
 
 NvmeParams NvmeParams::from_config(const config::Nvme& c) {
@@ -29,7 +29,7 @@ NvmeParams NvmeParams::from_config(const config::Nvme& c) {
   p.write_latency_ps = c.write_latency_ps();
   p.queue_depth = c.queue_depth();
   p.max_transfer_bytes = c.max_transfer_bytes();
-  p.capacity_bytes = c.capacity_bytes();
+  p.energy_pj_per_bit = c.energy_pj_per_bit();
   return p;
 }
 
@@ -58,6 +58,7 @@ TimePs NvmeModel::submit(TimePs start_ps, uint64_t bytes, bool write,
     *slot = complete;
     last = std::max(last, complete);
     ++commands_;
+    bytes_ += n;
     if (done) done->push_back({complete, n});
     off += n;
   }

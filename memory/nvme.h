@@ -27,7 +27,7 @@ struct NvmeParams {
   TimePs read_latency_ps = 0, write_latency_ps = 0;
   uint32_t queue_depth = 1;
   uint64_t max_transfer_bytes = 131072;
-  uint64_t capacity_bytes = 0;
+  double energy_pj_per_bit = 0;
 
   static void validate(const config::Nvme& c, Validator& v);
   static NvmeParams from_config(const config::Nvme& c);
@@ -45,6 +45,8 @@ class NvmeModel {
                std::vector<std::pair<TimePs, uint64_t>>* command_done = nullptr);
 
   uint64_t commands() const { return commands_; }
+  uint64_t bytes() const { return bytes_; }
+  double energy_j() const { return double(bytes_) * 8.0 * p_.energy_pj_per_bit * 1e-12; }
   const NvmeParams& params() const { return p_; }
 
  private:
@@ -54,7 +56,7 @@ class NvmeModel {
   NvmeParams p_;
   std::vector<TimePs> slots_;  // when each queue slot frees
   BandwidthServer read_bw_, write_bw_, read_ops_, write_ops_;
-  uint64_t commands_ = 0;
+  uint64_t commands_ = 0, bytes_ = 0;
 };
 
 // A hop after the drive: a first-come-first-served server with a fixed latency (a link, or host

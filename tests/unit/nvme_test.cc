@@ -63,6 +63,7 @@ TEST(Nvme, SequentialReadsReachTheBandwidth) {
   const uint64_t total = 4ull << 30;
   const TimePs end = d.read(0, total);
   EXPECT_EQ(d.commands(), total / 131072);
+  EXPECT_DOUBLE_EQ(d.energy_j(), double(total) * 8 * 160e-12);  // the preset's 160 pJ/bit
   EXPECT_NEAR(double(total) / ((end - 60'000'000) * 1e-12), 14e9, 0.01 * 14e9);
 }
 
