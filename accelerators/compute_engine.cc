@@ -9,6 +9,7 @@
 #include "models/context.h"
 #include "models/payload_pool.h"
 #include "models/registry.h"
+#include "models/topology.h"
 #include "models/workload.h"
 
 namespace tiersim {
@@ -69,11 +70,11 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
     }
     return nullptr;
   };
+  Topology topology;
+  for (const auto& l : root.system().links())
+    topology.add_link(l.name(), l.from(), l.to());
   auto has_link = [&](const std::string& from, const std::string& to) {
-    for (const auto& l : root.system().links()) {
-      if (l.from() == from && l.to() == to) return true;
-    }
-    return false;
+    return topology.reachable(from, to);
   };
   struct Ref {
     const char* field;
@@ -122,7 +123,7 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
       {self, c.sram()}, {c.dma(), c.weights_memory()}, {c.dma(), c.sram()}};
   for (const auto& [from, to] : needed) {
     if (!has_link(from, to)) {
-      v.error("", "needs a link from \"" + from + "\" to \"" + to + "\" in system.links");
+      v.error("", "needs a path of links from \"" + from + "\" to \"" + to + "\" in system.links");
     }
   }
 }

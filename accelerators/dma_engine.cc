@@ -12,10 +12,15 @@ namespace tiersim {
 void DmaParams::validate(const config::DmaEngine& c, Validator& v) {
   v.positive("bandwidth_bytes_per_s", c.has_bandwidth_bytes_per_s(), c.bandwidth_bytes_per_s());
   v.require("setup_latency_ps", c.has_setup_latency_ps());
+  if (c.has_completion_timeout_ps()) {
+    v.positive("completion_timeout_ps", true, double(c.completion_timeout_ps()));
+  }
 }
 
 DmaParams DmaParams::from_config(const config::DmaEngine& c) {
-  return DmaParams{c.bandwidth_bytes_per_s(), c.setup_latency_ps()};
+  DmaParams p{c.bandwidth_bytes_per_s(), c.setup_latency_ps()};
+  if (c.has_completion_timeout_ps()) p.completion_timeout_ps = c.completion_timeout_ps();
+  return p;
 }
 
 DmaEngine::DmaEngine(sc_core::sc_module_name name, const DmaParams& params, Context& ctx)
@@ -23,7 +28,18 @@ DmaEngine::DmaEngine(sc_core::sc_module_name name, const DmaParams& params, Cont
       socket("socket"),
       params_(params),
       engine_(params.bandwidth_bytes_per_s),
+      links_(ctx, basename()),
       transfers_(ctx.stats().counter(basename(), "transfers", "transfers completed", "count")),
+      failed_(ctx.stats().counter(basename(), "transfers_failed",
+                                  "transfers reported failed (device offline or link down past "
+                                  "the completion timeout)",
+                                  "count")),
+      retried_(ctx.stats().counter(basename(), "transfers_retried",
+                                   "transfer sides that waited for an offline device or a down "
+                                   "link to come back",
+                                   "count")),
+      rerouted_(ctx.stats().counter(basename(), "transfers_rerouted",
+                                    "transfer sides sent around a down link", "count")),
       bytes_(ctx.stats().counter(basename(), "bytes", "bytes moved", "bytes")),
       bytes_by_class_(ctx.stats().vector(
           basename(), "bytes_by_class", "bytes moved by object class", "bytes",
@@ -36,73 +52,101 @@ DmaEngine::DmaEngine(sc_core::sc_module_name name, const DmaParams& params, Cont
 
 bool DmaEngine::connect(Component& target, const LinkInfo& link) {
   if (target.target_socket() == nullptr) return false;
-  const int index = static_cast<int>(ports_.size());
+  const int index = static_cast<int>(links_.ports().size());
   socket.bind(*target.target_socket());
-  Port port{index, link.latency_ps, &target, nullptr, nullptr};
-  if (link.serial != nullptr) {
-    // Independent seeded streams per link direction (jitter, replays, retrains).
-    const LinkParams p = LinkParams::from_config(*link.serial);
-    port.to_target = std::make_unique<LinkModel>(p, ctx().rng_for(link.name + ".to").next_u64());
-    port.from_target =
-        std::make_unique<LinkModel>(p, ctx().rng_for(link.name + ".from").next_u64());
-  }
-  ports_[std::string(target.basename())] = std::move(port);
+  links_.add(target, link, index);
   return true;
 }
 
-const DmaEngine::Port& DmaEngine::resolve(uint64_t address, uint64_t bytes, uint64_t* local) const {
+const DmaEngine::Target& DmaEngine::resolve(uint64_t address, uint64_t bytes, uint64_t* local,
+                                            std::string* target_name) {
   const auto decoded = ctx_const().address_map().decode(address, bytes);
   if (!decoded) throw std::logic_error(std::string(name()) + ": unmapped address range");
-  auto it = ports_.find(decoded->range->target);
-  if (it == ports_.end()) {
-    throw std::logic_error(std::string(name()) + ": no link to " + decoded->range->target);
-  }
   *local = decoded->local_address;
+  *target_name = decoded->range->target;
+  auto it = targets_.find(*target_name);
+  if (it == targets_.end()) {
+    Component* memory = ctx().component(*target_name);
+    if (memory == nullptr || !ctx().topology().reachable(basename(), *target_name)) {
+      throw std::logic_error(std::string(name()) + ": no route to " + *target_name);
+    }
+    it = targets_
+             .emplace(*target_name,
+                      Target{memory, offline_windows(ctx().config().system(), *target_name)})
+             .first;
+  }
   return it->second;
 }
 
-TimePs DmaEngine::access(tlm::tlm_command cmd, const Port& port, uint64_t local, uint64_t bytes,
-                         const MovementIntent& intent, TimePs start_ps) {
-  // Over a serial link, written data crosses it before the memory sees it, and read data
-  // crosses it after the memory served it.
-  if (port.to_target && cmd == tlm::TLM_WRITE_COMMAND) {
-    start_ps = port.to_target->transfer(start_ps, bytes);
+LinkPorts::Result DmaEngine::access(tlm::tlm_command cmd, const std::string& target_name,
+                                    const Target& target, uint64_t global, uint64_t local,
+                                    uint64_t bytes, const MovementIntent& intent, TimePs start_ps) {
+  const TimePs deadline = start_ps + params_.completion_timeout_ps;
+  TimePs t = start_ps;
+  // An offline device: wait while it comes back within the timeout, else report a failure.
+  const TimePs online = online_after(target.offline, t);
+  if (online != t) {
+    if (online > deadline) return {deadline, false};
+    retried_.inc();
+    t = online;
   }
+  const LinkPorts::Choice c = links_.choose(target_name, t);
+  if (c.port == nullptr) throw std::logic_error(std::string(name()) + ": no route");
+  if (c.up_ps != t) {
+    if (c.up_ps > deadline) return {deadline, false};
+    retried_.inc();
+  }
+  if (c.rerouted) rerouted_.inc();
   tlm::tlm_generic_payload* p = ctx().payloads().acquire();
   p->set_command(cmd);
-  p->set_address(local);
+  p->set_address(global);
   p->set_data_ptr(nullptr);  // timing-only payload
   p->set_data_length(static_cast<unsigned int>(bytes));
   p->set_streaming_width(static_cast<unsigned int>(bytes));
   p->set_byte_enable_ptr(nullptr);
   PayloadPool::intent(*p) = intent;
-  const TimePs now = now_ps();
-  sc_core::sc_time delay = to_sc_time(start_ps + port.link_latency_ps - now);
-  socket[port.socket_index]->b_transport(*p, delay);
-  const bool ok = p->is_response_ok();
-  p->release();
-  if (!ok) throw std::logic_error(std::string(name()) + ": target rejected a transfer");
-  const TimePs served = now + to_ps(delay) + port.link_latency_ps;
-  if (port.from_target && cmd == tlm::TLM_READ_COMMAND) {
-    return port.from_target->transfer(served, bytes);
+  LinkPorts::Result r =
+      links_.forward(*c.port, *socket[c.port->socket_index], *p, t, t, 0, target_name, local);
+  // A failure beyond the first link (a switch with no way on): try the other ways there, from
+  // when the failure was reported, while the timeout allows.
+  if (!r.ok) {
+    for (LinkPorts::Port* alt : links_.candidates(target_name)) {
+      if (alt == c.port || r.done_ps > deadline || alt->up_after(r.done_ps) > deadline) continue;
+      rerouted_.inc();
+      p->set_address(global);
+      p->set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+      const TimePs at = alt->up_after(r.done_ps);
+      r = links_.forward(*alt, *socket[alt->socket_index], *p, at, at, 0, target_name, local);
+      if (r.ok) break;
+    }
   }
-  return served;
+  p->release();
+  return r;
 }
 
 TimePs DmaEngine::transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementIntent intent,
-                           TimePs start_ps) {
+                           TimePs start_ps, bool* ok) {
   // Transfers larger than a TLM length (32 bits) are a caller error; tiles are MiB-sized.
   if (bytes == 0 || bytes > 0xffffffffULL) throw std::logic_error("dma: bad transfer size");
   uint64_t src_local = 0, dst_local = 0;
-  const Port& from = resolve(src, bytes, &src_local);
-  const Port& to = resolve(dst, bytes, &dst_local);
-  intent.source = from.target->tier();
-  intent.destination = to.target->tier();
+  std::string src_name, dst_name;
+  const Target& from = resolve(src, bytes, &src_local, &src_name);
+  const Target& to = resolve(dst, bytes, &dst_local, &dst_name);
+  intent.source = from.memory->tier();
+  intent.destination = to.memory->tier();
   const TimePs begin = start_ps + params_.setup_latency_ps;
   const TimePs engine_done = engine_.reserve(begin, bytes);
-  const TimePs read_done = access(tlm::TLM_READ_COMMAND, from, src_local, bytes, intent, begin);
-  const TimePs write_done = access(tlm::TLM_WRITE_COMMAND, to, dst_local, bytes, intent, begin);
-  const TimePs done = std::max({engine_done, read_done, write_done});
+  const auto read =
+      access(tlm::TLM_READ_COMMAND, src_name, from, src, src_local, bytes, intent, begin);
+  const auto write =
+      access(tlm::TLM_WRITE_COMMAND, dst_name, to, dst, dst_local, bytes, intent, begin);
+  const TimePs done = std::max({engine_done, read.done_ps, write.done_ps});
+  const bool good = read.ok && write.ok;
+  if (ok) *ok = good;
+  if (!good) {
+    failed_.inc();
+    return done;
+  }
   transfers_.inc();
   bytes_.inc(bytes);
   bytes_by_class_.add(static_cast<size_t>(intent.object_class), static_cast<double>(bytes));
@@ -111,29 +155,15 @@ TimePs DmaEngine::transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementI
 }
 
 double DmaEngine::dynamic_energy_j() const {
-  double j = 0;
-  for (const auto& [name, port] : ports_) {
-    if (port.to_target) j += port.to_target->energy_j() + port.from_target->energy_j();
-  }
-  return j;
+  return links_.dynamic_energy_j();
 }
 
 double DmaEngine::static_power_w() const {
-  double w = 0;
-  for (const auto& [name, port] : ports_) {
-    if (port.to_target) w += 2 * port.to_target->params().static_power_w;
-  }
-  return w;
+  return links_.static_power_w();
 }
 
 bool DmaEngine::has_energy() const {
-  for (const auto& [name, port] : ports_) {
-    if (port.to_target && (port.to_target->params().energy_pj_per_bit > 0 ||
-                           port.to_target->params().static_power_w > 0)) {
-      return true;
-    }
-  }
-  return false;
+  return links_.has_energy();
 }
 
 namespace {

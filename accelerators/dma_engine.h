@@ -6,6 +6,13 @@
 // address decoding through the system address map. Source and destination stream concurrently
 // (cut-through): a transfer completes when the slower of source, destination and engine is done.
 //
+// Routing: each side goes to the memory the address map names, over the links on a shortest
+// path (models/link_ports.h: possibly through switches); a link that is down sends it another
+// way when there is one, else it waits for the link.
+// Faults: a request to an offline device, or over a link down for longer than
+// completion_timeout_ps, waits when the device or link is back within the timeout (counted as
+// retried) and is otherwise reported failed at the timeout (counted as failed; the caller gets
+// the failure time and ok = false). Every transfer is counted as completed or failed.
 // Fidelity: fast, loosely timed: transfer() is called from a SystemC process, returns the
 // completion time at once, and reserves bandwidth from a start time that may lie ahead of the
 // current time (annotated delay). Descriptor queues, channels, priorities and fences arrive with
@@ -22,6 +29,8 @@
 #include "models/bandwidth_server.h"
 #include "models/component.h"
 #include "models/config_error.h"
+#include "models/faults.h"
+#include "models/link_ports.h"
 #include "models/movement_intent.h"
 #include "models/serial_link.h"
 #include "models/stats.h"
@@ -31,6 +40,7 @@ namespace tiersim {
 struct DmaParams {
   double bandwidth_bytes_per_s;
   TimePs setup_latency_ps;
+  TimePs completion_timeout_ps = 50'000'000;
 
   static void validate(const config::DmaEngine& c, Validator& v);
   static DmaParams from_config(const config::DmaEngine& c);
@@ -48,8 +58,14 @@ class DmaEngine : public Component {
   // (>= now). Returns the completion time. `intent` says why; its tiers are filled in here.
   // Both ranges must be mapped to memories this engine is linked to (the builder checks);
   // a target's error response is an internal error (std::logic_error).
+  // `ok` (optional) is set false when the transfer failed (see Faults above).
   TimePs transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementIntent intent,
-                  TimePs start_ps);
+                  TimePs start_ps, bool* ok = nullptr);
+
+  uint64_t completed() const { return transfers_.value(); }
+  uint64_t failed() const { return failed_.value(); }
+  uint64_t retried() const { return retried_.value(); }
+  uint64_t rerouted() const { return rerouted_.value(); }
 
   // Energy of the serial links this engine drives (both directions): bits moved at their
   // pJ/bit, and their static power.
@@ -58,23 +74,26 @@ class DmaEngine : public Component {
   bool has_energy() const override;
 
  private:
-  struct Port {
-    int socket_index;
-    TimePs link_latency_ps;
-    Component* target;
-    // The link's serial model, one per direction (none: an ideal wire).
-    std::unique_ptr<LinkModel> to_target, from_target;
+  struct Target {
+    Component* memory;
+    std::vector<FaultWindow> offline;
   };
-  // The port serving [address, address + bytes) and the target-local address.
-  const Port& resolve(uint64_t address, uint64_t bytes, uint64_t* local) const;
-  // Issues one transaction; returns its completion time.
-  TimePs access(tlm::tlm_command cmd, const Port& port, uint64_t local, uint64_t bytes,
-                const MovementIntent& intent, TimePs start_ps);
+  // The memory serving [address, address + bytes) and the target-local address.
+  const Target& resolve(uint64_t address, uint64_t bytes, uint64_t* local,
+                        std::string* target_name);
+  // Issues one transaction of one side.
+  LinkPorts::Result access(tlm::tlm_command cmd, const std::string& target_name,
+                           const Target& target, uint64_t global, uint64_t local, uint64_t bytes,
+                           const MovementIntent& intent, TimePs start_ps);
 
   const DmaParams params_;
   BandwidthServer engine_;
-  std::map<std::string, Port> ports_;  // by target component name
+  LinkPorts links_;
+  std::map<std::string, Target> targets_;  // by memory name
   Counter& transfers_;
+  Counter& failed_;
+  Counter& retried_;
+  Counter& rerouted_;
   Counter& bytes_;
   Vector& bytes_by_class_;
   Histogram& latency_ns_;

@@ -1,10 +1,12 @@
 // A bandwidth server: the fast-level timing primitive for memories, ports and engines.
 //
-// Contract: reserve(start, bytes) serves `bytes` first-come-first-served at the configured rate,
-// starting no earlier than `start` and no earlier than the end of the previous reservation
-// ("busy until"). It returns the time the last byte leaves. Requests reserved with a start in the
-// future (loosely-timed annotated delay) are served in reservation order, not start order; this
-// is the usual temporal-decoupling approximation and is stated in each model's fidelity note.
+// Contract: reserve(start, bytes) serves `bytes` at the configured rate, starting no earlier
+// than `start`, in the earliest idle interval that fits it: the server is busy until the end of
+// its latest reservation ("busy until"), and remembers the last kGaps idle intervals it left
+// behind (when a reservation started after the server had gone idle). A request reserved later
+// but starting earlier (loosely-timed annotated delay: reservations arrive in call order, not
+// start order) fills such a gap when it fits, instead of queueing behind work that starts after
+// it; otherwise it queues at the end. It returns the time the last byte leaves.
 // Plain C++: no SystemC, no allocation.
 #pragma once
 
@@ -28,18 +30,15 @@ class BandwidthServer {
 
   // Returns the completion time (ps) of a transfer of `bytes` arriving at `start_ps`.
   TimePs reserve(TimePs start_ps, uint64_t bytes) {
-    const TimePs begin = std::max(start_ps, busy_until_ps_);
     const TimePs service = transfer_time_ps(bytes, bytes_per_s_);
-    busy_until_ps_ = begin + service;
     busy_ps_ += service;
     bytes_ += bytes;
-    return busy_until_ps_;
+    return place(start_ps, service);
   }
 
   // As reserve(), plus `extra_ps` of service time that moves no bytes (a row miss, a bus
   // turnaround).
   TimePs reserve_with_overhead(TimePs start_ps, uint64_t bytes, TimePs extra_ps) {
-    const TimePs begin = std::max(start_ps, busy_until_ps_);
     // Bulk streams repeat a few part sizes (an interleaved request gives its servers n or n + 1
     // granules): reuse the last two conversions (exactly the same values).
     TimePs base;
@@ -55,21 +54,63 @@ class BandwidthServer {
       memo_service_ps_[0] = base;
     }
     const TimePs service = base + extra_ps;
-    busy_until_ps_ = begin + service;
     busy_ps_ += service;
     bytes_ += bytes;
-    return busy_until_ps_;
+    return place(start_ps, service);
   }
 
   TimePs busy_until_ps() const { return busy_until_ps_; }
+  static constexpr int kGaps = 8;
   TimePs busy_ps() const { return busy_ps_; }  // total service time so far
   uint64_t bytes() const { return bytes_; }
 
  private:
+  struct Gap {
+    TimePs begin, end;
+  };
+  // Occupies `service` ps from `start` or later; returns the end.
+  TimePs place(TimePs start, TimePs service) {
+    if (start >= busy_until_ps_) {
+      if (start > busy_until_ps_ && busy_ps_ > service) remember(busy_until_ps_, start);
+      busy_until_ps_ = start + service;
+      return busy_until_ps_;
+    }
+    for (int i = 0; i < gap_count_; ++i) {
+      Gap& g = gaps_[i];
+      const TimePs b = std::max(start, g.begin);
+      if (b + service > g.end) continue;
+      const TimePs e = b + service, old_end = g.end;
+      if (b > g.begin) {
+        g.end = b;
+        if (e < old_end) remember(e, old_end);
+      } else if (e < old_end) {
+        g.begin = e;
+      } else {
+        gaps_[i] = gaps_[--gap_count_];
+      }
+      return e;
+    }
+    busy_until_ps_ += service;
+    return busy_until_ps_;
+  }
+  void remember(TimePs begin, TimePs end) {
+    if (gap_count_ == kGaps) {
+      // Forget the earliest gap: the latest ones are where late reservations still fit.
+      int oldest = 0;
+      for (int i = 1; i < kGaps; ++i) {
+        if (gaps_[i].begin < gaps_[oldest].begin) oldest = i;
+      }
+      gaps_[oldest] = gaps_[--gap_count_];
+    }
+    gaps_[gap_count_++] = {begin, end};
+  }
+
   double bytes_per_s_ = 0;
   TimePs busy_until_ps_ = 0;
   TimePs busy_ps_ = 0;
   uint64_t bytes_ = 0;
+  Gap gaps_[kGaps] = {};
+  int gap_count_ = 0;
   uint64_t memo_bytes_[2] = {UINT64_MAX, UINT64_MAX};
   TimePs memo_service_ps_[2] = {0, 0};
 };

@@ -5,7 +5,10 @@
 #include <set>
 #include <sstream>
 
+#include <functional>
+
 #include "models/config_loader.h"
+#include "models/faults.h"
 #include "models/registry.h"
 #include "models/serial_link.h"
 
@@ -22,7 +25,12 @@ std::string gb(uint64_t bytes) {
 
 // Kinds that serve addresses (may appear as address-map targets).
 bool is_memory_kind(const std::string& kind) {
-  return kind == "hbm" || kind == "gddr" || kind == "ddr" || kind == "sram";
+  return kind == "hbm" || kind == "gddr" || kind == "ddr" || kind == "sram" || kind == "cxl";
+}
+
+// Kinds that forward requests: they may be link targets and drive links of their own.
+bool is_forwarding_kind(const std::string& kind) {
+  return kind == "switch";
 }
 
 uint64_t memory_capacity(const config::Component& c) {
@@ -30,6 +38,7 @@ uint64_t memory_capacity(const config::Component& c) {
   if (c.has_gddr()) return c.gddr().capacity_bytes_per_device() * c.gddr().device_count();
   if (c.has_ddr()) return c.ddr().capacity_bytes_per_channel() * c.ddr().channels();
   if (c.has_sram()) return c.sram().capacity_bytes();
+  if (c.has_cxl()) return c.cxl().media().capacity_bytes_per_channel() * c.cxl().media().channels();
   return 0;
 }
 
@@ -80,22 +89,54 @@ void validate_system(const config::Config& cfg, Validator v) {
         lv.error(end, "no component named \"" + ref + "\"");
       }
     }
-    if (by_name.count(l.to()) && !is_memory_kind(component_kind_name(*by_name[l.to()]))) {
-      lv.error("to", "\"" + l.to() + "\" is not a memory and cannot be a link target");
+    if (by_name.count(l.to()) && !is_memory_kind(component_kind_name(*by_name[l.to()])) &&
+        !is_forwarding_kind(component_kind_name(*by_name[l.to()]))) {
+      lv.error("to", "\"" + l.to() + "\" is not a memory or a switch and cannot be a link target");
     }
     lv.require("latency_ps", l.has_latency_ps());
     if (l.has_serial()) {
       Validator sv = lv.at("serial");
       LinkParams::validate(l.serial(), sv);
-      if (by_name.count(l.from()) && component_kind_name(*by_name[l.from()]) != "dma") {
-        sv.error("", "only DMA engines apply a serial link model (\"" + l.from() + "\" is a " +
-                         component_kind_name(*by_name[l.from()]) + ")");
+      const std::string from_kind =
+          by_name.count(l.from()) ? component_kind_name(*by_name[l.from()]) : "";
+      if (!from_kind.empty() && from_kind != "dma" && !is_forwarding_kind(from_kind)) {
+        sv.error("", "only DMA engines and switches drive a serial link model (\"" + l.from() +
+                         "\" is a " + from_kind + ")");
       }
     }
     if (!link_pairs.insert({l.from(), l.to()}).second) {
       lv.error("", "a second link from \"" + l.from() + "\" to \"" + l.to() + "\"");
     }
   }
+
+  // Requests follow links from initiators toward memories: the link graph has no cycle (so
+  // every route, including detours around a down link, ends).
+  {
+    std::map<std::string, std::vector<std::string>> out;
+    for (const auto& l : sys.links())
+      out[l.from()].push_back(l.to());
+    std::map<std::string, int> state;  // 1 on the stack, 2 done
+    std::string cycle_at;
+    std::function<bool(const std::string&)> visit = [&](const std::string& n) {
+      state[n] = 1;
+      for (const auto& m : out[n]) {
+        if (state[m] == 1 || (state[m] == 0 && visit(m))) {
+          if (cycle_at.empty()) cycle_at = n;
+          return true;
+        }
+      }
+      state[n] = 2;
+      return false;
+    };
+    for (const auto& l : sys.links()) {
+      if (state[l.from()] == 0 && visit(l.from())) break;
+    }
+    if (!cycle_at.empty()) {
+      v.error("system.links", "the links form a cycle through \"" + cycle_at +
+                                  "\" (requests flow from initiators toward memories)");
+    }
+  }
+  validate_faults(sys, v);
 
   // Address map: targets exist and are memories, ranges do not overlap, sizes fit.
   std::map<std::string, uint64_t> mapped;
@@ -137,6 +178,16 @@ void validate_system(const config::Config& cfg, Validator v) {
       }
     }
     spans.push_back({r.base_bytes(), {r.size_bytes(), r.name()}});
+  }
+  std::set<std::string> linked;
+  for (const auto& l : sys.links())
+    linked.insert(l.to());
+  for (const auto& [name, c] : by_name) {
+    const std::string kind = component_kind_name(*c);
+    if ((is_memory_kind(kind) || is_forwarding_kind(kind)) && !linked.count(name)) {
+      v.error("system.components[" + name + "]",
+              "no link leads to \"" + name + "\" (add one to system.links)");
+    }
   }
   for (const auto& [name, c] : by_name) {
     if (is_memory_kind(component_kind_name(*c)) && !mapped.count(name)) {

@@ -15,6 +15,7 @@
 #include "models/records.h"
 #include "models/rng.h"
 #include "models/stats.h"
+#include "models/topology.h"
 
 namespace tiersim {
 
@@ -35,6 +36,9 @@ class Context {
   const AddressMap& address_map() const { return address_map_; }
   PayloadPool& payloads() { return payloads_; }
   RunRecords& records() { return records_; }
+  // The link graph (system.links), filled by the builder before components connect.
+  Topology& topology() { return topology_; }
+  const Topology& topology() const { return topology_; }
 
   // An independent deterministic stream for `user` (seed mixed with a hash of the name), so
   // adding a component does not shift another's random numbers.
@@ -59,6 +63,7 @@ class Context {
   AddressMap address_map_;
   PayloadPool payloads_;
   RunRecords records_;
+  Topology topology_;
   std::map<std::string, Component*> components_;
   Workload* workload_ = nullptr;
 };

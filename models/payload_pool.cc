@@ -16,6 +16,7 @@ void PayloadPool::grow(size_t n) {
   for (size_t i = 0; i < n; ++i) {
     auto p = std::make_unique<tlm::tlm_generic_payload>(this);
     p->set_extension(new MovementIntent());
+    p->set_extension(new StreamTiming());
     free_.push_back(p.get());
     all_.push_back(std::move(p));
   }
@@ -30,6 +31,7 @@ tlm::tlm_generic_payload* PayloadPool::acquire() {
   free_.pop_back();
   p->acquire();
   *p->get_extension<MovementIntent>() = MovementIntent();
+  *p->get_extension<StreamTiming>() = StreamTiming();
   p->set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
   return p;
 }
@@ -43,4 +45,10 @@ MovementIntent& PayloadPool::intent(tlm::tlm_generic_payload& p) {
   return *p.get_extension<MovementIntent>();
 }
 
+}  // namespace tiersim
+
+namespace tiersim {
+StreamTiming& PayloadPool::timing(tlm::tlm_generic_payload& p) {
+  return *p.get_extension<StreamTiming>();
+}
 }  // namespace tiersim

@@ -10,8 +10,21 @@
 #include <vector>
 
 #include "models/movement_intent.h"
+#include "models/time.h"
 
 namespace tiersim {
+
+// Timing that the annotated delay cannot carry across a forwarding hop: when the first byte of a
+// request's data (a write) reaches the receiver; the delay says when the last one does.
+// 0: all of it arrives at the annotated time. Forwarders (links, switches) use it to stream
+// data through (cut-through) instead of storing and forwarding whole transfers.
+struct StreamTiming : tlm::tlm_extension<StreamTiming> {
+  TimePs first_byte_ps = 0;
+  tlm::tlm_extension_base* clone() const override { return new StreamTiming(*this); }
+  void copy_from(const tlm::tlm_extension_base& other) override {
+    *this = static_cast<const StreamTiming&>(other);
+  }
+};
 
 class PayloadPool : public tlm::tlm_mm_interface {
  public:
@@ -25,6 +38,7 @@ class PayloadPool : public tlm::tlm_mm_interface {
   void free(tlm::tlm_generic_payload* p) override;
 
   static MovementIntent& intent(tlm::tlm_generic_payload& p);
+  static StreamTiming& timing(tlm::tlm_generic_payload& p);
   size_t grown() const { return grown_; }
   size_t in_flight() const { return all_.size() - free_.size(); }
 

@@ -20,7 +20,7 @@ uint64_t LinkParams::wire_bytes(uint64_t bytes) const {
 }
 
 TimePs LinkParams::fixed_latency_ps() const {
-  return phy_latency_ps + fec_latency_ps +
+  return phy_latency_ps + fec_latency_ps + TimePs{retimers} * retimer_latency_ps +
          static_cast<TimePs>(std::llround(length_m * propagation_ps_per_m));
 }
 
@@ -67,6 +67,13 @@ void LinkParams::validate(const config::SerialLink& c, Validator& v) {
   }
   v.non_negative("energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
   v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
+  if (c.retimers() > 0 && !c.has_retimer_latency_ps()) {
+    v.error("retimer_latency_ps", "needed with retimers");
+  }
+  if (c.has_message_bytes()) v.positive("message_bytes", true, c.message_bytes());
+  if (c.has_max_request_bytes()) {
+    v.positive("max_request_bytes", true, c.max_request_bytes());
+  }
 }
 
 LinkParams LinkParams::from_config(const config::SerialLink& c) {
@@ -88,6 +95,10 @@ LinkParams LinkParams::from_config(const config::SerialLink& c) {
   p.retrain_duration_ps = c.retrain_duration_ps();
   p.energy_pj_per_bit = c.energy_pj_per_bit();
   p.static_power_w = c.static_power_w();
+  p.retimers = c.retimers();
+  p.retimer_latency_ps = c.retimer_latency_ps();
+  p.message_bytes = c.has_message_bytes() ? c.message_bytes() : 16;
+  p.max_request_bytes = c.max_request_bytes();
   return p;
 }
 
@@ -128,32 +139,84 @@ TimePs LinkModel::draw_jitter() {
   }
 }
 
-TimePs LinkModel::transmit(TimePs begin, TimePs busy) {
-  TimePs t = begin;
-  TimePs left = busy;
+void LinkModel::add_outage(TimePs start_ps, TimePs end_ps, double rate_fraction) {
+  outages_.push_back({start_ps, end_ps, rate_fraction});
+  std::sort(outages_.begin(), outages_.end(),
+            [](const Outage& a, const Outage& b) { return a.start_ps < b.start_ps; });
+}
+
+bool LinkModel::down_at(TimePs t) const {
+  for (const auto& o : outages_) {
+    if (o.rate_fraction <= 0 && o.start_ps <= t && t < o.end_ps) return true;
+  }
+  return false;
+}
+
+TimePs LinkModel::up_after(TimePs t) const {
+  // Outages may chain: follow them until a moment no outage covers.
+  bool moved = true;
+  while (moved && t != kNever) {
+    moved = false;
+    for (const auto& o : outages_) {
+      if (o.rate_fraction <= 0 && o.start_ps <= t && t < o.end_ps) {
+        t = o.end_ps;
+        moved = true;
+      }
+    }
+  }
+  return t;
+}
+
+TimePs LinkModel::transmit(TimePs t, TimePs left) {
   while (true) {
-    // Retrains that ended before `t` happened while the link idled: no wait.
+    // Retrains that ended at or before `t` happened while the link idled: no wait.
     while (next_retrain_ps_ != UINT64_MAX && next_retrain_ps_ + p_.retrain_duration_ps <= t) {
       ++retrains_;
       next_retrain_ps_ += p_.retrain_duration_ps + next_retrain_gap();
     }
-    if (next_retrain_ps_ == UINT64_MAX || t + left <= next_retrain_ps_) return t + left;
-    // Transmission runs up to the retrain, then waits for it to end.
-    if (next_retrain_ps_ > t) {
-      left -= next_retrain_ps_ - t;
-      t = next_retrain_ps_;
-    }
-    const TimePs resume = next_retrain_ps_ + p_.retrain_duration_ps;
-    retrain_wait_ps_ += resume - t;
-    t = resume;
-    ++retrains_;
-    next_retrain_ps_ = resume + next_retrain_gap();
     if (left == 0) return t;
+    // The rate at `t` and the next moment it changes.
+    double rate = 1.0;
+    TimePs change = next_retrain_ps_;
+    bool retraining = false;
+    if (next_retrain_ps_ != UINT64_MAX && next_retrain_ps_ <= t) {
+      rate = 0;
+      retraining = true;
+      change = next_retrain_ps_ + p_.retrain_duration_ps;
+    }
+    for (const auto& o : outages_) {
+      if (o.end_ps <= t) continue;
+      if (o.start_ps > t) {
+        change = std::min(change, o.start_ps);
+        continue;
+      }
+      rate = std::min(rate, o.rate_fraction);
+      change = std::min(change, o.end_ps);
+    }
+    if (rate <= 0) {
+      if (change == kNever) return kNever;
+      (retraining ? retrain_wait_ps_ : outage_wait_ps_) += change - t;
+      t = change;
+      continue;
+    }
+    const TimePs need = rate >= 1 ? left : static_cast<TimePs>(std::ceil(double(left) / rate));
+    if (change == kNever || t + need <= change) return t + need;
+    const TimePs done = static_cast<TimePs>(double(change - t) * rate);
+    left -= std::min(left, done);
+    if (rate < 1) outage_wait_ps_ += (change - t) - std::min(change - t, done);
+    t = change;
   }
 }
 
-TimePs LinkModel::transfer(TimePs start_ps, uint64_t bytes) {
-  const TimePs begin = std::max(start_ps, busy_until_);
+TimePs LinkModel::send(TimePs start_ps, uint64_t bytes, TimePs data_last_ps, uint32_t level,
+                       bool is_message) {
+  if (level >= kLevels) level = kLevels - 1;
+  TimePs begin = std::max(start_ps, busy_[level]);
+  // Non-preemptive priority: lower-level work on the wire finishes its packet first.
+  if (level > 0 && busy_[0] > begin) {
+    const uint64_t unit = p_.flit_bytes ? p_.flit_bytes : kPacketBytes;
+    begin += std::min(busy_[0] - begin, serialise_ps(unit));
+  }
   const uint64_t wire = p_.wire_bytes(bytes);
   TimePs busy = serialise_ps(wire);
   // Replays: the positions of the units hit by an error, by geometric skips (a few draws even
@@ -173,11 +236,28 @@ TimePs LinkModel::transfer(TimePs start_ps, uint64_t bytes) {
     }
     busy += replays * serialise_ps(unit_bytes);
   }
-  const TimePs sent = transmit(begin, busy);
-  busy_until_ = sent;
-  ++transfers_;
-  bytes_ += bytes;
+  // Streaming: hold the link for this transfer's serialisation only, ending no earlier than
+  // one unit after its last input byte.
+  const uint64_t first_unit =
+      std::min<uint64_t>(wire, p_.flit_bytes ? p_.flit_bytes : kPacketBytes);
+  if (data_last_ps > begin) {
+    const TimePs ready = data_last_ps + serialise_ps(first_unit);
+    if (ready > begin + busy) begin = ready - busy;
+  }
+  TimePs sent = transmit(begin, busy);
+  if (sent == kNever) return kNever;
+  last_first_ps_ = begin + serialise_ps(first_unit) + p_.fixed_latency_ps();
+  if (data_last_ps > begin) sent = std::max(sent, data_last_ps + serialise_ps(first_unit));
+  busy_[level] = sent;
+  for (uint32_t k = 0; k < level; ++k)
+    busy_[k] = std::max(busy_[k], begin) + busy;
   replays_ += replays;
+  if (is_message) {
+    ++messages_;
+  } else {
+    ++transfers_;
+    bytes_ += bytes;
+  }
   return sent + p_.fixed_latency_ps() + replays * p_.retransmit_latency_ps + draw_jitter();
 }
 

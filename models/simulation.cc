@@ -209,6 +209,32 @@ void print_summary(const std::vector<SummaryItem>& items, std::ostream& os) {
   }
 }
 
+std::vector<std::unique_ptr<Component>> build_system(const config::Config& cfg, Context& ctx) {
+  std::vector<std::unique_ptr<Component>> components;
+  for (const auto& c : cfg.system().components()) {
+    const ComponentKind* kind = find_component_kind(component_kind_name(c));
+    components.push_back(kind->create(c, ctx));
+    ctx.add_component(components.back().get());
+  }
+  for (const auto& r : cfg.system().address_map()) {
+    ctx.address_map().add(r.name(), r.target(), r.base_bytes(), r.size_bytes());
+  }
+  for (const auto& l : cfg.system().links())
+    ctx.topology().add_link(l.name(), l.from(), l.to());
+  for (const auto& l : cfg.system().links()) {
+    Component* from = ctx.component(l.from());
+    Component* to = ctx.component(l.to());
+    if (!from->connect(
+            *to, LinkInfo{l.name(), l.latency_ps(), l.has_serial() ? &l.serial() : nullptr})) {
+      throw ConfigError({ConfigIssue{{},
+                                     "system.links[" + l.name() + "].from",
+                                     "\"" + l.from() + "\" (a " + from->component_kind() +
+                                         ") cannot initiate transfers to \"" + l.to() + "\""}});
+    }
+  }
+  return components;
+}
+
 RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options) {
   const auto wall_start = Clock::now();
   const config::Config& cfg = loaded.config;
@@ -232,26 +258,11 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   ctx.set_workload(active);
   active->register_objects(ctx.objects());
 
-  // Components, in config order.
   std::vector<std::unique_ptr<Component>> components;
-  for (const auto& c : cfg.system().components()) {
-    const ComponentKind* kind = find_component_kind(component_kind_name(c));
-    components.push_back(kind->create(c, ctx));
-    ctx.add_component(components.back().get());
-  }
-  for (const auto& r : cfg.system().address_map()) {
-    ctx.address_map().add(r.name(), r.target(), r.base_bytes(), r.size_bytes());
-  }
-  for (const auto& l : cfg.system().links()) {
-    Component* from = ctx.component(l.from());
-    Component* to = ctx.component(l.to());
-    if (!from->connect(
-            *to, LinkInfo{l.name(), l.latency_ps(), l.has_serial() ? &l.serial() : nullptr})) {
-      throw located(loaded, {ConfigIssue{{},
-                                         "system.links[" + l.name() + "].from",
-                                         "\"" + l.from() + "\" (a " + from->component_kind() +
-                                             ") cannot initiate transfers to \"" + l.to() + "\""}});
-    }
+  try {
+    components = build_system(cfg, ctx);
+  } catch (const ConfigError& e) {
+    throw located(loaded, e.issues());
   }
 
   // Placement: every object at home in the compute engine's weights memory (STREAM_ALL).

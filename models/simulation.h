@@ -2,11 +2,17 @@
 // SystemC allows one elaboration per process, so this is called at most once per process.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "models/config_loader.h"
 #include "models/hdf5_file.h"
+
+namespace tiersim {
+class Component;
+class Context;
+}  // namespace tiersim
 
 namespace tiersim {
 
@@ -24,6 +30,11 @@ struct RunOutcome {
 // Throws ConfigError for problems found while building (located through `loaded`), and other
 // exceptions for internal errors.
 RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options);
+
+// Builds the system's components in config order, its address map and link topology, and
+// connects the links (the run's builder; component tests use it too). Throws ConfigError
+// (unlocated) when a link's initiator cannot drive it. Components are added to `ctx`.
+std::vector<std::unique_ptr<Component>> build_system(const config::Config& cfg, Context& ctx);
 
 // Summary helpers shared with tests and tools.
 double percentile(std::vector<double> values, double p);  // linear interpolation, p in [0,100]

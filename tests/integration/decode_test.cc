@@ -313,7 +313,9 @@ TEST(Decode, WeightsInHostDdrStreamOverThePcieLink) {
   r = test::run_cmd(base +
                     " --set 'system.links[compute_sram].serial={lanes: 1 lane_rate_gbps: 1}'");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("only DMA engines apply a serial link model"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("only DMA engines and switches drive a serial link model"),
+            std::string::npos)
+      << r.err;
 }
 
 // Speculative, sparse and paging settings are checked before anything runs (exit 2, path named).

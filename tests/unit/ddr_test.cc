@@ -37,7 +37,7 @@ TEST(Ddr, PresetBandwidthAndLatency) {
   // An idle 64-byte read: the latency plus one sub-channel's transfer of 64 bytes and a miss.
   HbmFastCore core(p);
   const TimePs t = core.serve(0, 64, false, 0);
-  EXPECT_EQ(t, 95000 + p.miss_penalty_ps + transfer_time_ps(64, 307.2e9 * 0.8 / 16));
+  EXPECT_EQ(t, 100000 + p.miss_penalty_ps + transfer_time_ps(64, 307.2e9 * 0.8 / 16));
 }
 
 // 64 MiB read as 4 KiB sequential requests streams at the effective rate; the same bytes as

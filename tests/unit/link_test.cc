@@ -64,8 +64,8 @@ TEST(Link, LatencyIsFixedPlusSerialisationAndTransfersQueue) {
   // 4096 B = 64 flits of 68 B = 4352 wire bytes at 31.5077 GB/s x 0.928.
   const double ser_ps = 4352.0 / (31.5077e9 * 0.928) * 1e12;
   EXPECT_EQ(p.wire_bytes(4096), 4352u);
-  EXPECT_NEAR(double(m.transfer(0, 4096)), 50000 + ser_ps, 2);
-  EXPECT_NEAR(double(m.transfer(0, 4096)), 50000 + 2 * ser_ps, 3);
+  EXPECT_NEAR(double(m.transfer(0, 4096)), 25000 + ser_ps, 2);
+  EXPECT_NEAR(double(m.transfer(0, 4096)), 25000 + 2 * ser_ps, 3);
   // Propagation: 30 m of fiber at 4.9 ns/m plus PHY and FEC.
   EXPECT_EQ(preset("optics_cpo_1600g").fixed_latency_ps(), 5000u + 30000 + 30 * 4900);
 }

@@ -1,0 +1,112 @@
+#include "memory/cxl.h"
+
+#include <algorithm>
+
+#include "memory/ddr.h"
+#include "models/context.h"
+#include "models/registry.h"
+
+namespace tiersim {
+
+TimePs CxlParams::tracker_hold_ps() const {
+  const double line_service_ps =
+      double(line_bytes) / media.effective_bytes_per_s_per_channel(0) * 1e12;
+  return controller_latency_ps + media.latency_ps +
+         static_cast<TimePs>(std::llround(line_service_ps));
+}
+
+TimePs CxlParams::idle_read_ps() const {
+  return host_port_latency_ps + tracker_hold_ps();
+}
+
+void CxlParams::validate(const config::CxlExpander& c, Validator& v) {
+  v.require("host_port_latency_ps", c.has_host_port_latency_ps());
+  v.require("controller_latency_ps", c.has_controller_latency_ps());
+  v.positive("read_trackers", c.has_read_trackers(), c.read_trackers());
+  v.positive("write_trackers", c.has_write_trackers(), c.write_trackers());
+  if (c.has_line_bytes()) v.positive("line_bytes", true, c.line_bytes());
+  if (!c.has_media()) {
+    v.error("media", "required: the device's DRAM (a DdrFast, e.g. two DDR5-4800 channels)");
+  } else {
+    Validator mv = v.at("media");
+    validate_ddr(c.media(), mv);
+  }
+  v.non_negative("controller_energy_pj_per_bit", c.has_controller_energy_pj_per_bit(),
+                 c.controller_energy_pj_per_bit());
+  v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
+}
+
+CxlParams CxlParams::from_config(const config::CxlExpander& c) {
+  CxlParams p;
+  p.host_port_latency_ps = c.host_port_latency_ps();
+  p.controller_latency_ps = c.controller_latency_ps();
+  p.read_trackers = c.read_trackers();
+  p.write_trackers = c.write_trackers();
+  p.line_bytes = c.has_line_bytes() ? c.line_bytes() : 64;
+  p.media = ddr_params(c.media());
+  return p;
+}
+
+CxlExpander::CxlExpander(sc_core::sc_module_name name, const CxlParams& params, Context& ctx)
+    : Component(name, ctx, "cxl"),
+      socket("socket"),
+      params_(params),
+      media_(params.media),
+      read_trackers_(params.tracker_bytes_per_s(params.read_trackers)),
+      write_trackers_(params.tracker_bytes_per_s(params.write_trackers)),
+      requests_(ctx.stats().counter(basename(), "requests", "requests served", "count")),
+      bytes_read_(ctx.stats().counter(basename(), "bytes_read", "bytes read", "bytes")),
+      bytes_written_(ctx.stats().counter(basename(), "bytes_written", "bytes written", "bytes")),
+      latency_ns_(ctx.stats().histogram(
+          basename(), "device_latency",
+          "time from a request's arrival at the device to its response leaving the host port", "ns",
+          Histogram::log2_edges(1, 1 << 24))) {
+  socket.register_b_transport(this, &CxlExpander::b_transport);
+}
+
+void CxlExpander::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+  const uint64_t addr = p.get_address();
+  const uint64_t bytes = p.get_data_length();
+  const uint64_t capacity = params_.media.capacity_bytes();
+  if (bytes == 0 || addr >= capacity || bytes > capacity - addr) {
+    p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    return;
+  }
+  const TimePs now = now_ps();
+  const TimePs arrived = now + to_ps(delay);
+  const bool write = p.is_write();
+  // Trackers pipeline lines: the last line is released after the stream of holds.
+  BandwidthServer& trackers = write ? write_trackers_ : read_trackers_;
+  const TimePs tracked = trackers.reserve(arrived, bytes) + params_.media.latency_ps;
+  const TimePs media_done =
+      media_.serve(addr, bytes, write, arrived + params_.controller_latency_ps);
+  const TimePs done = std::max(tracked, media_done) + params_.host_port_latency_ps;
+  requests_.inc();
+  (write ? bytes_written_ : bytes_read_).inc(bytes);
+  latency_ns_.record(static_cast<double>(done - arrived) / kPsPerNs);
+  delay = to_sc_time(done - now);
+  p.set_response_status(tlm::TLM_OK_RESPONSE);
+}
+
+namespace {
+const ComponentRegistrar kRegistrar(ComponentKind{
+    "cxl",
+    "CXL.mem Type-3 expander: host port, device controller, request trackers and DDR media "
+    "behind a CXL link (FAST only)",
+    [](const config::Config&, const config::Component& c, Validator& v) {
+      if (c.has_fidelity() && c.fidelity() == config::DETAILED) {
+        v.root("system.components[" + c.name() + "]")
+            .error("fidelity", "the cxl kind has only the FAST level");
+      }
+      CxlParams::validate(c.cxl(), v);
+    },
+    [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
+      return with_energy(
+          std::make_unique<CxlExpander>(c.name().c_str(), CxlParams::from_config(c.cxl()), ctx),
+          c.cxl().media().energy_pj_per_bit() + c.cxl().controller_energy_pj_per_bit(),
+          c.cxl().static_power_w());
+    },
+    nullptr});
+}  // namespace
+
+}  // namespace tiersim

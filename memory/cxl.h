@@ -1,0 +1,77 @@
+// A CXL.mem Type-3 memory expander (the `cxl` kind): device controller and DRAM media behind a
+// CXL link. The link itself (lanes, 68-byte or 256-byte flits, link-layer efficiency, retimers,
+// PHY latency, errors) is the system link's serial model, timed by whoever drives the link (a
+// DMA engine or a switch); switch hops are switch components on the path.
+//
+// What is modelled, per request of n bytes arriving at time t (a read's request, or a write's
+// last data byte):
+// - the host's CXL port (root port and home agent, both directions) adds host_port_latency_ps;
+// - the device controller adds controller_latency_ps;
+// - request trackers: at most read_trackers reads (write_trackers writes) of line_bytes are in
+//   flight, each held for the controller and media latency plus its line's service, so the
+//   device sustains at most trackers x line_bytes / hold per direction. Reads and writes have
+//   separate pools (and the link carries their data in opposite directions), so a read/write
+//   mix reaches more bandwidth than reads alone, as measured expanders show;
+// - the DRAM media: the ddr kind's fast model (channels, sub-channels, row misses, turnarounds).
+// The request completes when both the trackers and the media are done, plus the host port.
+// Fidelity: fast. Left out: the device's internal NoC and ECC, the host's coherence (snoop
+// filter, back-invalidate), interleaving across several expanders (map several ranges instead).
+#pragma once
+
+#include <tlm_utils/multi_passthrough_target_socket.h>
+
+#include "configs/tiersim.pb.h"
+#include "memory/hbm_fast_core.h"
+#include "models/bandwidth_server.h"
+#include "models/component.h"
+#include "models/config_error.h"
+#include "models/stats.h"
+
+namespace tiersim {
+
+struct CxlParams {
+  TimePs host_port_latency_ps = 0;
+  TimePs controller_latency_ps = 0;
+  uint32_t read_trackers = 0, write_trackers = 0;
+  uint32_t line_bytes = 64;
+  HbmFastParams media;
+
+  // Time a tracker is held by one line: controller and media latency plus the line's service at
+  // one media channel's rate.
+  TimePs tracker_hold_ps() const;
+  double tracker_bytes_per_s(uint32_t trackers) const {
+    return double(trackers) * line_bytes / (double(tracker_hold_ps()) * 1e-12);
+  }
+  // Unloaded time of a lone line read at the device, from its arrival to its data leaving
+  // (controller, media), plus the host port.
+  TimePs idle_read_ps() const;
+
+  static void validate(const config::CxlExpander& c, Validator& v);
+  static CxlParams from_config(const config::CxlExpander& c);
+};
+
+class CxlExpander : public Component {
+ public:
+  tlm_utils::multi_passthrough_target_socket<CxlExpander> socket;
+
+  CxlExpander(sc_core::sc_module_name name, const CxlParams& params, Context& ctx);
+
+  Tier tier() const override { return Tier::kCxl; }
+  TargetSocket* target_socket() override { return &socket; }
+  uint64_t bytes_read() const override { return bytes_read_.value(); }
+  uint64_t bytes_written() const override { return bytes_written_.value(); }
+  const CxlParams& params() const { return params_; }
+
+ private:
+  void b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+
+  const CxlParams params_;
+  HbmFastCore media_;
+  BandwidthServer read_trackers_, write_trackers_;
+  Counter& requests_;
+  Counter& bytes_read_;
+  Counter& bytes_written_;
+  Histogram& latency_ns_;
+};
+
+}  // namespace tiersim
