@@ -96,11 +96,12 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
       v.error(r.field, "no component named \"" + r.value + "\"");
       refs_ok = false;
     } else if (component_kind_name(*target) != r.kind &&
-               !(std::string(r.kind) == "hbm" && (component_kind_name(*target) == "gddr" ||
-                                                  component_kind_name(*target) == "ddr"))) {
+               !(std::string(r.kind) == "hbm" &&
+                 (component_kind_name(*target) == "gddr" || component_kind_name(*target) == "ddr" ||
+                  component_kind_name(*target) == "cxl"))) {
       v.error(r.field, "\"" + r.value + "\" is a " + component_kind_name(*target) +
                            ", expected a " + r.kind +
-                           (std::string(r.kind) == "hbm" ? ", gddr or ddr" : ""));
+                           (std::string(r.kind) == "hbm" ? ", gddr, ddr or cxl" : ""));
       refs_ok = false;
     }
   }

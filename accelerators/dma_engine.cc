@@ -58,40 +58,42 @@ bool DmaEngine::connect(Component& target, const LinkInfo& link) {
   return true;
 }
 
-const DmaEngine::Target& DmaEngine::resolve(uint64_t address, uint64_t bytes, uint64_t* local,
-                                            std::string* target_name) {
+const DmaEngine::Target& DmaEngine::resolve(uint64_t address, uint64_t bytes, uint64_t* local) {
   const auto decoded = ctx_const().address_map().decode(address, bytes);
   if (!decoded) throw std::logic_error(std::string(name()) + ": unmapped address range");
   *local = decoded->local_address;
-  *target_name = decoded->range->target;
-  auto it = targets_.find(*target_name);
+  auto it = targets_.find(decoded->range);
   if (it == targets_.end()) {
-    Component* memory = ctx().component(*target_name);
-    if (memory == nullptr || !ctx().topology().reachable(basename(), *target_name)) {
-      throw std::logic_error(std::string(name()) + ": no route to " + *target_name);
+    const std::string& memory_name = decoded->range->target;
+    Component* memory = ctx().component(memory_name);
+    const auto& candidates = links_.candidates(memory_name);
+    if (memory == nullptr || candidates.empty()) {
+      throw std::logic_error(std::string(name()) + ": no route to " + memory_name);
     }
     it = targets_
-             .emplace(*target_name,
-                      Target{memory, offline_windows(ctx().config().system(), *target_name)})
+             .emplace(
+                 decoded->range,
+                 Target{memory, offline_windows(ctx().config().system(), memory_name), &candidates})
              .first;
   }
   return it->second;
 }
 
-LinkPorts::Result DmaEngine::access(tlm::tlm_command cmd, const std::string& target_name,
-                                    const Target& target, uint64_t global, uint64_t local,
-                                    uint64_t bytes, const MovementIntent& intent, TimePs start_ps) {
+LinkPorts::Result DmaEngine::access(tlm::tlm_command cmd, const Target& target, uint64_t global,
+                                    uint64_t local, uint64_t bytes, const MovementIntent& intent,
+                                    TimePs start_ps) {
   const TimePs deadline = start_ps + params_.completion_timeout_ps;
   TimePs t = start_ps;
   // An offline device: wait while it comes back within the timeout, else report a failure.
-  const TimePs online = online_after(target.offline, t);
-  if (online != t) {
-    if (online > deadline) return {deadline, false};
-    retried_.inc();
-    t = online;
+  if (!target.offline.empty()) {
+    const TimePs online = online_after(target.offline, t);
+    if (online != t) {
+      if (online > deadline) return {deadline, false};
+      retried_.inc();
+      t = online;
+    }
   }
-  const LinkPorts::Choice c = links_.choose(target_name, t);
-  if (c.port == nullptr) throw std::logic_error(std::string(name()) + ": no route");
+  const LinkPorts::Choice c = LinkPorts::choose(*target.candidates, t);
   if (c.up_ps != t) {
     if (c.up_ps > deadline) return {deadline, false};
     retried_.inc();
@@ -106,17 +108,17 @@ LinkPorts::Result DmaEngine::access(tlm::tlm_command cmd, const std::string& tar
   p->set_byte_enable_ptr(nullptr);
   PayloadPool::intent(*p) = intent;
   LinkPorts::Result r =
-      links_.forward(*c.port, *socket[c.port->socket_index], *p, t, t, 0, target_name, local);
+      links_.forward(*c.port, *socket[c.port->socket_index], *p, t, t, 0, target.memory, local);
   // A failure beyond the first link (a switch with no way on): try the other ways there, from
   // when the failure was reported, while the timeout allows.
   if (!r.ok) {
-    for (LinkPorts::Port* alt : links_.candidates(target_name)) {
+    for (LinkPorts::Port* alt : *target.candidates) {
       if (alt == c.port || r.done_ps > deadline || alt->up_after(r.done_ps) > deadline) continue;
       rerouted_.inc();
       p->set_address(global);
       p->set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
       const TimePs at = alt->up_after(r.done_ps);
-      r = links_.forward(*alt, *socket[alt->socket_index], *p, at, at, 0, target_name, local);
+      r = links_.forward(*alt, *socket[alt->socket_index], *p, at, at, 0, target.memory, local);
       if (r.ok) break;
     }
   }
@@ -129,17 +131,14 @@ TimePs DmaEngine::transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementI
   // Transfers larger than a TLM length (32 bits) are a caller error; tiles are MiB-sized.
   if (bytes == 0 || bytes > 0xffffffffULL) throw std::logic_error("dma: bad transfer size");
   uint64_t src_local = 0, dst_local = 0;
-  std::string src_name, dst_name;
-  const Target& from = resolve(src, bytes, &src_local, &src_name);
-  const Target& to = resolve(dst, bytes, &dst_local, &dst_name);
+  const Target& from = resolve(src, bytes, &src_local);
+  const Target& to = resolve(dst, bytes, &dst_local);
   intent.source = from.memory->tier();
   intent.destination = to.memory->tier();
   const TimePs begin = start_ps + params_.setup_latency_ps;
   const TimePs engine_done = engine_.reserve(begin, bytes);
-  const auto read =
-      access(tlm::TLM_READ_COMMAND, src_name, from, src, src_local, bytes, intent, begin);
-  const auto write =
-      access(tlm::TLM_WRITE_COMMAND, dst_name, to, dst, dst_local, bytes, intent, begin);
+  const auto read = access(tlm::TLM_READ_COMMAND, from, src, src_local, bytes, intent, begin);
+  const auto write = access(tlm::TLM_WRITE_COMMAND, to, dst, dst_local, bytes, intent, begin);
   const TimePs done = std::max({engine_done, read.done_ps, write.done_ps});
   const bool good = read.ok && write.ok;
   if (ok) *ok = good;

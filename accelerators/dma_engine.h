@@ -23,9 +23,11 @@
 
 #include <map>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "configs/tiersim.pb.h"
+#include "models/address_map.h"
 #include "models/bandwidth_server.h"
 #include "models/component.h"
 #include "models/config_error.h"
@@ -77,19 +79,19 @@ class DmaEngine : public Component {
   struct Target {
     Component* memory;
     std::vector<FaultWindow> offline;
+    const std::vector<LinkPorts::Port*>* candidates;  // first links toward it, best first
   };
   // The memory serving [address, address + bytes) and the target-local address.
-  const Target& resolve(uint64_t address, uint64_t bytes, uint64_t* local,
-                        std::string* target_name);
+  const Target& resolve(uint64_t address, uint64_t bytes, uint64_t* local);
   // Issues one transaction of one side.
-  LinkPorts::Result access(tlm::tlm_command cmd, const std::string& target_name,
-                           const Target& target, uint64_t global, uint64_t local, uint64_t bytes,
-                           const MovementIntent& intent, TimePs start_ps);
+  LinkPorts::Result access(tlm::tlm_command cmd, const Target& target, uint64_t global,
+                           uint64_t local, uint64_t bytes, const MovementIntent& intent,
+                           TimePs start_ps);
 
   const DmaParams params_;
   BandwidthServer engine_;
   LinkPorts links_;
-  std::map<std::string, Target> targets_;  // by memory name
+  std::unordered_map<const AddressRangeInfo*, Target> targets_;  // by address range
   Counter& transfers_;
   Counter& failed_;
   Counter& retried_;

@@ -123,11 +123,17 @@ void Switch::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& del
     p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
     return;
   }
-  const std::string& target = decoded->range->target;
+  auto route = routes_.find(decoded->range);
+  if (route == routes_.end()) {
+    const std::string& name = decoded->range->target;
+    route = routes_.emplace(decoded->range, Route{ctx().component(name), &links_.candidates(name)})
+                .first;
+  }
+  const Component* target = route->second.target;
   const MovementIntent& intent = PayloadPool::intent(p);
   const uint32_t vc = params_.vc_of_op[static_cast<size_t>(intent.op)];
   const uint32_t level = params_.vc_priority[vc];
-  const LinkPorts::Choice c = links_.choose(target, arrived);
+  const LinkPorts::Choice c = LinkPorts::choose(*route->second.candidates, arrived);
   if (c.port == nullptr || c.up_ps == LinkModel::kNever) {
     failed_.inc();
     p.set_response_status(c.port == nullptr ? tlm::TLM_ADDRESS_ERROR_RESPONSE

@@ -21,9 +21,11 @@
 
 #include <array>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "configs/tiersim.pb.h"
+#include "models/address_map.h"
 #include "models/bandwidth_server.h"
 #include "models/component.h"
 #include "models/config_error.h"
@@ -66,8 +68,13 @@ class Switch : public Component {
  private:
   void b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
 
+  struct Route {
+    const Component* target;
+    const std::vector<LinkPorts::Port*>* candidates;
+  };
   const SwitchParams params_;
   LinkPorts links_;
+  std::unordered_map<const AddressRangeInfo*, Route> routes_;  // by address range
   BandwidthServer crossbar_;
   Counter& requests_;
   Counter& bytes_;

@@ -68,13 +68,23 @@ class BandwidthServer {
   struct Gap {
     TimePs begin, end;
   };
-  // Occupies `service` ps from `start` or later; returns the end.
+  // Occupies `service` ps from `start` or later; returns the end. The in-order cases are
+  // inline; filling a gap is out of line.
   TimePs place(TimePs start, TimePs service) {
     if (start >= busy_until_ps_) {
       if (start > busy_until_ps_ && busy_ps_ > service) remember(busy_until_ps_, start);
       busy_until_ps_ = start + service;
       return busy_until_ps_;
     }
+    if (start + service <= max_gap_end_) {
+      const TimePs e = fill_gap(start, service);
+      if (e != 0) return e;
+    }
+    busy_until_ps_ += service;
+    return busy_until_ps_;
+  }
+  // The end of the first remembered gap that fits, now occupied; 0 when none does.
+  [[gnu::noinline]] TimePs fill_gap(TimePs start, TimePs service) {
     for (int i = 0; i < gap_count_; ++i) {
       Gap& g = gaps_[i];
       const TimePs b = std::max(start, g.begin);
@@ -87,22 +97,24 @@ class BandwidthServer {
         g.begin = e;
       } else {
         gaps_[i] = gaps_[--gap_count_];
+        if (next_gap_ >= gap_count_) next_gap_ = 0;
       }
+      max_gap_end_ = 0;
+      for (int k = 0; k < gap_count_; ++k)
+        max_gap_end_ = std::max(max_gap_end_, gaps_[k].end);
       return e;
     }
-    busy_until_ps_ += service;
-    return busy_until_ps_;
+    return 0;
   }
   void remember(TimePs begin, TimePs end) {
-    if (gap_count_ == kGaps) {
-      // Forget the earliest gap: the latest ones are where late reservations still fit.
-      int oldest = 0;
-      for (int i = 1; i < kGaps; ++i) {
-        if (gaps_[i].begin < gaps_[oldest].begin) oldest = i;
-      }
-      gaps_[oldest] = gaps_[--gap_count_];
+    // A ring of the latest gaps: a new one replaces the oldest remembered (O(1)).
+    if (gap_count_ < kGaps) {
+      gaps_[gap_count_++] = {begin, end};
+    } else {
+      gaps_[next_gap_] = {begin, end};
+      next_gap_ = (next_gap_ + 1) % kGaps;
     }
-    gaps_[gap_count_++] = {begin, end};
+    max_gap_end_ = std::max(max_gap_end_, end);
   }
 
   double bytes_per_s_ = 0;
@@ -110,7 +122,8 @@ class BandwidthServer {
   TimePs busy_ps_ = 0;
   uint64_t bytes_ = 0;
   Gap gaps_[kGaps] = {};
-  int gap_count_ = 0;
+  int gap_count_ = 0, next_gap_ = 0;
+  TimePs max_gap_end_ = 0;  // the latest end of a remembered gap
   uint64_t memo_bytes_[2] = {UINT64_MAX, UINT64_MAX};
   TimePs memo_service_ps_[2] = {0, 0};
 };

@@ -1,6 +1,7 @@
 #include "models/link_ports.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "models/context.h"
 #include "models/faults.h"
@@ -21,8 +22,8 @@ void LinkPorts::add(Component& neighbour, const LinkInfo& link, int socket_index
     port->from = std::make_unique<LinkModel>(p, ctx_.rng_for(link.name + ".from").next_u64());
     apply_link_faults(ctx_.config().system(), link.name, port->to.get(), port->from.get());
   }
+  if (frozen_) throw std::logic_error(owner_ + ": a link added after routing started");
   ports_.push_back(std::move(port));
-  routes_.clear();
 }
 
 const std::vector<LinkPorts::Port*>& LinkPorts::candidates(const std::string& target) {
@@ -35,13 +36,13 @@ const std::vector<LinkPorts::Port*>& LinkPorts::candidates(const std::string& ta
       }
     }
     it = routes_.emplace(target, std::move(found)).first;
+    frozen_ = true;
   }
   return it->second;
 }
 
-LinkPorts::Choice LinkPorts::choose(const std::string& target, TimePs t) {
+LinkPorts::Choice LinkPorts::choose(const std::vector<Port*>& candidates, TimePs t) {
   Choice c;
-  const auto& candidates = this->candidates(target);
   if (candidates.empty()) return c;
   c.up_ps = LinkModel::kNever;
   for (size_t i = 0; i < candidates.size(); ++i) {
@@ -59,7 +60,7 @@ LinkPorts::Choice LinkPorts::choose(const std::string& target, TimePs t) {
 
 LinkPorts::Result LinkPorts::forward(Port& port, tlm::tlm_fw_transport_if<>& next,
                                      tlm::tlm_generic_payload& p, TimePs first_ps, TimePs last_ps,
-                                     uint32_t level, const std::string& target, uint64_t local) {
+                                     uint32_t level, const Component* target, uint64_t local) {
   const bool write = p.is_write();
   const uint64_t bytes = p.get_data_length();
   // The request (with a write's data) at the neighbour.
@@ -80,7 +81,7 @@ LinkPorts::Result LinkPorts::forward(Port& port, tlm::tlm_fw_transport_if<>& nex
   last_at += port.latency_ps;
 
   const uint64_t global = p.get_address();
-  const bool last_hop = target == port.neighbour->basename();
+  const bool last_hop = target == port.neighbour;
   if (last_hop) p.set_address(local);
   StreamTiming& st = PayloadPool::timing(p);
   const TimePs saved_first = st.first_byte_ps;

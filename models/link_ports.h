@@ -53,16 +53,16 @@ class LinkPorts {
   void add(Component& neighbour, const LinkInfo& link, int socket_index);
   const std::vector<std::unique_ptr<Port>>& ports() const { return ports_; }
 
-  // The ports toward memory `target`, best first.
+  // The ports toward memory `target`, best first (stable: callers may keep the reference).
   const std::vector<Port*>& candidates(const std::string& target);
-  // The port toward memory `target` for a request ready at `t`.
-  Choice choose(const std::string& target, TimePs t);
+  // The port among `candidates` for a request ready at `t`.
+  static Choice choose(const std::vector<Port*>& candidates, TimePs t);
 
   // Sends `p` (global address) over `port` to `next`, its data's first byte ready at `first_ps`
   // and last at `last_ps` (reads: the request is ready at last_ps), at priority `level`.
-  // `local` is the target-local address, used when the neighbour is `target`.
+  // `local` is the target-local address, used when the neighbour is `target` itself.
   Result forward(Port& port, tlm::tlm_fw_transport_if<>& next, tlm::tlm_generic_payload& p,
-                 TimePs first_ps, TimePs last_ps, uint32_t level, const std::string& target,
+                 TimePs first_ps, TimePs last_ps, uint32_t level, const Component* target,
                  uint64_t local);
 
   // Energy of the serial links (both directions) and their static power.
@@ -75,6 +75,7 @@ class LinkPorts {
   std::string owner_;
   std::vector<std::unique_ptr<Port>> ports_;
   std::map<std::string, std::vector<Port*>> routes_;  // by target, best first (lazily)
+  bool frozen_ = false;                               // routes handed out: no more ports
 };
 
 }  // namespace tiersim

@@ -348,14 +348,18 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   if (!tpot_ms.empty()) mean /= static_cast<double>(tpot_ms.size());
   const double decode_s =
       tokens.empty() ? 0 : ps_to_s(tokens.back().end_ps - tokens.front().start_ps);
-  uint64_t hbm_bytes = 0, sram_bytes = 0, ddr_bytes = 0;
-  bool has_ddr = false;
+  uint64_t hbm_bytes = 0, sram_bytes = 0, ddr_bytes = 0, cxl_bytes = 0;
+  bool has_ddr = false, has_cxl = false;
   for (const auto& c : components) {
     if (c->tier() == Tier::kHbm) hbm_bytes += c->bytes_read() + c->bytes_written();
     if (c->tier() == Tier::kSram) sram_bytes += c->bytes_read() + c->bytes_written();
     if (c->tier() == Tier::kDdr) {
       ddr_bytes += c->bytes_read() + c->bytes_written();
       has_ddr = true;
+    }
+    if (c->tier() == Tier::kCxl) {
+      cxl_bytes += c->bytes_read() + c->bytes_written();
+      has_cxl = true;
     }
   }
   const double per_token = generated ? 1.0 / static_cast<double>(generated) : 0.0;
@@ -381,6 +385,10 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
     out.summary.push_back(
         {"ddr_bytes_per_token", static_cast<double>(ddr_bytes) * per_token, "bytes/token"});
   }
+  if (has_cxl) {
+    out.summary.push_back(
+        {"cxl_bytes_per_token", static_cast<double>(cxl_bytes) * per_token, "bytes/token"});
+  }
   // Energy: dynamic plus static power over the simulated time, per component and per token.
   double energy_j = 0;
   std::vector<SummaryItem> energy_items;
@@ -395,6 +403,26 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
     out.summary.push_back(
         {"energy_j_per_token", generated ? energy_j / double(generated) : 0.0, "J/token"});
     out.summary.insert(out.summary.end(), energy_items.begin(), energy_items.end());
+  }
+  // Fault runs: every DMA transfer completed or failed, with the retries and reroutes.
+  if (cfg.system().faults_size() > 0) {
+    const char* kCounts[] = {"transfers", "transfers_failed", "transfers_retried",
+                             "transfers_rerouted"};
+    const char* kNames[] = {"transfers_completed", "transfers_failed", "transfers_retried",
+                            "transfers_rerouted"};
+    for (size_t k = 0; k < 4; ++k) {
+      double total = 0;
+      for (const auto& c : components) {
+        if (c->component_kind() != "dma") continue;
+        const std::string name = std::string(c->basename()) + "." + kCounts[k];
+        for (const auto& st : ctx.stats().all()) {
+          if (st->name() == name && st->kind() == StatKind::kCounter) {
+            total += static_cast<double>(static_cast<const Counter&>(*st).value());
+          }
+        }
+      }
+      out.summary.push_back({kNames[k], total, "transfers"});
+    }
   }
   workload->summarize(out.summary);
   if (recorder) recorder->commit();

@@ -318,6 +318,56 @@ TEST(Decode, WeightsInHostDdrStreamOverThePcieLink) {
       << r.err;
 }
 
+// Weights and KV in a CXL.mem expander behind a CXL switch: a decode step streams its bytes at
+// the expander's read-tracker bound (25 x 64 B / 89.167 ns = 17.94 GB/s, below the x8 link's
+// 27.5 GB/s), within 2%. Faults in a whole run: a switch link down for 2 ms delays the step it
+// hits by about that much and loses nothing; the expander going offline for good fails the
+// transfers after it, and the run still completes and reports every count.
+TEST(Decode, WeightsInCxlBehindASwitchAndFaults) {
+  const std::string out =
+      (fs::temp_directory_path() / ("tiersim_cxl_" + std::to_string(getpid()) + ".h5")).string();
+  const std::string base =
+      test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+      test::preset("memory/cxl_type3_gen5_x8.textproto") + " " +
+      test::preset("switches/cxl_switch_gen5.textproto") + " " +
+      test::preset("hardware/fragments/h100_weights_in_cxl.textproto") + " " +
+      test::preset("models/llama3_8b.textproto") + " " + test::preset("studies/default.textproto") +
+      " --set workload.decode.decode_steps=3 --quiet --out " + out;
+  auto summary = [&](const std::string& extra) {
+    auto r = test::run_cmd(base + extra);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::map<std::string, double> s;
+    ResultReader h(out);
+    for (const auto& item : h.summary())
+      s[item.name] = item.value;
+    fs::remove(out);
+    return s;
+  };
+  auto s = summary("");
+  const double trackers = 25 * 64 / 89.167e-9;
+  const double expected_ms = s["cxl_bytes_per_token"] / trackers * 1e3;
+  EXPECT_NEAR(s["tpot_ms_mean"], expected_ms, expected_ms * 0.02);
+  EXPECT_EQ(s.count("transfers_failed"), 0u);  // no faults configured: no fault counts
+
+  // 2 ms down in the middle of step 1 (steps take ~0.85 s): that step is ~2 ms longer.
+  auto down = summary(
+      " --set 'system={faults {name: \"cut\" start_ps: 1200000000000 duration_ps: 2000000000 "
+      "link_down: \"switch_cxl\"}}'");
+  EXPECT_EQ(down["transfers_failed"], 0);
+  EXPECT_GT(down["transfers_completed"], 0);
+  EXPECT_NEAR(down["sim_time_s"] - s["sim_time_s"], 2e-3, 0.5e-3);
+
+  // Offline for good from 1.2 s: every later transfer to it fails after the 50 us timeout.
+  auto gone = summary(
+      " --set 'system={faults {name: \"gone\" start_ps: 1200000000000 "
+      "device_offline: \"cxl_mem\"}}'");
+  EXPECT_GT(gone["transfers_failed"], 0);
+  EXPECT_GT(gone["transfers_completed"], 0);
+  EXPECT_EQ(gone["decode_steps"], 3);
+  // The expander served only the completed transfers (weights reads and KV writes).
+  EXPECT_LT(gone["cxl_bytes_per_token"], s["cxl_bytes_per_token"]);
+}
+
 // Speculative, sparse and paging settings are checked before anything runs (exit 2, path named).
 TEST(Decode, BadSpeculativeAndSparseSettingsAreRejected) {
   const std::string base = test::tiersim_binary() + " run " +
