@@ -259,6 +259,7 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
       host_from_bytes_per_s_(ctx.config().system().host_link().from_host_bytes_per_s()),
       host_link_latency_ps_(ctx.config().system().host_link().latency_ps()),
       free_ring_(params.staging_buffers, 0),
+      buffers_(params.staging_buffers),
       ops_(ctx.stats().counter(basename(), "ops", "ops completed", "count")),
       flops_(ctx.stats().scalar(basename(), "flops", "floating-point operations executed", "flop")),
       busy_ps_(ctx.stats().counter(basename(), "busy_time", "time the engine computed", "ps")),
@@ -280,7 +281,12 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
                                        "activation bytes that did not fit in SRAM and moved to or "
                                        "from the weights' memory",
                                        "bytes")),
-      tiles_(ctx.stats().counter(basename(), "tiles", "operand tiles streamed", "count")) {
+      tiles_(ctx.stats().counter(basename(), "tiles", "operand tiles streamed", "count")),
+      staging_violations_(ctx.stats().counter(
+          basename(), "staging_violations",
+          "staging-buffer operations refused by the scratchpad state machine (fill only an "
+          "EMPTY or RELEASED buffer, consume only a READY one, one fence per fill)",
+          "count")) {
   SC_METHOD(run);
   ctx.stats().formula(
       basename(), "utilization", "fraction of time computing", "fraction",
@@ -451,6 +457,12 @@ void ComputeEngine::issue_tile(TimePs now) {
   compute_busy_ps_ += compute_free_ - start;
   free_ring_[(ring_head_ + in_flight_) % params_.staging_buffers] = compute_free_;
   ++in_flight_;
+  // The buffer's life, dated as scheduled: filled from now, ready when the tile lands (the
+  // fence), consumed from the compute start, released when the compute is done.
+  if (!(buffers_.fill(slot, now) && buffers_.fence(slot, land) && buffers_.consume(slot, start) &&
+        buffers_.release(slot, compute_free_))) {
+    staging_violations_.inc();
+  }
 }
 
 TimePs ComputeEngine::spill(uint64_t bytes, bool write, TimePs start_ps) {

@@ -28,6 +28,7 @@
 #include "models/component.h"
 #include "models/config_error.h"
 #include "models/op.h"
+#include "models/staging_buffers.h"
 #include "models/stats.h"
 
 namespace tiersim {
@@ -151,6 +152,7 @@ class ComputeEngine : public Component {
   uint16_t operand_ = 0;  // cursor: operand index and offset within it
   uint64_t operand_offset_ = 0;
   std::vector<TimePs> free_ring_;  // buffer release times, FIFO
+  StagingBuffers buffers_;         // each tile's fill, fence, consume, release, checked
   uint32_t ring_head_ = 0, in_flight_ = 0;
   TimePs compute_busy_ps_ = 0;  // this op
   TimePs last_land_ = 0;
@@ -168,6 +170,7 @@ class ComputeEngine : public Component {
   Counter& idle_ps_;
   Counter& spill_bytes_;
   Counter& tiles_;
+  Counter& staging_violations_;
 };
 
 }  // namespace tiersim

@@ -1,41 +1,224 @@
 #include "memory/sram.h"
 
+#include <algorithm>
+#include <cstdlib>
+
+#include "memory/interleave.h"
 #include "models/context.h"
 #include "models/registry.h"
 
 namespace tiersim {
 
+uint32_t SramParams::hops(uint32_t chiplet) const {
+  const int64_t c = mesh_columns;
+  const int64_t dx = std::llabs(int64_t(chiplet) % c - int64_t(home_chiplet) % c);
+  const int64_t dy = std::llabs(int64_t(chiplet) / c - int64_t(home_chiplet) / c);
+  return static_cast<uint32_t>(dx + dy);
+}
+
 void SramParams::validate(const config::Sram& c, Validator& v) {
   v.positive("capacity_bytes", c.has_capacity_bytes(), static_cast<double>(c.capacity_bytes()));
   v.non_negative("energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
   v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
-  v.positive("read_bandwidth_bytes_per_s", c.has_read_bandwidth_bytes_per_s(),
-             c.read_bandwidth_bytes_per_s());
-  v.positive("write_bandwidth_bytes_per_s", c.has_write_bandwidth_bytes_per_s(),
-             c.write_bandwidth_bytes_per_s());
-  v.require("latency_ps", c.has_latency_ps());
+  if (c.regions_size() == 0) {
+    v.positive("read_bandwidth_bytes_per_s", c.has_read_bandwidth_bytes_per_s(),
+               c.read_bandwidth_bytes_per_s());
+    v.positive("write_bandwidth_bytes_per_s", c.has_write_bandwidth_bytes_per_s(),
+               c.write_bandwidth_bytes_per_s());
+    v.require("latency_ps", c.has_latency_ps());
+    if (c.has_mesh()) v.error("mesh", "a mesh joins regions; set `regions` too");
+    return;
+  }
+  // With regions, the per-array fields would be silently ignored: refuse them.
+  for (const char* f :
+       {"read_bandwidth_bytes_per_s", "write_bandwidth_bytes_per_s", "latency_ps"}) {
+    const bool set = std::string(f) == "latency_ps" ? c.has_latency_ps()
+                     : std::string(f) == "read_bandwidth_bytes_per_s"
+                         ? c.has_read_bandwidth_bytes_per_s()
+                         : c.has_write_bandwidth_bytes_per_s();
+    if (set) v.error(f, "set per region when `regions` are given");
+  }
+  uint64_t total = 0;
+  uint32_t max_chiplet = 0;
+  bool remote = false;
+  for (int i = 0; i < c.regions_size(); ++i) {
+    const auto& r = c.regions(i);
+    Validator rv = v.at("regions[" + (r.name().empty() ? std::to_string(i) : r.name()) + "]");
+    rv.non_empty("name", r.has_name(), r.name());
+    rv.positive("capacity_bytes", r.has_capacity_bytes(), double(r.capacity_bytes()));
+    total += r.capacity_bytes();
+    if (r.has_banks()) rv.positive("banks", true, r.banks());
+    if (r.has_bank_interleave_bytes() &&
+        rv.positive("bank_interleave_bytes", true, double(r.bank_interleave_bytes())) &&
+        (r.bank_interleave_bytes() & (r.bank_interleave_bytes() - 1)) != 0) {
+      rv.error("bank_interleave_bytes", "must be a power of two");
+    }
+    rv.positive("read_bandwidth_bytes_per_s", r.has_read_bandwidth_bytes_per_s(),
+                r.read_bandwidth_bytes_per_s());
+    rv.positive("write_bandwidth_bytes_per_s", r.has_write_bandwidth_bytes_per_s(),
+                r.write_bandwidth_bytes_per_s());
+    rv.require("latency_ps", r.has_latency_ps());
+    max_chiplet = std::max(max_chiplet, r.chiplet());
+    if (r.has_chiplet() && (!c.has_mesh() || r.chiplet() != c.mesh().home_chiplet())) {
+      remote = true;
+    }
+  }
+  if (c.has_capacity_bytes() && total != c.capacity_bytes()) {
+    v.error("capacity_bytes",
+            "must equal the sum of the regions' capacities (" + std::to_string(total) + ")");
+  }
+  if (remote && !c.has_mesh()) {
+    v.error("mesh", "regions on other chiplets need a mesh (columns, hop latency, links)");
+  }
+  if (c.has_mesh()) {
+    Validator mv = v.at("mesh");
+    mv.positive("columns", c.mesh().has_columns(), c.mesh().columns());
+    mv.require("hop_latency_ps", c.mesh().has_hop_latency_ps());
+    mv.positive("link_bytes_per_s", c.mesh().has_link_bytes_per_s(), c.mesh().link_bytes_per_s());
+  }
 }
 
 SramParams SramParams::from_config(const config::Sram& c) {
-  return SramParams{c.capacity_bytes(), c.read_bandwidth_bytes_per_s(),
-                    c.write_bandwidth_bytes_per_s(), c.latency_ps()};
+  SramParams p{c.capacity_bytes(), c.read_bandwidth_bytes_per_s(), c.write_bandwidth_bytes_per_s(),
+               c.latency_ps()};
+  if (c.has_mesh()) {
+    p.mesh_columns = c.mesh().columns();
+    p.home_chiplet = c.mesh().home_chiplet();
+    p.hop_latency_ps = c.mesh().hop_latency_ps();
+    p.mesh_link_bytes_per_s = c.mesh().link_bytes_per_s();
+  }
+  if (c.regions_size() == 0) {
+    SramRegionParams r;
+    r.name = "all";
+    r.capacity_bytes = c.capacity_bytes();
+    r.chiplet = p.home_chiplet;
+    r.read_bandwidth_bytes_per_s = c.read_bandwidth_bytes_per_s();
+    r.write_bandwidth_bytes_per_s = c.write_bandwidth_bytes_per_s();
+    r.latency_ps = c.latency_ps();
+    p.regions.push_back(r);
+    return p;
+  }
+  uint64_t base = 0;
+  p.read_bandwidth_bytes_per_s = p.write_bandwidth_bytes_per_s = 0;
+  for (const auto& rc : c.regions()) {
+    SramRegionParams r;
+    r.name = rc.name();
+    r.base_bytes = base;
+    r.capacity_bytes = rc.capacity_bytes();
+    r.chiplet = rc.has_chiplet() ? rc.chiplet() : p.home_chiplet;
+    r.banks = rc.has_banks() ? rc.banks() : 1;
+    r.bank_interleave_bytes = rc.has_bank_interleave_bytes() ? rc.bank_interleave_bytes() : 256;
+    r.read_bandwidth_bytes_per_s = rc.read_bandwidth_bytes_per_s();
+    r.write_bandwidth_bytes_per_s = rc.write_bandwidth_bytes_per_s();
+    r.latency_ps = rc.latency_ps();
+    p.read_bandwidth_bytes_per_s += r.read_bandwidth_bytes_per_s;
+    p.write_bandwidth_bytes_per_s += r.write_bandwidth_bytes_per_s;
+    base += r.capacity_bytes;
+    p.regions.push_back(r);
+  }
+  p.latency_ps = p.regions.front().latency_ps;
+  return p;
 }
+
+namespace {
+// Params built by hand with no regions describe one array: make it the single region.
+SramParams normalized(SramParams p) {
+  if (p.regions.empty()) {
+    SramRegionParams r;
+    r.name = "all";
+    r.capacity_bytes = p.capacity_bytes;
+    r.chiplet = p.home_chiplet;
+    r.read_bandwidth_bytes_per_s = p.read_bandwidth_bytes_per_s;
+    r.write_bandwidth_bytes_per_s = p.write_bandwidth_bytes_per_s;
+    r.latency_ps = p.latency_ps;
+    p.regions.push_back(r);
+  }
+  return p;
+}
+
+std::vector<std::string> region_names(const SramParams& p) {
+  std::vector<std::string> n;
+  for (const auto& r : p.regions)
+    n.push_back(r.name);
+  return n;
+}
+}  // namespace
 
 Sram::Sram(sc_core::sc_module_name name, const SramParams& params, Context& ctx)
     : Component(name, ctx, "sram"),
       socket("socket"),
-      params_(params),
-      read_port_(params.read_bandwidth_bytes_per_s),
-      write_port_(params.write_bandwidth_bytes_per_s),
+      params_(normalized(params)),
       bytes_read_(ctx.stats().counter(basename(), "bytes_read", "bytes read", "bytes")),
-      bytes_written_(ctx.stats().counter(basename(), "bytes_written", "bytes written", "bytes")) {
+      bytes_written_(ctx.stats().counter(basename(), "bytes_written", "bytes written", "bytes")),
+      bytes_by_region_(ctx.stats().vector(basename(), "bytes_by_region",
+                                          "bytes read or written per region", "bytes",
+                                          region_names(normalized(params)))) {
   socket.register_b_transport(this, &Sram::b_transport);
-  ctx.stats().formula(
-      basename(), "read_utilization", "read port busy fraction", "fraction",
-      [this](TimePs now) { return now ? static_cast<double>(read_port_.busy_ps()) / now : 0.0; });
-  ctx.stats().formula(
-      basename(), "write_utilization", "write port busy fraction", "fraction",
-      [this](TimePs now) { return now ? static_cast<double>(write_port_.busy_ps()) / now : 0.0; });
+  uint32_t max_banks = 1;
+  for (const auto& r : params_.regions) {
+    Region region;
+    for (uint32_t b = 0; b < r.banks; ++b) {
+      region.banks.push_back(Bank{BandwidthServer(r.read_bandwidth_bytes_per_s / r.banks),
+                                  BandwidthServer(r.write_bandwidth_bytes_per_s / r.banks)});
+    }
+    region.chiplet = r.chiplet;
+    region.hops = params_.hops(r.chiplet);
+    if (ports_.size() <= r.chiplet) {
+      ports_.resize(r.chiplet + 1, MeshPort{BandwidthServer(params_.mesh_link_bytes_per_s),
+                                            BandwidthServer(params_.mesh_link_bytes_per_s)});
+    }
+    regions_.push_back(std::move(region));
+    max_banks = std::max(max_banks, r.banks);
+  }
+  split_.assign(max_banks, 0);
+  auto busy = [this](bool write) {
+    TimePs t = 0;
+    for (const auto& r : regions_)
+      for (const auto& b : r.banks)
+        t += (write ? b.write : b.read).busy_ps();
+    return t;
+  };
+  auto servers = [this] {
+    size_t n = 0;
+    for (const auto& r : regions_)
+      n += r.banks.size();
+    return double(n);
+  };
+  ctx.stats().formula(basename(), "read_utilization", "mean read-port busy fraction over banks",
+                      "fraction", [busy, servers](TimePs now) {
+                        return now ? double(busy(false)) / (double(now) * servers()) : 0.0;
+                      });
+  ctx.stats().formula(basename(), "write_utilization", "mean write-port busy fraction over banks",
+                      "fraction", [busy, servers](TimePs now) {
+                        return now ? double(busy(true)) / (double(now) * servers()) : 0.0;
+                      });
+}
+
+TimePs Sram::serve_region(size_t r, uint64_t local, uint64_t bytes, bool write, TimePs start) {
+  const SramRegionParams& rp = params_.regions[r];
+  Region& region = regions_[r];
+  const TimePs hop_ps = TimePs{region.hops} * params_.hop_latency_ps;
+  const TimePs at_bank = start + hop_ps;  // the request crossed the mesh
+  TimePs done = 0;
+  if (region.banks.size() == 1) {
+    done = (write ? region.banks[0].write : region.banks[0].read).reserve(at_bank, bytes);
+  } else {
+    std::fill(split_.begin(), split_.begin() + region.banks.size(), 0);
+    interleave_split(local, bytes, rp.bank_interleave_bytes,
+                     static_cast<uint32_t>(region.banks.size()), split_.data());
+    for (size_t b = 0; b < region.banks.size(); ++b) {
+      if (split_[b] == 0) continue;
+      done = std::max(
+          done, (write ? region.banks[b].write : region.banks[b].read).reserve(at_bank, split_[b]));
+    }
+  }
+  if (region.hops > 0) {
+    // The data crosses the remote chiplet's mesh port (streaming with the banks).
+    MeshPort& port = ports_[region.chiplet];
+    done = std::max(done, (write ? port.in : port.out).reserve(at_bank, bytes));
+  }
+  bytes_by_region_.add(r, double(bytes));
+  return done + rp.latency_ps + hop_ps;
 }
 
 void Sram::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
@@ -47,16 +230,32 @@ void Sram::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay
   }
   const TimePs now = now_ps();
   const TimePs start = now + to_ps(delay);
-  BandwidthServer& port = p.is_read() ? read_port_ : write_port_;
-  const TimePs done = port.reserve(start, bytes) + params_.latency_ps;
-  (p.is_read() ? bytes_read_ : bytes_written_).inc(bytes);
+  const bool write = p.is_write();
+  TimePs done = 0;
+  if (params_.regions.size() == 1) {
+    done = serve_region(0, addr, bytes, write, start);
+  } else {
+    // The regions [addr, addr + bytes) touches, each served from `start`.
+    uint64_t at = addr, left = bytes;
+    for (size_t r = 0; r < params_.regions.size() && left > 0; ++r) {
+      const SramRegionParams& rp = params_.regions[r];
+      if (at >= rp.base_bytes + rp.capacity_bytes) continue;
+      const uint64_t part = std::min(left, rp.base_bytes + rp.capacity_bytes - at);
+      done = std::max(done, serve_region(r, at - rp.base_bytes, part, write, start));
+      at += part;
+      left -= part;
+    }
+  }
+  (write ? bytes_written_ : bytes_read_).inc(bytes);
   delay = to_sc_time(done - now);
   p.set_response_status(tlm::TLM_OK_RESPONSE);
 }
 
 namespace {
 const ComponentRegistrar kRegistrar(ComponentKind{
-    "sram", "on-package SRAM scratchpad: read and write ports with bandwidth and latency",
+    "sram",
+    "on-package SRAM scratchpad: one array or regions of banks (read and write ports per bank), "
+    "possibly on chiplets joined by a mesh",
     [](const config::Config&, const config::Component& c, Validator& v) {
       SramParams::validate(c.sram(), v);
     },

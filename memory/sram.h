@@ -1,12 +1,23 @@
 // On-package SRAM used as a scratchpad of staging buffers.
 //
-// What is modelled: a read port and a write port, each a bandwidth server, plus a fixed access
-// latency; capacity bounds what the address map and staging buffers may use.
-// Fidelity: fast. Banks, chiplet meshes, cache mode and wired residency arrive with the tiers
-// issue. Requests reserved with a future start are served in reservation order.
+// What is modelled: one array (a read port and a write port, each a bandwidth server, plus a
+// fixed access latency), or `regions`, each with `banks` banks interleaved every
+// bank_interleave_bytes, each bank with its own read and write port (the region's bandwidth
+// shared equally) and the region's latency. Regions may sit on other chiplets of a mesh: a
+// request to one crosses |dx| + |dy| hops each way (hop_latency_ps) and its data crosses that
+// chiplet's mesh port (link_bytes_per_s per direction). A request spanning regions or banks is
+// split; it completes when its last part does. Capacity bounds what the address map and staging
+// buffers may use. The scratchpad legality state machine of the buffers is
+// models/staging_buffers (the compute engine drives it); cache mode and wired residency are the
+// SramCache core (memory/sram_cache.h).
+// Fidelity: fast. Requests reserved with a future start fill a server's idle gaps or queue
+// (models/bandwidth_server.h). Left out: bank conflicts below the interleave granule, the mesh's
+// intermediate links (only the remote chiplet's port is a server), per-hop contention.
 #pragma once
 
 #include <tlm_utils/multi_passthrough_target_socket.h>
+
+#include <vector>
 
 #include "configs/tiersim.pb.h"
 #include "models/bandwidth_server.h"
@@ -16,11 +27,27 @@
 
 namespace tiersim {
 
+struct SramRegionParams {
+  std::string name;
+  uint64_t base_bytes = 0, capacity_bytes = 0;
+  uint32_t chiplet = 0, banks = 1;
+  uint64_t bank_interleave_bytes = 256;
+  double read_bandwidth_bytes_per_s = 0, write_bandwidth_bytes_per_s = 0;
+  TimePs latency_ps = 0;
+};
+
 struct SramParams {
   uint64_t capacity_bytes;
-  double read_bandwidth_bytes_per_s;
+  double read_bandwidth_bytes_per_s;  // of the whole SRAM (the sum over regions)
   double write_bandwidth_bytes_per_s;
-  TimePs latency_ps;
+  TimePs latency_ps;                      // of the first region
+  std::vector<SramRegionParams> regions;  // one when the config gives none
+  uint32_t mesh_columns = 1, home_chiplet = 0;
+  TimePs hop_latency_ps = 0;
+  double mesh_link_bytes_per_s = 0;
+
+  // Mesh hops from the home chiplet to `chiplet`.
+  uint32_t hops(uint32_t chiplet) const;
 
   static void validate(const config::Sram& c, Validator& v);
   static SramParams from_config(const config::Sram& c);
@@ -41,11 +68,26 @@ class Sram : public Component {
 
  private:
   void b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  // Serves [local, local + bytes) of region r from `start`; returns when its last byte is done.
+  TimePs serve_region(size_t r, uint64_t local, uint64_t bytes, bool write, TimePs start);
 
+  struct Bank {
+    BandwidthServer read, write;
+  };
+  struct Region {
+    std::vector<Bank> banks;
+    uint32_t chiplet = 0, hops = 0;
+  };
+  struct MeshPort {
+    BandwidthServer out, in;  // a chiplet's mesh port, each direction
+  };
   const SramParams params_;
-  BandwidthServer read_port_, write_port_;
+  std::vector<Region> regions_;
+  std::vector<MeshPort> ports_;  // by chiplet (used for remote chiplets)
+  std::vector<uint64_t> split_;  // scratch: bytes per bank
   Counter& bytes_read_;
   Counter& bytes_written_;
+  Vector& bytes_by_region_;
 };
 
 }  // namespace tiersim

@@ -1,8 +1,10 @@
 // Component tests of the fast HBM and the SRAM with a tester initiator: each test elaborates
 // in a forked child and returns completion times for the parent to check by hand formulas.
+#include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
 #include <tlm_utils/simple_initiator_socket.h>
 
+#include <fstream>
 #include <sstream>
 #include <vector>
 
@@ -10,6 +12,7 @@
 #include "memory/sram.h"
 #include "models/context.h"
 #include "tests/support/fork_sim.h"
+#include "tests/support/paths.h"
 
 namespace tiersim {
 namespace {
@@ -151,6 +154,93 @@ TEST(Sram, ReadAndWritePortsAreIndependent) {
   });
   // Read: 1000 B at 1 B/ps = 1000 ps; write at 0.5 B/ps = 2000 ps; second read queues.
   EXPECT_EQ(out, "3000 4000 4000 ");
+}
+
+// Regions, banks and a chiplet mesh, from a config.
+std::string run_sram(const std::string& text, std::vector<Request> reqs) {
+  return test::run_forked([&] {
+    sc_core::sc_set_time_resolution(1, sc_core::SC_PS);
+    config::Sram c;
+    if (!google::protobuf::TextFormat::ParseFromString(text, &c)) return std::string("PARSE");
+    std::vector<ConfigIssue> issues;
+    Validator v(issues);
+    SramParams::validate(c, v);
+    if (!issues.empty()) return "INVALID " + issues[0].format();
+    config::Config cfg;
+    Context ctx(cfg, 1);
+    Sram sram("sram", SramParams::from_config(c), ctx);
+    Tester t("tester", reqs);
+    t.socket.bind(sram.socket);
+    sc_core::sc_start();
+    return join(t.done_ps);
+  });
+}
+
+// Two regions of 4 KiB: "near" (4 banks, 256 B interleave, 4 B/ps in all: 1 B/ps per bank,
+// latency 1 ns) on the home chiplet, and "far" (one bank, 8 B/ps, latency 1 ns) on chiplet 3
+// of a 2-wide mesh: 2 hops of 5 ns each way, its mesh port 0.5 B/ps.
+const char* kRegions =
+    "capacity_bytes: 8192 "
+    "regions { name: 'near' capacity_bytes: 4096 banks: 4 bank_interleave_bytes: 256 "
+    "  read_bandwidth_bytes_per_s: 4e12 write_bandwidth_bytes_per_s: 4e12 latency_ps: 1000 } "
+    "regions { name: 'far' capacity_bytes: 4096 chiplet: 3 "
+    "  read_bandwidth_bytes_per_s: 8e12 write_bandwidth_bytes_per_s: 8e12 latency_ps: 1000 } "
+    "mesh { columns: 2 home_chiplet: 0 hop_latency_ps: 5000 link_bytes_per_s: 0.5e12 }";
+
+TEST(Sram, BanksServeTheirInterleavedPartsInParallel) {
+  // 1 KiB over four banks: 256 ps; 256 B on one bank: 256 ps; two reads on different banks in
+  // parallel; two on the same bank queue.
+  EXPECT_EQ(run_sram(kRegions, {{tlm::TLM_READ_COMMAND, 0, 1024, 0, 0}}), "1256 ");
+  EXPECT_EQ(run_sram(kRegions, {{tlm::TLM_READ_COMMAND, 0, 256, 0, 0},
+                                {tlm::TLM_READ_COMMAND, 256, 256, 0, 0}}),
+            "1256 1256 ");
+  EXPECT_EQ(run_sram(kRegions, {{tlm::TLM_READ_COMMAND, 0, 256, 0, 0},
+                                {tlm::TLM_READ_COMMAND, 1024, 256, 0, 0}}),
+            "1256 1512 ");
+}
+
+TEST(Sram, RemoteRegionPaysMeshHopsAndItsPort) {
+  // 1000 B from "far": hops 2 x 5 ns each way, the bank 125 ps, the mesh port 2000 ps (the
+  // bottleneck), latency 1 ns: 2000 + 1000 + 20000.
+  EXPECT_EQ(run_sram(kRegions, {{tlm::TLM_READ_COMMAND, 4096, 1000, 0, 0}}), "23000 ");
+  // A request over both regions: the near part (1000 B over 4 banks: 250 ps + 1 ns) and the far
+  // part (1000 B: 23 ns) in parallel.
+  EXPECT_EQ(run_sram(kRegions, {{tlm::TLM_READ_COMMAND, 3096, 2000, 0, 0}}), "23000 ");
+}
+
+// The HRM preset (configs/memory/hrm_sram_4x4): one read of all 2 GiB from chiplet 0. The home
+// chiplet's four regions stream 128 MiB each at 9.375 TB/s (14.3 us); each remote chiplet's
+// 512 MiB crosses its 12 TB/s mesh port (44.7 us), the farthest two hops away: the read ends
+// after the port time, the bank latency and 2 x 2 hops of 20 ns.
+TEST(Sram, HrmPresetStreamsAtItsMeshPorts) {
+  std::ifstream in(test::preset("memory/hrm_sram_4x4.textproto"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  config::Config cfg;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(ss.str(), &cfg));
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(cfg.system().components(0).sram(), &text);
+  const std::string out = run_sram(text, {{tlm::TLM_READ_COMMAND, 0, 2147483648ULL, 0, 0}});
+  const TimePs port = 4 * transfer_time_ps(128ULL << 20, 12e12);  // four regions queue on it
+  EXPECT_EQ(out, std::to_string(port + 5000 + 2 * 2 * 20000) + " ");
+}
+
+TEST(Sram, RegionConfigsAreChecked) {
+  EXPECT_NE(run_sram("capacity_bytes: 100 regions { name: 'a' capacity_bytes: 64 "
+                     "read_bandwidth_bytes_per_s: 1 write_bandwidth_bytes_per_s: 1 latency_ps: 0 }",
+                     {})
+                .find("must equal the sum of the regions' capacities (64)"),
+            std::string::npos);
+  EXPECT_NE(run_sram("capacity_bytes: 64 latency_ps: 5 regions { name: 'a' capacity_bytes: 64 "
+                     "read_bandwidth_bytes_per_s: 1 write_bandwidth_bytes_per_s: 1 latency_ps: 0 }",
+                     {})
+                .find("latency_ps: set per region"),
+            std::string::npos);
+  EXPECT_NE(run_sram("capacity_bytes: 64 regions { name: 'a' capacity_bytes: 64 chiplet: 2 "
+                     "read_bandwidth_bytes_per_s: 1 write_bandwidth_bytes_per_s: 1 latency_ps: 0 }",
+                     {})
+                .find("mesh: regions on other chiplets need a mesh"),
+            std::string::npos);
 }
 
 }  // namespace

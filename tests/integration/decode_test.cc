@@ -368,6 +368,37 @@ TEST(Decode, WeightsInCxlBehindASwitchAndFaults) {
   EXPECT_LT(gone["cxl_bytes_per_token"], s["cxl_bytes_per_token"]);
 }
 
+// The compute engine's staging buffers follow the scratchpad state machine in whole runs (dense
+// decode, MoE decode with 1 buffer, serving with preemption): no operation is ever refused.
+TEST(Decode, StagingBuffersStayLegalInWholeRuns) {
+  const std::string out =
+      (fs::temp_directory_path() / ("tiersim_stage_" + std::to_string(getpid()) + ".h5")).string();
+  const std::vector<std::string> runs = {
+      test::preset("hardware/h100_sxm.textproto") + " " +
+          test::preset("models/llama3_8b.textproto") + " " +
+          test::preset("studies/default.textproto") + " --set workload.decode.decode_steps=4",
+      test::preset("hardware/h200.textproto") + " " +
+          test::preset("models/mixtral_8x7b.textproto") + " " +
+          test::preset("studies/mixtral_8x7b.textproto") +
+          " --set workload.decode.decode_steps=2"
+          " --set system.components[compute].compute.staging_buffers=1",
+      test::preset("hardware/h100_sxm.textproto") + " " +
+          test::preset("models/llama3_8b.textproto") + " " +
+          test::preset("studies/serving_llama3_8b.textproto") +
+          " --set workload.serving.poisson.requests=12"};
+  for (const auto& args : runs) {
+    auto r = test::run_cmd(test::tiersim_binary() + " run " + args + " --quiet --out " + out);
+    ASSERT_EQ(r.code, 0) << args << "\n" << r.err;
+    ResultReader h(out);
+    const auto violations = h.read_doubles("/stats/compute/staging_violations");
+    const auto tiles = h.read_doubles("/stats/compute/tiles");
+    ASSERT_FALSE(violations.empty());
+    EXPECT_EQ(violations.back(), 0) << args;
+    EXPECT_GT(tiles.back(), 0) << args;
+    fs::remove(out);
+  }
+}
+
 // Speculative, sparse and paging settings are checked before anything runs (exit 2, path named).
 TEST(Decode, BadSpeculativeAndSparseSettingsAreRejected) {
   const std::string base = test::tiersim_binary() + " run " +

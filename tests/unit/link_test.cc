@@ -125,6 +125,69 @@ TEST(Link, OpticalP99IsSetByJitterAndRetrainsNotTheMean) {
   EXPECT_GT(f99, 10 * fmean);             // and sits far above the mean
 }
 
+// Retimers add their latency per crossing; messages pack into flits (64 requests of 16 B = 16
+// flits); a stage fed by a slower one ends one flit after its input's last byte.
+TEST(Link, RetimersMessagesAndStreaming) {
+  LinkParams p = preset("cxl2_x8");
+  p.bit_error_rate = 0;
+  const double flit_ps = 68.0 / (31.5077e9 * 0.928) * 1e12;
+  p.retimers = 2;
+  p.retimer_latency_ps = 30000;
+  EXPECT_EQ(p.fixed_latency_ps(), 25000u + 60000);
+  EXPECT_EQ(p.messages_for(4096), 64u);
+  LinkModel m(p, 1);
+  EXPECT_NEAR(double(m.message(0, p.messages_for(4096))), 85000 + 16 * flit_ps, 2);
+  EXPECT_EQ(m.message_count(), 64u);
+  EXPECT_EQ(m.bytes(), 0u);  // messages carry no data
+  // 4096 B whose last byte arrives at 1 us: 64 flits take 149 ns, so the stage ends one flit
+  // after the data, not 149 ns after the transfer was offered.
+  LinkModel s(p, 1);
+  const TimePs done = s.transfer(0, 4096, 1'000'000);
+  EXPECT_NEAR(double(done), 1'000'000 + flit_ps + 85000, 2);
+}
+
+// Priorities: a high-priority transfer offered behind a backlog of low-priority work waits for
+// at most one packet of it; a low-priority one waits for everything; the backlog is pushed back
+// by the high-priority transfer's serialisation.
+TEST(Link, StrictPriorityWithOnePacketOfBlocking) {
+  LinkParams p = preset("cxl2_x8");
+  p.bit_error_rate = 0;
+  p.phy_latency_ps = 0;
+  const double flit_ps = 68.0 / (31.5077e9 * 0.928) * 1e12;
+  LinkModel m(p, 1);
+  const TimePs bulk = m.transfer(0, 1 << 20, 0, 0);  // ~38 us of backlog
+  const TimePs high = m.transfer(1000, 4096, 0, 3);
+  EXPECT_NEAR(double(high), 1000 + flit_ps + 64 * flit_ps, 3);
+  const TimePs low = m.transfer(1000, 4096, 0, 0);
+  EXPECT_NEAR(double(low), double(bulk) + 64 * flit_ps + 64 * flit_ps, 3);
+}
+
+// Outages: a link down for an interval holds a transfer offered in it until it ends, and one in
+// flight pauses; a degraded link serialises at its fraction; a permanent outage never delivers.
+TEST(Link, OutagesAndDegradations) {
+  LinkParams p = preset("cxl2_x8");
+  p.bit_error_rate = 0;
+  p.phy_latency_ps = 0;
+  const double ser =
+      double(p.wire_bytes(1 << 20)) / (p.wire_bytes_per_s() * p.link_layer_efficiency) * 1e12;
+  LinkModel down(p, 1);
+  down.add_outage(10'000'000, 20'000'000, 0.0);
+  EXPECT_TRUE(down.down_at(15'000'000));
+  EXPECT_EQ(down.up_after(15'000'000), 20'000'000u);
+  EXPECT_NEAR(double(down.transfer(12'000'000, 1 << 20)), 20'000'000 + ser, 2);
+  LinkModel pause(p, 1);
+  pause.add_outage(10'000'000, 20'000'000, 0.0);
+  EXPECT_NEAR(double(pause.transfer(0, 1 << 20)), ser + 10'000'000, 2);  // ser > 10 us
+  EXPECT_EQ(pause.outage_wait_ps(), 10'000'000u);
+  LinkModel slow(p, 1);
+  slow.add_outage(0, LinkModel::kNever, 0.25);
+  EXPECT_NEAR(double(slow.transfer(0, 1 << 20)), 4 * ser, 4);
+  LinkModel gone(p, 1);
+  gone.add_outage(5, LinkModel::kNever, 0.0);
+  EXPECT_EQ(gone.transfer(0, 1 << 20), LinkModel::kNever);
+  EXPECT_EQ(gone.up_after(10), LinkModel::kNever);
+}
+
 TEST(Link, BadConfigsAreReported) {
   config::SerialLink c;
   c.set_lanes(0);

@@ -40,6 +40,21 @@ TEST(BandwidthServer, BusyUntilQueueing) {
   EXPECT_EQ(transfer_time_ps(3, 2e12), 2u);  // 1.5 ps rounds up
 }
 
+// Late reservations (loosely timed: call order is not start order) fill an idle gap the server
+// left when one fits, and queue at the end otherwise; in-order use is plain busy-until.
+TEST(BandwidthServer, LateReservationsFillIdleGaps) {
+  BandwidthServer s(1e12);  // 1 byte per ps
+  EXPECT_EQ(s.reserve(0, 100), 100u);
+  EXPECT_EQ(s.reserve(1000, 100), 1100u);  // idle [100, 1000): remembered
+  EXPECT_EQ(s.reserve(200, 300), 500u);    // fits in the gap: not behind the work at 1000
+  EXPECT_EQ(s.reserve(400, 600), 1700u);   // [500, 1000) is 500 long: queues at the end
+  EXPECT_EQ(s.reserve(500, 500), 1000u);   // exactly the rest of the gap
+  EXPECT_EQ(s.reserve(0, 10), 110u);       // the first gap's remainder, [100, 200)
+  EXPECT_EQ(s.reserve(0, 200), 1900u);     // [110, 200) is too short: the end
+  EXPECT_EQ(s.busy_ps(), 100u + 100 + 300 + 600 + 500 + 10 + 200);
+  EXPECT_EQ(s.bytes(), 1810u);
+}
+
 TEST(AddressMap, DecodeAllocateAndLocalOffsets) {
   AddressMap m;
   m.add("hi", "hbm", 1000, 100);
