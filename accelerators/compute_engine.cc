@@ -98,10 +98,11 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
     } else if (component_kind_name(*target) != r.kind &&
                !(std::string(r.kind) == "hbm" &&
                  (component_kind_name(*target) == "gddr" || component_kind_name(*target) == "ddr" ||
-                  component_kind_name(*target) == "cxl"))) {
+                  component_kind_name(*target) == "cxl" ||
+                  component_kind_name(*target) == "nvme"))) {
       v.error(r.field, "\"" + r.value + "\" is a " + component_kind_name(*target) +
                            ", expected a " + r.kind +
-                           (std::string(r.kind) == "hbm" ? ", gddr, ddr or cxl" : ""));
+                           (std::string(r.kind) == "hbm" ? ", gddr, ddr, cxl or nvme" : ""));
       refs_ok = false;
     }
   }

@@ -25,7 +25,8 @@ std::string gb(uint64_t bytes) {
 
 // Kinds that serve addresses (may appear as address-map targets).
 bool is_memory_kind(const std::string& kind) {
-  return kind == "hbm" || kind == "gddr" || kind == "ddr" || kind == "sram" || kind == "cxl";
+  return kind == "hbm" || kind == "gddr" || kind == "ddr" || kind == "sram" || kind == "cxl" ||
+         kind == "nvme";
 }
 
 // Kinds that forward requests: they may be link targets and drive links of their own.
@@ -39,6 +40,7 @@ uint64_t memory_capacity(const config::Component& c) {
   if (c.has_ddr()) return c.ddr().capacity_bytes_per_channel() * c.ddr().channels();
   if (c.has_sram()) return c.sram().capacity_bytes();
   if (c.has_cxl()) return c.cxl().media().capacity_bytes_per_channel() * c.cxl().media().channels();
+  if (c.has_nvme()) return c.nvme().capacity_bytes();
   return 0;
 }
 

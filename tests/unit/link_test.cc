@@ -70,6 +70,40 @@ TEST(Link, LatencyIsFixedPlusSerialisationAndTransfersQueue) {
   EXPECT_EQ(preset("optics_cpo_1600g").fixed_latency_ps(), 5000u + 30000 + 30 * 4900);
 }
 
+// Every preset: an idle 4 KiB transfer (no errors, jitter or retrains) takes its fixed latency
+// (PHY + FEC + retimers + propagation, by hand per preset) plus the serialisation of its wire
+// bytes (whole flits in flit mode) at lanes x rate x encoding x link layer.
+TEST(Link, EveryPresetsIdleLatencyByHand) {
+  struct Row {
+    const char* name;
+    double fixed_ps;
+  };
+  const Row rows[] = {{"pcie_gen5_x16", 150000},
+                      {"pcie_gen6_x16", 150000 + 2000},
+                      {"cxl2_x8", 25000},
+                      {"cxl2_x16", 25000},
+                      {"cxl3_x8", 25000 + 2000},
+                      {"nvlink4_h100", 100000},
+                      {"optics_dsp_pluggable_800g", 200000 + 30 * 4900},
+                      {"optics_lpo_800g", 110000 + 30 * 4900},
+                      {"optics_cpo_1600g", 35000 + 30 * 4900}};
+  for (const auto& r : rows) {
+    LinkParams p = preset(r.name);
+    EXPECT_NEAR(double(p.fixed_latency_ps()), r.fixed_ps, 0.5) << r.name;
+    p.bit_error_rate = 0;
+    p.retrain_rate_per_s = 0;
+    p.jitter = config::Jitter();
+    const double wire =
+        p.flit_bytes ? std::ceil(4096.0 / p.flit_payload_bytes) * p.flit_bytes : 4096.0;
+    const double ser =
+        wire /
+        (p.lanes * p.lane_rate_gbps * 1e9 / 8 * p.encoding_efficiency * p.link_layer_efficiency) *
+        1e12;
+    LinkModel m(p, 1);
+    EXPECT_NEAR(double(m.transfer(0, 4096)), r.fixed_ps + ser, 1.0) << r.name;
+  }
+}
+
 // Replays: a flit is replayed with probability 1 - (1 - BER)^bits; the mean number of replays
 // per transfer matches units x that probability (within 3% over 20,000 transfers).
 TEST(Link, ReplaysFollowTheBitErrorRate) {

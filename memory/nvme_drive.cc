@@ -1,0 +1,150 @@
+#include "memory/nvme_drive.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "models/context.h"
+#include "models/payload_pool.h"
+#include "models/registry.h"
+
+namespace tiersim {
+
+NvmeDrive::NvmeDrive(sc_core::sc_module_name name, const config::Nvme& c, Context& ctx)
+    : Component(name, ctx, "nvme"),
+      socket("socket"),
+      bounce("bounce"),
+      model_(NvmeParams::from_config(c)),
+      capacity_bytes_(c.capacity_bytes()),
+      bounce_memory_(c.bounce_memory()),
+      bounce_bytes_(c.has_bounce_buffer_bytes() ? c.bounce_buffer_bytes() : 64ULL << 20),
+      commands_count_(ctx.stats().counter(basename(), "commands", "NVMe commands", "count")),
+      bytes_read_(ctx.stats().counter(basename(), "bytes_read", "bytes read", "bytes")),
+      bytes_written_(ctx.stats().counter(basename(), "bytes_written", "bytes written", "bytes")),
+      bounce_bytes_moved_(ctx.stats().counter(basename(), "bounce_bytes",
+                                              "bytes staged through the bounce memory (each once)",
+                                              "bytes")),
+      latency_ns_(ctx.stats().histogram(basename(), "request_latency",
+                                        "request latency from arrival to its last byte", "ns",
+                                        Histogram::log2_edges(1, 1 << 30))) {
+  socket.register_b_transport(this, &NvmeDrive::b_transport);
+}
+
+void NvmeDrive::prepare() {
+  if (bounce_memory_.empty()) return;
+  Component* memory = ctx().component(bounce_memory_);
+  if (memory == nullptr || memory->target_socket() == nullptr) {
+    throw std::logic_error(std::string(name()) + ": bounce memory missing");
+  }
+  bounce.bind(*memory->target_socket());
+  const auto global = ctx().address_map().allocate(bounce_memory_, bounce_bytes_, 4096);
+  if (!global) {
+    throw ConfigError(
+        {ConfigIssue{{},
+                     "system.components[" + std::string(basename()) + "].nvme.bounce_buffer_bytes",
+                     "no room for the bounce area in \"" + bounce_memory_ + "\""}});
+  }
+  bounce_base_ = ctx().address_map().decode(*global, bounce_bytes_)->local_address;
+}
+
+TimePs NvmeDrive::stage(uint64_t bytes, TimePs ready) {
+  TimePs t = ready;
+  for (tlm::tlm_command cmd : {tlm::TLM_WRITE_COMMAND, tlm::TLM_READ_COMMAND}) {
+    if (bounce_next_ + bytes > bounce_bytes_) bounce_next_ = 0;
+    tlm::tlm_generic_payload* p = ctx().payloads().acquire();
+    p->set_command(cmd);
+    p->set_address(bounce_base_ + bounce_next_);
+    p->set_data_ptr(nullptr);
+    p->set_data_length(static_cast<unsigned int>(bytes));
+    p->set_streaming_width(static_cast<unsigned int>(bytes));
+    const TimePs now = now_ps();
+    sc_core::sc_time delay = to_sc_time(t - now);
+    bounce[0]->b_transport(*p, delay);
+    const bool ok = p->is_response_ok();
+    p->release();
+    if (!ok) throw std::logic_error(std::string(name()) + ": bounce memory refused a copy");
+    t = now + to_ps(delay);
+  }
+  bounce_next_ += bytes;
+  bounce_bytes_moved_.inc(bytes);
+  return t;
+}
+
+void NvmeDrive::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+  const uint64_t addr = p.get_address();
+  const uint64_t bytes = p.get_data_length();
+  if (bytes == 0 || addr >= capacity_bytes_ || bytes > capacity_bytes_ - addr) {
+    p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    return;
+  }
+  const TimePs now = now_ps();
+  const TimePs start = now + to_ps(delay);
+  const uint64_t before = model_.commands();
+  TimePs done = start;
+  commands_.clear();
+  if (p.is_read()) {
+    done = model_.read(start, bytes, &commands_);
+    if (!bounce_memory_.empty()) {
+      done = start;
+      for (const auto& [ready, n] : commands_)
+        done = std::max(done, stage(n, ready));
+    }
+    bytes_read_.inc(bytes);
+  } else {
+    if (bounce_memory_.empty()) {
+      done = model_.write(start, bytes);
+    } else {
+      // Staged command by command, each written to the drive when its copy is done.
+      const uint64_t chunk = model_.params().max_transfer_bytes;
+      for (uint64_t off = 0; off < bytes; off += chunk) {
+        const uint64_t n = std::min(chunk, bytes - off);
+        done = std::max(done, model_.write(stage(n, start), n));
+      }
+    }
+    bytes_written_.inc(bytes);
+  }
+  commands_count_.inc(model_.commands() - before);
+  latency_ns_.record(double(done - start) / kPsPerNs);
+  delay = to_sc_time(done - now);
+  p.set_response_status(tlm::TLM_OK_RESPONSE);
+}
+
+namespace {
+const ComponentRegistrar kRegistrar(ComponentKind{
+    "nvme",
+    "NVMe SSD: queue slots, dispatch IOPS, media latency and bandwidth per direction; direct or "
+    "bounce-buffer path through a host memory (FAST only)",
+    [](const config::Config& root, const config::Component& c, Validator& v) {
+      NvmeParams::validate(c.nvme(), v);
+      v.positive("capacity_bytes", c.nvme().has_capacity_bytes(),
+                 double(c.nvme().capacity_bytes()));
+      v.non_negative("static_power_w", c.nvme().has_static_power_w(), c.nvme().static_power_w());
+      if (c.nvme().has_bounce_buffer_bytes()) {
+        v.positive("bounce_buffer_bytes", true, double(c.nvme().bounce_buffer_bytes()));
+      }
+      if (c.nvme().has_bounce_buffer_bytes() && !c.nvme().has_bounce_memory()) {
+        v.error("bounce_buffer_bytes", "needs bounce_memory");
+      }
+      if (c.nvme().has_bounce_memory()) {
+        const config::Component* m = nullptr;
+        for (const auto& other : root.system().components()) {
+          if (other.name() == c.nvme().bounce_memory()) m = &other;
+        }
+        if (m == nullptr) {
+          v.error("bounce_memory", "no component named \"" + c.nvme().bounce_memory() + "\"");
+        } else if (!(m->has_ddr() || m->has_hbm() || m->has_gddr() || m->has_cxl())) {
+          v.error("bounce_memory", "\"" + c.nvme().bounce_memory() +
+                                       "\" is not a DRAM memory (ddr, hbm, gddr or cxl)");
+        } else if (c.nvme().has_bounce_buffer_bytes() &&
+                   c.nvme().bounce_buffer_bytes() < c.nvme().max_transfer_bytes()) {
+          v.error("bounce_buffer_bytes", "smaller than one command (max_transfer_bytes)");
+        }
+      }
+    },
+    [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
+      return with_energy(std::make_unique<NvmeDrive>(c.name().c_str(), c.nvme(), ctx),
+                         c.nvme().energy_pj_per_bit(), c.nvme().static_power_w());
+    },
+    nullptr});
+}  // namespace
+
+}  // namespace tiersim
