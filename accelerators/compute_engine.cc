@@ -306,6 +306,12 @@ bool ComputeEngine::connect(Component& target, const LinkInfo& link) {
 void ComputeEngine::prepare() {
   dma_ = dynamic_cast<DmaEngine*>(ctx().component(params_.dma));
   if (dma_ == nullptr) throw std::logic_error(std::string(name()) + ": DMA engine missing");
+  if (ctx().config().policy().placement() == config::ORCHESTRATED) {
+    orchestrator_ = std::make_unique<Orchestrator>(
+        (std::string(basename()) + "_orchestrator").c_str(),
+        OrchestrationParams::from_config(ctx().config().policy().orchestration()), ctx());
+    orchestrator_->prepare(params_.dma);
+  }
   const std::string at = std::string("system.components[") + basename() + "].compute";
   auto staging =
       ctx().address_map().allocate(params_.sram, params_.tile_bytes * params_.staging_buffers, 64);
@@ -399,14 +405,14 @@ void ComputeEngine::begin_op(TimePs now) {
   op_kernels_ = software_.kernels(op_.kind);
   kernels_.inc(op_kernels_);
   stream_bytes_ = 0;
-  tiles_total_ = 0;
+  stream_issued_ = 0;
   for (uint16_t i = 0; i < op_.operand_count; ++i) {
     const Operand& o = op_.operand(i);
     if (o.access != Access::kRead) continue;
     stream_bytes_ += o.bytes;
-    tiles_total_ += static_cast<uint32_t>((o.bytes + params_.tile_bytes - 1) / params_.tile_bytes);
   }
   tiles_issued_ = 0;
+  if (orchestrator_) orchestrator_->on_op_start(op_, now);
   operand_ = 0;
   operand_offset_ = 0;
   ring_head_ = 0;
@@ -416,7 +422,7 @@ void ComputeEngine::begin_op(TimePs now) {
   overhead_ps_.inc(params_.op_overhead_ps * op_kernels_);
 }
 
-void ComputeEngine::issue_tile(TimePs now) {
+TimePs ComputeEngine::issue_tile(TimePs now) {
   // Advance the cursor to the next read operand with bytes left.
   while (op_.operand(operand_).access != Access::kRead ||
          operand_offset_ >= op_.operand(operand_).bytes) {
@@ -425,7 +431,24 @@ void ComputeEngine::issue_tile(TimePs now) {
   }
   const Operand& o = op_.operand(operand_);
   const ObjectInfo& obj = ctx().objects().get(o.object);
-  const uint64_t bytes = std::min(params_.tile_bytes, o.bytes - operand_offset_);
+  uint64_t bytes = std::min(params_.tile_bytes, o.bytes - operand_offset_);
+  uint64_t source = obj.address + o.offset_bytes + operand_offset_;
+  TimePs ready = now;
+  if (orchestrator_) {
+    // Where the bytes are: resident, staged by a prefetch (ready when it landed and the
+    // consumer was told), or at home; a tile does not cross from one to the other. A prefetch
+    // decided but not issued yet: wait for it.
+    const auto src = orchestrator_->locate(o.object, o.offset_bytes + operand_offset_, bytes, now);
+    if (src.pending) {
+      if (wanted_ps_ == kNotWaiting) wanted_ps_ = now;
+      return src.ready_ps;
+    }
+    bytes = src.bytes;
+    source = src.address;
+    ready = src.ready_ps;
+    orchestrator_->record(src, bytes, wanted_ps_ == kNotWaiting ? now : wanted_ps_, ready);
+    wanted_ps_ = kNotWaiting;
+  }
   const uint32_t slot = tiles_issued_ % params_.staging_buffers;
   const uint64_t buffer = staging_base_ + static_cast<uint64_t>(slot) * params_.tile_bytes;
 
@@ -436,9 +459,9 @@ void ComputeEngine::issue_tile(TimePs now) {
   intent.op_id = op_.id;
   intent.layer = op_.layer;
   intent.token = op_.step;
-  const TimePs land =
-      dma_->transfer(obj.address + o.offset_bytes + operand_offset_, buffer, bytes, intent, now);
+  const TimePs land = dma_->transfer(source, buffer, bytes, intent, ready);
   operand_offset_ += bytes;
+  stream_issued_ += bytes;
   ++tiles_issued_;
   tiles_.inc();
   last_land_ = std::max(last_land_, land);
@@ -464,6 +487,7 @@ void ComputeEngine::issue_tile(TimePs now) {
         buffers_.release(slot, compute_free_))) {
     staging_violations_.inc();
   }
+  return 0;
 }
 
 TimePs ComputeEngine::spill(uint64_t bytes, bool write, TimePs start_ps) {
@@ -522,7 +546,7 @@ void ComputeEngine::finish_op(TimePs now) {
     uint64_t offchip = 0;
     for (uint16_t i = 0; i < op_.operand_count; ++i)
       offchip += op_.operand(i).bytes;
-    const TimePs streaming = tiles_total_ ? last_land_ - stream_start_ : 0;
+    const TimePs streaming = stream_bytes_ ? last_land_ - stream_start_ : 0;
     const TimePs overhead = stream_start_ - op_start_;  // host wait and device launch overhead
     const TimePs active = now - stream_start_;
     BoundBy bound = streaming >= compute_busy_ps_ ? BoundBy::kMemory : BoundBy::kCompute;
@@ -583,14 +607,18 @@ void ComputeEngine::run() {
           ring_head_ = (ring_head_ + 1) % params_.staging_buffers;
           --in_flight_;
         }
-        while (tiles_issued_ < tiles_total_ && in_flight_ < params_.staging_buffers) {
-          issue_tile(now);
+        TimePs blocked_until = 0;  // a tile waits for a prefetch not issued yet
+        while (stream_issued_ < stream_bytes_ && in_flight_ < params_.staging_buffers) {
+          blocked_until = issue_tile(now);
+          if (blocked_until != 0) break;
         }
-        if (tiles_issued_ < tiles_total_) {
-          next_trigger(to_sc_time(free_ring_[ring_head_] - now));
+        if (stream_issued_ < stream_bytes_) {
+          TimePs wake = blocked_until != 0 ? std::max(blocked_until, now) : free_ring_[ring_head_];
+          if (blocked_until != 0 && in_flight_ > 0) wake = std::min(wake, free_ring_[ring_head_]);
+          next_trigger(to_sc_time(wake - now));
           return;
         }
-        if (tiles_total_ == 0) {
+        if (stream_bytes_ == 0) {
           // Nothing streamed: the op computes on on-chip activations only (a collective moves
           // them over the scale-up fabric).
           const TimePs start = std::max(compute_free_, now);
@@ -658,6 +686,7 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     "streamed through SRAM staging buffers",
     [](const config::Config& root, const config::Component& c, Validator& v) {
       ComputeParams::validate(root, c.compute(), v);
+      OrchestrationParams::validate(root, v.root(""));
     },
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
       return with_energy(std::make_unique<ComputeEngine>(

@@ -22,8 +22,10 @@
 #include <tlm_utils/simple_initiator_socket.h>
 
 #include <array>
+#include <memory>
 #include <vector>
 
+#include "accelerators/orchestrator.h"
 #include "configs/tiersim.pb.h"
 #include "models/component.h"
 #include "models/config_error.h"
@@ -101,6 +103,9 @@ class ComputeEngine : public Component {
 
   SC_HAS_PROCESS(ComputeEngine);
   ComputeEngine(sc_core::sc_module_name name, const ComputeParams& params, Context& ctx);
+  void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const override {
+    if (orchestrator_) orchestrator_->summarize(out, tokens);
+  }
 
   bool connect(Component& target, const LinkInfo& link) override;
   void prepare() override;
@@ -113,7 +118,9 @@ class ComputeEngine : public Component {
 
   void run();  // the scheduler process; re-triggers itself only when something can change
   void begin_op(TimePs now);
-  void issue_tile(TimePs now);
+  // Issues the next tile; returns 0, or the time to try again when its data is a prefetch the
+  // controller has decided but not issued yet.
+  TimePs issue_tile(TimePs now);
   TimePs sram_access(tlm::tlm_command cmd, uint64_t address, uint64_t bytes, TimePs start_ps);
   void finish_op(TimePs now);
   // Moves `bytes` of activations between the SRAM area and the spill region; returns when done.
@@ -148,11 +155,15 @@ class ComputeEngine : public Component {
   uint32_t op_kernels_ = 0;
   uint32_t current_step_ = UINT32_MAX;
   uint64_t stream_bytes_ = 0;  // off-chip bytes this op streams in
-  uint32_t tiles_total_ = 0, tiles_issued_ = 0;
-  uint16_t operand_ = 0;  // cursor: operand index and offset within it
+  uint32_t tiles_issued_ = 0;
+  uint64_t stream_issued_ = 0;  // bytes of the op's read operands issued so far
+  uint16_t operand_ = 0;        // cursor: operand index and offset within it
   uint64_t operand_offset_ = 0;
   std::vector<TimePs> free_ring_;  // buffer release times, FIFO
   StagingBuffers buffers_;         // each tile's fill, fence, consume, release, checked
+  std::unique_ptr<Orchestrator> orchestrator_;  // policy ORCHESTRATED
+  static constexpr TimePs kNotWaiting = UINT64_MAX;
+  TimePs wanted_ps_ = kNotWaiting;  // when the tile now waiting for a prefetch was first wanted
   uint32_t ring_head_ = 0, in_flight_ = 0;
   TimePs compute_busy_ps_ = 0;  // this op
   TimePs last_land_ = 0;

@@ -6,6 +6,7 @@
 #include <string>
 #include <systemc>
 #include <tlm>
+#include <vector>
 
 #include "configs/tiersim.pb.h"
 #include "models/objects.h"
@@ -14,6 +15,7 @@
 namespace tiersim {
 
 class Context;
+struct SummaryItem;
 
 // What initiators bind to: the base of every TLM target socket of the base protocol.
 using TargetSocket = tlm::tlm_base_target_socket_b<>;
@@ -45,6 +47,8 @@ class Component : public sc_core::sc_module {
   // Bytes served, for memories (summary metrics are derived from these).
   virtual uint64_t bytes_read() const { return 0; }
   virtual uint64_t bytes_written() const { return 0; }
+  // Adds the component's headline metrics to the run summary (`tokens`: generated tokens).
+  virtual void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const {}
 
   // Energy (set from the component's config by the builder): dynamic energy so far, by default
   // every bit read or written at `pj_per_unit` (compute engines count FLOPs instead), and

@@ -58,13 +58,7 @@ void LinkParams::validate(const config::SerialLink& c, Validator& v) {
       v.error("retrain_duration_ps", "needed with a retrain_rate_per_s");
     }
   }
-  const auto& j = c.jitter();
-  if (j.has_uniform() && j.uniform().min_ps() > j.uniform().max_ps()) {
-    v.at("jitter.uniform").error("max_ps", "below min_ps");
-  }
-  if (j.has_normal() && !(j.normal().sd_ps() >= 0 && j.normal().mean_ps() >= 0)) {
-    v.at("jitter.normal").error("sd_ps", "mean and sd must be zero or positive");
-  }
+  validate_jitter(c.jitter(), v.at("jitter"));
   v.non_negative("energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
   v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
   if (c.retimers() > 0 && !c.has_retimer_latency_ps()) {
@@ -122,15 +116,27 @@ TimePs LinkModel::next_retrain_gap() {
 }
 
 TimePs LinkModel::draw_jitter() {
-  const auto& j = p_.jitter;
+  return tiersim::draw_jitter(p_.jitter, rng_);
+}
+
+void validate_jitter(const config::Jitter& j, Validator v) {
+  if (j.has_uniform() && j.uniform().min_ps() > j.uniform().max_ps()) {
+    v.at("uniform").error("max_ps", "below min_ps");
+  }
+  if (j.has_normal() && !(j.normal().sd_ps() >= 0 && j.normal().mean_ps() >= 0)) {
+    v.at("normal").error("sd_ps", "mean and sd must be zero or positive");
+  }
+}
+
+TimePs draw_jitter(const config::Jitter& j, Rng& rng) {
   switch (j.kind_case()) {
     case config::Jitter::kFixedPs:
       return j.fixed_ps();
     case config::Jitter::kUniform:
-      return j.uniform().min_ps() + rng_.below(j.uniform().max_ps() - j.uniform().min_ps() + 1);
+      return j.uniform().min_ps() + rng.below(j.uniform().max_ps() - j.uniform().min_ps() + 1);
     case config::Jitter::kNormal: {
       // Box-Muller (the library's normal distribution is not portable), truncated at zero.
-      const double u1 = 1.0 - rng_.uniform(), u2 = rng_.uniform();
+      const double u1 = 1.0 - rng.uniform(), u2 = rng.uniform();
       const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
       return static_cast<TimePs>(std::max(0.0, j.normal().mean_ps() + j.normal().sd_ps() * z));
     }

@@ -76,6 +76,10 @@ struct LinkParams {
   static LinkParams from_config(const config::SerialLink& c);
 };
 
+// A draw of `j` (fixed, uniform, or normal truncated at zero) from `rng`; its validation.
+TimePs draw_jitter(const config::Jitter& j, Rng& rng);
+void validate_jitter(const config::Jitter& j, Validator v);
+
 class LinkModel {
  public:
   static constexpr uint32_t kPriorities = 8;            // virtual-channel priorities 0..7

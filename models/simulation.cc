@@ -404,6 +404,8 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
         {"energy_j_per_token", generated ? energy_j / double(generated) : 0.0, "J/token"});
     out.summary.insert(out.summary.end(), energy_items.begin(), energy_items.end());
   }
+  for (const auto& c : components)
+    c->summarize(out.summary, generated);
   // Fault runs: every DMA transfer completed or failed, with the retries and reroutes.
   if (cfg.system().faults_size() > 0) {
     const char* kCounts[] = {"transfers", "transfers_failed", "transfers_retried",

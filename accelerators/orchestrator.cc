@@ -1,0 +1,351 @@
+#include "accelerators/orchestrator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "accelerators/dma_engine.h"
+#include "models/context.h"
+#include "models/hdf5_file.h"
+#include "models/serial_link.h"
+
+namespace tiersim {
+
+void OrchestrationParams::validate(const config::Config& root, Validator v) {
+  const auto& c = root.policy().orchestration();
+  Validator o = v.at("policy.orchestration");
+  if (root.policy().placement() != config::ORCHESTRATED) {
+    if (root.policy().has_orchestration()) {
+      o.error("", "set only with policy.placement: ORCHESTRATED");
+    }
+    return;
+  }
+  if (!root.policy().has_orchestration()) {
+    v.error("policy.orchestration", "required with placement ORCHESTRATED");
+    return;
+  }
+  auto find = [&](const std::string& name) -> const config::Component* {
+    for (const auto& comp : root.system().components()) {
+      if (comp.name() == name) return &comp;
+    }
+    return nullptr;
+  };
+  if (o.non_empty("fast_memory", c.has_fast_memory(), c.fast_memory())) {
+    const config::Component* m = find(c.fast_memory());
+    if (m == nullptr) {
+      o.error("fast_memory", "no component named \"" + c.fast_memory() + "\"");
+    } else if (!(m->has_hbm() || m->has_gddr() || m->has_ddr() || m->has_sram() || m->has_cxl())) {
+      o.error("fast_memory", "\"" + c.fast_memory() + "\" is not a memory");
+    }
+  }
+  if (!c.has_resident_fraction() || !(c.resident_fraction() >= 0 && c.resident_fraction() <= 1)) {
+    o.error("resident_fraction", "required, in [0, 1]");
+  }
+  if (c.controller() == config::CONTROLLER_PLACEMENT_UNSPECIFIED) {
+    o.error("controller", "required: HOST_CPU, DPU or ON_ACCELERATOR");
+  }
+  if (c.notification() == config::NOTIFICATION_UNSPECIFIED) {
+    o.error("notification", "required: INTERRUPT, POLLING or DOORBELL");
+  }
+  o.require("decision_latency_ps", c.has_decision_latency_ps());
+  o.require("notification_latency_ps", c.has_notification_latency_ps());
+  validate_jitter(c.decision_jitter(), o.at("decision_jitter"));
+  if (c.has_dma()) {
+    const config::Component* d = find(c.dma());
+    if (d == nullptr || !d->has_dma()) o.error("dma", "no DMA engine named \"" + c.dma() + "\"");
+  }
+}
+
+OrchestrationParams OrchestrationParams::from_config(const config::Orchestration& c) {
+  OrchestrationParams p;
+  p.fast_memory = c.fast_memory();
+  p.dma = c.dma();
+  p.resident_fraction = c.resident_fraction();
+  p.kv_resident = c.has_kv_resident() ? c.kv_resident() : true;
+  p.prefetch_layers = c.prefetch_layers();
+  p.controller = c.controller();
+  p.decision_latency_ps = c.decision_latency_ps();
+  p.decision_jitter = c.decision_jitter();
+  p.notification = c.notification();
+  p.notification_latency_ps = c.notification_latency_ps();
+  return p;
+}
+
+Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationParams& p,
+                           Context& ctx)
+    : sc_core::sc_module(name),
+      p_(p),
+      ctx_(ctx),
+      owner_(basename()),
+      rng_(ctx.rng_for(std::string(basename()) + ".decisions")),
+      decisions_(
+          ctx.stats().counter("orchestrator", "decisions", "prefetch decisions taken", "count")),
+      prefetch_bytes_(ctx.stats().counter("orchestrator", "prefetch_bytes",
+                                          "bytes copied home -> fast memory ahead of use",
+                                          "bytes")),
+      demand_bytes_(ctx.stats().counter("orchestrator", "demand_bytes",
+                                        "bytes streamed from home on demand (not prefetched)",
+                                        "bytes")),
+      resident_bytes_read_(ctx.stats().counter("orchestrator", "resident_bytes",
+                                               "bytes read from the resident part", "bytes")),
+      staged_bytes_read_(ctx.stats().counter("orchestrator", "staged_bytes",
+                                             "bytes read from staged prefetches", "bytes")),
+      data_stall_ps_(ctx.stats().counter("orchestrator", "data_stall_ps",
+                                         "exposed stall: tiles waiting for a prefetch copy to land",
+                                         "ps")),
+      notify_stall_ps_(ctx.stats().counter(
+          "orchestrator", "notification_stall_ps",
+          "exposed stall: tiles waiting for the completion notification", "ps")),
+      late_tiles_(ctx.stats().counter("orchestrator", "late_tiles",
+                                      "staged tiles the consumer reached before they were ready",
+                                      "count")),
+      staged_tiles_(ctx.stats().counter("orchestrator", "staged_tiles",
+                                        "tiles read from staged prefetches", "count")),
+      decision_to_ready_ns_(ctx.stats().histogram(
+          "orchestrator", "trigger_to_ready", "from a prefetch's trigger to its data being usable",
+          "ns", Histogram::log2_edges(1, 1 << 30))) {
+  SC_METHOD(run);
+  sensitive << wake_;
+  dont_initialize();
+}
+
+void Orchestrator::run() {
+  issue_due(now_ps());
+}
+
+void Orchestrator::issue_due(TimePs now) {
+  while (queue_head_ < queue_.size()) {
+    const ObjectId id = queue_[queue_head_];
+    Staged& st = staged_.at(id.value());
+    if (st.decided_ps > now) {
+      wake_.notify(to_sc_time(st.decided_ps - now));
+      return;
+    }
+    ++queue_head_;
+    const ObjectInfo& o = ctx_.objects().get(id);
+    const Split& s = split_.at(id.value());
+    const uint64_t bytes = o.size_bytes - s.resident_bytes;
+    MovementIntent intent;
+    intent.object = id;
+    intent.object_class = o.cls;
+    intent.op = MoveOp::kPrefetch;
+    intent.layer = o.layer;
+    // Copies of more than a TLM length go in pieces.
+    TimePs landed = now;
+    for (uint64_t off = 0; off < bytes;) {
+      const uint64_t n = std::min<uint64_t>(bytes - off, 1ULL << 30);
+      landed = std::max(landed, dma_->transfer(o.address + s.resident_bytes + off,
+                                               st.address + off, n, intent, now));
+      off += n;
+    }
+    prefetch_bytes_.inc(bytes);
+    st.issued = true;
+    st.landed_ps = landed;
+    st.ready_ps = landed + p_.notification_latency_ps;
+    decision_to_ready_ns_.record(double(st.ready_ps - st.trigger_ps) / kPsPerNs);
+  }
+  queue_.clear();
+  queue_head_ = 0;
+}
+
+void Orchestrator::prepare(const std::string& default_dma) {
+  dma_ = dynamic_cast<DmaEngine*>(ctx_.component(p_.dma.empty() ? default_dma : p_.dma));
+  if (dma_ == nullptr) throw std::logic_error(owner_ + ": orchestrator DMA engine missing");
+  const std::string at = "policy.orchestration";
+  auto& map = ctx_.address_map();
+  auto place = [&](uint64_t bytes, const std::string& what) {
+    auto a = map.allocate(p_.fast_memory, std::max<uint64_t>(bytes, 1), 4096);
+    if (!a) {
+      throw ConfigError({ConfigIssue{
+          {},
+          at + ".fast_memory",
+          "\"" + p_.fast_memory + "\" has no room for " + what + " (" + std::to_string(bytes) +
+              " bytes; " +
+              std::to_string(map.capacity(p_.fast_memory) - map.allocated(p_.fast_memory)) +
+              " left)"}});
+    }
+    return *a;
+  };
+  // Decoder layers: the largest valid layer id + 1; weights outside the layers (final norm, LM
+  // head) form one more, virtual, layer at the end of each step.
+  for (const auto& o : ctx_.objects().all()) {
+    if (o.layer.valid()) layers_ = std::max(layers_, o.layer.value() + 1);
+  }
+  layer_objects_.assign(layers_ + 1, {});
+  std::vector<uint64_t> layer_home(layers_ + 1, 0);
+  for (size_t i = 0; i < ctx_.objects().size(); ++i) {
+    const ObjectId id(static_cast<uint32_t>(i));
+    ObjectInfo& o = ctx_.objects().get_mutable(id);
+    const bool kv = o.cls == ObjectClass::kKvCache;
+    if (o.cls != ObjectClass::kWeight) {
+      // Embedding tables, draft weights and (with kv_resident) KV caches move to the fast
+      // memory whole; activations are the engine's.
+      if (kv && !p_.kv_resident) continue;
+      if (o.cls == ObjectClass::kActivation) continue;
+      o.address = place(o.size_bytes, o.name);
+      o.home = p_.fast_memory;
+      continue;
+    }
+    // Weights: the first resident_fraction (in whole 4 KiB pages) stays in the fast memory.
+    uint64_t resident =
+        static_cast<uint64_t>(std::floor(double(o.size_bytes) * p_.resident_fraction));
+    resident = resident / 4096 * 4096;
+    if (p_.resident_fraction >= 1.0) resident = o.size_bytes;
+    if (resident >= o.size_bytes) {
+      o.address = place(o.size_bytes, o.name);
+      o.home = p_.fast_memory;
+      continue;
+    }
+    Split s;
+    s.resident_bytes = resident;
+    if (resident > 0) s.resident_address = place(resident, o.name);
+    split_[id.value()] = s;
+    const uint32_t layer = o.layer.valid() ? o.layer.value() : layers_;
+    layer_objects_[layer].push_back(id);
+    layer_home[layer] += o.size_bytes - resident;
+  }
+  // The staging area: k + 1 slots of the largest layer's home bytes.
+  if (p_.prefetch_layers > 0) {
+    for (uint64_t b : layer_home)
+      slot_bytes_ = std::max(slot_bytes_, (b + 4095) / 4096 * 4096);
+    for (uint32_t i = 0; i <= p_.prefetch_layers && slot_bytes_ > 0; ++i) {
+      slot_base_.push_back(place(slot_bytes_, "the prefetch staging area"));
+      slot_generation_.push_back(0);
+    }
+  }
+}
+
+void Orchestrator::on_op_start(const Op& op, TimePs now) {
+  if (p_.prefetch_layers == 0 || slot_base_.empty()) return;
+  // Ops outside the decoder layers: the embedding starts a step (no trigger); the final norm and
+  // LM head are the virtual last layer.
+  uint32_t layer = layers_;
+  if (op.layer.valid()) {
+    layer = op.layer.value();
+  } else if (op.kind == OpKind::kEmbedding || op.kind == OpKind::kEmbeddingNorm) {
+    return;
+  }
+  if (layer == last_layer_) return;
+  last_layer_ = layer;
+  // The virtual last layer (final norm, LM head) counts as layer `layers_`; targets wrap into
+  // the next step.
+  prefetch_layer((layer + p_.prefetch_layers) % (layers_ + 1), now);
+}
+
+void Orchestrator::prefetch_layer(uint32_t layer, TimePs trigger) {
+  if (layer_objects_[layer].empty()) return;
+  const size_t slot = generation_ % slot_base_.size();
+  const uint64_t generation = ++generation_;
+  slot_generation_[slot] = generation;
+  uint64_t offset = 0;
+  for (ObjectId id : layer_objects_[layer]) {
+    const ObjectInfo& o = ctx_.objects().get(id);
+    const Split& s = split_.at(id.value());
+    const uint64_t bytes = o.size_bytes - s.resident_bytes;
+    // One decision per object's copy (a descriptor), serialised on the controller.
+    const TimePs decided = std::max(trigger, controller_free_) + p_.decision_latency_ps +
+                           draw_jitter(p_.decision_jitter, rng_);
+    controller_free_ = decided;
+    decisions_.inc();
+    Staged st;
+    st.address = slot_base_[slot] + offset;
+    st.decided_ps = decided;
+    st.generation = generation;
+    st.trigger_ps = trigger;
+    staged_[id.value()] = st;
+    queue_.push_back(id);
+    offset += (bytes + 4095) / 4096 * 4096;
+  }
+  issue_due(trigger);
+}
+
+Orchestrator::Source Orchestrator::locate(ObjectId object, uint64_t offset, uint64_t max_bytes,
+                                          TimePs now) {
+  const ObjectInfo& o = ctx_.objects().get(object);
+  Source src;
+  auto it = split_.find(object.value());
+  if (it == split_.end()) {  // wholly in one place (home or relocated)
+    src.address = o.address + offset;
+    src.bytes = max_bytes;
+    src.ready_ps = src.landed_ps = now;
+    src.path = o.home == p_.fast_memory ? Path::kResident : Path::kDemand;
+    return src;
+  }
+  const Split& s = it->second;
+  if (offset < s.resident_bytes) {
+    src.address = s.resident_address + offset;
+    src.bytes = std::min(max_bytes, s.resident_bytes - offset);
+    src.ready_ps = src.landed_ps = now;
+    src.path = Path::kResident;
+    return src;
+  }
+  src.bytes = max_bytes;
+  issue_due(now);
+  auto st = staged_.find(object.value());
+  if (st != staged_.end()) {
+    const size_t slot = (st->second.generation - 1) % slot_base_.size();
+    if (slot_generation_[slot] == st->second.generation) {
+      src.address = st->second.address + (offset - s.resident_bytes);
+      src.path = Path::kStaged;
+      if (!st->second.issued) {
+        src.pending = true;
+        src.ready_ps = src.landed_ps = st->second.decided_ps;
+        return src;
+      }
+      src.landed_ps = std::max(now, st->second.landed_ps);
+      src.ready_ps = std::max(now, st->second.ready_ps);
+      return src;
+    }
+  }
+  src.address = o.address + offset;
+  src.ready_ps = src.landed_ps = now;
+  src.path = Path::kDemand;
+  return src;
+}
+
+void Orchestrator::record(const Source& s, uint64_t bytes, TimePs now, TimePs start) {
+  // `now` is when the consumer first wanted the tile.
+  switch (s.path) {
+    case Path::kResident:
+      resident_bytes_read_.inc(bytes);
+      break;
+    case Path::kStaged:
+      staged_bytes_read_.inc(bytes);
+      staged_tiles_.inc();
+      if (start > now) {
+        late_tiles_.inc();
+        const TimePs data = s.landed_ps > now ? s.landed_ps - now : 0;
+        data_stall_ps_.inc(data);
+        notify_stall_ps_.inc(start - now - data);
+      }
+      break;
+    case Path::kDemand:
+      demand_bytes_.inc(bytes);
+      break;
+  }
+}
+
+void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) const {
+  const double per = tokens ? 1.0 / double(tokens) : 0.0;
+  const double staged = double(staged_tiles_.value());
+  out.push_back({"stall_us_per_token",
+                 double(data_stall_ps_.value() + notify_stall_ps_.value()) * per / 1e6,
+                 "us/token"});
+  out.push_back(
+      {"stall_data_us_per_token", double(data_stall_ps_.value()) * per / 1e6, "us/token"});
+  out.push_back({"stall_notification_us_per_token", double(notify_stall_ps_.value()) * per / 1e6,
+                 "us/token"});
+  out.push_back(
+      {"prefetch_late_fraction", staged ? double(late_tiles_.value()) / staged : 0.0, "fraction"});
+  const double home_reads = double(staged_bytes_read_.value() + demand_bytes_.value());
+  out.push_back({"prefetch_coverage",
+                 home_reads > 0 ? double(staged_bytes_read_.value()) / home_reads : 0.0,
+                 "fraction"});
+  out.push_back({"prefetch_bytes_per_token", double(prefetch_bytes_.value()) * per, "bytes/token"});
+  out.push_back({"demand_bytes_per_token", double(demand_bytes_.value()) * per, "bytes/token"});
+  out.push_back(
+      {"resident_bytes_per_token", double(resident_bytes_read_.value()) * per, "bytes/token"});
+  out.push_back({"controller_decisions", double(decisions_.value()), "count"});
+}
+
+}  // namespace tiersim

@@ -1,0 +1,135 @@
+// The movement controller of policy ORCHESTRATED (config Orchestration; docs/models/
+// orchestration.md): static placement of a fraction of every weight object in a fast memory,
+// KV caches there, and layer-ahead prefetch of the rest of each layer's weights into a staging
+// area of the fast memory, issued by a controller with a decision latency (host CPU, DPU or
+// on-accelerator) and consumed after a completion notification (interrupt, polling, doorbell).
+//
+// The compute engine asks, per tile, where an operand's bytes are (`locate`): in the resident
+// part (fast memory, ready now), in a staged prefetch (fast memory, ready when its copy landed
+// plus the notification), or only at home (streamed on demand). The engine starts the tile's
+// transfer no earlier than the ready time: the difference is the exposed stall, counted as data
+// (the copy had not landed) and notification (it had, the consumer had not been told).
+//
+// Timing: the first op of layer L triggers layer L + k. Each object's copy is one decision (a
+// descriptor); decisions are serialised on the controller, so a layer of n weight objects costs
+// n decision latencies. A decided copy is issued to the DMA engine at its decision time by the
+// orchestrator's own SC_METHOD (event-driven: the copy reserves bandwidth from then, not ahead
+// of the engine's tiles). A consumer that reaches a copy not yet issued waits for it (the engine
+// re-triggers at the decision time); one not yet landed waits for the landing and the
+// notification. A layer's staged copy lives in one of k + 1 slots of the staging area, reused
+// round robin.
+#pragma once
+
+#include <cstdint>
+#include <systemc>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "configs/tiersim.pb.h"
+#include "models/config_error.h"
+#include "models/ids.h"
+#include "models/op.h"
+#include "models/rng.h"
+#include "models/stats.h"
+#include "models/time.h"
+
+namespace tiersim {
+
+class Context;
+class DmaEngine;
+struct SummaryItem;
+
+struct OrchestrationParams {
+  std::string fast_memory, dma;
+  double resident_fraction = 0;
+  bool kv_resident = true;
+  uint32_t prefetch_layers = 0;
+  config::ControllerPlacement controller = config::HOST_CPU;
+  TimePs decision_latency_ps = 0;
+  config::Jitter decision_jitter;
+  config::Notification notification = config::INTERRUPT;
+  TimePs notification_latency_ps = 0;
+
+  static void validate(const config::Config& root, Validator v);
+  static OrchestrationParams from_config(const config::Orchestration& c);
+};
+
+class Orchestrator : public sc_core::sc_module {
+ public:
+  enum class Path : uint8_t { kResident, kStaged, kDemand };
+  struct Source {
+    uint64_t address = 0;  // global
+    uint64_t bytes = 0;    // contiguous bytes available there, from the asked offset
+    TimePs ready_ps = 0;   // when the consumer may start reading them
+    TimePs landed_ps = 0;  // when the data landed (<= ready_ps; the rest is notification)
+    Path path = Path::kDemand;
+    bool pending = false;  // a decided copy not issued yet: ask again at ready_ps
+  };
+
+  SC_HAS_PROCESS(Orchestrator);
+  Orchestrator(sc_core::sc_module_name name, const OrchestrationParams& p, Context& ctx);
+
+  // Places the objects (called from the compute engine's prepare, after the builder put every
+  // object at home): allocates the resident parts and the staging area in the fast memory.
+  // `default_dma` moves prefetches when the params name none. Throws ConfigError when the fast
+  // memory cannot hold them.
+  void prepare(const std::string& default_dma);
+
+  // The op the engine starts: the first op of a layer triggers that layer + k's prefetch.
+  void on_op_start(const Op& op, TimePs now);
+  // Where bytes [offset, offset + max_bytes) of `object` are for a read starting at `now`.
+  Source locate(ObjectId object, uint64_t offset, uint64_t max_bytes, TimePs now);
+  // The engine's tile from `s` starts at `start`; it first wanted it at `wanted` (<= start):
+  // counts the exposed stall and the bytes by path.
+  void record(const Source& s, uint64_t bytes, TimePs wanted, TimePs start);
+
+  void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const;
+
+ private:
+  struct Split {
+    uint64_t resident_bytes = 0;  // [0, resident_bytes) lives at resident_address
+    uint64_t resident_address = 0;
+  };
+  struct Staged {
+    uint64_t address = 0;  // global address of byte `resident_bytes` of the object
+    TimePs decided_ps = 0, landed_ps = 0, ready_ps = 0;
+    bool issued = false;
+    uint64_t generation = 0;  // the trigger that staged it (stale after the slot is reused)
+    TimePs trigger_ps = 0;
+  };
+  void prefetch_layer(uint32_t layer, TimePs trigger);
+  // Issues the decided copies due by `now` (the SC_METHOD, and consumers that got there first).
+  void issue_due(TimePs now);
+  void run();
+
+  OrchestrationParams p_;
+  Context& ctx_;
+  std::string owner_;
+  sc_core::sc_event wake_;
+  std::vector<ObjectId> queue_;  // decided copies in decision order, not issued yet
+  size_t queue_head_ = 0;
+  DmaEngine* dma_ = nullptr;
+  Rng rng_;
+  std::unordered_map<uint32_t, Split> split_;         // by object id (weights with a home part)
+  std::vector<std::vector<ObjectId>> layer_objects_;  // weights with a home part, per layer
+  std::unordered_map<uint32_t, Staged> staged_;       // by object id
+  std::vector<uint64_t> slot_base_;                   // staging slots (global addresses)
+  std::vector<uint64_t> slot_generation_;
+  uint64_t slot_bytes_ = 0, generation_ = 0;
+  uint32_t layers_ = 0, last_layer_ = UINT32_MAX;
+  TimePs controller_free_ = 0;
+
+  Counter& decisions_;
+  Counter& prefetch_bytes_;
+  Counter& demand_bytes_;
+  Counter& resident_bytes_read_;
+  Counter& staged_bytes_read_;
+  Counter& data_stall_ps_;
+  Counter& notify_stall_ps_;
+  Counter& late_tiles_;
+  Counter& staged_tiles_;
+  Histogram& decision_to_ready_ns_;
+};
+
+}  // namespace tiersim

@@ -1,0 +1,122 @@
+// The movement controller in whole runs (policy ORCHESTRATED): Llama-3-70B TP8 on H100 with the
+// weights' home in host DDR5 behind PCIe Gen5, 99% of each weight object resident in HBM and
+// the rest prefetched one layer ahead. Where the controller sits decides whether prefetches land
+// within the per-layer window; bytes are accounted by path; bad settings are refused.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+
+#include "models/hdf5_file.h"
+#include "tests/support/paths.h"
+#include "tests/support/run_cmd.h"
+
+namespace tiersim {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string base() {
+  return test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+         test::preset("memory/ddr5_4800_8ch.textproto") + " " +
+         test::preset("hardware/fragments/h100_weights_in_host_ddr.textproto") + " " +
+         test::preset("models/llama3_70b.textproto") + " " +
+         test::preset("studies/offload_prefetch_70b_tp8.textproto") +
+         " --set workload.decode.decode_steps=8 --quiet";
+}
+
+std::map<std::string, double> run(const std::string& extra, std::string* err = nullptr) {
+  const std::string out =
+      (fs::temp_directory_path() / ("tiersim_orch_" + std::to_string(getpid()) + ".h5")).string();
+  auto r = test::run_cmd(base() + " " + extra + " --out " + out);
+  if (err) *err = r.err;
+  std::map<std::string, double> s;
+  if (r.code != 0) {
+    s["exit"] = r.code;
+    return s;
+  }
+  ResultReader h(out);
+  for (const auto& item : h.summary())
+    s[item.name] = item.value;
+  fs::remove(out);
+  return s;
+}
+
+// The controller presets: a host CPU (5-50 us per decision, interrupt) misses the window on
+// some layers; a DPU (1-5 us, polling) and an on-accelerator controller (0.3 us, doorbell) never
+// do.
+TEST(Orchestration, HostControlMissesTheLayerWindowDpuAndOnAcceleratorDoNot) {
+  const auto host = run(test::preset("controllers/host_cpu.textproto"));
+  const auto dpu = run(test::preset("controllers/dpu.textproto"));
+  const auto accel = run(test::preset("controllers/on_accelerator.textproto"));
+  std::cout << "stall us/token: host " << host.at("stall_us_per_token") << " (late "
+            << host.at("prefetch_late_fraction") << "), DPU " << dpu.at("stall_us_per_token")
+            << ", on-accelerator " << accel.at("stall_us_per_token") << "; TPOT "
+            << host.at("tpot_ms_mean") << " / " << dpu.at("tpot_ms_mean") << " / "
+            << accel.at("tpot_ms_mean") << " ms\n";
+  EXPECT_GT(host.at("stall_us_per_token"), 100);
+  EXPECT_GT(host.at("prefetch_late_fraction"), 0.01);
+  EXPECT_EQ(dpu.at("stall_us_per_token"), 0);
+  EXPECT_EQ(accel.at("stall_us_per_token"), 0);
+  EXPECT_GT(host.at("tpot_ms_mean"), dpu.at("tpot_ms_mean"));
+  // Every layer's home bytes were prefetched: all but the first layer of the first step came
+  // from the staging area.
+  EXPECT_GT(dpu.at("prefetch_coverage"), 0.99);
+  EXPECT_EQ(dpu.at("controller_decisions"), accel.at("controller_decisions"));
+}
+
+// The sweep behind the plot (configs/sweeps/decision_latency_70b_tp8.textproto): with a fixed
+// decision latency per copy, nothing stalls while 9 decisions fit in a layer (~17 us each), and
+// the stall grows with the latency beyond.
+TEST(Orchestration, StallHasAKneeAtTheLayerWindow) {
+  std::vector<double> stall;
+  for (const char* ps : {"300000", "3000000", "10000000", "30000000", "50000000"}) {
+    const auto s = run(test::preset("controllers/dpu.textproto") +
+                       " --set policy.orchestration.decision_jitter=!clear"
+                       " --set policy.orchestration.decision_latency_ps=" +
+                       ps);
+    stall.push_back(s.at("stall_us_per_token"));
+  }
+  EXPECT_EQ(stall[0], 0);
+  EXPECT_EQ(stall[1], 0);
+  EXPECT_EQ(stall[2], 0);
+  EXPECT_GT(stall[3], 1000);
+  EXPECT_GT(stall[4], stall[3]);
+}
+
+// Bytes by path: every weight byte a step reads comes from the resident part, a staged prefetch
+// or (not prefetched) home; prefetches copy each home byte once per step. Without prefetch
+// (prefetch_layers 0) the home part streams on demand and the decode is slower.
+TEST(Orchestration, BytesByPathAndDemandOnly) {
+  const auto pf = run(test::preset("controllers/on_accelerator.textproto"));
+  // The home part is 1% of the weights (the resident reads also carry the KV cache).
+  const double home = pf.at("prefetch_bytes_per_token");
+  EXPECT_NEAR(home / (pf.at("resident_bytes_per_token") + home), 0.01, 0.002);
+  const auto demand = run(test::preset("controllers/on_accelerator.textproto") +
+                          " --set policy.orchestration.prefetch_layers=0");
+  EXPECT_EQ(demand.at("prefetch_bytes_per_token"), 0);
+  EXPECT_EQ(demand.at("prefetch_coverage"), 0);
+  EXPECT_NEAR(demand.at("demand_bytes_per_token"), home, home * 0.01);
+  EXPECT_GT(demand.at("tpot_ms_mean"), pf.at("tpot_ms_mean"));
+}
+
+TEST(Orchestration, BadSettingsAreRefused) {
+  std::string err;
+  auto s = run("--set policy.orchestration.resident_fraction=1.5", &err);
+  EXPECT_EQ(s["exit"], 2);
+  EXPECT_NE(err.find("policy.orchestration.resident_fraction: required, in [0, 1]"),
+            std::string::npos)
+      << err;
+  s = run("--set policy.orchestration.fast_memory=nowhere", &err);
+  EXPECT_NE(err.find("no component named \"nowhere\""), std::string::npos) << err;
+  s = run("--set policy.orchestration.decision_latency_ps=1", &err);  // no controller
+  EXPECT_NE(err.find("policy.orchestration.controller: required"), std::string::npos) << err;
+  s = run(test::preset("controllers/dpu.textproto") + " --set policy.placement=STREAM_ALL", &err);
+  EXPECT_NE(err.find("policy.orchestration: set only with policy.placement: ORCHESTRATED"),
+            std::string::npos)
+      << err;
+}
+
+}  // namespace
+}  // namespace tiersim
