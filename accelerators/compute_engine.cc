@@ -310,7 +310,7 @@ void ComputeEngine::prepare() {
     orchestrator_ = std::make_unique<Orchestrator>(
         (std::string(basename()) + "_orchestrator").c_str(),
         OrchestrationParams::from_config(ctx().config().policy().orchestration()), ctx());
-    orchestrator_->prepare(params_.dma);
+    orchestrator_->prepare(params_.dma, params_.tile_bytes);
   }
   const std::string at = std::string("system.components[") + basename() + "].compute";
   auto staging =
@@ -401,7 +401,10 @@ TimePs ComputeEngine::op_compute_ps(double flops, uint32_t rows) const {
 
 void ComputeEngine::begin_op(TimePs now) {
   op_start_ = now;
-  if (op_.step.value() != current_step_) current_step_ = op_.step.value();
+  if (op_.step.value() != current_step_) {
+    current_step_ = op_.step.value();
+    if (orchestrator_) orchestrator_->on_step_start(current_step_);
+  }
   op_kernels_ = software_.kernels(op_.kind);
   kernels_.inc(op_kernels_);
   stream_bytes_ = 0;
@@ -433,6 +436,7 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
   const ObjectInfo& obj = ctx().objects().get(o.object);
   uint64_t bytes = std::min(params_.tile_bytes, o.bytes - operand_offset_);
   uint64_t source = obj.address + o.offset_bytes + operand_offset_;
+  uint64_t admit = 0;  // a cache frame the landed tile is copied into
   TimePs ready = now;
   if (orchestrator_) {
     // Where the bytes are: resident, staged by a prefetch (ready when it landed and the
@@ -446,6 +450,7 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
     bytes = src.bytes;
     source = src.address;
     ready = src.ready_ps;
+    admit = src.admit_address;
     orchestrator_->record(src, bytes, wanted_ps_ == kNotWaiting ? now : wanted_ps_, ready);
     wanted_ps_ = kNotWaiting;
   }
@@ -479,12 +484,21 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
   const TimePs math_done = start + op_compute_ps(tile_flops, rows);
   compute_free_ = std::max(read_done, math_done);
   compute_busy_ps_ += compute_free_ - start;
-  free_ring_[(ring_head_ + in_flight_) % params_.staging_buffers] = compute_free_;
+  TimePs release = compute_free_;
+  if (admit != 0) {
+    // The dynamic cache admitted this page: copy the landed tile into its frame; the buffer
+    // is free when both the compute and the copy are done.
+    MovementIntent copy = intent;
+    copy.op = MoveOp::kPromote;
+    release = std::max(release, dma_->transfer(buffer, admit, bytes, copy, land));
+    orchestrator_->record_admission(bytes);
+  }
+  free_ring_[(ring_head_ + in_flight_) % params_.staging_buffers] = release;
   ++in_flight_;
   // The buffer's life, dated as scheduled: filled from now, ready when the tile lands (the
   // fence), consumed from the compute start, released when the compute is done.
   if (!(buffers_.fill(slot, now) && buffers_.fence(slot, land) && buffers_.consume(slot, start) &&
-        buffers_.release(slot, compute_free_))) {
+        buffers_.release(slot, release))) {
     staging_violations_.inc();
   }
   return 0;

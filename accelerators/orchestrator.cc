@@ -8,6 +8,7 @@
 #include "models/context.h"
 #include "models/hdf5_file.h"
 #include "models/serial_link.h"
+#include "models/workload.h"
 
 namespace tiersim {
 
@@ -54,6 +55,15 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
     const config::Component* d = find(c.dma());
     if (d == nullptr || !d->has_dma()) o.error("dma", "no DMA engine named \"" + c.dma() + "\"");
   }
+  if (c.replacement() != config::REPLACEMENT_UNSPECIFIED) {
+    o.positive("cache_bytes", c.has_cache_bytes(), double(c.cache_bytes()));
+    if (c.has_page_bytes()) o.positive("page_bytes", true, double(c.page_bytes()));
+    if (c.prefetch_layers() > 0) {
+      o.error("replacement", "a dynamic cache runs without prefetch_layers (set it to 0)");
+    }
+  } else if (c.has_cache_bytes() || c.has_page_bytes()) {
+    o.error(c.has_cache_bytes() ? "cache_bytes" : "page_bytes", "needs a replacement policy");
+  }
 }
 
 OrchestrationParams OrchestrationParams::from_config(const config::Orchestration& c) {
@@ -68,11 +78,13 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   p.decision_jitter = c.decision_jitter();
   p.notification = c.notification();
   p.notification_latency_ps = c.notification_latency_ps();
+  p.replacement = c.replacement();
+  p.cache_bytes = c.cache_bytes();
+  p.page_bytes = c.page_bytes();
   return p;
 }
 
-Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationParams& p,
-                           Context& ctx)
+Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationParams& p, Context& ctx)
     : sc_core::sc_module(name),
       p_(p),
       ctx_(ctx),
@@ -103,7 +115,14 @@ Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationPara
                                         "tiles read from staged prefetches", "count")),
       decision_to_ready_ns_(ctx.stats().histogram(
           "orchestrator", "trigger_to_ready", "from a prefetch's trigger to its data being usable",
-          "ns", Histogram::log2_edges(1, 1 << 30))) {
+          "ns", Histogram::log2_edges(1, 1 << 30))),
+      cache_hits_(ctx.stats().counter("orchestrator", "cache_hits",
+                                      "tiles read from the dynamic cache", "count")),
+      cache_misses_(ctx.stats().counter("orchestrator", "cache_misses",
+                                        "tiles of cached objects read from home", "count")),
+      admission_bytes_(ctx.stats().counter("orchestrator", "admission_bytes",
+                                           "bytes copied into cache frames after a miss",
+                                           "bytes")) {
   SC_METHOD(run);
   sensitive << wake_;
   dont_initialize();
@@ -134,8 +153,8 @@ void Orchestrator::issue_due(TimePs now) {
     TimePs landed = now;
     for (uint64_t off = 0; off < bytes;) {
       const uint64_t n = std::min<uint64_t>(bytes - off, 1ULL << 30);
-      landed = std::max(landed, dma_->transfer(o.address + s.resident_bytes + off,
-                                               st.address + off, n, intent, now));
+      landed = std::max(landed, dma_->transfer(o.address + s.resident_bytes + off, st.address + off,
+                                               n, intent, now));
       off += n;
     }
     prefetch_bytes_.inc(bytes);
@@ -148,7 +167,7 @@ void Orchestrator::issue_due(TimePs now) {
   queue_head_ = 0;
 }
 
-void Orchestrator::prepare(const std::string& default_dma) {
+void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) {
   dma_ = dynamic_cast<DmaEngine*>(ctx_.component(p_.dma.empty() ? default_dma : p_.dma));
   if (dma_ == nullptr) throw std::logic_error(owner_ + ": orchestrator DMA engine missing");
   const std::string at = "policy.orchestration";
@@ -203,6 +222,23 @@ void Orchestrator::prepare(const std::string& default_dma) {
     const uint32_t layer = o.layer.valid() ? o.layer.value() : layers_;
     layer_objects_[layer].push_back(id);
     layer_home[layer] += o.size_bytes - resident;
+  }
+  // The dynamic cache's frames.
+  if (p_.replacement != config::REPLACEMENT_UNSPECIFIED) {
+    page_bytes_ = p_.page_bytes ? p_.page_bytes : tile_bytes;
+    const uint64_t frames = p_.cache_bytes / page_bytes_;
+    const uint64_t base = place(frames * page_bytes_, "the cache frames");
+    for (uint64_t f = frames; f-- > 0;)
+      free_frames_.push_back(base + f * page_bytes_);
+    PolicyParams pp;
+    pp.frames = static_cast<uint32_t>(frames);
+    pp.page_bytes = page_bytes_;
+    const PolicyKind kinds[] = {PolicyKind::kStream, PolicyKind::kLru,    PolicyKind::kLfu,
+                                PolicyKind::kArc,    PolicyKind::kBelady, PolicyKind::kRegret};
+    // BELADY bypasses everything until it knows the future (the first step).
+    policy_ = make_policy(
+        p_.replacement == config::REPLACEMENT_BELADY ? PolicyKind::kStream : kinds[p_.replacement],
+        pp);
   }
   // The staging area: k + 1 slots of the largest layer's home bytes.
   if (p_.prefetch_layers > 0) {
@@ -259,6 +295,66 @@ void Orchestrator::prefetch_layer(uint32_t layer, TimePs trigger) {
   issue_due(trigger);
 }
 
+void Orchestrator::on_step_start(uint32_t step) {
+  step_ = step;
+  if (p_.replacement != config::REPLACEMENT_BELADY || step != 1 || !policy_) return;
+  // Decode steps read the same weight pages in the same order: the future is the first step's
+  // sequence, repeated for the steps left.
+  const uint32_t steps = ctx_.workload()->total_steps();
+  std::vector<PageKey> future;
+  for (uint32_t s = 1; s < std::max<uint32_t>(steps, 2); ++s)
+    future.insert(future.end(), first_step_pages_.begin(), first_step_pages_.end());
+  PolicyParams pp = policy_->params();
+  policy_ = make_policy(PolicyKind::kBelady, pp);
+  policy_->set_future(future);
+  accesses_ = 0;
+}
+
+Orchestrator::Source Orchestrator::cache_lookup(ObjectId object, const ObjectInfo& o,
+                                                uint64_t offset, uint64_t max_bytes, TimePs now) {
+  Source src;
+  const uint64_t page = offset / page_bytes_;
+  const uint64_t in_page = offset - page * page_bytes_;
+  src.bytes = std::min(max_bytes, page_bytes_ - in_page);
+  src.ready_ps = src.landed_ps = now;
+  const PageKey key = (PageKey(object.value()) << 32) | page;
+  // One access per page visit: the first tile of each page (tiles and pages align by default).
+  if (in_page == 0) {
+    if (step_ == 0) first_step_pages_.push_back(key);
+    const AccessOutcome r = policy_->access(key, accesses_++);
+    if (r.victim) {
+      free_frames_.push_back(frame_of_.at(*r.victim));
+      frame_of_.erase(*r.victim);
+    }
+    if (r.admitted) {
+      frame_of_[key] = free_frames_.back();
+      free_frames_.pop_back();
+    }
+    (r.hit ? cache_hits_ : cache_misses_).inc();
+    if (r.hit) {
+      src.address = frame_of_.at(key);
+      src.path = Path::kResident;
+      return src;
+    }
+    src.address = o.address + offset;
+    src.path = Path::kDemand;
+    if (r.admitted) src.admit_address = frame_of_.at(key);
+    return src;
+  }
+  // The rest of a page follows its first tile.
+  auto f = frame_of_.find(key);
+  if (f != frame_of_.end() && policy_->resident(key)) {
+    src.address = f->second + in_page;
+    src.path = Path::kResident;
+    // A page admitted on this visit is still being copied from the first tile's buffer: read
+    // the rest from home too, and copy it into the frame.
+    return src;
+  }
+  src.address = o.address + offset;
+  src.path = Path::kDemand;
+  return src;
+}
+
 Orchestrator::Source Orchestrator::locate(ObjectId object, uint64_t offset, uint64_t max_bytes,
                                           TimePs now) {
   const ObjectInfo& o = ctx_.objects().get(object);
@@ -279,6 +375,7 @@ Orchestrator::Source Orchestrator::locate(ObjectId object, uint64_t offset, uint
     src.path = Path::kResident;
     return src;
   }
+  if (policy_) return cache_lookup(object, o, offset, max_bytes, now);
   src.bytes = max_bytes;
   issue_due(now);
   auto st = staged_.find(object.value());
@@ -346,6 +443,13 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
   out.push_back(
       {"resident_bytes_per_token", double(resident_bytes_read_.value()) * per, "bytes/token"});
   out.push_back({"controller_decisions", double(decisions_.value()), "count"});
+  if (policy_) {
+    const double visits = double(cache_hits_.value() + cache_misses_.value());
+    out.push_back(
+        {"cache_hit_rate", visits ? double(cache_hits_.value()) / visits : 0.0, "fraction"});
+    out.push_back(
+        {"admission_bytes_per_token", double(admission_bytes_.value()) * per, "bytes/token"});
+  }
 }
 
 }  // namespace tiersim

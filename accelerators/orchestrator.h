@@ -21,14 +21,17 @@
 #pragma once
 
 #include <cstdint>
-#include <systemc>
+#include <memory>
 #include <string>
+#include <systemc>
 #include <unordered_map>
 #include <vector>
 
+#include "accelerators/residency_policy.h"
 #include "configs/tiersim.pb.h"
 #include "models/config_error.h"
 #include "models/ids.h"
+#include "models/objects.h"
 #include "models/op.h"
 #include "models/rng.h"
 #include "models/stats.h"
@@ -50,6 +53,8 @@ struct OrchestrationParams {
   config::Jitter decision_jitter;
   config::Notification notification = config::INTERRUPT;
   TimePs notification_latency_ps = 0;
+  config::Replacement replacement = config::REPLACEMENT_UNSPECIFIED;
+  uint64_t cache_bytes = 0, page_bytes = 0;  // page 0: the compute engine's tile
 
   static void validate(const config::Config& root, Validator v);
   static OrchestrationParams from_config(const config::Orchestration& c);
@@ -64,7 +69,8 @@ class Orchestrator : public sc_core::sc_module {
     TimePs ready_ps = 0;   // when the consumer may start reading them
     TimePs landed_ps = 0;  // when the data landed (<= ready_ps; the rest is notification)
     Path path = Path::kDemand;
-    bool pending = false;  // a decided copy not issued yet: ask again at ready_ps
+    bool pending = false;        // a decided copy not issued yet: ask again at ready_ps
+    uint64_t admit_address = 0;  // a cache miss admitted: copy the tile here once it landed
   };
 
   SC_HAS_PROCESS(Orchestrator);
@@ -74,7 +80,11 @@ class Orchestrator : public sc_core::sc_module {
   // object at home): allocates the resident parts and the staging area in the fast memory.
   // `default_dma` moves prefetches when the params name none. Throws ConfigError when the fast
   // memory cannot hold them.
-  void prepare(const std::string& default_dma);
+  void prepare(const std::string& default_dma, uint64_t tile_bytes);
+  // A step begins (the dynamic cache's oracle learns the step's page sequence in step 0).
+  void on_step_start(uint32_t step);
+  // An admitted tile's copy into its cache frame was issued and ends at `done`.
+  void record_admission(uint64_t bytes) { admission_bytes_.inc(bytes); }
 
   // The op the engine starts: the first op of a layer triggers that layer + k's prefetch.
   void on_op_start(const Op& op, TimePs now);
@@ -99,6 +109,8 @@ class Orchestrator : public sc_core::sc_module {
     TimePs trigger_ps = 0;
   };
   void prefetch_layer(uint32_t layer, TimePs trigger);
+  Source cache_lookup(ObjectId object, const ObjectInfo& o, uint64_t offset, uint64_t max_bytes,
+                      TimePs now);
   // Issues the decided copies due by `now` (the SC_METHOD, and consumers that got there first).
   void issue_due(TimePs now);
   void run();
@@ -119,6 +131,16 @@ class Orchestrator : public sc_core::sc_module {
   uint64_t slot_bytes_ = 0, generation_ = 0;
   uint32_t layers_ = 0, last_layer_ = UINT32_MAX;
   TimePs controller_free_ = 0;
+  // Dynamic cache: the policy over pages (object id << 32 | page index), frames by page.
+  std::unique_ptr<ResidencyPolicy> policy_;
+  std::unordered_map<PageKey, uint64_t> frame_of_;
+  std::vector<uint64_t> free_frames_;
+  uint64_t page_bytes_ = 0, accesses_ = 0;
+  uint32_t step_ = 0;
+  std::vector<PageKey> first_step_pages_;  // BELADY: the sequence it learns
+  Counter& cache_hits_;
+  Counter& cache_misses_;
+  Counter& admission_bytes_;
 
   Counter& decisions_;
   Counter& prefetch_bytes_;

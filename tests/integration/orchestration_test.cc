@@ -101,6 +101,62 @@ TEST(Orchestration, BytesByPathAndDemandOnly) {
   EXPECT_GT(demand.at("tpot_ms_mean"), pf.at("tpot_ms_mean"));
 }
 
+// Dynamic residency in the system: Llama-3-8B's weights at home in host DDR5, a 4 GB page
+// cache in HBM. Decode reads the same 15 GB of weight pages in the same order every step, so
+// LRU, LFU, ARC and regret admit and evict every page (no hits, every byte fetched from home
+// and copied into a frame), while the oracle, knowing the order from the second step, keeps a
+// fixed set and fetches the fewest bytes; a static placement of the same size does as well.
+TEST(Orchestration, DynamicCacheOracleMovesTheFewestBytes) {
+  const std::string common =
+      test::preset("controllers/on_accelerator.textproto") +
+      " --set workload.parallelism.tensor_parallel=1 --set workload.decode.decode_steps=4"
+      " --set policy.orchestration.prefetch_layers=0";
+  const std::string dynamic = common +
+                              " --set policy.orchestration.resident_fraction=0"
+                              " --set policy.orchestration.cache_bytes=4000000000";
+  auto bytes8b = [&](const std::string& extra) {
+    std::string err;
+    const std::string cmd =
+        test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+        test::preset("memory/ddr5_4800_8ch.textproto") + " " +
+        test::preset("hardware/fragments/h100_weights_in_host_ddr.textproto") + " " +
+        test::preset("models/llama3_8b.textproto") + " " +
+        test::preset("studies/offload_prefetch_70b_tp8.textproto") + " --quiet " + extra;
+    const std::string out =
+        (fs::temp_directory_path() / ("tiersim_dyn_" + std::to_string(getpid()) + ".h5")).string();
+    auto r = test::run_cmd(cmd + " --out " + out);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::map<std::string, double> m;
+    ResultReader h(out);
+    for (const auto& item : h.summary())
+      m[item.name] = item.value;
+    fs::remove(out);
+    return m;
+  };
+  const auto oracle =
+      bytes8b(dynamic + " --set policy.orchestration.replacement=REPLACEMENT_BELADY");
+  std::cout << "oracle: hit " << oracle.at("cache_hit_rate") << ", home bytes/token "
+            << oracle.at("demand_bytes_per_token") << ", TPOT " << oracle.at("tpot_ms_mean")
+            << " ms\n";
+  // Step 0 teaches the oracle the order, step 1 fills its 4 GB, steps 2 and 3 hit 4 of every
+  // 15 GB: 2 x 26.6% / 4 = 13.3% over the run.
+  EXPECT_NEAR(oracle.at("cache_hit_rate"), 2 * 4e9 / 15.0e9 / 4, 0.01);
+  for (const char* r : {"LRU", "LFU", "ARC", "REGRET"}) {
+    const auto m = bytes8b(dynamic + " --set policy.orchestration.replacement=REPLACEMENT_" + r);
+    std::cout << r << ": hit " << m.at("cache_hit_rate") << ", home bytes/token "
+              << m.at("demand_bytes_per_token") << ", TPOT " << m.at("tpot_ms_mean") << " ms\n";
+    EXPECT_LE(oracle.at("demand_bytes_per_token"), m.at("demand_bytes_per_token")) << r;
+    EXPECT_LT(oracle.at("tpot_ms_mean"), m.at("tpot_ms_mean")) << r;
+  }
+  // A static placement of the same 4 GB (resident_fraction 0.266), loaded before the run, is
+  // what the oracle converges to: it fetches 11/15 of the weights every step, the oracle the
+  // same in its last two steps and everything in its first two.
+  const auto fixed = bytes8b(common + " --set policy.orchestration.resident_fraction=0.266");
+  std::cout << "static: home bytes/token " << fixed.at("demand_bytes_per_token") << "\n";
+  EXPECT_LT(fixed.at("demand_bytes_per_token"), oracle.at("demand_bytes_per_token"));
+  EXPECT_NEAR(fixed.at("demand_bytes_per_token") / 15.0e9, 1 - 0.266, 0.01);
+}
+
 TEST(Orchestration, BadSettingsAreRefused) {
   std::string err;
   auto s = run("--set policy.orchestration.resident_fraction=1.5", &err);
@@ -112,6 +168,11 @@ TEST(Orchestration, BadSettingsAreRefused) {
   EXPECT_NE(err.find("no component named \"nowhere\""), std::string::npos) << err;
   s = run("--set policy.orchestration.decision_latency_ps=1", &err);  // no controller
   EXPECT_NE(err.find("policy.orchestration.controller: required"), std::string::npos) << err;
+  s = run(test::preset("controllers/dpu.textproto") +
+              " --set policy.orchestration.replacement=REPLACEMENT_LRU",
+          &err);
+  EXPECT_NE(err.find("policy.orchestration.cache_bytes: required field"), std::string::npos) << err;
+  EXPECT_NE(err.find("a dynamic cache runs without prefetch_layers"), std::string::npos) << err;
   s = run(test::preset("controllers/dpu.textproto") + " --set policy.placement=STREAM_ALL", &err);
   EXPECT_NE(err.find("policy.orchestration: set only with policy.placement: ORCHESTRATED"),
             std::string::npos)
