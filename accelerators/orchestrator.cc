@@ -55,6 +55,13 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
     const config::Component* d = find(c.dma());
     if (d == nullptr || !d->has_dma()) o.error("dma", "no DMA engine named \"" + c.dma() + "\"");
   }
+  if (c.has_unsigned_fraction() && !(c.unsigned_fraction() >= 0 && c.unsigned_fraction() <= 1)) {
+    o.error("unsigned_fraction", "must be in [0, 1]");
+  }
+  if ((c.has_verify_latency_ps() || c.has_unsigned_fraction()) && !c.signed_descriptors()) {
+    o.error(c.has_verify_latency_ps() ? "verify_latency_ps" : "unsigned_fraction",
+            "needs signed_descriptors: true");
+  }
   if (c.replacement() != config::REPLACEMENT_UNSPECIFIED) {
     o.positive("cache_bytes", c.has_cache_bytes(), double(c.cache_bytes()));
     if (c.has_page_bytes()) o.positive("page_bytes", true, double(c.page_bytes()));
@@ -81,6 +88,9 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   p.replacement = c.replacement();
   p.cache_bytes = c.cache_bytes();
   p.page_bytes = c.page_bytes();
+  p.signed_descriptors = c.signed_descriptors();
+  p.verify_latency_ps = c.verify_latency_ps();
+  p.unsigned_fraction = c.unsigned_fraction();
   return p;
 }
 
@@ -116,6 +126,8 @@ Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationPara
       decision_to_ready_ns_(ctx.stats().histogram(
           "orchestrator", "trigger_to_ready", "from a prefetch's trigger to its data being usable",
           "ns", Histogram::log2_edges(1, 1 << 30))),
+      rejected_(ctx.stats().counter("orchestrator", "descriptors_rejected",
+                                    "copy descriptors rejected at the fabric (unsigned)", "count")),
       cache_hits_(ctx.stats().counter("orchestrator", "cache_hits",
                                       "tiles read from the dynamic cache", "count")),
       cache_misses_(ctx.stats().counter("orchestrator", "cache_misses",
@@ -283,14 +295,20 @@ void Orchestrator::prefetch_layer(uint32_t layer, TimePs trigger) {
                            draw_jitter(p_.decision_jitter, rng_);
     controller_free_ = decided;
     decisions_.inc();
+    offset += (bytes + 4095) / 4096 * 4096;
+    if (p_.signed_descriptors && p_.unsigned_fraction > 0 &&
+        rng_.uniform() < p_.unsigned_fraction) {
+      rejected_.inc();  // not copied: its data will be read from home on demand
+      staged_.erase(id.value());
+      continue;
+    }
     Staged st;
-    st.address = slot_base_[slot] + offset;
-    st.decided_ps = decided;
+    st.address = slot_base_[slot] + offset - (bytes + 4095) / 4096 * 4096;
+    st.decided_ps = decided + (p_.signed_descriptors ? p_.verify_latency_ps : 0);
     st.generation = generation;
     st.trigger_ps = trigger;
     staged_[id.value()] = st;
     queue_.push_back(id);
-    offset += (bytes + 4095) / 4096 * 4096;
   }
   issue_due(trigger);
 }
@@ -443,6 +461,9 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
   out.push_back(
       {"resident_bytes_per_token", double(resident_bytes_read_.value()) * per, "bytes/token"});
   out.push_back({"controller_decisions", double(decisions_.value()), "count"});
+  if (p_.signed_descriptors) {
+    out.push_back({"descriptors_rejected", double(rejected_.value()), "count"});
+  }
   if (policy_) {
     const double visits = double(cache_hits_.value() + cache_misses_.value());
     out.push_back(

@@ -55,6 +55,9 @@ struct OrchestrationParams {
   TimePs notification_latency_ps = 0;
   config::Replacement replacement = config::REPLACEMENT_UNSPECIFIED;
   uint64_t cache_bytes = 0, page_bytes = 0;  // page 0: the compute engine's tile
+  bool signed_descriptors = false;
+  TimePs verify_latency_ps = 0;
+  double unsigned_fraction = 0;
 
   static void validate(const config::Config& root, Validator v);
   static OrchestrationParams from_config(const config::Orchestration& c);
@@ -138,6 +141,7 @@ class Orchestrator : public sc_core::sc_module {
   uint64_t page_bytes_ = 0, accesses_ = 0;
   uint32_t step_ = 0;
   std::vector<PageKey> first_step_pages_;  // BELADY: the sequence it learns
+  Counter& rejected_;
   Counter& cache_hits_;
   Counter& cache_misses_;
   Counter& admission_bytes_;

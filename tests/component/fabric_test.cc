@@ -17,6 +17,7 @@
 #include "memory/cxl.h"
 #include "models/config_loader.h"
 #include "models/context.h"
+#include "models/rng.h"
 #include "models/simulation.h"
 #include "tests/support/fork_sim.h"
 #include "tests/support/paths.h"
@@ -461,6 +462,70 @@ TEST(Faults, DegradedLinkSerialisesAtItsFraction) {
   const double ser = double(8 << 20) / 64 * 68 / (31.5077e9 * 0.928) * 1e12;
   EXPECT_NEAR(full, ser, ser * 0.01);
   EXPECT_NEAR(half, 2 * ser, ser * 0.01);
+}
+
+// Randomized: 2,000 transfers of random sizes and directions between the SRAM and the CXL
+// expander over two switched paths, with random link outages (finite and permanent), a
+// degradation and device-offline windows. Every transfer returns completed or failed; the
+// engine's counts add up to the transfers issued; the device served every completed transfer,
+// and beyond that only attempts that failed or were retried another way (a response lost on a
+// link that went down for good after the device served it).
+TEST(Faults, RandomizedEveryTransferCompletesOrFails) {
+  Rng rng(23);
+  std::string faults;
+  for (int i = 0; i < 12; ++i) {
+    const char* links[] = {"dma_swa", "dma_swb", "swa_cxl", "swb_cxl"};
+    const uint64_t start = rng.below(2000) * 1'000'000;
+    const uint64_t duration = rng.below(4) == 0 ? 0 : (1 + rng.below(200)) * 1'000'000;
+    faults += "faults { name: \"f" + std::to_string(i) + "\" start_ps: " + std::to_string(start) +
+              " duration_ps: " + std::to_string(duration) + " link_down: \"" + links[rng.below(4)] +
+              "\" }\n";
+  }
+  faults +=
+      "faults { name: \"slow\" start_ps: 500000000 duration_ps: 300000000 link_degraded { "
+      "link: \"swb_cxl\" bandwidth_fraction: 0.25 } }\n";
+  for (int i = 0; i < 3; ++i) {
+    faults += "faults { name: \"off" + std::to_string(i) +
+              "\" start_ps: " + std::to_string(rng.below(2000) * 1'000'000) +
+              " duration_ps: " + std::to_string((1 + rng.below(120)) * 1'000'000) +
+              " device_offline: \"cxl_mem\" }\n";
+  }
+  const std::string topo =
+      link("dma_swa", "dma", "swa", "cxl2_x8") + link("dma_swb", "dma", "swb", "cxl2_x8") +
+      link("swa_cxl", "swa", "cxl_mem", "cxl2_x8") + link("swb_cxl", "swb", "cxl_mem", "cxl2_x8");
+  const auto m = parse(simulate(
+      host_system(topo + faults, {sw("swa"), sw("swb")}), [&](Context& ctx, std::ostream& os) {
+        Rng r(29);
+        uint64_t ok_bytes = 0, bad_bytes = 0, ok = 0, bad = 0;
+        for (int i = 0; i < 2000; ++i) {
+          const uint64_t bytes = (1 + r.below(64)) * 1024;
+          const TimePs start = TimePs(i) * 1'000'000;
+          const uint64_t cxl = kCxl + r.below(1 << 20) * 4096;
+          bool good = false;
+          if (r.below(2)) {
+            dma(ctx).transfer(cxl, 0, bytes, intent(), start, &good);
+          } else {
+            dma(ctx).transfer(0, cxl, bytes, intent(), start, &good);
+          }
+          (good ? ok : bad)++;
+          (good ? ok_bytes : bad_bytes) += bytes;
+        }
+        auto& d = dma(ctx);
+        Component* c = ctx.component("cxl_mem");
+        os << "ok " << ok << " bad " << bad << " completed " << d.completed() << " failed "
+           << d.failed() << " served " << c->bytes_read() + c->bytes_written() << " ok_bytes "
+           << ok_bytes << " bad_bytes " << bad_bytes << " rerouted " << d.rerouted() << " retried "
+           << d.retried() << "\n";
+      }));
+  std::cout << "randomized faults: " << m.at("ok") << " completed, " << m.at("bad") << " failed, "
+            << m.at("rerouted") << " rerouted, " << m.at("retried") << " retried\n";
+  EXPECT_EQ(m.at("ok") + m.at("bad"), 2000);
+  EXPECT_EQ(m.at("completed"), m.at("ok"));
+  EXPECT_EQ(m.at("failed"), m.at("bad"));
+  EXPECT_GE(m.at("served"), m.at("ok_bytes"));
+  EXPECT_LE(m.at("served"), m.at("ok_bytes") + m.at("bad_bytes") + m.at("rerouted") * 65536);
+  EXPECT_GT(m.at("bad"), 0);
+  EXPECT_GT(m.at("rerouted") + m.at("retried"), 0);
 }
 
 // NVMe in the system graph, behind a PCIe Gen5 x16 link: the direct path and the bounce path

@@ -157,6 +157,25 @@ TEST(Orchestration, DynamicCacheOracleMovesTheFewestBytes) {
   EXPECT_NEAR(fixed.at("demand_bytes_per_token") / 15.0e9, 1 - 0.266, 0.01);
 }
 
+// Signed descriptors: a quarter arrive unsigned and are rejected (counted; their data is read
+// from home on demand, so coverage falls to about three quarters); verification that takes
+// longer than the layer window stalls even a fast controller.
+TEST(Orchestration, SignedDescriptorsRejectUnsignedAndVerificationCosts) {
+  const std::string dpu = test::preset("controllers/dpu.textproto") +
+                          " --set policy.orchestration.signed_descriptors=true";
+  const auto unsigned_quarter = run(dpu + " --set policy.orchestration.unsigned_fraction=0.25");
+  const double rejected =
+      unsigned_quarter.at("descriptors_rejected") / unsigned_quarter.at("controller_decisions");
+  EXPECT_NEAR(rejected, 0.25, 0.04);
+  EXPECT_NEAR(unsigned_quarter.at("prefetch_coverage"), 0.75, 0.06);
+  EXPECT_GT(unsigned_quarter.at("demand_bytes_per_token"), 0);
+  const auto fast_verify = run(dpu + " --set policy.orchestration.verify_latency_ps=1000000");
+  const auto slow_verify = run(dpu + " --set policy.orchestration.verify_latency_ps=300000000");
+  EXPECT_EQ(fast_verify.at("stall_us_per_token"), 0);
+  EXPECT_EQ(fast_verify.at("descriptors_rejected"), 0);
+  EXPECT_GT(slow_verify.at("stall_us_per_token"), 100);
+}
+
 TEST(Orchestration, BadSettingsAreRefused) {
   std::string err;
   auto s = run("--set policy.orchestration.resident_fraction=1.5", &err);
@@ -173,6 +192,11 @@ TEST(Orchestration, BadSettingsAreRefused) {
           &err);
   EXPECT_NE(err.find("policy.orchestration.cache_bytes: required field"), std::string::npos) << err;
   EXPECT_NE(err.find("a dynamic cache runs without prefetch_layers"), std::string::npos) << err;
+  s = run(test::preset("controllers/dpu.textproto") +
+              " --set policy.orchestration.unsigned_fraction=0.1",
+          &err);
+  EXPECT_NE(err.find("unsigned_fraction: needs signed_descriptors: true"), std::string::npos)
+      << err;
   s = run(test::preset("controllers/dpu.textproto") + " --set policy.placement=STREAM_ALL", &err);
   EXPECT_NE(err.find("policy.orchestration: set only with policy.placement: ORCHESTRATED"),
             std::string::npos)
