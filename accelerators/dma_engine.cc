@@ -20,6 +20,7 @@ void DmaParams::validate(const config::DmaEngine& c, Validator& v) {
 DmaParams DmaParams::from_config(const config::DmaEngine& c) {
   DmaParams p{c.bandwidth_bytes_per_s(), c.setup_latency_ps()};
   if (c.has_completion_timeout_ps()) p.completion_timeout_ps = c.completion_timeout_ps();
+  if (c.has_priorities()) p.priorities = c.priorities();
   return p;
 }
 
@@ -27,7 +28,7 @@ DmaEngine::DmaEngine(sc_core::sc_module_name name, const DmaParams& params, Cont
     : Component(name, ctx, "dma"),
       socket("socket"),
       params_(params),
-      engine_(params.bandwidth_bytes_per_s),
+      engine_(params.bandwidth_bytes_per_s, 4096),
       links_(ctx, basename()),
       transfers_(ctx.stats().counter(basename(), "transfers", "transfers completed", "count")),
       failed_(ctx.stats().counter(basename(), "transfers_failed",
@@ -79,9 +80,14 @@ const DmaEngine::Target& DmaEngine::resolve(uint64_t address, uint64_t bytes, ui
   return it->second;
 }
 
+uint32_t DmaEngine::level_of(const MovementIntent& intent) const {
+  if (!params_.priorities) return 0;
+  return intent.op == MoveOp::kDemandFetch || intent.op == MoveOp::kWriteBack ? 1 : 0;
+}
+
 LinkPorts::Result DmaEngine::access(tlm::tlm_command cmd, const Target& target, uint64_t global,
                                     uint64_t local, uint64_t bytes, const MovementIntent& intent,
-                                    TimePs start_ps) {
+                                    TimePs start_ps, uint32_t level) {
   const TimePs deadline = start_ps + params_.completion_timeout_ps;
   TimePs t = start_ps;
   // An offline device: wait while it comes back within the timeout, else report a failure.
@@ -108,7 +114,7 @@ LinkPorts::Result DmaEngine::access(tlm::tlm_command cmd, const Target& target, 
   p->set_byte_enable_ptr(nullptr);
   PayloadPool::intent(*p) = intent;
   LinkPorts::Result r =
-      links_.forward(*c.port, *socket[c.port->socket_index], *p, t, t, 0, target.memory, local);
+      links_.forward(*c.port, *socket[c.port->socket_index], *p, t, t, level, target.memory, local);
   // A failure beyond the first link (a switch with no way on): try the other ways there, from
   // when the failure was reported, while the timeout allows.
   if (!r.ok) {
@@ -118,7 +124,7 @@ LinkPorts::Result DmaEngine::access(tlm::tlm_command cmd, const Target& target, 
       p->set_address(global);
       p->set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
       const TimePs at = alt->up_after(r.done_ps);
-      r = links_.forward(*alt, *socket[alt->socket_index], *p, at, at, 0, target.memory, local);
+      r = links_.forward(*alt, *socket[alt->socket_index], *p, at, at, level, target.memory, local);
       if (r.ok) break;
     }
   }
@@ -136,9 +142,12 @@ TimePs DmaEngine::transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementI
   intent.source = from.memory->tier();
   intent.destination = to.memory->tier();
   const TimePs begin = start_ps + params_.setup_latency_ps;
-  const TimePs engine_done = engine_.reserve(begin, bytes);
-  const auto read = access(tlm::TLM_READ_COMMAND, from, src, src_local, bytes, intent, begin);
-  const auto write = access(tlm::TLM_WRITE_COMMAND, to, dst, dst_local, bytes, intent, begin);
+  const uint32_t level = level_of(intent);
+  const TimePs engine_done = engine_.reserve(begin, bytes, level);
+  const auto read =
+      access(tlm::TLM_READ_COMMAND, from, src, src_local, bytes, intent, begin, level);
+  const auto write =
+      access(tlm::TLM_WRITE_COMMAND, to, dst, dst_local, bytes, intent, begin, level);
   const TimePs done = std::max({engine_done, read.done_ps, write.done_ps});
   const bool good = read.ok && write.ok;
   if (ok) *ok = good;

@@ -13,6 +13,9 @@
 // completion_timeout_ps, waits when the device or link is back within the timeout (counted as
 // retried) and is otherwise reported failed at the timeout (counted as failed; the caller gets
 // the failure time and ok = false). Every transfer is counted as completed or failed.
+// Priorities (default on): demand fetches and write-backs go ahead of prefetches, evictions and
+// other bulk copies on the engine and on the serial links it drives (strict priority,
+// non-preemptive per 4 KiB on the engine and per packet or flit on a link).
 // Fidelity: fast, loosely timed: transfer() is called from a SystemC process, returns the
 // completion time at once, and reserves bandwidth from a start time that may lie ahead of the
 // current time (annotated delay). Descriptor queues, channels, priorities and fences arrive with
@@ -43,6 +46,7 @@ struct DmaParams {
   double bandwidth_bytes_per_s;
   TimePs setup_latency_ps;
   TimePs completion_timeout_ps = 50'000'000;
+  bool priorities = true;
 
   static void validate(const config::DmaEngine& c, Validator& v);
   static DmaParams from_config(const config::DmaEngine& c);
@@ -86,10 +90,12 @@ class DmaEngine : public Component {
   // Issues one transaction of one side.
   LinkPorts::Result access(tlm::tlm_command cmd, const Target& target, uint64_t global,
                            uint64_t local, uint64_t bytes, const MovementIntent& intent,
-                           TimePs start_ps);
+                           TimePs start_ps, uint32_t level);
+  // 1 for what a consumer waits on (demand fetches, write-backs), 0 for bulk copies.
+  uint32_t level_of(const MovementIntent& intent) const;
 
   const DmaParams params_;
-  BandwidthServer engine_;
+  PriorityServer engine_;
   LinkPorts links_;
   std::unordered_map<const AddressRangeInfo*, Target> targets_;  // by address range
   Counter& transfers_;

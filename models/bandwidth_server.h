@@ -128,4 +128,39 @@ class BandwidthServer {
   TimePs memo_service_ps_[2] = {0, 0};
 };
 
+// A bandwidth server with strict priorities (levels 0..kLevels-1, higher first), non-preemptive
+// per `packet_bytes`: a reservation waits for earlier work of its own and higher levels, plus at
+// most one packet of lower-level work already in service; its service pushes lower levels back.
+// With one level in use it is a busy-until server. Plain C++, no allocation.
+class PriorityServer {
+ public:
+  static constexpr uint32_t kLevels = 4;
+  PriorityServer() = default;
+  PriorityServer(double bytes_per_s, uint64_t packet_bytes)
+      : bytes_per_s_(bytes_per_s), packet_ps_(transfer_time_ps(packet_bytes, bytes_per_s)) {}
+
+  TimePs reserve(TimePs start_ps, uint64_t bytes, uint32_t level) {
+    if (level >= kLevels) level = kLevels - 1;
+    TimePs begin = std::max(start_ps, busy_[level]);
+    if (level > 0 && busy_[0] > begin) begin += std::min(busy_[0] - begin, packet_ps_);
+    const TimePs service = transfer_time_ps(bytes, bytes_per_s_);
+    const TimePs end = begin + service;
+    busy_[level] = end;
+    for (uint32_t k = 0; k < level; ++k)
+      busy_[k] = std::max(busy_[k], begin) + service;
+    busy_ps_ += service;
+    bytes_ += bytes;
+    return end;
+  }
+  TimePs busy_ps() const { return busy_ps_; }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  double bytes_per_s_ = 0;
+  TimePs packet_ps_ = 0;
+  TimePs busy_[kLevels] = {};
+  TimePs busy_ps_ = 0;
+  uint64_t bytes_ = 0;
+};
+
 }  // namespace tiersim
