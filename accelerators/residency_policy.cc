@@ -311,23 +311,37 @@ class ConfidencePolicy : public ResidencyPolicy {
       fallback_ = false;
     }
     const PageIntent in = intent_.count(page) ? intent_[page] : PageIntent{};
-    const double lb = std::clamp(in.mu - p_.z * in.sigma, 0.0, 1.0);
-    const double ub = std::clamp(in.mu + p_.z * in.sigma, 0.0, 1.0);
+    const double mu = effective_mu(in);
+    const double lb = std::clamp(mu - p_.z * in.sigma, 0.0, 1.0);
+    const double ub = std::clamp(mu + p_.z * in.sigma, 0.0, 1.0);
     AccessOutcome o;
     auto it = resident_.find(page);
     if (it != resident_.end()) {
       o.hit = true;
       lru_.touch(page);
+      if (!used_.count(page)) {
+        used_.insert(page);
+        observe(in, 1.0);
+      }
       // Hysteresis: a resident whose forecast fell to evict_ub leaves (a discretionary move).
       if (ub <= p_.evict_ub && charge()) {
         resident_.erase(it);
         lru_.erase(page);
+        used_.erase(page);
         o.victim = page;
       }
       return o;
     }
     ++epoch_faults_;
     if (p_.budget_faults && epoch_faults_ > p_.budget_faults) enter_fallback();
+    if (p_.blend_eta > 0) {
+      // A refault: reuse the policy did not keep.
+      auto last = last_access_.find(page);
+      if (last != last_access_.end() && index - last->second <= p_.reuse_horizon) {
+        observe(in, 1.0);
+      }
+      last_access_[page] = index;
+    }
     if (p_.frames == 0 || fallback_ || lb < p_.admit_lb || !charge()) return o;
     if (resident_.size() == p_.frames) {
       // The resident with the lowest upper bound leaves (ties: least recently used).
@@ -335,7 +349,7 @@ class ConfidencePolicy : public ResidencyPolicy {
       double worst = 2.0;
       for (PageKey r : lru_.oldest_first()) {
         const PageIntent& ri = intent_.count(r) ? intent_[r] : kDefault;
-        const double rub = std::clamp(ri.mu + p_.z * ri.sigma, 0.0, 1.0);
+        const double rub = std::clamp(effective_mu(ri) + p_.z * ri.sigma, 0.0, 1.0);
         if (rub < worst) {
           worst = rub;
           victim = r;
@@ -344,6 +358,7 @@ class ConfidencePolicy : public ResidencyPolicy {
       resident_.erase(victim);
       lru_.erase(victim);
       o.victim = victim;
+      if (!used_.erase(victim)) observe(intent_.count(victim) ? intent_[victim] : kDefault, 0.0);
     }
     resident_.insert(page);
     lru_.push_front(page);
@@ -372,8 +387,26 @@ class ConfidencePolicy : public ResidencyPolicy {
     if (!fallback_) ++fallback_epochs_;
     fallback_ = true;
   }
+  struct Belief {
+    double observed = 0.5, confidence = 1.0;
+  };
+  double effective_mu(const PageIntent& in) {
+    if (p_.blend_eta <= 0) return in.mu;
+    const Belief& b = belief_[in.group];
+    return b.confidence * in.mu + (1 - b.confidence) * b.observed;
+  }
+  // A reuse outcome of a page of `in`'s group: 1 used while resident, 0 evicted unused.
+  void observe(const PageIntent& in, double outcome) {
+    if (p_.blend_eta <= 0) return;
+    Belief& b = belief_[in.group];
+    b.observed = 0.8 * b.observed + 0.2 * outcome;
+    b.confidence = std::max(0.0, b.confidence * (1 - p_.blend_eta * std::abs(in.mu - outcome)));
+  }
   static constexpr PageIntent kDefault{};
   std::unordered_map<PageKey, PageIntent> intent_;
+  std::unordered_map<uint32_t, Belief> belief_;
+  std::unordered_set<PageKey> used_;                   // residents hit since their admission
+  std::unordered_map<PageKey, uint64_t> last_access_;  // of pages that missed (blending)
   std::unordered_set<PageKey> resident_;
   LruList lru_;
   uint64_t epoch_ = 0, epoch_bytes_ = 0, epoch_faults_ = 0, max_epoch_bytes_ = 0;

@@ -19,7 +19,7 @@
 //               bound falls to evict_ub or below; discretionary actions (admissions, proactive
 //               evictions) are charged to a per-epoch budget of migration bytes and faults, and
 //               past it the policy falls back to demand only (no admission) until the epoch
-//               ends
+//               ends; optionally the intent is blended with observed reuse by confidence
 //   STATIC      a fixed set of pages chosen up front (FlexGen-style placement) is loaded by its
 //               first access and stays; nothing else is ever admitted
 //
@@ -58,6 +58,7 @@ const char* policy_kind_name(PolicyKind k);
 // within the policy's horizon (mu) and its uncertainty (sigma).
 struct PageIntent {
   double mu = 0.5, sigma = 0.0;
+  uint32_t group = 0;  // pages whose intent comes from one declaration (a tensor class, a phase)
 };
 
 struct PolicyParams {
@@ -71,6 +72,14 @@ struct PolicyParams {
   uint64_t epoch_accesses = 20;
   uint64_t budget_migration_bytes = 0;  // 0: unlimited
   uint32_t budget_faults = 0;           // 0: unlimited
+  // Blending intent with observed behaviour, per intent group: mu_eff = c mu_intent +
+  // (1 - c) mu_observed, where mu_observed is an EWMA of reuse outcomes (a resident page hit: 1;
+  // a page evicted unused since admission: 0) and the confidence c (from 1) shrinks by
+  // blend_eta x |mu_intent - outcome| at each outcome. 0: the intent is taken as given. A
+  // page missed again within reuse_horizon accesses of its previous access is an outcome of 1
+  // too (reuse the cache did not catch).
+  double blend_eta = 0;
+  uint64_t reuse_horizon = 64;
   // STATIC
   std::vector<PageKey> static_pages;
 };

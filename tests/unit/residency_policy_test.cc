@@ -241,6 +241,38 @@ TEST(ResidencyPolicy, ThrashBudgetBoundsMigrationUnderWrongIntent) {
   EXPECT_EQ(good.hits, 4u * 199);
 }
 
+// Blending intent with observation: with the same wrong intent (one-shot pages forecast 0.95,
+// hot pages 0.05, each class one group), the blended policy learns that admitted one-shot pages
+// leave unused, loses confidence in the intent, stops admitting them and starts keeping the hot
+// pages; taken as given, the wrong intent never lets a hot page in.
+TEST(ResidencyPolicy, BlendingIntentWithObservationRecoversFromWrongIntent) {
+  std::vector<PageKey> stream;
+  PageKey cold = 1000;
+  for (int r = 0; r < 300; ++r) {
+    for (PageKey h = 0; h < 4; ++h)
+      stream.push_back(h);
+    for (int k = 0; k < 6; ++k)
+      stream.push_back(cold++);
+  }
+  auto wrong = [&](ResidencyPolicy& p) {
+    for (PageKey h = 0; h < 4; ++h)
+      p.set_intent(h, {0.05, 0.05, 1});
+    for (PageKey c = 1000; c < cold; ++c)
+      p.set_intent(c, {0.95, 0.05, 2});
+  };
+  PolicyParams given;
+  const auto as_given = run(PolicyKind::kConfidence, 8, stream, wrong, given);
+  PolicyParams blend;
+  blend.blend_eta = 0.2;
+  const auto blended = run(PolicyKind::kConfidence, 8, stream, wrong, blend);
+  std::cout << "wrong intent: hits " << as_given.hits << " as given, " << blended.hits
+            << " blended; admissions " << as_given.admissions << " / " << blended.admissions
+            << "\n";
+  EXPECT_EQ(as_given.hits, 0u);
+  EXPECT_GT(blended.hits, 4u * 200);  // the hot pages hit in most rounds
+  EXPECT_LT(blended.admissions, as_given.admissions / 10);
+}
+
 // ARC keeps a hot set (each page used twice in a row, so it is in ARC's frequency list) through
 // scans of one-time pages longer than the cache, which flush LRU.
 TEST(ResidencyPolicy, ArcResistsScans) {
