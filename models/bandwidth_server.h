@@ -76,7 +76,7 @@ class BandwidthServer {
       busy_until_ps_ = start + service;
       return busy_until_ps_;
     }
-    if (start + service <= max_gap_end_) {
+    if (service <= max_gap_len_ && start + service <= max_gap_end_) {
       const TimePs e = fill_gap(start, service);
       if (e != 0) return e;
     }
@@ -99,12 +99,18 @@ class BandwidthServer {
         gaps_[i] = gaps_[--gap_count_];
         if (next_gap_ >= gap_count_) next_gap_ = 0;
       }
-      max_gap_end_ = 0;
-      for (int k = 0; k < gap_count_; ++k)
-        max_gap_end_ = std::max(max_gap_end_, gaps_[k].end);
+      refresh_bounds();
       return e;
     }
+    refresh_bounds();  // the bounds may have been stale (a remembered gap was overwritten)
     return 0;
+  }
+  void refresh_bounds() {
+    max_gap_end_ = max_gap_len_ = 0;
+    for (int k = 0; k < gap_count_; ++k) {
+      max_gap_end_ = std::max(max_gap_end_, gaps_[k].end);
+      max_gap_len_ = std::max(max_gap_len_, gaps_[k].end - gaps_[k].begin);
+    }
   }
   void remember(TimePs begin, TimePs end) {
     // A ring of the latest gaps: a new one replaces the oldest remembered (O(1)).
@@ -115,6 +121,7 @@ class BandwidthServer {
       next_gap_ = (next_gap_ + 1) % kGaps;
     }
     max_gap_end_ = std::max(max_gap_end_, end);
+    max_gap_len_ = std::max(max_gap_len_, end - begin);
   }
 
   double bytes_per_s_ = 0;
@@ -123,7 +130,8 @@ class BandwidthServer {
   uint64_t bytes_ = 0;
   Gap gaps_[kGaps] = {};
   int gap_count_ = 0, next_gap_ = 0;
-  TimePs max_gap_end_ = 0;  // the latest end of a remembered gap
+  TimePs max_gap_end_ = 0;  // the latest end of a remembered gap (an upper bound)
+  TimePs max_gap_len_ = 0;  // the longest remembered gap (an upper bound)
   uint64_t memo_bytes_[2] = {UINT64_MAX, UINT64_MAX};
   TimePs memo_service_ps_[2] = {0, 0};
 };
