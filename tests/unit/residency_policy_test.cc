@@ -190,25 +190,38 @@ TEST(ResidencyPolicy, RegretBeatsLruOnBurstsNotOnAPeriodicSweep) {
   EXPECT_GE(regret_s.bytes_moved, lru_s.bytes_moved);
 }
 
+// Rounds of 4 hot pages then 6 one-shot pages (from 1000 up); `intent` forecasts the hot pages
+// at `hot_mu` and the one-shot pages at `cold_mu` (groups 1 and 2).
+struct HotAndOneShot {
+  std::vector<PageKey> stream;
+  PageKey cold_end = 1000;
+  explicit HotAndOneShot(int rounds) {
+    for (int r = 0; r < rounds; ++r) {
+      for (PageKey h = 0; h < 4; ++h)
+        stream.push_back(h);
+      for (int k = 0; k < 6; ++k)
+        stream.push_back(cold_end++);
+    }
+  }
+  std::function<void(ResidencyPolicy&)> intent(double hot_mu, double cold_mu) const {
+    const PageKey end = cold_end;
+    return [=](ResidencyPolicy& p) {
+      for (PageKey h = 0; h < 4; ++h)
+        p.set_intent(h, {hot_mu, 0.05, 1});
+      for (PageKey c = 1000; c < end; ++c)
+        p.set_intent(c, {cold_mu, 0.05, 2});
+    };
+  }
+};
+
 // Deliberately wrong intent: pages used once are forecast as sure to be reused (mu 0.95) and the
 // hot pages as never (mu 0.05). Without a budget the policy admits every one-shot page
 // (migration bytes per epoch = every miss); with a budget of 4 pages per 20-access epoch it
 // never moves more than that in an epoch and falls back to demand only.
 TEST(ResidencyPolicy, ThrashBudgetBoundsMigrationUnderWrongIntent) {
-  std::vector<PageKey> stream;
-  PageKey cold = 1000;
-  for (int r = 0; r < 200; ++r) {
-    for (PageKey h = 0; h < 4; ++h)
-      stream.push_back(h);
-    for (int k = 0; k < 6; ++k)
-      stream.push_back(cold++);
-  }
-  auto wrong = [&](ResidencyPolicy& p) {
-    for (PageKey h = 0; h < 4; ++h)
-      p.set_intent(h, {0.05, 0.05});
-    for (PageKey c = 1000; c < cold; ++c)
-      p.set_intent(c, {0.95, 0.05});
-  };
+  const HotAndOneShot w(200);
+  const auto& stream = w.stream;
+  const auto wrong = w.intent(0.05, 0.95);
   PolicyParams unlimited;
   const auto free = run(PolicyKind::kConfidence, 8, stream, wrong, unlimited);
   PolicyParams budget;
@@ -230,13 +243,7 @@ TEST(ResidencyPolicy, ThrashBudgetBoundsMigrationUnderWrongIntent) {
   EXPECT_GT(policy->fallback_epochs(), 0u);
   EXPECT_LT(bounded.admissions, free.admissions / 2);
   // With right intent the same policy keeps the hot pages and admits nothing else.
-  auto right = [&](ResidencyPolicy& p) {
-    for (PageKey h = 0; h < 4; ++h)
-      p.set_intent(h, {0.95, 0.05});
-    for (PageKey c = 1000; c < cold; ++c)
-      p.set_intent(c, {0.05, 0.05});
-  };
-  const auto good = run(PolicyKind::kConfidence, 8, stream, right, budget);
+  const auto good = run(PolicyKind::kConfidence, 8, stream, w.intent(0.95, 0.05), budget);
   EXPECT_EQ(good.admissions, 4u);
   EXPECT_EQ(good.hits, 4u * 199);
 }
@@ -246,20 +253,9 @@ TEST(ResidencyPolicy, ThrashBudgetBoundsMigrationUnderWrongIntent) {
 // leave unused, loses confidence in the intent, stops admitting them and starts keeping the hot
 // pages; taken as given, the wrong intent never lets a hot page in.
 TEST(ResidencyPolicy, BlendingIntentWithObservationRecoversFromWrongIntent) {
-  std::vector<PageKey> stream;
-  PageKey cold = 1000;
-  for (int r = 0; r < 300; ++r) {
-    for (PageKey h = 0; h < 4; ++h)
-      stream.push_back(h);
-    for (int k = 0; k < 6; ++k)
-      stream.push_back(cold++);
-  }
-  auto wrong = [&](ResidencyPolicy& p) {
-    for (PageKey h = 0; h < 4; ++h)
-      p.set_intent(h, {0.05, 0.05, 1});
-    for (PageKey c = 1000; c < cold; ++c)
-      p.set_intent(c, {0.95, 0.05, 2});
-  };
+  const HotAndOneShot w(300);
+  const auto& stream = w.stream;
+  const auto wrong = w.intent(0.05, 0.95);
   PolicyParams given;
   const auto as_given = run(PolicyKind::kConfidence, 8, stream, wrong, given);
   PolicyParams blend;
