@@ -339,14 +339,18 @@ Orchestrator::Source Orchestrator::cache_lookup(ObjectId object, const ObjectInf
   // One access per page visit: the first tile of each page (tiles and pages align by default).
   if (in_page == 0) {
     if (step_ == 0) first_step_pages_.push_back(key);
+    page_stream_.push_back(key);
     const AccessOutcome r = policy_->access(key, accesses_++);
     if (r.victim) {
       free_frames_.push_back(frame_of_.at(*r.victim));
       frame_of_.erase(*r.victim);
+      evicted_at_[*r.victim] = page_stream_.size();
     }
     if (r.admitted) {
       frame_of_[key] = free_frames_.back();
       free_frames_.pop_back();
+      auto e = evicted_at_.find(key);
+      if (e != evicted_at_.end() && page_stream_.size() - e->second <= 64) ++oscillations_;
     }
     (r.hit ? cache_hits_ : cache_misses_).inc();
     if (r.hit) {
@@ -470,6 +474,15 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
         {"cache_hit_rate", visits ? double(cache_hits_.value()) / visits : 0.0, "fraction"});
     out.push_back(
         {"admission_bytes_per_token", double(admission_bytes_.value()) * per, "bytes/token"});
+    out.push_back({"cache_oscillations", double(oscillations_), "count"});
+    // The offline bound on this very page stream: the oracle (MIN with bypass) with the same
+    // frames; the policy's extra fetches from home beyond it, per token.
+    auto oracle = make_policy(PolicyKind::kBelady, policy_->params());
+    const PolicyStats bound = run_policy(*oracle, page_stream_);
+    out.push_back(
+        {"extra_bytes_vs_oracle_per_token",
+         (double(cache_misses_.value()) - double(bound.misses)) * double(page_bytes_) * per,
+         "bytes/token"});
   }
 }
 

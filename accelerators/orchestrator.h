@@ -141,6 +141,9 @@ class Orchestrator : public sc_core::sc_module {
   uint64_t page_bytes_ = 0, accesses_ = 0;
   uint32_t step_ = 0;
   std::vector<PageKey> first_step_pages_;  // BELADY: the sequence it learns
+  std::vector<PageKey> page_stream_;       // every page visit, for the offline bound
+  std::unordered_map<PageKey, uint64_t> evicted_at_;
+  uint64_t oscillations_ = 0;  // pages readmitted within 64 visits of eviction
   Counter& rejected_;
   Counter& cache_hits_;
   Counter& cache_misses_;
