@@ -363,13 +363,13 @@ Orchestrator::Source Orchestrator::cache_lookup(ObjectId object, const ObjectInf
     if (r.admitted) src.admit_address = frame_of_.at(key);
     return src;
   }
-  // The rest of a page follows its first tile.
+  // A tile that starts inside a page (pages larger than tiles, or an operand not aligned to
+  // pages) follows the page's first visit: from the frame when the page is resident (its copy
+  // is not modelled separately), else from home.
   auto f = frame_of_.find(key);
   if (f != frame_of_.end() && policy_->resident(key)) {
     src.address = f->second + in_page;
     src.path = Path::kResident;
-    // A page admitted on this visit is still being copied from the first tile's buffer: read
-    // the rest from home too, and copy it into the frame.
     return src;
   }
   src.address = o.address + offset;

@@ -80,13 +80,14 @@ class Orchestrator : public sc_core::sc_module {
   Orchestrator(sc_core::sc_module_name name, const OrchestrationParams& p, Context& ctx);
 
   // Places the objects (called from the compute engine's prepare, after the builder put every
-  // object at home): allocates the resident parts and the staging area in the fast memory.
-  // `default_dma` moves prefetches when the params name none. Throws ConfigError when the fast
-  // memory cannot hold them.
+  // object at home): allocates the resident parts, the staging area and the cache frames (pages
+  // of `tile_bytes` unless page_bytes is set) in the fast memory. `default_dma` moves
+  // prefetches when the params name none. Throws ConfigError when the fast memory cannot hold
+  // them.
   void prepare(const std::string& default_dma, uint64_t tile_bytes);
   // A step begins (the dynamic cache's oracle learns the step's page sequence in step 0).
   void on_step_start(uint32_t step);
-  // An admitted tile's copy into its cache frame was issued and ends at `done`.
+  // The engine issued the copy of an admitted tile (`bytes`) into its cache frame.
   void record_admission(uint64_t bytes) { admission_bytes_.inc(bytes); }
 
   // The op the engine starts: the first op of a layer triggers that layer + k's prefetch.
