@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 
 #include "models/time.h"
 
@@ -21,6 +22,26 @@ class BandwidthServer {
  public:
   BandwidthServer() = default;
   explicit BandwidthServer(double bytes_per_s) : bytes_per_s_(bytes_per_s) {}
+  // The gap list lives out of line (allocated on a server's first remembered gap) so that a
+  // server stays one cache line on the in-order path.
+  BandwidthServer(const BandwidthServer& o) { *this = o; }
+  BandwidthServer& operator=(const BandwidthServer& o) {
+    if (this == &o) return *this;
+    bytes_per_s_ = o.bytes_per_s_;
+    busy_until_ps_ = o.busy_until_ps_;
+    busy_ps_ = o.busy_ps_;
+    bytes_ = o.bytes_;
+    max_gap_end_ = o.max_gap_end_;
+    max_gap_len_ = o.max_gap_len_;
+    for (int i = 0; i < 2; ++i) {
+      memo_bytes_[i] = o.memo_bytes_[i];
+      memo_service_ps_[i] = o.memo_service_ps_[i];
+    }
+    gaps_ = o.gaps_ ? std::make_unique<GapList>(*o.gaps_) : nullptr;
+    return *this;
+  }
+  BandwidthServer(BandwidthServer&&) noexcept = default;
+  BandwidthServer& operator=(BandwidthServer&&) noexcept = default;
 
   void set_rate(double bytes_per_s) {
     bytes_per_s_ = bytes_per_s;
@@ -85,8 +106,12 @@ class BandwidthServer {
   }
   // The end of the first remembered gap that fits, now occupied; 0 when none does.
   [[gnu::noinline]] TimePs fill_gap(TimePs start, TimePs service) {
+    if (!gaps_) return 0;
+    Gap* gaps = gaps_->gaps;
+    int& gap_count_ = gaps_->count;
+    int& next_gap_ = gaps_->next;
     for (int i = 0; i < gap_count_; ++i) {
-      Gap& g = gaps_[i];
+      Gap& g = gaps[i];
       const TimePs b = std::max(start, g.begin);
       if (b + service > g.end) continue;
       const TimePs e = b + service, old_end = g.end;
@@ -96,7 +121,7 @@ class BandwidthServer {
       } else if (e < old_end) {
         g.begin = e;
       } else {
-        gaps_[i] = gaps_[--gap_count_];
+        gaps[i] = gaps[--gap_count_];
         if (next_gap_ >= gap_count_) next_gap_ = 0;
       }
       refresh_bounds();
@@ -107,18 +132,20 @@ class BandwidthServer {
   }
   void refresh_bounds() {
     max_gap_end_ = max_gap_len_ = 0;
-    for (int k = 0; k < gap_count_; ++k) {
-      max_gap_end_ = std::max(max_gap_end_, gaps_[k].end);
-      max_gap_len_ = std::max(max_gap_len_, gaps_[k].end - gaps_[k].begin);
+    for (int k = 0; k < gaps_->count; ++k) {
+      max_gap_end_ = std::max(max_gap_end_, gaps_->gaps[k].end);
+      max_gap_len_ = std::max(max_gap_len_, gaps_->gaps[k].end - gaps_->gaps[k].begin);
     }
   }
   void remember(TimePs begin, TimePs end) {
     // A ring of the latest gaps: a new one replaces the oldest remembered (O(1)).
-    if (gap_count_ < kGaps) {
-      gaps_[gap_count_++] = {begin, end};
+    if (!gaps_) gaps_ = std::make_unique<GapList>();
+    GapList& l = *gaps_;
+    if (l.count < kGaps) {
+      l.gaps[l.count++] = {begin, end};
     } else {
-      gaps_[next_gap_] = {begin, end};
-      next_gap_ = (next_gap_ + 1) % kGaps;
+      l.gaps[l.next] = {begin, end};
+      l.next = (l.next + 1) % kGaps;
     }
     max_gap_end_ = std::max(max_gap_end_, end);
     max_gap_len_ = std::max(max_gap_len_, end - begin);
@@ -128,12 +155,15 @@ class BandwidthServer {
   TimePs busy_until_ps_ = 0;
   TimePs busy_ps_ = 0;
   uint64_t bytes_ = 0;
-  Gap gaps_[kGaps] = {};
-  int gap_count_ = 0, next_gap_ = 0;
   TimePs max_gap_end_ = 0;  // the latest end of a remembered gap (an upper bound)
   TimePs max_gap_len_ = 0;  // the longest remembered gap (an upper bound)
   uint64_t memo_bytes_[2] = {UINT64_MAX, UINT64_MAX};
   TimePs memo_service_ps_[2] = {0, 0};
+  struct GapList {
+    Gap gaps[kGaps] = {};
+    int count = 0, next = 0;
+  };
+  std::unique_ptr<GapList> gaps_;
 };
 
 // A bandwidth server with strict priorities (levels 0..kLevels-1, higher first), non-preemptive
