@@ -48,8 +48,6 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
   if (c.notification() == config::NOTIFICATION_UNSPECIFIED) {
     o.error("notification", "required: INTERRUPT, POLLING or DOORBELL");
   }
-  o.require("decision_latency_ps", c.has_decision_latency_ps());
-  o.require("notification_latency_ps", c.has_notification_latency_ps());
   validate_jitter(c.decision_jitter(), o.at("decision_jitter"));
   if (c.has_dma()) {
     const config::Component* d = find(c.dma());
@@ -81,10 +79,16 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   p.kv_resident = c.has_kv_resident() ? c.kv_resident() : true;
   p.prefetch_layers = c.prefetch_layers();
   p.controller = c.controller();
-  p.decision_latency_ps = c.decision_latency_ps();
+  // Without explicit latencies, the controller's place and the notification kind give the
+  // middle of their ranges (mechanisms.md s.3.3 and s.3.5; C).
+  const TimePs decision_default[] = {0, 27'500'000, 3'000'000, 300'000};  // host, DPU, accel
+  const TimePs notify_default[] = {0, 10'000'000, 1'500'000, 300'000};    // interrupt, poll, bell
+  p.decision_latency_ps =
+      c.has_decision_latency_ps() ? c.decision_latency_ps() : decision_default[c.controller()];
   p.decision_jitter = c.decision_jitter();
   p.notification = c.notification();
-  p.notification_latency_ps = c.notification_latency_ps();
+  p.notification_latency_ps = c.has_notification_latency_ps() ? c.notification_latency_ps()
+                                                              : notify_default[c.notification()];
   p.replacement = c.replacement();
   p.cache_bytes = c.cache_bytes();
   p.page_bytes = c.page_bytes();
@@ -295,6 +299,7 @@ void Orchestrator::prefetch_layer(uint32_t layer, TimePs trigger) {
                            draw_jitter(p_.decision_jitter, rng_);
     controller_free_ = decided;
     decisions_.inc();
+    const uint64_t dst = slot_base_[slot] + offset;
     offset += (bytes + 4095) / 4096 * 4096;
     if (p_.signed_descriptors && p_.unsigned_fraction > 0 &&
         rng_.uniform() < p_.unsigned_fraction) {
@@ -303,7 +308,7 @@ void Orchestrator::prefetch_layer(uint32_t layer, TimePs trigger) {
       continue;
     }
     Staged st;
-    st.address = slot_base_[slot] + offset - (bytes + 4095) / 4096 * 4096;
+    st.address = dst;
     st.decided_ps = decided + (p_.signed_descriptors ? p_.verify_latency_ps : 0);
     st.generation = generation;
     st.trigger_ps = trigger;

@@ -22,7 +22,6 @@ void SwitchParams::validate(const config::Switch& c, Validator& v) {
   if (c.has_crossbar_bytes_per_s()) {
     v.positive("crossbar_bytes_per_s", true, c.crossbar_bytes_per_s());
   }
-  if (c.has_packet_bytes()) v.positive("packet_bytes", true, double(c.packet_bytes()));
   std::set<int> reasons;
   std::set<std::string> names;
   for (int i = 0; i < c.virtual_channels_size(); ++i) {
@@ -61,7 +60,6 @@ SwitchParams SwitchParams::from_config(const config::Switch& c) {
   p.ports = c.ports();
   p.latency_ps = c.latency_ps();
   p.crossbar_bytes_per_s = c.crossbar_bytes_per_s();
-  p.packet_bytes = c.has_packet_bytes() ? c.packet_bytes() : 256;
   if (c.virtual_channels_size() == 0) {
     p.vc_names = {"all"};
     p.vc_priority = {0};

@@ -39,7 +39,6 @@ struct SwitchParams {
   uint32_t ports = 0;
   TimePs latency_ps = 0;
   double crossbar_bytes_per_s = 0;  // 0: unlimited
-  uint64_t packet_bytes = 256;
   // Virtual channel (index into names) and priority of each MoveOp.
   std::vector<std::string> vc_names;
   std::vector<uint32_t> vc_priority;

@@ -356,9 +356,6 @@ TEST(Switch, CriticalVirtualChannelOvertakesBulkTraffic) {
 
 // Faults: every transfer completes or is reported failed, the counts add up, and the memory
 // served exactly the completed transfers' bytes.
-struct FaultRun {
-  std::map<std::string, double> m;
-};
 std::map<std::string, double> run_faults(const std::string& topology_and_faults,
                                          const std::vector<std::string>& frags,
                                          const std::vector<TimePs>& starts) {
@@ -415,6 +412,34 @@ TEST(Faults, DeviceOfflineFailsAfterTheTimeoutAndCountsAddUp) {
   EXPECT_EQ(m.at("retried"), 50);
   // Nothing lost silently: the device served exactly the completed transfers.
   EXPECT_EQ(m.at("cxl_bytes"), m.at("completed") * 4096);
+  // With a completion timeout longer than the outage every transfer waits and completes.
+  const auto patient = run_faults(
+      link("dma_cxl", "dma", "cxl_mem", "cxl2_x8") +
+          "faults { start_ps: 5000000 duration_ps: 100000000 device_offline: \"cxl_mem\" }\n",
+      {"system { components { name: \"dma\" dma { completion_timeout_ps: 200000000 } } }"},
+      every_us(120));
+  EXPECT_EQ(patient.at("failed"), 0);
+  EXPECT_EQ(patient.at("completed"), 120);
+}
+
+// The switch's crossbar bandwidth bounds what crosses it: 1 GB/s makes a 64 KiB read take at
+// least 64 KiB / 1 GB/s.
+TEST(Switch, CrossbarBandwidthBoundsTransfers) {
+  auto read = [](const std::string& crossbar) {
+    std::string s = sw("sw");
+    const std::string from = "crossbar_bytes_per_s: 2.048e12";
+    s.replace(s.find(from), from.size(), "crossbar_bytes_per_s: " + crossbar);
+    return parse(simulate(host_system(link("dma_sw", "dma", "sw", "cxl2_x8") +
+                                          link("sw_local", "sw", "host_ddr", "cxl2_x8"),
+                                      {s}),
+                          [](Context& ctx, std::ostream& os) {
+                            os << "t " << dma(ctx).transfer(kLocal, 0, 64 << 10, intent(), 0)
+                               << "\n";
+                          }))["t"];
+  };
+  const double fast = read("2.048e12"), slow = read("1e9");
+  EXPECT_LT(fast, 10e6);
+  EXPECT_GE(slow, (64 << 10) / 1e9 * 1e12);
 }
 
 TEST(Faults, TrafficIsReroutedAroundADownLink) {

@@ -66,6 +66,26 @@ TEST(Orchestration, HostControlMissesTheLayerWindowDpuAndOnAcceleratorDoNot) {
   EXPECT_EQ(dpu.at("controller_decisions"), accel.at("controller_decisions"));
 }
 
+// Without explicit latencies, the controller's place and the notification kind set them: a DPU
+// with polling is the same run as 3 us decisions and 1.5 us notifications; a host CPU with an
+// interrupt (27.5 us, 10 us) misses the window, an on-accelerator controller does not.
+TEST(Orchestration, ControllerAndNotificationKindsGiveDefaultLatencies) {
+  const std::string clear =
+      " --set policy.orchestration.decision_jitter=!clear"
+      " --set policy.orchestration.decision_latency_ps=!clear"
+      " --set policy.orchestration.notification_latency_ps=!clear";
+  const std::string dpu = test::preset("controllers/dpu.textproto");
+  const auto by_kind = run(dpu + clear);
+  const auto explicit_values = run(dpu + " --set policy.orchestration.decision_jitter=!clear" +
+                                   " --set policy.orchestration.decision_latency_ps=3000000" +
+                                   " --set policy.orchestration.notification_latency_ps=1500000");
+  EXPECT_EQ(by_kind.at("tpot_ms_mean"), explicit_values.at("tpot_ms_mean"));
+  const auto host = run(test::preset("controllers/host_cpu.textproto") + clear);
+  const auto accel = run(test::preset("controllers/on_accelerator.textproto") + clear);
+  EXPECT_GT(host.at("stall_us_per_token"), 100);
+  EXPECT_EQ(accel.at("stall_us_per_token"), 0);
+}
+
 // The sweep behind the plot (configs/sweeps/decision_latency_70b_tp8.textproto): with a fixed
 // decision latency per copy, nothing stalls while 9 decisions fit in a layer (~17 us each), and
 // the stall grows with the latency beyond.
@@ -99,6 +119,12 @@ TEST(Orchestration, BytesByPathAndDemandOnly) {
   EXPECT_EQ(demand.at("prefetch_coverage"), 0);
   EXPECT_NEAR(demand.at("demand_bytes_per_token"), home, home * 0.01);
   EXPECT_GT(demand.at("tpot_ms_mean"), pf.at("tpot_ms_mean"));
+  // With kv_resident false the KV caches stay at home: their reads stream from host DDR.
+  const auto kv_home = run(test::preset("controllers/on_accelerator.textproto") +
+                           " --set policy.orchestration.kv_resident=false");
+  EXPECT_GT(kv_home.at("demand_bytes_per_token"), pf.at("demand_bytes_per_token"));
+  EXPECT_LT(kv_home.at("resident_bytes_per_token"), pf.at("resident_bytes_per_token"));
+  EXPECT_GT(kv_home.at("tpot_ms_mean"), pf.at("tpot_ms_mean"));
 }
 
 // Dynamic residency in the system: Llama-3-8B's weights at home in host DDR5, a 4 GB page
