@@ -84,9 +84,12 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
   };
   const Ref refs[] = {{"sram", c.sram(), c.has_sram(), "sram"},
                       {"dma", c.dma(), c.has_dma(), "dma"},
-                      {"weights_memory", c.weights_memory(), c.has_weights_memory(), "hbm"}};
+                      {"weights_memory", c.weights_memory(), c.has_weights_memory(), "hbm"},
+                      {"activation_memory", c.activation_memory(), c.has_activation_memory(),
+                       "hbm"}};
   bool refs_ok = true;
   for (const auto& r : refs) {
+    if (std::string(r.field) == "activation_memory" && !r.present) continue;  // optional
     if (!v.non_empty(r.field, r.present, r.value)) {
       refs_ok = false;
       continue;
@@ -122,8 +125,12 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
     return std::string();
   }();
   const std::pair<std::string, std::string> needed[] = {
-      {self, c.sram()}, {c.dma(), c.weights_memory()}, {c.dma(), c.sram()}};
+      {self, c.sram()},
+      {c.dma(), c.weights_memory()},
+      {c.dma(), c.sram()},
+      {c.dma(), c.activation_memory()}};
   for (const auto& [from, to] : needed) {
+    if (to.empty()) continue;
     if (!has_link(from, to)) {
       v.error("", "needs a path of links from \"" + from + "\" to \"" + to + "\" in system.links");
     }
@@ -144,6 +151,7 @@ ComputeParams ComputeParams::from_config(const config::ComputeEngine& c) {
   p.sram = c.sram();
   p.dma = c.dma();
   p.weights_memory = c.weights_memory();
+  p.activation_memory = c.has_activation_memory() ? c.activation_memory() : c.weights_memory();
   return p;
 }
 
@@ -287,7 +295,14 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
           basename(), "staging_violations",
           "staging-buffer operations refused by the scratchpad state machine (fill only an "
           "EMPTY or RELEASED buffer, consume only a READY one, one fence per fill)",
-          "count")) {
+          "count")),
+      host_attention_ps_(ctx.stats().counter(basename(), "host_attention_ps",
+                                             "decode attention computed by the host CPU, from "
+                                             "the queries' send to the output's return",
+                                             "ps")),
+      host_kv_bytes_(ctx.stats().counter(basename(), "host_attention_kv_bytes",
+                                         "cached KV bytes the host CPU read for attention",
+                                         "bytes")) {
   SC_METHOD(run);
   ctx.stats().formula(
       basename(), "utilization", "fraction of time computing", "fraction",
@@ -333,11 +348,11 @@ void ComputeEngine::prepare() {
                          " bytes) plus a 64-byte activation area"}});
   }
   if (needed > activation_bytes_) {
-    auto spill = ctx().address_map().allocate(params_.weights_memory, needed, 4096);
+    auto spill = ctx().address_map().allocate(params_.activation_memory, needed, 4096);
     if (!spill) {
       throw ConfigError({ConfigIssue{{},
-                                     at + ".weights_memory",
-                                     "\"" + params_.weights_memory +
+                                     at + ".activation_memory",
+                                     "\"" + params_.activation_memory +
                                          "\" has no room for the activations that spill from "
                                          "SRAM (" +
                                          std::to_string(needed) + " bytes)"}});
@@ -346,6 +361,21 @@ void ComputeEngine::prepare() {
   }
   staging_base_ = *staging;
   activation_base_ = *act;
+  if (orchestrator_ && !orchestrator_->params().host_cpu.empty()) {
+    const OrchestrationParams& op = orchestrator_->params();
+    host_cpu_ = dynamic_cast<DmaEngine*>(ctx().component(op.host_cpu));
+    if (host_cpu_ == nullptr) throw std::logic_error(std::string(name()) + ": host CPU missing");
+    auto scratch = ctx().address_map().allocate(op.host_memory, needed, 4096);
+    if (!scratch) {
+      throw ConfigError({ConfigIssue{{},
+                                     "policy.orchestration.host_attention.memory",
+                                     "\"" + op.host_memory +
+                                         "\" has no room for the host attention's queries and "
+                                         "outputs (" +
+                                         std::to_string(needed) + " bytes)"}});
+    }
+    host_scratch_ = *scratch;
+  }
   const auto& run = ctx().config().run();
   record_ops_ = run.op_records() != config::OP_RECORDS_NONE;
 }
@@ -504,6 +534,74 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
   return 0;
 }
 
+void ComputeEngine::summarize(std::vector<SummaryItem>& out, uint64_t tokens) const {
+  if (orchestrator_) orchestrator_->summarize(out, tokens);
+  if (host_cpu_ != nullptr) {
+    const double per = tokens ? 1.0 / double(tokens) : 0.0;
+    out.push_back({"host_attention_ms_per_token",
+                   double(host_attention_ps_.value()) * per / 1e9, "ms/token"});
+    out.push_back(
+        {"host_attention_kv_bytes_per_token", double(host_kv_bytes_.value()) * per, "bytes/token"});
+  }
+}
+
+bool ComputeEngine::on_host() const {
+  return host_cpu_ != nullptr && op_.kind == OpKind::kAttention && op_.max_queries == 1;
+}
+
+TimePs ComputeEngine::host_copy(uint64_t bytes, bool to_host, TimePs start_ps) {
+  MovementIntent intent;
+  intent.object_class = ObjectClass::kActivation;
+  intent.op = to_host ? MoveOp::kWriteBack : MoveOp::kDemandFetch;
+  intent.op_id = op_.id;
+  intent.layer = op_.layer;
+  intent.token = op_.step;
+  TimePs done = start_ps;
+  const uint64_t chunk_max = std::min(params_.tile_bytes, activation_bytes_);
+  for (uint64_t off = 0; off < bytes;) {
+    const uint64_t chunk = std::min(chunk_max, bytes - off);
+    const TimePs t =
+        to_host ? dma_->transfer(activation_base_, host_scratch_ + off, chunk, intent, start_ps)
+                : dma_->transfer(host_scratch_ + off, activation_base_, chunk, intent, start_ps);
+    done = std::max(done, t);
+    off += chunk;
+  }
+  return done;
+}
+
+TimePs ComputeEngine::host_attention(TimePs now) {
+  // Queries (and the new keys and values) cross to the host; the CPU then reads every cached
+  // KV byte while it computes (overlapped); the output crosses back.
+  const TimePs sent = host_copy(op_.activation_read_bytes, true, now);
+  TimePs read_done = sent;
+  uint64_t kv = 0;
+  for (uint16_t i = 0; i < op_.operand_count; ++i) {
+    const Operand& o = op_.operand(i);
+    if (o.access != Access::kRead) continue;
+    const ObjectInfo& obj = ctx().objects().get(o.object);
+    MovementIntent intent;
+    intent.object = o.object;
+    intent.object_class = obj.cls;
+    intent.op = MoveOp::kDemandFetch;
+    intent.op_id = op_.id;
+    intent.layer = op_.layer;
+    intent.token = op_.step;
+    for (uint64_t off = 0; off < o.bytes;) {
+      const uint64_t n = std::min<uint64_t>(o.bytes - off, 1ULL << 30);
+      read_done = std::max(
+          read_done, host_cpu_->read(obj.address + o.offset_bytes + off, n, intent, sent));
+      off += n;
+    }
+    kv += o.bytes;
+  }
+  const TimePs math =
+      sent + compute_time_ps(op_.flops, orchestrator_->params().host_flops_per_s);
+  const TimePs back = host_copy(op_.activation_write_bytes, false, std::max(read_done, math));
+  host_attention_ps_.inc(back - now);
+  host_kv_bytes_.inc(kv);
+  return back;
+}
+
 TimePs ComputeEngine::spill(uint64_t bytes, bool write, TimePs start_ps) {
   // Activations beyond the SRAM area cross to (write) or from (read) the spill region in
   // chunks of at most a tile and at most the area.
@@ -608,6 +706,17 @@ void ComputeEngine::run() {
         }
       case Phase::kOverhead:
         stream_start_ = now;
+        if (on_host()) {
+          // The device waits while the host computes the attention.
+          op_end_ = host_attention(now);
+          last_land_ = op_end_;
+          phase_ = Phase::kFinish;
+          if (op_end_ > now) {
+            next_trigger(to_sc_time(op_end_ - now));
+            return;
+          }
+          continue;
+        }
         compute_free_ = sram_access(tlm::TLM_READ_COMMAND, activation_base_,
                                     std::min(op_.activation_read_bytes, activation_bytes_), now);
         if (op_.activation_read_bytes > activation_bytes_) {

@@ -83,6 +83,7 @@ struct ComputeParams {
   uint64_t tile_bytes = 0;
   uint32_t staging_buffers = 1;
   std::string sram, dma, weights_memory;
+  std::string activation_memory;  // where activations beyond SRAM spill (weights_memory)
 
   // Achieved FLOP/s of a matrix op with `rows` rows sharing each weight element.
   double matrix_flops_per_s(config::Dtype d, uint64_t rows) const {
@@ -103,9 +104,7 @@ class ComputeEngine : public Component {
 
   SC_HAS_PROCESS(ComputeEngine);
   ComputeEngine(sc_core::sc_module_name name, const ComputeParams& params, Context& ctx);
-  void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const override {
-    if (orchestrator_) orchestrator_->summarize(out, tokens);
-  }
+  void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const override;
 
   bool connect(Component& target, const LinkInfo& link) override;
   void prepare() override;
@@ -126,6 +125,13 @@ class ComputeEngine : public Component {
   // Moves `bytes` of activations between the SRAM area and the spill region; returns when done.
   TimePs spill(uint64_t bytes, bool write, TimePs start_ps);
 
+  // Whether the current op is decode attention the host CPU computes next to the KV.
+  bool on_host() const;
+  // Runs it (see HostAttention in the schema); returns when its output is back on the device.
+  TimePs host_attention(TimePs now);
+  // Moves `bytes` of activations between the SRAM area and the host scratch area.
+  TimePs host_copy(uint64_t bytes, bool to_host, TimePs start_ps);
+
   // Arithmetic of this op's class at its rate (`rows` sharing each weight element: kMatrix).
   TimePs op_compute_ps(double flops, uint32_t rows) const;
 
@@ -140,7 +146,9 @@ class ComputeEngine : public Component {
   uint64_t staging_base_ = 0;      // global address of the staging buffers in SRAM
   uint64_t activation_base_ = 0;   // global address of the activation area in SRAM
   uint64_t activation_bytes_ = 0;  // the SRAM activation area
-  uint64_t spill_base_ = 0;        // activations beyond it, in the weights' memory
+  uint64_t spill_base_ = 0;        // activations beyond it, in the activation memory
+  DmaEngine* host_cpu_ = nullptr;  // host attention: the CPU's load path
+  uint64_t host_scratch_ = 0;      // host attention: queries and outputs in host memory
 
   // Scheduler state.
   Phase phase_ = Phase::kFetch;
@@ -182,6 +190,8 @@ class ComputeEngine : public Component {
   Counter& spill_bytes_;
   Counter& tiles_;
   Counter& staging_violations_;
+  Counter& host_attention_ps_;
+  Counter& host_kv_bytes_;
 };
 
 }  // namespace tiersim

@@ -162,6 +162,29 @@ TimePs DmaEngine::transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementI
   return done;
 }
 
+TimePs DmaEngine::read(uint64_t src, uint64_t bytes, MovementIntent intent, TimePs start_ps,
+                       bool* ok) {
+  if (bytes == 0 || bytes > 0xffffffffULL) throw std::logic_error("dma: bad read size");
+  uint64_t src_local = 0;
+  const Target& from = resolve(src, bytes, &src_local);
+  intent.source = from.memory->tier();
+  const TimePs begin = start_ps + params_.setup_latency_ps;
+  const uint32_t level = level_of(intent);
+  const TimePs engine_done = engine_.reserve(begin, bytes, level);
+  const auto r = access(tlm::TLM_READ_COMMAND, from, src, src_local, bytes, intent, begin, level);
+  const TimePs done = std::max(engine_done, r.done_ps);
+  if (ok) *ok = r.ok;
+  if (!r.ok) {
+    failed_.inc();
+    return done;
+  }
+  transfers_.inc();
+  bytes_.inc(bytes);
+  bytes_by_class_.add(static_cast<size_t>(intent.object_class), static_cast<double>(bytes));
+  latency_ns_.record(static_cast<double>(done - start_ps) / kPsPerNs);
+  return done;
+}
+
 double DmaEngine::dynamic_energy_j() const {
   return links_.dynamic_energy_j();
 }

@@ -68,6 +68,11 @@ class DmaEngine : public Component {
   TimePs transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementIntent intent,
                   TimePs start_ps, bool* ok = nullptr);
 
+  // Reads `bytes` at `src` for a consumer that is the engine itself (a host CPU's loads: no
+  // destination write). Timing, faults and counters as transfer().
+  TimePs read(uint64_t src, uint64_t bytes, MovementIntent intent, TimePs start_ps,
+              bool* ok = nullptr);
+
   uint64_t completed() const { return transfers_.value(); }
   uint64_t failed() const { return failed_.value(); }
   uint64_t retried() const { return retried_.value(); }

@@ -60,6 +60,26 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
     o.error(c.has_verify_latency_ps() ? "verify_latency_ps" : "unsigned_fraction",
             "needs signed_descriptors: true");
   }
+  if (c.has_host_attention()) {
+    const auto& h = c.host_attention();
+    Validator hv = o.at("host_attention");
+    if (hv.non_empty("cpu", h.has_cpu(), h.cpu())) {
+      const config::Component* d = find(h.cpu());
+      if (d == nullptr || !d->has_dma()) {
+        hv.error("cpu", "no dma component named \"" + h.cpu() + "\" (the host CPU's load path)");
+      }
+    }
+    hv.positive("flops_per_s", h.has_flops_per_s(), h.flops_per_s());
+    if (hv.non_empty("memory", h.has_memory(), h.memory())) {
+      const config::Component* m = find(h.memory());
+      if (m == nullptr || !(m->has_ddr() || m->has_cxl() || m->has_hbm() || m->has_gddr())) {
+        hv.error("memory", "\"" + h.memory() + "\" is not a host memory (ddr, cxl, hbm, gddr)");
+      }
+    }
+    if (!c.has_kv_resident() || c.kv_resident()) {
+      hv.error("", "needs kv_resident: false (the KV stays at home, next to the CPU)");
+    }
+  }
   if (c.replacement() != config::REPLACEMENT_UNSPECIFIED) {
     o.positive("cache_bytes", c.has_cache_bytes(), double(c.cache_bytes()));
     if (c.has_page_bytes()) o.positive("page_bytes", true, double(c.page_bytes()));
@@ -95,6 +115,11 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   p.signed_descriptors = c.signed_descriptors();
   p.verify_latency_ps = c.verify_latency_ps();
   p.unsigned_fraction = c.unsigned_fraction();
+  if (c.has_host_attention()) {
+    p.host_cpu = c.host_attention().cpu();
+    p.host_memory = c.host_attention().memory();
+    p.host_flops_per_s = c.host_attention().flops_per_s();
+  }
   return p;
 }
 

@@ -58,6 +58,9 @@ struct OrchestrationParams {
   bool signed_descriptors = false;
   TimePs verify_latency_ps = 0;
   double unsigned_fraction = 0;
+  // Host attention (empty cpu: off).
+  std::string host_cpu, host_memory;
+  double host_flops_per_s = 0;
 
   static void validate(const config::Config& root, Validator v);
   static OrchestrationParams from_config(const config::Orchestration& c);
@@ -99,6 +102,7 @@ class Orchestrator : public sc_core::sc_module {
   void record(const Source& s, uint64_t bytes, TimePs wanted, TimePs start);
 
   void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const;
+  const OrchestrationParams& params() const { return p_; }
 
  private:
   struct Split {

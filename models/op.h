@@ -78,6 +78,7 @@ struct Op {
   double flops = 0;
   config::Dtype compute_dtype = config::BF16;
   uint32_t rows = 1;                   // kMatrix: M, the rows that share each weight element
+  uint32_t max_queries = 1;            // kAttention: the most new tokens of any sequence
   uint64_t collective_bytes = 0;       // kCollective: the message (per rank, before the collective)
   uint64_t host_bytes = 0;             // kHostTransfer: bytes over the host link
   TimePs delay_ps = 0;                 // kWait: how long

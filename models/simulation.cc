@@ -338,8 +338,15 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   const auto& tokens = ctx.records().tokens;
   std::vector<double> tpot_ms;
   uint64_t generated = 0;
+  // Simulated prompt prefill passes count toward the throughput, not the time per token.
+  const uint32_t prefill_steps = ctx.workload()->prefill_steps();
+  TimePs prefill_ps = 0;
   for (const auto& t : tokens) {
-    if (t.tokens > 0) tpot_ms.push_back(step_tpot_ms(t));  // prefill-only steps emit none
+    if (t.step < prefill_steps) {
+      prefill_ps += t.end_ps - t.start_ps;
+    } else if (t.tokens > 0) {
+      tpot_ms.push_back(step_tpot_ms(t));  // serving's prefill-only steps emit none
+    }
     generated += t.tokens;
   }
   double mean = 0;
@@ -381,6 +388,7 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
       {"sim_time_s", ps_to_s(end_ps), "s"},
       {"wall_time_s", wall_s, "s"},
   };
+  if (prefill_steps > 0) out.summary.push_back({"prefill_s", ps_to_s(prefill_ps), "s"});
   if (has_ddr) {
     out.summary.push_back(
         {"ddr_bytes_per_token", static_cast<double>(ddr_bytes) * per_token, "bytes/token"});

@@ -29,6 +29,9 @@ class Workload {
   // the sequences that generated them.
   virtual uint32_t tokens_per_step() const = 0;
   virtual uint32_t sequences_per_step() const { return tokens_per_step(); }
+  // The first prefill_steps() steps are prompt prefill passes: the summary keeps them out of
+  // the time per output token and reports their time as prefill_s.
+  virtual uint32_t prefill_steps() const { return 0; }
   // The largest on-chip activation footprint of any op (read plus write), for SRAM sizing.
   virtual uint64_t max_activation_bytes() const = 0;
   // Workload-specific results (such as MoE expert load), read after the run: summary metrics

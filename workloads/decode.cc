@@ -97,8 +97,9 @@ DecodeWorkload::DecodeWorkload(const TransformerShape& shape, const DecodeOption
     passes_ = o_.gamma + 1;
   }
   target_.set_kv(&target_kv_);
+  target_.set_micro_batches(o_.micro_batches);
   if (draft_) draft_->set_kv(&*draft_kv_);
-  length_.assign(o_.batch, o_.context);
+  length_.assign(o_.batch, o_.prefill ? 0 : o_.context);
   plan_.resize(o_.batch);
 }
 
@@ -132,14 +133,26 @@ void DecodeWorkload::register_objects(ObjectTable& t) {
 }
 
 uint64_t DecodeWorkload::max_activation_bytes() const {
-  const uint64_t q = o_.target_queries();
-  const uint64_t tokens = uint64_t{o_.batch} * q;
-  uint64_t m = target_.max_activation_bytes(tokens, tokens, o_.batch);
+  const uint64_t q = o_.prefill ? std::max<uint64_t>(o_.context, o_.target_queries())
+                               : o_.target_queries();
+  // Layer ops see one micro-batch; the embedding and the head the whole pass.
+  const uint64_t mb = ceil_div(o_.batch, o_.micro_batches);
+  const uint64_t sq = o_.target_queries();  // sampled positions per sequence
+  uint64_t m = target_.max_activation_bytes(mb * q, mb * sq, mb, uint64_t{o_.batch} * q,
+                                            uint64_t{o_.batch} * sq);
   if (draft_) m = std::max(m, draft_->max_activation_bytes(o_.batch, o_.batch, o_.batch));
   return m;
 }
 
 void DecodeWorkload::begin_pass() {
+  if (o_.prefill && step_ == 0) {
+    // The prompt: every token new, one sampled position (the first generated token).
+    for (uint32_t s = 0; s < o_.batch; ++s)
+      plan_[s] = PassSequence{s, 0, o_.context, 1};
+    target_.begin(plan_.data(), o_.batch, step_);
+    in_pass_ = true;
+    return;
+  }
   const bool drafting = draft_ && pass_ < o_.gamma;
   const uint32_t q = drafting ? 1 : o_.target_queries();
   for (uint32_t s = 0; s < o_.batch; ++s) {
@@ -151,6 +164,11 @@ void DecodeWorkload::begin_pass() {
 }
 
 void DecodeWorkload::end_step() {
+  if (o_.prefill && step_ == 0) {
+    length_.assign(o_.batch, o_.context);
+    last_step_tokens_ = o_.batch;
+    return;
+  }
   const uint64_t tok = target_.shape().kv_bytes_per_token_per_layer() * target_.shape().layers;
   uint32_t tokens = 0;
   for (uint32_t seq = 0; seq < o_.batch; ++seq) {
@@ -177,14 +195,15 @@ void DecodeWorkload::end_step() {
 
 bool DecodeWorkload::next(Op& op) {
   if (!registered_) throw std::logic_error("DecodeWorkload: objects not registered");
-  if (step_ >= o_.steps) return false;
+  if (step_ >= total_steps()) return false;
   if (!in_pass_) begin_pass();
-  ForwardPass& pass = draft_ && pass_ < o_.gamma ? *draft_ : target_;
+  const bool prefilling = o_.prefill && step_ == 0;
+  ForwardPass& pass = draft_ && pass_ < o_.gamma && !prefilling ? *draft_ : target_;
   if (!pass.next(op, OpId(next_id_))) throw std::logic_error("DecodeWorkload: empty pass");
   ++next_id_;
   if (pass.done()) {
     in_pass_ = false;
-    if (++pass_ == passes_) {
+    if (prefilling || ++pass_ == passes_) {
       op.last_of_step = true;
       end_step();
       pass_ = 0;
@@ -253,6 +272,23 @@ void validate_decode(const config::Config& root, Validator& v) {
                "only sparse_attention uses pages in decode; set it with sparse_attention or "
                "remove it");
     }
+  }
+  if (d.has_micro_batches()) {
+    if (dv.positive("micro_batches", true, d.micro_batches())) {
+      if (batch_ok && d.micro_batches() > d.batch_size()) {
+        dv.error("micro_batches", "at most batch_size (" + std::to_string(d.batch_size()) + ")");
+      }
+      if (d.micro_batches() > 1 && (w.model().has_moe() || d.has_speculative())) {
+        dv.error("micro_batches",
+                 "the block schedule runs dense models without speculative decoding");
+      }
+    }
+  }
+  if (d.prefill() && d.has_speculative()) {
+    dv.error("prefill", "not with speculative decoding (the draft's prefill is not modelled)");
+  }
+  if (d.prefill() && d.has_context_tokens() && d.context_tokens() == 0) {
+    dv.error("prefill", "needs context_tokens > 0 (the prompt)");
   }
   if (d.has_speculative()) {
     const auto& sp = d.speculative();
@@ -357,6 +393,8 @@ DecodeOptions options_from_config(const config::Config& root) {
     o.page_locality = sa.page_locality();
   }
   o.seed = root.run().seed();
+  o.prefill = d.prefill();
+  o.micro_batches = d.has_micro_batches() ? d.micro_batches() : 1;
   return o;
 }
 

@@ -47,6 +47,9 @@ struct DecodeOptions {
   uint32_t sink_tokens = 0, window_tokens = 0, top_k_pages = 0;
   double page_locality = 0;
   uint64_t seed = 0;
+  // Step 0 is the prompt's prefill (see DecodeScenario.prefill); micro-batches per layer.
+  bool prefill = false;
+  uint32_t micro_batches = 1;
 
   bool speculative() const { return draft.has_value(); }
   bool sparse() const { return top_k_pages > 0; }
@@ -93,7 +96,8 @@ class DecodeWorkload : public Workload {
 
   void register_objects(ObjectTable& objects) override;
   bool next(Op& op) override;
-  uint32_t total_steps() const override { return o_.steps; }
+  uint32_t total_steps() const override { return o_.steps + (o_.prefill ? 1 : 0); }
+  uint32_t prefill_steps() const override { return o_.prefill ? 1 : 0; }
   uint32_t tokens_per_step() const override { return last_step_tokens_; }
   uint32_t sequences_per_step() const override { return o_.batch; }
   uint64_t max_activation_bytes() const override;

@@ -151,15 +151,29 @@ ForwardPass::ForwardPass(const TransformerShape& shape, uint32_t max_sequences, 
   }
 }
 
-void ForwardPass::begin(const PassSequence* seqs, uint32_t count, uint32_t step) {
-  seqs_ = seqs;
-  count_ = count;
-  step_ = step;
-  tokens_ = sampled_ = 0;
-  for (uint32_t i = 0; i < count; ++i) {
-    tokens_ += seqs[i].queries;
-    sampled_ += seqs[i].sampled;
+void ForwardPass::select_micro_batch(uint32_t k) {
+  if (k == UINT32_MAX || micro_batches_ == 1) {
+    seqs_ = all_seqs_;
+    count_ = all_count_;
+  } else {
+    const uint64_t first = uint64_t{k} * all_count_ / micro_batches_;
+    const uint64_t end = uint64_t{k + 1} * all_count_ / micro_batches_;
+    seqs_ = all_seqs_ + first;
+    count_ = static_cast<uint32_t>(end - first);
   }
+  tokens_ = sampled_ = 0;
+  for (uint32_t i = 0; i < count_; ++i) {
+    tokens_ += seqs_[i].queries;
+    sampled_ += seqs_[i].sampled;
+  }
+}
+
+void ForwardPass::begin(const PassSequence* seqs, uint32_t count, uint32_t step) {
+  all_seqs_ = seqs;
+  all_count_ = count;
+  step_ = step;
+  micro_batch_ = 0;
+  select_micro_batch(UINT32_MAX);
   pos_ = layer_ = layer_op_ = 0;
   if (shape_.moe()) {
     routed_.resize(std::max<size_t>(routed_.size(), tokens_ * shape_.experts_per_token));
@@ -176,16 +190,21 @@ bool ForwardPass::next(Op& op, OpId id) {
     kind = head_ops_[pos_++];
   } else if (pos_ == head) {
     const std::vector<OpKind>& ops = shape_.moe_layer(layer_) ? moe_ops_ : dense_ops_;
+    if (micro_batches_ > 1 && layer_op_ == 0) select_micro_batch(micro_batch_);
     kind = ops[layer_op_];
     layer = layer_;
     if (++layer_op_ == ops.size()) {
       layer_op_ = 0;
-      if (++layer_ == shape_.layers) {
-        layer_ = 0;
-        ++pos_;
+      if (++micro_batch_ == micro_batches_) {
+        micro_batch_ = 0;
+        if (++layer_ == shape_.layers) {
+          layer_ = 0;
+          ++pos_;
+        }
       }
     }
   } else {
+    if (micro_batches_ > 1 && count_ != all_count_) select_micro_batch(UINT32_MAX);
     const uint32_t i = pos_ - head - 1;
     if (i >= tail_ops_.size()) return false;
     kind = tail_ops_[i];
@@ -196,10 +215,14 @@ bool ForwardPass::next(Op& op, OpId id) {
   return true;
 }
 
-uint64_t ForwardPass::max_activation_bytes(uint64_t tokens, uint64_t sampled,
-                                           uint64_t sequences) const {
+uint64_t ForwardPass::max_activation_bytes(uint64_t layer_tokens, uint64_t layer_sampled,
+                                           uint64_t sequences, uint64_t pass_tokens,
+                                           uint64_t pass_sampled) const {
   uint64_t m = 0;
   for (const auto* list : {&head_ops_, &dense_ops_, &moe_ops_, &tail_ops_}) {
+    const bool whole = list == &head_ops_ || list == &tail_ops_;
+    const uint64_t tokens = whole && pass_tokens ? pass_tokens : layer_tokens;
+    const uint64_t sampled = whole && pass_sampled ? pass_sampled : layer_sampled;
     for (OpKind k : *list) {
       OpCost c;
       if (k == OpKind::kAttention) {
@@ -351,6 +374,7 @@ void ForwardPass::fill_attention(Op& op, uint32_t layer) {
   const OpCost act = op_cost(shape_, OpKind::kAttention, 1, 1, 1);
   op.op_class = OpClass::kMatrix;
   op.rows = static_cast<uint32_t>(shape_cost.rows);
+  op.max_queries = max_q;
   op.flops = flops;
   op.activation_read_bytes = act.activation_read_bytes * tokens_;
   op.activation_write_bytes = act.activation_write_bytes * tokens_;

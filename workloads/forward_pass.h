@@ -95,6 +95,10 @@ class ForwardPass {
   const TransformerShape& shape() const { return shape_; }
   ModelObjects& objects() { return objects_; }
   void set_kv(const KvLayout* kv) { kv_ = kv; }
+  // FlexGen's block schedule: each layer runs over `m` micro-batches (consecutive slices of the
+  // pass's sequences) in turn; the embedding and the head run over the whole pass. Dense
+  // models only (routing counts one routed pass per layer).
+  void set_micro_batches(uint32_t m) { micro_batches_ = m < 1 ? 1 : m; }
 
   // Starts a pass over `count` sequences (the array stays valid until the pass ends) in step
   // `step`; `route_step` indexes MoE statistics (one routed pass per step).
@@ -105,8 +109,11 @@ class ForwardPass {
   bool done() const { return pos_ > head_ops_.size() + tail_ops_.size(); }
 
   // The largest on-chip activation footprint of any op for up to `tokens` new tokens (of which
-  // up to `sampled` produce logits) in a pass of up to `sequences` sequences.
-  uint64_t max_activation_bytes(uint64_t tokens, uint64_t sampled, uint64_t sequences) const;
+  // up to `sampled` produce logits) in a pass of up to `sequences` sequences; with
+  // micro-batches, the layer ops see those and the embedding and head ops up to `pass_tokens`
+  // (of which `pass_sampled` sampled; 0: the same).
+  uint64_t max_activation_bytes(uint64_t tokens, uint64_t sampled, uint64_t sequences,
+                                uint64_t pass_tokens = 0, uint64_t pass_sampled = 0) const;
 
   // MoE statistics: assignments per MoE layer and expert (moe_layers x experts), and distinct
   // experts read per routed pass and MoE layer (one row per routed pass).
@@ -132,7 +139,12 @@ class ForwardPass {
   const KvLayout* kv_ = nullptr;
   std::vector<OpKind> dense_ops_, moe_ops_, head_ops_, tail_ops_;
 
-  // The current pass.
+  // Narrows the sequences to micro-batch `k` of the pass (UINT32_MAX: the whole pass).
+  void select_micro_batch(uint32_t k);
+
+  // The current pass (seqs_, count_: the micro-batch being run).
+  const PassSequence* all_seqs_ = nullptr;
+  uint32_t all_count_ = 0, micro_batches_ = 1, micro_batch_ = 0;
   const PassSequence* seqs_ = nullptr;
   uint32_t count_ = 0, step_ = 0;
   uint64_t tokens_ = 0, sampled_ = 0;

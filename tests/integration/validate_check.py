@@ -14,7 +14,7 @@ rows = json.loads(p.stdout)
 keys = {"id", "predicted", "measured", "unit", "tolerance_pct", "ok"}
 ids = {r["id"] for r in rows}
 bad = False
-for want in ("V1", "V2", "V3", "V4", "V5-64", "V5-128", "V5-8192"):
+for want in ("V1", "V2", "V3", "V4", "V5-64", "V5-128", "V5-8192", "V6-6.7B", "V6-30B"):
     if want not in ids:
         print("missing row " + want, file=sys.stderr)
         bad = True
