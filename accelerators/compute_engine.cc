@@ -82,11 +82,11 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
     bool present;
     const char* kind;
   };
-  const Ref refs[] = {{"sram", c.sram(), c.has_sram(), "sram"},
-                      {"dma", c.dma(), c.has_dma(), "dma"},
-                      {"weights_memory", c.weights_memory(), c.has_weights_memory(), "hbm"},
-                      {"activation_memory", c.activation_memory(), c.has_activation_memory(),
-                       "hbm"}};
+  const Ref refs[] = {
+      {"sram", c.sram(), c.has_sram(), "sram"},
+      {"dma", c.dma(), c.has_dma(), "dma"},
+      {"weights_memory", c.weights_memory(), c.has_weights_memory(), "hbm"},
+      {"activation_memory", c.activation_memory(), c.has_activation_memory(), "hbm"}};
   bool refs_ok = true;
   for (const auto& r : refs) {
     if (std::string(r.field) == "activation_memory" && !r.present) continue;  // optional
@@ -124,11 +124,10 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
     }
     return std::string();
   }();
-  const std::pair<std::string, std::string> needed[] = {
-      {self, c.sram()},
-      {c.dma(), c.weights_memory()},
-      {c.dma(), c.sram()},
-      {c.dma(), c.activation_memory()}};
+  const std::pair<std::string, std::string> needed[] = {{self, c.sram()},
+                                                        {c.dma(), c.weights_memory()},
+                                                        {c.dma(), c.sram()},
+                                                        {c.dma(), c.activation_memory()}};
   for (const auto& [from, to] : needed) {
     if (to.empty()) continue;
     if (!has_link(from, to)) {
@@ -538,8 +537,8 @@ void ComputeEngine::summarize(std::vector<SummaryItem>& out, uint64_t tokens) co
   if (orchestrator_) orchestrator_->summarize(out, tokens);
   if (host_cpu_ != nullptr) {
     const double per = tokens ? 1.0 / double(tokens) : 0.0;
-    out.push_back({"host_attention_ms_per_token",
-                   double(host_attention_ps_.value()) * per / 1e9, "ms/token"});
+    out.push_back({"host_attention_ms_per_token", double(host_attention_ps_.value()) * per / 1e9,
+                   "ms/token"});
     out.push_back(
         {"host_attention_kv_bytes_per_token", double(host_kv_bytes_.value()) * per, "bytes/token"});
   }
@@ -588,14 +587,13 @@ TimePs ComputeEngine::host_attention(TimePs now) {
     intent.token = op_.step;
     for (uint64_t off = 0; off < o.bytes;) {
       const uint64_t n = std::min<uint64_t>(o.bytes - off, 1ULL << 30);
-      read_done = std::max(
-          read_done, host_cpu_->read(obj.address + o.offset_bytes + off, n, intent, sent));
+      read_done =
+          std::max(read_done, host_cpu_->read(obj.address + o.offset_bytes + off, n, intent, sent));
       off += n;
     }
     kv += o.bytes;
   }
-  const TimePs math =
-      sent + compute_time_ps(op_.flops, orchestrator_->params().host_flops_per_s);
+  const TimePs math = sent + compute_time_ps(op_.flops, orchestrator_->params().host_flops_per_s);
   const TimePs back = host_copy(op_.activation_write_bytes, false, std::max(read_done, math));
   host_attention_ps_.inc(back - now);
   host_kv_bytes_.inc(kv);

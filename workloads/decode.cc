@@ -133,8 +133,8 @@ void DecodeWorkload::register_objects(ObjectTable& t) {
 }
 
 uint64_t DecodeWorkload::max_activation_bytes() const {
-  const uint64_t q = o_.prefill ? std::max<uint64_t>(o_.context, o_.target_queries())
-                               : o_.target_queries();
+  const uint64_t q =
+      o_.prefill ? std::max<uint64_t>(o_.context, o_.target_queries()) : o_.target_queries();
   // Layer ops see one micro-batch; the embedding and the head the whole pass.
   const uint64_t mb = ceil_div(o_.batch, o_.micro_batches);
   const uint64_t sq = o_.target_queries();  // sampled positions per sequence

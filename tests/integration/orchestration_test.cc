@@ -235,5 +235,137 @@ TEST(Orchestration, BadSettingsAreRefused) {
       << err;
 }
 
+// FlexGen's setting on the T4 (validation row V6, OPT-30B policy) with a smaller model: OPT-6.7B
+// cut to 4 layers, 12 sequences in 3 micro-batches, a 512-token prompt prefilled, 4 decode steps.
+std::string flexgen(const std::string& extra) {
+  return test::tiersim_binary() + " run " + test::preset("hardware/t4.textproto") + " " +
+         test::preset("hardware/fragments/t4_flexgen_host.textproto") + " " +
+         test::preset("models/opt_6_7b.textproto") + " " +
+         test::preset("software/pytorch_eager_per_op.textproto") + " " +
+         test::preset("validation/v6_opt_30b_t4.textproto") +
+         " --set workload.model.layers=4 --set workload.decode.batch_size=12"
+         " --set workload.decode.decode_steps=4 --quiet " +
+         extra;
+}
+
+std::map<std::string, double> run_flexgen(const std::string& extra, std::string* err = nullptr) {
+  const std::string out =
+      (fs::temp_directory_path() / ("tiersim_flexgen_" + std::to_string(getpid()) + ".h5"))
+          .string();
+  auto r = test::run_cmd(flexgen(extra) + " --out " + out);
+  if (err) *err = r.err;
+  std::map<std::string, double> s;
+  if (r.code != 0) {
+    s["exit"] = r.code;
+    return s;
+  }
+  ResultReader h(out);
+  for (const auto& item : h.summary())
+    s[item.name] = item.value;
+  fs::remove(out);
+  return s;
+}
+
+// Host attention (FlexGen's CPU cache compute): the CPU reads exactly the cached KV of every
+// decode step (hand count), computes at its configured rate (halving the rate doubles the time
+// when arithmetic bounds it; an unbounded rate leaves the DDR reads), and the prefill step and
+// its KV writes stay on the GPU.
+TEST(HostAttention, CpuReadsEveryCachedKvByteAtItsRate) {
+  // All weights resident: no weight copies contend with the CPU's reads in host DDR.
+  const std::string resident = "--set policy.orchestration.resident_fraction=1 ";
+  const auto slow = run_flexgen(resident);
+  const auto fast =
+      run_flexgen(resident + "--set policy.orchestration.host_attention.flops_per_s=24.6e9");
+  const auto unbounded =
+      run_flexgen(resident + "--set policy.orchestration.host_attention.flops_per_s=1e18");
+  const auto contended = run_flexgen("");
+  ASSERT_EQ(slow.count("exit"), 0u);
+  const double tokens = 12.0 * 5;  // prefill token + 4 decode tokens per sequence
+  EXPECT_EQ(slow.at("tokens_generated"), tokens);
+  // KV per token and layer: K and V of 4096 FP16 values; decode step d (1..4) reads 511 + d
+  // cached tokens of each of 12 sequences in each of 4 layers.
+  const double kv_token = 2.0 * 4096 * 2;
+  double cached = 0;
+  for (int d = 1; d <= 4; ++d)
+    cached += 511 + d;
+  const double kv_bytes = 12 * 4 * kv_token * cached;
+  EXPECT_NEAR(slow.at("host_attention_kv_bytes_per_token") * tokens, kv_bytes, 1);
+  // Decode attention FLOPs: 4 x head_dim x heads per cached-plus-new token and sequence (QK^T
+  // and AV, multiply-add = 2), at 12.3 GFLOP/s; the time also carries the queries' and
+  // outputs' PCIe crossings, so it is bounded below by the arithmetic.
+  double flops = 0;
+  for (int d = 1; d <= 4; ++d)
+    flops += 12.0 * 4 * 4.0 * 4096 * (511 + d + 1);
+  const double host_s = slow.at("host_attention_ms_per_token") * tokens / 1e3;
+  std::cout << "host attention " << host_s << " s (arithmetic " << flops / 12.3e9 << " s); at "
+            << "twice the rate " << fast.at("host_attention_ms_per_token") * tokens / 1e3
+            << " s; unbounded " << unbounded.at("host_attention_ms_per_token") * tokens / 1e3
+            << " s (DDR reads at 60 GB/s: " << kv_bytes / 60e9 << " s)\n";
+  EXPECT_GT(host_s, flops / 12.3e9);
+  EXPECT_LT(host_s, flops / 12.3e9 * 1.03);
+  EXPECT_NEAR(fast.at("host_attention_ms_per_token") / slow.at("host_attention_ms_per_token"), 0.5,
+              0.02);
+  // Unbounded arithmetic: the CPU's reads at its 60 GB/s bound the time.
+  const double unbounded_s = unbounded.at("host_attention_ms_per_token") * tokens / 1e3;
+  EXPECT_GT(unbounded_s, kv_bytes / 60e9);
+  EXPECT_LT(unbounded_s, kv_bytes / 60e9 * 1.05);
+  // Weight copies from the same DDR (80% of each weight object prefetched) delay the reads.
+  EXPECT_GE(contended.at("host_attention_ms_per_token"), slow.at("host_attention_ms_per_token"));
+  // The prefill step is not host attention: its time is reported on its own.
+  EXPECT_GT(slow.at("prefill_s"), 0);
+  EXPECT_GT(slow.at("tokens_per_s"), 0);
+  EXPECT_NEAR(slow.at("tokens_per_s"), tokens / slow.at("sim_time_s"),
+              0.01 * slow.at("tokens_per_s"));
+}
+
+// Without host attention the same KV crosses PCIe to the GPU every step: more bytes reach the
+// device's link (the DMA's serial-link energy) and no host attention is reported.
+TEST(HostAttention, WithoutItTheKvCrossesPcie) {
+  const auto cpu = run_flexgen("");
+  const auto gpu = run_flexgen("--set policy.orchestration.host_attention=!clear");
+  ASSERT_EQ(cpu.count("exit") + gpu.count("exit"), 0u);
+  EXPECT_EQ(gpu.count("host_attention_kv_bytes_per_token"), 0u);
+  EXPECT_GT(gpu.at("demand_bytes_per_token"),
+            cpu.at("demand_bytes_per_token") + cpu.at("host_attention_kv_bytes_per_token") * 0.99);
+  EXPECT_GT(gpu.at("energy_j_dma"), cpu.at("energy_j_dma"));
+}
+
+// Activations that do not fit in SRAM spill to activation_memory: the T4's GDDR6 in the FlexGen
+// fragment; moved to host DDR they cross PCIe and the run slows down.
+TEST(HostAttention, ActivationMemoryTakesTheSpill) {
+  const auto gddr = run_flexgen("");
+  const auto host = run_flexgen(
+      "--set 'system={components{name:\"compute\" compute{activation_memory:\"host_ddr\"}}}'");
+  ASSERT_EQ(gddr.count("exit") + host.count("exit"), 0u);
+  EXPECT_GT(host.at("ddr_bytes_per_token"), gddr.at("ddr_bytes_per_token"));
+  EXPECT_GT(host.at("prefill_s"), gddr.at("prefill_s"));
+}
+
+TEST(HostAttention, BadSettingsAreRefused) {
+  struct Case {
+    std::string set, field;
+  };
+  const Case cases[] = {
+      {"--set policy.orchestration.kv_resident=true", "policy.orchestration.host_attention"},
+      {"--set policy.orchestration.host_attention.cpu=dram",
+       "policy.orchestration.host_attention.cpu"},
+      {"--set policy.orchestration.host_attention.flops_per_s=0",
+       "policy.orchestration.host_attention.flops_per_s"},
+      {"--set policy.orchestration.host_attention.memory=nowhere",
+       "policy.orchestration.host_attention.memory"},
+      {"--set workload.decode.micro_batches=13", "workload.decode.micro_batches"},
+      {"--set workload.decode.micro_batches=0", "workload.decode.micro_batches"},
+      {"--set workload.decode.context_tokens=0", "workload.decode.prefill"},
+      {"--set 'system={components{name:\"compute\" compute{activation_memory:\"cpu\"}}}'",
+       "compute.activation_memory"},
+  };
+  for (const auto& c : cases) {
+    std::string err;
+    const auto r = run_flexgen(c.set, &err);
+    EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2) << c.set;
+    EXPECT_NE(err.find(c.field), std::string::npos) << c.set << ": " << err;
+  }
+}
+
 }  // namespace
 }  // namespace tiersim

@@ -1,6 +1,7 @@
 // The decode op stream's speculative and sparse modes against hand-derived counts.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -187,6 +188,121 @@ TEST(SparseDecode, ReadsSinksWindowAndTopKPages) {
   w.summarize(summary);
   ASSERT_EQ(summary.size(), 2u);
   EXPECT_EQ(summary[0].value, 20.0 * 2 * 8);  // pages read
+}
+
+// Prefill: step 0 runs every prompt token through the model (causal attention over the prompt,
+// the prompt's KV written), samples one position per sequence and yields one token each; the
+// decode steps then attend to the prompt plus what was generated.
+TEST(PrefillDecode, StepZeroIsThePromptThenDecodeSteps) {
+  TransformerShape s = load_model("opt_6_7b");
+  s.layers = 2;
+  DecodeOptions o;
+  o.batch = 3;
+  o.context = 100;
+  o.steps = 4;
+  o.prefill = true;
+  DecodeWorkload w(s, o);
+  ObjectTable t;
+  w.register_objects(t);
+  EXPECT_EQ(w.total_steps(), 5u);
+  EXPECT_EQ(w.prefill_steps(), 1u);
+  const uint64_t tok = s.kv_bytes_per_token_per_layer();
+  Op op;
+  uint32_t step = 0;
+  std::vector<uint32_t> tokens;
+  while (w.next(op)) {
+    if (op.kind == OpKind::kQkvProj) {
+      // The projections run over every new token: 300 in the prefill, 3 per decode step.
+      EXPECT_EQ(op.rows, step == 0 ? 300u : 3u) << "step " << step;
+    }
+    if (op.kind == OpKind::kLmHead) EXPECT_EQ(op.rows, 3u);  // one sampled position each
+    if (op.kind == OpKind::kAttention) {
+      uint64_t read = 0, written = 0;
+      for (uint16_t i = 0; i < op.operand_count; ++i)
+        (op.operand(i).access == Access::kRead ? read : written) += op.operand(i).bytes;
+      const uint64_t cached = step == 0 ? 0 : 100 + step - 1;
+      EXPECT_EQ(read, 3 * cached * tok) << "step " << step;
+      EXPECT_EQ(written, 3 * (step == 0 ? 100 : 1) * tok) << "step " << step;
+      EXPECT_EQ(op.max_queries, step == 0 ? 100u : 1u);
+      // Causal prefill: the hand count of the query-key pairs.
+      const double want = step == 0 ? 3 * op_cost(s, OpKind::kAttention, 1, 100, 100).flops
+                                    : 3 * op_cost(s, OpKind::kAttention, 1, cached + 1, 1).flops;
+      EXPECT_DOUBLE_EQ(op.flops, want);
+    }
+    if (op.last_of_step) {
+      tokens.push_back(w.tokens_per_step());
+      ++step;
+    }
+  }
+  EXPECT_EQ(step, 5u);
+  EXPECT_EQ(tokens, (std::vector<uint32_t>{3, 3, 3, 3, 3}));
+  EXPECT_EQ(w.sequence_tokens(), (std::vector<uint64_t>{104, 104, 104}));
+}
+
+// FlexGen's block schedule: each layer runs over its micro-batches in turn (its weights read
+// once per micro-batch, each with that micro-batch's rows), the embedding and the head over the
+// whole batch; the pass's FLOPs equal the unsplit pass's.
+TEST(MicroBatches, EachLayerRunsOverEveryMicroBatchInTurn) {
+  TransformerShape s = load_model("opt_6_7b");
+  s.layers = 3;
+  auto stream = [&](uint32_t m) {
+    DecodeOptions o;
+    o.batch = 7;
+    o.context = 50;
+    o.steps = 1;
+    o.micro_batches = m;
+    auto w = std::make_unique<DecodeWorkload>(s, o);
+    ObjectTable t;
+    w->register_objects(t);
+    std::vector<Op> ops;
+    std::vector<std::pair<uint32_t, uint32_t>> kv_reads;  // (object, layer)
+    Op op;
+    while (w->next(op)) {
+      // An op's operand list is valid until the next call: read it now.
+      for (uint16_t i = 0; op.kind == OpKind::kAttention && i < op.operand_count; ++i) {
+        if (op.operand(i).access == Access::kRead) {
+          kv_reads.emplace_back(op.operand(i).object.value(), op.layer.value());
+        }
+      }
+      op.set_operands(nullptr, 0);
+      ops.push_back(op);
+    }
+    return std::make_pair(ops, kv_reads);
+  };
+  const auto [one, one_reads] = stream(1);
+  const auto [three, three_reads] = stream(3);
+  double f1 = 0, f3 = 0;
+  for (const Op& op : one)
+    f1 += op.flops;
+  for (const Op& op : three)
+    f3 += op.flops;
+  EXPECT_NEAR(f3, f1, 1e-9 * f1);
+  // Per layer: qkv projections of 2, 2 and 3 rows (7 sequences in 3 slices), in layer order.
+  std::vector<std::pair<uint32_t, uint32_t>> qkv;  // (layer, rows)
+  for (const Op& op : three) {
+    if (op.kind == OpKind::kQkvProj) qkv.emplace_back(op.layer.value(), op.rows);
+  }
+  const std::vector<std::pair<uint32_t, uint32_t>> want = {{0, 2}, {0, 2}, {0, 3}, {1, 2}, {1, 2},
+                                                           {1, 3}, {2, 2}, {2, 2}, {2, 3}};
+  EXPECT_EQ(qkv, want);
+  // The embedding and the LM head run once over all 7 sequences, as without micro-batches.
+  for (OpKind k : {OpKind::kEmbedding, OpKind::kLmHead}) {
+    auto find = [&](const std::vector<Op>& ops) {
+      return *std::find_if(ops.begin(), ops.end(), [&](const Op& op) { return op.kind == k; });
+    };
+    EXPECT_EQ(find(three).rows, find(one).rows);
+    EXPECT_EQ(find(three).flops, find(one).flops);
+    EXPECT_EQ(find(three).activation_write_bytes, find(one).activation_write_bytes);
+  }
+  // Every layer op three times, the others once; each sequence's cache read once per layer.
+  size_t layer_ops = 0;
+  for (const Op& op : one)
+    layer_ops += op.layer.valid() ? 1 : 0;
+  EXPECT_EQ(three.size(), one.size() + 2 * layer_ops);
+  EXPECT_EQ(three_reads.size(), 3u * 7u);
+  using Reads = std::set<std::pair<uint32_t, uint32_t>>;
+  EXPECT_EQ(Reads(three_reads.begin(), three_reads.end()),
+            Reads(one_reads.begin(), one_reads.end()));
 }
 
 // Page locality: the fraction of each step's selected pages kept from the previous step.
