@@ -295,6 +295,14 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
           "staging-buffer operations refused by the scratchpad state machine (fill only an "
           "EMPTY or RELEASED buffer, consume only a READY one, one fence per fill)",
           "count")),
+      demand_tiles_(ctx.stats().counter(
+          basename(), "demand_tiles",
+          "tiles fetched on demand from a memory other than the fast memory (all tiles without a "
+          "movement controller)",
+          "count")),
+      fence_wait_ps_(ctx.stats().counter(
+          basename(), "fence_wait_ps",
+          "time steps waited at their end for outstanding writes (the step's write fence)", "ps")),
       host_attention_ps_(ctx.stats().counter(basename(), "host_attention_ps",
                                              "decode attention computed by the host CPU, from "
                                              "the queries' send to the output's return",
@@ -482,6 +490,9 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
     admit = src.admit_address;
     orchestrator_->record(src, bytes, wanted_ps_ == kNotWaiting ? now : wanted_ps_, ready);
     wanted_ps_ = kNotWaiting;
+    if (src.path == Orchestrator::Path::kDemand) demand_tiles_.inc();
+  } else {
+    demand_tiles_.inc();
   }
   const uint32_t slot = tiles_issued_ % params_.staging_buffers;
   const uint64_t buffer = staging_base_ + static_cast<uint64_t>(slot) * params_.tile_bytes;
@@ -534,6 +545,12 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
 }
 
 void ComputeEngine::summarize(std::vector<SummaryItem>& out, uint64_t tokens) const {
+  {
+    const double per = tokens ? 1.0 / double(tokens) : 0.0;
+    out.push_back({"demand_tiles_per_token", double(demand_tiles_.value()) * per, "tiles/token"});
+    out.push_back(
+        {"stall_fence_us_per_token", double(fence_wait_ps_.value()) * per / 1e6, "us/token"});
+  }
   if (orchestrator_) orchestrator_->summarize(out, tokens);
   if (host_cpu_ != nullptr) {
     const double per = tokens ? 1.0 / double(tokens) : 0.0;
@@ -774,6 +791,7 @@ void ComputeEngine::run() {
         if (op_.last_of_step) {
           phase_ = Phase::kStepEnd;
           if (writes_done_ > now) {
+            fence_wait_ps_.inc(writes_done_ - now);
             next_trigger(to_sc_time(writes_done_ - now));
             return;
           }

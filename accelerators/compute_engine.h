@@ -190,6 +190,8 @@ class ComputeEngine : public Component {
   Counter& spill_bytes_;
   Counter& tiles_;
   Counter& staging_violations_;
+  Counter& demand_tiles_;
+  Counter& fence_wait_ps_;
   Counter& host_attention_ps_;
   Counter& host_kv_bytes_;
 };

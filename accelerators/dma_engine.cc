@@ -1,5 +1,7 @@
 #include "accelerators/dma_engine.h"
 
+#include "models/hdf5_file.h"
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -47,6 +49,27 @@ DmaEngine::DmaEngine(sc_core::sc_module_name name, const DmaParams& params, Cont
           {object_class_name(ObjectClass::kWeight), object_class_name(ObjectClass::kEmbedding),
            object_class_name(ObjectClass::kKvCache), object_class_name(ObjectClass::kActivation),
            object_class_name(ObjectClass::kDraftWeight)})),
+      bytes_by_reason_(ctx.stats().vector(basename(), "bytes_by_reason",
+                                          "bytes moved by reason (the movement intent's op)",
+                                          "bytes",
+                                          [] {
+                                            std::vector<std::string> l;
+                                            for (int i = 0; i < kMoveOps; ++i)
+                                              l.push_back(move_op_name(MoveOp(i)));
+                                            return l;
+                                          }())),
+      bytes_by_path_(ctx.stats().vector(basename(), "bytes_by_path",
+                                        "bytes moved by path: source tier to destination tier "
+                                        "(none: the engine itself consumed them)",
+                                        "bytes",
+                                        [] {
+                                          std::vector<std::string> l;
+                                          for (int a = 0; a < kTiers; ++a)
+                                            for (int b = 0; b < kTiers; ++b)
+                                              l.push_back(std::string(tier_name(Tier(a))) + "_to_" +
+                                                          tier_name(Tier(b)));
+                                          return l;
+                                        }())),
       latency_ns_(ctx.stats().histogram(basename(), "transfer_latency",
                                         "transfer latency from start to completion", "ns",
                                         Histogram::log2_edges(1, 1 << 24))) {}
@@ -156,8 +179,7 @@ TimePs DmaEngine::transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementI
     return done;
   }
   transfers_.inc();
-  bytes_.inc(bytes);
-  bytes_by_class_.add(static_cast<size_t>(intent.object_class), static_cast<double>(bytes));
+  count(intent, bytes);
   latency_ns_.record(static_cast<double>(done - start_ps) / kPsPerNs);
   return done;
 }
@@ -179,10 +201,39 @@ TimePs DmaEngine::read(uint64_t src, uint64_t bytes, MovementIntent intent, Time
     return done;
   }
   transfers_.inc();
-  bytes_.inc(bytes);
-  bytes_by_class_.add(static_cast<size_t>(intent.object_class), static_cast<double>(bytes));
+  count(intent, bytes);
   latency_ns_.record(static_cast<double>(done - start_ps) / kPsPerNs);
   return done;
+}
+
+void DmaEngine::count(const MovementIntent& intent, uint64_t bytes) {
+  bytes_.inc(bytes);
+  bytes_by_class_.add(static_cast<size_t>(intent.object_class), static_cast<double>(bytes));
+  bytes_by_reason_.add(static_cast<size_t>(intent.op), static_cast<double>(bytes));
+  bytes_by_path_.add(size_t(intent.source) * kTiers + size_t(intent.destination),
+                     static_cast<double>(bytes));
+}
+
+void DmaEngine::summarize(std::vector<SummaryItem>& out, uint64_t tokens) const {
+  const double per = tokens ? 1.0 / double(tokens) : 0.0;
+  const std::string me = basename();
+  for (int i = 0; i < kMoveOps; ++i) {
+    const double b = bytes_by_reason_.value(i);
+    if (b > 0) {
+      out.push_back(
+          {me + "_" + move_op_name(MoveOp(i)) + "_bytes_per_token", b * per, "bytes/token"});
+    }
+  }
+  for (int a = 0; a < kTiers; ++a) {
+    for (int c = 0; c < kTiers; ++c) {
+      const double b = bytes_by_path_.value(size_t(a) * kTiers + c);
+      if (b > 0) {
+        out.push_back(
+            {me + "_" + tier_name(Tier(a)) + "_to_" + tier_name(Tier(c)) + "_bytes_per_token",
+             b * per, "bytes/token"});
+      }
+    }
+  }
 }
 
 double DmaEngine::dynamic_energy_j() const {

@@ -83,8 +83,12 @@ class DmaEngine : public Component {
   double dynamic_energy_j() const override;
   double static_power_w() const override;
   bool has_energy() const override;
+  // Bytes this engine moved per token by reason and by path (source tier to destination tier),
+  // each nonzero one as <engine>_<reason>_bytes_per_token and <engine>_<from>_to_<to>_...
+  void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const override;
 
  private:
+  void count(const MovementIntent& intent, uint64_t bytes);
   struct Target {
     Component* memory;
     std::vector<FaultWindow> offline;
@@ -109,6 +113,8 @@ class DmaEngine : public Component {
   Counter& rerouted_;
   Counter& bytes_;
   Vector& bytes_by_class_;
+  Vector& bytes_by_reason_;
+  Vector& bytes_by_path_;
   Histogram& latency_ns_;
 };
 

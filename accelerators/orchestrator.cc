@@ -80,6 +80,26 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
       hv.error("", "needs kv_resident: false (the KV stays at home, next to the CPU)");
     }
   }
+  if (c.has_second_tier()) {
+    const auto& t = c.second_tier();
+    Validator tv = o.at("second_tier");
+    if (tv.non_empty("memory", t.has_memory(), t.memory())) {
+      const config::Component* m = find(t.memory());
+      if (m == nullptr) {
+        tv.error("memory", "no component named \"" + t.memory() + "\"");
+      } else if (!(m->has_hbm() || m->has_gddr() || m->has_ddr() || m->has_sram() || m->has_cxl() ||
+                   m->has_nvme())) {
+        tv.error("memory", "\"" + t.memory() + "\" is not a memory");
+      }
+    }
+    const double resident = c.resident_fraction();
+    if (!t.has_fraction() || !(t.fraction() >= 0 && t.fraction() <= 1 - resident + 1e-12)) {
+      tv.error("fraction", "required, in [0, 1 - resident_fraction]");
+    }
+    if (c.replacement() != config::REPLACEMENT_UNSPECIFIED) {
+      tv.error("", "not with a dynamic cache (replacement)");
+    }
+  }
   if (c.replacement() != config::REPLACEMENT_UNSPECIFIED) {
     o.positive("cache_bytes", c.has_cache_bytes(), double(c.cache_bytes()));
     if (c.has_page_bytes()) o.positive("page_bytes", true, double(c.page_bytes()));
@@ -88,6 +108,25 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
     }
   } else if (c.has_cache_bytes() || c.has_page_bytes()) {
     o.error(c.has_cache_bytes() ? "cache_bytes" : "page_bytes", "needs a replacement policy");
+  }
+  if (c.has_confidence()) {
+    const auto& g = c.confidence();
+    Validator gv = o.at("confidence");
+    if (c.replacement() != config::REPLACEMENT_CONFIDENCE) {
+      gv.error("", "set only with replacement: REPLACEMENT_CONFIDENCE");
+    }
+    auto unit = [&](const char* field, bool has, double x) {
+      if (has && !(x >= 0 && x <= 1)) gv.error(field, "must be in [0, 1]");
+    };
+    unit("admit_lb", g.has_admit_lb(), g.admit_lb());
+    unit("evict_ub", g.has_evict_ub(), g.evict_ub());
+    unit("intent_override", g.has_intent_override(), g.intent_override());
+    gv.non_negative("z", g.has_z(), g.z());
+    gv.non_negative("blend_eta", g.has_blend_eta(), g.blend_eta());
+    if (g.has_epoch_pages()) gv.positive("epoch_pages", true, double(g.epoch_pages()));
+    if (g.has_admit_lb() && g.has_evict_ub() && g.evict_ub() >= g.admit_lb()) {
+      gv.error("evict_ub", "must be below admit_lb (hysteresis)");
+    }
   }
 }
 
@@ -111,10 +150,15 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
                                                               : notify_default[c.notification()];
   p.replacement = c.replacement();
   p.cache_bytes = c.cache_bytes();
+  p.confidence = c.confidence();
   p.page_bytes = c.page_bytes();
   p.signed_descriptors = c.signed_descriptors();
   p.verify_latency_ps = c.verify_latency_ps();
   p.unsigned_fraction = c.unsigned_fraction();
+  if (c.has_second_tier()) {
+    p.tier_memory = c.second_tier().memory();
+    p.tier_fraction = c.second_tier().fraction();
+  }
   if (c.has_host_attention()) {
     p.host_cpu = c.host_attention().cpu();
     p.host_memory = c.host_attention().memory();
@@ -190,12 +234,16 @@ void Orchestrator::issue_due(TimePs now) {
     intent.object_class = o.cls;
     intent.op = MoveOp::kPrefetch;
     intent.layer = o.layer;
-    // Copies of more than a TLM length go in pieces.
+    // The middle tier's part, then the home part; copies of more than a TLM length go in
+    // pieces.
     TimePs landed = now;
     for (uint64_t off = 0; off < bytes;) {
-      const uint64_t n = std::min<uint64_t>(bytes - off, 1ULL << 30);
-      landed = std::max(landed, dma_->transfer(o.address + s.resident_bytes + off, st.address + off,
-                                               n, intent, now));
+      const uint64_t at = s.resident_bytes + off;  // offset in the object
+      const uint64_t end = at < s.tier_end ? s.tier_end : o.size_bytes;
+      const uint64_t n = std::min<uint64_t>(end - at, 1ULL << 30);
+      const uint64_t src =
+          at < s.tier_end ? s.tier_address + (at - s.resident_bytes) : o.address + at;
+      landed = std::max(landed, dma_->transfer(src, st.address + off, n, intent, now));
       off += n;
     }
     prefetch_bytes_.inc(bytes);
@@ -258,7 +306,28 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
     }
     Split s;
     s.resident_bytes = resident;
+    s.tier_end = resident;
     if (resident > 0) s.resident_address = place(resident, o.name);
+    if (!p_.tier_memory.empty()) {
+      uint64_t tier =
+          static_cast<uint64_t>(std::floor(double(o.size_bytes) * p_.tier_fraction)) / 4096 * 4096;
+      if (p_.resident_fraction + p_.tier_fraction >= 1.0) tier = o.size_bytes;
+      tier = std::min(tier, o.size_bytes - resident);
+      if (tier > 0) {
+        auto a = map.allocate(p_.tier_memory, tier, 4096);
+        if (!a) {
+          throw ConfigError({ConfigIssue{
+              {},
+              at + ".second_tier.memory",
+              "\"" + p_.tier_memory + "\" has no room for " + o.name + " (" + std::to_string(tier) +
+                  " bytes; " +
+                  std::to_string(map.capacity(p_.tier_memory) - map.allocated(p_.tier_memory)) +
+                  " left)"}});
+        }
+        s.tier_address = *a;
+        s.tier_end = resident + tier;
+      }
+    }
     split_[id.value()] = s;
     const uint32_t layer = o.layer.valid() ? o.layer.value() : layers_;
     layer_objects_[layer].push_back(id);
@@ -274,8 +343,17 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
     PolicyParams pp;
     pp.frames = static_cast<uint32_t>(frames);
     pp.page_bytes = page_bytes_;
-    const PolicyKind kinds[] = {PolicyKind::kStream, PolicyKind::kLru,    PolicyKind::kLfu,
-                                PolicyKind::kArc,    PolicyKind::kBelady, PolicyKind::kRegret};
+    const auto& g = p_.confidence;
+    if (g.has_admit_lb()) pp.admit_lb = g.admit_lb();
+    if (g.has_evict_ub()) pp.evict_ub = g.evict_ub();
+    if (g.has_z()) pp.z = g.z();
+    if (g.has_epoch_pages()) pp.epoch_accesses = g.epoch_pages();
+    pp.budget_migration_bytes = g.budget_bytes_per_epoch();
+    pp.budget_faults = g.budget_faults_per_epoch();
+    pp.blend_eta = g.blend_eta();
+    const PolicyKind kinds[] = {PolicyKind::kStream,    PolicyKind::kLru,    PolicyKind::kLfu,
+                                PolicyKind::kArc,       PolicyKind::kBelady, PolicyKind::kRegret,
+                                PolicyKind::kConfidence};
     // BELADY bypasses everything until it knows the future (the first step).
     policy_ = make_policy(
         p_.replacement == config::REPLACEMENT_BELADY ? PolicyKind::kStream : kinds[p_.replacement],
@@ -329,11 +407,20 @@ void Orchestrator::prefetch_layer(uint32_t layer, TimePs trigger) {
     if (p_.signed_descriptors && p_.unsigned_fraction > 0 &&
         rng_.uniform() < p_.unsigned_fraction) {
       rejected_.inc();  // not copied: its data will be read from home on demand
+      auto old = staged_.find(id.value());
+      if (old != staged_.end() && old->second.issued && !old->second.used) {
+        unused_prefetch_bytes_ += old->second.bytes;
+      }
       staged_.erase(id.value());
       continue;
     }
+    auto old = staged_.find(id.value());
+    if (old != staged_.end() && old->second.issued && !old->second.used) {
+      unused_prefetch_bytes_ += old->second.bytes;
+    }
     Staged st;
     st.address = dst;
+    st.bytes = bytes;
     st.decided_ps = decided + (p_.signed_descriptors ? p_.verify_latency_ps : 0);
     st.generation = generation;
     st.trigger_ps = trigger;
@@ -368,6 +455,18 @@ Orchestrator::Source Orchestrator::cache_lookup(ObjectId object, const ObjectInf
   const PageKey key = (PageKey(object.value()) << 32) | page;
   // One access per page visit: the first tile of each page (tiles and pages align by default).
   if (in_page == 0) {
+    if (policy_->kind() == PolicyKind::kConfidence && intent_given_.insert(object.value()).second) {
+      // The object's declared intent for each of its pages (see ConfidenceGate).
+      const auto& g = p_.confidence;
+      PageIntent in;
+      in.mu =
+          g.has_intent_override() ? g.intent_override() : std::clamp(o.intent.confidence, 0.0, 1.0);
+      in.sigma = 0;
+      in.group = static_cast<uint32_t>(o.cls);
+      const uint64_t pages = (o.size_bytes + page_bytes_ - 1) / page_bytes_;
+      for (uint64_t pg = 0; pg < pages; ++pg)
+        policy_->set_intent((PageKey(object.value()) << 32) | pg, in);
+    }
     if (step_ == 0) first_step_pages_.push_back(key);
     page_stream_.push_back(key);
     const AccessOutcome r = policy_->access(key, accesses_++);
@@ -436,6 +535,7 @@ Orchestrator::Source Orchestrator::locate(ObjectId object, uint64_t offset, uint
     if (slot_generation_[slot] == st->second.generation) {
       src.address = st->second.address + (offset - s.resident_bytes);
       src.path = Path::kStaged;
+      st->second.used = true;
       if (!st->second.issued) {
         src.pending = true;
         src.ready_ps = src.landed_ps = st->second.decided_ps;
@@ -446,7 +546,12 @@ Orchestrator::Source Orchestrator::locate(ObjectId object, uint64_t offset, uint
       return src;
     }
   }
-  src.address = o.address + offset;
+  if (offset < s.tier_end) {  // in the middle tier, up to its end
+    src.address = s.tier_address + (offset - s.resident_bytes);
+    src.bytes = std::min(max_bytes, s.tier_end - offset);
+  } else {
+    src.address = o.address + offset;
+  }
   src.ready_ps = src.landed_ps = now;
   src.path = Path::kDemand;
   return src;
@@ -470,6 +575,7 @@ void Orchestrator::record(const Source& s, uint64_t bytes, TimePs now, TimePs st
       break;
     case Path::kDemand:
       demand_bytes_.inc(bytes);
+      ++demand_misses_;
       break;
   }
 }
@@ -491,6 +597,16 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
                  home_reads > 0 ? double(staged_bytes_read_.value()) / home_reads : 0.0,
                  "fraction"});
   out.push_back({"prefetch_bytes_per_token", double(prefetch_bytes_.value()) * per, "bytes/token"});
+  // Accuracy: the share of copied bytes read before their slot was reused (copies still
+  // unread at the end, such as the next step's first layers, count as unused).
+  uint64_t unused = unused_prefetch_bytes_;
+  for (const auto& [id, st] : staged_) {
+    if (st.issued && !st.used) unused += st.bytes;
+  }
+  const double copied = double(prefetch_bytes_.value());
+  out.push_back(
+      {"prefetch_accuracy", copied > 0 ? 1.0 - double(unused) / copied : 0.0, "fraction"});
+  out.push_back({"demand_misses", double(demand_misses_), "count"});
   out.push_back({"demand_bytes_per_token", double(demand_bytes_.value()) * per, "bytes/token"});
   out.push_back(
       {"resident_bytes_per_token", double(resident_bytes_read_.value()) * per, "bytes/token"});
@@ -505,6 +621,11 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
     out.push_back(
         {"admission_bytes_per_token", double(admission_bytes_.value()) * per, "bytes/token"});
     out.push_back({"cache_oscillations", double(oscillations_), "count"});
+    if (policy_->kind() == PolicyKind::kConfidence) {
+      out.push_back({"budget_fallback_epochs", double(policy_->fallback_epochs()), "count"});
+      out.push_back(
+          {"max_epoch_migration_bytes", double(policy_->max_epoch_migration_bytes()), "bytes"});
+    }
     // The offline bound on this very page stream: the oracle (MIN with bypass) with the same
     // frames; the policy's extra fetches from home beyond it, per token.
     auto oracle = make_policy(PolicyKind::kBelady, policy_->params());

@@ -18,6 +18,11 @@
 // re-triggers at the decision time); one not yet landed waits for the landing and the
 // notification. A layer's staged copy lives in one of k + 1 slots of the staging area, reused
 // round robin.
+//
+// A middle tier (second_tier) holds the next share of every weight object after its resident
+// part (FlexGen's CPU share when the home is a disk): a prefetch copies that part from there and
+// the rest from home, demand reads go where the bytes are. Host attention (the compute engine's,
+// configured here) computes decode attention on the host CPU next to KV kept at home.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +30,7 @@
 #include <string>
 #include <systemc>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "accelerators/residency_policy.h"
@@ -55,9 +61,13 @@ struct OrchestrationParams {
   TimePs notification_latency_ps = 0;
   config::Replacement replacement = config::REPLACEMENT_UNSPECIFIED;
   uint64_t cache_bytes = 0, page_bytes = 0;  // page 0: the compute engine's tile
+  config::ConfidenceGate confidence;         // REPLACEMENT_CONFIDENCE
   bool signed_descriptors = false;
   TimePs verify_latency_ps = 0;
   double unsigned_fraction = 0;
+  // The weights' middle tier (empty: none).
+  std::string tier_memory;
+  double tier_fraction = 0;
   // Host attention (empty cpu: off).
   std::string host_cpu, host_memory;
   double host_flops_per_s = 0;
@@ -108,11 +118,15 @@ class Orchestrator : public sc_core::sc_module {
   struct Split {
     uint64_t resident_bytes = 0;  // [0, resident_bytes) lives at resident_address
     uint64_t resident_address = 0;
+    uint64_t tier_end = 0;      // [resident_bytes, tier_end) lives in the middle tier ...
+    uint64_t tier_address = 0;  // ... from here; [tier_end, size) at home
   };
   struct Staged {
     uint64_t address = 0;  // global address of byte `resident_bytes` of the object
     TimePs decided_ps = 0, landed_ps = 0, ready_ps = 0;
     bool issued = false;
+    bool used = false;        // read at least once before its slot was reused
+    uint64_t bytes = 0;       // copied
     uint64_t generation = 0;  // the trigger that staged it (stale after the slot is reused)
     TimePs trigger_ps = 0;
   };
@@ -148,12 +162,15 @@ class Orchestrator : public sc_core::sc_module {
   std::vector<PageKey> first_step_pages_;  // BELADY: the sequence it learns
   std::vector<PageKey> page_stream_;       // every page visit, for the offline bound
   std::unordered_map<PageKey, uint64_t> evicted_at_;
-  uint64_t oscillations_ = 0;  // pages readmitted within 64 visits of eviction
+  std::unordered_set<uint32_t> intent_given_;  // objects whose pages' intent the policy has
+  uint64_t oscillations_ = 0;                  // pages readmitted within 64 visits of eviction
   Counter& rejected_;
   Counter& cache_hits_;
   Counter& cache_misses_;
   Counter& admission_bytes_;
 
+  uint64_t unused_prefetch_bytes_ = 0;  // copies replaced before anyone read them
+  uint64_t demand_misses_ = 0;          // tiles of home bytes read on demand
   Counter& decisions_;
   Counter& prefetch_bytes_;
   Counter& demand_bytes_;

@@ -19,6 +19,7 @@ enum class MoveOp : uint8_t {
   kRecompute,
 };
 const char* move_op_name(MoveOp op);
+constexpr int kMoveOps = 7;
 
 struct MovementIntent : tlm::tlm_extension<MovementIntent> {
   ObjectId object;

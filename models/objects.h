@@ -17,6 +17,7 @@ const char* object_class_name(ObjectClass c);
 // Memory tiers, in the order of their distance from compute.
 enum class Tier : uint8_t { kNone, kSram, kHbm, kDdr, kCxl, kNvme };
 const char* tier_name(Tier t);
+constexpr int kTiers = 6;
 
 // What the workload expects of an object, declared when it registers it, for movement
 // policies: the steps it is live in, how many times per step it is read, and how sure the

@@ -237,9 +237,10 @@ TEST(Orchestration, BadSettingsAreRefused) {
 
 // FlexGen's setting on the T4 (validation row V6, OPT-30B policy) with a smaller model: OPT-6.7B
 // cut to 4 layers, 12 sequences in 3 micro-batches, a 512-token prompt prefilled, 4 decode steps.
-std::string flexgen(const std::string& extra) {
+std::string flexgen(const std::string& extra, bool ssd = false) {
   return test::tiersim_binary() + " run " + test::preset("hardware/t4.textproto") + " " +
          test::preset("hardware/fragments/t4_flexgen_host.textproto") + " " +
+         (ssd ? test::preset("hardware/fragments/t4_flexgen_ssd.textproto") + " " : "") +
          test::preset("models/opt_6_7b.textproto") + " " +
          test::preset("software/pytorch_eager_per_op.textproto") + " " +
          test::preset("validation/v6_opt_30b_t4.textproto") +
@@ -248,11 +249,12 @@ std::string flexgen(const std::string& extra) {
          extra;
 }
 
-std::map<std::string, double> run_flexgen(const std::string& extra, std::string* err = nullptr) {
+std::map<std::string, double> run_flexgen(const std::string& extra, std::string* err = nullptr,
+                                          bool ssd = false) {
   const std::string out =
       (fs::temp_directory_path() / ("tiersim_flexgen_" + std::to_string(getpid()) + ".h5"))
           .string();
-  auto r = test::run_cmd(flexgen(extra) + " --out " + out);
+  auto r = test::run_cmd(flexgen(extra, ssd) + " --out " + out);
   if (err) *err = r.err;
   std::map<std::string, double> s;
   if (r.code != 0) {
@@ -262,6 +264,9 @@ std::map<std::string, double> run_flexgen(const std::string& extra, std::string*
   ResultReader h(out);
   for (const auto& item : h.summary())
     s[item.name] = item.value;
+  if (h.exists("/stats/ssd/bytes_read")) {
+    s["ssd_bytes_read"] = h.read_doubles("/stats/ssd/bytes_read").back();
+  }
   fs::remove(out);
   return s;
 }
@@ -365,6 +370,154 @@ TEST(HostAttention, BadSettingsAreRefused) {
     EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2) << c.set;
     EXPECT_NE(err.find(c.field), std::string::npos) << c.set << ": " << err;
   }
+}
+
+// The weights' middle tier (FlexGen's OPT-175B placement: home on the SSD, a share in host
+// DDR): moving a share of every weight object to DDR takes exactly that share of the weight
+// reads off the SSD (the KV reads stay), and the run gets faster as the share grows (the SSD
+// is the bottleneck).
+TEST(SecondTier, TakesItsShareOfTheWeightReadsOffTheHome) {
+  const std::string policy = "--set policy.orchestration.resident_fraction=0 ";
+  auto with = [&](const std::string& fraction) {
+    return run_flexgen(policy +
+                           "--set 'policy.orchestration.second_tier={memory:\"host_ddr\" "
+                           "fraction:" +
+                           fraction + "}'",
+                       nullptr, true);
+  };
+  const auto none = with("0"), half = with("0.5"), all = with("1");
+  ASSERT_EQ(none.count("exit") + half.count("exit") + all.count("exit"), 0u);
+  // The KV lives on the SSD in all three; the CPU reads the same bytes of it.
+  EXPECT_EQ(none.at("host_attention_kv_bytes_per_token"),
+            all.at("host_attention_kv_bytes_per_token"));
+  const double weights = none.at("ssd_bytes_read") - all.at("ssd_bytes_read");
+  EXPECT_GT(weights, 0);
+  EXPECT_NEAR(none.at("ssd_bytes_read") - half.at("ssd_bytes_read"), weights / 2, 0.01 * weights);
+  // Every weight byte is still prefetched into GDDR, whichever tier it comes from.
+  EXPECT_NEAR(half.at("prefetch_bytes_per_token"), none.at("prefetch_bytes_per_token"),
+              1e-9 * none.at("prefetch_bytes_per_token"));
+  EXPECT_GT(half.at("tokens_per_s"), none.at("tokens_per_s"));
+  EXPECT_GT(all.at("tokens_per_s"), half.at("tokens_per_s"));
+  std::cout << "SSD bytes read: all weights at home " << none.at("ssd_bytes_read") / 1e9
+            << " GB, half in DDR " << half.at("ssd_bytes_read") / 1e9 << " GB, all in DDR "
+            << all.at("ssd_bytes_read") / 1e9 << " GB; tokens/s " << none.at("tokens_per_s")
+            << " / " << half.at("tokens_per_s") << " / " << all.at("tokens_per_s") << "\n";
+}
+
+TEST(SecondTier, BadSettingsAreRefused) {
+  struct Case {
+    std::string set, field;
+  };
+  const Case cases[] = {
+      {"--set 'policy.orchestration.second_tier={memory:\"host_ddr\" fraction:0.9}'",
+       "policy.orchestration.second_tier.fraction"},
+      {"--set 'policy.orchestration.second_tier={memory:\"nowhere\" fraction:0.5}'",
+       "policy.orchestration.second_tier.memory"},
+      {"--set 'policy.orchestration.second_tier={memory:\"cpu\" fraction:0.5}'",
+       "policy.orchestration.second_tier.memory"},
+      {"--set 'policy.orchestration.second_tier={memory:\"host_ddr\"}'",
+       "policy.orchestration.second_tier.fraction"},
+  };
+  for (const auto& c : cases) {
+    std::string err;
+    const auto r = run_flexgen(c.set, &err, true);
+    EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2) << c.set;
+    EXPECT_NE(err.find(c.field), std::string::npos) << c.set << ": " << err;
+  }
+}
+
+// Confidence-gated residency in the system (Llama-3-8B, weights at home in host DDR, a 4 GB
+// page cache in HBM, 6 steps): with every weight page declared reused each step and no budget
+// it admits every miss and thrashes like LRU on the cyclic weight stream; a thrash budget of
+// admissions per epoch keeps admitted pages long enough to be reused (hits), never lets an epoch
+// migrate more than the budget, and counts its fallback epochs; a deliberately wrong intent
+// (reuse probability 0) admits nothing.
+TEST(Confidence, ThrashBudgetTurnsACyclicThrashIntoHits) {
+  auto run8b = [&](const std::string& extra) {
+    const std::string cmd =
+        test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+        test::preset("memory/ddr5_4800_8ch.textproto") + " " +
+        test::preset("hardware/fragments/h100_weights_in_host_ddr.textproto") + " " +
+        test::preset("models/llama3_8b.textproto") + " " +
+        test::preset("studies/offload_prefetch_70b_tp8.textproto") + " " +
+        test::preset("controllers/on_accelerator.textproto") +
+        " --set workload.parallelism.tensor_parallel=1 --set workload.decode.decode_steps=6"
+        " --set policy.orchestration.prefetch_layers=0"
+        " --set policy.orchestration.resident_fraction=0"
+        " --set policy.orchestration.cache_bytes=4000000000 --quiet " +
+        extra;
+    const std::string out =
+        (fs::temp_directory_path() / ("tiersim_conf_" + std::to_string(getpid()) + ".h5")).string();
+    auto r = test::run_cmd(cmd + " --out " + out);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::map<std::string, double> m;
+    if (r.code != 0) return m;
+    ResultReader h(out);
+    for (const auto& item : h.summary())
+      m[item.name] = item.value;
+    fs::remove(out);
+    return m;
+  };
+  const std::string conf = "--set policy.orchestration.replacement=REPLACEMENT_CONFIDENCE ";
+  const auto lru = run8b("--set policy.orchestration.replacement=REPLACEMENT_LRU");
+  const auto unbounded = run8b(conf);
+  // 100 page visits per epoch, at most 10 pages admitted in each.
+  const std::string budget = conf +
+                             "--set policy.orchestration.confidence.epoch_pages=100 "
+                             "--set policy.orchestration.confidence.budget_bytes_per_epoch=";
+  ASSERT_FALSE(lru.empty() || unbounded.empty());
+  const auto bounded = run8b(budget + std::to_string(10 * 2097152ULL));
+  const auto wrong = run8b(conf + "--set policy.orchestration.confidence.intent_override=0");
+  ASSERT_FALSE(bounded.empty() || wrong.empty());
+  std::cout << "hit rate: LRU " << lru.at("cache_hit_rate") << ", confidence unbounded "
+            << unbounded.at("cache_hit_rate") << ", with a thrash budget "
+            << bounded.at("cache_hit_rate") << " (" << bounded.at("budget_fallback_epochs")
+            << " fallback epochs, largest epoch " << bounded.at("max_epoch_migration_bytes")
+            << " bytes), wrong intent " << wrong.at("cache_hit_rate") << "; TPOT "
+            << lru.at("tpot_ms_mean") << " / " << unbounded.at("tpot_ms_mean") << " / "
+            << bounded.at("tpot_ms_mean") << " / " << wrong.at("tpot_ms_mean") << " ms\n";
+  EXPECT_LT(lru.at("cache_hit_rate"), 0.01);
+  EXPECT_LT(unbounded.at("cache_hit_rate"), 0.01);
+  EXPECT_EQ(unbounded.at("budget_fallback_epochs"), 0);
+  EXPECT_GT(bounded.at("cache_hit_rate"), 0.05);
+  EXPECT_GT(bounded.at("budget_fallback_epochs"), 0);
+  EXPECT_LE(bounded.at("max_epoch_migration_bytes"), 10 * 2097152.0);
+  EXPECT_LT(bounded.at("demand_bytes_per_token"), lru.at("demand_bytes_per_token"));
+  EXPECT_LT(bounded.at("tpot_ms_mean"), lru.at("tpot_ms_mean"));
+  EXPECT_EQ(wrong.at("cache_hit_rate"), 0);
+  EXPECT_EQ(wrong.at("admission_bytes_per_token"), 0);
+}
+
+// Movement metrics in every result: the DMA engine's bytes by reason and by path (the
+// controller's copies are its prefetch bytes, host DDR to HBM), demand misses, prefetch
+// accuracy (the copies read before their slot is reused), and the steps' write fence.
+TEST(Orchestration, MovementMetricsByReasonAndPath) {
+  const auto dpu = run(test::preset("controllers/dpu.textproto"));
+  ASSERT_EQ(dpu.count("exit"), 0u);
+  EXPECT_NEAR(dpu.at("dma_prefetch_bytes_per_token"), dpu.at("prefetch_bytes_per_token"),
+              1e-6 * dpu.at("prefetch_bytes_per_token"));
+  EXPECT_NEAR(dpu.at("dma_ddr_to_hbm_bytes_per_token"), dpu.at("prefetch_bytes_per_token"),
+              1e-6 * dpu.at("prefetch_bytes_per_token"));
+  EXPECT_GT(dpu.at("dma_hbm_to_sram_bytes_per_token"), 0);
+  EXPECT_GT(dpu.at("dma_demand_fetch_bytes_per_token"), 0);
+  // 8 steps: every copy is read but those of the step that never comes (the first layer of a
+  // ninth step, one of 81 layers' copies).
+  EXPECT_GT(dpu.at("prefetch_accuracy"), 0.97);
+  EXPECT_LT(dpu.at("prefetch_accuracy"), 1.0);
+  EXPECT_GE(dpu.at("stall_fence_us_per_token"), 0);
+  // Every tile comes from the resident part or a staged copy: no demand miss, nothing from DDR
+  // straight into SRAM.
+  EXPECT_EQ(dpu.at("demand_tiles_per_token"), 0);
+  EXPECT_EQ(dpu.at("demand_misses"), 0);
+  EXPECT_EQ(dpu.count("dma_ddr_to_sram_bytes_per_token"), 0u);
+  // Demand only: nothing prefetched, every home byte a demand miss.
+  const auto demand = run(test::preset("controllers/dpu.textproto") +
+                          " --set policy.orchestration.prefetch_layers=0");
+  EXPECT_EQ(demand.count("dma_prefetch_bytes_per_token"), 0u);
+  EXPECT_GT(demand.at("demand_misses"), 0);
+  EXPECT_GT(demand.at("demand_tiles_per_token"), 0);
+  EXPECT_NEAR(demand.at("dma_ddr_to_sram_bytes_per_token"), demand.at("demand_bytes_per_token"),
+              1e-6 * demand.at("demand_bytes_per_token"));
 }
 
 }  // namespace

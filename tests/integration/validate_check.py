@@ -1,12 +1,17 @@
 #!/usr/bin/python3
-"""Runs scripts/validate --json; fails when a row is out of tolerance or a key is missing."""
+"""Runs scripts/validate --json [ARGS]; fails when a row is out of tolerance, a key is missing,
+or a row the selection names did not run.
+
+usage: validate_check.py REPO [--skip-slow | --only ID[,ID...]]
+"""
 import json
 import subprocess
 import sys
 
 repo = sys.argv[1]
-p = subprocess.run([sys.executable, repo + "/scripts/validate", "--json"], capture_output=True,
-                   text=True)
+extra = sys.argv[2:]
+p = subprocess.run([sys.executable, repo + "/scripts/validate", "--json", *extra],
+                   capture_output=True, text=True)
 if p.returncode not in (0, 1):
     print(p.stderr, file=sys.stderr)
     sys.exit(1)
@@ -14,7 +19,17 @@ rows = json.loads(p.stdout)
 keys = {"id", "predicted", "measured", "unit", "tolerance_pct", "ok"}
 ids = {r["id"] for r in rows}
 bad = False
-for want in ("V1", "V2", "V3", "V4", "V5-64", "V5-128", "V5-8192", "V6-6.7B", "V6-30B"):
+with open(repo + "/configs/validation/rows.json") as f:
+    selected = [r for r in json.load(f)["rows"]]
+if "--skip-slow" in extra:
+    selected = [r for r in selected if not r.get("slow", False)]
+if "--only" in extra:
+    only = set(extra[extra.index("--only") + 1].split(","))
+    selected = [r for r in selected if r["id"] in only]
+if not selected:
+    print("no rows selected", file=sys.stderr)
+    sys.exit(1)
+for want in [r["id"] for r in selected]:
     if want not in ids:
         print("missing row " + want, file=sys.stderr)
         bad = True
