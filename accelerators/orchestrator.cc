@@ -109,6 +109,13 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
   } else if (c.has_cache_bytes() || c.has_page_bytes()) {
     o.error(c.has_cache_bytes() ? "cache_bytes" : "page_bytes", "needs a replacement policy");
   }
+  if (c.has_residency_map()) {
+    const auto& m = c.residency_map();
+    Validator mv = o.at("residency_map");
+    mv.positive("entries", m.has_entries(), double(m.entries()));
+    if (m.has_entry_bits()) mv.positive("entry_bits", true, double(m.entry_bits()));
+    mv.require("software_latency_ps", m.has_software_latency_ps());
+  }
   if (c.has_confidence()) {
     const auto& g = c.confidence();
     Validator gv = o.at("confidence");
@@ -151,6 +158,14 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   p.replacement = c.replacement();
   p.cache_bytes = c.cache_bytes();
   p.confidence = c.confidence();
+  if (c.has_residency_map()) {
+    const auto& m = c.residency_map();
+    p.has_map = true;
+    p.map.entries = m.entries();
+    if (m.has_entry_bits()) p.map.entry_bits = m.entry_bits();
+    if (m.has_lookup_latency_ps()) p.map.lookup_latency_ps = m.lookup_latency_ps();
+    p.map.software_latency_ps = m.software_latency_ps();
+  }
   p.page_bytes = c.page_bytes();
   p.signed_descriptors = c.signed_descriptors();
   p.verify_latency_ps = c.verify_latency_ps();
@@ -211,6 +226,7 @@ Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationPara
   SC_METHOD(run);
   sensitive << wake_;
   dont_initialize();
+  if (p_.has_map) map_ = std::make_unique<ResidencyMap>(p_.map);
 }
 
 void Orchestrator::run() {
@@ -247,6 +263,7 @@ void Orchestrator::issue_due(TimePs now) {
       off += n;
     }
     prefetch_bytes_.inc(bytes);
+    if (map_) map_->complete(id.value(), true);
     st.issued = true;
     st.landed_ps = landed;
     st.ready_ps = landed + p_.notification_latency_ps;
@@ -397,8 +414,10 @@ void Orchestrator::prefetch_layer(uint32_t layer, TimePs trigger) {
     const ObjectInfo& o = ctx_.objects().get(id);
     const Split& s = split_.at(id.value());
     const uint64_t bytes = o.size_bytes - s.resident_bytes;
-    // One decision per object's copy (a descriptor), serialised on the controller.
-    const TimePs decided = std::max(trigger, controller_free_) + p_.decision_latency_ps +
+    // One decision per object's copy (a descriptor), serialised on the controller; with a
+    // residency map it first looks the object up (a miss takes the software path).
+    const TimePs lookup = map_ ? map_->lookup(id.value(), Tier::kHbm) : 0;
+    const TimePs decided = std::max(trigger, controller_free_) + lookup + p_.decision_latency_ps +
                            draw_jitter(p_.decision_jitter, rng_);
     controller_free_ = decided;
     decisions_.inc();
@@ -611,6 +630,12 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
   out.push_back(
       {"resident_bytes_per_token", double(resident_bytes_read_.value()) * per, "bytes/token"});
   out.push_back({"controller_decisions", double(decisions_.value()), "count"});
+  if (map_) {
+    out.push_back({"residency_map_hits", double(map_->hits()), "count"});
+    out.push_back({"residency_map_misses", double(map_->misses()), "count"});
+    out.push_back({"residency_map_occupancy", double(map_->occupancy()), "entries"});
+    out.push_back({"residency_map_sram_bytes", double(map_->sram_bytes()), "bytes"});
+  }
   if (p_.signed_descriptors) {
     out.push_back({"descriptors_rejected", double(rejected_.value()), "count"});
   }

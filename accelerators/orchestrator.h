@@ -33,6 +33,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "accelerators/residency_map.h"
 #include "accelerators/residency_policy.h"
 #include "configs/tiersim.pb.h"
 #include "models/config_error.h"
@@ -62,6 +63,8 @@ struct OrchestrationParams {
   config::Replacement replacement = config::REPLACEMENT_UNSPECIFIED;
   uint64_t cache_bytes = 0, page_bytes = 0;  // page 0: the compute engine's tile
   config::ConfidenceGate confidence;         // REPLACEMENT_CONFIDENCE
+  bool has_map = false;
+  ResidencyMapParams map;
   bool signed_descriptors = false;
   TimePs verify_latency_ps = 0;
   double unsigned_fraction = 0;
@@ -169,6 +172,7 @@ class Orchestrator : public sc_core::sc_module {
   Counter& cache_misses_;
   Counter& admission_bytes_;
 
+  std::unique_ptr<ResidencyMap> map_;
   uint64_t unused_prefetch_bytes_ = 0;  // copies replaced before anyone read them
   uint64_t demand_misses_ = 0;          // tiles of home bytes read on demand
   Counter& decisions_;

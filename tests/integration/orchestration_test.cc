@@ -520,5 +520,41 @@ TEST(Orchestration, MovementMetricsByReasonAndPath) {
               1e-6 * demand.at("demand_bytes_per_token"));
 }
 
+// The controller's residency map (DPU controller, 8 steps): one that holds every object with a
+// home part misses only on the first pass (compulsory misses stall step 0) and keeps the DPU's
+// result after it; one smaller than the layer cycle misses on every decision, each paying the
+// software path, and the DPU then misses the layer window as a host CPU does.
+TEST(Orchestration, ResidencyMapOverflowFallsBackToTheSoftwarePath) {
+  const std::string dpu = test::preset("controllers/dpu.textproto");
+  const auto base = run(dpu);
+  const auto fits = run(dpu +
+                        " --set policy.orchestration.residency_map.entries=4096"
+                        " --set policy.orchestration.residency_map.software_latency_ps="
+                        "27500000");
+  const auto small = run(dpu +
+                         " --set policy.orchestration.residency_map.entries=64"
+                         " --set policy.orchestration.residency_map.software_latency_ps="
+                         "27500000");
+  ASSERT_EQ(base.count("exit") + fits.count("exit") + small.count("exit"), 0u);
+  const double decisions = base.at("controller_decisions");
+  // Objects with a home part: one step's decisions (8 steps of them, plus the next step's
+  // first layer prefetched at the end).
+  const double objects = fits.at("residency_map_misses");
+  EXPECT_EQ(fits.at("residency_map_hits") + objects, decisions);
+  EXPECT_LT(objects, decisions / 7);
+  EXPECT_EQ(fits.at("residency_map_occupancy"), objects);
+  // Only the first pass's compulsory misses stall (in step 0).
+  EXPECT_LT(fits.at("stall_us_per_token"), small.at("stall_us_per_token") / 5);
+  EXPECT_EQ(small.at("residency_map_hits"), 0);
+  EXPECT_EQ(small.at("residency_map_misses"), decisions);
+  EXPECT_EQ(small.at("residency_map_occupancy"), 64);
+  EXPECT_GT(small.at("stall_us_per_token"), 100);
+  EXPECT_GT(small.at("tpot_ms_mean"), fits.at("tpot_ms_mean"));
+  std::cout << "residency map: " << objects << " objects, " << decisions
+            << " decisions; 4096 entries stall " << fits.at("stall_us_per_token")
+            << " us/token, 64 entries " << small.at("stall_us_per_token") << " us/token (TPOT "
+            << fits.at("tpot_ms_mean") << " vs " << small.at("tpot_ms_mean") << " ms)\n";
+}
+
 }  // namespace
 }  // namespace tiersim
