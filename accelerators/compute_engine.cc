@@ -436,8 +436,61 @@ TimePs ComputeEngine::op_compute_ps(double flops, uint32_t rows) const {
   return 0;
 }
 
+void ComputeEngine::substitute_restores() {
+  const std::string& fast = orchestrator_->params().fast_memory;
+  uint64_t kv_read = 0;
+  bool any = false;
+  for (uint16_t i = 0; i < op_.operand_count; ++i) {
+    const Operand& o = op_.operand(i);
+    if (o.access != Access::kRead) continue;
+    kv_read += o.bytes;
+    const ObjectInfo& kv = ctx().objects().get(o.object);
+    any |= kv.hidden_states.valid() && kv.home != fast;
+  }
+  if (!any || kv_read == 0) return;
+  restore_operands_.clear();
+  const double attention_flops = op_.flops;
+  const double attention_rate = params_.matrix_flops_per_s(op_.compute_dtype, op_.rows);
+  for (uint16_t i = 0; i < op_.operand_count; ++i) {
+    Operand n = op_.operand(i);
+    if (n.access == Access::kRead) {
+      // The attention's own arithmetic, by its share of the cached bytes.
+      const double share = attention_flops * double(n.bytes) / double(kv_read);
+      n.rows = op_.rows;
+      n.flops = share;
+      const ObjectInfo& kv = ctx().objects().get(n.object);
+      if (kv.hidden_states.valid() && kv.home != fast && kv.token_bytes > 0) {
+        const ObjectInfo& hs = ctx().objects().get(kv.hidden_states);
+        const uint64_t tokens = n.bytes / kv.token_bytes;
+        const uint64_t hidden_bytes = tokens * hs.token_bytes;
+        const double rate = params_.matrix_flops_per_s(op_.compute_dtype, uint32_t(tokens));
+        if (tokens > 0 && orchestrator_->restore_by_recompute(kv, n.bytes, hidden_bytes, rate)) {
+          // K and V projected from the hidden states (rows: the tokens), then the attention;
+          // its FLOPs are scaled so that this operand's single rate gives both times.
+          const double recompute = double(n.bytes) * kv.recompute_flops_per_byte;
+          n.offset_bytes = n.offset_bytes / kv.token_bytes * hs.token_bytes;
+          n.object = kv.hidden_states;
+          n.bytes = hidden_bytes;
+          n.rows = uint32_t(tokens);
+          n.flops = recompute + share * rate / attention_rate;
+          op_.flops += recompute;
+        }
+      }
+    }
+    restore_operands_.push_back(n);
+  }
+  op_.set_operands(restore_operands_.data(), static_cast<uint16_t>(restore_operands_.size()));
+  op_.per_operand_compute = true;
+}
+
 void ComputeEngine::begin_op(TimePs now) {
   op_start_ = now;
+  demand_op_bytes_ = 0;
+  demand_op_land_ = 0;
+  if (orchestrator_ && op_.kind == OpKind::kAttention &&
+      orchestrator_->params().kv_restore != config::KV_RESTORE_TRANSFER) {
+    substitute_restores();
+  }
   if (op_.step.value() != current_step_) {
     current_step_ = op_.step.value();
     if (orchestrator_) orchestrator_->on_step_start(current_step_);
@@ -490,7 +543,12 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
     admit = src.admit_address;
     orchestrator_->record(src, bytes, wanted_ps_ == kNotWaiting ? now : wanted_ps_, ready);
     wanted_ps_ = kNotWaiting;
-    if (src.path == Orchestrator::Path::kDemand) demand_tiles_.inc();
+    if (src.path == Orchestrator::Path::kDemand) {
+      demand_tiles_.inc();
+      if (demand_op_bytes_ == 0) demand_op_start_ = ready;
+      demand_op_bytes_ += bytes;
+      demand_op_pending_ = true;
+    }
   } else {
     demand_tiles_.inc();
   }
@@ -505,6 +563,10 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
   intent.layer = op_.layer;
   intent.token = op_.step;
   const TimePs land = dma_->transfer(source, buffer, bytes, intent, ready);
+  if (demand_op_pending_) {
+    demand_op_land_ = std::max(demand_op_land_, land);
+    demand_op_pending_ = false;
+  }
   operand_offset_ += bytes;
   stream_issued_ += bytes;
   ++tiles_issued_;
@@ -663,6 +725,9 @@ void ComputeEngine::finish_op(TimePs now) {
                                        chunk, intent, now));
       done_bytes += chunk;
     }
+  }
+  if (orchestrator_ && demand_op_bytes_ > 0 && demand_op_land_ > demand_op_start_) {
+    orchestrator_->observe_home_rate(demand_op_bytes_, demand_op_land_ - demand_op_start_);
   }
   ops_.inc();
   flops_.add(op_.flops);

@@ -125,6 +125,10 @@ class ComputeEngine : public Component {
   // Moves `bytes` of activations between the SRAM area and the spill region; returns when done.
   TimePs spill(uint64_t bytes, bool write, TimePs start_ps);
 
+  // Recompute-vs-transfer (policy.orchestration.kv_restore): replaces the attention op's KV
+  // reads the controller decides to recompute by reads of their hidden states, each timed with
+  // its own rows and FLOPs.
+  void substitute_restores();
   // Whether the current op is decode attention the host CPU computes next to the KV.
   bool on_host() const;
   // Runs it (see HostAttention in the schema); returns when its output is back on the device.
@@ -143,12 +147,16 @@ class ComputeEngine : public Component {
   bool step_begins_ = true;  // the next fetch starts a step: tell the workload first
   DmaEngine* dma_ = nullptr;
   TimePs sram_link_latency_ps_ = 0;
-  uint64_t staging_base_ = 0;      // global address of the staging buffers in SRAM
-  uint64_t activation_base_ = 0;   // global address of the activation area in SRAM
-  uint64_t activation_bytes_ = 0;  // the SRAM activation area
-  uint64_t spill_base_ = 0;        // activations beyond it, in the activation memory
-  DmaEngine* host_cpu_ = nullptr;  // host attention: the CPU's load path
-  uint64_t host_scratch_ = 0;      // host attention: queries and outputs in host memory
+  uint64_t staging_base_ = 0;              // global address of the staging buffers in SRAM
+  uint64_t activation_base_ = 0;           // global address of the activation area in SRAM
+  uint64_t activation_bytes_ = 0;          // the SRAM activation area
+  uint64_t spill_base_ = 0;                // activations beyond it, in the activation memory
+  DmaEngine* host_cpu_ = nullptr;          // host attention: the CPU's load path
+  std::vector<Operand> restore_operands_;  // the current op's operands after substitution
+  uint64_t demand_op_bytes_ = 0;           // this op's demand reads from home ...
+  TimePs demand_op_start_ = 0, demand_op_land_ = 0;  // ... and their span
+  bool demand_op_pending_ = false;
+  uint64_t host_scratch_ = 0;  // host attention: queries and outputs in host memory
 
   // Scheduler state.
   Phase phase_ = Phase::kFetch;

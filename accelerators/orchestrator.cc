@@ -109,6 +109,24 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
   } else if (c.has_cache_bytes() || c.has_page_bytes()) {
     o.error(c.has_cache_bytes() ? "cache_bytes" : "page_bytes", "needs a replacement policy");
   }
+  if (c.kv_restore() == config::KV_RESTORE_RECOMPUTE ||
+      c.kv_restore() == config::KV_RESTORE_ARBITRATE) {
+    if (!c.has_kv_resident() || c.kv_resident()) {
+      o.error("kv_restore", "needs kv_resident: false (the KV and its checkpoints at home)");
+    }
+    if (c.has_host_attention()) o.error("kv_restore", "not with host_attention");
+    if (!root.workload().decode().hidden_state_checkpoints()) {
+      o.error("kv_restore",
+              "needs workload.decode.hidden_state_checkpoints: true (the hidden states to "
+              "recompute from)");
+    }
+    if (c.kv_restore() == config::KV_RESTORE_ARBITRATE) {
+      o.positive("arbiter_path_bytes_per_s", c.has_arbiter_path_bytes_per_s(),
+                 c.arbiter_path_bytes_per_s());
+    }
+  } else if (c.has_arbiter_path_bytes_per_s()) {
+    o.error("arbiter_path_bytes_per_s", "set only with kv_restore: KV_RESTORE_ARBITRATE");
+  }
   if (c.has_residency_map()) {
     const auto& m = c.residency_map();
     Validator mv = o.at("residency_map");
@@ -158,6 +176,9 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   p.replacement = c.replacement();
   p.cache_bytes = c.cache_bytes();
   p.confidence = c.confidence();
+  p.kv_restore = c.kv_restore() == config::KV_RESTORE_UNSPECIFIED ? config::KV_RESTORE_TRANSFER
+                                                                  : c.kv_restore();
+  p.arbiter_path_bytes_per_s = c.arbiter_path_bytes_per_s();
   if (c.has_residency_map()) {
     const auto& m = c.residency_map();
     p.has_map = true;
@@ -227,6 +248,32 @@ Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationPara
   sensitive << wake_;
   dont_initialize();
   if (p_.has_map) map_ = std::make_unique<ResidencyMap>(p_.map);
+  path_rate_ = p_.arbiter_path_bytes_per_s;
+}
+
+bool Orchestrator::restore_by_recompute(const ObjectInfo& kv, uint64_t kv_bytes,
+                                        uint64_t hidden_bytes, double recompute_flops_per_s) {
+  const double flops = double(kv_bytes) * kv.recompute_flops_per_byte;
+  bool recompute = p_.kv_restore == config::KV_RESTORE_RECOMPUTE;
+  if (p_.kv_restore == config::KV_RESTORE_ARBITRATE && path_rate_ > 0) {
+    const double transfer_s = double(kv_bytes) / path_rate_;
+    const double recompute_s = double(hidden_bytes) / path_rate_ + flops / recompute_flops_per_s;
+    recompute = recompute_s < transfer_s;
+  }
+  if (recompute) {
+    kv_recomputed_bytes_ += kv_bytes;
+    hidden_bytes_read_ += hidden_bytes;
+    recompute_flops_ += flops;
+  } else {
+    kv_transferred_bytes_ += kv_bytes;
+  }
+  return recompute;
+}
+
+void Orchestrator::observe_home_rate(uint64_t bytes, TimePs span_ps) {
+  if (span_ps == 0 || bytes < (1u << 20)) return;  // too short to say
+  const double rate = double(bytes) / (double(span_ps) * 1e-12);
+  path_rate_ = path_rate_ > 0 ? 0.5 * path_rate_ + 0.5 * rate : rate;
 }
 
 void Orchestrator::run() {
@@ -630,6 +677,14 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
   out.push_back(
       {"resident_bytes_per_token", double(resident_bytes_read_.value()) * per, "bytes/token"});
   out.push_back({"controller_decisions", double(decisions_.value()), "count"});
+  if (p_.kv_restore != config::KV_RESTORE_TRANSFER) {
+    const double restored = double(kv_recomputed_bytes_ + kv_transferred_bytes_);
+    out.push_back({"kv_recompute_fraction",
+                   restored > 0 ? double(kv_recomputed_bytes_) / restored : 0.0, "fraction"});
+    out.push_back(
+        {"hidden_state_bytes_per_token", double(hidden_bytes_read_) * per, "bytes/token"});
+    out.push_back({"recompute_gflop_per_token", recompute_flops_ * per / 1e9, "GFLOP/token"});
+  }
   if (map_) {
     out.push_back({"residency_map_hits", double(map_->hits()), "count"});
     out.push_back({"residency_map_misses", double(map_->misses()), "count"});

@@ -65,6 +65,8 @@ struct OrchestrationParams {
   config::ConfidenceGate confidence;         // REPLACEMENT_CONFIDENCE
   bool has_map = false;
   ResidencyMapParams map;
+  config::KvRestore kv_restore = config::KV_RESTORE_TRANSFER;
+  double arbiter_path_bytes_per_s = 0;
   bool signed_descriptors = false;
   TimePs verify_latency_ps = 0;
   double unsigned_fraction = 0;
@@ -116,6 +118,15 @@ class Orchestrator : public sc_core::sc_module {
 
   void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const;
   const OrchestrationParams& params() const { return p_; }
+
+  // Recompute-vs-transfer: whether to restore `kv_bytes` of the KV object `kv` (at home, with
+  // hidden-state checkpoints) by recomputing them from `hidden_bytes` of hidden states at
+  // `recompute_flops_per_s` (the engine's rate at that many rows), rather than reading them.
+  bool restore_by_recompute(const ObjectInfo& kv, uint64_t kv_bytes, uint64_t hidden_bytes,
+                            double recompute_flops_per_s);
+  // The engine read `bytes` from home on demand in `span_ps` (one op's stream): the path rate
+  // the arbiter estimates from.
+  void observe_home_rate(uint64_t bytes, TimePs span_ps);
 
  private:
   struct Split {
@@ -173,6 +184,9 @@ class Orchestrator : public sc_core::sc_module {
   Counter& admission_bytes_;
 
   std::unique_ptr<ResidencyMap> map_;
+  double path_rate_ = 0;  // the arbiter's estimate of the home path, bytes/s
+  uint64_t kv_transferred_bytes_ = 0, kv_recomputed_bytes_ = 0, hidden_bytes_read_ = 0;
+  double recompute_flops_ = 0;
   uint64_t unused_prefetch_bytes_ = 0;  // copies replaced before anyone read them
   uint64_t demand_misses_ = 0;          // tiles of home bytes read on demand
   Counter& decisions_;

@@ -37,8 +37,13 @@ struct ObjectInfo {
   uint64_t size_bytes;
   LayerId layer;  // invalid for objects not tied to a layer
   ObjectIntent intent;
-  std::string home;      // component name of the home memory; set by placement
-  uint64_t address = 0;  // global address in the home memory; set by placement
+  // KV caches with hidden-state checkpoints (HCache): the object holding the layer's input
+  // hidden states of the same tokens, and the FLOPs that recompute one KV byte from them.
+  ObjectId hidden_states;
+  double recompute_flops_per_byte = 0;
+  uint64_t token_bytes = 0;  // KV and hidden-state objects: bytes per token
+  std::string home;          // component name of the home memory; set by placement
+  uint64_t address = 0;      // global address in the home memory; set by placement
   bool placed = false;
 };
 

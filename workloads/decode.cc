@@ -40,6 +40,19 @@ void SequenceKv::register_layer(ObjectTable& t, const std::string& prefix, uint3
               ObjectClass::kKvCache, object_bytes(), LayerId(layer), intent);
     if (q == 0) first_[layer] = x.value();
   }
+  if (hidden_token_bytes_ == 0) return;
+  if (first_hidden_.size() <= layer) first_hidden_.resize(layer + 1, 0);
+  for (uint32_t q = 0; q < sequences; ++q) {
+    const ObjectId h = t.add(
+        prefix + "layer" + std::to_string(layer) + ".hs.seq" + std::to_string(q),
+        ObjectClass::kActivation, capacity_tokens_ * hidden_token_bytes_, LayerId(layer), intent);
+    if (q == 0) first_hidden_[layer] = h.value();
+    ObjectInfo& kv = t.get_mutable(object(layer, q));
+    kv.hidden_states = h;
+    kv.recompute_flops_per_byte = recompute_flops_per_byte_;
+    kv.token_bytes = token_bytes_;
+    t.get_mutable(h).token_bytes = hidden_token_bytes_;
+  }
 }
 
 void SequenceKv::read(uint32_t layer, uint32_t seq, uint64_t from, uint64_t to,
@@ -54,6 +67,10 @@ void SequenceKv::write(uint32_t layer, uint32_t seq, uint64_t at, uint64_t count
                        std::vector<Operand>& out) const {
   out.push_back(
       Operand{object(layer, seq), at * token_bytes_, count * token_bytes_, Access::kWrite});
+  if (hidden_token_bytes_ > 0) {
+    out.push_back(Operand{ObjectId(first_hidden_[layer] + seq), at * hidden_token_bytes_,
+                          count * hidden_token_bytes_, Access::kWrite});
+  }
 }
 
 void SequenceKv::read_digests(uint32_t layer, uint32_t seq, uint64_t first, uint64_t end,
@@ -96,6 +113,15 @@ DecodeWorkload::DecodeWorkload(const TransformerShape& shape, const DecodeOption
                       false);
     passes_ = o_.gamma + 1;
   }
+  if (o_.hidden_states) {
+    // K and V of one token from its hidden state: 2 x hidden x (K and V width) FLOPs for the
+    // KV bytes of that token (this rank's heads).
+    const uint64_t hidden = dtype_bytes(shape.activation_dtype, shape.hidden);
+    const double kv_values =
+        double(shape.kv_bytes_per_token_per_layer()) / double(dtype_bytes(shape.kv_dtype, 1));
+    target_kv_.set_hidden_states(hidden, 2.0 * double(shape.hidden) * kv_values /
+                                             double(shape.kv_bytes_per_token_per_layer()));
+  }
   target_.set_kv(&target_kv_);
   target_.set_micro_batches(o_.micro_batches);
   if (draft_) draft_->set_kv(&*draft_kv_);
@@ -110,6 +136,10 @@ uint64_t DecodeWorkload::footprint_bytes(const TransformerShape& s, const Decode
     return uint64_t{m.layers} * o.batch * (tokens + digests) * m.kv_bytes_per_token_per_layer();
   };
   uint64_t bytes = s.total_weight_bytes() + kv(s, o.sparse());
+  if (o.hidden_states) {
+    bytes +=
+        uint64_t{s.layers} * o.batch * o.max_tokens() * dtype_bytes(s.activation_dtype, s.hidden);
+  }
   if (o.speculative()) bytes += o.draft->total_weight_bytes() + kv(*o.draft, false);
   return bytes;
 }
@@ -284,6 +314,9 @@ void validate_decode(const config::Config& root, Validator& v) {
       }
     }
   }
+  if (d.hidden_state_checkpoints() && d.has_sparse_attention()) {
+    dv.error("hidden_state_checkpoints", "not with sparse_attention");
+  }
   if (d.prefill() && d.has_speculative()) {
     dv.error("prefill", "not with speculative decoding (the draft's prefill is not modelled)");
   }
@@ -394,6 +427,7 @@ DecodeOptions options_from_config(const config::Config& root) {
   }
   o.seed = root.run().seed();
   o.prefill = d.prefill();
+  o.hidden_states = d.hidden_state_checkpoints();
   o.micro_batches = d.has_micro_batches() ? d.micro_batches() : 1;
   return o;
 }

@@ -50,6 +50,7 @@ struct DecodeOptions {
   // Step 0 is the prompt's prefill (see DecodeScenario.prefill); micro-batches per layer.
   bool prefill = false;
   uint32_t micro_batches = 1;
+  bool hidden_states = false;  // hidden-state checkpoints next to the KV
 
   bool speculative() const { return draft.has_value(); }
   bool sparse() const { return top_k_pages > 0; }
@@ -63,6 +64,12 @@ struct DecodeOptions {
 class SequenceKv : public KvLayout {
  public:
   SequenceKv(uint64_t token_bytes, uint64_t capacity_tokens, uint32_t block_tokens, bool digests);
+  // Hidden-state checkpoints: `hidden_token_bytes` per token next to each KV object, and the
+  // FLOPs that recompute one KV byte from them.
+  void set_hidden_states(uint64_t hidden_token_bytes, double recompute_flops_per_byte) {
+    hidden_token_bytes_ = hidden_token_bytes;
+    recompute_flops_per_byte_ = recompute_flops_per_byte;
+  }
   // Registers `layer`'s objects for `sequences` sequences named prefix + "layerL.kv.seqS".
   void register_layer(ObjectTable& t, const std::string& prefix, uint32_t layer, uint32_t sequences,
                       const ObjectIntent& intent);
@@ -83,6 +90,9 @@ class SequenceKv : public KvLayout {
   uint32_t block_tokens_;
   bool digests_;
   std::vector<uint32_t> first_;  // per layer: object id of sequence 0 (sequences consecutive)
+  std::vector<uint32_t> first_hidden_;  // per layer: hidden-state object of sequence 0
+  uint64_t hidden_token_bytes_ = 0;
+  double recompute_flops_per_byte_ = 0;
 };
 
 class DecodeWorkload : public Workload {

@@ -556,5 +556,82 @@ TEST(Orchestration, ResidencyMapOverflowFallsBackToTheSoftwarePath) {
             << fits.at("tpot_ms_mean") << " vs " << small.at("tpot_ms_mean") << " ms)\n";
 }
 
+// Recompute-vs-transfer (HCache-style hidden-state checkpoints) on the FlexGen T4 setting with
+// all weights resident and the KV at home in host DDR: on the healthy PCIe Gen3 link reading
+// the KV beats recomputing it on the 70 W T4, and the arbiter transfers; on a link degraded
+// to 5% recomputing from the hidden states (half the bytes for OPT's full attention) wins, and
+// the arbiter, once it has observed the slow path, recomputes.
+TEST(RecomputeVsTransfer, ArbiterFollowsTheCheaperPath) {
+  auto with = [&](const std::string& mode, bool degraded) {
+    std::string extra =
+        "--set policy.orchestration.resident_fraction=1"
+        " --set policy.orchestration.host_attention=!clear"
+        " --set workload.decode.hidden_state_checkpoints=true"
+        " --set policy.orchestration.kv_restore=KV_RESTORE_" +
+        mode;
+    if (mode == "ARBITRATE") extra += " --set policy.orchestration.arbiter_path_bytes_per_s=12.9e9";
+    if (degraded) {
+      extra +=
+          " --set 'system={faults{name:\"slow\" start_ps:0 duration_ps:0 "
+          "link_degraded{link:\"dma_host_ddr\" bandwidth_fraction:0.05}}}'";
+    }
+    return run_flexgen(extra);
+  };
+  const auto transfer = with("TRANSFER", false), recompute = with("RECOMPUTE", false),
+             arbitrate = with("ARBITRATE", false);
+  const auto transfer_slow = with("TRANSFER", true), recompute_slow = with("RECOMPUTE", true),
+             arbitrate_slow = with("ARBITRATE", true);
+  for (const auto* m :
+       {&transfer, &recompute, &arbitrate, &transfer_slow, &recompute_slow, &arbitrate_slow})
+    ASSERT_EQ(m->count("exit"), 0u);
+  std::cout << "TPOT ms, healthy link: transfer " << transfer.at("tpot_ms_mean") << ", recompute "
+            << recompute.at("tpot_ms_mean") << ", arbiter " << arbitrate.at("tpot_ms_mean")
+            << " (recomputes " << arbitrate.at("kv_recompute_fraction")
+            << "); link at 5%: transfer " << transfer_slow.at("tpot_ms_mean") << ", recompute "
+            << recompute_slow.at("tpot_ms_mean") << ", arbiter "
+            << arbitrate_slow.at("tpot_ms_mean") << " (recomputes "
+            << arbitrate_slow.at("kv_recompute_fraction") << ")\n";
+  // The weights are resident: every demand byte is KV. Recomputing reads the hidden states,
+  // half of OPT's K and V, and does 2 x hidden / 2 bytes = 4096 FLOPs per KV byte.
+  const double kv = transfer.at("demand_bytes_per_token");
+  EXPECT_NEAR(recompute.at("hidden_state_bytes_per_token"), kv / 2, 0.01 * kv);
+  EXPECT_NEAR(recompute.at("recompute_gflop_per_token"), kv * 4096 / 1e9, 0.01 * kv * 4096 / 1e9);
+  EXPECT_EQ(recompute.at("kv_recompute_fraction"), 1);
+  // Healthy: transfer wins and the arbiter transfers.
+  EXPECT_LT(transfer.at("tpot_ms_mean"), recompute.at("tpot_ms_mean"));
+  EXPECT_EQ(arbitrate.at("kv_recompute_fraction"), 0);
+  EXPECT_NEAR(arbitrate.at("tpot_ms_mean"), transfer.at("tpot_ms_mean"),
+              0.005 * transfer.at("tpot_ms_mean"));
+  // Degraded: recompute wins and the arbiter recomputes (after its first observations).
+  EXPECT_LT(recompute_slow.at("tpot_ms_mean"), transfer_slow.at("tpot_ms_mean"));
+  EXPECT_GT(arbitrate_slow.at("kv_recompute_fraction"), 0.8);
+  EXPECT_LT(arbitrate_slow.at("tpot_ms_mean"), transfer_slow.at("tpot_ms_mean"));
+  EXPECT_LT(arbitrate_slow.at("tpot_ms_mean"), 1.1 * recompute_slow.at("tpot_ms_mean"));
+}
+
+TEST(RecomputeVsTransfer, BadSettingsAreRefused) {
+  struct Case {
+    std::string set, field;
+  };
+  const std::string checkpoints = " --set workload.decode.hidden_state_checkpoints=true";
+  const std::string no_host = " --set policy.orchestration.host_attention=!clear";
+  const Case cases[] = {
+      {"--set policy.orchestration.kv_restore=KV_RESTORE_RECOMPUTE" + no_host,
+       "policy.orchestration.kv_restore"},
+      {"--set policy.orchestration.kv_restore=KV_RESTORE_ARBITRATE" + no_host + checkpoints,
+       "policy.orchestration.arbiter_path_bytes_per_s"},
+      {"--set policy.orchestration.kv_restore=KV_RESTORE_RECOMPUTE" + checkpoints,
+       "policy.orchestration.kv_restore"},
+      {"--set policy.orchestration.arbiter_path_bytes_per_s=1e9",
+       "policy.orchestration.arbiter_path_bytes_per_s"},
+  };
+  for (const auto& c : cases) {
+    std::string err;
+    const auto r = run_flexgen(c.set, &err);
+    EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2) << c.set;
+    EXPECT_NE(err.find(c.field), std::string::npos) << c.set << ": " << err;
+  }
+}
+
 }  // namespace
 }  // namespace tiersim

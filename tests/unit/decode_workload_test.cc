@@ -305,6 +305,50 @@ TEST(MicroBatches, EachLayerRunsOverEveryMicroBatchInTurn) {
             Reads(one_reads.begin(), one_reads.end()));
 }
 
+// Hidden-state checkpoints: each layer and sequence gets a hidden-state object next to its KV,
+// every pass writes the new tokens' hidden states beside their K and V, and the KV object
+// knows its checkpoint and the FLOPs per KV byte of recomputing from it (2 x hidden / KV dtype
+// bytes).
+TEST(HiddenStates, CheckpointsAreWrittenBesideTheKv) {
+  TransformerShape s = load_model("opt_6_7b");
+  s.layers = 2;
+  DecodeOptions o;
+  o.batch = 2;
+  o.context = 10;
+  o.steps = 2;
+  o.hidden_states = true;
+  DecodeWorkload w(s, o);
+  ObjectTable t;
+  w.register_objects(t);
+  uint32_t kv_objects = 0;
+  for (size_t i = 0; i < t.size(); ++i) {
+    const ObjectInfo& x = t.get(ObjectId(uint32_t(i)));
+    if (x.cls != ObjectClass::kKvCache) continue;
+    ++kv_objects;
+    ASSERT_TRUE(x.hidden_states.valid());
+    const ObjectInfo& h = t.get(x.hidden_states);
+    EXPECT_EQ(h.size_bytes, 12u * 4096 * 2);  // 12 tokens of 4096 FP16 values
+    EXPECT_EQ(x.token_bytes, 2u * 4096 * 2);
+    EXPECT_EQ(h.token_bytes, 4096u * 2);
+    EXPECT_DOUBLE_EQ(x.recompute_flops_per_byte, 2.0 * 4096 / 2);
+  }
+  EXPECT_EQ(kv_objects, 4u);
+  Op op;
+  while (w.next(op)) {
+    if (op.kind != OpKind::kAttention) continue;
+    uint64_t hidden_written = 0;
+    for (uint16_t i = 0; i < op.operand_count; ++i) {
+      const Operand& x = op.operand(i);
+      if (x.access == Access::kWrite && t.get(x.object).cls == ObjectClass::kActivation) {
+        hidden_written += x.bytes;
+      }
+    }
+    EXPECT_EQ(hidden_written, 2u * 4096 * 2);  // one token per sequence
+  }
+  EXPECT_GT(DecodeWorkload::footprint_bytes(s, o),
+            DecodeWorkload::footprint_bytes(s, DecodeOptions{2, 10, 2}));
+}
+
 // Page locality: the fraction of each step's selected pages kept from the previous step.
 TEST(SparseDecode, PageReuseFollowsLocality) {
   TransformerShape s = load_model("llama3_8b");
