@@ -127,6 +127,17 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
   } else if (c.has_arbiter_path_bytes_per_s()) {
     o.error("arbiter_path_bytes_per_s", "set only with kv_restore: KV_RESTORE_ARBITRATE");
   }
+  if (c.has_wired()) {
+    const auto& w = c.wired();
+    Validator wv = o.at("wired");
+    if (wv.non_empty("memory", w.has_memory(), w.memory())) {
+      const config::Component* m = find(w.memory());
+      if (m == nullptr || !(m->has_sram() || m->has_hbm() || m->has_gddr())) {
+        wv.error("memory", "no sram, hbm or gddr component named \"" + w.memory() + "\"");
+      }
+    }
+    wv.positive("quota_bytes", w.has_quota_bytes(), double(w.quota_bytes()));
+  }
   if (c.has_residency_map()) {
     const auto& m = c.residency_map();
     Validator mv = o.at("residency_map");
@@ -176,6 +187,8 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   p.replacement = c.replacement();
   p.cache_bytes = c.cache_bytes();
   p.confidence = c.confidence();
+  p.wired_memory = c.wired().memory();
+  p.wired_quota_bytes = c.wired().quota_bytes();
   p.kv_restore = c.kv_restore() == config::KV_RESTORE_UNSPECIFIED ? config::KV_RESTORE_TRANSFER
                                                                   : c.kv_restore();
   p.arbiter_path_bytes_per_s = c.arbiter_path_bytes_per_s();
@@ -338,6 +351,38 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
     }
     return *a;
   };
+  // Wired residency first: the arbiter's choice of whole objects is bound in the wired memory.
+  if (!p_.wired_memory.empty()) {
+    std::vector<WiredCandidate> candidates;
+    std::vector<ObjectId> ids;
+    for (size_t i = 0; i < ctx_.objects().size(); ++i) {
+      const ObjectInfo& o = ctx_.objects().get(ObjectId(static_cast<uint32_t>(i)));
+      if (o.cls != ObjectClass::kWeight && o.cls != ObjectClass::kEmbedding &&
+          o.cls != ObjectClass::kDraftWeight) {
+        continue;
+      }
+      WiredCandidate c;
+      c.name = o.name;
+      c.bytes = (o.size_bytes + 4095) / 4096 * 4096;
+      c.reuse_per_step = o.intent.uses_per_step;
+      c.bytes_saved_per_reuse = double(o.size_bytes);
+      c.bind_cost_bytes = o.size_bytes;
+      candidates.push_back(c);
+      ids.push_back(ObjectId(static_cast<uint32_t>(i)));
+    }
+    const uint64_t room = map.capacity(p_.wired_memory) - map.allocated(p_.wired_memory);
+    const WiredChoice choice = choose_wired(candidates, std::min(p_.wired_quota_bytes, room));
+    for (size_t k : choice.chosen) {
+      ObjectInfo& o = ctx_.objects().get_mutable(ids[k]);
+      auto a = map.allocate(p_.wired_memory, o.size_bytes, 4096);
+      if (!a) continue;  // the quota is within the room: cannot happen
+      o.address = *a;
+      o.home = p_.wired_memory;
+      wired_.insert(ids[k].value());
+      wired_bytes_ += o.size_bytes;
+    }
+    wired_saved_per_step_ = choice.saved_bytes_per_step;
+  }
   // Decoder layers: the largest valid layer id + 1; weights outside the layers (final norm, LM
   // head) form one more, virtual, layer at the end of each step.
   for (const auto& o : ctx_.objects().all()) {
@@ -349,6 +394,7 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
     const ObjectId id(static_cast<uint32_t>(i));
     ObjectInfo& o = ctx_.objects().get_mutable(id);
     const bool kv = o.cls == ObjectClass::kKvCache;
+    if (wired_.count(id.value())) continue;
     if (o.cls != ObjectClass::kWeight) {
       // Embedding tables, draft weights and (with kv_resident) KV caches move to the fast
       // memory whole; activations are the engine's.
@@ -577,11 +623,12 @@ Orchestrator::Source Orchestrator::locate(ObjectId object, uint64_t offset, uint
   const ObjectInfo& o = ctx_.objects().get(object);
   Source src;
   auto it = split_.find(object.value());
-  if (it == split_.end()) {  // wholly in one place (home or relocated)
+  if (it == split_.end()) {  // wholly in one place (home, relocated or wired)
     src.address = o.address + offset;
     src.bytes = max_bytes;
     src.ready_ps = src.landed_ps = now;
     src.path = o.home == p_.fast_memory ? Path::kResident : Path::kDemand;
+    if (!wired_.empty() && wired_.count(object.value())) src.path = Path::kWired;
     return src;
   }
   const Split& s = it->second;
@@ -643,6 +690,9 @@ void Orchestrator::record(const Source& s, uint64_t bytes, TimePs now, TimePs st
       demand_bytes_.inc(bytes);
       ++demand_misses_;
       break;
+    case Path::kWired:
+      wired_bytes_read_ += bytes;
+      break;
   }
 }
 
@@ -677,6 +727,12 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
   out.push_back(
       {"resident_bytes_per_token", double(resident_bytes_read_.value()) * per, "bytes/token"});
   out.push_back({"controller_decisions", double(decisions_.value()), "count"});
+  if (!p_.wired_memory.empty()) {
+    out.push_back({"wired_objects", double(wired_.size()), "count"});
+    out.push_back({"wired_bytes", double(wired_bytes_), "bytes"});
+    out.push_back({"wired_bytes_per_token", double(wired_bytes_read_) * per, "bytes/token"});
+    out.push_back({"wired_saved_bytes_per_step_planned", wired_saved_per_step_, "bytes/step"});
+  }
   if (p_.kv_restore != config::KV_RESTORE_TRANSFER) {
     const double restored = double(kv_recomputed_bytes_ + kv_transferred_bytes_);
     out.push_back({"kv_recompute_fraction",

@@ -35,6 +35,7 @@
 
 #include "accelerators/residency_map.h"
 #include "accelerators/residency_policy.h"
+#include "accelerators/wired_arbiter.h"
 #include "configs/tiersim.pb.h"
 #include "models/config_error.h"
 #include "models/ids.h"
@@ -65,6 +66,8 @@ struct OrchestrationParams {
   config::ConfidenceGate confidence;         // REPLACEMENT_CONFIDENCE
   bool has_map = false;
   ResidencyMapParams map;
+  std::string wired_memory;  // empty: no wired residency
+  uint64_t wired_quota_bytes = 0;
   config::KvRestore kv_restore = config::KV_RESTORE_TRANSFER;
   double arbiter_path_bytes_per_s = 0;
   bool signed_descriptors = false;
@@ -83,7 +86,7 @@ struct OrchestrationParams {
 
 class Orchestrator : public sc_core::sc_module {
  public:
-  enum class Path : uint8_t { kResident, kStaged, kDemand };
+  enum class Path : uint8_t { kResident, kStaged, kDemand, kWired };
   struct Source {
     uint64_t address = 0;  // global
     uint64_t bytes = 0;    // contiguous bytes available there, from the asked offset
@@ -184,7 +187,10 @@ class Orchestrator : public sc_core::sc_module {
   Counter& admission_bytes_;
 
   std::unique_ptr<ResidencyMap> map_;
-  double path_rate_ = 0;  // the arbiter's estimate of the home path, bytes/s
+  double path_rate_ = 0;                // the arbiter's estimate of the home path, bytes/s
+  std::unordered_set<uint32_t> wired_;  // bound objects (by id)
+  uint64_t wired_bytes_ = 0, wired_bytes_read_ = 0;
+  double wired_saved_per_step_ = 0;
   uint64_t kv_transferred_bytes_ = 0, kv_recomputed_bytes_ = 0, hidden_bytes_read_ = 0;
   double recompute_flops_ = 0;
   uint64_t unused_prefetch_bytes_ = 0;  // copies replaced before anyone read them

@@ -20,7 +20,8 @@ const char* tier_name(Tier t);
 constexpr int kTiers = 6;
 
 // What the workload expects of an object, declared when it registers it, for movement
-// policies: the steps it is live in, how many times per step it is read, and how sure the
+// policies: the steps it is live in, how many times per step it is read whole (a gather of a
+// few rows, as an embedding lookup, counts as none), and how sure the
 // workload is (the probability that the next step uses it as declared: 1 for dense weights and
 // a static batch's KV; a routed expert's chance of being active).
 struct ObjectIntent {

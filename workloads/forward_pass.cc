@@ -25,12 +25,15 @@ void ModelObjects::register_weights(ObjectTable& t, const TransformerShape& s,
   const ObjectClass tables = weights == ObjectClass::kWeight ? ObjectClass::kEmbedding : weights;
   // Dense weights: read once per pass, every step, for certain.
   const ObjectIntent every{0, use.last_step, use.passes_per_step, 1.0};
-  ObjectIntent table_use = every;
-  if (s.tied_embeddings) table_use.uses_per_step *= 2;  // the LM head reads it too
+  // Tables are gathered a few rows per token (no whole read), but a tied embedding is read
+  // whole by the LM head.
+  ObjectIntent gathered = every;
+  gathered.uses_per_step = 0;
+  const ObjectIntent table_use = s.tied_embeddings ? every : gathered;
   embedding = t.add(prefix + "embedding", tables, s.embedding_bytes(), LayerId(), table_use);
-  positions = s.position_table_bytes() > 0
-                  ? t.add(prefix + "positions", tables, s.position_table_bytes(), LayerId(), every)
-                  : ObjectId();
+  positions = s.position_table_bytes() > 0 ? t.add(prefix + "positions", tables,
+                                                   s.position_table_bytes(), LayerId(), gathered)
+                                           : ObjectId();
   layers.clear();
   for (uint32_t l = 0; l < s.layers; ++l) {
     const std::string p = prefix + "layer" + std::to_string(l) + ".";

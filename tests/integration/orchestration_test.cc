@@ -358,6 +358,12 @@ TEST(HostAttention, BadSettingsAreRefused) {
        "policy.orchestration.host_attention.flops_per_s"},
       {"--set policy.orchestration.host_attention.memory=nowhere",
        "policy.orchestration.host_attention.memory"},
+      {"--set 'policy.orchestration.wired={memory:\"cpu\" quota_bytes:1000}'",
+       "policy.orchestration.wired.memory"},
+      {"--set 'policy.orchestration.wired={memory:\"sram\" quota_bytes:0}'",
+       "policy.orchestration.wired.quota_bytes"},
+      {"--set policy.orchestration.residency_map.entries=8",
+       "policy.orchestration.residency_map.software_latency_ps"},
       {"--set workload.decode.micro_batches=13", "workload.decode.micro_batches"},
       {"--set workload.decode.micro_batches=0", "workload.decode.micro_batches"},
       {"--set workload.decode.context_tokens=0", "workload.decode.prefill"},
@@ -631,6 +637,53 @@ TEST(RecomputeVsTransfer, BadSettingsAreRefused) {
     EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2) << c.set;
     EXPECT_NE(err.find(c.field), std::string::npos) << c.set << ": " << err;
   }
+}
+
+// Wired residency in the system (configs/studies/wired_hrm_llama3_2_1b.textproto): the arbiter
+// binds whole weight objects in the 2 GiB HRM up to the quota; every byte the bound objects
+// serve is a byte less from HBM, exactly the arbiter's planned saving, and TPOT falls with the
+// quota (the HRM streams faster than HBM).
+TEST(Wired, BoundObjectsServeFromSramAndSaveWhatTheArbiterPlanned) {
+  auto with = [&](uint64_t quota) {
+    const std::string cmd =
+        test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+        test::preset("memory/hrm_sram_4x4.textproto") + " " +
+        test::preset("hardware/fragments/h100_with_hrm.textproto") + " " +
+        test::preset("models/llama3_2_1b.textproto") + " " +
+        test::preset("software/cuda_events_per_kernel.textproto") + " " +
+        test::preset("studies/wired_hrm_llama3_2_1b.textproto") +
+        " --set policy.orchestration.wired.quota_bytes=" + std::to_string(quota) + " --quiet";
+    const std::string out =
+        (fs::temp_directory_path() / ("tiersim_wired_" + std::to_string(getpid()) + ".h5"))
+            .string();
+    auto r = test::run_cmd(cmd + " --out " + out);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::map<std::string, double> m;
+    if (r.code != 0) return m;
+    ResultReader h(out);
+    for (const auto& item : h.summary())
+      m[item.name] = item.value;
+    fs::remove(out);
+    return m;
+  };
+  const auto none = with(1), one = with(1ULL << 30), two = with(2000000000);
+  ASSERT_FALSE(none.empty() || one.empty() || two.empty());
+  EXPECT_EQ(none.at("wired_objects"), 0);
+  for (const auto* m : {&one, &two}) {
+    EXPECT_LE(m->at("wired_bytes"), m == &one ? double(1ULL << 30) : 2e9);
+    // Each bound object is read whole once per step: served from the HRM, not HBM (plus the
+    // embedding rows the step gathers from a bound tied table: 4 KiB).
+    EXPECT_NEAR(m->at("wired_bytes_per_token"), m->at("wired_saved_bytes_per_step_planned"), 8192);
+    EXPECT_NEAR(none.at("hbm_bytes_per_token") - m->at("hbm_bytes_per_token"),
+                m->at("wired_bytes_per_token"), 1e-3 * m->at("wired_bytes_per_token"));
+  }
+  EXPECT_GT(two.at("wired_bytes"), one.at("wired_bytes"));
+  EXPECT_LT(one.at("tpot_ms_mean"), none.at("tpot_ms_mean"));
+  EXPECT_LT(two.at("tpot_ms_mean"), one.at("tpot_ms_mean"));
+  std::cout << "wired: quota 0 / 1 GiB / 2 GB: HBM GB/token "
+            << none.at("hbm_bytes_per_token") / 1e9 << " / " << one.at("hbm_bytes_per_token") / 1e9
+            << " / " << two.at("hbm_bytes_per_token") / 1e9 << ", TPOT " << none.at("tpot_ms_mean")
+            << " / " << one.at("tpot_ms_mean") << " / " << two.at("tpot_ms_mean") << " ms\n";
 }
 
 }  // namespace
