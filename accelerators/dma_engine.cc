@@ -17,12 +17,18 @@ void DmaParams::validate(const config::DmaEngine& c, Validator& v) {
   if (c.has_completion_timeout_ps()) {
     v.positive("completion_timeout_ps", true, double(c.completion_timeout_ps()));
   }
+  if (c.has_channels() && v.positive("channels", true, double(c.channels())) && c.channels() > 64) {
+    v.error("channels", "at most 64");
+  }
+  if (c.has_queue_depth() && c.queue_depth() > 65536) v.error("queue_depth", "at most 65536");
 }
 
 DmaParams DmaParams::from_config(const config::DmaEngine& c) {
   DmaParams p{c.bandwidth_bytes_per_s(), c.setup_latency_ps()};
   if (c.has_completion_timeout_ps()) p.completion_timeout_ps = c.completion_timeout_ps();
   if (c.has_priorities()) p.priorities = c.priorities();
+  if (c.has_channels()) p.channels = c.channels();
+  p.queue_depth = c.queue_depth();
   return p;
 }
 
@@ -30,7 +36,7 @@ DmaEngine::DmaEngine(sc_core::sc_module_name name, const DmaParams& params, Cont
     : Component(name, ctx, "dma"),
       socket("socket"),
       params_(params),
-      engine_(params.bandwidth_bytes_per_s, 4096),
+
       links_(ctx, basename()),
       transfers_(ctx.stats().counter(basename(), "transfers", "transfers completed", "count")),
       failed_(ctx.stats().counter(basename(), "transfers_failed",
@@ -58,6 +64,10 @@ DmaEngine::DmaEngine(sc_core::sc_module_name name, const DmaParams& params, Cont
                                               l.push_back(move_op_name(MoveOp(i)));
                                             return l;
                                           }())),
+      queue_wait_ps_(ctx.stats().counter(basename(), "queue_wait_ps",
+                                         "time descriptors waited for a slot in a full channel "
+                                         "queue",
+                                         "ps")),
       bytes_by_path_(ctx.stats().vector(basename(), "bytes_by_path",
                                         "bytes moved by path: source tier to destination tier "
                                         "(none: the engine itself consumed them)",
@@ -72,7 +82,14 @@ DmaEngine::DmaEngine(sc_core::sc_module_name name, const DmaParams& params, Cont
                                         }())),
       latency_ns_(ctx.stats().histogram(basename(), "transfer_latency",
                                         "transfer latency from start to completion", "ns",
-                                        Histogram::log2_edges(1, 1 << 24))) {}
+                                        Histogram::log2_edges(1, 1 << 24))) {
+  for (uint32_t c = 0; c < std::max<uint32_t>(params_.channels, 1); ++c) {
+    Channel ch;
+    ch.server = PriorityServer(params_.bandwidth_bytes_per_s, 4096);
+    ch.queue.assign(params_.queue_depth, 0);
+    channels_.push_back(std::move(ch));
+  }
+}
 
 bool DmaEngine::connect(Component& target, const LinkInfo& link) {
   if (target.target_socket() == nullptr) return false;
@@ -164,14 +181,16 @@ TimePs DmaEngine::transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementI
   const Target& to = resolve(dst, bytes, &dst_local);
   intent.source = from.memory->tier();
   intent.destination = to.memory->tier();
-  const TimePs begin = start_ps + params_.setup_latency_ps;
   const uint32_t level = level_of(intent);
-  const TimePs engine_done = engine_.reserve(begin, bytes, level);
+  uint32_t channel = 0;
+  TimePs begin = start_ps + params_.setup_latency_ps;
+  const TimePs engine_done = engine_reserve(begin, bytes, level, &channel, &begin);
   const auto read =
       access(tlm::TLM_READ_COMMAND, from, src, src_local, bytes, intent, begin, level);
   const auto write =
       access(tlm::TLM_WRITE_COMMAND, to, dst, dst_local, bytes, intent, begin, level);
   const TimePs done = std::max({engine_done, read.done_ps, write.done_ps});
+  retire(channel, done);
   const bool good = read.ok && write.ok;
   if (ok) *ok = good;
   if (!good) {
@@ -190,11 +209,13 @@ TimePs DmaEngine::read(uint64_t src, uint64_t bytes, MovementIntent intent, Time
   uint64_t src_local = 0;
   const Target& from = resolve(src, bytes, &src_local);
   intent.source = from.memory->tier();
-  const TimePs begin = start_ps + params_.setup_latency_ps;
   const uint32_t level = level_of(intent);
-  const TimePs engine_done = engine_.reserve(begin, bytes, level);
+  uint32_t channel = 0;
+  TimePs begin = start_ps + params_.setup_latency_ps;
+  const TimePs engine_done = engine_reserve(begin, bytes, level, &channel, &begin);
   const auto r = access(tlm::TLM_READ_COMMAND, from, src, src_local, bytes, intent, begin, level);
   const TimePs done = std::max(engine_done, r.done_ps);
+  retire(channel, done);
   if (ok) *ok = r.ok;
   if (!r.ok) {
     failed_.inc();
@@ -204,6 +225,47 @@ TimePs DmaEngine::read(uint64_t src, uint64_t bytes, MovementIntent intent, Time
   count(intent, bytes);
   latency_ns_.record(static_cast<double>(done - start_ps) / kPsPerNs);
   return done;
+}
+
+TimePs DmaEngine::engine_reserve(TimePs begin, uint64_t bytes, uint32_t level, uint32_t* channel,
+                                 TimePs* slot_start) {
+  // Channel 0 serves what a consumer waits on when there are others for the bulk copies.
+  uint32_t first = 0, last = static_cast<uint32_t>(channels_.size()) - 1;
+  if (channels_.size() > 1 && params_.priorities) {
+    if (level > 0) {
+      last = 0;
+    } else {
+      first = 1;
+    }
+  }
+  // The channel whose queue admits the descriptor first (ties: the lowest index).
+  auto admit_at = [&](const Channel& c) {
+    return c.queue.empty() ? begin : std::max(begin, c.queue[c.head]);
+  };
+  uint32_t best = first;
+  for (uint32_t c = first + 1; c <= last; ++c) {
+    if (admit_at(channels_[c]) < admit_at(channels_[best]) ||
+        (admit_at(channels_[c]) == admit_at(channels_[best]) &&
+         channels_[c].last_done < channels_[best].last_done)) {
+      best = c;
+    }
+  }
+  Channel& ch = channels_[best];
+  const TimePs start = admit_at(ch);
+  if (start > begin) queue_wait_ps_.inc(start - begin);
+  *channel = best;
+  *slot_start = start;
+  return ch.server.reserve(start, bytes, level);
+}
+
+void DmaEngine::retire(uint32_t channel, TimePs done) {
+  Channel& ch = channels_[channel];
+  if (!ch.queue.empty()) {
+    ch.queue[ch.head] = done;
+    ch.head = (ch.head + 1) % ch.queue.size();
+  }
+  ch.last_done = std::max(ch.last_done, done);
+  ++ch.completed;
 }
 
 void DmaEngine::count(const MovementIntent& intent, uint64_t bytes) {

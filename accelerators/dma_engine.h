@@ -47,6 +47,8 @@ struct DmaParams {
   TimePs setup_latency_ps;
   TimePs completion_timeout_ps = 50'000'000;
   bool priorities = true;
+  uint32_t channels = 1;
+  uint32_t queue_depth = 0;  // 0: unbounded
 
   static void validate(const config::DmaEngine& c, Validator& v);
   static DmaParams from_config(const config::DmaEngine& c);
@@ -72,6 +74,12 @@ class DmaEngine : public Component {
   // destination write). Timing, faults and counters as transfer().
   TimePs read(uint64_t src, uint64_t bytes, MovementIntent intent, TimePs start_ps,
               bool* ok = nullptr);
+
+  // When every descriptor submitted to `channel` so far is complete (a fence), and how many
+  // it has completed (its completion counter).
+  TimePs fence(uint32_t channel) const { return channels_.at(channel).last_done; }
+  uint64_t channel_completed(uint32_t channel) const { return channels_.at(channel).completed; }
+  uint32_t channels() const { return static_cast<uint32_t>(channels_.size()); }
 
   uint64_t completed() const { return transfers_.value(); }
   uint64_t failed() const { return failed_.value(); }
@@ -103,8 +111,24 @@ class DmaEngine : public Component {
   // 1 for what a consumer waits on (demand fetches, write-backs), 0 for bulk copies.
   uint32_t level_of(const MovementIntent& intent) const;
 
+  // A channel: its bandwidth, its descriptor queue (completion times of the descriptors in it,
+  // oldest first) and counters.
+  struct Channel {
+    PriorityServer server;
+    std::vector<TimePs> queue;  // ring of queue_depth completion times (empty: unbounded)
+    size_t head = 0;
+    TimePs last_done = 0;
+    uint64_t completed = 0;
+  };
+  // Picks the channel for a descriptor of `level`, waits for a slot in its queue, and
+  // reserves its bandwidth; returns the channel's completion time for the bytes and sets
+  // `*slot_start` to when the descriptor entered service (>= begin).
+  TimePs engine_reserve(TimePs begin, uint64_t bytes, uint32_t level, uint32_t* channel,
+                        TimePs* slot_start);
+  void retire(uint32_t channel, TimePs done);
+
   const DmaParams params_;
-  PriorityServer engine_;
+  std::vector<Channel> channels_;
   LinkPorts links_;
   std::unordered_map<const AddressRangeInfo*, Target> targets_;  // by address range
   Counter& transfers_;
@@ -114,6 +138,7 @@ class DmaEngine : public Component {
   Counter& bytes_;
   Vector& bytes_by_class_;
   Vector& bytes_by_reason_;
+  Counter& queue_wait_ps_;
   Vector& bytes_by_path_;
   Histogram& latency_ns_;
 };

@@ -591,6 +591,65 @@ TEST(Dma, DemandFetchesOvertakeBulkCopies) {
   EXPECT_GT(without.at("demand"), 1e9);  // > 1 ms: the rest of the prefetch
 }
 
+// DMA channels and descriptor queues: two bulk copies run in parallel on two bulk channels
+// (each at the channel's rate) but one after the other on one; a demand fetch on the critical
+// channel waits for nothing; a queue of depth 1 makes each descriptor wait for the previous
+// one's completion (the memory's 10 us access each) where an unbounded queue overlaps them;
+// the fence of a channel is the completion of everything submitted to it.
+TEST(Dma, ChannelsQueuesAndFences) {
+  auto run = [](uint32_t channels, uint32_t depth) {
+    const std::string far =
+        "system { components { name: \"far\" sram { capacity_bytes: 1073741824 "
+        "read_bandwidth_bytes_per_s: 1e15 write_bandwidth_bytes_per_s: 1e15 latency_ps: 10000000 "
+        "} } address_map { name: \"far\" target: \"far\" base_bytes: 4398046511104 "
+        "size_bytes: 1073741824 } }";
+    const std::string cfg =
+        "system { components { name: \"dma\" dma { bandwidth_bytes_per_s: "
+        "1e10 channels: " +
+        std::to_string(channels) + " queue_depth: " + std::to_string(depth) + " } } }";
+    return parse(simulate(
+        host_system(link("dma_far", "dma", "far"), {far, cfg}), [](Context& ctx, std::ostream& os) {
+          const uint64_t kFar = 4ULL << 40;
+          auto& d = dma(ctx);
+          const TimePs a = d.transfer(kFar, 0, 64 << 20, intent(MoveOp::kPrefetch), 0);
+          const TimePs b =
+              d.transfer(kFar + (64 << 20), 64 << 20, 64 << 20, intent(MoveOp::kPrefetch), 0);
+          const TimePs demand = d.transfer(kFar + (128 << 20), 128 << 20, 4096,
+                                           intent(MoveOp::kDemandFetch), 1'000'000);
+          // Four small demand fetches at once, later, when everything is idle.
+          const TimePs t0 = 1'000'000'000;
+          TimePs last = 0;
+          for (int i = 0; i < 4; ++i) {
+            last = std::max(last, d.transfer(kFar + (256 << 20) + i * 4096, (256 << 20) + i * 4096,
+                                             4096, intent(MoveOp::kDemandFetch), t0));
+          }
+          os << "a " << a << " b " << b << " demand " << demand - 1'000'000 << " small "
+             << last - t0 << " fence0 " << d.fence(0) << " done0 " << d.channel_completed(0)
+             << " channels " << d.channels() << "\n";
+        }));
+  };
+  const auto one = run(1, 0), three = run(3, 0), queued = run(3, 1);
+  const double copy = double(64 << 20) / 1e10 * 1e12;  // 6.71 ms at 10 GB/s
+  // One channel: the second copy after the first. Three (one critical, two bulk): together.
+  EXPECT_NEAR(one.at("b"), 2 * copy, 0.01 * copy);
+  EXPECT_NEAR(three.at("a"), copy, 0.01 * copy);
+  EXPECT_NEAR(three.at("b"), copy, 0.01 * copy);
+  EXPECT_EQ(three.at("channels"), 3);
+  // The demand fetch on the critical channel: its latency and serialisation only.
+  EXPECT_LT(three.at("demand"), 2 * 10'000'000 + 1'000'000);
+  // Depth 1: each small fetch waits for the previous one's 10 us access; unbounded, the four
+  // overlap.
+  EXPECT_LT(three.at("small"), 15'000'000);
+  EXPECT_GE(queued.at("small"), 4 * 10'000'000);
+  std::cout << "two 64 MiB copies: " << one.at("b") / 1e9 << " ms on one channel, "
+            << three.at("b") / 1e9 << " ms on two bulk channels; demand fetch "
+            << three.at("demand") / 1e6 << " us; four 4 KiB fetches " << three.at("small") / 1e6
+            << " us unbounded, " << queued.at("small") / 1e6 << " us at queue depth 1\n";
+  // The fence of the critical channel is its last completion; it completed 5 descriptors.
+  EXPECT_EQ(three.at("done0"), 5);
+  EXPECT_GE(three.at("fence0"), 1'000'000'000);
+}
+
 // NVMe in the system graph, behind a PCIe Gen5 x16 link: the direct path and the bounce path
 // through host DDR.
 std::string ssd(bool bounce) {
