@@ -461,9 +461,10 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
     pp.budget_migration_bytes = g.budget_bytes_per_epoch();
     pp.budget_faults = g.budget_faults_per_epoch();
     pp.blend_eta = g.blend_eta();
-    const PolicyKind kinds[] = {PolicyKind::kStream,    PolicyKind::kLru,    PolicyKind::kLfu,
-                                PolicyKind::kArc,       PolicyKind::kBelady, PolicyKind::kRegret,
-                                PolicyKind::kConfidence};
+    const PolicyKind kinds[] = {PolicyKind::kStream,     PolicyKind::kLru,
+                                PolicyKind::kLfu,        PolicyKind::kArc,
+                                PolicyKind::kBelady,     PolicyKind::kRegret,
+                                PolicyKind::kConfidence, PolicyKind::kPredictedRegret};
     // BELADY bypasses everything until it knows the future (the first step).
     policy_ = make_policy(
         p_.replacement == config::REPLACEMENT_BELADY ? PolicyKind::kStream : kinds[p_.replacement],
@@ -567,14 +568,23 @@ Orchestrator::Source Orchestrator::cache_lookup(ObjectId object, const ObjectInf
   const PageKey key = (PageKey(object.value()) << 32) | page;
   // One access per page visit: the first tile of each page (tiles and pages align by default).
   if (in_page == 0) {
-    if (policy_->kind() == PolicyKind::kConfidence && intent_given_.insert(object.value()).second) {
-      // The object's declared intent for each of its pages (see ConfidenceGate).
+    const PolicyKind kind = policy_->kind();
+    if ((kind == PolicyKind::kConfidence || kind == PolicyKind::kPredictedRegret) &&
+        intent_given_.insert(object.value()).second) {
+      // The object's declared intent for each of its pages (see ConfidenceGate and
+      // REPLACEMENT_PREDICTED_REGRET).
       const auto& g = p_.confidence;
       PageIntent in;
       in.mu =
           g.has_intent_override() ? g.intent_override() : std::clamp(o.intent.confidence, 0.0, 1.0);
       in.sigma = 0;
       in.group = static_cast<uint32_t>(o.cls);
+      const Component* home = ctx_.component(o.home);
+      const Tier tier = home ? home->tier() : Tier::kHbm;
+      const double ladder[] = {1.0, 0.1, 1.0, 10.0, 30.0, 10000.0};  // none, SRAM, HBM, DDR, ...
+      in.stall_penalty = ladder[static_cast<int>(tier)];
+      in.remaining_accesses =
+          std::max(1.0, o.intent.uses_per_step) * double(ctx_.workload()->total_steps());
       const uint64_t pages = (o.size_bytes + page_bytes_ - 1) / page_bytes_;
       for (uint64_t pg = 0; pg < pages; ++pg)
         policy_->set_intent((PageKey(object.value()) << 32) | pg, in);

@@ -23,6 +23,8 @@ const char* policy_kind_name(PolicyKind k) {
       return "REGRET";
     case PolicyKind::kConfidence:
       return "CONFIDENCE";
+    case PolicyKind::kPredictedRegret:
+      return "PREDICTED_REGRET";
     case PolicyKind::kStatic:
       return "STATIC";
   }
@@ -414,6 +416,61 @@ class ConfidencePolicy : public ResidencyPolicy {
   bool fallback_ = false;
 };
 
+class PredictedRegretPolicy : public ResidencyPolicy {
+ public:
+  using ResidencyPolicy::ResidencyPolicy;
+  PolicyKind kind() const override { return PolicyKind::kPredictedRegret; }
+  void set_intent(PageKey page, const PageIntent& intent) override {
+    intent_[page] = intent;
+    remaining_[page] = intent.remaining_accesses;
+  }
+  AccessOutcome access(PageKey page, uint64_t) override {
+    // An observed access uses up one of the page's expected accesses.
+    auto rem = remaining_.find(page);
+    if (rem != remaining_.end()) rem->second = std::max(0.0, rem->second - 1.0);
+    AccessOutcome o;
+    if (lru_.contains(page)) {
+      o.hit = true;
+      lru_.touch(page);
+      return o;
+    }
+    if (p_.frames == 0) return o;
+    if (lru_.size() == p_.frames) {
+      PageKey victim = 0;
+      double lowest = -1;
+      for (PageKey r : lru_.oldest_first()) {  // strict <: the least recent wins ties
+        const double value = regret(r);
+        if (lowest < 0 || value < lowest) {
+          lowest = value;
+          victim = r;
+        }
+      }
+      // Deny: evicting any resident would cost at least as much as not keeping this page.
+      if (regret(page) <= lowest) return o;
+      lru_.erase(victim);
+      o.victim = victim;
+    }
+    lru_.push_front(page);
+    o.admitted = true;
+    return o;
+  }
+  bool resident(PageKey page) const override { return lru_.contains(page); }
+  size_t resident_count() const override { return lru_.size(); }
+
+ private:
+  // R = P(reuse) x stall penalty x remaining lifetime.
+  double regret(PageKey page) const {
+    auto in = intent_.find(page);
+    const PageIntent i = in != intent_.end() ? in->second : PageIntent{};
+    auto rem = remaining_.find(page);
+    const double remaining = rem != remaining_.end() ? rem->second : i.remaining_accesses;
+    return i.mu * i.stall_penalty * remaining;
+  }
+  std::unordered_map<PageKey, PageIntent> intent_;
+  std::unordered_map<PageKey, double> remaining_;
+  LruList lru_;
+};
+
 class StaticPolicy : public ResidencyPolicy {
  public:
   explicit StaticPolicy(const PolicyParams& p) : ResidencyPolicy(p) {
@@ -458,6 +515,8 @@ std::unique_ptr<ResidencyPolicy> make_policy(PolicyKind kind, const PolicyParams
       return std::make_unique<BeladyPolicy>(p);
     case PolicyKind::kRegret:
       return std::make_unique<RegretPolicy>(p);
+    case PolicyKind::kPredictedRegret:
+      return std::make_unique<PredictedRegretPolicy>(p);
     case PolicyKind::kConfidence:
       return std::make_unique<ConfidencePolicy>(p);
     case PolicyKind::kStatic:

@@ -14,6 +14,11 @@
 //   REGRET      reactive regret-aware eviction (kv-hierarchy-lab): a page refetched within
 //               `horizon` accesses of its eviction gains regret; victim = argmin(1.5 freq +
 //               recency + w_r regret)
+//   PREDICTED_REGRET  predictive regret (the HFC's form, mechanisms.md s.3.3): R = P(reuse) x
+//               stall penalty of refetching the page from its home tier x its remaining
+//               lifetime (expected further accesses, counted down at each access); a miss
+//               evicts the resident of lowest R (ties: least recently used) when its own R is
+//               higher, and is denied admission otherwise
 //   CONFIDENCE  confidence-gated residency with hysteresis and a thrash budget: admit when the
 //               intent's lower bound mu - z sigma reaches admit_lb, evict residents whose upper
 //               bound falls to evict_ub or below; discretionary actions (admissions, proactive
@@ -50,7 +55,8 @@ enum class PolicyKind : uint8_t {
   kBelady,
   kRegret,
   kConfidence,
-  kStatic
+  kStatic,
+  kPredictedRegret
 };
 const char* policy_kind_name(PolicyKind k);
 
@@ -59,6 +65,10 @@ const char* policy_kind_name(PolicyKind k);
 struct PageIntent {
   double mu = 0.5, sigma = 0.0;
   uint32_t group = 0;  // pages whose intent comes from one declaration (a tensor class, a phase)
+  // PREDICTED_REGRET: the relative stall of refetching the page from its home tier (1: HBM),
+  // and the accesses it is expected to get before it dies.
+  double stall_penalty = 1.0;
+  double remaining_accesses = 1.0;
 };
 
 struct PolicyParams {

@@ -686,5 +686,52 @@ TEST(Wired, BoundObjectsServeFromSramAndSaveWhatTheArbiterPlanned) {
             << " / " << one.at("tpot_ms_mean") << " / " << two.at("tpot_ms_mean") << " ms\n";
 }
 
+// Predictive regret with the workload's intent (every weight page used once per step until
+// the end) on the cyclic weight stream of DynamicCacheOracleMovesTheFewestBytes: the page just
+// used has the least lifetime left, so it is the one to give up, and a page whose value does
+// not beat the residents' is not admitted. The cache fills in step 0 and then keeps a fixed
+// 4 GB: no more fetches from home than the offline bound on the run's own page stream.
+TEST(Orchestration, PredictedRegretWithIntentMeetsTheOfflineBound) {
+  auto run8b = [&](const std::string& replacement) {
+    const std::string cmd =
+        test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+        test::preset("memory/ddr5_4800_8ch.textproto") + " " +
+        test::preset("hardware/fragments/h100_weights_in_host_ddr.textproto") + " " +
+        test::preset("models/llama3_8b.textproto") + " " +
+        test::preset("studies/offload_prefetch_70b_tp8.textproto") + " " +
+        test::preset("controllers/on_accelerator.textproto") +
+        " --set workload.parallelism.tensor_parallel=1 --set workload.decode.decode_steps=4"
+        " --set policy.orchestration.prefetch_layers=0"
+        " --set policy.orchestration.resident_fraction=0"
+        " --set policy.orchestration.cache_bytes=4000000000 --quiet"
+        " --set policy.orchestration.replacement=REPLACEMENT_" +
+        replacement;
+    const std::string out =
+        (fs::temp_directory_path() / ("tiersim_pr_" + std::to_string(getpid()) + ".h5")).string();
+    auto r = test::run_cmd(cmd + " --out " + out);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::map<std::string, double> m;
+    if (r.code != 0) return m;
+    ResultReader h(out);
+    for (const auto& item : h.summary())
+      m[item.name] = item.value;
+    fs::remove(out);
+    return m;
+  };
+  const auto lru = run8b("LRU"), oracle = run8b("BELADY"), regret = run8b("PREDICTED_REGRET");
+  ASSERT_FALSE(lru.empty() || oracle.empty() || regret.empty());
+  std::cout << "hit rate: LRU " << lru.at("cache_hit_rate") << ", learning oracle "
+            << oracle.at("cache_hit_rate") << ", predicted regret " << regret.at("cache_hit_rate")
+            << "; extra GB/token vs the offline bound "
+            << lru.at("extra_bytes_vs_oracle_per_token") / 1e9 << " / "
+            << oracle.at("extra_bytes_vs_oracle_per_token") / 1e9 << " / "
+            << regret.at("extra_bytes_vs_oracle_per_token") / 1e9 << "\n";
+  // Steps 1-3 hit 4 of every 15 GB: 3 x 26.7% / 4.
+  EXPECT_NEAR(regret.at("cache_hit_rate"), 3 * 4e9 / 15.0e9 / 4, 0.01);
+  EXPECT_LE(regret.at("extra_bytes_vs_oracle_per_token"), 0);
+  EXPECT_LT(regret.at("demand_bytes_per_token"), oracle.at("demand_bytes_per_token"));
+  EXPECT_LT(regret.at("tpot_ms_mean"), lru.at("tpot_ms_mean"));
+}
+
 }  // namespace
 }  // namespace tiersim
