@@ -628,23 +628,7 @@ bool ComputeEngine::on_host() const {
 }
 
 TimePs ComputeEngine::host_copy(uint64_t bytes, bool to_host, TimePs start_ps) {
-  MovementIntent intent;
-  intent.object_class = ObjectClass::kActivation;
-  intent.op = to_host ? MoveOp::kWriteBack : MoveOp::kDemandFetch;
-  intent.op_id = op_.id;
-  intent.layer = op_.layer;
-  intent.token = op_.step;
-  TimePs done = start_ps;
-  const uint64_t chunk_max = std::min(params_.tile_bytes, activation_bytes_);
-  for (uint64_t off = 0; off < bytes;) {
-    const uint64_t chunk = std::min(chunk_max, bytes - off);
-    const TimePs t =
-        to_host ? dma_->transfer(activation_base_, host_scratch_ + off, chunk, intent, start_ps)
-                : dma_->transfer(host_scratch_ + off, activation_base_, chunk, intent, start_ps);
-    done = std::max(done, t);
-    off += chunk;
-  }
-  return done;
+  return move_activations(host_scratch_, bytes, to_host, start_ps);
 }
 
 TimePs ComputeEngine::host_attention(TimePs now) {
@@ -680,11 +664,17 @@ TimePs ComputeEngine::host_attention(TimePs now) {
 }
 
 TimePs ComputeEngine::spill(uint64_t bytes, bool write, TimePs start_ps) {
-  // Activations beyond the SRAM area cross to (write) or from (read) the spill region in
-  // chunks of at most a tile and at most the area.
+  const TimePs done = move_activations(spill_base_, bytes, write, start_ps);
+  spill_bytes_.inc(bytes);
+  return done;
+}
+
+TimePs ComputeEngine::move_activations(uint64_t other, uint64_t bytes, bool out, TimePs start_ps) {
+  // In chunks of at most a tile and at most the SRAM activation area, out of it (`out`) or
+  // into it.
   MovementIntent intent;
   intent.object_class = ObjectClass::kActivation;
-  intent.op = write ? MoveOp::kWriteBack : MoveOp::kDemandFetch;
+  intent.op = out ? MoveOp::kWriteBack : MoveOp::kDemandFetch;
   intent.op_id = op_.id;
   intent.layer = op_.layer;
   intent.token = op_.step;
@@ -692,13 +682,11 @@ TimePs ComputeEngine::spill(uint64_t bytes, bool write, TimePs start_ps) {
   const uint64_t chunk_max = std::min(params_.tile_bytes, activation_bytes_);
   for (uint64_t off = 0; off < bytes;) {
     const uint64_t chunk = std::min(chunk_max, bytes - off);
-    const TimePs t =
-        write ? dma_->transfer(activation_base_, spill_base_ + off, chunk, intent, start_ps)
-              : dma_->transfer(spill_base_ + off, activation_base_, chunk, intent, start_ps);
+    const TimePs t = out ? dma_->transfer(activation_base_, other + off, chunk, intent, start_ps)
+                         : dma_->transfer(other + off, activation_base_, chunk, intent, start_ps);
     done = std::max(done, t);
     off += chunk;
   }
-  spill_bytes_.inc(bytes);
   return done;
 }
 

@@ -133,6 +133,9 @@ class ComputeEngine : public Component {
   bool on_host() const;
   // Runs it (see HostAttention in the schema); returns when its output is back on the device.
   TimePs host_attention(TimePs now);
+  // Moves `bytes` of activations between the SRAM activation area and `other` (out of the area
+  // when `out`); returns when done.
+  TimePs move_activations(uint64_t other, uint64_t bytes, bool out, TimePs start_ps);
   // Moves `bytes` of activations between the SRAM area and the host scratch area.
   TimePs host_copy(uint64_t bytes, bool to_host, TimePs start_ps);
 

@@ -26,10 +26,12 @@ std::string base() {
          " --set workload.decode.decode_steps=8 --quiet";
 }
 
-std::map<std::string, double> run(const std::string& extra, std::string* err = nullptr) {
+// Runs `cmd` with a result file of its own and returns the summary (plus `ssd_bytes_read` when
+// the system has the SSD), or {"exit": code} when the run failed; `err` gets its stderr.
+std::map<std::string, double> summary_of(const std::string& cmd, std::string* err = nullptr) {
   const std::string out =
       (fs::temp_directory_path() / ("tiersim_orch_" + std::to_string(getpid()) + ".h5")).string();
-  auto r = test::run_cmd(base() + " " + extra + " --out " + out);
+  auto r = test::run_cmd(cmd + " --out " + out);
   if (err) *err = r.err;
   std::map<std::string, double> s;
   if (r.code != 0) {
@@ -39,8 +41,39 @@ std::map<std::string, double> run(const std::string& extra, std::string* err = n
   ResultReader h(out);
   for (const auto& item : h.summary())
     s[item.name] = item.value;
+  if (h.exists("/stats/ssd/bytes_read")) {
+    s["ssd_bytes_read"] = h.read_doubles("/stats/ssd/bytes_read").back();
+  }
   fs::remove(out);
   return s;
+}
+
+std::map<std::string, double> run(const std::string& extra, std::string* err = nullptr) {
+  return summary_of(base() + " " + extra, err);
+}
+
+// Llama-3-8B on H100 with its weights at home in host DDR (the dynamic-cache experiments);
+// `extra` sets the rest.
+std::map<std::string, double> run_8b(const std::string& extra) {
+  const std::string cmd =
+      test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+      test::preset("memory/ddr5_4800_8ch.textproto") + " " +
+      test::preset("hardware/fragments/h100_weights_in_host_ddr.textproto") + " " +
+      test::preset("models/llama3_8b.textproto") + " " +
+      test::preset("studies/offload_prefetch_70b_tp8.textproto") + " --quiet " + extra;
+  auto m = summary_of(cmd);
+  EXPECT_EQ(m.count("exit"), 0u) << extra;
+  return m;
+}
+
+// The 4 GB dynamic page cache of those experiments on the on-accelerator controller.
+std::string cache_8b(uint32_t steps) {
+  return test::preset("controllers/on_accelerator.textproto") +
+         " --set workload.parallelism.tensor_parallel=1 --set workload.decode.decode_steps=" +
+         std::to_string(steps) +
+         " --set policy.orchestration.prefetch_layers=0"
+         " --set policy.orchestration.resident_fraction=0"
+         " --set policy.orchestration.cache_bytes=4000000000 ";
 }
 
 // The controller presets: a host CPU (5-50 us per decision, interrupt) misses the window on
@@ -140,25 +173,7 @@ TEST(Orchestration, DynamicCacheOracleMovesTheFewestBytes) {
   const std::string dynamic = common +
                               " --set policy.orchestration.resident_fraction=0"
                               " --set policy.orchestration.cache_bytes=4000000000";
-  auto bytes8b = [&](const std::string& extra) {
-    std::string err;
-    const std::string cmd =
-        test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
-        test::preset("memory/ddr5_4800_8ch.textproto") + " " +
-        test::preset("hardware/fragments/h100_weights_in_host_ddr.textproto") + " " +
-        test::preset("models/llama3_8b.textproto") + " " +
-        test::preset("studies/offload_prefetch_70b_tp8.textproto") + " --quiet " + extra;
-    const std::string out =
-        (fs::temp_directory_path() / ("tiersim_dyn_" + std::to_string(getpid()) + ".h5")).string();
-    auto r = test::run_cmd(cmd + " --out " + out);
-    EXPECT_EQ(r.code, 0) << r.err;
-    std::map<std::string, double> m;
-    ResultReader h(out);
-    for (const auto& item : h.summary())
-      m[item.name] = item.value;
-    fs::remove(out);
-    return m;
-  };
+  auto bytes8b = [&](const std::string& extra) { return run_8b(extra); };
   const auto oracle =
       bytes8b(dynamic + " --set policy.orchestration.replacement=REPLACEMENT_BELADY");
   std::cout << "oracle: hit " << oracle.at("cache_hit_rate") << ", home bytes/token "
@@ -251,24 +266,7 @@ std::string flexgen(const std::string& extra, bool ssd = false) {
 
 std::map<std::string, double> run_flexgen(const std::string& extra, std::string* err = nullptr,
                                           bool ssd = false) {
-  const std::string out =
-      (fs::temp_directory_path() / ("tiersim_flexgen_" + std::to_string(getpid()) + ".h5"))
-          .string();
-  auto r = test::run_cmd(flexgen(extra, ssd) + " --out " + out);
-  if (err) *err = r.err;
-  std::map<std::string, double> s;
-  if (r.code != 0) {
-    s["exit"] = r.code;
-    return s;
-  }
-  ResultReader h(out);
-  for (const auto& item : h.summary())
-    s[item.name] = item.value;
-  if (h.exists("/stats/ssd/bytes_read")) {
-    s["ssd_bytes_read"] = h.read_doubles("/stats/ssd/bytes_read").back();
-  }
-  fs::remove(out);
-  return s;
+  return summary_of(flexgen(extra, ssd), err);
 }
 
 // Host attention (FlexGen's CPU cache compute): the CPU reads exactly the cached KV of every
@@ -439,31 +437,7 @@ TEST(SecondTier, BadSettingsAreRefused) {
 // migrate more than the budget, and counts its fallback epochs; a deliberately wrong intent
 // (reuse probability 0) admits nothing.
 TEST(Confidence, ThrashBudgetTurnsACyclicThrashIntoHits) {
-  auto run8b = [&](const std::string& extra) {
-    const std::string cmd =
-        test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
-        test::preset("memory/ddr5_4800_8ch.textproto") + " " +
-        test::preset("hardware/fragments/h100_weights_in_host_ddr.textproto") + " " +
-        test::preset("models/llama3_8b.textproto") + " " +
-        test::preset("studies/offload_prefetch_70b_tp8.textproto") + " " +
-        test::preset("controllers/on_accelerator.textproto") +
-        " --set workload.parallelism.tensor_parallel=1 --set workload.decode.decode_steps=6"
-        " --set policy.orchestration.prefetch_layers=0"
-        " --set policy.orchestration.resident_fraction=0"
-        " --set policy.orchestration.cache_bytes=4000000000 --quiet " +
-        extra;
-    const std::string out =
-        (fs::temp_directory_path() / ("tiersim_conf_" + std::to_string(getpid()) + ".h5")).string();
-    auto r = test::run_cmd(cmd + " --out " + out);
-    EXPECT_EQ(r.code, 0) << r.err;
-    std::map<std::string, double> m;
-    if (r.code != 0) return m;
-    ResultReader h(out);
-    for (const auto& item : h.summary())
-      m[item.name] = item.value;
-    fs::remove(out);
-    return m;
-  };
+  auto run8b = [&](const std::string& extra) { return run_8b(cache_8b(6) + extra); };
   const std::string conf = "--set policy.orchestration.replacement=REPLACEMENT_CONFIDENCE ";
   const auto lru = run8b("--set policy.orchestration.replacement=REPLACEMENT_LRU");
   const auto unbounded = run8b(conf);
@@ -653,17 +627,8 @@ TEST(Wired, BoundObjectsServeFromSramAndSaveWhatTheArbiterPlanned) {
         test::preset("software/cuda_events_per_kernel.textproto") + " " +
         test::preset("studies/wired_hrm_llama3_2_1b.textproto") +
         " --set policy.orchestration.wired.quota_bytes=" + std::to_string(quota) + " --quiet";
-    const std::string out =
-        (fs::temp_directory_path() / ("tiersim_wired_" + std::to_string(getpid()) + ".h5"))
-            .string();
-    auto r = test::run_cmd(cmd + " --out " + out);
-    EXPECT_EQ(r.code, 0) << r.err;
-    std::map<std::string, double> m;
-    if (r.code != 0) return m;
-    ResultReader h(out);
-    for (const auto& item : h.summary())
-      m[item.name] = item.value;
-    fs::remove(out);
+    auto m = summary_of(cmd);
+    EXPECT_EQ(m.count("exit"), 0u);
     return m;
   };
   const auto none = with(1), one = with(1ULL << 30), two = with(2000000000);
@@ -693,30 +658,8 @@ TEST(Wired, BoundObjectsServeFromSramAndSaveWhatTheArbiterPlanned) {
 // 4 GB: no more fetches from home than the offline bound on the run's own page stream.
 TEST(Orchestration, PredictedRegretWithIntentMeetsTheOfflineBound) {
   auto run8b = [&](const std::string& replacement) {
-    const std::string cmd =
-        test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
-        test::preset("memory/ddr5_4800_8ch.textproto") + " " +
-        test::preset("hardware/fragments/h100_weights_in_host_ddr.textproto") + " " +
-        test::preset("models/llama3_8b.textproto") + " " +
-        test::preset("studies/offload_prefetch_70b_tp8.textproto") + " " +
-        test::preset("controllers/on_accelerator.textproto") +
-        " --set workload.parallelism.tensor_parallel=1 --set workload.decode.decode_steps=4"
-        " --set policy.orchestration.prefetch_layers=0"
-        " --set policy.orchestration.resident_fraction=0"
-        " --set policy.orchestration.cache_bytes=4000000000 --quiet"
-        " --set policy.orchestration.replacement=REPLACEMENT_" +
-        replacement;
-    const std::string out =
-        (fs::temp_directory_path() / ("tiersim_pr_" + std::to_string(getpid()) + ".h5")).string();
-    auto r = test::run_cmd(cmd + " --out " + out);
-    EXPECT_EQ(r.code, 0) << r.err;
-    std::map<std::string, double> m;
-    if (r.code != 0) return m;
-    ResultReader h(out);
-    for (const auto& item : h.summary())
-      m[item.name] = item.value;
-    fs::remove(out);
-    return m;
+    return run_8b(cache_8b(4) + "--set policy.orchestration.replacement=REPLACEMENT_" +
+                  replacement);
   };
   const auto lru = run8b("LRU"), oracle = run8b("BELADY"), regret = run8b("PREDICTED_REGRET");
   ASSERT_FALSE(lru.empty() || oracle.empty() || regret.empty());
