@@ -120,12 +120,10 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
               "needs workload.decode.hidden_state_checkpoints: true (the hidden states to "
               "recompute from)");
     }
-    if (c.kv_restore() == config::KV_RESTORE_ARBITRATE) {
-      o.positive("arbiter_path_bytes_per_s", c.has_arbiter_path_bytes_per_s(),
-                 c.arbiter_path_bytes_per_s());
-    }
-  } else if (c.has_arbiter_path_bytes_per_s()) {
-    o.error("arbiter_path_bytes_per_s", "set only with kv_restore: KV_RESTORE_ARBITRATE");
+  }
+  if (c.has_arbiter_path_bytes_per_s()) {
+    // Allowed with any kv_restore (a sweep over the modes keeps it), used by ARBITRATE only.
+    o.positive("arbiter_path_bytes_per_s", true, c.arbiter_path_bytes_per_s());
   }
   if (c.has_wired()) {
     const auto& w = c.wired();
@@ -269,8 +267,10 @@ bool Orchestrator::restore_by_recompute(const ObjectInfo& kv, uint64_t kv_bytes,
   const double flops = double(kv_bytes) * kv.recompute_flops_per_byte;
   bool recompute = p_.kv_restore == config::KV_RESTORE_RECOMPUTE;
   if (p_.kv_restore == config::KV_RESTORE_ARBITRATE && path_rate_ > 0) {
+    // The engine streams: an operand's reads and its arithmetic overlap, the slower bounds.
     const double transfer_s = double(kv_bytes) / path_rate_;
-    const double recompute_s = double(hidden_bytes) / path_rate_ + flops / recompute_flops_per_s;
+    const double recompute_s =
+        std::max(double(hidden_bytes) / path_rate_, flops / recompute_flops_per_s);
     recompute = recompute_s < transfer_s;
   }
   if (recompute) {

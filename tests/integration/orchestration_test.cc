@@ -598,12 +598,14 @@ TEST(RecomputeVsTransfer, BadSettingsAreRefused) {
   const Case cases[] = {
       {"--set policy.orchestration.kv_restore=KV_RESTORE_RECOMPUTE" + no_host,
        "policy.orchestration.kv_restore"},
-      {"--set policy.orchestration.kv_restore=KV_RESTORE_ARBITRATE" + no_host + checkpoints,
+      {"--set policy.orchestration.kv_restore=KV_RESTORE_ARBITRATE" + no_host + checkpoints +
+           " --set policy.orchestration.arbiter_path_bytes_per_s=0",
        "policy.orchestration.arbiter_path_bytes_per_s"},
       {"--set policy.orchestration.kv_restore=KV_RESTORE_RECOMPUTE" + checkpoints,
        "policy.orchestration.kv_restore"},
-      {"--set policy.orchestration.arbiter_path_bytes_per_s=1e9",
-       "policy.orchestration.arbiter_path_bytes_per_s"},
+      {"--set workload.decode.hidden_state_checkpoints=true --set "
+       "workload.decode.sparse_attention.top_k_pages=4",
+       "workload.decode.hidden_state_checkpoints"},
   };
   for (const auto& c : cases) {
     std::string err;
