@@ -577,7 +577,8 @@ Orchestrator::Source Orchestrator::cache_lookup(ObjectId object, const ObjectInf
       PageIntent in;
       in.mu =
           g.has_intent_override() ? g.intent_override() : std::clamp(o.intent.confidence, 0.0, 1.0);
-      in.sigma = 0;
+      // Use in a step as a Bernoulli trial: its standard deviation (0 for dense weights).
+      in.sigma = std::sqrt(in.mu * (1.0 - in.mu));
       in.group = static_cast<uint32_t>(o.cls);
       const Component* home = ctx_.component(o.home);
       const Tier tier = home ? home->tier() : Tier::kHbm;

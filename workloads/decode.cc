@@ -317,6 +317,9 @@ void validate_decode(const config::Config& root, Validator& v) {
   if (d.hidden_state_checkpoints() && d.has_sparse_attention()) {
     dv.error("hidden_state_checkpoints", "not with sparse_attention");
   }
+  if (d.prefill() && w.has_routing() && !w.routing().trace().empty()) {
+    dv.error("prefill", "not with a routing trace (it routes the decode steps' tokens only)");
+  }
   if (d.prefill() && d.has_speculative()) {
     dv.error("prefill", "not with speculative decoding (the draft's prefill is not modelled)");
   }

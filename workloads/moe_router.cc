@@ -123,6 +123,8 @@ void SyntheticRouter::route(uint32_t step, uint32_t moe_layer, uint32_t tokens, 
       at = i + 1;
     }
   }
+  // A pass may route more tokens than the batch it was sized for (a prefill): grow.
+  if (l.previous.size() < size_t{tokens} * k) l.previous.resize(size_t{tokens} * k);
   std::copy_n(experts, size_t{tokens} * k, l.previous.data());
   l.previous_tokens = tokens;
 }

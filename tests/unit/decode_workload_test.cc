@@ -239,6 +239,39 @@ TEST(PrefillDecode, StepZeroIsThePromptThenDecodeSteps) {
   EXPECT_EQ(w.sequence_tokens(), (std::vector<uint64_t>{104, 104, 104}));
 }
 
+// A MoE prefill routes every prompt token (batch x context), more than the batch the router
+// was sized for; the stickiness memory grows with it (this used to overrun it).
+TEST(PrefillDecode, MoePrefillRoutesEveryPromptToken) {
+  TransformerShape s = load_model("mixtral_8x7b");
+  s.layers = 2;
+  SyntheticRouterParams rp{8, 2, 2, 3, 1.0, 0.5, 0, 21};
+  DecodeOptions o;
+  o.batch = 3;
+  o.context = 40;
+  o.steps = 2;
+  o.prefill = true;
+  DecodeWorkload w(s, o, std::make_unique<SyntheticRouter>(rp));
+  ObjectTable t;
+  w.register_objects(t);
+  Op op;
+  uint32_t step = 0;
+  std::vector<uint64_t> assignments;  // per step: expert rows of the first MoE layer
+  uint64_t rows = 0;
+  while (w.next(op)) {
+    if (op.kind == OpKind::kExpertGateUp && op.layer.value() == 0) {
+      for (uint16_t i = 0; i < op.operand_count; ++i)
+        rows += op.operand(i).rows;
+    }
+    if (op.last_of_step) {
+      assignments.push_back(rows);
+      rows = 0;
+      ++step;
+    }
+  }
+  // Top-2: 2 x 120 prompt tokens, then 2 x 3 per decode step.
+  EXPECT_EQ(assignments, (std::vector<uint64_t>{240, 6, 6}));
+}
+
 // FlexGen's block schedule: each layer runs over its micro-batches in turn (its weights read
 // once per micro-batch, each with that micro-batch's rows), the embedding and the head over the
 // whole batch; the pass's FLOPs equal the unsplit pass's.
