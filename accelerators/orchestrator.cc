@@ -142,6 +142,9 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
     mv.positive("entries", m.has_entries(), double(m.entries()));
     if (m.has_entry_bits()) mv.positive("entry_bits", true, double(m.entry_bits()));
     mv.require("software_latency_ps", m.has_software_latency_ps());
+    if (c.prefetch_layers() == 0) {
+      mv.error("", "needs prefetch_layers > 0 (the map is looked up for each copy decision)");
+    }
   }
   if (c.has_confidence()) {
     const auto& g = c.confidence();

@@ -362,6 +362,9 @@ TEST(HostAttention, BadSettingsAreRefused) {
        "policy.orchestration.wired.quota_bytes"},
       {"--set policy.orchestration.residency_map.entries=8",
        "policy.orchestration.residency_map.software_latency_ps"},
+      {"--set 'policy.orchestration.residency_map={entries:8 software_latency_ps:1000}'"
+       " --set policy.orchestration.prefetch_layers=0",
+       "policy.orchestration.residency_map"},
       {"--set workload.decode.micro_batches=13", "workload.decode.micro_batches"},
       {"--set workload.decode.micro_batches=0", "workload.decode.micro_batches"},
       {"--set workload.decode.context_tokens=0", "workload.decode.prefill"},
