@@ -528,6 +528,7 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
   uint64_t source = obj.address + o.offset_bytes + operand_offset_;
   uint64_t admit = 0;  // a cache frame the landed tile is copied into
   TimePs ready = now;
+  double scale = 1.0, dequant_per_byte = 0;  // a lower-precision resident copy
   if (orchestrator_) {
     // Where the bytes are: resident, staged by a prefetch (ready when it landed and the
     // consumer was told), or at home; a tile does not cross from one to the other. A prefetch
@@ -541,6 +542,8 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
     source = src.address;
     ready = src.ready_ps;
     admit = src.admit_address;
+    scale = src.scale;
+    dequant_per_byte = src.dequant_flops_per_byte;
     orchestrator_->record(src, bytes, wanted_ps_ == kNotWaiting ? now : wanted_ps_, ready);
     wanted_ps_ = kNotWaiting;
     if (src.path == Orchestrator::Path::kDemand) {
@@ -562,7 +565,10 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
   intent.op_id = op_.id;
   intent.layer = op_.layer;
   intent.token = op_.step;
-  const TimePs land = dma_->transfer(source, buffer, bytes, intent, ready);
+  // A lower-precision copy moves and stores fewer bytes than the tile's logical ones.
+  const uint64_t stored =
+      scale < 1.0 ? std::max<uint64_t>(1, uint64_t(std::ceil(double(bytes) * scale))) : bytes;
+  const TimePs land = dma_->transfer(source, buffer, stored, intent, ready);
   if (demand_op_pending_) {
     demand_op_land_ = std::max(demand_op_land_, land);
     demand_op_pending_ = false;
@@ -582,8 +588,12 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
   const uint32_t rows = op_.per_operand_compute ? o.rows : op_.rows;
   const TimePs start = std::max(land, compute_free_);
   if (land > compute_free_) data_wait_ps_.inc(land - compute_free_);
-  const TimePs read_done = sram_access(tlm::TLM_READ_COMMAND, buffer, bytes, start);
-  const TimePs math_done = start + op_compute_ps(tile_flops, rows);
+  const TimePs read_done = sram_access(tlm::TLM_READ_COMMAND, buffer, stored, start);
+  TimePs math_done = start + op_compute_ps(tile_flops, rows);
+  if (dequant_per_byte > 0) {
+    math_done +=
+        compute_time_ps(double(bytes) * dequant_per_byte, params_.vector_rate_flops_per_s());
+  }
   compute_free_ = std::max(read_done, math_done);
   compute_busy_ps_ += compute_free_ - start;
   TimePs release = compute_free_;

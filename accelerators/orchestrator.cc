@@ -125,6 +125,24 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
     // Allowed with any kv_restore (a sweep over the modes keeps it), used by ARBITRATE only.
     o.positive("arbiter_path_bytes_per_s", true, c.arbiter_path_bytes_per_s());
   }
+  if (c.has_resident_precision()) {
+    const auto& rp = c.resident_precision();
+    Validator pv = o.at("resident_precision");
+    if (rp.dtype() != config::INT8 && rp.dtype() != config::FP8 && rp.dtype() != config::INT4) {
+      pv.error("dtype", "required: INT8, FP8 or INT4");
+    }
+    pv.non_negative("dequant_flops_per_element", rp.has_dequant_flops_per_element(),
+                    rp.dequant_flops_per_element());
+    pv.non_negative("quality_budget", rp.has_quality_budget(), rp.quality_budget());
+    for (int i = 0; i < rp.sensitivity_size(); ++i) {
+      Validator sv = pv.at("sensitivity[" + std::to_string(i) + "]");
+      sv.non_empty("prefix", rp.sensitivity(i).has_prefix(), rp.sensitivity(i).prefix());
+      sv.non_negative("value", true, rp.sensitivity(i).value());
+    }
+    if (c.resident_fraction() <= 0) {
+      pv.error("", "needs resident_fraction > 0 (it sets the precision of the resident parts)");
+    }
+  }
   if (c.has_wired()) {
     const auto& w = c.wired();
     Validator wv = o.at("wired");
@@ -188,6 +206,7 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   p.replacement = c.replacement();
   p.cache_bytes = c.cache_bytes();
   p.confidence = c.confidence();
+  p.precision = c.resident_precision();
   p.wired_memory = c.wired().memory();
   p.wired_quota_bytes = c.wired().quota_bytes();
   p.kv_restore = c.kv_restore() == config::KV_RESTORE_UNSPECIFIED ? config::KV_RESTORE_TRANSFER
@@ -393,6 +412,65 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
   }
   layer_objects_.assign(layers_ + 1, {});
   std::vector<uint64_t> layer_home(layers_ + 1, 0);
+  // Precision states: which weights' resident parts are lowered (guardrail: ascending
+  // sensitivity while the quality proxy stays within budget).
+  std::unordered_set<uint32_t> lowered;
+  double scale = 1.0;
+  if (p_.precision.dtype() != config::DTYPE_UNSPECIFIED) {
+    auto bits = [](config::Dtype d) {
+      switch (d) {
+        case config::FP32:
+          return 32.0;
+        case config::INT8:
+        case config::FP8:
+          return 8.0;
+        case config::INT4:
+          return 4.0;
+        default:
+          return 16.0;
+      }
+    };
+    const double low = bits(p_.precision.dtype());
+    const double full = bits(ctx_.config().workload().model().weight_dtype());
+    scale = std::min(1.0, low / full);
+    dequant_flops_per_byte_ =
+        (p_.precision.has_dequant_flops_per_element() ? p_.precision.dequant_flops_per_element()
+                                                      : 2.0) /
+        (full / 8.0);
+    const double err = std::pow(2.0, -low);
+    struct Candidate {
+      double sensitivity;
+      uint32_t id;
+      uint64_t bytes;
+    };
+    std::vector<Candidate> candidates;
+    double total = 0;
+    for (size_t i = 0; i < ctx_.objects().size(); ++i) {
+      const ObjectInfo& o = ctx_.objects().get(ObjectId(static_cast<uint32_t>(i)));
+      if (o.cls != ObjectClass::kWeight || wired_.count(uint32_t(i))) continue;
+      double sens = 1.0;
+      for (const auto& sp : p_.precision.sensitivity()) {
+        if (o.name.rfind(sp.prefix(), 0) == 0) sens = sp.value();
+      }
+      const double resident = std::min(1.0, p_.resident_fraction) * double(o.size_bytes);
+      candidates.push_back({sens, uint32_t(i), uint64_t(resident)});
+      total += resident;
+    }
+    std::stable_sort(
+        candidates.begin(), candidates.end(),
+        [](const Candidate& a, const Candidate& b) { return a.sensitivity < b.sensitivity; });
+    const bool limited = p_.precision.has_quality_budget();
+    for (const auto& c : candidates) {
+      const double dq = total > 0 ? c.sensitivity * err * double(c.bytes) / total : 0.0;
+      if (limited && quality_proxy_ + dq > p_.precision.quality_budget() + 1e-15) {
+        ++precision_vetoes_;
+        continue;
+      }
+      quality_proxy_ += dq;
+      lowered.insert(c.id);
+    }
+    lowered_objects_ = lowered.size();
+  }
   for (size_t i = 0; i < ctx_.objects().size(); ++i) {
     const ObjectId id(static_cast<uint32_t>(i));
     ObjectInfo& o = ctx_.objects().get_mutable(id);
@@ -412,15 +490,24 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
         static_cast<uint64_t>(std::floor(double(o.size_bytes) * p_.resident_fraction));
     resident = resident / 4096 * 4096;
     if (p_.resident_fraction >= 1.0) resident = o.size_bytes;
-    if (resident >= o.size_bytes) {
+    const bool low = lowered.count(id.value()) != 0;
+    if (resident >= o.size_bytes && !low) {
       o.address = place(o.size_bytes, o.name);
       o.home = p_.fast_memory;
+      resident_stored_bytes_ += o.size_bytes;
       continue;
     }
     Split s;
     s.resident_bytes = resident;
     s.tier_end = resident;
-    if (resident > 0) s.resident_address = place(resident, o.name);
+    s.scale = low ? scale : 1.0;
+    const uint64_t stored = static_cast<uint64_t>(std::ceil(double(resident) * s.scale));
+    if (resident > 0) s.resident_address = place(stored, o.name);
+    resident_stored_bytes_ += resident > 0 ? stored : 0;
+    if (resident >= o.size_bytes) {  // wholly resident, lowered: no home part to prefetch
+      split_[id.value()] = s;
+      continue;
+    }
     if (!p_.tier_memory.empty()) {
       uint64_t tier =
           static_cast<uint64_t>(std::floor(double(o.size_bytes) * p_.tier_fraction)) / 4096 * 4096;
@@ -647,10 +734,14 @@ Orchestrator::Source Orchestrator::locate(ObjectId object, uint64_t offset, uint
   }
   const Split& s = it->second;
   if (offset < s.resident_bytes) {
-    src.address = s.resident_address + offset;
+    src.address = s.resident_address + static_cast<uint64_t>(double(offset) * s.scale);
     src.bytes = std::min(max_bytes, s.resident_bytes - offset);
     src.ready_ps = src.landed_ps = now;
     src.path = Path::kResident;
+    if (s.scale < 1.0) {
+      src.scale = s.scale;
+      src.dequant_flops_per_byte = dequant_flops_per_byte_;
+    }
     return src;
   }
   if (policy_) return cache_lookup(object, o, offset, max_bytes, now);
@@ -741,6 +832,12 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
   out.push_back(
       {"resident_bytes_per_token", double(resident_bytes_read_.value()) * per, "bytes/token"});
   out.push_back({"controller_decisions", double(decisions_.value()), "count"});
+  if (p_.precision.dtype() != config::DTYPE_UNSPECIFIED) {
+    out.push_back({"lowered_objects", double(lowered_objects_), "count"});
+    out.push_back({"precision_vetoes", double(precision_vetoes_), "count"});
+    out.push_back({"quality_proxy", quality_proxy_, "proxy"});
+    out.push_back({"resident_stored_bytes", double(resident_stored_bytes_), "bytes"});
+  }
   if (!p_.wired_memory.empty()) {
     out.push_back({"wired_objects", double(wired_.size()), "count"});
     out.push_back({"wired_bytes", double(wired_bytes_), "bytes"});

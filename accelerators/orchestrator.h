@@ -66,7 +66,8 @@ struct OrchestrationParams {
   config::ConfidenceGate confidence;         // REPLACEMENT_CONFIDENCE
   bool has_map = false;
   ResidencyMapParams map;
-  std::string wired_memory;  // empty: no wired residency
+  config::ResidentPrecision precision;  // dtype unspecified: full precision
+  std::string wired_memory;             // empty: no wired residency
   uint64_t wired_quota_bytes = 0;
   config::KvRestore kv_restore = config::KV_RESTORE_TRANSFER;
   double arbiter_path_bytes_per_s = 0;
@@ -93,8 +94,10 @@ class Orchestrator : public sc_core::sc_module {
     TimePs ready_ps = 0;   // when the consumer may start reading them
     TimePs landed_ps = 0;  // when the data landed (<= ready_ps; the rest is notification)
     Path path = Path::kDemand;
-    bool pending = false;        // a decided copy not issued yet: ask again at ready_ps
-    uint64_t admit_address = 0;  // a cache miss admitted: copy the tile here once it landed
+    bool pending = false;               // a decided copy not issued yet: ask again at ready_ps
+    double scale = 1.0;                 // bytes stored per logical byte (a lower-precision copy)
+    double dequant_flops_per_byte = 0;  // per logical byte read
+    uint64_t admit_address = 0;         // a cache miss admitted: copy the tile here once it landed
   };
 
   SC_HAS_PROCESS(Orchestrator);
@@ -135,6 +138,7 @@ class Orchestrator : public sc_core::sc_module {
   struct Split {
     uint64_t resident_bytes = 0;  // [0, resident_bytes) lives at resident_address
     uint64_t resident_address = 0;
+    double scale = 1.0;         // the resident part's stored bytes per logical byte
     uint64_t tier_end = 0;      // [resident_bytes, tier_end) lives in the middle tier ...
     uint64_t tier_address = 0;  // ... from here; [tier_end, size) at home
   };
@@ -190,6 +194,9 @@ class Orchestrator : public sc_core::sc_module {
   double path_rate_ = 0;                // the arbiter's estimate of the home path, bytes/s
   std::unordered_set<uint32_t> wired_;  // bound objects (by id)
   uint64_t wired_bytes_ = 0, wired_bytes_read_ = 0;
+  // Precision states.
+  uint64_t lowered_objects_ = 0, precision_vetoes_ = 0, resident_stored_bytes_ = 0;
+  double quality_proxy_ = 0, dequant_flops_per_byte_ = 0;
   double wired_saved_per_step_ = 0;
   uint64_t kv_transferred_bytes_ = 0, kv_recomputed_bytes_ = 0, hidden_bytes_read_ = 0;
   double recompute_flops_ = 0;

@@ -681,5 +681,68 @@ TEST(Orchestration, PredictedRegretWithIntentMeetsTheOfflineBound) {
   EXPECT_LT(regret.at("tpot_ms_mean"), lru.at("tpot_ms_mean"));
 }
 
+// Precision states of resident weights (the FlexGen T4 setting, 4-layer OPT-6.7B wholly
+// resident in GDDR6, batch 2, decode only): INT8 copies store and read half the bytes, INT4 a
+// quarter (the quality proxy: 2^-8 and 2^-4 for all of them), and decode gets faster; under a
+// quality budget with a sensitive first layer, the guardrail vetoes the objects it cannot
+// afford and the proxy stays within the budget.
+TEST(Precision, LowerResidentCopiesReadFewerBytesWithinTheQualityBudget) {
+  const std::string common =
+      "--set workload.decode.batch_size=2 --set workload.decode.micro_batches=1"
+      " --set workload.decode.prefill=false --set workload.decode.decode_steps=8"
+      " --set policy.orchestration.host_attention=!clear"
+      " --set policy.orchestration.kv_resident=true"
+      " --set policy.orchestration.resident_fraction=1 ";
+  const auto fp16 = run_flexgen(common);
+  const auto int8 =
+      run_flexgen(common + "--set policy.orchestration.resident_precision.dtype=INT8");
+  const auto int4 =
+      run_flexgen(common + "--set policy.orchestration.resident_precision.dtype=INT4");
+  const auto guarded =
+      run_flexgen(common +
+                  "--set 'policy.orchestration.resident_precision={dtype:INT4 quality_budget:0.03 "
+                  "sensitivity{prefix:\"layer0.\" value:8}}'");
+  for (const auto* m : {&fp16, &int8, &int4, &guarded})
+    ASSERT_EQ(m->count("exit"), 0u);
+  // The 4 layers' weights: 4 x (4 h^2 + 2 h ffn) x 2 bytes plus biases and norms (hand: 1.611
+  // GB at h = 4096, ffn = 16384); INT8 stores half, INT4 a quarter.
+  const double weights = 2 * int8.at("resident_stored_bytes");
+  EXPECT_NEAR(int4.at("resident_stored_bytes"), weights / 4, 4096 * 25);
+  EXPECT_NEAR(weights, 4 * (4.0 * 4096 * 4096 + 2.0 * 4096 * 16384) * 2, 0.001 * weights);
+  // Reads from GDDR fall by what the copies no longer hold: per step (2 tokens) half the
+  // weights with INT8, three quarters with INT4.
+  EXPECT_NEAR(fp16.at("hbm_bytes_per_token") - int8.at("hbm_bytes_per_token"), weights / 2 / 2,
+              0.01 * weights);
+  EXPECT_NEAR(fp16.at("hbm_bytes_per_token") - int4.at("hbm_bytes_per_token"), 0.75 * weights / 2,
+              0.01 * weights);
+  EXPECT_LT(int8.at("tpot_ms_mean"), fp16.at("tpot_ms_mean"));
+  EXPECT_NEAR(int8.at("quality_proxy"), 1.0 / 256, 1e-9);
+  EXPECT_NEAR(int4.at("quality_proxy"), 1.0 / 16, 1e-9);
+  EXPECT_EQ(int4.at("precision_vetoes"), 0);
+  // The guardrail: within the budget, something vetoed, and more stored than all-INT4.
+  EXPECT_LE(guarded.at("quality_proxy"), 0.03);
+  EXPECT_GT(guarded.at("quality_proxy"), 0.015);
+  EXPECT_GT(guarded.at("precision_vetoes"), 0);
+  EXPECT_GT(guarded.at("resident_stored_bytes"), int4.at("resident_stored_bytes"));
+  std::cout << "resident precision: TPOT FP16 " << fp16.at("tpot_ms_mean") << ", INT8 "
+            << int8.at("tpot_ms_mean") << ", INT4 " << int4.at("tpot_ms_mean")
+            << " ms; guarded INT4: " << guarded.at("lowered_objects") << " lowered, "
+            << guarded.at("precision_vetoes") << " vetoed, proxy " << guarded.at("quality_proxy")
+            << "\n";
+}
+
+TEST(Precision, BadSettingsAreRefused) {
+  std::string err;
+  auto r = run_flexgen("--set policy.orchestration.resident_precision.dtype=BF16", &err);
+  EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2);
+  EXPECT_NE(err.find("policy.orchestration.resident_precision.dtype"), std::string::npos) << err;
+  r = run_flexgen(
+      "--set policy.orchestration.resident_fraction=0"
+      " --set policy.orchestration.resident_precision.dtype=INT8",
+      &err);
+  EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2);
+  EXPECT_NE(err.find("policy.orchestration.resident_precision"), std::string::npos) << err;
+}
+
 }  // namespace
 }  // namespace tiersim
