@@ -633,6 +633,17 @@ void ComputeEngine::summarize(std::vector<SummaryItem>& out, uint64_t tokens) co
   }
 }
 
+MovementIntent ComputeEngine::operand_intent(const Operand& o, MoveOp op) {
+  MovementIntent intent;
+  intent.object = o.object;
+  intent.object_class = ctx().objects().get(o.object).cls;
+  intent.op = op;
+  intent.op_id = op_.id;
+  intent.layer = op_.layer;
+  intent.token = op_.step;
+  return intent;
+}
+
 bool ComputeEngine::on_host() const {
   return host_cpu_ != nullptr && op_.kind == OpKind::kAttention && op_.max_queries == 1;
 }
@@ -651,13 +662,7 @@ TimePs ComputeEngine::host_attention(TimePs now) {
     const Operand& o = op_.operand(i);
     if (o.access != Access::kRead) continue;
     const ObjectInfo& obj = ctx().objects().get(o.object);
-    MovementIntent intent;
-    intent.object = o.object;
-    intent.object_class = obj.cls;
-    intent.op = MoveOp::kDemandFetch;
-    intent.op_id = op_.id;
-    intent.layer = op_.layer;
-    intent.token = op_.step;
+    const MovementIntent intent = operand_intent(o, MoveOp::kDemandFetch);
     for (uint64_t off = 0; off < o.bytes;) {
       const uint64_t n = std::min<uint64_t>(o.bytes - off, 1ULL << 30);
       read_done =
@@ -706,13 +711,7 @@ void ComputeEngine::finish_op(TimePs now) {
     const Operand& o = op_.operand(i);
     if (o.access != Access::kWrite) continue;
     const ObjectInfo& obj = ctx().objects().get(o.object);
-    MovementIntent intent;
-    intent.object = o.object;
-    intent.object_class = obj.cls;
-    intent.op = MoveOp::kWriteBack;
-    intent.op_id = op_.id;
-    intent.layer = op_.layer;
-    intent.token = op_.step;
+    const MovementIntent intent = operand_intent(o, MoveOp::kWriteBack);
     uint64_t done_bytes = 0;
     while (done_bytes < o.bytes) {
       // The source is the activation area: never read past its end.

@@ -29,6 +29,7 @@
 #include "configs/tiersim.pb.h"
 #include "models/component.h"
 #include "models/config_error.h"
+#include "models/movement_intent.h"
 #include "models/op.h"
 #include "models/staging_buffers.h"
 #include "models/stats.h"
@@ -129,6 +130,8 @@ class ComputeEngine : public Component {
   // reads the controller decides to recompute by reads of their hidden states, each timed with
   // its own rows and FLOPs.
   void substitute_restores();
+  // The movement intent of the current op's operand `o` moved for `op`.
+  MovementIntent operand_intent(const Operand& o, MoveOp op);
   // Whether the current op is decode attention the host CPU computes next to the KV.
   bool on_host() const;
   // Runs it (see HostAttention in the schema); returns when its output is back on the device.

@@ -6,6 +6,7 @@
 
 #include "accelerators/dma_engine.h"
 #include "models/context.h"
+#include "models/dtype.h"
 #include "models/hdf5_file.h"
 #include "models/serial_link.h"
 #include "models/workload.h"
@@ -417,21 +418,8 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
   std::unordered_set<uint32_t> lowered;
   double scale = 1.0;
   if (p_.precision.dtype() != config::DTYPE_UNSPECIFIED) {
-    auto bits = [](config::Dtype d) {
-      switch (d) {
-        case config::FP32:
-          return 32.0;
-        case config::INT8:
-        case config::FP8:
-          return 8.0;
-        case config::INT4:
-          return 4.0;
-        default:
-          return 16.0;
-      }
-    };
-    const double low = bits(p_.precision.dtype());
-    const double full = bits(ctx_.config().workload().model().weight_dtype());
+    const double low = dtype_bits(p_.precision.dtype());
+    const double full = dtype_bits(ctx_.config().workload().model().weight_dtype());
     scale = std::min(1.0, low / full);
     dequant_flops_per_byte_ =
         (p_.precision.has_dequant_flops_per_element() ? p_.precision.dequant_flops_per_element()

@@ -25,14 +25,10 @@
 
 #include "configs/tiersim.pb.h"
 #include "models/config_error.h"
+#include "models/dtype.h"
 #include "models/op.h"
 
 namespace tiersim {
-
-// Bits per element of a dtype (0 for DTYPE_UNSPECIFIED).
-uint32_t dtype_bits(config::Dtype d);
-// Bytes of `elements` elements of dtype `d`, rounded up.
-uint64_t dtype_bytes(config::Dtype d, uint64_t elements);
 
 struct TransformerShape {
   uint32_t layers = 0, hidden = 0, heads = 0, kv_heads = 0, head_dim = 0, ffn = 0, vocab = 0;
