@@ -528,6 +528,13 @@ TEST(Orchestration, ResidencyMapOverflowFallsBackToTheSoftwarePath) {
   EXPECT_EQ(fits.at("residency_map_occupancy"), objects);
   // Only the first pass's compulsory misses stall (in step 0).
   EXPECT_LT(fits.at("stall_us_per_token"), small.at("stall_us_per_token") / 5);
+  // A slow map (200 us per lookup, hit or miss) costs every decision.
+  const auto slow_map =
+      run(dpu +
+          " --set policy.orchestration.residency_map.entries=4096"
+          " --set policy.orchestration.residency_map.software_latency_ps=27500000"
+          " --set policy.orchestration.residency_map.lookup_latency_ps=200000000");
+  EXPECT_GT(slow_map.at("stall_us_per_token"), fits.at("stall_us_per_token"));
   EXPECT_EQ(small.at("residency_map_hits"), 0);
   EXPECT_EQ(small.at("residency_map_misses"), decisions);
   EXPECT_EQ(small.at("residency_map_occupancy"), 64);
@@ -716,6 +723,12 @@ TEST(Precision, LowerResidentCopiesReadFewerBytesWithinTheQualityBudget) {
   EXPECT_NEAR(fp16.at("hbm_bytes_per_token") - int4.at("hbm_bytes_per_token"), 0.75 * weights / 2,
               0.01 * weights);
   EXPECT_LT(int8.at("tpot_ms_mean"), fp16.at("tpot_ms_mean"));
+  // Dequantisation is paid per element read: 100x its default cost shows in the step time.
+  const auto costly = run_flexgen(common +
+                                  "--set policy.orchestration.resident_precision.dtype=INT4"
+                                  " --set policy.orchestration.resident_precision."
+                                  "dequant_flops_per_element=200");
+  EXPECT_GT(costly.at("tpot_ms_mean"), int4.at("tpot_ms_mean") * 1.5);
   EXPECT_NEAR(int8.at("quality_proxy"), 1.0 / 256, 1e-9);
   EXPECT_NEAR(int4.at("quality_proxy"), 1.0 / 16, 1e-9);
   EXPECT_EQ(int4.at("precision_vetoes"), 0);
