@@ -486,6 +486,7 @@ void ComputeEngine::substitute_restores() {
 void ComputeEngine::begin_op(TimePs now) {
   op_start_ = now;
   demand_op_bytes_ = 0;
+  demand_op_busy_ps_ = 0;
   demand_op_land_ = 0;
   if (orchestrator_ && op_.kind == OpKind::kAttention &&
       orchestrator_->params().kv_restore != config::KV_RESTORE_TRANSFER) {
@@ -548,7 +549,6 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
     wanted_ps_ = kNotWaiting;
     if (src.path == Orchestrator::Path::kDemand) {
       demand_tiles_.inc();
-      if (demand_op_bytes_ == 0) demand_op_start_ = ready;
       demand_op_bytes_ += bytes;
       demand_op_pending_ = true;
     }
@@ -570,6 +570,11 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
       scale < 1.0 ? std::max<uint64_t>(1, uint64_t(std::ceil(double(bytes) * scale))) : bytes;
   const TimePs land = dma_->transfer(source, buffer, stored, intent, ready);
   if (demand_op_pending_) {
+    // The path's service of this tile: from when it was free for it (its issue, or the
+    // previous demand tile's landing) to the landing. Summed, the time the path was busy for
+    // this op, whether the stream was path-bound or waited for the arithmetic.
+    const TimePs from = std::max(ready, demand_op_land_);
+    if (land > from) demand_op_busy_ps_ += land - from;
     demand_op_land_ = std::max(demand_op_land_, land);
     demand_op_pending_ = false;
   }
@@ -723,8 +728,8 @@ void ComputeEngine::finish_op(TimePs now) {
       done_bytes += chunk;
     }
   }
-  if (orchestrator_ && demand_op_bytes_ > 0 && demand_op_land_ > demand_op_start_) {
-    orchestrator_->observe_home_rate(demand_op_bytes_, demand_op_land_ - demand_op_start_);
+  if (orchestrator_ && demand_op_bytes_ > 0 && demand_op_busy_ps_ > 0) {
+    orchestrator_->observe_home_rate(demand_op_bytes_, demand_op_busy_ps_);
   }
   ops_.inc();
   flops_.add(op_.flops);

@@ -160,7 +160,8 @@ class ComputeEngine : public Component {
   DmaEngine* host_cpu_ = nullptr;          // host attention: the CPU's load path
   std::vector<Operand> restore_operands_;  // the current op's operands after substitution
   uint64_t demand_op_bytes_ = 0;           // this op's demand reads from home ...
-  TimePs demand_op_start_ = 0, demand_op_land_ = 0;  // ... and their span
+  TimePs demand_op_busy_ps_ = 0;           // ... the time the path was busy serving them
+  TimePs demand_op_land_ = 0;              // the latest of their landings
   bool demand_op_pending_ = false;
   uint64_t host_scratch_ = 0;  // host attention: queries and outputs in host memory
 

@@ -189,18 +189,8 @@ TimePs DmaEngine::transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementI
       access(tlm::TLM_READ_COMMAND, from, src, src_local, bytes, intent, begin, level);
   const auto write =
       access(tlm::TLM_WRITE_COMMAND, to, dst, dst_local, bytes, intent, begin, level);
-  const TimePs done = std::max({engine_done, read.done_ps, write.done_ps});
-  retire(channel, done);
-  const bool good = read.ok && write.ok;
-  if (ok) *ok = good;
-  if (!good) {
-    failed_.inc();
-    return done;
-  }
-  transfers_.inc();
-  count(intent, bytes);
-  latency_ns_.record(static_cast<double>(done - start_ps) / kPsPerNs);
-  return done;
+  return finish(channel, std::max({engine_done, read.done_ps, write.done_ps}), read.ok && write.ok,
+                intent, bytes, start_ps, ok);
 }
 
 TimePs DmaEngine::read(uint64_t src, uint64_t bytes, MovementIntent intent, TimePs start_ps,
@@ -214,10 +204,14 @@ TimePs DmaEngine::read(uint64_t src, uint64_t bytes, MovementIntent intent, Time
   TimePs begin = start_ps + params_.setup_latency_ps;
   const TimePs engine_done = engine_reserve(begin, bytes, level, &channel, &begin);
   const auto r = access(tlm::TLM_READ_COMMAND, from, src, src_local, bytes, intent, begin, level);
-  const TimePs done = std::max(engine_done, r.done_ps);
+  return finish(channel, std::max(engine_done, r.done_ps), r.ok, intent, bytes, start_ps, ok);
+}
+
+TimePs DmaEngine::finish(uint32_t channel, TimePs done, bool good, const MovementIntent& intent,
+                         uint64_t bytes, TimePs start_ps, bool* ok) {
   retire(channel, done);
-  if (ok) *ok = r.ok;
-  if (!r.ok) {
+  if (ok) *ok = good;
+  if (!good) {
     failed_.inc();
     return done;
   }

@@ -97,6 +97,9 @@ class DmaEngine : public Component {
 
  private:
   void count(const MovementIntent& intent, uint64_t bytes);
+  // Retires a descriptor done at `done` on `channel` and counts it completed (good) or failed.
+  TimePs finish(uint32_t channel, TimePs done, bool good, const MovementIntent& intent,
+                uint64_t bytes, TimePs start_ps, bool* ok);
   struct Target {
     Component* memory;
     std::vector<FaultWindow> offline;

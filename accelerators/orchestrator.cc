@@ -306,9 +306,9 @@ bool Orchestrator::restore_by_recompute(const ObjectInfo& kv, uint64_t kv_bytes,
   return recompute;
 }
 
-void Orchestrator::observe_home_rate(uint64_t bytes, TimePs span_ps) {
-  if (span_ps == 0 || bytes < (1u << 20)) return;  // too short to say
-  const double rate = double(bytes) / (double(span_ps) * 1e-12);
+void Orchestrator::observe_home_rate(uint64_t bytes, TimePs busy_ps) {
+  if (busy_ps == 0 || bytes < (1u << 20)) return;  // too short to say
+  const double rate = double(bytes) / (double(busy_ps) * 1e-12);
   path_rate_ = path_rate_ > 0 ? 0.5 * path_rate_ + 0.5 * rate : rate;
 }
 

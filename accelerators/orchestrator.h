@@ -130,9 +130,9 @@ class Orchestrator : public sc_core::sc_module {
   // `recompute_flops_per_s` (the engine's rate at that many rows), rather than reading them.
   bool restore_by_recompute(const ObjectInfo& kv, uint64_t kv_bytes, uint64_t hidden_bytes,
                             double recompute_flops_per_s);
-  // The engine read `bytes` from home on demand in `span_ps` (one op's stream): the path rate
-  // the arbiter estimates from.
-  void observe_home_rate(uint64_t bytes, TimePs span_ps);
+  // The engine read `bytes` from home on demand in one op, the path busy `busy_ps` serving
+  // them: the path rate the arbiter estimates from.
+  void observe_home_rate(uint64_t bytes, TimePs busy_ps);
 
  private:
   struct Split {

@@ -314,6 +314,11 @@ TEST(HostAttention, CpuReadsEveryCachedKvByteAtItsRate) {
   EXPECT_LT(unbounded_s, kv_bytes / 60e9 * 1.05);
   // Weight copies from the same DDR (80% of each weight object prefetched) delay the reads.
   EXPECT_GE(contended.at("host_attention_ms_per_token"), slow.at("host_attention_ms_per_token"));
+  // Queries and outputs staged in GDDR instead of host DDR: no PCIe crossing for them.
+  const auto staged_on_gpu =
+      run_flexgen(resident + "--set policy.orchestration.host_attention.memory=dram");
+  EXPECT_LT(staged_on_gpu.at("host_attention_ms_per_token"),
+            slow.at("host_attention_ms_per_token"));
   // The prefill step is not host attention: its time is reported on its own.
   EXPECT_GT(slow.at("prefill_s"), 0);
   EXPECT_GT(slow.at("tokens_per_s"), 0);
@@ -469,6 +474,31 @@ TEST(Confidence, ThrashBudgetTurnsACyclicThrashIntoHits) {
   EXPECT_LT(bounded.at("tpot_ms_mean"), lru.at("tpot_ms_mean"));
   EXPECT_EQ(wrong.at("cache_hit_rate"), 0);
   EXPECT_EQ(wrong.at("admission_bytes_per_token"), 0);
+  // The gate's other parameters. A fault budget (5 misses per 100 visits) bounds admissions
+  // too. An uncertain intent (mu 0.8: sigma 0.4) is denied at z = 1 (lower bound 0.4 < 0.6)
+  // but admitted at z = 0 or with admit_lb 0.3. An over-optimistic intent (mu 0.7, z 0) thrashes
+  // like LRU; blended with the observed reuse (pages evicted unused) its mu falls below
+  // admit_lb, admissions stop, and the cache keeps what it holds: hits.
+  const std::string o = "--set policy.orchestration.confidence.";
+  const auto faults = run8b(conf + o + "epoch_pages=100 " + o + "budget_faults_per_epoch=5");
+  const auto z1 = run8b(conf + o + "intent_override=0.8");
+  const auto z0 = run8b(conf + o + "intent_override=0.8 " + o + "z=0");
+  const auto low_lb = run8b(conf + o + "intent_override=0.8 " + o + "admit_lb=0.3");
+  const auto optimistic = run8b(conf + o + "intent_override=0.7 " + o + "z=0");
+  const auto blended = run8b(conf + o + "intent_override=0.7 " + o + "z=0 " + o + "blend_eta=0.5");
+  EXPECT_GT(faults.at("cache_hit_rate"), 0.05);
+  EXPECT_GT(faults.at("budget_fallback_epochs"), 0);
+  EXPECT_EQ(z1.at("admission_bytes_per_token"), 0);
+  EXPECT_GT(z0.at("admission_bytes_per_token"), 0);
+  EXPECT_GT(low_lb.at("admission_bytes_per_token"), 0);
+  EXPECT_EQ(optimistic.at("cache_hit_rate"), 0);
+  EXPECT_GT(blended.at("cache_hit_rate"), 0.1);
+  EXPECT_LT(blended.at("admission_bytes_per_token"), optimistic.at("admission_bytes_per_token"));
+  std::cout << "fault budget " << faults.at("cache_hit_rate") << " hits; blending an "
+            << "over-optimistic intent: " << blended.at("cache_hit_rate") << " hits, "
+            << blended.at("admission_bytes_per_token") / 1e9
+            << " GB/token admitted (without: " << optimistic.at("admission_bytes_per_token") / 1e9
+            << ")\n";
 }
 
 // Movement metrics in every result: the DMA engine's bytes by reason and by path (the
@@ -597,6 +627,17 @@ TEST(RecomputeVsTransfer, ArbiterFollowsTheCheaperPath) {
   EXPECT_GT(arbitrate_slow.at("kv_recompute_fraction"), 0.8);
   EXPECT_LT(arbitrate_slow.at("tpot_ms_mean"), transfer_slow.at("tpot_ms_mean"));
   EXPECT_LT(arbitrate_slow.at("tpot_ms_mean"), 1.1 * recompute_slow.at("tpot_ms_mean"));
+  // A wrong first estimate of the path (1 MB/s) makes the first decisions recompute; the
+  // arbiter then observes the path (its busy time per op, not the consumer's pace) and
+  // transfers.
+  const auto misled = run_flexgen(
+      "--set policy.orchestration.resident_fraction=1"
+      " --set policy.orchestration.host_attention=!clear"
+      " --set workload.decode.hidden_state_checkpoints=true"
+      " --set policy.orchestration.kv_restore=KV_RESTORE_ARBITRATE"
+      " --set policy.orchestration.arbiter_path_bytes_per_s=1e6");
+  EXPECT_GT(misled.at("kv_recompute_fraction"), 0);
+  EXPECT_LT(misled.at("kv_recompute_fraction"), 0.1);
 }
 
 TEST(RecomputeVsTransfer, BadSettingsAreRefused) {
