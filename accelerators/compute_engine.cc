@@ -309,7 +309,10 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
                                              "ps")),
       host_kv_bytes_(ctx.stats().counter(basename(), "host_attention_kv_bytes",
                                          "cached KV bytes the host CPU read for attention",
-                                         "bytes")) {
+                                         "bytes")),
+      skipped_bytes_(ctx.stats().counter(
+          basename(), "skipped_bytes",
+          "operand bytes attention went on without (context regions skipped or lost)", "bytes")) {
   SC_METHOD(run);
   ctx.stats().formula(
       basename(), "utilization", "fraction of time computing", "fraction",
@@ -539,6 +542,13 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
       if (wanted_ps_ == kNotWaiting) wanted_ps_ = now;
       return src.ready_ps;
     }
+    if (src.skip) {
+      // A context region attention goes on without: neither read nor computed on.
+      operand_offset_ += src.bytes;
+      stream_issued_ += src.bytes;
+      skipped_bytes_.inc(src.bytes);
+      return 0;
+    }
     bytes = src.bytes;
     source = src.address;
     ready = src.ready_ps;
@@ -725,6 +735,12 @@ void ComputeEngine::finish_op(TimePs now) {
       writes_done_ = std::max(
           writes_done_, dma_->transfer(activation_base_, obj.address + o.offset_bytes + done_bytes,
                                        chunk, intent, now));
+      // Context regions: the window page (or digest) in the fast memory gets it too.
+      if (const uint64_t shadow =
+              orchestrator_ ? orchestrator_->kv_shadow(o.object, o.offset_bytes + done_bytes) : 0) {
+        writes_done_ =
+            std::max(writes_done_, dma_->transfer(activation_base_, shadow, chunk, intent, now));
+      }
       done_bytes += chunk;
     }
   }

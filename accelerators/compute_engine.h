@@ -209,6 +209,7 @@ class ComputeEngine : public Component {
   Counter& fence_wait_ps_;
   Counter& host_attention_ps_;
   Counter& host_kv_bytes_;
+  Counter& skipped_bytes_;
 };
 
 }  // namespace tiersim

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include "accelerators/dma_engine.h"
@@ -122,6 +123,50 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
               "recompute from)");
     }
   }
+  if (c.has_context_regions()) {
+    const auto& r = c.context_regions();
+    Validator rv = o.at("context_regions");
+    const auto& w = root.workload();
+    rv.require("budget_bytes", r.has_budget_bytes());
+    if (!w.has_decode() || !w.decode().has_sparse_attention()) {
+      rv.error("", "needs a decode workload with sparse_attention (its pages are the regions)");
+    } else {
+      if (w.decode().prefill()) rv.error("", "not with workload.decode.prefill");
+      if (w.decode().has_speculative()) rv.error("", "not with speculative decoding");
+    }
+    if (!c.has_kv_resident() || c.kv_resident()) {
+      rv.error("", "needs kv_resident: false (the KV's home holds the regions' backups)");
+    }
+    if (c.replacement() != config::REPLACEMENT_UNSPECIFIED) {
+      rv.error("", "not with a dynamic cache (replacement)");
+    }
+    if (c.has_host_attention()) rv.error("", "not with host_attention");
+    if (c.kv_restore() == config::KV_RESTORE_RECOMPUTE ||
+        c.kv_restore() == config::KV_RESTORE_ARBITRATE) {
+      rv.error("", "not with kv_restore");
+    }
+    if (r.has_ema_alpha() && !(r.ema_alpha() > 0 && r.ema_alpha() < 1)) {
+      rv.error("ema_alpha", "must be in (0, 1)");
+    }
+    if (r.has_ema_alpha() && r.ranking() != config::REGION_SCORE) {
+      rv.error("ema_alpha", "used by ranking: REGION_SCORE only");
+    }
+    if (r.has_veto_mass() && !(r.veto_mass() >= 0 && r.veto_mass() <= 1)) {
+      rv.error("veto_mass", "must be in [0, 1]");
+    }
+    if (r.has_veto_mass() && r.veto_steps() == 0) {
+      rv.error("veto_mass", "needs veto_steps > 0");
+    }
+    if (r.has_promote_pages()) {
+      rv.positive("promote_pages", true, double(r.promote_pages()));
+      if (r.lookahead_layers() == 0) rv.error("promote_pages", "needs lookahead_layers > 0");
+    }
+    if (r.lookahead_layers() > 0 && w.model().layers() > 0 &&
+        r.lookahead_layers() >= w.model().layers()) {
+      rv.error("lookahead_layers",
+               "must be below the model's layers (" + std::to_string(w.model().layers()) + ")");
+    }
+  }
   if (c.has_arbiter_path_bytes_per_s()) {
     // Allowed with any kv_restore (a sweep over the modes keeps it), used by ARBITRATE only.
     o.positive("arbiter_path_bytes_per_s", true, c.arbiter_path_bytes_per_s());
@@ -234,6 +279,8 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
     p.host_memory = c.host_attention().memory();
     p.host_flops_per_s = c.host_attention().flops_per_s();
   }
+  p.regions = c.has_context_regions();
+  p.context_regions = c.context_regions();
   return p;
 }
 
@@ -317,6 +364,10 @@ void Orchestrator::run() {
 }
 
 void Orchestrator::issue_due(TimePs now) {
+  if (regions_) {
+    const TimePs next = issue_region_copies(now);
+    if (next != 0) wake_.notify(to_sc_time(next - now));
+  }
   while (queue_head_ < queue_.size()) {
     const ObjectId id = queue_[queue_head_];
     Staged& st = staged_.at(id.value());
@@ -548,6 +599,7 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
         p_.replacement == config::REPLACEMENT_BELADY ? PolicyKind::kStream : kinds[p_.replacement],
         pp);
   }
+  if (p_.regions) prepare_regions(place);
   // The staging area: k + 1 slots of the largest layer's home bytes.
   if (p_.prefetch_layers > 0) {
     for (uint64_t b : layer_home)
@@ -560,6 +612,7 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
 }
 
 void Orchestrator::on_op_start(const Op& op, TimePs now) {
+  if (regions_ && op.kind == OpKind::kAttention) regions_on_attention(op, now);
   if (p_.prefetch_layers == 0 || slot_base_.empty()) return;
   // Ops outside the decoder layers: the embedding starts a step (no trigger); the final norm and
   // LM head are the virtual last layer.
@@ -711,6 +764,10 @@ Orchestrator::Source Orchestrator::locate(ObjectId object, uint64_t offset, uint
                                           TimePs now) {
   const ObjectInfo& o = ctx_.objects().get(object);
   Source src;
+  if (regions_ && o.cls == ObjectClass::kKvCache) {
+    auto r = region_obj_.find(object.value());
+    if (r != region_obj_.end()) return region_lookup(object, o, r->second, offset, max_bytes, now);
+  }
   auto it = split_.find(object.value());
   if (it == split_.end()) {  // wholly in one place (home, relocated or wired)
     src.address = o.address + offset;
@@ -789,6 +846,349 @@ void Orchestrator::record(const Source& s, uint64_t bytes, TimePs now, TimePs st
   }
 }
 
+// ---- Context regions ------------------------------------------------------------------------
+
+void Orchestrator::prepare_regions(
+    const std::function<uint64_t(uint64_t, const std::string&)>& place) {
+  const auto& cr = p_.context_regions;
+  const auto& d = ctx_.config().workload().decode();
+  const auto& sa = d.sparse_attention();
+  std::vector<ObjectId> kv;
+  for (size_t i = 0; i < ctx_.objects().size(); ++i) {
+    const ObjectInfo& o = ctx_.objects().get(ObjectId(static_cast<uint32_t>(i)));
+    if (o.cls == ObjectClass::kKvCache && o.kv_block_tokens > 0 && o.layer.valid() &&
+        o.sequence != UINT32_MAX) {
+      kv.push_back(ObjectId(static_cast<uint32_t>(i)));
+    }
+  }
+  if (kv.empty()) throw std::logic_error(owner_ + ": context regions without paged KV objects");
+  const ObjectInfo& first = ctx_.objects().get(kv.front());
+  block_tokens_ = first.kv_block_tokens;
+  region_bytes_ = uint64_t{block_tokens_} * first.token_bytes;
+  sink_pages_ = static_cast<uint32_t>((sa.sink_tokens() + block_tokens_ - 1) / block_tokens_);
+  window_tokens_ = sa.window_tokens();
+  // The window's pages: from (cached - window) / B up to the page the new token lands in.
+  ring_pages_ = (window_tokens_ + block_tokens_ - 1) / block_tokens_ + 2;
+  RegionPolicyParams rp;
+  rp.frames = static_cast<uint32_t>(
+      std::min<uint64_t>(cr.budget_bytes() / region_bytes_, std::numeric_limits<uint32_t>::max()));
+  rp.score = cr.ranking() == config::REGION_SCORE;
+  if (cr.has_ema_alpha()) rp.alpha = cr.ema_alpha();
+  rp.backup = cr.has_backup() ? cr.backup() : true;
+  rp.veto_steps = cr.veto_steps();
+  rp.veto_mass = cr.veto_mass();
+  rp.mass_per_region = 1.0 / double(std::max<uint32_t>(1, sa.top_k_pages()));
+  regions_ = std::make_unique<RegionPool>(rp);
+  if (rp.frames > 0) {
+    pool_base_ = place(uint64_t{rp.frames} * region_bytes_, "the context-region pool");
+  }
+  const uint64_t context = d.context_tokens();
+  const uint64_t initial_end =
+      context >= window_tokens_ ? (context - window_tokens_) / block_tokens_ : 0;
+  uint32_t layers = 0;
+  for (ObjectId id : kv)
+    layers = std::max(layers, ctx_.objects().get(id).layer.value() + 1);
+  kv_of_.assign(layers, {});
+  for (ObjectId id : kv) {
+    const ObjectInfo& o = ctx_.objects().get(id);
+    RegionObject ro;
+    ro.layer = o.layer.value();
+    ro.seq = o.sequence;
+    ro.window_end = ro.initial_end = initial_end;
+    ro.pinned = place(uint64_t{sink_pages_ + ring_pages_} * region_bytes_,
+                      o.name + "'s sink and window pages");
+    ro.digests = place(o.size_bytes - o.kv_tokens * o.token_bytes, o.name + "'s page digests");
+    auto& row = kv_of_[ro.layer];
+    if (row.size() <= ro.seq) row.resize(ro.seq + 1);
+    row[ro.seq] = id;
+    region_obj_[id.value()] = ro;
+  }
+  // The initial pool: each sequence's most recent middle regions, its fair share of the frames
+  // (round robin over the objects so that a remainder spreads).
+  bool placed = true;
+  for (uint64_t back = 1; placed && regions_->free_frames() > 0; ++back) {
+    placed = false;
+    for (ObjectId id : kv) {
+      if (regions_->free_frames() == 0) break;
+      const RegionObject& ro = region_obj_.at(id.value());
+      if (ro.initial_end < back + sink_pages_) continue;
+      const uint64_t page = ro.initial_end - back;
+      placed |= regions_->place((RegionKey(id.value()) << 32) | page);
+    }
+  }
+  if (!rp.backup) {
+    // Without backups the middle regions that did not fit are gone from the start.
+    uint64_t middle = 0;
+    for (ObjectId id : kv) {
+      const RegionObject& ro = region_obj_.at(id.value());
+      middle += ro.initial_end > sink_pages_ ? ro.initial_end - sink_pages_ : 0;
+    }
+    regions_->count_lost(middle -
+                         std::min(middle, uint64_t{regions_->frames() - regions_->free_frames()}));
+  }
+}
+
+RegionPool::Region& Orchestrator::region(RegionKey key) {
+  // First sight of a region: pages that existed at the start and did not fit the initial pool
+  // are at home with a backup, or lost without one.
+  const RegionObject& ro = region_obj_.at(static_cast<uint32_t>(key >> 32));
+  const uint64_t page = key & 0xffffffffULL;
+  const bool backup = regions_->params().backup;
+  return regions_->get(
+      key, !backup && page < ro.initial_end ? RegionPool::State::kLost : RegionPool::State::kHome);
+}
+
+uint64_t Orchestrator::pinned_address(const RegionObject& ro, uint64_t page) const {
+  const uint64_t slot = page < sink_pages_ ? page : sink_pages_ + page % ring_pages_;
+  return ro.pinned + slot * region_bytes_;
+}
+
+uint64_t Orchestrator::kv_shadow(ObjectId object, uint64_t offset) const {
+  if (!regions_) return 0;
+  auto it = region_obj_.find(object.value());
+  if (it == region_obj_.end()) return 0;
+  const ObjectInfo& o = ctx_.objects().get(object);
+  const uint64_t tokens = o.kv_tokens * o.token_bytes;
+  if (offset >= tokens) return it->second.digests + (offset - tokens);
+  const uint64_t page = offset / region_bytes_;
+  return pinned_address(it->second, page) + (offset - page * region_bytes_);
+}
+
+void Orchestrator::regions_on_attention(const Op& op, TimePs now) {
+  const auto& cr = p_.context_regions;
+  // 1. Each sequence's window moves to its new token (the op's KV write): pages that leave it
+  // enter the pool if they outrank its lowest region (copied from the window ring), else stay
+  // at home (their backup was written with each token) or, without backups, are lost.
+  for (uint16_t i = 0; i < op.operand_count; ++i) {
+    const Operand& w = op.operand(i);
+    if (w.access != Access::kWrite) continue;
+    auto it = region_obj_.find(w.object.value());
+    if (it == region_obj_.end()) continue;
+    RegionObject& ro = it->second;
+    const ObjectInfo& o = ctx_.objects().get(w.object);
+    if (w.offset_bytes >= o.kv_tokens * o.token_bytes) continue;  // a digest
+    const uint64_t cached = w.offset_bytes / o.token_bytes;
+    const uint64_t end = cached >= window_tokens_ ? (cached - window_tokens_) / block_tokens_ : 0;
+    for (uint64_t page = ro.window_end; page < end; ++page) {
+      if (page < sink_pages_) continue;
+      const RegionKey key = (RegionKey(w.object.value()) << 32) | page;
+      region(key);
+      if (auto frame = regions_->admit(key, step_, true)) {
+        MovementIntent intent;
+        intent.object = w.object;
+        intent.object_class = o.cls;
+        intent.op = MoveOp::kPromote;
+        intent.layer = o.layer;
+        const TimePs landed =
+            dma_->transfer(pinned_address(ro, page), pool_base_ + uint64_t{*frame} * region_bytes_,
+                           region_bytes_, intent, now);
+        RegionPool::Region& r = region(key);
+        r.landed_ps = r.ready_ps = landed;
+        region_exit_bytes_ += region_bytes_;
+      } else if (!regions_->params().backup) {
+        regions_->lose(key);
+      }
+    }
+    ro.window_end = std::max(ro.window_end, end);
+  }
+  // 2. Speculative promotion: the regions this layer attends, for the same sequence
+  // lookahead_layers layers on (the next step's layers past the last).
+  if (cr.lookahead_layers() == 0 || !op.layer.valid()) return;
+  const uint32_t layers = static_cast<uint32_t>(kv_of_.size());
+  const uint32_t target_layer = (op.layer.value() + cr.lookahead_layers()) % layers;
+  const size_t limit = cr.has_promote_pages() ? cr.promote_pages() : SIZE_MAX;
+  // Per sequence: the candidates, ranked by their source region's rank in this layer (its
+  // score, or its recency), the top promote_pages promoted in one decision.
+  auto flush = [&] {
+    if (region_ranked_.empty()) return;
+    if (region_ranked_.size() > limit) {
+      std::stable_sort(region_ranked_.begin(), region_ranked_.end(),
+                       [](const auto& a, const auto& b) { return a.first > b.first; });
+      region_ranked_.resize(limit);
+    }
+    region_scratch_.clear();
+    for (const auto& [rank, key] : region_ranked_)
+      region_scratch_.push_back(key);
+    region_ranked_.clear();
+    queue_region_copies(region_scratch_, true, now);
+  };
+  region_ranked_.clear();
+  uint32_t current = UINT32_MAX;
+  for (uint16_t i = 0; i < op.operand_count; ++i) {
+    const Operand& rd = op.operand(i);
+    if (rd.access != Access::kRead || rd.bytes == 0) continue;
+    auto it = region_obj_.find(rd.object.value());
+    if (it == region_obj_.end()) continue;
+    const RegionObject& ro = it->second;
+    if (ro.seq != current) {
+      flush();
+      current = ro.seq;
+    }
+    if (ro.seq >= kv_of_[target_layer].size()) continue;
+    const ObjectId target = kv_of_[target_layer][ro.seq];
+    const RegionObject& to = region_obj_.at(target.value());
+    const uint64_t last = (rd.offset_bytes + rd.bytes - 1) / region_bytes_;
+    for (uint64_t page = rd.offset_bytes / region_bytes_; page <= last; ++page) {
+      if (page < sink_pages_ || page >= to.window_end) continue;  // pinned there
+      const RegionKey key = (RegionKey(target.value()) << 32) | page;
+      if (region(key).state != RegionPool::State::kHome) continue;  // there, or lost
+      const auto* src = regions_->find((RegionKey(rd.object.value()) << 32) | page);
+      region_ranked_.emplace_back(src ? src->rank : 0.0, key);
+    }
+  }
+  flush();
+}
+
+void Orchestrator::queue_region_copies(const std::vector<RegionKey>& keys, bool speculative,
+                                       TimePs now) {
+  // One decision (a descriptor chain) for the regions of one sequence that are at home.
+  bool any = false;
+  for (RegionKey key : keys)
+    any |= region(key).state == RegionPool::State::kHome;
+  if (!any) return;
+  const TimePs decided = std::max(now, controller_free_) + p_.decision_latency_ps +
+                         draw_jitter(p_.decision_jitter, rng_);
+  controller_free_ = decided;
+  decisions_.inc();
+  ++region_promotion_decisions_;
+  for (RegionKey key : keys) {
+    if (region(key).state != RegionPool::State::kHome) continue;
+    if (!regions_->admit(key, step_, false)) continue;  // vetoed: every candidate locked
+    RegionPool::Region& r = region(key);
+    r.speculative = true;  // copied ahead of its use, not read yet
+    r.issued = false;
+    r.decided_ps = decided;
+    // Not demoted before its use (the next step at the latest).
+    regions_->protect(key, step_ + 2, step_);
+    region_queue_.push_back({decided, key, speculative});
+    if (speculative) ++region_promotions_;
+  }
+  issue_due(now);
+}
+
+TimePs Orchestrator::issue_region_copies(TimePs now) {
+  while (region_head_ < region_queue_.size()) {
+    const RegionCopy c = region_queue_[region_head_];
+    if (c.decided_ps > now) return c.decided_ps;
+    ++region_head_;
+    RegionPool::Region& r = region(c.key);
+    if (r.state != RegionPool::State::kPool || r.issued) continue;
+    const ObjectId id(static_cast<uint32_t>(c.key >> 32));
+    const uint64_t page = c.key & 0xffffffffULL;
+    const ObjectInfo& o = ctx_.objects().get(id);
+    const uint64_t at = page * region_bytes_;
+    const uint64_t bytes = std::min(region_bytes_, o.kv_tokens * o.token_bytes - at);
+    MovementIntent intent;
+    intent.object = id;
+    intent.object_class = o.cls;
+    intent.op = MoveOp::kPrefetch;
+    intent.layer = o.layer;
+    const TimePs landed = dma_->transfer(
+        o.address + at, pool_base_ + uint64_t{r.frame} * region_bytes_, bytes, intent, now);
+    r.issued = true;
+    r.landed_ps = landed;
+    r.ready_ps = landed + p_.notification_latency_ps;
+    prefetch_bytes_.inc(bytes);
+    if (c.speculative) region_promotion_bytes_ += bytes;
+    decision_to_ready_ns_.record(double(r.ready_ps - c.decided_ps) / kPsPerNs);
+  }
+  region_queue_.clear();
+  region_head_ = 0;
+  return 0;
+}
+
+Orchestrator::Source Orchestrator::region_lookup(ObjectId object, const ObjectInfo& o,
+                                                 const RegionObject& ro, uint64_t offset,
+                                                 uint64_t max_bytes, TimePs now) {
+  Source src;
+  src.ready_ps = src.landed_ps = now;
+  src.path = Path::kResident;
+  const uint64_t tokens = o.kv_tokens * o.token_bytes;
+  if (offset >= tokens) {  // page digests: always in the fast memory
+    src.address = ro.digests + (offset - tokens);
+    src.bytes = std::min(max_bytes, o.size_bytes - offset);
+    return src;
+  }
+  const uint64_t page = offset / region_bytes_;
+  const uint64_t in_page = offset - page * region_bytes_;
+  src.bytes = std::min({max_bytes, region_bytes_ - in_page, tokens - offset});
+  const RegionKey key = (RegionKey(object.value()) << 32) | page;
+  const bool head = in_page == 0;
+  if (page < sink_pages_ || page >= ro.window_end) {  // sink or window: pinned
+    src.address = pinned_address(ro, page) + in_page;
+    if (head) regions_->attend(key, step_);
+    return src;
+  }
+  if (!head && key == skipping_) {
+    src.skip = true;
+    return src;
+  }
+  if (!head && key == admitting_) {
+    RegionPool::Region& r = region(key);
+    src.address = o.address + offset;
+    src.path = Path::kDemand;
+    if (r.state == RegionPool::State::kPool) {
+      src.admit_address = pool_base_ + uint64_t{r.frame} * region_bytes_ + in_page;
+    }
+    return src;
+  }
+  RegionPool::Region& r = region(key);
+  const bool first = head && r.last_step != step_;
+  const bool promoted = r.speculative;
+  if (first) ++region_visits_;
+  switch (r.state) {
+    case RegionPool::State::kPool:
+      if (first) {
+        ++region_hits_;
+        if (promoted) ++region_promoted_used_;
+        regions_->attend(key, step_);
+      }
+      src.address = pool_base_ + uint64_t{r.frame} * region_bytes_ + in_page;
+      if (!r.issued) {
+        src.pending = true;
+        src.path = Path::kStaged;
+        src.ready_ps = src.landed_ps = r.decided_ps;
+        return src;
+      }
+      src.landed_ps = std::max(now, r.landed_ps);
+      src.ready_ps = std::max(now, r.ready_ps);
+      if (promoted || src.ready_ps > now) src.path = Path::kStaged;
+      return src;
+    case RegionPool::State::kLost:
+      if (first) ++region_skipped_;
+      skipping_ = key;
+      src.skip = true;
+      return src;
+    case RegionPool::State::kHome:
+      break;
+  }
+  if (p_.context_regions.late() == config::LATE_REGION_SKIP) {
+    // Attention goes on without it; it is copied up for the next step.
+    if (first) {
+      ++region_skipped_;
+      regions_->attend(key, step_);
+      ++region_copyups_;
+      ++region_skip_copyups_;
+      queue_region_copies({key}, false, now);
+    }
+    skipping_ = key;
+    src.skip = true;
+    return src;
+  }
+  // STALL: read from home now; admitted, each landed tile is copied into its frame.
+  src.address = o.address + offset;
+  src.path = Path::kDemand;
+  if (first) {
+    regions_->attend(key, step_);
+    if (auto frame = regions_->admit(key, step_, false)) {
+      ++region_copyups_;
+      admitting_ = key;
+      src.admit_address = pool_base_ + uint64_t{*frame} * region_bytes_;
+    }
+  }
+  return src;
+}
+
 void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) const {
   const double per = tokens ? 1.0 / double(tokens) : 0.0;
   const double staged = double(staged_tiles_.value());
@@ -811,6 +1211,10 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
   uint64_t unused = unused_prefetch_bytes_;
   for (const auto& [id, st] : staged_) {
     if (st.issued && !st.used) unused += st.bytes;
+  }
+  const uint64_t region_ahead = region_promotions_ + region_skip_copyups_;
+  if (regions_ && region_ahead > region_promoted_used_) {
+    unused += (region_ahead - region_promoted_used_) * region_bytes_;
   }
   const double copied = double(prefetch_bytes_.value());
   out.push_back(
@@ -839,6 +1243,33 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
     out.push_back(
         {"hidden_state_bytes_per_token", double(hidden_bytes_read_) * per, "bytes/token"});
     out.push_back({"recompute_gflop_per_token", recompute_flops_ * per / 1e9, "GFLOP/token"});
+  }
+  if (regions_) {
+    const auto& c = regions_->counters();
+    const double visits = double(region_visits_);
+    out.push_back({"region_pool_frames", double(regions_->frames()), "frames"});
+    out.push_back({"region_visits", visits, "count"});
+    out.push_back(
+        {"region_hit_rate", visits > 0 ? double(region_hits_) / visits : 0.0, "fraction"});
+    // Recall: the share of selected middle regions attended (not skipped); the attention-mass
+    // recall under the proxy that the selected pages share the middle's mass equally.
+    out.push_back(
+        {"region_recall", visits > 0 ? 1.0 - double(region_skipped_) / visits : 1.0, "fraction"});
+    out.push_back({"region_skipped", double(region_skipped_), "count"});
+    out.push_back({"region_copyups", double(region_copyups_), "count"});
+    out.push_back({"region_promotions", double(region_promotions_), "count"});
+    out.push_back(
+        {"region_promotion_bytes_per_token", double(region_promotion_bytes_) * per, "bytes/token"});
+    out.push_back({"region_ahead_accuracy",
+                   region_ahead > 0 ? double(region_promoted_used_) / double(region_ahead) : 0.0,
+                   "fraction"});
+    out.push_back({"region_demotions", double(c.demotions), "count"});
+    out.push_back({"region_repromotions", double(c.repromotions), "count"});
+    out.push_back({"region_lost", double(c.lost), "count"});
+    out.push_back({"region_vetoes", double(c.vetoes), "count"});
+    out.push_back({"region_refused", double(c.refused), "count"});
+    out.push_back(
+        {"region_window_exit_bytes_per_token", double(region_exit_bytes_) * per, "bytes/token"});
   }
   if (map_) {
     out.push_back({"residency_map_hits", double(map_->hits()), "count"});

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <systemc>
@@ -33,6 +34,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "accelerators/context_regions.h"
 #include "accelerators/residency_map.h"
 #include "accelerators/residency_policy.h"
 #include "accelerators/wired_arbiter.h"
@@ -80,6 +82,9 @@ struct OrchestrationParams {
   // Host attention (empty cpu: off).
   std::string host_cpu, host_memory;
   double host_flops_per_s = 0;
+  // Context regions (unset budget: off).
+  bool regions = false;
+  config::ContextRegions context_regions;
 
   static void validate(const config::Config& root, Validator v);
   static OrchestrationParams from_config(const config::Orchestration& c);
@@ -98,6 +103,7 @@ class Orchestrator : public sc_core::sc_module {
     double scale = 1.0;                 // bytes stored per logical byte (a lower-precision copy)
     double dequant_flops_per_byte = 0;  // per logical byte read
     uint64_t admit_address = 0;         // a cache miss admitted: copy the tile here once it landed
+    bool skip = false;                  // context regions: the consumer attends without these bytes
   };
 
   SC_HAS_PROCESS(Orchestrator);
@@ -133,6 +139,9 @@ class Orchestrator : public sc_core::sc_module {
   // The engine read `bytes` from home on demand in one op, the path busy `busy_ps` serving
   // them: the path rate the arbiter estimates from.
   void observe_home_rate(uint64_t bytes, TimePs busy_ps);
+  // Context regions: the fast-memory address that also receives a KV write at `offset` of
+  // `object` (its window page or page digest), or 0.
+  uint64_t kv_shadow(ObjectId object, uint64_t offset) const;
 
  private:
   struct Split {
@@ -152,6 +161,28 @@ class Orchestrator : public sc_core::sc_module {
     TimePs trigger_ps = 0;
   };
   void prefetch_layer(uint32_t layer, TimePs trigger);
+  // Context regions.
+  struct RegionObject {
+    uint32_t layer = 0, seq = 0;
+    uint64_t window_end = 0;   // pages >= it (and the sink pages) are pinned
+    uint64_t initial_end = 0;  // pages below it existed at the start
+    uint64_t pinned = 0;       // sink pages, then a ring of window pages (global address)
+    uint64_t digests = 0;      // the page digests' copy (global address)
+  };
+  struct RegionCopy {
+    TimePs decided_ps;
+    RegionKey key;
+    bool speculative;
+  };
+  void prepare_regions(const std::function<uint64_t(uint64_t, const std::string&)>& place);
+  RegionPool::Region& region(RegionKey key);
+  uint64_t pinned_address(const RegionObject& ro, uint64_t page) const;
+  Source region_lookup(ObjectId object, const ObjectInfo& o, const RegionObject& ro,
+                       uint64_t offset, uint64_t max_bytes, TimePs now);
+  void regions_on_attention(const Op& op, TimePs now);
+  void queue_region_copies(const std::vector<RegionKey>& keys, bool speculative, TimePs now);
+  // Issues the region copies decided by `now`; the next one's decision time (0: none).
+  TimePs issue_region_copies(TimePs now);
   Source cache_lookup(ObjectId object, const ObjectInfo& o, uint64_t offset, uint64_t max_bytes,
                       TimePs now);
   // Issues the decided copies due by `now` (the SC_METHOD, and consumers that got there first).
@@ -189,6 +220,20 @@ class Orchestrator : public sc_core::sc_module {
   Counter& cache_hits_;
   Counter& cache_misses_;
   Counter& admission_bytes_;
+
+  std::unique_ptr<RegionPool> regions_;
+  std::unordered_map<uint32_t, RegionObject> region_obj_;  // by KV object id
+  std::vector<std::vector<ObjectId>> kv_of_;               // [layer][sequence]
+  uint64_t region_bytes_ = 0, pool_base_ = 0;
+  uint32_t sink_pages_ = 0, ring_pages_ = 0, block_tokens_ = 0, window_tokens_ = 0;
+  std::vector<RegionCopy> region_queue_;
+  size_t region_head_ = 0;
+  std::vector<RegionKey> region_scratch_;
+  std::vector<std::pair<double, RegionKey>> region_ranked_;
+  RegionKey admitting_ = ~0ULL, skipping_ = ~0ULL;  // the region whose tiles follow its head
+  uint64_t region_visits_ = 0, region_hits_ = 0, region_skipped_ = 0, region_copyups_ = 0,
+           region_promotions_ = 0, region_promotion_bytes_ = 0, region_promoted_used_ = 0,
+           region_exit_bytes_ = 0, region_promotion_decisions_ = 0, region_skip_copyups_ = 0;
 
   std::unique_ptr<ResidencyMap> map_;
   double path_rate_ = 0;                // the arbiter's estimate of the home path, bytes/s

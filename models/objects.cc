@@ -39,7 +39,13 @@ const char* tier_name(Tier t) {
 ObjectId ObjectTable::add(std::string name, ObjectClass cls, uint64_t size_bytes, LayerId layer,
                           ObjectIntent intent) {
   ObjectId id(static_cast<uint32_t>(objects_.size()));
-  objects_.push_back(ObjectInfo{std::move(name), cls, size_bytes, layer, intent, {}, 0, false});
+  ObjectInfo o;
+  o.name = std::move(name);
+  o.cls = cls;
+  o.size_bytes = size_bytes;
+  o.layer = layer;
+  o.intent = intent;
+  objects_.push_back(std::move(o));
   return id;
 }
 

@@ -34,8 +34,8 @@ struct ObjectIntent {
 
 struct ObjectInfo {
   std::string name;
-  ObjectClass cls;
-  uint64_t size_bytes;
+  ObjectClass cls = ObjectClass::kWeight;
+  uint64_t size_bytes = 0;
   LayerId layer;  // invalid for objects not tied to a layer
   ObjectIntent intent;
   // KV caches with hidden-state checkpoints (HCache): the object holding the layer's input
@@ -43,8 +43,13 @@ struct ObjectInfo {
   ObjectId hidden_states;
   double recompute_flops_per_byte = 0;
   uint64_t token_bytes = 0;  // KV and hidden-state objects: bytes per token
-  std::string home;          // component name of the home memory; set by placement
-  uint64_t address = 0;      // global address in the home memory; set by placement
+  // Decode KV objects: the sequence, the token capacity (the token area; page digests, if any,
+  // follow it) and the page (sparse attention's block) in tokens.
+  uint32_t sequence = UINT32_MAX;
+  uint64_t kv_tokens = 0;
+  uint32_t kv_block_tokens = 0;
+  std::string home;      // component name of the home memory; set by placement
+  uint64_t address = 0;  // global address in the home memory; set by placement
   bool placed = false;
 };
 

@@ -14,8 +14,8 @@ uint64_t ceil_div(uint64_t a, uint64_t b) {
 
 std::optional<SparseAttentionParams> sparse_params(const DecodeOptions& o) {
   if (!o.sparse()) return std::nullopt;
-  return SparseAttentionParams{o.sink_tokens, o.window_tokens, o.top_k_pages, o.kv_block_tokens,
-                               o.page_locality};
+  return SparseAttentionParams{o.sink_tokens,     o.window_tokens, o.top_k_pages,
+                               o.kv_block_tokens, o.page_locality, o.layer_similarity};
 }
 }  // namespace
 
@@ -39,6 +39,11 @@ void SequenceKv::register_layer(ObjectTable& t, const std::string& prefix, uint3
         t.add(prefix + "layer" + std::to_string(layer) + ".kv.seq" + std::to_string(q),
               ObjectClass::kKvCache, object_bytes(), LayerId(layer), intent);
     if (q == 0) first_[layer] = x.value();
+    ObjectInfo& kv = t.get_mutable(x);
+    kv.token_bytes = token_bytes_;
+    kv.sequence = q;
+    kv.kv_tokens = capacity_tokens_;
+    kv.kv_block_tokens = digests_ ? block_tokens_ : 0;
   }
   if (hidden_token_bytes_ == 0) return;
   if (first_hidden_.size() <= layer) first_hidden_.resize(layer + 1, 0);
@@ -368,6 +373,9 @@ void validate_decode(const config::Config& root, Validator& v) {
     if (sa.has_page_locality() && !(sa.page_locality() >= 0 && sa.page_locality() <= 1)) {
       av.error("page_locality", "must be in [0, 1]");
     }
+    if (sa.has_layer_similarity() && !(sa.layer_similarity() >= 0 && sa.layer_similarity() <= 1)) {
+      av.error("layer_similarity", "must be in [0, 1]");
+    }
   }
 
   // Routing: required by a MoE model, meaningless without one.
@@ -427,6 +435,7 @@ DecodeOptions options_from_config(const config::Config& root) {
     o.window_tokens = sa.window_tokens();
     o.top_k_pages = sa.top_k_pages();
     o.page_locality = sa.page_locality();
+    o.layer_similarity = sa.layer_similarity();
   }
   o.seed = root.run().seed();
   o.prefill = d.prefill();

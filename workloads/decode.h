@@ -45,7 +45,7 @@ struct DecodeOptions {
   double alpha = 0;
   // Sparse attention of the target model (top_k_pages > 0).
   uint32_t sink_tokens = 0, window_tokens = 0, top_k_pages = 0;
-  double page_locality = 0;
+  double page_locality = 0, layer_similarity = 0;
   uint64_t seed = 0;
   // Step 0 is the prompt's prefill (see DecodeScenario.prefill); micro-batches per layer.
   bool prefill = false;

@@ -301,8 +301,28 @@ void ForwardPass::select_pages(uint32_t layer, uint32_t seq, uint64_t first, uin
   pages_kept_ += kept;
   const uint64_t middle = end - first;  // > k
   count = kept;
+  // The previous layer's pages of this sequence in this step (layers run in order; micro-batches
+  // finish a layer before the next), for cross-layer similarity.
+  const uint32_t* above = nullptr;
+  uint32_t above_count = 0;
+  if (layer > 0 && sparse_->layer_similarity > 0) {
+    const size_t up = cell - max_sequences_;
+    above = &selected_[up * k];
+    above_count = selected_count_[up];
+  }
   while (count < k) {
-    const uint32_t p = static_cast<uint32_t>(first + page_rng_.below(middle));
+    uint32_t p = static_cast<uint32_t>(first + page_rng_.below(middle));
+    if (above_count > 0 && page_rng_.uniform() < sparse_->layer_similarity) {
+      // One of the previous layer's pages not chosen yet (all chosen: the uniform draw).
+      const uint32_t start = static_cast<uint32_t>(page_rng_.below(above_count));
+      for (uint32_t j = 0; j < above_count; ++j) {
+        const uint32_t q = above[(start + j) % above_count];
+        if (q >= first && q < end && std::find(pages, pages + count, q) == pages + count) {
+          p = q;
+          break;
+        }
+      }
+    }
     if (std::find(pages, pages + count, p) == pages + count) pages[count++] = p;
   }
   std::sort(pages, pages + count);

@@ -82,7 +82,7 @@ struct PassSequence {
 
 struct SparseAttentionParams {
   uint32_t sink_tokens = 0, window_tokens = 0, top_k_pages = 0, block_tokens = 16;
-  double page_locality = 0;
+  double page_locality = 0, layer_similarity = 0;
 };
 
 class ForwardPass {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -404,6 +405,60 @@ TEST(SparseDecode, PageReuseFollowsLocality) {
     w.summarize(summary);
     // The first step has nothing to keep: 99 of 100 steps can.
     EXPECT_NEAR(summary[1].value, locality * 0.99, 0.01) << locality;
+  }
+}
+
+// Cross-layer similarity: with no step-to-step locality, the share of a layer's pages that the
+// layer above selected in the same step is s + (1 - s) k / middle (a uniform draw lands there by
+// chance); layer 0 has nothing above it.
+TEST(SparseDecode, LayerSimilarityFollowsTheLayerAbove) {
+  TransformerShape s = load_model("llama3_8b");
+  s.layers = 2;
+  for (double similarity : {0.0, 0.6, 1.0}) {
+    DecodeOptions o;
+    o.batch = 4;
+    o.context = 8192;
+    o.steps = 50;
+    o.top_k_pages = 32;
+    o.page_locality = 0;
+    o.layer_similarity = similarity;
+    o.seed = 3;
+    DecodeWorkload w(s, o);
+    ObjectTable t;
+    w.register_objects(t);
+    const uint64_t page_bytes = 16 * s.kv_bytes_per_token_per_layer();
+    std::map<uint32_t, std::set<uint64_t>> above;  // by sequence: layer 0's pages this step
+    uint64_t shared = 0, total = 0;
+    uint32_t step = 0;
+    Op op;
+    while (w.next(op)) {
+      if (op.kind == OpKind::kAttention) {
+        const uint64_t end = (8192 + step) / 16;  // window 0: the partial last page is read too
+        std::map<uint32_t, std::set<uint64_t>> pages;
+        for (uint16_t i = 0; i < op.operand_count; ++i) {
+          const Operand& x = op.operand(i);
+          if (x.access != Access::kRead) continue;
+          const uint32_t seq = t.get(x.object).sequence;
+          for (uint64_t p = x.offset_bytes / page_bytes;
+               p < (x.offset_bytes + x.bytes) / page_bytes; ++p) {
+            if (p < end) pages[seq].insert(p);
+          }
+        }
+        if (op.layer.value() == 0) {
+          above = pages;
+        } else {
+          for (const auto& [seq, set] : pages) {
+            ASSERT_EQ(set.size(), 32u);
+            for (uint64_t p : set)
+              shared += above[seq].count(p);
+            total += set.size();
+          }
+        }
+      }
+      if (op.last_of_step) ++step;
+    }
+    const double expected = similarity + (1 - similarity) * 32.0 / 512;
+    EXPECT_NEAR(double(shared) / double(total), expected, 0.02) << similarity;
   }
 }
 
