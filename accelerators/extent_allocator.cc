@@ -1,5 +1,6 @@
 #include "accelerators/extent_allocator.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -96,6 +97,83 @@ std::vector<ExtentAllocator::Move> ExtentAllocator::compact(uint64_t max_bytes_m
     by_offset_[cursor] = h;
     cursor += e.bytes;
   }
+  return moves;
+}
+
+std::vector<ExtentAllocator::Move> ExtentAllocator::make_room(uint64_t bytes,
+                                                              uint64_t max_bytes_moved) {
+  const uint64_t need = (bytes + align_ - 1) / align_ * align_;
+  if (need == 0 || need > capacity_) return {};
+  const auto holes = free_extents();
+  // Relocates `moving` (largest first) first-fit into the holes outside [s, s + need); the
+  // destinations in `to` (same order as `moving` after sorting), false if one does not fit.
+  auto relocate = [&](uint64_t s, std::vector<Handle>& moving, std::vector<uint64_t>& to) {
+    std::vector<std::pair<uint64_t, uint64_t>> room;  // (offset, bytes) outside the window
+    for (const auto& [off, len] : holes) {
+      const uint64_t end = off + len;
+      if (off < s) room.push_back({off, std::min(end, s) - off});
+      if (end > s + need) {
+        const uint64_t from = std::max(off, s + need);
+        room.push_back({from, end - from});
+      }
+    }
+    std::stable_sort(moving.begin(), moving.end(), [&](Handle a, Handle b) {
+      return extents_.at(a).bytes > extents_.at(b).bytes;
+    });
+    to.clear();
+    for (Handle h : moving) {
+      const uint64_t b = extents_.at(h).bytes;
+      auto it =
+          std::find_if(room.begin(), room.end(), [&](const auto& r) { return r.second >= b; });
+      if (it == room.end()) return false;
+      to.push_back(it->first);
+      it->first += b;
+      it->second -= b;
+    }
+    return true;
+  };
+  // Candidate windows start at 0 or where an extent ends.
+  std::vector<uint64_t> starts{0};
+  for (const auto& [off, h] : by_offset_)
+    starts.push_back(off + extents_.at(h).bytes);
+  uint64_t best_cost = UINT64_MAX, best_start = 0;
+  std::vector<Handle> best_moving, moving;
+  std::vector<uint64_t> best_to, to;
+  for (uint64_t s : starts) {
+    if (s + need > capacity_) continue;
+    uint64_t cost = 0;
+    bool feasible = true;
+    moving.clear();
+    for (auto it = by_offset_.lower_bound(s); it != by_offset_.end() && it->first < s + need;
+         ++it) {
+      const Extent& e = extents_.at(it->second);
+      if (e.refs > 0) {
+        feasible = false;
+        break;
+      }
+      cost += e.bytes;
+      moving.push_back(it->second);
+    }
+    if (!feasible || cost == 0 || cost > max_bytes_moved || cost >= best_cost) continue;
+    if (!relocate(s, moving, to)) continue;
+    best_cost = cost;
+    best_start = s;
+    best_moving = moving;
+    best_to = to;
+  }
+  std::vector<Move> moves;
+  if (best_cost == UINT64_MAX) return moves;
+  for (size_t i = 0; i < best_moving.size(); ++i) {
+    Extent& e = extents_.at(best_moving[i]);
+    moves.push_back({best_moving[i], e.offset, best_to[i], e.bytes});
+    by_offset_.erase(e.offset);
+  }
+  for (size_t i = 0; i < best_moving.size(); ++i) {
+    Extent& e = extents_.at(best_moving[i]);
+    e.offset = best_to[i];
+    by_offset_[e.offset] = best_moving[i];
+  }
+  (void)best_start;
   return moves;
 }
 

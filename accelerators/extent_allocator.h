@@ -47,6 +47,11 @@ class ExtentAllocator {
   // Slides unreferenced extents toward 0 (in address order) while the bytes moved stay within
   // `max_bytes_moved`; returns the moves in the order made.
   std::vector<Move> compact(uint64_t max_bytes_moved = UINT64_MAX);
+  // Targeted compaction for one allocation of `bytes`: the window of that many bytes whose
+  // unreferenced extents can be relocated into holes outside it, moving the fewest bytes (at
+  // most `max_bytes_moved`); moves them and returns the moves (empty: no such window, or the
+  // allocation needs none). Afterwards allocate(bytes) succeeds with either fit.
+  std::vector<Move> make_room(uint64_t bytes, uint64_t max_bytes_moved = UINT64_MAX);
 
   FragmentationMetrics metrics() const;
   uint64_t capacity() const { return capacity_; }

@@ -167,6 +167,20 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
                "must be below the model's layers (" + std::to_string(w.model().layers()) + ")");
     }
   }
+  if (c.has_object_cache()) {
+    const auto& oc = c.object_cache();
+    Validator cv = o.at("object_cache");
+    cv.positive("bytes", oc.has_bytes(), double(oc.bytes()));
+    auto refuse = [&](bool set, const std::string& what) {
+      if (set) cv.error("", "not with " + what);
+    };
+    if (c.resident_fraction() != 0) cv.error("", "needs resident_fraction: 0 (whole objects move)");
+    refuse(c.prefetch_layers() > 0, "prefetch_layers");
+    refuse(c.replacement() != config::REPLACEMENT_UNSPECIFIED, "a page cache (replacement)");
+    refuse(c.has_second_tier(), "second_tier");
+    refuse(c.has_resident_precision(), "resident_precision");
+    refuse(c.has_context_regions(), "context_regions");
+  }
   if (c.has_arbiter_path_bytes_per_s()) {
     // Allowed with any kv_restore (a sweep over the modes keeps it), used by ARBITRATE only.
     o.positive("arbiter_path_bytes_per_s", true, c.arbiter_path_bytes_per_s());
@@ -281,6 +295,8 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   }
   p.regions = c.has_context_regions();
   p.context_regions = c.context_regions();
+  p.object_cache = c.has_object_cache();
+  p.objects = c.object_cache();
   return p;
 }
 
@@ -600,6 +616,12 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
         pp);
   }
   if (p_.regions) prepare_regions(place);
+  if (p_.object_cache) {
+    const uint64_t bytes = p_.objects.bytes() / 4096 * 4096;
+    extent_base_ = place(bytes, "the object cache");
+    extents_ = std::make_unique<ExtentAllocator>(bytes, 4096);
+    compaction_left_ = p_.objects.compaction_bytes_per_step();
+  }
   // The staging area: k + 1 slots of the largest layer's home bytes.
   if (p_.prefetch_layers > 0) {
     for (uint64_t b : layer_home)
@@ -613,6 +635,13 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
 
 void Orchestrator::on_op_start(const Op& op, TimePs now) {
   if (regions_ && op.kind == OpKind::kAttention) regions_on_attention(op, now);
+  if (extents_) {
+    // The previous op's references end: its extents may move again.
+    for (ExtentAllocator::Handle h : op_refs_)
+      extents_->release(h);
+    op_refs_.clear();
+    ++op_serial_;
+  }
   if (p_.prefetch_layers == 0 || slot_base_.empty()) return;
   // Ops outside the decoder layers: the embedding starts a step (no trigger); the final norm and
   // LM head are the virtual last layer.
@@ -676,6 +705,7 @@ void Orchestrator::prefetch_layer(uint32_t layer, TimePs trigger) {
 
 void Orchestrator::on_step_start(uint32_t step) {
   step_ = step;
+  if (extents_) compaction_left_ = p_.objects.compaction_bytes_per_step();
   if (p_.replacement != config::REPLACEMENT_BELADY || step != 1 || !policy_) return;
   // Decode steps read the same weight pages in the same order: the future is the first step's
   // sequence, repeated for the steps left.
@@ -790,6 +820,9 @@ Orchestrator::Source Orchestrator::locate(ObjectId object, uint64_t offset, uint
     return src;
   }
   if (policy_) return cache_lookup(object, o, offset, max_bytes, now);
+  if (extents_ && o.cls == ObjectClass::kWeight) {
+    return object_lookup(object, o, offset, max_bytes, now);
+  }
   src.bytes = max_bytes;
   issue_due(now);
   auto st = staged_.find(object.value());
@@ -1189,6 +1222,122 @@ Orchestrator::Source Orchestrator::region_lookup(ObjectId object, const ObjectIn
   return src;
 }
 
+// ---- Object cache -----------------------------------------------------------------------------
+
+std::pair<uint64_t, uint64_t> Orchestrator::object_key(const CachedObject& c) const {
+  // Lowest first out: LRU by last use; LFU by uses, then last use.
+  if (p_.objects.eviction() == config::OBJECT_LFU) return {c.uses, c.last_use};
+  return {c.last_use, 0};
+}
+
+bool Orchestrator::admit_object(uint32_t object, uint64_t bytes, TimePs now) {
+  if (bytes > extents_->capacity()) return false;
+  const Fit fit = p_.objects.fit() == config::EXTENT_BEST_FIT ? Fit::kBest : Fit::kFirst;
+  CachedObject& c = cached_[object];
+  bool sampled = false;
+  while (true) {
+    if (!sampled) {
+      // External fragmentation as the admission finds it.
+      const FragmentationMetrics m = extents_->metrics();
+      fragmentation_sum_ += m.external;
+      fragmentation_max_ = std::max(fragmentation_max_, m.external);
+      ++fragmentation_samples_;
+      sampled = true;
+    }
+    if (auto h = extents_->allocate(bytes, fit)) {
+      c.handle = *h;
+      holder_[*h] = object;
+      return true;
+    }
+    const FragmentationMetrics m = extents_->metrics();
+    if (m.free_bytes >= bytes) {
+      // Enough free bytes, no extent large enough: targeted compaction within the step's
+      // budget (the fewest bytes that open an extent large enough). Extents the running op
+      // references stay (the allocator never moves a referenced extent).
+      ++fragmentation_failures_;
+      if (compaction_left_ > 0) {
+        const auto moves = extents_->make_room(bytes, compaction_left_);
+        if (!moves.empty()) ++compactions_;
+        for (const auto& mv : moves) {
+          compaction_left_ -= std::min(compaction_left_, mv.bytes);
+          compaction_bytes_ += mv.bytes;
+          MovementIntent intent;
+          intent.object = ObjectId(holder_.at(mv.handle));
+          intent.object_class = ObjectClass::kWeight;
+          intent.op = MoveOp::kCompact;
+          CachedObject& moved = cached_.at(holder_.at(mv.handle));
+          const TimePs landed = dma_->transfer(extent_base_ + mv.from, extent_base_ + mv.to,
+                                               mv.bytes, intent, std::max(now, moved.ready_ps));
+          moved.ready_ps = landed;
+        }
+        if (!moves.empty()) continue;
+      }
+    }
+    // Evict the lowest-ranked object nothing references.
+    auto victim = object_order_.begin();
+    while (victim != object_order_.end() &&
+           extents_->references(cached_.at(victim->second).handle) > 0) {
+      ++victim;
+    }
+    if (victim == object_order_.end()) return false;
+    CachedObject& v = cached_.at(victim->second);
+    object_order_.erase(victim);
+    holder_.erase(v.handle);
+    extents_->free(v.handle);
+    v.resident = false;
+    ++object_evictions_;
+  }
+}
+
+Orchestrator::Source Orchestrator::object_lookup(ObjectId object, const ObjectInfo& o,
+                                                 uint64_t offset, uint64_t max_bytes, TimePs now) {
+  Source src;
+  src.bytes = max_bytes;
+  src.ready_ps = src.landed_ps = now;
+  CachedObject& c = cached_[object.value()];
+  if (c.visit_op != op_serial_) {
+    // The object's first read in this op: one visit.
+    c.visit_op = op_serial_;
+    ++object_visits_;
+    if (c.resident) {
+      ++object_hits_;
+      object_order_.erase({c.order_key, object.value()});
+    } else if (admit_object(object.value(), o.size_bytes, now)) {
+      c.resident = true;
+      c.fill_op = op_serial_;
+      c.ready_ps = 0;
+      ++object_admissions_;
+    } else {
+      ++object_bypasses_;
+    }
+    if (c.resident) {
+      ++c.uses;
+      c.last_use = ++object_clock_;
+      c.order_key = object_key(c);
+      object_order_.insert({c.order_key, object.value()});
+      extents_->acquire(c.handle);
+      op_refs_.push_back(c.handle);
+    }
+  }
+  if (!c.resident) {
+    src.address = o.address + offset;
+    src.path = Path::kDemand;
+    return src;
+  }
+  const uint64_t at = extent_base_ + extents_->offset(c.handle) + offset;
+  if (c.fill_op == op_serial_) {
+    // Being admitted: read from home, each landed tile copied into the extent.
+    src.address = o.address + offset;
+    src.path = Path::kDemand;
+    src.admit_address = at;
+    return src;
+  }
+  src.address = at;
+  src.path = Path::kResident;
+  src.landed_ps = src.ready_ps = std::max(now, c.ready_ps);  // a compaction move in flight
+  return src;
+}
+
 void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) const {
   const double per = tokens ? 1.0 / double(tokens) : 0.0;
   const double staged = double(staged_tiles_.value());
@@ -1270,6 +1419,28 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
     out.push_back({"region_refused", double(c.refused), "count"});
     out.push_back(
         {"region_window_exit_bytes_per_token", double(region_exit_bytes_) * per, "bytes/token"});
+  }
+  if (extents_) {
+    const double visits = double(object_visits_);
+    const FragmentationMetrics m = extents_->metrics();
+    out.push_back({"object_cache_visits", visits, "count"});
+    out.push_back(
+        {"object_cache_hit_rate", visits > 0 ? double(object_hits_) / visits : 0.0, "fraction"});
+    out.push_back({"object_cache_admissions", double(object_admissions_), "count"});
+    out.push_back({"object_cache_evictions", double(object_evictions_), "count"});
+    out.push_back({"object_cache_bypasses", double(object_bypasses_), "count"});
+    out.push_back(
+        {"admission_bytes_per_token", double(admission_bytes_.value()) * per, "bytes/token"});
+    out.push_back(
+        {"fragmentation_mean",
+         fragmentation_samples_ ? fragmentation_sum_ / double(fragmentation_samples_) : 0.0,
+         "fraction"});
+    out.push_back({"fragmentation_max", fragmentation_max_, "fraction"});
+    out.push_back({"fragmentation_end", m.external, "fraction"});
+    out.push_back({"largest_free_extent_end", double(m.largest_free_extent), "bytes"});
+    out.push_back({"fragmentation_failures", double(fragmentation_failures_), "count"});
+    out.push_back({"compactions", double(compactions_), "count"});
+    out.push_back({"compaction_bytes_per_token", double(compaction_bytes_) * per, "bytes/token"});
   }
   if (map_) {
     out.push_back({"residency_map_hits", double(map_->hits()), "count"});

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <systemc>
 #include <unordered_map>
@@ -35,6 +36,7 @@
 #include <vector>
 
 #include "accelerators/context_regions.h"
+#include "accelerators/extent_allocator.h"
 #include "accelerators/residency_map.h"
 #include "accelerators/residency_policy.h"
 #include "accelerators/wired_arbiter.h"
@@ -85,6 +87,9 @@ struct OrchestrationParams {
   // Context regions (unset budget: off).
   bool regions = false;
   config::ContextRegions context_regions;
+  // The object cache (unset: off).
+  bool object_cache = false;
+  config::ObjectCache objects;
 
   static void validate(const config::Config& root, Validator v);
   static OrchestrationParams from_config(const config::Orchestration& c);
@@ -183,6 +188,20 @@ class Orchestrator : public sc_core::sc_module {
   void queue_region_copies(const std::vector<RegionKey>& keys, bool speculative, TimePs now);
   // Issues the region copies decided by `now`; the next one's decision time (0: none).
   TimePs issue_region_copies(TimePs now);
+  // Object cache.
+  struct CachedObject {
+    bool resident = false;
+    ExtentAllocator::Handle handle = 0;
+    uint64_t uses = 0, last_use = 0;
+    uint64_t visit_op = 0, fill_op = 0;  // the op that last read it, and that admitted it
+    TimePs ready_ps = 0;                 // readable from its extent (after a compaction move)
+    std::pair<uint64_t, uint64_t> order_key{0, 0};
+  };
+  Source object_lookup(ObjectId object, const ObjectInfo& o, uint64_t offset, uint64_t max_bytes,
+                       TimePs now);
+  // An extent for `object` (evicting, compacting); false: bypassed.
+  bool admit_object(uint32_t object, uint64_t bytes, TimePs now);
+  std::pair<uint64_t, uint64_t> object_key(const CachedObject& c) const;
   Source cache_lookup(ObjectId object, const ObjectInfo& o, uint64_t offset, uint64_t max_bytes,
                       TimePs now);
   // Issues the decided copies due by `now` (the SC_METHOD, and consumers that got there first).
@@ -234,6 +253,18 @@ class Orchestrator : public sc_core::sc_module {
   uint64_t region_visits_ = 0, region_hits_ = 0, region_skipped_ = 0, region_copyups_ = 0,
            region_promotions_ = 0, region_promotion_bytes_ = 0, region_promoted_used_ = 0,
            region_exit_bytes_ = 0, region_promotion_decisions_ = 0, region_skip_copyups_ = 0;
+
+  std::unique_ptr<ExtentAllocator> extents_;
+  uint64_t extent_base_ = 0;
+  std::unordered_map<uint32_t, CachedObject> cached_;             // by object id
+  std::unordered_map<ExtentAllocator::Handle, uint32_t> holder_;  // extent -> object id
+  std::set<std::pair<std::pair<uint64_t, uint64_t>, uint32_t>> object_order_;  // eviction order
+  std::vector<ExtentAllocator::Handle> op_refs_;  // extents the running op references
+  uint64_t op_serial_ = 0, object_clock_ = 0, compaction_left_ = 0;
+  uint64_t object_visits_ = 0, object_hits_ = 0, object_admissions_ = 0, object_evictions_ = 0,
+           object_bypasses_ = 0, fragmentation_failures_ = 0, compactions_ = 0,
+           compaction_bytes_ = 0, fragmentation_samples_ = 0;
+  double fragmentation_sum_ = 0, fragmentation_max_ = 0;
 
   std::unique_ptr<ResidencyMap> map_;
   double path_rate_ = 0;                // the arbiter's estimate of the home path, bytes/s

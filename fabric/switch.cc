@@ -11,9 +11,10 @@ namespace tiersim {
 
 namespace {
 // MoveOp order (models/movement_intent.h) against the config's MoveReason values.
-constexpr config::MoveReason kReasonOfOp[7] = {
-    config::MOVE_DEMAND_FETCH, config::MOVE_PREFETCH, config::MOVE_WRITE_BACK, config::MOVE_EVICT,
-    config::MOVE_PROMOTE,      config::MOVE_DEMOTE,   config::MOVE_RECOMPUTE};
+constexpr config::MoveReason kReasonOfOp[kMoveOps] = {
+    config::MOVE_DEMAND_FETCH, config::MOVE_PREFETCH, config::MOVE_WRITE_BACK,
+    config::MOVE_EVICT,        config::MOVE_PROMOTE,  config::MOVE_DEMOTE,
+    config::MOVE_RECOMPUTE,    config::MOVE_COMPACT};
 }  // namespace
 
 void SwitchParams::validate(const config::Switch& c, Validator& v) {

@@ -16,6 +16,8 @@ const char* move_op_name(MoveOp op) {
       return "promote";
     case MoveOp::kDemote:
       return "demote";
+    case MoveOp::kCompact:
+      return "compact";
     case MoveOp::kRecompute:
       return "recompute";
   }

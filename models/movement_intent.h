@@ -17,9 +17,10 @@ enum class MoveOp : uint8_t {
   kPromote,
   kDemote,
   kRecompute,
+  kCompact,  // an extent slid within a memory by compaction
 };
 const char* move_op_name(MoveOp op);
-constexpr int kMoveOps = 7;
+constexpr int kMoveOps = 8;
 
 struct MovementIntent : tlm::tlm_extension<MovementIntent> {
   ObjectId object;

@@ -956,5 +956,79 @@ TEST(ContextRegions, BadSettingsAreRefused) {
   }
 }
 
+// The object cache (configs/studies/expert_cache_mixtral.textproto): Mixtral-8x7B's weights at
+// home in host DDR, a 24 GiB extent-allocated cache of whole objects in HBM.
+std::map<std::string, double> expert_cache(const std::string& extra, std::string* err = nullptr) {
+  const std::string cmd =
+      test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+      test::preset("memory/ddr5_4800_8ch.textproto") + " " +
+      test::preset("hardware/fragments/h100_weights_in_host_ddr.textproto") + " " +
+      test::preset("models/mixtral_8x7b.textproto") + " " +
+      test::preset("studies/expert_cache_mixtral.textproto") + " --quiet " + extra;
+  return summary_of(cmd, err);
+}
+
+// Bytes and visits add up; objects of different sizes fragment the area (admissions find enough
+// free bytes but no extent); targeted compaction within its per-step budget halves those
+// failures, its copies are the DMA's compact bytes; the cache beats streaming every weight, and
+// LFU beats LRU on skewed routing.
+TEST(ObjectCache, FragmentationCompactionAndAccounting) {
+  const std::string oc = " --set policy.orchestration.object_cache.";
+  const auto lru = expert_cache("");
+  const auto plain = expert_cache(oc + "compaction_bytes_per_step=0");
+  const auto lfu = expert_cache(oc + "eviction=OBJECT_LFU");
+  const auto none = expert_cache(" --set policy.orchestration.object_cache=!clear");
+  ASSERT_FALSE(lru.count("exit") || plain.count("exit") || lfu.count("exit") || none.count("exit"));
+  std::cout << "hit rate LRU " << lru.at("object_cache_hit_rate") << ", LFU "
+            << lfu.at("object_cache_hit_rate") << "; fragmentation mean "
+            << lru.at("fragmentation_mean") << " max " << lru.at("fragmentation_max")
+            << "; failures " << plain.at("fragmentation_failures") << " -> "
+            << lru.at("fragmentation_failures") << " with " << lru.at("compactions")
+            << " compactions (" << lru.at("compaction_bytes_per_token") / 1e6 << " MB/token); TPOT "
+            << none.at("tpot_ms_mean") << " (no cache) / " << lru.at("tpot_ms_mean") << " / "
+            << lfu.at("tpot_ms_mean") << " ms\n";
+  for (const auto* r : {&lru, &plain, &lfu}) {
+    EXPECT_DOUBLE_EQ(r->at("object_cache_visits"),
+                     r->at("object_cache_hit_rate") * r->at("object_cache_visits") +
+                         r->at("object_cache_admissions") + r->at("object_cache_bypasses"));
+    // Without bypasses every byte read from home is copied into an extent.
+    if (r->at("object_cache_bypasses") == 0) {
+      EXPECT_DOUBLE_EQ(r->at("demand_bytes_per_token"), r->at("admission_bytes_per_token"));
+    }
+    EXPECT_GT(r->at("fragmentation_failures"), 0);
+    EXPECT_GT(r->at("fragmentation_max"), 0.5);
+  }
+  EXPECT_EQ(plain.at("compactions"), 0);
+  EXPECT_GT(lru.at("compactions"), 0);
+  EXPECT_LT(lru.at("fragmentation_failures"), 0.75 * plain.at("fragmentation_failures"));
+  EXPECT_DOUBLE_EQ(lru.at("compaction_bytes_per_token"), lru.at("dma_compact_bytes_per_token"));
+  const double tokens = 16.0 * 4;
+  EXPECT_LE(lru.at("compaction_bytes_per_token") * tokens, 16.0 * 2147483648.0);
+  EXPECT_LT(lru.at("tpot_ms_mean"), none.at("tpot_ms_mean"));
+  EXPECT_GT(lfu.at("object_cache_hit_rate"), lru.at("object_cache_hit_rate"));
+  // A budget too small for any window compacts nothing.
+  const auto tiny = expert_cache(oc + "compaction_bytes_per_step=4096");
+  ASSERT_FALSE(tiny.count("exit"));
+  EXPECT_EQ(tiny.at("compactions"), 0);
+}
+
+TEST(ObjectCache, BadSettingsAreRefused) {
+  struct Case {
+    std::string set, field;
+  };
+  const Case cases[] = {
+      {"--set policy.orchestration.resident_fraction=0.5", "policy.orchestration.object_cache"},
+      {"--set policy.orchestration.prefetch_layers=1", "policy.orchestration.object_cache"},
+      {"--set policy.orchestration.object_cache.bytes=0",
+       "policy.orchestration.object_cache.bytes"},
+  };
+  for (const auto& c : cases) {
+    std::string err;
+    const auto r = expert_cache(c.set, &err);
+    EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2) << c.set;
+    EXPECT_NE(err.find(c.field), std::string::npos) << c.set << ": " << err;
+  }
+}
+
 }  // namespace
 }  // namespace tiersim

@@ -60,11 +60,52 @@ TEST(ExtentAllocator, BestFitTakesTheSmallestHole) {
   EXPECT_EQ(a.offset(f), 0u);
 }
 
+// Targeted compaction: A [0,4) C [6,10) D [10,12) pages, holes [4,6) and [12,16): 6 free pages,
+// none contiguous. Windows: from 0 (move A, 4 pages, to [12,16)), from 4 (move C, 4 pages), from
+// 10 (move D, 2 pages, into [4,6)): the last moves the fewest bytes.
+TEST(ExtentAllocator, MakeRoomMovesTheFewestBytes) {
+  ExtentAllocator a(16 * kPage);
+  auto A = *a.allocate(4 * kPage);
+  auto B = *a.allocate(2 * kPage);
+  auto C = *a.allocate(4 * kPage);
+  auto D = *a.allocate(2 * kPage);
+  a.free(B);
+  ASSERT_FALSE(a.allocate(6 * kPage));
+  EXPECT_TRUE(a.make_room(6 * kPage, kPage).empty());  // budget below the cheapest window
+  const auto moves = a.make_room(6 * kPage);
+  ASSERT_EQ(moves.size(), 1u);
+  EXPECT_EQ(moves[0].handle, D);
+  EXPECT_EQ(moves[0].from, 10 * kPage);
+  EXPECT_EQ(moves[0].to, 4 * kPage);
+  EXPECT_EQ(moves[0].bytes, 2 * kPage);
+  auto E = a.allocate(6 * kPage);
+  ASSERT_TRUE(E);
+  EXPECT_EQ(a.offset(*E), 10 * kPage);
+  // A referenced extent is never in the window: with D referenced the next best moves C.
+  a.free(*E);
+  ExtentAllocator b(16 * kPage);
+  auto A2 = *b.allocate(4 * kPage);
+  auto B2 = *b.allocate(2 * kPage);
+  auto C2 = *b.allocate(4 * kPage);
+  auto D2 = *b.allocate(2 * kPage);
+  b.free(B2);
+  b.acquire(D2);
+  const auto m2 = b.make_room(6 * kPage);
+  ASSERT_EQ(m2.size(), 1u);
+  EXPECT_NE(m2[0].handle, D2);
+  EXPECT_EQ(m2[0].bytes, 4 * kPage);
+  EXPECT_TRUE(b.allocate(6 * kPage));
+  (void)A;
+  (void)C;
+  (void)A2;
+  (void)C2;
+}
+
 TEST(ExtentAllocator, RandomizedInvariantsAndSafeCompaction) {
   Rng rng(17);
   ExtentAllocator a(1024 * kPage);
   std::vector<ExtentAllocator::Handle> live;
-  uint64_t compactions = 0, moved_total = 0, refused = 0;
+  uint64_t compactions = 0, moved_total = 0, refused = 0, rooms = 0;
   for (int op = 0; op < 20000; ++op) {
     const uint64_t r = rng.below(100);
     if (r < 40) {
@@ -94,10 +135,26 @@ TEST(ExtentAllocator, RandomizedInvariantsAndSafeCompaction) {
         if (a.references(h) > 0) pinned[h] = a.offset(h);
       const uint64_t budget = rng.below(2) ? UINT64_MAX : rng.below(256) * kPage;
       uint64_t moved = 0;
-      for (const auto& m : a.compact(budget)) {
-        ASSERT_EQ(a.references(m.handle), 0u) << "op " << op;
-        ASSERT_LT(m.to, m.from);
-        moved += m.bytes;
+      if (rng.below(2)) {
+        for (const auto& m : a.compact(budget)) {
+          ASSERT_EQ(a.references(m.handle), 0u) << "op " << op;
+          ASSERT_LT(m.to, m.from);
+          moved += m.bytes;
+        }
+      } else {
+        // Targeted: room for one allocation that does not fit; afterwards it does.
+        const uint64_t want = (1 + rng.below(96)) * kPage;
+        const auto moves = a.make_room(want, budget);
+        for (const auto& m : moves) {
+          ASSERT_EQ(a.references(m.handle), 0u) << "op " << op;
+          moved += m.bytes;
+        }
+        if (!moves.empty()) {
+          ++rooms;
+          const auto h = a.allocate(want, rng.below(2) ? Fit::kFirst : Fit::kBest);
+          ASSERT_TRUE(h) << "make_room without room at op " << op;
+          live.push_back(*h);
+        }
       }
       ASSERT_LE(moved, budget);
       moved_total += moved;
@@ -126,6 +183,7 @@ TEST(ExtentAllocator, RandomizedInvariantsAndSafeCompaction) {
   EXPECT_GT(compactions, 500u);
   EXPECT_GT(moved_total, 0u);
   EXPECT_GT(refused, 0u);  // the pool was under pressure
+  EXPECT_GT(rooms, 10u);
   // With every reference released, an unbounded compaction leaves one hole at most.
   for (auto h : live)
     while (a.references(h) > 0)
