@@ -617,8 +617,8 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
     // is free when both the compute and the copy are done.
     MovementIntent copy = intent;
     copy.op = MoveOp::kPromote;
-    release = std::max(release, dma_->transfer(buffer, admit, bytes, copy, land));
-    orchestrator_->record_admission(bytes);
+    release = std::max(release, dma_->transfer(buffer, admit, stored, copy, land));
+    orchestrator_->record_admission(stored);
   }
   free_ring_[(ring_head_ + in_flight_) % params_.staging_buffers] = release;
   ++in_flight_;

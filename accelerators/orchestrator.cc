@@ -185,9 +185,7 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
     // Allowed with any kv_restore (a sweep over the modes keeps it), used by ARBITRATE only.
     o.positive("arbiter_path_bytes_per_s", true, c.arbiter_path_bytes_per_s());
   }
-  if (c.has_resident_precision()) {
-    const auto& rp = c.resident_precision();
-    Validator pv = o.at("resident_precision");
+  auto check_precision = [](const config::ResidentPrecision& rp, Validator pv) {
     if (rp.dtype() != config::INT8 && rp.dtype() != config::FP8 && rp.dtype() != config::INT4) {
       pv.error("dtype", "required: INT8, FP8 or INT4");
     }
@@ -196,11 +194,21 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
     pv.non_negative("quality_budget", rp.has_quality_budget(), rp.quality_budget());
     for (int i = 0; i < rp.sensitivity_size(); ++i) {
       Validator sv = pv.at("sensitivity[" + std::to_string(i) + "]");
-      sv.non_empty("prefix", rp.sensitivity(i).has_prefix(), rp.sensitivity(i).prefix());
+      const auto& e = rp.sensitivity(i);
+      if (e.prefix().empty() && e.contains().empty()) {
+        sv.error("prefix", "set prefix, contains or both (which objects it applies to)");
+      }
       sv.non_negative("value", true, rp.sensitivity(i).value());
     }
+  };
+  if (c.has_object_cache() && c.object_cache().has_precision()) {
+    check_precision(c.object_cache().precision(), o.at("object_cache.precision"));
+  }
+  if (c.has_resident_precision()) {
+    check_precision(c.resident_precision(), o.at("resident_precision"));
     if (c.resident_fraction() <= 0) {
-      pv.error("", "needs resident_fraction > 0 (it sets the precision of the resident parts)");
+      o.at("resident_precision")
+          .error("", "needs resident_fraction > 0 (it sets the precision of the resident parts)");
     }
   }
   if (c.has_wired()) {
@@ -297,6 +305,8 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   p.context_regions = c.context_regions();
   p.object_cache = c.has_object_cache();
   p.objects = c.object_cache();
+  // The object cache's precision states use the same guardrail (over whole objects).
+  if (c.object_cache().has_precision()) p.precision = c.object_cache().precision();
   return p;
 }
 
@@ -505,9 +515,14 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
       if (o.cls != ObjectClass::kWeight || wired_.count(uint32_t(i))) continue;
       double sens = 1.0;
       for (const auto& sp : p_.precision.sensitivity()) {
-        if (o.name.rfind(sp.prefix(), 0) == 0) sens = sp.value();
+        if (o.name.rfind(sp.prefix(), 0) == 0 && o.name.find(sp.contains()) != std::string::npos) {
+          sens = sp.value();
+        }
       }
-      const double resident = std::min(1.0, p_.resident_fraction) * double(o.size_bytes);
+      // Byte shares: the resident parts, or (object cache) whole objects.
+      const double resident = p_.object_cache
+                                  ? double(o.size_bytes)
+                                  : std::min(1.0, p_.resident_fraction) * double(o.size_bytes);
       candidates.push_back({sens, uint32_t(i), uint64_t(resident)});
       total += resident;
     }
@@ -525,6 +540,22 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
       lowered.insert(c.id);
     }
     lowered_objects_ = lowered.size();
+    if (p_.object_cache) {
+      // Each lowered object's low-precision copy at home (next to the full one).
+      low_scale_ = scale;
+      for (uint32_t id : lowered) {
+        ObjectInfo& o = ctx_.objects().get_mutable(ObjectId(id));
+        const uint64_t stored = static_cast<uint64_t>(std::ceil(double(o.size_bytes) * scale));
+        auto a = map.allocate(o.home, stored, 4096);
+        if (!a) {
+          throw ConfigError({ConfigIssue{
+              {},
+              at + ".object_cache.precision",
+              "\"" + o.home + "\" has no room for the low-precision copy of " + o.name}});
+        }
+        low_copy_[id] = *a;
+      }
+    }
   }
   for (size_t i = 0; i < ctx_.objects().size(); ++i) {
     const ObjectId id(static_cast<uint32_t>(i));
@@ -853,8 +884,12 @@ Orchestrator::Source Orchestrator::locate(ObjectId object, uint64_t offset, uint
   return src;
 }
 
-void Orchestrator::record(const Source& s, uint64_t bytes, TimePs now, TimePs start) {
-  // `now` is when the consumer first wanted the tile.
+void Orchestrator::record(const Source& s, uint64_t logical, TimePs now, TimePs start) {
+  // `now` is when the consumer first wanted the tile. Bytes count as stored (a lower-precision
+  // copy moves fewer than the tile's logical bytes).
+  const uint64_t bytes = s.scale < 1.0
+                             ? std::max<uint64_t>(1, uint64_t(std::ceil(double(logical) * s.scale)))
+                             : logical;
   switch (s.path) {
     case Path::kResident:
       resident_bytes_read_.inc(bytes);
@@ -1294,6 +1329,16 @@ Orchestrator::Source Orchestrator::object_lookup(ObjectId object, const ObjectIn
   Source src;
   src.bytes = max_bytes;
   src.ready_ps = src.landed_ps = now;
+  // A lowered object: its low-precision copy at home and in the cache (bytes scaled).
+  auto low = low_copy_.find(object.value());
+  const bool lowered = low != low_copy_.end();
+  const double scale = lowered ? low_scale_ : 1.0;
+  const uint64_t stored_offset = lowered ? uint64_t(double(offset) * scale) : offset;
+  const uint64_t home = lowered ? low->second + stored_offset : o.address + offset;
+  if (lowered) {
+    src.scale = scale;
+    src.dequant_flops_per_byte = dequant_flops_per_byte_;
+  }
   CachedObject& c = cached_[object.value()];
   if (c.visit_op != op_serial_) {
     // The object's first read in this op: one visit.
@@ -1302,7 +1347,8 @@ Orchestrator::Source Orchestrator::object_lookup(ObjectId object, const ObjectIn
     if (c.resident) {
       ++object_hits_;
       object_order_.erase({c.order_key, object.value()});
-    } else if (admit_object(object.value(), o.size_bytes, now)) {
+    } else if (admit_object(object.value(), uint64_t(std::ceil(double(o.size_bytes) * scale)),
+                            now)) {
       c.resident = true;
       c.fill_op = op_serial_;
       c.ready_ps = 0;
@@ -1320,14 +1366,14 @@ Orchestrator::Source Orchestrator::object_lookup(ObjectId object, const ObjectIn
     }
   }
   if (!c.resident) {
-    src.address = o.address + offset;
+    src.address = home;
     src.path = Path::kDemand;
     return src;
   }
-  const uint64_t at = extent_base_ + extents_->offset(c.handle) + offset;
+  const uint64_t at = extent_base_ + extents_->offset(c.handle) + stored_offset;
   if (c.fill_op == op_serial_) {
     // Being admitted: read from home, each landed tile copied into the extent.
-    src.address = o.address + offset;
+    src.address = home;
     src.path = Path::kDemand;
     src.admit_address = at;
     return src;

@@ -255,6 +255,8 @@ class Orchestrator : public sc_core::sc_module {
            region_exit_bytes_ = 0, region_promotion_decisions_ = 0, region_skip_copyups_ = 0;
 
   std::unique_ptr<ExtentAllocator> extents_;
+  std::unordered_map<uint32_t, uint64_t> low_copy_;  // lowered objects' home copies (address)
+  double low_scale_ = 1.0;
   uint64_t extent_base_ = 0;
   std::unordered_map<uint32_t, CachedObject> cached_;             // by object id
   std::unordered_map<ExtentAllocator::Handle, uint32_t> holder_;  // extent -> object id

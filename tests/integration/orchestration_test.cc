@@ -1012,6 +1012,49 @@ TEST(ObjectCache, FragmentationCompactionAndAccounting) {
   EXPECT_EQ(tiny.at("compactions"), 0);
 }
 
+// Precision states in the object cache (HOBBIT's low-precision substitution on a miss): INT8
+// copies at home halve the bytes each miss moves and each extent holds (every byte read from
+// home still lands in an extent), the quality proxy is err(INT8) = 1/256 with every weight
+// lowered; INT4 (1/4 of the bytes) brings the 93 GB model within the 24 GiB cache. A quality
+// budget with the experts 4x less sensitive than the rest lowers experts first and vetoes the
+// rest beyond it.
+TEST(ObjectCache, LowPrecisionCopiesOnMiss) {
+  const std::string p = " --set policy.orchestration.object_cache.precision=";
+  const auto full = expert_cache("");
+  const auto int8 = expert_cache(p + "'{dtype: INT8}'");
+  const auto int4 = expert_cache(p + "'{dtype: INT4}'");
+  const auto guarded =
+      expert_cache(p +
+                   "'{dtype: INT4 quality_budget: 0.05 sensitivity {prefix: \"layer\" value: 4} "
+                   "sensitivity {contains: \".expert\" value: 1}}'");
+  ASSERT_FALSE(full.count("exit") || int8.count("exit") || int4.count("exit") ||
+               guarded.count("exit"));
+  std::cout << "TPOT FP16 " << full.at("tpot_ms_mean") << ", INT8 " << int8.at("tpot_ms_mean")
+            << ", INT4 " << int4.at("tpot_ms_mean") << ", INT4 within budget "
+            << guarded.at("tpot_ms_mean") << " ms; hit rate " << full.at("object_cache_hit_rate")
+            << " / " << int8.at("object_cache_hit_rate") << " / "
+            << int4.at("object_cache_hit_rate") << " / " << guarded.at("object_cache_hit_rate")
+            << "; bytes per admission "
+            << full.at("admission_bytes_per_token") / full.at("object_cache_admissions") << " / "
+            << int8.at("admission_bytes_per_token") / int8.at("object_cache_admissions") << "\n";
+  EXPECT_NEAR(int8.at("quality_proxy"), 1.0 / 256, 1e-12);
+  EXPECT_NEAR(int4.at("quality_proxy"), 1.0 / 16, 1e-12);
+  EXPECT_EQ(int8.at("precision_vetoes"), 0);
+  for (const auto* r : {&int8, &int4, &guarded}) {
+    EXPECT_DOUBLE_EQ(r->at("demand_bytes_per_token"), r->at("admission_bytes_per_token"));
+    EXPECT_LT(r->at("tpot_ms_mean"), full.at("tpot_ms_mean"));
+  }
+  // Every object lowered: an admission copies half (INT8) the bytes of FP16's on average
+  // (the same objects, within the mix's drift).
+  const double per_full = full.at("admission_bytes_per_token") / full.at("object_cache_admissions");
+  const double per_int8 = int8.at("admission_bytes_per_token") / int8.at("object_cache_admissions");
+  EXPECT_NEAR(per_int8 / per_full, 0.5, 0.02);
+  EXPECT_GT(int4.at("object_cache_hit_rate"), 0.9);
+  EXPECT_LE(guarded.at("quality_proxy"), 0.05 + 1e-12);
+  EXPECT_GT(guarded.at("precision_vetoes"), 0);
+  EXPECT_LT(guarded.at("lowered_objects"), int4.at("lowered_objects"));
+}
+
 TEST(ObjectCache, BadSettingsAreRefused) {
   struct Case {
     std::string set, field;
@@ -1021,6 +1064,10 @@ TEST(ObjectCache, BadSettingsAreRefused) {
       {"--set policy.orchestration.prefetch_layers=1", "policy.orchestration.object_cache"},
       {"--set policy.orchestration.object_cache.bytes=0",
        "policy.orchestration.object_cache.bytes"},
+      {"--set 'policy.orchestration.object_cache.precision={dtype: BF16}'",
+       "policy.orchestration.object_cache.precision.dtype"},
+      {"--set 'policy.orchestration.object_cache.precision={dtype: INT8 sensitivity {value: 2}}'",
+       "policy.orchestration.object_cache.precision.sensitivity[0].prefix"},
   };
   for (const auto& c : cases) {
     std::string err;
