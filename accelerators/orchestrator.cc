@@ -180,6 +180,14 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
     refuse(c.has_second_tier(), "second_tier");
     refuse(c.has_resident_precision(), "resident_precision");
     refuse(c.has_context_regions(), "context_regions");
+    if (oc.has_prefetch_confidence() &&
+        !(oc.prefetch_confidence() >= 0 && oc.prefetch_confidence() <= 1)) {
+      cv.error("prefetch_confidence", "must be in [0, 1]");
+    }
+    const bool mode = oc.prefetch() != config::OBJECT_PREFETCH_UNSPECIFIED;
+    if ((mode || oc.has_prefetch_confidence()) && oc.prefetch_layers() == 0) {
+      cv.error(mode ? "prefetch" : "prefetch_confidence", "needs prefetch_layers > 0");
+    }
   }
   if (c.has_arbiter_path_bytes_per_s()) {
     // Allowed with any kv_restore (a sweep over the modes keeps it), used by ARBITRATE only.
@@ -303,6 +311,7 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   }
   p.regions = c.has_context_regions();
   p.context_regions = c.context_regions();
+  p.intent_per_phase = c.has_intent_per_phase() ? c.intent_per_phase() : true;
   p.object_cache = c.has_object_cache();
   p.objects = c.object_cache();
   // The object cache's precision states use the same guardrail (over whole objects).
@@ -394,6 +403,10 @@ void Orchestrator::issue_due(TimePs now) {
     const TimePs next = issue_region_copies(now);
     if (next != 0) wake_.notify(to_sc_time(next - now));
   }
+  if (extents_) {
+    const TimePs next = issue_object_copies(now);
+    if (next != 0) wake_.notify(to_sc_time(next - now));
+  }
   while (queue_head_ < queue_.size()) {
     const ObjectId id = queue_[queue_head_];
     Staged& st = staged_.at(id.value());
@@ -438,6 +451,10 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
   if (dma_ == nullptr) throw std::logic_error(owner_ + ": orchestrator DMA engine missing");
   const std::string at = "policy.orchestration";
   auto& map = ctx_.address_map();
+  for (const auto& o : ctx_.objects().all()) {
+    for (const auto& ph : o.intent.phases)
+      if (ph.first_step > 0) phase_starts_.insert(ph.first_step);
+  }
   auto place = [&](uint64_t bytes, const std::string& what) {
     auto a = map.allocate(p_.fast_memory, std::max<uint64_t>(bytes, 1), 4096);
     if (!a) {
@@ -672,6 +689,16 @@ void Orchestrator::on_op_start(const Op& op, TimePs now) {
       extents_->release(h);
     op_refs_.clear();
     ++op_serial_;
+    // Prefetch with lookahead: the first op of each layer (the final norm and LM head are the
+    // virtual last layer) triggers layer + k.
+    const uint32_t k = p_.objects.prefetch_layers();
+    const bool head =
+        !op.layer.valid() && (op.kind == OpKind::kEmbedding || op.kind == OpKind::kEmbeddingNorm);
+    const uint32_t layer = op.layer.valid() ? op.layer.value() : layers_;
+    if (k > 0 && !head && layer != last_object_layer_) {
+      last_object_layer_ = layer;
+      prefetch_objects((layer + k) % (layers_ + 1), layer + k > layers_, now);
+    }
   }
   if (p_.prefetch_layers == 0 || slot_base_.empty()) return;
   // Ops outside the decoder layers: the embedding starts a step (no trigger); the final norm and
@@ -734,9 +761,29 @@ void Orchestrator::prefetch_layer(uint32_t layer, TimePs trigger) {
   issue_due(trigger);
 }
 
+std::pair<double, double> Orchestrator::intent_at(const ObjectInfo& o, uint32_t step) const {
+  if (!p_.intent_per_phase) return {o.intent.uses_per_step, o.intent.confidence};
+  return o.intent.at(step);
+}
+
 void Orchestrator::on_step_start(uint32_t step) {
   step_ = step;
-  if (extents_) compaction_left_ = p_.objects.compaction_bytes_per_step();
+  // A phase begins: the page cache re-ingests the intents (as pages are next visited).
+  if (p_.intent_per_phase && phase_starts_.count(step)) intent_given_.clear();
+  if (extents_) {
+    compaction_left_ = p_.objects.compaction_bytes_per_step();
+    // Prefetched objects nobody read within their step lose their protection.
+    for (auto it = protected_.begin(); it != protected_.end();) {
+      if (it->second > step) {
+        ++it;
+        continue;
+      }
+      CachedObject& c = cached_.at(it->first);
+      if (c.resident) extents_->release(c.handle);
+      c.prefetched = false;
+      it = protected_.erase(it);
+    }
+  }
   if (p_.replacement != config::REPLACEMENT_BELADY || step != 1 || !policy_) return;
   // Decode steps read the same weight pages in the same order: the future is the first step's
   // sequence, repeated for the steps left.
@@ -767,8 +814,8 @@ Orchestrator::Source Orchestrator::cache_lookup(ObjectId object, const ObjectInf
       // REPLACEMENT_PREDICTED_REGRET).
       const auto& g = p_.confidence;
       PageIntent in;
-      in.mu =
-          g.has_intent_override() ? g.intent_override() : std::clamp(o.intent.confidence, 0.0, 1.0);
+      const auto [uses, confidence] = intent_at(o, step_);
+      in.mu = g.has_intent_override() ? g.intent_override() : std::clamp(confidence, 0.0, 1.0);
       // Use in a step as a Bernoulli trial: its standard deviation (0 for dense weights).
       in.sigma = std::sqrt(in.mu * (1.0 - in.mu));
       in.group = static_cast<uint32_t>(o.cls);
@@ -776,8 +823,7 @@ Orchestrator::Source Orchestrator::cache_lookup(ObjectId object, const ObjectInf
       const Tier tier = home ? home->tier() : Tier::kHbm;
       const double ladder[] = {1.0, 0.1, 1.0, 10.0, 30.0, 10000.0};  // none, SRAM, HBM, DDR, ...
       in.stall_penalty = ladder[static_cast<int>(tier)];
-      in.remaining_accesses =
-          std::max(1.0, o.intent.uses_per_step) * double(ctx_.workload()->total_steps());
+      in.remaining_accesses = std::max(1.0, uses) * double(ctx_.workload()->total_steps() - step_);
       const uint64_t pages = (o.size_bytes + page_bytes_ - 1) / page_bytes_;
       for (uint64_t pg = 0; pg < pages; ++pg)
         policy_->set_intent((PageKey(object.value()) << 32) | pg, in);
@@ -899,9 +945,15 @@ void Orchestrator::record(const Source& s, uint64_t logical, TimePs now, TimePs 
       staged_tiles_.inc();
       if (start > now) {
         late_tiles_.inc();
-        const TimePs data = s.landed_ps > now ? s.landed_ps - now : 0;
-        data_stall_ps_.inc(data);
-        notify_stall_ps_.inc(start - now - data);
+        // Exposed stall: the union of the intervals in which some tile waits for a prefetch
+        // (tiles issued together wait together: counted once). Requests arrive in time order.
+        const TimePs from = std::max(now, stall_counted_until_);
+        if (start > from) {
+          const TimePs data = s.landed_ps > from ? std::min(s.landed_ps, start) - from : 0;
+          data_stall_ps_.inc(data);
+          notify_stall_ps_.inc(start - from - data);
+          stall_counted_until_ = start;
+        }
       }
       break;
     case Path::kDemand:
@@ -1303,7 +1355,7 @@ bool Orchestrator::admit_object(uint32_t object, uint64_t bytes, TimePs now) {
           CachedObject& moved = cached_.at(holder_.at(mv.handle));
           const TimePs landed = dma_->transfer(extent_base_ + mv.from, extent_base_ + mv.to,
                                                mv.bytes, intent, std::max(now, moved.ready_ps));
-          moved.ready_ps = landed;
+          moved.landed_ps = moved.ready_ps = landed;
         }
         if (!moves.empty()) continue;
       }
@@ -1343,15 +1395,26 @@ Orchestrator::Source Orchestrator::object_lookup(ObjectId object, const ObjectIn
   if (c.visit_op != op_serial_) {
     // The object's first read in this op: one visit.
     c.visit_op = op_serial_;
+    c.last_step = step_;
     ++object_visits_;
     if (c.resident) {
       ++object_hits_;
       object_order_.erase({c.order_key, object.value()});
+      if (c.prefetched) {
+        // A prefetch used: its protection passes to this op's reference.
+        ++object_prefetch_used_;
+        c.prefetched = false;
+        c.staged_op = op_serial_;
+        protected_.erase(object.value());
+        extents_->release(c.handle);
+      }
     } else if (admit_object(object.value(), uint64_t(std::ceil(double(o.size_bytes) * scale)),
                             now)) {
       c.resident = true;
       c.fill_op = op_serial_;
-      c.ready_ps = 0;
+      c.landed_ps = c.ready_ps = 0;
+      c.issued = true;
+      c.prefetched = false;
       ++object_admissions_;
     } else {
       ++object_bypasses_;
@@ -1379,9 +1442,94 @@ Orchestrator::Source Orchestrator::object_lookup(ObjectId object, const ObjectIn
     return src;
   }
   src.address = at;
-  src.path = Path::kResident;
-  src.landed_ps = src.ready_ps = std::max(now, c.ready_ps);  // a compaction move in flight
+  src.path = c.staged_op == op_serial_ ? Path::kStaged : Path::kResident;
+  if (!c.issued) {  // a prefetch decided, not issued yet: ask again then
+    src.pending = true;
+    src.ready_ps = src.landed_ps = c.decided_ps;
+    return src;
+  }
+  // Ready after its prefetch landed and was notified, or after a compaction move.
+  src.landed_ps = std::max(now, c.landed_ps);
+  src.ready_ps = std::max(now, c.ready_ps);
   return src;
+}
+
+void Orchestrator::prefetch_objects(uint32_t layer, bool next_step, TimePs trigger) {
+  const uint32_t target_step = step_ + (next_step ? 1 : 0);
+  const bool all = p_.objects.prefetch() == config::OBJECT_PREFETCH_ALL;
+  for (ObjectId id : layer_objects_[layer]) {
+    const ObjectInfo& o = ctx_.objects().get(id);
+    CachedObject& c = cached_[id.value()];
+    if (c.resident) continue;
+    // Activation-aware: used every step by intent, or read at the layer's previous visit.
+    const double sure =
+        p_.objects.has_prefetch_confidence() ? p_.objects.prefetch_confidence() : 1.0;
+    const bool predicted = all || intent_at(o, target_step).second >= sure ||
+                           (c.last_step != UINT32_MAX && c.last_step + 1 == target_step);
+    if (!predicted) continue;
+    const auto low = low_copy_.find(id.value());
+    const double scale = low != low_copy_.end() ? low_scale_ : 1.0;
+    // One decision per object's copy, serialised on the controller.
+    const TimePs decided = std::max(trigger, controller_free_) + p_.decision_latency_ps +
+                           draw_jitter(p_.decision_jitter, rng_);
+    controller_free_ = decided;
+    decisions_.inc();
+    if (!admit_object(id.value(), uint64_t(std::ceil(double(o.size_bytes) * scale)), trigger)) {
+      continue;
+    }
+    c.resident = true;
+    c.fill_op = 0;
+    c.issued = false;
+    c.prefetched = true;
+    c.decided_ps = decided;
+    c.landed_ps = c.ready_ps = 0;
+    c.last_use = ++object_clock_;
+    c.order_key = object_key(c);
+    object_order_.insert({c.order_key, id.value()});
+    extents_->acquire(c.handle);  // protected until read, or the target step has passed
+    protected_[id.value()] = target_step + 1;
+    object_queue_.push_back({decided, id.value()});
+    ++object_prefetches_;
+    ++object_admissions_;
+  }
+  issue_due(trigger);
+}
+
+TimePs Orchestrator::issue_object_copies(TimePs now) {
+  while (object_head_ < object_queue_.size()) {
+    const auto [decided, id] = object_queue_[object_head_];
+    if (decided > now) return decided;
+    ++object_head_;
+    CachedObject& c = cached_.at(id);
+    if (!c.resident || c.issued) continue;
+    const ObjectInfo& o = ctx_.objects().get(ObjectId(id));
+    const auto low = low_copy_.find(id);
+    const bool lowered = low != low_copy_.end();
+    const uint64_t bytes =
+        lowered ? uint64_t(std::ceil(double(o.size_bytes) * low_scale_)) : o.size_bytes;
+    const uint64_t src = lowered ? low->second : o.address;
+    const uint64_t dst = extent_base_ + extents_->offset(c.handle);
+    MovementIntent intent;
+    intent.object = ObjectId(id);
+    intent.object_class = o.cls;
+    intent.op = MoveOp::kPrefetch;
+    intent.layer = o.layer;
+    TimePs landed = now;
+    for (uint64_t off = 0; off < bytes;) {
+      const uint64_t n = std::min<uint64_t>(bytes - off, 1ULL << 30);
+      landed = std::max(landed, dma_->transfer(src + off, dst + off, n, intent, now));
+      off += n;
+    }
+    c.issued = true;
+    c.landed_ps = landed;
+    c.ready_ps = landed + p_.notification_latency_ps;
+    prefetch_bytes_.inc(bytes);
+    object_prefetch_bytes_ += bytes;
+    decision_to_ready_ns_.record(double(c.ready_ps - decided) / kPsPerNs);
+  }
+  object_queue_.clear();
+  object_head_ = 0;
+  return 0;
 }
 
 void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) const {
@@ -1487,6 +1635,15 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
     out.push_back({"fragmentation_failures", double(fragmentation_failures_), "count"});
     out.push_back({"compactions", double(compactions_), "count"});
     out.push_back({"compaction_bytes_per_token", double(compaction_bytes_) * per, "bytes/token"});
+    if (p_.objects.prefetch_layers() > 0) {
+      out.push_back({"object_prefetches", double(object_prefetches_), "count"});
+      out.push_back(
+          {"object_prefetch_bytes_per_token", double(object_prefetch_bytes_) * per, "bytes/token"});
+      out.push_back(
+          {"object_prefetch_accuracy",
+           object_prefetches_ ? double(object_prefetch_used_) / double(object_prefetches_) : 0.0,
+           "fraction"});
+    }
   }
   if (map_) {
     out.push_back({"residency_map_hits", double(map_->hits()), "count"});

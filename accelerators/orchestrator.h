@@ -90,6 +90,7 @@ struct OrchestrationParams {
   // The object cache (unset: off).
   bool object_cache = false;
   config::ObjectCache objects;
+  bool intent_per_phase = true;
 
   static void validate(const config::Config& root, Validator v);
   static OrchestrationParams from_config(const config::Orchestration& c);
@@ -196,7 +197,18 @@ class Orchestrator : public sc_core::sc_module {
     uint64_t visit_op = 0, fill_op = 0;  // the op that last read it, and that admitted it
     TimePs ready_ps = 0;                 // readable from its extent (after a compaction move)
     std::pair<uint64_t, uint64_t> order_key{0, 0};
+    uint32_t last_step = UINT32_MAX;  // the step of its last visit
+    // Prefetched: the copy's decision time, whether it is issued, not read yet, and the step
+    // whose end releases its protection.
+    TimePs decided_ps = 0, landed_ps = 0;
+    bool issued = true, prefetched = false;
+    uint64_t staged_op = 0;  // the op that read it first after its prefetch
   };
+  void prefetch_objects(uint32_t layer, bool next_step, TimePs trigger);
+  // An object's intent (uses per step, confidence) in `step`: its phase's, or (intent_per_phase
+  // off) the one declared at model load.
+  std::pair<double, double> intent_at(const ObjectInfo& o, uint32_t step) const;
+  TimePs issue_object_copies(TimePs now);
   Source object_lookup(ObjectId object, const ObjectInfo& o, uint64_t offset, uint64_t max_bytes,
                        TimePs now);
   // An extent for `object` (evicting, compacting); false: bypassed.
@@ -234,6 +246,7 @@ class Orchestrator : public sc_core::sc_module {
   std::vector<PageKey> page_stream_;       // every page visit, for the offline bound
   std::unordered_map<PageKey, uint64_t> evicted_at_;
   std::unordered_set<uint32_t> intent_given_;  // objects whose pages' intent the policy has
+  std::unordered_set<uint32_t> phase_starts_;  // steps at which some object's intent changes
   uint64_t oscillations_ = 0;                  // pages readmitted within 64 visits of eviction
   Counter& rejected_;
   Counter& cache_hits_;
@@ -261,7 +274,12 @@ class Orchestrator : public sc_core::sc_module {
   std::unordered_map<uint32_t, CachedObject> cached_;             // by object id
   std::unordered_map<ExtentAllocator::Handle, uint32_t> holder_;  // extent -> object id
   std::set<std::pair<std::pair<uint64_t, uint64_t>, uint32_t>> object_order_;  // eviction order
-  std::vector<ExtentAllocator::Handle> op_refs_;  // extents the running op references
+  std::vector<ExtentAllocator::Handle> op_refs_;           // extents the running op references
+  std::vector<std::pair<TimePs, uint32_t>> object_queue_;  // decided copies (object ids)
+  size_t object_head_ = 0;
+  std::unordered_map<uint32_t, uint32_t> protected_;  // prefetched, unread: object -> until step
+  uint32_t last_object_layer_ = UINT32_MAX;
+  uint64_t object_prefetches_ = 0, object_prefetch_bytes_ = 0, object_prefetch_used_ = 0;
   uint64_t op_serial_ = 0, object_clock_ = 0, compaction_left_ = 0;
   uint64_t object_visits_ = 0, object_hits_ = 0, object_admissions_ = 0, object_evictions_ = 0,
            object_bypasses_ = 0, fragmentation_failures_ = 0, compactions_ = 0,
@@ -278,8 +296,10 @@ class Orchestrator : public sc_core::sc_module {
   double wired_saved_per_step_ = 0;
   uint64_t kv_transferred_bytes_ = 0, kv_recomputed_bytes_ = 0, hidden_bytes_read_ = 0;
   double recompute_flops_ = 0;
-  uint64_t unused_prefetch_bytes_ = 0;  // copies replaced before anyone read them
-  uint64_t demand_misses_ = 0;          // tiles of home bytes read on demand
+  uint64_t unused_prefetch_bytes_ = 0;
+  TimePs stall_counted_until_ =
+      0;  // the exposed stall is counted up to here  // copies replaced before anyone read them
+  uint64_t demand_misses_ = 0;  // tiles of home bytes read on demand
   Counter& decisions_;
   Counter& prefetch_bytes_;
   Counter& demand_bytes_;

@@ -30,6 +30,23 @@ struct ObjectIntent {
   uint32_t last_step = kUntilEnd;
   double uses_per_step = 0;
   double confidence = 0;  // 0 with uses_per_step 0: nothing declared
+  // Per phase (restated when a phase begins): from `first_step` on, until the next phase, these
+  // replace the values above (the intent declared at model load). Empty: one phase.
+  struct Phase {
+    uint32_t first_step = 0;
+    double uses_per_step = 0, confidence = 0;
+  };
+  std::vector<Phase> phases;  // ascending first_step
+
+  // Uses per step and confidence in `step`.
+  std::pair<double, double> at(uint32_t step) const {
+    std::pair<double, double> v{uses_per_step, confidence};
+    for (const auto& p : phases) {
+      if (p.first_step > step) break;
+      v = {p.uses_per_step, p.confidence};
+    }
+    return v;
+  }
 };
 
 struct ObjectInfo {

@@ -151,8 +151,12 @@ uint64_t DecodeWorkload::footprint_bytes(const TransformerShape& s, const Decode
 
 void DecodeWorkload::register_objects(ObjectTable& t) {
   // Intents: every weight and KV object is read by each pass of its model in every step.
-  const uint32_t last = o_.steps - 1;
-  const WeightUse target_use{last, 1.0, router_.get(), o_.batch * o_.target_queries()};
+  const uint32_t last = total_steps() - 1;
+  WeightUse target_use{last, 1.0, router_.get(), o_.batch * o_.target_queries()};
+  if (o_.prefill) {
+    target_use.prefill_steps = 1;
+    target_use.prefill_routed_tokens = o_.batch * o_.context;
+  }
   const ObjectIntent target_kv{0, last, 1.0, 1.0};
   target_.objects().register_weights(
       t, target_.shape(), "", ObjectClass::kWeight, target_use,

@@ -65,6 +65,14 @@ void ModelObjects::register_weights(ObjectTable& t, const TransformerShape& s,
               l - s.first_moe_layer, static_cast<uint16_t>(e), use.routed_tokens);
           routed.uses_per_step = chance * use.passes_per_step;
           routed.confidence = chance;
+          if (use.prefill_steps > 0) {
+            // The prompt routes many more tokens: nearly every expert is used. Restated when
+            // decode begins.
+            const double busy = use.router->use_probability(
+                l - s.first_moe_layer, static_cast<uint16_t>(e), use.prefill_routed_tokens);
+            routed.phases = {{0, busy * use.passes_per_step, busy},
+                             {use.prefill_steps, chance * use.passes_per_step, chance}};
+          }
         }
         const ObjectId x =
             t.add(p + "expert" + std::to_string(e), weights, s.expert_bytes(), id, routed);

@@ -34,6 +34,8 @@ struct WeightUse {
   double passes_per_step = 1;      // forward passes per step that read every weight
   const Router* router = nullptr;  // MoE: expert use probabilities
   uint32_t routed_tokens = 0;      // tokens per routed pass
+  // A prefill phase first (steps [0, prefill_steps)), routing prefill_routed_tokens per pass.
+  uint32_t prefill_steps = 0, prefill_routed_tokens = 0;
 };
 
 // A model's weight objects.

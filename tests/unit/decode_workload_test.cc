@@ -504,5 +504,47 @@ TEST(DecodeIntents, ExpertConfidenceMatchesTheirActivity) {
   }
 }
 
+// Intents per phase: with a prefill step, each routed expert's intent is restated when decode
+// begins: in the prefill (batch x context tokens routed) its use probability is the router's for
+// that many tokens, then the decode step's; dense weights keep one phase. last_step covers the
+// prefill step too.
+TEST(DecodeIntents, PrefillPhaseRestatesExpertIntents) {
+  TransformerShape s = load_model("mixtral_8x7b");
+  s.layers = 2;
+  SyntheticRouterParams rp{8, 2, 2, 3, 1.5, 0.0, 0, 21};
+  DecodeOptions o;
+  o.batch = 3;
+  o.context = 100;
+  o.steps = 5;
+  o.prefill = true;
+  auto router = std::make_unique<SyntheticRouter>(rp);
+  const SyntheticRouter& r = *router;
+  DecodeWorkload w(s, o, std::move(router));
+  ObjectTable t;
+  w.register_objects(t);
+  int experts = 0, busier = 0;
+  for (const auto& obj : t.all()) {
+    EXPECT_EQ(obj.intent.last_step, 5u) << obj.name;  // 1 prefill + 5 decode steps
+    const size_t at = obj.name.find(".expert");
+    if (at == std::string::npos) {
+      EXPECT_TRUE(obj.intent.phases.empty()) << obj.name;
+      EXPECT_EQ(obj.intent.at(0).second, obj.intent.confidence);
+      continue;
+    }
+    ++experts;
+    const uint16_t e = static_cast<uint16_t>(std::stoi(obj.name.substr(at + 7)));
+    const uint32_t layer = obj.layer.value();
+    ASSERT_EQ(obj.intent.phases.size(), 2u);
+    EXPECT_EQ(obj.intent.phases[1].first_step, 1u);
+    EXPECT_DOUBLE_EQ(obj.intent.at(0).second, r.use_probability(layer, e, 300));
+    EXPECT_DOUBLE_EQ(obj.intent.at(1).second, r.use_probability(layer, e, 3));
+    EXPECT_DOUBLE_EQ(obj.intent.at(5).second, obj.intent.confidence);
+    EXPECT_GE(obj.intent.at(0).second, obj.intent.at(1).second);
+    busier += obj.intent.at(0).second > obj.intent.at(1).second ? 1 : 0;
+  }
+  EXPECT_EQ(experts, 16);
+  EXPECT_GE(busier, 12);  // all but the experts a decode step uses for certain already
+}
+
 }  // namespace
 }  // namespace tiersim
