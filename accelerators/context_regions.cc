@@ -11,6 +11,43 @@ RegionPool::RegionPool(const RegionPolicyParams& p) : p_(p), log_keep_(std::log(
   free_.reserve(p_.frames);
   for (uint32_t f = p_.frames; f-- > 0;)
     free_.push_back(f);
+  for (uint32_t f = p_.compressed_frames; f-- > 0;)
+    cfree_.push_back(f);
+}
+
+void RegionPool::out_of_tier(Region& r) {
+  if (p_.backup) {
+    r.state = State::kHome;
+    r.demoted = true;
+    ++c_.demotions;
+  } else {
+    r.state = State::kLost;
+    ++c_.lost;
+  }
+}
+
+void RegionPool::demote(RegionKey key, Region& r) {
+  if (p_.compressed_frames == 0) {
+    out_of_tier(r);
+    return;
+  }
+  uint32_t cf;
+  if (!cfree_.empty()) {
+    cf = cfree_.back();
+    cfree_.pop_back();
+  } else {
+    // The least recently attended compressed region leaves the tier.
+    auto it = corder_.begin();
+    Region& old = regions_.at(it->second);
+    corder_.erase(it);
+    cf = old.cframe;
+    out_of_tier(old);
+  }
+  compressed_now_.push_back({key, r.frame});
+  r.state = State::kCompressed;
+  r.cframe = cf;
+  corder_.insert({r.touch, key});
+  ++c_.compressions;
 }
 
 RegionPool::Region& RegionPool::get(RegionKey key, State initial) {
@@ -74,7 +111,9 @@ void RegionPool::attend(RegionKey key, uint32_t step) {
   r.ema += p_.alpha;
   r.ema_step = step;
   r.last_step = step;
+  if (r.state == State::kCompressed) corder_.erase({r.touch, key});
   r.touch = ++touches_;
+  if (r.state == State::kCompressed) corder_.insert({r.touch, key});
   r.speculative = false;
   if (veto_active()) {
     r.lock_until = std::max(r.lock_until, step + 1 + p_.veto_steps);
@@ -86,6 +125,11 @@ std::optional<uint32_t> RegionPool::admit(RegionKey key, uint32_t step, bool com
   Region& r = get(key);
   if (r.state == State::kPool) return r.frame;
   release(step);
+  if (r.state == State::kCompressed) {  // back to full precision: leaves the compressed tier
+    corder_.erase({r.touch, key});
+    cfree_.push_back(r.cframe);
+    r.state = State::kHome;
+  }
   uint32_t frame;
   if (!free_.empty()) {
     frame = free_.back();
@@ -108,14 +152,7 @@ std::optional<uint32_t> RegionPool::admit(RegionKey key, uint32_t step, bool com
     frame = victim.frame;
     if (victim.speculative) ++unused_promotions_;
     victim.speculative = false;
-    if (p_.backup) {
-      victim.state = State::kHome;
-      victim.demoted = true;
-      ++c_.demotions;
-    } else {
-      victim.state = State::kLost;
-      ++c_.lost;
-    }
+    demote(victim_key, victim);
   }
   if (r.demoted) ++c_.repromotions;
   r.state = State::kPool;
@@ -150,6 +187,10 @@ void RegionPool::lose(RegionKey key) {
   if (r.state == State::kPool) {
     leave_order(key, r);
     free_.push_back(r.frame);
+  }
+  if (r.state == State::kCompressed) {
+    corder_.erase({r.touch, key});
+    cfree_.push_back(r.cframe);
   }
   if (r.state != State::kLost) ++c_.lost;
   r.state = State::kLost;

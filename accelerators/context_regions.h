@@ -25,16 +25,18 @@ struct RegionPolicyParams {
   double alpha = 0.2;  // EMA weight of the current step, in (0, 1)
   bool backup = true;  // demotion keeps the home copy (else the region is lost)
   uint32_t veto_steps = 0;
-  double veto_mass = 0;        // tau
-  double mass_per_region = 0;  // the attention-mass proxy of one attended region in a step
+  double veto_mass = 0;            // tau
+  double mass_per_region = 0;      // the attention-mass proxy of one attended region in a step
+  uint32_t compressed_frames = 0;  // the compressed (warm) tier's frames; 0: none
 };
 
 class RegionPool {
  public:
-  enum class State : uint8_t { kHome, kPool, kLost };
+  enum class State : uint8_t { kHome, kPool, kLost, kCompressed };
   struct Region {
     State state = State::kHome;
     uint32_t frame = 0;
+    uint32_t cframe = 0;              // in the compressed tier
     uint32_t last_step = UINT32_MAX;  // last step it was attended
     uint32_t ema_step = 0;            // the step `ema` includes
     double ema = 0;
@@ -56,6 +58,7 @@ class RegionPool {
     uint64_t refused = 0;       // the same with the veto off (promotions in flight hold all)
     uint64_t repromotions = 0;  // admissions of regions demoted before
     uint64_t declined = 0;      // admissions that did not outrank the lowest region
+    uint64_t compressions = 0;  // demotions into the compressed tier
   };
 
   explicit RegionPool(const RegionPolicyParams& p);
@@ -92,6 +95,10 @@ class RegionPool {
   std::vector<RegionKey> order() const;
   // Regions that left the pool by demotion while `speculative` (promoted, never read).
   uint64_t unused_promotions() const { return unused_promotions_; }
+  // Regions compressed since the last call, with the pool frame their data was in.
+  std::vector<std::pair<RegionKey, uint32_t>> take_compressed() {
+    return std::exchange(compressed_now_, {});
+  }
 
  private:
   double rank_of(const Region& r) const;
@@ -100,6 +107,9 @@ class RegionPool {
   void leave_order(RegionKey key, Region& r);
   // Locked regions whose lock ended by `step` rejoin the demotion order.
   void release(uint32_t step);
+  // A region leaving the pool: into the compressed tier if there is one, else home or lost.
+  void demote(RegionKey key, Region& r);
+  void out_of_tier(Region& r);
 
   RegionPolicyParams p_;
   double log_keep_;  // ln(1 - alpha)
@@ -112,6 +122,9 @@ class RegionPool {
   std::vector<uint32_t> free_;
   Counters c_;
   uint64_t unused_promotions_ = 0;
+  std::vector<uint32_t> cfree_;
+  std::set<std::pair<uint64_t, RegionKey>> corder_;  // compressed regions by last attendance
+  std::vector<std::pair<RegionKey, uint32_t>> compressed_now_;
 };
 
 }  // namespace tiersim

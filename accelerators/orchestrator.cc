@@ -161,6 +161,19 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
       rv.positive("promote_pages", true, double(r.promote_pages()));
       if (r.lookahead_layers() == 0) rv.error("promote_pages", "needs lookahead_layers > 0");
     }
+    if (r.has_compressed_budget_bytes()) {
+      if (r.compressed_dtype() != config::DTYPE_UNSPECIFIED &&
+          r.compressed_dtype() != config::INT8 && r.compressed_dtype() != config::FP8 &&
+          r.compressed_dtype() != config::INT4) {
+        rv.error("compressed_dtype", "INT8, FP8 or INT4 (default INT4)");
+      }
+      rv.non_negative("dequant_flops_per_element", r.has_dequant_flops_per_element(),
+                      r.dequant_flops_per_element());
+    } else if (r.compressed_dtype() != config::DTYPE_UNSPECIFIED ||
+               r.has_dequant_flops_per_element()) {
+      rv.error(r.has_dequant_flops_per_element() ? "dequant_flops_per_element" : "compressed_dtype",
+               "needs compressed_budget_bytes");
+    }
     if (r.lookahead_layers() > 0 && w.model().layers() > 0 &&
         r.lookahead_layers() >= w.model().layers()) {
       rv.error("lookahead_layers",
@@ -998,9 +1011,27 @@ void Orchestrator::prepare_regions(
   rp.veto_steps = cr.veto_steps();
   rp.veto_mass = cr.veto_mass();
   rp.mass_per_region = 1.0 / double(std::max<uint32_t>(1, sa.top_k_pages()));
+  if (cr.compressed_budget_bytes() > 0) {
+    const config::Dtype dt =
+        cr.compressed_dtype() == config::DTYPE_UNSPECIFIED ? config::INT4 : cr.compressed_dtype();
+    const double bits = dtype_bits(dt);
+    const config::Dtype kv = ctx_.config().workload().model().kv_dtype();
+    const double full = dtype_bits(kv == config::DTYPE_UNSPECIFIED ? config::BF16 : kv);
+    cscale_ = std::min(1.0, bits / full);
+    cerr_ = std::pow(2.0, -bits);
+    cregion_bytes_ = (uint64_t(std::ceil(double(region_bytes_) * cscale_)) + 63) / 64 * 64;
+    cdequant_per_byte_ =
+        (cr.has_dequant_flops_per_element() ? cr.dequant_flops_per_element() : 2.0) / (full / 8.0);
+    rp.compressed_frames = static_cast<uint32_t>(std::min<uint64_t>(
+        cr.compressed_budget_bytes() / cregion_bytes_, std::numeric_limits<uint32_t>::max()));
+  }
   regions_ = std::make_unique<RegionPool>(rp);
   if (rp.frames > 0) {
     pool_base_ = place(uint64_t{rp.frames} * region_bytes_, "the context-region pool");
+  }
+  if (rp.compressed_frames > 0) {
+    cpool_base_ = place(uint64_t{rp.compressed_frames} * cregion_bytes_,
+                        "the compressed context-region tier");
   }
   const uint64_t context = d.context_tokens();
   const uint64_t initial_end =
@@ -1111,6 +1142,7 @@ void Orchestrator::regions_on_attention(const Op& op, TimePs now) {
     }
     ro.window_end = std::max(ro.window_end, end);
   }
+  drain_compressed(now);
   // 2. Speculative promotion: the regions this layer attends, for the same sequence
   // lookahead_layers layers on (the next step's layers past the last).
   if (cr.lookahead_layers() == 0 || !op.layer.valid()) return;
@@ -1183,6 +1215,7 @@ void Orchestrator::queue_region_copies(const std::vector<RegionKey>& keys, bool 
     region_queue_.push_back({decided, key, speculative});
     if (speculative) ++region_promotions_;
   }
+  drain_compressed(now);
   issue_due(now);
 }
 
@@ -1215,6 +1248,21 @@ TimePs Orchestrator::issue_region_copies(TimePs now) {
   region_queue_.clear();
   region_head_ = 0;
   return 0;
+}
+
+void Orchestrator::drain_compressed(TimePs now) {
+  for (const auto& [key, frame] : regions_->take_compressed()) {
+    const RegionPool::Region& r = region(key);
+    const ObjectId id(static_cast<uint32_t>(key >> 32));
+    MovementIntent intent;
+    intent.object = id;
+    intent.object_class = ObjectClass::kKvCache;
+    intent.op = MoveOp::kDemote;
+    // The quantising copy, timed as the compressed bytes moved (the full region's read in the
+    // same memory is not charged separately).
+    dma_->transfer(pool_base_ + uint64_t{frame} * region_bytes_,
+                   cpool_base_ + uint64_t{r.cframe} * cregion_bytes_, cregion_bytes_, intent, now);
+  }
 }
 
 Orchestrator::Source Orchestrator::region_lookup(ObjectId object, const ObjectInfo& o,
@@ -1274,6 +1322,17 @@ Orchestrator::Source Orchestrator::region_lookup(ObjectId object, const ObjectIn
       src.ready_ps = std::max(now, r.ready_ps);
       if (promoted || src.ready_ps > now) src.path = Path::kStaged;
       return src;
+    case RegionPool::State::kCompressed:
+      // Attention mode COMPRESSED: read the quantised copy, dequantise it.
+      if (first) {
+        ++region_compressed_reads_;
+        regions_->attend(key, step_);
+      }
+      src.address =
+          cpool_base_ + uint64_t{r.cframe} * cregion_bytes_ + uint64_t(double(in_page) * cscale_);
+      src.scale = cscale_;
+      src.dequant_flops_per_byte = cdequant_per_byte_;
+      return src;
     case RegionPool::State::kLost:
       if (first) ++region_skipped_;
       skipping_ = key;
@@ -1301,6 +1360,7 @@ Orchestrator::Source Orchestrator::region_lookup(ObjectId object, const ObjectIn
   if (first) {
     regions_->attend(key, step_);
     if (auto frame = regions_->admit(key, step_, false)) {
+      drain_compressed(now);
       ++region_copyups_;
       admitting_ = key;
       src.admit_address = pool_base_ + uint64_t{*frame} * region_bytes_;
@@ -1613,6 +1673,17 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
     out.push_back({"region_refused", double(c.refused), "count"});
     out.push_back(
         {"region_window_exit_bytes_per_token", double(region_exit_bytes_) * per, "bytes/token"});
+    if (regions_->params().compressed_frames > 0) {
+      out.push_back(
+          {"region_compressed_frames", double(regions_->params().compressed_frames), "frames"});
+      out.push_back({"region_compressions", double(c.compressions), "count"});
+      out.push_back({"region_compressed_reads", double(region_compressed_reads_), "count"});
+      // Quality proxy: the relative quantisation step of the compressed regions attended,
+      // weighted by their share of the attended regions (each 1 / k of the middle's mass).
+      out.push_back({"region_quality_proxy",
+                     visits > 0 ? cerr_ * double(region_compressed_reads_) / visits : 0.0,
+                     "proxy"});
+    }
   }
   if (extents_) {
     const double visits = double(object_visits_);

@@ -189,6 +189,8 @@ class Orchestrator : public sc_core::sc_module {
   void queue_region_copies(const std::vector<RegionKey>& keys, bool speculative, TimePs now);
   // Issues the region copies decided by `now`; the next one's decision time (0: none).
   TimePs issue_region_copies(TimePs now);
+  // Copies the regions the pool just compressed (from their old frames) into the warm tier.
+  void drain_compressed(TimePs now);
   // Object cache.
   struct CachedObject {
     bool resident = false;
@@ -257,6 +259,9 @@ class Orchestrator : public sc_core::sc_module {
   std::unordered_map<uint32_t, RegionObject> region_obj_;  // by KV object id
   std::vector<std::vector<ObjectId>> kv_of_;               // [layer][sequence]
   uint64_t region_bytes_ = 0, pool_base_ = 0;
+  uint64_t cregion_bytes_ = 0, cpool_base_ = 0;  // the compressed tier
+  double cscale_ = 1.0, cdequant_per_byte_ = 0, cerr_ = 0;
+  uint64_t region_compressed_reads_ = 0;
   uint32_t sink_pages_ = 0, ring_pages_ = 0, block_tokens_ = 0, window_tokens_ = 0;
   std::vector<RegionCopy> region_queue_;
   size_t region_head_ = 0;

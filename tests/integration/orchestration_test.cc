@@ -929,6 +929,31 @@ TEST(ContextRegions, CoherenceVetoLocksRecentlyAttendedRegions) {
   EXPECT_LE(few.at("region_promotions"), 8.0 * 8 * 32 * 16);
 }
 
+// The compressed (warm) tier: regions demoted from the pool stay in HBM as INT4 (a quarter of
+// their 64 KiB) and are attended from there instead of being copied up: recall stays 1, fewer
+// bytes come from home, TPOT falls; the quality proxy is 2^-4 x the compressed share of the
+// visits; each compression is one 16 KiB copy within HBM (DMA reason demote).
+TEST(ContextRegions, CompressedTierAttendsDemotedRegionsInPlace) {
+  const auto base = regions("");
+  const auto warm = regions(kRegions + "compressed_budget_bytes=536870912");
+  ASSERT_FALSE(base.count("exit") || warm.count("exit"));
+  std::cout << "compressed tier: TPOT " << base.at("tpot_ms_mean") << " -> "
+            << warm.at("tpot_ms_mean") << " ms, demand " << base.at("demand_bytes_per_token") / 1e6
+            << " -> " << warm.at("demand_bytes_per_token") / 1e6 << " MB/token, "
+            << warm.at("region_compressed_reads") << " compressed reads, proxy "
+            << warm.at("region_quality_proxy") << "\n";
+  EXPECT_EQ(warm.at("region_compressed_frames"), 536870912.0 / 16384);
+  EXPECT_EQ(warm.at("region_recall"), 1);
+  EXPECT_GT(warm.at("region_compressed_reads"), 0);
+  EXPECT_LT(warm.at("demand_bytes_per_token"), base.at("demand_bytes_per_token"));
+  EXPECT_LT(warm.at("tpot_ms_mean"), base.at("tpot_ms_mean"));
+  EXPECT_NEAR(warm.at("region_quality_proxy"),
+              warm.at("region_compressed_reads") / warm.at("region_visits") / 16, 1e-12);
+  const double tokens = 16.0 * 8;
+  EXPECT_DOUBLE_EQ(warm.at("dma_demote_bytes_per_token") * tokens,
+                   warm.at("region_compressions") * 16384);
+}
+
 TEST(ContextRegions, BadSettingsAreRefused) {
   struct Case {
     std::string set, field;
@@ -945,6 +970,9 @@ TEST(ContextRegions, BadSettingsAreRefused) {
        "policy.orchestration.context_regions.veto_mass"},
       {kRegions + "budget_bytes=!clear", "policy.orchestration.context_regions.budget_bytes"},
       {"--set workload.decode.prefill=true", "policy.orchestration.context_regions"},
+      {kRegions + "compressed_dtype=BF16" + kRegions + "compressed_budget_bytes=4096",
+       "policy.orchestration.context_regions.compressed_dtype"},
+      {kRegions + "compressed_dtype=INT8", "policy.orchestration.context_regions.compressed_dtype"},
       {"--set workload.decode.sparse_attention.layer_similarity=1.5",
        "workload.decode.sparse_attention.layer_similarity"},
   };

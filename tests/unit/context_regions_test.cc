@@ -191,5 +191,54 @@ TEST(RegionPool, RandomizedLruMatchesAReference) {
   EXPECT_EQ(pool.in_pool(), ref_last.size());
 }
 
+// The compressed (warm) tier: a region demoted from the pool is compressed (reported with the
+// frame its data was in) instead of going home; when the tier is full its least recently
+// attended region goes home (or is lost without backups); a compressed region admitted again
+// leaves the tier.
+TEST(RegionPool, DemotionsGoToTheCompressedTierFirst) {
+  RegionPolicyParams p = params(1);
+  p.compressed_frames = 2;
+  RegionPool pool(p);
+  for (RegionKey k = 1; k <= 4; ++k) {
+    pool.attend(k, k);
+    ASSERT_TRUE(pool.admit(k, k, false));
+  }
+  // 1, 2, 3 demoted in turn: 1 and 2 compressed, then 3 compressed and 1 (least recent) home.
+  EXPECT_EQ(pool.get(4).state, RegionPool::State::kPool);
+  EXPECT_EQ(pool.get(3).state, RegionPool::State::kCompressed);
+  EXPECT_EQ(pool.get(2).state, RegionPool::State::kCompressed);
+  EXPECT_EQ(pool.get(1).state, RegionPool::State::kHome);
+  EXPECT_EQ(pool.counters().compressions, 3u);
+  EXPECT_EQ(pool.counters().demotions, 1u);
+  const auto events = pool.take_compressed();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].first, 1u);
+  EXPECT_EQ(events[0].second, 0u);  // the pool's only frame
+  EXPECT_TRUE(pool.take_compressed().empty());
+  EXPECT_NE(pool.get(2).cframe, pool.get(3).cframe);
+  // Attending 2 makes 3 the least recent compressed region.
+  pool.attend(2, 5);
+  pool.attend(5, 5);
+  ASSERT_TRUE(pool.admit(5, 5, false));  // demotes 4 into the tier: 3 goes home
+  EXPECT_EQ(pool.get(3).state, RegionPool::State::kHome);
+  EXPECT_EQ(pool.get(4).state, RegionPool::State::kCompressed);
+  // Admitting a compressed region frees its compressed frame, which the pool's victim (5) takes.
+  pool.attend(2, 6);
+  ASSERT_TRUE(pool.admit(2, 6, false));
+  EXPECT_EQ(pool.get(2).state, RegionPool::State::kPool);
+  EXPECT_EQ(pool.get(5).state, RegionPool::State::kCompressed);
+  // Without backups the tier's evictions are losses.
+  RegionPolicyParams q = p;
+  q.backup = false;
+  q.compressed_frames = 1;
+  RegionPool lossy(q);
+  for (RegionKey k = 1; k <= 3; ++k) {
+    lossy.attend(k, k);
+    ASSERT_TRUE(lossy.admit(k, k, false));
+  }
+  EXPECT_EQ(lossy.get(1).state, RegionPool::State::kLost);
+  EXPECT_EQ(lossy.get(2).state, RegionPool::State::kCompressed);
+}
+
 }  // namespace
 }  // namespace tiersim
