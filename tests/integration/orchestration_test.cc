@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <vector>
 
 #include "models/hdf5_file.h"
 #include "tests/support/paths.h"
@@ -52,16 +54,22 @@ std::map<std::string, double> run(const std::string& extra, std::string* err = n
   return summary_of(base() + " " + extra, err);
 }
 
+// `tiersim run` over the listed presets (configs/ paths without the extension) and overrides.
+std::map<std::string, double> run_presets(const std::vector<std::string>& presets,
+                                          const std::string& extra, std::string* err = nullptr) {
+  std::string cmd = test::tiersim_binary() + " run";
+  for (const auto& p : presets)
+    cmd += " " + test::preset(p + ".textproto");
+  return summary_of(cmd + " --quiet " + extra, err);
+}
+
 // Llama-3-8B on H100 with its weights at home in host DDR (the dynamic-cache experiments);
 // `extra` sets the rest.
 std::map<std::string, double> run_8b(const std::string& extra) {
-  const std::string cmd =
-      test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
-      test::preset("memory/ddr5_4800_8ch.textproto") + " " +
-      test::preset("hardware/fragments/h100_weights_in_host_ddr.textproto") + " " +
-      test::preset("models/llama3_8b.textproto") + " " +
-      test::preset("studies/offload_prefetch_70b_tp8.textproto") + " --quiet " + extra;
-  auto m = summary_of(cmd);
+  auto m = run_presets(
+      {"hardware/h100_sxm", "memory/ddr5_4800_8ch", "hardware/fragments/h100_weights_in_host_ddr",
+       "models/llama3_8b", "studies/offload_prefetch_70b_tp8"},
+      extra);
   EXPECT_EQ(m.count("exit"), 0u) << extra;
   return m;
 }
@@ -269,6 +277,27 @@ std::map<std::string, double> run_flexgen(const std::string& extra, std::string*
   return summary_of(flexgen(extra, ssd), err);
 }
 
+std::map<std::string, double> run_flexgen_refused(const std::string& extra, std::string* err) {
+  return run_flexgen(extra, err);
+}
+
+// A setting that must be refused: exit code 2 and an error naming `field`.
+struct Refusal {
+  std::string set, field;
+};
+
+// Runs each case through `run` (overrides, stderr) and checks the refusal.
+void expect_refused(
+    const std::function<std::map<std::string, double>(const std::string&, std::string*)>& run,
+    const std::vector<Refusal>& cases) {
+  for (const auto& c : cases) {
+    std::string err;
+    const auto r = run(c.set, &err);
+    EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2) << c.set;
+    EXPECT_NE(err.find(c.field), std::string::npos) << c.set << ": " << err;
+  }
+}
+
 // Host attention (FlexGen's CPU cache compute): the CPU reads exactly the cached KV of every
 // decode step (hand count), computes at its configured rate (halving the rate doubles the time
 // when arithmetic bounds it; an unbounded rate leaves the DDR reads), and the prefill step and
@@ -350,38 +379,31 @@ TEST(HostAttention, ActivationMemoryTakesTheSpill) {
 }
 
 TEST(HostAttention, BadSettingsAreRefused) {
-  struct Case {
-    std::string set, field;
-  };
-  const Case cases[] = {
-      {"--set policy.orchestration.kv_resident=true", "policy.orchestration.host_attention"},
-      {"--set policy.orchestration.host_attention.cpu=dram",
-       "policy.orchestration.host_attention.cpu"},
-      {"--set policy.orchestration.host_attention.flops_per_s=0",
-       "policy.orchestration.host_attention.flops_per_s"},
-      {"--set policy.orchestration.host_attention.memory=nowhere",
-       "policy.orchestration.host_attention.memory"},
-      {"--set 'policy.orchestration.wired={memory:\"cpu\" quota_bytes:1000}'",
-       "policy.orchestration.wired.memory"},
-      {"--set 'policy.orchestration.wired={memory:\"sram\" quota_bytes:0}'",
-       "policy.orchestration.wired.quota_bytes"},
-      {"--set policy.orchestration.residency_map.entries=8",
-       "policy.orchestration.residency_map.software_latency_ps"},
-      {"--set 'policy.orchestration.residency_map={entries:8 software_latency_ps:1000}'"
-       " --set policy.orchestration.prefetch_layers=0",
-       "policy.orchestration.residency_map"},
-      {"--set workload.decode.micro_batches=13", "workload.decode.micro_batches"},
-      {"--set workload.decode.micro_batches=0", "workload.decode.micro_batches"},
-      {"--set workload.decode.context_tokens=0", "workload.decode.prefill"},
-      {"--set 'system={components{name:\"compute\" compute{activation_memory:\"cpu\"}}}'",
-       "compute.activation_memory"},
-  };
-  for (const auto& c : cases) {
-    std::string err;
-    const auto r = run_flexgen(c.set, &err);
-    EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2) << c.set;
-    EXPECT_NE(err.find(c.field), std::string::npos) << c.set << ": " << err;
-  }
+  expect_refused(
+      run_flexgen_refused,
+      {
+          {"--set policy.orchestration.kv_resident=true", "policy.orchestration.host_attention"},
+          {"--set policy.orchestration.host_attention.cpu=dram",
+           "policy.orchestration.host_attention.cpu"},
+          {"--set policy.orchestration.host_attention.flops_per_s=0",
+           "policy.orchestration.host_attention.flops_per_s"},
+          {"--set policy.orchestration.host_attention.memory=nowhere",
+           "policy.orchestration.host_attention.memory"},
+          {"--set 'policy.orchestration.wired={memory:\"cpu\" quota_bytes:1000}'",
+           "policy.orchestration.wired.memory"},
+          {"--set 'policy.orchestration.wired={memory:\"sram\" quota_bytes:0}'",
+           "policy.orchestration.wired.quota_bytes"},
+          {"--set policy.orchestration.residency_map.entries=8",
+           "policy.orchestration.residency_map.software_latency_ps"},
+          {"--set 'policy.orchestration.residency_map={entries:8 software_latency_ps:1000}'"
+           " --set policy.orchestration.prefetch_layers=0",
+           "policy.orchestration.residency_map"},
+          {"--set workload.decode.micro_batches=13", "workload.decode.micro_batches"},
+          {"--set workload.decode.micro_batches=0", "workload.decode.micro_batches"},
+          {"--set workload.decode.context_tokens=0", "workload.decode.prefill"},
+          {"--set 'system={components{name:\"compute\" compute{activation_memory:\"cpu\"}}}'",
+           "compute.activation_memory"},
+      });
 }
 
 // The weights' middle tier (FlexGen's OPT-175B placement: home on the SSD, a share in host
@@ -417,25 +439,18 @@ TEST(SecondTier, TakesItsShareOfTheWeightReadsOffTheHome) {
 }
 
 TEST(SecondTier, BadSettingsAreRefused) {
-  struct Case {
-    std::string set, field;
-  };
-  const Case cases[] = {
-      {"--set 'policy.orchestration.second_tier={memory:\"host_ddr\" fraction:0.9}'",
-       "policy.orchestration.second_tier.fraction"},
-      {"--set 'policy.orchestration.second_tier={memory:\"nowhere\" fraction:0.5}'",
-       "policy.orchestration.second_tier.memory"},
-      {"--set 'policy.orchestration.second_tier={memory:\"cpu\" fraction:0.5}'",
-       "policy.orchestration.second_tier.memory"},
-      {"--set 'policy.orchestration.second_tier={memory:\"host_ddr\"}'",
-       "policy.orchestration.second_tier.fraction"},
-  };
-  for (const auto& c : cases) {
-    std::string err;
-    const auto r = run_flexgen(c.set, &err, true);
-    EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2) << c.set;
-    EXPECT_NE(err.find(c.field), std::string::npos) << c.set << ": " << err;
-  }
+  expect_refused(
+      [](const std::string& set, std::string* err) { return run_flexgen(set, err, true); },
+      {
+          {"--set 'policy.orchestration.second_tier={memory:\"host_ddr\" fraction:0.9}'",
+           "policy.orchestration.second_tier.fraction"},
+          {"--set 'policy.orchestration.second_tier={memory:\"nowhere\" fraction:0.5}'",
+           "policy.orchestration.second_tier.memory"},
+          {"--set 'policy.orchestration.second_tier={memory:\"cpu\" fraction:0.5}'",
+           "policy.orchestration.second_tier.memory"},
+          {"--set 'policy.orchestration.second_tier={memory:\"host_ddr\"}'",
+           "policy.orchestration.second_tier.fraction"},
+      });
 }
 
 // Confidence-gated residency in the system (Llama-3-8B, weights at home in host DDR, a 4 GB
@@ -641,29 +656,21 @@ TEST(RecomputeVsTransfer, ArbiterFollowsTheCheaperPath) {
 }
 
 TEST(RecomputeVsTransfer, BadSettingsAreRefused) {
-  struct Case {
-    std::string set, field;
-  };
   const std::string checkpoints = " --set workload.decode.hidden_state_checkpoints=true";
   const std::string no_host = " --set policy.orchestration.host_attention=!clear";
-  const Case cases[] = {
-      {"--set policy.orchestration.kv_restore=KV_RESTORE_RECOMPUTE" + no_host,
-       "policy.orchestration.kv_restore"},
-      {"--set policy.orchestration.kv_restore=KV_RESTORE_ARBITRATE" + no_host + checkpoints +
-           " --set policy.orchestration.arbiter_path_bytes_per_s=0",
-       "policy.orchestration.arbiter_path_bytes_per_s"},
-      {"--set policy.orchestration.kv_restore=KV_RESTORE_RECOMPUTE" + checkpoints,
-       "policy.orchestration.kv_restore"},
-      {"--set workload.decode.hidden_state_checkpoints=true --set "
-       "workload.decode.sparse_attention.top_k_pages=4",
-       "workload.decode.hidden_state_checkpoints"},
-  };
-  for (const auto& c : cases) {
-    std::string err;
-    const auto r = run_flexgen(c.set, &err);
-    EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2) << c.set;
-    EXPECT_NE(err.find(c.field), std::string::npos) << c.set << ": " << err;
-  }
+  expect_refused(run_flexgen_refused,
+                 {
+                     {"--set policy.orchestration.kv_restore=KV_RESTORE_RECOMPUTE" + no_host,
+                      "policy.orchestration.kv_restore"},
+                     {"--set policy.orchestration.kv_restore=KV_RESTORE_ARBITRATE" + no_host +
+                          checkpoints + " --set policy.orchestration.arbiter_path_bytes_per_s=0",
+                      "policy.orchestration.arbiter_path_bytes_per_s"},
+                     {"--set policy.orchestration.kv_restore=KV_RESTORE_RECOMPUTE" + checkpoints,
+                      "policy.orchestration.kv_restore"},
+                     {"--set workload.decode.hidden_state_checkpoints=true --set "
+                      "workload.decode.sparse_attention.top_k_pages=4",
+                      "workload.decode.hidden_state_checkpoints"},
+                 });
 }
 
 // Wired residency in the system (configs/studies/wired_hrm_llama3_2_1b.textproto): the arbiter
@@ -802,13 +809,10 @@ TEST(Precision, BadSettingsAreRefused) {
 // sequences of 32K tokens, sparse attention over 64 KiB regions whose home is host DDR, a pool in
 // HBM. `extra` overrides; `err` gets stderr.
 std::map<std::string, double> regions(const std::string& extra, std::string* err = nullptr) {
-  const std::string cmd =
-      test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
-      test::preset("memory/ddr5_4800_8ch.textproto") + " " +
-      test::preset("hardware/fragments/h100_weights_in_host_ddr.textproto") + " " +
-      test::preset("models/llama3_8b.textproto") + " " +
-      test::preset("studies/context_regions_llama3_8b.textproto") + " --quiet " + extra;
-  return summary_of(cmd, err);
+  return run_presets(
+      {"hardware/h100_sxm", "memory/ddr5_4800_8ch", "hardware/fragments/h100_weights_in_host_ddr",
+       "models/llama3_8b", "studies/context_regions_llama3_8b"},
+      extra, err);
 }
 
 const std::string kRegions = " --set policy.orchestration.context_regions.";
@@ -955,45 +959,38 @@ TEST(ContextRegions, CompressedTierAttendsDemotedRegionsInPlace) {
 }
 
 TEST(ContextRegions, BadSettingsAreRefused) {
-  struct Case {
-    std::string set, field;
-  };
-  const Case cases[] = {
-      {"--set workload.decode.sparse_attention=!clear --set workload.decode.kv_block_tokens=!clear",
-       "policy.orchestration.context_regions"},
-      {"--set policy.orchestration.kv_resident=true", "policy.orchestration.context_regions"},
-      {kRegions + "ranking=REGION_LRU", "policy.orchestration.context_regions.ema_alpha"},
-      {kRegions + "lookahead_layers=32", "policy.orchestration.context_regions.lookahead_layers"},
-      {kRegions + "lookahead_layers=0" + kRegions + "promote_pages=4",
-       "policy.orchestration.context_regions.promote_pages"},
-      {kRegions + "veto_steps=0" + kRegions + "veto_mass=0.2",
-       "policy.orchestration.context_regions.veto_mass"},
-      {kRegions + "budget_bytes=!clear", "policy.orchestration.context_regions.budget_bytes"},
-      {"--set workload.decode.prefill=true", "policy.orchestration.context_regions"},
-      {kRegions + "compressed_dtype=BF16" + kRegions + "compressed_budget_bytes=4096",
-       "policy.orchestration.context_regions.compressed_dtype"},
-      {kRegions + "compressed_dtype=INT8", "policy.orchestration.context_regions.compressed_dtype"},
-      {"--set workload.decode.sparse_attention.layer_similarity=1.5",
-       "workload.decode.sparse_attention.layer_similarity"},
-  };
-  for (const auto& c : cases) {
-    std::string err;
-    const auto r = regions(c.set, &err);
-    EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2) << c.set;
-    EXPECT_NE(err.find(c.field), std::string::npos) << c.set << ": " << err;
-  }
+  expect_refused(
+      regions,
+      {
+          {"--set workload.decode.sparse_attention=!clear --set "
+           "workload.decode.kv_block_tokens=!clear",
+           "policy.orchestration.context_regions"},
+          {"--set policy.orchestration.kv_resident=true", "policy.orchestration.context_regions"},
+          {kRegions + "ranking=REGION_LRU", "policy.orchestration.context_regions.ema_alpha"},
+          {kRegions + "lookahead_layers=32",
+           "policy.orchestration.context_regions.lookahead_layers"},
+          {kRegions + "lookahead_layers=0" + kRegions + "promote_pages=4",
+           "policy.orchestration.context_regions.promote_pages"},
+          {kRegions + "veto_steps=0" + kRegions + "veto_mass=0.2",
+           "policy.orchestration.context_regions.veto_mass"},
+          {kRegions + "budget_bytes=!clear", "policy.orchestration.context_regions.budget_bytes"},
+          {"--set workload.decode.prefill=true", "policy.orchestration.context_regions"},
+          {kRegions + "compressed_dtype=BF16" + kRegions + "compressed_budget_bytes=4096",
+           "policy.orchestration.context_regions.compressed_dtype"},
+          {kRegions + "compressed_dtype=INT8",
+           "policy.orchestration.context_regions.compressed_dtype"},
+          {"--set workload.decode.sparse_attention.layer_similarity=1.5",
+           "workload.decode.sparse_attention.layer_similarity"},
+      });
 }
 
 // The object cache (configs/studies/expert_cache_mixtral.textproto): Mixtral-8x7B's weights at
 // home in host DDR, a 24 GiB extent-allocated cache of whole objects in HBM.
 std::map<std::string, double> expert_cache(const std::string& extra, std::string* err = nullptr) {
-  const std::string cmd =
-      test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
-      test::preset("memory/ddr5_4800_8ch.textproto") + " " +
-      test::preset("hardware/fragments/h100_weights_in_host_ddr.textproto") + " " +
-      test::preset("models/mixtral_8x7b.textproto") + " " +
-      test::preset("studies/expert_cache_mixtral.textproto") + " --quiet " + extra;
-  return summary_of(cmd, err);
+  return run_presets(
+      {"hardware/h100_sxm", "memory/ddr5_4800_8ch", "hardware/fragments/h100_weights_in_host_ddr",
+       "models/mixtral_8x7b", "studies/expert_cache_mixtral"},
+      extra, err);
 }
 
 // Bytes and visits add up; objects of different sizes fragment the area (admissions find enough
@@ -1150,30 +1147,24 @@ TEST(ObjectCache, IntentsRestatedPerPhase) {
 }
 
 TEST(ObjectCache, BadSettingsAreRefused) {
-  struct Case {
-    std::string set, field;
-  };
-  const Case cases[] = {
-      {"--set policy.orchestration.resident_fraction=0.5", "policy.orchestration.object_cache"},
-      {"--set policy.orchestration.prefetch_layers=1", "policy.orchestration.object_cache"},
-      {"--set policy.orchestration.object_cache.bytes=0",
-       "policy.orchestration.object_cache.bytes"},
-      {"--set policy.orchestration.object_cache.prefetch=OBJECT_PREFETCH_ALL",
-       "policy.orchestration.object_cache.prefetch"},
-      {"--set policy.orchestration.object_cache.prefetch_layers=1 --set "
-       "policy.orchestration.object_cache.prefetch_confidence=2",
-       "policy.orchestration.object_cache.prefetch_confidence"},
-      {"--set 'policy.orchestration.object_cache.precision={dtype: BF16}'",
-       "policy.orchestration.object_cache.precision.dtype"},
-      {"--set 'policy.orchestration.object_cache.precision={dtype: INT8 sensitivity {value: 2}}'",
-       "policy.orchestration.object_cache.precision.sensitivity[0].prefix"},
-  };
-  for (const auto& c : cases) {
-    std::string err;
-    const auto r = expert_cache(c.set, &err);
-    EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2) << c.set;
-    EXPECT_NE(err.find(c.field), std::string::npos) << c.set << ": " << err;
-  }
+  expect_refused(
+      expert_cache,
+      {
+          {"--set policy.orchestration.resident_fraction=0.5", "policy.orchestration.object_cache"},
+          {"--set policy.orchestration.prefetch_layers=1", "policy.orchestration.object_cache"},
+          {"--set policy.orchestration.object_cache.bytes=0",
+           "policy.orchestration.object_cache.bytes"},
+          {"--set policy.orchestration.object_cache.prefetch=OBJECT_PREFETCH_ALL",
+           "policy.orchestration.object_cache.prefetch"},
+          {"--set policy.orchestration.object_cache.prefetch_layers=1 --set "
+           "policy.orchestration.object_cache.prefetch_confidence=2",
+           "policy.orchestration.object_cache.prefetch_confidence"},
+          {"--set 'policy.orchestration.object_cache.precision={dtype: BF16}'",
+           "policy.orchestration.object_cache.precision.dtype"},
+          {"--set 'policy.orchestration.object_cache.precision={dtype: INT8 sensitivity {value: "
+           "2}}'",
+           "policy.orchestration.object_cache.precision.sensitivity[0].prefix"},
+      });
 }
 
 }  // namespace
