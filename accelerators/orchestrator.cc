@@ -202,6 +202,30 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
       cv.error(mode ? "prefetch" : "prefetch_confidence", "needs prefetch_layers > 0");
     }
   }
+  if (c.has_dpu_buffer()) {
+    const auto& b = c.dpu_buffer();
+    Validator bv = o.at("dpu_buffer");
+    if (bv.non_empty("memory", b.has_memory(), b.memory())) {
+      const config::Component* m = find(b.memory());
+      if (m == nullptr || !(m->has_ddr() || m->has_sram() || m->has_hbm() || m->has_cxl())) {
+        bv.error("memory", "no ddr, sram, hbm or cxl component named \"" + b.memory() + "\"");
+      }
+    }
+    if (b.has_dma()) {
+      const config::Component* d = find(b.dma());
+      if (d == nullptr || !d->has_dma()) bv.error("dma", "no DMA engine named \"" + b.dma() + "\"");
+    }
+    if (c.prefetch_layers() == 0) bv.error("", "needs prefetch_layers > 0 (it feeds the prefetch)");
+    if (!b.has_lookahead_layers() || b.lookahead_layers() <= c.prefetch_layers()) {
+      bv.error("lookahead_layers",
+               "required, above prefetch_layers (" + std::to_string(c.prefetch_layers()) + ")");
+    } else if (root.workload().model().layers() > 0 &&
+               b.lookahead_layers() > root.workload().model().layers()) {
+      bv.error("lookahead_layers", "at most the model's layers (" +
+                                       std::to_string(root.workload().model().layers()) + ")");
+    }
+    if (c.has_second_tier()) bv.error("", "not with second_tier");
+  }
   if (c.has_arbiter_path_bytes_per_s()) {
     // Allowed with any kv_restore (a sweep over the modes keeps it), used by ARBITRATE only.
     o.positive("arbiter_path_bytes_per_s", true, c.arbiter_path_bytes_per_s());
@@ -325,6 +349,11 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   p.regions = c.has_context_regions();
   p.context_regions = c.context_regions();
   p.intent_per_phase = c.has_intent_per_phase() ? c.intent_per_phase() : true;
+  if (c.has_dpu_buffer()) {
+    p.buffer_memory = c.dpu_buffer().memory();
+    p.buffer_dma = c.dpu_buffer().dma();
+    p.buffer_lookahead = c.dpu_buffer().lookahead_layers();
+  }
   p.object_cache = c.has_object_cache();
   p.objects = c.object_cache();
   // The object cache's precision states use the same guardrail (over whole objects).
@@ -420,6 +449,10 @@ void Orchestrator::issue_due(TimePs now) {
     const TimePs next = issue_object_copies(now);
     if (next != 0) wake_.notify(to_sc_time(next - now));
   }
+  if (!bslot_base_.empty()) {
+    const TimePs next = issue_buffer_copies(now);
+    if (next != 0) wake_.notify(to_sc_time(next - now));
+  }
   while (queue_head_ < queue_.size()) {
     const ObjectId id = queue_[queue_head_];
     Staged& st = staged_.at(id.value());
@@ -436,6 +469,38 @@ void Orchestrator::issue_due(TimePs now) {
     intent.object_class = o.cls;
     intent.op = MoveOp::kPrefetch;
     intent.layer = o.layer;
+    // From the DPU's buffer when this layer's stage-1 copy of the object was issued there (the
+    // copy starts once it landed).
+    const Buffered* from_buffer = nullptr;
+    if (!bslot_base_.empty()) {
+      auto b = buffered_.find(id.value());
+      if (b != buffered_.end() && b->second.issued &&
+          bslot_generation_[(b->second.generation - 1) % bslot_base_.size()] ==
+              b->second.generation) {
+        from_buffer = &b->second;
+      }
+      (from_buffer ? buffer_sourced_bytes_ : buffer_bypassed_bytes_) += bytes;
+      // A stage-1 copy not issued by now is cancelled: this copy reads home.
+      if (!from_buffer && b != buffered_.end()) buffered_.erase(b);
+    }
+    if (from_buffer) {
+      TimePs done = now;
+      const TimePs start = std::max(now, from_buffer->landed_ps);
+      for (uint64_t off = 0; off < bytes;) {
+        const uint64_t n = std::min<uint64_t>(bytes - off, 1ULL << 30);
+        done = std::max(
+            done, dma_->transfer(from_buffer->address + off, st.address + off, n, intent, start));
+        off += n;
+      }
+      buffered_.erase(id.value());  // consumed
+      prefetch_bytes_.inc(bytes);
+      if (map_) map_->complete(id.value(), true);
+      st.issued = true;
+      st.landed_ps = done;
+      st.ready_ps = done + p_.notification_latency_ps;
+      decision_to_ready_ns_.record(double(st.ready_ps - st.trigger_ps) / kPsPerNs);
+      continue;
+    }
     // The middle tier's part, then the home part; copies of more than a TLM length go in
     // pieces.
     TimePs landed = now;
@@ -691,6 +756,24 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
       slot_base_.push_back(place(slot_bytes_, "the prefetch staging area"));
       slot_generation_.push_back(0);
     }
+    if (!p_.buffer_memory.empty() && slot_bytes_ > 0) {
+      buffer_dma_ =
+          p_.buffer_dma.empty() ? dma_ : dynamic_cast<DmaEngine*>(ctx_.component(p_.buffer_dma));
+      if (buffer_dma_ == nullptr) throw std::logic_error(owner_ + ": DPU DMA engine missing");
+      for (uint32_t i = 0; i <= p_.buffer_lookahead; ++i) {
+        auto a = map.allocate(p_.buffer_memory, slot_bytes_, 4096);
+        if (!a) {
+          throw ConfigError(
+              {ConfigIssue{{},
+                           at + ".dpu_buffer.memory",
+                           "\"" + p_.buffer_memory + "\" has no room for " +
+                               std::to_string(p_.buffer_lookahead + 1) + " slots of " +
+                               std::to_string(slot_bytes_) + " bytes"}});
+        }
+        bslot_base_.push_back(*a);
+        bslot_generation_.push_back(0);
+      }
+    }
   }
 }
 
@@ -727,6 +810,7 @@ void Orchestrator::on_op_start(const Op& op, TimePs now) {
   // The virtual last layer (final norm, LM head) counts as layer `layers_`; targets wrap into
   // the next step.
   prefetch_layer((layer + p_.prefetch_layers) % (layers_ + 1), now);
+  if (!bslot_base_.empty()) buffer_layer((layer + p_.buffer_lookahead) % (layers_ + 1), now);
 }
 
 void Orchestrator::prefetch_layer(uint32_t layer, TimePs trigger) {
@@ -772,6 +856,66 @@ void Orchestrator::prefetch_layer(uint32_t layer, TimePs trigger) {
     queue_.push_back(id);
   }
   issue_due(trigger);
+}
+
+void Orchestrator::buffer_layer(uint32_t layer, TimePs trigger) {
+  if (layer_objects_[layer].empty()) return;
+  const size_t slot = bgeneration_ % bslot_base_.size();
+  const uint64_t generation = ++bgeneration_;
+  bslot_generation_[slot] = generation;
+  uint64_t offset = 0;
+  for (ObjectId id : layer_objects_[layer]) {
+    const ObjectInfo& o = ctx_.objects().get(id);
+    const uint64_t bytes = o.size_bytes - split_.at(id.value()).resident_bytes;
+    // One decision per object's copy into the buffer, on the same controller.
+    const TimePs decided = std::max(trigger, controller_free_) + p_.decision_latency_ps +
+                           draw_jitter(p_.decision_jitter, rng_);
+    controller_free_ = decided;
+    decisions_.inc();
+    Buffered b;
+    b.address = bslot_base_[slot] + offset;
+    b.decided_ps = decided;
+    b.generation = generation;
+    offset += (bytes + 4095) / 4096 * 4096;
+    buffered_[id.value()] = b;
+    bqueue_.push_back({id.value(), generation});
+  }
+  issue_due(trigger);
+}
+
+TimePs Orchestrator::issue_buffer_copies(TimePs now) {
+  while (bhead_ < bqueue_.size()) {
+    const auto [id, generation] = bqueue_[bhead_];
+    auto b = buffered_.find(id);
+    if (b == buffered_.end() || b->second.issued || b->second.generation != generation) {
+      // Consumed, or superseded by a later round's decision (queued after this one).
+      ++bhead_;
+      continue;
+    }
+    if (b->second.decided_ps > now) return b->second.decided_ps;
+    ++bhead_;
+    const ObjectInfo& o = ctx_.objects().get(ObjectId(id));
+    const Split& s = split_.at(id);
+    const uint64_t bytes = o.size_bytes - s.resident_bytes;
+    MovementIntent intent;
+    intent.object = ObjectId(id);
+    intent.object_class = o.cls;
+    intent.op = MoveOp::kPrefetch;
+    intent.layer = o.layer;
+    TimePs landed = now;
+    for (uint64_t off = 0; off < bytes;) {
+      const uint64_t n = std::min<uint64_t>(bytes - off, 1ULL << 30);
+      landed = std::max(landed, buffer_dma_->transfer(o.address + s.resident_bytes + off,
+                                                      b->second.address + off, n, intent, now));
+      off += n;
+    }
+    b->second.issued = true;
+    b->second.landed_ps = landed;
+    buffer_bytes_ += bytes;
+  }
+  bqueue_.clear();
+  bhead_ = 0;
+  return 0;
 }
 
 std::pair<double, double> Orchestrator::intent_at(const ObjectInfo& o, uint32_t step) const {
@@ -1716,6 +1860,13 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
            "fraction"});
     }
   }
+  if (!bslot_base_.empty()) {
+    out.push_back({"dpu_buffer_bytes_per_token", double(buffer_bytes_) * per, "bytes/token"});
+    const double staged2 = double(buffer_sourced_bytes_ + buffer_bypassed_bytes_);
+    out.push_back({"dpu_buffer_sourced_fraction",
+                   staged2 > 0 ? double(buffer_sourced_bytes_) / staged2 : 0.0, "fraction"});
+  }
+  out.push_back({"staging_bytes", double(slot_bytes_ * slot_base_.size()), "bytes"});
   if (map_) {
     out.push_back({"residency_map_hits", double(map_->hits()), "count"});
     out.push_back({"residency_map_misses", double(map_->misses()), "count"});

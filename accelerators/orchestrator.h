@@ -91,6 +91,9 @@ struct OrchestrationParams {
   bool object_cache = false;
   config::ObjectCache objects;
   bool intent_per_phase = true;
+  // The DPU's DDR buffer (empty memory: none).
+  std::string buffer_memory, buffer_dma;
+  uint32_t buffer_lookahead = 0;
 
   static void validate(const config::Config& root, Validator v);
   static OrchestrationParams from_config(const config::Orchestration& c);
@@ -167,6 +170,15 @@ class Orchestrator : public sc_core::sc_module {
     TimePs trigger_ps = 0;
   };
   void prefetch_layer(uint32_t layer, TimePs trigger);
+  // Stage 1 into the DPU's DDR buffer: decisions and copies of `layer`'s home parts.
+  void buffer_layer(uint32_t layer, TimePs trigger);
+  TimePs issue_buffer_copies(TimePs now);
+  struct Buffered {
+    uint64_t address = 0;  // global, in the buffer memory
+    TimePs decided_ps = 0, landed_ps = 0;
+    bool issued = false;
+    uint64_t generation = 0;
+  };
   // Context regions.
   struct RegionObject {
     uint32_t layer = 0, seq = 0;
@@ -290,6 +302,15 @@ class Orchestrator : public sc_core::sc_module {
            object_bypasses_ = 0, fragmentation_failures_ = 0, compactions_ = 0,
            compaction_bytes_ = 0, fragmentation_samples_ = 0;
   double fragmentation_sum_ = 0, fragmentation_max_ = 0;
+
+  // The DPU's DDR buffer.
+  DmaEngine* buffer_dma_ = nullptr;
+  std::unordered_map<uint32_t, Buffered> buffered_;  // by object id: its latest stage-1 copy
+  std::vector<uint64_t> bslot_base_, bslot_generation_;
+  uint64_t bgeneration_ = 0;
+  std::vector<std::pair<uint32_t, uint64_t>> bqueue_;  // (object id, generation)
+  size_t bhead_ = 0;
+  uint64_t buffer_bytes_ = 0, buffer_sourced_bytes_ = 0, buffer_bypassed_bytes_ = 0;
 
   std::unique_ptr<ResidencyMap> map_;
   double path_rate_ = 0;                // the arbiter's estimate of the home path, bytes/s
