@@ -436,6 +436,26 @@ void Orchestrator::observe_home_rate(uint64_t bytes, TimePs busy_ps) {
   path_rate_ = path_rate_ > 0 ? 0.5 * path_rate_ + 0.5 * rate : rate;
 }
 
+TimePs Orchestrator::decide(TimePs trigger, TimePs extra) {
+  const TimePs decided = std::max(trigger, controller_free_) + extra + p_.decision_latency_ps +
+                         draw_jitter(p_.decision_jitter, rng_);
+  controller_free_ = decided;
+  decisions_.inc();
+  return decided;
+}
+
+TimePs Orchestrator::copy(DmaEngine& dma, uint64_t src, uint64_t dst, uint64_t bytes,
+                          const MovementIntent& intent, TimePs start) {
+  // Copies of more than a TLM length go in pieces; landed when the last piece has.
+  TimePs landed = start;
+  for (uint64_t off = 0; off < bytes;) {
+    const uint64_t n = std::min<uint64_t>(bytes - off, 1ULL << 30);
+    landed = std::max(landed, dma.transfer(src + off, dst + off, n, intent, start));
+    off += n;
+  }
+  return landed;
+}
+
 void Orchestrator::run() {
   issue_due(now_ps());
 }
@@ -484,14 +504,8 @@ void Orchestrator::issue_due(TimePs now) {
       if (!from_buffer && b != buffered_.end()) buffered_.erase(b);
     }
     if (from_buffer) {
-      TimePs done = now;
-      const TimePs start = std::max(now, from_buffer->landed_ps);
-      for (uint64_t off = 0; off < bytes;) {
-        const uint64_t n = std::min<uint64_t>(bytes - off, 1ULL << 30);
-        done = std::max(
-            done, dma_->transfer(from_buffer->address + off, st.address + off, n, intent, start));
-        off += n;
-      }
+      const TimePs done = copy(*dma_, from_buffer->address, st.address, bytes, intent,
+                               std::max(now, from_buffer->landed_ps));
       buffered_.erase(id.value());  // consumed
       prefetch_bytes_.inc(bytes);
       if (map_) map_->complete(id.value(), true);
@@ -826,10 +840,7 @@ void Orchestrator::prefetch_layer(uint32_t layer, TimePs trigger) {
     // One decision per object's copy (a descriptor), serialised on the controller; with a
     // residency map it first looks the object up (a miss takes the software path).
     const TimePs lookup = map_ ? map_->lookup(id.value(), Tier::kHbm) : 0;
-    const TimePs decided = std::max(trigger, controller_free_) + lookup + p_.decision_latency_ps +
-                           draw_jitter(p_.decision_jitter, rng_);
-    controller_free_ = decided;
-    decisions_.inc();
+    const TimePs decided = decide(trigger, lookup);
     const uint64_t dst = slot_base_[slot] + offset;
     offset += (bytes + 4095) / 4096 * 4096;
     if (p_.signed_descriptors && p_.unsigned_fraction > 0 &&
@@ -868,10 +879,7 @@ void Orchestrator::buffer_layer(uint32_t layer, TimePs trigger) {
     const ObjectInfo& o = ctx_.objects().get(id);
     const uint64_t bytes = o.size_bytes - split_.at(id.value()).resident_bytes;
     // One decision per object's copy into the buffer, on the same controller.
-    const TimePs decided = std::max(trigger, controller_free_) + p_.decision_latency_ps +
-                           draw_jitter(p_.decision_jitter, rng_);
-    controller_free_ = decided;
-    decisions_.inc();
+    const TimePs decided = decide(trigger);
     Buffered b;
     b.address = bslot_base_[slot] + offset;
     b.decided_ps = decided;
@@ -902,13 +910,8 @@ TimePs Orchestrator::issue_buffer_copies(TimePs now) {
     intent.object_class = o.cls;
     intent.op = MoveOp::kPrefetch;
     intent.layer = o.layer;
-    TimePs landed = now;
-    for (uint64_t off = 0; off < bytes;) {
-      const uint64_t n = std::min<uint64_t>(bytes - off, 1ULL << 30);
-      landed = std::max(landed, buffer_dma_->transfer(o.address + s.resident_bytes + off,
-                                                      b->second.address + off, n, intent, now));
-      off += n;
-    }
+    const TimePs landed =
+        copy(*buffer_dma_, o.address + s.resident_bytes, b->second.address, bytes, intent, now);
     b->second.issued = true;
     b->second.landed_ps = landed;
     buffer_bytes_ += bytes;
@@ -1342,10 +1345,7 @@ void Orchestrator::queue_region_copies(const std::vector<RegionKey>& keys, bool 
   for (RegionKey key : keys)
     any |= region(key).state == RegionPool::State::kHome;
   if (!any) return;
-  const TimePs decided = std::max(now, controller_free_) + p_.decision_latency_ps +
-                         draw_jitter(p_.decision_jitter, rng_);
-  controller_free_ = decided;
-  decisions_.inc();
+  const TimePs decided = decide(now);
   ++region_promotion_decisions_;
   for (RegionKey key : keys) {
     if (region(key).state != RegionPool::State::kHome) continue;
@@ -1674,10 +1674,7 @@ void Orchestrator::prefetch_objects(uint32_t layer, bool next_step, TimePs trigg
     const auto low = low_copy_.find(id.value());
     const double scale = low != low_copy_.end() ? low_scale_ : 1.0;
     // One decision per object's copy, serialised on the controller.
-    const TimePs decided = std::max(trigger, controller_free_) + p_.decision_latency_ps +
-                           draw_jitter(p_.decision_jitter, rng_);
-    controller_free_ = decided;
-    decisions_.inc();
+    const TimePs decided = decide(trigger);
     if (!admit_object(id.value(), uint64_t(std::ceil(double(o.size_bytes) * scale)), trigger)) {
       continue;
     }
@@ -1718,12 +1715,7 @@ TimePs Orchestrator::issue_object_copies(TimePs now) {
     intent.object_class = o.cls;
     intent.op = MoveOp::kPrefetch;
     intent.layer = o.layer;
-    TimePs landed = now;
-    for (uint64_t off = 0; off < bytes;) {
-      const uint64_t n = std::min<uint64_t>(bytes - off, 1ULL << 30);
-      landed = std::max(landed, dma_->transfer(src + off, dst + off, n, intent, now));
-      off += n;
-    }
+    const TimePs landed = copy(*dma_, src, dst, bytes, intent, now);
     c.issued = true;
     c.landed_ps = landed;
     c.ready_ps = landed + p_.notification_latency_ps;

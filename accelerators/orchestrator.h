@@ -54,6 +54,7 @@ namespace tiersim {
 class Context;
 class DmaEngine;
 struct SummaryItem;
+struct MovementIntent;
 
 struct OrchestrationParams {
   std::string fast_memory, dma;
@@ -169,6 +170,11 @@ class Orchestrator : public sc_core::sc_module {
     uint64_t generation = 0;  // the trigger that staged it (stale after the slot is reused)
     TimePs trigger_ps = 0;
   };
+  // One decision on the controller (serialised): its time, from `trigger` plus `extra`.
+  TimePs decide(TimePs trigger, TimePs extra = 0);
+  // A DMA copy of `bytes` in TLM-sized pieces from `start`; when it landed.
+  TimePs copy(DmaEngine& dma, uint64_t src, uint64_t dst, uint64_t bytes,
+              const MovementIntent& intent, TimePs start);
   void prefetch_layer(uint32_t layer, TimePs trigger);
   // Stage 1 into the DPU's DDR buffer: decisions and copies of `layer`'s home parts.
   void buffer_layer(uint32_t layer, TimePs trigger);
