@@ -480,6 +480,24 @@ void Orchestrator::issue_due(TimePs now) {
       wake_.notify(to_sc_time(st.decided_ps - now));
       return;
     }
+    // From the DPU's buffer when this layer's stage-1 copy of the object was issued there; the
+    // copy is issued once that one landed (in decision order: later copies wait behind it).
+    const Buffered* from_buffer = nullptr;
+    if (!bslot_base_.empty()) {
+      auto b = buffered_.find(id.value());
+      if (b != buffered_.end() && b->second.issued &&
+          bslot_generation_[(b->second.generation - 1) % bslot_base_.size()] ==
+              b->second.generation) {
+        from_buffer = &b->second;
+        if (from_buffer->landed_ps > now) {
+          st.decided_ps = from_buffer->landed_ps;
+          wake_.notify(to_sc_time(st.decided_ps - now));
+          return;
+        }
+      } else if (b != buffered_.end()) {
+        buffered_.erase(b);  // a stage-1 copy not issued by now is cancelled: read home
+      }
+    }
     ++queue_head_;
     const ObjectInfo& o = ctx_.objects().get(id);
     const Split& s = split_.at(id.value());
@@ -489,23 +507,10 @@ void Orchestrator::issue_due(TimePs now) {
     intent.object_class = o.cls;
     intent.op = MoveOp::kPrefetch;
     intent.layer = o.layer;
-    // From the DPU's buffer when this layer's stage-1 copy of the object was issued there (the
-    // copy starts once it landed).
-    const Buffered* from_buffer = nullptr;
-    if (!bslot_base_.empty()) {
-      auto b = buffered_.find(id.value());
-      if (b != buffered_.end() && b->second.issued &&
-          bslot_generation_[(b->second.generation - 1) % bslot_base_.size()] ==
-              b->second.generation) {
-        from_buffer = &b->second;
-      }
+    if (!bslot_base_.empty())
       (from_buffer ? buffer_sourced_bytes_ : buffer_bypassed_bytes_) += bytes;
-      // A stage-1 copy not issued by now is cancelled: this copy reads home.
-      if (!from_buffer && b != buffered_.end()) buffered_.erase(b);
-    }
     if (from_buffer) {
-      const TimePs done = copy(*dma_, from_buffer->address, st.address, bytes, intent,
-                               std::max(now, from_buffer->landed_ps));
+      const TimePs done = copy(*dma_, from_buffer->address, st.address, bytes, intent, now);
       buffered_.erase(id.value());  // consumed
       prefetch_bytes_.inc(bytes);
       if (map_) map_->complete(id.value(), true);

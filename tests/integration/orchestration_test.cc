@@ -1218,5 +1218,47 @@ TEST(DpuBuffer, BadSettingsAreRefused) {
            });
 }
 
+// Every context-region, object-cache and DPU-buffer parameter changes the result.
+TEST(ContextRegions, EveryParameterChangesTheResult) {
+  const auto base = regions("");
+  const auto lru = regions(kRegions + "ranking=REGION_LRU" + kRegions + "ema_alpha=!clear");
+  const auto alpha = regions(kRegions + "ema_alpha=0.5");
+  const std::string warm = kRegions + "compressed_budget_bytes=536870912";
+  const auto int4 = regions(warm);
+  const auto int8 = regions(warm + kRegions + "compressed_dtype=INT8");
+  const auto slow = regions(warm + kRegions + "dequant_flops_per_element=2000");
+  for (const auto* r : {&base, &lru, &alpha, &int4, &int8, &slow})
+    ASSERT_EQ(r->count("exit"), 0u);
+  EXPECT_NE(lru.at("region_hit_rate"), base.at("region_hit_rate"));
+  EXPECT_NE(alpha.at("region_hit_rate"), base.at("region_hit_rate"));
+  // INT8 regions are half the size of BF16 ones: 32 KiB frames, half as many; the proxy 2^-8.
+  EXPECT_EQ(int8.at("region_compressed_frames"), 536870912.0 / 32768);
+  EXPECT_NEAR(int8.at("region_quality_proxy"),
+              int8.at("region_compressed_reads") / int8.at("region_visits") / 256, 1e-12);
+  EXPECT_GT(slow.at("tpot_ms_mean"), int4.at("tpot_ms_mean"));
+}
+
+TEST(ObjectCache, EveryParameterChangesTheResult) {
+  const std::string oc = " --set policy.orchestration.object_cache.";
+  const auto first = expert_cache("");
+  const auto best = expert_cache(oc + "fit=EXTENT_BEST_FIT");
+  const std::string pf = oc + "precision='{dtype: INT4}'" + oc + "prefetch_layers=1";
+  const auto sure = expert_cache(pf);
+  const auto likely = expert_cache(pf + oc + "prefetch_confidence=0.9");
+  for (const auto* r : {&first, &best, &sure, &likely})
+    ASSERT_EQ(r->count("exit"), 0u);
+  EXPECT_NE(best.at("fragmentation_failures"), first.at("fragmentation_failures"));
+  EXPECT_NE(best.at("fragmentation_mean"), first.at("fragmentation_mean"));
+  // Experts the intent gives at least 0.9 are prefetched too.
+  EXPECT_GT(likely.at("object_prefetches"), sure.at("object_prefetches"));
+}
+
+TEST(DpuBuffer, LookaheadSetsHowMuchLatencyIsHidden) {
+  const auto two = dpu(" --set policy.orchestration.dpu_buffer.lookahead_layers=2");
+  const auto three = dpu("");
+  ASSERT_FALSE(two.count("exit") || three.count("exit"));
+  EXPECT_GT(two.at("stall_us_per_token"), three.at("stall_us_per_token"));
+}
+
 }  // namespace
 }  // namespace tiersim
