@@ -150,7 +150,6 @@ std::optional<uint32_t> RegionPool::admit(RegionKey key, uint32_t step, bool com
     order_.erase(it);
     victim.in_order = false;
     frame = victim.frame;
-    if (victim.speculative) ++unused_promotions_;
     victim.speculative = false;
     demote(victim_key, victim);
   }

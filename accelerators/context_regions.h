@@ -93,8 +93,6 @@ class RegionPool {
   const RegionPolicyParams& params() const { return p_; }
   // The demotion order, lowest first (for tests).
   std::vector<RegionKey> order() const;
-  // Regions that left the pool by demotion while `speculative` (promoted, never read).
-  uint64_t unused_promotions() const { return unused_promotions_; }
   // Regions compressed since the last call, with the pool frame their data was in.
   std::vector<std::pair<RegionKey, uint32_t>> take_compressed() {
     return std::exchange(compressed_now_, {});
@@ -121,7 +119,6 @@ class RegionPool {
   size_t locked_count_ = 0;
   std::vector<uint32_t> free_;
   Counters c_;
-  uint64_t unused_promotions_ = 0;
   std::vector<uint32_t> cfree_;
   std::set<std::pair<uint64_t, RegionKey>> corder_;  // compressed regions by last attendance
   std::vector<std::pair<RegionKey, uint32_t>> compressed_now_;

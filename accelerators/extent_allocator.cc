@@ -136,7 +136,7 @@ std::vector<ExtentAllocator::Move> ExtentAllocator::make_room(uint64_t bytes,
   std::vector<uint64_t> starts{0};
   for (const auto& [off, h] : by_offset_)
     starts.push_back(off + extents_.at(h).bytes);
-  uint64_t best_cost = UINT64_MAX, best_start = 0;
+  uint64_t best_cost = UINT64_MAX;
   std::vector<Handle> best_moving, moving;
   std::vector<uint64_t> best_to, to;
   for (uint64_t s : starts) {
@@ -157,7 +157,6 @@ std::vector<ExtentAllocator::Move> ExtentAllocator::make_room(uint64_t bytes,
     if (!feasible || cost == 0 || cost > max_bytes_moved || cost >= best_cost) continue;
     if (!relocate(s, moving, to)) continue;
     best_cost = cost;
-    best_start = s;
     best_moving = moving;
     best_to = to;
   }
@@ -173,7 +172,6 @@ std::vector<ExtentAllocator::Move> ExtentAllocator::make_room(uint64_t bytes,
     e.offset = best_to[i];
     by_offset_[e.offset] = best_moving[i];
   }
-  (void)best_start;
   return moves;
 }
 

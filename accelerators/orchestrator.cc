@@ -1351,7 +1351,6 @@ void Orchestrator::queue_region_copies(const std::vector<RegionKey>& keys, bool 
     any |= region(key).state == RegionPool::State::kHome;
   if (!any) return;
   const TimePs decided = decide(now);
-  ++region_promotion_decisions_;
   for (RegionKey key : keys) {
     if (region(key).state != RegionPool::State::kHome) continue;
     if (!regions_->admit(key, step_, false)) continue;  // vetoed: every candidate locked
@@ -1362,7 +1361,7 @@ void Orchestrator::queue_region_copies(const std::vector<RegionKey>& keys, bool 
     // Not demoted before its use (the next step at the latest).
     regions_->protect(key, step_ + 2, step_);
     region_queue_.push_back({decided, key, speculative});
-    if (speculative) ++region_promotions_;
+    ++(speculative ? region_promotions_ : region_skip_copyups_);
   }
   drain_compressed(now);
   issue_due(now);
@@ -1495,9 +1494,7 @@ Orchestrator::Source Orchestrator::region_lookup(ObjectId object, const ObjectIn
     if (first) {
       ++region_skipped_;
       regions_->attend(key, step_);
-      ++region_copyups_;
-      ++region_skip_copyups_;
-      queue_region_copies({key}, false, now);
+      queue_region_copies({key}, false, now);  // counted there when admitted
     }
     skipping_ = key;
     src.skip = true;
@@ -1800,7 +1797,7 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
     out.push_back(
         {"region_recall", visits > 0 ? 1.0 - double(region_skipped_) / visits : 1.0, "fraction"});
     out.push_back({"region_skipped", double(region_skipped_), "count"});
-    out.push_back({"region_copyups", double(region_copyups_), "count"});
+    out.push_back({"region_copyups", double(region_copyups_ + region_skip_copyups_), "count"});
     out.push_back({"region_promotions", double(region_promotions_), "count"});
     out.push_back(
         {"region_promotion_bytes_per_token", double(region_promotion_bytes_) * per, "bytes/token"});
@@ -1812,6 +1809,7 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
     out.push_back({"region_lost", double(c.lost), "count"});
     out.push_back({"region_vetoes", double(c.vetoes), "count"});
     out.push_back({"region_refused", double(c.refused), "count"});
+    out.push_back({"region_exits_declined", double(c.declined), "count"});
     out.push_back(
         {"region_window_exit_bytes_per_token", double(region_exit_bytes_) * per, "bytes/token"});
     if (regions_->params().compressed_frames > 0) {

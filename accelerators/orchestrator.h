@@ -288,7 +288,7 @@ class Orchestrator : public sc_core::sc_module {
   RegionKey admitting_ = ~0ULL, skipping_ = ~0ULL;  // the region whose tiles follow its head
   uint64_t region_visits_ = 0, region_hits_ = 0, region_skipped_ = 0, region_copyups_ = 0,
            region_promotions_ = 0, region_promotion_bytes_ = 0, region_promoted_used_ = 0,
-           region_exit_bytes_ = 0, region_promotion_decisions_ = 0, region_skip_copyups_ = 0;
+           region_exit_bytes_ = 0, region_skip_copyups_ = 0;
 
   std::unique_ptr<ExtentAllocator> extents_;
   std::unordered_map<uint32_t, uint64_t> low_copy_;  // lowered objects' home copies (address)
