@@ -6,11 +6,11 @@
 #include <stdexcept>
 
 #include "accelerators/dma_engine.h"
-#include "models/context.h"
-#include "models/payload_pool.h"
-#include "models/registry.h"
-#include "models/topology.h"
-#include "models/workload.h"
+#include "fabric/topology.h"
+#include "models/core/context.h"
+#include "models/core/payload_pool.h"
+#include "models/core/registry.h"
+#include "models/core/workload.h"
 
 namespace tiersim {
 

@@ -25,14 +25,14 @@
 #include <memory>
 #include <vector>
 
-#include "accelerators/orchestrator.h"
+#include "accelerators/orchestration/orchestrator.h"
+#include "accelerators/policies/staging_buffers.h"
 #include "configs/tiersim.pb.h"
-#include "models/component.h"
-#include "models/config_error.h"
-#include "models/movement_intent.h"
-#include "models/op.h"
-#include "models/staging_buffers.h"
-#include "models/stats.h"
+#include "models/config/errors.h"
+#include "models/core/component.h"
+#include "models/core/movement_intent.h"
+#include "models/core/op.h"
+#include "models/core/stats.h"
 
 namespace tiersim {
 

@@ -1,13 +1,13 @@
 #include "accelerators/dma_engine.h"
 
-#include "models/hdf5_file.h"
+#include "models/core/summary.h"
 
 #include <algorithm>
 #include <stdexcept>
 
-#include "models/context.h"
-#include "models/payload_pool.h"
-#include "models/registry.h"
+#include "models/core/context.h"
+#include "models/core/payload_pool.h"
+#include "models/core/registry.h"
 
 namespace tiersim {
 

@@ -7,7 +7,7 @@
 // (cut-through): a transfer completes when the slower of source, destination and engine is done.
 //
 // Routing: each side goes to the memory the address map names, over the links on a shortest
-// path (models/link_ports.h: possibly through switches); a link that is down sends it another
+// path (fabric/link_ports.h: possibly through switches); a link that is down sends it another
 // way when there is one, else it waits for the link.
 // Faults: a request to an offline device, or over a link down for longer than
 // completion_timeout_ps, waits when the device or link is back within the timeout (counted as
@@ -30,15 +30,15 @@
 #include <vector>
 
 #include "configs/tiersim.pb.h"
-#include "models/address_map.h"
-#include "models/bandwidth_server.h"
-#include "models/component.h"
-#include "models/config_error.h"
-#include "models/faults.h"
-#include "models/link_ports.h"
-#include "models/movement_intent.h"
-#include "models/serial_link.h"
-#include "models/stats.h"
+#include "fabric/faults.h"
+#include "fabric/link_ports.h"
+#include "fabric/serial_link.h"
+#include "models/config/errors.h"
+#include "models/core/address_map.h"
+#include "models/core/bandwidth_server.h"
+#include "models/core/component.h"
+#include "models/core/movement_intent.h"
+#include "models/core/stats.h"
 
 namespace tiersim {
 

@@ -5,17 +5,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <systemc>
+
 #include <chrono>
 #include <cstdlib>
 
 #include "memory/dram_stack.h"
 #include "memory/hbm_device.h"
 #include "memory/interleave.h"
-#include "models/bandwidth_server.h"
-#include "models/config_loader.h"
-#include "models/rng.h"
-#include "models/simulation.h"
-#include "models/stats.h"
+#include "models/config/loader.h"
+#include "models/core/bandwidth_server.h"
+#include "models/core/rng.h"
+#include "models/core/stats.h"
+#include "models/run/simulation.h"
 
 namespace tiersim {
 namespace {

@@ -3,14 +3,14 @@
 #include <algorithm>
 #include <set>
 
-#include "models/context.h"
-#include "models/payload_pool.h"
-#include "models/registry.h"
+#include "models/core/context.h"
+#include "models/core/payload_pool.h"
+#include "models/core/registry.h"
 
 namespace tiersim {
 
 namespace {
-// MoveOp order (models/movement_intent.h) against the config's MoveReason values.
+// MoveOp order (models/core/movement_intent.h) against the config's MoveReason values.
 constexpr config::MoveReason kReasonOfOp[kMoveOps] = {
     config::MOVE_DEMAND_FETCH, config::MOVE_PREFETCH, config::MOVE_WRITE_BACK,
     config::MOVE_EVICT,        config::MOVE_PROMOTE,  config::MOVE_DEMOTE,

@@ -25,13 +25,13 @@
 #include <vector>
 
 #include "configs/tiersim.pb.h"
-#include "models/address_map.h"
-#include "models/bandwidth_server.h"
-#include "models/component.h"
-#include "models/config_error.h"
-#include "models/link_ports.h"
-#include "models/movement_intent.h"
-#include "models/stats.h"
+#include "fabric/link_ports.h"
+#include "models/config/errors.h"
+#include "models/core/address_map.h"
+#include "models/core/bandwidth_server.h"
+#include "models/core/component.h"
+#include "models/core/movement_intent.h"
+#include "models/core/stats.h"
 
 namespace tiersim {
 

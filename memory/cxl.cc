@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "memory/ddr.h"
-#include "models/context.h"
-#include "models/registry.h"
+#include "models/core/context.h"
+#include "models/core/registry.h"
 
 namespace tiersim {
 

@@ -1,7 +1,7 @@
 #include "memory/ddr.h"
 
 #include "memory/hbm_fast.h"
-#include "models/registry.h"
+#include "models/core/registry.h"
 
 namespace tiersim {
 

@@ -4,7 +4,7 @@
 
 #include "configs/tiersim.pb.h"
 #include "memory/hbm_fast_core.h"
-#include "models/config_error.h"
+#include "models/config/errors.h"
 
 namespace tiersim {
 

@@ -1,7 +1,7 @@
 // The gddr component kind: graphics DRAM devices on the fast HBM model (HbmFast), with GDDR
 // names for its fields. Fidelity: fast only (see GddrFast in the schema and docs/models/gddr.md).
 #include "memory/hbm_fast.h"
-#include "models/registry.h"
+#include "models/core/registry.h"
 
 namespace tiersim {
 

@@ -4,7 +4,7 @@
 
 #include "memory/hbm_device.h"
 #include "memory/hbm_fast.h"
-#include "models/context.h"
+#include "models/core/context.h"
 
 namespace tiersim {
 

@@ -25,8 +25,8 @@
 
 #include "configs/tiersim.pb.h"
 #include "memory/dram_stack.h"
-#include "models/component.h"
-#include "models/stats.h"
+#include "models/core/component.h"
+#include "models/core/stats.h"
 
 namespace tiersim {
 

@@ -4,7 +4,7 @@
 
 #include "configs/tiersim.pb.h"
 #include "memory/dram_stack.h"
-#include "models/config_error.h"
+#include "models/config/errors.h"
 
 namespace tiersim {
 

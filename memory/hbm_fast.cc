@@ -6,12 +6,12 @@
 #include <sstream>
 
 #include "memory/dram_spec.h"
-#include "memory/hbm_calibrate.h"
 #include "memory/hbm_detailed.h"
 #include "memory/hbm_device.h"
 #include "memory/interleave.h"
-#include "models/context.h"
-#include "models/registry.h"
+#include "memory/tools/hbm_calibrate.h"
+#include "models/core/context.h"
+#include "models/core/registry.h"
 
 namespace tiersim {
 

@@ -23,9 +23,9 @@
 
 #include "configs/tiersim.pb.h"
 #include "memory/hbm_fast_core.h"
-#include "models/component.h"
-#include "models/config_error.h"
-#include "models/stats.h"
+#include "models/config/errors.h"
+#include "models/core/component.h"
+#include "models/core/stats.h"
 
 namespace tiersim {
 

@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "configs/tiersim.pb.h"
-#include "models/bandwidth_server.h"
-#include "models/config_error.h"
-#include "models/time.h"
+#include "models/config/errors.h"
+#include "models/core/bandwidth_server.h"
+#include "models/core/time.h"
 
 namespace tiersim {
 

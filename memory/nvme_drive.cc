@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "models/context.h"
-#include "models/payload_pool.h"
-#include "models/registry.h"
+#include "models/core/context.h"
+#include "models/core/payload_pool.h"
+#include "models/core/registry.h"
 
 namespace tiersim {
 

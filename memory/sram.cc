@@ -4,8 +4,8 @@
 #include <cstdlib>
 
 #include "memory/interleave.h"
-#include "models/context.h"
-#include "models/registry.h"
+#include "models/core/context.h"
+#include "models/core/registry.h"
 
 namespace tiersim {
 

@@ -8,11 +8,11 @@
 // chiplet's mesh port (link_bytes_per_s per direction). A request spanning regions or banks is
 // split; it completes when its last part does. Capacity bounds what the address map and staging
 // buffers may use. The scratchpad legality state machine of the buffers is
-// models/staging_buffers (the compute engine drives it); cache mode and wired residency are the
-// SramCache core (memory/sram_cache.h).
-// Fidelity: fast. Requests reserved with a future start fill a server's idle gaps or queue
-// (models/bandwidth_server.h). Left out: bank conflicts below the interleave granule, the mesh's
-// intermediate links (only the remote chiplet's port is a server), per-hop contention.
+// accelerators/policies/staging_buffers (the compute engine drives it); cache mode and wired
+// residency are the SramCache core (memory/sram_cache.h). Fidelity: fast. Requests reserved with a
+// future start fill a server's idle gaps or queue (models/core/bandwidth_server.h). Left out: bank
+// conflicts below the interleave granule, the mesh's intermediate links (only the remote chiplet's
+// port is a server), per-hop contention.
 #pragma once
 
 #include <tlm_utils/multi_passthrough_target_socket.h>
@@ -20,10 +20,10 @@
 #include <vector>
 
 #include "configs/tiersim.pb.h"
-#include "models/bandwidth_server.h"
-#include "models/component.h"
-#include "models/config_error.h"
-#include "models/stats.h"
+#include "models/config/errors.h"
+#include "models/core/bandwidth_server.h"
+#include "models/core/component.h"
+#include "models/core/stats.h"
 
 namespace tiersim {
 

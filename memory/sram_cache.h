@@ -25,7 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "models/time.h"
+#include "models/core/time.h"
 
 namespace tiersim {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "models/registry.h"
+#include "models/core/registry.h"
 
 namespace tiersim {
 
@@ -272,7 +272,7 @@ void DecodeWorkload::summarize(std::vector<SummaryItem>& summary) const {
   target_.summarize_moe(summary);
 }
 
-void DecodeWorkload::write_results(ResultWriter& w) const {
+void DecodeWorkload::write_results(ResultSink& w) const {
   const TransformerShape& s = target_.shape();
   if (!s.moe()) return;
   const uint32_t ml = s.moe_layers();

@@ -28,8 +28,8 @@
 #include <optional>
 #include <vector>
 
-#include "models/rng.h"
-#include "models/workload.h"
+#include "models/core/rng.h"
+#include "models/core/workload.h"
 #include "workloads/forward_pass.h"
 #include "workloads/moe_router.h"
 #include "workloads/transformer.h"
@@ -112,7 +112,7 @@ class DecodeWorkload : public Workload {
   uint32_t sequences_per_step() const override { return o_.batch; }
   uint64_t max_activation_bytes() const override;
   void summarize(std::vector<SummaryItem>& summary) const override;
-  void write_results(ResultWriter& writer) const override;
+  void write_results(ResultSink& writer) const override;
 
   // Bytes needed in the home memory: weights (and draft weights) plus every KV object.
   static uint64_t footprint_bytes(const TransformerShape& s, const DecodeOptions& o);

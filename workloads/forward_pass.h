@@ -19,10 +19,10 @@
 #include <string>
 #include <vector>
 
-#include "models/hdf5_file.h"
-#include "models/objects.h"
-#include "models/op.h"
-#include "models/rng.h"
+#include "models/core/objects.h"
+#include "models/core/op.h"
+#include "models/core/rng.h"
+#include "models/core/summary.h"
 #include "workloads/moe_router.h"
 #include "workloads/transformer.h"
 

@@ -2,7 +2,7 @@
 
 #include <limits>
 
-#include "models/registry.h"
+#include "models/core/registry.h"
 
 namespace tiersim {
 

@@ -4,7 +4,7 @@
 // step, so per-step times are per-GEMM times.
 #pragma once
 
-#include "models/workload.h"
+#include "models/core/workload.h"
 #include "workloads/transformer.h"
 
 namespace tiersim {

@@ -28,8 +28,8 @@
 #include <vector>
 
 #include "configs/tiersim.pb.h"
-#include "models/config_error.h"
-#include "models/rng.h"
+#include "models/config/errors.h"
+#include "models/core/rng.h"
 
 namespace tiersim {
 

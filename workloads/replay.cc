@@ -4,8 +4,8 @@
 
 #include <stdexcept>
 
-#include "models/registry.h"
-#include "models/trace.h"
+#include "models/core/registry.h"
+#include "workloads/trace_format.h"
 
 namespace tiersim {
 

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "configs/tiersim.pb.h"
-#include "models/config_error.h"
-#include "models/workload.h"
+#include "models/config/errors.h"
+#include "models/core/workload.h"
 
 namespace tiersim {
 

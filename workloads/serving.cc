@@ -5,9 +5,9 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "models/registry.h"
-#include "models/rng.h"
-#include "models/simulation.h"
+#include "models/core/registry.h"
+#include "models/core/rng.h"
+#include "models/core/summary.h"
 
 namespace tiersim {
 
@@ -520,7 +520,7 @@ void ServingWorkload::summarize(std::vector<SummaryItem>& summary) const {
   pass_.summarize_moe(summary);
 }
 
-void ServingWorkload::write_results(ResultWriter& w) const {
+void ServingWorkload::write_results(ResultSink& w) const {
   Table t;
   const size_t c_arr = t.add_column("arrival_ps", Table::Type::kU64, "ps");
   const size_t c_in = t.add_column("input_tokens", Table::Type::kU64);

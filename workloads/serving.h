@@ -27,8 +27,8 @@
 #include <string>
 #include <vector>
 
-#include "models/config_error.h"
-#include "models/workload.h"
+#include "models/config/errors.h"
+#include "models/core/workload.h"
 #include "workloads/forward_pass.h"
 #include "workloads/moe_router.h"
 #include "workloads/transformer.h"
@@ -104,7 +104,7 @@ class ServingWorkload : public Workload {
   uint32_t sequences_per_step() const override { return step_tokens_; }
   uint64_t max_activation_bytes() const override;
   void summarize(std::vector<SummaryItem>& summary) const override;
-  void write_results(ResultWriter& writer) const override;
+  void write_results(ResultSink& writer) const override;
 
   static uint64_t footprint_bytes(const TransformerShape& s, const ServingOptions& o);
   static uint32_t pool_blocks(const TransformerShape& s, const ServingOptions& o);

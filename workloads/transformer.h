@@ -24,9 +24,9 @@
 #include <vector>
 
 #include "configs/tiersim.pb.h"
-#include "models/config_error.h"
-#include "models/dtype.h"
-#include "models/op.h"
+#include "models/config/errors.h"
+#include "models/core/dtype.h"
+#include "models/core/op.h"
 
 namespace tiersim {
 

@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "models/config_loader.h"
-#include "models/hdf5_file.h"
-#include "models/simulation.h"
+#include "models/config/loader.h"
+#include "models/run/result_file.h"
+#include "models/run/simulation.h"
 #include "tests/support/fork_sim.h"
 
 namespace tiersim {

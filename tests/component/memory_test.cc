@@ -10,7 +10,7 @@
 
 #include "memory/hbm_fast.h"
 #include "memory/sram.h"
-#include "models/context.h"
+#include "models/core/context.h"
 #include "tests/support/fork_sim.h"
 #include "tests/support/paths.h"
 

@@ -10,8 +10,8 @@
 #include <fstream>
 #include <thread>
 
-#include "models/hdf5_file.h"
-#include "models/registry.h"
+#include "models/core/registry.h"
+#include "models/run/result_file.h"
 #include "tests/support/paths.h"
 #include "tests/support/run_cmd.h"
 

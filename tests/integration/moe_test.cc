@@ -7,7 +7,7 @@
 #include <fstream>
 #include <numeric>
 
-#include "models/hdf5_file.h"
+#include "models/run/result_file.h"
 #include "tests/support/paths.h"
 #include "tests/support/run_cmd.h"
 

@@ -10,7 +10,7 @@
 #include <map>
 #include <vector>
 
-#include "models/hdf5_file.h"
+#include "models/run/result_file.h"
 #include "tests/support/paths.h"
 #include "tests/support/run_cmd.h"
 

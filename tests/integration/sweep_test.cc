@@ -2,7 +2,7 @@
 // lines, a 64-point local sweep killed midway and resumed gives the same table as an
 // uninterrupted one, failed and invalid points are recorded without stopping the sweep, and the
 // Slurm job script slices the points into array tasks.
-#include "models/sweep.h"
+#include "models/run/sweep.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -14,7 +14,7 @@
 #include <fstream>
 #include <thread>
 
-#include "models/config_error.h"
+#include "models/config/errors.h"
 #include "tests/support/paths.h"
 #include "tests/support/run_cmd.h"
 

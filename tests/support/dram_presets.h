@@ -8,7 +8,7 @@
 #include <string>
 
 #include "memory/hbm_device.h"
-#include "models/config_loader.h"
+#include "models/config/loader.h"
 #include "tests/support/paths.h"
 
 namespace tiersim::test {

@@ -5,7 +5,7 @@
 #include <sstream>
 #include <string>
 
-#include "models/config_loader.h"
+#include "models/config/loader.h"
 #include "tests/support/paths.h"
 #include "workloads/transformer.h"
 

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "models/config_loader.h"
+#include "models/config/loader.h"
 #include "tests/support/paths.h"
 
 namespace tiersim {

@@ -1,7 +1,7 @@
-// The region pool of context-region orchestration (accelerators/context_regions.h): demotion
-// order by recency and by EMA score, backups (reversible demotion) against losses, the
+// The region pool of context-region orchestration (accelerators/policies/context_regions.h):
+// demotion order by recency and by EMA score, backups (reversible demotion) against losses, the
 // coherence veto's locks, competition for a frame, and a randomized check against a reference.
-#include "accelerators/context_regions.h"
+#include "accelerators/policies/context_regions.h"
 
 #include <gtest/gtest.h>
 

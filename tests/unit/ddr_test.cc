@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "models/rng.h"
+#include "models/core/rng.h"
 #include "tests/support/paths.h"
 
 namespace tiersim {

@@ -1,5 +1,5 @@
 // The membench pattern runner over a command-level stack (HBM3 6.4 Gb/s preset).
-#include "memory/dram_patterns.h"
+#include "memory/tools/dram_patterns.h"
 
 #include <gtest/gtest.h>
 

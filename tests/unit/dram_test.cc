@@ -10,7 +10,7 @@
 
 #include "memory/dram_stack.h"
 #include "memory/hbm_device.h"
-#include "models/rng.h"
+#include "models/core/rng.h"
 #include "tests/support/dram_presets.h"
 #include "tests/support/dram_stream.h"
 

@@ -1,7 +1,7 @@
 // The extent allocator: fragmentation metrics by hand, and a randomized run of allocations,
 // frees, references and budgeted compactions that checks after every operation that extents
 // never overlap, bytes add up, and no extent with in-flight references is ever moved.
-#include "accelerators/extent_allocator.h"
+#include "accelerators/policies/extent_allocator.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <map>
 #include <vector>
 
-#include "models/rng.h"
+#include "models/core/rng.h"
 
 namespace tiersim {
 namespace {

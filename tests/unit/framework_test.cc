@@ -3,8 +3,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "models/ids.h"
-#include "models/payload_pool.h"
+#include "models/core/ids.h"
+#include "models/core/payload_pool.h"
 
 namespace tiersim {
 namespace {

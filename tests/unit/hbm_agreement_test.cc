@@ -5,7 +5,7 @@
 
 #include <cstdio>
 
-#include "memory/hbm_calibrate.h"
+#include "memory/tools/hbm_calibrate.h"
 #include "tests/support/dram_presets.h"
 
 namespace tiersim {

@@ -1,4 +1,4 @@
-#include "models/hdf5_file.h"
+#include "models/run/result_file.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -1,6 +1,6 @@
 // The serial-link model against hand formulas per preset, replays against the bit error rate,
 // and the optical tail: p99 latency set by jitter and retrain events, not by the mean.
-#include "models/serial_link.h"
+#include "fabric/serial_link.h"
 
 #include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>

@@ -5,10 +5,10 @@
 #include "memory/hbm_fast.h"
 #include "memory/hbm_fast_core.h"
 #include "memory/interleave.h"
-#include "models/address_map.h"
-#include "models/bandwidth_server.h"
-#include "models/rng.h"
-#include "models/simulation.h"
+#include "models/core/address_map.h"
+#include "models/core/bandwidth_server.h"
+#include "models/core/rng.h"
+#include "models/run/simulation.h"
 
 namespace tiersim {
 namespace {

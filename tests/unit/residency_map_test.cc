@@ -1,14 +1,14 @@
 // The controller's residency map: hits cost the lookup, misses the software path and install
 // the entry; least recently used entries leave a full map; a cyclic stream of more objects than
 // entries misses every time, one that fits hits after its first pass.
-#include "accelerators/residency_map.h"
+#include "accelerators/policies/residency_map.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <set>
 
-#include "models/rng.h"
+#include "models/core/rng.h"
 
 namespace tiersim {
 namespace {

@@ -2,7 +2,7 @@
 // moves no more bytes than any policy on every workload of a test set; regret-aware eviction
 // beats LRU on adversarial bursts and not on a periodic sweep; the thrash budget bounds
 // migration bytes per epoch under deliberately wrong intent; ARC resists scans.
-#include "accelerators/residency_policy.h"
+#include "accelerators/policies/residency_policy.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <functional>
 #include <map>
 
-#include "models/rng.h"
+#include "models/core/rng.h"
 
 namespace tiersim {
 namespace {

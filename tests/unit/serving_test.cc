@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "models/config_loader.h"
+#include "models/config/loader.h"
 #include "tests/support/model_presets.h"
 
 namespace tiersim {

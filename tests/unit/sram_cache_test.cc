@@ -10,7 +10,7 @@
 #include <iostream>
 #include <map>
 
-#include "models/rng.h"
+#include "models/core/rng.h"
 
 namespace tiersim {
 namespace {

@@ -1,6 +1,6 @@
 // The scratchpad legality state machine: the legal cycle, every illegal operation from every
 // state (refused, state unchanged, violation recorded), dating, and one fence per fill.
-#include "models/staging_buffers.h"
+#include "accelerators/policies/staging_buffers.h"
 
 #include <gtest/gtest.h>
 

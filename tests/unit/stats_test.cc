@@ -1,4 +1,4 @@
-#include "models/stats.h"
+#include "models/core/stats.h"
 
 #include <gtest/gtest.h>
 

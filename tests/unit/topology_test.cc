@@ -1,6 +1,6 @@
 // Routing over the link graph: shortest paths, ties by config order, alternatives ranked by
 // remaining hops, unreachable targets.
-#include "models/topology.h"
+#include "fabric/topology.h"
 
 #include <gtest/gtest.h>
 

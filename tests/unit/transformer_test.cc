@@ -6,8 +6,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "models/config_loader.h"
-#include "models/objects.h"
+#include "models/config/loader.h"
+#include "models/core/objects.h"
 #include "tests/support/model_presets.h"
 #include "tests/support/paths.h"
 #include "workloads/decode.h"

@@ -3,14 +3,14 @@
 // weights, while a co-running tenant streams through the same cache with persisting hints.
 // Off-chip bytes per step of the decode tenant: the arbiter's bindings beat LRU and the hint
 // baseline, and beat wiring the largest objects first.
-#include "accelerators/wired_arbiter.h"
+#include "accelerators/policies/wired_arbiter.h"
 
 #include <gtest/gtest.h>
 
 #include <iostream>
 
 #include "memory/sram_cache.h"
-#include "models/rng.h"
+#include "models/core/rng.h"
 
 namespace tiersim {
 namespace {

@@ -1,0 +1,111 @@
+#include "fabric/faults.h"
+
+#include <algorithm>
+#include <set>
+
+#include "fabric/serial_link.h"
+#include "models/core/registry.h"
+
+namespace tiersim {
+
+namespace {
+TimePs window_end(const config::Fault& f) {
+  return f.duration_ps() == 0 ? LinkModel::kNever : f.start_ps() + f.duration_ps();
+}
+}  // namespace
+
+void validate_faults(const config::System& sys, Validator v) {
+  std::set<std::string> serial_links, links, components;
+  for (const auto& l : sys.links()) {
+    links.insert(l.name());
+    if (l.has_serial()) serial_links.insert(l.name());
+  }
+  for (const auto& c : sys.components())
+    components.insert(c.name());
+  for (int i = 0; i < sys.faults_size(); ++i) {
+    const auto& f = sys.faults(i);
+    Validator fv = v.at("system.faults[" + (f.name().empty() ? std::to_string(i) : f.name()) + "]");
+    fv.require("start_ps", f.has_start_ps());
+    if (f.has_duration_ps() && f.start_ps() + f.duration_ps() < f.start_ps()) {
+      fv.error("duration_ps", "start_ps + duration_ps overflows");
+    }
+    auto check_link = [&](const std::string& field, const std::string& name) {
+      if (!links.count(name)) {
+        fv.error(field, "no link named \"" + name + "\"");
+      } else if (!serial_links.count(name)) {
+        fv.error(field,
+                 "link \"" + name + "\" has no serial model; faults apply to links with `serial`");
+      }
+    };
+    switch (f.kind_case()) {
+      case config::Fault::kLinkDown:
+        check_link("link_down", f.link_down());
+        break;
+      case config::Fault::kLinkDegraded:
+        check_link("link_degraded.link", f.link_degraded().link());
+        if (!(f.link_degraded().bandwidth_fraction() > 0 &&
+              f.link_degraded().bandwidth_fraction() <= 1)) {
+          fv.error("link_degraded.bandwidth_fraction", "must be in (0, 1] (link_down for 0)");
+        }
+        break;
+      case config::Fault::kDeviceOffline: {
+        if (!components.count(f.device_offline())) {
+          fv.error("device_offline", "no component named \"" + f.device_offline() + "\"");
+        }
+        break;
+      }
+      default:
+        fv.error("", "fault has no kind; set link_down, link_degraded or device_offline");
+    }
+  }
+}
+
+void apply_link_faults(const config::System& sys, const std::string& link, LinkModel* to,
+                       LinkModel* from) {
+  for (const auto& f : sys.faults()) {
+    double fraction = -1;
+    if (f.has_link_down() && f.link_down() == link) fraction = 0;
+    if (f.has_link_degraded() && f.link_degraded().link() == link) {
+      fraction = f.link_degraded().bandwidth_fraction();
+    }
+    if (fraction < 0) continue;
+    for (LinkModel* m : {to, from}) {
+      if (m) m->add_outage(f.start_ps(), window_end(f), fraction);
+    }
+  }
+}
+
+std::vector<FaultWindow> offline_windows(const config::System& sys, const std::string& component) {
+  std::vector<FaultWindow> w;
+  for (const auto& f : sys.faults()) {
+    if (f.has_device_offline() && f.device_offline() == component) {
+      w.push_back({f.start_ps(), window_end(f)});
+    }
+  }
+  std::sort(w.begin(), w.end(),
+            [](const FaultWindow& a, const FaultWindow& b) { return a.start_ps < b.start_ps; });
+  return w;
+}
+
+TimePs online_after(const std::vector<FaultWindow>& windows, TimePs t) {
+  bool moved = true;
+  while (moved && t != LinkModel::kNever) {
+    moved = false;
+    for (const auto& w : windows) {
+      if (w.start_ps <= t && t < w.end_ps) {
+        t = w.end_ps;
+        moved = true;
+      }
+    }
+  }
+  return t;
+}
+
+// Config validation reaches the serial-link parameters and the fault windows through these.
+const FabricChecksRegistrar kFabricChecks([](const config::SerialLink& serial,
+                                             Validator& v) { LinkParams::validate(serial, v); },
+                                          [](const config::System& sys, Validator& v) {
+                                            validate_faults(sys, v);
+                                          });
+
+}  // namespace tiersim

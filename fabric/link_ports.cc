@@ -1,0 +1,135 @@
+#include "fabric/link_ports.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "fabric/faults.h"
+#include "fabric/topology.h"
+#include "models/core/context.h"
+#include "models/core/payload_pool.h"
+
+namespace tiersim {
+
+void LinkPorts::add(Component& neighbour, const LinkInfo& link, int socket_index) {
+  auto port = std::make_unique<Port>();
+  port->socket_index = socket_index;
+  port->link = link.name;
+  port->latency_ps = link.latency_ps;
+  port->neighbour = &neighbour;
+  if (link.serial != nullptr) {
+    // Independent seeded streams per link direction (jitter, replays, retrains).
+    const LinkParams p = LinkParams::from_config(*link.serial);
+    port->to = std::make_unique<LinkModel>(p, ctx_.rng_for(link.name + ".to").next_u64());
+    port->from = std::make_unique<LinkModel>(p, ctx_.rng_for(link.name + ".from").next_u64());
+    apply_link_faults(ctx_.config().system(), link.name, port->to.get(), port->from.get());
+  }
+  if (frozen_) throw std::logic_error(owner_ + ": a link added after routing started");
+  ports_.push_back(std::move(port));
+}
+
+const std::vector<LinkPorts::Port*>& LinkPorts::candidates(const std::string& target) {
+  auto it = routes_.find(target);
+  if (it == routes_.end()) {
+    std::vector<Port*> found;
+    for (size_t e : ctx_.topology().next_links(owner_, target)) {
+      for (auto& p : ports_) {
+        if (p->link == ctx_.topology().links()[e].name) found.push_back(p.get());
+      }
+    }
+    it = routes_.emplace(target, std::move(found)).first;
+    frozen_ = true;
+  }
+  return it->second;
+}
+
+LinkPorts::Choice LinkPorts::choose(const std::vector<Port*>& candidates, TimePs t) {
+  Choice c;
+  if (candidates.empty()) return c;
+  c.up_ps = LinkModel::kNever;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const TimePs up = candidates[i]->up_after(t);
+    if (up == t) return Choice{candidates[i], i > 0, t};
+    if (up < c.up_ps) {
+      c.port = candidates[i];
+      c.up_ps = up;
+      c.rerouted = i > 0;
+    }
+  }
+  if (c.port == nullptr) c.port = candidates.front();  // none ever comes back
+  return c;
+}
+
+LinkPorts::Result LinkPorts::forward(Port& port, tlm::tlm_fw_transport_if<>& next,
+                                     tlm::tlm_generic_payload& p, TimePs first_ps, TimePs last_ps,
+                                     uint32_t level, const Component* target, uint64_t local) {
+  const bool write = p.is_write();
+  const uint64_t bytes = p.get_data_length();
+  // The request (with a write's data) at the neighbour.
+  TimePs first_at = first_ps, last_at = last_ps;
+  if (port.to) {
+    if (write) {
+      last_at = port.to->transfer(first_ps, bytes, last_ps, level);
+      first_at = port.to->last_first_arrival_ps();
+    } else {
+      // One request per max_request_bytes: the target starts on the first; the data cannot
+      // all be back before the last has arrived.
+      last_at = port.to->message(last_ps, port.to->params().messages_for(bytes), level);
+      first_at = port.to->last_first_arrival_ps();
+    }
+    if (last_at == LinkModel::kNever) return {last_ps, false};  // down for good mid-transfer
+  }
+  first_at += port.latency_ps;
+  last_at += port.latency_ps;
+
+  const uint64_t global = p.get_address();
+  const bool last_hop = target == port.neighbour;
+  if (last_hop) p.set_address(local);
+  StreamTiming& st = PayloadPool::timing(p);
+  const TimePs saved_first = st.first_byte_ps;
+  st.first_byte_ps = write ? std::min(first_at, last_at) : 0;
+  const TimePs now = now_ps();
+  sc_core::sc_time delay = to_sc_time((write ? last_at : first_at) - now);
+  next.b_transport(p, delay);
+  p.set_address(global);
+  st.first_byte_ps = saved_first;
+  TimePs served = now + to_ps(delay);
+  if (!p.is_response_ok()) return {served, false};
+  if (!write) served = std::max(served, last_at);
+
+  // The response back: a read's data streams behind the target, a write's completion.
+  TimePs back = served;
+  if (port.from) {
+    back = write ? port.from->message(served, port.from->params().messages_for(bytes), level)
+                 : port.from->transfer(first_at, bytes, served, level);
+    if (back == LinkModel::kNever) return {served, false};
+  }
+  return {back + port.latency_ps, true};
+}
+
+double LinkPorts::dynamic_energy_j() const {
+  double j = 0;
+  for (const auto& port : ports_) {
+    if (port->to) j += port->to->energy_j() + port->from->energy_j();
+  }
+  return j;
+}
+
+double LinkPorts::static_power_w() const {
+  double w = 0;
+  for (const auto& port : ports_) {
+    if (port->to) w += 2 * port->to->params().static_power_w;
+  }
+  return w;
+}
+
+bool LinkPorts::has_energy() const {
+  for (const auto& port : ports_) {
+    if (port->to &&
+        (port->to->params().energy_pj_per_bit > 0 || port->to->params().static_power_w > 0)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace tiersim

@@ -1,0 +1,817 @@
+#include "models/config/loader.h"
+
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <regex>
+#include <sstream>
+
+#include "models/core/registry.h"
+
+namespace tiersim {
+
+namespace pb = google::protobuf;
+
+namespace {
+
+// --- helpers -------------------------------------------------------------------------------
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j)
+    prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// " (did you mean "x"?)" when a field of `desc` is close to `name`.
+std::string suggest_field(const pb::Descriptor* desc, const std::string& name) {
+  if (desc == nullptr) return "";
+  std::string best;
+  size_t best_d = std::numeric_limits<size_t>::max();
+  for (int i = 0; i < desc->field_count(); ++i) {
+    const std::string& f = desc->field(i)->name();
+    size_t d = edit_distance(name, f);
+    if (d < best_d) {
+      best_d = d;
+      best = f;
+    }
+  }
+  if (best.empty()) return "";
+  if (best_d > std::max<size_t>(2, name.size() / 3)) {
+    // Not close by edits: accept a field that starts like the name ("stacks" -> "stack_count").
+    best.clear();
+    const size_t n = std::min<size_t>(name.size(), 5);
+    for (int i = 0; n >= 4 && i < desc->field_count(); ++i) {
+      if (desc->field(i)->name().compare(0, n, name, 0, n) == 0) {
+        best = desc->field(i)->name();
+        break;
+      }
+    }
+    if (best.empty()) return "";
+  }
+  return " (did you mean \"" + best + "\"?)";
+}
+
+std::string enum_values(const pb::EnumDescriptor* e) {
+  std::string out;
+  for (int i = 0; i < e->value_count(); ++i) {
+    if (e->value(i)->number() == 0) continue;  // *_UNSPECIFIED is not a choice
+    if (!out.empty()) out += ", ";
+    out += e->value(i)->name();
+  }
+  return out;
+}
+
+const pb::FieldDescriptor* name_field(const pb::Descriptor* d) {
+  const pb::FieldDescriptor* f = d->FindFieldByName("name");
+  return f && f->type() == pb::FieldDescriptor::TYPE_STRING && !f->is_repeated() ? f : nullptr;
+}
+
+std::string element_name(const pb::Message& element) {
+  const pb::FieldDescriptor* nf = name_field(element.GetDescriptor());
+  if (nf == nullptr) return "";
+  return element.GetReflection()->GetString(element, nf);
+}
+
+// --- locating parse errors -----------------------------------------------------------------
+
+// The value of `name: "..."` directly inside the message that opens at (line, column) of
+// `text` (its "{" or "<"), or "" when it has none. Skips strings, comments and nested messages.
+std::string element_name_ahead(const std::string& text, const std::vector<size_t>& line_starts,
+                               int line, int column) {
+  if (line < 0 || static_cast<size_t>(line) >= line_starts.size()) return "";
+  size_t i = line_starts[line] + static_cast<size_t>(column) + 1;
+  int depth = 0;
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == '#') {
+      while (i < text.size() && text[i] != '\n')
+        ++i;
+    } else if (c == '"' || c == '\'') {
+      for (++i; i < text.size() && text[i] != c; ++i) {
+        if (text[i] == '\\') ++i;
+      }
+      ++i;
+      continue;
+    } else if (c == '{' || c == '<') {
+      ++depth;
+    } else if (c == '}' || c == '>') {
+      if (depth-- == 0) return "";
+    } else if (depth == 0 && text.compare(i, 4, "name") == 0 &&
+               (i == 0 ||
+                !(std::isalnum(static_cast<unsigned char>(text[i - 1])) || text[i - 1] == '_'))) {
+      static const std::regex value(R"re(^name\s*:\s*"([^"]*)")re");
+      std::smatch m;
+      const std::string rest = text.substr(i, 512);
+      if (std::regex_search(rest, m, value)) return m[1];
+    }
+    ++i;
+  }
+  return "";
+}
+
+// Reconstructs the field path at (line, column) of a text-format document by scanning its
+// tokens: the parser reports only a position, users need the path.
+std::string text_path_at(const std::string& text, int line, int column,
+                         const pb::Descriptor* root) {
+  struct Frame {
+    std::string path;
+    const pb::Descriptor* desc;
+    std::map<std::string, int> counts;
+  };
+  std::vector<Frame> stack{{"", root, {}}};
+  std::vector<size_t> line_starts{0};
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\n') line_starts.push_back(i + 1);
+  }
+  pb::io::ArrayInputStream input(text.data(), static_cast<int>(text.size()));
+  struct Silent : pb::io::ErrorCollector {
+    void AddError(int, pb::io::ColumnNumber, const std::string&) override {}
+  } silent;
+  pb::io::Tokenizer tok(&input, &silent);
+  tok.set_comment_style(pb::io::Tokenizer::SH_COMMENT_STYLE);
+
+  std::string field;        // the field whose name or value we are in
+  bool expect_name = true;  // the next identifier is a field name
+  int list_depth = 0;
+  auto full = [&](const std::string& f) {
+    const Frame& fr = stack.back();
+    if (f.empty()) return fr.path;
+    return fr.path.empty() ? f : fr.path + "." + f;
+  };
+  while (tok.Next()) {
+    const auto& t = tok.current();
+    const bool at_or_past = t.line > line || (t.line == line && t.column >= column);
+    if (at_or_past) {
+      if (t.type == pb::io::Tokenizer::TYPE_IDENTIFIER && expect_name) return full(t.text);
+      return full(field);
+    }
+    if (t.type == pb::io::Tokenizer::TYPE_IDENTIFIER && expect_name) {
+      field = t.text;
+      expect_name = false;
+    } else if (t.text == "{" || t.text == "<") {
+      const pb::Descriptor* d = stack.back().desc;
+      const pb::FieldDescriptor* f = d ? d->FindFieldByName(field) : nullptr;
+      std::string p = full(field);
+      if (f && f->is_repeated()) {
+        const int index = stack.back().counts[field]++;
+        std::string key = f->message_type() && name_field(f->message_type())
+                              ? element_name_ahead(text, line_starts, t.line, t.column)
+                              : "";
+        p += "[" + (key.empty() ? std::to_string(index) : key) + "]";
+      }
+      stack.push_back({p, f ? f->message_type() : nullptr, {}});
+      expect_name = true;
+    } else if (t.text == "}" || t.text == ">") {
+      if (stack.size() > 1) stack.pop_back();
+      field.clear();
+      expect_name = list_depth == 0;
+    } else if (t.text == "[") {
+      ++list_depth;
+    } else if (t.text == "]") {
+      if (list_depth > 0) --list_depth;
+      expect_name = list_depth == 0;
+    } else if (t.text == ":") {
+      expect_name = false;
+    } else if (t.text == "," || t.text == ";") {
+      expect_name = list_depth == 0;
+    } else if (t.type != pb::io::Tokenizer::TYPE_IDENTIFIER || !expect_name) {
+      // A value: the next identifier outside a list starts a new field.
+      if (list_depth == 0 && t.text != "-") expect_name = true;
+    }
+  }
+  return full(field);
+}
+
+class CollectingErrors : public pb::io::ErrorCollector {
+ public:
+  CollectingErrors(const std::string& file, const std::string& text) : file_(file), text_(text) {}
+  void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
+    add(line, column, message);
+  }
+  void AddWarning(int line, pb::io::ColumnNumber column, const std::string& message) override {
+    // Deprecated-field and similar warnings are errors here: nothing is silently accepted.
+    add(line, column, message);
+  }
+  std::vector<ConfigIssue> issues;
+
+ private:
+  void add(int line, int column, std::string message) {
+    const pb::Descriptor* root = config::Config::descriptor();
+    std::string path = line >= 0 ? text_path_at(text_, line, column, root) : "";
+    static const std::regex unknown_field(
+        R"re(Message type "([\w.]+)" has no field named "(\w+)")re");
+    std::smatch m;
+    if (std::regex_search(message, m, unknown_field)) {
+      const pb::Descriptor* d = pb::DescriptorPool::generated_pool()->FindMessageTypeByName(m[1]);
+      message = "unknown field \"" + m[2].str() + "\" in " + (d ? d->name() : m[1].str()) +
+                suggest_field(d, m[2]);
+    }
+    static const std::regex unknown_enum(
+        R"re(Unknown enumeration value of "(\w+)" for field "(\w+)")re");
+    if (std::regex_search(message, m, unknown_enum)) {
+      // The parser reports the position after the value: move back to the field's name.
+      relocate_to_field(m[2].str(), &line, &column);
+      path = text_path_at(text_, line, column, root);
+      std::string choices;
+      if (const pb::FieldDescriptor* f = find_field_by_path(path)) {
+        if (f->enum_type()) choices = "; expected one of " + enum_values(f->enum_type());
+      }
+      message = "unknown enum value \"" + m[1].str() + "\"" + choices;
+    }
+    issues.push_back(ConfigIssue{{file_, line + 1}, path, message});
+  }
+  // Moves (line, column) back to the last occurrence of `field:` at or before it.
+  void relocate_to_field(const std::string& field, int* line, int* column) const {
+    int l = 0, c = 0, best_l = -1, best_c = -1;
+    for (size_t i = 0; i < text_.size(); ++i) {
+      if (l > *line || (l == *line && c > *column)) break;
+      if (text_.compare(i, field.size(), field) == 0 &&
+          (i == 0 ||
+           !(std::isalnum(static_cast<unsigned char>(text_[i - 1])) || text_[i - 1] == '_'))) {
+        size_t j = i + field.size();
+        while (j < text_.size() && (text_[j] == ' ' || text_[j] == '\t'))
+          ++j;
+        if (j < text_.size() && text_[j] == ':') {
+          best_l = l;
+          best_c = c;
+        }
+      }
+      if (text_[i] == '\n') {
+        ++l;
+        c = 0;
+      } else {
+        ++c;
+      }
+    }
+    if (best_l >= 0) {
+      *line = best_l;
+      *column = best_c;
+    }
+  }
+  // The descriptor of the last field in a path such as a.b[2].c (nullptr if unknown).
+  static const pb::FieldDescriptor* find_field_by_path(const std::string& path) {
+    const pb::Descriptor* d = config::Config::descriptor();
+    const pb::FieldDescriptor* f = nullptr;
+    std::stringstream ss(path);
+    std::string seg;
+    while (std::getline(ss, seg, '.')) {
+      if (d == nullptr) return nullptr;
+      seg = seg.substr(0, seg.find('['));
+      f = d->FindFieldByName(seg);
+      if (f == nullptr) return nullptr;
+      d = f->message_type();
+    }
+    return f;
+  }
+  std::string file_, text_;
+};
+
+// Records where every field set in `msg` was written, from the parser's location tree.
+void index_locations(const pb::Message& msg, const pb::TextFormat::ParseInfoTree* tree,
+                     const std::string& prefix, const std::string& file, LocationMap* out) {
+  if (tree == nullptr) return;
+  std::vector<const pb::FieldDescriptor*> fields;
+  msg.GetReflection()->ListFields(msg, &fields);
+  for (const auto* f : fields) {
+    const std::string base = prefix.empty() ? f->name() : prefix + "." + f->name();
+    if (f->is_repeated()) {
+      const int n = msg.GetReflection()->FieldSize(msg, f);
+      for (int i = 0; i < n; ++i) {
+        const std::string p =
+            prefix.empty() ? element_path(msg, f, i) : prefix + "." + element_path(msg, f, i);
+        auto loc = tree->GetLocation(f, i);
+        if (loc.line >= 0) (*out)[p] = SourceLocation{file, loc.line + 1};
+        if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+          index_locations(msg.GetReflection()->GetRepeatedMessage(msg, f, i),
+                          tree->GetTreeForNested(f, i), p, file, out);
+        }
+      }
+    } else {
+      auto loc = tree->GetLocation(f, -1);
+      if (loc.line >= 0) (*out)[base] = SourceLocation{file, loc.line + 1};
+      if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+        index_locations(msg.GetReflection()->GetMessage(msg, f), tree->GetTreeForNested(f, -1),
+                        base, file, out);
+      }
+    }
+  }
+}
+
+// Marks `path` and everything under `msg` as set by --set[index].
+void index_override(const pb::Message* msg, const std::string& path, int index, LocationMap* out) {
+  (*out)[path] = SourceLocation{"--set", index};
+  if (msg == nullptr) return;
+  std::vector<const pb::FieldDescriptor*> fields;
+  msg->GetReflection()->ListFields(*msg, &fields);
+  for (const auto* f : fields) {
+    if (f->is_repeated()) {
+      const int n = msg->GetReflection()->FieldSize(*msg, f);
+      for (int i = 0; i < n; ++i) {
+        const std::string p = path + "." + element_path(*msg, f, i);
+        index_override(f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE
+                           ? &msg->GetReflection()->GetRepeatedMessage(*msg, f, i)
+                           : nullptr,
+                       p, index, out);
+      }
+    } else {
+      index_override(f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE
+                         ? &msg->GetReflection()->GetMessage(*msg, f)
+                         : nullptr,
+                     path + "." + f->name(), index, out);
+    }
+  }
+}
+
+// --- --set value parsing -------------------------------------------------------------------
+
+struct SetError {
+  std::string path;
+  std::string message;
+};
+
+bool parse_integer(const std::string& s, bool is_signed, long double* out) {
+  if (s.empty()) return false;
+  errno = 0;
+  char* end = nullptr;
+  // Accept plain integers (decimal or 0x hex) and exact scientific forms such as 4e9.
+  if (s.find_first_of(".eEpP") == std::string::npos || s.rfind("0x", 0) == 0) {
+    if (is_signed) {
+      long long v = std::strtoll(s.c_str(), &end, 0);
+      *out = static_cast<long double>(v);
+    } else {
+      if (s[0] == '-') return false;
+      unsigned long long v = std::strtoull(s.c_str(), &end, 0);
+      *out = static_cast<long double>(v);
+    }
+    return errno == 0 && end && *end == '\0';
+  }
+  long double v = std::strtold(s.c_str(), &end);
+  if (errno != 0 || !end || *end != '\0' || v != std::floor(v)) return false;
+  *out = v;
+  return true;
+}
+
+void set_scalar(pb::Message* msg, const pb::FieldDescriptor* f, int index, std::string value,
+                const std::string& path) {
+  const pb::Reflection* r = msg->GetReflection();
+  const bool rep = index >= 0;
+  auto fail = [&](const std::string& why) { throw SetError{path, why}; };
+  if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+      value.back() == value.front()) {
+    value = value.substr(1, value.size() - 2);
+  }
+  switch (f->cpp_type()) {
+    case pb::FieldDescriptor::CPPTYPE_INT32:
+    case pb::FieldDescriptor::CPPTYPE_INT64:
+    case pb::FieldDescriptor::CPPTYPE_UINT32:
+    case pb::FieldDescriptor::CPPTYPE_UINT64: {
+      const bool is_signed = f->cpp_type() == pb::FieldDescriptor::CPPTYPE_INT32 ||
+                             f->cpp_type() == pb::FieldDescriptor::CPPTYPE_INT64;
+      long double v = 0;
+      if (!parse_integer(value, is_signed, &v)) {
+        fail("expected " + std::string(is_signed ? "an integer" : "a non-negative integer") +
+             ", got \"" + value + "\"");
+      }
+      long double lo = 0, hi = 0;
+      switch (f->cpp_type()) {
+        case pb::FieldDescriptor::CPPTYPE_INT32:
+          lo = std::numeric_limits<int32_t>::min();
+          hi = std::numeric_limits<int32_t>::max();
+          break;
+        case pb::FieldDescriptor::CPPTYPE_INT64:
+          lo = static_cast<long double>(std::numeric_limits<int64_t>::min());
+          hi = static_cast<long double>(std::numeric_limits<int64_t>::max());
+          break;
+        case pb::FieldDescriptor::CPPTYPE_UINT32:
+          hi = std::numeric_limits<uint32_t>::max();
+          break;
+        default:
+          hi = static_cast<long double>(std::numeric_limits<uint64_t>::max());
+      }
+      if (v < lo || v > hi) fail("value " + value + " is out of range for " + f->type_name());
+      switch (f->cpp_type()) {
+        case pb::FieldDescriptor::CPPTYPE_INT32:
+          rep ? r->SetRepeatedInt32(msg, f, index, static_cast<int32_t>(v))
+              : r->SetInt32(msg, f, static_cast<int32_t>(v));
+          break;
+        case pb::FieldDescriptor::CPPTYPE_INT64:
+          rep ? r->SetRepeatedInt64(msg, f, index, static_cast<int64_t>(v))
+              : r->SetInt64(msg, f, static_cast<int64_t>(v));
+          break;
+        case pb::FieldDescriptor::CPPTYPE_UINT32:
+          rep ? r->SetRepeatedUInt32(msg, f, index, static_cast<uint32_t>(v))
+              : r->SetUInt32(msg, f, static_cast<uint32_t>(v));
+          break;
+        default:
+          rep ? r->SetRepeatedUInt64(msg, f, index, static_cast<uint64_t>(v))
+              : r->SetUInt64(msg, f, static_cast<uint64_t>(v));
+      }
+      return;
+    }
+    case pb::FieldDescriptor::CPPTYPE_DOUBLE:
+    case pb::FieldDescriptor::CPPTYPE_FLOAT: {
+      errno = 0;
+      char* end = nullptr;
+      double v = std::strtod(value.c_str(), &end);
+      if (value.empty() || errno != 0 || !end || *end != '\0' || !std::isfinite(v)) {
+        fail("expected a finite number, got \"" + value + "\"");
+      }
+      if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_DOUBLE) {
+        rep ? r->SetRepeatedDouble(msg, f, index, v) : r->SetDouble(msg, f, v);
+      } else {
+        rep ? r->SetRepeatedFloat(msg, f, index, static_cast<float>(v))
+            : r->SetFloat(msg, f, static_cast<float>(v));
+      }
+      return;
+    }
+    case pb::FieldDescriptor::CPPTYPE_BOOL: {
+      bool v;
+      if (value == "true" || value == "1") {
+        v = true;
+      } else if (value == "false" || value == "0") {
+        v = false;
+      } else {
+        fail("expected true or false, got \"" + value + "\"");
+        return;
+      }
+      rep ? r->SetRepeatedBool(msg, f, index, v) : r->SetBool(msg, f, v);
+      return;
+    }
+    case pb::FieldDescriptor::CPPTYPE_STRING:
+      rep ? r->SetRepeatedString(msg, f, index, value) : r->SetString(msg, f, value);
+      return;
+    case pb::FieldDescriptor::CPPTYPE_ENUM: {
+      const pb::EnumValueDescriptor* ev = f->enum_type()->FindValueByName(value);
+      if (ev == nullptr || ev->number() == 0) {
+        fail("unknown enum value \"" + value + "\"; expected one of " +
+             enum_values(f->enum_type()));
+      }
+      rep ? r->SetRepeatedEnum(msg, f, index, ev) : r->SetEnum(msg, f, ev);
+      return;
+    }
+    case pb::FieldDescriptor::CPPTYPE_MESSAGE:
+      break;
+  }
+  fail("internal: not a scalar field");
+}
+
+std::vector<std::string> split_list(const std::string& v) {
+  // "[a, b, c]" -> {"a", "b", "c"}; quotes are kept for set_scalar to strip.
+  std::vector<std::string> out;
+  std::string inner = v.substr(1, v.size() - 2);
+  std::stringstream ss(inner);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const auto b = item.find_first_not_of(" \t");
+    const auto e = item.find_last_not_of(" \t");
+    if (b == std::string::npos) continue;
+    out.push_back(item.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+// A copy of `src` with every field but `f` cleared.
+std::unique_ptr<pb::Message> only_field(const pb::Message& src, const pb::FieldDescriptor* f) {
+  std::unique_ptr<pb::Message> copy(src.New());
+  copy->CopyFrom(src);
+  std::vector<const pb::FieldDescriptor*> all;
+  copy->GetReflection()->ListFields(*copy, &all);
+  for (const auto* g : all) {
+    if (g != f) copy->GetReflection()->ClearField(copy.get(), g);
+  }
+  return copy;
+}
+
+// "{a: 1}" -> "a: 1": message values may be written with or without braces.
+std::string strip_braces(const std::string& v) {
+  const auto b = v.find_first_not_of(" \t");
+  const auto e = v.find_last_not_of(" \t");
+  if (b != std::string::npos && v[b] == '{' && v[e] == '}') return v.substr(b + 1, e - b - 1);
+  return v;
+}
+
+}  // namespace
+
+// --- public --------------------------------------------------------------------------------
+
+std::string element_path(const pb::Message& msg, const pb::FieldDescriptor* field, int index) {
+  std::string key;
+  if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+    key = element_name(msg.GetReflection()->GetRepeatedMessage(msg, field, index));
+  }
+  if (key.empty()) key = std::to_string(index);
+  return field->name() + "[" + key + "]";
+}
+
+SourceLocation LoadedConfig::locate(const std::string& path) const {
+  std::string p = path;
+  while (!p.empty()) {
+    auto it = locations.find(p);
+    if (it != locations.end()) return it->second;
+    const auto cut = p.find_last_of(".[");
+    if (cut == std::string::npos) break;
+    p = p.substr(0, cut);
+  }
+  // Never set anywhere: name the inputs, without a line.
+  std::string all;
+  for (const auto& f : files)
+    all += (all.empty() ? "" : "+") + f;
+  return SourceLocation{all, 0};
+}
+
+std::string LoadedConfig::resolved_text() const {
+  std::string out;
+  pb::TextFormat::Printer printer;
+  printer.PrintToString(config, &out);
+  return out;
+}
+
+config::Config parse_config_text(const std::string& text, const std::string& file_name,
+                                 LocationMap* locations) {
+  config::Config cfg;
+  pb::TextFormat::Parser parser;
+  CollectingErrors errors(file_name, text);
+  parser.RecordErrorsTo(&errors);
+  pb::TextFormat::ParseInfoTree tree;
+  parser.WriteLocationsTo(&tree);
+  if (!parser.ParseFromString(text, &cfg) || !errors.issues.empty()) {
+    if (errors.issues.empty()) {
+      errors.issues.push_back(ConfigIssue{{file_name, 0}, "", "cannot parse"});
+    }
+    throw ConfigError(errors.issues);
+  }
+  if (locations != nullptr) index_locations(cfg, &tree, "", file_name, locations);
+  return cfg;
+}
+
+void merge_config(pb::Message& dst, const pb::Message& src) {
+  const pb::Reflection* sr = src.GetReflection();
+  const pb::Reflection* dr = dst.GetReflection();
+  std::vector<const pb::FieldDescriptor*> fields;
+  sr->ListFields(src, &fields);
+  for (const auto* f : fields) {
+    if (f->is_repeated()) {
+      const int n = sr->FieldSize(src, f);
+      const bool by_name = f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE &&
+                           name_field(f->message_type()) != nullptr;
+      if (!by_name) {
+        // Replace the whole list: clear, then merge a copy that holds only this field.
+        dr->ClearField(&dst, f);
+        dst.MergeFrom(*only_field(src, f));
+        continue;
+      }
+      for (int i = 0; i < n; ++i) {
+        const pb::Message& elem = sr->GetRepeatedMessage(src, f, i);
+        const std::string name = element_name(elem);
+        pb::Message* target = nullptr;
+        if (!name.empty()) {
+          for (int j = 0; j < dr->FieldSize(dst, f); ++j) {
+            pb::Message* cand = dr->MutableRepeatedMessage(&dst, f, j);
+            if (element_name(*cand) == name) {
+              target = cand;
+              break;
+            }
+          }
+        }
+        if (target == nullptr) {
+          dr->AddMessage(&dst, f)->CopyFrom(elem);
+        } else {
+          merge_config(*target, elem);
+        }
+      }
+    } else if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+      merge_config(*dr->MutableMessage(&dst, f), sr->GetMessage(src, f));
+    } else {
+      // Singular scalar or enum: explicit presence, so even a zero overrides.
+      dst.MergeFrom(*only_field(src, f));
+    }
+  }
+}
+
+void apply_override(config::Config& config, const std::string& assignment, int index,
+                    LocationMap* locations) {
+  const auto eq = assignment.find('=');
+  auto issue = [&](const std::string& path, const std::string& message) {
+    return ConfigError({ConfigIssue{{"--set", index}, path, message}});
+  };
+  if (eq == std::string::npos || eq == 0) {
+    throw issue(assignment, "expected field.path=value");
+  }
+  const std::string path = assignment.substr(0, eq);
+  const std::string value = assignment.substr(eq + 1);
+
+  // Split the path into segments name[key].
+  struct Segment {
+    std::string name;
+    std::optional<std::string> key;
+  };
+  std::vector<Segment> segs;
+  static const std::regex seg_re(R"(^([A-Za-z_][A-Za-z0-9_]*)(\[([^\]]*)\])?$)");
+  std::stringstream ss(path);
+  std::string part;
+  std::string walked;
+  while (std::getline(ss, part, '.')) {
+    std::smatch m;
+    if (!std::regex_match(part, m, seg_re)) {
+      throw issue(walked.empty() ? path : walked, "malformed path segment \"" + part + "\"");
+    }
+    Segment s{m[1], std::nullopt};
+    if (m[2].matched) s.key = m[3].str();
+    segs.push_back(s);
+  }
+  if (segs.empty()) throw issue(path, "empty field path");
+
+  pb::Message* msg = &config;
+  std::string canonical;
+  try {
+    for (size_t i = 0; i < segs.size(); ++i) {
+      const Segment& s = segs[i];
+      const bool last = i + 1 == segs.size();
+      const pb::Descriptor* d = msg->GetDescriptor();
+      const pb::FieldDescriptor* f = d->FindFieldByName(s.name);
+      const std::string here = canonical.empty() ? s.name : canonical + "." + s.name;
+      if (f == nullptr) {
+        throw SetError{
+            here, "unknown field \"" + s.name + "\" in " + d->name() + suggest_field(d, s.name)};
+      }
+      const pb::Reflection* r = msg->GetReflection();
+      if (last && !s.key && value == "!clear") {
+        // Removes the field, section or list (a baseline without a mechanism's section).
+        r->ClearField(msg, f);
+        if (locations) index_override(nullptr, here, index, locations);
+        return;
+      }
+      if (last && value.empty() && f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+        throw SetError{here,
+                       "empty value: give fields to merge ({...}), or !clear to remove "
+                       "the section"};
+      }
+      if (f->is_repeated()) {
+        if (!s.key) {
+          if (!last) throw SetError{here, "repeated field needs an [index] or [name]"};
+          if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+            throw SetError{here, "set one element: " + s.name + "[index or name].field=value"};
+          }
+          if (value.size() < 2 || value.front() != '[' || value.back() != ']') {
+            throw SetError{here, "a repeated field takes a list such as [1, 2]"};
+          }
+          r->ClearField(msg, f);
+          auto items = split_list(value);
+          for (size_t k = 0; k < items.size(); ++k) {
+            // Grow by one default element, then set it.
+            switch (f->cpp_type()) {
+              case pb::FieldDescriptor::CPPTYPE_INT32:
+                r->AddInt32(msg, f, 0);
+                break;
+              case pb::FieldDescriptor::CPPTYPE_INT64:
+                r->AddInt64(msg, f, 0);
+                break;
+              case pb::FieldDescriptor::CPPTYPE_UINT32:
+                r->AddUInt32(msg, f, 0);
+                break;
+              case pb::FieldDescriptor::CPPTYPE_UINT64:
+                r->AddUInt64(msg, f, 0);
+                break;
+              case pb::FieldDescriptor::CPPTYPE_DOUBLE:
+                r->AddDouble(msg, f, 0);
+                break;
+              case pb::FieldDescriptor::CPPTYPE_FLOAT:
+                r->AddFloat(msg, f, 0);
+                break;
+              case pb::FieldDescriptor::CPPTYPE_BOOL:
+                r->AddBool(msg, f, false);
+                break;
+              case pb::FieldDescriptor::CPPTYPE_STRING:
+                r->AddString(msg, f, "");
+                break;
+              case pb::FieldDescriptor::CPPTYPE_ENUM:
+                r->AddEnumValue(msg, f, 0);
+                break;
+              default:
+                break;
+            }
+            set_scalar(msg, f, static_cast<int>(k), items[k], here + "[" + std::to_string(k) + "]");
+          }
+          if (locations) index_override(nullptr, here, index, locations);
+          return;
+        }
+        // Find the element by index or by name.
+        const int n = r->FieldSize(*msg, f);
+        int found = -1;
+        const std::string& key = *s.key;
+        const bool numeric = !key.empty() && std::all_of(key.begin(), key.end(), ::isdigit);
+        if (numeric) {
+          found = std::atoi(key.c_str());
+          if (found >= n) {
+            throw SetError{here + "[" + key + "]", "index out of range (" + s.name + " has " +
+                                                       std::to_string(n) + " elements)"};
+          }
+        } else if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+          std::string names;
+          for (int j = 0; j < n; ++j) {
+            const std::string nm = element_name(r->GetRepeatedMessage(*msg, f, j));
+            if (nm == key) found = j;
+            names += (names.empty() ? "" : ", ") + nm;
+          }
+          if (found < 0) {
+            throw SetError{here + "[" + key + "]",
+                           "no element named \"" + key + "\" (have: " + names + ")"};
+          }
+        } else {
+          throw SetError{here + "[" + key + "]", "index must be a number"};
+        }
+        if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+          canonical = canonical.empty() ? element_path(*msg, f, found)
+                                        : canonical + "." + element_path(*msg, f, found);
+          msg = r->MutableRepeatedMessage(msg, f, found);
+          if (last) {
+            std::unique_ptr<pb::Message> patch(msg->New());
+            if (!pb::TextFormat::ParseFromString(strip_braces(value), patch.get())) {
+              throw SetError{canonical, "cannot parse \"" + value + "\" as " +
+                                            msg->GetDescriptor()->name() + " text format"};
+            }
+            merge_config(*msg, *patch);
+            if (locations) index_override(patch.get(), canonical, index, locations);
+          }
+          continue;
+        }
+        if (!last) throw SetError{here, "\"" + s.name + "\" has no fields"};
+        const std::string p = here + "[" + key + "]";
+        set_scalar(msg, f, found, value, p);
+        if (locations) index_override(nullptr, p, index, locations);
+        return;
+      }
+      if (s.key) throw SetError{here, "\"" + s.name + "\" is not a repeated field"};
+      if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+        msg = r->MutableMessage(msg, f);
+        canonical = here;
+        if (last) {
+          std::unique_ptr<pb::Message> patch(msg->New());
+          if (!pb::TextFormat::ParseFromString(strip_braces(value), patch.get())) {
+            throw SetError{canonical, "cannot parse \"" + value + "\" as " +
+                                          msg->GetDescriptor()->name() + " text format"};
+          }
+          merge_config(*msg, *patch);
+          if (locations) index_override(patch.get(), canonical, index, locations);
+        }
+        continue;
+      }
+      if (!last) throw SetError{here, "\"" + s.name + "\" has no fields"};
+      set_scalar(msg, f, -1, value, here);
+      if (locations) index_override(nullptr, here, index, locations);
+      return;
+    }
+  } catch (const SetError& e) {
+    throw issue(e.path, e.message);
+  }
+}
+
+LoadedConfig load_config(const std::vector<std::string>& files,
+                         const std::vector<std::string>& overrides) {
+  LoadedConfig loaded;
+  loaded.files = files;
+  loaded.overrides = overrides;
+  std::vector<ConfigIssue> issues;
+  if (files.empty()) {
+    throw ConfigError({ConfigIssue{{}, "", "no config files given"}});
+  }
+  for (const auto& file : files) {
+    std::ifstream in(file);
+    if (!in) {
+      issues.push_back(ConfigIssue{{file, 0}, "", "cannot open file"});
+      continue;
+    }
+    std::stringstream buf;
+    buf << in.rdbuf();
+    try {
+      config::Config part = parse_config_text(buf.str(), file, &loaded.locations);
+      merge_config(loaded.config, part);
+    } catch (const ConfigError& e) {
+      issues.insert(issues.end(), e.issues().begin(), e.issues().end());
+    }
+  }
+  if (!issues.empty()) throw ConfigError(issues);
+  for (size_t i = 0; i < overrides.size(); ++i) {
+    apply_override(loaded.config, overrides[i], static_cast<int>(i + 1), &loaded.locations);
+  }
+  validate_config(loaded);
+  return loaded;
+}
+
+}  // namespace tiersim

@@ -1,0 +1,262 @@
+// Validation of a resolved config: structure of the system (names, kinds, links, address map),
+// each component kind's own checks, the workload, policy and run options, and cross-checks
+// (the workload fits its home memory). All issues are collected, then located and thrown.
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <functional>
+
+#include "models/config/loader.h"
+#include "models/core/registry.h"
+
+namespace tiersim {
+
+namespace {
+
+std::string gb(uint64_t bytes) {
+  std::ostringstream os;
+  os.precision(4);
+  os << static_cast<double>(bytes) / 1e9 << " GB";
+  return os.str();
+}
+
+// Kinds that serve addresses (may appear as address-map targets).
+bool is_memory_kind(const std::string& kind) {
+  return kind == "hbm" || kind == "gddr" || kind == "ddr" || kind == "sram" || kind == "cxl" ||
+         kind == "nvme";
+}
+
+// Kinds that forward requests: they may be link targets and drive links of their own.
+bool is_forwarding_kind(const std::string& kind) {
+  return kind == "switch";
+}
+
+uint64_t memory_capacity(const config::Component& c) {
+  if (c.has_hbm()) return c.hbm().capacity_bytes_per_stack() * c.hbm().stack_count();
+  if (c.has_gddr()) return c.gddr().capacity_bytes_per_device() * c.gddr().device_count();
+  if (c.has_ddr()) return c.ddr().capacity_bytes_per_channel() * c.ddr().channels();
+  if (c.has_sram()) return c.sram().capacity_bytes();
+  if (c.has_cxl()) return c.cxl().media().capacity_bytes_per_channel() * c.cxl().media().channels();
+  if (c.has_nvme()) return c.nvme().capacity_bytes();
+  return 0;
+}
+
+void validate_system(const config::Config& cfg, Validator v) {
+  const auto& sys = cfg.system();
+  std::map<std::string, const config::Component*> by_name;
+  if (sys.components_size() == 0) v.error("system.components", "the system has no components");
+  for (int i = 0; i < sys.components_size(); ++i) {
+    const auto& c = sys.components(i);
+    const std::string at =
+        "system.components[" + (c.name().empty() ? std::to_string(i) : c.name()) + "]";
+    Validator cv = v.at(at);
+    if (!cv.non_empty("name", c.has_name(), c.name())) continue;
+    if (by_name.count(c.name())) cv.error("name", "duplicate component name");
+    by_name[c.name()] = &c;
+    const std::string kind = component_kind_name(c);
+    if (kind.empty()) {
+      std::string kinds;
+      for (const auto& k : component_kinds())
+        kinds += (kinds.empty() ? "" : ", ") + k.config_name;
+      cv.error("", "component has no kind; set one of: " + kinds);
+      continue;
+    }
+    const ComponentKind* k = find_component_kind(kind);
+    if (k == nullptr) {
+      cv.error(kind, "component kind \"" + kind + "\" is not implemented");
+      continue;
+    }
+    if (c.has_fidelity() && c.fidelity() == config::DETAILED && !k->detailed_level) {
+      cv.error("fidelity", "\"" + kind + "\" has no detailed level (only FAST)");
+    }
+    Validator kv = cv.at(kind);
+    k->validate(cfg, c, kv);
+  }
+
+  std::set<std::string> link_names;
+  std::set<std::pair<std::string, std::string>> link_pairs;
+  for (int i = 0; i < sys.links_size(); ++i) {
+    const auto& l = sys.links(i);
+    Validator lv = v.at("system.links[" + (l.name().empty() ? std::to_string(i) : l.name()) + "]");
+    if (lv.non_empty("name", l.has_name(), l.name()) && !link_names.insert(l.name()).second) {
+      lv.error("name", "duplicate link name");
+    }
+    for (const char* end : {"from", "to"}) {
+      const std::string& ref = std::string(end) == "from" ? l.from() : l.to();
+      const bool has = std::string(end) == "from" ? l.has_from() : l.has_to();
+      if (lv.non_empty(end, has, ref) && !by_name.count(ref)) {
+        lv.error(end, "no component named \"" + ref + "\"");
+      }
+    }
+    if (by_name.count(l.to()) && !is_memory_kind(component_kind_name(*by_name[l.to()])) &&
+        !is_forwarding_kind(component_kind_name(*by_name[l.to()]))) {
+      lv.error("to", "\"" + l.to() + "\" is not a memory or a switch and cannot be a link target");
+    }
+    lv.require("latency_ps", l.has_latency_ps());
+    if (l.has_serial()) {
+      Validator sv = lv.at("serial");
+      if (fabric_checks().serial_link) fabric_checks().serial_link(l.serial(), sv);
+      const std::string from_kind =
+          by_name.count(l.from()) ? component_kind_name(*by_name[l.from()]) : "";
+      if (!from_kind.empty() && from_kind != "dma" && !is_forwarding_kind(from_kind)) {
+        sv.error("", "only DMA engines and switches drive a serial link model (\"" + l.from() +
+                         "\" is a " + from_kind + ")");
+      }
+    }
+    if (!link_pairs.insert({l.from(), l.to()}).second) {
+      lv.error("", "a second link from \"" + l.from() + "\" to \"" + l.to() + "\"");
+    }
+  }
+
+  // Requests follow links from initiators toward memories: the link graph has no cycle (so
+  // every route, including detours around a down link, ends).
+  {
+    std::map<std::string, std::vector<std::string>> out;
+    for (const auto& l : sys.links())
+      out[l.from()].push_back(l.to());
+    std::map<std::string, int> state;  // 1 on the stack, 2 done
+    std::string cycle_at;
+    std::function<bool(const std::string&)> visit = [&](const std::string& n) {
+      state[n] = 1;
+      for (const auto& m : out[n]) {
+        if (state[m] == 1 || (state[m] == 0 && visit(m))) {
+          if (cycle_at.empty()) cycle_at = n;
+          return true;
+        }
+      }
+      state[n] = 2;
+      return false;
+    };
+    for (const auto& l : sys.links()) {
+      if (state[l.from()] == 0 && visit(l.from())) break;
+    }
+    if (!cycle_at.empty()) {
+      v.error("system.links", "the links form a cycle through \"" + cycle_at +
+                                  "\" (requests flow from initiators toward memories)");
+    }
+  }
+  if (fabric_checks().faults) fabric_checks().faults(sys, v);
+
+  // Address map: targets exist and are memories, ranges do not overlap, sizes fit.
+  std::map<std::string, uint64_t> mapped;
+  std::vector<std::pair<uint64_t, std::pair<uint64_t, std::string>>> spans;
+  for (int i = 0; i < sys.address_map_size(); ++i) {
+    const auto& r = sys.address_map(i);
+    const std::string at =
+        "system.address_map[" + (r.name().empty() ? std::to_string(i) : r.name()) + "]";
+    Validator rv = v.at(at);
+    rv.non_empty("name", r.has_name(), r.name());
+    if (!rv.non_empty("target", r.has_target(), r.target())) continue;
+    auto it = by_name.find(r.target());
+    if (it == by_name.end()) {
+      rv.error("target", "no component named \"" + r.target() + "\"");
+      continue;
+    }
+    if (!is_memory_kind(component_kind_name(*it->second))) {
+      rv.error("target", "\"" + r.target() + "\" is not a memory");
+      continue;
+    }
+    rv.require("base_bytes", r.has_base_bytes());
+    if (!rv.positive("size_bytes", r.has_size_bytes(), static_cast<double>(r.size_bytes()))) {
+      continue;
+    }
+    if (r.base_bytes() + r.size_bytes() < r.base_bytes()) {
+      rv.error("size_bytes", "range wraps around the 64-bit address space");
+      continue;
+    }
+    mapped[r.target()] += r.size_bytes();
+    if (mapped[r.target()] > memory_capacity(*it->second)) {
+      rv.error("size_bytes", "ranges mapped to \"" + r.target() + "\" total " +
+                                 gb(mapped[r.target()]) + ", more than its capacity of " +
+                                 gb(memory_capacity(*it->second)));
+    }
+    for (const auto& s : spans) {
+      const uint64_t b = s.first, e = s.first + s.second.first;
+      if (r.base_bytes() < e && b < r.base_bytes() + r.size_bytes()) {
+        rv.error("base_bytes", "overlaps address range \"" + s.second.second + "\"");
+      }
+    }
+    spans.push_back({r.base_bytes(), {r.size_bytes(), r.name()}});
+  }
+  std::set<std::string> linked;
+  for (const auto& l : sys.links())
+    linked.insert(l.to());
+  for (const auto& [name, c] : by_name) {
+    const std::string kind = component_kind_name(*c);
+    if ((is_memory_kind(kind) || is_forwarding_kind(kind)) && !linked.count(name)) {
+      v.error("system.components[" + name + "]",
+              "no link leads to \"" + name + "\" (add one to system.links)");
+    }
+  }
+  for (const auto& [name, c] : by_name) {
+    if (is_memory_kind(component_kind_name(*c)) && !mapped.count(name)) {
+      v.error("system.components[" + name + "]",
+              "memory \"" + name + "\" has no range in system.address_map");
+    }
+  }
+}
+
+void validate_run(const config::Config& cfg, Validator v) {
+  const auto& run = cfg.run();
+  v.require("run.seed", run.has_seed());
+  if (run.fidelity() == config::FIDELITY_UNSPECIFIED) {
+    v.error("run.fidelity", "required field is not set (FAST or DETAILED)");
+  }
+  if (run.op_records() == config::OP_RECORDS_UNSPECIFIED) {
+    v.error("run.op_records",
+            "required field is not set (OP_RECORDS_ALL, OP_RECORDS_FIRST_STEP or "
+            "OP_RECORDS_NONE)");
+  }
+  v.require("run.max_sim_time_ps", run.has_max_sim_time_ps());
+  v.require("run.stats_interval_ps", run.has_stats_interval_ps());
+  if (cfg.policy().placement() == config::PLACEMENT_POLICY_UNSPECIFIED) {
+    v.error("policy.placement", "required field is not set (STREAM_ALL or ORCHESTRATED)");
+  }
+}
+
+}  // namespace
+
+void validate_config(const LoadedConfig& loaded) {
+  const config::Config& cfg = loaded.config;
+  std::vector<ConfigIssue> issues;
+  Validator v(issues);
+  validate_system(cfg, v);
+  validate_run(cfg, v);
+
+  const std::string wk = workload_kind_name(cfg.workload());
+  const WorkloadKind* kind = wk.empty() ? nullptr : find_workload_kind(wk);
+  if (kind == nullptr) {
+    std::string kinds;
+    for (const auto& k : workload_kinds())
+      kinds += (kinds.empty() ? "" : ", ") + k.config_name;
+    v.error("workload", wk.empty() ? "no workload scenario; set one of: " + kinds
+                                   : "workload scenario \"" + wk + "\" is not implemented");
+  } else {
+    const size_t before = issues.size();
+    kind->validate(cfg, v);
+    // Capacity: only meaningful when the system and workload are otherwise valid.
+    if (issues.size() == before && issues.empty()) {
+      for (const auto& c : cfg.system().components()) {
+        if (!c.has_compute()) continue;
+        const std::string& home = c.compute().weights_memory();
+        uint64_t capacity = 0;
+        for (const auto& r : cfg.system().address_map()) {
+          if (r.target() == home) capacity += r.size_bytes();
+        }
+        const uint64_t need = kind->footprint_bytes(cfg);
+        if (need > capacity) {
+          v.error("workload", "needs " + gb(need) + " (weights and peak KV cache) in \"" + home +
+                                  "\", which has " + gb(capacity) + " mapped");
+        }
+      }
+    }
+  }
+
+  if (issues.empty()) return;
+  for (auto& i : issues)
+    if (i.where.file.empty()) i.where = loaded.locate(i.path);
+  throw ConfigError(issues);
+}
+
+}  // namespace tiersim

@@ -1,0 +1,204 @@
+// A bandwidth server: the fast-level timing primitive for memories, ports and engines.
+//
+// Contract: reserve(start, bytes) serves `bytes` at the configured rate, starting no earlier
+// than `start`, in the earliest idle interval that fits it: the server is busy until the end of
+// its latest reservation ("busy until"), and remembers the last kGaps idle intervals it left
+// behind (when a reservation started after the server had gone idle). A request reserved later
+// but starting earlier (loosely-timed annotated delay: reservations arrive in call order, not
+// start order) fills such a gap when it fits, instead of queueing behind work that starts after
+// it; otherwise it queues at the end. It returns the time the last byte leaves.
+// Plain C++: no SystemC, no allocation.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+
+#include "models/core/time.h"
+
+namespace tiersim {
+
+class BandwidthServer {
+ public:
+  BandwidthServer() = default;
+  explicit BandwidthServer(double bytes_per_s) : bytes_per_s_(bytes_per_s) {}
+  // The gap list lives out of line (allocated on a server's first remembered gap) so that a
+  // server stays one cache line on the in-order path.
+  BandwidthServer(const BandwidthServer& o) { *this = o; }
+  BandwidthServer& operator=(const BandwidthServer& o) {
+    if (this == &o) return *this;
+    bytes_per_s_ = o.bytes_per_s_;
+    busy_until_ps_ = o.busy_until_ps_;
+    busy_ps_ = o.busy_ps_;
+    bytes_ = o.bytes_;
+    max_gap_end_ = o.max_gap_end_;
+    max_gap_len_ = o.max_gap_len_;
+    for (int i = 0; i < 2; ++i) {
+      memo_bytes_[i] = o.memo_bytes_[i];
+      memo_service_ps_[i] = o.memo_service_ps_[i];
+    }
+    gaps_ = o.gaps_ ? std::make_unique<GapList>(*o.gaps_) : nullptr;
+    return *this;
+  }
+  BandwidthServer(BandwidthServer&&) noexcept = default;
+  BandwidthServer& operator=(BandwidthServer&&) noexcept = default;
+
+  void set_rate(double bytes_per_s) {
+    bytes_per_s_ = bytes_per_s;
+    memo_bytes_[0] = memo_bytes_[1] = UINT64_MAX;
+  }
+  double rate_bytes_per_s() const { return bytes_per_s_; }
+
+  // Returns the completion time (ps) of a transfer of `bytes` arriving at `start_ps`.
+  TimePs reserve(TimePs start_ps, uint64_t bytes) {
+    const TimePs service = transfer_time_ps(bytes, bytes_per_s_);
+    busy_ps_ += service;
+    bytes_ += bytes;
+    return place(start_ps, service);
+  }
+
+  // As reserve(), plus `extra_ps` of service time that moves no bytes (a row miss, a bus
+  // turnaround).
+  TimePs reserve_with_overhead(TimePs start_ps, uint64_t bytes, TimePs extra_ps) {
+    // Bulk streams repeat a few part sizes (an interleaved request gives its servers n or n + 1
+    // granules): reuse the last two conversions (exactly the same values).
+    TimePs base;
+    if (bytes == memo_bytes_[0]) {
+      base = memo_service_ps_[0];
+    } else if (bytes == memo_bytes_[1]) {
+      base = memo_service_ps_[1];
+    } else {
+      base = transfer_time_ps(bytes, bytes_per_s_);
+      memo_bytes_[1] = memo_bytes_[0];
+      memo_service_ps_[1] = memo_service_ps_[0];
+      memo_bytes_[0] = bytes;
+      memo_service_ps_[0] = base;
+    }
+    const TimePs service = base + extra_ps;
+    busy_ps_ += service;
+    bytes_ += bytes;
+    return place(start_ps, service);
+  }
+
+  TimePs busy_until_ps() const { return busy_until_ps_; }
+  static constexpr int kGaps = 8;
+  TimePs busy_ps() const { return busy_ps_; }  // total service time so far
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  struct Gap {
+    TimePs begin, end;
+  };
+  // Occupies `service` ps from `start` or later; returns the end. The in-order cases are
+  // inline; filling a gap is out of line.
+  TimePs place(TimePs start, TimePs service) {
+    if (start >= busy_until_ps_) {
+      if (start > busy_until_ps_ && busy_ps_ > service) remember(busy_until_ps_, start);
+      busy_until_ps_ = start + service;
+      return busy_until_ps_;
+    }
+    if (service <= max_gap_len_ && start + service <= max_gap_end_) {
+      const TimePs e = fill_gap(start, service);
+      if (e != 0) return e;
+    }
+    busy_until_ps_ += service;
+    return busy_until_ps_;
+  }
+  // The end of the first remembered gap that fits, now occupied; 0 when none does.
+  [[gnu::noinline]] TimePs fill_gap(TimePs start, TimePs service) {
+    if (!gaps_) return 0;
+    Gap* gaps = gaps_->gaps;
+    int& gap_count_ = gaps_->count;
+    int& next_gap_ = gaps_->next;
+    for (int i = 0; i < gap_count_; ++i) {
+      Gap& g = gaps[i];
+      const TimePs b = std::max(start, g.begin);
+      if (b + service > g.end) continue;
+      const TimePs e = b + service, old_end = g.end;
+      if (b > g.begin) {
+        g.end = b;
+        if (e < old_end) remember(e, old_end);
+      } else if (e < old_end) {
+        g.begin = e;
+      } else {
+        gaps[i] = gaps[--gap_count_];
+        if (next_gap_ >= gap_count_) next_gap_ = 0;
+      }
+      refresh_bounds();
+      return e;
+    }
+    refresh_bounds();  // the bounds may have been stale (a remembered gap was overwritten)
+    return 0;
+  }
+  void refresh_bounds() {
+    max_gap_end_ = max_gap_len_ = 0;
+    for (int k = 0; k < gaps_->count; ++k) {
+      max_gap_end_ = std::max(max_gap_end_, gaps_->gaps[k].end);
+      max_gap_len_ = std::max(max_gap_len_, gaps_->gaps[k].end - gaps_->gaps[k].begin);
+    }
+  }
+  void remember(TimePs begin, TimePs end) {
+    // A ring of the latest gaps: a new one replaces the oldest remembered (O(1)).
+    if (!gaps_) gaps_ = std::make_unique<GapList>();
+    GapList& l = *gaps_;
+    if (l.count < kGaps) {
+      l.gaps[l.count++] = {begin, end};
+    } else {
+      l.gaps[l.next] = {begin, end};
+      l.next = (l.next + 1) % kGaps;
+    }
+    max_gap_end_ = std::max(max_gap_end_, end);
+    max_gap_len_ = std::max(max_gap_len_, end - begin);
+  }
+
+  double bytes_per_s_ = 0;
+  TimePs busy_until_ps_ = 0;
+  TimePs busy_ps_ = 0;
+  uint64_t bytes_ = 0;
+  TimePs max_gap_end_ = 0;  // the latest end of a remembered gap (an upper bound)
+  TimePs max_gap_len_ = 0;  // the longest remembered gap (an upper bound)
+  uint64_t memo_bytes_[2] = {UINT64_MAX, UINT64_MAX};
+  TimePs memo_service_ps_[2] = {0, 0};
+  struct GapList {
+    Gap gaps[kGaps] = {};
+    int count = 0, next = 0;
+  };
+  std::unique_ptr<GapList> gaps_;
+};
+
+// A bandwidth server with strict priorities (levels 0..kLevels-1, higher first), non-preemptive
+// per `packet_bytes`: a reservation waits for earlier work of its own and higher levels, plus at
+// most one packet of lower-level work already in service; its service pushes lower levels back.
+// With one level in use it is a busy-until server. Plain C++, no allocation.
+class PriorityServer {
+ public:
+  static constexpr uint32_t kLevels = 4;
+  PriorityServer() = default;
+  PriorityServer(double bytes_per_s, uint64_t packet_bytes)
+      : bytes_per_s_(bytes_per_s), packet_ps_(transfer_time_ps(packet_bytes, bytes_per_s)) {}
+
+  TimePs reserve(TimePs start_ps, uint64_t bytes, uint32_t level) {
+    if (level >= kLevels) level = kLevels - 1;
+    TimePs begin = std::max(start_ps, busy_[level]);
+    if (level > 0 && busy_[0] > begin) begin += std::min(busy_[0] - begin, packet_ps_);
+    const TimePs service = transfer_time_ps(bytes, bytes_per_s_);
+    const TimePs end = begin + service;
+    busy_[level] = end;
+    for (uint32_t k = 0; k < level; ++k)
+      busy_[k] = std::max(busy_[k], begin) + service;
+    busy_ps_ += service;
+    bytes_ += bytes;
+    return end;
+  }
+  TimePs busy_ps() const { return busy_ps_; }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  double bytes_per_s_ = 0;
+  TimePs packet_ps_ = 0;
+  TimePs busy_[kLevels] = {};
+  TimePs busy_ps_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+}  // namespace tiersim

@@ -1,0 +1,77 @@
+// Everything a component may reach during a run, passed explicitly (no globals): the resolved
+// config, stats, the object table, the address map, the payload pool, run records, a seeded
+// random stream per named user, and the other components by name.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "configs/tiersim.pb.h"
+#include "models/core/address_map.h"
+#include "models/core/objects.h"
+#include "models/core/payload_pool.h"
+#include "models/core/records.h"
+#include "models/core/rng.h"
+#include "models/core/stats.h"
+
+namespace tiersim {
+
+class Component;
+class Topology;
+class Workload;
+
+class Context {
+ public:
+  Context(const config::Config& config, uint64_t seed) : config_(config), seed_(seed) {}
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  const config::Config& config() const { return config_; }
+  uint64_t seed() const { return seed_; }
+  StatsRegistry& stats() { return stats_; }
+  ObjectTable& objects() { return objects_; }
+  AddressMap& address_map() { return address_map_; }
+  const AddressMap& address_map() const { return address_map_; }
+  PayloadPool& payloads() { return payloads_; }
+  RunRecords& records() { return records_; }
+  // The link graph (system.links): fabric/ owns the type; the system builder sets it before
+  // components connect. Using it before then is a programming error (std::logic_error).
+  void set_topology(std::shared_ptr<Topology> t) { topology_ = std::move(t); }
+  Topology& topology() const {
+    if (!topology_) throw std::logic_error("Context: the topology is used before it is set");
+    return *topology_;
+  }
+
+  // An independent deterministic stream for `user` (seed mixed with a hash of the name), so
+  // adding a component does not shift another's random numbers.
+  Rng rng_for(const std::string& user) const;
+
+  void add_component(Component* c);
+  Component* component(const std::string& name) const;
+  const std::map<std::string, Component*>& components() const { return components_; }
+
+  Workload* workload() const { return workload_; }
+  void set_workload(Workload* w) { workload_ = w; }
+
+  // Called by the compute scheduler after each step and when the workload is complete.
+  std::function<void(const TokenRecord&)> on_step_end;
+  std::function<void()> on_done;
+
+ private:
+  const config::Config& config_;
+  uint64_t seed_;
+  StatsRegistry stats_;
+  ObjectTable objects_;
+  AddressMap address_map_;
+  PayloadPool payloads_;
+  RunRecords records_;
+  std::shared_ptr<Topology> topology_;  // shared_ptr: the type is incomplete here
+  std::map<std::string, Component*> components_;
+  Workload* workload_ = nullptr;
+};
+
+}  // namespace tiersim

@@ -1,0 +1,52 @@
+// A pool of generic payloads, each with a MovementIntent extension attached once. acquire() and
+// release() do not allocate after warm-up; the pool grows only when more payloads are in flight
+// than ever before (counted in grown()).
+//
+// Fast-level payloads are timing-only: the data pointer is null and targets must not touch data.
+#pragma once
+
+#include <memory>
+#include <tlm>
+#include <vector>
+
+#include "models/core/movement_intent.h"
+#include "models/core/time.h"
+
+namespace tiersim {
+
+// Timing that the annotated delay cannot carry across a forwarding hop: when the first byte of a
+// request's data (a write) reaches the receiver; the delay says when the last one does.
+// 0: all of it arrives at the annotated time. Forwarders (links, switches) use it to stream
+// data through (cut-through) instead of storing and forwarding whole transfers.
+struct StreamTiming : tlm::tlm_extension<StreamTiming> {
+  TimePs first_byte_ps = 0;
+  tlm::tlm_extension_base* clone() const override { return new StreamTiming(*this); }
+  void copy_from(const tlm::tlm_extension_base& other) override {
+    *this = static_cast<const StreamTiming&>(other);
+  }
+};
+
+class PayloadPool : public tlm::tlm_mm_interface {
+ public:
+  explicit PayloadPool(size_t initial = 64);
+  ~PayloadPool() override;
+  PayloadPool(const PayloadPool&) = delete;
+  PayloadPool& operator=(const PayloadPool&) = delete;
+
+  // A payload with reference count 1 and a reset intent; release with payload->release().
+  tlm::tlm_generic_payload* acquire();
+  void free(tlm::tlm_generic_payload* p) override;
+
+  static MovementIntent& intent(tlm::tlm_generic_payload& p);
+  static StreamTiming& timing(tlm::tlm_generic_payload& p);
+  size_t grown() const { return grown_; }
+  size_t in_flight() const { return all_.size() - free_.size(); }
+
+ private:
+  void grow(size_t n);
+  std::vector<std::unique_ptr<tlm::tlm_generic_payload>> all_;
+  std::vector<tlm::tlm_generic_payload*> free_;
+  size_t grown_ = 0;
+};
+
+}  // namespace tiersim

@@ -1,0 +1,424 @@
+#include "models/run/result_file.h"
+
+// The HDF5 1.10 C++ classes rely on implicitly declared copy assignment, which GCC flags.
+#pragma GCC diagnostic ignored "-Wdeprecated-copy"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+namespace tiersim {
+
+namespace {
+
+std::string temp_sibling(const std::string& final_path) {
+  const auto slash = final_path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "" : final_path.substr(0, slash + 1);
+  const std::string base = slash == std::string::npos ? final_path : final_path.substr(slash + 1);
+  return dir + "." + base + ".partial-" + std::to_string(getpid());
+}
+
+std::pair<std::string, std::string> split_path(const std::string& path) {
+  const auto slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0) {
+    return {"/", path.substr(slash == std::string::npos ? 0 : 1)};
+  }
+  return {path.substr(0, slash), path.substr(slash + 1)};
+}
+
+H5::StrType vlen_string_type() {
+  H5::StrType t(H5::PredType::C_S1, H5T_VARIABLE);
+  t.setCset(H5T_CSET_UTF8);
+  return t;
+}
+
+const H5::PredType& native_type(Table::Type type) {
+  switch (type) {
+    case Table::Type::kU64:
+      return H5::PredType::NATIVE_UINT64;
+    case Table::Type::kI64:
+      return H5::PredType::NATIVE_INT64;
+    case Table::Type::kF64:
+      return H5::PredType::NATIVE_DOUBLE;
+    case Table::Type::kStr:
+      break;
+  }
+  throw std::logic_error("native_type: string column");
+}
+
+// A group creation property list that tracks and indexes link creation order.
+hid_t ordered_gcpl() {
+  hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+  H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+  return gcpl;
+}
+
+}  // namespace
+
+ResultWriter::ResultWriter(std::string final_path)
+    : final_path_(std::move(final_path)), temp_path_(temp_sibling(final_path_)) {
+  H5::Exception::dontPrint();
+  hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+  H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+  H5::FileCreatPropList create_props(fcpl);
+  H5Pclose(fcpl);
+  file_.emplace(temp_path_, H5F_ACC_TRUNC, create_props);
+}
+
+ResultWriter::~ResultWriter() {
+  if (!committed_) {
+    try {
+      if (file_) file_->close();
+    } catch (...) {
+    }
+    std::remove(temp_path_.c_str());
+  }
+}
+
+H5::Group ResultWriter::group_for(const std::string& parent) {
+  H5::Group g = file_->openGroup("/");
+  if (parent == "/" || parent.empty()) return g;
+  size_t pos = 1;
+  while (pos <= parent.size()) {
+    size_t next = parent.find('/', pos);
+    if (next == std::string::npos) next = parent.size();
+    const std::string name = parent.substr(pos, next - pos);
+    if (!name.empty()) {
+      if (g.nameExists(name)) {
+        g = g.openGroup(name);
+      } else {
+        hid_t gcpl = ordered_gcpl();
+        hid_t id = H5Gcreate2(g.getId(), name.c_str(), H5P_DEFAULT, gcpl, H5P_DEFAULT);
+        H5Pclose(gcpl);
+        if (id < 0) throw std::runtime_error("HDF5: cannot create group " + parent);
+        g = H5::Group(id);
+        H5Idec_ref(id);  // H5::Group took its own reference
+      }
+    }
+    pos = next + 1;
+  }
+  return g;
+}
+
+void ResultWriter::write_string(const std::string& path, const std::string& value) {
+  auto [parent, name] = split_path(path);
+  H5::Group g = group_for(parent);
+  H5::StrType type = vlen_string_type();
+  H5::DataSet ds = g.createDataSet(name, type, H5::DataSpace(H5S_SCALAR));
+  const char* p = value.c_str();
+  ds.write(&p, type);
+}
+
+void ResultWriter::write_strings(const std::string& path, const std::vector<std::string>& values) {
+  auto [parent, name] = split_path(path);
+  H5::Group g = group_for(parent);
+  H5::StrType type = vlen_string_type();
+  hsize_t dims[1] = {values.size()};
+  H5::DataSet ds = g.createDataSet(name, type, H5::DataSpace(1, dims));
+  std::vector<const char*> ptrs;
+  ptrs.reserve(values.size());
+  for (const auto& v : values)
+    ptrs.push_back(v.c_str());
+  if (!ptrs.empty()) ds.write(ptrs.data(), type);
+}
+
+void ResultWriter::write_scalar(const std::string& path, double value, const std::string& unit) {
+  auto [parent, name] = split_path(path);
+  H5::Group g = group_for(parent);
+  H5::DataSet ds = g.createDataSet(name, H5::PredType::IEEE_F64LE, H5::DataSpace(H5S_SCALAR));
+  ds.write(&value, H5::PredType::NATIVE_DOUBLE);
+  set_attribute(path, "unit", unit);
+}
+
+void ResultWriter::write_scalar_u64(const std::string& path, uint64_t value,
+                                    const std::string& unit) {
+  auto [parent, name] = split_path(path);
+  H5::Group g = group_for(parent);
+  H5::DataSet ds = g.createDataSet(name, H5::PredType::STD_U64LE, H5::DataSpace(H5S_SCALAR));
+  ds.write(&value, H5::PredType::NATIVE_UINT64);
+  set_attribute(path, "unit", unit);
+}
+
+void ResultWriter::write_matrix(const std::string& path, size_t rows, size_t cols,
+                                const std::vector<double>& data) {
+  if (data.size() != rows * cols) throw std::logic_error("write_matrix: size mismatch " + path);
+  auto [parent, name] = split_path(path);
+  H5::Group g = group_for(parent);
+  hsize_t dims[2] = {rows, cols};
+  H5::DataSpace space(cols == 1 ? 1 : 2, dims);
+  H5::DataSet ds = g.createDataSet(name, H5::PredType::IEEE_F64LE, space);
+  if (!data.empty()) ds.write(data.data(), H5::PredType::NATIVE_DOUBLE);
+}
+
+void ResultWriter::write_u64s(const std::string& path, const std::vector<uint64_t>& values) {
+  auto [parent, name] = split_path(path);
+  H5::Group g = group_for(parent);
+  hsize_t dims[1] = {values.size()};
+  H5::DataSet ds = g.createDataSet(name, H5::PredType::STD_U64LE, H5::DataSpace(1, dims));
+  if (!values.empty()) ds.write(values.data(), H5::PredType::NATIVE_UINT64);
+}
+
+void ResultWriter::write_table(const std::string& path, const Table& table) {
+  const size_t rows = table.rows();
+  for (const auto& c : table.columns) {
+    if (c.size() != rows) throw std::logic_error("write_table: ragged column " + c.name);
+  }
+  // Every member is 8 bytes: 64-bit numbers or a char* for variable-length strings.
+  const size_t row_size = 8 * table.columns.size();
+  H5::CompType mem_type(row_size), file_type(row_size);
+  H5::StrType str_type = vlen_string_type();
+  for (size_t i = 0; i < table.columns.size(); ++i) {
+    const auto& c = table.columns[i];
+    if (c.type == Table::Type::kStr) {
+      mem_type.insertMember(c.name, 8 * i, str_type);
+      file_type.insertMember(c.name, 8 * i, str_type);
+    } else {
+      mem_type.insertMember(c.name, 8 * i, native_type(c.type));
+      const H5::PredType& ft = c.type == Table::Type::kU64   ? H5::PredType::STD_U64LE
+                               : c.type == Table::Type::kI64 ? H5::PredType::STD_I64LE
+                                                             : H5::PredType::IEEE_F64LE;
+      file_type.insertMember(c.name, 8 * i, ft);
+    }
+  }
+  std::vector<unsigned char> buf(rows * row_size);
+  for (size_t r = 0; r < rows; ++r) {
+    unsigned char* row = buf.data() + r * row_size;
+    for (size_t i = 0; i < table.columns.size(); ++i) {
+      const auto& c = table.columns[i];
+      unsigned char* cell = row + 8 * i;
+      switch (c.type) {
+        case Table::Type::kU64:
+          std::memcpy(cell, &c.u64[r], 8);
+          break;
+        case Table::Type::kI64:
+          std::memcpy(cell, &c.i64[r], 8);
+          break;
+        case Table::Type::kF64:
+          std::memcpy(cell, &c.f64[r], 8);
+          break;
+        case Table::Type::kStr: {
+          const char* p = c.str[r].c_str();
+          std::memcpy(cell, &p, sizeof(p));
+          break;
+        }
+      }
+    }
+  }
+  auto [parent, name] = split_path(path);
+  H5::Group g = group_for(parent);
+  hsize_t dims[1] = {rows};
+  H5::DataSet ds = g.createDataSet(name, file_type, H5::DataSpace(1, dims));
+  if (rows > 0) ds.write(buf.data(), mem_type);
+  for (const auto& c : table.columns) {
+    if (!c.unit.empty()) set_attribute(path, "unit_" + c.name, c.unit);
+  }
+}
+
+void ResultWriter::set_attribute(const std::string& path, const std::string& name,
+                                 const std::string& value) {
+  H5::H5Object* obj = nullptr;
+  H5::Group group;
+  H5::DataSet ds;
+  if (file_->childObjType(path) == H5O_TYPE_GROUP) {
+    group = file_->openGroup(path);
+    obj = &group;
+  } else {
+    ds = file_->openDataSet(path);
+    obj = &ds;
+  }
+  H5::StrType type = vlen_string_type();
+  H5::Attribute attr = obj->createAttribute(name, type, H5::DataSpace(H5S_SCALAR));
+  const char* p = value.c_str();
+  attr.write(type, &p);
+}
+
+void ResultWriter::set_attribute_strings(const std::string& path, const std::string& name,
+                                         const std::vector<std::string>& values) {
+  H5::Group group = group_for(path);
+  H5::StrType type = vlen_string_type();
+  hsize_t dims[1] = {values.size()};
+  H5::Attribute attr = group.createAttribute(name, type, H5::DataSpace(1, dims));
+  std::vector<const char*> ptrs;
+  for (const auto& v : values)
+    ptrs.push_back(v.c_str());
+  if (!ptrs.empty()) attr.write(type, ptrs.data());
+}
+
+void ResultWriter::commit() {
+  file_->flush(H5F_SCOPE_GLOBAL);
+  file_->close();
+  file_.reset();
+  if (std::rename(temp_path_.c_str(), final_path_.c_str()) != 0) {
+    std::remove(temp_path_.c_str());
+    throw std::runtime_error("cannot rename " + temp_path_ + " to " + final_path_ + ": " +
+                             std::strerror(errno));
+  }
+  committed_ = true;
+}
+
+std::string prepare_output_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path out(path);
+  if (out.filename().empty()) return path + ": must name a file";
+  std::error_code ec;
+  if (out.has_parent_path()) fs::create_directories(out.parent_path(), ec);
+  if (ec) return path + ": cannot create directory: " + ec.message();
+  if (fs::is_directory(out)) return path + " is a directory";
+  const std::string dir = out.has_parent_path() ? out.parent_path().string() : ".";
+  if (access(dir.c_str(), W_OK) != 0) return path + ": directory is not writable";
+  return "";
+}
+
+std::string write_text_atomically(const std::string& path, const std::string& text) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  const fs::path tmp = target.parent_path() /
+                       ("." + target.filename().string() + ".partial-" + std::to_string(getpid()));
+  {
+    std::ofstream f(tmp);
+    if (!f) return "cannot write " + tmp.string();
+    f << text;
+    if (!f.flush()) return "cannot write " + tmp.string();
+  }
+  std::error_code ec;
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp);
+    return "cannot write " + path + ": " + ec.message();
+  }
+  return "";
+}
+
+// --- reader --------------------------------------------------------------------------------
+
+namespace {
+H5::H5File open_read_only(const std::string& path) {
+  H5::Exception::dontPrint();
+  return H5::H5File(path, H5F_ACC_RDONLY);
+}
+}  // namespace
+
+ResultReader::ResultReader(const std::string& path) : file_(open_read_only(path)) {}
+
+bool ResultReader::exists(const std::string& path) const {
+  return H5Lexists(file_.getId(), path.c_str(), H5P_DEFAULT) > 0;
+}
+
+std::string ResultReader::read_string(const std::string& path) const {
+  H5::DataSet ds = file_.openDataSet(path);
+  H5::StrType type = vlen_string_type();
+  char* p = nullptr;
+  ds.read(&p, type);
+  std::string out = p ? p : "";
+  std::free(p);
+  return out;
+}
+
+std::vector<std::string> ResultReader::read_strings(const std::string& path) const {
+  H5::DataSet ds = file_.openDataSet(path);
+  hsize_t n = 0;
+  ds.getSpace().getSimpleExtentDims(&n);
+  std::vector<char*> ptrs(n, nullptr);
+  H5::StrType type = vlen_string_type();
+  if (n > 0) ds.read(ptrs.data(), type);
+  std::vector<std::string> out;
+  for (char* p : ptrs) {
+    out.emplace_back(p ? p : "");
+    std::free(p);
+  }
+  return out;
+}
+
+std::vector<double> ResultReader::read_doubles(const std::string& path) const {
+  H5::DataSet ds = file_.openDataSet(path);
+  const hssize_t n = ds.getSpace().getSimpleExtentNpoints();
+  std::vector<double> out(static_cast<size_t>(n));
+  if (n > 0) ds.read(out.data(), H5::PredType::NATIVE_DOUBLE);
+  return out;
+}
+
+std::string ResultReader::attribute(const std::string& path, const std::string& name) const {
+  H5::Attribute attr = file_.childObjType(path) == H5O_TYPE_GROUP
+                           ? file_.openGroup(path).openAttribute(name)
+                           : file_.openDataSet(path).openAttribute(name);
+  H5::StrType type = vlen_string_type();
+  char* p = nullptr;
+  attr.read(type, &p);
+  std::string out = p ? p : "";
+  std::free(p);
+  return out;
+}
+
+std::vector<SummaryItem> ResultReader::summary() const {
+  std::vector<SummaryItem> items;
+  H5::Group g = file_.openGroup("/summary");
+  const hsize_t n = g.getNumObjs();
+  for (hsize_t i = 0; i < n; ++i) {
+    // Creation order: the order the writer produced the metrics.
+    char name[256];
+    ssize_t len = H5Lget_name_by_idx(g.getId(), ".", H5_INDEX_CRT_ORDER, H5_ITER_INC, i, name,
+                                     sizeof(name), H5P_DEFAULT);
+    if (len < 0) throw std::runtime_error("HDF5: cannot list /summary");
+    const std::string path = std::string("/summary/") + name;
+    double v = 0;
+    file_.openDataSet(path).read(&v, H5::PredType::NATIVE_DOUBLE);
+    items.push_back({name, v, attribute(path, "unit")});
+  }
+  return items;
+}
+
+Table ResultReader::read_table(const std::string& path) const {
+  H5::DataSet ds = file_.openDataSet(path);
+  H5::CompType ftype = ds.getCompType();
+  hsize_t rows = 0;
+  ds.getSpace().getSimpleExtentDims(&rows);
+  Table t;
+  for (int m = 0; m < ftype.getNmembers(); ++m) {
+    const std::string name = ftype.getMemberName(m);
+    const H5T_class_t cls = ftype.getMemberClass(m);
+    Table::Type type;
+    if (cls == H5T_STRING) {
+      type = Table::Type::kStr;
+    } else if (cls == H5T_FLOAT) {
+      type = Table::Type::kF64;
+    } else {
+      type = ftype.getMemberIntType(m).getSign() == H5T_SGN_NONE ? Table::Type::kU64
+                                                                 : Table::Type::kI64;
+    }
+    size_t idx = t.add_column(name, type);
+    auto& col = t.columns[idx];
+    // Read one member at a time through a single-member memory type.
+    if (type == Table::Type::kStr) {
+      H5::StrType st = vlen_string_type();
+      H5::CompType mt(sizeof(char*));
+      mt.insertMember(name, 0, st);
+      std::vector<char*> ptrs(rows, nullptr);
+      if (rows) ds.read(ptrs.data(), mt);
+      for (char* p : ptrs) {
+        col.str.emplace_back(p ? p : "");
+        std::free(p);
+      }
+    } else {
+      H5::CompType mt(static_cast<size_t>(8));
+      mt.insertMember(name, 0, native_type(type));
+      if (type == Table::Type::kU64) {
+        col.u64.resize(rows);
+        if (rows) ds.read(col.u64.data(), mt);
+      } else if (type == Table::Type::kI64) {
+        col.i64.resize(rows);
+        if (rows) ds.read(col.i64.data(), mt);
+      } else {
+        col.f64.resize(rows);
+        if (rows) ds.read(col.f64.data(), mt);
+      }
+    }
+  }
+  return t;
+}
+
+}  // namespace tiersim

@@ -1,0 +1,191 @@
+#!/usr/bin/python3
+"""Golden summaries: every shipped study, validation row and sweep point, bit for bit.
+
+usage: tests/golden/golden.py check|update|list [--all] [--only NAME[,NAME...]] [--jobs N]
+                                              [--binary PATH]
+
+Cases: the runs of tests/golden/cases.json (a shipped study with the config files its header
+documents), every row of configs/validation/rows.json (validation_<id>), every sweep spec in
+configs/sweeps/ (sweep_<name>: all its points) and every what-if study in
+configs/studies/whatif/ (study_<name>: all its points and seeds). Each case's summary is the
+result file's /summary (`tiersim report --json`) or, for sweeps and studies, the rows of
+summary.csv; wall time is left out, everything else must match exactly (numbers are compared
+as the 17-digit decimals the binary prints, so a change in the last bit fails).
+
+check   runs the cases (the `fast` ones unless --all) and fails (exit 1) on any difference,
+        on a case without a committed summary, or on a committed summary without a case.
+update  rewrites tests/golden/summaries/<case>.json from the current binary: run it only
+        when a change of results is intended, and say why in the commit.
+list    prints the cases, fast ones marked.
+Environment: TIERSIM_BINARY (default build/tiersim); --binary overrides it.
+"""
+import argparse
+import concurrent.futures
+import csv
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+SUMMARIES = os.path.join(HERE, "summaries")
+
+
+def drop_wall_time(d):
+    return {k: v for k, v in d.items() if "wall_time" not in k}
+
+
+def cases():
+    """name -> (kind, payload, fast)."""
+    with open(os.path.join(HERE, "cases.json")) as f:
+        spec = json.load(f)
+    fast = set(spec.get("fast", []))
+    out = {}
+    for run in spec["runs"]:
+        files = [os.path.join("configs", c + ".textproto") for c in run["configs"]]
+        out[run["name"]] = ("run", {"files": files, "set": run.get("set", [])},
+                            bool(run.get("fast")))
+    with open(os.path.join(REPO, "configs/validation/rows.json")) as f:
+        rows = json.load(f)["rows"]
+    for row in rows:
+        name = "validation_" + row["id"]
+        files = [os.path.join("configs", c + ".textproto") for c in row["configs"]]
+        out[name] = ("run", {"files": files, "set": row.get("set", [])}, name in fast)
+    for path in sorted(glob.glob(os.path.join(REPO, "configs/sweeps/*.textproto"))):
+        name = "sweep_" + os.path.splitext(os.path.basename(path))[0]
+        out[name] = ("sweep", {"spec": os.path.relpath(path, REPO)}, name in fast)
+    for path in sorted(glob.glob(os.path.join(REPO, "configs/studies/whatif/*.textproto"))):
+        name = "study_" + os.path.splitext(os.path.basename(path))[0]
+        out[name] = ("study", {"spec": os.path.relpath(path, REPO)}, name in fast)
+    # Every shipped single-run study must be covered by a run case.
+    covered = {f for kind, p, _ in out.values() if kind == "run" for f in p["files"]}
+    for path in sorted(glob.glob(os.path.join(REPO, "configs/studies/*.textproto"))):
+        rel = os.path.relpath(path, REPO)
+        if rel not in covered:
+            raise SystemExit("golden: %s is a shipped study without a case in cases.json" % rel)
+    return out
+
+
+def run_case(binary, name, kind, payload, tmp):
+    """Returns the case's summary: a dict, or for sweeps and studies a dict of rows."""
+    work = os.path.join(tmp, name)
+    os.makedirs(work, exist_ok=True)
+    if kind == "run":
+        out = os.path.join(work, "run.h5")
+        cmd = [binary, "run", *payload["files"], "--out", out, "--quiet"]
+        for s in payload["set"]:
+            cmd += ["--set", s]
+        subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        text = subprocess.run([binary, "report", out, "--json"], cwd=REPO, check=True,
+                              capture_output=True, text=True).stdout
+        # Parse numbers as their printed text: the comparison is of the printed decimals.
+        summary = json.loads(text, parse_float=str, parse_int=str)
+        return drop_wall_time(summary)
+    out = os.path.join(work, "out")
+    cmd = [binary, kind, payload["spec"], "--out", out, "--quiet", "--jobs", "1"]
+    if kind == "study":
+        cmd.append("--no-report")
+    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    rows = {}
+    with open(os.path.join(out, "summary.csv")) as f:
+        for row in csv.DictReader(f):
+            key = "point %s replicate %s" % (row["point"], row["replicate"])
+            rows[key] = drop_wall_time(row)
+    return rows
+
+
+def diff(expected, actual, prefix=""):
+    lines = []
+    for k in sorted(set(expected) | set(actual)):
+        e, a = expected.get(k), actual.get(k)
+        if isinstance(e, dict) and isinstance(a, dict):
+            lines += diff(e, a, prefix + k + ": ")
+        elif e != a:
+            lines.append("  %s%s: expected %s, got %s" % (prefix, k, e, a))
+    return lines
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("mode", choices=["check", "update", "list"])
+    ap.add_argument("--all", action="store_true", help="every case, not only the fast ones")
+    ap.add_argument("--only", help="comma-separated case names")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--binary", default=os.environ.get("TIERSIM_BINARY",
+                                                        os.path.join(REPO, "build/tiersim")))
+    args = ap.parse_args(argv)
+    all_cases = cases()
+    if args.mode == "list":
+        for name, (kind, _, fast) in all_cases.items():
+            print("%-45s %-6s %s" % (name, kind, "fast" if fast else ""))
+        return 0
+    if args.only:
+        names = args.only.split(",")
+        unknown = [n for n in names if n not in all_cases]
+        if unknown:
+            print("golden: unknown case(s): " + ", ".join(unknown), file=sys.stderr)
+            return 2
+    else:
+        names = [n for n, (_, _, fast) in all_cases.items() if args.all or fast]
+    failed = []
+    if args.mode == "check":
+        stale = sorted(os.path.splitext(f)[0] for f in os.listdir(SUMMARIES)
+                       if f.endswith(".json") and os.path.splitext(f)[0] not in all_cases)
+        for n in stale:
+            failed.append(n)
+            print("golden: summaries/%s.json has no case (remove it or add the case)" % n)
+        for n in names:
+            if not os.path.exists(os.path.join(SUMMARIES, n + ".json")):
+                failed.append(n)
+                print("golden: %s has no committed summary (run golden.py update --only %s)"
+                      % (n, n))
+        names = [n for n in names if n not in failed]
+    tmp = tempfile.mkdtemp(prefix="tiersim_golden_")
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = {pool.submit(run_case, args.binary, n, *all_cases[n][:2], tmp): n
+                       for n in names}
+            for fut in concurrent.futures.as_completed(futures):
+                n = futures[fut]
+                path = os.path.join(SUMMARIES, n + ".json")
+                try:
+                    actual = fut.result()
+                except subprocess.CalledProcessError as e:
+                    failed.append(n)
+                    print("golden: %s: the run failed (exit %d): %s"
+                          % (n, e.returncode, " ".join(e.cmd)))
+                    continue
+                if args.mode == "update":
+                    tmp_path = path + ".tmp"
+                    with open(tmp_path, "w") as f:
+                        json.dump(actual, f, indent=1, sort_keys=True)
+                        f.write("\n")
+                    os.replace(tmp_path, path)
+                    print("golden: wrote summaries/%s.json" % n)
+                    continue
+                with open(path) as f:
+                    expected = json.load(f)
+                lines = diff(expected, actual)
+                if lines:
+                    failed.append(n)
+                    print("golden: %s differs from its committed summary:" % n)
+                    print("\n".join(lines[:40]))
+                    if len(lines) > 40:
+                        print("  ... %d more" % (len(lines) - 40))
+                else:
+                    print("golden: %s identical" % n)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if failed:
+        print("golden: %d case(s) failed: %s" % (len(failed), ", ".join(sorted(failed))))
+        return 1
+    print("golden: %d case(s) identical" % len(names) if args.mode == "check" else "")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
