@@ -1,0 +1,60 @@
+// What a movement mechanism is to the controller (orchestrator.h): a file of its own behind this
+// interface, given the controller's core (decisions, copies, placement, shared counters) at
+// construction. The controller calls every mechanism's hooks in a fixed order (context regions,
+// object cache, layer prefetch, page cache) and asks the one that owns an object's bytes where
+// they are (locate). Adding a mechanism is a new file, a member of this interface and a line in
+// the controller's construction, not an edit of the others.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "models/core/ids.h"
+#include "models/core/objects.h"
+#include "models/core/op.h"
+#include "models/core/summary.h"
+#include "models/core/time.h"
+
+namespace tiersim {
+
+// Where the bytes of one read come from (the compute engine's view of a tile).
+enum class ReadPath : uint8_t { kResident, kStaged, kDemand, kWired };
+struct ReadSource {
+  uint64_t address = 0;  // global
+  uint64_t bytes = 0;    // contiguous bytes available there, from the asked offset
+  TimePs ready_ps = 0;   // when the consumer may start reading them
+  TimePs landed_ps = 0;  // when the data landed (<= ready_ps; the rest is notification)
+  ReadPath path = ReadPath::kDemand;
+  bool pending = false;               // a decided copy not issued yet: ask again at ready_ps
+  double scale = 1.0;                 // bytes stored per logical byte (a lower-precision copy)
+  double dequant_flops_per_byte = 0;  // per logical byte read
+  uint64_t admit_address = 0;         // a cache miss admitted: copy the tile here once it landed
+  bool skip = false;                  // context regions: the consumer attends without these bytes
+};
+
+class MovementMechanism {
+ public:
+  virtual ~MovementMechanism() = default;
+
+  // Reserves its areas (the controller placed every object before; throws ConfigError when a
+  // memory has no room).
+  virtual void prepare() {}
+  // A step begins (before its first op).
+  virtual void on_step_start(uint32_t step) {}
+  // The engine starts `op` at `now` (triggers: layer-ahead copies, window moves).
+  virtual void on_op_start(const Op& op, TimePs now) {}
+  // Issues the copies decided by `now`; returns the next one's decision time (0: none).
+  virtual TimePs issue_due(TimePs now) { return 0; }
+  // Where bytes [offset, offset + max_bytes) of `object` are for a read at `now`, if this
+  // mechanism holds them; false: the controller's placement answers.
+  virtual bool locate(ObjectId object, const ObjectInfo& o, uint64_t offset, uint64_t max_bytes,
+                      TimePs now, ReadSource& out) {
+    return false;
+  }
+  // Bytes it copied ahead that nobody read (for the controller's prefetch accuracy).
+  virtual uint64_t unused_prefetch_bytes() const { return 0; }
+  // Its own summary items; `per_token` is 1 / tokens (0 without tokens).
+  virtual void summarize(std::vector<SummaryItem>& out, double per_token) const {}
+};
+
+}  // namespace tiersim

@@ -1,0 +1,423 @@
+#include "accelerators/orchestration/params.h"
+
+#include <string>
+
+#include "fabric/serial_link.h"
+
+namespace tiersim {
+
+namespace {
+
+const config::Component* find_component(const config::Config& root, const std::string& name) {
+  for (const auto& comp : root.system().components()) {
+    if (comp.name() == name) return &comp;
+  }
+  return nullptr;
+}
+
+// The fast memory, the resident share, where the controller runs and how it notifies, its DMA
+// engine and descriptor signing.
+void validate_controller(const config::Config& root, const config::Orchestration& c, Validator& o) {
+  if (o.non_empty("fast_memory", c.has_fast_memory(), c.fast_memory())) {
+    const config::Component* m = find_component(root, c.fast_memory());
+    if (m == nullptr) {
+      o.error("fast_memory", "no component named \"" + c.fast_memory() + "\"");
+    } else if (!(m->has_hbm() || m->has_gddr() || m->has_ddr() || m->has_sram() || m->has_cxl())) {
+      o.error("fast_memory", "\"" + c.fast_memory() + "\" is not a memory");
+    }
+  }
+  if (!c.has_resident_fraction() || !(c.resident_fraction() >= 0 && c.resident_fraction() <= 1)) {
+    o.error("resident_fraction", "required, in [0, 1]");
+  }
+  if (c.controller() == config::CONTROLLER_PLACEMENT_UNSPECIFIED) {
+    o.error("controller", "required: HOST_CPU, DPU or ON_ACCELERATOR");
+  }
+  if (c.notification() == config::NOTIFICATION_UNSPECIFIED) {
+    o.error("notification", "required: INTERRUPT, POLLING or DOORBELL");
+  }
+  validate_jitter(c.decision_jitter(), o.at("decision_jitter"));
+  if (c.has_dma()) {
+    const config::Component* d = find_component(root, c.dma());
+    if (d == nullptr || !d->has_dma()) o.error("dma", "no DMA engine named \"" + c.dma() + "\"");
+  }
+  if (c.has_unsigned_fraction() && !(c.unsigned_fraction() >= 0 && c.unsigned_fraction() <= 1)) {
+    o.error("unsigned_fraction", "must be in [0, 1]");
+  }
+  if ((c.has_verify_latency_ps() || c.has_unsigned_fraction()) && !c.signed_descriptors()) {
+    o.error(c.has_verify_latency_ps() ? "verify_latency_ps" : "unsigned_fraction",
+            "needs signed_descriptors: true");
+  }
+}
+
+// Host attention: the CPU's load path, its rate and the memory it reads the KV from.
+void validate_host_attention(const config::Config& root, const config::Orchestration& c,
+                             Validator& o) {
+  if (c.has_host_attention()) {
+    const auto& h = c.host_attention();
+    Validator hv = o.at("host_attention");
+    if (hv.non_empty("cpu", h.has_cpu(), h.cpu())) {
+      const config::Component* d = find_component(root, h.cpu());
+      if (d == nullptr || !d->has_dma()) {
+        hv.error("cpu", "no dma component named \"" + h.cpu() + "\" (the host CPU's load path)");
+      }
+    }
+    hv.positive("flops_per_s", h.has_flops_per_s(), h.flops_per_s());
+    if (hv.non_empty("memory", h.has_memory(), h.memory())) {
+      const config::Component* m = find_component(root, h.memory());
+      if (m == nullptr || !(m->has_ddr() || m->has_cxl() || m->has_hbm() || m->has_gddr())) {
+        hv.error("memory", "\"" + h.memory() + "\" is not a host memory (ddr, cxl, hbm, gddr)");
+      }
+    }
+    if (!c.has_kv_resident() || c.kv_resident()) {
+      hv.error("", "needs kv_resident: false (the KV stays at home, next to the CPU)");
+    }
+  }
+}
+
+// The weights' middle tier.
+void validate_second_tier(const config::Config& root, const config::Orchestration& c,
+                          Validator& o) {
+  if (c.has_second_tier()) {
+    const auto& t = c.second_tier();
+    Validator tv = o.at("second_tier");
+    if (tv.non_empty("memory", t.has_memory(), t.memory())) {
+      const config::Component* m = find_component(root, t.memory());
+      if (m == nullptr) {
+        tv.error("memory", "no component named \"" + t.memory() + "\"");
+      } else if (!(m->has_hbm() || m->has_gddr() || m->has_ddr() || m->has_sram() || m->has_cxl() ||
+                   m->has_nvme())) {
+        tv.error("memory", "\"" + t.memory() + "\" is not a memory");
+      }
+    }
+    const double resident = c.resident_fraction();
+    if (!t.has_fraction() || !(t.fraction() >= 0 && t.fraction() <= 1 - resident + 1e-12)) {
+      tv.error("fraction", "required, in [0, 1 - resident_fraction]");
+    }
+    if (c.replacement() != config::REPLACEMENT_UNSPECIFIED) {
+      tv.error("", "not with a dynamic cache (replacement)");
+    }
+  }
+}
+
+// The dynamic page cache (a replacement policy over frames of the fast memory).
+void validate_page_cache(const config::Config& root, const config::Orchestration& c, Validator& o) {
+  if (c.replacement() != config::REPLACEMENT_UNSPECIFIED) {
+    o.positive("cache_bytes", c.has_cache_bytes(), double(c.cache_bytes()));
+    if (c.has_page_bytes()) o.positive("page_bytes", true, double(c.page_bytes()));
+    if (c.prefetch_layers() > 0) {
+      o.error("replacement", "a dynamic cache runs without prefetch_layers (set it to 0)");
+    }
+  } else if (c.has_cache_bytes() || c.has_page_bytes()) {
+    o.error(c.has_cache_bytes() ? "cache_bytes" : "page_bytes", "needs a replacement policy");
+  }
+}
+
+// Recompute-vs-transfer restore of the KV from hidden-state checkpoints.
+void validate_kv_restore(const config::Config& root, const config::Orchestration& c, Validator& o) {
+  if (c.kv_restore() == config::KV_RESTORE_RECOMPUTE ||
+      c.kv_restore() == config::KV_RESTORE_ARBITRATE) {
+    if (!c.has_kv_resident() || c.kv_resident()) {
+      o.error("kv_restore", "needs kv_resident: false (the KV and its checkpoints at home)");
+    }
+    if (c.has_host_attention()) o.error("kv_restore", "not with host_attention");
+    if (!root.workload().decode().hidden_state_checkpoints()) {
+      o.error("kv_restore",
+              "needs workload.decode.hidden_state_checkpoints: true (the hidden states to "
+              "recompute from)");
+    }
+  }
+  if (c.has_arbiter_path_bytes_per_s()) {
+    // Allowed with any kv_restore (a sweep over the modes keeps it), used by ARBITRATE only.
+    o.positive("arbiter_path_bytes_per_s", true, c.arbiter_path_bytes_per_s());
+  }
+}
+
+// Context regions of a sparse-attention KV.
+void validate_context_regions(const config::Config& root, const config::Orchestration& c,
+                              Validator& o) {
+  if (c.has_context_regions()) {
+    const auto& r = c.context_regions();
+    Validator rv = o.at("context_regions");
+    const auto& w = root.workload();
+    rv.require("budget_bytes", r.has_budget_bytes());
+    if (!w.has_decode() || !w.decode().has_sparse_attention()) {
+      rv.error("", "needs a decode workload with sparse_attention (its pages are the regions)");
+    } else {
+      if (w.decode().prefill()) rv.error("", "not with workload.decode.prefill");
+      if (w.decode().has_speculative()) rv.error("", "not with speculative decoding");
+    }
+    if (!c.has_kv_resident() || c.kv_resident()) {
+      rv.error("", "needs kv_resident: false (the KV's home holds the regions' backups)");
+    }
+    if (c.replacement() != config::REPLACEMENT_UNSPECIFIED) {
+      rv.error("", "not with a dynamic cache (replacement)");
+    }
+    if (c.has_host_attention()) rv.error("", "not with host_attention");
+    if (c.kv_restore() == config::KV_RESTORE_RECOMPUTE ||
+        c.kv_restore() == config::KV_RESTORE_ARBITRATE) {
+      rv.error("", "not with kv_restore");
+    }
+    if (r.has_ema_alpha() && !(r.ema_alpha() > 0 && r.ema_alpha() < 1)) {
+      rv.error("ema_alpha", "must be in (0, 1)");
+    }
+    if (r.has_ema_alpha() && r.ranking() != config::REGION_SCORE) {
+      rv.error("ema_alpha", "used by ranking: REGION_SCORE only");
+    }
+    if (r.has_veto_mass() && !(r.veto_mass() >= 0 && r.veto_mass() <= 1)) {
+      rv.error("veto_mass", "must be in [0, 1]");
+    }
+    if (r.has_veto_mass() && r.veto_steps() == 0) {
+      rv.error("veto_mass", "needs veto_steps > 0");
+    }
+    if (r.has_promote_pages()) {
+      rv.positive("promote_pages", true, double(r.promote_pages()));
+      if (r.lookahead_layers() == 0) rv.error("promote_pages", "needs lookahead_layers > 0");
+    }
+    if (r.has_compressed_budget_bytes()) {
+      if (r.compressed_dtype() != config::DTYPE_UNSPECIFIED &&
+          r.compressed_dtype() != config::INT8 && r.compressed_dtype() != config::FP8 &&
+          r.compressed_dtype() != config::INT4) {
+        rv.error("compressed_dtype", "INT8, FP8 or INT4 (default INT4)");
+      }
+      rv.non_negative("dequant_flops_per_element", r.has_dequant_flops_per_element(),
+                      r.dequant_flops_per_element());
+    } else if (r.compressed_dtype() != config::DTYPE_UNSPECIFIED ||
+               r.has_dequant_flops_per_element()) {
+      rv.error(r.has_dequant_flops_per_element() ? "dequant_flops_per_element" : "compressed_dtype",
+               "needs compressed_budget_bytes");
+    }
+    if (r.lookahead_layers() > 0 && w.model().layers() > 0 &&
+        r.lookahead_layers() >= w.model().layers()) {
+      rv.error("lookahead_layers",
+               "must be below the model's layers (" + std::to_string(w.model().layers()) + ")");
+    }
+  }
+}
+
+// The object cache: whole weight objects as extents.
+void validate_object_cache(const config::Config& root, const config::Orchestration& c,
+                           Validator& o) {
+  if (c.has_object_cache()) {
+    const auto& oc = c.object_cache();
+    Validator cv = o.at("object_cache");
+    cv.positive("bytes", oc.has_bytes(), double(oc.bytes()));
+    auto refuse = [&](bool set, const std::string& what) {
+      if (set) cv.error("", "not with " + what);
+    };
+    if (c.resident_fraction() != 0) cv.error("", "needs resident_fraction: 0 (whole objects move)");
+    refuse(c.prefetch_layers() > 0, "prefetch_layers");
+    refuse(c.replacement() != config::REPLACEMENT_UNSPECIFIED, "a page cache (replacement)");
+    refuse(c.has_second_tier(), "second_tier");
+    refuse(c.has_resident_precision(), "resident_precision");
+    refuse(c.has_context_regions(), "context_regions");
+    if (oc.has_prefetch_confidence() &&
+        !(oc.prefetch_confidence() >= 0 && oc.prefetch_confidence() <= 1)) {
+      cv.error("prefetch_confidence", "must be in [0, 1]");
+    }
+    const bool mode = oc.prefetch() != config::OBJECT_PREFETCH_UNSPECIFIED;
+    if ((mode || oc.has_prefetch_confidence()) && oc.prefetch_layers() == 0) {
+      cv.error(mode ? "prefetch" : "prefetch_confidence", "needs prefetch_layers > 0");
+    }
+  }
+}
+
+// The DPU's DDR buffer feeding the layer-ahead prefetch.
+void validate_dpu_buffer(const config::Config& root, const config::Orchestration& c, Validator& o) {
+  if (c.has_dpu_buffer()) {
+    const auto& b = c.dpu_buffer();
+    Validator bv = o.at("dpu_buffer");
+    if (bv.non_empty("memory", b.has_memory(), b.memory())) {
+      const config::Component* m = find_component(root, b.memory());
+      if (m == nullptr || !(m->has_ddr() || m->has_sram() || m->has_hbm() || m->has_cxl())) {
+        bv.error("memory", "no ddr, sram, hbm or cxl component named \"" + b.memory() + "\"");
+      }
+    }
+    if (b.has_dma()) {
+      const config::Component* d = find_component(root, b.dma());
+      if (d == nullptr || !d->has_dma()) bv.error("dma", "no DMA engine named \"" + b.dma() + "\"");
+    }
+    if (c.prefetch_layers() == 0) bv.error("", "needs prefetch_layers > 0 (it feeds the prefetch)");
+    if (!b.has_lookahead_layers() || b.lookahead_layers() <= c.prefetch_layers()) {
+      bv.error("lookahead_layers",
+               "required, above prefetch_layers (" + std::to_string(c.prefetch_layers()) + ")");
+    } else if (root.workload().model().layers() > 0 &&
+               b.lookahead_layers() > root.workload().model().layers()) {
+      bv.error("lookahead_layers", "at most the model's layers (" +
+                                       std::to_string(root.workload().model().layers()) + ")");
+    }
+    if (c.has_second_tier()) bv.error("", "not with second_tier");
+  }
+}
+
+// Precision states of resident weights (or of the object cache's objects).
+void check_precision(const config::ResidentPrecision& rp, Validator pv) {
+  if (rp.dtype() != config::INT8 && rp.dtype() != config::FP8 && rp.dtype() != config::INT4) {
+    pv.error("dtype", "required: INT8, FP8 or INT4");
+  }
+  pv.non_negative("dequant_flops_per_element", rp.has_dequant_flops_per_element(),
+                  rp.dequant_flops_per_element());
+  pv.non_negative("quality_budget", rp.has_quality_budget(), rp.quality_budget());
+  for (int i = 0; i < rp.sensitivity_size(); ++i) {
+    Validator sv = pv.at("sensitivity[" + std::to_string(i) + "]");
+    const auto& e = rp.sensitivity(i);
+    if (e.prefix().empty() && e.contains().empty()) {
+      sv.error("prefix", "set prefix, contains or both (which objects it applies to)");
+    }
+    sv.non_negative("value", true, rp.sensitivity(i).value());
+  }
+}
+
+// Which precision states apply, and that they have resident bytes to apply to.
+void validate_precision(const config::Config& root, const config::Orchestration& c, Validator& o) {
+  if (c.has_object_cache() && c.object_cache().has_precision()) {
+    check_precision(c.object_cache().precision(), o.at("object_cache.precision"));
+  }
+  if (c.has_resident_precision()) {
+    check_precision(c.resident_precision(), o.at("resident_precision"));
+    if (c.resident_fraction() <= 0) {
+      o.at("resident_precision")
+          .error("", "needs resident_fraction > 0 (it sets the precision of the resident parts)");
+    }
+  }
+}
+
+// Wired residency: the memory objects are bound in and the quota.
+void validate_wired(const config::Config& root, const config::Orchestration& c, Validator& o) {
+  if (c.has_wired()) {
+    const auto& w = c.wired();
+    Validator wv = o.at("wired");
+    if (wv.non_empty("memory", w.has_memory(), w.memory())) {
+      const config::Component* m = find_component(root, w.memory());
+      if (m == nullptr || !(m->has_sram() || m->has_hbm() || m->has_gddr())) {
+        wv.error("memory", "no sram, hbm or gddr component named \"" + w.memory() + "\"");
+      }
+    }
+    wv.positive("quota_bytes", w.has_quota_bytes(), double(w.quota_bytes()));
+  }
+}
+
+// The controller's residency map.
+void validate_residency_map(const config::Config& root, const config::Orchestration& c,
+                            Validator& o) {
+  if (c.has_residency_map()) {
+    const auto& m = c.residency_map();
+    Validator mv = o.at("residency_map");
+    mv.positive("entries", m.has_entries(), double(m.entries()));
+    if (m.has_entry_bits()) mv.positive("entry_bits", true, double(m.entry_bits()));
+    mv.require("software_latency_ps", m.has_software_latency_ps());
+    if (c.prefetch_layers() == 0) {
+      mv.error("", "needs prefetch_layers > 0 (the map is looked up for each copy decision)");
+    }
+  }
+}
+
+// The confidence gate's parameters (replacement REPLACEMENT_CONFIDENCE).
+void validate_confidence(const config::Config& root, const config::Orchestration& c, Validator& o) {
+  if (c.has_confidence()) {
+    const auto& g = c.confidence();
+    Validator gv = o.at("confidence");
+    if (c.replacement() != config::REPLACEMENT_CONFIDENCE) {
+      gv.error("", "set only with replacement: REPLACEMENT_CONFIDENCE");
+    }
+    auto unit = [&](const char* field, bool has, double x) {
+      if (has && !(x >= 0 && x <= 1)) gv.error(field, "must be in [0, 1]");
+    };
+    unit("admit_lb", g.has_admit_lb(), g.admit_lb());
+    unit("evict_ub", g.has_evict_ub(), g.evict_ub());
+    unit("intent_override", g.has_intent_override(), g.intent_override());
+    gv.non_negative("z", g.has_z(), g.z());
+    gv.non_negative("blend_eta", g.has_blend_eta(), g.blend_eta());
+    if (g.has_epoch_pages()) gv.positive("epoch_pages", true, double(g.epoch_pages()));
+    if (g.has_admit_lb() && g.has_evict_ub() && g.evict_ub() >= g.admit_lb()) {
+      gv.error("evict_ub", "must be below admit_lb (hysteresis)");
+    }
+  }
+}
+
+}  // namespace
+
+void OrchestrationParams::validate(const config::Config& root, Validator v) {
+  const auto& c = root.policy().orchestration();
+  Validator o = v.at("policy.orchestration");
+  if (root.policy().placement() != config::ORCHESTRATED) {
+    if (root.policy().has_orchestration()) {
+      o.error("", "set only with policy.placement: ORCHESTRATED");
+    }
+    return;
+  }
+  if (!root.policy().has_orchestration()) {
+    v.error("policy.orchestration", "required with placement ORCHESTRATED");
+    return;
+  }
+  // Each section's checks, in a fixed order (so are the messages).
+  for (auto* check :
+       {validate_controller, validate_host_attention, validate_second_tier, validate_page_cache,
+        validate_kv_restore, validate_context_regions, validate_object_cache, validate_dpu_buffer,
+        validate_precision, validate_wired, validate_residency_map, validate_confidence}) {
+    check(root, c, o);
+  }
+}
+
+OrchestrationParams OrchestrationParams::from_config(const config::Orchestration& c) {
+  OrchestrationParams p;
+  p.fast_memory = c.fast_memory();
+  p.dma = c.dma();
+  p.resident_fraction = c.resident_fraction();
+  p.kv_resident = c.has_kv_resident() ? c.kv_resident() : true;
+  p.prefetch_layers = c.prefetch_layers();
+  p.controller = c.controller();
+  // Without explicit latencies, the controller's place and the notification kind give the
+  // middle of their ranges (mechanisms.md s.3.3 and s.3.5; C).
+  const TimePs decision_default[] = {0, 27'500'000, 3'000'000, 300'000};  // host, DPU, accel
+  const TimePs notify_default[] = {0, 10'000'000, 1'500'000, 300'000};    // interrupt, poll, bell
+  p.decision_latency_ps =
+      c.has_decision_latency_ps() ? c.decision_latency_ps() : decision_default[c.controller()];
+  p.decision_jitter = c.decision_jitter();
+  p.notification = c.notification();
+  p.notification_latency_ps = c.has_notification_latency_ps() ? c.notification_latency_ps()
+                                                              : notify_default[c.notification()];
+  p.replacement = c.replacement();
+  p.cache_bytes = c.cache_bytes();
+  p.confidence = c.confidence();
+  p.precision = c.resident_precision();
+  p.wired_memory = c.wired().memory();
+  p.wired_quota_bytes = c.wired().quota_bytes();
+  p.kv_restore = c.kv_restore() == config::KV_RESTORE_UNSPECIFIED ? config::KV_RESTORE_TRANSFER
+                                                                  : c.kv_restore();
+  p.arbiter_path_bytes_per_s = c.arbiter_path_bytes_per_s();
+  if (c.has_residency_map()) {
+    const auto& m = c.residency_map();
+    p.has_map = true;
+    p.map.entries = m.entries();
+    if (m.has_entry_bits()) p.map.entry_bits = m.entry_bits();
+    if (m.has_lookup_latency_ps()) p.map.lookup_latency_ps = m.lookup_latency_ps();
+    p.map.software_latency_ps = m.software_latency_ps();
+  }
+  p.page_bytes = c.page_bytes();
+  p.signed_descriptors = c.signed_descriptors();
+  p.verify_latency_ps = c.verify_latency_ps();
+  p.unsigned_fraction = c.unsigned_fraction();
+  if (c.has_second_tier()) {
+    p.tier_memory = c.second_tier().memory();
+    p.tier_fraction = c.second_tier().fraction();
+  }
+  if (c.has_host_attention()) {
+    p.host_cpu = c.host_attention().cpu();
+    p.host_memory = c.host_attention().memory();
+    p.host_flops_per_s = c.host_attention().flops_per_s();
+  }
+  p.regions = c.has_context_regions();
+  p.context_regions = c.context_regions();
+  p.intent_per_phase = c.has_intent_per_phase() ? c.intent_per_phase() : true;
+  if (c.has_dpu_buffer()) {
+    p.buffer_memory = c.dpu_buffer().memory();
+    p.buffer_dma = c.dpu_buffer().dma();
+    p.buffer_lookahead = c.dpu_buffer().lookahead_layers();
+  }
+  p.object_cache = c.has_object_cache();
+  p.objects = c.object_cache();
+  // The object cache's precision states use the same guardrail (over whole objects).
+  if (c.object_cache().has_precision()) p.precision = c.object_cache().precision();
+  return p;
+}
+}  // namespace tiersim

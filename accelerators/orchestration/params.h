@@ -1,0 +1,61 @@
+// The movement controller's parameters (config Orchestration): resolved once from the config,
+// defaults applied here (the controller's and the notification's latencies by placement), and
+// validated section by section before any simulation starts. Models never read the proto
+// Orchestration message after construction; the mechanisms read their own sections from here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "accelerators/policies/residency_map.h"
+#include "configs/tiersim.pb.h"
+#include "models/config/errors.h"
+#include "models/core/time.h"
+
+namespace tiersim {
+
+struct OrchestrationParams {
+  std::string fast_memory, dma;
+  double resident_fraction = 0;
+  bool kv_resident = true;
+  uint32_t prefetch_layers = 0;
+  config::ControllerPlacement controller = config::HOST_CPU;
+  TimePs decision_latency_ps = 0;
+  config::Jitter decision_jitter;
+  config::Notification notification = config::INTERRUPT;
+  TimePs notification_latency_ps = 0;
+  config::Replacement replacement = config::REPLACEMENT_UNSPECIFIED;
+  uint64_t cache_bytes = 0, page_bytes = 0;  // page 0: the compute engine's tile
+  config::ConfidenceGate confidence;         // REPLACEMENT_CONFIDENCE
+  bool has_map = false;
+  ResidencyMapParams map;
+  config::ResidentPrecision precision;  // dtype unspecified: full precision
+  std::string wired_memory;             // empty: no wired residency
+  uint64_t wired_quota_bytes = 0;
+  config::KvRestore kv_restore = config::KV_RESTORE_TRANSFER;
+  double arbiter_path_bytes_per_s = 0;
+  bool signed_descriptors = false;
+  TimePs verify_latency_ps = 0;
+  double unsigned_fraction = 0;
+  // The weights' middle tier (empty: none).
+  std::string tier_memory;
+  double tier_fraction = 0;
+  // Host attention (empty cpu: off).
+  std::string host_cpu, host_memory;
+  double host_flops_per_s = 0;
+  // Context regions (unset budget: off).
+  bool regions = false;
+  config::ContextRegions context_regions;
+  // The object cache (unset: off).
+  bool object_cache = false;
+  config::ObjectCache objects;
+  bool intent_per_phase = true;
+  // The DPU's DDR buffer (empty memory: none).
+  std::string buffer_memory, buffer_dma;
+  uint32_t buffer_lookahead = 0;
+
+  static void validate(const config::Config& root, Validator v);
+  static OrchestrationParams from_config(const config::Orchestration& c);
+};
+
+}  // namespace tiersim
