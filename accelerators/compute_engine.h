@@ -117,6 +117,19 @@ class ComputeEngine : public Component {
   enum class Phase { kFetch, kOverhead, kStream, kFinish, kStepEnd, kDone };
 
   void run();  // the scheduler process; re-triggers itself only when something can change
+  // What the scheduler does after a phase: go on at once, wait until `at`, or stop.
+  struct PhaseResult {
+    enum Kind { kGoOn, kWait, kStop } kind = kGoOn;
+    TimePs at = 0;
+    static PhaseResult go_on() { return {kGoOn, 0}; }
+    static PhaseResult wait(TimePs at) { return {kWait, at}; }
+    static PhaseResult stop() { return {kStop, 0}; }
+  };
+  PhaseResult phase_fetch(TimePs now);     // the next op from the workload; its launch
+  PhaseResult phase_overhead(TimePs now);  // activations read (or host attention)
+  PhaseResult phase_stream(TimePs now);    // tiles of off-chip operands; the arithmetic
+  PhaseResult phase_finish(TimePs now);    // the op's record; the step's write fence
+  PhaseResult phase_step_end(TimePs now);  // the token record
   void begin_op(TimePs now);
   // Issues the next tile; returns 0, or the time to try again when its data is a prefetch the
   // controller has decided but not issued yet.

@@ -42,9 +42,12 @@ uint64_t memory_capacity(const config::Component& c) {
   return 0;
 }
 
-void validate_system(const config::Config& cfg, Validator v) {
+using ByName = std::map<std::string, const config::Component*>;
+
+// Components: named uniquely, each of one implemented kind, checked by its kind.
+ByName validate_components(const config::Config& cfg, Validator& v) {
   const auto& sys = cfg.system();
-  std::map<std::string, const config::Component*> by_name;
+  ByName by_name;
   if (sys.components_size() == 0) v.error("system.components", "the system has no components");
   for (int i = 0; i < sys.components_size(); ++i) {
     const auto& c = sys.components(i);
@@ -74,6 +77,12 @@ void validate_system(const config::Config& cfg, Validator v) {
     k->validate(cfg, c, kv);
   }
 
+  return by_name;
+}
+
+// Links: named uniquely, between components, to memories or switches, serial models driven by
+// DMA engines or switches, at most one per pair, and no cycle.
+void validate_links(const config::System& sys, const ByName& by_name, Validator& v) {
   std::set<std::string> link_names;
   std::set<std::pair<std::string, std::string>> link_pairs;
   for (int i = 0; i < sys.links_size(); ++i) {
@@ -89,8 +98,8 @@ void validate_system(const config::Config& cfg, Validator v) {
         lv.error(end, "no component named \"" + ref + "\"");
       }
     }
-    if (by_name.count(l.to()) && !is_memory_kind(component_kind_name(*by_name[l.to()])) &&
-        !is_forwarding_kind(component_kind_name(*by_name[l.to()]))) {
+    if (by_name.count(l.to()) && !is_memory_kind(component_kind_name(*by_name.at(l.to()))) &&
+        !is_forwarding_kind(component_kind_name(*by_name.at(l.to())))) {
       lv.error("to", "\"" + l.to() + "\" is not a memory or a switch and cannot be a link target");
     }
     lv.require("latency_ps", l.has_latency_ps());
@@ -98,7 +107,7 @@ void validate_system(const config::Config& cfg, Validator v) {
       Validator sv = lv.at("serial");
       if (fabric_checks().serial_link) fabric_checks().serial_link(l.serial(), sv);
       const std::string from_kind =
-          by_name.count(l.from()) ? component_kind_name(*by_name[l.from()]) : "";
+          by_name.count(l.from()) ? component_kind_name(*by_name.at(l.from())) : "";
       if (!from_kind.empty() && from_kind != "dma" && !is_forwarding_kind(from_kind)) {
         sv.error("", "only DMA engines and switches drive a serial link model (\"" + l.from() +
                          "\" is a " + from_kind + ")");
@@ -137,7 +146,12 @@ void validate_system(const config::Config& cfg, Validator v) {
     }
   }
   if (fabric_checks().faults) fabric_checks().faults(sys, v);
+}
 
+// The address map: targets exist and are memories, ranges do not overlap, sizes fit. Returns
+// the bytes mapped per memory.
+std::map<std::string, uint64_t> validate_address_map(const config::System& sys,
+                                                     const ByName& by_name, Validator& v) {
   // Address map: targets exist and are memories, ranges do not overlap, sizes fit.
   std::map<std::string, uint64_t> mapped;
   std::vector<std::pair<uint64_t, std::pair<uint64_t, std::string>>> spans;
@@ -179,6 +193,15 @@ void validate_system(const config::Config& cfg, Validator v) {
     }
     spans.push_back({r.base_bytes(), {r.size_bytes(), r.name()}});
   }
+  return mapped;
+}
+
+void validate_system(const config::Config& cfg, Validator v) {
+  const auto& sys = cfg.system();
+  const ByName by_name = validate_components(cfg, v);
+  validate_links(sys, by_name, v);
+  const std::map<std::string, uint64_t> mapped = validate_address_map(sys, by_name, v);
+  // Every memory and switch is reached by a link; every memory has a range.
   std::set<std::string> linked;
   for (const auto& l : sys.links())
     linked.insert(l.to());

@@ -1,0 +1,253 @@
+// The compute engine's parameters (validated and resolved once), and its plain-C++ timing
+// models: the scale-up collective model and the software stack's kernel launches.
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "accelerators/compute_engine.h"
+#include "fabric/topology.h"
+#include "models/core/registry.h"
+
+namespace tiersim {
+
+void ComputeParams::validate(const config::Config& root, const config::ComputeEngine& c,
+                             Validator& v) {
+  if (c.peak_size() == 0) v.error("peak", "no peak FLOP/s given for any dtype");
+  std::set<int> seen;
+  for (int i = 0; i < c.peak_size(); ++i) {
+    const auto& p = c.peak(i);
+    Validator pv = v.at("peak[" + std::to_string(i) + "]");
+    if (p.dtype() == config::DTYPE_UNSPECIFIED) pv.error("dtype", "required field is not set");
+    if (!seen.insert(p.dtype()).second) pv.error("dtype", "dtype listed twice");
+    pv.positive("flops_per_s", p.has_flops_per_s(), p.flops_per_s());
+  }
+  const config::Dtype act = root.workload().has_gemm() ? root.workload().gemm().dtype()
+                                                       : root.workload().model().activation_dtype();
+  if (act != config::DTYPE_UNSPECIFIED && !seen.count(act)) {
+    v.error("peak",
+            "no peak FLOP/s for the workload's activation dtype " + config::Dtype_Name(act));
+  }
+  v.fraction("flops_efficiency_fraction", c.has_flops_efficiency_fraction(),
+             c.flops_efficiency_fraction());
+  v.non_negative("gemm_half_efficiency_rows", c.has_gemm_half_efficiency_rows(),
+                 c.gemm_half_efficiency_rows());
+  if (c.has_vector_flops_per_s()) {
+    v.positive("vector_flops_per_s", true, c.vector_flops_per_s());
+  } else if (!seen.count(config::FP32)) {
+    v.error("vector_flops_per_s", "not set, and no FP32 peak to take it from");
+  }
+  v.require("op_overhead_ps", c.has_op_overhead_ps());
+  v.non_negative("energy_pj_per_flop", c.has_energy_pj_per_flop(), c.energy_pj_per_flop());
+  v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
+  if (v.positive("tile_bytes", c.has_tile_bytes(), static_cast<double>(c.tile_bytes())) &&
+      c.tile_bytes() > 0xffffffffULL) {
+    v.error("tile_bytes", "must be below 4 GiB");
+  }
+  v.at_least("staging_buffers", c.has_staging_buffers(), c.staging_buffers(), 1);
+
+  // The software stack and, with tensor parallelism, the collective model drive this engine.
+  Validator sv = v.root("software");
+  SoftwareModel::validate(root.software(), sv);
+  if (root.workload().parallelism().tensor_parallel() > 1) {
+    if (!root.system().has_scale_up()) {
+      v.root("system").error("scale_up",
+                             "required when workload.parallelism.tensor_parallel > 1 (the "
+                             "collective model's link bandwidth and latencies)");
+    } else {
+      Validator fv = v.root("system.scale_up");
+      CollectiveModel::validate(root.system().scale_up(), fv);
+    }
+  }
+
+  // References: kinds and links.
+  auto find = [&](const std::string& name) -> const config::Component* {
+    for (const auto& comp : root.system().components()) {
+      if (comp.name() == name) return &comp;
+    }
+    return nullptr;
+  };
+  Topology topology;
+  for (const auto& l : root.system().links())
+    topology.add_link(l.name(), l.from(), l.to());
+  auto has_link = [&](const std::string& from, const std::string& to) {
+    return topology.reachable(from, to);
+  };
+  struct Ref {
+    const char* field;
+    const std::string& value;
+    bool present;
+    const char* kind;
+  };
+  const Ref refs[] = {
+      {"sram", c.sram(), c.has_sram(), "sram"},
+      {"dma", c.dma(), c.has_dma(), "dma"},
+      {"weights_memory", c.weights_memory(), c.has_weights_memory(), "hbm"},
+      {"activation_memory", c.activation_memory(), c.has_activation_memory(), "hbm"}};
+  bool refs_ok = true;
+  for (const auto& r : refs) {
+    if (std::string(r.field) == "activation_memory" && !r.present) continue;  // optional
+    if (!v.non_empty(r.field, r.present, r.value)) {
+      refs_ok = false;
+      continue;
+    }
+    const config::Component* target = find(r.value);
+    if (target == nullptr) {
+      v.error(r.field, "no component named \"" + r.value + "\"");
+      refs_ok = false;
+    } else if (component_kind_name(*target) != r.kind &&
+               !(std::string(r.kind) == "hbm" &&
+                 (component_kind_name(*target) == "gddr" || component_kind_name(*target) == "ddr" ||
+                  component_kind_name(*target) == "cxl" ||
+                  component_kind_name(*target) == "nvme"))) {
+      v.error(r.field, "\"" + r.value + "\" is a " + component_kind_name(*target) +
+                           ", expected a " + r.kind +
+                           (std::string(r.kind) == "hbm" ? ", gddr, ddr, cxl or nvme" : ""));
+      refs_ok = false;
+    }
+  }
+  if (!refs_ok) return;
+  if (const config::Component* sram = find(c.sram());
+      sram && c.has_tile_bytes() && c.has_staging_buffers() &&
+      c.tile_bytes() * c.staging_buffers() > sram->sram().capacity_bytes()) {
+    v.error("staging_buffers",
+            "staging_buffers x tile_bytes exceeds the capacity of \"" + c.sram() + "\"");
+  }
+  // The compute engine's own name is the last segment of the validator prefix's parent; links
+  // are checked by name in the builder too, but a missing link is a config error, so say so now.
+  const std::string self = [&] {
+    for (const auto& comp : root.system().components()) {
+      if (comp.has_compute() && &comp.compute() == &c) return comp.name();
+    }
+    return std::string();
+  }();
+  const std::pair<std::string, std::string> needed[] = {{self, c.sram()},
+                                                        {c.dma(), c.weights_memory()},
+                                                        {c.dma(), c.sram()},
+                                                        {c.dma(), c.activation_memory()}};
+  for (const auto& [from, to] : needed) {
+    if (to.empty()) continue;
+    if (!has_link(from, to)) {
+      v.error("", "needs a path of links from \"" + from + "\" to \"" + to + "\" in system.links");
+    }
+  }
+}
+
+ComputeParams ComputeParams::from_config(const config::ComputeEngine& c) {
+  ComputeParams p;
+  for (const auto& peak : c.peak())
+    p.peak_flops_per_s[peak.dtype()] = peak.flops_per_s();
+  p.vector_flops_per_s =
+      c.has_vector_flops_per_s() ? c.vector_flops_per_s() : p.peak_flops_per_s[config::FP32];
+  p.flops_efficiency_fraction = c.flops_efficiency_fraction();
+  p.gemm_half_efficiency_rows = c.gemm_half_efficiency_rows();
+  p.op_overhead_ps = c.op_overhead_ps();
+  p.tile_bytes = c.tile_bytes();
+  p.staging_buffers = c.staging_buffers();
+  p.sram = c.sram();
+  p.dma = c.dma();
+  p.weights_memory = c.weights_memory();
+  p.activation_memory = c.has_activation_memory() ? c.activation_memory() : c.weights_memory();
+  return p;
+}
+
+namespace {
+TimePs bytes_time_ps(double bytes, double bytes_per_s) {
+  return static_cast<TimePs>(std::llround(bytes / bytes_per_s * 1e12));
+}
+}  // namespace
+
+TimePs CollectiveModel::pick(TimePs ring, TimePs one_shot) const {
+  return algorithm == config::RING       ? ring
+         : algorithm == config::ONE_SHOT ? one_shot
+                                         : std::min(ring, one_shot);
+}
+
+TimePs CollectiveModel::all_reduce_ps(uint64_t bytes) const {
+  if (ranks <= 1) return 0;
+  const uint64_t p = ranks;
+  // Ring: reduce-scatter then all-gather, 2(p-1) steps of n/p bytes each.
+  const TimePs ring =
+      2 * (p - 1) * step_latency_ps +
+      bytes_time_ps(2.0 * double(p - 1) * double((bytes + p - 1) / p), rank_bandwidth_bytes_per_s);
+  // One shot: every rank pushes its whole buffer to the p-1 others, then reduces locally.
+  const TimePs one_shot =
+      step_latency_ps + bytes_time_ps(double(p - 1) * double(bytes), rank_bandwidth_bytes_per_s);
+  return launch_latency_ps + pick(ring, one_shot);
+}
+
+TimePs CollectiveModel::all_gather_ps(uint64_t bytes) const {
+  if (ranks <= 1) return 0;
+  const uint64_t p = ranks;
+  const TimePs ring = (p - 1) * step_latency_ps +
+                      bytes_time_ps(double(p - 1) * double(bytes), rank_bandwidth_bytes_per_s);
+  const TimePs one_shot =
+      step_latency_ps + bytes_time_ps(double(p - 1) * double(bytes), rank_bandwidth_bytes_per_s);
+  return launch_latency_ps + pick(ring, one_shot);
+}
+
+void CollectiveModel::validate(const config::ScaleUpFabric& f, Validator& v) {
+  v.positive("rank_bandwidth_bytes_per_s", f.has_rank_bandwidth_bytes_per_s(),
+             f.rank_bandwidth_bytes_per_s());
+  v.require("step_latency_ps", f.has_step_latency_ps());
+  v.require("launch_latency_ps", f.has_launch_latency_ps());
+  if (f.algorithm() == config::COLLECTIVE_ALGORITHM_UNSPECIFIED) {
+    v.error("algorithm", "required field is not set (RING, ONE_SHOT or AUTO)");
+  }
+}
+
+CollectiveModel CollectiveModel::from_config(const config::ScaleUpFabric& f, uint32_t ranks) {
+  CollectiveModel m;
+  m.ranks = ranks;
+  m.rank_bandwidth_bytes_per_s = f.rank_bandwidth_bytes_per_s();
+  m.step_latency_ps = f.step_latency_ps();
+  m.launch_latency_ps = f.launch_latency_ps();
+  m.algorithm = f.algorithm();
+  return m;
+}
+
+uint32_t SoftwareModel::kernels(OpKind kind) const {
+  switch (kind) {
+    case OpKind::kAttnNorm:
+    case OpKind::kMlpNorm:
+    case OpKind::kRope:
+    case OpKind::kAttnResidual:
+    case OpKind::kMlpResidual:
+    case OpKind::kActivation:
+    case OpKind::kFinalNorm:
+    case OpKind::kEmbeddingNorm:
+    case OpKind::kExpertActivation:
+    case OpKind::kSharedActivation:
+    case OpKind::kMoeCombine:
+      return fuse_elementwise ? 0 : 1;
+    case OpKind::kIdle:
+      return 0;
+    case OpKind::kQkvProj:
+      return qkv_kernels;
+    case OpKind::kAttention:
+      return attention_kernels;
+    default:
+      return 1;
+  }
+}
+
+void SoftwareModel::validate(const config::Software& s, Validator& v) {
+  if (s.has_qkv_kernels() && s.qkv_kernels() != 1 && s.qkv_kernels() != 3) {
+    v.error("qkv_kernels", "must be 1 (fused QKV) or 3 (separate Q, K, V)");
+  }
+  if (s.has_attention_kernels() && s.attention_kernels() != 1 && s.attention_kernels() != 3) {
+    v.error("attention_kernels", "must be 1 (fused) or 3 (QK^T, softmax, AV)");
+  }
+}
+
+SoftwareModel SoftwareModel::from_config(const config::Software& s) {
+  SoftwareModel m;
+  m.host_launch_ps = s.host_launch_ps();
+  m.synchronize_each_kernel = s.synchronize_each_kernel();
+  m.host_step_ps = s.host_step_ps();
+  m.fuse_elementwise = s.fuse_elementwise();
+  m.qkv_kernels = s.has_qkv_kernels() ? s.qkv_kernels() : 1;
+  m.attention_kernels = s.has_attention_kernels() ? s.attention_kernels() : 1;
+  return m;
+}
+
+}  // namespace tiersim

@@ -1,0 +1,38 @@
+// The run driver's parts (models/run/ only): placement at home, the summary, the result file.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/config/loader.h"
+#include "models/core/records.h"
+#include "models/core/summary.h"
+#include "models/core/time.h"
+
+namespace tiersim {
+
+class Component;
+class Context;
+
+// A ConfigError whose unlocated issues get their file and line from `loaded`.
+ConfigError located(const LoadedConfig& loaded, std::vector<ConfigIssue> issues);
+
+// Every object at home in the compute engine's weights memory (STREAM_ALL; a movement
+// controller moves them later). Throws a located ConfigError when they do not fit.
+void place_at_home(const LoadedConfig& loaded, Context& ctx);
+
+// Time per output token of a step: its latency over the tokens each sequence gained.
+double step_tpot_ms(const TokenRecord& t);
+
+// The headline metrics, then each component's items, then the workload's.
+std::vector<SummaryItem> summarise_run(Context& ctx,
+                                       const std::vector<std::unique_ptr<Component>>& components,
+                                       TimePs end_ps, double wall_s);
+
+// Writes the whole result file under a temporary name, then renames it onto `path`.
+void write_results(const std::string& path, const LoadedConfig& loaded, Context& ctx,
+                   const std::vector<SummaryItem>& summary, double wall_s,
+                   const std::string& stopped_by);
+
+}  // namespace tiersim

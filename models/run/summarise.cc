@@ -1,0 +1,151 @@
+// The run's summary: the headline metrics of /summary, then each component's and the
+// workload's own items.
+#include <algorithm>
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+#include <string>
+
+#include "models/core/component.h"
+#include "models/core/context.h"
+#include "models/core/stats.h"
+#include "models/core/workload.h"
+#include "models/run/run_parts.h"
+
+namespace tiersim {
+
+double step_tpot_ms(const TokenRecord& t) {
+  const double per_sequence =
+      t.sequences ? static_cast<double>(t.tokens) / static_cast<double>(t.sequences) : 1.0;
+  return ps_to_ms(t.end_ps - t.start_ps) / (per_sequence > 0 ? per_sequence : 1.0);
+}
+
+namespace {
+
+// Energy (dynamic plus static power over the simulated time, per component and per token),
+// each component's items, and (fault runs) the DMA transfers' outcomes.
+void summarise_components(Context& ctx, const std::vector<std::unique_ptr<Component>>& components,
+                          TimePs end_ps, uint64_t generated, std::vector<SummaryItem>& summary) {
+  double energy_j = 0;
+  std::vector<SummaryItem> energy_items;
+  for (const auto& c : components) {
+    if (!c->has_energy()) continue;
+    const double e = c->dynamic_energy_j() + c->static_power_w() * ps_to_s(end_ps);
+    energy_j += e;
+    energy_items.push_back({std::string("energy_j_") + c->basename(), e, "J"});
+  }
+  if (!energy_items.empty()) {
+    summary.push_back({"energy_j", energy_j, "J"});
+    summary.push_back(
+        {"energy_j_per_token", generated ? energy_j / double(generated) : 0.0, "J/token"});
+    summary.insert(summary.end(), energy_items.begin(), energy_items.end());
+  }
+  for (const auto& c : components)
+    c->summarize(summary, generated);
+  // Fault runs: every DMA transfer completed or failed, with the retries and reroutes.
+  if (ctx.config().system().faults_size() > 0) {
+    const char* kCounts[] = {"transfers", "transfers_failed", "transfers_retried",
+                             "transfers_rerouted"};
+    const char* kNames[] = {"transfers_completed", "transfers_failed", "transfers_retried",
+                            "transfers_rerouted"};
+    for (size_t k = 0; k < 4; ++k) {
+      double total = 0;
+      for (const auto& c : components) {
+        if (c->component_kind() != "dma") continue;
+        const std::string name = std::string(c->basename()) + "." + kCounts[k];
+        for (const auto& st : ctx.stats().all()) {
+          if (st->name() == name && st->kind() == StatKind::kCounter) {
+            total += static_cast<double>(static_cast<const Counter&>(*st).value());
+          }
+        }
+      }
+      summary.push_back({kNames[k], total, "transfers"});
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<SummaryItem> summarise_run(Context& ctx,
+                                       const std::vector<std::unique_ptr<Component>>& components,
+                                       TimePs end_ps, double wall_s) {
+  const auto& tokens = ctx.records().tokens;
+  std::vector<double> tpot_ms;
+  uint64_t generated = 0;
+  // Simulated prompt prefill passes count toward the throughput, not the time per token.
+  const uint32_t prefill_steps = ctx.workload()->prefill_steps();
+  TimePs prefill_ps = 0;
+  for (const auto& t : tokens) {
+    if (t.step < prefill_steps) {
+      prefill_ps += t.end_ps - t.start_ps;
+    } else if (t.tokens > 0) {
+      tpot_ms.push_back(step_tpot_ms(t));  // serving's prefill-only steps emit none
+    }
+    generated += t.tokens;
+  }
+  double mean = 0;
+  for (double v : tpot_ms)
+    mean += v;
+  if (!tpot_ms.empty()) mean /= static_cast<double>(tpot_ms.size());
+  const double decode_s =
+      tokens.empty() ? 0 : ps_to_s(tokens.back().end_ps - tokens.front().start_ps);
+  uint64_t hbm_bytes = 0, sram_bytes = 0, ddr_bytes = 0, cxl_bytes = 0;
+  bool has_ddr = false, has_cxl = false;
+  for (const auto& c : components) {
+    if (c->tier() == Tier::kHbm) hbm_bytes += c->bytes_read() + c->bytes_written();
+    if (c->tier() == Tier::kSram) sram_bytes += c->bytes_read() + c->bytes_written();
+    if (c->tier() == Tier::kDdr) {
+      ddr_bytes += c->bytes_read() + c->bytes_written();
+      has_ddr = true;
+    }
+    if (c->tier() == Tier::kCxl) {
+      cxl_bytes += c->bytes_read() + c->bytes_written();
+      has_cxl = true;
+    }
+  }
+  const double per_token = generated ? 1.0 / static_cast<double>(generated) : 0.0;
+  std::vector<SummaryItem> summary = {
+      {"tpot_ms_mean", mean, "ms"},
+      {"tpot_ms_p50", percentile(tpot_ms, 50), "ms"},
+      {"tpot_ms_p99", percentile(tpot_ms, 99), "ms"},
+      {"tokens_per_s", decode_s > 0 ? static_cast<double>(generated) / decode_s : 0.0, "tokens/s"},
+      {"decode_steps", static_cast<double>(tokens.size()), "steps"},
+      {"tokens_generated", static_cast<double>(generated), "tokens"},
+      {"hbm_bytes_per_token", static_cast<double>(hbm_bytes) * per_token, "bytes/token"},
+      {"sram_bytes_per_token", static_cast<double>(sram_bytes) * per_token, "bytes/token"},
+      {"hbm_achieved_bytes_per_s",
+       decode_s > 0 ? static_cast<double>(hbm_bytes) / ps_to_s(end_ps) : 0.0, "bytes/s"},
+      {"sim_time_s", ps_to_s(end_ps), "s"},
+      {"wall_time_s", wall_s, "s"},
+  };
+  if (prefill_steps > 0) summary.push_back({"prefill_s", ps_to_s(prefill_ps), "s"});
+  if (has_ddr) {
+    summary.push_back(
+        {"ddr_bytes_per_token", static_cast<double>(ddr_bytes) * per_token, "bytes/token"});
+  }
+  if (has_cxl) {
+    summary.push_back(
+        {"cxl_bytes_per_token", static_cast<double>(cxl_bytes) * per_token, "bytes/token"});
+  }
+  summarise_components(ctx, components, end_ps, generated, summary);
+  ctx.workload()->summarize(summary);
+  return summary;
+}
+
+void print_summary(const std::vector<SummaryItem>& items, std::ostream& os) {
+  size_t width = 6;
+  for (const auto& i : items)
+    width = std::max(width, i.name.size());
+  os << std::left << std::setw(static_cast<int>(width)) << "metric"
+     << "  " << std::right << std::setw(16) << "value"
+     << "  unit\n";
+  os << std::string(width + 26, '-') << "\n";
+  for (const auto& i : items) {
+    std::ostringstream v;
+    v << std::setprecision(6) << i.value;
+    os << std::left << std::setw(static_cast<int>(width)) << i.name << "  " << std::right
+       << std::setw(16) << v.str() << "  " << i.unit << "\n";
+  }
+}
+
+}  // namespace tiersim
