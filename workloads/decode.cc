@@ -296,6 +296,57 @@ uint32_t routed_tokens(const config::Config& root) {
   return d.batch_size() * (d.has_speculative() ? d.speculative().draft_tokens() + 1 : 1);
 }
 
+// Speculative decoding: the draft model (dense, the target's vocabulary and parallelism), its
+// tokens per step and acceptance rate.
+void validate_speculative(const config::Workload& w, Validator& dv) {
+  const auto& sp = w.decode().speculative();
+  Validator sv = dv.at("speculative");
+  if (!sp.has_draft()) {
+    sv.error("draft", "required field is not set (the draft model)");
+  } else {
+    Validator mv = sv.at("draft");
+    TransformerShape::validate(sp.draft(), mv);
+    if (sp.draft().has_moe()) mv.error("moe", "the draft model must be dense");
+    if (sp.draft().has_vocab_size() && w.model().has_vocab_size() &&
+        sp.draft().vocab_size() != w.model().vocab_size()) {
+      mv.error("vocab_size", "must equal the target model's (" +
+                                 std::to_string(w.model().vocab_size()) +
+                                 "): the draft proposes the target's tokens");
+    }
+    // The draft runs with the target's tensor parallelism.
+    std::vector<ConfigIssue> tp_issues;
+    Validator tv(tp_issues);
+    TransformerShape::validate_parallelism(sp.draft(), w.parallelism(), tv);
+    for (const auto& i : tp_issues)
+      mv.error("", "workload.parallelism: " + i.message + " (the draft runs with it too)");
+  }
+  if (sv.positive("draft_tokens", sp.has_draft_tokens(), sp.draft_tokens()) &&
+      sp.draft_tokens() > 64) {
+    sv.error("draft_tokens", "at most 64");
+  }
+  if (!sp.has_acceptance_rate()) {
+    sv.error("acceptance_rate", "required field is not set");
+  } else if (!(sp.acceptance_rate() >= 0 && sp.acceptance_rate() <= 1)) {
+    sv.error("acceptance_rate", "must be in [0, 1]");
+  }
+}
+
+// Sparse attention: the pages selected per step and the synthetic selection's locality.
+void validate_sparse_attention(const config::DecodeScenario& d, Validator& dv) {
+  const auto& sa = d.sparse_attention();
+  Validator av = dv.at("sparse_attention");
+  if (av.positive("top_k_pages", sa.has_top_k_pages(), sa.top_k_pages()) &&
+      sa.top_k_pages() > 4096) {
+    av.error("top_k_pages", "at most 4096");
+  }
+  if (sa.has_page_locality() && !(sa.page_locality() >= 0 && sa.page_locality() <= 1)) {
+    av.error("page_locality", "must be in [0, 1]");
+  }
+  if (sa.has_layer_similarity() && !(sa.layer_similarity() >= 0 && sa.layer_similarity() <= 1)) {
+    av.error("layer_similarity", "must be in [0, 1]");
+  }
+}
+
 void validate_decode(const config::Config& root, Validator& v) {
   const auto& w = root.workload();
   TransformerShape::validate_workload_model(root, v);
@@ -335,52 +386,8 @@ void validate_decode(const config::Config& root, Validator& v) {
   if (d.prefill() && d.has_context_tokens() && d.context_tokens() == 0) {
     dv.error("prefill", "needs context_tokens > 0 (the prompt)");
   }
-  if (d.has_speculative()) {
-    const auto& sp = d.speculative();
-    Validator sv = dv.at("speculative");
-    if (!sp.has_draft()) {
-      sv.error("draft", "required field is not set (the draft model)");
-    } else {
-      Validator mv = sv.at("draft");
-      TransformerShape::validate(sp.draft(), mv);
-      if (sp.draft().has_moe()) mv.error("moe", "the draft model must be dense");
-      if (sp.draft().has_vocab_size() && w.model().has_vocab_size() &&
-          sp.draft().vocab_size() != w.model().vocab_size()) {
-        mv.error("vocab_size", "must equal the target model's (" +
-                                   std::to_string(w.model().vocab_size()) +
-                                   "): the draft proposes the target's tokens");
-      }
-      // The draft runs with the target's tensor parallelism.
-      std::vector<ConfigIssue> tp_issues;
-      Validator tv(tp_issues);
-      TransformerShape::validate_parallelism(sp.draft(), w.parallelism(), tv);
-      for (const auto& i : tp_issues)
-        mv.error("", "workload.parallelism: " + i.message + " (the draft runs with it too)");
-    }
-    if (sv.positive("draft_tokens", sp.has_draft_tokens(), sp.draft_tokens()) &&
-        sp.draft_tokens() > 64) {
-      sv.error("draft_tokens", "at most 64");
-    }
-    if (!sp.has_acceptance_rate()) {
-      sv.error("acceptance_rate", "required field is not set");
-    } else if (!(sp.acceptance_rate() >= 0 && sp.acceptance_rate() <= 1)) {
-      sv.error("acceptance_rate", "must be in [0, 1]");
-    }
-  }
-  if (d.has_sparse_attention()) {
-    const auto& sa = d.sparse_attention();
-    Validator av = dv.at("sparse_attention");
-    if (av.positive("top_k_pages", sa.has_top_k_pages(), sa.top_k_pages()) &&
-        sa.top_k_pages() > 4096) {
-      av.error("top_k_pages", "at most 4096");
-    }
-    if (sa.has_page_locality() && !(sa.page_locality() >= 0 && sa.page_locality() <= 1)) {
-      av.error("page_locality", "must be in [0, 1]");
-    }
-    if (sa.has_layer_similarity() && !(sa.layer_similarity() >= 0 && sa.layer_similarity() <= 1)) {
-      av.error("layer_similarity", "must be in [0, 1]");
-    }
-  }
+  if (d.has_speculative()) validate_speculative(w, dv);
+  if (d.has_sparse_attention()) validate_sparse_attention(d, dv);
 
   // Routing: required by a MoE model, meaningless without one.
   const bool moe = w.model().has_moe();
