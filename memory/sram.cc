@@ -217,15 +217,14 @@ TimePs Sram::serve_region(size_t r, uint64_t local, uint64_t bytes, bool write, 
   return done + rp.latency_ps + hop_ps;
 }
 
-TimePs Sram::serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) {
-  if (params_.regions.size() == 1) return serve_region(0, addr, bytes, write, start_ps);
+TimePs Sram::serve_regions(uint64_t addr, uint64_t bytes, bool write, TimePs start) {
   TimePs done = 0;
   uint64_t at = addr, left = bytes;
   for (size_t r = 0; r < params_.regions.size() && left > 0; ++r) {
     const SramRegionParams& rp = params_.regions[r];
     if (at >= rp.base_bytes + rp.capacity_bytes) continue;
     const uint64_t part = std::min(left, rp.base_bytes + rp.capacity_bytes - at);
-    done = std::max(done, serve_region(r, at - rp.base_bytes, part, write, start_ps));
+    done = std::max(done, serve_region(r, at - rp.base_bytes, part, write, start));
     at += part;
     left -= part;
   }

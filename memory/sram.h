@@ -60,10 +60,15 @@ class Sram : public MemoryTarget {
   const SramParams& params() const { return params_; }
 
  protected:
-  // Serves the regions [addr, addr + bytes) touches, each from `start_ps`.
-  TimePs serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) override;
+  TimePs serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) override {
+    return params_.regions.size() == 1 ? serve_region(0, addr, bytes, write, start_ps)
+                                       : serve_regions(addr, bytes, write, start_ps);
+  }
 
  private:
+  // Serves the regions [addr, addr + bytes) touches, each from `start`; returns when the last
+  // part is done.
+  TimePs serve_regions(uint64_t addr, uint64_t bytes, bool write, TimePs start);
   // Serves [local, local + bytes) of region r from `start`; returns when its last byte is done.
   TimePs serve_region(size_t r, uint64_t local, uint64_t bytes, bool write, TimePs start);
 
