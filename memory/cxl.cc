@@ -48,44 +48,25 @@ CxlParams CxlParams::from_config(const config::CxlExpander& c) {
 }
 
 CxlExpander::CxlExpander(sc_core::sc_module_name name, const CxlParams& params, Context& ctx)
-    : Component(name, ctx, "cxl"),
-      socket("socket"),
+    : MemoryTarget(name, ctx, "cxl", Tier::kCxl, params.media.capacity_bytes(),
+                   {"requests", "requests served"}),
       params_(params),
       media_(params.media),
       read_trackers_(params.tracker_bytes_per_s(params.read_trackers)),
-      write_trackers_(params.tracker_bytes_per_s(params.write_trackers)),
-      requests_(ctx.stats().counter(basename(), "requests", "requests served", "count")),
-      bytes_read_(ctx.stats().counter(basename(), "bytes_read", "bytes read", "bytes")),
-      bytes_written_(ctx.stats().counter(basename(), "bytes_written", "bytes written", "bytes")),
-      latency_ns_(ctx.stats().histogram(
-          basename(), "device_latency",
-          "time from a request's arrival at the device to its response leaving the host port", "ns",
-          Histogram::log2_edges(1, 1 << 24))) {
-  socket.register_b_transport(this, &CxlExpander::b_transport);
+      write_trackers_(params.tracker_bytes_per_s(params.write_trackers)) {
+  register_latency(
+      "device_latency",
+      "time from a request's arrival at the device to its response leaving the host port",
+      Histogram::log2_edges(1, 1 << 24));
 }
 
-void CxlExpander::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  const uint64_t addr = p.get_address();
-  const uint64_t bytes = p.get_data_length();
-  const uint64_t capacity = params_.media.capacity_bytes();
-  if (bytes == 0 || addr >= capacity || bytes > capacity - addr) {
-    p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
-    return;
-  }
-  const TimePs now = now_ps();
-  const TimePs arrived = now + to_ps(delay);
-  const bool write = p.is_write();
+TimePs CxlExpander::serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) {
   // Trackers pipeline lines: the last line is released after the stream of holds.
   BandwidthServer& trackers = write ? write_trackers_ : read_trackers_;
-  const TimePs tracked = trackers.reserve(arrived, bytes) + params_.media.latency_ps;
+  const TimePs tracked = trackers.reserve(start_ps, bytes) + params_.media.latency_ps;
   const TimePs media_done =
-      media_.serve(addr, bytes, write, arrived + params_.controller_latency_ps);
-  const TimePs done = std::max(tracked, media_done) + params_.host_port_latency_ps;
-  requests_.inc();
-  (write ? bytes_written_ : bytes_read_).inc(bytes);
-  latency_ns_.record(static_cast<double>(done - arrived) / kPsPerNs);
-  delay = to_sc_time(done - now);
-  p.set_response_status(tlm::TLM_OK_RESPONSE);
+      media_.serve(addr, bytes, write, start_ps + params_.controller_latency_ps);
+  return std::max(tracked, media_done) + params_.host_port_latency_ps;
 }
 
 namespace {

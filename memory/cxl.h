@@ -16,16 +16,14 @@
 // The request completes when both the trackers and the media are done, plus the host port.
 // Fidelity: fast. Left out: the device's internal NoC and ECC, the host's coherence (snoop
 // filter, back-invalidate), interleaving across several expanders (map several ranges instead).
+// TLM target, range check and counts: MemoryTarget's (device_latency is its latency histogram).
 #pragma once
-
-#include <tlm_utils/multi_passthrough_target_socket.h>
 
 #include "configs/tiersim.pb.h"
 #include "memory/hbm_fast_core.h"
+#include "memory/memory_target.h"
 #include "models/config/errors.h"
 #include "models/core/bandwidth_server.h"
-#include "models/core/component.h"
-#include "models/core/stats.h"
 
 namespace tiersim {
 
@@ -50,28 +48,20 @@ struct CxlParams {
   static CxlParams from_config(const config::CxlExpander& c);
 };
 
-class CxlExpander : public Component {
+class CxlExpander : public MemoryTarget {
  public:
-  tlm_utils::multi_passthrough_target_socket<CxlExpander> socket;
-
   CxlExpander(sc_core::sc_module_name name, const CxlParams& params, Context& ctx);
 
-  Tier tier() const override { return Tier::kCxl; }
-  TargetSocket* target_socket() override { return &socket; }
-  uint64_t bytes_read() const override { return bytes_read_.value(); }
-  uint64_t bytes_written() const override { return bytes_written_.value(); }
   const CxlParams& params() const { return params_; }
 
- private:
-  void b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+ protected:
+  // `start_ps`: the request's arrival at the device.
+  TimePs serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) override;
 
+ private:
   const CxlParams params_;
   HbmFastCore media_;
   BandwidthServer read_trackers_, write_trackers_;
-  Counter& requests_;
-  Counter& bytes_read_;
-  Counter& bytes_written_;
-  Histogram& latency_ns_;
 };
 
 }  // namespace tiersim

@@ -1,6 +1,6 @@
 #include "memory/ddr.h"
 
-#include "memory/hbm_fast.h"
+#include "memory/bandwidth_memory.h"
 #include "models/core/registry.h"
 
 namespace tiersim {
@@ -52,9 +52,9 @@ const ComponentRegistrar kRegistrar(ComponentKind{
       validate_ddr(comp.ddr(), v);
     },
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
-      return with_energy(
-          std::make_unique<HbmFast>(c.name().c_str(), ddr_params(c.ddr()), ctx, "ddr", Tier::kDdr),
-          c.ddr().energy_pj_per_bit(), c.ddr().static_power_w());
+      return with_energy(std::make_unique<BandwidthMemory>(c.name().c_str(), ddr_params(c.ddr()),
+                                                           ctx, "ddr", Tier::kDdr),
+                         c.ddr().energy_pj_per_bit(), c.ddr().static_power_w());
     },
     nullptr});
 }  // namespace

@@ -1,5 +1,5 @@
-// The ddr component kind: host DDR channels on the fast HBM model (see DdrFast in the schema and
-// docs/models/ddr.md).
+// The ddr component kind: host DDR channels on the bandwidth-server memory (BandwidthMemory, see
+// DdrFast in the schema and docs/models/ddr.md).
 #pragma once
 
 #include "configs/tiersim.pb.h"

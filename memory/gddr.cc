@@ -1,6 +1,7 @@
-// The gddr component kind: graphics DRAM devices on the fast HBM model (HbmFast), with GDDR
-// names for its fields. Fidelity: fast only (see GddrFast in the schema and docs/models/gddr.md).
-#include "memory/hbm_fast.h"
+// The gddr component kind: graphics DRAM devices on the bandwidth-server memory
+// (BandwidthMemory), with GDDR names for its fields. Fidelity: fast only (see GddrFast in the
+// schema and docs/models/gddr.md).
+#include "memory/bandwidth_memory.h"
 #include "models/core/registry.h"
 
 namespace tiersim {
@@ -51,7 +52,7 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     validate_gddr,
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
       return with_energy(
-          std::make_unique<HbmFast>(c.name().c_str(), gddr_params(c.gddr()), ctx, "gddr"),
+          std::make_unique<BandwidthMemory>(c.name().c_str(), gddr_params(c.gddr()), ctx, "gddr"),
           c.gddr().energy_pj_per_bit(), c.gddr().static_power_w());
     },
     nullptr});

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "memory/hbm_device.h"
-#include "memory/hbm_fast.h"
+#include "memory/hbm_fast_core.h"
 #include "models/core/context.h"
 
 namespace tiersim {
@@ -22,24 +22,20 @@ HbmDetailedParams HbmDetailedParams::from_config(const config::HbmFast& c) {
 
 HbmDetailed::HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& params,
                          Context& ctx)
-    : Component(name, ctx, "hbm"),
-      socket("socket"),
+    : MemoryTarget(name, ctx, "hbm", Tier::kHbm,
+                   params.capacity_bytes_per_stack * params.stack_count,
+                   {"requests", "bulk requests served"}),
       params_(params),
-      requests_(ctx.stats().counter(basename(), "requests", "bulk requests served", "count")),
-      bytes_read_(ctx.stats().counter(basename(), "bytes_read", "bytes read", "bytes")),
-      bytes_written_(ctx.stats().counter(basename(), "bytes_written", "bytes written", "bytes")),
       late_starts_(ctx.stats().counter(basename(), "late_starts",
-                                       "requests whose start preceded the stacks' time", "count")),
-      latency_ns_(ctx.stats().histogram(basename(), "request_latency",
-                                        "request latency from start to last byte", "ns",
-                                        Histogram::log2_edges(1, 1 << 24))) {
+                                       "requests whose start preceded the stacks' time", "count")) {
+  register_latency("request_latency", "request latency from start to last byte",
+                   Histogram::log2_edges(1, 1 << 24));
   for (uint32_t s = 0; s < params.stack_count; ++s) {
     stacks_.push_back(std::make_unique<DramStack>(params.device));
     stacks_.back()->set_refresh_multiplier(params.refresh_multiplier[s]);
   }
   next_.assign(params.stack_count, 0);
   done_.reserve(4096);
-  socket.register_b_transport(this, &HbmDetailed::b_transport);
   // Command-level statistics, summed over stacks when sampled.
   auto sum = [this](uint64_t DramControllerStats::*field) {
     return [this, field](TimePs) {
@@ -105,27 +101,17 @@ void HbmDetailed::advance_to(uint64_t cycle) {
   cycle_ = std::max(cycle_, cycle);
 }
 
-void HbmDetailed::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  const uint64_t addr = p.get_address();
-  const uint64_t bytes = p.get_data_length();
-  const uint64_t capacity = params_.capacity_bytes_per_stack * params_.stack_count;
+TimePs HbmDetailed::serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) {
   const uint64_t access = params_.device.org.access_bytes;
-  if (bytes == 0 || addr >= capacity || bytes > capacity - addr) {
-    p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
-    return;
-  }
   // The device moves whole bursts: a request covers every burst it touches.
   const uint64_t first = addr / access * access;
   const uint64_t span = (addr + bytes + access - 1) / access * access - first;
-  const TimePs now = now_ps();
-  const TimePs start_ps = now + to_ps(delay);
   const uint64_t tck = params_.device.timing.tck_ps;
   const uint64_t start_cycle = (start_ps + tck - 1) / tck;
   if (start_cycle < cycle_) late_starts_.inc();
   advance_to(start_cycle);
 
   // Front end: pieces in address order, each to its stack, waiting while a queue is full.
-  const bool write = p.is_write();
   const uint64_t granule = params_.interleave_bytes;
   const uint32_t stacks = params_.stack_count;
   outstanding_ = span / access;
@@ -142,12 +128,7 @@ void HbmDetailed::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time
   }
   while (outstanding_ > 0 && step()) {
   }
-  const TimePs done_ps = last_done_cycle_ * tck + params_.device.frontend_latency_ps;
-  requests_.inc();
-  (write ? bytes_written_ : bytes_read_).inc(bytes);
-  latency_ns_.record(static_cast<double>(done_ps - start_ps) / kPsPerNs);
-  delay = to_sc_time(done_ps > now ? done_ps - now : 0);
-  p.set_response_status(tlm::TLM_OK_RESPONSE);
+  return last_done_cycle_ * tck + params_.device.frontend_latency_ps;
 }
 
 }  // namespace tiersim

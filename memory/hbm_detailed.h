@@ -15,17 +15,17 @@
 // about one access latency per request; tests bound its effect on bulk tiles). Approximately-
 // timed initiators will remove this limit. Speed: about 2 M accesses per wall-second; use the
 // fast level for full decode runs and this one for memory studies and calibration.
+// TLM: blocking only (there is no non-blocking path): it is a MemoryTarget whose serve() runs
+// the request to completion, so the range check, counts and latency are the base's.
 // Temperature: the refresh rate of every controller follows the component's multiplier.
 #pragma once
-
-#include <tlm_utils/multi_passthrough_target_socket.h>
 
 #include <memory>
 #include <vector>
 
 #include "configs/tiersim.pb.h"
 #include "memory/dram_stack.h"
-#include "models/core/component.h"
+#include "memory/memory_target.h"
 #include "models/core/stats.h"
 
 namespace tiersim {
@@ -39,19 +39,16 @@ struct HbmDetailedParams {
   static HbmDetailedParams from_config(const config::HbmFast& c);  // c valid, with a device
 };
 
-class HbmDetailed : public Component {
+class HbmDetailed : public MemoryTarget {
  public:
-  tlm_utils::multi_passthrough_target_socket<HbmDetailed> socket;
-
   HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& params, Context& ctx);
 
-  Tier tier() const override { return Tier::kHbm; }
-  TargetSocket* target_socket() override { return &socket; }
-  uint64_t bytes_read() const override { return bytes_read_.value(); }
-  uint64_t bytes_written() const override { return bytes_written_.value(); }
+ protected:
+  // Serves the request to completion: advances the stacks to its start, submits its pieces and
+  // runs them until the last one is done; returns that time plus the front-end latency.
+  TimePs serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) override;
 
  private:
-  void b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
   // Advances every stack to `cycle`, processing their events on the way.
   void advance_to(uint64_t cycle);
   // Advances to the next event of any stack; false when none is pending.
@@ -65,11 +62,7 @@ class HbmDetailed : public Component {
   uint64_t outstanding_ = 0;  // pieces of the current request not yet completed
   uint64_t last_done_cycle_ = 0;
 
-  Counter& requests_;
-  Counter& bytes_read_;
-  Counter& bytes_written_;
   Counter& late_starts_;
-  Histogram& latency_ns_;
 };
 
 }  // namespace tiersim

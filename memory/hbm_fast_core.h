@@ -1,5 +1,6 @@
-// The fast HBM level's timing, plain C++ (the SystemC shell HbmFast and the pattern runner use
-// it). Each channel server queues first-come-first-served; a request part pays its bytes at the
+// The fast HBM level's timing, plain C++: used by the SystemC shell BandwidthMemory (which also
+// serves the ddr and gddr kinds), by the CXL expander for its media and by the pattern runner.
+// Each channel server queues first-come-first-served; a request part pays its bytes at the
 // channel's effective rate, plus `miss_penalty_ps` unless it continues the channel's previous
 // part in the channel's own address sequence (streaming locality), plus `turnaround_ps` when the
 // channel switches between reads and writes.

@@ -10,23 +10,17 @@
 namespace tiersim {
 
 NvmeDrive::NvmeDrive(sc_core::sc_module_name name, const config::Nvme& c, Context& ctx)
-    : Component(name, ctx, "nvme"),
-      socket("socket"),
+    : MemoryTarget(name, ctx, "nvme", Tier::kNvme, c.capacity_bytes(),
+                   {"commands", "NVMe commands", /*per_request=*/false}),
       bounce("bounce"),
       model_(NvmeParams::from_config(c)),
-      capacity_bytes_(c.capacity_bytes()),
       bounce_memory_(c.bounce_memory()),
       bounce_bytes_(c.has_bounce_buffer_bytes() ? c.bounce_buffer_bytes() : 64ULL << 20),
-      commands_count_(ctx.stats().counter(basename(), "commands", "NVMe commands", "count")),
-      bytes_read_(ctx.stats().counter(basename(), "bytes_read", "bytes read", "bytes")),
-      bytes_written_(ctx.stats().counter(basename(), "bytes_written", "bytes written", "bytes")),
       bounce_bytes_moved_(ctx.stats().counter(basename(), "bounce_bytes",
                                               "bytes staged through the bounce memory (each once)",
-                                              "bytes")),
-      latency_ns_(ctx.stats().histogram(basename(), "request_latency",
-                                        "request latency from arrival to its last byte", "ns",
-                                        Histogram::log2_edges(1, 1 << 30))) {
-  socket.register_b_transport(this, &NvmeDrive::b_transport);
+                                              "bytes")) {
+  register_latency("request_latency", "request latency from arrival to its last byte",
+                   Histogram::log2_edges(1, 1 << 30));
 }
 
 void NvmeDrive::prepare() {
@@ -69,43 +63,29 @@ TimePs NvmeDrive::stage(uint64_t bytes, TimePs ready) {
   return t;
 }
 
-void NvmeDrive::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  const uint64_t addr = p.get_address();
-  const uint64_t bytes = p.get_data_length();
-  if (bytes == 0 || addr >= capacity_bytes_ || bytes > capacity_bytes_ - addr) {
-    p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
-    return;
-  }
-  const TimePs now = now_ps();
-  const TimePs start = now + to_ps(delay);
+TimePs NvmeDrive::serve(uint64_t, uint64_t bytes, bool write, TimePs start_ps) {
   const uint64_t before = model_.commands();
-  TimePs done = start;
+  TimePs done = start_ps;
   commands_.clear();
-  if (p.is_read()) {
-    done = model_.read(start, bytes, &commands_);
+  if (!write) {
+    done = model_.read(start_ps, bytes, &commands_);
     if (!bounce_memory_.empty()) {
-      done = start;
+      done = start_ps;
       for (const auto& [ready, n] : commands_)
         done = std::max(done, stage(n, ready));
     }
-    bytes_read_.inc(bytes);
+  } else if (bounce_memory_.empty()) {
+    done = model_.write(start_ps, bytes);
   } else {
-    if (bounce_memory_.empty()) {
-      done = model_.write(start, bytes);
-    } else {
-      // Staged command by command, each written to the drive when its copy is done.
-      const uint64_t chunk = model_.params().max_transfer_bytes;
-      for (uint64_t off = 0; off < bytes; off += chunk) {
-        const uint64_t n = std::min(chunk, bytes - off);
-        done = std::max(done, model_.write(stage(n, start), n));
-      }
+    // Staged command by command, each written to the drive when its copy is done.
+    const uint64_t chunk = model_.params().max_transfer_bytes;
+    for (uint64_t off = 0; off < bytes; off += chunk) {
+      const uint64_t n = std::min(chunk, bytes - off);
+      done = std::max(done, model_.write(stage(n, start_ps), n));
     }
-    bytes_written_.inc(bytes);
   }
-  commands_count_.inc(model_.commands() - before);
-  latency_ns_.record(double(done - start) / kPsPerNs);
-  delay = to_sc_time(done - now);
-  p.set_response_status(tlm::TLM_OK_RESPONSE);
+  count().inc(model_.commands() - before);
+  return done;
 }
 
 namespace {

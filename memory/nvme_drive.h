@@ -9,25 +9,25 @@
 // Fidelity: fast (the core's: queue slots, dispatch IOPS, media latency, bandwidth per
 // direction). Left out: the host CPU's copy cost beyond the memory traffic, the file system,
 // page-cache effects.
+// TLM target, range check and counts: MemoryTarget's; `commands` (the count the base registers
+// first) counts NVMe commands, which this model adds itself.
 #pragma once
 
 #include <tlm_utils/multi_passthrough_initiator_socket.h>
-#include <tlm_utils/multi_passthrough_target_socket.h>
 
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "configs/tiersim.pb.h"
+#include "memory/memory_target.h"
 #include "memory/nvme.h"
-#include "models/core/component.h"
 #include "models/core/stats.h"
 
 namespace tiersim {
 
-class NvmeDrive : public Component {
+class NvmeDrive : public MemoryTarget {
  public:
-  tlm_utils::multi_passthrough_target_socket<NvmeDrive> socket;
   // Bound in prepare() to the bounce memory, when there is one.
   tlm_utils::multi_passthrough_initiator_socket<NvmeDrive, 32, tlm::tlm_base_protocol_types, 1,
                                                 sc_core::SC_ZERO_OR_MORE_BOUND>
@@ -35,29 +35,24 @@ class NvmeDrive : public Component {
 
   NvmeDrive(sc_core::sc_module_name name, const config::Nvme& c, Context& ctx);
 
-  Tier tier() const override { return Tier::kNvme; }
-  TargetSocket* target_socket() override { return &socket; }
   void prepare() override;
-  uint64_t bytes_read() const override { return bytes_read_.value(); }
-  uint64_t bytes_written() const override { return bytes_written_.value(); }
+
+ protected:
+  // Splits the request into commands (and stages each through the bounce memory, when there is
+  // one); counts the commands.
+  TimePs serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) override;
 
  private:
-  void b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
   // One command's copy through the bounce area: written at `ready`, then read; returns when
   // the read is done.
   TimePs stage(uint64_t bytes, TimePs ready);
 
   NvmeModel model_;
-  const uint64_t capacity_bytes_;
   const std::string bounce_memory_;
   const uint64_t bounce_bytes_;
   uint64_t bounce_base_ = 0, bounce_next_ = 0;         // target-local staging area, rotating
   std::vector<std::pair<TimePs, uint64_t>> commands_;  // scratch
-  Counter& commands_count_;
-  Counter& bytes_read_;
-  Counter& bytes_written_;
   Counter& bounce_bytes_moved_;
-  Histogram& latency_ns_;
 };
 
 }  // namespace tiersim

@@ -145,15 +145,11 @@ std::vector<std::string> region_names(const SramParams& p) {
 }  // namespace
 
 Sram::Sram(sc_core::sc_module_name name, const SramParams& params, Context& ctx)
-    : Component(name, ctx, "sram"),
-      socket("socket"),
+    : MemoryTarget(name, ctx, "sram", Tier::kSram, params.capacity_bytes, {}),
       params_(normalized(params)),
-      bytes_read_(ctx.stats().counter(basename(), "bytes_read", "bytes read", "bytes")),
-      bytes_written_(ctx.stats().counter(basename(), "bytes_written", "bytes written", "bytes")),
       bytes_by_region_(ctx.stats().vector(basename(), "bytes_by_region",
                                           "bytes read or written per region", "bytes",
                                           region_names(normalized(params)))) {
-  socket.register_b_transport(this, &Sram::b_transport);
   uint32_t max_banks = 1;
   for (const auto& r : params_.regions) {
     Region region;
@@ -221,34 +217,18 @@ TimePs Sram::serve_region(size_t r, uint64_t local, uint64_t bytes, bool write, 
   return done + rp.latency_ps + hop_ps;
 }
 
-void Sram::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  const uint64_t addr = p.get_address();
-  const uint64_t bytes = p.get_data_length();
-  if (bytes == 0 || addr >= params_.capacity_bytes || bytes > params_.capacity_bytes - addr) {
-    p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
-    return;
-  }
-  const TimePs now = now_ps();
-  const TimePs start = now + to_ps(delay);
-  const bool write = p.is_write();
+TimePs Sram::serve_regions(uint64_t addr, uint64_t bytes, bool write, TimePs start) {
   TimePs done = 0;
-  if (params_.regions.size() == 1) {
-    done = serve_region(0, addr, bytes, write, start);
-  } else {
-    // The regions [addr, addr + bytes) touches, each served from `start`.
-    uint64_t at = addr, left = bytes;
-    for (size_t r = 0; r < params_.regions.size() && left > 0; ++r) {
-      const SramRegionParams& rp = params_.regions[r];
-      if (at >= rp.base_bytes + rp.capacity_bytes) continue;
-      const uint64_t part = std::min(left, rp.base_bytes + rp.capacity_bytes - at);
-      done = std::max(done, serve_region(r, at - rp.base_bytes, part, write, start));
-      at += part;
-      left -= part;
-    }
+  uint64_t at = addr, left = bytes;
+  for (size_t r = 0; r < params_.regions.size() && left > 0; ++r) {
+    const SramRegionParams& rp = params_.regions[r];
+    if (at >= rp.base_bytes + rp.capacity_bytes) continue;
+    const uint64_t part = std::min(left, rp.base_bytes + rp.capacity_bytes - at);
+    done = std::max(done, serve_region(r, at - rp.base_bytes, part, write, start));
+    at += part;
+    left -= part;
   }
-  (write ? bytes_written_ : bytes_read_).inc(bytes);
-  delay = to_sc_time(done - now);
-  p.set_response_status(tlm::TLM_OK_RESPONSE);
+  return done;
 }
 
 namespace {

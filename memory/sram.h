@@ -13,16 +13,16 @@
 // future start fill a server's idle gaps or queue (models/core/bandwidth_server.h). Left out: bank
 // conflicts below the interleave granule, the mesh's intermediate links (only the remote chiplet's
 // port is a server), per-hop contention.
+// TLM target, range check and byte counts: MemoryTarget's. Stats (in this order): bytes_read,
+// bytes_written, bytes_by_region, read_utilization, write_utilization.
 #pragma once
-
-#include <tlm_utils/multi_passthrough_target_socket.h>
 
 #include <vector>
 
 #include "configs/tiersim.pb.h"
+#include "memory/memory_target.h"
 #include "models/config/errors.h"
 #include "models/core/bandwidth_server.h"
-#include "models/core/component.h"
 #include "models/core/stats.h"
 
 namespace tiersim {
@@ -53,21 +53,22 @@ struct SramParams {
   static SramParams from_config(const config::Sram& c);
 };
 
-class Sram : public Component {
+class Sram : public MemoryTarget {
  public:
-  // Any number of initiators may bind (the id is the binding index).
-  tlm_utils::multi_passthrough_target_socket<Sram> socket;
-
   Sram(sc_core::sc_module_name name, const SramParams& params, Context& ctx);
 
-  Tier tier() const override { return Tier::kSram; }
-  TargetSocket* target_socket() override { return &socket; }
-  uint64_t bytes_read() const override { return bytes_read_.value(); }
-  uint64_t bytes_written() const override { return bytes_written_.value(); }
   const SramParams& params() const { return params_; }
 
+ protected:
+  TimePs serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) override {
+    return params_.regions.size() == 1 ? serve_region(0, addr, bytes, write, start_ps)
+                                       : serve_regions(addr, bytes, write, start_ps);
+  }
+
  private:
-  void b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  // Serves the regions [addr, addr + bytes) touches, each from `start`; returns when the last
+  // part is done.
+  TimePs serve_regions(uint64_t addr, uint64_t bytes, bool write, TimePs start);
   // Serves [local, local + bytes) of region r from `start`; returns when its last byte is done.
   TimePs serve_region(size_t r, uint64_t local, uint64_t bytes, bool write, TimePs start);
 
@@ -85,8 +86,6 @@ class Sram : public Component {
   std::vector<Region> regions_;
   std::vector<MeshPort> ports_;  // by chiplet (used for remote chiplets)
   std::vector<uint64_t> split_;  // scratch: bytes per bank
-  Counter& bytes_read_;
-  Counter& bytes_written_;
   Vector& bytes_by_region_;
 };
 

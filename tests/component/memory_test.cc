@@ -1,5 +1,6 @@
-// Component tests of the fast HBM and the SRAM with a tester initiator: each test elaborates
-// in a forked child and returns completion times for the parent to check by hand formulas.
+// Component tests of the bandwidth memory (the fast hbm level), the SRAM and the MemoryTarget
+// base with a tester initiator: each test elaborates in a forked child and returns completion
+// times for the parent to check by hand formulas.
 #include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
 #include <tlm_utils/simple_initiator_socket.h>
@@ -8,7 +9,8 @@
 #include <sstream>
 #include <vector>
 
-#include "memory/hbm_fast.h"
+#include "memory/bandwidth_memory.h"
+#include "memory/memory_target.h"
 #include "memory/sram.h"
 #include "models/core/context.h"
 #include "tests/support/fork_sim.h"
@@ -68,7 +70,7 @@ std::string run_hbm(std::vector<Request> reqs) {
     sc_core::sc_set_time_resolution(1, sc_core::SC_PS);
     config::Config cfg;
     Context ctx(cfg, 1);
-    HbmFast hbm("hbm", kHbm, ctx);
+    BandwidthMemory hbm("hbm", kHbm, ctx);
     Tester t("tester", reqs);
     t.socket.bind(hbm.socket);
     sc_core::sc_start();
@@ -77,14 +79,14 @@ std::string run_hbm(std::vector<Request> reqs) {
   });
 }
 
-TEST(HbmFast, SingleRequestSplitsAcrossStacksPlusLatency) {
+TEST(BandwidthMemory, SingleRequestSplitsAcrossStacksPlusLatency) {
   // 1 MiB = 4096 chunks of 256 B over 5 stacks: stack 0 gets 820 chunks, the others 819.
   const std::string out = run_hbm({{tlm::TLM_READ_COMMAND, 0, 1 << 20, 0, 0}});
   const TimePs busiest = transfer_time_ps(820 * 256, 409.6e9);
   EXPECT_EQ(out, std::to_string(busiest + 100000) + " | 1048576 0");
 }
 
-TEST(HbmFast, ConcurrentRequestsQueuePerStack) {
+TEST(BandwidthMemory, ConcurrentRequestsQueuePerStack) {
   // Two requests at t=0 on disjoint stacks-sets do not interfere; a third on the same stack
   // waits behind the first.
   const std::string out = run_hbm({
@@ -97,7 +99,7 @@ TEST(HbmFast, ConcurrentRequestsQueuePerStack) {
                      std::to_string(2 * one + 100000) + " | 512 256");
 }
 
-TEST(HbmFast, AnnotatedDelayStartsLaterAndIdleGapsAreNotBilled) {
+TEST(BandwidthMemory, AnnotatedDelayStartsLaterAndIdleGapsAreNotBilled) {
   const std::string out = run_hbm(
       {{tlm::TLM_READ_COMMAND, 0, 256, 0, 0}, {tlm::TLM_READ_COMMAND, 0, 256, 1000, 5000000}});
   const TimePs one = transfer_time_ps(256, 409.6e9);
@@ -105,7 +107,7 @@ TEST(HbmFast, AnnotatedDelayStartsLaterAndIdleGapsAreNotBilled) {
                      std::to_string(1000 + 5000000 + one + 100000) + " | 512 0");
 }
 
-TEST(HbmFast, ChannelServersGiveSmallRequestsAChannelsBandwidth) {
+TEST(BandwidthMemory, ChannelServersGiveSmallRequestsAChannelsBandwidth) {
   // 2 stacks x 4 channels at 409.6 GB/s effective per stack (819.2 x 0.5): 102.4 GB/s per
   // channel server. A 256-byte
   // request occupies one channel; eight of them at t=0 land on eight different servers.
@@ -119,7 +121,7 @@ TEST(HbmFast, ChannelServersGiveSmallRequestsAChannelsBandwidth) {
     sc_core::sc_set_time_resolution(1, sc_core::SC_PS);
     config::Config cfg;
     Context ctx(cfg, 1);
-    HbmFast hbm("hbm", p, ctx);
+    BandwidthMemory hbm("hbm", p, ctx);
     Tester t("tester", reqs);
     t.socket.bind(hbm.socket);
     sc_core::sc_start();
@@ -133,10 +135,57 @@ TEST(HbmFast, ChannelServersGiveSmallRequestsAChannelsBandwidth) {
   EXPECT_EQ(out, want);
 }
 
-TEST(HbmFast, OutOfRangeIsAnAddressError) {
+TEST(BandwidthMemory, OutOfRangeIsAnAddressError) {
   const std::string out = run_hbm({{tlm::TLM_READ_COMMAND, 5ull << 20, 64, 0, 0},
                                    {tlm::TLM_READ_COMMAND, (5ull << 20) - 32, 64, 0, 0}});
   EXPECT_EQ(out, "-1 -1 | 0 0");
+}
+
+// A model of fixed timing: a request is done 1000 ps plus one ps per byte after its start.
+class FixedMemory : public MemoryTarget {
+ public:
+  FixedMemory(sc_core::sc_module_name name, Context& ctx)
+      : MemoryTarget(name, ctx, "fixed", Tier::kDdr, 4096, {"requests", "requests served"}) {
+    ctx.stats().counter(basename(), "own", "the model's own stat", "count");
+    register_latency("request_latency", "latency", Histogram::log2_edges(1, 1 << 10));
+  }
+  int served = 0;
+
+ protected:
+  TimePs serve(uint64_t, uint64_t bytes, bool, TimePs start_ps) override {
+    ++served;
+    return start_ps + 1000 + bytes;
+  }
+};
+
+TEST(MemoryTarget, ChecksTheRangeCountsAndAnnotatesTheDelay) {
+  const std::string out = test::run_forked([] {
+    sc_core::sc_set_time_resolution(1, sc_core::SC_PS);
+    config::Config cfg;
+    Context ctx(cfg, 1);
+    FixedMemory m("m", ctx);
+    Tester t("tester", {{tlm::TLM_READ_COMMAND, 0, 100, 0, 0},
+                        {tlm::TLM_WRITE_COMMAND, 4000, 96, 50, 500},
+                        {tlm::TLM_READ_COMMAND, 4000, 97, 0, 0},
+                        {tlm::TLM_READ_COMMAND, 0, 0, 0, 0}});
+    t.socket.bind(m.socket);
+    sc_core::sc_start();
+    std::string stats;
+    for (const auto& s : ctx.stats().all())
+      stats += s->name() + " ";
+    const auto* lat = static_cast<const Histogram*>(ctx.stats().find("m.request_latency"));
+    const auto* req = static_cast<const Counter*>(ctx.stats().find("m.requests"));
+    return join(t.done_ps) + "| " + std::to_string(m.served) + " " + std::to_string(req->value()) +
+           " " + std::to_string(m.bytes_read()) + " " + std::to_string(m.bytes_written()) + " " +
+           std::to_string(lat->count()) + " " + std::to_string(lat->max()) + " | " + stats +
+           std::to_string(static_cast<int>(m.tier()));
+  });
+  // The write starts at 50 + 500 and takes 1096 ps; the out-of-range and empty requests get an
+  // error and reach neither the model nor the counts.
+  EXPECT_EQ(out,
+            "1100 1646 -1 -1 | 2 2 100 96 2 1.100000 | m.requests m.bytes_read m.bytes_written "
+            "m.own m.request_latency " +
+                std::to_string(static_cast<int>(Tier::kDdr)));
 }
 
 TEST(Sram, ReadAndWritePortsAreIndependent) {

@@ -2,7 +2,6 @@
 
 #include <vector>
 
-#include "memory/hbm_fast.h"
 #include "memory/hbm_fast_core.h"
 #include "memory/interleave.h"
 #include "models/core/address_map.h"

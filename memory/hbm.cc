@@ -1,14 +1,14 @@
-#include "memory/hbm_fast.h"
-
-#include <array>
-
+// The hbm component kind: HBM stacks at the fast level (BandwidthMemory over HbmFastParams) or
+// the detailed level (HbmDetailed over the command-level `device`), chosen per component by
+// `fidelity` (default: run.fidelity); the parameters' validation and the calibration that
+// derives the fast level's fields from the detailed level.
 #include <algorithm>
 #include <sstream>
 
+#include "memory/bandwidth_memory.h"
 #include "memory/dram_spec.h"
 #include "memory/hbm_detailed.h"
 #include "memory/hbm_device.h"
-#include "memory/interleave.h"
 #include "memory/tools/hbm_calibrate.h"
 #include "models/core/context.h"
 #include "models/core/registry.h"
@@ -125,65 +125,6 @@ HbmFastParams HbmFastParams::from_config(const config::HbmFast& c) {
 }
 
 namespace {
-std::vector<std::string> stack_labels(uint32_t n) {
-  std::vector<std::string> l;
-  for (uint32_t i = 0; i < n; ++i)
-    l.push_back("stack" + std::to_string(i));
-  return l;
-}
-}  // namespace
-
-HbmFast::HbmFast(sc_core::sc_module_name name, const HbmFastParams& params, Context& ctx,
-                 std::string kind, Tier tier)
-    : Component(name, ctx, std::move(kind)),
-      socket("socket"),
-      params_(params),
-      tier_(tier),
-      core_(params),
-      requests_(ctx.stats().counter(basename(), "requests", "bulk requests served", "count")),
-      bytes_read_(ctx.stats().counter(basename(), "bytes_read", "bytes read", "bytes")),
-      bytes_written_(ctx.stats().counter(basename(), "bytes_written", "bytes written", "bytes")),
-      stack_bytes_(
-          ctx.stats().vector_formula(basename(), "stack_bytes", "bytes served per stack", "bytes",
-                                     stack_labels(params.stack_count),
-                                     [this](double* out) {
-                                       // Server u belongs to stack u % stacks.
-                                       const uint32_t stacks = params_.stack_count;
-                                       for (uint32_t u = 0, st = 0; u < params_.servers(); ++u) {
-                                         out[st] += static_cast<double>(core_.server_bytes(u));
-                                         if (++st == stacks) st = 0;
-                                       }
-                                     })),
-      latency_ns_(ctx.stats().histogram(basename(), "request_latency",
-                                        "request latency from arrival to last byte", "ns",
-                                        Histogram::log2_edges(1, 1 << 24))) {
-  socket.register_b_transport(this, &HbmFast::b_transport);
-  ctx.stats().formula(basename(), "utilization", "mean busy fraction over all channel servers",
-                      "fraction", [this](TimePs now) {
-                        if (now == 0) return 0.0;
-                        return static_cast<double>(core_.busy_ps()) /
-                               (static_cast<double>(now) * params_.servers());
-                      });
-}
-
-void HbmFast::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  const uint64_t addr = p.get_address();
-  const uint64_t bytes = p.get_data_length();
-  if (bytes == 0 || addr >= params_.capacity_bytes() || bytes > params_.capacity_bytes() - addr) {
-    p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
-    return;
-  }
-  const TimePs now = now_ps();
-  const TimePs start = now + to_ps(delay);
-  const TimePs done = core_.serve(addr, bytes, p.is_write(), start);
-  requests_.inc();
-  (p.is_read() ? bytes_read_ : bytes_written_).inc(bytes);
-  latency_ns_.record(static_cast<double>(done - start) / kPsPerNs);
-  delay = to_sc_time(done - now);
-  p.set_response_status(tlm::TLM_OK_RESPONSE);
-}
-
-namespace {
 const ComponentRegistrar kRegistrar(ComponentKind{
     "hbm",
     "HBM stacks interleaved by address: bandwidth servers with latency (FAST) or command-level "
@@ -209,7 +150,8 @@ const ComponentRegistrar kRegistrar(ComponentKind{
         m = std::make_unique<HbmDetailed>(c.name().c_str(), HbmDetailedParams::from_config(c.hbm()),
                                           ctx);
       } else {
-        m = std::make_unique<HbmFast>(c.name().c_str(), HbmFastParams::from_config(c.hbm()), ctx);
+        m = std::make_unique<BandwidthMemory>(c.name().c_str(), HbmFastParams::from_config(c.hbm()),
+                                              ctx);
       }
       return with_energy(std::move(m), c.hbm().energy_pj_per_bit(), c.hbm().static_power_w());
     },

@@ -1,0 +1,41 @@
+#include "memory/bandwidth_memory.h"
+
+#include "models/core/context.h"
+
+namespace tiersim {
+
+namespace {
+std::vector<std::string> stack_labels(uint32_t n) {
+  std::vector<std::string> l;
+  for (uint32_t i = 0; i < n; ++i)
+    l.push_back("stack" + std::to_string(i));
+  return l;
+}
+}  // namespace
+
+BandwidthMemory::BandwidthMemory(sc_core::sc_module_name name, const HbmFastParams& params,
+                                 Context& ctx, std::string kind, Tier tier)
+    : MemoryTarget(name, ctx, std::move(kind), tier, params.capacity_bytes(),
+                   {"requests", "bulk requests served"}),
+      params_(params),
+      core_(params) {
+  ctx.stats().vector_formula(basename(), "stack_bytes", "bytes served per stack", "bytes",
+                             stack_labels(params.stack_count), [this](double* out) {
+                               // Server u belongs to stack u % stacks.
+                               const uint32_t stacks = params_.stack_count;
+                               for (uint32_t u = 0, st = 0; u < params_.servers(); ++u) {
+                                 out[st] += static_cast<double>(core_.server_bytes(u));
+                                 if (++st == stacks) st = 0;
+                               }
+                             });
+  register_latency("request_latency", "request latency from arrival to last byte",
+                   Histogram::log2_edges(1, 1 << 24));
+  ctx.stats().formula(basename(), "utilization", "mean busy fraction over all channel servers",
+                      "fraction", [this](TimePs now) {
+                        if (now == 0) return 0.0;
+                        return static_cast<double>(core_.busy_ps()) /
+                               (static_cast<double>(now) * params_.servers());
+                      });
+}
+
+}  // namespace tiersim

@@ -1,0 +1,50 @@
+#include "memory/memory_target.h"
+
+#include <stdexcept>
+
+#include "models/core/context.h"
+
+namespace tiersim {
+
+MemoryTarget::MemoryTarget(const sc_core::sc_module_name& name, Context& ctx, std::string kind,
+                           Tier tier, uint64_t capacity_bytes, const CountStat& count)
+    : Component(name, ctx, std::move(kind)),
+      socket("socket"),
+      tier_(tier),
+      capacity_bytes_(capacity_bytes),
+      count_per_request_(count.name != nullptr && count.per_request),
+      count_(count.name != nullptr
+                 ? &ctx.stats().counter(basename(), count.name, count.description, "count")
+                 : nullptr),
+      bytes_read_(ctx.stats().counter(basename(), "bytes_read", "bytes read", "bytes")),
+      bytes_written_(ctx.stats().counter(basename(), "bytes_written", "bytes written", "bytes")) {
+  socket.register_b_transport(this, &MemoryTarget::b_transport);
+}
+
+void MemoryTarget::register_latency(const std::string& name, const std::string& description,
+                                    std::vector<double> edges) {
+  if (latency_ != nullptr) {
+    throw std::logic_error(std::string(this->name()) + ": latency histogram registered twice");
+  }
+  latency_ = &ctx().stats().histogram(basename(), name, description, "ns", std::move(edges));
+}
+
+void MemoryTarget::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+  const uint64_t addr = p.get_address();
+  const uint64_t bytes = p.get_data_length();
+  if (bytes == 0 || addr >= capacity_bytes_ || bytes > capacity_bytes_ - addr) {
+    p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    return;
+  }
+  const TimePs now = now_ps();
+  const TimePs start = now + to_ps(delay);
+  const bool write = p.is_write();
+  const TimePs done = serve(addr, bytes, write, start);
+  if (count_per_request_) count_->inc();
+  (write ? bytes_written_ : bytes_read_).inc(bytes);
+  if (latency_ != nullptr) latency_->record(static_cast<double>(done - start) / kPsPerNs);
+  delay = to_sc_time(done > now ? done - now : 0);
+  p.set_response_status(tlm::TLM_OK_RESPONSE);
+}
+
+}  // namespace tiersim
