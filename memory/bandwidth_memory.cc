@@ -13,7 +13,7 @@ std::vector<std::string> stack_labels(uint32_t n) {
 }
 }  // namespace
 
-BandwidthMemory::BandwidthMemory(sc_core::sc_module_name name, const HbmFastParams& params,
+BandwidthMemory::BandwidthMemory(sc_core::sc_module_name name, const BandwidthMemoryParams& params,
                                  Context& ctx, std::string kind, Tier tier)
     : MemoryTarget(name, ctx, std::move(kind), tier, params.capacity_bytes(),
                    {"requests", "bulk requests served"}),

@@ -8,8 +8,8 @@
 // channel servers by the address interleave (interleave_bytes chunks rotate across stacks, then
 // channels), each part queues first-come-first-served behind earlier requests on its channel,
 // and the request completes when its last part does, plus the unloaded latency. Reads and writes
-// share a channel's bandwidth. The timing is HbmFastCore (memory/hbm_fast_core.h); this class is
-// its TLM target (MemoryTarget: range check, byte counts, energy from the bytes).
+// share a channel's bandwidth. The timing is BandwidthMemoryCore (memory/bandwidth_memory_core.h);
+// this class is its TLM target (MemoryTarget: range check, byte counts, energy from the bytes).
 //
 // Fidelity: fast. Contention between requests is captured per channel; banks, refresh and
 // scheduling are averaged into the efficiency fraction, with a miss penalty for a part that does
@@ -25,7 +25,7 @@
 
 #include <string>
 
-#include "memory/hbm_fast_core.h"
+#include "memory/bandwidth_memory_core.h"
 #include "memory/memory_target.h"
 
 namespace tiersim {
@@ -33,10 +33,10 @@ namespace tiersim {
 class BandwidthMemory : public MemoryTarget {
  public:
   // `kind`: the component kind this instance serves ("hbm", "ddr" or "gddr").
-  BandwidthMemory(sc_core::sc_module_name name, const HbmFastParams& params, Context& ctx,
+  BandwidthMemory(sc_core::sc_module_name name, const BandwidthMemoryParams& params, Context& ctx,
                   std::string kind = "hbm", Tier tier = Tier::kHbm);
 
-  const HbmFastParams& params() const { return params_; }
+  const BandwidthMemoryParams& params() const { return params_; }
 
  protected:
   TimePs serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) override {
@@ -44,8 +44,8 @@ class BandwidthMemory : public MemoryTarget {
   }
 
  private:
-  const HbmFastParams params_;
-  HbmFastCore core_;  // server u: stack u % stacks, channel u / stacks
+  const BandwidthMemoryParams params_;
+  BandwidthMemoryCore core_;  // server u: stack u % stacks, channel u / stacks
 };
 
 }  // namespace tiersim

@@ -20,7 +20,7 @@
 #pragma once
 
 #include "configs/tiersim.pb.h"
-#include "memory/hbm_fast_core.h"
+#include "memory/bandwidth_memory_core.h"
 #include "memory/memory_target.h"
 #include "models/config/errors.h"
 #include "models/core/bandwidth_server.h"
@@ -32,7 +32,7 @@ struct CxlParams {
   TimePs controller_latency_ps = 0;
   uint32_t read_trackers = 0, write_trackers = 0;
   uint32_t line_bytes = 64;
-  HbmFastParams media;
+  BandwidthMemoryParams media;
 
   // Time a tracker is held by one line: controller and media latency plus the line's service at
   // one media channel's rate.
@@ -60,7 +60,7 @@ class CxlExpander : public MemoryTarget {
 
  private:
   const CxlParams params_;
-  HbmFastCore media_;
+  BandwidthMemoryCore media_;
   BandwidthServer read_trackers_, write_trackers_;
 };
 

@@ -25,14 +25,14 @@ void validate_ddr(const config::DdrFast& c, Validator& v) {
   v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
 }
 
-HbmFastParams ddr_params(const config::DdrFast& c) {
-  HbmFastParams p{c.channels(),
-                  c.has_bus_width_bits() ? c.bus_width_bits() : 64u,
-                  c.data_rate_mts(),
-                  c.capacity_bytes_per_channel(),
-                  c.efficiency_fraction(),
-                  c.latency_ps(),
-                  c.interleave_bytes()};
+BandwidthMemoryParams ddr_params(const config::DdrFast& c) {
+  BandwidthMemoryParams p{c.channels(),
+                          c.has_bus_width_bits() ? c.bus_width_bits() : 64u,
+                          c.data_rate_mts(),
+                          c.capacity_bytes_per_channel(),
+                          c.efficiency_fraction(),
+                          c.latency_ps(),
+                          c.interleave_bytes()};
   p.channels_per_stack = c.has_subchannels() ? c.subchannels() : 2;
   p.miss_penalty_ps = c.miss_penalty_ps();
   p.turnaround_ps = c.turnaround_ps();

@@ -3,13 +3,13 @@
 #pragma once
 
 #include "configs/tiersim.pb.h"
-#include "memory/hbm_fast_core.h"
+#include "memory/bandwidth_memory_core.h"
 #include "models/config/errors.h"
 
 namespace tiersim {
 
 void validate_ddr(const config::DdrFast& c, Validator& v);
 // Channels as the fast model's stacks, sub-channels as its channel servers.
-HbmFastParams ddr_params(const config::DdrFast& c);
+BandwidthMemoryParams ddr_params(const config::DdrFast& c);
 
 }  // namespace tiersim

@@ -8,11 +8,11 @@ namespace tiersim {
 
 namespace {
 
-HbmFastParams gddr_params(const config::GddrFast& c) {
-  HbmFastParams p{c.device_count(),        c.bus_width_bits(),
-                  c.pin_data_rate_mbps(),  c.capacity_bytes_per_device(),
-                  c.efficiency_fraction(), c.latency_ps(),
-                  c.interleave_bytes()};
+BandwidthMemoryParams gddr_params(const config::GddrFast& c) {
+  BandwidthMemoryParams p{c.device_count(),        c.bus_width_bits(),
+                          c.pin_data_rate_mbps(),  c.capacity_bytes_per_device(),
+                          c.efficiency_fraction(), c.latency_ps(),
+                          c.interleave_bytes()};
   p.channels_per_stack = c.has_channels_per_device() ? c.channels_per_device() : 2;
   p.miss_penalty_ps = c.miss_penalty_ps();
   p.turnaround_ps = c.turnaround_ps();

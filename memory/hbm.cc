@@ -1,5 +1,5 @@
-// The hbm component kind: HBM stacks at the fast level (BandwidthMemory over HbmFastParams) or
-// the detailed level (HbmDetailed over the command-level `device`), chosen per component by
+// The hbm component kind: HBM stacks at the fast level (BandwidthMemory over BandwidthMemoryParams)
+// or the detailed level (HbmDetailed over the command-level `device`), chosen per component by
 // `fidelity` (default: run.fidelity); the parameters' validation and the calibration that
 // derives the fast level's fields from the detailed level.
 #include <algorithm>
@@ -23,7 +23,7 @@ std::string format_multiplier(double m) {
 }
 }  // namespace
 
-void HbmFastParams::validate(const config::HbmFast& c, Validator& v, bool fast_level) {
+void BandwidthMemoryParams::validate(const config::HbmFast& c, Validator& v, bool fast_level) {
   if (v.positive("stack_count", c.has_stack_count(), c.stack_count()) && c.stack_count() > 64) {
     v.error("stack_count", "at most 64 stacks per component");
   }
@@ -94,7 +94,7 @@ void HbmFastParams::validate(const config::HbmFast& c, Validator& v, bool fast_l
   }
 }
 
-double HbmFastParams::refresh_multiplier_for(const config::HbmFast& c, int stack) {
+double BandwidthMemoryParams::refresh_multiplier_for(const config::HbmFast& c, int stack) {
   double t = c.has_temperature_c() ? c.temperature_c() : 85.0;
   if (stack >= 0 && stack < c.stack_temperature_c_size()) t = c.stack_temperature_c(stack);
   if (c.refresh_rate_size() == 0) return refresh_rate_multiplier(t);
@@ -108,11 +108,11 @@ double HbmFastParams::refresh_multiplier_for(const config::HbmFast& c, int stack
   return m;
 }
 
-HbmFastParams HbmFastParams::from_config(const config::HbmFast& c) {
-  HbmFastParams p{c.stack_count(),         c.bus_width_bits(),
-                  c.pin_data_rate_mbps(),  c.capacity_bytes_per_stack(),
-                  c.efficiency_fraction(), c.latency_ps(),
-                  c.interleave_bytes()};
+BandwidthMemoryParams BandwidthMemoryParams::from_config(const config::HbmFast& c) {
+  BandwidthMemoryParams p{c.stack_count(),         c.bus_width_bits(),
+                          c.pin_data_rate_mbps(),  c.capacity_bytes_per_stack(),
+                          c.efficiency_fraction(), c.latency_ps(),
+                          c.interleave_bytes()};
   p.channels_per_stack = c.channels_per_stack();
   p.miss_penalty_ps = c.miss_penalty_ps();
   p.turnaround_ps = c.turnaround_ps();
@@ -131,7 +131,7 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     "controllers per pseudo-channel from `device` (DETAILED)",
     [](const config::Config& root, const config::Component& c, Validator& v) {
       const config::Fidelity f = c.has_fidelity() ? c.fidelity() : root.run().fidelity();
-      HbmFastParams::validate(c.hbm(), v, f != config::DETAILED);
+      BandwidthMemoryParams::validate(c.hbm(), v, f != config::DETAILED);
       if (f == config::DETAILED && !c.hbm().has_device()) {
         // Reported at the component's level so the path names where to add it.
         v.error("device",
@@ -150,8 +150,8 @@ const ComponentRegistrar kRegistrar(ComponentKind{
         m = std::make_unique<HbmDetailed>(c.name().c_str(), HbmDetailedParams::from_config(c.hbm()),
                                           ctx);
       } else {
-        m = std::make_unique<BandwidthMemory>(c.name().c_str(), HbmFastParams::from_config(c.hbm()),
-                                              ctx);
+        m = std::make_unique<BandwidthMemory>(c.name().c_str(),
+                                              BandwidthMemoryParams::from_config(c.hbm()), ctx);
       }
       return with_energy(std::move(m), c.hbm().energy_pj_per_bit(), c.hbm().static_power_w());
     },

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
+#include "memory/bandwidth_memory_core.h"
 #include "memory/hbm_device.h"
-#include "memory/hbm_fast_core.h"
 #include "models/core/context.h"
 
 namespace tiersim {
@@ -15,7 +15,8 @@ HbmDetailedParams HbmDetailedParams::from_config(const config::HbmFast& c) {
                       dram_spec_from_config(c.device()),
                       {}};
   for (uint32_t s = 0; s < c.stack_count(); ++s) {
-    p.refresh_multiplier.push_back(HbmFastParams::refresh_multiplier_for(c, static_cast<int>(s)));
+    p.refresh_multiplier.push_back(
+        BandwidthMemoryParams::refresh_multiplier_for(c, static_cast<int>(s)));
   }
   return p;
 }

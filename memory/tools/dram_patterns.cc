@@ -200,9 +200,9 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
 
 namespace tiersim {
 
-DramPatternResult run_fast_pattern(const HbmFastParams& params, const DramPattern& p) {
+DramPatternResult run_fast_pattern(const BandwidthMemoryParams& params, const DramPattern& p) {
   check_pattern(p, 1);
-  HbmFastCore core(params);
+  BandwidthMemoryCore core(params);
   const uint64_t capacity = params.capacity_bytes();
   PatternSource source(p, capacity);
   const uint64_t requests = p.total_bytes / p.request_bytes;

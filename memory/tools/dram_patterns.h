@@ -12,8 +12,8 @@
 #include <cstdint>
 #include <string>
 
+#include "memory/bandwidth_memory_core.h"
 #include "memory/dram_stack.h"
-#include "memory/hbm_fast_core.h"
 
 namespace tiersim {
 
@@ -43,9 +43,9 @@ struct DramPatternResult {
 // pattern (request not a multiple of the access size, both or neither loop mode, ...).
 DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern& p);
 
-// Runs `p` on the fast level's core (a fresh HbmFastCore from `params`), with the same address
-// sequence, loop discipline and steady window. Requests reserve their channels when issued.
+// Runs `p` on the fast level's core (a fresh BandwidthMemoryCore from `params`), with the same
+// address sequence, loop discipline and steady window. Requests reserve their channels when issued.
 // Efficiency is relative to the pin bandwidth of `params`.
-DramPatternResult run_fast_pattern(const HbmFastParams& params, const DramPattern& p);
+DramPatternResult run_fast_pattern(const BandwidthMemoryParams& params, const DramPattern& p);
 
 }  // namespace tiersim

@@ -63,7 +63,7 @@ std::string join(const std::vector<long long>& v) {
   return os.str();
 }
 
-const HbmFastParams kHbm{5, 1024, 6400, 1 << 20, 0.5, 100000, 256};  // 409.6 GB/s per stack
+const BandwidthMemoryParams kHbm{5, 1024, 6400, 1 << 20, 0.5, 100000, 256};  // 409.6 GB/s per stack
 
 std::string run_hbm(std::vector<Request> reqs) {
   return test::run_forked([&] {
@@ -111,7 +111,7 @@ TEST(BandwidthMemory, ChannelServersGiveSmallRequestsAChannelsBandwidth) {
   // 2 stacks x 4 channels at 409.6 GB/s effective per stack (819.2 x 0.5): 102.4 GB/s per
   // channel server. A 256-byte
   // request occupies one channel; eight of them at t=0 land on eight different servers.
-  HbmFastParams p = kHbm;
+  BandwidthMemoryParams p = kHbm;
   p.stack_count = 2;
   p.channels_per_stack = 4;
   std::vector<Request> reqs;

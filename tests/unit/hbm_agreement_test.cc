@@ -15,7 +15,8 @@ TEST(HbmAgreement, CalibratedFastMatchesDetailedBandwidthAndLatencyOnCalibration
   const DramStackSpec device = test::hbm3_6400();
   const HbmCalibration cal = calibrate_hbm(device, 0);  // the minimum duration
   // One stack of 32 channel servers, interleaved every 256 B, as the hardware presets.
-  HbmFastParams fast{1, 1024, 6400, device.capacity_bytes(), cal.efficiency_fraction, 0, 256};
+  BandwidthMemoryParams fast{1, 1024, 6400, device.capacity_bytes(), cal.efficiency_fraction,
+                             0, 256};
   fast.channels_per_stack = 32;
   const FastPenalties pen = derive_fast_penalties(cal, 819.2e9 / 32, 256);
   fast.miss_penalty_ps = pen.miss_penalty_ps;

@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "memory/hbm_fast_core.h"
+#include "memory/bandwidth_memory_core.h"
 #include "memory/interleave.h"
 #include "models/core/address_map.h"
 #include "models/core/bandwidth_server.h"
@@ -77,7 +77,7 @@ TEST(AddressMap, DecodeAllocateAndLocalOffsets) {
 
 TEST(HbmParams, PeakBandwidthFromPins) {
   // validation.md: HBM3 819.2 GB/s, HBM3E 9.2 Gb/s 1177.6 GB/s, HBM2E 3.2 Gb/s 409.6 GB/s.
-  HbmFastParams p{1, 1024, 6400, 1, 1.0, 0, 256, 1, 1.0, 0.0};
+  BandwidthMemoryParams p{1, 1024, 6400, 1, 1.0, 0, 256, 1, 1.0, 0.0};
   EXPECT_DOUBLE_EQ(p.peak_bytes_per_s_per_stack(), 819.2e9);
   p.pin_data_rate_mbps = 9200;
   EXPECT_DOUBLE_EQ(p.peak_bytes_per_s_per_stack(), 1177.6e9);
@@ -101,22 +101,22 @@ TEST(HbmParams, TemperatureScalesTheRefreshShareOfBandwidth) {
   c.set_miss_penalty_ps(0);
   c.set_turnaround_ps(0);
   c.set_refresh_overhead_fraction(0.12);
-  EXPECT_DOUBLE_EQ(HbmFastParams::from_config(c).effective_bytes_per_s(), 819.2e9 * 0.88);
+  EXPECT_DOUBLE_EQ(BandwidthMemoryParams::from_config(c).effective_bytes_per_s(), 819.2e9 * 0.88);
   c.set_temperature_c(95);  // JEDEC default: x2 above 85 C
-  EXPECT_DOUBLE_EQ(HbmFastParams::from_config(c).effective_bytes_per_s(),
+  EXPECT_DOUBLE_EQ(BandwidthMemoryParams::from_config(c).effective_bytes_per_s(),
                    819.2e9 * 0.88 * (1 - 0.24) / (1 - 0.12));
   auto* step = c.add_refresh_rate();  // a custom table: x4 above 90 C
   step->set_above_c(90);
   step->set_multiplier(4);
-  EXPECT_DOUBLE_EQ(HbmFastParams::refresh_multiplier_for(c), 4.0);
+  EXPECT_DOUBLE_EQ(BandwidthMemoryParams::refresh_multiplier_for(c), 4.0);
   c.set_temperature_c(89);
-  EXPECT_DOUBLE_EQ(HbmFastParams::refresh_multiplier_for(c), 1.0);
+  EXPECT_DOUBLE_EQ(BandwidthMemoryParams::refresh_multiplier_for(c), 1.0);
   // Hot without the refresh share: the fast level cannot honour it, so it is an error.
   c.set_temperature_c(99);
   c.clear_refresh_overhead_fraction();
   std::vector<ConfigIssue> issues;
   Validator v(issues);
-  HbmFastParams::validate(c, v);
+  BandwidthMemoryParams::validate(c, v);
   ASSERT_EQ(issues.size(), 1u);
   EXPECT_EQ(issues[0].path, "refresh_overhead_fraction");
 }
@@ -136,11 +136,11 @@ TEST(HbmParams, StackTemperaturesSlowOnlyTheHotStack) {
   c.set_refresh_overhead_fraction(0.12);
   c.add_stack_temperature_c(70);
   c.add_stack_temperature_c(95);
-  const HbmFastParams p = HbmFastParams::from_config(c);
+  const BandwidthMemoryParams p = BandwidthMemoryParams::from_config(c);
   EXPECT_DOUBLE_EQ(p.stack_rate(0), 819.2e9 * 0.88);
   EXPECT_DOUBLE_EQ(p.stack_rate(1), 819.2e9 * 0.88 * (1 - 0.24) / (1 - 0.12));
   // Chunk 0 lands on stack 0, chunk 1 on stack 1: the hot one takes longer.
-  HbmFastCore core(p);
+  BandwidthMemoryCore core(p);
   const TimePs cool = core.serve(0, 256, false, 0);
   const TimePs hot = core.serve(256, 256, false, 0);
   EXPECT_EQ(cool, transfer_time_ps(256, p.stack_rate(0)));
@@ -150,7 +150,7 @@ TEST(HbmParams, StackTemperaturesSlowOnlyTheHotStack) {
   c.add_stack_temperature_c(80);
   std::vector<ConfigIssue> issues;
   Validator v(issues);
-  HbmFastParams::validate(c, v);
+  BandwidthMemoryParams::validate(c, v);
   ASSERT_EQ(issues.size(), 1u);
   EXPECT_EQ(issues[0].path, "stack_temperature_c");
 }

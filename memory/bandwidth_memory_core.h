@@ -16,7 +16,7 @@
 
 namespace tiersim {
 
-struct HbmFastParams {
+struct BandwidthMemoryParams {
   uint32_t stack_count;
   uint32_t bus_width_bits;
   double pin_data_rate_mbps;
@@ -62,12 +62,12 @@ struct HbmFastParams {
   // The refresh-rate multiplier at the component's temperature, or at stack `stack`'s when
   // stack temperatures are given (both levels use it).
   static double refresh_multiplier_for(const config::HbmFast& c, int stack = -1);
-  static HbmFastParams from_config(const config::HbmFast& c);  // c must be valid
+  static BandwidthMemoryParams from_config(const config::HbmFast& c);  // c must be valid
 };
 
-class HbmFastCore {
+class BandwidthMemoryCore {
  public:
-  explicit HbmFastCore(const HbmFastParams& p);
+  explicit BandwidthMemoryCore(const BandwidthMemoryParams& p);
 
   // Serves [addr, addr + bytes) arriving at `start_ps`; returns when its last byte is out plus
   // the unloaded latency. `addr` is the component-local address (caller checks the range).
@@ -79,13 +79,13 @@ class HbmFastCore {
   uint64_t misses() const { return misses_; }
   uint64_t parts() const { return parts_; }
   uint64_t turnarounds() const { return turnarounds_; }
-  const HbmFastParams& params() const { return p_; }
+  const BandwidthMemoryParams& params() const { return p_; }
 
  private:
   static constexpr uint64_t kNone = UINT64_MAX;
   // One server's part of a request: `local` is its channel-local start address.
   TimePs serve_part(uint64_t u, uint64_t local, uint64_t bytes, bool write, TimePs start_ps);
-  HbmFastParams p_;
+  BandwidthMemoryParams p_;
   std::vector<BandwidthServer> servers_;
   std::vector<uint64_t> next_local_;  // channel-local address that would continue each server
   std::vector<uint8_t> last_write_;   // 0 read, 1 write, 2 none yet

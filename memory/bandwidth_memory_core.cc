@@ -1,10 +1,10 @@
-#include "memory/hbm_fast_core.h"
+#include "memory/bandwidth_memory_core.h"
 
 #include <algorithm>
 
 namespace tiersim {
 
-HbmFastCore::HbmFastCore(const HbmFastParams& p)
+BandwidthMemoryCore::BandwidthMemoryCore(const BandwidthMemoryParams& p)
     : p_(p), servers_(p.servers()), next_local_(p.servers(), kNone), last_write_(p.servers(), 2) {
   // Server u belongs to stack u % stacks; each stack runs at its own refresh multiplier.
   for (uint32_t u = 0; u < p.servers(); ++u) {
@@ -12,8 +12,8 @@ HbmFastCore::HbmFastCore(const HbmFastParams& p)
   }
 }
 
-TimePs HbmFastCore::serve_part(uint64_t u, uint64_t local, uint64_t bytes, bool write,
-                               TimePs start_ps) {
+TimePs BandwidthMemoryCore::serve_part(uint64_t u, uint64_t local, uint64_t bytes, bool write,
+                                       TimePs start_ps) {
   TimePs extra = 0;
   ++parts_;
   if (local != next_local_[u]) {
@@ -29,7 +29,7 @@ TimePs HbmFastCore::serve_part(uint64_t u, uint64_t local, uint64_t bytes, bool 
   return servers_[u].reserve_with_overhead(start_ps, bytes, extra);
 }
 
-TimePs HbmFastCore::serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) {
+TimePs BandwidthMemoryCore::serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) {
   const uint64_t n = p_.servers();
   const uint64_t g = p_.interleave_bytes;
   const uint64_t k0 = addr / g;
@@ -78,7 +78,7 @@ TimePs HbmFastCore::serve(uint64_t addr, uint64_t bytes, bool write, TimePs star
   return done + p_.latency_ps;
 }
 
-TimePs HbmFastCore::busy_ps() const {
+TimePs BandwidthMemoryCore::busy_ps() const {
   TimePs t = 0;
   for (const auto& s : servers_)
     t += s.busy_ps();
