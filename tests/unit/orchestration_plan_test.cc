@@ -1,0 +1,180 @@
+// The movement controller's plain-C++ parts without a run: the placement planner (splits, the
+// middle tier, whole objects, layers and the staging slot, wired residency, the precision
+// guardrail) and the recompute-vs-transfer arbiter, every figure by hand.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "accelerators/orchestration/planner.h"
+#include "accelerators/orchestration/restore_arbiter.h"
+
+namespace tiersim {
+namespace {
+
+using Where = PlannedObject::Where;
+
+constexpr uint64_t kMiB = 1 << 20;
+
+ObjectIntent dense() {
+  ObjectIntent in;
+  in.uses_per_step = 1;
+  in.confidence = 1;
+  return in;
+}
+
+// Two decoder layers of two weights each (10 MiB + 4,000 bytes, 3 MiB), an embedding, a final
+// norm outside the layers, a KV cache and an activation.
+ObjectTable model() {
+  ObjectTable t;
+  t.add("emb", ObjectClass::kEmbedding, 8 * kMiB, LayerId(), dense());
+  for (uint32_t l = 0; l < 2; ++l) {
+    t.add("l" + std::to_string(l) + ".big", ObjectClass::kWeight, 10 * kMiB + 4000, LayerId(l),
+          dense());
+    t.add("l" + std::to_string(l) + ".small", ObjectClass::kWeight, 3 * kMiB, LayerId(l), dense());
+  }
+  t.add("final_norm", ObjectClass::kWeight, 16384, LayerId(), dense());
+  t.add("kv", ObjectClass::kKvCache, 64 * kMiB, LayerId(0), dense());
+  t.add("act", ObjectClass::kActivation, kMiB);
+  return t;
+}
+
+OrchestrationParams base_params() {
+  OrchestrationParams p;
+  p.fast_memory = "hbm";
+  p.resident_fraction = 0.5;
+  p.prefetch_layers = 1;
+  return p;
+}
+
+TEST(PlacementPlanner, SplitsWeightsIntoWholePagesAndListsHomePartsPerLayer) {
+  const ObjectTable t = model();
+  OrchestrationParams p = base_params();
+  p.kv_resident = false;
+  const PlacementPlan plan = plan_placement(t, p, 16, 0);
+  // Embedding whole in the fast memory; KV at home (kv_resident off); activation the engine's.
+  EXPECT_EQ(plan.objects[0].where, Where::kFast);
+  EXPECT_EQ(plan.objects[6].where, Where::kHome);
+  EXPECT_EQ(plan.objects[7].where, Where::kHome);
+  // 10 MiB + 4000 bytes: half is 5 MiB + 2000, rounded down to whole 4 KiB pages: 5 MiB.
+  const PlannedObject& big = plan.objects[1];
+  EXPECT_EQ(big.where, Where::kSplit);
+  EXPECT_EQ(big.resident_bytes, 5 * kMiB);
+  EXPECT_EQ(big.resident_stored_bytes, 5 * kMiB);
+  EXPECT_TRUE(big.prefetched);
+  EXPECT_EQ(plan.objects[2].resident_bytes, 3 * kMiB / 2);
+  // The final norm (16 KiB: 8 KiB resident) is the virtual last layer, index 2.
+  EXPECT_EQ(plan.layers, 2u);
+  ASSERT_EQ(plan.layer_objects.size(), 3u);
+  EXPECT_EQ(plan.layer_objects[0].size(), 2u);
+  EXPECT_EQ(plan.layer_objects[2].size(), 1u);
+  EXPECT_EQ(plan.layer_objects[2][0].value(), 5u);
+  // The largest layer's home bytes: (10 MiB + 4000 - 5 MiB) + 1.5 MiB = 6.5 MiB + 4000, in
+  // whole pages: 6.5 MiB + 4096.
+  EXPECT_EQ(plan.slot_bytes, 13 * kMiB / 2 + 4096);
+  // Resident parts as stored: 2 x (5 MiB + 1.5 MiB) + 8 KiB.
+  EXPECT_EQ(plan.resident_stored_bytes, 13 * kMiB + 8192);
+}
+
+TEST(PlacementPlanner, MiddleTierTakesTheNextShareAndWholeResidentWeightsAreNotPrefetched) {
+  const ObjectTable t = model();
+  OrchestrationParams p = base_params();
+  p.tier_memory = "ddr";
+  p.tier_fraction = 0.25;
+  PlacementPlan plan = plan_placement(t, p, 16, 0);
+  // A quarter of 10 MiB + 4000 bytes in whole pages: 2.5 MiB.
+  EXPECT_EQ(plan.objects[1].tier_bytes, 5 * kMiB / 2);
+  EXPECT_EQ(plan.objects[6].where, Where::kFast);  // kv_resident (default)
+  // resident + tier = 1: everything past the resident part is in the tier.
+  p.tier_fraction = 0.5;
+  plan = plan_placement(t, p, 16, 0);
+  EXPECT_EQ(plan.objects[1].tier_bytes, 10 * kMiB + 4000 - 5 * kMiB);
+  // Everything resident: weights whole in the fast memory, nothing to prefetch.
+  p.resident_fraction = 1;
+  p.tier_memory.clear();
+  plan = plan_placement(t, p, 16, 0);
+  EXPECT_EQ(plan.objects[1].where, Where::kFast);
+  EXPECT_EQ(plan.slot_bytes, 0u);
+  for (const auto& layer : plan.layer_objects)
+    EXPECT_TRUE(layer.empty());
+}
+
+TEST(PlacementPlanner, WiredArbiterBindsWithinQuotaAndRoom) {
+  const ObjectTable t = model();
+  OrchestrationParams p = base_params();
+  p.wired_memory = "sram";
+  p.wired_quota_bytes = 64 * kMiB;
+  // Room for 4 MiB: only objects of at most 4 MiB (in 4 KiB lines) fit: the small weights go
+  // first by score (each saves its own size per step; ties in config order), then the norm.
+  PlacementPlan plan = plan_placement(t, p, 16, 4 * kMiB);
+  ASSERT_EQ(plan.wired.size(), 2u);
+  EXPECT_EQ(plan.wired[0].value(), 2u);
+  EXPECT_EQ(plan.wired[1].value(), 5u);
+  EXPECT_EQ(plan.objects[2].where, Where::kWired);
+  EXPECT_DOUBLE_EQ(plan.wired_saved_bytes_per_step, 3.0 * kMiB + 16384);
+  // A wired weight is neither split nor prefetched.
+  EXPECT_EQ(plan.layer_objects[0].size(), 1u);
+  // The quota bounds it when the room does not.
+  p.wired_quota_bytes = 3 * kMiB;
+  plan = plan_placement(t, p, 16, 1ULL << 40);
+  EXPECT_EQ(plan.wired.size(), 1u);
+}
+
+TEST(PlacementPlanner, PrecisionGuardrailLowersInAscendingSensitivityWithinTheBudget) {
+  const ObjectTable t = model();
+  OrchestrationParams p = base_params();
+  p.precision.set_dtype(config::INT4);
+  auto* s = p.precision.add_sensitivity();
+  s->set_prefix("l0.");
+  s->set_value(4);
+  // Byte shares are resident_fraction of each weight (not rounded to pages): 5 MiB + 2000 and
+  // 1.5 MiB per layer, 8 KiB of the norm; INT4's step 2^-4.
+  const double total = 13.0 * kMiB + 4000 + 8192;
+  const double l1 = (5.0 * kMiB + 2000 + 1.5 * kMiB) / total / 16;  // layer 1, sensitivity 1
+  const double norm = 8192.0 / total / 16;
+  // A budget that affords layer 1 and the norm, not layer 0 (4 x as sensitive).
+  p.precision.set_quality_budget(l1 + norm + 1e-9);
+  const PlacementPlan plan = plan_placement(t, p, 16, 0);
+  EXPECT_EQ(plan.lowered.size(), 3u);
+  EXPECT_EQ(plan.precision_vetoes, 2u);
+  EXPECT_NEAR(plan.quality_proxy, l1 + norm, 1e-12);
+  EXPECT_DOUBLE_EQ(plan.low_scale, 0.25);
+  // Dequantisation: 2 FLOPs per element by default, over 2 bytes per BF16 element.
+  EXPECT_DOUBLE_EQ(plan.dequant_flops_per_byte, 1.0);
+  // A lowered resident part stores a quarter of its bytes; layer 0 keeps full precision.
+  EXPECT_DOUBLE_EQ(plan.objects[3].scale, 0.25);
+  EXPECT_EQ(plan.objects[3].resident_stored_bytes, 5 * kMiB / 4);
+  EXPECT_DOUBLE_EQ(plan.objects[1].scale, 1.0);
+  EXPECT_EQ(plan.resident_stored_bytes,
+            2 * (5 * kMiB + 3 * kMiB / 2) - (5 * kMiB + 3 * kMiB / 2) * 3 / 4 + 8192 / 4);
+}
+
+TEST(RestoreArbiter, PicksTheCheaperPathOnceTheRateIsKnown) {
+  ObjectInfo kv;
+  kv.recompute_flops_per_byte = 100;
+  // No rate yet: ARBITRATE transfers.
+  RestoreArbiter a(config::KV_RESTORE_ARBITRATE, 0);
+  EXPECT_FALSE(a.restore_by_recompute(kv, 1000, 500, 1e12));
+  // 1 GB/s observed (observations under 1 MiB are ignored): transfer 1 MB takes 1 ms;
+  // recompute reads 0.5 MB (0.5 ms) and computes 1e8 FLOPs at 1e12/s (0.1 ms): recompute.
+  a.observe_home_rate(1000, 1000);
+  EXPECT_EQ(a.path_bytes_per_s(), 0.0);
+  a.observe_home_rate(1ULL << 30, 1'073'741'824'000ULL);
+  EXPECT_NEAR(a.path_bytes_per_s(), 1e9, 1e-3);
+  EXPECT_TRUE(a.restore_by_recompute(kv, 1'000'000, 500'000, 1e12));
+  // At 1e10 FLOP/s the arithmetic takes 10 ms: transfer.
+  EXPECT_FALSE(a.restore_by_recompute(kv, 1'000'000, 500'000, 1e10));
+  EXPECT_EQ(a.recomputed_bytes(), 1'000'000u);
+  EXPECT_EQ(a.transferred_bytes(), 1'001'000u);
+  EXPECT_EQ(a.hidden_bytes_read(), 500'000u);
+  EXPECT_DOUBLE_EQ(a.recompute_flops(), 1e8);
+  // A second observation averages with the first.
+  a.observe_home_rate(1ULL << 30, 1'073'741'824'000ULL / 3);
+  EXPECT_NEAR(a.path_bytes_per_s(), 2e9, 1e3);
+  // RECOMPUTE always recomputes; TRANSFER never does.
+  RestoreArbiter r(config::KV_RESTORE_RECOMPUTE, 0), x(config::KV_RESTORE_TRANSFER, 1e12);
+  EXPECT_TRUE(r.restore_by_recompute(kv, 10, 5, 1));
+  EXPECT_FALSE(x.restore_by_recompute(kv, 10, 5, 1e30));
+}
+
+}  // namespace
+}  // namespace tiersim
