@@ -66,11 +66,29 @@ TEST(Fidelity, CalibratedFastAgreesWithDetailedOnDecode) {
     const auto refreshes = h.read_doubles("/stats/hbm/refreshes");
     refreshes_per_s[hot] = refreshes.back() / summary(detailed, "sim_time_s");
   }
-  // Tiles that are not a multiple of the 32-byte burst are fetched as whole bursts.
-  r = test::run_cmd(tiersim + " run " + base + " " + rest +
-                    " --set run.fidelity=DETAILED --set workload.decode.decode_steps=1"
-                    " --set system.components[compute].compute.tile_bytes=1000000");
-  EXPECT_EQ(r.code, 0) << r.err;
+  // The device moves whole 32-byte bursts: with 1,000,000-byte tiles (31,250 bursts, and every
+  // tile starts on a burst) the RD commands carry exactly the bytes read; with 1,000,001-byte
+  // tiles the tiles start off the burst grid, so requests cover partial bursts at their ends:
+  // more RD commands, at most two partial bursts per request.
+  double burst_reads[2], bytes_read[2], requests[2];
+  for (int odd = 0; odd < 2; ++odd) {
+    const std::string out = (dir / ("burst" + std::to_string(odd) + ".h5")).string();
+    r = test::run_cmd(tiersim + " run " + base + " " + rest +
+                      " --set run.fidelity=DETAILED --set workload.decode.decode_steps=1"
+                      " --set system.components[compute].compute.tile_bytes=" +
+                      (odd ? "1000001" : "1000000") + " --out " + out);
+    ASSERT_EQ(r.code, 0) << r.err;
+    ResultReader h(out);
+    burst_reads[odd] = h.read_doubles("/stats/hbm/reads").back();
+    bytes_read[odd] = h.read_doubles("/stats/hbm/bytes_read").back();
+    requests[odd] = h.read_doubles("/stats/hbm/requests").back();
+    EXPECT_EQ(h.read_doubles("/stats/hbm/writes").back() * 32,
+              h.read_doubles("/stats/hbm/bytes_written").back());
+  }
+  EXPECT_EQ(burst_reads[0] * 32, bytes_read[0]);
+  EXPECT_EQ(bytes_read[1], bytes_read[0]);
+  EXPECT_GT(burst_reads[1] * 32, bytes_read[1]);
+  EXPECT_LE(burst_reads[1] - burst_reads[0], 2 * requests[1]);
   // Above 85 C the refresh rate doubles (the run is short: allow for postponed refreshes).
   EXPECT_NEAR(refreshes_per_s[1] / refreshes_per_s[0], 2.0, 0.3);
   fs::remove_all(dir);

@@ -194,8 +194,9 @@ TEST(Orchestration, MovementMetricsByReasonAndPath) {
               1e-6 * dpu.at("prefetch_bytes_per_token"));
   EXPECT_NEAR(dpu.at("dma_ddr_to_hbm_bytes_per_token"), dpu.at("prefetch_bytes_per_token"),
               1e-6 * dpu.at("prefetch_bytes_per_token"));
-  EXPECT_GT(dpu.at("dma_hbm_to_sram_bytes_per_token"), 0);
-  EXPECT_GT(dpu.at("dma_demand_fetch_bytes_per_token"), 0);
+  // The engine's demand fetches are its reads of HBM into SRAM (resident parts and staged
+  // copies), all of it.
+  EXPECT_EQ(dpu.at("dma_demand_fetch_bytes_per_token"), dpu.at("dma_hbm_to_sram_bytes_per_token"));
   // 8 steps: every copy is read but those of the step that never comes (the first layer of a
   // ninth step, one of 81 layers' copies).
   EXPECT_GT(dpu.at("prefetch_accuracy"), 0.97);
@@ -210,8 +211,13 @@ TEST(Orchestration, MovementMetricsByReasonAndPath) {
   const auto demand = run(test::preset("controllers/dpu.textproto") +
                           " --set policy.orchestration.prefetch_layers=0");
   EXPECT_EQ(demand.count("dma_prefetch_bytes_per_token"), 0u);
-  EXPECT_GT(demand.at("demand_misses"), 0);
-  EXPECT_GT(demand.at("demand_tiles_per_token"), 0);
+  // The home bytes the prefetching run read from its staged copies (the copies it used) are the
+  // bytes the demand-only run reads from home; each demand tile is one miss.
+  EXPECT_NEAR(demand.at("demand_bytes_per_token"),
+              dpu.at("prefetch_bytes_per_token") * dpu.at("prefetch_accuracy"),
+              1e-9 * demand.at("demand_bytes_per_token"));
+  EXPECT_EQ(demand.at("demand_misses"),
+            demand.at("demand_tiles_per_token") * demand.at("tokens_generated"));
   EXPECT_NEAR(demand.at("dma_ddr_to_sram_bytes_per_token"), demand.at("demand_bytes_per_token"),
               1e-6 * demand.at("demand_bytes_per_token"));
 }
