@@ -209,7 +209,6 @@ void validate_object_cache(const config::Config& root, const config::Orchestrati
     refuse(c.replacement() != config::REPLACEMENT_UNSPECIFIED, "a page cache (replacement)");
     refuse(c.has_second_tier(), "second_tier");
     refuse(c.has_resident_precision(), "resident_precision");
-    refuse(c.has_context_regions(), "context_regions");
     if (oc.has_prefetch_confidence() &&
         !(oc.prefetch_confidence() >= 0 && oc.prefetch_confidence() <= 1)) {
       cv.error("prefetch_confidence", "must be in [0, 1]");
