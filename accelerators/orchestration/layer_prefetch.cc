@@ -46,8 +46,7 @@ void LayerPrefetch::prepare() {
   if (p.prefetch_layers == 0 || slot_bytes == 0) return;
   // The staging area: k + 1 slots of the largest layer's home bytes.
   for (uint32_t i = 0; i <= p.prefetch_layers; ++i) {
-    slot_base_.push_back(core_.place(slot_bytes, "the prefetch staging area"));
-    slot_generation_.push_back(0);
+    slots_.add(core_.place(slot_bytes, "the prefetch staging area"));
   }
   if (p.buffer_memory.empty()) return;
   buffer_dma_ = p.buffer_dma.empty()
@@ -55,17 +54,15 @@ void LayerPrefetch::prepare() {
                     : dynamic_cast<DmaEngine*>(core_.ctx().component(p.buffer_dma));
   if (buffer_dma_ == nullptr) throw std::logic_error(core_.owner() + ": DPU DMA engine missing");
   for (uint32_t i = 0; i <= p.buffer_lookahead; ++i) {
-    buffer_slot_base_.push_back(core_.place_in(p.buffer_memory, slot_bytes, "dpu_buffer.memory",
-                                               std::to_string(p.buffer_lookahead + 1) +
-                                                   " slots of " + std::to_string(slot_bytes) +
-                                                   " bytes"));
-    buffer_slot_generation_.push_back(0);
+    buffer_slots_.add(core_.place_in(p.buffer_memory, slot_bytes, "dpu_buffer.memory",
+                                     std::to_string(p.buffer_lookahead + 1) + " slots of " +
+                                         std::to_string(slot_bytes) + " bytes"));
   }
 }
 
 void LayerPrefetch::on_op_start(const Op& op, TimePs now) {
   const OrchestrationParams& p = core_.params();
-  if (p.prefetch_layers == 0 || slot_base_.empty()) return;
+  if (p.prefetch_layers == 0 || slots_.empty()) return;
   // Ops outside the decoder layers: the embedding starts a step (no trigger); the final norm and
   // LM head are the virtual last layer (`layers`); targets wrap into the next step.
   const uint32_t layers = core_.plan().layers;
@@ -78,16 +75,14 @@ void LayerPrefetch::on_op_start(const Op& op, TimePs now) {
   if (layer == last_layer_) return;
   last_layer_ = layer;
   prefetch_layer((layer + p.prefetch_layers) % (layers + 1), now);
-  if (!buffer_slot_base_.empty()) buffer_layer((layer + p.buffer_lookahead) % (layers + 1), now);
+  if (!buffer_slots_.empty()) buffer_layer((layer + p.buffer_lookahead) % (layers + 1), now);
 }
 
 void LayerPrefetch::prefetch_layer(uint32_t layer, TimePs trigger) {
   const OrchestrationParams& p = core_.params();
   const auto& objects = core_.plan().layer_objects[layer];
   if (objects.empty()) return;
-  const size_t slot = generation_ % slot_base_.size();
-  const uint64_t generation = ++generation_;
-  slot_generation_[slot] = generation;
+  const auto [slot, generation] = slots_.claim();
   uint64_t offset = 0;
   for (ObjectId id : objects) {
     const ObjectInfo& o = core_.ctx().objects().get(id);
@@ -96,7 +91,7 @@ void LayerPrefetch::prefetch_layer(uint32_t layer, TimePs trigger) {
     // residency map it first looks the object up (a miss takes the software path).
     const TimePs lookup = map_ ? map_->lookup(id.value(), Tier::kHbm) : 0;
     const TimePs decided = core_.decide(trigger, lookup);
-    const uint64_t dst = slot_base_[slot] + offset;
+    const uint64_t dst = slots_.base[slot] + offset;
     offset += (bytes + 4095) / 4096 * 4096;
     auto old = staged_.find(id.value());
     if (old != staged_.end() && old->second.issued && !old->second.used) {
@@ -123,9 +118,7 @@ void LayerPrefetch::prefetch_layer(uint32_t layer, TimePs trigger) {
 void LayerPrefetch::buffer_layer(uint32_t layer, TimePs trigger) {
   const auto& objects = core_.plan().layer_objects[layer];
   if (objects.empty()) return;
-  const size_t slot = buffer_generation_ % buffer_slot_base_.size();
-  const uint64_t generation = ++buffer_generation_;
-  buffer_slot_generation_[slot] = generation;
+  const auto [slot, generation] = buffer_slots_.claim();
   uint64_t offset = 0;
   for (ObjectId id : objects) {
     const ObjectInfo& o = core_.ctx().objects().get(id);
@@ -133,7 +126,7 @@ void LayerPrefetch::buffer_layer(uint32_t layer, TimePs trigger) {
     // One decision per object's copy into the buffer, on the same controller.
     const TimePs decided = core_.decide(trigger);
     Buffered b;
-    b.address = buffer_slot_base_[slot] + offset;
+    b.address = buffer_slots_.base[slot] + offset;
     b.decided_ps = decided;
     b.generation = generation;
     offset += (bytes + 4095) / 4096 * 4096;
@@ -144,7 +137,7 @@ void LayerPrefetch::buffer_layer(uint32_t layer, TimePs trigger) {
 }
 
 TimePs LayerPrefetch::issue_due(TimePs now) {
-  const TimePs buffer_next = buffer_slot_base_.empty() ? 0 : issue_buffer_copies(now);
+  const TimePs buffer_next = buffer_slots_.empty() ? 0 : issue_buffer_copies(now);
   const TimePs staged_next = issue_staged_copies(now);
   if (buffer_next == 0) return staged_next;
   return staged_next == 0 ? buffer_next : std::min(buffer_next, staged_next);
@@ -180,8 +173,7 @@ const LayerPrefetch::Buffered* LayerPrefetch::buffered_source(ObjectId object, T
   auto b = buffered_.find(object.value());
   if (b == buffered_.end()) return nullptr;
   const Buffered& copy = b->second;
-  const size_t slot = (copy.generation - 1) % buffer_slot_base_.size();
-  if (copy.issued && buffer_slot_generation_[slot] == copy.generation) {
+  if (copy.issued && buffer_slots_.current(copy.generation)) {
     if (copy.landed_ps > now) wait_until = copy.landed_ps;
     return &copy;
   }
@@ -198,7 +190,7 @@ TimePs LayerPrefetch::issue_staged_copies(TimePs now) {
     // From the DPU's buffer when this layer's stage-1 copy of the object was issued there; the
     // copy is issued once that one landed (in decision order: later copies wait behind it).
     const Buffered* from_buffer = nullptr;
-    if (!buffer_slot_base_.empty()) {
+    if (!buffer_slots_.empty()) {
       TimePs wait_until = 0;
       from_buffer = buffered_source(id, now, wait_until);
       if (wait_until != 0) {
@@ -211,7 +203,7 @@ TimePs LayerPrefetch::issue_staged_copies(TimePs now) {
     const Orchestrator::Split& s = *core_.split(id);
     const uint64_t bytes = o.size_bytes - s.resident_bytes;
     const MovementIntent intent = prefetch_intent(id, o);
-    if (!buffer_slot_base_.empty()) {
+    if (!buffer_slots_.empty()) {
       (from_buffer ? buffer_sourced_bytes_ : buffer_bypassed_bytes_).inc(bytes);
     }
     TimePs landed = now;
@@ -246,8 +238,7 @@ bool LayerPrefetch::locate(ObjectId object, const ObjectInfo& o, uint64_t offset
                            uint64_t max_bytes, TimePs now, ReadSource& src) {
   auto st = staged_.find(object.value());
   if (st == staged_.end()) return false;
-  const size_t slot = (st->second.generation - 1) % slot_base_.size();
-  if (slot_generation_[slot] != st->second.generation) return false;  // its slot was reused
+  if (!slots_.current(st->second.generation)) return false;  // its slot was reused
   src.address = st->second.address + (offset - core_.split(object)->resident_bytes);
   src.path = ReadPath::kStaged;
   st->second.used = true;
@@ -271,7 +262,7 @@ uint64_t LayerPrefetch::unused_prefetch_bytes() const {
 }
 
 void LayerPrefetch::summarize(std::vector<SummaryItem>& out, double per) const {
-  if (!buffer_slot_base_.empty()) {
+  if (!buffer_slots_.empty()) {
     out.push_back(
         {"dpu_buffer_bytes_per_token", double(buffer_bytes_.value()) * per, "bytes/token"});
     const double prefetched =
@@ -280,7 +271,7 @@ void LayerPrefetch::summarize(std::vector<SummaryItem>& out, double per) const {
                    prefetched > 0 ? double(buffer_sourced_bytes_.value()) / prefetched : 0.0,
                    "fraction"});
   }
-  out.push_back({"staging_bytes", double(core_.plan().slot_bytes * slot_base_.size()), "bytes"});
+  out.push_back({"staging_bytes", double(core_.plan().slot_bytes * slots_.base.size()), "bytes"});
   if (map_) {
     out.push_back({"residency_map_hits", double(map_->hits()), "count"});
     out.push_back({"residency_map_misses", double(map_->misses()), "count"});

@@ -60,6 +60,25 @@ class LayerPrefetch final : public MovementMechanism {
     bool issued = false;
     uint64_t generation = 0;
   };
+  // Slots reused round robin: each claim starts a new generation of its slot, and a copy tagged
+  // with an older generation than its slot's is gone.
+  struct SlotRing {
+    std::vector<uint64_t> base;        // global addresses
+    std::vector<uint64_t> generation;  // each slot's current generation
+    uint64_t last = 0;                 // generations handed out
+    void add(uint64_t address) {
+      base.push_back(address);
+      generation.push_back(0);
+    }
+    bool empty() const { return base.empty(); }
+    // The next slot: its index and its new generation.
+    std::pair<size_t, uint64_t> claim() {
+      const size_t slot = last % base.size();
+      generation[slot] = ++last;
+      return {slot, last};
+    }
+    bool current(uint64_t g) const { return generation[(g - 1) % base.size()] == g; }
+  };
   void prefetch_layer(uint32_t layer, TimePs trigger);
   // Stage 1 into the DPU's buffer: decisions and copies of `layer`'s home parts.
   void buffer_layer(uint32_t layer, TimePs trigger);
@@ -75,17 +94,14 @@ class LayerPrefetch final : public MovementMechanism {
   uint32_t last_layer_ = UINT32_MAX;
   // The staging area.
   std::unordered_map<uint32_t, Staged> staged_;  // by object id
-  std::vector<uint64_t> slot_base_;              // staging slots (global addresses)
-  std::vector<uint64_t> slot_generation_;
-  uint64_t generation_ = 0;
-  std::vector<ObjectId> queue_;  // decided copies in decision order, not issued yet
+  SlotRing slots_;                               // the staging area in the fast memory
+  std::vector<ObjectId> queue_;                  // decided copies in decision order, not issued yet
   size_t queue_head_ = 0;
   uint64_t unused_bytes_ = 0;  // copies replaced before anyone read them
   // The DPU's buffer.
   DmaEngine* buffer_dma_ = nullptr;
   std::unordered_map<uint32_t, Buffered> buffered_;  // by object id: its latest stage-1 copy
-  std::vector<uint64_t> buffer_slot_base_, buffer_slot_generation_;
-  uint64_t buffer_generation_ = 0;
+  SlotRing buffer_slots_;                            // in the DPU's memory
   std::vector<std::pair<uint32_t, uint64_t>> buffer_queue_;  // (object id, generation)
   size_t buffer_queue_head_ = 0;
 
