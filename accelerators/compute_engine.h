@@ -13,10 +13,11 @@
 // tile and written after the last. Off-chip writes (KV append) are issued when the op ends; a step
 // ends when its last op and its outstanding writes are done.
 //
-// Fidelity: fast. One op at a time (no concurrent kernels), no inter-op prefetch (the movement
-// policies of the orchestration issue add it). Matrix ops run at peak x efficiency x
-// M / (M + M_half) for M rows per weight read; vector ops at the vector rate; collectives take
-// the scale-up collective model's time (symmetric tensor-parallel ranks: one is simulated).
+// Fidelity: fast. One op at a time (no concurrent kernels), no inter-op prefetch of its own
+// (policy ORCHESTRATED adds layer-ahead prefetch: accelerators/orchestration). Matrix ops run at
+// peak x efficiency x M / (M + M_half) for M rows per weight read; vector ops at the vector rate;
+// collectives take the scale-up collective model's time (symmetric tensor-parallel ranks: one is
+// simulated).
 #pragma once
 
 #include <tlm_utils/simple_initiator_socket.h>

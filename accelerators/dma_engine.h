@@ -18,8 +18,7 @@
 // non-preemptive per 4 KiB on the engine and per packet or flit on a link).
 // Fidelity: fast, loosely timed: transfer() is called from a SystemC process, returns the
 // completion time at once, and reserves bandwidth from a start time that may lie ahead of the
-// current time (annotated delay). Descriptor queues, channels, priorities and fences arrive with
-// the orchestration issue.
+// current time (annotated delay). Channels, descriptor queues and fences: docs/models/dma.md.
 #pragma once
 
 #include <tlm_utils/multi_passthrough_initiator_socket.h>

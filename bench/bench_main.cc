@@ -78,7 +78,7 @@ void BM_DecodeLlama3_70B_H200(benchmark::State& s) {
 }
 BENCHMARK(BM_DecodeLlama3_70B_H200)->Arg(16)->UseManualTime()->Unit(benchmark::kMillisecond);
 
-// Issue #4's speed target: Llama-3-70B TP8 on H100, batch 64, context 2048, 256 steps (< 5 s).
+// The speed target: Llama-3-70B TP8 on H100, batch 64, context 2048, 256 steps (< 5 s).
 void BM_Speed70BTp8(benchmark::State& s) {
   decode_run(s, "h100_sxm.textproto", "llama3_70b.textproto",
              {preset("software/cuda_events_per_kernel.textproto"),

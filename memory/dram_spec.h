@@ -60,7 +60,7 @@ struct ControllerPolicy {
 };
 
 // Refresh-rate multiplier for a temperature: x1 at or below 85 C, x2 above (tREFI halves), as
-// JEDEC's temperature-compensated refresh (parameters.md s.6). A table may replace it later.
+// JEDEC's temperature-compensated refresh. A table may replace it later.
 double refresh_rate_multiplier(double temperature_c);
 
 }  // namespace tiersim

@@ -1,4 +1,4 @@
-// On-package SRAM in cache mode with the wired residency primitive (issue #5), plain C++: the
+// On-package SRAM in cache mode with the wired residency primitive, plain C++: the
 // state and policy core that the SRAM component's cache mode will use.
 //
 // Cache: set-associative, `line_bytes` lines, LRU or RRIP (SRRIP, 2-bit) replacement.

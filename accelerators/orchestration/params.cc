@@ -366,7 +366,7 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   p.prefetch_layers = c.prefetch_layers();
   p.controller = c.controller();
   // Without explicit latencies, the controller's place and the notification kind give the
-  // middle of their ranges (mechanisms.md s.3.3 and s.3.5; C).
+  // middle of their estimated ranges (C; docs/models/orchestration.md).
   const TimePs decision_default[] = {0, 27'500'000, 3'000'000, 300'000};  // host, DPU, accel
   const TimePs notify_default[] = {0, 10'000'000, 1'500'000, 300'000};    // interrupt, poll, bell
   p.decision_latency_ps =

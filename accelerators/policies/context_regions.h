@@ -1,9 +1,9 @@
-// The region pool of context-region orchestration (mechanisms.md s.3.7; config ContextRegions):
-// plain C++, no SystemC. It tracks every KV region's state (in the pool's frames, at home with a
-// backup, or lost), ranks the pool's regions for demotion (LRU, or an exponential moving average
-// of "attended this step": H2O's heavy hitters), applies the coherence veto (a region that took
-// at least veto_mass of a step's attention is locked for veto_steps steps) and counts what it
-// did. The orchestrator owns addresses, copies and timing.
+// The region pool of context-region orchestration (config ContextRegions; the context-region essay,
+// docs/models/orchestration.md): plain C++, no SystemC. It tracks every KV region's state (in the
+// pool's frames, at home with a backup, or lost), ranks the pool's regions for demotion (LRU, or an
+// exponential moving average of "attended this step": H2O's heavy hitters), applies the coherence
+// veto (a region that took at least veto_mass of a step's attention is locked for veto_steps steps)
+// and counts what it did. The orchestrator owns addresses, copies and timing.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // An extent allocator for a tier where fragmentation matters (HBM regions for weight shards,
-// experts, activation arenas), plain C++ (mechanisms.md s.3.2): first-fit or best-fit
+// experts, activation arenas), plain C++ (after the HBM Fragmentation Guard): first-fit or best-fit
 // allocation of aligned extents, fragmentation metrics, and compaction that is safe by
 // construction: an extent with in-flight references (a kernel or a DMA reading it) is never
 // moved; compaction slides the others toward address 0 within a byte budget. Callers hold

@@ -1,4 +1,4 @@
-// The movement controller's residency map (mechanisms.md s.3.3 D): a finite table on the
+// The movement controller's residency map (as in the MCOS-HFC essay): a finite table on the
 // controller, one entry per object it tracks (current tier, transfer state, hotness). A lookup
 // that hits costs the map's lookup latency; a miss (the object has no entry: the map overflowed
 // or never saw it) takes the software path (the host's object table, `software_latency_ps`) and

@@ -14,7 +14,7 @@
 //   REGRET      reactive regret-aware eviction (kv-hierarchy-lab): a page refetched within
 //               `horizon` accesses of its eviction gains regret; victim = argmin(1.5 freq +
 //               recency + w_r regret)
-//   PREDICTED_REGRET  predictive regret (the HFC's form, mechanisms.md s.3.3): R = P(reuse) x
+//   PREDICTED_REGRET  predictive regret (the MCOS-HFC essay's form): R = P(reuse) x
 //               stall penalty of refetching the page from its home tier x its remaining
 //               lifetime (expected further accesses, counted down at each access); a miss
 //               evicts the resident of lowest R (ties: least recently used) when its own R is
@@ -77,7 +77,7 @@ struct PolicyParams {
   // REGRET
   uint32_t regret_horizon = 24;
   double regret_weight = 6.0;
-  // CONFIDENCE (defaults from the hbm_fragmentation_guard code, mechanisms.md s.3.2)
+  // CONFIDENCE (defaults from the hbm_fragmentation_guard_sim code)
   double admit_lb = 0.60, evict_ub = 0.35, z = 1.0;
   uint64_t epoch_accesses = 20;
   uint64_t budget_migration_bytes = 0;  // 0: unlimited

@@ -1,5 +1,5 @@
-// The wired-residency arbiter (mechanisms.md s.3.1), plain C++: chooses which objects to BIND
-// in on-chip SRAM under a tenant's wired quota. Each candidate's score is
+// The wired-residency arbiter (the hardware-enforced on-chip residency essay), plain C++: chooses
+// which objects to BIND in on-chip SRAM under a tenant's wired quota. Each candidate's score is
 //   reuse_per_step x bytes_saved_per_reuse / (bind_cost_bytes + quota_cost_bytes)
 // (off-chip bytes saved per step, per byte it costs to bind and to hold), and a greedy knapsack
 // takes candidates in descending score while they fit the quota (a candidate that does not fit

@@ -1,6 +1,7 @@
 // The object model: every tensor the workload names (weights, KV cache, activations) is an object
 // with an id, a class, a size and a placement. Workloads register objects; the system builder
-// places them in their home memory; policies (issue 6) move them. Plain C++.
+// places them in their home memory; the movement orchestrator (accelerators/orchestration) and its
+// policies move them. Plain C++.
 #pragma once
 
 #include <cstdint>

@@ -161,7 +161,7 @@ const double kLinkOneWayPs = 25000 + kFlitPs;              // PHY + one flit
 const double kMediaPs = 45000 + 64 / (38.4e9 * 0.8 / 2) * 1e12 + 15000;  // latency+line+miss
 const double kLocalPs = 100000 + 64 / (38.4e9 * 0.8 / 2) * 1e12 + 15000;
 
-// CXL idle load-to-use (issue #5): direct attach is host port + link down + controller + media
+// CXL idle load-to-use: direct attach is host port + link down + controller + media
 // + link up, lands in the published 200-300 ns and 70-90 ns above local DDR5; each retimer adds
 // its latency per crossing.
 TEST(Cxl, IdleLatencyIsInThePublishedRangeAndAboveLocalDdr) {
@@ -231,7 +231,7 @@ TEST(Cxl, EachSwitchHopAddsItsConfiguredLatency) {
 // Bandwidth by read/write mix on a Gen5 x8 expander: a closed loop of 32 transfers of 4 KiB in
 // flight, reads and writes in a fixed pattern. Read-only bandwidth is below every mix (separate
 // tracker pools and link directions), and each mix lands within 10% of the Intel/OCP demo's
-// measurements ([S5]: 17.8, 23.6, 25.1, 27.2 GB/s at all-read, 3:1, 2:1, 1:1).
+// measurements (CacheLib wiki: 17.8, 23.6, 25.1, 27.2 GB/s at all-read, 3:1, 2:1, 1:1).
 TEST(Cxl, ReadOnlyBandwidthIsBelowMixedReadWrite) {
   const config::Config cfg = host_system(link("dma_cxl", "dma", "cxl_mem", "cxl2_x8"), {});
   const std::string out = simulate(cfg, [](Context& ctx, std::ostream& os) {

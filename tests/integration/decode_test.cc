@@ -116,7 +116,7 @@ TEST(Decode, TpotGrowsWithContextAsTheKvReadPredicts) {
   EXPECT_NEAR(long_ctx.tpot_ms[0] - short_ctx.tpot_ms[0], extra_ms, kLayers * 0.11e-3);
 }
 
-// Issue #4's TP8 configuration (Llama-3-70B on 8 H100, batch 64): every collective of a step takes
+// The TP8 speed target (Llama-3-70B on 8 H100, batch 64): every collective of a step takes
 // the collective model's time. Hand values (AUTO picks one-shot for these sizes):
 // - all-reduce of 64 x 8192 x 2 = 1,048,576 bytes: ring 14 x 2 us + 2 x 7 x 131,072 B / 380 GB/s
 //   = 32.83 us, one-shot 2 us + 7 x 1,048,576 B / 380 GB/s = 21.316 us; + 5 us launch;

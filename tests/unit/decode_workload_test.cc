@@ -108,7 +108,7 @@ TEST(SpeculativeDecode, DraftPassesThenOneVerifyPass) {
   EXPECT_EQ(w.verified_sequences(), 6u);
 }
 
-// Accepted tokens per verify match (1 - a^(g+1)) / (1 - a) within 2% (issue #4), over 25,600
+// Accepted tokens per verify match (1 - a^(g+1)) / (1 - a) within 2%, over 25,600
 // verified sequences for each (alpha, gamma).
 TEST(SpeculativeDecode, TokensPerVerifyMatchTheClosedForm) {
   TransformerShape target = load_model("llama2_7b");

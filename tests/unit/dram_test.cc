@@ -480,7 +480,7 @@ TEST(HbmPresets, ValidAndPeakMatchesPinArithmetic) {
     EXPECT_NEAR(s.peak_bytes_per_s(), pins, pins * 0.001) << name;
     EXPECT_GE(s.capacity_bytes(), h.capacity_bytes_per_stack()) << name;
   }
-  // validation.md: HBM3 819.2, HBM3E 9.2 Gb/s 1177.6, HBM2E 3.2 Gb/s 409.6 GB/s per stack.
+  // Pin rate x 1024 / 8: HBM3 819.2, HBM3E 9.2 Gb/s 1177.6, HBM2E 3.2 Gb/s 409.6 GB/s per stack.
   EXPECT_DOUBLE_EQ(test::load_device("hbm3_6400").peak_bytes_per_s(), 819.2e9);
   EXPECT_NEAR(test::load_device("hbm3e_9200_8h").peak_bytes_per_s(), 1177.6e9, 1177.6e9 * 0.02);
   EXPECT_DOUBLE_EQ(test::load_device("hbm2e_3200").peak_bytes_per_s(), 409.6e9);

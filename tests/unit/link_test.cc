@@ -118,7 +118,7 @@ TEST(Link, ReplaysFollowTheBitErrorRate) {
   EXPECT_NEAR(double(m.replays()) / 20000, expected, expected * 0.03);
 }
 
-// Optical tail (issue #5): 200,000 transfers of 64 KiB every 100 us over the DSP pluggable.
+// Optical tail: 200,000 transfers of 64 KiB every 100 us over the DSP pluggable.
 // Without retrains the tail is the jitter's: p99 - p50 = 2.33 sd, and the mean sits within
 // half a sd of the median. With retrains (10 per second of 2 ms each) about 2% of transfers wait
 // for one: the p99 jumps by orders of magnitude (set by the retrain duration) while the median does

@@ -76,7 +76,7 @@ TEST(AddressMap, DecodeAllocateAndLocalOffsets) {
 }
 
 TEST(HbmParams, PeakBandwidthFromPins) {
-  // validation.md: HBM3 819.2 GB/s, HBM3E 9.2 Gb/s 1177.6 GB/s, HBM2E 3.2 Gb/s 409.6 GB/s.
+  // Pin rate x 1024 / 8: HBM3 819.2 GB/s, HBM3E 9.2 Gb/s 1177.6 GB/s, HBM2E 3.2 Gb/s 409.6 GB/s.
   BandwidthMemoryParams p{1, 1024, 6400, 1, 1.0, 0, 256, 1, 1.0, 0.0};
   EXPECT_DOUBLE_EQ(p.peak_bytes_per_s_per_stack(), 819.2e9);
   p.pin_data_rate_mbps = 9200;

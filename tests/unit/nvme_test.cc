@@ -71,7 +71,7 @@ TEST(Nvme, SequentialReadsReachTheBandwidth) {
 // the same 14 GB/s steady rate (the drive is the bottleneck), and one command's extra time is
 // exactly the DRAM hop: 128 KiB at half the DRAM bandwidth plus its latency.
 TEST(Nvme, BounceBufferAddsAHostDramHop) {
-  const PathHop pcie{26.4e9, 1'000'000};     // GDS-measured Gen4 x16 ([I7]), 1 us
+  const PathHop pcie{26.4e9, 1'000'000};     // GDS-measured Gen4 x16 (gds-report.pages.dev), 1 us
   const PathHop dram{245.76e9 / 2, 95'000};  // DDR5-4800 x8 at 0.8: written, then read
   auto run = [&](const std::vector<PathHop>& hops, uint64_t bytes) {
     NvmeModel d(preset());
