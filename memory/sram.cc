@@ -79,8 +79,11 @@ void SramParams::validate(const config::Sram& c, Validator& v) {
 }
 
 SramParams SramParams::from_config(const config::Sram& c) {
-  SramParams p{c.capacity_bytes(), c.read_bandwidth_bytes_per_s(), c.write_bandwidth_bytes_per_s(),
-               c.latency_ps()};
+  SramParams p;
+  p.capacity_bytes = c.capacity_bytes();
+  p.read_bandwidth_bytes_per_s = c.read_bandwidth_bytes_per_s();
+  p.write_bandwidth_bytes_per_s = c.write_bandwidth_bytes_per_s();
+  p.latency_ps = c.latency_ps();
   if (c.has_mesh()) {
     p.mesh_columns = c.mesh().columns();
     p.home_chiplet = c.mesh().home_chiplet();

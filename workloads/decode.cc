@@ -157,13 +157,13 @@ void DecodeWorkload::register_objects(ObjectTable& t) {
     target_use.prefill_steps = 1;
     target_use.prefill_routed_tokens = o_.batch * o_.context;
   }
-  const ObjectIntent target_kv{0, last, 1.0, 1.0};
+  const ObjectIntent target_kv{0, last, 1.0, 1.0, {}};
   target_.objects().register_weights(
       t, target_.shape(), "", ObjectClass::kWeight, target_use,
       [&](uint32_t l) { target_kv_.register_layer(t, "", l, o_.batch, target_kv); });
   if (draft_) {
     const WeightUse draft_use{last, double(o_.gamma), nullptr, o_.batch};
-    const ObjectIntent draft_kv{0, last, double(o_.gamma), 1.0};
+    const ObjectIntent draft_kv{0, last, double(o_.gamma), 1.0, {}};
     draft_->objects().register_weights(
         t, draft_->shape(), "draft.", ObjectClass::kDraftWeight, draft_use,
         [&](uint32_t l) { draft_kv_->register_layer(t, "draft.", l, o_.batch, draft_kv); });

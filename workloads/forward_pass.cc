@@ -24,7 +24,7 @@ void ModelObjects::register_weights(ObjectTable& t, const TransformerShape& s,
                                     const std::function<void(uint32_t)>& after_layer) {
   const ObjectClass tables = weights == ObjectClass::kWeight ? ObjectClass::kEmbedding : weights;
   // Dense weights: read once per pass, every step, for certain.
-  const ObjectIntent every{0, use.last_step, use.passes_per_step, 1.0};
+  const ObjectIntent every{0, use.last_step, use.passes_per_step, 1.0, {}};
   // Tables are gathered a few rows per token (no whole read), but a tied embedding is read
   // whole by the LM head.
   ObjectIntent gathered = every;

@@ -12,7 +12,7 @@ GemmWorkload::GemmWorkload(uint64_t m, uint64_t k, uint64_t n, config::Dtype dty
 
 void GemmWorkload::register_objects(ObjectTable& t) {
   // Each repetition (step) reads A and B once and writes C once.
-  const ObjectIntent every{0, repetitions_ - 1, 1.0, 1.0};
+  const ObjectIntent every{0, repetitions_ - 1, 1.0, 1.0, {}};
   a_ = t.add("gemm.a", ObjectClass::kActivation, a_bytes(), LayerId(), every);
   b_ = t.add("gemm.b", ObjectClass::kWeight, b_bytes(), LayerId(), every);
   c_ = t.add("gemm.c", ObjectClass::kActivation, c_bytes(), LayerId(), every);

@@ -182,7 +182,7 @@ void PagedKv::register_layer(ObjectTable& t, uint32_t layer) {
   if (first_.size() <= layer) first_.resize(layer + 1, 0);
   first_[layer] = t.add("layer" + std::to_string(layer) + ".kv_pool", ObjectClass::kKvCache,
                         uint64_t{blocks()} * block_tokens_ * token_bytes_, LayerId(layer),
-                        ObjectIntent{0, ObjectIntent::kUntilEnd, 1.0, 1.0})
+                        ObjectIntent{0, ObjectIntent::kUntilEnd, 1.0, 1.0, {}})
                       .value();
 }
 

@@ -145,7 +145,7 @@ TEST(BandwidthMemory, OutOfRangeIsAnAddressError) {
 class FixedMemory : public MemoryTarget {
  public:
   FixedMemory(sc_core::sc_module_name name, Context& ctx)
-      : MemoryTarget(name, ctx, "fixed", Tier::kDdr, 4096, {"requests", "requests served"}) {
+      : MemoryTarget(name, ctx, "fixed", Tier::kDdr, 4096, {"requests", "requests served", true}) {
     ctx.stats().counter(basename(), "own", "the model's own stat", "count");
     register_latency("request_latency", "latency", Histogram::log2_edges(1, 1 << 10));
   }
