@@ -193,7 +193,7 @@ TEST(Sram, ReadAndWritePortsAreIndependent) {
     sc_core::sc_set_time_resolution(1, sc_core::SC_PS);
     config::Config cfg;
     Context ctx(cfg, 1);
-    Sram sram("sram", SramParams{1 << 20, 1e12, 0.5e12, 2000}, ctx);
+    Sram sram("sram", SramParams{1 << 20, 1e12, 0.5e12, 2000, {}}, ctx);
     Tester t("tester", {{tlm::TLM_READ_COMMAND, 0, 1000, 0, 0},
                         {tlm::TLM_WRITE_COMMAND, 0, 1000, 0, 0},
                         {tlm::TLM_READ_COMMAND, 0, 1000, 0, 0}});
