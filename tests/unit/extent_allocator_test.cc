@@ -172,7 +172,9 @@ TEST(ExtentAllocator, RandomizedInvariantsAndSafeCompaction) {
     std::sort(spans.begin(), spans.end());
     for (size_t i = 0; i < spans.size(); ++i) {
       ASSERT_LE(spans[i].first + spans[i].second, a.capacity());
-      if (i > 0) ASSERT_GE(spans[i].first, spans[i - 1].first + spans[i - 1].second);
+      if (i > 0) {
+        ASSERT_GE(spans[i].first, spans[i - 1].first + spans[i - 1].second);
+      }
     }
     const auto m = a.metrics();
     ASSERT_EQ(used + m.free_bytes, a.capacity());

@@ -281,7 +281,10 @@ TEST(ResidencyPolicy, ArcResistsScans) {
             << "\n";
   EXPECT_GT(arc.hits, lru.hits);
   for (const auto& [name, stream] : w) {
-    auto p = make_policy(PolicyKind::kArc, PolicyParams{16, kPage});
+    PolicyParams pp;
+    pp.frames = 16;
+    pp.page_bytes = kPage;
+    auto p = make_policy(PolicyKind::kArc, pp);
     for (uint64_t i = 0; i < stream.size(); ++i) {
       p->access(stream[i], i);
       ASSERT_LE(p->resident_count(), 16u) << name;
