@@ -55,8 +55,8 @@ void LayerPrefetch::prepare() {
   if (buffer_dma_ == nullptr) throw std::logic_error(core_.owner() + ": DPU DMA engine missing");
   for (uint32_t i = 0; i <= p.buffer_lookahead; ++i) {
     buffer_slots_.add(core_.place_in(p.buffer_memory, slot_bytes, "dpu_buffer.memory",
-                                     std::to_string(p.buffer_lookahead + 1) + " slots of " +
-                                         std::to_string(slot_bytes) + " bytes"));
+                                     "the DPU buffer's slot " + std::to_string(i + 1) + " of " +
+                                         std::to_string(p.buffer_lookahead + 1)));
   }
 }
 

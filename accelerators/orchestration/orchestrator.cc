@@ -152,7 +152,13 @@ void Orchestrator::apply_plan() {
   for (ObjectId id : plan_.wired) {
     ObjectInfo& o = ctx_.objects().get_mutable(id);
     auto a = map.allocate(p_.wired_memory, o.size_bytes, 4096);
-    if (!a) throw std::logic_error(owner_ + ": the wired choice exceeds the wired memory");
+    if (!a) {  // the room is the free bytes, which need not be one range
+      throw ConfigError({ConfigIssue{{},
+                                     "policy.orchestration.wired.quota_bytes",
+                                     "\"" + p_.wired_memory + "\" has no contiguous room for " +
+                                         o.name + " (" + std::to_string(o.size_bytes) +
+                                         " bytes) that the quota chose: lower the quota"}});
+    }
     o.address = *a;
     o.home = p_.wired_memory;
     wired_.insert(id.value());

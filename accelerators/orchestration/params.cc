@@ -126,10 +126,6 @@ void validate_kv_restore(const config::Config& root, const config::Orchestration
               "recompute from)");
     }
   }
-  if (c.has_arbiter_path_bytes_per_s()) {
-    // Allowed with any kv_restore (a sweep over the modes keeps it), used by ARBITRATE only.
-    o.positive("arbiter_path_bytes_per_s", true, c.arbiter_path_bytes_per_s());
-  }
 }
 
 // Context regions of a sparse-attention KV.
@@ -248,6 +244,14 @@ void validate_dpu_buffer(const config::Config& root, const config::Orchestration
   }
 }
 
+// The arbiter's first estimate of the home path's rate.
+void validate_arbiter(const config::Config& root, const config::Orchestration& c, Validator& o) {
+  if (c.has_arbiter_path_bytes_per_s()) {
+    // Allowed with any kv_restore (a sweep over the modes keeps it), used by ARBITRATE only.
+    o.positive("arbiter_path_bytes_per_s", true, c.arbiter_path_bytes_per_s());
+  }
+}
+
 // Precision states of resident weights (or of the object cache's objects).
 void check_precision(const config::ResidentPrecision& rp, Validator pv) {
   if (rp.dtype() != config::INT8 && rp.dtype() != config::FP8 && rp.dtype() != config::INT4) {
@@ -352,7 +356,8 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
   for (auto* check :
        {validate_controller, validate_host_attention, validate_second_tier, validate_page_cache,
         validate_kv_restore, validate_context_regions, validate_object_cache, validate_dpu_buffer,
-        validate_precision, validate_wired, validate_residency_map, validate_confidence}) {
+        validate_arbiter, validate_precision, validate_wired, validate_residency_map,
+        validate_confidence}) {
     check(root, c, o);
   }
 }

@@ -46,9 +46,11 @@ struct PlacementPlan {
   std::vector<ObjectId> wired;         // in the arbiter's choice order
   double wired_saved_bytes_per_step = 0;
   // Precision states.
-  std::unordered_set<uint32_t> lowered;  // object ids (iteration order: insertion by sensitivity)
-  double low_scale = 1.0;                // stored bytes per logical byte of a lowered object
-  double dequant_flops_per_byte = 0;     // per logical byte read from a lowered copy
+  // Object ids, filled in ascending sensitivity; the object cache allocates their home copies
+  // in this set's iteration order (so the container type fixes those addresses).
+  std::unordered_set<uint32_t> lowered;
+  double low_scale = 1.0;             // stored bytes per logical byte of a lowered object
+  double dequant_flops_per_byte = 0;  // per logical byte read from a lowered copy
   double quality_proxy = 0;
   uint64_t precision_vetoes = 0;
   uint64_t resident_stored_bytes = 0;  // weights' resident parts, as stored
