@@ -86,7 +86,8 @@ void LayerPrefetch::prefetch_layer(uint32_t layer, TimePs trigger) {
   uint64_t offset = 0;
   for (ObjectId id : objects) {
     const ObjectInfo& o = core_.ctx().objects().get(id);
-    const uint64_t bytes = o.size_bytes - core_.split(id)->resident_bytes;
+    const uint64_t resident = core_.split(id)->resident_bytes;
+    const uint64_t bytes = o.size_bytes - resident;
     // One decision per object's copy (a descriptor), serialised on the controller; with a
     // residency map it first looks the object up (a miss takes the software path).
     const TimePs lookup = map_ ? map_->lookup(id.value(), Tier::kHbm) : 0;
@@ -105,6 +106,7 @@ void LayerPrefetch::prefetch_layer(uint32_t layer, TimePs trigger) {
     }
     Staged st;
     st.address = dst;
+    st.resident_bytes = resident;
     st.bytes = bytes;
     st.decided_ps = decided + (p.signed_descriptors ? p.verify_latency_ps : 0);
     st.generation = generation;
@@ -239,7 +241,7 @@ bool LayerPrefetch::locate(ObjectId object, const ObjectInfo& o, uint64_t offset
   auto st = staged_.find(object.value());
   if (st == staged_.end()) return false;
   if (!slots_.current(st->second.generation)) return false;  // its slot was reused
-  src.address = st->second.address + (offset - core_.split(object)->resident_bytes);
+  src.address = st->second.address + (offset - st->second.resident_bytes);
   src.path = ReadPath::kStaged;
   st->second.used = true;
   if (!st->second.issued) {

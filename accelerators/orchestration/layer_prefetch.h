@@ -46,7 +46,8 @@ class LayerPrefetch final : public MovementMechanism {
 
  private:
   struct Staged {
-    uint64_t address = 0;  // global address of byte `resident_bytes` of the object
+    uint64_t address = 0;         // global address of byte `resident_bytes` of the object
+    uint64_t resident_bytes = 0;  // the object's resident part (the copy starts after it)
     TimePs decided_ps = 0, landed_ps = 0, ready_ps = 0;
     bool issued = false;
     bool used = false;        // read at least once before its slot was reused

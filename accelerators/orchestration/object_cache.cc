@@ -167,8 +167,8 @@ bool ObjectCache::admit(uint32_t object, uint64_t bytes, TimePs now) {
   }
 }
 
-void ObjectCache::visit(uint32_t object, const ObjectInfo& o, double scale, TimePs now) {
-  CachedObject& c = cached_[object];
+void ObjectCache::visit(uint32_t object, CachedObject& c, const ObjectInfo& o, double scale,
+                        TimePs now) {
   c.visit_op = op_serial_;
   c.last_step = core_.step();
   visits_.inc();
@@ -218,8 +218,9 @@ bool ObjectCache::locate(ObjectId object, const ObjectInfo& o, uint64_t offset, 
     src.dequant_flops_per_byte = core_.plan().dequant_flops_per_byte;
   }
   // The object's first read in this op: one visit.
-  if (cached_[object.value()].visit_op != op_serial_) visit(object.value(), o, scale, now);
-  const CachedObject& c = cached_.at(object.value());
+  // One lookup per tile: admissions only look up existing entries, so `c` stays valid.
+  CachedObject& c = cached_[object.value()];
+  if (c.visit_op != op_serial_) visit(object.value(), c, o, scale, now);
   if (!c.resident) {
     src.address = home;
     src.path = ReadPath::kDemand;

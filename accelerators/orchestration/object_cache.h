@@ -68,7 +68,7 @@ class ObjectCache final : public MovementMechanism {
   // Relocates extents to open one of `bytes` within the step's budget; whether any moved.
   bool compact(uint64_t bytes, TimePs now);
   // The first read of `object` in the running op: hit, admission or bypass.
-  void visit(uint32_t object, const ObjectInfo& o, double scale, TimePs now);
+  void visit(uint32_t object, CachedObject& c, const ObjectInfo& o, double scale, TimePs now);
   std::pair<uint64_t, uint64_t> order_key(const CachedObject& c) const;
   // Stored bytes per logical byte of `object` (a lowered object's copy: fewer).
   double scale_of(uint32_t object) const;

@@ -119,7 +119,6 @@ void plan_weight(const ObjectInfo& o, uint32_t id, const OrchestrationParams& p,
     if (p.resident_fraction + p.tier_fraction >= 1.0) tier = o.size_bytes;
     po.tier_bytes = std::min(tier, o.size_bytes - resident);
   }
-  po.prefetched = true;
   const uint32_t layer = o.layer.valid() ? o.layer.value() : plan.layers;
   plan.layer_objects[layer].push_back(ObjectId(id));
   layer_home[layer] += o.size_bytes - resident;

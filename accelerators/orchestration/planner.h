@@ -38,7 +38,6 @@ struct PlannedObject {
   uint64_t resident_stored_bytes = 0;  // ... stored in this many bytes (lowered: fewer)
   double scale = 1.0;                  // stored bytes per logical byte of the resident part
   uint64_t tier_bytes = 0;             // kSplit: then this many in the middle tier
-  bool prefetched = false;             // kSplit with a home part: in its layer's prefetch list
 };
 
 struct PlacementPlan {

@@ -60,7 +60,9 @@ TEST(PlacementPlanner, SplitsWeightsIntoWholePagesAndListsHomePartsPerLayer) {
   EXPECT_EQ(big.where, Where::kSplit);
   EXPECT_EQ(big.resident_bytes, 5 * kMiB);
   EXPECT_EQ(big.resident_stored_bytes, 5 * kMiB);
-  EXPECT_TRUE(big.prefetched);
+  // ... and its home part is prefetched with its layer.
+  ASSERT_FALSE(plan.layer_objects[0].empty());
+  EXPECT_EQ(plan.layer_objects[0][0].value(), 1u);
   EXPECT_EQ(plan.objects[2].resident_bytes, 3 * kMiB / 2);
   // The final norm (16 KiB: 8 KiB resident) is the virtual last layer, index 2.
   EXPECT_EQ(plan.layers, 2u);
