@@ -6,6 +6,8 @@
 #include <ostream>
 #include <stdexcept>
 
+#include "models/core/input_file.h"
+
 namespace tiersim {
 
 std::vector<double> capped_zipf_shares(uint32_t experts, uint32_t k, double zipf) {
@@ -158,11 +160,11 @@ bool parse_fields(const std::string& line, std::vector<uint64_t>& out) {
 
 std::optional<TraceRouter> TraceRouter::load(const std::string& path, const Shape& shape,
                                              Validator& v) {
-  std::ifstream in(path);
-  if (!in) {
-    v.error("trace", "cannot open routing trace \"" + path + "\"");
+  if (const std::string problem = input_file_problem(path, kMaxTextInputBytes); !problem.empty()) {
+    v.error("trace", "cannot read routing trace \"" + path + "\": " + problem);
     return std::nullopt;
   }
+  std::ifstream in(path);
   const uint32_t moe_layers = shape.layers - shape.first_moe_layer;
   const size_t cells = size_t{shape.steps} * moe_layers * shape.batch;
   TraceRouter t;

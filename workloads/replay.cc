@@ -4,17 +4,18 @@
 
 #include <stdexcept>
 
+#include "models/core/input_file.h"
 #include "models/core/registry.h"
 #include "workloads/trace_format.h"
 
 namespace tiersim {
 
 std::optional<config::TraceHeader> read_trace_header(const std::string& path, Validator& v) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    v.error("trace", "cannot open trace \"" + path + "\"");
+  if (const std::string problem = input_file_problem(path); !problem.empty()) {
+    v.error("trace", "cannot read trace \"" + path + "\": " + problem);
     return std::nullopt;
   }
+  std::ifstream in(path, std::ios::binary);
   google::protobuf::io::IstreamInputStream stream(&in);
   config::TraceHeader h;
   bool clean_eof = false;

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "models/core/input_file.h"
 #include "models/core/registry.h"
 #include "models/core/rng.h"
 #include "models/core/summary.h"
@@ -102,11 +103,11 @@ void validate_length(const config::LengthDistribution& d, Validator v, bool pres
 
 std::optional<std::vector<ServingRequest>> load_arrival_trace(const std::string& path,
                                                               Validator& v) {
-  std::ifstream in(path);
-  if (!in) {
-    v.error("arrival_trace", "cannot open arrival trace \"" + path + "\"");
+  if (const std::string problem = input_file_problem(path, kMaxTextInputBytes); !problem.empty()) {
+    v.error("arrival_trace", "cannot read arrival trace \"" + path + "\": " + problem);
     return std::nullopt;
   }
+  std::ifstream in(path);
   std::vector<ServingRequest> out;
   std::string line;
   int n = 0;

@@ -11,9 +11,9 @@
 #include <fstream>
 #include <limits>
 #include <optional>
-#include <regex>
 #include <sstream>
 
+#include "models/core/input_file.h"
 #include "models/core/registry.h"
 
 namespace tiersim {
@@ -67,6 +67,52 @@ std::string suggest_field(const pb::Descriptor* desc, const std::string& name) {
   return " (did you mean \"" + best + "\"?)";
 }
 
+// `s` cut to a readable length for a message: inputs may hold names of any size.
+std::string cut(const std::string& s) {
+  constexpr size_t kMax = 80;
+  if (s.size() <= kMax) return s;
+  return s.substr(0, kMax) + "...(" + std::to_string(s.size()) + " characters)";
+}
+
+// `s` in double quotes, cut to a readable length.
+std::string quoted(const std::string& s) {
+  return "\"" + cut(s) + "\"";
+}
+
+// Splits `message` of the form ...<prefix>A<middle>B"... into A and B; false when it is not.
+bool two_quoted(const std::string& message, const std::string& prefix, const std::string& middle,
+                std::string* a, std::string* b) {
+  const size_t p = message.find(prefix);
+  if (p == std::string::npos) return false;
+  const size_t a_begin = p + prefix.size();
+  const size_t m = message.find(middle, a_begin);
+  if (m == std::string::npos) return false;
+  const size_t b_begin = m + middle.size();
+  const size_t close = message.find('"', b_begin);
+  if (close == std::string::npos) return false;
+  *a = message.substr(a_begin, m - a_begin);
+  *b = message.substr(b_begin, close - b_begin);
+  return true;
+}
+
+// Parses a path segment name or name[key] (the key may be empty, never contains ']').
+bool parse_segment(const std::string& part, std::string* name, std::optional<std::string>* key) {
+  size_t i = 0;
+  if (part.empty() || !(std::isalpha(static_cast<unsigned char>(part[0])) || part[0] == '_')) {
+    return false;
+  }
+  while (i < part.size() && (std::isalnum(static_cast<unsigned char>(part[i])) || part[i] == '_'))
+    ++i;
+  *name = part.substr(0, i);
+  key->reset();
+  if (i == part.size()) return true;
+  if (part[i] != '[' || part.back() != ']') return false;
+  const std::string inner = part.substr(i + 1, part.size() - i - 2);
+  if (inner.find(']') != std::string::npos) return false;
+  *key = inner;
+  return true;
+}
+
 std::string enum_values(const pb::EnumDescriptor* e) {
   std::string out;
   for (int i = 0; i < e->value_count(); ++i) {
@@ -115,10 +161,19 @@ std::string element_name_ahead(const std::string& text, const std::vector<size_t
     } else if (depth == 0 && text.compare(i, 4, "name") == 0 &&
                (i == 0 ||
                 !(std::isalnum(static_cast<unsigned char>(text[i - 1])) || text[i - 1] == '_'))) {
-      static const std::regex value(R"re(^name\s*:\s*"([^"]*)")re");
-      std::smatch m;
-      const std::string rest = text.substr(i, 512);
-      if (std::regex_search(rest, m, value)) return m[1];
+      // name\s*:\s*"([^"]*)", scanned by hand (std::regex recurses per character).
+      size_t j = i + 4;
+      while (j < text.size() && std::isspace(static_cast<unsigned char>(text[j])))
+        ++j;
+      if (j < text.size() && text[j] == ':') {
+        ++j;
+        while (j < text.size() && std::isspace(static_cast<unsigned char>(text[j])))
+          ++j;
+        if (j < text.size() && text[j] == '"') {
+          const size_t close = text.find('"', j + 1);
+          if (close != std::string::npos) return text.substr(j + 1, close - j - 1);
+        }
+      }
     }
     ++i;
   }
@@ -214,25 +269,21 @@ class CollectingErrors : public pb::io::ErrorCollector {
   void add(int line, int column, std::string message) {
     const pb::Descriptor* root = config::Config::descriptor();
     std::string path = line >= 0 ? text_path_at(text_, line, column, root) : "";
-    static const std::regex unknown_field(
-        R"re(Message type "([\w.]+)" has no field named "(\w+)")re");
-    std::smatch m;
-    if (std::regex_search(message, m, unknown_field)) {
-      const pb::Descriptor* d = pb::DescriptorPool::generated_pool()->FindMessageTypeByName(m[1]);
-      message = "unknown field \"" + m[2].str() + "\" in " + (d ? d->name() : m[1].str()) +
-                suggest_field(d, m[2]);
-    }
-    static const std::regex unknown_enum(
-        R"re(Unknown enumeration value of "(\w+)" for field "(\w+)")re");
-    if (std::regex_search(message, m, unknown_enum)) {
+    std::string type, name;
+    if (two_quoted(message, "Message type \"", "\" has no field named \"", &type, &name)) {
+      const pb::Descriptor* d = pb::DescriptorPool::generated_pool()->FindMessageTypeByName(type);
+      message = "unknown field " + quoted(name) + " in " + (d ? d->name() : quoted(type)) +
+                suggest_field(d, name);
+    } else if (two_quoted(message, "Unknown enumeration value of \"", "\" for field \"", &name,
+                          &type)) {
       // The parser reports the position after the value: move back to the field's name.
-      relocate_to_field(m[2].str(), &line, &column);
+      relocate_to_field(type, &line, &column);
       path = text_path_at(text_, line, column, root);
       std::string choices;
       if (const pb::FieldDescriptor* f = find_field_by_path(path)) {
         if (f->enum_type()) choices = "; expected one of " + enum_values(f->enum_type());
       }
-      message = "unknown enum value \"" + m[1].str() + "\"" + choices;
+      message = "unknown enum value " + quoted(name) + choices;
     }
     issues.push_back(ConfigIssue{{file_, line + 1}, path, message});
   }
@@ -386,7 +437,7 @@ void set_scalar(pb::Message* msg, const pb::FieldDescriptor* f, int index, std::
       long double v = 0;
       if (!parse_integer(value, is_signed, &v)) {
         fail("expected " + std::string(is_signed ? "an integer" : "a non-negative integer") +
-             ", got \"" + value + "\"");
+             ", got " + quoted(value));
       }
       long double lo = 0, hi = 0;
       switch (f->cpp_type()) {
@@ -430,7 +481,7 @@ void set_scalar(pb::Message* msg, const pb::FieldDescriptor* f, int index, std::
       char* end = nullptr;
       double v = std::strtod(value.c_str(), &end);
       if (value.empty() || errno != 0 || !end || *end != '\0' || !std::isfinite(v)) {
-        fail("expected a finite number, got \"" + value + "\"");
+        fail("expected a finite number, got " + quoted(value));
       }
       if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_DOUBLE) {
         rep ? r->SetRepeatedDouble(msg, f, index, v) : r->SetDouble(msg, f, v);
@@ -447,7 +498,7 @@ void set_scalar(pb::Message* msg, const pb::FieldDescriptor* f, int index, std::
       } else if (value == "false" || value == "0") {
         v = false;
       } else {
-        fail("expected true or false, got \"" + value + "\"");
+        fail("expected true or false, got " + quoted(value));
         return;
       }
       rep ? r->SetRepeatedBool(msg, f, index, v) : r->SetBool(msg, f, v);
@@ -459,7 +510,7 @@ void set_scalar(pb::Message* msg, const pb::FieldDescriptor* f, int index, std::
     case pb::FieldDescriptor::CPPTYPE_ENUM: {
       const pb::EnumValueDescriptor* ev = f->enum_type()->FindValueByName(value);
       if (ev == nullptr || ev->number() == 0) {
-        fail("unknown enum value \"" + value + "\"; expected one of " +
+        fail("unknown enum value " + quoted(value) + "; expected one of " +
              enum_values(f->enum_type()));
       }
       rep ? r->SetRepeatedEnum(msg, f, index, ev) : r->SetEnum(msg, f, ev);
@@ -622,17 +673,13 @@ void apply_override(config::Config& config, const std::string& assignment, int i
     std::optional<std::string> key;
   };
   std::vector<Segment> segs;
-  static const std::regex seg_re(R"(^([A-Za-z_][A-Za-z0-9_]*)(\[([^\]]*)\])?$)");
   std::stringstream ss(path);
   std::string part;
-  std::string walked;
   while (std::getline(ss, part, '.')) {
-    std::smatch m;
-    if (!std::regex_match(part, m, seg_re)) {
-      throw issue(walked.empty() ? path : walked, "malformed path segment \"" + part + "\"");
+    Segment s;
+    if (!parse_segment(part, &s.name, &s.key)) {
+      throw issue(cut(path), "malformed path segment " + quoted(part));
     }
-    Segment s{m[1], std::nullopt};
-    if (m[2].matched) s.key = m[3].str();
     segs.push_back(s);
   }
   if (segs.empty()) throw issue(path, "empty field path");
@@ -648,7 +695,8 @@ void apply_override(config::Config& config, const std::string& assignment, int i
       const std::string here = canonical.empty() ? s.name : canonical + "." + s.name;
       if (f == nullptr) {
         throw SetError{
-            here, "unknown field \"" + s.name + "\" in " + d->name() + suggest_field(d, s.name)};
+            canonical.empty() ? cut(s.name) : canonical + "." + cut(s.name),
+            "unknown field " + quoted(s.name) + " in " + d->name() + suggest_field(d, s.name)};
       }
       const pb::Reflection* r = msg->GetReflection();
       if (last && !s.key && value == "!clear") {
@@ -717,10 +765,11 @@ void apply_override(config::Config& config, const std::string& assignment, int i
         const std::string& key = *s.key;
         const bool numeric = !key.empty() && std::all_of(key.begin(), key.end(), ::isdigit);
         if (numeric) {
-          found = std::atoi(key.c_str());
-          if (found >= n) {
-            throw SetError{here + "[" + key + "]", "index out of range (" + s.name + " has " +
-                                                       std::to_string(n) + " elements)"};
+          // Digits only: an index past the list (of any length) is out of range.
+          const std::string digits = key.substr(std::min(key.find_first_not_of('0'), key.size()));
+          if (digits.size() > 9 || (found = digits.empty() ? 0 : std::stoi(digits)) >= n) {
+            throw SetError{here + "[" + cut(key) + "]", "index out of range (" + s.name + " has " +
+                                                            std::to_string(n) + " elements)"};
           }
         } else if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
           std::string names;
@@ -730,11 +779,11 @@ void apply_override(config::Config& config, const std::string& assignment, int i
             names += (names.empty() ? "" : ", ") + nm;
           }
           if (found < 0) {
-            throw SetError{here + "[" + key + "]",
-                           "no element named \"" + key + "\" (have: " + names + ")"};
+            throw SetError{here + "[" + cut(key) + "]",
+                           "no element named " + quoted(key) + " (have: " + names + ")"};
           }
         } else {
-          throw SetError{here + "[" + key + "]", "index must be a number"};
+          throw SetError{here + "[" + cut(key) + "]", "index must be a number"};
         }
         if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
           canonical = canonical.empty() ? element_path(*msg, f, found)
@@ -743,7 +792,7 @@ void apply_override(config::Config& config, const std::string& assignment, int i
           if (last) {
             std::unique_ptr<pb::Message> patch(msg->New());
             if (!pb::TextFormat::ParseFromString(strip_braces(value), patch.get())) {
-              throw SetError{canonical, "cannot parse \"" + value + "\" as " +
+              throw SetError{canonical, "cannot parse " + quoted(value) + " as " +
                                             msg->GetDescriptor()->name() + " text format"};
             }
             merge_config(*msg, *patch);
@@ -764,7 +813,7 @@ void apply_override(config::Config& config, const std::string& assignment, int i
         if (last) {
           std::unique_ptr<pb::Message> patch(msg->New());
           if (!pb::TextFormat::ParseFromString(strip_braces(value), patch.get())) {
-            throw SetError{canonical, "cannot parse \"" + value + "\" as " +
+            throw SetError{canonical, "cannot parse " + quoted(value) + " as " +
                                           msg->GetDescriptor()->name() + " text format"};
           }
           merge_config(*msg, *patch);
@@ -792,15 +841,13 @@ LoadedConfig load_config(const std::vector<std::string>& files,
     throw ConfigError({ConfigIssue{{}, "", "no config files given"}});
   }
   for (const auto& file : files) {
-    std::ifstream in(file);
-    if (!in) {
-      issues.push_back(ConfigIssue{{file, 0}, "", "cannot open file"});
+    std::string text;
+    if (const std::string problem = read_input_file(file, &text); !problem.empty()) {
+      issues.push_back(ConfigIssue{{file, 0}, "", "cannot read config file: " + problem});
       continue;
     }
-    std::stringstream buf;
-    buf << in.rdbuf();
     try {
-      config::Config part = parse_config_text(buf.str(), file, &loaded.locations);
+      config::Config part = parse_config_text(text, file, &loaded.locations);
       merge_config(loaded.config, part);
     } catch (const ConfigError& e) {
       issues.insert(issues.end(), e.issues().begin(), e.issues().end());

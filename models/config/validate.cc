@@ -1,6 +1,7 @@
 // Validation of a resolved config: structure of the system (names, kinds, links, address map),
 // each component kind's own checks, the workload, policy and run options, and cross-checks
 // (the workload fits its home memory). All issues are collected, then located and thrown.
+#include <cmath>
 #include <map>
 #include <set>
 #include <sstream>
@@ -238,12 +239,53 @@ void validate_run(const config::Config& cfg, Validator v) {
   }
 }
 
+// Reports every non-finite floating-point value (a text file may say inf or nan; no physical
+// constant of a config is infinite) under `msg`, at its canonical path.
+void check_finite(const google::protobuf::Message& msg, const std::string& prefix, Validator& v) {
+  namespace pb = google::protobuf;
+  const pb::Reflection* r = msg.GetReflection();
+  std::vector<const pb::FieldDescriptor*> fields;
+  r->ListFields(msg, &fields);
+  for (const auto* f : fields) {
+    const std::string base = prefix.empty() ? "" : prefix + ".";
+    const int n = f->is_repeated() ? r->FieldSize(msg, f) : 1;
+    for (int i = 0; i < n; ++i) {
+      const std::string path =
+          base + (f->is_repeated() ? element_path(msg, f, i) : std::string(f->name()));
+      double value = 0;
+      switch (f->cpp_type()) {
+        case pb::FieldDescriptor::CPPTYPE_DOUBLE:
+          value = f->is_repeated() ? r->GetRepeatedDouble(msg, f, i) : r->GetDouble(msg, f);
+          break;
+        case pb::FieldDescriptor::CPPTYPE_FLOAT:
+          value = f->is_repeated() ? r->GetRepeatedFloat(msg, f, i) : r->GetFloat(msg, f);
+          break;
+        case pb::FieldDescriptor::CPPTYPE_MESSAGE:
+          check_finite(f->is_repeated() ? r->GetRepeatedMessage(msg, f, i) : r->GetMessage(msg, f),
+                       path, v);
+          continue;
+        default:
+          continue;
+      }
+      if (!std::isfinite(value))
+        v.root(path).error("", "expected a finite number, got " + std::to_string(value));
+    }
+  }
+}
+
 }  // namespace
 
 void validate_config(const LoadedConfig& loaded) {
   const config::Config& cfg = loaded.config;
   std::vector<ConfigIssue> issues;
   Validator v(issues);
+  check_finite(cfg, "", v);
+  if (!issues.empty()) {
+    // Later checks compare these values; report the non-finite ones alone.
+    for (auto& i : issues)
+      if (i.where.file.empty()) i.where = loaded.locate(i.path);
+    throw ConfigError(issues);
+  }
   validate_system(cfg, v);
   validate_run(cfg, v);
 

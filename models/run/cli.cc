@@ -260,16 +260,24 @@ int cmd_report(const std::vector<std::string>& args) {
   const std::string& path = a.files[0];
   std::vector<SummaryItem> items;
   try {
-    if (!std::filesystem::is_regular_file(path)) throw UsageError("");
     ResultReader reader(path);
     items = reader.summary();
-  } catch (const std::exception&) {
-    throw UsageError("tiersim report: " + path + ": not a readable tiersim result file");
+  } catch (const ResultFileError& e) {
+    throw UsageError("tiersim report: " + std::string(e.what()));
+  } catch (const H5::Exception& e) {
+    // Sealed but without a readable summary: written by another tool or another layout.
+    throw UsageError("tiersim report: " + path + ": no readable summary (" + e.getDetailMsg() +
+                     ")");
   }
   if (a.json) {
     google::protobuf::Struct s;
     for (const auto& i : items) {
-      (*s.mutable_fields())[i.name].set_number_value(std::isfinite(i.value) ? i.value : 0.0);
+      // JSON has no infinity or NaN: a figure that is not finite is null, never a number.
+      if (std::isfinite(i.value)) {
+        (*s.mutable_fields())[i.name].set_number_value(i.value);
+      } else {
+        (*s.mutable_fields())[i.name].set_null_value(google::protobuf::NULL_VALUE);
+      }
     }
     std::string json;
     google::protobuf::util::JsonPrintOptions opts;

@@ -3,24 +3,126 @@
 // The HDF5 1.10 C++ classes rely on implicitly declared copy assignment, which GCC flags.
 #pragma GCC diagnostic ignored "-Wdeprecated-copy"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <boost/crc.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
+#include <vector>
+
+#include "models/core/input_file.h"
 
 namespace tiersim {
 
 namespace {
 
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0') return "host";
+  std::string h(buf);
+  for (char& c : h)
+    if (c == '/' || c == '-') c = '_';
+  return h;
+}
+
+// ".<name>.partial-<host>-<pid>" beside `final_path`.
 std::string temp_sibling(const std::string& final_path) {
-  const auto slash = final_path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "" : final_path.substr(0, slash + 1);
-  const std::string base = slash == std::string::npos ? final_path : final_path.substr(slash + 1);
-  return dir + "." + base + ".partial-" + std::to_string(getpid());
+  namespace fs = std::filesystem;
+  const fs::path target(final_path);
+  return (target.parent_path() / ("." + target.filename().string() + ".partial-" + host_name() +
+                                  "-" + std::to_string(getpid())))
+      .string();
+}
+
+// Removes temporary siblings of `final_path` left by processes of this host that no longer run
+// (a run killed mid-write). Files of live processes and of other hosts (a shared file system)
+// are left alone.
+void remove_stale_partials(const std::string& final_path) {
+  namespace fs = std::filesystem;
+  const fs::path target(final_path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const std::string prefix = "." + target.filename().string() + ".partial-" + host_name() + "-";
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string pid_text = name.substr(prefix.size());
+    if (pid_text.size() > 9 || pid_text.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+    if (pid == getpid() || (kill(pid, 0) != 0 && errno == ESRCH)) {
+      std::error_code rm;
+      fs::remove(it->path(), rm);
+    }
+  }
+}
+
+// Makes a rename into `dir` durable.
+void sync_directory(const std::string& dir) {
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+// --- the seal ------------------------------------------------------------------------------
+// A result file is an HDF5 file behind a 512-byte user block (HDF5 and h5py skip it) that holds
+// a text seal: a magic line, the file's size and the CRC-32 of every byte after the block. The
+// writer seals the file last, so a file cut short, overwritten in part or not written by tiersim
+// is refused before libhdf5 reads it (libhdf5 is not robust to corrupt input).
+
+constexpr size_t kSealBytes = 512;
+constexpr char kSealMagic[] = "tiersim result file (HDF5 after a 512-byte user block)\n";
+
+std::string errno_text() {
+  return std::strerror(errno);
+}
+
+// CRC-32 of the bytes of `fd` from kSealBytes to its end; false on a read error.
+bool payload_crc(int fd, uint32_t* crc) {
+  boost::crc_32_type sum;
+  std::vector<char> buf(1 << 20);
+  off_t at = static_cast<off_t>(kSealBytes);
+  while (true) {
+    const ssize_t n = ::pread(fd, buf.data(), buf.size(), at);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (n == 0) break;
+    sum.process_bytes(buf.data(), static_cast<size_t>(n));
+    at += n;
+  }
+  *crc = sum.checksum();
+  return true;
+}
+
+// Writes the seal into the user block of the closed HDF5 file at `path` and syncs it to disk.
+void seal_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR);
+  if (fd < 0) throw std::runtime_error("cannot seal " + path + ": " + errno_text());
+  struct stat st {};
+  uint32_t crc = 0;
+  bool ok = ::fstat(fd, &st) == 0 && payload_crc(fd, &crc);
+  if (ok) {
+    char seal[kSealBytes] = {};
+    std::snprintf(seal, sizeof(seal), "%sseal 1\nbytes %lld\ncrc32 %08x\n", kSealMagic,
+                  static_cast<long long>(st.st_size), crc);
+    ok = ::pwrite(fd, seal, sizeof(seal), 0) == static_cast<ssize_t>(sizeof(seal)) &&
+         ::fsync(fd) == 0;
+  }
+  const std::string why = ok ? "" : errno_text();
+  ::close(fd);
+  if (!ok) throw std::runtime_error("cannot seal " + path + ": " + why);
 }
 
 std::pair<std::string, std::string> split_path(const std::string& path) {
@@ -63,8 +165,10 @@ hid_t ordered_gcpl() {
 ResultWriter::ResultWriter(std::string final_path)
     : final_path_(std::move(final_path)), temp_path_(temp_sibling(final_path_)) {
   H5::Exception::dontPrint();
+  remove_stale_partials(final_path_);
   hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
   H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+  H5Pset_userblock(fcpl, kSealBytes);
   H5::FileCreatPropList create_props(fcpl);
   H5Pclose(fcpl);
   file_.emplace(temp_path_, H5F_ACC_TRUNC, create_props);
@@ -253,11 +357,18 @@ void ResultWriter::commit() {
   file_->flush(H5F_SCOPE_GLOBAL);
   file_->close();
   file_.reset();
+  try {
+    seal_file(temp_path_);
+  } catch (...) {
+    std::remove(temp_path_.c_str());
+    throw;
+  }
   if (std::rename(temp_path_.c_str(), final_path_.c_str()) != 0) {
     std::remove(temp_path_.c_str());
     throw std::runtime_error("cannot rename " + temp_path_ + " to " + final_path_ + ": " +
                              std::strerror(errno));
   }
+  sync_directory(std::filesystem::path(final_path_).parent_path().string());
   committed_ = true;
 }
 
@@ -277,13 +388,25 @@ std::string prepare_output_path(const std::string& path) {
 std::string write_text_atomically(const std::string& path, const std::string& text) {
   namespace fs = std::filesystem;
   const fs::path target(path);
-  const fs::path tmp = target.parent_path() /
-                       ("." + target.filename().string() + ".partial-" + std::to_string(getpid()));
+  remove_stale_partials(path);
+  const fs::path tmp = temp_sibling(path);
   {
-    std::ofstream f(tmp);
-    if (!f) return "cannot write " + tmp.string();
-    f << text;
-    if (!f.flush()) return "cannot write " + tmp.string();
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return "cannot write " + tmp.string() + ": " + errno_text();
+    size_t done = 0;
+    while (done < text.size()) {
+      const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    const bool ok = done == text.size() && ::fsync(fd) == 0;
+    const std::string why = ok ? "" : errno_text();
+    ::close(fd);
+    if (!ok) {
+      fs::remove(tmp);
+      return "cannot write " + tmp.string() + ": " + why;
+    }
   }
   std::error_code ec;
   fs::rename(tmp, target, ec);
@@ -291,6 +414,7 @@ std::string write_text_atomically(const std::string& path, const std::string& te
     fs::remove(tmp);
     return "cannot write " + path + ": " + ec.message();
   }
+  sync_directory(target.parent_path().string());
   return "";
 }
 
@@ -299,9 +423,47 @@ std::string write_text_atomically(const std::string& path, const std::string& te
 namespace {
 H5::H5File open_read_only(const std::string& path) {
   H5::Exception::dontPrint();
-  return H5::H5File(path, H5F_ACC_RDONLY);
+  if (const std::string problem = result_file_problem(path); !problem.empty()) {
+    throw ResultFileError(path + ": " + problem);
+  }
+  try {
+    return H5::H5File(path, H5F_ACC_RDONLY);
+  } catch (const H5::Exception& e) {
+    throw ResultFileError(path + ": not a readable HDF5 file (" + e.getDetailMsg() + ")");
+  }
 }
 }  // namespace
+
+std::string result_file_problem(const std::string& path) {
+  if (std::string problem = input_file_problem(path); !problem.empty()) return problem;
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return "cannot be opened: " + errno_text();
+  char seal[kSealBytes + 1] = {};
+  struct stat st {};
+  std::string problem;
+  uint32_t crc = 0;
+  long long bytes = -1;
+  unsigned stored_crc = 0;
+  int version = 0;
+  const size_t magic = sizeof(kSealMagic) - 1;
+  if (::fstat(fd, &st) != 0 || ::pread(fd, seal, kSealBytes, 0) != ssize_t(kSealBytes) ||
+      std::memcmp(seal, kSealMagic, magic) != 0) {
+    problem = "not a tiersim result file (no tiersim seal at its start)";
+  } else if (std::sscanf(seal + magic, "seal %d\nbytes %lld\ncrc32 %8x\n", &version, &bytes,
+                         &stored_crc) != 3 ||
+             version != 1) {
+    problem = "damaged tiersim result file (unreadable seal)";
+  } else if (bytes != static_cast<long long>(st.st_size)) {
+    problem = "damaged tiersim result file (" + std::to_string(st.st_size) +
+              " bytes where its seal says " + std::to_string(bytes) + ")";
+  } else if (!payload_crc(fd, &crc)) {
+    problem = "cannot be read: " + errno_text();
+  } else if (crc != stored_crc) {
+    problem = "damaged tiersim result file (checksum mismatch)";
+  }
+  ::close(fd);
+  return problem;
+}
 
 ResultReader::ResultReader(const std::string& path) : file_(open_read_only(path)) {}
 

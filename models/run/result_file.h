@@ -1,15 +1,18 @@
 // The one wrapper over the HDF5 C++ API: result files written atomically, and read back.
 //
-// ResultWriter writes to a temporary sibling of the final path (".<name>.partial-<pid>") and
-// renames it onto the final path in commit(). A writer destroyed without commit() removes its
-// temporary file; a process killed mid-write leaves only a ".partial-" file, never a file at the
-// final path. Groups track link creation order so readers list items in the order written.
+// ResultWriter writes to a temporary sibling of the final path (".<name>.partial-<host>-<pid>"),
+// seals it (a 512-byte user block in front of the HDF5 content with the file's size and CRC-32),
+// syncs it and renames it onto the final path in commit(). A writer destroyed without commit()
+// removes its temporary file; a process killed mid-write leaves only a ".partial-" file, never a
+// file at the final path, and the next writer of that path on the same host removes it. Groups
+// track link creation order so readers list items in the order written.
 #pragma once
 
 #include <H5Cpp.h>
 
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -59,7 +62,18 @@ std::string prepare_output_path(const std::string& path);
 // nothing at `path` is ever half written. Returns "" or what went wrong.
 std::string write_text_atomically(const std::string& path, const std::string& text);
 
-// Read access for `tiersim report`, tests and tools.
+// A result file that cannot be read: missing, not sealed by tiersim, cut short or damaged.
+class ResultFileError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// "" when `path` is a complete tiersim result file: a regular file whose seal (the user block
+// in front of its HDF5 content) matches its size and CRC-32; otherwise what is wrong with it.
+std::string result_file_problem(const std::string& path);
+
+// Read access for `tiersim report`, tests and tools. The constructor checks the seal
+// (ResultFileError when it does not match); HDF5 errors of the accessors are H5::Exception.
 class ResultReader {
  public:
   explicit ResultReader(const std::string& path);

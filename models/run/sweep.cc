@@ -22,6 +22,7 @@
 
 #include "models/config/errors.h"
 #include "models/config/loader.h"
+#include "models/core/input_file.h"
 #include "models/core/registry.h"
 #include "models/run/result_file.h"
 
@@ -199,9 +200,10 @@ SweepPlan expand_sweep(const config::SweepSpec& spec, const std::string& where) 
 }
 
 void parse_spec_file(const std::string& path, pb::Message& msg) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError({ConfigIssue{{path, 0}, "", "cannot open spec file"}});
-  const std::string text = slurp(path);
+  std::string text;
+  if (const std::string problem = read_input_file(path, &text); !problem.empty()) {
+    throw ConfigError({ConfigIssue{{path, 0}, "", "cannot read spec file: " + problem}});
+  }
   pb::TextFormat::Parser parser;
   SpecErrors errors(path);
   parser.RecordErrorsTo(&errors);
@@ -303,7 +305,16 @@ uint32_t run_points(const SweepPlan& plan, const std::string& dir, const std::st
   std::vector<uint32_t> todo;
   uint32_t failed = 0, done = 0;
   for (uint32_t i : points) {
-    if (fs::exists(point_file(dir, i, "h5"))) continue;  // finished before: resume
+    const std::string h5 = point_file(dir, i, "h5");
+    if (fs::exists(h5)) {
+      if (result_file_problem(h5).empty()) {
+        // Finished before: resume. Its stderr file may be left from an attempt the sweep lost
+        // track of (the sweep killed while the point ran on).
+        std::remove(point_file(dir, i, "err").c_str());
+        continue;
+      }
+      std::remove(h5.c_str());  // damaged: run it again
+    }
     // Validate here, so a bad point is recorded without a process.
     std::remove(point_file(dir, i, "invalid").c_str());
     try {
@@ -408,13 +419,29 @@ CollectOutcome collect_sweep(const SweepPlan& plan, const std::string& dir) {
   std::set<std::string> seen;
   for (size_t i = 0; i < n; ++i) {
     const uint32_t idx = static_cast<uint32_t>(i);
-    if (fs::exists(point_file(dir, idx, "h5"))) {
-      ResultReader r(point_file(dir, idx, "h5"));
-      for (const auto& s : r.summary()) {
-        if (s.name == "wall_time_s") continue;  // not deterministic: kept in the point's file
-        metrics[i][s.name] = s.value;
-        if (seen.insert(s.name).second) metric_names.push_back(s.name);
+    const std::string h5 = point_file(dir, idx, "h5");
+    std::string damaged;
+    if (fs::exists(h5)) {
+      try {
+        ResultReader r(h5);
+        for (const auto& s : r.summary()) {
+          if (s.name == "wall_time_s") continue;  // not deterministic: kept in the point's file
+          metrics[i][s.name] = s.value;
+          if (seen.insert(s.name).second) metric_names.push_back(s.name);
+        }
+      } catch (const ResultFileError& e) {
+        damaged = e.what();
+      } catch (const H5::Exception& e) {
+        damaged = h5 + ": no readable summary (" + e.getDetailMsg() + ")";
       }
+    }
+    if (!damaged.empty()) {
+      // A resumed sweep runs it again.
+      metrics[i].clear();
+      status[i] = "failed";
+      error[i] = damaged;
+      ++out.failed;
+    } else if (fs::exists(h5)) {
       status[i] = "ok";
       ++out.ok;
     } else if (fs::exists(point_file(dir, idx, "invalid"))) {

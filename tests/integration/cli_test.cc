@@ -114,7 +114,7 @@ TEST_F(Cli, BadSetPathExits2NamingTheArgumentAndPath) {
 TEST_F(Cli, MissingFileAndUnwritableOutputAreBadInput) {
   auto r = test::run_cmd(tiersim("run " + path("nope.textproto")));
   EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("nope.textproto: cannot open file"));
+  EXPECT_THAT(r.err, HasSubstr("nope.textproto: cannot read config file: no such file"));
   r = test::run_cmd(tiersim("run " + base() + " --out " + dir_.string()));
   EXPECT_EQ(r.code, 2);
   r = test::run_cmd(tiersim("report " + path("missing.h5")));
