@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace tiersim {
 
@@ -205,8 +206,20 @@ TimePs LinkModel::transmit(TimePs t, TimePs left) {
       t = change;
       continue;
     }
-    const TimePs need = rate >= 1 ? left : static_cast<TimePs>(std::ceil(double(left) / rate));
-    if (change == kNever || t + need <= change) return t + need;
+    TimePs need = left;
+    if (rate < 1) {
+      const double ps = std::ceil(double(left) / rate);
+      if (!(ps <= double(kMaxSimTimePs))) {
+        char msg[200];
+        std::snprintf(msg, sizeof(msg),
+                      "a link degraded to %.3g of its rate would take %.3g s of simulated time "
+                      "for one transfer, past the 2^62 ps limit",
+                      rate, ps / kPsPerS);
+        raise_run_input_error(msg);
+      }
+      need = static_cast<TimePs>(ps);
+    }
+    if (change == kNever || t + need <= change) return add_time_ps(t, need, "a link transfer");
     const TimePs done = static_cast<TimePs>(double(change - t) * rate);
     left -= std::min(left, done);
     if (rate < 1) outage_wait_ps_ += (change - t) - std::min(change - t, done);

@@ -31,6 +31,9 @@ HbmDetailed::HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& 
                                        "requests whose start preceded the stacks' time", "count")) {
   register_latency("request_latency", "request latency from start to last byte",
                    Histogram::log2_edges(1, 1 << 24));
+  const uint64_t limit_ps = ctx.config().run().max_sim_time_ps();
+  stop_is_error_ = limit_ps == 0;
+  stop_cycle_ = (stop_is_error_ ? kMaxSimTimePs : limit_ps) / params.device.timing.tck_ps + 1;
   for (uint32_t s = 0; s < params.stack_count; ++s) {
     stacks_.push_back(std::make_unique<DramStack>(params.device));
     stacks_.back()->set_refresh_multiplier(params.refresh_multiplier[s]);
@@ -78,6 +81,13 @@ bool HbmDetailed::step() {
     next = std::min(next, n);
   if (next == DramStack::kNever) return false;
   cycle_ = std::max(cycle_, next);
+  if (cycle_ > stop_cycle_) {
+    if (stop_is_error_) {
+      raise_run_input_error(std::string(name()) + ": the command-level device reached cycle " +
+                            std::to_string(cycle_) + ", past the 2^62 ps limit");
+    }
+    return false;  // past the run's end: the kernel stops before this request completes
+  }
   for (size_t s = 0; s < stacks_.size(); ++s) {
     if (next_[s] <= cycle_) {
       done_.clear();
@@ -96,8 +106,7 @@ void HbmDetailed::advance_to(uint64_t cycle) {
     uint64_t next = DramStack::kNever;
     for (uint64_t n : next_)
       next = std::min(next, n);
-    if (next > cycle) break;
-    step();
+    if (next > cycle || !step()) break;
   }
   cycle_ = std::max(cycle_, cycle);
 }
@@ -129,6 +138,8 @@ TimePs HbmDetailed::serve(uint64_t addr, uint64_t bytes, bool write, TimePs star
   }
   while (outstanding_ > 0 && step()) {
   }
+  // Abandoned at the run's end: it completes after it.
+  if (outstanding_ > 0) last_done_cycle_ = std::max(last_done_cycle_, stop_cycle_);
   return last_done_cycle_ * tck + params_.device.frontend_latency_ps;
 }
 

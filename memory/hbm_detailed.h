@@ -61,6 +61,11 @@ class HbmDetailed : public MemoryTarget {
   uint64_t cycle_ = 0;        // the stacks' common time
   uint64_t outstanding_ = 0;  // pieces of the current request not yet completed
   uint64_t last_done_cycle_ = 0;
+  // The run's end in device cycles (max_sim_time_ps, or kMaxSimTimePs without one): a request
+  // still running there is abandoned (the kernel stops first), and past kMaxSimTimePs the run
+  // fails, so no timing can make a call spin through billions of cycles.
+  uint64_t stop_cycle_ = 0;
+  bool stop_is_error_ = true;
 
   Counter& late_starts_;
 };

@@ -2,10 +2,12 @@
 
 #include <google/protobuf/util/delimited_message_util.h>
 
+#include <fstream>
 #include <stdexcept>
 
 #include "models/core/input_file.h"
 #include "models/core/registry.h"
+#include "models/core/time.h"
 #include "workloads/trace_format.h"
 
 namespace tiersim {
@@ -35,6 +37,109 @@ std::optional<config::TraceHeader> read_trace_header(const std::string& path, Va
     }
   }
   return h;
+}
+
+namespace {
+
+// Bounds on what a trace may ask for: past them a replay would crawl, overflow or allocate
+// without bound. Generous against any recorded run (a 1T-parameter model's largest op is about
+// 1e16 FLOPs; a 1M-token step is an extreme batch).
+constexpr double kMaxTraceFlops = 1e24;
+constexpr uint64_t kMaxTraceBytes = uint64_t{1} << 50;  // 1 PiB: an object, an operand, a move
+constexpr uint32_t kMaxTraceCount = uint32_t{1} << 24;  // objects, steps, rows, tokens, layers
+constexpr int kMaxTraceOperands = 4096;
+constexpr uint64_t kMaxTraceDelayPs = uint64_t{1} << 56;
+
+bool bad_flops(double f) {
+  return !(f >= 0 && f <= kMaxTraceFlops);
+}
+
+// The first problem of op record `t` (with `objects` of the header), or "".
+std::string op_problem(const config::TraceOp& t, const config::TraceHeader& h) {
+  if (t.kind() > static_cast<uint32_t>(OpKind::kSwapIn)) {
+    return "unknown op kind " + std::to_string(t.kind());
+  }
+  if (t.op_class() > static_cast<uint32_t>(OpClass::kHostTransfer)) {
+    return "unknown op class " + std::to_string(t.op_class());
+  }
+  if (bad_flops(t.flops())) return "FLOPs must be finite, >= 0 and <= 1e24";
+  if (!config::Dtype_IsValid(t.compute_dtype())) return "unknown compute dtype";
+  if (t.layer() < -1 || t.layer() >= kMaxTraceCount) return "layer out of range";
+  if (t.rows() > kMaxTraceCount) return "rows out of range";
+  if (t.step_tokens() > kMaxTraceCount || t.step_sequences() > kMaxTraceCount) {
+    return "step tokens or sequences out of range";
+  }
+  if (t.collective_bytes() > kMaxTraceBytes || t.host_bytes() > kMaxTraceBytes ||
+      t.activation_read_bytes() > kMaxTraceBytes || t.activation_write_bytes() > kMaxTraceBytes) {
+    return "a byte count past 1 PiB";
+  }
+  if (t.delay_ps() > kMaxTraceDelayPs) return "delay past 2^56 ps";
+  if (t.operands_size() > kMaxTraceOperands) return "more than 4096 operands";
+  for (const auto& o : t.operands()) {
+    if (o.object() >= static_cast<uint32_t>(h.objects_size())) {
+      return "operand names object " + std::to_string(o.object()) + " of " +
+             std::to_string(h.objects_size());
+    }
+    const uint64_t size = h.objects(static_cast<int>(o.object())).size_bytes();
+    if (o.bytes() > size || o.offset_bytes() > size - o.bytes()) {
+      return "operand bytes " + std::to_string(o.offset_bytes()) + "+" + std::to_string(o.bytes()) +
+             " outside object " + h.objects(static_cast<int>(o.object())).name() + " of " +
+             std::to_string(size) + " bytes";
+    }
+    if (o.rows() > kMaxTraceCount) return "operand rows out of range";
+    if (bad_flops(o.flops())) return "operand FLOPs must be finite, >= 0 and <= 1e24";
+  }
+  return "";
+}
+
+}  // namespace
+
+bool validate_trace_ops(const std::string& path, const config::TraceHeader& h, Validator& v) {
+  auto fail = [&](uint64_t record, const std::string& why) {
+    v.error("trace", "\"" + path + "\" record " + std::to_string(record) + ": " + why);
+    return false;
+  };
+  if (h.objects_size() > static_cast<int>(kMaxTraceCount)) return fail(1, "too many objects");
+  for (const auto& o : h.objects()) {
+    if (o.size_bytes() > kMaxTraceBytes || o.layer() < -1 || o.layer() >= kMaxTraceCount ||
+        !(o.intent().uses_per_step() >= 0 && o.intent().uses_per_step() <= kMaxTraceCount) ||
+        !(o.intent().confidence() >= 0 && o.intent().confidence() <= 1)) {
+      return fail(1, "object " + o.name() + " has a size, layer or intent out of range");
+    }
+  }
+  if (h.total_steps() > kMaxTraceCount) return fail(1, "total_steps out of range");
+  if (h.max_activation_bytes() > kMaxTraceBytes) return fail(1, "max_activation_bytes past 1 PiB");
+  std::ifstream in(path, std::ios::binary);
+  google::protobuf::io::IstreamInputStream stream(&in);
+  config::TraceHeader skip;
+  bool clean_eof = false;
+  google::protobuf::util::ParseDelimitedFromZeroCopyStream(&skip, &stream, &clean_eof);
+  config::TraceOp t;
+  uint64_t record = 1, steps = 0;
+  uint32_t step = 0;
+  bool any = false;
+  while (true) {
+    t.Clear();
+    ++record;
+    if (!google::protobuf::util::ParseDelimitedFromZeroCopyStream(&t, &stream, &clean_eof)) {
+      if (clean_eof) break;
+      return fail(record, "truncated or corrupt");
+    }
+    if (const std::string why = op_problem(t, h); !why.empty()) return fail(record, why);
+    if (any && t.step() < step) return fail(record, "steps go backwards");
+    if (h.total_steps() > 0 && t.step() >= h.total_steps()) {
+      return fail(record, "step " + std::to_string(t.step()) + " past the header's " +
+                              std::to_string(h.total_steps()) + " steps");
+    }
+    step = t.step();
+    any = true;
+    if (t.last_of_step()) ++steps;
+  }
+  if (h.total_steps() > 0 && steps != h.total_steps()) {
+    return fail(record, "the trace ends after " + std::to_string(steps) + " of its " +
+                            std::to_string(h.total_steps()) + " steps (cut short?)");
+  }
+  return true;
 }
 
 ReplayWorkload::ReplayWorkload(const std::string& path)
@@ -67,13 +172,11 @@ bool ReplayWorkload::next(Op& op) {
   op_.Clear();  // parsing merges into the message (keeps its storage)
   if (!google::protobuf::util::ParseDelimitedFromZeroCopyStream(&op_, stream_.get(), &clean_eof)) {
     if (clean_eof) return false;
-    throw std::runtime_error("trace " + path_ + " is truncated or corrupt");
+    raise_run_input_error("trace " + path_ +
+                          " is truncated or corrupt (changed since validation?)");
   }
-  for (const auto& o : op_.operands()) {
-    if (o.object() >= objects_) {
-      throw std::runtime_error("trace " + path_ + " names object " + std::to_string(o.object()) +
-                               " beyond its " + std::to_string(objects_) + " objects");
-    }
+  if (const std::string why = op_problem(op_, header_); !why.empty()) {
+    raise_run_input_error("trace " + path_ + ": " + why + " (changed since validation?)");
   }
   op_from_trace(op_, op, operands_);
   if (op.last_of_step) {
@@ -95,7 +198,7 @@ void validate_replay(const config::Config& root, Validator& v) {
   Validator rv = v.at("workload.replay");
   if (!rv.non_empty("trace", w.replay().has_trace(), w.replay().trace())) return;
   auto header = read_trace_header(w.replay().trace(), rv);
-  if (!header) return;
+  if (!header || !validate_trace_ops(w.replay().trace(), *header, rv)) return;
   // Every compute engine must support the recorded ops' dtype.
   for (const auto& c : root.system().components()) {
     if (!c.has_compute()) continue;

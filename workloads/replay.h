@@ -20,6 +20,11 @@ namespace tiersim {
 
 // Reads a trace's header; reports problems through `v` (field `trace`).
 std::optional<config::TraceHeader> read_trace_header(const std::string& path, Validator& v);
+// Reads every op record of the trace at `path` and checks it against `h` and the bounds of a
+// replay (known kinds and classes, finite FLOPs, operands inside their objects, steps in order
+// and as many as the header says); reports the first problem with its record number (the header
+// is record 1). False when there is one.
+bool validate_trace_ops(const std::string& path, const config::TraceHeader& h, Validator& v);
 
 class ReplayWorkload : public Workload {
  public:

@@ -10,6 +10,7 @@
 
 #include "models/config/loader.h"
 #include "models/core/registry.h"
+#include "models/core/time.h"
 
 namespace tiersim {
 
@@ -239,9 +240,15 @@ void validate_run(const config::Config& cfg, Validator v) {
   }
 }
 
-// Reports every non-finite floating-point value (a text file may say inf or nan; no physical
-// constant of a config is infinite) under `msg`, at its canonical path.
-void check_finite(const google::protobuf::Message& msg, const std::string& prefix, Validator& v) {
+// Bounds on numbers whose size sets how much work a run does: a time of the config (a latency,
+// an interval) and a DRAM timing in cycles. Past them a run would crawl or overflow.
+constexpr uint64_t kMaxConfigTimePs = uint64_t{1} << 56;
+constexpr uint64_t kMaxTimingCycles = uint64_t{1} << 20;
+
+// Reports, at its canonical path, every non-finite floating-point value under `msg` (a text file
+// may say inf or nan; no physical constant of a config is infinite) and every time or DRAM
+// timing past the bounds above.
+void check_numbers(const google::protobuf::Message& msg, const std::string& prefix, Validator& v) {
   namespace pb = google::protobuf;
   const pb::Reflection* r = msg.GetReflection();
   std::vector<const pb::FieldDescriptor*> fields;
@@ -260,15 +267,37 @@ void check_finite(const google::protobuf::Message& msg, const std::string& prefi
         case pb::FieldDescriptor::CPPTYPE_FLOAT:
           value = f->is_repeated() ? r->GetRepeatedFloat(msg, f, i) : r->GetFloat(msg, f);
           break;
+        case pb::FieldDescriptor::CPPTYPE_UINT64:
+        case pb::FieldDescriptor::CPPTYPE_UINT32: {
+          const uint64_t u =
+              f->cpp_type() == pb::FieldDescriptor::CPPTYPE_UINT64
+                  ? (f->is_repeated() ? r->GetRepeatedUInt64(msg, f, i) : r->GetUInt64(msg, f))
+                  : (f->is_repeated() ? r->GetRepeatedUInt32(msg, f, i) : r->GetUInt32(msg, f));
+          const std::string& name = f->name();
+          const bool is_ps = name.size() > 3 && name.compare(name.size() - 3, 3, "_ps") == 0;
+          const bool is_cycles = msg.GetDescriptor()->name() == "HbmTiming" && name != "tck_ps";
+          if (is_ps && name == "max_sim_time_ps" && u > kMaxSimTimePs) {
+            v.root(path).error("", "at most 2^62 ps (about 53 days), got " + std::to_string(u));
+          } else if (is_ps && name != "max_sim_time_ps" && u > kMaxConfigTimePs) {
+            v.root(path).error("", "at most 2^56 ps (about 20 hours), got " + std::to_string(u));
+          } else if (is_cycles && u > kMaxTimingCycles) {
+            v.root(path).error("", "at most " + std::to_string(kMaxTimingCycles) + " cycles, got " +
+                                       std::to_string(u));
+          } else if (name == "tck_ps" && u > 1000000) {
+            v.root(path).error("", "a clock period of at most 1 us, got " + std::to_string(u));
+          }
+          continue;
+        }
         case pb::FieldDescriptor::CPPTYPE_MESSAGE:
-          check_finite(f->is_repeated() ? r->GetRepeatedMessage(msg, f, i) : r->GetMessage(msg, f),
-                       path, v);
+          check_numbers(f->is_repeated() ? r->GetRepeatedMessage(msg, f, i) : r->GetMessage(msg, f),
+                        path, v);
           continue;
         default:
           continue;
       }
-      if (!std::isfinite(value))
+      if (!std::isfinite(value)) {
         v.root(path).error("", "expected a finite number, got " + std::to_string(value));
+      }
     }
   }
 }
@@ -279,7 +308,7 @@ void validate_config(const LoadedConfig& loaded) {
   const config::Config& cfg = loaded.config;
   std::vector<ConfigIssue> issues;
   Validator v(issues);
-  check_finite(cfg, "", v);
+  check_numbers(cfg, "", v);
   if (!issues.empty()) {
     // Later checks compare these values; report the non-finite ones alone.
     for (auto& i : issues)

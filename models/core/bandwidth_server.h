@@ -94,14 +94,14 @@ class BandwidthServer {
   TimePs place(TimePs start, TimePs service) {
     if (start >= busy_until_ps_) {
       if (start > busy_until_ps_ && busy_ps_ > service) remember(busy_until_ps_, start);
-      busy_until_ps_ = start + service;
+      busy_until_ps_ = add_time_ps(start, service, "a transfer's completion");
       return busy_until_ps_;
     }
     if (service <= max_gap_len_ && start + service <= max_gap_end_) {
       const TimePs e = fill_gap(start, service);
       if (e != 0) return e;
     }
-    busy_until_ps_ += service;
+    busy_until_ps_ = add_time_ps(busy_until_ps_, service, "a transfer's completion");
     return busy_until_ps_;
   }
   // The end of the first remembered gap that fits, now occupied; 0 when none does.

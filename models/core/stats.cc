@@ -150,4 +150,22 @@ void StatsRegistry::sample(TimePs now_ps) {
     stats_[i]->values(now_ps, series_[i]);
 }
 
+void StatsRegistry::drop_every_other_sample() {
+  const size_t n = sample_times_.size();
+  size_t kept = 0;
+  for (size_t r = 0; r < n; r += 2)
+    sample_times_[kept++] = sample_times_[r];
+  sample_times_.resize(kept);
+  for (size_t i = 0; i < stats_.size(); ++i) {
+    const size_t w = stats_[i]->width();
+    std::vector<double>& s = series_[i];
+    size_t out = 0;
+    for (size_t r = 0; r < n; r += 2) {
+      for (size_t k = 0; k < w; ++k)
+        s[out++] = s[r * w + k];
+    }
+    s.resize(out);
+  }
+}
+
 }  // namespace tiersim

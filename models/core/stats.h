@@ -215,6 +215,9 @@ class StatsRegistry {
 
   // Appends one sample of every stat at `now_ps`.
   void sample(TimePs now_ps);
+  size_t sample_count() const { return sample_times_.size(); }
+  // Keeps samples 0, 2, 4, ... of the series (the sampler's bound on its length).
+  void drop_every_other_sample();
   const std::vector<TimePs>& sample_times_ps() const { return sample_times_; }
   // Samples of stat i (in registration order): sample_count() rows of width() values.
   const std::vector<double>& series(size_t i) const { return series_[i]; }

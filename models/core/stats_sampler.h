@@ -1,5 +1,6 @@
 // Samples every stat of the registry each `interval_ps` of simulated time while the run is
-// active (an SC_METHOD with a timed trigger; it stops re-arming once the run is done).
+// active (an SC_METHOD with a timed trigger; it stops re-arming once the run is done). At most
+// kMaxSamples samples are kept: the interval doubles each time the series fills.
 #pragma once
 
 #include <systemc>
@@ -11,6 +12,7 @@ namespace tiersim {
 
 class StatsSampler : public sc_core::sc_module {
  public:
+  static constexpr size_t kMaxSamples = size_t{1} << 16;
   SC_HAS_PROCESS(StatsSampler);
   StatsSampler(sc_core::sc_module_name name, StatsRegistry& stats, TimePs interval_ps,
                const bool& done)
@@ -26,6 +28,12 @@ class StatsSampler : public sc_core::sc_module {
   void tick() {
     if (done_) return;
     stats_.sample(now_ps());
+    if (stats_.sample_count() >= kMaxSamples) {
+      // A bounded series: past kMaxSamples, every other sample is dropped and the interval
+      // doubles, so a long run keeps an evenly spaced series of at most kMaxSamples rows.
+      stats_.drop_every_other_sample();
+      interval_ps_ *= 2;
+    }
     next_trigger(to_sc_time(interval_ps_));
   }
   StatsRegistry& stats_;

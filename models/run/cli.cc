@@ -13,6 +13,7 @@
 
 #include "models/config/loader.h"
 #include "models/core/registry.h"
+#include "models/core/time.h"
 #include "models/run/result_file.h"
 #include "models/run/simulation.h"
 
@@ -336,6 +337,9 @@ int run_cli(int argc, char** argv) {
     return kExitBadInput;
   } catch (const UsageError& e) {
     std::cerr << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const RunInputError& e) {
+    std::cerr << "tiersim: the run cannot go on: " << e.what() << "\n";
     return kExitBadInput;
   } catch (const std::exception& e) {
     std::cerr << "tiersim: internal error: " << e.what() << "\n";

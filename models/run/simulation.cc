@@ -103,13 +103,28 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   };
   ctx.on_done = [&] { done = true; };
 
+  // Without a limit the run may go on to kMaxSimTimePs; reaching it is an error (a run that
+  // needs 53 simulated days has an input that makes it crawl), never a result.
   const uint64_t limit = cfg.run().max_sim_time_ps();
-  if (limit > 0) {
-    sc_core::sc_start(to_sc_time(limit));
-  } else {
-    sc_core::sc_start();
+  take_run_input_error();
+  try {
+    if (limit > 0) {
+      sc_core::sc_start(to_sc_time(limit));
+    } else {
+      sc_core::sc_start(to_sc_time(kMaxSimTimePs), sc_core::SC_EXIT_ON_STARVATION);
+    }
+  } catch (const std::exception& e) {
+    // SystemC reports an exception thrown inside a process as its own report: recover an
+    // input error raised there.
+    if (std::string m = take_run_input_error(); !m.empty()) throw RunInputError(m);
+    throw;
   }
   if (options.progress && (!done || total_steps == 0)) std::fputc('\n', stderr);
+  if (!done && limit == 0 && now_ps() >= kMaxSimTimePs) {
+    throw RunInputError(
+        "simulated time reached 2^62 ps (about 53 days) before the workload completed; check "
+        "the config's rates, latencies and degradations, or set run.max_sim_time_ps");
+  }
   const std::string stopped_by = done ? "complete" : "max_sim_time";
   const TimePs end_ps = now_ps();
   ctx.stats().sample(end_ps);
