@@ -131,6 +131,14 @@ void ComputeEngine::prepare() {
   }
   staging_base_ = *staging;
   activation_base_ = *act;
+  // The staging buffers and the activation area are local buffers of the SRAM (energy).
+  Component* sram = ctx().component(params_.sram);
+  for (const auto& [base, bytes] :
+       {std::pair<uint64_t, uint64_t>{staging_base_, params_.tile_bytes * params_.staging_buffers},
+        std::pair<uint64_t, uint64_t>{activation_base_, activation_bytes_}}) {
+    const auto decoded = map.decode(base, bytes);
+    if (sram != nullptr && decoded) sram->mark_local_buffer(decoded->local_address, bytes);
+  }
   if (orchestrator_ && !orchestrator_->params().host_cpu.empty()) {
     const OrchestrationParams& op = orchestrator_->params();
     host_cpu_ = dynamic_cast<DmaEngine*>(ctx().component(op.host_cpu));
@@ -148,6 +156,13 @@ void ComputeEngine::prepare() {
   }
   const auto& run = ctx().config().run();
   record_ops_ = run.op_records() != config::OP_RECORDS_NONE;
+  if (orchestrator_)
+    controller_power_w_ = ctx().config().policy().orchestration().controller_power_w();
+}
+
+void ComputeEngine::add_energy(TimePs now_ps, EnergyLedger& out) const {
+  Component::add_energy(now_ps, out);
+  out.add(EnergyPart::kController, controller_power_w_ * ps_to_s(now_ps));
 }
 
 TimePs ComputeEngine::sram_access(tlm::tlm_command cmd, uint64_t address, uint64_t bytes,
@@ -686,7 +701,8 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
       return with_energy(std::make_unique<ComputeEngine>(
                              c.name().c_str(), ComputeParams::from_config(c.compute()), ctx),
-                         c.compute().energy_pj_per_flop(), c.compute().static_power_w());
+                         c.compute().energy_pj_per_flop(), c.compute().static_power_w(),
+                         EnergyPart::kCompute, EnergyPart::kComputeStatic);
     },
     nullptr});
 }  // namespace

@@ -111,9 +111,15 @@ class ComputeEngine : public Component {
   bool connect(Component& target, const LinkInfo& link) override;
   void prepare() override;
   const ComputeParams& params() const { return params_; }
-  // Energy: FLOPs executed at the configured pJ per FLOP.
-  double dynamic_energy_j() const override { return flops_.value() * energy_pj_per_unit() * 1e-12; }
+  // Energy: FLOPs executed at the configured pJ per FLOP (compute), static power
+  // (compute_static), and the movement controller's power while the run lasts (controller).
+  void add_energy(TimePs now_ps, EnergyLedger& out) const override;
+  bool has_energy() const override { return Component::has_energy() || controller_power_w_ > 0; }
 
+ protected:
+  double energy_units() const override { return flops_.value(); }
+
+ public:
  private:
   enum class Phase { kFetch, kOverhead, kStream, kFinish, kStepEnd, kDone };
 
@@ -205,6 +211,7 @@ class ComputeEngine : public Component {
   TimePs compute_busy_ps_ = 0;  // this op
   TimePs last_land_ = 0;
   bool record_ops_ = false;
+  double controller_power_w_ = 0;  // policy.orchestration.controller_power_w (ORCHESTRATED)
 
   Counter& ops_;
   Scalar& flops_;

@@ -6,6 +6,7 @@
 
 #include "accelerators/compute_engine.h"
 #include "fabric/topology.h"
+#include "models/config/energy_checks.h"
 #include "models/core/registry.h"
 
 namespace tiersim {
@@ -37,8 +38,8 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
     v.error("vector_flops_per_s", "not set, and no FP32 peak to take it from");
   }
   v.require("op_overhead_ps", c.has_op_overhead_ps());
-  v.non_negative("energy_pj_per_flop", c.has_energy_pj_per_flop(), c.energy_pj_per_flop());
-  v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
+  energy_field(v, "energy_pj_per_flop", c.has_energy_pj_per_flop(), c.energy_pj_per_flop());
+  energy_field(v, "static_power_w", c.has_static_power_w(), c.static_power_w());
   if (v.positive("tile_bytes", c.has_tile_bytes(), static_cast<double>(c.tile_bytes())) &&
       c.tile_bytes() > 0xffffffffULL) {
     v.error("tile_bytes", "must be below 4 GiB");

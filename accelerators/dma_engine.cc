@@ -292,12 +292,8 @@ void DmaEngine::summarize(std::vector<SummaryItem>& out, uint64_t tokens) const 
   }
 }
 
-double DmaEngine::dynamic_energy_j() const {
-  return links_.dynamic_energy_j();
-}
-
-double DmaEngine::static_power_w() const {
-  return links_.static_power_w();
+void DmaEngine::add_energy(TimePs now_ps, EnergyLedger& out) const {
+  links_.add_energy(now_ps, out);
 }
 
 bool DmaEngine::has_energy() const {

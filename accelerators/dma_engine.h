@@ -85,10 +85,9 @@ class DmaEngine : public Component {
   uint64_t retried() const { return retried_.value(); }
   uint64_t rerouted() const { return rerouted_.value(); }
 
-  // Energy of the serial links this engine drives (both directions): bits moved at their
-  // pJ/bit, and their static power.
-  double dynamic_energy_j() const override;
-  double static_power_w() const override;
+  // Energy of the serial links this engine drives (both directions): SerDes and retimers per
+  // bit moved, idle and laser power (fabric/link_ports.h).
+  void add_energy(TimePs now_ps, EnergyLedger& out) const override;
   bool has_energy() const override;
   // Bytes this engine moved per token by reason and by path (source tier to destination tier),
   // each nonzero one as <engine>_<reason>_bytes_per_token and <engine>_<from>_to_<to>_...

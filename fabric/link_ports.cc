@@ -106,26 +106,25 @@ LinkPorts::Result LinkPorts::forward(Port& port, tlm::tlm_fw_transport_if<>& nex
   return {back + port.latency_ps, true};
 }
 
-double LinkPorts::dynamic_energy_j() const {
-  double j = 0;
+void LinkPorts::add_energy(TimePs now_ps, EnergyLedger& out) const {
+  const double t = ps_to_s(now_ps);
   for (const auto& port : ports_) {
-    if (port->to) j += port->to->energy_j() + port->from->energy_j();
+    if (!port->to) continue;
+    const LinkParams& lp = port->to->params();
+    out.add(EnergyPart::kLinkSerdes, port->to->energy_j() + port->from->energy_j());
+    out.add(EnergyPart::kLinkRetimers,
+            port->to->retimer_energy_j() + port->from->retimer_energy_j());
+    out.add(EnergyPart::kLinkIdle, 2 * lp.static_power_w * t);
+    out.add(EnergyPart::kLaser, 2 * lp.laser_power_w * t);
   }
-  return j;
-}
-
-double LinkPorts::static_power_w() const {
-  double w = 0;
-  for (const auto& port : ports_) {
-    if (port->to) w += 2 * port->to->params().static_power_w;
-  }
-  return w;
 }
 
 bool LinkPorts::has_energy() const {
   for (const auto& port : ports_) {
     if (port->to &&
-        (port->to->params().energy_pj_per_bit > 0 || port->to->params().static_power_w > 0)) {
+        (port->to->params().energy_pj_per_bit > 0 || port->to->params().static_power_w > 0 ||
+         port->to->params().retimer_energy_pj_per_bit > 0 ||
+         port->to->params().laser_power_w > 0)) {
       return true;
     }
   }

@@ -65,9 +65,9 @@ class LinkPorts {
                  TimePs first_ps, TimePs last_ps, uint32_t level, const Component* target,
                  uint64_t local);
 
-  // Energy of the serial links (both directions) and their static power.
-  double dynamic_energy_j() const;
-  double static_power_w() const;
+  // Energy of the serial links (both directions) up to `now_ps`: SerDes and retimers per data
+  // bit moved, idle and laser power per direction.
+  void add_energy(TimePs now_ps, EnergyLedger& out) const;
   bool has_energy() const;
 
  private:

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "models/config/energy_checks.h"
+
 namespace tiersim {
 
 namespace {
@@ -60,8 +62,11 @@ void LinkParams::validate(const config::SerialLink& c, Validator& v) {
     }
   }
   validate_jitter(c.jitter(), v.at("jitter"));
-  v.non_negative("energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
-  v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
+  energy_field(v, "energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
+  energy_field(v, "static_power_w", c.has_static_power_w(), c.static_power_w());
+  energy_field(v, "retimer_energy_pj_per_bit", c.has_retimer_energy_pj_per_bit(),
+               c.retimer_energy_pj_per_bit());
+  energy_field(v, "laser_power_w", c.has_laser_power_w(), c.laser_power_w());
   if (c.retimers() > 0 && !c.has_retimer_latency_ps()) {
     v.error("retimer_latency_ps", "needed with retimers");
   }
@@ -90,6 +95,8 @@ LinkParams LinkParams::from_config(const config::SerialLink& c) {
   p.retrain_duration_ps = c.retrain_duration_ps();
   p.energy_pj_per_bit = c.energy_pj_per_bit();
   p.static_power_w = c.static_power_w();
+  p.retimer_energy_pj_per_bit = c.retimer_energy_pj_per_bit();
+  p.laser_power_w = c.laser_power_w();
   p.retimers = c.retimers();
   p.retimer_latency_ps = c.retimer_latency_ps();
   p.message_bytes = c.has_message_bytes() ? c.message_bytes() : 16;

@@ -51,6 +51,8 @@ struct LinkParams {
   double retrain_rate_per_s = 0;
   TimePs retrain_duration_ps = 0;
   double energy_pj_per_bit = 0, static_power_w = 0;
+  double retimer_energy_pj_per_bit = 0;  // per data bit, per retimer
+  double laser_power_w = 0;              // optics: per direction, always on
   uint32_t retimers = 0;
   TimePs retimer_latency_ps = 0;
   uint32_t message_bytes = 16;
@@ -123,7 +125,11 @@ class LinkModel {
   uint64_t message_count() const { return messages_; }
   // When the first byte of the latest transfer or message arrived (no jitter).
   TimePs last_first_arrival_ps() const { return last_first_ps_; }
+  // Dynamic energy so far: data bits moved through the SerDes and through each retimer.
   double energy_j() const { return double(bytes_) * 8.0 * p_.energy_pj_per_bit * 1e-12; }
+  double retimer_energy_j() const {
+    return double(bytes_) * 8.0 * p_.retimer_energy_pj_per_bit * p_.retimers * 1e-12;
+  }
 
  private:
   TimePs send(TimePs start_ps, uint64_t bytes, TimePs data_last_ps, uint32_t level,

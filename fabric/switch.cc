@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "models/config/energy_checks.h"
 #include "models/core/context.h"
 #include "models/core/payload_pool.h"
 #include "models/core/registry.h"
@@ -52,8 +53,8 @@ void SwitchParams::validate(const config::Switch& c, Validator& v) {
       }
     }
   }
-  v.non_negative("energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
-  v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
+  energy_field(v, "energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
+  energy_field(v, "static_power_w", c.has_static_power_w(), c.static_power_w());
 }
 
 SwitchParams SwitchParams::from_config(const config::Switch& c) {
@@ -170,12 +171,9 @@ void Switch::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& del
   p.set_response_status(tlm::TLM_OK_RESPONSE);
 }
 
-double Switch::dynamic_energy_j() const {
-  return Component::dynamic_energy_j() + links_.dynamic_energy_j();
-}
-
-double Switch::static_power_w() const {
-  return Component::static_power_w() + links_.static_power_w();
+void Switch::add_energy(TimePs now_ps, EnergyLedger& out) const {
+  Component::add_energy(now_ps, out);
+  links_.add_energy(now_ps, out);
 }
 
 bool Switch::has_energy() const {
@@ -201,7 +199,8 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
       return with_energy(
           std::make_unique<Switch>(c.name().c_str(), SwitchParams::from_config(c.switch_()), ctx),
-          c.switch_().energy_pj_per_bit(), c.switch_().static_power_w());
+          c.switch_().energy_pj_per_bit(), c.switch_().static_power_w(), EnergyPart::kSwitchCore,
+          EnergyPart::kSwitchBase);
     },
     nullptr});
 }  // namespace

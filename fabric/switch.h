@@ -59,8 +59,8 @@ class Switch : public Component {
   bool connect(Component& target, const LinkInfo& link) override;
 
   uint64_t bytes_read() const override { return bytes_.value(); }  // bytes switched (energy)
-  double dynamic_energy_j() const override;
-  double static_power_w() const override;
+  // Energy: bits switched (switch_core) and base power (switch_base), plus the links it drives.
+  void add_energy(TimePs now_ps, EnergyLedger& out) const override;
   bool has_energy() const override;
   const SwitchParams& params() const { return params_; }
 

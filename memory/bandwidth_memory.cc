@@ -38,4 +38,12 @@ BandwidthMemory::BandwidthMemory(sc_core::sc_module_name name, const BandwidthMe
                       });
 }
 
+void BandwidthMemory::add_energy(TimePs now_ps, EnergyLedger& out) const {
+  Component::add_energy(now_ps, out);
+  if (!power_.any()) return;
+  const double busy_stack_s =
+      ps_to_s(core_.busy_ps()) / static_cast<double>(params_.channels_per_stack);
+  power_.add(double(bytes_read() + bytes_written()), busy_stack_s, now_ps, out);
+}
+
 }  // namespace tiersim

@@ -9,7 +9,8 @@
 // channels), each part queues first-come-first-served behind earlier requests on its channel,
 // and the request completes when its last part does, plus the unloaded latency. Reads and writes
 // share a channel's bandwidth. The timing is BandwidthMemoryCore (memory/bandwidth_memory_core.h);
-// this class is its TLM target (MemoryTarget: range check, byte counts, energy from the bytes).
+// this class is its TLM target (MemoryTarget: range check, byte counts) and its energy account
+// (the device's per bit, plus memory/dram_power.h).
 //
 // Fidelity: fast. Contention between requests is captured per channel; banks, refresh and
 // scheduling are averaged into the efficiency fraction, with a miss penalty for a part that does
@@ -26,6 +27,7 @@
 #include <string>
 
 #include "memory/bandwidth_memory_core.h"
+#include "memory/dram_power.h"
 #include "memory/memory_target.h"
 
 namespace tiersim {
@@ -38,6 +40,14 @@ class BandwidthMemory : public MemoryTarget {
 
   const BandwidthMemoryParams& params() const { return params_; }
 
+  // Energy beyond the device's per-bit account (the hbm kind's PHY, wires, background and
+  // refresh; memory/dram_power.h); set by the kind factory before the run. The active state's
+  // busy time is the channel servers' (their busy time over channels_per_stack, in
+  // stack-seconds).
+  void set_power(DramPower p) { power_ = std::move(p); }
+  void add_energy(TimePs now_ps, EnergyLedger& out) const override;
+  bool has_energy() const override { return Component::has_energy() || power_.any(); }
+
  protected:
   TimePs serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) override {
     return core_.serve(addr, bytes, write, start_ps);
@@ -46,6 +56,7 @@ class BandwidthMemory : public MemoryTarget {
  private:
   const BandwidthMemoryParams params_;
   BandwidthMemoryCore core_;  // server u: stack u % stacks, channel u / stacks
+  DramPower power_;
 };
 
 }  // namespace tiersim

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "memory/ddr.h"
+#include "models/config/energy_checks.h"
 #include "models/core/context.h"
 #include "models/core/registry.h"
 
@@ -31,9 +32,9 @@ void CxlParams::validate(const config::CxlExpander& c, Validator& v) {
     Validator mv = v.at("media");
     validate_ddr(c.media(), mv);
   }
-  v.non_negative("controller_energy_pj_per_bit", c.has_controller_energy_pj_per_bit(),
-                 c.controller_energy_pj_per_bit());
-  v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
+  energy_field(v, "controller_energy_pj_per_bit", c.has_controller_energy_pj_per_bit(),
+               c.controller_energy_pj_per_bit());
+  energy_field(v, "static_power_w", c.has_static_power_w(), c.static_power_w());
 }
 
 CxlParams CxlParams::from_config(const config::CxlExpander& c) {
@@ -44,6 +45,7 @@ CxlParams CxlParams::from_config(const config::CxlExpander& c) {
   p.write_trackers = c.write_trackers();
   p.line_bytes = c.has_line_bytes() ? c.line_bytes() : 64;
   p.media = ddr_params(c.media());
+  p.controller_pj_per_bit = c.controller_energy_pj_per_bit();
   return p;
 }
 
@@ -69,6 +71,12 @@ TimePs CxlExpander::serve(uint64_t addr, uint64_t bytes, bool write, TimePs star
   return std::max(tracked, media_done) + params_.host_port_latency_ps;
 }
 
+void CxlExpander::add_energy(TimePs now_ps, EnergyLedger& out) const {
+  Component::add_energy(now_ps, out);
+  out.add(EnergyPart::kPhyController,
+          bits_energy_j(double(bytes_read() + bytes_written()), params_.controller_pj_per_bit));
+}
+
 namespace {
 const ComponentRegistrar kRegistrar(ComponentKind{
     "cxl",
@@ -84,8 +92,8 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
       return with_energy(
           std::make_unique<CxlExpander>(c.name().c_str(), CxlParams::from_config(c.cxl()), ctx),
-          c.cxl().media().energy_pj_per_bit() + c.cxl().controller_energy_pj_per_bit(),
-          c.cxl().static_power_w());
+          c.cxl().media().energy_pj_per_bit(), c.cxl().static_power_w(), EnergyPart::kDramCore,
+          EnergyPart::kDeviceStatic);
     },
     nullptr});
 }  // namespace

@@ -33,6 +33,7 @@ struct CxlParams {
   uint32_t read_trackers = 0, write_trackers = 0;
   uint32_t line_bytes = 64;
   BandwidthMemoryParams media;
+  double controller_pj_per_bit = 0;  // the device controller, per bit (energy part phy_controller)
 
   // Time a tracker is held by one line: controller and media latency plus the line's service at
   // one media channel's rate.
@@ -53,6 +54,12 @@ class CxlExpander : public MemoryTarget {
   CxlExpander(sc_core::sc_module_name name, const CxlParams& params, Context& ctx);
 
   const CxlParams& params() const { return params_; }
+  // Energy: the media's per-bit account (dram_core) and static power (the kind factory's), plus
+  // the controller per bit (phy_controller).
+  void add_energy(TimePs now_ps, EnergyLedger& out) const override;
+  bool has_energy() const override {
+    return Component::has_energy() || params_.controller_pj_per_bit > 0;
+  }
 
  protected:
   // `start_ps`: the request's arrival at the device.

@@ -1,6 +1,7 @@
 #include "memory/ddr.h"
 
 #include "memory/bandwidth_memory.h"
+#include "models/config/energy_checks.h"
 #include "models/core/registry.h"
 
 namespace tiersim {
@@ -21,8 +22,8 @@ void validate_ddr(const config::DdrFast& c, Validator& v) {
       (c.interleave_bytes() & (c.interleave_bytes() - 1)) != 0) {
     v.error("interleave_bytes", "must be a power of two");
   }
-  v.non_negative("energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
-  v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
+  energy_field(v, "energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
+  energy_field(v, "static_power_w", c.has_static_power_w(), c.static_power_w());
 }
 
 BandwidthMemoryParams ddr_params(const config::DdrFast& c) {
@@ -54,7 +55,8 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
       return with_energy(std::make_unique<BandwidthMemory>(c.name().c_str(), ddr_params(c.ddr()),
                                                            ctx, "ddr", Tier::kDdr),
-                         c.ddr().energy_pj_per_bit(), c.ddr().static_power_w());
+                         c.ddr().energy_pj_per_bit(), c.ddr().static_power_w(),
+                         EnergyPart::kDramCore, EnergyPart::kDeviceStatic);
     },
     nullptr});
 }  // namespace

@@ -2,6 +2,7 @@
 // (BandwidthMemory), with GDDR names for its fields. Fidelity: fast only (see GddrFast in the
 // schema and docs/models/gddr.md).
 #include "memory/bandwidth_memory.h"
+#include "models/config/energy_checks.h"
 #include "models/core/registry.h"
 
 namespace tiersim {
@@ -35,8 +36,8 @@ void validate_gddr(const config::Config& root, const config::Component& comp, Va
              static_cast<double>(c.capacity_bytes_per_device()));
   v.fraction("efficiency_fraction", c.has_efficiency_fraction(), c.efficiency_fraction());
   v.require("latency_ps", c.has_latency_ps());
-  v.non_negative("energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
-  v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
+  energy_field(v, "energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
+  energy_field(v, "static_power_w", c.has_static_power_w(), c.static_power_w());
   if (v.positive("interleave_bytes", c.has_interleave_bytes(),
                  static_cast<double>(c.interleave_bytes())) &&
       (c.interleave_bytes() & (c.interleave_bytes() - 1)) != 0) {
@@ -53,7 +54,8 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
       return with_energy(
           std::make_unique<BandwidthMemory>(c.name().c_str(), gddr_params(c.gddr()), ctx, "gddr"),
-          c.gddr().energy_pj_per_bit(), c.gddr().static_power_w());
+          c.gddr().energy_pj_per_bit(), c.gddr().static_power_w(), EnergyPart::kDramCore,
+          EnergyPart::kDeviceStatic);
     },
     nullptr});
 

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "memory/bandwidth_memory.h"
+#include "memory/dram_power.h"
 #include "memory/dram_spec.h"
 #include "memory/hbm_detailed.h"
 #include "memory/hbm_device.h"
@@ -33,8 +34,7 @@ void BandwidthMemoryParams::validate(const config::HbmFast& c, Validator& v, boo
              static_cast<double>(c.capacity_bytes_per_stack()));
   v.fraction("efficiency_fraction", c.has_efficiency_fraction(), c.efficiency_fraction());
   v.require("latency_ps", c.has_latency_ps());
-  v.non_negative("energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
-  v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
+  DramPower::validate(c, v);
   if (c.has_temperature_c() && !(c.temperature_c() > -60 && c.temperature_c() < 200)) {
     v.error("temperature_c", "must be in (-60, 200) C");
   }
@@ -145,15 +145,26 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     },
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
       const config::Fidelity f = c.has_fidelity() ? c.fidelity() : ctx.config().run().fidelity();
+      std::vector<double> multipliers;
+      for (uint32_t st = 0; st < c.hbm().stack_count(); ++st) {
+        multipliers.push_back(BandwidthMemoryParams::refresh_multiplier_for(
+            c.hbm(), c.hbm().stack_temperature_c_size() > 0 ? int(st) : -1));
+      }
+      DramPower power = DramPower::from_config(c.hbm(), std::move(multipliers));
       std::unique_ptr<Component> m;
       if (f == config::DETAILED) {
-        m = std::make_unique<HbmDetailed>(c.name().c_str(), HbmDetailedParams::from_config(c.hbm()),
-                                          ctx);
+        auto d = std::make_unique<HbmDetailed>(c.name().c_str(),
+                                               HbmDetailedParams::from_config(c.hbm()), ctx);
+        d->set_power(std::move(power));
+        m = std::move(d);
       } else {
-        m = std::make_unique<BandwidthMemory>(c.name().c_str(),
-                                              BandwidthMemoryParams::from_config(c.hbm()), ctx);
+        auto b = std::make_unique<BandwidthMemory>(
+            c.name().c_str(), BandwidthMemoryParams::from_config(c.hbm()), ctx);
+        b->set_power(std::move(power));
+        m = std::move(b);
       }
-      return with_energy(std::move(m), c.hbm().energy_pj_per_bit(), c.hbm().static_power_w());
+      return with_energy(std::move(m), c.hbm().energy_pj_per_bit(), c.hbm().static_power_w(),
+                         EnergyPart::kDramCore, EnergyPart::kDeviceStatic);
     },
     [](const config::Component& c, double duration_us, std::ostream& report) -> std::string {
       if (!c.hbm().has_device()) {

@@ -143,4 +143,12 @@ TimePs HbmDetailed::serve(uint64_t addr, uint64_t bytes, bool write, TimePs star
   return last_done_cycle_ * tck + params_.device.frontend_latency_ps;
 }
 
+void HbmDetailed::add_energy(TimePs now_ps, EnergyLedger& out) const {
+  Component::add_energy(now_ps, out);
+  if (!power_.any()) return;
+  const double bytes = double(bytes_read() + bytes_written());
+  power_.add(bytes, power_.peak_bytes_per_s > 0 ? bytes / power_.peak_bytes_per_s : 0.0, now_ps,
+             out);
+}
+
 }  // namespace tiersim

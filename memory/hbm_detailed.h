@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "configs/tiersim.pb.h"
+#include "memory/dram_power.h"
 #include "memory/dram_stack.h"
 #include "memory/memory_target.h"
 #include "models/core/stats.h"
@@ -42,6 +43,13 @@ struct HbmDetailedParams {
 class HbmDetailed : public MemoryTarget {
  public:
   HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& params, Context& ctx);
+
+  // Energy beyond the device's per-bit account (memory/dram_power.h), as at the fast level; the
+  // active state's busy time is the data bus at peak (bytes / peak_bytes_per_s), not the
+  // controllers' bank states.
+  void set_power(DramPower p) { power_ = std::move(p); }
+  void add_energy(TimePs now_ps, EnergyLedger& out) const override;
+  bool has_energy() const override { return Component::has_energy() || power_.any(); }
 
  protected:
   // Serves the request to completion: advances the stacks to its start, submits its pieces and
@@ -68,6 +76,7 @@ class HbmDetailed : public MemoryTarget {
   bool stop_is_error_ = true;
 
   Counter& late_starts_;
+  DramPower power_;
 };
 
 }  // namespace tiersim

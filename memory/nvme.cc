@@ -1,4 +1,5 @@
 #include "memory/nvme.h"
+#include "models/config/energy_checks.h"
 
 #include <algorithm>
 
@@ -16,7 +17,7 @@ void NvmeParams::validate(const config::Nvme& c, Validator& v) {
   }
   v.positive("max_transfer_bytes", c.has_max_transfer_bytes(),
              static_cast<double>(c.max_transfer_bytes()));
-  v.non_negative("energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
+  energy_field(v, "energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
 }
 
 NvmeParams NvmeParams::from_config(const config::Nvme& c) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "models/config/energy_checks.h"
 #include "models/core/context.h"
 #include "models/core/payload_pool.h"
 #include "models/core/registry.h"
@@ -97,7 +98,7 @@ const ComponentRegistrar kRegistrar(ComponentKind{
       NvmeParams::validate(c.nvme(), v);
       v.positive("capacity_bytes", c.nvme().has_capacity_bytes(),
                  double(c.nvme().capacity_bytes()));
-      v.non_negative("static_power_w", c.nvme().has_static_power_w(), c.nvme().static_power_w());
+      energy_field(v, "static_power_w", c.nvme().has_static_power_w(), c.nvme().static_power_w());
       if (c.nvme().has_bounce_buffer_bytes()) {
         v.positive("bounce_buffer_bytes", true, double(c.nvme().bounce_buffer_bytes()));
       }
@@ -122,7 +123,8 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     },
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
       return with_energy(std::make_unique<NvmeDrive>(c.name().c_str(), c.nvme(), ctx),
-                         c.nvme().energy_pj_per_bit(), c.nvme().static_power_w());
+                         c.nvme().energy_pj_per_bit(), c.nvme().static_power_w(),
+                         EnergyPart::kStorageMedia, EnergyPart::kDeviceStatic);
     },
     nullptr});
 }  // namespace

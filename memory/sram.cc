@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "memory/interleave.h"
+#include "models/config/energy_checks.h"
 #include "models/core/context.h"
 #include "models/core/registry.h"
 
@@ -18,8 +19,12 @@ uint32_t SramParams::hops(uint32_t chiplet) const {
 
 void SramParams::validate(const config::Sram& c, Validator& v) {
   v.positive("capacity_bytes", c.has_capacity_bytes(), static_cast<double>(c.capacity_bytes()));
-  v.non_negative("energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
-  v.non_negative("static_power_w", c.has_static_power_w(), c.static_power_w());
+  energy_field(v, "energy_pj_per_bit", c.has_energy_pj_per_bit(), c.energy_pj_per_bit());
+  energy_field(v, "wire_energy_pj_per_bit", c.has_wire_energy_pj_per_bit(),
+               c.wire_energy_pj_per_bit());
+  energy_field(v, "local_energy_pj_per_bit", c.has_local_energy_pj_per_bit(),
+               c.local_energy_pj_per_bit());
+  energy_field(v, "static_power_w", c.has_static_power_w(), c.static_power_w());
   if (c.regions_size() == 0) {
     v.positive("read_bandwidth_bytes_per_s", c.has_read_bandwidth_bytes_per_s(),
                c.read_bandwidth_bytes_per_s());
@@ -84,6 +89,8 @@ SramParams SramParams::from_config(const config::Sram& c) {
   p.read_bandwidth_bytes_per_s = c.read_bandwidth_bytes_per_s();
   p.write_bandwidth_bytes_per_s = c.write_bandwidth_bytes_per_s();
   p.latency_ps = c.latency_ps();
+  p.wire_pj_per_bit = c.wire_energy_pj_per_bit();
+  if (c.has_local_energy_pj_per_bit()) p.local_pj_per_bit = c.local_energy_pj_per_bit();
   if (c.has_mesh()) {
     p.mesh_columns = c.mesh().columns();
     p.home_chiplet = c.mesh().home_chiplet();
@@ -234,6 +241,36 @@ TimePs Sram::serve_regions(uint64_t addr, uint64_t bytes, bool write, TimePs sta
   return done;
 }
 
+void Sram::mark_local_buffer(uint64_t local_address, uint64_t bytes) {
+  if (bytes > 0) local_.push_back({local_address, local_address + bytes});
+}
+
+uint64_t Sram::local_part(uint64_t addr, uint64_t bytes) const {
+  uint64_t n = 0;
+  for (const auto& r : local_) {
+    const uint64_t lo = std::max(addr, r.first), hi = std::min(addr + bytes, r.second);
+    if (hi > lo) n += hi - lo;
+  }
+  return n;
+}
+
+void Sram::add_energy(TimePs now_ps, EnergyLedger& out) const {
+  // Global accesses: the array (the default account's pJ/bit, sram_array) and the wires; local
+  // buffers at their own rate (or as global when it is not set).
+  const double total = double(bytes_read() + bytes_written());
+  const double local = double(local_bytes_);
+  const double global = total - local;
+  out.add(EnergyPart::kSramArray, bits_energy_j(global, energy_pj_per_unit()));
+  out.add(EnergyPart::kSramWires, bits_energy_j(global, params_.wire_pj_per_bit));
+  if (params_.local_pj_per_bit >= 0) {
+    out.add(EnergyPart::kLocalSram, bits_energy_j(local, params_.local_pj_per_bit));
+  } else {
+    out.add(EnergyPart::kSramArray, bits_energy_j(local, energy_pj_per_unit()));
+    out.add(EnergyPart::kSramWires, bits_energy_j(local, params_.wire_pj_per_bit));
+  }
+  out.add(EnergyPart::kSramLeakage, static_power() * ps_to_s(now_ps));
+}
+
 namespace {
 const ComponentRegistrar kRegistrar(ComponentKind{
     "sram",
@@ -245,7 +282,8 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
       return with_energy(
           std::make_unique<Sram>(c.name().c_str(), SramParams::from_config(c.sram()), ctx),
-          c.sram().energy_pj_per_bit(), c.sram().static_power_w());
+          c.sram().energy_pj_per_bit(), c.sram().static_power_w(), EnergyPart::kSramArray,
+          EnergyPart::kSramLeakage);
     },
     nullptr});
 }  // namespace

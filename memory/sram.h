@@ -17,6 +17,7 @@
 // bytes_written, bytes_by_region, read_utilization, write_utilization.
 #pragma once
 
+#include <utility>
 #include <vector>
 
 #include "configs/tiersim.pb.h"
@@ -45,6 +46,10 @@ struct SramParams {
   uint32_t mesh_columns = 1, home_chiplet = 0;
   TimePs hop_latency_ps = 0;
   double mesh_link_bytes_per_s = 0;
+  // Energy beyond the array's pJ/bit (the component's default account): wires of global
+  // accesses, and local buffers' own rate (< 0: not set, local buffers pay as global accesses).
+  double wire_pj_per_bit = 0;
+  double local_pj_per_bit = -1;
 
   // Mesh hops from the home chiplet to `chiplet`.
   uint32_t hops(uint32_t chiplet) const;
@@ -59,8 +64,18 @@ class Sram : public MemoryTarget {
 
   const SramParams& params() const { return params_; }
 
+  // Energy (docs/models/power.md): global accesses pay the array (sram_array) and the wires
+  // (sram_wires), accesses inside a marked local buffer pay local_pj_per_bit (local_sram);
+  // leakage is the static power (sram_leakage).
+  void mark_local_buffer(uint64_t local_address, uint64_t bytes) override;
+  void add_energy(TimePs now_ps, EnergyLedger& out) const override;
+  bool has_energy() const override {
+    return Component::has_energy() || params_.wire_pj_per_bit > 0 || params_.local_pj_per_bit > 0;
+  }
+
  protected:
   TimePs serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) override {
+    if (!local_.empty()) local_bytes_ += local_part(addr, bytes);
     return params_.regions.size() == 1 ? serve_region(0, addr, bytes, write, start_ps)
                                        : serve_regions(addr, bytes, write, start_ps);
   }
@@ -87,6 +102,10 @@ class Sram : public MemoryTarget {
   std::vector<MeshPort> ports_;  // by chiplet (used for remote chiplets)
   std::vector<uint64_t> split_;  // scratch: bytes per bank
   Vector& bytes_by_region_;
+  // Local buffers [first, second) (component-local addresses) and the bytes served inside them.
+  std::vector<std::pair<uint64_t, uint64_t>> local_;
+  uint64_t local_bytes_ = 0;
+  uint64_t local_part(uint64_t addr, uint64_t bytes) const;
 };
 
 }  // namespace tiersim

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "fabric/serial_link.h"
+#include "models/config/energy_checks.h"
 
 namespace tiersim {
 
@@ -36,6 +37,7 @@ void validate_controller(const config::Config& root, const config::Orchestration
     o.error("notification", "required: INTERRUPT, POLLING or DOORBELL");
   }
   validate_jitter(c.decision_jitter(), o.at("decision_jitter"));
+  energy_field(o, "controller_power_w", c.has_controller_power_w(), c.controller_power_w());
   if (c.has_dma()) {
     const config::Component* d = find_component(root, c.dma());
     if (d == nullptr || !d->has_dma()) o.error("dma", "no DMA engine named \"" + c.dma() + "\"");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "configs/tiersim.pb.h"
+#include "models/core/energy.h"
 #include "models/core/objects.h"
 #include "models/core/sim_time.h"
 
@@ -50,33 +51,51 @@ class Component : public sc_core::sc_module {
   // Adds the component's headline metrics to the run summary (`tokens`: generated tokens).
   virtual void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const {}
 
-  // Energy (set from the component's config by the builder): dynamic energy so far, by default
-  // every bit read or written at `pj_per_unit` (compute engines count FLOPs instead), and
-  // static power.
-  void set_energy(double pj_per_unit, double static_power_w) {
+  // Energy (models/core/energy.h). The kind factory sets the default account: every bit read or
+  // written at `pj_per_unit` into `dynamic_part` (compute engines count FLOPs instead), and
+  // `static_power_w` for the whole run into `static_part`. Components with more hops or states
+  // (HBM background and refresh, SRAM local buffers, links, switches) override add_energy.
+  void set_energy(double pj_per_unit, double static_power_w, EnergyPart dynamic_part,
+                  EnergyPart static_part) {
     energy_pj_per_unit_ = pj_per_unit;
     static_power_w_ = static_power_w;
+    dynamic_part_ = dynamic_part;
+    static_part_ = static_part;
   }
-  virtual double dynamic_energy_j() const {
-    return double(bytes_read() + bytes_written()) * 8.0 * energy_pj_per_unit_ * 1e-12;
+  // Adds the energy spent from the start of the run to `now_ps` (>= the last event counted) to
+  // `out`, by part; monotonic in `now_ps`. Bits are counted when a request is served (loosely
+  // timed: possibly ahead of `now_ps`), static power up to `now_ps`.
+  virtual void add_energy(TimePs now_ps, EnergyLedger& out) const {
+    out.add(dynamic_part_, energy_units() * energy_pj_per_unit_ * 1e-12);
+    out.add(static_part_, static_power_w_ * ps_to_s(now_ps));
   }
-  virtual double static_power_w() const { return static_power_w_; }
+  // Whether the component reports energy (a part of the summary's energy breakdown).
   virtual bool has_energy() const { return energy_pj_per_unit_ > 0 || static_power_w_ > 0; }
+
+  // Marks [local_address, local_address + bytes) of this memory as a buffer next to its consumer
+  // (staging buffers, activations): memories that charge local buffers their own energy (SRAM)
+  // record it; others ignore it. Called from prepare(), before the simulation starts.
+  virtual void mark_local_buffer(uint64_t local_address, uint64_t bytes) {}
 
  protected:
   double energy_pj_per_unit() const { return energy_pj_per_unit_; }
+  double static_power() const { return static_power_w_; }
+  // The units the default account charges at pj_per_unit: bits read and written.
+  virtual double energy_units() const { return double(bytes_read() + bytes_written()) * 8.0; }
 
- public:
  private:
   Context& ctx_;
   std::string kind_;
   double energy_pj_per_unit_ = 0, static_power_w_ = 0;
+  EnergyPart dynamic_part_ = EnergyPart::kDramCore;
+  EnergyPart static_part_ = EnergyPart::kDeviceStatic;
 };
 
 // Sets a freshly built component's energy parameters (for kind factories).
 inline std::unique_ptr<Component> with_energy(std::unique_ptr<Component> c, double pj_per_unit,
-                                              double static_power_w) {
-  c->set_energy(pj_per_unit, static_power_w);
+                                              double static_power_w, EnergyPart dynamic_part,
+                                              EnergyPart static_part) {
+  c->set_energy(pj_per_unit, static_power_w, dynamic_part, static_part);
   return c;
 }
 

@@ -134,6 +134,15 @@ VectorFormula& StatsRegistry::vector_formula(const std::string& group, const std
                                              const std::string& desc, const std::string& unit,
                                              std::vector<std::string> labels,
                                              std::function<void(double*)> fn) {
+  return add<VectorFormula>(group, name, desc, unit, std::move(labels),
+                            [fn = std::move(fn)](TimePs, double* out) { fn(out); });
+}
+
+VectorFormula& StatsRegistry::timed_vector_formula(const std::string& group,
+                                                   const std::string& name, const std::string& desc,
+                                                   const std::string& unit,
+                                                   std::vector<std::string> labels,
+                                                   std::function<void(TimePs, double*)> fn) {
   return add<VectorFormula>(group, name, desc, unit, std::move(labels), std::move(fn));
 }
 

@@ -167,26 +167,26 @@ class Formula final : public Stat {
 };
 
 // A vector derived from model state when sampled (reported as a vector). `fn` overwrites the
-// width() values it is given.
+// width() values it is given, as seen at the sample time.
 class VectorFormula final : public Stat {
  public:
   VectorFormula(std::string name, std::string description, std::string unit,
-                std::vector<std::string> labels, std::function<void(double*)> fn)
+                std::vector<std::string> labels, std::function<void(TimePs, double*)> fn)
       : Stat(std::move(name), std::move(description), std::move(unit)),
         labels_(std::move(labels)),
         fn_(std::move(fn)) {}
   StatKind kind() const override { return StatKind::kVector; }
   size_t width() const override { return labels_.size(); }
   std::vector<std::string> labels() const override { return labels_; }
-  void values(TimePs, std::vector<double>& out) const override {
+  void values(TimePs now_ps, std::vector<double>& out) const override {
     const size_t at = out.size();
     out.resize(at + labels_.size(), 0.0);
-    fn_(out.data() + at);
+    fn_(now_ps, out.data() + at);
   }
 
  private:
   std::vector<std::string> labels_;
-  std::function<void(double*)> fn_;
+  std::function<void(TimePs, double*)> fn_;
 };
 
 // Owns all stats of a run and their sampled time series.
@@ -209,6 +209,11 @@ class StatsRegistry {
   VectorFormula& vector_formula(const std::string& group, const std::string& name,
                                 const std::string& desc, const std::string& unit,
                                 std::vector<std::string> labels, std::function<void(double*)> fn);
+  // As vector_formula, for a vector that depends on the sample time (rates over the interval).
+  VectorFormula& timed_vector_formula(const std::string& group, const std::string& name,
+                                      const std::string& desc, const std::string& unit,
+                                      std::vector<std::string> labels,
+                                      std::function<void(TimePs, double*)> fn);
 
   const Stat* find(const std::string& full_name) const;
   const std::deque<std::unique_ptr<Stat>>& all() const { return stats_; }

@@ -16,6 +16,7 @@
 #include "models/core/registry.h"
 #include "models/core/stats_sampler.h"
 #include "models/core/workload.h"
+#include "models/run/power_monitor.h"
 #include "models/run/run_parts.h"
 #include "models/run/trace.h"
 
@@ -70,6 +71,9 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   } catch (const ConfigError& e) {
     throw located(loaded, e.issues());
   }
+
+  // The power time series (its stats registered before the first sample).
+  PowerMonitor power(ctx, components);
 
   bool done = false;
   std::unique_ptr<StatsSampler> sampler;

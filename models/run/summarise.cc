@@ -8,6 +8,7 @@
 
 #include "models/core/component.h"
 #include "models/core/context.h"
+#include "models/core/energy.h"
 #include "models/core/stats.h"
 #include "models/core/workload.h"
 #include "models/run/run_parts.h"
@@ -22,23 +23,44 @@ double step_tpot_ms(const TokenRecord& t) {
 
 namespace {
 
-// Energy (dynamic plus static power over the simulated time, per component and per token),
-// each component's items, and (fault runs) the DMA transfers' outcomes.
+// Energy over the run (models/core/energy.h): the total, per token, dynamic and static; each
+// component's energy and mean power; each part's (a hop of the data path, or a static power)
+// energy and mean power. Then each component's items, and (fault runs) the DMA transfers'
+// outcomes.
 void summarise_components(Context& ctx, const std::vector<std::unique_ptr<Component>>& components,
                           TimePs end_ps, uint64_t generated, std::vector<SummaryItem>& summary) {
-  double energy_j = 0;
-  std::vector<SummaryItem> energy_items;
+  const double seconds = ps_to_s(end_ps);
+  auto mean_w = [seconds](double j) { return seconds > 0 ? j / seconds : 0.0; };
+  EnergyLedger parts, one;
+  std::vector<SummaryItem> energy_items, power_items;
   for (const auto& c : components) {
     if (!c->has_energy()) continue;
-    const double e = c->dynamic_energy_j() + c->static_power_w() * ps_to_s(end_ps);
-    energy_j += e;
-    energy_items.push_back({std::string("energy_j_") + c->basename(), e, "J"});
+    one.clear();
+    c->add_energy(end_ps, one);
+    for (size_t p = 0; p < kEnergyParts; ++p)
+      parts.j[p] += one.j[p];
+    energy_items.push_back({std::string("energy_j_") + c->basename(), one.total(), "J"});
+    power_items.push_back({std::string("power_w_") + c->basename(), mean_w(one.total()), "W"});
   }
   if (!energy_items.empty()) {
+    double energy_j = 0;
+    for (const auto& e : energy_items)
+      energy_j += e.value;
     summary.push_back({"energy_j", energy_j, "J"});
     summary.push_back(
         {"energy_j_per_token", generated ? energy_j / double(generated) : 0.0, "J/token"});
+    summary.push_back({"energy_j_dynamic", parts.dynamic_j(), "J"});
+    summary.push_back({"energy_j_static", parts.static_j(), "J"});
+    summary.push_back({"power_w_mean", mean_w(energy_j), "W"});
     summary.insert(summary.end(), energy_items.begin(), energy_items.end());
+    summary.insert(summary.end(), power_items.begin(), power_items.end());
+    for (size_t p = 0; p < kEnergyParts; ++p) {
+      if (parts.j[p] == 0) continue;
+      const EnergyPart part = EnergyPart(p);
+      const std::string kind = energy_part_is_static(part) ? "static_" : "path_";
+      summary.push_back({"energy_j_" + kind + energy_part_name(part), parts.j[p], "J"});
+      summary.push_back({"power_w_" + kind + energy_part_name(part), mean_w(parts.j[p]), "W"});
+    }
   }
   for (const auto& c : components)
     c->summarize(summary, generated);

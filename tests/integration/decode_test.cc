@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <map>
 
 #include "models/run/result_file.h"
@@ -242,9 +244,22 @@ TEST(Decode, T4GddrStreamsAtItsEffectiveBandwidth) {
   fs::remove(out);
 }
 
-// Energy: every byte an HBM or SRAM component serves at its pJ/bit, every FLOP at the compute
-// engine's pJ/FLOP (H100 preset: 3.9, 6.0 pJ/bit, 0.71 pJ/FLOP), summed per token.
-TEST(Decode, EnergyIsBytesAndFlopsAtTheirCosts) {
+std::map<std::string, double> summary_map(const ResultReader& h) {
+  std::map<std::string, double> s;
+  for (const auto& item : h.summary())
+    s[item.name] = item.value;
+  return s;
+}
+
+// Energy by path, derived by hand from the run's byte counts and the H100 preset's constants:
+// every HBM byte pays the device (3.9 pJ/bit), the PHY and controller (2.0) and the wires (5.4);
+// every SRAM byte of this run is a staging buffer or the activation area, local SRAM (0.6); every
+// FLOP 0.71 pJ; each of the 5 stacks draws 0.384 W standby and 0.499 W refresh (x1 at the
+// default 85 C) for the whole run, plus 0.144 W while serving (its channel servers' busy time:
+// the utilization stat x time x stacks). The default decode puts the HBM path above the staging
+// SRAM by far (before path energy, the 6 pJ/bit global-SRAM charge on every staged byte made
+// the SRAM three times the HBM).
+TEST(Decode, EnergyIsEachHopAtItsCost) {
   const std::string out =
       (fs::temp_directory_path() / ("tiersim_energy_" + std::to_string(getpid()) + ".h5")).string();
   auto r = test::run_cmd(
@@ -253,16 +268,36 @@ TEST(Decode, EnergyIsBytesAndFlopsAtTheirCosts) {
       " --set workload.decode.decode_steps=4 --quiet --out " + out);
   ASSERT_EQ(r.code, 0) << r.err;
   ResultReader h(out);
-  std::map<std::string, double> s;
-  for (const auto& item : h.summary())
-    s[item.name] = item.value;
-  const double tokens = s["tokens_generated"];
-  EXPECT_NEAR(s["energy_j_hbm"], s["hbm_bytes_per_token"] * tokens * 8 * 3.9e-12, 1e-9);
-  EXPECT_NEAR(s["energy_j_sram"], s["sram_bytes_per_token"] * tokens * 8 * 6.0e-12, 1e-9);
+  auto s = summary_map(h);
+  const double tokens = s["tokens_generated"], t = s["sim_time_s"];
+  const double hbm_bits = s["hbm_bytes_per_token"] * tokens * 8;
+  const double sram_bits = s["sram_bytes_per_token"] * tokens * 8;
+  const double busy_stack_s = h.read_doubles("/stats/hbm/utilization").back() * t * 5;
+  EXPECT_NEAR(s["energy_j_path_dram_core"], hbm_bits * 3.9e-12, 1e-9);
+  EXPECT_NEAR(s["energy_j_path_phy_controller"], hbm_bits * 2.0e-12, 1e-9);
+  EXPECT_NEAR(s["energy_j_path_package_wires"], hbm_bits * 5.4e-12, 1e-9);
+  EXPECT_NEAR(s["energy_j_static_dram_background"], 5 * 0.384 * t + 0.144 * busy_stack_s, 1e-9);
+  EXPECT_NEAR(s["energy_j_static_dram_refresh"], 5 * 0.499 * t, 1e-9);
+  EXPECT_NEAR(s["energy_j_hbm"],
+              hbm_bits * 11.3e-12 + 5 * (0.384 + 0.499) * t + 0.144 * busy_stack_s, 1e-9);
+  EXPECT_NEAR(s["energy_j_sram"], sram_bits * 0.6e-12, 1e-9);
+  EXPECT_NEAR(s["energy_j_path_local_sram"], s["energy_j_sram"], 1e-12);
+  EXPECT_EQ(s.count("energy_j_path_sram_array"), 0u);  // no global SRAM access in this run
   const double flops = h.read_doubles("/stats/compute/flops").back();
   EXPECT_NEAR(s["energy_j_compute"], flops * 0.71e-12, 1e-9);
   EXPECT_NEAR(s["energy_j"], s["energy_j_hbm"] + s["energy_j_sram"] + s["energy_j_compute"], 1e-9);
+  EXPECT_NEAR(s["energy_j"], s["energy_j_dynamic"] + s["energy_j_static"], 1e-9);
   EXPECT_NEAR(s["energy_j_per_token"], s["energy_j"] / tokens, 1e-12);
+  EXPECT_NEAR(s["power_w_mean"], s["energy_j"] / t, 1e-6);
+  EXPECT_NEAR(s["power_w_hbm"], s["energy_j_hbm"] / t, 1e-6);
+  // The HBM path (device, PHY, wires) costs more than the staging SRAM it fills.
+  const double hbm_path = s["energy_j_path_dram_core"] + s["energy_j_path_phy_controller"] +
+                          s["energy_j_path_package_wires"];
+  EXPECT_GT(hbm_path, 5 * s["energy_j_path_local_sram"]);
+  std::cout << "default decode (4 steps): HBM path " << hbm_path << " J, staging SRAM "
+            << s["energy_j_path_local_sram"] << " J, HBM background+refresh "
+            << s["energy_j_static_dram_background"] + s["energy_j_static_dram_refresh"] << " J, "
+            << s["energy_j_per_token"] << " J/token\n";
   fs::remove(out);
   // Static power adds power x simulated time.
   r = test::run_cmd(test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") +
@@ -273,11 +308,186 @@ TEST(Decode, EnergyIsBytesAndFlopsAtTheirCosts) {
                     out);
   ASSERT_EQ(r.code, 0) << r.err;
   ResultReader h2(out);
-  std::map<std::string, double> s2;
-  for (const auto& item : h2.summary())
-    s2[item.name] = item.value;
+  auto s2 = summary_map(h2);
   EXPECT_NEAR(s2["energy_j_hbm"] - s["energy_j_hbm"], 10 * s2["sim_time_s"], 1e-9);
+  EXPECT_NEAR(s2["energy_j_static_device_static"], 10 * s2["sim_time_s"], 1e-9);
   fs::remove(out);
+}
+
+// The power time series (/stats/power/*, sampled every run.stats_interval_ps and at the end):
+// each sample is the mean power over its interval, so power x interval summed over the samples
+// is the run's energy; the components' and the parts' columns each add up to the total.
+TEST(Decode, PowerTimeSeriesIntegratesToTheEnergy) {
+  const std::string out =
+      (fs::temp_directory_path() / ("tiersim_power_" + std::to_string(getpid()) + ".h5")).string();
+  auto r = test::run_cmd(
+      test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+      test::preset("models/llama3_8b.textproto") + " " + test::preset("studies/default.textproto") +
+      " --set workload.decode.decode_steps=4 --quiet --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  ResultReader h(out);
+  auto s = summary_map(h);
+  const auto times = h.read_doubles("/stats/time_ps");
+  const auto total = h.read_doubles("/stats/power/total");
+  const auto component = h.read_doubles("/stats/power/component");
+  const auto part = h.read_doubles("/stats/power/part");
+  ASSERT_GT(times.size(), 3u);  // ~28 ms at 1 ms intervals, and the end
+  ASSERT_EQ(total.size(), times.size());
+  const size_t nc = component.size() / times.size(), np = part.size() / times.size();
+  EXPECT_EQ(nc, 3u);  // hbm, sram, compute
+  EXPECT_EQ(h.attribute("/stats/power/component", "labels"), "hbm,sram,compute");
+  double energy = 0, previous = 0;
+  for (size_t i = 0; i < times.size(); ++i) {
+    energy += total[i] * (times[i] - previous) * 1e-12;
+    previous = times[i];
+    double sum_c = 0, sum_p = 0;
+    for (size_t c = 0; c < nc; ++c)
+      sum_c += component[i * nc + c];
+    for (size_t p = 0; p < np; ++p)
+      sum_p += part[i * np + p];
+    EXPECT_NEAR(sum_c, total[i], 1e-9 * total[i]);
+    EXPECT_NEAR(sum_p, total[i], 1e-9 * total[i]);
+  }
+  EXPECT_NEAR(energy, s["energy_j"], 1e-9 * s["energy_j"]);
+  fs::remove(out);
+}
+
+// Every energy parameter moves its own part of the breakdown by what it says (H100 decode,
+// 2 steps; links: the T4 offload to host DDR over PCIe; the controller: wired residency).
+TEST(Decode, EveryEnergyParameterChangesItsPart) {
+  const std::string out =
+      (fs::temp_directory_path() / ("tiersim_eparam_" + std::to_string(getpid()) + ".h5")).string();
+  auto run = [&](const std::string& files, const std::string& sets) {
+    auto r = test::run_cmd(test::tiersim_binary() + " run " + files +
+                           " --set workload.decode.decode_steps=2 --quiet --out " + out + sets);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::map<std::string, double> s;
+    if (r.code != 0) return s;
+    ResultReader h(out);
+    s = summary_map(h);
+    if (h.exists("/stats/hbm/utilization")) {
+      s["hbm_utilization"] = h.read_doubles("/stats/hbm/utilization").back();
+    }
+    fs::remove(out);
+    return s;
+  };
+  const std::string h100 = test::preset("hardware/h100_sxm.textproto") + " " +
+                           test::preset("models/llama3_8b.textproto") + " " +
+                           test::preset("studies/default.textproto");
+  const std::string hbm = " --set system.components[hbm].hbm.";
+  const auto base = run(h100, "");
+  ASSERT_FALSE(base.empty());
+  const double hbm_bits = base.at("hbm_bytes_per_token") * base.at("tokens_generated") * 8;
+  const double sram_bits = base.at("sram_bytes_per_token") * base.at("tokens_generated") * 8;
+  auto at = [](const std::map<std::string, double>& m, const std::string& k) {
+    return m.count(k) ? m.at(k) : 0.0;
+  };
+  {
+    auto m = run(h100, hbm + "phy_energy_pj_per_bit=3");
+    EXPECT_NEAR(at(m, "energy_j_path_phy_controller"), hbm_bits * 3e-12, 1e-9);
+  }
+  {
+    auto m = run(h100, hbm + "wire_energy_pj_per_bit=7");
+    EXPECT_NEAR(at(m, "energy_j_path_package_wires"), hbm_bits * 7e-12, 1e-9);
+  }
+  {
+    auto m = run(h100, hbm + "idle_power_w=1" + hbm + "active_power_w=2");
+    const double t = m.at("sim_time_s"), busy = m.at("hbm_utilization") * t * 5;
+    EXPECT_NEAR(at(m, "energy_j_static_dram_background"), 5 * 1 * t + 2 * busy, 1e-9);
+    EXPECT_GT(busy, 0.5 * 5 * t);  // decode keeps the stacks busy most of the time
+  }
+  {
+    // Refresh follows the stacks' refresh multiplier: x1 at 85 C, x2 just above.
+    auto m85 = run(h100, hbm + "refresh_power_w=2" + hbm + "temperature_c=85");
+    auto m86 = run(h100, hbm + "refresh_power_w=2" + hbm + "temperature_c=85.5");
+    EXPECT_NEAR(at(m85, "energy_j_static_dram_refresh"), 5 * 2 * m85.at("sim_time_s"), 1e-9);
+    EXPECT_NEAR(at(m86, "energy_j_static_dram_refresh"), 5 * 2 * 2 * m86.at("sim_time_s"), 1e-9);
+  }
+  {
+    auto m = run(h100, " --set system.components[sram].sram.local_energy_pj_per_bit=1.5");
+    EXPECT_NEAR(at(m, "energy_j_path_local_sram"), sram_bits * 1.5e-12, 1e-9);
+  }
+  {
+    // Without a local rate, staging traffic pays as global accesses: array and wires.
+    auto m = run(h100,
+                 " --set system.components[sram].sram.local_energy_pj_per_bit=0.6"
+                 " --set system.components[sram].sram.wire_energy_pj_per_bit=9");
+    EXPECT_NEAR(at(m, "energy_j_path_local_sram"), sram_bits * 0.6e-12, 1e-9);
+    EXPECT_EQ(at(m, "energy_j_path_sram_wires"), 0);  // local buffers pay no global wires
+  }
+  {
+    auto m = run(h100, " --set system.components[compute].compute.static_power_w=50");
+    EXPECT_NEAR(at(m, "energy_j_static_compute_static"), 50 * m.at("sim_time_s"), 1e-9);
+  }
+  // Links: retimers per bit and lasers per direction (the T4 offload's PCIe link, one DMA).
+  const std::string t4 = test::preset("hardware/t4.textproto") + " " +
+                         test::preset("hardware/fragments/t4_weights_in_host_ddr.textproto") + " " +
+                         test::preset("models/llama2_7b.textproto") + " " +
+                         test::preset("studies/default.textproto") +
+                         " --set workload.model.weight_dtype=FP16"
+                         " --set workload.model.kv_dtype=FP16"
+                         " --set workload.model.activation_dtype=FP16";
+  {
+    auto m = run(t4,
+                 " --set system.links[dma_host_ddr].serial.retimers=2"
+                 " --set system.links[dma_host_ddr].serial.retimer_latency_ps=10000"
+                 " --set system.links[dma_host_ddr].serial.retimer_energy_pj_per_bit=1.5"
+                 " --set system.links[dma_host_ddr].serial.laser_power_w=3");
+    const double ddr_bits = at(m, "ddr_bytes_per_token") * at(m, "tokens_generated") * 8;
+    EXPECT_NEAR(at(m, "energy_j_path_link_retimers"), ddr_bits * 2 * 1.5e-12, 1e-9);
+    EXPECT_NEAR(at(m, "energy_j_path_link_serdes"), ddr_bits * 5e-12, 1e-9);
+    EXPECT_NEAR(at(m, "energy_j_static_laser"), 2 * 3 * at(m, "sim_time_s"), 1e-9);
+  }
+  // The movement controller's power (wired residency runs ORCHESTRATED).
+  {
+    auto m = run(test::preset("hardware/h100_sxm.textproto") + " " +
+                     test::preset("memory/hrm_sram_4x4.textproto") + " " +
+                     test::preset("hardware/fragments/h100_with_hrm.textproto") + " " +
+                     test::preset("models/llama3_2_1b.textproto") + " " +
+                     test::preset("software/cuda_events_per_kernel.textproto") + " " +
+                     test::preset("studies/wired_hrm_llama3_2_1b.textproto"),
+                 " --set policy.orchestration.controller_power_w=25");
+    EXPECT_NEAR(at(m, "energy_j_static_controller"), 25 * at(m, "sim_time_s"), 1e-9);
+  }
+}
+
+// Energy and power fields must be finite and zero or positive: exit 2 naming the field.
+TEST(Decode, BadEnergyParametersAreConfigErrors) {
+  const std::string base = test::tiersim_binary() + " run " +
+                           test::preset("hardware/h100_sxm.textproto") + " " +
+                           test::preset("models/llama3_8b.textproto") + " " +
+                           test::preset("studies/default.textproto") + " --quiet";
+  for (const std::string field :
+       {"system.components[hbm].hbm.idle_power_w", "system.components[hbm].hbm.refresh_power_w",
+        "system.components[hbm].hbm.phy_energy_pj_per_bit",
+        "system.components[sram].sram.local_energy_pj_per_bit",
+        "system.components[sram].sram.wire_energy_pj_per_bit"}) {
+    auto r = test::run_cmd(base + " --set " + field + "=-1");
+    EXPECT_EQ(r.code, 2) << field;
+    EXPECT_NE(r.err.find(field + ": must be finite and zero or positive"), std::string::npos)
+        << r.err;
+  }
+  // Not finite, in a file (text format reads inf and nan).
+  const std::string frag =
+      (fs::temp_directory_path() / ("tiersim_inf_" + std::to_string(getpid()) + ".textproto"))
+          .string();
+  {
+    std::ofstream f(frag);
+    f << "system { components { name: \"hbm\" hbm { active_power_w: inf } } }\n";
+  }
+  auto r = test::run_cmd(base + " " + frag);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("system.components[hbm].hbm.active_power_w: must be finite"),
+            std::string::npos)
+      << r.err;
+  {
+    std::ofstream f(frag);
+    f << "system { links { name: \"x\" serial { laser_power_w: nan } } }\n";
+  }
+  r = test::run_cmd(base + " " + frag);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("laser_power_w: must be finite"), std::string::npos) << r.err;
+  fs::remove(frag);
 }
 
 // Weights and KV in host DDR behind the T4's PCIe Gen3 x16 link (a serial link on the DMA's

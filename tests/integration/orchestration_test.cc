@@ -267,8 +267,8 @@ TEST(Orchestration, ResidencyMapOverflowFallsBackToTheSoftwarePath) {
 
 // Wired residency in the system (configs/studies/wired_hrm_llama3_2_1b.textproto): the arbiter
 // binds whole weight objects in the 2 GiB HRM up to the quota; every byte the bound objects
-// serve is a byte less from HBM, exactly the arbiter's planned saving, and TPOT falls with the
-// quota (the HRM streams faster than HBM).
+// serve is a byte less from HBM, exactly the arbiter's planned saving, and TPOT and energy per
+// token fall with the quota (the HRM streams faster than HBM, and its path costs less per bit).
 TEST(Wired, BoundObjectsServeFromSramAndSaveWhatTheArbiterPlanned) {
   auto with = [&](uint64_t quota) {
     const std::string cmd =
@@ -297,6 +297,20 @@ TEST(Wired, BoundObjectsServeFromSramAndSaveWhatTheArbiterPlanned) {
   EXPECT_GT(two.at("wired_bytes"), one.at("wired_bytes"));
   EXPECT_LT(one.at("tpot_ms_mean"), none.at("tpot_ms_mean"));
   EXPECT_LT(two.at("tpot_ms_mean"), one.at("tpot_ms_mean"));
+  // Energy by path: a bound byte pays the HRM's array and wires (0.6 + 5.4 pJ/bit) instead of
+  // the HBM path (3.9 + 2.0 + 5.4 pJ/bit), and both then cross the same staging buffers, so
+  // energy per token falls where HBM bytes fall, by at least the per-bit difference.
+  EXPECT_LT(one.at("energy_j_per_token"), none.at("energy_j_per_token"));
+  EXPECT_LT(two.at("energy_j_per_token"), one.at("energy_j_per_token"));
+  for (const auto* m : {&one, &two}) {
+    const double saved_bits = (none.at("hbm_bytes_per_token") - m->at("hbm_bytes_per_token")) * 8;
+    EXPECT_GT(none.at("energy_j_per_token") - m->at("energy_j_per_token"),
+              saved_bits * (11.3 - 6.0) * 1e-12);
+    EXPECT_GT(m->at("energy_j_path_sram_wires"), 0);
+  }
+  EXPECT_EQ(none.count("energy_j_path_sram_wires"), 0u);
+  std::cout << "wired: quota 0 / 1 GiB / 2 GB: J/token " << none.at("energy_j_per_token") << " / "
+            << one.at("energy_j_per_token") << " / " << two.at("energy_j_per_token") << "\n";
   std::cout << "wired: quota 0 / 1 GiB / 2 GB: HBM GB/token "
             << none.at("hbm_bytes_per_token") / 1e9 << " / " << one.at("hbm_bytes_per_token") / 1e9
             << " / " << two.at("hbm_bytes_per_token") / 1e9 << ", TPOT " << none.at("tpot_ms_mean")
