@@ -13,8 +13,13 @@ std::string ConfigIssue::format() const {
     if (where.line > 0) os << ":" << where.line;
     os << ": ";
   }
-  if (!path.empty()) os << path << ": ";
-  os << message;
+  // Paths and messages may quote names of any length from the input: keep each line readable.
+  auto readable = [](const std::string& s, size_t max) {
+    return s.size() <= max ? s
+                           : s.substr(0, max) + "...(" + std::to_string(s.size()) + " characters)";
+  };
+  if (!path.empty()) os << readable(path, 240) << ": ";
+  os << readable(message, 960);
   return os.str();
 }
 

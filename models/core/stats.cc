@@ -161,6 +161,7 @@ void StatsRegistry::sample(TimePs now_ps) {
 
 void StatsRegistry::drop_every_other_sample() {
   const size_t n = sample_times_.size();
+  const std::vector<TimePs> times = sample_times_;
   size_t kept = 0;
   for (size_t r = 0; r < n; r += 2)
     sample_times_[kept++] = sample_times_[r];
@@ -168,10 +169,17 @@ void StatsRegistry::drop_every_other_sample() {
   for (size_t i = 0; i < stats_.size(); ++i) {
     const size_t w = stats_[i]->width();
     std::vector<double>& s = series_[i];
+    const bool mean = stats_[i]->interval_mean();
     size_t out = 0;
     for (size_t r = 0; r < n; r += 2) {
-      for (size_t k = 0; k < w; ++k)
-        s[out++] = s[r * w + k];
+      // Row r covers (times[r-1], times[r]]; the kept row covers (times[r-2], times[r]].
+      const double a = mean && r >= 2 ? double(times[r - 1] - times[r - 2]) : 0.0;
+      const double b = mean && r >= 2 ? double(times[r] - times[r - 1]) : 0.0;
+      for (size_t k = 0; k < w; ++k) {
+        double v = s[r * w + k];
+        if (a + b > 0) v = (s[(r - 1) * w + k] * a + v * b) / (a + b);
+        s[out++] = v;
+      }
     }
     s.resize(out);
   }

@@ -42,8 +42,15 @@ class Stat {
   // Appends `width()` current values, as seen at time `now_ps`.
   virtual void values(TimePs now_ps, std::vector<double>& out) const = 0;
 
+  // A stat whose samples are each the mean over the interval since the previous sample (power):
+  // when the series is thinned, two intervals merge into their time-weighted mean. Other stats
+  // are cumulative or instantaneous and keep the retained sample's value.
+  bool interval_mean() const { return interval_mean_; }
+  void set_interval_mean() { interval_mean_ = true; }
+
  private:
   std::string name_, description_, unit_;
+  bool interval_mean_ = false;
 };
 
 // Monotonic integer count (events, bytes).

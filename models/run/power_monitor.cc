@@ -22,26 +22,34 @@ PowerMonitor::PowerMonitor(Context& ctx, const std::vector<std::unique_ptr<Compo
   std::vector<std::string> parts;
   for (size_t p = 0; p < kEnergyParts; ++p)
     parts.push_back(energy_part_name(EnergyPart(p)));
-  ctx.stats().formula("power", "total", "mean power of the system over the sample interval", "W",
-                      [this](TimePs now) {
-                        update(now);
-                        return total_w_;
-                      });
-  ctx.stats().timed_vector_formula("power", "component",
-                                   "mean power of each component over the sample interval", "W",
-                                   std::move(names), [this](TimePs now, double* out) {
-                                     update(now);
-                                     for (size_t i = 0; i < component_w_.size(); ++i)
-                                       out[i] = component_w_[i];
-                                   });
-  ctx.stats().timed_vector_formula(
-      "power", "part",
-      "mean power of each energy part (hop or static power) over the sample interval", "W",
-      std::move(parts), [this](TimePs now, double* out) {
-        update(now);
-        for (size_t p = 0; p < kEnergyParts; ++p)
-          out[p] = part_w_[p];
-      });
+  ctx.stats()
+      .formula("power", "total", "mean power of the system over the sample interval", "W",
+               [this](TimePs now) {
+                 update(now);
+                 return total_w_;
+               })
+      .set_interval_mean();
+  ctx.stats()
+      .timed_vector_formula("power", "component",
+                            "mean power of each component over the sample interval", "W",
+                            std::move(names),
+                            [this](TimePs now, double* out) {
+                              update(now);
+                              for (size_t i = 0; i < component_w_.size(); ++i)
+                                out[i] = component_w_[i];
+                            })
+      .set_interval_mean();
+  ctx.stats()
+      .timed_vector_formula(
+          "power", "part",
+          "mean power of each energy part (hop or static power) over the sample interval", "W",
+          std::move(parts),
+          [this](TimePs now, double* out) {
+            update(now);
+            for (size_t p = 0; p < kEnergyParts; ++p)
+              out[p] = part_w_[p];
+          })
+      .set_interval_mean();
 }
 
 void PowerMonitor::update(TimePs now_ps) {

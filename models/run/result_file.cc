@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/crc.hpp>
 #include <cerrno>
 #include <cstdio>
@@ -453,6 +454,9 @@ std::string result_file_problem(const std::string& path) {
                          &stored_crc) != 3 ||
              version != 1) {
     problem = "damaged tiersim result file (unreadable seal)";
+  } else if (std::any_of(seal + std::strlen(seal), seal + kSealBytes,
+                         [](char c) { return c != '\0'; })) {
+    problem = "damaged tiersim result file (its seal block has stray bytes)";
   } else if (bytes != static_cast<long long>(st.st_size)) {
     problem = "damaged tiersim result file (" + std::to_string(st.st_size) +
               " bytes where its seal says " + std::to_string(bytes) + ")";

@@ -477,7 +477,7 @@ TEST(Decode, BadEnergyParametersAreConfigErrors) {
   }
   auto r = test::run_cmd(base + " " + frag);
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("system.components[hbm].hbm.active_power_w: must be finite"),
+  EXPECT_NE(r.err.find("system.components[hbm].hbm.active_power_w: expected a finite number"),
             std::string::npos)
       << r.err;
   {
@@ -486,7 +486,7 @@ TEST(Decode, BadEnergyParametersAreConfigErrors) {
   }
   r = test::run_cmd(base + " " + frag);
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("laser_power_w: must be finite"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("laser_power_w: expected a finite number"), std::string::npos) << r.err;
   fs::remove(frag);
 }
 

@@ -1,0 +1,367 @@
+#!/usr/bin/python3
+"""Regression inputs for the classes of bad input that once crashed, hung or gave a silent
+wrong result. Each case runs the tiersim binary on an input built here and checks the contract:
+exit code 2 with a message naming the problem (or a correct result), never a signal, a hang,
+exit code 1 for bad input, or exit 0 with a wrong figure.
+
+usage: regressions.py TIERSIM_BINARY SOURCE_DIR [CASE_SUBSTRING]
+"""
+import os
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+
+import h5py
+
+TIMEOUT_S = 120
+
+
+class Failure(Exception):
+    pass
+
+
+class Suite:
+    def __init__(self, tiersim, src, tmp):
+        self.tiersim, self.src, self.tmp = tiersim, src, tmp
+        self.base = [f"{src}/configs/hardware/h100_sxm.textproto",
+                     f"{src}/configs/models/llama3_8b.textproto",
+                     f"{src}/configs/studies/default.textproto",
+                     "--set", "workload.decode.decode_steps=2",
+                     "--set", "workload.model.layers=2"]
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def write(self, name, text):
+        p = self.path(name)
+        with open(p, "w" if isinstance(text, str) else "wb") as f:
+            f.write(text)
+        return p
+
+    def run(self, args, code, needle=None):
+        try:
+            r = subprocess.run([self.tiersim] + args, capture_output=True, text=True,
+                               errors="replace", timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise Failure(f"hung (no exit within {TIMEOUT_S} s)")
+        if r.returncode < 0:
+            raise Failure(f"killed by signal {-r.returncode}: {r.stderr[-500:]}")
+        if r.returncode != code:
+            raise Failure(f"exit code {r.returncode}, expected {code}: {r.stderr[-800:]}")
+        if needle is not None and needle not in r.stderr:
+            raise Failure(f"stderr lacks {needle!r}: {r.stderr[-800:]}")
+        if code == 2 and len(r.stderr) > 20000:
+            raise Failure(f"a message of {len(r.stderr)} characters")
+        return r
+
+    def result(self, name="r.h5", extra=()):
+        out = self.path(name)
+        self.run(["run"] + self.base + list(extra) + ["--quiet", "--out", out], 0)
+        return out
+
+
+# --- the cases -------------------------------------------------------------------------------
+
+LONG = "a" * 40000
+
+
+def case_long_set_segment(s):
+    s.run(["config"] + s.base + ["--set", LONG + "=1"], 2, "unknown field")
+
+
+def case_long_unknown_field_under_system(s):
+    s.run(["config"] + s.base + ["--set", "system." + LONG + "=1"], 2, "40000 characters")
+
+
+def case_long_enum_value_in_file(s):
+    f = s.write("enum.textproto", "run { fidelity: " + "A" * 40000 + " }\n")
+    s.run(["config"] + s.base + [f], 2, "unknown enum value")
+
+
+def case_long_field_name_in_file(s):
+    f = s.write("field.textproto", "run { " + "b" * 40000 + ": 1 }\n")
+    s.run(["config"] + s.base + [f], 2, "unknown field")
+
+
+def case_long_element_name_in_file(s):
+    f = s.write("name.textproto", 'system { components { name: "' + "c" * 40000 + '" } }\n')
+    s.run(["config"] + s.base + [f], 2, None)
+
+
+def case_index_past_int32(s):
+    s.run(["config"] + s.base + ["--set", "system.components[2147483648].name=x"], 2,
+          "index out of range")
+
+
+def case_index_wrapping_to_one(s):
+    # 2^32 + 1 once edited element 1.
+    s.run(["config"] + s.base + ["--set", "system.components[4294967297].name=x"], 2,
+          "index out of range")
+
+
+def case_index_huge(s):
+    s.run(["config"] + s.base + ["--set", "system.components[" + "9" * 400 + "].name=x"], 2,
+          "index out of range")
+
+
+def case_directory_as_config(s):
+    s.run(["config"] + s.base + [s.tmp], 2, "is a directory")
+
+
+def case_fifo_as_config(s):
+    p = s.path("fifo")
+    os.mkfifo(p)
+    s.run(["config"] + s.base + [p], 2, "not a regular file")
+
+
+def case_device_as_config(s):
+    s.run(["config"] + s.base + ["/dev/urandom"], 2, "not a regular file")
+
+
+def case_oversized_config(s):
+    p = s.path("big.textproto")
+    with open(p, "w") as f:
+        f.write("# padding\n" * (7 << 20))  # 70 MB of comments
+    s.run(["config"] + s.base + [p], 2, "more than the limit")
+
+
+def case_infinity_in_file(s):
+    f = s.write("inf.textproto", 'system { components { name: "hbm" hbm { energy_pj_per_bit: inf } } }\n')
+    s.run(["config"] + s.base + [f], 2, "expected a finite number")
+
+
+def case_nan_in_file(s):
+    f = s.write("nan.textproto", 'system { components { name: "hbm" hbm { energy_pj_per_bit: nan } } }\n')
+    s.run(["config"] + s.base + [f], 2, "expected a finite number")
+
+
+def case_infinity_in_message_override(s):
+    s.run(["config"] + s.base + ["--set", "system.components[hbm].hbm={energy_pj_per_bit: -inf}"],
+          2, "expected a finite number")
+
+
+def case_latency_past_2_to_63(s):
+    s.run(["run"] + s.base + ["--set", "system.links[dma_hbm].latency_ps=9223372036854775808",
+                              "--quiet"], 2, "at most 2^56 ps")
+
+
+def case_detailed_timing_2_to_31(s):
+    s.run(["run"] + s.base + ["--set", "run.fidelity=DETAILED", "--set",
+                              "system.components[hbm].hbm.device.timing.rc=2147483648", "--quiet"],
+          2, "cycles")
+
+
+def case_max_sim_time_past_limit(s):
+    s.run(["config"] + s.base + ["--set", "run.max_sim_time_ps=18446744073709551615"], 2,
+          "at most 2^62 ps")
+
+
+def case_tiny_stats_interval_is_bounded(s):
+    # One sample a picosecond once meant a billion samples; the series is thinned instead.
+    out = s.result("tiny_interval.h5", ["--set", "run.stats_interval_ps=1"])
+    with h5py.File(out, "r") as f:
+        n = len(f["stats/time_ps"])
+        if not 1000 < n <= 65537:
+            raise Failure(f"{n} samples")
+        t = f["stats/time_ps"][()]
+        if any(t[i + 1] <= t[i] for i in range(len(t) - 1)):
+            raise Failure("sample times not increasing")
+
+
+def case_degraded_link_saturating_time(s):
+    src = s.src
+    args = ["run", f"{src}/configs/hardware/t4.textproto",
+            f"{src}/configs/hardware/fragments/t4_flexgen_host.textproto",
+            f"{src}/configs/models/opt_6_7b.textproto",
+            f"{src}/configs/software/pytorch_eager_per_op.textproto",
+            f"{src}/configs/validation/v6_opt_30b_t4.textproto",
+            "--set", "workload.model.layers=4", "--set", "workload.decode.batch_size=12",
+            "--set", "workload.decode.decode_steps=4",
+            "--set", "workload.decode.hidden_state_checkpoints=true",
+            "--set", "policy.orchestration.host_attention=!clear",
+            "--set", "policy.orchestration.resident_fraction=1",
+            "--set", "policy.orchestration.kv_restore=KV_RESTORE_TRANSFER",
+            "--set", 'system={faults{name:"link" start_ps:0 duration_ps:0 link_degraded{'
+                     'link:"dma_host_ddr" bandwidth_fraction:1e-300}}}', "--quiet"]
+    s.run(args, 2, "2^62 ps")
+
+
+def corrupt_copy(s, src_path, name, edit):
+    data = bytearray(open(src_path, "rb").read())
+    data = edit(data)
+    return s.write(name, bytes(data))
+
+
+def case_report_byte_flip(s):
+    good = s.result()
+    for at in (100, 600, 5000, -100):
+        def flip(d, at=at):
+            d[at] ^= 0xFF
+            return d
+        bad = corrupt_copy(s, good, "flip.h5", flip)
+        s.run(["report", bad], 2, "damaged")
+
+
+def case_report_truncated(s):
+    good = s.result()
+    size = os.path.getsize(good)
+    for keep in (0, 10, 512, 4096, size // 2, size - 1):
+        bad = corrupt_copy(s, good, "cut.h5", lambda d, keep=keep: d[:keep])
+        s.run(["report", bad], 2, "tiersim result file")
+
+
+def case_report_not_hdf5(s):
+    s.run(["report", s.write("text.h5", "hello\n")], 2, "not a tiersim result file")
+
+
+def case_report_plain_hdf5(s):
+    p = s.path("plain.h5")
+    with h5py.File(p, "w") as f:
+        f["summary/x"] = 1.0
+    s.run(["report", p], 2, "not a tiersim result file")
+
+
+def case_report_missing_and_directory(s):
+    s.run(["report", s.path("none.h5")], 2, "no such file")
+    s.run(["report", s.tmp], 2, "is a directory")
+
+
+def case_stale_partial_removed(s):
+    host = socket.gethostname().replace("/", "_").replace("-", "_")
+    out = s.path("p.h5")
+    dead = s.path(f".p.h5.partial-{host}-999999")
+    other = s.path(".p.h5.partial-otherhost-1")
+    for p in (dead, other):
+        open(p, "w").close()
+    s.run(["run"] + s.base + ["--quiet", "--out", out], 0)
+    if os.path.exists(dead):
+        raise Failure("a dead process's partial file was kept")
+    if not os.path.exists(other):
+        raise Failure("another host's partial file was removed")
+
+
+# Traces: a length-delimited stream of a header and op records.
+def varint(b, i):
+    r = sh = 0
+    while True:
+        c = b[i]
+        i += 1
+        r |= (c & 0x7F) << sh
+        sh += 7
+        if c < 0x80:
+            return r, i
+
+
+def records(data):
+    out, i = [], 0
+    while i < len(data):
+        n, j = varint(data, i)
+        out.append((i, j, j + n))  # record start, payload start, end
+        i = j + n
+    return out
+
+
+def make_trace(s):
+    p = s.path("t.trace")
+    if not os.path.exists(p):
+        s.run(["trace"] + s.base + ["--set", "workload.decode.decode_steps=3", "--out", p,
+                                    "--quiet"], 0)
+    return p, open(p, "rb").read()
+
+
+def replay_args(s, trace):
+    cfg = s.write("replay.textproto",
+                  f'workload {{ replay {{ trace: "{trace}" }} }}\n'
+                  'policy { placement: STREAM_ALL }\n'
+                  'run { seed: 1 fidelity: FAST max_sim_time_ps: 0 stats_interval_ps: 0 '
+                  'op_records: OP_RECORDS_NONE }\n')
+    return ["run", f"{s.src}/configs/hardware/h100_sxm.textproto", cfg, "--quiet"]
+
+
+def case_trace_replays_whole(s):
+    p, _ = make_trace(s)
+    s.run(replay_args(s, p), 0)
+
+
+def case_trace_cut_at_op_boundary(s):
+    _, data = make_trace(s)
+    recs = records(data)
+    for k in (1, len(recs) // 2, len(recs) - 1):
+        cut = s.write("cut.trace", data[:recs[k - 1][2]])
+        s.run(replay_args(s, cut), 2, "steps (cut short?)")
+
+
+def case_trace_cut_mid_op(s):
+    _, data = make_trace(s)
+    recs = records(data)
+    cut = s.write("mid.trace", data[:recs[len(recs) // 2][2] - 3])
+    s.run(replay_args(s, cut), 2, "truncated or corrupt")
+
+
+def patch_op_flops(data, value):
+    # TraceOp.flops is field 5, a double: tag byte 0x29 then 8 bytes, at the top level of a record.
+    recs = records(data)
+    out = bytearray(data)
+    for _, start, end in recs[1:]:
+        i = start
+        while i < end:
+            tag, j = varint(out, i)
+            field, wire = tag >> 3, tag & 7
+            if wire == 0:
+                _, i = varint(out, j)
+            elif wire == 1:
+                if field == 5:
+                    out[j:j + 8] = struct.pack("<d", value)
+                    return bytes(out)
+                i = j + 8
+            elif wire == 2:
+                n, k = varint(out, j)
+                i = k + n
+            elif wire == 5:
+                i = j + 4
+            else:
+                raise Failure("unexpected wire type in the trace")
+    raise Failure("no op with FLOPs in the trace")
+
+
+def case_trace_bad_flops(s):
+    _, data = make_trace(s)
+    for v in (float("nan"), float("inf"), -1.0, 1e300):
+        bad = s.write("flops.trace", patch_op_flops(data, v))
+        s.run(replay_args(s, bad), 2, "FLOPs must be finite")
+
+
+def case_trace_garbage(s):
+    _, data = make_trace(s)
+    recs = records(data)
+    bad = bytearray(data)
+    start, end = recs[3][1], recs[3][2]
+    for i in range(start, end):
+        bad[i] = 0xFF
+    s.run(replay_args(s, s.write("garbage.trace", bytes(bad))), 2, None)
+
+
+def main():
+    tiersim, src = sys.argv[1], sys.argv[2]
+    only = sys.argv[3] if len(sys.argv) > 3 else ""
+    cases = [(n, f) for n, f in sorted(globals().items())
+             if n.startswith("case_") and only in n]
+    failed = []
+    with tempfile.TemporaryDirectory() as tmp:
+        s = Suite(tiersim, src, tmp)
+        for name, fn in cases:
+            try:
+                fn(s)
+                print(f"ok   {name[5:]}")
+            except Failure as e:
+                failed.append(name)
+                print(f"FAIL {name[5:]}: {e}")
+    print(f"{len(cases) - len(failed)} of {len(cases)} regression cases pass")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
