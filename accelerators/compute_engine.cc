@@ -85,6 +85,15 @@ bool ComputeEngine::connect(Component& target, const LinkInfo& link) {
   }
   sram_socket.bind(*target.target_socket());
   sram_link_latency_ps_ = link.latency_ps;
+  sram_offline_ = offline_windows(ctx().config().system(), params_.sram);
+  if (!sram_offline_.empty()) {
+    sram_waits_ =
+        &ctx().stats().counter(basename(), "sram_offline_waits",
+                               "SRAM accesses that waited for the SRAM to come back", "count");
+    sram_failures_ = &ctx().stats().counter(
+        basename(), "sram_offline_failures",
+        "SRAM accesses that failed: the SRAM was offline until the end of the run", "count");
+  }
   return true;
 }
 
@@ -184,12 +193,28 @@ TimePs ComputeEngine::sram_access(tlm::tlm_command cmd, uint64_t address, uint64
   intent.token = op_.step;
   intent.object_class = ObjectClass::kActivation;
   intent.destination = Tier::kSram;
-  sc_core::sc_time delay = to_sc_time(start_ps + sram_link_latency_ps_ - now);
-  sram_socket->b_transport(*p, delay);
-  const bool ok = p->is_response_ok();
-  p->release();
-  if (!ok) throw std::logic_error(std::string(name()) + ": SRAM rejected an access");
-  return now + to_ps(delay) + sram_link_latency_ps_;
+  while (true) {
+    sc_core::sc_time delay = to_sc_time(start_ps + sram_link_latency_ps_ - now);
+    p->set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    sram_socket->b_transport(*p, delay);
+    if (p->is_response_ok()) {
+      p->release();
+      return now + to_ps(delay) + sram_link_latency_ps_;
+    }
+    // Refused: the SRAM is offline (system.faults). Wait for it to come back; when it never
+    // does, count the failure and go on as if the data had arrived (as after a failed operand
+    // transfer).
+    const TimePs at = start_ps + sram_link_latency_ps_;
+    const TimePs back = online_after(sram_offline_, at);
+    if (back == at) throw std::logic_error(std::string(name()) + ": SRAM rejected an access");
+    if (back == FaultWindow::kNever) {
+      p->release();
+      sram_failures_->inc();
+      return at;
+    }
+    sram_waits_->inc();
+    start_ps = back - sram_link_latency_ps_;
+  }
 }
 
 TimePs ComputeEngine::op_compute_ps(double flops, uint32_t rows) const {

@@ -31,6 +31,7 @@
 #include "configs/tiersim.pb.h"
 #include "models/config/errors.h"
 #include "models/core/component.h"
+#include "models/core/fault_windows.h"
 #include "models/core/movement_intent.h"
 #include "models/core/op.h"
 #include "models/core/stats.h"
@@ -173,6 +174,9 @@ class ComputeEngine : public Component {
   bool step_begins_ = true;  // the next fetch starts a step: tell the workload first
   DmaEngine* dma_ = nullptr;
   TimePs sram_link_latency_ps_ = 0;
+  std::vector<FaultWindow> sram_offline_;  // system.faults: when the SRAM refuses accesses
+  Counter* sram_waits_ = nullptr;          // registered only when it has offline windows
+  Counter* sram_failures_ = nullptr;
   uint64_t staging_base_ = 0;              // global address of the staging buffers in SRAM
   uint64_t activation_base_ = 0;           // global address of the activation area in SRAM
   uint64_t activation_bytes_ = 0;          // the SRAM activation area

@@ -125,6 +125,14 @@ uint32_t DmaEngine::level_of(const MovementIntent& intent) const {
   return intent.op == MoveOp::kDemandFetch || intent.op == MoveOp::kWriteBack ? 1 : 0;
 }
 
+bool DmaEngine::reachable(const Target& target, TimePs t, TimePs deadline) const {
+  if (!target.offline.empty()) {
+    t = online_after(target.offline, t);
+    if (t > deadline) return false;
+  }
+  return LinkPorts::choose(*target.candidates, t).up_ps <= deadline;
+}
+
 LinkPorts::Result DmaEngine::access(tlm::tlm_command cmd, const Target& target, uint64_t global,
                                     uint64_t local, uint64_t bytes, const MovementIntent& intent,
                                     TimePs start_ps, uint32_t level) {
@@ -185,6 +193,12 @@ TimePs DmaEngine::transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementI
   uint32_t channel = 0;
   TimePs begin = start_ps + params_.setup_latency_ps;
   const TimePs engine_done = engine_reserve(begin, bytes, level, &channel, &begin);
+  // A copy whose other end cannot be reached within the timeout (offline, or no link up) fails
+  // before it reads or writes anything: no memory counts bytes of a copy that never lands.
+  const TimePs deadline = begin + params_.completion_timeout_ps;
+  if (!reachable(from, begin, deadline) || !reachable(to, begin, deadline)) {
+    return finish(channel, std::max(engine_done, deadline), false, intent, bytes, start_ps, ok);
+  }
   const auto read =
       access(tlm::TLM_READ_COMMAND, from, src, src_local, bytes, intent, begin, level);
   const auto write =

@@ -105,6 +105,8 @@ class DmaEngine : public Component {
   };
   // The memory serving [address, address + bytes) and the target-local address.
   const Target& resolve(uint64_t address, uint64_t bytes, uint64_t* local);
+  // Whether `target` is online and has a link up by `deadline`, from `t`.
+  bool reachable(const Target& target, TimePs t, TimePs deadline) const;
   // Issues one transaction of one side.
   LinkPorts::Result access(tlm::tlm_command cmd, const Target& target, uint64_t global,
                            uint64_t local, uint64_t bytes, const MovementIntent& intent,

@@ -8,12 +8,6 @@
 
 namespace tiersim {
 
-namespace {
-TimePs window_end(const config::Fault& f) {
-  return f.duration_ps() == 0 ? LinkModel::kNever : f.start_ps() + f.duration_ps();
-}
-}  // namespace
-
 void validate_faults(const config::System& sys, Validator v) {
   std::set<std::string> serial_links, links, components;
   for (const auto& l : sys.links()) {
@@ -70,35 +64,9 @@ void apply_link_faults(const config::System& sys, const std::string& link, LinkM
     }
     if (fraction < 0) continue;
     for (LinkModel* m : {to, from}) {
-      if (m) m->add_outage(f.start_ps(), window_end(f), fraction);
+      if (m) m->add_outage(f.start_ps(), fault_window_end(f), fraction);
     }
   }
-}
-
-std::vector<FaultWindow> offline_windows(const config::System& sys, const std::string& component) {
-  std::vector<FaultWindow> w;
-  for (const auto& f : sys.faults()) {
-    if (f.has_device_offline() && f.device_offline() == component) {
-      w.push_back({f.start_ps(), window_end(f)});
-    }
-  }
-  std::sort(w.begin(), w.end(),
-            [](const FaultWindow& a, const FaultWindow& b) { return a.start_ps < b.start_ps; });
-  return w;
-}
-
-TimePs online_after(const std::vector<FaultWindow>& windows, TimePs t) {
-  bool moved = true;
-  while (moved && t != LinkModel::kNever) {
-    moved = false;
-    for (const auto& w : windows) {
-      if (w.start_ps <= t && t < w.end_ps) {
-        t = w.end_ps;
-        moved = true;
-      }
-    }
-  }
-  return t;
 }
 
 // Config validation reaches the serial-link parameters and the fault windows through these.

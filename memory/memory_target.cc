@@ -19,6 +19,11 @@ MemoryTarget::MemoryTarget(const sc_core::sc_module_name& name, Context& ctx, st
       bytes_read_(ctx.stats().counter(basename(), "bytes_read", "bytes read", "bytes")),
       bytes_written_(ctx.stats().counter(basename(), "bytes_written", "bytes written", "bytes")) {
   socket.register_b_transport(this, &MemoryTarget::b_transport);
+  offline_ = offline_windows(ctx.config().system(), basename());
+  if (!offline_.empty()) {
+    refused_ = &ctx.stats().counter(basename(), "requests_refused",
+                                    "requests refused while the device was offline", "count");
+  }
 }
 
 void MemoryTarget::register_latency(const std::string& name, const std::string& description,
@@ -38,6 +43,11 @@ void MemoryTarget::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_tim
   }
   const TimePs now = now_ps();
   const TimePs start = now + to_ps(delay);
+  if (refused_ != nullptr && online_after(offline_, start) != start) {
+    refused_->inc();
+    p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
+    return;
+  }
   const bool write = p.is_write();
   const TimePs done = serve(addr, bytes, write, start);
   if (count_per_request_) count_->inc();

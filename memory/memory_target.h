@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "models/core/component.h"
+#include "models/core/fault_windows.h"
 #include "models/core/stats.h"
 
 namespace tiersim {
@@ -78,6 +79,11 @@ class MemoryTarget : public Component {
   Counter& bytes_read_;
   Counter& bytes_written_;
   Histogram* latency_ = nullptr;  // null until (unless) the model registers it
+  // system.faults device_offline windows of this memory: a request starting inside one is
+  // refused (TLM_GENERIC_ERROR_RESPONSE, answered at once) and counted in requests_refused,
+  // never served or counted in bytes.
+  std::vector<FaultWindow> offline_;
+  Counter* refused_ = nullptr;  // registered only when the memory has offline windows
 };
 
 }  // namespace tiersim

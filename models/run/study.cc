@@ -17,6 +17,7 @@
 #include "models/config/errors.h"
 #include "models/core/registry.h"
 #include "models/run/result_file.h"
+#include "models/run/study.h"
 #include "models/run/sweep.h"
 
 #ifndef TIERSIM_SCRIPTS_DIR
@@ -27,13 +28,6 @@ namespace tiersim {
 
 namespace fs = std::filesystem;
 namespace pb = google::protobuf;
-
-namespace {
-
-struct Study {
-  config::StudySpec spec;  // base paths absolute, metrics defaulted
-  SweepPlan plan;          // axis 0 is the variant
-};
 
 Study load_study(const std::string& path) {
   Study s;
@@ -78,6 +72,13 @@ Study load_study(const std::string& path) {
   if (spec.has_seeds()) sweep.set_seeds(spec.seeds());
   if (spec.has_seed_base()) sweep.set_seed_base(spec.seed_base());
   const SweepPlan points = expand_sweep(sweep, path);
+  if (points.points.size() * (spec.mechanisms_size() + 1) > 1000000) {
+    throw ConfigError({ConfigIssue{
+        {path, 0},
+        "mechanisms",
+        "the study plans " + std::to_string(points.points.size() * (spec.mechanisms_size() + 1)) +
+            " runs; at most 1000000"}});
+  }
   s.plan.spec = sweep;
   s.plan.axis_names.push_back("variant");
   for (const auto& n : points.axis_names)
@@ -99,6 +100,8 @@ Study load_study(const std::string& path) {
   }
   return s;
 }
+
+namespace {
 
 int run_study(const std::vector<std::string>& args) {
   std::string spec_path, dir;

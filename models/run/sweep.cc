@@ -96,6 +96,9 @@ std::string point_file(const std::string& dir, uint32_t index, const char* ext) 
   return (fs::path(dir) / "points" / name).string();
 }
 
+// The most points one sweep or study may plan (variants times axes times seeds).
+constexpr uint64_t kMaxSweepPoints = 1000000;
+
 SweepPlan expand_sweep(const config::SweepSpec& spec, const std::string& where) {
   std::vector<ConfigIssue> issues;
   auto fail = [&](const std::string& path, const std::string& message) {
@@ -152,6 +155,22 @@ SweepPlan expand_sweep(const config::SweepSpec& spec, const std::string& where) 
     }
   }
   if (spec.has_seeds() && spec.seeds() == 0) fail("seeds", "must be positive");
+  if (issues.empty()) {
+    // The plan's size before building it: a product of axes grows fast.
+    long double count = spec.has_seeds() ? spec.seeds() : 1;
+    if (spec.mode() == config::ZIP) {
+      count *= values.empty() ? 1 : values[0].size();
+    } else {
+      for (const auto& v : values)
+        count *= v.size();
+    }
+    if (count > kMaxSweepPoints) {
+      fail(spec.axes_size() > 0 ? "axes" : "seeds",
+           "the plan has " + std::to_string(static_cast<double>(count)) + " points; at most " +
+               std::to_string(kMaxSweepPoints) +
+               " (split the sweep, or use fewer values or seeds)");
+    }
+  }
   if (!issues.empty()) throw ConfigError(issues);
 
   // Combinations: product (last axis fastest) or zip.

@@ -243,6 +243,33 @@ def case_stale_partial_removed(s):
         raise Failure("another host's partial file was removed")
 
 
+def stat_last(f, path):
+    return float(f["stats/" + path][-1])
+
+
+def case_offline_sram_counts_only_completed(s):
+    # The SRAM offline for the whole run: nothing is served, every failure is counted (HBM once
+    # "served" 45 GB of copies that never landed, and the compute engine read the offline SRAM).
+    out = s.result("offline_all.h5", ["--set", 'system={faults{name:"f" start_ps:0 duration_ps:0 '
+                                               'device_offline:"sram"}}'])
+    with h5py.File(out, "r") as f:
+        if stat_last(f, "hbm/bytes_read") != 0 or stat_last(f, "sram/bytes_read") != 0:
+            raise Failure("an offline SRAM's copies were counted")
+        if stat_last(f, "dma/transfers_failed") == 0 or \
+                stat_last(f, "compute/sram_offline_failures") == 0:
+            raise Failure("failures not counted")
+    # Offline for the first 2 ms: what HBM served is exactly what the DMA completed.
+    out = s.result("offline_window.h5", ["--set", 'system={faults{name:"f" start_ps:0 '
+                                                  'duration_ps:2000000000 device_offline:"sram"}}'])
+    with h5py.File(out, "r") as f:
+        served = stat_last(f, "hbm/bytes_read") + stat_last(f, "hbm/bytes_written")
+        copied = stat_last(f, "dma/bytes")
+        if served != copied or copied == 0:
+            raise Failure(f"HBM served {served} bytes, the DMA completed {copied}")
+        if stat_last(f, "dma/transfers_failed") == 0:
+            raise Failure("no transfer failed during the outage")
+
+
 # Traces: a length-delimited stream of a header and op records.
 def varint(b, i):
     r = sh = 0
