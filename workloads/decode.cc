@@ -202,7 +202,7 @@ void DecodeWorkload::begin_pass() {
   in_pass_ = true;
 }
 
-void DecodeWorkload::end_step() {
+void DecodeWorkload::finish_step() {
   if (o_.prefill && step_ == 0) {
     length_.assign(o_.batch, o_.context);
     last_step_tokens_ = o_.batch;
@@ -244,7 +244,7 @@ bool DecodeWorkload::next(Op& op) {
     in_pass_ = false;
     if (prefilling || ++pass_ == passes_) {
       op.last_of_step = true;
-      end_step();
+      finish_step();
       pass_ = 0;
       ++step_;
     }

@@ -130,7 +130,7 @@ class DecodeWorkload : public Workload {
 
  private:
   void begin_pass();
-  void end_step();  // verify outcome, tail pointers, step counters
+  void finish_step();  // verify outcome, tail pointers, step counters
 
   const DecodeOptions o_;
   std::unique_ptr<Router> router_;
