@@ -43,7 +43,31 @@ void BandwidthMemory::add_energy(TimePs now_ps, EnergyLedger& out) const {
   if (!power_.any()) return;
   const double busy_stack_s =
       ps_to_s(core_.busy_ps()) / static_cast<double>(params_.channels_per_stack);
-  power_.add(double(bytes_read() + bytes_written()), busy_stack_s, now_ps, out);
+  power_.add(double(bytes_read() + bytes_written()), busy_stack_s, now_ps, out,
+             thermal_ ? thermal_->core().refresh_multiplier_stack_s(now_ps) : -1.0);
+}
+
+void BandwidthMemory::enable_thermal(const HbmThermalParams& p) {
+  thermal_ = std::make_unique<HbmThermal>((std::string(basename()) + "_thermal").c_str(), p,
+                                          static_cast<HbmThermalHost&>(*this), ctx(), basename());
+}
+
+void BandwidthMemory::summarize(std::vector<SummaryItem>& out, uint64_t tokens) const {
+  if (thermal_) thermal_->summarize(out, now_ps());
+}
+
+void BandwidthMemory::thermal_counts(double* stack_bytes, double* stack_busy_s) const {
+  const uint32_t stacks = params_.stack_count;
+  for (uint32_t s = 0; s < stacks; ++s)
+    stack_bytes[s] = stack_busy_s[s] = 0;
+  for (uint32_t u = 0; u < params_.servers(); ++u) {
+    stack_bytes[u % stacks] += double(core_.server_bytes(u));
+    stack_busy_s[u % stacks] += ps_to_s(core_.server_busy_ps(u)) / params_.channels_per_stack;
+  }
+}
+
+void BandwidthMemory::thermal_apply(uint32_t stack, double refresh_multiplier, double fraction) {
+  core_.set_stack_rate(stack, refresh_multiplier, fraction);
 }
 
 }  // namespace tiersim

@@ -18,21 +18,27 @@
 // Requests reserved with a future start (annotated delay) fill a server's idle gaps or queue.
 // Temperature: above the refresh table's thresholds the refresh rate multiplies, and the
 // refresh share of the bandwidth (refresh_overhead_fraction, calibrated) multiplies with it.
+// With a thermal model (enable_thermal, memory/hbm_thermal.h) each stack's multiplier follows its
+// own temperature, and a throttled stack's channel servers run at the throttle's fraction; the
+// servers are re-rated when the state changes (recalibrating the efficiency as temperature
+// crosses a range), so work already reserved keeps its times.
 // Left out: per-channel imbalance, access-pattern-dependent efficiency beyond the two penalties.
 //
 // Stats (in this order): requests, bytes_read, bytes_written, stack_bytes (per stack),
 // request_latency (ns), utilization.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "memory/bandwidth_memory_core.h"
 #include "memory/dram_power.h"
+#include "memory/hbm_thermal.h"
 #include "memory/memory_target.h"
 
 namespace tiersim {
 
-class BandwidthMemory : public MemoryTarget {
+class BandwidthMemory : public MemoryTarget, private HbmThermalHost {
  public:
   // `kind`: the component kind this instance serves ("hbm", "ddr" or "gddr").
   BandwidthMemory(sc_core::sc_module_name name, const BandwidthMemoryParams& params, Context& ctx,
@@ -48,6 +54,11 @@ class BandwidthMemory : public MemoryTarget {
   void add_energy(TimePs now_ps, EnergyLedger& out) const override;
   bool has_energy() const override { return Component::has_energy() || power_.any(); }
 
+  // Drives the stacks' temperatures with a thermal model (the hbm kind, before the run).
+  void enable_thermal(const HbmThermalParams& p);
+  const HbmThermal* thermal() const { return thermal_.get(); }
+  void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const override;
+
  protected:
   TimePs serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) override {
     return core_.serve(addr, bytes, write, start_ps);
@@ -55,8 +66,12 @@ class BandwidthMemory : public MemoryTarget {
 
  private:
   const BandwidthMemoryParams params_;
+  void thermal_counts(double* stack_bytes, double* stack_busy_s) const override;
+  void thermal_apply(uint32_t stack, double refresh_multiplier, double fraction) override;
+
   BandwidthMemoryCore core_;  // server u: stack u % stacks, channel u / stacks
   DramPower power_;
+  std::unique_ptr<HbmThermal> thermal_;
 };
 
 }  // namespace tiersim

@@ -78,6 +78,12 @@ TimePs BandwidthMemoryCore::serve(uint64_t addr, uint64_t bytes, bool write, Tim
   return done + p_.latency_ps;
 }
 
+void BandwidthMemoryCore::set_stack_rate(uint32_t stack, double m, double bandwidth_fraction) {
+  const double rate = p_.stack_rate_at(m) * bandwidth_fraction / p_.channels_per_stack;
+  for (uint32_t u = stack; u < p_.servers(); u += p_.stack_count)
+    servers_[u].set_rate(rate);
+}
+
 TimePs BandwidthMemoryCore::busy_ps() const {
   TimePs t = 0;
   for (const auto& s : servers_)

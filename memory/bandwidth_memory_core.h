@@ -45,6 +45,11 @@ struct BandwidthMemoryParams {
            (1.0 - multiplier(stack) * refresh_overhead_fraction) /
            (1.0 - refresh_overhead_fraction);
   }
+  // A stack's rate at refresh multiplier m (a thermal model's, instead of the configured one).
+  double stack_rate_at(double m) const {
+    return peak_bytes_per_s_per_stack() * efficiency_fraction *
+           (1.0 - m * refresh_overhead_fraction) / (1.0 - refresh_overhead_fraction);
+  }
   double effective_bytes_per_s() const {
     double t = 0;
     for (uint32_t s = 0; s < stack_count; ++s)
@@ -75,6 +80,11 @@ class BandwidthMemoryCore {
 
   // Bytes served so far by server u (stack u % stacks).
   uint64_t server_bytes(uint32_t u) const { return servers_[u].bytes(); }
+  TimePs server_busy_ps(uint32_t u) const { return servers_[u].busy_ps(); }
+  // Re-rates stack `stack`'s channel servers for refresh multiplier m and a bandwidth fraction
+  // (a thermal model's throttle): from the next reservation; work already reserved keeps its
+  // times.
+  void set_stack_rate(uint32_t stack, double m, double bandwidth_fraction);
   TimePs busy_ps() const;
   uint64_t misses() const { return misses_; }
   uint64_t parts() const { return parts_; }

@@ -6,6 +6,7 @@
 namespace tiersim {
 
 double refresh_rate_multiplier(double temperature_c) {
+  if (temperature_c > 95.0) return 4.0;
   return temperature_c > 85.0 ? 2.0 : 1.0;
 }
 

@@ -6,16 +6,21 @@
 
 namespace tiersim {
 
-void DramPower::add(double bytes, double busy_device_s, TimePs now_ps, EnergyLedger& out) const {
+void DramPower::add(double bytes, double busy_device_s, TimePs now_ps, EnergyLedger& out,
+                    double refresh_multiplier_device_s) const {
   out.add(EnergyPart::kPhyController, bits_energy_j(bytes, phy_pj_per_bit));
   out.add(EnergyPart::kPackageWires, bits_energy_j(bytes, wire_pj_per_bit));
   const double t = ps_to_s(now_ps);
   const double devices = static_cast<double>(refresh_multiplier.size());
   const double busy = std::min(std::max(busy_device_s, 0.0), devices * t);
+  out.add(EnergyPart::kDramBackground, idle_power_w * devices * t + active_power_w * busy);
+  if (refresh_multiplier_device_s >= 0) {
+    out.add(EnergyPart::kDramRefresh, refresh_power_w * refresh_multiplier_device_s);
+    return;
+  }
   double refresh = 0;
   for (double m : refresh_multiplier)
     refresh += m;
-  out.add(EnergyPart::kDramBackground, idle_power_w * devices * t + active_power_w * busy);
   out.add(EnergyPart::kDramRefresh, refresh_power_w * refresh * t);
 }
 

@@ -8,9 +8,9 @@
 // bus at peak); refresh (`refresh_power_w`, (IDD5 - IDD3N) x VDD x tRFC / tREFI at x1) times the
 // device's refresh-rate multiplier (from its temperature). Left out: power-down and
 // self-refresh states (the models never enter them), row activation energy as a function of
-// locality (folded into the per-bit device energy), VDDQ termination. A time-varying refresh
-// multiplier (a thermal model) will need the refresh term integrated piecewise; today the
-// multiplier is fixed for the run.
+// locality (folded into the per-bit device energy), VDDQ termination. With a thermal model the
+// refresh multiplier varies over the run and the refresh term takes its integral (piecewise
+// constant between the model's steps: exact for what the model applies).
 #pragma once
 
 #include <vector>
@@ -38,8 +38,12 @@ struct DramPower {
            refresh_power_w > 0;
   }
   // Adds the hops' energy for `bytes` served, and the background for [0, now_ps] with
-  // `busy_device_s` device-seconds of service (clamped to the devices' elapsed time).
-  void add(double bytes, double busy_device_s, TimePs now_ps, EnergyLedger& out) const;
+  // `busy_device_s` device-seconds of service (clamped to the devices' elapsed time). Refresh:
+  // `refresh_multiplier_device_s`, the devices' refresh multipliers integrated over [0, now_ps]
+  // (a thermal model's, memory/hbm_thermal_core.h), or when negative the fixed multipliers
+  // times the elapsed time.
+  void add(double bytes, double busy_device_s, TimePs now_ps, EnergyLedger& out,
+           double refresh_multiplier_device_s = -1) const;
 
   static void validate(const config::HbmFast& c, Validator& v);
   // The hbm kind's fields with one refresh multiplier per stack (`multipliers`).

@@ -59,8 +59,9 @@ struct ControllerPolicy {
   uint32_t max_postponed_refreshes = 8;  // JEDEC allows up to 8 REFab to be postponed
 };
 
-// Refresh-rate multiplier for a temperature: x1 at or below 85 C, x2 above (tREFI halves), as
-// JEDEC's temperature-compensated refresh. A table may replace it later.
+// Refresh-rate multiplier for a temperature, JEDEC's ranges (docs/models/thermal.md): x1 at or
+// below 85 C, x2 above 85 C (tREFI halves), x4 above 95 C (tREFI quarters). A component's
+// `refresh_rate` table replaces it.
 double refresh_rate_multiplier(double temperature_c);
 
 }  // namespace tiersim

@@ -10,6 +10,7 @@
 #include "memory/dram_spec.h"
 #include "memory/hbm_detailed.h"
 #include "memory/hbm_device.h"
+#include "memory/hbm_thermal_core.h"
 #include "memory/tools/hbm_calibrate.h"
 #include "models/core/context.h"
 #include "models/core/registry.h"
@@ -132,6 +133,7 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     [](const config::Config& root, const config::Component& c, Validator& v) {
       const config::Fidelity f = c.has_fidelity() ? c.fidelity() : root.run().fidelity();
       BandwidthMemoryParams::validate(c.hbm(), v, f != config::DETAILED);
+      HbmThermalParams::validate(c.hbm(), v, f != config::DETAILED);
       if (f == config::DETAILED && !c.hbm().has_device()) {
         // Reported at the component's level so the path names where to add it.
         v.error("device",
@@ -156,11 +158,13 @@ const ComponentRegistrar kRegistrar(ComponentKind{
         auto d = std::make_unique<HbmDetailed>(c.name().c_str(),
                                                HbmDetailedParams::from_config(c.hbm()), ctx);
         d->set_power(std::move(power));
+        if (c.hbm().has_thermal()) d->enable_thermal(HbmThermalParams::from_config(c.hbm()));
         m = std::move(d);
       } else {
         auto b = std::make_unique<BandwidthMemory>(
             c.name().c_str(), BandwidthMemoryParams::from_config(c.hbm()), ctx);
         b->set_power(std::move(power));
+        if (c.hbm().has_thermal()) b->enable_thermal(HbmThermalParams::from_config(c.hbm()));
         m = std::move(b);
       }
       return with_energy(std::move(m), c.hbm().energy_pj_per_bit(), c.hbm().static_power_w(),

@@ -1,6 +1,7 @@
 #include "memory/hbm_detailed.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "memory/bandwidth_memory_core.h"
 #include "memory/hbm_device.h"
@@ -39,6 +40,8 @@ HbmDetailed::HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& 
     stacks_.back()->set_refresh_multiplier(params.refresh_multiplier[s]);
   }
   next_.assign(params.stack_count, 0);
+  issue_spacing_.assign(params.stack_count, 0.0);
+  next_issue_.assign(params.stack_count, 0.0);
   done_.reserve(4096);
   // Command-level statistics, summed over stacks when sampled.
   auto sum = [this](uint64_t DramControllerStats::*field) {
@@ -131,6 +134,12 @@ TimePs HbmDetailed::serve(uint64_t addr, uint64_t bytes, bool write, TimePs star
     const uint64_t chunk = a / granule;
     const uint32_t s = static_cast<uint32_t>(chunk % stacks);
     const uint64_t local = (chunk / stacks) * granule + a % granule;
+    if (issue_spacing_[s] > 0) {
+      // Throttled: wait for the stack's next issue slot.
+      const auto slot = static_cast<uint64_t>(std::ceil(next_issue_[s]));
+      if (slot > cycle_) advance_to(slot);
+      next_issue_[s] = std::max(next_issue_[s], double(cycle_)) + issue_spacing_[s];
+    }
     while (!stacks_[s]->submit(local, write, off / access, cycle_)) {
       if (!step()) break;
     }
@@ -148,7 +157,36 @@ void HbmDetailed::add_energy(TimePs now_ps, EnergyLedger& out) const {
   if (!power_.any()) return;
   const double bytes = double(bytes_read() + bytes_written());
   power_.add(bytes, power_.peak_bytes_per_s > 0 ? bytes / power_.peak_bytes_per_s : 0.0, now_ps,
-             out);
+             out, thermal_ ? thermal_->core().refresh_multiplier_stack_s(now_ps) : -1.0);
+}
+
+void HbmDetailed::enable_thermal(const HbmThermalParams& p) {
+  thermal_ = std::make_unique<HbmThermal>((std::string(basename()) + "_thermal").c_str(), p,
+                                          static_cast<HbmThermalHost&>(*this), ctx(), basename());
+}
+
+void HbmDetailed::summarize(std::vector<SummaryItem>& out, uint64_t tokens) const {
+  if (thermal_) thermal_->summarize(out, now_ps());
+}
+
+void HbmDetailed::thermal_counts(double* stack_bytes, double* stack_busy_s) const {
+  // Bytes: the column commands' bursts; busy: the data bus at peak (as the energy account).
+  const double access = double(params_.device.org.access_bytes);
+  const double peak = params_.device.peak_bytes_per_s();
+  for (size_t s = 0; s < stacks_.size(); ++s) {
+    const DramControllerStats st = stacks_[s]->total_stats();
+    stack_bytes[s] = double(st.reads + st.writes) * access;
+    stack_busy_s[s] = peak > 0 ? stack_bytes[s] / peak : 0.0;
+  }
+}
+
+void HbmDetailed::thermal_apply(uint32_t stack, double refresh_multiplier, double fraction) {
+  stacks_[stack]->set_refresh_multiplier(refresh_multiplier);
+  // At peak the stack takes one access per burst on each pseudo-channel.
+  const DramStackSpec& d = params_.device;
+  const double peak_spacing =
+      double(d.timing.burst_cycles) / (double(d.channels) * double(d.pseudo_channels));
+  issue_spacing_[stack] = fraction < 1.0 ? peak_spacing / fraction : 0.0;
 }
 
 }  // namespace tiersim

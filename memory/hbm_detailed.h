@@ -17,7 +17,12 @@
 // fast level for full decode runs and this one for memory studies and calibration.
 // TLM: blocking only (there is no non-blocking path): it is a MemoryTarget whose serve() runs
 // the request to completion, so the range check, counts and latency are the base's.
-// Temperature: the refresh rate of every controller follows the component's multiplier.
+// Temperature: the refresh rate of every controller follows the stack's multiplier. With a
+// thermal model (enable_thermal, memory/hbm_thermal.h) the multiplier follows the stack's
+// temperature: each controller takes the new tREFI from its next refresh interval, so the change
+// applies command by command; a throttled stack's front end issues accesses no faster than the
+// throttle's fraction of the stack's peak (an issue cap; the in-order front end then also waits
+// for it when the next access goes to another stack).
 #pragma once
 
 #include <memory>
@@ -26,6 +31,7 @@
 #include "configs/tiersim.pb.h"
 #include "memory/dram_power.h"
 #include "memory/dram_stack.h"
+#include "memory/hbm_thermal.h"
 #include "memory/memory_target.h"
 #include "models/core/stats.h"
 
@@ -40,7 +46,7 @@ struct HbmDetailedParams {
   static HbmDetailedParams from_config(const config::HbmFast& c);  // c valid, with a device
 };
 
-class HbmDetailed : public MemoryTarget {
+class HbmDetailed : public MemoryTarget, private HbmThermalHost {
  public:
   HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& params, Context& ctx);
 
@@ -50,6 +56,11 @@ class HbmDetailed : public MemoryTarget {
   void set_power(DramPower p) { power_ = std::move(p); }
   void add_energy(TimePs now_ps, EnergyLedger& out) const override;
   bool has_energy() const override { return Component::has_energy() || power_.any(); }
+
+  // Drives the stacks' temperatures with a thermal model (the hbm kind, before the run).
+  void enable_thermal(const HbmThermalParams& p);
+  const HbmThermal* thermal() const { return thermal_.get(); }
+  void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const override;
 
  protected:
   // Serves the request to completion: advances the stacks to its start, submits its pieces and
@@ -75,8 +86,15 @@ class HbmDetailed : public MemoryTarget {
   uint64_t stop_cycle_ = 0;
   bool stop_is_error_ = true;
 
+  void thermal_counts(double* stack_bytes, double* stack_busy_s) const override;
+  void thermal_apply(uint32_t stack, double refresh_multiplier, double fraction) override;
+
   Counter& late_starts_;
   DramPower power_;
+  std::unique_ptr<HbmThermal> thermal_;
+  // Throttle: per stack, the spacing between accesses the front end may issue (device cycles;
+  // 0 when not throttled) and the earliest cycle of the next one.
+  std::vector<double> issue_spacing_, next_issue_;
 };
 
 }  // namespace tiersim

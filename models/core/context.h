@@ -21,6 +21,7 @@
 namespace tiersim {
 
 class Component;
+class ThermalTelemetry;
 class Topology;
 class Workload;
 
@@ -54,6 +55,19 @@ class Context {
   Component* component(const std::string& name) const;
   const std::map<std::string, Component*>& components() const { return components_; }
 
+  // Temperature telemetry by component name (models/core/thermal_telemetry.h): providers
+  // register during construction; the provider must outlive the run. nullptr when none.
+  void add_thermal_telemetry(const std::string& component, const ThermalTelemetry* t) {
+    telemetry_[component] = t;
+  }
+  const ThermalTelemetry* thermal_telemetry(const std::string& component) const {
+    auto it = telemetry_.find(component);
+    return it == telemetry_.end() ? nullptr : it->second;
+  }
+  const std::map<std::string, const ThermalTelemetry*>& thermal_telemetries() const {
+    return telemetry_;
+  }
+
   Workload* workload() const { return workload_; }
   void set_workload(Workload* w) { workload_ = w; }
 
@@ -71,6 +85,7 @@ class Context {
   RunRecords records_;
   std::shared_ptr<Topology> topology_;  // shared_ptr: the type is incomplete here
   std::map<std::string, Component*> components_;
+  std::map<std::string, const ThermalTelemetry*> telemetry_;
   Workload* workload_ = nullptr;
 };
 
