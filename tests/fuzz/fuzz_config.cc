@@ -14,10 +14,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t at = 0;
   while (files.size() < 4) {
     const size_t cut = text.find("\n#---\n", at);
-    const std::string part = text.substr(at, cut == std::string::npos ? std::string::npos : cut - at);
+    const std::string part =
+        text.substr(at, cut == std::string::npos ? std::string::npos : cut - at);
     const std::string name = "config" + std::to_string(files.size()) + ".textproto";
-    files.push_back(tiersim::fuzz::write_input(
-        name, reinterpret_cast<const uint8_t*>(part.data()), part.size()));
+    files.push_back(tiersim::fuzz::write_input(name, reinterpret_cast<const uint8_t*>(part.data()),
+                                               part.size()));
     if (cut == std::string::npos) break;
     at = cut + 6;
   }

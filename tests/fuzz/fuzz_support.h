@@ -20,8 +20,8 @@ namespace tiersim::fuzz {
 // A scratch directory of this process, created on first use: <tmp>/tiersim-fuzz-<pid>.
 inline const std::filesystem::path& scratch() {
   static const std::filesystem::path dir = [] {
-    auto d = std::filesystem::temp_directory_path() /
-             ("tiersim-fuzz-" + std::to_string(::getpid()));
+    auto d =
+        std::filesystem::temp_directory_path() / ("tiersim-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
     return d;
   }();
@@ -45,6 +45,10 @@ inline std::string source_dir() {
 }  // namespace tiersim::fuzz
 
 // libsystemc's main() is unused (libFuzzer brings its own), but the library refers to sc_main.
-inline int tiersim_fuzz_unused_sc_main(int, char**) { return 0; }
-#define TIERSIM_FUZZ_SC_MAIN \
-  int sc_main(int argc, char** argv) { return tiersim_fuzz_unused_sc_main(argc, argv); }
+inline int tiersim_fuzz_unused_sc_main(int, char**) {
+  return 0;
+}
+#define TIERSIM_FUZZ_SC_MAIN                        \
+  extern "C" int sc_main(int argc, char** argv) {   \
+    return tiersim_fuzz_unused_sc_main(argc, argv); \
+  }
