@@ -161,6 +161,8 @@ LinkPorts::Result DmaEngine::access(tlm::tlm_command cmd, const Target& target, 
   p->set_streaming_width(static_cast<unsigned int>(bytes));
   p->set_byte_enable_ptr(nullptr);
   PayloadPool::intent(*p) = intent;
+  PayloadPool::timing(*p).stall_limit_ps = params_.completion_timeout_ps;
+  PayloadPool::timing(*p).deadline_ps = deadline;
   LinkPorts::Result r =
       links_.forward(*c.port, *socket[c.port->socket_index], *p, t, t, level, target.memory, local);
   // A failure beyond the first link (a switch with no way on): try the other ways there, from

@@ -64,9 +64,11 @@ LinkPorts::Result LinkPorts::forward(Port& port, tlm::tlm_fw_transport_if<>& nex
                                      uint32_t level, const Component* target, uint64_t local) {
   const bool write = p.is_write();
   const uint64_t bytes = p.get_data_length();
+  const TimePs stall_limit = PayloadPool::timing(p).stall_limit_ps;
   // The request (with a write's data) at the neighbour.
   TimePs first_at = first_ps, last_at = last_ps;
   if (port.to) {
+    const TimePs down_before = port.to->down_wait_ps();
     if (write) {
       last_at = port.to->transfer(first_ps, bytes, last_ps, level);
       first_at = port.to->last_first_arrival_ps();
@@ -77,6 +79,10 @@ LinkPorts::Result LinkPorts::forward(Port& port, tlm::tlm_fw_transport_if<>& nex
       first_at = port.to->last_first_arrival_ps();
     }
     if (last_at == LinkModel::kNever) return {last_ps, false};  // down for good mid-transfer
+    // Stalled by an outage past the initiator's timeout: failed when the stall reached it,
+    // before the target saw the request.
+    const TimePs stalled = port.to->down_wait_ps() - down_before;
+    if (stalled > stall_limit) return {last_at - (stalled - stall_limit), false};
   }
   first_at += port.latency_ps;
   last_at += port.latency_ps;
@@ -99,9 +105,13 @@ LinkPorts::Result LinkPorts::forward(Port& port, tlm::tlm_fw_transport_if<>& nex
   // The response back: a read's data streams behind the target, a write's completion.
   TimePs back = served;
   if (port.from) {
+    const TimePs down_before = port.from->down_wait_ps();
     back = write ? port.from->message(served, port.from->params().messages_for(bytes), level)
                  : port.from->transfer(first_at, bytes, served, level);
     if (back == LinkModel::kNever) return {served, false};
+    // The response stalled past the timeout: the target served the request, the answer is lost.
+    const TimePs stalled = port.from->down_wait_ps() - down_before;
+    if (stalled > stall_limit) return {back - (stalled - stall_limit) + port.latency_ps, false};
   }
   return {back + port.latency_ps, true};
 }

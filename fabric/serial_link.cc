@@ -210,6 +210,7 @@ TimePs LinkModel::transmit(TimePs t, TimePs left) {
     if (rate <= 0) {
       if (change == kNever) return kNever;
       (retraining ? retrain_wait_ps_ : outage_wait_ps_) += change - t;
+      if (!retraining) down_wait_ps_ += change - t;
       t = change;
       continue;
     }

@@ -122,6 +122,8 @@ class LinkModel {
   uint64_t retrains() const { return retrains_; }
   TimePs retrain_wait_ps() const { return retrain_wait_ps_; }
   TimePs outage_wait_ps() const { return outage_wait_ps_; }
+  // Of that, the time spent waiting while the link was down (rate 0), not merely degraded.
+  TimePs down_wait_ps() const { return down_wait_ps_; }
   uint64_t message_count() const { return messages_; }
   // When the first byte of the latest transfer or message arrived (no jitter).
   TimePs last_first_arrival_ps() const { return last_first_ps_; }
@@ -152,6 +154,7 @@ class LinkModel {
   uint64_t messages_ = 0;
   TimePs last_first_ps_ = 0;
   TimePs outage_wait_ps_ = 0;
+  TimePs down_wait_ps_ = 0;
   TimePs next_retrain_ps_ = 0;  // start of the next retrain (UINT64_MAX: none)
   uint64_t unit_bits_ = 0;      // bits per replay unit (a flit or a 256-byte packet)
   double unit_error_ = 0;       // probability a unit needs a replay

@@ -134,7 +134,10 @@ void Switch::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& del
   const uint32_t vc = params_.vc_of_op[static_cast<size_t>(intent.op)];
   const uint32_t level = params_.vc_priority[vc];
   const LinkPorts::Choice c = LinkPorts::choose(*route->second.candidates, arrived);
-  if (c.port == nullptr || c.up_ps == LinkModel::kNever) {
+  // No port toward the target is up again before the initiator's deadline: fail now rather
+  // than wait (an initiator without a timeout waits for the port, however long).
+  if (c.port == nullptr || c.up_ps == LinkModel::kNever ||
+      (c.up_ps > arrived && c.up_ps > PayloadPool::timing(p).deadline_ps)) {
     failed_.inc();
     p.set_response_status(c.port == nullptr ? tlm::TLM_ADDRESS_ERROR_RESPONSE
                                             : tlm::TLM_GENERIC_ERROR_RESPONSE);

@@ -20,6 +20,10 @@ namespace tiersim {
 // data through (cut-through) instead of storing and forwarding whole transfers.
 struct StreamTiming : tlm::tlm_extension<StreamTiming> {
   TimePs first_byte_ps = 0;
+  // The initiator's completion timeout (UINT64_MAX: none) and its deadline for this request: a
+  // link stall longer than the timeout, or a switch port down past the deadline, fails it.
+  TimePs stall_limit_ps = UINT64_MAX;
+  TimePs deadline_ps = UINT64_MAX;
   tlm::tlm_extension_base* clone() const override { return new StreamTiming(*this); }
   void copy_from(const tlm::tlm_extension_base& other) override {
     *this = static_cast<const StreamTiming&>(other);

@@ -43,6 +43,21 @@ std::string temp_sibling(const std::string& final_path) {
       .string();
 }
 
+// Whether process `pid` of this host still runs. A zombie (killed, not yet reaped: its parent
+// was killed too, and a container's init may never reap it) does not.
+bool process_runs(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  if (stat) {
+    std::string line;
+    std::getline(stat, line);
+    const size_t paren = line.rfind(')');
+    if (paren == std::string::npos || paren + 2 >= line.size()) return true;
+    const char state = line[paren + 2];
+    return state != 'Z' && state != 'X';
+  }
+  return !(kill(pid, 0) != 0 && errno == ESRCH);
+}
+
 // Removes temporary siblings of `final_path` left by processes of this host that no longer run
 // (a run killed mid-write). Files of live processes and of other hosts (a shared file system)
 // are left alone.
@@ -60,7 +75,7 @@ void remove_stale_partials(const std::string& final_path) {
       continue;
     }
     const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
-    if (pid == getpid() || (kill(pid, 0) != 0 && errno == ESRCH)) {
+    if (pid == getpid() || !process_runs(pid)) {
       std::error_code rm;
       fs::remove(it->path(), rm);
     }

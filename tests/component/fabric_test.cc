@@ -398,6 +398,49 @@ TEST(Faults, LinkDownWaitsAndLosesNothing) {
   EXPECT_GE(m.at("worst"), 1'000'000);  // the one started at 14 us waited until 15 us
 }
 
+TEST(Faults, LinkDownPastTheTimeoutFails) {
+  // Down from 5 us for 2 ms, 40 times the 50 us completion timeout: the transfers started in
+  // [5, 40) us cannot complete by their deadline and are reported failed at it; none waits.
+  const auto m = run_faults(link("dma_cxl", "dma", "cxl_mem", "cxl2_x8") +
+                                "faults { name: \"cut\" start_ps: 5000000 duration_ps: 2000000000 "
+                                "link_down: \"dma_cxl\" }\n",
+                            {}, every_us(40));
+  EXPECT_EQ(m.at("ok"), 5);
+  EXPECT_EQ(m.at("failed"), 35);
+  EXPECT_EQ(m.at("completed"), 5);
+  EXPECT_EQ(m.at("retried"), 0);
+  EXPECT_EQ(m.at("cxl_bytes"), 5 * 4096);
+  EXPECT_LE(m.at("worst"), 50'000'000);
+}
+
+TEST(Faults, AnOutageMidTransferPastTheTimeoutFailsIt) {
+  // A 1 MiB read from 0 us; the link goes down at 5 us for 2 ms, 40 times the 50 us completion
+  // timeout. The data on its way back stalls: the transfer fails when the stall reaches the
+  // timeout (about 55 us), instead of waiting 2 ms. With the outage inside the timeout it waits.
+  auto one = [](TimePs outage_ps) {
+    return parse(simulate(host_system(link("dma_cxl", "dma", "cxl_mem", "cxl2_x8") +
+                                          "faults { name: \"cut\" start_ps: 5000000 duration_ps: " +
+                                          std::to_string(outage_ps) + " link_down: \"dma_cxl\" }\n",
+                                      {}),
+                          [](Context& ctx, std::ostream& os) {
+                            bool ok = true;
+                            const TimePs done =
+                                dma(ctx).transfer(kCxl, 0, 1 << 20, intent(), 0, &ok);
+                            os << "ok " << ok << " done " << done << " failed " << dma(ctx).failed()
+                               << "\n";
+                          }));
+  };
+  const auto cut = one(2'000'000'000);
+  EXPECT_EQ(cut.at("ok"), 0);
+  EXPECT_EQ(cut.at("failed"), 1);
+  EXPECT_GE(cut.at("done"), 55'000'000);
+  EXPECT_LE(cut.at("done"), 60'000'000);
+  const auto blip = one(20'000'000);
+  EXPECT_EQ(blip.at("ok"), 1);
+  EXPECT_EQ(blip.at("failed"), 0);
+  EXPECT_GE(blip.at("done"), 25'000'000);
+}
+
 TEST(Faults, DeviceOfflineFailsAfterTheTimeoutAndCountsAddUp) {
   // Offline from 5 us for 100 us; the DMA's completion timeout is 50 us: transfers started in
   // [5, 55) us fail, those in [55, 105) us wait for the device (retried), the rest are served.
@@ -466,6 +509,15 @@ TEST(Faults, TrafficIsReroutedAroundADownLink) {
   m = run_faults(link("dma_swa", "dma", "swa", "cxl2_x8") +
                      link("swa_cxl", "swa", "cxl_mem", "cxl2_x8") +
                      "faults { start_ps: 0 link_down: \"swa_cxl\" }\n",
+                 {sw("swa")}, every_us(20));
+  EXPECT_EQ(m.at("failed"), 20);
+  EXPECT_EQ(m.at("completed"), 0);
+  EXPECT_EQ(m.at("cxl_bytes"), 0);
+  // Behind the switch, down for 2 ms (40 times the timeout) rather than for good: the switch
+  // does not wait past the engine's deadline; every transfer fails, none reaches the device.
+  m = run_faults(link("dma_swa", "dma", "swa", "cxl2_x8") +
+                     link("swa_cxl", "swa", "cxl_mem", "cxl2_x8") +
+                     "faults { start_ps: 0 duration_ps: 2000000000 link_down: \"swa_cxl\" }\n",
                  {sw("swa")}, every_us(20));
   EXPECT_EQ(m.at("failed"), 20);
   EXPECT_EQ(m.at("completed"), 0);

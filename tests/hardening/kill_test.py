@@ -27,12 +27,32 @@ def start(cmd):
                             start_new_session=True)
 
 
+def group_alive(pgid):
+    """Whether a process of group `pgid` still runs (zombies do not count)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] not in "ZX" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
 def kill_after(cmd, seconds):
     p = start(cmd)
     time.sleep(seconds)
     if p.poll() is None:
         os.killpg(p.pid, signal.SIGKILL)
     p.wait()
+    # The group's other members (a sweep's point processes) die asynchronously: the next run
+    # starts once they are gone, as a user's would.
+    deadline = time.time() + 10
+    while group_alive(p.pid) and time.time() < deadline:
+        time.sleep(0.05)
 
 
 def run_ok(cmd):
