@@ -84,6 +84,10 @@ bool HbmDetailed::step() {
     next = std::min(next, n);
   if (next == DramStack::kNever) return false;
   cycle_ = std::max(cycle_, next);
+  if (ctx().wall_limit().poll()) {
+    sc_core::sc_stop();  // run.max_wall_time_s: abandon this request, the kernel stops
+    return false;
+  }
   if (cycle_ > stop_cycle_) {
     if (stop_is_error_) {
       raise_run_input_error(std::string(name()) + ": the command-level device reached cycle " +
@@ -148,7 +152,10 @@ TimePs HbmDetailed::serve(uint64_t addr, uint64_t bytes, bool write, TimePs star
   while (outstanding_ > 0 && step()) {
   }
   // Abandoned at the run's end: it completes after it.
-  if (outstanding_ > 0) last_done_cycle_ = std::max(last_done_cycle_, stop_cycle_);
+  if (outstanding_ > 0) {
+    // Abandoned at the wall-time limit (the kernel stops now), or at the run's end.
+    last_done_cycle_ = std::max(last_done_cycle_, ctx().wall_limit().hit() ? cycle_ : stop_cycle_);
+  }
   return last_done_cycle_ * tck + params_.device.frontend_latency_ps;
 }
 

@@ -235,6 +235,9 @@ void validate_run(const config::Config& cfg, Validator v) {
   }
   v.require("run.max_sim_time_ps", run.has_max_sim_time_ps());
   v.require("run.stats_interval_ps", run.has_stats_interval_ps());
+  if (run.has_max_wall_time_s() && run.max_wall_time_s() < 0) {
+    v.error("run.max_wall_time_s", "must be 0 (no limit) or positive");
+  }
   if (cfg.policy().placement() == config::PLACEMENT_POLICY_UNSPECIFIED) {
     v.error("policy.placement", "required field is not set (STREAM_ALL or ORCHESTRATED)");
   }

@@ -17,6 +17,7 @@
 #include "models/core/records.h"
 #include "models/core/rng.h"
 #include "models/core/stats.h"
+#include "models/core/wall_limit.h"
 
 namespace tiersim {
 
@@ -39,6 +40,9 @@ class Context {
   const AddressMap& address_map() const { return address_map_; }
   PayloadPool& payloads() { return payloads_; }
   RunRecords& records() { return records_; }
+  // run.max_wall_time_s: the driver starts it; models with long inner loops poll it and stop
+  // the kernel (sc_stop) when it has expired.
+  WallLimit& wall_limit() { return wall_limit_; }
   // The link graph (system.links): fabric/ owns the type; the system builder sets it before
   // components connect. Using it before then is a programming error (std::logic_error).
   void set_topology(std::shared_ptr<Topology> t) { topology_ = std::move(t); }
@@ -83,6 +87,7 @@ class Context {
   AddressMap address_map_;
   PayloadPool payloads_;
   RunRecords records_;
+  WallLimit wall_limit_;
   std::shared_ptr<Topology> topology_;  // shared_ptr: the type is incomplete here
   std::map<std::string, Component*> components_;
   std::map<std::string, const ThermalTelemetry*> telemetry_;

@@ -106,6 +106,12 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
     std::fflush(stderr);
   };
   ctx.on_done = [&] { done = true; };
+  ctx.wall_limit().start(cfg.run().max_wall_time_s());
+  auto inner_on_step_end = ctx.on_step_end;
+  ctx.on_step_end = [&, inner_on_step_end](const TokenRecord& rec) {
+    if (inner_on_step_end) inner_on_step_end(rec);
+    if (ctx.wall_limit().expired()) sc_core::sc_stop();
+  };
 
   // Without a limit the run may go on to kMaxSimTimePs; reaching it is an error (a run that
   // needs 53 simulated days has an input that makes it crawl), never a result.
@@ -124,12 +130,14 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
     throw;
   }
   if (options.progress && (!done || total_steps == 0)) std::fputc('\n', stderr);
-  if (!done && limit == 0 && now_ps() >= kMaxSimTimePs) {
+  if (!done && limit == 0 && !ctx.wall_limit().hit() && now_ps() >= kMaxSimTimePs) {
     throw RunInputError(
         "simulated time reached 2^62 ps (about 53 days) before the workload completed; check "
         "the config's rates, latencies and degradations, or set run.max_sim_time_ps");
   }
-  const std::string stopped_by = done ? "complete" : "max_sim_time";
+  const std::string stopped_by = done                     ? "complete"
+                                 : ctx.wall_limit().hit() ? "max_wall_time"
+                                                          : "max_sim_time";
   const TimePs end_ps = now_ps();
   ctx.stats().sample(end_ps);
 

@@ -189,6 +189,33 @@ def case_degraded_link_saturating_time(s):
     s.run(args, 2, "2^62 ps")
 
 
+def case_wall_time_limit_inside_a_long_step(s):
+    # One command-level HBM decode step of the full model takes minutes; the wall limit stops it
+    # from inside the device's loop, and the result says why it stopped.
+    import time
+    out = s.path("wall.h5")
+    t0 = time.time()
+    s.run(["run", f"{s.src}/configs/hardware/h100_sxm.textproto",
+           f"{s.src}/configs/memory/hbm3_5234_h100.textproto",
+           f"{s.src}/configs/models/llama3_8b.textproto",
+           f"{s.src}/configs/studies/default.textproto",
+           "--set", "run.fidelity=DETAILED", "--set", "workload.decode.decode_steps=1",
+           "--set", "run.max_wall_time_s=2", "--quiet", "--out", out], 0)
+    took = time.time() - t0
+    if took > 30:
+        raise Failure(f"a 2 s wall limit stopped the run after {took:.0f} s")
+    with h5py.File(out, "r") as f:
+        why = f["meta/stopped_by"][()]
+        why = why.decode() if isinstance(why, bytes) else why
+        if why != "max_wall_time":
+            raise Failure(f"stopped_by {why!r}")
+
+
+def case_wall_time_limit_refuses_bad_values(s):
+    s.run(["config"] + s.base + ["--set", "run.max_wall_time_s=-1"], 2, "max_wall_time_s")
+    s.run(["config"] + s.base + ["--set", "run.max_wall_time_s=inf"], 2, "finite")
+
+
 def corrupt_copy(s, src_path, name, edit):
     data = bytearray(open(src_path, "rb").read())
     data = edit(data)
