@@ -4,19 +4,10 @@
 
 namespace tiersim {
 
-namespace {
-std::vector<std::string> stack_labels(uint32_t n) {
-  std::vector<std::string> l;
-  for (uint32_t i = 0; i < n; ++i)
-    l.push_back("stack" + std::to_string(i));
-  return l;
-}
-}  // namespace
-
 BandwidthMemory::BandwidthMemory(sc_core::sc_module_name name, const BandwidthMemoryParams& params,
                                  Context& ctx, std::string kind, Tier tier)
-    : MemoryTarget(name, ctx, std::move(kind), tier, params.capacity_bytes(),
-                   {"requests", "bulk requests served"}),
+    : DramTarget(name, ctx, std::move(kind), tier, params.capacity_bytes(),
+                 {"requests", "bulk requests served"}),
       params_(params),
       core_(params) {
   ctx.stats().vector_formula(basename(), "stack_bytes", "bytes served per stack", "bytes",
@@ -38,22 +29,8 @@ BandwidthMemory::BandwidthMemory(sc_core::sc_module_name name, const BandwidthMe
                       });
 }
 
-void BandwidthMemory::add_energy(TimePs now_ps, EnergyLedger& out) const {
-  Component::add_energy(now_ps, out);
-  if (!power_.any()) return;
-  const double busy_stack_s =
-      ps_to_s(core_.busy_ps()) / static_cast<double>(params_.channels_per_stack);
-  power_.add(double(bytes_read() + bytes_written()), busy_stack_s, now_ps, out,
-             thermal_ ? thermal_->core().refresh_multiplier_stack_s(now_ps) : -1.0);
-}
-
-void BandwidthMemory::enable_thermal(const HbmThermalParams& p) {
-  thermal_ = std::make_unique<HbmThermal>((std::string(basename()) + "_thermal").c_str(), p,
-                                          static_cast<HbmThermalHost&>(*this), ctx(), basename());
-}
-
-void BandwidthMemory::summarize(std::vector<SummaryItem>& out, uint64_t tokens) const {
-  if (thermal_) thermal_->summarize(out, now_ps());
+double BandwidthMemory::busy_stack_s() const {
+  return ps_to_s(core_.busy_ps()) / static_cast<double>(params_.channels_per_stack);
 }
 
 void BandwidthMemory::thermal_counts(double* stack_bytes, double* stack_busy_s) const {

@@ -32,13 +32,11 @@
 #include <string>
 
 #include "memory/bandwidth_memory_core.h"
-#include "memory/dram_power.h"
-#include "memory/hbm_thermal.h"
-#include "memory/memory_target.h"
+#include "memory/dram_target.h"
 
 namespace tiersim {
 
-class BandwidthMemory : public MemoryTarget, private HbmThermalHost {
+class BandwidthMemory : public DramTarget {
  public:
   // `kind`: the component kind this instance serves ("hbm", "ddr" or "gddr").
   BandwidthMemory(sc_core::sc_module_name name, const BandwidthMemoryParams& params, Context& ctx,
@@ -46,23 +44,12 @@ class BandwidthMemory : public MemoryTarget, private HbmThermalHost {
 
   const BandwidthMemoryParams& params() const { return params_; }
 
-  // Energy beyond the device's per-bit account (the hbm kind's PHY, wires, background and
-  // refresh; memory/dram_power.h); set by the kind factory before the run. The active state's
-  // busy time is the channel servers' (their busy time over channels_per_stack, in
-  // stack-seconds).
-  void set_power(DramPower p) { power_ = std::move(p); }
-  void add_energy(TimePs now_ps, EnergyLedger& out) const override;
-  bool has_energy() const override { return Component::has_energy() || power_.any(); }
-
-  // Drives the stacks' temperatures with a thermal model (the hbm kind, before the run).
-  void enable_thermal(const HbmThermalParams& p);
-  const HbmThermal* thermal() const { return thermal_.get(); }
-  void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const override;
-
  protected:
   TimePs serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) override {
     return core_.serve(addr, bytes, write, start_ps);
   }
+  // The power account's active time: the channel servers' busy time over channels_per_stack.
+  double busy_stack_s() const override;
 
  private:
   const BandwidthMemoryParams params_;
@@ -70,8 +57,6 @@ class BandwidthMemory : public MemoryTarget, private HbmThermalHost {
   void thermal_apply(uint32_t stack, double refresh_multiplier, double fraction) override;
 
   BandwidthMemoryCore core_;  // server u: stack u % stacks, channel u / stacks
-  DramPower power_;
-  std::unique_ptr<HbmThermal> thermal_;
 };
 
 }  // namespace tiersim

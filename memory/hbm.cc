@@ -153,20 +153,16 @@ const ComponentRegistrar kRegistrar(ComponentKind{
             c.hbm(), c.hbm().stack_temperature_c_size() > 0 ? int(st) : -1));
       }
       DramPower power = DramPower::from_config(c.hbm(), std::move(multipliers));
-      std::unique_ptr<Component> m;
+      std::unique_ptr<DramTarget> m;
       if (f == config::DETAILED) {
-        auto d = std::make_unique<HbmDetailed>(c.name().c_str(),
-                                               HbmDetailedParams::from_config(c.hbm()), ctx);
-        d->set_power(std::move(power));
-        if (c.hbm().has_thermal()) d->enable_thermal(HbmThermalParams::from_config(c.hbm()));
-        m = std::move(d);
+        m = std::make_unique<HbmDetailed>(c.name().c_str(), HbmDetailedParams::from_config(c.hbm()),
+                                          ctx);
       } else {
-        auto b = std::make_unique<BandwidthMemory>(
-            c.name().c_str(), BandwidthMemoryParams::from_config(c.hbm()), ctx);
-        b->set_power(std::move(power));
-        if (c.hbm().has_thermal()) b->enable_thermal(HbmThermalParams::from_config(c.hbm()));
-        m = std::move(b);
+        m = std::make_unique<BandwidthMemory>(c.name().c_str(),
+                                              BandwidthMemoryParams::from_config(c.hbm()), ctx);
       }
+      m->set_power(std::move(power));
+      if (c.hbm().has_thermal()) m->enable_thermal(HbmThermalParams::from_config(c.hbm()));
       return with_energy(std::move(m), c.hbm().energy_pj_per_bit(), c.hbm().static_power_w(),
                          EnergyPart::kDramCore, EnergyPart::kDeviceStatic);
     },

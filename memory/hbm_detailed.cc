@@ -24,9 +24,8 @@ HbmDetailedParams HbmDetailedParams::from_config(const config::HbmFast& c) {
 
 HbmDetailed::HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& params,
                          Context& ctx)
-    : MemoryTarget(name, ctx, "hbm", Tier::kHbm,
-                   params.capacity_bytes_per_stack * params.stack_count,
-                   {"requests", "bulk requests served"}),
+    : DramTarget(name, ctx, "hbm", Tier::kHbm, params.capacity_bytes_per_stack * params.stack_count,
+                 {"requests", "bulk requests served"}),
       params_(params),
       late_starts_(ctx.stats().counter(basename(), "late_starts",
                                        "requests whose start preceded the stacks' time", "count")) {
@@ -159,21 +158,9 @@ TimePs HbmDetailed::serve(uint64_t addr, uint64_t bytes, bool write, TimePs star
   return last_done_cycle_ * tck + params_.device.frontend_latency_ps;
 }
 
-void HbmDetailed::add_energy(TimePs now_ps, EnergyLedger& out) const {
-  Component::add_energy(now_ps, out);
-  if (!power_.any()) return;
+double HbmDetailed::busy_stack_s() const {
   const double bytes = double(bytes_read() + bytes_written());
-  power_.add(bytes, power_.peak_bytes_per_s > 0 ? bytes / power_.peak_bytes_per_s : 0.0, now_ps,
-             out, thermal_ ? thermal_->core().refresh_multiplier_stack_s(now_ps) : -1.0);
-}
-
-void HbmDetailed::enable_thermal(const HbmThermalParams& p) {
-  thermal_ = std::make_unique<HbmThermal>((std::string(basename()) + "_thermal").c_str(), p,
-                                          static_cast<HbmThermalHost&>(*this), ctx(), basename());
-}
-
-void HbmDetailed::summarize(std::vector<SummaryItem>& out, uint64_t tokens) const {
-  if (thermal_) thermal_->summarize(out, now_ps());
+  return power().peak_bytes_per_s > 0 ? bytes / power().peak_bytes_per_s : 0.0;
 }
 
 void HbmDetailed::thermal_counts(double* stack_bytes, double* stack_busy_s) const {

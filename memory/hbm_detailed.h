@@ -29,10 +29,8 @@
 #include <vector>
 
 #include "configs/tiersim.pb.h"
-#include "memory/dram_power.h"
 #include "memory/dram_stack.h"
-#include "memory/hbm_thermal.h"
-#include "memory/memory_target.h"
+#include "memory/dram_target.h"
 #include "models/core/stats.h"
 
 namespace tiersim {
@@ -46,26 +44,17 @@ struct HbmDetailedParams {
   static HbmDetailedParams from_config(const config::HbmFast& c);  // c valid, with a device
 };
 
-class HbmDetailed : public MemoryTarget, private HbmThermalHost {
+class HbmDetailed : public DramTarget {
  public:
   HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& params, Context& ctx);
-
-  // Energy beyond the device's per-bit account (memory/dram_power.h), as at the fast level; the
-  // active state's busy time is the data bus at peak (bytes / peak_bytes_per_s), not the
-  // controllers' bank states.
-  void set_power(DramPower p) { power_ = std::move(p); }
-  void add_energy(TimePs now_ps, EnergyLedger& out) const override;
-  bool has_energy() const override { return Component::has_energy() || power_.any(); }
-
-  // Drives the stacks' temperatures with a thermal model (the hbm kind, before the run).
-  void enable_thermal(const HbmThermalParams& p);
-  const HbmThermal* thermal() const { return thermal_.get(); }
-  void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const override;
 
  protected:
   // Serves the request to completion: advances the stacks to its start, submits its pieces and
   // runs them until the last one is done; returns that time plus the front-end latency.
   TimePs serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) override;
+  // The power account's active time: the data bus at peak (bytes / peak_bytes_per_s), not the
+  // controllers' bank states.
+  double busy_stack_s() const override;
 
  private:
   // Advances every stack to `cycle`, processing their events on the way.
@@ -90,8 +79,6 @@ class HbmDetailed : public MemoryTarget, private HbmThermalHost {
   void thermal_apply(uint32_t stack, double refresh_multiplier, double fraction) override;
 
   Counter& late_starts_;
-  DramPower power_;
-  std::unique_ptr<HbmThermal> thermal_;
   // Throttle: per stack, the spacing between accesses the front end may issue (device cycles;
   // 0 when not throttled) and the earliest cycle of the next one.
   std::vector<double> issue_spacing_, next_issue_;

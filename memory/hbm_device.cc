@@ -6,6 +6,11 @@
 namespace tiersim {
 
 namespace {
+constexpr uint32_t kMaxTimingCycles = uint32_t{1} << 20;
+constexpr uint64_t kMaxTckPs = 1000000;
+}  // namespace
+
+namespace {
 std::string gbps(double v) {
   std::ostringstream os;
   os.precision(5);
@@ -30,18 +35,27 @@ void validate_hbm_device(const config::HbmDevice& d, const config::HbmFast& stac
   const auto& t = d.timing();
   Validator tv = v.at("timing");
   bool timing_ok = tv.positive("tck_ps", t.has_tck_ps(), static_cast<double>(t.tck_ps()));
-  timing_ok &= tv.positive("burst_cycles", t.has_burst_cycles(), t.burst_cycles());
+  if (t.tck_ps() > kMaxTckPs) {
+    tv.error("tck_ps", "a clock period of at most 1 us, got " + std::to_string(t.tck_ps()));
+    timing_ok = false;
+  }
   // Every other timing must be set; zero is legal for none of them but cwl/rtw-like margins.
+  // Each is bounded: timings of millions of cycles would make one request step through billions.
   const auto* desc = config::HbmTiming::descriptor();
   const auto* refl = t.GetReflection();
   for (int i = 0; i < desc->field_count(); ++i) {
     const auto* f = desc->field(i);
-    if (f->name() == "tck_ps" || f->name() == "burst_cycles") continue;
-    if (!refl->HasField(t, f)) {
+    if (f->name() == "tck_ps") continue;
+    if (f->name() != "burst_cycles" && !refl->HasField(t, f)) {
       tv.error(f->name(), "required field is not set");
+      timing_ok = false;
+    } else if (refl->GetUInt32(t, f) > kMaxTimingCycles) {
+      tv.error(f->name(), "at most " + std::to_string(kMaxTimingCycles) + " cycles, got " +
+                              std::to_string(refl->GetUInt32(t, f)));
       timing_ok = false;
     }
   }
+  timing_ok &= tv.positive("burst_cycles", t.has_burst_cycles(), t.burst_cycles());
   if (timing_ok) {
     if (t.ccd_s() < t.burst_cycles()) tv.error("ccd_s", "must be >= burst_cycles (data bus)");
     if (t.ccd_l() < t.ccd_s()) tv.error("ccd_l", "must be >= ccd_s");

@@ -7,14 +7,12 @@
 
 namespace tiersim {
 
-namespace {
 std::vector<std::string> stack_labels(uint32_t n) {
   std::vector<std::string> l;
   for (uint32_t i = 0; i < n; ++i)
     l.push_back("stack" + std::to_string(i));
   return l;
 }
-}  // namespace
 
 HbmThermal::HbmThermal(sc_core::sc_module_name name, const HbmThermalParams& params,
                        HbmThermalHost& host, Context& ctx, const std::string& group)

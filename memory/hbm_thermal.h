@@ -30,6 +30,9 @@ namespace tiersim {
 class Context;
 
 // What the thermal model needs from the memory it heats.
+// Labels of a per-stack vector stat: stack0, stack1, ...
+std::vector<std::string> stack_labels(uint32_t stacks);
+
 class HbmThermalHost {
  public:
   virtual ~HbmThermalHost() = default;

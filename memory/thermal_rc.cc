@@ -134,31 +134,26 @@ void ThermalRc::exp_matrix(double dt_s, std::vector<double>& out) const {
   }
 }
 
-void ThermalRc::step(const double* p_w, double* t_c) const {
+void ThermalRc::relax(const double* phi, const double* p_w, double* t_c) const {
   steady_state(p_w, ss_.data());
   for (size_t i = 0; i < n_; ++i)
     tmp_[i] = t_c[i] - ss_[i];
   for (size_t i = 0; i < n_; ++i) {
     double s = 0;
     for (size_t j = 0; j < n_; ++j)
-      s += phi_[i * n_ + j] * tmp_[j];
+      s += phi[i * n_ + j] * tmp_[j];
     t_c[i] = ss_[i] + s;
   }
+}
+
+void ThermalRc::step(const double* p_w, double* t_c) const {
+  relax(phi_.data(), p_w, t_c);
 }
 
 void ThermalRc::advance(double dt_s, const double* p_w, double* t_c) const {
   std::vector<double> phi;
   exp_matrix(dt_s, phi);
-  std::vector<double> ss(n_), d(n_);
-  steady_state(p_w, ss.data());
-  for (size_t i = 0; i < n_; ++i)
-    d[i] = t_c[i] - ss[i];
-  for (size_t i = 0; i < n_; ++i) {
-    double s = 0;
-    for (size_t j = 0; j < n_; ++j)
-      s += phi[i * n_ + j] * d[j];
-    t_c[i] = ss[i] + s;
-  }
+  relax(phi.data(), p_w, t_c);
 }
 
 double ThermalRc::fastest_time_constant_s() const {

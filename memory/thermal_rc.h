@@ -60,7 +60,10 @@ class ThermalRc {
   std::vector<double> gamb_;  // conductance to the ambient per node
   double ambient_c_ = 25.0;
   double step_s_ = 0;
-  std::vector<double> chol_;              // lower-triangular Cholesky factor of G
+  std::vector<double> chol_;  // lower-triangular Cholesky factor of G
+  // t_c <- T_ss + phi (t_c - T_ss) under power p_w (phi: an n x n transition matrix).
+  void relax(const double* phi, const double* p_w, double* t_c) const;
+
   std::vector<double> phi_;               // exp(-C^-1 G step)
   mutable std::vector<double> ss_, tmp_;  // scratch
 };

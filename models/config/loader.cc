@@ -68,7 +68,8 @@ std::string suggest_field(const pb::Descriptor* desc, const std::string& name) {
 }
 
 // `s` cut to a readable length for a message: inputs may hold names of any size.
-std::string cut(const std::string& s, size_t kMax = 80) {
+std::string cut(const std::string& s) {
+  constexpr size_t kMax = 80;
   if (s.size() <= kMax) return s;
   return s.substr(0, kMax) + "...(" + std::to_string(s.size()) + " characters)";
 }
@@ -284,9 +285,6 @@ class CollectingErrors : public pb::io::ErrorCollector {
       }
       message = "unknown enum value " + quoted(name) + choices;
     }
-    // Paths and parser messages quote the input: keep them readable whatever its size.
-    if (path.size() > 240) path = cut(path, 240);
-    if (message.size() > 480) message = message.substr(0, 480) + "...";
     issues.push_back(ConfigIssue{{file_, line + 1}, path, message});
   }
   // Moves (line, column) back to the last occurrence of `field:` at or before it.

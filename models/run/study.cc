@@ -72,12 +72,12 @@ Study load_study(const std::string& path) {
   if (spec.has_seeds()) sweep.set_seeds(spec.seeds());
   if (spec.has_seed_base()) sweep.set_seed_base(spec.seed_base());
   const SweepPlan points = expand_sweep(sweep, path);
-  if (points.points.size() * (spec.mechanisms_size() + 1) > 1000000) {
-    throw ConfigError({ConfigIssue{
-        {path, 0},
-        "mechanisms",
-        "the study plans " + std::to_string(points.points.size() * (spec.mechanisms_size() + 1)) +
-            " runs; at most 1000000"}});
+  const uint64_t runs = points.points.size() * (uint64_t(spec.mechanisms_size()) + 1);
+  if (runs > kMaxSweepPoints) {
+    throw ConfigError({ConfigIssue{{path, 0},
+                                   "mechanisms",
+                                   "the study plans " + std::to_string(runs) + " runs; at most " +
+                                       std::to_string(kMaxSweepPoints)}});
   }
   s.plan.spec = sweep;
   s.plan.axis_names.push_back("variant");

@@ -96,9 +96,6 @@ std::string point_file(const std::string& dir, uint32_t index, const char* ext) 
   return (fs::path(dir) / "points" / name).string();
 }
 
-// The most points one sweep or study may plan (variants times axes times seeds).
-constexpr uint64_t kMaxSweepPoints = 1000000;
-
 SweepPlan expand_sweep(const config::SweepSpec& spec, const std::string& where) {
   std::vector<ConfigIssue> issues;
   auto fail = [&](const std::string& path, const std::string& message) {

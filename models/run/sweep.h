@@ -23,6 +23,9 @@ struct SweepPoint {
   std::vector<std::string> sets;  // every override of this point, in order
 };
 
+// The most runs one sweep or study may plan (variants times axes' points times seeds).
+inline constexpr uint64_t kMaxSweepPoints = 1000000;
+
 struct SweepPlan {
   config::SweepSpec spec;  // base paths absolute
   std::vector<std::string> axis_names;

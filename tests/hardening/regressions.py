@@ -295,6 +295,10 @@ def case_offline_sram_counts_only_completed(s):
             raise Failure(f"HBM served {served} bytes, the DMA completed {copied}")
         if stat_last(f, "dma/transfers_failed") == 0:
             raise Failure("no transfer failed during the outage")
+        # The compute engine's own SRAM access waited for the SRAM to come back.
+        if stat_last(f, "compute/sram_offline_waits") == 0 or \
+                stat_last(f, "compute/sram_offline_failures") != 0:
+            raise Failure("the compute engine did not wait for the SRAM")
 
 
 # Traces: a length-delimited stream of a header and op records.
