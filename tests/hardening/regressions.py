@@ -211,6 +211,25 @@ def case_wall_time_limit_inside_a_long_step(s):
             raise Failure(f"stopped_by {why!r}")
 
 
+def case_wall_time_limit_inside_a_fast_op(s):
+    # One FAST decode step streamed in 256-byte tiles takes about 25 s of wall time (the gate/up
+    # projection alone is half a million tiles); the compute engine's own check stops it.
+    import time
+    out = s.path("wall_fast.h5")
+    t0 = time.time()
+    s.run(["run"] + s.base + ["--set", "workload.decode.decode_steps=1",
+                              "--set", "system.components[compute].compute.tile_bytes=256",
+                              "--set", "run.max_wall_time_s=1", "--quiet", "--out", out], 0)
+    took = time.time() - t0
+    if took > 10:
+        raise Failure(f"a 1 s wall limit stopped the run after {took:.0f} s")
+    with h5py.File(out, "r") as f:
+        why = f["meta/stopped_by"][()]
+        why = why.decode() if isinstance(why, bytes) else why
+        if why != "max_wall_time":
+            raise Failure(f"stopped_by {why!r}")
+
+
 def case_wall_time_limit_refuses_bad_values(s):
     s.run(["config"] + s.base + ["--set", "run.max_wall_time_s=-1"], 2, "max_wall_time_s")
     s.run(["config"] + s.base + ["--set", "run.max_wall_time_s=inf"], 2, "finite")
