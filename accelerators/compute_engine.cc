@@ -106,6 +106,14 @@ void ComputeEngine::prepare() {
         OrchestrationParams::from_config(ctx().config().policy().orchestration()), ctx());
     orchestrator_->prepare(params_.dma, params_.tile_bytes);
   }
+  if (ctx().config().policy().has_thermal_admission()) {
+    thermal_admission_ = std::make_unique<ThermalAdmission>(
+        ThermalAdmissionParams::from_config(ctx().config().policy().thermal_admission()), ctx(),
+        std::string(basename()) + "_thermal_admission");
+    if (!ctx().workload()->set_admission_gate(thermal_admission_.get())) {
+      throw std::logic_error("thermal admission: the workload schedules no requests");
+    }
+  }
   const std::string at = std::string("system.components[") + basename() + "].compute";
   auto staging =
       ctx().address_map().allocate(params_.sram, params_.tile_bytes * params_.staging_buffers, 64);
@@ -439,6 +447,7 @@ void ComputeEngine::summarize(std::vector<SummaryItem>& out, uint64_t tokens) co
         {"stall_fence_us_per_token", double(fence_wait_ps_.value()) * per / 1e6, "us/token"});
   }
   if (orchestrator_) orchestrator_->summarize(out, tokens);
+  if (thermal_admission_) thermal_admission_->summarize(out, now_ps());
   if (host_cpu_ != nullptr) {
     const double per = tokens ? 1.0 / double(tokens) : 0.0;
     out.push_back({"host_attention_ms_per_token", double(host_attention_ps_.value()) * per / 1e9,
@@ -569,6 +578,13 @@ void ComputeEngine::finish_op(TimePs now) {
 }
 
 ComputeEngine::PhaseResult ComputeEngine::phase_fetch(TimePs now) {
+  // run.max_wall_time_s, between ops (a clock read per op) and every 4096th tile: a step of a
+  // large serving batch, a long replayed trace or an op of millions of tiles can take many
+  // seconds of wall time (the driver also checks at every step's end).
+  if (ctx().wall_limit().expired()) {
+    sc_core::sc_stop();
+    return PhaseResult::stop();
+  }
   if (step_begins_) {
     ctx().workload()->begin_step(now);
     step_begins_ = false;
@@ -617,6 +633,10 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
     --in_flight_;
   }
   TimePs blocked_until = 0;  // a tile waits for a prefetch not issued yet
+  if (ctx().wall_limit().poll()) {
+    sc_core::sc_stop();
+    return PhaseResult::stop();
+  }
   while (stream_issued_ < stream_bytes_ && in_flight_ < params_.staging_buffers) {
     blocked_until = issue_tile(now);
     if (blocked_until != 0) break;
@@ -722,6 +742,7 @@ const ComponentRegistrar kRegistrar(ComponentKind{
     [](const config::Config& root, const config::Component& c, Validator& v) {
       ComputeParams::validate(root, c.compute(), v);
       OrchestrationParams::validate(root, v.root(""));
+      ThermalAdmissionParams::validate(root, v.root(""));
     },
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
       return with_energy(std::make_unique<ComputeEngine>(

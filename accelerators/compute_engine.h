@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "accelerators/orchestration/orchestrator.h"
+#include "accelerators/orchestration/thermal_admission.h"
 #include "accelerators/policies/staging_buffers.h"
 #include "configs/tiersim.pb.h"
 #include "models/config/errors.h"
@@ -208,7 +209,8 @@ class ComputeEngine : public Component {
   uint64_t operand_offset_ = 0;
   std::vector<TimePs> free_ring_;  // buffer release times, FIFO
   StagingBuffers buffers_;         // each tile's fill, fence, consume, release, checked
-  std::unique_ptr<Orchestrator> orchestrator_;  // policy ORCHESTRATED
+  std::unique_ptr<Orchestrator> orchestrator_;           // policy ORCHESTRATED
+  std::unique_ptr<ThermalAdmission> thermal_admission_;  // policy.thermal_admission
   static constexpr TimePs kNotWaiting = UINT64_MAX;
   TimePs wanted_ps_ = kNotWaiting;  // when the tile now waiting for a prefetch was first wanted
   uint32_t ring_head_ = 0, in_flight_ = 0;

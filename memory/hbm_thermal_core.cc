@@ -331,6 +331,25 @@ void HbmThermalCore::sample(TimePs now_ps) {
     sample_c_[ring_head_ * p_.stacks + s] = stack_max_c(s);
 }
 
+void HbmThermalCore::keep_history(TimePs late_ps) {
+  const size_t want =
+      static_cast<size_t>((p_.telemetry_delay_ps + late_ps) / p_.telemetry_period_ps) + 2;
+  if (want <= ring_) return;
+  // Re-lay the samples taken so far (oldest first) into the larger ring.
+  std::vector<TimePs> ps(want, 0);
+  std::vector<double> c(want * p_.stacks, 0.0);
+  for (size_t i = 0; i < ring_count_; ++i) {
+    const size_t from = (ring_head_ + ring_ - (ring_count_ - 1 - i)) % ring_;
+    ps[i] = sample_ps_[from];
+    for (uint32_t s = 0; s < p_.stacks; ++s)
+      c[i * p_.stacks + s] = sample_c_[from * p_.stacks + s];
+  }
+  ring_ = want;
+  ring_head_ = ring_count_ == 0 ? 0 : ring_count_ - 1;
+  sample_ps_ = std::move(ps);
+  sample_c_ = std::move(c);
+}
+
 TemperatureReading HbmThermalCore::read(uint32_t sensor, TimePs now_ps) const {
   TemperatureReading r;
   if (sensor >= p_.stacks) return r;

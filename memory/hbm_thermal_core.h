@@ -107,6 +107,7 @@ class HbmThermalCore : public ThermalTelemetry {
   TemperatureReading read(uint32_t sensor, TimePs now_ps) const override;
   TimePs period_ps() const override { return p_.telemetry_period_ps; }
   TimePs delay_ps() const override { return p_.telemetry_delay_ps; }
+  void keep_history(TimePs late_ps) override;
 
  private:
   void update_states(double dt_s);

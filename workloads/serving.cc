@@ -355,6 +355,16 @@ void ServingWorkload::plan(TimePs now) {
     reqs_[next_arrival_].state = State::kWaiting;
     waiting_.push_back(static_cast<uint32_t>(next_arrival_++));
   }
+  AdmissionDecision gate;
+  if (gate_ != nullptr) {
+    gate = gate_->decide(now);
+    if (gate.hold_until_ps > now && (!running_.empty() || !waiting_.empty() || !swapped_.empty())) {
+      // Backpressure: idle until the controller lets the next step start.
+      held_ps_ += gate.hold_until_ps - now;
+      push_idle(now, gate.hold_until_ps);
+      return;
+    }
+  }
   uint64_t budget = o_.max_step_tokens;
   bool preempted = false;
   auto schedule = [&](uint32_t r, uint64_t want) {
@@ -366,9 +376,15 @@ void ServingWorkload::plan(TimePs now) {
     budget -= want;
   };
   // 1. Running requests, oldest admission first.
+  bool paused = false;
   for (size_t i = 0; i < running_.size() && budget > 0;) {
     const uint32_t r = running_[i];
     Req& q = reqs_[r];
+    if (!gate.run_prefill && q.kv_len < q.prefill_target && plan_.size() >= gate.min_sequences) {
+      paused = true;  // the controller paused prefills: this one keeps its blocks and waits
+      ++i;
+      continue;
+    }
     const uint64_t want =
         q.kv_len < q.prefill_target ? std::min<uint64_t>(q.prefill_target - q.kv_len, budget) : 1;
     bool self_preempted = false;
@@ -386,7 +402,10 @@ void ServingWorkload::plan(TimePs now) {
     ++i;
   }
   // 2. Swapped requests return (not in a step that had to preempt).
-  while (!preempted && !swapped_.empty() && budget > 0) {
+  prefill_paused_steps_ += paused;
+  auto may_admit = [&] { return gate.admit_new || plan_.size() < gate.min_sequences; };
+  if (!may_admit() && (!waiting_.empty() || !swapped_.empty())) ++deferred_steps_;
+  while (may_admit() && !preempted && !swapped_.empty() && budget > 0) {
     const uint32_t r = swapped_.front();
     Req& q = reqs_[r];
     const uint64_t want =
@@ -397,7 +416,7 @@ void ServingWorkload::plan(TimePs now) {
     schedule(r, want);
   }
   // 3. Waiting requests in arrival order (recomputed ones first).
-  while (!preempted && swapped_.empty() && !waiting_.empty() && budget > 0) {
+  while (may_admit() && !preempted && swapped_.empty() && !waiting_.empty() && budget > 0) {
     const uint32_t r = waiting_.front();
     Req& q = reqs_[r];
     const uint64_t want = std::min<uint64_t>(q.prefill_target - q.kv_len, budget);
@@ -409,14 +428,35 @@ void ServingWorkload::plan(TimePs now) {
   if (plan_.empty() && pre_ops_.empty() && next_arrival_ < reqs_.size() && running_.empty() &&
       waiting_.empty() && swapped_.empty()) {
     // Nothing to run until the next request arrives.
-    Op idle;
-    idle.kind = OpKind::kIdle;
-    idle.op_class = OpClass::kWait;
-    idle.delay_ps = o_.requests[next_arrival_].arrival_ps - now;
-    idle.step = StepIndex(step_);
-    pre_ops_.push_back(idle);
+    push_idle(now, o_.requests[next_arrival_].arrival_ps);
+    return;
+  }
+  if (plan_.empty() && pre_ops_.empty() && gate_ != nullptr &&
+      (!running_.empty() || !waiting_.empty() || !swapped_.empty())) {
+    // The controller's decision leaves nothing to run: ask again at its recheck time (or when
+    // the next request arrives, if sooner).
+    TimePs until = std::max(gate.recheck_ps, now + 1);
+    if (next_arrival_ < reqs_.size()) {
+      until = std::min(until, std::max(o_.requests[next_arrival_].arrival_ps, now + 1));
+    }
+    ++gate_waits_;
+    gate_wait_ps_ += until - now;
+    push_idle(now, until);
+    return;
   }
   step_open_ = !plan_.empty() || !pre_ops_.empty();
+  pass_started_ = false;
+  pass_start_ps_ = now;
+}
+
+void ServingWorkload::push_idle(TimePs now, TimePs until) {
+  Op idle;
+  idle.kind = OpKind::kIdle;
+  idle.op_class = OpClass::kWait;
+  idle.delay_ps = until - now;
+  idle.step = StepIndex(step_);
+  pre_ops_.push_back(idle);
+  step_open_ = true;
   pass_started_ = false;
 }
 
@@ -454,6 +494,7 @@ bool ServingWorkload::next(Op& op) {
 
 void ServingWorkload::end_step(TimePs now_ps) {
   step_tokens_ = 0;
+  if (gate_ != nullptr && !plan_.empty()) gate_->step_done(pass_start_ps_, now_ps);
   for (size_t i = 0; i < plan_.size(); ++i) {
     const uint32_t r = plan_req_[i];
     Req& q = reqs_[r];
@@ -518,6 +559,13 @@ void ServingWorkload::summarize(std::vector<SummaryItem>& summary) const {
   summary.push_back({"kv_pool_peak_fraction",
                      kv_.blocks() ? double(peak_blocks_) / double(kv_.blocks()) : 0.0, "fraction"});
   summary.push_back({"prefill_tokens", double(prefill_tokens_), "tokens"});
+  if (gate_ != nullptr) {
+    summary.push_back({"admission_deferred_steps", double(deferred_steps_), "count"});
+    summary.push_back({"admission_prefill_paused_steps", double(prefill_paused_steps_), "count"});
+    summary.push_back({"admission_held_s", ps_to_s(held_ps_), "s"});
+    summary.push_back({"admission_gate_waits", double(gate_waits_), "count"});
+    summary.push_back({"admission_gate_wait_s", ps_to_s(gate_wait_ps_), "s"});
+  }
   pass_.summarize_moe(summary);
 }
 

@@ -16,6 +16,13 @@
 // holds a block table. A request's blocks come from right after its last block when free, else
 // the lowest free block, so tables stay mostly contiguous until the pool fragments.
 //
+// An admission gate (models/core/admission_gate.h), when a controller sets one, is asked at
+// every planning: without admit_new, steps 2 and 3 admit nothing (counted as deferred steps when
+// requests wait); without run_prefill, running requests still in their prefill are skipped (their
+// blocks stay held); a hold_until in the future makes the scheduler idle until then (backpressure)
+// before it plans afresh; when the gate leaves nothing to run, the scheduler idles until its
+// recheck time (or the next arrival, if sooner).
+//
 // Per request: arrival, first token (TTFT), each later token (TPOT = mean gap), completion,
 // preemptions; written to /workload/requests and summarised (percentiles, throughput, goodput
 // under the SLOs).
@@ -28,6 +35,7 @@
 #include <vector>
 
 #include "models/config/errors.h"
+#include "models/core/admission_gate.h"
 #include "models/core/workload.h"
 #include "workloads/forward_pass.h"
 #include "workloads/moe_router.h"
@@ -105,6 +113,10 @@ class ServingWorkload : public Workload {
   uint64_t max_activation_bytes() const override;
   void summarize(std::vector<SummaryItem>& summary) const override;
   void write_results(ResultSink& writer) const override;
+  bool set_admission_gate(AdmissionGate* gate) override {
+    gate_ = gate;
+    return true;
+  }
 
   static uint64_t footprint_bytes(const TransformerShape& s, const ServingOptions& o);
   static uint32_t pool_blocks(const TransformerShape& s, const ServingOptions& o);
@@ -132,6 +144,7 @@ class ServingWorkload : public Workload {
   bool admit(uint32_t r, uint64_t tokens);  // takes a slot and blocks for `tokens`
   uint64_t request_kv_bytes(uint64_t tokens) const;
   void push_host_op(OpKind kind, uint64_t bytes);
+  void push_idle(TimePs now, TimePs until);
 
   const TransformerShape shape_;
   const ServingOptions o_;
@@ -158,6 +171,12 @@ class ServingWorkload : public Workload {
   uint64_t preemptions_ = 0, swapped_bytes_ = 0;
   uint32_t peak_blocks_ = 0;
   uint64_t prefill_tokens_ = 0;
+
+  // The admission gate (none: every step admits as above).
+  AdmissionGate* gate_ = nullptr;
+  TimePs pass_start_ps_ = 0;  // when the step being emitted was planned
+  uint64_t deferred_steps_ = 0, prefill_paused_steps_ = 0, gate_waits_ = 0;
+  TimePs held_ps_ = 0, gate_wait_ps_ = 0;
 };
 
 }  // namespace tiersim

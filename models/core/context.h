@@ -61,16 +61,14 @@ class Context {
 
   // Temperature telemetry by component name (models/core/thermal_telemetry.h): providers
   // register during construction; the provider must outlive the run. nullptr when none.
-  void add_thermal_telemetry(const std::string& component, const ThermalTelemetry* t) {
+  void add_thermal_telemetry(const std::string& component, ThermalTelemetry* t) {
     telemetry_[component] = t;
   }
-  const ThermalTelemetry* thermal_telemetry(const std::string& component) const {
+  ThermalTelemetry* thermal_telemetry(const std::string& component) const {
     auto it = telemetry_.find(component);
     return it == telemetry_.end() ? nullptr : it->second;
   }
-  const std::map<std::string, const ThermalTelemetry*>& thermal_telemetries() const {
-    return telemetry_;
-  }
+  const std::map<std::string, ThermalTelemetry*>& thermal_telemetries() const { return telemetry_; }
 
   Workload* workload() const { return workload_; }
   void set_workload(Workload* w) { workload_ = w; }
@@ -90,7 +88,7 @@ class Context {
   WallLimit wall_limit_;
   std::shared_ptr<Topology> topology_;  // shared_ptr: the type is incomplete here
   std::map<std::string, Component*> components_;
-  std::map<std::string, const ThermalTelemetry*> telemetry_;
+  std::map<std::string, ThermalTelemetry*> telemetry_;
   Workload* workload_ = nullptr;
 };
 

@@ -7,7 +7,10 @@
 // Contract: read(sensor, now) returns the newest sample whose sample time + delay <= now, or an
 // invalid reading before the first sample becomes visible. Samples are taken at multiples of
 // period_ps(); a reader at exactly a sample's visible time may still see the previous sample if
-// the provider has not yet processed that time (SystemC evaluation order).
+// the provider has not yet processed that time (SystemC evaluation order). A reader that reads
+// late (a controller acting on what it read its decision latency earlier) calls
+// keep_history(late) before the simulation starts, so that read(sensor, now - late) still finds
+// the sample it would have seen.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +32,9 @@ class ThermalTelemetry {
   virtual TemperatureReading read(uint32_t sensor, TimePs now_ps) const = 0;
   virtual TimePs period_ps() const = 0;
   virtual TimePs delay_ps() const = 0;
+  // Keeps enough samples for reads up to `late_ps` behind the newest time (before the first
+  // simulated step; the largest request wins).
+  virtual void keep_history(TimePs late_ps) = 0;
 };
 
 }  // namespace tiersim

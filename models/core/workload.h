@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "models/core/admission_gate.h"
 #include "models/core/objects.h"
 #include "models/core/op.h"
 #include "models/core/summary.h"
@@ -37,6 +38,9 @@ class Workload {
   // Workload-specific results (such as MoE expert load), read after the run: summary metrics
   // and datasets under the result file's /workload group.
   virtual void summarize(std::vector<SummaryItem>& /*summary*/) const {}
+  // A controller's admission gate (not owned; outlives the run). Returns false when the workload
+  // schedules no requests (nothing to gate).
+  virtual bool set_admission_gate(AdmissionGate* /*gate*/) { return false; }
   virtual void write_results(ResultSink& /*writer*/) const {}
 };
 

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "models/config/loader.h"
@@ -138,6 +139,103 @@ TEST(Serving, ContinuousBatchingAndIdleUntilArrival) {
   EXPECT_EQ(find(log[3], OpKind::kLmHead)->rows, 2u);  // both sample a token
   EXPECT_TRUE(w.records()[0].done && w.records()[1].done);
   EXPECT_EQ(w.records()[1].first_token_ps, 45'000'000'000u);
+}
+
+// A gate whose decisions the test scripts; it logs the steps it is told about.
+struct ScriptedGate : AdmissionGate {
+  std::function<AdmissionDecision(TimePs)> fn;
+  std::vector<std::pair<TimePs, TimePs>> steps;
+  bool step_ended = false;
+  AdmissionDecision decide(TimePs now) override { return fn(now); }
+  void step_done(TimePs start, TimePs end) override {
+    steps.emplace_back(start, end);
+    step_ended = true;
+  }
+};
+
+double summary_value(const ServingWorkload& w, const std::string& name) {
+  std::vector<SummaryItem> items;
+  w.summarize(items);
+  for (const auto& i : items) {
+    if (i.name == name) return i.value;
+  }
+  return NAN;
+}
+
+// Admission held back: the progress guarantee still admits the oldest request when nothing
+// runs; the second waits (3 deferred steps) until the first completes.
+TEST(Serving, GateDefersAdmissionButKeepsOneSequenceRunning) {
+  const TransformerShape s = small_model();
+  ServingWorkload w(s, options({{0, 16, 4}, {0, 16, 2}}));
+  ScriptedGate gate;
+  gate.fn = [](TimePs) {
+    AdmissionDecision d;
+    d.admit_new = false;
+    d.run_prefill = false;
+    d.min_sequences = 1;
+    d.recheck_ps = 1;
+    return d;
+  };
+  ASSERT_TRUE(w.set_admission_gate(&gate));
+  const auto log = drive(w, 10'000'000'000);
+  ASSERT_EQ(log.size(), 6u);
+  EXPECT_EQ(w.records()[0].finish_ps, 40'000'000'000u);       // steps 0-3
+  EXPECT_EQ(w.records()[1].first_token_ps, 50'000'000'000u);  // admitted at 40 ms
+  EXPECT_EQ(summary_value(w, "admission_deferred_steps"), 3);
+  EXPECT_EQ(gate.steps.size(), 6u);
+}
+
+// Backpressure: after each step the gate holds the next one 5 ms; the scheduler idles exactly
+// that long, and holds nothing once no request is left.
+TEST(Serving, GateHoldIdlesTheScheduler) {
+  const TransformerShape s = small_model();
+  ServingWorkload w(s, options({{0, 16, 3}}));
+  ScriptedGate gate;
+  gate.fn = [&gate](TimePs now) {
+    AdmissionDecision d;
+    if (gate.step_ended) d.hold_until_ps = now + 5'000'000'000;
+    gate.step_ended = false;
+    return d;
+  };
+  w.set_admission_gate(&gate);
+  const auto log = drive(w, 10'000'000'000);
+  ASSERT_EQ(log.size(), 3u);
+  EXPECT_EQ(log[1].start, 15'000'000'000u);
+  EXPECT_EQ(log[2].start, 30'000'000'000u);
+  EXPECT_EQ(w.records()[0].finish_ps, 40'000'000'000u);
+  EXPECT_NEAR(summary_value(w, "admission_held_s"), 0.010, 1e-15);
+  ASSERT_EQ(gate.steps.size(), 3u);
+  EXPECT_EQ(gate.steps[1], std::make_pair(TimePs(15'000'000'000), TimePs(25'000'000'000)));
+}
+
+// Prefill paused: a request mid-prefill keeps its blocks and waits while the other decodes; it
+// resumes as soon as it would otherwise leave the step empty.
+TEST(Serving, GatePausesPrefillWhileOthersDecode) {
+  const TransformerShape s = small_model();
+  ServingWorkload w(s, options({{0, 16, 6}, {5'000'000'000, 100, 2}}));
+  ScriptedGate gate;
+  gate.fn = [](TimePs now) {
+    AdmissionDecision d;
+    const bool drain = now >= 15'000'000'000;
+    d.admit_new = !drain;
+    d.run_prefill = !drain;
+    d.min_sequences = 1;
+    d.recheck_ps = now + 1;
+    return d;
+  };
+  w.set_admission_gate(&gate);
+  const auto log = drive(w, 10'000'000'000);
+  // Step 1 (10 ms) admits request 1 and runs 63 of its 100 prompt tokens next to request 0's
+  // decode; steps 2-5 decode request 0 only; step 6 (60 ms) finishes request 1's prefill.
+  ASSERT_EQ(log.size(), 8u);
+  EXPECT_EQ(find(log[1], OpKind::kQkvProj)->rows, 64u);
+  for (int k = 2; k <= 5; ++k)
+    EXPECT_EQ(find(log[k], OpKind::kQkvProj)->rows, 1u) << k;
+  EXPECT_EQ(find(log[6], OpKind::kQkvProj)->rows, 37u);
+  EXPECT_EQ(w.records()[0].finish_ps, 60'000'000'000u);
+  EXPECT_EQ(w.records()[1].first_token_ps, 70'000'000'000u);
+  EXPECT_EQ(summary_value(w, "admission_prefill_paused_steps"), 4);
+  EXPECT_EQ(summary_value(w, "admission_deferred_steps"), 0);
 }
 
 // A pool of 8 blocks (128 tokens) and two requests of 60 + 40 tokens: the newer one is

@@ -272,6 +272,33 @@ TEST(HbmThermal, TelemetryHonoursPeriodAndDelay) {
   EXPECT_GT(at_step[9], at_step[3]);
 }
 
+TEST(HbmThermal, KeepHistoryServesLateReaders) {
+  // Samples every 3 steps, no delay: the ring keeps the two newest; a reader 7 steps late needs
+  // the sample of step 3 at step 12, which only a longer history keeps.
+  HbmThermalParams p = one_stack();
+  p.device_pj_per_bit = 4;
+  p.telemetry_period_ps = 3 * p.step_ps;
+  const TimePs s = p.step_ps;
+  HbmThermalCore plain(p), late(p);
+  late.keep_history(7 * s);
+  double bytes = 0, busy = 0, bytes2 = 0, busy2 = 0;
+  double at3 = 0;
+  for (int k = 1; k <= 12; ++k) {
+    bytes += 1e9;
+    bytes2 += 1e9;
+    plain.step(TimePs(k) * s, &bytes, &busy);
+    late.step(TimePs(k) * s, &bytes2, &busy2);
+    if (k == 3) at3 = late.stack_max_c(0);
+  }
+  EXPECT_FALSE(plain.read(0, 5 * s).valid);
+  const TemperatureReading r = late.read(0, 5 * s);
+  ASSERT_TRUE(r.valid);
+  EXPECT_EQ(r.sampled_ps, 3 * s);
+  EXPECT_EQ(r.celsius, at3);
+  // The newest reading is the same either way.
+  EXPECT_EQ(late.read(0, 12 * s).celsius, plain.read(0, 12 * s).celsius);
+}
+
 config::HbmFast valid_hbm() {
   config::HbmFast c;
   c.set_stack_count(2);
