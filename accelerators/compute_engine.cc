@@ -85,6 +85,12 @@ bool ComputeEngine::connect(Component& target, const LinkInfo& link) {
   }
   sram_socket.bind(*target.target_socket());
   sram_link_latency_ps_ = link.latency_ps;
+  sram_bytes_read_ = &ctx().stats().counter(
+      basename(), "sram_bytes_read",
+      "bytes the engine read from its SRAM itself (landed tiles, activations)", "bytes");
+  sram_bytes_written_ =
+      &ctx().stats().counter(basename(), "sram_bytes_written",
+                             "bytes the engine wrote to its SRAM itself (activations)", "bytes");
   sram_offline_ = offline_windows(ctx().config().system(), params_.sram);
   if (!sram_offline_.empty()) {
     sram_waits_ =
@@ -207,6 +213,7 @@ TimePs ComputeEngine::sram_access(tlm::tlm_command cmd, uint64_t address, uint64
     sram_socket->b_transport(*p, delay);
     if (p->is_response_ok()) {
       p->release();
+      (cmd == tlm::TLM_WRITE_COMMAND ? sram_bytes_written_ : sram_bytes_read_)->inc(bytes);
       return now + to_ps(delay) + sram_link_latency_ps_;
     }
     // Refused: the SRAM is offline (system.faults). Wait for it to come back; when it never

@@ -178,6 +178,8 @@ class ComputeEngine : public Component {
   std::vector<FaultWindow> sram_offline_;  // system.faults: when the SRAM refuses accesses
   Counter* sram_waits_ = nullptr;          // registered only when it has offline windows
   Counter* sram_failures_ = nullptr;
+  Counter* sram_bytes_read_ = nullptr;  // the SRAM accesses above that it served, by direction
+  Counter* sram_bytes_written_ = nullptr;
   uint64_t staging_base_ = 0;              // global address of the staging buffers in SRAM
   uint64_t activation_base_ = 0;           // global address of the activation area in SRAM
   uint64_t activation_bytes_ = 0;          // the SRAM activation area

@@ -50,6 +50,23 @@ DmaEngine::DmaEngine(sc_core::sc_module_name name, const DmaParams& params, Cont
       rerouted_(ctx.stats().counter(basename(), "transfers_rerouted",
                                     "transfer sides sent around a down link", "count")),
       bytes_(ctx.stats().counter(basename(), "bytes", "bytes moved", "bytes")),
+      bytes_failed_(ctx.stats().counter(basename(), "bytes_failed",
+                                        "bytes of transfers reported failed (not in bytes)",
+                                        "bytes")),
+      served_lost_(ctx.stats().vector(basename(), "served_bytes_lost",
+                                      "bytes memories served for a side whose answer was lost: a "
+                                      "response stalled past the timeout, a switch failing after "
+                                      "the target served (a retry may be served again), the "
+                                      "read of a copy whose write failed (not in bytes)",
+                                      "bytes",
+                                      [] {
+                                        std::vector<std::string> l;
+                                        for (int t = 0; t < kTiers; ++t) {
+                                          l.push_back(std::string(tier_name(Tier(t))) + "_read");
+                                          l.push_back(std::string(tier_name(Tier(t))) + "_written");
+                                        }
+                                        return l;
+                                      }())),
       bytes_by_class_(ctx.stats().vector(
           basename(), "bytes_by_class", "bytes moved by object class", "bytes",
           {object_class_name(ObjectClass::kWeight), object_class_name(ObjectClass::kEmbedding),
@@ -135,7 +152,8 @@ bool DmaEngine::reachable(const Target& target, TimePs t, TimePs deadline) const
 
 LinkPorts::Result DmaEngine::access(tlm::tlm_command cmd, const Target& target, uint64_t global,
                                     uint64_t local, uint64_t bytes, const MovementIntent& intent,
-                                    TimePs start_ps, uint32_t level) {
+                                    TimePs start_ps, uint32_t level, uint64_t* served) {
+  *served = 0;
   const TimePs deadline = start_ps + params_.completion_timeout_ps;
   TimePs t = start_ps;
   // An offline device: wait while it comes back within the timeout, else report a failure.
@@ -163,6 +181,13 @@ LinkPorts::Result DmaEngine::access(tlm::tlm_command cmd, const Target& target, 
   PayloadPool::intent(*p) = intent;
   PayloadPool::timing(*p).stall_limit_ps = params_.completion_timeout_ps;
   PayloadPool::timing(*p).deadline_ps = deadline;
+  // What the target counts while the request crosses (b_transport runs to completion: nothing
+  // else reaches the memory meanwhile).
+  const bool write = cmd == tlm::TLM_WRITE_COMMAND;
+  auto counted = [&] {
+    return write ? target.memory->bytes_written() : target.memory->bytes_read();
+  };
+  const uint64_t before = counted();
   LinkPorts::Result r =
       links_.forward(*c.port, *socket[c.port->socket_index], *p, t, t, level, target.memory, local);
   // A failure beyond the first link (a switch with no way on): try the other ways there, from
@@ -179,7 +204,15 @@ LinkPorts::Result DmaEngine::access(tlm::tlm_command cmd, const Target& target, 
     }
   }
   p->release();
+  *served = counted() - before;
   return r;
+}
+
+void DmaEngine::count_lost(Tier tier, bool write, uint64_t served, uint64_t bytes, bool good) {
+  const uint64_t used = good ? bytes : 0;
+  if (served > used) {
+    served_lost_.add(size_t(tier) * 2 + (write ? 1 : 0), static_cast<double>(served - used));
+  }
 }
 
 TimePs DmaEngine::transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementIntent intent,
@@ -201,12 +234,18 @@ TimePs DmaEngine::transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementI
   if (!reachable(from, begin, deadline) || !reachable(to, begin, deadline)) {
     return finish(channel, std::max(engine_done, deadline), false, intent, bytes, start_ps, ok);
   }
-  const auto read =
-      access(tlm::TLM_READ_COMMAND, from, src, src_local, bytes, intent, begin, level);
-  const auto write =
-      access(tlm::TLM_WRITE_COMMAND, to, dst, dst_local, bytes, intent, begin, level);
-  return finish(channel, std::max({engine_done, read.done_ps, write.done_ps}), read.ok && write.ok,
-                intent, bytes, start_ps, ok);
+  uint64_t read_served = 0, write_served = 0;
+  const auto read = access(tlm::TLM_READ_COMMAND, from, src, src_local, bytes, intent, begin, level,
+                           &read_served);
+  // A read that failed ends the copy: its data never arrives, so nothing is written.
+  const auto write = read.ok ? access(tlm::TLM_WRITE_COMMAND, to, dst, dst_local, bytes, intent,
+                                      begin, level, &write_served)
+                             : LinkPorts::Result{read.done_ps, false};
+  const bool good = read.ok && write.ok;
+  count_lost(intent.source, false, read_served, bytes, good);
+  count_lost(intent.destination, true, write_served, bytes, good);
+  return finish(channel, std::max({engine_done, read.done_ps, write.done_ps}), good, intent, bytes,
+                start_ps, ok);
 }
 
 TimePs DmaEngine::read(uint64_t src, uint64_t bytes, MovementIntent intent, TimePs start_ps,
@@ -219,7 +258,10 @@ TimePs DmaEngine::read(uint64_t src, uint64_t bytes, MovementIntent intent, Time
   uint32_t channel = 0;
   TimePs begin = start_ps + params_.setup_latency_ps;
   const TimePs engine_done = engine_reserve(begin, bytes, level, &channel, &begin);
-  const auto r = access(tlm::TLM_READ_COMMAND, from, src, src_local, bytes, intent, begin, level);
+  uint64_t served = 0;
+  const auto r =
+      access(tlm::TLM_READ_COMMAND, from, src, src_local, bytes, intent, begin, level, &served);
+  count_lost(intent.source, false, served, bytes, r.ok);
   return finish(channel, std::max(engine_done, r.done_ps), r.ok, intent, bytes, start_ps, ok);
 }
 
@@ -229,6 +271,7 @@ TimePs DmaEngine::finish(uint32_t channel, TimePs done, bool good, const Movemen
   if (ok) *ok = good;
   if (!good) {
     failed_.inc();
+    bytes_failed_.inc(bytes);
     return done;
   }
   transfers_.inc();

@@ -12,7 +12,10 @@
 // Faults: a request to an offline device, or over a link down for longer than
 // completion_timeout_ps, waits when the device or link is back within the timeout (counted as
 // retried) and is otherwise reported failed at the timeout (counted as failed; the caller gets
-// the failure time and ok = false). Every transfer is counted as completed or failed.
+// the failure time and ok = false). Every transfer is counted as completed or failed; bytes a
+// memory served for a side whose answer was lost (a response stalled past the timeout, a switch
+// failing after the target served, the read of a copy whose write failed) are counted apart
+// (served_bytes_lost), never in bytes; a copy whose read fails writes nothing.
 // Priorities (default on): demand fetches and write-backs go ahead of prefetches, evictions and
 // other bulk copies on the engine and on the serial links it drives (strict priority,
 // non-preemptive per 4 KiB on the engine and per packet or flit on a link).
@@ -107,10 +110,14 @@ class DmaEngine : public Component {
   const Target& resolve(uint64_t address, uint64_t bytes, uint64_t* local);
   // Whether `target` is online and has a link up by `deadline`, from `t`.
   bool reachable(const Target& target, TimePs t, TimePs deadline) const;
-  // Issues one transaction of one side.
+  // Issues one transaction of one side; `served` gets the bytes the target memory counted for
+  // it (0 when it never served it; twice the bytes when it served a retry again).
   LinkPorts::Result access(tlm::tlm_command cmd, const Target& target, uint64_t global,
                            uint64_t local, uint64_t bytes, const MovementIntent& intent,
-                           TimePs start_ps, uint32_t level);
+                           TimePs start_ps, uint32_t level, uint64_t* served);
+  // Counts what the memory of a side served beyond a completed transfer's bytes (all of it when
+  // the transfer failed) in served_bytes_lost.
+  void count_lost(Tier tier, bool write, uint64_t served, uint64_t bytes, bool good);
   // 1 for what a consumer waits on (demand fetches, write-backs), 0 for bulk copies.
   uint32_t level_of(const MovementIntent& intent) const;
 
@@ -139,6 +146,8 @@ class DmaEngine : public Component {
   Counter& retried_;
   Counter& rerouted_;
   Counter& bytes_;
+  Counter& bytes_failed_;
+  Vector& served_lost_;  // by tier and direction: <tier>_read, <tier>_written
   Vector& bytes_by_class_;
   Vector& bytes_by_reason_;
   Counter& queue_wait_ps_;

@@ -9,13 +9,17 @@
 namespace tiersim {
 
 void validate_faults(const config::System& sys, Validator v) {
-  std::set<std::string> serial_links, links, components;
+  std::set<std::string> serial_links, links, components, memories;
   for (const auto& l : sys.links()) {
     links.insert(l.name());
     if (l.has_serial()) serial_links.insert(l.name());
   }
-  for (const auto& c : sys.components())
+  for (const auto& c : sys.components()) {
     components.insert(c.name());
+    if (c.has_hbm() || c.has_gddr() || c.has_ddr() || c.has_sram() || c.has_cxl() || c.has_nvme()) {
+      memories.insert(c.name());
+    }
+  }
   for (int i = 0; i < sys.faults_size(); ++i) {
     const auto& f = sys.faults(i);
     Validator fv = v.at("system.faults[" + (f.name().empty() ? std::to_string(i) : f.name()) + "]");
@@ -45,6 +49,11 @@ void validate_faults(const config::System& sys, Validator v) {
       case config::Fault::kDeviceOffline: {
         if (!components.count(f.device_offline())) {
           fv.error("device_offline", "no component named \"" + f.device_offline() + "\"");
+        } else if (!memories.count(f.device_offline())) {
+          // Only memories refuse requests: any other component would silently stay online.
+          fv.error("device_offline", "\"" + f.device_offline() +
+                                         "\" is not a memory; device_offline applies to hbm, "
+                                         "gddr, ddr, sram, cxl and nvme components");
         }
         break;
       }

@@ -14,7 +14,8 @@
 
 namespace tiersim {
 
-// Checks every fault's target and times (component names, links with serial models).
+// Checks every fault's target and times (device_offline names a memory, link faults a link with
+// a serial model).
 void validate_faults(const config::System& sys, Validator v);
 
 // Adds the outages and degradations that name `link` to both directions' models (either may be

@@ -20,10 +20,16 @@ MemoryTarget::MemoryTarget(const sc_core::sc_module_name& name, Context& ctx, st
       bytes_written_(ctx.stats().counter(basename(), "bytes_written", "bytes written", "bytes")) {
   socket.register_b_transport(this, &MemoryTarget::b_transport);
   offline_ = offline_windows(ctx.config().system(), basename());
-  if (!offline_.empty()) {
-    refused_ = &ctx.stats().counter(basename(), "requests_refused",
-                                    "requests refused while the device was offline", "count");
-  }
+  if (!offline_.empty()) allow_refusals();
+}
+
+void MemoryTarget::allow_refusals() {
+  if (refused_ != nullptr) return;
+  refused_ =
+      &ctx().stats().counter(basename(), "requests_refused",
+                             "requests refused while the device (or a memory it depends on) was "
+                             "offline",
+                             "count");
 }
 
 void MemoryTarget::register_latency(const std::string& name, const std::string& description,
@@ -50,6 +56,12 @@ void MemoryTarget::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_tim
   }
   const bool write = p.is_write();
   const TimePs done = serve(addr, bytes, write, start);
+  if (done == kRefused) {
+    if (refused_ == nullptr) throw std::logic_error(std::string(name()) + ": refused a request");
+    refused_->inc();
+    p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
+    return;
+  }
   if (count_per_request_) count_->inc();
   (write ? bytes_written_ : bytes_read_).inc(bytes);
   if (latency_ != nullptr) latency_->record(static_cast<double>(done - start) / kPsPerNs);

@@ -13,6 +13,10 @@
 // - Then b_transport counts: one request (when the model has a per-request counter), the bytes
 //   read or written, and done - start in ns (when the model registered a latency histogram);
 //   sets the annotated delay to done - now (never negative) and responds TLM_OK_RESPONSE.
+// - A model that depends on another memory (an NVMe drive's bounce memory) may return kRefused
+//   from serve() when it cannot serve the request (that memory offline until the end of the
+//   run): b_transport then refuses it as an offline device would (TLM_GENERIC_ERROR_RESPONSE,
+//   requests_refused, no bytes). Such a model calls allow_refusals() from its constructor.
 // Energy is Component's: the bytes read and written (these counters) x energy_pj_per_unit, and
 // static power; the kind factories set both (with_energy).
 // Stats, in registration order: the count (optional; "requests" for most models), bytes_read,
@@ -57,6 +61,9 @@ class MemoryTarget : public Component {
   uint64_t bytes_written() const final { return bytes_written_.value(); }
   uint64_t capacity_bytes() const { return capacity_bytes_; }
 
+  // serve()'s answer when the model cannot serve the request (see the contract above).
+  static constexpr TimePs kRefused = UINT64_MAX;
+
  protected:
   // The model's timing of [addr, addr + bytes) (component-local, in range) starting at
   // `start_ps`: returns when its last byte is done (not before `start_ps`).
@@ -68,6 +75,9 @@ class MemoryTarget : public Component {
                         std::vector<double> edges);
   // The count named in the constructor (for a model that counts it itself).
   Counter& count() { return *count_; }
+  // Registers requests_refused (when the memory has no offline windows of its own): serve() may
+  // return kRefused.
+  void allow_refusals();
 
  private:
   void b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
@@ -83,7 +93,8 @@ class MemoryTarget : public Component {
   // refused (TLM_GENERIC_ERROR_RESPONSE, answered at once) and counted in requests_refused,
   // never served or counted in bytes.
   std::vector<FaultWindow> offline_;
-  Counter* refused_ = nullptr;  // registered only when the memory has offline windows
+  Counter* refused_ = nullptr;  // registered only when the memory has offline windows, or
+                                // allow_refusals()
 };
 
 }  // namespace tiersim

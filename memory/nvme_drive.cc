@@ -22,6 +22,19 @@ NvmeDrive::NvmeDrive(sc_core::sc_module_name name, const config::Nvme& c, Contex
                                               "bytes")) {
   register_latency("request_latency", "request latency from arrival to its last byte",
                    Histogram::log2_edges(1, 1 << 30));
+  if (!bounce_memory_.empty()) {
+    bounce_offline_ = offline_windows(ctx.config().system(), bounce_memory_);
+  }
+  if (!bounce_offline_.empty()) {
+    allow_refusals();
+    bounce_waits_ = &ctx.stats().counter(
+        basename(), "bounce_offline_waits",
+        "command copies that waited for the bounce memory to come back online", "count");
+    bounce_unread_ = &ctx.stats().counter(
+        basename(), "bounce_bytes_unread",
+        "bytes written into the bounce memory and never read back (it went offline for good)",
+        "bytes");
+  }
 }
 
 void NvmeDrive::prepare() {
@@ -44,6 +57,17 @@ void NvmeDrive::prepare() {
 TimePs NvmeDrive::stage(uint64_t bytes, TimePs ready) {
   TimePs t = ready;
   for (tlm::tlm_command cmd : {tlm::TLM_WRITE_COMMAND, tlm::TLM_READ_COMMAND}) {
+    if (!bounce_offline_.empty()) {
+      // The bounce memory is offline: wait for it, or give the request up when it never comes
+      // back (the command's data written into it is then lost).
+      const TimePs back = online_after(bounce_offline_, t);
+      if (back == FaultWindow::kNever) {
+        if (cmd == tlm::TLM_READ_COMMAND) bounce_unread_->inc(bytes);
+        return kRefused;
+      }
+      if (back != t) bounce_waits_->inc();
+      t = back;
+    }
     if (bounce_next_ + bytes > bounce_bytes_) bounce_next_ = 0;
     tlm::tlm_generic_payload* p = ctx().payloads().acquire();
     p->set_command(cmd);
@@ -72,8 +96,14 @@ TimePs NvmeDrive::serve(uint64_t, uint64_t bytes, bool write, TimePs start_ps) {
     done = model_.read(start_ps, bytes, &commands_);
     if (!bounce_memory_.empty()) {
       done = start_ps;
-      for (const auto& [ready, n] : commands_)
-        done = std::max(done, stage(n, ready));
+      for (const auto& [ready, n] : commands_) {
+        const TimePs staged = stage(n, ready);
+        if (staged == kRefused) {
+          done = kRefused;
+          break;
+        }
+        done = std::max(done, staged);
+      }
     }
   } else if (bounce_memory_.empty()) {
     done = model_.write(start_ps, bytes);
@@ -82,7 +112,12 @@ TimePs NvmeDrive::serve(uint64_t, uint64_t bytes, bool write, TimePs start_ps) {
     const uint64_t chunk = model_.params().max_transfer_bytes;
     for (uint64_t off = 0; off < bytes; off += chunk) {
       const uint64_t n = std::min(chunk, bytes - off);
-      done = std::max(done, model_.write(stage(n, start_ps), n));
+      const TimePs staged = stage(n, start_ps);
+      if (staged == kRefused) {
+        done = kRefused;
+        break;
+      }
+      done = std::max(done, model_.write(staged, n));
     }
   }
   count().inc(model_.commands() - before);

@@ -9,6 +9,11 @@
 // Fidelity: fast (the core's: queue slots, dispatch IOPS, media latency, bandwidth per
 // direction). Left out: the host CPU's copy cost beyond the memory traffic, the file system,
 // page-cache effects.
+// Faults: a command's copy through the bounce memory waits while that memory is offline
+// (bounce_offline_waits); when it is offline until the end of the run the drive cannot deliver
+// the request and refuses it (MemoryTarget::kRefused: requests_refused, no bytes). The commands
+// copied before count in bounce_bytes; a command written into the bounce memory but never read
+// back counts in bounce_bytes_unread.
 // TLM target, range check and counts: MemoryTarget's; `commands` (the count the base registers
 // first) counts NVMe commands, which this model adds itself.
 #pragma once
@@ -22,6 +27,7 @@
 #include "configs/tiersim.pb.h"
 #include "memory/memory_target.h"
 #include "memory/nvme.h"
+#include "models/core/fault_windows.h"
 #include "models/core/stats.h"
 
 namespace tiersim {
@@ -44,7 +50,7 @@ class NvmeDrive : public MemoryTarget {
 
  private:
   // One command's copy through the bounce area: written at `ready`, then read; returns when
-  // the read is done.
+  // the read is done (kRefused: the bounce memory is offline until the end of the run).
   TimePs stage(uint64_t bytes, TimePs ready);
 
   NvmeModel model_;
@@ -53,6 +59,11 @@ class NvmeDrive : public MemoryTarget {
   uint64_t bounce_base_ = 0, bounce_next_ = 0;         // target-local staging area, rotating
   std::vector<std::pair<TimePs, uint64_t>> commands_;  // scratch
   Counter& bounce_bytes_moved_;
+  // system.faults: when the bounce memory is offline; the counts registered only when it has
+  // offline windows.
+  std::vector<FaultWindow> bounce_offline_;
+  Counter* bounce_waits_ = nullptr;
+  Counter* bounce_unread_ = nullptr;
 };
 
 }  // namespace tiersim

@@ -320,6 +320,105 @@ def case_offline_sram_counts_only_completed(s):
             raise Failure("the compute engine did not wait for the SRAM")
 
 
+def case_device_offline_of_a_non_memory(s):
+    # Only memories refuse requests: an offline DMA engine or compute engine was accepted and
+    # silently stayed online.
+    for name in ("dma", "compute"):
+        s.run(["config"] + s.base + ["--set", 'system={faults{name:"f" start_ps:0 '
+                                              'device_offline:"%s"}}' % name], 2, "is not a memory")
+
+
+def stat_labels(f, path):
+    d = f["stats/" + path]
+    return dict(zip(d.attrs["labels"].split(","), (float(x) for x in d[-1])))
+
+
+def case_answer_lost_is_counted_apart(s):
+    # Weights in CXL behind a switch, the switch's link down for 2 ms (40 times the DMA's
+    # timeout) mid-run: a read the expander served whose data was stalled on the link fails,
+    # and the expander has counted it. The DMA engine counts those bytes in served_bytes_lost,
+    # so what the expander served is exactly the completed reads plus the lost ones.
+    src = s.src
+    out = s.path("lost.h5")
+    s.run(["run", f"{src}/configs/hardware/h100_sxm.textproto",
+           f"{src}/configs/memory/cxl_type3_gen5_x8.textproto",
+           f"{src}/configs/switches/cxl_switch_gen5.textproto",
+           f"{src}/configs/hardware/fragments/h100_weights_in_cxl.textproto",
+           f"{src}/configs/models/llama3_8b.textproto", f"{src}/configs/studies/default.textproto",
+           "--set", "workload.decode.decode_steps=3",
+           "--set", 'system={faults{name:"cut" start_ps:1200000000000 duration_ps:2000000000 '
+                    'link_down:"switch_cxl"}}', "--quiet", "--out", out], 0)
+    with h5py.File(out, "r") as f:
+        path, lost = stat_labels(f, "dma/bytes_by_path"), stat_labels(f, "dma/served_bytes_lost")
+        served = stat_last(f, "cxl_mem/bytes_read")
+        if lost["cxl_read"] == 0 or stat_last(f, "dma/transfers_failed") == 0:
+            raise Failure("no answer was lost")
+        if served != path["cxl_to_sram"] + lost["cxl_read"]:
+            raise Failure(f"the expander served {served} bytes, the DMA completed "
+                          f"{path['cxl_to_sram']} and lost {lost['cxl_read']}")
+        if stat_last(f, "dma/bytes_failed") == 0:
+            raise Failure("failed bytes not counted")
+        # A copy whose read failed writes nothing (its SRAM write was once served all the same).
+        if lost["sram_written"] != 0:
+            raise Failure(f"{lost['sram_written']} bytes written for copies whose read failed")
+
+
+def flexgen_ssd(s, name, fault):
+    src = s.src
+    out = s.path(name)
+    s.run(["run", f"{src}/configs/hardware/t4.textproto",
+           f"{src}/configs/hardware/fragments/t4_flexgen_host.textproto",
+           f"{src}/configs/hardware/fragments/t4_flexgen_ssd.textproto",
+           f"{src}/configs/models/opt_175b.textproto",
+           f"{src}/configs/software/pytorch_eager_per_op.textproto",
+           f"{src}/configs/validation/v6_opt_175b_t4.textproto",
+           "--set", "workload.model.layers=4", "--set", "workload.decode.decode_steps=2",
+           "--set", "workload.decode.batch_size=16", "--set", "workload.decode.micro_batches=2",
+           "--set", 'system={faults{name:"f" device_offline:"host_ddr" %s}}' % fault,
+           "--quiet", "--out", out], 0)
+    return out
+
+
+def ddr_balances(f):
+    # Host DDR serves the DMA engines' copies and the SSD's bounce copies, nothing else.
+    path, lost = {}, {}
+    for engine in ("dma", "cpu"):
+        for k, v in stat_labels(f, engine + "/bytes_by_path").items():
+            path[k] = path.get(k, 0) + v
+        for k, v in stat_labels(f, engine + "/served_bytes_lost").items():
+            lost[k] = lost.get(k, 0) + v
+    bounce = stat_last(f, "ssd/bounce_bytes")
+    unread = stat_last(f, "ssd/bounce_bytes_unread")
+    read = sum(v for k, v in path.items() if k.startswith("ddr_to_")) + lost["ddr_read"] + bounce
+    written = sum(v for k, v in path.items() if k.endswith("_to_ddr")) + lost["ddr_written"] + \
+        bounce + unread
+    if stat_last(f, "host_ddr/bytes_read") != read or \
+            stat_last(f, "host_ddr/bytes_written") != written:
+        raise Failure(f"host DDR served {stat_last(f, 'host_ddr/bytes_read')} read and "
+                      f"{stat_last(f, 'host_ddr/bytes_written')} written bytes; initiators "
+                      f"account for {read} and {written}")
+
+
+def case_ssd_bounce_memory_offline(s):
+    # The SSD bounces every command through host DDR. With host DDR offline for good the drive
+    # once threw an internal error (exit 1); now it refuses what it cannot deliver, the DMA
+    # counts those transfers failed, and the run completes.
+    out = flexgen_ssd(s, "bounce_gone.h5", "start_ps:0 duration_ps:0")
+    with h5py.File(out, "r") as f:
+        if stat_last(f, "ssd/requests_refused") == 0 or stat_last(f, "ssd/bytes_read") != 0:
+            raise Failure("the SSD served reads it could not bounce")
+        if stat_last(f, "host_ddr/bytes_read") + stat_last(f, "host_ddr/bytes_written") != 0:
+            raise Failure("an offline host DDR counted bytes")
+        ddr_balances(f)
+    # Offline for 5 ms from 1 s: the drive's copies wait for it and nothing is refused.
+    out = flexgen_ssd(s, "bounce_window.h5", "start_ps:1000000000000 duration_ps:5000000000")
+    with h5py.File(out, "r") as f:
+        if stat_last(f, "ssd/bounce_offline_waits") == 0 or \
+                stat_last(f, "ssd/requests_refused") != 0:
+            raise Failure("the SSD did not wait for its bounce memory")
+        ddr_balances(f)
+
+
 # Traces: a length-delimited stream of a header and op records.
 def varint(b, i):
     r = sh = 0
