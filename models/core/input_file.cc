@@ -1,5 +1,7 @@
 #include "models/core/input_file.h"
 
+#include <filesystem>
+
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -35,6 +37,16 @@ std::string read_input_file(const std::string& path, std::string* text, uint64_t
     return "is more than the limit of " + std::to_string(max_bytes) + " bytes";
   }
   return "";
+}
+
+bool path_exists(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::exists(path, ec) && !ec;
+}
+
+bool path_is_directory(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_directory(path, ec) && !ec;
 }
 
 }  // namespace tiersim

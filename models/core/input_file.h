@@ -16,6 +16,11 @@ inline constexpr uint64_t kMaxTextInputBytes = uint64_t{64} << 20;
 // "is N bytes, more than the limit of M", or the system's reason it cannot be opened).
 std::string input_file_problem(const std::string& path, uint64_t max_bytes = UINT64_MAX);
 
+// Path queries that never throw (std::filesystem's throw on a name too long, a symlink loop or
+// a missing permission): false on any error, as if the path did not exist.
+bool path_exists(const std::string& path);
+bool path_is_directory(const std::string& path);
+
 // Reads `path` whole into `*text`; returns "" or the problem as input_file_problem words it.
 std::string read_input_file(const std::string& path, std::string* text,
                             uint64_t max_bytes = kMaxTextInputBytes);

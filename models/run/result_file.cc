@@ -395,9 +395,17 @@ std::string prepare_output_path(const std::string& path) {
   std::error_code ec;
   if (out.has_parent_path()) fs::create_directories(out.parent_path(), ec);
   if (ec) return path + ": cannot create directory: " + ec.message();
-  if (fs::is_directory(out)) return path + " is a directory";
+  if (path_is_directory(path)) return path + " is a directory";
   const std::string dir = out.has_parent_path() ? out.parent_path().string() : ".";
   if (access(dir.c_str(), W_OK) != 0) return path + ": directory is not writable";
+  // The file is written under a longer temporary name first: both must fit the file system.
+  const long name_max = pathconf(dir.c_str(), _PC_NAME_MAX);
+  const size_t temp_name = fs::path(temp_sibling(path)).filename().string().size();
+  if (name_max > 0 && temp_name > static_cast<size_t>(name_max)) {
+    return path + ": file name too long (" + std::to_string(out.filename().string().size()) +
+           " characters; with its temporary suffix it must stay within the file system's " +
+           std::to_string(name_max) + ")";
+  }
   return "";
 }
 
@@ -420,14 +428,16 @@ std::string write_text_atomically(const std::string& path, const std::string& te
     const std::string why = ok ? "" : errno_text();
     ::close(fd);
     if (!ok) {
-      fs::remove(tmp);
+      std::error_code rm;
+      fs::remove(tmp, rm);
       return "cannot write " + tmp.string() + ": " + why;
     }
   }
   std::error_code ec;
   fs::rename(tmp, target, ec);
   if (ec) {
-    fs::remove(tmp);
+    std::error_code rm;
+    fs::remove(tmp, rm);
     return "cannot write " + path + ": " + ec.message();
   }
   sync_directory(target.parent_path().string());

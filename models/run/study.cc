@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "models/config/errors.h"
+#include "models/core/input_file.h"
 #include "models/core/registry.h"
 #include "models/run/result_file.h"
 #include "models/run/study.h"
@@ -167,7 +168,7 @@ int run_study(const std::vector<std::string>& args) {
   // The report: Debian's python3 with pandas and matplotlib.
   const char* env = std::getenv("TIERSIM_SCRIPTS_DIR");
   const std::string script = (fs::path(env ? env : TIERSIM_SCRIPTS_DIR) / "study_report").string();
-  if (!fs::exists(script)) {
+  if (!path_exists(script)) {
     throw std::runtime_error("cannot find " + script + " (set TIERSIM_SCRIPTS_DIR)");
   }
   const std::string cmd =

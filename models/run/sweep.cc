@@ -105,7 +105,7 @@ SweepPlan expand_sweep(const config::SweepSpec& spec, const std::string& where) 
   plan.spec = spec;
   if (spec.base_size() == 0) fail("base", "no config files: give at least one base file");
   for (int i = 0; i < spec.base_size(); ++i) {
-    if (!fs::exists(spec.base(i))) {
+    if (!path_exists(spec.base(i))) {
       fail("base[" + std::to_string(i) + "]", "no such file \"" + spec.base(i) + "\"");
     }
   }
@@ -304,7 +304,7 @@ void prepare_plan_dir(const std::string& dir, const std::string& plan_file,
   fs::create_directories(fs::path(dir) / "points", ec);
   if (ec) throw std::invalid_argument("cannot create " + dir + ": " + ec.message());
   const std::string path = (fs::path(dir) / plan_file).string();
-  if (fs::exists(path)) {
+  if (path_exists(path)) {
     if (slurp(path) != plan_text) {
       throw std::invalid_argument(dir + " holds a different plan (its " + plan_file +
                                   " differs); use another --out or remove it");
@@ -322,7 +322,7 @@ uint32_t run_points(const SweepPlan& plan, const std::string& dir, const std::st
   uint32_t failed = 0, done = 0;
   for (uint32_t i : points) {
     const std::string h5 = point_file(dir, i, "h5");
-    if (fs::exists(h5)) {
+    if (path_exists(h5)) {
       if (result_file_problem(h5).empty()) {
         // Finished before: resume. Its stderr file may be left from an attempt the sweep lost
         // track of (the sweep killed while the point ran on).
@@ -369,7 +369,7 @@ uint32_t run_points(const SweepPlan& plan, const std::string& dir, const std::st
     running.erase(it);
     ++done;
     const bool ok =
-        WIFEXITED(status) && WEXITSTATUS(status) == 0 && fs::exists(point_file(dir, i, "h5"));
+        WIFEXITED(status) && WEXITSTATUS(status) == 0 && path_exists(point_file(dir, i, "h5"));
     if (ok) {
       std::remove(point_file(dir, i, "err").c_str());
     } else {
@@ -437,7 +437,7 @@ CollectOutcome collect_sweep(const SweepPlan& plan, const std::string& dir) {
     const uint32_t idx = static_cast<uint32_t>(i);
     const std::string h5 = point_file(dir, idx, "h5");
     std::string damaged;
-    if (fs::exists(h5)) {
+    if (path_exists(h5)) {
       try {
         ResultReader r(h5);
         for (const auto& s : r.summary()) {
@@ -457,10 +457,10 @@ CollectOutcome collect_sweep(const SweepPlan& plan, const std::string& dir) {
       status[i] = "failed";
       error[i] = damaged;
       ++out.failed;
-    } else if (fs::exists(h5)) {
+    } else if (path_exists(h5)) {
       status[i] = "ok";
       ++out.ok;
-    } else if (fs::exists(point_file(dir, idx, "invalid"))) {
+    } else if (path_exists(point_file(dir, idx, "invalid"))) {
       status[i] = "invalid";
       error[i] = first_line(point_file(dir, idx, "invalid"));
       ++out.invalid;
@@ -540,7 +540,7 @@ namespace {
 // The plan stored in a sweep directory.
 SweepPlan stored_plan(const std::string& dir) {
   const std::string path = (fs::path(dir) / "sweep.textproto").string();
-  if (!fs::exists(path)) {
+  if (!path_exists(path)) {
     throw std::invalid_argument(dir + " is not a sweep directory (no sweep.textproto)");
   }
   config::SweepSpec spec;
@@ -663,9 +663,9 @@ int run_sweep(const std::vector<std::string>& args) {
     if (c.missing > 0) {
       std::cout << "missing points:";
       for (const auto& p : plan.points) {
-        if (!fs::exists(point_file(f.positional[0], p.index, "h5")) &&
+        if (!path_exists(point_file(f.positional[0], p.index, "h5")) &&
             !point_failed(point_file(f.positional[0], p.index, "err")) &&
-            !fs::exists(point_file(f.positional[0], p.index, "invalid"))) {
+            !path_exists(point_file(f.positional[0], p.index, "invalid"))) {
           std::cout << " " << p.index;
         }
       }
