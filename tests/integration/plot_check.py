@@ -39,12 +39,21 @@ def main(binary, src):
         subprocess.run([binary, "run", os.path.join(src, "configs/hardware/h100_sxm.textproto"),
                         os.path.join(src, "configs/models/llama3_8b.textproto"),
                         os.path.join(src, "configs/studies/default.textproto"),
-                        "--set", "workload.decode.decode_steps=8", "--quiet", "--out", result],
+                        "--set", "workload.decode.decode_steps=8",
+                        "--set", "run.stats_interval_ps=5000000000", "--quiet", "--out", result],
                        check=True)
         subprocess.run([sys.executable, plot, "run", result, "--out", os.path.join(d, "run")],
                        check=True)
         for name in ("latency.png", "bytes.png", "stats.png"):
             check_png(os.path.join(d, "run", name))
+        series = os.path.join(d, "series.png")
+        subprocess.run([sys.executable, plot, "series", result + "=one", result + "=again",
+                        "--stat", "hbm/bytes_read", "--title", "t", "--out", series], check=True)
+        check_png(series)
+        bad = subprocess.run([sys.executable, plot, "series", result, "--stat", "hbm/nope",
+                              "--out", os.path.join(d, "bad_series.png")], capture_output=True)
+        assert bad.returncode == 2, bad
+        assert b"no stat hbm/nope" in bad.stderr, bad.stderr
         bad = subprocess.run([sys.executable, plot, "lines", table, "--x", "nope", "--y", "x",
                               "--out", os.path.join(d, "bad.png")], capture_output=True)
         assert bad.returncode == 2, bad
