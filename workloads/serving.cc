@@ -377,10 +377,17 @@ void ServingWorkload::plan(TimePs now) {
   };
   // 1. Running requests, oldest admission first.
   bool paused = false;
+  // With prefills paused, the progress guarantee lets the oldest prefills run only as far as the
+  // decoding requests fall short of min_sequences.
+  size_t guaranteed = 0;
+  if (!gate.run_prefill) {
+    for (uint32_t r : running_)
+      guaranteed += reqs_[r].kv_len >= reqs_[r].prefill_target;
+  }
   for (size_t i = 0; i < running_.size() && budget > 0;) {
     const uint32_t r = running_[i];
     Req& q = reqs_[r];
-    if (!gate.run_prefill && q.kv_len < q.prefill_target && plan_.size() >= gate.min_sequences) {
+    if (!gate.run_prefill && q.kv_len < q.prefill_target && guaranteed++ >= gate.min_sequences) {
       paused = true;  // the controller paused prefills: this one keeps its blocks and waits
       ++i;
       continue;
@@ -404,7 +411,6 @@ void ServingWorkload::plan(TimePs now) {
   // 2. Swapped requests return (not in a step that had to preempt).
   prefill_paused_steps_ += paused;
   auto may_admit = [&] { return gate.admit_new || plan_.size() < gate.min_sequences; };
-  if (!may_admit() && (!waiting_.empty() || !swapped_.empty())) ++deferred_steps_;
   while (may_admit() && !preempted && !swapped_.empty() && budget > 0) {
     const uint32_t r = swapped_.front();
     Req& q = reqs_[r];
@@ -424,6 +430,9 @@ void ServingWorkload::plan(TimePs now) {
     waiting_.pop_front();
     schedule(r, want);
   }
+  // Requests the gate kept out (the progress guarantee may have let the oldest in).
+  const bool deferred = !gate.admit_new && !preempted && (!waiting_.empty() || !swapped_.empty());
+  deferred_steps_ += deferred;
   peak_blocks_ = std::max(peak_blocks_, kv_.blocks() - kv_.free_blocks());
   if (plan_.empty() && pre_ops_.empty() && next_arrival_ < reqs_.size() && running_.empty() &&
       waiting_.empty() && swapped_.empty()) {
@@ -431,8 +440,7 @@ void ServingWorkload::plan(TimePs now) {
     push_idle(now, o_.requests[next_arrival_].arrival_ps);
     return;
   }
-  if (plan_.empty() && pre_ops_.empty() && gate_ != nullptr &&
-      (!running_.empty() || !waiting_.empty() || !swapped_.empty())) {
+  if (plan_.empty() && pre_ops_.empty() && gate_ != nullptr && (paused || deferred)) {
     // The controller's decision leaves nothing to run: ask again at its recheck time (or when
     // the next request arrives, if sooner).
     TimePs until = std::max(gate.recheck_ps, now + 1);

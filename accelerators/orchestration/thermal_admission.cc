@@ -33,7 +33,35 @@ void ThermalAdmissionParams::validate(const config::Config& root, Validator v) {
       t.error("memory", "\"" + c.memory() +
                             "\" has no temperature telemetry: it must be an hbm component with a "
                             "thermal section");
+    } else {
+      // The controller reads decision_latency_ps late: the telemetry keeps that much history,
+      // bounded as the hbm bounds its own delay (65,536 periods).
+      const auto& th = m->hbm().thermal();
+      const double period = th.has_telemetry_period_ps() ? double(th.telemetry_period_ps()) : 1e11;
+      const double delay = th.has_telemetry_delay_ps() ? double(th.telemetry_delay_ps()) : 0.0;
+      const double late = double(from_config(c).decision_latency_ps);
+      if (period > 0 && (delay + late) / period > 65536) {
+        t.error("decision_latency_ps",
+                "with the telemetry's delay it spans more than 65,536 "
+                "telemetry periods of \"" +
+                    c.memory() + "\"");
+      }
     }
+  }
+  if (!config::ControllerPlacement_IsValid(c.controller())) {
+    t.error("controller", "unknown placement " + std::to_string(c.controller()));
+  }
+  if (c.has_horizon_ps() && c.mode() != config::THERMAL_PREDICTIVE) {
+    t.error("horizon_ps",
+            "only with mode THERMAL_PREDICTIVE (a reactive controller predicts "
+            "nothing)");
+  }
+  if (c.has_min_sequences() && root.workload().has_serving() &&
+      root.workload().serving().max_sequences() > 0 &&
+      c.min_sequences() > root.workload().serving().max_sequences()) {
+    t.error("min_sequences", "more than workload.serving.max_sequences (" +
+                                 std::to_string(root.workload().serving().max_sequences()) +
+                                 "): the gate could never hold admission back");
   }
   const ThermalAdmissionParams p = from_config(c);
   if (!(p.gate.recover_below_c < p.gate.drain_above_c)) {
@@ -55,8 +83,10 @@ void ThermalAdmissionParams::validate(const config::Config& root, Validator v) {
 ThermalAdmissionParams ThermalAdmissionParams::from_config(const config::ThermalAdmission& c) {
   ThermalAdmissionParams p;
   p.memory = c.memory();
-  p.controller = c.controller() == config::CONTROLLER_PLACEMENT_UNSPECIFIED ? config::HOST_CPU
-                                                                            : c.controller();
+  p.controller = c.controller() == config::CONTROLLER_PLACEMENT_UNSPECIFIED ||
+                         !config::ControllerPlacement_IsValid(c.controller())
+                     ? config::HOST_CPU
+                     : c.controller();
   p.decision_latency_ps = c.has_decision_latency_ps()
                               ? c.decision_latency_ps()
                               : kDecisionDefaultPs[static_cast<int>(p.controller)];
@@ -123,9 +153,10 @@ AdmissionDecision ThermalAdmission::decide(TimePs now_ps) {
 
 void ThermalAdmission::step_done(TimePs start_ps, TimePs end_ps) {
   const double f = gate_.idle_fraction();
-  hold_until_ps_ = f > 0 && end_ps > start_ps
-                       ? end_ps + static_cast<TimePs>(double(end_ps - start_ps) * f / (1.0 - f))
-                       : 0;
+  // At most 19 x the step (f <= 0.95), clamped to the simulated-time bound.
+  const double idle_ps = f > 0 && end_ps > start_ps ? double(end_ps - start_ps) * f / (1.0 - f) : 0;
+  hold_until_ps_ =
+      idle_ps > 0 ? end_ps + static_cast<TimePs>(std::min(idle_ps, double(kMaxSimTimePs))) : 0;
 }
 
 void ThermalAdmission::summarize(std::vector<SummaryItem>& out, TimePs now_ps) const {

@@ -15,8 +15,9 @@
 // up for the telemetry's staleness).
 //   NORMAL  -> COOL if x >= cool_above_c, else -> DRAIN if x >= drain_above_c
 //   DRAIN   -> COOL if x >= cool_above_c; -> RECOVER if x < recover_below_c
-//   COOL    (after cool_min_ps) -> RECOVER if x < recover_below_c, else -> DRAIN if x <
-//   cool_above_c RECOVER -> COOL / DRAIN as from NORMAL; -> NORMAL after recover_min_ps
+//   COOL    (after cool_min_ps) -> RECOVER if x < recover_below_c,
+//           else -> DRAIN if x < cool_above_c
+//   RECOVER -> COOL / DRAIN as from NORMAL; -> NORMAL after recover_min_ps
 // Decisions happen when the scheduler asks (every step), so states change at step boundaries.
 // Without a valid reading (before the first sample is visible) the gate stays where it is.
 // With backpressure_only the states change as above but admission and prefills are never held
@@ -37,7 +38,7 @@ struct ThermalGateParams {
   bool predictive = false;
   double drain_above_c = 85, cool_above_c = 90, recover_below_c = 82;
   TimePs cool_min_ps = 200'000'000'000, recover_min_ps = 200'000'000'000;  // 200 ms each
-  double cool_idle_fraction = 0.25;                                        // [0, 1)
+  double cool_idle_fraction = 0.25;                                        // [0, 0.95]
   TimePs horizon_ps = 100'000'000'000;                                     // 100 ms
   uint32_t min_sequences = 1;      // progress guarantee (models/core/admission_gate.h)
   bool backpressure_only = false;  // admission and prefills never held back

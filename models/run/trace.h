@@ -31,6 +31,7 @@ class TraceRecorder : public Workload {
   uint64_t max_activation_bytes() const override { return inner_.max_activation_bytes(); }
   void summarize(std::vector<SummaryItem>& s) const override { inner_.summarize(s); }
   void write_results(ResultSink& w) const override { inner_.write_results(w); }
+  bool set_admission_gate(AdmissionGate* g) override { return inner_.set_admission_gate(g); }
 
   // Writes what is pending and moves the file onto its final path.
   void commit();

@@ -248,6 +248,21 @@ TEST(ThermalAdmission, BackpressureKeepsAHotStackBelowItsThrottle) {
   EXPECT_NEAR(states, at(gated, "sim_time_s"), 1e-6);
 }
 
+TEST(ThermalAdmission, TraceOfAGatedServingRun) {
+  // The trace recorder forwards the controller's gate to the serving workload (it once did not:
+  // exit 1).
+  const std::string out =
+      (fs::temp_directory_path() / ("tiersim_gate_trace_" + std::to_string(getpid()) + ".trace"))
+          .string();
+  auto r = test::run_cmd(test::tiersim_binary() + " trace " + serving_hot() +
+                         " --set workload.serving.poisson.requests=3"
+                         " --set 'policy.thermal_admission={memory:\"hbm\"}' --quiet --out " +
+                         out);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(out));
+  fs::remove(out);
+}
+
 TEST(ThermalAdmission, BadSettingsExitTwoNamingTheField) {
   const std::string serving = serving_hot();
   const std::string decode = h100(true);
@@ -261,6 +276,10 @@ TEST(ThermalAdmission, BadSettingsExitTwoNamingTheField) {
            {serving, "{memory:\"hbm\" min_sequences:0}", "policy.thermal_admission.min_sequences"},
            {serving, "{memory:\"hbm\" cool_idle_fraction:0.99}",
             "policy.thermal_admission.cool_idle_fraction"},
+           {serving, "{memory:\"hbm\" horizon_ps:1000}", "policy.thermal_admission.horizon_ps"},
+           {serving, "{memory:\"hbm\" min_sequences:65}", "policy.thermal_admission.min_sequences"},
+           {serving, "{memory:\"hbm\" decision_latency_ps:100000000000000}",
+            "policy.thermal_admission.decision_latency_ps"},
        }) {
     auto r = test::run_cmd(test::tiersim_binary() + " run " + files +
                            " --set 'policy.thermal_admission=" + set + "' --quiet --out /dev/null");

@@ -163,7 +163,7 @@ double summary_value(const ServingWorkload& w, const std::string& name) {
 }
 
 // Admission held back: the progress guarantee still admits the oldest request when nothing
-// runs; the second waits (3 deferred steps) until the first completes.
+// runs; the second waits (4 deferred steps) until the first completes.
 TEST(Serving, GateDefersAdmissionButKeepsOneSequenceRunning) {
   const TransformerShape s = small_model();
   ServingWorkload w(s, options({{0, 16, 4}, {0, 16, 2}}));
@@ -179,9 +179,9 @@ TEST(Serving, GateDefersAdmissionButKeepsOneSequenceRunning) {
   ASSERT_TRUE(w.set_admission_gate(&gate));
   const auto log = drive(w, 10'000'000'000);
   ASSERT_EQ(log.size(), 6u);
-  EXPECT_EQ(w.records()[0].finish_ps, 40'000'000'000u);       // steps 0-3
-  EXPECT_EQ(w.records()[1].first_token_ps, 50'000'000'000u);  // admitted at 40 ms
-  EXPECT_EQ(summary_value(w, "admission_deferred_steps"), 3);
+  EXPECT_EQ(w.records()[0].finish_ps, 40'000'000'000u);        // steps 0-3
+  EXPECT_EQ(w.records()[1].first_token_ps, 50'000'000'000u);   // admitted at 40 ms
+  EXPECT_EQ(summary_value(w, "admission_deferred_steps"), 4);  // steps 0-3 left request 1 out
   EXPECT_EQ(gate.steps.size(), 6u);
 }
 
