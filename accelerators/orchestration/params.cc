@@ -7,14 +7,25 @@
 
 namespace tiersim {
 
-namespace {
-
 const config::Component* find_component(const config::Config& root, const std::string& name) {
   for (const auto& comp : root.system().components()) {
     if (comp.name() == name) return &comp;
   }
   return nullptr;
 }
+
+TimePs default_decision_latency_ps(config::ControllerPlacement placement) {
+  switch (placement) {
+    case config::DPU:
+      return 3'000'000;
+    case config::ON_ACCELERATOR:
+      return 300'000;
+    default:
+      return 27'500'000;
+  }
+}
+
+namespace {
 
 // The fast memory, the resident share, where the controller runs and how it notifies, its DMA
 // engine and descriptor signing.
@@ -374,10 +385,9 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   p.controller = c.controller();
   // Without explicit latencies, the controller's place and the notification kind give the
   // middle of their estimated ranges (C; docs/models/orchestration.md).
-  const TimePs decision_default[] = {0, 27'500'000, 3'000'000, 300'000};  // host, DPU, accel
-  const TimePs notify_default[] = {0, 10'000'000, 1'500'000, 300'000};    // interrupt, poll, bell
-  p.decision_latency_ps =
-      c.has_decision_latency_ps() ? c.decision_latency_ps() : decision_default[c.controller()];
+  const TimePs notify_default[] = {0, 10'000'000, 1'500'000, 300'000};  // interrupt, poll, bell
+  p.decision_latency_ps = c.has_decision_latency_ps() ? c.decision_latency_ps()
+                                                      : default_decision_latency_ps(c.controller());
   p.decision_jitter = c.decision_jitter();
   p.notification = c.notification();
   p.notification_latency_ps = c.has_notification_latency_ps() ? c.notification_latency_ps()

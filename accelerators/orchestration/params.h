@@ -14,6 +14,13 @@
 
 namespace tiersim {
 
+// The component named `name` in the config (nullptr when none).
+const config::Component* find_component(const config::Config& root, const std::string& name);
+// A controller's decision latency when the config gives none: the middle of its placement's
+// estimated range (C; docs/models/orchestration.md): 27.5 us on the host CPU (also when
+// unspecified), 3 us on a DPU, 0.3 us on the accelerator.
+TimePs default_decision_latency_ps(config::ControllerPlacement placement);
+
 struct OrchestrationParams {
   std::string fast_memory, dma;
   double resident_fraction = 0;

@@ -7,8 +7,6 @@ namespace tiersim {
 
 namespace {
 
-constexpr TimePs kDecisionDefaultPs[] = {27'500'000, 27'500'000, 3'000'000, 300'000};
-
 double or_default(bool has, double value, double fallback) {
   return has ? value : fallback;
 }
@@ -23,10 +21,7 @@ void ThermalAdmissionParams::validate(const config::Config& root, Validator v) {
     t.error("", "needs a serving workload (workload.serving): it gates the serving scheduler");
   }
   if (t.non_empty("memory", c.has_memory(), c.memory())) {
-    const config::Component* m = nullptr;
-    for (const auto& comp : root.system().components()) {
-      if (comp.name() == c.memory()) m = &comp;
-    }
+    const config::Component* m = find_component(root, c.memory());
     if (m == nullptr) {
       t.error("memory", "no component named \"" + c.memory() + "\"");
     } else if (!m->has_hbm() || !m->hbm().has_thermal()) {
@@ -37,6 +32,7 @@ void ThermalAdmissionParams::validate(const config::Config& root, Validator v) {
       // The controller reads decision_latency_ps late: the telemetry keeps that much history,
       // bounded as the hbm bounds its own delay (65,536 periods).
       const auto& th = m->hbm().thermal();
+      // (The hbm's default period is 100 ms: docs/models/thermal.md.)
       const double period = th.has_telemetry_period_ps() ? double(th.telemetry_period_ps()) : 1e11;
       const double delay = th.has_telemetry_delay_ps() ? double(th.telemetry_delay_ps()) : 0.0;
       const double late = double(from_config(c).decision_latency_ps);
@@ -87,9 +83,8 @@ ThermalAdmissionParams ThermalAdmissionParams::from_config(const config::Thermal
                          !config::ControllerPlacement_IsValid(c.controller())
                      ? config::HOST_CPU
                      : c.controller();
-  p.decision_latency_ps = c.has_decision_latency_ps()
-                              ? c.decision_latency_ps()
-                              : kDecisionDefaultPs[static_cast<int>(p.controller)];
+  p.decision_latency_ps = c.has_decision_latency_ps() ? c.decision_latency_ps()
+                                                      : default_decision_latency_ps(p.controller);
   ThermalGateParams& g = p.gate;
   g.predictive = c.mode() == config::THERMAL_PREDICTIVE;
   g.drain_above_c = or_default(c.has_drain_above_c(), c.drain_above_c(), g.drain_above_c);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "accelerators/orchestration/params.h"
 #include "accelerators/policies/thermal_gate.h"
 #include "configs/tiersim.pb.h"
 #include "models/config/errors.h"

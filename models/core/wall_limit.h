@@ -1,6 +1,6 @@
-// A wall-clock limit on a run (run.max_wall_time_s), polled by the compute engine between ops, by
-// the driver at every step's end and by models inside long loops. Plain C++; the caller stops the
-// kernel when it reports expiry.
+// A wall-clock limit on a run (run.max_wall_time_s), started by the driver, polled by the compute
+// engine before every op and every 4096th tile and by models inside long loops. Plain C++; the
+// caller stops the kernel when it reports expiry.
 #pragma once
 
 #include <chrono>

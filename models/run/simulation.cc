@@ -106,12 +106,9 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
     std::fflush(stderr);
   };
   ctx.on_done = [&] { done = true; };
+  // The compute engine checks the limit before every op (so after every step) and every 4096th
+  // tile; the command-level HBM inside its request loop.
   ctx.wall_limit().start(cfg.run().max_wall_time_s());
-  auto inner_on_step_end = ctx.on_step_end;
-  ctx.on_step_end = [&, inner_on_step_end](const TokenRecord& rec) {
-    if (inner_on_step_end) inner_on_step_end(rec);
-    if (ctx.wall_limit().expired()) sc_core::sc_stop();
-  };
 
   // Without a limit the run may go on to kMaxSimTimePs; reaching it is an error (a run that
   // needs 53 simulated days has an input that makes it crawl), never a result.

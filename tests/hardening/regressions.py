@@ -189,45 +189,40 @@ def case_degraded_link_saturating_time(s):
     s.run(args, 2, "2^62 ps")
 
 
-def case_wall_time_limit_inside_a_long_step(s):
-    # One command-level HBM decode step of the full model takes minutes; the wall limit stops it
-    # from inside the device's loop, and the result says why it stopped.
+def stops_by_wall_limit(s, args, out, limit_s, within_s):
+    # Runs `args` with run.max_wall_time_s = limit_s; the run must end within `within_s` of wall
+    # time and say it stopped by the wall limit.
     import time
-    out = s.path("wall.h5")
     t0 = time.time()
-    s.run(["run", f"{s.src}/configs/hardware/h100_sxm.textproto",
-           f"{s.src}/configs/memory/hbm3_5234_h100.textproto",
-           f"{s.src}/configs/models/llama3_8b.textproto",
-           f"{s.src}/configs/studies/default.textproto",
-           "--set", "run.fidelity=DETAILED", "--set", "workload.decode.decode_steps=1",
-           "--set", "run.max_wall_time_s=2", "--quiet", "--out", out], 0)
+    s.run(args + ["--set", f"run.max_wall_time_s={limit_s}", "--quiet", "--out", out], 0)
     took = time.time() - t0
-    if took > 30:
-        raise Failure(f"a 2 s wall limit stopped the run after {took:.0f} s")
+    if took > within_s:
+        raise Failure(f"a {limit_s} s wall limit stopped the run after {took:.0f} s")
     with h5py.File(out, "r") as f:
         why = f["meta/stopped_by"][()]
         why = why.decode() if isinstance(why, bytes) else why
         if why != "max_wall_time":
             raise Failure(f"stopped_by {why!r}")
+
+
+def case_wall_time_limit_inside_a_long_step(s):
+    # One command-level HBM decode step of the full model takes minutes; the wall limit stops it
+    # from inside the device's loop, and the result says why it stopped.
+    stops_by_wall_limit(s, ["run", f"{s.src}/configs/hardware/h100_sxm.textproto",
+                            f"{s.src}/configs/memory/hbm3_5234_h100.textproto",
+                            f"{s.src}/configs/models/llama3_8b.textproto",
+                            f"{s.src}/configs/studies/default.textproto",
+                            "--set", "run.fidelity=DETAILED",
+                            "--set", "workload.decode.decode_steps=1"], s.path("wall.h5"), 2, 30)
 
 
 def case_wall_time_limit_inside_a_fast_op(s):
     # One FAST decode step streamed in 256-byte tiles takes about 25 s of wall time (the gate/up
     # projection alone is half a million tiles); the compute engine's own check stops it.
-    import time
-    out = s.path("wall_fast.h5")
-    t0 = time.time()
-    s.run(["run"] + s.base + ["--set", "workload.decode.decode_steps=1",
-                              "--set", "system.components[compute].compute.tile_bytes=256",
-                              "--set", "run.max_wall_time_s=1", "--quiet", "--out", out], 0)
-    took = time.time() - t0
-    if took > 10:
-        raise Failure(f"a 1 s wall limit stopped the run after {took:.0f} s")
-    with h5py.File(out, "r") as f:
-        why = f["meta/stopped_by"][()]
-        why = why.decode() if isinstance(why, bytes) else why
-        if why != "max_wall_time":
-            raise Failure(f"stopped_by {why!r}")
+    stops_by_wall_limit(s, ["run"] + s.base + [
+        "--set", "workload.decode.decode_steps=1",
+        "--set", "system.components[compute].compute.tile_bytes=256"],
+        s.path("wall_fast.h5"), 1, 10)
 
 
 def case_wall_time_limit_refuses_bad_values(s):

@@ -33,14 +33,13 @@ std::string h100(bool thermal, const std::string& cooling = "cold_plate") {
          test::preset("studies/default.textproto");
 }
 
-// Runs and returns the summary plus a few stats' last samples (empty on failure).
-Summary run(const std::string& files, const std::string& sets, int steps = 2) {
+// Runs `tiersim run ARGS` and returns the summary plus a few stats' last samples (empty on
+// failure).
+Summary run_args(const std::string& args) {
   const std::string out =
       (fs::temp_directory_path() / ("tiersim_thermal_" + std::to_string(getpid()) + ".h5"))
           .string();
-  auto r = test::run_cmd(test::tiersim_binary() + " run " + files +
-                         " --set workload.decode.decode_steps=" + std::to_string(steps) +
-                         " --quiet --out " + out + sets);
+  auto r = test::run_cmd(test::tiersim_binary() + " run " + args + " --quiet --out " + out);
   EXPECT_EQ(r.code, 0) << r.err;
   Summary s;
   if (r.code != 0) return s;
@@ -58,6 +57,11 @@ Summary run(const std::string& files, const std::string& sets, int steps = 2) {
   }
   fs::remove(out);
   return s;
+}
+
+// A decode run of `steps` steps.
+Summary run(const std::string& files, const std::string& sets, int steps = 2) {
+  return run_args(files + " --set workload.decode.decode_steps=" + std::to_string(steps) + sets);
 }
 
 double at(const Summary& m, const std::string& k) {
@@ -209,17 +213,7 @@ std::string serving_hot() {
 }
 
 Summary run_serving(const std::string& files, const std::string& sets) {
-  const std::string out =
-      (fs::temp_directory_path() / ("tiersim_gate_" + std::to_string(getpid()) + ".h5")).string();
-  auto r = test::run_cmd(test::tiersim_binary() + " run " + files + sets + " --quiet --out " + out);
-  EXPECT_EQ(r.code, 0) << r.err;
-  Summary s;
-  if (r.code != 0) return s;
-  ResultReader h(out);
-  for (const auto& item : h.summary())
-    s[item.name] = item.value;
-  fs::remove(out);
-  return s;
+  return run_args(files + sets);
 }
 
 TEST(ThermalAdmission, BackpressureKeepsAHotStackBelowItsThrottle) {
