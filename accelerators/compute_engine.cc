@@ -186,6 +186,22 @@ void ComputeEngine::prepare() {
 void ComputeEngine::add_energy(TimePs now_ps, EnergyLedger& out) const {
   Component::add_energy(now_ps, out);
   out.add(EnergyPart::kController, controller_power_w_ * ps_to_s(now_ps));
+  out.add(EnergyPart::kComputeActive, params_.active_power_w * ps_to_s(active_ps(now_ps)));
+}
+
+void ComputeEngine::note_inactive(TimePs from_ps, TimePs to_ps) {
+  from_ps = std::max(from_ps, inactive_to_ps_);  // never count a moment twice
+  if (to_ps <= from_ps) return;
+  inactive_done_ps_ += inactive_to_ps_ - inactive_from_ps_;
+  inactive_from_ps_ = from_ps;
+  inactive_to_ps_ = to_ps;
+}
+
+TimePs ComputeEngine::active_ps(TimePs now_ps) const {
+  const TimePs in_latest =
+      std::min(std::max(now_ps, inactive_from_ps_), inactive_to_ps_) - inactive_from_ps_;
+  const TimePs inactive = inactive_done_ps_ + in_latest;
+  return now_ps > inactive ? now_ps - inactive : 0;
 }
 
 TimePs ComputeEngine::sram_access(tlm::tlm_command cmd, uint64_t address, uint64_t bytes,
@@ -609,7 +625,10 @@ ComputeEngine::PhaseResult ComputeEngine::phase_fetch(TimePs now) {
                  op_kernels_ * software_.host_launch_ps;
   }
   const TimePs launched = std::max(now, host_free_);
-  if (launched > now) host_wait_ps_.inc(launched - now);
+  if (launched > now) {
+    host_wait_ps_.inc(launched - now);
+    note_inactive(now, launched);
+  }
   const TimePs ready = launched + op_kernels_ * params_.op_overhead_ps;
   phase_ = Phase::kOverhead;
   return ready > now ? PhaseResult::wait(ready) : PhaseResult::go_on();
@@ -660,7 +679,10 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
     const TimePs end = start + op_compute_ps(op_.flops, op_.rows);
     if (op_.op_class == OpClass::kCollective) collective_ps_.inc(end - start);
     if (op_.op_class == OpClass::kHostTransfer) host_transfer_ps_.inc(end - start);
-    if (op_.op_class == OpClass::kWait) idle_ps_.inc(end - start);
+    if (op_.op_class == OpClass::kWait) {
+      idle_ps_.inc(end - start);
+      note_inactive(start, end);
+    }
     compute_busy_ps_ += end - start;
     compute_free_ = end;
   }

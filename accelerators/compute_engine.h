@@ -88,6 +88,7 @@ struct ComputeParams {
   uint32_t staging_buffers = 1;
   std::string sram, dma, weights_memory;
   std::string activation_memory;  // where activations beyond SRAM spill (weights_memory)
+  double active_power_w = 0;      // on top of the static power while the device works
 
   // Achieved FLOP/s of a matrix op with `rows` rows sharing each weight element.
   double matrix_flops_per_s(config::Dtype d, uint64_t rows) const {
@@ -114,9 +115,15 @@ class ComputeEngine : public Component {
   void prepare() override;
   const ComputeParams& params() const { return params_; }
   // Energy: FLOPs executed at the configured pJ per FLOP (compute), static power
-  // (compute_static), and the movement controller's power while the run lasts (controller).
+  // (compute_static), active power while the device works (compute_active: the run's time less
+  // the host-launch waits and idle waits), and the movement controller's power while the run
+  // lasts (controller).
   void add_energy(TimePs now_ps, EnergyLedger& out) const override;
-  bool has_energy() const override { return Component::has_energy() || controller_power_w_ > 0; }
+  bool has_energy() const override {
+    return Component::has_energy() || controller_power_w_ > 0 || params_.active_power_w > 0;
+  }
+  // Time up to now_ps the device worked (not waiting for a launch or idle).
+  TimePs active_ps(TimePs now_ps) const;
 
  protected:
   double energy_units() const override { return flops_.value(); }
@@ -220,6 +227,10 @@ class ComputeEngine : public Component {
   TimePs last_land_ = 0;
   bool record_ops_ = false;
   double controller_power_w_ = 0;  // policy.orchestration.controller_power_w (ORCHESTRATED)
+  // Inactive intervals (host-launch waits, idle waits), registered in time order when they
+  // begin, with their end known: the finished ones' total and the latest one.
+  void note_inactive(TimePs from_ps, TimePs to_ps);
+  TimePs inactive_done_ps_ = 0, inactive_from_ps_ = 0, inactive_to_ps_ = 0;
 
   Counter& ops_;
   Scalar& flops_;

@@ -40,6 +40,7 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
   v.require("op_overhead_ps", c.has_op_overhead_ps());
   energy_field(v, "energy_pj_per_flop", c.has_energy_pj_per_flop(), c.energy_pj_per_flop());
   energy_field(v, "static_power_w", c.has_static_power_w(), c.static_power_w());
+  energy_field(v, "active_power_w", c.has_active_power_w(), c.active_power_w());
   if (v.positive("tile_bytes", c.has_tile_bytes(), static_cast<double>(c.tile_bytes())) &&
       c.tile_bytes() > 0xffffffffULL) {
     v.error("tile_bytes", "must be below 4 GiB");
@@ -142,6 +143,7 @@ ComputeParams ComputeParams::from_config(const config::ComputeEngine& c) {
   p.flops_efficiency_fraction = c.flops_efficiency_fraction();
   p.gemm_half_efficiency_rows = c.gemm_half_efficiency_rows();
   p.op_overhead_ps = c.op_overhead_ps();
+  p.active_power_w = c.active_power_w();
   p.tile_bytes = c.tile_bytes();
   p.staging_buffers = c.staging_buffers();
   p.sram = c.sram();

@@ -42,6 +42,8 @@ const char* energy_part_name(EnergyPart p) {
       return "controller";
     case EnergyPart::kComputeStatic:
       return "compute_static";
+    case EnergyPart::kComputeActive:
+      return "compute_active";
     case EnergyPart::kDeviceStatic:
       return "device_static";
     case EnergyPart::kCount:

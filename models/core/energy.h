@@ -38,6 +38,7 @@ enum class EnergyPart : uint8_t {
   kSwitchBase,      // a switch's base power
   kController,      // the movement controller (host cores, DPU, on-accelerator engine)
   kComputeStatic,   // the compute engine's static power
+  kComputeActive,   // the compute engine's power while the device works
   kDeviceStatic,    // other devices' standing power (DDR, CXL expander, NVMe drive, ...)
   kCount
 };

@@ -5,7 +5,8 @@ usage: tests/golden/golden.py check|update|list [--all] [--only NAME[,NAME...]] 
                                               [--binary PATH]
 
 Cases: the runs of tests/golden/cases.json (a shipped study with the config files its header
-documents), every row of configs/validation/rows.json (validation_<id>), every sweep spec in
+documents), every row of configs/validation/rows.json (validation_<id>; rows on the same
+config files are one case, the first row's), every sweep spec in
 configs/sweeps/ (sweep_<name>: all its points) and every what-if study in
 configs/studies/whatif/ (study_<name>: all its points and seeds). Each case's summary is the
 result file's /summary (`tiersim report --json`) or, for sweeps and studies, the rows of
@@ -51,7 +52,13 @@ def cases():
                             bool(run.get("fast")))
     with open(os.path.join(REPO, "configs/validation/rows.json")) as f:
         rows = json.load(f)["rows"]
+    seen = set()
     for row in rows:
+        # Rows on the same config files (one run, several metrics) are one case: the first's.
+        key = (tuple(row["configs"]), tuple(row.get("set", [])))
+        if key in seen:
+            continue
+        seen.add(key)
         name = "validation_" + row["id"]
         files = [os.path.join("configs", c + ".textproto") for c in row["configs"]]
         out[name] = ("run", {"files": files, "set": row.get("set", [])}, name in fast)

@@ -284,7 +284,14 @@ TEST(Decode, EnergyIsEachHopAtItsCost) {
   EXPECT_NEAR(s["energy_j_path_local_sram"], s["energy_j_sram"], 1e-12);
   EXPECT_EQ(s.count("energy_j_path_sram_array"), 0u);  // no global SRAM access in this run
   const double flops = h.read_doubles("/stats/compute/flops").back();
-  EXPECT_NEAR(s["energy_j_compute"], flops * 0.71e-12, 1e-9);
+  // The board: static power the whole run, active power while the device works (the run's
+  // time less its waits for the host's launches and its idle waits).
+  const double active_s = t - 1e-12 * (h.read_doubles("/stats/compute/host_wait_time").back() +
+                                       h.read_doubles("/stats/compute/idle_time").back());
+  EXPECT_GT(active_s, 0.5 * t);
+  EXPECT_NEAR(s["energy_j_static_compute_static"], 121.7 * t, 1e-9);
+  EXPECT_NEAR(s["energy_j_static_compute_active"], 158 * active_s, 1e-9);
+  EXPECT_NEAR(s["energy_j_compute"], flops * 0.71e-12 + 121.7 * t + 158 * active_s, 1e-9);
   EXPECT_NEAR(s["energy_j"], s["energy_j_hbm"] + s["energy_j_sram"] + s["energy_j_compute"], 1e-9);
   EXPECT_NEAR(s["energy_j"], s["energy_j_dynamic"] + s["energy_j_static"], 1e-9);
   EXPECT_NEAR(s["energy_j_per_token"], s["energy_j"] / tokens, 1e-12);
@@ -418,6 +425,16 @@ TEST(Decode, EveryEnergyParameterChangesItsPart) {
   {
     auto m = run(h100, " --set system.components[compute].compute.static_power_w=50");
     EXPECT_NEAR(at(m, "energy_j_static_compute_static"), 50 * m.at("sim_time_s"), 1e-9);
+  }
+  {
+    // Active power scales with its field; 0 removes the part.
+    auto m = run(h100, " --set system.components[compute].compute.active_power_w=79");
+    EXPECT_NEAR(at(m, "energy_j_static_compute_active"),
+                at(base, "energy_j_static_compute_active") / 2, 1e-9);
+    m = run(h100, " --set system.components[compute].compute.active_power_w=0");
+    EXPECT_EQ(at(m, "energy_j_static_compute_active"), 0);
+    EXPECT_NEAR(at(m, "energy_j"),
+                at(base, "energy_j") - at(base, "energy_j_static_compute_active"), 1e-9);
   }
   // Links: retimers per bit and lasers per direction (the T4 offload's PCIe link, one DMA).
   const std::string t4 = test::preset("hardware/t4.textproto") + " " +

@@ -71,6 +71,25 @@ TEST(Serving, RequestsAgreeWithSteps) {
   fs::remove(out);
 }
 
+// The board's active power is drawn while the device works, not while it idles between
+// arrivals (12 requests at 5 per second leave it idle about 40% of the run) nor while it waits for
+// the host: active energy = active_power_w x (run time - idle - host waits).
+TEST(Serving, ActivePowerStopsWhileTheDeviceIdles) {
+  const std::string out = out_path("p");
+  std::string sparse = kSmall;
+  sparse.replace(sparse.find("rate_per_s: 50"), 14, "rate_per_s: 5");
+  auto r = test::run_cmd(base_cmd() + sparse + " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  ResultReader h(out);
+  const double t = summary(h, "sim_time_s");
+  const double idle_s = 1e-12 * h.read_doubles("/stats/compute/idle_time").back();
+  const double wait_s = 1e-12 * h.read_doubles("/stats/compute/host_wait_time").back();
+  EXPECT_GT(idle_s, 0.25 * t);
+  EXPECT_NEAR(summary(h, "energy_j_static_compute_active"), 158 * (t - idle_s - wait_s), 1e-9);
+  EXPECT_NEAR(summary(h, "energy_j_static_compute_static"), 121.7 * t, 1e-9);
+  fs::remove(out);
+}
+
 // A pool of 256 tokens for 8 requests of up to 64 + 256 + 16 tokens forces preemption; with SWAP
 // the swapped KV crosses the host link at its configured rates (H100 preset: 53 GB/s out,
 // 35 GB/s in, 1.1 us each).

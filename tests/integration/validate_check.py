@@ -2,7 +2,7 @@
 """Runs scripts/validate --json [ARGS]; fails when a row is out of tolerance, a key is missing,
 or a row the selection names did not run.
 
-usage: validate_check.py REPO [--skip-slow | --only ID[,ID...]]
+usage: validate_check.py REPO [--skip-slow | --slow-only | --only ID[,ID...]]
 """
 import json
 import subprocess
@@ -23,6 +23,8 @@ with open(repo + "/configs/validation/rows.json") as f:
     selected = [r for r in json.load(f)["rows"]]
 if "--skip-slow" in extra:
     selected = [r for r in selected if not r.get("slow", False)]
+if "--slow-only" in extra:
+    selected = [r for r in selected if r.get("slow", False)]
 if "--only" in extra:
     only = set(extra[extra.index("--only") + 1].split(","))
     selected = [r for r in selected if r["id"] in only]
