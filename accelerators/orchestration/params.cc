@@ -308,7 +308,7 @@ void validate_wired(const config::Config& root, const config::Orchestration& c, 
         wv.error("memory", "no sram, hbm or gddr component named \"" + w.memory() + "\"");
       }
     }
-    wv.positive("quota_bytes", w.has_quota_bytes(), double(w.quota_bytes()));
+    wv.require("quota_bytes", w.has_quota_bytes());  // 0 binds nothing: the baseline
   }
 }
 

@@ -832,7 +832,7 @@ void apply_override(config::Config& config, const std::string& assignment, int i
 }
 
 LoadedConfig load_config(const std::vector<std::string>& files,
-                         const std::vector<std::string>& overrides) {
+                         const std::vector<std::string>& overrides, ConfigScope scope) {
   LoadedConfig loaded;
   loaded.files = files;
   loaded.overrides = overrides;
@@ -857,7 +857,7 @@ LoadedConfig load_config(const std::vector<std::string>& files,
   for (size_t i = 0; i < overrides.size(); ++i) {
     apply_override(loaded.config, overrides[i], static_cast<int>(i + 1), &loaded.locations);
   }
-  validate_config(loaded);
+  validate_config(loaded, scope);
   return loaded;
 }
 

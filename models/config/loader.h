@@ -53,11 +53,16 @@ void apply_override(config::Config& config, const std::string& assignment, int i
 std::string element_path(const google::protobuf::Message& msg,
                          const google::protobuf::FieldDescriptor* field, int index);
 
+// What a command needs of a config: a whole run (system, workload, policy, run settings), or
+// only the system (the device tools, calibrate and membench, which run no workload).
+enum class ConfigScope { kRun, kSystem };
+
 // Loads, merges, overrides and validates. Throws ConfigError with every issue found.
 LoadedConfig load_config(const std::vector<std::string>& files,
-                         const std::vector<std::string>& overrides);
+                         const std::vector<std::string>& overrides,
+                         ConfigScope scope = ConfigScope::kRun);
 
 // Validates a resolved config; issues get their locations from `loaded.locations`.
-void validate_config(const LoadedConfig& loaded);
+void validate_config(const LoadedConfig& loaded, ConfigScope scope = ConfigScope::kRun);
 
 }  // namespace tiersim

@@ -300,7 +300,7 @@ void check_numbers(const google::protobuf::Message& msg, const std::string& pref
 
 }  // namespace
 
-void validate_config(const LoadedConfig& loaded) {
+void validate_config(const LoadedConfig& loaded, ConfigScope scope) {
   const config::Config& cfg = loaded.config;
   std::vector<ConfigIssue> issues;
   Validator v(issues);
@@ -312,6 +312,12 @@ void validate_config(const LoadedConfig& loaded) {
     throw ConfigError(issues);
   }
   validate_system(cfg, v);
+  if (scope == ConfigScope::kSystem) {
+    if (issues.empty()) return;
+    for (auto& i : issues)
+      if (i.where.file.empty()) i.where = loaded.locate(i.path);
+    throw ConfigError(issues);
+  }
   validate_run(cfg, v);
 
   const std::string wk = workload_kind_name(cfg.workload());

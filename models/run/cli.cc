@@ -187,7 +187,7 @@ int cmd_calibrate(const std::vector<std::string>& args) {
   if (!(duration_us > 0 && duration_us <= 1e5)) {
     throw UsageError("tiersim calibrate: --duration-us must be in (0, 100000]");
   }
-  LoadedConfig loaded = load_config(files, sets);
+  LoadedConfig loaded = load_config(files, sets, ConfigScope::kSystem);
   std::vector<const config::Component*> candidates;
   for (const auto& c : loaded.config.system().components()) {
     const ComponentKind* k = find_component_kind(component_kind_name(c));

@@ -111,7 +111,7 @@ int run_membench(const std::vector<std::string>& args) {
                                                      : "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,0.95")
                                  : points);
 
-  LoadedConfig loaded = load_config(files, sets);
+  LoadedConfig loaded = load_config(files, sets, ConfigScope::kSystem);
   const config::Component* hbm = nullptr;
   for (const auto& c : loaded.config.system().components()) {
     if (c.has_hbm() && (component.empty() || c.name() == component)) hbm = &c;
@@ -161,7 +161,7 @@ const CommandRegistrar kRegistrar(CommandKind{
     "           [--read-fraction F] [--mode closed|open] [--points LIST] [--duration-us D]\n"
     "                     bandwidth-latency sweep of an hbm component's command-level device\n"
     "                     (closed loop: outstanding requests; open loop: load as fraction of\n"
-    "                     peak); scripts/plot_membench FILE.h5 OUT.png draws the curves\n",
+    "                     peak); scripts/plot_membench OUT.png FILE.h5... draws the curves\n",
     run_membench});
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -18,6 +19,7 @@
 #include "models/core/input_file.h"
 #include "models/core/registry.h"
 #include "models/run/result_file.h"
+#include "models/run/slurm.h"
 #include "models/run/study.h"
 #include "models/run/sweep.h"
 
@@ -104,16 +106,90 @@ Study load_study(const std::string& path) {
 
 namespace {
 
+// DIR/report/report.md from the collected table (scripts/study_report: Debian's python3 with
+// pandas and matplotlib).
+void write_report(const std::string& dir, bool quiet) {
+  const char* env = std::getenv("TIERSIM_SCRIPTS_DIR");
+  const std::string script = (fs::path(env ? env : TIERSIM_SCRIPTS_DIR) / "study_report").string();
+  if (!path_exists(script)) {
+    throw std::runtime_error("cannot find " + script + " (set TIERSIM_SCRIPTS_DIR)");
+  }
+  const std::string cmd =
+      "/usr/bin/python3 '" + script + "' '" + dir + "'" + (quiet ? " > /dev/null" : "");
+  const int rc = std::system(cmd.c_str());
+  if (rc != 0) {
+    throw std::runtime_error("the report script failed (exit " +
+                             std::to_string(WIFEXITED(rc) ? WEXITSTATUS(rc) : rc) + ")");
+  }
+}
+
+// Collects the runs and writes the report. Exit code 1 when a run did not complete: with the
+// baseline's runs incomplete there is nothing to compare with, so no report.
+int collect_and_report(const Study& study, const std::string& dir, bool quiet, bool no_report) {
+  const CollectOutcome c = collect_sweep(study.plan, dir);
+  if (!quiet) {
+    std::cout << study.plan.points.size() << " runs: " << c.ok << " ok, " << c.failed << " failed, "
+              << c.invalid << " invalid, " << c.missing << " missing\n";
+  }
+  std::cout.flush();
+  std::vector<uint32_t> baseline_incomplete;
+  for (const auto& p : study.plan.points) {
+    if (p.values.empty() || p.values[0] != study.spec.baseline().name()) continue;
+    const std::string h5 = point_file(dir, p.index, "h5");
+    if (!path_exists(h5) || !result_file_problem(h5).empty())
+      baseline_incomplete.push_back(p.index);
+  }
+  if (!baseline_incomplete.empty()) {
+    std::cerr << "tiersim study: " << baseline_incomplete.size() << " of the baseline's runs did "
+              << "not complete (run";
+    for (uint32_t i : baseline_incomplete)
+      std::cerr << " " << i;
+    std::cerr << "; their errors are in " << (fs::path(dir) / "points").string()
+              << "/*.err, *.invalid); no report\n";
+    return 1;
+  }
+  if (!no_report) write_report(dir, quiet);
+  if (c.failed + c.invalid + c.missing > 0) {
+    std::cerr << "tiersim study: " << c.failed + c.invalid + c.missing
+              << " runs did not complete; the report leaves them out\n";
+    return 1;
+  }
+  return 0;
+}
+
 int run_study(const std::vector<std::string>& args) {
-  std::string spec_path, dir;
+  std::string spec_path, dir, resubmit_dir;
   unsigned jobs = std::max(1u, std::thread::hardware_concurrency());
-  bool quiet = false, no_report = false;
+  bool quiet = false, no_report = false, on_slurm = false, no_submit = false;
+  config::SlurmSettings slurm;
+  if (!args.empty() && args[0] == "collect") {
+    std::vector<std::string> rest;
+    bool nr = false;
+    for (size_t i = 1; i < args.size(); ++i) {
+      if (args[i] == "--no-report") {
+        nr = true;
+      } else {
+        rest.push_back(args[i]);
+      }
+    }
+    if (rest.size() != 1 || rest[0].rfind("--", 0) == 0) {
+      throw std::invalid_argument("collect takes one study directory [--no-report]");
+    }
+    const std::string path = (fs::path(rest[0]) / "study.textproto").string();
+    if (!path_exists(path)) {
+      throw std::invalid_argument(rest[0] + " is not a study directory (no study.textproto)");
+    }
+    return collect_and_report(load_study(path), rest[0], false, nr);
+  }
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if (a == "--out" || a == "--jobs") {
+    if (take_slurm_option(args, i, slurm)) continue;
+    if (a == "--out" || a == "--jobs" || a == "--resubmit-failed") {
       if (i + 1 >= args.size()) throw std::invalid_argument(a + " needs a value");
       if (a == "--out") {
         dir = args[++i];
+      } else if (a == "--resubmit-failed") {
+        resubmit_dir = args[++i];
       } else {
         const std::string v = args[++i];
         char* end = nullptr;
@@ -127,6 +203,10 @@ int run_study(const std::vector<std::string>& args) {
       quiet = true;
     } else if (a == "--no-report") {
       no_report = true;
+    } else if (a == "--slurm") {
+      on_slurm = true;
+    } else if (a == "--no-submit") {
+      no_submit = true;
     } else if (a.rfind("--", 0) == 0) {
       throw std::invalid_argument("unknown option " + a);
     } else if (spec_path.empty()) {
@@ -135,8 +215,25 @@ int run_study(const std::vector<std::string>& args) {
       throw std::invalid_argument("give one study spec");
     }
   }
+  const std::string collect_args = no_report ? " --no-report" : "";
+  if (!resubmit_dir.empty()) {
+    if (!spec_path.empty() || !dir.empty()) {
+      throw std::invalid_argument("--resubmit-failed DIR takes no spec and no --out");
+    }
+    const std::string path = (fs::path(resubmit_dir) / "study.textproto").string();
+    if (!path_exists(path)) {
+      throw std::invalid_argument(resubmit_dir + " is not a study directory (no study.textproto)");
+    }
+    const Study study = load_study(path);
+    resubmit_failed({"study", study.spec.name(), collect_args}, study.plan, resubmit_dir, slurm,
+                    no_submit);
+    return 0;
+  }
   if (spec_path.empty()) throw std::invalid_argument("give a study spec");
   if (dir.empty()) throw std::invalid_argument("--out DIR is required");
+  if (!on_slurm && (slurm.ByteSizeLong() > 0 || no_submit)) {
+    throw std::invalid_argument("Slurm options (--partition, --time, ...) need --slurm");
+  }
   const Study study = load_study(spec_path);
   std::string text;
   pb::TextFormat::PrintToString(study.spec, &text);
@@ -154,31 +251,16 @@ int run_study(const std::vector<std::string>& args) {
       !problem.empty()) {
     throw std::runtime_error(problem);
   }
+  if (on_slurm) {
+    submit_to_slurm({"study", study.spec.name(), collect_args}, study.plan, dir, slurm, {},
+                    no_submit);
+    return 0;
+  }
   std::vector<uint32_t> all;
   for (const auto& p : study.plan.points)
     all.push_back(p.index);
   run_points(study.plan, dir, self_binary(), all, jobs, !quiet && isatty(STDERR_FILENO));
-  const CollectOutcome c = collect_sweep(study.plan, dir);
-  if (!quiet) {
-    std::cout << study.plan.points.size() << " runs: " << c.ok << " ok, " << c.failed << " failed, "
-              << c.invalid << " invalid\n";
-  }
-  std::cout.flush();
-  if (no_report) return 0;
-  // The report: Debian's python3 with pandas and matplotlib.
-  const char* env = std::getenv("TIERSIM_SCRIPTS_DIR");
-  const std::string script = (fs::path(env ? env : TIERSIM_SCRIPTS_DIR) / "study_report").string();
-  if (!path_exists(script)) {
-    throw std::runtime_error("cannot find " + script + " (set TIERSIM_SCRIPTS_DIR)");
-  }
-  const std::string cmd =
-      "/usr/bin/python3 '" + script + "' '" + dir + "'" + (quiet ? " > /dev/null" : "");
-  const int rc = std::system(cmd.c_str());
-  if (rc != 0) {
-    throw std::runtime_error("the report script failed (exit " +
-                             std::to_string(WIFEXITED(rc) ? WEXITSTATUS(rc) : rc) + ")");
-  }
-  return 0;
+  return collect_and_report(study, dir, quiet, no_report);
 }
 
 const CommandRegistrar kRegistrar(CommandKind{
@@ -186,7 +268,15 @@ const CommandRegistrar kRegistrar(CommandKind{
     "  study SPEC --out DIR [--jobs N] [--quiet] [--no-report]\n"
     "                     run a baseline and mechanism variants over axes and seeds (as a\n"
     "                     sweep, resumable) and write DIR/report/report.md: a claims table\n"
-    "                     with 95% confidence intervals over seeds, and plots\n",
+    "                     with 95% confidence intervals over seeds, and plots; exit 1 when\n"
+    "                     a run did not complete (no report without the baseline's runs)\n"
+    "  study SPEC --out DIR --slurm [--no-report] [Slurm options, as for sweep]\n"
+    "                     the runs as a Slurm job array, then a job (afterany) that\n"
+    "                     collects them and writes the report\n"
+    "  study --resubmit-failed DIR [Slurm options]\n"
+    "                     submit again only the array tasks with runs that have no result\n"
+    "  study collect DIR [--no-report]\n"
+    "                     build the table and the report from the runs that finished\n",
     run_study});
 
 }  // namespace

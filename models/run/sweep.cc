@@ -25,6 +25,8 @@
 #include "models/core/input_file.h"
 #include "models/core/registry.h"
 #include "models/run/result_file.h"
+#include "models/run/slurm.h"
+#include "models/run/study.h"
 
 extern char** environ;
 
@@ -537,11 +539,13 @@ CollectOutcome collect_sweep(const SweepPlan& plan, const std::string& dir) {
 
 namespace {
 
-// The plan stored in a sweep directory.
+// The plan stored in a sweep directory (or a study's: its runs as a sweep).
 SweepPlan stored_plan(const std::string& dir) {
   const std::string path = (fs::path(dir) / "sweep.textproto").string();
   if (!path_exists(path)) {
-    throw std::invalid_argument(dir + " is not a sweep directory (no sweep.textproto)");
+    const std::string study = (fs::path(dir) / "study.textproto").string();
+    if (path_exists(study)) return load_study(study).plan;
+    throw std::invalid_argument(dir + " is not a sweep or study directory (no sweep.textproto)");
   }
   config::SweepSpec spec;
   if (!pb::TextFormat::ParseFromString(slurp(path), &spec)) {
@@ -606,53 +610,6 @@ void print_outcome(const SweepPlan& plan, const CollectOutcome& c, const std::st
   }
 }
 
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s)
-    q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-int sweep_slurm(const SweepPlan& plan, const std::string& dir, const Flags& f) {
-  const uint32_t per_task = positive_flag(f, "--points-per-task", 1);
-  const uint32_t limit = positive_flag(f, "--array-limit", 64);
-  const uint32_t tasks = static_cast<uint32_t>((plan.points.size() + per_task - 1) / per_task);
-  const std::string abs_dir = fs::absolute(dir).lexically_normal().string();
-  fs::create_directories(fs::path(abs_dir) / "slurm");
-  std::ostringstream s;
-  s << "#!/bin/bash\n"
-    << "# tiersim sweep: " << plan.points.size() << " points in " << tasks << " array tasks of "
-    << per_task << ". Collect with: tiersim sweep collect " << abs_dir << "\n"
-    << "#SBATCH --job-name=tiersim-" << (plan.spec.name().empty() ? "sweep" : plan.spec.name())
-    << "\n"
-    << "#SBATCH --array=0-" << tasks - 1 << "%" << limit << "\n"
-    << "#SBATCH --output=" << abs_dir << "/slurm/%A_%a.out\n"
-    << "#SBATCH --ntasks=1\n"
-    << "#SBATCH --cpus-per-task=1\n";
-  if (f.values.count("--partition"))
-    s << "#SBATCH --partition=" << f.values.at("--partition") << "\n";
-  s << "exec " << shell_quote(self_binary()) << " sweep run-task " << shell_quote(abs_dir)
-    << " --task \"$SLURM_ARRAY_TASK_ID\" --points-per-task " << per_task << "\n";
-  const std::string script = (fs::path(abs_dir) / "sweep.sbatch").string();
-  write_atomically(script, s.str());
-  std::cout << "job script: " << script << " (" << tasks << " array tasks)\n";
-  if (f.switches.count("--no-submit")) return 0;
-  const std::string cmd = "sbatch --parsable " + shell_quote(script) + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) throw std::runtime_error("cannot run sbatch");
-  std::string output;
-  char buf[256];
-  while (fgets(buf, sizeof(buf), pipe) != nullptr)
-    output += buf;
-  const int rc = pclose(pipe);
-  if (rc != 0) {
-    throw std::invalid_argument("sbatch failed (is Slurm installed and configured?): " + output);
-  }
-  std::cout << "submitted job " << output << "collect with: tiersim sweep collect " << abs_dir
-            << "\n";
-  return 0;
-}
-
 int run_sweep(const std::vector<std::string>& args) {
   if (!args.empty() && args[0] == "collect") {
     const Flags f = parse_flags({args.begin() + 1, args.end()}, {}, {});
@@ -694,15 +651,38 @@ int run_sweep(const std::vector<std::string>& args) {
     std::cout << "task " << task << ": " << mine.size() << " points, " << failed << " failed\n";
     return 0;
   }
-  const Flags f =
-      parse_flags(args, {"--out", "--jobs", "--partition", "--array-limit", "--points-per-task"},
-                  {"--slurm", "--no-submit", "--quiet"});
+  // Slurm options first; the rest as the local sweep takes them.
+  config::SlurmSettings slurm;
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (!take_slurm_option(args, i, slurm)) rest.push_back(args[i]);
+  }
+  const Flags f = parse_flags(rest, {"--out", "--jobs", "--resubmit-failed"},
+                              {"--slurm", "--no-submit", "--quiet"});
+  if (f.values.count("--resubmit-failed")) {
+    if (!f.positional.empty() || f.values.count("--out")) {
+      throw std::invalid_argument("--resubmit-failed DIR takes no spec and no --out");
+    }
+    const std::string dir = f.values.at("--resubmit-failed");
+    const SweepPlan plan = stored_plan(dir);
+    resubmit_failed({"sweep", plan.spec.name(), ""}, plan, dir, slurm,
+                    f.switches.count("--no-submit") > 0);
+    return 0;
+  }
   if (f.positional.size() != 1) throw std::invalid_argument("give one sweep spec file");
   if (!f.values.count("--out")) throw std::invalid_argument("--out DIR is required");
+  const bool on_slurm = f.switches.count("--slurm") > 0;
+  if (!on_slurm && (slurm.ByteSizeLong() > 0 || f.switches.count("--no-submit"))) {
+    throw std::invalid_argument("Slurm options (--partition, --time, ...) need --slurm");
+  }
   const std::string dir = f.values.at("--out");
   const SweepPlan plan = load_sweep(f.positional[0]);
   prepare_dir(plan, dir);
-  if (f.switches.count("--slurm")) return sweep_slurm(plan, dir, f);
+  if (on_slurm) {
+    submit_to_slurm({"sweep", plan.spec.name(), ""}, plan, dir, slurm, {},
+                    f.switches.count("--no-submit") > 0);
+    return 0;
+  }
   const unsigned jobs =
       positive_flag(f, "--jobs", std::max(1u, std::thread::hardware_concurrency()));
   std::vector<uint32_t> all;
@@ -721,9 +701,15 @@ const CommandRegistrar kRegistrar(CommandKind{
     "                     run every point of a sweep spec (one process each, N at a time;\n"
     "                     finished points are skipped on a rerun) and write DIR/summary.csv\n"
     "                     and DIR/summary.h5\n"
-    "  sweep SPEC --out DIR --slurm [--partition P] [--array-limit N] [--points-per-task K]\n"
-    "        [--no-submit]  write DIR/sweep.sbatch (a job array) and submit it with sbatch\n"
-    "  sweep collect DIR  build the table from the points that finished; list missing ones\n",
+    "  sweep SPEC --out DIR --slurm [Slurm options]\n"
+    "                     write DIR/sweep.sbatch (a job array) and DIR/collect.sbatch (the\n"
+    "                     table, after the array: afterany) and submit both with sbatch\n"
+    "  sweep --resubmit-failed DIR [Slurm options]\n"
+    "                     submit again only the array tasks with points that have no\n"
+    "                     result, with the settings kept in DIR/slurm.textproto\n"
+    "  sweep collect DIR  build the table from the points that finished; list missing ones\n"
+    "  Slurm options:\n" +
+        std::string(kSlurmOptionsHelp),
     run_sweep});
 
 }  // namespace

@@ -282,7 +282,7 @@ def case_output_names_too_long(s):
     s.run(["report", s.path("a" * 5000 + ".h5")], 2, "File name too long")
     sweep = f"{s.src}/configs/sweeps/batch_context_h100.textproto"
     s.run(["sweep", sweep, "--out", s.path("b" * 5000)], 2, "File name too long")
-    s.run(["sweep", "collect", s.path("b" * 5000)], 2, "not a sweep directory")
+    s.run(["sweep", "collect", s.path("b" * 5000)], 2, "not a sweep or study directory")
 
 
 def case_spec_base_name_too_long(s):

@@ -182,10 +182,11 @@ TEST_F(Cli, ResultFileHasMetaSummaryStatsTokensAndOps) {
 }
 
 TEST_F(Cli, CalibrateWritesAFragmentThatMergesIntoTheRun) {
+  // The hardware alone: calibrate runs no workload, so it needs no model, policy or run.
   const std::string inputs = test::preset("hardware/h100_sxm.textproto") + " " +
-                             test::preset("memory/hbm3_6400.textproto") + " " +
-                             test::preset("models/llama3_8b.textproto") + " " +
-                             test::preset("studies/default.textproto");
+                             test::preset("memory/hbm3_6400.textproto");
+  const std::string workload = " " + test::preset("models/llama3_8b.textproto") + " " +
+                               test::preset("studies/default.textproto");
   const std::string frag = path("cal.textproto");
   auto r = test::run_cmd(tiersim("calibrate " + inputs + " --duration-us 40 --out " + frag));
   ASSERT_EQ(r.code, 0) << r.err;
@@ -195,7 +196,7 @@ TEST_F(Cli, CalibrateWritesAFragmentThatMergesIntoTheRun) {
   const std::string text = test::slurp(frag);
   EXPECT_THAT(text, HasSubstr("efficiency_fraction: 0.8"));
   EXPECT_THAT(text, HasSubstr("calibrated by `tiersim calibrate`"));
-  r = test::run_cmd(tiersim("config " + inputs + " " + frag));
+  r = test::run_cmd(tiersim("config " + inputs + workload + " " + frag));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, testing::Not(HasSubstr("efficiency_fraction: 0.87\n")));
   // Without a device there is nothing to calibrate from.
@@ -208,10 +209,9 @@ TEST_F(Cli, CalibrateWritesAFragmentThatMergesIntoTheRun) {
 }
 
 TEST_F(Cli, MembenchWritesABandwidthLatencyTableThatPlots) {
+  // The hardware alone, as for calibrate; the system is still checked (a bad field is exit 2).
   const std::string inputs = test::preset("hardware/h100_sxm.textproto") + " " +
-                             test::preset("memory/hbm3_6400.textproto") + " " +
-                             test::preset("models/llama3_8b.textproto") + " " +
-                             test::preset("studies/default.textproto");
+                             test::preset("memory/hbm3_6400.textproto");
   const std::string out = path("mb.h5");
   auto r = test::run_cmd(tiersim("membench " + inputs +
                                  " --pattern stream --request-bytes 4096 --points 1,4,64"
@@ -236,6 +236,10 @@ TEST_F(Cli, MembenchWritesABandwidthLatencyTableThatPlots) {
   EXPECT_EQ(test::run_cmd(tiersim("membench " + inputs + " --request-bytes 48 --out " + out)).code,
             2);
   EXPECT_EQ(test::run_cmd(tiersim("membench " + base() + " --out " + out)).code, 2);
+  r = test::run_cmd(tiersim("membench " + inputs +
+                            " --set system.components[hbm].hbm.stack_count=0 --out " + out));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("stack_count"));
 }
 
 TEST_F(Cli, OpRecordsAndMaxSimTimeChangeWhatIsRecorded) {

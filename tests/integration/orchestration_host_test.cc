@@ -100,7 +100,7 @@ TEST(HostAttention, BadSettingsAreRefused) {
            "policy.orchestration.host_attention.memory"},
           {"--set 'policy.orchestration.wired={memory:\"cpu\" quota_bytes:1000}'",
            "policy.orchestration.wired.memory"},
-          {"--set 'policy.orchestration.wired={memory:\"sram\" quota_bytes:0}'",
+          {"--set 'policy.orchestration.wired={memory:\"sram\"}'",
            "policy.orchestration.wired.quota_bytes"},
           {"--set policy.orchestration.residency_map.entries=8",
            "policy.orchestration.residency_map.software_latency_ps"},

@@ -283,7 +283,7 @@ TEST(Wired, BoundObjectsServeFromSramAndSaveWhatTheArbiterPlanned) {
     EXPECT_EQ(m.count("exit"), 0u);
     return m;
   };
-  const auto none = with(1), one = with(1ULL << 30), two = with(2000000000);
+  const auto none = with(0), one = with(1ULL << 30), two = with(2000000000);
   ASSERT_FALSE(none.empty() || one.empty() || two.empty());
   EXPECT_EQ(none.at("wired_objects"), 0);
   for (const auto* m : {&one, &two}) {

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # A real single-node Slurm cluster (Debian's slurmctld, slurmd and munged with a private
-# configuration, ports and state, started and stopped here without systemd) runs a 16-point
-# sweep as a job array; its table must equal the same sweep run locally.
+# configuration, ports and state, started and stopped here without systemd):
+# 1. a 16-point sweep as a job array plus its collect job (afterany): the collect job holds
+#    the dependency on the array, builds the table itself, and the table equals the same
+#    sweep run locally;
+# 2. a task of that array cancelled before it runs: the collect job reports its points
+#    missing, --resubmit-failed submits that task alone, and the table is whole again;
+# 3. a what-if study end to end (runs, collect job, report) with sbatch options.
 #
 # usage: slurm_check.sh TIERSIM_BINARY SOURCE_DIR
 # Needs root (slurmd launches jobs as their user); exits 77 (skipped) otherwise.
@@ -21,7 +26,7 @@ host=$(hostname -s)
 port=$((20000 + $$ % 20000))
 cleanup() {
   set +e
-  scancel --quiet --full --jobname=tiersim-slurm_ci 2>/dev/null
+  squeue -h -o %i 2>/dev/null | xargs -r scancel --quiet 2>/dev/null
   for p in slurmd slurmctld munged; do
     [ -f "$d/$p.pid" ] && kill "$(cat "$d/$p.pid")" 2>/dev/null
   done
@@ -60,7 +65,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 MpiDefault=none
 ReturnToService=2
-NodeName=$host NodeAddr=127.0.0.1 CPUs=2 State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=2 RealMemory=4096 State=UNKNOWN
 PartitionName=ci Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
 export SLURM_CONF=$d/slurm.conf
@@ -72,20 +77,58 @@ for _ in $(seq 1 30); do
 done
 sinfo -h -o %t | grep -q idle || { echo "slurm_check: the node never became idle"; cat "$d"/log/*.log; exit 1; }
 
-# The worked-example sweep (16 points), under a job name cleanup can cancel.
+wait_idle() {  # every job of this cluster has left the queue
+  for _ in $(seq 1 "$1"); do
+    [ -z "$(squeue -h 2>/dev/null)" ] && return 0
+    sleep 1
+  done
+  echo "slurm_check: jobs still queued after $1 s"; squeue; exit 1
+}
+
+# 1. The worked-example sweep (16 points), under a job name cleanup can cancel.
 spec="$d/spec.textproto"
 sed -e 's/^name: .*/name: "slurm_ci"/' \
     -e "s|\"\\.\\./|\"$src/configs/|" "$src/configs/sweeps/batch_context_h100.textproto" >"$spec"
-"$bin" sweep "$spec" --out "$d/cluster" --slurm --points-per-task 3 --array-limit 4 --partition ci
-for _ in $(seq 1 300); do
-  [ -z "$(squeue -h -n tiersim-slurm_ci 2>/dev/null)" ] && break
-  sleep 1
-done
-[ -z "$(squeue -h -n tiersim-slurm_ci)" ] || { echo "slurm_check: the array did not finish in 300 s"; squeue; exit 1; }
+"$bin" sweep "$spec" --out "$d/cluster" --slurm --points-per-task 3 --array-limit 1 \
+  --partition ci --time 10 --mem 1G --cpus 1 | tee "$d/submit.txt"
+array=$(awk '/^array /{print $2}' "$d/cluster/slurm/jobs.txt")
+collect=$(awk '/^collect /{print $2}' "$d/cluster/slurm/jobs.txt")
+[ -n "$array" ] && [ -n "$collect" ] || { echo "slurm_check: no job ids recorded"; exit 1; }
+# The collect job waits for the whole array.
+scontrol show job "$collect" | grep -q "Dependency=afterany:${array}" ||
+  { echo "slurm_check: the collect job lacks afterany:$array"; scontrol show job "$collect"; exit 1; }
+# 2. Task 2 (points 6-8) is cancelled while it waits for its turn (one task at a time).
+scancel "${array}_2"
+wait_idle 600
+ls "$d/cluster/slurm"/collect_*.out >/dev/null
+grep -q "16 points: 13 ok, 0 failed, 0 invalid, 3 missing" "$d/cluster/slurm"/collect_*.out ||
+  { echo "slurm_check: the collect job did not report task 2's points missing"; cat "$d/cluster/slurm"/collect_*.out; exit 1; }
+grep -q "missing points: 6 7 8" "$d/cluster/slurm"/collect_*.out
+"$bin" sweep --resubmit-failed "$d/cluster" | tee "$d/resubmit.txt"
+grep -q "^#SBATCH --array=2%1$" "$d/cluster/sweep.sbatch" ||
+  { echo "slurm_check: the resubmission is not task 2 alone"; cat "$d/cluster/sweep.sbatch"; exit 1; }
+grep -q "^#SBATCH --time=10$" "$d/cluster/sweep.sbatch"  # the stored settings
+wait_idle 300
+[ "$(ls "$d/cluster/slurm" | grep -c '^[0-9]*_[0-9]*\.out$')" -eq 6 ] ||
+  { echo "slurm_check: expected 6 array task logs (5 + the resubmitted one)"; ls "$d/cluster/slurm"; exit 1; }
 "$bin" sweep collect "$d/cluster" | tee "$d/collect.txt"
 grep -q "16 points: 16 ok, 0 failed, 0 invalid, 0 missing" "$d/collect.txt"
-[ "$(ls "$d/cluster/slurm" | wc -l)" -eq 6 ] || { echo "slurm_check: expected 6 array task logs"; ls "$d/cluster/slurm"; exit 1; }
+"$bin" sweep --resubmit-failed "$d/cluster" | grep -q "nothing to resubmit"
 
 "$bin" sweep "$spec" --out "$d/local" --jobs 2 --quiet
 diff "$d/cluster/summary.csv" "$d/local/summary.csv"
-echo "slurm_check: the cluster's table equals the local one (16 points in 6 array tasks)"
+echo "slurm_check: the cluster's table equals the local one (16 points; a cancelled task resubmitted alone)"
+
+# 3. A what-if study (the default one, 2 seeds: 8 runs) end to end on the cluster.
+study="$d/study.textproto"
+sed -e 's/^name: .*/name: "slurm_ci_study"/' -e 's/^seeds: .*/seeds: 2/' \
+    -e "s|\"\\.\\./\\.\\./|\"$src/configs/|" -e "s|\"\\.\\./|\"$src/configs/studies/|" \
+    "$src/configs/studies/whatif/controller_placement_70b_tp8.textproto" >"$study"
+"$bin" study "$study" --out "$d/study" --slurm --partition ci --points-per-task 2 \
+  --sbatch-extra --comment=tiersim-ci
+grep -q "^#SBATCH --comment=tiersim-ci$" "$d/study/study.sbatch"
+wait_idle 600
+grep -q "8 runs: 8 ok" "$d/study/slurm"/collect_*.out ||
+  { echo "slurm_check: the study's collect job did not collect 8 runs"; cat "$d/study/slurm"/collect_*.out; exit 1; }
+[ -s "$d/study/report/report.md" ] || { echo "slurm_check: no study report"; exit 1; }
+echo "slurm_check: a study ran end to end on the cluster (8 runs, report by the collect job)"

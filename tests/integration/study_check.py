@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """`tiersim study` renders a report: non-empty PNGs and a claims table with 95% intervals; a
-study without mechanisms is bad input (exit 2).
+study without mechanisms is bad input (exit 2); a study whose baseline fails exits 1 without a
+report.
 
 usage: study_check.py TIERSIM_BINARY SOURCE_DIR
 """
@@ -39,6 +40,21 @@ def main(binary, src):
                            capture_output=True)
         assert r.returncode == 2, r
         assert b"mechanisms: the study needs at least one mechanism" in r.stderr, r.stderr
+        # A baseline whose runs fail leaves nothing to compare with: exit 1, no report.
+        failing = os.path.join(d, "failing.textproto")
+        cfg = lambda p: '"%s"' % os.path.join(src, "configs", p)
+        with open(failing, "w") as f:
+            f.write("name: \"failing\"\nbase: %s\nbase: %s\nbase: %s\n"
+                    "set: \"workload.decode.decode_steps=2\"\n"
+                    "baseline { name: \"b\" set: \"workload.decode.batch_size=0\" }\n"
+                    "mechanisms { name: \"m\" }\n" % (
+                        cfg("hardware/h100_sxm.textproto"), cfg("models/llama3_2_1b.textproto"),
+                        cfg("studies/default.textproto")))
+        r = subprocess.run([binary, "study", failing, "--out", os.path.join(d, "failing"),
+                            "--quiet"], capture_output=True)
+        assert r.returncode == 1, r
+        assert b"of the baseline's runs did not complete" in r.stderr, r.stderr
+        assert not os.path.exists(os.path.join(d, "failing", "report", "report.md"))
     print("study ok")
 
 
