@@ -1,6 +1,7 @@
 #include "accelerators/compute_engine.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <set>
 #include <stdexcept>
@@ -74,9 +75,11 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
           basename(), "skipped_bytes",
           "operand bytes attention went on without (context regions skipped or lost)", "bytes")) {
   SC_METHOD(run);
-  ctx.stats().formula(
-      basename(), "utilization", "fraction of time computing", "fraction",
-      [this](TimePs now) { return now ? static_cast<double>(busy_ps_.value()) / now : 0.0; });
+  ctx.stats()
+      .formula(
+          basename(), "utilization", "fraction of time computing", "fraction",
+          [this](TimePs now) { return now ? static_cast<double>(busy_ps_.value()) / now : 0.0; })
+      .set_sampling("average_since_start");
 }
 
 bool ComputeEngine::connect(Component& target, const LinkInfo& link) {
@@ -190,6 +193,9 @@ void ComputeEngine::add_energy(TimePs now_ps, EnergyLedger& out) const {
 }
 
 void ComputeEngine::note_inactive(TimePs from_ps, TimePs to_ps) {
+  // Callers register intervals in time order as they begin (at or after now); only the latest
+  // is kept apart, so an interval in the past would be lost.
+  assert(from_ps >= now_ps());
   from_ps = std::max(from_ps, inactive_to_ps_);  // never count a moment twice
   if (to_ps <= from_ps) return;
   inactive_done_ps_ += inactive_to_ps_ - inactive_from_ps_;
@@ -519,6 +525,8 @@ TimePs ComputeEngine::host_attention(TimePs now) {
     kv += o.bytes;
   }
   const TimePs math = sent + compute_time_ps(op_.flops, orchestrator_->params().host_flops_per_s);
+  // The device idles (no active power) from the queries' send to the output's copy back.
+  note_inactive(sent, std::max(read_done, math));
   const TimePs back = host_copy(op_.activation_write_bytes, false, std::max(read_done, math));
   host_attention_ps_.inc(back - now);
   host_kv_bytes_.inc(kv);

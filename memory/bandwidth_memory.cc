@@ -10,23 +10,28 @@ BandwidthMemory::BandwidthMemory(sc_core::sc_module_name name, const BandwidthMe
                  {"requests", "bulk requests served"}),
       params_(params),
       core_(params) {
-  ctx.stats().vector_formula(basename(), "stack_bytes", "bytes served per stack", "bytes",
-                             stack_labels(params.stack_count), [this](double* out) {
-                               // Server u belongs to stack u % stacks.
-                               const uint32_t stacks = params_.stack_count;
-                               for (uint32_t u = 0, st = 0; u < params_.servers(); ++u) {
-                                 out[st] += static_cast<double>(core_.server_bytes(u));
-                                 if (++st == stacks) st = 0;
-                               }
-                             });
+  ctx.stats()
+      .vector_formula(basename(), "stack_bytes", "bytes served per stack", "bytes",
+                      stack_labels(params.stack_count),
+                      [this](double* out) {
+                        // Server u belongs to stack u % stacks.
+                        const uint32_t stacks = params_.stack_count;
+                        for (uint32_t u = 0, st = 0; u < params_.servers(); ++u) {
+                          out[st] += static_cast<double>(core_.server_bytes(u));
+                          if (++st == stacks) st = 0;
+                        }
+                      })
+      .set_sampling("cumulative");
   register_latency("request_latency", "request latency from arrival to last byte",
                    Histogram::log2_edges(1, 1 << 24));
-  ctx.stats().formula(basename(), "utilization", "mean busy fraction over all channel servers",
-                      "fraction", [this](TimePs now) {
-                        if (now == 0) return 0.0;
-                        return static_cast<double>(core_.busy_ps()) /
-                               (static_cast<double>(now) * params_.servers());
-                      });
+  ctx.stats()
+      .formula(basename(), "utilization", "mean busy fraction over all channel servers", "fraction",
+               [this](TimePs now) {
+                 if (now == 0) return 0.0;
+                 return static_cast<double>(core_.busy_ps()) /
+                        (static_cast<double>(now) * params_.servers());
+               })
+      .set_sampling("average_since_start");
 }
 
 double BandwidthMemory::busy_stack_s() const {

@@ -51,30 +51,42 @@ HbmDetailed::HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& 
       return t;
     };
   };
-  ctx.stats().formula(basename(), "acts", "ACT commands", "count", sum(&DramControllerStats::acts));
-  ctx.stats().formula(basename(), "pres", "PRE commands (incl. auto-precharge)", "count",
-                      sum(&DramControllerStats::pres));
-  ctx.stats().formula(basename(), "reads", "RD commands", "count",
-                      sum(&DramControllerStats::reads));
-  ctx.stats().formula(basename(), "writes", "WR commands", "count",
-                      sum(&DramControllerStats::writes));
-  ctx.stats().formula(basename(), "refreshes", "REFab + REFpb commands", "count", [this](TimePs) {
-    double t = 0;
-    for (const auto& s : stacks_) {
-      t += static_cast<double>(s->total_stats().refreshes + s->total_stats().refreshes_pb);
-    }
-    return t;
-  });
-  ctx.stats().formula(
-      basename(), "row_hit_rate", "row hits per column command", "fraction", [this](TimePs) {
-        double hits = 0, all = 0;
-        for (const auto& s : stacks_) {
-          const auto st = s->total_stats();
-          hits += static_cast<double>(st.row_hits);
-          all += static_cast<double>(st.row_hits + st.row_misses + st.row_conflicts);
-        }
-        return all > 0 ? hits / all : 0.0;
-      });
+  ctx.stats()
+      .formula(basename(), "acts", "ACT commands", "count", sum(&DramControllerStats::acts))
+      .set_sampling("cumulative");
+  ctx.stats()
+      .formula(basename(), "pres", "PRE commands (incl. auto-precharge)", "count",
+               sum(&DramControllerStats::pres))
+      .set_sampling("cumulative");
+  ctx.stats()
+      .formula(basename(), "reads", "RD commands", "count", sum(&DramControllerStats::reads))
+      .set_sampling("cumulative");
+  ctx.stats()
+      .formula(basename(), "writes", "WR commands", "count", sum(&DramControllerStats::writes))
+      .set_sampling("cumulative");
+  ctx.stats()
+      .formula(
+          basename(), "refreshes", "REFab + REFpb commands", "count",
+          [this](TimePs) {
+            double t = 0;
+            for (const auto& s : stacks_) {
+              t += static_cast<double>(s->total_stats().refreshes + s->total_stats().refreshes_pb);
+            }
+            return t;
+          })
+      .set_sampling("cumulative");
+  ctx.stats()
+      .formula(basename(), "row_hit_rate", "row hits per column command", "fraction",
+               [this](TimePs) {
+                 double hits = 0, all = 0;
+                 for (const auto& s : stacks_) {
+                   const auto st = s->total_stats();
+                   hits += static_cast<double>(st.row_hits);
+                   all += static_cast<double>(st.row_hits + st.row_misses + st.row_conflicts);
+                 }
+                 return all > 0 ? hits / all : 0.0;
+               })
+      .set_sampling("average_since_start");
 }
 
 bool HbmDetailed::step() {

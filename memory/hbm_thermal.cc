@@ -51,12 +51,15 @@ HbmThermal::HbmThermal(sc_core::sc_module_name name, const HbmThermalParams& par
                     per_stack([this](uint32_t s) { return core_.throttled(s) ? 1.0 : 0.0; }));
   st.vector_formula(group, "throttle_events", "throttle engagements of each stack", "count",
                     stack_labels(n),
-                    per_stack([this](uint32_t s) { return double(core_.throttle_events(s)); }));
+                    per_stack([this](uint32_t s) { return double(core_.throttle_events(s)); }))
+      .set_sampling("cumulative");
   st.timed_vector_formula(group, "throttled_s", "time each stack has spent throttled", "s",
-                          stack_labels(n), [this, n](TimePs now, double* out) {
+                          stack_labels(n),
+                          [this, n](TimePs now, double* out) {
                             for (uint32_t s = 0; s < n; ++s)
                               out[s] = core_.throttled_s(s, now);
-                          });
+                          })
+      .set_sampling("cumulative");
   st.vector_formula(group, "telemetry_temperature_c",
                     "each stack's telemetry reading at the last step (its period and delay)", "C",
                     stack_labels(n), per_stack([this](uint32_t s) {

@@ -190,14 +190,20 @@ Sram::Sram(sc_core::sc_module_name name, const SramParams& params, Context& ctx)
       n += r.banks.size();
     return double(n);
   };
-  ctx.stats().formula(basename(), "read_utilization", "mean read-port busy fraction over banks",
-                      "fraction", [busy, servers](TimePs now) {
-                        return now ? double(busy(false)) / (double(now) * servers()) : 0.0;
-                      });
-  ctx.stats().formula(basename(), "write_utilization", "mean write-port busy fraction over banks",
-                      "fraction", [busy, servers](TimePs now) {
-                        return now ? double(busy(true)) / (double(now) * servers()) : 0.0;
-                      });
+  ctx.stats()
+      .formula(basename(), "read_utilization", "mean read-port busy fraction over banks",
+               "fraction",
+               [busy, servers](TimePs now) {
+                 return now ? double(busy(false)) / (double(now) * servers()) : 0.0;
+               })
+      .set_sampling("average_since_start");
+  ctx.stats()
+      .formula(basename(), "write_utilization", "mean write-port busy fraction over banks",
+               "fraction",
+               [busy, servers](TimePs now) {
+                 return now ? double(busy(true)) / (double(now) * servers()) : 0.0;
+               })
+      .set_sampling("average_since_start");
 }
 
 TimePs Sram::serve_region(size_t r, uint64_t local, uint64_t bytes, bool write, TimePs start) {

@@ -114,6 +114,8 @@ ThermalAdmission::ThermalAdmission(const ThermalAdmissionParams& p, Context& ctx
                                    "the temperature the last decision compared (the hottest "
                                    "stack's reading, or its prediction)",
                                    "C")) {
+  state_.set_instant();
+  signal_c_.set_instant();
   if (telemetry_ == nullptr) {
     throw std::logic_error("thermal admission: \"" + p.memory + "\" registered no telemetry");
   }

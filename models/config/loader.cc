@@ -557,6 +557,59 @@ std::string strip_braces(const std::string& v) {
   return v;
 }
 
+// Appends a default element to a repeated scalar field (set_scalar then gives it its value).
+void add_default_scalar(pb::Message* msg, const pb::Reflection* r, const pb::FieldDescriptor* f) {
+  switch (f->cpp_type()) {
+    case pb::FieldDescriptor::CPPTYPE_INT32:
+      r->AddInt32(msg, f, 0);
+      break;
+    case pb::FieldDescriptor::CPPTYPE_INT64:
+      r->AddInt64(msg, f, 0);
+      break;
+    case pb::FieldDescriptor::CPPTYPE_UINT32:
+      r->AddUInt32(msg, f, 0);
+      break;
+    case pb::FieldDescriptor::CPPTYPE_UINT64:
+      r->AddUInt64(msg, f, 0);
+      break;
+    case pb::FieldDescriptor::CPPTYPE_DOUBLE:
+      r->AddDouble(msg, f, 0);
+      break;
+    case pb::FieldDescriptor::CPPTYPE_FLOAT:
+      r->AddFloat(msg, f, 0);
+      break;
+    case pb::FieldDescriptor::CPPTYPE_BOOL:
+      r->AddBool(msg, f, false);
+      break;
+    case pb::FieldDescriptor::CPPTYPE_STRING:
+      r->AddString(msg, f, "");
+      break;
+    case pb::FieldDescriptor::CPPTYPE_ENUM:
+      r->AddEnumValue(msg, f, 0);
+      break;
+    default:
+      break;
+  }
+}
+
+// Parse errors of a fragment file given to --set PATH=@FILE: at the file's lines, under the
+// field path the fragment sets.
+class FragmentErrors : public pb::io::ErrorCollector {
+ public:
+  FragmentErrors(std::string file, std::string path)
+      : file_(std::move(file)), path_(std::move(path)) {}
+  void AddError(int line, pb::io::ColumnNumber, const std::string& message) override {
+    issues.push_back(ConfigIssue{{file_, line + 1}, path_, message});
+  }
+  void AddWarning(int line, pb::io::ColumnNumber, const std::string& message) override {
+    issues.push_back(ConfigIssue{{file_, line + 1}, path_, message});
+  }
+  std::vector<ConfigIssue> issues;
+
+ private:
+  std::string file_, path_;
+};
+
 }  // namespace
 
 // --- public --------------------------------------------------------------------------------
@@ -664,8 +717,16 @@ void apply_override(config::Config& config, const std::string& assignment, int i
   if (eq == std::string::npos || eq == 0) {
     throw issue(assignment, "expected field.path=value");
   }
-  const std::string path = assignment.substr(0, eq);
+  std::string path = assignment.substr(0, eq);
   const std::string value = assignment.substr(eq + 1);
+  // PATH=@FILE replaces the message at PATH with a fragment file's; PATH+=@FILE merges it.
+  const bool merge_file = !path.empty() && path.back() == '+';
+  if (merge_file) path.pop_back();
+  const std::optional<std::string> file = !value.empty() && value[0] == '@'
+                                              ? std::optional<std::string>(value.substr(1))
+                                              : std::nullopt;
+  if (merge_file && !file) throw issue(path, "+= merges a fragment file: PATH+=@FILE");
+  if (file && file->empty()) throw issue(path, "@ needs a fragment file name: PATH=@FILE");
 
   // Split the path into segments name[key].
   struct Segment {
@@ -686,6 +747,39 @@ void apply_override(config::Config& config, const std::string& assignment, int i
 
   pb::Message* msg = &config;
   std::string canonical;
+  // A message value: {fields} merged, or a fragment file replacing (or merged into) it.
+  auto patch_message = [&](pb::Message* target, const std::string& where) {
+    std::unique_ptr<pb::Message> patch(target->New());
+    if (file) {
+      std::string text;
+      if (const std::string problem = read_input_file(*file, &text); !problem.empty()) {
+        throw SetError{where, "cannot read fragment file " + quoted(*file) + ": " + problem};
+      }
+      FragmentErrors errors(*file, where);
+      pb::TextFormat::Parser parser;
+      parser.RecordErrorsTo(&errors);
+      if (!parser.ParseFromString(text, patch.get()) || !errors.issues.empty()) {
+        if (errors.issues.empty()) {
+          errors.issues.push_back(
+              ConfigIssue{{*file, 0},
+                          where,
+                          "cannot parse as " + target->GetDescriptor()->name() + " text format"});
+        }
+        throw ConfigError(errors.issues);
+      }
+      if (!merge_file) target->Clear();
+    } else if (!pb::TextFormat::ParseFromString(strip_braces(value), patch.get())) {
+      throw SetError{where, "cannot parse " + quoted(value) + " as " +
+                                target->GetDescriptor()->name() + " text format"};
+    }
+    merge_config(*target, *patch);
+    if (locations) index_override(patch.get(), where, index, locations);
+  };
+  auto scalar_only = [&](const std::string& where) {
+    if (file) {
+      throw SetError{where, "a fragment file (@FILE) sets a message; this is a scalar field"};
+    }
+  };
   try {
     for (size_t i = 0; i < segs.size(); ++i) {
       const Segment& s = segs[i];
@@ -716,6 +810,7 @@ void apply_override(config::Config& config, const std::string& assignment, int i
           if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
             throw SetError{here, "set one element: " + s.name + "[index or name].field=value"};
           }
+          scalar_only(here);
           if (value.size() < 2 || value.front() != '[' || value.back() != ']') {
             throw SetError{here, "a repeated field takes a list such as [1, 2]"};
           }
@@ -723,46 +818,42 @@ void apply_override(config::Config& config, const std::string& assignment, int i
           auto items = split_list(value);
           for (size_t k = 0; k < items.size(); ++k) {
             // Grow by one default element, then set it.
-            switch (f->cpp_type()) {
-              case pb::FieldDescriptor::CPPTYPE_INT32:
-                r->AddInt32(msg, f, 0);
-                break;
-              case pb::FieldDescriptor::CPPTYPE_INT64:
-                r->AddInt64(msg, f, 0);
-                break;
-              case pb::FieldDescriptor::CPPTYPE_UINT32:
-                r->AddUInt32(msg, f, 0);
-                break;
-              case pb::FieldDescriptor::CPPTYPE_UINT64:
-                r->AddUInt64(msg, f, 0);
-                break;
-              case pb::FieldDescriptor::CPPTYPE_DOUBLE:
-                r->AddDouble(msg, f, 0);
-                break;
-              case pb::FieldDescriptor::CPPTYPE_FLOAT:
-                r->AddFloat(msg, f, 0);
-                break;
-              case pb::FieldDescriptor::CPPTYPE_BOOL:
-                r->AddBool(msg, f, false);
-                break;
-              case pb::FieldDescriptor::CPPTYPE_STRING:
-                r->AddString(msg, f, "");
-                break;
-              case pb::FieldDescriptor::CPPTYPE_ENUM:
-                r->AddEnumValue(msg, f, 0);
-                break;
-              default:
-                break;
-            }
+            add_default_scalar(msg, r, f);
             set_scalar(msg, f, static_cast<int>(k), items[k], here + "[" + std::to_string(k) + "]");
           }
           if (locations) index_override(nullptr, here, index, locations);
           return;
         }
-        // Find the element by index or by name.
         const int n = r->FieldSize(*msg, f);
-        int found = -1;
         const std::string& key = *s.key;
+        if (key == "+") {
+          // [+] appends an element: a message (then set through the rest of the path or by the
+          // value) or a scalar (set by the value).
+          const std::string at = here + "[" + std::to_string(n) + "]";
+          if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+            pb::Message* parent = msg;
+            msg = r->AddMessage(msg, f);
+            canonical = at;
+            if (last) {
+              patch_message(msg, canonical);
+              // Errors about the new element name it as later --set arguments would.
+              const std::string named =
+                  (here.size() > s.name.size() ? here.substr(0, here.size() - s.name.size())
+                                               : std::string()) +
+                  element_path(*parent, f, n);
+              if (locations && named != at) index_override(msg, named, index, locations);
+            }
+            continue;
+          }
+          if (!last) throw SetError{here, "\"" + s.name + "\" has no fields"};
+          scalar_only(at);
+          add_default_scalar(msg, r, f);
+          set_scalar(msg, f, n, value, at);
+          if (locations) index_override(nullptr, at, index, locations);
+          return;
+        }
+        // Find the element by index or by name.
+        int found = -1;
         const bool numeric = !key.empty() && std::all_of(key.begin(), key.end(), ::isdigit);
         if (numeric) {
           // Digits only: an index past the list (of any length) is out of range.
@@ -789,19 +880,12 @@ void apply_override(config::Config& config, const std::string& assignment, int i
           canonical = canonical.empty() ? element_path(*msg, f, found)
                                         : canonical + "." + element_path(*msg, f, found);
           msg = r->MutableRepeatedMessage(msg, f, found);
-          if (last) {
-            std::unique_ptr<pb::Message> patch(msg->New());
-            if (!pb::TextFormat::ParseFromString(strip_braces(value), patch.get())) {
-              throw SetError{canonical, "cannot parse " + quoted(value) + " as " +
-                                            msg->GetDescriptor()->name() + " text format"};
-            }
-            merge_config(*msg, *patch);
-            if (locations) index_override(patch.get(), canonical, index, locations);
-          }
+          if (last) patch_message(msg, canonical);
           continue;
         }
         if (!last) throw SetError{here, "\"" + s.name + "\" has no fields"};
         const std::string p = here + "[" + key + "]";
+        scalar_only(p);
         set_scalar(msg, f, found, value, p);
         if (locations) index_override(nullptr, p, index, locations);
         return;
@@ -810,18 +894,11 @@ void apply_override(config::Config& config, const std::string& assignment, int i
       if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
         msg = r->MutableMessage(msg, f);
         canonical = here;
-        if (last) {
-          std::unique_ptr<pb::Message> patch(msg->New());
-          if (!pb::TextFormat::ParseFromString(strip_braces(value), patch.get())) {
-            throw SetError{canonical, "cannot parse " + quoted(value) + " as " +
-                                          msg->GetDescriptor()->name() + " text format"};
-          }
-          merge_config(*msg, *patch);
-          if (locations) index_override(patch.get(), canonical, index, locations);
-        }
+        if (last) patch_message(msg, canonical);
         continue;
       }
       if (!last) throw SetError{here, "\"" + s.name + "\" has no fields"};
+      scalar_only(here);
       set_scalar(msg, f, -1, value, here);
       if (locations) index_override(nullptr, here, index, locations);
       return;

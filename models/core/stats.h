@@ -47,10 +47,19 @@ class Stat {
   // are cumulative or instantaneous and keep the retained sample's value.
   bool interval_mean() const { return interval_mean_; }
   void set_interval_mean() { interval_mean_ = true; }
+  // What one sample of the series is (the result file's "sampling" attribute): "cumulative"
+  // (total since the run's start), "instant" (the value at the sample time),
+  // "interval_mean" (mean over the interval since the previous sample) or "average_since_start".
+  virtual const char* sampling() const {
+    return sampling_ ? sampling_ : interval_mean_ ? "interval_mean" : "instant";
+  }
+  // For a derived stat (a formula) whose value is a total or a running average.
+  void set_sampling(const char* sampling) { sampling_ = sampling; }
 
  private:
   std::string name_, description_, unit_;
   bool interval_mean_ = false;
+  const char* sampling_ = nullptr;
 };
 
 // Monotonic integer count (events, bytes).
@@ -58,6 +67,7 @@ class Counter final : public Stat {
  public:
   using Stat::Stat;
   StatKind kind() const override { return StatKind::kCounter; }
+  const char* sampling() const override { return "cumulative"; }
   void inc(uint64_t n = 1) { value_ += n; }
   uint64_t value() const { return value_; }
   void values(TimePs, std::vector<double>& out) const override {
@@ -73,6 +83,9 @@ class Scalar final : public Stat {
  public:
   using Stat::Stat;
   StatKind kind() const override { return StatKind::kScalar; }
+  // Accumulated (cumulative, the default) or set to the current value (instant).
+  const char* sampling() const override { return instant_ ? "instant" : "cumulative"; }
+  void set_instant() { instant_ = true; }
   void set(double v) { value_ = v; }
   void add(double v) { value_ += v; }
   double value() const { return value_; }
@@ -80,6 +93,7 @@ class Scalar final : public Stat {
 
  private:
   double value_ = 0;
+  bool instant_ = false;
 };
 
 // A fixed-size array of counters with labels (bytes per stack).
@@ -91,6 +105,7 @@ class Vector final : public Stat {
         labels_(std::move(labels)),
         values_(labels_.size(), 0.0) {}
   StatKind kind() const override { return StatKind::kVector; }
+  const char* sampling() const override { return "cumulative"; }
   void add(size_t i, double v) { values_[i] += v; }
   double value(size_t i) const { return values_[i]; }
   double total() const;
@@ -117,6 +132,7 @@ class Histogram final : public Stat {
   static std::vector<double> log2_edges(double lo, double hi);
 
   StatKind kind() const override { return StatKind::kHistogram; }
+  const char* sampling() const override { return "cumulative"; }
   void record(double v);
   uint64_t count() const { return count_; }
   double mean() const { return count_ ? sum_ / static_cast<double>(count_) : 0.0; }
@@ -143,6 +159,7 @@ class TimeAverage final : public Stat {
  public:
   using Stat::Stat;
   StatKind kind() const override { return StatKind::kTimeAverage; }
+  const char* sampling() const override { return "average_since_start"; }
   void set(double v, TimePs now_ps);
   double current() const { return current_; }
   // Average over [0, now_ps].

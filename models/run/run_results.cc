@@ -51,6 +51,7 @@ void write_results(const std::string& path, const LoadedConfig& loaded, Context&
     w.set_attribute(path_name, "unit", s.unit());
     w.set_attribute(path_name, "description", s.description());
     w.set_attribute(path_name, "kind", stat_kind_name(s.kind()));
+    w.set_attribute(path_name, "sampling", s.sampling());
     if (!s.labels().empty()) {
       std::string labels;
       for (const auto& l : s.labels())

@@ -4,6 +4,7 @@
 #include <google/protobuf/text_format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
@@ -25,16 +26,16 @@ const char* const kSlurmOptionsHelp =
     "        [--sbatch-extra '--option=value']... [--array-limit N] [--points-per-task K]\n"
     "        [--no-submit]\n";
 
-namespace {
-
-constexpr uint32_t kDefaultArrayLimit = 64;
-
 std::string shell_quote(const std::string& s) {
   std::string q = "'";
   for (char c : s)
     q += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return q + "'";
 }
+
+namespace {
+
+constexpr uint32_t kDefaultArrayLimit = 64;
 
 bool all_of(const std::string& v, const char* allowed) {
   return !v.empty() && v.find_first_not_of(allowed) == std::string::npos;
@@ -59,21 +60,42 @@ std::string settings_path(const std::string& dir) {
   return (fs::path(dir) / "slurm.textproto").string();
 }
 
-// Runs `cmd` and returns its standard output; a failure (or no sbatch) is an input error.
-std::string run_sbatch(const std::string& cmd) {
-  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
+// Runs `cmd` (an sbatch --parsable) and returns the job id from its standard output (its
+// notices on stderr are kept apart); a failure (or no sbatch) is an input error.
+std::string run_sbatch(const std::string& cmd, const std::string& stderr_path) {
+  FILE* pipe = popen((cmd + " 2>" + shell_quote(stderr_path)).c_str(), "r");
   if (pipe == nullptr) throw std::runtime_error("cannot run sbatch");
   std::string output;
   char buf[256];
   while (fgets(buf, sizeof(buf), pipe) != nullptr)
     output += buf;
-  if (pclose(pipe) != 0) {
-    throw std::invalid_argument("sbatch failed (is Slurm installed and configured?): " + output);
+  const int rc = pclose(pipe);
+  std::ifstream err_in(stderr_path);
+  std::stringstream err;
+  err << err_in.rdbuf();
+  if (rc != 0) {
+    throw std::invalid_argument("sbatch failed (is Slurm installed and configured?): " + err.str() +
+                                output);
   }
-  // --parsable prints "jobid" or "jobid;cluster".
-  std::string id = output.substr(0, output.find_first_of(";\n"));
-  if (!all_of(id, "0123456789")) throw std::runtime_error("sbatch printed no job id: " + output);
+  // --parsable prints "jobid" or "jobid;cluster" on a line of its own.
+  std::istringstream lines(output);
+  std::string line, id;
+  while (std::getline(lines, line)) {
+    const std::string head = line.substr(0, line.find(';'));
+    if (all_of(head, "0123456789")) id = head;
+  }
+  if (id.empty()) throw std::runtime_error("sbatch printed no job id: " + output + err.str());
   return id;
+}
+
+// A job name sbatch takes as one word: the spec's name with anything but letters, digits and
+// _ . - turned into _.
+std::string job_name(const std::string& name) {
+  std::string out = "tiersim-";
+  for (char c : name)
+    out +=
+        std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-' ? c : '_';
+  return out;
 }
 
 // The directives every job of the submission shares.
@@ -155,8 +177,22 @@ void submit_to_slurm(const SlurmTarget& target, const SweepPlan& plan, const std
   const uint32_t total = static_cast<uint32_t>((plan.points.size() + per_task - 1) / per_task);
   if (total == 0) throw std::invalid_argument("the plan has no points");
   const std::string abs_dir = fs::absolute(dir).lexically_normal().string();
+  // The directory appears in #SBATCH lines, which sbatch does not unquote.
+  for (char c : abs_dir) {
+    if (std::iscntrl(static_cast<unsigned char>(c)) || c == ' ' || c == '%' || c == '"' ||
+        c == '\'' || c == '\\') {
+      throw std::invalid_argument("--out " + dir +
+                                  ": a Slurm run needs a directory path without spaces, quotes, "
+                                  "backslashes, % or control characters");
+    }
+  }
+  if (total > 1000) {
+    std::cerr << "tiersim " << target.kind << ": " << total
+              << " array tasks; clusters often cap arrays at 1001 (MaxArraySize): "
+                 "--points-per-task groups points into fewer tasks\n";
+  }
   fs::create_directories(fs::path(abs_dir) / "slurm");
-  const std::string name = "tiersim-" + (target.name.empty() ? target.kind : target.name);
+  const std::string name = job_name(target.name.empty() ? target.kind : target.name);
   const std::string binary = shell_quote(self_binary());
   const size_t submitted = tasks.empty() ? total : tasks.size();
 
@@ -178,7 +214,8 @@ void submit_to_slurm(const SlurmTarget& target, const SweepPlan& plan, const std
   for (const auto& x : settings.sbatch_extra())
     a << "#SBATCH " << x << "\n";
   a << "exec " << binary << " sweep run-task " << shell_quote(abs_dir)
-    << " --task \"$SLURM_ARRAY_TASK_ID\" --points-per-task " << per_task << "\n";
+    << " --task \"$SLURM_ARRAY_TASK_ID\" --points-per-task " << per_task
+    << " --jobs \"${SLURM_CPUS_PER_TASK:-1}\"\n";
   const std::string array_script = (fs::path(abs_dir) / (target.kind + ".sbatch")).string();
   write_or_throw(array_script, a.str());
 
@@ -192,10 +229,11 @@ void submit_to_slurm(const SlurmTarget& target, const SweepPlan& plan, const std
     << "#SBATCH --ntasks=1\n"
     << "#SBATCH --cpus-per-task=1\n";
   common_directives(c, settings);
+  if (settings.has_mem()) c << "#SBATCH --mem=" << settings.mem() << "\n";
   for (const auto& x : settings.sbatch_extra())
     c << "#SBATCH " << x << "\n";
   c << "exec " << binary << " " << target.kind << " collect " << shell_quote(abs_dir)
-    << target.collect_args << "\n";
+    << (settings.no_report() ? " --no-report" : "") << "\n";
   const std::string collect_script = (fs::path(abs_dir) / "collect.sbatch").string();
   write_or_throw(collect_script, c.str());
 
@@ -205,12 +243,25 @@ void submit_to_slurm(const SlurmTarget& target, const SweepPlan& plan, const std
   std::cout << "job scripts: " << array_script << " (" << submitted << " of " << total
             << " array tasks) and " << collect_script << "\n";
   if (no_submit) return;
-  const std::string array_id = run_sbatch("sbatch --parsable " + shell_quote(array_script));
-  const std::string collect_id = run_sbatch("sbatch --parsable --dependency=afterany:" + array_id +
-                                            " " + shell_quote(collect_script));
-  std::ofstream(fs::path(abs_dir) / "slurm" / "jobs.txt", std::ios::app)
-      << "array " << array_id << " tasks " << array_spec(tasks, total) << "\ncollect " << collect_id
-      << " afterany:" << array_id << "\n";
+  const std::string err = (fs::path(abs_dir) / "slurm" / "sbatch.err").string();
+  const std::string jobs = (fs::path(abs_dir) / "slurm" / "jobs.txt").string();
+  const std::string array_id = run_sbatch("sbatch --parsable " + shell_quote(array_script), err);
+  // Recorded at once: a failed collect submission must not leave an array nobody knows of.
+  std::ofstream(jobs, std::ios::app)
+      << "array " << array_id << " tasks " << array_spec(tasks, total) << "\n";
+  std::string collect_id;
+  try {
+    collect_id = run_sbatch(
+        "sbatch --parsable --dependency=afterany:" + array_id + " " + shell_quote(collect_script),
+        err);
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(std::string(e.what()) + "\nthe array job " + array_id +
+                                " is queued without its collect job: when it ends, run tiersim " +
+                                target.kind + " collect " + abs_dir + " (or scancel " + array_id +
+                                ")");
+  }
+  std::ofstream(jobs, std::ios::app)
+      << "collect " << collect_id << " afterany:" << array_id << "\n";
   std::cout << "submitted array job " << array_id << " and collect job " << collect_id
             << " (after it); the table appears in " << abs_dir
             << "; resubmit what failed with: tiersim " << target.kind << " --resubmit-failed "
@@ -248,6 +299,29 @@ size_t resubmit_failed(const SlurmTarget& target, const SweepPlan& plan, const s
       overrides.points_per_task() != std::max<uint32_t>(1, s.points_per_task())) {
     throw std::invalid_argument(
         "--points-per-task cannot change on a resubmission (the task ids would not match)");
+  }
+  // Tasks still queued or running have no results yet: resubmitting them would run their
+  // points twice.
+  std::ifstream jobs_in(fs::path(dir) / "slurm" / "jobs.txt");
+  std::string kind, id, rest;
+  std::vector<std::string> queued;
+  while (jobs_in >> kind >> id && std::getline(jobs_in, rest)) {
+    if (kind != "array" || !all_of(id, "0123456789")) continue;
+    FILE* pipe = popen(("squeue -h -o %i -j " + id + " 2>/dev/null").c_str(), "r");
+    if (pipe == nullptr) continue;
+    char buf[64];
+    const bool any = fgets(buf, sizeof(buf), pipe) != nullptr;
+    while (fgets(buf, sizeof(buf), pipe) != nullptr) {
+    }
+    if (pclose(pipe) == 0 && any) queued.push_back(id);
+  }
+  if (!queued.empty()) {
+    std::string ids;
+    for (const auto& q : queued)
+      ids += (ids.empty() ? "" : ", ") + q;
+    throw std::invalid_argument("array job(s) " + ids + " of " + dir +
+                                " are still queued or running: wait for them (or scancel "
+                                "them) before resubmitting");
   }
   if (overrides.sbatch_extra_size() > 0) s.clear_sbatch_extra();
   s.MergeFrom(overrides);

@@ -21,11 +21,13 @@ bool take_slurm_option(const std::vector<std::string>& args, size_t& i, config::
 // Help text for the options above.
 extern const char* const kSlurmOptionsHelp;
 
-// What the collect job runs: `tiersim <kind> collect DIR <collect_args>`.
+// A string as one single-quoted shell word.
+std::string shell_quote(const std::string& s);
+
+// What the jobs run: `tiersim sweep run-task DIR` per task, then `tiersim <kind> collect DIR`.
 struct SlurmTarget {
-  std::string kind;          // "sweep" or "study"
-  std::string name;          // the job name's suffix (spec name)
-  std::string collect_args;  // extra arguments of the collect command (already quoted)
+  std::string kind;  // "sweep" or "study"
+  std::string name;  // the job name's suffix (spec name; characters sbatch would split are _)
 };
 
 // Writes DIR/<kind>.sbatch (the array; `tasks` empty: every task) and DIR/collect.sbatch,
@@ -41,7 +43,8 @@ std::vector<uint32_t> tasks_to_resubmit(const SweepPlan& plan, const std::string
                                         uint32_t points_per_task);
 
 // `--resubmit-failed DIR`: the stored settings, with `overrides` (options given now) on top;
-// submits only tasks_to_resubmit. Returns how many tasks it submitted.
+// submits only tasks_to_resubmit, refused while an array job of DIR is still queued. Returns
+// how many tasks it submitted.
 size_t resubmit_failed(const SlurmTarget& target, const SweepPlan& plan, const std::string& dir,
                        const config::SlurmSettings& overrides, bool no_submit);
 

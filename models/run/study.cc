@@ -36,6 +36,12 @@ Study load_study(const std::string& path) {
   Study s;
   parse_spec_file(path, s.spec);
   resolve_spec_paths(path, *s.spec.mutable_base());
+  resolve_fragment_refs(path, *s.spec.mutable_set(), true);
+  resolve_fragment_refs(path, *s.spec.mutable_baseline()->mutable_set(), true);
+  for (auto& m : *s.spec.mutable_mechanisms())
+    resolve_fragment_refs(path, *m.mutable_set(), true);
+  for (auto& a : *s.spec.mutable_axes())
+    resolve_fragment_refs(path, *a.mutable_values(), false);
   auto& spec = s.spec;
   std::vector<ConfigIssue> issues;
   auto fail = [&](const std::string& field, const std::string& message) {
@@ -114,8 +120,8 @@ void write_report(const std::string& dir, bool quiet) {
   if (!path_exists(script)) {
     throw std::runtime_error("cannot find " + script + " (set TIERSIM_SCRIPTS_DIR)");
   }
-  const std::string cmd =
-      "/usr/bin/python3 '" + script + "' '" + dir + "'" + (quiet ? " > /dev/null" : "");
+  const std::string cmd = "/usr/bin/python3 " + shell_quote(script) + " " + shell_quote(dir) +
+                          (quiet ? " > /dev/null" : "");
   const int rc = std::system(cmd.c_str());
   if (rc != 0) {
     throw std::runtime_error("the report script failed (exit " +
@@ -160,7 +166,7 @@ int collect_and_report(const Study& study, const std::string& dir, bool quiet, b
 int run_study(const std::vector<std::string>& args) {
   std::string spec_path, dir, resubmit_dir;
   unsigned jobs = std::max(1u, std::thread::hardware_concurrency());
-  bool quiet = false, no_report = false, on_slurm = false, no_submit = false;
+  bool quiet = false, no_report = false, on_slurm = false, no_submit = false, jobs_given = false;
   config::SlurmSettings slurm;
   if (!args.empty() && args[0] == "collect") {
     std::vector<std::string> rest;
@@ -198,6 +204,7 @@ int run_study(const std::vector<std::string>& args) {
           throw std::invalid_argument("--jobs: \"" + v + "\" is not a positive integer");
         }
         jobs = static_cast<unsigned>(n);
+        jobs_given = true;
       }
     } else if (a == "--quiet") {
       quiet = true;
@@ -215,8 +222,8 @@ int run_study(const std::vector<std::string>& args) {
       throw std::invalid_argument("give one study spec");
     }
   }
-  const std::string collect_args = no_report ? " --no-report" : "";
   if (!resubmit_dir.empty()) {
+    if (no_report) slurm.set_no_report(true);
     if (!spec_path.empty() || !dir.empty()) {
       throw std::invalid_argument("--resubmit-failed DIR takes no spec and no --out");
     }
@@ -225,14 +232,18 @@ int run_study(const std::vector<std::string>& args) {
       throw std::invalid_argument(resubmit_dir + " is not a study directory (no study.textproto)");
     }
     const Study study = load_study(path);
-    resubmit_failed({"study", study.spec.name(), collect_args}, study.plan, resubmit_dir, slurm,
-                    no_submit);
+    resubmit_failed({"study", study.spec.name()}, study.plan, resubmit_dir, slurm, no_submit);
     return 0;
   }
   if (spec_path.empty()) throw std::invalid_argument("give a study spec");
   if (dir.empty()) throw std::invalid_argument("--out DIR is required");
   if (!on_slurm && (slurm.ByteSizeLong() > 0 || no_submit)) {
     throw std::invalid_argument("Slurm options (--partition, --time, ...) need --slurm");
+  }
+  if (on_slurm && jobs_given) {
+    throw std::invalid_argument(
+        "--jobs is for local runs; on Slurm each task runs --cpus runs "
+        "at once");
   }
   const Study study = load_study(spec_path);
   std::string text;
@@ -252,8 +263,8 @@ int run_study(const std::vector<std::string>& args) {
     throw std::runtime_error(problem);
   }
   if (on_slurm) {
-    submit_to_slurm({"study", study.spec.name(), collect_args}, study.plan, dir, slurm, {},
-                    no_submit);
+    if (no_report) slurm.set_no_report(true);  // the collect job writes no report either
+    submit_to_slurm({"study", study.spec.name()}, study.plan, dir, slurm, {}, no_submit);
     return 0;
   }
   std::vector<uint32_t> all;

@@ -239,11 +239,32 @@ void resolve_spec_paths(const std::string& spec_path, pb::RepeatedPtrField<std::
   }
 }
 
+void resolve_fragment_refs(const std::string& spec_path, pb::RepeatedPtrField<std::string>& values,
+                           bool assignments) {
+  const fs::path dir = fs::absolute(spec_path).parent_path();
+  for (auto& v : values) {
+    // "path=@file" / "path+=@file" (a set), or "@file" (an axis value).
+    size_t at = 0;
+    if (assignments) {
+      const size_t eq = v.find('=');
+      if (eq == std::string::npos) continue;
+      at = eq + 1;
+    }
+    if (at >= v.size() || v[at] != '@' || at + 1 >= v.size()) continue;
+    const fs::path p(v.substr(at + 1));
+    if (!p.is_absolute()) v = v.substr(0, at + 1) + (dir / p).lexically_normal().string();
+  }
+}
+
 SweepPlan load_sweep(const std::string& path) {
   config::SweepSpec spec;
   parse_spec_file(path, spec);
-  // Base files are relative to the spec's directory; the plan keeps them absolute.
+  // Base files and fragment files (@FILE in sets and axis values) are relative to the spec's
+  // directory; the plan keeps them absolute.
   resolve_spec_paths(path, *spec.mutable_base());
+  resolve_fragment_refs(path, *spec.mutable_set(), true);
+  for (auto& a : *spec.mutable_axes())
+    resolve_fragment_refs(path, *a.mutable_values(), false);
   return expand_sweep(spec, path);
 }
 
@@ -434,6 +455,7 @@ CollectOutcome collect_sweep(const SweepPlan& plan, const std::string& dir) {
   std::vector<std::string> status(n), error(n);
   std::vector<std::map<std::string, double>> metrics(n);
   std::vector<std::string> metric_names;
+  std::map<std::string, std::string> units;  // of each metric, as the points' summaries give it
   std::set<std::string> seen;
   for (size_t i = 0; i < n; ++i) {
     const uint32_t idx = static_cast<uint32_t>(i);
@@ -446,6 +468,7 @@ CollectOutcome collect_sweep(const SweepPlan& plan, const std::string& dir) {
           if (s.name == "wall_time_s") continue;  // not deterministic: kept in the point's file
           metrics[i][s.name] = s.value;
           if (seen.insert(s.name).second) metric_names.push_back(s.name);
+          if (!s.unit.empty()) units[s.name] = s.unit;
         }
       } catch (const ResultFileError& e) {
         damaged = e.what();
@@ -478,22 +501,41 @@ CollectOutcome collect_sweep(const SweepPlan& plan, const std::string& dir) {
   Table t;
   const size_t c_point = t.add_column("point", Table::Type::kU64);
   const size_t c_rep = t.add_column("replicate", Table::Type::kU64);
-  const size_t c_seed = t.add_column("seed", Table::Type::kI64);
+  // Seeds: integers when every point has one; otherwise NaN where a point runs its config's.
+  bool all_seeded = true;
+  for (const auto& p : plan.points)
+    all_seeded = all_seeded && p.has_seed;
+  const size_t c_seed = t.add_column("seed", all_seeded ? Table::Type::kI64 : Table::Type::kF64);
+  // Axes: integers, numbers or strings, as their values all are; a fragment file (@FILE) shows
+  // as its file name without directory and extension.
+  enum class AxisType { kInt, kNumber, kString };
   std::vector<size_t> c_axes;
-  std::vector<bool> numeric;
+  std::vector<AxisType> axis_type;
+  auto label = [](const std::string& v) {
+    return !v.empty() && v[0] == '@' ? fs::path(v.substr(1)).stem().string() : v;
+  };
   for (size_t a = 0; a < plan.axis_names.size(); ++a) {
-    bool all = true;
+    bool number = true, integer = true;
     double v;
-    for (const auto& p : plan.points)
-      all = all && parse_double(p.values[a], v);
-    numeric.push_back(all);
-    c_axes.push_back(t.add_column(plan.axis_names[a], all ? Table::Type::kF64 : Table::Type::kStr));
+    for (const auto& p : plan.points) {
+      number = number && parse_double(p.values[a], v);
+      int64_t k;
+      const std::string& s = p.values[a];
+      const auto r = std::from_chars(s.data(), s.data() + s.size(), k);
+      integer = integer && r.ec == std::errc() && r.ptr == s.data() + s.size();
+    }
+    axis_type.push_back(integer ? AxisType::kInt : number ? AxisType::kNumber : AxisType::kString);
+    c_axes.push_back(t.add_column(plan.axis_names[a], integer  ? Table::Type::kI64
+                                                      : number ? Table::Type::kF64
+                                                               : Table::Type::kStr));
   }
   const size_t c_status = t.add_column("status", Table::Type::kStr);
   const size_t c_error = t.add_column("error", Table::Type::kStr);
   std::vector<size_t> c_metrics;
-  for (const auto& m : metric_names)
+  for (const auto& m : metric_names) {
     c_metrics.push_back(t.add_column(m, Table::Type::kF64));
+    t.columns.back().unit = units[m];
+  }
   std::ostringstream csv;
   csv.precision(17);
   for (size_t c = 0; c < t.columns.size(); ++c)
@@ -503,17 +545,26 @@ CollectOutcome collect_sweep(const SweepPlan& plan, const std::string& dir) {
     const SweepPoint& p = plan.points[i];
     t.columns[c_point].u64.push_back(p.index);
     t.columns[c_rep].u64.push_back(p.replicate);
-    t.columns[c_seed].i64.push_back(p.has_seed ? static_cast<int64_t>(p.seed) : -1);
+    if (all_seeded) {
+      t.columns[c_seed].i64.push_back(static_cast<int64_t>(p.seed));
+    } else {
+      t.columns[c_seed].f64.push_back(p.has_seed ? static_cast<double>(p.seed) : std::nan(""));
+    }
     csv << p.index << "," << p.replicate << "," << (p.has_seed ? std::to_string(p.seed) : "");
     for (size_t a = 0; a < c_axes.size(); ++a) {
       double v = 0;
-      if (numeric[a]) {
-        parse_double(p.values[a], v);
+      int64_t k = 0;
+      const std::string& s = p.values[a];
+      if (axis_type[a] == AxisType::kInt) {
+        std::from_chars(s.data(), s.data() + s.size(), k);
+        t.columns[c_axes[a]].i64.push_back(k);
+      } else if (axis_type[a] == AxisType::kNumber) {
+        parse_double(s, v);
         t.columns[c_axes[a]].f64.push_back(v);
       } else {
-        t.columns[c_axes[a]].str.push_back(p.values[a]);
+        t.columns[c_axes[a]].str.push_back(label(s));
       }
-      csv << "," << csv_field(p.values[a]);
+      csv << "," << csv_field(label(s));
     }
     t.columns[c_status].str.push_back(status[i]);
     t.columns[c_error].str.push_back(error[i]);
@@ -632,7 +683,7 @@ int run_sweep(const std::vector<std::string>& args) {
   }
   if (!args.empty() && args[0] == "run-task") {
     const Flags f =
-        parse_flags({args.begin() + 1, args.end()}, {"--task", "--points-per-task"}, {});
+        parse_flags({args.begin() + 1, args.end()}, {"--task", "--points-per-task", "--jobs"}, {});
     if (f.positional.size() != 1) throw std::invalid_argument("run-task takes one directory");
     if (!f.values.count("--task")) throw std::invalid_argument("run-task needs --task");
     const SweepPlan plan = stored_plan(f.positional[0]);
@@ -647,7 +698,9 @@ int run_sweep(const std::vector<std::string>& args) {
          i < std::min<uint64_t>(plan.points.size(), uint64_t{task + 1} * per); ++i) {
       mine.push_back(static_cast<uint32_t>(i));
     }
-    const uint32_t failed = run_points(plan, f.positional[0], self_binary(), mine, 1, false);
+    // The task's points, as many at once as the task has CPUs (--jobs "$SLURM_CPUS_PER_TASK").
+    const uint32_t jobs = positive_flag(f, "--jobs", 1);
+    const uint32_t failed = run_points(plan, f.positional[0], self_binary(), mine, jobs, false);
     std::cout << "task " << task << ": " << mine.size() << " points, " << failed << " failed\n";
     return 0;
   }
@@ -665,7 +718,7 @@ int run_sweep(const std::vector<std::string>& args) {
     }
     const std::string dir = f.values.at("--resubmit-failed");
     const SweepPlan plan = stored_plan(dir);
-    resubmit_failed({"sweep", plan.spec.name(), ""}, plan, dir, slurm,
+    resubmit_failed({"sweep", plan.spec.name()}, plan, dir, slurm,
                     f.switches.count("--no-submit") > 0);
     return 0;
   }
@@ -675,11 +728,16 @@ int run_sweep(const std::vector<std::string>& args) {
   if (!on_slurm && (slurm.ByteSizeLong() > 0 || f.switches.count("--no-submit"))) {
     throw std::invalid_argument("Slurm options (--partition, --time, ...) need --slurm");
   }
+  if (on_slurm && f.values.count("--jobs")) {
+    throw std::invalid_argument(
+        "--jobs is for local runs; on Slurm each task runs --cpus points "
+        "at once");
+  }
   const std::string dir = f.values.at("--out");
   const SweepPlan plan = load_sweep(f.positional[0]);
   prepare_dir(plan, dir);
   if (on_slurm) {
-    submit_to_slurm({"sweep", plan.spec.name(), ""}, plan, dir, slurm, {},
+    submit_to_slurm({"sweep", plan.spec.name()}, plan, dir, slurm, {},
                     f.switches.count("--no-submit") > 0);
     return 0;
   }

@@ -38,6 +38,12 @@ void parse_spec_file(const std::string& path, google::protobuf::Message& msg);
 void resolve_spec_paths(const std::string& spec_path,
                         google::protobuf::RepeatedPtrField<std::string>& paths);
 
+// Makes the fragment files of `values` absolute relative to the spec file's directory:
+// "path=@FILE" and "path+=@FILE" when `assignments` (set lists), "@FILE" otherwise (axis values).
+void resolve_fragment_refs(const std::string& spec_path,
+                           google::protobuf::RepeatedPtrField<std::string>& values,
+                           bool assignments);
+
 // Parses and checks a spec file; problems are ConfigErrors at the file's lines and fields.
 SweepPlan load_sweep(const std::string& path);
 // Expands a checked spec (base paths already absolute).

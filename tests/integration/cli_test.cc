@@ -111,6 +111,64 @@ TEST_F(Cli, BadSetPathExits2NamingTheArgumentAndPath) {
             "HbmFast (did you mean \"stack_count\"?)\n");
 }
 
+// Presets as files: PATH=@FILE replaces the message at PATH with a fragment file's (a link
+// preset on a CXL link keeps none of the CXL link's fields), PATH+=@FILE merges it (the CXL
+// flit stays: a hybrid, on purpose), [+] appends an element; bad fragments exit 2 naming the
+// fragment's file and line, or the argument.
+TEST_F(Cli, FragmentFilesReplaceOrMergeAndElementsAppend) {
+  const std::string cxl = test::preset("hardware/h100_sxm.textproto") + " " +
+                          test::preset("memory/cxl_type3_gen5_x8.textproto") + " " +
+                          test::preset("switches/cxl_switch_gen5.textproto") + " " +
+                          test::preset("hardware/fragments/h100_weights_in_cxl.textproto") + " " +
+                          test::preset("models/llama3_2_1b.textproto") + " " +
+                          test::preset("studies/default.textproto");
+  const std::string cpo = test::preset("links/optics_cpo_1600g.textproto");
+  const std::string link = "system.links[switch_cxl].serial";
+  auto serial_of = [&](const std::string& set) {
+    auto r = test::run_cmd(tiersim("config " + cxl + " --set '" + set + "'"));
+    EXPECT_EQ(r.code, 0) << r.err;
+    const size_t at = r.out.find("name: \"switch_cxl\"");
+    return at == std::string::npos ? std::string()
+                                   : r.out.substr(at, r.out.find("links {", at) - at);
+  };
+  const std::string replaced = serial_of(link + "=@" + cpo);
+  EXPECT_THAT(replaced, HasSubstr("lanes: 16"));
+  EXPECT_THAT(replaced, HasSubstr("laser_power_w: 1.12"));
+  EXPECT_THAT(replaced, testing::Not(HasSubstr("flit_bytes")));
+  const std::string merged = serial_of(link + "+=@" + cpo);
+  EXPECT_THAT(merged, HasSubstr("lanes: 16"));
+  EXPECT_THAT(merged, HasSubstr("flit_bytes: 68"));
+  // Appending repeated elements, then addressing them.
+  auto r = test::run_cmd(
+      tiersim("config " + base() +
+              " --set 'system.components[hbm].hbm.refresh_rate[+]={above_c: 85 multiplier: 2}'"
+              " --set system.components[hbm].hbm.refresh_rate[+].above_c=95"
+              " --set system.components[hbm].hbm.refresh_rate[1].multiplier=4"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("above_c: 85\n        multiplier: 2"));
+  EXPECT_THAT(r.out, HasSubstr("above_c: 95\n        multiplier: 4"));
+  // Bad fragments and misuse.
+  const std::string bad = write("bad.textproto", "lanes: 4\nbogus: 3\n");
+  r = test::run_cmd(tiersim("config " + cxl + " --set " + link + "=@" + bad));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr(bad + ":2: " + link + ": "));
+  EXPECT_THAT(r.err, HasSubstr("bogus"));
+  r = test::run_cmd(tiersim("config " + cxl + " --set " + link + "=@" + path("none.textproto")));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--set[1]: " + link + ": cannot read fragment file"));
+  r = test::run_cmd(tiersim("config " + base() + " --set workload.decode.batch_size=@" + bad));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("this is a scalar field"));
+  r = test::run_cmd(tiersim("config " + base() + " --set 'run+={seed: 3}'"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("PATH+=@FILE"));
+  // A new component is named in errors as later --set arguments would name it.
+  r = test::run_cmd(
+      tiersim("config " + base() + " --set 'system.components[+]={name: \"hbm2\" hbm {}}'"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--set[1]: system.components[hbm2]"));
+}
+
 TEST_F(Cli, MissingFileAndUnwritableOutputAreBadInput) {
   auto r = test::run_cmd(tiersim("run " + path("nope.textproto")));
   EXPECT_EQ(r.code, 2);

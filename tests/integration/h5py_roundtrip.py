@@ -48,6 +48,43 @@ def main():
             assert len(t) == len(hbm) and len(t) >= 2
             assert f["stats/hbm/bytes_read"].attrs["unit"] == "bytes"
             assert (hbm[1:] >= hbm[:-1]).all()
+            # Every stat says what a sample is.
+            assert f["stats/hbm/bytes_read"].attrs["sampling"] == "cumulative"
+            assert f["stats/hbm/utilization"].attrs["sampling"] == "average_since_start"
+            assert f["stats/power/total"].attrs["sampling"] == "interval_mean"
+        # The helper module: strings as str, units in attrs.
+        sys.path.insert(0, os.path.join(src, "scripts"))
+        import tiersim_results as tr
+        ops = tr.table(out, "/ops")
+        assert set(ops["bound_by"]) <= {"memory", "compute", "overhead"}, set(ops["bound_by"])
+        s = tr.summary(out)
+        assert s["decode_steps"] == 5.0 and s.attrs["units"]["tpot_ms_mean"] == "ms"
+        # A sweep table: integer axes stay integers, a missing seed is NaN, units per column,
+        # fragment-file axis values by their file names.
+        spec = os.path.join(tmp, "sweep.textproto")
+        with open(spec, "w") as f:
+            f.write("name: \"rt\"\n"
+                    "base: \"%s/configs/hardware/h100_sxm.textproto\"\n"
+                    "base: \"%s/configs/models/llama3_2_1b.textproto\"\n"
+                    "base: \"%s/configs/studies/default.textproto\"\n"
+                    "set: \"workload.decode.decode_steps=2\"\n"
+                    "axes { path: \"workload.decode.batch_size\" name: \"batch\" "
+                    "values: [\"1\", \"2\"] }\n"
+                    "axes { path: \"run\" name: \"run_settings\" values: [\"@%s\"] }\n"
+                    % (src, src, src, os.path.join(tmp, "run_fragment.textproto")))
+        with open(os.path.join(tmp, "run_fragment.textproto"), "w") as f:
+            f.write("seed: 7\nfidelity: FAST\nmax_sim_time_ps: 0\nstats_interval_ps: 0\n"
+                    "op_records: OP_RECORDS_NONE\n")
+        subprocess.run([tiersim, "sweep", spec, "--out", os.path.join(tmp, "sw"), "--jobs", "2",
+                        "--quiet"], check=True)
+        t = tr.table(os.path.join(tmp, "sw", "summary.h5"))
+        assert t["batch"].dtype.kind == "i", t.dtypes
+        assert t["seed"].isna().all(), t["seed"]
+        assert list(t["run_settings"]) == ["run_fragment", "run_fragment"], t["run_settings"]
+        assert t.attrs["units"]["tpot_ms_mean"] == "ms", t.attrs["units"]
+        assert (t["status"] == "ok").all()
+        csv = pd.read_csv(os.path.join(tmp, "sw", "summary.csv"))
+        assert csv["batch"].dtype.kind == "i" and csv["seed"].isna().all()
     print("h5py round trip ok")
 
 

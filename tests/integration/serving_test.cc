@@ -88,6 +88,27 @@ TEST(Serving, ActivePowerStopsWhileTheDeviceIdles) {
   EXPECT_NEAR(summary(h, "energy_j_static_compute_active"), 158 * (t - idle_s - wait_s), 1e-9);
   EXPECT_NEAR(summary(h, "energy_j_static_compute_static"), 121.7 * t, 1e-9);
   fs::remove(out);
+  // Sampled every 10 ms: the active part of the power series is never negative, reaches the
+  // full active power while the device works and is zero in intervals it idles through.
+  r = test::run_cmd(base_cmd() + sparse + " --set run.stats_interval_ps=10000000000 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  ResultReader s(out);
+  const auto part = s.read_doubles("/stats/power/part");
+  const auto times = s.read_doubles("/stats/time_ps");
+  const std::string labels = s.attribute("/stats/power/part", "labels");
+  size_t column = 0;
+  for (size_t pos = 0; pos < labels.find("compute_active"); ++pos)
+    column += labels[pos] == ',';
+  ASSERT_NE(labels.find("compute_active"), std::string::npos);
+  const size_t np = part.size() / times.size();
+  double lowest = 1e9, highest = 0;
+  for (size_t i = 0; i < times.size(); ++i) {
+    lowest = std::min(lowest, part[i * np + column]);
+    highest = std::max(highest, part[i * np + column]);
+  }
+  EXPECT_EQ(lowest, 0);
+  EXPECT_NEAR(highest, 158, 1e-6);
+  fs::remove(out);
 }
 
 // A pool of 256 tokens for 8 requests of up to 64 + 256 + 16 tokens forces preemption; with SWAP

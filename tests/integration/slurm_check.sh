@@ -4,8 +4,10 @@
 # 1. a 16-point sweep as a job array plus its collect job (afterany): the collect job holds
 #    the dependency on the array, builds the table itself, and the table equals the same
 #    sweep run locally;
-# 2. a task of that array cancelled before it runs: the collect job reports its points
-#    missing, --resubmit-failed submits that task alone, and the table is whole again;
+# 2. a task of that array cancelled before it runs (the array submitted held): a resubmission
+#    while it is queued is refused, the collect job reports the task's points missing,
+#    --resubmit-failed submits that task alone with the stored settings, and the table is
+#    whole again;
 # 3. a what-if study end to end (runs, collect job, report) with sbatch options.
 #
 # usage: slurm_check.sh TIERSIM_BINARY SOURCE_DIR
@@ -89,25 +91,38 @@ wait_idle() {  # every job of this cluster has left the queue
 spec="$d/spec.textproto"
 sed -e 's/^name: .*/name: "slurm_ci"/' \
     -e "s|\"\\.\\./|\"$src/configs/|" "$src/configs/sweeps/batch_context_h100.textproto" >"$spec"
+# Submitted held (--hold reaches sbatch through --sbatch-extra), so task 2 can be cancelled
+# before anything runs.
 "$bin" sweep "$spec" --out "$d/cluster" --slurm --points-per-task 3 --array-limit 1 \
-  --partition ci --time 10 --mem 1G --cpus 1 | tee "$d/submit.txt"
+  --partition ci --time 10 --mem 1G --cpus 1 --sbatch-extra --hold | tee "$d/submit.txt"
 array=$(awk '/^array /{print $2}' "$d/cluster/slurm/jobs.txt")
 collect=$(awk '/^collect /{print $2}' "$d/cluster/slurm/jobs.txt")
 [ -n "$array" ] && [ -n "$collect" ] || { echo "slurm_check: no job ids recorded"; exit 1; }
 # The collect job waits for the whole array.
 scontrol show job "$collect" | grep -q "Dependency=afterany:${array}" ||
   { echo "slurm_check: the collect job lacks afterany:$array"; scontrol show job "$collect"; exit 1; }
-# 2. Task 2 (points 6-8) is cancelled while it waits for its turn (one task at a time).
+# Resubmitting while the array is queued would run its points twice: refused.
+if "$bin" sweep --resubmit-failed "$d/cluster" 2>"$d/early.txt"; then
+  echo "slurm_check: a resubmission while the array is queued was accepted"; exit 1
+fi
+grep -q "still queued or running" "$d/early.txt"
+# 2. Task 2 (points 6-8) is cancelled before it runs; then everything is released.
 scancel "${array}_2"
+scontrol release "$array"
+scontrol release "$collect"
 wait_idle 600
 ls "$d/cluster/slurm"/collect_*.out >/dev/null
 grep -q "16 points: 13 ok, 0 failed, 0 invalid, 3 missing" "$d/cluster/slurm"/collect_*.out ||
   { echo "slurm_check: the collect job did not report task 2's points missing"; cat "$d/cluster/slurm"/collect_*.out; exit 1; }
 grep -q "missing points: 6 7 8" "$d/cluster/slurm"/collect_*.out
-"$bin" sweep --resubmit-failed "$d/cluster" | tee "$d/resubmit.txt"
+# The stored settings, except the extras given now (no --hold this time).
+"$bin" sweep --resubmit-failed "$d/cluster" --sbatch-extra --comment=resubmitted |
+  tee "$d/resubmit.txt"
 grep -q "^#SBATCH --array=2%1$" "$d/cluster/sweep.sbatch" ||
   { echo "slurm_check: the resubmission is not task 2 alone"; cat "$d/cluster/sweep.sbatch"; exit 1; }
-grep -q "^#SBATCH --time=10$" "$d/cluster/sweep.sbatch"  # the stored settings
+grep -q "^#SBATCH --time=10$" "$d/cluster/sweep.sbatch"
+grep -q "^#SBATCH --comment=resubmitted$" "$d/cluster/sweep.sbatch"
+! grep -q -- "--hold" "$d/cluster/sweep.sbatch"
 wait_idle 300
 [ "$(ls "$d/cluster/slurm" | grep -c '^[0-9]*_[0-9]*\.out$')" -eq 6 ] ||
   { echo "slurm_check: expected 6 array task logs (5 + the resubmitted one)"; ls "$d/cluster/slurm"; exit 1; }
@@ -124,9 +139,10 @@ study="$d/study.textproto"
 sed -e 's/^name: .*/name: "slurm_ci_study"/' -e 's/^seeds: .*/seeds: 2/' \
     -e "s|\"\\.\\./\\.\\./|\"$src/configs/|" -e "s|\"\\.\\./|\"$src/configs/studies/|" \
     "$src/configs/studies/whatif/controller_placement_70b_tp8.textproto" >"$study"
-"$bin" study "$study" --out "$d/study" --slurm --partition ci --points-per-task 2 \
+"$bin" study "$study" --out "$d/study" --slurm --partition ci --points-per-task 2 --cpus 2 \
   --sbatch-extra --comment=tiersim-ci
 grep -q "^#SBATCH --comment=tiersim-ci$" "$d/study/study.sbatch"
+grep -q -- '--jobs "${SLURM_CPUS_PER_TASK:-1}"' "$d/study/study.sbatch"  # 2 runs at once per task
 wait_idle 600
 grep -q "8 runs: 8 ok" "$d/study/slurm"/collect_*.out ||
   { echo "slurm_check: the study's collect job did not collect 8 runs"; cat "$d/study/slurm"/collect_*.out; exit 1; }
