@@ -20,6 +20,7 @@
 #ifndef TIERSIM_VERSION
 #define TIERSIM_VERSION "0.0.0"
 #endif
+#include "tiersim_git_revision.h"  // generated at build time: TIERSIM_GIT_REV
 #ifndef TIERSIM_GIT_REV
 #define TIERSIM_GIT_REV "unknown"
 #endif

@@ -262,6 +262,19 @@ int run_study(const std::vector<std::string>& args) {
       !problem.empty()) {
     throw std::runtime_error(problem);
   }
+  // The command line, for the report's provenance.
+  std::string command = "tiersim study";
+  for (const auto& a : args) {
+    const bool plain = !a.empty() && a.find_first_not_of(
+                                         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn"
+                                         "opqrstuvwxyz0123456789_./=:,+-") == std::string::npos;
+    command += " " + (plain ? a : shell_quote(a));
+  }
+  if (const std::string problem =
+          write_text_atomically((fs::path(dir) / "command.txt").string(), command + "\n");
+      !problem.empty()) {
+    throw std::runtime_error(problem);
+  }
   if (on_slurm) {
     if (no_report) slurm.set_no_report(true);  // the collect job writes no report either
     submit_to_slurm({"study", study.spec.name()}, study.plan, dir, slurm, {}, no_submit);

@@ -29,10 +29,17 @@ def main(binary, src):
         hbm = [r for r in rows if "hbm_bytes_per_token" in r]
         assert all(r.endswith("| yes |") for r in hbm), hbm
         for name in ("tpot_ms_mean", "hbm_bytes_per_token", "tokens_per_s"):
-            png = os.path.join(out, "report", name + ".png")
-            with open(png, "rb") as f:
-                assert f.read(8) == b"\x89PNG\r\n\x1a\n", png
-            assert os.path.getsize(png) > 5000, png
+            for png in (os.path.join(out, "report", name + ".png"),
+                        os.path.join(out, "report", name + "_delta.png")):
+                with open(png, "rb") as f:
+                    assert f.read(8) == b"\x89PNG\r\n\x1a\n", png
+                assert os.path.getsize(png) > 5000, png
+        # Provenance: version and revision of the runs, a hash of every base config; one
+        # mechanism: no mechanism-against-mechanism table.
+        assert "## Provenance" in report and "git revision" in report, report
+        assert report.count(": sha256 ") == 3, report
+        assert "- Command: `tiersim study " in report and "--jobs 2" in report, report
+        assert "## Mechanism against mechanism" not in report
         bad = os.path.join(d, "bad.textproto")
         with open(bad, "w") as f:
             f.write('base: "%s"\nbaseline { name: "b" }\n' % spec)
