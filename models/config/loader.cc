@@ -505,8 +505,8 @@ void merge_config(pb::Message& dst, const pb::Message& src) {
   }
 }
 
-LoadedConfig load_config(const std::vector<std::string>& files,
-                         const std::vector<std::string>& overrides, ConfigScope scope) {
+LoadedConfig load_config_unchecked(const std::vector<std::string>& files,
+                                   const std::vector<std::string>& overrides) {
   LoadedConfig loaded;
   loaded.files = files;
   loaded.overrides = overrides;
@@ -531,6 +531,12 @@ LoadedConfig load_config(const std::vector<std::string>& files,
   for (size_t i = 0; i < overrides.size(); ++i) {
     apply_override(loaded.config, overrides[i], static_cast<int>(i + 1), &loaded.locations);
   }
+  return loaded;
+}
+
+LoadedConfig load_config(const std::vector<std::string>& files,
+                         const std::vector<std::string>& overrides, ConfigScope scope) {
+  LoadedConfig loaded = load_config_unchecked(files, overrides);
   validate_config(loaded, scope);
   return loaded;
 }

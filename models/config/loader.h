@@ -62,6 +62,11 @@ LoadedConfig load_config(const std::vector<std::string>& files,
                          const std::vector<std::string>& overrides,
                          ConfigScope scope = ConfigScope::kRun);
 
+// Loads, merges and applies the overrides without validating the result: the structural
+// problems only (unreadable files, syntax, unknown fields, overrides that do not apply).
+LoadedConfig load_config_unchecked(const std::vector<std::string>& files,
+                                   const std::vector<std::string>& overrides);
+
 // Validates a resolved config; issues get their locations from `loaded.locations`.
 void validate_config(const LoadedConfig& loaded, ConfigScope scope = ConfigScope::kRun);
 

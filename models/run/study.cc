@@ -32,11 +32,12 @@ namespace tiersim {
 namespace fs = std::filesystem;
 namespace pb = google::protobuf;
 
-Study load_study(const std::string& path) {
+Study load_study(const std::string& path, const std::vector<std::string>& extra_sets) {
   Study s;
   parse_spec_file(path, s.spec);
   resolve_spec_paths(path, *s.spec.mutable_base());
   resolve_fragment_refs(path, *s.spec.mutable_set(), true);
+  append_command_line_sets(extra_sets, *s.spec.mutable_set());
   resolve_fragment_refs(path, *s.spec.mutable_baseline()->mutable_set(), true);
   for (auto& m : *s.spec.mutable_mechanisms())
     resolve_fragment_refs(path, *m.mutable_set(), true);
@@ -165,6 +166,7 @@ int collect_and_report(const Study& study, const std::string& dir, bool quiet, b
 
 int run_study(const std::vector<std::string>& args) {
   std::string spec_path, dir, resubmit_dir;
+  std::vector<std::string> sets;
   unsigned jobs = std::max(1u, std::thread::hardware_concurrency());
   bool quiet = false, no_report = false, on_slurm = false, no_submit = false, jobs_given = false;
   config::SlurmSettings slurm;
@@ -189,7 +191,7 @@ int run_study(const std::vector<std::string>& args) {
   }
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if (take_slurm_option(args, i, slurm)) continue;
+    if (take_slurm_option(args, i, slurm) || take_set_option(args, i, sets)) continue;
     if (a == "--out" || a == "--jobs" || a == "--resubmit-failed") {
       if (i + 1 >= args.size()) throw std::invalid_argument(a + " needs a value");
       if (a == "--out") {
@@ -224,8 +226,8 @@ int run_study(const std::vector<std::string>& args) {
   }
   if (!resubmit_dir.empty()) {
     if (no_report) slurm.set_no_report(true);
-    if (!spec_path.empty() || !dir.empty()) {
-      throw std::invalid_argument("--resubmit-failed DIR takes no spec and no --out");
+    if (!spec_path.empty() || !dir.empty() || !sets.empty()) {
+      throw std::invalid_argument("--resubmit-failed DIR takes no spec, no --out and no --set");
     }
     const std::string path = (fs::path(resubmit_dir) / "study.textproto").string();
     if (!path_exists(path)) {
@@ -245,7 +247,8 @@ int run_study(const std::vector<std::string>& args) {
         "--jobs is for local runs; on Slurm each task runs --cpus runs "
         "at once");
   }
-  const Study study = load_study(spec_path);
+  const Study study = load_study(spec_path, sets);
+  check_plan_overrides(study.plan, spec_path);
   std::string text;
   pb::TextFormat::PrintToString(study.spec, &text);
   prepare_plan_dir(dir, "study.textproto", text);
@@ -289,11 +292,12 @@ int run_study(const std::vector<std::string>& args) {
 
 const CommandRegistrar kRegistrar(CommandKind{
     "study",
-    "  study SPEC --out DIR [--jobs N] [--quiet] [--no-report]\n"
+    "  study SPEC --out DIR [--set k=v]... [--jobs N] [--quiet] [--no-report]\n"
     "                     run a baseline and mechanism variants over axes and seeds (as a\n"
     "                     sweep, resumable) and write DIR/report/report.md: a claims table\n"
     "                     with 95% confidence intervals over seeds, and plots; exit 1 when\n"
-    "                     a run did not complete (no report without the baseline's runs)\n"
+    "                     a run did not complete (no report without the baseline's runs);\n"
+    "                     --set adds to the spec's set list (before the variants' sets)\n"
     "  study SPEC --out DIR --slurm [--no-report] [Slurm options, as for sweep]\n"
     "                     the runs as a Slurm job array, then a job (afterany) that\n"
     "                     collects them and writes the report\n"

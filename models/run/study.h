@@ -16,6 +16,8 @@ struct Study {
 
 // Parses and checks a study spec and plans its runs; problems are ConfigErrors naming the file
 // and field.
-Study load_study(const std::string& path);
+// `extra_sets` (the command line's --set) are appended to the spec's `set` list: they apply to
+// every run after the spec's own sets and before the variant's, the axes' and the seed.
+Study load_study(const std::string& path, const std::vector<std::string>& extra_sets = {});
 
 }  // namespace tiersim

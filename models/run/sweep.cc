@@ -256,7 +256,73 @@ void resolve_fragment_refs(const std::string& spec_path, pb::RepeatedPtrField<st
   }
 }
 
-SweepPlan load_sweep(const std::string& path) {
+void append_command_line_sets(const std::vector<std::string>& sets,
+                              pb::RepeatedPtrField<std::string>& dst) {
+  pb::RepeatedPtrField<std::string> mine;
+  for (size_t i = 0; i < sets.size(); ++i) {
+    if (sets[i].find('=') == std::string::npos) {
+      throw std::invalid_argument("--set[" + std::to_string(i + 1) + "]: \"" + sets[i] +
+                                  "\": expected path=value");
+    }
+    *mine.Add() = sets[i];
+  }
+  // @FILE given on the command line is relative to the working directory.
+  resolve_fragment_refs((fs::current_path() / "command-line").string(), mine, true);
+  for (auto& m : mine)
+    *dst.Add() = std::move(m);
+}
+
+bool take_set_option(const std::vector<std::string>& args, size_t& i,
+                     std::vector<std::string>& sets) {
+  if (args[i] != "--set") return false;
+  if (i + 1 >= args.size()) throw std::invalid_argument("--set needs a value (path=value)");
+  sets.push_back(args[++i]);
+  return true;
+}
+
+void check_plan_overrides(const SweepPlan& plan, const std::string& where) {
+  if (plan.points.empty()) return;
+  // One point per distinct value of every axis (the first that has it), so each override the
+  // plan uses is applied at least once, in the order and company it runs in.
+  std::set<uint32_t> probes{0};
+  std::vector<std::set<std::string>> seen(plan.axis_names.size());
+  for (const auto& p : plan.points) {
+    for (size_t a = 0; a < p.values.size() && a < seen.size(); ++a) {
+      if (seen[a].insert(p.values[a]).second) probes.insert(p.index);
+    }
+  }
+  const LoadedConfig base =
+      load_config_unchecked({plan.spec.base().begin(), plan.spec.base().end()}, {});
+  std::vector<ConfigIssue> issues;
+  std::set<std::string> reported;
+  for (uint32_t idx : probes) {
+    const SweepPoint& p = plan.points[idx];
+    config::Config c = base.config;
+    for (size_t k = 0; k < p.sets.size(); ++k) {
+      try {
+        apply_override(c, p.sets[k], static_cast<int>(k + 1), nullptr);
+      } catch (const ConfigError& e) {
+        if (!reported.insert(p.sets[k]).second) break;
+        std::string label;
+        for (size_t a = 0; a < p.values.size() && a < plan.axis_names.size(); ++a) {
+          label += (a ? ", " : "") + plan.axis_names[a] + "=" + p.values[a];
+        }
+        for (const auto& issue : e.issues()) {
+          issues.push_back(ConfigIssue{
+              {where, 0},
+              issue.path,
+              "the override \"" + p.sets[k] + "\" does not apply" +
+                  (label.empty() ? "" : " (point " + std::to_string(idx) + ": " + label + ")") +
+                  ": " + issue.message});
+        }
+        break;  // later overrides of this point may depend on this one
+      }
+    }
+  }
+  if (!issues.empty()) throw ConfigError(issues);
+}
+
+SweepPlan load_sweep(const std::string& path, const std::vector<std::string>& extra_sets) {
   config::SweepSpec spec;
   parse_spec_file(path, spec);
   // Base files and fragment files (@FILE in sets and axis values) are relative to the spec's
@@ -265,6 +331,7 @@ SweepPlan load_sweep(const std::string& path) {
   resolve_fragment_refs(path, *spec.mutable_set(), true);
   for (auto& a : *spec.mutable_axes())
     resolve_fragment_refs(path, *a.mutable_values(), false);
+  append_command_line_sets(extra_sets, *spec.mutable_set());
   return expand_sweep(spec, path);
 }
 
@@ -706,9 +773,11 @@ int run_sweep(const std::vector<std::string>& args) {
   }
   // Slurm options first; the rest as the local sweep takes them.
   config::SlurmSettings slurm;
-  std::vector<std::string> rest;
+  std::vector<std::string> rest, sets;
   for (size_t i = 0; i < args.size(); ++i) {
-    if (!take_slurm_option(args, i, slurm)) rest.push_back(args[i]);
+    if (!take_slurm_option(args, i, slurm) && !take_set_option(args, i, sets)) {
+      rest.push_back(args[i]);
+    }
   }
   const Flags f = parse_flags(rest, {"--out", "--jobs", "--resubmit-failed"},
                               {"--slurm", "--no-submit", "--quiet"});
@@ -716,6 +785,7 @@ int run_sweep(const std::vector<std::string>& args) {
     if (!f.positional.empty() || f.values.count("--out")) {
       throw std::invalid_argument("--resubmit-failed DIR takes no spec and no --out");
     }
+    if (!sets.empty()) throw std::invalid_argument("--resubmit-failed DIR takes no --set");
     const std::string dir = f.values.at("--resubmit-failed");
     const SweepPlan plan = stored_plan(dir);
     resubmit_failed({"sweep", plan.spec.name()}, plan, dir, slurm,
@@ -734,7 +804,8 @@ int run_sweep(const std::vector<std::string>& args) {
         "at once");
   }
   const std::string dir = f.values.at("--out");
-  const SweepPlan plan = load_sweep(f.positional[0]);
+  const SweepPlan plan = load_sweep(f.positional[0], sets);
+  check_plan_overrides(plan, f.positional[0]);
   prepare_dir(plan, dir);
   if (on_slurm) {
     submit_to_slurm({"sweep", plan.spec.name()}, plan, dir, slurm, {},
@@ -755,10 +826,10 @@ int run_sweep(const std::vector<std::string>& args) {
 
 const CommandRegistrar kRegistrar(CommandKind{
     "sweep",
-    "  sweep SPEC --out DIR [--jobs N] [--quiet]\n"
+    "  sweep SPEC --out DIR [--set k=v]... [--jobs N] [--quiet]\n"
     "                     run every point of a sweep spec (one process each, N at a time;\n"
     "                     finished points are skipped on a rerun) and write DIR/summary.csv\n"
-    "                     and DIR/summary.h5\n"
+    "                     and DIR/summary.h5; --set adds to the spec's set list\n"
     "  sweep SPEC --out DIR --slurm [Slurm options]\n"
     "                     write DIR/sweep.sbatch (a job array) and DIR/collect.sbatch (the\n"
     "                     table, after the array: afterany) and submit both with sbatch\n"

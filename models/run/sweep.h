@@ -45,7 +45,21 @@ void resolve_fragment_refs(const std::string& spec_path,
                            bool assignments);
 
 // Parses and checks a spec file; problems are ConfigErrors at the file's lines and fields.
-SweepPlan load_sweep(const std::string& path);
+// `extra_sets` (the command line's --set, @FILE relative to the working directory) are appended
+// to the spec's own `set` list, so the stored plan holds them.
+SweepPlan load_sweep(const std::string& path, const std::vector<std::string>& extra_sets = {});
+// Appends command-line overrides to a spec's set list (std::invalid_argument without "=").
+void append_command_line_sets(const std::vector<std::string>& sets,
+                              google::protobuf::RepeatedPtrField<std::string>& dst);
+// Takes "--set VALUE" at args[i] (advancing i); false when args[i] is something else.
+bool take_set_option(const std::vector<std::string>& args, size_t& i,
+                     std::vector<std::string>& sets);
+// Applies the overrides of one point per distinct axis value to the merged base files, before
+// anything runs: an override that cannot apply (an unknown field, a value that does not parse,
+// an element that does not exist) is a ConfigError located at `where` (exit 2), not a plan
+// whose every point is invalid. Values that parse but fail validation (a model that does not
+// fit) stay the points' own status.
+void check_plan_overrides(const SweepPlan& plan, const std::string& where);
 // Expands a checked spec (base paths already absolute).
 SweepPlan expand_sweep(const config::SweepSpec& spec, const std::string& where);
 

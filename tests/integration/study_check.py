@@ -62,6 +62,32 @@ def main(binary, src):
         assert r.returncode == 1, r
         assert b"of the baseline's runs did not complete" in r.stderr, r.stderr
         assert not os.path.exists(os.path.join(d, "failing", "report", "report.md"))
+        # Overrides that cannot apply are refused before anything runs (exit 2, nothing
+        # written), whether a mechanism's own or the command line's --set.
+        typo = os.path.join(d, "typo.textproto")
+        with open(typo, "w") as f:
+            f.write("name: \"typo\"\nbase: %s\nbase: %s\nbase: %s\n"
+                    "baseline { name: \"b\" }\n"
+                    "mechanisms { name: \"m\" set: \"workload.decode.batch_sise=2\" }\n" % (
+                        cfg("hardware/h100_sxm.textproto"), cfg("models/llama3_2_1b.textproto"),
+                        cfg("studies/default.textproto")))
+        r = subprocess.run([binary, "study", typo, "--out", os.path.join(d, "typo")],
+                           capture_output=True)
+        assert r.returncode == 2, r
+        assert b'"workload.decode.batch_sise=2" does not apply (point 1: variant=m)' in r.stderr, \
+            r.stderr
+        assert not os.path.exists(os.path.join(d, "typo"))
+        r = subprocess.run([binary, "study", spec, "--out", os.path.join(d, "typo"),
+                            "--set", "workload.decode.context_tokenz=1"], capture_output=True)
+        assert r.returncode == 2 and b'unknown field "context_tokenz"' in r.stderr, r
+        # A command-line --set applies to every run and is recorded with the plan.
+        small = os.path.join(d, "small")
+        subprocess.run([binary, "study", spec, "--out", small, "--quiet", "--no-report",
+                        "--set", "workload.decode.decode_steps=2"], check=True)
+        assert 'set: "workload.decode.decode_steps=2"' in open(
+            os.path.join(small, "study.textproto")).read()
+        assert "--set workload.decode.decode_steps=2" in open(
+            os.path.join(small, "command.txt")).read()
     print("study ok")
 
 

@@ -176,6 +176,71 @@ TEST(Sweep, FailuresAreRecordedAndTheSweepGoesOn) {
   fs::remove_all(dir);
 }
 
+// An override that cannot apply to any config (an unknown field in the spec's set, an axis
+// value that does not parse, a command-line --set) is refused before anything runs, naming the
+// override and the point; nothing is written.
+TEST(Sweep, OverridesThatCannotApplyAreRefusedUpFront) {
+  const std::string dir = tmpdir("upfront");
+  auto sweep = [&](const std::string& body, const std::string& extra) {
+    fs::remove_all(dir + "/out");
+    return test::run_cmd(test::tiersim_binary() + " sweep " + write_spec(dir, body) + " --out " +
+                         dir + "/out --quiet " + extra);
+  };
+  auto r = sweep("set: \"workload.decode.decode_stepz=2\"\n", "");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("spec.textproto: workload.decode.decode_stepz: the override "
+                       "\"workload.decode.decode_stepz=2\" does not apply"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("did you mean \"decode_steps\""), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir + "/out"));
+  // The third value of the second axis: found at the first point that uses it.
+  r = sweep(
+      "axes { path: \"workload.decode.batch_size\" name: \"batch\" values: [\"1\", \"2\"] }\n"
+      "axes { path: \"workload.decode.context_tokens\" name: \"ctx\" values: [\"128\", "
+      "\"256\", \"many\"] }\n",
+      "");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("\"workload.decode.context_tokens=many\" does not apply (point 2: "
+                       "batch=1, ctx=many)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(dir + "/out"));
+  r = sweep("", "--set workload.decode.batch_siz=3");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown field \"batch_siz\""), std::string::npos) << r.err;
+  r = sweep("", "--set workload.decode.batch_size");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--set[1]: \"workload.decode.batch_size\": expected path=value"),
+            std::string::npos)
+      << r.err;
+  // A value that applies but fails validation stays the point's own status (see above).
+  fs::remove_all(dir);
+}
+
+// --set on the command line joins the spec's set list: it applies to every point (after the
+// spec's own sets, so it wins over them), the stored plan holds it, and a rerun with a
+// different --set into the same directory is refused.
+TEST(Sweep, CommandLineSetsJoinThePlan) {
+  const std::string dir = tmpdir("cliset");
+  const std::string spec =
+      write_spec(dir, "axes { path: \"workload.decode.batch_size\" values: [\"1\", \"2\"] }\n");
+  auto r = test::run_cmd(test::tiersim_binary() + " sweep " + spec + " --out " + dir +
+                         "/out --quiet --set workload.decode.decode_steps=3");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(
+      slurp_file(dir + "/out/sweep.textproto").find("set: \"workload.decode.decode_steps=3\""),
+      std::string::npos);
+  r = test::run_cmd(test::tiersim_binary() + " report " + dir + "/out/points/p00001.h5 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"decode_steps\":3"), std::string::npos) << r.out;
+  r = test::run_cmd(test::tiersim_binary() + " sweep " + spec + " --out " + dir +
+                    "/out --quiet --set workload.decode.decode_steps=4");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("holds a different plan"), std::string::npos) << r.err;
+  fs::remove_all(dir);
+}
+
 TEST(Sweep, SlurmScriptSlicesPointsIntoArrayTasks) {
   const std::string dir = tmpdir("slurm");
   const std::string spec = write_spec(
