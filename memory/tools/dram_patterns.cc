@@ -123,6 +123,14 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
   std::deque<uint64_t> released(p.outstanding, 0);
   for (uint32_t i = slots; i-- > 0;)
     free_slots.push_back(i);
+  // A request holds its slot until the requester has its data: its last beat lands (the
+  // controller reports the request when its column command issues, with the landing cycle)
+  // and the front end's latency has passed. So N outstanding means N requests in flight
+  // end to end, and Little's law holds: bandwidth = N x request bytes / mean latency.
+  const uint64_t frontend_cycles =
+      (spec.frontend_latency_ps + spec.timing.tck_ps - 1) / spec.timing.tck_ps;
+  using Landing = std::pair<uint64_t, uint32_t>;  // release cycle, slot
+  std::priority_queue<Landing, std::vector<Landing>, std::greater<Landing>> landing;
   std::vector<DramCompletion> done;
   done.reserve(1 << 14);
 
@@ -137,6 +145,11 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
   uint32_t cur_slot = 0;
   bool cur_write = false;
   while (completed < requests) {
+    while (!landing.empty() && landing.top().first <= cycle) {
+      free_slots.push_back(landing.top().second);
+      if (p.outstanding > 0) released.push_back(landing.top().first);
+      landing.pop();
+    }
     // Start new requests while the loop allows, then submit their accesses in order.
     while (true) {
       if (cur_left == 0) {
@@ -171,10 +184,12 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
       Slot& s = slot[d.id];
       if (--s.remaining == 0) {
         m.latency(double(spec.frontend_latency_ps) + double(d.done_cycle - s.issue_cycle) * tck);
-        free_slots.push_back(static_cast<uint32_t>(d.id));
-        if (p.outstanding > 0) released.push_back(d.done_cycle);
+        landing.push({d.done_cycle + frontend_cycles, static_cast<uint32_t>(d.id)});
         ++completed;
       }
+    }
+    if (next_request < requests && !landing.empty()) {
+      next = std::min(next, std::max(landing.top().first, cycle + 1));
     }
     if (cur_left > 0 || (next_request < requests && !free_slots.empty())) {
       uint64_t want = cycle + 1;

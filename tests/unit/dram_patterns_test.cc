@@ -64,6 +64,21 @@ TEST(DramPatterns, RandomIsSlowerThanStreamAndDeterministic) {
   EXPECT_LT(a.row_hit_rate, 0.1);
 }
 
+// A closed loop of N outstanding requests keeps N in flight end to end: a slot is held until
+// the data has landed and passed the front end, so bandwidth = N x request bytes / mean
+// latency (Little's law). The slot used to be freed when the column command issued, so one
+// "outstanding" request overlapped the next and measured ~3x the bandwidth this law allows.
+TEST(DramPatterns, ClosedLoopObeysLittlesLaw) {
+  const DramStackSpec s = test::hbm3_6400();
+  for (uint32_t n : {1u, 4u, 64u}) {
+    DramPattern rnd = pattern("random", DramPattern::Kind::kRandom, 64, n, 0, 64ull * 4000 * n);
+    const DramPatternResult r = run_dram_pattern(s, rnd);
+    const double little = double(n) * 64.0 / (r.mean_latency_ps * 1e-12);
+    EXPECT_LE(r.bandwidth_bytes_per_s, 1.02 * little) << n;
+    EXPECT_GE(r.bandwidth_bytes_per_s, 0.95 * little) << n;
+  }
+}
+
 TEST(DramPatterns, StridedAcrossRowsMissesAndMixedTrafficCompletes) {
   const DramStackSpec s = test::hbm3_6400();
   DramPattern strided = pattern("strided", DramPattern::Kind::kStrided, 32, 256, 0, 2ull << 20);
