@@ -272,8 +272,10 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
   const size_t scan = fcfs ? std::min<size_t>(q.size(), 1) : q.size();
 
   // Row bus: refresh first when it is due, then ACT/PRE for the oldest request that needs one.
-  bool row_used = false;
-  try_refresh(c, &row_used);
+  // A sibling pseudo channel's command this cycle holds the shared bus.
+  const bool row_taken = buses_ != nullptr && buses_->row_cycle == c;
+  bool row_used = row_taken;
+  if (!row_used) try_refresh(c, &row_used);
   for (size_t i = 0; i < scan && !row_used; ++i) {
     DramRequest& r = q[i];
     const uint32_t bank = flat(r);
@@ -290,13 +292,17 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
     }
   }
 
+  if (row_used && !row_taken && buses_ != nullptr) buses_->row_cycle = c;
+
   // Column bus: the oldest row hit whose CAS is legal now (FR-FCFS), or the head (FCFS). No CAS
   // of the active kind can issue before the channel-level constraint, so skip the scan then.
   const uint64_t channel_cas = draining_ ? next_wr_ : next_rd_;
-  for (size_t i = 0; i < scan && channel_cas <= c; ++i) {
+  const bool column_free = buses_ == nullptr || buses_->column_cycle != c;
+  for (size_t i = 0; i < scan && channel_cas <= c && column_free; ++i) {
     const DramRequest& r = q[i];
     if (need(r) == Need::kCas && cas_ready(r) <= c) {
       issue_cas(i, q, c, done);
+      if (buses_ != nullptr) buses_->column_cycle = c;
       break;
     }
   }

@@ -9,7 +9,9 @@
 // all-bank refresh (PREA then REFab, up to `max_postponed_refreshes` postponed while requests
 // wait, pulled in when idle) or per-bank refresh (round robin, tRFCpb, tRREFD); a refresh-rate
 // multiplier for temperature. One row command (ACT/PRE/PREA/REF) and one column command
-// (RD/WR) may issue per cycle (HBM's separate row and column command buses).
+// (RD/WR) may issue per cycle (HBM's separate row and column command buses); in pseudo-channel
+// mode the two pseudo channels of a channel share those buses (JESD235 HBM2, JESD238 HBM3: the
+// command carries the pseudo-channel bit), so a sibling's command in a cycle takes the bus.
 //
 // Left out: power-down and self-refresh, stack IDs as separate ranks, RFM, ECC, data.
 #pragma once
@@ -49,6 +51,12 @@ struct DramCommand {
   uint32_t row;
 };
 
+// The row and column command buses of one channel, shared by its pseudo channels: the cycle
+// each last carried a command.
+struct SharedCommandBuses {
+  uint64_t row_cycle = UINT64_MAX, column_cycle = UINT64_MAX;
+};
+
 struct DramControllerStats {
   uint64_t acts = 0, pres = 0, reads = 0, writes = 0, refreshes = 0, refreshes_pb = 0;
   uint64_t row_hits = 0, row_misses = 0, row_conflicts = 0;  // at the first command per request
@@ -74,6 +82,10 @@ class PseudoChannelController {
 
   // Multiplies the refresh rate (tREFI and tREFIpb are divided by it); from the next interval.
   void set_refresh_multiplier(double m);
+  // Shares the command buses with the channel's other pseudo channels (nullptr: its own). The
+  // controllers sharing them are advanced one after the other within a cycle; the first takes
+  // a bus it uses.
+  void share_command_buses(SharedCommandBuses* buses) { buses_ = buses; }
   // Appends every issued command to `log` (nullptr: off). For tests and tracing.
   void record_commands(std::vector<DramCommand>* log) { log_ = log; }
 
@@ -129,6 +141,7 @@ class PseudoChannelController {
 
   DramControllerStats stats_;
   std::vector<DramCommand>* log_ = nullptr;
+  SharedCommandBuses* buses_ = nullptr;
 };
 
 }  // namespace tiersim

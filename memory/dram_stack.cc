@@ -17,6 +17,11 @@ DramStack::DramStack(const DramStackSpec& spec) : spec_(spec) {
         std::make_unique<PseudoChannelController>(spec.org, spec.timing, spec.policy));
   }
   next_.assign(n, 0);
+  if (spec.pseudo_channels > 1) {
+    buses_.resize(spec.channels);
+    for (uint32_t i = 0; i < n; ++i)
+      controllers_[i]->share_command_buses(&buses_[i / spec.pseudo_channels]);
+  }
 }
 
 bool DramStack::submit(uint64_t address, bool write, uint64_t id, uint64_t cycle) {
@@ -39,9 +44,14 @@ bool DramStack::submit(uint64_t address, bool write, uint64_t id, uint64_t cycle
 
 uint64_t DramStack::advance(uint64_t cycle, std::vector<DramCompletion>& done) {
   uint64_t next = kNever;
-  for (size_t i = 0; i < controllers_.size(); ++i) {
-    if (next_[i] <= cycle) next_[i] = controllers_[i]->advance(cycle, done);
-    next = std::min(next, next_[i]);
+  const uint32_t pcs = spec_.pseudo_channels;
+  for (uint32_t ch = 0; ch < spec_.channels; ++ch) {
+    for (uint32_t k = 0; k < pcs; ++k) {
+      // Round robin over the cycles: which pseudo channel has the shared command buses first.
+      const size_t i = size_t{ch} * pcs + (k + cycle) % pcs;
+      if (next_[i] <= cycle) next_[i] = controllers_[i]->advance(cycle, done);
+      next = std::min(next, next_[i]);
+    }
   }
   return next;
 }

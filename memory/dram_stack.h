@@ -56,7 +56,8 @@ class DramStack {
   DramStackSpec spec_;
   DramAddressMapping mapping_;
   std::vector<std::unique_ptr<PseudoChannelController>> controllers_;
-  std::vector<uint64_t> next_;  // next event cycle per controller
+  std::vector<SharedCommandBuses> buses_;  // one per channel (pseudo-channel mode)
+  std::vector<uint64_t> next_;             // next event cycle per controller
 };
 
 }  // namespace tiersim

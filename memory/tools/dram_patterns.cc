@@ -101,6 +101,37 @@ class Measurements {
 
 }  // namespace
 
+RandomAccessCeiling random_access_ceiling(const DramStackSpec& spec,
+                                          double accesses_per_activation) {
+  const DramTiming& t = spec.timing;
+  const double peak = 1.0 / t.burst_cycles;
+  RandomAccessCeiling c;
+  const double sharing = std::max<uint32_t>(1, spec.pseudo_channels);
+  const double row_commands = spec.policy.page == PagePolicy::kOpen ? 2.0 : 1.0;
+  const std::pair<double, const char*> terms[] = {
+      {peak, "data bus"},
+      {accesses_per_activation / t.rrd_s, "tRRD_S"},
+      {accesses_per_activation * 4.0 / t.faw, "tFAW"},
+      {accesses_per_activation * spec.org.banks() / t.rc, "tRC"},
+      {accesses_per_activation / (row_commands * sharing), "row command bus"},
+      {1.0 / sharing, "column command bus"},
+  };
+  c.activations_per_cycle = std::min({1.0 / t.rrd_s, 4.0 / t.faw, double(spec.org.banks()) / t.rc});
+  double rate = peak;
+  c.binding = terms[0].second;
+  for (const auto& [v, name] : terms) {
+    if (v < rate) {
+      rate = v;
+      c.binding = name;
+    }
+  }
+  const double refresh = spec.policy.refresh == RefreshMode::kAllBank && t.refi > 0
+                             ? std::max(0.0, 1.0 - double(t.rfc) / t.refi)
+                             : 1.0;
+  c.fraction_of_peak = rate / peak * refresh;
+  return c;
+}
+
 DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern& p) {
   const uint64_t access = spec.org.access_bytes;
   check_pattern(p, access);

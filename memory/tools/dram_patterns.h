@@ -39,6 +39,25 @@ struct DramPatternResult {
   uint64_t requests = 0;
 };
 
+// Upper bound on the bandwidth of uniformly random accesses, each opening a row, from the JEDEC
+// limits alone (per pseudo channel, in accesses per command-clock cycle):
+//   data bus      1 / burst_cycles                                   (the peak)
+//   activations   min(1 / tRRD_S, 4 / tFAW, banks / tRC) x accesses_per_activation
+//                 (tRRD_S: consecutive ACTs in different bank groups, the best case)
+//   row bus       1 / (row commands per activation x pseudo channels sharing the bus)
+//                 x accesses_per_activation (ACT + PRE with open pages, ACT alone with
+//                 auto-precharge)
+//   column bus    1 / pseudo channels sharing it
+// times the all-bank refresh's share of time left (1 - tRFC / tREFI; per-bank refresh is
+// taken as free, which keeps the bound an upper one). `binding` names the smallest term.
+struct RandomAccessCeiling {
+  double fraction_of_peak = 0;
+  double activations_per_cycle = 0;  // the tRRD / tFAW / tRC limit, per pseudo channel
+  const char* binding = "";
+};
+RandomAccessCeiling random_access_ceiling(const DramStackSpec& spec,
+                                          double accesses_per_activation = 1.0);
+
 // Runs `p` on a fresh stack built from `spec`. Throws std::invalid_argument for a malformed
 // pattern (request not a multiple of the access size, both or neither loop mode, ...).
 DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern& p);

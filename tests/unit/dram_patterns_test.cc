@@ -3,8 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <stdexcept>
 
+#include "memory/tools/hbm_calibrate.h"
 #include "tests/support/dram_presets.h"
 #include "tests/support/dram_stream.h"
 
@@ -77,6 +79,65 @@ TEST(DramPatterns, ClosedLoopObeysLittlesLaw) {
     EXPECT_LE(r.bandwidth_bytes_per_s, 1.02 * little) << n;
     EXPECT_GE(r.bandwidth_bytes_per_s, 0.95 * little) << n;
   }
+}
+
+// Uniformly random reads, each opening its own row (the mapping puts consecutive 32 B in
+// different channels, so a 64 B request is two activations), saturate at most the JEDEC
+// ceiling: HBM2 2.0 Gb/s 50% (tRRD_S = 4 = tFAW / 4 cycles per ACT against a burst of 2; the
+// shared row bus exactly full with ACT + PRE of two pseudo channels) x (1 - 350 / 3900)
+// refresh = 45.5%; HBM3 6.4 Gb/s 2 / 7 (tRRD_S) x (1 - 720 / 6240) = 25.3%. The model must
+// stay under the ceiling and come within 10% of it with a deep queue.
+TEST(DramPatterns, RandomReadsRespectTheActivationCeiling) {
+  struct Case {
+    DramStackSpec spec;
+    double expected_ceiling;
+    const char* binding;
+  };
+  for (const Case& k : {Case{test::hbm2_2000(), 0.5 * (1 - 350.0 / 3900), "tRRD_S"},
+                        Case{test::hbm3_6400(), 2.0 / 7 * (1 - 720.0 / 6240), "tRRD_S"}}) {
+    const RandomAccessCeiling c = random_access_ceiling(k.spec);
+    EXPECT_NEAR(c.fraction_of_peak, k.expected_ceiling, 1e-12);
+    EXPECT_STREQ(c.binding, k.binding);
+    // Short runs without refresh against the ceiling without it (a short run with refresh
+    // would still hold refreshes postponed in its steady window).
+    DramStackSpec no_refresh = k.spec;
+    no_refresh.policy.refresh = RefreshMode::kNone;
+    const double bare = random_access_ceiling(no_refresh).fraction_of_peak;
+    for (uint64_t request : {32u, 64u}) {
+      DramPattern rnd =
+          pattern("random", DramPattern::Kind::kRandom, request, 1024, 0, request * 60000);
+      const DramPatternResult r = run_dram_pattern(no_refresh, rnd);
+      std::printf(
+          "[ceiling] %u channels, %llu B random, refresh off: %.2f%% of peak, ceiling %.2f%%\n",
+          k.spec.channels, static_cast<unsigned long long>(request), 100 * r.efficiency,
+          100 * bare);
+      EXPECT_LE(r.efficiency, bare * 1.005) << k.spec.channels << " " << request;
+      EXPECT_GE(r.efficiency, bare * 0.90) << k.spec.channels << " " << request;
+    }
+  }
+  // With refresh, over the refresh-safe duration (every postponed refresh paid in the window).
+  {
+    const DramStackSpec s = test::hbm2_2000();
+    const double ceiling = random_access_ceiling(s).fraction_of_peak;
+    const double bytes = s.peak_bytes_per_s() * ceiling * min_calibration_duration_us(s) * 1e-6;
+    DramPattern rnd =
+        pattern("random", DramPattern::Kind::kRandom, 64, 1024, 0, uint64_t(bytes) / 64 * 64);
+    const DramPatternResult r = run_dram_pattern(s, rnd);
+    std::printf("[ceiling] HBM2 64 B random, refresh on: %.2f%% of peak, ceiling %.2f%%\n",
+                100 * r.efficiency, 100 * ceiling);
+    EXPECT_LE(r.efficiency, ceiling * 1.005);
+    EXPECT_GE(r.efficiency, ceiling * 0.90);
+  }
+  // Auto-precharge halves the row commands: the HBM2 row bus is no longer full.
+  DramStackSpec closed = test::hbm2_2000();
+  closed.policy.page = PagePolicy::kClosed;
+  EXPECT_NEAR(random_access_ceiling(closed).fraction_of_peak, 0.5 * (1 - 350.0 / 3900), 1e-12);
+  // Without sharing the buses, a tighter tFAW binds.
+  DramStackSpec faw = test::hbm2_2000();
+  faw.timing.faw = 30;
+  EXPECT_STREQ(random_access_ceiling(faw).binding, "tFAW");
+  EXPECT_NEAR(random_access_ceiling(faw).fraction_of_peak, 4.0 / 30 / 0.5 * (1 - 350.0 / 3900),
+              1e-12);
 }
 
 TEST(DramPatterns, StridedAcrossRowsMissesAndMixedTrafficCompletes) {
