@@ -272,9 +272,10 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
   const size_t scan = fcfs ? std::min<size_t>(q.size(), 1) : q.size();
 
   // Row bus: refresh first when it is due, then ACT/PRE for the oldest request that needs one.
-  // A sibling pseudo channel's command this cycle holds the shared bus.
-  const bool row_taken = buses_ != nullptr && buses_->row_cycle == c;
+  // The bus is busy while an earlier command (this pseudo channel's or a sibling's) holds it.
+  const bool row_taken = buses_->row_free > c;
   bool row_used = row_taken;
+  uint64_t row_cycles = 1;
   if (!row_used) try_refresh(c, &row_used);
   for (size_t i = 0; i < scan && !row_used; ++i) {
     DramRequest& r = q[i];
@@ -284,6 +285,7 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
       r.needed_act = true;
       issue_act(r, c);
       row_used = true;
+      row_cycles = SharedCommandBuses::kActRowCycles;
     } else if (n == Need::kPre && banks_[bank].next_pre <= c &&
                (fcfs || !row_has_other_hits(r, q))) {
       r.needed_pre = true;
@@ -292,17 +294,17 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
     }
   }
 
-  if (row_used && !row_taken && buses_ != nullptr) buses_->row_cycle = c;
+  if (row_used && !row_taken) buses_->row_free = c + row_cycles;
 
   // Column bus: the oldest row hit whose CAS is legal now (FR-FCFS), or the head (FCFS). No CAS
   // of the active kind can issue before the channel-level constraint, so skip the scan then.
   const uint64_t channel_cas = draining_ ? next_wr_ : next_rd_;
-  const bool column_free = buses_ == nullptr || buses_->column_cycle != c;
+  const bool column_free = buses_->column_free <= c;
   for (size_t i = 0; i < scan && channel_cas <= c && column_free; ++i) {
     const DramRequest& r = q[i];
     if (need(r) == Need::kCas && cas_ready(r) <= c) {
       issue_cas(i, q, c, done);
-      if (buses_ != nullptr) buses_->column_cycle = c;
+      buses_->column_free = c + 1;
       break;
     }
   }
@@ -312,7 +314,7 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
   if (policy_.refresh != RefreshMode::kNone) next = std::max(next_refresh_due_, c + 1);
   if (pending_refreshes_ > 0) {
     const uint64_t rr = refresh_ready(c + 1);
-    if (rr != kNever) next = std::min(next, rr);
+    if (rr != kNever) next = std::min(next, std::max(rr, buses_->row_free));
   }
   // After a possible mode switch, both queues may be served next; consider both.
   const auto consider = [&](const std::vector<DramRequest>& queue) {
@@ -322,15 +324,15 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
       uint64_t at;
       switch (need(r)) {
         case Need::kCas:
-          at = cas_ready(r);
+          at = std::max(cas_ready(r), buses_->column_free);
           break;
         case Need::kAct:
-          at = act_ready(r);
+          at = std::max(act_ready(r), buses_->row_free);
           // Blocked by a refresh: it becomes possible after the refresh, which is in `next`.
           if (blocked_by_refresh(flat(r))) continue;
           break;
         default:
-          at = banks_[flat(r)].next_pre;
+          at = std::max(banks_[flat(r)].next_pre, buses_->row_free);
           break;
       }
       next = std::min(next, std::max(at, c + 1));

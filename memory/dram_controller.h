@@ -9,9 +9,10 @@
 // all-bank refresh (PREA then REFab, up to `max_postponed_refreshes` postponed while requests
 // wait, pulled in when idle) or per-bank refresh (round robin, tRFCpb, tRREFD); a refresh-rate
 // multiplier for temperature. One row command (ACT/PRE/PREA/REF) and one column command
-// (RD/WR) may issue per cycle (HBM's separate row and column command buses); in pseudo-channel
-// mode the two pseudo channels of a channel share those buses (JESD235 HBM2, JESD238 HBM3: the
-// command carries the pseudo-channel bit), so a sibling's command in a cycle takes the bus.
+// (RD/WR) may issue per cycle (HBM's separate row and column command buses), an ACT holding the
+// row bus for two cycles; in pseudo-channel mode the two pseudo channels of a channel share
+// those buses (JESD235 HBM2, JESD238 HBM3: the command carries the pseudo-channel bit), so a
+// sibling's command takes the bus for its cycles.
 //
 // Left out: power-down and self-refresh, stack IDs as separate ranks, RFM, ECC, data.
 #pragma once
@@ -51,10 +52,13 @@ struct DramCommand {
   uint32_t row;
 };
 
-// The row and column command buses of one channel, shared by its pseudo channels: the cycle
-// each last carried a command.
+// The row and column command buses of one channel, shared by its pseudo channels: the first
+// cycle each is free. An ACT holds the row bus for two cycles (its row address takes two
+// clocks on HBM's row command pins, JESD235 / JESD238), PRE, PREA and REF for one; a RD or WR
+// holds the column bus for one.
 struct SharedCommandBuses {
-  uint64_t row_cycle = UINT64_MAX, column_cycle = UINT64_MAX;
+  static constexpr uint64_t kActRowCycles = 2;
+  uint64_t row_free = 0, column_free = 0;
 };
 
 struct DramControllerStats {
@@ -85,7 +89,9 @@ class PseudoChannelController {
   // Shares the command buses with the channel's other pseudo channels (nullptr: its own). The
   // controllers sharing them are advanced one after the other within a cycle; the first takes
   // a bus it uses.
-  void share_command_buses(SharedCommandBuses* buses) { buses_ = buses; }
+  void share_command_buses(SharedCommandBuses* buses) {
+    buses_ = buses != nullptr ? buses : &own_buses_;
+  }
   // Appends every issued command to `log` (nullptr: off). For tests and tracing.
   void record_commands(std::vector<DramCommand>* log) { log_ = log; }
 
@@ -141,7 +147,8 @@ class PseudoChannelController {
 
   DramControllerStats stats_;
   std::vector<DramCommand>* log_ = nullptr;
-  SharedCommandBuses* buses_ = nullptr;
+  SharedCommandBuses own_buses_;
+  SharedCommandBuses* buses_ = &own_buses_;
 };
 
 }  // namespace tiersim

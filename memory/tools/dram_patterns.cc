@@ -107,7 +107,9 @@ RandomAccessCeiling random_access_ceiling(const DramStackSpec& spec,
   const double peak = 1.0 / t.burst_cycles;
   RandomAccessCeiling c;
   const double sharing = std::max<uint32_t>(1, spec.pseudo_channels);
-  const double row_commands = spec.policy.page == PagePolicy::kOpen ? 2.0 : 1.0;
+  // Row-bus cycles per activation: the ACT's two, plus a PRE's one with open pages.
+  const double row_commands =
+      double(SharedCommandBuses::kActRowCycles) + (spec.policy.page == PagePolicy::kOpen ? 1 : 0);
   const std::pair<double, const char*> terms[] = {
       {peak, "data bus"},
       {accesses_per_activation / t.rrd_s, "tRRD_S"},

@@ -44,9 +44,9 @@ struct DramPatternResult {
 //   data bus      1 / burst_cycles                                   (the peak)
 //   activations   min(1 / tRRD_S, 4 / tFAW, banks / tRC) x accesses_per_activation
 //                 (tRRD_S: consecutive ACTs in different bank groups, the best case)
-//   row bus       1 / (row commands per activation x pseudo channels sharing the bus)
-//                 x accesses_per_activation (ACT + PRE with open pages, ACT alone with
-//                 auto-precharge)
+//   row bus       1 / (row-bus cycles per activation x pseudo channels sharing the bus)
+//                 x accesses_per_activation (an ACT takes two cycles, a PRE one: 3 with open
+//                 pages, 2 with auto-precharge)
 //   column bus    1 / pseudo channels sharing it
 // times the all-bank refresh's share of time left (1 - tRFC / tREFI; per-bank refresh is
 // taken as free, which keeps the bound an upper one). `binding` names the smallest term.
