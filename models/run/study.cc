@@ -65,6 +65,40 @@ Study load_study(const std::string& path, const std::vector<std::string>& extra_
       fail("metrics[" + std::to_string(i) + "].name", "required field is not set");
     }
   }
+  // A command-line --set runs before every variant's own sets: on a path a variant sets (or a
+  // part of it, or a field inside it) it would lose to that variant or change what the
+  // variant switches on in the others (a policy section whose presence enables it).
+  auto assigned_path = [](const std::string& assignment) {
+    std::string p = assignment.substr(0, assignment.find('='));
+    if (!p.empty() && p.back() == '+') p.pop_back();
+    if (p.size() >= 3 && p.compare(p.size() - 3, 3, "[+]") == 0) p.resize(p.size() - 3);
+    return p;
+  };
+  auto overlaps = [](const std::string& x, const std::string& y) {
+    auto inside = [](const std::string& outer, const std::string& inner) {
+      return inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
+             (inner[outer.size()] == '.' || inner[outer.size()] == '[');
+    };
+    return x == y || inside(x, y) || inside(y, x);
+  };
+  std::vector<const config::StudyVariant*> all_variants{&spec.baseline()};
+  for (const auto& m : spec.mechanisms())
+    all_variants.push_back(&m);
+  for (size_t k = 0; k < extra_sets.size(); ++k) {
+    const std::string mine = assigned_path(extra_sets[k]);
+    for (const auto* v : all_variants) {
+      for (const auto& theirs : v->set()) {
+        if (overlaps(mine, assigned_path(theirs))) {
+          issues.push_back(ConfigIssue{
+              {"--set", static_cast<int>(k + 1)},
+              mine,
+              "overlaps what variant \"" + v->name() + "\" sets (\"" + theirs +
+                  "\"); a command-line --set applies to every variant before its own sets, so "
+                  "change the spec (its set list or that variant) instead"});
+        }
+      }
+    }
+  }
   if (!issues.empty()) throw ConfigError(issues);
   if (spec.metrics_size() == 0) {
     auto* m = spec.add_metrics();

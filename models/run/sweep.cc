@@ -282,41 +282,75 @@ bool take_set_option(const std::vector<std::string>& args, size_t& i,
 
 void check_plan_overrides(const SweepPlan& plan, const std::string& where) {
   if (plan.points.empty()) return;
-  // One point per distinct value of every axis (the first that has it), so each override the
-  // plan uses is applied at least once, in the order and company it runs in.
+  // Probes: the first point of every pair of values of two axes (and of every value, with one
+  // axis), so each override runs at least once beside every value of every other axis: one
+  // that applies only with some other axis's value (a field of a component that value adds)
+  // finds it.
+  const size_t axes = plan.axis_names.size();
+  std::vector<std::map<std::string, uint64_t>> index(axes);
+  std::set<uint64_t> seen;
   std::set<uint32_t> probes{0};
-  std::vector<std::set<std::string>> seen(plan.axis_names.size());
+  std::vector<uint64_t> v(axes);
   for (const auto& p : plan.points) {
-    for (size_t a = 0; a < p.values.size() && a < seen.size(); ++a) {
-      if (seen[a].insert(p.values[a]).second) probes.insert(p.index);
+    for (size_t a = 0; a < axes && a < p.values.size(); ++a) {
+      v[a] = index[a].emplace(p.values[a], index[a].size()).first->second;
     }
+    bool fresh = false;
+    for (size_t a = 0; a < axes; ++a) {
+      if (axes == 1) fresh |= seen.insert(v[a]).second;
+      for (size_t b = a + 1; b < axes; ++b) {
+        fresh |= seen.insert((uint64_t(a * axes + b) << 42) | (v[a] << 21) | v[b]).second;
+      }
+    }
+    if (fresh) probes.insert(p.index);
   }
   const LoadedConfig base =
       load_config_unchecked({plan.spec.base().begin(), plan.spec.base().end()}, {});
-  std::vector<ConfigIssue> issues;
-  std::set<std::string> reported;
+  struct Outcome {
+    uint32_t reached = 0, failed = 0;
+    std::vector<ConfigIssue> first;
+  };
+  std::map<std::string, Outcome> outcomes;
+  std::vector<std::string> order;
   for (uint32_t idx : probes) {
     const SweepPoint& p = plan.points[idx];
     config::Config c = base.config;
     for (size_t k = 0; k < p.sets.size(); ++k) {
+      auto [it, added] = outcomes.try_emplace(p.sets[k]);
+      if (added) order.push_back(p.sets[k]);
+      Outcome& o = it->second;
+      ++o.reached;
       try {
         apply_override(c, p.sets[k], static_cast<int>(k + 1), nullptr);
       } catch (const ConfigError& e) {
-        if (!reported.insert(p.sets[k]).second) break;
-        std::string label;
-        for (size_t a = 0; a < p.values.size() && a < plan.axis_names.size(); ++a) {
-          label += (a ? ", " : "") + plan.axis_names[a] + "=" + p.values[a];
-        }
-        for (const auto& issue : e.issues()) {
-          issues.push_back(ConfigIssue{
-              {where, 0},
-              issue.path,
-              "the override \"" + p.sets[k] + "\" does not apply" +
-                  (label.empty() ? "" : " (point " + std::to_string(idx) + ": " + label + ")") +
-                  ": " + issue.message});
+        ++o.failed;
+        if (o.first.empty()) {
+          std::string label;
+          for (size_t a = 0; a < p.values.size() && a < axes; ++a) {
+            label += (a ? ", " : "") + plan.axis_names[a] + "=" + p.values[a];
+          }
+          for (const auto& issue : e.issues()) {
+            // A fragment file's own line stays; an override's location becomes the spec's.
+            o.first.push_back(ConfigIssue{
+                issue.where.line > 0 && issue.where.file != "--set" ? issue.where
+                                                                    : SourceLocation{where, 0},
+                issue.path,
+                "the override \"" + p.sets[k] + "\" does not apply" +
+                    (label.empty() ? "" : " (point " + std::to_string(idx) + ": " + label + ")") +
+                    ": " + issue.message});
+          }
         }
         break;  // later overrides of this point may depend on this one
       }
+    }
+  }
+  // Refused: an override that failed wherever it was tried. One that applies at some probe
+  // and not at another is left to the points (recorded invalid, the sweep goes on).
+  std::vector<ConfigIssue> issues;
+  for (const auto& s : order) {
+    const Outcome& o = outcomes.at(s);
+    if (o.failed > 0 && o.failed == o.reached) {
+      issues.insert(issues.end(), o.first.begin(), o.first.end());
     }
   }
   if (!issues.empty()) throw ConfigError(issues);

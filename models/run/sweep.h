@@ -54,11 +54,12 @@ void append_command_line_sets(const std::vector<std::string>& sets,
 // Takes "--set VALUE" at args[i] (advancing i); false when args[i] is something else.
 bool take_set_option(const std::vector<std::string>& args, size_t& i,
                      std::vector<std::string>& sets);
-// Applies the overrides of one point per distinct axis value to the merged base files, before
-// anything runs: an override that cannot apply (an unknown field, a value that does not parse,
-// an element that does not exist) is a ConfigError located at `where` (exit 2), not a plan
-// whose every point is invalid. Values that parse but fail validation (a model that does not
-// fit) stay the points' own status.
+// Applies the overrides of probe points (the first point of every pair of values of two axes)
+// to the merged base files, before anything runs: an override that cannot apply at any probe
+// that reaches it (an unknown field, a value that does not parse, an element that does not
+// exist) is a ConfigError located at `where` (exit 2), not a plan whose every point is
+// invalid. One that applies at some probes is left to the points, as are values that parse but
+// fail validation (a model that does not fit): those points are recorded invalid.
 void check_plan_overrides(const SweepPlan& plan, const std::string& where);
 // Expands a checked spec (base paths already absolute).
 SweepPlan expand_sweep(const config::SweepSpec& spec, const std::string& where);

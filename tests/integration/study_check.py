@@ -80,6 +80,11 @@ def main(binary, src):
         r = subprocess.run([binary, "study", spec, "--out", os.path.join(d, "typo"),
                             "--set", "workload.decode.context_tokenz=1"], capture_output=True)
         assert r.returncode == 2 and b'unknown field "context_tokenz"' in r.stderr, r
+        # One that overlaps a variant's own sets is refused: it would lose to that variant.
+        r = subprocess.run([binary, "study", spec, "--out", os.path.join(d, "typo"),
+                            "--set", "workload.model={kv_dtype: BF16}"], capture_output=True)
+        assert r.returncode == 2 and b'overlaps what variant "fp8_kv" sets' in r.stderr, r
+        assert not os.path.exists(os.path.join(d, "typo"))
         # A command-line --set applies to every run and is recorded with the plan.
         small = os.path.join(d, "small")
         subprocess.run([binary, "study", spec, "--out", small, "--quiet", "--no-report",

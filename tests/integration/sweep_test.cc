@@ -218,6 +218,38 @@ TEST(Sweep, OverridesThatCannotApplyAreRefusedUpFront) {
   fs::remove_all(dir);
 }
 
+// An override that applies at some probe points and not at others (a field of a component
+// that only some points add) is left to the points; one that fails wherever it is tried is
+// refused.
+TEST(Sweep, AnOverrideThatAppliesSomewhereIsLeftToThePoints) {
+  SweepPlan plan;
+  plan.spec.add_base(test::preset("hardware/h100_sxm.textproto"));
+  plan.spec.add_base(test::preset("models/llama3_8b.textproto"));
+  plan.spec.add_base(test::preset("studies/default.textproto"));
+  plan.axis_names = {"extra", "latency"};
+  const std::string add = "system.components[+]={name: \"x2\" sram {}}";
+  const std::string use = "system.components[x2].sram.latency_ps=1";
+  SweepPoint p0, p1;
+  p0.index = 0;
+  p0.values = {"none", "1"};
+  p0.sets = {use};
+  p1.index = 1;
+  p1.values = {"x2", "1"};
+  p1.sets = {add, use};
+  plan.points = {p0, p1};
+  EXPECT_NO_THROW(check_plan_overrides(plan, "spec.textproto"));
+  plan.points = {p0};
+  try {
+    check_plan_overrides(plan, "spec.textproto");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    ASSERT_EQ(e.issues().size(), 1u);
+    EXPECT_NE(e.issues()[0].message.find("the override \"" + use + "\" does not apply"),
+              std::string::npos)
+        << e.issues()[0].message;
+  }
+}
+
 // --set on the command line joins the spec's set list: it applies to every point (after the
 // spec's own sets, so it wins over them), the stored plan holds it, and a rerun with a
 // different --set into the same directory is refused.

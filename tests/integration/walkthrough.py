@@ -98,8 +98,10 @@ PYTHON_PLACEHOLDERS = [('"DIR/', '"runs/bc/'), ('"run.h5"', '"out/batch16.h5"')]
 # Output a page shows that depends on the terminal or the clock.
 VOLATILE = [re.compile(r"^\[sweep\] ")]  # the progress line: only on a terminal
 
+# Synopsis markers: an upper-case argument name, an optional group (" [--x]": a bracket after a
+# space, not a field index like components[hbm]), <name>, "...".
 PLACEHOLDER = re.compile(r"\b(SPEC|DIR|FILE|FILES|TABLE|RESULT|COMMAND|PATH|N|K|T|M|A|Q|P)\b"
-                         r"|\[|<[a-z]+>|\.\.\.")
+                         r"|(^|\s)\[|<[a-z]+>|\.\.\.")
 FENCE = re.compile(r"^```(\w*)\s*$")
 
 
