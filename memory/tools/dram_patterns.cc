@@ -118,7 +118,6 @@ RandomAccessCeiling random_access_ceiling(const DramStackSpec& spec,
       {accesses_per_activation / (row_commands * sharing), "row command bus"},
       {1.0 / sharing, "column command bus"},
   };
-  c.activations_per_cycle = std::min({1.0 / t.rrd_s, 4.0 / t.faw, double(spec.org.banks()) / t.rc});
   double rate = peak;
   c.binding = terms[0].second;
   for (const auto& [v, name] : terms) {

@@ -52,7 +52,6 @@ struct DramPatternResult {
 // taken as free, which keeps the bound an upper one). `binding` names the smallest term.
 struct RandomAccessCeiling {
   double fraction_of_peak = 0;
-  double activations_per_cycle = 0;  // the tRRD / tFAW / tRC limit, per pseudo channel
   const char* binding = "";
 };
 RandomAccessCeiling random_access_ceiling(const DramStackSpec& spec,

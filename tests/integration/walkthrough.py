@@ -180,7 +180,7 @@ class Walk:
         self.env["MPLBACKEND"] = "Agg"
         self.help = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
 
-    def small(self, words, where):
+    def small(self, words):
         text = " ".join(words)
         before = None
         for k, rule in enumerate(SMALLER):
@@ -216,7 +216,7 @@ class Walk:
         if text in NOT_RUN:
             self.skipped.append((where, text, NOT_RUN[text]))
             return None
-        words, before = self.small(words, where)
+        words, before = self.small(words)
         if before:
             self.run(before, where + " (set-up)")
         if words[0] in ("build/tiersim", "tiersim"):
@@ -312,7 +312,7 @@ class Walk:
             self.skipped.append((where, text, NOT_RUN[text]))
             return
         # Fill the placeholders declared as small versions first; what is left is a synopsis.
-        filled, _ = self.small(words, where)
+        filled, _ = self.small(words)
         if len(words) == 1 or words[0] == "tiersim" or PLACEHOLDER.search(" ".join(filled)):
             self.synopsis(text, where)
             return
