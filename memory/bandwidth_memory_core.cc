@@ -4,12 +4,177 @@
 
 namespace tiersim {
 
-BandwidthMemoryCore::BandwidthMemoryCore(const BandwidthMemoryParams& p)
-    : p_(p), servers_(p.servers()), next_local_(p.servers(), kNone), last_write_(p.servers(), 2) {
+BandwidthMemoryCore::BandwidthMemoryCore(const BandwidthMemoryParams& p, bool streaming_fast_path)
+    : p_(p),
+      servers_(p.servers()),
+      next_local_(p.servers(), kNone),
+      last_write_(p.servers(), 2),
+      fast_path_enabled_(streaming_fast_path),
+      bytes_diff_(p.servers() + 1, 0),
+      service_diff_(p.servers() + 1, 0) {
   // Server u belongs to stack u % stacks; each stack runs at its own refresh multiplier.
   for (uint32_t u = 0; u < p.servers(); ++u) {
     servers_[u].set_rate(p.effective_bytes_per_s_per_channel(u % p.stack_count));
   }
+  update_uniform_rate();
+}
+
+void BandwidthMemoryCore::update_uniform_rate() {
+  rate_ = servers_.empty() ? 0 : servers_[0].rate_bytes_per_s();
+  uniform_rate_ = true;
+  for (const auto& s : servers_)
+    uniform_rate_ = uniform_rate_ && s.rate_bytes_per_s() == rate_;
+}
+
+void BandwidthMemoryCore::settle() const {
+  if (!streaming_) return;
+  streaming_ = false;
+  busy_until_.values(scratch_);
+  const uint64_t n = servers_.size(), g = p_.interleave_bytes;
+  // Server u's last chunk of the stream is the last chunk k <= kE with k % n == u; the next
+  // local address continues it (after the partial tail granule on the last chunk's server).
+  const uint64_t k_end = (stream_end_ - 1) / g, r_end = k_end % n;
+  int64_t bytes_acc = 0, service_acc = 0;
+  for (uint64_t u = 0; u < n; ++u) {
+    bytes_acc += bytes_diff_[u];
+    service_acc += service_diff_[u];
+    servers_[u].apply_queued(scratch_[u], static_cast<TimePs>(service_acc),
+                             static_cast<uint64_t>(bytes_acc));
+    const uint64_t k_last = k_end - (r_end + n - u) % n;
+    next_local_[u] =
+        k_last == k_end ? (k_end / n) * g + (stream_end_ - 1) % g + 1 : (k_last / n + 1) * g;
+    last_write_[u] = static_cast<uint8_t>(stream_write_);
+  }
+  std::fill(bytes_diff_.begin(), bytes_diff_.end(), 0);
+  std::fill(service_diff_.begin(), service_diff_.end(), 0);
+}
+
+void BandwidthMemoryCore::maybe_enter_stream(uint64_t addr, uint64_t bytes, bool write) {
+  // Only after a request that gave every server a whole granule (so every server's next local
+  // address follows from the request's end) and while the rates agree.
+  const uint64_t n = servers_.size(), g = p_.interleave_bytes;
+  if (!fast_path_enabled_ || !uniform_rate_ || (addr % g ? g - addr % g : 0) + n * g > bytes) {
+    return;
+  }
+  scratch_.resize(n);
+  gap_end_bound_ = 0;
+  for (uint64_t u = 0; u < n; ++u) {
+    scratch_[u] = servers_[u].busy_until_ps();
+    gap_end_bound_ = std::max(gap_end_bound_, servers_[u].gap_end_bound());
+  }
+  busy_until_.reset(scratch_);
+  streaming_ = true;
+  stream_end_ = addr + bytes;
+  stream_write_ = write;
+}
+
+bool BandwidthMemoryCore::serve_streamed(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps,
+                                         TimePs& done) {
+  const uint64_t n = servers_.size(), g = p_.interleave_bytes;
+  const uint64_t offset = addr % g;
+  const uint64_t head = offset ? g - offset : 0;
+  if (bytes < head + n * g) return false;
+  // Which servers miss: none when the request continues the stream; every one when it starts
+  // an interleave period or more away; when it skips j < n whole granules forward, exactly the
+  // j servers that owned them (their next granule in sequence was skipped); otherwise the slow
+  // path decides server by server.
+  const uint64_t period = n * g;
+  uint64_t miss_from = 0, miss_count = 0;
+  if (addr == stream_end_) {
+    miss_count = 0;
+  } else if (addr >= stream_end_ ? addr - stream_end_ >= period : stream_end_ - addr >= period) {
+    miss_count = n;
+  } else if (addr > stream_end_ && offset == 0 && stream_end_ % g == 0) {
+    miss_from = (stream_end_ / g) % n;
+    miss_count = (addr - stream_end_) / g;
+  } else {
+    return false;
+  }
+  const TimePs turn_ps = write != stream_write_ ? p_.turnaround_ps : 0;
+  const TimePs extra_ps = turn_ps + (miss_count == n ? p_.miss_penalty_ps : 0);
+  const uint64_t k0 = addr / g, r0 = k0 % n;
+  const uint64_t rest = bytes - head;
+  const uint64_t full = rest / g, tail = rest % g;
+  const uint64_t u_full = head ? (r0 + 1 == n ? 0 : r0 + 1) : r0;
+  const uint64_t each = full / n, extra = full % n;
+  const uint64_t u_tail = (u_full + extra) % n;
+  const TimePs s0 = transfer_time_ps(each * g, rate_);
+  const TimePs s1 = transfer_time_ps((each + 1) * g, rate_);
+  // Queued everywhere (start_ps no later than any server's busy-until, so none goes idle and
+  // remembers a gap) and too late for any remembered gap.
+  if (start_ps > busy_until_.min() || start_ps + s0 + extra_ps <= gap_end_bound_) return false;
+  // The head and tail servers' parts, exactly (a part's time is not the sum of its pieces').
+  auto whole_granules = [&](uint64_t u) { return each + ((u + n - u_full) % n < extra ? 1 : 0); };
+  uint64_t point_u[2] = {0, 0}, point_bytes[2] = {0, 0};
+  TimePs point_ps[2] = {0, 0};
+  int points = 0;
+  auto point = [&](uint64_t u, uint64_t add_bytes) {
+    for (int i = 0; i < points; ++i) {
+      if (point_u[i] == u) {
+        point_bytes[i] += add_bytes;
+        return;
+      }
+    }
+    point_u[points] = u;
+    point_bytes[points++] = add_bytes;
+  };
+  if (head) point(r0, head);
+  if (tail) point(u_tail, tail);
+  TimePs max_point_ps = 0;
+  for (int i = 0; i < points; ++i) {
+    const uint64_t w = whole_granules(point_u[i]) * g;
+    point_ps[i] = transfer_time_ps(w + point_bytes[i], rate_) - (w == each * g ? s0 : s1);
+    max_point_ps = std::max(max_point_ps, point_ps[i]);
+  }
+  if (busy_until_.max() > kMaxSimTimePs - (s1 + extra_ps + max_point_ps + p_.miss_penalty_ps)) {
+    return false;
+  }
+
+  // Every server: each granules; the `extra` servers from u_full on (cyclic): one more.
+  busy_until_.add_all(s0 + extra_ps);
+  bytes_diff_[0] += static_cast<int64_t>(each * g);
+  service_diff_[0] += static_cast<int64_t>(s0 + extra_ps);
+  auto range_add = [&](uint64_t l, uint64_t r) {  // [l, r), l < r <= n
+    busy_until_.add(l, r, s1 - s0);
+    bytes_diff_[l] += static_cast<int64_t>(g);
+    bytes_diff_[r] -= static_cast<int64_t>(g);
+    service_diff_[l] += static_cast<int64_t>(s1 - s0);
+    service_diff_[r] -= static_cast<int64_t>(s1 - s0);
+  };
+  auto cyclic = [&](uint64_t from, uint64_t count, const auto& add) {
+    if (count == 0) return;
+    if (from + count <= n) {
+      add(from, from + count);
+    } else {
+      add(from, n);
+      add(0, from + count - n);
+    }
+  };
+  cyclic(u_full, extra, range_add);
+  if (miss_count < n) {
+    const TimePs miss = p_.miss_penalty_ps;
+    cyclic(miss_from, miss_count, [&](uint64_t l, uint64_t r) {
+      busy_until_.add(l, r, miss);
+      service_diff_[l] += static_cast<int64_t>(miss);
+      service_diff_[r] -= static_cast<int64_t>(miss);
+    });
+  }
+  for (int i = 0; i < points; ++i) {
+    const uint64_t u = point_u[i];
+    busy_until_.add(u, u + 1, point_ps[i]);
+    bytes_diff_[u] += static_cast<int64_t>(point_bytes[i]);
+    bytes_diff_[u + 1] -= static_cast<int64_t>(point_bytes[i]);
+    service_diff_[u] += static_cast<int64_t>(point_ps[i]);
+    service_diff_[u + 1] -= static_cast<int64_t>(point_ps[i]);
+  }
+  parts_ += n;
+  misses_ += miss_count;
+  if (write != stream_write_) turnarounds_ += n;
+  stream_end_ = addr + bytes;
+  stream_write_ = write;
+  ++streamed_;
+  done = busy_until_.max() + p_.latency_ps;
+  return true;
 }
 
 TimePs BandwidthMemoryCore::serve_part(uint64_t u, uint64_t local, uint64_t bytes, bool write,
@@ -30,6 +195,11 @@ TimePs BandwidthMemoryCore::serve_part(uint64_t u, uint64_t local, uint64_t byte
 }
 
 TimePs BandwidthMemoryCore::serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) {
+  if (streaming_) {
+    TimePs done = 0;
+    if (serve_streamed(addr, bytes, write, start_ps, done)) return done;
+    settle();
+  }
   const uint64_t n = p_.servers();
   const uint64_t g = p_.interleave_bytes;
   const uint64_t k0 = addr / g;
@@ -75,16 +245,20 @@ TimePs BandwidthMemoryCore::serve(uint64_t addr, uint64_t bytes, bool write, Tim
     const uint64_t local = (q0 + (u < r0 ? 1 : 0)) * g + (u == r0 ? offset : 0);
     done = std::max(done, serve_part(u, local, part, write, start_ps));
   }
+  maybe_enter_stream(addr, bytes, write);
   return done + p_.latency_ps;
 }
 
 void BandwidthMemoryCore::set_stack_rate(uint32_t stack, double m, double bandwidth_fraction) {
+  settle();
   const double rate = p_.stack_rate_at(m) * bandwidth_fraction / p_.channels_per_stack;
   for (uint32_t u = stack; u < p_.servers(); u += p_.stack_count)
     servers_[u].set_rate(rate);
+  update_uniform_rate();
 }
 
 TimePs BandwidthMemoryCore::busy_ps() const {
+  settle();
   TimePs t = 0;
   for (const auto& s : servers_)
     t += s.busy_ps();

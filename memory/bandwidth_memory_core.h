@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "configs/tiersim.pb.h"
+#include "memory/range_add_tree.h"
 #include "models/config/errors.h"
 #include "models/core/bandwidth_server.h"
 #include "models/core/time.h"
@@ -70,17 +71,37 @@ struct BandwidthMemoryParams {
   static BandwidthMemoryParams from_config(const config::HbmFast& c);  // c must be valid
 };
 
+// Streaming fast path (exact): a bulk request that gives every channel server at least one whole
+// granule, arriving while every server is still busy (queued behind earlier work, so no idle gap
+// is left or filled), that either continues the previous bulk request's addresses (no server
+// misses) or lies at least one interleave period (servers x interleave_bytes) away from its end
+// (every server misses), with every server at the same rate: each server's part then is
+// `each` or `each + 1` whole granules over a contiguous (cyclic) range of servers, plus the
+// partial head and tail granules. The servers' busy-until times are kept in a segment tree
+// (range add, max and min in O(log n)) and their bytes and service totals in difference
+// arrays, so such a request costs O(log servers) instead of O(servers); any other request, a
+// rate change or a read of a server's counters first writes the state back to the servers.
+// Every figure equals the per-server computation's, bit for bit (unit test: a core with the
+// fast path off, on random request streams).
 class BandwidthMemoryCore {
  public:
-  explicit BandwidthMemoryCore(const BandwidthMemoryParams& p);
+  explicit BandwidthMemoryCore(const BandwidthMemoryParams& p, bool streaming_fast_path = true);
 
   // Serves [addr, addr + bytes) arriving at `start_ps`; returns when its last byte is out plus
   // the unloaded latency. `addr` is the component-local address (caller checks the range).
   TimePs serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps);
 
   // Bytes served so far by server u (stack u % stacks).
-  uint64_t server_bytes(uint32_t u) const { return servers_[u].bytes(); }
-  TimePs server_busy_ps(uint32_t u) const { return servers_[u].busy_ps(); }
+  uint64_t server_bytes(uint32_t u) const {
+    settle();
+    return servers_[u].bytes();
+  }
+  TimePs server_busy_ps(uint32_t u) const {
+    settle();
+    return servers_[u].busy_ps();
+  }
+  // Requests served by the streaming fast path (a speed statistic; results do not depend on it).
+  uint64_t streamed_requests() const { return streamed_; }
   // Re-rates stack `stack`'s channel servers for refresh multiplier m and a bandwidth fraction
   // (a thermal model's throttle): from the next reservation; work already reserved keeps its
   // times.
@@ -95,11 +116,35 @@ class BandwidthMemoryCore {
   static constexpr uint64_t kNone = UINT64_MAX;
   // One server's part of a request: `local` is its channel-local start address.
   TimePs serve_part(uint64_t u, uint64_t local, uint64_t bytes, bool write, TimePs start_ps);
+  // The streaming fast path: false (nothing changed) when the request does not qualify.
+  bool serve_streamed(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps, TimePs& done);
+  // After a bulk request served server by server: enter the lazy state when the next one may
+  // take the fast path.
+  void maybe_enter_stream(uint64_t addr, uint64_t bytes, bool write);
+  // Writes the lazy state back to the servers (const: the lazy state is a cache of theirs).
+  void settle() const;
+  void update_uniform_rate();
+
   BandwidthMemoryParams p_;
-  std::vector<BandwidthServer> servers_;
-  std::vector<uint64_t> next_local_;  // channel-local address that would continue each server
-  std::vector<uint8_t> last_write_;   // 0 read, 1 write, 2 none yet
+  mutable std::vector<BandwidthServer> servers_;
+  mutable std::vector<uint64_t> next_local_;  // channel-local address that would continue each
+  mutable std::vector<uint8_t> last_write_;   // 0 read, 1 write, 2 none yet
   uint64_t misses_ = 0, turnarounds_ = 0, parts_ = 0;
+
+  // Lazy streaming state (valid while streaming_): busy-until per server in the tree; bytes and
+  // service added since entering, as difference arrays (entry u adds to servers u..n-1);
+  // every server continues the bulk stream that ended at stream_end_ in direction stream_write_.
+  bool fast_path_enabled_;
+  bool uniform_rate_ = false;
+  double rate_ = 0;  // every server's rate when uniform_rate_
+  mutable bool streaming_ = false;
+  uint64_t stream_end_ = 0;
+  bool stream_write_ = false;
+  TimePs gap_end_bound_ = 0;  // the greatest gap_end_bound() of any server on entering
+  RangeAddTree busy_until_;
+  mutable std::vector<int64_t> bytes_diff_, service_diff_;
+  mutable std::vector<uint64_t> scratch_;
+  uint64_t streamed_ = 0;
 };
 
 }  // namespace tiersim

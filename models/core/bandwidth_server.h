@@ -81,6 +81,17 @@ class BandwidthServer {
   }
 
   TimePs busy_until_ps() const { return busy_until_ps_; }
+  // An upper bound on the end of every remembered idle gap (0: none): a reservation starting at
+  // s with service t fills no gap when s + t exceeds it.
+  TimePs gap_end_bound() const { return max_gap_end_; }
+  // Writes back work reserved outside reserve(): the caller (a memory's streaming fast path)
+  // computed exactly what in-order reservations, each queued behind the last and filling no
+  // gap, would have done. Their service and bytes add to the totals.
+  void apply_queued(TimePs busy_until_ps, TimePs service_ps, uint64_t bytes) {
+    busy_until_ps_ = busy_until_ps;
+    busy_ps_ += service_ps;
+    bytes_ += bytes;
+  }
   static constexpr int kGaps = 8;
   TimePs busy_ps() const { return busy_ps_; }  // total service time so far
   uint64_t bytes() const { return bytes_; }

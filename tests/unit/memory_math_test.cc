@@ -155,6 +155,87 @@ TEST(HbmParams, StackTemperaturesSlowOnlyTheHotStack) {
   EXPECT_EQ(issues[0].path, "stack_temperature_c");
 }
 
+// The streaming fast path is exact: a core with it and one without serve random streams (bulk
+// runs continued, skipped forward by whole and partial granules, jumping far or back, small
+// requests, writes, idle gaps, requests arriving before earlier ones finish, a rate change)
+// with the same completion time for every request and the same counters at the end.
+TEST(BandwidthMemoryCore, StreamingFastPathIsExact) {
+  for (uint32_t channels : {1u, 3u, 32u}) {
+    config::HbmFast c;
+    c.set_stack_count(5);
+    c.set_bus_width_bits(1024);
+    c.set_pin_data_rate_mbps(5230);
+    c.set_capacity_bytes_per_stack(uint64_t{16} << 30);
+    c.set_efficiency_fraction(0.9);
+    c.set_latency_ps(500000);
+    c.set_interleave_bytes(256);
+    c.set_channels_per_stack(channels);
+    c.set_miss_penalty_ps(7003);
+    c.set_turnaround_ps(4630);
+    c.set_refresh_overhead_fraction(0.12);
+    const BandwidthMemoryParams p = BandwidthMemoryParams::from_config(c);
+    BandwidthMemoryCore fast(p), slow(p, false);
+    Rng rng(channels);
+    const uint64_t period = uint64_t{p.servers()} * 256;
+    uint64_t addr = 0;
+    TimePs now = 0, last_done = 0;
+    for (int i = 0; i < 20000; ++i) {
+      const uint64_t kind = rng.below(100);
+      uint64_t bytes = period * (1 + rng.below(8)) + rng.below(3) * rng.below(period);
+      if (kind < 55) {
+        // continue the stream
+      } else if (kind < 65) {
+        addr += 256 * (1 + rng.below(p.servers()));  // skip whole granules
+      } else if (kind < 70) {
+        addr += 1 + rng.below(period);  // skip a partial amount
+      } else if (kind < 78) {
+        addr = rng.below(uint64_t{64} << 30);  // jump
+      } else if (kind < 82) {
+        addr = addr > period ? addr - rng.below(2 * period) : addr;  // back a little
+      } else if (kind < 92) {
+        bytes = 1 + rng.below(period);  // small
+      }
+      const bool write = rng.below(10) == 0;
+      // Mostly before the previous request finishes (queued), sometimes after (idle gaps).
+      const uint64_t r = rng.below(10);
+      if (r < 7) {
+        now += rng.below(1000);
+      } else if (r < 8) {
+        now += rng.below(1 + (last_done > now ? last_done - now : 1000));
+      } else if (r < 9) {
+        now = last_done + rng.below(2000000);
+      }
+      if (i % 5000 == 4999) {
+        fast.set_stack_rate(i % 5, 1.0 + (i % 3), 0.8);
+        slow.set_stack_rate(i % 5, 1.0 + (i % 3), 0.8);
+      }
+      // Now and then a request that starts earlier than the last one (loosely-timed callers
+      // reserve in call order): it may fill an idle gap left behind.
+      const TimePs start =
+          rng.below(20) == 0 ? now - std::min<TimePs>(now, rng.below(3000000)) : now;
+      const TimePs a = fast.serve(addr, bytes, write, start);
+      const TimePs b = slow.serve(addr, bytes, write, start);
+      ASSERT_EQ(a, b) << "request " << i << " channels " << channels;
+      last_done = a;
+      addr += bytes;
+      if (i % 997 == 0) {
+        ASSERT_EQ(fast.busy_ps(), slow.busy_ps()) << "request " << i;
+      }
+    }
+    EXPECT_EQ(fast.busy_ps(), slow.busy_ps());
+    EXPECT_EQ(fast.misses(), slow.misses());
+    EXPECT_EQ(fast.parts(), slow.parts());
+    EXPECT_EQ(fast.turnarounds(), slow.turnarounds());
+    for (uint32_t u = 0; u < p.servers(); ++u) {
+      ASSERT_EQ(fast.server_bytes(u), slow.server_bytes(u)) << "server " << u;
+      ASSERT_EQ(fast.server_busy_ps(u), slow.server_busy_ps(u)) << "server " << u;
+    }
+    // The fast path carried a real share of the requests (the test exercises it).
+    EXPECT_GT(fast.streamed_requests(), 2000u) << "channels " << channels;
+    EXPECT_EQ(slow.streamed_requests(), 0u);
+  }
+}
+
 TEST(Summary, PercentileInterpolatesLikeNumpy) {
   EXPECT_DOUBLE_EQ(percentile({1, 2, 3, 4}, 50), 2.5);
   EXPECT_DOUBLE_EQ(percentile({5}, 99), 5);
