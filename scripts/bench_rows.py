@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""The simulator-speed table as whole runs of the command-line tool (docs/performance.md).
+
+    scripts/bench --rows [--repeat N] [--only NAME]...
+    scripts/bench --compare REF_BUILD_DIR [--repeat N] [--only NAME]...
+
+--rows times each row with this build's binaries; --compare runs every row with this build and
+with a reference build (a directory holding its tiersim and tiersim_bench), alternating the two
+N times in one session, and prints the medians and their ratio (reference / this: above 1 means
+this build is faster). Machines here are shared: compare builds only within one run.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cfg(*rel):
+    return [os.path.join(REPO, r) for r in rel]
+
+
+H100 = "configs/hardware/h100_sxm.textproto"
+H200 = "configs/hardware/h200.textproto"
+
+# Each row: a tiersim run (files, --set overrides) and what it reports. `unit` "s" reports the
+# process's wall time; "TB/s" the simulated off-chip bytes per wall second; a "bench" row runs a
+# Google Benchmark of tiersim_bench and reads one counter.
+ROWS = [
+    {"name": "decode_70b_tp8_256_steps", "what": "Llama-3-70B TP8, batch 64, 2k context, 256 steps",
+     "files": cfg(H100, "configs/models/llama3_70b.textproto",
+                  "configs/software/cuda_events_per_kernel.textproto",
+                  "configs/studies/speed_70b_tp8.textproto"),
+     "sets": [], "unit": "s", "target": 1.0},
+    {"name": "fast_8b_batch1_bytes", "what": "fast level, Llama-3-8B batch 1, simulated bytes per wall second",
+     "files": cfg(H100, "configs/models/llama3_8b.textproto", "configs/studies/default.textproto"),
+     "sets": ["workload.decode.decode_steps=512", "run.op_records=OP_RECORDS_NONE",
+              "run.stats_interval_ps=0"],
+     "unit": "TB/s", "target": 5.0, "higher_is_better": True},
+    {"name": "serving_70b_fp8_h200_poisson", "what": "MLPerf-style server run: 3,000 Poisson arrivals, 70B FP8 on one H200",
+     "files": cfg(H200, "configs/models/llama2_70b.textproto",
+                  "configs/software/torch_compile_cudagraphs.textproto",
+                  "bench/configs/serving_70b_fp8_h200_poisson.textproto"),
+     "sets": [], "unit": "s", "target": 30.0, "slow": True},
+    {"name": "hbm3_core_stream", "what": "command-level HBM3 core, stream, 32 B requests per wall second",
+     "bench": "BM_DramStackStream", "counter": "sim_requests_per_wall_s", "unit": "M/s",
+     "scale": 1e-6, "target": 3.0, "higher_is_better": True},
+    {"name": "hbm3_core_random", "what": "command-level HBM3 core, random, 32 B requests per wall second",
+     "bench": "BM_DramStackRandom", "counter": "sim_requests_per_wall_s", "unit": "M/s",
+     "scale": 1e-6, "target": 1.0, "higher_is_better": True},
+]
+# Rows of the speed table with no benchmark yet (the feature they time is missing): printed so
+# the table stays complete.
+MISSING = [
+    ("serving_70b_fp8_tp2_100_clients", "needs closed-loop serving clients"),
+    ("membench_vs_core", "needs a membench row that counts requests"),
+    ("detailed_8b_one_step", "over 200 s today; run by hand with run.fidelity=DETAILED"),
+    ("sweep_1000_points", "run by hand: tiersim sweep of the default decode, --jobs 2"),
+]
+
+
+def run_row(build, row, scratch):
+    if "bench" in row:
+        out = os.path.join(scratch, "bench.json")
+        subprocess.run([os.path.join(build, "tiersim_bench"), "--benchmark_filter=^%s$" % row["bench"],
+                        "--benchmark_out=" + out, "--benchmark_out_format=json"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(out) as f:
+            b = json.load(f)["benchmarks"][0]
+        return b[row["counter"]] * row.get("scale", 1.0)
+    h5 = os.path.join(scratch, "run.h5")
+    args = [os.path.join(build, "tiersim"), "run"] + row["files"]
+    for s in row["sets"]:
+        args += ["--set", s]
+    args += ["--out", h5, "--quiet"]
+    t0 = time.monotonic()
+    subprocess.run(args, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    wall = time.monotonic() - t0
+    if row["unit"] == "s":
+        return wall
+    rep = json.loads(subprocess.run([os.path.join(build, "tiersim"), "report", h5, "--json"],
+                                    check=True, capture_output=True, text=True).stdout)
+    return rep["hbm_bytes_per_token"] * rep["tokens_generated"] / wall / 1e12
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--rows", action="store_true", help="time every row with this build")
+    mode.add_argument("--compare", metavar="REF_BUILD_DIR", help="and with a reference build")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", action="append", help="row name (repeatable)")
+    ap.add_argument("--slow", action="store_true", help="include rows marked slow")
+    ap.add_argument("--build", default=os.environ.get("TIERSIM_BUILD_DIR", os.path.join(REPO, "build")))
+    a = ap.parse_args()
+    names = {r["name"] for r in ROWS}
+    for n in a.only or []:
+        if n not in names:
+            print("bench: no row %r (rows: %s)" % (n, ", ".join(sorted(names))), file=sys.stderr)
+            return 2
+    if a.repeat < 1:
+        print("bench: --repeat must be at least 1", file=sys.stderr)
+        return 2
+    builds = [a.build] + ([a.compare] if a.compare else [])
+    rows = [r for r in ROWS if (not a.only or r["name"] in a.only) and (a.slow or a.only or not r.get("slow"))]
+    exes = {"tiersim_bench" if "bench" in r else "tiersim" for r in rows}
+    for b in builds:
+        for exe in sorted(exes):
+            if not os.access(os.path.join(b, exe), os.X_OK):
+                print("bench: %s has no executable %s" % (b, exe), file=sys.stderr)
+                return 2
+    with tempfile.TemporaryDirectory() as scratch:
+        hdr = "%-32s %10s %10s %8s  %s" % ("row", "this", "reference" if a.compare else "target",
+                                          "ratio" if a.compare else "", "unit")
+        print(hdr)
+        print("-" * len(hdr))
+        for row in rows:
+            got = {b: [] for b in builds}
+            for _ in range(a.repeat):
+                for b in builds:  # alternate: both builds see the same machine load
+                    got[b].append(run_row(b, row, scratch))
+            this = statistics.median(got[a.build])
+            if a.compare:
+                ref = statistics.median(got[a.compare])
+                # Speed-up of this build: time ratio ref/this, or rate ratio this/ref.
+                ratio = this / ref if row.get("higher_is_better") else ref / this
+                print("%-32s %10.3f %10.3f %7.2fx  %s" % (row["name"], this, ref, ratio, row["unit"]))
+            else:
+                ok = this >= row["target"] if row.get("higher_is_better") else this <= row["target"]
+                print("%-32s %10.3f %10.3f %8s  %s" % (row["name"], this, row["target"],
+                                                      "met" if ok else "not met", row["unit"]))
+        if not a.only:
+            for name, why in MISSING:
+                print("%-32s %10s  (%s)" % (name, "-", why))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
