@@ -158,8 +158,10 @@ std::vector<ServingRequest> poisson_requests(const config::ServingScenario& s, u
   Rng rng(seed ^ 0x617272697661ULL);
   std::vector<ServingRequest> out;
   double t_s = 0;
-  for (uint32_t i = 0; i < s.poisson().requests(); ++i) {
-    t_s += -std::log(1.0 - rng.uniform()) / s.poisson().rate_per_s();
+  const bool closed = s.has_closed_loop();
+  const uint32_t n = closed ? s.closed_loop().requests() : s.poisson().requests();
+  for (uint32_t i = 0; i < n; ++i) {
+    if (!closed) t_s += -std::log(1.0 - rng.uniform()) / s.poisson().rate_per_s();
     ServingRequest r;
     r.arrival_ps = static_cast<TimePs>(std::llround(t_s * 1e12));
     r.input_tokens = draw_length(s.input_tokens(), rng);
@@ -279,8 +281,15 @@ ServingWorkload::ServingWorkload(const TransformerShape& shape, ServingOptions o
   pass_.set_kv(&kv_);
   reqs_.resize(o_.requests.size());
   records_.resize(o_.requests.size());
-  for (size_t i = 0; i < reqs_.size(); ++i)
+  arrival_ps_.resize(o_.requests.size());
+  for (size_t i = 0; i < reqs_.size(); ++i) {
     reqs_[i].prefill_target = o_.requests[i].input_tokens;
+    // Closed loop: every client sends its first request at 0; the rest wait for a completion.
+    arrival_ps_[i] = o_.closed_loop_clients == 0  ? o_.requests[i].arrival_ps
+                     : i < o_.closed_loop_clients ? TimePs{0}
+                                                  : kNotSent;
+  }
+  next_send_ = std::min<size_t>(o_.closed_loop_clients, reqs_.size());
   for (uint32_t s = o_.max_sequences; s-- > 0;)
     free_slots_.push_back(s);
   plan_.reserve(o_.max_sequences);
@@ -351,7 +360,7 @@ void ServingWorkload::plan(TimePs now) {
   pre_pos_ = 0;
   plan_.clear();
   plan_req_.clear();
-  while (next_arrival_ < reqs_.size() && o_.requests[next_arrival_].arrival_ps <= now) {
+  while (next_arrival_ < reqs_.size() && arrival_ps_[next_arrival_] <= now) {
     reqs_[next_arrival_].state = State::kWaiting;
     waiting_.push_back(static_cast<uint32_t>(next_arrival_++));
   }
@@ -436,8 +445,11 @@ void ServingWorkload::plan(TimePs now) {
   peak_blocks_ = std::max(peak_blocks_, kv_.blocks() - kv_.free_blocks());
   if (plan_.empty() && pre_ops_.empty() && next_arrival_ < reqs_.size() && running_.empty() &&
       waiting_.empty() && swapped_.empty()) {
-    // Nothing to run until the next request arrives.
-    push_idle(now, o_.requests[next_arrival_].arrival_ps);
+    // Nothing to run until the next request arrives (a closed loop always has one in flight).
+    if (arrival_ps_[next_arrival_] == kNotSent) {
+      throw std::logic_error("ServingWorkload: closed loop with no request in flight");
+    }
+    push_idle(now, arrival_ps_[next_arrival_]);
     return;
   }
   if (plan_.empty() && pre_ops_.empty() && gate_ != nullptr && (paused || deferred)) {
@@ -445,7 +457,7 @@ void ServingWorkload::plan(TimePs now) {
     // the next request arrives, if sooner).
     TimePs until = std::max(gate.recheck_ps, now + 1);
     if (next_arrival_ < reqs_.size()) {
-      until = std::min(until, std::max(o_.requests[next_arrival_].arrival_ps, now + 1));
+      until = std::min(until, std::max(arrival_ps_[next_arrival_], now + 1));
     }
     ++gate_waits_;
     gate_wait_ps_ += until - now;
@@ -521,6 +533,8 @@ void ServingWorkload::end_step(TimePs now_ps) {
     free_slots_.push_back(q.slot);
     running_.erase(std::find(running_.begin(), running_.end(), r));
     ++done_;
+    // Closed loop: the client whose request completed sends the next one now.
+    if (o_.closed_loop_clients > 0 && next_send_ < reqs_.size()) arrival_ps_[next_send_++] = now_ps;
   }
   plan_.clear();
   plan_req_.clear();
@@ -529,20 +543,26 @@ void ServingWorkload::end_step(TimePs now_ps) {
 
 void ServingWorkload::summarize(std::vector<SummaryItem>& summary) const {
   std::vector<double> ttft, tpot, e2e;
+  double gaps_ms = 0;  // every gap between two tokens of one request, summed
+  uint64_t gaps = 0;
   size_t met = 0;
   uint64_t output = 0;
-  TimePs first_arrival = o_.requests.empty() ? 0 : o_.requests.front().arrival_ps;
+  TimePs first_arrival = arrival_ps_.empty() ? 0 : arrival_ps_.front();
   TimePs last_finish = 0;
   for (size_t i = 0; i < records_.size(); ++i) {
     const RequestRecord& r = records_[i];
     output += r.generated;
     if (!r.done) continue;
-    const double t = ps_to_ms(r.first_token_ps - o_.requests[i].arrival_ps);
+    const double t = ps_to_ms(r.first_token_ps - arrival_ps_[i]);
     const double p =
         r.generated > 1 ? ps_to_ms(r.last_token_ps - r.first_token_ps) / (r.generated - 1) : 0.0;
     ttft.push_back(t);
-    if (r.generated > 1) tpot.push_back(p);
-    e2e.push_back(ps_to_ms(r.finish_ps - o_.requests[i].arrival_ps));
+    if (r.generated > 1) {
+      tpot.push_back(p);
+      gaps_ms += ps_to_ms(r.last_token_ps - r.first_token_ps);
+      gaps += r.generated - 1;
+    }
+    e2e.push_back(ps_to_ms(r.finish_ps - arrival_ps_[i]));
     last_finish = std::max(last_finish, r.finish_ps);
     const bool ok = (o_.slo_ttft_ms <= 0 || t <= o_.slo_ttft_ms) &&
                     (o_.slo_tpot_ms <= 0 || r.generated <= 1 || p <= o_.slo_tpot_ms);
@@ -554,6 +574,17 @@ void ServingWorkload::summarize(std::vector<SummaryItem>& summary) const {
   summary.push_back({"ttft_ms_p99", percentile(ttft, 99), "ms"});
   summary.push_back({"request_tpot_ms_p50", percentile(tpot, 50), "ms"});
   summary.push_back({"request_tpot_ms_p99", percentile(tpot, 99), "ms"});
+  // Means as serving benchmarks report them: TTFT and TPOT averaged over requests (each
+  // request's TPOT its own mean gap), ITL over every gap between tokens of a request.
+  const auto mean = [](const std::vector<double>& v) {
+    double t = 0;
+    for (double x : v)
+      t += x;
+    return v.empty() ? 0.0 : t / double(v.size());
+  };
+  summary.push_back({"ttft_ms_mean", mean(ttft), "ms"});
+  summary.push_back({"request_tpot_ms_mean", mean(tpot), "ms"});
+  summary.push_back({"itl_ms_mean", gaps ? gaps_ms / double(gaps) : 0.0, "ms"});
   summary.push_back({"e2e_ms_p50", percentile(e2e, 50), "ms"});
   summary.push_back({"e2e_ms_p99", percentile(e2e, 99), "ms"});
   summary.push_back(
@@ -591,13 +622,13 @@ void ServingWorkload::write_results(ResultSink& w) const {
   for (size_t i = 0; i < records_.size(); ++i) {
     const RequestRecord& r = records_[i];
     const ServingRequest& q = o_.requests[i];
-    t.columns[c_arr].u64.push_back(q.arrival_ps);
+    t.columns[c_arr].u64.push_back(arrival_ps_[i]);
     t.columns[c_in].u64.push_back(q.input_tokens);
     t.columns[c_out].u64.push_back(q.output_tokens);
     t.columns[c_gen].u64.push_back(r.generated);
     t.columns[c_first].u64.push_back(r.first_token_ps);
     t.columns[c_fin].u64.push_back(r.finish_ps);
-    t.columns[c_ttft].f64.push_back(r.generated ? ps_to_ms(r.first_token_ps - q.arrival_ps) : -1);
+    t.columns[c_ttft].f64.push_back(r.generated ? ps_to_ms(r.first_token_ps - arrival_ps_[i]) : -1);
     t.columns[c_tpot].f64.push_back(
         r.generated > 1 ? ps_to_ms(r.last_token_ps - r.first_token_ps) / (r.generated - 1) : -1);
     t.columns[c_pre].u64.push_back(r.preemptions);
@@ -626,6 +657,20 @@ void validate_serving(const config::Config& root, Validator& v) {
       max_request = max_length(s.input_tokens()) + max_length(s.output_tokens());
       break;
     }
+    case config::ServingScenario::kClosedLoop: {
+      Validator cv = sv.at("closed_loop");
+      const auto& c = s.closed_loop();
+      cv.positive("clients", c.has_clients(), c.clients());
+      if (cv.positive("requests", c.has_requests(), c.requests()) && c.clients() > c.requests()) {
+        cv.error("requests", "fewer requests (" + std::to_string(c.requests()) +
+                                 ") than clients (" + std::to_string(c.clients()) +
+                                 "): some clients would send nothing");
+      }
+      validate_length(s.input_tokens(), sv.at("input_tokens"), s.has_input_tokens());
+      validate_length(s.output_tokens(), sv.at("output_tokens"), s.has_output_tokens());
+      max_request = max_length(s.input_tokens()) + max_length(s.output_tokens());
+      break;
+    }
     case config::ServingScenario::kArrivalTrace: {
       for (const char* f : {"input_tokens", "output_tokens"}) {
         if ((f[0] == 'i' && s.has_input_tokens()) || (f[0] == 'o' && s.has_output_tokens())) {
@@ -640,7 +685,9 @@ void validate_serving(const config::Config& root, Validator& v) {
       break;
     }
     default:
-      sv.error("", "needs arrivals: poisson { rate_per_s requests } or arrival_trace: \"...\"");
+      sv.error("",
+               "needs arrivals: poisson { rate_per_s requests }, closed_loop { clients requests } "
+               "or arrival_trace: \"...\"");
   }
   sv.positive("max_sequences", s.has_max_sequences(), s.max_sequences());
   sv.positive("max_step_tokens", s.has_max_step_tokens(), s.max_step_tokens());
@@ -697,8 +744,9 @@ void validate_serving(const config::Config& root, Validator& v) {
 ServingOptions options_from_config(const config::Config& root) {
   const auto& s = root.workload().serving();
   ServingOptions o;
-  if (s.has_poisson()) {
+  if (s.has_poisson() || s.has_closed_loop()) {
     o.requests = poisson_requests(s, root.run().seed());
+    if (s.has_closed_loop()) o.closed_loop_clients = s.closed_loop().clients();
   } else {
     std::vector<ConfigIssue> issues;
     Validator v(issues, "workload.serving");

@@ -52,7 +52,8 @@ struct ServingRequest {
 // reported at their line through `v` (field `arrival_trace`).
 std::optional<std::vector<ServingRequest>> load_arrival_trace(const std::string& path,
                                                               Validator& v);
-// Requests from the scenario's Poisson process and length distributions, drawn from `seed`.
+// Requests from the scenario's Poisson process and length distributions, drawn from `seed`;
+// with closed_loop, the lengths only (arrival times are set as clients send them).
 std::vector<ServingRequest> poisson_requests(const config::ServingScenario& s, uint64_t seed);
 
 // A paged KV pool: per layer one object of `blocks` blocks; block tables per sequence slot.
@@ -92,6 +93,9 @@ class PagedKv : public KvLayout {
 
 struct ServingOptions {
   std::vector<ServingRequest> requests;  // sorted by arrival
+  // Closed loop: the first `closed_loop_clients` requests arrive at 0, each later one when a
+  // request completes (their arrival_ps is ignored). 0: open loop, arrivals as given.
+  uint32_t closed_loop_clients = 0;
   uint32_t max_sequences = 0, max_step_tokens = 0, kv_block_tokens = 16;
   uint64_t kv_cache_bytes = 0;
   config::Preemption preemption = config::RECOMPUTE;
@@ -132,6 +136,7 @@ class ServingWorkload : public Workload {
 
  private:
   enum class State : uint8_t { kFuture, kWaiting, kRunning, kSwapped, kDone };
+  static constexpr TimePs kNotSent = UINT64_MAX;
   struct Req {
     State state = State::kFuture;
     uint64_t kv_len = 0;          // tokens in the KV cache
@@ -154,7 +159,9 @@ class ServingWorkload : public Workload {
 
   std::vector<Req> reqs_;
   std::vector<RequestRecord> records_;
+  std::vector<TimePs> arrival_ps_;  // per request; kNotSent until a closed-loop client sends it
   size_t next_arrival_ = 0;
+  size_t next_send_ = 0;  // closed loop: the next request a client sends
   std::deque<uint32_t> waiting_, swapped_;
   std::vector<uint32_t> running_;  // admission order
   std::vector<uint32_t> free_slots_;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <numeric>
 
@@ -139,6 +140,55 @@ TEST(Serving, SwapPreemptionTakesTheHostLinkTime) {
   fs::remove(out);
 }
 
+std::string closed_loop(uint32_t clients, uint32_t requests) {
+  return " --set 'workload.serving={closed_loop {clients: " + std::to_string(clients) +
+         " requests: " + std::to_string(requests) +
+         "} input_tokens {uniform {min: 64 max: 256}} output_tokens {fixed: 16} max_sequences: 8 "
+         "max_step_tokens: 256 kv_cache_bytes: 2000000000 preemption: RECOMPUTE}'";
+}
+
+// Closed-loop clients: the first `clients` requests are sent at 0 and each completion sends the
+// next request at once, so request k >= clients arrives at the (k - clients)-th completion and
+// never more than `clients` requests are in flight; one client runs them back to back. The
+// means are those of the requests table.
+TEST(Serving, ClosedLoopClientsSendWhenARequestCompletes) {
+  for (uint32_t clients : {1u, 3u}) {
+    const std::string out = out_path("c");
+    auto r = test::run_cmd(base_cmd() + closed_loop(clients, 10) + " --out " + out);
+    ASSERT_EQ(r.code, 0) << r.err;
+    ResultReader h(out);
+    EXPECT_EQ(summary(h, "requests_completed"), 10);
+    const Table req = h.read_table("/workload/requests");
+    const auto& arrival = req.find("arrival_ps")->u64;
+    const auto& first = req.find("first_token_ps")->u64;
+    const auto& finish = req.find("finish_ps")->u64;
+    const auto& generated = req.find("generated_tokens")->u64;
+    ASSERT_EQ(arrival.size(), 10u);
+    std::vector<uint64_t> done(finish.begin(), finish.end());
+    std::sort(done.begin(), done.end());
+    for (size_t k = 0; k < 10; ++k) {
+      EXPECT_EQ(arrival[k], k < clients ? 0 : done[k - clients]) << "request " << k;
+      size_t in_flight = 0;
+      for (size_t j = 0; j < 10; ++j)
+        in_flight += arrival[j] <= arrival[k] && arrival[k] < finish[j];
+      EXPECT_LE(in_flight, clients) << "at request " << k << "'s arrival";
+      if (clients == 1 && k > 0) EXPECT_EQ(arrival[k], finish[k - 1]);
+    }
+    double gaps_ms = 0, tpot_sum = 0, ttft_sum = 0;
+    uint64_t gaps = 0;
+    for (size_t k = 0; k < 10; ++k) {
+      gaps_ms += double(finish[k] - first[k]) * 1e-9;
+      gaps += generated[k] - 1;
+      tpot_sum += req.find("tpot_ms")->f64[k];
+      ttft_sum += req.find("ttft_ms")->f64[k];
+    }
+    EXPECT_NEAR(summary(h, "itl_ms_mean"), gaps_ms / double(gaps), 1e-9);
+    EXPECT_NEAR(summary(h, "request_tpot_ms_mean"), tpot_sum / 10, 1e-9);
+    EXPECT_NEAR(summary(h, "ttft_ms_mean"), ttft_sum / 10, 1e-9);
+    fs::remove(out);
+  }
+}
+
 TEST(Serving, BadConfigsAreRejected) {
   // SWAP needs the host link.
   auto r = test::run_cmd(base_cmd() + kSmall +
@@ -149,6 +199,17 @@ TEST(Serving, BadConfigsAreRejected) {
   r = test::run_cmd(base_cmd() + kSmall + " --set workload.serving.kv_cache_bytes=1000000");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("could never finish"), std::string::npos) << r.err;
+  // More closed-loop clients than requests, or no client count.
+  r = test::run_cmd(base_cmd() + closed_loop(4, 3));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(
+      r.err.find("workload.serving.closed_loop.requests: fewer requests (3) than clients (4)"),
+      std::string::npos)
+      << r.err;
+  r = test::run_cmd(base_cmd() + closed_loop(4, 8) +
+                    " --set workload.serving.closed_loop.clients=0");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("workload.serving.closed_loop.clients"), std::string::npos) << r.err;
   // No arrivals.
   r = test::run_cmd(base_cmd() + " --set workload.serving.max_sequences=4");
   EXPECT_EQ(r.code, 2);
