@@ -12,6 +12,7 @@ this build is faster). Machines here are shared: compare builds only within one 
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,6 +48,14 @@ ROWS = [
                   "configs/software/torch_compile_cudagraphs.textproto",
                   "bench/configs/serving_70b_fp8_h200_poisson.textproto"),
      "sets": [], "unit": "s", "target": 30.0, "slow": True},
+    {"name": "serving_70b_fp8_tp2_100_clients", "what": "serving, 70B FP8 TP2 on H100, 100 closed-loop clients, 5000-in / 500-out",
+     "files": cfg(H100, "configs/models/llama3_70b.textproto",
+                  "configs/software/torch_compile_cudagraphs.textproto",
+                  "bench/configs/serving_70b_fp8_tp2_100_clients.textproto"),
+     "sets": [], "unit": "s", "target": 20.0, "slow": True},
+    {"name": "sweep_1000_points", "what": "1000-point sweep of the default decode on 2 cores (40 points run, x 25)",
+     "sweep": "bench/configs/sweep_40_points.textproto", "points": 40, "per": 1000,
+     "unit": "s", "target": 240.0},
     {"name": "hbm3_core_stream", "what": "command-level HBM3 core, stream, 32 B requests per wall second",
      "bench": "BM_DramStackStream", "counter": "sim_requests_per_wall_s", "unit": "M/s",
      "scale": 1e-6, "target": 3.0, "higher_is_better": True},
@@ -57,10 +66,8 @@ ROWS = [
 # Rows of the speed table with no benchmark yet (the feature they time is missing): printed so
 # the table stays complete.
 MISSING = [
-    ("serving_70b_fp8_tp2_100_clients", "needs closed-loop serving clients"),
     ("membench_vs_core", "needs a membench row that counts requests"),
     ("detailed_8b_one_step", "over 200 s today; run by hand with run.fidelity=DETAILED"),
-    ("sweep_1000_points", "run by hand: tiersim sweep of the default decode, --jobs 2"),
 ]
 
 
@@ -73,6 +80,14 @@ def run_row(build, row, scratch):
         with open(out) as f:
             b = json.load(f)["benchmarks"][0]
         return b[row["counter"]] * row.get("scale", 1.0)
+    if "sweep" in row:
+        out = os.path.join(scratch, "sweep")
+        shutil.rmtree(out, ignore_errors=True)
+        t0 = time.monotonic()
+        subprocess.run([os.path.join(build, "tiersim"), "sweep", os.path.join(REPO, row["sweep"]),
+                        "--out", out, "--jobs", "2", "--quiet"], check=True, cwd=REPO,
+                       stdout=subprocess.DEVNULL)
+        return (time.monotonic() - t0) * row["per"] / row["points"]
     h5 = os.path.join(scratch, "run.h5")
     args = [os.path.join(build, "tiersim"), "run"] + row["files"]
     for s in row["sets"]:
