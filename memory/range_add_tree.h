@@ -13,17 +13,25 @@ class RangeAddTree {
  public:
   // Sets the values to v[0..n).
   void reset(const std::vector<uint64_t>& v) {
-    n_ = v.size();
-    size_ = 1;
-    while (size_ < n_)
-      size_ *= 2;
-    mx_.assign(2 * size_, 0);
-    mn_.assign(2 * size_, UINT64_MAX);
-    add_.assign(2 * size_, 0);
-    for (size_t i = 0; i < n_; ++i)
+    if (v.size() != n_ || mx_.empty()) {
+      n_ = v.size();
+      size_ = 1;
+      while (size_ < n_)
+        size_ *= 2;
+      mx_.assign(2 * size_, 0);
+      mn_.assign(2 * size_, UINT64_MAX);
+      add_.assign(2 * size_, 0);
+      acc_.assign(size_, 0);
+    }
+    // Leaves past n_ keep (0, UINT64_MAX): no add reaches them (every range lies within n).
+    for (size_t i = 0; i < n_; ++i) {
       mx_[size_ + i] = mn_[size_ + i] = v[i];
-    for (size_t i = size_ - 1; i >= 1; --i)
+      add_[size_ + i] = 0;
+    }
+    for (size_t i = size_ - 1; i >= 1; --i) {
+      add_[i] = 0;
       pull(i);
+    }
   }
   // Adds d to the values of [l, r), l < r <= n.
   void add(size_t l, size_t r, uint64_t d) {
@@ -39,8 +47,13 @@ class RangeAddTree {
   uint64_t min() const { return mn_[1]; }
   // Every value, in order (O(n)).
   void values(std::vector<uint64_t>& out) const {
-    out.assign(n_, 0);
-    collect(1, 0, size_, 0, out);
+    out.resize(n_);
+    // The adds pending above each inner node, top down (a leaf's own add is in its value).
+    if (size_ > 1) acc_[1] = add_[1];
+    for (size_t i = 2; i < size_; ++i)
+      acc_[i] = acc_[i / 2] + add_[i];
+    for (size_t i = 0; i < n_; ++i)
+      out[i] = mx_[size_ + i] + (size_ > 1 ? acc_[(size_ + i) / 2] : 0);
   }
 
  private:
@@ -62,18 +75,9 @@ class RangeAddTree {
     add(2 * i + 1, mid, hi, l, r, d);
     pull(i);
   }
-  void collect(size_t i, size_t lo, size_t hi, uint64_t above, std::vector<uint64_t>& out) const {
-    if (lo >= n_) return;
-    if (hi - lo == 1) {
-      out[lo] = mx_[i] + above;
-      return;
-    }
-    const size_t mid = (lo + hi) / 2;
-    collect(2 * i, lo, mid, above + add_[i], out);
-    collect(2 * i + 1, mid, hi, above + add_[i], out);
-  }
   size_t n_ = 0, size_ = 1;
   std::vector<uint64_t> mx_, mn_, add_;
+  mutable std::vector<uint64_t> acc_;  // values(): adds above each inner node
 };
 
 }  // namespace tiersim
