@@ -29,6 +29,11 @@ void BandwidthMemoryCore::update_uniform_rate() {
 void BandwidthMemoryCore::settle() const {
   if (!streaming_) return;
   streaming_ = false;
+  // The servers' own state is exact when nothing streamed since the tree was built; after a
+  // write-back every server continues the stream again.
+  candidate_ = true;
+  if (!dirty_) return;
+  dirty_ = false;
   busy_until_.values(scratch_);
   const uint64_t n = servers_.size(), g = p_.interleave_bytes;
   // Server u's last chunk of the stream is the last chunk k <= kE with k % n == u; the next
@@ -49,23 +54,39 @@ void BandwidthMemoryCore::settle() const {
   std::fill(service_diff_.begin(), service_diff_.end(), 0);
 }
 
-void BandwidthMemoryCore::maybe_enter_stream(uint64_t addr, uint64_t bytes, bool write) {
-  // Only after a request that gave every server a whole granule (so every server's next local
-  // address follows from the request's end) and while the rates agree.
+void BandwidthMemoryCore::note_stream(uint64_t addr, uint64_t bytes, bool write) {
+  // Only after a request that gave every server a whole granule: every server's next local
+  // address then follows from the request's end. The tree is built when a request qualifies.
   const uint64_t n = servers_.size(), g = p_.interleave_bytes;
-  if (!fast_path_enabled_ || !uniform_rate_ || (addr % g ? g - addr % g : 0) + n * g > bytes) {
-    return;
-  }
-  scratch_.resize(n);
-  gap_end_bound_ = 0;
-  for (uint64_t u = 0; u < n; ++u) {
-    scratch_[u] = servers_[u].busy_until_ps();
-    gap_end_bound_ = std::max(gap_end_bound_, servers_[u].gap_end_bound());
-  }
-  busy_until_.reset(scratch_);
-  streaming_ = true;
+  candidate_ = fast_path_enabled_ && (addr % g ? g - addr % g : 0) + n * g <= bytes;
   stream_end_ = addr + bytes;
   stream_write_ = write;
+}
+
+bool BandwidthMemoryCore::enter_stream(uint64_t addr, uint64_t bytes, TimePs start_ps) {
+  // Cheap checks on the servers' own state first, so that a stream of requests the fast path
+  // declines (bulk requests on idle channels) pays no tree building.
+  const uint64_t n = servers_.size(), g = p_.interleave_bytes;
+  if (!uniform_rate_ || bytes < (addr % g ? g - addr % g : 0) + n * g) return false;
+  const uint64_t period = n * g;
+  const bool near_ok =
+      addr == stream_end_ ||
+      (addr >= stream_end_ ? addr - stream_end_ >= period : stream_end_ - addr >= period) ||
+      (addr > stream_end_ && addr % g == 0 && stream_end_ % g == 0);
+  if (!near_ok) return false;
+  TimePs min_busy = UINT64_MAX, gap_bound = 0;
+  scratch_.resize(n);
+  for (uint64_t u = 0; u < n; ++u) {
+    scratch_[u] = servers_[u].busy_until_ps();
+    min_busy = std::min(min_busy, scratch_[u]);
+    gap_bound = std::max(gap_bound, servers_[u].gap_end_bound());
+  }
+  if (start_ps > min_busy) return false;
+  busy_until_.reset(scratch_);
+  gap_end_bound_ = gap_bound;
+  streaming_ = true;
+  dirty_ = false;
+  return true;
 }
 
 bool BandwidthMemoryCore::serve_streamed(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps,
@@ -126,9 +147,13 @@ bool BandwidthMemoryCore::serve_streamed(uint64_t addr, uint64_t bytes, bool wri
     point_ps[i] = transfer_time_ps(w + point_bytes[i], rate_) - (w == each * g ? s0 : s1);
     max_point_ps = std::max(max_point_ps, point_ps[i]);
   }
-  if (busy_until_.max() > kMaxSimTimePs - (s1 + extra_ps + max_point_ps + p_.miss_penalty_ps)) {
-    return false;
-  }
+  // The most any server's busy-until can grow, saturated at the time limit: a request that could
+  // pass it takes the per-server path, which raises the run-input error.
+  const auto sat = [](TimePs a, TimePs b) {
+    return a > kMaxSimTimePs - std::min(b, kMaxSimTimePs) ? kMaxSimTimePs + 1 : a + b;
+  };
+  const TimePs grow = sat(sat(s1, extra_ps), sat(max_point_ps, p_.miss_penalty_ps));
+  if (grow > kMaxSimTimePs || busy_until_.max() > kMaxSimTimePs - grow) return false;
 
   // Every server: each granules; the `extra` servers from u_full on (cyclic): one more.
   busy_until_.add_all(s0 + extra_ps);
@@ -172,6 +197,7 @@ bool BandwidthMemoryCore::serve_streamed(uint64_t addr, uint64_t bytes, bool wri
   if (write != stream_write_) turnarounds_ += n;
   stream_end_ = addr + bytes;
   stream_write_ = write;
+  dirty_ = true;
   ++streamed_;
   done = busy_until_.max() + p_.latency_ps;
   return true;
@@ -195,11 +221,13 @@ TimePs BandwidthMemoryCore::serve_part(uint64_t u, uint64_t local, uint64_t byte
 }
 
 TimePs BandwidthMemoryCore::serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) {
+  if (!streaming_ && candidate_) enter_stream(addr, bytes, start_ps);
   if (streaming_) {
     TimePs done = 0;
     if (serve_streamed(addr, bytes, write, start_ps, done)) return done;
     settle();
   }
+  candidate_ = false;  // the per-server path below changes what the servers continue
   const uint64_t n = p_.servers();
   const uint64_t g = p_.interleave_bytes;
   const uint64_t k0 = addr / g;
@@ -245,7 +273,7 @@ TimePs BandwidthMemoryCore::serve(uint64_t addr, uint64_t bytes, bool write, Tim
     const uint64_t local = (q0 + (u < r0 ? 1 : 0)) * g + (u == r0 ? offset : 0);
     done = std::max(done, serve_part(u, local, part, write, start_ps));
   }
-  maybe_enter_stream(addr, bytes, write);
+  note_stream(addr, bytes, write);
   return done + p_.latency_ps;
 }
 

@@ -118,10 +118,13 @@ class BandwidthMemoryCore {
   TimePs serve_part(uint64_t u, uint64_t local, uint64_t bytes, bool write, TimePs start_ps);
   // The streaming fast path: false (nothing changed) when the request does not qualify.
   bool serve_streamed(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps, TimePs& done);
-  // After a bulk request served server by server: enter the lazy state when the next one may
-  // take the fast path.
-  void maybe_enter_stream(uint64_t addr, uint64_t bytes, bool write);
-  // Writes the lazy state back to the servers (const: the lazy state is a cache of theirs).
+  // After a bulk request served server by server: every server now continues it (a candidate
+  // for the fast path) when it gave each a whole granule.
+  void note_stream(uint64_t addr, uint64_t bytes, bool write);
+  // Builds the lazy state from the servers when the request at hand can take the fast path.
+  bool enter_stream(uint64_t addr, uint64_t bytes, TimePs start_ps);
+  // Writes the lazy state back to the servers (const: the lazy state is a cache of theirs; not
+  // safe for concurrent readers, like the rest of the core).
   void settle() const;
   void update_uniform_rate();
 
@@ -136,8 +139,10 @@ class BandwidthMemoryCore {
   // every server continues the bulk stream that ended at stream_end_ in direction stream_write_.
   bool fast_path_enabled_;
   bool uniform_rate_ = false;
-  double rate_ = 0;  // every server's rate when uniform_rate_
-  mutable bool streaming_ = false;
+  double rate_ = 0;                 // every server's rate when uniform_rate_
+  mutable bool streaming_ = false;  // the tree and difference arrays hold the servers' state
+  mutable bool dirty_ = false;      // a request was served since the tree was built
+  mutable bool candidate_ = false;  // every server continues stream_end_ (servers' own state)
   uint64_t stream_end_ = 0;
   bool stream_write_ = false;
   TimePs gap_end_bound_ = 0;  // the greatest gap_end_bound() of any server on entering

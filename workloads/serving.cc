@@ -619,10 +619,14 @@ void ServingWorkload::write_results(ResultSink& w) const {
   const size_t c_ttft = t.add_column("ttft_ms", Table::Type::kF64, "ms");
   const size_t c_tpot = t.add_column("tpot_ms", Table::Type::kF64, "ms");
   const size_t c_pre = t.add_column("preemptions", Table::Type::kU64);
+  // 0 for a closed-loop request no client had sent when the run stopped (its arrival_ps is 0).
+  const size_t c_sent = t.add_column("sent", Table::Type::kU64);
   for (size_t i = 0; i < records_.size(); ++i) {
     const RequestRecord& r = records_[i];
     const ServingRequest& q = o_.requests[i];
-    t.columns[c_arr].u64.push_back(arrival_ps_[i]);
+    const bool sent = arrival_ps_[i] != kNotSent;
+    t.columns[c_sent].u64.push_back(sent ? 1 : 0);
+    t.columns[c_arr].u64.push_back(sent ? arrival_ps_[i] : 0);
     t.columns[c_in].u64.push_back(q.input_tokens);
     t.columns[c_out].u64.push_back(q.output_tokens);
     t.columns[c_gen].u64.push_back(r.generated);

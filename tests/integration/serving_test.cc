@@ -172,7 +172,9 @@ TEST(Serving, ClosedLoopClientsSendWhenARequestCompletes) {
       for (size_t j = 0; j < 10; ++j)
         in_flight += arrival[j] <= arrival[k] && arrival[k] < finish[j];
       EXPECT_LE(in_flight, clients) << "at request " << k << "'s arrival";
-      if (clients == 1 && k > 0) EXPECT_EQ(arrival[k], finish[k - 1]);
+      if (clients == 1 && k > 0) {
+        EXPECT_EQ(arrival[k], finish[k - 1]);
+      }
     }
     double gaps_ms = 0, tpot_sum = 0, ttft_sum = 0;
     uint64_t gaps = 0;
@@ -185,8 +187,26 @@ TEST(Serving, ClosedLoopClientsSendWhenARequestCompletes) {
     EXPECT_NEAR(summary(h, "itl_ms_mean"), gaps_ms / double(gaps), 1e-9);
     EXPECT_NEAR(summary(h, "request_tpot_ms_mean"), tpot_sum / 10, 1e-9);
     EXPECT_NEAR(summary(h, "ttft_ms_mean"), ttft_sum / 10, 1e-9);
+    for (uint64_t sent : req.find("sent")->u64)
+      EXPECT_EQ(sent, 1u);
     fs::remove(out);
   }
+  // A run stopped early: requests no client sent are marked, their arrival 0, nothing generated.
+  const std::string out = out_path("s");
+  auto r = test::run_cmd(base_cmd() + closed_loop(3, 20) +
+                         " --set run.max_sim_time_ps=300000000000 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  ResultReader h(out);
+  const Table req = h.read_table("/workload/requests");
+  size_t unsent = 0;
+  for (size_t k = 0; k < 20; ++k) {
+    if (req.find("sent")->u64[k]) continue;
+    ++unsent;
+    EXPECT_EQ(req.find("arrival_ps")->u64[k], 0u);
+    EXPECT_EQ(req.find("generated_tokens")->u64[k], 0u);
+  }
+  EXPECT_GT(unsent, 0u);
+  fs::remove(out);
 }
 
 TEST(Serving, BadConfigsAreRejected) {

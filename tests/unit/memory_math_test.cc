@@ -236,6 +236,198 @@ TEST(BandwidthMemoryCore, StreamingFastPathIsExact) {
   }
 }
 
+BandwidthMemoryParams stream_params(uint32_t stacks, uint32_t channels, TimePs miss = 7003,
+                                    TimePs turn = 4630) {
+  config::HbmFast c;
+  c.set_stack_count(stacks);
+  c.set_bus_width_bits(1024);
+  c.set_pin_data_rate_mbps(5230);
+  c.set_capacity_bytes_per_stack(uint64_t{16} << 30);
+  c.set_efficiency_fraction(0.9);
+  c.set_latency_ps(500000);
+  c.set_interleave_bytes(256);
+  c.set_channels_per_stack(channels);
+  c.set_miss_penalty_ps(miss);
+  c.set_turnaround_ps(turn);
+  c.set_refresh_overhead_fraction(0.12);
+  return BandwidthMemoryParams::from_config(c);
+}
+
+void expect_same_state(BandwidthMemoryCore& fast, BandwidthMemoryCore& slow, const char* where) {
+  ASSERT_EQ(fast.busy_ps(), slow.busy_ps()) << where;
+  ASSERT_EQ(fast.misses(), slow.misses()) << where;
+  ASSERT_EQ(fast.parts(), slow.parts()) << where;
+  ASSERT_EQ(fast.turnarounds(), slow.turnarounds()) << where;
+  for (uint32_t u = 0; u < fast.params().servers(); ++u) {
+    ASSERT_EQ(fast.server_bytes(u), slow.server_bytes(u)) << where << " server " << u;
+    ASSERT_EQ(fast.server_busy_ps(u), slow.server_busy_ps(u)) << where << " server " << u;
+  }
+}
+
+// Granule-aligned streams (aligned forward skips of 1..n granules incl. the cyclic wrap, j = n,
+// aligned backward skips), n = 1 and powers of two, all stacks re-rated to one common rate now
+// and then (the fast path resumes at the new rate) or one stack alone (non-uniform), counters
+// read mid-stream, starts exactly at the latest busy-until.
+TEST(BandwidthMemoryCore, StreamingFastPathAlignedSkipsAndRerates) {
+  for (auto sc : std::vector<std::pair<uint32_t, uint32_t>>{
+           {1, 1}, {1, 2}, {2, 4}, {5, 1}, {5, 3}, {4, 32}}) {
+    const BandwidthMemoryParams p = stream_params(sc.first, sc.second);
+    BandwidthMemoryCore fast(p), slow(p, false);
+    const uint32_t n = p.servers();
+    const uint64_t g = 256, period = uint64_t{n} * g;
+    Rng rng(1000 + n);
+    uint64_t addr = 0;
+    TimePs now = 0, last_done = 0;
+    for (int i = 0; i < 20000; ++i) {
+      const uint64_t kind = rng.below(100);
+      uint64_t bytes = period * (1 + rng.below(4)) + g * rng.below(n);  // whole granules
+      if (kind < 40) {
+      } else if (kind < 70) {
+        addr += g * (1 + rng.below(n));  // aligned skip of 1..n granules
+      } else if (kind < 75) {
+        addr += g * (n + rng.below(3 * n));  // far forward
+      } else if (kind < 82) {
+        addr = addr >= 2 * period ? addr - g * rng.below(2 * n) : addr;  // aligned back
+      } else if (kind < 85) {
+        bytes += 1 + rng.below(g - 1);  // unaligned end
+      } else if (kind < 88) {
+        addr = g * rng.below(uint64_t{1} << 20);  // aligned jump
+      }
+      const bool write = rng.below(8) == 0;
+      const uint64_t r = rng.below(10);
+      TimePs start = now;
+      if (r < 6) {
+        now += rng.below(1000);
+        start = now;
+      } else if (r < 8 && last_done > p.latency_ps) {
+        start = last_done - p.latency_ps;  // exactly the latest busy-until
+        now = std::max(now, start);
+      } else if (r < 9) {
+        now = last_done + rng.below(2000000);
+        start = now;
+      }
+      if (i % 1500 == 1499) {
+        const double m = 1.0 + (i / 1500) % 3, f = 0.5 + 0.1 * ((i / 1500) % 4);
+        const bool all = (i / 1500) % 2 == 0;
+        for (uint32_t s = 0; s < p.stack_count; ++s) {
+          if (!all && s != 0) continue;
+          fast.set_stack_rate(s, m, f);
+          slow.set_stack_rate(s, m, f);
+        }
+      }
+      const TimePs a = fast.serve(addr, bytes, write, start);
+      const TimePs b = slow.serve(addr, bytes, write, start);
+      ASSERT_EQ(a, b) << "request " << i << " servers " << n;
+      last_done = std::max(last_done, a);
+      addr += bytes;
+      if (i % 613 == 0) expect_same_state(fast, slow, "mid-stream");
+    }
+    expect_same_state(fast, slow, "end");
+    EXPECT_GT(fast.streamed_requests(), 5000u) << "servers " << n;
+  }
+}
+
+// Broad fuzz: random geometry (g 32..512 B, 1..30 servers), zero or random penalties and
+// latency, unaligned and aligned skips both ways, starts at or 1-2 ps before the latest
+// busy-until, earlier starts (gap fills), idle gaps, re-rating of one or all stacks.
+TEST(BandwidthMemoryCore, StreamingFastPathFuzz) {
+  for (uint64_t seed = 1; seed <= 300; ++seed) {
+    Rng cfg(seed * 7919);
+    config::HbmFast c;
+    c.set_stack_count(1 + cfg.below(5));
+    c.set_bus_width_bits(1024);
+    c.set_pin_data_rate_mbps(1000 + cfg.below(6000));
+    c.set_capacity_bytes_per_stack(uint64_t{16} << 30);
+    c.set_efficiency_fraction(0.9);
+    c.set_latency_ps(cfg.below(500000));
+    const uint64_t g = uint64_t{32} << cfg.below(5);
+    c.set_interleave_bytes(g);
+    c.set_channels_per_stack(1 + cfg.below(6));
+    c.set_miss_penalty_ps(cfg.below(3) == 0 ? 0 : cfg.below(20000));
+    c.set_turnaround_ps(cfg.below(3) == 0 ? 0 : cfg.below(20000));
+    c.set_refresh_overhead_fraction(0.12);
+    const BandwidthMemoryParams p = BandwidthMemoryParams::from_config(c);
+    BandwidthMemoryCore fast(p), slow(p, false);
+    const uint64_t n = p.servers(), period = n * g;
+    Rng rng(seed);
+    uint64_t addr = 0;
+    TimePs now = 0, last_done = 0;
+    for (int i = 0; i < 4000; ++i) {
+      const uint64_t kind = rng.below(100);
+      uint64_t bytes =
+          period * (1 + rng.below(3)) + (rng.below(2) ? rng.below(period) : g * rng.below(n));
+      if (kind < 40) {
+      } else if (kind < 55) {
+        addr += g * (1 + rng.below(2 * n));
+      } else if (kind < 62) {
+        addr += 1 + rng.below(2 * period);
+      } else if (kind < 70) {
+        addr = rng.below(2) ? g * rng.below(1 << 16) : rng.below(uint64_t{1} << 26);
+      } else if (kind < 78) {
+        const uint64_t back = rng.below(2) ? g * rng.below(2 * n + 1) : rng.below(2 * period + 1);
+        addr = addr >= back ? addr - back : addr;
+      } else if (kind < 86) {
+        bytes = 1 + rng.below(period + g);
+      } else if (kind < 90) {
+        addr -= addr % g;
+      }
+      const bool write = rng.below(6) == 0;
+      const uint64_t r = rng.below(12);
+      TimePs start = now;
+      if (r < 6) {
+        now += rng.below(2000);
+        start = now;
+      } else if (r < 8 && last_done > p.latency_ps) {
+        start = last_done - p.latency_ps - std::min<TimePs>(rng.below(3), last_done - p.latency_ps);
+        now = std::max(now, start);
+      } else if (r < 9) {
+        now = last_done + rng.below(200000);
+        start = now;
+      } else if (r < 10) {
+        start = now - std::min<TimePs>(now, rng.below(3000000));
+      }
+      if (rng.below(700) == 0) {
+        const double m = 1.0 + rng.below(3), f = 0.3 + 0.1 * rng.below(7);
+        const bool all = rng.below(2);
+        for (uint32_t s = 0; s < p.stack_count; ++s) {
+          if (!all && s != rng.below(p.stack_count)) continue;
+          fast.set_stack_rate(s, m, f);
+          slow.set_stack_rate(s, m, f);
+        }
+      }
+      const TimePs a = fast.serve(addr, bytes, write, start);
+      const TimePs b = slow.serve(addr, bytes, write, start);
+      ASSERT_EQ(a, b) << "seed " << seed << " request " << i;
+      last_done = std::max(last_done, a);
+      addr += bytes;
+      if (rng.below(500) == 0) expect_same_state(fast, slow, "mid");
+    }
+    expect_same_state(fast, slow, "end");
+  }
+}
+
+// Near the 2^62 ps limit the fast path declines and the per-server path raises the error.
+TEST(BandwidthMemoryCore, StreamingFastPathLeavesTheTimeLimitToTheSlowPath) {
+  const TimePs big = (TimePs{1} << 61) + 1;
+  const BandwidthMemoryParams p = stream_params(2, 1, /*miss=*/big, /*turn=*/0);
+  BandwidthMemoryCore fast(p), slow(p, false);
+  const uint64_t period = 2 * 256;
+  EXPECT_EQ(fast.serve(0, period, false, 0), slow.serve(0, period, false, 0));  // enters stream
+  bool slow_threw = false, fast_threw = false;
+  try {
+    slow.serve(uint64_t{1} << 20, period, false, 0);
+  } catch (const RunInputError&) {
+    slow_threw = true;
+  }
+  try {
+    fast.serve(uint64_t{1} << 20, period, false, 0);
+  } catch (const RunInputError&) {
+    fast_threw = true;
+  }
+  EXPECT_TRUE(slow_threw);
+  EXPECT_EQ(fast_threw, slow_threw);
+}
+
 TEST(Summary, PercentileInterpolatesLikeNumpy) {
   EXPECT_DOUBLE_EQ(percentile({1, 2, 3, 4}, 50), 2.5);
   EXPECT_DOUBLE_EQ(percentile({5}, 99), 5);
