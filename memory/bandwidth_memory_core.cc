@@ -57,23 +57,45 @@ void BandwidthMemoryCore::settle() const {
 void BandwidthMemoryCore::note_stream(uint64_t addr, uint64_t bytes, bool write) {
   // Only after a request that gave every server a whole granule: every server's next local
   // address then follows from the request's end. The tree is built when a request qualifies.
-  const uint64_t n = servers_.size(), g = p_.interleave_bytes;
-  candidate_ = fast_path_enabled_ && (addr % g ? g - addr % g : 0) + n * g <= bytes;
+  candidate_ = fast_path_enabled_ && whole_granule_each(addr, bytes);
   stream_end_ = addr + bytes;
   stream_write_ = write;
+}
+
+bool BandwidthMemoryCore::whole_granule_each(uint64_t addr, uint64_t bytes) const {
+  const uint64_t g = p_.interleave_bytes;
+  return bytes >= (addr % g ? g - addr % g : 0) + servers_.size() * g;
+}
+
+bool BandwidthMemoryCore::stream_misses(uint64_t addr, uint64_t* from, uint64_t* count) const {
+  // None when the request continues the stream; every server when it starts an interleave
+  // period or more away; when it skips j < n whole granules forward, exactly the j servers that
+  // owned them (their next granule in sequence was skipped); otherwise the per-server path
+  // decides server by server.
+  const uint64_t n = servers_.size(), g = p_.interleave_bytes, period = n * g;
+  *from = 0;
+  if (addr == stream_end_) {
+    *count = 0;
+  } else if (addr >= stream_end_ ? addr - stream_end_ >= period : stream_end_ - addr >= period) {
+    *count = n;
+  } else if (addr > stream_end_ && addr % g == 0 && stream_end_ % g == 0) {
+    *from = (stream_end_ / g) % n;
+    *count = (addr - stream_end_) / g;
+  } else {
+    return false;
+  }
+  return true;
 }
 
 bool BandwidthMemoryCore::enter_stream(uint64_t addr, uint64_t bytes, TimePs start_ps) {
   // Cheap checks on the servers' own state first, so that a stream of requests the fast path
   // declines (bulk requests on idle channels) pays no tree building.
-  const uint64_t n = servers_.size(), g = p_.interleave_bytes;
-  if (!uniform_rate_ || bytes < (addr % g ? g - addr % g : 0) + n * g) return false;
-  const uint64_t period = n * g;
-  const bool near_ok =
-      addr == stream_end_ ||
-      (addr >= stream_end_ ? addr - stream_end_ >= period : stream_end_ - addr >= period) ||
-      (addr > stream_end_ && addr % g == 0 && stream_end_ % g == 0);
-  if (!near_ok) return false;
+  uint64_t miss_from = 0, miss_count = 0;
+  if (!uniform_rate_ || !whole_granule_each(addr, bytes) ||
+      !stream_misses(addr, &miss_from, &miss_count)) {
+    return false;
+  }
+  const uint64_t n = servers_.size();
   TimePs min_busy = UINT64_MAX, gap_bound = 0;
   scratch_.resize(n);
   for (uint64_t u = 0; u < n; ++u) {
@@ -92,25 +114,12 @@ bool BandwidthMemoryCore::enter_stream(uint64_t addr, uint64_t bytes, TimePs sta
 bool BandwidthMemoryCore::serve_streamed(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps,
                                          TimePs& done) {
   const uint64_t n = servers_.size(), g = p_.interleave_bytes;
-  const uint64_t offset = addr % g;
-  const uint64_t head = offset ? g - offset : 0;
-  if (bytes < head + n * g) return false;
-  // Which servers miss: none when the request continues the stream; every one when it starts
-  // an interleave period or more away; when it skips j < n whole granules forward, exactly the
-  // j servers that owned them (their next granule in sequence was skipped); otherwise the slow
-  // path decides server by server.
-  const uint64_t period = n * g;
   uint64_t miss_from = 0, miss_count = 0;
-  if (addr == stream_end_) {
-    miss_count = 0;
-  } else if (addr >= stream_end_ ? addr - stream_end_ >= period : stream_end_ - addr >= period) {
-    miss_count = n;
-  } else if (addr > stream_end_ && offset == 0 && stream_end_ % g == 0) {
-    miss_from = (stream_end_ / g) % n;
-    miss_count = (addr - stream_end_) / g;
-  } else {
+  if (!whole_granule_each(addr, bytes) || !stream_misses(addr, &miss_from, &miss_count)) {
     return false;
   }
+  const uint64_t offset = addr % g;
+  const uint64_t head = offset ? g - offset : 0;
   const TimePs turn_ps = write != stream_write_ ? p_.turnaround_ps : 0;
   const TimePs extra_ps = turn_ps + (miss_count == n ? p_.miss_penalty_ps : 0);
   const uint64_t k0 = addr / g, r0 = k0 % n;

@@ -73,9 +73,10 @@ struct BandwidthMemoryParams {
 
 // Streaming fast path (exact): a bulk request that gives every channel server at least one whole
 // granule, arriving while every server is still busy (queued behind earlier work, so no idle gap
-// is left or filled), that either continues the previous bulk request's addresses (no server
-// misses) or lies at least one interleave period (servers x interleave_bytes) away from its end
-// (every server misses), with every server at the same rate: each server's part then is
+// is left or filled), that continues the previous bulk request's addresses (no server misses),
+// lies at least one interleave period (servers x interleave_bytes) away from its end (every
+// server misses) or skips whole granules forward (the servers that owned them miss), with every
+// server at the same rate: each server's part then is
 // `each` or `each + 1` whole granules over a contiguous (cyclic) range of servers, plus the
 // partial head and tail granules. The servers' busy-until times are kept in a segment tree
 // (range add, max and min in O(log n)) and their bytes and service totals in difference
@@ -121,6 +122,11 @@ class BandwidthMemoryCore {
   // After a bulk request served server by server: every server now continues it (a candidate
   // for the fast path) when it gave each a whole granule.
   void note_stream(uint64_t addr, uint64_t bytes, bool write);
+  // The request gives every server at least one whole granule.
+  bool whole_granule_each(uint64_t addr, uint64_t bytes) const;
+  // Which servers miss when the request follows the stream that ended at stream_end_: a cyclic
+  // range [from, from + count) of servers; false when the rule is not one of the closed forms.
+  bool stream_misses(uint64_t addr, uint64_t* from, uint64_t* count) const;
   // Builds the lazy state from the servers when the request at hand can take the fast path.
   bool enter_stream(uint64_t addr, uint64_t bytes, TimePs start_ps);
   // Writes the lazy state back to the servers (const: the lazy state is a cache of theirs; not
