@@ -155,25 +155,49 @@ TEST(HbmParams, StackTemperaturesSlowOnlyTheHotStack) {
   EXPECT_EQ(issues[0].path, "stack_temperature_c");
 }
 
+// Cores for the streaming fast path's tests (HBM3-like stacks of 256-byte granules).
+BandwidthMemoryParams stream_params(uint32_t stacks, uint32_t channels, TimePs miss = 7003,
+                                    TimePs turn = 4630) {
+  config::HbmFast c;
+  c.set_stack_count(stacks);
+  c.set_bus_width_bits(1024);
+  c.set_pin_data_rate_mbps(5230);
+  c.set_capacity_bytes_per_stack(uint64_t{16} << 30);
+  c.set_efficiency_fraction(0.9);
+  c.set_latency_ps(500000);
+  c.set_interleave_bytes(256);
+  c.set_channels_per_stack(channels);
+  c.set_miss_penalty_ps(miss);
+  c.set_turnaround_ps(turn);
+  c.set_refresh_overhead_fraction(0.12);
+  return BandwidthMemoryParams::from_config(c);
+}
+
+void expect_same_state(BandwidthMemoryCore& fast, BandwidthMemoryCore& slow, const char* where) {
+  ASSERT_EQ(fast.busy_ps(), slow.busy_ps()) << where;
+  ASSERT_EQ(fast.misses(), slow.misses()) << where;
+  ASSERT_EQ(fast.parts(), slow.parts()) << where;
+  ASSERT_EQ(fast.turnarounds(), slow.turnarounds()) << where;
+  for (uint32_t u = 0; u < fast.params().servers(); ++u) {
+    ASSERT_EQ(fast.server_bytes(u), slow.server_bytes(u)) << where << " server " << u;
+    ASSERT_EQ(fast.server_busy_ps(u), slow.server_busy_ps(u)) << where << " server " << u;
+  }
+}
+
+// Re-rates stack `stack` of both cores alike.
+void rerate_both(BandwidthMemoryCore& fast, BandwidthMemoryCore& slow, uint32_t stack, double m,
+                 double f) {
+  fast.set_stack_rate(stack, m, f);
+  slow.set_stack_rate(stack, m, f);
+}
+
 // The streaming fast path is exact: a core with it and one without serve random streams (bulk
 // runs continued, skipped forward by whole and partial granules, jumping far or back, small
 // requests, writes, idle gaps, requests arriving before earlier ones finish, a rate change)
 // with the same completion time for every request and the same counters at the end.
 TEST(BandwidthMemoryCore, StreamingFastPathIsExact) {
   for (uint32_t channels : {1u, 3u, 32u}) {
-    config::HbmFast c;
-    c.set_stack_count(5);
-    c.set_bus_width_bits(1024);
-    c.set_pin_data_rate_mbps(5230);
-    c.set_capacity_bytes_per_stack(uint64_t{16} << 30);
-    c.set_efficiency_fraction(0.9);
-    c.set_latency_ps(500000);
-    c.set_interleave_bytes(256);
-    c.set_channels_per_stack(channels);
-    c.set_miss_penalty_ps(7003);
-    c.set_turnaround_ps(4630);
-    c.set_refresh_overhead_fraction(0.12);
-    const BandwidthMemoryParams p = BandwidthMemoryParams::from_config(c);
+    const BandwidthMemoryParams p = stream_params(5, channels);
     BandwidthMemoryCore fast(p), slow(p, false);
     Rng rng(channels);
     const uint64_t period = uint64_t{p.servers()} * 256;
@@ -205,10 +229,7 @@ TEST(BandwidthMemoryCore, StreamingFastPathIsExact) {
       } else if (r < 9) {
         now = last_done + rng.below(2000000);
       }
-      if (i % 5000 == 4999) {
-        fast.set_stack_rate(i % 5, 1.0 + (i % 3), 0.8);
-        slow.set_stack_rate(i % 5, 1.0 + (i % 3), 0.8);
-      }
+      if (i % 5000 == 4999) rerate_both(fast, slow, i % 5, 1.0 + (i % 3), 0.8);
       // Now and then a request that starts earlier than the last one (loosely-timed callers
       // reserve in call order): it may fill an idle gap left behind.
       const TimePs start =
@@ -222,45 +243,10 @@ TEST(BandwidthMemoryCore, StreamingFastPathIsExact) {
         ASSERT_EQ(fast.busy_ps(), slow.busy_ps()) << "request " << i;
       }
     }
-    EXPECT_EQ(fast.busy_ps(), slow.busy_ps());
-    EXPECT_EQ(fast.misses(), slow.misses());
-    EXPECT_EQ(fast.parts(), slow.parts());
-    EXPECT_EQ(fast.turnarounds(), slow.turnarounds());
-    for (uint32_t u = 0; u < p.servers(); ++u) {
-      ASSERT_EQ(fast.server_bytes(u), slow.server_bytes(u)) << "server " << u;
-      ASSERT_EQ(fast.server_busy_ps(u), slow.server_busy_ps(u)) << "server " << u;
-    }
+    expect_same_state(fast, slow, "end");
     // The fast path carried a real share of the requests (the test exercises it).
     EXPECT_GT(fast.streamed_requests(), 2000u) << "channels " << channels;
     EXPECT_EQ(slow.streamed_requests(), 0u);
-  }
-}
-
-BandwidthMemoryParams stream_params(uint32_t stacks, uint32_t channels, TimePs miss = 7003,
-                                    TimePs turn = 4630) {
-  config::HbmFast c;
-  c.set_stack_count(stacks);
-  c.set_bus_width_bits(1024);
-  c.set_pin_data_rate_mbps(5230);
-  c.set_capacity_bytes_per_stack(uint64_t{16} << 30);
-  c.set_efficiency_fraction(0.9);
-  c.set_latency_ps(500000);
-  c.set_interleave_bytes(256);
-  c.set_channels_per_stack(channels);
-  c.set_miss_penalty_ps(miss);
-  c.set_turnaround_ps(turn);
-  c.set_refresh_overhead_fraction(0.12);
-  return BandwidthMemoryParams::from_config(c);
-}
-
-void expect_same_state(BandwidthMemoryCore& fast, BandwidthMemoryCore& slow, const char* where) {
-  ASSERT_EQ(fast.busy_ps(), slow.busy_ps()) << where;
-  ASSERT_EQ(fast.misses(), slow.misses()) << where;
-  ASSERT_EQ(fast.parts(), slow.parts()) << where;
-  ASSERT_EQ(fast.turnarounds(), slow.turnarounds()) << where;
-  for (uint32_t u = 0; u < fast.params().servers(); ++u) {
-    ASSERT_EQ(fast.server_bytes(u), slow.server_bytes(u)) << where << " server " << u;
-    ASSERT_EQ(fast.server_busy_ps(u), slow.server_busy_ps(u)) << where << " server " << u;
   }
 }
 
@@ -311,8 +297,7 @@ TEST(BandwidthMemoryCore, StreamingFastPathAlignedSkipsAndRerates) {
         const bool all = (i / 1500) % 2 == 0;
         for (uint32_t s = 0; s < p.stack_count; ++s) {
           if (!all && s != 0) continue;
-          fast.set_stack_rate(s, m, f);
-          slow.set_stack_rate(s, m, f);
+          rerate_both(fast, slow, s, m, f);
         }
       }
       const TimePs a = fast.serve(addr, bytes, write, start);
@@ -391,8 +376,7 @@ TEST(BandwidthMemoryCore, StreamingFastPathFuzz) {
         const bool all = rng.below(2);
         for (uint32_t s = 0; s < p.stack_count; ++s) {
           if (!all && s != rng.below(p.stack_count)) continue;
-          fast.set_stack_rate(s, m, f);
-          slow.set_stack_rate(s, m, f);
+          rerate_both(fast, slow, s, m, f);
         }
       }
       const TimePs a = fast.serve(addr, bytes, write, start);
