@@ -116,7 +116,9 @@ def main():
     names = {r["name"] for r in ROWS}
     for n in a.only or []:
         if n not in names:
-            print("bench: no row %r (rows: %s)" % (n, ", ".join(sorted(names))), file=sys.stderr)
+            print("bench: no row %r; the rows:" % n, file=sys.stderr)
+            for r in ROWS:
+                print("  %-32s %s" % (r["name"], r["what"]), file=sys.stderr)
             return 2
     if a.repeat < 1:
         print("bench: --repeat must be at least 1", file=sys.stderr)

@@ -154,7 +154,7 @@ std::optional<std::vector<ServingRequest>> load_arrival_trace(const std::string&
   return out;
 }
 
-std::vector<ServingRequest> poisson_requests(const config::ServingScenario& s, uint64_t seed) {
+std::vector<ServingRequest> drawn_requests(const config::ServingScenario& s, uint64_t seed) {
   Rng rng(seed ^ 0x617272697661ULL);
   std::vector<ServingRequest> out;
   double t_s = 0;
@@ -656,9 +656,6 @@ void validate_serving(const config::Config& root, Validator& v) {
       Validator av = sv.at("poisson");
       av.positive("rate_per_s", s.poisson().has_rate_per_s(), s.poisson().rate_per_s());
       av.positive("requests", s.poisson().has_requests(), s.poisson().requests());
-      validate_length(s.input_tokens(), sv.at("input_tokens"), s.has_input_tokens());
-      validate_length(s.output_tokens(), sv.at("output_tokens"), s.has_output_tokens());
-      max_request = max_length(s.input_tokens()) + max_length(s.output_tokens());
       break;
     }
     case config::ServingScenario::kClosedLoop: {
@@ -670,9 +667,6 @@ void validate_serving(const config::Config& root, Validator& v) {
                                  ") than clients (" + std::to_string(c.clients()) +
                                  "): some clients would send nothing");
       }
-      validate_length(s.input_tokens(), sv.at("input_tokens"), s.has_input_tokens());
-      validate_length(s.output_tokens(), sv.at("output_tokens"), s.has_output_tokens());
-      max_request = max_length(s.input_tokens()) + max_length(s.output_tokens());
       break;
     }
     case config::ServingScenario::kArrivalTrace: {
@@ -692,6 +686,12 @@ void validate_serving(const config::Config& root, Validator& v) {
       sv.error("",
                "needs arrivals: poisson { rate_per_s requests }, closed_loop { clients requests } "
                "or arrival_trace: \"...\"");
+  }
+  if (s.has_poisson() || s.has_closed_loop()) {
+    // Lengths drawn from distributions (an arrival trace gives its own).
+    validate_length(s.input_tokens(), sv.at("input_tokens"), s.has_input_tokens());
+    validate_length(s.output_tokens(), sv.at("output_tokens"), s.has_output_tokens());
+    max_request = max_length(s.input_tokens()) + max_length(s.output_tokens());
   }
   sv.positive("max_sequences", s.has_max_sequences(), s.max_sequences());
   sv.positive("max_step_tokens", s.has_max_step_tokens(), s.max_step_tokens());
@@ -749,7 +749,7 @@ ServingOptions options_from_config(const config::Config& root) {
   const auto& s = root.workload().serving();
   ServingOptions o;
   if (s.has_poisson() || s.has_closed_loop()) {
-    o.requests = poisson_requests(s, root.run().seed());
+    o.requests = drawn_requests(s, root.run().seed());
     if (s.has_closed_loop()) o.closed_loop_clients = s.closed_loop().clients();
   } else {
     std::vector<ConfigIssue> issues;

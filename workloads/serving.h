@@ -54,7 +54,7 @@ std::optional<std::vector<ServingRequest>> load_arrival_trace(const std::string&
                                                               Validator& v);
 // Requests from the scenario's Poisson process and length distributions, drawn from `seed`;
 // with closed_loop, the lengths only (arrival times are set as clients send them).
-std::vector<ServingRequest> poisson_requests(const config::ServingScenario& s, uint64_t seed);
+std::vector<ServingRequest> drawn_requests(const config::ServingScenario& s, uint64_t seed);
 
 // A paged KV pool: per layer one object of `blocks` blocks; block tables per sequence slot.
 class PagedKv : public KvLayout {

@@ -307,7 +307,7 @@ TEST(Serving, PoissonArrivalsAndLengths) {
   ln->set_sigma(0.5);
   ln->set_min(1);
   ln->set_max(1000);
-  const auto reqs = poisson_requests(sc, 4);
+  const auto reqs = drawn_requests(sc, 4);
   ASSERT_EQ(reqs.size(), 20000u);
   EXPECT_NEAR(ps_to_s(reqs.back().arrival_ps) / 20000, 0.02, 0.02 * 0.02);
   std::vector<uint32_t> out;
@@ -321,7 +321,7 @@ TEST(Serving, PoissonArrivalsAndLengths) {
   EXPECT_NEAR(in_sum / reqs.size(), 20.0, 0.2);
   std::sort(out.begin(), out.end());
   EXPECT_NEAR(out[out.size() / 2], 100.0, 3.0);
-  EXPECT_EQ(poisson_requests(sc, 4)[123].arrival_ps, reqs[123].arrival_ps);  // deterministic
+  EXPECT_EQ(drawn_requests(sc, 4)[123].arrival_ps, reqs[123].arrival_ps);  // deterministic
 }
 
 TEST(Serving, ArrivalTraceErrorsNameTheLine) {
