@@ -336,7 +336,12 @@ void ComputeEngine::begin_op(TimePs now) {
     current_step_ = op_.step.value();
     if (orchestrator_) orchestrator_->on_step_start(current_step_);
   }
-  op_kernels_ = software_.kernels(op_.kind);
+  op_kernels_ = software_.kernels(op_);
+  // A device attention kernel's time before its KV streams at full rate (the software stack's
+  // kernel family); host-side attention and fused-away kernels pay none.
+  op_latency_ps_ = op_.kind == OpKind::kAttention && op_kernels_ > 0 && !on_host()
+                       ? software_.attention_latency_ps
+                       : 0;
   kernels_.inc(op_kernels_);
   stream_bytes_ = 0;
   stream_issued_ = 0;
@@ -353,7 +358,7 @@ void ComputeEngine::begin_op(TimePs now) {
   in_flight_ = 0;
   compute_busy_ps_ = 0;
   last_land_ = now;
-  overhead_ps_.inc(params_.op_overhead_ps * op_kernels_);
+  overhead_ps_.inc(params_.op_overhead_ps * op_kernels_ + op_latency_ps_);
 }
 
 TimePs ComputeEngine::issue_tile(TimePs now) {
@@ -369,7 +374,10 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
   uint64_t source = obj.address + o.offset_bytes + operand_offset_;
   uint64_t admit = 0;  // a cache frame the landed tile is copied into
   TimePs ready = now;
-  double scale = 1.0, dequant_per_byte = 0;  // a lower-precision resident copy
+  double scale = 1.0;  // a lower-precision resident copy
+  // Vector FLOPs per logical byte: a narrow KV's conversion in the attention kernel, plus a
+  // lowered copy's dequantisation (below).
+  double dequant_per_byte = op_.kv_elements_per_byte * software_.kv_dequant_flops_per_element;
   if (orchestrator_) {
     // Where the bytes are: resident, staged by a prefetch (ready when it landed and the
     // consumer was told), or at home; a tile does not cross from one to the other. A prefetch
@@ -391,7 +399,7 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
     ready = src.ready_ps;
     admit = src.admit_address;
     scale = src.scale;
-    dequant_per_byte = src.dequant_flops_per_byte;
+    dequant_per_byte += src.dequant_flops_per_byte;
     orchestrator_->record(src, bytes, wanted_ps_ == kNotWaiting ? now : wanted_ps_, ready);
     wanted_ps_ = kNotWaiting;
     if (src.path == Orchestrator::Path::kDemand) {
@@ -637,7 +645,7 @@ ComputeEngine::PhaseResult ComputeEngine::phase_fetch(TimePs now) {
     host_wait_ps_.inc(launched - now);
     note_inactive(now, launched);
   }
-  const TimePs ready = launched + op_kernels_ * params_.op_overhead_ps;
+  const TimePs ready = launched + op_kernels_ * params_.op_overhead_ps + op_latency_ps_;
   phase_ = Phase::kOverhead;
   return ready > now ? PhaseResult::wait(ready) : PhaseResult::go_on();
 }

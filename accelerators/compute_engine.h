@@ -69,9 +69,15 @@ struct SoftwareModel {
   bool fuse_elementwise = false;
   uint32_t qkv_kernels = 1;
   uint32_t attention_kernels = 1;
+  TimePs attention_latency_ps = 0;          // per attention op, beyond the kernel overhead
+  double kv_dequant_flops_per_element = 0;  // vector FLOPs per narrow KV element
 
   // Kernels the op launches (0: fused into a neighbour).
   uint32_t kernels(OpKind kind) const;
+  // The same, plus the input quantisation kernel of a W8A8 GEMM unless elementwise work fuses.
+  uint32_t kernels(const Op& op) const {
+    return kernels(op.kind) + (op.quantize_input && !fuse_elementwise ? 1 : 0);
+  }
 
   static void validate(const config::Software& s, Validator& v);
   static SoftwareModel from_config(const config::Software& s);
@@ -210,6 +216,7 @@ class ComputeEngine : public Component {
   TimePs step_start_ = 0;
   TimePs host_free_ = 0;  // when the host can launch the next kernel
   uint32_t op_kernels_ = 0;
+  TimePs op_latency_ps_ = 0;  // the attention kernel's fill time (SoftwareModel)
   uint32_t current_step_ = UINT32_MAX;
   uint64_t stream_bytes_ = 0;  // off-chip bytes this op streams in
   uint32_t tiles_issued_ = 0;

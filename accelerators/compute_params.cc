@@ -28,6 +28,12 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
     v.error("peak",
             "no peak FLOP/s for the workload's activation dtype " + config::Dtype_Name(act));
   }
+  const config::Dtype gemm =
+      root.workload().has_gemm() ? config::DTYPE_UNSPECIFIED : root.workload().model().gemm_dtype();
+  // (An INT4 gemm_dtype is refused by the model's own check.)
+  if (gemm != config::DTYPE_UNSPECIFIED && gemm != config::INT4 && !seen.count(gemm)) {
+    v.error("peak", "no peak FLOP/s for the workload's gemm dtype " + config::Dtype_Name(gemm));
+  }
   v.fraction("flops_efficiency_fraction", c.has_flops_efficiency_fraction(),
              c.flops_efficiency_fraction());
   v.non_negative("gemm_half_efficiency_rows", c.has_gemm_half_efficiency_rows(),
@@ -240,6 +246,12 @@ void SoftwareModel::validate(const config::Software& s, Validator& v) {
   if (s.has_attention_kernels() && s.attention_kernels() != 1 && s.attention_kernels() != 3) {
     v.error("attention_kernels", "must be 1 (fused) or 3 (QK^T, softmax, AV)");
   }
+  if (s.has_kv_dequant_flops_per_element()) {
+    const double f = s.kv_dequant_flops_per_element();
+    if (!(f >= 0 && f <= 1e6)) {
+      v.error("kv_dequant_flops_per_element", "must lie in [0, 1e6]");
+    }
+  }
 }
 
 SoftwareModel SoftwareModel::from_config(const config::Software& s) {
@@ -250,6 +262,8 @@ SoftwareModel SoftwareModel::from_config(const config::Software& s) {
   m.fuse_elementwise = s.fuse_elementwise();
   m.qkv_kernels = s.has_qkv_kernels() ? s.qkv_kernels() : 1;
   m.attention_kernels = s.has_attention_kernels() ? s.attention_kernels() : 1;
+  m.attention_latency_ps = s.attention_latency_ps();
+  m.kv_dequant_flops_per_element = s.kv_dequant_flops_per_element();
   return m;
 }
 

@@ -406,11 +406,37 @@ void ForwardPass::fill_attention(Op& op, uint32_t layer) {
   op.op_class = OpClass::kMatrix;
   op.rows = static_cast<uint32_t>(shape_cost.rows);
   op.max_queries = max_q;
+  // A KV narrower than the attention's dtype is dequantised in the kernel, element by element.
+  const uint32_t kv_bits = dtype_bits(shape_.kv_dtype);
+  if (kv_bits < dtype_bits(op.compute_dtype)) op.kv_elements_per_byte = 8.0 / kv_bits;
   op.flops = flops;
   op.activation_read_bytes = act.activation_read_bytes * tokens_;
   op.activation_write_bytes = act.activation_write_bytes * tokens_;
   op.set_operands(operands_.data(), static_cast<uint16_t>(operands_.size()));
 }
+
+namespace {
+
+// The linear layers that compute in the model's gemm_dtype (W8A8 checkpoints). The router, the
+// LM head and MLA's per-head absorptions stay in the activation dtype, as FP8 serving stacks
+// keep them.
+bool runs_in_gemm_dtype(OpKind kind) {
+  switch (kind) {
+    case OpKind::kQkvProj:
+    case OpKind::kOutProj:
+    case OpKind::kGateUpProj:
+    case OpKind::kDownProj:
+    case OpKind::kExpertGateUp:
+    case OpKind::kExpertDown:
+    case OpKind::kSharedGateUp:
+    case OpKind::kSharedDown:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
 
 void ForwardPass::fill(Op& op, OpKind kind, uint32_t layer) {
   if (kind == OpKind::kRouter) route(layer);
@@ -430,6 +456,10 @@ void ForwardPass::fill(Op& op, OpKind kind, uint32_t layer) {
   op.rows = static_cast<uint32_t>(c.rows);
   op.collective_bytes = c.collective_bytes;
   op.compute_dtype = shape_.activation_dtype;
+  if (runs_in_gemm_dtype(kind) && shape_.gemm_dtype != shape_.activation_dtype) {
+    op.compute_dtype = shape_.gemm_dtype;
+    op.quantize_input = dtype_bits(shape_.gemm_dtype) < dtype_bits(shape_.activation_dtype);
+  }
   op.activation_read_bytes = c.activation_read_bytes;
   op.activation_write_bytes = c.activation_write_bytes;
   switch (kind) {

@@ -64,6 +64,9 @@ std::string op_problem(const config::TraceOp& t, const config::TraceHeader& h) {
   }
   if (bad_flops(t.flops())) return "FLOPs must be finite, >= 0 and <= 1e24";
   if (!config::Dtype_IsValid(t.compute_dtype())) return "unknown compute dtype";
+  if (!(t.kv_elements_per_byte() >= 0 && t.kv_elements_per_byte() <= 2)) {
+    return "KV elements per byte must lie in [0, 2]";
+  }
   if (t.layer() < -1 || t.layer() >= kMaxTraceCount) return "layer out of range";
   if (t.rows() > kMaxTraceCount) return "rows out of range";
   if (t.step_tokens() > kMaxTraceCount || t.step_sequences() > kMaxTraceCount) {
@@ -199,16 +202,18 @@ void validate_replay(const config::Config& root, Validator& v) {
   if (!rv.non_empty("trace", w.replay().has_trace(), w.replay().trace())) return;
   auto header = read_trace_header(w.replay().trace(), rv);
   if (!header || !validate_trace_ops(w.replay().trace(), *header, rv)) return;
-  // Every compute engine must support the recorded ops' dtype.
+  // Every compute engine must support the recorded ops' dtypes.
   for (const auto& c : root.system().components()) {
     if (!c.has_compute()) continue;
-    bool found = false;
-    for (const auto& p : c.compute().peak())
-      found |= p.dtype() == header->compute_dtype();
-    if (!found) {
-      v.root("system.components[" + c.name() + "].compute")
-          .error("peak", "no peak FLOP/s for the trace's compute dtype " +
-                             config::Dtype_Name(header->compute_dtype()));
+    for (const config::Dtype d : {header->compute_dtype(), header->gemm_dtype()}) {
+      if (d == config::DTYPE_UNSPECIFIED) continue;
+      bool found = false;
+      for (const auto& p : c.compute().peak())
+        found |= p.dtype() == d;
+      if (!found) {
+        v.root("system.components[" + c.name() + "].compute")
+            .error("peak", "no peak FLOP/s for the trace's compute dtype " + config::Dtype_Name(d));
+      }
     }
   }
 }

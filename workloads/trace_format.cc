@@ -18,6 +18,8 @@ void op_to_trace(const Op& op, config::TraceOp& out) {
   out.set_activation_write_bytes(op.activation_write_bytes);
   out.set_per_operand_compute(op.per_operand_compute);
   out.set_last_of_step(op.last_of_step);
+  out.set_quantize_input(op.quantize_input);
+  out.set_kv_elements_per_byte(op.kv_elements_per_byte);
   for (uint16_t i = 0; i < op.operand_count; ++i) {
     const Operand& o = op.operand(i);
     auto* t = out.add_operands();
@@ -46,6 +48,8 @@ void op_from_trace(const config::TraceOp& t, Op& op, std::vector<Operand>& stora
   op.activation_write_bytes = t.activation_write_bytes();
   op.per_operand_compute = t.per_operand_compute();
   op.last_of_step = t.last_of_step();
+  op.quantize_input = t.quantize_input();
+  op.kv_elements_per_byte = t.kv_elements_per_byte();
   const int n = t.operands_size();
   auto convert = [&](const config::TraceOperand& o) {
     return Operand{ObjectId(o.object()),

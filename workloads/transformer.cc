@@ -89,6 +89,9 @@ void TransformerShape::validate(const config::TransformerModel& m, Validator& v)
       v.error("quant_group_outputs", "only meaningful with quant_group_size");
     }
   }
+  if (m.gemm_dtype() == config::INT4) {
+    v.error("gemm_dtype", "INT4 GEMMs are not supported (INT4 weights compute in a wider dtype)");
+  }
   if (m.embedding_dtype() == config::INT4) {
     v.error("embedding_dtype", "INT4 embeddings are not supported");
   }
@@ -192,6 +195,8 @@ TransformerShape TransformerShape::from_config(const config::TransformerModel& m
   s.quant_group_outputs = m.has_quant_group_outputs() ? m.quant_group_outputs() : 1;
   s.embedding_dtype =
       m.embedding_dtype() == config::DTYPE_UNSPECIFIED ? m.weight_dtype() : m.embedding_dtype();
+  s.gemm_dtype =
+      m.gemm_dtype() == config::DTYPE_UNSPECIFIED ? m.activation_dtype() : m.gemm_dtype();
   s.tp = p.has_tensor_parallel() ? p.tensor_parallel() : 1;
   return s;
 }

@@ -45,6 +45,7 @@ struct TransformerShape {
                 activation_dtype = config::BF16, scale_dtype = config::FP16;
   uint32_t quant_group_outputs = 1;
   config::Dtype embedding_dtype = config::BF16;  // embedding table and LM head
+  config::Dtype gemm_dtype = config::BF16;       // the linear layers' compute dtype
   uint32_t tp = 1;                               // tensor-parallel ranks
   // Mixture of experts (experts == 0: dense). Expert FFNs split tp ways like the dense FFN.
   uint32_t experts = 0, experts_per_token = 0, expert_ffn = 0, shared_experts = 0,

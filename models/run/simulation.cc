@@ -50,8 +50,10 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
     const config::Dtype dtype = cfg.workload().has_gemm()
                                     ? cfg.workload().gemm().dtype()
                                     : cfg.workload().model().activation_dtype();
+    const config::Dtype gemm_dtype =
+        cfg.workload().has_gemm() ? config::DTYPE_UNSPECIFIED : cfg.workload().model().gemm_dtype();
     recorder = std::make_unique<TraceRecorder>(*workload, options.trace_path,
-                                               loaded.resolved_text(), dtype);
+                                               loaded.resolved_text(), dtype, gemm_dtype);
   }
   Workload* active = recorder ? static_cast<Workload*>(recorder.get()) : workload.get();
   ctx.set_workload(active);

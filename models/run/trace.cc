@@ -9,12 +9,13 @@
 namespace tiersim {
 
 TraceRecorder::TraceRecorder(Workload& inner, std::string path, std::string config_text,
-                             config::Dtype compute_dtype)
+                             config::Dtype compute_dtype, config::Dtype gemm_dtype)
     : inner_(inner),
       path_(std::move(path)),
       temp_path_(path_ + ".tmp." + std::to_string(getpid())),
       config_text_(std::move(config_text)),
       compute_dtype_(compute_dtype),
+      gemm_dtype_(gemm_dtype),
       out_(temp_path_, std::ios::binary | std::ios::trunc) {
   if (!out_) throw std::runtime_error("cannot write trace file " + temp_path_);
 }
@@ -40,6 +41,7 @@ void TraceRecorder::register_objects(ObjectTable& objects) {
   h.set_total_steps(inner_.total_steps());
   h.set_max_activation_bytes(inner_.max_activation_bytes());
   h.set_compute_dtype(compute_dtype_);
+  h.set_gemm_dtype(gemm_dtype_);
   for (const auto& o : objects.all()) {
     auto* t = h.add_objects();
     t->set_name(o.name);

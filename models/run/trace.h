@@ -18,7 +18,7 @@ namespace tiersim {
 class TraceRecorder : public Workload {
  public:
   TraceRecorder(Workload& inner, std::string path, std::string config_text,
-                config::Dtype compute_dtype);
+                config::Dtype compute_dtype, config::Dtype gemm_dtype);
   ~TraceRecorder() override;
 
   void register_objects(ObjectTable& objects) override;
@@ -43,7 +43,7 @@ class TraceRecorder : public Workload {
 
   Workload& inner_;
   std::string path_, temp_path_, config_text_;
-  config::Dtype compute_dtype_;
+  config::Dtype compute_dtype_, gemm_dtype_;
   std::ofstream out_;
   config::TraceOp pending_;
   bool has_pending_ = false, committed_ = false;

@@ -118,6 +118,98 @@ TEST(Decode, TpotGrowsWithContextAsTheKvReadPredicts) {
   EXPECT_NEAR(long_ctx.tpot_ms[0] - short_ctx.tpot_ms[0], extra_ms, kLayers * 0.11e-3);
 }
 
+// The software stack's decode attention latency delays every attention op by itself and
+// nothing else: 32 layers, one attention op each, per step.
+TEST(Decode, AttentionLatencyIsPaidOncePerAttentionOp) {
+  DecodeRun base = run_decode("");
+  DecodeRun slow = run_decode("--set software.attention_latency_ps=7000000");
+  ASSERT_EQ(base.tpot_ms.size(), 8u);
+  ASSERT_EQ(slow.tpot_ms.size(), 8u);
+  for (int s = 0; s < 8; ++s) {
+    EXPECT_NEAR(slow.tpot_ms[s] - base.tpot_ms[s], kLayers * 7e-3, 1e-6) << "step " << s;
+  }
+}
+
+// A narrow KV (INT8 under BF16 attention) pays kv_dequant_flops_per_element vector FLOPs per
+// element beside the attention's arithmetic. At 200 and 400 FLOPs per element the attention is
+// bound by the conversion (11 and 22 ps per byte against 0.6 ps per byte of HBM), so the tiles'
+// compute runs back to back behind the first landing and the step grows by exactly the extra
+// conversion time: 32 layers x 512 tokens x 2 x 4096 elements x 200 FLOPs at the A100's vector
+// rate (19.5 TFLOP/s FP32 x 0.92). A KV in the compute dtype pays nothing.
+TEST(Decode, NarrowKvPaysItsDequantisationAtTheVectorRate) {
+  const std::string int8 = "--set workload.model.kv_dtype=INT8 ";
+  DecodeRun f200 = run_decode(int8 + "--set software.kv_dequant_flops_per_element=200");
+  DecodeRun f400 = run_decode(int8 + "--set software.kv_dequant_flops_per_element=400");
+  ASSERT_EQ(f200.tpot_ms.size(), 8u);
+  ASSERT_EQ(f400.tpot_ms.size(), 8u);
+  const double extra_ms = kLayers * 512 * 2 * kHidden * 200 / (19.5e12 * 0.92) * 1e3;
+  EXPECT_NEAR(f400.tpot_ms[0] - f200.tpot_ms[0], extra_ms, extra_ms * 1e-6);
+  // Bound by the conversion, not the stream: the 200-FLOP step is well above its bandwidth time.
+  EXPECT_GT(f200.tpot_ms[0], hand_tpot_ms(0, kHbmBw) + extra_ms * 0.9);
+  DecodeRun bf16 = run_decode("");
+  DecodeRun bf16_f = run_decode("--set software.kv_dequant_flops_per_element=400");
+  EXPECT_EQ(bf16.tpot_ms, bf16_f.tpot_ms);
+}
+
+// W8A8 GEMMs (gemm_dtype FP8 beside BF16 activations) on an H100, batch 1024 (compute-bound
+// projections): the four projections of every layer run at the FP8 peak, half the time of the
+// same FP8-weight model computing in BF16; attention and the all-reduces (TP2) stay in BF16 and
+// take the same time; with a stack that fuses no elementwise work, each FP8 GEMM launches its
+// input quantisation as one more kernel.
+TEST(Decode, W8a8GemmsRunAtTheNarrowPeakAndCollectivesStayWide) {
+  struct Kind {
+    double ps = 0, flops = 0;
+  };
+  auto run = [](const std::string& gemm, std::map<std::string, Kind>& by_kind, double& kernels) {
+    const std::string out =
+        (fs::temp_directory_path() / ("tiersim_w8a8_" + gemm + std::to_string(getpid()) + ".h5"))
+            .string();
+    const std::string cmd =
+        test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+        test::preset("models/llama2_7b.textproto") + " " +
+        test::preset("software/cuda_events_per_kernel.textproto") + " " +
+        test::preset("studies/default.textproto") +
+        " --set workload.model.weight_dtype=FP8 --set workload.model.gemm_dtype=" + gemm +
+        " --set workload.parallelism.tensor_parallel=2 --set workload.decode.batch_size=1024"
+        " --set workload.decode.context_tokens=16 --set workload.decode.decode_steps=1"
+        " --set run.op_records=OP_RECORDS_FIRST_STEP --quiet --out " +
+        out;
+    auto r = test::run_cmd(cmd);
+    ASSERT_EQ(r.code, 0) << r.err;
+    ResultReader h(out);
+    const Table ops = h.read_table("/ops");
+    const auto& kind = ops.find("kind")->str;
+    const auto& start = ops.find("start_ps")->u64;
+    const auto& end = ops.find("end_ps")->u64;
+    const auto& flops = ops.find("flops")->f64;
+    for (size_t i = 0; i < kind.size(); ++i) {
+      by_kind[kind[i]].ps += double(end[i] - start[i]);
+      by_kind[kind[i]].flops += flops[i];
+    }
+    kernels = h.read_doubles("/stats/compute/kernels").back();
+    fs::remove(out);
+  };
+  std::map<std::string, Kind> fp8, bf16;
+  double fp8_kernels = 0, bf16_kernels = 0;
+  run("FP8", fp8, fp8_kernels);
+  run("BF16", bf16, bf16_kernels);
+  ASSERT_FALSE(HasFailure());
+  // Per kind: 32 ops; with FP8 each pays one more 5 us kernel overhead (the quantisation) and
+  // its arithmetic at the FP8 rate instead of BF16 (peak x 0.75 x M / (M + 45), M = 1024); the
+  // first tile's landing and the activations' SRAM traffic are the same in both runs.
+  const double shape = 0.75 * 1024 / (1024 + 45.0);
+  for (const char* k : {"qkv_proj", "out_proj", "gate_up_proj", "down_proj"}) {
+    ASSERT_EQ(fp8[k].flops, bf16[k].flops) << k;
+    const double saved_ps =
+        fp8[k].flops / (989.4e12 * shape) * 1e12 - fp8[k].flops / (1978.9e12 * shape) * 1e12;
+    EXPECT_NEAR(bf16[k].ps - (fp8[k].ps - kLayers * 5e6), saved_ps, saved_ps * 1e-3) << k;
+  }
+  EXPECT_DOUBLE_EQ(fp8["attention"].ps, bf16["attention"].ps);
+  EXPECT_DOUBLE_EQ(fp8["all_reduce"].ps, bf16["all_reduce"].ps);
+  EXPECT_GT(fp8["all_reduce"].ps, 0);
+  EXPECT_EQ(fp8_kernels - bf16_kernels, 4 * kLayers);
+}
+
 // The TP8 speed target (Llama-3-70B on 8 H100, batch 64): every collective of a step takes
 // the collective model's time. Hand values (AUTO picks one-shot for these sizes):
 // - all-reduce of 64 x 8192 x 2 = 1,048,576 bytes: ring 14 x 2 us + 2 x 7 x 131,072 B / 380 GB/s

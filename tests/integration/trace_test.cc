@@ -70,6 +70,20 @@ TEST(Trace, MoeDecodeReplaysIdentically) {
                     "moe");
 }
 
+// W8A8 GEMMs (their input quantisation kernels unfused) and an FP8 KV dequantised in the
+// attention kernel: the op records carry both, so the replay times them alike.
+TEST(Trace, W8a8DecodeWithNarrowKvReplaysIdentically) {
+  record_and_replay(test::preset("hardware/h100_sxm.textproto") + " " +
+                        test::preset("software/tensorrt_llm.textproto") +
+                        " --set software.fuse_elementwise=false",
+                    test::preset("models/llama2_7b.textproto") + " " +
+                        test::preset("studies/default.textproto") +
+                        " --set workload.model.weight_dtype=FP8 --set workload.model.kv_dtype=FP8"
+                        " --set workload.model.gemm_dtype=FP8 --set workload.decode.decode_steps=4"
+                        " --set run.stats_interval_ps=0",
+                    "w8a8");
+}
+
 TEST(Trace, ServingReplaysIdentically) {
   record_and_replay(
       test::preset("hardware/h100_sxm.textproto"),

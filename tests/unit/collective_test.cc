@@ -60,6 +60,15 @@ TEST(Software, KernelCountsFollowFusionAndSplitting) {
   EXPECT_EQ(s.kernels(OpKind::kQkvProj), 3u);
   EXPECT_EQ(s.kernels(OpKind::kAttention), 3u);
   EXPECT_EQ(s.kernels(OpKind::kAllReduce), 1u);
+  // A W8A8 GEMM's input quantisation: fused with elementwise work, or a kernel of its own.
+  Op gemm;
+  gemm.kind = OpKind::kOutProj;
+  gemm.quantize_input = true;
+  EXPECT_EQ(s.kernels(gemm), 1u);
+  s.fuse_elementwise = false;
+  EXPECT_EQ(s.kernels(gemm), 2u);
+  gemm.quantize_input = false;
+  EXPECT_EQ(s.kernels(gemm), 1u);
 }
 
 TEST(ComputeParams, MatrixEfficiencyFallsWithRows) {

@@ -224,6 +224,20 @@ TEST(ConfigValidate, DanglingReferencesOverlapsAndCapacity) {
             "FAST)");
 }
 
+// The kernel models' inputs: a GEMM dtype the device has no peak for, an INT4 GEMM, a negative
+// KV conversion cost.
+TEST(ConfigValidate, GemmDtypeAndKernelCosts) {
+  auto f = base_files();
+  EXPECT_EQ(first_issue([&] { load_config(f, {"workload.model.gemm_dtype=INT4"}); }),
+            "--set[1]: workload.model.gemm_dtype: INT4 GEMMs are not supported (INT4 weights "
+            "compute in a wider dtype)");
+  f[0] = test::preset("hardware/a100_80gb.textproto");
+  EXPECT_THAT(all_issues([&] { load_config(f, {"workload.model.gemm_dtype=FP8"}); }),
+              testing::HasSubstr("no peak FLOP/s for the workload's gemm dtype FP8"));
+  EXPECT_EQ(first_issue([&] { load_config(f, {"software.kv_dequant_flops_per_element=-1"}); }),
+            "--set[1]: software.kv_dequant_flops_per_element: must lie in [0, 1e6]");
+}
+
 TEST(ConfigValidate, MissingRequiredFieldNamesTheInputs) {
   const std::string empty = write_temp("empty", "");
   const std::string msg = first_issue([&] { load_config({empty}, {}); });
