@@ -595,6 +595,9 @@ void ServingWorkload::summarize(std::vector<SummaryItem>& summary) const {
   summary.push_back({"goodput_requests_per_s", span_s > 0 ? double(met) / span_s : 0.0, "req/s"});
   summary.push_back({"preemptions", double(preemptions_), "count"});
   summary.push_back({"swapped_bytes", double(swapped_bytes_), "bytes"});
+  summary.push_back(
+      {"kv_pool_bytes",
+       double(kv_.blocks()) * o_.kv_block_tokens * double(shape_.kv_bytes_per_token()), "bytes"});
   summary.push_back({"kv_pool_peak_fraction",
                      kv_.blocks() ? double(peak_blocks_) / double(kv_.blocks()) : 0.0, "fraction"});
   summary.push_back({"prefill_tokens", double(prefill_tokens_), "tokens"});
@@ -644,6 +647,60 @@ void ServingWorkload::write_results(ResultSink& w) const {
 // Registration
 
 namespace {
+
+// The capacity mapped for the first compute engine's weights memory (0: none mapped).
+uint64_t weights_memory_capacity(const config::Config& root) {
+  for (const auto& c : root.system().components()) {
+    if (!c.has_compute()) continue;
+    uint64_t capacity = 0;
+    for (const auto& r : root.system().address_map())
+      if (r.target() == c.compute().weights_memory()) capacity += r.size_bytes();
+    return capacity;
+  }
+  return 0;
+}
+
+// The KV pool per rank: kv_cache_bytes, or what a fraction leaves of the weights memory after
+// this rank's weights and the reserve (see ServingScenario). Negative when nothing is left.
+double kv_pool_bytes(const config::Config& root, const TransformerShape& shape) {
+  const auto& s = root.workload().serving();
+  if (s.has_kv_cache_bytes()) return static_cast<double>(s.kv_cache_bytes());
+  const double capacity = static_cast<double>(weights_memory_capacity(root));
+  const double weights = static_cast<double>(shape.total_weight_bytes());
+  const double reserved = static_cast<double>(s.kv_cache_reserved_bytes());
+  const double pool = s.has_kv_cache_memory_fraction()
+                          ? s.kv_cache_memory_fraction() * capacity - weights - reserved
+                          : s.kv_cache_free_fraction() * (capacity - weights - reserved);
+  return std::floor(pool);
+}
+
+// Exactly one way to size the pool; a fraction in (0, 1]; the reserve only with a fraction.
+bool validate_pool_sizing(const config::ServingScenario& s, Validator& sv) {
+  const int ways = int(s.has_kv_cache_bytes()) + int(s.has_kv_cache_memory_fraction()) +
+                   int(s.has_kv_cache_free_fraction());
+  if (ways == 0) {
+    sv.error("kv_cache_bytes",
+             "required field is not set (or size the pool with kv_cache_memory_fraction or "
+             "kv_cache_free_fraction)");
+    return false;
+  }
+  if (ways > 1) {
+    sv.error(s.has_kv_cache_free_fraction() ? "kv_cache_free_fraction" : "kv_cache_memory_fraction",
+             "set only one of kv_cache_bytes, kv_cache_memory_fraction and kv_cache_free_fraction");
+    return false;
+  }
+  if (s.has_kv_cache_reserved_bytes() && s.has_kv_cache_bytes()) {
+    sv.error("kv_cache_reserved_bytes",
+             "only meaningful with kv_cache_memory_fraction or kv_cache_free_fraction");
+    return false;
+  }
+  if (s.has_kv_cache_bytes()) {
+    return sv.positive("kv_cache_bytes", true, static_cast<double>(s.kv_cache_bytes()));
+  }
+  return s.has_kv_cache_memory_fraction()
+             ? sv.fraction("kv_cache_memory_fraction", true, s.kv_cache_memory_fraction())
+             : sv.fraction("kv_cache_free_fraction", true, s.kv_cache_free_fraction());
+}
 
 void validate_serving(const config::Config& root, Validator& v) {
   const auto& w = root.workload();
@@ -695,8 +752,7 @@ void validate_serving(const config::Config& root, Validator& v) {
   }
   sv.positive("max_sequences", s.has_max_sequences(), s.max_sequences());
   sv.positive("max_step_tokens", s.has_max_step_tokens(), s.max_step_tokens());
-  const bool kv_ok = sv.positive("kv_cache_bytes", s.has_kv_cache_bytes(),
-                                 static_cast<double>(s.kv_cache_bytes()));
+  const bool kv_ok = validate_pool_sizing(s, sv);
   if (s.has_kv_block_tokens()) sv.positive("kv_block_tokens", true, s.kv_block_tokens());
   if (s.preemption() == config::PREEMPTION_UNSPECIFIED) {
     sv.error("preemption", "required field is not set (RECOMPUTE or SWAP)");
@@ -725,21 +781,33 @@ void validate_serving(const config::Config& root, Validator& v) {
   } else if (w.has_routing()) {
     v.at("workload.routing").error("", "the model has no moe section; remove routing");
   }
-  // Every request must fit in the pool on its own, or it could never finish.
-  if (kv_ok && max_request > 0 && w.has_model() && s.max_step_tokens() > 0) {
+  // The pool a fraction leaves, and every request must fit in it on its own, or it could never
+  // finish.
+  if (kv_ok && w.has_model()) {
     std::vector<ConfigIssue> scratch;
     Validator quiet(scratch);
     TransformerShape::validate(w.model(), quiet);
     TransformerShape::validate_parallelism(w.model(), w.parallelism(), quiet);
     if (scratch.empty()) {
       const TransformerShape shape = TransformerShape::from_config(w.model(), w.parallelism());
+      const double pool = kv_pool_bytes(root, shape);
+      const std::string sizing = s.has_kv_cache_bytes()             ? "kv_cache_bytes"
+                                 : s.has_kv_cache_memory_fraction() ? "kv_cache_memory_fraction"
+                                                                    : "kv_cache_free_fraction";
       const uint32_t block = s.has_kv_block_tokens() ? s.kv_block_tokens() : 16;
-      const uint64_t pool_tokens =
-          s.kv_cache_bytes() / (uint64_t{block} * shape.kv_bytes_per_token()) * block;
-      if (max_request > pool_tokens) {
-        sv.error("kv_cache_bytes",
-                 "holds " + std::to_string(pool_tokens) + " tokens, but a request can need " +
-                     std::to_string(max_request) + " (input plus output): it could never finish");
+      if (!s.has_kv_cache_bytes() && pool < double(uint64_t{block} * shape.kv_bytes_per_token())) {
+        sv.error(sizing, "leaves no KV pool: " + std::to_string(weights_memory_capacity(root)) +
+                             " bytes of weights memory, " +
+                             std::to_string(shape.total_weight_bytes()) + " of weights per rank, " +
+                             std::to_string(s.kv_cache_reserved_bytes()) + " reserved");
+      } else if (max_request > 0 && s.max_step_tokens() > 0) {
+        const uint64_t pool_tokens =
+            static_cast<uint64_t>(pool) / (uint64_t{block} * shape.kv_bytes_per_token()) * block;
+        if (max_request > pool_tokens) {
+          sv.error(sizing, "holds " + std::to_string(pool_tokens) +
+                               " tokens, but a request can need " + std::to_string(max_request) +
+                               " (input plus output): it could never finish");
+        }
       }
     }
   }
@@ -761,7 +829,8 @@ ServingOptions options_from_config(const config::Config& root) {
   o.max_sequences = s.max_sequences();
   o.max_step_tokens = s.max_step_tokens();
   o.kv_block_tokens = s.has_kv_block_tokens() ? s.kv_block_tokens() : 16;
-  o.kv_cache_bytes = s.kv_cache_bytes();
+  o.kv_cache_bytes =
+      static_cast<uint64_t>(kv_pool_bytes(root, TransformerShape::of_workload(root)));
   o.preemption = s.preemption();
   o.slo_ttft_ms = s.slo().ttft_ms();
   o.slo_tpot_ms = s.slo().tpot_ms();

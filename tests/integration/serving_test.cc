@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <numeric>
 
@@ -209,6 +210,48 @@ TEST(Serving, ClosedLoopClientsSendWhenARequestCompletes) {
   fs::remove(out);
 }
 
+// The serving scenario of kSmall with the pool sized by `pool` (one or more fields).
+std::string small_with_pool(const std::string& pool) {
+  return " --set 'workload.serving={poisson {rate_per_s: 50 requests: 4} "
+         "input_tokens {fixed: 64} output_tokens {fixed: 4} max_sequences: 8 "
+         "max_step_tokens: 256 preemption: RECOMPUTE " +
+         pool + "}'";
+}
+
+// Pools sized as vLLM and TensorRT-LLM size them, by hand: the H100 maps C = 5 x 16 GiB for its
+// weights memory; Llama-3-8B's weights W are its weight objects; a 16-token block of its KV is
+// 16 x 32 layers x 2 x 8 heads x 128 x 2 bytes; the pool is whole blocks.
+TEST(Serving, KvPoolSizedAsAFractionOfMemory) {
+  const double capacity = 5.0 * 17179869184.0, block = 16.0 * 32 * 2 * 8 * 128 * 2;
+  const double reserved = 3e9;
+  auto pool_of = [&](const std::string& pool, double& weights) {
+    const std::string out = out_path("pool");
+    auto r = test::run_cmd(base_cmd() + small_with_pool(pool) + " --out " + out);
+    EXPECT_EQ(r.code, 0) << r.err;
+    if (r.code != 0) return -1.0;
+    ResultReader h(out);
+    const Table objects = h.read_table("/objects");
+    weights = 0;
+    for (size_t i = 0; i < objects.find("name")->str.size(); ++i) {
+      const std::string& cls = objects.find("class")->str[i];
+      if (cls == "weight" || cls == "embedding")
+        weights += double(objects.find("size_bytes")->u64[i]);
+    }
+    const double got = summary(h, "kv_pool_bytes");
+    fs::remove(out);
+    return got;
+  };
+  double w = 0;
+  const double vllm =
+      pool_of("kv_cache_memory_fraction: 0.9 kv_cache_reserved_bytes: 3000000000", w);
+  ASSERT_GT(w, 15e9);
+  EXPECT_EQ(vllm, std::floor(std::floor(0.9 * capacity - w - reserved) / block) * block);
+  const double trt = pool_of("kv_cache_free_fraction: 0.95", w);
+  EXPECT_EQ(trt, std::floor(std::floor(0.95 * (capacity - w)) / block) * block);
+  const double fixed = pool_of("kv_cache_bytes: 2000000000", w);
+  EXPECT_EQ(fixed, std::floor(2e9 / block) * block);
+}
+
 TEST(Serving, BadConfigsAreRejected) {
   // SWAP needs the host link.
   auto r = test::run_cmd(base_cmd() + kSmall +
@@ -219,6 +262,33 @@ TEST(Serving, BadConfigsAreRejected) {
   r = test::run_cmd(base_cmd() + kSmall + " --set workload.serving.kv_cache_bytes=1000000");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("could never finish"), std::string::npos) << r.err;
+  // Pool sizing: two ways at once, a reserve beside fixed bytes, a fraction past 1, a fraction
+  // that leaves nothing after the weights.
+  r = test::run_cmd(base_cmd() +
+                    small_with_pool("kv_cache_bytes: 2000000000 kv_cache_free_fraction: 0.9"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("workload.serving.kv_cache_free_fraction: set only one of"),
+            std::string::npos)
+      << r.err;
+  r = test::run_cmd(base_cmd() +
+                    small_with_pool("kv_cache_bytes: 2000000000 kv_cache_reserved_bytes: 1"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("workload.serving.kv_cache_reserved_bytes: only meaningful"),
+            std::string::npos)
+      << r.err;
+  r = test::run_cmd(base_cmd() + small_with_pool("kv_cache_memory_fraction: 1.5"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("workload.serving.kv_cache_memory_fraction"), std::string::npos) << r.err;
+  r = test::run_cmd(base_cmd() + small_with_pool("kv_cache_memory_fraction: 0.1"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("workload.serving.kv_cache_memory_fraction: leaves no KV pool"),
+            std::string::npos)
+      << r.err;
+  r = test::run_cmd(base_cmd() + small_with_pool(""));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("workload.serving.kv_cache_bytes: required field is not set"),
+            std::string::npos)
+      << r.err;
   // More closed-loop clients than requests, or no client count.
   r = test::run_cmd(base_cmd() + closed_loop(4, 3));
   EXPECT_EQ(r.code, 2);
