@@ -35,7 +35,9 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
       data_wait_ps_(ctx.stats().counter(basename(), "data_wait_time",
                                         "time the engine waited for streamed operands", "ps")),
       overhead_ps_(ctx.stats().counter(basename(), "overhead_time",
-                                       "fixed per-kernel device overhead time", "ps")),
+                                       "fixed per-kernel device overhead time (and the attention "
+                                       "kernel's latency)",
+                                       "ps")),
       host_wait_ps_(ctx.stats().counter(basename(), "host_wait_time",
                                         "time the device waited for the host to launch", "ps")),
       kernels_(ctx.stats().counter(basename(), "kernels", "kernels launched", "count")),
@@ -337,6 +339,7 @@ void ComputeEngine::begin_op(TimePs now) {
     if (orchestrator_) orchestrator_->on_step_start(current_step_);
   }
   op_kernels_ = software_.kernels(op_);
+  op_dequant_flops_ = 0;
   // A device attention kernel's time before its KV streams at full rate (the software stack's
   // kernel family); host-side attention and fused-away kernels pay none.
   op_latency_ps_ = op_.kind == OpKind::kAttention && op_kernels_ > 0 && !on_host()
@@ -375,9 +378,13 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
   uint64_t admit = 0;  // a cache frame the landed tile is copied into
   TimePs ready = now;
   double scale = 1.0;  // a lower-precision resident copy
-  // Vector FLOPs per logical byte: a narrow KV's conversion in the attention kernel, plus a
-  // lowered copy's dequantisation (below).
-  double dequant_per_byte = op_.kv_elements_per_byte * software_.kv_dequant_flops_per_element;
+  // Vector FLOPs per logical byte: a narrow KV's conversion in the attention kernel (KV bytes
+  // only: hidden states a restore recomputes from are in the compute dtype), or, when the
+  // orchestrator serves a lowered copy, that copy's dequantisation instead (one conversion
+  // straight to the compute dtype).
+  double dequant_per_byte = obj.cls == ObjectClass::kKvCache
+                                ? op_.kv_elements_per_byte * software_.kv_dequant_flops_per_element
+                                : 0.0;
   if (orchestrator_) {
     // Where the bytes are: resident, staged by a prefetch (ready when it landed and the
     // consumer was told), or at home; a tile does not cross from one to the other. A prefetch
@@ -399,7 +406,7 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
     ready = src.ready_ps;
     admit = src.admit_address;
     scale = src.scale;
-    dequant_per_byte += src.dequant_flops_per_byte;
+    if (src.dequant_flops_per_byte > 0) dequant_per_byte = src.dequant_flops_per_byte;
     orchestrator_->record(src, bytes, wanted_ps_ == kNotWaiting ? now : wanted_ps_, ready);
     wanted_ps_ = kNotWaiting;
     if (src.path == Orchestrator::Path::kDemand) {
@@ -451,6 +458,7 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
   const TimePs read_done = sram_access(tlm::TLM_READ_COMMAND, buffer, stored, start);
   TimePs math_done = start + op_compute_ps(tile_flops, rows);
   if (dequant_per_byte > 0) {
+    op_dequant_flops_ += double(bytes) * dequant_per_byte;
     math_done +=
         compute_time_ps(double(bytes) * dequant_per_byte, params_.vector_rate_flops_per_s());
   }
@@ -596,7 +604,7 @@ void ComputeEngine::finish_op(TimePs now) {
     orchestrator_->observe_home_rate(demand_op_bytes_, demand_op_busy_ps_);
   }
   ops_.inc();
-  flops_.add(op_.flops);
+  flops_.add(op_.flops + op_dequant_flops_);
   busy_ps_.inc(compute_busy_ps_);
 
   const auto op_records = ctx().config().run().op_records();
@@ -742,8 +750,12 @@ ComputeEngine::PhaseResult ComputeEngine::phase_step_end(TimePs now) {
   ctx().records().tokens.push_back(rec);
   if (ctx().on_step_end) ctx().on_step_end(rec);
   step_start_ = now;
-  // The host reads the step's result before it launches the next step.
-  host_free_ = std::max(host_free_, now) + software_.host_step_ps;
+  // The host's work between steps, before it launches the next one: after the step's end
+  // (synchronous stacks), or from when it launched this step's last kernel (async scheduling:
+  // the device waits only for what outlasts its step).
+  const TimePs host_step =
+      software_.host_step_ps + TimePs{rec.sequences} * software_.host_step_per_sequence_ps;
+  host_free_ = (software_.overlap_host_step ? host_free_ : std::max(host_free_, now)) + host_step;
   phase_ = Phase::kFetch;
   return PhaseResult::go_on();
 }

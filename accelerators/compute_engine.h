@@ -66,6 +66,8 @@ struct SoftwareModel {
   TimePs host_launch_ps = 0;
   bool synchronize_each_kernel = false;
   TimePs host_step_ps = 0;
+  TimePs host_step_per_sequence_ps = 0;
+  bool overlap_host_step = false;
   bool fuse_elementwise = false;
   uint32_t qkv_kernels = 1;
   uint32_t attention_kernels = 1;
@@ -216,7 +218,8 @@ class ComputeEngine : public Component {
   TimePs step_start_ = 0;
   TimePs host_free_ = 0;  // when the host can launch the next kernel
   uint32_t op_kernels_ = 0;
-  TimePs op_latency_ps_ = 0;  // the attention kernel's fill time (SoftwareModel)
+  TimePs op_latency_ps_ = 0;     // the attention kernel's fill time (SoftwareModel)
+  double op_dequant_flops_ = 0;  // the op's conversion FLOPs so far (narrow KV, lowered copies)
   uint32_t current_step_ = UINT32_MAX;
   uint64_t stream_bytes_ = 0;  // off-chip bytes this op streams in
   uint32_t tiles_issued_ = 0;

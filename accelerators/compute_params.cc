@@ -28,11 +28,18 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
     v.error("peak",
             "no peak FLOP/s for the workload's activation dtype " + config::Dtype_Name(act));
   }
-  const config::Dtype gemm =
-      root.workload().has_gemm() ? config::DTYPE_UNSPECIFIED : root.workload().model().gemm_dtype();
-  // (An INT4 gemm_dtype is refused by the model's own check.)
-  if (gemm != config::DTYPE_UNSPECIFIED && gemm != config::INT4 && !seen.count(gemm)) {
-    v.error("peak", "no peak FLOP/s for the workload's gemm dtype " + config::Dtype_Name(gemm));
+  // The linear layers' dtype, and a speculative draft model's two (an INT4 gemm_dtype is refused
+  // by the model's own check).
+  auto need = [&](config::Dtype d, const std::string& what) {
+    if (d != config::DTYPE_UNSPECIFIED && d != config::INT4 && !seen.count(d)) {
+      v.error("peak", "no peak FLOP/s for the workload's " + what + " " + config::Dtype_Name(d));
+    }
+  };
+  if (!root.workload().has_gemm()) need(root.workload().model().gemm_dtype(), "gemm dtype");
+  if (root.workload().decode().has_speculative()) {
+    const auto& draft = root.workload().decode().speculative().draft();
+    need(draft.activation_dtype(), "draft model's activation dtype");
+    need(draft.gemm_dtype(), "draft model's gemm dtype");
   }
   v.fraction("flops_efficiency_fraction", c.has_flops_efficiency_fraction(),
              c.flops_efficiency_fraction());
@@ -259,6 +266,8 @@ SoftwareModel SoftwareModel::from_config(const config::Software& s) {
   m.host_launch_ps = s.host_launch_ps();
   m.synchronize_each_kernel = s.synchronize_each_kernel();
   m.host_step_ps = s.host_step_ps();
+  m.host_step_per_sequence_ps = s.host_step_per_sequence_ps();
+  m.overlap_host_step = s.overlap_host_step();
   m.fuse_elementwise = s.fuse_elementwise();
   m.qkv_kernels = s.has_qkv_kernels() ? s.qkv_kernels() : 1;
   m.attention_kernels = s.has_attention_kernels() ? s.attention_kernels() : 1;

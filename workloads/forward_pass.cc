@@ -337,6 +337,12 @@ void ForwardPass::select_pages(uint32_t layer, uint32_t seq, uint64_t first, uin
   pages_selected_ += k;
 }
 
+double ForwardPass::narrow_kv_elements_per_byte(config::Dtype compute) const {
+  // A KV (or its page digests) narrower than the kernel's dtype is converted element by element.
+  const uint32_t kv_bits = dtype_bits(shape_.kv_dtype);
+  return kv_bits < dtype_bits(compute) ? 8.0 / kv_bits : 0.0;
+}
+
 void ForwardPass::fill_page_select(Op& op, uint32_t layer) {
   // Score the digests of each sequence's middle pages; pick its top-k.
   operands_.clear();
@@ -353,6 +359,7 @@ void ForwardPass::fill_page_select(Op& op, uint32_t layer) {
   }
   op.op_class = OpClass::kVector;
   op.flops = flops;
+  op.kv_elements_per_byte = narrow_kv_elements_per_byte(op.compute_dtype);
   op.activation_read_bytes = dtype_bytes(shape_.activation_dtype, queries * shape_.q_dim());
   op.activation_write_bytes = 4 * uint64_t{count_} * sparse_->top_k_pages;
   op.set_operands(operands_.data(), static_cast<uint16_t>(operands_.size()));
@@ -406,9 +413,7 @@ void ForwardPass::fill_attention(Op& op, uint32_t layer) {
   op.op_class = OpClass::kMatrix;
   op.rows = static_cast<uint32_t>(shape_cost.rows);
   op.max_queries = max_q;
-  // A KV narrower than the attention's dtype is dequantised in the kernel, element by element.
-  const uint32_t kv_bits = dtype_bits(shape_.kv_dtype);
-  if (kv_bits < dtype_bits(op.compute_dtype)) op.kv_elements_per_byte = 8.0 / kv_bits;
+  op.kv_elements_per_byte = narrow_kv_elements_per_byte(op.compute_dtype);
   op.flops = flops;
   op.activation_read_bytes = act.activation_read_bytes * tokens_;
   op.activation_write_bytes = act.activation_write_bytes * tokens_;

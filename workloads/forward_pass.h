@@ -131,6 +131,8 @@ class ForwardPass {
   void fill(Op& op, OpKind kind, uint32_t layer);
   void fill_attention(Op& op, uint32_t layer);
   void fill_page_select(Op& op, uint32_t layer);
+  // KV elements per stored byte when the KV is narrower than `compute` (0: the same width).
+  double narrow_kv_elements_per_byte(config::Dtype compute) const;
   void select_pages(uint32_t layer, uint32_t seq, uint64_t first, uint64_t end);
   bool sparse_middle(uint64_t cached, uint64_t& first, uint64_t& end) const;
   void route(uint32_t layer);

@@ -25,9 +25,10 @@ std::optional<config::TraceHeader> read_trace_header(const std::string& path, Va
     v.error("trace", "\"" + path + "\" is not a tiersim trace (no header)");
     return std::nullopt;
   }
-  if (h.version() != kTraceVersion) {
+  if (h.version() < kOldestTraceVersion || h.version() > kTraceVersion) {
     v.error("trace", "\"" + path + "\" is trace version " + std::to_string(h.version()) +
-                         "; this tiersim reads version " + std::to_string(kTraceVersion));
+                         "; this tiersim reads versions " + std::to_string(kOldestTraceVersion) +
+                         " to " + std::to_string(kTraceVersion));
     return std::nullopt;
   }
   for (int i = 0; i < h.objects_size(); ++i) {

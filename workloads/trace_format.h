@@ -11,7 +11,10 @@
 
 namespace tiersim {
 
-constexpr uint32_t kTraceVersion = 1;
+// Version 2 adds the ops' quantize_input and kv_elements_per_byte; version 1 traces (without
+// them) replay as recorded.
+constexpr uint32_t kTraceVersion = 2;
+constexpr uint32_t kOldestTraceVersion = 1;
 
 void op_to_trace(const Op& op, config::TraceOp& out);
 // Fills `op` from `t`; operands beyond the op's inline capacity go to `storage`, which must

@@ -91,6 +91,13 @@ void TransformerShape::validate(const config::TransformerModel& m, Validator& v)
   }
   if (m.gemm_dtype() == config::INT4) {
     v.error("gemm_dtype", "INT4 GEMMs are not supported (INT4 weights compute in a wider dtype)");
+  } else if (m.gemm_dtype() != config::DTYPE_UNSPECIFIED &&
+             m.weight_dtype() != config::DTYPE_UNSPECIFIED &&
+             dtype_bits(m.gemm_dtype()) < dtype_bits(m.weight_dtype())) {
+    v.error("gemm_dtype", config::Dtype_Name(m.gemm_dtype()) + " GEMMs over " +
+                              config::Dtype_Name(m.weight_dtype()) +
+                              " weights would quantise every weight at every step; store the "
+                              "weights in the GEMM dtype (weight_dtype)");
   }
   if (m.embedding_dtype() == config::INT4) {
     v.error("embedding_dtype", "INT4 embeddings are not supported");

@@ -90,8 +90,9 @@ struct Op {
   // kMatrix: the input activations are quantised to compute_dtype first (W8A8 GEMMs); a kernel
   // of its own unless the software stack fuses elementwise work.
   bool quantize_input = false;
-  // kAttention: KV elements per stored byte when the KV is narrower than compute_dtype and the
-  // kernel dequantises it (1 for FP8 / INT8, 2 for INT4); 0: read in the compute dtype.
+  // kAttention and kPageSelect (whose digests are KV): KV elements per stored byte when the KV is
+  // narrower than compute_dtype and the kernel dequantises it (1 for FP8 / INT8, 2 for INT4); 0:
+  // read in the compute dtype.
   double kv_elements_per_byte = 0;
 
   // Up to kMaxOperands operands live in the op; a grouped op points at a list its workload owns,

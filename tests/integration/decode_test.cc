@@ -130,6 +130,35 @@ TEST(Decode, AttentionLatencyIsPaidOncePerAttentionOp) {
   }
 }
 
+// The host's work between steps: 1 ms plus 0.25 ms per sequence (batch 4). A synchronous stack
+// exposes all of it after every step; an overlapping one (async scheduling) exposes none while
+// it is shorter than the device's step (~11 ms) and, when longer (30 ms), paces the steps: step
+// k then spans 30 ms + its device time less the previous step's (the host started its work
+// when it had launched that step).
+TEST(Decode, HostStepWorkIsExposedUnlessItOverlapsTheDevice) {
+  const std::string b4 = "--set workload.decode.batch_size=4 ";
+  const std::string work =
+      "--set software.host_step_ps=1000000000 "
+      "--set software.host_step_per_sequence_ps=250000000 ";
+  DecodeRun base = run_decode(b4);
+  DecodeRun sync = run_decode(b4 + work);
+  DecodeRun hidden = run_decode(b4 + work + "--set software.overlap_host_step=true");
+  DecodeRun paced = run_decode(b4 +
+                               "--set software.host_step_ps=30000000000 "
+                               "--set software.overlap_host_step=true");
+  for (const auto* r : {&base, &sync, &hidden, &paced})
+    ASSERT_EQ(r->tpot_ms.size(), 8u);
+  EXPECT_NEAR(sync.tpot_ms[0], base.tpot_ms[0], 1e-9);
+  for (int s = 1; s < 8; ++s)
+    EXPECT_NEAR(sync.tpot_ms[s] - base.tpot_ms[s], 2.0, 1e-6) << "step " << s;
+  EXPECT_EQ(hidden.tpot_ms, base.tpot_ms);
+  ASSERT_LT(base.tpot_ms[1], 30.0);
+  for (int s = 2; s < 8; ++s) {
+    EXPECT_NEAR(paced.tpot_ms[s], 30.0 + base.tpot_ms[s] - base.tpot_ms[s - 1], 1e-6)
+        << "step " << s;
+  }
+}
+
 // A narrow KV (INT8 under BF16 attention) pays kv_dequant_flops_per_element vector FLOPs per
 // element beside the attention's arithmetic. At 200 and 400 FLOPs per element the attention is
 // bound by the conversion (11 and 22 ps per byte against 0.6 ps per byte of HBM), so the tiles'
@@ -204,7 +233,10 @@ TEST(Decode, W8a8GemmsRunAtTheNarrowPeakAndCollectivesStayWide) {
         fp8[k].flops / (989.4e12 * shape) * 1e12 - fp8[k].flops / (1978.9e12 * shape) * 1e12;
     EXPECT_NEAR(bf16[k].ps - (fp8[k].ps - kLayers * 5e6), saved_ps, saved_ps * 1e-3) << k;
   }
+  // Attention, the LM head (BF16 weights) and the collectives stay in BF16.
   EXPECT_DOUBLE_EQ(fp8["attention"].ps, bf16["attention"].ps);
+  EXPECT_DOUBLE_EQ(fp8["lm_head"].ps, bf16["lm_head"].ps);
+  EXPECT_GT(fp8["lm_head"].ps, 0);
   EXPECT_DOUBLE_EQ(fp8["all_reduce"].ps, bf16["all_reduce"].ps);
   EXPECT_GT(fp8["all_reduce"].ps, 0);
   EXPECT_EQ(fp8_kernels - bf16_kernels, 4 * kLayers);

@@ -244,5 +244,26 @@ TEST(RecomputeVsTransfer, BadSettingsAreRefused) {
                  });
 }
 
+// A narrow (INT8) KV read from its home pays the attention kernel's conversion; the hidden
+// states a restore recomputes it from are in the compute dtype and pay none: with every KV byte
+// recomputed, the conversion cost does not move the step.
+TEST(RecomputeVsTransfer, OnlyKvBytesPayTheNarrowKvConversion) {
+  auto with = [&](const std::string& mode, const std::string& flops) {
+    return run_flexgen(
+        "--set policy.orchestration.resident_fraction=1"
+        " --set policy.orchestration.host_attention=!clear"
+        " --set workload.decode.hidden_state_checkpoints=true --set workload.model.kv_dtype=INT8"
+        " --set software.kv_dequant_flops_per_element=" +
+        flops + " --set policy.orchestration.kv_restore=KV_RESTORE_" + mode);
+  };
+  const auto recompute = with("RECOMPUTE", "0"), recompute_f = with("RECOMPUTE", "100");
+  const auto transfer = with("TRANSFER", "0"), transfer_f = with("TRANSFER", "100");
+  for (const auto* m : {&recompute, &recompute_f, &transfer, &transfer_f})
+    ASSERT_EQ(m->count("exit"), 0u);
+  EXPECT_EQ(recompute.at("kv_recompute_fraction"), 1);
+  EXPECT_EQ(recompute_f.at("tpot_ms_mean"), recompute.at("tpot_ms_mean"));
+  EXPECT_GT(transfer_f.at("tpot_ms_mean"), transfer.at("tpot_ms_mean"));
+}
+
 }  // namespace
 }  // namespace tiersim

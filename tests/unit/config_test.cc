@@ -236,6 +236,16 @@ TEST(ConfigValidate, GemmDtypeAndKernelCosts) {
               testing::HasSubstr("no peak FLOP/s for the workload's gemm dtype FP8"));
   EXPECT_EQ(first_issue([&] { load_config(f, {"software.kv_dequant_flops_per_element=-1"}); }),
             "--set[1]: software.kv_dequant_flops_per_element: must lie in [0, 1e6]");
+  // FP8 GEMMs over BF16 weights (the default model's) would re-quantise every weight per step.
+  f[0] = test::preset("hardware/h100_sxm.textproto");
+  EXPECT_THAT(all_issues([&] { load_config(f, {"workload.model.gemm_dtype=FP8"}); }),
+              testing::HasSubstr("workload.model.gemm_dtype: FP8 GEMMs over BF16 weights"));
+  // A speculative draft's dtypes need a peak too.
+  f[0] = test::preset("hardware/a100_80gb.textproto");
+  EXPECT_THAT(
+      all_issues(
+          [&] { load_config(f, {"workload.decode.speculative.draft.activation_dtype=FP8"}); }),
+      testing::HasSubstr("no peak FLOP/s for the workload's draft model's activation dtype FP8"));
 }
 
 TEST(ConfigValidate, MissingRequiredFieldNamesTheInputs) {
