@@ -44,6 +44,18 @@ uint32_t draw_length(const config::LengthDistribution& d, Rng& rng) {
     case config::LengthDistribution::kUniform:
       return static_cast<uint32_t>(d.uniform().min() +
                                    rng.below(uint64_t{d.uniform().max()} - d.uniform().min() + 1));
+    case config::LengthDistribution::kQuantiles: {
+      // Inverse CDF, linear between the points (validated: q from 0 to 1, tokens not falling).
+      const auto& pts = d.quantiles().points();
+      const double u = rng.uniform();
+      int i = 1;
+      while (i + 1 < pts.size() && pts[i].q() <= u)
+        ++i;
+      const auto &lo = pts[i - 1], &hi = pts[i];
+      const double f = hi.q() > lo.q() ? (u - lo.q()) / (hi.q() - lo.q()) : 0.0;
+      return static_cast<uint32_t>(
+          std::lround(lo.tokens() + std::clamp(f, 0.0, 1.0) * (double(hi.tokens()) - lo.tokens())));
+    }
     case config::LengthDistribution::kLognormal: {
       // Box-Muller from two uniforms (the library's normal distribution is not portable).
       const double u1 = 1.0 - rng.uniform(), u2 = rng.uniform();
@@ -66,6 +78,10 @@ uint32_t max_length(const config::LengthDistribution& d) {
       return d.uniform().max();
     case config::LengthDistribution::kLognormal:
       return d.lognormal().max();
+    case config::LengthDistribution::kQuantiles: {
+      const auto& pts = d.quantiles().points();
+      return pts.empty() ? 0 : pts[pts.size() - 1].tokens();
+    }
     default:
       return 0;
   }
@@ -73,8 +89,34 @@ uint32_t max_length(const config::LengthDistribution& d) {
 
 void validate_length(const config::LengthDistribution& d, Validator v, bool present) {
   if (!present || d.kind_case() == config::LengthDistribution::KIND_NOT_SET) {
-    v.error("", "required: fixed, uniform { min max } or lognormal { median sigma min max }");
+    v.error("",
+            "required: fixed, uniform { min max }, lognormal { median sigma min max } or "
+            "quantiles { points { q tokens } ... }");
     return;
+  }
+  if (d.has_quantiles()) {
+    const auto& pts = d.quantiles().points();
+    Validator qv = v.at("quantiles");
+    if (pts.size() < 2) {
+      qv.error("points", "needs at least two points (q 0 and q 1)");
+      return;
+    }
+    for (int i = 0; i < pts.size(); ++i) {
+      Validator pv = qv.at("points[" + std::to_string(i) + "]");
+      if (!pts[i].has_q() || !(pts[i].q() >= 0 && pts[i].q() <= 1)) {
+        pv.error("q", pts[i].has_q() ? "must lie in [0, 1]" : "required field is not set");
+      } else if (i == 0 && pts[i].q() != 0) {
+        pv.error("q", "the first point must be q 0");
+      } else if (i + 1 == pts.size() && pts[i].q() != 1) {
+        pv.error("q", "the last point must be q 1");
+      } else if (i > 0 && pts[i].q() <= pts[i - 1].q()) {
+        pv.error("q", "must rise from point to point");
+      }
+      if (pv.positive("tokens", pts[i].has_tokens(), pts[i].tokens()) && i > 0 &&
+          pts[i].tokens() < pts[i - 1].tokens()) {
+        pv.error("tokens", "below the previous point's");
+      }
+    }
   }
   if (d.has_fixed()) v.positive("fixed", true, d.fixed());
   if (d.has_uniform()) {

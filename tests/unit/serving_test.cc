@@ -2,8 +2,10 @@
 // clock gives every step a fixed duration.
 #include "workloads/serving.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -11,6 +13,7 @@
 
 #include "models/config/loader.h"
 #include "tests/support/model_presets.h"
+#include "tests/support/paths.h"
 
 namespace tiersim {
 namespace {
@@ -322,6 +325,67 @@ TEST(Serving, PoissonArrivalsAndLengths) {
   std::sort(out.begin(), out.end());
   EXPECT_NEAR(out[out.size() / 2], 100.0, 3.0);
   EXPECT_EQ(drawn_requests(sc, 4)[123].arrival_ps, reqs[123].arrival_ps);  // deterministic
+}
+
+// A dataset shape given by percentiles (configs/datasets/azure_conv_2023.textproto): over
+// 20,000 draws each point's q matches the draws' CDF at its tokens and the mean lies within 2% of
+// the shape's own (the points' trapezoids: 1,203.355 and 220.98 tokens).
+TEST(Serving, QuantileLengthsFollowTheirPoints) {
+  const LoadedConfig c = load_config(
+      {test::preset("hardware/h100_sxm.textproto"), test::preset("models/llama3_8b.textproto"),
+       test::preset("studies/serving_llama3_8b.textproto"),
+       test::preset("datasets/azure_conv_2023.textproto")},
+      {"workload.serving.poisson.requests=20000"});
+  const auto& sc = c.config.workload().serving();
+  const auto reqs = drawn_requests(sc, 7);
+  ASSERT_EQ(reqs.size(), 20000u);
+  auto check = [&](const config::QuantileLength& shape, auto field, double mean) {
+    std::vector<double> v;
+    for (const auto& r : reqs)
+      v.push_back(double(r.*field));
+    std::sort(v.begin(), v.end());
+    double sum = 0;
+    for (double x : v)
+      sum += x;
+    EXPECT_NEAR(sum / v.size(), mean, 0.02 * mean);
+    // Each point's q lies within the draws' CDF just below and at its tokens, +-0.012 (over
+    // three binomial standard deviations at 20,000 draws).
+    for (const auto& p : shape.points()) {
+      const double below =
+          double(std::lower_bound(v.begin(), v.end(), double(p.tokens())) - v.begin()) / v.size();
+      const double at =
+          double(std::upper_bound(v.begin(), v.end(), double(p.tokens())) - v.begin()) / v.size();
+      EXPECT_GE(p.q(), below - 0.012) << "q " << p.q();
+      EXPECT_LE(p.q(), at + 0.012) << "q " << p.q();
+    }
+  };
+  check(sc.input_tokens().quantiles(), &ServingRequest::input_tokens, 1203.355);
+  check(sc.output_tokens().quantiles(), &ServingRequest::output_tokens, 220.98);
+}
+
+// Bad percentile points are refused with the point's path.
+TEST(Serving, QuantileLengthErrors) {
+  const std::vector<std::string> files = {test::preset("hardware/h100_sxm.textproto"),
+                                          test::preset("models/llama3_8b.textproto"),
+                                          test::preset("studies/serving_llama3_8b.textproto")};
+  auto error = [&](const std::string& points) {
+    try {
+      load_config(files, {"workload.serving.output_tokens={quantiles {" + points + "}}"});
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_THAT(error("points {q: 0 tokens: 5}"),
+              testing::HasSubstr("output_tokens.quantiles.points: needs at least two points"));
+  EXPECT_THAT(error("points {q: 0.1 tokens: 5} points {q: 1 tokens: 9}"),
+              testing::HasSubstr("points[0].q: the first point must be q 0"));
+  EXPECT_THAT(error("points {q: 0 tokens: 5} points {q: 0.5 tokens: 9}"),
+              testing::HasSubstr("points[1].q: the last point must be q 1"));
+  EXPECT_THAT(error("points {q: 0 tokens: 5} points {q: 0 tokens: 6} points {q: 1 tokens: 9}"),
+              testing::HasSubstr("points[1].q: must rise from point to point"));
+  EXPECT_THAT(error("points {q: 0 tokens: 5} points {q: 1 tokens: 4}"),
+              testing::HasSubstr("points[1].tokens: below the previous point's"));
 }
 
 TEST(Serving, ArrivalTraceErrorsNameTheLine) {
