@@ -704,6 +704,7 @@ uint64_t weights_memory_capacity(const config::Config& root) {
 
 // The KV pool per rank: kv_cache_bytes, or what a fraction leaves of the weights memory after
 // this rank's weights and the reserve (see ServingScenario). Negative when nothing is left.
+// Callers needing kv_cache_bytes exactly (past 2^53) read the field itself.
 double kv_pool_bytes(const config::Config& root, const TransformerShape& shape) {
   const auto& s = root.workload().serving();
   if (s.has_kv_cache_bytes()) return static_cast<double>(s.kv_cache_bytes());
@@ -717,7 +718,8 @@ double kv_pool_bytes(const config::Config& root, const TransformerShape& shape) 
 }
 
 // Exactly one way to size the pool; a fraction in (0, 1]; the reserve only with a fraction.
-bool validate_pool_sizing(const config::ServingScenario& s, Validator& sv) {
+bool validate_pool_sizing(const config::ServingScenario& s, config::PlacementPolicy placement,
+                          Validator& sv) {
   const int ways = int(s.has_kv_cache_bytes()) + int(s.has_kv_cache_memory_fraction()) +
                    int(s.has_kv_cache_free_fraction());
   if (ways == 0) {
@@ -739,6 +741,14 @@ bool validate_pool_sizing(const config::ServingScenario& s, Validator& sv) {
   if (s.has_kv_cache_bytes()) {
     return sv.positive("kv_cache_bytes", true, static_cast<double>(s.kv_cache_bytes()));
   }
+  if (placement != config::STREAM_ALL) {
+    // Orchestrated runs keep part of the weights elsewhere and stage objects in the fast memory,
+    // so "capacity minus weights" is not what a serving stack would have left.
+    sv.error(s.has_kv_cache_free_fraction() ? "kv_cache_free_fraction" : "kv_cache_memory_fraction",
+             "sizes the pool from the weights memory minus every weight, which holds only with "
+             "policy.placement: STREAM_ALL; give kv_cache_bytes instead");
+    return false;
+  }
   return s.has_kv_cache_memory_fraction()
              ? sv.fraction("kv_cache_memory_fraction", true, s.kv_cache_memory_fraction())
              : sv.fraction("kv_cache_free_fraction", true, s.kv_cache_free_fraction());
@@ -749,7 +759,7 @@ void validate_serving(const config::Config& root, Validator& v) {
   TransformerShape::validate_workload_model(root, v);
   const auto& s = w.serving();
   Validator sv = v.at("workload.serving");
-  uint32_t max_request = 0;
+  uint64_t max_request = 0;  // input plus output can pass 2^32
   switch (s.arrivals_case()) {
     case config::ServingScenario::kPoisson: {
       Validator av = sv.at("poisson");
@@ -777,7 +787,7 @@ void validate_serving(const config::Config& root, Validator& v) {
       auto reqs = load_arrival_trace(s.arrival_trace(), sv);
       if (reqs) {
         for (const auto& r : *reqs)
-          max_request = std::max(max_request, r.input_tokens + r.output_tokens);
+          max_request = std::max(max_request, uint64_t{r.input_tokens} + r.output_tokens);
       }
       break;
     }
@@ -790,12 +800,13 @@ void validate_serving(const config::Config& root, Validator& v) {
     // Lengths drawn from distributions (an arrival trace gives its own).
     validate_length(s.input_tokens(), sv.at("input_tokens"), s.has_input_tokens());
     validate_length(s.output_tokens(), sv.at("output_tokens"), s.has_output_tokens());
-    max_request = max_length(s.input_tokens()) + max_length(s.output_tokens());
+    max_request = uint64_t{max_length(s.input_tokens())} + max_length(s.output_tokens());
   }
   sv.positive("max_sequences", s.has_max_sequences(), s.max_sequences());
   sv.positive("max_step_tokens", s.has_max_step_tokens(), s.max_step_tokens());
-  const bool kv_ok = validate_pool_sizing(s, sv);
-  if (s.has_kv_block_tokens()) sv.positive("kv_block_tokens", true, s.kv_block_tokens());
+  const bool kv_ok = validate_pool_sizing(s, root.policy().placement(), sv);
+  const bool block_ok =
+      !s.has_kv_block_tokens() || sv.positive("kv_block_tokens", true, s.kv_block_tokens());
   if (s.preemption() == config::PREEMPTION_UNSPECIFIED) {
     sv.error("preemption", "required field is not set (RECOMPUTE or SWAP)");
   } else if (s.preemption() == config::SWAP) {
@@ -825,7 +836,7 @@ void validate_serving(const config::Config& root, Validator& v) {
   }
   // The pool a fraction leaves, and every request must fit in it on its own, or it could never
   // finish.
-  if (kv_ok && w.has_model()) {
+  if (kv_ok && block_ok && w.has_model()) {
     std::vector<ConfigIssue> scratch;
     Validator quiet(scratch);
     TransformerShape::validate(w.model(), quiet);
@@ -843,8 +854,10 @@ void validate_serving(const config::Config& root, Validator& v) {
                              std::to_string(shape.total_weight_bytes()) + " of weights per rank, " +
                              std::to_string(s.kv_cache_reserved_bytes()) + " reserved");
       } else if (max_request > 0 && s.max_step_tokens() > 0) {
+        const uint64_t pool_u64 =
+            s.has_kv_cache_bytes() ? s.kv_cache_bytes() : static_cast<uint64_t>(pool);
         const uint64_t pool_tokens =
-            static_cast<uint64_t>(pool) / (uint64_t{block} * shape.kv_bytes_per_token()) * block;
+            pool_u64 / (uint64_t{block} * shape.kv_bytes_per_token()) * block;
         if (max_request > pool_tokens) {
           sv.error(sizing, "holds " + std::to_string(pool_tokens) +
                                " tokens, but a request can need " + std::to_string(max_request) +
@@ -872,7 +885,9 @@ ServingOptions options_from_config(const config::Config& root) {
   o.max_step_tokens = s.max_step_tokens();
   o.kv_block_tokens = s.has_kv_block_tokens() ? s.kv_block_tokens() : 16;
   o.kv_cache_bytes =
-      static_cast<uint64_t>(kv_pool_bytes(root, TransformerShape::of_workload(root)));
+      s.has_kv_cache_bytes()
+          ? s.kv_cache_bytes()
+          : static_cast<uint64_t>(kv_pool_bytes(root, TransformerShape::of_workload(root)));
   o.preemption = s.preemption();
   o.slo_ttft_ms = s.slo().ttft_ms();
   o.slo_tpot_ms = s.slo().tpot_ms();

@@ -98,6 +98,18 @@ void TransformerShape::validate(const config::TransformerModel& m, Validator& v)
                               config::Dtype_Name(m.weight_dtype()) +
                               " weights would quantise every weight at every step; store the "
                               "weights in the GEMM dtype (weight_dtype)");
+  } else if (m.gemm_dtype() == config::DTYPE_UNSPECIFIED &&
+             m.weight_dtype() != config::DTYPE_UNSPECIFIED &&
+             m.activation_dtype() != config::DTYPE_UNSPECIFIED &&
+             m.activation_dtype() != config::INT4 &&
+             dtype_bits(m.activation_dtype()) < dtype_bits(m.weight_dtype())) {
+    // Without gemm_dtype the GEMMs compute in the activation dtype.
+    v.error("activation_dtype", config::Dtype_Name(m.activation_dtype()) +
+                                    " activations make the GEMMs compute in " +
+                                    config::Dtype_Name(m.activation_dtype()) + " over " +
+                                    config::Dtype_Name(m.weight_dtype()) +
+                                    " weights, quantising every weight at every step; store the "
+                                    "weights in that dtype (weight_dtype)");
   }
   if (m.embedding_dtype() == config::INT4) {
     v.error("embedding_dtype", "INT4 embeddings are not supported");

@@ -284,6 +284,24 @@ TEST(Serving, BadConfigsAreRejected) {
   EXPECT_NE(r.err.find("workload.serving.kv_cache_memory_fraction: leaves no KV pool"),
             std::string::npos)
       << r.err;
+  // A fraction with orchestrated placement (part of the weights live elsewhere).
+  r = test::run_cmd(base_cmd() + small_with_pool("kv_cache_free_fraction: 0.9") +
+                    " --set policy.placement=ORCHESTRATED");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("workload.serving.kv_cache_free_fraction: sizes the pool from the weights "
+                       "memory minus every weight, which holds only with policy.placement: "
+                       "STREAM_ALL"),
+            std::string::npos)
+      << r.err;
+  // Zero-token blocks are named, not divided by.
+  r = test::run_cmd(base_cmd() + kSmall + " --set workload.serving.kv_block_tokens=0");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("workload.serving.kv_block_tokens"), std::string::npos) << r.err;
+  // Input plus output past 2^32 tokens does not wrap into a request that fits.
+  r = test::run_cmd(base_cmd() + kSmall +
+                    " --set 'workload.serving.output_tokens={fixed: 4294967295}'");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("a request can need 4294967551"), std::string::npos) << r.err;
   r = test::run_cmd(base_cmd() + small_with_pool(""));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("workload.serving.kv_cache_bytes: required field is not set"),

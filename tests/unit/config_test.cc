@@ -240,6 +240,10 @@ TEST(ConfigValidate, GemmDtypeAndKernelCosts) {
   f[0] = test::preset("hardware/h100_sxm.textproto");
   EXPECT_THAT(all_issues([&] { load_config(f, {"workload.model.gemm_dtype=FP8"}); }),
               testing::HasSubstr("workload.model.gemm_dtype: FP8 GEMMs over BF16 weights"));
+  // So would FP8 activations without a gemm_dtype: the GEMMs would compute in FP8.
+  EXPECT_THAT(all_issues([&] { load_config(f, {"workload.model.activation_dtype=FP8"}); }),
+              testing::HasSubstr("workload.model.activation_dtype: FP8 activations make the "
+                                 "GEMMs compute in FP8 over BF16 weights"));
   // A speculative draft's dtypes need a peak too.
   f[0] = test::preset("hardware/a100_80gb.textproto");
   EXPECT_THAT(
