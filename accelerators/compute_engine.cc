@@ -642,6 +642,13 @@ ComputeEngine::PhaseResult ComputeEngine::phase_fetch(TimePs now) {
     sc_core::sc_stop();
     return PhaseResult::stop();
   }
+  if (op_.op_class == OpClass::kWait) {
+    // A wait's delay counts from when the workload planned it (now): it ends at that absolute
+    // time (an arrival, a controller's recheck), or when the host finishes its step work if that
+    // is later, not a host step after the arrival.
+    const TimePs until = now + op_.delay_ps, launched = std::max(now, host_free_);
+    op_.delay_ps = until > launched ? until - launched : 0;
+  }
   begin_op(now);
   // The host launches the op's kernels; synchronously it first waits for the device.
   if (op_kernels_ > 0) {
@@ -724,9 +731,13 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
 ComputeEngine::PhaseResult ComputeEngine::phase_finish(TimePs now) {
   finish_op(now);
   if (op_.op_class == OpClass::kWait) {
-    // Idle time belongs to no step: the next step starts now, planned afresh.
+    // Idle time belongs to no step: the next step starts now, planned afresh. The host's loop
+    // runs once more for it (scheduling what woke it, preparing inputs): host_step_ps, in
+    // synchronous and overlapped stacks alike (nothing ran to hide it behind); the per-sequence
+    // part is charged at that step's end as usual.
     step_start_ = now;
     step_begins_ = true;
+    host_free_ = std::max(host_free_, now) + software_.host_step_ps;
   }
   if (!op_.last_of_step) {
     phase_ = Phase::kFetch;

@@ -63,6 +63,13 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
   // The software stack and, with tensor parallelism, the collective model drive this engine.
   Validator sv = v.root("software");
   SoftwareModel::validate(root.software(), sv);
+  if (root.software().overlap_host_step() && root.workload().decode().has_speculative()) {
+    // The next step's inputs are the tokens this step accepts: the host cannot schedule it
+    // before the verification ends (async schedulers turn themselves off with drafts).
+    sv.error("overlap_host_step",
+             "cannot overlap the host's step work with speculative decoding (the next step "
+             "depends on which drafted tokens this step accepts)");
+  }
   if (root.workload().parallelism().tensor_parallel() > 1) {
     if (!root.system().has_scale_up()) {
       v.root("system").error("scale_up",

@@ -210,6 +210,44 @@ TEST(Serving, ClosedLoopClientsSendWhenARequestCompletes) {
   fs::remove(out);
 }
 
+// A request arriving at an idle server waits for its arrival (an absolute time), then for one
+// run of the host's step loop (host_step_ps) before its prefill launches, in synchronous and
+// overlapped stacks alike: requests a second apart, each alone, take exactly host_step_ps longer
+// to their first token than with no host step work.
+TEST(Serving, ArrivalAtAnIdleServerPaysOneHostStep) {
+  const std::string sparse =
+      " --set 'workload.serving={poisson {rate_per_s: 1 requests: 3} input_tokens {fixed: 64} "
+      "output_tokens {fixed: 4} max_sequences: 8 max_step_tokens: 256 kv_cache_bytes: "
+      "2000000000 preemption: RECOMPUTE}' --set software.host_step_per_sequence_ps=0";
+  auto ttfts = [&](const std::string& extra) {
+    const std::string out = out_path("idle");
+    auto r = test::run_cmd(base_cmd() + sparse + extra + " --out " + out);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::vector<double> t;
+    if (r.code != 0) return t;
+    ResultReader h(out);
+    const Table req = h.read_table("/workload/requests");
+    const auto& arrival = req.find("arrival_ps")->u64;
+    const auto& first = req.find("first_token_ps")->u64;
+    const auto& finish = req.find("finish_ps")->u64;
+    for (size_t k = 0; k < arrival.size(); ++k) {
+      if (k > 0) EXPECT_GT(arrival[k], finish[k - 1]) << "requests must not overlap";
+      t.push_back(double(first[k] - arrival[k]));
+    }
+    fs::remove(out);
+    return t;
+  };
+  for (const char* overlap : {"false", "true"}) {
+    const std::string mode = std::string(" --set software.overlap_host_step=") + overlap;
+    const auto none = ttfts(mode + " --set software.host_step_ps=0");
+    const auto some = ttfts(mode + " --set software.host_step_ps=50000000");
+    ASSERT_EQ(none.size(), 3u);
+    ASSERT_EQ(some.size(), 3u);
+    for (size_t k = 0; k < 3; ++k)
+      EXPECT_NEAR(some[k] - none[k], 50e6, 1e3) << "overlap " << overlap << " request " << k;
+  }
+}
+
 // The serving scenario of kSmall with the pool sized by `pool` (one or more fields).
 std::string small_with_pool(const std::string& pool) {
   return " --set 'workload.serving={poisson {rate_per_s: 50 requests: 4} "

@@ -244,6 +244,16 @@ TEST(ConfigValidate, GemmDtypeAndKernelCosts) {
   EXPECT_THAT(all_issues([&] { load_config(f, {"workload.model.activation_dtype=FP8"}); }),
               testing::HasSubstr("workload.model.activation_dtype: FP8 activations make the "
                                  "GEMMs compute in FP8 over BF16 weights"));
+  // Async host scheduling cannot run ahead of a speculative step's verification.
+  f[0] = test::preset("hardware/h100_sxm.textproto");
+  EXPECT_THAT(
+      all_issues([&] {
+        load_config(f, {"software.overlap_host_step=true",
+                        "workload.decode.speculative={draft_tokens: 4 acceptance_rate: 0.7 "
+                        "draft {}}"});
+      }),
+      testing::HasSubstr("software.overlap_host_step: cannot overlap the host's step work with "
+                         "speculative decoding"));
   // A speculative draft's dtypes need a peak too.
   f[0] = test::preset("hardware/a100_80gb.textproto");
   EXPECT_THAT(

@@ -358,6 +358,21 @@ TEST(Serving, QuantileLengthsFollowTheirPoints) {
       EXPECT_GE(p.q(), below - 0.012) << "q " << p.q();
       EXPECT_LE(p.q(), at + 0.012) << "q " << p.q();
     }
+    // The CDF test says nothing at q 0 and 1: every draw lies between the end points, and the
+    // draws reach into the outer 0.001 of q at both ends (missed with probability
+    // 0.999^20000, about 2e-9, per end).
+    const auto& pts = shape.points();
+    const int n = pts.size();
+    EXPECT_GE(v.front(), double(pts[0].tokens()));
+    EXPECT_LE(v.back(), double(pts[n - 1].tokens()));
+    EXPECT_LE(v.front(),
+              pts[0].tokens() +
+                  0.001 / (pts[1].q() - pts[0].q()) * (double(pts[1].tokens()) - pts[0].tokens()) +
+                  1);
+    EXPECT_GE(v.back(), pts[n - 1].tokens() -
+                            0.001 / (pts[n - 1].q() - pts[n - 2].q()) *
+                                (double(pts[n - 1].tokens()) - pts[n - 2].tokens()) -
+                            1);
   };
   check(sc.input_tokens().quantiles(), &ServingRequest::input_tokens, 1203.355);
   check(sc.output_tokens().quantiles(), &ServingRequest::output_tokens, 220.98);
