@@ -642,10 +642,11 @@ ComputeEngine::PhaseResult ComputeEngine::phase_fetch(TimePs now) {
     sc_core::sc_stop();
     return PhaseResult::stop();
   }
-  if (op_.op_class == OpClass::kWait) {
-    // A wait's delay counts from when the workload planned it (now): it ends at that absolute
-    // time (an arrival, a controller's recheck), or when the host finishes its step work if that
-    // is later, not a host step after the arrival.
+  if (op_.kind == OpKind::kIdle) {
+    // Waiting for an arrival: the delay counts from when the workload planned it (now), so the
+    // wait ends at the arrival, or when the host finishes its step work if that is later, not a
+    // host step after the arrival. (A controller's hold, kHold, counts from when the host is
+    // free: its idle share comes on top of the host's work.)
     const TimePs until = now + op_.delay_ps, launched = std::max(now, host_free_);
     op_.delay_ps = until > launched ? until - launched : 0;
   }
@@ -731,13 +732,14 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
 ComputeEngine::PhaseResult ComputeEngine::phase_finish(TimePs now) {
   finish_op(now);
   if (op_.op_class == OpClass::kWait) {
-    // Idle time belongs to no step: the next step starts now, planned afresh. The host's loop
-    // runs once more for it (scheduling what woke it, preparing inputs): host_step_ps, in
-    // synchronous and overlapped stacks alike (nothing ran to hide it behind); the per-sequence
-    // part is charged at that step's end as usual.
+    // Idle time belongs to no step: the next step starts now, planned afresh. After an arrival
+    // the host's loop runs once more (scheduling the request, preparing inputs): host_step_ps,
+    // in synchronous and overlapped stacks alike, as nothing ran to hide it behind (an upper
+    // bound: the loop's sampling and output work has no step to act on); the per-sequence part
+    // is charged at that step's end as usual.
     step_start_ = now;
     step_begins_ = true;
-    host_free_ = std::max(host_free_, now) + software_.host_step_ps;
+    if (op_.kind == OpKind::kIdle) host_free_ = std::max(host_free_, now) + software_.host_step_ps;
   }
   if (!op_.last_of_step) {
     phase_ = Phase::kFetch;

@@ -243,6 +243,7 @@ uint32_t SoftwareModel::kernels(OpKind kind) const {
     case OpKind::kMoeCombine:
       return fuse_elementwise ? 0 : 1;
     case OpKind::kIdle:
+    case OpKind::kHold:
       return 0;
     case OpKind::kQkvProj:
       return qkv_kernels;

@@ -57,7 +57,7 @@ bool bad_flops(double f) {
 
 // The first problem of op record `t` (with `objects` of the header), or "".
 std::string op_problem(const config::TraceOp& t, const config::TraceHeader& h) {
-  if (t.kind() > static_cast<uint32_t>(OpKind::kSwapIn)) {
+  if (t.kind() > static_cast<uint32_t>(OpKind::kHold)) {
     return "unknown op kind " + std::to_string(t.kind());
   }
   if (t.op_class() > static_cast<uint32_t>(OpClass::kHostTransfer)) {

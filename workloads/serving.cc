@@ -392,7 +392,7 @@ void ServingWorkload::preempt(uint32_t r) {
   }
   // Recompute: prefill the prompt and every generated token again, then sample the next.
   q.state = State::kWaiting;
-  q.prefill_target = o_.requests[r].input_tokens + records_[r].generated;
+  q.prefill_target = uint64_t{o_.requests[r].input_tokens} + records_[r].generated;
   q.kv_len = 0;
   waiting_.push_front(r);
 }
@@ -412,7 +412,7 @@ void ServingWorkload::plan(TimePs now) {
     if (gate.hold_until_ps > now && (!running_.empty() || !waiting_.empty() || !swapped_.empty())) {
       // Backpressure: idle until the controller lets the next step start.
       held_ps_ += gate.hold_until_ps - now;
-      push_idle(now, gate.hold_until_ps);
+      push_idle(now, gate.hold_until_ps, OpKind::kHold);
       return;
     }
   }
@@ -491,7 +491,7 @@ void ServingWorkload::plan(TimePs now) {
     if (arrival_ps_[next_arrival_] == kNotSent) {
       throw std::logic_error("ServingWorkload: closed loop with no request in flight");
     }
-    push_idle(now, arrival_ps_[next_arrival_]);
+    push_idle(now, arrival_ps_[next_arrival_], OpKind::kIdle);
     return;
   }
   if (plan_.empty() && pre_ops_.empty() && gate_ != nullptr && (paused || deferred)) {
@@ -503,7 +503,7 @@ void ServingWorkload::plan(TimePs now) {
     }
     ++gate_waits_;
     gate_wait_ps_ += until - now;
-    push_idle(now, until);
+    push_idle(now, until, OpKind::kHold);
     return;
   }
   step_open_ = !plan_.empty() || !pre_ops_.empty();
@@ -511,9 +511,9 @@ void ServingWorkload::plan(TimePs now) {
   pass_start_ps_ = now;
 }
 
-void ServingWorkload::push_idle(TimePs now, TimePs until) {
+void ServingWorkload::push_idle(TimePs now, TimePs until, OpKind kind) {
   Op idle;
-  idle.kind = OpKind::kIdle;
+  idle.kind = kind;
   idle.op_class = OpClass::kWait;
   idle.delay_ps = until - now;
   idle.step = StepIndex(step_);
@@ -531,7 +531,7 @@ bool ServingWorkload::next(Op& op) {
     if (done_ == reqs_.size()) return false;
     throw std::logic_error("ServingWorkload: requests remain but nothing can be scheduled");
   }
-  const bool idle = !pre_ops_.empty() && pre_ops_[0].kind == OpKind::kIdle;
+  const bool idle = !pre_ops_.empty() && pre_ops_[0].op_class == OpClass::kWait;
   if (pre_pos_ < pre_ops_.size()) {
     op = pre_ops_[pre_pos_++];
     op.id = OpId(next_id_++);

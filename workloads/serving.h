@@ -149,7 +149,10 @@ class ServingWorkload : public Workload {
   bool admit(uint32_t r, uint64_t tokens);  // takes a slot and blocks for `tokens`
   uint64_t request_kv_bytes(uint64_t tokens) const;
   void push_host_op(OpKind kind, uint64_t bytes);
-  void push_idle(TimePs now, TimePs until);
+  // A wait until `until`: kIdle for the next arrival (an absolute time, after which the host's
+  // loop runs once), kHold for a controller's backpressure or recheck (counted from when the
+  // host has done its step work, as the controller's idle share is meant).
+  void push_idle(TimePs now, TimePs until, OpKind kind);
 
   const TransformerShape shape_;
   const ServingOptions o_;

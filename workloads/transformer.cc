@@ -537,6 +537,7 @@ OpCost op_cost(const TransformerShape& s, OpKind kind, uint64_t batch, uint64_t 
     case OpKind::kGemm:
     case OpKind::kPageSelect:
     case OpKind::kIdle:
+    case OpKind::kHold:
     case OpKind::kSwapOut:
     case OpKind::kSwapIn:
       break;  // costed by their workloads (GEMM, page_select_cost, serving)

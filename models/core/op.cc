@@ -66,6 +66,8 @@ const char* op_kind_name(OpKind k) {
       return "idle";
     case OpKind::kSwapOut:
       return "swap_out";
+    case OpKind::kHold:
+      return "hold";
     case OpKind::kSwapIn:
       return "swap_in";
   }

@@ -45,6 +45,7 @@ enum class OpKind : uint8_t {
   kIdle,            // serving: nothing to run until `delay_ps` has passed (next arrival)
   kSwapOut,         // serving: a preempted sequence's KV to host memory over the host link
   kSwapIn,          // serving: a swapped sequence's KV back from host memory
+  kHold,            // serving: a controller holds the next step for `delay_ps` (backpressure)
 };
 
 // How the compute engine times an op's arithmetic: matrix units with an efficiency that depends

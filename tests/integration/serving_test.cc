@@ -331,6 +331,13 @@ TEST(Serving, BadConfigsAreRejected) {
                        "STREAM_ALL"),
             std::string::npos)
       << r.err;
+  r = test::run_cmd(base_cmd() + small_with_pool("kv_cache_memory_fraction: 0.9") +
+                    " --set policy.placement=ORCHESTRATED");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("workload.serving.kv_cache_memory_fraction: sizes the pool from the "
+                       "weights memory"),
+            std::string::npos)
+      << r.err;
   // Zero-token blocks are named, not divided by.
   r = test::run_cmd(base_cmd() + kSmall + " --set workload.serving.kv_block_tokens=0");
   EXPECT_EQ(r.code, 2);

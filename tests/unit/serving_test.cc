@@ -47,7 +47,7 @@ std::vector<StepLog> drive(ServingWorkload& w, TimePs step_ps, size_t max_steps 
       cur = StepLog{now, {}, {}, 0};
     }
     if (!w.next(op)) break;
-    if (op.kind == OpKind::kIdle) {
+    if (op.kind == OpKind::kIdle || op.kind == OpKind::kHold) {
       now += op.delay_ps;
       begin = true;
       continue;
