@@ -52,6 +52,9 @@ struct ServingRequest {
 // reported at their line through `v` (field `arrival_trace`).
 std::optional<std::vector<ServingRequest>> load_arrival_trace(const std::string& path,
                                                               Validator& v);
+// The longest length a distribution can draw; its checks (the distribution's fields under `v`).
+uint32_t max_length(const config::LengthDistribution& d);
+void validate_length(const config::LengthDistribution& d, Validator v, bool present);
 // Requests from the scenario's Poisson process and length distributions, drawn from `seed`;
 // with closed_loop, the lengths only (arrival times are set as clients send them).
 std::vector<ServingRequest> drawn_requests(const config::ServingScenario& s, uint64_t seed);
