@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 namespace tiersim {
 
@@ -37,9 +38,27 @@ const char* dram_command_name(DramCommandKind k) {
 PseudoChannelController::PseudoChannelController(const DramOrganization& org,
                                                  const DramTiming& timing,
                                                  const ControllerPolicy& policy)
-    : org_(org), t_(timing), policy_(policy), banks_(org.banks()), groups_(org.bank_groups) {
-  reads_.reserve(policy.read_queue);
-  writes_.reserve(policy.write_queue);
+    : org_(org),
+      t_(timing),
+      policy_(policy),
+      banks_(org.banks()),
+      open_row_(org.banks(), kClosed),
+      groups_(org.bank_groups) {
+  if (org.banks() > 0xffff || org.bank_groups > 0xffff) {
+    throw std::invalid_argument("dram: more than 65535 banks or bank groups per pseudo channel");
+  }
+  for (Queue* q : {&reads_, &writes_}) {
+    q->hits.assign(org.banks(), 0);
+    q->count.assign(org.banks(), 0);
+  }
+  bank_can_.assign(org.banks(), kNone);
+  group_of_.resize(org.banks());
+  for (uint32_t b = 0; b < org.banks(); ++b)
+    group_of_[b] = b / org.banks_per_group;
+  reads_.reqs.reserve(policy.read_queue);
+  reads_.keys.reserve(policy.read_queue);
+  writes_.reqs.reserve(policy.write_queue);
+  writes_.keys.reserve(policy.write_queue);
   if (policy_.refresh == RefreshMode::kAllBank) next_refresh_due_ = t_.refi;
   if (policy_.refresh == RefreshMode::kPerBank) next_refresh_due_ = t_.refi_pb;
 }
@@ -53,41 +72,48 @@ bool PseudoChannelController::can_accept(bool write) const {
 }
 
 void PseudoChannelController::enqueue(const DramRequest& r) {
-  (r.write ? writes_ : reads_).push_back(r);
+  Queue& q = r.write ? writes_ : reads_;
+  q.reqs.push_back(r);
+  const uint32_t bank = flat(r);
+  q.keys.push_back(key_of(bank, r.bank_group, r.row));
+  ++q.count[bank];
+  if (open_row_[bank] == r.row) ++q.hits[bank];
 }
 
 void PseudoChannelController::log(DramCommandKind k, uint64_t c, uint32_t bank, uint32_t row) {
   if (log_ != nullptr) log_->push_back(DramCommand{k, c, bank, row});
 }
 
-PseudoChannelController::Need PseudoChannelController::need(const DramRequest& r) const {
-  const Bank& b = banks_[flat(r)];
-  if (!b.open) return Need::kAct;
-  return b.row == r.row ? Need::kCas : Need::kPre;
+uint64_t PseudoChannelController::cas_ready_bank(uint32_t bank, bool write) const {
+  const Bank& b = banks_[bank];
+  const Group& g = groups_[group_of_[bank]];
+  return write ? std::max({b.next_wr, g.next_wr, next_wr_})
+               : std::max({b.next_rd, g.next_rd, next_rd_});
 }
 
-uint64_t PseudoChannelController::cas_ready(const DramRequest& r) const {
-  const Bank& b = banks_[flat(r)];
-  const Group& g = groups_[r.bank_group];
-  return r.write ? std::max({b.next_wr, g.next_wr, next_wr_})
-                 : std::max({b.next_rd, g.next_rd, next_rd_});
-}
-
-uint64_t PseudoChannelController::act_ready(const DramRequest& r) const {
-  const Bank& b = banks_[flat(r)];
+uint64_t PseudoChannelController::act_ready_bank(uint32_t bank) const {
   // The oldest of the last four ACTs bounds the next one by tFAW.
   const uint64_t faw = acts_issued_ >= 4 ? faw_[faw_head_] + t_.faw : 0;
-  return std::max({b.next_act, groups_[r.bank_group].next_act, next_act_, faw});
+  return std::max({banks_[bank].next_act, groups_[group_of_[bank]].next_act, next_act_, faw});
 }
 
-bool PseudoChannelController::row_has_other_hits(const DramRequest& r,
-                                                 const std::vector<DramRequest>& q) const {
-  const uint32_t bank = flat(r);
-  const uint32_t row = banks_[bank].row;
-  for (const auto& o : q) {
-    if (&o != &r && flat(o) == bank && o.row == row) return true;
+void PseudoChannelController::open_row(uint32_t bank, uint32_t row) {
+  open_row_[bank] = row;
+  // A key hits when its bank and row match (the group follows from the bank).
+  constexpr uint64_t kBankAndRow = 0xffffffff0000ffffULL;
+  const uint64_t want = (uint64_t{row} << 32) | bank;
+  for (Queue* q : {&reads_, &writes_}) {
+    uint32_t n = 0;
+    for (const uint64_t k : q->keys)
+      n += (k & kBankAndRow) == want ? 1 : 0;
+    q->hits[bank] = n;
   }
-  return false;
+}
+
+void PseudoChannelController::close_row(uint32_t bank) {
+  open_row_[bank] = kClosed;
+  reads_.hits[bank] = 0;
+  writes_.hits[bank] = 0;
 }
 
 bool PseudoChannelController::blocked_by_refresh(uint32_t bank) const {
@@ -98,16 +124,16 @@ bool PseudoChannelController::blocked_by_refresh(uint32_t bank) const {
   return bank == refresh_bank_;
 }
 
-void PseudoChannelController::issue_act(const DramRequest& r, uint64_t c) {
-  const uint32_t bank = flat(r);
+void PseudoChannelController::issue_act(DramRequest& r, uint64_t key, uint64_t c) {
+  const uint32_t bank = key_bank(key);
   Bank& b = banks_[bank];
-  b.open = true;
-  b.row = r.row;
+  open_row(bank, r.row);
+  r.needed_act = true;
   b.next_rd = std::max(b.next_rd, c + t_.rcd_rd);
   b.next_wr = std::max(b.next_wr, c + t_.rcd_wr);
   b.next_pre = std::max(b.next_pre, c + t_.ras);
   b.next_act = std::max(b.next_act, c + t_.rc);
-  Group& g = groups_[r.bank_group];
+  Group& g = groups_[key_group(key)];
   g.next_act = std::max(g.next_act, c + t_.rrd_l);
   next_act_ = std::max(next_act_, c + t_.rrd_s);
   faw_[faw_head_] = c;
@@ -119,24 +145,30 @@ void PseudoChannelController::issue_act(const DramRequest& r, uint64_t c) {
 
 void PseudoChannelController::issue_pre(uint32_t bank, uint64_t c) {
   Bank& b = banks_[bank];
-  b.open = false;
+  const uint32_t row = static_cast<uint32_t>(open_row_[bank]);
+  close_row(bank);
   b.next_act = std::max(b.next_act, c + t_.rp);
   ++stats_.pres;
-  log(DramCommandKind::kPre, c, bank, b.row);
+  log(DramCommandKind::kPre, c, bank, row);
 }
 
-void PseudoChannelController::issue_cas(size_t index, std::vector<DramRequest>& q, uint64_t c,
+void PseudoChannelController::issue_cas(size_t index, Queue& q, uint64_t c,
                                         std::vector<DramCompletion>& done) {
-  const DramRequest r = q[index];
-  q.erase(q.begin() + static_cast<std::ptrdiff_t>(index));
-  const uint32_t bank = flat(r);
+  const DramRequest r = q.reqs[index];
+  const uint64_t key = q.keys[index];
+  q.reqs.erase(q.reqs.begin() + static_cast<std::ptrdiff_t>(index));
+  q.keys.erase(q.keys.begin() + static_cast<std::ptrdiff_t>(index));
+  const uint32_t bank = key_bank(key);
+  --q.hits[bank];  // a CAS serves a row hit
+  --q.count[bank];
   Bank& b = banks_[bank];
-  Group& g = groups_[r.bank_group];
+  Group& g = groups_[key_group(key)];
   bool auto_pre = false;
   if (policy_.page == PagePolicy::kClosed) {
     auto_pre = true;
   } else if (policy_.page == PagePolicy::kAdaptive) {
-    auto_pre = !row_has_other_hits(r, reads_) && !row_has_other_hits(r, writes_);
+    // Close the row unless another queued request hits it (this one has left the queue).
+    auto_pre = !row_has_hits(bank, reads_) && !row_has_hits(bank, writes_);
   }
   uint64_t data_end;
   if (!r.write) {
@@ -170,7 +202,7 @@ void PseudoChannelController::issue_cas(size_t index, std::vector<DramRequest>& 
   if (auto_pre) {
     // The internal precharge starts when tRAS/tRTP/tWR allow; the bank may open again tRP later.
     const uint64_t pre_at = b.next_pre;
-    b.open = false;
+    close_row(bank);
     b.next_act = std::max(b.next_act, pre_at + t_.rp);
     ++stats_.pres;
   }
@@ -200,31 +232,32 @@ uint64_t PseudoChannelController::refresh_ready(uint64_t c) const {
     // bank may be activated again (tRP after the PREA, tRC after the last ACT).
     bool any_open = false;
     uint64_t pre_ready = c, ref_ready = c;
-    for (const auto& b : banks_) {
-      if (b.open) {
+    for (size_t i = 0; i < banks_.size(); ++i) {
+      if (open_row_[i] != kClosed) {
         any_open = true;
-        pre_ready = std::max(pre_ready, b.next_pre);
+        pre_ready = std::max(pre_ready, banks_[i].next_pre);
       } else {
-        ref_ready = std::max(ref_ready, b.next_act);
+        ref_ready = std::max(ref_ready, banks_[i].next_act);
       }
     }
     return any_open ? pre_ready : ref_ready;
   }
   const Bank& b = banks_[refresh_bank_];
-  return std::max({c, b.open ? b.next_pre : b.next_act, next_refpb_});
+  const bool open = open_row_[refresh_bank_] != kClosed;
+  return std::max({c, open ? b.next_pre : b.next_act, next_refpb_});
 }
 
 bool PseudoChannelController::try_refresh(uint64_t c, bool* row_bus_used) {
   if (refresh_ready(c) > c) return false;
   if (policy_.refresh == RefreshMode::kAllBank) {
     bool any_open = false;
-    for (const auto& b : banks_)
-      any_open |= b.open;
+    for (const uint64_t open : open_row_)
+      any_open |= open != kClosed;
     if (any_open) {
-      for (auto& b : banks_) {
-        if (b.open) {
-          b.open = false;
-          b.next_act = std::max(b.next_act, c + t_.rp);
+      for (size_t i = 0; i < banks_.size(); ++i) {
+        if (open_row_[i] != kClosed) {
+          close_row(static_cast<uint32_t>(i));
+          banks_[i].next_act = std::max(banks_[i].next_act, c + t_.rp);
           ++stats_.pres;
         }
       }
@@ -240,7 +273,7 @@ bool PseudoChannelController::try_refresh(uint64_t c, bool* row_bus_used) {
     return true;
   }
   Bank& b = banks_[refresh_bank_];
-  if (b.open) {
+  if (open_row_[refresh_bank_] != kClosed) {
     issue_pre(refresh_bank_, c);
   } else {
     b.next_act = std::max(b.next_act, c + t_.rfc_pb);
@@ -267,30 +300,53 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
       (writes_.size() >= policy_.write_high_watermark || (reads_.empty() && !writes_.empty()))) {
     draining_ = true;
   }
-  std::vector<DramRequest>& q = draining_ ? writes_ : reads_;
+  Queue& q = draining_ ? writes_ : reads_;
   const bool fcfs = policy_.scheduler == SchedulerKind::kFcfs;
   const size_t scan = fcfs ? std::min<size_t>(q.size(), 1) : q.size();
 
   // Row bus: refresh first when it is due, then ACT/PRE for the oldest request that needs one.
   // The bus is busy while an earlier command (this pseudo channel's or a sibling's) holds it.
+  // Whether a request can take a row command now depends only on its bank (and, in an open
+  // bank, on whether it misses the open row): the banks are judged first, then the oldest
+  // request of a bank that can act is found in the queue, as a request-by-request scan would.
   const bool row_taken = buses_->row_free > c;
   bool row_used = row_taken;
   uint64_t row_cycles = 1;
   if (!row_used) try_refresh(c, &row_used);
-  for (size_t i = 0; i < scan && !row_used; ++i) {
-    DramRequest& r = q[i];
-    const uint32_t bank = flat(r);
-    const Need n = need(r);
-    if (n == Need::kAct && !blocked_by_refresh(bank) && act_ready(r) <= c) {
-      r.needed_act = true;
-      issue_act(r, c);
-      row_used = true;
-      row_cycles = SharedCommandBuses::kActRowCycles;
-    } else if (n == Need::kPre && banks_[bank].next_pre <= c &&
-               (fcfs || !row_has_other_hits(r, q))) {
-      r.needed_pre = true;
-      issue_pre(bank, c);
-      row_used = true;
+  const uint64_t faw = acts_issued_ >= 4 ? faw_[faw_head_] + t_.faw : 0;
+  const uint64_t channel_act = std::max(next_act_, faw);
+  if (!row_used && scan > 0) {
+    const uint32_t banks = static_cast<uint32_t>(banks_.size());
+    bool any = false;
+    for (uint32_t b = 0; b < banks; ++b) {
+      uint8_t can = kNone;
+      if (q.count[b] == 0) {
+      } else if (open_row_[b] == kClosed) {
+        if (channel_act <= c && banks_[b].next_act <= c && groups_[group_of_[b]].next_act <= c &&
+            !blocked_by_refresh(b)) {
+          can = kCanAct;
+        }
+      } else if (banks_[b].next_pre <= c && (fcfs || q.hits[b] == 0)) {
+        can = kCanPre;  // for the bank's requests that miss the open row
+      }
+      bank_can_[b] = can;
+      any |= can != kNone;
+    }
+    for (size_t i = 0; any && i < scan; ++i) {
+      const uint64_t key = q.keys[i];
+      const uint32_t bank = key_bank(key);
+      if (bank_can_[bank] == kCanAct) {
+        issue_act(q.reqs[i], key, c);
+        row_used = true;
+        row_cycles = SharedCommandBuses::kActRowCycles;
+        break;
+      }
+      if (bank_can_[bank] == kCanPre && key_row(key) != open_row_[bank]) {
+        q.reqs[i].needed_pre = true;
+        issue_pre(bank, c);
+        row_used = true;
+        break;
+      }
     }
   }
 
@@ -298,14 +354,26 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
 
   // Column bus: the oldest row hit whose CAS is legal now (FR-FCFS), or the head (FCFS). No CAS
   // of the active kind can issue before the channel-level constraint, so skip the scan then.
+  // Legality again depends on the bank only: the banks with a hit that can take a CAS first.
   const uint64_t channel_cas = draining_ ? next_wr_ : next_rd_;
   const bool column_free = buses_->column_free <= c;
-  for (size_t i = 0; i < scan && channel_cas <= c && column_free; ++i) {
-    const DramRequest& r = q[i];
-    if (need(r) == Need::kCas && cas_ready(r) <= c) {
-      issue_cas(i, q, c, done);
-      buses_->column_free = c + 1;
-      break;
+  const bool q_writes = &q == &writes_;
+  if (channel_cas <= c && column_free && scan > 0) {
+    const uint32_t banks = static_cast<uint32_t>(banks_.size());
+    bool any = false;
+    for (uint32_t b = 0; b < banks; ++b) {
+      const bool can = q.hits[b] > 0 && cas_ready_bank(b, q_writes) <= c;
+      bank_can_[b] = can ? kCanCas : kNone;
+      any |= can;
+    }
+    for (size_t i = 0; any && i < scan; ++i) {
+      const uint64_t key = q.keys[i];
+      const uint32_t bank = key_bank(key);
+      if (bank_can_[bank] == kCanCas && key_row(key) == open_row_[bank]) {
+        issue_cas(i, q, c, done);
+        buses_->column_free = c + 1;
+        break;
+      }
     }
   }
 
@@ -316,30 +384,60 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
     const uint64_t rr = refresh_ready(c + 1);
     if (rr != kNever) next = std::min(next, std::max(rr, buses_->row_free));
   }
-  // After a possible mode switch, both queues may be served next; consider both.
-  const auto consider = [&](const std::vector<DramRequest>& queue) {
-    const size_t n = fcfs ? std::min<size_t>(queue.size(), 1) : queue.size();
-    for (size_t i = 0; i < n && next > c + 1; ++i) {  // c + 1 is the earliest possible
-      const DramRequest& r = queue[i];
-      uint64_t at;
-      switch (need(r)) {
-        case Need::kCas:
-          at = std::max(cas_ready(r), buses_->column_free);
-          break;
-        case Need::kAct:
-          at = std::max(act_ready(r), buses_->row_free);
-          // Blocked by a refresh: it becomes possible after the refresh, which is in `next`.
-          if (blocked_by_refresh(flat(r))) continue;
-          break;
-        default:
-          at = std::max(banks_[flat(r)].next_pre, buses_->row_free);
-          break;
-      }
-      next = std::min(next, std::max(at, c + 1));
+  // After a possible mode switch, both queues may be served next; consider both: each request
+  // at the earliest cycle its next command is legal (c + 1 at the soonest). Every request of a
+  // bank that needs the same command is legal at the same cycle, so FR-FCFS (which may serve
+  // any request) takes the least over the banks; FCFS only the head.
+  const auto at_least = [&](uint64_t at) { next = std::min(next, std::max(at, c + 1)); };
+  const auto consider_key = [&](uint64_t key, bool writes) {
+    const uint32_t bank = key_bank(key);
+    switch (need(key)) {
+      case Need::kCas:
+        at_least(std::max(cas_ready_bank(bank, writes), buses_->column_free));
+        break;
+      case Need::kAct:
+        // Blocked by a refresh: it becomes possible after the refresh, which is in `next`.
+        if (!blocked_by_refresh(bank)) at_least(std::max(act_ready_bank(bank), buses_->row_free));
+        break;
+      default:
+        at_least(std::max(banks_[bank].next_pre, buses_->row_free));
+        break;
     }
   };
-  consider(reads_);
-  consider(writes_);
+  const auto consider = [&](const Queue& queue, bool writes) {
+    if (queue.empty()) return;
+    if (fcfs) {
+      consider_key(queue.keys[0], writes);
+      return;
+    }
+    // The channel-level parts of every bank's bound, once.
+    const uint64_t faw_now = acts_issued_ >= 4 ? faw_[faw_head_] + t_.faw : 0;
+    const uint64_t act_common = std::max({next_act_, faw_now, buses_->row_free});
+    const uint64_t cas_common = std::max(writes ? next_wr_ : next_rd_, buses_->column_free);
+    const uint64_t pre_common = buses_->row_free;
+    const bool refresh_blocks = pending_refreshes_ > 0;
+    const uint32_t banks = static_cast<uint32_t>(banks_.size());
+    for (uint32_t b = 0; b < banks && next > c + 1; ++b) {  // c + 1 is the earliest possible
+      const uint32_t n = queue.count[b];
+      if (n == 0) continue;
+      const Bank& bank = banks_[b];
+      const Group& group = groups_[group_of_[b]];
+      if (open_row_[b] == kClosed) {
+        if (!refresh_blocks || !blocked_by_refresh(b)) {
+          at_least(std::max({bank.next_act, group.next_act, act_common}));
+        }
+        continue;
+      }
+      const uint32_t hits = queue.hits[b];
+      if (hits > 0) {
+        at_least(writes ? std::max({bank.next_wr, group.next_wr, cas_common})
+                        : std::max({bank.next_rd, group.next_rd, cas_common}));
+      }
+      if (n > hits) at_least(std::max(bank.next_pre, pre_common));
+    }
+  };
+  consider(reads_, false);
+  consider(writes_, true);
   return next;
 }
 

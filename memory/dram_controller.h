@@ -100,27 +100,54 @@ class PseudoChannelController {
   bool draining_writes() const { return draining_; }
 
  private:
+  // Timing state of one bank; whether it is open and which row is in open_row_.
   struct Bank {
-    bool open = false;
-    uint32_t row = 0;
     uint64_t next_act = 0, next_pre = 0, next_rd = 0, next_wr = 0;
   };
   struct Group {
     uint64_t next_act = 0, next_rd = 0, next_wr = 0;
   };
   enum class Need : uint8_t { kCas, kAct, kPre };
+  static constexpr uint64_t kClosed = UINT64_MAX;  // open_row_ of a closed bank
+
+  // A queued request's scheduling key, kept beside the queue so that the scheduler's scans read
+  // 8 bytes per request: the flat bank (bits 0-15), its bank group (16-31) and its row (32-63).
+  static uint64_t key_of(uint32_t bank, uint32_t group, uint32_t row) {
+    return (uint64_t{row} << 32) | (uint64_t{group} << 16) | bank;
+  }
+  static uint32_t key_bank(uint64_t k) { return static_cast<uint32_t>(k & 0xffff); }
+  static uint32_t key_group(uint64_t k) { return static_cast<uint32_t>((k >> 16) & 0xffff); }
+  static uint32_t key_row(uint64_t k) { return static_cast<uint32_t>(k >> 32); }
+  // A queue in arrival order: the requests and their keys, index for index, and per bank how
+  // many of them hit its open row (kept as requests come and go and rows open and close).
+  struct Queue {
+    std::vector<DramRequest> reqs;
+    std::vector<uint64_t> keys;
+    std::vector<uint32_t> hits;   // per bank: requests that hit its open row
+    std::vector<uint32_t> count;  // per bank: requests
+    size_t size() const { return keys.size(); }
+    bool empty() const { return keys.empty(); }
+  };
 
   uint32_t flat(const DramRequest& r) const { return r.bank_group * org_.banks_per_group + r.bank; }
-  Need need(const DramRequest& r) const;
-  uint64_t cas_ready(const DramRequest& r) const;
-  uint64_t act_ready(const DramRequest& r) const;
-  bool row_has_other_hits(const DramRequest& r, const std::vector<DramRequest>& q) const;
+  Need need(uint64_t key) const {
+    const uint64_t open = open_row_[key_bank(key)];
+    if (open == kClosed) return Need::kAct;
+    return open == key_row(key) ? Need::kCas : Need::kPre;
+  }
+  // The earliest cycle a CAS (of the given direction) or an ACT to `bank` is legal.
+  uint64_t cas_ready_bank(uint32_t bank, bool write) const;
+  uint64_t act_ready_bank(uint32_t bank) const;
+  // Whether a request in `q` hits `bank`'s open row.
+  bool row_has_hits(uint32_t bank, const Queue& q) const { return q.hits[bank] > 0; }
+  // Opens `row` in `bank` (recounting the queues' hits on it) or closes the bank.
+  void open_row(uint32_t bank, uint32_t row);
+  void close_row(uint32_t bank);
   bool blocked_by_refresh(uint32_t bank) const;
 
-  void issue_act(const DramRequest& r, uint64_t c);
+  void issue_act(DramRequest& r, uint64_t key, uint64_t c);
   void issue_pre(uint32_t bank, uint64_t c);
-  void issue_cas(size_t index, std::vector<DramRequest>& q, uint64_t c,
-                 std::vector<DramCompletion>& done);
+  void issue_cas(size_t index, Queue& q, uint64_t c, std::vector<DramCompletion>& done);
   bool try_refresh(uint64_t c, bool* row_bus_used);
   void accrue_refresh(uint64_t c);
   uint64_t refresh_ready(uint64_t c) const;
@@ -130,8 +157,13 @@ class PseudoChannelController {
   const DramTiming t_;
   const ControllerPolicy policy_;
   std::vector<Bank> banks_;
+  std::vector<uint64_t> open_row_;  // per bank: the open row, or kClosed
+  std::vector<uint32_t> group_of_;  // per bank: its bank group
+  // Scratch of advance(): per bank, which command its requests can take this cycle.
+  static constexpr uint8_t kNone = 0, kCanAct = 1, kCanPre = 2, kCanCas = 3;
+  std::vector<uint8_t> bank_can_;
   std::vector<Group> groups_;
-  std::vector<DramRequest> reads_, writes_;            // arrival order; capacity reserved
+  Queue reads_, writes_;                               // arrival order; capacity reserved
   uint64_t next_act_ = 0, next_rd_ = 0, next_wr_ = 0;  // channel level
   std::array<uint64_t, 4> faw_{};                      // cycles of the last four ACTs (ring)
   uint32_t faw_head_ = 0;
