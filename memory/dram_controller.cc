@@ -315,65 +315,72 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
   if (!row_used) try_refresh(c, &row_used);
   const uint64_t faw = acts_issued_ >= 4 ? faw_[faw_head_] + t_.faw : 0;
   const uint64_t channel_act = std::max(next_act_, faw);
-  if (!row_used && scan > 0) {
+  // Column bus: the oldest row hit whose CAS is legal now (FR-FCFS), or the head (FCFS). No CAS
+  // of the active kind can issue before the channel-level constraint (which no row command
+  // changes), so the CAS is not looked for then. Legality again depends on the bank only.
+  const uint64_t channel_cas = draining_ ? next_wr_ : next_rd_;
+  const bool q_writes = &q == &writes_;
+  const bool want_row = !row_used && scan > 0;
+  const bool want_cas = channel_cas <= c && buses_->column_free <= c && scan > 0;
+  bool any_row = false, any_cas = false;
+  if (want_row || want_cas) {
+    // One pass over the banks for both buses (a row command issued below changes only its own
+    // bank, whose CAS flag is then cleared).
     const uint32_t banks = static_cast<uint32_t>(banks_.size());
-    bool any = false;
     for (uint32_t b = 0; b < banks; ++b) {
       uint8_t can = kNone;
-      if (q.count[b] == 0) {
-      } else if (open_row_[b] == kClosed) {
-        if (channel_act <= c && banks_[b].next_act <= c && groups_[group_of_[b]].next_act <= c &&
-            !blocked_by_refresh(b)) {
-          can = kCanAct;
+      if (q.count[b] != 0) {
+        const Bank& bank = banks_[b];
+        const Group& group = groups_[group_of_[b]];
+        if (open_row_[b] == kClosed) {
+          if (want_row && channel_act <= c && bank.next_act <= c && group.next_act <= c &&
+              !blocked_by_refresh(b)) {
+            can = kCanAct;
+          }
+        } else {
+          if (want_row && bank.next_pre <= c && (fcfs || q.hits[b] == 0)) {
+            can = kCanPre;  // for the bank's requests that miss the open row
+          }
+          if (want_cas && q.hits[b] > 0 &&
+              (q_writes ? std::max(bank.next_wr, group.next_wr)
+                        : std::max(bank.next_rd, group.next_rd)) <= c) {
+            can |= kCanCas;
+          }
         }
-      } else if (banks_[b].next_pre <= c && (fcfs || q.hits[b] == 0)) {
-        can = kCanPre;  // for the bank's requests that miss the open row
       }
       bank_can_[b] = can;
-      any |= can != kNone;
-    }
-    for (size_t i = 0; any && i < scan; ++i) {
-      const uint64_t key = q.keys[i];
-      const uint32_t bank = key_bank(key);
-      if (bank_can_[bank] == kCanAct) {
-        issue_act(q.reqs[i], key, c);
-        row_used = true;
-        row_cycles = SharedCommandBuses::kActRowCycles;
-        break;
-      }
-      if (bank_can_[bank] == kCanPre && key_row(key) != open_row_[bank]) {
-        q.reqs[i].needed_pre = true;
-        issue_pre(bank, c);
-        row_used = true;
-        break;
-      }
+      any_row |= (can & kRowMask) != 0;
+      any_cas |= (can & kCanCas) != 0;
     }
   }
-
+  for (size_t i = 0; any_row && i < scan; ++i) {
+    const uint64_t key = q.keys[i];
+    const uint32_t bank = key_bank(key);
+    const uint8_t can = bank_can_[bank] & kRowMask;
+    if (can == kCanAct) {
+      issue_act(q.reqs[i], key, c);
+      row_used = true;
+      row_cycles = SharedCommandBuses::kActRowCycles;
+      bank_can_[bank] = kNone;
+      break;
+    }
+    if (can == kCanPre && key_row(key) != open_row_[bank]) {
+      q.reqs[i].needed_pre = true;
+      issue_pre(bank, c);
+      row_used = true;
+      bank_can_[bank] = kNone;
+      break;
+    }
+  }
   if (row_used && !row_taken) buses_->row_free = c + row_cycles;
 
-  // Column bus: the oldest row hit whose CAS is legal now (FR-FCFS), or the head (FCFS). No CAS
-  // of the active kind can issue before the channel-level constraint, so skip the scan then.
-  // Legality again depends on the bank only: the banks with a hit that can take a CAS first.
-  const uint64_t channel_cas = draining_ ? next_wr_ : next_rd_;
-  const bool column_free = buses_->column_free <= c;
-  const bool q_writes = &q == &writes_;
-  if (channel_cas <= c && column_free && scan > 0) {
-    const uint32_t banks = static_cast<uint32_t>(banks_.size());
-    bool any = false;
-    for (uint32_t b = 0; b < banks; ++b) {
-      const bool can = q.hits[b] > 0 && cas_ready_bank(b, q_writes) <= c;
-      bank_can_[b] = can ? kCanCas : kNone;
-      any |= can;
-    }
-    for (size_t i = 0; any && i < scan; ++i) {
-      const uint64_t key = q.keys[i];
-      const uint32_t bank = key_bank(key);
-      if (bank_can_[bank] == kCanCas && key_row(key) == open_row_[bank]) {
-        issue_cas(i, q, c, done);
-        buses_->column_free = c + 1;
-        break;
-      }
+  for (size_t i = 0; any_cas && i < scan; ++i) {
+    const uint64_t key = q.keys[i];
+    const uint32_t bank = key_bank(key);
+    if ((bank_can_[bank] & kCanCas) != 0 && key_row(key) == open_row_[bank]) {
+      issue_cas(i, q, c, done);
+      buses_->column_free = c + 1;
+      break;
     }
   }
 

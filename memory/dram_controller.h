@@ -160,7 +160,7 @@ class PseudoChannelController {
   std::vector<uint64_t> open_row_;  // per bank: the open row, or kClosed
   std::vector<uint32_t> group_of_;  // per bank: its bank group
   // Scratch of advance(): per bank, which command its requests can take this cycle.
-  static constexpr uint8_t kNone = 0, kCanAct = 1, kCanPre = 2, kCanCas = 3;
+  static constexpr uint8_t kNone = 0, kCanAct = 1, kCanPre = 2, kRowMask = 3, kCanCas = 4;
   std::vector<uint8_t> bank_can_;
   std::vector<Group> groups_;
   Queue reads_, writes_;                               // arrival order; capacity reserved
