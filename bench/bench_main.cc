@@ -13,6 +13,7 @@
 #include "memory/dram_stack.h"
 #include "memory/hbm_device.h"
 #include "memory/interleave.h"
+#include "memory/tools/dram_patterns.h"
 #include "models/config/loader.h"
 #include "models/core/bandwidth_server.h"
 #include "models/core/rng.h"
@@ -179,28 +180,34 @@ DramStackSpec bench_hbm3() {
   return dram_spec_from_config(c.system().components(0).hbm().device());
 }
 
+// The bare core loop: `n` 32-byte reads (a stream, or uniformly random) submitted as fast as the
+// stack accepts them, advanced to the last completion. Returns the last cycle.
+uint64_t dram_core_loop(const DramStackSpec& spec, uint64_t n, bool random) {
+  DramStack stack(spec);
+  std::vector<DramCompletion> done;
+  done.reserve(4096);
+  Rng rng(1);
+  uint64_t issued = 0, completed = 0, cycle = 0;
+  uint64_t addr = random ? rng.below(spec.capacity_bytes() / 32) * 32 : 0;
+  while (completed < n) {
+    while (issued < n && stack.submit(addr, false, issued, cycle)) {
+      ++issued;
+      addr = random ? rng.below(spec.capacity_bytes() / 32) * 32 : issued * 32;
+    }
+    done.clear();
+    uint64_t next = stack.advance(cycle, done);
+    completed += done.size();
+    if (issued < n) next = std::min(next, cycle + 1);
+    cycle = next;
+  }
+  return cycle;
+}
+
 void dram_requests(benchmark::State& state, bool random) {
   const DramStackSpec spec = bench_hbm3();
   const uint64_t n = 1 << 20;
   for (auto _ : state) {
-    DramStack stack(spec);
-    std::vector<DramCompletion> done;
-    done.reserve(4096);
-    Rng rng(1);
-    uint64_t issued = 0, completed = 0, cycle = 0;
-    uint64_t addr = random ? rng.below(spec.capacity_bytes() / 32) * 32 : 0;
-    while (completed < n) {
-      while (issued < n && stack.submit(addr, false, issued, cycle)) {
-        ++issued;
-        addr = random ? rng.below(spec.capacity_bytes() / 32) * 32 : issued * 32;
-      }
-      done.clear();
-      uint64_t next = stack.advance(cycle, done);
-      completed += done.size();
-      if (issued < n) next = std::min(next, cycle + 1);
-      cycle = next;
-    }
-    benchmark::DoNotOptimize(cycle);
+    benchmark::DoNotOptimize(dram_core_loop(spec, n, random));
   }
   state.counters["sim_requests_per_wall_s"] =
       benchmark::Counter(static_cast<double>(n) * state.iterations(), benchmark::Counter::kIsRate);
@@ -213,6 +220,36 @@ void BM_DramStackRandom(benchmark::State& s) {
   dram_requests(s, true);
 }
 BENCHMARK(BM_DramStackRandom)->Unit(benchmark::kMillisecond);
+
+// membench's pattern runner (closed loop, slots held until the data lands, latency and bandwidth
+// measurement) against the bare core loop above, on the same stream of 32-byte reads: the
+// counter `membench_vs_core` is the runner's request rate over the core's, both timed in the
+// same iteration.
+void BM_MembenchStreamVsCore(benchmark::State& state) {
+  const DramStackSpec spec = bench_hbm3();
+  const uint64_t n = 1 << 20;
+  DramPattern p;
+  p.name = "stream";
+  p.kind = DramPattern::Kind::kStream;
+  p.request_bytes = spec.org.access_bytes;
+  p.outstanding = 1024;
+  p.total_bytes = n * p.request_bytes;
+  double core_s = 0, bench_s = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    dram_core_loop(spec, n, false);
+    const auto t1 = std::chrono::steady_clock::now();
+    const DramPatternResult r = run_dram_pattern(spec, p);
+    const auto t2 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(r.bandwidth_bytes_per_s);
+    core_s += std::chrono::duration<double>(t1 - t0).count();
+    bench_s += std::chrono::duration<double>(t2 - t1).count();
+  }
+  state.counters["membench_requests_per_wall_s"] =
+      static_cast<double>(n) * double(state.iterations()) / bench_s;
+  state.counters["membench_vs_core"] = core_s / bench_s;
+}
+BENCHMARK(BM_MembenchStreamVsCore)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace tiersim
