@@ -22,7 +22,8 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
       params_(params),
       collective_(CollectiveModel::from_config(
           ctx.config().system().scale_up(),
-          std::max<uint32_t>(1, ctx.config().workload().parallelism().tensor_parallel()))),
+          std::max<uint32_t>(1, ctx.config().workload().parallelism().tensor_parallel()),
+          ctx.config().software().collective_algorithm())),
       software_(SoftwareModel::from_config(ctx.config().software())),
       host_to_bytes_per_s_(ctx.config().system().host_link().to_host_bytes_per_s()),
       host_from_bytes_per_s_(ctx.config().system().host_link().from_host_bytes_per_s()),
@@ -577,6 +578,7 @@ TimePs ComputeEngine::move_activations(uint64_t other, uint64_t bytes, bool out,
 }
 
 void ComputeEngine::finish_op(TimePs now) {
+  if (ctx().on_op_end) ctx().on_op_end(op_.step.value(), op_.layer, now);
   // Off-chip writes (KV append) leave from the activation area once the op is done.
   for (uint16_t i = 0; i < op_.operand_count; ++i) {
     const Operand& o = op_.operand(i);

@@ -58,7 +58,10 @@ struct CollectiveModel {
   TimePs pick(TimePs ring, TimePs one_shot) const;
 
   static void validate(const config::ScaleUpFabric& f, Validator& v);
-  static CollectiveModel from_config(const config::ScaleUpFabric& f, uint32_t ranks);
+  // `software`: the software stack's collective_algorithm (UNSPECIFIED: the fabric's).
+  static CollectiveModel from_config(
+      const config::ScaleUpFabric& f, uint32_t ranks,
+      config::CollectiveAlgorithm software = config::COLLECTIVE_ALGORITHM_UNSPECIFIED);
 };
 
 // The software stack's kernel launch model (see Software in the schema).

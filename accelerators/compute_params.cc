@@ -218,13 +218,14 @@ void CollectiveModel::validate(const config::ScaleUpFabric& f, Validator& v) {
   }
 }
 
-CollectiveModel CollectiveModel::from_config(const config::ScaleUpFabric& f, uint32_t ranks) {
+CollectiveModel CollectiveModel::from_config(const config::ScaleUpFabric& f, uint32_t ranks,
+                                             config::CollectiveAlgorithm software) {
   CollectiveModel m;
   m.ranks = ranks;
   m.rank_bandwidth_bytes_per_s = f.rank_bandwidth_bytes_per_s();
   m.step_latency_ps = f.step_latency_ps();
   m.launch_latency_ps = f.launch_latency_ps();
-  m.algorithm = f.algorithm();
+  m.algorithm = software != config::COLLECTIVE_ALGORITHM_UNSPECIFIED ? software : f.algorithm();
   return m;
 }
 
@@ -260,6 +261,9 @@ void SoftwareModel::validate(const config::Software& s, Validator& v) {
   }
   if (s.has_attention_kernels() && s.attention_kernels() != 1 && s.attention_kernels() != 3) {
     v.error("attention_kernels", "must be 1 (fused) or 3 (QK^T, softmax, AV)");
+  }
+  if (!config::CollectiveAlgorithm_IsValid(s.collective_algorithm())) {
+    v.error("collective_algorithm", "must be RING, ONE_SHOT or AUTO");
   }
   if (s.has_kv_dequant_flops_per_element()) {
     const double f = s.kv_dequant_flops_per_element();

@@ -75,6 +75,9 @@ class Context {
 
   // Called by the compute scheduler after each step and when the workload is complete.
   std::function<void(const TokenRecord&)> on_step_end;
+  // Called by the compute scheduler after each op (progress within a long step); unset: not
+  // called. `layer` is invalid for ops outside the decoder layers.
+  std::function<void(uint32_t step, LayerId layer, TimePs end_ps)> on_op_end;
   std::function<void()> on_done;
 
  private:

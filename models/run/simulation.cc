@@ -107,6 +107,31 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
     if (last) std::fputc('\n', stderr);
     std::fflush(stderr);
   };
+  // Within a step, for steps that take long (the command-level HBM): the step and the layer
+  // the last op finished in, once a step has run a second without ending.
+  auto step_seen = Clock::now();
+  uint32_t step_of_last_print = UINT32_MAX;
+  if (options.progress) {
+    ctx.on_op_end = [&](uint32_t step, LayerId layer, TimePs end_ps) {
+      const auto now = Clock::now();
+      if (step != step_of_last_print) {
+        step_of_last_print = step;
+        step_seen = now;
+        return;
+      }
+      if (now - step_seen < std::chrono::seconds(1) ||
+          now - last_print < std::chrono::milliseconds(250)) {
+        return;
+      }
+      last_print = now;
+      const double wall = std::chrono::duration<double>(now - wall_start).count();
+      std::fprintf(stderr, "\r[sim %.3f ms] step %u%s, in layer %s  wall %s   ", ps_to_ms(end_ps),
+                   step + 1, total_steps ? ("/" + std::to_string(total_steps)).c_str() : "",
+                   layer.valid() ? std::to_string(layer.value()).c_str() : "-",
+                   format_duration(wall).c_str());
+      std::fflush(stderr);
+    };
+  }
   ctx.on_done = [&] { done = true; };
   // The compute engine checks the limit before every op (so after every step) and every 4096th
   // tile; the command-level HBM inside its request loop.

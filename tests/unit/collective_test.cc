@@ -48,6 +48,22 @@ TEST(Collective, AllGatherAndSingleRank) {
   EXPECT_EQ(one.all_reduce_ps(1 << 20), 0u);
 }
 
+// The software stack's collective_algorithm replaces the fabric's (a build option such as
+// TensorRT-LLM's NCCL all-reduce); unset, the fabric's stands.
+TEST(Collective, SoftwareStackChoiceReplacesTheFabricsAlgorithm) {
+  config::ScaleUpFabric f;
+  f.set_rank_bandwidth_bytes_per_s(380e9);
+  f.set_step_latency_ps(2'000'000);
+  f.set_launch_latency_ps(5'000'000);
+  f.set_algorithm(config::AUTO);
+  EXPECT_EQ(CollectiveModel::from_config(f, 8).algorithm, config::AUTO);
+  const CollectiveModel ring = CollectiveModel::from_config(f, 8, config::RING);
+  EXPECT_EQ(ring.algorithm, config::RING);
+  const uint64_t small = 64 * 8192 * 2;
+  EXPECT_EQ(ring.all_reduce_ps(small), h100_tp8(config::RING).all_reduce_ps(small));
+  EXPECT_GT(ring.all_reduce_ps(small), CollectiveModel::from_config(f, 8).all_reduce_ps(small));
+}
+
 TEST(Software, KernelCountsFollowFusionAndSplitting) {
   SoftwareModel s;
   EXPECT_EQ(s.kernels(OpKind::kAttnNorm), 1u);
