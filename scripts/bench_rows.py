@@ -69,7 +69,7 @@ ROWS = [
 # Rows of the speed table with no benchmark yet (the feature they time is missing): printed so
 # the table stays complete.
 MISSING = [
-    ("detailed_8b_one_step", "over 200 s today; run by hand with run.fidelity=DETAILED"),
+    ("detailed_8b_one_step", "141 s (2026-12-04); run by hand: h100_sxm + memory/hbm3_5234_h100 + llama3_8b + studies/default, run.fidelity=DETAILED, decode_steps=1"),
 ]
 
 
