@@ -79,9 +79,14 @@ def run_row(build, row, scratch):
         subprocess.run([os.path.join(build, "tiersim_bench"), "--benchmark_filter=^%s$" % row["bench"],
                         "--benchmark_out=" + out, "--benchmark_out_format=json"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        with open(out) as f:
-            found = json.load(f)["benchmarks"]
-        if not found:  # a reference build older than the benchmark
+        # A reference build older than the benchmark matches nothing (and may write no file).
+        found = []
+        if os.path.exists(out) and os.path.getsize(out) > 0:
+            with open(out) as f:
+                found = json.load(f)["benchmarks"]
+        if os.path.exists(out):
+            os.remove(out)
+        if not found:
             return float("nan")
         return found[0][row["counter"]] * row.get("scale", 1.0)
     if "sweep" in row:
