@@ -326,31 +326,30 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
   if (want_row || want_cas) {
     // One pass over the banks for both buses (a row command issued below changes only its own
     // bank, whose CAS flag is then cleared).
+    // Branch-free per bank (the conditions are data-dependent under random traffic).
+    const bool act_ok = want_row && channel_act <= c;
+    const bool refresh_pending = pending_refreshes_ > 0;
     const uint32_t banks = static_cast<uint32_t>(banks_.size());
     for (uint32_t b = 0; b < banks; ++b) {
-      uint8_t can = kNone;
-      if (q.count[b] != 0) {
-        const Bank& bank = banks_[b];
-        const Group& group = groups_[group_of_[b]];
-        if (open_row_[b] == kClosed) {
-          if (want_row && channel_act <= c && bank.next_act <= c && group.next_act <= c &&
-              !blocked_by_refresh(b)) {
-            can = kCanAct;
-          }
-        } else {
-          if (want_row && bank.next_pre <= c && (fcfs || q.hits[b] == 0)) {
-            can = kCanPre;  // for the bank's requests that miss the open row
-          }
-          if (want_cas && q.hits[b] > 0 &&
-              (q_writes ? std::max(bank.next_wr, group.next_wr)
-                        : std::max(bank.next_rd, group.next_rd)) <= c) {
-            can |= kCanCas;
-          }
-        }
+      if (q.count[b] == 0) {  // (well predicted: streams leave most banks empty, random none)
+        bank_can_[b] = kNone;
+        continue;
       }
+      const Bank& bank = banks_[b];
+      const Group& group = groups_[group_of_[b]];
+      const bool closed = open_row_[b] == kClosed;
+      const uint32_t hits = q.hits[b];  // 0 when closed
+      bool can_act = act_ok & closed & (bank.next_act <= c) & (group.next_act <= c);
+      if (can_act && refresh_pending && blocked_by_refresh(b)) can_act = false;
+      const bool can_pre = want_row & !closed & (bank.next_pre <= c) & (fcfs | (hits == 0));
+      const uint64_t cas_at =
+          q_writes ? std::max(bank.next_wr, group.next_wr) : std::max(bank.next_rd, group.next_rd);
+      const bool can_cas = want_cas & (hits > 0) & (cas_at <= c);
+      const uint8_t can = static_cast<uint8_t>((can_act ? kCanAct : 0) | (can_pre ? kCanPre : 0) |
+                                               (can_cas ? kCanCas : 0));
       bank_can_[b] = can;
       any_row |= (can & kRowMask) != 0;
-      any_cas |= (can & kCanCas) != 0;
+      any_cas |= can_cas;
     }
   }
   for (size_t i = 0; any_row && i < scan; ++i) {
@@ -424,24 +423,27 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
     const uint64_t pre_common = buses_->row_free;
     const bool refresh_blocks = pending_refreshes_ > 0;
     const uint32_t banks = static_cast<uint32_t>(banks_.size());
-    for (uint32_t b = 0; b < banks && next > c + 1; ++b) {  // c + 1 is the earliest possible
-      const uint32_t n = queue.count[b];
-      if (n == 0) continue;
+    // Branch-free per bank: each command kind's cycle, or kNever when the bank has no request
+    // that needs it (a blocked ACT becomes possible after the refresh, which is in `next`).
+    uint64_t least = kNever;
+    for (uint32_t b = 0; b < banks && least > c + 1 && next > c + 1; ++b) {  // c + 1: the soonest
       const Bank& bank = banks_[b];
       const Group& group = groups_[group_of_[b]];
-      if (open_row_[b] == kClosed) {
-        if (!refresh_blocks || !blocked_by_refresh(b)) {
-          at_least(std::max({bank.next_act, group.next_act, act_common}));
-        }
-        continue;
-      }
-      const uint32_t hits = queue.hits[b];
-      if (hits > 0) {
-        at_least(writes ? std::max({bank.next_wr, group.next_wr, cas_common})
-                        : std::max({bank.next_rd, group.next_rd, cas_common}));
-      }
-      if (n > hits) at_least(std::max(bank.next_pre, pre_common));
+      const uint32_t n = queue.count[b];
+      if (n == 0) continue;
+      const uint32_t hits = queue.hits[b];  // 0 when closed
+      const bool closed = open_row_[b] == kClosed;
+      bool act = closed;
+      if (act && refresh_blocks && blocked_by_refresh(b)) act = false;
+      const uint64_t at_act = act ? std::max({bank.next_act, group.next_act, act_common}) : kNever;
+      const uint64_t at_cas = hits > 0
+                                  ? (writes ? std::max({bank.next_wr, group.next_wr, cas_common})
+                                            : std::max({bank.next_rd, group.next_rd, cas_common}))
+                                  : kNever;
+      const uint64_t at_pre = (!closed & (n > hits)) ? std::max(bank.next_pre, pre_common) : kNever;
+      least = std::min({least, at_act, at_cas, at_pre});
     }
+    if (least != kNever) at_least(least);
   };
   consider(reads_, false);
   consider(writes_, true);
