@@ -262,7 +262,9 @@ void SoftwareModel::validate(const config::Software& s, Validator& v) {
   if (s.has_attention_kernels() && s.attention_kernels() != 1 && s.attention_kernels() != 3) {
     v.error("attention_kernels", "must be 1 (fused) or 3 (QK^T, softmax, AV)");
   }
-  if (!config::CollectiveAlgorithm_IsValid(s.collective_algorithm())) {
+  if (s.has_collective_algorithm() &&
+      (s.collective_algorithm() == config::COLLECTIVE_ALGORITHM_UNSPECIFIED ||
+       !config::CollectiveAlgorithm_IsValid(s.collective_algorithm()))) {
     v.error("collective_algorithm", "must be RING, ONE_SHOT or AUTO");
   }
   if (s.has_kv_dequant_flops_per_element()) {

@@ -55,10 +55,11 @@ PseudoChannelController::PseudoChannelController(const DramOrganization& org,
   group_of_.resize(org.banks());
   for (uint32_t b = 0; b < org.banks(); ++b)
     group_of_[b] = b / org.banks_per_group;
-  reads_.reqs.reserve(policy.read_queue);
-  reads_.keys.reserve(policy.read_queue);
-  writes_.reqs.reserve(policy.write_queue);
-  writes_.keys.reserve(policy.write_queue);
+  // The live entries and the room `head` leaves before them (under max(64, a queue's length)).
+  reads_.reqs.reserve(2 * size_t{policy.read_queue} + 64);
+  reads_.keys.reserve(2 * size_t{policy.read_queue} + 64);
+  writes_.reqs.reserve(2 * size_t{policy.write_queue} + 64);
+  writes_.keys.reserve(2 * size_t{policy.write_queue} + 64);
   if (policy_.refresh == RefreshMode::kAllBank) next_refresh_due_ = t_.refi;
   if (policy_.refresh == RefreshMode::kPerBank) next_refresh_due_ = t_.refi_pb;
 }
@@ -71,11 +72,34 @@ bool PseudoChannelController::can_accept(bool write) const {
   return write ? writes_.size() < policy_.write_queue : reads_.size() < policy_.read_queue;
 }
 
+void PseudoChannelController::Queue::remove(size_t index) {
+  const auto at = static_cast<std::ptrdiff_t>(index);
+  const auto first = static_cast<std::ptrdiff_t>(head);
+  if (index - head < keys.size() - 1 - index) {
+    // Closer to the oldest: shift the older entries up by one.
+    std::move_backward(keys.begin() + first, keys.begin() + at, keys.begin() + at + 1);
+    std::move_backward(reqs.begin() + first, reqs.begin() + at, reqs.begin() + at + 1);
+    ++head;
+  } else {
+    keys.erase(keys.begin() + at);
+    reqs.erase(reqs.begin() + at);
+  }
+  if (head == keys.size()) {
+    keys.clear();
+    reqs.clear();
+    head = 0;
+  } else if (head >= 64 && head >= size()) {
+    keys.erase(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(head));
+    reqs.erase(reqs.begin(), reqs.begin() + static_cast<std::ptrdiff_t>(head));
+    head = 0;
+  }
+}
+
 void PseudoChannelController::enqueue(const DramRequest& r) {
   Queue& q = r.write ? writes_ : reads_;
-  q.reqs.push_back(r);
+
   const uint32_t bank = flat(r);
-  q.keys.push_back(key_of(bank, r.bank_group, r.row));
+  q.push(r, key_of(bank, r.bank_group, r.row));
   ++q.count[bank];
   if (open_row_[bank] == r.row) ++q.hits[bank];
 }
@@ -104,8 +128,8 @@ void PseudoChannelController::open_row(uint32_t bank, uint32_t row) {
   const uint64_t want = (uint64_t{row} << 32) | bank;
   for (Queue* q : {&reads_, &writes_}) {
     uint32_t n = 0;
-    for (const uint64_t k : q->keys)
-      n += (k & kBankAndRow) == want ? 1 : 0;
+    for (size_t i = q->head; i < q->keys.size(); ++i)
+      n += (q->keys[i] & kBankAndRow) == want ? 1 : 0;
     q->hits[bank] = n;
   }
 }
@@ -133,7 +157,7 @@ void PseudoChannelController::issue_act(DramRequest& r, uint64_t key, uint64_t c
   b.next_wr = std::max(b.next_wr, c + t_.rcd_wr);
   b.next_pre = std::max(b.next_pre, c + t_.ras);
   b.next_act = std::max(b.next_act, c + t_.rc);
-  Group& g = groups_[key_group(key)];
+  Group& g = groups_[group_of_[key_bank(key)]];
   g.next_act = std::max(g.next_act, c + t_.rrd_l);
   next_act_ = std::max(next_act_, c + t_.rrd_s);
   faw_[faw_head_] = c;
@@ -156,13 +180,12 @@ void PseudoChannelController::issue_cas(size_t index, Queue& q, uint64_t c,
                                         std::vector<DramCompletion>& done) {
   const DramRequest r = q.reqs[index];
   const uint64_t key = q.keys[index];
-  q.reqs.erase(q.reqs.begin() + static_cast<std::ptrdiff_t>(index));
-  q.keys.erase(q.keys.begin() + static_cast<std::ptrdiff_t>(index));
+  q.remove(index);
   const uint32_t bank = key_bank(key);
   --q.hits[bank];  // a CAS serves a row hit
   --q.count[bank];
   Bank& b = banks_[bank];
-  Group& g = groups_[key_group(key)];
+  Group& g = groups_[group_of_[key_bank(key)]];
   bool auto_pre = false;
   if (policy_.page == PagePolicy::kClosed) {
     auto_pre = true;
@@ -302,7 +325,8 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
   }
   Queue& q = draining_ ? writes_ : reads_;
   const bool fcfs = policy_.scheduler == SchedulerKind::kFcfs;
-  const size_t scan = fcfs ? std::min<size_t>(q.size(), 1) : q.size();
+  // The entries the scheduler may serve: all live ones (FR-FCFS) or the oldest (FCFS).
+  const size_t scan = q.empty() ? 0 : fcfs ? q.head + 1 : q.keys.size();  // an end index
 
   // Row bus: refresh first when it is due, then ACT/PRE for the oldest request that needs one.
   // The bus is busy while an earlier command (this pseudo channel's or a sibling's) holds it.
@@ -352,7 +376,7 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
       any_cas |= can_cas;
     }
   }
-  for (size_t i = 0; any_row && i < scan; ++i) {
+  for (size_t i = q.head; any_row && i < scan; ++i) {
     const uint64_t key = q.keys[i];
     const uint32_t bank = key_bank(key);
     const uint8_t can = bank_can_[bank] & kRowMask;
@@ -360,7 +384,15 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
       issue_act(q.reqs[i], key, c);
       row_used = true;
       row_cycles = SharedCommandBuses::kActRowCycles;
-      bank_can_[bank] = kNone;
+      // The bank was closed, so it had no CAS flag; with tRCD = 0 its hits may take the column
+      // bus in this same cycle, as a scan after the ACT would find.
+      const Bank& b = banks_[bank];
+      const Group& g = groups_[group_of_[bank]];
+      const bool cas_now =
+          want_cas && q.hits[bank] > 0 &&
+          (q_writes ? std::max(b.next_wr, g.next_wr) : std::max(b.next_rd, g.next_rd)) <= c;
+      bank_can_[bank] = cas_now ? kCanCas : kNone;
+      any_cas |= cas_now;
       break;
     }
     if (can == kCanPre && key_row(key) != open_row_[bank]) {
@@ -373,7 +405,7 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
   }
   if (row_used && !row_taken) buses_->row_free = c + row_cycles;
 
-  for (size_t i = 0; any_cas && i < scan; ++i) {
+  for (size_t i = q.head; any_cas && i < scan; ++i) {
     const uint64_t key = q.keys[i];
     const uint32_t bank = key_bank(key);
     if ((bank_can_[bank] & kCanCas) != 0 && key_row(key) == open_row_[bank]) {
@@ -413,7 +445,7 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
   const auto consider = [&](const Queue& queue, bool writes) {
     if (queue.empty()) return;
     if (fcfs) {
-      consider_key(queue.keys[0], writes);
+      consider_key(queue.keys[queue.head], writes);
       return;
     }
     // The channel-level parts of every bank's bound, once.

@@ -116,17 +116,25 @@ class PseudoChannelController {
     return (uint64_t{row} << 32) | (uint64_t{group} << 16) | bank;
   }
   static uint32_t key_bank(uint64_t k) { return static_cast<uint32_t>(k & 0xffff); }
-  static uint32_t key_group(uint64_t k) { return static_cast<uint32_t>((k >> 16) & 0xffff); }
   static uint32_t key_row(uint64_t k) { return static_cast<uint32_t>(k >> 32); }
   // A queue in arrival order: the requests and their keys, index for index, and per bank how
-  // many of them hit its open row (kept as requests come and go and rows open and close).
+  // many of them hit its open row (kept as requests come and go and rows open and close). The
+  // live entries are [head, end): a served request is closed up from whichever side is shorter
+  // (the oldest, which streams serve first, just moves `head`), and the entries move back to
+  // the front once `head` has passed a queue's length.
   struct Queue {
     std::vector<DramRequest> reqs;
     std::vector<uint64_t> keys;
     std::vector<uint32_t> hits;   // per bank: requests that hit its open row
     std::vector<uint32_t> count;  // per bank: requests
-    size_t size() const { return keys.size(); }
-    bool empty() const { return keys.empty(); }
+    size_t head = 0;
+    size_t size() const { return keys.size() - head; }
+    bool empty() const { return keys.size() == head; }
+    void push(const DramRequest& r, uint64_t key) {
+      reqs.push_back(r);
+      keys.push_back(key);
+    }
+    void remove(size_t index);
   };
 
   uint32_t flat(const DramRequest& r) const { return r.bank_group * org_.banks_per_group + r.bank; }

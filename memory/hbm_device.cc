@@ -28,6 +28,14 @@ void validate_hbm_device(const config::HbmDevice& d, const config::HbmFast& stac
   org_ok &= ov.positive("pseudo_channels", o.has_pseudo_channels(), o.pseudo_channels());
   org_ok &= ov.positive("bank_groups", o.has_bank_groups(), o.bank_groups());
   org_ok &= ov.positive("banks_per_group", o.has_banks_per_group(), o.banks_per_group());
+  if (org_ok && uint64_t{o.bank_groups()} * o.banks_per_group() > 0xffff) {
+    // The controller's scheduler keys a bank in 16 bits.
+    ov.error("banks_per_group",
+             "at most 65535 banks per pseudo channel (bank_groups x "
+             "banks_per_group), got " +
+                 std::to_string(uint64_t{o.bank_groups()} * o.banks_per_group()));
+    org_ok = false;
+  }
   org_ok &= ov.positive("rows", o.has_rows(), o.rows());
   org_ok &= ov.positive("columns", o.has_columns(), o.columns());
   org_ok &= ov.positive("access_bytes", o.has_access_bytes(), o.access_bytes());

@@ -87,21 +87,24 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   // Progress on a terminal: simulated time, steps, wall time, ETA; at most 4 lines a second.
   const uint32_t total_steps = workload->total_steps();
   auto last_print = Clock::now();
+  auto step_start = Clock::now();  // when the step under way began (wall clock)
+  // Each line rewrites the last one and clears what a longer one left (ESC [ K).
   ctx.on_step_end = [&](const TokenRecord& rec) {
     if (!options.progress) return;
     const auto now = Clock::now();
+    step_start = now;
     const bool last = rec.step + 1 == total_steps;
     if (!last && now - last_print < std::chrono::milliseconds(250)) return;
     last_print = now;
     const double wall = std::chrono::duration<double>(now - wall_start).count();
     if (total_steps == 0) {  // not known in advance (serving)
-      std::fprintf(stderr, "\r[sim %.3f ms] step %u  wall %s   ", ps_to_ms(rec.end_ps),
+      std::fprintf(stderr, "\r[sim %.3f ms] step %u  wall %s\x1b[K", ps_to_ms(rec.end_ps),
                    rec.step + 1, format_duration(wall).c_str());
       std::fflush(stderr);
       return;
     }
     const double eta = wall / (rec.step + 1) * (total_steps - rec.step - 1);
-    std::fprintf(stderr, "\r[sim %.3f ms] step %u/%u  wall %s  ETA %s   ", ps_to_ms(rec.end_ps),
+    std::fprintf(stderr, "\r[sim %.3f ms] step %u/%u  wall %s  ETA %s\x1b[K", ps_to_ms(rec.end_ps),
                  rec.step + 1, total_steps, format_duration(wall).c_str(),
                  format_duration(eta).c_str());
     if (last) std::fputc('\n', stderr);
@@ -109,24 +112,18 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   };
   // Within a step, for steps that take long (the command-level HBM): the step and the layer
   // the last op finished in, once a step has run a second without ending.
-  auto step_seen = Clock::now();
-  uint32_t step_of_last_print = UINT32_MAX;
   if (options.progress) {
     ctx.on_op_end = [&](uint32_t step, LayerId layer, TimePs end_ps) {
       const auto now = Clock::now();
-      if (step != step_of_last_print) {
-        step_of_last_print = step;
-        step_seen = now;
-        return;
-      }
-      if (now - step_seen < std::chrono::seconds(1) ||
+      if (now - step_start < std::chrono::seconds(1) ||
           now - last_print < std::chrono::milliseconds(250)) {
         return;
       }
       last_print = now;
       const double wall = std::chrono::duration<double>(now - wall_start).count();
-      std::fprintf(stderr, "\r[sim %.3f ms] step %u%s, in layer %s  wall %s   ", ps_to_ms(end_ps),
-                   step + 1, total_steps ? ("/" + std::to_string(total_steps)).c_str() : "",
+      std::fprintf(stderr, "\r[sim %.3f ms] step %u%s, in layer %s  wall %s\x1b[K",
+                   ps_to_ms(end_ps), step + 1,
+                   total_steps ? ("/" + std::to_string(total_steps)).c_str() : "",
                    layer.valid() ? std::to_string(layer.value()).c_str() : "-",
                    format_duration(wall).c_str());
       std::fflush(stderr);

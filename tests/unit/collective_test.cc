@@ -64,6 +64,24 @@ TEST(Collective, SoftwareStackChoiceReplacesTheFabricsAlgorithm) {
   EXPECT_GT(ring.all_reduce_ps(small), CollectiveModel::from_config(f, 8).all_reduce_ps(small));
 }
 
+TEST(Collective, SoftwareStackChoiceMustBeAnAlgorithm) {
+  for (const int bad : {int(config::COLLECTIVE_ALGORITHM_UNSPECIFIED), 7}) {
+    config::Software s;
+    s.set_collective_algorithm(static_cast<config::CollectiveAlgorithm>(bad));
+    std::vector<ConfigIssue> issues;
+    Validator v(issues);
+    SoftwareModel::validate(s, v);
+    ASSERT_EQ(issues.size(), 1u) << bad;
+    EXPECT_NE(issues[0].format().find("collective_algorithm"), std::string::npos);
+  }
+  config::Software ok;
+  ok.set_collective_algorithm(config::ONE_SHOT);
+  std::vector<ConfigIssue> issues;
+  Validator v(issues);
+  SoftwareModel::validate(ok, v);
+  EXPECT_TRUE(issues.empty());
+}
+
 TEST(Software, KernelCountsFollowFusionAndSplitting) {
   SoftwareModel s;
   EXPECT_EQ(s.kernels(OpKind::kAttnNorm), 1u);

@@ -401,6 +401,127 @@ TEST(DramController, DecisionsAreUnchangedBitForBit) {
   EXPECT_EQ(got, want) << printed;
 }
 
+// Edge cases of the controller's decisions, bit for bit: tRCD = 0 (a CAS in the ACT's cycle),
+// refresh off (advance() may return kNever), FCFS with closed pages, a doubled refresh rate,
+// tiny queues and watermarks, no postponed refresh, and two pseudo channels on shared command
+// buses; every value advance() returns is hashed with the commands and completions.
+uint64_t shared_digest(const DramStackSpec& spec, uint64_t n) {
+  SharedCommandBuses buses;
+  PseudoChannelController pc0(spec.org, spec.timing, spec.policy),
+      pc1(spec.org, spec.timing, spec.policy);
+  PseudoChannelController* pcs[2] = {&pc0, &pc1};
+  std::vector<DramCommand> logs[2];
+  std::vector<DramRequest> reqs[2] = {random_requests(spec.org, n, 0.3, 21, 16),
+                                      random_requests(spec.org, n, 0.3, 22, 16)};
+  std::vector<DramCompletion> done[2];
+  size_t next_req[2] = {0, 0};
+  uint64_t next[2] = {0, 0};
+  uint64_t h = 1469598103934665603ULL;
+  for (int k = 0; k < 2; ++k) {
+    pcs[k]->share_command_buses(&buses);
+    pcs[k]->record_commands(&logs[k]);
+  }
+  uint64_t cycle = 0;
+  while (done[0].size() < n || done[1].size() < n) {
+    uint64_t wake = PseudoChannelController::kNever;
+    for (uint64_t j = 0; j < 2; ++j) {
+      const size_t k = (j + cycle) % 2;
+      while (next_req[k] < reqs[k].size() && reqs[k][next_req[k]].arrival_cycle <= cycle &&
+             pcs[k]->can_accept(reqs[k][next_req[k]].write)) {
+        pcs[k]->enqueue(reqs[k][next_req[k]++]);
+        next[k] = std::min(next[k], cycle);
+      }
+      if (next[k] <= cycle) {
+        next[k] = pcs[k]->advance(cycle, done[k]);
+        h = fnv(h, next[k]);
+      }
+      wake = std::min(wake, next[k]);
+      if (next_req[k] < reqs[k].size()) {
+        wake = std::min(wake, std::max(cycle + 1, reqs[k][next_req[k]].arrival_cycle));
+      }
+    }
+    if (wake == PseudoChannelController::kNever) break;
+    cycle = wake;
+  }
+  for (int k = 0; k < 2; ++k) {
+    PcRun r;
+    r.log = logs[k];
+    r.done = done[k];
+    h = fnv(h, digest(r));
+  }
+  return h;
+}
+
+// One controller, as run_pc drives it, hashing every value advance() returns too.
+uint64_t returns_digest(const DramStackSpec& spec, const std::vector<DramRequest>& reqs,
+                        double refresh_mult) {
+  PseudoChannelController pc(spec.org, spec.timing, spec.policy);
+  pc.set_refresh_multiplier(refresh_mult);
+  PcRun out;
+  pc.record_commands(&out.log);
+  size_t next_req = 0;
+  uint64_t cycle = 0, h = 1469598103934665603ULL;
+  while (out.done.size() < reqs.size()) {
+    while (next_req < reqs.size() && reqs[next_req].arrival_cycle <= cycle &&
+           pc.can_accept(reqs[next_req].write)) {
+      pc.enqueue(reqs[next_req++]);
+    }
+    uint64_t next = pc.advance(cycle, out.done);
+    h = fnv(h, next);
+    if (next_req < reqs.size() && pc.can_accept(reqs[next_req].write)) {
+      next = std::min(next, std::max(cycle + 1, reqs[next_req].arrival_cycle));
+    }
+    if (next == PseudoChannelController::kNever) break;
+    cycle = next;
+  }
+  return fnv(h, digest(out));
+}
+
+TEST(DramController, DecisionsAreUnchangedOnEdgeCases) {
+  std::vector<uint64_t> got;
+  const DramStackSpec base = test::hbm3_6400();
+  for (const PagePolicy page : {PagePolicy::kOpen, PagePolicy::kAdaptive, PagePolicy::kClosed}) {
+    for (const SchedulerKind sched : {SchedulerKind::kFrFcfs, SchedulerKind::kFcfs}) {
+      DramStackSpec s = base;
+      s.policy.page = page;
+      s.policy.scheduler = sched;
+      DramStackSpec zero_rcd = s;
+      zero_rcd.timing.rcd_rd = 0;
+      zero_rcd.timing.rcd_wr = 0;
+      got.push_back(returns_digest(zero_rcd, random_requests(s.org, 6000, 0.33, 31), 1.0));
+      DramStackSpec no_refresh = s;
+      no_refresh.policy.refresh = RefreshMode::kNone;
+      got.push_back(returns_digest(no_refresh, random_requests(s.org, 6000, 0.33, 32), 1.0));
+      DramStackSpec tiny = s;
+      tiny.policy.read_queue = 4;
+      tiny.policy.write_queue = 4;
+      tiny.policy.write_high_watermark = 3;
+      tiny.policy.write_low_watermark = 1;
+      tiny.policy.max_postponed_refreshes = 0;
+      got.push_back(returns_digest(tiny, random_requests(s.org, 6000, 0.5, 33), 2.0));
+      DramStackSpec per_bank = s;
+      per_bank.policy.refresh = RefreshMode::kPerBank;
+      got.push_back(returns_digest(per_bank, random_requests(s.org, 6000, 0.33, 34, 4), 4.0));
+      got.push_back(shared_digest(s, 3000));
+    }
+  }
+  const std::vector<uint64_t> want = {
+      13334839427701614182ULL, 2655640981406809997ULL,  17110596028765920301ULL,
+      3579606343196765233ULL,  5006235623970121078ULL,  2737430448805466518ULL,
+      6609256080969394620ULL,  9233939766436647170ULL,  11797428656311618978ULL,
+      6990867941981711863ULL,  16229792297394023347ULL, 13467654455785162113ULL,
+      10124636195694833951ULL, 1732660016246934416ULL,  9764664080021271756ULL,
+      5844380354536980314ULL,  10502702692056198748ULL, 9932685317402113230ULL,
+      16294952073874707023ULL, 15273102786459804719ULL, 7326767969180431018ULL,
+      13718444810855090358ULL, 6161208775481910142ULL,  11989232674597299440ULL,
+      8962296817179176802ULL,  15531508897477516882ULL, 17998231294226764622ULL,
+      5775173590205190047ULL,  10702875971352361232ULL, 13442694960483647975ULL};
+  std::string printed;
+  for (uint64_t g : got)
+    printed += std::to_string(g) + "ULL, ";
+  EXPECT_EQ(got, want) << printed;
+}
+
 // Two pseudo channels on one channel's command buses (as DramStack wires them): random mixed
 // traffic in both, advanced in the stack's alternating order. The merged logs never put two
 // commands on a bus at once (an ACT holds the row bus for two cycles, every other row command
@@ -641,6 +762,20 @@ TEST(HbmPresets, ValidAndPeakMatchesPinArithmetic) {
   EXPECT_NEAR(test::load_device("hbm3e_9200_8h").peak_bytes_per_s(), 1177.6e9, 1177.6e9 * 0.02);
   EXPECT_DOUBLE_EQ(test::load_device("hbm2e_3200").peak_bytes_per_s(), 409.6e9);
   EXPECT_DOUBLE_EQ(test::load_device("hbm4_8000").peak_bytes_per_s(), 2048e9);
+}
+
+// The controller keys a bank in 16 bits: an organisation with more banks per pseudo channel is
+// refused by validation, not when the system is built.
+TEST(HbmPresets, MoreThan65535BanksPerPseudoChannelAreRefused) {
+  config::Config c = test::load_memory_preset("hbm3_6400");
+  config::HbmFast& h = *c.mutable_system()->mutable_components(0)->mutable_hbm();
+  h.mutable_device()->mutable_organization()->set_bank_groups(256);
+  h.mutable_device()->mutable_organization()->set_banks_per_group(256);
+  std::vector<ConfigIssue> issues;
+  Validator v(issues);
+  validate_hbm_device(h.device(), h, v);
+  ASSERT_FALSE(issues.empty());
+  EXPECT_NE(issues[0].format().find("65535"), std::string::npos) << issues[0].format();
 }
 
 TEST(HbmPresets, UnloadedReadLatencyIsFrontEndPlusCommandSequence) {
