@@ -161,8 +161,28 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
   // end to end, and Little's law holds: bandwidth = N x request bytes / mean latency.
   const uint64_t frontend_cycles =
       (spec.frontend_latency_ps + spec.timing.tck_ps - 1) / spec.timing.tck_ps;
-  using Landing = std::pair<uint64_t, uint32_t>;  // release cycle, slot
-  std::priority_queue<Landing, std::vector<Landing>, std::greater<Landing>> landing;
+  // Slots waiting for their release, by release cycle: a ring of one bucket per cycle over the
+  // longest a request can still take once the controller reports it (CL or CWL, the burst and
+  // the front end), drained in cycle order and, within a cycle, by slot (as a heap of (release,
+  // slot) pairs would pop them).
+  uint64_t horizon = 1;
+  while (horizon <= std::max(spec.timing.cl, spec.timing.cwl) + spec.timing.burst_cycles +
+                        frontend_cycles + 1) {
+    horizon *= 2;
+  }
+  std::vector<std::vector<uint32_t>> ring(horizon);
+  uint64_t pending = 0;            // slots in the ring
+  uint64_t drained = 0;            // the next release cycle to drain
+  uint64_t earliest = UINT64_MAX;  // the earliest pending release (UINT64_MAX: none)
+  const auto find_earliest = [&] {
+    earliest = UINT64_MAX;
+    for (uint64_t c = drained; pending > 0; ++c) {
+      if (!ring[c & (horizon - 1)].empty()) {
+        earliest = c;
+        return;
+      }
+    }
+  };
   std::vector<DramCompletion> done;
   done.reserve(1 << 14);
 
@@ -177,11 +197,22 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
   uint32_t cur_slot = 0;
   bool cur_write = false;
   while (completed < requests) {
-    while (!landing.empty() && landing.top().first <= cycle) {
-      free_slots.push_back(landing.top().second);
-      if (p.outstanding > 0) released.push_back(landing.top().first);
-      landing.pop();
+    if (pending > 0 && earliest <= cycle) {
+      for (uint64_t c = earliest; c <= cycle && pending > 0; ++c) {
+        std::vector<uint32_t>& bucket = ring[c & (horizon - 1)];
+        if (bucket.empty()) continue;
+        std::sort(bucket.begin(), bucket.end());
+        for (const uint32_t s : bucket) {
+          free_slots.push_back(s);
+          if (p.outstanding > 0) released.push_back(c);
+        }
+        pending -= bucket.size();
+        bucket.clear();
+      }
+      drained = cycle + 1;
+      find_earliest();
     }
+    drained = cycle + 1;  // every pending release lies after this cycle
     // Start new requests while the loop allows, then submit their accesses in order.
     while (true) {
       if (cur_left == 0) {
@@ -216,12 +247,18 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
       Slot& s = slot[d.id];
       if (--s.remaining == 0) {
         m.latency(double(spec.frontend_latency_ps) + double(d.done_cycle - s.issue_cycle) * tck);
-        landing.push({d.done_cycle + frontend_cycles, static_cast<uint32_t>(d.id)});
+        const uint64_t release = d.done_cycle + frontend_cycles;
+        if (release < drained || release - drained >= horizon) {
+          throw std::logic_error("membench: a release outside the landing ring");
+        }
+        ring[release & (horizon - 1)].push_back(static_cast<uint32_t>(d.id));
+        ++pending;
+        earliest = std::min(earliest, release);
         ++completed;
       }
     }
-    if (next_request < requests && !landing.empty()) {
-      next = std::min(next, std::max(landing.top().first, cycle + 1));
+    if (next_request < requests && pending > 0) {
+      next = std::min(next, std::max(earliest, cycle + 1));
     }
     if (cur_left > 0 || (next_request < requests && !free_slots.empty())) {
       uint64_t want = cycle + 1;
