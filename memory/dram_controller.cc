@@ -44,8 +44,8 @@ PseudoChannelController::PseudoChannelController(const DramOrganization& org,
       banks_(org.banks()),
       open_row_(org.banks(), kClosed),
       groups_(org.bank_groups) {
-  if (org.banks() > 0xffff || org.bank_groups > 0xffff) {
-    throw std::invalid_argument("dram: more than 65535 banks or bank groups per pseudo channel");
+  if (org.banks() > 0xffff) {
+    throw std::invalid_argument("dram: more than 65535 banks per pseudo channel");
   }
   for (Queue* q : {&reads_, &writes_}) {
     q->hits.assign(org.banks(), 0);
@@ -97,9 +97,8 @@ void PseudoChannelController::Queue::remove(size_t index) {
 
 void PseudoChannelController::enqueue(const DramRequest& r) {
   Queue& q = r.write ? writes_ : reads_;
-
   const uint32_t bank = flat(r);
-  q.push(r, key_of(bank, r.bank_group, r.row));
+  q.push(r, key_of(bank, r.row));
   ++q.count[bank];
   if (open_row_[bank] == r.row) ++q.hits[bank];
 }
@@ -108,28 +107,13 @@ void PseudoChannelController::log(DramCommandKind k, uint64_t c, uint32_t bank, 
   if (log_ != nullptr) log_->push_back(DramCommand{k, c, bank, row});
 }
 
-uint64_t PseudoChannelController::cas_ready_bank(uint32_t bank, bool write) const {
-  const Bank& b = banks_[bank];
-  const Group& g = groups_[group_of_[bank]];
-  return write ? std::max({b.next_wr, g.next_wr, next_wr_})
-               : std::max({b.next_rd, g.next_rd, next_rd_});
-}
-
-uint64_t PseudoChannelController::act_ready_bank(uint32_t bank) const {
-  // The oldest of the last four ACTs bounds the next one by tFAW.
-  const uint64_t faw = acts_issued_ >= 4 ? faw_[faw_head_] + t_.faw : 0;
-  return std::max({banks_[bank].next_act, groups_[group_of_[bank]].next_act, next_act_, faw});
-}
-
 void PseudoChannelController::open_row(uint32_t bank, uint32_t row) {
   open_row_[bank] = row;
-  // A key hits when its bank and row match (the group follows from the bank).
-  constexpr uint64_t kBankAndRow = 0xffffffff0000ffffULL;
-  const uint64_t want = (uint64_t{row} << 32) | bank;
+  const uint64_t want = key_of(bank, row);
   for (Queue* q : {&reads_, &writes_}) {
     uint32_t n = 0;
     for (size_t i = q->head; i < q->keys.size(); ++i)
-      n += (q->keys[i] & kBankAndRow) == want ? 1 : 0;
+      n += q->keys[i] == want ? 1 : 0;
     q->hits[bank] = n;
   }
 }
@@ -157,7 +141,7 @@ void PseudoChannelController::issue_act(DramRequest& r, uint64_t key, uint64_t c
   b.next_wr = std::max(b.next_wr, c + t_.rcd_wr);
   b.next_pre = std::max(b.next_pre, c + t_.ras);
   b.next_act = std::max(b.next_act, c + t_.rc);
-  Group& g = groups_[group_of_[key_bank(key)]];
+  Group& g = groups_[group_of_[bank]];
   g.next_act = std::max(g.next_act, c + t_.rrd_l);
   next_act_ = std::max(next_act_, c + t_.rrd_s);
   faw_[faw_head_] = c;
@@ -185,7 +169,7 @@ void PseudoChannelController::issue_cas(size_t index, Queue& q, uint64_t c,
   --q.hits[bank];  // a CAS serves a row hit
   --q.count[bank];
   Bank& b = banks_[bank];
-  Group& g = groups_[group_of_[key_bank(key)]];
+  Group& g = groups_[group_of_[bank]];
   bool auto_pre = false;
   if (policy_.page == PagePolicy::kClosed) {
     auto_pre = true;
@@ -337,8 +321,7 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
   bool row_used = row_taken;
   uint64_t row_cycles = 1;
   if (!row_used) try_refresh(c, &row_used);
-  const uint64_t faw = acts_issued_ >= 4 ? faw_[faw_head_] + t_.faw : 0;
-  const uint64_t channel_act = std::max(next_act_, faw);
+  const uint64_t channel_act = std::max(next_act_, faw_bound());
   // Column bus: the oldest row hit whose CAS is legal now (FR-FCFS), or the head (FCFS). No CAS
   // of the active kind can issue before the channel-level constraint (which no row command
   // changes), so the CAS is not looked for then. Legality again depends on the bank only.
@@ -366,6 +349,7 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
       bool can_act = act_ok & closed & (bank.next_act <= c) & (group.next_act <= c);
       if (can_act && refresh_pending && blocked_by_refresh(b)) can_act = false;
       const bool can_pre = want_row & !closed & (bank.next_pre <= c) & (fcfs | (hits == 0));
+      // (cas_bank_group() spelled out: this loop is the controller's hottest)
       const uint64_t cas_at =
           q_writes ? std::max(bank.next_wr, group.next_wr) : std::max(bank.next_rd, group.next_rd);
       const bool can_cas = want_cas & (hits > 0) & (cas_at <= c);
@@ -386,11 +370,7 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
       row_cycles = SharedCommandBuses::kActRowCycles;
       // The bank was closed, so it had no CAS flag; with tRCD = 0 its hits may take the column
       // bus in this same cycle, as a scan after the ACT would find.
-      const Bank& b = banks_[bank];
-      const Group& g = groups_[group_of_[bank]];
-      const bool cas_now =
-          want_cas && q.hits[bank] > 0 &&
-          (q_writes ? std::max(b.next_wr, g.next_wr) : std::max(b.next_rd, g.next_rd)) <= c;
+      const bool cas_now = want_cas && q.hits[bank] > 0 && cas_bank_group(bank, q_writes) <= c;
       bank_can_[bank] = cas_now ? kCanCas : kNone;
       any_cas |= cas_now;
       break;
@@ -449,8 +429,7 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
       return;
     }
     // The channel-level parts of every bank's bound, once.
-    const uint64_t faw_now = acts_issued_ >= 4 ? faw_[faw_head_] + t_.faw : 0;
-    const uint64_t act_common = std::max({next_act_, faw_now, buses_->row_free});
+    const uint64_t act_common = std::max({next_act_, faw_bound(), buses_->row_free});
     const uint64_t cas_common = std::max(writes ? next_wr_ : next_rd_, buses_->column_free);
     const uint64_t pre_common = buses_->row_free;
     const bool refresh_blocks = pending_refreshes_ > 0;
@@ -459,14 +438,15 @@ uint64_t PseudoChannelController::advance(uint64_t c, std::vector<DramCompletion
     // that needs it (a blocked ACT becomes possible after the refresh, which is in `next`).
     uint64_t least = kNever;
     for (uint32_t b = 0; b < banks && least > c + 1 && next > c + 1; ++b) {  // c + 1: the soonest
-      const Bank& bank = banks_[b];
-      const Group& group = groups_[group_of_[b]];
       const uint32_t n = queue.count[b];
       if (n == 0) continue;
       const uint32_t hits = queue.hits[b];  // 0 when closed
       const bool closed = open_row_[b] == kClosed;
       bool act = closed;
       if (act && refresh_blocks && blocked_by_refresh(b)) act = false;
+      // (act_bank_group() and cas_bank_group() spelled out, as in the pass above)
+      const Bank& bank = banks_[b];
+      const Group& group = groups_[group_of_[b]];
       const uint64_t at_act = act ? std::max({bank.next_act, group.next_act, act_common}) : kNever;
       const uint64_t at_cas = hits > 0
                                   ? (writes ? std::max({bank.next_wr, group.next_wr, cas_common})

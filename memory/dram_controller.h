@@ -17,6 +17,7 @@
 // Left out: power-down and self-refresh, stack IDs as separate ranks, RFM, ECC, data.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -111,10 +112,9 @@ class PseudoChannelController {
   static constexpr uint64_t kClosed = UINT64_MAX;  // open_row_ of a closed bank
 
   // A queued request's scheduling key, kept beside the queue so that the scheduler's scans read
-  // 8 bytes per request: the flat bank (bits 0-15), its bank group (16-31) and its row (32-63).
-  static uint64_t key_of(uint32_t bank, uint32_t group, uint32_t row) {
-    return (uint64_t{row} << 32) | (uint64_t{group} << 16) | bank;
-  }
+  // 8 bytes per request: the flat bank (bits 0-15) and the row (32-63); equal keys are hits on
+  // the same row.
+  static uint64_t key_of(uint32_t bank, uint32_t row) { return (uint64_t{row} << 32) | bank; }
   static uint32_t key_bank(uint64_t k) { return static_cast<uint32_t>(k & 0xffff); }
   static uint32_t key_row(uint64_t k) { return static_cast<uint32_t>(k >> 32); }
   // A queue in arrival order: the requests and their keys, index for index, and per bank how
@@ -143,9 +143,24 @@ class PseudoChannelController {
     if (open == kClosed) return Need::kAct;
     return open == key_row(key) ? Need::kCas : Need::kPre;
   }
-  // The earliest cycle a CAS (of the given direction) or an ACT to `bank` is legal.
-  uint64_t cas_ready_bank(uint32_t bank, bool write) const;
-  uint64_t act_ready_bank(uint32_t bank) const;
+  // The earliest cycle a CAS (of the given direction) or an ACT to `bank` is legal by the bank's
+  // and its group's constraints, and by the channel's too.
+  uint64_t cas_bank_group(uint32_t bank, bool write) const {
+    const Bank& b = banks_[bank];
+    const Group& g = groups_[group_of_[bank]];
+    return write ? std::max(b.next_wr, g.next_wr) : std::max(b.next_rd, g.next_rd);
+  }
+  uint64_t act_bank_group(uint32_t bank) const {
+    return std::max(banks_[bank].next_act, groups_[group_of_[bank]].next_act);
+  }
+  uint64_t cas_ready_bank(uint32_t bank, bool write) const {
+    return std::max(cas_bank_group(bank, write), write ? next_wr_ : next_rd_);
+  }
+  uint64_t act_ready_bank(uint32_t bank) const {
+    return std::max({act_bank_group(bank), next_act_, faw_bound()});
+  }
+  // The oldest of the last four ACTs bounds the next one by tFAW (0 before the fifth).
+  uint64_t faw_bound() const { return acts_issued_ >= 4 ? faw_[faw_head_] + t_.faw : 0; }
   // Whether a request in `q` hits `bank`'s open row.
   bool row_has_hits(uint32_t bank, const Queue& q) const { return q.hits[bank] > 0; }
   // Opens `row` in `bank` (recounting the queues' hits on it) or closes the bank.

@@ -150,9 +150,11 @@ struct PcRun {
 };
 
 // Feeds `reqs` (arrival cycles non-decreasing) into one controller, in order, waiting when its
-// queue is full; runs until every request completes (or `until` is reached).
+// queue is full; runs until every request completes (or `until` is reached). `returns`, when
+// given, gets every value advance() returned.
 PcRun run_pc(const DramStackSpec& spec, std::vector<DramRequest> reqs, double refresh_mult = 1,
-             uint64_t until = PseudoChannelController::kNever) {
+             uint64_t until = PseudoChannelController::kNever,
+             std::vector<uint64_t>* returns = nullptr) {
   PseudoChannelController pc(spec.org, spec.timing, spec.policy);
   pc.set_refresh_multiplier(refresh_mult);
   PcRun out;
@@ -166,6 +168,7 @@ PcRun run_pc(const DramStackSpec& spec, std::vector<DramRequest> reqs, double re
       pc.enqueue(reqs[next_req++]);
     }
     uint64_t next = pc.advance(cycle, out.done);
+    if (returns != nullptr) returns->push_back(next);
     if (next_req < reqs.size() && pc.can_accept(reqs[next_req].write)) {
       next = std::min(next, std::max(cycle + 1, reqs[next_req].arrival_cycle));
     }
@@ -282,21 +285,23 @@ TEST(DramController, UnloadedReadLatencyIsRcdPlusClPlusBurst) {
   }
 }
 
+// Scheduler, page and refresh variants that random traffic is run under.
+struct Variant {
+  SchedulerKind sched;
+  PagePolicy page;
+  RefreshMode refresh;
+};
+const Variant kVariants[] = {
+    {SchedulerKind::kFrFcfs, PagePolicy::kOpen, RefreshMode::kAllBank},
+    {SchedulerKind::kFrFcfs, PagePolicy::kAdaptive, RefreshMode::kAllBank},
+    {SchedulerKind::kFrFcfs, PagePolicy::kClosed, RefreshMode::kPerBank},
+    {SchedulerKind::kFcfs, PagePolicy::kOpen, RefreshMode::kPerBank},
+    {SchedulerKind::kFcfs, PagePolicy::kAdaptive, RefreshMode::kAllBank},
+};
+
 TEST(DramController, RandomTrafficObeysEveryTimingConstraint) {
-  struct Variant {
-    SchedulerKind sched;
-    PagePolicy page;
-    RefreshMode refresh;
-  };
-  const Variant variants[] = {
-      {SchedulerKind::kFrFcfs, PagePolicy::kOpen, RefreshMode::kAllBank},
-      {SchedulerKind::kFrFcfs, PagePolicy::kAdaptive, RefreshMode::kAllBank},
-      {SchedulerKind::kFrFcfs, PagePolicy::kClosed, RefreshMode::kPerBank},
-      {SchedulerKind::kFcfs, PagePolicy::kOpen, RefreshMode::kPerBank},
-      {SchedulerKind::kFcfs, PagePolicy::kAdaptive, RefreshMode::kAllBank},
-  };
   for (const auto& spec : {test::hbm2_2000(), test::hbm3_6400()}) {
-    for (const auto& v : variants) {
+    for (const auto& v : kVariants) {
       DramStackSpec s = spec;
       s.policy.scheduler = v.sched;
       s.policy.page = v.page;
@@ -366,21 +371,9 @@ uint64_t stack_digest(const DramStackSpec& spec, bool random, uint64_t n) {
 }
 
 TEST(DramController, DecisionsAreUnchangedBitForBit) {
-  struct Variant {
-    SchedulerKind sched;
-    PagePolicy page;
-    RefreshMode refresh;
-  };
-  const Variant variants[] = {
-      {SchedulerKind::kFrFcfs, PagePolicy::kOpen, RefreshMode::kAllBank},
-      {SchedulerKind::kFrFcfs, PagePolicy::kAdaptive, RefreshMode::kAllBank},
-      {SchedulerKind::kFrFcfs, PagePolicy::kClosed, RefreshMode::kPerBank},
-      {SchedulerKind::kFcfs, PagePolicy::kOpen, RefreshMode::kPerBank},
-      {SchedulerKind::kFcfs, PagePolicy::kAdaptive, RefreshMode::kAllBank},
-  };
   std::vector<uint64_t> got;
   for (const auto& spec : {test::hbm2_2000(), test::hbm3_6400()}) {
-    for (const auto& v : variants) {
+    for (const auto& v : kVariants) {
       DramStackSpec s = spec;
       s.policy.scheduler = v.sched;
       s.policy.page = v.page;
@@ -455,25 +448,11 @@ uint64_t shared_digest(const DramStackSpec& spec, uint64_t n) {
 // One controller, as run_pc drives it, hashing every value advance() returns too.
 uint64_t returns_digest(const DramStackSpec& spec, const std::vector<DramRequest>& reqs,
                         double refresh_mult) {
-  PseudoChannelController pc(spec.org, spec.timing, spec.policy);
-  pc.set_refresh_multiplier(refresh_mult);
-  PcRun out;
-  pc.record_commands(&out.log);
-  size_t next_req = 0;
-  uint64_t cycle = 0, h = 1469598103934665603ULL;
-  while (out.done.size() < reqs.size()) {
-    while (next_req < reqs.size() && reqs[next_req].arrival_cycle <= cycle &&
-           pc.can_accept(reqs[next_req].write)) {
-      pc.enqueue(reqs[next_req++]);
-    }
-    uint64_t next = pc.advance(cycle, out.done);
-    h = fnv(h, next);
-    if (next_req < reqs.size() && pc.can_accept(reqs[next_req].write)) {
-      next = std::min(next, std::max(cycle + 1, reqs[next_req].arrival_cycle));
-    }
-    if (next == PseudoChannelController::kNever) break;
-    cycle = next;
-  }
+  std::vector<uint64_t> returns;
+  const PcRun out = run_pc(spec, reqs, refresh_mult, PseudoChannelController::kNever, &returns);
+  uint64_t h = 1469598103934665603ULL;
+  for (const uint64_t r : returns)
+    h = fnv(h, r);
   return fnv(h, digest(out));
 }
 
