@@ -197,6 +197,7 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
   uint32_t cur_slot = 0;
   bool cur_write = false;
   while (completed < requests) {
+    drained = cycle + 1;  // the releases up to this cycle are drained here
     if (pending > 0 && earliest <= cycle) {
       for (uint64_t c = earliest; c <= cycle && pending > 0; ++c) {
         std::vector<uint32_t>& bucket = ring[c & (horizon - 1)];
@@ -209,10 +210,8 @@ DramPatternResult run_dram_pattern(const DramStackSpec& spec, const DramPattern&
         pending -= bucket.size();
         bucket.clear();
       }
-      drained = cycle + 1;
       find_earliest();
     }
-    drained = cycle + 1;  // every pending release lies after this cycle
     // Start new requests while the loop allows, then submit their accesses in order.
     while (true) {
       if (cur_left == 0) {
