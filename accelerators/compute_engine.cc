@@ -307,7 +307,8 @@ void ComputeEngine::substitute_restores() {
         const uint64_t tokens = n.bytes / kv.token_bytes;
         const uint64_t hidden_bytes = tokens * hs.token_bytes;
         const double rate = params_.matrix_flops_per_s(op_.compute_dtype, uint32_t(tokens));
-        if (tokens > 0 && orchestrator_->restore_by_recompute(kv, n.bytes, hidden_bytes, rate)) {
+        if (tokens > 0 && orchestrator_->restore_by_recompute(n.object, kv, n.bytes, hidden_bytes,
+                                                              rate, op_start_)) {
           // K and V projected from the hidden states (rows: the tokens), then the attention;
           // its FLOPs are scaled so that this operand's single rate gives both times.
           const double recompute = double(n.bytes) * kv.recompute_flops_per_byte;

@@ -282,7 +282,8 @@ void ContextRegions::queue_copies(const std::vector<RegionKey>& keys, bool specu
   for (RegionKey key : keys)
     any |= region(key).state == RegionPool::State::kHome;
   if (!any) return;
-  const TimePs decided = core_.decide(now);
+  const TimePs decided =
+      core_.decide(now, DecisionMechanism::kContextRegions, DecisionKind::kPrefetch, false);
   for (RegionKey key : keys) {
     if (region(key).state != RegionPool::State::kHome) continue;
     if (!pool_->admit(key, core_.step(), false)) continue;  // vetoed: every candidate locked
@@ -376,6 +377,7 @@ bool ContextRegions::locate(ObjectId object, const ObjectInfo& o, uint64_t offse
     RegionPool::Region& r = region(key);
     src.address = o.address + offset;
     src.path = ReadPath::kDemand;
+    if (decided_ps_ > now) src.ready_ps = src.landed_ps = src.decided_ps = decided_ps_;
     if (r.state == RegionPool::State::kPool) {
       src.admit_address = pool_base_ + uint64_t{r.frame} * region_bytes_ + in_page;
     }
@@ -393,6 +395,7 @@ bool ContextRegions::locate(ObjectId object, const ObjectInfo& o, uint64_t offse
         pool_->attend(key, core_.step());
       }
       src.address = pool_base_ + uint64_t{r.frame} * region_bytes_ + in_page;
+      src.decided_ps = r.decided_ps;
       if (!r.issued) {
         src.pending = true;
         src.path = ReadPath::kStaged;
@@ -433,9 +436,18 @@ bool ContextRegions::locate(ObjectId object, const ObjectInfo& o, uint64_t offse
     src.skip = true;
     return true;
   }
-  // STALL: read from home now; admitted, each landed tile is copied into its frame.
+  // STALL: read from home once the controller decided (a demand miss: the read waits for it);
+  // admitted, each landed tile is copied into its frame.
   src.address = o.address + offset;
   src.path = ReadPath::kDemand;
+  if (first) {
+    decided_key_ = key;
+    decided_ps_ =
+        core_.decide(now, DecisionMechanism::kContextRegions, DecisionKind::kAdmission, true);
+  }
+  if (key == decided_key_ && decided_ps_ > now) {
+    src.ready_ps = src.landed_ps = src.decided_ps = decided_ps_;
+  }
   if (first) {
     pool_->attend(key, core_.step());
     if (auto frame = pool_->admit(key, core_.step(), false)) {

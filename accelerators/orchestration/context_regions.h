@@ -87,6 +87,8 @@ class ContextRegions final : public MovementMechanism {
   std::vector<RegionKey> scratch_;
   std::vector<std::pair<double, RegionKey>> ranked_;
   RegionKey admitting_ = ~0ULL, skipping_ = ~0ULL;  // the region whose tiles follow its head
+  RegionKey decided_key_ = ~0ULL;  // the last demand miss, and when its decision was taken
+  TimePs decided_ps_ = 0;
   Counter& visits_;
   Counter& hits_;
   Counter& skipped_;

@@ -91,7 +91,8 @@ void LayerPrefetch::prefetch_layer(uint32_t layer, TimePs trigger) {
     // One decision per object's copy (a descriptor), serialised on the controller; with a
     // residency map it first looks the object up (a miss takes the software path).
     const TimePs lookup = map_ ? map_->lookup(id.value(), Tier::kHbm) : 0;
-    const TimePs decided = core_.decide(trigger, lookup);
+    const TimePs decided = core_.decide(trigger, DecisionMechanism::kLayerPrefetch,
+                                        DecisionKind::kPrefetch, false, lookup);
     const uint64_t dst = slots_.base[slot] + offset;
     offset += (bytes + 4095) / 4096 * 4096;
     auto old = staged_.find(id.value());
@@ -126,7 +127,8 @@ void LayerPrefetch::buffer_layer(uint32_t layer, TimePs trigger) {
     const ObjectInfo& o = core_.ctx().objects().get(id);
     const uint64_t bytes = o.size_bytes - core_.split(id)->resident_bytes;
     // One decision per object's copy into the buffer, on the same controller.
-    const TimePs decided = core_.decide(trigger);
+    const TimePs decided =
+        core_.decide(trigger, DecisionMechanism::kLayerPrefetch, DecisionKind::kPrefetch, false);
     Buffered b;
     b.address = buffer_slots_.base[slot] + offset;
     b.decided_ps = decided;
@@ -244,6 +246,7 @@ bool LayerPrefetch::locate(ObjectId object, const ObjectInfo& o, uint64_t offset
   src.address = st->second.address + (offset - st->second.resident_bytes);
   src.path = ReadPath::kStaged;
   st->second.used = true;
+  src.decided_ps = st->second.decided_ps;  // with the descriptor's verification
   if (!st->second.issued) {
     src.pending = true;
     src.ready_ps = src.landed_ps = st->second.decided_ps;

@@ -3,8 +3,9 @@
 //
 // The first op of layer L triggers layer L + k (prefetch_layers; the final norm and LM head are
 // a virtual last layer, targets wrap into the next step). Each object's copy is one decision (a
-// descriptor; with a residency map, looked up first: a miss takes the software path); decisions
-// are serialised on the controller, so a layer of n weight objects costs n decision latencies.
+// descriptor; with a residency map, looked up first: a miss takes the software path), off the
+// critical path; decisions queue on the controller's servers, so with one server a layer of n
+// weight objects costs n decision latencies.
 // A decided copy is issued at its decision time; a consumer that reaches it earlier waits for
 // it, one that reaches it before it landed waits for the landing and the notification. A
 // layer's copies live in one of k + 1 slots of a staging area in the fast memory, reused round

@@ -19,11 +19,31 @@ namespace tiersim {
 
 // Where the bytes of one read come from (the compute engine's view of a tile).
 enum class ReadPath : uint8_t { kResident, kStaged, kDemand, kWired };
+
+// Which mechanism asked the controller for a decision, and what about (the summary counts
+// decisions by both). kPrefetch: a copy ahead of use (a layer's home bytes, a predicted object,
+// a context region promoted or copied up after a skip); kAdmission: a demand miss, admitted
+// (with the evictions that make room) or bypassed; kCompaction: extents relocated to open room;
+// kRestore: a sequence's KV at home restored by transfer or by recompute (the arbiter's choice).
+enum class DecisionMechanism : uint8_t {
+  kLayerPrefetch,
+  kPageCache,
+  kObjectCache,
+  kContextRegions,
+  kKvRestore,
+  kCount
+};
+enum class DecisionKind : uint8_t { kPrefetch, kAdmission, kCompaction, kRestore, kCount };
+const char* decision_mechanism_name(DecisionMechanism m);
+const char* decision_kind_name(DecisionKind k);
 struct ReadSource {
   uint64_t address = 0;  // global
   uint64_t bytes = 0;    // contiguous bytes available there, from the asked offset
   TimePs ready_ps = 0;   // when the consumer may start reading them
   TimePs landed_ps = 0;  // when the data landed (<= ready_ps; the rest is notification)
+  // When the controller's decision for these bytes was taken (0: none): a wait before it is
+  // control stall, after it data (until landed_ps) and notification (until ready_ps).
+  TimePs decided_ps = 0;
   ReadPath path = ReadPath::kDemand;
   bool pending = false;               // a decided copy not issued yet: ask again at ready_ps
   double scale = 1.0;                 // bytes stored per logical byte (a lower-precision copy)

@@ -111,10 +111,14 @@ std::pair<uint64_t, uint64_t> ObjectCache::order_key(const CachedObject& c) cons
   return {c.last_use, 0};
 }
 
-bool ObjectCache::compact(uint64_t bytes, TimePs now) {
+bool ObjectCache::compact(uint64_t bytes, TimePs now, bool critical) {
   const auto moves = extents_->make_room(bytes, compaction_left_);
   if (moves.empty()) return false;
   compactions_.inc();
+  // Relocating extents is a decision of its own; the moves start when it is taken, and an
+  // admission waiting for the room waits for it too.
+  now = core_.decide(now, DecisionMechanism::kObjectCache, DecisionKind::kCompaction, critical);
+  admission_ready_ps_ = std::max(admission_ready_ps_, now);
   for (const auto& mv : moves) {
     compaction_left_ -= std::min(compaction_left_, mv.bytes);
     compaction_bytes_.inc(mv.bytes);
@@ -130,7 +134,7 @@ bool ObjectCache::compact(uint64_t bytes, TimePs now) {
   return true;
 }
 
-bool ObjectCache::admit(uint32_t object, uint64_t bytes, TimePs now) {
+bool ObjectCache::admit(uint32_t object, uint64_t bytes, TimePs now, bool critical) {
   if (bytes > extents_->capacity()) return false;
   const Fit fit =
       core_.params().objects.fit() == config::EXTENT_BEST_FIT ? Fit::kBest : Fit::kFirst;
@@ -151,7 +155,7 @@ bool ObjectCache::admit(uint32_t object, uint64_t bytes, TimePs now) {
       // budget (the fewest bytes that open an extent large enough). Extents the running op
       // references stay (the allocator never moves a referenced extent).
       fragmentation_failures_.inc();
-      if (compaction_left_ > 0 && compact(bytes, now)) continue;
+      if (compaction_left_ > 0 && compact(bytes, now, critical)) continue;
     }
     // Evict the lowest-ranked object nothing references.
     auto victim = order_.begin();
@@ -183,15 +187,23 @@ void ObjectCache::visit(uint32_t object, CachedObject& c, const ObjectInfo& o, d
       protected_.erase(object);
       extents_->release(c.handle);
     }
-  } else if (admit(object, uint64_t(std::ceil(double(o.size_bytes) * scale)), now)) {
-    c.resident = true;
-    c.fill_op = op_serial_;
-    c.landed_ps = c.ready_ps = 0;
-    c.issued = true;
-    c.prefetched = false;
-    admissions_.inc();
   } else {
-    bypasses_.inc();
+    // A miss: the controller decides to admit (evicting, compacting) or bypass, and the
+    // visit's reads wait for it.
+    admission_ready_ps_ =
+        core_.decide(now, DecisionMechanism::kObjectCache, DecisionKind::kAdmission, true);
+    if (admit(object, uint64_t(std::ceil(double(o.size_bytes) * scale)), admission_ready_ps_,
+              true)) {
+      c.resident = true;
+      c.fill_op = op_serial_;
+      c.landed_ps = c.ready_ps = 0;
+      c.issued = true;
+      c.prefetched = false;
+      admissions_.inc();
+    } else {
+      bypasses_.inc();
+    }
+    c.visit_ready_ps = admission_ready_ps_;  // after a compaction decision too
   }
   if (c.resident) {
     ++c.uses;
@@ -221,6 +233,10 @@ bool ObjectCache::locate(ObjectId object, const ObjectInfo& o, uint64_t offset, 
   // One lookup per tile: admissions only look up existing entries, so `c` stays valid.
   CachedObject& c = cached_[object.value()];
   if (c.visit_op != op_serial_) visit(object.value(), c, o, scale, now);
+  const bool missed = !c.resident || c.fill_op == op_serial_;
+  if (missed && c.visit_ready_ps > now) {  // this visit's decision is not taken yet
+    src.ready_ps = src.landed_ps = src.decided_ps = c.visit_ready_ps;
+  }
   if (!c.resident) {
     src.address = home;
     src.path = ReadPath::kDemand;
@@ -236,6 +252,7 @@ bool ObjectCache::locate(ObjectId object, const ObjectInfo& o, uint64_t offset, 
   }
   src.address = at;
   src.path = c.staged_op == op_serial_ ? ReadPath::kStaged : ReadPath::kResident;
+  if (c.prefetched || c.staged_op == op_serial_) src.decided_ps = c.decided_ps;
   if (!c.issued) {  // a prefetch decided, not issued yet: ask again then
     src.pending = true;
     src.ready_ps = src.landed_ps = c.decided_ps;
@@ -261,9 +278,11 @@ void ObjectCache::prefetch_objects(uint32_t layer, bool next_step, TimePs trigge
                            (c.last_step != UINT32_MAX && c.last_step + 1 == target_step);
     if (!predicted) continue;
     // One decision per object's copy, serialised on the controller.
-    const TimePs decided = core_.decide(trigger);
+    admission_ready_ps_ =
+        core_.decide(trigger, DecisionMechanism::kObjectCache, DecisionKind::kPrefetch, false);
     const uint64_t stored = uint64_t(std::ceil(double(o.size_bytes) * scale_of(id.value())));
-    if (!admit(id.value(), stored, trigger)) continue;
+    if (!admit(id.value(), stored, admission_ready_ps_, false)) continue;
+    const TimePs decided = admission_ready_ps_;  // after a compaction it needed
     c.resident = true;
     c.fill_op = 0;
     c.issued = false;

@@ -60,13 +60,16 @@ class ObjectCache final : public MovementMechanism {
     // whose end releases its protection.
     TimePs decided_ps = 0, landed_ps = 0;
     bool issued = true, prefetched = false;
-    uint64_t staged_op = 0;  // the op that read it first after its prefetch
+    uint64_t staged_op = 0;     // the op that read it first after its prefetch
+    TimePs visit_ready_ps = 0;  // a missed visit's reads start after its decisions
   };
   void prefetch_objects(uint32_t layer, bool next_step, TimePs trigger);
   // An extent for `object` (evicting, compacting); false: bypassed.
-  bool admit(uint32_t object, uint64_t bytes, TimePs now);
-  // Relocates extents to open one of `bytes` within the step's budget; whether any moved.
-  bool compact(uint64_t bytes, TimePs now);
+  // `now`: when the admission was decided; `critical`: a read waits for it (a demand miss).
+  bool admit(uint32_t object, uint64_t bytes, TimePs now, bool critical);
+  // Relocates extents to open one of `bytes` within the step's budget (one more decision, taken
+  // from `now`); whether any moved.
+  bool compact(uint64_t bytes, TimePs now, bool critical);
   // The first read of `object` in the running op: hit, admission or bypass.
   void visit(uint32_t object, CachedObject& c, const ObjectInfo& o, double scale, TimePs now);
   std::pair<uint64_t, uint64_t> order_key(const CachedObject& c) const;
@@ -86,6 +89,7 @@ class ObjectCache final : public MovementMechanism {
   std::unordered_map<uint32_t, uint32_t> protected_;  // prefetched, unread: object -> until step
   uint32_t last_layer_ = UINT32_MAX;
   uint64_t op_serial_ = 0, clock_ = 0, compaction_left_ = 0;
+  TimePs admission_ready_ps_ = 0;  // the running admission's last decision
   double fragmentation_sum_ = 0, fragmentation_max_ = 0;
   Counter& visits_;
   Counter& hits_;

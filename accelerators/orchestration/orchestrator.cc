@@ -24,7 +24,16 @@ Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationPara
       owner_(basename()),
       rng_(ctx.rng_for(std::string(basename()) + ".decisions")),
       arbiter_(p.kv_restore, p.arbiter_path_bytes_per_s),
-      decisions_(ctx.stats().counter(owner_, "decisions", "copy decisions taken", "count")),
+      decisions_(ctx.stats().counter(owner_, "decisions", "decisions taken", "count")),
+      critical_decisions_(ctx.stats().counter(owner_, "critical_decisions",
+                                              "decisions a consumer waited for (demand misses)",
+                                              "count")),
+      queue_delay_ps_(ctx.stats().counter(owner_, "decision_queue_delay_ps",
+                                          "decisions waiting for the controller, summed", "ps")),
+      busy_ps_(ctx.stats().counter(owner_, "controller_busy_ps",
+                                   "the controller deciding (lookups, latency, jitter)", "ps")),
+      control_stall_ps_(ctx.stats().counter(owner_, "control_stall_ps",
+                                            "exposed stall: tiles waiting for a decision", "ps")),
       prefetch_bytes_(ctx.stats().counter(
           owner_, "prefetch_bytes", "bytes copied toward the fast memory ahead of use", "bytes")),
       demand_bytes_(ctx.stats().counter(
@@ -53,6 +62,7 @@ Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationPara
       decision_to_ready_ns_(ctx.stats().histogram(owner_, "trigger_to_ready",
                                                   "from a copy's trigger to its data being usable",
                                                   "ns", Histogram::log2_edges(1, 1 << 30))) {
+  server_free_.assign(p_.decision_servers, 0);
   SC_METHOD(run);
   sensitive << wake_;
   dont_initialize();
@@ -68,15 +78,80 @@ Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationPara
            regions_.get(), objects_.get(), prefetch_.get(), pages_.get()}) {
     if (m != nullptr) mechanisms_.push_back(m);
   }
+  // The decisions each mechanism of this run can ask for.
+  using M = DecisionMechanism;
+  using K = DecisionKind;
+  std::vector<std::pair<M, K>> pairs = {{M::kLayerPrefetch, K::kPrefetch}};
+  if (pages_) pairs.push_back({M::kPageCache, K::kAdmission});
+  if (objects_) {
+    for (K k : {K::kPrefetch, K::kAdmission, K::kCompaction})
+      pairs.push_back({M::kObjectCache, k});
+  }
+  if (regions_) {
+    for (K k : {K::kPrefetch, K::kAdmission})
+      pairs.push_back({M::kContextRegions, k});
+  }
+  if (p_.kv_restore == config::KV_RESTORE_ARBITRATE) pairs.push_back({M::kKvRestore, K::kRestore});
+  for (const auto& [m, k] : pairs) {
+    const std::string name =
+        std::string("decisions_") + decision_mechanism_name(m) + "_" + decision_kind_name(k);
+    decisions_by_[size_t(m)][size_t(k)] =
+        &ctx.stats().counter(owner_, name, "decisions taken for this mechanism and kind", "count");
+  }
 }
 
 Orchestrator::~Orchestrator() = default;
 
-TimePs Orchestrator::decide(TimePs trigger, TimePs extra) {
-  const TimePs decided = std::max(trigger, controller_free_) + extra + p_.decision_latency_ps +
-                         draw_jitter(p_.decision_jitter, rng_);
-  controller_free_ = decided;
+const char* decision_mechanism_name(DecisionMechanism m) {
+  switch (m) {
+    case DecisionMechanism::kLayerPrefetch:
+      return "layer_prefetch";
+    case DecisionMechanism::kPageCache:
+      return "page_cache";
+    case DecisionMechanism::kObjectCache:
+      return "object_cache";
+    case DecisionMechanism::kContextRegions:
+      return "context_regions";
+    case DecisionMechanism::kKvRestore:
+      return "kv_restore";
+    default:
+      return "unknown";
+  }
+}
+
+const char* decision_kind_name(DecisionKind k) {
+  switch (k) {
+    case DecisionKind::kPrefetch:
+      return "prefetch";
+    case DecisionKind::kAdmission:
+      return "admission";
+    case DecisionKind::kCompaction:
+      return "compaction";
+    case DecisionKind::kRestore:
+      return "restore";
+    default:
+      return "unknown";
+  }
+}
+
+TimePs Orchestrator::decide(TimePs trigger, DecisionMechanism mechanism, DecisionKind kind,
+                            bool critical, TimePs extra) {
+  auto server = std::min_element(server_free_.begin(), server_free_.end());
+  const TimePs start = std::max(trigger, *server);
+  const TimePs work = extra + p_.decision_latency_ps + draw_jitter(p_.decision_jitter, rng_);
+  // A pipelined server takes the next decision after the interval (the lookup and the jitter
+  // still delay this one); otherwise after this one.
+  const TimePs occupancy = p_.decision_interval_ps > 0 ? extra + p_.decision_interval_ps : work;
+  *server = start + occupancy;
+  const TimePs decided = std::max(start + work, last_decided_);
+  last_decided_ = decided;
   decisions_.inc();
+  if (critical) critical_decisions_.inc();
+  queue_delay_ps_.inc(start - trigger);
+  busy_ps_.inc(occupancy);
+  Counter* by = decisions_by_[size_t(mechanism)][size_t(kind)];
+  if (by == nullptr) throw std::logic_error(owner_ + ": a decision no mechanism can ask for");
+  by->inc();
   return decided;
 }
 
@@ -197,8 +272,39 @@ void Orchestrator::on_op_start(const Op& op, TimePs now) {
     m->on_op_start(op, now);
 }
 
+bool Orchestrator::restore_by_recompute(ObjectId kv_id, const ObjectInfo& kv, uint64_t kv_bytes,
+                                        uint64_t hidden_bytes, double recompute_flops_per_s,
+                                        TimePs now) {
+  const bool recompute =
+      arbiter_.restore_by_recompute(kv, kv_bytes, hidden_bytes, recompute_flops_per_s);
+  if (p_.kv_restore != config::KV_RESTORE_ARBITRATE) return recompute;  // fixed: no decision
+  if (now != restore_op_ps_) {  // a new op: the previous one's decisions are past
+    restore_ready_.clear();
+    restore_op_ps_ = now;
+  }
+  const TimePs decided =
+      decide(now, DecisionMechanism::kKvRestore, DecisionKind::kRestore, /*critical=*/true);
+  restore_ready_[(recompute ? kv.hidden_states : kv_id).value()] = decided;
+  return recompute;
+}
+
 Orchestrator::Source Orchestrator::locate(ObjectId object, uint64_t offset, uint64_t max_bytes,
                                           TimePs now) {
+  Source src = locate_bytes(object, offset, max_bytes, now);
+  if (!restore_ready_.empty()) {
+    // A restored operand's reads wait for the restore decision of its sequence.
+    auto r = restore_ready_.find(object.value());
+    if (r != restore_ready_.end() && r->second > now) {
+      src.decided_ps = std::max(src.decided_ps, r->second);
+      src.landed_ps = std::max(src.landed_ps, r->second);
+      src.ready_ps = std::max(src.ready_ps, r->second);
+    }
+  }
+  return src;
+}
+
+Orchestrator::Source Orchestrator::locate_bytes(ObjectId object, uint64_t offset,
+                                                uint64_t max_bytes, TimePs now) {
   const ObjectInfo& o = ctx_.objects().get(object);
   Source src;
   if (regions_ && o.cls == ObjectClass::kKvCache &&
@@ -254,6 +360,20 @@ uint64_t Orchestrator::kv_shadow(ObjectId object, uint64_t offset) const {
   return regions_ ? regions_->kv_shadow(object, offset) : 0;
 }
 
+void Orchestrator::count_stall(const Source& s, TimePs now, TimePs start) {
+  // Exposed stall: the union of the intervals in which some tile waits (tiles issued together
+  // wait together: counted once); requests arrive in time order. Split at the decision and at
+  // the landing: waiting for the controller, for the data, for the notification.
+  const TimePs from = std::max(now, stall_counted_until_);
+  if (start <= from) return;
+  const TimePs decided = std::clamp(s.decided_ps, from, start);
+  const TimePs landed = std::clamp(s.landed_ps, decided, start);
+  control_stall_ps_.inc(decided - from);
+  data_stall_ps_.inc(landed - decided);
+  notify_stall_ps_.inc(start - landed);
+  stall_counted_until_ = start;
+}
+
 void Orchestrator::record(const Source& s, uint64_t logical, TimePs now, TimePs start) {
   // `now` is when the consumer first wanted the tile. Bytes count as stored (a lower-precision
   // copy moves fewer than the tile's logical bytes).
@@ -263,26 +383,18 @@ void Orchestrator::record(const Source& s, uint64_t logical, TimePs now, TimePs 
   switch (s.path) {
     case Path::kResident:
       resident_bytes_read_.inc(bytes);
+      count_stall(s, now, start);  // a frame's later tiles waiting for the page's decision
       break;
     case Path::kStaged:
       staged_bytes_read_.inc(bytes);
       staged_tiles_.inc();
-      if (start > now) {
-        late_tiles_.inc();
-        // Exposed stall: the union of the intervals in which some tile waits for a prefetch
-        // (tiles issued together wait together: counted once). Requests arrive in time order.
-        const TimePs from = std::max(now, stall_counted_until_);
-        if (start > from) {
-          const TimePs data = s.landed_ps > from ? std::min(s.landed_ps, start) - from : 0;
-          data_stall_ps_.inc(data);
-          notify_stall_ps_.inc(start - from - data);
-          stall_counted_until_ = start;
-        }
-      }
+      if (start > now) late_tiles_.inc();
+      count_stall(s, now, start);
       break;
     case Path::kDemand:
       demand_bytes_.inc(bytes);
       demand_misses_.inc();
+      count_stall(s, now, start);  // a demand miss waiting for its decision
       break;
     case Path::kWired:
       wired_bytes_read_.inc(bytes);
@@ -293,9 +405,13 @@ void Orchestrator::record(const Source& s, uint64_t logical, TimePs now, TimePs 
 void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) const {
   const double per = tokens ? 1.0 / double(tokens) : 0.0;
   const double staged = double(staged_tiles_.value());
-  out.push_back({"stall_us_per_token",
-                 double(data_stall_ps_.value() + notify_stall_ps_.value()) * per / 1e6,
-                 "us/token"});
+  out.push_back(
+      {"stall_us_per_token",
+       double(control_stall_ps_.value() + data_stall_ps_.value() + notify_stall_ps_.value()) * per /
+           1e6,
+       "us/token"});
+  out.push_back(
+      {"stall_control_us_per_token", double(control_stall_ps_.value()) * per / 1e6, "us/token"});
   out.push_back(
       {"stall_data_us_per_token", double(data_stall_ps_.value()) * per / 1e6, "us/token"});
   out.push_back({"stall_notification_us_per_token", double(notify_stall_ps_.value()) * per / 1e6,
@@ -320,6 +436,27 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
   out.push_back(
       {"resident_bytes_per_token", double(resident_bytes_read_.value()) * per, "bytes/token"});
   out.push_back({"controller_decisions", double(decisions_.value()), "count"});
+  const double decisions = double(decisions_.value());
+  out.push_back({"controller_decisions_critical", double(critical_decisions_.value()), "count"});
+  out.push_back({"controller_decisions_off_path",
+                 double(decisions_.value() - critical_decisions_.value()), "count"});
+  out.push_back({"controller_queue_delay_us_mean",
+                 decisions > 0 ? double(queue_delay_ps_.value()) / decisions / 1e6 : 0.0, "us"});
+  const TimePs elapsed = now_ps();
+  // The share of the servers' time spent deciding (a pipelined server: its issue slots).
+  const double capacity = double(elapsed) * double(p_.decision_servers);
+  out.push_back({"controller_utilization",
+                 capacity > 0 ? std::min(1.0, double(busy_ps_.value()) / capacity) : 0.0,
+                 "fraction"});
+  for (size_t m = 0; m < size_t(DecisionMechanism::kCount); ++m) {
+    for (size_t k = 0; k < size_t(DecisionKind::kCount); ++k) {
+      const Counter* c = decisions_by_[m][k];
+      if (c == nullptr) continue;
+      out.push_back({std::string("decisions_") + decision_mechanism_name(DecisionMechanism(m)) +
+                         "_" + decision_kind_name(DecisionKind(k)),
+                     double(c->value()), "count"});
+    }
+  }
   if (p_.precision.dtype() != config::DTYPE_UNSPECIFIED) {
     out.push_back({"lowered_objects", double(plan_.lowered.size()), "count"});
     out.push_back({"precision_vetoes", double(plan_.precision_vetoes), "count"});

@@ -3,8 +3,10 @@
 //
 // The core places objects once (the plan of planner.h: wired objects bound, precision states,
 // every weight split into a resident part in the fast memory, a middle-tier part and a home
-// part), serialises decisions (each copy one decision of the controller's latency, host CPU, DPU
-// or on-accelerator, plus jitter), issues decided copies at their decision time from its own
+// part), queues every mechanism's decisions on its decision servers (a prefetch's copy, a
+// miss's admission, a compaction, a region copy-up, a restore choice: each the controller's
+// latency by placement plus jitter; critical when a consumer waits for it; docs/models/
+// controller.md), issues decided copies at their decision time from its own
 // SC_METHOD (event-driven: a copy reserves bandwidth from then, not ahead of the engine's
 // tiles), answers the compute engine's per-tile `locate` and counts what each tile waited for.
 // The mechanisms (one file each, behind mechanism.h) decide what moves: layer-ahead prefetch
@@ -83,17 +85,19 @@ class Orchestrator : public sc_core::sc_module {
   void on_op_start(const Op& op, TimePs now);
   // Where bytes [offset, offset + max_bytes) of `object` are for a read starting at `now`.
   Source locate(ObjectId object, uint64_t offset, uint64_t max_bytes, TimePs now);
+  // The same, before a restore decision's wait.
+  Source locate_bytes(ObjectId object, uint64_t offset, uint64_t max_bytes, TimePs now);
   // The engine's tile from `s` starts at `start`; it first wanted it at `wanted` (<= start):
   // counts the exposed stall and the bytes by path.
   void record(const Source& s, uint64_t bytes, TimePs wanted, TimePs start);
   void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const;
   const OrchestrationParams& params() const { return p_; }
   // Recompute-vs-transfer (restore_arbiter.h): whether to restore `kv_bytes` of the KV object
-  // `kv` by recomputing them from `hidden_bytes` of hidden states at `recompute_flops_per_s`.
-  bool restore_by_recompute(const ObjectInfo& kv, uint64_t kv_bytes, uint64_t hidden_bytes,
-                            double recompute_flops_per_s) {
-    return arbiter_.restore_by_recompute(kv, kv_bytes, hidden_bytes, recompute_flops_per_s);
-  }
+  // `kv` by recomputing them from `hidden_bytes` of hidden states at `recompute_flops_per_s`,
+  // for an op starting at `now`. Under KV_RESTORE_ARBITRATE the choice is a decision of the
+  // controller the op's reads of that KV (or its hidden states) wait for.
+  bool restore_by_recompute(ObjectId kv_id, const ObjectInfo& kv, uint64_t kv_bytes,
+                            uint64_t hidden_bytes, double recompute_flops_per_s, TimePs now);
   // The engine read `bytes` from home on demand in one op, the path busy `busy_ps`.
   void observe_home_rate(uint64_t bytes, TimePs busy_ps) {
     arbiter_.observe_home_rate(bytes, busy_ps);
@@ -118,8 +122,15 @@ class Orchestrator : public sc_core::sc_module {
   // An object's intent (uses per step, confidence) in `step`: its phase's, or (intent_per_phase
   // off) the one declared at model load.
   std::pair<double, double> intent_at(const ObjectInfo& o, uint32_t step) const;
-  // One decision on the controller (serialised): its time, from `trigger` plus `extra`.
-  TimePs decide(TimePs trigger, TimePs extra = 0);
+  // One decision on the controller, asked for at `trigger`: it waits in the controller's queue
+  // for the first free of its decision servers (in the order asked), then takes `extra` (a
+  // residency map lookup or the software path) plus the decision latency and its jitter; a
+  // pipelined server may start the next one decision_interval_ps later. Returns when it is
+  // taken (never before a decision asked earlier). `critical`: a consumer waits for it (a demand
+  // miss), as opposed to a copy ahead of use; counted apart, with the queueing delay and the
+  // controller's busy time.
+  TimePs decide(TimePs trigger, DecisionMechanism mechanism, DecisionKind kind, bool critical,
+                TimePs extra = 0);
   // A DMA copy of `bytes` in TLM-sized pieces from `start` on `dma`; when it landed.
   TimePs copy(DmaEngine& dma, uint64_t src, uint64_t dst, uint64_t bytes,
               const MovementIntent& intent, TimePs start);
@@ -139,6 +150,8 @@ class Orchestrator : public sc_core::sc_module {
   // Binds the wired objects and moves every other object where the plan puts it.
   void apply_plan();
   void run();
+  // Counts the exposed stall of a tile wanted at `now` and started at `start`.
+  void count_stall(const Source& s, TimePs now, TimePs start);
 
   OrchestrationParams p_;
   Context& ctx_;
@@ -151,9 +164,13 @@ class Orchestrator : public sc_core::sc_module {
   std::unordered_map<uint32_t, Split> split_;  // by object id (weights with a home part)
   std::unordered_set<uint32_t> wired_;         // bound objects (by id)
   uint64_t wired_bytes_ = 0;
-  TimePs controller_free_ = 0;
+  std::vector<TimePs> server_free_;  // when each decision server can start another
+  TimePs last_decided_ = 0;          // decisions retire in the order asked
   uint32_t step_ = 0;
   RestoreArbiter arbiter_;
+  // The running op's restore decisions: when each restored object's reads may start.
+  std::unordered_map<uint32_t, TimePs> restore_ready_;
+  TimePs restore_op_ps_ = 0;
 
   // The mechanisms, in hook order; typed pointers for locate.
   std::unique_ptr<ContextRegions> regions_;
@@ -164,6 +181,12 @@ class Orchestrator : public sc_core::sc_module {
 
   TimePs stall_counted_until_ = 0;  // the exposed stall is counted up to here
   Counter& decisions_;
+  Counter& critical_decisions_;
+  Counter& queue_delay_ps_;  // from asking to the controller starting on it, summed
+  Counter& busy_ps_;         // the controller deciding (lookup, latency, jitter), summed
+  Counter& control_stall_ps_;
+  // By mechanism and kind (nullptr: a pair no mechanism of this run can ask for).
+  Counter* decisions_by_[size_t(DecisionMechanism::kCount)][size_t(DecisionKind::kCount)] = {};
   Counter& prefetch_bytes_;
   Counter& demand_bytes_;
   Counter& demand_misses_;  // tiles of home bytes read on demand

@@ -97,7 +97,10 @@ bool PageCache::locate(ObjectId object, const ObjectInfo& o, uint64_t offset, ui
   if (in_page != 0) {
     // A tile that starts inside a page (pages larger than tiles, or an operand not aligned to
     // pages) follows the page's first visit: from the frame when the page is resident (its copy
-    // is not modelled separately), else from home.
+    // is not modelled separately), else from home; not before the visit's decision.
+    if (key == decided_key_ && decided_ps_ > now) {
+      src.ready_ps = src.landed_ps = src.decided_ps = decided_ps_;
+    }
     auto f = frame_of_.find(key);
     if (f != frame_of_.end() && policy_->resident(key)) {
       src.address = f->second + in_page;
@@ -134,6 +137,11 @@ bool PageCache::locate(ObjectId object, const ObjectInfo& o, uint64_t offset, ui
     src.path = ReadPath::kResident;
     return true;
   }
+  // A miss is a decision the read waits for (admit, evicting what makes room, or bypass): it
+  // queues on the controller and takes its latency before the home read starts.
+  decided_key_ = key;
+  decided_ps_ = core_.decide(now, DecisionMechanism::kPageCache, DecisionKind::kAdmission, true);
+  src.ready_ps = src.landed_ps = src.decided_ps = decided_ps_;
   src.address = o.address + offset;
   src.path = ReadPath::kDemand;
   if (r.admitted) src.admit_address = frame_of_.at(key);

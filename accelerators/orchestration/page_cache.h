@@ -3,8 +3,9 @@
 // compute engine's tile) under a replacement policy (policies/residency_policy.h: stream, LRU,
 // LFU, ARC, Belady, regret, the confidence gate with thrash budgets, predicted regret).
 //
-// One access per page visit (the first tile of each page); a hit reads the frame, a miss reads
-// home and, if admitted, the engine copies each landed tile into the page's frame. The
+// One access per page visit (the first tile of each page); a hit reads the frame, a miss is a
+// decision of the controller the read waits for (critical), then reads home and, if admitted,
+// the engine copies each landed tile into the page's frame. The
 // confidence and predicted-regret policies get each object's declared intent the first time
 // its pages are visited (again at each phase start with intent_per_phase). BELADY bypasses
 // everything in the first step and learns its page sequence; later steps repeat it. The summary
@@ -51,6 +52,8 @@ class PageCache final : public MovementMechanism {
   std::unordered_map<PageKey, uint64_t> evicted_at_;
   std::unordered_set<uint32_t> intent_given_;  // objects whose pages' intent the policy has
   std::unordered_set<uint32_t> phase_starts_;  // steps at which some object's intent changes
+  PageKey decided_key_ = ~PageKey{0};          // the last miss, and when its decision was taken
+  TimePs decided_ps_ = 0;
   Counter& hits_;
   Counter& misses_;
   Counter& oscillations_;  // pages readmitted within 64 visits of their eviction

@@ -48,6 +48,18 @@ void validate_controller(const config::Config& root, const config::Orchestration
     o.error("notification", "required: INTERRUPT, POLLING or DOORBELL");
   }
   validate_jitter(c.decision_jitter(), o.at("decision_jitter"));
+  if (c.has_decision_servers() && (c.decision_servers() < 1 || c.decision_servers() > 4096)) {
+    o.error("decision_servers", "must be in [1, 4096]");
+  }
+  if (c.has_decision_interval_ps()) {
+    const TimePs latency = c.has_decision_latency_ps()
+                               ? c.decision_latency_ps()
+                               : default_decision_latency_ps(c.controller());
+    if (c.decision_interval_ps() == 0 || c.decision_interval_ps() > latency) {
+      o.error("decision_interval_ps",
+              "must be in [1, decision_latency_ps] (" + std::to_string(latency) + " ps)");
+    }
+  }
   energy_field(o, "controller_power_w", c.has_controller_power_w(), c.controller_power_w());
   if (c.has_dma()) {
     const config::Component* d = find_component(root, c.dma());
@@ -388,6 +400,8 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   const TimePs notify_default[] = {0, 10'000'000, 1'500'000, 300'000};  // interrupt, poll, bell
   p.decision_latency_ps = c.has_decision_latency_ps() ? c.decision_latency_ps()
                                                       : default_decision_latency_ps(c.controller());
+  p.decision_servers = c.has_decision_servers() ? c.decision_servers() : 1;
+  p.decision_interval_ps = c.decision_interval_ps();
   p.decision_jitter = c.decision_jitter();
   p.notification = c.notification();
   p.notification_latency_ps = c.has_notification_latency_ps() ? c.notification_latency_ps()

@@ -29,6 +29,8 @@ struct OrchestrationParams {
   config::ControllerPlacement controller = config::HOST_CPU;
   TimePs decision_latency_ps = 0;
   config::Jitter decision_jitter;
+  uint32_t decision_servers = 1;
+  TimePs decision_interval_ps = 0;  // 0: a server is busy for the whole decision
   config::Notification notification = config::INTERRUPT;
   TimePs notification_latency_ps = 0;
   config::Replacement replacement = config::REPLACEMENT_UNSPECIFIED;
