@@ -379,7 +379,8 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
   uint64_t source = obj.address + o.offset_bytes + operand_offset_;
   uint64_t admit = 0;  // a cache frame the landed tile is copied into
   TimePs ready = now;
-  double scale = 1.0;  // a lower-precision resident copy
+  TimePs wanted = now, decided = 0;  // a controller's decision this tile waited for
+  double scale = 1.0;                // a lower-precision resident copy
   // Vector FLOPs per logical byte: a narrow KV's conversion in the attention kernel (KV bytes
   // only: hidden states a restore recomputes from are in the compute dtype), or, when the
   // orchestrator serves a lowered copy, that copy's dequantisation instead (one conversion
@@ -409,7 +410,9 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
     admit = src.admit_address;
     scale = src.scale;
     if (src.dequant_flops_per_byte > 0) dequant_per_byte = src.dequant_flops_per_byte;
-    orchestrator_->record(src, bytes, wanted_ps_ == kNotWaiting ? now : wanted_ps_, ready);
+    wanted = wanted_ps_ == kNotWaiting ? now : wanted_ps_;
+    decided = src.decided_ps;
+    orchestrator_->record(src, bytes, wanted, ready);
     wanted_ps_ = kNotWaiting;
     if (src.path == Orchestrator::Path::kDemand) {
       demand_tiles_.inc();
@@ -456,7 +459,15 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
           : op_.flops * static_cast<double>(bytes) / static_cast<double>(stream_bytes_);
   const uint32_t rows = op_.per_operand_compute ? o.rows : op_.rows;
   const TimePs start = std::max(land, compute_free_);
-  if (land > compute_free_) data_wait_ps_.inc(land - compute_free_);
+  if (land > compute_free_) {
+    data_wait_ps_.inc(land - compute_free_);
+    // The engine idles for this tile; the part before its decision was taken is control's.
+    const TimePs idle_from = std::max(compute_free_, wanted);
+    const TimePs control_until = std::min(decided, land);
+    if (orchestrator_ && control_until > idle_from) {
+      orchestrator_->record_control_idle(control_until - idle_from);
+    }
+  }
   const TimePs read_done = sram_access(tlm::TLM_READ_COMMAND, buffer, stored, start);
   TimePs math_done = start + op_compute_ps(tile_flops, rows);
   if (dequant_per_byte > 0) {

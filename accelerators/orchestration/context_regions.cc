@@ -377,7 +377,9 @@ bool ContextRegions::locate(ObjectId object, const ObjectInfo& o, uint64_t offse
     RegionPool::Region& r = region(key);
     src.address = o.address + offset;
     src.path = ReadPath::kDemand;
-    if (decided_ps_ > now) src.ready_ps = src.landed_ps = src.decided_ps = decided_ps_;
+    if (key == decided_key_ && decided_ps_ > now) {
+      src.ready_ps = src.landed_ps = src.decided_ps = decided_ps_;
+    }
     if (r.state == RegionPool::State::kPool) {
       src.admit_address = pool_base_ + uint64_t{r.frame} * region_bytes_ + in_page;
     }

@@ -110,6 +110,7 @@ void LayerPrefetch::prefetch_layer(uint32_t layer, TimePs trigger) {
     st.resident_bytes = resident;
     st.bytes = bytes;
     st.decided_ps = decided + (p.signed_descriptors ? p.verify_latency_ps : 0);
+    st.issue_ps = st.decided_ps;
     st.generation = generation;
     st.trigger_ps = trigger;
     staged_[id.value()] = st;
@@ -190,7 +191,7 @@ TimePs LayerPrefetch::issue_staged_copies(TimePs now) {
   while (queue_head_ < queue_.size()) {
     const ObjectId id = queue_[queue_head_];
     Staged& st = staged_.at(id.value());
-    if (st.decided_ps > now) return st.decided_ps;
+    if (st.issue_ps > now) return st.issue_ps;
     // From the DPU's buffer when this layer's stage-1 copy of the object was issued there; the
     // copy is issued once that one landed (in decision order: later copies wait behind it).
     const Buffered* from_buffer = nullptr;
@@ -198,7 +199,7 @@ TimePs LayerPrefetch::issue_staged_copies(TimePs now) {
       TimePs wait_until = 0;
       from_buffer = buffered_source(id, now, wait_until);
       if (wait_until != 0) {
-        st.decided_ps = wait_until;
+        st.issue_ps = wait_until;  // waiting for data, not for the controller
         return wait_until;
       }
     }
@@ -249,7 +250,7 @@ bool LayerPrefetch::locate(ObjectId object, const ObjectInfo& o, uint64_t offset
   src.decided_ps = st->second.decided_ps;  // with the descriptor's verification
   if (!st->second.issued) {
     src.pending = true;
-    src.ready_ps = src.landed_ps = st->second.decided_ps;
+    src.ready_ps = src.landed_ps = st->second.issue_ps;
     return true;
   }
   src.landed_ps = std::max(now, st->second.landed_ps);

@@ -49,7 +49,9 @@ class LayerPrefetch final : public MovementMechanism {
   struct Staged {
     uint64_t address = 0;         // global address of byte `resident_bytes` of the object
     uint64_t resident_bytes = 0;  // the object's resident part (the copy starts after it)
-    TimePs decided_ps = 0, landed_ps = 0, ready_ps = 0;
+    // Decided (with the descriptor's verification); issued no earlier than issue_ps (the
+    // decision, or the landing of its copy in the DPU's buffer); landed; usable.
+    TimePs decided_ps = 0, issue_ps = 0, landed_ps = 0, ready_ps = 0;
     bool issued = false;
     bool used = false;        // read at least once before its slot was reused
     uint64_t bytes = 0;       // copied

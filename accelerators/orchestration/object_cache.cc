@@ -130,6 +130,7 @@ bool ObjectCache::compact(uint64_t bytes, TimePs now, bool critical) {
     const TimePs landed = core_.dma().transfer(extent_base_ + mv.from, extent_base_ + mv.to,
                                                mv.bytes, intent, std::max(now, moved.ready_ps));
     moved.landed_ps = moved.ready_ps = landed;
+    moved.move_decided_ps = now;  // a read waiting for the move waits for this decision first
   }
   return true;
 }
@@ -155,7 +156,10 @@ bool ObjectCache::admit(uint32_t object, uint64_t bytes, TimePs now, bool critic
       // budget (the fewest bytes that open an extent large enough). Extents the running op
       // references stay (the allocator never moves a referenced extent).
       fragmentation_failures_.inc();
-      if (compaction_left_ > 0 && compact(bytes, now, critical)) continue;
+      // Each compaction is decided after the admission's decision and any compaction before.
+      if (compaction_left_ > 0 && compact(bytes, std::max(now, admission_ready_ps_), critical)) {
+        continue;
+      }
     }
     // Evict the lowest-ranked object nothing references.
     auto victim = order_.begin();
@@ -253,6 +257,7 @@ bool ObjectCache::locate(ObjectId object, const ObjectInfo& o, uint64_t offset, 
   src.address = at;
   src.path = c.staged_op == op_serial_ ? ReadPath::kStaged : ReadPath::kResident;
   if (c.prefetched || c.staged_op == op_serial_) src.decided_ps = c.decided_ps;
+  if (c.ready_ps > now) src.decided_ps = std::max(src.decided_ps, c.move_decided_ps);
   if (!c.issued) {  // a prefetch decided, not issued yet: ask again then
     src.pending = true;
     src.ready_ps = src.landed_ps = c.decided_ps;

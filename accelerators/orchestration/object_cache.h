@@ -60,8 +60,9 @@ class ObjectCache final : public MovementMechanism {
     // whose end releases its protection.
     TimePs decided_ps = 0, landed_ps = 0;
     bool issued = true, prefetched = false;
-    uint64_t staged_op = 0;     // the op that read it first after its prefetch
-    TimePs visit_ready_ps = 0;  // a missed visit's reads start after its decisions
+    uint64_t staged_op = 0;      // the op that read it first after its prefetch
+    TimePs visit_ready_ps = 0;   // a missed visit's reads start after its decisions
+    TimePs move_decided_ps = 0;  // the compaction decision that last moved it
   };
   void prefetch_objects(uint32_t layer, bool next_step, TimePs trigger);
   // An extent for `object` (evicting, compacting); false: bypassed.

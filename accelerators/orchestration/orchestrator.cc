@@ -34,6 +34,9 @@ Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationPara
                                    "the controller deciding (lookups, latency, jitter)", "ps")),
       control_stall_ps_(ctx.stats().counter(owner_, "control_stall_ps",
                                             "exposed stall: tiles waiting for a decision", "ps")),
+      control_idle_ps_(ctx.stats().counter(
+          owner_, "control_idle_ps",
+          "the compute engine idle for a tile whose decision was not taken yet", "ps")),
       prefetch_bytes_(ctx.stats().counter(
           owner_, "prefetch_bytes", "bytes copied toward the fast memory ahead of use", "bytes")),
       demand_bytes_(ctx.stats().counter(
@@ -412,6 +415,8 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
        "us/token"});
   out.push_back(
       {"stall_control_us_per_token", double(control_stall_ps_.value()) * per / 1e6, "us/token"});
+  out.push_back({"engine_idle_control_us_per_token", double(control_idle_ps_.value()) * per / 1e6,
+                 "us/token"});
   out.push_back(
       {"stall_data_us_per_token", double(data_stall_ps_.value()) * per / 1e6, "us/token"});
   out.push_back({"stall_notification_us_per_token", double(notify_stall_ps_.value()) * per / 1e6,
@@ -443,11 +448,15 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
   out.push_back({"controller_queue_delay_us_mean",
                  decisions > 0 ? double(queue_delay_ps_.value()) / decisions / 1e6 : 0.0, "us"});
   const TimePs elapsed = now_ps();
-  // The share of the servers' time spent deciding (a pipelined server: its issue slots).
+  // The share of the servers' time spent deciding (a pipelined server: its issue slots), up to
+  // the end of the run: a server still busy then (decisions queued back to back) is busy from
+  // the end to its free time, which is not counted.
+  TimePs busy = busy_ps_.value();
+  for (TimePs free : server_free_)
+    if (free > elapsed) busy -= std::min(busy, free - elapsed);
   const double capacity = double(elapsed) * double(p_.decision_servers);
-  out.push_back({"controller_utilization",
-                 capacity > 0 ? std::min(1.0, double(busy_ps_.value()) / capacity) : 0.0,
-                 "fraction"});
+  out.push_back(
+      {"controller_utilization", capacity > 0 ? double(busy) / capacity : 0.0, "fraction"});
   for (size_t m = 0; m < size_t(DecisionMechanism::kCount); ++m) {
     for (size_t k = 0; k < size_t(DecisionKind::kCount); ++k) {
       const Counter* c = decisions_by_[m][k];

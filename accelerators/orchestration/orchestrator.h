@@ -90,6 +90,9 @@ class Orchestrator : public sc_core::sc_module {
   // The engine's tile from `s` starts at `start`; it first wanted it at `wanted` (<= start):
   // counts the exposed stall and the bytes by path.
   void record(const Source& s, uint64_t bytes, TimePs wanted, TimePs start);
+  // The engine sat idle `ps` waiting for a tile whose decision had not been taken (the exposed
+  // part of the control stall: waits hidden under the engine's other tiles are not counted).
+  void record_control_idle(TimePs ps) { control_idle_ps_.inc(ps); }
   void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const;
   const OrchestrationParams& params() const { return p_; }
   // Recompute-vs-transfer (restore_arbiter.h): whether to restore `kv_bytes` of the KV object
@@ -185,6 +188,7 @@ class Orchestrator : public sc_core::sc_module {
   Counter& queue_delay_ps_;  // from asking to the controller starting on it, summed
   Counter& busy_ps_;         // the controller deciding (lookup, latency, jitter), summed
   Counter& control_stall_ps_;
+  Counter& control_idle_ps_;
   // By mechanism and kind (nullptr: a pair no mechanism of this run can ask for).
   Counter* decisions_by_[size_t(DecisionMechanism::kCount)][size_t(DecisionKind::kCount)] = {};
   Counter& prefetch_bytes_;

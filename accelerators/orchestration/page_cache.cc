@@ -94,10 +94,10 @@ bool PageCache::locate(ObjectId object, const ObjectInfo& o, uint64_t offset, ui
   src.bytes = std::min(max_bytes, page_bytes_ - in_page);
   src.ready_ps = src.landed_ps = now;
   const PageKey key = (PageKey(object.value()) << 32) | page;
-  if (in_page != 0) {
-    // A tile that starts inside a page (pages larger than tiles, or an operand not aligned to
-    // pages) follows the page's first visit: from the frame when the page is resident (its copy
-    // is not modelled separately), else from home; not before the visit's decision.
+  if (in_page != 0 && key == visit_key_) {
+    // A later tile of the page being visited (pages larger than tiles) follows the visit: from
+    // the frame when the page is resident (its copy is not modelled separately), else from
+    // home; not before the visit's decision.
     if (key == decided_key_ && decided_ps_ > now) {
       src.ready_ps = src.landed_ps = src.decided_ps = decided_ps_;
     }
@@ -111,7 +111,9 @@ bool PageCache::locate(ObjectId object, const ObjectInfo& o, uint64_t offset, ui
     src.path = ReadPath::kDemand;
     return true;
   }
-  // One access per page visit: the first tile of each page (tiles and pages align by default).
+  // One access per page visit: the first tile read of the page (its first bytes, or where the
+  // read starts inside it: a resident part ending mid-page, an operand not aligned to pages).
+  visit_key_ = key;
   const PolicyKind kind = policy_->kind();
   if ((kind == PolicyKind::kConfidence || kind == PolicyKind::kPredictedRegret) &&
       intent_given_.insert(object.value()).second) {
@@ -133,7 +135,7 @@ bool PageCache::locate(ObjectId object, const ObjectInfo& o, uint64_t offset, ui
   }
   (r.hit ? hits_ : misses_).inc();
   if (r.hit) {
-    src.address = frame_of_.at(key);
+    src.address = frame_of_.at(key) + in_page;
     src.path = ReadPath::kResident;
     return true;
   }
@@ -144,7 +146,7 @@ bool PageCache::locate(ObjectId object, const ObjectInfo& o, uint64_t offset, ui
   src.ready_ps = src.landed_ps = src.decided_ps = decided_ps_;
   src.address = o.address + offset;
   src.path = ReadPath::kDemand;
-  if (r.admitted) src.admit_address = frame_of_.at(key);
+  if (r.admitted) src.admit_address = frame_of_.at(key) + in_page;
   return true;
 }
 
