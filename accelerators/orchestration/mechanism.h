@@ -24,16 +24,28 @@ enum class ReadPath : uint8_t { kResident, kStaged, kDemand, kWired };
 // decisions by both). kPrefetch: a copy ahead of use (a layer's home bytes, a predicted object,
 // a context region promoted or copied up after a skip); kAdmission: a demand miss, admitted
 // (with the evictions that make room) or bypassed; kCompaction: extents relocated to open room;
-// kRestore: a sequence's KV at home restored by transfer or by recompute (the arbiter's choice).
+// kRestore: a sequence's KV at home restored by transfer or by recompute (the arbiter's choice);
+// kBind, kRelease, kQuota: a residency program's directive applied to one object (BIND or
+// SOFT_PIN; RELEASE or UNPIN) or to the quota.
 enum class DecisionMechanism : uint8_t {
   kLayerPrefetch,
   kPageCache,
   kObjectCache,
   kContextRegions,
   kKvRestore,
+  kResidencyProgram,
   kCount
 };
-enum class DecisionKind : uint8_t { kPrefetch, kAdmission, kCompaction, kRestore, kCount };
+enum class DecisionKind : uint8_t {
+  kPrefetch,
+  kAdmission,
+  kCompaction,
+  kRestore,
+  kBind,
+  kRelease,
+  kQuota,
+  kCount
+};
 const char* decision_mechanism_name(DecisionMechanism m);
 const char* decision_kind_name(DecisionKind k);
 struct ReadSource {

@@ -9,6 +9,7 @@
 #include "accelerators/orchestration/layer_prefetch.h"
 #include "accelerators/orchestration/object_cache.h"
 #include "accelerators/orchestration/page_cache.h"
+#include "accelerators/orchestration/residency_program.h"
 #include "fabric/serial_link.h"
 #include "models/core/context.h"
 #include "models/core/dtype.h"
@@ -77,8 +78,9 @@ Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationPara
   if (p_.replacement != config::REPLACEMENT_UNSPECIFIED) {
     pages_ = std::make_unique<PageCache>(*this);
   }
+  if (!p_.wired_program.empty()) program_ = std::make_unique<ResidencyProgram>(*this);
   for (MovementMechanism* m : std::initializer_list<MovementMechanism*>{
-           regions_.get(), objects_.get(), prefetch_.get(), pages_.get()}) {
+           program_.get(), regions_.get(), objects_.get(), prefetch_.get(), pages_.get()}) {
     if (m != nullptr) mechanisms_.push_back(m);
   }
   // The decisions each mechanism of this run can ask for.
@@ -95,6 +97,10 @@ Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationPara
       pairs.push_back({M::kContextRegions, k});
   }
   if (p_.kv_restore == config::KV_RESTORE_ARBITRATE) pairs.push_back({M::kKvRestore, K::kRestore});
+  if (program_) {
+    for (K k : {K::kBind, K::kRelease, K::kQuota})
+      pairs.push_back({M::kResidencyProgram, k});
+  }
   for (const auto& [m, k] : pairs) {
     const std::string name =
         std::string("decisions_") + decision_mechanism_name(m) + "_" + decision_kind_name(k);
@@ -117,6 +123,8 @@ const char* decision_mechanism_name(DecisionMechanism m) {
       return "context_regions";
     case DecisionMechanism::kKvRestore:
       return "kv_restore";
+    case DecisionMechanism::kResidencyProgram:
+      return "residency_program";
     default:
       return "unknown";
   }
@@ -132,6 +140,12 @@ const char* decision_kind_name(DecisionKind k) {
       return "compaction";
     case DecisionKind::kRestore:
       return "restore";
+    case DecisionKind::kBind:
+      return "bind";
+    case DecisionKind::kRelease:
+      return "release";
+    case DecisionKind::kQuota:
+      return "quota";
     default:
       return "unknown";
   }
@@ -314,6 +328,7 @@ Orchestrator::Source Orchestrator::locate_bytes(ObjectId object, uint64_t offset
       regions_->locate(object, o, offset, max_bytes, now, src)) {
     return src;
   }
+  if (program_ && program_->locate(object, o, offset, max_bytes, now, src)) return src;
   auto it = split_.find(object.value());
   if (it == split_.end()) {  // wholly in one place (home, relocated or wired)
     src.address = o.address + offset;

@@ -49,6 +49,7 @@ class LayerPrefetch;
 class PageCache;
 class ObjectCache;
 class ContextRegions;
+class ResidencyProgram;
 struct MovementIntent;
 
 class Orchestrator : public sc_core::sc_module {
@@ -180,6 +181,7 @@ class Orchestrator : public sc_core::sc_module {
   std::unique_ptr<ObjectCache> objects_;
   std::unique_ptr<LayerPrefetch> prefetch_;
   std::unique_ptr<PageCache> pages_;
+  std::unique_ptr<ResidencyProgram> program_;
   std::vector<MovementMechanism*> mechanisms_;
 
   TimePs stall_counted_until_ = 0;  // the exposed stall is counted up to here

@@ -321,6 +321,34 @@ void validate_wired(const config::Config& root, const config::Orchestration& c, 
       }
     }
     wv.require("quota_bytes", w.has_quota_bytes());  // 0 binds nothing: the baseline
+    // The program's shape; what it names and whether it fits are checked against the objects
+    // before the run (residency_program.h).
+    for (int i = 0; i < w.program_size(); ++i) {
+      const auto& d = w.program(i);
+      Validator dv = wv.at("program[" + std::to_string(i) + "]");
+      if (d.op() == config::WIRED_OP_UNSPECIFIED) {
+        dv.error("op", "required: BIND, SOFT_PIN, UNPIN, RELEASE or SET_QUOTA");
+      } else if (d.op() == config::WIRED_SET_QUOTA) {
+        dv.require("quota_bytes", d.has_quota_bytes());
+        if (d.objects_size() > 0) dv.error("objects", "not with SET_QUOTA");
+      } else {
+        if (d.objects_size() == 0) dv.error("objects", "required: object names or prefixes*");
+        if (d.has_quota_bytes()) dv.error("quota_bytes", "only with SET_QUOTA");
+      }
+      if (d.has_grace_ps() && d.op() != config::WIRED_SOFT_PIN) {
+        dv.error("grace_ps", "only with SOFT_PIN");
+      }
+      for (int k = 0; k < d.objects_size(); ++k) {
+        const std::string& n = d.objects(k);
+        if (n.empty() || n == "*" || n.find('*') < n.size() - 1) {
+          dv.error("objects[" + std::to_string(k) + "]",
+                   "an object name, or a non-empty prefix ending in one '*'");
+        }
+      }
+    }
+    if (w.program_size() > 0 && (c.has_object_cache() || c.has_context_regions())) {
+      wv.error("program", "not with an object cache or context regions");
+    }
   }
 }
 
@@ -412,6 +440,7 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   p.precision = c.resident_precision();
   p.wired_memory = c.wired().memory();
   p.wired_quota_bytes = c.wired().quota_bytes();
+  p.wired_program.assign(c.wired().program().begin(), c.wired().program().end());
   p.kv_restore = c.kv_restore() == config::KV_RESTORE_UNSPECIFIED ? config::KV_RESTORE_TRANSFER
                                                                   : c.kv_restore();
   p.arbiter_path_bytes_per_s = c.arbiter_path_bytes_per_s();

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "accelerators/policies/residency_map.h"
 #include "configs/tiersim.pb.h"
@@ -41,6 +42,7 @@ struct OrchestrationParams {
   config::ResidentPrecision precision;  // dtype unspecified: full precision
   std::string wired_memory;             // empty: no wired residency
   uint64_t wired_quota_bytes = 0;
+  std::vector<config::WiredDirective> wired_program;  // empty: the arbiter chooses
   config::KvRestore kv_restore = config::KV_RESTORE_TRANSFER;
   double arbiter_path_bytes_per_s = 0;
   bool signed_descriptors = false;

@@ -130,7 +130,10 @@ PlacementPlan plan_placement(const ObjectTable& objects, const OrchestrationPara
                              double weight_bits, uint64_t wired_room_bytes) {
   PlacementPlan plan;
   plan.objects.assign(objects.size(), PlannedObject{});
-  if (!p.wired_memory.empty()) plan_wired(objects, p, wired_room_bytes, plan);
+  // With a residency program the program decides what is wired (residency_program.h).
+  if (!p.wired_memory.empty() && p.wired_program.empty()) {
+    plan_wired(objects, p, wired_room_bytes, plan);
+  }
   for (const auto& o : objects.all()) {
     if (o.layer.valid()) plan.layers = std::max(plan.layers, o.layer.value() + 1);
   }

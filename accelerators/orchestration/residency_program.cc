@@ -1,0 +1,315 @@
+#include "accelerators/orchestration/residency_program.h"
+
+#include <algorithm>
+#include <numeric>
+#include <set>
+
+#include "accelerators/dma_engine.h"
+#include "accelerators/orchestration/orchestrator.h"
+#include "models/config/errors.h"
+#include "models/core/context.h"
+#include "models/core/movement_intent.h"
+#include "models/core/workload.h"
+
+namespace tiersim {
+
+namespace {
+
+constexpr TimePs kForever = ~TimePs{0};
+
+bool bindable(const ObjectInfo& o) {
+  return o.cls == ObjectClass::kWeight || o.cls == ObjectClass::kEmbedding ||
+         o.cls == ObjectClass::kDraftWeight;
+}
+
+[[noreturn]] void refuse(size_t index, const std::string& field, const std::string& message) {
+  throw ConfigError({ConfigIssue{
+      {}, "policy.orchestration.wired.program[" + std::to_string(index) + "]." + field, message}});
+}
+
+}  // namespace
+
+ResidencyProgram::ResidencyProgram(Orchestrator& core)
+    : core_(core),
+      binds_(core.ctx().stats().counter(core.owner(), "wired_program_binds",
+                                        "objects bound or soft-pinned by the residency program",
+                                        "count")),
+      releases_(core.ctx().stats().counter(core.owner(), "wired_program_releases",
+                                           "objects released by the residency program", "count")),
+      reclaims_(core.ctx().stats().counter(core.owner(), "wired_program_reclaims",
+                                           "objects whose room was reclaimed", "count")),
+      bind_bytes_(core.ctx().stats().counter(core.owner(), "wired_program_bind_bytes",
+                                             "bytes copied into the wired memory by binds",
+                                             "bytes")) {}
+
+void ResidencyProgram::prepare() {
+  const OrchestrationParams& p = core_.params();
+  const auto& program = p.wired_program;
+  const ObjectTable& objects = core_.ctx().objects();
+  const uint32_t steps = core_.ctx().workload()->total_steps();
+  auto& map = core_.ctx().address_map();
+  // The wired area: the largest quota the program ever sets, within the memory's room.
+  uint64_t area = p.wired_quota_bytes;
+  for (const auto& d : program)
+    if (d.op() == config::WIRED_SET_QUOTA) area = std::max<uint64_t>(area, d.quota_bytes());
+  const uint64_t room = map.capacity(p.wired_memory) - map.allocated(p.wired_memory);
+  area = std::min(area, room) / 4096 * 4096;
+  area_base_ =
+      area > 0 ? core_.place_in(p.wired_memory, area, "wired.memory", "the wired area") : 0;
+  ExtentAllocator extents(std::max<uint64_t>(area, 4096), 4096);
+
+  // The program run once, in step order (file order within a step).
+  struct Held {
+    Op pin = Op::kBind;  // kBind, kSoftPin or kUnpin
+    ExtentAllocator::Handle handle = 0;
+    uint64_t bytes = 0, order = 0;
+    TimePs grace_ps = 0;
+  };
+  std::unordered_map<uint32_t, Held> held;
+  uint64_t quota = p.wired_quota_bytes, used = 0, order = 0;
+  std::vector<size_t> sequence(program.size());
+  std::iota(sequence.begin(), sequence.end(), 0);
+  std::stable_sort(sequence.begin(), sequence.end(),
+                   [&](size_t a, size_t b) { return program[a].step() < program[b].step(); });
+  // Frees the oldest unpinned object, else the oldest soft pin; false when only hard pins hold.
+  auto reclaim_one = [&](Event& e) {
+    const Held* best = nullptr;
+    uint32_t best_id = 0;
+    for (const auto& [id, h] : held) {
+      if (h.pin == Op::kBind) continue;
+      const bool better = best == nullptr || (h.pin == Op::kUnpin && best->pin != Op::kUnpin) ||
+                          (h.pin == best->pin && h.order < best->order);
+      if (better) {
+        best = &h;
+        best_id = id;
+      }
+    }
+    if (best == nullptr) return false;
+    e.victims.emplace_back(best_id, best->pin == Op::kSoftPin ? best->grace_ps : 0);
+    extents.free(best->handle);
+    used -= best->bytes;
+    held.erase(best_id);
+    return true;
+  };
+  for (size_t i : sequence) {
+    const config::WiredDirective& d = program[i];
+    if (d.step() >= std::max<uint32_t>(steps, 1)) {
+      refuse(i, "step",
+             "step " + std::to_string(d.step()) + " is beyond the run's " + std::to_string(steps) +
+                 " steps");
+    }
+    if (d.op() == config::WIRED_SET_QUOTA) {
+      Event e;
+      e.step = d.step();
+      e.op = Op::kSetQuota;
+      quota = d.quota_bytes();
+      while (used > quota) {
+        if (!reclaim_one(e)) {
+          refuse(i, "quota_bytes",
+                 std::to_string(used) + " bytes are hard-bound (BIND), more than the new quota " +
+                     std::to_string(quota) + ": release them first");
+        }
+      }
+      events_.push_back(std::move(e));
+      continue;
+    }
+    // The objects the directive names: exact names, or prefixes ending in '*'.
+    std::vector<uint32_t> ids;
+    for (int k = 0; k < d.objects_size(); ++k) {
+      const std::string& pattern = d.objects(k);
+      const bool prefix = !pattern.empty() && pattern.back() == '*';
+      const std::string stem = prefix ? pattern.substr(0, pattern.size() - 1) : pattern;
+      bool any = false;
+      for (size_t id = 0; id < objects.size(); ++id) {
+        const ObjectInfo& o = objects.get(ObjectId(static_cast<uint32_t>(id)));
+        const bool match = prefix ? o.name.compare(0, stem.size(), stem) == 0 : o.name == stem;
+        if (!match || !bindable(o)) continue;
+        any = true;
+        if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(uint32_t(id));
+      }
+      if (!any) {
+        refuse(i, "objects[" + std::to_string(k) + "]",
+               "\"" + pattern + "\" names no weight, embedding or draft-weight object");
+      }
+    }
+    for (uint32_t id : ids) {
+      const ObjectInfo& o = objects.get(ObjectId(id));
+      Event e;
+      e.step = d.step();
+      e.object = id;
+      auto h = held.find(id);
+      switch (d.op()) {
+        case config::WIRED_BIND:
+        case config::WIRED_SOFT_PIN: {
+          e.op = d.op() == config::WIRED_BIND ? Op::kBind : Op::kSoftPin;
+          e.grace_ps = d.grace_ps();
+          if (h != held.end()) {
+            if (h->second.pin != Op::kUnpin) {
+              refuse(i, "objects", o.name + " is already bound");
+            }
+            h->second.pin = e.op;  // re-pinned where it is: no copy
+            h->second.grace_ps = e.grace_ps;
+            e.address = area_base_ + extents.offset(h->second.handle);
+            break;
+          }
+          const uint64_t bytes = (o.size_bytes + 4095) / 4096 * 4096;
+          if (bytes > std::min(area, quota)) {
+            refuse(i, "objects",
+                   o.name + " (" + std::to_string(o.size_bytes) + " bytes) does not fit the " +
+                       "quota (" + std::to_string(quota) + " bytes) or the wired memory's room");
+          }
+          std::optional<ExtentAllocator::Handle> a;
+          while (used + bytes > quota || !(a = extents.allocate(bytes))) {
+            if (!reclaim_one(e)) {
+              refuse(i, "objects",
+                     "binding " + o.name + " (" + std::to_string(bytes) + " bytes) needs more " +
+                         "than the quota (" + std::to_string(quota) + " bytes, " +
+                         std::to_string(used) + " held by pins that cannot be reclaimed)");
+            }
+          }
+          held[id] = Held{e.op, *a, bytes, order++, e.grace_ps};
+          used += bytes;
+          e.address = area_base_ + extents.offset(*a);
+          e.copy = true;
+          break;
+        }
+        case config::WIRED_UNPIN:
+          if (h == held.end() || h->second.pin == Op::kUnpin) {
+            refuse(i, "objects", o.name + " is not pinned");
+          }
+          e.op = Op::kUnpin;
+          h->second.pin = Op::kUnpin;
+          break;
+        case config::WIRED_RELEASE:
+          if (h == held.end()) refuse(i, "objects", o.name + " is not bound");
+          e.op = Op::kRelease;
+          extents.free(h->second.handle);
+          used -= h->second.bytes;
+          held.erase(h);
+          break;
+        default:
+          refuse(i, "op", "required: BIND, SOFT_PIN, UNPIN, RELEASE or SET_QUOTA");
+      }
+      peak_bytes_ = std::max(peak_bytes_, used);
+      events_.push_back(std::move(e));
+    }
+  }
+  // Model load: step 0's effects are in place before the run, without decisions or copies.
+  while (next_event_ < events_.size() && events_[next_event_].step == 0) {
+    Event& e = events_[next_event_++];
+    for (const auto& [victim, grace] : e.victims) {
+      residence_.erase(victim);
+    }
+    if (e.op == Op::kBind || e.op == Op::kSoftPin) {
+      residence_[e.object] = Residence{e.address, 0, kForever, true, 0};
+      binds_.inc();
+    } else if (e.op == Op::kRelease) {
+      residence_.erase(e.object);
+      releases_.inc();
+    }
+  }
+}
+
+bool ResidencyProgram::bound_at_load(ObjectId object) const {
+  auto r = residence_.find(object.value());
+  return r != residence_.end() && r->second.from_ps == 0;
+}
+
+void ResidencyProgram::on_step_start(uint32_t step) {
+  const TimePs now = now_ps();
+  while (next_event_ < events_.size() && events_[next_event_].step <= step) {
+    apply(events_[next_event_++], now);
+  }
+  core_.issue_due(now);
+}
+
+void ResidencyProgram::apply(Event& e, TimePs now) {
+  // One decision per object (and one per quota change), off the critical path: reads go where
+  // the data is meanwhile.
+  const DecisionKind kind =
+      e.op == Op::kBind || e.op == Op::kSoftPin ? DecisionKind::kBind : DecisionKind::kRelease;
+  const TimePs decided = core_.decide(now, DecisionMechanism::kResidencyProgram,
+                                      e.op == Op::kSetQuota ? DecisionKind::kQuota : kind, false);
+  // Reclaimed objects leave at the decision (a soft pin after its grace); the room they held is
+  // free from then.
+  TimePs room_free = decided;
+  for (const auto& [victim, grace] : e.victims) {
+    auto r = residence_.find(victim);
+    if (r == residence_.end()) continue;
+    r->second.until_ps = std::min(r->second.until_ps, decided + grace);
+    room_free = std::max(room_free, decided + grace);
+    reclaims_.inc();
+  }
+  switch (e.op) {
+    case Op::kBind:
+    case Op::kSoftPin: {
+      binds_.inc();
+      if (!e.copy) break;  // re-pinned where it is
+      Residence r;
+      r.address = e.address;
+      r.from_ps = kForever;  // until its copy landed and was notified
+      r.until_ps = kForever;
+      r.issued = false;
+      r.issue_at_ps = room_free;
+      residence_[e.object] = r;
+      copy_queue_.push_back(e.object);
+      break;
+    }
+    case Op::kRelease: {
+      releases_.inc();
+      auto r = residence_.find(e.object);
+      if (r != residence_.end()) r->second.until_ps = std::min(r->second.until_ps, decided);
+      break;
+    }
+    case Op::kUnpin:
+    case Op::kSetQuota:
+      break;
+  }
+}
+
+TimePs ResidencyProgram::issue_due(TimePs now) {
+  TimePs next = 0;
+  size_t kept = 0;
+  for (uint32_t id : copy_queue_) {
+    Residence& r = residence_.at(id);
+    if (r.issue_at_ps > now) {
+      next = next == 0 ? r.issue_at_ps : std::min(next, r.issue_at_ps);
+      copy_queue_[kept++] = id;
+      continue;
+    }
+    const ObjectInfo& o = core_.ctx().objects().get(ObjectId(id));
+    MovementIntent intent;
+    intent.object = ObjectId(id);
+    intent.object_class = o.cls;
+    intent.op = MoveOp::kPromote;
+    intent.layer = o.layer;
+    const TimePs landed = core_.copy(core_.dma(), o.address, r.address, o.size_bytes, intent, now);
+    r.issued = true;
+    r.from_ps = landed + core_.params().notification_latency_ps;
+    bind_bytes_.inc(o.size_bytes);
+  }
+  copy_queue_.resize(kept);
+  return next;
+}
+
+bool ResidencyProgram::locate(ObjectId object, const ObjectInfo& o, uint64_t offset,
+                              uint64_t max_bytes, TimePs now, ReadSource& src) {
+  auto r = residence_.find(object.value());
+  if (r == residence_.end() || now < r->second.from_ps || now >= r->second.until_ps) return false;
+  src.address = r->second.address + offset;
+  src.bytes = max_bytes;
+  src.ready_ps = src.landed_ps = now;
+  src.path = ReadPath::kWired;
+  return true;
+}
+
+void ResidencyProgram::summarize(std::vector<SummaryItem>& out, double per) const {
+  out.push_back({"wired_program_binds", double(binds_.value()), "count"});
+  out.push_back({"wired_program_releases", double(releases_.value()), "count"});
+  out.push_back({"wired_program_reclaims", double(reclaims_.value()), "count"});
+  out.push_back(
+      {"wired_program_bind_bytes_per_token", double(bind_bytes_.value()) * per, "bytes/token"});
+  out.push_back({"wired_program_peak_bytes", double(peak_bytes_), "bytes"});
+}
+
+}  // namespace tiersim

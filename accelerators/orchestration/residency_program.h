@@ -1,0 +1,87 @@
+// Wired residency as a program (policy.orchestration.wired.program), a mechanism of the movement
+// controller (mechanism.h; docs/models/orchestration.md, "Residency program").
+//
+// Directives apply when their step begins, in the order written: BIND (pin whole objects in the
+// wired memory; never a victim), SOFT_PIN (pinned, but a later BIND or SET_QUOTA that needs room
+// may reclaim it: a residency-loss notice, then `grace_ps` more before its room is reused),
+// UNPIN (a pinned object stays, reclaimable at once), RELEASE (unpinned and its room freed) and
+// SET_QUOTA (the wired quota from then on; reclaims what no longer fits). Reclaim takes unpinned
+// objects first, then soft pins, oldest binding first; hard pins never.
+//
+// The program depends on steps only, so prepare() runs it once against the quota and the room
+// (an extent allocator over the wired area) and refuses, before the run and naming the
+// directive's field path, a BIND beyond the quota or the room, a RELEASE or UNPIN of what is not
+// bound, a BIND of what is bound, an object that matches nothing or does not fit, a step beyond
+// the run, and a SET_QUOTA below the hard-pinned bytes. Step 0 is model load: its binds are in
+// place before the run (no copy charged, as the arbiter's). At a later step each object of a
+// directive is one controller decision (off the critical path): a bind copies the object from
+// its home into its extent once decided (and once the room's previous holders have left), and
+// reads switch to the wired copy when it landed and was notified; a release or a reclaim sends
+// reads home from its decision (a soft pin's, after the grace).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "accelerators/orchestration/mechanism.h"
+#include "accelerators/policies/extent_allocator.h"
+#include "models/core/stats.h"
+
+namespace tiersim {
+
+class Orchestrator;
+
+class ResidencyProgram final : public MovementMechanism {
+ public:
+  explicit ResidencyProgram(Orchestrator& core);
+
+  // Runs the program against the quota and the room; throws ConfigError naming the directive.
+  void prepare() override;
+  void on_step_start(uint32_t step) override;
+  TimePs issue_due(TimePs now) override;
+  bool locate(ObjectId object, const ObjectInfo& o, uint64_t offset, uint64_t max_bytes, TimePs now,
+              ReadSource& out) override;
+  void summarize(std::vector<SummaryItem>& out, double per_token) const override;
+
+  // Objects bound at model load (the wired memory serves them from the start).
+  bool bound_at_load(ObjectId object) const;
+
+ private:
+  enum class Op : uint8_t { kBind, kSoftPin, kUnpin, kRelease, kSetQuota };
+  // One effect of the program on one object, in program order (found by prepare()).
+  struct Event {
+    uint32_t step = 0;
+    Op op = Op::kBind;
+    uint32_t object = 0;   // unused for kSetQuota
+    uint64_t address = 0;  // kBind, kSoftPin: the extent's global address
+    bool copy = false;     // a bind that copies (not a re-pin of an object still there)
+    // Objects this one's room is taken from (reclaimed now), and how long each may stay.
+    std::vector<std::pair<uint32_t, TimePs>> victims;
+    TimePs grace_ps = 0;  // kSoftPin
+  };
+  // Where reads of an object go: the wired copy at `address` from `from_ps` until `until_ps`.
+  struct Residence {
+    uint64_t address = 0;
+    TimePs from_ps = 0, until_ps = 0;
+    bool issued = true;      // its copy has been issued
+    TimePs issue_at_ps = 0;  // decided, and the room's previous holders gone
+  };
+  void apply(Event& e, TimePs now);
+
+  Orchestrator& core_;
+  std::vector<Event> events_;
+  size_t next_event_ = 0;
+  std::unordered_map<uint32_t, Residence> residence_;  // by object id
+  std::vector<uint32_t> copy_queue_;                   // objects whose copy is not issued
+  uint64_t area_base_ = 0;
+  uint64_t peak_bytes_ = 0;
+  Counter& binds_;
+  Counter& releases_;
+  Counter& reclaims_;
+  Counter& bind_bytes_;
+};
+
+}  // namespace tiersim

@@ -1,0 +1,182 @@
+// Wired residency as a program in whole runs (policy.orchestration.wired.program): every
+// directive exercised with the bytes it moves derived by hand, the grace of a soft pin, and
+// illegal programs refused before the run with the directive's field path.
+#include <fstream>
+
+#include "tests/integration/orchestration_support.h"
+
+namespace tiersim {
+namespace {
+
+using namespace orchestration_test;  // NOLINT: the shared run helpers
+
+// Llama-3.2-1B on H100 with the 2 GiB HRM beside its HBM (the wired-residency study), `steps`
+// decode steps, batch 1; `wired` replaces policy.orchestration.wired.
+std::map<std::string, double> run_1b(uint32_t steps, const std::string& wired,
+                                     std::string* err = nullptr) {
+  return run_presets(
+      {"hardware/h100_sxm", "memory/hrm_sram_4x4", "hardware/fragments/h100_with_hrm",
+       "models/llama3_2_1b", "software/cuda_events_per_kernel", "studies/wired_hrm_llama3_2_1b"},
+      " --set workload.decode.decode_steps=" + std::to_string(steps) +
+          " --set 'policy.orchestration.wired={memory:\"hrm\" " + wired + "}'",
+      err);
+}
+
+// One decoder layer of Llama-3.2-1B (hidden 2048, 32 query and 8 KV heads of 64, MLP 8192,
+// BF16): the fused QKV projection 2048 x 3072, the output 2048 x 2048, gate and up 2048 x
+// 16384, down 8192 x 2048, two RMSNorm weights of 2048 (4 KiB each): 121,643,008 bytes, every
+// object a multiple of 4 KiB. Each is read whole once per step.
+constexpr double kLayer =
+    2.0 * (2048.0 * 3072 + 2048.0 * 2048 + 2048.0 * 16384 + 8192.0 * 2048 + 2 * 2048);
+
+// The program, step by step (quota 256 MiB = 2.2 layers):
+//   0  BIND layer15.*                     wired: L15            (model load: no copy)
+//   1  SOFT_PIN layer14.*                 wired: L15 L14        (copied in: 1 layer)
+//   2  BIND layer13.*                     wired: L15 L13        (needs room: L14 reclaimed,
+//                                                                grace 0; copied in: 1 layer)
+//   3  UNPIN layer13.*, SET_QUOTA 128 MiB wired: L15            (L13 reclaimed by the quota)
+//   4  RELEASE layer15.*                  wired: nothing
+//   5  BIND layer15.*                     wired: L15            (copied in again: 1 layer)
+// Layers 13-15 run last in a step, long after the step's decisions and copies (~100 us), so
+// each step reads exactly the layers listed from the HRM: 1 + 2 + 2 + 1 + 0 + 1 = 7 layers over
+// 6 tokens, 3 layers copied in; HBM reads fall by the wired reads and rise by the copies' reads.
+TEST(ResidencyProgram, EveryDirectiveMovesTheBytesDerivedByHand) {
+  const std::string program =
+      "quota_bytes:268435456"
+      " program{op:WIRED_BIND step:0 objects:\"layer15.*\"}"
+      " program{op:WIRED_SOFT_PIN step:1 objects:\"layer14.*\"}"
+      " program{op:WIRED_BIND step:2 objects:\"layer13.*\"}"
+      " program{op:WIRED_UNPIN step:3 objects:\"layer13.*\"}"
+      " program{op:WIRED_SET_QUOTA step:3 quota_bytes:134217728}"
+      " program{op:WIRED_RELEASE step:4 objects:\"layer15.*\"}"
+      " program{op:WIRED_BIND step:5 objects:\"layer15.*\"}";
+  const auto r = run_1b(6, program);
+  const auto none = run_1b(6, "quota_bytes:0");
+  ASSERT_FALSE(r.count("exit") || none.count("exit"));
+  const double tokens = 6;
+  std::cout << "program: wired " << r.at("wired_bytes_per_token") / 1e6 << " MB/token, copied in "
+            << r.at("wired_program_bind_bytes_per_token") / 1e6 << " MB/token, HBM "
+            << none.at("hbm_bytes_per_token") / 1e9 << " -> " << r.at("hbm_bytes_per_token") / 1e9
+            << " GB/token, TPOT " << none.at("tpot_ms_mean") << " -> " << r.at("tpot_ms_mean")
+            << " ms\n";
+  EXPECT_DOUBLE_EQ(r.at("wired_bytes_per_token") * tokens, 7 * kLayer);
+  EXPECT_DOUBLE_EQ(r.at("wired_program_bind_bytes_per_token") * tokens, 3 * kLayer);
+  EXPECT_DOUBLE_EQ(r.at("dma_promote_bytes_per_token") * tokens, 3 * kLayer);
+  EXPECT_NEAR(none.at("hbm_bytes_per_token") - r.at("hbm_bytes_per_token"),
+              (7 * kLayer - 3 * kLayer) / tokens, 1.0);
+  // 6 objects per layer: 4 layers bound (24), one released (6), two reclaimed (12).
+  EXPECT_EQ(r.at("wired_program_binds"), 24);
+  EXPECT_EQ(r.at("wired_program_releases"), 6);
+  EXPECT_EQ(r.at("wired_program_reclaims"), 12);
+  // Run-time directives are off-path decisions of the controller, one per object (and one for
+  // the quota); step 0's are the model load's.
+  EXPECT_EQ(r.at("decisions_residency_program_bind"), 18);
+  EXPECT_EQ(r.at("decisions_residency_program_release"), 12);  // RELEASE and UNPIN
+  EXPECT_EQ(r.at("decisions_residency_program_quota"), 1);
+  EXPECT_EQ(r.at("controller_decisions_critical"), 0);
+  // Never above the quota in force: two layers and the first objects of a third while the
+  // soft pin's room is reclaimed object by object.
+  EXPECT_LE(r.at("wired_program_peak_bytes"), 268435456);
+  EXPECT_LT(r.at("tpot_ms_mean"), none.at("tpot_ms_mean"));
+}
+
+// A reclaimed soft pin stays readable for its grace, and the room it held is not reused before.
+// Quota 256 MiB: layers 15 and 14 leave 25.15 MB, so layer 13's norms, QKV and output projection
+// (20,979,712 bytes) bind at step 1 without reclaiming; its gate/up and down need layer 14's
+// room. With a grace beyond the run layer 14 is read from the HRM in every step and those two
+// copies are never issued; with no grace they take its room at step 1.
+TEST(ResidencyProgram, ASoftPinKeepsItsRoomForItsGrace) {
+  auto with = [](uint64_t grace_ps) {
+    return run_1b(3,
+                  "quota_bytes:268435456"
+                  " program{op:WIRED_BIND step:0 objects:\"layer15.*\"}"
+                  " program{op:WIRED_SOFT_PIN step:0 objects:\"layer14.*\" grace_ps:" +
+                      std::to_string(grace_ps) +
+                      "}"
+                      " program{op:WIRED_BIND step:1 objects:\"layer13.*\"}");
+  };
+  const auto long_grace = with(1'000'000'000'000ULL), no_grace = with(0);
+  ASSERT_FALSE(long_grace.count("exit") || no_grace.count("exit"));
+  const double tokens = 3;
+  const double small = 2.0 * (2048.0 * 3072 + 2048.0 * 2048 + 2 * 2048);
+  // Long grace: L15 and L14 in all 3 steps, L13's small objects in steps 1 and 2.
+  EXPECT_DOUBLE_EQ(long_grace.at("wired_bytes_per_token") * tokens, 6 * kLayer + 2 * small);
+  EXPECT_DOUBLE_EQ(long_grace.at("wired_program_bind_bytes_per_token") * tokens, small);
+  // No grace: L15 x 3, L14 in step 0, L13 in steps 1 and 2; L13 copied once.
+  EXPECT_DOUBLE_EQ(no_grace.at("wired_bytes_per_token") * tokens, 6 * kLayer);
+  EXPECT_DOUBLE_EQ(no_grace.at("wired_program_bind_bytes_per_token") * tokens, kLayer);
+  EXPECT_EQ(long_grace.at("wired_program_reclaims"), 6);
+  EXPECT_EQ(no_grace.at("wired_program_reclaims"), 6);
+}
+
+// Illegal programs exit 2 before the run, naming the directive.
+TEST(ResidencyProgram, IllegalProgramsAreRefusedWithTheDirective) {
+  const std::string d = "policy.orchestration.wired.program[";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      // More than the quota, nothing reclaimable.
+      {"quota_bytes:104857600 program{op:WIRED_BIND step:0 objects:\"layer0.*\"}",
+       d + "0].objects"},
+      // Releasing what is not bound; unpinning what is not pinned.
+      {"quota_bytes:1073741824 program{op:WIRED_RELEASE step:1 objects:\"layer3.qkv\"}",
+       d + "0].objects"},
+      {"quota_bytes:1073741824 program{op:WIRED_UNPIN step:1 objects:\"layer3.qkv\"}",
+       d + "0].objects"},
+      // Binding twice.
+      {"quota_bytes:1073741824 program{op:WIRED_BIND step:0 objects:\"layer3.qkv\"}"
+       " program{op:WIRED_BIND step:1 objects:\"layer3.*\"}",
+       d + "1].objects"},
+      // Names nothing; a KV cache is not bindable.
+      {"quota_bytes:1073741824 program{op:WIRED_BIND step:0 objects:\"nosuch*\"}",
+       d + "0].objects[0]"},
+      {"quota_bytes:1073741824 program{op:WIRED_BIND step:0 objects:\"layer0.kv*\"}",
+       d + "0].objects[0]"},
+      // An object larger than the quota.
+      {"quota_bytes:1048576 program{op:WIRED_BIND step:0 objects:\"layer0.gate_up\"}",
+       d + "0].objects"},
+      // Beyond the run; a quota below the hard pins.
+      {"quota_bytes:1073741824 program{op:WIRED_BIND step:99 objects:\"layer0.*\"}", d + "0].step"},
+      {"quota_bytes:1073741824 program{op:WIRED_BIND step:0 objects:\"layer0.*\"}"
+       " program{op:WIRED_SET_QUOTA step:1 quota_bytes:1048576}",
+       d + "1].quota_bytes"},
+      // Shapes: no op, grace without SOFT_PIN, objects with SET_QUOTA, a '*' inside a name.
+      {"quota_bytes:1 program{step:0 objects:\"layer0.*\"}", d + "0].op"},
+      {"quota_bytes:1 program{op:WIRED_BIND step:0 objects:\"layer0.*\" grace_ps:5}",
+       d + "0].grace_ps"},
+      {"quota_bytes:1 program{op:WIRED_SET_QUOTA step:0 quota_bytes:5 objects:\"a\"}",
+       d + "0].objects"},
+      {"quota_bytes:1 program{op:WIRED_BIND step:0 objects:\"layer*.qkv\"}", d + "0].objects[0]"},
+  };
+  for (const auto& [program, field] : cases) {
+    std::string err;
+    const auto r = run_1b(4, program, &err);
+    EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2) << program;
+    EXPECT_NE(err.find(field), std::string::npos) << program << ": " << err;
+  }
+}
+
+// In a config file the refusal names the file and the directive's line.
+TEST(ResidencyProgram, RefusalNamesTheFileAndLine) {
+  const std::string path =
+      (fs::temp_directory_path() / ("tiersim_program_" + std::to_string(getpid()) + ".textproto"))
+          .string();
+  {
+    std::ofstream f(path);
+    f << "policy {\n  orchestration {\n    wired {\n      memory: \"hrm\"\n"
+         "      quota_bytes: 1073741824\n"
+         "      program { op: WIRED_BIND step: 0 objects: \"layer1.*\" }\n"
+         "      program { op: WIRED_RELEASE step: 1 objects: \"layer2.qkv\" }\n"
+         "    }\n  }\n}\n";
+  }
+  std::string err;
+  const auto r = run_presets(
+      {"hardware/h100_sxm", "memory/hrm_sram_4x4", "hardware/fragments/h100_with_hrm",
+       "models/llama3_2_1b", "software/cuda_events_per_kernel", "studies/wired_hrm_llama3_2_1b"},
+      path, &err);
+  fs::remove(path);
+  EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2);
+  EXPECT_NE(err.find(path + ":7"), std::string::npos) << err;
+  EXPECT_NE(err.find("program[1].objects"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace tiersim
