@@ -109,6 +109,64 @@ TEST(ResidencyProgram, ASoftPinKeepsItsRoomForItsGrace) {
   EXPECT_EQ(no_grace.at("wired_program_reclaims"), 6);
 }
 
+// Random programs over the last four layers: each is either refused before the run (exit 2,
+// naming a directive) or runs, never above the largest quota it sets, and reads from the wired
+// memory at most what the pinned layers could serve; the same program runs the same, bit for bit.
+TEST(ResidencyProgram, RandomProgramsAreRefusedOrKeepTheirInvariants) {
+  uint64_t state = 0x9e3779b97f4a7c15ULL;
+  auto next = [&](uint32_t n) {  // xorshift64*, deterministic across machines
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    return uint32_t((state * 0x2545f4914f6cdd1dULL) >> 33) % n;
+  };
+  const char* ops[] = {"WIRED_BIND", "WIRED_SOFT_PIN", "WIRED_UNPIN", "WIRED_RELEASE",
+                       "WIRED_SET_QUOTA"};
+  const char* parts[] = {"*", "qkv", "out", "gate_up", "down"};
+  const uint64_t quotas[] = {67108864, 134217728, 268435456, 536870912};
+  int ran = 0, refused = 0;
+  for (int trial = 0; trial < 80; ++trial) {
+    uint64_t quota = quotas[next(4)], largest = quota;
+    std::string program = "quota_bytes:" + std::to_string(quota);
+    const uint32_t directives = 1 + next(6);
+    for (uint32_t k = 0; k < directives; ++k) {
+      const uint32_t pick = next(8);  // binds and soft pins more often than the rest
+      const uint32_t op = pick < 3 ? 0 : pick < 5 ? 1 : pick - 3;
+      program += std::string(" program{op:") + ops[op] + " step:" + std::to_string(next(4));
+      if (op == 4) {
+        const uint64_t q = quotas[next(4)];
+        largest = std::max(largest, q);
+        program += " quota_bytes:" + std::to_string(q);
+      } else {
+        program += std::string(" objects:\"layer") + std::to_string(12 + next(4)) + "." +
+                   parts[next(5)] + "\"";
+        if (op == 1) program += " grace_ps:" + std::to_string(uint64_t(next(3)) * 500'000'000);
+      }
+      program += "}";
+    }
+    std::string err;
+    const auto r = run_1b(4, program, &err);
+    const double code = r.count("exit") ? r.at("exit") : 0;
+    ASSERT_TRUE(code == 0 || code == 2) << program << ": " << err;
+    if (code == 2) {
+      ++refused;
+      EXPECT_NE(err.find("policy.orchestration.wired.program["), std::string::npos) << err;
+      continue;
+    }
+    ++ran;
+    EXPECT_LE(r.at("wired_program_peak_bytes"), double(largest)) << program;
+    EXPECT_LE(r.at("wired_bytes_per_token"), 4 * kLayer) << program;
+    if (trial % 8 == 0) {
+      const auto again = run_1b(4, program);
+      EXPECT_EQ(again.at("tpot_ms_mean"), r.at("tpot_ms_mean")) << program;
+      EXPECT_EQ(again.at("wired_bytes_per_token"), r.at("wired_bytes_per_token")) << program;
+    }
+  }
+  std::cout << "random programs: " << ran << " ran, " << refused << " refused\n";
+  EXPECT_GT(ran, 5);
+  EXPECT_GT(refused, 5);
+}
+
 // Illegal programs exit 2 before the run, naming the directive.
 TEST(ResidencyProgram, IllegalProgramsAreRefusedWithTheDirective) {
   const std::string d = "policy.orchestration.wired.program[";
