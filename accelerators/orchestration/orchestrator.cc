@@ -78,7 +78,9 @@ Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationPara
   if (p_.replacement != config::REPLACEMENT_UNSPECIFIED) {
     pages_ = std::make_unique<PageCache>(*this);
   }
-  if (!p_.wired_program.empty()) program_ = std::make_unique<ResidencyProgram>(*this);
+  if (!p_.wired_program.empty() || p_.wired_emit) {
+    program_ = std::make_unique<ResidencyProgram>(*this);
+  }
   for (MovementMechanism* m : std::initializer_list<MovementMechanism*>{
            program_.get(), regions_.get(), objects_.get(), prefetch_.get(), pages_.get()}) {
     if (m != nullptr) mechanisms_.push_back(m);

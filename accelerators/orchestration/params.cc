@@ -346,7 +346,11 @@ void validate_wired(const config::Config& root, const config::Orchestration& c, 
         }
       }
     }
-    if (w.program_size() > 0 && (c.has_object_cache() || c.has_context_regions())) {
+    if (w.emit_from_intents() && w.program_size() > 0) {
+      wv.error("emit_from_intents", "not with a program: the program is emitted");
+    }
+    if ((w.program_size() > 0 || w.emit_from_intents()) &&
+        (c.has_object_cache() || c.has_context_regions())) {
       wv.error("program", "not with an object cache or context regions");
     }
   }
@@ -441,6 +445,7 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   p.wired_memory = c.wired().memory();
   p.wired_quota_bytes = c.wired().quota_bytes();
   p.wired_program.assign(c.wired().program().begin(), c.wired().program().end());
+  p.wired_emit = c.wired().emit_from_intents();
   p.kv_restore = c.kv_restore() == config::KV_RESTORE_UNSPECIFIED ? config::KV_RESTORE_TRANSFER
                                                                   : c.kv_restore();
   p.arbiter_path_bytes_per_s = c.arbiter_path_bytes_per_s();

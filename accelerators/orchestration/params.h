@@ -43,6 +43,7 @@ struct OrchestrationParams {
   std::string wired_memory;             // empty: no wired residency
   uint64_t wired_quota_bytes = 0;
   std::vector<config::WiredDirective> wired_program;  // empty: the arbiter chooses
+  bool wired_emit = false;  // the program emitted from the intents, phase by phase
   config::KvRestore kv_restore = config::KV_RESTORE_TRANSFER;
   double arbiter_path_bytes_per_s = 0;
   bool signed_descriptors = false;

@@ -131,7 +131,7 @@ PlacementPlan plan_placement(const ObjectTable& objects, const OrchestrationPara
   PlacementPlan plan;
   plan.objects.assign(objects.size(), PlannedObject{});
   // With a residency program the program decides what is wired (residency_program.h).
-  if (!p.wired_memory.empty() && p.wired_program.empty()) {
+  if (!p.wired_memory.empty() && p.wired_program.empty() && !p.wired_emit) {
     plan_wired(objects, p, wired_room_bytes, plan);
   }
   for (const auto& o : objects.all()) {

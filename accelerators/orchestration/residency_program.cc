@@ -6,6 +6,7 @@
 
 #include "accelerators/dma_engine.h"
 #include "accelerators/orchestration/orchestrator.h"
+#include "accelerators/policies/wired_arbiter.h"
 #include "models/config/errors.h"
 #include "models/core/context.h"
 #include "models/core/movement_intent.h"
@@ -44,18 +45,95 @@ ResidencyProgram::ResidencyProgram(Orchestrator& core)
 
 void ResidencyProgram::prepare() {
   const OrchestrationParams& p = core_.params();
-  const auto& program = p.wired_program;
-  const ObjectTable& objects = core_.ctx().objects();
-  const uint32_t steps = core_.ctx().workload()->total_steps();
   auto& map = core_.ctx().address_map();
   // The wired area: the largest quota the program ever sets, within the memory's room.
   uint64_t area = p.wired_quota_bytes;
-  for (const auto& d : program)
+  for (const auto& d : p.wired_program)
     if (d.op() == config::WIRED_SET_QUOTA) area = std::max<uint64_t>(area, d.quota_bytes());
   const uint64_t room = map.capacity(p.wired_memory) - map.allocated(p.wired_memory);
   area = std::min(area, room) / 4096 * 4096;
   area_base_ =
       area > 0 ? core_.place_in(p.wired_memory, area, "wired.memory", "the wired area") : 0;
+  if (!p.wired_emit) {
+    simulate(p.wired_program, area);
+  } else {
+    try {
+      simulate(emit(area), area);
+    } catch (const ConfigError& e) {  // an emitted directive refused: name the option
+      throw ConfigError(
+          {ConfigIssue{{},
+                       "policy.orchestration.wired.emit_from_intents",
+                       "the emitted program is refused: " + e.issues().front().message}});
+    }
+  }
+  // Model load: step 0's effects are in place before the run, without decisions or copies.
+  while (next_event_ < events_.size() && events_[next_event_].step == 0) {
+    Event& e = events_[next_event_++];
+    for (const auto& victim : e.victims)
+      residence_.erase(victim.first);
+    if (e.op == Op::kBind || e.op == Op::kSoftPin) {
+      residence_[e.object] = Residence{e.address, 0, kForever, true, 0};
+      binds_.inc();
+    } else if (e.op == Op::kRelease) {
+      residence_.erase(e.object);
+      releases_.inc();
+    }
+  }
+}
+
+std::vector<config::WiredDirective> ResidencyProgram::emit(uint64_t quota_bytes) const {
+  const ObjectTable& objects = core_.ctx().objects();
+  const uint32_t steps = std::max<uint32_t>(core_.ctx().workload()->total_steps(), 1);
+  // The phase starts: model load, and every step at which some object's intent changes.
+  std::set<uint32_t> starts = {0};
+  if (core_.params().intent_per_phase) {
+    for (size_t i = 0; i < objects.size(); ++i) {
+      for (const auto& ph : objects.get(ObjectId(uint32_t(i))).intent.phases)
+        if (ph.first_step < steps) starts.insert(ph.first_step);
+    }
+  }
+  std::vector<config::WiredDirective> program;
+  std::vector<std::string> held;  // names, in table order
+  for (uint32_t step : starts) {
+    std::vector<WiredCandidate> candidates;
+    std::vector<std::string> names;
+    for (size_t i = 0; i < objects.size(); ++i) {
+      const ObjectInfo& o = objects.get(ObjectId(uint32_t(i)));
+      if (!bindable(o)) continue;
+      WiredCandidate c;
+      c.name = o.name;
+      c.bytes = (o.size_bytes + 4095) / 4096 * 4096;
+      c.reuse_per_step = core_.intent_at(o, step).first;
+      c.bytes_saved_per_reuse = double(o.size_bytes);
+      c.bind_cost_bytes = o.size_bytes;
+      candidates.push_back(c);
+      names.push_back(o.name);
+    }
+    const WiredChoice choice = choose_wired(candidates, quota_bytes);
+    std::vector<std::string> chosen;
+    for (size_t k : choice.chosen)
+      chosen.push_back(names[k]);
+    std::sort(chosen.begin(), chosen.end());
+    config::WiredDirective release, bind;
+    release.set_op(config::WIRED_RELEASE);
+    release.set_step(step);
+    bind.set_op(config::WIRED_BIND);
+    bind.set_step(step);
+    for (const auto& n : held)
+      if (!std::binary_search(chosen.begin(), chosen.end(), n)) release.add_objects(n);
+    for (const auto& n : chosen)
+      if (!std::binary_search(held.begin(), held.end(), n)) bind.add_objects(n);
+    if (release.objects_size() > 0) program.push_back(release);
+    if (bind.objects_size() > 0) program.push_back(bind);
+    held = chosen;
+  }
+  return program;
+}
+
+void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& program, uint64_t area) {
+  const OrchestrationParams& p = core_.params();
+  const ObjectTable& objects = core_.ctx().objects();
+  const uint32_t steps = core_.ctx().workload()->total_steps();
   ExtentAllocator extents(std::max<uint64_t>(area, 4096), 4096);
 
   // The program run once, in step order (file order within a step).
@@ -192,20 +270,6 @@ void ResidencyProgram::prepare() {
       }
       peak_bytes_ = std::max(peak_bytes_, used);
       events_.push_back(std::move(e));
-    }
-  }
-  // Model load: step 0's effects are in place before the run, without decisions or copies.
-  while (next_event_ < events_.size() && events_[next_event_].step == 0) {
-    Event& e = events_[next_event_++];
-    for (const auto& [victim, grace] : e.victims) {
-      residence_.erase(victim);
-    }
-    if (e.op == Op::kBind || e.op == Op::kSoftPin) {
-      residence_[e.object] = Residence{e.address, 0, kForever, true, 0};
-      binds_.inc();
-    } else if (e.op == Op::kRelease) {
-      residence_.erase(e.object);
-      releases_.inc();
     }
   }
 }

@@ -12,7 +12,10 @@
 // (an extent allocator over the wired area) and refuses, before the run and naming the
 // directive's field path, a BIND beyond the quota or the room, a RELEASE or UNPIN of what is not
 // bound, a BIND of what is bound, an object that matches nothing or does not fit, a step beyond
-// the run, and a SET_QUOTA below the hard-pinned bytes. Step 0 is model load: its binds are in
+// the run, and a SET_QUOTA below the hard-pinned bytes. With emit_from_intents the program is
+// emitted first (the compiler view): at model load and at each step where an intent changes
+// phase, the wired-residency arbiter's choice for that phase is bound and what it no longer
+// chooses released. Step 0 is model load: its binds are in
 // place before the run (no copy charged, as the arbiter's). At a later step each object of a
 // directive is one controller decision (off the critical path): a bind copies the object from
 // its home into its extent once decided (and once the room's previous holders have left), and
@@ -28,6 +31,7 @@
 
 #include "accelerators/orchestration/mechanism.h"
 #include "accelerators/policies/extent_allocator.h"
+#include "configs/tiersim.pb.h"
 #include "models/core/stats.h"
 
 namespace tiersim {
@@ -70,6 +74,11 @@ class ResidencyProgram final : public MovementMechanism {
     TimePs issue_at_ps = 0;  // decided, and the room's previous holders gone
   };
   void apply(Event& e, TimePs now);
+  // The program from the intents (emit_from_intents): per phase, the arbiter's choice bound and
+  // what it no longer chooses released.
+  std::vector<config::WiredDirective> emit(uint64_t quota_bytes) const;
+  // Runs `program` against the quota and the room into events_ (ConfigError on a refusal).
+  void simulate(const std::vector<config::WiredDirective>& program, uint64_t area);
 
   Orchestrator& core_;
   std::vector<Event> events_;

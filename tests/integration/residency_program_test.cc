@@ -167,6 +167,57 @@ TEST(ResidencyProgram, RandomProgramsAreRefusedOrKeepTheirInvariants) {
   EXPECT_GT(refused, 5);
 }
 
+// The compiler view: the program emitted from the intents. With one phase (dense decode) it is
+// the arbiter's choice bound at model load: the same bytes from the wired memory and from HBM,
+// no run-time decision. With a prefill phase before decode (Mixtral cut to 2 layers, batch 4:
+// the prefill uses every expert, a decode step a routed few) it binds the prefill's choice at
+// load and rebinds at the decode phase's start (decisions then); with intents not restated per
+// phase it is the arbiter's again.
+TEST(ResidencyProgram, EmittedFromIntentsFollowsThePhases) {
+  const std::string emit = " --set policy.orchestration.wired.emit_from_intents=true";
+  auto dense = [](const std::string& extra) {
+    return run_presets(
+        {"hardware/h100_sxm", "memory/hrm_sram_4x4", "hardware/fragments/h100_with_hrm",
+         "models/llama3_2_1b", "software/cuda_events_per_kernel", "studies/wired_hrm_llama3_2_1b"},
+        " --set workload.decode.decode_steps=4" + extra);
+  };
+  const auto arbiter = dense(""), emitted = dense(emit);
+  ASSERT_FALSE(arbiter.count("exit") || emitted.count("exit"));
+  EXPECT_EQ(emitted.at("wired_bytes_per_token"), arbiter.at("wired_bytes_per_token"));
+  EXPECT_EQ(emitted.at("hbm_bytes_per_token"), arbiter.at("hbm_bytes_per_token"));
+  EXPECT_EQ(emitted.at("wired_program_binds"), arbiter.at("wired_objects"));
+  EXPECT_EQ(emitted.at("controller_decisions"), 0);
+  EXPECT_NEAR(emitted.at("tpot_ms_mean"), arbiter.at("tpot_ms_mean"),
+              0.005 * arbiter.at("tpot_ms_mean"));  // the HRM addresses differ
+
+  auto moe = [](const std::string& extra) {
+    return run_presets(
+        {"hardware/h100_sxm", "memory/hrm_sram_4x4", "hardware/fragments/h100_with_hrm",
+         "models/mixtral_8x7b", "software/cuda_events_per_kernel", "studies/wired_hrm_llama3_2_1b"},
+        " --set workload.model.layers=2 --set workload.decode.decode_steps=4"
+        " --set workload.decode.prefill=true --set workload.decode.batch_size=4"
+        " --set workload.routing={synthetic{zipf_exponent:1.0}}" +
+            extra);
+  };
+  const auto moe_arbiter = moe(""), moe_emitted = moe(emit);
+  const auto load_only = moe(emit + " --set policy.orchestration.intent_per_phase=false");
+  ASSERT_FALSE(moe_arbiter.count("exit") || moe_emitted.count("exit") || load_only.count("exit"));
+  std::cout << "MoE: wired MB/token arbiter " << moe_arbiter.at("wired_bytes_per_token") / 1e6
+            << ", emitted per phase " << moe_emitted.at("wired_bytes_per_token") / 1e6 << " ("
+            << moe_emitted.at("decisions_residency_program_bind") << " bind and "
+            << moe_emitted.at("decisions_residency_program_release")
+            << " release decisions at the decode phase, "
+            << moe_emitted.at("wired_program_bind_bytes_per_token") / 1e6
+            << " MB/token copied in)\n";
+  EXPECT_GT(moe_emitted.at("decisions_residency_program_bind") +
+                moe_emitted.at("decisions_residency_program_release"),
+            0);
+  EXPECT_GT(moe_emitted.at("wired_program_bind_bytes_per_token"), 0);
+  EXPECT_NE(moe_emitted.at("wired_bytes_per_token"), moe_arbiter.at("wired_bytes_per_token"));
+  EXPECT_EQ(load_only.at("controller_decisions"), 0);
+  EXPECT_EQ(load_only.at("wired_bytes_per_token"), moe_arbiter.at("wired_bytes_per_token"));
+}
+
 // Illegal programs exit 2 before the run, naming the directive.
 TEST(ResidencyProgram, IllegalProgramsAreRefusedWithTheDirective) {
   const std::string d = "policy.orchestration.wired.program[";
@@ -203,6 +254,9 @@ TEST(ResidencyProgram, IllegalProgramsAreRefusedWithTheDirective) {
       {"quota_bytes:1 program{op:WIRED_SET_QUOTA step:0 quota_bytes:5 objects:\"a\"}",
        d + "0].objects"},
       {"quota_bytes:1 program{op:WIRED_BIND step:0 objects:\"layer*.qkv\"}", d + "0].objects[0]"},
+      // A program and its emission from the intents at once.
+      {"quota_bytes:1 emit_from_intents:true program{op:WIRED_BIND step:0 objects:\"a\"}",
+       "policy.orchestration.wired.emit_from_intents"},
   };
   for (const auto& [program, field] : cases) {
     std::string err;
