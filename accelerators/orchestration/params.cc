@@ -350,6 +350,12 @@ void validate_wired(const config::Config& root, const config::Orchestration& c, 
       wv.error("emit_from_intents", "not with a program: the program is emitted");
     }
     if ((w.program_size() > 0 || w.emit_from_intents()) &&
+        (c.prefetch_layers() > 0 || c.replacement() != config::REPLACEMENT_UNSPECIFIED)) {
+      // They would keep copying or caching what the program binds.
+      wv.error(w.program_size() > 0 ? "program" : "emit_from_intents",
+               "not with layer prefetch (prefetch_layers) or a page cache (replacement)");
+    }
+    if ((w.program_size() > 0 || w.emit_from_intents()) &&
         (c.has_object_cache() || c.has_context_regions())) {
       wv.error("program", "not with an object cache or context regions");
     }

@@ -51,7 +51,23 @@ void ResidencyProgram::prepare() {
   for (const auto& d : p.wired_program)
     if (d.op() == config::WIRED_SET_QUOTA) area = std::max<uint64_t>(area, d.quota_bytes());
   const uint64_t room = map.capacity(p.wired_memory) - map.allocated(p.wired_memory);
-  area = std::min(area, room) / 4096 * 4096;
+  if (area > room) {  // a quota the memory cannot hold is refused, not silently cut
+    std::string field = "policy.orchestration.wired.quota_bytes";
+    for (size_t i = 0; i < p.wired_program.size(); ++i) {
+      const auto& d = p.wired_program[i];
+      if (d.op() == config::WIRED_SET_QUOTA && d.quota_bytes() > room &&
+          p.wired_quota_bytes <= room) {
+        field = "policy.orchestration.wired.program[" + std::to_string(i) + "].quota_bytes";
+        break;
+      }
+    }
+    throw ConfigError(
+        {ConfigIssue{{},
+                     field,
+                     "a quota of " + std::to_string(area) + " bytes is more than \"" +
+                         p.wired_memory + "\" has room for (" + std::to_string(room) + " bytes)"}});
+  }
+  area = area / 4096 * 4096;
   area_base_ =
       area > 0 ? core_.place_in(p.wired_memory, area, "wired.memory", "the wired area") : 0;
   if (!p.wired_emit) {
@@ -69,8 +85,10 @@ void ResidencyProgram::prepare() {
   // Model load: step 0's effects are in place before the run, without decisions or copies.
   while (next_event_ < events_.size() && events_[next_event_].step == 0) {
     Event& e = events_[next_event_++];
-    for (const auto& victim : e.victims)
+    for (const auto& victim : e.victims) {
       residence_.erase(victim.first);
+      reclaims_.inc();
+    }
     if (e.op == Op::kBind || e.op == Op::kSoftPin) {
       residence_[e.object] = Residence{e.address, 0, kForever, true, 0};
       binds_.inc();
@@ -149,6 +167,18 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
   std::iota(sequence.begin(), sequence.end(), 0);
   std::stable_sort(sequence.begin(), sequence.end(),
                    [&](size_t a, size_t b) { return program[a].step() < program[b].step(); });
+  // Ranges of the area freed by a release or a reclaim: reusable once that event's decision is
+  // taken (plus the grace of a reclaimed soft pin). A bind that lands on one waits for it.
+  struct Freed {
+    uint64_t offset = 0, bytes = 0;
+    size_t event = 0;
+    TimePs grace_ps = 0;
+  };
+  std::vector<Freed> freed;
+  auto free_range = [&](ExtentAllocator::Handle h, TimePs grace) {
+    freed.push_back({extents.offset(h), extents.size(h), events_.size(), grace});
+    extents.free(h);
+  };
   // Frees the oldest unpinned object, else the oldest soft pin; false when only hard pins hold.
   auto reclaim_one = [&](Event& e) {
     const Held* best = nullptr;
@@ -163,15 +193,21 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
       }
     }
     if (best == nullptr) return false;
-    e.victims.emplace_back(best_id, best->pin == Op::kSoftPin ? best->grace_ps : 0);
-    extents.free(best->handle);
+    const TimePs grace = best->pin == Op::kSoftPin ? best->grace_ps : 0;
+    e.victims.emplace_back(best_id, grace);
+    free_range(best->handle, grace);
     used -= best->bytes;
     held.erase(best_id);
     return true;
   };
   for (size_t i : sequence) {
     const config::WiredDirective& d = program[i];
-    if (d.step() >= std::max<uint32_t>(steps, 1)) {
+    if (steps == 0 && d.step() > 0) {
+      refuse(i, "step",
+             "a serving or trace workload has no step count: its program may use step 0 "
+             "(model load) only");
+    }
+    if (steps > 0 && d.step() >= steps) {
       refuse(i, "step",
              "step " + std::to_string(d.step()) + " is beyond the run's " + std::to_string(steps) +
                  " steps");
@@ -249,6 +285,11 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
           used += bytes;
           e.address = area_base_ + extents.offset(*a);
           e.copy = true;
+          for (const Freed& f : freed) {  // room last held by objects that leave later
+            if (f.offset < extents.offset(*a) + bytes && extents.offset(*a) < f.offset + f.bytes) {
+              e.waits.emplace_back(f.event, f.grace_ps);
+            }
+          }
           break;
         }
         case config::WIRED_UNPIN:
@@ -261,7 +302,7 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
         case config::WIRED_RELEASE:
           if (h == held.end()) refuse(i, "objects", o.name + " is not bound");
           e.op = Op::kRelease;
-          extents.free(h->second.handle);
+          free_range(h->second.handle, 0);
           used -= h->second.bytes;
           held.erase(h);
           break;
@@ -296,19 +337,24 @@ void ResidencyProgram::apply(Event& e, TimePs now) {
                                       e.op == Op::kSetQuota ? DecisionKind::kQuota : kind, false);
   // Reclaimed objects leave at the decision (a soft pin after its grace); the room they held is
   // free from then.
-  TimePs room_free = decided;
+  e.decided_ps = decided;
   for (const auto& [victim, grace] : e.victims) {
-    auto r = residence_.find(victim);
-    if (r == residence_.end()) continue;
-    r->second.until_ps = std::min(r->second.until_ps, decided + grace);
-    room_free = std::max(room_free, decided + grace);
     reclaims_.inc();
+    auto r = residence_.find(victim);
+    if (r != residence_.end()) r->second.until_ps = std::min(r->second.until_ps, decided + grace);
   }
+  // The room is free once every earlier holder of it has left (a release's decision, a
+  // reclaimed soft pin's grace after its reclaim).
+  TimePs room_free = decided;
+  for (const auto& [event, grace] : e.waits)
+    room_free = std::max(room_free, events_[event].decided_ps + grace);
   switch (e.op) {
     case Op::kBind:
     case Op::kSoftPin: {
       binds_.inc();
       if (!e.copy) break;  // re-pinned where it is
+      auto old = residence_.find(e.object);
+      const bool queued = old != residence_.end() && !old->second.issued;
       Residence r;
       r.address = e.address;
       r.from_ps = kForever;  // until its copy landed and was notified
@@ -316,7 +362,7 @@ void ResidencyProgram::apply(Event& e, TimePs now) {
       r.issued = false;
       r.issue_at_ps = room_free;
       residence_[e.object] = r;
-      copy_queue_.push_back(e.object);
+      if (!queued) copy_queue_.push_back(e.object);  // one queue entry per object
       break;
     }
     case Op::kRelease: {
@@ -336,6 +382,10 @@ TimePs ResidencyProgram::issue_due(TimePs now) {
   size_t kept = 0;
   for (uint32_t id : copy_queue_) {
     Residence& r = residence_.at(id);
+    if (r.until_ps <= std::max(now, r.issue_at_ps)) {  // released or reclaimed before its copy
+      r.issued = true;
+      continue;
+    }
     if (r.issue_at_ps > now) {
       next = next == 0 ? r.issue_at_ps : std::min(next, r.issue_at_ps);
       copy_queue_[kept++] = id;

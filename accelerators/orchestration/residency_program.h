@@ -64,7 +64,11 @@ class ResidencyProgram final : public MovementMechanism {
     bool copy = false;     // a bind that copies (not a re-pin of an object still there)
     // Objects this one's room is taken from (reclaimed now), and how long each may stay.
     std::vector<std::pair<uint32_t, TimePs>> victims;
-    TimePs grace_ps = 0;  // kSoftPin
+    // A bind's extent overlaps room freed by these earlier events (index, grace): its copy
+    // waits until each has been decided and its grace has passed.
+    std::vector<std::pair<size_t, TimePs>> waits;
+    TimePs grace_ps = 0;    // kSoftPin
+    TimePs decided_ps = 0;  // when its decision was taken (0: model load)
   };
   // Where reads of an object go: the wired copy at `address` from `from_ps` until `until_ps`.
   struct Residence {

@@ -74,9 +74,10 @@ TEST(ResidencyProgram, EveryDirectiveMovesTheBytesDerivedByHand) {
   EXPECT_EQ(r.at("decisions_residency_program_release"), 12);  // RELEASE and UNPIN
   EXPECT_EQ(r.at("decisions_residency_program_quota"), 1);
   EXPECT_EQ(r.at("controller_decisions_critical"), 0);
-  // Never above the quota in force: two layers and the first objects of a third while the
-  // soft pin's room is reclaimed object by object.
-  EXPECT_LE(r.at("wired_program_peak_bytes"), 268435456);
+  // The peak, by hand: layers 15 and 14 and, before layer 14's room is reclaimed for layer 13's
+  // gate/up, layer 13's norms, QKV and output projection.
+  EXPECT_DOUBLE_EQ(r.at("wired_program_peak_bytes"),
+                   2 * kLayer + 2.0 * (2048.0 * 3072 + 2048.0 * 2048 + 2 * 2048));
   EXPECT_LT(r.at("tpot_ms_mean"), none.at("tpot_ms_mean"));
 }
 
@@ -107,6 +108,47 @@ TEST(ResidencyProgram, ASoftPinKeepsItsRoomForItsGrace) {
   EXPECT_DOUBLE_EQ(no_grace.at("wired_program_bind_bytes_per_token") * tokens, kLayer);
   EXPECT_EQ(long_grace.at("wired_program_reclaims"), 6);
   EXPECT_EQ(no_grace.at("wired_program_reclaims"), 6);
+}
+
+// Room freed by a reclaimed soft pin is not reused before its grace ends, whichever directive
+// reuses it: a SET_QUOTA of 0 at step 1 reclaims layer 14 (grace beyond the run), the quota comes
+// back at step 2 and layer 13 is bound into the same room, so its copy waits past the run and
+// layer 14 is read from the HRM in all 4 steps. A bind released before its copy was issued
+// copies nothing, and a re-bind of an object whose copy is still queued copies it once.
+TEST(ResidencyProgram, RoomAndQueuedCopiesFollowTheGraceAndTheReleases) {
+  const auto grace = run_1b(4,
+                            "quota_bytes:134217728"
+                            " program{op:WIRED_SOFT_PIN step:0 objects:\"layer14.*\""
+                            " grace_ps:1000000000000}"
+                            " program{op:WIRED_SET_QUOTA step:1 quota_bytes:0}"
+                            " program{op:WIRED_SET_QUOTA step:2 quota_bytes:134217728}"
+                            " program{op:WIRED_BIND step:2 objects:\"layer13.*\"}");
+  ASSERT_FALSE(grace.count("exit"));
+  EXPECT_DOUBLE_EQ(grace.at("wired_bytes_per_token") * 4, 4 * kLayer);
+  EXPECT_EQ(grace.at("wired_program_bind_bytes_per_token"), 0);
+  EXPECT_EQ(grace.at("wired_program_reclaims"), 6);
+
+  // Layer 14 soft-pinned with a 2.5 ms grace (a step takes ~1.8 ms); binding layer 13's QKV at
+  // step 1 reclaims layer 14's norm and QKV, and its copy waits 2.5 ms for that room, into step 2.
+  const double qkv = 2.0 * 2048 * 3072;
+  const std::string pin =
+      "quota_bytes:134217728"
+      " program{op:WIRED_SOFT_PIN step:0 objects:\"layer14.*\" grace_ps:2500000000}"
+      " program{op:WIRED_BIND step:1 objects:\"layer13.qkv\"}";
+  const auto copied = run_1b(3, pin);
+  // Released at step 2's start, before the grace ended: the queued copy is cancelled.
+  const auto cancelled =
+      run_1b(3, pin + " program{op:WIRED_RELEASE step:2 objects:\"layer13.qkv\"}");
+  // Bound, released and bound again while the first copy still waits: copied once.
+  const auto rebound = run_1b(3, pin +
+                                     " program{op:WIRED_RELEASE step:1 objects:\"layer13.qkv\"}"
+                                     " program{op:WIRED_BIND step:1 objects:\"layer13.qkv\"}");
+  for (const auto* m : {&copied, &cancelled, &rebound})
+    ASSERT_FALSE(m->count("exit"));
+  EXPECT_DOUBLE_EQ(copied.at("wired_program_bind_bytes_per_token") * 3, qkv);
+  EXPECT_EQ(copied.at("wired_program_reclaims"), 2);
+  EXPECT_EQ(cancelled.at("wired_program_bind_bytes_per_token"), 0);
+  EXPECT_DOUBLE_EQ(rebound.at("wired_program_bind_bytes_per_token") * 3, qkv);
 }
 
 // Random programs over the last four layers: each is either refused before the run (exit 2,
@@ -254,6 +296,9 @@ TEST(ResidencyProgram, IllegalProgramsAreRefusedWithTheDirective) {
       {"quota_bytes:1 program{op:WIRED_SET_QUOTA step:0 quota_bytes:5 objects:\"a\"}",
        d + "0].objects"},
       {"quota_bytes:1 program{op:WIRED_BIND step:0 objects:\"layer*.qkv\"}", d + "0].objects[0]"},
+      // A quota above the wired memory's room (2 GiB).
+      {"quota_bytes:4294967296 program{op:WIRED_BIND step:0 objects:\"layer0.*\"}",
+       "policy.orchestration.wired.quota_bytes"},
       // A program and its emission from the intents at once.
       {"quota_bytes:1 emit_from_intents:true program{op:WIRED_BIND step:0 objects:\"a\"}",
        "policy.orchestration.wired.emit_from_intents"},
@@ -263,6 +308,43 @@ TEST(ResidencyProgram, IllegalProgramsAreRefusedWithTheDirective) {
     const auto r = run_1b(4, program, &err);
     EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2) << program;
     EXPECT_NE(err.find(field), std::string::npos) << program << ": " << err;
+  }
+  // Not with layer prefetch (it would keep copying what the program binds).
+  {
+    std::string err;
+    const auto r = run_presets(
+        {"hardware/h100_sxm", "memory/hrm_sram_4x4", "hardware/fragments/h100_with_hrm",
+         "models/llama3_2_1b", "software/cuda_events_per_kernel", "studies/wired_hrm_llama3_2_1b"},
+        " --set policy.orchestration.prefetch_layers=1 --set "
+        "policy.orchestration.resident_fraction=0.5"
+        " --set 'policy.orchestration.wired={memory:\"hrm\" quota_bytes:1"
+        " program{op:WIRED_BIND step:0 objects:\"layer0.*\"}}'",
+        &err);
+    EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2);
+    EXPECT_NE(err.find("policy.orchestration.wired.program"), std::string::npos) << err;
+  }
+  // The checks that share a field say which rule was broken.
+  const std::vector<std::pair<std::string, std::string>> messages = {
+      {"quota_bytes:104857600 program{op:WIRED_BIND step:0 objects:\"layer0.*\"}",
+       "held by pins that cannot be reclaimed"},
+      {"quota_bytes:1073741824 program{op:WIRED_RELEASE step:1 objects:\"layer3.qkv\"}",
+       "is not bound"},
+      {"quota_bytes:1073741824 program{op:WIRED_UNPIN step:1 objects:\"layer3.qkv\"}",
+       "is not pinned"},
+      {"quota_bytes:1073741824 program{op:WIRED_BIND step:0 objects:\"layer3.qkv\"}"
+       " program{op:WIRED_BIND step:1 objects:\"layer3.*\"}",
+       "is already bound"},
+      {"quota_bytes:1048576 program{op:WIRED_BIND step:0 objects:\"layer0.gate_up\"}",
+       "does not fit the quota"},
+      {"quota_bytes:1073741824 program{op:WIRED_BIND step:0 objects:\"nosuch*\"}",
+       "names no weight"},
+      {"quota_bytes:1 program{op:WIRED_BIND step:0 objects:\"layer*.qkv\"}",
+       "a non-empty prefix ending in one '*'"},
+  };
+  for (const auto& [program, message] : messages) {
+    std::string err;
+    run_1b(4, program, &err);
+    EXPECT_NE(err.find(message), std::string::npos) << program << ": " << err;
   }
 }
 
