@@ -378,7 +378,7 @@ bool ContextRegions::locate(ObjectId object, const ObjectInfo& o, uint64_t offse
     src.address = o.address + offset;
     src.path = ReadPath::kDemand;
     if (key == decided_key_ && decided_ps_ > now) {
-      src.ready_ps = src.landed_ps = src.decided_ps = decided_ps_;
+      src.wait_for_decision(decided_ps_);
     }
     if (r.state == RegionPool::State::kPool) {
       src.admit_address = pool_base_ + uint64_t{r.frame} * region_bytes_ + in_page;
@@ -448,7 +448,7 @@ bool ContextRegions::locate(ObjectId object, const ObjectInfo& o, uint64_t offse
         core_.decide(now, DecisionMechanism::kContextRegions, DecisionKind::kAdmission, true);
   }
   if (key == decided_key_ && decided_ps_ > now) {
-    src.ready_ps = src.landed_ps = src.decided_ps = decided_ps_;
+    src.wait_for_decision(decided_ps_);
   }
   if (first) {
     pool_->attend(key, core_.step());

@@ -6,6 +6,7 @@
 // the controller's construction, not an edit of the others.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -62,6 +63,13 @@ struct ReadSource {
   double dequant_flops_per_byte = 0;  // per logical byte read
   uint64_t admit_address = 0;         // a cache miss admitted: copy the tile here once it landed
   bool skip = false;                  // context regions: the consumer attends without these bytes
+
+  // The read waits for a decision taken at `decided` (no earlier than it was ready anyway).
+  void wait_for_decision(TimePs decided) {
+    decided_ps = std::max(decided_ps, decided);
+    landed_ps = std::max(landed_ps, decided);
+    ready_ps = std::max(ready_ps, decided);
+  }
 };
 
 class MovementMechanism {

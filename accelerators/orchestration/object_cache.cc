@@ -239,7 +239,7 @@ bool ObjectCache::locate(ObjectId object, const ObjectInfo& o, uint64_t offset, 
   if (c.visit_op != op_serial_) visit(object.value(), c, o, scale, now);
   const bool missed = !c.resident || c.fill_op == op_serial_;
   if (missed && c.visit_ready_ps > now) {  // this visit's decision is not taken yet
-    src.ready_ps = src.landed_ps = src.decided_ps = c.visit_ready_ps;
+    src.wait_for_decision(c.visit_ready_ps);
   }
   if (!c.resident) {
     src.address = home;

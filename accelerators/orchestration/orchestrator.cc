@@ -18,6 +18,15 @@
 
 namespace tiersim {
 
+namespace {
+
+// The stat and summary item counting one mechanism's decisions of one kind.
+std::string decisions_name(DecisionMechanism m, DecisionKind k) {
+  return std::string("decisions_") + decision_mechanism_name(m) + "_" + decision_kind_name(k);
+}
+
+}  // namespace
+
 Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationParams& p, Context& ctx)
     : sc_core::sc_module(name),
       p_(p),
@@ -104,10 +113,8 @@ Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationPara
       pairs.push_back({M::kResidencyProgram, k});
   }
   for (const auto& [m, k] : pairs) {
-    const std::string name =
-        std::string("decisions_") + decision_mechanism_name(m) + "_" + decision_kind_name(k);
-    decisions_by_[size_t(m)][size_t(k)] =
-        &ctx.stats().counter(owner_, name, "decisions taken for this mechanism and kind", "count");
+    decisions_by_[size_t(m)][size_t(k)] = &ctx.stats().counter(
+        owner_, decisions_name(m, k), "decisions taken for this mechanism and kind", "count");
   }
 }
 
@@ -313,11 +320,7 @@ Orchestrator::Source Orchestrator::locate(ObjectId object, uint64_t offset, uint
   if (!restore_ready_.empty()) {
     // A restored operand's reads wait for the restore decision of its sequence.
     auto r = restore_ready_.find(object.value());
-    if (r != restore_ready_.end() && r->second > now) {
-      src.decided_ps = std::max(src.decided_ps, r->second);
-      src.landed_ps = std::max(src.landed_ps, r->second);
-      src.ready_ps = std::max(src.ready_ps, r->second);
-    }
+    if (r != restore_ready_.end() && r->second > now) src.wait_for_decision(r->second);
   }
   return src;
 }
@@ -478,9 +481,8 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
     for (size_t k = 0; k < size_t(DecisionKind::kCount); ++k) {
       const Counter* c = decisions_by_[m][k];
       if (c == nullptr) continue;
-      out.push_back({std::string("decisions_") + decision_mechanism_name(DecisionMechanism(m)) +
-                         "_" + decision_kind_name(DecisionKind(k)),
-                     double(c->value()), "count"});
+      out.push_back(
+          {decisions_name(DecisionMechanism(m), DecisionKind(k)), double(c->value()), "count"});
     }
   }
   if (p_.precision.dtype() != config::DTYPE_UNSPECIFIED) {

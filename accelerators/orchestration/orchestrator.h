@@ -86,8 +86,6 @@ class Orchestrator : public sc_core::sc_module {
   void on_op_start(const Op& op, TimePs now);
   // Where bytes [offset, offset + max_bytes) of `object` are for a read starting at `now`.
   Source locate(ObjectId object, uint64_t offset, uint64_t max_bytes, TimePs now);
-  // The same, before a restore decision's wait.
-  Source locate_bytes(ObjectId object, uint64_t offset, uint64_t max_bytes, TimePs now);
   // The engine's tile from `s` starts at `start`; it first wanted it at `wanted` (<= start):
   // counts the exposed stall and the bytes by path.
   void record(const Source& s, uint64_t bytes, TimePs wanted, TimePs start);
@@ -154,6 +152,8 @@ class Orchestrator : public sc_core::sc_module {
   // Binds the wired objects and moves every other object where the plan puts it.
   void apply_plan();
   void run();
+  // Where the bytes are, before a restore decision's wait (locate adds it).
+  Source locate_bytes(ObjectId object, uint64_t offset, uint64_t max_bytes, TimePs now);
   // Counts the exposed stall of a tile wanted at `now` and started at `start`.
   void count_stall(const Source& s, TimePs now, TimePs start);
 

@@ -98,9 +98,7 @@ bool PageCache::locate(ObjectId object, const ObjectInfo& o, uint64_t offset, ui
     // A later tile of the page being visited (pages larger than tiles) follows the visit: from
     // the frame when the page is resident (its copy is not modelled separately), else from
     // home; not before the visit's decision.
-    if (key == decided_key_ && decided_ps_ > now) {
-      src.ready_ps = src.landed_ps = src.decided_ps = decided_ps_;
-    }
+    if (decided_ps_ > now) src.wait_for_decision(decided_ps_);
     auto f = frame_of_.find(key);
     if (f != frame_of_.end() && policy_->resident(key)) {
       src.address = f->second + in_page;
@@ -114,6 +112,7 @@ bool PageCache::locate(ObjectId object, const ObjectInfo& o, uint64_t offset, ui
   // One access per page visit: the first tile read of the page (its first bytes, or where the
   // read starts inside it: a resident part ending mid-page, an operand not aligned to pages).
   visit_key_ = key;
+  decided_ps_ = 0;  // a hit takes no decision
   const PolicyKind kind = policy_->kind();
   if ((kind == PolicyKind::kConfidence || kind == PolicyKind::kPredictedRegret) &&
       intent_given_.insert(object.value()).second) {
@@ -141,9 +140,8 @@ bool PageCache::locate(ObjectId object, const ObjectInfo& o, uint64_t offset, ui
   }
   // A miss is a decision the read waits for (admit, evicting what makes room, or bypass): it
   // queues on the controller and takes its latency before the home read starts.
-  decided_key_ = key;
   decided_ps_ = core_.decide(now, DecisionMechanism::kPageCache, DecisionKind::kAdmission, true);
-  src.ready_ps = src.landed_ps = src.decided_ps = decided_ps_;
+  src.wait_for_decision(decided_ps_);
   src.address = o.address + offset;
   src.path = ReadPath::kDemand;
   if (r.admitted) src.admit_address = frame_of_.at(key) + in_page;

@@ -52,9 +52,8 @@ class PageCache final : public MovementMechanism {
   std::unordered_map<PageKey, uint64_t> evicted_at_;
   std::unordered_set<uint32_t> intent_given_;  // objects whose pages' intent the policy has
   std::unordered_set<uint32_t> phase_starts_;  // steps at which some object's intent changes
-  PageKey visit_key_ = ~PageKey{0};            // the page being visited
-  PageKey decided_key_ = ~PageKey{0};          // the last miss, and when its decision was taken
-  TimePs decided_ps_ = 0;
+  PageKey visit_key_ = ~PageKey{0};            // the page being visited, and when its miss
+  TimePs decided_ps_ = 0;                      // was decided (0: a hit)
   Counter& hits_;
   Counter& misses_;
   Counter& oscillations_;  // pages readmitted within 64 visits of their eviction

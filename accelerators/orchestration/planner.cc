@@ -10,35 +10,15 @@ namespace tiersim {
 
 namespace {
 
-bool wirable(ObjectClass cls) {
-  return cls == ObjectClass::kWeight || cls == ObjectClass::kEmbedding ||
-         cls == ObjectClass::kDraftWeight;
-}
-
 // The wired-residency arbiter over whole weight objects (most off-chip bytes saved per step per
 // byte first), within the quota and the wired memory's room.
 void plan_wired(const ObjectTable& objects, const OrchestrationParams& p, uint64_t room_bytes,
                 PlacementPlan& plan) {
-  std::vector<WiredCandidate> candidates;
-  std::vector<ObjectId> ids;
-  for (size_t i = 0; i < objects.size(); ++i) {
-    const ObjectInfo& o = objects.get(ObjectId(static_cast<uint32_t>(i)));
-    if (!wirable(o.cls)) continue;
-    WiredCandidate c;
-    c.name = o.name;
-    c.bytes = (o.size_bytes + 4095) / 4096 * 4096;
-    c.reuse_per_step = o.intent.uses_per_step;
-    c.bytes_saved_per_reuse = double(o.size_bytes);
-    c.bind_cost_bytes = o.size_bytes;
-    candidates.push_back(c);
-    ids.push_back(ObjectId(static_cast<uint32_t>(i)));
-  }
-  const WiredChoice choice = choose_wired(candidates, std::min(p.wired_quota_bytes, room_bytes));
-  for (size_t k : choice.chosen) {
-    plan.wired.push_back(ids[k]);
-    plan.objects[ids[k].value()].where = PlannedObject::Where::kWired;
-  }
-  plan.wired_saved_bytes_per_step = choice.saved_bytes_per_step;
+  plan.wired = choose_wired_objects(
+      objects, [](const ObjectInfo& o) { return o.intent.uses_per_step; },
+      std::min(p.wired_quota_bytes, room_bytes), &plan.wired_saved_bytes_per_step);
+  for (ObjectId id : plan.wired)
+    plan.objects[id.value()].where = PlannedObject::Where::kWired;
 }
 
 // The precision guardrail: weights lowered in ascending sensitivity while the quality proxy
@@ -125,6 +105,36 @@ void plan_weight(const ObjectInfo& o, uint32_t id, const OrchestrationParams& p,
 }
 
 }  // namespace
+
+bool wirable(ObjectClass cls) {
+  return cls == ObjectClass::kWeight || cls == ObjectClass::kEmbedding ||
+         cls == ObjectClass::kDraftWeight;
+}
+
+std::vector<ObjectId> choose_wired_objects(const ObjectTable& objects,
+                                           const std::function<double(const ObjectInfo&)>& reuse,
+                                           uint64_t quota_bytes, double* saved_bytes_per_step) {
+  std::vector<WiredCandidate> candidates;
+  std::vector<ObjectId> ids;
+  for (size_t i = 0; i < objects.size(); ++i) {
+    const ObjectInfo& o = objects.get(ObjectId(static_cast<uint32_t>(i)));
+    if (!wirable(o.cls)) continue;
+    WiredCandidate c;
+    c.name = o.name;
+    c.bytes = (o.size_bytes + 4095) / 4096 * 4096;
+    c.reuse_per_step = reuse(o);
+    c.bytes_saved_per_reuse = double(o.size_bytes);
+    c.bind_cost_bytes = o.size_bytes;
+    candidates.push_back(c);
+    ids.push_back(ObjectId(static_cast<uint32_t>(i)));
+  }
+  const WiredChoice choice = choose_wired(candidates, quota_bytes);
+  std::vector<ObjectId> chosen;
+  for (size_t k : choice.chosen)
+    chosen.push_back(ids[k]);
+  if (saved_bytes_per_step) *saved_bytes_per_step = choice.saved_bytes_per_step;
+  return chosen;
+}
 
 PlacementPlan plan_placement(const ObjectTable& objects, const OrchestrationParams& p,
                              double weight_bits, uint64_t wired_room_bytes) {

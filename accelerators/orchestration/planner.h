@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <unordered_set>
 #include <vector>
 
@@ -58,6 +59,15 @@ struct PlacementPlan {
   std::vector<std::vector<ObjectId>> layer_objects;  // weights with a home part, per layer
   uint64_t slot_bytes = 0;                           // the largest layer's home bytes, 4 KiB pages
 };
+
+// Whether the wired memory may hold an object of this class (weights, embeddings, draft weights).
+bool wirable(ObjectClass cls);
+// The wired-residency arbiter's choice over the wirable objects, each read whole `reuse(o)`
+// times per step, within `quota_bytes`: their ids in choice order and (optionally) the off-chip
+// bytes they save per step.
+std::vector<ObjectId> choose_wired_objects(const ObjectTable& objects,
+                                           const std::function<double(const ObjectInfo&)>& reuse,
+                                           uint64_t quota_bytes, double* saved_bytes_per_step);
 
 // `weight_bits` is the weights' full precision; `wired_room_bytes` the wired memory's free bytes.
 PlacementPlan plan_placement(const ObjectTable& objects, const OrchestrationParams& p,

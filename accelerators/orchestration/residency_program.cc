@@ -6,7 +6,7 @@
 
 #include "accelerators/dma_engine.h"
 #include "accelerators/orchestration/orchestrator.h"
-#include "accelerators/policies/wired_arbiter.h"
+#include "accelerators/orchestration/planner.h"
 #include "models/config/errors.h"
 #include "models/core/context.h"
 #include "models/core/movement_intent.h"
@@ -17,11 +17,6 @@ namespace tiersim {
 namespace {
 
 constexpr TimePs kForever = ~TimePs{0};
-
-bool bindable(const ObjectInfo& o) {
-  return o.cls == ObjectClass::kWeight || o.cls == ObjectClass::kEmbedding ||
-         o.cls == ObjectClass::kDraftWeight;
-}
 
 [[noreturn]] void refuse(size_t index, const std::string& field, const std::string& message) {
   throw ConfigError({ConfigIssue{
@@ -111,26 +106,14 @@ std::vector<config::WiredDirective> ResidencyProgram::emit(uint64_t quota_bytes)
     }
   }
   std::vector<config::WiredDirective> program;
-  std::vector<std::string> held;  // names, in table order
+  std::vector<std::string> held;  // the names bound now, sorted
   for (uint32_t step : starts) {
-    std::vector<WiredCandidate> candidates;
-    std::vector<std::string> names;
-    for (size_t i = 0; i < objects.size(); ++i) {
-      const ObjectInfo& o = objects.get(ObjectId(uint32_t(i)));
-      if (!bindable(o)) continue;
-      WiredCandidate c;
-      c.name = o.name;
-      c.bytes = (o.size_bytes + 4095) / 4096 * 4096;
-      c.reuse_per_step = core_.intent_at(o, step).first;
-      c.bytes_saved_per_reuse = double(o.size_bytes);
-      c.bind_cost_bytes = o.size_bytes;
-      candidates.push_back(c);
-      names.push_back(o.name);
-    }
-    const WiredChoice choice = choose_wired(candidates, quota_bytes);
     std::vector<std::string> chosen;
-    for (size_t k : choice.chosen)
-      chosen.push_back(names[k]);
+    for (ObjectId id : choose_wired_objects(
+             objects, [&](const ObjectInfo& o) { return core_.intent_at(o, step).first; },
+             quota_bytes, nullptr)) {
+      chosen.push_back(objects.get(id).name);
+    }
     std::sort(chosen.begin(), chosen.end());
     config::WiredDirective release, bind;
     release.set_op(config::WIRED_RELEASE);
@@ -237,7 +220,7 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
       for (size_t id = 0; id < objects.size(); ++id) {
         const ObjectInfo& o = objects.get(ObjectId(static_cast<uint32_t>(id)));
         const bool match = prefix ? o.name.compare(0, stem.size(), stem) == 0 : o.name == stem;
-        if (!match || !bindable(o)) continue;
+        if (!match || !wirable(o.cls)) continue;
         any = true;
         if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(uint32_t(id));
       }
@@ -313,11 +296,6 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
       events_.push_back(std::move(e));
     }
   }
-}
-
-bool ResidencyProgram::bound_at_load(ObjectId object) const {
-  auto r = residence_.find(object.value());
-  return r != residence_.end() && r->second.from_ps == 0;
 }
 
 void ResidencyProgram::on_step_start(uint32_t step) {

@@ -50,9 +50,6 @@ class ResidencyProgram final : public MovementMechanism {
               ReadSource& out) override;
   void summarize(std::vector<SummaryItem>& out, double per_token) const override;
 
-  // Objects bound at model load (the wired memory serves them from the start).
-  bool bound_at_load(ObjectId object) const;
-
  private:
   enum class Op : uint8_t { kBind, kSoftPin, kUnpin, kRelease, kSetQuota };
   // One effect of the program on one object, in program order (found by prepare()).

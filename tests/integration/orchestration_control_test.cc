@@ -169,18 +169,11 @@ TEST(Control, ContextRegionCopyUpsWaitForTheController) {
 // 8.5 MB at 12.9 GB/s, under 0.7 ms; the bound below allows 1 ms). Fixed modes decide nothing
 // and do not feel the controller.
 TEST(Control, KvRestoreChoicesWaitForTheController) {
-  const std::string arbitrate =
-      " --set policy.orchestration.resident_fraction=1"
-      " --set policy.orchestration.host_attention=!clear"
-      " --set workload.decode.hidden_state_checkpoints=true"
-      " --set policy.orchestration.arbiter_path_bytes_per_s=12.9e9"
-      " --set policy.orchestration.kv_restore=KV_RESTORE_";
-  const auto acc =
-      run_flexgen(test::preset("controllers/on_accelerator.textproto") + arbitrate + "ARBITRATE");
-  const auto host = run_flexgen(host_fixed(10'000'000'000) + arbitrate + "ARBITRATE");
-  const auto fixed_acc =
-      run_flexgen(test::preset("controllers/on_accelerator.textproto") + arbitrate + "TRANSFER");
-  const auto fixed_host = run_flexgen(host_fixed(1'000'000'000) + arbitrate + "TRANSFER");
+  const std::string on_acc = test::preset("controllers/on_accelerator.textproto");
+  const auto acc = run_flexgen(on_acc + kv_restore("ARBITRATE"));
+  const auto host = run_flexgen(host_fixed(10'000'000'000) + kv_restore("ARBITRATE"));
+  const auto fixed_acc = run_flexgen(on_acc + kv_restore("TRANSFER"));
+  const auto fixed_host = run_flexgen(host_fixed(1'000'000'000) + kv_restore("TRANSFER"));
   for (const auto* m : {&acc, &host, &fixed_acc, &fixed_host})
     ASSERT_EQ(m->count("exit"), 0u);
   const double critical = host.at("controller_decisions_critical");

@@ -169,13 +169,7 @@ TEST(SecondTier, BadSettingsAreRefused) {
 // the arbiter, once it has observed the slow path, recomputes.
 TEST(RecomputeVsTransfer, ArbiterFollowsTheCheaperPath) {
   auto with = [&](const std::string& mode, bool degraded) {
-    std::string extra =
-        "--set policy.orchestration.resident_fraction=1"
-        " --set policy.orchestration.host_attention=!clear"
-        " --set workload.decode.hidden_state_checkpoints=true"
-        " --set policy.orchestration.kv_restore=KV_RESTORE_" +
-        mode;
-    if (mode == "ARBITRATE") extra += " --set policy.orchestration.arbiter_path_bytes_per_s=12.9e9";
+    std::string extra = kv_restore(mode);
     if (degraded) {
       extra +=
           " --set 'system={faults{name:\"slow\" start_ps:0 duration_ps:0 "
@@ -216,12 +210,8 @@ TEST(RecomputeVsTransfer, ArbiterFollowsTheCheaperPath) {
   // A wrong first estimate of the path (1 MB/s) makes the first decisions recompute; the
   // arbiter then observes the path (its busy time per op, not the consumer's pace) and
   // transfers.
-  const auto misled = run_flexgen(
-      "--set policy.orchestration.resident_fraction=1"
-      " --set policy.orchestration.host_attention=!clear"
-      " --set workload.decode.hidden_state_checkpoints=true"
-      " --set policy.orchestration.kv_restore=KV_RESTORE_ARBITRATE"
-      " --set policy.orchestration.arbiter_path_bytes_per_s=1e6");
+  const auto misled = run_flexgen(kv_restore("ARBITRATE") +
+                                  " --set policy.orchestration.arbiter_path_bytes_per_s=1e6");
   EXPECT_GT(misled.at("kv_recompute_fraction"), 0);
   EXPECT_LT(misled.at("kv_recompute_fraction"), 0.1);
 }

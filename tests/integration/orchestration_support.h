@@ -101,6 +101,20 @@ inline std::string flexgen(const std::string& extra, bool ssd = false) {
          extra;
 }
 
+// That setting with every weight resident, KV restored from its home with hidden-state
+// checkpoints in `mode` (TRANSFER, RECOMPUTE or ARBITRATE; the arbiter's first estimate of the
+// path the measured 12.9 GB/s) and no host attention.
+inline std::string kv_restore(const std::string& mode) {
+  std::string s =
+      " --set policy.orchestration.resident_fraction=1"
+      " --set policy.orchestration.host_attention=!clear"
+      " --set workload.decode.hidden_state_checkpoints=true"
+      " --set policy.orchestration.kv_restore=KV_RESTORE_" +
+      mode;
+  if (mode == "ARBITRATE") s += " --set policy.orchestration.arbiter_path_bytes_per_s=12.9e9";
+  return s;
+}
+
 inline std::map<std::string, double> run_flexgen(const std::string& extra,
                                                  std::string* err = nullptr, bool ssd = false) {
   return summary_of(flexgen(extra, ssd), err);
