@@ -772,8 +772,12 @@ ComputeEngine::PhaseResult ComputeEngine::phase_step_end(TimePs now) {
   // tokens, host gaps included.
   ctx().workload()->end_step(now);
   step_begins_ = true;
-  const TokenRecord rec{current_step_, step_start_, now, ctx().workload()->tokens_per_step(),
-                        ctx().workload()->sequences_per_step()};
+  const TokenRecord rec{current_step_,
+                        step_start_,
+                        now,
+                        ctx().workload()->tokens_per_step(),
+                        ctx().workload()->sequences_per_step(),
+                        ctx().workload()->step_tenant()};
   ctx().records().tokens.push_back(rec);
   if (ctx().on_step_end) ctx().on_step_end(rec);
   step_start_ = now;

@@ -113,6 +113,7 @@ class ServingWorkload : public Workload {
   void register_objects(ObjectTable& objects) override;
   void begin_step(TimePs now_ps) override;
   bool next(Op& op) override;
+  bool complete() const override { return done_ == reqs_.size(); }
   void end_step(TimePs now_ps) override;
   uint32_t total_steps() const override { return 0; }
   uint32_t tokens_per_step() const override { return step_tokens_; }

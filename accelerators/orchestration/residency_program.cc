@@ -187,7 +187,7 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
     const config::WiredDirective& d = program[i];
     if (steps == 0 && d.step() > 0) {
       refuse(i, "step",
-             "a serving or trace workload has no step count: its program may use step 0 "
+             "a serving, trace or tenancy run has no step count: its program may use step 0 "
              "(model load) only");
     }
     if (steps > 0 && d.step() >= steps) {

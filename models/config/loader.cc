@@ -505,6 +505,57 @@ void merge_config(pb::Message& dst, const pb::Message& src) {
   }
 }
 
+namespace {
+
+// A tenant's `base` files: each one's workload section merged in order under the tenant's own
+// workload fields, their locations recorded under the tenant's path; `base` then cleared so the
+// resolved config stands alone. Throws ConfigError at the base entry or inside the base file.
+void resolve_tenant_bases(config::Config& part, const std::string& file, LocationMap& locations) {
+  const auto* field = part.tenancy().GetDescriptor()->FindFieldByName("tenants");
+  const size_t slash = file.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "" : file.substr(0, slash + 1);
+  for (int i = 0; i < part.tenancy().tenants_size(); ++i) {
+    config::Tenant& tenant = *part.mutable_tenancy()->mutable_tenants(i);
+    if (tenant.base_size() == 0) continue;
+    const std::string at = "tenancy." + element_path(part.tenancy(), field, i);
+    config::Workload merged;
+    LocationMap from_bases;  // a later base's locations replace an earlier one's
+    for (int b = 0; b < tenant.base_size(); ++b) {
+      const std::string& given = tenant.base(b);
+      const std::string path = !given.empty() && given[0] == '/' ? given : dir + given;
+      const std::string entry = at + ".base[" + std::to_string(b) + "]";
+      std::string text;
+      if (const std::string problem = read_input_file(path, &text); !problem.empty()) {
+        throw ConfigError(
+            {ConfigIssue{locations.count(entry) ? locations.at(entry) : SourceLocation{file, 0},
+                         entry, "cannot read " + path + ": " + problem}});
+      }
+      LocationMap own;
+      config::Config base = parse_config_text(text, path, &own);
+      config::Config rest = base;
+      rest.clear_workload();
+      if (rest.ByteSizeLong() > 0) {
+        throw ConfigError({ConfigIssue{{path, 0},
+                                       entry,
+                                       "a tenant's base file may set only `workload` (this one "
+                                       "sets other sections)"}});
+      }
+      merge_config(merged, base.workload());
+      for (const auto& [key, where] : own) {
+        if (key.rfind("workload", 0) == 0) from_bases[at + "." + key] = where;
+      }
+    }
+    // The tenant's own fields (located by the parse) keep their locations.
+    for (const auto& [key, where] : from_bases)
+      locations.emplace(key, where);
+    merge_config(merged, tenant.workload());
+    *tenant.mutable_workload() = merged;
+    tenant.clear_base();
+  }
+}
+
+}  // namespace
+
 LoadedConfig load_config_unchecked(const std::vector<std::string>& files,
                                    const std::vector<std::string>& overrides) {
   LoadedConfig loaded;
@@ -522,6 +573,7 @@ LoadedConfig load_config_unchecked(const std::vector<std::string>& files,
     }
     try {
       config::Config part = parse_config_text(text, file, &loaded.locations);
+      resolve_tenant_bases(part, file, loaded.locations);
       merge_config(loaded.config, part);
     } catch (const ConfigError& e) {
       issues.insert(issues.end(), e.issues().begin(), e.issues().end());

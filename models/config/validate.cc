@@ -1,6 +1,8 @@
 // Validation of a resolved config: structure of the system (names, kinds, links, address map),
 // each component kind's own checks, the workload, policy and run options, and cross-checks
 // (the workload fits its home memory). All issues are collected, then located and thrown.
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <set>
@@ -298,6 +300,111 @@ void check_numbers(const google::protobuf::Message& msg, const std::string& pref
   }
 }
 
+// Tenants (tenancy): names and scheduling fields; each tenant's workload as its own config (the
+// system's checks against it, the engine's dtypes, the primary's tensor-parallel degree); and the
+// policy parts that follow one workload's steps, which do not run with tenants yet.
+void validate_tenancy(const config::Config& cfg, Validator v) {
+  const auto& t = cfg.tenancy();
+  Validator tv = v.at("tenancy");
+  if (t.tenants_size() == 0) {
+    if (t.has_primary_name() || t.has_primary_priority() || t.has_primary_share() ||
+        t.end() != config::TENANCY_END_UNSPECIFIED) {
+      tv.error("", "has no effect without tenants (tenancy.tenants)");
+    }
+    return;
+  }
+  auto good_name = [](const std::string& n) {
+    if (n.empty()) return false;
+    for (char ch : n) {
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '-') return false;
+    }
+    return true;
+  };
+  const std::string primary = t.has_primary_name() ? t.primary_name() : "primary";
+  if (t.has_primary_name() && !good_name(primary)) {
+    tv.error("primary_name", "letters, digits, '_' and '-' only, not empty");
+  }
+  if (t.has_primary_share()) tv.positive("primary_share", true, t.primary_share());
+  const uint32_t tp = std::max<uint32_t>(1, cfg.workload().parallelism().tensor_parallel());
+  std::set<std::string> names{primary};
+  const auto* field = t.GetDescriptor()->FindFieldByName("tenants");
+  for (int i = 0; i < t.tenants_size(); ++i) {
+    const config::Tenant& ten = t.tenants(i);
+    Validator ev = tv.at(element_path(t, field, i));
+    if (!good_name(ten.name())) {
+      ev.error("name", "required: letters, digits, '_' and '-' only");
+    } else if (!names.insert(ten.name()).second) {
+      ev.error("name",
+               "\"" + ten.name() + "\" names another tenant (the primary is \"" + primary + "\")");
+    }
+    if (ten.has_share()) ev.positive("share", true, ten.share());
+    const std::string wk = workload_kind_name(ten.workload());
+    const WorkloadKind* kind = wk.empty() ? nullptr : find_workload_kind(wk);
+    if (kind == nullptr) {
+      ev.error("workload", "no workload scenario (decode, gemm, serving or replay)");
+      continue;
+    }
+    config::Config own = cfg;
+    own.clear_tenancy();
+    *own.mutable_workload() = ten.workload();
+    kind->validate(own, ev);
+    const uint32_t own_tp = std::max<uint32_t>(1, ten.workload().parallelism().tensor_parallel());
+    if (own_tp != tp) {
+      ev.error("workload.parallelism.tensor_parallel",
+               "must equal the primary's (" + std::to_string(tp) +
+                   "): the engine has one collective model");
+    }
+    // The engine computes in the tenant's dtypes.
+    const auto& w = ten.workload();
+    std::vector<std::pair<config::Dtype, std::string>> dtypes;
+    if (w.has_gemm()) {
+      dtypes.push_back({w.gemm().dtype(), "workload.gemm.dtype"});
+    } else {
+      dtypes.push_back({w.model().activation_dtype(), "workload.model.activation_dtype"});
+      if (w.model().gemm_dtype() != config::INT4) {
+        dtypes.push_back({w.model().gemm_dtype(), "workload.model.gemm_dtype"});
+      }
+    }
+    for (const auto& c : cfg.system().components()) {
+      if (!c.has_compute()) continue;
+      std::set<int> peaks;
+      for (const auto& p : c.compute().peak())
+        peaks.insert(p.dtype());
+      for (const auto& [d, path] : dtypes) {
+        if (d != config::DTYPE_UNSPECIFIED && !peaks.count(d)) {
+          ev.error(path, "\"" + c.name() + "\" has no peak FLOP/s for " + config::Dtype_Name(d));
+        }
+      }
+    }
+  }
+  // Policy parts whose state follows one workload's steps.
+  const auto& pol = cfg.policy();
+  auto refuse = [&](const std::string& path, const std::string& what) {
+    v.root(path).error("", what +
+                               " does not run with tenancy yet (its state follows one "
+                               "workload's steps)");
+  };
+  if (pol.has_thermal_admission()) refuse("policy.thermal_admission", "thermal admission");
+  if (pol.placement() == config::ORCHESTRATED) {
+    const auto& o = pol.orchestration();
+    const std::string op = "policy.orchestration.";
+    if (o.prefetch_layers() > 0) refuse(op + "prefetch_layers", "layer-ahead prefetch");
+    if (o.replacement() != config::REPLACEMENT_UNSPECIFIED)
+      refuse(op + "replacement", "a page cache");
+    if (o.has_context_regions()) refuse(op + "context_regions", "context regions");
+    if (o.has_object_cache()) refuse(op + "object_cache", "an object cache");
+    if (o.kv_restore() != config::KV_RESTORE_UNSPECIFIED &&
+        o.kv_restore() != config::KV_RESTORE_TRANSFER) {
+      refuse(op + "kv_restore", "recompute-vs-transfer");
+    }
+    if (o.has_resident_precision()) refuse(op + "resident_precision", "resident precision");
+    if (o.has_dpu_buffer()) refuse(op + "dpu_buffer", "a DPU buffer");
+    if (o.wired().emit_from_intents()) {
+      refuse(op + "wired.emit_from_intents", "a program emitted from intents");
+    }
+  }
+}
+
 }  // namespace
 
 void validate_config(const LoadedConfig& loaded, ConfigScope scope) {
@@ -319,6 +426,7 @@ void validate_config(const LoadedConfig& loaded, ConfigScope scope) {
     throw ConfigError(issues);
   }
   validate_run(cfg, v);
+  validate_tenancy(cfg, v);
 
   const std::string wk = workload_kind_name(cfg.workload());
   const WorkloadKind* kind = wk.empty() ? nullptr : find_workload_kind(wk);
@@ -340,10 +448,17 @@ void validate_config(const LoadedConfig& loaded, ConfigScope scope) {
         for (const auto& r : cfg.system().address_map()) {
           if (r.target() == home) capacity += r.size_bytes();
         }
-        const uint64_t need = kind->footprint_bytes(cfg);
+        uint64_t need = kind->footprint_bytes(cfg);
+        for (const auto& ten : cfg.tenancy().tenants()) {
+          config::Config own = cfg;
+          own.clear_tenancy();
+          *own.mutable_workload() = ten.workload();
+          need += find_workload_kind(workload_kind_name(ten.workload()))->footprint_bytes(own);
+        }
         if (need > capacity) {
-          v.error("workload", "needs " + gb(need) + " (weights and peak KV cache) in \"" + home +
-                                  "\", which has " + gb(capacity) + " mapped");
+          v.error("workload", "needs " + gb(need) + " (weights and peak KV cache" +
+                                  (cfg.tenancy().tenants_size() > 0 ? ", every tenant's" : "") +
+                                  ") in \"" + home + "\", which has " + gb(capacity) + " mapped");
         }
       }
     }

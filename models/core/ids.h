@@ -33,6 +33,8 @@ using LayerId = StrongId<struct LayerIdTag>;
 using StepIndex = StrongId<struct StepIndexTag>;
 using StackId = StrongId<struct StackIdTag>;
 using ComponentId = StrongId<struct ComponentIdTag>;
+// A workload sharing the accelerator (config tenancy): 0 is the primary, then tenancy.tenants.
+using TenantId = StrongId<struct TenantIdTag, uint16_t>;
 
 }  // namespace tiersim
 

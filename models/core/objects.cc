@@ -40,7 +40,8 @@ ObjectId ObjectTable::add(std::string name, ObjectClass cls, uint64_t size_bytes
                           ObjectIntent intent) {
   ObjectId id(static_cast<uint32_t>(objects_.size()));
   ObjectInfo o;
-  o.name = std::move(name);
+  o.name = name_prefix_.empty() ? std::move(name) : name_prefix_ + name;
+  o.tenant = tenant_;
   o.cls = cls;
   o.size_bytes = size_bytes;
   o.layer = layer;

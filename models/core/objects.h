@@ -66,6 +66,7 @@ struct ObjectInfo {
   uint32_t sequence = UINT32_MAX;
   uint64_t kv_tokens = 0;
   uint32_t kv_block_tokens = 0;
+  TenantId tenant{0};    // the workload that registered it (config tenancy)
   std::string home;      // component name of the home memory; set by placement
   uint64_t address = 0;  // global address in the home memory; set by placement
   bool placed = false;
@@ -75,6 +76,12 @@ class ObjectTable {
  public:
   ObjectId add(std::string name, ObjectClass cls, uint64_t size_bytes, LayerId layer = LayerId(),
                ObjectIntent intent = {});
+  // Objects added from now on belong to `tenant`, their names prefixed by `name_prefix`
+  // (a tenant's workload registers its objects under its own name).
+  void set_registering_tenant(TenantId tenant, std::string name_prefix) {
+    tenant_ = tenant;
+    name_prefix_ = std::move(name_prefix);
+  }
   void set_intent(ObjectId id, const ObjectIntent& intent) { objects_[id.value()].intent = intent; }
   const ObjectInfo& get(ObjectId id) const { return objects_[id.value()]; }
   ObjectInfo& get_mutable(ObjectId id) { return objects_[id.value()]; }
@@ -85,6 +92,8 @@ class ObjectTable {
 
  private:
   std::vector<ObjectInfo> objects_;
+  TenantId tenant_{0};
+  std::string name_prefix_;
 };
 
 }  // namespace tiersim

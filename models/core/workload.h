@@ -2,14 +2,30 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "models/core/admission_gate.h"
 #include "models/core/objects.h"
 #include "models/core/op.h"
+#include "models/core/records.h"
 #include "models/core/summary.h"
 
 namespace tiersim {
+
+// One tenant of a run with tenancy (workloads/tenants.h), as the summary reads it after the run.
+struct TenantView {
+  std::string name;
+  uint32_t priority = 0;
+  double share = 1;
+  uint32_t prefill_steps = 0;  // its first steps that are prompt prefill passes
+  // Its steps, numbered in its own order. A step's start is the later of its previous step's end
+  // and when it became ready (its arrival, or the end of an idle wait for requests): time spent
+  // waiting behind another tenant's step counts toward its latency, its own idle time does not.
+  std::vector<TokenRecord> steps;
+  TimePs engine_ps = 0;  // the engine's time on its steps
+  bool completed = false;
+};
 
 class Workload {
  public:
@@ -21,6 +37,10 @@ class Workload {
   virtual bool next(Op& op) = 0;
   // Steps the run will take (0: not known in advance, as in serving).
   virtual uint32_t total_steps() const = 0;
+  // True once next() would return false at the next step's start. Needed only where the step
+  // count is not known in advance (total_steps() 0), so a tenant scheduler can end a run when
+  // its primary completes instead of at the next step boundary.
+  virtual bool complete() const { return false; }
   // Called at simulated time `now_ps` before the first op of each step (and after an idle op),
   // and when a step's last op and writes are done. Workloads that react to time (arrivals)
   // plan their next step here.
@@ -42,6 +62,10 @@ class Workload {
   // schedules no requests (nothing to gate).
   virtual bool set_admission_gate(AdmissionGate* /*gate*/) { return false; }
   virtual void write_results(ResultSink& /*writer*/) const {}
+  // Tenancy: the tenant whose step is under way (read at the step's end), and every tenant after
+  // the run. A single workload is tenant 0 and has no view.
+  virtual TenantId step_tenant() const { return TenantId(0); }
+  virtual const std::vector<TenantView>* tenants() const { return nullptr; }
 };
 
 }  // namespace tiersim

@@ -67,24 +67,40 @@ void write_results(const std::string& path, const LoadedConfig& loaded, Context&
     }
   }
 
-  Table tokens;
-  const size_t c_step = tokens.add_column("step", Table::Type::kU64);
-  const size_t c_start = tokens.add_column("start_ps", Table::Type::kU64, "ps");
-  const size_t c_end = tokens.add_column("end_ps", Table::Type::kU64, "ps");
-  const size_t c_lat = tokens.add_column("latency_ms", Table::Type::kF64, "ms");
-  const size_t c_tok = tokens.add_column("tokens", Table::Type::kU64);
-  const size_t c_seq = tokens.add_column("sequences", Table::Type::kU64);
-  const size_t c_tpot = tokens.add_column("tpot_ms", Table::Type::kF64, "ms");
-  for (const auto& t : ctx.records().tokens) {
-    tokens.columns[c_seq].u64.push_back(t.sequences);
-    tokens.columns[c_tpot].f64.push_back(step_tpot_ms(t));
-    tokens.columns[c_step].u64.push_back(t.step);
-    tokens.columns[c_start].u64.push_back(t.start_ps);
-    tokens.columns[c_end].u64.push_back(t.end_ps);
-    tokens.columns[c_lat].f64.push_back(ps_to_ms(t.end_ps - t.start_ps));
-    tokens.columns[c_tok].u64.push_back(t.tokens);
+  // /tokens: the engine's steps in run order (with tenancy, a column says whose); with tenancy,
+  // each tenant's own steps under /tenants/<name>/tokens, timed from when it was ready.
+  const std::vector<TenantView>* tenants = ctx.workload()->tenants();
+  auto token_table = [&](const std::vector<TokenRecord>& records, bool tenant_column) {
+    Table tokens;
+    const size_t c_step = tokens.add_column("step", Table::Type::kU64);
+    const size_t c_start = tokens.add_column("start_ps", Table::Type::kU64, "ps");
+    const size_t c_end = tokens.add_column("end_ps", Table::Type::kU64, "ps");
+    const size_t c_lat = tokens.add_column("latency_ms", Table::Type::kF64, "ms");
+    const size_t c_tok = tokens.add_column("tokens", Table::Type::kU64);
+    const size_t c_seq = tokens.add_column("sequences", Table::Type::kU64);
+    const size_t c_tpot = tokens.add_column("tpot_ms", Table::Type::kF64, "ms");
+    const size_t c_ten = tenant_column ? tokens.add_column("tenant", Table::Type::kU64) : 0;
+    for (const auto& t : records) {
+      tokens.columns[c_seq].u64.push_back(t.sequences);
+      tokens.columns[c_tpot].f64.push_back(step_tpot_ms(t));
+      tokens.columns[c_step].u64.push_back(t.step);
+      tokens.columns[c_start].u64.push_back(t.start_ps);
+      tokens.columns[c_end].u64.push_back(t.end_ps);
+      tokens.columns[c_lat].f64.push_back(ps_to_ms(t.end_ps - t.start_ps));
+      tokens.columns[c_tok].u64.push_back(t.tokens);
+      if (tenant_column) tokens.columns[c_ten].u64.push_back(t.tenant.value());
+    }
+    return tokens;
+  };
+  w.write_table("/tokens", token_table(ctx.records().tokens, tenants != nullptr));
+  if (tenants) {
+    std::vector<std::string> names;
+    for (const auto& t : *tenants) {
+      names.push_back(t.name);
+      w.write_table("/tenants/" + t.name + "/tokens", token_table(t.steps, false));
+    }
+    w.set_attribute_strings("/tenants", "names", names);  // in order: the primary first
   }
-  w.write_table("/tokens", tokens);
 
   Table ops;
   const size_t o_step = ops.add_column("step", Table::Type::kU64);

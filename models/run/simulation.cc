@@ -19,6 +19,7 @@
 #include "models/run/power_monitor.h"
 #include "models/run/run_parts.h"
 #include "models/run/trace.h"
+#include "workloads/tenants.h"
 
 namespace tiersim {
 
@@ -44,6 +45,16 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   // Workload and its objects.
   const WorkloadKind* wk = find_workload_kind(workload_kind_name(cfg.workload()));
   std::unique_ptr<Workload> workload = wk->create(cfg);
+  if (cfg.tenancy().tenants_size() > 0) {
+    // Other tenants share the accelerator: one op stream, a step at a time.
+    if (!options.trace_path.empty()) {
+      throw located(loaded, {ConfigIssue{{},
+                                         "tenancy.tenants",
+                                         "a trace records one workload; trace the tenants one by "
+                                         "one, without tenancy"}});
+    }
+    workload = std::make_unique<TenantScheduler>(cfg, std::move(workload));
+  }
   std::unique_ptr<TraceRecorder> recorder;
   if (!options.trace_path.empty()) {
     // Record every object and op the run consumes (the recorder forwards to the workload).

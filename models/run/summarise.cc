@@ -86,31 +86,56 @@ void summarise_components(Context& ctx, const std::vector<std::unique_ptr<Compon
   }
 }
 
+// Time per output token and throughput of one step record list.
+struct StepFigures {
+  std::vector<double> tpot_ms;
+  double mean_ms = 0;
+  uint64_t generated = 0;
+  TimePs prefill_ps = 0;
+  double span_s = 0;  // from the first step's start to the last one's end
+};
+
+StepFigures step_figures(const std::vector<TokenRecord>& tokens, uint32_t prefill_steps) {
+  // Simulated prompt prefill passes count toward the throughput, not the time per token.
+  StepFigures f;
+  for (const auto& t : tokens) {
+    if (t.step < prefill_steps) {
+      f.prefill_ps += t.end_ps - t.start_ps;
+    } else if (t.tokens > 0) {
+      f.tpot_ms.push_back(step_tpot_ms(t));  // serving's prefill-only steps emit none
+    }
+    f.generated += t.tokens;
+  }
+  for (double v : f.tpot_ms)
+    f.mean_ms += v;
+  if (!f.tpot_ms.empty()) f.mean_ms /= static_cast<double>(f.tpot_ms.size());
+  f.span_s = tokens.empty() ? 0 : ps_to_s(tokens.back().end_ps - tokens.front().start_ps);
+  return f;
+}
+
 }  // namespace
 
 std::vector<SummaryItem> summarise_run(Context& ctx,
                                        const std::vector<std::unique_ptr<Component>>& components,
                                        TimePs end_ps, double wall_s) {
-  const auto& tokens = ctx.records().tokens;
-  std::vector<double> tpot_ms;
-  uint64_t generated = 0;
-  // Simulated prompt prefill passes count toward the throughput, not the time per token.
-  const uint32_t prefill_steps = ctx.workload()->prefill_steps();
-  TimePs prefill_ps = 0;
-  for (const auto& t : tokens) {
-    if (t.step < prefill_steps) {
-      prefill_ps += t.end_ps - t.start_ps;
-    } else if (t.tokens > 0) {
-      tpot_ms.push_back(step_tpot_ms(t));  // serving's prefill-only steps emit none
-    }
-    generated += t.tokens;
+  // With tenancy the headline is the primary tenant's (its steps timed from when it was ready),
+  // and per-token figures of the system (bytes, energy) count every tenant's tokens.
+  const std::vector<TenantView>* tenants = ctx.workload()->tenants();
+  const auto& tokens = tenants ? (*tenants)[0].steps : ctx.records().tokens;
+  const uint32_t prefill_steps =
+      tenants ? (*tenants)[0].prefill_steps : ctx.workload()->prefill_steps();
+  StepFigures head = step_figures(tokens, prefill_steps);
+  const std::vector<double>& tpot_ms = head.tpot_ms;
+  const double mean = head.mean_ms;
+  const uint64_t generated = head.generated;
+  const TimePs prefill_ps = head.prefill_ps;
+  const double decode_s = head.span_s;
+  uint64_t generated_all = generated;
+  if (tenants) {
+    generated_all = 0;
+    for (const auto& t : ctx.records().tokens)
+      generated_all += t.tokens;
   }
-  double mean = 0;
-  for (double v : tpot_ms)
-    mean += v;
-  if (!tpot_ms.empty()) mean /= static_cast<double>(tpot_ms.size());
-  const double decode_s =
-      tokens.empty() ? 0 : ps_to_s(tokens.back().end_ps - tokens.front().start_ps);
   uint64_t hbm_bytes = 0, sram_bytes = 0, ddr_bytes = 0, cxl_bytes = 0;
   bool has_ddr = false, has_cxl = false;
   for (const auto& c : components) {
@@ -125,7 +150,7 @@ std::vector<SummaryItem> summarise_run(Context& ctx,
       has_cxl = true;
     }
   }
-  const double per_token = generated ? 1.0 / static_cast<double>(generated) : 0.0;
+  const double per_token = generated_all ? 1.0 / static_cast<double>(generated_all) : 0.0;
   std::vector<SummaryItem> summary = {
       {"tpot_ms_mean", mean, "ms"},
       {"tpot_ms_p50", percentile(tpot_ms, 50), "ms"},
@@ -141,6 +166,25 @@ std::vector<SummaryItem> summarise_run(Context& ctx,
       {"wall_time_s", wall_s, "s"},
   };
   if (prefill_steps > 0) summary.push_back({"prefill_s", ps_to_s(prefill_ps), "s"});
+  if (tenants) {
+    summary.push_back(
+        {"tokens_generated_all_tenants", static_cast<double>(generated_all), "tokens"});
+    for (const TenantView& t : *tenants) {
+      const StepFigures f = step_figures(t.steps, t.prefill_steps);
+      const std::string p = "tenant_" + t.name + "_";
+      summary.push_back({p + "tpot_ms_mean", f.mean_ms, "ms"});
+      summary.push_back({p + "tpot_ms_p99", percentile(f.tpot_ms, 99), "ms"});
+      summary.push_back({p + "tokens_per_s",
+                         f.span_s > 0 ? static_cast<double>(f.generated) / f.span_s : 0.0,
+                         "tokens/s"});
+      summary.push_back({p + "tokens_generated", static_cast<double>(f.generated), "tokens"});
+      summary.push_back({p + "steps", static_cast<double>(t.steps.size()), "steps"});
+      summary.push_back(
+          {p + "engine_share", end_ps > 0 ? double(t.engine_ps) / double(end_ps) : 0.0, ""});
+      summary.push_back({p + "completed", t.completed ? 1.0 : 0.0, ""});
+      if (t.prefill_steps > 0) summary.push_back({p + "prefill_s", ps_to_s(f.prefill_ps), "s"});
+    }
+  }
   if (has_ddr) {
     summary.push_back(
         {"ddr_bytes_per_token", static_cast<double>(ddr_bytes) * per_token, "bytes/token"});
@@ -149,7 +193,7 @@ std::vector<SummaryItem> summarise_run(Context& ctx,
     summary.push_back(
         {"cxl_bytes_per_token", static_cast<double>(cxl_bytes) * per_token, "bytes/token"});
   }
-  summarise_components(ctx, components, end_ps, generated, summary);
+  summarise_components(ctx, components, end_ps, generated_all, summary);
   ctx.workload()->summarize(summary);
   return summary;
 }

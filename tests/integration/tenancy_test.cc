@@ -1,0 +1,329 @@
+// Tenants sharing one accelerator (config tenancy) in whole runs: the interleaving of steps derived
+// by hand from each tenant's steps alone, shares, priorities and arrivals, per-tenant records and
+// results, objects named per tenant, and bad tenancy refused with the field path.
+#include <fstream>
+
+#include "tests/integration/orchestration_support.h"
+
+namespace tiersim {
+namespace {
+
+using namespace orchestration_test;  // NOLINT: the shared run helpers
+
+std::string decode_1b(uint32_t steps) {
+  return test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+         test::preset("models/llama3_2_1b.textproto") + " " +
+         test::preset("studies/default.textproto") +
+         " --set workload.decode.decode_steps=" + std::to_string(steps) + " --quiet";
+}
+
+// A tenancy file: one more tenant running Llama-3.2-1B decode (batch 1, 1024-token context, as
+// the primary of decode_1b), `extra` inside its Tenant message, `outer` inside Tenancy.
+std::string tenancy_file(const std::string& name, uint32_t steps, const std::string& extra,
+                         const std::string& outer = "") {
+  static int files = 0;
+  const std::string path =
+      (fs::temp_directory_path() /
+       ("tiersim_tenancy_" + std::to_string(getpid()) + "_" + std::to_string(++files) + ".txt"))
+          .string();
+  std::ofstream(path) << "tenancy {\n  " << outer << "\n  tenants {\n    name: \"" << name
+                      << "\"\n    base: \"" << test::preset("models/llama3_2_1b.textproto")
+                      << "\"\n    workload { decode { batch_size: 1 context_tokens: 1024 "
+                         "decode_steps: "
+                      << steps << " } }\n    " << extra << "\n  }\n}\n";
+  return path;
+}
+
+// Runs `cmd`, returning the summary and the step records of /tenants/<name>/tokens (or /tokens).
+struct TenantRun {
+  std::map<std::string, double> s;
+  std::map<std::string, std::vector<double>> starts, ends;  // by tenant ("" for /tokens)
+};
+TenantRun run_with_records(const std::string& cmd, const std::vector<std::string>& tenants) {
+  const std::string out =
+      (fs::temp_directory_path() / ("tiersim_tenancy_" + std::to_string(getpid()) + ".h5"))
+          .string();
+  auto r = test::run_cmd(cmd + " --out " + out);
+  EXPECT_EQ(r.code, 0) << r.err;
+  TenantRun run;
+  if (r.code != 0) return run;
+  ResultReader h(out);
+  for (const auto& item : h.summary())
+    run.s[item.name] = item.value;
+  auto read = [&](const std::string& path, const std::string& key) {
+    const Table t = h.read_table(path);
+    for (const auto& c : t.columns) {
+      if (c.name == "start_ps") run.starts[key].assign(c.u64.begin(), c.u64.end());
+      if (c.name == "end_ps") run.ends[key].assign(c.u64.begin(), c.u64.end());
+    }
+  };
+  read("/tokens", "");
+  for (const auto& t : tenants)
+    read("/tenants/" + t + "/tokens", t);
+  fs::remove(out);
+  return run;
+}
+
+std::vector<double> durations(const TenantRun& r, const std::string& key) {
+  std::vector<double> d;
+  for (size_t i = 0; i < r.ends.at(key).size(); ++i)
+    d.push_back(r.ends.at(key)[i] - r.starts.at(key)[i]);
+  return d;
+}
+
+// Two identical tenants of equal priority and share alternate, the primary first: each step of
+// one waits for a step of the other, so the primary's k-th time per token (k >= 1) is the other's
+// step k-1 plus its own step k, each as long as alone (STREAM_ALL: no state carries between
+// steps; the FAST HBM's timing state moves a step by ~10 ns, hence the tolerance). The run ends
+// with the primary's last step, before the other's (TENANCY_END_WITH_PRIMARY), or after it
+// (TENANCY_END_ALL).
+TEST(Tenancy, IdenticalTenantsAlternateAndEachWaitsForTheOther) {
+  const uint32_t n = 8;
+  const TenantRun alone = run_with_records(decode_1b(n), {});
+  const std::string file = tenancy_file("twin", n, "");
+  const TenantRun both = run_with_records(decode_1b(n) + " " + file, {"primary", "twin"});
+  const TenantRun all = run_with_records(
+      decode_1b(n) + " " + file + " --set tenancy.end=TENANCY_END_ALL", {"primary", "twin"});
+  ASSERT_FALSE(alone.s.empty() || both.s.empty() || all.s.empty());
+  const std::vector<double> t = durations(alone, "");
+  ASSERT_EQ(t.size(), n);
+  double expected_ms = t[0];
+  for (size_t k = 1; k < n; ++k)
+    expected_ms += t[k - 1] + t[k];
+  expected_ms /= n * 1e9;
+  double sum_ps = 0;
+  for (double d : t)
+    sum_ps += d;
+  std::cout << "alone " << alone.s.at("tpot_ms_mean") << " ms, together "
+            << both.s.at("tpot_ms_mean") << " ms (by hand " << expected_ms << ")\n";
+  EXPECT_NEAR(both.s.at("tpot_ms_mean"), expected_ms, 1e-4 * expected_ms);
+  EXPECT_DOUBLE_EQ(both.s.at("tpot_ms_mean"), both.s.at("tenant_primary_tpot_ms_mean"));
+  EXPECT_NEAR(both.s.at("tenant_twin_tpot_ms_mean"), 2 * alone.s.at("tpot_ms_mean"),
+              1e-4 * alone.s.at("tpot_ms_mean"));
+  // The run's steps alternate, the primary first; each tenant's own records chain up.
+  ASSERT_EQ(both.ends.at("primary").size(), n);
+  ASSERT_EQ(both.ends.at("twin").size(), n - 1);
+  for (size_t k = 0; k + 1 < n; ++k) {
+    EXPECT_LT(both.ends.at("primary")[k], both.ends.at("twin")[k]);
+    EXPECT_EQ(both.starts.at("twin")[k], k == 0 ? 0 : both.ends.at("twin")[k - 1]);
+  }
+  EXPECT_EQ(both.s.at("decode_steps"), n);
+  EXPECT_EQ(both.s.at("tenant_twin_steps"), n - 1);
+  EXPECT_EQ(both.s.at("tenant_twin_completed"), 0);
+  EXPECT_EQ(both.s.at("tokens_generated_all_tenants"), 2 * n - 1);
+  EXPECT_NEAR(both.s.at("sim_time_s"), (2 * sum_ps - t[n - 1]) / 1e12, 1e-4 * sum_ps / 1e12);
+  EXPECT_NEAR(both.s.at("tenant_primary_engine_share") + both.s.at("tenant_twin_engine_share"), 1,
+              1e-12);
+  // Per-token figures of the system count every tenant's tokens: the same bytes per token.
+  EXPECT_NEAR(both.s.at("hbm_bytes_per_token"), alone.s.at("hbm_bytes_per_token"),
+              1e-3 * alone.s.at("hbm_bytes_per_token"));
+  EXPECT_EQ(all.s.at("tenant_twin_steps"), n);
+  EXPECT_EQ(all.s.at("tenant_twin_completed"), 1);
+  EXPECT_NEAR(all.s.at("sim_time_s"), 2 * sum_ps / 1e12, 1e-4 * sum_ps / 1e12);
+  // Deterministic: the same config gives the same summary, item by item.
+  const TenantRun again = run_with_records(decode_1b(n) + " " + file, {});
+  for (const auto& [k, v] : both.s) {
+    if (k != "wall_time_s") EXPECT_EQ(again.s.at(k), v) << k;
+  }
+  fs::remove(file);
+}
+
+// Shares divide the engine's time among tenants of equal priority that always have work: 3:1.
+TEST(Tenancy, SharesDivideTheEngineTime) {
+  const std::string file = tenancy_file("minor", 64, "share: 1", "primary_share: 3");
+  const auto s = summary_of(decode_1b(24) + " " + file);
+  ASSERT_FALSE(s.count("exit"));
+  // 24 primary steps take three quarters of the engine: the other gets 8 (one step of slack).
+  EXPECT_NEAR(s.at("tenant_minor_steps"), 8, 1);
+  EXPECT_NEAR(s.at("tenant_primary_engine_share"), 0.75, 0.75 / 24);
+  fs::remove(file);
+}
+
+// A higher priority goes first at every step boundary while it has work: the other tenant's 4
+// steps all run before the primary's first, which waits for them.
+TEST(Tenancy, PriorityGoesFirst) {
+  const uint32_t n = 6;
+  const TenantRun alone = run_with_records(decode_1b(n), {});
+  const std::string file = tenancy_file("urgent", 4, "priority: 1");
+  const TenantRun r = run_with_records(decode_1b(n) + " " + file, {"primary", "urgent"});
+  ASSERT_FALSE(r.s.empty() || alone.s.empty());
+  const std::vector<double> t = durations(alone, "");
+  EXPECT_EQ(r.s.at("tenant_urgent_completed"), 1);
+  EXPECT_EQ(r.starts.at("primary").front(), 0);  // ready at the run's start
+  EXPECT_LT(r.ends.at("urgent").back(), r.ends.at("primary").front());
+  // Its first step waited for four steps as long as its own first ones.
+  const double first = r.ends.at("primary")[0] - r.starts.at("primary")[0];
+  EXPECT_NEAR(first, t[0] + t[0] + t[1] + t[2] + t[3], 1e-4 * first);
+  fs::remove(file);
+}
+
+// A tenant arriving later starts no earlier; until then the primary runs as alone; from then on,
+// it starts from the primary's engine time (no credit for its absence: the two alternate).
+TEST(Tenancy, ArrivalStartsATenantLater) {
+  const uint32_t n = 12;
+  const TenantRun alone = run_with_records(decode_1b(n), {});
+  ASSERT_FALSE(alone.s.empty());
+  const double arrival = alone.ends.at("")[3] + 1;  // just after the primary's 4th step
+  const std::string file =
+      tenancy_file("late", 64, "arrival_ps: " + std::to_string(uint64_t(arrival)));
+  const TenantRun r = run_with_records(decode_1b(n) + " " + file, {"primary", "late"});
+  ASSERT_FALSE(r.s.empty());
+  for (size_t k = 0; k < 4; ++k)
+    EXPECT_EQ(r.ends.at("primary")[k], alone.ends.at("")[k]) << k;
+  EXPECT_GE(r.starts.at("late")[0], arrival);
+  // After the arrival the steps alternate (within one of each other): no burst of catching up.
+  const double late_steps = r.s.at("tenant_late_steps");
+  EXPECT_NEAR(late_steps, n - 4, 1.5);
+  fs::remove(file);
+}
+
+// A serving primary with priority over a batch decode tenant that always has work: the batch runs
+// only while the serving scheduler waits for requests, and a request waits for at most the batch
+// step under way (no preemption inside a step).
+TEST(Tenancy, ServingOverABatchJob) {
+  const std::string serving = test::tiersim_binary() + " run " +
+                              test::preset("hardware/h100_sxm.textproto") + " " +
+                              test::preset("models/llama3_8b.textproto") + " " +
+                              test::preset("studies/serving_llama3_8b.textproto") +
+                              " --set workload.serving.poisson.requests=12 --quiet";
+  const auto alone = summary_of(serving);
+  const std::string file =
+      tenancy_file("batch", 100000, "", "primary_name: \"serving\" primary_priority: 1");
+  std::string err;
+  const auto both =
+      summary_of(serving + " " + file +
+                     " --set 'tenancy.tenants[batch].workload.decode.batch_size=8'"
+                     " --set 'tenancy.tenants[batch].workload.decode.context_tokens=512'"
+                     " --set 'tenancy.tenants[batch].workload.decode.decode_steps=4000'",
+                 &err);
+  ASSERT_FALSE(alone.count("exit")) << err;
+  ASSERT_FALSE(both.count("exit")) << err;
+  const auto batch_alone = summary_of(decode_1b(8) +
+                                      " --set workload.decode.batch_size=8"
+                                      " --set workload.decode.context_tokens=512");
+  const double batch_step_ms = batch_alone.at("tpot_ms_p99");
+  std::cout << "serving TTFT p99 " << alone.at("ttft_ms_p99") << " -> " << both.at("ttft_ms_p99")
+            << " ms, TPOT " << alone.at("tpot_ms_mean") << " -> " << both.at("tpot_ms_mean")
+            << " ms; batch engine share " << both.at("tenant_batch_engine_share") << ", "
+            << both.at("tenant_batch_steps") << " steps\n";
+  EXPECT_GT(both.at("tenant_batch_steps"), 0);
+  EXPECT_EQ(both.at("tenant_serving_completed"), 1);
+  EXPECT_EQ(both.at("tenant_batch_completed"), 0);
+  // The batch fills the serving tenant's idle time, no more.
+  EXPECT_LE(both.at("tenant_serving_engine_share") + both.at("tenant_batch_engine_share"),
+            1 + 1e-9);
+  // Each of its steps waits for at most one batch step: TPOT grows by less than one batch step.
+  EXPECT_LE(both.at("tpot_ms_mean"), alone.at("tpot_ms_mean") + batch_step_ms);
+  EXPECT_GE(both.at("tpot_ms_mean"), alone.at("tpot_ms_mean") * 0.99);
+  EXPECT_LE(both.at("ttft_ms_p99"), alone.at("ttft_ms_p99") + 2 * batch_step_ms + 1);
+  fs::remove(file);
+}
+
+// Bad tenancy is refused before the run (exit 2) with the field path, each tenant's workload
+// checked as its own config.
+TEST(Tenancy, BadTenancyIsRefusedWithTheFieldPath) {
+  const std::string file = tenancy_file("other", 4, "");
+  const std::string t = " --set 'tenancy.tenants[other].";
+  const std::string hrm = " " + test::preset("memory/hrm_sram_4x4.textproto") + " " +
+                          test::preset("hardware/fragments/h100_with_hrm.textproto");
+  expect_refused(
+      [&](const std::string& set, std::string* err) {
+        return summary_of(decode_1b(4) + " " + file + set, err);
+      },
+      {
+          {t + "name=primary'", "tenancy.tenants"},
+          {t + "share=0'", "tenancy.tenants[other].share"},
+          {t + "workload.decode.batch_size=0'",
+           "tenancy.tenants[other].workload.decode.batch_size"},
+          {t + "workload.model.activation_dtype=INT4'",
+           "tenancy.tenants[other].workload.model.activation_dtype"},
+          {t + "workload.parallelism.tensor_parallel=2'",
+           "tenancy.tenants[other].workload.parallelism.tensor_parallel"},
+          {" --set tenancy.primary_name=a/b", "tenancy.primary_name"},
+          {" --set tenancy.primary_share=-1", "tenancy.primary_share"},
+          {t + "workload.decode.batch_size=64'" + t + "workload.decode.context_tokens=100000'",
+           "every tenant's"},
+          {" --set policy.thermal_admission.memory=hbm", "policy.thermal_admission"},
+          {" --set policy.placement=ORCHESTRATED --set policy.orchestration.fast_memory=hbm"
+           " --set policy.orchestration.resident_fraction=1 --set "
+           "policy.orchestration.controller=ON_ACCELERATOR --set "
+           "policy.orchestration.notification=DOORBELL --set "
+           "policy.orchestration.prefetch_layers=1",
+           "policy.orchestration.prefetch_layers"},
+      });
+  // Tenancy without tenants does nothing: refused.
+  std::string err;
+  auto r = summary_of(decode_1b(4) + " --set tenancy.primary_priority=2", &err);
+  EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2);
+  EXPECT_NE(err.find("tenancy: has no effect without tenants"), std::string::npos) << err;
+  // A base file that sets more than a workload, and one that cannot be read.
+  const std::string bad_base =
+      tenancy_file("other", 4, "base: \"" + test::preset("hardware/h100_sxm.textproto") + "\"");
+  r = summary_of(decode_1b(4) + " " + bad_base, &err);
+  EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2);
+  EXPECT_NE(err.find("tenancy.tenants[other].base[1]: a tenant's base file may set only"),
+            std::string::npos)
+      << err;
+  const std::string missing = tenancy_file("other", 4, "base: \"no_such_model.textproto\"");
+  r = summary_of(decode_1b(4) + " " + missing, &err);
+  EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2);
+  EXPECT_NE(err.find("tenancy.tenants[other].base[1]: cannot read"), std::string::npos) << err;
+  // A field of the base file is located in it.
+  const std::string bad_model =
+      (fs::temp_directory_path() / "tiersim_tenancy_bad_model.textproto").string();
+  std::ofstream(bad_model) << "workload {\n  model {\n    layers: 0\n  }\n}\n";
+  const std::string with_bad = tenancy_file("other", 4, "base: \"" + bad_model + "\"");
+  r = summary_of(decode_1b(4) + " " + with_bad, &err);
+  EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2);
+  EXPECT_NE(err.find(bad_model + ":3: tenancy.tenants[other].workload.model.layers"),
+            std::string::npos)
+      << err;
+  // A trace records one workload.
+  const auto tr = test::run_cmd(test::tiersim_binary() + " trace " +
+                                test::preset("hardware/h100_sxm.textproto") + " " +
+                                test::preset("models/llama3_2_1b.textproto") + " " +
+                                test::preset("studies/default.textproto") + " " + file + " --out " +
+                                (fs::temp_directory_path() / "tiersim_tenancy.trace").string());
+  EXPECT_EQ(tr.code, 2);
+  EXPECT_NE(tr.err.find("tenancy.tenants: a trace records one workload"), std::string::npos)
+      << tr.err;
+  for (const auto& f : {file, bad_base, missing, with_bad, bad_model})
+    fs::remove(f);
+}
+
+// A tenant's objects carry its name: a residency program binds the other tenant's last layer by
+// name, and only that tenant's steps read it from the wired memory (one layer per its step).
+TEST(Tenancy, ObjectsAreNamedPerTenantAndWiredByName) {
+  const std::string file = tenancy_file("other", 4, "");
+  const std::string cmd =
+      test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+      test::preset("memory/hrm_sram_4x4.textproto") + " " +
+      test::preset("hardware/fragments/h100_with_hrm.textproto") + " " +
+      test::preset("models/llama3_2_1b.textproto") + " " +
+      test::preset("studies/wired_hrm_llama3_2_1b.textproto") + " " + file +
+      " --set workload.decode.decode_steps=4 --set workload.decode.context_tokens=1024 --quiet"
+      " --set tenancy.end=TENANCY_END_ALL"
+      " --set 'policy.orchestration.wired={memory:\"hrm\" quota_bytes:268435456"
+      " program{op:WIRED_BIND step:0 objects:\"other/layer15.*\"}}'";
+  const auto s = summary_of(cmd);
+  ASSERT_FALSE(s.count("exit"));
+  // Llama-3.2-1B's layer: 121,643,008 bytes, read once per step of its tenant (4 steps) over
+  // 8 tokens of both tenants (each runs to its end).
+  const double layer =
+      2.0 * (2048.0 * 3072 + 2048.0 * 2048 + 2048.0 * 16384 + 8192.0 * 2048 + 2 * 2048);
+  EXPECT_EQ(s.at("tokens_generated_all_tenants"), 8);
+  EXPECT_DOUBLE_EQ(s.at("wired_bytes_per_token") * 8, 4 * layer);
+  // The primary's own layer 15 is not wired: a program naming it without the prefix would be.
+  const auto own =
+      summary_of(cmd.substr(0, cmd.find(" --set 'policy")) +
+                 " --set 'policy.orchestration.wired={memory:\"hrm\" quota_bytes:268435456"
+                 " program{op:WIRED_BIND step:0 objects:\"layer15.*\"}}'");
+  ASSERT_FALSE(own.count("exit"));
+  EXPECT_DOUBLE_EQ(own.at("wired_bytes_per_token") * 8, 4 * layer);
+  EXPECT_GT(own.at("tpot_ms_mean"), 0);
+  EXPECT_LT(own.at("tenant_primary_tpot_ms_mean"), s.at("tenant_primary_tpot_ms_mean"));
+  fs::remove(file);
+}
+
+}  // namespace
+}  // namespace tiersim
