@@ -113,9 +113,9 @@ void ComputeEngine::prepare() {
   dma_ = dynamic_cast<DmaEngine*>(ctx().component(params_.dma));
   if (dma_ == nullptr) throw std::logic_error(std::string(name()) + ": DMA engine missing");
   if (ctx().config().policy().placement() == config::ORCHESTRATED) {
-    orchestrator_ = std::make_unique<Orchestrator>(
-        (std::string(basename()) + "_orchestrator").c_str(),
-        OrchestrationParams::from_config(ctx().config().policy().orchestration()), ctx());
+    orchestrator_ =
+        std::make_unique<Orchestrator>((std::string(basename()) + "_orchestrator").c_str(),
+                                       OrchestrationParams::from_config(ctx().config()), ctx());
     orchestrator_->prepare(params_.dma, params_.tile_bytes);
   }
   if (ctx().config().policy().has_thermal_admission()) {

@@ -494,6 +494,14 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
   if (!p_.wired_memory.empty()) {
     out.push_back({"wired_objects", double(wired_.size()), "count"});
     out.push_back({"wired_bytes", double(wired_bytes_), "bytes"});
+    if (!p_.wired_tenant_quota.empty()) {  // each tenant's share of the arbiter's binds
+      std::vector<double> by_tenant(p_.tenant_names.size(), 0);
+      for (uint32_t id : wired_)
+        by_tenant[ctx_.objects().get(ObjectId(id)).tenant.value()] +=
+            double(ctx_.objects().get(ObjectId(id)).size_bytes);
+      for (size_t t = 0; t < by_tenant.size(); ++t)
+        out.push_back({"wired_bytes_tenant_" + p_.tenant_names[t], by_tenant[t], "bytes"});
+    }
     out.push_back(
         {"wired_bytes_per_token", double(wired_bytes_read_.value()) * per, "bytes/token"});
     out.push_back(

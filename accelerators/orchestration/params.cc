@@ -1,5 +1,6 @@
 #include "accelerators/orchestration/params.h"
 
+#include <set>
 #include <string>
 
 #include "fabric/serial_link.h"
@@ -346,6 +347,44 @@ void validate_wired(const config::Config& root, const config::Orchestration& c, 
         }
       }
     }
+    // Per-tenant quotas: named tenants, each and their sum within the wired area.
+    uint64_t quota_sum = 0;
+    std::set<std::string> quota_tenants;
+    for (int i = 0; i < w.tenant_quotas_size(); ++i) {
+      const auto& q = w.tenant_quotas(i);
+      Validator qv = wv.at("tenant_quotas[" + std::to_string(i) + "]");
+      if (root.tenancy().tenants_size() == 0) {
+        qv.error("", "per-tenant quotas need tenants (tenancy.tenants)");
+        break;
+      }
+      if (tenant_index(root, q.tenant()) < 0) {
+        qv.error("tenant", "no tenant named \"" + q.tenant() + "\"");
+      } else if (!quota_tenants.insert(q.tenant()).second) {
+        qv.error("tenant", "\"" + q.tenant() + "\" has a quota already");
+      }
+      qv.require("quota_bytes", q.has_quota_bytes());
+      quota_sum += q.quota_bytes();
+    }
+    if (w.tenant_quotas_size() > 0 && quota_sum > w.quota_bytes()) {
+      wv.error("tenant_quotas", "their sum (" + std::to_string(quota_sum) +
+                                    " bytes) is more than quota_bytes, the wired area (" +
+                                    std::to_string(w.quota_bytes()) + " bytes)");
+    }
+    for (int i = 0; i < w.program_size(); ++i) {
+      const auto& d = w.program(i);
+      Validator dv = wv.at("program[" + std::to_string(i) + "]");
+      if (d.has_tenant() && (d.op() != config::WIRED_SET_QUOTA || w.tenant_quotas_size() == 0)) {
+        dv.error("tenant", "only on SET_QUOTA with tenant_quotas");
+      } else if (d.op() == config::WIRED_SET_QUOTA && w.tenant_quotas_size() > 0) {
+        if (!d.has_tenant()) {
+          dv.error("tenant", "required with tenant_quotas: whose quota it sets");
+        } else if (tenant_index(root, d.tenant()) < 0) {
+          dv.error("tenant", "no tenant named \"" + d.tenant() + "\"");
+        } else if (d.quota_bytes() > w.quota_bytes()) {
+          dv.error("quota_bytes", "more than quota_bytes, the wired area");
+        }
+      }
+    }
     if (w.emit_from_intents() && w.program_size() > 0) {
       wv.error("emit_from_intents", "not with a program: the program is emitted");
     }
@@ -425,7 +464,23 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
   }
 }
 
-OrchestrationParams OrchestrationParams::from_config(const config::Orchestration& c) {
+std::vector<std::string> tenant_names(const config::Config& root) {
+  const auto& t = root.tenancy();
+  std::vector<std::string> names{t.has_primary_name() ? t.primary_name() : "primary"};
+  for (const auto& tenant : t.tenants())
+    names.push_back(tenant.name());
+  return names;
+}
+
+int tenant_index(const config::Config& root, const std::string& name) {
+  const auto names = tenant_names(root);
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == name) return static_cast<int>(i);
+  return -1;
+}
+
+OrchestrationParams OrchestrationParams::from_config(const config::Config& root) {
+  const config::Orchestration& c = root.policy().orchestration();
   OrchestrationParams p;
   p.fast_memory = c.fast_memory();
   p.dma = c.dma();
@@ -452,6 +507,12 @@ OrchestrationParams OrchestrationParams::from_config(const config::Orchestration
   p.wired_quota_bytes = c.wired().quota_bytes();
   p.wired_program.assign(c.wired().program().begin(), c.wired().program().end());
   p.wired_emit = c.wired().emit_from_intents();
+  p.tenant_names = tiersim::tenant_names(root);
+  if (c.wired().tenant_quotas_size() > 0) {
+    p.wired_tenant_quota.assign(p.tenant_names.size(), 0);
+    for (const auto& q : c.wired().tenant_quotas())
+      p.wired_tenant_quota[tenant_index(root, q.tenant())] = q.quota_bytes();
+  }
   p.kv_restore = c.kv_restore() == config::KV_RESTORE_UNSPECIFIED ? config::KV_RESTORE_TRANSFER
                                                                   : c.kv_restore();
   p.arbiter_path_bytes_per_s = c.arbiter_path_bytes_per_s();

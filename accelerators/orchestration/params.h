@@ -42,6 +42,9 @@ struct OrchestrationParams {
   config::ResidentPrecision precision;  // dtype unspecified: full precision
   std::string wired_memory;             // empty: no wired residency
   uint64_t wired_quota_bytes = 0;
+  // Per-tenant wired quotas by tenant index (wired.tenant_quotas); empty: one shared quota.
+  std::vector<uint64_t> wired_tenant_quota;
+  std::vector<std::string> tenant_names;  // by tenant index (tenancy): the primary first
   std::vector<config::WiredDirective> wired_program;  // empty: the arbiter chooses
   bool wired_emit = false;  // the program emitted from the intents, phase by phase
   config::KvRestore kv_restore = config::KV_RESTORE_TRANSFER;
@@ -67,7 +70,14 @@ struct OrchestrationParams {
   uint32_t buffer_lookahead = 0;
 
   static void validate(const config::Config& root, Validator v);
-  static OrchestrationParams from_config(const config::Orchestration& c);
+  // `root`: the whole config (its tenancy names the tenants).
+  static OrchestrationParams from_config(const config::Config& root);
 };
+
+// Tenants by index (config tenancy): the primary's name first ("primary" by default), then
+// tenancy.tenants in order; one name without tenancy.
+std::vector<std::string> tenant_names(const config::Config& root);
+// The index of tenant `name`, or -1.
+int tenant_index(const config::Config& root, const std::string& name);
 
 }  // namespace tiersim

@@ -14,9 +14,26 @@ namespace {
 // byte first), within the quota and the wired memory's room.
 void plan_wired(const ObjectTable& objects, const OrchestrationParams& p, uint64_t room_bytes,
                 PlacementPlan& plan) {
-  plan.wired = choose_wired_objects(
-      objects, [](const ObjectInfo& o) { return o.intent.uses_per_step; },
-      std::min(p.wired_quota_bytes, room_bytes), &plan.wired_saved_bytes_per_step);
+  auto reuse = [](const ObjectInfo& o) { return o.intent.uses_per_step; };
+  if (p.wired_tenant_quota.empty()) {
+    plan.wired = choose_wired_objects(objects, reuse, std::min(p.wired_quota_bytes, room_bytes),
+                                      &plan.wired_saved_bytes_per_step);
+  } else {
+    // Per-tenant quotas: each tenant's choice among its own objects, within its quota and the
+    // room the tenants before it left (their sum is within the area by validation).
+    uint64_t room = std::min(p.wired_quota_bytes, room_bytes);
+    for (size_t t = 0; t < p.wired_tenant_quota.size(); ++t) {
+      double saved = 0;
+      const auto chosen =
+          choose_wired_objects(objects, reuse, std::min(p.wired_tenant_quota[t], room), &saved,
+                               TenantId(static_cast<uint16_t>(t)));
+      for (ObjectId id : chosen) {
+        plan.wired.push_back(id);
+        room -= std::min(room, (objects.get(id).size_bytes + 4095) / 4096 * 4096);
+      }
+      plan.wired_saved_bytes_per_step += saved;
+    }
+  }
   for (ObjectId id : plan.wired)
     plan.objects[id.value()].where = PlannedObject::Where::kWired;
 }
@@ -113,12 +130,13 @@ bool wirable(ObjectClass cls) {
 
 std::vector<ObjectId> choose_wired_objects(const ObjectTable& objects,
                                            const std::function<double(const ObjectInfo&)>& reuse,
-                                           uint64_t quota_bytes, double* saved_bytes_per_step) {
+                                           uint64_t quota_bytes, double* saved_bytes_per_step,
+                                           TenantId tenant) {
   std::vector<WiredCandidate> candidates;
   std::vector<ObjectId> ids;
   for (size_t i = 0; i < objects.size(); ++i) {
     const ObjectInfo& o = objects.get(ObjectId(static_cast<uint32_t>(i)));
-    if (!wirable(o.cls)) continue;
+    if (!wirable(o.cls) || (tenant.valid() && o.tenant != tenant)) continue;
     WiredCandidate c;
     c.name = o.name;
     c.bytes = (o.size_bytes + 4095) / 4096 * 4096;

@@ -64,10 +64,11 @@ struct PlacementPlan {
 bool wirable(ObjectClass cls);
 // The wired-residency arbiter's choice over the wirable objects, each read whole `reuse(o)`
 // times per step, within `quota_bytes`: their ids in choice order and (optionally) the off-chip
-// bytes they save per step.
+// bytes they save per step. `tenant` valid: that tenant's objects only.
 std::vector<ObjectId> choose_wired_objects(const ObjectTable& objects,
                                            const std::function<double(const ObjectInfo&)>& reuse,
-                                           uint64_t quota_bytes, double* saved_bytes_per_step);
+                                           uint64_t quota_bytes, double* saved_bytes_per_step,
+                                           TenantId tenant = TenantId());
 
 // `weight_bits` is the weights' full precision; `wired_room_bytes` the wired memory's free bytes.
 PlacementPlan plan_placement(const ObjectTable& objects, const OrchestrationParams& p,

@@ -143,9 +143,17 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
     ExtentAllocator::Handle handle = 0;
     uint64_t bytes = 0, order = 0;
     TimePs grace_ps = 0;
+    size_t slot = 0;
   };
   std::unordered_map<uint32_t, Held> held;
-  uint64_t quota = p.wired_quota_bytes, used = 0, order = 0;
+  // Quotas and bytes held by slot: one per tenant with per-tenant quotas, else one for all.
+  const bool per_tenant = !p.wired_tenant_quota.empty();
+  std::vector<uint64_t> quota =
+      per_tenant ? p.wired_tenant_quota : std::vector<uint64_t>{p.wired_quota_bytes};
+  std::vector<uint64_t> used(quota.size(), 0);
+  peak_tenant_bytes_.assign(per_tenant ? quota.size() : 0, 0);
+  uint64_t total = 0, order = 0;
+  auto slot_of = [&](const ObjectInfo& o) -> size_t { return per_tenant ? o.tenant.value() : 0; };
   std::vector<size_t> sequence(program.size());
   std::iota(sequence.begin(), sequence.end(), 0);
   std::stable_sort(sequence.begin(), sequence.end(),
@@ -162,12 +170,13 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
     freed.push_back({extents.offset(h), extents.size(h), events_.size(), grace});
     extents.free(h);
   };
-  // Frees the oldest unpinned object, else the oldest soft pin; false when only hard pins hold.
-  auto reclaim_one = [&](Event& e) {
+  // Frees the slot's oldest unpinned object, else its oldest soft pin; false when only hard pins
+  // hold (a tenant never reclaims another's objects).
+  auto reclaim_one = [&](Event& e, size_t slot) {
     const Held* best = nullptr;
     uint32_t best_id = 0;
     for (const auto& [id, h] : held) {
-      if (h.pin == Op::kBind) continue;
+      if (h.pin == Op::kBind || h.slot != slot) continue;
       const bool better = best == nullptr || (h.pin == Op::kUnpin && best->pin != Op::kUnpin) ||
                           (h.pin == best->pin && h.order < best->order);
       if (better) {
@@ -179,7 +188,8 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
     const TimePs grace = best->pin == Op::kSoftPin ? best->grace_ps : 0;
     e.victims.emplace_back(best_id, grace);
     free_range(best->handle, grace);
-    used -= best->bytes;
+    used[slot] -= best->bytes;
+    total -= best->bytes;
     held.erase(best_id);
     return true;
   };
@@ -199,12 +209,18 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
       Event e;
       e.step = d.step();
       e.op = Op::kSetQuota;
-      quota = d.quota_bytes();
-      while (used > quota) {
-        if (!reclaim_one(e)) {
+      size_t slot = 0;
+      if (per_tenant) {
+        const auto& names = p.tenant_names;
+        slot = size_t(std::find(names.begin(), names.end(), d.tenant()) - names.begin());
+      }
+      quota[slot] = d.quota_bytes();
+      while (used[slot] > quota[slot]) {
+        if (!reclaim_one(e, slot)) {
           refuse(i, "quota_bytes",
-                 std::to_string(used) + " bytes are hard-bound (BIND), more than the new quota " +
-                     std::to_string(quota) + ": release them first");
+                 std::to_string(used[slot]) +
+                     " bytes are hard-bound (BIND), more than the new quota " +
+                     std::to_string(quota[slot]) + ": release them first");
         }
       }
       events_.push_back(std::move(e));
@@ -250,22 +266,31 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
             break;
           }
           const uint64_t bytes = (o.size_bytes + 4095) / 4096 * 4096;
-          if (bytes > std::min(area, quota)) {
+          const size_t slot = slot_of(o);
+          const std::string whose =
+              per_tenant ? "tenant " + p.tenant_names[slot] + "'s quota (" : "the quota (";
+          if (bytes > std::min(area, quota[slot])) {
             refuse(i, "objects",
-                   o.name + " (" + std::to_string(o.size_bytes) + " bytes) does not fit the " +
-                       "quota (" + std::to_string(quota) + " bytes) or the wired memory's room");
+                   o.name + " (" + std::to_string(o.size_bytes) + " bytes) does not fit " + whose +
+                       std::to_string(quota[slot]) + " bytes) or the wired memory's room");
           }
           std::optional<ExtentAllocator::Handle> a;
-          while (used + bytes > quota || !(a = extents.allocate(bytes))) {
-            if (!reclaim_one(e)) {
+          while (used[slot] + bytes > quota[slot] || !(a = extents.allocate(bytes))) {
+            if (!reclaim_one(e, slot)) {
+              const bool room = used[slot] + bytes <= quota[slot];
               refuse(i, "objects",
-                     "binding " + o.name + " (" + std::to_string(bytes) + " bytes) needs more " +
-                         "than the quota (" + std::to_string(quota) + " bytes, " +
-                         std::to_string(used) + " held by pins that cannot be reclaimed)");
+                     "binding " + o.name + " (" + std::to_string(bytes) + " bytes) needs " +
+                         (room ? "more room than the wired area has free (" +
+                                     std::to_string(area - total) + " of " + std::to_string(area) +
+                                     " bytes; the rest held by pins it may not reclaim)"
+                               : "more than " + whose + std::to_string(quota[slot]) + " bytes, " +
+                                     std::to_string(used[slot]) +
+                                     " held by pins that cannot be reclaimed)"));
             }
           }
-          held[id] = Held{e.op, *a, bytes, order++, e.grace_ps};
-          used += bytes;
+          held[id] = Held{e.op, *a, bytes, order++, e.grace_ps, slot};
+          used[slot] += bytes;
+          total += bytes;
           e.address = area_base_ + extents.offset(*a);
           e.copy = true;
           for (const Freed& f : freed) {  // room last held by objects that leave later
@@ -286,13 +311,18 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
           if (h == held.end()) refuse(i, "objects", o.name + " is not bound");
           e.op = Op::kRelease;
           free_range(h->second.handle, 0);
-          used -= h->second.bytes;
+          used[h->second.slot] -= h->second.bytes;
+          total -= h->second.bytes;
           held.erase(h);
           break;
         default:
           refuse(i, "op", "required: BIND, SOFT_PIN, UNPIN, RELEASE or SET_QUOTA");
       }
-      peak_bytes_ = std::max(peak_bytes_, used);
+      peak_bytes_ = std::max(peak_bytes_, total);
+      if (per_tenant) {
+        const size_t slot = slot_of(o);
+        peak_tenant_bytes_[slot] = std::max(peak_tenant_bytes_[slot], used[slot]);
+      }
       events_.push_back(std::move(e));
     }
   }
@@ -402,6 +432,10 @@ void ResidencyProgram::summarize(std::vector<SummaryItem>& out, double per) cons
   out.push_back(
       {"wired_program_bind_bytes_per_token", double(bind_bytes_.value()) * per, "bytes/token"});
   out.push_back({"wired_program_peak_bytes", double(peak_bytes_), "bytes"});
+  for (size_t t = 0; t < peak_tenant_bytes_.size(); ++t) {
+    out.push_back({"wired_program_peak_bytes_tenant_" + core_.params().tenant_names[t],
+                   double(peak_tenant_bytes_[t]), "bytes"});
+  }
 }
 
 }  // namespace tiersim

@@ -88,6 +88,7 @@ class ResidencyProgram final : public MovementMechanism {
   std::vector<uint32_t> copy_queue_;                   // objects whose copy is not issued
   uint64_t area_base_ = 0;
   uint64_t peak_bytes_ = 0;
+  std::vector<uint64_t> peak_tenant_bytes_;  // by tenant, with per-tenant quotas
   Counter& binds_;
   Counter& releases_;
   Counter& reclaims_;

@@ -392,7 +392,9 @@ void validate_tenancy(const config::Config& cfg, Validator v) {
     if (o.replacement() != config::REPLACEMENT_UNSPECIFIED)
       refuse(op + "replacement", "a page cache");
     if (o.has_context_regions()) refuse(op + "context_regions", "context regions");
-    if (o.has_object_cache()) refuse(op + "object_cache", "an object cache");
+    if (o.object_cache().prefetch_layers() > 0) {
+      refuse(op + "object_cache.prefetch_layers", "an object cache's prefetch");
+    }
     if (o.kv_restore() != config::KV_RESTORE_UNSPECIFIED &&
         o.kv_restore() != config::KV_RESTORE_TRANSFER) {
       refuse(op + "kv_restore", "recompute-vs-transfer");

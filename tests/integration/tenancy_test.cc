@@ -1,6 +1,7 @@
 // Tenants sharing one accelerator (config tenancy) in whole runs: the interleaving of steps derived
 // by hand from each tenant's steps alone, shares, priorities and arrivals, per-tenant records and
 // results, objects named per tenant, and bad tenancy refused with the field path.
+#include <cmath>
 #include <fstream>
 
 #include "tests/integration/orchestration_support.h"
@@ -322,6 +323,183 @@ TEST(Tenancy, ObjectsAreNamedPerTenantAndWiredByName) {
   EXPECT_DOUBLE_EQ(own.at("wired_bytes_per_token") * 8, 4 * layer);
   EXPECT_GT(own.at("tpot_ms_mean"), 0);
   EXPECT_LT(own.at("tenant_primary_tpot_ms_mean"), s.at("tenant_primary_tpot_ms_mean"));
+  fs::remove(file);
+}
+
+// Two Llama-3.2-1B decode tenants with the 2 GiB HRM beside HBM (the wired-residency study's
+// system); `wired` replaces policy.orchestration.wired. Both run to their end (4 steps each).
+std::map<std::string, double> run_hrm(const std::string& file, const std::string& wired,
+                                      std::string* err = nullptr) {
+  return summary_of(test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") +
+                        " " + test::preset("memory/hrm_sram_4x4.textproto") + " " +
+                        test::preset("hardware/fragments/h100_with_hrm.textproto") + " " +
+                        test::preset("models/llama3_2_1b.textproto") + " " +
+                        test::preset("studies/wired_hrm_llama3_2_1b.textproto") + " " + file +
+                        " --set workload.decode.decode_steps=4 --set tenancy.end=TENANCY_END_ALL"
+                        " --quiet --set 'policy.orchestration.wired={memory:\"hrm\" " +
+                        wired + "}'",
+                    err);
+}
+
+// Per-tenant quotas split the arbiter: each tenant's choice among its own objects within its
+// quota. Every wired object is read whole once per step of its tenant, so the bytes read from
+// the wired memory are each tenant's bound bytes times its steps, plus the tied embedding's
+// gathered rows when it is bound.
+TEST(Tenancy, PerTenantQuotasSplitTheArbiter) {
+  const std::string file = tenancy_file("co", 4, "");
+  const uint64_t gib = 1ULL << 30;
+  const auto shared = run_hrm(file, "quota_bytes:" + std::to_string(gib));
+  const auto split = run_hrm(
+      file, "quota_bytes:" + std::to_string(gib) +
+                " tenant_quotas{tenant:\"primary\" quota_bytes:" + std::to_string(gib * 3 / 4) +
+                "} tenant_quotas{tenant:\"co\" quota_bytes:" + std::to_string(gib / 4) + "}");
+  const auto only = run_hrm(
+      file, "quota_bytes:" + std::to_string(gib) +
+                " tenant_quotas{tenant:\"primary\" quota_bytes:" + std::to_string(gib) + "}");
+  ASSERT_FALSE(shared.count("exit") || split.count("exit") || only.count("exit"));
+  for (const auto* r : {&split, &only}) {
+    const double p = r->at("wired_bytes_tenant_primary"), c = r->at("wired_bytes_tenant_co");
+    EXPECT_DOUBLE_EQ(p + c, r->at("wired_bytes"));
+    // On top: the tied embedding's row gather (one 4 KiB row per token) when it is bound.
+    const double extra = r->at("wired_bytes_per_token") * r->at("tokens_generated_all_tenants") -
+                         (p * r->at("tenant_primary_steps") + c * r->at("tenant_co_steps"));
+    EXPECT_GE(extra, 0);
+    EXPECT_LE(extra, 2 * 4 * 4096.0);
+    EXPECT_EQ(std::fmod(extra, 4 * 4096.0), 0);
+  }
+  EXPECT_LE(split.at("wired_bytes_tenant_primary"), gib * 3 / 4);
+  EXPECT_LE(split.at("wired_bytes_tenant_co"), gib / 4);
+  EXPECT_GT(split.at("wired_bytes_tenant_co"), 0);
+  EXPECT_EQ(only.at("wired_bytes_tenant_co"), 0);
+  EXPECT_GT(only.at("wired_bytes_tenant_primary"), gib * 0.9);
+  // One quota over both tenants: the same bytes, chosen among both.
+  EXPECT_NEAR(shared.at("wired_bytes"), only.at("wired_bytes"), 0.1 * gib);
+  std::cout << "wired GB: shared " << shared.at("wired_bytes") / 1e9 << ", split "
+            << split.at("wired_bytes_tenant_primary") / 1e9 << " + "
+            << split.at("wired_bytes_tenant_co") / 1e9 << "; primary TPOT shared "
+            << shared.at("tpot_ms_mean") << ", split " << split.at("tpot_ms_mean")
+            << ", primary only " << only.at("tpot_ms_mean") << " ms\n";
+  fs::remove(file);
+}
+
+// Random step-0 programs over both tenants' last four layers under per-tenant quotas (with
+// per-tenant SET_QUOTA): each is refused before the run, naming a directive, or runs with every
+// tenant's wired bytes within the largest quota it was given and the total within the area; a
+// tenant's bind never reclaims another's objects (its peak stays within its own quota even when
+// the other's pins fill the area); the same program runs the same.
+TEST(Tenancy, RandomMultiTenantProgramsKeepPerTenantQuotas) {
+  const std::string file = tenancy_file("co", 4, "");
+  uint64_t state = 0x2545f4914f6cdd1dULL;
+  auto next = [&](uint32_t n) {  // xorshift64*, deterministic across machines
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    return uint32_t((state * 0x2545f4914f6cdd1dULL) >> 33) % n;
+  };
+  const char* ops[] = {"WIRED_BIND", "WIRED_SOFT_PIN", "WIRED_UNPIN", "WIRED_RELEASE",
+                       "WIRED_SET_QUOTA"};
+  const char* tenants[] = {"primary", "co"};
+  const char* parts[] = {"*", "qkv", "out", "gate_up", "down"};
+  const uint64_t quotas[] = {67108864, 134217728, 268435456};
+  const uint64_t area = 536870912;  // 512 MiB: the largest two quotas
+  int ran = 0, refused = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    uint64_t q[2] = {quotas[next(3)], quotas[next(3)]};
+    uint64_t largest[2] = {q[0], q[1]};
+    std::string program = "quota_bytes:" + std::to_string(area);
+    for (int t = 0; t < 2; ++t) {
+      program += std::string(" tenant_quotas{tenant:\"") + tenants[t] +
+                 "\" quota_bytes:" + std::to_string(q[t]) + "}";
+    }
+    const uint32_t directives = 1 + next(7);
+    for (uint32_t k = 0; k < directives; ++k) {
+      const uint32_t pick = next(8);
+      const uint32_t op = pick < 3 ? 0 : pick < 5 ? 1 : pick - 3;
+      const uint32_t t = next(2);
+      program += std::string(" program{op:") + ops[op] + " step:0";
+      if (op == 4) {
+        const uint64_t nq = quotas[next(3)];
+        largest[t] = std::max(largest[t], nq);
+        program += std::string(" tenant:\"") + tenants[t] + "\" quota_bytes:" + std::to_string(nq);
+      } else {
+        program += std::string(" objects:\"") + (t == 1 ? "co/" : "") + "layer" +
+                   std::to_string(12 + next(4)) + "." + parts[next(5)] + "\"";
+      }
+      program += "}";
+    }
+    std::string err;
+    const auto r = run_hrm(file, program, &err);
+    const double code = r.count("exit") ? r.at("exit") : 0;
+    ASSERT_TRUE(code == 0 || code == 2) << program << ": " << err;
+    if (code == 2) {
+      ++refused;
+      EXPECT_NE(err.find("policy.orchestration.wired.program["), std::string::npos) << err;
+      continue;
+    }
+    ++ran;
+    EXPECT_LE(r.at("wired_program_peak_bytes_tenant_primary"), double(largest[0])) << program;
+    EXPECT_LE(r.at("wired_program_peak_bytes_tenant_co"), double(largest[1])) << program;
+    EXPECT_LE(r.at("wired_program_peak_bytes"), double(area)) << program;
+    if (trial % 8 == 0) {
+      const auto again = run_hrm(file, program);
+      EXPECT_EQ(again.at("tpot_ms_mean"), r.at("tpot_ms_mean")) << program;
+      EXPECT_EQ(again.at("wired_bytes_per_token"), r.at("wired_bytes_per_token")) << program;
+    }
+  }
+  std::cout << "random multi-tenant programs: " << ran << " ran, " << refused << " refused\n";
+  EXPECT_GT(ran, 5);
+  EXPECT_GT(refused, 3);
+  fs::remove(file);
+}
+
+// Per-tenant quotas are refused where they cannot apply, naming the field.
+TEST(Tenancy, BadPerTenantQuotasAreRefused) {
+  const std::string file = tenancy_file("co", 4, "");
+  const std::string q = "quota_bytes:268435456 ";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {q + "tenant_quotas{tenant:\"nobody\" quota_bytes:1}",
+       "wired.tenant_quotas[0].tenant: no tenant named \"nobody\""},
+      {q + "tenant_quotas{tenant:\"co\" quota_bytes:1} tenant_quotas{tenant:\"co\" quota_bytes:1}",
+       "wired.tenant_quotas[1].tenant"},
+      {q + "tenant_quotas{tenant:\"co\" quota_bytes:268435456} tenant_quotas{tenant:\"primary\" "
+           "quota_bytes:4096}",
+       "wired.tenant_quotas: their sum"},
+      {q + "tenant_quotas{tenant:\"co\" quota_bytes:4096} program{op:WIRED_SET_QUOTA step:0 "
+           "quota_bytes:4096}",
+       "wired.program[0].tenant: required"},
+      {q + "program{op:WIRED_SET_QUOTA step:0 quota_bytes:4096 tenant:\"co\"}",
+       "wired.program[0].tenant: only on SET_QUOTA with tenant_quotas"},
+      {q + "tenant_quotas{tenant:\"co\" quota_bytes:134217728} program{op:WIRED_BIND step:0 "
+           "objects:\"co/layer1*\"}",
+       "tenant co's quota"},
+      {q + "tenant_quotas{tenant:\"co\" quota_bytes:134217728} program{op:WIRED_BIND step:0 "
+           "objects:\"layer1.*\"}",
+       "tenant primary's quota"},
+      // A quota raised past the area's free room: the other tenant's soft pin is not reclaimed.
+      {"quota_bytes:201326592 tenant_quotas{tenant:\"primary\" quota_bytes:134217728} "
+       "tenant_quotas{tenant:\"co\" quota_bytes:67108864} "
+       "program{op:WIRED_SOFT_PIN step:0 objects:\"layer15.*\"} "
+       "program{op:WIRED_SET_QUOTA step:0 tenant:\"co\" quota_bytes:134217728} "
+       "program{op:WIRED_BIND step:0 objects:\"co/layer15.*\"}",
+       "more room than the wired area has free"},
+  };
+  for (const auto& [wired, field] : cases) {
+    std::string err;
+    const auto r = run_hrm(file, wired, &err);
+    EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2) << wired;
+    EXPECT_NE(err.find(field), std::string::npos) << wired << ": " << err;
+  }
+  std::string err;
+  const auto r = summary_of(decode_1b(2) +
+                                " --set policy.placement=ORCHESTRATED"
+                                " --set 'policy.orchestration={fast_memory:\"hbm\" "
+                                "resident_fraction:1 controller:ON_ACCELERATOR "
+                                "notification:DOORBELL wired{memory:\"hbm\" "
+                                "quota_bytes:4096 tenant_quotas{tenant:\"primary\" "
+                                "quota_bytes:4096}}}'",
+                            &err);
+  EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2);
+  EXPECT_NE(err.find("per-tenant quotas need tenants"), std::string::npos) << err;
   fs::remove(file);
 }
 
