@@ -350,6 +350,11 @@ bool ServingWorkload::next(Op& op) {
   return true;
 }
 
+void ServingWorkload::set_start(TimePs start_ps) {
+  for (auto& a : arrival_ps_)
+    if (a != kNotSent) a += start_ps;
+}
+
 void ServingWorkload::end_step(TimePs now_ps) {
   step_tokens_ = 0;
   if (gate_ != nullptr && !plan_.empty()) gate_->step_done(pass_start_ps_, now_ps);

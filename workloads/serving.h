@@ -114,6 +114,7 @@ class ServingWorkload : public Workload {
   void begin_step(TimePs now_ps) override;
   bool next(Op& op) override;
   bool complete() const override { return done_ == reqs_.size(); }
+  void set_start(TimePs start_ps) override;
   void end_step(TimePs now_ps) override;
   uint32_t total_steps() const override { return 0; }
   uint32_t tokens_per_step() const override { return step_tokens_; }

@@ -50,10 +50,12 @@ class PrefixedSink : public ResultSink {
 }  // namespace
 
 std::unique_ptr<config::Config> tenant_config(const config::Config& root,
-                                              const config::Workload& workload) {
+                                              const config::Workload& workload, size_t index) {
   auto c = std::make_unique<config::Config>(root);
   c->clear_tenancy();
   *c->mutable_workload() = workload;
+  // Its own random streams (requests, routing), still from the run's seed.
+  c->mutable_run()->set_seed(root.run().seed() ^ (0x9e3779b97f4a7c15ULL * index));
   return c;
 }
 
@@ -70,11 +72,12 @@ TenantScheduler::TenantScheduler(const config::Config& root, std::unique_ptr<Wor
   views_.push_back(pv);
   for (const auto& tenant : t.tenants()) {
     Entry e;
-    e.root = tenant_config(root, tenant.workload());
+    e.root = tenant_config(root, tenant.workload(), entries_.size());
     const WorkloadKind* kind = find_workload_kind(workload_kind_name(tenant.workload()));
     if (kind == nullptr) throw std::logic_error("tenant " + tenant.name() + ": no workload kind");
     e.workload = kind->create(*e.root);
     e.arrival_ps = tenant.arrival_ps();
+    e.workload->set_start(e.arrival_ps);
     entries_.push_back(std::move(e));
     TenantView v;
     v.name = tenant.name();
@@ -110,20 +113,16 @@ bool TenantScheduler::run_complete() const {
 bool TenantScheduler::pick(TimePs now) {
   // Candidates in the order they are served: priority, then engine time per share, then index.
   std::vector<size_t> order;
-  double floor_ps = -1;  // the least virtual time among tenants that already had work
   for (size_t i = 0; i < entries_.size(); ++i) {
     Entry& e = entries_[i];
     const bool has_work = !e.done && now >= e.arrival_ps && now >= e.idle_until_ps;
-    if (has_work) order.push_back(i);
-    if (has_work && e.had_work) {
-      floor_ps = floor_ps < 0 ? e.virtual_ps : std::min(floor_ps, e.virtual_ps);
-    }
-  }
-  for (size_t i = 0; i < entries_.size(); ++i) {
-    Entry& e = entries_[i];
-    const bool has_work = std::find(order.begin(), order.end(), i) != order.end();
-    if (has_work && !e.had_work && floor_ps >= 0) {
-      e.virtual_ps = std::max(e.virtual_ps, floor_ps);
+    if (has_work) {
+      order.push_back(i);
+      // Work again after time away: from its class's clock, not from where it left off.
+      const auto clock = class_clock_.find(views_[i].priority);
+      if (!e.had_work && clock != class_clock_.end()) {
+        e.virtual_ps = std::max(e.virtual_ps, clock->second);
+      }
     }
     e.had_work = has_work;  // until it answers with an idle wait or is done
   }
@@ -152,6 +151,7 @@ bool TenantScheduler::pick(TimePs now) {
     }
     current_ = i;
     has_pending_ = true;
+    class_clock_[views_[i].priority] = e.virtual_ps;
     step_start_ps_ = now;
     step_ready_ps_ = std::max({e.last_end_ps, e.arrival_ps, e.idle_until_ps});
     return true;

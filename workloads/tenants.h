@@ -19,6 +19,7 @@
 // preemption inside a step.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,10 +29,10 @@
 
 namespace tiersim {
 
-// The tenant's own config: `root` with its workload replaced by `workload` (what a workload kind
-// validates and creates a tenant from).
+// Tenant `index`'s own config (index >= 1): `root` with its workload replaced by `workload` and
+// its seed mixed with the index, so two tenants of the same scenario draw different requests.
 std::unique_ptr<config::Config> tenant_config(const config::Config& root,
-                                              const config::Workload& workload);
+                                              const config::Workload& workload, size_t index);
 
 class TenantScheduler : public Workload {
  public:
@@ -63,9 +64,9 @@ class TenantScheduler : public Workload {
     TimePs last_end_ps = 0;    // its last step's end
     bool begun = false;        // its begin_step was called for the step it has not started
     bool done = false;
-    // Engine time per unit of share, as the scheduler counts it: lifted to the least among the
-    // tenants with work when it gets work again (arrival, end of an idle wait), so time away
-    // earns no credit to spend in a burst later (start-time fair queueing).
+    // Engine time per unit of share, as the scheduler counts it: lifted to its priority class's
+    // virtual clock when it gets work again (arrival, end of an idle wait), so time away earns
+    // no credit to spend in a burst later (start-time fair queueing).
     double virtual_ps = 0;
     bool had_work = false;  // it had work at the last pick
   };
@@ -85,6 +86,8 @@ class TenantScheduler : public Workload {
   bool has_pending_ = false;
   Op pending_;
   uint32_t run_step_ = 0;  // steps completed by every tenant
+  // Per priority class: the virtual time of the last step started in it (SFQ's clock).
+  std::map<uint32_t, double> class_clock_;
 };
 
 }  // namespace tiersim

@@ -362,8 +362,12 @@ void validate_wired(const config::Config& root, const config::Orchestration& c, 
       } else if (!quota_tenants.insert(q.tenant()).second) {
         qv.error("tenant", "\"" + q.tenant() + "\" has a quota already");
       }
-      qv.require("quota_bytes", q.has_quota_bytes());
-      quota_sum += q.quota_bytes();
+      if (q.has_quota_bytes() == q.has_quota_fraction()) {
+        qv.error("quota_bytes", "set quota_bytes or quota_fraction (one of the two)");
+      } else if (q.has_quota_fraction() && !(q.quota_fraction() >= 0 && q.quota_fraction() <= 1)) {
+        qv.error("quota_fraction", "must be in [0, 1]");
+      }
+      quota_sum += wired_tenant_quota_bytes(q, w.quota_bytes());
     }
     if (w.tenant_quotas_size() > 0 && quota_sum > w.quota_bytes()) {
       wv.error("tenant_quotas", "their sum (" + std::to_string(quota_sum) +
@@ -464,6 +468,11 @@ void OrchestrationParams::validate(const config::Config& root, Validator v) {
   }
 }
 
+uint64_t wired_tenant_quota_bytes(const config::WiredTenantQuota& q, uint64_t area_bytes) {
+  if (!q.has_quota_fraction()) return q.quota_bytes();
+  return uint64_t(q.quota_fraction() * double(area_bytes)) / 4096 * 4096;
+}
+
 std::vector<std::string> tenant_names(const config::Config& root) {
   const auto& t = root.tenancy();
   std::vector<std::string> names{t.has_primary_name() ? t.primary_name() : "primary"};
@@ -510,8 +519,10 @@ OrchestrationParams OrchestrationParams::from_config(const config::Config& root)
   p.tenant_names = tiersim::tenant_names(root);
   if (c.wired().tenant_quotas_size() > 0) {
     p.wired_tenant_quota.assign(p.tenant_names.size(), 0);
-    for (const auto& q : c.wired().tenant_quotas())
-      p.wired_tenant_quota[tenant_index(root, q.tenant())] = q.quota_bytes();
+    for (const auto& q : c.wired().tenant_quotas()) {
+      p.wired_tenant_quota[tenant_index(root, q.tenant())] =
+          wired_tenant_quota_bytes(q, c.wired().quota_bytes());
+    }
   }
   p.kv_restore = c.kv_restore() == config::KV_RESTORE_UNSPECIFIED ? config::KV_RESTORE_TRANSFER
                                                                   : c.kv_restore();

@@ -77,6 +77,8 @@ struct OrchestrationParams {
 // Tenants by index (config tenancy): the primary's name first ("primary" by default), then
 // tenancy.tenants in order; one name without tenancy.
 std::vector<std::string> tenant_names(const config::Config& root);
+// A tenant's wired quota in bytes: quota_bytes, or quota_fraction of the area (4 KiB units).
+uint64_t wired_tenant_quota_bytes(const config::WiredTenantQuota& q, uint64_t area_bytes);
 // The index of tenant `name`, or -1.
 int tenant_index(const config::Config& root, const std::string& name);
 

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <limits>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "models/config/loader_detail.h"
@@ -512,6 +513,19 @@ namespace {
 // resolved config stands alone. Throws ConfigError at the base entry or inside the base file.
 void resolve_tenant_bases(config::Config& part, const std::string& file, LocationMap& locations) {
   const auto* field = part.tenancy().GetDescriptor()->FindFieldByName("tenants");
+  // Two tenants of one name in one file would merge into one: refused.
+  std::set<std::string> names;
+  for (int i = 0; i < part.tenancy().tenants_size(); ++i) {
+    const std::string& n = part.tenancy().tenants(i).name();
+    if (!n.empty() && !names.insert(n).second) {
+      const std::string at = "tenancy.tenants[" + n + "].name";
+      throw ConfigError(
+          {ConfigIssue{locations.count(at) ? locations.at(at) : SourceLocation{file, 0}, at,
+                       "two tenants named \"" + n +
+                           "\" in one file (a later file "
+                           "may add to a tenant by naming it again)"}});
+    }
+  }
   const size_t slash = file.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "" : file.substr(0, slash + 1);
   for (int i = 0; i < part.tenancy().tenants_size(); ++i) {

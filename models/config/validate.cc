@@ -313,16 +313,25 @@ void validate_tenancy(const config::Config& cfg, Validator v) {
     }
     return;
   }
+  // Names appear in summary items (tenant_<name>_<item>): no '_', so that no two tenants'
+  // items can collide.
   auto good_name = [](const std::string& n) {
     if (n.empty()) return false;
     for (char ch : n) {
-      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '-') return false;
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-') return false;
     }
     return true;
   };
   const std::string primary = t.has_primary_name() ? t.primary_name() : "primary";
   if (t.has_primary_name() && !good_name(primary)) {
-    tv.error("primary_name", "letters, digits, '_' and '-' only, not empty");
+    tv.error("primary_name", "letters, digits and '-' only, not empty");
+  }
+  // Tenants are transformer workloads: decode or serving.
+  auto scenario_ok = [](const config::Workload& w) { return w.has_decode() || w.has_serving(); };
+  if (!scenario_ok(cfg.workload()) && !workload_kind_name(cfg.workload()).empty()) {
+    v.at("workload")
+        .error(workload_kind_name(cfg.workload()),
+               "not with tenancy: tenants run decode or serving workloads");
   }
   if (t.has_primary_share()) tv.positive("primary_share", true, t.primary_share());
   const uint32_t tp = std::max<uint32_t>(1, cfg.workload().parallelism().tensor_parallel());
@@ -331,8 +340,13 @@ void validate_tenancy(const config::Config& cfg, Validator v) {
   for (int i = 0; i < t.tenants_size(); ++i) {
     const config::Tenant& ten = t.tenants(i);
     Validator ev = tv.at(element_path(t, field, i));
+    if (ten.base_size() > 0) {
+      ev.error("base",
+               "resolved when the config files load: name base files in a config file, "
+               "not with --set");
+    }
     if (!good_name(ten.name())) {
-      ev.error("name", "required: letters, digits, '_' and '-' only");
+      ev.error("name", "required: letters, digits and '-' only");
     } else if (!names.insert(ten.name()).second) {
       ev.error("name",
                "\"" + ten.name() + "\" names another tenant (the primary is \"" + primary + "\")");
@@ -341,7 +355,11 @@ void validate_tenancy(const config::Config& cfg, Validator v) {
     const std::string wk = workload_kind_name(ten.workload());
     const WorkloadKind* kind = wk.empty() ? nullptr : find_workload_kind(wk);
     if (kind == nullptr) {
-      ev.error("workload", "no workload scenario (decode, gemm, serving or replay)");
+      ev.error("workload", "no workload scenario (decode or serving)");
+      continue;
+    }
+    if (!scenario_ok(ten.workload())) {
+      ev.error("workload." + wk, "not with tenancy: tenants run decode or serving workloads");
       continue;
     }
     config::Config own = cfg;
@@ -357,12 +375,22 @@ void validate_tenancy(const config::Config& cfg, Validator v) {
     // The engine computes in the tenant's dtypes.
     const auto& w = ten.workload();
     std::vector<std::pair<config::Dtype, std::string>> dtypes;
-    if (w.has_gemm()) {
-      dtypes.push_back({w.gemm().dtype(), "workload.gemm.dtype"});
-    } else {
-      dtypes.push_back({w.model().activation_dtype(), "workload.model.activation_dtype"});
-      if (w.model().gemm_dtype() != config::INT4) {
-        dtypes.push_back({w.model().gemm_dtype(), "workload.model.gemm_dtype"});
+    dtypes.push_back({w.model().activation_dtype(), "workload.model.activation_dtype"});
+    if (w.model().gemm_dtype() != config::INT4) {
+      dtypes.push_back({w.model().gemm_dtype(), "workload.model.gemm_dtype"});
+    }
+    if (w.decode().has_speculative()) {
+      const auto& draft = w.decode().speculative().draft();
+      dtypes.push_back(
+          {draft.activation_dtype(), "workload.decode.speculative.draft.activation_dtype"});
+      if (draft.gemm_dtype() != config::INT4) {
+        dtypes.push_back({draft.gemm_dtype(), "workload.decode.speculative.draft.gemm_dtype"});
+      }
+      if (cfg.software().overlap_host_step()) {
+        ev.error("workload.decode.speculative",
+                 "software.overlap_host_step cannot overlap the host's step work with "
+                 "speculative decoding (the next step depends on which drafted tokens a step "
+                 "accepts)");
       }
     }
     for (const auto& c : cfg.system().components()) {

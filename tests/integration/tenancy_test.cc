@@ -233,6 +233,10 @@ TEST(Tenancy, BadTenancyIsRefusedWithTheFieldPath) {
       },
       {
           {t + "name=primary'", "tenancy.tenants"},
+          {t + "name=a_b'", "letters, digits and '-' only"},
+          {t + "base=[\"x.textproto\"]'", "tenancy.tenants[other].base: resolved when"},
+          {t + "workload.gemm={m:64 k:64 n:64 dtype:BF16}'",
+           "tenancy.tenants[other].workload.gemm: not with tenancy"},
           {t + "share=0'", "tenancy.tenants[other].share"},
           {t + "workload.decode.batch_size=0'",
            "tenancy.tenants[other].workload.decode.batch_size"},
@@ -279,6 +283,14 @@ TEST(Tenancy, BadTenancyIsRefusedWithTheFieldPath) {
   EXPECT_NE(err.find(bad_model + ":3: tenancy.tenants[other].workload.model.layers"),
             std::string::npos)
       << err;
+  // Two tenants of one name in one file would merge: refused at the file.
+  const std::string dup = (fs::temp_directory_path() / "tiersim_tenancy_dup.textproto").string();
+  std::ofstream(dup) << "tenancy {\n  tenants { name: \"x\" }\n  tenants { name: \"x\" }\n}\n";
+  r = summary_of(decode_1b(4) + " " + dup, &err);
+  EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2);
+  EXPECT_NE(err.find(dup + ":3: tenancy.tenants[x].name: two tenants named"), std::string::npos)
+      << err;
+  fs::remove(dup);
   // A trace records one workload.
   const auto tr = test::run_cmd(test::tiersim_binary() + " trace " +
                                 test::preset("hardware/h100_sxm.textproto") + " " +
@@ -500,6 +512,58 @@ TEST(Tenancy, BadPerTenantQuotasAreRefused) {
                             &err);
   EXPECT_EQ(r.count("exit") ? r.at("exit") : 0, 2);
   EXPECT_NE(err.find("per-tenant quotas need tenants"), std::string::npos) << err;
+  fs::remove(file);
+}
+
+// A serving Llama-3-8B primary idle between sparse requests (2 per second) and a batch decode
+// tenant arriving in one of its idle gaps: the batch fills the gaps from the serving tenant's
+// virtual clock, with no burst of back-to-back steps on its return, so each request still waits
+// for at most the batch step under way.
+TEST(Tenancy, ATenantArrivingInAnIdleGapGetsNoBurst) {
+  const std::string serving =
+      test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+      test::preset("models/llama3_8b.textproto") + " " +
+      test::preset("studies/serving_llama3_8b.textproto") +
+      " --set workload.serving.poisson.requests=10 --set workload.serving.poisson.rate_per_s=2"
+      " --quiet";
+  const auto alone = summary_of(serving);
+  const std::string file =
+      tenancy_file("batch", 4000, "arrival_ps: 2500000000000", "primary_name: \"serving\"");
+  const auto both =
+      summary_of(serving + " " + file +
+                 " --set 'tenancy.tenants[batch].workload.decode.batch_size=8'"
+                 " --set 'tenancy.tenants[batch].workload.decode.context_tokens=512'");
+  ASSERT_FALSE(alone.count("exit") || both.count("exit"));
+  std::cout << "serving TTFT p99 alone " << alone.at("ttft_ms_p99") << " ms, with the batch "
+            << both.at("ttft_ms_p99") << " ms (" << both.at("tenant_batch_steps")
+            << " batch steps)\n";
+  EXPECT_GT(both.at("tenant_batch_steps"), 100);
+  // A Llama-3.2-1B batch-8 step is under 2 ms; a prefill waits for at most one, then shares.
+  EXPECT_LT(both.at("ttft_ms_p99"), 2 * alone.at("ttft_ms_p99"));
+  fs::remove(file);
+}
+
+// A serving tenant's requests arrive from its own arrival: the same requests, later, with the
+// same time to first token.
+TEST(Tenancy, AServingTenantsRequestsCountFromItsArrival) {
+  const std::string srv =
+      "tenancy { end: TENANCY_END_ALL tenants { name: \"srv\" base: \"" +
+      test::preset("models/llama3_2_1b.textproto") +
+      "\" workload { serving { poisson { rate_per_s: 50 requests: 6 } input_tokens { uniform { "
+      "min: 128 max: 512 } } output_tokens { lognormal { median: 16 sigma: 0.6 min: 8 max: 32 } } "
+      "max_sequences: 16 max_step_tokens: 1024 kv_cache_bytes: 2000000000 kv_block_tokens: 16 "
+      "preemption: RECOMPUTE } } } }";
+  const std::string file =
+      (fs::temp_directory_path() / ("tiersim_tenancy_srv_" + std::to_string(getpid()) + ".txt"))
+          .string();
+  std::ofstream(file) << srv;
+  const auto early = summary_of(decode_1b(4) + " " + file);
+  const auto late = summary_of(decode_1b(4) + " " + file +
+                               " --set 'tenancy.tenants[srv].arrival_ps=500000000000'");
+  ASSERT_FALSE(early.count("exit") || late.count("exit"));
+  EXPECT_EQ(late.at("tenant_srv_tokens_generated"), early.at("tenant_srv_tokens_generated"));
+  EXPECT_LT(late.at("tenant_srv_ttft_ms_p99"), 2 * early.at("tenant_srv_ttft_ms_p99") + 5);
+  EXPECT_GT(late.at("sim_time_s"), 0.5);
   fs::remove(file);
 }
 
