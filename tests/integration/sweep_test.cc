@@ -273,6 +273,23 @@ TEST(Sweep, CommandLineSetsJoinThePlan) {
   fs::remove_all(dir);
 }
 
+// An axis named as a summary metric would make two table columns of one name: the collection
+// stops with exit 2 naming the column, and the points' results stay for a renamed plan.
+TEST(Sweep, AnAxisNamedAsAMetricIsRefusedAtCollection) {
+  const std::string dir = tmpdir("axisname");
+  const std::string spec = write_spec(
+      dir,
+      "axes { path: \"workload.decode.batch_size\" name: \"decode_steps\" values: [\"1\"] }\n");
+  auto r =
+      test::run_cmd(test::tiersim_binary() + " sweep " + spec + " --out " + dir + "/out --quiet");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("the column \"decode_steps\" is both an axis and a summary metric"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(fs::exists(dir + "/out/points/p00000.h5"));
+  fs::remove_all(dir);
+}
+
 TEST(Sweep, SlurmScriptSlicesPointsIntoArrayTasks) {
   const std::string dir = tmpdir("slurm");
   const std::string spec = write_spec(

@@ -369,6 +369,13 @@ TEST(Tenancy, PerTenantQuotasSplitTheArbiter) {
       file, "quota_bytes:" + std::to_string(gib) +
                 " tenant_quotas{tenant:\"primary\" quota_bytes:" + std::to_string(gib) + "}");
   ASSERT_FALSE(shared.count("exit") || split.count("exit") || only.count("exit"));
+  // The same quotas as fractions of the area.
+  const auto fractions = run_hrm(file, "quota_bytes:" + std::to_string(gib) +
+                                           " tenant_quotas{tenant:\"primary\" quota_fraction:0.75}"
+                                           " tenant_quotas{tenant:\"co\" quota_fraction:0.25}");
+  ASSERT_FALSE(fractions.count("exit"));
+  EXPECT_EQ(fractions.at("wired_bytes_tenant_primary"), split.at("wired_bytes_tenant_primary"));
+  EXPECT_EQ(fractions.at("wired_bytes_tenant_co"), split.at("wired_bytes_tenant_co"));
   for (const auto* r : {&split, &only}) {
     const double p = r->at("wired_bytes_tenant_primary"), c = r->at("wired_bytes_tenant_co");
     EXPECT_DOUBLE_EQ(p + c, r->at("wired_bytes"));
@@ -479,6 +486,11 @@ TEST(Tenancy, BadPerTenantQuotasAreRefused) {
       {q + "tenant_quotas{tenant:\"co\" quota_bytes:4096} program{op:WIRED_SET_QUOTA step:0 "
            "quota_bytes:4096}",
        "wired.program[0].tenant: required"},
+      {q + "tenant_quotas{tenant:\"co\" quota_bytes:4096 quota_fraction:0.5}",
+       "wired.tenant_quotas[0].quota_bytes: set quota_bytes or quota_fraction"},
+      {q + "tenant_quotas{tenant:\"co\"}", "wired.tenant_quotas[0].quota_bytes: set"},
+      {q + "tenant_quotas{tenant:\"co\" quota_fraction:1.5}",
+       "wired.tenant_quotas[0].quota_fraction: must be in [0, 1]"},
       {q + "program{op:WIRED_SET_QUOTA step:0 quota_bytes:4096 tenant:\"co\"}",
        "wired.program[0].tenant: only on SET_QUOTA with tenant_quotas"},
       {q + "tenant_quotas{tenant:\"co\" quota_bytes:134217728} program{op:WIRED_BIND step:0 "
