@@ -239,6 +239,17 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
   const auto& map = ctx_.address_map();
   const uint64_t wired_room =
       p_.wired_memory.empty() ? 0 : map.capacity(p_.wired_memory) - map.allocated(p_.wired_memory);
+  if (!p_.wired_tenant_quota.empty() && p_.wired_program.empty() &&
+      p_.wired_quota_bytes > wired_room) {
+    // Per-tenant quotas divide the area: an area the memory cannot hold is refused, not cut
+    // (the tenants served first would take the shortfall's room).
+    throw ConfigError(
+        {ConfigIssue{{},
+                     "policy.orchestration.wired.quota_bytes",
+                     "a wired area of " + std::to_string(p_.wired_quota_bytes) +
+                         " bytes divided by tenant_quotas is more than \"" + p_.wired_memory +
+                         "\" has room for (" + std::to_string(wired_room) + " bytes)"}});
+  }
   const double weight_bits = dtype_bits(ctx_.config().workload().model().weight_dtype());
   plan_ = plan_placement(ctx_.objects(), p_, weight_bits, wired_room);
   apply_plan();
@@ -494,7 +505,8 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
   if (!p_.wired_memory.empty()) {
     out.push_back({"wired_objects", double(wired_.size()), "count"});
     out.push_back({"wired_bytes", double(wired_bytes_), "bytes"});
-    if (!p_.wired_tenant_quota.empty()) {  // each tenant's share of the arbiter's binds
+    if (p_.tenant_names.size() > 1 && p_.wired_program.empty() && !p_.wired_emit) {
+      // Tenancy: each tenant's share of the arbiter's binds (one quota, or one per tenant).
       std::vector<double> by_tenant(p_.tenant_names.size(), 0);
       for (uint32_t id : wired_)
         by_tenant[ctx_.objects().get(ObjectId(id)).tenant.value()] +=

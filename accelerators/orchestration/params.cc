@@ -366,8 +366,9 @@ void validate_wired(const config::Config& root, const config::Orchestration& c, 
         qv.error("quota_bytes", "set quota_bytes or quota_fraction (one of the two)");
       } else if (q.has_quota_fraction() && !(q.quota_fraction() >= 0 && q.quota_fraction() <= 1)) {
         qv.error("quota_fraction", "must be in [0, 1]");
+      } else {
+        quota_sum += wired_tenant_quota_bytes(q, w.quota_bytes());
       }
-      quota_sum += wired_tenant_quota_bytes(q, w.quota_bytes());
     }
     if (w.tenant_quotas_size() > 0 && quota_sum > w.quota_bytes()) {
       wv.error("tenant_quotas", "their sum (" + std::to_string(quota_sum) +
@@ -384,6 +385,10 @@ void validate_wired(const config::Config& root, const config::Orchestration& c, 
           dv.error("tenant", "required with tenant_quotas: whose quota it sets");
         } else if (tenant_index(root, d.tenant()) < 0) {
           dv.error("tenant", "no tenant named \"" + d.tenant() + "\"");
+        } else if (!quota_tenants.count(d.tenant())) {
+          dv.error("tenant", "\"" + d.tenant() +
+                                 "\" has no quota in tenant_quotas (a tenant not listed binds "
+                                 "nothing)");
         } else if (d.quota_bytes() > w.quota_bytes()) {
           dv.error("quota_bytes", "more than quota_bytes, the wired area");
         }

@@ -181,6 +181,10 @@ std::vector<SummaryItem> summarise_run(Context& ctx,
       summary.push_back({p + "steps", static_cast<double>(t.steps.size()), "steps"});
       summary.push_back(
           {p + "engine_share", end_ps > 0 ? double(t.engine_ps) / double(end_ps) : 0.0, ""});
+      // Its own steps' engine time: the step time alone, without the waits for other tenants.
+      summary.push_back({p + "engine_ms_per_step",
+                         t.steps.empty() ? 0.0 : ps_to_ms(t.engine_ps) / double(t.steps.size()),
+                         "ms"});
       summary.push_back({p + "completed", t.completed ? 1.0 : 0.0, ""});
       if (t.prefill_steps > 0) summary.push_back({p + "prefill_s", ps_to_s(f.prefill_ps), "s"});
     }

@@ -633,19 +633,18 @@ CollectOutcome collect_sweep(const SweepPlan& plan, const std::string& dir) {
   const size_t c_status = t.add_column("status", Table::Type::kStr);
   const size_t c_error = t.add_column("error", Table::Type::kStr);
   // A summary metric named as an axis (or a fixed column) would make two columns of one name.
+  const std::set<std::string> fixed = {"point", "replicate", "seed", "status", "error"};
   for (const auto& m : metric_names) {
     for (const auto& c : t.columns) {
       if (c.name == m) {
-        throw ConfigError(
-            {ConfigIssue{{dir + "/sweep.textproto", 0},
-                         "axes",
-                         "the column \"" + m + "\" is both " +
-                             (c.name == "point" || c.name == "replicate" || c.name == "seed" ||
-                                      c.name == "status" || c.name == "error"
-                                  ? "a fixed column"
-                                  : "an axis") +
-                             " and a summary metric: rename the axis (the "
-                             "points' results are kept)"}});
+        const bool is_fixed = fixed.count(m) > 0;
+        throw ConfigError({ConfigIssue{
+            {dir + "/sweep.textproto", 0},
+            "axes",
+            "the column \"" + m + "\" is both " + (is_fixed ? "a fixed column" : "an axis") +
+                " and a summary metric: " +
+                (is_fixed ? "a summary item may not take that name" : "rename the axis") +
+                " (the points' results are kept)"}});
       }
     }
   }

@@ -391,8 +391,11 @@ TEST(Tenancy, PerTenantQuotasSplitTheArbiter) {
   EXPECT_GT(split.at("wired_bytes_tenant_co"), 0);
   EXPECT_EQ(only.at("wired_bytes_tenant_co"), 0);
   EXPECT_GT(only.at("wired_bytes_tenant_primary"), gib * 0.9);
-  // One quota over both tenants: the same bytes, chosen among both.
+  // One quota over both tenants: the same bytes, ranked together. Both tenants' weights score
+  // alike (read once per step) and ties go in object order, the primary's first: the other
+  // tenant gets only what is left of ties at its own objects' sizes (its 33 norm vectors).
   EXPECT_NEAR(shared.at("wired_bytes"), only.at("wired_bytes"), 0.1 * gib);
+  EXPECT_EQ(shared.at("wired_bytes_tenant_co"), 33 * 4096);
   std::cout << "wired GB: shared " << shared.at("wired_bytes") / 1e9 << ", split "
             << split.at("wired_bytes_tenant_primary") / 1e9 << " + "
             << split.at("wired_bytes_tenant_co") / 1e9 << "; primary TPOT shared "
@@ -499,6 +502,14 @@ TEST(Tenancy, BadPerTenantQuotasAreRefused) {
       {q + "tenant_quotas{tenant:\"co\" quota_bytes:134217728} program{op:WIRED_BIND step:0 "
            "objects:\"layer1.*\"}",
        "tenant primary's quota"},
+      // A SET_QUOTA for a tenant not given a quota: it binds nothing.
+      {q + "tenant_quotas{tenant:\"primary\" quota_bytes:134217728} program{op:WIRED_SET_QUOTA "
+           "step:0 tenant:\"co\" quota_bytes:134217728}",
+       "wired.program[0].tenant: \"co\" has no quota in tenant_quotas"},
+      // An area beyond the wired memory's room, divided by the arbiter: refused, not cut.
+      {"quota_bytes:4294967296 tenant_quotas{tenant:\"primary\" quota_fraction:0.5} "
+       "tenant_quotas{tenant:\"co\" quota_fraction:0.5}",
+       "wired.quota_bytes: a wired area of 4294967296 bytes divided by tenant_quotas"},
       // A quota raised past the area's free room: the other tenant's soft pin is not reclaimed.
       {"quota_bytes:201326592 tenant_quotas{tenant:\"primary\" quota_bytes:134217728} "
        "tenant_quotas{tenant:\"co\" quota_bytes:67108864} "
@@ -577,6 +588,48 @@ TEST(Tenancy, AServingTenantsRequestsCountFromItsArrival) {
   EXPECT_LT(late.at("tenant_srv_ttft_ms_p99"), 2 * early.at("tenant_srv_ttft_ms_p99") + 5);
   EXPECT_GT(late.at("sim_time_s"), 0.5);
   fs::remove(file);
+}
+
+// The co-runner thrashes a shared LRU cache that holds the primary alone: Llama-3.2-1B cut to 4
+// layers (486 MB of layer weights) for both tenants, a 768 MiB LRU object cache in the HRM. Alone,
+// every object read after the first step hits (7 of 8 steps: 0.875); beside the other tenant's
+// equal stream (972 MB cycling through 768 MiB) almost nothing does. Wiring the primary's objects
+// under its own quota (512 MiB, with a 256 MiB cache for the rest) keeps its reads on chip.
+TEST(Tenancy, ACoRunnerEmptiesAnLruCacheThatHoldsThePrimaryAlone) {
+  const std::string file = tenancy_file("co", 8, "", "end: TENANCY_END_ALL") +
+                           " --set 'tenancy.tenants[co].workload.model.layers=4'";
+  const std::string cmd =
+      test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+      test::preset("memory/hrm_sram_4x4.textproto") + " " +
+      test::preset("hardware/fragments/h100_with_hrm.textproto") + " " +
+      test::preset("models/llama3_2_1b.textproto") + " " +
+      test::preset("studies/wired_hrm_llama3_2_1b.textproto") +
+      " --set workload.model.layers=4 --set workload.decode.decode_steps=8 --quiet"
+      " --set policy.orchestration.fast_memory=hrm --set policy.orchestration.resident_fraction=0"
+      " --set policy.orchestration.kv_resident=false";
+  const std::string lru =
+      " --set policy.orchestration.wired=!clear"
+      " --set 'policy.orchestration.object_cache={bytes:805306368}'";
+  const auto alone = summary_of(cmd + lru);
+  const auto shared = summary_of(cmd + " " + file + lru);
+  const auto wired =
+      summary_of(cmd + " " + file +
+                 " --set 'policy.orchestration.object_cache={bytes:268435456}'"
+                 " --set 'policy.orchestration.wired={memory:\"hrm\" quota_bytes:536870912"
+                 " tenant_quotas{tenant:\"primary\" quota_fraction:1}}'");
+  ASSERT_FALSE(alone.count("exit") || shared.count("exit") || wired.count("exit"));
+  std::cout << "LRU hit rate alone " << alone.at("object_cache_hit_rate")
+            << ", beside the co-runner " << shared.at("object_cache_hit_rate")
+            << "; primary TPOT together: LRU " << shared.at("tpot_ms_mean")
+            << " ms, its own wired quota " << wired.at("tpot_ms_mean") << " ms\n";
+  EXPECT_DOUBLE_EQ(alone.at("object_cache_hit_rate"), 7.0 / 8);
+  EXPECT_LT(shared.at("object_cache_hit_rate"), 0.1);
+  // Every one of the primary's weight objects is wired (its 4 layers, 24 objects, and the tied
+  // embedding), and read from the HRM once per step.
+  EXPECT_EQ(wired.at("wired_bytes_tenant_co"), 0);
+  EXPECT_GT(wired.at("wired_bytes_tenant_primary"), 4 * 121643008.0);
+  EXPECT_LT(wired.at("tpot_ms_mean"), shared.at("tpot_ms_mean"));
+  fs::remove(file.substr(0, file.find(' ')));
 }
 
 }  // namespace
