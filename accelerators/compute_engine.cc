@@ -340,6 +340,13 @@ void ComputeEngine::begin_op(TimePs now) {
     current_step_ = op_.step.value();
     if (orchestrator_) orchestrator_->on_step_start(current_step_);
   }
+  // Tenancy: a tenant's own step begins (directives counted in its own steps).
+  if (orchestrator_ && op_.tenant.valid() &&
+      (op_.tenant != step_tenant_ || op_.tenant_step != tenant_step_)) {
+    step_tenant_ = op_.tenant;
+    tenant_step_ = op_.tenant_step;
+    orchestrator_->on_tenant_step(step_tenant_, tenant_step_);
+  }
   op_kernels_ = software_.kernels(op_);
   op_dequant_flops_ = 0;
   // A device attention kernel's time before its KV streams at full rate (the software stack's

@@ -224,6 +224,8 @@ class ComputeEngine : public Component {
   TimePs op_latency_ps_ = 0;     // the attention kernel's fill time (SoftwareModel)
   double op_dequant_flops_ = 0;  // the op's conversion FLOPs so far (narrow KV, lowered copies)
   uint32_t current_step_ = UINT32_MAX;
+  TenantId step_tenant_;  // tenancy: the tenant and own step of the step under way
+  uint32_t tenant_step_ = 0;
   uint64_t stream_bytes_ = 0;  // off-chip bytes this op streams in
   uint32_t tiles_issued_ = 0;
   uint64_t stream_issued_ = 0;  // bytes of the op's read operands issued so far

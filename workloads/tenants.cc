@@ -85,8 +85,10 @@ TenantScheduler::TenantScheduler(const config::Config& root, std::unique_ptr<Wor
     v.share = tenant.has_share() ? tenant.share() : 1.0;
     views_.push_back(v);
   }
-  for (size_t i = 0; i < entries_.size(); ++i)
+  for (size_t i = 0; i < entries_.size(); ++i) {
     views_[i].prefill_steps = entries_[i].workload->prefill_steps();
+    views_[i].total_steps = entries_[i].workload->total_steps();
+  }
 }
 
 void TenantScheduler::register_objects(ObjectTable& objects) {
@@ -186,6 +188,8 @@ bool TenantScheduler::next(Op& op) {
     throw std::logic_error("tenant " + views_[current_].name + " ended inside a step");
   }
   op.step = StepIndex(run_step_);
+  op.tenant = TenantId(static_cast<uint16_t>(current_));
+  op.tenant_step = static_cast<uint32_t>(views_[current_].steps.size());
   return true;
 }
 

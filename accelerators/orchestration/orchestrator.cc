@@ -304,6 +304,10 @@ void Orchestrator::on_step_start(uint32_t step) {
     m->on_step_start(step);
 }
 
+void Orchestrator::on_tenant_step(TenantId tenant, uint32_t step) {
+  if (program_) program_->on_tenant_step(tenant, step);
+}
+
 void Orchestrator::on_op_start(const Op& op, TimePs now) {
   for (MovementMechanism* m : mechanisms_)
     m->on_op_start(op, now);

@@ -80,6 +80,8 @@ class Orchestrator : public sc_core::sc_module {
   void prepare(const std::string& default_dma, uint64_t tile_bytes);
   // A step begins.
   void on_step_start(uint32_t step);
+  // Tenancy: tenant `tenant`'s own step `step` begins (after on_step_start of the run's step).
+  void on_tenant_step(TenantId tenant, uint32_t step);
   // The engine issued the copy of an admitted tile (`bytes`) into its cache frame.
   void record_admission(uint64_t bytes) { admission_bytes_.inc(bytes); }
   // The op the engine starts.

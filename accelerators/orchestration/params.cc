@@ -378,8 +378,11 @@ void validate_wired(const config::Config& root, const config::Orchestration& c, 
     for (int i = 0; i < w.program_size(); ++i) {
       const auto& d = w.program(i);
       Validator dv = wv.at("program[" + std::to_string(i) + "]");
-      if (d.has_tenant() && (d.op() != config::WIRED_SET_QUOTA || w.tenant_quotas_size() == 0)) {
-        dv.error("tenant", "only on SET_QUOTA with tenant_quotas");
+      if (d.has_tenant() && w.tenant_quotas_size() == 0) {
+        dv.error("tenant", "only with tenant_quotas");
+      } else if (w.tenant_quotas_size() > 0 && d.has_tenant() &&
+                 d.op() != config::WIRED_SET_QUOTA && tenant_index(root, d.tenant()) < 0) {
+        dv.error("tenant", "no tenant named \"" + d.tenant() + "\"");
       } else if (d.op() == config::WIRED_SET_QUOTA && w.tenant_quotas_size() > 0) {
         if (!d.has_tenant()) {
           dv.error("tenant", "required with tenant_quotas: whose quota it sets");
@@ -522,6 +525,9 @@ OrchestrationParams OrchestrationParams::from_config(const config::Config& root)
   p.wired_program.assign(c.wired().program().begin(), c.wired().program().end());
   p.wired_emit = c.wired().emit_from_intents();
   p.tenant_names = tiersim::tenant_names(root);
+  p.tenant_arrival_ps.assign(1, 0);
+  for (const auto& t : root.tenancy().tenants())
+    p.tenant_arrival_ps.push_back(t.arrival_ps());
   if (c.wired().tenant_quotas_size() > 0) {
     p.wired_tenant_quota.assign(p.tenant_names.size(), 0);
     for (const auto& q : c.wired().tenant_quotas()) {

@@ -45,6 +45,7 @@ struct OrchestrationParams {
   // Per-tenant wired quotas by tenant index (wired.tenant_quotas); empty: one shared quota.
   std::vector<uint64_t> wired_tenant_quota;
   std::vector<std::string> tenant_names;  // by tenant index (tenancy): the primary first
+  std::vector<TimePs> tenant_arrival_ps;  // by tenant index (the primary's 0)
   std::vector<config::WiredDirective> wired_program;  // empty: the arbiter chooses
   bool wired_emit = false;  // the program emitted from the intents, phase by phase
   config::KvRestore kv_restore = config::KV_RESTORE_TRANSFER;

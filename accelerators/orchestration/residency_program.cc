@@ -77,9 +77,31 @@ void ResidencyProgram::prepare() {
                        "the emitted program is refused: " + e.issues().front().message}});
     }
   }
-  // Model load: step 0's effects are in place before the run, without decisions or copies.
-  while (next_event_ < events_.size() && events_[next_event_].step == 0) {
-    Event& e = events_[next_event_++];
+  // Model load: step 0's effects are in place before the run, without decisions or copies
+  // (with per-tenant quotas, those of the tenants there at the start).
+  if (tenant_first_event_.empty()) {
+    size_t end = 0;
+    while (end < events_.size() && events_[end].step == 0)
+      ++end;
+    load(0, end);
+    next_event_ = end;
+    return;
+  }
+  tenant_next_event_.assign(tenant_first_event_.begin(), tenant_first_event_.end() - 1);
+  for (size_t t = 0; t + 1 < tenant_first_event_.size(); ++t) {
+    if (p.tenant_arrival_ps[t] > 0) continue;  // its step 0 is decided when it arrives
+    size_t& next = tenant_next_event_[t];
+    size_t end = next;
+    while (end < tenant_first_event_[t + 1] && events_[end].step == 0)
+      ++end;
+    load(next, end);
+    next = end;
+  }
+}
+
+void ResidencyProgram::load(size_t from, size_t to) {
+  for (size_t k = from; k < to; ++k) {
+    Event& e = events_[k];
     for (const auto& victim : e.victims) {
       residence_.erase(victim.first);
       reclaims_.inc();
@@ -133,8 +155,56 @@ std::vector<config::WiredDirective> ResidencyProgram::emit(uint64_t quota_bytes)
 
 void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& program, uint64_t area) {
   const OrchestrationParams& p = core_.params();
+  if (p.wired_tenant_quota.empty()) {  // one quota over every object, steps of the run
+    std::vector<size_t> all(program.size());
+    std::iota(all.begin(), all.end(), 0);
+    simulate_pass(program, all, 0, area, p.wired_quota_bytes, core_.ctx().workload()->total_steps(),
+                  TenantId());
+    return;
+  }
+  // Per-tenant quotas: each tenant's directives run on their own, in its own steps, in a
+  // partition of the area as large as the largest quota it is ever given (so the check does not
+  // depend on how the tenants' steps interleave).
+  const auto* views = core_.ctx().workload()->tenants();
+  const size_t n = p.tenant_names.size();
+  std::vector<std::vector<size_t>> mine(n);
+  std::vector<uint64_t> part(p.wired_tenant_quota);
+  for (size_t i = 0; i < program.size(); ++i) {
+    const auto& d = program[i];
+    const auto at = std::find(p.tenant_names.begin(), p.tenant_names.end(), d.tenant());
+    const size_t t = d.has_tenant() ? size_t(at - p.tenant_names.begin()) : 0;
+    mine[t].push_back(i);
+    if (d.op() == config::WIRED_SET_QUOTA) part[t] = std::max<uint64_t>(part[t], d.quota_bytes());
+  }
+  peak_tenant_bytes_.assign(n, 0);
+  uint64_t offset = 0;
+  for (size_t t = 0; t < n; ++t) {
+    part[t] = part[t] / 4096 * 4096;
+    if (offset + part[t] > area) {
+      throw ConfigError({ConfigIssue{
+          {},
+          "policy.orchestration.wired.tenant_quotas",
+          "the tenants' largest quotas (" + std::to_string(offset + part[t]) +
+              " bytes with tenant " + p.tenant_names[t] + "'s) are more than the wired area (" +
+              std::to_string(area) + " bytes): each tenant's part is its largest quota"}});
+    }
+    tenant_first_event_.push_back(events_.size());
+    simulate_pass(program, mine[t], offset, part[t], p.wired_tenant_quota[t],
+                  views ? (*views)[t].total_steps : 0, TenantId(static_cast<uint16_t>(t)));
+    offset += part[t];
+  }
+  tenant_first_event_.push_back(events_.size());
+  peak_bytes_ = 0;
+  for (uint64_t b : peak_tenant_bytes_)
+    peak_bytes_ += b;  // an upper bound: the tenants' peaks need not coincide
+}
+
+void ResidencyProgram::simulate_pass(const std::vector<config::WiredDirective>& program,
+                                     std::vector<size_t> sequence, uint64_t area_offset,
+                                     uint64_t area, uint64_t quota, uint32_t steps,
+                                     TenantId tenant) {
   const ObjectTable& objects = core_.ctx().objects();
-  const uint32_t steps = core_.ctx().workload()->total_steps();
+  const OrchestrationParams& p = core_.params();
   ExtentAllocator extents(std::max<uint64_t>(area, 4096), 4096);
 
   // The program run once, in step order (file order within a step).
@@ -143,19 +213,9 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
     ExtentAllocator::Handle handle = 0;
     uint64_t bytes = 0, order = 0;
     TimePs grace_ps = 0;
-    size_t slot = 0;
   };
   std::unordered_map<uint32_t, Held> held;
-  // Quotas and bytes held by slot: one per tenant with per-tenant quotas, else one for all.
-  const bool per_tenant = !p.wired_tenant_quota.empty();
-  std::vector<uint64_t> quota =
-      per_tenant ? p.wired_tenant_quota : std::vector<uint64_t>{p.wired_quota_bytes};
-  std::vector<uint64_t> used(quota.size(), 0);
-  peak_tenant_bytes_.assign(per_tenant ? quota.size() : 0, 0);
-  uint64_t total = 0, order = 0;
-  auto slot_of = [&](const ObjectInfo& o) -> size_t { return per_tenant ? o.tenant.value() : 0; };
-  std::vector<size_t> sequence(program.size());
-  std::iota(sequence.begin(), sequence.end(), 0);
+  uint64_t used = 0, order = 0;
   std::stable_sort(sequence.begin(), sequence.end(),
                    [&](size_t a, size_t b) { return program[a].step() < program[b].step(); });
   // Ranges of the area freed by a release or a reclaim: reusable once that event's decision is
@@ -170,13 +230,13 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
     freed.push_back({extents.offset(h), extents.size(h), events_.size(), grace});
     extents.free(h);
   };
-  // Frees the slot's oldest unpinned object, else its oldest soft pin; false when only hard pins
-  // hold (a tenant never reclaims another's objects).
-  auto reclaim_one = [&](Event& e, size_t slot) {
+  // Frees the oldest unpinned object, else the oldest soft pin; false when only hard pins hold
+  // (with tenants, only this tenant's: each has its own part of the area).
+  auto reclaim_one = [&](Event& e) {
     const Held* best = nullptr;
     uint32_t best_id = 0;
     for (const auto& [id, h] : held) {
-      if (h.pin == Op::kBind || h.slot != slot) continue;
+      if (h.pin == Op::kBind) continue;
       const bool better = best == nullptr || (h.pin == Op::kUnpin && best->pin != Op::kUnpin) ||
                           (h.pin == best->pin && h.order < best->order);
       if (better) {
@@ -188,8 +248,7 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
     const TimePs grace = best->pin == Op::kSoftPin ? best->grace_ps : 0;
     e.victims.emplace_back(best_id, grace);
     free_range(best->handle, grace);
-    used[slot] -= best->bytes;
-    total -= best->bytes;
+    used -= best->bytes;
     held.erase(best_id);
     return true;
   };
@@ -197,8 +256,12 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
     const config::WiredDirective& d = program[i];
     if (steps == 0 && d.step() > 0) {
       refuse(i, "step",
-             "a serving, trace or tenancy run has no step count: its program may use step 0 "
-             "(model load) only");
+             tenant.valid()
+                 ? "tenant " + p.tenant_names[tenant.value()] +
+                       " has no step count (serving): its directives may use its step 0 only"
+                 : "a serving, trace or tenancy run has no step count: its program may use step "
+                   "0 (model load) only (with tenants, tenant_quotas count each tenant's own "
+                   "steps)");
     }
     if (steps > 0 && d.step() >= steps) {
       refuse(i, "step",
@@ -209,18 +272,13 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
       Event e;
       e.step = d.step();
       e.op = Op::kSetQuota;
-      size_t slot = 0;
-      if (per_tenant) {
-        const auto& names = p.tenant_names;
-        slot = size_t(std::find(names.begin(), names.end(), d.tenant()) - names.begin());
-      }
-      quota[slot] = d.quota_bytes();
-      while (used[slot] > quota[slot]) {
-        if (!reclaim_one(e, slot)) {
+      e.tenant = tenant;
+      quota = d.quota_bytes();
+      while (used > quota) {
+        if (!reclaim_one(e)) {
           refuse(i, "quota_bytes",
-                 std::to_string(used[slot]) +
-                     " bytes are hard-bound (BIND), more than the new quota " +
-                     std::to_string(quota[slot]) + ": release them first");
+                 std::to_string(used) + " bytes are hard-bound (BIND), more than the new quota " +
+                     std::to_string(quota) + ": release them first");
         }
       }
       events_.push_back(std::move(e));
@@ -237,6 +295,12 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
         const ObjectInfo& o = objects.get(ObjectId(static_cast<uint32_t>(id)));
         const bool match = prefix ? o.name.compare(0, stem.size(), stem) == 0 : o.name == stem;
         if (!match || !wirable(o.cls)) continue;
+        if (tenant.valid() && o.tenant != tenant) {
+          refuse(i, "objects[" + std::to_string(k) + "]",
+                 "\"" + pattern + "\" names " + o.name + ", tenant " +
+                     p.tenant_names[o.tenant.value()] + "'s, but the directive is tenant " +
+                     p.tenant_names[tenant.value()] + "'s (set its `tenant`)");
+        }
         any = true;
         if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(uint32_t(id));
       }
@@ -249,6 +313,7 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
       const ObjectInfo& o = objects.get(ObjectId(id));
       Event e;
       e.step = d.step();
+      e.tenant = tenant;
       e.object = id;
       auto h = held.find(id);
       switch (d.op()) {
@@ -262,36 +327,30 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
             }
             h->second.pin = e.op;  // re-pinned where it is: no copy
             h->second.grace_ps = e.grace_ps;
-            e.address = area_base_ + extents.offset(h->second.handle);
+            e.address = area_base_ + area_offset + extents.offset(h->second.handle);
             break;
           }
           const uint64_t bytes = (o.size_bytes + 4095) / 4096 * 4096;
-          const size_t slot = slot_of(o);
-          const std::string whose =
-              per_tenant ? "tenant " + p.tenant_names[slot] + "'s quota (" : "the quota (";
-          if (bytes > std::min(area, quota[slot])) {
+          const std::string whose = tenant.valid()
+                                        ? "tenant " + p.tenant_names[tenant.value()] + "'s quota ("
+                                        : "the quota (";
+          if (bytes > std::min(area, quota)) {
             refuse(i, "objects",
                    o.name + " (" + std::to_string(o.size_bytes) + " bytes) does not fit " + whose +
-                       std::to_string(quota[slot]) + " bytes) or the wired memory's room");
+                       std::to_string(quota) + " bytes) or the wired memory's room");
           }
           std::optional<ExtentAllocator::Handle> a;
-          while (used[slot] + bytes > quota[slot] || !(a = extents.allocate(bytes))) {
-            if (!reclaim_one(e, slot)) {
-              const bool room = used[slot] + bytes <= quota[slot];
+          while (used + bytes > quota || !(a = extents.allocate(bytes))) {
+            if (!reclaim_one(e)) {
               refuse(i, "objects",
                      "binding " + o.name + " (" + std::to_string(bytes) + " bytes) needs " +
-                         (room ? "more room than the wired area has free (" +
-                                     std::to_string(area - total) + " of " + std::to_string(area) +
-                                     " bytes; the rest held by pins it may not reclaim)"
-                               : "more than " + whose + std::to_string(quota[slot]) + " bytes, " +
-                                     std::to_string(used[slot]) +
-                                     " held by pins that cannot be reclaimed)"));
+                         "more than " + whose + std::to_string(quota) + " bytes, " +
+                         std::to_string(used) + " held by pins that cannot be reclaimed)");
             }
           }
-          held[id] = Held{e.op, *a, bytes, order++, e.grace_ps, slot};
-          used[slot] += bytes;
-          total += bytes;
-          e.address = area_base_ + extents.offset(*a);
+          held[id] = Held{e.op, *a, bytes, order++, e.grace_ps};
+          used += bytes;
+          e.address = area_base_ + area_offset + extents.offset(*a);
           e.copy = true;
           for (const Freed& f : freed) {  // room last held by objects that leave later
             if (f.offset < extents.offset(*a) + bytes && extents.offset(*a) < f.offset + f.bytes) {
@@ -311,17 +370,15 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
           if (h == held.end()) refuse(i, "objects", o.name + " is not bound");
           e.op = Op::kRelease;
           free_range(h->second.handle, 0);
-          used[h->second.slot] -= h->second.bytes;
-          total -= h->second.bytes;
+          used -= h->second.bytes;
           held.erase(h);
           break;
         default:
           refuse(i, "op", "required: BIND, SOFT_PIN, UNPIN, RELEASE or SET_QUOTA");
       }
-      peak_bytes_ = std::max(peak_bytes_, total);
-      if (per_tenant) {
-        const size_t slot = slot_of(o);
-        peak_tenant_bytes_[slot] = std::max(peak_tenant_bytes_[slot], used[slot]);
+      peak_bytes_ = std::max(peak_bytes_, used);
+      if (tenant.valid()) {
+        peak_tenant_bytes_[tenant.value()] = std::max(peak_tenant_bytes_[tenant.value()], used);
       }
       events_.push_back(std::move(e));
     }
@@ -330,8 +387,20 @@ void ResidencyProgram::simulate(const std::vector<config::WiredDirective>& progr
 
 void ResidencyProgram::on_step_start(uint32_t step) {
   const TimePs now = now_ps();
-  while (next_event_ < events_.size() && events_[next_event_].step <= step) {
-    apply(events_[next_event_++], now);
+  if (tenant_first_event_.empty()) {  // per-tenant programs go by each tenant's own steps
+    while (next_event_ < events_.size() && events_[next_event_].step <= step) {
+      apply(events_[next_event_++], now);
+    }
+  }
+  core_.issue_due(now);
+}
+
+void ResidencyProgram::on_tenant_step(TenantId tenant, uint32_t step) {
+  if (tenant_first_event_.empty() || tenant.value() + 1 >= tenant_first_event_.size()) return;
+  const TimePs now = now_ps();
+  size_t& next = tenant_next_event_[tenant.value()];
+  while (next < tenant_first_event_[tenant.value() + 1] && events_[next].step <= step) {
+    apply(events_[next++], now);
   }
   core_.issue_due(now);
 }

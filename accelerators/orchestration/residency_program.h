@@ -45,6 +45,9 @@ class ResidencyProgram final : public MovementMechanism {
   // Runs the program against the quota and the room; throws ConfigError naming the directive.
   void prepare() override;
   void on_step_start(uint32_t step) override;
+  // With per-tenant quotas: tenant `tenant`'s own step `step` begins; its directives of that step
+  // apply (its step 0 at its arrival; model load for a tenant there at the run's start).
+  void on_tenant_step(TenantId tenant, uint32_t step);
   TimePs issue_due(TimePs now) override;
   bool locate(ObjectId object, const ObjectInfo& o, uint64_t offset, uint64_t max_bytes, TimePs now,
               ReadSource& out) override;
@@ -54,7 +57,8 @@ class ResidencyProgram final : public MovementMechanism {
   enum class Op : uint8_t { kBind, kSoftPin, kUnpin, kRelease, kSetQuota };
   // One effect of the program on one object, in program order (found by prepare()).
   struct Event {
-    uint32_t step = 0;
+    uint32_t step = 0;  // the run's step, or (with per-tenant quotas) the tenant's own
+    TenantId tenant;    // with per-tenant quotas: whose directive
     Op op = Op::kBind;
     uint32_t object = 0;   // unused for kSetQuota
     uint64_t address = 0;  // kBind, kSoftPin: the extent's global address
@@ -78,12 +82,24 @@ class ResidencyProgram final : public MovementMechanism {
   // The program from the intents (emit_from_intents): per phase, the arbiter's choice bound and
   // what it no longer chooses released.
   std::vector<config::WiredDirective> emit(uint64_t quota_bytes) const;
-  // Runs `program` against the quota and the room into events_ (ConfigError on a refusal).
+  // Runs `program` against the quota and the room into events_ (ConfigError on a refusal): as
+  // one pass, or with per-tenant quotas one pass per tenant in its own part of the area.
   void simulate(const std::vector<config::WiredDirective>& program, uint64_t area);
+  // The directives `sequence` (indices into `program`) in step order, in [area_offset,
+  // area_offset + area) of the wired area under `quota`; `steps`: the run's (or the tenant's)
+  // step count, 0 if not known; `tenant` valid: that tenant's directives and objects only.
+  void simulate_pass(const std::vector<config::WiredDirective>& program,
+                     std::vector<size_t> sequence, uint64_t area_offset, uint64_t area,
+                     uint64_t quota, uint32_t steps, TenantId tenant);
+  // Applies events [from, to) in place, before the run (model load: no decision, no copy).
+  void load(size_t from, size_t to);
 
   Orchestrator& core_;
   std::vector<Event> events_;
   size_t next_event_ = 0;
+  // With per-tenant quotas: each tenant's events are events_[first[t], first[t + 1]), and the
+  // next to apply of each.
+  std::vector<size_t> tenant_first_event_, tenant_next_event_;
   std::unordered_map<uint32_t, Residence> residence_;  // by object id
   std::vector<uint32_t> copy_queue_;                   // objects whose copy is not issued
   uint64_t area_base_ = 0;

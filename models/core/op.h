@@ -74,6 +74,10 @@ struct Op {
   OpId id;
   OpKind kind = OpKind::kEmbedding;
   StepIndex step;
+  // Tenancy: whose step it is and which of that tenant's own steps (invalid tenant: no tenancy,
+  // or an idle wait of the tenant scheduler).
+  TenantId tenant;
+  uint32_t tenant_step = 0;
   LayerId layer;  // invalid for ops outside the decoder layers
   OpClass op_class = OpClass::kVector;
   double flops = 0;

@@ -19,6 +19,7 @@ struct TenantView {
   uint32_t priority = 0;
   double share = 1;
   uint32_t prefill_steps = 0;  // its first steps that are prompt prefill passes
+  uint32_t total_steps = 0;    // its own step count (0: not known in advance, as in serving)
   // Its steps, numbered in its own order. A step's start is the later of its previous step's end
   // and when it became ready (its arrival, or the end of an idle wait for requests): time spent
   // waiting behind another tenant's step counts toward its latency, its own idle time does not.

@@ -404,11 +404,12 @@ TEST(Tenancy, PerTenantQuotasSplitTheArbiter) {
   fs::remove(file);
 }
 
-// Random step-0 programs over both tenants' last four layers under per-tenant quotas (with
-// per-tenant SET_QUOTA): each is refused before the run, naming a directive, or runs with every
-// tenant's wired bytes within the largest quota it was given and the total within the area; a
-// tenant's bind never reclaims another's objects (its peak stays within its own quota even when
-// the other's pins fill the area); the same program runs the same.
+// Random programs over both tenants' last four layers under per-tenant quotas, each directive in
+// its tenant's own steps (0 to 3, run-time decisions and copies from step 1; soft pins with
+// grace; per-tenant SET_QUOTA): each is refused before the run, naming a directive, or runs with
+// every tenant's wired bytes within the largest quota it was given (its part of the area: a
+// tenant never takes another's room) and reads from the wired memory at most what the pinned
+// layers could serve; the same program runs the same.
 TEST(Tenancy, RandomMultiTenantProgramsKeepPerTenantQuotas) {
   const std::string file = tenancy_file("co", 4, "");
   uint64_t state = 0x2545f4914f6cdd1dULL;
@@ -438,14 +439,16 @@ TEST(Tenancy, RandomMultiTenantProgramsKeepPerTenantQuotas) {
       const uint32_t pick = next(8);
       const uint32_t op = pick < 3 ? 0 : pick < 5 ? 1 : pick - 3;
       const uint32_t t = next(2);
-      program += std::string(" program{op:") + ops[op] + " step:0";
+      program += std::string(" program{op:") + ops[op] + " step:" + std::to_string(next(4)) +
+                 " tenant:\"" + tenants[t] + "\"";
       if (op == 4) {
         const uint64_t nq = quotas[next(3)];
         largest[t] = std::max(largest[t], nq);
-        program += std::string(" tenant:\"") + tenants[t] + "\" quota_bytes:" + std::to_string(nq);
+        program += " quota_bytes:" + std::to_string(nq);
       } else {
         program += std::string(" objects:\"") + (t == 1 ? "co/" : "") + "layer" +
                    std::to_string(12 + next(4)) + "." + parts[next(5)] + "\"";
+        if (op == 1) program += " grace_ps:" + std::to_string(uint64_t(next(3)) * 500'000'000);
       }
       program += "}";
     }
@@ -462,6 +465,9 @@ TEST(Tenancy, RandomMultiTenantProgramsKeepPerTenantQuotas) {
     EXPECT_LE(r.at("wired_program_peak_bytes_tenant_primary"), double(largest[0])) << program;
     EXPECT_LE(r.at("wired_program_peak_bytes_tenant_co"), double(largest[1])) << program;
     EXPECT_LE(r.at("wired_program_peak_bytes"), double(area)) << program;
+    EXPECT_LE(r.at("wired_bytes_per_token") * r.at("tokens_generated_all_tenants"),
+              2 * 4 * 4 * 121643008.0)
+        << program;
     if (trial % 8 == 0) {
       const auto again = run_hrm(file, program);
       EXPECT_EQ(again.at("tpot_ms_mean"), r.at("tpot_ms_mean")) << program;
@@ -495,10 +501,18 @@ TEST(Tenancy, BadPerTenantQuotasAreRefused) {
       {q + "tenant_quotas{tenant:\"co\" quota_fraction:1.5}",
        "wired.tenant_quotas[0].quota_fraction: must be in [0, 1]"},
       {q + "program{op:WIRED_SET_QUOTA step:0 quota_bytes:4096 tenant:\"co\"}",
-       "wired.program[0].tenant: only on SET_QUOTA with tenant_quotas"},
+       "wired.program[0].tenant: only with tenant_quotas"},
       {q + "tenant_quotas{tenant:\"co\" quota_bytes:134217728} program{op:WIRED_BIND step:0 "
-           "objects:\"co/layer1*\"}",
+           "objects:\"co/layer1*\" tenant:\"co\"}",
        "tenant co's quota"},
+      // A directive naming another tenant's objects.
+      {q + "tenant_quotas{tenant:\"co\" quota_bytes:134217728} program{op:WIRED_BIND step:0 "
+           "objects:\"co/layer15.*\"}",
+       "names co/layer15.attn_norm, tenant co's, but the directive is tenant primary's"},
+      // A step beyond the tenant's own steps.
+      {q + "tenant_quotas{tenant:\"co\" quota_bytes:134217728} program{op:WIRED_BIND step:4 "
+           "objects:\"co/layer15.*\" tenant:\"co\"}",
+       "wired.program[0].step: step 4 is beyond the run's 4 steps"},
       {q + "tenant_quotas{tenant:\"co\" quota_bytes:134217728} program{op:WIRED_BIND step:0 "
            "objects:\"layer1.*\"}",
        "tenant primary's quota"},
@@ -510,13 +524,13 @@ TEST(Tenancy, BadPerTenantQuotasAreRefused) {
       {"quota_bytes:4294967296 tenant_quotas{tenant:\"primary\" quota_fraction:0.5} "
        "tenant_quotas{tenant:\"co\" quota_fraction:0.5}",
        "wired.quota_bytes: a wired area of 4294967296 bytes divided by tenant_quotas"},
-      // A quota raised past the area's free room: the other tenant's soft pin is not reclaimed.
+      // A quota raised past what the area can give: each tenant's part is its largest quota.
       {"quota_bytes:201326592 tenant_quotas{tenant:\"primary\" quota_bytes:134217728} "
        "tenant_quotas{tenant:\"co\" quota_bytes:67108864} "
        "program{op:WIRED_SOFT_PIN step:0 objects:\"layer15.*\"} "
-       "program{op:WIRED_SET_QUOTA step:0 tenant:\"co\" quota_bytes:134217728} "
-       "program{op:WIRED_BIND step:0 objects:\"co/layer15.*\"}",
-       "more room than the wired area has free"},
+       "program{op:WIRED_SET_QUOTA step:2 tenant:\"co\" quota_bytes:134217728} "
+       "program{op:WIRED_BIND step:2 objects:\"co/layer15.*\" tenant:\"co\"}",
+       "wired.tenant_quotas: the tenants' largest quotas (268435456 bytes with tenant co's)"},
   };
   for (const auto& [wired, field] : cases) {
     std::string err;
@@ -630,6 +644,47 @@ TEST(Tenancy, ACoRunnerEmptiesAnLruCacheThatHoldsThePrimaryAlone) {
   EXPECT_GT(wired.at("wired_bytes_tenant_primary"), 4 * 121643008.0);
   EXPECT_LT(wired.at("tpot_ms_mean"), shared.at("tpot_ms_mean"));
   fs::remove(file.substr(0, file.find(' ')));
+}
+
+// Directives in a tenant's own steps: the other tenant BINDs its layer 15 at its step 0 and
+// RELEASEs it at its step 2, so its steps 0 and 1 read that layer (121,643,008 bytes) from the
+// wired memory: 2 layers over the run, by hand. Present from the start, its step 0 is model
+// load (bound in place, nothing copied); arriving after the primary's second step, its step 0 is
+// decided at its arrival and the layer copied in once (it lands long before layer 15 is read,
+// last in the step). The primary's steps are untouched.
+TEST(Tenancy, DirectivesRunInATenantsOwnStepsFromItsArrival) {
+  const std::string file = tenancy_file("co", 4, "");
+  const std::string program =
+      "quota_bytes:268435456 tenant_quotas{tenant:\"co\" quota_bytes:268435456}"
+      " program{op:WIRED_BIND step:0 tenant:\"co\" objects:\"co/layer15.*\"}"
+      " program{op:WIRED_RELEASE step:2 tenant:\"co\" objects:\"co/layer15.*\"}";
+  const double layer =
+      2.0 * (2048.0 * 3072 + 2048.0 * 2048 + 2048.0 * 16384 + 8192.0 * 2048 + 2 * 2048);
+  const auto at_start = run_hrm(file, program);
+  std::string err;
+  const auto alone = run_hrm(file, "quota_bytes:0");
+  ASSERT_FALSE(at_start.count("exit") || alone.count("exit"));
+  const double tokens = at_start.at("tokens_generated_all_tenants");
+  EXPECT_EQ(tokens, 8);
+  EXPECT_DOUBLE_EQ(at_start.at("wired_bytes_per_token") * tokens, 2 * layer);
+  EXPECT_EQ(at_start.at("wired_program_bind_bytes_per_token"), 0);
+  EXPECT_EQ(at_start.at("decisions_residency_program_bind"), 0);     // model load
+  EXPECT_EQ(at_start.at("decisions_residency_program_release"), 6);  // its step 2
+  EXPECT_EQ(at_start.at("wired_program_peak_bytes_tenant_co"), layer);
+  // Arriving after the primary's second step (the primary's steps take about 1.7 ms each).
+  const std::string late_file = tenancy_file("co", 4, "arrival_ps: 3500000000");
+  const auto late = run_hrm(late_file, program);
+  ASSERT_FALSE(late.count("exit"));
+  EXPECT_DOUBLE_EQ(late.at("wired_bytes_per_token") * tokens, 2 * layer);
+  EXPECT_DOUBLE_EQ(late.at("wired_program_bind_bytes_per_token") * tokens, layer);
+  EXPECT_DOUBLE_EQ(late.at("dma_promote_bytes_per_token") * tokens, layer);
+  EXPECT_EQ(late.at("decisions_residency_program_bind"), 6);
+  EXPECT_EQ(late.at("decisions_residency_program_release"), 6);
+  // The primary reads everything from HBM as with nothing wired.
+  EXPECT_NEAR(late.at("tenant_primary_engine_ms_per_step"),
+              alone.at("tenant_primary_engine_ms_per_step"), 1e-5);  // HBM timing state: ns
+  fs::remove(file);
+  fs::remove(late_file);
 }
 
 }  // namespace
