@@ -259,20 +259,24 @@ void ResidencyProgram::simulate_pass(const std::vector<config::WiredDirective>& 
              tenant.valid()
                  ? "tenant " + p.tenant_names[tenant.value()] +
                        " has no step count (serving): its directives may use its step 0 only"
-                 : "a serving, trace or tenancy run has no step count: its program may use step "
-                   "0 (model load) only (with tenants, tenant_quotas count each tenant's own "
-                   "steps)");
+             : core_.ctx().workload()->tenants() != nullptr
+                 ? "a tenancy run has no step count: its program may use step 0 (model load) "
+                   "only, unless tenant_quotas make each directive count its tenant's own "
+                   "steps"
+                 : "a serving or trace run has no step count: its program may use step 0 "
+                   "(model load) only");
     }
     if (steps > 0 && d.step() >= steps) {
       refuse(i, "step",
-             "step " + std::to_string(d.step()) + " is beyond the run's " + std::to_string(steps) +
-                 " steps");
+             "step " + std::to_string(d.step()) + " is beyond " +
+                 (tenant.valid() ? "tenant " + p.tenant_names[tenant.value()] + "'s "
+                                 : std::string("the run's ")) +
+                 std::to_string(steps) + " steps");
     }
     if (d.op() == config::WIRED_SET_QUOTA) {
       Event e;
       e.step = d.step();
       e.op = Op::kSetQuota;
-      e.tenant = tenant;
       quota = d.quota_bytes();
       while (used > quota) {
         if (!reclaim_one(e)) {
@@ -313,7 +317,6 @@ void ResidencyProgram::simulate_pass(const std::vector<config::WiredDirective>& 
       const ObjectInfo& o = objects.get(ObjectId(id));
       Event e;
       e.step = d.step();
-      e.tenant = tenant;
       e.object = id;
       auto h = held.find(id);
       switch (d.op()) {
@@ -342,10 +345,17 @@ void ResidencyProgram::simulate_pass(const std::vector<config::WiredDirective>& 
           std::optional<ExtentAllocator::Handle> a;
           while (used + bytes > quota || !(a = extents.allocate(bytes))) {
             if (!reclaim_one(e)) {
+              const bool room = used + bytes <= quota;  // within the quota: fragmentation
               refuse(i, "objects",
                      "binding " + o.name + " (" + std::to_string(bytes) + " bytes) needs " +
-                         "more than " + whose + std::to_string(quota) + " bytes, " +
-                         std::to_string(used) + " held by pins that cannot be reclaimed)");
+                         (room ? "more contiguous room than the wired area" +
+                                     std::string(tenant.valid() ? " part" : "") + " has free (" +
+                                     std::to_string(area - used) + " of " + std::to_string(area) +
+                                     " bytes free, in pieces; the rest held by pins that cannot "
+                                     "be reclaimed)"
+                               : "more than " + whose + std::to_string(quota) + " bytes, " +
+                                     std::to_string(used) +
+                                     " held by pins that cannot be reclaimed)"));
             }
           }
           held[id] = Held{e.op, *a, bytes, order++, e.grace_ps};

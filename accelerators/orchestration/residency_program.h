@@ -58,7 +58,6 @@ class ResidencyProgram final : public MovementMechanism {
   // One effect of the program on one object, in program order (found by prepare()).
   struct Event {
     uint32_t step = 0;  // the run's step, or (with per-tenant quotas) the tenant's own
-    TenantId tenant;    // with per-tenant quotas: whose directive
     Op op = Op::kBind;
     uint32_t object = 0;   // unused for kSetQuota
     uint64_t address = 0;  // kBind, kSoftPin: the extent's global address

@@ -327,6 +327,11 @@ TEST(ResidencyProgram, IllegalProgramsAreRefusedWithTheDirective) {
   const std::vector<std::pair<std::string, std::string>> messages = {
       {"quota_bytes:104857600 program{op:WIRED_BIND step:0 objects:\"layer0.*\"}",
        "held by pins that cannot be reclaimed"},
+      // Within the quota, but the free room is in pieces: two 8 MiB holes around a 12 MiB pin.
+      {"quota_bytes:29360128 program{op:WIRED_BIND step:0 objects:[\"layer0.out\", "
+       "\"layer0.qkv\", \"layer1.out\"]} program{op:WIRED_RELEASE step:1 objects:[\"layer0.out\", "
+       "\"layer1.out\"]} program{op:WIRED_BIND step:1 objects:\"layer1.qkv\"}",
+       "needs more contiguous room than the wired area has free"},
       {"quota_bytes:1073741824 program{op:WIRED_RELEASE step:1 objects:\"layer3.qkv\"}",
        "is not bound"},
       {"quota_bytes:1073741824 program{op:WIRED_UNPIN step:1 objects:\"layer3.qkv\"}",

@@ -512,7 +512,7 @@ TEST(Tenancy, BadPerTenantQuotasAreRefused) {
       // A step beyond the tenant's own steps.
       {q + "tenant_quotas{tenant:\"co\" quota_bytes:134217728} program{op:WIRED_BIND step:4 "
            "objects:\"co/layer15.*\" tenant:\"co\"}",
-       "wired.program[0].step: step 4 is beyond the run's 4 steps"},
+       "wired.program[0].step: step 4 is beyond tenant co's 4 steps"},
       {q + "tenant_quotas{tenant:\"co\" quota_bytes:134217728} program{op:WIRED_BIND step:0 "
            "objects:\"layer1.*\"}",
        "tenant primary's quota"},
