@@ -114,7 +114,8 @@ bool TenantScheduler::run_complete() const {
 
 bool TenantScheduler::pick(TimePs now) {
   // Candidates in the order they are served: priority, then engine time per share, then index.
-  std::vector<size_t> order;
+  std::vector<size_t>& order = order_;
+  order.clear();
   for (size_t i = 0; i < entries_.size(); ++i) {
     Entry& e = entries_[i];
     const bool has_work = !e.done && now >= e.arrival_ps && now >= e.idle_until_ps;

@@ -88,6 +88,7 @@ class TenantScheduler : public Workload {
   uint32_t run_step_ = 0;  // steps completed by every tenant
   // Per priority class: the virtual time of the last step started in it (SFQ's clock).
   std::map<uint32_t, double> class_clock_;
+  std::vector<size_t> order_;  // pick()'s candidates, kept to avoid an allocation per step
 };
 
 }  // namespace tiersim

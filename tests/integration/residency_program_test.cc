@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "tests/integration/orchestration_support.h"
+#include "tests/support/xorshift.h"
 
 namespace tiersim {
 namespace {
@@ -155,13 +156,7 @@ TEST(ResidencyProgram, RoomAndQueuedCopiesFollowTheGraceAndTheReleases) {
 // naming a directive) or runs, never above the largest quota it sets, and reads from the wired
 // memory at most what the pinned layers could serve; the same program runs the same, bit for bit.
 TEST(ResidencyProgram, RandomProgramsAreRefusedOrKeepTheirInvariants) {
-  uint64_t state = 0x9e3779b97f4a7c15ULL;
-  auto next = [&](uint32_t n) {  // xorshift64*, deterministic across machines
-    state ^= state >> 12;
-    state ^= state << 25;
-    state ^= state >> 27;
-    return uint32_t((state * 0x2545f4914f6cdd1dULL) >> 33) % n;
-  };
+  test::XorShift next(0x9e3779b97f4a7c15ULL);
   const char* ops[] = {"WIRED_BIND", "WIRED_SOFT_PIN", "WIRED_UNPIN", "WIRED_RELEASE",
                        "WIRED_SET_QUOTA"};
   const char* parts[] = {"*", "qkv", "out", "gate_up", "down"};

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "tests/integration/orchestration_support.h"
+#include "tests/support/xorshift.h"
 
 namespace tiersim {
 namespace {
@@ -65,6 +66,21 @@ TenantRun run_with_records(const std::string& cmd, const std::vector<std::string
   return run;
 }
 
+// `tiersim run` on H100 with the 2 GiB HRM beside HBM and Llama-3.2-1B (the wired-residency
+// study's system).
+std::string hrm_run() {
+  return test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+         test::preset("memory/hrm_sram_4x4.textproto") + " " +
+         test::preset("hardware/fragments/h100_with_hrm.textproto") + " " +
+         test::preset("models/llama3_2_1b.textproto") + " " +
+         test::preset("studies/wired_hrm_llama3_2_1b.textproto");
+}
+
+// One Llama-3.2-1B decoder layer's weights (QKV, output, gate/up, down, two norms; BF16):
+// 121,643,008 bytes.
+constexpr double kLayerBytes =
+    2.0 * (2048.0 * 3072 + 2048.0 * 2048 + 2048.0 * 16384 + 8192.0 * 2048 + 2 * 2048);
+
 std::vector<double> durations(const TenantRun& r, const std::string& key) {
   std::vector<double> d;
   for (size_t i = 0; i < r.ends.at(key).size(); ++i)
@@ -124,7 +140,9 @@ TEST(Tenancy, IdenticalTenantsAlternateAndEachWaitsForTheOther) {
   // Deterministic: the same config gives the same summary, item by item.
   const TenantRun again = run_with_records(decode_1b(n) + " " + file, {});
   for (const auto& [k, v] : both.s) {
-    if (k != "wall_time_s") EXPECT_EQ(again.s.at(k), v) << k;
+    if (k != "wall_time_s") {
+      EXPECT_EQ(again.s.at(k), v) << k;
+    }
   }
   fs::remove(file);
 }
@@ -309,11 +327,7 @@ TEST(Tenancy, BadTenancyIsRefusedWithTheFieldPath) {
 TEST(Tenancy, ObjectsAreNamedPerTenantAndWiredByName) {
   const std::string file = tenancy_file("other", 4, "");
   const std::string cmd =
-      test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
-      test::preset("memory/hrm_sram_4x4.textproto") + " " +
-      test::preset("hardware/fragments/h100_with_hrm.textproto") + " " +
-      test::preset("models/llama3_2_1b.textproto") + " " +
-      test::preset("studies/wired_hrm_llama3_2_1b.textproto") + " " + file +
+      hrm_run() + " " + file +
       " --set workload.decode.decode_steps=4 --set workload.decode.context_tokens=1024 --quiet"
       " --set tenancy.end=TENANCY_END_ALL"
       " --set 'policy.orchestration.wired={memory:\"hrm\" quota_bytes:268435456"
@@ -322,8 +336,7 @@ TEST(Tenancy, ObjectsAreNamedPerTenantAndWiredByName) {
   ASSERT_FALSE(s.count("exit"));
   // Llama-3.2-1B's layer: 121,643,008 bytes, read once per step of its tenant (4 steps) over
   // 8 tokens of both tenants (each runs to its end).
-  const double layer =
-      2.0 * (2048.0 * 3072 + 2048.0 * 2048 + 2048.0 * 16384 + 8192.0 * 2048 + 2 * 2048);
+  const double layer = kLayerBytes;
   EXPECT_EQ(s.at("tokens_generated_all_tenants"), 8);
   EXPECT_DOUBLE_EQ(s.at("wired_bytes_per_token") * 8, 4 * layer);
   // The primary's own layer 15 is not wired: a program naming it without the prefix would be.
@@ -342,11 +355,7 @@ TEST(Tenancy, ObjectsAreNamedPerTenantAndWiredByName) {
 // system); `wired` replaces policy.orchestration.wired. Both run to their end (4 steps each).
 std::map<std::string, double> run_hrm(const std::string& file, const std::string& wired,
                                       std::string* err = nullptr) {
-  return summary_of(test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") +
-                        " " + test::preset("memory/hrm_sram_4x4.textproto") + " " +
-                        test::preset("hardware/fragments/h100_with_hrm.textproto") + " " +
-                        test::preset("models/llama3_2_1b.textproto") + " " +
-                        test::preset("studies/wired_hrm_llama3_2_1b.textproto") + " " + file +
+  return summary_of(hrm_run() + " " + file +
                         " --set workload.decode.decode_steps=4 --set tenancy.end=TENANCY_END_ALL"
                         " --quiet --set 'policy.orchestration.wired={memory:\"hrm\" " +
                         wired + "}'",
@@ -412,13 +421,7 @@ TEST(Tenancy, PerTenantQuotasSplitTheArbiter) {
 // layers could serve; the same program runs the same.
 TEST(Tenancy, RandomMultiTenantProgramsKeepPerTenantQuotas) {
   const std::string file = tenancy_file("co", 4, "");
-  uint64_t state = 0x2545f4914f6cdd1dULL;
-  auto next = [&](uint32_t n) {  // xorshift64*, deterministic across machines
-    state ^= state >> 12;
-    state ^= state << 25;
-    state ^= state >> 27;
-    return uint32_t((state * 0x2545f4914f6cdd1dULL) >> 33) % n;
-  };
+  test::XorShift next(0x2545f4914f6cdd1dULL);
   const char* ops[] = {"WIRED_BIND", "WIRED_SOFT_PIN", "WIRED_UNPIN", "WIRED_RELEASE",
                        "WIRED_SET_QUOTA"};
   const char* tenants[] = {"primary", "co"};
@@ -466,7 +469,7 @@ TEST(Tenancy, RandomMultiTenantProgramsKeepPerTenantQuotas) {
     EXPECT_LE(r.at("wired_program_peak_bytes_tenant_co"), double(largest[1])) << program;
     EXPECT_LE(r.at("wired_program_peak_bytes"), double(area)) << program;
     EXPECT_LE(r.at("wired_bytes_per_token") * r.at("tokens_generated_all_tenants"),
-              2 * 4 * 4 * 121643008.0)
+              2 * 4 * 4 * kLayerBytes)
         << program;
     if (trial % 8 == 0) {
       const auto again = run_hrm(file, program);
@@ -613,11 +616,7 @@ TEST(Tenancy, ACoRunnerEmptiesAnLruCacheThatHoldsThePrimaryAlone) {
   const std::string file = tenancy_file("co", 8, "", "end: TENANCY_END_ALL") +
                            " --set 'tenancy.tenants[co].workload.model.layers=4'";
   const std::string cmd =
-      test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
-      test::preset("memory/hrm_sram_4x4.textproto") + " " +
-      test::preset("hardware/fragments/h100_with_hrm.textproto") + " " +
-      test::preset("models/llama3_2_1b.textproto") + " " +
-      test::preset("studies/wired_hrm_llama3_2_1b.textproto") +
+      hrm_run() +
       " --set workload.model.layers=4 --set workload.decode.decode_steps=8 --quiet"
       " --set policy.orchestration.fast_memory=hrm --set policy.orchestration.resident_fraction=0"
       " --set policy.orchestration.kv_resident=false";
@@ -641,7 +640,7 @@ TEST(Tenancy, ACoRunnerEmptiesAnLruCacheThatHoldsThePrimaryAlone) {
   // Every one of the primary's weight objects is wired (its 4 layers, 24 objects, and the tied
   // embedding), and read from the HRM once per step.
   EXPECT_EQ(wired.at("wired_bytes_tenant_co"), 0);
-  EXPECT_GT(wired.at("wired_bytes_tenant_primary"), 4 * 121643008.0);
+  EXPECT_GT(wired.at("wired_bytes_tenant_primary"), 4 * kLayerBytes);
   EXPECT_LT(wired.at("tpot_ms_mean"), shared.at("tpot_ms_mean"));
   fs::remove(file.substr(0, file.find(' ')));
 }
@@ -658,10 +657,8 @@ TEST(Tenancy, DirectivesRunInATenantsOwnStepsFromItsArrival) {
       "quota_bytes:268435456 tenant_quotas{tenant:\"co\" quota_bytes:268435456}"
       " program{op:WIRED_BIND step:0 tenant:\"co\" objects:\"co/layer15.*\"}"
       " program{op:WIRED_RELEASE step:2 tenant:\"co\" objects:\"co/layer15.*\"}";
-  const double layer =
-      2.0 * (2048.0 * 3072 + 2048.0 * 2048 + 2048.0 * 16384 + 8192.0 * 2048 + 2 * 2048);
+  const double layer = kLayerBytes;
   const auto at_start = run_hrm(file, program);
-  std::string err;
   const auto alone = run_hrm(file, "quota_bytes:0");
   ASSERT_FALSE(at_start.count("exit") || alone.count("exit"));
   const double tokens = at_start.at("tokens_generated_all_tenants");
