@@ -23,7 +23,8 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
       collective_(CollectiveModel::from_config(
           ctx.config().system().scale_up(),
           std::max<uint32_t>(1, ctx.config().workload().parallelism().tensor_parallel()),
-          ctx.config().software().collective_algorithm())),
+          ctx.config().software().collective_algorithm(),
+          ctx.config().system().has_pod() ? &ctx.config().system().pod() : nullptr)),
       software_(SoftwareModel::from_config(ctx.config().software())),
       host_to_bytes_per_s_(ctx.config().system().host_link().to_host_bytes_per_s()),
       host_from_bytes_per_s_(ctx.config().system().host_link().from_host_bytes_per_s()),
@@ -193,6 +194,15 @@ void ComputeEngine::add_energy(TimePs now_ps, EnergyLedger& out) const {
   Component::add_energy(now_ps, out);
   out.add(EnergyPart::kController, controller_power_w_ * ps_to_s(now_ps));
   out.add(EnergyPart::kComputeActive, params_.active_power_w * ps_to_s(active_ps(now_ps)));
+  if (collective_.pod) {
+    // The pod's fabric, charged to this rank as its share: 1/nodes of the standing power.
+    const Pod& pod = collective_.pod->pod();
+    const double share_s = ps_to_s(now_ps) / pod.nodes();
+    out.add(EnergyPart::kLinkSerdes, pod_link_energy_j_);
+    out.add(EnergyPart::kLinkIdle, pod.link_idle_power_w() * share_s);
+    out.add(EnergyPart::kLaser, pod.laser_power_w() * share_s);
+    out.add(EnergyPart::kSwitchBase, pod.switch_power_w() * share_s);
+  }
 }
 
 void ComputeEngine::note_inactive(TimePs from_ps, TimePs to_ps) {
@@ -730,7 +740,15 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
     // over the scale-up fabric).
     const TimePs start = std::max(compute_free_, now);
     const TimePs end = start + op_compute_ps(op_.flops, op_.rows);
-    if (op_.op_class == OpClass::kCollective) collective_ps_.inc(end - start);
+    if (op_.op_class == OpClass::kCollective) {
+      collective_ps_.inc(end - start);
+      if (collective_.pod) {
+        // This rank's share of the collective's link energy (the ranks are symmetric).
+        pod_link_energy_j_ +=
+            collective_.pod_result(op_.kind == OpKind::kAllGather, op_.collective_bytes).energy_j /
+            collective_.ranks;
+      }
+    }
     if (op_.op_class == OpClass::kHostTransfer) host_transfer_ps_.inc(end - start);
     if (op_.op_class == OpClass::kWait) {
       idle_ps_.inc(end - start);

@@ -30,6 +30,7 @@
 #include "accelerators/orchestration/thermal_admission.h"
 #include "accelerators/policies/staging_buffers.h"
 #include "configs/tiersim.pb.h"
+#include "fabric/collectives.h"
 #include "models/config/errors.h"
 #include "models/core/component.h"
 #include "models/core/fault_windows.h"
@@ -41,13 +42,21 @@ namespace tiersim {
 
 class DmaEngine;
 
-// The scale-up collective model: latency plus bandwidth per step (see ScaleUpFabric).
+// The scale-up collective model: latency plus bandwidth per step (see ScaleUpFabric), or, with
+// a pod (system.pod), launch latency plus the collective simulated as flows on its links.
 struct CollectiveModel {
   uint32_t ranks = 1;
   double rank_bandwidth_bytes_per_s = 0;
   TimePs step_latency_ps = 0;
   TimePs launch_latency_ps = 0;
   config::CollectiveAlgorithm algorithm = config::RING;
+  std::shared_ptr<PodCollectiveCache> pod;  // null: the analytical model
+
+  // The pod's result for an all-reduce or all-gather (pod set).
+  const CollectiveResult& pod_result(bool all_gather, uint64_t bytes) const {
+    return pod->get(all_gather ? CollectiveOp::kAllGather : CollectiveOp::kAllReduce, bytes,
+                    algorithm);
+  }
 
   // All-reduce of an n-byte buffer held by every rank.
   TimePs all_reduce_ps(uint64_t bytes) const;
@@ -57,11 +66,13 @@ struct CollectiveModel {
   // The algorithm's time: ring, one shot, or the faster (AUTO).
   TimePs pick(TimePs ring, TimePs one_shot) const;
 
-  static void validate(const config::ScaleUpFabric& f, Validator& v);
+  // `root`: for the pod, the tensor-parallel degree and the software's algorithm.
+  static void validate(const config::Config& root, Validator& v);
   // `software`: the software stack's collective_algorithm (UNSPECIFIED: the fabric's).
   static CollectiveModel from_config(
       const config::ScaleUpFabric& f, uint32_t ranks,
-      config::CollectiveAlgorithm software = config::COLLECTIVE_ALGORITHM_UNSPECIFIED);
+      config::CollectiveAlgorithm software = config::COLLECTIVE_ALGORITHM_UNSPECIFIED,
+      const config::Pod* pod = nullptr);
 };
 
 // The software stack's kernel launch model (see Software in the schema).
@@ -131,7 +142,8 @@ class ComputeEngine : public Component {
   // lasts (controller).
   void add_energy(TimePs now_ps, EnergyLedger& out) const override;
   bool has_energy() const override {
-    return Component::has_energy() || controller_power_w_ > 0 || params_.active_power_w > 0;
+    return Component::has_energy() || controller_power_w_ > 0 || params_.active_power_w > 0 ||
+           collective_.pod != nullptr;
   }
   // Time up to now_ps the device worked (not waiting for a launch or idle).
   TimePs active_ps(TimePs now_ps) const;
@@ -242,6 +254,7 @@ class ComputeEngine : public Component {
   TimePs last_land_ = 0;
   bool record_ops_ = false;
   double controller_power_w_ = 0;  // policy.orchestration.controller_power_w (ORCHESTRATED)
+  double pod_link_energy_j_ = 0;   // this rank's share of the pod's link energy so far
   // Inactive intervals (host-launch waits, idle waits), registered in time order when they
   // begin, with their end known: the finished ones' total and the latest one.
   void note_inactive(TimePs from_ps, TimePs to_ps);

@@ -76,9 +76,13 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
                              "required when workload.parallelism.tensor_parallel > 1 (the "
                              "collective model's link bandwidth and latencies)");
     } else {
-      Validator fv = v.root("system.scale_up");
-      CollectiveModel::validate(root.system().scale_up(), fv);
+      CollectiveModel::validate(root, v);
     }
+  } else if (root.system().has_pod() && root.has_workload()) {
+    // (Without a workload, as for `tiersim collective`, the pod is checked where it is used.)
+    v.root("system").error("pod",
+                           "a pod's fabric carries tensor-parallel collectives: set "
+                           "workload.parallelism.tensor_parallel > 1, or remove the pod");
   }
 
   // References: kinds and links.
@@ -187,6 +191,7 @@ TimePs CollectiveModel::pick(TimePs ring, TimePs one_shot) const {
 
 TimePs CollectiveModel::all_reduce_ps(uint64_t bytes) const {
   if (ranks <= 1) return 0;
+  if (pod) return launch_latency_ps + pod_result(false, bytes).time_ps;
   const uint64_t p = ranks;
   // Ring: reduce-scatter then all-gather, 2(p-1) steps of n/p bytes each.
   const TimePs ring =
@@ -200,6 +205,7 @@ TimePs CollectiveModel::all_reduce_ps(uint64_t bytes) const {
 
 TimePs CollectiveModel::all_gather_ps(uint64_t bytes) const {
   if (ranks <= 1) return 0;
+  if (pod) return launch_latency_ps + pod_result(true, bytes).time_ps;
   const uint64_t p = ranks;
   const TimePs ring = (p - 1) * step_latency_ps +
                       bytes_time_ps(double(p - 1) * double(bytes), rank_bandwidth_bytes_per_s);
@@ -208,24 +214,57 @@ TimePs CollectiveModel::all_gather_ps(uint64_t bytes) const {
   return launch_latency_ps + pick(ring, one_shot);
 }
 
-void CollectiveModel::validate(const config::ScaleUpFabric& f, Validator& v) {
-  v.positive("rank_bandwidth_bytes_per_s", f.has_rank_bandwidth_bytes_per_s(),
-             f.rank_bandwidth_bytes_per_s());
-  v.require("step_latency_ps", f.has_step_latency_ps());
-  v.require("launch_latency_ps", f.has_launch_latency_ps());
+void CollectiveModel::validate(const config::Config& root, Validator& v) {
+  const config::ScaleUpFabric& f = root.system().scale_up();
+  Validator fv = v.root("system.scale_up");
+  fv.positive("rank_bandwidth_bytes_per_s", f.has_rank_bandwidth_bytes_per_s(),
+              f.rank_bandwidth_bytes_per_s());
+  fv.require("step_latency_ps", f.has_step_latency_ps());
+  fv.require("launch_latency_ps", f.has_launch_latency_ps());
   if (f.algorithm() == config::COLLECTIVE_ALGORITHM_UNSPECIFIED) {
-    v.error("algorithm", "required field is not set (RING, ONE_SHOT or AUTO)");
+    fv.error("algorithm", "required field is not set (RING, ONE_SHOT, TREE, IN_SWITCH or AUTO)");
+  }
+  // The algorithm in force: the software stack's, else the fabric's.
+  const bool by_software = root.software().has_collective_algorithm();
+  const config::CollectiveAlgorithm a =
+      by_software ? root.software().collective_algorithm() : f.algorithm();
+  Validator av = by_software ? v.root("software") : fv;
+  const char* field = by_software ? "collective_algorithm" : "algorithm";
+  if (!root.system().has_pod()) {
+    if (a == config::TREE || a == config::IN_SWITCH) {
+      av.error(field, "TREE and IN_SWITCH are simulated as traffic on a pod: set system.pod");
+    }
+    return;
+  }
+  Validator pv = v.root("system.pod");
+  if (!Pod::validate(root.system().pod(), pv)) return;
+  const uint32_t tp = root.workload().parallelism().tensor_parallel();
+  if (tp > root.system().pod().nodes()) {
+    pv.error("nodes", "the tensor-parallel group (" + std::to_string(tp) +
+                          " ranks) needs at least as many nodes (" +
+                          std::to_string(root.system().pod().nodes()) + ")");
+  }
+  const bool reduces = root.system().pod().topology() == config::POD_SINGLE_SWITCH &&
+                       root.system().pod().switch_().in_network_reduction();
+  if (a == config::IN_SWITCH && !reduces) {
+    av.error(field,
+             "IN_SWITCH needs a POD_SINGLE_SWITCH pod whose switch has in_network_reduction");
   }
 }
 
 CollectiveModel CollectiveModel::from_config(const config::ScaleUpFabric& f, uint32_t ranks,
-                                             config::CollectiveAlgorithm software) {
+                                             config::CollectiveAlgorithm software,
+                                             const config::Pod* pod) {
   CollectiveModel m;
   m.ranks = ranks;
   m.rank_bandwidth_bytes_per_s = f.rank_bandwidth_bytes_per_s();
   m.step_latency_ps = f.step_latency_ps();
   m.launch_latency_ps = f.launch_latency_ps();
   m.algorithm = software != config::COLLECTIVE_ALGORITHM_UNSPECIFIED ? software : f.algorithm();
+  if (pod != nullptr && ranks > 1) {
+    m.pod = std::make_shared<PodCollectiveCache>(
+        Pod::from_config(*pod, f.rank_bandwidth_bytes_per_s()), ranks, f.step_latency_ps());
+  }
   return m;
 }
 

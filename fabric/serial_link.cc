@@ -45,6 +45,11 @@ void LinkParams::validate(const config::SerialLink& c, Validator& v) {
     v.fraction("link_layer_efficiency", true, c.link_layer_efficiency());
   }
   v.non_negative("length_m", c.has_length_m(), c.length_m());
+  if (c.has_reach_m() && v.positive("reach_m", true, c.reach_m()) && c.has_length_m() &&
+      c.length_m() > c.reach_m()) {
+    v.error("length_m", "is beyond the medium's reach_m (" + std::to_string(c.reach_m()) +
+                            " m): use a medium that reaches that far");
+  }
   if (c.has_propagation_ps_per_m() && !(c.propagation_ps_per_m() > 0)) {
     v.error("propagation_ps_per_m", "must be positive");
   }

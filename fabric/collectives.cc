@@ -1,0 +1,278 @@
+#include "fabric/collectives.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace tiersim {
+
+const char* collective_op_name(CollectiveOp op) {
+  switch (op) {
+    case CollectiveOp::kAllReduce:
+      return "all_reduce";
+    case CollectiveOp::kAllGather:
+      return "all_gather";
+    case CollectiveOp::kReduceScatter:
+      return "reduce_scatter";
+    case CollectiveOp::kAllToAll:
+      return "all_to_all";
+  }
+  return "?";
+}
+
+double bus_bandwidth_factor(CollectiveOp op, uint32_t ranks) {
+  const double p = ranks;
+  return op == CollectiveOp::kAllReduce ? 2.0 * (p - 1) / p : (p - 1) / p;
+}
+
+PodCollectives::PodCollectives(const Pod& pod, uint32_t ranks, TimePs step_latency_ps)
+    : pod_(pod), ranks_(ranks), step_ps_(step_latency_ps), net_(pod.network()) {
+  if (ranks < 2 || ranks > pod.nodes()) {
+    throw std::invalid_argument("PodCollectives: ranks must be in [2, the pod's nodes]");
+  }
+}
+
+bool PodCollectives::available(CollectiveOp op, config::CollectiveAlgorithm a) const {
+  switch (a) {
+    case config::RING:
+    case config::ONE_SHOT:
+      return true;
+    case config::TREE:
+      return op == CollectiveOp::kAllReduce;
+    case config::IN_SWITCH:
+      return pod_.in_switch_reduction() && op != CollectiveOp::kAllToAll;
+    default:
+      return false;
+  }
+}
+
+CollectiveResult PodCollectives::run(CollectiveOp op, uint64_t bytes,
+                                     config::CollectiveAlgorithm algorithm,
+                                     config::CollectiveAlgorithm* chosen) {
+  if (algorithm != config::AUTO) {
+    if (!available(op, algorithm)) {
+      throw std::invalid_argument(std::string("PodCollectives: algorithm not available for ") +
+                                  collective_op_name(op));
+    }
+    if (chosen) *chosen = algorithm;
+    return simulate(op, bytes, algorithm);
+  }
+  CollectiveResult best;
+  config::CollectiveAlgorithm best_a = config::COLLECTIVE_ALGORITHM_UNSPECIFIED;
+  for (const auto a : {config::RING, config::ONE_SHOT, config::TREE, config::IN_SWITCH}) {
+    if (!available(op, a)) continue;
+    const CollectiveResult r = simulate(op, bytes, a);
+    if (best_a == config::COLLECTIVE_ALGORITHM_UNSPECIFIED || r.time_ps < best.time_ps) {
+      best = r;
+      best_a = a;
+    }
+  }
+  if (chosen) *chosen = best_a;
+  return best;
+}
+
+uint32_t PodCollectives::send(uint32_t a, uint32_t b, uint64_t bytes, TimePs delay_ps) {
+  path_.clear();
+  pod_.route(a, b, path_);
+  return net_.add_flow(path_, bytes, delay_ps);
+}
+
+uint32_t PodCollectives::send_path(const std::vector<uint32_t>& path, uint64_t bytes,
+                                   TimePs delay_ps) {
+  return net_.add_flow(path, bytes, delay_ps);
+}
+
+namespace {
+
+// Chunk c of `total` bytes split into `chunks` (the first ones one byte larger).
+uint64_t chunk_bytes(uint64_t total, uint32_t chunks, uint32_t c) {
+  return total / chunks + (c < total % chunks ? 1 : 0);
+}
+
+}  // namespace
+
+// `steps` ring steps of `segment_bytes` per rank, in chunks, after the flows in `prev`
+// (indexed [chunk * ranks + rank]: what rank r last received of that chunk; empty: none).
+// Leaves the last step's flows in `prev`.
+void PodCollectives::ring_steps(uint32_t steps, uint64_t segment_bytes,
+                                std::vector<uint32_t>& prev) {
+  const uint32_t p = ranks_, chunks = pod_.chunks(segment_bytes);
+  std::vector<uint32_t> cur(size_t{chunks} * p);
+  std::vector<uint32_t> last_sent(p, FlowNetwork::kNone);
+  for (uint32_t s = 0; s < steps; ++s) {
+    for (uint32_t c = 0; c < chunks; ++c) {
+      const uint64_t b = chunk_bytes(segment_bytes, chunks, c);
+      for (uint32_t r = 0; r < p; ++r) {
+        const uint32_t to = (r + 1) % p;
+        const bool first = prev.empty();
+        const uint32_t f = send(r, to, b, first ? 0 : step_ps_);
+        if (!first) net_.after(f, prev[size_t{c} * p + r]);  // what r received of chunk c
+        if (last_sent[r] != FlowNetwork::kNone) net_.after(f, last_sent[r], true);
+        last_sent[r] = f;
+        cur[size_t{c} * p + to] = f;
+      }
+    }
+    prev = cur;
+  }
+}
+
+void PodCollectives::all_reduce_tree(uint64_t bytes) {
+  const uint32_t p = ranks_, chunks = pod_.chunks(bytes);
+  std::vector<uint32_t> last_sent(p, FlowNetwork::kNone);
+  auto ordered = [&](uint32_t f, uint32_t r) {
+    if (last_sent[r] != FlowNetwork::kNone) net_.after(f, last_sent[r], true);
+    last_sent[r] = f;
+  };
+  // Children are larger ranks: processing ranks from the largest down orders each reduce flow
+  // after its children's.
+  std::vector<uint32_t> up(size_t{chunks} * p, FlowNetwork::kNone);
+  std::vector<uint32_t> down(size_t{chunks} * p, FlowNetwork::kNone);
+  for (uint32_t c = 0; c < chunks; ++c) {
+    const uint64_t b = chunk_bytes(bytes, chunks, c);
+    for (uint32_t r = p - 1; r >= 1; --r) {
+      const uint32_t l = 2 * r + 1, rr = 2 * r + 2;
+      const bool leaf = l >= p;
+      const uint32_t f = send(r, (r - 1) / 2, b, leaf ? 0 : step_ps_);
+      if (l < p) net_.after(f, up[size_t{c} * p + l]);
+      if (rr < p) net_.after(f, up[size_t{c} * p + rr]);
+      ordered(f, r);
+      up[size_t{c} * p + r] = f;
+    }
+    // Broadcast from the root once its children's shares have arrived, then down the tree.
+    for (uint32_t r = 1; r < p; ++r) {
+      const uint32_t parent = (r - 1) / 2;
+      const uint32_t f = send(parent, r, b, step_ps_);
+      if (parent == 0) {
+        net_.after(f, up[size_t{c} * p + 1]);
+        if (p > 2) net_.after(f, up[size_t{c} * p + 2]);
+      } else {
+        net_.after(f, down[size_t{c} * p + parent]);
+      }
+      ordered(f, parent);
+      down[size_t{c} * p + r] = f;
+    }
+  }
+}
+
+void PodCollectives::in_switch(CollectiveOp op, uint64_t bytes) {
+  const uint32_t p = ranks_, chunks = pod_.chunks(bytes);
+  // Two channels per rank, each sending its chunks in order: the reductions (up through the
+  // reduction port) and the multicasts of reduced shards, so chunk c+1 is reduced while chunk c
+  // is multicast.
+  std::vector<uint32_t> last_sent(2 * p, FlowNetwork::kNone);
+  auto ordered = [&](uint32_t f, uint32_t r, bool multicast = false) {
+    const uint32_t ch = 2 * r + (multicast ? 1 : 0);
+    if (last_sent[ch] != FlowNetwork::kNone) net_.after(f, last_sent[ch], true);
+    last_sent[ch] = f;
+  };
+  std::vector<uint32_t> path;
+  auto up = [&](uint32_t r, bool reduce) {
+    path.clear();
+    path.push_back(pod_.injection_link(r));
+    path.push_back(pod_.up_link(r));
+    if (reduce) path.push_back(pod_.reduction_link(r));
+    return path;
+  };
+  auto down = [&](uint32_t r) {
+    path.clear();
+    path.push_back(pod_.down_link(r));
+    return path;
+  };
+  if (op == CollectiveOp::kAllGather) {
+    // Each rank's n goes up once; the switch multicasts it to every other rank.
+    for (uint32_t c = 0; c < chunks; ++c) {
+      const uint64_t b = chunk_bytes(bytes, chunks, c);
+      for (uint32_t r = 0; r < p; ++r) {
+        const uint32_t u = send_path(up(r, false), b, 0);
+        ordered(u, r);
+        for (uint32_t q = 0; q < p; ++q) {
+          if (q == r) continue;
+          net_.after(send_path(down(q), b, 0), u);
+        }
+      }
+    }
+    return;
+  }
+  // Reduce: every rank's buffer up through its reduction port; each rank pulls its reduced
+  // n/p shard once every rank's chunk has arrived.
+  const uint64_t shard = (bytes + p - 1) / p;
+  for (uint32_t c = 0; c < chunks; ++c) {
+    const uint64_t b = chunk_bytes(bytes, chunks, c), sb = chunk_bytes(shard, chunks, c);
+    std::vector<uint32_t> ups(p);
+    for (uint32_t r = 0; r < p; ++r) {
+      ups[r] = send_path(up(r, true), b, 0);
+      ordered(ups[r], r);
+    }
+    for (uint32_t r = 0; r < p; ++r) {
+      const uint32_t d = send_path(down(r), sb, step_ps_);
+      for (uint32_t q = 0; q < p; ++q)
+        net_.after(d, ups[q]);
+      if (op == CollectiveOp::kReduceScatter) continue;
+      // All-reduce: the reduced shard goes up once and is multicast to the other ranks.
+      const uint32_t g = send_path(up(r, false), sb, step_ps_);
+      net_.after(g, d);
+      ordered(g, r, true);
+      for (uint32_t q = 0; q < p; ++q) {
+        if (q == r) continue;
+        net_.after(send_path(down(q), sb, 0), g);
+      }
+    }
+  }
+}
+
+CollectiveResult PodCollectives::simulate(CollectiveOp op, uint64_t bytes,
+                                          config::CollectiveAlgorithm a) {
+  net_.clear_flows();
+  const uint32_t p = ranks_;
+  if (a == config::IN_SWITCH) {
+    in_switch(op, bytes);
+  } else if (a == config::TREE) {
+    all_reduce_tree(bytes);
+  } else if (a == config::ONE_SHOT) {
+    const uint64_t each = op == CollectiveOp::kAllReduce || op == CollectiveOp::kAllGather
+                              ? bytes
+                              : (bytes + p - 1) / p;
+    for (uint32_t r = 0; r < p; ++r) {
+      for (uint32_t q = 0; q < p; ++q) {
+        if (q != r) send(r, q, each, 0);
+      }
+    }
+  } else if (op == CollectiveOp::kAllToAll) {
+    // Pairwise: step k, rank r sends its share for r+k once its step k-1 send has left.
+    const uint64_t each = (bytes + p - 1) / p;
+    std::vector<uint32_t> last(p, FlowNetwork::kNone);
+    for (uint32_t k = 1; k < p; ++k) {
+      for (uint32_t r = 0; r < p; ++r) {
+        const uint32_t f = send(r, (r + k) % p, each, k == 1 ? 0 : step_ps_);
+        if (last[r] != FlowNetwork::kNone) net_.after(f, last[r], true);
+        last[r] = f;
+      }
+    }
+  } else {
+    std::vector<uint32_t> prev;
+    const uint64_t seg = op == CollectiveOp::kAllGather ? bytes : (bytes + p - 1) / p;
+    const uint32_t steps = op == CollectiveOp::kAllReduce ? 2 * (p - 1) : p - 1;
+    ring_steps(steps, seg, prev);
+  }
+  net_.run();
+  CollectiveResult r;
+  r.time_ps = net_.makespan_ps();
+  r.energy_j = net_.energy_j();
+  r.flows = net_.flows();
+  for (uint32_t l = 0; l < pod_.links().size(); ++l)
+    r.link_bytes += net_.link_bytes(l);
+  return r;
+}
+
+PodCollectiveCache::PodCollectiveCache(const Pod& pod, uint32_t ranks, TimePs step_latency_ps)
+    : pod_(std::make_unique<Pod>(pod)), collectives_(*pod_, ranks, step_latency_ps) {}
+
+const CollectiveResult& PodCollectiveCache::get(CollectiveOp op, uint64_t bytes,
+                                                config::CollectiveAlgorithm algorithm) {
+  if (bytes >> 56) throw std::invalid_argument("PodCollectiveCache: message too large");
+  const uint64_t k = bytes << 8 | uint64_t(op) << 4 | uint64_t(algorithm);
+  auto it = cache_.find(k);
+  if (it == cache_.end()) it = cache_.emplace(k, collectives_.run(op, bytes, algorithm)).first;
+  return it->second;
+}
+
+}  // namespace tiersim

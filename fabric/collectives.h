@@ -1,0 +1,100 @@
+// Collectives as traffic on a pod's links (fabric/pod.h), plain C++: each algorithm is a set of
+// flows with the dependencies of its steps, run on the pod's flow network.
+// Sizes (per rank): all-reduce of an n-byte buffer; all-gather of n bytes from every rank (each
+// ends with ranks x n); reduce-scatter of an n-byte buffer (each ends with n / ranks); all-to-
+// all of n bytes per rank, n / ranks to each rank (its own share stays). The ranks are
+// node[0 .. ranks-1]; the ring is their index order.
+// Algorithms (C chunks: Pod::chunks() of what a rank sends in a step; every step after the first
+// waits for its input to arrive plus step_latency_ps, the ranks' synchronisation; a sender's
+// chunks leave in order, on one channel; in-switch reductions and multicasts use two):
+// - RING: all-reduce = reduce-scatter then all-gather, 2(p-1) steps of n/p bytes in C chunks;
+//   all-gather and reduce-scatter p-1 steps; all-to-all: p-1 pairwise steps (step k: rank r
+//   sends to r+k).
+// - ONE_SHOT: every rank sends what each other rank needs directly, at once (all-reduce: its
+//   whole buffer to every other rank, which reduces locally).
+// - TREE (all-reduce only): a binary tree in rank order (parent of r is (r-1)/2); each chunk of
+//   n/C is reduced up the tree, then broadcast down it.
+// - IN_SWITCH (a single switch that reduces): all-reduce = every rank sends its buffer up
+//   through its reduction port, receives its reduced n/p shard, sends it up once, and the
+//   switch multicasts it to the others; all-gather = each rank's n sent up once and multicast;
+//   reduce-scatter = the first half of the all-reduce.
+// Fidelity: flow level (fabric/flow_network.h); protocol overheads beyond step_latency_ps and
+// the links' own efficiency are not modelled.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "configs/tiersim.pb.h"
+#include "fabric/flow_network.h"
+#include "fabric/pod.h"
+#include "models/core/time.h"
+
+namespace tiersim {
+
+enum class CollectiveOp : uint8_t { kAllReduce, kAllGather, kReduceScatter, kAllToAll };
+
+const char* collective_op_name(CollectiveOp op);
+// nccl-tests' bus bandwidth factor: algorithm bandwidth x this = bus bandwidth.
+double bus_bandwidth_factor(CollectiveOp op, uint32_t ranks);
+
+struct CollectiveResult {
+  TimePs time_ps = 0;       // from the first flow's start to the last arrival
+  double energy_j = 0;      // dynamic energy of the links it crossed
+  uint64_t link_bytes = 0;  // data bytes summed over the pod's links (injection apart)
+  uint32_t flows = 0;
+};
+
+class PodCollectives {
+ public:
+  // `ranks`: node[0 .. ranks-1] (2 <= ranks <= the pod's nodes).
+  PodCollectives(const Pod& pod, uint32_t ranks, TimePs step_latency_ps);
+
+  uint32_t ranks() const { return ranks_; }
+  // Whether `algorithm` (not AUTO) can run `op` here.
+  bool available(CollectiveOp op, config::CollectiveAlgorithm algorithm) const;
+  // Simulates `op` of `bytes` with `algorithm`; AUTO: the fastest available one (its choice in
+  // `chosen`).
+  CollectiveResult run(CollectiveOp op, uint64_t bytes, config::CollectiveAlgorithm algorithm,
+                       config::CollectiveAlgorithm* chosen = nullptr);
+
+ private:
+  CollectiveResult simulate(CollectiveOp op, uint64_t bytes, config::CollectiveAlgorithm a);
+  // A flow from rank a to rank b over the pod's route.
+  uint32_t send(uint32_t a, uint32_t b, uint64_t bytes, TimePs delay_ps);
+  uint32_t send_path(const std::vector<uint32_t>& path, uint64_t bytes, TimePs delay_ps);
+  void ring_steps(uint32_t steps, uint64_t segment_bytes, std::vector<uint32_t>& prev);
+  void all_reduce_tree(uint64_t bytes);
+  void in_switch(CollectiveOp op, uint64_t bytes);
+
+  const Pod& pod_;
+  uint32_t ranks_;
+  TimePs step_ps_;
+  FlowNetwork net_;
+  std::vector<uint32_t> path_;
+};
+
+// A pod it owns and its collectives, memoised: each distinct (operation, size, algorithm) is
+// simulated once (the flow simulation is deterministic, so a repeat would give the same result).
+class PodCollectiveCache {
+ public:
+  PodCollectiveCache(const Pod& pod, uint32_t ranks, TimePs step_latency_ps);
+  // `algorithm` may be AUTO.
+  const CollectiveResult& get(CollectiveOp op, uint64_t bytes,
+                              config::CollectiveAlgorithm algorithm);
+  const Pod& pod() const { return *pod_; }
+  uint32_t ranks() const { return collectives_.ranks(); }
+  bool available(CollectiveOp op, config::CollectiveAlgorithm a) const {
+    return collectives_.available(op, a);
+  }
+  uint64_t simulated() const { return cache_.size(); }
+
+ private:
+  std::unique_ptr<Pod> pod_;
+  PodCollectives collectives_;
+  std::unordered_map<uint64_t, CollectiveResult> cache_;
+};
+
+}  // namespace tiersim

@@ -1,0 +1,390 @@
+#include "fabric/pod.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+
+namespace tiersim {
+
+namespace {
+
+constexpr uint32_t kMaxNodes = 65536;
+
+std::string metres(double m) {
+  std::ostringstream os;
+  os.precision(4);
+  os << m << " m";
+  return os.str();
+}
+
+uint64_t key(uint32_t from, uint32_t to) {
+  return (uint64_t{from} << 32) | to;
+}
+
+}  // namespace
+
+std::string Pod::vertex_name(uint32_t v) const {
+  if (v < nodes_) return "node[" + std::to_string(v) + "]";
+  const uint32_t s = v - nodes_;
+  if (topology_ == config::POD_LEAF_SPINE) {
+    const uint32_t leaves = nodes_ / nodes_per_leaf_;
+    return s < leaves ? "leaf[" + std::to_string(s) + "]"
+                      : "spine[" + std::to_string(s - leaves) + "]";
+  }
+  return "switch[" + std::to_string(s) + "]";
+}
+
+uint32_t Pod::rack_of(uint32_t vertex) const {
+  return vertex_rack_[vertex];
+}
+
+uint32_t Pod::add_link(uint32_t from, uint32_t to, const LinkParams& medium, bool spine,
+                       TimePs switch_latency_ps, double rack_pitch_m, Validator* v,
+                       const char* field, double reach_m) {
+  PodLink l;
+  l.from = from;
+  l.to = to;
+  l.spine = spine;
+  const double racks_apart = std::fabs(double(rack_of(from)) - double(rack_of(to)));
+  l.length_m = medium.length_m + racks_apart * rack_pitch_m;
+  l.params = medium;
+  l.params.length_m = l.length_m;
+  l.latency_ps = l.params.fixed_latency_ps() + (from >= nodes_ ? switch_latency_ps : 0);
+  if (reach_m > 0 && l.length_m > reach_m * (1 + 1e-12) && reach_ok_) {
+    // One report per medium is enough: the first hop too long names the problem.
+    const std::string msg = "the hop " + vertex_name(from) + " -> " + vertex_name(to) + " is " +
+                            metres(l.length_m) + " (" + metres(medium.length_m) +
+                            " of cable plus " + std::to_string(int(racks_apart)) +
+                            " rack pitches), beyond the medium's reach_m " + metres(reach_m) +
+                            ": use a medium that reaches that far (optics), more nodes per "
+                            "rack, or a topology with shorter hops";
+    reach_ok_ = false;
+    if (v == nullptr) throw std::invalid_argument(msg);
+    v->error(std::string(field) + ".reach_m", msg);
+  }
+  links_.push_back(l);
+  by_ends_.emplace(key(from, to), uint32_t(links_.size() - 1));
+  return uint32_t(links_.size() - 1);
+}
+
+uint32_t Pod::find(uint32_t from, uint32_t to) const {
+  const auto it = by_ends_.find(key(from, to));
+  if (it == by_ends_.end()) throw std::logic_error("Pod: no link between adjacent vertices");
+  return it->second;
+}
+
+bool Pod::validate(const config::Pod& p, Validator& v) {
+  // A local sink, so the layout is checked only once the fields themselves are valid.
+  std::vector<ConfigIssue> scratch;
+  Validator pv(scratch, v.path(""));
+  if (pv.require("nodes", p.has_nodes())) {
+    if (p.nodes() < 2 || p.nodes() > kMaxNodes) {
+      pv.error("nodes", "must be in [2, " + std::to_string(kMaxNodes) + "]");
+    }
+  }
+  const config::PodTopology t = p.topology();
+  if (t == config::POD_TOPOLOGY_UNSPECIFIED || !config::PodTopology_IsValid(t)) {
+    pv.error("topology",
+             "required: POD_SINGLE_SWITCH, POD_LEAF_SPINE, POD_RING, POD_TORUS_2D, POD_TORUS_3D "
+             "or POD_FULLY_CONNECTED");
+  }
+  const bool switched = t == config::POD_SINGLE_SWITCH || t == config::POD_LEAF_SPINE;
+  const bool torus = t == config::POD_TORUS_2D || t == config::POD_TORUS_3D;
+  if (pv.require("node_link", p.has_node_link())) {
+    Validator lv = pv.at("node_link");
+    LinkParams::validate(p.node_link(), lv);
+  }
+  if (t == config::POD_LEAF_SPINE) {
+    if (pv.require("spine_link", p.has_spine_link())) {
+      Validator lv = pv.at("spine_link");
+      LinkParams::validate(p.spine_link(), lv);
+    }
+    if (pv.require("nodes_per_leaf", p.has_nodes_per_leaf()) &&
+        pv.positive("nodes_per_leaf", true, p.nodes_per_leaf()) && p.has_nodes() &&
+        p.nodes() % p.nodes_per_leaf() != 0) {
+      pv.error("nodes_per_leaf", "must divide nodes (" + std::to_string(p.nodes()) + ")");
+    }
+    if (pv.require("spines", p.has_spines())) pv.positive("spines", true, p.spines());
+  } else {
+    for (const char* f : {"spine_link", "nodes_per_leaf", "spines"}) {
+      const bool set = std::string(f) == "spine_link"       ? p.has_spine_link()
+                       : std::string(f) == "nodes_per_leaf" ? p.has_nodes_per_leaf()
+                                                            : p.has_spines();
+      if (set) pv.error(f, "only a POD_LEAF_SPINE pod has leaves and spines");
+    }
+  }
+  if (torus) {
+    const int want = t == config::POD_TORUS_2D ? 2 : 3;
+    if (p.torus_dims_size() != want) {
+      pv.error("torus_dims", "needs " + std::to_string(want) + " sizes");
+    } else {
+      uint64_t product = 1;
+      bool ok = true;
+      for (int i = 0; i < want; ++i) {
+        if (p.torus_dims(i) < 2) {
+          pv.error("torus_dims[" + std::to_string(i) + "]", "must be at least 2");
+          ok = false;
+        }
+        product *= std::max<uint32_t>(1, p.torus_dims(i));
+      }
+      if (ok && p.has_nodes() && product != p.nodes()) {
+        pv.error("torus_dims", "the sizes' product (" + std::to_string(product) +
+                                   ") must equal nodes (" + std::to_string(p.nodes()) + ")");
+      }
+    }
+  } else if (p.torus_dims_size() > 0) {
+    pv.error("torus_dims", "only a POD_TORUS_2D or POD_TORUS_3D pod has dimensions");
+  }
+  if (switched) {
+    Validator sv = pv.at("switch");
+    sv.require("latency_ps", p.switch_().has_latency_ps());
+    if (p.switch_().has_radix()) sv.positive("radix", true, p.switch_().radix());
+    if (p.switch_().has_static_power_w() && !(p.switch_().static_power_w() >= 0)) {
+      sv.error("static_power_w", "must be zero or positive");
+    }
+    if (p.switch_().in_network_reduction() && t != config::POD_SINGLE_SWITCH) {
+      sv.error("in_network_reduction",
+               "in-switch collectives are modelled on a POD_SINGLE_SWITCH pod only");
+    }
+    if (p.switch_().has_reduction_bytes_per_s()) {
+      if (!p.switch_().in_network_reduction()) {
+        sv.error("reduction_bytes_per_s", "needs in_network_reduction: true");
+      } else {
+        sv.positive("reduction_bytes_per_s", true, p.switch_().reduction_bytes_per_s());
+      }
+    }
+  } else if (p.has_switch_()) {
+    pv.error("switch", "a ring, torus or fully connected pod has no switches");
+  }
+  const auto& lay = p.layout();
+  if (lay.has_nodes_per_rack())
+    pv.at("layout").positive("nodes_per_rack", true, lay.nodes_per_rack());
+  if (lay.has_rack_pitch_m()) pv.at("layout").positive("rack_pitch_m", true, lay.rack_pitch_m());
+  if (p.has_nodes() && lay.nodes_per_rack() > 0 && lay.nodes_per_rack() < p.nodes() &&
+      !lay.has_rack_pitch_m()) {
+    pv.at("layout").error("rack_pitch_m", "needed with more than one rack");
+  }
+  if (p.has_chunk_bytes() && p.chunk_bytes() < 1) pv.error("chunk_bytes", "must be >= 1");
+  if (p.has_max_chunks() && (p.max_chunks() < 1 || p.max_chunks() > 1024)) {
+    pv.error("max_chunks", "must be in [1, 1024]");
+  }
+  if (scratch.empty()) {
+    // The layout: reach of every hop, radix of every switch.
+    build(p, 1.0, &pv);
+  }
+  for (auto& i : scratch)
+    v.root(i.path).error("", i.message);
+  return scratch.empty();
+}
+
+Pod Pod::from_config(const config::Pod& p, double injection_bytes_per_s) {
+  if (!(injection_bytes_per_s > 0)) throw std::invalid_argument("Pod: injection rate must be > 0");
+  return build(p, injection_bytes_per_s, nullptr);
+}
+
+Pod Pod::build(const config::Pod& p, double injection_bytes_per_s, Validator* v) {
+  Pod pod;
+  pod.nodes_ = p.nodes();
+  pod.topology_ = p.topology();
+  if (p.has_chunk_bytes()) pod.chunk_bytes_ = p.chunk_bytes();
+  if (p.has_max_chunks()) pod.max_chunks_ = p.max_chunks();
+  pod.injection_bytes_per_s_ = injection_bytes_per_s;
+  const uint32_t n = pod.nodes_;
+  pod.nodes_per_rack_ = p.layout().has_nodes_per_rack() ? p.layout().nodes_per_rack() : n;
+  const uint32_t racks = (n + pod.nodes_per_rack_ - 1) / pod.nodes_per_rack_;
+  const double pitch = p.layout().rack_pitch_m();
+  const uint32_t middle = (racks - 1) / 2;
+  const LinkParams node_link = LinkParams::from_config(p.node_link());
+  const double node_reach = p.node_link().reach_m();
+  const TimePs sw_ps = p.switch_().latency_ps();
+  pod.switch_static_power_w_ = p.switch_().static_power_w();
+  for (uint32_t i = 0; i < n; ++i)
+    pod.vertex_rack_.push_back(i / pod.nodes_per_rack_);
+
+  std::vector<uint32_t> ports;  // links per switch (one direction)
+  switch (pod.topology_) {
+    case config::POD_SINGLE_SWITCH: {
+      pod.switches_ = 1;
+      pod.vertex_rack_.push_back(middle);
+      for (uint32_t i = 0; i < n; ++i) {
+        pod.up_.push_back(
+            pod.add_link(i, n, node_link, false, sw_ps, pitch, v, "node_link", node_reach));
+        pod.down_.push_back(
+            pod.add_link(n, i, node_link, false, sw_ps, pitch, v, "node_link", node_reach));
+      }
+      ports.push_back(n);
+      if (p.switch_().in_network_reduction()) {
+        pod.reduce_bytes_per_s_ = p.switch_().has_reduction_bytes_per_s()
+                                      ? p.switch_().reduction_bytes_per_s()
+                                      : node_link.data_bytes_per_s();
+      }
+      break;
+    }
+    case config::POD_LEAF_SPINE: {
+      pod.nodes_per_leaf_ = p.nodes_per_leaf();
+      pod.spines_ = p.spines();
+      const uint32_t leaves = n / pod.nodes_per_leaf_;
+      pod.switches_ = leaves + pod.spines_;
+      for (uint32_t l = 0; l < leaves; ++l)
+        pod.vertex_rack_.push_back(l * pod.nodes_per_leaf_ / pod.nodes_per_rack_);
+      for (uint32_t s = 0; s < pod.spines_; ++s)
+        pod.vertex_rack_.push_back(middle);
+      const LinkParams spine_link = LinkParams::from_config(p.spine_link());
+      for (uint32_t i = 0; i < n; ++i) {
+        const uint32_t leaf = n + i / pod.nodes_per_leaf_;
+        pod.add_link(i, leaf, node_link, false, sw_ps, pitch, v, "node_link", node_reach);
+        pod.add_link(leaf, i, node_link, false, sw_ps, pitch, v, "node_link", node_reach);
+      }
+      for (uint32_t l = 0; l < leaves; ++l) {
+        for (uint32_t s = 0; s < pod.spines_; ++s) {
+          const uint32_t spine = n + leaves + s;
+          pod.add_link(n + l, spine, spine_link, true, sw_ps, pitch, v, "spine_link",
+                       p.spine_link().reach_m());
+          pod.add_link(spine, n + l, spine_link, true, sw_ps, pitch, v, "spine_link",
+                       p.spine_link().reach_m());
+        }
+      }
+      ports.assign(leaves, pod.nodes_per_leaf_ + pod.spines_);
+      ports.insert(ports.end(), pod.spines_, leaves);
+      break;
+    }
+    case config::POD_RING: {
+      const uint32_t pairs = n == 2 ? 1 : n;
+      for (uint32_t i = 0; i < pairs; ++i) {
+        const uint32_t j = (i + 1) % n;
+        pod.add_link(i, j, node_link, false, 0, pitch, v, "node_link", node_reach);
+        pod.add_link(j, i, node_link, false, 0, pitch, v, "node_link", node_reach);
+      }
+      break;
+    }
+    case config::POD_TORUS_2D:
+    case config::POD_TORUS_3D: {
+      pod.dims_.assign(p.torus_dims().begin(), p.torus_dims().end());
+      uint32_t stride = 1;
+      for (uint32_t d = 0; d < pod.dims_.size(); ++d) {
+        const uint32_t size = pod.dims_[d];
+        for (uint32_t i = 0; i < n; ++i) {
+          const uint32_t c = (i / stride) % size;
+          if (size == 2 && c == 1) continue;  // one neighbour pair in a dimension of 2
+          const uint32_t j = i - c * stride + ((c + 1) % size) * stride;
+          pod.add_link(i, j, node_link, false, 0, pitch, v, "node_link", node_reach);
+          pod.add_link(j, i, node_link, false, 0, pitch, v, "node_link", node_reach);
+        }
+        stride *= size;
+      }
+      break;
+    }
+    case config::POD_FULLY_CONNECTED: {
+      for (uint32_t i = 0; i < n; ++i) {
+        for (uint32_t j = 0; j < n; ++j) {
+          if (i != j) pod.add_link(i, j, node_link, false, 0, pitch, v, "node_link", node_reach);
+        }
+      }
+      break;
+    }
+    default:
+      throw std::invalid_argument("Pod: no topology");
+  }
+  if (p.switch_().has_radix()) {
+    for (uint32_t s = 0; s < ports.size(); ++s) {
+      if (ports[s] > p.switch_().radix()) {
+        const std::string msg = pod.vertex_name(n + s) + " needs " + std::to_string(ports[s]) +
+                                " ports, more than its radix " +
+                                std::to_string(p.switch_().radix()) +
+                                ": use a topology with more switches (POD_LEAF_SPINE)";
+        if (v == nullptr) throw std::invalid_argument(msg);
+        v->error("switch.radix", msg);
+        break;
+      }
+    }
+  }
+  return pod;
+}
+
+FlowNetwork Pod::network() const {
+  FlowNetwork net;
+  for (const PodLink& l : links_) {
+    net.add_link(
+        l.params.data_bytes_per_s(), l.latency_ps,
+        l.params.energy_pj_per_bit + l.params.retimer_energy_pj_per_bit * l.params.retimers);
+  }
+  for (uint32_t i = 0; i < nodes_; ++i)
+    net.add_link(injection_bytes_per_s_, 0, 0);
+  if (reduce_bytes_per_s_ > 0) {
+    for (uint32_t i = 0; i < nodes_; ++i)
+      net.add_link(reduce_bytes_per_s_, 0, 0);
+  }
+  return net;
+}
+
+void Pod::route(uint32_t a, uint32_t b, std::vector<uint32_t>& out) const {
+  out.push_back(injection_link(a));
+  const uint32_t n = nodes_;
+  switch (topology_) {
+    case config::POD_SINGLE_SWITCH:
+      out.push_back(up_[a]);
+      out.push_back(down_[b]);
+      return;
+    case config::POD_LEAF_SPINE: {
+      const uint32_t la = n + a / nodes_per_leaf_, lb = n + b / nodes_per_leaf_;
+      out.push_back(find(a, la));
+      if (la != lb) {
+        const uint32_t spine = n + n / nodes_per_leaf_ + (a + b) % spines_;
+        out.push_back(find(la, spine));
+        out.push_back(find(spine, lb));
+      }
+      out.push_back(find(lb, b));
+      return;
+    }
+    case config::POD_RING: {
+      const uint32_t fwd = (b + n - a) % n;
+      const bool forward = fwd <= n - fwd;
+      for (uint32_t at = a; at != b;) {
+        const uint32_t next = forward ? (at + 1) % n : (at + n - 1) % n;
+        out.push_back(find(at, next));
+        at = next;
+      }
+      return;
+    }
+    case config::POD_TORUS_2D:
+    case config::POD_TORUS_3D: {
+      uint32_t at = a, stride = 1;
+      for (const uint32_t size : dims_) {
+        const uint32_t from = (at / stride) % size, to = (b / stride) % size;
+        const uint32_t fwd = (to + size - from) % size;
+        const bool forward = fwd <= size - fwd;
+        for (uint32_t c = from; c != to;) {
+          const uint32_t nc = forward ? (c + 1) % size : (c + size - 1) % size;
+          const uint32_t next = at - c * stride + nc * stride;
+          out.push_back(find(at, next));
+          at = next;
+          c = nc;
+        }
+        stride *= size;
+      }
+      return;
+    }
+    case config::POD_FULLY_CONNECTED:
+      out.push_back(find(a, b));
+      return;
+    default:
+      throw std::logic_error("Pod: no topology");
+  }
+}
+
+double Pod::link_idle_power_w() const {
+  double w = 0;
+  for (const PodLink& l : links_)
+    w += l.params.static_power_w;
+  return w;
+}
+
+double Pod::laser_power_w() const {
+  double w = 0;
+  for (const PodLink& l : links_)
+    w += l.params.laser_power_w;
+  return w;
+}
+
+}  // namespace tiersim

@@ -1,0 +1,105 @@
+// A pod's scale-up fabric (system.pod), plain C++: the links and switches a topology generator
+// lays out for `nodes` accelerators, the length of every hop from the racks' layout (refused
+// beyond its medium's reach), deterministic routes, and the flow network that carries
+// collectives over them (fabric/collectives.h).
+// Contract:
+// - Vertices: node[0 .. nodes-1], then switch[0 ..] (single switch: one; leaf/spine: the
+//   leaves, then the spines).
+// - A link is one direction of a bundle: its data rate is its SerialLink's (lanes, lane rate,
+//   encoding, flits, link layer); its latency is the SerialLink's fixed latency (PHY, FEC,
+//   retimers, propagation over the hop's length) plus the cut-through latency of the switch it
+//   leaves, if any. Every route starts with the sending node's injection link (the node's
+//   collective engine: scale_up.rank_bandwidth_bytes_per_s, no latency).
+// - Routes: via the switch (single switch); up to the leaf, to spine (a + b) mod spines, down
+//   (leaf/spine; the same leaf: not via a spine); the shorter way round (ring; ties forward);
+//   dimension-ordered, the shorter way in each dimension (torus; ties forward); the direct
+//   link (fully connected).
+// Fidelity: flow level (max-min fair rates); no packet arbitration inside switches, no
+// adaptive routing.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "configs/tiersim.pb.h"
+#include "fabric/flow_network.h"
+#include "fabric/serial_link.h"
+#include "models/config/errors.h"
+#include "models/core/time.h"
+
+namespace tiersim {
+
+struct PodLink {
+  uint32_t from = 0, to = 0;  // vertices
+  double length_m = 0;
+  LinkParams params;  // its length_m is the hop's
+  TimePs latency_ps = 0;
+  bool spine = false;  // a leaf-spine link (spine_link), else a node link
+};
+
+class Pod {
+ public:
+  // Checks `p` (paths under `v`, which points at system.pod), including every hop's reach and
+  // every switch's radix. Returns whether it is valid.
+  static bool validate(const config::Pod& p, Validator& v);
+  // `injection_bytes_per_s`: each node's collective engine (> 0). `p` must be valid.
+  static Pod from_config(const config::Pod& p, double injection_bytes_per_s);
+
+  uint32_t nodes() const { return nodes_; }
+  uint32_t switches() const { return switches_; }
+  // Chunks a step's `bytes` are pipelined in: ceil(bytes / chunk_bytes) in [1, max_chunks].
+  uint32_t chunks(uint64_t bytes) const {
+    const uint64_t c = (bytes + chunk_bytes_ - 1) / chunk_bytes_;
+    return static_cast<uint32_t>(std::max<uint64_t>(1, std::min<uint64_t>(c, max_chunks_)));
+  }
+  config::PodTopology topology() const { return topology_; }
+  const std::vector<PodLink>& links() const { return links_; }
+  std::string vertex_name(uint32_t v) const;
+  // Whether IN_SWITCH collectives are possible: one switch that reduces.
+  bool in_switch_reduction() const { return reduce_bytes_per_s_ > 0; }
+
+  // A flow network with the pod's links (ids = indices of links()), then one injection link
+  // per node (injection_link()), then, with in-switch reduction, one reduction port per node
+  // (reduction_link()).
+  FlowNetwork network() const;
+  uint32_t injection_link(uint32_t node) const { return uint32_t(links_.size()) + node; }
+  uint32_t reduction_link(uint32_t node) const { return uint32_t(links_.size()) + nodes_ + node; }
+  uint32_t up_link(uint32_t node) const { return up_[node]; }      // single switch
+  uint32_t down_link(uint32_t node) const { return down_[node]; }  // single switch
+  // Appends the route's links from node `a` to node `b` (a != b), injection link first.
+  void route(uint32_t a, uint32_t b, std::vector<uint32_t>& out) const;
+
+  // Power drawn whatever the traffic: every link direction's static (idle SerDes) power, its
+  // laser power, and every switch's static power.
+  double link_idle_power_w() const;
+  double laser_power_w() const;
+  double switch_power_w() const { return switch_static_power_w_ * switches_; }
+  double static_power_w() const { return link_idle_power_w() + laser_power_w() + switch_power_w(); }
+
+ private:
+  // Lays out the topology; reports problems to `v` when given (validation), else throws.
+  static Pod build(const config::Pod& p, double injection_bytes_per_s, Validator* v);
+  uint32_t add_link(uint32_t from, uint32_t to, const LinkParams& medium, bool spine,
+                    TimePs switch_latency_ps, double rack_pitch_m, Validator* v, const char* field,
+                    double reach_m);
+  uint32_t find(uint32_t from, uint32_t to) const;
+  uint32_t rack_of(uint32_t vertex) const;
+
+  uint32_t nodes_ = 0, switches_ = 0, max_chunks_ = 32;
+  uint64_t chunk_bytes_ = 1 << 20;
+  config::PodTopology topology_ = config::POD_TOPOLOGY_UNSPECIFIED;
+  uint32_t nodes_per_rack_ = 1, nodes_per_leaf_ = 0, spines_ = 0;
+  std::vector<uint32_t> dims_;  // torus
+  std::vector<uint32_t> vertex_rack_;
+  double injection_bytes_per_s_ = 0, reduce_bytes_per_s_ = 0;
+  double switch_static_power_w_ = 0;
+  std::vector<PodLink> links_;
+  std::vector<uint32_t> up_, down_;
+  std::unordered_map<uint64_t, uint32_t> by_ends_;
+  bool reach_ok_ = true;
+};
+
+}  // namespace tiersim

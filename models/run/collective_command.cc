@@ -1,0 +1,201 @@
+// `tiersim collective`: a collective swept over message sizes on a config's pod (system.pod),
+// printed as nccl-tests prints it (size, time, algorithm and bus bandwidth), optionally stored
+// as an HDF5 table.
+#include <cstdio>
+#include <sstream>
+
+#include "fabric/collectives.h"
+#include "fabric/pod.h"
+#include "models/config/loader.h"
+#include "models/core/registry.h"
+#include "models/run/result_file.h"
+
+#ifndef TIERSIM_VERSION
+#define TIERSIM_VERSION "0.0.0"
+#endif
+
+namespace tiersim {
+
+namespace {
+
+// "8", "64K", "1M", "8G" (binary multiples, as nccl-tests reads them).
+uint64_t parse_size(const std::string& flag, const std::string& text) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  double mult = 1;
+  const std::string suffix = end ? std::string(end) : "";
+  if (suffix == "K") {
+    mult = 1024.0;
+  } else if (suffix == "M") {
+    mult = 1024.0 * 1024;
+  } else if (suffix == "G") {
+    mult = 1024.0 * 1024 * 1024;
+  } else if (!suffix.empty()) {
+    throw std::invalid_argument(flag + ": \"" + text + "\" is not a size (N, NK, NM or NG)");
+  }
+  const double bytes = v * mult;
+  if (text.empty() || !(bytes >= 1) || bytes > 1e15) {
+    throw std::invalid_argument(flag + ": \"" + text + "\" must be between 1 byte and 1 PB");
+  }
+  return static_cast<uint64_t>(bytes);
+}
+
+int run_collective(const std::vector<std::string>& args) {
+  std::vector<std::string> files, sets;
+  std::string out, op_name = "all_reduce", algo_name = "AUTO";
+  uint64_t min_bytes = 8, max_bytes = 1ull << 30;
+  uint32_t ranks = 0, factor = 2;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) throw std::invalid_argument(a + " needs a value");
+      return args[++i];
+    };
+    auto count = [&](const std::string& v, uint32_t lo, uint32_t hi) {
+      char* end = nullptr;
+      const long n = std::strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || n < long(lo) || n > long(hi)) {
+        throw std::invalid_argument(a + ": \"" + v + "\" must be an integer in [" +
+                                    std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      }
+      return static_cast<uint32_t>(n);
+    };
+    if (a == "--set") {
+      sets.push_back(value());
+    } else if (a == "--out") {
+      out = value();
+    } else if (a == "--op") {
+      op_name = value();
+    } else if (a == "--algorithm") {
+      algo_name = value();
+    } else if (a == "--ranks") {
+      ranks = count(value(), 2, 65536);
+    } else if (a == "--min-bytes") {
+      min_bytes = parse_size(a, value());
+    } else if (a == "--max-bytes") {
+      max_bytes = parse_size(a, value());
+    } else if (a == "--factor") {
+      factor = count(value(), 2, 1024);
+    } else if (a.rfind("--", 0) == 0) {
+      throw std::invalid_argument("unknown option " + a);
+    } else {
+      files.push_back(a);
+    }
+  }
+  if (files.empty()) throw std::invalid_argument("no config files given");
+  if (min_bytes > max_bytes) throw std::invalid_argument("--min-bytes exceeds --max-bytes");
+  if (!out.empty()) {
+    if (const std::string problem = prepare_output_path(out); !problem.empty()) {
+      throw std::invalid_argument("--out " + problem);
+    }
+  }
+  CollectiveOp op;
+  if (op_name == "all_reduce") {
+    op = CollectiveOp::kAllReduce;
+  } else if (op_name == "all_gather") {
+    op = CollectiveOp::kAllGather;
+  } else if (op_name == "reduce_scatter") {
+    op = CollectiveOp::kReduceScatter;
+  } else if (op_name == "all_to_all") {
+    op = CollectiveOp::kAllToAll;
+  } else {
+    throw std::invalid_argument(
+        "--op must be all_reduce, all_gather, reduce_scatter or all_to_all");
+  }
+  config::CollectiveAlgorithm algo;
+  if (!config::CollectiveAlgorithm_Parse(algo_name, &algo) ||
+      algo == config::COLLECTIVE_ALGORITHM_UNSPECIFIED) {
+    throw std::invalid_argument("--algorithm must be RING, ONE_SHOT, TREE, IN_SWITCH or AUTO");
+  }
+
+  LoadedConfig loaded = load_config(files, sets, ConfigScope::kSystem);
+  const config::System& sys = loaded.config.system();
+  std::vector<ConfigIssue> issues;
+  Validator v(issues);
+  if (!sys.has_pod()) {
+    v.root("system").error("pod", "required by tiersim collective (the fabric it runs on)");
+  } else {
+    Validator pv = v.root("system.pod");
+    Pod::validate(sys.pod(), pv);
+    if (ranks > sys.pod().nodes()) {
+      throw std::invalid_argument("--ranks " + std::to_string(ranks) + " exceeds the pod's " +
+                                  std::to_string(sys.pod().nodes()) + " nodes");
+    }
+  }
+  Validator fv = v.root("system.scale_up");
+  const auto& f = sys.scale_up();
+  fv.positive("rank_bandwidth_bytes_per_s", f.has_rank_bandwidth_bytes_per_s(),
+              f.rank_bandwidth_bytes_per_s());
+  fv.require("step_latency_ps", f.has_step_latency_ps());
+  fv.require("launch_latency_ps", f.has_launch_latency_ps());
+  if (!issues.empty()) {
+    for (auto& i : issues)
+      i.where = loaded.locate(i.path);
+    throw ConfigError(issues);
+  }
+  const Pod pod = Pod::from_config(sys.pod(), f.rank_bandwidth_bytes_per_s());
+  if (ranks == 0) ranks = pod.nodes();
+  PodCollectives coll(pod, ranks, f.step_latency_ps());
+  if (algo != config::AUTO && !coll.available(op, algo)) {
+    throw std::invalid_argument("--algorithm " + algo_name + " cannot run " + op_name +
+                                " on this pod (TREE: all_reduce only; IN_SWITCH: a "
+                                "POD_SINGLE_SWITCH pod whose switch reduces, not all_to_all)");
+  }
+
+  Table t;
+  const size_t c_size = t.add_column("size_bytes", Table::Type::kU64, "bytes");
+  const size_t c_time = t.add_column("time_us", Table::Type::kF64, "us");
+  const size_t c_alg = t.add_column("algbw_gb_per_s", Table::Type::kF64, "GB/s");
+  const size_t c_bus = t.add_column("busbw_gb_per_s", Table::Type::kF64, "GB/s");
+  const size_t c_algo = t.add_column("algorithm", Table::Type::kStr);
+  const size_t c_energy = t.add_column("link_energy_uj", Table::Type::kF64, "uJ");
+  std::printf(
+      "# %s on %u ranks of a %u-node pod (%u links, %u switches); time includes the "
+      "launch latency\n",
+      op_name.c_str(), ranks, pod.nodes(), unsigned(pod.links().size()), pod.switches());
+  std::printf("#%14s %12s %12s %12s %10s %14s\n", "size (B)", "time (us)", "algbw (GB/s)",
+              "busbw (GB/s)", "algorithm", "energy (uJ)");
+  for (uint64_t size = min_bytes; size <= max_bytes; size *= factor) {
+    // nccl-tests' sizes: all-gather's is the gathered buffer; the others' one rank's buffer.
+    const uint64_t per_rank =
+        op == CollectiveOp::kAllGather ? std::max<uint64_t>(1, size / ranks) : size;
+    config::CollectiveAlgorithm chosen;
+    const CollectiveResult r = coll.run(op, per_rank, algo, &chosen);
+    const double time_s = double(f.launch_latency_ps() + r.time_ps) * 1e-12;
+    const double algbw = double(size) / time_s / 1e9;
+    const double busbw = algbw * bus_bandwidth_factor(op, ranks);
+    const std::string chosen_name = config::CollectiveAlgorithm_Name(chosen);
+    std::printf(" %14llu %12.2f %12.2f %12.2f %10s %14.3f\n", (unsigned long long)size,
+                time_s * 1e6, algbw, busbw, chosen_name.c_str(), r.energy_j * 1e6);
+    t.columns[c_size].u64.push_back(size);
+    t.columns[c_time].f64.push_back(time_s * 1e6);
+    t.columns[c_alg].f64.push_back(algbw);
+    t.columns[c_bus].f64.push_back(busbw);
+    t.columns[c_algo].str.push_back(chosen_name);
+    t.columns[c_energy].f64.push_back(r.energy_j * 1e6);
+    if (size > max_bytes / factor) break;
+  }
+  if (!out.empty()) {
+    ResultWriter w(out);
+    w.write_string("/meta/config", loaded.resolved_text());
+    w.write_strings("/meta/args", args);
+    w.write_string("/meta/version", TIERSIM_VERSION);
+    w.write_table("/collective", t);
+    w.commit();
+    std::printf("results: %s\n", out.c_str());
+  }
+  return 0;
+}
+
+const CommandRegistrar kRegistrar(CommandKind{
+    "collective",
+    "  collective FILES... [--set k=v]... [--op all_reduce|all_gather|reduce_scatter|\n"
+    "           all_to_all] [--algorithm RING|ONE_SHOT|TREE|IN_SWITCH|AUTO] [--ranks N]\n"
+    "           [--min-bytes N] [--max-bytes N] [--factor F] [--out FILE.h5]\n"
+    "                     a collective on the config's pod (system.pod) over message sizes,\n"
+    "                     as nccl-tests reports it (sizes take K, M, G suffixes)\n",
+    run_collective});
+
+}  // namespace
+
+}  // namespace tiersim

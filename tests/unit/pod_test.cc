@@ -1,0 +1,358 @@
+// The flow-level network (max-min fair rates, dependencies), the pod's topology generators,
+// layout and reach, and collectives as traffic, against hand-derived values.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "accelerators/compute_engine.h"
+#include "fabric/collectives.h"
+#include "fabric/flow_network.h"
+#include "fabric/pod.h"
+
+namespace tiersim {
+namespace {
+
+constexpr double kGB = 1e9;
+
+TimePs ps(double seconds) {
+  return static_cast<TimePs>(std::ceil(seconds * 1e12 - 1e-6));
+}
+
+TEST(FlowNetwork, OneFlowTakesBytesOverRatePlusThePathLatency) {
+  FlowNetwork net;
+  const uint32_t a = net.add_link(100 * kGB, 1000);
+  const uint32_t b = net.add_link(50 * kGB, 2000);
+  const uint32_t f = net.add_flow({a, b}, 1'000'000);
+  net.run();
+  // The slower link sets the rate: 1 MB / 50 GB/s = 20 us, plus 3 ns of latency.
+  EXPECT_EQ(net.arrival_ps(f), 20'000'000u + 3000u);
+  EXPECT_EQ(net.link_bytes(a), 1'000'000u);
+}
+
+TEST(FlowNetwork, RatesAreMaxMinFair) {
+  // Link 0 (10 GB/s) carries A and C; link 1 (4 GB/s) carries A and B. Link 1 is the tighter:
+  // A and B get 2 GB/s each; C takes what A leaves on link 0, 8 GB/s.
+  FlowNetwork net;
+  const uint32_t l0 = net.add_link(10 * kGB, 0), l1 = net.add_link(4 * kGB, 0);
+  const uint32_t a = net.add_flow({l0, l1}, 2'000'000);
+  const uint32_t b = net.add_flow({l1}, 4'000'000);
+  const uint32_t c = net.add_flow({l0}, 8'000'000);
+  net.run();
+  // C ends at 8 MB / 8 GB/s = 1 ms (A has sent 2 MB by then and ends with it).
+  EXPECT_EQ(net.arrival_ps(c), ps(1e-3));
+  EXPECT_EQ(net.arrival_ps(a), ps(1e-3));
+  // B sent 2 MB by 1 ms, then has link 1 alone: 2 MB / 4 GB/s = 0.5 ms more.
+  EXPECT_EQ(net.arrival_ps(b), ps(1.5e-3));
+}
+
+TEST(FlowNetwork, DependenciesWaitForArrivalOrForTheLastByteToLeave) {
+  FlowNetwork net;
+  const uint32_t l = net.add_link(1 * kGB, 500'000);  // 0.5 us latency
+  const uint32_t first = net.add_flow({l}, 1000);     // 1 us on the wire
+  const uint32_t on_arrival = net.add_flow({l}, 1000, 100'000);
+  const uint32_t on_send = net.add_flow({l}, 1000);
+  net.after(on_arrival, first);
+  net.after(on_send, first, true);
+  net.run();
+  EXPECT_EQ(net.arrival_ps(first), 1'500'000u);
+  EXPECT_EQ(net.start_ps(on_send), 1'000'000u);
+  // The chained send starts at 1 us alone; the other at 1.6 us shares the link from then.
+  EXPECT_EQ(net.start_ps(on_arrival), 1'600'000u);
+  // on_send: 0.6 us alone (600 B), then 400 B at half rate: 0.8 us; ends at 2.4 us.
+  EXPECT_EQ(net.arrival_ps(on_send), 2'400'000u + 500'000u);
+  // on_arrival: 400 B at half rate by 2.4 us, then 600 B alone: ends at 3.0 us.
+  EXPECT_EQ(net.arrival_ps(on_arrival), 3'000'000u + 500'000u);
+}
+
+config::SerialLink copper(double gbytes_per_s, double reach_m = 2, TimePs phy_ps = 0) {
+  config::SerialLink l;
+  l.set_lanes(1);
+  l.set_lane_rate_gbps(gbytes_per_s * 8);
+  l.set_length_m(1);
+  l.set_propagation_ps_per_m(5000);
+  l.set_phy_latency_ps(phy_ps);
+  l.set_reach_m(reach_m);
+  l.set_energy_pj_per_bit(2);
+  l.set_static_power_w(0.5);
+  return l;
+}
+
+config::Pod single_switch(uint32_t nodes, double gbytes_per_s = 100) {
+  config::Pod p;
+  p.set_nodes(nodes);
+  p.set_topology(config::POD_SINGLE_SWITCH);
+  *p.mutable_node_link() = copper(gbytes_per_s);
+  p.mutable_switch_()->set_latency_ps(0);
+  p.set_max_chunks(1);
+  return p;
+}
+
+std::vector<ConfigIssue> check(const config::Pod& p) {
+  std::vector<ConfigIssue> issues;
+  Validator v(issues, "system.pod");
+  Pod::validate(p, v);
+  return issues;
+}
+
+TEST(Pod, SingleSwitchRoutesThroughTheSwitch) {
+  config::Pod c = single_switch(4);
+  c.mutable_switch_()->set_latency_ps(100'000);
+  ASSERT_TRUE(check(c).empty());
+  const Pod pod = Pod::from_config(c, 1e12);
+  EXPECT_EQ(pod.links().size(), 8u);
+  std::vector<uint32_t> r;
+  pod.route(1, 3, r);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0], pod.injection_link(1));
+  EXPECT_EQ(r[1], pod.up_link(1));
+  EXPECT_EQ(r[2], pod.down_link(3));
+  // Up: 1 m at 5 ns/m; down: the same plus the switch's 100 ns.
+  EXPECT_EQ(pod.links()[pod.up_link(1)].latency_ps, 5000u);
+  EXPECT_EQ(pod.links()[pod.down_link(3)].latency_ps, 105'000u);
+  // 8 directions x 0.5 W.
+  EXPECT_DOUBLE_EQ(pod.static_power_w(), 4.0);
+}
+
+TEST(Pod, HopsBeyondTheMediumsReachAreRefusedWithThePath) {
+  // 16 nodes, 4 per rack, 2 m between racks: the switch stands in rack 1; node 0 (rack 0) is
+  // 1 m + 2 m = 3 m away, node 15 (rack 3) 1 m + 2 x 2 m = 5 m: beyond copper's 2 m. The first
+  // hop too long is reported.
+  config::Pod c = single_switch(16);
+  c.mutable_layout()->set_nodes_per_rack(4);
+  c.mutable_layout()->set_rack_pitch_m(2);
+  const auto issues = check(c);
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].path, "system.pod.node_link.reach_m");
+  EXPECT_NE(issues[0].message.find("node[0] -> switch[0] is 3 m"), std::string::npos)
+      << issues[0].message;
+  EXPECT_NE(issues[0].message.find("beyond the medium's reach_m 2 m"), std::string::npos);
+  // Optics reach: accepted, and the far hop is 5 m long (25 ns at 5 ns/m).
+  c.mutable_node_link()->set_reach_m(100);
+  ASSERT_TRUE(check(c).empty());
+  const Pod pod = Pod::from_config(c, 1e12);
+  EXPECT_DOUBLE_EQ(pod.links()[pod.up_link(15)].length_m, 5.0);
+  EXPECT_DOUBLE_EQ(pod.links()[pod.up_link(5)].length_m, 1.0);
+  EXPECT_EQ(pod.links()[pod.up_link(15)].latency_ps, 25'000u);
+  // One rack: no pitch needed; more racks without one: refused.
+  c.mutable_layout()->clear_rack_pitch_m();
+  ASSERT_EQ(check(c).size(), 1u);
+  EXPECT_EQ(check(c)[0].path, "system.pod.layout.rack_pitch_m");
+}
+
+TEST(Pod, RadixAndStructuralMistakesAreRefused) {
+  config::Pod c = single_switch(72);
+  c.mutable_switch_()->set_radix(64);
+  auto issues = check(c);
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].path, "system.pod.switch.radix");
+  EXPECT_NE(issues[0].message.find("needs 72 ports"), std::string::npos);
+
+  c = single_switch(8);
+  c.set_nodes_per_leaf(4);
+  c.set_topology(config::POD_RING);
+  issues = check(c);
+  ASSERT_EQ(issues.size(), 2u);  // a leaf field and a switch on a ring
+  EXPECT_EQ(issues[0].path, "system.pod.nodes_per_leaf");
+  EXPECT_EQ(issues[1].path, "system.pod.switch");
+
+  c = single_switch(8);
+  c.set_topology(config::POD_TORUS_2D);
+  c.clear_switch_();
+  c.add_torus_dims(2);
+  c.add_torus_dims(3);
+  issues = check(c);
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].path, "system.pod.torus_dims");
+
+  c = single_switch(8);
+  c.set_topology(config::POD_LEAF_SPINE);
+  c.set_nodes_per_leaf(3);
+  issues = check(c);
+  ASSERT_EQ(issues.size(), 3u);  // spine_link, nodes_per_leaf (does not divide), spines
+}
+
+TEST(Pod, RingTorusAndLeafSpineRoutes) {
+  config::Pod c = single_switch(6);
+  c.set_topology(config::POD_RING);
+  c.clear_switch_();
+  Pod ring = Pod::from_config(c, 1e12);
+  EXPECT_EQ(ring.links().size(), 12u);
+  std::vector<uint32_t> r;
+  ring.route(0, 4, r);  // backwards: 0 -> 5 -> 4
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(ring.links()[r[1]].to, 5u);
+  EXPECT_EQ(ring.links()[r[2]].to, 4u);
+  r.clear();
+  ring.route(0, 3, r);  // a tie goes forward: 0 -> 1 -> 2 -> 3
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_EQ(ring.links()[r[1]].to, 1u);
+
+  c.set_topology(config::POD_TORUS_2D);
+  c.add_torus_dims(3);
+  c.add_torus_dims(2);
+  const Pod torus = Pod::from_config(c, 1e12);
+  // Dimension 0 (size 3): 3 rings of 3 in both directions = 12 links; dimension 1 (size 2):
+  // 3 pairs, both directions = 6.
+  EXPECT_EQ(torus.links().size(), 18u);
+  r.clear();
+  torus.route(0, 5, r);  // (0,0) -> (2,1): x backwards one hop to 2, then y to 5
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(torus.links()[r[1]].to, 2u);
+  EXPECT_EQ(torus.links()[r[2]].to, 5u);
+
+  c = single_switch(8);
+  c.set_topology(config::POD_LEAF_SPINE);
+  c.set_nodes_per_leaf(4);
+  c.set_spines(2);
+  *c.mutable_spine_link() = copper(50);
+  ASSERT_TRUE(check(c).empty());
+  const Pod ls = Pod::from_config(c, 1e12);
+  EXPECT_EQ(ls.switches(), 4u);
+  r.clear();
+  ls.route(1, 2, r);  // the same leaf
+  EXPECT_EQ(r.size(), 3u);
+  r.clear();
+  ls.route(1, 6, r);  // leaf 0 -> spine (1 + 6) mod 2 = 1 -> leaf 1
+  ASSERT_EQ(r.size(), 5u);
+  EXPECT_EQ(ls.vertex_name(ls.links()[r[2]].to), "spine[1]");
+}
+
+TEST(PodCollectives, RingAllReduceOnASwitchIsTwoPMinusOneStepsOfNOverP) {
+  // p = 8 at 100 GB/s, no latency, one chunk: 14 steps of (n/8) / B, then + 13 step latencies
+  // (the first step waits for nothing) and 14 crossings of the path (5 ns + 5 ns).
+  const uint32_t p = 8;
+  const Pod pod = Pod::from_config(single_switch(p), 100 * kGB);
+  PodCollectives coll(pod, p, 2'000'000);
+  const uint64_t n = 64ull << 20;
+  const CollectiveResult r = coll.run(CollectiveOp::kAllReduce, n, config::RING);
+  const double step_s = double(n / p) / (100 * kGB);
+  const double expect_ps = 14 * std::ceil(step_s * 1e12) + 14 * 10'000.0 + 13 * 2e6;
+  EXPECT_NEAR(double(r.time_ps), expect_ps, 14.0);
+  EXPECT_EQ(r.flows, 14u * p);
+  // Every rank sends 14 x n/8 over its up link and receives as much on its down link.
+  EXPECT_EQ(r.link_bytes, 2ull * p * 14 * (n / p));
+  // Energy: 2 pJ/bit on each of the two links a byte crosses.
+  EXPECT_NEAR(r.energy_j, double(r.link_bytes) * 8 * 2e-12, 1e-12);
+}
+
+TEST(PodCollectives, AgreesWithTheAnalyticalModelOnAnIdealSwitch) {
+  // Zero-latency links of the rank bandwidth: the flow simulation is the analytical ring minus
+  // its first step latency (the analytical model pays one per step, the first included).
+  config::Pod c = single_switch(8, 380);
+  c.mutable_node_link()->set_length_m(0);
+  config::ScaleUpFabric f;
+  f.set_rank_bandwidth_bytes_per_s(380e9);
+  f.set_step_latency_ps(2'000'000);
+  f.set_launch_latency_ps(5'000'000);
+  f.set_algorithm(config::RING);
+  const CollectiveModel analytical = CollectiveModel::from_config(f, 8);
+  const CollectiveModel pod = CollectiveModel::from_config(f, 8, config::RING, &c);
+  for (const uint64_t n : {16384ull, 1ull << 20, 256ull << 20}) {
+    const double a = double(analytical.all_reduce_ps(n)), b = double(pod.all_reduce_ps(n));
+    EXPECT_NEAR(b, a - 2e6, 20.0) << n;
+    EXPECT_NEAR(double(pod.all_gather_ps(n)), double(analytical.all_gather_ps(n)) - 2e6, 20.0);
+  }
+}
+
+TEST(PodCollectives, OneShotSharesTheSendersLinkAmongItsPeers) {
+  const uint32_t p = 4;
+  const Pod pod = Pod::from_config(single_switch(p), 100 * kGB);
+  PodCollectives coll(pod, p, 0);
+  const uint64_t n = 3'000'000;
+  // Each up link carries 3 flows of n: 3n / B = 90 us, plus 10 ns of path.
+  const CollectiveResult r = coll.run(CollectiveOp::kAllReduce, n, config::ONE_SHOT);
+  EXPECT_EQ(r.time_ps, 90'000'000u + 10'000u);
+}
+
+TEST(PodCollectives, InSwitchReductionAndItsPortRate) {
+  const uint32_t p = 8;
+  config::Pod c = single_switch(p);
+  c.mutable_node_link()->set_length_m(0);
+  c.mutable_switch_()->set_in_network_reduction(true);
+  const uint64_t n = 8'000'000;
+  {
+    const Pod pod = Pod::from_config(c, 100 * kGB);
+    PodCollectives coll(pod, p, 0);
+    // One chunk, in sequence: n up (80 us), n/p down (10 us), n/p up (10 us), multicast of the
+    // p-1 other shards on each down link (70 us): 170 us.
+    EXPECT_EQ(coll.run(CollectiveOp::kAllReduce, n, config::IN_SWITCH).time_ps, 170'000'000u);
+    // Reduce-scatter stops after the shards: 90 us.
+    EXPECT_EQ(coll.run(CollectiveOp::kReduceScatter, n, config::IN_SWITCH).time_ps, 90'000'000u);
+  }
+  // A switch that reduces at half the port rate doubles the first phase.
+  c.mutable_switch_()->set_reduction_bytes_per_s(50 * kGB);
+  const Pod slow = Pod::from_config(c, 100 * kGB);
+  PodCollectives coll(slow, p, 0);
+  EXPECT_EQ(coll.run(CollectiveOp::kAllReduce, n, config::IN_SWITCH).time_ps, 250'000'000u);
+  EXPECT_FALSE(coll.available(CollectiveOp::kAllToAll, config::IN_SWITCH));
+}
+
+TEST(PodCollectives, ChunksPipelineTheStepLatency) {
+  const uint32_t p = 8;
+  config::Pod c = single_switch(p);
+  const uint64_t n = 1ull << 20;
+  TimePs t[2];
+  for (int i = 0; i < 2; ++i) {
+    c.set_chunk_bytes(16384);  // 128 KiB per step: 8 chunks, unless at most 1
+    c.set_max_chunks(i == 0 ? 1 : 8);
+    const Pod pod = Pod::from_config(c, 100 * kGB);
+    PodCollectives coll(pod, p, 2'000'000);
+    t[i] = coll.run(CollectiveOp::kAllReduce, n, config::RING).time_ps;
+  }
+  // 14 steps of 1.3 us on the wire each: with one chunk the 13 step latencies add; with 8 the
+  // next chunk is on the wire while one waits.
+  EXPECT_LT(t[1], t[0] - 10'000'000u);
+}
+
+TEST(PodCollectives, TorusAndLeafSpineCarryTheirOwnContention) {
+  // All-to-all over two leaves: with one spine link of a quarter of the node rate, the
+  // cross-leaf half of the traffic is squeezed through it.
+  config::Pod c = single_switch(8);
+  c.set_topology(config::POD_LEAF_SPINE);
+  c.set_nodes_per_leaf(4);
+  c.set_spines(1);
+  *c.mutable_spine_link() = copper(400);
+  const uint64_t n = 8'000'000;
+  auto a2a = [&](const config::Pod& cfg) {
+    const Pod pod = Pod::from_config(cfg, 100 * kGB);
+    PodCollectives coll(pod, 8, 0);
+    return coll.run(CollectiveOp::kAllToAll, n, config::ONE_SHOT).time_ps;
+  };
+  const TimePs wide = a2a(c);
+  *c.mutable_spine_link() = copper(25);
+  const TimePs narrow = a2a(c);
+  // Wide spine: each node sends 7 x 1 MB through its 100 GB/s port: 70 us (+ latency).
+  EXPECT_NEAR(double(wide), 70e6, 1e5);
+  // Narrow: 16 cross-leaf flows of 1 MB each way share 25 GB/s: 640 us.
+  EXPECT_NEAR(double(narrow), 640e6, 1e5);
+  // A 2x2x2 torus all-reduce by ring is deterministic and uses only neighbour links.
+  config::Pod t = single_switch(8);
+  t.set_topology(config::POD_TORUS_3D);
+  t.clear_switch_();
+  for (int i = 0; i < 3; ++i)
+    t.add_torus_dims(2);
+  ASSERT_TRUE(check(t).empty());
+  const Pod torus = Pod::from_config(t, 100 * kGB);
+  PodCollectives coll(torus, 8, 0);
+  const CollectiveResult r1 = coll.run(CollectiveOp::kAllReduce, n, config::RING);
+  const CollectiveResult r2 = coll.run(CollectiveOp::kAllReduce, n, config::RING);
+  EXPECT_EQ(r1.time_ps, r2.time_ps);
+  EXPECT_GT(r1.time_ps, 0u);
+}
+
+TEST(PodCollectives, AutoPicksTheFastest) {
+  config::Pod c = single_switch(8);
+  c.mutable_switch_()->set_in_network_reduction(true);
+  c.set_max_chunks(8);
+  const Pod pod = Pod::from_config(c, 100 * kGB);
+  PodCollectives coll(pod, 8, 1'000'000);
+  config::CollectiveAlgorithm chosen;
+  const TimePs small = coll.run(CollectiveOp::kAllReduce, 4096, config::AUTO, &chosen).time_ps;
+  EXPECT_EQ(chosen, config::ONE_SHOT);  // one step of latency
+  EXPECT_EQ(small, coll.run(CollectiveOp::kAllReduce, 4096, config::ONE_SHOT).time_ps);
+  coll.run(CollectiveOp::kAllReduce, 256ull << 20, config::AUTO, &chosen);
+  EXPECT_EQ(chosen, config::IN_SWITCH);
+}
+
+}  // namespace
+}  // namespace tiersim
