@@ -59,12 +59,15 @@ def cases():
         # tolerance check in the validation_slow_rows test.
         if row.get("golden", True) is False:
             continue
-        key = (tuple(row["configs"]), tuple(row.get("set", [])))
+        key = (tuple(row["configs"]), tuple(row.get("set", [])), tuple(row.get("args", [])))
         if key in seen:
             continue
         seen.add(key)
         name = "validation_" + row["id"]
         files = [os.path.join("configs", c + ".textproto") for c in row["configs"]]
+        if row.get("command") == "collective":
+            out[name] = ("collective", {"files": files, "args": row["args"]}, name in fast)
+            continue
         out[name] = ("run", {"files": files, "set": row.get("set", [])}, name in fast)
     for path in sorted(glob.glob(os.path.join(REPO, "configs/sweeps/*.textproto"))):
         name = "sweep_" + os.path.splitext(os.path.basename(path))[0]
@@ -96,6 +99,19 @@ def run_case(binary, name, kind, payload, tmp):
         # Parse numbers as their printed text: the comparison is of the printed decimals.
         summary = json.loads(text, parse_float=str, parse_int=str)
         return drop_wall_time(summary)
+    if kind == "collective":
+        # The printed table, row by row (each value as printed).
+        text = subprocess.run([binary, "collective", *payload["files"], *payload["args"]],
+                              cwd=REPO, check=True, capture_output=True, text=True).stdout
+        rows = {}
+        for line in text.splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            f = line.split()
+            rows["size " + f[0]] = {"time_us": f[1], "algbw_gb_per_s": f[2],
+                                    "busbw_gb_per_s": f[3], "algorithm": f[4],
+                                    "link_energy_uj": f[5]}
+        return rows
     out = os.path.join(work, "out")
     # Two processes per sweep or study: results do not depend on it, and the longest study
     # (started first) then ends with the other cases instead of alone.
