@@ -22,7 +22,9 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
       params_(params),
       collective_(CollectiveModel::from_config(
           ctx.config().system().scale_up(),
-          std::max<uint32_t>(1, ctx.config().workload().parallelism().tensor_parallel()),
+          // The ranks the collectives span: tensor- or expert-parallel.
+          std::max({1u, ctx.config().workload().parallelism().tensor_parallel(),
+                    ctx.config().workload().parallelism().expert_parallel()}),
           ctx.config().software().collective_algorithm(),
           ctx.config().system().has_pod() ? &ctx.config().system().pod() : nullptr)),
       software_(SoftwareModel::from_config(ctx.config().software())),
@@ -739,10 +741,18 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
     // Nothing streamed: the op computes on on-chip activations only (a collective moves them
     // over the scale-up fabric).
     const TimePs start = std::max(compute_free_, now);
-    const TimePs end = start + op_compute_ps(op_.flops, op_.rows);
+    TimePs end;
+    if (op_.traffic != nullptr) {
+      // Expert-parallel dispatch or combine: the routed traffic as flows on the pod.
+      const CollectiveResult r = collective_.pod->all_to_all(op_.traffic);
+      end = start + collective_.launch_latency_ps + r.time_ps;
+      pod_link_energy_j_ += r.energy_j / collective_.ranks;
+    } else {
+      end = start + op_compute_ps(op_.flops, op_.rows);
+    }
     if (op_.op_class == OpClass::kCollective) {
       collective_ps_.inc(end - start);
-      if (collective_.pod) {
+      if (collective_.pod && op_.traffic == nullptr) {
         // This rank's share of the collective's link energy (the ranks are symmetric).
         pod_link_energy_j_ +=
             collective_.pod_result(op_.kind == OpKind::kAllGather, op_.collective_bytes).energy_j /

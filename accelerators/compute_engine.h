@@ -52,10 +52,12 @@ struct CollectiveModel {
   config::CollectiveAlgorithm algorithm = config::RING;
   std::shared_ptr<PodCollectiveCache> pod;  // null: the analytical model
 
-  // The pod's result for an all-reduce or all-gather (pod set).
+  // The pod's result for an all-reduce or all-gather (pod set). TREE has no all-gather form:
+  // an all-gather then runs as RING.
   const CollectiveResult& pod_result(bool all_gather, uint64_t bytes) const {
-    return pod->get(all_gather ? CollectiveOp::kAllGather : CollectiveOp::kAllReduce, bytes,
-                    algorithm);
+    const config::CollectiveAlgorithm a =
+        all_gather && algorithm == config::TREE ? config::RING : algorithm;
+    return pod->get(all_gather ? CollectiveOp::kAllGather : CollectiveOp::kAllReduce, bytes, a);
   }
 
   // All-reduce of an n-byte buffer held by every rank.

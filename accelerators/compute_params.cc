@@ -70,19 +70,34 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
              "cannot overlap the host's step work with speculative decoding (the next step "
              "depends on which drafted tokens this step accepts)");
   }
-  if (root.workload().parallelism().tensor_parallel() > 1) {
+  const auto& par = root.workload().parallelism();
+  if (par.expert_parallel() > 1) {
+    Validator pv = v.root("workload.parallelism");
+    if (!root.system().has_pod()) {
+      pv.error("expert_parallel",
+               "needs system.pod: the dispatch and combine all-to-alls run on its links");
+    }
+    if (!root.workload().has_decode()) {
+      pv.error("expert_parallel", "is modelled for the decode scenario only");
+    }
+    if (root.tenancy().tenants_size() > 0) {
+      pv.error("expert_parallel", "not with tenancy (one workload spans the ranks)");
+    }
+  }
+  if (par.tensor_parallel() > 1 || par.expert_parallel() > 1) {
     if (!root.system().has_scale_up()) {
       v.root("system").error("scale_up",
-                             "required when workload.parallelism.tensor_parallel > 1 (the "
-                             "collective model's link bandwidth and latencies)");
+                             "required with tensor or expert parallelism (the collective "
+                             "model's link bandwidth and latencies)");
     } else {
       CollectiveModel::validate(root, v);
     }
   } else if (root.system().has_pod() && root.has_workload()) {
     // (Without a workload, as for `tiersim collective`, the pod is checked where it is used.)
     v.root("system").error("pod",
-                           "a pod's fabric carries tensor-parallel collectives: set "
-                           "workload.parallelism.tensor_parallel > 1, or remove the pod");
+                           "a pod's fabric carries tensor- or expert-parallel collectives: set "
+                           "workload.parallelism.tensor_parallel or expert_parallel > 1, or "
+                           "remove the pod");
   }
 
   // References: kinds and links.
@@ -239,8 +254,11 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
   Validator pv = v.root("system.pod");
   if (!Pod::validate(root.system().pod(), pv)) return;
   const uint32_t tp = root.workload().parallelism().tensor_parallel();
-  if (tp > root.system().pod().nodes()) {
-    pv.error("nodes", "the tensor-parallel group (" + std::to_string(tp) +
+  const uint32_t ep = root.workload().parallelism().expert_parallel();
+  const uint32_t ranks = std::max(tp, ep);
+  if (ranks > root.system().pod().nodes()) {
+    pv.error("nodes", std::string(ep > tp ? "the expert-parallel" : "the tensor-parallel") +
+                          " group (" + std::to_string(ranks) +
                           " ranks) needs at least as many nodes (" +
                           std::to_string(root.system().pod().nodes()) + ")");
   }

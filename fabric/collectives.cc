@@ -117,10 +117,13 @@ void PodCollectives::ring_steps(uint32_t steps, uint64_t segment_bytes,
 
 void PodCollectives::all_reduce_tree(uint64_t bytes) {
   const uint32_t p = ranks_, chunks = pod_.chunks(bytes);
-  std::vector<uint32_t> last_sent(p, FlowNetwork::kNone);
-  auto ordered = [&](uint32_t f, uint32_t r) {
-    if (last_sent[r] != FlowNetwork::kNone) net_.after(f, last_sent[r], true);
-    last_sent[r] = f;
+  // Two channels per rank, each sending its chunks in order: up the tree (reduce) and down it
+  // (broadcast), so chunk c+1 goes up while chunk c comes down.
+  std::vector<uint32_t> last_sent(2 * p, FlowNetwork::kNone);
+  auto ordered = [&](uint32_t f, uint32_t r, bool down = false) {
+    const uint32_t ch = 2 * r + (down ? 1 : 0);
+    if (last_sent[ch] != FlowNetwork::kNone) net_.after(f, last_sent[ch], true);
+    last_sent[ch] = f;
   };
   // Children are larger ranks: processing ranks from the largest down orders each reduce flow
   // after its children's.
@@ -147,7 +150,7 @@ void PodCollectives::all_reduce_tree(uint64_t bytes) {
       } else {
         net_.after(f, down[size_t{c} * p + parent]);
       }
-      ordered(f, parent);
+      ordered(f, parent, true);
       down[size_t{c} * p + r] = f;
     }
   }
@@ -219,6 +222,24 @@ void PodCollectives::in_switch(CollectiveOp op, uint64_t bytes) {
   }
 }
 
+CollectiveResult PodCollectives::all_to_all(const uint64_t* traffic) {
+  net_.clear_flows();
+  const uint32_t p = ranks_;
+  for (uint32_t r = 0; r < p; ++r) {
+    for (uint32_t q = 0; q < p; ++q) {
+      if (q != r && traffic[size_t{r} * p + q] > 0) send(r, q, traffic[size_t{r} * p + q], 0);
+    }
+  }
+  net_.run();
+  CollectiveResult res;
+  res.time_ps = net_.makespan_ps();
+  res.energy_j = net_.energy_j();
+  res.flows = net_.flows();
+  for (uint32_t l = 0; l < pod_.links().size(); ++l)
+    res.link_bytes += net_.link_bytes(l);
+  return res;
+}
+
 CollectiveResult PodCollectives::simulate(CollectiveOp op, uint64_t bytes,
                                           config::CollectiveAlgorithm a) {
   net_.clear_flows();
@@ -237,13 +258,14 @@ CollectiveResult PodCollectives::simulate(CollectiveOp op, uint64_t bytes,
       }
     }
   } else if (op == CollectiveOp::kAllToAll) {
-    // Pairwise: step k, rank r sends its share for r+k once its step k-1 send has left.
+    // Pairwise: step k, rank r sends its share for r+k once its step k-1 message has arrived
+    // (the peers synchronise), plus the step latency.
     const uint64_t each = (bytes + p - 1) / p;
     std::vector<uint32_t> last(p, FlowNetwork::kNone);
     for (uint32_t k = 1; k < p; ++k) {
       for (uint32_t r = 0; r < p; ++r) {
         const uint32_t f = send(r, (r + k) % p, each, k == 1 ? 0 : step_ps_);
-        if (last[r] != FlowNetwork::kNone) net_.after(f, last[r], true);
+        if (last[r] != FlowNetwork::kNone) net_.after(f, last[r]);
         last[r] = f;
       }
     }

@@ -9,11 +9,11 @@
 // chunks leave in order, on one channel; in-switch reductions and multicasts use two):
 // - RING: all-reduce = reduce-scatter then all-gather, 2(p-1) steps of n/p bytes in C chunks;
 //   all-gather and reduce-scatter p-1 steps; all-to-all: p-1 pairwise steps (step k: rank r
-//   sends to r+k).
+//   sends to r+k once its step k-1 message has arrived).
 // - ONE_SHOT: every rank sends what each other rank needs directly, at once (all-reduce: its
 //   whole buffer to every other rank, which reduces locally).
 // - TREE (all-reduce only): a binary tree in rank order (parent of r is (r-1)/2); each chunk of
-//   n/C is reduced up the tree, then broadcast down it.
+//   n/C is reduced up the tree, then broadcast down it; up and down are separate channels.
 // - IN_SWITCH (a single switch that reduces): all-reduce = every rank sends its buffer up
 //   through its reduction port, receives its reduced n/p shard, sends it up once, and the
 //   switch multicasts it to the others; all-gather = each rank's n sent up once and multicast;
@@ -59,6 +59,9 @@ class PodCollectives {
   // `chosen`).
   CollectiveResult run(CollectiveOp op, uint64_t bytes, config::CollectiveAlgorithm algorithm,
                        config::CollectiveAlgorithm* chosen = nullptr);
+  // An all-to-all of uneven messages: rank i sends rank j traffic[i * ranks + j] bytes (the
+  // diagonal stays local), every message at once (direct).
+  CollectiveResult all_to_all(const uint64_t* traffic);
 
  private:
   CollectiveResult simulate(CollectiveOp op, uint64_t bytes, config::CollectiveAlgorithm a);
@@ -90,6 +93,8 @@ class PodCollectiveCache {
     return collectives_.available(op, a);
   }
   uint64_t simulated() const { return cache_.size(); }
+  // Not memoised: the traffic differs from call to call.
+  CollectiveResult all_to_all(const uint64_t* traffic) { return collectives_.all_to_all(traffic); }
 
  private:
   std::unique_ptr<Pod> pod_;

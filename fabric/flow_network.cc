@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 #include <stdexcept>
+#include <string>
 
 namespace tiersim {
 
@@ -35,6 +36,10 @@ uint32_t FlowNetwork::add_flow(const uint32_t* path, uint32_t hops, uint64_t byt
     if (path[i] >= links_.size()) throw std::out_of_range("FlowNetwork: no such link");
     paths_.push_back(path[i]);
     f.path_latency_ps += links_[path[i]].latency_ps;
+    if (f.path_latency_ps >= kMaxSimTimePs) {
+      raise_run_input_error("a route's latency (" + std::to_string(i + 1) +
+                            " links) passes the simulated time limit");
+    }
   }
   flows_.push_back(f);
   return static_cast<uint32_t>(flows_.size() - 1);
@@ -169,8 +174,10 @@ void FlowNetwork::run() {
     for (uint32_t f : active_) {
       const Flow& fl = flows_[f];
       const double ps = std::ceil(fl.left_bytes / fl.rate * kPsPerS);
-      if (!(ps < double(kMaxSimTimePs - now))) {
-        throw std::runtime_error("FlowNetwork: a flow would end past the simulated time limit");
+      if (!(ps < double(kMaxSimTimePs - now) - double(fl.path_latency_ps))) {
+        raise_run_input_error(
+            "a collective's flow would end past the simulated time limit (2^62 ps): a link or "
+            "injection rate too low for its bytes");
       }
       next = std::min(next, now + static_cast<TimePs>(ps));
     }

@@ -1,13 +1,14 @@
 // Flow-level network simulation, plain C++: links of fixed capacity, flows over paths of links,
 // and dependencies between flows (a collective's steps).
 // Contract:
-// - A flow becomes ready `delay_ps` after the last of its predecessors has arrived (at
-//   `release_ps` without predecessors), and not before the predecessors it follows on the
-//   sender's side (after(.., when_sent)) have sent their last byte. While it transmits, every link
-//   of its path carries it at one rate; the rates of all transmitting flows are max-min fair
-//   (progressive filling: the most contended link's capacity is split equally among its unfrozen
-//   flows, those flows are frozen at that rate, and so on), recomputed whenever a flow starts or
-//   ends (event per flow change, no time steps).
+// - A flow becomes ready at the latest of: `release_ps`; `delay_ps` after the last of its
+//   arrival predecessors (after(flow, before)) has arrived; the moment the last of its
+//   sender-side predecessors (after(.., when_sent)) has sent its last byte. `delay_ps` is the
+//   wait after an input arrives: a flow without arrival predecessors does not pay it. While it
+//   transmits, every link of its path carries it at one rate; the rates of all transmitting flows
+//   are max-min fair (progressive filling: the most contended link's capacity is split equally
+//   among its unfrozen flows, those flows are frozen at that rate, and so on), recomputed whenever
+//   a flow starts or ends (event per flow change, no time steps).
 // - A flow's last byte leaves when its bytes are sent; it arrives the sum of its links'
 //   latencies later (propagation, PHY, FEC, switch crossings: the path's fixed latency). A flow
 //   of 0 bytes arrives after that latency alone.

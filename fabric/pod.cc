@@ -51,7 +51,8 @@ uint32_t Pod::add_link(uint32_t from, uint32_t to, const LinkParams& medium, boo
   l.params = medium;
   l.params.length_m = l.length_m;
   l.latency_ps = l.params.fixed_latency_ps() + (from >= nodes_ ? switch_latency_ps : 0);
-  if (reach_m > 0 && l.length_m > reach_m * (1 + 1e-12) && reach_ok_) {
+  bool& reported = spine ? spine_reach_reported_ : node_reach_reported_;
+  if (reach_m > 0 && l.length_m > reach_m * (1 + 1e-12) && !reported) {
     // One report per medium is enough: the first hop too long names the problem.
     const std::string msg = "the hop " + vertex_name(from) + " -> " + vertex_name(to) + " is " +
                             metres(l.length_m) + " (" + metres(medium.length_m) +
@@ -59,7 +60,7 @@ uint32_t Pod::add_link(uint32_t from, uint32_t to, const LinkParams& medium, boo
                             " rack pitches), beyond the medium's reach_m " + metres(reach_m) +
                             ": use a medium that reaches that far (optics), more nodes per "
                             "rack, or a topology with shorter hops";
-    reach_ok_ = false;
+    reported = true;
     if (v == nullptr) throw std::invalid_argument(msg);
     v->error(std::string(field) + ".reach_m", msg);
   }
@@ -122,11 +123,13 @@ bool Pod::validate(const config::Pod& p, Validator& v) {
       uint64_t product = 1;
       bool ok = true;
       for (int i = 0; i < want; ++i) {
-        if (p.torus_dims(i) < 2) {
-          pv.error("torus_dims[" + std::to_string(i) + "]", "must be at least 2");
+        if (p.torus_dims(i) < 2 || p.torus_dims(i) > kMaxNodes) {
+          pv.error("torus_dims[" + std::to_string(i) + "]",
+                   "must be in [2, " + std::to_string(kMaxNodes) + "]");
           ok = false;
+        } else {
+          product *= p.torus_dims(i);  // at most 65536^3: no overflow
         }
-        product *= std::max<uint32_t>(1, p.torus_dims(i));
       }
       if (ok && p.has_nodes() && product != p.nodes()) {
         pv.error("torus_dims", "the sizes' product (" + std::to_string(product) +
@@ -168,6 +171,36 @@ bool Pod::validate(const config::Pod& p, Validator& v) {
   if (p.has_chunk_bytes() && p.chunk_bytes() < 1) pv.error("chunk_bytes", "must be >= 1");
   if (p.has_max_chunks() && (p.max_chunks() < 1 || p.max_chunks() > 1024)) {
     pv.error("max_chunks", "must be in [1, 1024]");
+  }
+  if (scratch.empty()) {
+    // Links the topology needs (one direction each), bounded so validation never runs out of
+    // memory building them.
+    const uint64_t n = p.nodes();
+    uint64_t links = 0;
+    switch (t) {
+      case config::POD_SINGLE_SWITCH:
+      case config::POD_RING:
+        links = 2 * n;
+        break;
+      case config::POD_LEAF_SPINE:
+        links = 2 * n + 2 * (n / p.nodes_per_leaf()) * p.spines();
+        break;
+      case config::POD_TORUS_2D:
+      case config::POD_TORUS_3D:
+        links = 2 * n * uint64_t(p.torus_dims_size());
+        break;
+      case config::POD_FULLY_CONNECTED:
+        links = n * (n - 1);
+        break;
+      default:
+        break;
+    }
+    constexpr uint64_t kMaxLinks = 1u << 22;
+    if (links > kMaxLinks) {
+      pv.error(t == config::POD_LEAF_SPINE ? "spines" : "nodes",
+               "the topology needs " + std::to_string(links) + " links, more than the " +
+                   std::to_string(kMaxLinks) + " a pod may have");
+    }
   }
   if (scratch.empty()) {
     // The layout: reach of every hop, radix of every switch.

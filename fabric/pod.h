@@ -99,7 +99,7 @@ class Pod {
   std::vector<PodLink> links_;
   std::vector<uint32_t> up_, down_;
   std::unordered_map<uint64_t, uint32_t> by_ends_;
-  bool reach_ok_ = true;
+  bool node_reach_reported_ = false, spine_reach_reported_ = false;
 };
 
 }  // namespace tiersim

@@ -293,7 +293,9 @@ namespace {
 // Tokens each MoE routing call assigns: every sequence's queries in the target pass.
 uint32_t routed_tokens(const config::Config& root) {
   const auto& d = root.workload().decode();
-  return d.batch_size() * (d.has_speculative() ? d.speculative().draft_tokens() + 1 : 1);
+  // Expert parallelism routes every rank's tokens in one call.
+  const uint32_t ep = std::max<uint32_t>(1, root.workload().parallelism().expert_parallel());
+  return d.batch_size() * ep * (d.has_speculative() ? d.speculative().draft_tokens() + 1 : 1);
 }
 
 // Speculative decoding: the draft model (dense, the target's vocabulary and parallelism), its
@@ -376,6 +378,17 @@ void validate_decode(const config::Config& root, Validator& v) {
   }
   if (d.hidden_state_checkpoints() && d.has_sparse_attention()) {
     dv.error("hidden_state_checkpoints", "not with sparse_attention");
+  }
+  if (w.parallelism().expert_parallel() > 1) {
+    // Not yet with expert parallelism: the prompt's routing, drafts and routing traces.
+    const char* why =
+        "the expert-parallel decode models decode steps of one model, routed "
+        "synthetically";
+    if (d.prefill()) dv.error("prefill", why);
+    if (d.has_speculative()) dv.error("speculative", why);
+    if (w.has_routing() && !w.routing().trace().empty()) {
+      Validator(dv).root("workload.routing").error("trace", why);
+    }
   }
   if (d.prefill() && w.has_routing() && !w.routing().trace().empty()) {
     dv.error("prefill", "not with a routing trace (it routes the decode steps' tokens only)");

@@ -58,7 +58,9 @@ void ModelObjects::register_weights(ObjectTable& t, const TransformerShape& s,
         lo.shared = t.add(p + "shared_experts", weights,
                           s.shared_gate_up_bytes() + s.shared_down_bytes(), id, every);
       }
-      for (uint32_t e = 0; e < s.experts; ++e) {
+      // Expert parallelism: this rank's experts / ep slots (it plays the busiest rank's experts
+      // in each layer, see route()); their intents are those of the first experts.
+      for (uint32_t e = 0; e < s.experts_rank(); ++e) {
         ObjectIntent routed = every;
         if (use.router != nullptr) {
           const double chance = use.router->use_probability(
@@ -156,9 +158,14 @@ ForwardPass::ForwardPass(const TransformerShape& shape, uint32_t max_sequences, 
   if (shape.moe()) {
     if (router_ == nullptr) throw std::logic_error("ForwardPass: a MoE model needs a router");
     tokens_per_expert_.resize(shape.experts);
-    up_operands_.resize(shape.experts);
-    down_operands_.resize(shape.experts);
+    up_operands_.resize(shape.experts_rank());
+    down_operands_.resize(shape.experts_rank());
     load_.assign(size_t{shape.moe_layers()} * shape.experts, 0);
+    if (shape.ep > 1) {
+      const size_t cells = size_t{shape.ep} * shape.ep;
+      ep_traffic_.assign(size_t{shape.moe_layers()} * 2 * cells, 0);
+      ep_rank_rows_.assign(shape.ep, 0);
+    }
   }
 }
 
@@ -187,7 +194,8 @@ void ForwardPass::begin(const PassSequence* seqs, uint32_t count, uint32_t step)
   select_micro_batch(UINT32_MAX);
   pos_ = layer_ = layer_op_ = 0;
   if (shape_.moe()) {
-    routed_.resize(std::max<size_t>(routed_.size(), tokens_ * shape_.experts_per_token));
+    routed_.resize(
+        std::max<size_t>(routed_.size(), tokens_ * shape_.ep * shape_.experts_per_token));
     active_.resize(active_.size() + shape_.moe_layers(), 0);
     ++routed_passes_;
   }
@@ -258,27 +266,67 @@ uint64_t ForwardPass::max_activation_bytes(uint64_t layer_tokens, uint64_t layer
 void ForwardPass::route(uint32_t layer) {
   const uint32_t m = layer - shape_.first_moe_layer;
   const uint32_t experts = shape_.experts;
-  router_->route(step_, m, static_cast<uint32_t>(tokens_), routed_.data());
+  const uint32_t ep = shape_.ep, k = shape_.experts_per_token;
+  // Expert parallelism: every rank routes as many tokens as this one (symmetric ranks); rank
+  // r's tokens are [r * tokens, (r + 1) * tokens) of one routing call.
+  const uint64_t routed_tokens = tokens_ * ep;
+  router_->route(step_, m, static_cast<uint32_t>(routed_tokens), routed_.data());
   std::fill(tokens_per_expert_.begin(), tokens_per_expert_.end(), 0);
-  const size_t assignments = tokens_ * shape_.experts_per_token;
+  const size_t assignments = routed_tokens * k;
   for (size_t i = 0; i < assignments; ++i)
     ++tokens_per_expert_[routed_[i]];
+  uint32_t first = 0, end = experts;  // the experts this rank computes
+  if (ep > 1) {
+    // Traffic: token t of rank t / tokens to expert e on rank e / experts_rank, one hidden
+    // state each way (dispatch, and the output back in the combine).
+    const uint32_t per_rank = shape_.experts_rank();
+    const size_t cells = size_t{ep} * ep;
+    uint64_t* dispatch = &ep_traffic_[size_t{m} * 2 * cells];
+    uint64_t* combine = dispatch + cells;
+    std::fill(dispatch, dispatch + 2 * cells, 0);
+    const uint64_t hidden_bytes = shape_.hidden_bytes(1);
+    for (size_t i = 0; i < assignments; ++i) {
+      const size_t from = (i / k) / tokens_, to = routed_[i] / per_rank;
+      if (from != to) dispatch[from * ep + to] += hidden_bytes;
+    }
+    for (size_t a = 0; a < ep; ++a) {
+      for (size_t b = 0; b < ep; ++b)
+        combine[b * ep + a] = dispatch[a * ep + b];
+    }
+    // The combine waits for the busiest rank: this rank computes its experts, in its slots.
+    std::fill(ep_rank_rows_.begin(), ep_rank_rows_.end(), 0);
+    for (uint32_t e = 0; e < experts; ++e)
+      ep_rank_rows_[e / per_rank] += tokens_per_expert_[e];
+    const uint32_t busiest = static_cast<uint32_t>(
+        std::max_element(ep_rank_rows_.begin(), ep_rank_rows_.end()) - ep_rank_rows_.begin());
+    first = busiest * per_rank;
+    end = first + per_rank;
+    ep_load_ratio_sum_ += double(ep_rank_rows_[busiest]) / (double(assignments) / ep);
+    uint64_t sent = 0;
+    for (size_t b = 0; b < ep; ++b)
+      sent += dispatch[b];  // rank 0's dispatch
+    ep_dispatch_bytes_ += sent;
+    ++ep_routed_layers_;
+  }
   const ModelObjects::Layer& lo = objects_.layers[layer];
   const uint64_t up_bytes = shape_.expert_gate_up_bytes();
   const uint64_t down_bytes = shape_.expert_down_bytes();
   uint16_t n = 0;
   up_flops_ = down_flops_ = 0;
+  expert_rows_ = 0;
   for (uint32_t e = 0; e < experts; ++e) {
     const uint32_t rows = tokens_per_expert_[e];
     if (rows == 0) continue;
     load_[size_t{m} * experts + e] += rows;
-    const ObjectId object(lo.first_expert + e);
+    if (e < first || e >= end) continue;
+    const ObjectId object(lo.first_expert + (e - first));
     const double up = op_cost(shape_, OpKind::kExpertGateUp, rows, 1).flops;
     const double down = op_cost(shape_, OpKind::kExpertDown, rows, 1).flops;
     up_operands_[n] = Operand{object, 0, up_bytes, Access::kRead, rows, up};
     down_operands_[n] = Operand{object, up_bytes, down_bytes, Access::kRead, rows, down};
     up_flops_ += up;
     down_flops_ += down;
+    expert_rows_ += rows;
     ++n;
   }
   active_now_ = n;
@@ -449,9 +497,14 @@ void ForwardPass::fill(Op& op, OpKind kind, uint32_t layer) {
   const bool sampled_only =
       kind == OpKind::kFinalNorm || kind == OpKind::kLmHead || kind == OpKind::kAllGather;
   const uint64_t tokens = sampled_only ? sampled_ : tokens_;
+  // The expert kernels see the assignments this rank computes (with expert parallelism, the
+  // busiest rank's; without, every token's k).
+  const uint64_t rows = kind == OpKind::kExpertActivation && shape_.ep > 1
+                            ? expert_rows_
+                            : cost_rows(shape_, kind, tokens);
   const OpCost c = kind == OpKind::kAttention || kind == OpKind::kPageSelect
                        ? OpCost{}
-                       : op_cost(shape_, kind, cost_rows(shape_, kind, tokens), 1);
+                       : op_cost(shape_, kind, rows, 1);
   op = Op();
   op.kind = kind;
   op.step = StepIndex(step_);
@@ -474,6 +527,18 @@ void ForwardPass::fill(Op& op, OpKind kind, uint32_t layer) {
     case OpKind::kPageSelect:
       fill_page_select(op, layer);
       return;
+    case OpKind::kEpDispatch:
+    case OpKind::kEpCombine: {
+      const size_t cells = size_t{shape_.ep} * shape_.ep;
+      const uint32_t m = layer - shape_.first_moe_layer;
+      op.traffic = &ep_traffic_[(size_t{m} * 2 + (kind == OpKind::kEpCombine ? 1 : 0)) * cells];
+      op.traffic_ranks = shape_.ep;
+      uint64_t sent = 0;  // this rank's message
+      for (size_t b = 0; b < shape_.ep; ++b)
+        sent += op.traffic[b];
+      op.collective_bytes = sent;
+      return;
+    }
     case OpKind::kExpertGateUp:
     case OpKind::kExpertDown: {
       const bool up = kind == OpKind::kExpertGateUp;
@@ -481,7 +546,7 @@ void ForwardPass::fill(Op& op, OpKind kind, uint32_t layer) {
       op.per_operand_compute = true;
       op.flops = up ? up_flops_ : down_flops_;
       op.rows = active_now_
-                    ? static_cast<uint32_t>(tokens_ * shape_.experts_per_token / active_now_)
+                    ? static_cast<uint32_t>(std::max<uint64_t>(1, expert_rows_ / active_now_))
                     : 1;  // mean, for records
       return;
     }
@@ -526,6 +591,14 @@ void ForwardPass::summarize_moe(std::vector<SummaryItem>& summary) const {
                      layers_with_load ? imbalance / layers_with_load : 0.0, "ratio"});
   summary.push_back({"moe_expert_bytes_per_step",
                      mean_active * ml * static_cast<double>(shape_.expert_bytes()), "bytes"});
+  if (shape_.ep > 1) {
+    const double layers = double(std::max<uint64_t>(1, ep_routed_layers_));
+    summary.push_back({"ep_ranks", double(shape_.ep), "ranks"});
+    // The busiest rank's token-to-expert assignments over the mean rank's, per MoE layer.
+    summary.push_back({"ep_rank_load_max_over_mean", ep_load_ratio_sum_ / layers, "ratio"});
+    summary.push_back(
+        {"ep_dispatch_bytes_per_layer", double(ep_dispatch_bytes_) / layers, "bytes"});
+  }
 }
 
 }  // namespace tiersim

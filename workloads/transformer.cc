@@ -127,6 +127,21 @@ void TransformerShape::validate(const config::TransformerModel& m, Validator& v)
 
 void TransformerShape::validate_parallelism(const config::TransformerModel& m,
                                             const config::Parallelism& p, Validator& v) {
+  if (p.has_expert_parallel() && v.positive("expert_parallel", true, p.expert_parallel()) &&
+      p.expert_parallel() > 1) {
+    const uint32_t ep = p.expert_parallel();
+    if (!m.has_moe()) {
+      v.error("expert_parallel", "needs a mixture-of-experts model (model.moe)");
+    } else if (m.moe().experts() % ep != 0) {
+      v.error("expert_parallel",
+              "must divide the model's experts (" + std::to_string(m.moe().experts()) + ")");
+    }
+    if (p.tensor_parallel() > 1) {
+      v.error("expert_parallel",
+              "with tensor_parallel > 1 is not modelled: expert-parallel ranks run attention "
+              "and dense layers data-parallel (set tensor_parallel 1)");
+    }
+  }
   if (!p.has_tensor_parallel()) return;
   if (!v.positive("tensor_parallel", true, p.tensor_parallel())) return;
   const uint32_t tp = p.tensor_parallel();
@@ -217,6 +232,7 @@ TransformerShape TransformerShape::from_config(const config::TransformerModel& m
   s.gemm_dtype =
       m.gemm_dtype() == config::DTYPE_UNSPECIFIED ? m.activation_dtype() : m.gemm_dtype();
   s.tp = p.has_tensor_parallel() ? p.tensor_parallel() : 1;
+  s.ep = p.has_expert_parallel() && p.expert_parallel() > 0 ? p.expert_parallel() : 1;
   return s;
 }
 
@@ -277,8 +293,8 @@ uint64_t TransformerShape::norm_weight_bytes() const {
 }
 uint64_t TransformerShape::mlp_weight_bytes(uint32_t layer) const {
   if (!moe_layer(layer)) return gate_up_weight_bytes() + down_weight_bytes();
-  return router_weight_bytes() + experts * expert_bytes() + shared_gate_up_bytes() +
-         shared_down_bytes();
+  return router_weight_bytes() + uint64_t{experts_rank()} * expert_bytes() +
+         shared_gate_up_bytes() + shared_down_bytes();
 }
 uint64_t TransformerShape::layer_weight_bytes(uint32_t layer) const {
   return attention_weight_bytes() + mlp_weight_bytes(layer) +
@@ -328,8 +344,10 @@ std::vector<OpKind> TransformerShape::layer_ops(uint32_t layer) const {
       ops.insert(ops.end(),
                  {OpKind::kSharedGateUp, OpKind::kSharedActivation, OpKind::kSharedDown});
     }
-    ops.insert(ops.end(), {OpKind::kExpertGateUp, OpKind::kExpertActivation, OpKind::kExpertDown,
-                           OpKind::kMoeCombine});
+    if (ep > 1) ops.push_back(OpKind::kEpDispatch);
+    ops.insert(ops.end(), {OpKind::kExpertGateUp, OpKind::kExpertActivation, OpKind::kExpertDown});
+    if (ep > 1) ops.push_back(OpKind::kEpCombine);
+    ops.push_back(OpKind::kMoeCombine);
   };
   if (parallel_attn_mlp) {
     // One norm feeds both branches; one reduction and one residual add for both.
@@ -533,6 +551,17 @@ OpCost op_cost(const TransformerShape& s, OpKind kind, uint64_t batch, uint64_t 
       c.collective_bytes = act(b * s.vocab_rank());
       c.activation_read_bytes = act(b * s.vocab_rank());
       c.activation_write_bytes = act(b * s.vocab_rank() * s.tp);
+      break;
+    case OpKind::kEpDispatch:
+    case OpKind::kEpCombine:
+      // The expected message when routing is even: each token's hidden state to each of its k
+      // experts (dispatch) and each expert output back (combine); the workload sets the
+      // routed traffic matrix.
+      c.op_class = OpClass::kCollective;
+      c.collective_bytes = act(b * s.experts_per_token * h);
+      c.activation_read_bytes =
+          act((kind == OpKind::kEpDispatch ? b : b * s.experts_per_token) * h);
+      c.activation_write_bytes = act(b * s.experts_per_token * h);
       break;
     case OpKind::kGemm:
     case OpKind::kPageSelect:

@@ -18,6 +18,9 @@
 //   by rows, each followed by an all-reduce of the layer output; vocab-parallel embedding (an
 //   all-reduce) and LM head (an all-gather of the logits). KV heads split p ways when
 //   kv_heads >= p, else each rank keeps one replicated KV head. Sizes below are per rank.
+// - Expert parallelism (ep ranks, tp 1): every weight but the routed experts is replicated; a
+//   rank holds experts / ep of them; each MoE layer dispatches its tokens to the experts' ranks
+//   and combines the outputs back (kEpDispatch, kEpCombine) around the expert kernels.
 #pragma once
 
 #include <cstdint>
@@ -47,6 +50,9 @@ struct TransformerShape {
   config::Dtype embedding_dtype = config::BF16;  // embedding table and LM head
   config::Dtype gemm_dtype = config::BF16;       // the linear layers' compute dtype
   uint32_t tp = 1;                               // tensor-parallel ranks
+  // Expert-parallel ranks: each holds experts / ep whole routed experts (experts_rank()) and
+  // runs the rest data-parallel on its own sequences (tp is then 1).
+  uint32_t ep = 1;
   // Mixture of experts (experts == 0: dense). Expert FFNs split tp ways like the dense FFN.
   uint32_t experts = 0, experts_per_token = 0, expert_ffn = 0, shared_experts = 0,
            shared_expert_ffn = 0, first_moe_layer = 0;
@@ -85,6 +91,8 @@ struct TransformerShape {
   // MLA: elements cached per token and layer (latent plus rotary key).
   uint64_t latent_dim() const { return uint64_t{kv_lora_rank} + rope_head_dim; }
   uint64_t expert_ffn_rank() const { return expert_ffn / tp; }
+  // Routed experts this rank holds (all of them without expert parallelism).
+  uint32_t experts_rank() const { return experts / ep; }
   uint64_t shared_ffn_rank() const { return uint64_t{shared_experts} * shared_expert_ffn / tp; }
   uint64_t mlp_mats() const { return mlp == config::SWIGLU ? 2 : 1; }
   // Elements of one norm's parameters (LayerNorm has a bias too).

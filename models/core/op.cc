@@ -70,6 +70,10 @@ const char* op_kind_name(OpKind k) {
       return "hold";
     case OpKind::kSwapIn:
       return "swap_in";
+    case OpKind::kEpDispatch:
+      return "ep_dispatch";
+    case OpKind::kEpCombine:
+      return "ep_combine";
   }
   return "unknown";
 }

@@ -46,6 +46,8 @@ enum class OpKind : uint8_t {
   kSwapOut,         // serving: a preempted sequence's KV to host memory over the host link
   kSwapIn,          // serving: a swapped sequence's KV back from host memory
   kHold,            // serving: a controller holds the next step for `delay_ps` (backpressure)
+  kEpDispatch,      // expert parallelism: every token's hidden state to its experts' ranks
+  kEpCombine,       // expert parallelism: the experts' outputs back to the tokens' ranks
 };
 
 // How the compute engine times an op's arithmetic: matrix units with an efficiency that depends
@@ -82,12 +84,16 @@ struct Op {
   OpClass op_class = OpClass::kVector;
   double flops = 0;
   config::Dtype compute_dtype = config::BF16;
-  uint32_t rows = 1;                   // kMatrix: M, the rows that share each weight element
-  uint32_t max_queries = 1;            // kAttention: the most new tokens of any sequence
-  uint64_t collective_bytes = 0;       // kCollective: the message (per rank, before the collective)
-  uint64_t host_bytes = 0;             // kHostTransfer: bytes over the host link
-  TimePs delay_ps = 0;                 // kWait: how long
-  uint64_t activation_read_bytes = 0;  // on-chip (SRAM) inputs
+  uint32_t rows = 1;              // kMatrix: M, the rows that share each weight element
+  uint32_t max_queries = 1;       // kAttention: the most new tokens of any sequence
+  uint64_t collective_bytes = 0;  // kCollective: the message (per rank, before the collective)
+  // kEpDispatch / kEpCombine: bytes rank i sends rank j at traffic[i * traffic_ranks + j], a
+  // matrix the workload owns, valid until its pass ends.
+  const uint64_t* traffic = nullptr;
+  uint32_t traffic_ranks = 0;
+  uint64_t host_bytes = 0;              // kHostTransfer: bytes over the host link
+  TimePs delay_ps = 0;                  // kWait: how long
+  uint64_t activation_read_bytes = 0;   // on-chip (SRAM) inputs
   uint64_t activation_write_bytes = 0;  // on-chip (SRAM) outputs
   uint16_t operand_count = 0;
   bool per_operand_compute = false;  // see Operand::rows

@@ -117,10 +117,6 @@ int run_collective(const std::vector<std::string>& args) {
   } else {
     Validator pv = v.root("system.pod");
     Pod::validate(sys.pod(), pv);
-    if (ranks > sys.pod().nodes()) {
-      throw std::invalid_argument("--ranks " + std::to_string(ranks) + " exceeds the pod's " +
-                                  std::to_string(sys.pod().nodes()) + " nodes");
-    }
   }
   Validator fv = v.root("system.scale_up");
   const auto& f = sys.scale_up();
@@ -132,6 +128,10 @@ int run_collective(const std::vector<std::string>& args) {
     for (auto& i : issues)
       i.where = loaded.locate(i.path);
     throw ConfigError(issues);
+  }
+  if (ranks > sys.pod().nodes()) {
+    throw std::invalid_argument("--ranks " + std::to_string(ranks) + " exceeds the pod's " +
+                                std::to_string(sys.pod().nodes()) + " nodes");
   }
   const Pod pod = Pod::from_config(sys.pod(), f.rank_bandwidth_bytes_per_s());
   if (ranks == 0) ranks = pod.nodes();
@@ -156,18 +156,20 @@ int run_collective(const std::vector<std::string>& args) {
   std::printf("#%14s %12s %12s %12s %10s %14s\n", "size (B)", "time (us)", "algbw (GB/s)",
               "busbw (GB/s)", "algorithm", "energy (uJ)");
   for (uint64_t size = min_bytes; size <= max_bytes; size *= factor) {
-    // nccl-tests' sizes: all-gather's is the gathered buffer; the others' one rank's buffer.
+    // nccl-tests' sizes: all-gather's is the gathered buffer (a whole share per rank, at least
+    // 1 byte each: the size printed is the one simulated); the others' one rank's buffer.
     const uint64_t per_rank =
         op == CollectiveOp::kAllGather ? std::max<uint64_t>(1, size / ranks) : size;
+    const uint64_t shown = op == CollectiveOp::kAllGather ? per_rank * ranks : size;
     config::CollectiveAlgorithm chosen;
     const CollectiveResult r = coll.run(op, per_rank, algo, &chosen);
     const double time_s = double(f.launch_latency_ps() + r.time_ps) * 1e-12;
-    const double algbw = double(size) / time_s / 1e9;
+    const double algbw = double(shown) / time_s / 1e9;
     const double busbw = algbw * bus_bandwidth_factor(op, ranks);
     const std::string chosen_name = config::CollectiveAlgorithm_Name(chosen);
-    std::printf(" %14llu %12.2f %12.2f %12.2f %10s %14.3f\n", (unsigned long long)size,
+    std::printf(" %14llu %12.2f %12.2f %12.2f %10s %14.3f\n", (unsigned long long)shown,
                 time_s * 1e6, algbw, busbw, chosen_name.c_str(), r.energy_j * 1e6);
-    t.columns[c_size].u64.push_back(size);
+    t.columns[c_size].u64.push_back(shown);
     t.columns[c_time].f64.push_back(time_s * 1e6);
     t.columns[c_alg].f64.push_back(algbw);
     t.columns[c_bus].f64.push_back(busbw);

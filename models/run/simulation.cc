@@ -56,6 +56,13 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
     workload = std::make_unique<TenantScheduler>(cfg, std::move(workload));
   }
   std::unique_ptr<TraceRecorder> recorder;
+  if (!options.trace_path.empty() && cfg.workload().parallelism().expert_parallel() > 1) {
+    // A trace's ops carry no traffic matrix for the expert-parallel all-to-alls.
+    throw located(loaded, {ConfigIssue{{},
+                                       "workload.parallelism.expert_parallel",
+                                       "a trace cannot record expert-parallel dispatch and "
+                                       "combine traffic; trace without expert parallelism"}});
+  }
   if (!options.trace_path.empty()) {
     // Record every object and op the run consumes (the recorder forwards to the workload).
     const config::Dtype dtype = cfg.workload().has_gemm()

@@ -166,6 +166,11 @@ std::vector<SummaryItem> summarise_run(Context& ctx,
       {"wall_time_s", wall_s, "s"},
   };
   if (prefill_steps > 0) summary.push_back({"prefill_s", ps_to_s(prefill_ps), "s"});
+  if (const uint32_t ep = ctx.config().workload().parallelism().expert_parallel(); ep > 1) {
+    // Expert-parallel ranks each serve their own sequences: the system generates ep times the
+    // simulated rank's tokens.
+    summary.push_back({"tokens_per_s_all_ranks", summary[3].value * ep, "tokens/s"});
+  }
   if (tenants) {
     summary.push_back(
         {"tokens_generated_all_tenants", static_cast<double>(generated_all), "tokens"});

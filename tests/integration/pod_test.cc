@@ -111,12 +111,23 @@ TEST(Pod, BadPodsExitTwoWithTheFieldPath) {
   r = test::run_cmd(tiersim("run " + decode_files() + " --set software.collective_algorithm=TREE"));
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.err, HasSubstr("software.collective_algorithm: TREE and IN_SWITCH"));
+  // A rate too low to finish within simulated time: bad input, not an internal error.
+  r = test::run_cmd(tiersim("collective " + f +
+                            " --min-bytes 1M --max-bytes 1M"
+                            " --set system.scale_up.rank_bandwidth_bytes_per_s=1"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("past the simulated time limit"));
+  // TREE all-reduces in decode; the logits' all-gather, which has no tree form, runs as RING.
+  r = test::run_cmd(tiersim("run " + decode_files() + " " +
+                            test::preset("pods/hgx_h100_nvswitch.textproto") +
+                            " --set system.scale_up.algorithm=TREE"));
+  EXPECT_EQ(r.code, 0) << r.err;
   // A pod without tensor parallelism, and a TP group larger than the pod.
   r = test::run_cmd(tiersim("run " + decode_files() + " " +
                             test::preset("pods/hgx_h100_nvswitch.textproto") +
                             " --set workload.parallelism.tensor_parallel=1"));
   EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("system.pod: a pod's fabric carries tensor-parallel"));
+  EXPECT_THAT(r.err, HasSubstr("system.pod: a pod's fabric carries tensor- or expert-parallel"));
   r = test::run_cmd(tiersim("run " + decode_files() + " " +
                             test::preset("pods/hgx_h100_nvswitch.textproto") +
                             " --set system.pod.nodes=4"));
@@ -124,6 +135,79 @@ TEST(Pod, BadPodsExitTwoWithTheFieldPath) {
   EXPECT_THAT(r.err, HasSubstr("system.pod.nodes: the tensor-parallel group (8 ranks)"));
   // Located where the value came from: the override.
   EXPECT_THAT(r.err, HasSubstr("--set[2]: system.pod.nodes"));
+}
+
+}  // namespace
+}  // namespace tiersim
+
+namespace tiersim {
+namespace {
+
+std::string ep_files(uint32_t steps = 4) {
+  return test::preset("hardware/h200.textproto") + " " +
+         test::preset("models/deepseek_v3.textproto") + " " +
+         test::preset("software/cuda_events_per_kernel.textproto") + " " +
+         test::preset("studies/deepseek_v3_tp8.textproto") + " " +
+         test::preset("pods/hgx_h100_nvswitch.textproto") +
+         " --set workload.parallelism.tensor_parallel=1"
+         " --set workload.parallelism.expert_parallel=8 --set workload.decode.batch_size=8"
+         " --set workload.decode.decode_steps=" +
+         std::to_string(steps);
+}
+
+TEST(PodExpertParallel, DispatchTrafficFollowsTheRouting) {
+  // Even routing (Zipf 0, no stickiness): rank 0's 8 tokens x 8 experts, 7168 x 2 bytes each,
+  // go to another rank with probability 7/8: 802,816 bytes per layer expected.
+  auto r = test::run_cmd(tiersim("run " + ep_files() +
+                                 " --set workload.routing.synthetic.zipf_exponent=0"
+                                 " --set workload.routing.synthetic.stickiness=0"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NEAR(summary(r.out, "ep_dispatch_bytes_per_layer"), 802816.0, 0.03 * 802816.0);
+  EXPECT_EQ(summary(r.out, "ep_ranks"), 8.0);
+  // Every rank serves its own 8 sequences.
+  EXPECT_NEAR(summary(r.out, "tokens_per_s_all_ranks"), 8 * summary(r.out, "tokens_per_s"),
+              1e-6 * summary(r.out, "tokens_per_s_all_ranks"));
+  const double even_load = summary(r.out, "ep_rank_load_max_over_mean");
+  EXPECT_GE(even_load, 1.0);
+  // Skewed routing: the busiest rank carries more of the load, and the step waits for it.
+  auto skew = test::run_cmd(tiersim("run " + ep_files() +
+                                    " --set workload.routing.synthetic.zipf_exponent=1.2"
+                                    " --set workload.routing.synthetic.stickiness=0"));
+  ASSERT_EQ(skew.code, 0) << skew.err;
+  EXPECT_GT(summary(skew.out, "ep_rank_load_max_over_mean"), even_load + 0.2);
+  EXPECT_GT(summary(skew.out, "energy_j_path_link_serdes"), 0.0);
+}
+
+TEST(PodExpertParallel, TheAllToAllsRunOnThePodsLinks) {
+  // A tenth of the NVLink rate: the dispatch and combine take longer, nothing else changes.
+  auto fast = test::run_cmd(tiersim("run " + ep_files()));
+  auto slow =
+      test::run_cmd(tiersim("run " + ep_files() + " --set system.pod.node_link.lane_rate_gbps=10"));
+  ASSERT_EQ(fast.code, 0) << fast.err;
+  ASSERT_EQ(slow.code, 0) << slow.err;
+  EXPECT_GT(summary(slow.out, "tpot_ms_mean"), summary(fast.out, "tpot_ms_mean") * 1.01);
+  EXPECT_EQ(summary(slow.out, "ep_dispatch_bytes_per_layer"),
+            summary(fast.out, "ep_dispatch_bytes_per_layer"));
+}
+
+TEST(PodExpertParallel, UnsupportedCombinationsAreRefused) {
+  auto r = test::run_cmd(tiersim("run " + ep_files() + " --set workload.decode.prefill=true"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("workload.decode.prefill"));
+  r = test::run_cmd(tiersim("run " + ep_files() + " --set workload.parallelism.tensor_parallel=2"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("workload.parallelism.expert_parallel: with tensor_parallel > 1"));
+  r = test::run_cmd(tiersim("run " + ep_files() + " --set workload.parallelism.expert_parallel=3"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("must divide the model's experts (256)"));
+  r = test::run_cmd(tiersim("run " + ep_files() + " --set system.pod=!clear"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("expert_parallel: needs system.pod"));
+  r = test::run_cmd(tiersim("run " + decode_files() +
+                            " --set workload.parallelism.tensor_parallel=1"
+                            " --set workload.parallelism.expert_parallel=8"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("needs a mixture-of-experts model"));
 }
 
 }  // namespace

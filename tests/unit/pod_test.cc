@@ -354,5 +354,50 @@ TEST(PodCollectives, AutoPicksTheFastest) {
   EXPECT_EQ(chosen, config::IN_SWITCH);
 }
 
+TEST(PodCollectives, PairwiseAllToAllStepsWaitForArrivalAndTheStepLatency) {
+  // Four ranks, three pairwise steps: the second and third each wait for the previous message
+  // to arrive plus the step latency.
+  const Pod pod = Pod::from_config(single_switch(4), 100 * kGB);
+  PodCollectives none(pod, 4, 0), slow(pod, 4, 2'000'000);
+  const TimePs t0 = none.run(CollectiveOp::kAllToAll, 4096, config::RING).time_ps;
+  const TimePs t1 = slow.run(CollectiveOp::kAllToAll, 4096, config::RING).time_ps;
+  EXPECT_EQ(t1 - t0, 2 * 2'000'000u);
+}
+
+TEST(PodCollectives, TreeChunksPipelineUpAndDown) {
+  config::Pod c = single_switch(8);
+  c.set_chunk_bytes(1 << 20);
+  const uint64_t n = 64ull << 20;
+  TimePs t[2];
+  for (int i = 0; i < 2; ++i) {
+    c.set_max_chunks(i == 0 ? 1 : 32);
+    const Pod pod = Pod::from_config(c, 100 * kGB);
+    PodCollectives coll(pod, 8, 0);
+    t[i] = coll.run(CollectiveOp::kAllReduce, n, config::TREE).time_ps;
+  }
+  // One chunk: the buffer goes up three levels, then down three, one after the other; with 32
+  // the levels and the two directions overlap.
+  EXPECT_LT(double(t[1]), 0.6 * double(t[0]));
+}
+
+TEST(Pod, SizesThatWouldExhaustMemoryOrOverflowAreRefused) {
+  config::Pod c = single_switch(4);
+  c.set_topology(config::POD_TORUS_3D);
+  c.clear_switch_();
+  c.add_torus_dims(2);
+  c.add_torus_dims(2147549185u);
+  c.add_torus_dims(4294836226u);  // 2 x these = 2^64 + 4: must not wrap to `nodes`
+  auto issues = check(c);
+  ASSERT_FALSE(issues.empty());
+  EXPECT_EQ(issues[0].path, "system.pod.torus_dims[1]");
+  c = single_switch(4096);
+  c.set_topology(config::POD_FULLY_CONNECTED);
+  c.clear_switch_();
+  issues = check(c);
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].path, "system.pod.nodes");
+  EXPECT_NE(issues[0].message.find("16773120 links"), std::string::npos) << issues[0].message;
+}
+
 }  // namespace
 }  // namespace tiersim
