@@ -46,7 +46,7 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
                                         "time the device waited for the host to launch", "ps")),
       kernels_(ctx.stats().counter(basename(), "kernels", "kernels launched", "count")),
       collective_ps_(ctx.stats().counter(basename(), "collective_time",
-                                         "time in tensor-parallel collectives", "ps")),
+                                         "time in collectives (tensor- or expert-parallel)", "ps")),
       host_transfer_ps_(ctx.stats().counter(basename(), "host_transfer_time",
                                             "time in transfers over the host link (KV swaps)",
                                             "ps")),
@@ -744,7 +744,7 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
     TimePs end;
     if (op_.traffic != nullptr) {
       // Expert-parallel dispatch or combine: the routed traffic as flows on the pod.
-      const CollectiveResult r = collective_.pod->all_to_all(op_.traffic);
+      const CollectiveResult r = collective_.pod->all_to_all(op_.traffic, collective_.algorithm);
       end = start + collective_.launch_latency_ps + r.time_ps;
       pod_link_energy_j_ += r.energy_j / collective_.ranks;
     } else {

@@ -264,6 +264,14 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
   }
   const bool reduces = root.system().pod().topology() == config::POD_SINGLE_SWITCH &&
                        root.system().pod().switch_().in_network_reduction();
+  if (ep > 1 && tp <= 1) {
+    // Only all-to-alls run: the algorithm chooses how.
+    if (a == config::TREE || a == config::IN_SWITCH) {
+      av.error(field,
+               "the expert-parallel all-to-alls run ONE_SHOT (direct), RING (pairwise) or AUTO");
+    }
+    return;
+  }
   if (a == config::IN_SWITCH && !reduces) {
     av.error(field,
              "IN_SWITCH needs a POD_SINGLE_SWITCH pod whose switch has in_network_reduction");

@@ -222,15 +222,45 @@ void PodCollectives::in_switch(CollectiveOp op, uint64_t bytes) {
   }
 }
 
-CollectiveResult PodCollectives::all_to_all(const uint64_t* traffic) {
+CollectiveResult PodCollectives::all_to_all(const uint64_t* traffic,
+                                            config::CollectiveAlgorithm algorithm,
+                                            config::CollectiveAlgorithm* chosen) {
+  if (algorithm == config::AUTO) {
+    const CollectiveResult direct = all_to_all(traffic, config::ONE_SHOT);
+    const CollectiveResult pairwise = all_to_all(traffic, config::RING);
+    const bool ring = pairwise.time_ps < direct.time_ps;
+    if (chosen) *chosen = ring ? config::RING : config::ONE_SHOT;
+    return ring ? pairwise : direct;
+  }
+  if (algorithm != config::ONE_SHOT && algorithm != config::RING) {
+    throw std::invalid_argument("PodCollectives: an all-to-all runs ONE_SHOT, RING or AUTO");
+  }
+  if (chosen) *chosen = algorithm;
   net_.clear_flows();
   const uint32_t p = ranks_;
-  for (uint32_t r = 0; r < p; ++r) {
-    for (uint32_t q = 0; q < p; ++q) {
-      if (q != r && traffic[size_t{r} * p + q] > 0) send(r, q, traffic[size_t{r} * p + q], 0);
+  if (algorithm == config::ONE_SHOT) {
+    for (uint32_t r = 0; r < p; ++r) {
+      for (uint32_t q = 0; q < p; ++q) {
+        if (q != r && traffic[size_t{r} * p + q] > 0) send(r, q, traffic[size_t{r} * p + q], 0);
+      }
+    }
+  } else {
+    // Pairwise steps, as the even all-to-all's RING (an empty message still synchronises).
+    std::vector<uint32_t> last(p, FlowNetwork::kNone);
+    for (uint32_t k = 1; k < p; ++k) {
+      for (uint32_t r = 0; r < p; ++r) {
+        const uint32_t q = (r + k) % p;
+        const uint32_t f = send(r, q, traffic[size_t{r} * p + q], k == 1 ? 0 : step_ps_);
+        if (last[r] != FlowNetwork::kNone) net_.after(f, last[r]);
+        last[r] = f;
+      }
     }
   }
   net_.run();
+  return finish();
+}
+
+CollectiveResult PodCollectives::finish() {
   CollectiveResult res;
   res.time_ps = net_.makespan_ps();
   res.energy_j = net_.energy_j();

@@ -60,11 +60,14 @@ class PodCollectives {
   CollectiveResult run(CollectiveOp op, uint64_t bytes, config::CollectiveAlgorithm algorithm,
                        config::CollectiveAlgorithm* chosen = nullptr);
   // An all-to-all of uneven messages: rank i sends rank j traffic[i * ranks + j] bytes (the
-  // diagonal stays local), every message at once (direct).
-  CollectiveResult all_to_all(const uint64_t* traffic);
+  // diagonal stays local). ONE_SHOT: every message at once (direct); RING: p-1 pairwise steps
+  // as the all-to-all above; AUTO: the faster. Not TREE or IN_SWITCH.
+  CollectiveResult all_to_all(const uint64_t* traffic, config::CollectiveAlgorithm algorithm,
+                              config::CollectiveAlgorithm* chosen = nullptr);
 
  private:
   CollectiveResult simulate(CollectiveOp op, uint64_t bytes, config::CollectiveAlgorithm a);
+  CollectiveResult finish();
   // A flow from rank a to rank b over the pod's route.
   uint32_t send(uint32_t a, uint32_t b, uint64_t bytes, TimePs delay_ps);
   uint32_t send_path(const std::vector<uint32_t>& path, uint64_t bytes, TimePs delay_ps);
@@ -94,7 +97,9 @@ class PodCollectiveCache {
   }
   uint64_t simulated() const { return cache_.size(); }
   // Not memoised: the traffic differs from call to call.
-  CollectiveResult all_to_all(const uint64_t* traffic) { return collectives_.all_to_all(traffic); }
+  CollectiveResult all_to_all(const uint64_t* traffic, config::CollectiveAlgorithm algorithm) {
+    return collectives_.all_to_all(traffic, algorithm);
+  }
 
  private:
   std::unique_ptr<Pod> pod_;

@@ -100,20 +100,29 @@ void FlowNetwork::recompute_rates() {
     for (uint32_t h = 0; h < fl.hops; ++h)
       cross_[fill[paths_[fl.path_begin + h]]++] = f;
   }
-  // Progressive filling: the link with the smallest fair share freezes its flows at it.
+  // Progressive filling: the link with the smallest fair share (the lowest id among equals)
+  // freezes its flows at it. Only links still carrying unfrozen flows are scanned, kept in id
+  // order.
+  busy_links_.clear();
+  for (uint32_t l = 0; l < n_links; ++l) {
+    if (links_[l].unfrozen > 0) busy_links_.push_back(l);
+  }
   size_t unfrozen = active_.size();
   while (unfrozen > 0) {
     uint32_t best = kNone;
     double share = 0;
-    for (uint32_t l = 0; l < n_links; ++l) {
+    size_t kept = 0;
+    for (const uint32_t l : busy_links_) {
       const Link& k = links_[l];
       if (k.unfrozen == 0) continue;
+      busy_links_[kept++] = l;
       const double s = std::max(k.left, 0.0) / k.unfrozen;
       if (best == kNone || s < share) {
         best = l;
         share = s;
       }
     }
+    busy_links_.resize(kept);
     if (best == kNone) break;  // flows without links: handled below
     for (uint32_t i = cross_begin_[best]; i < cross_begin_[best + 1]; ++i) {
       Flow& fl = flows_[cross_[i]];

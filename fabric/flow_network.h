@@ -101,7 +101,7 @@ class FlowNetwork {
   std::vector<std::pair<TimePs, uint32_t>> ready_;
   std::vector<uint32_t> active_;
   // Per link, the active flows crossing it (CSR, rebuilt with the rates).
-  std::vector<uint32_t> cross_begin_, cross_, fill_;
+  std::vector<uint32_t> cross_begin_, cross_, fill_, busy_links_;
   TimePs makespan_ps_ = 0;
   uint64_t rate_updates_ = 0;
 };

@@ -22,6 +22,40 @@ uint64_t key(uint32_t from, uint32_t to) {
   return (uint64_t{from} << 32) | to;
 }
 
+// Flow level takes the expectation of what the serial-link model draws per transfer:
+// - replays: a unit (a flit, or a 256-byte packet) hit by a bit error costs its serialisation
+//   and the retransmit latency again, so the rate falls by 1 + q (1 + retransmit / unit time);
+// - retrains: the link is down retrain_rate x retrain_duration of the time;
+// - request headers: with max_request_bytes, a message_bytes header per that much data;
+// - jitter: its mean adds to the latency.
+double flow_capacity_bytes_per_s(const LinkParams& p) {
+  double c = p.data_bytes_per_s();
+  if (p.bit_error_rate > 0) {
+    const double unit_bytes = p.flit_bytes ? p.flit_bytes : 256.0;
+    const double q = -std::expm1(8.0 * unit_bytes * std::log1p(-p.bit_error_rate));
+    const double unit_s = unit_bytes / p.wire_bytes_per_s();
+    c /= 1.0 + q * (1.0 + double(p.retransmit_latency_ps) * 1e-12 / unit_s);
+  }
+  c *= 1.0 - p.retrain_rate_per_s * double(p.retrain_duration_ps) * 1e-12;
+  if (p.max_request_bytes > 0) {
+    c *= double(p.max_request_bytes) / double(p.max_request_bytes + p.message_bytes);
+  }
+  return c;
+}
+
+TimePs mean_jitter_ps(const config::Jitter& j) {
+  switch (j.kind_case()) {
+    case config::Jitter::kFixedPs:
+      return j.fixed_ps();
+    case config::Jitter::kUniform:
+      return (j.uniform().min_ps() + j.uniform().max_ps()) / 2;
+    case config::Jitter::kNormal:
+      return static_cast<TimePs>(std::llround(std::max(0.0, j.normal().mean_ps())));
+    default:
+      return 0;
+  }
+}
+
 }  // namespace
 
 std::string Pod::vertex_name(uint32_t v) const {
@@ -50,7 +84,9 @@ uint32_t Pod::add_link(uint32_t from, uint32_t to, const LinkParams& medium, boo
   l.length_m = medium.length_m + racks_apart * rack_pitch_m;
   l.params = medium;
   l.params.length_m = l.length_m;
-  l.latency_ps = l.params.fixed_latency_ps() + (from >= nodes_ ? switch_latency_ps : 0);
+  l.latency_ps = l.params.fixed_latency_ps() + mean_jitter_ps(l.params.jitter) +
+                 (from >= nodes_ ? switch_latency_ps : 0);
+  l.capacity_bytes_per_s = flow_capacity_bytes_per_s(l.params);
   bool& reported = spine ? spine_reach_reported_ : node_reach_reported_;
   if (reach_m > 0 && l.length_m > reach_m * (1 + 1e-12) && !reported) {
     // One report per medium is enough: the first hop too long names the problem.
@@ -92,14 +128,23 @@ bool Pod::validate(const config::Pod& p, Validator& v) {
   }
   const bool switched = t == config::POD_SINGLE_SWITCH || t == config::POD_LEAF_SPINE;
   const bool torus = t == config::POD_TORUS_2D || t == config::POD_TORUS_3D;
+  // A link that retrains all the time never carries anything.
+  auto always_down = [&](const char* field, const config::SerialLink& l) {
+    if (l.retrain_rate_per_s() * double(l.retrain_duration_ps()) * 1e-12 >= 1.0) {
+      pv.at(field).error("retrain_rate_per_s",
+                         "x retrain_duration_ps leaves the link down all the time");
+    }
+  };
   if (pv.require("node_link", p.has_node_link())) {
     Validator lv = pv.at("node_link");
     LinkParams::validate(p.node_link(), lv);
+    always_down("node_link", p.node_link());
   }
   if (t == config::POD_LEAF_SPINE) {
     if (pv.require("spine_link", p.has_spine_link())) {
       Validator lv = pv.at("spine_link");
       LinkParams::validate(p.spine_link(), lv);
+      always_down("spine_link", p.spine_link());
     }
     if (pv.require("nodes_per_leaf", p.has_nodes_per_leaf()) &&
         pv.positive("nodes_per_leaf", true, p.nodes_per_leaf()) && p.has_nodes() &&
@@ -339,7 +384,7 @@ FlowNetwork Pod::network() const {
   FlowNetwork net;
   for (const PodLink& l : links_) {
     net.add_link(
-        l.params.data_bytes_per_s(), l.latency_ps,
+        l.capacity_bytes_per_s, l.latency_ps,
         l.params.energy_pj_per_bit + l.params.retimer_energy_pj_per_bit * l.params.retimers);
   }
   for (uint32_t i = 0; i < nodes_; ++i)

@@ -6,9 +6,10 @@
 // - Vertices: node[0 .. nodes-1], then switch[0 ..] (single switch: one; leaf/spine: the
 //   leaves, then the spines).
 // - A link is one direction of a bundle: its data rate is its SerialLink's (lanes, lane rate,
-//   encoding, flits, link layer); its latency is the SerialLink's fixed latency (PHY, FEC,
-//   retimers, propagation over the hop's length) plus the cut-through latency of the switch it
-//   leaves, if any. Every route starts with the sending node's injection link (the node's
+//   encoding, flits, link layer), less the expected cost of replays, retrains and request
+//   headers; its latency is the SerialLink's fixed latency (PHY, FEC, retimers, propagation over
+//   the hop's length) plus its mean jitter and the cut-through latency of the switch it leaves,
+//   if any. Every route starts with the sending node's injection link (the node's
 //   collective engine: scale_up.rank_bandwidth_bytes_per_s, no latency).
 // - Routes: via the switch (single switch); up to the leaf, to spine (a + b) mod spines, down
 //   (leaf/spine; the same leaf: not via a spine); the shorter way round (ring; ties forward);
@@ -35,9 +36,10 @@ namespace tiersim {
 struct PodLink {
   uint32_t from = 0, to = 0;  // vertices
   double length_m = 0;
-  LinkParams params;  // its length_m is the hop's
-  TimePs latency_ps = 0;
-  bool spine = false;  // a leaf-spine link (spine_link), else a node link
+  LinkParams params;                // its length_m is the hop's
+  TimePs latency_ps = 0;            // fixed latency, mean jitter, switch crossing
+  double capacity_bytes_per_s = 0;  // data rate less replays, retrains and headers
+  bool spine = false;               // a leaf-spine link (spine_link), else a node link
 };
 
 class Pod {

@@ -152,7 +152,9 @@ uint64_t DecodeWorkload::footprint_bytes(const TransformerShape& s, const Decode
 void DecodeWorkload::register_objects(ObjectTable& t) {
   // Intents: every weight and KV object is read by each pass of its model in every step.
   const uint32_t last = total_steps() - 1;
-  WeightUse target_use{last, 1.0, router_.get(), o_.batch * o_.target_queries()};
+  // Expert parallelism routes every rank's tokens together.
+  WeightUse target_use{last, 1.0, router_.get(),
+                       o_.batch * o_.target_queries() * target_.shape().ep};
   if (o_.prefill) {
     target_use.prefill_steps = 1;
     target_use.prefill_routed_tokens = o_.batch * o_.context;

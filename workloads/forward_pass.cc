@@ -165,6 +165,7 @@ ForwardPass::ForwardPass(const TransformerShape& shape, uint32_t max_sequences, 
       const size_t cells = size_t{shape.ep} * shape.ep;
       ep_traffic_.assign(size_t{shape.moe_layers()} * 2 * cells, 0);
       ep_rank_rows_.assign(shape.ep, 0);
+      ep_rank_active_.assign(shape.ep, 0);
     }
   }
 }
@@ -277,35 +278,56 @@ void ForwardPass::route(uint32_t layer) {
     ++tokens_per_expert_[routed_[i]];
   uint32_t first = 0, end = experts;  // the experts this rank computes
   if (ep > 1) {
-    // Traffic: token t of rank t / tokens to expert e on rank e / experts_rank, one hidden
-    // state each way (dispatch, and the output back in the combine).
+    // Traffic: token t of rank t / tokens to the ranks of its experts (expert e on rank
+    // e / experts_rank), and back.
     const uint32_t per_rank = shape_.experts_rank();
     const size_t cells = size_t{ep} * ep;
     uint64_t* dispatch = &ep_traffic_[size_t{m} * 2 * cells];
     uint64_t* combine = dispatch + cells;
     std::fill(dispatch, dispatch + 2 * cells, 0);
+    // A token's hidden state goes once to each other rank holding any of its experts, which
+    // reduces its experts' outputs locally before the combine sends one back (DeepEP's
+    // scheme).
     const uint64_t hidden_bytes = shape_.hidden_bytes(1);
-    for (size_t i = 0; i < assignments; ++i) {
-      const size_t from = (i / k) / tokens_, to = routed_[i] / per_rank;
-      if (from != to) dispatch[from * ep + to] += hidden_bytes;
+    for (size_t t = 0; t < routed_tokens; ++t) {
+      const size_t from = t / tokens_;
+      for (uint32_t j = 0; j < k; ++j) {
+        const size_t to = routed_[t * k + j] / per_rank;
+        bool first_to_rank = to != from;
+        for (uint32_t i = 0; i < j && first_to_rank; ++i) {
+          first_to_rank = routed_[t * k + i] / per_rank != to;
+        }
+        if (first_to_rank) dispatch[from * ep + to] += hidden_bytes;
+      }
     }
     for (size_t a = 0; a < ep; ++a) {
       for (size_t b = 0; b < ep; ++b)
         combine[b * ep + a] = dispatch[a * ep + b];
     }
     // The combine waits for the busiest rank: this rank computes its experts, in its slots.
+    // Busiest: the most distinct experts to read (decode's expert kernels stream their
+    // weights), then the most assignments (the arithmetic), then the lowest rank.
     std::fill(ep_rank_rows_.begin(), ep_rank_rows_.end(), 0);
-    for (uint32_t e = 0; e < experts; ++e)
+    std::fill(ep_rank_active_.begin(), ep_rank_active_.end(), 0);
+    for (uint32_t e = 0; e < experts; ++e) {
       ep_rank_rows_[e / per_rank] += tokens_per_expert_[e];
-    const uint32_t busiest = static_cast<uint32_t>(
-        std::max_element(ep_rank_rows_.begin(), ep_rank_rows_.end()) - ep_rank_rows_.begin());
+      ep_rank_active_[e / per_rank] += tokens_per_expert_[e] > 0 ? 1 : 0;
+    }
+    uint32_t busiest = 0;
+    for (uint32_t r = 1; r < ep; ++r) {
+      if (ep_rank_active_[r] > ep_rank_active_[busiest] ||
+          (ep_rank_active_[r] == ep_rank_active_[busiest] &&
+           ep_rank_rows_[r] > ep_rank_rows_[busiest])) {
+        busiest = r;
+      }
+    }
     first = busiest * per_rank;
     end = first + per_rank;
     ep_load_ratio_sum_ += double(ep_rank_rows_[busiest]) / (double(assignments) / ep);
-    uint64_t sent = 0;
-    for (size_t b = 0; b < ep; ++b)
-      sent += dispatch[b];  // rank 0's dispatch
-    ep_dispatch_bytes_ += sent;
+    uint64_t sent = 0;  // every rank's dispatch
+    for (size_t c = 0; c < cells; ++c)
+      sent += dispatch[c];
+    ep_dispatch_bytes_ += sent / ep;
     ++ep_routed_layers_;
   }
   const ModelObjects::Layer& lo = objects_.layers[layer];

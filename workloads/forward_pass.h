@@ -174,7 +174,7 @@ class ForwardPass {
   uint64_t expert_rows_ = 0;  // assignments the current MoE layer's expert kernels compute
   // Expert parallelism: per MoE layer, the dispatch then the combine traffic (ep x ep bytes,
   // sender-major); per rank, its assignments in the current layer; statistics.
-  std::vector<uint64_t> ep_traffic_, ep_rank_rows_;
+  std::vector<uint64_t> ep_traffic_, ep_rank_rows_, ep_rank_active_;
   double ep_load_ratio_sum_ = 0;
   uint64_t ep_dispatch_bytes_ = 0, ep_routed_layers_ = 0;
 };

@@ -169,7 +169,12 @@ std::vector<SummaryItem> summarise_run(Context& ctx,
   if (const uint32_t ep = ctx.config().workload().parallelism().expert_parallel(); ep > 1) {
     // Expert-parallel ranks each serve their own sequences: the system generates ep times the
     // simulated rank's tokens.
-    summary.push_back({"tokens_per_s_all_ranks", summary[3].value * ep, "tokens/s"});
+    for (size_t i = 0; i < summary.size(); ++i) {
+      if (summary[i].name == "tokens_per_s") {
+        summary.push_back({"tokens_per_s_all_ranks", summary[i].value * ep, "tokens/s"});
+        break;
+      }
+    }
   }
   if (tenants) {
     summary.push_back(

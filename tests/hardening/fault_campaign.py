@@ -189,6 +189,10 @@ def spec_cases(src):
             spec = parse_textproto(f.read())
         files = [os.path.normpath(os.path.join(whatif, b)) for b in spec.get("base", [])]
         sets = list(spec.get("set", [])) + list(field(spec, "baseline", default={}).get("set", []))
+        # Fragment files in sets (PATH=@FILE, PATH+=@FILE) are relative to the spec's directory.
+        sets = [re.sub(r"(\+?=)@(.+)$",
+                       lambda m: m.group(1) + "@" + os.path.normpath(os.path.join(whatif, m.group(2))),
+                       x) for x in sets]
         for axis in spec.get("axes", []):
             if axis.get("values"):
                 sets.append("%s=%s" % (axis["path"][0], axis["values"][0]))

@@ -399,5 +399,58 @@ TEST(Pod, SizesThatWouldExhaustMemoryOrOverflowAreRefused) {
   EXPECT_NE(issues[0].message.find("16773120 links"), std::string::npos) << issues[0].message;
 }
 
+TEST(Pod, SerialLinkEffectsEnterAsExpectations) {
+  // Every SerialLink parameter a pod link accepts changes its flow-level rate or latency.
+  auto up = [](const config::Pod& c) {
+    const Pod pod = Pod::from_config(c, 1e12);
+    return pod.links()[pod.up_link(0)];
+  };
+  config::Pod c = single_switch(2);
+  const double base = up(c).capacity_bytes_per_s;
+  EXPECT_DOUBLE_EQ(base, 100 * kGB);
+  // Retrains: down 1e3 / s x 100 us = 10% of the time.
+  c.mutable_node_link()->set_retrain_rate_per_s(1e3);
+  c.mutable_node_link()->set_retrain_duration_ps(100'000'000);
+  EXPECT_NEAR(up(c).capacity_bytes_per_s, 0.9 * base, 1e-6 * base);
+  c = single_switch(2);
+  // Bit errors: a 256-byte unit errs with q = 1 - (1 - 1e-6)^2048; each costs its 2.56 ns and
+  // 1 us of retransmit latency again.
+  c.mutable_node_link()->set_bit_error_rate(1e-6);
+  c.mutable_node_link()->set_retransmit_latency_ps(1'000'000);
+  const double q = -std::expm1(2048 * std::log1p(-1e-6));
+  EXPECT_NEAR(up(c).capacity_bytes_per_s, base / (1 + q * (1 + 1e-6 / 2.56e-9)), 1e-3 * base);
+  c = single_switch(2);
+  // Request headers: 16 bytes per 64 of data.
+  c.mutable_node_link()->set_max_request_bytes(64);
+  EXPECT_NEAR(up(c).capacity_bytes_per_s, base * 64 / 80, 1e-6 * base);
+  c = single_switch(2);
+  // Jitter: its mean adds to the latency (1 m at 5 ns/m, plus 3 ns).
+  c.mutable_node_link()->mutable_jitter()->mutable_uniform()->set_min_ps(2000);
+  c.mutable_node_link()->mutable_jitter()->mutable_uniform()->set_max_ps(4000);
+  EXPECT_EQ(up(c).latency_ps, 8000u);
+  // A link that would always be retraining is refused.
+  c = single_switch(2);
+  c.mutable_node_link()->set_retrain_rate_per_s(1e4);
+  c.mutable_node_link()->set_retrain_duration_ps(100'000'000);
+  const auto issues = check(c);
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].path, "system.pod.node_link.retrain_rate_per_s");
+}
+
+TEST(PodCollectives, UnevenAllToAllDirectOrPairwise) {
+  // Rank 0 sends 3 MB to rank 1 and 1 MB to rank 2; rank 2 sends 1 MB to rank 0.
+  const Pod pod = Pod::from_config(single_switch(3), 100 * kGB);
+  PodCollectives coll(pod, 3, 1'000'000);
+  const uint64_t t[9] = {0, 3'000'000, 1'000'000, 0, 0, 0, 1'000'000, 0, 0};
+  // Direct: rank 0's uplink carries 4 MB (40 us); path 10 ns.
+  EXPECT_EQ(coll.all_to_all(t, config::ONE_SHOT).time_ps, 40'000'000u + 10'000u);
+  // Pairwise: step 1 (r -> r+1): 0->1 3 MB (30 us); step 2 (r -> r+2) waits for it plus 1 us:
+  // 0->2 and 2->0 1 MB each (10 us).
+  EXPECT_EQ(coll.all_to_all(t, config::RING).time_ps, 30'010'000u + 1'000'000u + 10'010'000u);
+  config::CollectiveAlgorithm chosen;
+  EXPECT_EQ(coll.all_to_all(t, config::AUTO, &chosen).time_ps, 40'010'000u);
+  EXPECT_EQ(chosen, config::ONE_SHOT);
+}
+
 }  // namespace
 }  // namespace tiersim
