@@ -4,6 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <sstream>
 
 #include "tests/support/paths.h"
@@ -70,6 +73,41 @@ double summary(const std::string& out, const std::string& key) {
   }
   ADD_FAILURE() << "no " << key << " in\n" << out;
   return 0;
+}
+
+TEST(Pod, CollectiveCommandRefusesBadArgumentsAndWritesItsTable) {
+  const std::string f = pod_files();
+  struct Case {
+    std::string args, message;
+  } cases[] = {
+      {test::preset("hardware/h100_sxm.textproto"), "system.pod: required by tiersim collective"},
+      {f + " --op bogus", "--op must be all_reduce"},
+      {f + " --max-bytes 12X", "is not a size"},
+      {f + " --min-bytes 2G --max-bytes 1G", "--min-bytes exceeds --max-bytes"},
+      {f + " --ranks 9", "--ranks 9 exceeds the pod's 8 nodes"},
+      {f + " --ranks 1", "must be an integer in [2, 65536]"},
+      {f + " --algorithm IN_SWITCH", "cannot run all_reduce on this pod"},
+      {f + " --algorithm FAST", "--algorithm must be RING"},
+      {f + " --frobnicate", "unknown option --frobnicate"},
+  };
+  for (const Case& c : cases) {
+    const auto r = test::run_cmd(tiersim("collective " + c.args));
+    EXPECT_EQ(r.code, 2) << c.args;
+    EXPECT_THAT(r.err, HasSubstr(c.message)) << c.args;
+  }
+  // --out: the table (one row per size) and the resolved config, written atomically.
+  const std::string out =
+      (std::filesystem::temp_directory_path() / ("tiersim_pod_" + std::to_string(getpid()) + ".h5"))
+          .string();
+  const auto r =
+      test::run_cmd(tiersim("collective " + f + " --min-bytes 1M --max-bytes 4M --out " + out));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("results: " + out));
+  const auto h =
+      test::run_cmd("/usr/bin/python3 -c \"import h5py; f = h5py.File('" + out +
+                    "'); t = f['collective'][()]; print(len(t), 'config' in f['meta'])\"");
+  EXPECT_EQ(h.out, "3 True\n") << h.err;
+  std::filesystem::remove(out);
 }
 
 TEST(Pod, TensorParallelDecodeRunsItsCollectivesOnThePod) {
