@@ -76,12 +76,25 @@ uint32_t PodCollectives::send(uint32_t a, uint32_t b, uint64_t bytes, TimePs del
   return net_.add_flow(path_, bytes, delay_ps);
 }
 
-uint32_t PodCollectives::send_path(const std::vector<uint32_t>& path, uint64_t bytes,
-                                   TimePs delay_ps) {
-  return net_.add_flow(path, bytes, delay_ps);
-}
-
 namespace {
+
+// Each rank sends on `per_rank` channels; a channel's flows leave in order (each starts once
+// the previous one's last byte has left).
+class SendOrder {
+ public:
+  SendOrder(FlowNetwork& net, uint32_t ranks, uint32_t per_rank)
+      : net_(net), per_rank_(per_rank), last_(size_t{ranks} * per_rank, FlowNetwork::kNone) {}
+  void add(uint32_t flow, uint32_t rank, uint32_t channel = 0) {
+    uint32_t& last = last_[size_t{rank} * per_rank_ + channel];
+    if (last != FlowNetwork::kNone) net_.after(flow, last, true);
+    last = flow;
+  }
+
+ private:
+  FlowNetwork& net_;
+  uint32_t per_rank_;
+  std::vector<uint32_t> last_;
+};
 
 // Chunk c of `total` bytes split into `chunks` (the first ones one byte larger).
 uint64_t chunk_bytes(uint64_t total, uint32_t chunks, uint32_t c) {
@@ -97,7 +110,7 @@ void PodCollectives::ring_steps(uint32_t steps, uint64_t segment_bytes,
                                 std::vector<uint32_t>& prev) {
   const uint32_t p = ranks_, chunks = pod_.chunks(segment_bytes);
   std::vector<uint32_t> cur(size_t{chunks} * p);
-  std::vector<uint32_t> last_sent(p, FlowNetwork::kNone);
+  SendOrder order(net_, p, 1);
   for (uint32_t s = 0; s < steps; ++s) {
     for (uint32_t c = 0; c < chunks; ++c) {
       const uint64_t b = chunk_bytes(segment_bytes, chunks, c);
@@ -106,8 +119,7 @@ void PodCollectives::ring_steps(uint32_t steps, uint64_t segment_bytes,
         const bool first = prev.empty();
         const uint32_t f = send(r, to, b, first ? 0 : step_ps_);
         if (!first) net_.after(f, prev[size_t{c} * p + r]);  // what r received of chunk c
-        if (last_sent[r] != FlowNetwork::kNone) net_.after(f, last_sent[r], true);
-        last_sent[r] = f;
+        order.add(f, r);
         cur[size_t{c} * p + to] = f;
       }
     }
@@ -117,14 +129,9 @@ void PodCollectives::ring_steps(uint32_t steps, uint64_t segment_bytes,
 
 void PodCollectives::all_reduce_tree(uint64_t bytes) {
   const uint32_t p = ranks_, chunks = pod_.chunks(bytes);
-  // Two channels per rank, each sending its chunks in order: up the tree (reduce) and down it
-  // (broadcast), so chunk c+1 goes up while chunk c comes down.
-  std::vector<uint32_t> last_sent(2 * p, FlowNetwork::kNone);
-  auto ordered = [&](uint32_t f, uint32_t r, bool down = false) {
-    const uint32_t ch = 2 * r + (down ? 1 : 0);
-    if (last_sent[ch] != FlowNetwork::kNone) net_.after(f, last_sent[ch], true);
-    last_sent[ch] = f;
-  };
+  // Two channels per rank: up the tree (reduce, 0) and down it (broadcast, 1), so chunk c+1
+  // goes up while chunk c comes down.
+  SendOrder order(net_, p, 2);
   // Children are larger ranks: processing ranks from the largest down orders each reduce flow
   // after its children's.
   std::vector<uint32_t> up(size_t{chunks} * p, FlowNetwork::kNone);
@@ -137,7 +144,7 @@ void PodCollectives::all_reduce_tree(uint64_t bytes) {
       const uint32_t f = send(r, (r - 1) / 2, b, leaf ? 0 : step_ps_);
       if (l < p) net_.after(f, up[size_t{c} * p + l]);
       if (rr < p) net_.after(f, up[size_t{c} * p + rr]);
-      ordered(f, r);
+      order.add(f, r, 0);
       up[size_t{c} * p + r] = f;
     }
     // Broadcast from the root once its children's shares have arrived, then down the tree.
@@ -150,7 +157,7 @@ void PodCollectives::all_reduce_tree(uint64_t bytes) {
       } else {
         net_.after(f, down[size_t{c} * p + parent]);
       }
-      ordered(f, parent, true);
+      order.add(f, parent, 1);
       down[size_t{c} * p + r] = f;
     }
   }
@@ -158,38 +165,28 @@ void PodCollectives::all_reduce_tree(uint64_t bytes) {
 
 void PodCollectives::in_switch(CollectiveOp op, uint64_t bytes) {
   const uint32_t p = ranks_, chunks = pod_.chunks(bytes);
-  // Two channels per rank, each sending its chunks in order: the reductions (up through the
-  // reduction port) and the multicasts of reduced shards, so chunk c+1 is reduced while chunk c
-  // is multicast.
-  std::vector<uint32_t> last_sent(2 * p, FlowNetwork::kNone);
-  auto ordered = [&](uint32_t f, uint32_t r, bool multicast = false) {
-    const uint32_t ch = 2 * r + (multicast ? 1 : 0);
-    if (last_sent[ch] != FlowNetwork::kNone) net_.after(f, last_sent[ch], true);
-    last_sent[ch] = f;
+  // Two channels per rank: the reductions (up through the reduction port, 0) and the
+  // multicasts of reduced shards (1), so chunk c+1 is reduced while chunk c is multicast.
+  SendOrder order(net_, p, 2);
+  // Flows into the switch (through rank r's reduction port or not) and out of it to rank r.
+  auto up = [&](uint32_t r, bool reduce, uint64_t b, TimePs delay_ps) {
+    const uint32_t path[3] = {pod_.injection_link(r), pod_.up_link(r), pod_.reduction_link(r)};
+    return net_.add_flow(path, reduce ? 3 : 2, b, delay_ps);
   };
-  std::vector<uint32_t> path;
-  auto up = [&](uint32_t r, bool reduce) {
-    path.clear();
-    path.push_back(pod_.injection_link(r));
-    path.push_back(pod_.up_link(r));
-    if (reduce) path.push_back(pod_.reduction_link(r));
-    return path;
-  };
-  auto down = [&](uint32_t r) {
-    path.clear();
-    path.push_back(pod_.down_link(r));
-    return path;
+  auto down = [&](uint32_t r, uint64_t b, TimePs delay_ps) {
+    const uint32_t path = pod_.down_link(r);
+    return net_.add_flow(&path, 1, b, delay_ps);
   };
   if (op == CollectiveOp::kAllGather) {
     // Each rank's n goes up once; the switch multicasts it to every other rank.
     for (uint32_t c = 0; c < chunks; ++c) {
       const uint64_t b = chunk_bytes(bytes, chunks, c);
       for (uint32_t r = 0; r < p; ++r) {
-        const uint32_t u = send_path(up(r, false), b, 0);
-        ordered(u, r);
+        const uint32_t u = up(r, false, b, 0);
+        order.add(u, r);
         for (uint32_t q = 0; q < p; ++q) {
           if (q == r) continue;
-          net_.after(send_path(down(q), b, 0), u);
+          net_.after(down(q, b, 0), u);
         }
       }
     }
@@ -198,25 +195,25 @@ void PodCollectives::in_switch(CollectiveOp op, uint64_t bytes) {
   // Reduce: every rank's buffer up through its reduction port; each rank pulls its reduced
   // n/p shard once every rank's chunk has arrived.
   const uint64_t shard = (bytes + p - 1) / p;
+  std::vector<uint32_t> ups(p);
   for (uint32_t c = 0; c < chunks; ++c) {
     const uint64_t b = chunk_bytes(bytes, chunks, c), sb = chunk_bytes(shard, chunks, c);
-    std::vector<uint32_t> ups(p);
     for (uint32_t r = 0; r < p; ++r) {
-      ups[r] = send_path(up(r, true), b, 0);
-      ordered(ups[r], r);
+      ups[r] = up(r, true, b, 0);
+      order.add(ups[r], r, 0);
     }
     for (uint32_t r = 0; r < p; ++r) {
-      const uint32_t d = send_path(down(r), sb, step_ps_);
+      const uint32_t d = down(r, sb, step_ps_);
       for (uint32_t q = 0; q < p; ++q)
         net_.after(d, ups[q]);
       if (op == CollectiveOp::kReduceScatter) continue;
       // All-reduce: the reduced shard goes up once and is multicast to the other ranks.
-      const uint32_t g = send_path(up(r, false), sb, step_ps_);
+      const uint32_t g = up(r, false, sb, step_ps_);
       net_.after(g, d);
-      ordered(g, r, true);
+      order.add(g, r, 1);
       for (uint32_t q = 0; q < p; ++q) {
         if (q == r) continue;
-        net_.after(send_path(down(q), sb, 0), g);
+        net_.after(down(q, sb, 0), g);
       }
     }
   }
@@ -306,13 +303,7 @@ CollectiveResult PodCollectives::simulate(CollectiveOp op, uint64_t bytes,
     ring_steps(steps, seg, prev);
   }
   net_.run();
-  CollectiveResult r;
-  r.time_ps = net_.makespan_ps();
-  r.energy_j = net_.energy_j();
-  r.flows = net_.flows();
-  for (uint32_t l = 0; l < pod_.links().size(); ++l)
-    r.link_bytes += net_.link_bytes(l);
-  return r;
+  return finish();
 }
 
 PodCollectiveCache::PodCollectiveCache(const Pod& pod, uint32_t ranks, TimePs step_latency_ps)

@@ -70,7 +70,6 @@ class PodCollectives {
   CollectiveResult finish();
   // A flow from rank a to rank b over the pod's route.
   uint32_t send(uint32_t a, uint32_t b, uint64_t bytes, TimePs delay_ps);
-  uint32_t send_path(const std::vector<uint32_t>& path, uint64_t bytes, TimePs delay_ps);
   void ring_steps(uint32_t steps, uint64_t segment_bytes, std::vector<uint32_t>& prev);
   void all_reduce_tree(uint64_t bytes);
   void in_switch(CollectiveOp op, uint64_t bytes);

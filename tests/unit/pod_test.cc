@@ -111,6 +111,9 @@ TEST(Pod, SingleSwitchRoutesThroughTheSwitch) {
   EXPECT_EQ(pod.links()[pod.down_link(3)].latency_ps, 105'000u);
   // 8 directions x 0.5 W.
   EXPECT_DOUBLE_EQ(pod.static_power_w(), 4.0);
+  // A switch's own standing power adds to it.
+  c.mutable_switch_()->set_static_power_w(3);
+  EXPECT_DOUBLE_EQ(Pod::from_config(c, 1e12).static_power_w(), 7.0);
 }
 
 TEST(Pod, HopsBeyondTheMediumsReachAreRefusedWithThePath) {
