@@ -77,8 +77,39 @@ void FlowNetwork::release(uint32_t f, TimePs at, bool sent) {
   }
 }
 
-void FlowNetwork::recompute_rates() {
+void FlowNetwork::set_contended_efficiency(uint32_t link, double efficiency) {
+  if (link >= links_.size()) throw std::out_of_range("FlowNetwork: no such link");
+  if (!(efficiency > 0 && efficiency <= 1)) {
+    throw std::invalid_argument("FlowNetwork: a contended efficiency must be in (0, 1]");
+  }
+  links_[link].contended_efficiency = efficiency;
+  if (efficiency < 1) any_contended_ = true;
+}
+
+void FlowNetwork::set_rate_tolerance(double tolerance) {
+  if (!(tolerance >= 0 && tolerance <= 1)) {
+    throw std::invalid_argument("FlowNetwork: a rate tolerance must be in [0, 1]");
+  }
+  rate_tolerance_ = tolerance;
+}
+
+void FlowNetwork::recompute_rates(TimePs now) {
   ++rate_updates_;
+  // Bring the bytes left up to `now` and drop the flows that have finished, keeping the order.
+  {
+    size_t kept = 0;
+    for (const uint32_t f : active_) {
+      Flow& fl = flows_[f];
+      if (fl.done) continue;
+      if (now != fl.updated_ps) {
+        const double dt_s = double(now - fl.updated_ps) / kPsPerS;
+        fl.left_bytes = std::max(0.0, fl.left_bytes - fl.rate * dt_s);
+        fl.updated_ps = now;
+      }
+      active_[kept++] = f;
+    }
+    active_.resize(kept);
+  }
   const uint32_t n_links = links();
   cross_begin_.assign(n_links + 1, 0);
   for (uint32_t f : active_) {
@@ -100,13 +131,38 @@ void FlowNetwork::recompute_rates() {
     for (uint32_t h = 0; h < fl.hops; ++h)
       cross_[fill[paths_[fl.path_begin + h]]++] = f;
   }
-  // Progressive filling: the link with the smallest fair share (the lowest id among equals)
-  // freezes its flows at it. Only links still carrying unfrozen flows are scanned, kept in id
-  // order.
   busy_links_.clear();
   for (uint32_t l = 0; l < n_links; ++l) {
     if (links_[l].unfrozen > 0) busy_links_.push_back(l);
   }
+  if (any_contended_) {
+    // A contended output port: flows on it come from two or more distinct previous links.
+    for (const uint32_t l : busy_links_) {
+      Link& k = links_[l];
+      if (k.contended_efficiency >= 1 || k.unfrozen < 2) continue;
+      uint32_t first = kNone;
+      bool contended = false;
+      for (uint32_t i = cross_begin_[l]; i < cross_begin_[l + 1] && !contended; ++i) {
+        const Flow& fl = flows_[cross_[i]];
+        uint32_t prev = kNone;
+        for (uint32_t h = 1; h < fl.hops; ++h) {
+          if (paths_[fl.path_begin + h] == l) {
+            prev = paths_[fl.path_begin + h - 1];
+            break;
+          }
+        }
+        if (i == cross_begin_[l]) {
+          first = prev;
+        } else if (prev != first) {
+          contended = true;
+        }
+      }
+      if (contended) k.left = k.bytes_per_s * k.contended_efficiency;
+    }
+  }
+  // Progressive filling: the link with the smallest fair share (the lowest id among equals)
+  // freezes its flows at it. Only links still carrying unfrozen flows are scanned, kept in id
+  // order.
   size_t unfrozen = active_.size();
   while (unfrozen > 0) {
     uint32_t best = kNone;
@@ -123,7 +179,7 @@ void FlowNetwork::recompute_rates() {
       }
     }
     busy_links_.resize(kept);
-    if (best == kNone) break;  // flows without links: handled below
+    if (best == kNone) break;  // flows without links: none are active
     for (uint32_t i = cross_begin_[best]; i < cross_begin_[best + 1]; ++i) {
       Flow& fl = flows_[cross_[i]];
       if (fl.frozen) continue;
@@ -136,6 +192,37 @@ void FlowNetwork::recompute_rates() {
         --k.unfrozen;
       }
     }
+  }
+  // End times at these rates. Exact: every flow change recomputes, so a scan finds the next
+  // end (next_end_ps_); with a tolerance, the ends between computations come from a heap.
+  ends_.clear();
+  next_end_ps_ = kMaxSimTimePs;
+  for (const uint32_t f : active_) {
+    Flow& fl = flows_[f];
+    const double ps = std::ceil(fl.left_bytes / fl.rate * kPsPerS);
+    if (!(ps < double(kMaxSimTimePs - now) - double(fl.path_latency_ps))) {
+      raise_run_input_error(
+          "a collective's flow would end past the simulated time limit (2^62 ps): a link or "
+          "injection rate too low for its bytes");
+    }
+    fl.end_ps = now + static_cast<TimePs>(ps);
+    next_end_ps_ = std::min(next_end_ps_, fl.end_ps);
+    if (rate_tolerance_ > 0) ends_.emplace_back(fl.end_ps, f);
+  }
+  if (rate_tolerance_ > 0) std::make_heap(ends_.begin(), ends_.end(), std::greater<>());
+}
+
+void FlowNetwork::end(uint32_t f, TimePs now, TimePs& due_ps, bool& changed) {
+  Flow& fl = flows_[f];
+  fl.done = true;
+  fl.left_bytes = 0;
+  release(f, now, true);
+  release(f, now + fl.path_latency_ps, false);
+  if (rate_tolerance_ == 0) {
+    changed = true;
+  } else if (due_ps == kMaxSimTimePs) {
+    const double wait_ps = double(now) * rate_tolerance_;
+    due_ps = now + static_cast<TimePs>(std::min(wait_ps, double(kMaxSimTimePs - 1 - now)));
   }
 }
 
@@ -155,6 +242,7 @@ void FlowNetwork::run() {
   }
   ready_.clear();
   active_.clear();
+  ends_.clear();
   makespan_ps_ = 0;
   rate_updates_ = 0;
   for (Link& l : links_)
@@ -162,6 +250,7 @@ void FlowNetwork::run() {
   for (Flow& f : flows_) {
     f.waiting = 0;
     f.ready_ps = f.release_ps;
+    f.done = false;
   }
   for (const Edge& e : edges_)
     ++flows_[e.flow].waiting;
@@ -172,44 +261,42 @@ void FlowNetwork::run() {
 
   TimePs now = 0;
   bool changed = false;
+  // With a rate tolerance: when the rates must be recomputed for the ends pending since the last
+  // computation (kMaxSimTimePs: none pending).
+  TimePs due_ps = kMaxSimTimePs;
   while (!ready_.empty() || !active_.empty()) {
     if (changed) {
-      recompute_rates();
+      recompute_rates(now);
       changed = false;
+      due_ps = kMaxSimTimePs;
+      if (ready_.empty() && active_.empty()) break;
     }
-    // The next event: a start, or the earliest end of a transmission.
+    // The next event: a start, the earliest end of a transmission, or a pending recomputation.
     TimePs next = kMaxSimTimePs;
     if (!ready_.empty()) next = std::max(now, ready_.front().first);
-    for (uint32_t f : active_) {
-      const Flow& fl = flows_[f];
-      const double ps = std::ceil(fl.left_bytes / fl.rate * kPsPerS);
-      if (!(ps < double(kMaxSimTimePs - now) - double(fl.path_latency_ps))) {
-        raise_run_input_error(
-            "a collective's flow would end past the simulated time limit (2^62 ps): a link or "
-            "injection rate too low for its bytes");
-      }
-      next = std::min(next, now + static_cast<TimePs>(ps));
+    if (rate_tolerance_ > 0) {
+      if (!ends_.empty()) next = std::min(next, ends_.front().first);
+    } else {
+      next = std::min(next, next_end_ps_);
     }
+    next = std::min(next, std::max(now, due_ps));
     if (next >= kMaxSimTimePs) throw std::runtime_error("FlowNetwork: no progress possible");
-    // Advance the transmitting flows to `next`; those whose end falls there end.
-    const double dt_s = double(next - now) / kPsPerS;
-    size_t kept = 0;
-    for (size_t i = 0; i < active_.size(); ++i) {
-      const uint32_t f = active_[i];
-      Flow& fl = flows_[f];
-      const double ps = std::ceil(fl.left_bytes / fl.rate * kPsPerS);
-      if (now + static_cast<TimePs>(ps) <= next) {
-        fl.left_bytes = 0;
-        changed = true;
-        release(f, next, true);
-        release(f, next + fl.path_latency_ps, false);
-      } else {
-        fl.left_bytes = std::max(0.0, fl.left_bytes - fl.rate * dt_s);
-        active_[kept++] = f;
-      }
-    }
-    active_.resize(kept);
     now = next;
+    // The transmissions whose last byte leaves now end.
+    if (rate_tolerance_ > 0) {
+      while (!ends_.empty() && ends_.front().first <= now) {
+        std::pop_heap(ends_.begin(), ends_.end(), std::greater<>());
+        const uint32_t f = ends_.back().second;
+        ends_.pop_back();
+        end(f, now, due_ps, changed);
+      }
+    } else if (next_end_ps_ <= now) {
+      for (const uint32_t f : active_) {
+        if (!flows_[f].done && flows_[f].end_ps <= now) end(f, now, due_ps, changed);
+      }
+      next_end_ps_ = kMaxSimTimePs;
+    }
+    if (due_ps <= now) changed = true;
     // Start every flow ready by now (arrivals above may have readied more at `now`).
     while (!ready_.empty() && ready_.front().first <= now) {
       std::pop_heap(ready_.begin(), ready_.end(), std::greater<>());
@@ -221,12 +308,14 @@ void FlowNetwork::run() {
         links_[paths_[fl.path_begin + h]].bytes += fl.bytes;
       if (fl.bytes == 0 || fl.hops == 0) {
         // Nothing to send (or a local copy): it arrives after the path's latency alone.
+        fl.done = true;
         release(f, now, true);
         release(f, now + fl.path_latency_ps, false);
         continue;
       }
       fl.left_bytes = double(fl.bytes);
       fl.rate = 0;
+      fl.updated_ps = now;
       active_.push_back(f);
       changed = true;
     }

@@ -195,6 +195,10 @@ bool Pod::validate(const config::Pod& p, Validator& v) {
       sv.error("in_network_reduction",
                "in-switch collectives are modelled on a POD_SINGLE_SWITCH pod only");
     }
+    if (p.switch_().has_contended_port_efficiency()) {
+      const double e = p.switch_().contended_port_efficiency();
+      if (!(e > 0 && e <= 1)) sv.error("contended_port_efficiency", "must be in (0, 1]");
+    }
     if (p.switch_().has_reduction_bytes_per_s()) {
       if (!p.switch_().in_network_reduction()) {
         sv.error("reduction_bytes_per_s", "needs in_network_reduction: true");
@@ -216,6 +220,9 @@ bool Pod::validate(const config::Pod& p, Validator& v) {
   if (p.has_chunk_bytes() && p.chunk_bytes() < 1) pv.error("chunk_bytes", "must be >= 1");
   if (p.has_max_chunks() && (p.max_chunks() < 1 || p.max_chunks() > 1024)) {
     pv.error("max_chunks", "must be in [1, 1024]");
+  }
+  if (p.has_rate_tolerance() && !(p.rate_tolerance() >= 0 && p.rate_tolerance() <= 0.1)) {
+    pv.error("rate_tolerance", "must be in [0, 0.1]");
   }
   if (scratch.empty()) {
     // Links the topology needs (one direction each), bounded so validation never runs out of
@@ -267,6 +274,9 @@ Pod Pod::build(const config::Pod& p, double injection_bytes_per_s, Validator* v)
   pod.topology_ = p.topology();
   if (p.has_chunk_bytes()) pod.chunk_bytes_ = p.chunk_bytes();
   if (p.has_max_chunks()) pod.max_chunks_ = p.max_chunks();
+  pod.rate_tolerance_ = p.rate_tolerance();
+  pod.contended_port_efficiency_ =
+      p.switch_().has_contended_port_efficiency() ? p.switch_().contended_port_efficiency() : 1.0;
   pod.injection_bytes_per_s_ = injection_bytes_per_s;
   const uint32_t n = pod.nodes_;
   pod.nodes_per_rack_ = p.layout().has_nodes_per_rack() ? p.layout().nodes_per_rack() : n;
@@ -383,10 +393,15 @@ Pod Pod::build(const config::Pod& p, double injection_bytes_per_s, Validator* v)
 FlowNetwork Pod::network() const {
   FlowNetwork net;
   for (const PodLink& l : links_) {
-    net.add_link(
+    const uint32_t id = net.add_link(
         l.capacity_bytes_per_s, l.latency_ps,
         l.params.energy_pj_per_bit + l.params.retimer_energy_pj_per_bit * l.params.retimers);
+    // A switch's output port.
+    if (l.from >= nodes_ && contended_port_efficiency_ < 1) {
+      net.set_contended_efficiency(id, contended_port_efficiency_);
+    }
   }
+  net.set_rate_tolerance(rate_tolerance_);
   for (uint32_t i = 0; i < nodes_; ++i)
     net.add_link(injection_bytes_per_s_, 0, 0);
   if (reduce_bytes_per_s_ > 0) {

@@ -15,8 +15,11 @@
 //   (leaf/spine; the same leaf: not via a spine); the shorter way round (ring; ties forward);
 //   dimension-ordered, the shorter way in each dimension (torus; ties forward); the direct
 //   link (fully connected).
-// Fidelity: flow level (max-min fair rates); no packet arbitration inside switches, no
-// adaptive routing.
+// - A switch's output ports deliver switch.contended_port_efficiency of their rate while flows
+//   from several input ports share them; rates are recomputed within rate_tolerance
+//   (FlowNetwork's contract).
+// Fidelity: flow level (max-min fair rates); no packet arbitration inside switches beyond the
+// contended-port efficiency, no adaptive routing.
 #pragma once
 
 #include <algorithm>
@@ -98,6 +101,7 @@ class Pod {
   std::vector<uint32_t> vertex_rack_;
   double injection_bytes_per_s_ = 0, reduce_bytes_per_s_ = 0;
   double switch_static_power_w_ = 0;
+  double rate_tolerance_ = 0, contended_port_efficiency_ = 1.0;
   std::vector<PodLink> links_;
   std::vector<uint32_t> up_, down_;
   std::unordered_map<uint64_t, uint32_t> by_ends_;
