@@ -166,6 +166,20 @@ ForwardPass::ForwardPass(const TransformerShape& shape, uint32_t max_sequences, 
       ep_traffic_.assign(size_t{shape.moe_layers()} * 2 * cells, 0);
       ep_rank_rows_.assign(shape.ep, 0);
       ep_rank_active_.assign(shape.ep, 0);
+      // Each MoE layer's placement of expert copies, from the router's expected loads (its
+      // first popularity phase).
+      for (uint32_t m = 0; m < shape.moe_layers(); ++m) {
+        if (shape.redundant_experts == 0) {
+          placement_.push_back(ExpertPlacement::contiguous(shape.experts, shape.ep));
+          continue;
+        }
+        std::vector<double> load(shape.experts);
+        for (uint32_t e = 0; e < shape.experts; ++e)
+          load[e] = router_->use_probability(m, static_cast<uint16_t>(e), 1);
+        placement_.push_back(ExpertPlacement::balanced(load, shape.ep, shape.redundant_experts));
+      }
+      slot_rows_.assign(size_t{shape.ep} * shape.experts_rank(), 0);
+      token_ranks_.assign(shape.experts_per_token, 0);
     }
   }
 }
@@ -276,27 +290,53 @@ void ForwardPass::route(uint32_t layer) {
   const size_t assignments = routed_tokens * k;
   for (size_t i = 0; i < assignments; ++i)
     ++tokens_per_expert_[routed_[i]];
-  uint32_t first = 0, end = experts;  // the experts this rank computes
-  if (ep > 1) {
-    // Traffic: token t of rank t / tokens to the ranks of its experts (expert e on rank
-    // e / experts_rank), and back.
-    const uint32_t per_rank = shape_.experts_rank();
+  const ModelObjects::Layer& lo = objects_.layers[layer];
+  const uint64_t up_bytes = shape_.expert_gate_up_bytes();
+  const uint64_t down_bytes = shape_.expert_down_bytes();
+  uint16_t n = 0;
+  up_flops_ = down_flops_ = 0;
+  expert_rows_ = 0;
+  // One expert kernel pair on `rows` assignments, reading the weights in local slot `slot`.
+  auto add_operands = [&](uint32_t slot, uint32_t rows) {
+    const ObjectId object(lo.first_expert + slot);
+    const double up = op_cost(shape_, OpKind::kExpertGateUp, rows, 1).flops;
+    const double down = op_cost(shape_, OpKind::kExpertDown, rows, 1).flops;
+    up_operands_[n] = Operand{object, 0, up_bytes, Access::kRead, rows, up};
+    down_operands_[n] = Operand{object, up_bytes, down_bytes, Access::kRead, rows, down};
+    up_flops_ += up;
+    down_flops_ += down;
+    expert_rows_ += rows;
+    ++n;
+  };
+  for (uint32_t e = 0; e < experts; ++e)
+    load_[size_t{m} * experts + e] += tokens_per_expert_[e];
+  if (ep == 1) {
+    for (uint32_t e = 0; e < experts; ++e) {
+      if (tokens_per_expert_[e] > 0) add_operands(e, tokens_per_expert_[e]);
+    }
+  } else {
+    // Traffic: token t of rank t / tokens to the ranks of the copies it uses (placement_), and
+    // back.
+    const ExpertPlacement& place = placement_[m];
+    const uint32_t slots = place.slots;
     const size_t cells = size_t{ep} * ep;
     uint64_t* dispatch = &ep_traffic_[size_t{m} * 2 * cells];
     uint64_t* combine = dispatch + cells;
     std::fill(dispatch, dispatch + 2 * cells, 0);
-    // A token's hidden state goes once to each other rank holding any of its experts, which
-    // reduces its experts' outputs locally before the combine sends one back (DeepEP's
-    // scheme).
+    std::fill(slot_rows_.begin(), slot_rows_.end(), 0);
+    // A token's hidden state goes once to each other rank holding any of the copies it uses,
+    // which reduces their outputs locally before the combine sends one back (DeepEP's scheme).
     const uint64_t hidden_bytes = shape_.hidden_bytes(1);
     for (size_t t = 0; t < routed_tokens; ++t) {
       const size_t from = t / tokens_;
       for (uint32_t j = 0; j < k; ++j) {
-        const size_t to = routed_[t * k + j] / per_rank;
+        const uint32_t g = place.slot_for(routed_[t * k + j], t);
+        ++slot_rows_[g];
+        const uint32_t to = g / slots;
+        token_ranks_[j] = to;
         bool first_to_rank = to != from;
-        for (uint32_t i = 0; i < j && first_to_rank; ++i) {
-          first_to_rank = routed_[t * k + i] / per_rank != to;
-        }
+        for (uint32_t i = 0; i < j && first_to_rank; ++i)
+          first_to_rank = token_ranks_[i] != to;
         if (first_to_rank) dispatch[from * ep + to] += hidden_bytes;
       }
     }
@@ -304,14 +344,14 @@ void ForwardPass::route(uint32_t layer) {
       for (size_t b = 0; b < ep; ++b)
         combine[b * ep + a] = dispatch[a * ep + b];
     }
-    // The combine waits for the busiest rank: this rank computes its experts, in its slots.
-    // Busiest: the most distinct experts to read (decode's expert kernels stream their
+    // The combine waits for the busiest rank: this rank computes its copies, in its slots.
+    // Busiest: the most distinct copies to read (decode's expert kernels stream their
     // weights), then the most assignments (the arithmetic), then the lowest rank.
     std::fill(ep_rank_rows_.begin(), ep_rank_rows_.end(), 0);
     std::fill(ep_rank_active_.begin(), ep_rank_active_.end(), 0);
-    for (uint32_t e = 0; e < experts; ++e) {
-      ep_rank_rows_[e / per_rank] += tokens_per_expert_[e];
-      ep_rank_active_[e / per_rank] += tokens_per_expert_[e] > 0 ? 1 : 0;
+    for (size_t g = 0; g < slot_rows_.size(); ++g) {
+      ep_rank_rows_[g / slots] += slot_rows_[g];
+      ep_rank_active_[g / slots] += slot_rows_[g] > 0 ? 1 : 0;
     }
     uint32_t busiest = 0;
     for (uint32_t r = 1; r < ep; ++r) {
@@ -321,35 +361,16 @@ void ForwardPass::route(uint32_t layer) {
         busiest = r;
       }
     }
-    first = busiest * per_rank;
-    end = first + per_rank;
     ep_load_ratio_sum_ += double(ep_rank_rows_[busiest]) / (double(assignments) / ep);
     uint64_t sent = 0;  // every rank's dispatch
     for (size_t c = 0; c < cells; ++c)
       sent += dispatch[c];
     ep_dispatch_bytes_ += sent / ep;
     ++ep_routed_layers_;
-  }
-  const ModelObjects::Layer& lo = objects_.layers[layer];
-  const uint64_t up_bytes = shape_.expert_gate_up_bytes();
-  const uint64_t down_bytes = shape_.expert_down_bytes();
-  uint16_t n = 0;
-  up_flops_ = down_flops_ = 0;
-  expert_rows_ = 0;
-  for (uint32_t e = 0; e < experts; ++e) {
-    const uint32_t rows = tokens_per_expert_[e];
-    if (rows == 0) continue;
-    load_[size_t{m} * experts + e] += rows;
-    if (e < first || e >= end) continue;
-    const ObjectId object(lo.first_expert + (e - first));
-    const double up = op_cost(shape_, OpKind::kExpertGateUp, rows, 1).flops;
-    const double down = op_cost(shape_, OpKind::kExpertDown, rows, 1).flops;
-    up_operands_[n] = Operand{object, 0, up_bytes, Access::kRead, rows, up};
-    down_operands_[n] = Operand{object, up_bytes, down_bytes, Access::kRead, rows, down};
-    up_flops_ += up;
-    down_flops_ += down;
-    expert_rows_ += rows;
-    ++n;
+    for (uint32_t s = 0; s < slots; ++s) {
+      const uint32_t rows = slot_rows_[size_t{busiest} * slots + s];
+      if (rows > 0) add_operands(s, rows);
+    }
   }
   active_now_ = n;
   active_[size_t{routed_passes_ - 1} * shape_.moe_layers() + m] = n;

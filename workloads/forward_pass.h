@@ -175,6 +175,9 @@ class ForwardPass {
   // Expert parallelism: per MoE layer, the dispatch then the combine traffic (ep x ep bytes,
   // sender-major); per rank, its assignments in the current layer; statistics.
   std::vector<uint64_t> ep_traffic_, ep_rank_rows_, ep_rank_active_;
+  std::vector<ExpertPlacement> placement_;  // per MoE layer
+  std::vector<uint32_t> slot_rows_;         // ep x slots: the current layer's assignments
+  std::vector<uint32_t> token_ranks_;       // scratch: the ranks of one token's copies
   double ep_load_ratio_sum_ = 0;
   uint64_t ep_dispatch_bytes_ = 0, ep_routed_layers_ = 0;
 };

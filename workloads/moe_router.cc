@@ -312,4 +312,86 @@ void write_routing_trace(std::ostream& out, Router& router, const TraceRouter::S
   }
 }
 
+ExpertPlacement ExpertPlacement::contiguous(uint32_t experts, uint32_t ranks) {
+  if (ranks == 0 || experts % ranks != 0) {
+    throw std::invalid_argument("ExpertPlacement: ranks must divide the experts");
+  }
+  ExpertPlacement p;
+  p.ranks = ranks;
+  p.slots = experts / ranks;
+  for (uint32_t e = 0; e < experts; ++e) {
+    p.slot_expert.push_back(static_cast<uint16_t>(e));
+    p.copy_begin.push_back(e);
+    p.copy_slot.push_back(e);
+  }
+  p.copy_begin.push_back(experts);
+  return p;
+}
+
+ExpertPlacement ExpertPlacement::balanced(const std::vector<double>& load, uint32_t ranks,
+                                          uint32_t redundant) {
+  const uint32_t experts = static_cast<uint32_t>(load.size());
+  const uint32_t total = experts + redundant;
+  if (ranks == 0 || experts == 0 || total % ranks != 0) {
+    throw std::invalid_argument("ExpertPlacement: ranks must divide experts + redundant copies");
+  }
+  // Replicate: each extra copy to the expert with the most load per copy.
+  std::vector<uint32_t> copies(experts, 1);
+  for (uint32_t r = 0; r < redundant; ++r) {
+    uint32_t best = 0;
+    for (uint32_t e = 1; e < experts; ++e) {
+      if (load[e] * copies[best] > load[best] * copies[e]) best = e;
+    }
+    ++copies[best];
+  }
+  // Pack: heaviest copies first onto the least loaded rank with room.
+  struct Copy {
+    double load;
+    uint32_t expert;
+  };
+  std::vector<Copy> order;
+  order.reserve(total);
+  for (uint32_t e = 0; e < experts; ++e) {
+    for (uint32_t c = 0; c < copies[e]; ++c)
+      order.push_back(Copy{load[e] / copies[e], e});
+  }
+  std::stable_sort(order.begin(), order.end(), [](const Copy& a, const Copy& b) {
+    return a.load > b.load || (a.load == b.load && a.expert < b.expert);
+  });
+  ExpertPlacement p;
+  p.ranks = ranks;
+  p.slots = total / ranks;
+  p.slot_expert.assign(total, 0);
+  std::vector<double> rank_load(ranks, 0);
+  std::vector<uint32_t> used(ranks, 0);
+  std::vector<std::vector<uint32_t>> slots_of(experts);
+  for (const Copy& c : order) {
+    uint32_t pick = UINT32_MAX;
+    for (const bool distinct : {true, false}) {
+      for (uint32_t r = 0; r < ranks; ++r) {
+        if (used[r] == p.slots) continue;
+        if (distinct) {
+          bool holds = false;
+          for (const uint32_t g : slots_of[c.expert])
+            holds = holds || g / p.slots == r;
+          if (holds) continue;
+        }
+        if (pick == UINT32_MAX || rank_load[r] < rank_load[pick]) pick = r;
+      }
+      if (pick != UINT32_MAX) break;
+    }
+    const uint32_t g = pick * p.slots + used[pick]++;
+    rank_load[pick] += c.load;
+    p.slot_expert[g] = static_cast<uint16_t>(c.expert);
+    slots_of[c.expert].push_back(g);
+  }
+  for (uint32_t e = 0; e < experts; ++e) {
+    p.copy_begin.push_back(static_cast<uint32_t>(p.copy_slot.size()));
+    std::sort(slots_of[e].begin(), slots_of[e].end());
+    p.copy_slot.insert(p.copy_slot.end(), slots_of[e].begin(), slots_of[e].end());
+  }
+  p.copy_begin.push_back(total);
+  return p;
+}
+
 }  // namespace tiersim

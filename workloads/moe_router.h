@@ -110,6 +110,33 @@ class TraceRouter : public Router {
   std::vector<uint32_t> active_steps_;  // [moe layer][expert]
 };
 
+// Where expert parallelism puts each routed expert's copies: `ranks` ranks of `slots` slots each
+// (ranks x slots = experts + redundant copies).
+// - contiguous(): no redundant copies; expert e in slot e mod slots of rank e / slots (the
+//   usual layout of DeepSeek's and vLLM's expert-parallel ranks).
+// - balanced(): DeepSeek's EPLB for one group (its replicate-then-pack steps): each redundant
+//   copy goes to the expert with the highest expected load per copy (the lowest id among
+//   equals); then copies, heaviest first (load / copies; then by expert), go to the least loaded
+//   rank with a free slot that does not hold that expert yet (any rank with a free slot if all
+//   do; the lowest rank among equals). Tokens of an expert with c copies are spread over them
+//   by token index (token t uses copy t mod c).
+struct ExpertPlacement {
+  uint32_t ranks = 0, slots = 0;
+  std::vector<uint16_t> slot_expert;  // ranks x slots: the expert in each slot
+  std::vector<uint32_t> copy_begin;   // experts + 1: copies of expert e at [begin[e], begin[e+1])
+  std::vector<uint32_t> copy_slot;    // the global slot (rank x slots + slot) of each copy
+
+  static ExpertPlacement contiguous(uint32_t experts, uint32_t ranks);
+  // `load`: each expert's expected load (any scale, >= 0); (experts + redundant) % ranks == 0.
+  static ExpertPlacement balanced(const std::vector<double>& load, uint32_t ranks,
+                                  uint32_t redundant);
+  uint32_t copies(uint32_t expert) const { return copy_begin[expert + 1] - copy_begin[expert]; }
+  // The global slot token `token` uses for `expert`.
+  uint32_t slot_for(uint32_t expert, uint64_t token) const {
+    return copy_slot[copy_begin[expert] + token % copies(expert)];
+  }
+};
+
 // Writes the trace of `router` over a run of `shape` (routing every step and MoE layer in
 // program order, as a decode run does) in the format TraceRouter reads.
 void write_routing_trace(std::ostream& out, Router& router, const TraceRouter::Shape& shape);

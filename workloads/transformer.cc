@@ -132,15 +132,28 @@ void TransformerShape::validate_parallelism(const config::TransformerModel& m,
     const uint32_t ep = p.expert_parallel();
     if (!m.has_moe()) {
       v.error("expert_parallel", "needs a mixture-of-experts model (model.moe)");
-    } else if (m.moe().experts() % ep != 0) {
-      v.error("expert_parallel",
-              "must divide the model's experts (" + std::to_string(m.moe().experts()) + ")");
+    } else if ((uint64_t{m.moe().experts()} + p.redundant_experts()) % ep != 0) {
+      v.error("expert_parallel", p.redundant_experts() > 0
+                                     ? "must divide the model's experts plus redundant_experts (" +
+                                           std::to_string(m.moe().experts()) + " + " +
+                                           std::to_string(p.redundant_experts()) + ")"
+                                     : "must divide the model's experts (" +
+                                           std::to_string(m.moe().experts()) +
+                                           "); redundant_experts can make up the difference");
+    } else if (p.redundant_experts() > uint64_t{m.moe().experts()} * (ep - 1)) {
+      v.error("redundant_experts", "at most experts x (expert_parallel - 1) copies (" +
+                                       std::to_string(uint64_t{m.moe().experts()} * (ep - 1)) +
+                                       "): then every rank holds every expert");
     }
     if (p.tensor_parallel() > 1) {
       v.error("expert_parallel",
               "with tensor_parallel > 1 is not modelled: expert-parallel ranks run attention "
               "and dense layers data-parallel (set tensor_parallel 1)");
     }
+  }
+  if (p.has_redundant_experts() && p.redundant_experts() > 0 &&
+      !(p.has_expert_parallel() && p.expert_parallel() > 1)) {
+    v.error("redundant_experts", "needs expert_parallel > 1");
   }
   if (!p.has_tensor_parallel()) return;
   if (!v.positive("tensor_parallel", true, p.tensor_parallel())) return;
@@ -233,6 +246,7 @@ TransformerShape TransformerShape::from_config(const config::TransformerModel& m
       m.gemm_dtype() == config::DTYPE_UNSPECIFIED ? m.activation_dtype() : m.gemm_dtype();
   s.tp = p.has_tensor_parallel() ? p.tensor_parallel() : 1;
   s.ep = p.has_expert_parallel() && p.expert_parallel() > 0 ? p.expert_parallel() : 1;
+  s.redundant_experts = s.ep > 1 ? p.redundant_experts() : 0;
   return s;
 }
 

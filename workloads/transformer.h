@@ -53,6 +53,7 @@ struct TransformerShape {
   // Expert-parallel ranks: each holds experts / ep whole routed experts (experts_rank()) and
   // runs the rest data-parallel on its own sequences (tp is then 1).
   uint32_t ep = 1;
+  uint32_t redundant_experts = 0;  // extra expert copies over the ep ranks
   // Mixture of experts (experts == 0: dense). Expert FFNs split tp ways like the dense FFN.
   uint32_t experts = 0, experts_per_token = 0, expert_ffn = 0, shared_experts = 0,
            shared_expert_ffn = 0, first_moe_layer = 0;
@@ -91,8 +92,8 @@ struct TransformerShape {
   // MLA: elements cached per token and layer (latent plus rotary key).
   uint64_t latent_dim() const { return uint64_t{kv_lora_rank} + rope_head_dim; }
   uint64_t expert_ffn_rank() const { return expert_ffn / tp; }
-  // Routed experts this rank holds (all of them without expert parallelism).
-  uint32_t experts_rank() const { return experts / ep; }
+  // Routed expert copies this rank holds (all experts without expert parallelism).
+  uint32_t experts_rank() const { return (experts + redundant_experts) / ep; }
   uint64_t shared_ffn_rank() const { return uint64_t{shared_experts} * shared_expert_ffn / tp; }
   uint64_t mlp_mats() const { return mlp == config::SWIGLU ? 2 : 1; }
   // Elements of one norm's parameters (LayerNorm has a bias too).

@@ -161,5 +161,45 @@ TEST(MoeRouter, TraceErrorsNameTheLine) {
   EXPECT_NE(e[0].message.find("integers"), std::string::npos);
 }
 
+TEST(ExpertPlacement, ContiguousPutsExpertEOnRankEOverSlots) {
+  const ExpertPlacement p = ExpertPlacement::contiguous(8, 4);
+  EXPECT_EQ(p.slots, 2u);
+  for (uint32_t e = 0; e < 8; ++e) {
+    EXPECT_EQ(p.copies(e), 1u);
+    EXPECT_EQ(p.slot_for(e, 12345), e);
+    EXPECT_EQ(p.slot_expert[e], e);
+  }
+  EXPECT_THROW(ExpertPlacement::contiguous(8, 3), std::invalid_argument);
+}
+
+TEST(ExpertPlacement, BalancedReplicatesTheHeaviestAndPacksTheLeastLoadedRank) {
+  // Even loads, 4 experts, 2 ranks, 2 copies: copies go to experts 0 then 1 (the lowest id
+  // among equals; 0's load per copy halves). Packing, heaviest first: 2 -> rank 0, 3 -> rank 1,
+  // 0 -> rank 0 (equal loads), 0's second copy -> rank 1 (rank 0 holds 0), 1 -> rank 0, 1 ->
+  // rank 1. Each rank: 0.5 + 0.5 + 1 of load.
+  const ExpertPlacement p = ExpertPlacement::balanced({1, 1, 1, 1}, 2, 2);
+  EXPECT_EQ(p.slots, 3u);
+  EXPECT_EQ(p.slot_expert, (std::vector<uint16_t>{2, 0, 1, 3, 0, 1}));
+  EXPECT_EQ(p.copies(0), 2u);
+  EXPECT_EQ(p.copies(2), 1u);
+  // Tokens alternate between expert 0's copies (slots 1 and 4).
+  EXPECT_EQ(p.slot_for(0, 0), 1u);
+  EXPECT_EQ(p.slot_for(0, 1), 4u);
+  EXPECT_EQ(p.slot_for(3, 7), 3u);
+  // Skewed loads 8, 4, 2, 2, 1, 1 on 2 ranks with 2 copies: expert 0 gets both (8 -> 4, then a
+  // tie at 4 with expert 1 goes to the lower id: 2.67 per copy). Packing 4, 2.67 x 3, 2, 2, 1, 1:
+  // rank 0 takes 1, 0, 3, 5 (4 + 2.67 + 2 + 1 = 9.67), rank 1 takes 0, 0 (both ranks hold 0
+  // by then), 2, 4 (8.33); contiguous would be 14 and 4.
+  const ExpertPlacement q = ExpertPlacement::balanced({8, 4, 2, 2, 1, 1}, 2, 2);
+  EXPECT_EQ(q.copies(0), 3u);
+  std::vector<double> rank_load(2, 0);
+  const std::vector<double> load = {8, 4, 2, 2, 1, 1};
+  for (uint32_t g = 0; g < 8; ++g)
+    rank_load[g / q.slots] += load[q.slot_expert[g]] / q.copies(q.slot_expert[g]);
+  EXPECT_NEAR(rank_load[0], 29.0 / 3, 1e-12);
+  EXPECT_NEAR(rank_load[1], 25.0 / 3, 1e-12);
+  EXPECT_THROW(ExpertPlacement::balanced({1, 1, 1}, 2, 0), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace tiersim
