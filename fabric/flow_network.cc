@@ -221,8 +221,10 @@ void FlowNetwork::end(uint32_t f, TimePs now, TimePs& due_ps, bool& changed) {
   if (rate_tolerance_ == 0) {
     changed = true;
   } else if (due_ps == kMaxSimTimePs) {
-    const double wait_ps = double(now) * rate_tolerance_;
-    due_ps = now + static_cast<TimePs>(std::min(wait_ps, double(kMaxSimTimePs - 1 - now)));
+    // In integers, so the due time stays below the "none pending" mark.
+    const double wait = double(now) * rate_tolerance_;
+    const TimePs wait_ps = wait >= double(kMaxSimTimePs) ? kMaxSimTimePs : TimePs(wait);
+    due_ps = std::min<TimePs>(now + wait_ps, kMaxSimTimePs - 1);
   }
 }
 
@@ -258,18 +260,44 @@ void FlowNetwork::run() {
     if (flows_[f].waiting == 0) ready_.emplace_back(flows_[f].ready_ps, f);
   }
   std::make_heap(ready_.begin(), ready_.end(), std::greater<>());
+  if (packet_bytes_ > 0) {
+    run_packets();
+  } else {
+    run_flows();
+  }
+  for (const Flow& f : flows_) {
+    if (f.waiting != 0) throw std::logic_error("FlowNetwork: a flow never became ready");
+  }
+}
 
+bool FlowNetwork::start_flow(uint32_t f, TimePs now) {
+  Flow& fl = flows_[f];
+  fl.start_ps = now;
+  for (uint32_t h = 0; h < fl.hops; ++h)
+    links_[paths_[fl.path_begin + h]].bytes += fl.bytes;
+  if (fl.bytes == 0 || fl.hops == 0) {
+    // Nothing to send (or a local copy): it arrives after the path's latency alone.
+    fl.done = true;
+    release(f, now, true);
+    release(f, now + fl.path_latency_ps, false);
+    return false;
+  }
+  return true;
+}
+
+void FlowNetwork::run_flows() {
   TimePs now = 0;
   bool changed = false;
+  next_end_ps_ = kMaxSimTimePs;
   // With a rate tolerance: when the rates must be recomputed for the ends pending since the last
   // computation (kMaxSimTimePs: none pending).
   TimePs due_ps = kMaxSimTimePs;
-  while (!ready_.empty() || !active_.empty()) {
+  size_t live = 0;  // flows transmitting (active_ also keeps ended ones until a computation)
+  while (!ready_.empty() || live > 0) {
     if (changed) {
       recompute_rates(now);
       changed = false;
       due_ps = kMaxSimTimePs;
-      if (ready_.empty() && active_.empty()) break;
     }
     // The next event: a start, the earliest end of a transmission, or a pending recomputation.
     TimePs next = kMaxSimTimePs;
@@ -283,16 +311,21 @@ void FlowNetwork::run() {
     if (next >= kMaxSimTimePs) throw std::runtime_error("FlowNetwork: no progress possible");
     now = next;
     // The transmissions whose last byte leaves now end.
+    const size_t live_before = live;
     if (rate_tolerance_ > 0) {
       while (!ends_.empty() && ends_.front().first <= now) {
         std::pop_heap(ends_.begin(), ends_.end(), std::greater<>());
         const uint32_t f = ends_.back().second;
         ends_.pop_back();
         end(f, now, due_ps, changed);
+        --live;
       }
     } else if (next_end_ps_ <= now) {
       for (const uint32_t f : active_) {
-        if (!flows_[f].done && flows_[f].end_ps <= now) end(f, now, due_ps, changed);
+        if (!flows_[f].done && flows_[f].end_ps <= now) {
+          end(f, now, due_ps, changed);
+          --live;
+        }
       }
       next_end_ps_ = kMaxSimTimePs;
     }
@@ -302,26 +335,171 @@ void FlowNetwork::run() {
       std::pop_heap(ready_.begin(), ready_.end(), std::greater<>());
       const uint32_t f = ready_.back().second;
       ready_.pop_back();
+      if (!start_flow(f, now)) continue;
       Flow& fl = flows_[f];
-      fl.start_ps = now;
-      for (uint32_t h = 0; h < fl.hops; ++h)
-        links_[paths_[fl.path_begin + h]].bytes += fl.bytes;
-      if (fl.bytes == 0 || fl.hops == 0) {
-        // Nothing to send (or a local copy): it arrives after the path's latency alone.
-        fl.done = true;
-        release(f, now, true);
-        release(f, now + fl.path_latency_ps, false);
-        continue;
-      }
       fl.left_bytes = double(fl.bytes);
       fl.rate = 0;
       fl.updated_ps = now;
       active_.push_back(f);
+      ++live;
       changed = true;
     }
+    if (rate_tolerance_ == 0 && !changed && live > 0 && live == live_before) {
+      // Exact, and only empty flows started: the rates stand, but the bytes left and the end
+      // times are brought to `now` (the same rounding as at every other event).
+      next_end_ps_ = kMaxSimTimePs;
+      for (const uint32_t f : active_) {
+        Flow& fl = flows_[f];
+        if (fl.done) continue;
+        if (now != fl.updated_ps) {
+          const double dt_s = double(now - fl.updated_ps) / kPsPerS;
+          fl.left_bytes = std::max(0.0, fl.left_bytes - fl.rate * dt_s);
+          fl.updated_ps = now;
+        }
+        const double ps = std::ceil(fl.left_bytes / fl.rate * kPsPerS);
+        if (!(ps < double(kMaxSimTimePs - now) - double(fl.path_latency_ps))) {
+          raise_run_input_error(
+              "a collective's flow would end past the simulated time limit (2^62 ps): a link "
+              "or injection rate too low for its bytes");
+        }
+        fl.end_ps = now + static_cast<TimePs>(ps);
+        next_end_ps_ = std::min(next_end_ps_, fl.end_ps);
+      }
+    }
   }
-  for (const Flow& f : flows_) {
-    if (f.waiting != 0) throw std::logic_error("FlowNetwork: a flow never became ready");
+  active_.clear();
+}
+
+void FlowNetwork::set_link_model(uint32_t link, const LinkParams& params, uint64_t seed,
+                                 TimePs extra_latency_ps) {
+  if (link >= links_.size()) throw std::out_of_range("FlowNetwork: no such link");
+  Link& k = links_[link];
+  k.has_model = true;
+  k.model = params;
+  k.model_seed = seed;
+  k.extra_latency_ps = extra_latency_ps;
+}
+
+void FlowNetwork::run_packets() {
+  const uint32_t n_links = links();
+  // Fresh serial models each run: the same draws for the same flows.
+  std::vector<std::unique_ptr<LinkModel>> models(n_links);
+  for (uint32_t l = 0; l < n_links; ++l) {
+    if (links_[l].has_model) {
+      models[l] = std::make_unique<LinkModel>(links_[l].model, links_[l].model_seed);
+    }
+  }
+  std::vector<TimePs> free_ps(n_links, 0), next_issue_ps(n_links, 0);
+  std::vector<uint32_t> last_input(n_links, kNone);
+  std::vector<char> issuing(n_links, 0), seen(n_links, 0);
+  std::vector<std::vector<uint32_t>> round(n_links);  // per first link: flows, round-robin
+  std::vector<size_t> round_at(n_links, 0);
+  std::vector<uint64_t> unsent(flows_.size(), 0), packets_left(flows_.size(), 0);
+  std::vector<TimePs> last_arrival(flows_.size(), 0);
+  struct Event {
+    TimePs t;
+    uint64_t seq;
+    uint32_t flow, hop;  // hop kNone: the first link `flow` issues its next packet
+    uint64_t bytes;
+    TimePs last_ps;  // when the packet's last byte is ready at this hop
+    bool operator>(const Event& o) const { return t > o.t || (t == o.t && seq > o.seq); }
+  };
+  std::vector<Event> events;
+  uint64_t seq = 0;
+  auto push = [&](const Event& e) {
+    events.push_back(e);
+    std::push_heap(events.begin(), events.end(), std::greater<>());
+  };
+  // Serves a packet of `bytes` from flow `f` at hop `h`, its first byte ready at `first` and its
+  // last at `last`: when its first and last bytes reach the hop's far end.
+  auto serve = [&](uint32_t f, uint32_t h, uint64_t bytes, TimePs first,
+                   TimePs last) -> std::pair<TimePs, TimePs> {
+    const Flow& fl = flows_[f];
+    const uint32_t l = paths_[fl.path_begin + h];
+    Link& k = links_[l];
+    const uint32_t input = h > 0 ? paths_[fl.path_begin + h - 1] : kNone;
+    uint64_t wire = bytes;
+    if (k.contended_efficiency < 1 && seen[l] && last_input[l] != input) {
+      wire = static_cast<uint64_t>(std::ceil(double(bytes) / k.contended_efficiency));
+    }
+    seen[l] = 1;
+    last_input[l] = input;
+    if (models[l]) {
+      // Request headers ride with the data (message_bytes per max_request_bytes).
+      wire += (k.model.max_request_bytes ? k.model.messages_for(bytes) : 0) * k.model.message_bytes;
+      const TimePs arrival = models[l]->transfer(first, wire, last);
+      if (arrival == LinkModel::kNever)
+        throw std::runtime_error("FlowNetwork: a link never came back");
+      return {models[l]->last_first_arrival_ps() + k.extra_latency_ps,
+              arrival + k.extra_latency_ps};
+    }
+    const TimePs ser = static_cast<TimePs>(std::ceil(double(wire) / k.bytes_per_s * kPsPerS));
+    const TimePs begin = std::max(first, free_ps[l]);
+    const TimePs end = std::max(begin + ser, last);
+    free_ps[l] = end;
+    return {begin + k.latency_ps, end + k.latency_ps};
+  };
+  auto forward = [&](uint32_t f, uint32_t h, uint64_t bytes, std::pair<TimePs, TimePs> at) {
+    if (h + 1 < flows_[f].hops) {
+      push(Event{at.first, seq++, f, h + 1, bytes, at.second});
+      return;
+    }
+    last_arrival[f] = std::max(last_arrival[f], at.second);
+    if (--packets_left[f] == 0) release(f, last_arrival[f], false);
+  };
+  auto schedule_issue = [&](uint32_t l, TimePs at) {
+    if (issuing[l]) return;
+    issuing[l] = 1;
+    push(Event{std::max(at, next_issue_ps[l]), seq++, l, kNone, 0, 0});
+  };
+  while (!ready_.empty() || !events.empty()) {
+    const TimePs t_ready = ready_.empty() ? kMaxSimTimePs : ready_.front().first;
+    if (!events.empty() && events.front().t <= t_ready) {
+      std::pop_heap(events.begin(), events.end(), std::greater<>());
+      const Event e = events.back();
+      events.pop_back();
+      ++rate_updates_;
+      if (e.hop != kNone) {
+        forward(e.flow, e.hop, e.bytes, serve(e.flow, e.hop, e.bytes, e.t, e.last_ps));
+        continue;
+      }
+      // The first link `l` sends one packet of its next flow, round-robin.
+      const uint32_t l = e.flow;
+      std::vector<uint32_t>& r = round[l];
+      size_t& at = round_at[l];
+      if (at >= r.size()) at = 0;
+      const uint32_t f = r[at];
+      const uint64_t bytes = std::min<uint64_t>(packet_bytes_, unsent[f]);
+      unsent[f] -= bytes;
+      const TimePs pace =
+          static_cast<TimePs>(std::ceil(double(bytes) / links_[l].bytes_per_s * kPsPerS));
+      next_issue_ps[l] = e.t + pace;
+      const auto reached = serve(f, 0, bytes, e.t, e.t);
+      if (unsent[f] == 0) {
+        r.erase(r.begin() + static_cast<std::ptrdiff_t>(at));
+        release(f, next_issue_ps[l], true);
+      } else {
+        ++at;
+      }
+      forward(f, 0, bytes, reached);
+      issuing[l] = 0;
+      if (!r.empty()) schedule_issue(l, next_issue_ps[l]);
+      continue;
+    }
+    // Start the flows ready now.
+    const TimePs now = t_ready;
+    while (!ready_.empty() && ready_.front().first <= now) {
+      std::pop_heap(ready_.begin(), ready_.end(), std::greater<>());
+      const uint32_t f = ready_.back().second;
+      ready_.pop_back();
+      if (!start_flow(f, now)) continue;
+      const Flow& fl = flows_[f];
+      unsent[f] = fl.bytes;
+      packets_left[f] = (fl.bytes + packet_bytes_ - 1) / packet_bytes_;
+      const uint32_t first = paths_[fl.path_begin];
+      round[first].push_back(f);
+      schedule_issue(first, now);
+    }
   }
 }
 

@@ -15,11 +15,13 @@
 // - Rate-update tolerance (set_rate_tolerance, default 0 = exact): with t > 0, a flow's end does
 //   not recompute the rates at once; the others keep theirs (still feasible: capacity was only
 //   freed) until the earlier of a flow's start or the first pending end time x (1 + t), measured
-//   from the run's start, when the rates are recomputed for every end since. The number of rate
-//   computations then grows with log(span of end times) / t instead of with the flow count.
-//   Capacity freed by an end goes unused for at most t of the time elapsed; over many ends
-//   this makes completion times later by about t to 2t (measured on an uneven all-to-all:
-//   +1.6% at t = 0.01, +4.7% at t = 0.05). Lazy max-min updates in the spirit of SimGrid's
+//   from the run's start, when the rates are recomputed for every end since. For flows that
+//   start together (an all-to-all) the number of rate computations then grows with
+//   log(span of end times) / t instead of with the flow count; every start still recomputes.
+//   Capacity freed by an end goes unused for at most t of the time elapsed. That is not a bound
+//   on completion times: along dependency chains the delays add up (measured: an uneven
+//   all-to-all +1.6% at t = 0.01 and +4.7% at 0.05; random dependency graphs up to +2.75% at
+//   0.01 and +14.5% at 0.05). Lazy max-min updates in the spirit of SimGrid's
 //   precision-bounded solver.
 // - Contended links (set_contended_efficiency): a link that carries flows arriving from two or
 //   more distinct previous links (a switch output port fed by several input ports) delivers
@@ -28,11 +30,25 @@
 // Fidelity: fluid (no packets, no head-of-line blocking, no congestion control dynamics); a
 // flow holds every link of its path for its whole transmission (cut-through at flow scale).
 // Deterministic: events at one picosecond are handled in flow order.
+// - Serial-link level (set_packet_level(packet_bytes > 0)): the same flows and dependencies,
+//   moved as packets of packet_bytes. A flow's first link sends its flows' packets round-robin,
+//   one packet per packet time at the link's capacity (a node's copy engine interleaving its
+//   messages); every hop then serves the packet in arrival order: a link given a serial model
+//   (set_link_model) through that model (LinkModel: serialisation, replays, retrains and jitter
+//   drawn per packet, cut-through streaming, FEC and propagation) plus its switch crossing;
+//   other links as ideal servers at their capacity with their latency. A contended output port
+//   (a packet from another input than the previous one) takes its packet at its efficiency.
+//   A flow is sent when its last packet has left its first link and arrives with its last
+//   packet. Queues are unbounded (no credits, no backpressure), so where max-min fairness
+//   would hand a bottlenecked flow's share of its first link to its siblings, round-robin does
+//   not; the two levels agree on collectives whose flows are even (tested within 5%).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "fabric/serial_link.h"
 #include "models/core/time.h"
 
 namespace tiersim {
@@ -47,8 +63,15 @@ class FlowNetwork {
   uint32_t links() const { return static_cast<uint32_t>(links_.size()); }
   // See the contract above. efficiency in (0, 1].
   void set_contended_efficiency(uint32_t link, double efficiency);
-  // See the contract above. tolerance >= 0; 0 is exact max-min at every flow change.
+  // See the contract above. tolerance in [0, 1]; 0 is exact max-min at every flow change.
   void set_rate_tolerance(double tolerance);
+  // Serial-link level (see the contract): packets of `packet_bytes` (0: flow level).
+  void set_packet_level(uint64_t packet_bytes) { packet_bytes_ = packet_bytes; }
+  // At the serial-link level, `link` moves packets through a serial model of `params` (its
+  // draws seeded by `seed`, fresh at each run()) and then `extra_latency_ps` (a switch's
+  // crossing).
+  void set_link_model(uint32_t link, const LinkParams& params, uint64_t seed,
+                      TimePs extra_latency_ps);
 
   // Flows: removed by clear_flows(); links stay.
   void clear_flows();
@@ -85,6 +108,11 @@ class FlowNetwork {
     double energy_pj_per_bit;
     double contended_efficiency = 1.0;
     uint64_t bytes = 0;
+    // Serial-link level: its serial model's parameters (has_model), seed and switch crossing.
+    bool has_model = false;
+    LinkParams model;
+    uint64_t model_seed = 0;
+    TimePs extra_latency_ps = 0;
     // Scratch of the rate computation.
     double left = 0;
     uint32_t unfrozen = 0;
@@ -109,6 +137,12 @@ class FlowNetwork {
   // Flow `f`'s last byte leaves at `now`: releases its successors; marks the rates for
   // recomputation (changed) or, with a tolerance, sets when they must be (due_ps).
   void end(uint32_t f, TimePs now, TimePs& due_ps, bool& changed);
+  // The flow level's and the serial-link level's event loops (after run()'s set-up).
+  void run_flows();
+  void run_packets();
+  // Starts flow `f` at `now`: counts its bytes on its links; returns false when it has nothing
+  // to send (it is released at once).
+  bool start_flow(uint32_t f, TimePs now);
   // Successors of `f` waiting for its last byte to leave (`sent`) or to arrive.
   void release(uint32_t f, TimePs at, bool sent);
 
@@ -129,6 +163,7 @@ class FlowNetwork {
   // Active flows by end time: a min-heap on (end time, id), rebuilt at each rate computation.
   std::vector<std::pair<TimePs, uint32_t>> ends_;
   TimePs next_end_ps_ = 0;  // the earliest end at the current rates
+  uint64_t packet_bytes_ = 0;
   double rate_tolerance_ = 0;
   bool any_contended_ = false;
   // Per link, the active flows crossing it (CSR, rebuilt with the rates).

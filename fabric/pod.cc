@@ -224,6 +224,16 @@ bool Pod::validate(const config::Pod& p, Validator& v) {
   if (p.has_rate_tolerance() && !(p.rate_tolerance() >= 0 && p.rate_tolerance() <= 0.1)) {
     pv.error("rate_tolerance", "must be in [0, 0.1]");
   }
+  if (p.has_packet_bytes()) {
+    if (p.level() != config::POD_SERIAL_LINK) {
+      pv.error("packet_bytes", "only with level: POD_SERIAL_LINK");
+    } else if (p.packet_bytes() < 64 || p.packet_bytes() > (uint64_t{1} << 30)) {
+      pv.error("packet_bytes", "must be in [64, 2^30]");
+    }
+  }
+  if (p.level() == config::POD_SERIAL_LINK && p.has_rate_tolerance() && p.rate_tolerance() > 0) {
+    pv.error("rate_tolerance", "is the flow level's; the serial-link level has no rates");
+  }
   if (scratch.empty()) {
     // Links the topology needs (one direction each), bounded so validation never runs out of
     // memory building them.
@@ -275,6 +285,10 @@ Pod Pod::build(const config::Pod& p, double injection_bytes_per_s, Validator* v)
   if (p.has_chunk_bytes()) pod.chunk_bytes_ = p.chunk_bytes();
   if (p.has_max_chunks()) pod.max_chunks_ = p.max_chunks();
   pod.rate_tolerance_ = p.rate_tolerance();
+  if (p.level() == config::POD_SERIAL_LINK) {
+    pod.packet_bytes_ = p.has_packet_bytes() ? p.packet_bytes() : 1024;
+  }
+  pod.switch_latency_ps_ = p.switch_().latency_ps();
   pod.contended_port_efficiency_ =
       p.switch_().has_contended_port_efficiency() ? p.switch_().contended_port_efficiency() : 1.0;
   pod.injection_bytes_per_s_ = injection_bytes_per_s;
@@ -400,8 +414,15 @@ FlowNetwork Pod::network() const {
     if (l.from >= nodes_ && contended_port_efficiency_ < 1) {
       net.set_contended_efficiency(id, contended_port_efficiency_);
     }
+    if (packet_bytes_ > 0) {
+      // Each link's own draws, the same in every run.
+      net.set_link_model(id, l.params,
+                         0x706f645f6c696e6bULL ^ (uint64_t{id} * 0x9e3779b97f4a7c15ULL),
+                         l.from >= nodes_ ? switch_latency_ps_ : 0);
+    }
   }
   net.set_rate_tolerance(rate_tolerance_);
+  net.set_packet_level(packet_bytes_);
   for (uint32_t i = 0; i < nodes_; ++i)
     net.add_link(injection_bytes_per_s_, 0, 0);
   if (reduce_bytes_per_s_ > 0) {

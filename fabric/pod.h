@@ -18,6 +18,8 @@
 // - A switch's output ports deliver switch.contended_port_efficiency of their rate while flows
 //   from several input ports share them; rates are recomputed within rate_tolerance
 //   (FlowNetwork's contract).
+// - level POD_SERIAL_LINK: the same flows as packets through each link's serial model (its
+//   SerialLink, seeded per link) plus the switch's crossing (FlowNetwork's serial-link level).
 // Fidelity: flow level (max-min fair rates); no packet arbitration inside switches beyond the
 // contended-port efficiency, no adaptive routing.
 #pragma once
@@ -102,6 +104,8 @@ class Pod {
   double injection_bytes_per_s_ = 0, reduce_bytes_per_s_ = 0;
   double switch_static_power_w_ = 0;
   double rate_tolerance_ = 0, contended_port_efficiency_ = 1.0;
+  uint64_t packet_bytes_ = 0;  // the serial-link level's packets (0: flow level)
+  TimePs switch_latency_ps_ = 0;
   std::vector<PodLink> links_;
   std::vector<uint32_t> up_, down_;
   std::unordered_map<uint64_t, uint32_t> by_ends_;

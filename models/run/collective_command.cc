@@ -149,10 +149,17 @@ int run_collective(const std::vector<std::string>& args) {
   const size_t c_bus = t.add_column("busbw_gb_per_s", Table::Type::kF64, "GB/s");
   const size_t c_algo = t.add_column("algorithm", Table::Type::kStr);
   const size_t c_energy = t.add_column("link_energy_uj", Table::Type::kF64, "uJ");
+  const config::Pod& pc = sys.pod();
+  const std::string level =
+      pc.level() == config::POD_SERIAL_LINK
+          ? "serial-link level, " +
+                std::to_string(pc.has_packet_bytes() ? pc.packet_bytes() : 1024) + "-byte packets"
+          : "flow level";
   std::printf(
-      "# %s on %u ranks of a %u-node pod (%u links, %u switches); time includes the "
+      "# %s on %u ranks of a %u-node pod (%u links, %u switches; %s); time includes the "
       "launch latency\n",
-      op_name.c_str(), ranks, pod.nodes(), unsigned(pod.links().size()), pod.switches());
+      op_name.c_str(), ranks, pod.nodes(), unsigned(pod.links().size()), pod.switches(),
+      level.c_str());
   std::printf("#%14s %12s %12s %12s %10s %14s\n", "size (B)", "time (us)", "algbw (GB/s)",
               "busbw (GB/s)", "algorithm", "energy (uJ)");
   for (uint64_t size = min_bytes; size <= max_bytes; size *= factor) {
