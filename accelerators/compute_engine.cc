@@ -525,6 +525,16 @@ void ComputeEngine::summarize(std::vector<SummaryItem>& out, uint64_t tokens) co
   }
   if (orchestrator_) orchestrator_->summarize(out, tokens);
   if (thermal_admission_) thermal_admission_->summarize(out, now_ps());
+  if (collective_.pod) {
+    // The pod's fabric as a whole (reported; the energy above charges this rank's share).
+    const Pod& pod = collective_.pod->pod();
+    out.push_back({"pod_ports", double(pod.ports()), "ports"});
+    out.push_back({"pod_link_power_w_per_port", pod.link_power_w_per_port(), "W"});
+    out.push_back({"pod_static_power_w", pod.static_power_w(), "W"});
+    if (pod.cost_usd() > 0) {
+      out.push_back({"pod_fabric_cost_usd_per_accelerator", pod.cost_usd() / pod.nodes(), "USD"});
+    }
+  }
   if (host_cpu_ != nullptr) {
     const double per = tokens ? 1.0 / double(tokens) : 0.0;
     out.push_back({"host_attention_ms_per_token", double(host_attention_ps_.value()) * per / 1e9,

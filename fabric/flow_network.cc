@@ -382,11 +382,14 @@ void FlowNetwork::set_link_model(uint32_t link, const LinkParams& params, uint64
 
 void FlowNetwork::run_packets() {
   const uint32_t n_links = links();
-  // Fresh serial models each run: the same draws for the same flows.
+  // Fresh serial models each run, seeded by the link and the run's ordinal: successive
+  // collectives draw different retrains, replays and jitter; the same sequence of runs draws
+  // the same.
   std::vector<std::unique_ptr<LinkModel>> models(n_links);
+  const uint64_t run_salt = ++packet_runs_ * 0xd1b54a32d192ed03ULL;
   for (uint32_t l = 0; l < n_links; ++l) {
     if (links_[l].has_model) {
-      models[l] = std::make_unique<LinkModel>(links_[l].model, links_[l].model_seed);
+      models[l] = std::make_unique<LinkModel>(links_[l].model, links_[l].model_seed ^ run_salt);
     }
   }
   std::vector<TimePs> free_ps(n_links, 0), next_issue_ps(n_links, 0);
@@ -410,6 +413,17 @@ void FlowNetwork::run_packets() {
     events.push_back(e);
     std::push_heap(events.begin(), events.end(), std::greater<>());
   };
+  // A duration of `bytes` at `bytes_per_s` from `at`, refused past the simulated time limit.
+  auto duration = [&](double bytes, double bytes_per_s, TimePs at) {
+    const double ps = std::ceil(bytes / bytes_per_s * kPsPerS);
+    if (!(ps < double(kMaxSimTimePs - at))) {
+      raise_run_input_error(
+          "a collective's packet would end past the simulated time limit (2^62 ps): a link or "
+          "injection rate too low for its bytes");
+    }
+    return static_cast<TimePs>(ps);
+  };
+  TimePs sent_ps = 0;  // set by serve(): when the packet's last byte left the hop
   // Serves a packet of `bytes` from flow `f` at hop `h`, its first byte ready at `first` and its
   // last at `last`: when its first and last bytes reach the hop's far end.
   auto serve = [&](uint32_t f, uint32_t h, uint64_t bytes, TimePs first,
@@ -419,7 +433,9 @@ void FlowNetwork::run_packets() {
     Link& k = links_[l];
     const uint32_t input = h > 0 ? paths_[fl.path_begin + h - 1] : kNone;
     uint64_t wire = bytes;
-    if (k.contended_efficiency < 1 && seen[l] && last_input[l] != input) {
+    // Contended: the port is still busy with a packet from another input.
+    const TimePs busy_until = models[l] ? models[l]->busy_until_ps() : free_ps[l];
+    if (k.contended_efficiency < 1 && seen[l] && last_input[l] != input && first < busy_until) {
       wire = static_cast<uint64_t>(std::ceil(double(bytes) / k.contended_efficiency));
     }
     seen[l] = 1;
@@ -428,15 +444,18 @@ void FlowNetwork::run_packets() {
       // Request headers ride with the data (message_bytes per max_request_bytes).
       wire += (k.model.max_request_bytes ? k.model.messages_for(bytes) : 0) * k.model.message_bytes;
       const TimePs arrival = models[l]->transfer(first, wire, last);
-      if (arrival == LinkModel::kNever)
-        throw std::runtime_error("FlowNetwork: a link never came back");
+      if (arrival == LinkModel::kNever || arrival >= kMaxSimTimePs) {
+        raise_run_input_error(
+            "a collective's packet would end past the simulated time limit (2^62 ps)");
+      }
+      sent_ps = models[l]->last_sent_ps();
       return {models[l]->last_first_arrival_ps() + k.extra_latency_ps,
               arrival + k.extra_latency_ps};
     }
-    const TimePs ser = static_cast<TimePs>(std::ceil(double(wire) / k.bytes_per_s * kPsPerS));
     const TimePs begin = std::max(first, free_ps[l]);
-    const TimePs end = std::max(begin + ser, last);
+    const TimePs end = std::max(begin + duration(double(wire), k.bytes_per_s, begin), last);
     free_ps[l] = end;
+    sent_ps = end;
     return {begin + k.latency_ps, end + k.latency_ps};
   };
   auto forward = [&](uint32_t f, uint32_t h, uint64_t bytes, std::pair<TimePs, TimePs> at) {
@@ -471,13 +490,12 @@ void FlowNetwork::run_packets() {
       const uint32_t f = r[at];
       const uint64_t bytes = std::min<uint64_t>(packet_bytes_, unsent[f]);
       unsent[f] -= bytes;
-      const TimePs pace =
-          static_cast<TimePs>(std::ceil(double(bytes) / links_[l].bytes_per_s * kPsPerS));
-      next_issue_ps[l] = e.t + pace;
+      // The next packet goes when this one has left (the link's own pace, replays included).
       const auto reached = serve(f, 0, bytes, e.t, e.t);
+      next_issue_ps[l] = std::max(e.t + 1, sent_ps);
       if (unsent[f] == 0) {
         r.erase(r.begin() + static_cast<std::ptrdiff_t>(at));
-        release(f, next_issue_ps[l], true);
+        release(f, sent_ps, true);
       } else {
         ++at;
       }

@@ -29,19 +29,21 @@
 //   output port. 1 (default) = ideal.
 // Fidelity: fluid (no packets, no head-of-line blocking, no congestion control dynamics); a
 // flow holds every link of its path for its whole transmission (cut-through at flow scale).
-// Deterministic: events at one picosecond are handled in flow order.
+// Deterministic: at the flow level, events at one picosecond are handled in flow order; at the
+// serial-link level, in the order they were scheduled.
 // - Serial-link level (set_packet_level(packet_bytes > 0)): the same flows and dependencies,
 //   moved as packets of packet_bytes. A flow's first link sends its flows' packets round-robin,
-//   one packet per packet time at the link's capacity (a node's copy engine interleaving its
-//   messages); every hop then serves the packet in arrival order: a link given a serial model
-//   (set_link_model) through that model (LinkModel: serialisation, replays, retrains and jitter
-//   drawn per packet, cut-through streaming, FEC and propagation) plus its switch crossing;
-//   other links as ideal servers at their capacity with their latency. A contended output port
-//   (a packet from another input than the previous one) takes its packet at its efficiency.
-//   A flow is sent when its last packet has left its first link and arrives with its last
-//   packet. Queues are unbounded (no credits, no backpressure), so where max-min fairness
-//   would hand a bottlenecked flow's share of its first link to its siblings, round-robin does
-//   not; the two levels agree on collectives whose flows are even (tested within 5%).
+//   the next when the last has left (a node's copy engine interleaving its messages); every hop
+//   then serves the packet in arrival order: a link given a serial model (set_link_model) through
+//   that model (LinkModel: serialisation, replays, retrains and jitter drawn per packet,
+//   cut-through streaming, FEC and propagation) plus its switch crossing; other links as ideal
+//   servers at their capacity with their latency. A contended output port (busy, and a packet from
+//   another input than the previous one) takes its packet at its efficiency. Serial models are
+//   seeded per link and per run (the run's ordinal). A flow is sent when its last packet has left
+//   its first link and arrives with its last packet. Queues are unbounded (no credits, no
+//   backpressure), so where max-min fairness would hand a bottlenecked flow's share of its first
+//   link to its siblings, round-robin does not; the two levels agree on collectives whose flows are
+//   even (tested within 5%).
 #pragma once
 
 #include <cstdint>
@@ -164,6 +166,7 @@ class FlowNetwork {
   std::vector<std::pair<TimePs, uint32_t>> ends_;
   TimePs next_end_ps_ = 0;  // the earliest end at the current rates
   uint64_t packet_bytes_ = 0;
+  uint64_t packet_runs_ = 0;  // serial-link level runs so far (seeds each run's draws)
   double rate_tolerance_ = 0;
   bool any_contended_ = false;
   // Per link, the active flows crossing it (CSR, rebuilt with the rates).

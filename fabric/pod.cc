@@ -5,6 +5,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "models/config/energy_checks.h"
+
 namespace tiersim {
 
 namespace {
@@ -195,6 +197,7 @@ bool Pod::validate(const config::Pod& p, Validator& v) {
       sv.error("in_network_reduction",
                "in-switch collectives are modelled on a POD_SINGLE_SWITCH pod only");
     }
+    energy_field(sv, "cost_usd", p.switch_().has_cost_usd(), p.switch_().cost_usd());
     if (p.switch_().has_contended_port_efficiency()) {
       const double e = p.switch_().contended_port_efficiency();
       if (!(e > 0 && e <= 1)) sv.error("contended_port_efficiency", "must be in (0, 1]");
@@ -301,6 +304,7 @@ Pod Pod::build(const config::Pod& p, double injection_bytes_per_s, Validator* v)
   const double node_reach = p.node_link().reach_m();
   const TimePs sw_ps = p.switch_().latency_ps();
   pod.switch_static_power_w_ = p.switch_().static_power_w();
+  pod.switch_cost_usd_ = p.switch_().cost_usd();
   for (uint32_t i = 0; i < n; ++i)
     pod.vertex_rack_.push_back(i / pod.nodes_per_rack_);
 
@@ -402,6 +406,13 @@ Pod Pod::build(const config::Pod& p, double injection_bytes_per_s, Validator* v)
     }
   }
   return pod;
+}
+
+double Pod::cost_usd() const {
+  double c = switch_cost_usd_ * switches_;
+  for (const PodLink& l : links_)
+    c += l.params.port_cost_usd;
+  return c;
 }
 
 FlowNetwork Pod::network() const {

@@ -85,6 +85,14 @@ class Pod {
   double laser_power_w() const;
   double switch_power_w() const { return switch_static_power_w_ * switches_; }
   double static_power_w() const { return link_idle_power_w() + laser_power_w() + switch_power_w(); }
+  // Ports: link ends (one per link direction: a bidirectional bundle has two ends). Reported
+  // figures: the media's cost (port_cost_usd per end) plus the switches' (cost_usd each), and
+  // the links' standing power (idle SerDes and lasers) per port.
+  uint32_t ports() const { return static_cast<uint32_t>(links_.size()); }
+  double cost_usd() const;
+  double link_power_w_per_port() const {
+    return links_.empty() ? 0.0 : (link_idle_power_w() + laser_power_w()) / double(ports());
+  }
 
  private:
   // Lays out the topology; reports problems to `v` when given (validation), else throws.
@@ -102,7 +110,7 @@ class Pod {
   std::vector<uint32_t> dims_;  // torus
   std::vector<uint32_t> vertex_rack_;
   double injection_bytes_per_s_ = 0, reduce_bytes_per_s_ = 0;
-  double switch_static_power_w_ = 0;
+  double switch_static_power_w_ = 0, switch_cost_usd_ = 0;
   double rate_tolerance_ = 0, contended_port_efficiency_ = 1.0;
   uint64_t packet_bytes_ = 0;  // the serial-link level's packets (0: flow level)
   TimePs switch_latency_ps_ = 0;

@@ -72,6 +72,7 @@ void LinkParams::validate(const config::SerialLink& c, Validator& v) {
   energy_field(v, "retimer_energy_pj_per_bit", c.has_retimer_energy_pj_per_bit(),
                c.retimer_energy_pj_per_bit());
   energy_field(v, "laser_power_w", c.has_laser_power_w(), c.laser_power_w());
+  energy_field(v, "port_cost_usd", c.has_port_cost_usd(), c.port_cost_usd());
   if (c.retimers() > 0 && !c.has_retimer_latency_ps()) {
     v.error("retimer_latency_ps", "needed with retimers");
   }
@@ -102,6 +103,7 @@ LinkParams LinkParams::from_config(const config::SerialLink& c) {
   p.static_power_w = c.static_power_w();
   p.retimer_energy_pj_per_bit = c.retimer_energy_pj_per_bit();
   p.laser_power_w = c.laser_power_w();
+  p.port_cost_usd = c.port_cost_usd();
   p.retimers = c.retimers();
   p.retimer_latency_ps = c.retimer_latency_ps();
   p.message_bytes = c.has_message_bytes() ? c.message_bytes() : 16;
@@ -280,6 +282,7 @@ TimePs LinkModel::send(TimePs start_ps, uint64_t bytes, TimePs data_last_ps, uin
   if (sent == kNever) return kNever;
   last_first_ps_ = begin + serialise_ps(first_unit) + p_.fixed_latency_ps();
   if (data_last_ps > begin) sent = std::max(sent, data_last_ps + serialise_ps(first_unit));
+  last_sent_ps_ = sent;
   busy_[level] = sent;
   for (uint32_t k = 0; k < level; ++k)
     busy_[k] = std::max(busy_[k], begin) + busy;

@@ -57,6 +57,7 @@ struct LinkParams {
   TimePs retimer_latency_ps = 0;
   uint32_t message_bytes = 16;
   uint32_t max_request_bytes = 0;  // 0: one message per transfer
+  double port_cost_usd = 0;        // reported only (pods): the medium at one end
 
   // Request messages (or completions) for a transfer of `bytes`.
   uint64_t messages_for(uint64_t bytes) const {
@@ -127,6 +128,10 @@ class LinkModel {
   uint64_t message_count() const { return messages_; }
   // When the first byte of the latest transfer or message arrived (no jitter).
   TimePs last_first_arrival_ps() const { return last_first_ps_; }
+  // When the latest transfer's last byte left (its serialisation, replays included, ended).
+  TimePs last_sent_ps() const { return last_sent_ps_; }
+  // When all work accepted so far is done on the wire.
+  TimePs busy_until_ps() const { return busy_[0]; }
   // Dynamic energy so far: data bits moved through the SerDes and through each retimer.
   double energy_j() const { return double(bytes_) * 8.0 * p_.energy_pj_per_bit * 1e-12; }
   double retimer_energy_j() const {
@@ -152,7 +157,7 @@ class LinkModel {
   TimePs busy_[kLevels] = {};  // when work of level >= l accepted so far is done
   std::vector<Outage> outages_;
   uint64_t messages_ = 0;
-  TimePs last_first_ps_ = 0;
+  TimePs last_first_ps_ = 0, last_sent_ps_ = 0;
   TimePs outage_wait_ps_ = 0;
   TimePs down_wait_ps_ = 0;
   TimePs next_retrain_ps_ = 0;  // start of the next retrain (UINT64_MAX: none)

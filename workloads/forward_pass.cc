@@ -58,8 +58,9 @@ void ModelObjects::register_weights(ObjectTable& t, const TransformerShape& s,
         lo.shared = t.add(p + "shared_experts", weights,
                           s.shared_gate_up_bytes() + s.shared_down_bytes(), id, every);
       }
-      // Expert parallelism: this rank's experts / ep slots (it plays the busiest rank's experts
-      // in each layer, see route()); their intents are those of the first experts.
+      // Expert parallelism: this rank's (experts + redundant) / ep slots (it plays the busiest
+      // rank's copies in each layer, see route()); slot e's intents are those of expert e, a
+      // stand-in (the slot holds whichever expert the busiest rank's placement puts there).
       for (uint32_t e = 0; e < s.experts_rank(); ++e) {
         ObjectIntent routed = every;
         if (use.router != nullptr) {
@@ -167,7 +168,9 @@ ForwardPass::ForwardPass(const TransformerShape& shape, uint32_t max_sequences, 
       ep_rank_rows_.assign(shape.ep, 0);
       ep_rank_active_.assign(shape.ep, 0);
       // Each MoE layer's placement of expert copies, from the router's expected loads (its
-      // first popularity phase).
+      // first popularity phase; a synthetic router's use probability for one token is
+      // proportional to the expert's share. Routing traces are refused with expert
+      // parallelism).
       for (uint32_t m = 0; m < shape.moe_layers(); ++m) {
         if (shape.redundant_experts == 0) {
           placement_.push_back(ExpertPlacement::contiguous(shape.experts, shape.ep));

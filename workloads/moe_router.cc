@@ -335,12 +335,23 @@ ExpertPlacement ExpertPlacement::balanced(const std::vector<double>& load, uint3
   if (ranks == 0 || experts == 0 || total % ranks != 0) {
     throw std::invalid_argument("ExpertPlacement: ranks must divide experts + redundant copies");
   }
-  // Replicate: each extra copy to the expert with the most load per copy.
+  if (uint64_t{redundant} > uint64_t{experts} * (ranks - 1)) {
+    throw std::invalid_argument(
+        "ExpertPlacement: more copies than every rank holding every expert");
+  }
+  // Replicate: each extra copy to the expert with the most load per copy (then the fewest
+  // copies, then the lowest id), at most one copy per rank.
   std::vector<uint32_t> copies(experts, 1);
   for (uint32_t r = 0; r < redundant; ++r) {
-    uint32_t best = 0;
-    for (uint32_t e = 1; e < experts; ++e) {
-      if (load[e] * copies[best] > load[best] * copies[e]) best = e;
+    uint32_t best = UINT32_MAX;
+    for (uint32_t e = 0; e < experts; ++e) {
+      if (copies[e] >= ranks) continue;
+      if (best == UINT32_MAX) {
+        best = e;
+        continue;
+      }
+      const double a = load[e] * copies[best], b = load[best] * copies[e];
+      if (a > b || (a == b && copies[e] < copies[best])) best = e;
     }
     ++copies[best];
   }

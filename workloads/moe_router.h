@@ -115,11 +115,12 @@ class TraceRouter : public Router {
 // - contiguous(): no redundant copies; expert e in slot e mod slots of rank e / slots (the
 //   usual layout of DeepSeek's and vLLM's expert-parallel ranks).
 // - balanced(): DeepSeek's EPLB for one group (its replicate-then-pack steps): each redundant
-//   copy goes to the expert with the highest expected load per copy (the lowest id among
-//   equals); then copies, heaviest first (load / copies; then by expert), go to the least loaded
-//   rank with a free slot that does not hold that expert yet (any rank with a free slot if all
-//   do; the lowest rank among equals). Tokens of an expert with c copies are spread over them
-//   by token index (token t uses copy t mod c).
+//   copy goes to the expert with the highest expected load per copy (then the fewest copies,
+//   then the lowest id), an expert having at most one copy per rank; then copies, heaviest
+//   first (load / copies; then by expert), go to the least loaded rank with a free slot that
+//   does not hold that expert yet (the lowest rank among equals). Greedy packing can corner
+//   itself: a copy then goes to a rank that holds the expert already (counted as two slots). Tokens
+//   of an expert with c copies are spread over them by token index (token t uses copy t mod c).
 struct ExpertPlacement {
   uint32_t ranks = 0, slots = 0;
   std::vector<uint16_t> slot_expert;  // ranks x slots: the expert in each slot

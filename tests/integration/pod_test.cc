@@ -282,6 +282,30 @@ TEST(PodExpertParallel, RedundantExpertsEvenTheRanksAndLetRankCountsNotDividingT
   EXPECT_THAT(r.err, HasSubstr("workload.parallelism.redundant_experts: at most"));
 }
 
+TEST(PodExpertParallel, ThePodsCostAndPowerPerPortAreReported) {
+  // 8 nodes on one switch: 16 link ends. $1,000 per end and $50,000 per switch: (16,000 +
+  // 50,000) / 8 = $8,250 per accelerator. 0.5 W of idle SerDes and 1 W of laser per direction:
+  // 1.5 W per port, 24 W for the pod's links, plus the switch's 100 W.
+  auto r = test::run_cmd(tiersim("run " + ep_files(1) +
+                                 " --set system.pod.node_link.port_cost_usd=1000"
+                                 " --set system.pod.switch.cost_usd=50000"
+                                 " --set system.pod.node_link.static_power_w=0.5"
+                                 " --set system.pod.node_link.laser_power_w=1"
+                                 " --set system.pod.switch.static_power_w=100"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(summary(r.out, "pod_ports"), 16.0);
+  EXPECT_DOUBLE_EQ(summary(r.out, "pod_fabric_cost_usd_per_accelerator"), 8250.0);
+  EXPECT_DOUBLE_EQ(summary(r.out, "pod_link_power_w_per_port"), 1.5);
+  EXPECT_DOUBLE_EQ(summary(r.out, "pod_static_power_w"), 124.0);
+  // Without costs, no cost is reported; a negative one is refused with its path.
+  auto plain = test::run_cmd(tiersim("run " + ep_files(1)));
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_EQ(plain.out.find("pod_fabric_cost_usd_per_accelerator"), std::string::npos);
+  auto bad = test::run_cmd(tiersim("run " + ep_files(1) + " --set system.pod.switch.cost_usd=-1"));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("system.pod.switch.cost_usd"));
+}
+
 TEST(PodExpertParallel, UnsupportedCombinationsAreRefused) {
   auto r = test::run_cmd(tiersim("run " + ep_files() + " --set workload.decode.prefill=true"));
   EXPECT_EQ(r.code, 2);

@@ -186,19 +186,35 @@ TEST(ExpertPlacement, BalancedReplicatesTheHeaviestAndPacksTheLeastLoadedRank) {
   EXPECT_EQ(p.slot_for(0, 0), 1u);
   EXPECT_EQ(p.slot_for(0, 1), 4u);
   EXPECT_EQ(p.slot_for(3, 7), 3u);
-  // Skewed loads 8, 4, 2, 2, 1, 1 on 2 ranks with 2 copies: expert 0 gets both (8 -> 4, then a
-  // tie at 4 with expert 1 goes to the lower id: 2.67 per copy). Packing 4, 2.67 x 3, 2, 2, 1, 1:
-  // rank 0 takes 1, 0, 3, 5 (4 + 2.67 + 2 + 1 = 9.67), rank 1 takes 0, 0 (both ranks hold 0
-  // by then), 2, 4 (8.33); contiguous would be 14 and 4.
+  // Skewed loads 8, 4, 2, 2, 1, 1 on 2 ranks with 2 copies: expert 0 gets one (8 -> 4 per
+  // copy); it then has a copy per rank, so the second goes to expert 1 (4 -> 2). Packing
+  // 4, 4, 2, 2, 2, 2, 1, 1 alternates the ranks: 9 and 9 of load, against 14 and 4 for
+  // contiguous.
   const ExpertPlacement q = ExpertPlacement::balanced({8, 4, 2, 2, 1, 1}, 2, 2);
-  EXPECT_EQ(q.copies(0), 3u);
+  EXPECT_EQ(q.copies(0), 2u);
+  EXPECT_EQ(q.copies(1), 2u);
   std::vector<double> rank_load(2, 0);
   const std::vector<double> load = {8, 4, 2, 2, 1, 1};
   for (uint32_t g = 0; g < 8; ++g)
     rank_load[g / q.slots] += load[q.slot_expert[g]] / q.copies(q.slot_expert[g]);
-  EXPECT_NEAR(rank_load[0], 29.0 / 3, 1e-12);
-  EXPECT_NEAR(rank_load[1], 25.0 / 3, 1e-12);
+  EXPECT_DOUBLE_EQ(rank_load[0], 9.0);
+  EXPECT_DOUBLE_EQ(rank_load[1], 9.0);
   EXPECT_THROW(ExpertPlacement::balanced({1, 1, 1}, 2, 0), std::invalid_argument);
+  // At most one copy per rank: a single hot expert on 2 ranks gets 2 copies, the other extra
+  // copies go to the next; with no load at all, copies spread over experts (fewest first).
+  const ExpertPlacement hot = ExpertPlacement::balanced({100, 1, 1, 1, 1, 1}, 2, 4);
+  EXPECT_EQ(hot.copies(0), 2u);
+  EXPECT_EQ(hot.copies(1) + hot.copies(2) + hot.copies(3), 6u);
+  const ExpertPlacement cold = ExpertPlacement::balanced(std::vector<double>(8, 0.0), 4, 8);
+  for (uint32_t e = 0; e < 8; ++e)
+    EXPECT_EQ(cold.copies(e), 2u);
+  for (uint32_t r = 0; r < 4; ++r) {
+    std::set<uint16_t> held;
+    for (uint32_t s = 0; s < cold.slots; ++s)
+      held.insert(cold.slot_expert[r * cold.slots + s]);
+    EXPECT_EQ(held.size(), cold.slots) << "rank " << r;
+  }
+  EXPECT_THROW(ExpertPlacement::balanced({1, 1}, 2, 3), std::invalid_argument);
 }
 
 }  // namespace
