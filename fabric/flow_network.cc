@@ -8,6 +8,34 @@
 
 namespace tiersim {
 
+namespace {
+
+// Picoseconds to move `bytes` at `bytes_per_s` (rounded up), refused with a run input error when
+// that, plus `after_ps` more, would pass the simulated time limit from `at`.
+TimePs checked_ps(double bytes, double bytes_per_s, TimePs at, TimePs after_ps, const char* what) {
+  const double ps = std::ceil(bytes / bytes_per_s * kPsPerS);
+  if (!(ps < double(kMaxSimTimePs - at) - double(after_ps))) {
+    raise_run_input_error(std::string("a collective's ") + what +
+                          " would end past the simulated time limit (2^62 ps): a link or "
+                          "injection rate too low for its bytes");
+  }
+  return static_cast<TimePs>(ps);
+}
+
+}  // namespace
+
+void FlowNetwork::advance(Flow& fl, TimePs now) {
+  if (now == fl.updated_ps) return;
+  const double dt_s = double(now - fl.updated_ps) / kPsPerS;
+  fl.left_bytes = std::max(0.0, fl.left_bytes - fl.rate * dt_s);
+  fl.updated_ps = now;
+}
+
+void FlowNetwork::set_end(Flow& fl, TimePs now) {
+  fl.end_ps = now + checked_ps(fl.left_bytes, fl.rate, now, fl.path_latency_ps, "flow");
+  next_end_ps_ = std::min(next_end_ps_, fl.end_ps);
+}
+
 uint32_t FlowNetwork::add_link(double bytes_per_s, TimePs latency_ps, double energy_pj_per_bit) {
   if (!(bytes_per_s > 0)) throw std::invalid_argument("FlowNetwork: link capacity must be > 0");
   links_.push_back(Link{bytes_per_s, latency_ps, energy_pj_per_bit});
@@ -101,11 +129,7 @@ void FlowNetwork::recompute_rates(TimePs now) {
     for (const uint32_t f : active_) {
       Flow& fl = flows_[f];
       if (fl.done) continue;
-      if (now != fl.updated_ps) {
-        const double dt_s = double(now - fl.updated_ps) / kPsPerS;
-        fl.left_bytes = std::max(0.0, fl.left_bytes - fl.rate * dt_s);
-        fl.updated_ps = now;
-      }
+      advance(fl, now);
       active_[kept++] = f;
     }
     active_.resize(kept);
@@ -199,14 +223,7 @@ void FlowNetwork::recompute_rates(TimePs now) {
   next_end_ps_ = kMaxSimTimePs;
   for (const uint32_t f : active_) {
     Flow& fl = flows_[f];
-    const double ps = std::ceil(fl.left_bytes / fl.rate * kPsPerS);
-    if (!(ps < double(kMaxSimTimePs - now) - double(fl.path_latency_ps))) {
-      raise_run_input_error(
-          "a collective's flow would end past the simulated time limit (2^62 ps): a link or "
-          "injection rate too low for its bytes");
-    }
-    fl.end_ps = now + static_cast<TimePs>(ps);
-    next_end_ps_ = std::min(next_end_ps_, fl.end_ps);
+    set_end(fl, now);
     if (rate_tolerance_ > 0) ends_.emplace_back(fl.end_ps, f);
   }
   if (rate_tolerance_ > 0) std::make_heap(ends_.begin(), ends_.end(), std::greater<>());
@@ -311,7 +328,6 @@ void FlowNetwork::run_flows() {
     if (next >= kMaxSimTimePs) throw std::runtime_error("FlowNetwork: no progress possible");
     now = next;
     // The transmissions whose last byte leaves now end.
-    const size_t live_before = live;
     if (rate_tolerance_ > 0) {
       while (!ends_.empty() && ends_.front().first <= now) {
         std::pop_heap(ends_.begin(), ends_.end(), std::greater<>());
@@ -344,26 +360,15 @@ void FlowNetwork::run_flows() {
       ++live;
       changed = true;
     }
-    if (rate_tolerance_ == 0 && !changed && live > 0 && live == live_before) {
+    if (rate_tolerance_ == 0 && !changed && live > 0) {
       // Exact, and only empty flows started: the rates stand, but the bytes left and the end
       // times are brought to `now` (the same rounding as at every other event).
       next_end_ps_ = kMaxSimTimePs;
       for (const uint32_t f : active_) {
         Flow& fl = flows_[f];
         if (fl.done) continue;
-        if (now != fl.updated_ps) {
-          const double dt_s = double(now - fl.updated_ps) / kPsPerS;
-          fl.left_bytes = std::max(0.0, fl.left_bytes - fl.rate * dt_s);
-          fl.updated_ps = now;
-        }
-        const double ps = std::ceil(fl.left_bytes / fl.rate * kPsPerS);
-        if (!(ps < double(kMaxSimTimePs - now) - double(fl.path_latency_ps))) {
-          raise_run_input_error(
-              "a collective's flow would end past the simulated time limit (2^62 ps): a link "
-              "or injection rate too low for its bytes");
-        }
-        fl.end_ps = now + static_cast<TimePs>(ps);
-        next_end_ps_ = std::min(next_end_ps_, fl.end_ps);
+        advance(fl, now);
+        set_end(fl, now);
       }
     }
   }
@@ -413,16 +418,6 @@ void FlowNetwork::run_packets() {
     events.push_back(e);
     std::push_heap(events.begin(), events.end(), std::greater<>());
   };
-  // A duration of `bytes` at `bytes_per_s` from `at`, refused past the simulated time limit.
-  auto duration = [&](double bytes, double bytes_per_s, TimePs at) {
-    const double ps = std::ceil(bytes / bytes_per_s * kPsPerS);
-    if (!(ps < double(kMaxSimTimePs - at))) {
-      raise_run_input_error(
-          "a collective's packet would end past the simulated time limit (2^62 ps): a link or "
-          "injection rate too low for its bytes");
-    }
-    return static_cast<TimePs>(ps);
-  };
   TimePs sent_ps = 0;  // set by serve(): when the packet's last byte left the hop
   // Serves a packet of `bytes` from flow `f` at hop `h`, its first byte ready at `first` and its
   // last at `last`: when its first and last bytes reach the hop's far end.
@@ -453,7 +448,8 @@ void FlowNetwork::run_packets() {
               arrival + k.extra_latency_ps};
     }
     const TimePs begin = std::max(first, free_ps[l]);
-    const TimePs end = std::max(begin + duration(double(wire), k.bytes_per_s, begin), last);
+    const TimePs end =
+        std::max(begin + checked_ps(double(wire), k.bytes_per_s, begin, 0, "packet"), last);
     free_ps[l] = end;
     sent_ps = end;
     return {begin + k.latency_ps, end + k.latency_ps};

@@ -136,6 +136,10 @@ class FlowNetwork {
   // Brings every active flow's bytes up to `now`, drops the finished ones from active_, and sets
   // max-min fair rates and end times; rebuilds the end-time heap.
   void recompute_rates(TimePs now);
+  // Brings `fl`'s bytes left up to `now` at its rate; sets its end time at that rate from `now`
+  // (refused past the simulated time limit) and lowers next_end_ps_ to it.
+  static void advance(Flow& fl, TimePs now);
+  void set_end(Flow& fl, TimePs now);
   // Flow `f`'s last byte leaves at `now`: releases its successors; marks the rates for
   // recomputation (changed) or, with a tolerance, sets when they must be (due_ps).
   void end(uint32_t f, TimePs now, TimePs& due_ps, bool& changed);

@@ -67,6 +67,8 @@ class Pod {
   std::string vertex_name(uint32_t v) const;
   // Whether IN_SWITCH collectives are possible: one switch that reduces.
   bool in_switch_reduction() const { return reduce_bytes_per_s_ > 0; }
+  // The serial-link level's packet size (0: flow level).
+  uint64_t packet_bytes() const { return packet_bytes_; }
 
   // A flow network with the pod's links (ids = indices of links()), then one injection link
   // per node (injection_link()), then, with in-switch reduction, one reduction port per node

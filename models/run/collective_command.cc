@@ -149,11 +149,9 @@ int run_collective(const std::vector<std::string>& args) {
   const size_t c_bus = t.add_column("busbw_gb_per_s", Table::Type::kF64, "GB/s");
   const size_t c_algo = t.add_column("algorithm", Table::Type::kStr);
   const size_t c_energy = t.add_column("link_energy_uj", Table::Type::kF64, "uJ");
-  const config::Pod& pc = sys.pod();
   const std::string level =
-      pc.level() == config::POD_SERIAL_LINK
-          ? "serial-link level, " +
-                std::to_string(pc.has_packet_bytes() ? pc.packet_bytes() : 1024) + "-byte packets"
+      pod.packet_bytes() > 0
+          ? "serial-link level, " + std::to_string(pod.packet_bytes()) + "-byte packets"
           : "flow level";
   std::printf(
       "# %s on %u ranks of a %u-node pod (%u links, %u switches; %s); time includes the "
