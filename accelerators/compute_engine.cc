@@ -8,6 +8,7 @@
 
 #include "accelerators/dma_engine.h"
 #include "fabric/topology.h"
+#include "models/config/pool_share.h"
 #include "models/core/context.h"
 #include "models/core/payload_pool.h"
 #include "models/core/registry.h"
@@ -533,6 +534,15 @@ void ComputeEngine::summarize(std::vector<SummaryItem>& out, uint64_t tokens) co
     out.push_back({"pod_static_power_w", pod.static_power_w(), "W"});
     if (pod.cost_usd() > 0) {
       out.push_back({"pod_fabric_cost_usd_per_accelerator", pod.cost_usd() / pod.nodes(), "USD"});
+    }
+  }
+  if (ctx_const().config().system().has_pod()) {
+    // Pod memory nodes: the share this accelerator's figures were timed and charged with.
+    const config::Config& cfg = ctx_const().config();
+    for (const auto& n : cfg.system().pod().memory_nodes()) {
+      const PoolShare s = pool_share_of_memory(cfg, n.memory());
+      out.push_back({"pool_" + n.memory() + "_sharers", double(s.sharers), "accelerators"});
+      out.push_back({"pool_" + n.memory() + "_load_multiplier", s.load_multiplier, "x"});
     }
   }
   if (host_cpu_ != nullptr) {

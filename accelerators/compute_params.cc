@@ -7,6 +7,7 @@
 #include "accelerators/compute_engine.h"
 #include "fabric/topology.h"
 #include "models/config/energy_checks.h"
+#include "models/config/pool_share.h"
 #include "models/core/registry.h"
 
 namespace tiersim {
@@ -253,6 +254,7 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
   }
   Validator pv = v.root("system.pod");
   if (!Pod::validate(root.system().pod(), pv)) return;
+  validate_memory_nodes(root, pv);
   const uint32_t tp = root.workload().parallelism().tensor_parallel();
   const uint32_t ep = root.workload().parallelism().expert_parallel();
   const uint32_t ranks = std::max(tp, ep);

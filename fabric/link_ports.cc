@@ -5,6 +5,7 @@
 
 #include "fabric/faults.h"
 #include "fabric/topology.h"
+#include "models/config/pool_share.h"
 #include "models/core/context.h"
 #include "models/core/payload_pool.h"
 
@@ -18,7 +19,15 @@ void LinkPorts::add(Component& neighbour, const LinkInfo& link, int socket_index
   port->neighbour = &neighbour;
   if (link.serial != nullptr) {
     // Independent seeded streams per link direction (jitter, replays, retrains).
-    const LinkParams p = LinkParams::from_config(*link.serial);
+    LinkParams p = LinkParams::from_config(*link.serial);
+    // A pod memory node's shared link: every sharer's traffic crosses it, so this accelerator
+    // has 1/m of its rate, and pays 1/sharers of its standing power (models/config/pool_share.h).
+    const PoolShare share = pool_share_of_link(ctx_.config(), link.name);
+    if (share.shared()) {
+      p.lane_rate_gbps /= share.load_multiplier;
+      p.static_power_w /= share.sharers;
+      p.laser_power_w /= share.sharers;
+    }
     port->to = std::make_unique<LinkModel>(p, ctx_.rng_for(link.name + ".to").next_u64());
     port->from = std::make_unique<LinkModel>(p, ctx_.rng_for(link.name + ".from").next_u64());
     apply_link_faults(ctx_.config().system(), link.name, port->to.get(), port->from.get());

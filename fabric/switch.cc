@@ -4,6 +4,7 @@
 #include <set>
 
 #include "models/config/energy_checks.h"
+#include "models/config/pool_share.h"
 #include "models/core/context.h"
 #include "models/core/payload_pool.h"
 #include "models/core/registry.h"
@@ -200,10 +201,14 @@ const ComponentRegistrar kRegistrar(ComponentKind{
       }
     },
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
-      return with_energy(
-          std::make_unique<Switch>(c.name().c_str(), SwitchParams::from_config(c.switch_()), ctx),
-          c.switch_().energy_pj_per_bit(), c.switch_().static_power_w(), EnergyPart::kSwitchCore,
-          EnergyPart::kSwitchBase);
+      // In front of a pod memory node: this accelerator's share (models/config/pool_share.h).
+      SwitchParams p = SwitchParams::from_config(c.switch_());
+      const PoolShare share = pool_share_of_switch(ctx.config(), c.name());
+      p.crossbar_bytes_per_s /= share.load_multiplier;
+      return with_energy(std::make_unique<Switch>(c.name().c_str(), p, ctx),
+                         c.switch_().energy_pj_per_bit(),
+                         c.switch_().static_power_w() / share.sharers, EnergyPart::kSwitchCore,
+                         EnergyPart::kSwitchBase);
     },
     nullptr});
 }  // namespace

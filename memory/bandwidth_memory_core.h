@@ -69,6 +69,18 @@ struct BandwidthMemoryParams {
   // stack temperatures are given (both levels use it).
   static double refresh_multiplier_for(const config::HbmFast& c, int stack = -1);
   static BandwidthMemoryParams from_config(const config::HbmFast& c);  // c must be valid
+
+  // The share of these media that one of a pool's sharers sees (models/config/pool_share.h):
+  // every channel at 1/m of its rate, row misses and turnarounds m times as long (each sharer's
+  // stream pays its own), capacity / sharers.
+  BandwidthMemoryParams shared(double load_multiplier, uint32_t sharers) const {
+    BandwidthMemoryParams p = *this;
+    p.efficiency_fraction /= load_multiplier;
+    p.miss_penalty_ps = static_cast<TimePs>(double(miss_penalty_ps) * load_multiplier + 0.5);
+    p.turnaround_ps = static_cast<TimePs>(double(turnaround_ps) * load_multiplier + 0.5);
+    p.capacity_bytes_per_stack /= sharers;
+    return p;
+  }
 };
 
 // Streaming fast path (exact): a bulk request that gives every channel server at least one whole

@@ -4,6 +4,7 @@
 
 #include "memory/ddr.h"
 #include "models/config/energy_checks.h"
+#include "models/config/pool_share.h"
 #include "models/core/context.h"
 #include "models/core/registry.h"
 
@@ -50,12 +51,12 @@ CxlParams CxlParams::from_config(const config::CxlExpander& c) {
 }
 
 CxlExpander::CxlExpander(sc_core::sc_module_name name, const CxlParams& params, Context& ctx)
-    : MemoryTarget(name, ctx, "cxl", Tier::kCxl, params.media.capacity_bytes(),
+    : MemoryTarget(name, ctx, "cxl", Tier::kCxl, params.media.capacity_bytes() / params.sharers,
                    {"requests", "requests served"}),
       params_(params),
-      media_(params.media),
-      read_trackers_(params.tracker_bytes_per_s(params.read_trackers)),
-      write_trackers_(params.tracker_bytes_per_s(params.write_trackers)) {
+      media_(params.media.shared(params.load_multiplier, params.sharers)),
+      read_trackers_(params.tracker_bytes_per_s(params.read_trackers) / params.load_multiplier),
+      write_trackers_(params.tracker_bytes_per_s(params.write_trackers) / params.load_multiplier) {
   register_latency(
       "device_latency",
       "time from a request's arrival at the device to its response leaving the host port",
@@ -90,10 +91,15 @@ const ComponentRegistrar kRegistrar(ComponentKind{
       CxlParams::validate(c.cxl(), v);
     },
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
-      return with_energy(
-          std::make_unique<CxlExpander>(c.name().c_str(), CxlParams::from_config(c.cxl()), ctx),
-          c.cxl().media().energy_pj_per_bit(), c.cxl().static_power_w(), EnergyPart::kDramCore,
-          EnergyPart::kDeviceStatic);
+      // A pod memory node: this accelerator's share of the pool (models/config/pool_share.h).
+      CxlParams p = CxlParams::from_config(c.cxl());
+      const PoolShare share = pool_share_of_memory(ctx.config(), c.name());
+      p.load_multiplier = share.load_multiplier;
+      p.sharers = share.sharers;
+      return with_energy(std::make_unique<CxlExpander>(c.name().c_str(), p, ctx),
+                         c.cxl().media().energy_pj_per_bit(),
+                         c.cxl().static_power_w() / share.sharers, EnergyPart::kDramCore,
+                         EnergyPart::kDeviceStatic);
     },
     nullptr});
 }  // namespace

@@ -13,6 +13,8 @@
 //   separate pools (and the link carries their data in opposite directions), so a read/write
 //   mix reaches more bandwidth than reads alone, as measured expanders show;
 // - the DRAM media: the ddr kind's fast model (channels, sub-channels, row misses, turnarounds).
+// As a pod memory node shared by symmetric accelerators, the trackers' and media's rates are
+// this accelerator's share (load_multiplier); latencies are not shared.
 // The request completes when both the trackers and the media are done, plus the host port.
 // Fidelity: fast. Left out: the device's internal NoC and ECC, the host's coherence (snoop
 // filter, back-invalidate), interleaving across several expanders (map several ranges instead).
@@ -34,10 +36,15 @@ struct CxlParams {
   uint32_t line_bytes = 64;
   BandwidthMemoryParams media;
   double controller_pj_per_bit = 0;  // the device controller, per bit (energy part phy_controller)
+  // A pod memory node (models/config/pool_share.h): the trackers and media serve this
+  // accelerator at 1/load_multiplier of their rates; it holds capacity / sharers.
+  double load_multiplier = 1;
+  uint32_t sharers = 1;
 
   // Time a tracker is held by one line: controller and media latency plus the line's service at
   // one media channel's rate.
   TimePs tracker_hold_ps() const;
+  // Unshared: what the device sustains for all its requesters.
   double tracker_bytes_per_s(uint32_t trackers) const {
     return double(trackers) * line_bytes / (double(tracker_hold_ps()) * 1e-12);
   }

@@ -2,6 +2,8 @@
 
 #include "memory/bandwidth_memory.h"
 #include "models/config/energy_checks.h"
+#include "models/config/pool_share.h"
+#include "models/core/context.h"
 #include "models/core/registry.h"
 
 namespace tiersim {
@@ -53,10 +55,14 @@ const ComponentRegistrar kRegistrar(ComponentKind{
       validate_ddr(comp.ddr(), v);
     },
     [](const config::Component& c, Context& ctx) -> std::unique_ptr<Component> {
-      return with_energy(std::make_unique<BandwidthMemory>(c.name().c_str(), ddr_params(c.ddr()),
-                                                           ctx, "ddr", Tier::kDdr),
-                         c.ddr().energy_pj_per_bit(), c.ddr().static_power_w(),
-                         EnergyPart::kDramCore, EnergyPart::kDeviceStatic);
+      // A pod memory node: this accelerator's share of the pool (models/config/pool_share.h).
+      const PoolShare share = pool_share_of_memory(ctx.config(), c.name());
+      return with_energy(
+          std::make_unique<BandwidthMemory>(
+              c.name().c_str(), ddr_params(c.ddr()).shared(share.load_multiplier, share.sharers),
+              ctx, "ddr", Tier::kDdr),
+          c.ddr().energy_pj_per_bit(), c.ddr().static_power_w() / share.sharers,
+          EnergyPart::kDramCore, EnergyPart::kDeviceStatic);
     },
     nullptr});
 }  // namespace

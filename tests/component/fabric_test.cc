@@ -280,6 +280,100 @@ TEST(Cxl, ReadOnlyBandwidthIsBelowMixedReadWrite) {
   EXPECT_NEAR(read_only, p.tracker_bytes_per_s(25), p.tracker_bytes_per_s(25) * 0.01);
 }
 
+// Closed-loop read bandwidth: `window` reads of 4 KiB in flight from `base` into SRAM.
+double read_bandwidth(const config::Config& cfg, uint64_t base, int window = 32) {
+  const std::string out = simulate(cfg, [&](Context& ctx, std::ostream& os) {
+    const uint64_t bytes = 4096;
+    const int n = 4096;
+    std::vector<TimePs> done(n);
+    TimePs last = 0;
+    for (int i = 0; i < n; ++i) {
+      const TimePs start = i < window ? 0 : done[i - window];
+      done[i] = dma(ctx).transfer(base + uint64_t(i) * bytes, uint64_t(i % 1024) * bytes, bytes,
+                                  intent(), start);
+      last = std::max(last, done[i]);
+    }
+    os << "bw " << double(n) * bytes / ps_to_s(last) << "\n";
+  });
+  if (parse(out).count("bw") == 0) ADD_FAILURE() << out;
+  return parse(out).count("bw") ? parse(out).at("bw") : 0;
+}
+
+std::string memory_node(const std::string& fields) {
+  return "system { pod { memory_nodes { " + fields + " } } }";
+}
+
+// A pod memory node's sharers take their share of the pool: the tracker bound, a shared link's
+// rate and a shared switch's crossbar divide by m = 1 + (sharers - 1) x peer_load, by hand.
+TEST(PoolMemory, SharersDivideTheTrackersTheSharedLinksAndTheSharedSwitches) {
+  const std::string direct = link("dma_cxl", "dma", "cxl_mem", "cxl2_x8");
+  const double alone = read_bandwidth(host_system(direct, {}), kCxl);
+  const CxlParams p = [&] {
+    config::Config c;
+    google::protobuf::TextFormat::ParseFromString(file_text("memory/cxl_type3_gen5_x8.textproto"),
+                                                  &c);
+    return CxlParams::from_config(c.system().components(0).cxl());
+  }();
+  const double trackers = p.tracker_bytes_per_s(25);  // 17.9 GB/s
+  EXPECT_NEAR(alone, trackers, trackers * 0.01);
+  // Four lock-step sharers: a quarter of the trackers each.
+  const double four =
+      read_bandwidth(host_system(direct, {memory_node("memory: \"cxl_mem\" sharers: 4")}), kCxl);
+  EXPECT_NEAR(four, trackers / 4, trackers / 4 * 0.01);
+  // Peers at half this accelerator's load: m = 1 + 3 x 0.5 = 2.5.
+  const double half = read_bandwidth(
+      host_system(direct, {memory_node("memory: \"cxl_mem\" sharers: 4 peer_load: 0.5")}), kCxl);
+  EXPECT_NEAR(half, trackers / 2.5, trackers / 2.5 * 0.01);
+  // Idle peers: the whole device again (its capacity is still shared).
+  const double idle = read_bandwidth(
+      host_system(direct, {memory_node("memory: \"cxl_mem\" sharers: 4 peer_load: 0")}), kCxl);
+  EXPECT_NEAR(idle, alone, alone * 1e-9);
+  const std::string cap = test::run_forked([&] {
+    sc_core::sc_set_time_resolution(1, sc_core::SC_PS);
+    const config::Config cfg =
+        host_system(direct, {memory_node("memory: \"cxl_mem\" sharers: 4 peer_load: 0")});
+    Context ctx(cfg, 1);
+    auto components = build_system(cfg, ctx);
+    return std::to_string(dynamic_cast<CxlExpander*>(ctx.component("cxl_mem"))->capacity_bytes());
+  });
+  EXPECT_EQ(cap, std::to_string(uint64_t{137438953472} / 4));
+
+  // A shared link alone (a memory node on the host DDR whose shared link is the expander's):
+  // the x8 link's data rate (31.5 GB/s x 64/68 x 0.928 = 27.5 GB/s) over 4 binds below the
+  // trackers.
+  const double link_rate = 32e9 / 8 * 8 * 0.984615 * 64.0 / 68 * 0.928;
+  const double shared_link = read_bandwidth(
+      host_system(direct, {memory_node("memory: \"host_ddr\" sharers: 4 shared_links: "
+                                       "\"dma_cxl\"")}),
+      kCxl);
+  EXPECT_NEAR(shared_link, link_rate / 4, link_rate / 4 * 0.03);
+
+  // A shared switch: its crossbar (set to 8 GB/s here) over 4.
+  const std::string via_switch =
+      link("dma_sw", "dma", "sw", "cxl2_x16") + link("sw_cxl", "sw", "cxl_mem", "cxl2_x8");
+  const std::string slow =
+      "system { components { name: \"sw\" switch { crossbar_bytes_per_s: 8e9 } } }";
+  const double crossbar = read_bandwidth(host_system(via_switch, {sw("sw"), slow}), kCxl);
+  EXPECT_NEAR(crossbar, 8e9, 8e9 * 0.03);
+  const double crossbar4 = read_bandwidth(
+      host_system(
+          via_switch,
+          {sw("sw"), slow, memory_node("memory: \"host_ddr\" sharers: 4 shared_switches: \"sw\"")}),
+      kCxl);
+  EXPECT_NEAR(crossbar4, 2e9, 2e9 * 0.03);
+
+  // A DDR pool: eight lock-step sharers stream at an eighth of the channels' rate.
+  const std::string ddr = link("dma_ddr", "dma", "host_ddr");
+  const double ddr_alone = read_bandwidth(host_system(ddr, {}), kLocal, 256);
+  const double ddr8 = read_bandwidth(
+      host_system(ddr, {memory_node("memory: \"host_ddr\" sharers: 8")}), kLocal, 256);
+  EXPECT_NEAR(ddr_alone / ddr8, 8.0, 8.0 * 0.05) << ddr_alone << " " << ddr8;
+  std::cout << "GB/s: alone " << alone / 1e9 << ", 4 sharers " << four / 1e9 << ", peer_load 0.5 "
+            << half / 1e9 << ", idle peers " << idle / 1e9 << ", shared link " << shared_link / 1e9
+            << ", crossbar " << crossbar / 1e9 << " -> " << crossbar4 / 1e9 << ", DDR "
+            << ddr_alone / 1e9 << " -> " << ddr8 / 1e9 << "\n";
+}
+
 // Virtual channels: bulk prefetches saturate the switch's x8 link to the memory; a demand fetch
 // issued behind them on the critical channel waits at most one packet of bulk traffic, while on
 // a single channel it waits for the whole backlog.

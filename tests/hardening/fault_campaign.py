@@ -179,7 +179,10 @@ def spec_cases(src):
     with open(os.path.join(src, "tests/golden/cases.json")) as f:
         for run in json.load(f)["runs"]:
             files = [os.path.join(src, "configs", c + ".textproto") for c in run["configs"]]
-            cases[run["name"]] = (files, list(run.get("set", [])))
+            # Fragment files in sets are relative to the source tree (golden.py runs there).
+            sets = [re.sub(r"(\+?=)@(.+)$", lambda m: m.group(1) + "@" + os.path.join(src, m.group(2)),
+                           x) for x in run.get("set", [])]
+            cases[run["name"]] = (files, sets)
     whatif = os.path.join(src, "configs/studies/whatif")
     for name in sorted(os.listdir(whatif)):
         if not name.endswith(".textproto"):

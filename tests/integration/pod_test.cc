@@ -331,3 +331,90 @@ TEST(PodExpertParallel, UnsupportedCombinationsAreRefused) {
 
 }  // namespace
 }  // namespace tiersim
+
+namespace tiersim {
+namespace {
+
+// Llama-3-70B TP8 on an HGX H100 board, KV at home in CXL memory (read whole every step): the
+// base of configs/studies/whatif/pooled_memory_kv_70b_tp8, at 4K context.
+std::string kv_home_files() {
+  return test::preset("hardware/h100_sxm.textproto") + " " +
+         test::preset("pods/hgx_h100_nvswitch.textproto") + " " +
+         test::preset("memory/cxl_type3_gen5_x8.textproto") + " " +
+         test::preset("models/llama3_70b.textproto") + " " +
+         test::preset("studies/kv_at_home_70b_tp8.textproto") + " " +
+         test::preset("controllers/on_accelerator.textproto") +
+         " --set workload.decode.context_tokens=4096";
+}
+std::string own_expander() {
+  return " --set system+=@" + test::preset("pools/own_cxl_expander.textproto") +
+         " --set system.links[dma_cxl].serial=@" + test::preset("links/cxl2_x8.textproto");
+}
+std::string cpo_pool() {
+  const std::string cpo = test::preset("links/cxl3_over_cpo_1600g.textproto");
+  return " --set system+=@" + test::preset("pools/cpo_pool.textproto") +
+         " --set system.links[dma_pool].serial=@" + cpo +
+         " --set system.links[pool_port].serial=@" + cpo +
+         " --set system.links[pool_port].serial.lanes=128";
+}
+
+TEST(PodMemoryNode, KvInAPoolTakesTheSharersShareOfItsRate) {
+  auto run = [](const std::string& extra) {
+    auto r = test::run_cmd(tiersim("run " + kv_home_files() + extra));
+    EXPECT_EQ(r.code, 0) << r.err;
+    return r.out;
+  };
+  const std::string own = run(own_expander());
+  const std::string lockstep = run(cpo_pool());
+  const std::string half = run(cpo_pool() + " --set system.pod.memory_nodes[0].peer_load=0.5");
+  const std::string idle = run(cpo_pool() + " --set system.pod.memory_nodes[0].peer_load=0");
+  const std::string four = run(cpo_pool() + " --set system.pod.memory_nodes[0].sharers=4");
+  // Eight lock-step ranks on eight expanders' worth of trackers and media: each has what its
+  // own expander gives (the pool's extra switch hop and optics are latency, hidden by streaming).
+  EXPECT_NEAR(summary(lockstep, "tpot_ms_mean") / summary(own, "tpot_ms_mean"), 1.0, 0.005);
+  EXPECT_EQ(summary(lockstep, "pool_cxl_mem_sharers"), 8);
+  EXPECT_EQ(summary(lockstep, "pool_cxl_mem_load_multiplier"), 8);
+  EXPECT_EQ(summary(half, "pool_cxl_mem_load_multiplier"), 4.5);
+  // The KV streams at the pool's tracker bound over m (200 x 64 B per 89.167 ns = 143.6 GB/s):
+  // between idle peers (m = 1) and half-loaded ones (m = 4.5) a step's KV read takes
+  // KV x 3.5 / 143.6 GB/s longer, by hand.
+  const double kv_per_step = summary(idle, "cxl_bytes_per_token") * 16;
+  const double tracker_rate = 200 * 64 / 89.167e-9;
+  const double want_ms = kv_per_step * 3.5 / tracker_rate * 1e3;
+  const double got_ms = summary(half, "tpot_ms_mean") - summary(idle, "tpot_ms_mean");
+  EXPECT_NEAR(got_ms, want_ms, want_ms * 0.02) << got_ms << " vs " << want_ms;
+  // Fewer sharers, a larger share.
+  EXPECT_LT(summary(four, "tpot_ms_mean"), summary(lockstep, "tpot_ms_mean"));
+  EXPECT_GT(summary(four, "tpot_ms_mean"), summary(idle, "tpot_ms_mean"));
+  // Each sharer pays an eighth of the pool port's lasers: 2 x 1.12 W (its own port) +
+  // 2 x 1.12 W / 8 (the pool's eight-engine port) = 2.52 W.
+  EXPECT_NEAR(summary(lockstep, "power_w_static_laser"), 2.52, 1e-6);
+}
+
+TEST(PodMemoryNode, BadMemoryNodesExitTwoWithTheFieldPath) {
+  auto refused = [](const std::string& extra, const std::string& what) {
+    auto r = test::run_cmd(tiersim("run " + kv_home_files() + cpo_pool() + extra));
+    EXPECT_EQ(r.code, 2) << extra;
+    EXPECT_THAT(r.err, HasSubstr(what)) << extra;
+  };
+  refused(" --set system.pod.memory_nodes[0].sharers=9",
+          "system.pod.memory_nodes[0].sharers: must be in [1, nodes] (nodes: 8)");
+  refused(" --set system.pod.memory_nodes[0].peer_load=1.5",
+          "system.pod.memory_nodes[0].peer_load: must be in [0, 1]");
+  refused(" --set system.pod.memory_nodes[0].memory=hbm",
+          "system.pod.memory_nodes[0].memory: \"hbm\" must be a cxl or ddr component");
+  refused(" --set system.pod.memory_nodes[0].memory=nope",
+          "system.pod.memory_nodes[0].memory: \"nope\" is not a component");
+  refused(" --set system.pod.memory_nodes[0].shared_links[+]=nope",
+          "system.pod.memory_nodes[0].shared_links[1]: \"nope\" is not a link");
+  refused(" --set system.pod.memory_nodes[0].shared_links[+]=dma_hbm",
+          "system.pod.memory_nodes[0].shared_links[1]: \"dma_hbm\" has no serial model");
+  refused(" --set system.pod.memory_nodes[0].shared_switches[+]=dma",
+          "system.pod.memory_nodes[0].shared_switches[1]: \"dma\" is not a switch component");
+  // Half the media: each of the 8 sharers holds 64 GiB, less than the 128 GiB mapped.
+  refused(" --set system.components[cxl_mem].cxl.media.channels=8",
+          "system.pod.memory_nodes[0].sharers: each of the 8 sharers holds 68719476736 bytes");
+}
+
+}  // namespace
+}  // namespace tiersim
