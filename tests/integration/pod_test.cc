@@ -418,3 +418,30 @@ TEST(PodMemoryNode, BadMemoryNodesExitTwoWithTheFieldPath) {
 
 }  // namespace
 }  // namespace tiersim
+
+namespace tiersim {
+namespace {
+
+// A DPU per node: the node template is the system, so a DPU fragment gives every node its own
+// DPU (its DDR, DMA engine and SSD); the tensor-parallel collectives run on the pod meanwhile.
+TEST(PodNodeTemplate, EveryNodeHasTheTemplatesDpu) {
+  const std::string files = test::preset("hardware/h100_sxm.textproto") + " " +
+                            test::preset("hardware/fragments/h100_dpu_nvme.textproto") + " " +
+                            test::preset("models/llama3_70b.textproto") + " " +
+                            test::preset("studies/dpu_buffer_70b_tp8.textproto");
+  auto a = test::run_cmd(tiersim("run " + files));
+  auto b = test::run_cmd(
+      tiersim("run " + files + " " + test::preset("pods/hgx_h100_nvswitch.textproto")));
+  ASSERT_EQ(a.code, 0) << a.err;
+  ASSERT_EQ(b.code, 0) << b.err;
+  // The DPU stages the same bytes from its SSD whether or not the collectives run on the pod.
+  EXPECT_EQ(summary(a.out, "dpu_dma_nvme_to_ddr_bytes_per_token"),
+            summary(b.out, "dpu_dma_nvme_to_ddr_bytes_per_token"));
+  EXPECT_GT(summary(b.out, "dpu_dma_nvme_to_ddr_bytes_per_token"), 0.0);
+  EXPECT_GT(summary(b.out, "energy_j_path_link_serdes"),
+            summary(a.out, "energy_j_path_link_serdes"));
+  EXPECT_NEAR(summary(b.out, "tpot_ms_mean") / summary(a.out, "tpot_ms_mean"), 1.0, 0.02);
+}
+
+}  // namespace
+}  // namespace tiersim
