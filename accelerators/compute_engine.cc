@@ -117,9 +117,16 @@ void ComputeEngine::prepare() {
   dma_ = dynamic_cast<DmaEngine*>(ctx().component(params_.dma));
   if (dma_ == nullptr) throw std::logic_error(std::string(name()) + ": DMA engine missing");
   if (ctx().config().policy().placement() == config::ORCHESTRATED) {
-    orchestrator_ =
-        std::make_unique<Orchestrator>((std::string(basename()) + "_orchestrator").c_str(),
-                                       OrchestrationParams::from_config(ctx().config()), ctx());
+    OrchestrationParams op = OrchestrationParams::from_config(ctx().config());
+    const auto& w = ctx().config().workload();
+    if (w.has_replay() && w.replay().use_program() && ctx().workload() != nullptr &&
+        ctx().workload()->residency_program() != nullptr) {
+      // A replay's recorded residency program is the run's (validated: wired, no program).
+      op.wired_program = *ctx().workload()->residency_program();
+      op.wired_program_trace = w.replay().trace();
+    }
+    orchestrator_ = std::make_unique<Orchestrator>(
+        (std::string(basename()) + "_orchestrator").c_str(), std::move(op), ctx());
     orchestrator_->prepare(params_.dma, params_.tile_bytes);
   }
   if (ctx().config().policy().has_thermal_admission()) {

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "models/config/wired_checks.h"
 #include "models/core/input_file.h"
 #include "models/core/registry.h"
 #include "models/core/time.h"
@@ -112,6 +113,14 @@ bool validate_trace_ops(const std::string& path, const config::TraceHeader& h, V
     }
   }
   if (h.total_steps() > kMaxTraceCount) return fail(1, "total_steps out of range");
+  // The residency program's shape (what it names and whether it fits: before the run).
+  for (int i = 0; i < h.program_size(); ++i) {
+    std::vector<ConfigIssue> issues;
+    Validator dv(issues, "program[" + std::to_string(i) + "]");
+    validate_wired_directive(h.program(i), dv);
+    if (h.program(i).has_tenant()) dv.error("tenant", "a trace records one workload");
+    if (!issues.empty()) return fail(1, issues.front().path + ": " + issues.front().message);
+  }
   if (h.max_activation_bytes() > kMaxTraceBytes) return fail(1, "max_activation_bytes past 1 PiB");
   std::ifstream in(path, std::ios::binary);
   google::protobuf::io::IstreamInputStream stream(&in);
@@ -155,6 +164,7 @@ ReplayWorkload::ReplayWorkload(const std::string& path)
                                                                 &clean_eof)) {
     throw std::runtime_error("trace " + path + " has no header");
   }
+  program_.assign(header_.program().begin(), header_.program().end());
 }
 
 void ReplayWorkload::register_objects(ObjectTable& t) {
@@ -203,6 +213,17 @@ void validate_replay(const config::Config& root, Validator& v) {
   if (!rv.non_empty("trace", w.replay().has_trace(), w.replay().trace())) return;
   auto header = read_trace_header(w.replay().trace(), rv);
   if (!header || !validate_trace_ops(w.replay().trace(), *header, rv)) return;
+  if (w.replay().use_program()) {
+    if (header->program_size() == 0) {
+      rv.error("use_program", "\"" + w.replay().trace() +
+                                  "\" carries no residency program (its run had no wired "
+                                  "program or emit_from_intents)");
+    }
+    if (!root.policy().orchestration().has_wired()) {
+      rv.error("use_program",
+               "needs policy.orchestration.wired (memory, quota_bytes) to run the program in");
+    }
+  }
   // Every compute engine must support the recorded ops' dtypes.
   for (const auto& c : root.system().components()) {
     if (!c.has_compute()) continue;

@@ -37,12 +37,16 @@ class ReplayWorkload : public Workload {
   uint32_t sequences_per_step() const override { return step_sequences_; }
   uint64_t max_activation_bytes() const override { return header_.max_activation_bytes(); }
   const config::TraceHeader& header() const { return header_; }
+  const std::vector<config::WiredDirective>* residency_program() const override {
+    return &program_;
+  }
 
  private:
   std::string path_;
   std::ifstream file_;
   std::unique_ptr<google::protobuf::io::IstreamInputStream> stream_;
   config::TraceHeader header_;
+  std::vector<config::WiredDirective> program_;  // the header's
   config::TraceOp op_;
   std::vector<Operand> operands_;
   uint32_t step_tokens_ = 0, step_sequences_ = 0;

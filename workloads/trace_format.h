@@ -11,9 +11,9 @@
 
 namespace tiersim {
 
-// Version 2 adds the ops' quantize_input and kv_elements_per_byte; version 1 traces (without
-// them) replay as recorded.
-constexpr uint32_t kTraceVersion = 2;
+// Version 2 adds the ops' quantize_input and kv_elements_per_byte; version 3 the residency
+// program in the header. Older traces (without them) replay as recorded.
+constexpr uint32_t kTraceVersion = 3;
 constexpr uint32_t kOldestTraceVersion = 1;
 
 void op_to_trace(const Op& op, config::TraceOp& out);

@@ -5,6 +5,7 @@
 
 #include "fabric/serial_link.h"
 #include "models/config/energy_checks.h"
+#include "models/config/wired_checks.h"
 
 namespace tiersim {
 
@@ -327,25 +328,7 @@ void validate_wired(const config::Config& root, const config::Orchestration& c, 
     for (int i = 0; i < w.program_size(); ++i) {
       const auto& d = w.program(i);
       Validator dv = wv.at("program[" + std::to_string(i) + "]");
-      if (d.op() == config::WIRED_OP_UNSPECIFIED) {
-        dv.error("op", "required: BIND, SOFT_PIN, UNPIN, RELEASE or SET_QUOTA");
-      } else if (d.op() == config::WIRED_SET_QUOTA) {
-        dv.require("quota_bytes", d.has_quota_bytes());
-        if (d.objects_size() > 0) dv.error("objects", "not with SET_QUOTA");
-      } else {
-        if (d.objects_size() == 0) dv.error("objects", "required: object names or prefixes*");
-        if (d.has_quota_bytes()) dv.error("quota_bytes", "only with SET_QUOTA");
-      }
-      if (d.has_grace_ps() && d.op() != config::WIRED_SOFT_PIN) {
-        dv.error("grace_ps", "only with SOFT_PIN");
-      }
-      for (int k = 0; k < d.objects_size(); ++k) {
-        const std::string& n = d.objects(k);
-        if (n.empty() || n == "*" || n.find('*') < n.size() - 1) {
-          dv.error("objects[" + std::to_string(k) + "]",
-                   "an object name, or a non-empty prefix ending in one '*'");
-        }
-      }
+      validate_wired_directive(d, dv);
     }
     // Per-tenant quotas: named tenants, each and their sum within the wired area.
     uint64_t quota_sum = 0;
@@ -400,15 +383,26 @@ void validate_wired(const config::Config& root, const config::Orchestration& c, 
     if (w.emit_from_intents() && w.program_size() > 0) {
       wv.error("emit_from_intents", "not with a program: the program is emitted");
     }
-    if ((w.program_size() > 0 || w.emit_from_intents()) &&
+    // A replay's recorded program (workload.replay.use_program) is the run's program.
+    const bool trace_program =
+        root.workload().has_replay() && root.workload().replay().use_program();
+    if (trace_program && (w.program_size() > 0 || w.emit_from_intents())) {
+      wv.error(w.program_size() > 0 ? "program" : "emit_from_intents",
+               "not with workload.replay.use_program: the trace's program is the run's");
+    }
+    const bool own = w.program_size() > 0 || w.emit_from_intents();
+    // The field that switched the program on: the config's own, else the replay's.
+    Validator pv = own ? wv : o.root("workload.replay");
+    const char* field = w.program_size() > 0    ? "program"
+                        : w.emit_from_intents() ? "emit_from_intents"
+                                                : "use_program";
+    if ((own || trace_program) &&
         (c.prefetch_layers() > 0 || c.replacement() != config::REPLACEMENT_UNSPECIFIED)) {
       // They would keep copying or caching what the program binds.
-      wv.error(w.program_size() > 0 ? "program" : "emit_from_intents",
-               "not with layer prefetch (prefetch_layers) or a page cache (replacement)");
+      pv.error(field, "not with layer prefetch (prefetch_layers) or a page cache (replacement)");
     }
-    if ((w.program_size() > 0 || w.emit_from_intents()) &&
-        (c.has_object_cache() || c.has_context_regions())) {
-      wv.error("program", "not with an object cache or context regions");
+    if ((own || trace_program) && (c.has_object_cache() || c.has_context_regions())) {
+      pv.error(field, "not with an object cache or context regions");
     }
   }
 }

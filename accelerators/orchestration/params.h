@@ -47,6 +47,8 @@ struct OrchestrationParams {
   std::vector<std::string> tenant_names;  // by tenant index (tenancy): the primary first
   std::vector<TimePs> tenant_arrival_ps;  // by tenant index (the primary's 0)
   std::vector<config::WiredDirective> wired_program;  // empty: the arbiter chooses
+  // Non-empty: wired_program is this trace's recorded one (workload.replay.use_program).
+  std::string wired_program_trace;
   bool wired_emit = false;  // the program emitted from the intents, phase by phase
   config::KvRestore kv_restore = config::KV_RESTORE_TRANSFER;
   double arbiter_path_bytes_per_s = 0;

@@ -18,12 +18,18 @@ namespace {
 
 constexpr TimePs kForever = ~TimePs{0};
 
-[[noreturn]] void refuse(size_t index, const std::string& field, const std::string& message) {
-  throw ConfigError({ConfigIssue{
-      {}, "policy.orchestration.wired.program[" + std::to_string(index) + "]." + field, message}});
-}
-
 }  // namespace
+
+void ResidencyProgram::refuse(size_t index, const std::string& field,
+                              const std::string& message) const {
+  const std::string& trace = core_.params().wired_program_trace;
+  const std::string at = "program[" + std::to_string(index) + "]." + field;
+  if (!trace.empty()) {  // a replay's recorded program: its header is the trace's record 1
+    throw ConfigError({ConfigIssue{
+        {}, "workload.replay.trace", "\"" + trace + "\" record 1: " + at + ": " + message}});
+  }
+  throw ConfigError({ConfigIssue{{}, "policy.orchestration.wired." + at, message}});
+}
 
 ResidencyProgram::ResidencyProgram(Orchestrator& core)
     : core_(core),
@@ -47,35 +53,41 @@ void ResidencyProgram::prepare() {
     if (d.op() == config::WIRED_SET_QUOTA) area = std::max<uint64_t>(area, d.quota_bytes());
   const uint64_t room = map.capacity(p.wired_memory) - map.allocated(p.wired_memory);
   if (area > room) {  // a quota the memory cannot hold is refused, not silently cut
-    std::string field = "policy.orchestration.wired.quota_bytes";
     for (size_t i = 0; i < p.wired_program.size(); ++i) {
       const auto& d = p.wired_program[i];
       if (d.op() == config::WIRED_SET_QUOTA && d.quota_bytes() > room &&
           p.wired_quota_bytes <= room) {
-        field = "policy.orchestration.wired.program[" + std::to_string(i) + "].quota_bytes";
-        break;
+        refuse(i, "quota_bytes",
+               "a quota of " + std::to_string(area) + " bytes is more than \"" + p.wired_memory +
+                   "\" has room for (" + std::to_string(room) + " bytes)");
       }
     }
     throw ConfigError(
         {ConfigIssue{{},
-                     field,
+                     "policy.orchestration.wired.quota_bytes",
                      "a quota of " + std::to_string(area) + " bytes is more than \"" +
                          p.wired_memory + "\" has room for (" + std::to_string(room) + " bytes)"}});
   }
   area = area / 4096 * 4096;
   area_base_ =
       area > 0 ? core_.place_in(p.wired_memory, area, "wired.memory", "the wired area") : 0;
+  std::vector<config::WiredDirective> emitted;
   if (!p.wired_emit) {
     simulate(p.wired_program, area);
   } else {
+    emitted = emit(area);
     try {
-      simulate(emit(area), area);
+      simulate(emitted, area);
     } catch (const ConfigError& e) {  // an emitted directive refused: name the option
       throw ConfigError(
           {ConfigIssue{{},
                        "policy.orchestration.wired.emit_from_intents",
                        "the emitted program is refused: " + e.issues().front().message}});
     }
+  }
+  // The program in force travels with a recorded trace (the compiler's output).
+  if (Workload* w = core_.ctx().workload()) {
+    w->record_residency_program(p.wired_emit ? emitted : p.wired_program);
   }
   // Model load: step 0's effects are in place before the run, without decisions or copies
   // (with per-tenant quotas, those of the tenants there at the start).

@@ -78,6 +78,10 @@ class ResidencyProgram final : public MovementMechanism {
     TimePs issue_at_ps = 0;  // decided, and the room's previous holders gone
   };
   void apply(Event& e, TimePs now);
+  // Refuses directive `index` of the program in force (the config's, or a replayed trace's),
+  // naming `field` of it: throws ConfigError.
+  [[noreturn]] void refuse(size_t index, const std::string& field,
+                           const std::string& message) const;
   // The program from the intents (emit_from_intents): per phase, the arbiter's choice bound and
   // what it no longer chooses released.
   std::vector<config::WiredDirective> emit(uint64_t quota_bytes) const;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "configs/tiersim.pb.h"
 #include "models/core/admission_gate.h"
 #include "models/core/objects.h"
 #include "models/core/op.h"
@@ -70,6 +71,11 @@ class Workload {
   // the run. A single workload is tenant 0 and has no view.
   virtual TenantId step_tenant() const { return TenantId(0); }
   virtual const std::vector<TenantView>* tenants() const { return nullptr; }
+  // A replay's recorded residency program (config::TraceHeader.program), or none.
+  virtual const std::vector<config::WiredDirective>* residency_program() const { return nullptr; }
+  // The residency program in force once the movement controller has it (written as the
+  // program, or emitted from the intents): a trace recorder keeps it in the trace.
+  virtual void record_residency_program(const std::vector<config::WiredDirective>& /*program*/) {}
 };
 
 }  // namespace tiersim

@@ -55,10 +55,27 @@ void TraceRecorder::register_objects(ObjectTable& objects) {
     i->set_uses_per_step(o.intent.uses_per_step);
     i->set_confidence(o.intent.confidence);
   }
-  write(h);
+  // Written before the first op: the movement controller hands its residency program over
+  // while the system is prepared.
+  header_ = std::move(h);
+  header_pending_ = true;
+}
+
+void TraceRecorder::record_residency_program(const std::vector<config::WiredDirective>& program) {
+  inner_.record_residency_program(program);
+  header_.clear_program();
+  for (const auto& d : program)
+    *header_.add_program() = d;
+}
+
+void TraceRecorder::flush_header() {
+  if (!header_pending_) return;
+  write(header_);
+  header_pending_ = false;
 }
 
 void TraceRecorder::flush_pending() {
+  flush_header();
   if (!has_pending_) return;
   write(pending_);
   has_pending_ = false;

@@ -32,6 +32,11 @@ class TraceRecorder : public Workload {
   void summarize(std::vector<SummaryItem>& s) const override { inner_.summarize(s); }
   void write_results(ResultSink& w) const override { inner_.write_results(w); }
   bool set_admission_gate(AdmissionGate* g) override { return inner_.set_admission_gate(g); }
+  const std::vector<config::WiredDirective>* residency_program() const override {
+    return inner_.residency_program();
+  }
+  // Kept in the header (written before the first op).
+  void record_residency_program(const std::vector<config::WiredDirective>& program) override;
 
   // Writes what is pending and moves the file onto its final path.
   void commit();
@@ -40,6 +45,7 @@ class TraceRecorder : public Workload {
  private:
   void write(const google::protobuf::MessageLite& m);
   void flush_pending();
+  void flush_header();
 
   Workload& inner_;
   std::string path_, temp_path_, config_text_;
@@ -47,6 +53,8 @@ class TraceRecorder : public Workload {
   std::ofstream out_;
   config::TraceOp pending_;
   bool has_pending_ = false, committed_ = false;
+  config::TraceHeader header_;
+  bool header_pending_ = false;
   uint64_t ops_ = 0;
 };
 

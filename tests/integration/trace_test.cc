@@ -6,7 +6,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
+#include <google/protobuf/util/delimited_message_util.h>
+
+#include "configs/tiersim.pb.h"
 #include "models/run/result_file.h"
 #include "tests/support/paths.h"
 #include "tests/support/run_cmd.h"
@@ -92,6 +96,138 @@ TEST(Trace, ServingReplaysIdentically) {
           " --set 'workload.serving.poisson={rate_per_s: 100 requests: 6}' "
           "--set 'workload.serving.output_tokens={fixed: 8}' --set run.op_records=OP_RECORDS_ALL",
       "serving");
+}
+
+double summary_value(const std::string& out, const std::string& key) {
+  std::istringstream in(out);
+  std::string line, name;
+  double v;
+  while (std::getline(in, line)) {
+    std::istringstream l(line);
+    if (l >> name >> v && name == key) return v;
+  }
+  return -1;
+}
+
+// A residency program travels with the trace: the recorded run's program as written, or what
+// emit_from_intents emitted (the compiler's output), replayed with use_program gives the same
+// results; without use_program the replay has none. Illegal or misplaced programs exit 2.
+TEST(Trace, TheResidencyProgramTravelsWithTheTrace) {
+  const std::string hw = test::preset("hardware/h100_sxm.textproto") + " " +
+                         test::preset("memory/hrm_sram_4x4.textproto") + " " +
+                         test::preset("hardware/fragments/h100_with_hrm.textproto") + " " +
+                         test::preset("software/cuda_events_per_kernel.textproto");
+  const std::string files = test::preset("models/llama3_2_1b.textproto") + " " +
+                            test::preset("studies/wired_hrm_llama3_2_1b.textproto") +
+                            " --set workload.decode.decode_steps=6";
+  // Every directive (the program of the residency-program tests), 256 MiB then 128 MiB.
+  const std::string program =
+      " --set 'policy.orchestration.wired={memory:\"hrm\" quota_bytes:268435456"
+      " program{op:WIRED_BIND step:0 objects:\"layer15.*\"}"
+      " program{op:WIRED_SOFT_PIN step:1 objects:\"layer14.*\"}"
+      " program{op:WIRED_BIND step:2 objects:\"layer13.*\"}"
+      " program{op:WIRED_UNPIN step:3 objects:\"layer13.*\"}"
+      " program{op:WIRED_SET_QUOTA step:3 quota_bytes:134217728}"
+      " program{op:WIRED_RELEASE step:4 objects:\"layer15.*\"}"
+      " program{op:WIRED_BIND step:5 objects:\"layer15.*\"}}'";
+  const std::string bin = test::tiersim_binary();
+  const std::string cfg = tmp("program_replay.textproto");
+  auto replay_config = [&](const std::string& trace, const std::string& quota, bool use) {
+    std::ofstream(cfg) << "workload { replay { trace: \"" << trace
+                       << "\" use_program: " << (use ? "true" : "false") << " } }\n"
+                       << "policy { placement: ORCHESTRATED orchestration { fast_memory: \"hbm\" "
+                          "resident_fraction: 1 controller: ON_ACCELERATOR notification: DOORBELL "
+                          "wired { memory: \"hrm\" quota_bytes: "
+                       << quota << " } } }\n"
+                       << "run { seed: 1 fidelity: FAST max_sim_time_ps: 0 stats_interval_ps: 0 "
+                          "op_records: OP_RECORDS_ALL }\n";
+  };
+  for (const std::string& how :
+       {program, std::string(" --set policy.orchestration.wired.emit_from_intents=true")}) {
+    const std::string trace = tmp("program.trace"), orig = tmp("program_orig.h5"),
+                      replay = tmp("program_replay.h5");
+    auto r = test::run_cmd(bin + " trace " + hw + " " + files + how +
+                           " --set run.op_records=OP_RECORDS_ALL --quiet --out " + trace);
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto o = test::run_cmd(bin + " run " + hw + " " + files + how +
+                           " --set run.op_records=OP_RECORDS_ALL --out " + orig);
+    ASSERT_EQ(o.code, 0) << o.err;
+    const bool handwritten = how == program;
+    replay_config(trace, handwritten ? "268435456" : "1073741824", true);
+    auto p = test::run_cmd(bin + " run " + hw + " " + cfg + " --out " + replay);
+    ASSERT_EQ(p.code, 0) << p.err;
+    expect_same_results(orig, replay);
+    for (const char* k : {"tpot_ms_mean", "wired_program_binds", "wired_bytes_per_token",
+                          "wired_program_bind_bytes_per_token", "hbm_bytes_per_token"}) {
+      EXPECT_EQ(summary_value(o.out, k), summary_value(p.out, k)) << k;
+    }
+    EXPECT_GT(summary_value(p.out, "wired_program_binds"), 0) << p.out;
+    if (handwritten) {
+      // 24 binds: layer15 (6 objects) at load, layer14, layer13 and layer15 again.
+      EXPECT_EQ(summary_value(p.out, "wired_program_binds"), 24);
+      // Without use_program the arbiter chooses instead: no program runs.
+      replay_config(trace, "268435456", false);
+      auto n = test::run_cmd(bin + " run " + hw + " " + cfg + " --out " + replay);
+      ASSERT_EQ(n.code, 0) << n.err;
+      EXPECT_EQ(summary_value(n.out, "wired_program_binds"), -1);
+      // A quota the program does not fit: its directive named in the trace.
+      replay_config(trace, "134217728", true);
+      n = test::run_cmd(bin + " run " + hw + " " + cfg + " --quiet");
+      EXPECT_EQ(n.code, 2);
+      EXPECT_NE(n.err.find("workload.replay.trace: \"" + trace +
+                           "\" record 1: program[1].objects: binding layer14."),
+                std::string::npos)
+          << n.err;
+      // A program of the config's own beside the trace's; the trace's with a page cache.
+      replay_config(trace, "268435456", true);
+      n = test::run_cmd(bin + " run " + hw + " " + cfg +
+                        " --set 'policy.orchestration.wired.program[+]={op:WIRED_BIND step:0 "
+                        "objects:\"layer1.*\"}' --quiet");
+      EXPECT_EQ(n.code, 2);
+      EXPECT_NE(n.err.find("policy.orchestration.wired.program: not with "
+                           "workload.replay.use_program"),
+                std::string::npos)
+          << n.err;
+      n = test::run_cmd(bin + " run " + hw + " " + cfg +
+                        " --set policy.orchestration.prefetch_layers=1 --quiet");
+      EXPECT_EQ(n.code, 2);
+      EXPECT_NE(n.err.find("workload.replay.use_program: not with layer prefetch"),
+                std::string::npos)
+          << n.err;
+      n = test::run_cmd(bin + " run " + hw + " " + cfg +
+                        " --set 'policy.orchestration.wired=!clear' --quiet");
+      EXPECT_EQ(n.code, 2);
+      EXPECT_NE(n.err.find("workload.replay.use_program: needs policy.orchestration.wired"),
+                std::string::npos)
+          << n.err;
+    }
+    for (const auto& f : {trace, orig, replay})
+      fs::remove(f);
+  }
+  // A trace without a program; a trace whose program is malformed.
+  const std::string plain = tmp("plain.trace");
+  auto r = test::run_cmd(bin + " trace " + hw + " " + files + " --quiet --out " + plain);
+  ASSERT_EQ(r.code, 0) << r.err;
+  replay_config(plain, "268435456", true);
+  r = test::run_cmd(bin + " run " + hw + " " + cfg + " --quiet");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("carries no residency program"), std::string::npos) << r.err;
+  {
+    std::ifstream in(plain, std::ios::binary);
+    google::protobuf::io::IstreamInputStream stream(&in);
+    config::TraceHeader h;
+    bool eof = false;
+    ASSERT_TRUE(google::protobuf::util::ParseDelimitedFromZeroCopyStream(&h, &stream, &eof));
+    h.add_program()->set_op(config::WIRED_BIND);  // no objects
+    std::ofstream out(plain + ".bad", std::ios::binary);
+    google::protobuf::util::SerializeDelimitedToOstream(h, &out);
+  }
+  replay_config(plain + ".bad", "268435456", true);
+  r = test::run_cmd(bin + " run " + hw + " " + cfg + " --quiet");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("record 1: program[0].objects: required"), std::string::npos) << r.err;
+  for (const auto& f : {plain, plain + ".bad", cfg})
+    fs::remove(f);
 }
 
 TEST(Trace, BadTracesAreRejected) {
