@@ -266,18 +266,8 @@ void ResidencyProgram::simulate_pass(const std::vector<config::WiredDirective>& 
   };
   for (size_t i : sequence) {
     const config::WiredDirective& d = program[i];
-    if (steps == 0 && d.step() > 0) {
-      refuse(i, "step",
-             tenant.valid()
-                 ? "tenant " + p.tenant_names[tenant.value()] +
-                       " has no step count (serving): its directives may use its step 0 only"
-             : core_.ctx().workload()->tenants() != nullptr
-                 ? "a tenancy run has no step count: its program may use step 0 (model load) "
-                   "only, unless tenant_quotas make each directive count its tenant's own "
-                   "steps"
-                 : "a serving or trace run has no step count: its program may use step 0 "
-                   "(model load) only");
-    }
+    // Without a step count (serving, a serving trace, tenants) a later step depends on how long
+    // the run lasts: checked here in step order, and counted at the end if never reached.
     if (steps > 0 && d.step() >= steps) {
       refuse(i, "step",
              "step " + std::to_string(d.step()) + " is beyond " +
@@ -523,6 +513,14 @@ void ResidencyProgram::summarize(std::vector<SummaryItem>& out, double per) cons
   out.push_back(
       {"wired_program_bind_bytes_per_token", double(bind_bytes_.value()) * per, "bytes/token"});
   out.push_back({"wired_program_peak_bytes", double(peak_bytes_), "bytes"});
+  // Run-time faults: effects whose step the run (or its tenant) never reached.
+  size_t unreached = events_.size() - next_event_;
+  if (!tenant_first_event_.empty()) {
+    unreached = 0;
+    for (size_t t = 0; t + 1 < tenant_first_event_.size(); ++t)
+      unreached += tenant_first_event_[t + 1] - tenant_next_event_[t];
+  }
+  out.push_back({"wired_program_effects_unreached", double(unreached), "count"});
   for (size_t t = 0; t < peak_tenant_bytes_.size(); ++t) {
     out.push_back({"wired_program_peak_bytes_tenant_" + core_.params().tenant_names[t],
                    double(peak_tenant_bytes_[t]), "bytes"});

@@ -374,3 +374,34 @@ TEST(ResidencyProgram, RefusalNamesTheFileAndLine) {
 
 }  // namespace
 }  // namespace tiersim
+
+namespace tiersim {
+namespace {
+
+using namespace orchestration_test;  // NOLINT: the shared run helpers
+
+// A serving run has no step count: a directive's step depends on how long the run lasts. Checked
+// before the run in step order; at run time a step never reached is counted, not refused. Six
+// requests of 8 tokens (14 steps): layer15 bound at load, layer14 at step 3 (one layer copied in),
+// and a RELEASE at step 100000 that never comes (layer15's 6 objects).
+TEST(ResidencyProgram, ServingProgramsCountTheEffectsTheRunNeverReached) {
+  const auto r = run_presets(
+      {"hardware/h100_sxm", "memory/hrm_sram_4x4", "hardware/fragments/h100_with_hrm",
+       "software/cuda_events_per_kernel", "models/llama3_2_1b", "studies/serving_llama3_8b"},
+      " --set 'workload.serving.poisson={rate_per_s: 100 requests: 6}'"
+      " --set 'workload.serving.output_tokens={fixed: 8}'"
+      " --set 'policy={placement: ORCHESTRATED orchestration {fast_memory: \"hbm\""
+      " resident_fraction: 1 controller: ON_ACCELERATOR notification: DOORBELL"
+      " wired {memory: \"hrm\" quota_bytes: 268435456"
+      " program{op:WIRED_BIND step:0 objects:\"layer15.*\"}"
+      " program{op:WIRED_BIND step:3 objects:\"layer14.*\"}"
+      " program{op:WIRED_RELEASE step:100000 objects:\"layer15.*\"}}}}'");
+  ASSERT_FALSE(r.count("exit"));
+  EXPECT_EQ(r.at("wired_program_binds"), 12);
+  EXPECT_EQ(r.at("wired_program_releases"), 0);
+  EXPECT_EQ(r.at("wired_program_effects_unreached"), 6);
+  EXPECT_NEAR(r.at("wired_program_bind_bytes_per_token") * r.at("tokens_generated"), kLayer, 1);
+}
+
+}  // namespace
+}  // namespace tiersim
