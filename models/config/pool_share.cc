@@ -2,6 +2,7 @@
 
 #include <map>
 #include <set>
+#include <vector>
 
 namespace tiersim {
 
@@ -46,9 +47,12 @@ PoolShare pool_share_of_link(const config::Config& cfg, const std::string& link)
   return {};
 }
 
-uint64_t pool_capacity_bytes(const config::Component& c) {
-  if (c.has_cxl()) return c.cxl().media().capacity_bytes_per_channel() * c.cxl().media().channels();
-  if (c.has_ddr()) return c.ddr().capacity_bytes_per_channel() * c.ddr().channels();
+uint64_t pool_capacity_bytes(const config::Component& c, uint32_t sharers) {
+  // As the kinds divide it: the cxl expander its total, the ddr kind each channel.
+  if (c.has_cxl()) {
+    return c.cxl().media().capacity_bytes_per_channel() * c.cxl().media().channels() / sharers;
+  }
+  if (c.has_ddr()) return c.ddr().capacity_bytes_per_channel() / sharers * c.ddr().channels();
   return 0;
 }
 
@@ -60,6 +64,24 @@ void validate_memory_nodes(const config::Config& cfg, Validator& pod) {
   std::map<std::string, const config::Link*> links;
   for (const auto& l : sys.links())
     links[l.name()] = &l;
+  // Whether `memory` is reachable from component `from` over the links' directions.
+  auto reaches = [&](const std::string& from, const std::string& memory) {
+    std::set<std::string> seen{from};
+    std::vector<std::string> todo{from};
+    while (!todo.empty()) {
+      const std::string at = todo.back();
+      todo.pop_back();
+      if (at == memory) return true;
+      for (const auto& l : sys.links()) {
+        if (l.from() == at && seen.insert(l.to()).second) todo.push_back(l.to());
+      }
+    }
+    return false;
+  };
+  auto is_switch = [&](const std::string& name) {
+    const auto it = components.find(name);
+    return it != components.end() && it->second->has_switch_();
+  };
   std::set<std::string> memories, shared;
   const auto& nodes = sys.pod().memory_nodes();
   for (int i = 0; i < nodes.size(); ++i) {
@@ -96,6 +118,12 @@ void validate_memory_nodes(const config::Config& cfg, Validator& pod) {
         v.error(field, "\"" + name +
                            "\" has no serial model: an ideal wire has no rate for the sharers "
                            "to divide");
+      } else if (!is_switch(it->second->from())) {
+        v.error(field, "\"" + name + "\" starts at \"" + it->second->from() +
+                           "\", not a switch: a link from an accelerator's own engine is its "
+                           "own, not the sharers'");
+      } else if (n.has_memory() && !reaches(it->second->to(), n.memory())) {
+        v.error(field, "\"" + name + "\" does not lead to \"" + n.memory() + "\"");
       } else if (!shared.insert(name).second) {
         v.error(field, "\"" + name + "\" is already shared by a memory node");
       }
@@ -106,6 +134,8 @@ void validate_memory_nodes(const config::Config& cfg, Validator& pod) {
       const auto it = components.find(name);
       if (it == components.end() || !it->second->has_switch_()) {
         v.error(field, "\"" + name + "\" is not a switch component of system.components");
+      } else if (n.has_memory() && !reaches(name, n.memory())) {
+        v.error(field, "\"" + name + "\" does not lead to \"" + n.memory() + "\"");
       } else if (!shared.insert("switch:" + name).second) {
         v.error(field, "\"" + name + "\" is already shared by a memory node");
       }
@@ -113,7 +143,7 @@ void validate_memory_nodes(const config::Config& cfg, Validator& pod) {
     if (mem == nullptr) continue;
     // Each accelerator's share of the pool must hold what the address map puts there.
     const PoolShare s = share_of(cfg, n);
-    const uint64_t share = pool_capacity_bytes(*mem) / s.sharers;
+    const uint64_t share = pool_capacity_bytes(*mem, s.sharers);
     uint64_t mapped = 0;
     for (const auto& r : sys.address_map()) {
       if (r.target() == n.memory()) mapped += r.size_bytes();

@@ -28,8 +28,9 @@ PoolShare pool_share_of_switch(const config::Config& cfg, const std::string& nam
 // The share of system link `link` (listed in a memory node's shared_links), or none.
 PoolShare pool_share_of_link(const config::Config& cfg, const std::string& link);
 
-// The pool's capacity as the memory kind sees it (cxl: media; ddr: channels), 0 for others.
-uint64_t pool_capacity_bytes(const config::Component& c);
+// One sharer's capacity of the pool, as the memory kind divides it (cxl: its total; ddr: each
+// channel), 0 for other kinds.
+uint64_t pool_capacity_bytes(const config::Component& c, uint32_t sharers);
 
 // Checks system.pod.memory_nodes against the components, links and address map; `pod` is the
 // validator at system.pod.

@@ -338,27 +338,29 @@ TEST(PoolMemory, SharersDivideTheTrackersTheSharedLinksAndTheSharedSwitches) {
   });
   EXPECT_EQ(cap, std::to_string(uint64_t{137438953472} / 4));
 
-  // A shared link alone (a memory node on the host DDR whose shared link is the expander's):
-  // the x8 link's data rate (31.5 GB/s x 64/68 x 0.928 = 27.5 GB/s) over 4 binds below the
-  // trackers.
-  const double link_rate = 32e9 / 8 * 8 * 0.984615 * 64.0 / 68 * 0.928;
-  const double shared_link = read_bandwidth(
-      host_system(direct, {memory_node("memory: \"host_ddr\" sharers: 4 shared_links: "
-                                       "\"dma_cxl\"")}),
-      kCxl);
-  EXPECT_NEAR(shared_link, link_rate / 4, link_rate / 4 * 0.03);
-
-  // A shared switch: its crossbar (set to 8 GB/s here) over 4.
+  // Behind a switch, with a device fast enough (2000 trackers, 32 channels: ~359 and ~246 GB/s
+  // a sharer) that the shared parts in front of it bind: the switch's x8 link to the device
+  // (27.5 GB/s = 31.5 x 64/68 x 0.928) over 4, and a switch crossbar set to 8 GB/s, over 4.
   const std::string via_switch =
       link("dma_sw", "dma", "sw", "cxl2_x16") + link("sw_cxl", "sw", "cxl_mem", "cxl2_x8");
-  const std::string slow =
-      "system { components { name: \"sw\" switch { crossbar_bytes_per_s: 8e9 } } }";
-  const double crossbar = read_bandwidth(host_system(via_switch, {sw("sw"), slow}), kCxl);
-  EXPECT_NEAR(crossbar, 8e9, 8e9 * 0.03);
-  const double crossbar4 = read_bandwidth(
+  const std::string fast =
+      "system { components { name: \"cxl_mem\" cxl { read_trackers: 2000 media { channels: 32 } "
+      "} } }";
+  const double link_rate = 32e9 / 8 * 8 * 0.984615 * 64.0 / 68 * 0.928;
+  const double shared_link = read_bandwidth(
       host_system(
           via_switch,
-          {sw("sw"), slow, memory_node("memory: \"host_ddr\" sharers: 4 shared_switches: \"sw\"")}),
+          {sw("sw"), fast, memory_node("memory: \"cxl_mem\" sharers: 4 shared_links: \"sw_cxl\"")}),
+      kCxl);
+  EXPECT_NEAR(shared_link, link_rate / 4, link_rate / 4 * 0.03);
+  const std::string slow =
+      "system { components { name: \"sw\" switch { crossbar_bytes_per_s: 8e9 } } }";
+  const double crossbar = read_bandwidth(host_system(via_switch, {sw("sw"), fast, slow}), kCxl);
+  EXPECT_NEAR(crossbar, 8e9, 8e9 * 0.03);
+  const double crossbar4 = read_bandwidth(
+      host_system(via_switch,
+                  {sw("sw"), fast, slow,
+                   memory_node("memory: \"cxl_mem\" sharers: 4 shared_switches: \"sw\"")}),
       kCxl);
   EXPECT_NEAR(crossbar4, 2e9, 2e9 * 0.03);
 

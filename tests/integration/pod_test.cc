@@ -355,7 +355,8 @@ std::string cpo_pool() {
   return " --set system+=@" + test::preset("pools/cpo_pool.textproto") +
          " --set system.links[dma_pool].serial=@" + cpo +
          " --set system.links[pool_port].serial=@" + cpo +
-         " --set system.links[pool_port].serial.lanes=128";
+         " --set system.links[pool_port].serial.lanes=128"
+         " --set system.links[pool_port].serial.laser_power_w=8.96";
 }
 
 TEST(PodMemoryNode, KvInAPoolTakesTheSharersShareOfItsRate) {
@@ -386,9 +387,16 @@ TEST(PodMemoryNode, KvInAPoolTakesTheSharersShareOfItsRate) {
   // Fewer sharers, a larger share.
   EXPECT_LT(summary(four, "tpot_ms_mean"), summary(lockstep, "tpot_ms_mean"));
   EXPECT_GT(summary(four, "tpot_ms_mean"), summary(idle, "tpot_ms_mean"));
-  // Each sharer pays an eighth of the pool port's lasers: 2 x 1.12 W (its own port) +
-  // 2 x 1.12 W / 8 (the pool's eight-engine port) = 2.52 W.
-  EXPECT_NEAR(summary(lockstep, "power_w_static_laser"), 2.52, 1e-6);
+  // Each sharer pays an eighth of the pool port's lasers: 2 x 1.12 W (its own engine) +
+  // 2 x 8.96 W / 8 (the pool's eight engines) = 4.48 W.
+  EXPECT_NEAR(summary(lockstep, "power_w_static_laser"), 4.48, 1e-6);
+  // And an eighth of the pool's and its switch's standing power.
+  const std::string standing =
+      run(cpo_pool() +
+          " --set system.components[cxl_mem].cxl.static_power_w=8"
+          " --set system.components[pool_switch].switch.static_power_w=16");
+  EXPECT_NEAR(summary(standing, "power_w_static_device_static"), 1.0, 1e-9);
+  EXPECT_NEAR(summary(standing, "power_w_static_switch_base"), 2.0, 1e-9);
 }
 
 TEST(PodMemoryNode, BadMemoryNodesExitTwoWithTheFieldPath) {
@@ -411,6 +419,15 @@ TEST(PodMemoryNode, BadMemoryNodesExitTwoWithTheFieldPath) {
           "system.pod.memory_nodes[0].shared_links[1]: \"dma_hbm\" has no serial model");
   refused(" --set system.pod.memory_nodes[0].shared_switches[+]=dma",
           "system.pod.memory_nodes[0].shared_switches[1]: \"dma\" is not a switch component");
+  // An accelerator's own port is not the sharers'; a link that does not lead to the pool.
+  refused(" --set system.pod.memory_nodes[0].shared_links[0]=dma_pool",
+          "system.pod.memory_nodes[0].shared_links[0]: \"dma_pool\" starts at \"dma\", not a "
+          "switch");
+  refused(
+      " --set 'system.links[+]={name:\"sw_hbm\" from:\"pool_switch\" to:\"hbm\" "
+      "latency_ps:0 serial{lanes:8 lane_rate_gbps:32}}'"
+      " --set system.pod.memory_nodes[0].shared_links[+]=sw_hbm",
+      "system.pod.memory_nodes[0].shared_links[1]: \"sw_hbm\" does not lead to \"cxl_mem\"");
   // Half the media: each of the 8 sharers holds 64 GiB, less than the 128 GiB mapped.
   refused(" --set system.components[cxl_mem].cxl.media.channels=8",
           "system.pod.memory_nodes[0].sharers: each of the 8 sharers holds 68719476736 bytes");
