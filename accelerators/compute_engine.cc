@@ -119,9 +119,11 @@ void ComputeEngine::prepare() {
   if (ctx().config().policy().placement() == config::ORCHESTRATED) {
     OrchestrationParams op = OrchestrationParams::from_config(ctx().config());
     const auto& w = ctx().config().workload();
-    if (w.has_replay() && w.replay().use_program() && ctx().workload() != nullptr &&
-        ctx().workload()->residency_program() != nullptr) {
+    if (w.has_replay() && w.replay().use_program()) {
       // A replay's recorded residency program is the run's (validated: wired, no program).
+      if (ctx().workload() == nullptr || ctx().workload()->residency_program() == nullptr) {
+        throw std::logic_error("use_program: the workload does not hand over its trace's program");
+      }
       op.wired_program = *ctx().workload()->residency_program();
       op.wired_program_trace = w.replay().trace();
     }

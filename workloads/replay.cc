@@ -214,14 +214,21 @@ void validate_replay(const config::Config& root, Validator& v) {
   auto header = read_trace_header(w.replay().trace(), rv);
   if (!header || !validate_trace_ops(w.replay().trace(), *header, rv)) return;
   if (w.replay().use_program()) {
-    if (header->program_size() == 0) {
+    const auto& wired = root.policy().orchestration().wired();
+    if (!header->has_program()) {
       rv.error("use_program", "\"" + w.replay().trace() +
                                   "\" carries no residency program (its run had no wired "
-                                  "program or emit_from_intents)");
-    }
-    if (!root.policy().orchestration().has_wired()) {
+                                  "program or emit_from_intents, or it is older than trace "
+                                  "version 3)");
+    } else if (!root.policy().orchestration().has_wired()) {
       rv.error("use_program",
                "needs policy.orchestration.wired (memory, quota_bytes) to run the program in");
+    } else if (wired.quota_bytes() != header->program_quota_bytes()) {
+      // The directives without a SET_QUOTA depend on the quota they were made for.
+      v.root("policy.orchestration.wired")
+          .error("quota_bytes", "the trace's program was made for a quota of " +
+                                    std::to_string(header->program_quota_bytes()) +
+                                    " bytes (workload.replay.use_program): give the same");
     }
   }
   // Every compute engine must support the recorded ops' dtypes.

@@ -87,7 +87,8 @@ Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationPara
   if (p_.replacement != config::REPLACEMENT_UNSPECIFIED) {
     pages_ = std::make_unique<PageCache>(*this);
   }
-  if (!p_.wired_program.empty() || p_.wired_emit) {
+  // A replayed trace's program runs even when empty (its run bound nothing).
+  if (!p_.wired_program.empty() || p_.wired_emit || !p_.wired_program_trace.empty()) {
     program_ = std::make_unique<ResidencyProgram>(*this);
   }
   for (MovementMechanism* m : std::initializer_list<MovementMechanism*>{

@@ -87,7 +87,7 @@ void ResidencyProgram::prepare() {
   }
   // The program in force travels with a recorded trace (the compiler's output).
   if (Workload* w = core_.ctx().workload()) {
-    w->record_residency_program(p.wired_emit ? emitted : p.wired_program);
+    w->record_residency_program(p.wired_emit ? emitted : p.wired_program, p.wired_quota_bytes);
   }
   // Model load: step 0's effects are in place before the run, without decisions or copies
   // (with per-tenant quotas, those of the tenants there at the start).

@@ -75,7 +75,9 @@ class Workload {
   virtual const std::vector<config::WiredDirective>* residency_program() const { return nullptr; }
   // The residency program in force once the movement controller has it (written as the
   // program, or emitted from the intents): a trace recorder keeps it in the trace.
-  virtual void record_residency_program(const std::vector<config::WiredDirective>& /*program*/) {}
+  // `quota_bytes`: the wired quota it was written or emitted for.
+  virtual void record_residency_program(const std::vector<config::WiredDirective>& /*program*/,
+                                        uint64_t /*quota_bytes*/) {}
 };
 
 }  // namespace tiersim

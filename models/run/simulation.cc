@@ -184,6 +184,12 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   RunOutcome out;
   out.stopped_by = stopped_by;
   out.summary = summarise_run(ctx, components, end_ps, wall_s);
+  // A trace of a run cut short by a limit would look complete: it is not written.
+  if (recorder && !done) {
+    throw RunInputError("the run stopped by " + stopped_by +
+                        " before the workload completed: a trace of part of a run is not "
+                        "written (raise run.max_sim_time_ps or run.max_wall_time_s)");
+  }
   if (recorder) recorder->commit();
   if (!options.out_path.empty()) {
     write_results(options.out_path, loaded, ctx, out.summary, wall_s, stopped_by);

@@ -61,8 +61,11 @@ void TraceRecorder::register_objects(ObjectTable& objects) {
   header_pending_ = true;
 }
 
-void TraceRecorder::record_residency_program(const std::vector<config::WiredDirective>& program) {
-  inner_.record_residency_program(program);
+void TraceRecorder::record_residency_program(const std::vector<config::WiredDirective>& program,
+                                             uint64_t quota_bytes) {
+  inner_.record_residency_program(program, quota_bytes);
+  header_.set_has_program(true);
+  header_.set_program_quota_bytes(quota_bytes);
   header_.clear_program();
   for (const auto& d : program)
     *header_.add_program() = d;

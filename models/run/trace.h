@@ -36,7 +36,11 @@ class TraceRecorder : public Workload {
     return inner_.residency_program();
   }
   // Kept in the header (written before the first op).
-  void record_residency_program(const std::vector<config::WiredDirective>& program) override;
+  void record_residency_program(const std::vector<config::WiredDirective>& program,
+                                uint64_t quota_bytes) override;
+  uint32_t prefill_steps() const override { return inner_.prefill_steps(); }
+  bool complete() const override { return inner_.complete(); }
+  void set_start(TimePs start_ps) override { inner_.set_start(start_ps); }
 
   // Writes what is pending and moves the file onto its final path.
   void commit();

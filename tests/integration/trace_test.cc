@@ -170,14 +170,45 @@ TEST(Trace, TheResidencyProgramTravelsWithTheTrace) {
       auto n = test::run_cmd(bin + " run " + hw + " " + cfg + " --out " + replay);
       ASSERT_EQ(n.code, 0) << n.err;
       EXPECT_EQ(summary_value(n.out, "wired_program_binds"), -1);
-      // A quota the program does not fit: its directive named in the trace.
+      // Another quota than the program was made for.
       replay_config(trace, "134217728", true);
       n = test::run_cmd(bin + " run " + hw + " " + cfg + " --quiet");
       EXPECT_EQ(n.code, 2);
-      EXPECT_NE(n.err.find("workload.replay.trace: \"" + trace +
-                           "\" record 1: program[1].objects: binding layer14."),
+      EXPECT_NE(n.err.find("policy.orchestration.wired.quota_bytes: the trace's program was made "
+                           "for a quota of 268435456 bytes"),
                 std::string::npos)
           << n.err;
+      // A directive that does not fit (the trace edited: a third layer bound at step 2): named
+      // in the trace.
+      {
+        std::ifstream in(trace, std::ios::binary);
+        google::protobuf::io::IstreamInputStream stream(&in);
+        config::TraceHeader h;
+        config::TraceOp op;
+        bool eof = false;
+        ASSERT_TRUE(google::protobuf::util::ParseDelimitedFromZeroCopyStream(&h, &stream, &eof));
+        EXPECT_TRUE(h.has_program());
+        EXPECT_EQ(h.program_quota_bytes(), 268435456u);
+        auto* d = h.add_program();
+        d->set_op(config::WIRED_BIND);
+        d->set_step(2);
+        d->add_objects("layer1.*");
+        std::ofstream out(trace + ".edited", std::ios::binary);
+        google::protobuf::util::SerializeDelimitedToOstream(h, &out);
+        for (op.Clear();
+             google::protobuf::util::ParseDelimitedFromZeroCopyStream(&op, &stream, &eof);
+             op.Clear()) {
+          google::protobuf::util::SerializeDelimitedToOstream(op, &out);
+        }
+      }
+      replay_config(trace + ".edited", "268435456", true);
+      n = test::run_cmd(bin + " run " + hw + " " + cfg + " --quiet");
+      EXPECT_EQ(n.code, 2);
+      EXPECT_NE(n.err.find("workload.replay.trace: \"" + trace +
+                           ".edited\" record 1: program[7].objects: binding layer1."),
+                std::string::npos)
+          << n.err;
+      fs::remove(trace + ".edited");
       // A program of the config's own beside the trace's; the trace's with a page cache.
       replay_config(trace, "268435456", true);
       n = test::run_cmd(bin + " run " + hw + " " + cfg +
@@ -218,6 +249,8 @@ TEST(Trace, TheResidencyProgramTravelsWithTheTrace) {
     config::TraceHeader h;
     bool eof = false;
     ASSERT_TRUE(google::protobuf::util::ParseDelimitedFromZeroCopyStream(&h, &stream, &eof));
+    h.set_has_program(true);
+    h.set_program_quota_bytes(268435456);
     h.add_program()->set_op(config::WIRED_BIND);  // no objects
     std::ofstream out(plain + ".bad", std::ios::binary);
     google::protobuf::util::SerializeDelimitedToOstream(h, &out);
@@ -226,6 +259,13 @@ TEST(Trace, TheResidencyProgramTravelsWithTheTrace) {
   r = test::run_cmd(bin + " run " + hw + " " + cfg + " --quiet");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("record 1: program[0].objects: required"), std::string::npos) << r.err;
+  // A run cut short by a limit writes no trace: part of a run would look complete.
+  const std::string cut = tmp("cut.trace");
+  r = test::run_cmd(bin + " trace " + hw + " " + files +
+                    " --set run.max_sim_time_ps=1000000 --quiet --out " + cut);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("a trace of part of a run is not written"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(cut));
   for (const auto& f : {plain, plain + ".bad", cfg})
     fs::remove(f);
 }
