@@ -113,6 +113,9 @@ bool validate_trace_ops(const std::string& path, const config::TraceHeader& h, V
     }
   }
   if (h.total_steps() > kMaxTraceCount) return fail(1, "total_steps out of range");
+  if (h.total_steps() > 0 && h.prefill_steps() > h.total_steps()) {
+    return fail(1, "more prefill steps than steps");
+  }
   // The residency program's shape (what it names and whether it fits: before the run).
   for (int i = 0; i < h.program_size(); ++i) {
     std::vector<ConfigIssue> issues;

@@ -33,6 +33,7 @@ class ReplayWorkload : public Workload {
   void register_objects(ObjectTable& objects) override;
   bool next(Op& op) override;
   uint32_t total_steps() const override { return header_.total_steps(); }
+  uint32_t prefill_steps() const override { return header_.prefill_steps(); }
   uint32_t tokens_per_step() const override { return step_tokens_; }
   uint32_t sequences_per_step() const override { return step_sequences_; }
   uint64_t max_activation_bytes() const override { return header_.max_activation_bytes(); }

@@ -19,6 +19,7 @@
 #include "models/run/power_monitor.h"
 #include "models/run/run_parts.h"
 #include "models/run/trace.h"
+#include "workloads/replay.h"
 #include "workloads/tenants.h"
 
 namespace tiersim {
@@ -65,11 +66,16 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   }
   if (!options.trace_path.empty()) {
     // Record every object and op the run consumes (the recorder forwards to the workload).
-    const config::Dtype dtype = cfg.workload().has_gemm()
+    // A trace of a replay keeps the replayed trace's dtypes (it has no model).
+    const auto* replay = dynamic_cast<const ReplayWorkload*>(workload.get());
+    const config::Dtype dtype = replay ? replay->header().compute_dtype()
+                                : cfg.workload().has_gemm()
                                     ? cfg.workload().gemm().dtype()
                                     : cfg.workload().model().activation_dtype();
-    const config::Dtype gemm_dtype =
-        cfg.workload().has_gemm() ? config::DTYPE_UNSPECIFIED : cfg.workload().model().gemm_dtype();
+    const config::Dtype gemm_dtype = replay ? replay->header().gemm_dtype()
+                                     : cfg.workload().has_gemm()
+                                         ? config::DTYPE_UNSPECIFIED
+                                         : cfg.workload().model().gemm_dtype();
     recorder = std::make_unique<TraceRecorder>(*workload, options.trace_path,
                                                loaded.resolved_text(), dtype, gemm_dtype);
   }

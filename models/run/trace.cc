@@ -39,6 +39,7 @@ void TraceRecorder::register_objects(ObjectTable& objects) {
   h.set_version(kTraceVersion);
   h.set_config(config_text_);
   h.set_total_steps(inner_.total_steps());
+  h.set_prefill_steps(inner_.prefill_steps());
   h.set_max_activation_bytes(inner_.max_activation_bytes());
   h.set_compute_dtype(compute_dtype_);
   h.set_gemm_dtype(gemm_dtype_);

@@ -270,6 +270,33 @@ TEST(Trace, TheResidencyProgramTravelsWithTheTrace) {
     fs::remove(f);
 }
 
+// A decode run with prefill: the trace keeps how many of its steps are prefill, so the replay's
+// TPOT leaves them out as the recorded run's does.
+TEST(Trace, PrefillStepsReplayAsPrefill) {
+  const std::string hw = test::preset("hardware/h100_sxm.textproto");
+  const std::string files =
+      test::preset("models/llama3_2_1b.textproto") + " " +
+      test::preset("studies/default.textproto") +
+      " --set workload.decode.decode_steps=4 --set workload.decode.prefill=true";
+  const std::string trace = tmp("prefill.trace"), cfg = tmp("prefill.textproto");
+  const std::string bin = test::tiersim_binary();
+  auto t = test::run_cmd(bin + " trace " + hw + " " + files + " --out " + trace);
+  ASSERT_EQ(t.code, 0) << t.err;
+  auto o = test::run_cmd(bin + " run " + hw + " " + files);
+  ASSERT_EQ(o.code, 0) << o.err;
+  std::ofstream(cfg) << "workload { replay { trace: \"" << trace << "\" } }\n"
+                     << "policy { placement: STREAM_ALL }\n"
+                     << "run { seed: 1 fidelity: FAST max_sim_time_ps: 0 stats_interval_ps: 0 "
+                        "op_records: OP_RECORDS_NONE }\n";
+  auto r = test::run_cmd(bin + " run " + hw + " " + cfg);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_GT(summary_value(o.out, "tpot_ms_mean"), 0);
+  EXPECT_EQ(summary_value(o.out, "tpot_ms_mean"), summary_value(r.out, "tpot_ms_mean"));
+  EXPECT_EQ(summary_value(o.out, "tpot_ms_mean"), summary_value(t.out, "tpot_ms_mean"));
+  fs::remove(trace);
+  fs::remove(cfg);
+}
+
 TEST(Trace, BadTracesAreRejected) {
   const std::string junk = tmp("junk.trace"), cfg = tmp("junk.textproto");
   std::ofstream(junk) << "this is not a trace";
