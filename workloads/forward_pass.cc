@@ -329,7 +329,11 @@ void ForwardPass::route(uint32_t layer) {
     std::fill(slot_rows_.begin(), slot_rows_.end(), 0);
     // A token's hidden state goes once to each other rank holding any of the copies it uses,
     // which reduces their outputs locally before the combine sends one back (DeepEP's scheme).
+    // Bytes per token each way: FP8 dispatch carries one FP32 scale per 128 channels (DeepEP).
     const uint64_t hidden_bytes = shape_.hidden_bytes(1);
+    const uint64_t dispatch_bytes =
+        shape_.ep_dispatch_fp8 ? shape_.hidden + 4 * ((uint64_t{shape_.hidden} + 127) / 128)
+                               : hidden_bytes;
     for (size_t t = 0; t < routed_tokens; ++t) {
       const size_t from = t / tokens_;
       for (uint32_t j = 0; j < k; ++j) {
@@ -340,13 +344,15 @@ void ForwardPass::route(uint32_t layer) {
         bool first_to_rank = to != from;
         for (uint32_t i = 0; i < j && first_to_rank; ++i)
           first_to_rank = token_ranks_[i] != to;
-        if (first_to_rank) dispatch[from * ep + to] += hidden_bytes;
+        if (first_to_rank) dispatch[from * ep + to] += 1;  // tokens, in bytes below
       }
     }
     for (size_t a = 0; a < ep; ++a) {
       for (size_t b = 0; b < ep; ++b)
-        combine[b * ep + a] = dispatch[a * ep + b];
+        combine[b * ep + a] = dispatch[a * ep + b] * hidden_bytes;
     }
+    for (size_t c = 0; c < cells; ++c)
+      dispatch[c] *= dispatch_bytes;
     // The combine waits for the busiest rank: this rank computes its copies, in its slots.
     // Busiest: the most distinct copies to read (decode's expert kernels stream their
     // weights), then the most assignments (the arithmetic), then the lowest rank.

@@ -155,6 +155,15 @@ void TransformerShape::validate_parallelism(const config::TransformerModel& m,
       !(p.has_expert_parallel() && p.expert_parallel() > 1)) {
     v.error("redundant_experts", "needs expert_parallel > 1");
   }
+  if (p.ep_dispatch_dtype() != config::DTYPE_UNSPECIFIED) {
+    if (!(p.has_expert_parallel() && p.expert_parallel() > 1)) {
+      v.error("ep_dispatch_dtype", "needs expert_parallel > 1");
+    } else if (p.ep_dispatch_dtype() != config::FP8 &&
+               p.ep_dispatch_dtype() != m.activation_dtype()) {
+      v.error("ep_dispatch_dtype", "FP8 (DeepEP's dispatch) or the activation dtype (" +
+                                       config::Dtype_Name(m.activation_dtype()) + ")");
+    }
+  }
   if (!p.has_tensor_parallel()) return;
   if (!v.positive("tensor_parallel", true, p.tensor_parallel())) return;
   const uint32_t tp = p.tensor_parallel();
@@ -247,6 +256,7 @@ TransformerShape TransformerShape::from_config(const config::TransformerModel& m
   s.tp = p.has_tensor_parallel() ? p.tensor_parallel() : 1;
   s.ep = p.has_expert_parallel() && p.expert_parallel() > 0 ? p.expert_parallel() : 1;
   s.redundant_experts = s.ep > 1 ? p.redundant_experts() : 0;
+  s.ep_dispatch_fp8 = s.ep > 1 && p.ep_dispatch_dtype() == config::FP8;
   return s;
 }
 

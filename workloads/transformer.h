@@ -54,6 +54,7 @@ struct TransformerShape {
   // runs the rest data-parallel on its own sequences (tp is then 1).
   uint32_t ep = 1;
   uint32_t redundant_experts = 0;  // extra expert copies over the ep ranks
+  bool ep_dispatch_fp8 = false;    // the dispatch in FP8 with per-128 FP32 scales (DeepEP)
   // Mixture of experts (experts == 0: dense). Expert FFNs split tp ways like the dense FFN.
   uint32_t experts = 0, experts_per_token = 0, expert_ffn = 0, shared_experts = 0,
            shared_expert_ffn = 0, first_moe_layer = 0;

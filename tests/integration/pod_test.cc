@@ -217,6 +217,34 @@ TEST(PodExpertParallel, DispatchTrafficFollowsTheRouting) {
   EXPECT_GT(summary(skew.out, "energy_j_path_link_serdes"), 0.0);
 }
 
+TEST(PodExpertParallel, Fp8DispatchSendsDeepEpsBytes) {
+  // DeepEP's FP8 dispatch: 7168 FP8 values and 56 FP32 scales = 7392 bytes a token against 14,336
+  // in BF16, the same tokens; the combine stays BF16, so the pod's link bytes (and SerDes energy)
+  // fall to (7392 + 14,336) / (2 x 14,336) = 0.758 of BF16's.
+  const std::string files = ep_files() + " --set workload.routing.synthetic.stickiness=0";
+  auto bf16 = test::run_cmd(tiersim("run " + files));
+  auto same =
+      test::run_cmd(tiersim("run " + files + " --set workload.parallelism.ep_dispatch_dtype=BF16"));
+  auto fp8 =
+      test::run_cmd(tiersim("run " + files + " --set workload.parallelism.ep_dispatch_dtype=FP8"));
+  ASSERT_EQ(bf16.code, 0) << bf16.err;
+  ASSERT_EQ(same.code, 0) << same.err;
+  ASSERT_EQ(fp8.code, 0) << fp8.err;
+  EXPECT_EQ(summary(same.out, "tpot_ms_mean"), summary(bf16.out, "tpot_ms_mean"));
+  EXPECT_NEAR(summary(fp8.out, "ep_dispatch_bytes_per_layer") /
+                  summary(bf16.out, "ep_dispatch_bytes_per_layer"),
+              7392.0 / 14336, 1e-5);
+  EXPECT_NEAR(summary(fp8.out, "energy_j_path_link_serdes") /
+                  summary(bf16.out, "energy_j_path_link_serdes"),
+              (7392.0 + 14336) / (2 * 14336), 0.005);
+  EXPECT_LT(summary(fp8.out, "tpot_ms_mean"), summary(bf16.out, "tpot_ms_mean"));
+  auto bad =
+      test::run_cmd(tiersim("run " + files + " --set workload.parallelism.ep_dispatch_dtype=INT4"));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.err,
+              HasSubstr("workload.parallelism.ep_dispatch_dtype: FP8 (DeepEP's dispatch)"));
+}
+
 TEST(PodExpertParallel, TheAllToAllsRunOnThePodsLinks) {
   // A tenth of the NVLink rate: the dispatch and combine take longer, nothing else changes.
   auto fast = test::run_cmd(tiersim("run " + ep_files()));
