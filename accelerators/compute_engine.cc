@@ -27,7 +27,8 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
           std::max({1u, ctx.config().workload().parallelism().tensor_parallel(),
                     ctx.config().workload().parallelism().expert_parallel()}),
           ctx.config().software().collective_algorithm(),
-          ctx.config().system().has_pod() ? &ctx.config().system().pod() : nullptr)),
+          ctx.config().system().has_pod() ? &ctx.config().system().pod() : nullptr,
+          CollectiveModel::protocols_from_config(ctx.config().software()))),
       software_(SoftwareModel::from_config(ctx.config().software())),
       host_to_bytes_per_s_(ctx.config().system().host_link().to_host_bytes_per_s()),
       host_from_bytes_per_s_(ctx.config().system().host_link().from_host_bytes_per_s()),
@@ -774,7 +775,7 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
     if (op_.traffic != nullptr) {
       // Expert-parallel dispatch or combine: the routed traffic as flows on the pod.
       const CollectiveResult r = collective_.pod->all_to_all(op_.traffic, collective_.algorithm);
-      end = start + collective_.launch_latency_ps + r.time_ps;
+      end = start + r.total_ps();
       pod_link_energy_j_ += r.energy_j / collective_.ranks;
     } else {
       end = start + op_compute_ps(op_.flops, op_.rows);

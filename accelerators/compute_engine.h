@@ -43,17 +43,21 @@ namespace tiersim {
 class DmaEngine;
 
 // The scale-up collective model: latency plus bandwidth per step (see ScaleUpFabric), or, with
-// a pod (system.pod), launch latency plus the collective simulated as flows on its links.
+// a pod (system.pod), launch latency plus the collective simulated as flows on its links. With
+// the software stack's protocols (software.collective_protocols) each collective runs under
+// each protocol (its launch and step latency, its wire bytes) and takes the fastest.
 struct CollectiveModel {
   uint32_t ranks = 1;
   double rank_bandwidth_bytes_per_s = 0;
+  // The fabric's own protocol (full wire efficiency), used when `protocols` is empty.
   TimePs step_latency_ps = 0;
   TimePs launch_latency_ps = 0;
+  std::vector<CollectiveProtocol> protocols;  // the software stack's
   config::CollectiveAlgorithm algorithm = config::RING;
   std::shared_ptr<PodCollectiveCache> pod;  // null: the analytical model
 
-  // The pod's result for an all-reduce or all-gather (pod set). TREE has no all-gather form:
-  // an all-gather then runs as RING.
+  // The pod's result for an all-reduce or all-gather (pod set), launch latency included
+  // (total_ps()). TREE has no all-gather form: an all-gather then runs as RING.
   const CollectiveResult& pod_result(bool all_gather, uint64_t bytes) const {
     const config::CollectiveAlgorithm a =
         all_gather && algorithm == config::TREE ? config::RING : algorithm;
@@ -65,16 +69,25 @@ struct CollectiveModel {
   // All-gather of n bytes from every rank (each ends with ranks x n bytes).
   TimePs all_gather_ps(uint64_t bytes) const;
 
-  // The algorithm's time: ring, one shot, or the faster (AUTO).
-  TimePs pick(TimePs ring, TimePs one_shot) const;
+  // The protocols in force: `protocols`, or the fabric's one.
+  std::vector<CollectiveProtocol> effective_protocols() const;
 
   // `root`: for the pod, the tensor-parallel degree and the software's algorithm.
   static void validate(const config::Config& root, Validator& v);
-  // `software`: the software stack's collective_algorithm (UNSPECIFIED: the fabric's).
+  // `software`: the software stack's collective_algorithm (UNSPECIFIED: the fabric's);
+  // `protocols`: the stack's protocols (empty: the fabric's latencies).
   static CollectiveModel from_config(
       const config::ScaleUpFabric& f, uint32_t ranks,
       config::CollectiveAlgorithm software = config::COLLECTIVE_ALGORITHM_UNSPECIFIED,
-      const config::Pod* pod = nullptr);
+      const config::Pod* pod = nullptr, std::vector<CollectiveProtocol> protocols = {});
+  // The software stack's protocols (empty when it sets none).
+  static std::vector<CollectiveProtocol> protocols_from_config(const config::Software& s);
+  // Checks software.collective_protocols (names, latencies, wire efficiency).
+  static void validate_protocols(const config::Software& s, Validator& v);
+
+ private:
+  // Analytical time of one protocol: ring, one shot, or the faster (AUTO), launch included.
+  TimePs analytic_ps(const CollectiveProtocol& pr, bool all_gather, uint64_t bytes) const;
 };
 
 // The software stack's kernel launch model (see Software in the schema).

@@ -2,11 +2,13 @@
 // models: the scale-up collective model and the software stack's kernel launches.
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <string>
 
 #include "accelerators/compute_engine.h"
 #include "fabric/topology.h"
 #include "models/config/energy_checks.h"
+#include "models/config/loader.h"
 #include "models/config/pool_share.h"
 #include "models/core/registry.h"
 
@@ -199,35 +201,62 @@ TimePs bytes_time_ps(double bytes, double bytes_per_s) {
 }
 }  // namespace
 
-TimePs CollectiveModel::pick(TimePs ring, TimePs one_shot) const {
-  return algorithm == config::RING       ? ring
-         : algorithm == config::ONE_SHOT ? one_shot
-                                         : std::min(ring, one_shot);
+std::vector<CollectiveProtocol> CollectiveModel::effective_protocols() const {
+  if (!protocols.empty()) return protocols;
+  CollectiveProtocol own;
+  own.launch_latency_ps = launch_latency_ps;
+  own.step_latency_ps = step_latency_ps;
+  return {own};
+}
+
+TimePs CollectiveModel::analytic_ps(const CollectiveProtocol& pr, bool all_gather,
+                                    uint64_t bytes) const {
+  const uint64_t p = ranks;
+  const TimePs step = pr.step_latency_ps;
+  TimePs ring, one_shot;
+  if (all_gather) {
+    const double wire = double(pr.wire_bytes(bytes));
+    ring = (p - 1) * step + bytes_time_ps(double(p - 1) * wire, rank_bandwidth_bytes_per_s);
+    one_shot = step + bytes_time_ps(double(p - 1) * wire, rank_bandwidth_bytes_per_s);
+  } else {
+    // Ring: reduce-scatter then all-gather, 2(p-1) steps of n/p bytes each.
+    ring = 2 * (p - 1) * step +
+           bytes_time_ps(2.0 * double(p - 1) * double(pr.wire_bytes((bytes + p - 1) / p)),
+                         rank_bandwidth_bytes_per_s);
+    // One shot: every rank pushes its whole buffer to the p-1 others, then reduces locally.
+    one_shot = step + bytes_time_ps(double(p - 1) * double(pr.wire_bytes(bytes)),
+                                    rank_bandwidth_bytes_per_s);
+  }
+  const TimePs t = algorithm == config::RING       ? ring
+                   : algorithm == config::ONE_SHOT ? one_shot
+                                                   : std::min(ring, one_shot);
+  return pr.launch_latency_ps + t;
 }
 
 TimePs CollectiveModel::all_reduce_ps(uint64_t bytes) const {
   if (ranks <= 1) return 0;
-  if (pod) return launch_latency_ps + pod_result(false, bytes).time_ps;
-  const uint64_t p = ranks;
-  // Ring: reduce-scatter then all-gather, 2(p-1) steps of n/p bytes each.
-  const TimePs ring =
-      2 * (p - 1) * step_latency_ps +
-      bytes_time_ps(2.0 * double(p - 1) * double((bytes + p - 1) / p), rank_bandwidth_bytes_per_s);
-  // One shot: every rank pushes its whole buffer to the p-1 others, then reduces locally.
-  const TimePs one_shot =
-      step_latency_ps + bytes_time_ps(double(p - 1) * double(bytes), rank_bandwidth_bytes_per_s);
-  return launch_latency_ps + pick(ring, one_shot);
+  if (pod) return pod_result(false, bytes).total_ps();
+  TimePs best = 0;
+  bool first = true;
+  for (const CollectiveProtocol& pr : effective_protocols()) {
+    const TimePs t = analytic_ps(pr, false, bytes);
+    if (first || t < best) best = t;
+    first = false;
+  }
+  return best;
 }
 
 TimePs CollectiveModel::all_gather_ps(uint64_t bytes) const {
   if (ranks <= 1) return 0;
-  if (pod) return launch_latency_ps + pod_result(true, bytes).time_ps;
-  const uint64_t p = ranks;
-  const TimePs ring = (p - 1) * step_latency_ps +
-                      bytes_time_ps(double(p - 1) * double(bytes), rank_bandwidth_bytes_per_s);
-  const TimePs one_shot =
-      step_latency_ps + bytes_time_ps(double(p - 1) * double(bytes), rank_bandwidth_bytes_per_s);
-  return launch_latency_ps + pick(ring, one_shot);
+  if (pod) return pod_result(true, bytes).total_ps();
+  TimePs best = 0;
+  bool first = true;
+  for (const CollectiveProtocol& pr : effective_protocols()) {
+    const TimePs t = analytic_ps(pr, true, bytes);
+    if (first || t < best) best = t;
+    first = false;
+  }
+  return best;
 }
 
 void CollectiveModel::validate(const config::Config& root, Validator& v) {
@@ -282,18 +311,52 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
 
 CollectiveModel CollectiveModel::from_config(const config::ScaleUpFabric& f, uint32_t ranks,
                                              config::CollectiveAlgorithm software,
-                                             const config::Pod* pod) {
+                                             const config::Pod* pod,
+                                             std::vector<CollectiveProtocol> protocols) {
   CollectiveModel m;
   m.ranks = ranks;
   m.rank_bandwidth_bytes_per_s = f.rank_bandwidth_bytes_per_s();
   m.step_latency_ps = f.step_latency_ps();
   m.launch_latency_ps = f.launch_latency_ps();
+  m.protocols = std::move(protocols);
   m.algorithm = software != config::COLLECTIVE_ALGORITHM_UNSPECIFIED ? software : f.algorithm();
   if (pod != nullptr && ranks > 1) {
     m.pod = std::make_shared<PodCollectiveCache>(
-        Pod::from_config(*pod, f.rank_bandwidth_bytes_per_s()), ranks, f.step_latency_ps());
+        Pod::from_config(*pod, f.rank_bandwidth_bytes_per_s()), ranks, m.effective_protocols());
   }
   return m;
+}
+
+std::vector<CollectiveProtocol> CollectiveModel::protocols_from_config(const config::Software& s) {
+  std::vector<CollectiveProtocol> out;
+  for (const auto& c : s.collective_protocols()) {
+    CollectiveProtocol p;
+    p.name = c.name();
+    p.launch_latency_ps = c.launch_latency_ps();
+    p.step_latency_ps = c.step_latency_ps();
+    p.wire_efficiency = c.has_wire_efficiency() ? c.wire_efficiency() : 1.0;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+void CollectiveModel::validate_protocols(const config::Software& s, Validator& v) {
+  std::set<std::string> names;
+  const auto* field = s.GetDescriptor()->FindFieldByName("collective_protocols");
+  for (int i = 0; i < s.collective_protocols_size(); ++i) {
+    const config::CollectiveProtocol& c = s.collective_protocols(i);
+    Validator pv = v.at(element_path(s, field, i));
+    if (c.name().empty()) {
+      pv.error("name", "required field is not set");
+    } else if (!names.insert(c.name()).second) {
+      pv.error("name", "\"" + c.name() + "\" is listed twice");
+    }
+    pv.require("launch_latency_ps", c.has_launch_latency_ps());
+    pv.require("step_latency_ps", c.has_step_latency_ps());
+    if (c.has_wire_efficiency() && !(c.wire_efficiency() > 0 && c.wire_efficiency() <= 1)) {
+      pv.error("wire_efficiency", "must lie in (0, 1]");
+    }
+  }
 }
 
 uint32_t SoftwareModel::kernels(OpKind kind) const {
@@ -334,6 +397,7 @@ void SoftwareModel::validate(const config::Software& s, Validator& v) {
        !config::CollectiveAlgorithm_IsValid(s.collective_algorithm()))) {
     v.error("collective_algorithm", "must be RING, ONE_SHOT or AUTO");
   }
+  CollectiveModel::validate_protocols(s, v);
   if (s.has_kv_dequant_flops_per_element()) {
     const double f = s.kv_dequant_flops_per_element();
     if (!(f >= 0 && f <= 1e6)) {

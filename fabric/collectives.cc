@@ -306,16 +306,58 @@ CollectiveResult PodCollectives::simulate(CollectiveOp op, uint64_t bytes,
   return finish();
 }
 
-PodCollectiveCache::PodCollectiveCache(const Pod& pod, uint32_t ranks, TimePs step_latency_ps)
-    : pod_(std::make_unique<Pod>(pod)), collectives_(*pod_, ranks, step_latency_ps) {}
+PodCollectiveCache::PodCollectiveCache(const Pod& pod, uint32_t ranks,
+                                       std::vector<CollectiveProtocol> protocols)
+    : pod_(std::make_unique<Pod>(pod)),
+      collectives_(*pod_, ranks, protocols.empty() ? 0 : protocols[0].step_latency_ps),
+      protocols_(std::move(protocols)) {
+  if (protocols_.empty()) {
+    throw std::invalid_argument("PodCollectiveCache: at least one protocol");
+  }
+}
 
 const CollectiveResult& PodCollectiveCache::get(CollectiveOp op, uint64_t bytes,
                                                 config::CollectiveAlgorithm algorithm) {
   if (bytes >> 56) throw std::invalid_argument("PodCollectiveCache: message too large");
   const uint64_t k = bytes << 8 | uint64_t(op) << 4 | uint64_t(algorithm);
   auto it = cache_.find(k);
-  if (it == cache_.end()) it = cache_.emplace(k, collectives_.run(op, bytes, algorithm)).first;
-  return it->second;
+  if (it != cache_.end()) return it->second;
+  CollectiveResult best;
+  for (uint32_t i = 0; i < protocols_.size(); ++i) {
+    const CollectiveProtocol& pr = protocols_[i];
+    collectives_.set_step_latency(pr.step_latency_ps);
+    config::CollectiveAlgorithm chosen;
+    CollectiveResult r = collectives_.run(op, pr.wire_bytes(bytes), algorithm, &chosen);
+    r.algorithm = chosen;
+    r.launch_ps = pr.launch_latency_ps;
+    r.protocol = i;
+    if (i == 0 || r.total_ps() < best.total_ps()) best = r;
+  }
+  return cache_.emplace(k, best).first->second;
+}
+
+CollectiveResult PodCollectiveCache::all_to_all(const uint64_t* traffic,
+                                                config::CollectiveAlgorithm algorithm) {
+  const size_t n = size_t{ranks()} * ranks();
+  CollectiveResult best;
+  for (uint32_t i = 0; i < protocols_.size(); ++i) {
+    const CollectiveProtocol& pr = protocols_[i];
+    const uint64_t* t = traffic;
+    if (pr.wire_efficiency < 1.0) {
+      wire_traffic_.resize(n);
+      for (size_t j = 0; j < n; ++j)
+        wire_traffic_[j] = pr.wire_bytes(traffic[j]);
+      t = wire_traffic_.data();
+    }
+    collectives_.set_step_latency(pr.step_latency_ps);
+    config::CollectiveAlgorithm chosen;
+    CollectiveResult r = collectives_.all_to_all(t, algorithm, &chosen);
+    r.algorithm = chosen;
+    r.launch_ps = pr.launch_latency_ps;
+    r.protocol = i;
+    if (i == 0 || r.total_ps() < best.total_ps()) best = r;
+  }
+  return best;
 }
 
 }  // namespace tiersim

@@ -18,12 +18,17 @@
 //   through its reduction port, receives its reduced n/p shard, sends it up once, and the
 //   switch multicasts it to the others; all-gather = each rank's n sent up once and multicast;
 //   reduce-scatter = the first half of the all-reduce.
-// Fidelity: flow level (fabric/flow_network.h); protocol overheads beyond step_latency_ps and
-// the links' own efficiency are not modelled.
+// Protocols (CollectiveProtocol, e.g. NCCL's LL, LL128 and Simple): PodCollectiveCache runs
+// each collective under each protocol of its list (its step latency; its wire bytes, the data
+// over the protocol's wire efficiency) and keeps the fastest, launch latency included.
+// Fidelity: flow level (fabric/flow_network.h); protocol overheads beyond the launch and step
+// latencies, the wire efficiency and the links' own efficiency are not modelled.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -40,11 +45,34 @@ const char* collective_op_name(CollectiveOp op);
 // nccl-tests' bus bandwidth factor: algorithm bandwidth x this = bus bandwidth.
 double bus_bandwidth_factor(CollectiveOp op, uint32_t ranks);
 
+// One protocol of a collective library: the fixed cost of a collective with it (kernel launch,
+// set-up), what each step adds (the ranks' synchronisation), and the share of the bytes on the
+// wire that are data (NCCL's LL: 8-byte words of 4 data bytes and a 4-byte flag, 0.5; LL128:
+// 120 of 128 bytes; Simple: 1).
+struct CollectiveProtocol {
+  std::string name;
+  TimePs launch_latency_ps = 0;
+  TimePs step_latency_ps = 0;
+  double wire_efficiency = 1.0;  // (0, 1]
+
+  // Bytes on the wire for `data` bytes of payload (rounded up).
+  uint64_t wire_bytes(uint64_t data) const {
+    if (wire_efficiency >= 1.0) return data;
+    return static_cast<uint64_t>(std::ceil(double(data) / wire_efficiency));
+  }
+};
+
 struct CollectiveResult {
+  TimePs launch_ps = 0;     // the protocol's launch latency (PodCollectiveCache's results)
   TimePs time_ps = 0;       // from the first flow's start to the last arrival
   double energy_j = 0;      // dynamic energy of the links it crossed
   uint64_t link_bytes = 0;  // data bytes summed over the pod's links (injection apart)
   uint32_t flows = 0;
+  uint32_t protocol = 0;  // index in PodCollectiveCache's protocols
+  // The algorithm that ran (PodCollectiveCache's results: AUTO's choice).
+  config::CollectiveAlgorithm algorithm = config::COLLECTIVE_ALGORITHM_UNSPECIFIED;
+
+  TimePs total_ps() const { return launch_ps + time_ps; }
 };
 
 class PodCollectives {
@@ -53,6 +81,7 @@ class PodCollectives {
   PodCollectives(const Pod& pod, uint32_t ranks, TimePs step_latency_ps);
 
   uint32_t ranks() const { return ranks_; }
+  void set_step_latency(TimePs step_latency_ps) { step_ps_ = step_latency_ps; }
   // Whether `algorithm` (not AUTO) can run `op` here.
   bool available(CollectiveOp op, config::CollectiveAlgorithm algorithm) const;
   // Simulates `op` of `bytes` with `algorithm`; AUTO: the fastest available one (its choice in
@@ -81,12 +110,16 @@ class PodCollectives {
   std::vector<uint32_t> path_;
 };
 
-// A pod it owns and its collectives, memoised: each distinct (operation, size, algorithm) is
-// simulated once (the flow simulation is deterministic, so a repeat would give the same result).
+// A pod it owns and its collectives under a library's protocols, memoised: each distinct
+// (operation, size, algorithm) is simulated once per protocol (the flow simulation is
+// deterministic, so a repeat would give the same result). Results carry the chosen protocol's
+// launch latency and index; ties go to the protocol listed first.
 class PodCollectiveCache {
  public:
-  PodCollectiveCache(const Pod& pod, uint32_t ranks, TimePs step_latency_ps);
-  // `algorithm` may be AUTO.
+  // `protocols`: at least one.
+  PodCollectiveCache(const Pod& pod, uint32_t ranks, std::vector<CollectiveProtocol> protocols);
+  // `algorithm` may be AUTO. `bytes` are data bytes (each protocol puts its wire bytes on the
+  // links).
   const CollectiveResult& get(CollectiveOp op, uint64_t bytes,
                               config::CollectiveAlgorithm algorithm);
   const Pod& pod() const { return *pod_; }
@@ -95,15 +128,16 @@ class PodCollectiveCache {
     return collectives_.available(op, a);
   }
   uint64_t simulated() const { return cache_.size(); }
+  const std::vector<CollectiveProtocol>& protocols() const { return protocols_; }
   // Not memoised: the traffic differs from call to call.
-  CollectiveResult all_to_all(const uint64_t* traffic, config::CollectiveAlgorithm algorithm) {
-    return collectives_.all_to_all(traffic, algorithm);
-  }
+  CollectiveResult all_to_all(const uint64_t* traffic, config::CollectiveAlgorithm algorithm);
 
  private:
   std::unique_ptr<Pod> pod_;
   PodCollectives collectives_;
+  std::vector<CollectiveProtocol> protocols_;
   std::unordered_map<uint64_t, CollectiveResult> cache_;
+  std::vector<uint64_t> wire_traffic_;  // all_to_all's scratch
 };
 
 }  // namespace tiersim

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "accelerators/compute_engine.h"
 #include "fabric/collectives.h"
 #include "fabric/pod.h"
 #include "models/config/loader.h"
@@ -122,8 +123,15 @@ int run_collective(const std::vector<std::string>& args) {
   const auto& f = sys.scale_up();
   fv.positive("rank_bandwidth_bytes_per_s", f.has_rank_bandwidth_bytes_per_s(),
               f.rank_bandwidth_bytes_per_s());
-  fv.require("step_latency_ps", f.has_step_latency_ps());
-  fv.require("launch_latency_ps", f.has_launch_latency_ps());
+  // The software stack's protocols replace the fabric's latencies.
+  const config::Software& sw = loaded.config.software();
+  if (sw.collective_protocols_size() == 0) {
+    fv.require("step_latency_ps", f.has_step_latency_ps());
+    fv.require("launch_latency_ps", f.has_launch_latency_ps());
+  } else {
+    Validator sv = v.root("software");
+    CollectiveModel::validate_protocols(sw, sv);
+  }
   if (!issues.empty()) {
     for (auto& i : issues)
       i.where = loaded.locate(i.path);
@@ -135,7 +143,9 @@ int run_collective(const std::vector<std::string>& args) {
   }
   const Pod pod = Pod::from_config(sys.pod(), f.rank_bandwidth_bytes_per_s());
   if (ranks == 0) ranks = pod.nodes();
-  PodCollectives coll(pod, ranks, f.step_latency_ps());
+  const CollectiveModel model = CollectiveModel::from_config(
+      f, ranks, algo, nullptr, CollectiveModel::protocols_from_config(sw));
+  PodCollectiveCache coll(pod, ranks, model.effective_protocols());
   if (algo != config::AUTO && !coll.available(op, algo)) {
     throw std::invalid_argument("--algorithm " + algo_name + " cannot run " + op_name +
                                 " on this pod (TREE: all_reduce only; IN_SWITCH: a "
@@ -149,6 +159,8 @@ int run_collective(const std::vector<std::string>& args) {
   const size_t c_bus = t.add_column("busbw_gb_per_s", Table::Type::kF64, "GB/s");
   const size_t c_algo = t.add_column("algorithm", Table::Type::kStr);
   const size_t c_energy = t.add_column("link_energy_uj", Table::Type::kF64, "uJ");
+  const bool named = sw.collective_protocols_size() > 0;
+  const size_t c_proto = named ? t.add_column("protocol", Table::Type::kStr) : 0;
   const std::string level =
       pod.packet_bytes() > 0
           ? "serial-link level, " + std::to_string(pod.packet_bytes()) + "-byte packets"
@@ -158,22 +170,25 @@ int run_collective(const std::vector<std::string>& args) {
       "launch latency\n",
       op_name.c_str(), ranks, pod.nodes(), unsigned(pod.links().size()), pod.switches(),
       level.c_str());
-  std::printf("#%14s %12s %12s %12s %10s %14s\n", "size (B)", "time (us)", "algbw (GB/s)",
-              "busbw (GB/s)", "algorithm", "energy (uJ)");
+  std::printf("#%14s %12s %12s %12s %10s %14s%s\n", "size (B)", "time (us)", "algbw (GB/s)",
+              "busbw (GB/s)", "algorithm", "energy (uJ)", named ? "   protocol" : "");
   for (uint64_t size = min_bytes; size <= max_bytes; size *= factor) {
     // nccl-tests' sizes: all-gather's is the gathered buffer (a whole share per rank, at least
     // 1 byte each: the size printed is the one simulated); the others' one rank's buffer.
     const uint64_t per_rank =
         op == CollectiveOp::kAllGather ? std::max<uint64_t>(1, size / ranks) : size;
     const uint64_t shown = op == CollectiveOp::kAllGather ? per_rank * ranks : size;
-    config::CollectiveAlgorithm chosen;
-    const CollectiveResult r = coll.run(op, per_rank, algo, &chosen);
-    const double time_s = double(f.launch_latency_ps() + r.time_ps) * 1e-12;
+    const CollectiveResult& r = coll.get(op, per_rank, algo);
+    const config::CollectiveAlgorithm chosen = r.algorithm;
+    const double time_s = double(r.total_ps()) * 1e-12;
     const double algbw = double(shown) / time_s / 1e9;
     const double busbw = algbw * bus_bandwidth_factor(op, ranks);
     const std::string chosen_name = config::CollectiveAlgorithm_Name(chosen);
-    std::printf(" %14llu %12.2f %12.2f %12.2f %10s %14.3f\n", (unsigned long long)shown,
-                time_s * 1e6, algbw, busbw, chosen_name.c_str(), r.energy_j * 1e6);
+    const std::string proto = named ? coll.protocols()[r.protocol].name : "";
+    std::printf(" %14llu %12.2f %12.2f %12.2f %10s %14.3f%s%s\n", (unsigned long long)shown,
+                time_s * 1e6, algbw, busbw, chosen_name.c_str(), r.energy_j * 1e6,
+                named ? "   " : "", proto.c_str());
+    if (named) t.columns[c_proto].str.push_back(proto);
     t.columns[c_size].u64.push_back(shown);
     t.columns[c_time].f64.push_back(time_s * 1e6);
     t.columns[c_alg].f64.push_back(algbw);
@@ -200,7 +215,9 @@ const CommandRegistrar kRegistrar(CommandKind{
     "           all_to_all] [--algorithm RING|ONE_SHOT|TREE|IN_SWITCH|AUTO] [--ranks N]\n"
     "           [--min-bytes N] [--max-bytes N] [--factor F] [--out FILE.h5]\n"
     "                     a collective on the config's pod (system.pod) over message sizes,\n"
-    "                     as nccl-tests reports it (sizes take K, M, G suffixes)\n",
+    "                     as nccl-tests reports it (sizes take K, M, G suffixes); the\n"
+    "                     files' software.collective_protocols, if set, replace\n"
+    "                     system.scale_up's launch and step latencies\n",
     run_collective});
 
 }  // namespace

@@ -131,6 +131,50 @@ TEST(Pod, TensorParallelDecodeRunsItsCollectivesOnThePod) {
   EXPECT_EQ(summary(b2.out, "tpot_ms_mean"), tb);
 }
 
+TEST(Pod, NcclProtocolsTimeSmallCollectivesAndLeaveLargeOnesAlone) {
+  // software/fragments/nccl_protocols: NCCL's LL at 1 KiB, 6.6 us + 13 step latencies of 0.4
+  // us + 14 crossings of the 0.2 us hop (+ 256 wire bytes a step, ~0.01 us): 14.61 us against
+  // 15.60 us measured (NCCL 2.29.2, 8x H100; validation row P9). 4 GiB: SIMPLE, whose ring is
+  // the protocol-less one but for the launch (8.4 against 5 us).
+  const std::string nccl =
+      pod_files() + " " + test::preset("software/fragments/nccl_protocols.textproto");
+  auto r = test::run_cmd(
+      tiersim("collective " + nccl + " --algorithm RING --min-bytes 1K --max-bytes 1K"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream row(r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1));
+  double size, time_us;
+  row >> size >> time_us;
+  EXPECT_NEAR(time_us, 6.6 + 13 * 0.4 + 14 * 0.2, 0.05) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("RING"));
+  EXPECT_THAT(r.out, HasSubstr(" LL\n"));
+  r = test::run_cmd(
+      tiersim("collective " + nccl + " --algorithm RING --min-bytes 4G --max-bytes 4G"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("SIMPLE"));
+  const auto plain = test::run_cmd(
+      tiersim("collective " + pod_files() + " --algorithm RING --min-bytes 4G --max-bytes 4G"));
+  EXPECT_NEAR(last_busbw(r.out) / last_busbw(plain.out), 1.0, 1e-3);
+  // A decode: the stack's protocols replace the fabric's latencies (TP8 ring all-reduces of 1
+  // MiB: LL's ~24 us against the fabric's 33 us step latencies and launch).
+  const std::string ring = " --set software.collective_algorithm=RING";
+  const std::string pod = " " + test::preset("pods/hgx_h100_nvswitch.textproto");
+  auto a = test::run_cmd(tiersim("run " + decode_files() + pod + ring));
+  auto b =
+      test::run_cmd(tiersim("run " + decode_files() + pod + " " +
+                            test::preset("software/fragments/nccl_protocols.textproto") + ring));
+  ASSERT_EQ(a.code, 0) << a.err;
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_LT(summary(b.out, "tpot_ms_mean"), summary(a.out, "tpot_ms_mean") * 0.99);
+  // Bad protocols: exit 2 with the field path.
+  const auto bad =
+      test::run_cmd(tiersim("run " + decode_files() + pod + " " +
+                            test::preset("software/fragments/nccl_protocols.textproto") +
+                            " --set software.collective_protocols[LL].wire_efficiency=0"));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.err,
+              HasSubstr("software.collective_protocols[LL].wire_efficiency: must lie in (0, 1]"));
+}
+
 TEST(Pod, BadPodsExitTwoWithTheFieldPath) {
   const std::string f = pod_files();
   // Two racks 3 m apart: the far rack's copper hops are longer than NVLink copper reaches.

@@ -82,6 +82,87 @@ TEST(Collective, SoftwareStackChoiceMustBeAnAlgorithm) {
   EXPECT_TRUE(issues.empty());
 }
 
+// NCCL-like protocols: each collective takes the fastest; a protocol's launch and step latency
+// and its wire bytes (data / wire efficiency) time it.
+CollectiveProtocol protocol(const char* name, double launch_us, double step_us, double eff) {
+  CollectiveProtocol p;
+  p.name = name;
+  p.launch_latency_ps = TimePs(launch_us * 1e6);
+  p.step_latency_ps = TimePs(step_us * 1e6);
+  p.wire_efficiency = eff;
+  return p;
+}
+
+TEST(Collective, ProtocolsTakeTheFastestWithTheirOwnLatenciesAndWireBytes) {
+  CollectiveModel m = h100_tp8(config::RING);
+  m.protocols = {protocol("LL", 6.6, 0.6, 0.5), protocol("SIMPLE", 8.4, 3.4, 1.0)};
+  // 1 KiB: LL, 6.6 us + 14 steps of 0.6 us + 14 x 128 B sent as 256 wire bytes at 380 GB/s.
+  const double ll_small = 6.6e6 + 14 * 0.6e6 + 14.0 * 256 / 380e9 * 1e12;
+  EXPECT_NEAR(double(m.all_reduce_ps(1024)), ll_small, 1.0);
+  // 256 MiB: SIMPLE; LL's doubled wire bytes outweigh its latencies.
+  const uint64_t big = 256ull << 20;
+  const double simple_big = 8.4e6 + 14 * 3.4e6 + 14.0 * (big / 8) / 380e9 * 1e12;
+  EXPECT_NEAR(double(m.all_reduce_ps(big)), simple_big, 1.0);
+  // All-gather: 7 steps of the whole n, the same choice.
+  EXPECT_NEAR(double(m.all_gather_ps(1024)), 6.6e6 + 7 * 0.6e6 + 7.0 * 2048 / 380e9 * 1e12, 1.0);
+  // Each parameter moves the result: the launch, the step latency, the wire efficiency.
+  CollectiveModel launch = m, step = m, eff = m;
+  launch.protocols[0].launch_latency_ps += 1'000'000;
+  step.protocols[0].step_latency_ps += 100'000;
+  eff.protocols = {protocol("LL", 6.6, 0.6, 0.25)};
+  EXPECT_NEAR(double(launch.all_reduce_ps(1024)), ll_small + 1e6, 1.0);
+  EXPECT_NEAR(double(step.all_reduce_ps(1024)), ll_small + 14 * 1e5, 1.0);
+  EXPECT_NEAR(double(eff.all_reduce_ps(big)),
+              6.6e6 + 14 * 0.6e6 + 14.0 * 4 * (big / 8) / 380e9 * 1e12, 1.0);
+  // No protocols: the fabric's latencies at full efficiency, as before.
+  EXPECT_EQ(h100_tp8(config::RING).effective_protocols().size(), 1u);
+  EXPECT_EQ(h100_tp8(config::RING).effective_protocols()[0].step_latency_ps, 2'000'000u);
+}
+
+TEST(Collective, ProtocolsComeFromTheSoftwareStackAndAreChecked) {
+  config::Software s;
+  auto* ll = s.add_collective_protocols();
+  ll->set_name("LL");
+  ll->set_launch_latency_ps(6'600'000);
+  ll->set_step_latency_ps(600'000);
+  ll->set_wire_efficiency(0.5);
+  const std::vector<CollectiveProtocol> got = CollectiveModel::protocols_from_config(s);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].name, "LL");
+  EXPECT_EQ(got[0].launch_latency_ps, 6'600'000u);
+  EXPECT_EQ(got[0].wire_bytes(1000), 2000u);
+  config::ScaleUpFabric f;
+  f.set_rank_bandwidth_bytes_per_s(380e9);
+  f.set_step_latency_ps(2'000'000);
+  f.set_launch_latency_ps(5'000'000);
+  f.set_algorithm(config::RING);
+  EXPECT_NE(CollectiveModel::from_config(f, 8, config::RING, nullptr, got).all_reduce_ps(1024),
+            CollectiveModel::from_config(f, 8, config::RING).all_reduce_ps(1024));
+  {
+    std::vector<ConfigIssue> issues;
+    Validator v(issues);
+    SoftwareModel::validate(s, v);
+    EXPECT_TRUE(issues.empty());
+  }
+  auto* bad = s.add_collective_protocols();  // unnamed, no latencies, efficiency out of range
+  bad->set_wire_efficiency(1.5);
+  auto* twice = s.add_collective_protocols();
+  twice->CopyFrom(*ll);
+  std::vector<ConfigIssue> issues;
+  Validator v(issues);
+  SoftwareModel::validate(s, v);
+  std::string all;
+  for (const auto& i : issues)
+    all += i.format() + "\n";
+  EXPECT_EQ(issues.size(), 5u) << all;
+  EXPECT_NE(all.find("collective_protocols[1].name: required"), std::string::npos) << all;
+  EXPECT_NE(all.find("collective_protocols[1].launch_latency_ps: required"), std::string::npos);
+  EXPECT_NE(all.find("collective_protocols[1].step_latency_ps: required"), std::string::npos);
+  EXPECT_NE(all.find("collective_protocols[1].wire_efficiency: must lie in (0, 1]"),
+            std::string::npos);
+  EXPECT_NE(all.find("collective_protocols[LL].name: \"LL\" is listed twice"), std::string::npos);
+}
+
 TEST(Software, KernelCountsFollowFusionAndSplitting) {
   SoftwareModel s;
   EXPECT_EQ(s.kernels(OpKind::kAttnNorm), 1u);

@@ -341,6 +341,46 @@ TEST(PodCollectives, AgreesWithTheAnalyticalModelOnAnIdealSwitch) {
   }
 }
 
+TEST(PodCollectives, TheCacheRunsEveryProtocolAndKeepsTheFastest) {
+  // Two protocols on an 8-node switch at 100 GB/s: a low-latency one that sends every data
+  // byte as two on the wire, and a bulk one. Small messages take the first, large the second;
+  // the result carries the chosen protocol's launch, index, algorithm and wire bytes' energy.
+  const uint32_t p = 8;
+  const Pod pod = Pod::from_config(single_switch(p), 100 * kGB);
+  CollectiveProtocol ll, simple;
+  ll.name = "LL";
+  ll.launch_latency_ps = 6'000'000;
+  ll.step_latency_ps = 500'000;
+  ll.wire_efficiency = 0.5;
+  simple.name = "SIMPLE";
+  simple.launch_latency_ps = 8'000'000;
+  simple.step_latency_ps = 3'000'000;
+  PodCollectiveCache cache(pod, p, {ll, simple});
+  PodCollectives at_ll(pod, p, ll.step_latency_ps), at_simple(pod, p, simple.step_latency_ps);
+  const uint64_t small = 8192, big = 64ull << 20;
+  const CollectiveResult& s = cache.get(CollectiveOp::kAllReduce, small, config::RING);
+  EXPECT_EQ(s.protocol, 0u);
+  EXPECT_EQ(s.algorithm, config::RING);
+  EXPECT_EQ(s.launch_ps, ll.launch_latency_ps);
+  const CollectiveResult ll_small = at_ll.run(CollectiveOp::kAllReduce, 2 * small, config::RING);
+  EXPECT_EQ(s.time_ps, ll_small.time_ps);
+  EXPECT_EQ(s.link_bytes, ll_small.link_bytes);
+  const CollectiveResult& b = cache.get(CollectiveOp::kAllReduce, big, config::RING);
+  EXPECT_EQ(b.protocol, 1u);
+  const CollectiveResult simple_big = at_simple.run(CollectiveOp::kAllReduce, big, config::RING);
+  EXPECT_EQ(b.total_ps(), simple.launch_latency_ps + simple_big.time_ps);
+  // LL's wire bytes: twice the energy of the same collective sent at full efficiency.
+  const CollectiveResult ll_big = at_ll.run(CollectiveOp::kAllReduce, 2 * big, config::RING);
+  EXPECT_NEAR(ll_big.energy_j / simple_big.energy_j, 2.0, 1e-9);
+  // An uneven all-to-all: the same choice, its traffic scaled by the wire efficiency.
+  std::vector<uint64_t> t(p * p, 1024);
+  const CollectiveResult a = cache.all_to_all(t.data(), config::ONE_SHOT);
+  EXPECT_EQ(a.protocol, 0u);
+  std::vector<uint64_t> wire(p * p, 2048);
+  EXPECT_EQ(a.time_ps, at_ll.all_to_all(wire.data(), config::ONE_SHOT).time_ps);
+  EXPECT_EQ(a.total_ps(), ll.launch_latency_ps + a.time_ps);
+}
+
 TEST(PodCollectives, OneShotSharesTheSendersLinkAmongItsPeers) {
   const uint32_t p = 4;
   const Pod pod = Pod::from_config(single_switch(p), 100 * kGB);
