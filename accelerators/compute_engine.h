@@ -86,8 +86,11 @@ struct CollectiveModel {
   static void validate_protocols(const config::Software& s, Validator& v);
 
  private:
-  // Analytical time of one protocol: ring, one shot, or the faster (AUTO), launch included.
-  TimePs analytic_ps(const CollectiveProtocol& pr, bool all_gather, uint64_t bytes) const;
+  // Analytical time of one protocol, launch included: ring, one shot, or the faster (AUTO) of
+  // those it runs; false when it runs neither.
+  bool analytic_ps(const CollectiveProtocol& pr, bool all_gather, uint64_t bytes,
+                   TimePs* out) const;
+  TimePs analytic_best_ps(bool all_gather, uint64_t bytes) const;
 };
 
 // The software stack's kernel launch model (see Software in the schema).

@@ -209,8 +209,8 @@ std::vector<CollectiveProtocol> CollectiveModel::effective_protocols() const {
   return {own};
 }
 
-TimePs CollectiveModel::analytic_ps(const CollectiveProtocol& pr, bool all_gather,
-                                    uint64_t bytes) const {
+bool CollectiveModel::analytic_ps(const CollectiveProtocol& pr, bool all_gather, uint64_t bytes,
+                                  TimePs* out) const {
   const uint64_t p = ranks;
   const TimePs step = pr.step_latency_ps;
   TimePs ring, one_shot;
@@ -227,36 +227,40 @@ TimePs CollectiveModel::analytic_ps(const CollectiveProtocol& pr, bool all_gathe
     one_shot = step + bytes_time_ps(double(p - 1) * double(pr.wire_bytes(bytes)),
                                     rank_bandwidth_bytes_per_s);
   }
-  const TimePs t = algorithm == config::RING       ? ring
-                   : algorithm == config::ONE_SHOT ? one_shot
-                                                   : std::min(ring, one_shot);
-  return pr.launch_latency_ps + t;
+  // The analytical model has RING and ONE_SHOT (AUTO: the faster of those the protocol runs).
+  const bool can_ring = pr.runs(config::RING) && algorithm != config::ONE_SHOT;
+  const bool can_one = pr.runs(config::ONE_SHOT) && algorithm != config::RING;
+  if (!can_ring && !can_one) return false;
+  const TimePs t = !can_one ? ring : !can_ring ? one_shot : std::min(ring, one_shot);
+  *out = pr.launch_latency_ps + t;
+  return true;
+}
+
+TimePs CollectiveModel::analytic_best_ps(bool all_gather, uint64_t bytes) const {
+  TimePs best = 0;
+  bool found = false;
+  for (const CollectiveProtocol& pr : effective_protocols()) {
+    TimePs t;
+    if (!analytic_ps(pr, all_gather, bytes, &t)) continue;
+    if (!found || t < best) best = t;
+    found = true;
+  }
+  if (!found) {
+    throw std::invalid_argument("CollectiveModel: no protocol runs the algorithm in force");
+  }
+  return best;
 }
 
 TimePs CollectiveModel::all_reduce_ps(uint64_t bytes) const {
   if (ranks <= 1) return 0;
   if (pod) return pod_result(false, bytes).total_ps();
-  TimePs best = 0;
-  bool first = true;
-  for (const CollectiveProtocol& pr : effective_protocols()) {
-    const TimePs t = analytic_ps(pr, false, bytes);
-    if (first || t < best) best = t;
-    first = false;
-  }
-  return best;
+  return analytic_best_ps(false, bytes);
 }
 
 TimePs CollectiveModel::all_gather_ps(uint64_t bytes) const {
   if (ranks <= 1) return 0;
   if (pod) return pod_result(true, bytes).total_ps();
-  TimePs best = 0;
-  bool first = true;
-  for (const CollectiveProtocol& pr : effective_protocols()) {
-    const TimePs t = analytic_ps(pr, true, bytes);
-    if (first || t < best) best = t;
-    first = false;
-  }
-  return best;
+  return analytic_best_ps(true, bytes);
 }
 
 void CollectiveModel::validate(const config::Config& root, Validator& v) {
@@ -264,8 +268,12 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
   Validator fv = v.root("system.scale_up");
   fv.positive("rank_bandwidth_bytes_per_s", f.has_rank_bandwidth_bytes_per_s(),
               f.rank_bandwidth_bytes_per_s());
-  fv.require("step_latency_ps", f.has_step_latency_ps());
-  fv.require("launch_latency_ps", f.has_launch_latency_ps());
+  // The software stack's protocols replace the fabric's latencies.
+  const auto& protocols = root.software().collective_protocols();
+  if (protocols.empty()) {
+    fv.require("step_latency_ps", f.has_step_latency_ps());
+    fv.require("launch_latency_ps", f.has_launch_latency_ps());
+  }
   if (f.algorithm() == config::COLLECTIVE_ALGORITHM_UNSPECIFIED) {
     fv.error("algorithm", "required field is not set (RING, ONE_SHOT, TREE, IN_SWITCH or AUTO)");
   }
@@ -275,6 +283,32 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
       by_software ? root.software().collective_algorithm() : f.algorithm();
   Validator av = by_software ? v.root("software") : fv;
   const char* field = by_software ? "collective_algorithm" : "algorithm";
+  if (!protocols.empty()) {
+    // Some protocol must run the algorithm in force (AUTO: RING or ONE_SHOT, which every
+    // fabric has; TREE's all-gathers run as RING).
+    auto runs = [&](config::CollectiveAlgorithm x) {
+      for (const auto& p : protocols) {
+        if (p.algorithms_size() == 0) return true;
+        for (const int y : p.algorithms())
+          if (y == x) return true;
+      }
+      return false;
+    };
+    const bool ok = a == config::AUTO   ? runs(config::RING) || runs(config::ONE_SHOT)
+                    : a == config::TREE ? runs(config::TREE) && runs(config::RING)
+                                        : runs(a);
+    if (!ok) {
+      v.root("software")
+          .error("collective_protocols",
+                 std::string("no protocol runs ") +
+                     (a == config::AUTO   ? "RING or ONE_SHOT"
+                      : a == config::TREE ? "TREE and RING (its all-gathers)"
+                                          : config::CollectiveAlgorithm_Name(a)) +
+                     ", which the algorithm in force (" +
+                     (by_software ? "software.collective_algorithm" : "system.scale_up.algorithm") +
+                     ": " + config::CollectiveAlgorithm_Name(a) + ") needs");
+    }
+  }
   if (!root.system().has_pod()) {
     if (a == config::TREE || a == config::IN_SWITCH) {
       av.error(field, "TREE and IN_SWITCH are simulated as traffic on a pod: set system.pod");
@@ -335,6 +369,8 @@ std::vector<CollectiveProtocol> CollectiveModel::protocols_from_config(const con
     p.launch_latency_ps = c.launch_latency_ps();
     p.step_latency_ps = c.step_latency_ps();
     p.wire_efficiency = c.has_wire_efficiency() ? c.wire_efficiency() : 1.0;
+    for (const int a : c.algorithms())
+      p.algorithms.push_back(static_cast<config::CollectiveAlgorithm>(a));
     out.push_back(std::move(p));
   }
   return out;
@@ -353,8 +389,15 @@ void CollectiveModel::validate_protocols(const config::Software& s, Validator& v
     }
     pv.require("launch_latency_ps", c.has_launch_latency_ps());
     pv.require("step_latency_ps", c.has_step_latency_ps());
-    if (c.has_wire_efficiency() && !(c.wire_efficiency() > 0 && c.wire_efficiency() <= 1)) {
-      pv.error("wire_efficiency", "must lie in (0, 1]");
+    if (c.has_wire_efficiency() && !(c.wire_efficiency() >= 0.01 && c.wire_efficiency() <= 1)) {
+      pv.error("wire_efficiency", "must lie in [0.01, 1]");
+    }
+    for (const int a : c.algorithms()) {
+      if (a == config::AUTO || a == config::COLLECTIVE_ALGORITHM_UNSPECIFIED ||
+          !config::CollectiveAlgorithm_IsValid(a)) {
+        pv.error("algorithms", "lists RING, ONE_SHOT, TREE or IN_SWITCH (not AUTO)");
+        break;
+      }
     }
   }
 }

@@ -316,6 +316,17 @@ PodCollectiveCache::PodCollectiveCache(const Pod& pod, uint32_t ranks,
   }
 }
 
+namespace {
+
+// The algorithms a request allows, in AUTO's order of preference on ties.
+std::vector<config::CollectiveAlgorithm> allowed(config::CollectiveAlgorithm a, bool all_to_all) {
+  if (a != config::AUTO) return {a};
+  if (all_to_all) return {config::ONE_SHOT, config::RING};
+  return {config::RING, config::ONE_SHOT, config::TREE, config::IN_SWITCH};
+}
+
+}  // namespace
+
 const CollectiveResult& PodCollectiveCache::get(CollectiveOp op, uint64_t bytes,
                                                 config::CollectiveAlgorithm algorithm) {
   if (bytes >> 56) throw std::invalid_argument("PodCollectiveCache: message too large");
@@ -323,15 +334,24 @@ const CollectiveResult& PodCollectiveCache::get(CollectiveOp op, uint64_t bytes,
   auto it = cache_.find(k);
   if (it != cache_.end()) return it->second;
   CollectiveResult best;
+  bool found = false;
   for (uint32_t i = 0; i < protocols_.size(); ++i) {
     const CollectiveProtocol& pr = protocols_[i];
     collectives_.set_step_latency(pr.step_latency_ps);
-    config::CollectiveAlgorithm chosen;
-    CollectiveResult r = collectives_.run(op, pr.wire_bytes(bytes), algorithm, &chosen);
-    r.algorithm = chosen;
-    r.launch_ps = pr.launch_latency_ps;
-    r.protocol = i;
-    if (i == 0 || r.total_ps() < best.total_ps()) best = r;
+    for (const config::CollectiveAlgorithm a : allowed(algorithm, false)) {
+      if (!pr.runs(a) || !collectives_.available(op, a)) continue;
+      CollectiveResult r = collectives_.run(op, pr.wire_bytes(bytes), a);
+      r.launch_ps = pr.launch_latency_ps;
+      r.protocol = i;
+      r.algorithm = a;
+      if (!found || r.total_ps() < best.total_ps()) best = r;
+      found = true;
+    }
+  }
+  if (!found) {
+    throw std::invalid_argument(std::string("PodCollectiveCache: no protocol runs ") +
+                                config::CollectiveAlgorithm_Name(algorithm) + " for " +
+                                collective_op_name(op));
   }
   return cache_.emplace(k, best).first->second;
 }
@@ -340,6 +360,7 @@ CollectiveResult PodCollectiveCache::all_to_all(const uint64_t* traffic,
                                                 config::CollectiveAlgorithm algorithm) {
   const size_t n = size_t{ranks()} * ranks();
   CollectiveResult best;
+  bool found = false;
   for (uint32_t i = 0; i < protocols_.size(); ++i) {
     const CollectiveProtocol& pr = protocols_[i];
     const uint64_t* t = traffic;
@@ -350,12 +371,19 @@ CollectiveResult PodCollectiveCache::all_to_all(const uint64_t* traffic,
       t = wire_traffic_.data();
     }
     collectives_.set_step_latency(pr.step_latency_ps);
-    config::CollectiveAlgorithm chosen;
-    CollectiveResult r = collectives_.all_to_all(t, algorithm, &chosen);
-    r.algorithm = chosen;
-    r.launch_ps = pr.launch_latency_ps;
-    r.protocol = i;
-    if (i == 0 || r.total_ps() < best.total_ps()) best = r;
+    for (const config::CollectiveAlgorithm a : allowed(algorithm, true)) {
+      if (!pr.runs(a)) continue;
+      CollectiveResult r = collectives_.all_to_all(t, a);
+      r.launch_ps = pr.launch_latency_ps;
+      r.protocol = i;
+      r.algorithm = a;
+      if (!found || r.total_ps() < best.total_ps()) best = r;
+      found = true;
+    }
+  }
+  if (!found) {
+    throw std::invalid_argument(std::string("PodCollectiveCache: no protocol runs ") +
+                                config::CollectiveAlgorithm_Name(algorithm) + " for all_to_all");
   }
   return best;
 }

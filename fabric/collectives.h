@@ -19,12 +19,14 @@
 //   switch multicasts it to the others; all-gather = each rank's n sent up once and multicast;
 //   reduce-scatter = the first half of the all-reduce.
 // Protocols (CollectiveProtocol, e.g. NCCL's LL, LL128 and Simple): PodCollectiveCache runs
-// each collective under each protocol of its list (its step latency; its wire bytes, the data
-// over the protocol's wire efficiency) and keeps the fastest, launch latency included.
+// each collective under each protocol of its list and each algorithm the protocol runs (its
+// step latency; its wire bytes, the data over the protocol's wire efficiency) and keeps the
+// fastest pair, launch latency included.
 // Fidelity: flow level (fabric/flow_network.h); protocol overheads beyond the launch and step
 // latencies, the wire efficiency and the links' own efficiency are not modelled.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -53,7 +55,13 @@ struct CollectiveProtocol {
   std::string name;
   TimePs launch_latency_ps = 0;
   TimePs step_latency_ps = 0;
-  double wire_efficiency = 1.0;  // (0, 1]
+  double wire_efficiency = 1.0;                         // [0.01, 1]
+  std::vector<config::CollectiveAlgorithm> algorithms;  // those it runs; empty: every one
+
+  bool runs(config::CollectiveAlgorithm a) const {
+    return algorithms.empty() ||
+           std::find(algorithms.begin(), algorithms.end(), a) != algorithms.end();
+  }
 
   // Bytes on the wire for `data` bytes of payload (rounded up).
   uint64_t wire_bytes(uint64_t data) const {
@@ -66,7 +74,7 @@ struct CollectiveResult {
   TimePs launch_ps = 0;     // the protocol's launch latency (PodCollectiveCache's results)
   TimePs time_ps = 0;       // from the first flow's start to the last arrival
   double energy_j = 0;      // dynamic energy of the links it crossed
-  uint64_t link_bytes = 0;  // data bytes summed over the pod's links (injection apart)
+  uint64_t link_bytes = 0;  // wire bytes summed over the pod's links (injection apart)
   uint32_t flows = 0;
   uint32_t protocol = 0;  // index in PodCollectiveCache's protocols
   // The algorithm that ran (PodCollectiveCache's results: AUTO's choice).
@@ -113,7 +121,9 @@ class PodCollectives {
 // A pod it owns and its collectives under a library's protocols, memoised: each distinct
 // (operation, size, algorithm) is simulated once per protocol (the flow simulation is
 // deterministic, so a repeat would give the same result). Results carry the chosen protocol's
-// launch latency and index; ties go to the protocol listed first.
+// launch latency and index and the algorithm; ties go to the protocol listed first, then to
+// RING, ONE_SHOT, TREE, IN_SWITCH in that order. No protocol running an allowed algorithm:
+// std::invalid_argument (configs are checked for it before a run).
 class PodCollectiveCache {
  public:
   // `protocols`: at least one.

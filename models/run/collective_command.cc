@@ -43,7 +43,7 @@ uint64_t parse_size(const std::string& flag, const std::string& text) {
 
 int run_collective(const std::vector<std::string>& args) {
   std::vector<std::string> files, sets;
-  std::string out, op_name = "all_reduce", algo_name = "AUTO";
+  std::string out, op_name = "all_reduce", algo_name;
   uint64_t min_bytes = 8, max_bytes = 1ull << 30;
   uint32_t ranks = 0, factor = 2;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -103,9 +103,9 @@ int run_collective(const std::vector<std::string>& args) {
     throw std::invalid_argument(
         "--op must be all_reduce, all_gather, reduce_scatter or all_to_all");
   }
-  config::CollectiveAlgorithm algo;
-  if (!config::CollectiveAlgorithm_Parse(algo_name, &algo) ||
-      algo == config::COLLECTIVE_ALGORITHM_UNSPECIFIED) {
+  config::CollectiveAlgorithm algo = config::AUTO;
+  if (!algo_name.empty() && (!config::CollectiveAlgorithm_Parse(algo_name, &algo) ||
+                             algo == config::COLLECTIVE_ALGORITHM_UNSPECIFIED)) {
     throw std::invalid_argument("--algorithm must be RING, ONE_SHOT, TREE, IN_SWITCH or AUTO");
   }
 
@@ -128,10 +128,9 @@ int run_collective(const std::vector<std::string>& args) {
   if (sw.collective_protocols_size() == 0) {
     fv.require("step_latency_ps", f.has_step_latency_ps());
     fv.require("launch_latency_ps", f.has_launch_latency_ps());
-  } else {
-    Validator sv = v.root("software");
-    CollectiveModel::validate_protocols(sw, sv);
   }
+  Validator sv = v.root("software");
+  SoftwareModel::validate(sw, sv);
   if (!issues.empty()) {
     for (auto& i : issues)
       i.where = loaded.locate(i.path);
@@ -143,6 +142,11 @@ int run_collective(const std::vector<std::string>& args) {
   }
   const Pod pod = Pod::from_config(sys.pod(), f.rank_bandwidth_bytes_per_s());
   if (ranks == 0) ranks = pod.nodes();
+  // No --algorithm: the software stack's collective_algorithm, if it sets one, else AUTO.
+  if (algo_name.empty() && sw.has_collective_algorithm()) {
+    algo = sw.collective_algorithm();
+    algo_name = config::CollectiveAlgorithm_Name(algo);
+  }
   const CollectiveModel model = CollectiveModel::from_config(
       f, ranks, algo, nullptr, CollectiveModel::protocols_from_config(sw));
   PodCollectiveCache coll(pod, ranks, model.effective_protocols());
@@ -217,7 +221,8 @@ const CommandRegistrar kRegistrar(CommandKind{
     "                     a collective on the config's pod (system.pod) over message sizes,\n"
     "                     as nccl-tests reports it (sizes take K, M, G suffixes); the\n"
     "                     files' software.collective_protocols, if set, replace\n"
-    "                     system.scale_up's launch and step latencies\n",
+    "                     system.scale_up's launch and step latencies; without\n"
+    "                     --algorithm, software.collective_algorithm or AUTO\n",
     run_collective});
 
 }  // namespace

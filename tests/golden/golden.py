@@ -111,6 +111,8 @@ def run_case(binary, name, kind, payload, tmp):
             rows["size " + f[0]] = {"time_us": f[1], "algbw_gb_per_s": f[2],
                                     "busbw_gb_per_s": f[3], "algorithm": f[4],
                                     "link_energy_uj": f[5]}
+            if len(f) > 6:  # the protocol, with software.collective_protocols
+                rows["size " + f[0]]["protocol"] = f[6]
         return rows
     out = os.path.join(work, "out")
     # Two processes per sweep or study: results do not depend on it, and the longest study

@@ -132,20 +132,20 @@ TEST(Pod, TensorParallelDecodeRunsItsCollectivesOnThePod) {
 }
 
 TEST(Pod, NcclProtocolsTimeSmallCollectivesAndLeaveLargeOnesAlone) {
-  // software/fragments/nccl_protocols: NCCL's LL at 1 KiB, 6.6 us + 13 step latencies of 0.4
+  // software/collectives/nccl_nvlink: NCCL's LL at 1 KiB, 6.6 us + 13 step latencies of 0.4
   // us + 14 crossings of the 0.2 us hop (+ 256 wire bytes a step, ~0.01 us): 14.61 us against
-  // 15.60 us measured (NCCL 2.29.2, 8x H100; validation row P9). 4 GiB: SIMPLE, whose ring is
-  // the protocol-less one but for the launch (8.4 against 5 us).
-  const std::string nccl =
-      pod_files() + " " + test::preset("software/fragments/nccl_protocols.textproto");
-  auto r = test::run_cmd(
-      tiersim("collective " + nccl + " --algorithm RING --min-bytes 1K --max-bytes 1K"));
+  // 15.60 us measured (NCCL 2.29.2, 8x H100; validation row P9). AUTO picks the ring: no
+  // protocol of the fragment runs ONE_SHOT (6.8 us here otherwise). 4 GiB: SIMPLE.
+  const std::string nccl_set =
+      " --set software+=@" + test::preset("software/collectives/nccl_nvlink.textproto");
+  const std::string nccl = pod_files() + nccl_set;
+  auto r = test::run_cmd(tiersim("collective " + nccl + " --min-bytes 1K --max-bytes 1K"));
   ASSERT_EQ(r.code, 0) << r.err;
   std::istringstream row(r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1));
   double size, time_us;
   row >> size >> time_us;
   EXPECT_NEAR(time_us, 6.6 + 13 * 0.4 + 14 * 0.2, 0.05) << r.out;
-  EXPECT_THAT(r.out, HasSubstr("RING"));
+  EXPECT_THAT(r.out, HasSubstr(" RING "));
   EXPECT_THAT(r.out, HasSubstr(" LL\n"));
   r = test::run_cmd(
       tiersim("collective " + nccl + " --algorithm RING --min-bytes 4G --max-bytes 4G"));
@@ -154,25 +154,64 @@ TEST(Pod, NcclProtocolsTimeSmallCollectivesAndLeaveLargeOnesAlone) {
   const auto plain = test::run_cmd(
       tiersim("collective " + pod_files() + " --algorithm RING --min-bytes 4G --max-bytes 4G"));
   EXPECT_NEAR(last_busbw(r.out) / last_busbw(plain.out), 1.0, 1e-3);
+  // With a reducing switch, NVLS runs IN_SWITCH only: small messages stay on the LL ring, large
+  // ones take NVLS (25 us per call).
+  r = test::run_cmd(tiersim("collective " + pod_files(true) + nccl_set +
+                            " --min-bytes 64K --max-bytes 64M --factor 1024"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("RING         38.168   LL\n"));
+  EXPECT_THAT(r.out, HasSubstr("IN_SWITCH"));
+  EXPECT_THAT(r.out, HasSubstr(" NVLS\n"));
+  // An algorithm no protocol runs, and bad protocols: exit 2.
+  r = test::run_cmd(tiersim("collective " + nccl + " --algorithm ONE_SHOT"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("no protocol runs ONE_SHOT"));
+  r = test::run_cmd(tiersim("collective " + nccl +
+                            " --set software.collective_protocols[LL128].wire_efficiency=0.001"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("software.collective_protocols[LL128].wire_efficiency: must lie in "
+                               "[0.01, 1]"));
+  // The HDF5 table names the protocol per size.
+  const std::string out = (std::filesystem::temp_directory_path() /
+                           ("tiersim_proto_" + std::to_string(getpid()) + ".h5"))
+                              .string();
+  r = test::run_cmd(
+      tiersim("collective " + nccl + " --min-bytes 4M --max-bytes 4G --factor 1024 --out " + out));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto h =
+      test::run_cmd("/usr/bin/python3 -c \"import h5py; t = h5py.File('" + out +
+                    "')['collective'][()]; print([p.decode() for p in t['protocol']])\"");
+  EXPECT_EQ(h.out, "['LL', 'SIMPLE']\n") << h.err;
+  std::filesystem::remove(out);
   // A decode: the stack's protocols replace the fabric's latencies (TP8 ring all-reduces of 1
-  // MiB: LL's ~24 us against the fabric's 33 us step latencies and launch).
-  const std::string ring = " --set software.collective_algorithm=RING";
+  // MiB: LL's ~24 us against the fabric's 33 us step latencies and launch), and the links carry
+  // LL's wire bytes (twice the data).
   const std::string pod = " " + test::preset("pods/hgx_h100_nvswitch.textproto");
+  const std::string ring = " --set software.collective_algorithm=RING";
   auto a = test::run_cmd(tiersim("run " + decode_files() + pod + ring));
-  auto b =
-      test::run_cmd(tiersim("run " + decode_files() + pod + " " +
-                            test::preset("software/fragments/nccl_protocols.textproto") + ring));
+  auto b = test::run_cmd(tiersim("run " + decode_files() + pod + nccl_set + ring));
   ASSERT_EQ(a.code, 0) << a.err;
   ASSERT_EQ(b.code, 0) << b.err;
   EXPECT_LT(summary(b.out, "tpot_ms_mean"), summary(a.out, "tpot_ms_mean") * 0.99);
-  // Bad protocols: exit 2 with the field path.
-  const auto bad =
-      test::run_cmd(tiersim("run " + decode_files() + pod + " " +
-                            test::preset("software/fragments/nccl_protocols.textproto") +
-                            " --set software.collective_protocols[LL].wire_efficiency=0"));
+  EXPECT_GT(summary(b.out, "energy_j_path_link_serdes"),
+            1.9 * summary(a.out, "energy_j_path_link_serdes"));
+  // Protocols replace the fabric's latencies: a scale_up without them runs.
+  auto c = test::run_cmd(tiersim("run " + decode_files() + pod + nccl_set + ring +
+                                 " --set system.scale_up.step_latency_ps=!clear"
+                                 " --set system.scale_up.launch_latency_ps=!clear"));
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_EQ(summary(c.out, "tpot_ms_mean"), summary(b.out, "tpot_ms_mean"));
+  // Bad protocols and an algorithm no protocol runs: exit 2 with the field path.
+  auto bad = test::run_cmd(tiersim("run " + decode_files() + pod + nccl_set +
+                                   " --set software.collective_protocols[LL].wire_efficiency=0"));
   EXPECT_EQ(bad.code, 2);
-  EXPECT_THAT(bad.err,
-              HasSubstr("software.collective_protocols[LL].wire_efficiency: must lie in (0, 1]"));
+  EXPECT_THAT(
+      bad.err,
+      HasSubstr("software.collective_protocols[LL].wire_efficiency: must lie in [0.01, 1]"));
+  bad = test::run_cmd(tiersim("run " + decode_files() + pod + nccl_set +
+                              " --set software.collective_algorithm=ONE_SHOT"));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("software.collective_protocols: no protocol runs ONE_SHOT"));
 }
 
 TEST(Pod, BadPodsExitTwoWithTheFieldPath) {

@@ -114,6 +114,13 @@ TEST(Collective, ProtocolsTakeTheFastestWithTheirOwnLatenciesAndWireBytes) {
   EXPECT_NEAR(double(step.all_reduce_ps(1024)), ll_small + 14 * 1e5, 1.0);
   EXPECT_NEAR(double(eff.all_reduce_ps(big)),
               6.6e6 + 14 * 0.6e6 + 14.0 * 4 * (big / 8) / 380e9 * 1e12, 1.0);
+  // A protocol restricted to the ring: the ring's time even where one-shot would be faster.
+  CollectiveModel ring_only = h100_tp8(config::AUTO);
+  ring_only.protocols = {protocol("LL", 6.6, 0.6, 0.5)};
+  ring_only.protocols[0].algorithms = {config::RING};
+  EXPECT_NEAR(double(ring_only.all_reduce_ps(1024)), ll_small, 1.0);
+  ring_only.algorithm = config::ONE_SHOT;
+  EXPECT_THROW(ring_only.all_reduce_ps(1024), std::invalid_argument);
   // No protocols: the fabric's latencies at full efficiency, as before.
   EXPECT_EQ(h100_tp8(config::RING).effective_protocols().size(), 1u);
   EXPECT_EQ(h100_tp8(config::RING).effective_protocols()[0].step_latency_ps, 2'000'000u);
@@ -126,8 +133,19 @@ TEST(Collective, ProtocolsComeFromTheSoftwareStackAndAreChecked) {
   ll->set_launch_latency_ps(6'600'000);
   ll->set_step_latency_ps(600'000);
   ll->set_wire_efficiency(0.5);
-  const std::vector<CollectiveProtocol> got = CollectiveModel::protocols_from_config(s);
-  ASSERT_EQ(got.size(), 1u);
+  ll->add_algorithms(config::RING);
+  auto* simple = s.add_collective_protocols();  // wire efficiency unset: 1
+  simple->set_name("SIMPLE");
+  simple->set_launch_latency_ps(8'400'000);
+  simple->set_step_latency_ps(3'400'000);
+  std::vector<CollectiveProtocol> got = CollectiveModel::protocols_from_config(s);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].wire_efficiency, 1.0);
+  EXPECT_TRUE(got[1].algorithms.empty());
+  ASSERT_EQ(got[0].algorithms.size(), 1u);
+  EXPECT_EQ(got[0].algorithms[0], config::RING);
+  s.mutable_collective_protocols()->RemoveLast();
+  got.pop_back();
   EXPECT_EQ(got[0].name, "LL");
   EXPECT_EQ(got[0].launch_latency_ps, 6'600'000u);
   EXPECT_EQ(got[0].wire_bytes(1000), 2000u);
@@ -146,6 +164,7 @@ TEST(Collective, ProtocolsComeFromTheSoftwareStackAndAreChecked) {
   }
   auto* bad = s.add_collective_protocols();  // unnamed, no latencies, efficiency out of range
   bad->set_wire_efficiency(1.5);
+  bad->add_algorithms(config::AUTO);
   auto* twice = s.add_collective_protocols();
   twice->CopyFrom(*ll);
   std::vector<ConfigIssue> issues;
@@ -154,11 +173,12 @@ TEST(Collective, ProtocolsComeFromTheSoftwareStackAndAreChecked) {
   std::string all;
   for (const auto& i : issues)
     all += i.format() + "\n";
-  EXPECT_EQ(issues.size(), 5u) << all;
+  EXPECT_EQ(issues.size(), 6u) << all;
+  EXPECT_NE(all.find("collective_protocols[1].algorithms: lists RING"), std::string::npos);
   EXPECT_NE(all.find("collective_protocols[1].name: required"), std::string::npos) << all;
   EXPECT_NE(all.find("collective_protocols[1].launch_latency_ps: required"), std::string::npos);
   EXPECT_NE(all.find("collective_protocols[1].step_latency_ps: required"), std::string::npos);
-  EXPECT_NE(all.find("collective_protocols[1].wire_efficiency: must lie in (0, 1]"),
+  EXPECT_NE(all.find("collective_protocols[1].wire_efficiency: must lie in [0.01, 1]"),
             std::string::npos);
   EXPECT_NE(all.find("collective_protocols[LL].name: \"LL\" is listed twice"), std::string::npos);
 }

@@ -342,9 +342,10 @@ TEST(PodCollectives, AgreesWithTheAnalyticalModelOnAnIdealSwitch) {
 }
 
 TEST(PodCollectives, TheCacheRunsEveryProtocolAndKeepsTheFastest) {
-  // Two protocols on an 8-node switch at 100 GB/s: a low-latency one that sends every data
-  // byte as two on the wire, and a bulk one. Small messages take the first, large the second;
-  // the result carries the chosen protocol's launch, index, algorithm and wire bytes' energy.
+  // Two protocols on an 8-node switch at 100 GB/s, one chunk per step: a low-latency one that
+  // sends every data byte as two on the wire, and a bulk one. Small messages take the first,
+  // large the second; the result carries the chosen protocol's launch, index, algorithm, time
+  // and its wire bytes' energy.
   const uint32_t p = 8;
   const Pod pod = Pod::from_config(single_switch(p), 100 * kGB);
   CollectiveProtocol ll, simple;
@@ -360,25 +361,57 @@ TEST(PodCollectives, TheCacheRunsEveryProtocolAndKeepsTheFastest) {
   const uint64_t small = 8192, big = 64ull << 20;
   const CollectiveResult& s = cache.get(CollectiveOp::kAllReduce, small, config::RING);
   EXPECT_EQ(s.protocol, 0u);
-  EXPECT_EQ(s.algorithm, config::RING);
   EXPECT_EQ(s.launch_ps, ll.launch_latency_ps);
   const CollectiveResult ll_small = at_ll.run(CollectiveOp::kAllReduce, 2 * small, config::RING);
   EXPECT_EQ(s.time_ps, ll_small.time_ps);
   EXPECT_EQ(s.link_bytes, ll_small.link_bytes);
+  EXPECT_EQ(s.energy_j, ll_small.energy_j);
   const CollectiveResult& b = cache.get(CollectiveOp::kAllReduce, big, config::RING);
   EXPECT_EQ(b.protocol, 1u);
+  // SIMPLE's own step latency: 13 of 3 us in its time (one chunk per step).
   const CollectiveResult simple_big = at_simple.run(CollectiveOp::kAllReduce, big, config::RING);
   EXPECT_EQ(b.total_ps(), simple.launch_latency_ps + simple_big.time_ps);
-  // LL's wire bytes: twice the energy of the same collective sent at full efficiency.
+  EXPECT_EQ(b.energy_j, simple_big.energy_j);
+  // The same collective under LL: twice the wire bytes, twice the energy.
   const CollectiveResult ll_big = at_ll.run(CollectiveOp::kAllReduce, 2 * big, config::RING);
   EXPECT_NEAR(ll_big.energy_j / simple_big.energy_j, 2.0, 1e-9);
-  // An uneven all-to-all: the same choice, its traffic scaled by the wire efficiency.
+  // AUTO records the algorithm it chose per protocol pair: one-shot for small messages.
+  const CollectiveResult& a_small = cache.get(CollectiveOp::kAllReduce, small, config::AUTO);
+  EXPECT_EQ(a_small.algorithm, config::ONE_SHOT);
+  EXPECT_EQ(a_small.time_ps,
+            at_ll.run(CollectiveOp::kAllReduce, 2 * small, config::ONE_SHOT).time_ps);
+  // An uneven all-to-all, pairwise (its steps pay the protocol's step latency): the same
+  // choice, its traffic scaled by the wire efficiency.
   std::vector<uint64_t> t(p * p, 1024);
-  const CollectiveResult a = cache.all_to_all(t.data(), config::ONE_SHOT);
+  const CollectiveResult a = cache.all_to_all(t.data(), config::RING);
   EXPECT_EQ(a.protocol, 0u);
   std::vector<uint64_t> wire(p * p, 2048);
-  EXPECT_EQ(a.time_ps, at_ll.all_to_all(wire.data(), config::ONE_SHOT).time_ps);
+  EXPECT_EQ(a.time_ps, at_ll.all_to_all(wire.data(), config::RING).time_ps);
   EXPECT_EQ(a.total_ps(), ll.launch_latency_ps + a.time_ps);
+}
+
+TEST(PodCollectives, ProtocolsRunOnlyTheirAlgorithmsAndTiesGoToTheFirst) {
+  const uint32_t p = 8;
+  const Pod pod = Pod::from_config(single_switch(p), 100 * kGB);
+  CollectiveProtocol ring_only, any;
+  ring_only.name = "RING_ONLY";
+  ring_only.launch_latency_ps = 1'000'000;
+  ring_only.step_latency_ps = 1'000'000;
+  ring_only.algorithms = {config::RING};
+  // Under AUTO a small all-reduce would take one-shot; this protocol runs only the ring.
+  PodCollectiveCache restricted(pod, p, {ring_only});
+  PodCollectives plain(pod, p, ring_only.step_latency_ps);
+  const CollectiveResult& r = restricted.get(CollectiveOp::kAllReduce, 4096, config::AUTO);
+  EXPECT_EQ(r.algorithm, config::RING);
+  EXPECT_EQ(r.time_ps, plain.run(CollectiveOp::kAllReduce, 4096, config::RING).time_ps);
+  EXPECT_LT(plain.run(CollectiveOp::kAllReduce, 4096, config::ONE_SHOT).time_ps, r.time_ps);
+  EXPECT_THROW(restricted.get(CollectiveOp::kAllReduce, 4096, config::ONE_SHOT),
+               std::invalid_argument);
+  // Two identical protocols: the first listed wins.
+  any = ring_only;
+  any.name = "SAME";
+  PodCollectiveCache twins(pod, p, {ring_only, any});
+  EXPECT_EQ(twins.get(CollectiveOp::kAllReduce, 4096, config::RING).protocol, 0u);
 }
 
 TEST(PodCollectives, OneShotSharesTheSendersLinkAmongItsPeers) {
