@@ -239,12 +239,20 @@ bool CollectiveModel::analytic_ps(const CollectiveProtocol& pr, bool all_gather,
 TimePs CollectiveModel::analytic_best_ps(bool all_gather, uint64_t bytes) const {
   TimePs best = 0;
   bool found = false;
-  for (const CollectiveProtocol& pr : effective_protocols()) {
+  auto consider = [&](const CollectiveProtocol& pr) {
     TimePs t;
-    if (!analytic_ps(pr, all_gather, bytes, &t)) continue;
+    if (!analytic_ps(pr, all_gather, bytes, &t)) return;
     if (!found || t < best) best = t;
     found = true;
+  };
+  if (protocols.empty()) {
+    CollectiveProtocol own;  // the fabric's latencies (no allocation: empty name and list)
+    own.launch_latency_ps = launch_latency_ps;
+    own.step_latency_ps = step_latency_ps;
+    consider(own);
   }
+  for (const CollectiveProtocol& pr : protocols)
+    consider(pr);
   if (!found) {
     throw std::invalid_argument("CollectiveModel: no protocol runs the algorithm in force");
   }
@@ -261,6 +269,33 @@ TimePs CollectiveModel::all_gather_ps(uint64_t bytes) const {
   if (ranks <= 1) return 0;
   if (pod) return pod_result(true, bytes).total_ps();
   return analytic_best_ps(true, bytes);
+}
+
+std::string CollectiveModel::missing_protocols(const config::Software& s,
+                                               config::CollectiveAlgorithm a, bool reducing_pod,
+                                               bool all_to_all_only) {
+  if (s.collective_protocols_size() == 0) return "";
+  auto runs = [&](config::CollectiveAlgorithm x) {
+    for (const auto& p : s.collective_protocols()) {
+      if (p.algorithms_size() == 0) return true;
+      for (const int y : p.algorithms())
+        if (y == x) return true;
+    }
+    return false;
+  };
+  switch (a) {
+    case config::AUTO:
+      // RING and ONE_SHOT run everywhere; IN_SWITCH on a reducing switch, not all-to-alls.
+      if (runs(config::RING) || runs(config::ONE_SHOT)) return "";
+      if (reducing_pod && !all_to_all_only && runs(config::IN_SWITCH)) return "";
+      return reducing_pod && !all_to_all_only ? "RING, ONE_SHOT or IN_SWITCH" : "RING or ONE_SHOT";
+    case config::TREE:
+      // A decode's all-gathers run as RING under TREE.
+      if (runs(config::TREE) && runs(config::RING)) return "";
+      return "TREE and RING (its all-gathers)";
+    default:
+      return runs(a) ? "" : config::CollectiveAlgorithm_Name(a);
+  }
 }
 
 void CollectiveModel::validate(const config::Config& root, Validator& v) {
@@ -284,27 +319,16 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
   Validator av = by_software ? v.root("software") : fv;
   const char* field = by_software ? "collective_algorithm" : "algorithm";
   if (!protocols.empty()) {
-    // Some protocol must run the algorithm in force (AUTO: RING or ONE_SHOT, which every
-    // fabric has; TREE's all-gathers run as RING).
-    auto runs = [&](config::CollectiveAlgorithm x) {
-      for (const auto& p : protocols) {
-        if (p.algorithms_size() == 0) return true;
-        for (const int y : p.algorithms())
-          if (y == x) return true;
-      }
-      return false;
-    };
-    const bool ok = a == config::AUTO   ? runs(config::RING) || runs(config::ONE_SHOT)
-                    : a == config::TREE ? runs(config::TREE) && runs(config::RING)
-                                        : runs(a);
-    if (!ok) {
+    const bool reduces = root.system().has_pod() &&
+                         root.system().pod().topology() == config::POD_SINGLE_SWITCH &&
+                         root.system().pod().switch_().in_network_reduction();
+    const bool all_to_all_only = root.workload().parallelism().expert_parallel() > 1 &&
+                                 root.workload().parallelism().tensor_parallel() <= 1;
+    const std::string missing = missing_protocols(root.software(), a, reduces, all_to_all_only);
+    if (!missing.empty()) {
       v.root("software")
           .error("collective_protocols",
-                 std::string("no protocol runs ") +
-                     (a == config::AUTO   ? "RING or ONE_SHOT"
-                      : a == config::TREE ? "TREE and RING (its all-gathers)"
-                                          : config::CollectiveAlgorithm_Name(a)) +
-                     ", which the algorithm in force (" +
+                 "no protocol runs " + missing + ", which the algorithm in force (" +
                      (by_software ? "software.collective_algorithm" : "system.scale_up.algorithm") +
                      ": " + config::CollectiveAlgorithm_Name(a) + ") needs");
     }
@@ -438,7 +462,7 @@ void SoftwareModel::validate(const config::Software& s, Validator& v) {
   if (s.has_collective_algorithm() &&
       (s.collective_algorithm() == config::COLLECTIVE_ALGORITHM_UNSPECIFIED ||
        !config::CollectiveAlgorithm_IsValid(s.collective_algorithm()))) {
-    v.error("collective_algorithm", "must be RING, ONE_SHOT or AUTO");
+    v.error("collective_algorithm", "must be RING, ONE_SHOT, TREE, IN_SWITCH or AUTO");
   }
   CollectiveModel::validate_protocols(s, v);
   if (s.has_kv_dequant_flops_per_element()) {

@@ -327,6 +327,17 @@ std::vector<config::CollectiveAlgorithm> allowed(config::CollectiveAlgorithm a, 
 
 }  // namespace
 
+bool PodCollectiveCache::runnable(CollectiveOp op, config::CollectiveAlgorithm algorithm) const {
+  for (const CollectiveProtocol& pr : protocols_) {
+    for (const config::CollectiveAlgorithm a : allowed(algorithm, op == CollectiveOp::kAllToAll)) {
+      if (pr.runs(a) && (op == CollectiveOp::kAllToAll || collectives_.available(op, a))) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 const CollectiveResult& PodCollectiveCache::get(CollectiveOp op, uint64_t bytes,
                                                 config::CollectiveAlgorithm algorithm) {
   if (bytes >> 56) throw std::invalid_argument("PodCollectiveCache: message too large");
@@ -349,9 +360,10 @@ const CollectiveResult& PodCollectiveCache::get(CollectiveOp op, uint64_t bytes,
     }
   }
   if (!found) {
-    throw std::invalid_argument(std::string("PodCollectiveCache: no protocol runs ") +
-                                config::CollectiveAlgorithm_Name(algorithm) + " for " +
-                                collective_op_name(op));
+    throw std::invalid_argument(std::string("PodCollectiveCache: no protocol runs an algorithm "
+                                            "available for ") +
+                                collective_op_name(op) + " under " +
+                                config::CollectiveAlgorithm_Name(algorithm));
   }
   return cache_.emplace(k, best).first->second;
 }

@@ -139,6 +139,8 @@ class PodCollectiveCache {
   }
   uint64_t simulated() const { return cache_.size(); }
   const std::vector<CollectiveProtocol>& protocols() const { return protocols_; }
+  // Whether some protocol runs an algorithm `algorithm` allows that is available for `op`.
+  bool runnable(CollectiveOp op, config::CollectiveAlgorithm algorithm) const;
   // Not memoised: the traffic differs from call to call.
   CollectiveResult all_to_all(const uint64_t* traffic, config::CollectiveAlgorithm algorithm);
 

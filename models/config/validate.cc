@@ -372,6 +372,10 @@ void validate_tenancy(const config::Config& cfg, Validator v) {
                "must equal the primary's (" + std::to_string(tp) +
                    "): the engine has one collective model");
     }
+    if (ten.workload().parallelism().expert_parallel() > 1) {
+      ev.error("workload.parallelism.expert_parallel",
+               "not with tenancy (one workload spans the ranks)");
+    }
     // The engine computes in the tenant's dtypes.
     const auto& w = ten.workload();
     std::vector<std::pair<config::Dtype, std::string>> dtypes;

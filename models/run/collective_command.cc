@@ -150,6 +150,14 @@ int run_collective(const std::vector<std::string>& args) {
   const CollectiveModel model = CollectiveModel::from_config(
       f, ranks, algo, nullptr, CollectiveModel::protocols_from_config(sw));
   PodCollectiveCache coll(pod, ranks, model.effective_protocols());
+  if (!coll.runnable(op, algo) && (algo == config::AUTO || coll.available(op, algo))) {
+    throw ConfigError({ConfigIssue{
+        loaded.locate("software.collective_protocols"), "software.collective_protocols",
+        std::string("no protocol runs an algorithm that ") +
+            (algo == config::AUTO ? "AUTO may choose"
+                                  : "is " + config::CollectiveAlgorithm_Name(algo)) +
+            " for " + op_name}});
+  }
   if (algo != config::AUTO && !coll.available(op, algo)) {
     throw std::invalid_argument("--algorithm " + algo_name + " cannot run " + op_name +
                                 " on this pod (TREE: all_reduce only; IN_SWITCH: a "

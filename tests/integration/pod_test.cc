@@ -165,7 +165,9 @@ TEST(Pod, NcclProtocolsTimeSmallCollectivesAndLeaveLargeOnesAlone) {
   // An algorithm no protocol runs, and bad protocols: exit 2.
   r = test::run_cmd(tiersim("collective " + nccl + " --algorithm ONE_SHOT"));
   EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("no protocol runs ONE_SHOT"));
+  EXPECT_THAT(r.err, HasSubstr("software.collective_protocols: no protocol runs an algorithm "
+                               "that is ONE_SHOT for all_reduce"));
+  EXPECT_EQ(r.out, "");  // refused before the table starts
   r = test::run_cmd(tiersim("collective " + nccl +
                             " --set software.collective_protocols[LL128].wire_efficiency=0.001"));
   EXPECT_EQ(r.code, 2);
@@ -212,6 +214,38 @@ TEST(Pod, NcclProtocolsTimeSmallCollectivesAndLeaveLargeOnesAlone) {
                               " --set software.collective_algorithm=ONE_SHOT"));
   EXPECT_EQ(bad.code, 2);
   EXPECT_THAT(bad.err, HasSubstr("software.collective_protocols: no protocol runs ONE_SHOT"));
+}
+
+TEST(Pod, SomeProtocolMustRunTheAlgorithmInForce) {
+  // Checked before the run, with the field path: TREE needs TREE and RING (a decode's
+  // all-gathers run as RING), AUTO needs RING or ONE_SHOT, or IN_SWITCH on a reducing switch.
+  const std::string nccl =
+      " --set software+=@" + test::preset("software/collectives/nccl_nvlink.textproto");
+  const std::string pod = " " + test::preset("pods/hgx_h100_nvswitch.textproto");
+  const std::string nvls = pod + " " + test::preset("pods/nvls.textproto");
+  const std::string nvls_only =
+      " --set software.collective_protocols[LL].algorithms=[IN_SWITCH]"
+      " --set software.collective_protocols[LL128].algorithms=[IN_SWITCH]"
+      " --set software.collective_protocols[SIMPLE].algorithms=[IN_SWITCH]";
+  struct Case {
+    std::string args;
+    int code;
+    std::string message;
+  } cases[] = {
+      {pod + nccl + " --set software.collective_algorithm=TREE", 2,
+       "software.collective_protocols: no protocol runs TREE and RING (its all-gathers)"},
+      {pod + nccl +
+           " --set software.collective_algorithm=TREE"
+           " --set software.collective_protocols[LL].algorithms=[RING,TREE]",
+       0, ""},
+      {pod + nccl + nvls_only, 2, "no protocol runs RING or ONE_SHOT"},
+      {nvls + nccl + nvls_only, 0, ""},
+  };
+  for (const Case& c : cases) {
+    const auto r = test::run_cmd(tiersim("run " + decode_files() + c.args));
+    EXPECT_EQ(r.code, c.code) << c.args << "\n" << r.err;
+    if (!c.message.empty()) EXPECT_THAT(r.err, HasSubstr(c.message)) << c.args;
+  }
 }
 
 TEST(Pod, BadPodsExitTwoWithTheFieldPath) {
