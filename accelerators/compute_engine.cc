@@ -199,8 +199,7 @@ void ComputeEngine::prepare() {
   }
   const auto& run = ctx().config().run();
   record_ops_ = run.op_records() != config::OP_RECORDS_NONE;
-  if (orchestrator_)
-    controller_power_w_ = ctx().config().policy().orchestration().controller_power_w();
+  if (orchestrator_) controller_power_w_ = orchestrator_->params().controller_power_w;
 }
 
 void ComputeEngine::add_energy(TimePs now_ps, EnergyLedger& out) const {

@@ -1,5 +1,7 @@
 #include "accelerators/orchestration/params.h"
 
+#include <algorithm>
+#include <cmath>
 #include <set>
 #include <string>
 
@@ -29,6 +31,183 @@ TimePs default_decision_latency_ps(config::ControllerPlacement placement) {
 
 namespace {
 
+TimePs round_ps(double ps) {
+  return static_cast<TimePs>(std::llround(ps));
+}
+// Time of `instructions` at `ghz` x `ipc` (ns per cycle = 1 / ghz).
+TimePs instructions_ps(uint64_t instructions, double ghz, double ipc) {
+  return round_ps(double(instructions) * 1000.0 / (ghz * ipc));
+}
+config::Jitter uniform_to(TimePs max_ps) {
+  config::Jitter j;
+  if (max_ps > 0) {
+    j.mutable_uniform()->set_min_ps(0);
+    j.mutable_uniform()->set_max_ps(max_ps);
+  }
+  return j;
+}
+
+}  // namespace
+
+ControllerFigures controller_figures(const config::ControllerParts& parts) {
+  ControllerFigures f;
+  if (parts.has_host_loop()) {
+    const auto& h = parts.host_loop();
+    f.controller = config::HOST_CPU;
+    f.decision_latency_ps =
+        TimePs{h.telemetry_reads()} * h.pcie_read_round_trip_ps() +
+        instructions_ps(h.instructions_per_decision(), h.core_ghz(), h.instructions_per_cycle()) +
+        h.syscall_ps() + TimePs{h.doorbell_writes()} * h.doorbell_write_ps();
+    f.decision_jitter = uniform_to(h.scheduling_jitter_ps());
+    f.decision_servers = h.cores();
+    f.notification = config::INTERRUPT;
+    f.notification_latency_ps = h.interrupt_ps() + h.consumer_signal_ps();
+    f.power_w = h.cores() * h.watts_per_core();
+  } else if (parts.has_dpu()) {
+    const auto& d = parts.dpu();
+    f.controller = config::DPU;
+    f.decision_latency_ps =
+        TimePs{d.telemetry_reads()} * d.pcie_read_round_trip_ps() +
+        instructions_ps(d.instructions_per_decision(), d.core_ghz(), d.instructions_per_cycle()) +
+        TimePs{d.descriptor_writes()} * d.descriptor_write_ps();
+    f.decision_jitter = uniform_to(d.jitter_ps());
+    f.decision_servers = d.cores();
+    f.notification = config::POLLING;
+    f.notification_latency_ps = d.flag_write_ps() + d.poll_interval_ps() / 2;
+    f.power_w = d.power_w();
+  } else {
+    const auto& e = parts.engine();
+    const double cycle_ps = 1000.0 / e.clock_ghz();
+    f.controller = config::ON_ACCELERATOR;
+    f.decision_latency_ps = round_ps(e.pipeline_cycles() * cycle_ps) +
+                            TimePs{e.map_lookups()} * e.sram_lookup_ps() + e.descriptor_issue_ps();
+    f.decision_servers = e.units();
+    f.decision_interval_ps =
+        std::max<TimePs>(1, round_ps(e.initiation_interval_cycles() * cycle_ps));
+    f.notification = config::DOORBELL;
+    f.notification_latency_ps = e.doorbell_ps();
+    f.power_w = e.power_w();
+  }
+  return f;
+}
+
+namespace {
+
+// What a controller is made of (controller_parts): each part's range, and no figure set twice.
+void validate_controller_parts(const config::Orchestration& c, Validator& o) {
+  Validator pv = o.at("controller_parts");
+  const auto& parts = c.controller_parts();
+  constexpr uint64_t kMaxPs = 1'000'000'000'000;  // 1 s: a part longer than that is a typo
+  constexpr uint32_t kMaxCount = 1'000'000;
+  auto count_in = [](Validator& v, const char* field, bool has, uint32_t value, uint32_t lo,
+                     uint32_t hi) {
+    if (!v.require(field, has)) return;
+    if (value < lo || value > hi) {
+      v.error(field, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    }
+  };
+  auto time_ok = [&](Validator& v, const char* field, bool has, uint64_t value, bool required) {
+    if (required && !v.require(field, has)) return;
+    if (value > kMaxPs) v.error(field, "must be at most 1 s (1e12 ps)");
+  };
+  auto count_ok = [&](Validator& v, const char* field, uint32_t value) {
+    if (value > kMaxCount) v.error(field, "must be at most 1000000");
+  };
+  auto rate_ok = [](Validator& v, const char* field, bool has, double value) {
+    if (v.positive(field, has, value) && !(value <= 1e3)) v.error(field, "must be at most 1000");
+  };
+  if (parts.has_host_loop()) {
+    Validator h = pv.at("host_loop");
+    const auto& p = parts.host_loop();
+    count_in(h, "cores", p.has_cores(), p.cores(), 1, 4096);
+    rate_ok(h, "core_ghz", p.has_core_ghz(), p.core_ghz());
+    rate_ok(h, "instructions_per_cycle", p.has_instructions_per_cycle(),
+            p.instructions_per_cycle());
+    if (h.require("instructions_per_decision", p.has_instructions_per_decision()) &&
+        p.instructions_per_decision() > 1'000'000'000) {
+      h.error("instructions_per_decision", "must be at most 1e9");
+    }
+    count_ok(h, "telemetry_reads", p.telemetry_reads());
+    time_ok(h, "pcie_read_round_trip_ps", p.has_pcie_read_round_trip_ps(),
+            p.pcie_read_round_trip_ps(), p.telemetry_reads() > 0);
+    time_ok(h, "syscall_ps", p.has_syscall_ps(), p.syscall_ps(), false);
+    count_ok(h, "doorbell_writes", p.doorbell_writes());
+    time_ok(h, "doorbell_write_ps", p.has_doorbell_write_ps(), p.doorbell_write_ps(),
+            p.doorbell_writes() > 0);
+    time_ok(h, "interrupt_ps", p.has_interrupt_ps(), p.interrupt_ps(), true);
+    time_ok(h, "consumer_signal_ps", p.has_consumer_signal_ps(), p.consumer_signal_ps(), false);
+    time_ok(h, "scheduling_jitter_ps", p.has_scheduling_jitter_ps(), p.scheduling_jitter_ps(),
+            false);
+    energy_field(h, "watts_per_core", p.has_watts_per_core(), p.watts_per_core());
+  } else if (parts.has_dpu()) {
+    Validator d = pv.at("dpu");
+    const auto& p = parts.dpu();
+    count_in(d, "cores", p.has_cores(), p.cores(), 1, 4096);
+    rate_ok(d, "core_ghz", p.has_core_ghz(), p.core_ghz());
+    rate_ok(d, "instructions_per_cycle", p.has_instructions_per_cycle(),
+            p.instructions_per_cycle());
+    if (d.require("instructions_per_decision", p.has_instructions_per_decision()) &&
+        p.instructions_per_decision() > 1'000'000'000) {
+      d.error("instructions_per_decision", "must be at most 1e9");
+    }
+    count_ok(d, "telemetry_reads", p.telemetry_reads());
+    time_ok(d, "pcie_read_round_trip_ps", p.has_pcie_read_round_trip_ps(),
+            p.pcie_read_round_trip_ps(), p.telemetry_reads() > 0);
+    count_ok(d, "descriptor_writes", p.descriptor_writes());
+    time_ok(d, "descriptor_write_ps", p.has_descriptor_write_ps(), p.descriptor_write_ps(),
+            p.descriptor_writes() > 0);
+    time_ok(d, "flag_write_ps", p.has_flag_write_ps(), p.flag_write_ps(), true);
+    time_ok(d, "poll_interval_ps", p.has_poll_interval_ps(), p.poll_interval_ps(), true);
+    time_ok(d, "jitter_ps", p.has_jitter_ps(), p.jitter_ps(), false);
+    energy_field(d, "power_w", p.has_power_w(), p.power_w());
+  } else if (parts.has_engine()) {
+    Validator e = pv.at("engine");
+    const auto& p = parts.engine();
+    count_in(e, "units", p.has_units(), p.units(), 1, 4096);
+    rate_ok(e, "clock_ghz", p.has_clock_ghz(), p.clock_ghz());
+    count_in(e, "pipeline_cycles", p.has_pipeline_cycles(), p.pipeline_cycles(), 1, kMaxCount);
+    count_in(e, "initiation_interval_cycles", p.has_initiation_interval_cycles(),
+             p.initiation_interval_cycles(), 1, std::max<uint32_t>(1, p.pipeline_cycles()));
+    count_ok(e, "map_lookups", p.map_lookups());
+    time_ok(e, "sram_lookup_ps", p.has_sram_lookup_ps(), p.sram_lookup_ps(), p.map_lookups() > 0);
+    time_ok(e, "descriptor_issue_ps", p.has_descriptor_issue_ps(), p.descriptor_issue_ps(), false);
+    time_ok(e, "doorbell_ps", p.has_doorbell_ps(), p.doorbell_ps(), true);
+    energy_field(e, "power_w", p.has_power_w(), p.power_w());
+  } else {
+    pv.error("", "set one of host_loop, dpu or engine");
+    return;
+  }
+  // The figures come from the parts: none may also be set, and the placement and the
+  // notification, when given, must be the parts'.
+  const struct {
+    bool set;
+    const char* field;
+  } figures[] = {{c.has_decision_latency_ps(), "decision_latency_ps"},
+                 {c.has_decision_jitter(), "decision_jitter"},
+                 {c.has_decision_servers(), "decision_servers"},
+                 {c.has_decision_interval_ps(), "decision_interval_ps"},
+                 {c.has_notification_latency_ps(), "notification_latency_ps"},
+                 {c.has_controller_power_w(), "controller_power_w"}};
+  for (const auto& f : figures) {
+    if (f.set) {
+      o.error(f.field, std::string("given by controller_parts: set one or the other (an earlier "
+                                   "file's value is cleared by --set policy.orchestration.") +
+                           f.field + "=!clear)");
+    }
+  }
+  const ControllerFigures derived = controller_figures(parts);
+  if (c.controller() != config::CONTROLLER_PLACEMENT_UNSPECIFIED &&
+      c.controller() != derived.controller) {
+    o.error("controller", std::string("controller_parts describe a ") +
+                              config::ControllerPlacement_Name(derived.controller) + " controller");
+  }
+  if (c.notification() != config::NOTIFICATION_UNSPECIFIED &&
+      c.notification() != derived.notification) {
+    o.error("notification", std::string("controller_parts notify by ") +
+                                config::Notification_Name(derived.notification));
+  }
+}
+
 // The fast memory, the resident share, where the controller runs and how it notifies, its DMA
 // engine and descriptor signing.
 void validate_controller(const config::Config& root, const config::Orchestration& c, Validator& o) {
@@ -43,11 +222,15 @@ void validate_controller(const config::Config& root, const config::Orchestration
   if (!c.has_resident_fraction() || !(c.resident_fraction() >= 0 && c.resident_fraction() <= 1)) {
     o.error("resident_fraction", "required, in [0, 1]");
   }
-  if (c.controller() == config::CONTROLLER_PLACEMENT_UNSPECIFIED) {
-    o.error("controller", "required: HOST_CPU, DPU or ON_ACCELERATOR");
-  }
-  if (c.notification() == config::NOTIFICATION_UNSPECIFIED) {
-    o.error("notification", "required: INTERRUPT, POLLING or DOORBELL");
+  if (c.has_controller_parts()) {
+    validate_controller_parts(c, o);
+  } else {
+    if (c.controller() == config::CONTROLLER_PLACEMENT_UNSPECIFIED) {
+      o.error("controller", "required: HOST_CPU, DPU or ON_ACCELERATOR (or controller_parts)");
+    }
+    if (c.notification() == config::NOTIFICATION_UNSPECIFIED) {
+      o.error("notification", "required: INTERRUPT, POLLING or DOORBELL (or controller_parts)");
+    }
   }
   validate_jitter(c.decision_jitter(), o.at("decision_jitter"));
   if (c.has_decision_servers() && (c.decision_servers() < 1 || c.decision_servers() > 4096)) {
@@ -510,6 +693,18 @@ OrchestrationParams OrchestrationParams::from_config(const config::Config& root)
   p.notification = c.notification();
   p.notification_latency_ps = c.has_notification_latency_ps() ? c.notification_latency_ps()
                                                               : notify_default[c.notification()];
+  p.controller_power_w = c.controller_power_w();
+  if (c.has_controller_parts()) {
+    const ControllerFigures f = controller_figures(c.controller_parts());
+    p.controller = f.controller;
+    p.decision_latency_ps = f.decision_latency_ps;
+    p.decision_jitter = f.decision_jitter;
+    p.decision_servers = f.decision_servers;
+    p.decision_interval_ps = f.decision_interval_ps;
+    p.notification = f.notification;
+    p.notification_latency_ps = f.notification_latency_ps;
+    p.controller_power_w = f.power_w;
+  }
   p.replacement = c.replacement();
   p.cache_bytes = c.cache_bytes();
   p.confidence = c.confidence();

@@ -281,6 +281,124 @@ TEST(Control, ServersAndPipeliningSetTheDecisionRate) {
               four.at("controller_decisions") * 30e-6 / (4 * four.at("sim_time_s")), 1e-3);
 }
 
+// Every figure but the wall time equal.
+void expect_same_run(const std::map<std::string, double>& a, const std::map<std::string, double>& b,
+                     const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (const auto& [k, v] : a) {
+    if (k.find("wall") != std::string::npos) continue;
+    ASSERT_EQ(b.count(k), 1u) << what << ": " << k;
+    EXPECT_EQ(v, b.at(k)) << what << ": " << k;
+  }
+}
+
+// Each parts preset gives the figures its header derives by hand: the run equals, figure for
+// figure, the placement preset with those figures set explicitly.
+TEST(Control, PartsPresetsGiveTheFiguresDerivedByHand) {
+  const struct {
+    const char* parts;
+    std::string by_hand;
+  } cases[] = {
+      // 2 x 1 us + 20,000 / (3 GHz x 1) = 6,666,667 ps + 1 us + 0.5 us; notification 5 + 5 us.
+      {"controllers/parts/host_loop.textproto",
+       test::preset("controllers/host_cpu.textproto") +
+           " --set policy.orchestration.decision_latency_ps=10166667"
+           " --set policy.orchestration.decision_jitter.uniform.min_ps=0"
+           " --set policy.orchestration.decision_jitter.uniform.max_ps=20000000"
+           " --set policy.orchestration.notification_latency_ps=10000000"
+           " --set policy.orchestration.controller_power_w=10"},
+      // 1 us + 5,000 / (2.5 GHz x 1.5) = 1,333,333 ps + 0.2 us; 16 cores; 0.5 us + 2 us / 2.
+      {"controllers/parts/dpu_bluefield3.textproto",
+       test::preset("controllers/dpu.textproto") +
+           " --set policy.orchestration.decision_latency_ps=2533333"
+           " --set policy.orchestration.decision_jitter.uniform.min_ps=0"
+           " --set policy.orchestration.decision_jitter.uniform.max_ps=2000000"
+           " --set policy.orchestration.decision_servers=16"
+           " --set policy.orchestration.notification_latency_ps=1500000"
+           " --set policy.orchestration.controller_power_w=40"},
+      // 64 cycles at 1.5 GHz = 42,667 ps + 2 x 30 ns + 100 ns; every 4 cycles = 2,667 ps.
+      {"controllers/parts/engine.textproto",
+       test::preset("controllers/on_accelerator.textproto") +
+           " --set policy.orchestration.decision_latency_ps=202667"
+           " --set policy.orchestration.decision_servers=4"
+           " --set policy.orchestration.decision_interval_ps=2667"
+           " --set policy.orchestration.notification_latency_ps=300000"
+           " --set policy.orchestration.controller_power_w=2"},
+  };
+  for (const auto& c : cases) {
+    const auto parts = page_cache_1b(" --set policy.orchestration+=@" + test::preset(c.parts));
+    const auto by_hand = page_cache_1b(c.by_hand);
+    ASSERT_FALSE(parts.count("exit") || by_hand.count("exit")) << c.parts;
+    std::cout << c.parts << ": TPOT " << parts.at("tpot_ms_mean") << " ms, control stall "
+              << parts.at("stall_control_us_per_token") << " us/token\n";
+    EXPECT_GT(parts.at("controller_decisions_critical"), 500) << c.parts;
+    expect_same_run(parts, by_hand, c.parts);
+  }
+}
+
+// Every part of a decision counts: a host loop of 3,000,000 instructions at 3 GHz x 1 (1 ms)
+// plus two telemetry reads of 50 us, then of 100 us, takes 1.1 ms, then 1.2 ms per decision;
+// above a tile's transfer, n misses cost n decisions of control stall (derived above).
+TEST(Control, EveryPartOfADecisionCounts) {
+  const std::string host =
+      " --set policy.orchestration.controller_parts.host_loop.cores=1"
+      " --set policy.orchestration.controller_parts.host_loop.core_ghz=3"
+      " --set policy.orchestration.controller_parts.host_loop.instructions_per_cycle=1"
+      " --set policy.orchestration.controller_parts.host_loop.instructions_per_decision=3000000"
+      " --set policy.orchestration.controller_parts.host_loop.telemetry_reads=2"
+      " --set policy.orchestration.controller_parts.host_loop.interrupt_ps=5000000";
+  const auto at50 = page_cache_1b(host +
+                                  " --set policy.orchestration.controller_parts.host_loop."
+                                  "pcie_read_round_trip_ps=50000000");
+  const auto at100 = page_cache_1b(host +
+                                   " --set policy.orchestration.controller_parts.host_loop."
+                                   "pcie_read_round_trip_ps=100000000");
+  ASSERT_FALSE(at50.count("exit") || at100.count("exit"));
+  const double misses = at50.at("controller_decisions_critical"), tokens = 2;
+  EXPECT_EQ(misses, at100.at("controller_decisions_critical"));
+  EXPECT_NEAR(at50.at("stall_control_us_per_token"), misses * 1100.0 / tokens,
+              1e-9 * misses * 1100.0);
+  EXPECT_NEAR(at100.at("stall_control_us_per_token"), misses * 1200.0 / tokens,
+              1e-9 * misses * 1200.0);
+  // One core: it is the controller's only server, and its power (none given) is none.
+  EXPECT_NEAR(at100.at("controller_utilization"), misses * 1.2e-3 / at100.at("sim_time_s"), 1e-6);
+}
+
+TEST(Control, BadControllerPartsAreRefused) {
+  auto parts = [](const char* preset) {
+    return " --set policy.orchestration+=@" + test::preset(preset);
+  };
+  const std::string host = parts("controllers/parts/host_loop.textproto");
+  const std::string p = " --set policy.orchestration.controller_parts.";
+  expect_refused(
+      run,
+      {
+          // A figure the parts give, also set.
+          {host + " --set policy.orchestration.decision_latency_ps=1000",
+           "policy.orchestration.decision_latency_ps"},
+          {host + " --set policy.orchestration.controller_power_w=5",
+           "policy.orchestration.controller_power_w"},
+          // A placement or notification the parts are not.
+          {host + " --set policy.orchestration.controller=DPU", "policy.orchestration.controller"},
+          {host + " --set policy.orchestration.notification=DOORBELL",
+           "policy.orchestration.notification"},
+          // Parts out of range or missing.
+          {host + p + "host_loop.cores=0", "policy.orchestration.controller_parts.host_loop.cores"},
+          {host + p + "host_loop.core_ghz=0",
+           "policy.orchestration.controller_parts.host_loop.core_ghz"},
+          {host + p + "host_loop.pcie_read_round_trip_ps=!clear",
+           "policy.orchestration.controller_parts.host_loop."
+           "pcie_read_round_trip_ps"},
+          {host + p + "host_loop.syscall_ps=2000000000000",
+           "policy.orchestration.controller_parts.host_loop.syscall_ps"},
+          {parts("controllers/parts/engine.textproto") + p + "engine.initiation_interval_cycles=65",
+           "policy.orchestration.controller_parts.engine."
+           "initiation_interval_cycles"},
+          {parts("controllers/parts/dpu_bluefield3.textproto") + p + "dpu.poll_interval_ps=!clear",
+           "policy.orchestration.controller_parts.dpu.poll_interval_ps"},
+      });
+}
+
 TEST(Control, BadControllerSettingsAreRefused) {
   expect_refused(run, {
                           {"--set policy.orchestration.decision_servers=0",
