@@ -282,8 +282,10 @@ void ContextRegions::queue_copies(const std::vector<RegionKey>& keys, bool specu
   for (RegionKey key : keys)
     any |= region(key).state == RegionPool::State::kHome;
   if (!any) return;
+  // The sequence's KV object, looked up once for the chain.
   const TimePs decided =
-      core_.decide(now, DecisionMechanism::kContextRegions, DecisionKind::kPrefetch, false);
+      core_.decide(now, DecisionMechanism::kContextRegions, DecisionKind::kPrefetch, false,
+                   core_.map_lookup(ObjectId(static_cast<uint32_t>(keys.front() >> 32))));
   for (RegionKey key : keys) {
     if (region(key).state != RegionPool::State::kHome) continue;
     if (!pool_->admit(key, core_.step(), false)) continue;  // vetoed: every candidate locked
@@ -444,8 +446,8 @@ bool ContextRegions::locate(ObjectId object, const ObjectInfo& o, uint64_t offse
   src.path = ReadPath::kDemand;
   if (first) {
     decided_key_ = key;
-    decided_ps_ =
-        core_.decide(now, DecisionMechanism::kContextRegions, DecisionKind::kAdmission, true);
+    decided_ps_ = core_.decide(now, DecisionMechanism::kContextRegions, DecisionKind::kAdmission,
+                               true, core_.map_lookup(object));
   }
   if (key == decided_key_ && decided_ps_ > now) {
     src.wait_for_decision(decided_ps_);

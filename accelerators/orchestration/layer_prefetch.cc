@@ -36,9 +36,7 @@ LayerPrefetch::LayerPrefetch(Orchestrator& core)
           "prefetched bytes copied from the DPU's buffer (peer to peer)", "bytes")),
       buffer_bypassed_bytes_(core.ctx().stats().counter(
           core.owner(), "dpu_buffer_bypassed_bytes",
-          "prefetched bytes copied from home (their buffer copy was not issued)", "bytes")) {
-  if (core.params().has_map) map_ = std::make_unique<ResidencyMap>(core.params().map);
-}
+          "prefetched bytes copied from home (their buffer copy was not issued)", "bytes")) {}
 
 void LayerPrefetch::prepare() {
   const OrchestrationParams& p = core_.params();
@@ -90,9 +88,8 @@ void LayerPrefetch::prefetch_layer(uint32_t layer, TimePs trigger) {
     const uint64_t bytes = o.size_bytes - resident;
     // One decision per object's copy (a descriptor), serialised on the controller; with a
     // residency map it first looks the object up (a miss takes the software path).
-    const TimePs lookup = map_ ? map_->lookup(id.value(), Tier::kHbm) : 0;
     const TimePs decided = core_.decide(trigger, DecisionMechanism::kLayerPrefetch,
-                                        DecisionKind::kPrefetch, false, lookup);
+                                        DecisionKind::kPrefetch, false, core_.map_lookup(id));
     const uint64_t dst = slots_.base[slot] + offset;
     offset += (bytes + 4095) / 4096 * 4096;
     auto old = staged_.find(id.value());
@@ -128,8 +125,8 @@ void LayerPrefetch::buffer_layer(uint32_t layer, TimePs trigger) {
     const ObjectInfo& o = core_.ctx().objects().get(id);
     const uint64_t bytes = o.size_bytes - core_.split(id)->resident_bytes;
     // One decision per object's copy into the buffer, on the same controller.
-    const TimePs decided =
-        core_.decide(trigger, DecisionMechanism::kLayerPrefetch, DecisionKind::kPrefetch, false);
+    const TimePs decided = core_.decide(trigger, DecisionMechanism::kLayerPrefetch,
+                                        DecisionKind::kPrefetch, false, core_.map_lookup(id));
     Buffered b;
     b.address = buffer_slots_.base[slot] + offset;
     b.decided_ps = decided;
@@ -228,7 +225,7 @@ TimePs LayerPrefetch::issue_staged_copies(TimePs now) {
         off += n;
       }
     }
-    if (map_) map_->complete(id.value(), true);
+    core_.map_complete(id, true);
     st.issued = true;
     st.landed_ps = landed;
     st.ready_ps = landed + p.notification_latency_ps;
@@ -278,12 +275,6 @@ void LayerPrefetch::summarize(std::vector<SummaryItem>& out, double per) const {
                    "fraction"});
   }
   out.push_back({"staging_bytes", double(core_.plan().slot_bytes * slots_.base.size()), "bytes"});
-  if (map_) {
-    out.push_back({"residency_map_hits", double(map_->hits()), "count"});
-    out.push_back({"residency_map_misses", double(map_->misses()), "count"});
-    out.push_back({"residency_map_occupancy", double(map_->occupancy()), "entries"});
-    out.push_back({"residency_map_sram_bytes", double(map_->sram_bytes()), "bytes"});
-  }
   if (core_.params().signed_descriptors) {
     out.push_back({"descriptors_rejected", double(rejected_.value()), "count"});
   }

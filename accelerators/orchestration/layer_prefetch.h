@@ -94,7 +94,6 @@ class LayerPrefetch final : public MovementMechanism {
   const Buffered* buffered_source(ObjectId object, TimePs now, TimePs& wait_until);
 
   Orchestrator& core_;
-  std::unique_ptr<ResidencyMap> map_;
   uint32_t last_layer_ = UINT32_MAX;
   // The staging area.
   std::unordered_map<uint32_t, Staged> staged_;  // by object id

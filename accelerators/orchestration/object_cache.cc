@@ -117,7 +117,11 @@ bool ObjectCache::compact(uint64_t bytes, TimePs now, bool critical) {
   compactions_.inc();
   // Relocating extents is a decision of its own; the moves start when it is taken, and an
   // admission waiting for the room waits for it too.
-  now = core_.decide(now, DecisionMechanism::kObjectCache, DecisionKind::kCompaction, critical);
+  TimePs lookups = 0;  // each moved object's entry
+  for (const auto& mv : moves)
+    lookups += core_.map_lookup(ObjectId(holder_.at(mv.handle)));
+  now = core_.decide(now, DecisionMechanism::kObjectCache, DecisionKind::kCompaction, critical,
+                     lookups);
   admission_ready_ps_ = std::max(admission_ready_ps_, now);
   for (const auto& mv : moves) {
     compaction_left_ -= std::min(compaction_left_, mv.bytes);
@@ -195,7 +199,8 @@ void ObjectCache::visit(uint32_t object, CachedObject& c, const ObjectInfo& o, d
     // A miss: the controller decides to admit (evicting, compacting) or bypass, and the
     // visit's reads wait for it.
     admission_ready_ps_ =
-        core_.decide(now, DecisionMechanism::kObjectCache, DecisionKind::kAdmission, true);
+        core_.decide(now, DecisionMechanism::kObjectCache, DecisionKind::kAdmission, true,
+                     core_.map_lookup(ObjectId(object)));
     if (admit(object, uint64_t(std::ceil(double(o.size_bytes) * scale)), admission_ready_ps_,
               true)) {
       c.resident = true;
@@ -283,8 +288,8 @@ void ObjectCache::prefetch_objects(uint32_t layer, bool next_step, TimePs trigge
                            (c.last_step != UINT32_MAX && c.last_step + 1 == target_step);
     if (!predicted) continue;
     // One decision per object's copy, serialised on the controller.
-    admission_ready_ps_ =
-        core_.decide(trigger, DecisionMechanism::kObjectCache, DecisionKind::kPrefetch, false);
+    admission_ready_ps_ = core_.decide(trigger, DecisionMechanism::kObjectCache,
+                                       DecisionKind::kPrefetch, false, core_.map_lookup(id));
     const uint64_t stored = uint64_t(std::ceil(double(o.size_bytes) * scale_of(id.value())));
     if (!admit(id.value(), stored, admission_ready_ps_, false)) continue;
     const TimePs decided = admission_ready_ps_;  // after a compaction it needed

@@ -83,6 +83,7 @@ Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationPara
   // the layer prefetch is always there (it is inert without prefetch_layers).
   if (p_.regions) regions_ = std::make_unique<ContextRegions>(*this);
   if (p_.object_cache) objects_ = std::make_unique<ObjectCache>(*this);
+  if (p_.has_map) map_ = std::make_unique<ResidencyMap>(p_.map);
   prefetch_ = std::make_unique<LayerPrefetch>(*this);
   if (p_.replacement != config::REPLACEMENT_UNSPECIFIED) {
     pages_ = std::make_unique<PageCache>(*this);
@@ -324,10 +325,19 @@ bool Orchestrator::restore_by_recompute(ObjectId kv_id, const ObjectInfo& kv, ui
     restore_ready_.clear();
     restore_op_ps_ = now;
   }
-  const TimePs decided =
-      decide(now, DecisionMechanism::kKvRestore, DecisionKind::kRestore, /*critical=*/true);
+  const TimePs decided = decide(now, DecisionMechanism::kKvRestore, DecisionKind::kRestore,
+                                /*critical=*/true, map_lookup(kv_id));
   restore_ready_[(recompute ? kv.hidden_states : kv_id).value()] = decided;
   return recompute;
+}
+
+TimePs Orchestrator::map_lookup(ObjectId object) {
+  if (!map_) return 0;
+  if (map_tier_ == Tier::kNone) {
+    const Component* fast = ctx_.component(p_.fast_memory);
+    map_tier_ = fast != nullptr ? fast->tier() : Tier::kHbm;
+  }
+  return map_->lookup(object.value(), map_tier_);
 }
 
 Orchestrator::Source Orchestrator::locate(ObjectId object, uint64_t offset, uint64_t max_bytes,
@@ -536,6 +546,12 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
   }
   for (const MovementMechanism* m : mechanisms_)
     m->summarize(out, per);
+  if (map_) {
+    out.push_back({"residency_map_hits", double(map_->hits()), "count"});
+    out.push_back({"residency_map_misses", double(map_->misses()), "count"});
+    out.push_back({"residency_map_occupancy", double(map_->occupancy()), "entries"});
+    out.push_back({"residency_map_sram_bytes", double(map_->sram_bytes()), "bytes"});
+  }
 }
 
 }  // namespace tiersim

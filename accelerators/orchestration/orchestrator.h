@@ -34,6 +34,7 @@
 #include "accelerators/orchestration/params.h"
 #include "accelerators/orchestration/planner.h"
 #include "accelerators/orchestration/restore_arbiter.h"
+#include "accelerators/policies/residency_map.h"
 #include "models/core/ids.h"
 #include "models/core/objects.h"
 #include "models/core/op.h"
@@ -135,6 +136,15 @@ class Orchestrator : public sc_core::sc_module {
   // controller's busy time.
   TimePs decide(TimePs trigger, DecisionMechanism mechanism, DecisionKind kind, bool critical,
                 TimePs extra = 0);
+  // The residency map (policy.orchestration.residency_map): every decision about an object
+  // first looks it up (a hit costs the map's lookup, a miss the software path and installs the
+  // entry); returns that time, the `extra` of decide(), or 0 without a map. A decision about
+  // several objects (a compaction's moves) looks each up.
+  TimePs map_lookup(ObjectId object);
+  // The copy a decision about `object` issued is under way no more (ok: landed).
+  void map_complete(ObjectId object, bool ok) {
+    if (map_) map_->complete(object.value(), ok);
+  }
   // A DMA copy of `bytes` in TLM-sized pieces from `start` on `dma`; when it landed.
   TimePs copy(DmaEngine& dma, uint64_t src, uint64_t dst, uint64_t bytes,
               const MovementIntent& intent, TimePs start);
@@ -179,6 +189,8 @@ class Orchestrator : public sc_core::sc_module {
   TimePs restore_op_ps_ = 0;
 
   // The mechanisms, in hook order; typed pointers for locate.
+  std::unique_ptr<ResidencyMap> map_;  // residency_map: null without one
+  Tier map_tier_ = Tier::kNone;        // the fast memory's (resolved at the first lookup)
   std::unique_ptr<ContextRegions> regions_;
   std::unique_ptr<ObjectCache> objects_;
   std::unique_ptr<LayerPrefetch> prefetch_;

@@ -140,7 +140,8 @@ bool PageCache::locate(ObjectId object, const ObjectInfo& o, uint64_t offset, ui
   }
   // A miss is a decision the read waits for (admit, evicting what makes room, or bypass): it
   // queues on the controller and takes its latency before the home read starts.
-  decided_ps_ = core_.decide(now, DecisionMechanism::kPageCache, DecisionKind::kAdmission, true);
+  decided_ps_ = core_.decide(now, DecisionMechanism::kPageCache, DecisionKind::kAdmission, true,
+                             core_.map_lookup(object));
   src.wait_for_decision(decided_ps_);
   src.address = o.address + offset;
   src.path = ReadPath::kDemand;

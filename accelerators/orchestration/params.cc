@@ -73,7 +73,7 @@ ControllerFigures controller_figures(const config::ControllerParts& parts) {
     f.decision_jitter = uniform_to(d.jitter_ps());
     f.decision_servers = d.cores();
     f.notification = config::POLLING;
-    f.notification_latency_ps = d.flag_write_ps() + d.poll_interval_ps() / 2;
+    f.notification_latency_ps = d.flag_write_ps() + (d.poll_interval_ps() + 1) / 2;
     f.power_w = d.power_w();
   } else {
     const auto& e = parts.engine();
@@ -176,6 +176,48 @@ void validate_controller_parts(const config::Orchestration& c, Validator& o) {
   } else {
     pv.error("", "set one of host_loop, dpu or engine");
     return;
+  }
+  // The sums, in floating point first: each part is bounded, but slow rates could still make
+  // a decision (or the power) absurd; a controller whose decision or notification takes more
+  // than a second is a typo.
+  auto total_ok = [&](Validator v, double decision_ps, double notify_ps, double power_w) {
+    if (!(decision_ps <= double(kMaxPs))) {
+      v.error("", "a decision takes " + std::to_string(decision_ps / 1e12) +
+                      " s by these parts: at most 1 s");
+    }
+    if (!(notify_ps <= double(kMaxPs))) {
+      v.error("", "the notification takes " + std::to_string(notify_ps / 1e12) +
+                      " s by these parts: at most 1 s");
+    }
+    if (!(power_w <= 1e6)) v.error("", "the controller's power must be at most 1 MW");
+  };
+  auto compute_ps = [](uint64_t instructions, double ghz, double ipc) {
+    return ghz > 0 && ipc > 0 ? double(instructions) * 1000.0 / (ghz * ipc) : 0.0;
+  };
+  if (parts.has_host_loop()) {
+    const auto& p = parts.host_loop();
+    total_ok(
+        pv.at("host_loop"),
+        double(p.telemetry_reads()) * double(p.pcie_read_round_trip_ps()) +
+            compute_ps(p.instructions_per_decision(), p.core_ghz(), p.instructions_per_cycle()) +
+            double(p.syscall_ps()) + double(p.doorbell_writes()) * double(p.doorbell_write_ps()),
+        double(p.interrupt_ps()) + double(p.consumer_signal_ps()),
+        double(p.cores()) * p.watts_per_core());
+  } else if (parts.has_dpu()) {
+    const auto& p = parts.dpu();
+    total_ok(
+        pv.at("dpu"),
+        double(p.telemetry_reads()) * double(p.pcie_read_round_trip_ps()) +
+            compute_ps(p.instructions_per_decision(), p.core_ghz(), p.instructions_per_cycle()) +
+            double(p.descriptor_writes()) * double(p.descriptor_write_ps()),
+        double(p.flag_write_ps()) + double(p.poll_interval_ps()) / 2, p.power_w());
+  } else {
+    const auto& p = parts.engine();
+    total_ok(pv.at("engine"),
+             (p.clock_ghz() > 0 ? double(p.pipeline_cycles()) * 1000.0 / p.clock_ghz() : 0.0) +
+                 double(p.map_lookups()) * double(p.sram_lookup_ps()) +
+                 double(p.descriptor_issue_ps()),
+             double(p.doorbell_ps()), p.power_w());
   }
   // The figures come from the parts: none may also be set, and the placement and the
   // notification, when given, must be the parts'.
@@ -599,8 +641,18 @@ void validate_residency_map(const config::Config& root, const config::Orchestrat
     mv.positive("entries", m.has_entries(), double(m.entries()));
     if (m.has_entry_bits()) mv.positive("entry_bits", true, double(m.entry_bits()));
     mv.require("software_latency_ps", m.has_software_latency_ps());
-    if (c.prefetch_layers() == 0) {
-      mv.error("", "needs prefetch_layers > 0 (the map is looked up for each copy decision)");
+    // Looked up by every decision about an object: useless (and so refused) without a
+    // mechanism that decides during the run.
+    const bool decides = c.prefetch_layers() > 0 ||
+                         c.replacement() != config::REPLACEMENT_UNSPECIFIED ||
+                         c.has_object_cache() || c.has_context_regions() ||
+                         c.kv_restore() == config::KV_RESTORE_ARBITRATE ||
+                         c.wired().program_size() > 0 || c.wired().emit_from_intents();
+    if (!decides) {
+      mv.error("",
+               "needs a mechanism that takes decisions during the run (prefetch_layers, "
+               "replacement, object_cache, context_regions, kv_restore ARBITRATE or a wired "
+               "program): each looks its object up in the map");
     }
   }
 }

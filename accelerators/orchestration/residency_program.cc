@@ -422,8 +422,10 @@ void ResidencyProgram::apply(Event& e, TimePs now) {
   // the data is meanwhile.
   const DecisionKind kind =
       e.op == Op::kBind || e.op == Op::kSoftPin ? DecisionKind::kBind : DecisionKind::kRelease;
-  const TimePs decided = core_.decide(now, DecisionMechanism::kResidencyProgram,
-                                      e.op == Op::kSetQuota ? DecisionKind::kQuota : kind, false);
+  const TimePs decided =
+      core_.decide(now, DecisionMechanism::kResidencyProgram,
+                   e.op == Op::kSetQuota ? DecisionKind::kQuota : kind, false,
+                   e.op == Op::kSetQuota ? 0 : core_.map_lookup(ObjectId(e.object)));
   // Reclaimed objects leave at the decision (a soft pin after its grace); the room they held is
   // free from then.
   e.decided_ps = decided;

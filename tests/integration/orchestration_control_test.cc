@@ -18,7 +18,8 @@ std::string host_fixed(uint64_t latency_ps) {
 // Llama-3.2-1B on H100 with its weights at home in host DDR (behind PCIe Gen5) and a 4 GB page
 // cache of 2 MiB pages in HBM, nothing resident, nothing prefetched, 2 decode steps: every
 // weight page misses in step 0 and hits in step 1.
-std::map<std::string, double> page_cache_1b(const std::string& controller) {
+std::map<std::string, double> page_cache_1b(const std::string& controller,
+                                            uint64_t cache_bytes = 4000000000) {
   auto m = run_presets(
       {"hardware/h100_sxm", "memory/ddr5_4800_8ch", "hardware/fragments/h100_weights_in_host_ddr",
        "models/llama3_2_1b", "studies/offload_prefetch_70b_tp8"},
@@ -27,7 +28,8 @@ std::map<std::string, double> page_cache_1b(const std::string& controller) {
           " --set policy.orchestration.prefetch_layers=0"
           " --set policy.orchestration.resident_fraction=0"
           " --set policy.orchestration.replacement=REPLACEMENT_LRU"
-          " --set policy.orchestration.cache_bytes=4000000000");
+          " --set policy.orchestration.cache_bytes=" +
+          std::to_string(cache_bytes));
   EXPECT_EQ(m.count("exit"), 0u) << controller;
   return m;
 }
@@ -191,6 +193,57 @@ TEST(Control, KvRestoreChoicesWaitForTheController) {
   EXPECT_GT(host.at("tpot_ms_mean"), acc.at("tpot_ms_mean"));
   EXPECT_EQ(fixed_host.at("controller_decisions"), 0);
   EXPECT_EQ(fixed_host.at("tpot_ms_mean"), fixed_acc.at("tpot_ms_mean"));
+}
+
+// The residency map is looked up by every decision about an object, whatever the mechanism: a
+// hit adds the map's lookup (1 us here), a miss the software path (100 us) and installs the
+// entry. Page cache, 1 ms per decision (as above): n misses cost n x 1 ms plus each lookup,
+// exactly. With a 256 MiB cache every step misses again: a map that holds every object misses
+// each once (the first step), a one-entry map at every change of object.
+std::string with_map(uint32_t entries) {
+  return " --set policy.orchestration.residency_map.entries=" + std::to_string(entries) +
+         " --set policy.orchestration.residency_map.lookup_latency_ps=1000000"
+         " --set policy.orchestration.residency_map.software_latency_ps=100000000";
+}
+
+TEST(Control, EveryDecisionLooksItsObjectUpInTheResidencyMap) {
+  const uint64_t small_cache = 268435456;
+  const auto big = page_cache_1b(host_fixed(1'000'000'000) + with_map(100000), small_cache);
+  const auto one = page_cache_1b(host_fixed(1'000'000'000) + with_map(1), small_cache);
+  ASSERT_FALSE(big.count("exit") || one.count("exit"));
+  const double tokens = 2;
+  for (const auto* m : {&big, &one}) {
+    const double n = m->at("controller_decisions_critical");
+    const double hits = m->at("residency_map_hits"), misses = m->at("residency_map_misses");
+    EXPECT_EQ(hits + misses, n);  // one lookup per decision
+    EXPECT_NEAR(m->at("stall_control_us_per_token"),
+                (n * 1000.0 + misses * 100.0 + hits * 1.0) / tokens, 1e-9 * n * 1100.0);
+  }
+  std::cout << "page cache, residency map: " << big.at("residency_map_misses") << " / "
+            << one.at("residency_map_misses") << " software-path lookups with 100,000 / 1 entries"
+            << " of " << big.at("controller_decisions_critical") << " decisions\n";
+  // Every object is missed once by the big map; the small one misses at every change of object.
+  EXPECT_EQ(big.at("residency_map_occupancy"), big.at("residency_map_misses"));
+  EXPECT_GE(one.at("residency_map_misses"), 2 * big.at("residency_map_misses"));
+  EXPECT_EQ(one.at("residency_map_occupancy"), 1);
+  // Context regions and the object cache look up as well: one lookup per decision (a compaction
+  // looks up each object it moves, so at least one per decision there).
+  std::string err;
+  const auto regions_map =
+      regions(" --set workload.decode.decode_steps=2" + kRecallBaseline + " " +
+                  test::preset("controllers/on_accelerator.textproto") + with_map(100000),
+              &err);
+  ASSERT_FALSE(regions_map.count("exit")) << err;
+  EXPECT_GT(regions_map.at("controller_decisions"), 0);
+  EXPECT_EQ(regions_map.at("residency_map_hits") + regions_map.at("residency_map_misses"),
+            regions_map.at("controller_decisions"));
+  const auto objects_map =
+      expert_cache(" --set workload.decode.decode_steps=4 " +
+                   test::preset("controllers/on_accelerator.textproto") + with_map(100000));
+  ASSERT_FALSE(objects_map.count("exit"));
+  EXPECT_GT(objects_map.at("decisions_object_cache_compaction"), 0);
+  EXPECT_GT(objects_map.at("residency_map_hits") + objects_map.at("residency_map_misses"),
+            objects_map.at("controller_decisions"));
 }
 
 // A mechanism with no decisions does not feel the controller: static placement (a resident
@@ -391,6 +444,11 @@ TEST(Control, BadControllerPartsAreRefused) {
            "pcie_read_round_trip_ps"},
           {host + p + "host_loop.syscall_ps=2000000000000",
            "policy.orchestration.controller_parts.host_loop.syscall_ps"},
+          // Sums beyond bounds: a decision of more than 1 s, 1 MW of power.
+          {host + p + "host_loop.core_ghz=1e-15",
+           "policy.orchestration.controller_parts.host_loop: a decision takes"},
+          {host + p + "host_loop.watts_per_core=1e308",
+           "policy.orchestration.controller_parts.host_loop: the controller's power"},
           {parts("controllers/parts/engine.textproto") + p + "engine.initiation_interval_cycles=65",
            "policy.orchestration.controller_parts.engine."
            "initiation_interval_cycles"},
