@@ -323,7 +323,7 @@ TimePs ContextRegions::issue_due(TimePs now) {
         o.address + at, pool_base_ + uint64_t{r.frame} * region_bytes_, bytes, intent, now);
     r.issued = true;
     r.landed_ps = landed;
-    r.ready_ps = landed + core_.params().notification_latency_ps;
+    r.ready_ps = landed + core_.notification_ps(DecisionMechanism::kContextRegions);
     if (c.speculative) promotion_bytes_.inc(bytes);
     core_.count_prefetch(bytes, c.decided_ps, r.ready_ps);
   }

@@ -184,7 +184,6 @@ const LayerPrefetch::Buffered* LayerPrefetch::buffered_source(ObjectId object, T
 }
 
 TimePs LayerPrefetch::issue_staged_copies(TimePs now) {
-  const OrchestrationParams& p = core_.params();
   while (queue_head_ < queue_.size()) {
     const ObjectId id = queue_[queue_head_];
     Staged& st = staged_.at(id.value());
@@ -228,7 +227,7 @@ TimePs LayerPrefetch::issue_staged_copies(TimePs now) {
     core_.map_complete(id, true);
     st.issued = true;
     st.landed_ps = landed;
-    st.ready_ps = landed + p.notification_latency_ps;
+    st.ready_ps = landed + core_.notification_ps(DecisionMechanism::kLayerPrefetch);
     core_.count_prefetch(bytes, st.trigger_ps, st.ready_ps);
   }
   queue_.clear();

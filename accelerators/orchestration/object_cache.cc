@@ -333,7 +333,7 @@ TimePs ObjectCache::issue_due(TimePs now) {
     const TimePs landed = core_.copy(core_.dma(), src, dst, bytes, intent, now);
     c.issued = true;
     c.landed_ps = landed;
-    c.ready_ps = landed + core_.params().notification_latency_ps;
+    c.ready_ps = landed + core_.notification_ps(DecisionMechanism::kObjectCache);
     prefetch_bytes_.inc(bytes);
     core_.count_prefetch(bytes, decided, c.ready_ps);
   }

@@ -75,7 +75,9 @@ Orchestrator::Orchestrator(sc_core::sc_module_name name, const OrchestrationPara
       decision_to_ready_ns_(ctx.stats().histogram(owner_, "trigger_to_ready",
                                                   "from a copy's trigger to its data being usable",
                                                   "ns", Histogram::log2_edges(1, 1 << 30))) {
-  server_free_.assign(p_.decision_servers, 0);
+  controllers_.resize(p_.controllers.size());
+  for (size_t i = 0; i < controllers_.size(); ++i)
+    controllers_[i].server_free.assign(p_.controllers[i].decision_servers, 0);
   SC_METHOD(run);
   sensitive << wake_;
   dont_initialize();
@@ -162,17 +164,33 @@ const char* decision_kind_name(DecisionKind k) {
   }
 }
 
+size_t Orchestrator::owner_of(DecisionMechanism m) const {
+  static constexpr config::ControlledMechanism kOf[] = {
+      config::LAYER_PREFETCH,  config::PAGE_CACHE, config::OBJECT_CACHE,
+      config::CONTEXT_REGIONS, config::KV_RESTORE, config::RESIDENCY_PROGRAM};
+  static_assert(sizeof(kOf) / sizeof(kOf[0]) == size_t(DecisionMechanism::kCount),
+                "every mechanism maps to a ControlledMechanism");
+  return p_.owner[size_t(kOf[size_t(m)])];
+}
+
 TimePs Orchestrator::decide(TimePs trigger, DecisionMechanism mechanism, DecisionKind kind,
                             bool critical, TimePs extra) {
-  auto server = std::min_element(server_free_.begin(), server_free_.end());
+  // The owning controller's queue: its first free server, its latency and jitter.
+  const size_t who = owner_of(mechanism);
+  const ControllerFigures& f = p_.controllers[who];
+  ControllerState& ctl = controllers_[who];
+  auto server = std::min_element(ctl.server_free.begin(), ctl.server_free.end());
   const TimePs start = std::max(trigger, *server);
-  const TimePs work = extra + p_.decision_latency_ps + draw_jitter(p_.decision_jitter, rng_);
+  const TimePs work = extra + f.decision_latency_ps + draw_jitter(f.decision_jitter, rng_);
   // A pipelined server takes the next decision after the interval (the lookup and the jitter
   // still delay this one); otherwise after this one.
-  const TimePs occupancy = p_.decision_interval_ps > 0 ? extra + p_.decision_interval_ps : work;
+  const TimePs occupancy = f.decision_interval_ps > 0 ? extra + f.decision_interval_ps : work;
   *server = start + occupancy;
-  const TimePs decided = std::max(start + work, last_decided_);
-  last_decided_ = decided;
+  const TimePs decided = std::max(start + work, ctl.last_decided);
+  ctl.last_decided = decided;
+  ++ctl.decisions;
+  ctl.queue_delay_ps += start - trigger;
+  ctl.busy_ps += occupancy;
   decisions_.inc();
   if (critical) critical_decisions_.inc();
   queue_delay_ps_.inc(start - trigger);
@@ -494,15 +512,26 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
   out.push_back({"controller_queue_delay_us_mean",
                  decisions > 0 ? double(queue_delay_ps_.value()) / decisions / 1e6 : 0.0, "us"});
   const TimePs elapsed = now_ps();
-  // The share of the servers' time spent deciding (a pipelined server: its issue slots), up to
-  // the end of the run: a server still busy then (decisions queued back to back) is busy from
-  // the end to its free time, which is not counted.
-  TimePs busy = busy_ps_.value();
-  for (TimePs free : server_free_)
-    if (free > elapsed) busy -= std::min(busy, free - elapsed);
-  const double capacity = double(elapsed) * double(p_.decision_servers);
-  out.push_back(
-      {"controller_utilization", capacity > 0 ? double(busy) / capacity : 0.0, "fraction"});
+  // The share of a controller's servers' time spent deciding (a pipelined server: its issue
+  // slots), up to the end of the run: a server still busy then (decisions queued back to back)
+  // is busy from the end to its free time, which is not counted.
+  auto utilization = [&](size_t i) {
+    TimePs busy = controllers_[i].busy_ps;
+    for (TimePs free : controllers_[i].server_free)
+      if (free > elapsed) busy -= std::min(busy, free - elapsed);
+    const double capacity = double(elapsed) * double(p_.controllers[i].decision_servers);
+    return capacity > 0 ? double(busy) / capacity : 0.0;
+  };
+  // controller_utilization: the orchestration's own controller's; the others by name.
+  out.push_back({"controller_utilization", utilization(0), "fraction"});
+  for (size_t i = 1; i < controllers_.size(); ++i) {
+    const std::string name = "controller_" + p_.controller_names[i];
+    const double n = double(controllers_[i].decisions);
+    out.push_back({name + "_decisions", n, "count"});
+    out.push_back({name + "_queue_delay_us_mean",
+                   n > 0 ? double(controllers_[i].queue_delay_ps) / n / 1e6 : 0.0, "us"});
+    out.push_back({name + "_utilization", utilization(i), "fraction"});
+  }
   for (size_t m = 0; m < size_t(DecisionMechanism::kCount); ++m) {
     for (size_t k = 0; k < size_t(DecisionKind::kCount); ++k) {
       const Counter* c = decisions_by_[m][k];

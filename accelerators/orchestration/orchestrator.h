@@ -141,6 +141,10 @@ class Orchestrator : public sc_core::sc_module {
   // entry); returns that time, the `extra` of decide(), or 0 without a map. A decision about
   // several objects (a compaction's moves) looks each up.
   TimePs map_lookup(ObjectId object);
+  // How the consumers of `m`'s copies learn that one landed: its controller's notification.
+  TimePs notification_ps(DecisionMechanism m) const {
+    return p_.controllers[owner_of(m)].notification_latency_ps;
+  }
   // The copy a decision about `object` issued is under way no more (ok: landed).
   void map_complete(ObjectId object, bool ok) {
     if (map_) map_->complete(object.value(), ok);
@@ -180,8 +184,16 @@ class Orchestrator : public sc_core::sc_module {
   std::unordered_map<uint32_t, Split> split_;  // by object id (weights with a home part)
   std::unordered_set<uint32_t> wired_;         // bound objects (by id)
   uint64_t wired_bytes_ = 0;
-  std::vector<TimePs> server_free_;  // when each decision server can start another
-  TimePs last_decided_ = 0;          // decisions retire in the order asked
+  // Each controller's state (params().controllers, the orchestration's own first).
+  struct ControllerState {
+    std::vector<TimePs> server_free;  // when each decision server can start another
+    TimePs last_decided = 0;          // its decisions retire in the order asked
+    uint64_t decisions = 0;
+    TimePs queue_delay_ps = 0, busy_ps = 0;
+  };
+  std::vector<ControllerState> controllers_;
+  // The controller owning `m` (params().owner).
+  size_t owner_of(DecisionMechanism m) const;
   uint32_t step_ = 0;
   RestoreArbiter arbiter_;
   // The running op's restore decisions: when each restored object's reads may start.

@@ -93,10 +93,8 @@ ControllerFigures controller_figures(const config::ControllerParts& parts) {
 
 namespace {
 
-// What a controller is made of (controller_parts): each part's range, and no figure set twice.
-void validate_controller_parts(const config::Orchestration& c, Validator& o) {
-  Validator pv = o.at("controller_parts");
-  const auto& parts = c.controller_parts();
+// Each part's range and the sums' bounds, reported under `pv`.
+void validate_parts_into(const config::ControllerParts& parts, Validator& pv) {
   constexpr uint64_t kMaxPs = 1'000'000'000'000;  // 1 s: a part longer than that is a typo
   constexpr uint32_t kMaxCount = 1'000'000;
   auto count_in = [](Validator& v, const char* field, bool has, uint32_t value, uint32_t lo,
@@ -219,6 +217,24 @@ void validate_controller_parts(const config::Orchestration& c, Validator& o) {
                  double(p.descriptor_issue_ps()),
              double(p.doorbell_ps()), p.power_w());
   }
+}
+
+// One controller's parts (under `pv`): each part's range and the sums' bounds. False when
+// they are not valid.
+bool validate_parts(const config::ControllerParts& parts, Validator pv) {
+  std::vector<ConfigIssue> local;
+  Validator lv(local, pv.path(""));
+  validate_parts_into(parts, lv);
+  for (auto& i : local)
+    pv.root(i.path).error("", i.message);
+  return local.empty();
+}
+
+// What the orchestration's own controller is made of (controller_parts): its parts, and no
+// figure set twice.
+void validate_controller_parts(const config::Orchestration& c, Validator& o) {
+  if (!validate_parts(c.controller_parts(), o.at("controller_parts"))) return;
+  const auto& parts = c.controller_parts();
   // The figures come from the parts: none may also be set, and the placement and the
   // notification, when given, must be the parts'.
   const struct {
@@ -250,6 +266,66 @@ void validate_controller_parts(const config::Orchestration& c, Validator& o) {
   }
 }
 
+// Whether the run configures mechanism `m` (so that a controller may own it).
+bool mechanism_configured(const config::Orchestration& c, config::ControlledMechanism m) {
+  switch (m) {
+    case config::LAYER_PREFETCH:
+      return c.prefetch_layers() > 0;
+    case config::PAGE_CACHE:
+      return c.replacement() != config::REPLACEMENT_UNSPECIFIED;
+    case config::OBJECT_CACHE:
+      return c.has_object_cache();
+    case config::CONTEXT_REGIONS:
+      return c.has_context_regions();
+    case config::KV_RESTORE:
+      return c.kv_restore() == config::KV_RESTORE_ARBITRATE;
+    case config::RESIDENCY_PROGRAM:
+      return c.wired().program_size() > 0 || c.wired().emit_from_intents();
+    default:
+      return false;
+  }
+}
+
+// Further controllers (controllers): names, what each owns (configured, owned once), parts.
+void validate_owned_controllers(const config::Orchestration& c, Validator& o) {
+  std::set<std::string> names;
+  std::set<int> owned;
+  for (int i = 0; i < c.controllers_size(); ++i) {
+    const auto& oc = c.controllers(i);
+    Validator cv = o.at("controllers[" + std::to_string(i) + "]");
+    if (cv.non_empty("name", oc.has_name(), oc.name())) {
+      const bool plain = std::all_of(oc.name().begin(), oc.name().end(), [](char ch) {
+        return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+      });
+      if (!plain || oc.name() == "primary") {
+        cv.error("name",
+                 "lower-case letters and digits only, not \"primary\" (got \"" + oc.name() + "\")");
+      } else if (!names.insert(oc.name()).second) {
+        cv.error("name", "\"" + oc.name() + "\" names two controllers");
+      }
+    }
+    if (oc.owns_size() == 0) cv.error("owns", "required: the mechanisms this controller owns");
+    for (int k = 0; k < oc.owns_size(); ++k) {
+      const auto m = config::ControlledMechanism(oc.owns(k));
+      const std::string field = "owns[" + std::to_string(k) + "]";
+      if (m == config::CONTROLLED_MECHANISM_UNSPECIFIED) {
+        cv.error(field, "a mechanism is required");
+      } else if (!owned.insert(int(m)).second) {
+        cv.error(field, std::string(config::ControlledMechanism_Name(m)) +
+                            " is owned by another controller already");
+      } else if (!mechanism_configured(c, m)) {
+        cv.error(field, std::string(config::ControlledMechanism_Name(m)) +
+                            " is not configured in this run (nothing to own)");
+      }
+    }
+    if (!oc.has_parts()) {
+      cv.error("parts", "required: what the controller is made of (host_loop, dpu or engine)");
+    } else {
+      validate_parts(oc.parts(), cv.at("parts"));
+    }
+  }
+}
+
 // The fast memory, the resident share, where the controller runs and how it notifies, its DMA
 // engine and descriptor signing.
 void validate_controller(const config::Config& root, const config::Orchestration& c, Validator& o) {
@@ -264,6 +340,7 @@ void validate_controller(const config::Config& root, const config::Orchestration
   if (!c.has_resident_fraction() || !(c.resident_fraction() >= 0 && c.resident_fraction() <= 1)) {
     o.error("resident_fraction", "required, in [0, 1]");
   }
+  validate_owned_controllers(c, o);
   if (c.has_controller_parts()) {
     validate_controller_parts(c, o);
   } else {
@@ -756,6 +833,26 @@ OrchestrationParams OrchestrationParams::from_config(const config::Config& root)
     p.notification = f.notification;
     p.notification_latency_ps = f.notification_latency_ps;
     p.controller_power_w = f.power_w;
+  }
+  // The controllers: the orchestration's own first, then the owned ones.
+  ControllerFigures own;
+  own.controller = p.controller;
+  own.decision_latency_ps = p.decision_latency_ps;
+  own.decision_jitter = p.decision_jitter;
+  own.decision_servers = p.decision_servers;
+  own.decision_interval_ps = p.decision_interval_ps;
+  own.notification = p.notification;
+  own.notification_latency_ps = p.notification_latency_ps;
+  own.power_w = p.controller_power_w;
+  p.controllers.assign(1, own);
+  p.controller_names.assign(1, "primary");
+  p.owner.fill(0);
+  for (const auto& oc : c.controllers()) {
+    p.controllers.push_back(controller_figures(oc.parts()));
+    p.controller_names.push_back(oc.name());
+    p.controller_power_w += p.controllers.back().power_w;
+    for (int m : oc.owns())
+      p.owner[size_t(m)] = uint32_t(p.controllers.size() - 1);
   }
   p.replacement = c.replacement();
   p.cache_bytes = c.cache_bytes();

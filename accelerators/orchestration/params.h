@@ -4,6 +4,7 @@
 // Orchestration message after construction; the mechanisms read their own sections from here.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -50,7 +51,12 @@ struct OrchestrationParams {
   TimePs decision_interval_ps = 0;  // 0: a server is busy for the whole decision
   config::Notification notification = config::INTERRUPT;
   TimePs notification_latency_ps = 0;
-  double controller_power_w = 0;
+  double controller_power_w = 0;  // every controller's, summed
+  // The controllers: [0] the orchestration's own (the figures above), then `controllers` in
+  // order; owner[m]: the one owning config::ControlledMechanism m (0 when none lists it).
+  std::vector<ControllerFigures> controllers;
+  std::vector<std::string> controller_names;  // [0] "primary"
+  std::array<uint32_t, 7> owner{};
   config::Replacement replacement = config::REPLACEMENT_UNSPECIFIED;
   uint64_t cache_bytes = 0, page_bytes = 0;  // page 0: the compute engine's tile
   config::ConfidenceGate confidence;         // REPLACEMENT_CONFIDENCE

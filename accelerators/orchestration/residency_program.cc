@@ -490,7 +490,7 @@ TimePs ResidencyProgram::issue_due(TimePs now) {
     intent.layer = o.layer;
     const TimePs landed = core_.copy(core_.dma(), o.address, r.address, o.size_bytes, intent, now);
     r.issued = true;
-    r.from_ps = landed + core_.params().notification_latency_ps;
+    r.from_ps = landed + core_.notification_ps(DecisionMechanism::kResidencyProgram);
     bind_bytes_.inc(o.size_bytes);
   }
   copy_queue_.resize(kept);

@@ -417,6 +417,71 @@ TEST(Control, EveryPartOfADecisionCounts) {
   EXPECT_NEAR(at100.at("controller_utilization"), misses * 1.2e-3 / at100.at("sim_time_s"), 1e-6);
 }
 
+// An engine's parts as a message literal (configs/controllers/parts/engine.textproto's).
+const std::string kEngineParts =
+    "engine{units:4 clock_ghz:1.5 pipeline_cycles:64 initiation_interval_cycles:4 map_lookups:2 "
+    "sram_lookup_ps:30000 descriptor_issue_ps:100000 doorbell_ps:300000 power_w:2}";
+
+std::string owned_by_engine(const std::string& owns) {
+  return " --set 'policy.orchestration.controllers[+]={name:\"engine\" owns:[" + owns + "] parts{" +
+         kEngineParts + "}}'";
+}
+
+// The ownership map: the page cache owned by an on-accelerator engine beside a 1 ms host loop
+// decides exactly as with the engine as the only controller (the page cache is the run's only
+// decider): the same TPOT and control stall, the engine's decisions and utilisation the lone
+// engine's, the host loop idle, and the powers summed (0 W + 2 W).
+TEST(Control, AnOwnedMechanismDecidesOnItsOwnController) {
+  const auto owned = page_cache_1b(host_fixed(1'000'000'000) + owned_by_engine("PAGE_CACHE"));
+  const auto alone = page_cache_1b(" --set policy.orchestration+=@" +
+                                   test::preset("controllers/parts/engine.textproto"));
+  const auto host = page_cache_1b(host_fixed(1'000'000'000));
+  ASSERT_FALSE(owned.count("exit") || alone.count("exit") || host.count("exit"));
+  std::cout << "page cache owned by the engine beside a 1 ms host loop: TPOT "
+            << owned.at("tpot_ms_mean") << " ms (engine alone " << alone.at("tpot_ms_mean")
+            << ", host alone " << host.at("tpot_ms_mean") << ")\n";
+  EXPECT_EQ(owned.at("tpot_ms_mean"), alone.at("tpot_ms_mean"));
+  EXPECT_EQ(owned.at("stall_control_us_per_token"), alone.at("stall_control_us_per_token"));
+  EXPECT_EQ(owned.at("controller_decisions"), alone.at("controller_decisions"));
+  EXPECT_EQ(owned.at("controller_engine_decisions"), alone.at("controller_decisions"));
+  EXPECT_EQ(owned.at("controller_engine_queue_delay_us_mean"),
+            alone.at("controller_queue_delay_us_mean"));
+  EXPECT_EQ(owned.at("controller_engine_utilization"), alone.at("controller_utilization"));
+  EXPECT_EQ(owned.at("controller_utilization"), 0);
+  EXPECT_EQ(owned.at("energy_j"), alone.at("energy_j"));
+  EXPECT_LT(owned.at("tpot_ms_mean"), 0.5 * host.at("tpot_ms_mean"));
+}
+
+TEST(Control, BadOwnershipIsRefused) {
+  const std::string page_cache =
+      " --set policy.orchestration.prefetch_layers=0 --set policy.orchestration.resident_fraction=0"
+      " --set policy.orchestration.replacement=REPLACEMENT_LRU"
+      " --set policy.orchestration.cache_bytes=4000000000";
+  const std::string c = "policy.orchestration.controllers[0].";
+  expect_refused(run, {
+                          // Owning what the run does not configure (no page cache here).
+                          {owned_by_engine("PAGE_CACHE"), c + "owns[0]"},
+                          // A mechanism owned twice.
+                          {owned_by_engine("LAYER_PREFETCH") +
+                               " --set 'policy.orchestration.controllers[+]={name:\"dpu\" "
+                               "owns:[LAYER_PREFETCH] parts{" +
+                               kEngineParts + "}}'",
+                           "policy.orchestration.controllers[1].owns[0]"},
+                          // Names and parts.
+                          {owned_by_engine("LAYER_PREFETCH") +
+                               " --set policy.orchestration.controllers[0].name=Big_One",
+                           c + "name"},
+                          {owned_by_engine("LAYER_PREFETCH") +
+                               " --set policy.orchestration.controllers[0].parts=!clear",
+                           c + "parts"},
+                          {owned_by_engine("LAYER_PREFETCH") +
+                               " --set policy.orchestration.controllers[0].parts.engine.units=0",
+                           c + "parts.engine.units"},
+                          {page_cache + " --set 'policy.orchestration.controllers[+]={name:\"x\"}'",
+                           c + "owns"},
+                      });
+}
+
 TEST(Control, BadControllerPartsAreRefused) {
   auto parts = [](const char* preset) {
     return " --set policy.orchestration+=@" + test::preset(preset);
