@@ -267,7 +267,8 @@ void validate_controller_parts(const config::Orchestration& c, Validator& o) {
 }
 
 // Whether the run configures mechanism `m` (so that a controller may own it).
-bool mechanism_configured(const config::Orchestration& c, config::ControlledMechanism m) {
+bool mechanism_configured(const config::Config& root, const config::Orchestration& c,
+                          config::ControlledMechanism m) {
   switch (m) {
     case config::LAYER_PREFETCH:
       return c.prefetch_layers() > 0;
@@ -280,14 +281,17 @@ bool mechanism_configured(const config::Orchestration& c, config::ControlledMech
     case config::KV_RESTORE:
       return c.kv_restore() == config::KV_RESTORE_ARBITRATE;
     case config::RESIDENCY_PROGRAM:
-      return c.wired().program_size() > 0 || c.wired().emit_from_intents();
+      // Written, emitted from the intents, or a trace's recorded one replayed.
+      return c.wired().program_size() > 0 || c.wired().emit_from_intents() ||
+             (root.workload().has_replay() && root.workload().replay().use_program());
     default:
       return false;
   }
 }
 
 // Further controllers (controllers): names, what each owns (configured, owned once), parts.
-void validate_owned_controllers(const config::Orchestration& c, Validator& o) {
+void validate_owned_controllers(const config::Config& root, const config::Orchestration& c,
+                                Validator& o) {
   std::set<std::string> names;
   std::set<int> owned;
   for (int i = 0; i < c.controllers_size(); ++i) {
@@ -312,8 +316,8 @@ void validate_owned_controllers(const config::Orchestration& c, Validator& o) {
         cv.error(field, "a mechanism is required");
       } else if (!owned.insert(int(m)).second) {
         cv.error(field, std::string(config::ControlledMechanism_Name(m)) +
-                            " is owned by another controller already");
-      } else if (!mechanism_configured(c, m)) {
+                            " is owned already (by this controller or another)");
+      } else if (!mechanism_configured(root, c, m)) {
         cv.error(field, std::string(config::ControlledMechanism_Name(m)) +
                             " is not configured in this run (nothing to own)");
       }
@@ -340,7 +344,7 @@ void validate_controller(const config::Config& root, const config::Orchestration
   if (!c.has_resident_fraction() || !(c.resident_fraction() >= 0 && c.resident_fraction() <= 1)) {
     o.error("resident_fraction", "required, in [0, 1]");
   }
-  validate_owned_controllers(c, o);
+  validate_owned_controllers(root, c, o);
   if (c.has_controller_parts()) {
     validate_controller_parts(c, o);
   } else {
@@ -720,11 +724,9 @@ void validate_residency_map(const config::Config& root, const config::Orchestrat
     mv.require("software_latency_ps", m.has_software_latency_ps());
     // Looked up by every decision about an object: useless (and so refused) without a
     // mechanism that decides during the run.
-    const bool decides = c.prefetch_layers() > 0 ||
-                         c.replacement() != config::REPLACEMENT_UNSPECIFIED ||
-                         c.has_object_cache() || c.has_context_regions() ||
-                         c.kv_restore() == config::KV_RESTORE_ARBITRATE ||
-                         c.wired().program_size() > 0 || c.wired().emit_from_intents();
+    bool decides = false;
+    for (int m = config::ControlledMechanism_MIN; m <= config::ControlledMechanism_MAX; ++m)
+      decides = decides || mechanism_configured(root, c, config::ControlledMechanism(m));
     if (!decides) {
       mv.error("",
                "needs a mechanism that takes decisions during the run (prefetch_layers, "

@@ -56,7 +56,7 @@ struct OrchestrationParams {
   // order; owner[m]: the one owning config::ControlledMechanism m (0 when none lists it).
   std::vector<ControllerFigures> controllers;
   std::vector<std::string> controller_names;  // [0] "primary"
-  std::array<uint32_t, 7> owner{};
+  std::array<uint32_t, config::ControlledMechanism_ARRAYSIZE> owner{};
   config::Replacement replacement = config::REPLACEMENT_UNSPECIFIED;
   uint64_t cache_bytes = 0, page_bytes = 0;  // page 0: the compute engine's tile
   config::ConfidenceGate confidence;         // REPLACEMENT_CONFIDENCE

@@ -452,6 +452,37 @@ TEST(Control, AnOwnedMechanismDecidesOnItsOwnController) {
   EXPECT_LT(owned.at("tpot_ms_mean"), 0.5 * host.at("tpot_ms_mean"));
 }
 
+// The layer prefetch owned by the engine beside a host loop whose notification takes 5 ms: its
+// copies' consumers are told by the engine's doorbell, so the run is the engine-alone run (the
+// host loop's notification would make every staged layer wait 5 ms).
+TEST(Control, AnOwnedMechanismsCopiesTakeItsControllersNotification) {
+  auto prefetch_1b = [](const std::string& controller) {
+    return run_presets(
+        {"hardware/h100_sxm", "memory/ddr5_4800_8ch", "hardware/fragments/h100_weights_in_host_ddr",
+         "models/llama3_2_1b", "studies/offload_prefetch_70b_tp8"},
+        controller +
+            " --set workload.parallelism.tensor_parallel=1"
+            " --set workload.decode.decode_steps=2");
+  };
+  const std::string slow_host =
+      host_fixed(1'000'000) + " --set policy.orchestration.notification_latency_ps=5000000000";
+  const auto owned = prefetch_1b(slow_host + owned_by_engine("LAYER_PREFETCH"));
+  const auto alone = prefetch_1b(" --set policy.orchestration+=@" +
+                                 test::preset("controllers/parts/engine.textproto"));
+  const auto host = prefetch_1b(slow_host);
+  ASSERT_FALSE(owned.count("exit") || alone.count("exit") || host.count("exit"));
+  std::cout << "layer prefetch owned by the engine beside a host loop notifying in 5 ms: TPOT "
+            << owned.at("tpot_ms_mean") << " ms (engine alone " << alone.at("tpot_ms_mean")
+            << ", host alone " << host.at("tpot_ms_mean") << ")\n";
+  EXPECT_GT(owned.at("controller_engine_decisions"), 0);
+  EXPECT_EQ(owned.at("controller_engine_decisions"), owned.at("controller_decisions"));
+  EXPECT_EQ(owned.at("tpot_ms_mean"), alone.at("tpot_ms_mean"));
+  EXPECT_EQ(owned.at("stall_notification_us_per_token"),
+            alone.at("stall_notification_us_per_token"));
+  EXPECT_GT(host.at("stall_notification_us_per_token"),
+            100 * owned.at("stall_notification_us_per_token"));
+}
+
 TEST(Control, BadOwnershipIsRefused) {
   const std::string page_cache =
       " --set policy.orchestration.prefetch_layers=0 --set policy.orchestration.resident_fraction=0"

@@ -170,6 +170,22 @@ TEST(Trace, TheResidencyProgramTravelsWithTheTrace) {
       auto n = test::run_cmd(bin + " run " + hw + " " + cfg + " --out " + replay);
       ASSERT_EQ(n.code, 0) << n.err;
       EXPECT_EQ(summary_value(n.out, "wired_program_binds"), -1);
+      // A replayed program is a mechanism that decides: a controller may own it, and the
+      // residency map is looked up by its decisions.
+      replay_config(trace, "268435456", true);
+      auto w = test::run_cmd(
+          bin + " run " + hw + " " + cfg +
+          " --set 'policy.orchestration.controllers[+]={name:\"eng\" owns:[RESIDENCY_PROGRAM]"
+          " parts{engine{units:1 clock_ghz:1 pipeline_cycles:100 initiation_interval_cycles:100"
+          " doorbell_ps:1000}}}'"
+          " --set 'policy.orchestration.residency_map={entries:64 software_latency_ps:1000}'"
+          " --out " +
+          replay);
+      ASSERT_EQ(w.code, 0) << w.err;
+      EXPECT_GT(summary_value(w.out, "controller_eng_decisions"), 0) << w.out;
+      EXPECT_EQ(summary_value(w.out, "controller_eng_decisions"),
+                summary_value(w.out, "controller_decisions"));
+      EXPECT_GT(summary_value(w.out, "residency_map_misses"), 0);
       // Another quota than the program was made for.
       replay_config(trace, "134217728", true);
       n = test::run_cmd(bin + " run " + hw + " " + cfg + " --quiet");
