@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "accelerators/orchestration/controller_parts.h"
 #include "accelerators/policies/residency_map.h"
 #include "configs/tiersim.pb.h"
 #include "models/config/errors.h"
@@ -22,22 +23,6 @@ const config::Component* find_component(const config::Config& root, const std::s
 // estimated range (C; docs/models/orchestration.md): 27.5 us on the host CPU (also when
 // unspecified), 3 us on a DPU, 0.3 us on the accelerator.
 TimePs default_decision_latency_ps(config::ControllerPlacement placement);
-
-// The figures a controller's parts give (policy.orchestration.controller_parts), each derived as
-// its message in the schema states: latencies in ps rounded to the nearest, the jitter uniform
-// from 0 (none when its bound is 0), no pipelining for the host and DPU loops.
-struct ControllerFigures {
-  config::ControllerPlacement controller = config::HOST_CPU;
-  TimePs decision_latency_ps = 0;
-  config::Jitter decision_jitter;
-  uint32_t decision_servers = 1;
-  TimePs decision_interval_ps = 0;
-  config::Notification notification = config::INTERRUPT;
-  TimePs notification_latency_ps = 0;
-  double power_w = 0;
-};
-// `parts` must be valid (OrchestrationParams::validate).
-ControllerFigures controller_figures(const config::ControllerParts& parts);
 
 struct OrchestrationParams {
   std::string fast_memory, dma;

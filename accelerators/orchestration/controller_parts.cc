@@ -1,0 +1,209 @@
+// A controller described by its parts (policy.orchestration.controller_parts, and each further
+// controller's parts): the figures they give, and their checks.
+#include "accelerators/orchestration/controller_parts.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "models/config/energy_checks.h"
+
+namespace tiersim {
+
+namespace {
+
+TimePs round_ps(double ps) {
+  return static_cast<TimePs>(std::llround(ps));
+}
+// Time of `instructions` at `ghz` x `ipc` (ns per cycle = 1 / ghz).
+TimePs instructions_ps(uint64_t instructions, double ghz, double ipc) {
+  return round_ps(double(instructions) * 1000.0 / (ghz * ipc));
+}
+config::Jitter uniform_to(TimePs max_ps) {
+  config::Jitter j;
+  if (max_ps > 0) {
+    j.mutable_uniform()->set_min_ps(0);
+    j.mutable_uniform()->set_max_ps(max_ps);
+  }
+  return j;
+}
+
+}  // namespace
+
+ControllerFigures controller_figures(const config::ControllerParts& parts) {
+  ControllerFigures f;
+  if (parts.has_host_loop()) {
+    const auto& h = parts.host_loop();
+    f.controller = config::HOST_CPU;
+    f.decision_latency_ps =
+        TimePs{h.telemetry_reads()} * h.pcie_read_round_trip_ps() +
+        instructions_ps(h.instructions_per_decision(), h.core_ghz(), h.instructions_per_cycle()) +
+        h.syscall_ps() + TimePs{h.doorbell_writes()} * h.doorbell_write_ps();
+    f.decision_jitter = uniform_to(h.scheduling_jitter_ps());
+    f.decision_servers = h.cores();
+    f.notification = config::INTERRUPT;
+    f.notification_latency_ps = h.interrupt_ps() + h.consumer_signal_ps();
+    f.power_w = h.cores() * h.watts_per_core();
+  } else if (parts.has_dpu()) {
+    const auto& d = parts.dpu();
+    f.controller = config::DPU;
+    f.decision_latency_ps =
+        TimePs{d.telemetry_reads()} * d.pcie_read_round_trip_ps() +
+        instructions_ps(d.instructions_per_decision(), d.core_ghz(), d.instructions_per_cycle()) +
+        TimePs{d.descriptor_writes()} * d.descriptor_write_ps();
+    f.decision_jitter = uniform_to(d.jitter_ps());
+    f.decision_servers = d.cores();
+    f.notification = config::POLLING;
+    f.notification_latency_ps = d.flag_write_ps() + (d.poll_interval_ps() + 1) / 2;
+    f.power_w = d.power_w();
+  } else {
+    const auto& e = parts.engine();
+    const double cycle_ps = 1000.0 / e.clock_ghz();
+    f.controller = config::ON_ACCELERATOR;
+    f.decision_latency_ps = round_ps(e.pipeline_cycles() * cycle_ps) +
+                            TimePs{e.map_lookups()} * e.sram_lookup_ps() + e.descriptor_issue_ps();
+    f.decision_servers = e.units();
+    f.decision_interval_ps =
+        std::max<TimePs>(1, round_ps(e.initiation_interval_cycles() * cycle_ps));
+    f.notification = config::DOORBELL;
+    f.notification_latency_ps = e.doorbell_ps();
+    f.power_w = e.power_w();
+  }
+  return f;
+}
+
+namespace {
+
+// Each part's range and the sums' bounds, reported under `pv`.
+void validate_parts_into(const config::ControllerParts& parts, Validator& pv) {
+  constexpr uint64_t kMaxPs = 1'000'000'000'000;  // 1 s: a part longer than that is a typo
+  constexpr uint32_t kMaxCount = 1'000'000;
+  auto count_in = [](Validator& v, const char* field, bool has, uint32_t value, uint32_t lo,
+                     uint32_t hi) {
+    if (!v.require(field, has)) return;
+    if (value < lo || value > hi) {
+      v.error(field, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    }
+  };
+  auto time_ok = [&](Validator& v, const char* field, bool has, uint64_t value, bool required) {
+    if (required && !v.require(field, has)) return;
+    if (value > kMaxPs) v.error(field, "must be at most 1 s (1e12 ps)");
+  };
+  auto count_ok = [&](Validator& v, const char* field, uint32_t value) {
+    if (value > kMaxCount) v.error(field, "must be at most 1000000");
+  };
+  auto rate_ok = [](Validator& v, const char* field, bool has, double value) {
+    if (v.positive(field, has, value) && !(value <= 1e3)) v.error(field, "must be at most 1000");
+  };
+  // What a host loop and a DPU share: cores running the policy, and telemetry read across PCIe.
+  auto cores_ok = [&](Validator& v, const auto& p) {
+    count_in(v, "cores", p.has_cores(), p.cores(), 1, 4096);
+    rate_ok(v, "core_ghz", p.has_core_ghz(), p.core_ghz());
+    rate_ok(v, "instructions_per_cycle", p.has_instructions_per_cycle(),
+            p.instructions_per_cycle());
+    if (v.require("instructions_per_decision", p.has_instructions_per_decision()) &&
+        p.instructions_per_decision() > 1'000'000'000) {
+      v.error("instructions_per_decision", "must be at most 1e9");
+    }
+    count_ok(v, "telemetry_reads", p.telemetry_reads());
+    time_ok(v, "pcie_read_round_trip_ps", p.has_pcie_read_round_trip_ps(),
+            p.pcie_read_round_trip_ps(), p.telemetry_reads() > 0);
+  };
+  if (parts.has_host_loop()) {
+    Validator h = pv.at("host_loop");
+    const auto& p = parts.host_loop();
+    cores_ok(h, p);
+    time_ok(h, "syscall_ps", p.has_syscall_ps(), p.syscall_ps(), false);
+    count_ok(h, "doorbell_writes", p.doorbell_writes());
+    time_ok(h, "doorbell_write_ps", p.has_doorbell_write_ps(), p.doorbell_write_ps(),
+            p.doorbell_writes() > 0);
+    time_ok(h, "interrupt_ps", p.has_interrupt_ps(), p.interrupt_ps(), true);
+    time_ok(h, "consumer_signal_ps", p.has_consumer_signal_ps(), p.consumer_signal_ps(), false);
+    time_ok(h, "scheduling_jitter_ps", p.has_scheduling_jitter_ps(), p.scheduling_jitter_ps(),
+            false);
+    energy_field(h, "watts_per_core", p.has_watts_per_core(), p.watts_per_core());
+  } else if (parts.has_dpu()) {
+    Validator d = pv.at("dpu");
+    const auto& p = parts.dpu();
+    cores_ok(d, p);
+    count_ok(d, "descriptor_writes", p.descriptor_writes());
+    time_ok(d, "descriptor_write_ps", p.has_descriptor_write_ps(), p.descriptor_write_ps(),
+            p.descriptor_writes() > 0);
+    time_ok(d, "flag_write_ps", p.has_flag_write_ps(), p.flag_write_ps(), true);
+    time_ok(d, "poll_interval_ps", p.has_poll_interval_ps(), p.poll_interval_ps(), true);
+    time_ok(d, "jitter_ps", p.has_jitter_ps(), p.jitter_ps(), false);
+    energy_field(d, "power_w", p.has_power_w(), p.power_w());
+  } else if (parts.has_engine()) {
+    Validator e = pv.at("engine");
+    const auto& p = parts.engine();
+    count_in(e, "units", p.has_units(), p.units(), 1, 4096);
+    rate_ok(e, "clock_ghz", p.has_clock_ghz(), p.clock_ghz());
+    count_in(e, "pipeline_cycles", p.has_pipeline_cycles(), p.pipeline_cycles(), 1, kMaxCount);
+    count_in(e, "initiation_interval_cycles", p.has_initiation_interval_cycles(),
+             p.initiation_interval_cycles(), 1, std::max<uint32_t>(1, p.pipeline_cycles()));
+    count_ok(e, "map_lookups", p.map_lookups());
+    time_ok(e, "sram_lookup_ps", p.has_sram_lookup_ps(), p.sram_lookup_ps(), p.map_lookups() > 0);
+    time_ok(e, "descriptor_issue_ps", p.has_descriptor_issue_ps(), p.descriptor_issue_ps(), false);
+    time_ok(e, "doorbell_ps", p.has_doorbell_ps(), p.doorbell_ps(), true);
+    energy_field(e, "power_w", p.has_power_w(), p.power_w());
+  } else {
+    pv.error("", "set one of host_loop, dpu or engine");
+    return;
+  }
+  // The sums, in floating point first: each part is bounded, but slow rates could still make
+  // a decision (or the power) absurd; a controller whose decision or notification takes more
+  // than a second is a typo.
+  auto total_ok = [&](Validator v, double decision_ps, double notify_ps, double power_w) {
+    if (!(decision_ps <= double(kMaxPs))) {
+      v.error("", "a decision takes " + std::to_string(decision_ps / 1e12) +
+                      " s by these parts: at most 1 s");
+    }
+    if (!(notify_ps <= double(kMaxPs))) {
+      v.error("", "the notification takes " + std::to_string(notify_ps / 1e12) +
+                      " s by these parts: at most 1 s");
+    }
+    if (!(power_w <= 1e6)) v.error("", "the controller's power must be at most 1 MW");
+  };
+  auto compute_ps = [](uint64_t instructions, double ghz, double ipc) {
+    return ghz > 0 && ipc > 0 ? double(instructions) * 1000.0 / (ghz * ipc) : 0.0;
+  };
+  if (parts.has_host_loop()) {
+    const auto& p = parts.host_loop();
+    total_ok(
+        pv.at("host_loop"),
+        double(p.telemetry_reads()) * double(p.pcie_read_round_trip_ps()) +
+            compute_ps(p.instructions_per_decision(), p.core_ghz(), p.instructions_per_cycle()) +
+            double(p.syscall_ps()) + double(p.doorbell_writes()) * double(p.doorbell_write_ps()),
+        double(p.interrupt_ps()) + double(p.consumer_signal_ps()),
+        double(p.cores()) * p.watts_per_core());
+  } else if (parts.has_dpu()) {
+    const auto& p = parts.dpu();
+    total_ok(
+        pv.at("dpu"),
+        double(p.telemetry_reads()) * double(p.pcie_read_round_trip_ps()) +
+            compute_ps(p.instructions_per_decision(), p.core_ghz(), p.instructions_per_cycle()) +
+            double(p.descriptor_writes()) * double(p.descriptor_write_ps()),
+        double(p.flag_write_ps()) + double(p.poll_interval_ps()) / 2, p.power_w());
+  } else {
+    const auto& p = parts.engine();
+    total_ok(pv.at("engine"),
+             (p.clock_ghz() > 0 ? double(p.pipeline_cycles()) * 1000.0 / p.clock_ghz() : 0.0) +
+                 double(p.map_lookups()) * double(p.sram_lookup_ps()) +
+                 double(p.descriptor_issue_ps()),
+             double(p.doorbell_ps()), p.power_w());
+  }
+}
+
+}  // namespace
+
+bool validate_parts(const config::ControllerParts& parts, Validator pv) {
+  std::vector<ConfigIssue> local;
+  Validator lv(local, pv.path(""));
+  validate_parts_into(parts, lv);
+  for (auto& i : local)
+    pv.root(i.path).error("", i.message);
+  return local.empty();
+}
+
+}  // namespace tiersim

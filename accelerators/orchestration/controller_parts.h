@@ -1,0 +1,33 @@
+// What a movement controller is made of (config ControllerParts: a host CPU loop, a DPU's cores,
+// an on-accelerator engine) and the figures that follow from it. Plain C++.
+#pragma once
+
+#include <cstdint>
+
+#include "configs/tiersim.pb.h"
+#include "models/config/errors.h"
+#include "models/core/time.h"
+
+namespace tiersim {
+
+// The figures a controller's parts give (policy.orchestration.controller_parts), each derived as
+// its message in the schema states: latencies in ps rounded to the nearest, the jitter uniform
+// from 0 (none when its bound is 0), no pipelining for the host and DPU loops.
+struct ControllerFigures {
+  config::ControllerPlacement controller = config::HOST_CPU;
+  TimePs decision_latency_ps = 0;
+  config::Jitter decision_jitter;
+  uint32_t decision_servers = 1;
+  TimePs decision_interval_ps = 0;
+  config::Notification notification = config::INTERRUPT;
+  TimePs notification_latency_ps = 0;
+  double power_w = 0;
+};
+// `parts` must be valid (OrchestrationParams::validate).
+ControllerFigures controller_figures(const config::ControllerParts& parts);
+
+// Checks `parts` (each part's range and the sums' bounds), reporting under `pv`. False when
+// they are not valid.
+bool validate_parts(const config::ControllerParts& parts, Validator pv);
+
+}  // namespace tiersim
