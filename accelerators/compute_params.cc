@@ -212,12 +212,16 @@ std::vector<CollectiveProtocol> CollectiveModel::effective_protocols() const {
 bool CollectiveModel::analytic_ps(const CollectiveProtocol& pr, bool all_gather, uint64_t bytes,
                                   TimePs* out) const {
   const uint64_t p = ranks;
+  if (!pr.serves(all_gather ? CollectiveOp::kAllGather : CollectiveOp::kAllReduce, bytes, ranks)) {
+    return false;
+  }
   const TimePs step = pr.step_latency_ps;
-  TimePs ring, one_shot;
+  TimePs ring, one_shot, two_shot;
   if (all_gather) {
     const double wire = double(pr.wire_bytes(bytes));
     ring = (p - 1) * step + bytes_time_ps(double(p - 1) * wire, rank_bandwidth_bytes_per_s);
     one_shot = step + bytes_time_ps(double(p - 1) * wire, rank_bandwidth_bytes_per_s);
+    two_shot = one_shot;
   } else {
     // Ring: reduce-scatter then all-gather, 2(p-1) steps of n/p bytes each.
     ring = 2 * (p - 1) * step +
@@ -226,12 +230,23 @@ bool CollectiveModel::analytic_ps(const CollectiveProtocol& pr, bool all_gather,
     // One shot: every rank pushes its whole buffer to the p-1 others, then reduces locally.
     one_shot = step + bytes_time_ps(double(p - 1) * double(pr.wire_bytes(bytes)),
                                     rank_bandwidth_bytes_per_s);
+    // Two shot: each peer's n/p shard, then the reduced shard to every peer: two steps.
+    two_shot =
+        2 * step + bytes_time_ps(2.0 * double(p - 1) * double(pr.wire_bytes((bytes + p - 1) / p)),
+                                 rank_bandwidth_bytes_per_s);
   }
-  // The analytical model has RING and ONE_SHOT (AUTO: the faster of those the protocol runs).
-  const bool can_ring = pr.runs(config::RING) && algorithm != config::ONE_SHOT;
-  const bool can_one = pr.runs(config::ONE_SHOT) && algorithm != config::RING;
-  if (!can_ring && !can_one) return false;
-  const TimePs t = !can_one ? ring : !can_ring ? one_shot : std::min(ring, one_shot);
+  // The analytical model has RING, ONE_SHOT and TWO_SHOT (AUTO: the fastest of those the
+  // protocol runs, ties in that order).
+  bool found = false;
+  TimePs t = 0;
+  for (const auto& [a, time] :
+       {std::pair{config::RING, ring}, std::pair{config::ONE_SHOT, one_shot},
+        std::pair{config::TWO_SHOT, two_shot}}) {
+    if (!pr.runs(a) || (algorithm != config::AUTO && algorithm != a)) continue;
+    if (!found || time < t) t = time;
+    found = true;
+  }
+  if (!found) return false;
   *out = pr.launch_latency_ps + t;
   return true;
 }
@@ -277,7 +292,7 @@ std::string CollectiveModel::missing_protocols(const config::Software& s,
   if (s.collective_protocols_size() == 0) return "";
   auto runs = [&](config::CollectiveAlgorithm x) {
     for (const auto& p : s.collective_protocols()) {
-      if (p.algorithms_size() == 0) return true;
+      if (p.algorithms_size() == 0 && x != config::TWO_SHOT) return true;
       for (const int y : p.algorithms())
         if (y == x) return true;
     }
@@ -287,6 +302,7 @@ std::string CollectiveModel::missing_protocols(const config::Software& s,
     case config::AUTO:
       // RING and ONE_SHOT run everywhere; IN_SWITCH on a reducing switch, not all-to-alls.
       if (runs(config::RING) || runs(config::ONE_SHOT)) return "";
+      if (!all_to_all_only && runs(config::TWO_SHOT)) return "";
       if (reducing_pod && !all_to_all_only && runs(config::IN_SWITCH)) return "";
       return reducing_pod && !all_to_all_only ? "RING, ONE_SHOT or IN_SWITCH" : "RING or ONE_SHOT";
     case config::TREE:
@@ -310,7 +326,8 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
     fv.require("launch_latency_ps", f.has_launch_latency_ps());
   }
   if (f.algorithm() == config::COLLECTIVE_ALGORITHM_UNSPECIFIED) {
-    fv.error("algorithm", "required field is not set (RING, ONE_SHOT, TREE, IN_SWITCH or AUTO)");
+    fv.error("algorithm",
+             "required field is not set (RING, ONE_SHOT, TREE, IN_SWITCH, TWO_SHOT or AUTO)");
   }
   // The algorithm in force: the software stack's, else the fabric's.
   const bool by_software = root.software().has_collective_algorithm();
@@ -331,6 +348,29 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
                  "no protocol runs " + missing + ", which the algorithm in force (" +
                      (by_software ? "software.collective_algorithm" : "system.scale_up.algorithm") +
                      ": " + config::CollectiveAlgorithm_Name(a) + ") needs");
+    } else {
+      // Every message size of the run's collectives must be served by some protocol.
+      const auto& par = root.workload().parallelism();
+      const uint32_t tp = par.tensor_parallel(), ep = par.expert_parallel();
+      const uint32_t ranks = std::max(tp, ep);
+      std::vector<std::pair<CollectiveOp, config::CollectiveAlgorithm>> ops;
+      if (tp > 1) {
+        ops.emplace_back(CollectiveOp::kAllReduce, a);
+        ops.emplace_back(CollectiveOp::kAllGather, a == config::TREE ? config::RING : a);
+      }
+      if (ep > 1) ops.emplace_back(CollectiveOp::kAllToAll, a);
+      const std::vector<CollectiveProtocol> list = protocols_from_config(root.software());
+      for (const auto& [op, oa] : ops) {
+        const std::string gap = coverage_gap(list, ranks, op, oa, root.system().has_pod(), reduces);
+        if (gap.empty()) continue;
+        v.root("software")
+            .error("collective_protocols",
+                   std::string("no protocol serves ") + collective_op_name(op) + " messages " +
+                       gap + " on " + std::to_string(ranks) + " ranks under " +
+                       config::CollectiveAlgorithm_Name(oa) +
+                       " (min_message_bytes, max_message_bytes, min_ranks, max_ranks)");
+        break;
+      }
     }
   }
   if (!root.system().has_pod()) {
@@ -355,7 +395,7 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
                        root.system().pod().switch_().in_network_reduction();
   if (ep > 1 && tp <= 1) {
     // Only all-to-alls run: the algorithm chooses how.
-    if (a == config::TREE || a == config::IN_SWITCH) {
+    if (a == config::TREE || a == config::IN_SWITCH || a == config::TWO_SHOT) {
       av.error(field,
                "the expert-parallel all-to-alls run ONE_SHOT (direct), RING (pairwise) or AUTO");
     }
@@ -393,6 +433,12 @@ std::vector<CollectiveProtocol> CollectiveModel::protocols_from_config(const con
     p.launch_latency_ps = c.launch_latency_ps();
     p.step_latency_ps = c.step_latency_ps();
     p.wire_efficiency = c.has_wire_efficiency() ? c.wire_efficiency() : 1.0;
+    if (c.has_min_message_bytes()) p.min_message_bytes = c.min_message_bytes();
+    if (c.has_max_message_bytes()) p.max_message_bytes = c.max_message_bytes();
+    if (c.has_min_ranks()) p.min_ranks = c.min_ranks();
+    if (c.has_max_ranks()) p.max_ranks = c.max_ranks();
+    for (const int o : c.operations())
+      p.operations.push_back(static_cast<CollectiveOp>(o - 1));
     for (const int a : c.algorithms())
       p.algorithms.push_back(static_cast<config::CollectiveAlgorithm>(a));
     out.push_back(std::move(p));
@@ -419,9 +465,25 @@ void CollectiveModel::validate_protocols(const config::Software& s, Validator& v
     for (const int a : c.algorithms()) {
       if (a == config::AUTO || a == config::COLLECTIVE_ALGORITHM_UNSPECIFIED ||
           !config::CollectiveAlgorithm_IsValid(a)) {
-        pv.error("algorithms", "lists RING, ONE_SHOT, TREE or IN_SWITCH (not AUTO)");
+        pv.error("algorithms", "lists RING, ONE_SHOT, TREE, IN_SWITCH or TWO_SHOT (not AUTO)");
         break;
       }
+    }
+    if (c.has_min_message_bytes() && c.has_max_message_bytes() &&
+        c.min_message_bytes() > c.max_message_bytes()) {
+      pv.error("max_message_bytes", "lies below min_message_bytes");
+    }
+    for (const int o : c.operations()) {
+      if (o == config::COLLECTIVE_OPERATION_UNSPECIFIED ||
+          !config::CollectiveOperation_IsValid(o)) {
+        pv.error("operations", "lists ALL_REDUCE, ALL_GATHER, REDUCE_SCATTER or ALL_TO_ALL");
+        break;
+      }
+    }
+    if (c.has_min_ranks() && c.min_ranks() < 2) pv.error("min_ranks", "must be at least 2");
+    if (c.has_max_ranks() && c.max_ranks() < 2) pv.error("max_ranks", "must be at least 2");
+    if (c.has_min_ranks() && c.has_max_ranks() && c.min_ranks() > c.max_ranks()) {
+      pv.error("max_ranks", "lies below min_ranks");
     }
   }
 }
@@ -462,7 +524,7 @@ void SoftwareModel::validate(const config::Software& s, Validator& v) {
   if (s.has_collective_algorithm() &&
       (s.collective_algorithm() == config::COLLECTIVE_ALGORITHM_UNSPECIFIED ||
        !config::CollectiveAlgorithm_IsValid(s.collective_algorithm()))) {
-    v.error("collective_algorithm", "must be RING, ONE_SHOT, TREE, IN_SWITCH or AUTO");
+    v.error("collective_algorithm", "must be RING, ONE_SHOT, TREE, IN_SWITCH, TWO_SHOT or AUTO");
   }
   CollectiveModel::validate_protocols(s, v);
   if (s.has_kv_dequant_flops_per_element()) {

@@ -31,18 +31,24 @@ PodCollectives::PodCollectives(const Pod& pod, uint32_t ranks, TimePs step_laten
   }
 }
 
-bool PodCollectives::available(CollectiveOp op, config::CollectiveAlgorithm a) const {
+bool algorithm_available(CollectiveOp op, config::CollectiveAlgorithm a, bool pod, bool reducing) {
   switch (a) {
     case config::RING:
     case config::ONE_SHOT:
       return true;
     case config::TREE:
-      return op == CollectiveOp::kAllReduce;
+      return pod && op == CollectiveOp::kAllReduce;
     case config::IN_SWITCH:
-      return pod_.in_switch_reduction() && op != CollectiveOp::kAllToAll;
+      return pod && reducing && op != CollectiveOp::kAllToAll;
+    case config::TWO_SHOT:
+      return op != CollectiveOp::kAllToAll;
     default:
       return false;
   }
+}
+
+bool PodCollectives::available(CollectiveOp op, config::CollectiveAlgorithm a) const {
+  return algorithm_available(op, a, true, pod_.in_switch_reduction());
 }
 
 CollectiveResult PodCollectives::run(CollectiveOp op, uint64_t bytes,
@@ -58,7 +64,7 @@ CollectiveResult PodCollectives::run(CollectiveOp op, uint64_t bytes,
   }
   CollectiveResult best;
   config::CollectiveAlgorithm best_a = config::COLLECTIVE_ALGORITHM_UNSPECIFIED;
-  for (const auto a : {config::RING, config::ONE_SHOT, config::TREE, config::IN_SWITCH}) {
+  for (const auto a : allowed_algorithms(config::AUTO, op)) {
     if (!available(op, a)) continue;
     const CollectiveResult r = simulate(op, bytes, a);
     if (best_a == config::COLLECTIVE_ALGORITHM_UNSPECIFIED || r.time_ps < best.time_ps) {
@@ -275,7 +281,28 @@ CollectiveResult PodCollectives::simulate(CollectiveOp op, uint64_t bytes,
     in_switch(op, bytes);
   } else if (a == config::TREE) {
     all_reduce_tree(bytes);
-  } else if (a == config::ONE_SHOT) {
+  } else if (a == config::TWO_SHOT && op != CollectiveOp::kAllGather) {
+    // Phase one: each peer's shard to it; phase two (all-reduce): once a rank has every peer's
+    // part of its shard, its reduced shard to every peer.
+    const uint64_t shard = (bytes + p - 1) / p;
+    std::vector<uint32_t> into(size_t{p} * p, FlowNetwork::kNone);  // [to * p + from]
+    for (uint32_t r = 0; r < p; ++r) {
+      for (uint32_t q = 0; q < p; ++q) {
+        if (q != r) into[size_t{q} * p + r] = send(r, q, shard, 0);
+      }
+    }
+    if (op == CollectiveOp::kAllReduce) {
+      for (uint32_t r = 0; r < p; ++r) {
+        for (uint32_t q = 0; q < p; ++q) {
+          if (q == r) continue;
+          const uint32_t g = send(r, q, shard, step_ps_);
+          for (uint32_t from = 0; from < p; ++from) {
+            if (from != r) net_.after(g, into[size_t{r} * p + from]);
+          }
+        }
+      }
+    }
+  } else if (a == config::ONE_SHOT || a == config::TWO_SHOT) {
     const uint64_t each = op == CollectiveOp::kAllReduce || op == CollectiveOp::kAllGather
                               ? bytes
                               : (bytes + p - 1) / p;
@@ -316,20 +343,52 @@ PodCollectiveCache::PodCollectiveCache(const Pod& pod, uint32_t ranks,
   }
 }
 
-namespace {
-
-// The algorithms a request allows, in AUTO's order of preference on ties.
-std::vector<config::CollectiveAlgorithm> allowed(config::CollectiveAlgorithm a, bool all_to_all) {
+std::vector<config::CollectiveAlgorithm> allowed_algorithms(config::CollectiveAlgorithm a,
+                                                            CollectiveOp op) {
   if (a != config::AUTO) return {a};
-  if (all_to_all) return {config::ONE_SHOT, config::RING};
-  return {config::RING, config::ONE_SHOT, config::TREE, config::IN_SWITCH};
+  if (op == CollectiveOp::kAllToAll) return {config::ONE_SHOT, config::RING};
+  return {config::RING, config::ONE_SHOT, config::TREE, config::IN_SWITCH, config::TWO_SHOT};
 }
 
-}  // namespace
+std::string coverage_gap(const std::vector<CollectiveProtocol>& protocols, uint32_t ranks,
+                         CollectiveOp op, config::CollectiveAlgorithm algorithm, bool pod,
+                         bool reducing) {
+  auto can_run = [&](config::CollectiveAlgorithm a) {
+    return algorithm_available(op, a, pod, reducing);
+  };
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (const CollectiveProtocol& pr : protocols) {
+    if (!pr.serves(op, pr.min_message_bytes, ranks)) continue;
+    for (const config::CollectiveAlgorithm a : allowed_algorithms(algorithm, op)) {
+      if (pr.runs(a) && can_run(a)) {
+        ranges.emplace_back(pr.min_message_bytes, pr.max_message_bytes);
+        break;
+      }
+    }
+  }
+  std::sort(ranges.begin(), ranges.end());
+  // Sizes from 1 byte up are served while `next` (the first size not yet known to be) is
+  // reached by a range's start.
+  uint64_t next = 1;
+  for (const auto& [lo, hi] : ranges) {
+    if (lo > next) break;
+    if (hi == UINT64_MAX) return "";
+    next = std::max(next, hi + 1);
+  }
+  uint64_t end = UINT64_MAX;
+  for (const auto& [lo, hi] : ranges) {
+    if (lo > next) {
+      end = lo - 1;
+      break;
+    }
+  }
+  return "from " + std::to_string(next) + " to " +
+         (end == UINT64_MAX ? std::string("any larger size") : std::to_string(end)) + " bytes";
+}
 
 bool PodCollectiveCache::runnable(CollectiveOp op, config::CollectiveAlgorithm algorithm) const {
   for (const CollectiveProtocol& pr : protocols_) {
-    for (const config::CollectiveAlgorithm a : allowed(algorithm, op == CollectiveOp::kAllToAll)) {
+    for (const config::CollectiveAlgorithm a : allowed_algorithms(algorithm, op)) {
       if (pr.runs(a) && (op == CollectiveOp::kAllToAll || collectives_.available(op, a))) {
         return true;
       }
@@ -348,8 +407,9 @@ const CollectiveResult& PodCollectiveCache::get(CollectiveOp op, uint64_t bytes,
   bool found = false;
   for (uint32_t i = 0; i < protocols_.size(); ++i) {
     const CollectiveProtocol& pr = protocols_[i];
+    if (!pr.serves(op, bytes, ranks())) continue;
     collectives_.set_step_latency(pr.step_latency_ps);
-    for (const config::CollectiveAlgorithm a : allowed(algorithm, false)) {
+    for (const config::CollectiveAlgorithm a : allowed_algorithms(algorithm, op)) {
       if (!pr.runs(a) || !collectives_.available(op, a)) continue;
       CollectiveResult r = collectives_.run(op, pr.wire_bytes(bytes), a);
       r.launch_ps = pr.launch_latency_ps;
@@ -360,8 +420,10 @@ const CollectiveResult& PodCollectiveCache::get(CollectiveOp op, uint64_t bytes,
     }
   }
   if (!found) {
-    throw std::invalid_argument(std::string("PodCollectiveCache: no protocol runs an algorithm "
-                                            "available for ") +
+    throw std::invalid_argument(std::string("PodCollectiveCache: no protocol serving ") +
+                                std::to_string(bytes) + " bytes on " + std::to_string(ranks()) +
+                                " ranks runs an algorithm available "
+                                "for " +
                                 collective_op_name(op) + " under " +
                                 config::CollectiveAlgorithm_Name(algorithm));
   }
@@ -371,10 +433,19 @@ const CollectiveResult& PodCollectiveCache::get(CollectiveOp op, uint64_t bytes,
 CollectiveResult PodCollectiveCache::all_to_all(const uint64_t* traffic,
                                                 config::CollectiveAlgorithm algorithm) {
   const size_t n = size_t{ranks()} * ranks();
+  // The message a protocol's size range is judged by: what the busiest rank sends.
+  uint64_t message = 1;
+  for (uint32_t r = 0; r < ranks(); ++r) {
+    uint64_t sent = 0;
+    for (uint32_t q = 0; q < ranks(); ++q)
+      if (q != r) sent += traffic[size_t{r} * ranks() + q];
+    message = std::max(message, sent);
+  }
   CollectiveResult best;
   bool found = false;
   for (uint32_t i = 0; i < protocols_.size(); ++i) {
     const CollectiveProtocol& pr = protocols_[i];
+    if (!pr.serves(CollectiveOp::kAllToAll, message, ranks())) continue;
     const uint64_t* t = traffic;
     if (pr.wire_efficiency < 1.0) {
       wire_traffic_.resize(n);
@@ -383,7 +454,8 @@ CollectiveResult PodCollectiveCache::all_to_all(const uint64_t* traffic,
       t = wire_traffic_.data();
     }
     collectives_.set_step_latency(pr.step_latency_ps);
-    for (const config::CollectiveAlgorithm a : allowed(algorithm, true)) {
+    for (const config::CollectiveAlgorithm a :
+         allowed_algorithms(algorithm, CollectiveOp::kAllToAll)) {
       if (!pr.runs(a)) continue;
       CollectiveResult r = collectives_.all_to_all(t, a);
       r.launch_ps = pr.launch_latency_ps;

@@ -14,6 +14,9 @@
 //   whole buffer to every other rank, which reduces locally).
 // - TREE (all-reduce only): a binary tree in rank order (parent of r is (r-1)/2); each chunk of
 //   n/C is reduced up the tree, then broadcast down it; up and down are separate channels.
+// - TWO_SHOT (all-reduce): every rank sends each peer that peer's n/p shard at once; once a
+//   rank has its peers' parts of its shard (and step_latency_ps), it sends the reduced shard to
+//   every peer at once. All-gather: as ONE_SHOT; reduce-scatter: the first phase.
 // - IN_SWITCH (a single switch that reduces): all-reduce = every rank sends its buffer up
 //   through its reduction port, receives its reduced n/p shard, sends it up once, and the
 //   switch multicasts it to the others; all-gather = each rank's n sent up once and multicast;
@@ -55,12 +58,26 @@ struct CollectiveProtocol {
   std::string name;
   TimePs launch_latency_ps = 0;
   TimePs step_latency_ps = 0;
-  double wire_efficiency = 1.0;                         // [0.01, 1]
-  std::vector<config::CollectiveAlgorithm> algorithms;  // those it runs; empty: every one
+  double wire_efficiency = 1.0;  // [0.01, 1]
+  // Those it runs; empty: every one but TWO_SHOT, which a protocol runs only when it lists it.
+  std::vector<config::CollectiveAlgorithm> algorithms;
+  // The calls it serves: `operations` with messages of [min_message_bytes, max_message_bytes]
+  // data bytes (one rank's buffer) on [min_ranks, max_ranks] ranks.
+  uint64_t min_message_bytes = 0;
+  uint64_t max_message_bytes = UINT64_MAX;
+  uint32_t min_ranks = 0;
+  uint32_t max_ranks = UINT32_MAX;
+  std::vector<CollectiveOp> operations;  // those it serves; empty: every one
 
   bool runs(config::CollectiveAlgorithm a) const {
-    return algorithms.empty() ||
-           std::find(algorithms.begin(), algorithms.end(), a) != algorithms.end();
+    if (algorithms.empty()) return a != config::TWO_SHOT;
+    return std::find(algorithms.begin(), algorithms.end(), a) != algorithms.end();
+  }
+  bool serves(CollectiveOp op, uint64_t message_bytes, uint32_t ranks) const {
+    return message_bytes >= min_message_bytes && message_bytes <= max_message_bytes &&
+           ranks >= min_ranks && ranks <= max_ranks &&
+           (operations.empty() ||
+            std::find(operations.begin(), operations.end(), op) != operations.end());
   }
 
   // Bytes on the wire for `data` bytes of payload (rounded up).
@@ -122,8 +139,26 @@ class PodCollectives {
 // (operation, size, algorithm) is simulated once per protocol (the flow simulation is
 // deterministic, so a repeat would give the same result). Results carry the chosen protocol's
 // launch latency and index and the algorithm; ties go to the protocol listed first, then to
-// RING, ONE_SHOT, TREE, IN_SWITCH in that order. No protocol running an allowed algorithm:
-// std::invalid_argument (configs are checked for it before a run).
+// RING, ONE_SHOT, TREE, IN_SWITCH, TWO_SHOT in that order. Only the protocols that serve the
+// call (CollectiveProtocol::serves) compete. No such protocol running an allowed algorithm:
+// std::invalid_argument (configs are checked for it before a run: coverage_gap).
+// The algorithms a request for `op` allows, in AUTO's order of preference on ties: `a` itself,
+// or under AUTO every one (ONE_SHOT and RING for an all-to-all).
+std::vector<config::CollectiveAlgorithm> allowed_algorithms(config::CollectiveAlgorithm a,
+                                                            CollectiveOp op);
+
+// Whether algorithm `a` (not AUTO) can run `op`: on a pod (`pod`; `reducing`: one switch that
+// reduces) or in the analytical model (RING, ONE_SHOT, TWO_SHOT).
+bool algorithm_available(CollectiveOp op, config::CollectiveAlgorithm a, bool pod, bool reducing);
+
+// The first message sizes (in data bytes, one rank's buffer) that no protocol of `protocols`
+// serves on `ranks` ranks with an algorithm `algorithm` allows for `op` and
+// algorithm_available(op, a, pod, reducing) says can run, as "from X to Y bytes"; "" when every
+// size from 1 byte up is served.
+std::string coverage_gap(const std::vector<CollectiveProtocol>& protocols, uint32_t ranks,
+                         CollectiveOp op, config::CollectiveAlgorithm algorithm, bool pod,
+                         bool reducing);
+
 class PodCollectiveCache {
  public:
   // `protocols`: at least one.
@@ -141,6 +176,11 @@ class PodCollectiveCache {
   const std::vector<CollectiveProtocol>& protocols() const { return protocols_; }
   // Whether some protocol runs an algorithm `algorithm` allows that is available for `op`.
   bool runnable(CollectiveOp op, config::CollectiveAlgorithm algorithm) const;
+  // coverage_gap for this pod's fabric and protocols.
+  std::string coverage_gap(CollectiveOp op, config::CollectiveAlgorithm algorithm) const {
+    return tiersim::coverage_gap(protocols_, ranks(), op, algorithm, true,
+                                 pod_->in_switch_reduction());
+  }
   // Not memoised: the traffic differs from call to call.
   CollectiveResult all_to_all(const uint64_t* traffic, config::CollectiveAlgorithm algorithm);
 

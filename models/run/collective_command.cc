@@ -106,7 +106,8 @@ int run_collective(const std::vector<std::string>& args) {
   config::CollectiveAlgorithm algo = config::AUTO;
   if (!algo_name.empty() && (!config::CollectiveAlgorithm_Parse(algo_name, &algo) ||
                              algo == config::COLLECTIVE_ALGORITHM_UNSPECIFIED)) {
-    throw std::invalid_argument("--algorithm must be RING, ONE_SHOT, TREE, IN_SWITCH or AUTO");
+    throw std::invalid_argument(
+        "--algorithm must be RING, ONE_SHOT, TREE, IN_SWITCH, TWO_SHOT or AUTO");
   }
 
   LoadedConfig loaded = load_config(files, sets, ConfigScope::kSystem);
@@ -162,6 +163,27 @@ int run_collective(const std::vector<std::string>& args) {
     throw std::invalid_argument("--algorithm " + algo_name + " cannot run " + op_name +
                                 " on this pod (TREE: all_reduce only; IN_SWITCH: a "
                                 "POD_SINGLE_SWITCH pod whose switch reduces, not all_to_all)");
+  }
+
+  // Each size must be served by some protocol (their message ranges and rank counts).
+  for (uint64_t size = min_bytes; size <= max_bytes; size *= factor) {
+    const uint64_t per_rank =
+        op == CollectiveOp::kAllGather ? std::max<uint64_t>(1, size / ranks) : size;
+    bool served = false;
+    for (const CollectiveProtocol& pr : coll.protocols()) {
+      if (!pr.serves(op, per_rank, ranks)) continue;
+      for (const config::CollectiveAlgorithm a : allowed_algorithms(algo, op))
+        served = served || (pr.runs(a) && coll.available(op, a));
+    }
+    if (!served) {
+      throw ConfigError({ConfigIssue{
+          loaded.locate("software.collective_protocols"), "software.collective_protocols",
+          "no protocol serves the " + op_name + " of " + std::to_string(per_rank) +
+              " bytes per rank on " + std::to_string(ranks) + " ranks under " +
+              config::CollectiveAlgorithm_Name(algo) +
+              " (min_message_bytes, max_message_bytes, min_ranks, max_ranks)"}});
+    }
+    if (size > max_bytes / factor) break;
   }
 
   Table t;
@@ -224,7 +246,7 @@ int run_collective(const std::vector<std::string>& args) {
 const CommandRegistrar kRegistrar(CommandKind{
     "collective",
     "  collective FILES... [--set k=v]... [--op all_reduce|all_gather|reduce_scatter|\n"
-    "           all_to_all] [--algorithm RING|ONE_SHOT|TREE|IN_SWITCH|AUTO] [--ranks N]\n"
+    "           all_to_all] [--algorithm RING|ONE_SHOT|TREE|IN_SWITCH|TWO_SHOT|AUTO] [--ranks N]\n"
     "           [--min-bytes N] [--max-bytes N] [--factor F] [--out FILE.h5]\n"
     "                     a collective on the config's pod (system.pod) over message sizes,\n"
     "                     as nccl-tests reports it (sizes take K, M, G suffixes); the\n"

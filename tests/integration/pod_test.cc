@@ -216,6 +216,89 @@ TEST(Pod, NcclProtocolsTimeSmallCollectivesAndLeaveLargeOnesAlone) {
   EXPECT_THAT(bad.err, HasSubstr("software.collective_protocols: no protocol runs ONE_SHOT"));
 }
 
+// The time column of a collective table's row for `size` bytes, and that row.
+std::string table_row(const std::string& out, uint64_t size) {
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream row(line);
+    uint64_t s;
+    if (!line.empty() && line[0] != '#' && row >> s && s == size) return line;
+  }
+  ADD_FAILURE() << "no row of " << size << " bytes in\n" << out;
+  return "";
+}
+
+double row_time_us(const std::string& row) {
+  std::istringstream in(row);
+  double size, time_us = 0;
+  in >> size >> time_us;
+  return time_us;
+}
+
+TEST(Pod, VllmCustomAllReduceDispatchesBySizeRanksAndOperation) {
+  // software/collectives/vllm_custom_allreduce: on 8 ranks, one stage (ONE_SHOT) below 256 KiB,
+  // two stages (TWO_SHOT) up to 8 MiB, NCCL's ring above; gathers through NCCL at every size.
+  const std::string vllm =
+      " --set software+=@" + test::preset("software/collectives/vllm_custom_allreduce.textproto");
+  auto r = test::run_cmd(
+      tiersim("collective " + pod_files() + vllm + " --min-bytes 1K --max-bytes 64M --factor 16"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  // 1 KiB: 4.33 us + the 0.2 us hop + 7 KiB at the contended port (0.02 us): 4.55 measured.
+  EXPECT_NEAR(row_time_us(table_row(r.out, 1024)), 4.55, 0.01) << r.out;
+  EXPECT_THAT(table_row(r.out, 16384), HasSubstr("ONE_SHOT"));
+  EXPECT_THAT(table_row(r.out, 16384), HasSubstr("CA_1STAGE_TP8"));
+  EXPECT_THAT(table_row(r.out, 262144), HasSubstr("TWO_SHOT"));
+  EXPECT_THAT(table_row(r.out, 262144), HasSubstr("CA_2STAGE_TP8"));
+  EXPECT_THAT(table_row(r.out, 4194304), HasSubstr("CA_2STAGE_TP8"));
+  EXPECT_THAT(table_row(r.out, 67108864), HasSubstr("RING"));
+  EXPECT_THAT(table_row(r.out, 67108864), HasSubstr("NCCL_"));
+  // On 4 ranks one stage reaches further: 256 KiB is still one stage.
+  r = test::run_cmd(
+      tiersim("collective " + pod_files() + vllm + " --ranks 4 --min-bytes 256K --max-bytes 512K"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(table_row(r.out, 262144), HasSubstr("CA_1STAGE_TP4"));
+  EXPECT_THAT(table_row(r.out, 524288), HasSubstr("CA_2STAGE_TP4"));
+  // An all-gather goes through NCCL.
+  r = test::run_cmd(tiersim("collective " + pod_files() + vllm +
+                            " --op all_gather --min-bytes 1M --max-bytes 1M"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("NCCL_LL_OTHER"));
+  // The custom kernel does not run on 3 ranks: refused before the table, with the field.
+  r = test::run_cmd(tiersim("collective " + pod_files() + vllm + " --ranks 3"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("software.collective_protocols: no protocol serves the all_reduce "
+                               "of 8 bytes per rank on 3 ranks under AUTO"));
+  EXPECT_EQ(r.out, "");
+
+  // A TP8 decode at batch 64 (1 MiB all-reduces, two per layer, 160 a step): against NCCL's
+  // ring, each step is shorter by 160 times the difference of the two at 1 MiB.
+  const std::string nccl =
+      " --set software+=@" + test::preset("software/collectives/nccl_nvlink.textproto");
+  const auto one_mib = [&](const std::string& fragment) {
+    const auto c = test::run_cmd(
+        tiersim("collective " + pod_files() + fragment + " --min-bytes 1M --max-bytes 1M"));
+    EXPECT_EQ(c.code, 0) << c.err;
+    return row_time_us(table_row(c.out, 1 << 20));
+  };
+  const double saved_ms = 160 * (one_mib(nccl) - one_mib(vllm)) * 1e-3;
+  const std::string pod = " " + test::preset("pods/hgx_h100_nvswitch.textproto");
+  auto a = test::run_cmd(tiersim("run " + decode_files() + pod + nccl));
+  auto b = test::run_cmd(tiersim("run " + decode_files() + pod + vllm));
+  ASSERT_EQ(a.code, 0) << a.err;
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_GT(saved_ms, 1.0);
+  EXPECT_NEAR(summary(a.out, "tpot_ms_mean") - summary(b.out, "tpot_ms_mean"), saved_ms,
+              0.02 * saved_ms);
+  // A gap in the dispatch is refused before the run.
+  auto bad = test::run_cmd(
+      tiersim("run " + decode_files() + pod + vllm +
+              " --set software.collective_protocols[CA_1STAGE_TP8].max_message_bytes=1000"));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("software.collective_protocols: no protocol serves all_reduce "
+                                 "messages from 1001 to 262143 bytes on 8 ranks under AUTO"));
+}
+
 TEST(Pod, SomeProtocolMustRunTheAlgorithmInForce) {
   // Checked before the run, with the field path: TREE needs TREE and RING (a decode's
   // all-gathers run as RING), AUTO needs RING or ONE_SHOT, or IN_SWITCH on a reducing switch.

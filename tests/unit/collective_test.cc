@@ -183,6 +183,130 @@ TEST(Collective, ProtocolsComeFromTheSoftwareStackAndAreChecked) {
   EXPECT_NE(all.find("collective_protocols[LL].name: \"LL\" is listed twice"), std::string::npos);
 }
 
+// TWO_SHOT: a one-step reduce-scatter, then a one-step all-gather of the reduced shards; only a
+// protocol that lists it runs it, so AUTO under an unrestricted protocol stays as it was.
+TEST(Collective, TwoShotIsTwoStepsOfPMinusOneShardsAndRunsOnlyWhereListed) {
+  const uint64_t n = 1 << 20;
+  // 1 MiB at TP8: one-shot 5 + 2 + 7 MiB / 380 GB/s = 26.3 us; ring 5 + 28 + 1.75 MiB / 380 GB/s
+  // = 37.8 us; two-shot 5 + 2 x 2 + 2 x 7 x 128 KiB / 380 GB/s = 13.8 us.
+  const double two_expect = 5e6 + 2 * 2e6 + 14.0 * (n / 8) / 380e9 * 1e12;
+  const double one_expect = 5e6 + 2e6 + 7.0 * n / 380e9 * 1e12;
+  CollectiveModel listed = h100_tp8(config::TWO_SHOT);
+  listed.protocols = {protocol("CA", 5, 2, 1.0)};
+  listed.protocols[0].algorithms = {config::RING, config::ONE_SHOT, config::TWO_SHOT};
+  EXPECT_NEAR(double(listed.all_reduce_ps(n)), two_expect, 1.0);
+  // An all-gather under TWO_SHOT is the one-shot all-gather.
+  EXPECT_EQ(listed.all_gather_ps(n), h100_tp8(config::ONE_SHOT).all_gather_ps(n));
+  listed.algorithm = config::AUTO;
+  EXPECT_NEAR(double(listed.all_reduce_ps(n)), two_expect, 1.0);
+  // An empty list runs every algorithm but TWO_SHOT: AUTO keeps the one-shot.
+  CollectiveModel unlisted = h100_tp8(config::AUTO);
+  unlisted.protocols = {protocol("ANY", 5, 2, 1.0)};
+  EXPECT_NEAR(double(unlisted.all_reduce_ps(n)), one_expect, 1.0);
+  EXPECT_EQ(h100_tp8(config::AUTO).all_reduce_ps(n), unlisted.all_reduce_ps(n));
+  unlisted.algorithm = config::TWO_SHOT;
+  EXPECT_THROW(unlisted.all_reduce_ps(n), std::invalid_argument);
+  // The wire efficiency applies to each shard.
+  listed.protocols[0].wire_efficiency = 0.5;
+  EXPECT_NEAR(double(listed.all_reduce_ps(n)), 5e6 + 2 * 2e6 + 28.0 * (n / 8) / 380e9 * 1e12, 1.0);
+}
+
+// A library's static dispatch: each protocol serves messages of its sizes, on its rank counts,
+// for its operations; the fastest of those that serve a call times it, even where another
+// (not serving it) would be faster.
+TEST(Collective, ProtocolsServeOnlyTheirSizesRanksAndOperations) {
+  CollectiveModel m = h100_tp8(config::AUTO);
+  CollectiveProtocol small = protocol("SMALL", 4, 0, 1.0), big = protocol("BIG", 11, 0, 1.0);
+  small.algorithms = {config::ONE_SHOT};
+  small.max_message_bytes = 262143;
+  big.algorithms = {config::TWO_SHOT};
+  big.min_message_bytes = 262144;
+  small.operations = big.operations = {CollectiveOp::kAllReduce};
+  small.min_ranks = small.max_ranks = big.min_ranks = big.max_ranks = 8;
+  m.protocols = {small, big};
+  const uint64_t below = 262143, at = 262144;
+  EXPECT_NEAR(double(m.all_reduce_ps(below)), 4e6 + 7.0 * below / 380e9 * 1e12, 1.0);
+  // At 256 KiB the one-shot would take 4 + 4.8 us; the dispatch sends it to the two-shot.
+  EXPECT_NEAR(double(m.all_reduce_ps(at)), 11e6 + 14.0 * (at / 8) / 380e9 * 1e12, 1.0);
+  // No protocol serves an all-gather, nor 4 ranks.
+  EXPECT_THROW(m.all_gather_ps(4096), std::invalid_argument);
+  CollectiveModel four = m;
+  four.ranks = 4;
+  EXPECT_THROW(four.all_reduce_ps(4096), std::invalid_argument);
+
+  // What no protocol serves, before a run.
+  using V = std::vector<CollectiveProtocol>;
+  const auto ar = CollectiveOp::kAllReduce;
+  EXPECT_EQ(coverage_gap(V{small, big}, 8, ar, config::AUTO, true, false), "");
+  EXPECT_EQ(coverage_gap(V{small, big}, 4, ar, config::AUTO, true, false),
+            "from 1 to any larger size bytes");
+  EXPECT_EQ(coverage_gap(V{small, big}, 8, CollectiveOp::kAllGather, config::AUTO, true, false),
+            "from 1 to any larger size bytes");
+  CollectiveProtocol capped = big;
+  capped.max_message_bytes = 8388607;
+  EXPECT_EQ(coverage_gap(V{small, capped}, 8, ar, config::AUTO, true, false),
+            "from 8388608 to any larger size bytes");
+  CollectiveProtocol late = big;
+  late.min_message_bytes = 300000;
+  EXPECT_EQ(coverage_gap(V{small, late}, 8, ar, config::AUTO, true, false),
+            "from 262144 to 299999 bytes");
+  // Only the algorithms in force count: under ONE_SHOT the two-shot protocol serves nothing.
+  EXPECT_EQ(coverage_gap(V{small, big}, 8, ar, config::ONE_SHOT, true, false),
+            "from 262144 to any larger size bytes");
+  // Nor does TWO_SHOT run an all-to-all.
+  CollectiveProtocol any_op = big;
+  any_op.operations.clear();
+  any_op.min_message_bytes = 0;
+  EXPECT_EQ(coverage_gap(V{any_op}, 8, CollectiveOp::kAllToAll, config::AUTO, true, false),
+            "from 1 to any larger size bytes");
+  EXPECT_EQ(coverage_gap(V{any_op}, 8, CollectiveOp::kAllGather, config::AUTO, false, false), "");
+}
+
+TEST(Collective, ProtocolRangesAndOperationsAreChecked) {
+  config::Software s;
+  auto* p = s.add_collective_protocols();
+  p->set_name("CA");
+  p->set_launch_latency_ps(4'330'000);
+  p->set_step_latency_ps(0);
+  p->add_algorithms(config::TWO_SHOT);
+  p->set_min_message_bytes(1000);
+  p->set_max_message_bytes(999);
+  p->set_min_ranks(1);
+  p->set_max_ranks(0);
+  p->add_operations(config::COLLECTIVE_OPERATION_UNSPECIFIED);
+  std::vector<ConfigIssue> issues;
+  Validator v(issues);
+  SoftwareModel::validate(s, v);
+  std::string all;
+  for (const auto& i : issues)
+    all += i.format() + "\n";
+  EXPECT_EQ(issues.size(), 5u) << all;
+  EXPECT_NE(all.find("[CA].max_message_bytes: lies below min_message_bytes"), std::string::npos);
+  EXPECT_NE(all.find("[CA].min_ranks: must be at least 2"), std::string::npos) << all;
+  EXPECT_NE(all.find("[CA].max_ranks: must be at least 2"), std::string::npos);
+  EXPECT_NE(all.find("[CA].max_ranks: lies below min_ranks"), std::string::npos);
+  EXPECT_NE(all.find("[CA].operations: lists ALL_REDUCE"), std::string::npos);
+  // Read from the config: the ranges, ranks and operations (ALL_GATHER is CollectiveOp's).
+  p->set_max_message_bytes(5000);
+  p->set_max_ranks(8);
+  p->set_min_ranks(2);
+  p->clear_operations();
+  p->add_operations(config::ALL_GATHER);
+  const std::vector<CollectiveProtocol> got = CollectiveModel::protocols_from_config(s);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].min_message_bytes, 1000u);
+  EXPECT_EQ(got[0].max_message_bytes, 5000u);
+  EXPECT_EQ(got[0].min_ranks, 2u);
+  EXPECT_EQ(got[0].max_ranks, 8u);
+  ASSERT_EQ(got[0].operations.size(), 1u);
+  EXPECT_EQ(got[0].operations[0], CollectiveOp::kAllGather);
+  EXPECT_TRUE(got[0].serves(CollectiveOp::kAllGather, 1000, 8));
+  EXPECT_FALSE(got[0].serves(CollectiveOp::kAllGather, 999, 8));
+  EXPECT_FALSE(got[0].serves(CollectiveOp::kAllGather, 5001, 8));
+  EXPECT_FALSE(got[0].serves(CollectiveOp::kAllGather, 1000, 9));
+  EXPECT_FALSE(got[0].serves(CollectiveOp::kAllReduce, 1000, 8));
+}
+
 TEST(Software, KernelCountsFollowFusionAndSplitting) {
   SoftwareModel s;
   EXPECT_EQ(s.kernels(OpKind::kAttnNorm), 1u);

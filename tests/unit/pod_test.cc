@@ -424,6 +424,69 @@ TEST(PodCollectives, OneShotSharesTheSendersLinkAmongItsPeers) {
   EXPECT_EQ(r.time_ps, 90'000'000u + 10'000u);
 }
 
+TEST(PodCollectives, TwoShotIsTwoOneStepPhasesOfShards) {
+  // p = 4, n = 3 MB at 100 GB/s: phase one, each up link carries 3 shards of 750 kB (22.5 us,
+  // + 10 ns of path); phase two starts at a rank once its 3 incoming shards have arrived, plus
+  // the step latency (1 us), and takes as long again: 45 us + 20 ns + 1 us.
+  const uint32_t p = 4;
+  const Pod pod = Pod::from_config(single_switch(p), 100 * kGB);
+  PodCollectives coll(pod, p, 1'000'000);
+  const uint64_t n = 3'000'000;
+  const CollectiveResult r = coll.run(CollectiveOp::kAllReduce, n, config::TWO_SHOT);
+  EXPECT_EQ(r.time_ps, 45'000'000u + 20'000u + 1'000'000u);
+  EXPECT_EQ(r.flows, 2u * p * (p - 1));
+  EXPECT_EQ(r.link_bytes, 2ull * 2 * p * (p - 1) * (n / p));  // two links per crossing
+  // A reduce-scatter is phase one; an all-gather the one-shot.
+  EXPECT_EQ(coll.run(CollectiveOp::kReduceScatter, n, config::TWO_SHOT).time_ps,
+            22'500'000u + 10'000u);
+  EXPECT_EQ(coll.run(CollectiveOp::kAllGather, n, config::TWO_SHOT).time_ps,
+            coll.run(CollectiveOp::kAllGather, n, config::ONE_SHOT).time_ps);
+  EXPECT_FALSE(coll.available(CollectiveOp::kAllToAll, config::TWO_SHOT));
+  // AUTO takes it only from a protocol that lists it: with no step latency the ring is 40 ns
+  // slower (6 steps, 6 crossings), the one-shot twice as slow.
+  PodCollectives free_steps(pod, p, 0);
+  EXPECT_LT(free_steps.run(CollectiveOp::kAllReduce, n, config::TWO_SHOT).time_ps,
+            free_steps.run(CollectiveOp::kAllReduce, n, config::RING).time_ps);
+  CollectiveProtocol any, listed;
+  any.name = "ANY";
+  listed.name = "LISTED";
+  listed.algorithms = {config::RING, config::ONE_SHOT, config::TWO_SHOT};
+  PodCollectiveCache unlisted(pod, p, {any}), with(pod, p, {listed});
+  EXPECT_EQ(unlisted.get(CollectiveOp::kAllReduce, n, config::AUTO).algorithm, config::RING);
+  EXPECT_EQ(with.get(CollectiveOp::kAllReduce, n, config::AUTO).algorithm, config::TWO_SHOT);
+  EXPECT_FALSE(unlisted.runnable(CollectiveOp::kAllReduce, config::TWO_SHOT));
+}
+
+TEST(PodCollectives, TheCacheRunsOnlyTheProtocolsServingTheCall) {
+  const uint32_t p = 8;
+  const Pod pod = Pod::from_config(single_switch(p), 100 * kGB);
+  CollectiveProtocol small, big;
+  small.name = "SMALL";
+  small.launch_latency_ps = 1'000'000;
+  small.max_message_bytes = 4096;
+  big.name = "BIG";
+  big.launch_latency_ps = 9'000'000;  // slower at every size
+  big.min_message_bytes = 4097;
+  big.operations = {CollectiveOp::kAllReduce, CollectiveOp::kAllToAll};
+  PodCollectiveCache cache(pod, p, {small, big});
+  EXPECT_EQ(cache.get(CollectiveOp::kAllReduce, 4096, config::AUTO).protocol, 0u);
+  EXPECT_EQ(cache.get(CollectiveOp::kAllReduce, 4097, config::AUTO).protocol, 1u);
+  EXPECT_THROW(cache.get(CollectiveOp::kAllGather, 4097, config::AUTO), std::invalid_argument);
+  EXPECT_EQ(cache.coverage_gap(CollectiveOp::kAllGather, config::AUTO),
+            "from 4097 to any larger size bytes");
+  EXPECT_EQ(cache.coverage_gap(CollectiveOp::kAllReduce, config::AUTO), "");
+  // An all-to-all is judged by its busiest sender's total: 7 x 512 B = 3,584 B, then 7 x 1 KiB.
+  std::vector<uint64_t> t(p * p, 512);
+  EXPECT_EQ(cache.all_to_all(t.data(), config::AUTO).protocol, 0u);
+  t[1] = 1024 + 512;  // rank 0 now sends 4,608 B
+  EXPECT_EQ(cache.all_to_all(t.data(), config::AUTO).protocol, 1u);
+  // Rank counts outside a protocol's range: nothing serves 8 ranks.
+  small.min_ranks = big.min_ranks = 2;
+  small.max_ranks = big.max_ranks = 4;
+  PodCollectiveCache four(pod, p, {small, big});
+  EXPECT_THROW(four.get(CollectiveOp::kAllReduce, 64, config::AUTO), std::invalid_argument);
+}
+
 TEST(PodCollectives, InSwitchReductionAndItsPortRate) {
   const uint32_t p = 8;
   config::Pod c = single_switch(p);
