@@ -85,8 +85,9 @@ struct CollectiveModel {
   // Checks software.collective_protocols (names, latencies, wire efficiency, algorithms).
   static void validate_protocols(const config::Software& s, Validator& v);
   // What no protocol of `s` runs that algorithm `a` needs ("" when something runs it, or when
-  // `s` has no protocols): AUTO needs RING or ONE_SHOT (or IN_SWITCH on a reducing pod, unless
-  // only all-to-alls run); TREE needs TREE and RING (its all-gathers); others themselves.
+  // `s` has no protocols): AUTO needs RING or ONE_SHOT (or, unless only all-to-alls run,
+  // TWO_SHOT, or IN_SWITCH on a reducing pod); TREE needs TREE and RING (its all-gathers);
+  // others themselves.
   static std::string missing_protocols(const config::Software& s, config::CollectiveAlgorithm a,
                                        bool reducing_pod, bool all_to_all_only);
 

@@ -212,7 +212,8 @@ std::vector<CollectiveProtocol> CollectiveModel::effective_protocols() const {
 bool CollectiveModel::analytic_ps(const CollectiveProtocol& pr, bool all_gather, uint64_t bytes,
                                   TimePs* out) const {
   const uint64_t p = ranks;
-  if (!pr.serves(all_gather ? CollectiveOp::kAllGather : CollectiveOp::kAllReduce, bytes, ranks)) {
+  if (!pr.serves(all_gather ? CollectiveOp::kAllGather : CollectiveOp::kAllReduce,
+                 std::max<uint64_t>(1, bytes), ranks)) {
     return false;
   }
   const TimePs step = pr.step_latency_ps;
@@ -304,7 +305,9 @@ std::string CollectiveModel::missing_protocols(const config::Software& s,
       if (runs(config::RING) || runs(config::ONE_SHOT)) return "";
       if (!all_to_all_only && runs(config::TWO_SHOT)) return "";
       if (reducing_pod && !all_to_all_only && runs(config::IN_SWITCH)) return "";
-      return reducing_pod && !all_to_all_only ? "RING, ONE_SHOT or IN_SWITCH" : "RING or ONE_SHOT";
+      return reducing_pod && !all_to_all_only ? "RING, ONE_SHOT, IN_SWITCH or TWO_SHOT"
+             : all_to_all_only                ? "RING or ONE_SHOT"
+                                              : "RING, ONE_SHOT or TWO_SHOT";
     case config::TREE:
       // A decode's all-gathers run as RING under TREE.
       if (runs(config::TREE) && runs(config::RING)) return "";
@@ -335,6 +338,11 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
       by_software ? root.software().collective_algorithm() : f.algorithm();
   Validator av = by_software ? v.root("software") : fv;
   const char* field = by_software ? "collective_algorithm" : "algorithm";
+  if (a == config::TWO_SHOT && protocols.empty()) {
+    av.error(field,
+             "TWO_SHOT runs only under a software.collective_protocols entry that lists it "
+             "(e.g. configs/software/collectives/vllm_custom_allreduce.textproto)");
+  }
   if (!protocols.empty()) {
     const bool reduces = root.system().has_pod() &&
                          root.system().pod().topology() == config::POD_SINGLE_SWITCH &&
@@ -361,6 +369,10 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
       if (ep > 1) ops.emplace_back(CollectiveOp::kAllToAll, a);
       const std::vector<CollectiveProtocol> list = protocols_from_config(root.software());
       for (const auto& [op, oa] : ops) {
+        // An algorithm that cannot run here is reported by the checks below.
+        if (oa != config::AUTO && !algorithm_available(op, oa, root.system().has_pod(), reduces)) {
+          continue;
+        }
         const std::string gap = coverage_gap(list, ranks, op, oa, root.system().has_pod(), reduces);
         if (gap.empty()) continue;
         v.root("software")

@@ -64,7 +64,7 @@ CollectiveResult PodCollectives::run(CollectiveOp op, uint64_t bytes,
   }
   CollectiveResult best;
   config::CollectiveAlgorithm best_a = config::COLLECTIVE_ALGORITHM_UNSPECIFIED;
-  for (const auto a : allowed_algorithms(config::AUTO, op)) {
+  for (const auto a : {config::RING, config::ONE_SHOT, config::TREE, config::IN_SWITCH}) {
     if (!available(op, a)) continue;
     const CollectiveResult r = simulate(op, bytes, a);
     if (best_a == config::COLLECTIVE_ALGORITHM_UNSPECIFIED || r.time_ps < best.time_ps) {
@@ -343,11 +343,16 @@ PodCollectiveCache::PodCollectiveCache(const Pod& pod, uint32_t ranks,
   }
 }
 
-std::vector<config::CollectiveAlgorithm> allowed_algorithms(config::CollectiveAlgorithm a,
-                                                            CollectiveOp op) {
+std::vector<config::CollectiveAlgorithm> allowed_algorithms(config::CollectiveAlgorithm a) {
   if (a != config::AUTO) return {a};
-  if (op == CollectiveOp::kAllToAll) return {config::ONE_SHOT, config::RING};
   return {config::RING, config::ONE_SHOT, config::TREE, config::IN_SWITCH, config::TWO_SHOT};
+}
+
+uint64_t protocol_message_bytes(CollectiveOp op, uint64_t bytes, uint32_t ranks) {
+  if (op == CollectiveOp::kAllToAll && ranks > 0) {
+    bytes = (ranks - 1) * ((bytes + ranks - 1) / ranks);
+  }
+  return std::max<uint64_t>(1, bytes);
 }
 
 std::string coverage_gap(const std::vector<CollectiveProtocol>& protocols, uint32_t ranks,
@@ -359,7 +364,7 @@ std::string coverage_gap(const std::vector<CollectiveProtocol>& protocols, uint3
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const CollectiveProtocol& pr : protocols) {
     if (!pr.serves(op, pr.min_message_bytes, ranks)) continue;
-    for (const config::CollectiveAlgorithm a : allowed_algorithms(algorithm, op)) {
+    for (const config::CollectiveAlgorithm a : allowed_algorithms(algorithm)) {
       if (pr.runs(a) && can_run(a)) {
         ranges.emplace_back(pr.min_message_bytes, pr.max_message_bytes);
         break;
@@ -382,14 +387,14 @@ std::string coverage_gap(const std::vector<CollectiveProtocol>& protocols, uint3
       break;
     }
   }
-  return "from " + std::to_string(next) + " to " +
-         (end == UINT64_MAX ? std::string("any larger size") : std::to_string(end)) + " bytes";
+  if (end == UINT64_MAX) return "from " + std::to_string(next) + " bytes up";
+  return "from " + std::to_string(next) + " to " + std::to_string(end) + " bytes";
 }
 
 bool PodCollectiveCache::runnable(CollectiveOp op, config::CollectiveAlgorithm algorithm) const {
   for (const CollectiveProtocol& pr : protocols_) {
-    for (const config::CollectiveAlgorithm a : allowed_algorithms(algorithm, op)) {
-      if (pr.runs(a) && (op == CollectiveOp::kAllToAll || collectives_.available(op, a))) {
+    for (const config::CollectiveAlgorithm a : allowed_algorithms(algorithm)) {
+      if (pr.runs(a) && collectives_.available(op, a)) {
         return true;
       }
     }
@@ -405,11 +410,12 @@ const CollectiveResult& PodCollectiveCache::get(CollectiveOp op, uint64_t bytes,
   if (it != cache_.end()) return it->second;
   CollectiveResult best;
   bool found = false;
+  const uint64_t message = protocol_message_bytes(op, bytes, ranks());
   for (uint32_t i = 0; i < protocols_.size(); ++i) {
     const CollectiveProtocol& pr = protocols_[i];
-    if (!pr.serves(op, bytes, ranks())) continue;
+    if (!pr.serves(op, message, ranks())) continue;
     collectives_.set_step_latency(pr.step_latency_ps);
-    for (const config::CollectiveAlgorithm a : allowed_algorithms(algorithm, op)) {
+    for (const config::CollectiveAlgorithm a : allowed_algorithms(algorithm)) {
       if (!pr.runs(a) || !collectives_.available(op, a)) continue;
       CollectiveResult r = collectives_.run(op, pr.wire_bytes(bytes), a);
       r.launch_ps = pr.launch_latency_ps;
@@ -454,8 +460,11 @@ CollectiveResult PodCollectiveCache::all_to_all(const uint64_t* traffic,
       t = wire_traffic_.data();
     }
     collectives_.set_step_latency(pr.step_latency_ps);
-    for (const config::CollectiveAlgorithm a :
-         allowed_algorithms(algorithm, CollectiveOp::kAllToAll)) {
+    const std::vector<config::CollectiveAlgorithm> uneven =
+        algorithm == config::AUTO
+            ? std::vector<config::CollectiveAlgorithm>{config::ONE_SHOT, config::RING}
+            : std::vector<config::CollectiveAlgorithm>{algorithm};
+    for (const config::CollectiveAlgorithm a : uneven) {
       if (!pr.runs(a)) continue;
       CollectiveResult r = collectives_.all_to_all(t, a);
       r.launch_ps = pr.launch_latency_ps;

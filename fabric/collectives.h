@@ -109,8 +109,9 @@ class PodCollectives {
   void set_step_latency(TimePs step_latency_ps) { step_ps_ = step_latency_ps; }
   // Whether `algorithm` (not AUTO) can run `op` here.
   bool available(CollectiveOp op, config::CollectiveAlgorithm algorithm) const;
-  // Simulates `op` of `bytes` with `algorithm`; AUTO: the fastest available one (its choice in
-  // `chosen`).
+  // Simulates `op` of `bytes` with `algorithm`; AUTO: the fastest available of RING, ONE_SHOT,
+  // TREE and IN_SWITCH (its choice in `chosen`; TWO_SHOT only when asked for, as protocols
+  // must list it).
   CollectiveResult run(CollectiveOp op, uint64_t bytes, config::CollectiveAlgorithm algorithm,
                        config::CollectiveAlgorithm* chosen = nullptr);
   // An all-to-all of uneven messages: rank i sends rank j traffic[i * ranks + j] bytes (the
@@ -142,10 +143,15 @@ class PodCollectives {
 // RING, ONE_SHOT, TREE, IN_SWITCH, TWO_SHOT in that order. Only the protocols that serve the
 // call (CollectiveProtocol::serves) compete. No such protocol running an allowed algorithm:
 // std::invalid_argument (configs are checked for it before a run: coverage_gap).
-// The algorithms a request for `op` allows, in AUTO's order of preference on ties: `a` itself,
-// or under AUTO every one (ONE_SHOT and RING for an all-to-all).
-std::vector<config::CollectiveAlgorithm> allowed_algorithms(config::CollectiveAlgorithm a,
-                                                            CollectiveOp op);
+// The algorithms a request allows, in AUTO's order of preference on ties: `a` itself, or under
+// AUTO RING, ONE_SHOT, TREE, IN_SWITCH, TWO_SHOT (those an operation cannot run are skipped by
+// availability; an uneven all-to-all, PodCollectiveCache::all_to_all, tries ONE_SHOT first).
+std::vector<config::CollectiveAlgorithm> allowed_algorithms(config::CollectiveAlgorithm a);
+
+// The message a protocol's size range judges (CollectiveProtocol::serves): one rank's buffer
+// (an all-gather's share per rank), and for an even all-to-all of `bytes` per rank what a rank
+// sends to the others, (ranks - 1) x ceil(bytes / ranks); at least 1 byte.
+uint64_t protocol_message_bytes(CollectiveOp op, uint64_t bytes, uint32_t ranks);
 
 // Whether algorithm `a` (not AUTO) can run `op`: on a pod (`pod`; `reducing`: one switch that
 // reduces) or in the analytical model (RING, ONE_SHOT, TWO_SHOT).

@@ -151,6 +151,11 @@ int run_collective(const std::vector<std::string>& args) {
   const CollectiveModel model = CollectiveModel::from_config(
       f, ranks, algo, nullptr, CollectiveModel::protocols_from_config(sw));
   PodCollectiveCache coll(pod, ranks, model.effective_protocols());
+  if (algo == config::TWO_SHOT && sw.collective_protocols_size() == 0) {
+    throw std::invalid_argument(
+        "--algorithm TWO_SHOT runs only under a software.collective_protocols entry that lists "
+        "it (e.g. configs/software/collectives/vllm_custom_allreduce.textproto)");
+  }
   if (!coll.runnable(op, algo) && (algo == config::AUTO || coll.available(op, algo))) {
     throw ConfigError({ConfigIssue{
         loaded.locate("software.collective_protocols"), "software.collective_protocols",
@@ -162,7 +167,8 @@ int run_collective(const std::vector<std::string>& args) {
   if (algo != config::AUTO && !coll.available(op, algo)) {
     throw std::invalid_argument("--algorithm " + algo_name + " cannot run " + op_name +
                                 " on this pod (TREE: all_reduce only; IN_SWITCH: a "
-                                "POD_SINGLE_SWITCH pod whose switch reduces, not all_to_all)");
+                                "POD_SINGLE_SWITCH pod whose switch reduces, not all_to_all; "
+                                "TWO_SHOT: not all_to_all)");
   }
 
   // Each size must be served by some protocol (their message ranges and rank counts).
@@ -171,8 +177,8 @@ int run_collective(const std::vector<std::string>& args) {
         op == CollectiveOp::kAllGather ? std::max<uint64_t>(1, size / ranks) : size;
     bool served = false;
     for (const CollectiveProtocol& pr : coll.protocols()) {
-      if (!pr.serves(op, per_rank, ranks)) continue;
-      for (const config::CollectiveAlgorithm a : allowed_algorithms(algo, op))
+      if (!pr.serves(op, protocol_message_bytes(op, per_rank, ranks), ranks)) continue;
+      for (const config::CollectiveAlgorithm a : allowed_algorithms(algo))
         served = served || (pr.runs(a) && coll.available(op, a));
     }
     if (!served) {
