@@ -204,7 +204,7 @@ void ComputeEngine::prepare() {
 
 void ComputeEngine::add_energy(TimePs now_ps, EnergyLedger& out) const {
   Component::add_energy(now_ps, out);
-  out.add(EnergyPart::kController, controller_power_w_ * ps_to_s(now_ps));
+  if (orchestrator_) out.add(EnergyPart::kController, orchestrator_->controller_energy_j(now_ps));
   out.add(EnergyPart::kComputeActive, params_.active_power_w * ps_to_s(active_ps(now_ps)));
   if (collective_.pod) {
     // The pod's fabric, charged to this rank as its share: 1/nodes of the standing power.

@@ -45,6 +45,7 @@ ControllerFigures controller_figures(const config::ControllerParts& parts) {
     f.notification = config::INTERRUPT;
     f.notification_latency_ps = h.interrupt_ps() + h.consumer_signal_ps();
     f.power_w = h.cores() * h.watts_per_core();
+    f.idle_power_w = h.has_idle_watts_per_core() ? h.cores() * h.idle_watts_per_core() : f.power_w;
   } else if (parts.has_dpu()) {
     const auto& d = parts.dpu();
     f.controller = config::DPU;
@@ -57,6 +58,7 @@ ControllerFigures controller_figures(const config::ControllerParts& parts) {
     f.notification = config::POLLING;
     f.notification_latency_ps = d.flag_write_ps() + (d.poll_interval_ps() + 1) / 2;
     f.power_w = d.power_w();
+    f.idle_power_w = d.has_idle_power_w() ? d.idle_power_w() : f.power_w;
   } else {
     const auto& e = parts.engine();
     const double cycle_ps = 1000.0 / e.clock_ghz();
@@ -69,6 +71,7 @@ ControllerFigures controller_figures(const config::ControllerParts& parts) {
     f.notification = config::DOORBELL;
     f.notification_latency_ps = e.doorbell_ps();
     f.power_w = e.power_w();
+    f.idle_power_w = e.has_idle_power_w() ? e.idle_power_w() : f.power_w;
   }
   return f;
 }
@@ -95,6 +98,13 @@ void validate_parts_into(const config::ControllerParts& parts, Validator& pv) {
   };
   auto rate_ok = [](Validator& v, const char* field, bool has, double value) {
     if (v.positive(field, has, value) && !(value <= 1e3)) v.error(field, "must be at most 1000");
+  };
+  // An idle power: an energy figure no higher than the active one.
+  auto idle_ok = [](Validator& v, const char* field, bool has, double idle, double active,
+                    const char* active_field) {
+    if (!has) return;
+    energy_field(v, field, true, idle);
+    if (idle > active) v.error(field, std::string("lies above ") + active_field);
   };
   // What a host loop and a DPU share: cores running the policy, and telemetry read across PCIe.
   auto cores_ok = [&](Validator& v, const auto& p) {
@@ -123,6 +133,8 @@ void validate_parts_into(const config::ControllerParts& parts, Validator& pv) {
     time_ok(h, "scheduling_jitter_ps", p.has_scheduling_jitter_ps(), p.scheduling_jitter_ps(),
             false);
     energy_field(h, "watts_per_core", p.has_watts_per_core(), p.watts_per_core());
+    idle_ok(h, "idle_watts_per_core", p.has_idle_watts_per_core(), p.idle_watts_per_core(),
+            p.watts_per_core(), "watts_per_core");
   } else if (parts.has_dpu()) {
     Validator d = pv.at("dpu");
     const auto& p = parts.dpu();
@@ -134,6 +146,7 @@ void validate_parts_into(const config::ControllerParts& parts, Validator& pv) {
     time_ok(d, "poll_interval_ps", p.has_poll_interval_ps(), p.poll_interval_ps(), true);
     time_ok(d, "jitter_ps", p.has_jitter_ps(), p.jitter_ps(), false);
     energy_field(d, "power_w", p.has_power_w(), p.power_w());
+    idle_ok(d, "idle_power_w", p.has_idle_power_w(), p.idle_power_w(), p.power_w(), "power_w");
   } else if (parts.has_engine()) {
     Validator e = pv.at("engine");
     const auto& p = parts.engine();
@@ -147,6 +160,7 @@ void validate_parts_into(const config::ControllerParts& parts, Validator& pv) {
     time_ok(e, "descriptor_issue_ps", p.has_descriptor_issue_ps(), p.descriptor_issue_ps(), false);
     time_ok(e, "doorbell_ps", p.has_doorbell_ps(), p.doorbell_ps(), true);
     energy_field(e, "power_w", p.has_power_w(), p.power_w());
+    idle_ok(e, "idle_power_w", p.has_idle_power_w(), p.idle_power_w(), p.power_w(), "power_w");
   } else {
     pv.error("", "set one of host_loop, dpu or engine");
     return;

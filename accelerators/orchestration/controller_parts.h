@@ -21,7 +21,8 @@ struct ControllerFigures {
   TimePs decision_interval_ps = 0;
   config::Notification notification = config::INTERRUPT;
   TimePs notification_latency_ps = 0;
-  double power_w = 0;
+  double power_w = 0;       // drawn while deciding (all servers busy)
+  double idle_power_w = 0;  // drawn with no decision in flight (= power_w: constant power)
 };
 // `parts` must be valid (OrchestrationParams::validate).
 ControllerFigures controller_figures(const config::ControllerParts& parts);

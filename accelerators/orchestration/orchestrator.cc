@@ -516,11 +516,8 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
   // slots), up to the end of the run: a server still busy then (decisions queued back to back)
   // is busy from the end to its free time, which is not counted.
   auto utilization = [&](size_t i) {
-    TimePs busy = controllers_[i].busy_ps;
-    for (TimePs free : controllers_[i].server_free)
-      if (free > elapsed) busy -= std::min(busy, free - elapsed);
     const double capacity = double(elapsed) * double(p_.controllers[i].decision_servers);
-    return capacity > 0 ? double(busy) / capacity : 0.0;
+    return capacity > 0 ? double(busy_until(i, elapsed)) / capacity : 0.0;
   };
   // controller_utilization: the orchestration's own controller's; the others by name.
   out.push_back({"controller_utilization", utilization(0), "fraction"});
@@ -581,6 +578,28 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
     out.push_back({"residency_map_occupancy", double(map_->occupancy()), "entries"});
     out.push_back({"residency_map_sram_bytes", double(map_->sram_bytes()), "bytes"});
   }
+}
+
+TimePs Orchestrator::busy_until(size_t i, TimePs now) const {
+  TimePs busy = controllers_[i].busy_ps;
+  for (TimePs free : controllers_[i].server_free)
+    if (free > now) busy -= std::min(busy, free - now);
+  return busy;
+}
+
+double Orchestrator::controller_energy_j(TimePs now) const {
+  // The idle powers summed first: with no idle power set, (sum of the powers) x time.
+  double idle_w = 0;
+  for (const ControllerFigures& f : p_.controllers)
+    idle_w += f.idle_power_w;
+  double j = idle_w * ps_to_s(now);
+  for (size_t i = 0; i < controllers_.size(); ++i) {
+    const ControllerFigures& f = p_.controllers[i];
+    if (f.power_w != f.idle_power_w) {
+      j += (f.power_w - f.idle_power_w) * ps_to_s(busy_until(i, now)) / f.decision_servers;
+    }
+  }
+  return j;
 }
 
 }  // namespace tiersim

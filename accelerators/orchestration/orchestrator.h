@@ -96,6 +96,9 @@ class Orchestrator : public sc_core::sc_module {
   // part of the control stall: waits hidden under the engine's other tiles are not counted).
   void record_control_idle(TimePs ps) { control_idle_ps_.inc(ps); }
   void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const;
+  // The controllers' energy up to `now`: each draws its idle power all the time plus, per
+  // decision server, (power - idle power) / servers while that server decides.
+  double controller_energy_j(TimePs now) const;
   const OrchestrationParams& params() const { return p_; }
   // Recompute-vs-transfer (restore_arbiter.h): whether to restore `kv_bytes` of the KV object
   // `kv` by recomputing them from `hidden_bytes` of hidden states at `recompute_flops_per_s`,
@@ -194,6 +197,9 @@ class Orchestrator : public sc_core::sc_module {
   std::vector<ControllerState> controllers_;
   // The controller owning `m` (params().owner).
   size_t owner_of(DecisionMechanism m) const;
+  // Server-time controller i has spent deciding up to `now` (a server still busy at `now`
+  // counts up to `now` only).
+  TimePs busy_until(size_t i, TimePs now) const;
   uint32_t step_ = 0;
   RestoreArbiter arbiter_;
   // The running op's restore decisions: when each restored object's reads may start.

@@ -46,7 +46,8 @@ void validate_controller_parts(const config::Orchestration& c, Validator& o) {
                  {c.has_decision_servers(), "decision_servers"},
                  {c.has_decision_interval_ps(), "decision_interval_ps"},
                  {c.has_notification_latency_ps(), "notification_latency_ps"},
-                 {c.has_controller_power_w(), "controller_power_w"}};
+                 {c.has_controller_power_w(), "controller_power_w"},
+                 {c.has_controller_idle_power_w(), "controller_idle_power_w"}};
   for (const auto& f : figures) {
     if (f.set) {
       o.error(f.field, std::string("given by controller_parts: set one or the other (an earlier "
@@ -170,6 +171,11 @@ void validate_controller(const config::Config& root, const config::Orchestration
     }
   }
   energy_field(o, "controller_power_w", c.has_controller_power_w(), c.controller_power_w());
+  if (c.has_controller_idle_power_w() &&
+      energy_field(o, "controller_idle_power_w", true, c.controller_idle_power_w()) &&
+      c.controller_idle_power_w() > c.controller_power_w()) {
+    o.error("controller_idle_power_w", "lies above controller_power_w (the power while deciding)");
+  }
   if (c.has_dma()) {
     const config::Component* d = find_component(root, c.dma());
     if (d == nullptr || !d->has_dma()) o.error("dma", "no DMA engine named \"" + c.dma() + "\"");
@@ -626,6 +632,8 @@ OrchestrationParams OrchestrationParams::from_config(const config::Config& root)
   p.notification_latency_ps = c.has_notification_latency_ps() ? c.notification_latency_ps()
                                                               : notify_default[c.notification()];
   p.controller_power_w = c.controller_power_w();
+  double idle_power_w =
+      c.has_controller_idle_power_w() ? c.controller_idle_power_w() : c.controller_power_w();
   if (c.has_controller_parts()) {
     const ControllerFigures f = controller_figures(c.controller_parts());
     p.controller = f.controller;
@@ -636,6 +644,7 @@ OrchestrationParams OrchestrationParams::from_config(const config::Config& root)
     p.notification = f.notification;
     p.notification_latency_ps = f.notification_latency_ps;
     p.controller_power_w = f.power_w;
+    idle_power_w = f.idle_power_w;
   }
   // The controllers: the orchestration's own first, then the owned ones.
   ControllerFigures own;
@@ -647,6 +656,7 @@ OrchestrationParams OrchestrationParams::from_config(const config::Config& root)
   own.notification = p.notification;
   own.notification_latency_ps = p.notification_latency_ps;
   own.power_w = p.controller_power_w;
+  own.idle_power_w = idle_power_w;
   p.controllers.assign(1, own);
   p.controller_names.assign(1, "primary");
   p.owner.fill(0);

@@ -36,7 +36,7 @@ struct OrchestrationParams {
   TimePs decision_interval_ps = 0;  // 0: a server is busy for the whole decision
   config::Notification notification = config::INTERRUPT;
   TimePs notification_latency_ps = 0;
-  double controller_power_w = 0;  // every controller's, summed
+  double controller_power_w = 0;  // every controller's power while deciding, summed
   // The controllers: [0] the orchestration's own (the figures above), then `controllers` in
   // order; owner[m]: the one owning config::ControlledMechanism m (0 when none lists it).
   std::vector<ControllerFigures> controllers;

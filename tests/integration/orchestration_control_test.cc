@@ -417,6 +417,68 @@ TEST(Control, EveryPartOfADecisionCounts) {
   EXPECT_NEAR(at100.at("controller_utilization"), misses * 1.2e-3 / at100.at("sim_time_s"), 1e-6);
 }
 
+// Controller power, active and idle: each decision server draws 1/servers of the idle power
+// all the time and 1/servers of (power - idle power) more while it decides. The host loop of
+// EveryPartOfADecisionCounts (1.2 ms a decision, misses only) at 10 W a core while deciding and
+// 2 W idle: E = T x cores x 2 W + misses x 1.2 ms x 8 W on one core; on two cores the same
+// decisions spread over both, each core's difference weighing 8 W (cores x 8 W / cores).
+TEST(Control, ControllerPowerIsIdleAllTheTimeAndActiveWhileDeciding) {
+  const std::string p = " --set policy.orchestration.controller_parts.host_loop.";
+  auto host = [&](uint32_t cores, const std::string& idle) {
+    return p + "cores=" + std::to_string(cores) + p + "core_ghz=3" + p +
+           "instructions_per_cycle=1" + p + "instructions_per_decision=3000000" + p +
+           "telemetry_reads=2" + p + "pcie_read_round_trip_ps=100000000" + p +
+           "interrupt_ps=5000000" + p + "watts_per_core=10" + idle;
+  };
+  const auto constant = page_cache_1b(host(1, ""));
+  const auto one = page_cache_1b(host(1, p + "idle_watts_per_core=2"));
+  const auto two = page_cache_1b(host(2, p + "idle_watts_per_core=2"));
+  ASSERT_FALSE(constant.count("exit") || one.count("exit") || two.count("exit"));
+  const double misses = one.at("controller_decisions_critical");
+  const double busy_s = misses * 1.2e-3;
+  // Unset idle power: 10 W for the whole run, as before.
+  EXPECT_NEAR(constant.at("energy_j_static_controller"), 10 * constant.at("sim_time_s"), 1e-9);
+  // The same decisions and time (the idle power changes no timing).
+  EXPECT_EQ(one.at("sim_time_s"), constant.at("sim_time_s"));
+  const double t1 = one.at("sim_time_s");
+  EXPECT_NEAR(one.at("energy_j_static_controller"), 2 * t1 + 8 * busy_s, 1e-9 * t1);
+  EXPECT_NEAR(one.at("power_w_static_controller"), 2 + 8 * busy_s / t1, 1e-9);
+  EXPECT_GT(busy_s / t1, 0.5);  // the controller is busy most of the run: the split matters
+  // Two cores: idle 4 W; the busy core-seconds are the decisions' time, at 8 W each.
+  const double t2 = two.at("sim_time_s");
+  EXPECT_EQ(two.at("controller_decisions_critical"), misses);
+  EXPECT_NEAR(two.at("energy_j_static_controller"), 4 * t2 + 8 * busy_s, 1e-9 * t2);
+  // The figures without parts: controller_power_w while deciding, the idle power otherwise.
+  const auto figures = page_cache_1b(host_fixed(1'200'000'000) +
+                                     " --set policy.orchestration.controller_power_w=10"
+                                     " --set policy.orchestration.controller_idle_power_w=2");
+  ASSERT_FALSE(figures.count("exit"));
+  const double tf = figures.at("sim_time_s");
+  EXPECT_NEAR(figures.at("energy_j_static_controller"),
+              2 * tf + 8 * figures.at("controller_decisions") * 1.2e-3, 1e-9 * tf);
+}
+
+TEST(Control, BadIdlePowersAreRefused) {
+  const std::string host =
+      " --set policy.orchestration+=@" + test::preset("controllers/parts/host_loop.textproto");
+  const std::string p = " --set policy.orchestration.controller_parts.";
+  expect_refused(
+      run,
+      {
+          {host + p + "host_loop.idle_watts_per_core=11",
+           "policy.orchestration.controller_parts.host_loop.idle_watts_per_core: lies above "
+           "watts_per_core"},
+          {" --set policy.orchestration+=@" + test::preset("controllers/parts/engine.textproto") +
+               p + "engine.idle_power_w=-1",
+           "policy.orchestration.controller_parts.engine.idle_power_w"},
+          {host + " --set policy.orchestration.controller_idle_power_w=1",
+           "policy.orchestration.controller_idle_power_w: given by controller_parts"},
+          {" --set policy.orchestration.controller_power_w=1"
+           " --set policy.orchestration.controller_idle_power_w=2",
+           "policy.orchestration.controller_idle_power_w: lies above controller_power_w"},
+      });
+}
+
 // An engine's parts as a message literal (configs/controllers/parts/engine.textproto's).
 const std::string kEngineParts =
     "engine{units:4 clock_ghz:1.5 pipeline_cycles:64 initiation_interval_cycles:4 map_lookups:2 "
