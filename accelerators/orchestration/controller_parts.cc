@@ -72,6 +72,8 @@ ControllerFigures controller_figures(const config::ControllerParts& parts) {
     f.notification_latency_ps = e.doorbell_ps();
     f.power_w = e.power_w();
     f.idle_power_w = e.has_idle_power_w() ? e.idle_power_w() : f.power_w;
+    f.table_bytes = e.table_bytes();
+    f.area_mm2 = e.logic_mm2() + double(e.table_bytes()) / double(1 << 20) * e.sram_mm2_per_mib();
   }
   return f;
 }
@@ -161,6 +163,17 @@ void validate_parts_into(const config::ControllerParts& parts, Validator& pv) {
     time_ok(e, "doorbell_ps", p.has_doorbell_ps(), p.doorbell_ps(), true);
     energy_field(e, "power_w", p.has_power_w(), p.power_w());
     idle_ok(e, "idle_power_w", p.has_idle_power_w(), p.idle_power_w(), p.power_w(), "power_w");
+    if (p.table_bytes() > (uint64_t{1} << 40)) e.error("table_bytes", "must be at most 1 TiB");
+    if (p.has_table_bytes() || p.has_sram_mm2_per_mib()) {
+      if (e.positive("sram_mm2_per_mib", p.has_sram_mm2_per_mib(), p.sram_mm2_per_mib()) &&
+          !(p.sram_mm2_per_mib() <= 1e3)) {
+        e.error("sram_mm2_per_mib", "must be at most 1000");
+      }
+      if (!p.has_table_bytes()) e.error("table_bytes", "required with sram_mm2_per_mib");
+    }
+    if (p.has_logic_mm2() && !(p.logic_mm2() >= 0 && p.logic_mm2() <= 1e4)) {
+      e.error("logic_mm2", "must lie in [0, 10000]");
+    }
   } else {
     pv.error("", "set one of host_loop, dpu or engine");
     return;

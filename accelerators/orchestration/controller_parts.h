@@ -23,6 +23,10 @@ struct ControllerFigures {
   TimePs notification_latency_ps = 0;
   double power_w = 0;       // drawn while deciding (all servers busy)
   double idle_power_w = 0;  // drawn with no decision in flight (= power_w: constant power)
+  // An engine's die area (its tables' SRAM and its logic), and its table capacity (0: neither
+  // modelled).
+  double area_mm2 = 0;
+  uint64_t table_bytes = 0;
 };
 // `parts` must be valid (OrchestrationParams::validate).
 ControllerFigures controller_figures(const config::ControllerParts& parts);

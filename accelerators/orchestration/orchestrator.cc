@@ -519,6 +519,11 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
     const double capacity = double(elapsed) * double(p_.controllers[i].decision_servers);
     return capacity > 0 ? double(busy_until(i, elapsed)) / capacity : 0.0;
   };
+  // Engines with tables: their die area, summed (no item when no controller gives one).
+  double area_mm2 = 0;
+  for (const ControllerFigures& f : p_.controllers)
+    area_mm2 += f.area_mm2;
+  if (area_mm2 > 0) out.push_back({"controller_area_mm2", area_mm2, "mm2"});
   // controller_utilization: the orchestration's own controller's; the others by name.
   out.push_back({"controller_utilization", utilization(0), "fraction"});
   for (size_t i = 1; i < controllers_.size(); ++i) {

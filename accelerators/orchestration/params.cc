@@ -540,6 +540,19 @@ void validate_residency_map(const config::Config& root, const config::Orchestrat
                "replacement, object_cache, context_regions, kv_restore ARBITRATE or a wired "
                "program): each looks its object up in the map");
     }
+    // Kept in the tables of an engine that is the orchestration's own controller: it must fit.
+    const auto& parts = c.controller_parts();
+    if (parts.has_engine() && parts.engine().has_table_bytes() && m.has_entries()) {
+      const uint64_t bits = m.has_entry_bits() ? m.entry_bits() : 141;
+      const uint64_t bytes = (uint64_t{m.entries()} * bits + 7) / 8;
+      if (bytes > parts.engine().table_bytes()) {
+        mv.error("entries", std::to_string(m.entries()) + " entries of " + std::to_string(bits) +
+                                " bits (" + std::to_string(bytes) +
+                                " bytes) do not fit the engine's tables "
+                                "(controller_parts.engine.table_bytes: " +
+                                std::to_string(parts.engine().table_bytes()) + " bytes)");
+      }
+    }
   }
 }
 
@@ -634,8 +647,10 @@ OrchestrationParams OrchestrationParams::from_config(const config::Config& root)
   p.controller_power_w = c.controller_power_w();
   double idle_power_w =
       c.has_controller_idle_power_w() ? c.controller_idle_power_w() : c.controller_power_w();
+  ControllerFigures own;  // the orchestration's own controller
   if (c.has_controller_parts()) {
     const ControllerFigures f = controller_figures(c.controller_parts());
+    own = f;  // the area and tables; the rest is set from `p` below
     p.controller = f.controller;
     p.decision_latency_ps = f.decision_latency_ps;
     p.decision_jitter = f.decision_jitter;
@@ -647,7 +662,6 @@ OrchestrationParams OrchestrationParams::from_config(const config::Config& root)
     idle_power_w = f.idle_power_w;
   }
   // The controllers: the orchestration's own first, then the owned ones.
-  ControllerFigures own;
   own.controller = p.controller;
   own.decision_latency_ps = p.decision_latency_ps;
   own.decision_jitter = p.decision_jitter;

@@ -379,8 +379,14 @@ TEST(Control, PartsPresetsGiveTheFiguresDerivedByHand) {
            " --set policy.orchestration.controller_power_w=2"},
   };
   for (const auto& c : cases) {
-    const auto parts = page_cache_1b(" --set policy.orchestration+=@" + test::preset(c.parts));
+    auto parts = page_cache_1b(" --set policy.orchestration+=@" + test::preset(c.parts));
     const auto by_hand = page_cache_1b(c.by_hand);
+    // Only the engine has a die area: 1 MiB of tables at 0.25 mm2/MiB + 0.14 mm2 of logic.
+    if (std::string(c.parts) == "controllers/parts/engine.textproto") {
+      EXPECT_NEAR(parts["controller_area_mm2"], 0.39, 1e-12);
+      parts.erase("controller_area_mm2");
+    }
+    EXPECT_EQ(by_hand.count("controller_area_mm2"), 0u);
     ASSERT_FALSE(parts.count("exit") || by_hand.count("exit")) << c.parts;
     std::cout << c.parts << ": TPOT " << parts.at("tpot_ms_mean") << " ms, control stall "
               << parts.at("stall_control_us_per_token") << " us/token\n";
@@ -487,6 +493,57 @@ const std::string kEngineParts =
 std::string owned_by_engine(const std::string& owns) {
   return " --set 'policy.orchestration.controllers[+]={name:\"engine\" owns:[" + owns + "] parts{" +
          kEngineParts + "}}'";
+}
+
+// An owned engine's idle power, pipelined: its busy time is its issue slots (2,667 ps a
+// decision), each of its 4 units drawing 1/4 of the 1.5 W difference while it issues.
+TEST(Control, AnOwnedPipelinedEnginesIdlePowerCountsItsIssueSlots) {
+  const auto r = page_cache_1b(
+      host_fixed(1'000'000'000) +
+      " --set 'policy.orchestration.controllers[+]={name:\"engine\" owns:[PAGE_CACHE] parts{" +
+      kEngineParts.substr(0, kEngineParts.size() - 1) + " idle_power_w:0.5}}}'");
+  ASSERT_FALSE(r.count("exit"));
+  const double t = r.at("sim_time_s"), n = r.at("controller_engine_decisions");
+  const double busy_s = n * 2667e-12;  // server-seconds
+  EXPECT_GT(n, 500);
+  EXPECT_NEAR(r.at("controller_engine_utilization"), busy_s / (4 * t), 1e-12);
+  // The host loop (no power given) draws nothing: the engine's 0.5 W all the time, 1.5 W / 4
+  // per unit while it issues.
+  EXPECT_NEAR(r.at("energy_j_static_controller"), 0.5 * t + 1.5 * busy_s / 4, 1e-12);
+}
+
+// An engine's tables hold the residency map when the engine is the orchestration's own
+// controller: 1 MiB holds floor(8 Mib / 141) = 59,493 entries of 141 bits, not one more.
+TEST(Control, AnEnginesTablesHoldItsResidencyMap) {
+  const std::string engine =
+      " --set policy.orchestration+=@" + test::preset("controllers/parts/engine.textproto");
+  const std::string map =
+      " --set 'policy.orchestration.residency_map={software_latency_ps:1000000 entries:";
+  std::string err;
+  const auto fits = run(engine + map + "59493}'", &err);
+  EXPECT_EQ(fits.count("exit"), 0u) << err;
+  EXPECT_NEAR(fits.at("controller_area_mm2"), 0.39, 1e-12);
+  EXPECT_EQ(fits.at("residency_map_sram_bytes"), 1048565.0);  // ceil(59,493 x 141 / 8)
+  const std::string p = " --set policy.orchestration.controller_parts.engine.";
+  expect_refused(
+      run, {
+               {engine + map + "59494}'",
+                "policy.orchestration.residency_map.entries: 59494 entries of 141 bits (1048582 "
+                "bytes) do not fit the engine's tables"},
+               {engine + p + "sram_mm2_per_mib=!clear",
+                "policy.orchestration.controller_parts.engine.sram_mm2_per_mib: required"},
+               {engine + p + "table_bytes=!clear",
+                "policy.orchestration.controller_parts.engine.table_bytes: required with "
+                "sram_mm2_per_mib"},
+               {engine + p + "logic_mm2=-1",
+                "policy.orchestration.controller_parts.engine.logic_mm2: must lie in"},
+           });
+  // Without table_bytes the map is not checked against the tables, and there is no area.
+  const auto unbounded = run(engine + p + "table_bytes=!clear" + p + "sram_mm2_per_mib=!clear" + p +
+                                 "logic_mm2=!clear" + map + "100000}'",
+                             &err);
+  EXPECT_EQ(unbounded.count("exit"), 0u) << err;
+  EXPECT_EQ(unbounded.count("controller_area_mm2"), 0u);
 }
 
 // The ownership map: the page cache owned by an on-accelerator engine beside a 1 ms host loop
