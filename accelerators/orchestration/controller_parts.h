@@ -27,6 +27,9 @@ struct ControllerFigures {
   // modelled).
   double area_mm2 = 0;
   uint64_t table_bytes = 0;
+  // Shared by symmetric peers (OwnedController.sharers): each decision holds a server this many
+  // times its own occupancy (1: not shared). Powers above are this accelerator's share.
+  double server_share = 1.0;
 };
 // `parts` must be valid (OrchestrationParams::validate).
 ControllerFigures controller_figures(const config::ControllerParts& parts);

@@ -184,7 +184,9 @@ TimePs Orchestrator::decide(TimePs trigger, DecisionMechanism mechanism, Decisio
   const TimePs work = extra + f.decision_latency_ps + draw_jitter(f.decision_jitter, rng_);
   // A pipelined server takes the next decision after the interval (the lookup and the jitter
   // still delay this one); otherwise after this one.
-  const TimePs occupancy = f.decision_interval_ps > 0 ? extra + f.decision_interval_ps : work;
+  TimePs occupancy = f.decision_interval_ps > 0 ? extra + f.decision_interval_ps : work;
+  // A shared controller: the symmetric peers' decisions hold the server alongside this one's.
+  if (f.server_share != 1.0) occupancy = TimePs(std::llround(double(occupancy) * f.server_share));
   *server = start + occupancy;
   const TimePs decided = std::max(start + work, ctl.last_decided);
   ctl.last_decided = decided;

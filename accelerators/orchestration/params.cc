@@ -124,6 +124,16 @@ void validate_owned_controllers(const config::Config& root, const config::Orches
                             " is not configured in this run (nothing to own)");
       }
     }
+    if (oc.has_sharers()) {
+      const uint32_t most = root.system().has_pod() ? root.system().pod().nodes() : 4096;
+      if (oc.sharers() < 1 || oc.sharers() > most) {
+        cv.error("sharers", "must be in [1, " + std::to_string(most) + "]" +
+                                (root.system().has_pod() ? " (the pod's nodes)" : ""));
+      }
+    }
+    if (oc.has_peer_load() && !(oc.peer_load() >= 0 && oc.peer_load() <= 1)) {
+      cv.error("peer_load", "must be in [0, 1]");
+    }
     if (!oc.has_parts()) {
       cv.error("parts", "required: what the controller is made of (host_loop, dpu or engine)");
     } else {
@@ -676,6 +686,13 @@ OrchestrationParams OrchestrationParams::from_config(const config::Config& root)
   p.owner.fill(0);
   for (const auto& oc : c.controllers()) {
     p.controllers.push_back(controller_figures(oc.parts()));
+    if (oc.sharers() > 1) {
+      ControllerFigures& f = p.controllers.back();
+      const double peer_load = oc.has_peer_load() ? oc.peer_load() : 1.0;
+      f.server_share = 1.0 + double(oc.sharers() - 1) * peer_load;
+      f.power_w /= oc.sharers();
+      f.idle_power_w /= oc.sharers();
+    }
     p.controller_names.push_back(oc.name());
     p.controller_power_w += p.controllers.back().power_w;
     for (int m : oc.owns())

@@ -602,6 +602,38 @@ TEST(Control, AnOwnedMechanismsCopiesTakeItsControllersNotification) {
             100 * owned.at("stall_notification_us_per_token"));
 }
 
+// A controller shared by symmetric peers (a pool's movement engine, one per pod): each of this
+// accelerator's decisions holds the server m = 1 + (sharers - 1) x peer_load times its own
+// 1 ms, its latency unchanged. The page cache's n misses keep the one server busy back to back
+// (utilisation ~1), so the last decision is taken (n - 1) m ms + 1 ms after the first is asked:
+// run times differ by (n - 1)(m - m') ms between shares. Power: 10 W / sharers, all run long.
+TEST(Control, ASharedControllerHoldsEachDecisionForItsPeersToo) {
+  auto shared = [](const std::string& share) {
+    return page_cache_1b(
+        test::preset("controllers/on_accelerator.textproto") +
+        " --set 'policy.orchestration.controllers[+]={name:\"pool\" owns:[PAGE_CACHE] "
+        "parts{host_loop{cores:1 core_ghz:3 instructions_per_cycle:1 "
+        "instructions_per_decision:3000000 interrupt_ps:5000000 watts_per_core:10}} " +
+        share + "}'");
+  };
+  const auto two = shared("sharers:2"), half = shared("sharers:2 peer_load:0.5"),
+             four = shared("sharers:4");
+  ASSERT_FALSE(two.count("exit") || half.count("exit") || four.count("exit"));
+  const double n = two.at("controller_decisions_critical");
+  EXPECT_GT(n, 500);
+  EXPECT_EQ(four.at("controller_decisions_critical"), n);
+  EXPECT_NEAR(four.at("sim_time_s") - two.at("sim_time_s"), (n - 1) * 2 * 1e-3, 1e-9);
+  EXPECT_NEAR(two.at("sim_time_s") - half.at("sim_time_s"), (n - 1) * 0.5 * 1e-3, 1e-9);
+  // The utilisation counts the peers' decisions: the server is busy all along.
+  EXPECT_GT(four.at("controller_pool_utilization"), 0.999);
+  EXPECT_NEAR(two.at("energy_j_static_controller"), 5 * two.at("sim_time_s"), 1e-9);
+  EXPECT_NEAR(four.at("energy_j_static_controller"), 2.5 * four.at("sim_time_s"), 1e-9);
+  // Not shared (sharers 1) is the plain owned controller.
+  const auto one = shared("sharers:1"), plain = shared("");
+  ASSERT_FALSE(one.count("exit") || plain.count("exit"));
+  expect_same_run(one, plain, "sharers 1");
+}
+
 TEST(Control, BadOwnershipIsRefused) {
   const std::string page_cache =
       " --set policy.orchestration.prefetch_layers=0 --set policy.orchestration.resident_fraction=0"
@@ -629,6 +661,13 @@ TEST(Control, BadOwnershipIsRefused) {
                            c + "parts.engine.units"},
                           {page_cache + " --set 'policy.orchestration.controllers[+]={name:\"x\"}'",
                            c + "owns"},
+                          // Sharing out of range.
+                          {owned_by_engine("LAYER_PREFETCH") +
+                               " --set policy.orchestration.controllers[0].sharers=0",
+                           c + "sharers: must be in [1, 4096]"},
+                          {owned_by_engine("LAYER_PREFETCH") +
+                               " --set policy.orchestration.controllers[0].peer_load=1.5",
+                           c + "peer_load: must be in [0, 1]"},
                       });
 }
 
