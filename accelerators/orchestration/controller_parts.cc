@@ -163,7 +163,9 @@ void validate_parts_into(const config::ControllerParts& parts, Validator& pv) {
     time_ok(e, "doorbell_ps", p.has_doorbell_ps(), p.doorbell_ps(), true);
     energy_field(e, "power_w", p.has_power_w(), p.power_w());
     idle_ok(e, "idle_power_w", p.has_idle_power_w(), p.idle_power_w(), p.power_w(), "power_w");
-    if (p.table_bytes() > (uint64_t{1} << 40)) e.error("table_bytes", "must be at most 1 TiB");
+    if (p.has_table_bytes() && (p.table_bytes() == 0 || p.table_bytes() > (uint64_t{1} << 40))) {
+      e.error("table_bytes", "must be in [1, 1 TiB]");
+    }
     if (p.has_table_bytes() || p.has_sram_mm2_per_mib()) {
       if (e.positive("sram_mm2_per_mib", p.has_sram_mm2_per_mib(), p.sram_mm2_per_mib()) &&
           !(p.sram_mm2_per_mib() <= 1e3)) {

@@ -133,6 +133,8 @@ void validate_owned_controllers(const config::Config& root, const config::Orches
     }
     if (oc.has_peer_load() && !(oc.peer_load() >= 0 && oc.peer_load() <= 1)) {
       cv.error("peer_load", "must be in [0, 1]");
+    } else if (oc.has_peer_load() && oc.sharers() <= 1) {
+      cv.error("peer_load", "the load of the other sharers: needs sharers above 1");
     }
     if (!oc.has_parts()) {
       cv.error("parts", "required: what the controller is made of (host_loop, dpu or engine)");
@@ -553,7 +555,7 @@ void validate_residency_map(const config::Config& root, const config::Orchestrat
     // Kept in the tables of an engine that is the orchestration's own controller: it must fit.
     const auto& parts = c.controller_parts();
     if (parts.has_engine() && parts.engine().has_table_bytes() && m.has_entries()) {
-      const uint64_t bits = m.has_entry_bits() ? m.entry_bits() : 141;
+      const uint64_t bits = m.has_entry_bits() ? m.entry_bits() : ResidencyMapParams{}.entry_bits;
       const uint64_t bytes = (uint64_t{m.entries()} * bits + 7) / 8;
       if (bytes > parts.engine().table_bytes()) {
         mv.error("entries", std::to_string(m.entries()) + " entries of " + std::to_string(bits) +
@@ -687,11 +689,16 @@ OrchestrationParams OrchestrationParams::from_config(const config::Config& root)
   for (const auto& oc : c.controllers()) {
     p.controllers.push_back(controller_figures(oc.parts()));
     if (oc.sharers() > 1) {
+      // Busy time then counts the peers' decisions (m x this one's): the active increment is
+      // scaled by 1/m so that this accelerator pays for its own decisions' activity, and 1/sharers
+      // of the idle power and of the area.
       ControllerFigures& f = p.controllers.back();
       const double peer_load = oc.has_peer_load() ? oc.peer_load() : 1.0;
       f.server_share = 1.0 + double(oc.sharers() - 1) * peer_load;
-      f.power_w /= oc.sharers();
-      f.idle_power_w /= oc.sharers();
+      const double idle_w = f.idle_power_w / oc.sharers();
+      f.power_w = idle_w + (f.power_w - f.idle_power_w) / f.server_share;
+      f.idle_power_w = idle_w;
+      f.area_mm2 /= oc.sharers();
     }
     p.controller_names.push_back(oc.name());
     p.controller_power_w += p.controllers.back().power_w;

@@ -538,12 +538,17 @@ TEST(Control, AnEnginesTablesHoldItsResidencyMap) {
                {engine + p + "logic_mm2=-1",
                 "policy.orchestration.controller_parts.engine.logic_mm2: must lie in"},
            });
-  // Without table_bytes the map is not checked against the tables, and there is no area.
-  const auto unbounded = run(engine + p + "table_bytes=!clear" + p + "sram_mm2_per_mib=!clear" + p +
-                                 "logic_mm2=!clear" + map + "100000}'",
-                             &err);
+  // Without table_bytes the map is not checked against the tables, and only the logic has an
+  // area; without either, no area is reported.
+  const auto unbounded = run(
+      engine + p + "table_bytes=!clear" + p + "sram_mm2_per_mib=!clear" + map + "100000}'", &err);
   EXPECT_EQ(unbounded.count("exit"), 0u) << err;
-  EXPECT_EQ(unbounded.count("controller_area_mm2"), 0u);
+  EXPECT_NEAR(unbounded.at("controller_area_mm2"), 0.14, 1e-12);
+  const auto no_area = run(
+      engine + p + "table_bytes=!clear" + p + "sram_mm2_per_mib=!clear" + p + "logic_mm2=!clear",
+      &err);
+  EXPECT_EQ(no_area.count("exit"), 0u) << err;
+  EXPECT_EQ(no_area.count("controller_area_mm2"), 0u);
 }
 
 // The ownership map: the page cache owned by an on-accelerator engine beside a 1 ms host loop
@@ -608,13 +613,13 @@ TEST(Control, AnOwnedMechanismsCopiesTakeItsControllersNotification) {
 // (utilisation ~1), so the last decision is taken (n - 1) m ms + 1 ms after the first is asked:
 // run times differ by (n - 1)(m - m') ms between shares. Power: 10 W / sharers, all run long.
 TEST(Control, ASharedControllerHoldsEachDecisionForItsPeersToo) {
-  auto shared = [](const std::string& share) {
+  auto shared = [](const std::string& share, const std::string& idle = "") {
     return page_cache_1b(
         test::preset("controllers/on_accelerator.textproto") +
         " --set 'policy.orchestration.controllers[+]={name:\"pool\" owns:[PAGE_CACHE] "
         "parts{host_loop{cores:1 core_ghz:3 instructions_per_cycle:1 "
-        "instructions_per_decision:3000000 interrupt_ps:5000000 watts_per_core:10}} " +
-        share + "}'");
+        "instructions_per_decision:3000000 interrupt_ps:5000000 watts_per_core:10" +
+        idle + "}} " + share + "}'");
   };
   const auto two = shared("sharers:2"), half = shared("sharers:2 peer_load:0.5"),
              four = shared("sharers:4");
@@ -624,10 +629,21 @@ TEST(Control, ASharedControllerHoldsEachDecisionForItsPeersToo) {
   EXPECT_EQ(four.at("controller_decisions_critical"), n);
   EXPECT_NEAR(four.at("sim_time_s") - two.at("sim_time_s"), (n - 1) * 2 * 1e-3, 1e-9);
   EXPECT_NEAR(two.at("sim_time_s") - half.at("sim_time_s"), (n - 1) * 0.5 * 1e-3, 1e-9);
-  // The utilisation counts the peers' decisions: the server is busy all along.
+  // The utilisation counts the peers' decisions: the server is busy all along (which the
+  // derivation needs, the 1.5 share included).
   EXPECT_GT(four.at("controller_pool_utilization"), 0.999);
+  EXPECT_GT(half.at("controller_pool_utilization"), 0.998);
   EXPECT_NEAR(two.at("energy_j_static_controller"), 5 * two.at("sim_time_s"), 1e-9);
   EXPECT_NEAR(four.at("energy_j_static_controller"), 2.5 * four.at("sim_time_s"), 1e-9);
+  // With an idle power: 1/sharers of it all run long, and the active increment of this
+  // accelerator's own decisions (n x 1 ms at 8 W), whatever the peers' load.
+  const auto idle = shared("sharers:2 peer_load:0.5", " idle_watts_per_core:2"),
+             idle_free = shared("sharers:2 peer_load:0", " idle_watts_per_core:2");
+  ASSERT_FALSE(idle.count("exit") || idle_free.count("exit"));
+  for (const auto* r : {&idle, &idle_free}) {
+    EXPECT_NEAR(r->at("energy_j_static_controller"), 1 * r->at("sim_time_s") + 8 * n * 1e-3,
+                1e-9 * r->at("sim_time_s"));
+  }
   // Not shared (sharers 1) is the plain owned controller.
   const auto one = shared("sharers:1"), plain = shared("");
   ASSERT_FALSE(one.count("exit") || plain.count("exit"));
@@ -668,6 +684,9 @@ TEST(Control, BadOwnershipIsRefused) {
                           {owned_by_engine("LAYER_PREFETCH") +
                                " --set policy.orchestration.controllers[0].peer_load=1.5",
                            c + "peer_load: must be in [0, 1]"},
+                          {owned_by_engine("LAYER_PREFETCH") +
+                               " --set policy.orchestration.controllers[0].peer_load=0.5",
+                           c + "peer_load: the load of the other sharers: needs sharers above 1"},
                       });
 }
 
