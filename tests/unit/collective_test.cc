@@ -82,6 +82,18 @@ TEST(Collective, SoftwareStackChoiceMustBeAnAlgorithm) {
   EXPECT_TRUE(issues.empty());
 }
 
+// `s` checked as a run checks it: its issues, one per line, and their count.
+std::string software_issues(const config::Software& s, size_t* count) {
+  std::vector<ConfigIssue> issues;
+  Validator v(issues);
+  SoftwareModel::validate(s, v);
+  std::string all;
+  for (const auto& i : issues)
+    all += i.format() + "\n";
+  *count = issues.size();
+  return all;
+}
+
 // NCCL-like protocols: each collective takes the fastest; a protocol's launch and step latency
 // and its wire bytes (data / wire efficiency) time it.
 CollectiveProtocol protocol(const char* name, double launch_us, double step_us, double eff) {
@@ -167,13 +179,9 @@ TEST(Collective, ProtocolsComeFromTheSoftwareStackAndAreChecked) {
   bad->add_algorithms(config::AUTO);
   auto* twice = s.add_collective_protocols();
   twice->CopyFrom(*ll);
-  std::vector<ConfigIssue> issues;
-  Validator v(issues);
-  SoftwareModel::validate(s, v);
-  std::string all;
-  for (const auto& i : issues)
-    all += i.format() + "\n";
-  EXPECT_EQ(issues.size(), 6u) << all;
+  size_t issues = 0;
+  const std::string all = software_issues(s, &issues);
+  EXPECT_EQ(issues, 6u) << all;
   EXPECT_NE(all.find("collective_protocols[1].algorithms: lists RING"), std::string::npos);
   EXPECT_NE(all.find("collective_protocols[1].name: required"), std::string::npos) << all;
   EXPECT_NE(all.find("collective_protocols[1].launch_latency_ps: required"), std::string::npos);
@@ -273,13 +281,9 @@ TEST(Collective, ProtocolRangesAndOperationsAreChecked) {
   p->set_min_ranks(1);
   p->set_max_ranks(0);
   p->add_operations(config::COLLECTIVE_OPERATION_UNSPECIFIED);
-  std::vector<ConfigIssue> issues;
-  Validator v(issues);
-  SoftwareModel::validate(s, v);
-  std::string all;
-  for (const auto& i : issues)
-    all += i.format() + "\n";
-  EXPECT_EQ(issues.size(), 5u) << all;
+  size_t issues = 0;
+  const std::string all = software_issues(s, &issues);
+  EXPECT_EQ(issues, 5u) << all;
   EXPECT_NE(all.find("[CA].max_message_bytes: lies below min_message_bytes"), std::string::npos);
   EXPECT_NE(all.find("[CA].min_ranks: must be at least 2"), std::string::npos) << all;
   EXPECT_NE(all.find("[CA].max_ranks: must be at least 2"), std::string::npos);

@@ -1,0 +1,214 @@
+// The compute engine's op state machine (compute_engine.h): the SC_METHOD `run` and its phases,
+// fetching the next op, its fixed overhead, streaming its operands tile by tile, finishing it and
+// ending the step. The engine's set-up, tiles, off-device paths, energy and summary are in
+// compute_engine.cc.
+#include <algorithm>
+
+#include "accelerators/compute_engine.h"
+#include "accelerators/dma_engine.h"
+#include "models/core/context.h"
+#include "models/core/workload.h"
+
+namespace tiersim {
+
+ComputeEngine::PhaseResult ComputeEngine::phase_fetch(TimePs now) {
+  // run.max_wall_time_s, between ops (a clock read per op) and every 4096th tile: a step of a
+  // large serving batch, a long replayed trace or an op of millions of tiles can take many
+  // seconds of wall time (the driver also checks at every step's end).
+  if (ctx().wall_limit().expired()) {
+    sc_core::sc_stop();
+    return PhaseResult::stop();
+  }
+  if (step_begins_) {
+    ctx().workload()->begin_step(now);
+    step_begins_ = false;
+  }
+  if (!ctx().workload()->next(op_)) {
+    phase_ = Phase::kDone;
+    if (ctx().on_done) ctx().on_done();
+    sc_core::sc_stop();
+    return PhaseResult::stop();
+  }
+  if (op_.kind == OpKind::kIdle) {
+    // Waiting for an arrival: the delay counts from when the workload planned it (now), so the
+    // wait ends at the arrival, or when the host finishes its step work if that is later, not a
+    // host step after the arrival. (A controller's hold, kHold, counts from when the host is
+    // free: its idle share comes on top of the host's work.)
+    const TimePs until = now + op_.delay_ps, launched = std::max(now, host_free_);
+    op_.delay_ps = until > launched ? until - launched : 0;
+  }
+  begin_op(now);
+  // The host launches the op's kernels; synchronously it first waits for the device.
+  if (op_kernels_ > 0) {
+    host_free_ = std::max(host_free_, software_.synchronize_each_kernel ? now : TimePs{0}) +
+                 op_kernels_ * software_.host_launch_ps;
+  }
+  const TimePs launched = std::max(now, host_free_);
+  if (launched > now) {
+    host_wait_ps_.inc(launched - now);
+    note_inactive(now, launched);
+  }
+  const TimePs ready = launched + op_kernels_ * params_.op_overhead_ps + op_latency_ps_;
+  phase_ = Phase::kOverhead;
+  return ready > now ? PhaseResult::wait(ready) : PhaseResult::go_on();
+}
+
+ComputeEngine::PhaseResult ComputeEngine::phase_overhead(TimePs now) {
+  stream_start_ = now;
+  if (on_host()) {
+    // The device waits while the host computes the attention.
+    op_end_ = host_attention(now);
+    last_land_ = op_end_;
+    phase_ = Phase::kFinish;
+    return op_end_ > now ? PhaseResult::wait(op_end_) : PhaseResult::go_on();
+  }
+  compute_free_ = sram_access(tlm::TLM_READ_COMMAND, activation_base_,
+                              std::min(op_.activation_read_bytes, activation_bytes_), now);
+  if (op_.activation_read_bytes > activation_bytes_) {
+    compute_free_ =
+        std::max(compute_free_, spill(op_.activation_read_bytes - activation_bytes_, false, now));
+  }
+  phase_ = Phase::kStream;
+  return PhaseResult::go_on();
+}
+
+ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
+  while (in_flight_ > 0 && free_ring_[ring_head_] <= now) {
+    ring_head_ = (ring_head_ + 1) % params_.staging_buffers;
+    --in_flight_;
+  }
+  TimePs blocked_until = 0;  // a tile waits for a prefetch not issued yet
+  if (ctx().wall_limit().poll()) {
+    sc_core::sc_stop();
+    return PhaseResult::stop();
+  }
+  while (stream_issued_ < stream_bytes_ && in_flight_ < params_.staging_buffers) {
+    blocked_until = issue_tile(now);
+    if (blocked_until != 0) break;
+  }
+  if (stream_issued_ < stream_bytes_) {
+    TimePs wake = blocked_until != 0 ? std::max(blocked_until, now) : free_ring_[ring_head_];
+    if (blocked_until != 0 && in_flight_ > 0) wake = std::min(wake, free_ring_[ring_head_]);
+    return PhaseResult::wait(wake);
+  }
+  if (stream_bytes_ == 0) {
+    // Nothing streamed: the op computes on on-chip activations only (a collective moves them
+    // over the scale-up fabric).
+    const TimePs start = std::max(compute_free_, now);
+    TimePs end;
+    if (op_.traffic != nullptr) {
+      // Expert-parallel dispatch or combine: the routed traffic as flows on the pod.
+      const CollectiveResult r = collective_.pod->all_to_all(op_.traffic, collective_.algorithm);
+      end = start + r.total_ps();
+      pod_link_energy_j_ += r.energy_j / collective_.ranks;
+    } else {
+      end = start + op_compute_ps(op_.flops, op_.rows);
+    }
+    if (op_.op_class == OpClass::kCollective) {
+      collective_ps_.inc(end - start);
+      if (collective_.pod && op_.traffic == nullptr) {
+        // This rank's share of the collective's link energy (the ranks are symmetric).
+        pod_link_energy_j_ +=
+            collective_.pod_result(op_.kind == OpKind::kAllGather, op_.collective_bytes).energy_j /
+            collective_.ranks;
+      }
+    }
+    if (op_.op_class == OpClass::kHostTransfer) host_transfer_ps_.inc(end - start);
+    if (op_.op_class == OpClass::kWait) {
+      idle_ps_.inc(end - start);
+      note_inactive(start, end);
+    }
+    compute_busy_ps_ += end - start;
+    compute_free_ = end;
+  }
+  const TimePs act_done =
+      std::max(sram_access(tlm::TLM_WRITE_COMMAND, activation_base_,
+                           std::min(op_.activation_write_bytes, activation_bytes_), compute_free_),
+               op_.activation_write_bytes > activation_bytes_
+                   ? spill(op_.activation_write_bytes - activation_bytes_, true, compute_free_)
+                   : TimePs{0});
+  op_end_ = std::max(compute_free_, act_done);
+  phase_ = Phase::kFinish;
+  return op_end_ > now ? PhaseResult::wait(op_end_) : PhaseResult::go_on();
+}
+
+ComputeEngine::PhaseResult ComputeEngine::phase_finish(TimePs now) {
+  finish_op(now);
+  if (op_.op_class == OpClass::kWait) {
+    // Idle time belongs to no step: the next step starts now, planned afresh. After an arrival
+    // the host's loop runs once more (scheduling the request, preparing inputs): host_step_ps,
+    // in synchronous and overlapped stacks alike, as nothing ran to hide it behind (an upper
+    // bound: the loop's sampling and output work has no step to act on); the per-sequence part
+    // is charged at that step's end as usual.
+    step_start_ = now;
+    step_begins_ = true;
+    if (op_.kind == OpKind::kIdle) host_free_ = std::max(host_free_, now) + software_.host_step_ps;
+  }
+  if (!op_.last_of_step) {
+    phase_ = Phase::kFetch;
+    return PhaseResult::go_on();
+  }
+  phase_ = Phase::kStepEnd;
+  if (writes_done_ > now) {
+    fence_wait_ps_.inc(writes_done_ - now);
+    return PhaseResult::wait(writes_done_);
+  }
+  return PhaseResult::go_on();
+}
+
+ComputeEngine::PhaseResult ComputeEngine::phase_step_end(TimePs now) {
+  // A step spans from the previous step's end (the run's start for the first): the time between
+  // tokens, host gaps included.
+  ctx().workload()->end_step(now);
+  step_begins_ = true;
+  const TokenRecord rec{current_step_,
+                        step_start_,
+                        now,
+                        ctx().workload()->tokens_per_step(),
+                        ctx().workload()->sequences_per_step(),
+                        ctx().workload()->step_tenant()};
+  ctx().records().tokens.push_back(rec);
+  if (ctx().on_step_end) ctx().on_step_end(rec);
+  step_start_ = now;
+  // The host's work between steps, before it launches the next one: after the step's end
+  // (synchronous stacks), or from when it launched this step's last kernel (async scheduling:
+  // the device waits only for what outlasts its step).
+  const TimePs host_step =
+      software_.host_step_ps + TimePs{rec.sequences} * software_.host_step_per_sequence_ps;
+  host_free_ = (software_.overlap_host_step ? host_free_ : std::max(host_free_, now)) + host_step;
+  phase_ = Phase::kFetch;
+  return PhaseResult::go_on();
+}
+
+void ComputeEngine::run() {
+  const TimePs now = now_ps();
+  while (phase_ != Phase::kDone) {
+    PhaseResult r = PhaseResult::go_on();
+    switch (phase_) {
+      case Phase::kDone:
+        return;
+      case Phase::kFetch:
+        r = phase_fetch(now);
+        break;
+      case Phase::kOverhead:
+        r = phase_overhead(now);
+        break;
+      case Phase::kStream:
+        r = phase_stream(now);
+        break;
+      case Phase::kFinish:
+        r = phase_finish(now);
+        break;
+      case Phase::kStepEnd:
+        r = phase_step_end(now);
+        break;
+    }
+    if (r.kind == PhaseResult::kStop) return;
+    if (r.kind == PhaseResult::kWait) {
+      next_trigger(to_sc_time(r.at - now));
+      return;
+    }
+  }
+}
+
+}  // namespace tiersim
