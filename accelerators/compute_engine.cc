@@ -441,6 +441,12 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
     if (src.dequant_flops_per_byte > 0) dequant_per_byte = src.dequant_flops_per_byte;
     wanted = wanted_ps_ == kNotWaiting ? now : wanted_ps_;
     decided = src.decided_ps;
+    gather_.clear();
+    if (admit == 0 && scale == 1.0 && src.dequant_flops_per_byte == 0 && ready == now &&
+        src.address == obj.address + o.offset_bytes + operand_offset_ &&
+        src.path != Orchestrator::Path::kStaged && orchestrator_->reads_in_place(o.object, now)) {
+      bytes = gather(o, bytes, source);
+    }
     orchestrator_->record(src, bytes, wanted, ready);
     wanted_ps_ = kNotWaiting;
     if (src.path == Orchestrator::Path::kDemand) {
@@ -449,6 +455,8 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
       demand_op_pending_ = true;
     }
   } else {
+    gather_.clear();
+    bytes = gather(o, bytes, source);
     demand_tiles_.inc();
   }
   const uint32_t slot = tiles_issued_ % params_.staging_buffers;
@@ -464,7 +472,11 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
   // A lower-precision copy moves and stores fewer bytes than the tile's logical ones.
   const uint64_t stored =
       scale < 1.0 ? std::max<uint64_t>(1, uint64_t(std::ceil(double(bytes) * scale))) : bytes;
-  const TimePs land = dma_->transfer(source, buffer, stored, intent, ready);
+  const TimePs land =
+      gather_.size() > 1
+          ? dma_->transfer_gather(gather_.data(), static_cast<uint32_t>(gather_.size()), buffer,
+                                  intent, ready)
+          : dma_->transfer(source, buffer, stored, intent, ready);
   if (demand_op_pending_) {
     // The path's service of this tile: from when it was free for it (its issue, or the
     // previous demand tile's landing) to the landing. Summed, the time the path was busy for
@@ -474,7 +486,12 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
     demand_op_land_ = std::max(demand_op_land_, land);
     demand_op_pending_ = false;
   }
-  operand_offset_ += bytes;
+  if (gather_.size() > 1) {
+    operand_ = gather_last_;
+    operand_offset_ = op_.operand(operand_).bytes;
+  } else {
+    operand_offset_ += bytes;
+  }
   stream_issued_ += bytes;
   ++tiles_issued_;
   tiles_.inc();
@@ -524,6 +541,36 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
     staging_violations_.inc();
   }
   return 0;
+}
+
+uint64_t ComputeEngine::gather(const Operand& first, uint64_t bytes, uint64_t source) {
+  // Only a part that ends its operand, of an op that times its arithmetic as a whole, gathers;
+  // the next read operands join while each continues the same object and fits whole.
+  gather_last_ = operand_;
+  if (op_.per_operand_compute || operand_offset_ + bytes != first.bytes ||
+      bytes >= params_.tile_bytes) {
+    return bytes;
+  }
+  const uint64_t base = ctx().objects().get(first.object).address;
+  uint64_t total = bytes;
+  for (uint16_t i = operand_ + 1; i < op_.operand_count; ++i) {
+    const Operand& n = op_.operand(i);
+    if (n.access != Access::kRead) continue;
+    if (n.bytes == 0) {
+      gather_last_ = i;
+      continue;
+    }
+    if (n.object != first.object || n.bytes > params_.tile_bytes - total) break;
+    if (gather_.empty()) gather_.push_back({source, bytes});
+    gather_.push_back({base + n.offset_bytes, n.bytes});
+    total += n.bytes;
+    gather_last_ = i;
+  }
+  if (gather_.size() <= 1) {
+    gather_.clear();
+    gather_last_ = operand_;
+  }
+  return total;
 }
 
 void ComputeEngine::summarize(std::vector<SummaryItem>& out, uint64_t tokens) const {

@@ -26,6 +26,7 @@
 #include <memory>
 #include <vector>
 
+#include "accelerators/dma_engine.h"
 #include "accelerators/orchestration/orchestrator.h"
 #include "accelerators/orchestration/thermal_admission.h"
 #include "accelerators/policies/staging_buffers.h"
@@ -39,8 +40,6 @@
 #include "models/core/stats.h"
 
 namespace tiersim {
-
-class DmaEngine;
 
 // The scale-up collective model: latency plus bandwidth per step (see ScaleUpFabric), or, with
 // a pod (system.pod), launch latency plus the collective simulated as flows on its links. With
@@ -245,6 +244,13 @@ class ComputeEngine : public Component {
   TimePs demand_op_land_ = 0;              // the latest of their landings
   bool demand_op_pending_ = false;
   uint64_t host_scratch_ = 0;  // host attention: queries and outputs in host memory
+
+  // Gathers into the tile whose first part is operand_'s [operand_offset_, + bytes) at
+  // `source` the following whole read operands of the same object, while they fit in the tile
+  // (see issue_tile); fills gather_ and gather_last_, returns the tile's bytes.
+  uint64_t gather(const Operand& first, uint64_t bytes, uint64_t source);
+  std::vector<DmaEngine::GatherRange> gather_;  // the tile's ranges (reused)
+  uint16_t gather_last_ = 0;                    // the tile's last operand
 
   // Scheduler state.
   Phase phase_ = Phase::kFetch;

@@ -40,6 +40,7 @@
 #include "models/core/bandwidth_server.h"
 #include "models/core/component.h"
 #include "models/core/movement_intent.h"
+#include "models/core/payload_pool.h"
 #include "models/core/stats.h"
 
 namespace tiersim {
@@ -71,6 +72,17 @@ class DmaEngine : public Component {
   // `ok` (optional) is set false when the transfer failed (see Faults above).
   TimePs transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementIntent intent,
                   TimePs start_ps, bool* ok = nullptr);
+
+  // One source range of a scatter-gather transfer (global address).
+  struct GatherRange {
+    uint64_t address = 0, bytes = 0;
+  };
+  // A scatter-gather transfer: one descriptor (one setup latency, one engine reservation) that
+  // reads `count` ranges of one memory (each served by it as a request of its own, all from the
+  // descriptor's start) and writes their total to `dst`, contiguous. Ranges in different
+  // memories are a caller error (std::logic_error). One range: transfer().
+  TimePs transfer_gather(const GatherRange* parts, uint32_t count, uint64_t dst,
+                         MovementIntent intent, TimePs start_ps, bool* ok = nullptr);
 
   // Reads `bytes` at `src` for a consumer that is the engine itself (a host CPU's loads: no
   // destination write). Timing, faults and counters as transfer().
@@ -114,7 +126,8 @@ class DmaEngine : public Component {
   // it (0 when it never served it; twice the bytes when it served a retry again).
   LinkPorts::Result access(tlm::tlm_command cmd, const Target& target, uint64_t global,
                            uint64_t local, uint64_t bytes, const MovementIntent& intent,
-                           TimePs start_ps, uint32_t level, uint64_t* served);
+                           TimePs start_ps, uint32_t level, uint64_t* served,
+                           const GatherPart* gather = nullptr, uint32_t gather_parts = 0);
   // Counts what the memory of a side served beyond a completed transfer's bytes (all of it when
   // the transfer failed) in served_bytes_lost.
   void count_lost(Tier tier, bool write, uint64_t served, uint64_t bytes, bool good);
@@ -153,6 +166,7 @@ class DmaEngine : public Component {
   Counter& queue_wait_ps_;
   Vector& bytes_by_path_;
   Histogram& latency_ns_;
+  std::vector<GatherPart> gather_;  // the gather in flight (reused: no allocation per call)
 };
 
 }  // namespace tiersim

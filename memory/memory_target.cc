@@ -1,8 +1,10 @@
 #include "memory/memory_target.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "models/core/context.h"
+#include "models/core/payload_pool.h"
 
 namespace tiersim {
 
@@ -55,7 +57,45 @@ void MemoryTarget::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_tim
     return;
   }
   const bool write = p.is_write();
-  const TimePs done = serve(addr, bytes, write, start);
+  const StreamTiming* timing = p.get_extension<StreamTiming>();
+  TimePs done = 0;
+  if (timing != nullptr && timing->gather_parts > 0) {
+    // A scatter-gather request: every range in range first, then each served as a request of
+    // its own from `start`; answered when the last is done.
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < timing->gather_parts; ++i) {
+      const GatherPart& g = timing->gather[i];
+      const uint64_t a = addr + static_cast<uint64_t>(g.delta_bytes);
+      if (g.bytes == 0 || (g.delta_bytes < 0 && uint64_t(-g.delta_bytes) > addr) ||
+          a >= capacity_bytes_ || g.bytes > capacity_bytes_ - a) {
+        p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        return;
+      }
+      total += g.bytes;
+    }
+    if (total != bytes) throw std::logic_error(std::string(name()) + ": gather length mismatch");
+    for (uint32_t i = 0; i < timing->gather_parts; ++i) {
+      const GatherPart& g = timing->gather[i];
+      const TimePs d = serve(addr + static_cast<uint64_t>(g.delta_bytes), g.bytes, write, start);
+      if (d == kRefused) {
+        // A model that can refuse depends on another memory being online: it refuses every
+        // range alike, so the first refusal is the request's (nothing counted).
+        if (refused_ == nullptr)
+          throw std::logic_error(std::string(name()) + ": refused a request");
+        refused_->inc();
+        p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
+        return;
+      }
+      done = std::max(done, d);
+      if (count_per_request_) count_->inc();
+      if (latency_ != nullptr) latency_->record(static_cast<double>(d - start) / kPsPerNs);
+    }
+    (write ? bytes_written_ : bytes_read_).inc(bytes);
+    delay = to_sc_time(done > now ? done - now : 0);
+    p.set_response_status(tlm::TLM_OK_RESPONSE);
+    return;
+  }
+  done = serve(addr, bytes, write, start);
   if (done == kRefused) {
     if (refused_ == nullptr) throw std::logic_error(std::string(name()) + ": refused a request");
     refused_->inc();

@@ -371,6 +371,13 @@ Orchestrator::Source Orchestrator::locate(ObjectId object, uint64_t offset, uint
   return src;
 }
 
+bool Orchestrator::reads_in_place(ObjectId object, TimePs now) const {
+  if (program_ || split_.count(object.value()) != 0) return false;
+  if (regions_ && ctx_.objects().get(object).cls == ObjectClass::kKvCache) return false;
+  const auto r = restore_ready_.find(object.value());
+  return r == restore_ready_.end() || r->second <= now;
+}
+
 Orchestrator::Source Orchestrator::locate_bytes(ObjectId object, uint64_t offset,
                                                 uint64_t max_bytes, TimePs now) {
   const ObjectInfo& o = ctx_.objects().get(object);

@@ -89,6 +89,11 @@ class Orchestrator : public sc_core::sc_module {
   void on_op_start(const Op& op, TimePs now);
   // Where bytes [offset, offset + max_bytes) of `object` are for a read starting at `now`.
   Source locate(ObjectId object, uint64_t offset, uint64_t max_bytes, TimePs now);
+  // Whether every read of `object` at `now` is served from where it was placed, with nothing
+  // of the controller's in the way: no split, no context regions of a KV object, no residency
+  // program, no restore decision pending. Then locate() answers the object's address and path
+  // and changes nothing, so the engine may gather reads of it without asking part by part.
+  bool reads_in_place(ObjectId object, TimePs now) const;
   // The engine's tile from `s` starts at `start`; it first wanted it at `wanted` (<= start):
   // counts the exposed stall and the bytes by path.
   void record(const Source& s, uint64_t bytes, TimePs wanted, TimePs start);

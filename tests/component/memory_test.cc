@@ -13,6 +13,7 @@
 #include "memory/memory_target.h"
 #include "memory/sram.h"
 #include "models/core/context.h"
+#include "models/core/payload_pool.h"
 #include "tests/support/fork_sim.h"
 #include "tests/support/paths.h"
 
@@ -186,6 +187,66 @@ TEST(MemoryTarget, ChecksTheRangeCountsAndAnnotatesTheDelay) {
             "1100 1646 -1 -1 | 2 2 100 96 2 1.100000 | m.requests m.bytes_read m.bytes_written "
             "m.own m.request_latency " +
                 std::to_string(static_cast<int>(Tier::kDdr)));
+}
+
+// Issues one scatter-gather read (StreamTiming's list) at time 0 and records its answer.
+class GatherTester : public sc_core::sc_module {
+ public:
+  tlm_utils::simple_initiator_socket<GatherTester> socket;
+  SC_HAS_PROCESS(GatherTester);
+  GatherTester(sc_core::sc_module_name name, uint64_t address, std::vector<GatherPart> parts)
+      : sc_module(name), socket("socket"), address_(address), parts_(std::move(parts)) {
+    SC_METHOD(issue);
+  }
+  long long done_ps = -2;
+
+ private:
+  void issue() {
+    tlm::tlm_generic_payload p;
+    StreamTiming timing;
+    timing.gather = parts_.data();
+    timing.gather_parts = static_cast<uint32_t>(parts_.size());
+    p.set_extension(&timing);
+    uint64_t total = 0;
+    for (const auto& g : parts_)
+      total += g.bytes;
+    p.set_command(tlm::TLM_READ_COMMAND);
+    p.set_address(address_);
+    p.set_data_length(static_cast<unsigned>(total));
+    p.set_data_ptr(nullptr);
+    sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
+    socket->b_transport(p, delay);
+    done_ps = p.is_response_ok() ? static_cast<long long>(to_ps(delay)) : -1;
+    p.clear_extension(&timing);
+  }
+  uint64_t address_;
+  std::vector<GatherPart> parts_;
+};
+
+std::string run_gather(uint64_t address, std::vector<GatherPart> parts) {
+  return test::run_forked([&] {
+    sc_core::sc_set_time_resolution(1, sc_core::SC_PS);
+    config::Config cfg;
+    Context ctx(cfg, 1);
+    FixedMemory m("m", ctx);
+    GatherTester t("tester", address, parts);
+    t.socket.bind(m.socket);
+    sc_core::sc_start();
+    const auto* req = static_cast<const Counter*>(ctx.stats().find("m.requests"));
+    const auto* lat = static_cast<const Histogram*>(ctx.stats().find("m.request_latency"));
+    return std::to_string(t.done_ps) + " | " + std::to_string(m.served) + " " +
+           std::to_string(req->value()) + " " + std::to_string(m.bytes_read()) + " " +
+           std::to_string(lat->count());
+  });
+}
+
+TEST(MemoryTarget, ServesEachRangeOfAGatherFromItsStart) {
+  // Ranges at 1000 (100 B), 200 (300 B, below the first) and 3000 (50 B): each is a request of
+  // its own from time 0 (1000 + bytes ps), the answer the latest (1300 ps); bytes counted once.
+  EXPECT_EQ(run_gather(1000, {{0, 100}, {-800, 300}, {2000, 50}}), "1300 | 3 3 450 3");
+  // A range beyond the capacity (4096) or below address 0: an address error, nothing served.
+  EXPECT_EQ(run_gather(1000, {{0, 100}, {3000, 200}}), "-1 | 0 0 0 0");
+  EXPECT_EQ(run_gather(1000, {{0, 100}, {-1001, 1}}), "-1 | 0 0 0 0");
 }
 
 TEST(Sram, ReadAndWritePortsAreIndependent) {
