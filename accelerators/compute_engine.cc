@@ -544,14 +544,16 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
 }
 
 uint64_t ComputeEngine::gather(const Operand& first, uint64_t bytes, uint64_t source) {
-  // Only a part that ends its operand, of an op that times its arithmetic as a whole, gathers;
-  // the next read operands join while each continues the same object and fits whole.
+  // Under PAGED_KV_GATHERED, only a part of a KV object that ends its operand, of an op that
+  // times its arithmetic as a whole, gathers; the next read operands join while each continues
+  // the same object and fits whole.
   gather_last_ = operand_;
-  if (op_.per_operand_compute || operand_offset_ + bytes != first.bytes ||
-      bytes >= params_.tile_bytes) {
+  const ObjectInfo& obj = ctx().objects().get(first.object);
+  if (!software_.gather_paged_kv || obj.cls != ObjectClass::kKvCache || op_.per_operand_compute ||
+      operand_offset_ + bytes != first.bytes || bytes >= params_.tile_bytes) {
     return bytes;
   }
-  const uint64_t base = ctx().objects().get(first.object).address;
+  const uint64_t base = obj.address;
   uint64_t total = bytes;
   for (uint16_t i = operand_ + 1; i < op_.operand_count; ++i) {
     const Operand& n = op_.operand(i);

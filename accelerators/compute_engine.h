@@ -110,6 +110,7 @@ struct SoftwareModel {
   uint32_t attention_kernels = 1;
   TimePs attention_latency_ps = 0;          // per attention op, beyond the kernel overhead
   double kv_dequant_flops_per_element = 0;  // vector FLOPs per narrow KV element
+  bool gather_paged_kv = false;             // paged_kv_reads PAGED_KV_GATHERED
 
   // Kernels the op launches (0: fused into a neighbour).
   uint32_t kernels(OpKind kind) const;
@@ -245,9 +246,10 @@ class ComputeEngine : public Component {
   bool demand_op_pending_ = false;
   uint64_t host_scratch_ = 0;  // host attention: queries and outputs in host memory
 
-  // Gathers into the tile whose first part is operand_'s [operand_offset_, + bytes) at
-  // `source` the following whole read operands of the same object, while they fit in the tile
-  // (see issue_tile); fills gather_ and gather_last_, returns the tile's bytes.
+  // Under the stack's PAGED_KV_GATHERED, gathers into the tile whose first part is operand_'s
+  // [operand_offset_, + bytes) of a KV object at `source` the following whole read operands of
+  // the same object, while they fit in the tile (see issue_tile); fills gather_ and
+  // gather_last_, returns the tile's bytes.
   uint64_t gather(const Operand& first, uint64_t bytes, uint64_t source);
   std::vector<DmaEngine::GatherRange> gather_;  // the tile's ranges (reused)
   uint16_t gather_last_ = 0;                    // the tile's last operand

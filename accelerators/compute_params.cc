@@ -539,6 +539,9 @@ void SoftwareModel::validate(const config::Software& s, Validator& v) {
     v.error("collective_algorithm", "must be RING, ONE_SHOT, TREE, IN_SWITCH, TWO_SHOT or AUTO");
   }
   CollectiveModel::validate_protocols(s, v);
+  if (!config::PagedKvReads_IsValid(s.paged_kv_reads())) {
+    v.error("paged_kv_reads", "must be PAGED_KV_PER_RUN or PAGED_KV_GATHERED");
+  }
   if (s.has_kv_dequant_flops_per_element()) {
     const double f = s.kv_dequant_flops_per_element();
     if (!(f >= 0 && f <= 1e6)) {
@@ -559,6 +562,7 @@ SoftwareModel SoftwareModel::from_config(const config::Software& s) {
   m.attention_kernels = s.has_attention_kernels() ? s.attention_kernels() : 1;
   m.attention_latency_ps = s.attention_latency_ps();
   m.kv_dequant_flops_per_element = s.kv_dequant_flops_per_element();
+  m.gather_paged_kv = s.paged_kv_reads() == config::PAGED_KV_GATHERED;
   return m;
 }
 

@@ -222,8 +222,35 @@ TimePs DmaEngine::transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementI
                            TimePs start_ps, bool* ok) {
   // Transfers larger than a TLM length (32 bits) are a caller error; tiles are MiB-sized.
   if (bytes == 0 || bytes > 0xffffffffULL) throw std::logic_error("dma: bad transfer size");
-  uint64_t src_local = 0, dst_local = 0;
+  uint64_t src_local = 0;
   const Target& from = resolve(src, bytes, &src_local);
+  return copy(from, src, src_local, dst, bytes, intent, start_ps, ok, nullptr, 0);
+}
+
+TimePs DmaEngine::transfer_gather(const GatherRange* parts, uint32_t count, uint64_t dst,
+                                  MovementIntent intent, TimePs start_ps, bool* ok) {
+  if (count == 1) return transfer(parts[0].address, dst, parts[0].bytes, intent, start_ps, ok);
+  if (count == 0) throw std::logic_error("dma: empty gather");
+  uint64_t src_local = 0, bytes = 0;
+  const Target& from = resolve(parts[0].address, parts[0].bytes, &src_local);
+  gather_.resize(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    uint64_t local = 0;
+    if (parts[i].bytes == 0 || &resolve(parts[i].address, parts[i].bytes, &local) != &from) {
+      throw std::logic_error(std::string(name()) + ": a gather's ranges span memories");
+    }
+    gather_[i] = GatherPart{static_cast<int64_t>(local - src_local), parts[i].bytes};
+    bytes += parts[i].bytes;
+  }
+  if (bytes > 0xffffffffULL) throw std::logic_error("dma: bad transfer size");
+  return copy(from, parts[0].address, src_local, dst, bytes, intent, start_ps, ok, gather_.data(),
+              count);
+}
+
+TimePs DmaEngine::copy(const Target& from, uint64_t src, uint64_t src_local, uint64_t dst,
+                       uint64_t bytes, MovementIntent intent, TimePs start_ps, bool* ok,
+                       const GatherPart* gather, uint32_t gather_parts) {
+  uint64_t dst_local = 0;
   const Target& to = resolve(dst, bytes, &dst_local);
   intent.source = from.memory->tier();
   intent.destination = to.memory->tier();
@@ -239,48 +266,8 @@ TimePs DmaEngine::transfer(uint64_t src, uint64_t dst, uint64_t bytes, MovementI
   }
   uint64_t read_served = 0, write_served = 0;
   const auto read = access(tlm::TLM_READ_COMMAND, from, src, src_local, bytes, intent, begin, level,
-                           &read_served);
+                           &read_served, gather, gather_parts);
   // A read that failed ends the copy: its data never arrives, so nothing is written.
-  const auto write = read.ok ? access(tlm::TLM_WRITE_COMMAND, to, dst, dst_local, bytes, intent,
-                                      begin, level, &write_served)
-                             : LinkPorts::Result{read.done_ps, false};
-  const bool good = read.ok && write.ok;
-  count_lost(intent.source, false, read_served, bytes, good);
-  count_lost(intent.destination, true, write_served, bytes, good);
-  return finish(channel, std::max({engine_done, read.done_ps, write.done_ps}), good, intent, bytes,
-                start_ps, ok);
-}
-
-TimePs DmaEngine::transfer_gather(const GatherRange* parts, uint32_t count, uint64_t dst,
-                                  MovementIntent intent, TimePs start_ps, bool* ok) {
-  if (count == 1) return transfer(parts[0].address, dst, parts[0].bytes, intent, start_ps, ok);
-  if (count == 0) throw std::logic_error("dma: empty gather");
-  uint64_t src_local = 0, dst_local = 0, bytes = 0;
-  const Target& from = resolve(parts[0].address, parts[0].bytes, &src_local);
-  gather_.resize(count);
-  for (uint32_t i = 0; i < count; ++i) {
-    uint64_t local = 0;
-    if (parts[i].bytes == 0 || &resolve(parts[i].address, parts[i].bytes, &local) != &from) {
-      throw std::logic_error(std::string(name()) + ": a gather's ranges span memories");
-    }
-    gather_[i] = GatherPart{static_cast<int64_t>(local - src_local), parts[i].bytes};
-    bytes += parts[i].bytes;
-  }
-  if (bytes > 0xffffffffULL) throw std::logic_error("dma: bad transfer size");
-  const Target& to = resolve(dst, bytes, &dst_local);
-  intent.source = from.memory->tier();
-  intent.destination = to.memory->tier();
-  const uint32_t level = level_of(intent);
-  uint32_t channel = 0;
-  TimePs begin = start_ps + params_.setup_latency_ps;
-  const TimePs engine_done = engine_reserve(begin, bytes, level, &channel, &begin);
-  const TimePs deadline = begin + params_.completion_timeout_ps;
-  if (!reachable(from, begin, deadline) || !reachable(to, begin, deadline)) {
-    return finish(channel, std::max(engine_done, deadline), false, intent, bytes, start_ps, ok);
-  }
-  uint64_t read_served = 0, write_served = 0;
-  const auto read = access(tlm::TLM_READ_COMMAND, from, parts[0].address, src_local, bytes, intent,
-                           begin, level, &read_served, gather_.data(), count);
   const auto write = read.ok ? access(tlm::TLM_WRITE_COMMAND, to, dst, dst_local, bytes, intent,
                                       begin, level, &write_served)
                              : LinkPorts::Result{read.done_ps, false};

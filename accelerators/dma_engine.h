@@ -122,6 +122,11 @@ class DmaEngine : public Component {
   const Target& resolve(uint64_t address, uint64_t bytes, uint64_t* local);
   // Whether `target` is online and has a link up by `deadline`, from `t`.
   bool reachable(const Target& target, TimePs t, TimePs deadline) const;
+  // A copy from `from` (its source range resolved: `src` global, `src_local` in the memory; a
+  // scatter-gather read when gather_parts > 0) to `dst`: timing, faults and counters.
+  TimePs copy(const Target& from, uint64_t src, uint64_t src_local, uint64_t dst, uint64_t bytes,
+              MovementIntent intent, TimePs start_ps, bool* ok, const GatherPart* gather,
+              uint32_t gather_parts);
   // Issues one transaction of one side; `served` gets the bytes the target memory counted for
   // it (0 when it never served it; twice the bytes when it served a retry again).
   LinkPorts::Result access(tlm::tlm_command cmd, const Target& target, uint64_t global,

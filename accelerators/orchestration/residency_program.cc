@@ -408,7 +408,8 @@ void ResidencyProgram::on_step_start(uint32_t step) {
 }
 
 void ResidencyProgram::on_tenant_step(TenantId tenant, uint32_t step) {
-  if (tenant_first_event_.empty() || tenant.value() + 1 >= tenant_first_event_.size()) return;
+  if (tenant_first_event_.empty() || size_t(tenant.value()) + 1 >= tenant_first_event_.size())
+    return;
   const TimePs now = now_ps();
   size_t& next = tenant_next_event_[tenant.value()];
   while (next < tenant_first_event_[tenant.value() + 1] && events_[next].step <= step) {

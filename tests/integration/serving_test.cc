@@ -292,22 +292,24 @@ TEST(Serving, KvPoolSizedAsAFractionOfMemory) {
   EXPECT_EQ(fixed, std::floor(2e9 / block) * block);
 }
 
-// Paged attention reads a sequence's block runs with one scatter-gather descriptor per tile, so
-// a scattered KV streams as a contiguous one does. Four closed-loop clients decode 64 tokens
-// after 512 in: with one-token blocks every decode token takes its own block, interleaved with
-// the other sequences' (a run of its own), against 64-token blocks (one scattered run per
-// sequence). The same bytes; the same tiles; the same step times within 0.2% (each run is still
-// a memory request of its own). As a tile per run, the one-token blocks took 51% more tiles and
-// 8% longer steps: the staging ring held four 4 KiB blocks at a time.
-TEST(Serving, ScatteredKvBlocksStreamAsContiguousOnes) {
-  auto run_blocks = [&](int block_tokens, double& tiles) {
+// software.paged_kv_reads. Four closed-loop clients decode 64 tokens after 512 in: with
+// one-token blocks every decode token takes its own block, interleaved with the other
+// sequences' (a run of its own), against 64-token blocks (one scattered run per sequence); the
+// same bytes either way. PAGED_KV_GATHERED reads a tile's runs with one scatter-gather
+// descriptor: the same tiles, and step times within 0.2% (each run is still a memory request of
+// its own). PAGED_KV_PER_RUN (the default) reads each run as a tile: 51% more tiles and 8% longer
+// steps with one-token blocks, as the staging ring holds four 4 KiB blocks at a time; with
+// 64-token blocks (runs of whole tiles) the two agree.
+TEST(Serving, PagedKvReadsGatheredOrPerRun) {
+  auto run_blocks = [&](int block_tokens, const char* reads, double& tiles) {
     const std::string out = out_path("blocks");
     auto r = test::run_cmd(
         base_cmd() +
         " --set 'workload.serving={closed_loop {clients: 4 requests: 4} input_tokens {fixed: 512} "
         "output_tokens {fixed: 64} max_sequences: 4 max_step_tokens: 4096 kv_cache_bytes: "
         "2000000000 preemption: RECOMPUTE kv_block_tokens: " +
-        std::to_string(block_tokens) + "}' --out " + out);
+        std::to_string(block_tokens) + "}' --set software.paged_kv_reads=" + reads + " --out " +
+        out);
     EXPECT_EQ(r.code, 0) << r.err;
     if (r.code != 0) return -1.0;
     ResultReader h(out);
@@ -316,12 +318,24 @@ TEST(Serving, ScatteredKvBlocksStreamAsContiguousOnes) {
     fs::remove(out);
     return tpot;
   };
-  double tiles_1 = 0, tiles_64 = 0;
-  const double scattered = run_blocks(1, tiles_1), runs = run_blocks(64, tiles_64);
+  double tiles_1 = 0, tiles_64 = 0, per_run_tiles_1 = 0, per_run_tiles_64 = 0;
+  const double scattered = run_blocks(1, "PAGED_KV_GATHERED", tiles_1);
+  const double runs = run_blocks(64, "PAGED_KV_GATHERED", tiles_64);
   ASSERT_GT(runs, 0);
   EXPECT_EQ(tiles_1, tiles_64);
   EXPECT_NEAR(scattered / runs, 1.0, 0.002) << scattered << " vs " << runs << " ms";
+  const double per_run_scattered = run_blocks(1, "PAGED_KV_PER_RUN", per_run_tiles_1);
+  const double per_run_runs = run_blocks(64, "PAGED_KV_PER_RUN", per_run_tiles_64);
+  EXPECT_EQ(per_run_tiles_64, tiles_64);
+  EXPECT_EQ(per_run_runs, runs);
+  EXPECT_GT(per_run_tiles_1, 1.4 * tiles_1);
+  EXPECT_GT(per_run_scattered / scattered, 1.05) << per_run_scattered << " vs " << scattered;
+  // An unknown value is refused with the field's path.
+  auto r = test::run_cmd(base_cmd() + kSmall + " --set software.paged_kv_reads=7");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("paged_kv_reads"), std::string::npos) << r.err;
 }
+
 TEST(Serving, BadConfigsAreRejected) {
   // SWAP needs the host link.
   auto r = test::run_cmd(base_cmd() + kSmall +
