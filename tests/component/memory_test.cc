@@ -323,11 +323,14 @@ TEST(Sram, RemoteRegionPaysMeshHopsAndItsPort) {
 // 512 MiB crosses its 12 TB/s mesh port (44.7 us), the farthest two hops away: the read ends
 // after the port time, the bank latency and 2 x 2 hops of 20 ns.
 TEST(Sram, HrmPresetStreamsAtItsMeshPorts) {
-  std::ifstream in(test::preset("memory/hrm_sram_4x4.textproto"));
+  const std::string path = test::preset("memory/hrm_sram_4x4.textproto");
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << "cannot read " << path << " (TIERSIM_SOURCE_DIR)";
   std::stringstream ss;
   ss << in.rdbuf();
   config::Config cfg;
   ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(ss.str(), &cfg));
+  ASSERT_GT(cfg.system().components_size(), 0) << path;
   std::string text;
   google::protobuf::TextFormat::PrintToString(cfg.system().components(0).sram(), &text);
   const std::string out = run_sram(text, {{tlm::TLM_READ_COMMAND, 0, 2147483648ULL, 0, 0}});
