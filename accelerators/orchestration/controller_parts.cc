@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -233,6 +234,34 @@ bool validate_parts(const config::ControllerParts& parts, Validator pv) {
   for (auto& i : local)
     pv.root(i.path).error("", i.message);
   return local.empty();
+}
+
+void BusyLedger::add(TimePs start, TimePs occupancy, TimePs now) {
+  if (now < folded_to_) throw std::logic_error("BusyLedger: time went back");
+  total_ += occupancy;
+  if (now > folded_to_) {
+    // Fold the decisions that ended by now (swap-remove: their order does not matter).
+    for (size_t k = 0; k < open_.size();) {
+      if (open_[k].end <= now) {
+        folded_ += open_[k].end - open_[k].start;
+        open_[k] = open_.back();
+        open_.pop_back();
+      } else {
+        ++k;
+      }
+    }
+    folded_to_ = now;
+  }
+  if (occupancy > 0) open_.push_back({start, start + occupancy});
+}
+
+TimePs BusyLedger::busy_until(TimePs t) const {
+  if (t < folded_to_) throw std::logic_error("BusyLedger: asked before a folded moment");
+  TimePs busy = folded_;
+  for (const Interval& i : open_) {
+    if (t > i.start) busy += std::min(t, i.end) - i.start;
+  }
+  return busy;
 }
 
 }  // namespace tiersim

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "configs/tiersim.pb.h"
 #include "models/config/errors.h"
@@ -37,5 +38,27 @@ ControllerFigures controller_figures(const config::ControllerParts& parts);
 // Checks `parts` (each part's range and the sums' bounds), reporting under `pv`. False when
 // they are not valid.
 bool validate_parts(const config::ControllerParts& parts, Validator pv);
+
+// The server-time a controller has spent deciding, exactly up to any moment: each decision holds
+// a server over [start, start + occupancy), where start may lie ahead of the moment the decision
+// is asked (a queue, or a trigger in the future). Decisions ended by the moment given to add()
+// are folded into a total; the others are kept until then.
+class BusyLedger {
+ public:
+  // A decision asked at `now` holds a server over [start, start + occupancy).
+  void add(TimePs start, TimePs occupancy, TimePs now);
+  // Server-time spent deciding in [0, t]: each decision's overlap with it. `t` must not precede
+  // a `now` given to add() (std::logic_error).
+  TimePs busy_until(TimePs t) const;
+  // Every decision's whole occupancy.
+  TimePs total() const { return total_; }
+
+ private:
+  struct Interval {
+    TimePs start, end;
+  };
+  TimePs folded_ = 0, folded_to_ = 0, total_ = 0;
+  std::vector<Interval> open_;  // decisions not ended by folded_to_
+};
 
 }  // namespace tiersim

@@ -192,7 +192,7 @@ TimePs Orchestrator::decide(TimePs trigger, DecisionMechanism mechanism, Decisio
   ctl.last_decided = decided;
   ++ctl.decisions;
   ctl.queue_delay_ps += start - trigger;
-  ctl.busy_ps += occupancy;
+  ctl.busy.add(start, occupancy, now_ps());
   decisions_.inc();
   if (critical) critical_decisions_.inc();
   queue_delay_ps_.inc(start - trigger);
@@ -592,13 +592,6 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
     out.push_back({"residency_map_occupancy", double(map_->occupancy()), "entries"});
     out.push_back({"residency_map_sram_bytes", double(map_->sram_bytes()), "bytes"});
   }
-}
-
-TimePs Orchestrator::busy_until(size_t i, TimePs now) const {
-  TimePs busy = controllers_[i].busy_ps;
-  for (TimePs free : controllers_[i].server_free)
-    if (free > now) busy -= std::min(busy, free - now);
-  return busy;
 }
 
 double Orchestrator::controller_energy_j(TimePs now) const {

@@ -197,14 +197,15 @@ class Orchestrator : public sc_core::sc_module {
     std::vector<TimePs> server_free;  // when each decision server can start another
     TimePs last_decided = 0;          // its decisions retire in the order asked
     uint64_t decisions = 0;
-    TimePs queue_delay_ps = 0, busy_ps = 0;
+    TimePs queue_delay_ps = 0;
+    BusyLedger busy;  // its servers' decisions, exactly up to any moment
   };
   std::vector<ControllerState> controllers_;
   // The controller owning `m` (params().owner).
   size_t owner_of(DecisionMechanism m) const;
-  // Server-time controller i has spent deciding up to `now` (a server still busy at `now`
-  // counts up to `now` only).
-  TimePs busy_until(size_t i, TimePs now) const;
+  // Server-time controller i has spent deciding up to `now` (a decision in progress counts up
+  // to `now`; one not started by then, none).
+  TimePs busy_until(size_t i, TimePs now) const { return controllers_[i].busy.busy_until(now); }
   uint32_t step_ = 0;
   RestoreArbiter arbiter_;
   // The running op's restore decisions: when each restored object's reads may start.

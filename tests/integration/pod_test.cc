@@ -340,7 +340,9 @@ TEST(Pod, SomeProtocolMustRunTheAlgorithmInForce) {
   for (const Case& c : cases) {
     const auto r = test::run_cmd(tiersim("run " + decode_files() + c.args));
     EXPECT_EQ(r.code, c.code) << c.args << "\n" << r.err;
-    if (!c.message.empty()) EXPECT_THAT(r.err, HasSubstr(c.message)) << c.args;
+    if (!c.message.empty()) {
+      EXPECT_THAT(r.err, HasSubstr(c.message)) << c.args;
+    }
   }
 }
 

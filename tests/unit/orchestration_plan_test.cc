@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "accelerators/orchestration/controller_parts.h"
 #include "accelerators/orchestration/planner.h"
 #include "accelerators/orchestration/restore_arbiter.h"
 
@@ -176,6 +177,33 @@ TEST(RestoreArbiter, PicksTheCheaperPathOnceTheRateIsKnown) {
   RestoreArbiter r(config::KV_RESTORE_RECOMPUTE, 0), x(config::KV_RESTORE_TRANSFER, 1e12);
   EXPECT_TRUE(r.restore_by_recompute(kv, 10, 5, 1));
   EXPECT_FALSE(x.restore_by_recompute(kv, 10, 5, 1e30));
+}
+
+// A controller's busy server-time up to a moment: decisions back to back from 0 (0-10, 10-30),
+// and one asked at 30 whose trigger is at 50 (50-60), leaving an idle gap at 30-50. Inside the
+// gap the busy time is 30, not 30 less the time until the queued decision ends.
+TEST(BusyLedger, CountsEachDecisionsOverlapWithTheWindow) {
+  BusyLedger b;
+  b.add(0, 10, 0);
+  b.add(10, 20, 0);
+  EXPECT_EQ(b.busy_until(5), 5u);
+  EXPECT_EQ(b.busy_until(25), 25u);
+  b.add(50, 10, 30);
+  EXPECT_EQ(b.busy_until(30), 30u);
+  EXPECT_EQ(b.busy_until(40), 30u);
+  EXPECT_EQ(b.busy_until(55), 35u);
+  EXPECT_EQ(b.busy_until(100), 40u);
+  EXPECT_EQ(b.total(), 40u);
+  // Folded decisions stay counted; a pipelined server's overlapping slots each count.
+  b.add(70, 5, 70);
+  b.add(72, 5, 70);
+  EXPECT_EQ(b.busy_until(74), 40u + 4 + 2);
+  EXPECT_EQ(b.busy_until(1000), 50u);
+  EXPECT_THROW(b.busy_until(69), std::logic_error);
+  EXPECT_THROW(b.add(80, 1, 60), std::logic_error);
+  // A decision of no occupancy adds nothing.
+  b.add(90, 0, 90);
+  EXPECT_EQ(b.busy_until(1000), 50u);
 }
 
 }  // namespace
