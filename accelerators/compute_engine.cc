@@ -442,7 +442,8 @@ TimePs ComputeEngine::issue_tile(TimePs now) {
     wanted = wanted_ps_ == kNotWaiting ? now : wanted_ps_;
     decided = src.decided_ps;
     gather_.clear();
-    if (admit == 0 && scale == 1.0 && src.dequant_flops_per_byte == 0 && ready == now &&
+    if (software_.gather_paged_kv && admit == 0 && scale == 1.0 &&
+        src.dequant_flops_per_byte == 0 && ready == now &&
         src.address == obj.address + o.offset_bytes + operand_offset_ &&
         src.path != Orchestrator::Path::kStaged && orchestrator_->reads_in_place(o.object, now)) {
       bytes = gather(o, bytes, source);

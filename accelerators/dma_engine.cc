@@ -231,20 +231,32 @@ TimePs DmaEngine::transfer_gather(const GatherRange* parts, uint32_t count, uint
                                   MovementIntent intent, TimePs start_ps, bool* ok) {
   if (count == 1) return transfer(parts[0].address, dst, parts[0].bytes, intent, start_ps, ok);
   if (count == 0) throw std::logic_error("dma: empty gather");
-  uint64_t src_local = 0, bytes = 0;
-  const Target& from = resolve(parts[0].address, parts[0].bytes, &src_local);
+  // The ranges in address order (the payload's address is the lowest; see StreamTiming).
+  uint64_t first_local = 0, bytes = 0;
+  const Target& from = resolve(parts[0].address, parts[0].bytes, &first_local);
   gather_.resize(count);
   for (uint32_t i = 0; i < count; ++i) {
     uint64_t local = 0;
     if (parts[i].bytes == 0 || &resolve(parts[i].address, parts[i].bytes, &local) != &from) {
       throw std::logic_error(std::string(name()) + ": a gather's ranges span memories");
     }
-    gather_[i] = GatherPart{static_cast<int64_t>(local - src_local), parts[i].bytes};
+    gather_[i] = GatherPart{local, parts[i].bytes};
     bytes += parts[i].bytes;
   }
+  std::sort(gather_.begin(), gather_.end(), [](const GatherPart& a, const GatherPart& b) {
+    return a.offset_bytes < b.offset_bytes;
+  });
+  const uint64_t src_local = gather_[0].offset_bytes;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (i > 0 && gather_[i].offset_bytes < gather_[i - 1].offset_bytes + gather_[i - 1].bytes) {
+      throw std::logic_error(std::string(name()) + ": a gather's ranges overlap");
+    }
+    gather_[i].offset_bytes -= src_local;
+  }
   if (bytes > 0xffffffffULL) throw std::logic_error("dma: bad transfer size");
-  return copy(from, parts[0].address, src_local, dst, bytes, intent, start_ps, ok, gather_.data(),
-              count);
+  // One memory's ranges map linearly: the lowest range's global address follows the first's.
+  const uint64_t src = parts[0].address - first_local + src_local;
+  return copy(from, src, src_local, dst, bytes, intent, start_ps, ok, gather_.data(), count);
 }
 
 TimePs DmaEngine::copy(const Target& from, uint64_t src, uint64_t src_local, uint64_t dst,

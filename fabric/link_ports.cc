@@ -82,9 +82,17 @@ LinkPorts::Result LinkPorts::forward(Port& port, tlm::tlm_fw_transport_if<>& nex
       last_at = port.to->transfer(first_ps, bytes, last_ps, level);
       first_at = port.to->last_first_arrival_ps();
     } else {
-      // One request per max_request_bytes: the target starts on the first; the data cannot
-      // all be back before the last has arrived.
-      last_at = port.to->message(last_ps, port.to->params().messages_for(bytes), level);
+      // One request per max_request_bytes (of each range of a scatter-gather read): the target
+      // starts on the first; the data cannot all be back before the last has arrived.
+      uint64_t requests = 0;
+      const StreamTiming& g = PayloadPool::timing(p);
+      if (g.gather_parts > 0) {
+        for (uint32_t i = 0; i < g.gather_parts; ++i)
+          requests += port.to->params().messages_for(g.gather[i].bytes);
+      } else {
+        requests = port.to->params().messages_for(bytes);
+      }
+      last_at = port.to->message(last_ps, requests, level);
       first_at = port.to->last_first_arrival_ps();
     }
     if (last_at == LinkModel::kNever) return {last_ps, false};  // down for good mid-transfer

@@ -61,13 +61,14 @@ void MemoryTarget::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_tim
   TimePs done = 0;
   if (timing != nullptr && timing->gather_parts > 0) {
     // A scatter-gather request: every range in range first, then each served as a request of
-    // its own from `start`; answered when the last is done.
+    // its own from `start`; answered when the last is done. Each range served counts its bytes,
+    // so a refusal after some (an NVMe drive's bounce memory gone mid-list) leaves them counted
+    // as served for the initiator's lost bytes.
     uint64_t total = 0;
     for (uint32_t i = 0; i < timing->gather_parts; ++i) {
       const GatherPart& g = timing->gather[i];
-      const uint64_t a = addr + static_cast<uint64_t>(g.delta_bytes);
-      if (g.bytes == 0 || (g.delta_bytes < 0 && uint64_t(-g.delta_bytes) > addr) ||
-          a >= capacity_bytes_ || g.bytes > capacity_bytes_ - a) {
+      if (g.bytes == 0 || g.offset_bytes >= capacity_bytes_ - addr ||
+          g.bytes > capacity_bytes_ - addr - g.offset_bytes) {
         p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
         return;
       }
@@ -76,10 +77,8 @@ void MemoryTarget::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_tim
     if (total != bytes) throw std::logic_error(std::string(name()) + ": gather length mismatch");
     for (uint32_t i = 0; i < timing->gather_parts; ++i) {
       const GatherPart& g = timing->gather[i];
-      const TimePs d = serve(addr + static_cast<uint64_t>(g.delta_bytes), g.bytes, write, start);
+      const TimePs d = serve(addr + g.offset_bytes, g.bytes, write, start);
       if (d == kRefused) {
-        // A model that can refuse depends on another memory being online: it refuses every
-        // range alike, so the first refusal is the request's (nothing counted).
         if (refused_ == nullptr)
           throw std::logic_error(std::string(name()) + ": refused a request");
         refused_->inc();
@@ -87,10 +86,10 @@ void MemoryTarget::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_tim
         return;
       }
       done = std::max(done, d);
+      (write ? bytes_written_ : bytes_read_).inc(g.bytes);
       if (count_per_request_) count_->inc();
       if (latency_ != nullptr) latency_->record(static_cast<double>(d - start) / kPsPerNs);
     }
-    (write ? bytes_written_ : bytes_read_).inc(bytes);
     delay = to_sc_time(done > now ? done - now : 0);
     p.set_response_status(tlm::TLM_OK_RESPONSE);
     return;

@@ -239,19 +239,13 @@ bool validate_parts(const config::ControllerParts& parts, Validator pv) {
 void BusyLedger::add(TimePs start, TimePs occupancy, TimePs now) {
   if (now < folded_to_) throw std::logic_error("BusyLedger: time went back");
   total_ += occupancy;
-  if (now > folded_to_) {
-    // Fold the decisions that ended by now (swap-remove: their order does not matter).
-    for (size_t k = 0; k < open_.size();) {
-      if (open_[k].end <= now) {
-        folded_ += open_[k].end - open_[k].start;
-        open_[k] = open_.back();
-        open_.pop_back();
-      } else {
-        ++k;
-      }
-    }
-    folded_to_ = now;
+  // Fold the oldest decisions while they ended by now (amortised O(1); one that ended behind a
+  // longer one waits for it and meanwhile counts whole in busy_until).
+  while (!open_.empty() && open_.front().end <= now) {
+    folded_ += open_.front().end - open_.front().start;
+    open_.pop_front();
   }
+  folded_to_ = now;
   if (occupancy > 0) open_.push_back({start, start + occupancy});
 }
 

@@ -3,7 +3,7 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
+#include <deque>
 
 #include "configs/tiersim.pb.h"
 #include "models/config/errors.h"
@@ -41,8 +41,8 @@ bool validate_parts(const config::ControllerParts& parts, Validator pv);
 
 // The server-time a controller has spent deciding, exactly up to any moment: each decision holds
 // a server over [start, start + occupancy), where start may lie ahead of the moment the decision
-// is asked (a queue, or a trigger in the future). Decisions ended by the moment given to add()
-// are folded into a total; the others are kept until then.
+// is asked (a queue, or a trigger in the future). The oldest decisions are folded into a total
+// once they ended by a moment given to add(); the others are kept.
 class BusyLedger {
  public:
   // A decision asked at `now` holds a server over [start, start + occupancy).
@@ -58,7 +58,7 @@ class BusyLedger {
     TimePs start, end;
   };
   TimePs folded_ = 0, folded_to_ = 0, total_ = 0;
-  std::vector<Interval> open_;  // decisions not ended by folded_to_
+  std::deque<Interval> open_;  // decisions not folded, in the order asked
 };
 
 }  // namespace tiersim

@@ -14,24 +14,25 @@
 
 namespace tiersim {
 
+// One range of a scatter-gather read: `offset_bytes` from the payload's address, `bytes` long.
+struct GatherPart {
+  uint64_t offset_bytes = 0;
+  uint64_t bytes = 0;
+};
+
 // Timing that the annotated delay cannot carry across a forwarding hop: when the first byte of a
 // request's data (a write) reaches the receiver; the delay says when the last one does.
 // 0: all of it arrives at the annotated time. Forwarders (links, switches) use it to stream
 // data through (cut-through) instead of storing and forwarding whole transfers.
-// One range of a scatter-gather read: `delta_bytes` from the payload's address (negative: below
-// it), `bytes` long.
-struct GatherPart {
-  int64_t delta_bytes = 0;
-  uint64_t bytes = 0;
-};
-
 struct StreamTiming : tlm::tlm_extension<StreamTiming> {
   TimePs first_byte_ps = 0;
   // A scatter-gather request (a DMA descriptor with a list of source ranges): `gather_parts`
-  // ranges of one target, the first at the payload's address; the payload's length is their
-  // total. The target serves each range as a request of its own, all starting together, and
-  // answers when the last is done. Null: the payload's one range. The list belongs to the
-  // initiator and lives while b_transport runs.
+  // non-overlapping ranges of one target at or after the payload's address, the lowest at it;
+  // the payload's length is their total, so [address, address + length) lies within their span
+  // (what a switch decodes and a target checks first). The target serves each range as a
+  // request of its own, all starting together, in the list's order, and answers when the last
+  // is done; a link sends a read request per range (or per max_request_bytes of it). Null: the
+  // payload's one range. The list belongs to the initiator and lives while b_transport runs.
   const GatherPart* gather = nullptr;
   uint32_t gather_parts = 0;
   // The initiator's completion timeout (UINT64_MAX: none) and its deadline for this request: a

@@ -739,6 +739,36 @@ TEST(Dma, DemandFetchesOvertakeBulkCopies) {
   EXPECT_GT(without.at("demand"), 1e9);  // > 1 ms: the rest of the prefetch
 }
 
+// A scatter-gather read over a CXL link (64-byte requests): ranges given in any order are read in
+// address order in one descriptor, the first near the end of a 1 MiB memory (the payload starts
+// at the lowest range, so the whole payload decodes inside the memory); the memory counts every
+// range. Its two 96-byte ranges send four request messages (one contiguous 192-byte read, three),
+// hidden here behind the data's return: it lands no earlier than the contiguous read.
+TEST(Dma, ScatterGatherReadsEveryRangeInOneDescriptor) {
+  const std::string far =
+      "system { components { name: \"far\" sram { capacity_bytes: 1048576 "
+      "read_bandwidth_bytes_per_s: 1e15 write_bandwidth_bytes_per_s: 1e15 latency_ps: 0 } } "
+      "address_map { name: \"far\" target: \"far\" base_bytes: 4398046511104 "
+      "size_bytes: 1048576 } }";
+  const auto out = parse(simulate(
+      host_system(link("dma_far", "dma", "far", "cxl2_x8"), {far}),
+      [](Context& ctx, std::ostream& os) {
+        const uint64_t kFar = 4ULL << 40;
+        bool ok = false;
+        const DmaEngine::GatherRange parts[2] = {{kFar + (1 << 20) - 96, 96}, {kFar, 96}};
+        const TimePs gathered = dma(ctx).transfer_gather(parts, 2, 0, intent(), 0, &ok);
+        const auto* read = static_cast<const Counter*>(ctx.stats().find("far.bytes_read"));
+        os << "ok " << ok << " gathered " << gathered << " bytes " << read->value() << "\n";
+        const TimePs at = 1'000'000'000;
+        const TimePs one = dma(ctx).transfer(kFar + 4096, 4096, 192, intent(), at, &ok) - at;
+        os << "ok_one " << ok << " contiguous " << one << "\n";
+      }));
+  EXPECT_EQ(out.at("ok"), 1);
+  EXPECT_EQ(out.at("bytes"), 192);
+  EXPECT_EQ(out.at("ok_one"), 1);
+  EXPECT_GE(out.at("gathered"), out.at("contiguous"));
+}
+
 // DMA channels and descriptor queues: two bulk copies run in parallel on two bulk channels
 // (each at the channel's rate) but one after the other on one; a demand fetch on the critical
 // channel waits for nothing; a queue of depth 1 makes each descriptor wait for the previous

@@ -241,12 +241,15 @@ std::string run_gather(uint64_t address, std::vector<GatherPart> parts) {
 }
 
 TEST(MemoryTarget, ServesEachRangeOfAGatherFromItsStart) {
-  // Ranges at 1000 (100 B), 200 (300 B, below the first) and 3000 (50 B): each is a request of
-  // its own from time 0 (1000 + bytes ps), the answer the latest (1300 ps); bytes counted once.
-  EXPECT_EQ(run_gather(1000, {{0, 100}, {-800, 300}, {2000, 50}}), "1300 | 3 3 450 3");
-  // A range beyond the capacity (4096) or below address 0: an address error, nothing served.
-  EXPECT_EQ(run_gather(1000, {{0, 100}, {3000, 200}}), "-1 | 0 0 0 0");
-  EXPECT_EQ(run_gather(1000, {{0, 100}, {-1001, 1}}), "-1 | 0 0 0 0");
+  // Ranges at 1000 (100 B), 200 (300 B, the payload's address) and 3000 (50 B), in that order:
+  // each is a request of its own from time 0 (1000 + bytes ps), the answer the latest
+  // (1300 ps); every range's bytes counted.
+  EXPECT_EQ(run_gather(200, {{800, 100}, {0, 300}, {2800, 50}}), "1300 | 3 3 450 3");
+  // Near the end of the memory (4096 B): ranges up to its last byte are served.
+  EXPECT_EQ(run_gather(3000, {{0, 100}, {996, 100}}), "1100 | 2 2 200 2");
+  // A range beyond the capacity, or of no bytes: an address error, nothing served.
+  EXPECT_EQ(run_gather(3000, {{0, 100}, {1000, 100}}), "-1 | 0 0 0 0");
+  EXPECT_EQ(run_gather(1000, {{0, 100}, {200, 0}}), "-1 | 0 0 0 0");
 }
 
 TEST(Sram, ReadAndWritePortsAreIndependent) {
