@@ -549,8 +549,9 @@ uint64_t ComputeEngine::gather(const Operand& first, uint64_t bytes, uint64_t so
   // times its arithmetic as a whole, gathers; the next read operands join while each continues
   // the same object and fits whole.
   gather_last_ = operand_;
+  if (!software_.gather_paged_kv) return bytes;  // PAGED_KV_PER_RUN: no lookup per tile
   const ObjectInfo& obj = ctx().objects().get(first.object);
-  if (!software_.gather_paged_kv || obj.cls != ObjectClass::kKvCache || op_.per_operand_compute ||
+  if (obj.cls != ObjectClass::kKvCache || op_.per_operand_compute ||
       operand_offset_ + bytes != first.bytes || bytes >= params_.tile_bytes) {
     return bytes;
   }
