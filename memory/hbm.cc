@@ -155,8 +155,12 @@ const ComponentRegistrar kRegistrar(ComponentKind{
       DramPower power = DramPower::from_config(c.hbm(), std::move(multipliers));
       std::unique_ptr<DramTarget> m;
       if (f == config::DETAILED) {
-        m = std::make_unique<HbmDetailed>(c.name().c_str(), HbmDetailedParams::from_config(c.hbm()),
-                                          ctx);
+        const auto& run = ctx.config().run();
+        m = std::make_unique<HbmDetailed>(
+            c.name().c_str(),
+            HbmDetailedParams::from_config(
+                c.hbm(), run.has_detailed_sampling() ? &run.detailed_sampling() : nullptr),
+            ctx);
       } else {
         m = std::make_unique<BandwidthMemory>(c.name().c_str(),
                                               BandwidthMemoryParams::from_config(c.hbm()), ctx);
@@ -178,25 +182,16 @@ const ComponentRegistrar kRegistrar(ComponentKind{
       const HbmCalibration cal = calibrate_hbm(spec, duration_us);
       report << "device: " << c.hbm().device().name() << "\n";
       print_calibration(cal, spec, report);
-      const double peak_per_channel = c.hbm().pin_data_rate_mbps() * 1e6 *
-                                      c.hbm().bus_width_bits() / 8.0 / c.hbm().channels_per_stack();
-      const FastPenalties pen =
-          derive_fast_penalties(cal, peak_per_channel, c.hbm().interleave_bytes());
-      // The fast level adds a part's service (and a miss) to latency_ps: subtract them from the
-      // measured unloaded latency so a lone 64-byte read takes what the detailed level says.
-      const double lone_service_ps =
-          64e12 / (peak_per_channel * cal.efficiency_fraction) + double(pen.miss_penalty_ps);
-      const uint64_t base_latency_ps =
-          static_cast<uint64_t>(std::max(0.0, double(cal.latency_ps) - lone_service_ps));
+      const CalibratedFastFields f = calibrated_fast_fields(c.hbm(), cal);
       std::ostringstream fields;
       fields.precision(6);
-      fields << "efficiency_fraction: " << cal.efficiency_fraction
+      fields << "efficiency_fraction: " << f.efficiency_fraction
              << "  # decode_tiles steady-state bandwidth / peak\n"
-             << "latency_ps: " << base_latency_ps
+             << "latency_ps: " << f.latency_ps
              << "  # unloaded_read mean latency less a lone read's service\n"
-             << "miss_penalty_ps: " << pen.miss_penalty_ps << "  # from random_read\n"
-             << "turnaround_ps: " << pen.turnaround_ps << "  # from mix_2to1\n"
-             << "refresh_overhead_fraction: " << cal.refresh_overhead_fraction
+             << "miss_penalty_ps: " << f.miss_penalty_ps << "  # from random_read\n"
+             << "turnaround_ps: " << f.turnaround_ps << "  # from mix_2to1\n"
+             << "refresh_overhead_fraction: " << f.refresh_overhead_fraction
              << "  # 1 - stream_read / stream_read with refresh off, at x1\n";
       return fields.str();
     },

@@ -1,23 +1,47 @@
 #include "memory/hbm_detailed.h"
 
 #include <algorithm>
+#include <boost/math/distributions/students_t.hpp>
 #include <cmath>
 
-#include "memory/bandwidth_memory_core.h"
 #include "memory/hbm_device.h"
+#include "memory/tools/hbm_calibrate.h"
 #include "models/core/context.h"
+#include "models/core/summary.h"
 
 namespace tiersim {
 
-HbmDetailedParams HbmDetailedParams::from_config(const config::HbmFast& c) {
+void RatioSamples::add(double ratio) {
+  ++n_;
+  const double d = ratio - mean_;
+  mean_ += d / double(n_);
+  m2_ += d * (ratio - mean_);
+}
+
+double RatioSamples::ci95_half_width() const {
+  if (n_ < 2) return 0.0;
+  const boost::math::students_t t(double(n_ - 1));
+  const double sd = std::sqrt(m2_ / double(n_ - 1));
+  return boost::math::quantile(t, 0.975) * sd / std::sqrt(double(n_));
+}
+
+HbmDetailedParams HbmDetailedParams::from_config(const config::HbmFast& c,
+                                                 const config::DetailedSampling* sampling) {
   HbmDetailedParams p{c.stack_count(),
                       c.capacity_bytes_per_stack(),
                       c.interleave_bytes(),
                       dram_spec_from_config(c.device()),
-                      {}};
+                      {},
+                      std::nullopt};
   for (uint32_t s = 0; s < c.stack_count(); ++s) {
     p.refresh_multiplier.push_back(
         BandwidthMemoryParams::refresh_multiplier_for(c, static_cast<int>(s)));
+  }
+  if (sampling) {
+    p.sampling = DetailedSamplingParams{
+        sampling->period_requests(), sampling->window_requests(), sampling->warmup_requests(),
+        !sampling->has_rerate_fast_level() || sampling->rerate_fast_level(),
+        device_calibrated_params(c)};
   }
   return p;
 }
@@ -28,7 +52,23 @@ HbmDetailed::HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& 
                  {"requests", "bulk requests served"}),
       params_(params),
       late_starts_(ctx.stats().counter(basename(), "late_starts",
-                                       "requests whose start preceded the stacks' time", "count")) {
+                                       "requests whose start preceded the stacks' time", "count")),
+      rng_(ctx.rng_for(std::string(basename()) + ".detailed_sampling")) {
+  if (params.sampling) {
+    fast_ = std::make_unique<BandwidthMemoryCore>(params.sampling->fast);
+    for (uint32_t s = 0; s < params.stack_count; ++s)
+      stack_refresh_.push_back(params.sampling->fast.multiplier(s));
+    stack_throttle_.assign(params.stack_count, 1.0);
+    window_.reserve(params.sampling->window_requests);
+    ctx.stats()
+        .formula(basename(), "detailed_requests", "requests served at the command level", "count",
+                 [this](TimePs) { return double(detailed_requests_); })
+        .set_sampling("cumulative");
+    ctx.stats()
+        .formula(basename(), "sampled_windows", "measured windows of sampled detailed simulation",
+                 "count", [this](TimePs) { return double(ratios_.count()); })
+        .set_sampling("cumulative");
+  }
   register_latency("request_latency", "request latency from start to last byte",
                    Histogram::log2_edges(1, 1 << 24));
   const uint64_t limit_ps = ctx.config().run().max_sim_time_ps();
@@ -130,6 +170,80 @@ void HbmDetailed::advance_to(uint64_t cycle) {
 }
 
 TimePs HbmDetailed::serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) {
+  if (!fast_) return serve_detailed(addr, bytes, write, start_ps, nullptr);
+  const DetailedSamplingParams& sp = *params_.sampling;
+  const uint64_t run = uint64_t{sp.warmup_requests} + sp.window_requests;
+  if (period_pos_ == 0) run_offset_ = rng_.below(sp.period_requests - run + 1);
+  const bool in_run = period_pos_ >= run_offset_ && period_pos_ < run_offset_ + run;
+  // The stacks take the run's first request once the fast level's queued work is out.
+  const TimePs drained = in_run && period_pos_ == run_offset_ ? fast_->busy_until_ps() : 0;
+  TimePs done = fast_->serve(addr, bytes, write, start_ps);
+  if (in_run) {
+    TimePs begin = 0;
+    done = serve_detailed(addr, bytes, write, std::max(start_ps, drained), &begin);
+    ++detailed_requests_;
+    if (period_pos_ >= run_offset_ + sp.warmup_requests) {
+      window_stack_ps_ += done - params_.device.frontend_latency_ps - begin;
+      window_.push_back({addr, bytes, write});
+      if (period_pos_ + 1 == run_offset_ + run) close_window();
+    }
+  }
+  ++sampled_requests_;
+  if (++period_pos_ == sp.period_requests) period_pos_ = 0;
+  return done;
+}
+
+void HbmDetailed::close_window() {
+  const DetailedSamplingParams& sp = *params_.sampling;
+  // The fast level's service of the same requests one after another from idle channels, as the
+  // stacks served them, except that each starts when the previous one's last part has left (the
+  // fast level overlaps a request's latency with the next, and the stacks' time excludes the
+  // front end's latency but once).
+  BandwidthMemoryCore replay(sp.fast);
+  for (uint32_t s = 0; s < params_.stack_count; ++s) {
+    if (stack_throttle_[s] != 1.0 || stack_refresh_[s] != sp.fast.multiplier(s)) {
+      replay.set_stack_rate(s, stack_refresh_[s], stack_throttle_[s]);
+    }
+  }
+  TimePs t = 0, done = 0;
+  for (const WindowRequest& r : window_) {
+    done = replay.serve(r.addr, r.bytes, r.write, t);
+    t = done - sp.fast.latency_ps;
+  }
+  const double stacks_ps = double(window_stack_ps_ + params_.device.frontend_latency_ps);
+  if (done > 0) ratios_.add(stacks_ps / double(done));
+  window_.clear();
+  window_stack_ps_ = 0;
+  rerate_fast();
+}
+
+void HbmDetailed::rerate_fast() {
+  const double correction =
+      params_.sampling->rerate_fast_level && ratios_.count() > 0 ? 1.0 / ratios_.mean() : 1.0;
+  for (uint32_t s = 0; s < params_.stack_count; ++s) {
+    fast_->set_stack_rate(s, stack_refresh_[s], stack_throttle_[s] * correction);
+  }
+}
+
+void HbmDetailed::summarize(std::vector<SummaryItem>& out, uint64_t tokens) const {
+  DramTarget::summarize(out, tokens);
+  if (!fast_) return;
+  const std::string g = basename();
+  out.push_back({g + "_sampled_windows", double(ratios_.count()), "count"});
+  out.push_back(
+      {g + "_detailed_request_share",
+       sampled_requests_ > 0 ? double(detailed_requests_) / double(sampled_requests_) : 0.0,
+       "fraction"});
+  out.push_back({g + "_sampled_service_ratio", ratios_.mean(), "ratio"});
+  out.push_back({g + "_sampled_service_ratio_ci95", ratios_.ci95_half_width(), "ratio"});
+  out.push_back(
+      {g + "_fast_level_rate_correction",
+       params_.sampling->rerate_fast_level && ratios_.count() > 0 ? 1.0 / ratios_.mean() : 1.0,
+       "ratio"});
+}
+
+TimePs HbmDetailed::serve_detailed(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps,
+                                   TimePs* begin_ps) {
   const uint64_t access = params_.device.org.access_bytes;
   // The device moves whole bursts: a request covers every burst it touches.
   const uint64_t first = addr / access * access;
@@ -138,6 +252,7 @@ TimePs HbmDetailed::serve(uint64_t addr, uint64_t bytes, bool write, TimePs star
   const uint64_t start_cycle = (start_ps + tck - 1) / tck;
   if (start_cycle < cycle_) late_starts_.inc();
   advance_to(start_cycle);
+  if (begin_ps) *begin_ps = cycle_ * tck;
 
   // Front end: pieces in address order, each to its stack, waiting while a queue is full.
   const uint64_t granule = params_.interleave_bytes;
@@ -176,9 +291,20 @@ double HbmDetailed::busy_stack_s() const {
 }
 
 void HbmDetailed::thermal_counts(double* stack_bytes, double* stack_busy_s) const {
-  // Bytes: the column commands' bursts; busy: the data bus at peak (as the energy account).
+  // Bytes: the column commands' bursts (sampled: the fast level's, which serves every request);
+  // busy: the data bus at peak (as the energy account).
   const double access = double(params_.device.org.access_bytes);
   const double peak = params_.device.peak_bytes_per_s();
+  if (fast_) {
+    const uint32_t stacks = params_.stack_count;
+    for (uint32_t s = 0; s < stacks; ++s)
+      stack_bytes[s] = 0;
+    for (uint32_t u = 0; u < fast_->params().servers(); ++u)
+      stack_bytes[u % stacks] += double(fast_->server_bytes(u));
+    for (uint32_t s = 0; s < stacks; ++s)
+      stack_busy_s[s] = peak > 0 ? stack_bytes[s] / peak : 0.0;
+    return;
+  }
   for (size_t s = 0; s < stacks_.size(); ++s) {
     const DramControllerStats st = stacks_[s]->total_stats();
     stack_bytes[s] = double(st.reads + st.writes) * access;
@@ -188,6 +314,11 @@ void HbmDetailed::thermal_counts(double* stack_bytes, double* stack_busy_s) cons
 
 void HbmDetailed::thermal_apply(uint32_t stack, double refresh_multiplier, double fraction) {
   stacks_[stack]->set_refresh_multiplier(refresh_multiplier);
+  if (fast_) {
+    stack_refresh_[stack] = refresh_multiplier;
+    stack_throttle_[stack] = fraction;
+    rerate_fast();
+  }
   // At peak the stack takes one access per burst on each pseudo-channel.
   const DramStackSpec& d = params_.device;
   const double peak_spacing =

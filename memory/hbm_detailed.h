@@ -23,17 +23,59 @@
 // applies command by command; a throttled stack's front end issues accesses no faster than the
 // throttle's fraction of the stack's peak (an issue cap; the in-order front end then also waits
 // for it when the next access goes to another stack).
+//
+// Sampled (run.detailed_sampling, SMARTS-style): a fast level calibrated from the device
+// (BandwidthMemoryCore over device_calibrated_params) serves every request and keeps its channel
+// state warm; in each period of requests, one run of warm-up + window consecutive requests at a
+// seeded offset is also served by the stacks, which then decide those requests' completions.
+// The stacks start the run once the fast level's queued work has drained (their in-order
+// service would have served it first); between runs they only advance (refresh, pulled in while
+// idle). Each window gives one sample: the stacks' time on its requests over the fast level's
+// replay of the same requests back to back from idle channels (a service-rate ratio, free of the
+// arrival pacing the closed loop imposes). The mean and its 95% confidence half-width (Student's
+// t) are reported; by default the fast level's rates are divided by the mean after each window.
+// Fidelity of the mix: the fast-served requests move at the command level's measured rate but
+// keep the fast level's overlap of requests (the stacks serve one request at a time), so a
+// sampled step differs from a command-level one by a few percent (docs/models/hbm.md). Under
+// sampling the command-level stats count the runs' requests only, and a thermal model reads the
+// fast level's per-stack bytes (every request) and throttles both.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "configs/tiersim.pb.h"
+#include "memory/bandwidth_memory_core.h"
 #include "memory/dram_stack.h"
 #include "memory/dram_target.h"
+#include "models/core/rng.h"
 #include "models/core/stats.h"
 
 namespace tiersim {
+
+// The sampling of a detailed memory (config DetailedSampling, validated).
+struct DetailedSamplingParams {
+  uint32_t period_requests = 0;
+  uint32_t window_requests = 0;
+  uint32_t warmup_requests = 0;
+  bool rerate_fast_level = true;
+  BandwidthMemoryParams fast;  // the fast level calibrated from the device
+};
+
+// Running mean and variance of the windows' latency ratios (Welford), and the 95% confidence
+// half-width of the mean (Student's t with n - 1 degrees of freedom; 0 below two windows).
+class RatioSamples {
+ public:
+  void add(double ratio);
+  uint64_t count() const { return n_; }
+  double mean() const { return mean_; }
+  double ci95_half_width() const;
+
+ private:
+  uint64_t n_ = 0;
+  double mean_ = 0, m2_ = 0;
+};
 
 struct HbmDetailedParams {
   uint32_t stack_count;
@@ -41,7 +83,10 @@ struct HbmDetailedParams {
   uint64_t interleave_bytes;
   DramStackSpec device;
   std::vector<double> refresh_multiplier;  // per stack, from the temperatures
-  static HbmDetailedParams from_config(const config::HbmFast& c);  // c valid, with a device
+  std::optional<DetailedSamplingParams> sampling;
+  // c valid, with a device; `sampling` set (and c's fast fields valid) for a sampled run.
+  static HbmDetailedParams from_config(const config::HbmFast& c,
+                                       const config::DetailedSampling* sampling = nullptr);
 };
 
 class HbmDetailed : public DramTarget {
@@ -51,12 +96,31 @@ class HbmDetailed : public DramTarget {
  protected:
   // Serves the request to completion: advances the stacks to its start, submits its pieces and
   // runs them until the last one is done; returns that time plus the front-end latency.
+  // Sampled: every request at the fast level, and those of a period's run also (and finally)
+  // at the command level.
   TimePs serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) override;
   // The power account's active time: the data bus at peak (bytes / peak_bytes_per_s), not the
   // controllers' bank states.
   double busy_stack_s() const override;
 
+ public:
+  void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const override;
+  // Sampling's figures (0 without sampling).
+  const RatioSamples& window_ratios() const { return ratios_; }
+  uint64_t detailed_requests() const { return detailed_requests_; }
+
  private:
+  // The command level alone: advances the stacks to the request's start, submits its pieces and
+  // runs them until the last one is done.
+  // `begin_ps`, when given, receives the time the stacks took the request's first piece.
+  TimePs serve_detailed(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps,
+                        TimePs* begin_ps);
+  // Sampling: a window's sample (the stacks' time over the fast level's replay of the same
+  // requests), then the fast level re-rated by the mean's inverse.
+  void close_window();
+  // The fast level's rates: each stack's refresh multiplier and throttle (a thermal model's),
+  // times the correction the windows measured.
+  void rerate_fast();
   // Advances every stack to `cycle`, processing their events on the way.
   void advance_to(uint64_t cycle);
   // Advances to the next event of any stack; false when none is pending.
@@ -82,6 +146,21 @@ class HbmDetailed : public DramTarget {
   // Throttle: per stack, the spacing between accesses the front end may issue (device cycles;
   // 0 when not throttled) and the earliest cycle of the next one.
   std::vector<double> issue_spacing_, next_issue_;
+
+  // Sampling (fast_ set only when sampled): the position in the current period, the offset of
+  // its run, and the current window's summed latencies at either level.
+  std::unique_ptr<BandwidthMemoryCore> fast_;
+  Rng rng_;
+  uint64_t period_pos_ = 0, run_offset_ = 0;
+  struct WindowRequest {
+    uint64_t addr, bytes;
+    bool write;
+  };
+  std::vector<WindowRequest> window_;  // the current window's measured requests
+  TimePs window_stack_ps_ = 0;         // the stacks' time on them (first piece to last)
+  std::vector<double> stack_refresh_, stack_throttle_;
+  RatioSamples ratios_;
+  uint64_t detailed_requests_ = 0, sampled_requests_ = 0;
 };
 
 }  // namespace tiersim

@@ -64,6 +64,19 @@ ROWS = [
               "workload.decode.decode_steps=16", "run.op_records=OP_RECORDS_NONE",
               "system.pod.rate_tolerance=0.01"],
      "unit": "s", "target": 60.0, "slow": True},
+    {"name": "detailed_8b_one_step", "what": "DETAILED HBM decode, one Llama-3-8B step on H100 (batch 1, 1k context), every request at the command level",
+     "files": cfg(H100, "configs/memory/hbm3_5234_h100.textproto",
+                  "configs/models/llama3_8b.textproto", "configs/studies/default.textproto"),
+     "sets": ["run.fidelity=DETAILED", "workload.decode.decode_steps=1"],
+     "unit": "s", "target": 60.0, "slow": True},
+    {"name": "detailed_8b_one_step_sampled", "what": "the same step, sampled: 2 warm-up + 10 measured requests of every 100 at the command level",
+     "files": cfg(H100, "configs/memory/hbm3_5234_h100.textproto",
+                  "configs/models/llama3_8b.textproto", "configs/studies/default.textproto"),
+     "sets": ["run.fidelity=DETAILED", "workload.decode.decode_steps=1",
+              "run.detailed_sampling.period_requests=100",
+              "run.detailed_sampling.window_requests=10",
+              "run.detailed_sampling.warmup_requests=2"],
+     "unit": "s", "target": 60.0},
     {"name": "sweep_1000_points", "what": "1000-point sweep of the default decode on 2 cores (40 points run, x 25)",
      "sweep": "bench/configs/sweep_40_points.textproto", "points": 40, "per": 1000,
      "unit": "s", "target": 240.0},
@@ -79,9 +92,7 @@ ROWS = [
 ]
 # Rows of the speed table with no benchmark yet (the feature they time is missing): printed so
 # the table stays complete.
-MISSING = [
-    ("detailed_8b_one_step", "98 s (2026-12-04); run by hand: h100_sxm + memory/hbm3_5234_h100 + llama3_8b + studies/default, run.fidelity=DETAILED, decode_steps=1"),
-]
+MISSING = []
 
 
 def run_row(build, row, scratch, allow_missing=False):

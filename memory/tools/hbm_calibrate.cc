@@ -5,6 +5,8 @@
 #include <iomanip>
 #include <ostream>
 
+#include "memory/hbm_device.h"
+
 namespace tiersim {
 
 double min_calibration_duration_us(const DramStackSpec& spec) {
@@ -90,6 +92,31 @@ void print_calibration(const HbmCalibration& c, const DramStackSpec& spec, std::
   }
   os << "peak " << std::setprecision(1) << spec.peak_bytes_per_s() / 1e9 << " GB/s per stack\n"
      << std::defaultfloat;
+}
+
+CalibratedFastFields calibrated_fast_fields(const config::HbmFast& c, const HbmCalibration& cal) {
+  const double peak_per_channel =
+      c.pin_data_rate_mbps() * 1e6 * c.bus_width_bits() / 8.0 / c.channels_per_stack();
+  const FastPenalties pen = derive_fast_penalties(cal, peak_per_channel, c.interleave_bytes());
+  // The fast level adds a part's service (and a miss) to latency_ps: subtract them from the
+  // measured unloaded latency so a lone 64-byte read takes what the detailed level says.
+  const double lone_service_ps =
+      64e12 / (peak_per_channel * cal.efficiency_fraction) + double(pen.miss_penalty_ps);
+  return {cal.efficiency_fraction,
+          static_cast<uint64_t>(std::max(0.0, double(cal.latency_ps) - lone_service_ps)),
+          pen.miss_penalty_ps, pen.turnaround_ps, cal.refresh_overhead_fraction};
+}
+
+BandwidthMemoryParams device_calibrated_params(const config::HbmFast& c) {
+  const CalibratedFastFields f =
+      calibrated_fast_fields(c, calibrate_hbm(dram_spec_from_config(c.device()), 0.0));
+  config::HbmFast fast = c;
+  fast.set_efficiency_fraction(f.efficiency_fraction);
+  fast.set_latency_ps(f.latency_ps);
+  fast.set_miss_penalty_ps(f.miss_penalty_ps);
+  fast.set_turnaround_ps(f.turnaround_ps);
+  fast.set_refresh_overhead_fraction(f.refresh_overhead_fraction);
+  return BandwidthMemoryParams::from_config(fast);
 }
 
 }  // namespace tiersim

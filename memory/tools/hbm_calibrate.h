@@ -42,4 +42,18 @@ double min_calibration_duration_us(const DramStackSpec& spec);
 HbmCalibration calibrate_hbm(const DramStackSpec& spec, double duration_us);
 void print_calibration(const HbmCalibration& c, const DramStackSpec& spec, std::ostream& os);
 
+// The fast level's fields of an hbm component (config c: its pins, channels and interleave) that
+// reproduce calibration `cal` of its device (what `tiersim calibrate` prints).
+struct CalibratedFastFields {
+  double efficiency_fraction = 0;
+  uint64_t latency_ps = 0;
+  uint64_t miss_penalty_ps = 0;
+  uint64_t turnaround_ps = 0;
+  double refresh_overhead_fraction = 0;
+};
+CalibratedFastFields calibrated_fast_fields(const config::HbmFast& c, const HbmCalibration& cal);
+// c's fast level with the fields calibrated from its device (shortest calibration run: about
+// 3 s of wall time for HBM3). c valid, with a device.
+BandwidthMemoryParams device_calibrated_params(const config::HbmFast& c);
+
 }  // namespace tiersim

@@ -240,6 +240,28 @@ void validate_run(const config::Config& cfg, Validator v) {
   if (run.has_max_wall_time_s() && run.max_wall_time_s() < 0) {
     v.error("run.max_wall_time_s", "must be 0 (no limit) or positive");
   }
+  if (run.has_detailed_sampling()) {
+    const auto& ds = run.detailed_sampling();
+    const std::string p = "run.detailed_sampling";
+    if (v.require(p + ".window_requests", ds.has_window_requests()) && ds.window_requests() == 0) {
+      v.error(p + ".window_requests", "must be at least 1");
+    }
+    if (v.require(p + ".period_requests", ds.has_period_requests()) &&
+        uint64_t{ds.period_requests()} <
+            uint64_t{ds.window_requests()} + uint64_t{ds.warmup_requests()}) {
+      v.error(p + ".period_requests",
+              "must be at least warmup_requests + window_requests (" +
+                  std::to_string(uint64_t{ds.window_requests()} + ds.warmup_requests()) + ")");
+    }
+    bool detailed = false;
+    for (const auto& c : cfg.system().components()) {
+      const config::Fidelity f = c.has_fidelity() ? c.fidelity() : run.fidelity();
+      detailed = detailed || (c.has_hbm() && f == config::DETAILED);
+    }
+    if (!detailed) {
+      v.error(p, "no hbm component runs at DETAILED, so nothing would be sampled");
+    }
+  }
   if (cfg.policy().placement() == config::PLACEMENT_POLICY_UNSPECIFIED) {
     v.error("policy.placement", "required field is not set (STREAM_ALL or ORCHESTRATED)");
   }
