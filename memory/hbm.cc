@@ -126,6 +126,43 @@ BandwidthMemoryParams BandwidthMemoryParams::from_config(const config::HbmFast& 
 }
 
 namespace {
+// A sampled run's fast level, calibrated from the device, pays refresh's share r of its bandwidth
+// at x1 and m r at multiplier m: every multiplier the run can reach (the stacks' temperatures,
+// and with a thermal model every step of the table) must leave it some (a ConfigError naming
+// the field otherwise).
+void check_sampled_refresh(const config::Component& c, double r) {
+  const config::HbmFast& h = c.hbm();
+  double worst = BandwidthMemoryParams::refresh_multiplier_for(h);
+  std::string field = "temperature_c";
+  for (int s = 0; s < h.stack_temperature_c_size(); ++s) {
+    if (BandwidthMemoryParams::refresh_multiplier_for(h, s) > worst) {
+      worst = BandwidthMemoryParams::refresh_multiplier_for(h, s);
+      field = "stack_temperature_c[" + std::to_string(s) + "]";
+    }
+  }
+  if (h.has_thermal()) {
+    // The temperature can reach any step.
+    const double top = h.refresh_rate_size() == 0 ? refresh_rate_multiplier(1e9) : 0.0;
+    double table = top;
+    for (const auto& step : h.refresh_rate())
+      table = std::max(table, step.multiplier());
+    if (table > worst) {
+      worst = table;
+      field = h.refresh_rate_size() == 0 ? "thermal" : "refresh_rate";
+    }
+  }
+  if (worst * r >= 1.0) {
+    throw ConfigError(
+        {ConfigIssue{{},
+                     "system.components[" + c.name() + "].hbm." + field,
+                     "at refresh x" + format_multiplier(worst) +
+                         " the fast level of a sampled detailed run (calibrated refresh share " +
+                         format_multiplier(r) +
+                         ") would have no bandwidth left; run every request at the "
+                         "command level (no run.detailed_sampling) or lower the multiplier"}});
+  }
+}
+
 const ComponentRegistrar kRegistrar(ComponentKind{
     "hbm",
     "HBM stacks interleaved by address: bandwidth servers with latency (FAST) or command-level "
@@ -156,11 +193,10 @@ const ComponentRegistrar kRegistrar(ComponentKind{
       std::unique_ptr<DramTarget> m;
       if (f == config::DETAILED) {
         const auto& run = ctx.config().run();
-        m = std::make_unique<HbmDetailed>(
-            c.name().c_str(),
-            HbmDetailedParams::from_config(
-                c.hbm(), run.has_detailed_sampling() ? &run.detailed_sampling() : nullptr),
-            ctx);
+        HbmDetailedParams p = HbmDetailedParams::from_config(
+            c.hbm(), run.has_detailed_sampling() ? &run.detailed_sampling() : nullptr);
+        if (p.sampling) check_sampled_refresh(c, p.sampling->fast.refresh_overhead_fraction);
+        m = std::make_unique<HbmDetailed>(c.name().c_str(), p, ctx);
       } else {
         m = std::make_unique<BandwidthMemory>(c.name().c_str(),
                                               BandwidthMemoryParams::from_config(c.hbm()), ctx);

@@ -59,7 +59,7 @@ HbmDetailed::HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& 
     for (uint32_t s = 0; s < params.stack_count; ++s)
       stack_refresh_.push_back(params.sampling->fast.multiplier(s));
     stack_throttle_.assign(params.stack_count, 1.0);
-    window_.reserve(params.sampling->window_requests);
+    window_.reserve(std::min<uint32_t>(params.sampling->window_requests, 4096));
     ctx.stats()
         .formula(basename(), "detailed_requests", "requests served at the command level", "count",
                  [this](TimePs) { return double(detailed_requests_); })
@@ -175,16 +175,22 @@ TimePs HbmDetailed::serve(uint64_t addr, uint64_t bytes, bool write, TimePs star
   const uint64_t run = uint64_t{sp.warmup_requests} + sp.window_requests;
   if (period_pos_ == 0) run_offset_ = rng_.below(sp.period_requests - run + 1);
   const bool in_run = period_pos_ >= run_offset_ && period_pos_ < run_offset_ + run;
-  // The stacks take the run's first request once the fast level's queued work is out.
-  const TimePs drained = in_run && period_pos_ == run_offset_ ? fast_->busy_until_ps() : 0;
   TimePs done = fast_->serve(addr, bytes, write, start_ps);
-  if (in_run) {
+  if (!in_run) {
+    // Its parts leave the channels before its latency ends.
+    fast_served_until_ps_ = std::max(fast_served_until_ps_, done - sp.fast.latency_ps);
+  } else {
+    // The stacks take a run's first request once the fast-served work queued before it is out
+    // (not the fast level's own copy of the runs' requests).
+    const TimePs begin_at = std::max(start_ps, fast_served_until_ps_);
     TimePs begin = 0;
-    done = serve_detailed(addr, bytes, write, std::max(start_ps, drained), &begin);
+    done = serve_detailed(addr, bytes, write, begin_at, &begin);
     ++detailed_requests_;
     if (period_pos_ >= run_offset_ + sp.warmup_requests) {
       window_stack_ps_ += done - params_.device.frontend_latency_ps - begin;
       window_.push_back({addr, bytes, write});
+      // A request abandoned at the run's end or the wall-time limit ends no sample.
+      window_cut_ = window_cut_ || outstanding_ > 0;
       if (period_pos_ + 1 == run_offset_ + run) close_window();
     }
   }
@@ -211,9 +217,10 @@ void HbmDetailed::close_window() {
     t = done - sp.fast.latency_ps;
   }
   const double stacks_ps = double(window_stack_ps_ + params_.device.frontend_latency_ps);
-  if (done > 0) ratios_.add(stacks_ps / double(done));
+  if (done > 0 && !window_cut_) ratios_.add(stacks_ps / double(done));
   window_.clear();
   window_stack_ps_ = 0;
+  window_cut_ = false;
   rerate_fast();
 }
 
@@ -234,8 +241,12 @@ void HbmDetailed::summarize(std::vector<SummaryItem>& out, uint64_t tokens) cons
       {g + "_detailed_request_share",
        sampled_requests_ > 0 ? double(detailed_requests_) / double(sampled_requests_) : 0.0,
        "fraction"});
-  out.push_back({g + "_sampled_service_ratio", ratios_.mean(), "ratio"});
-  out.push_back({g + "_sampled_service_ratio_ci95", ratios_.ci95_half_width(), "ratio"});
+  // The ratio needs a window and its interval two: with fewer they are left out rather than
+  // shown as exact figures.
+  if (ratios_.count() > 0) out.push_back({g + "_sampled_service_ratio", ratios_.mean(), "ratio"});
+  if (ratios_.count() > 1) {
+    out.push_back({g + "_sampled_service_ratio_ci95", ratios_.ci95_half_width(), "ratio"});
+  }
   out.push_back(
       {g + "_fast_level_rate_correction",
        params_.sampling->rerate_fast_level && ratios_.count() > 0 ? 1.0 / ratios_.mean() : 1.0,
@@ -265,10 +276,15 @@ TimePs HbmDetailed::serve_detailed(uint64_t addr, uint64_t bytes, bool write, Ti
     const uint32_t s = static_cast<uint32_t>(chunk % stacks);
     const uint64_t local = (chunk / stacks) * granule + a % granule;
     if (issue_spacing_[s] > 0) {
-      // Throttled: wait for the stack's next issue slot.
-      const auto slot = static_cast<uint64_t>(std::ceil(next_issue_[s]));
+      // Throttled: wait for the stack's next issue slot (several per cycle when the spacing is
+      // under a cycle: an access may issue in cycle c while its slot lies before c + 1). A
+      // stack keeps up to one cycle of slots it did not use: the in-order front end moves on
+      // to other stacks and the common time can pass a stack's slot while it waits for another
+      // (without the carry a stack would lose the rest of its cycle each time, and its rate
+      // would fall to whole groups of accesses per cycle).
+      const auto slot = static_cast<uint64_t>(std::floor(next_issue_[s]));
       if (slot > cycle_) advance_to(slot);
-      next_issue_[s] = std::max(next_issue_[s], double(cycle_)) + issue_spacing_[s];
+      next_issue_[s] = std::max(next_issue_[s], double(cycle_) - 1.0) + issue_spacing_[s];
     }
     while (!stacks_[s]->submit(local, write, off / access, cycle_)) {
       if (!step()) break;

@@ -158,6 +158,8 @@ class HbmDetailed : public DramTarget {
   };
   std::vector<WindowRequest> window_;  // the current window's measured requests
   TimePs window_stack_ps_ = 0;         // the stacks' time on them (first piece to last)
+  bool window_cut_ = false;            // one of them was abandoned (run's end, wall limit)
+  TimePs fast_served_until_ps_ = 0;    // when the fast-served requests' parts are out
   std::vector<double> stack_refresh_, stack_throttle_;
   RatioSamples ratios_;
   uint64_t detailed_requests_ = 0, sampled_requests_ = 0;

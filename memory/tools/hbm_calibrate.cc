@@ -108,8 +108,8 @@ CalibratedFastFields calibrated_fast_fields(const config::HbmFast& c, const HbmC
 }
 
 BandwidthMemoryParams device_calibrated_params(const config::HbmFast& c) {
-  const CalibratedFastFields f =
-      calibrated_fast_fields(c, calibrate_hbm(dram_spec_from_config(c.device()), 0.0));
+  const CalibratedFastFields f = calibrated_fast_fields(
+      c, calibrate_hbm(dram_spec_from_config(c.device()), kDefaultCalibrationUs));
   config::HbmFast fast = c;
   fast.set_efficiency_fraction(f.efficiency_fraction);
   fast.set_latency_ps(f.latency_ps);

@@ -35,6 +35,10 @@ struct FastPenalties {
 FastPenalties derive_fast_penalties(const HbmCalibration& c, double peak_per_channel,
                                     uint64_t interleave_bytes);
 
+// The calibration's default duration (`tiersim calibrate`, and the fast level of a sampled
+// detailed run), in simulated microseconds at peak bandwidth.
+constexpr double kDefaultCalibrationUs = 200.0;
+
 // Shortest run whose steady window pays refresh in full: 5 x (max_postponed + 1) x tREFI, +10%.
 double min_calibration_duration_us(const DramStackSpec& spec);
 // `duration_us` sets how long the bandwidth patterns run (simulated, at peak bandwidth); it is

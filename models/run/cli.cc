@@ -11,6 +11,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "memory/tools/hbm_calibrate.h"
 #include "models/config/loader.h"
 #include "models/core/registry.h"
 #include "models/core/time.h"
@@ -178,7 +179,7 @@ int cmd_trace(const std::vector<std::string>& args) {
 int cmd_calibrate(const std::vector<std::string>& args) {
   std::vector<std::string> files, sets;
   std::string component, out;
-  double duration_us = 200;
+  double duration_us = kDefaultCalibrationUs;
   po::options_description opts;
   opts.add_options()("set", po::value(&sets)->composing(), "")("files", po::value(&files), "")(
       "component", po::value(&component), "")("out", po::value(&out), "")(

@@ -172,6 +172,21 @@ TEST(Fidelity, SampledDetailedDecode) {
   // Reporting only: the fast level keeps its calibrated rates, and the step changes.
   EXPECT_EQ(summary(report_only, "hbm_fast_level_rate_correction"), 1.0);
   EXPECT_NE(summary(report_only, "tpot_ms_mean"), t_smp);
+  // Every request in a run (period = window): the stacks decide every completion and nothing
+  // waits for the fast level's copy of their work, so the run is the full DETAILED one. A
+  // window longer than the run (no sample, nothing reserved for it) too; its ratio is left out.
+  const std::string all = go("all",
+                             " --set run.detailed_sampling.period_requests=1"
+                             " --set run.detailed_sampling.window_requests=1");
+  EXPECT_EQ(summary(all, "tpot_ms_mean"), t_det);
+  const std::string none = go("none",
+                              " --set run.detailed_sampling.period_requests=4000000000"
+                              " --set run.detailed_sampling.window_requests=4000000000");
+  EXPECT_EQ(summary(none, "tpot_ms_mean"), t_det);
+  EXPECT_EQ(summary(none, "hbm_sampled_windows"), 0);
+  EXPECT_EQ(summary(none, "hbm_sampled_service_ratio"), -1);  // not in the summary
+  EXPECT_EQ(summary(none, "hbm_sampled_service_ratio_ci95"), -1);
+  EXPECT_EQ(summary(none, "hbm_fast_level_rate_correction"), 1.0);
   // Bad settings exit 2 naming the field.
   auto bad = [&](const std::string& sets, const std::string& field) {
     const auto r = test::run_cmd(run + sets + " --out " + (dir / "bad.h5").string());
@@ -183,6 +198,18 @@ TEST(Fidelity, SampledDetailedDecode) {
       "run.detailed_sampling.period_requests");
   bad(" --set run.detailed_sampling.period_requests=8", "run.detailed_sampling.window_requests");
   bad(sampled + " --set run.fidelity=FAST", "no hbm component runs at DETAILED");
+  // A refresh multiplier that would leave the calibrated fast level no bandwidth (refresh's
+  // share is about 12%: x8.5 takes it all); the full DETAILED run takes it.
+  const std::string hot = (dir / "hot.textproto").string();
+  std::ofstream(hot) << "system { components { name: \"hbm\" hbm { temperature_c: 100"
+                        " refresh_rate { above_c: 0 multiplier: 8.5 } } } }\n";
+  const std::string run_hot = run.substr(0, run.find(" --set")) + " " + hot +
+                              run.substr(run.find(" --set")) + " --out " +
+                              (dir / "hot.h5").string();
+  EXPECT_EQ(test::run_cmd(run_hot).code, 0);
+  const auto r = test::run_cmd(run_hot + sampled);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, ::testing::HasSubstr("system.components[hbm].hbm.temperature_c")) << r.err;
   fs::remove_all(dir);
 }
 

@@ -46,12 +46,14 @@ Summary run_args(const std::string& args) {
   ResultReader h(out);
   for (const auto& item : h.summary())
     s[item.name] = item.value;
-  for (const char* stat : {"refresh_multiplier", "stack_temperature_c", "refreshes"}) {
+  for (const char* stat :
+       {"refresh_multiplier", "stack_temperature_c", "refreshes", "bytes_read"}) {
     const std::string path = std::string("/stats/hbm/") + stat;
     if (!h.exists(path)) continue;
     const std::vector<double> v = h.read_doubles(path);
     // The last sample's values (one per stack, or one): the series' last `width` values.
-    const size_t width = std::string(stat) == "refreshes" ? 1 : 5;
+    const size_t width =
+        std::string(stat) == "refreshes" || std::string(stat) == "bytes_read" ? 1 : 5;
     for (size_t i = 0; i < width && i < v.size(); ++i)
       s[std::string(stat) + "_" + std::to_string(i)] = v[v.size() - width + i];
   }
@@ -165,10 +167,11 @@ TEST(Thermal, HotStackRefreshesFasterAndThrottles) {
 
 TEST(Thermal, DetailedLevelRefreshesByTemperature) {
   // The command-level stacks refresh x4 when hot: REF commands over the same simulated time
-  // (the run stops at 20 us, the stacks never idle).
+  // (the run stops at 100 us, the stacks never idle; each controller may postpone up to 8
+  // refreshes while requests wait, which a run of a few refresh intervals would count).
   const std::string files = h100(true) + " " + test::preset("memory/hbm3_5234_h100.textproto");
   const std::string common =
-      " --set run.fidelity=DETAILED --set run.max_sim_time_ps=20000000" + kHbm + "step_ps=5000000";
+      " --set run.fidelity=DETAILED --set run.max_sim_time_ps=100000000" + kHbm + "step_ps=5000000";
   const Summary cool = run(files, common, 1);
   const Summary hot = run(files, common + kHbm + "coolant_c=75", 1);
   ASSERT_FALSE(cool.empty());
@@ -178,6 +181,16 @@ TEST(Thermal, DetailedLevelRefreshesByTemperature) {
   const double ratio = at(hot, "refreshes_0") / at(cool, "refreshes_0");
   EXPECT_GT(ratio, 3.0) << at(hot, "refreshes_0") << " vs " << at(cool, "refreshes_0");
   EXPECT_LT(ratio, 5.0);
+  // The hot stacks throttle to 0.75 of their peak issue rate (several accesses per device cycle:
+  // an HBM3 stack takes 16 at peak): in the same time they read about 0.75 of what they read
+  // unthrottled at the same refresh rate, not a fraction of it.
+  const Summary full =
+      run(files, common + kHbm + "coolant_c=75" + kHbm + "throttle_bandwidth_fraction=1", 1);
+  ASSERT_FALSE(full.empty());
+  const double read = at(hot, "bytes_read_0") / at(full, "bytes_read_0");
+  std::printf("[ measured ] throttled / unthrottled bytes read in 100 us: %.4f\n", read);
+  EXPECT_GT(read, 0.7);
+  EXPECT_LT(read, 0.9);
 }
 
 TEST(Thermal, BadValuesExitTwoNamingTheField) {
