@@ -132,7 +132,9 @@ namespace {
 // the field otherwise).
 void check_sampled_refresh(const config::Component& c, double r) {
   const config::HbmFast& h = c.hbm();
-  double worst = BandwidthMemoryParams::refresh_multiplier_for(h);
+  // Stack temperatures, when given, replace the component's.
+  double worst =
+      h.stack_temperature_c_size() == 0 ? BandwidthMemoryParams::refresh_multiplier_for(h) : 1.0;
   std::string field = "temperature_c";
   for (int s = 0; s < h.stack_temperature_c_size(); ++s) {
     if (BandwidthMemoryParams::refresh_multiplier_for(h, s) > worst) {

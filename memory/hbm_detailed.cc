@@ -81,6 +81,7 @@ HbmDetailed::HbmDetailed(sc_core::sc_module_name name, const HbmDetailedParams& 
   next_.assign(params.stack_count, 0);
   issue_spacing_.assign(params.stack_count, 0.0);
   next_issue_.assign(params.stack_count, 0.0);
+  issue_carry_.assign(params.stack_count, 1.0);
   done_.reserve(4096);
   // Command-level statistics, summed over stacks when sampled.
   auto sum = [this](uint64_t DramControllerStats::*field) {
@@ -278,13 +279,14 @@ TimePs HbmDetailed::serve_detailed(uint64_t addr, uint64_t bytes, bool write, Ti
     if (issue_spacing_[s] > 0) {
       // Throttled: wait for the stack's next issue slot (several per cycle when the spacing is
       // under a cycle: an access may issue in cycle c while its slot lies before c + 1). A
-      // stack keeps up to one cycle of slots it did not use: the in-order front end moves on
-      // to other stacks and the common time can pass a stack's slot while it waits for another
-      // (without the carry a stack would lose the rest of its cycle each time, and its rate
-      // would fall to whole groups of accesses per cycle).
+      // stack keeps the slots it did not use while the in-order front end served one rotation
+      // of the other stacks (issue_carry_: at least a cycle): the common time passes a stack's
+      // slots while the front end waits for another's, and without the carry the stack would
+      // lose them, falling below its cap. The carry bounds a burst, not the average rate.
       const auto slot = static_cast<uint64_t>(std::floor(next_issue_[s]));
       if (slot > cycle_) advance_to(slot);
-      next_issue_[s] = std::max(next_issue_[s], double(cycle_) - 1.0) + issue_spacing_[s];
+      next_issue_[s] =
+          std::max(next_issue_[s], double(cycle_) - issue_carry_[s]) + issue_spacing_[s];
     }
     while (!stacks_[s]->submit(local, write, off / access, cycle_)) {
       if (!step()) break;
@@ -340,6 +342,9 @@ void HbmDetailed::thermal_apply(uint32_t stack, double refresh_multiplier, doubl
   const double peak_spacing =
       double(d.timing.burst_cycles) / (double(d.channels) * double(d.pseudo_channels));
   issue_spacing_[stack] = fraction < 1.0 ? peak_spacing / fraction : 0.0;
+  // One rotation of the front end: interleave_bytes of accesses on each stack in turn.
+  const double run = std::max(1.0, double(params_.interleave_bytes) / double(d.org.access_bytes));
+  issue_carry_[stack] = std::max(1.0, double(params_.stack_count) * run * issue_spacing_[stack]);
 }
 
 }  // namespace tiersim

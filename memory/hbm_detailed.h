@@ -28,17 +28,18 @@
 // (BandwidthMemoryCore over device_calibrated_params) serves every request and keeps its channel
 // state warm; in each period of requests, one run of warm-up + window consecutive requests at a
 // seeded offset is also served by the stacks, which then decide those requests' completions.
-// The stacks start the run once the fast level's queued work has drained (their in-order
+// The stacks start the run once the fast-served work queued before it is out (their in-order
 // service would have served it first); between runs they only advance (refresh, pulled in while
-// idle). Each window gives one sample: the stacks' time on its requests over the fast level's
-// replay of the same requests back to back from idle channels (a service-rate ratio, free of the
-// arrival pacing the closed loop imposes). The mean and its 95% confidence half-width (Student's
-// t) are reported; by default the fast level's rates are divided by the mean after each window.
-// Fidelity of the mix: the fast-served requests move at the command level's measured rate but
-// keep the fast level's overlap of requests (the stacks serve one request at a time), so a
-// sampled step differs from a command-level one by a few percent (docs/models/hbm.md). Under
-// sampling the command-level stats count the runs' requests only, and a thermal model reads the
-// fast level's per-stack bytes (every request) and throttles both.
+// idle). A window with a request abandoned at the run's end or the wall limit gives no sample. Each
+// window gives one sample: the stacks' time on its requests over the fast level's replay of the
+// same requests back to back from idle channels (a service-rate ratio, free of the arrival pacing
+// the closed loop imposes). The mean and its 95% confidence half-width (Student's t) are reported;
+// by default the fast level's rates are divided by the mean after each window. Fidelity of the mix:
+// the fast-served requests move at the command level's measured rate but keep the fast level's
+// overlap of requests (the stacks serve one request at a time), so a sampled step differs from a
+// command-level one by a few percent (docs/models/hbm.md). Under sampling the command-level stats
+// count the runs' requests only, and a thermal model reads the fast level's per-stack bytes (every
+// request) and throttles both.
 #pragma once
 
 #include <memory>
@@ -146,6 +147,7 @@ class HbmDetailed : public DramTarget {
   // Throttle: per stack, the spacing between accesses the front end may issue (device cycles;
   // 0 when not throttled) and the earliest cycle of the next one.
   std::vector<double> issue_spacing_, next_issue_;
+  std::vector<double> issue_carry_;  // cycles of unused slots a stack keeps (>= 1)
 
   // Sampling (fast_ set only when sampled): the position in the current period, the offset of
   // its run, and the current window's summed latencies at either level.

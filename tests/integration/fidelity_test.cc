@@ -199,10 +199,11 @@ TEST(Fidelity, SampledDetailedDecode) {
   bad(" --set run.detailed_sampling.period_requests=8", "run.detailed_sampling.window_requests");
   bad(sampled + " --set run.fidelity=FAST", "no hbm component runs at DETAILED");
   // A refresh multiplier that would leave the calibrated fast level no bandwidth (refresh's
-  // share is about 12%: x8.5 takes it all); the full DETAILED run takes it.
+  // share is about 12%: x8.5 takes it all); the full DETAILED run takes it. Stack temperatures
+  // replace the component's: a hot component temperature under cool stacks is no error.
   const std::string hot = (dir / "hot.textproto").string();
   std::ofstream(hot) << "system { components { name: \"hbm\" hbm { temperature_c: 100"
-                        " refresh_rate { above_c: 0 multiplier: 8.5 } } } }\n";
+                        " refresh_rate { above_c: 90 multiplier: 8.5 } } } }\n";
   const std::string run_hot = run.substr(0, run.find(" --set")) + " " + hot +
                               run.substr(run.find(" --set")) + " --out " +
                               (dir / "hot.h5").string();
@@ -210,6 +211,13 @@ TEST(Fidelity, SampledDetailedDecode) {
   const auto r = test::run_cmd(run_hot + sampled);
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.err, ::testing::HasSubstr("system.components[hbm].hbm.temperature_c")) << r.err;
+  const std::string cool = (dir / "cool_stacks.textproto").string();
+  std::ofstream(cool) << "system { components { name: \"hbm\" hbm {"
+                         " stack_temperature_c: [50, 50, 50, 50, 50] } } }\n";
+  const auto rc = test::run_cmd(run.substr(0, run.find(" --set")) + " " + hot + " " + cool +
+                                run.substr(run.find(" --set")) + sampled + " --out " +
+                                (dir / "cool.h5").string());
+  EXPECT_EQ(rc.code, 0) << rc.err;
   fs::remove_all(dir);
 }
 

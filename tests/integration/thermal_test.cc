@@ -191,6 +191,15 @@ TEST(Thermal, DetailedLevelRefreshesByTemperature) {
   std::printf("[ measured ] throttled / unthrottled bytes read in 100 us: %.4f\n", read);
   EXPECT_GT(read, 0.7);
   EXPECT_LT(read, 0.9);
+  // At a 0.1 cap the stacks still move a tenth of their peak while throttled (the first 5 us
+  // step runs unthrottled): the front end's rotation over the stacks loses them no slots.
+  const Summary tenth =
+      run(files, common + kHbm + "coolant_c=75" + kHbm + "throttle_bandwidth_fraction=0.1", 1);
+  ASSERT_FALSE(tenth.empty());
+  const double read_tenth = at(tenth, "bytes_read_0") / at(full, "bytes_read_0");
+  std::printf("[ measured ] at a 0.1 cap: %.4f\n", read_tenth);
+  EXPECT_GT(read_tenth, 0.15);
+  EXPECT_LT(read_tenth, 0.4);
 }
 
 TEST(Thermal, BadValuesExitTwoNamingTheField) {
