@@ -302,12 +302,4 @@ TimePs BandwidthMemoryCore::busy_ps() const {
   return t;
 }
 
-TimePs BandwidthMemoryCore::busy_until_ps() const {
-  settle();
-  TimePs t = 0;
-  for (const auto& s : servers_)
-    t = std::max(t, s.busy_until_ps());
-  return t;
-}
-
 }  // namespace tiersim

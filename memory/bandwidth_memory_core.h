@@ -120,8 +120,6 @@ class BandwidthMemoryCore {
   // times.
   void set_stack_rate(uint32_t stack, double m, double bandwidth_fraction);
   TimePs busy_ps() const;
-  // The end of the latest work reserved on any server (0 before any).
-  TimePs busy_until_ps() const;
   uint64_t misses() const { return misses_; }
   uint64_t parts() const { return parts_; }
   uint64_t turnarounds() const { return turnarounds_; }

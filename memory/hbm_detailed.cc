@@ -225,9 +225,12 @@ void HbmDetailed::close_window() {
   rerate_fast();
 }
 
+double HbmDetailed::rate_correction() const {
+  return params_.sampling->rerate_fast_level && ratios_.count() > 0 ? 1.0 / ratios_.mean() : 1.0;
+}
+
 void HbmDetailed::rerate_fast() {
-  const double correction =
-      params_.sampling->rerate_fast_level && ratios_.count() > 0 ? 1.0 / ratios_.mean() : 1.0;
+  const double correction = rate_correction();
   for (uint32_t s = 0; s < params_.stack_count; ++s) {
     fast_->set_stack_rate(s, stack_refresh_[s], stack_throttle_[s] * correction);
   }
@@ -248,10 +251,7 @@ void HbmDetailed::summarize(std::vector<SummaryItem>& out, uint64_t tokens) cons
   if (ratios_.count() > 1) {
     out.push_back({g + "_sampled_service_ratio_ci95", ratios_.ci95_half_width(), "ratio"});
   }
-  out.push_back(
-      {g + "_fast_level_rate_correction",
-       params_.sampling->rerate_fast_level && ratios_.count() > 0 ? 1.0 / ratios_.mean() : 1.0,
-       "ratio"});
+  out.push_back({g + "_fast_level_rate_correction", rate_correction(), "ratio"});
 }
 
 TimePs HbmDetailed::serve_detailed(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps,

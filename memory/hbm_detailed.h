@@ -122,6 +122,9 @@ class HbmDetailed : public DramTarget {
   // The fast level's rates: each stack's refresh multiplier and throttle (a thermal model's),
   // times the correction the windows measured.
   void rerate_fast();
+  // What the fast level's rates are multiplied by: the inverse of the windows' mean ratio (1
+  // before a window, or without re-rating).
+  double rate_correction() const;
   // Advances every stack to `cycle`, processing their events on the way.
   void advance_to(uint64_t cycle);
   // Advances to the next event of any stack; false when none is pending.

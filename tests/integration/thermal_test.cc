@@ -184,8 +184,12 @@ TEST(Thermal, DetailedLevelRefreshesByTemperature) {
   // The hot stacks throttle to 0.75 of their peak issue rate (several accesses per device cycle:
   // an HBM3 stack takes 16 at peak): in the same time they read about 0.75 of what they read
   // unthrottled at the same refresh rate, not a fraction of it.
-  const Summary full =
-      run(files, common + kHbm + "coolant_c=75" + kHbm + "throttle_bandwidth_fraction=1", 1);
+  auto capped = [&](const std::string& fraction) {
+    return run(files,
+               common + kHbm + "coolant_c=75" + kHbm + "throttle_bandwidth_fraction=" + fraction,
+               1);
+  };
+  const Summary full = capped("1");
   ASSERT_FALSE(full.empty());
   const double read = at(hot, "bytes_read_0") / at(full, "bytes_read_0");
   std::printf("[ measured ] throttled / unthrottled bytes read in 100 us: %.4f\n", read);
@@ -193,8 +197,7 @@ TEST(Thermal, DetailedLevelRefreshesByTemperature) {
   EXPECT_LT(read, 0.9);
   // At a 0.1 cap the stacks still move a tenth of their peak while throttled (the first 5 us
   // step runs unthrottled): the front end's rotation over the stacks loses them no slots.
-  const Summary tenth =
-      run(files, common + kHbm + "coolant_c=75" + kHbm + "throttle_bandwidth_fraction=0.1", 1);
+  const Summary tenth = capped("0.1");
   ASSERT_FALSE(tenth.empty());
   const double read_tenth = at(tenth, "bytes_read_0") / at(full, "bytes_read_0");
   std::printf("[ measured ] at a 0.1 cap: %.4f\n", read_tenth);
