@@ -254,6 +254,15 @@ bool DecodeWorkload::next(Op& op) {
   return true;
 }
 
+bool DecodeWorkload::skip_step() {
+  if (!registered_) throw std::logic_error("DecodeWorkload: objects not registered");
+  if (in_pass_ || pass_ != 0) throw std::logic_error("DecodeWorkload: skip_step within a step");
+  if (step_ >= total_steps() || (o_.prefill && step_ == 0)) return false;
+  finish_step();
+  ++step_;
+  return true;
+}
+
 void DecodeWorkload::summarize(std::vector<SummaryItem>& summary) const {
   if (draft_) {
     summary.push_back(

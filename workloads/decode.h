@@ -106,6 +106,9 @@ class DecodeWorkload : public Workload {
 
   void register_objects(ObjectTable& objects) override;
   bool next(Op& op) override;
+  // Every step but the prompt's prefill pass: the KV lengths grow as the step would grow them
+  // (with speculative decoding, by the acceptance drawn for it); no op, no routing.
+  bool skip_step() override;
   uint32_t total_steps() const override { return o_.steps + (o_.prefill ? 1 : 0); }
   uint32_t prefill_steps() const override { return o_.prefill ? 1 : 0; }
   uint32_t tokens_per_step() const override { return last_step_tokens_; }

@@ -262,6 +262,45 @@ void validate_run(const config::Config& cfg, Validator v) {
       v.error(p, "no hbm component runs at DETAILED, so nothing would be sampled");
     }
   }
+  if (run.has_fast_forward()) {
+    const auto& ff = run.fast_forward();
+    const std::string p = "run.fast_forward";
+    if (v.require(p + ".every_steps", ff.has_every_steps()) && ff.every_steps() == 0) {
+      v.error(p + ".every_steps", "must be at least 1 (1: every step simulated)");
+    }
+    if (ff.has_warmup_steps() && ff.warmup_steps() == 0) {
+      v.error(p + ".warmup_steps", "must be at least 1 (the first step is always simulated)");
+    }
+    // The interpolation assumes a step's cost changes smoothly with its index: nothing whose
+    // state evolves with simulated time or with the steps' accesses.
+    auto refuse = [&](const std::string& path, const std::string& what) {
+      v.error(path, what +
+                        " changes from step to step in ways the skipped steps would miss; "
+                        "remove run.fast_forward or " +
+                        what);
+    };
+    if (!cfg.workload().has_decode()) {
+      v.error(p, "fast-forward needs a decode workload (a static batch whose steps repeat)");
+    }
+    if (cfg.tenancy().tenants_size() > 0) refuse("tenancy.tenants", "tenancy");
+    if (cfg.policy().placement() == config::ORCHESTRATED) {
+      refuse("policy.placement", "a movement controller (ORCHESTRATED placement)");
+    }
+    if (run.stats_interval_ps() > 0) {
+      v.error("run.stats_interval_ps",
+              "a stats time series would have a gap for every skipped step; set 0 with "
+              "run.fast_forward");
+    }
+    if (cfg.system().faults_size() > 0) refuse("system.faults", "a fault schedule");
+    for (int i = 0; i < cfg.system().components_size(); ++i) {
+      const auto& c = cfg.system().components(i);
+      if (c.has_hbm() && c.hbm().has_thermal()) {
+        refuse("system.components[" + (c.name().empty() ? std::to_string(i) : c.name()) +
+                   "].hbm.thermal",
+               "an hbm thermal model");
+      }
+    }
+  }
   if (cfg.policy().placement() == config::PLACEMENT_POLICY_UNSPECIFIED) {
     v.error("policy.placement", "required field is not set (STREAM_ALL or ORCHESTRATED)");
   }

@@ -14,6 +14,7 @@ namespace tiersim {
 
 class Component;
 class Context;
+struct Extrapolation;
 
 // A ConfigError whose unlocated issues get their file and line from `loaded`.
 ConfigError located(const LoadedConfig& loaded, std::vector<ConfigIssue> issues);
@@ -25,10 +26,13 @@ void place_at_home(const LoadedConfig& loaded, Context& ctx);
 // Time per output token of a step: its latency over the tokens each sequence gained.
 double step_tpot_ms(const TokenRecord& t);
 
-// The headline metrics, then each component's items, then the workload's.
+// The headline metrics, then each component's items, then the workload's. With `ff` (a
+// fast-forwarded run, whose ctx.records() already hold every step on the extrapolated timeline)
+// the headline, bytes and energy cover the skipped steps too; `end_ps` is the simulated end.
 std::vector<SummaryItem> summarise_run(Context& ctx,
                                        const std::vector<std::unique_ptr<Component>>& components,
-                                       TimePs end_ps, double wall_s);
+                                       TimePs end_ps, double wall_s,
+                                       const Extrapolation* ff = nullptr);
 
 // Writes the whole result file under a temporary name, then renames it onto `path`.
 void write_results(const std::string& path, const LoadedConfig& loaded, Context& ctx,

@@ -80,6 +80,9 @@ void write_results(const std::string& path, const LoadedConfig& loaded, Context&
     const size_t c_seq = tokens.add_column("sequences", Table::Type::kU64);
     const size_t c_tpot = tokens.add_column("tpot_ms", Table::Type::kF64, "ms");
     const size_t c_ten = tenant_column ? tokens.add_column("tenant", Table::Type::kU64) : 0;
+    // run.fast_forward: 1 for a step interpolated after the run, 0 for a simulated one.
+    const bool ff = ctx.config().run().has_fast_forward();
+    const size_t c_ext = ff ? tokens.add_column("extrapolated", Table::Type::kU64) : 0;
     for (const auto& t : records) {
       tokens.columns[c_seq].u64.push_back(t.sequences);
       tokens.columns[c_tpot].f64.push_back(step_tpot_ms(t));
@@ -89,6 +92,7 @@ void write_results(const std::string& path, const LoadedConfig& loaded, Context&
       tokens.columns[c_lat].f64.push_back(ps_to_ms(t.end_ps - t.start_ps));
       tokens.columns[c_tok].u64.push_back(t.tokens);
       if (tenant_column) tokens.columns[c_ten].u64.push_back(t.tenant.value());
+      if (ff) tokens.columns[c_ext].u64.push_back(t.extrapolated ? 1 : 0);
     }
     return tokens;
   };

@@ -9,6 +9,7 @@
 #include <iomanip>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "models/core/component.h"
@@ -16,9 +17,11 @@
 #include "models/core/registry.h"
 #include "models/core/stats_sampler.h"
 #include "models/core/workload.h"
+#include "models/run/extrapolation.h"
 #include "models/run/power_monitor.h"
 #include "models/run/run_parts.h"
 #include "models/run/trace.h"
+#include "workloads/fast_forward.h"
 #include "workloads/replay.h"
 #include "workloads/tenants.h"
 
@@ -55,6 +58,21 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
                                          "one, without tenancy"}});
     }
     workload = std::make_unique<TenantScheduler>(cfg, std::move(workload));
+  }
+  FastForwardWorkload* fast_forward = nullptr;
+  if (cfg.run().has_fast_forward()) {
+    // Validated: a decode workload without tenancy.
+    if (!options.trace_path.empty()) {
+      throw located(loaded, {ConfigIssue{{},
+                                         "run.fast_forward",
+                                         "a trace records every step's ops; trace without "
+                                         "fast-forward"}});
+    }
+    const auto& ff = cfg.run().fast_forward();
+    auto wrapped = std::make_unique<FastForwardWorkload>(
+        std::move(workload), ff.every_steps(), ff.has_warmup_steps() ? ff.warmup_steps() : 1);
+    fast_forward = wrapped.get();
+    workload = std::move(wrapped);
   }
   std::unique_ptr<TraceRecorder> recorder;
   if (!options.trace_path.empty() && cfg.workload().parallelism().expert_parallel() > 1) {
@@ -108,12 +126,17 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
                                              cfg.run().stats_interval_ps(), done);
   }
 
+  // Fast-forward: every component's bytes and energy at each simulated step's end.
+  std::unique_ptr<StepExtrapolation> extrapolation;
+  if (fast_forward) extrapolation = std::make_unique<StepExtrapolation>(components);
+
   // Progress on a terminal: simulated time, steps, wall time, ETA; at most 4 lines a second.
   const uint32_t total_steps = workload->total_steps();
   auto last_print = Clock::now();
   auto step_start = Clock::now();  // when the step under way began (wall clock)
   // Each line rewrites the last one and clears what a longer one left (ESC [ K).
   ctx.on_step_end = [&](const TokenRecord& rec) {
+    if (extrapolation) extrapolation->on_step_end(rec.end_ps);
     if (!options.progress) return;
     const auto now = Clock::now();
     step_start = now;
@@ -189,7 +212,14 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   const double wall_s = std::chrono::duration<double>(Clock::now() - wall_start).count();
   RunOutcome out;
   out.stopped_by = stopped_by;
-  out.summary = summarise_run(ctx, components, end_ps, wall_s);
+  // Fast-forward: the skipped steps join the records on the extrapolated timeline.
+  std::optional<Extrapolation> extrapolated;
+  if (extrapolation) {
+    extrapolated = extrapolation->extrapolate(ctx.records().tokens, fast_forward->skipped());
+    ctx.records().tokens = extrapolated->records;
+  }
+  out.summary =
+      summarise_run(ctx, components, end_ps, wall_s, extrapolated ? &*extrapolated : nullptr);
   // A trace of a run cut short by a limit would look complete: it is not written.
   if (recorder && !done) {
     throw RunInputError("the run stopped by " + stopped_by +

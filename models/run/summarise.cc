@@ -11,6 +11,7 @@
 #include "models/core/energy.h"
 #include "models/core/stats.h"
 #include "models/core/workload.h"
+#include "models/run/extrapolation.h"
 #include "models/run/run_parts.h"
 
 namespace tiersim {
@@ -27,16 +28,25 @@ namespace {
 // component's energy and mean power; each part's (a hop of the data path, or a static power)
 // energy and mean power. Then each component's items, and (fault runs) the DMA transfers'
 // outcomes.
+// Fast-forwarded (`ff`): the energy adds the skipped steps' and the power is over the
+// extrapolated time; `generated` counts every step's tokens, and the components' own items get
+// the simulated steps' tokens (they describe those steps).
 void summarise_components(Context& ctx, const std::vector<std::unique_ptr<Component>>& components,
-                          TimePs end_ps, uint64_t generated, std::vector<SummaryItem>& summary) {
-  const double seconds = ps_to_s(end_ps);
+                          TimePs end_ps, uint64_t generated, const Extrapolation* ff,
+                          std::vector<SummaryItem>& summary) {
+  const double seconds = ps_to_s(end_ps + (ff ? ff->extra_ps : 0));
   auto mean_w = [seconds](double j) { return seconds > 0 ? j / seconds : 0.0; };
   EnergyLedger parts, one;
   std::vector<SummaryItem> energy_items, power_items;
-  for (const auto& c : components) {
+  for (size_t i = 0; i < components.size(); ++i) {
+    const auto& c = components[i];
     if (!c->has_energy()) continue;
     one.clear();
     c->add_energy(end_ps, one);
+    if (ff) {
+      for (size_t p = 0; p < kEnergyParts; ++p)
+        one.j[p] += ff->extra_energy[i].j[p];
+    }
     for (size_t p = 0; p < kEnergyParts; ++p)
       parts.j[p] += one.j[p];
     energy_items.push_back({std::string("energy_j_") + c->basename(), one.total(), "J"});
@@ -63,7 +73,7 @@ void summarise_components(Context& ctx, const std::vector<std::unique_ptr<Compon
     }
   }
   for (const auto& c : components)
-    c->summarize(summary, generated);
+    c->summarize(summary, ff ? ff->simulated_tokens : generated);
   // Fault runs: every DMA transfer completed or failed, with the retries and reroutes.
   if (ctx.config().system().faults_size() > 0) {
     const char* kCounts[] = {"transfers", "transfers_failed", "transfers_retried",
@@ -117,7 +127,7 @@ StepFigures step_figures(const std::vector<TokenRecord>& tokens, uint32_t prefil
 
 std::vector<SummaryItem> summarise_run(Context& ctx,
                                        const std::vector<std::unique_ptr<Component>>& components,
-                                       TimePs end_ps, double wall_s) {
+                                       TimePs end_ps, double wall_s, const Extrapolation* ff) {
   // With tenancy the headline is the primary tenant's (its steps timed from when it was ready),
   // and per-token figures of the system (bytes, energy) count every tenant's tokens.
   const std::vector<TenantView>* tenants = ctx.workload()->tenants();
@@ -136,20 +146,24 @@ std::vector<SummaryItem> summarise_run(Context& ctx,
     for (const auto& t : ctx.records().tokens)
       generated_all += t.tokens;
   }
-  uint64_t hbm_bytes = 0, sram_bytes = 0, ddr_bytes = 0, cxl_bytes = 0;
+  double hbm_bytes = 0, sram_bytes = 0, ddr_bytes = 0, cxl_bytes = 0;
   bool has_ddr = false, has_cxl = false;
-  for (const auto& c : components) {
-    if (c->tier() == Tier::kHbm) hbm_bytes += c->bytes_read() + c->bytes_written();
-    if (c->tier() == Tier::kSram) sram_bytes += c->bytes_read() + c->bytes_written();
+  for (size_t i = 0; i < components.size(); ++i) {
+    const auto& c = components[i];
+    const double bytes =
+        double(c->bytes_read() + c->bytes_written()) + (ff ? ff->extra_bytes[i] : 0.0);
+    if (c->tier() == Tier::kHbm) hbm_bytes += bytes;
+    if (c->tier() == Tier::kSram) sram_bytes += bytes;
     if (c->tier() == Tier::kDdr) {
-      ddr_bytes += c->bytes_read() + c->bytes_written();
+      ddr_bytes += bytes;
       has_ddr = true;
     }
     if (c->tier() == Tier::kCxl) {
-      cxl_bytes += c->bytes_read() + c->bytes_written();
+      cxl_bytes += bytes;
       has_cxl = true;
     }
   }
+  const TimePs sim_end_ps = end_ps + (ff ? ff->extra_ps : 0);
   const double per_token = generated_all ? 1.0 / static_cast<double>(generated_all) : 0.0;
   std::vector<SummaryItem> summary = {
       {"tpot_ms_mean", mean, "ms"},
@@ -161,8 +175,8 @@ std::vector<SummaryItem> summarise_run(Context& ctx,
       {"hbm_bytes_per_token", static_cast<double>(hbm_bytes) * per_token, "bytes/token"},
       {"sram_bytes_per_token", static_cast<double>(sram_bytes) * per_token, "bytes/token"},
       {"hbm_achieved_bytes_per_s",
-       decode_s > 0 ? static_cast<double>(hbm_bytes) / ps_to_s(end_ps) : 0.0, "bytes/s"},
-      {"sim_time_s", ps_to_s(end_ps), "s"},
+       decode_s > 0 ? static_cast<double>(hbm_bytes) / ps_to_s(sim_end_ps) : 0.0, "bytes/s"},
+      {"sim_time_s", ps_to_s(sim_end_ps), "s"},
       {"wall_time_s", wall_s, "s"},
   };
   if (prefill_steps > 0) summary.push_back({"prefill_s", ps_to_s(prefill_ps), "s"});
@@ -207,7 +221,13 @@ std::vector<SummaryItem> summarise_run(Context& ctx,
     summary.push_back(
         {"cxl_bytes_per_token", static_cast<double>(cxl_bytes) * per_token, "bytes/token"});
   }
-  summarise_components(ctx, components, end_ps, generated_all, summary);
+  if (ff) {
+    summary.push_back(
+        {"fast_forward_simulated_steps", static_cast<double>(ff->simulated_steps), "steps"});
+    summary.push_back(
+        {"fast_forward_extrapolated_steps", static_cast<double>(ff->extrapolated_steps), "steps"});
+  }
+  summarise_components(ctx, components, end_ps, generated_all, ff, summary);
   ctx.workload()->summarize(summary);
   return summary;
 }

@@ -13,6 +13,7 @@
 #include "tests/support/model_presets.h"
 #include "tests/support/paths.h"
 #include "workloads/decode.h"
+#include "workloads/fast_forward.h"
 
 namespace tiersim {
 namespace {
@@ -28,7 +29,7 @@ struct Stream {
   std::vector<uint32_t> step_tokens;
 };
 
-Stream run(DecodeWorkload& w, const ObjectTable& t) {
+Stream run(Workload& w, const ObjectTable& t) {
   Stream s;
   Op op;
   while (w.next(op)) {
@@ -549,6 +550,63 @@ TEST(DecodeIntents, PrefillPhaseRestatesExpertIntents) {
   }
   EXPECT_EQ(experts, 16);
   EXPECT_GE(busier, 12);  // all but the experts a decode step uses for certain already
+}
+
+// Steady-state fast-forward: the schedule simulates the warm-up steps, every every_steps-th step
+// after them and the last; a skipped step grows the KV as if it ran, so the next simulated
+// step's ops are the full run's for that step.
+TEST(FastForward, ScheduleAndSkippedStepsGrowTheKv) {
+  FastForwardSchedule sched{3, 2, 12};
+  std::vector<uint32_t> simulated;
+  for (uint32_t s = 0; s < 12; ++s)
+    if (sched.simulated(s)) simulated.push_back(s);
+  EXPECT_EQ(simulated, (std::vector<uint32_t>{0, 1, 2, 5, 8, 11}));
+  EXPECT_TRUE((FastForwardSchedule{1, 1, 5}.simulated(3)));
+
+  TransformerShape shape = load_model("llama2_7b");
+  shape.layers = 2;
+  DecodeOptions o;
+  o.batch = 2;
+  o.context = 100;
+  o.steps = 5;
+  auto make = [&] { return std::make_unique<DecodeWorkload>(shape, o); };
+  auto full = make();
+  ObjectTable t_full;
+  full->register_objects(t_full);
+  const Stream all = run(*full, t_full);
+  // every 2, warm-up 1, 5 steps: steps 0, 1, 3 and 4 simulated, step 2 skipped.
+  FastForwardWorkload ff(make(), 2, 1);
+  ObjectTable t;
+  ff.register_objects(t);
+  const Stream part = run(ff, t);
+  ASSERT_EQ(part.step_tokens.size(), 4u);
+  ASSERT_EQ(ff.skipped().size(), 1u);
+  EXPECT_EQ(ff.skipped()[0].step, 2u);
+  EXPECT_EQ(ff.skipped()[0].tokens, 2u);
+  EXPECT_EQ(ff.skipped()[0].sequences, 2u);
+  // Two attention ops per step (one per layer), each reading both sequences' caches: the
+  // simulated steps' operands are the full run's steps 0, 1, 3 and 4, byte for byte.
+  ASSERT_EQ(all.attention.size(), 5u * 2);
+  ASSERT_EQ(part.attention.size(), 4u * 2);
+  const size_t full_step[] = {0, 1, 3, 4};
+  for (size_t k = 0; k < 4; ++k) {
+    for (size_t l = 0; l < 2; ++l) {
+      const auto& a = all.attention[full_step[k] * 2 + l];
+      const auto& b = part.attention[k * 2 + l];
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_EQ(a[i].object, b[i].object);
+        EXPECT_EQ(a[i].offset_bytes, b[i].offset_bytes);
+        EXPECT_EQ(a[i].bytes, b[i].bytes);
+      }
+    }
+  }
+  // A prompt prefill pass is never skipped.
+  o.prefill = true;
+  DecodeWorkload pre(shape, o);
+  ObjectTable tp;
+  pre.register_objects(tp);
+  EXPECT_FALSE(pre.skip_step());
 }
 
 }  // namespace

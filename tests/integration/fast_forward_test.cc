@@ -1,0 +1,217 @@
+// Steady-state fast-forward (run.fast_forward) in whole runs: every_steps 1 is the full run; a
+// skipped step's duration is the linear interpolation of its simulated neighbours', its
+// bytes too (a dense decode's bytes per step grow linearly with the KV, so the run's bytes are
+// the full run's); the headline stays within a fraction of a percent of the full run; bad
+// settings exit 2 naming the field.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "models/run/result_file.h"
+#include "tests/support/paths.h"
+#include "tests/support/run_cmd.h"
+
+namespace tiersim {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::map<std::string, double> summary_of(const std::string& file) {
+  std::map<std::string, double> m;
+  for (const auto& s : ResultReader(file).summary())
+    m[s.name] = s.value;
+  return m;
+}
+
+class FastForward : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("tiersim_ff_" + std::to_string(getpid()));
+    fs::create_directories(dir_);
+    // Llama-3.2-1B, batch 4, 512-token prompts, 12 decode steps on one H100.
+    base_ = test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+            test::preset("models/llama3_2_1b.textproto") + " " +
+            test::preset("studies/default.textproto") +
+            " --set workload.decode.decode_steps=12 --set workload.decode.batch_size=4"
+            " --set workload.decode.context_tokens=512 --set run.stats_interval_ps=0 --quiet";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string go(const std::string& name, const std::string& sets) {
+    const std::string out = (dir_ / (name + ".h5")).string();
+    const auto r = test::run_cmd(base_ + sets + " --out " + out);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return out;
+  }
+  fs::path dir_;
+  std::string base_;
+};
+
+TEST_F(FastForward, EveryStepIsTheFullRun) {
+  const auto full = summary_of(go("full", ""));
+  const auto every = summary_of(go("every", " --set run.fast_forward.every_steps=1"));
+  EXPECT_EQ(every.at("fast_forward_simulated_steps"), 12);
+  EXPECT_EQ(every.at("fast_forward_extrapolated_steps"), 0);
+  for (const auto& [name, value] : full) {
+    if (name == "wall_time_s") continue;
+    ASSERT_TRUE(every.count(name)) << name;
+    EXPECT_EQ(every.at(name), value) << name;
+  }
+}
+
+TEST_F(FastForward, SkippedStepsAreInterpolatedBetweenTheirNeighbours) {
+  const std::string full_file = go("full", "");
+  const std::string ff_file =
+      go("ff", " --set run.fast_forward.every_steps=3 --set run.fast_forward.warmup_steps=2");
+  const auto full = summary_of(full_file), ff = summary_of(ff_file);
+  // Simulated: the warm-up steps 0 and 1, then 2, 5, 8 and the last, 11.
+  EXPECT_EQ(ff.at("fast_forward_simulated_steps"), 6);
+  EXPECT_EQ(ff.at("fast_forward_extrapolated_steps"), 6);
+  const Table tokens = ResultReader(ff_file).read_table("/tokens");
+  const auto& step = tokens.find("step")->u64;
+  const auto& start = tokens.find("start_ps")->u64;
+  const auto& end = tokens.find("end_ps")->u64;
+  const auto& ext = tokens.find("extrapolated")->u64;
+  ASSERT_EQ(step.size(), 12u);
+  const std::vector<uint64_t> expected_ext = {0, 0, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0};
+  EXPECT_EQ(ext, expected_ext);
+  for (size_t i = 0; i < 12; ++i) {
+    EXPECT_EQ(step[i], i);
+    if (i > 0) EXPECT_EQ(start[i], end[i - 1]) << i;  // one timeline, no gap
+  }
+  // Steps 3 and 4 lie a third and two thirds of the way from step 2 to step 5 (and so on).
+  for (size_t a : {2, 5, 8}) {
+    const double da = double(end[a] - start[a]), db = double(end[a + 3] - start[a + 3]);
+    for (size_t j = 1; j <= 2; ++j) {
+      EXPECT_NEAR(double(end[a + j] - start[a + j]), da + (db - da) * double(j) / 3.0, 1.0)
+          << "step " << a + j;
+    }
+  }
+  // Bytes per step are linear in the KV length, so the interpolated bytes are exact.
+  EXPECT_EQ(ff.at("tokens_generated"), full.at("tokens_generated"));
+  EXPECT_NEAR(ff.at("hbm_bytes_per_token"), full.at("hbm_bytes_per_token"),
+              1e-9 * full.at("hbm_bytes_per_token"));
+  // The simulated time is the last step's end; the durations are within 0.2% of the full run.
+  EXPECT_DOUBLE_EQ(ff.at("sim_time_s"), double(end.back()) * 1e-12);
+  for (const char* name : {"tpot_ms_mean", "tpot_ms_p99", "tokens_per_s", "sim_time_s",
+                           "energy_j_per_token", "energy_j_static", "power_w_mean"}) {
+    EXPECT_NEAR(ff.at(name), full.at(name), 0.002 * full.at(name)) << name;
+  }
+  std::printf(
+      "[ measured ] TPOT full %.6f ms, fast-forward %.6f ms (%+.4f%%); energy/token %+.4f%%\n",
+      full.at("tpot_ms_mean"), ff.at("tpot_ms_mean"),
+      100 * (ff.at("tpot_ms_mean") / full.at("tpot_ms_mean") - 1),
+      100 * (ff.at("energy_j_per_token") / full.at("energy_j_per_token") - 1));
+  // The same config and seed, the same result.
+  const auto again = summary_of(go("again",
+                                   " --set run.fast_forward.every_steps=3 "
+                                   "--set run.fast_forward.warmup_steps=2"));
+  EXPECT_EQ(again.at("tpot_ms_mean"), ff.at("tpot_ms_mean"));
+  EXPECT_EQ(again.at("energy_j"), ff.at("energy_j"));
+}
+
+TEST_F(FastForward, PrefillStepIsSimulated) {
+  const auto full = summary_of(go("full", " --set workload.decode.prefill=true"));
+  const auto ff = summary_of(
+      go("ff", " --set workload.decode.prefill=true --set run.fast_forward.every_steps=4"));
+  // 13 steps (the prefill and 12 decode steps): 0 (the prefill), 1, 5, 9 and 12.
+  EXPECT_EQ(ff.at("fast_forward_simulated_steps"), 5);
+  EXPECT_EQ(ff.at("prefill_s"), full.at("prefill_s"));
+  EXPECT_NEAR(ff.at("tpot_ms_mean"), full.at("tpot_ms_mean"), 0.002 * full.at("tpot_ms_mean"));
+}
+
+TEST_F(FastForward, BadSettingsExitTwoNamingTheField) {
+  auto bad = [&](const std::string& sets, const std::string& field) {
+    const auto r = test::run_cmd(base_ + sets + " --out " + (dir_ / "bad.h5").string());
+    EXPECT_EQ(r.code, 2) << sets;
+    EXPECT_THAT(r.err, ::testing::HasSubstr(field)) << r.err;
+    EXPECT_FALSE(fs::exists(dir_ / "bad.h5"));
+  };
+  const std::string ff = " --set run.fast_forward.every_steps=4";
+  bad(" --set run.fast_forward.warmup_steps=2", "run.fast_forward.every_steps");
+  bad(" --set run.fast_forward.every_steps=0", "run.fast_forward.every_steps");
+  bad(ff + " --set run.fast_forward.warmup_steps=0", "run.fast_forward.warmup_steps");
+  bad(ff + " --set run.stats_interval_ps=1000000", "run.stats_interval_ps");
+  bad(ff + " --set policy.placement=ORCHESTRATED", "policy.placement");
+  // A thermal model's temperatures evolve with time.
+  bad(ff + " " + test::preset("hardware/fragments/h100_hbm_thermal_air.textproto"), ".hbm.thermal");
+  // Serving is not a static batch.
+  const auto r =
+      test::run_cmd(test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") +
+                    " " + test::preset("models/llama3_8b.textproto") + " " +
+                    test::preset("studies/serving_llama3_8b.textproto") + ff + " --quiet --out " +
+                    (dir_ / "bad.h5").string());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, ::testing::HasSubstr("run.fast_forward"));
+  EXPECT_THAT(r.err, ::testing::HasSubstr("decode workload"));
+  // A trace records every step.
+  const auto t = test::run_cmd(
+      test::tiersim_binary() + " trace " + test::preset("hardware/h100_sxm.textproto") + " " +
+      test::preset("models/llama3_2_1b.textproto") + " " +
+      test::preset("studies/default.textproto") + ff + " --out " + (dir_ / "bad.trace").string());
+  EXPECT_EQ(t.code, 2) << t.err;
+  EXPECT_THAT(t.err, ::testing::HasSubstr("run.fast_forward"));
+}
+
+// Against the full run on the shipped studies: a dense TP8 run (the speed row's), speculative
+// decoding, and two MoE models, whose routing is drawn per simulated step only (the skipped
+// steps route nothing), so their step-to-step spread is sampled.
+TEST_F(FastForward, AgreesWithTheFullRunOnTheStudies) {
+  struct Case {
+    const char* name;
+    std::vector<const char*> files;
+    uint32_t every;
+    double tolerance;  // relative, on TPOT, bytes and energy per token
+  };
+  const std::vector<Case> cases = {
+      {"70b_tp8_256_steps",
+       {"hardware/h100_sxm", "models/llama3_70b", "software/cuda_events_per_kernel",
+        "studies/speed_70b_tp8"},
+       16,
+       0.001},
+      {"speculative_70b_tp8",
+       {"hardware/h100_sxm", "models/llama3_70b", "software/cuda_events_per_kernel",
+        "studies/speculative_70b_tp8"},
+       8,
+       0.001},
+      {"mixtral_8x7b", {"hardware/h200", "models/mixtral_8x7b", "studies/mixtral_8x7b"}, 8, 0.005},
+      {"deepseek_v3_tp8",
+       {"hardware/h200", "models/deepseek_v3", "software/cuda_events_per_kernel",
+        "studies/deepseek_v3_tp8"},
+       8,
+       0.005},
+  };
+  for (const Case& c : cases) {
+    std::string cmd = test::tiersim_binary() + " run";
+    for (const char* f : c.files)
+      cmd += " " + test::preset(std::string(f) + ".textproto");
+    cmd += " --set run.stats_interval_ps=0 --set run.op_records=OP_RECORDS_NONE --quiet";
+    auto run = [&](const std::string& sets, const std::string& name) {
+      const std::string out = (dir_ / (std::string(c.name) + name + ".h5")).string();
+      const auto r = test::run_cmd(cmd + sets + " --out " + out);
+      EXPECT_EQ(r.code, 0) << r.err;
+      return summary_of(out);
+    };
+    const auto full = run("", "_full");
+    const auto ff = run(" --set run.fast_forward.every_steps=" + std::to_string(c.every), "_ff");
+    EXPECT_LT(ff.at("fast_forward_simulated_steps"), full.at("decode_steps") / 4) << c.name;
+    EXPECT_EQ(ff.at("tokens_generated"), full.at("tokens_generated")) << c.name;
+    for (const char* name : {"tpot_ms_mean", "hbm_bytes_per_token", "energy_j_per_token"}) {
+      EXPECT_NEAR(ff.at(name), full.at(name), c.tolerance * full.at(name)) << c.name << " " << name;
+    }
+    std::printf(
+        "[ measured ] %s every %u: TPOT %+.3f%%, HBM bytes/token %+.3f%%, energy/token "
+        "%+.3f%%, wall %.2f -> %.2f s\n",
+        c.name, c.every, 100 * (ff.at("tpot_ms_mean") / full.at("tpot_ms_mean") - 1),
+        100 * (ff.at("hbm_bytes_per_token") / full.at("hbm_bytes_per_token") - 1),
+        100 * (ff.at("energy_j_per_token") / full.at("energy_j_per_token") - 1),
+        full.at("wall_time_s"), ff.at("wall_time_s"));
+  }
+}
+
+}  // namespace
+}  // namespace tiersim
