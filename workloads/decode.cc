@@ -258,8 +258,13 @@ bool DecodeWorkload::skip_step() {
   if (!registered_) throw std::logic_error("DecodeWorkload: objects not registered");
   if (in_pass_ || pass_ != 0) throw std::logic_error("DecodeWorkload: skip_step within a step");
   if (step_ >= total_steps() || (o_.prefill && step_ == 0)) return false;
-  finish_step();
-  ++step_;
+  // The step's ops are made and dropped, so everything the workload draws or counts per step
+  // (MoE routing and expert load, sparse page selection, speculative acceptance) follows the
+  // full run's sequence.
+  Op op;
+  do {
+    next(op);
+  } while (!op.last_of_step);
   return true;
 }
 

@@ -106,8 +106,9 @@ class DecodeWorkload : public Workload {
 
   void register_objects(ObjectTable& objects) override;
   bool next(Op& op) override;
-  // Every step but the prompt's prefill pass: the KV lengths grow as the step would grow them
-  // (with speculative decoding, by the acceptance drawn for it); no op, no routing.
+  // Every step but the prompt's prefill pass: the step's ops are made and dropped, so the KV
+  // lengths, MoE routing, sparse page selection and speculative acceptance follow the full
+  // run's.
   bool skip_step() override;
   uint32_t total_steps() const override { return o_.steps + (o_.prefill ? 1 : 0); }
   uint32_t prefill_steps() const override { return o_.prefill ? 1 : 0; }

@@ -291,6 +291,11 @@ void validate_run(const config::Config& cfg, Validator v) {
               "a stats time series would have a gap for every skipped step; set 0 with "
               "run.fast_forward");
     }
+    if (run.max_sim_time_ps() > 0) {
+      v.error("run.max_sim_time_ps",
+              "a simulated-time limit would stop the simulated steps' clock, not the run's "
+              "(the skipped steps' time is added after the run); set 0 with run.fast_forward");
+    }
     if (cfg.system().faults_size() > 0) refuse("system.faults", "a fault schedule");
     for (int i = 0; i < cfg.system().components_size(); ++i) {
       const auto& c = cfg.system().components(i);

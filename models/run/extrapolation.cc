@@ -1,69 +1,111 @@
 #include "models/run/extrapolation.h"
 
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 #include "models/core/component.h"
+#include "models/core/stats.h"
 
 namespace tiersim {
 
-StepExtrapolation::StepExtrapolation(const std::vector<std::unique_ptr<Component>>& components)
-    : components_(components) {}
-
-void StepExtrapolation::on_step_end(TimePs now_ps) {
-  std::vector<double> bytes(components_.size());
-  std::vector<EnergyLedger> energy(components_.size());
-  for (size_t c = 0; c < components_.size(); ++c) {
-    bytes[c] = double(components_[c]->bytes_read() + components_[c]->bytes_written());
-    components_[c]->add_energy(now_ps, energy[c]);
+StepExtrapolation::StepExtrapolation(const std::vector<std::unique_ptr<Component>>& components,
+                                     StatsRegistry& stats, const FastForwardWorkload& workload)
+    : components_(components), workload_(workload) {
+  for (const auto& s : stats.all()) {
+    const bool cumulative = std::strcmp(s->sampling(), "cumulative") == 0;
+    if (!cumulative) continue;
+    if (s->kind() == StatKind::kCounter || s->kind() == StatKind::kScalar) {
+      values_.emplace_back(s.get(), 0);
+    } else if (s->kind() == StatKind::kVector) {
+      for (size_t i = 0; i < s->width(); ++i)
+        values_.emplace_back(s.get(), i);
+    }
   }
-  bytes_.push_back(std::move(bytes));
-  energy_.push_back(std::move(energy));
+  last_.stats.assign(values_.size(), 0.0);
+  last_.energy.assign(components_.size(), EnergyLedger{});
+  last_step_stats_.assign(values_.size(), 0.0);
+  last_step_energy_.assign(components_.size(), EnergyLedger{});
+  extra_stats_.assign(values_.size(), 0.0);
+  extra_energy_.assign(components_.size(), EnergyLedger{});
 }
 
-Extrapolation StepExtrapolation::extrapolate(const std::vector<TokenRecord>& simulated,
-                                             const std::vector<SkippedStep>& skipped) const {
-  if (simulated.size() != bytes_.size()) {
-    throw std::logic_error("StepExtrapolation: a snapshot per simulated step expected");
+void StepExtrapolation::take(Snapshot& s, TimePs now_ps) const {
+  s.stats.resize(values_.size());
+  for (size_t v = 0; v < values_.size(); ++v) {
+    const Stat* st = values_[v].first;
+    switch (st->kind()) {
+      case StatKind::kCounter:
+        s.stats[v] = double(static_cast<const Counter*>(st)->value());
+        break;
+      case StatKind::kScalar:
+        s.stats[v] = static_cast<const Scalar*>(st)->value();
+        break;
+      default:
+        s.stats[v] = static_cast<const Vector*>(st)->value(values_[v].second);
+    }
   }
-  const size_t nc = components_.size();
-  Extrapolation x;
-  x.extra_bytes.assign(nc, 0.0);
-  x.extra_energy.assign(nc, EnergyLedger{});
-  x.simulated_steps = static_cast<uint32_t>(simulated.size());
-  for (const auto& r : simulated)
-    x.simulated_tokens += r.tokens;
-  // Step k's own bytes and energy: its snapshot less the previous one (nothing before the run).
-  auto bytes_of = [&](size_t k, size_t c) {
-    return bytes_[k][c] - (k > 0 ? bytes_[k - 1][c] : 0.0);
-  };
-  auto energy_of = [&](size_t k, size_t c, size_t p) {
-    return energy_[k][c].j[p] - (k > 0 ? energy_[k - 1][c].j[p] : 0.0);
-  };
-  size_t s = 0;  // next skipped step
-  TimePs offset = 0;
-  x.records.reserve(simulated.size() + skipped.size());
-  for (size_t k = 0; k < simulated.size(); ++k) {
-    const TokenRecord& b = simulated[k];
-    // The skipped steps before simulated step k lie between k - 1 and k.
-    for (; s < skipped.size() && skipped[s].step < b.step; ++s) {
-      if (k == 0) throw std::logic_error("StepExtrapolation: a skipped step before the first");
-      const TokenRecord& a = simulated[k - 1];
-      const double w = double(skipped[s].step - a.step) / double(b.step - a.step);
-      const double da = double(a.end_ps - a.start_ps), db = double(b.end_ps - b.start_ps);
-      const auto d = static_cast<TimePs>(std::llround(da + w * (db - da)));
-      const TimePs start = x.records.back().end_ps;
-      x.records.push_back(TokenRecord{skipped[s].step, start, start + d, skipped[s].tokens,
-                                      skipped[s].sequences, a.tenant, true});
-      offset += d;
-      for (size_t c = 0; c < nc; ++c) {
-        x.extra_bytes[c] += bytes_of(k - 1, c) + w * (bytes_of(k, c) - bytes_of(k - 1, c));
-        for (size_t p = 0; p < kEnergyParts; ++p) {
-          x.extra_energy[c].j[p] +=
-              energy_of(k - 1, c, p) + w * (energy_of(k, c, p) - energy_of(k - 1, c, p));
-        }
+  s.energy.assign(components_.size(), EnergyLedger{});
+  for (size_t c = 0; c < components_.size(); ++c)
+    components_[c]->add_energy(now_ps, s.energy[c]);
+}
+
+void StepExtrapolation::on_step_end(const std::vector<TokenRecord>& records, TimePs now_ps) {
+  take(scratch_, now_ps);
+  // This step's own increments: its snapshot less the previous simulated step's.
+  for (size_t v = 0; v < values_.size(); ++v)
+    scratch_.stats[v] -= last_.stats[v];
+  for (size_t c = 0; c < components_.size(); ++c) {
+    for (size_t p = 0; p < kEnergyParts; ++p)
+      scratch_.energy[c].j[p] -= last_.energy[c].j[p];
+  }
+  // The skipped steps between the previous simulated step and this one.
+  const std::vector<SkippedStep>& skipped = workload_.skipped();
+  const TokenRecord& b = records.back();
+  for (; skipped_done_ < skipped.size() && skipped[skipped_done_].step < b.step; ++skipped_done_) {
+    if (records.size() < 2) throw std::logic_error("StepExtrapolation: a skipped first step");
+    const TokenRecord& a = records[records.size() - 2];
+    const double w = double(skipped[skipped_done_].step - a.step) / double(b.step - a.step);
+    const double da = double(a.end_ps - a.start_ps), db = double(b.end_ps - b.start_ps);
+    skipped_ps_.push_back(static_cast<TimePs>(std::llround(da + w * (db - da))));
+    for (size_t v = 0; v < values_.size(); ++v) {
+      extra_stats_[v] += last_step_stats_[v] + w * (scratch_.stats[v] - last_step_stats_[v]);
+    }
+    for (size_t c = 0; c < components_.size(); ++c) {
+      for (size_t p = 0; p < kEnergyParts; ++p) {
+        const double ea = last_step_energy_[c].j[p], eb = scratch_.energy[c].j[p];
+        extra_energy_[c].j[p] += ea + w * (eb - ea);
       }
-      ++x.extrapolated_steps;
+    }
+  }
+  // Keep this step's increments and its cumulative snapshot.
+  for (size_t v = 0; v < values_.size(); ++v) {
+    last_step_stats_[v] = scratch_.stats[v];
+    last_.stats[v] += scratch_.stats[v];
+  }
+  for (size_t c = 0; c < components_.size(); ++c) {
+    last_step_energy_[c] = scratch_.energy[c];
+    for (size_t p = 0; p < kEnergyParts; ++p)
+      last_.energy[c].j[p] += scratch_.energy[c].j[p];
+  }
+}
+
+Extrapolation StepExtrapolation::finish(const std::vector<TokenRecord>& records, TimePs end_ps) {
+  if (finished_) throw std::logic_error("StepExtrapolation: finished twice");
+  finished_ = true;
+  const std::vector<SkippedStep>& skipped = workload_.skipped();
+  Extrapolation x;
+  x.simulated_steps = static_cast<uint32_t>(records.size());
+  x.extrapolated_steps = static_cast<uint32_t>(skipped_ps_.size());
+  x.records.reserve(records.size() + skipped_ps_.size());
+  size_t s = 0;  // the next skipped step resolved
+  TimePs offset = 0;
+  for (const TokenRecord& b : records) {
+    for (; s < skipped_ps_.size() && skipped[s].step < b.step; ++s) {
+      const TimePs start = x.records.back().end_ps;
+      x.records.push_back(TokenRecord{skipped[s].step, start, start + skipped_ps_[s],
+                                      skipped[s].tokens, skipped[s].sequences, b.tenant, true});
+      offset += skipped_ps_[s];
     }
     TokenRecord moved = b;
     moved.start_ps += offset;
@@ -71,6 +113,28 @@ Extrapolation StepExtrapolation::extrapolate(const std::vector<TokenRecord>& sim
     x.records.push_back(moved);
   }
   x.extra_ps = offset;
+  x.energy.assign(components_.size(), EnergyLedger{});
+  for (size_t c = 0; c < components_.size(); ++c) {
+    components_[c]->add_energy(end_ps, x.energy[c]);
+    for (size_t p = 0; p < kEnergyParts; ++p)
+      x.energy[c].j[p] += extra_energy_[c].j[p];
+  }
+  // Then the stats.
+  for (size_t v = 0; v < values_.size(); ++v) {
+    Stat* st = values_[v].first;
+    const double e = extra_stats_[v];
+    if (e == 0) continue;
+    switch (st->kind()) {
+      case StatKind::kCounter:
+        if (e > 0) static_cast<Counter*>(st)->inc(static_cast<uint64_t>(std::llround(e)));
+        break;
+      case StatKind::kScalar:
+        static_cast<Scalar*>(st)->add(e);
+        break;
+      default:
+        static_cast<Vector*>(st)->add(values_[v].second, e);
+    }
+  }
   return x;
 }
 

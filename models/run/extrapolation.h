@@ -1,9 +1,11 @@
 // Steady-state fast-forward's second half (run.fast_forward; the first is
-// workloads/fast_forward.h): at each simulated step's end, every component's bytes and energy so
-// far; after the run, the skipped steps' durations, bytes and energy interpolated linearly by
-// step index between the simulated steps on either side, and the run's step records on the
-// extrapolated timeline (each skipped step inserted where it falls, the later steps moved by
-// the skipped steps' time).
+// workloads/fast_forward.h). At each simulated step's end it notes every component's energy
+// ledger and every cumulative stat (counters, vectors, accumulated scalars), and gives each
+// skipped step before it the duration, energy and stat increments interpolated linearly by step
+// index between the two simulated steps on either side (each step's own: its snapshot less the
+// previous one). After the run: the step records on the extrapolated timeline (each skipped step
+// inserted where it falls, the later steps moved by the skipped time), and the skipped steps'
+// stat increments added to the registry.
 #pragma once
 
 #include <cstdint>
@@ -17,33 +19,52 @@
 namespace tiersim {
 
 class Component;
+class Stat;
+class StatsRegistry;
 
 // What the skipped steps add to a run. A skipped step after the last simulated one (a run cut
 // short by a limit) has no right neighbour: it is left out.
 struct Extrapolation {
-  std::vector<TokenRecord> records;        // every step up to the last simulated one
-  TimePs extra_ps = 0;                     // the skipped steps' time
-  std::vector<double> extra_bytes;         // per component (read + written), in build order
-  std::vector<EnergyLedger> extra_energy;  // per component, static energy of the span included
+  std::vector<TokenRecord> records;  // every step up to the last simulated one
+  TimePs extra_ps = 0;               // the skipped steps' time
+  // Per component: its energy at the run's end plus the skipped steps' (static energy of their
+  // span included).
+  std::vector<EnergyLedger> energy;
   uint32_t simulated_steps = 0, extrapolated_steps = 0;
-  uint64_t simulated_tokens = 0;
 };
 
 class StepExtrapolation {
  public:
-  explicit StepExtrapolation(const std::vector<std::unique_ptr<Component>>& components);
-  // At a simulated step's end (its record just appended), at simulated time `now_ps`.
-  void on_step_end(TimePs now_ps);
-  // `simulated`: the run's records (simulated steps only, in order); `skipped`: the steps the
-  // workload skipped, in order.
-  Extrapolation extrapolate(const std::vector<TokenRecord>& simulated,
-                            const std::vector<SkippedStep>& skipped) const;
+  StepExtrapolation(const std::vector<std::unique_ptr<Component>>& components, StatsRegistry& stats,
+                    const FastForwardWorkload& workload);
+  // At a simulated step's end, once its record is appended to `records` (the simulated steps,
+  // in order).
+  void on_step_end(const std::vector<TokenRecord>& records, TimePs now_ps);
+  // After the run, which ended at simulated time `end_ps`: the records and energy with the
+  // skipped steps'; then the skipped steps' increments are added to the cumulative stats
+  // (counters rounded to integers), after the energy was read (a component's energy may derive
+  // from its counters). Call once.
+  Extrapolation finish(const std::vector<TokenRecord>& records, TimePs end_ps);
 
  private:
+  struct Snapshot {
+    std::vector<double> stats;
+    std::vector<EnergyLedger> energy;
+  };
+  void take(Snapshot& s, TimePs now_ps) const;
+
   const std::vector<std::unique_ptr<Component>>& components_;
-  // Per simulated step, per component: cumulative bytes and energy at the step's end.
-  std::vector<std::vector<double>> bytes_;
-  std::vector<std::vector<EnergyLedger>> energy_;
+  const FastForwardWorkload& workload_;
+  // The cumulative stats and, per value, its stat and index (vectors have several).
+  std::vector<std::pair<Stat*, size_t>> values_;
+  Snapshot last_, scratch_;              // at the last simulated step's end; a work area
+  std::vector<double> last_step_stats_;  // the last simulated step's own increments
+  std::vector<EnergyLedger> last_step_energy_;
+  size_t skipped_done_ = 0;  // skipped steps given their share so far
+  std::vector<double> extra_stats_;
+  std::vector<EnergyLedger> extra_energy_;
+  std::vector<TimePs> skipped_ps_;  // per skipped step resolved, its duration
+  bool finished_ = false;
 };
 
 }  // namespace tiersim

@@ -126,9 +126,12 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
                                              cfg.run().stats_interval_ps(), done);
   }
 
-  // Fast-forward: every component's bytes and energy at each simulated step's end.
+  // Fast-forward: every component's energy and every cumulative stat at each simulated step's
+  // end (every stat is registered by now).
   std::unique_ptr<StepExtrapolation> extrapolation;
-  if (fast_forward) extrapolation = std::make_unique<StepExtrapolation>(components);
+  if (fast_forward) {
+    extrapolation = std::make_unique<StepExtrapolation>(components, ctx.stats(), *fast_forward);
+  }
 
   // Progress on a terminal: simulated time, steps, wall time, ETA; at most 4 lines a second.
   const uint32_t total_steps = workload->total_steps();
@@ -136,7 +139,7 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   auto step_start = Clock::now();  // when the step under way began (wall clock)
   // Each line rewrites the last one and clears what a longer one left (ESC [ K).
   ctx.on_step_end = [&](const TokenRecord& rec) {
-    if (extrapolation) extrapolation->on_step_end(rec.end_ps);
+    if (extrapolation) extrapolation->on_step_end(ctx.records().tokens, rec.end_ps);
     if (!options.progress) return;
     const auto now = Clock::now();
     step_start = now;
@@ -212,10 +215,12 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   const double wall_s = std::chrono::duration<double>(Clock::now() - wall_start).count();
   RunOutcome out;
   out.stopped_by = stopped_by;
-  // Fast-forward: the skipped steps join the records on the extrapolated timeline.
+  // Fast-forward: the skipped steps join the records on the extrapolated timeline, their energy
+  // the components' and their increments the cumulative stats (/stats keep the simulated steps'
+  // sample above).
   std::optional<Extrapolation> extrapolated;
   if (extrapolation) {
-    extrapolated = extrapolation->extrapolate(ctx.records().tokens, fast_forward->skipped());
+    extrapolated = extrapolation->finish(ctx.records().tokens, end_ps);
     ctx.records().tokens = extrapolated->records;
   }
   out.summary =

@@ -28,9 +28,9 @@ namespace {
 // component's energy and mean power; each part's (a hop of the data path, or a static power)
 // energy and mean power. Then each component's items, and (fault runs) the DMA transfers'
 // outcomes.
-// Fast-forwarded (`ff`): the energy adds the skipped steps' and the power is over the
-// extrapolated time; `generated` counts every step's tokens, and the components' own items get
-// the simulated steps' tokens (they describe those steps).
+// Fast-forwarded (`ff`): the energy includes the skipped steps' and the power is over the
+// extrapolated time; the stats the components' items derive from include the skipped steps'
+// increments.
 void summarise_components(Context& ctx, const std::vector<std::unique_ptr<Component>>& components,
                           TimePs end_ps, uint64_t generated, const Extrapolation* ff,
                           std::vector<SummaryItem>& summary) {
@@ -42,10 +42,10 @@ void summarise_components(Context& ctx, const std::vector<std::unique_ptr<Compon
     const auto& c = components[i];
     if (!c->has_energy()) continue;
     one.clear();
-    c->add_energy(end_ps, one);
     if (ff) {
-      for (size_t p = 0; p < kEnergyParts; ++p)
-        one.j[p] += ff->extra_energy[i].j[p];
+      one = ff->energy[i];
+    } else {
+      c->add_energy(end_ps, one);
     }
     for (size_t p = 0; p < kEnergyParts; ++p)
       parts.j[p] += one.j[p];
@@ -73,7 +73,7 @@ void summarise_components(Context& ctx, const std::vector<std::unique_ptr<Compon
     }
   }
   for (const auto& c : components)
-    c->summarize(summary, ff ? ff->simulated_tokens : generated);
+    c->summarize(summary, generated);
   // Fault runs: every DMA transfer completed or failed, with the retries and reroutes.
   if (ctx.config().system().faults_size() > 0) {
     const char* kCounts[] = {"transfers", "transfers_failed", "transfers_retried",
@@ -150,8 +150,7 @@ std::vector<SummaryItem> summarise_run(Context& ctx,
   bool has_ddr = false, has_cxl = false;
   for (size_t i = 0; i < components.size(); ++i) {
     const auto& c = components[i];
-    const double bytes =
-        double(c->bytes_read() + c->bytes_written()) + (ff ? ff->extra_bytes[i] : 0.0);
+    const double bytes = double(c->bytes_read() + c->bytes_written());
     if (c->tier() == Tier::kHbm) hbm_bytes += bytes;
     if (c->tier() == Tier::kSram) sram_bytes += bytes;
     if (c->tier() == Tier::kDdr) {

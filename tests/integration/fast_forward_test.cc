@@ -28,6 +28,21 @@ std::map<std::string, double> summary_of(const std::string& file) {
   return m;
 }
 
+// Every item in bytes per token (the headline's and each component's, such as a DMA engine's
+// bytes by path and reason) agrees with the full run's to `rel`.
+void expect_bytes_per_token_agree(const std::string& full_file, const std::string& ff_file,
+                                  double rel) {
+  const auto ff = summary_of(ff_file);
+  int items = 0;
+  for (const auto& s : ResultReader(full_file).summary()) {
+    if (s.unit != "bytes/token") continue;
+    ++items;
+    ASSERT_TRUE(ff.count(s.name)) << s.name;
+    EXPECT_NEAR(ff.at(s.name), s.value, rel * s.value) << s.name;
+  }
+  EXPECT_GE(items, 3);
+}
+
 class FastForward : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -95,6 +110,8 @@ TEST_F(FastForward, SkippedStepsAreInterpolatedBetweenTheirNeighbours) {
   EXPECT_EQ(ff.at("tokens_generated"), full.at("tokens_generated"));
   EXPECT_NEAR(ff.at("hbm_bytes_per_token"), full.at("hbm_bytes_per_token"),
               1e-9 * full.at("hbm_bytes_per_token"));
+  // So are the components' own items: their counters carry the skipped steps' increments.
+  expect_bytes_per_token_agree(full_file, ff_file, 1e-9);
   // The simulated time is the last step's end; the durations are within 0.2% of the full run.
   EXPECT_DOUBLE_EQ(ff.at("sim_time_s"), double(end.back()) * 1e-12);
   for (const char* name : {"tpot_ms_mean", "tpot_ms_p99", "tokens_per_s", "sim_time_s",
@@ -115,9 +132,13 @@ TEST_F(FastForward, SkippedStepsAreInterpolatedBetweenTheirNeighbours) {
 }
 
 TEST_F(FastForward, PrefillStepIsSimulated) {
-  const auto full = summary_of(go("full", " --set workload.decode.prefill=true"));
-  const auto ff = summary_of(
-      go("ff", " --set workload.decode.prefill=true --set run.fast_forward.every_steps=4"));
+  const std::string full_file = go("full", " --set workload.decode.prefill=true");
+  const std::string ff_file =
+      go("ff", " --set workload.decode.prefill=true --set run.fast_forward.every_steps=4");
+  const auto full = summary_of(full_file), ff = summary_of(ff_file);
+  // The prompt's KV write-back happens in the prefill step alone: it weighs one step of 13,
+  // as in the full run, not one of the 5 simulated.
+  expect_bytes_per_token_agree(full_file, ff_file, 1e-9);
   // 13 steps (the prefill and 12 decode steps): 0 (the prefill), 1, 5, 9 and 12.
   EXPECT_EQ(ff.at("fast_forward_simulated_steps"), 5);
   EXPECT_EQ(ff.at("prefill_s"), full.at("prefill_s"));
@@ -136,6 +157,7 @@ TEST_F(FastForward, BadSettingsExitTwoNamingTheField) {
   bad(" --set run.fast_forward.every_steps=0", "run.fast_forward.every_steps");
   bad(ff + " --set run.fast_forward.warmup_steps=0", "run.fast_forward.warmup_steps");
   bad(ff + " --set run.stats_interval_ps=1000000", "run.stats_interval_ps");
+  bad(ff + " --set run.max_sim_time_ps=10000000000", "run.max_sim_time_ps");
   bad(ff + " --set policy.placement=ORCHESTRATED", "policy.placement");
   // A thermal model's temperatures evolve with time.
   bad(ff + " " + test::preset("hardware/fragments/h100_hbm_thermal_air.textproto"), ".hbm.thermal");
@@ -158,8 +180,8 @@ TEST_F(FastForward, BadSettingsExitTwoNamingTheField) {
 }
 
 // Against the full run on the shipped studies: a dense TP8 run (the speed row's), speculative
-// decoding, and two MoE models, whose routing is drawn per simulated step only (the skipped
-// steps route nothing), so their step-to-step spread is sampled.
+// decoding, and two MoE models, whose steps vary with their routing (the simulated steps route
+// as in the full run; the skipped ones are interpolated, so the spread between is sampled).
 TEST_F(FastForward, AgreesWithTheFullRunOnTheStudies) {
   struct Case {
     const char* name;
@@ -198,6 +220,10 @@ TEST_F(FastForward, AgreesWithTheFullRunOnTheStudies) {
     };
     const auto full = run("", "_full");
     const auto ff = run(" --set run.fast_forward.every_steps=" + std::to_string(c.every), "_ff");
+    // The skipped steps route their tokens too, so a MoE run's expert load is the full run's.
+    for (const auto& [name, value] : full) {
+      if (name.rfind("moe_", 0) == 0) EXPECT_EQ(ff.at(name), value) << c.name << " " << name;
+    }
     EXPECT_LT(ff.at("fast_forward_simulated_steps"), full.at("decode_steps") / 4) << c.name;
     EXPECT_EQ(ff.at("tokens_generated"), full.at("tokens_generated")) << c.name;
     for (const char* name : {"tpot_ms_mean", "hbm_bytes_per_token", "energy_j_per_token"}) {
