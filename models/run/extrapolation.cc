@@ -11,17 +11,19 @@ namespace tiersim {
 
 StepExtrapolation::StepExtrapolation(const std::vector<std::unique_ptr<Component>>& components,
                                      StatsRegistry& stats, const FastForwardWorkload& workload)
-    : components_(components), workload_(workload) {
+    : components_(components), workload_(workload), stats_(stats) {
+  // The stats that hold their own totals. Formulas (a VectorFormula reports kVector too) derive
+  // their values from model state when sampled: they are not extrapolated.
   for (const auto& s : stats.all()) {
-    const bool cumulative = std::strcmp(s->sampling(), "cumulative") == 0;
-    if (!cumulative) continue;
-    if (s->kind() == StatKind::kCounter || s->kind() == StatKind::kScalar) {
+    if (std::strcmp(s->sampling(), "cumulative") != 0) continue;
+    if (dynamic_cast<const Counter*>(s.get()) || dynamic_cast<const Scalar*>(s.get())) {
       values_.emplace_back(s.get(), 0);
-    } else if (s->kind() == StatKind::kVector) {
+    } else if (dynamic_cast<const Vector*>(s.get())) {
       for (size_t i = 0; i < s->width(); ++i)
         values_.emplace_back(s.get(), i);
     }
   }
+  registered_ = stats.all().size();
   last_.stats.assign(values_.size(), 0.0);
   last_.energy.assign(components_.size(), EnergyLedger{});
   last_step_stats_.assign(values_.size(), 0.0);
@@ -31,6 +33,9 @@ StepExtrapolation::StepExtrapolation(const std::vector<std::unique_ptr<Component
 }
 
 void StepExtrapolation::take(Snapshot& s, TimePs now_ps) const {
+  if (stats_.all().size() != registered_) {
+    throw std::logic_error("StepExtrapolation: a stat was registered during the run");
+  }
   s.stats.resize(values_.size());
   for (size_t v = 0; v < values_.size(); ++v) {
     const Stat* st = values_[v].first;
@@ -41,7 +46,7 @@ void StepExtrapolation::take(Snapshot& s, TimePs now_ps) const {
       case StatKind::kScalar:
         s.stats[v] = static_cast<const Scalar*>(st)->value();
         break;
-      default:
+      default:  // a Vector (checked at construction)
         s.stats[v] = static_cast<const Vector*>(st)->value(values_[v].second);
     }
   }
@@ -126,7 +131,9 @@ Extrapolation StepExtrapolation::finish(const std::vector<TokenRecord>& records,
     if (e == 0) continue;
     switch (st->kind()) {
       case StatKind::kCounter:
-        if (e > 0) static_cast<Counter*>(st)->inc(static_cast<uint64_t>(std::llround(e)));
+        // Increments interpolate between two steps' own (w in (0, 1)): never negative.
+        if (e < 0) throw std::logic_error("StepExtrapolation: a negative counter increment");
+        static_cast<Counter*>(st)->inc(static_cast<uint64_t>(std::llround(e)));
         break;
       case StatKind::kScalar:
         static_cast<Scalar*>(st)->add(e);

@@ -5,7 +5,8 @@
 // index between the two simulated steps on either side (each step's own: its snapshot less the
 // previous one). After the run: the step records on the extrapolated timeline (each skipped step
 // inserted where it falls, the later steps moved by the skipped time), and the skipped steps'
-// stat increments added to the registry.
+// stat increments added to the registry. Formulas (derived from model state when sampled) are
+// not extrapolated.
 #pragma once
 
 #include <cstdint>
@@ -55,6 +56,8 @@ class StepExtrapolation {
 
   const std::vector<std::unique_ptr<Component>>& components_;
   const FastForwardWorkload& workload_;
+  const StatsRegistry& stats_;
+  size_t registered_ = 0;  // stats at construction: none may be added during the run
   // The cumulative stats and, per value, its stat and index (vectors have several).
   std::vector<std::pair<Stat*, size_t>> values_;
   Snapshot last_, scratch_;              // at the last simulated step's end; a work area

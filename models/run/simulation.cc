@@ -153,7 +153,18 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
       std::fflush(stderr);
       return;
     }
-    const double eta = wall / (rec.step + 1) * (total_steps - rec.step - 1);
+    // Fast-forward: the time goes to the simulated steps.
+    uint32_t done_steps = rec.step + 1, steps = total_steps;
+    if (fast_forward) {
+      const FastForwardSchedule& sched = fast_forward->schedule();
+      done_steps = steps = 0;
+      for (uint32_t s = 0; s < total_steps; ++s) {
+        if (!sched.simulated(s)) continue;
+        ++steps;
+        if (s <= rec.step) ++done_steps;
+      }
+    }
+    const double eta = wall / done_steps * (steps - done_steps);
     std::fprintf(stderr, "\r[sim %.3f ms] step %u/%u  wall %s  ETA %s\x1b[K", ps_to_ms(rec.end_ps),
                  rec.step + 1, total_steps, format_duration(wall).c_str(),
                  format_duration(eta).c_str());
