@@ -82,6 +82,13 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
       skipped_bytes_(ctx.stats().counter(
           basename(), "skipped_bytes",
           "operand bytes attention went on without (context regions skipped or lost)", "bytes")) {
+  if (ctx.rank() != nullptr) {
+    rendezvous_wait_ps_ = &ctx.stats().counter(
+        basename(), "rendezvous_wait_time",
+        "time this rank waited at collectives for the last rank to arrive", "ps");
+    rendezvous_last_ = &ctx.stats().counter(basename(), "rendezvous_last",
+                                            "collectives this rank arrived at last", "count");
+  }
   SC_METHOD(run);
   ctx.stats()
       .formula(

@@ -177,20 +177,28 @@ class ComputeEngine : public Component {
 
  public:
  private:
-  enum class Phase { kFetch, kOverhead, kStream, kFinish, kStepEnd, kDone };
+  enum class Phase { kFetch, kOverhead, kStream, kRendezvous, kFinish, kStepEnd, kDone };
 
   void run();  // the scheduler process; re-triggers itself only when something can change
   // What the scheduler does after a phase: go on at once, wait until `at`, or stop.
   struct PhaseResult {
-    enum Kind { kGoOn, kWait, kStop } kind = kGoOn;
+    enum Kind { kGoOn, kWait, kWaitEvent, kStop } kind = kGoOn;
     TimePs at = 0;
+    sc_core::sc_event* event = nullptr;
     static PhaseResult go_on() { return {kGoOn, 0}; }
     static PhaseResult wait(TimePs at) { return {kWait, at}; }
+    static PhaseResult wait_event(sc_core::sc_event& e) { return {kWaitEvent, 0, &e}; }
     static PhaseResult stop() { return {kStop, 0}; }
   };
   PhaseResult phase_fetch(TimePs now);     // the next op from the workload; its launch
   PhaseResult phase_overhead(TimePs now);  // activations read (or host attention)
   PhaseResult phase_stream(TimePs now);    // tiles of off-chip operands; the arithmetic
+  // Every-rank simulation: a collective's meeting with the other ranks, once the last arrived.
+  PhaseResult phase_rendezvous(TimePs now);
+  // After the arithmetic (compute_free_): the activations' write; then the op finishes.
+  PhaseResult write_activations(TimePs now);
+  // A collective op's time on the fabric, and its link energy (the pod's, every rank's share).
+  TimePs collective_time_ps(double* energy_j);
   PhaseResult phase_finish(TimePs now);    // the op's record; the step's write fence
   PhaseResult phase_step_end(TimePs now);  // the token record
   void begin_op(TimePs now);
@@ -310,6 +318,12 @@ class ComputeEngine : public Component {
   Counter& host_attention_ps_;
   Counter& host_kv_bytes_;
   Counter& skipped_bytes_;
+  // Every-rank simulation (registered only then): the time this rank waited at collectives for
+  // the last rank, and the collectives it arrived at last.
+  Counter* rendezvous_wait_ps_ = nullptr;
+  Counter* rendezvous_last_ = nullptr;
+  uint64_t rendezvous_generation_ = 0;  // the meeting this rank waits for
+  TimePs rendezvous_arrival_ps_ = 0;    // when it arrived
 };
 
 }  // namespace tiersim

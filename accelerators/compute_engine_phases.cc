@@ -7,6 +7,7 @@
 #include "accelerators/compute_engine.h"
 #include "accelerators/dma_engine.h"
 #include "models/core/context.h"
+#include "models/core/rendezvous.h"
 #include "models/core/workload.h"
 
 namespace tiersim {
@@ -26,7 +27,8 @@ ComputeEngine::PhaseResult ComputeEngine::phase_fetch(TimePs now) {
   if (!ctx().workload()->next(op_)) {
     phase_ = Phase::kDone;
     if (ctx().on_done) ctx().on_done();
-    sc_core::sc_stop();
+    // Every rank simulated: the run ends with the last rank's workload.
+    if (ctx().rank() == nullptr || ctx().rank()->group->finish()) sc_core::sc_stop();
     return PhaseResult::stop();
   }
   if (op_.kind == OpKind::kIdle) {
@@ -95,23 +97,34 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
     // Nothing streamed: the op computes on on-chip activations only (a collective moves them
     // over the scale-up fabric).
     const TimePs start = std::max(compute_free_, now);
+    const RankSlot* rank = ctx().rank();
+    if (rank != nullptr && op_.op_class == OpClass::kCollective) {
+      // Every rank simulated: the collective starts when the last rank arrives.
+      Rendezvous& rv = rank->group->rendezvous();
+      rendezvous_arrival_ps_ = start;
+      const uint64_t key = (uint64_t{op_.step.value()} << 32) |
+                           (uint64_t{op_.layer.valid() ? op_.layer.value() : 0xFFFFFFu} << 8) |
+                           uint64_t(op_.kind);
+      if (!rv.arrive(rank->node, start, key, &rendezvous_generation_)) {
+        phase_ = Phase::kRendezvous;
+        return PhaseResult::wait_event(rv.event());
+      }
+      rendezvous_last_->inc();
+      double energy_j = 0;
+      const TimePs t = collective_time_ps(&energy_j);
+      rv.release(rv.latest_ps() + t, energy_j);
+      phase_ = Phase::kRendezvous;
+      return phase_rendezvous(now);
+    }
     TimePs end;
-    if (op_.traffic != nullptr) {
-      // Expert-parallel dispatch or combine: the routed traffic as flows on the pod.
-      const CollectiveResult r = collective_.pod->all_to_all(op_.traffic, collective_.algorithm);
-      end = start + r.total_ps();
-      pod_link_energy_j_ += r.energy_j / collective_.ranks;
+    if (op_.op_class == OpClass::kCollective) {
+      double energy_j = 0;
+      end = start + collective_time_ps(&energy_j);
+      collective_ps_.inc(end - start);
+      // This rank's share of the collective's link energy (the ranks are symmetric).
+      if (collective_.pod) pod_link_energy_j_ += energy_j / collective_.ranks;
     } else {
       end = start + op_compute_ps(op_.flops, op_.rows);
-    }
-    if (op_.op_class == OpClass::kCollective) {
-      collective_ps_.inc(end - start);
-      if (collective_.pod && op_.traffic == nullptr) {
-        // This rank's share of the collective's link energy (the ranks are symmetric).
-        pod_link_energy_j_ +=
-            collective_.pod_result(op_.kind == OpKind::kAllGather, op_.collective_bytes).energy_j /
-            collective_.ranks;
-      }
     }
     if (op_.op_class == OpClass::kHostTransfer) host_transfer_ps_.inc(end - start);
     if (op_.op_class == OpClass::kWait) {
@@ -121,6 +134,37 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
     compute_busy_ps_ += end - start;
     compute_free_ = end;
   }
+  return write_activations(now);
+}
+
+TimePs ComputeEngine::collective_time_ps(double* energy_j) {
+  if (op_.traffic != nullptr) {
+    // Expert-parallel dispatch or combine: the routed traffic as flows on the pod.
+    const CollectiveResult r = collective_.pod->all_to_all(op_.traffic, collective_.algorithm);
+    *energy_j = r.energy_j;
+    return r.total_ps();
+  }
+  *energy_j =
+      collective_.pod
+          ? collective_.pod_result(op_.kind == OpKind::kAllGather, op_.collective_bytes).energy_j
+          : 0.0;
+  return op_compute_ps(op_.flops, op_.rows);
+}
+
+ComputeEngine::PhaseResult ComputeEngine::phase_rendezvous(TimePs now) {
+  Rendezvous& rv = ctx().rank()->group->rendezvous();
+  // Woken by an earlier meeting's notification (it arrived in the same delta cycle): wait on.
+  if (!rv.is_released(rendezvous_generation_)) return PhaseResult::wait_event(rv.event());
+  const Rendezvous::Release& r = rv.released(rendezvous_generation_);
+  rendezvous_wait_ps_->inc(r.latest_ps - rendezvous_arrival_ps_);
+  collective_ps_.inc(r.end_ps - r.latest_ps);
+  if (collective_.pod) pod_link_energy_j_ += r.energy_j / collective_.ranks;
+  compute_busy_ps_ += r.end_ps - rendezvous_arrival_ps_;
+  compute_free_ = r.end_ps;
+  return write_activations(now);
+}
+
+ComputeEngine::PhaseResult ComputeEngine::write_activations(TimePs now) {
   const TimePs act_done =
       std::max(sram_access(tlm::TLM_WRITE_COMMAND, activation_base_,
                            std::min(op_.activation_write_bytes, activation_bytes_), compute_free_),
@@ -196,6 +240,9 @@ void ComputeEngine::run() {
       case Phase::kStream:
         r = phase_stream(now);
         break;
+      case Phase::kRendezvous:
+        r = phase_rendezvous(now);
+        break;
       case Phase::kFinish:
         r = phase_finish(now);
         break;
@@ -206,6 +253,10 @@ void ComputeEngine::run() {
     if (r.kind == PhaseResult::kStop) return;
     if (r.kind == PhaseResult::kWait) {
       next_trigger(to_sc_time(r.at - now));
+      return;
+    }
+    if (r.kind == PhaseResult::kWaitEvent) {
+      next_trigger(*r.event);
       return;
     }
   }

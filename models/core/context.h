@@ -22,6 +22,7 @@
 namespace tiersim {
 
 class Component;
+struct RankSlot;
 class ThermalTelemetry;
 class Topology;
 class Workload;
@@ -73,6 +74,11 @@ class Context {
   Workload* workload() const { return workload_; }
   void set_workload(Workload* w) { workload_ = w; }
 
+  // Every-rank simulation: this system's rank in the group simulated side by side (not owned;
+  // outlives the run). Null when one rank is simulated (the symmetric shortcut).
+  const RankSlot* rank() const { return rank_; }
+  void set_rank(const RankSlot* r) { rank_ = r; }
+
   // Called by the compute scheduler after each step and when the workload is complete.
   std::function<void(const TokenRecord&)> on_step_end;
   // Called by the compute scheduler after each op (progress within a long step); unset: not
@@ -93,6 +99,7 @@ class Context {
   std::map<std::string, Component*> components_;
   std::map<std::string, ThermalTelemetry*> telemetry_;
   Workload* workload_ = nullptr;
+  const RankSlot* rank_ = nullptr;
 };
 
 }  // namespace tiersim

@@ -12,6 +12,7 @@
 #include <optional>
 #include <sstream>
 
+#include "models/config/node_overrides.h"
 #include "models/core/component.h"
 #include "models/core/context.h"
 #include "models/core/registry.h"
@@ -40,6 +41,7 @@ std::string format_duration(double s) {
 }  // namespace
 
 RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options) {
+  if (simulates_every_rank(loaded.config)) return run_every_rank(loaded, options);
   const auto wall_start = Clock::now();
   const config::Config& cfg = loaded.config;
   sc_core::sc_set_time_resolution(1, sc_core::SC_PS);

@@ -30,6 +30,9 @@ struct RunOutcome {
 // Throws ConfigError for problems found while building (located through `loaded`), and other
 // exceptions for internal errors.
 RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options);
+// The same with every rank simulated (workload.parallelism.simulate_ranks: SIMULATE_EVERY_RANK);
+// run_simulation calls it.
+RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options);
 
 // Builds the system's components in config order, its address map and link topology, and
 // connects the links (the run's builder; component tests use it too). Throws ConfigError

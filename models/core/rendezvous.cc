@@ -1,0 +1,44 @@
+#include "models/core/rendezvous.h"
+
+#include <algorithm>
+
+namespace tiersim {
+
+bool Rendezvous::arrive(uint32_t party, TimePs at_ps, uint64_t key, uint64_t* generation) {
+  if (waiting_release_) throw std::logic_error("Rendezvous: arrival before the last release");
+  if (arrived_ == 0) {
+    key_ = key;
+    first_party_ = party;
+    latest_ps_ = at_ps;
+  } else if (key != key_) {
+    throw std::logic_error("Rendezvous: node " + std::to_string(party) +
+                           " arrived at another collective than node " +
+                           std::to_string(first_party_) + " (the ranks' op streams differ)");
+  }
+  latest_ps_ = std::max(latest_ps_, at_ps);
+  *generation = generation_;
+  if (++arrived_ < parties_) return false;
+  waiting_release_ = true;
+  return true;
+}
+
+void Rendezvous::release(TimePs end_ps, double energy_j) {
+  if (!waiting_release_) throw std::logic_error("Rendezvous: release without a last arrival");
+  Release& r = slots_[generation_ & 1];
+  r.latest_ps = latest_ps_;
+  r.end_ps = end_ps;
+  r.energy_j = energy_j;
+  waiting_release_ = false;
+  arrived_ = 0;
+  ++generation_;
+  if (parties_ > 1) event_.notify(sc_core::SC_ZERO_TIME);
+}
+
+const Rendezvous::Release& Rendezvous::released(uint64_t generation) const {
+  if (generation >= generation_ || generation_ - generation > 2) {
+    throw std::logic_error("Rendezvous: a meeting's result read out of its window");
+  }
+  return slots_[generation & 1];
+}
+
+}  // namespace tiersim

@@ -1,0 +1,81 @@
+// Every-rank simulation (workload.parallelism.simulate_ranks: SIMULATE_EVERY_RANK): the ranks of
+// a pod are simulated side by side, each its own system, and meet at every collective. A
+// Rendezvous is that meeting point: each rank's engine arrives with the time it is ready; the
+// last to arrive times the collective once, and every rank leaves when it ends (the latest
+// arrival plus the collective's time). No thread: a waiting engine (an SC_METHOD) waits on the
+// rendezvous' event with next_trigger.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <systemc>
+
+#include "models/core/time.h"
+
+namespace tiersim {
+
+class Rendezvous {
+ public:
+  // What the last arrival computed; every party of that meeting reads it.
+  struct Release {
+    TimePs latest_ps = 0;  // the last arrival
+    TimePs end_ps = 0;     // when the collective ends for every party
+    double energy_j = 0;   // the collective's link energy (the pod's, all ranks)
+  };
+
+  explicit Rendezvous(uint32_t parties) : parties_(parties) {
+    if (parties == 0) throw std::logic_error("Rendezvous: no parties");
+  }
+  uint32_t parties() const { return parties_; }
+
+  // Party `party` is ready at `at_ps` for the meeting identified by `key` (the op: its step,
+  // layer and kind; every party must bring the same). Returns true for the last arrival, which
+  // must then call release(); the others wait for event() and read released(generation).
+  // `generation` receives the meeting's number.
+  bool arrive(uint32_t party, TimePs at_ps, uint64_t key, uint64_t* generation);
+  // The last arrival's result: notifies the waiting parties (in the next delta cycle).
+  void release(TimePs end_ps, double energy_j);
+  // The result of meeting `generation` (valid from its release until the meeting after next is
+  // released: a party reads it when it wakes, before it can arrive twice more).
+  const Release& released(uint64_t generation) const;
+  // Whether meeting `generation` has been released (a party woken by an earlier meeting's
+  // notification waits on).
+  bool is_released(uint64_t generation) const { return generation < generation_; }
+  TimePs latest_ps() const { return latest_ps_; }
+  sc_core::sc_event& event() { return event_; }
+
+ private:
+  uint32_t parties_;
+  uint32_t arrived_ = 0;
+  uint64_t generation_ = 0;  // the meeting under way
+  uint64_t key_ = 0;
+  uint32_t first_party_ = 0;
+  TimePs latest_ps_ = 0;
+  bool waiting_release_ = false;  // the last has arrived, release() not yet called
+  Release slots_[2];              // by generation parity
+  sc_core::sc_event event_;
+};
+
+// The ranks simulated side by side: their meeting point and how many are done.
+class RankGroup {
+ public:
+  explicit RankGroup(uint32_t ranks) : rendezvous_(ranks) {}
+  Rendezvous& rendezvous() { return rendezvous_; }
+  uint32_t ranks() const { return rendezvous_.parties(); }
+  // A rank's workload is complete; true when it was the last (the run may stop).
+  bool finish() { return ++finished_ == rendezvous_.parties(); }
+  uint32_t finished() const { return finished_; }
+
+ private:
+  Rendezvous rendezvous_;
+  uint32_t finished_ = 0;
+};
+
+// A rank's place in its group (Context::rank(): null when one rank is simulated).
+struct RankSlot {
+  uint32_t node = 0;  // node[node] of the pod
+  RankGroup* group = nullptr;
+};
+
+}  // namespace tiersim

@@ -1,0 +1,184 @@
+// Every rank simulated (workload.parallelism.simulate_ranks: SIMULATE_EVERY_RANK): one system
+// per tensor-parallel rank, node[0 .. tp-1], each built from its node config (the template with
+// its node overrides) inside a parent module named node[r], so its components are named
+// node[r].<name> and keep their config names as basenames (stats, random streams and links
+// unchanged). They share the kernel and one RankGroup: every collective is a rendezvous
+// (models/core/rendezvous.h). A pod step ends when the last rank ends it. Ranks with identical
+// node configs form a class, simulated once (workload.parallelism.merge_identical_ranks): a
+// class's ranks would run identically, as ranks meet only at collectives, which release every
+// rank at once, and the simulation is deterministic.
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <string>
+#include <systemc>
+
+#include <google/protobuf/util/message_differencer.h>
+
+#include "models/config/node_overrides.h"
+#include "models/core/component.h"
+#include "models/core/context.h"
+#include "models/core/registry.h"
+#include "models/core/rendezvous.h"
+#include "models/core/stats.h"
+#include "models/core/workload.h"
+#include "models/run/power_monitor.h"
+#include "models/run/run_parts.h"
+#include "models/run/simulation.h"
+
+namespace tiersim {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One rank's system, built in the constructor so every object made is the module's child.
+class NodeModule : public sc_core::sc_module {
+ public:
+  NodeModule(const sc_core::sc_module_name& name, const LoadedConfig& loaded,
+             const config::Config& cfg, uint32_t node, RankGroup& group)
+      : sc_core::sc_module(name), ctx(cfg, cfg.run().seed()) {
+    slot.node = node;
+    slot.group = &group;
+    ctx.set_rank(&slot);
+    workload = find_workload_kind(workload_kind_name(cfg.workload()))->create(cfg);
+    ctx.set_workload(workload.get());
+    workload->register_objects(ctx.objects());
+    components = build_system(cfg, ctx);
+    place_at_home(loaded, ctx);
+    for (auto& c : components)
+      c->prepare();
+    power = std::make_unique<PowerMonitor>(ctx, components);
+  }
+
+  RankSlot slot;
+  Context ctx;
+  std::unique_ptr<Workload> workload;
+  std::vector<std::unique_ptr<Component>> components;
+  std::unique_ptr<PowerMonitor> power;
+};
+
+}  // namespace
+
+RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options) {
+  const auto wall_start = Clock::now();
+  const config::Config& cfg = loaded.config;
+  if (!options.trace_path.empty()) {
+    throw located(loaded, {ConfigIssue{{},
+                                       "workload.parallelism.simulate_ranks",
+                                       "a trace records one rank; trace with SIMULATE_ONE_RANK"}});
+  }
+  sc_core::sc_set_time_resolution(1, sc_core::SC_PS);
+  const uint32_t ranks = simulated_ranks(cfg);
+  const auto& par = cfg.workload().parallelism();
+  const bool merge = !par.has_merge_identical_ranks() || par.merge_identical_ranks();
+  // Each rank's node config, and its class: the first rank with an identical config.
+  std::deque<config::Config> configs;  // per class: the Contexts keep references
+  std::vector<uint32_t> rank_class(ranks);
+  std::vector<uint32_t> class_node;  // per class: its first rank
+  for (uint32_t r = 0; r < ranks; ++r) {
+    config::Config c = node_config(cfg, r);
+    uint32_t k = 0;
+    if (merge) {
+      for (; k < configs.size(); ++k) {
+        if (google::protobuf::util::MessageDifferencer::Equals(configs[k], c)) break;
+      }
+    } else {
+      k = static_cast<uint32_t>(configs.size());
+    }
+    if (k == configs.size()) {
+      configs.push_back(std::move(c));
+      class_node.push_back(r);
+    }
+    rank_class[r] = k;
+  }
+  const uint32_t classes = static_cast<uint32_t>(configs.size());
+  RankGroup group(classes);
+  std::vector<std::unique_ptr<NodeModule>> nodes;  // per class
+  for (uint32_t k = 0; k < classes; ++k) {
+    const uint32_t r = class_node[k];
+    try {
+      nodes.push_back(std::make_unique<NodeModule>(("node[" + std::to_string(r) + "]").c_str(),
+                                                   loaded, configs[k], k, group));
+    } catch (const ConfigError& e) {
+      throw located(loaded, e.issues());
+    }
+    nodes.back()->ctx.wall_limit().start(cfg.run().max_wall_time_s());
+  }
+
+  const uint64_t limit = cfg.run().max_sim_time_ps();
+  take_run_input_error();
+  try {
+    if (limit > 0) {
+      sc_core::sc_start(to_sc_time(limit));
+    } else {
+      sc_core::sc_start(to_sc_time(kMaxSimTimePs), sc_core::SC_EXIT_ON_STARVATION);
+    }
+  } catch (const std::exception& e) {
+    if (std::string m = take_run_input_error(); !m.empty()) throw RunInputError(m);
+    throw;
+  }
+  const bool done = group.finished() == group.ranks();
+  bool wall_hit = false;
+  for (auto& n : nodes)
+    wall_hit = wall_hit || n->ctx.wall_limit().hit();
+  if (!done && limit == 0 && !wall_hit && now_ps() >= kMaxSimTimePs) {
+    throw RunInputError(
+        "simulated time reached 2^62 ps (about 53 days) before the workload completed; check "
+        "the config's rates, latencies and degradations, or set run.max_sim_time_ps");
+  }
+  const std::string stopped_by = done ? "complete" : wall_hit ? "max_wall_time" : "max_sim_time";
+  const TimePs end_ps = now_ps();
+
+  // The pod's steps: each ends when its last rank ends it; it starts at the previous one's end.
+  size_t steps = SIZE_MAX;
+  for (auto& n : nodes)
+    steps = std::min(steps, n->ctx.records().tokens.size());
+  std::vector<TokenRecord> pod(nodes[0]->ctx.records().tokens.begin(),
+                               nodes[0]->ctx.records().tokens.begin() + steps);
+  std::vector<double> class_step_ms(classes, 0.0);
+  for (size_t s = 0; s < steps; ++s) {
+    for (uint32_t k = 0; k < classes; ++k) {
+      const TokenRecord& t = nodes[k]->ctx.records().tokens[s];
+      pod[s].end_ps = std::max(pod[s].end_ps, t.end_ps);
+      class_step_ms[k] += ps_to_ms(t.end_ps - t.start_ps);
+    }
+    if (s > 0) pod[s].start_ps = pod[s - 1].end_ps;
+  }
+  for (auto& n : nodes)
+    n->ctx.stats().sample(end_ps);
+
+  Context& ctx0 = nodes[0]->ctx;
+  ctx0.records().tokens = pod;
+  const double wall_s = std::chrono::duration<double>(Clock::now() - wall_start).count();
+  RunOutcome out;
+  out.stopped_by = stopped_by;
+  // The headline is the pod's steps; bytes, energy and the components' items are node[0]'s
+  // (one accelerator's, as with one rank simulated).
+  out.summary = summarise_run(ctx0, nodes[0]->components, end_ps, wall_s);
+  out.summary.push_back({"ranks_simulated", double(ranks), "ranks"});
+  out.summary.push_back({"rank_classes", double(classes), "classes"});
+  for (uint32_t r = 0; r < ranks; ++r) {
+    const uint32_t k = rank_class[r];
+    const std::string p = "node" + std::to_string(r) + "_";
+    double wait_ps = 0;
+    for (const auto& c : nodes[k]->components) {
+      if (c->component_kind() != "compute") continue;
+      if (const Stat* st =
+              nodes[k]->ctx.stats().find(std::string(c->basename()) + ".rendezvous_wait_time")) {
+        wait_ps += double(static_cast<const Counter*>(st)->value());
+      }
+    }
+    out.summary.push_back(
+        {p + "step_ms_mean", steps ? class_step_ms[k] / double(steps) : 0.0, "ms"});
+    out.summary.push_back(
+        {p + "rendezvous_wait_ms_per_step", steps ? wait_ps / 1e9 / double(steps) : 0.0, "ms"});
+  }
+  if (!options.out_path.empty()) {
+    write_results(options.out_path, loaded, ctx0, out.summary, wall_s, stopped_by);
+  }
+  return out;
+}
+
+}  // namespace tiersim

@@ -1,0 +1,145 @@
+// Every rank simulated (workload.parallelism.simulate_ranks: SIMULATE_EVERY_RANK) through the
+// binary: identical ranks reproduce the symmetric shortcut exactly; one slow node sets the pod's
+// pace (exactly the shortcut with every node that slow, as each collective waits for it) while
+// the others wait at the collectives; bad configs exit 2 with the field path.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+
+#include "models/run/result_file.h"
+#include "tests/support/paths.h"
+#include "tests/support/run_cmd.h"
+
+namespace tiersim {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::map<std::string, double> summary_of(const std::string& file) {
+  std::map<std::string, double> m;
+  for (const auto& s : ResultReader(file).summary())
+    m[s.name] = s.value;
+  return m;
+}
+
+class EveryRank : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("tiersim_every_" + std::to_string(getpid()));
+    fs::create_directories(dir_);
+    // Llama-3-70B TP8 on the HGX H100 board, batch 8, 2k context, 3 steps.
+    base_ = test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+            test::preset("pods/hgx_h100_nvswitch.textproto") + " " +
+            test::preset("models/llama3_70b.textproto") + " " +
+            test::preset("software/cuda_events_per_kernel.textproto") + " " +
+            test::preset("studies/speed_70b_tp8.textproto") +
+            " --set workload.decode.decode_steps=3 --set workload.decode.batch_size=8 --quiet";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::map<std::string, double> go(const std::string& name, const std::string& sets) {
+    const std::string out = (dir_ / (name + ".h5")).string();
+    const auto r = test::run_cmd(base_ + sets + " --out " + out);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return r.code == 0 ? summary_of(out) : std::map<std::string, double>{};
+  }
+  fs::path dir_;
+  std::string base_;
+  const std::string every_ = " --set workload.parallelism.simulate_ranks=SIMULATE_EVERY_RANK";
+  const std::string slow3_ =
+      " --set 'system.pod.node_overrides[+]=name: \"slow3\" nodes: 3 system { components { name: "
+      "\"hbm\" hbm { efficiency_fraction: 0.45 } } }'";
+};
+
+TEST_F(EveryRank, IdenticalRanksReproduceTheShortcutExactly) {
+  const auto one = go("one", "");
+  const auto every = go("every", every_);
+  // Each rank a system of its own, not merged with its identical peers: the same, exactly.
+  const auto apart =
+      go("apart", every_ + " --set workload.parallelism.merge_identical_ranks=false");
+  ASSERT_FALSE(every.empty());
+  ASSERT_FALSE(apart.empty());
+  EXPECT_EQ(every.at("ranks_simulated"), 8);
+  EXPECT_EQ(every.at("rank_classes"), 1);
+  EXPECT_EQ(apart.at("rank_classes"), 8);
+  for (const auto& [name, value] : apart) {
+    if (name == "wall_time_s" || name == "rank_classes") continue;
+    EXPECT_EQ(every.at(name), value) << name;
+  }
+  for (const auto& [name, value] : one) {
+    if (name == "wall_time_s") continue;
+    ASSERT_TRUE(every.count(name)) << name;
+    EXPECT_EQ(every.at(name), value) << name;
+  }
+  for (int r = 0; r < 8; ++r) {
+    const std::string p = "node" + std::to_string(r) + "_";
+    EXPECT_EQ(every.at(p + "step_ms_mean"), one.at("tpot_ms_mean")) << r;
+    EXPECT_EQ(every.at(p + "rendezvous_wait_ms_per_step"), 0) << r;
+  }
+}
+
+TEST_F(EveryRank, OneSlowNodeSetsThePodsPace) {
+  const auto fast = go("fast", "");
+  const auto all_slow =
+      go("all_slow", " --set system.components[hbm].hbm.efficiency_fraction=0.45");
+  const auto one_slow = go("one_slow", every_ + slow3_);
+  const auto one_slow_apart =
+      go("one_slow_apart",
+         every_ + slow3_ + " --set workload.parallelism.merge_identical_ranks=false");
+  ASSERT_FALSE(one_slow.empty());
+  ASSERT_FALSE(one_slow_apart.empty());
+  // Two classes (node 3, the others) against eight systems: the same results.
+  EXPECT_EQ(one_slow.at("rank_classes"), 2);
+  for (const auto& [name, value] : one_slow_apart) {
+    if (name == "wall_time_s" || name == "rank_classes") continue;
+    EXPECT_EQ(one_slow.at(name), value) << name;
+  }
+  EXPECT_GT(all_slow.at("tpot_ms_mean"), 1.3 * fast.at("tpot_ms_mean"));
+  // Each segment between collectives streams from HBM: node 3 arrives last at every one, so the
+  // pod steps at its pace, exactly.
+  EXPECT_EQ(one_slow.at("tpot_ms_mean"), all_slow.at("tpot_ms_mean"));
+  EXPECT_EQ(one_slow.at("node3_rendezvous_wait_ms_per_step"), 0);
+  // The others wait for it: about the slow node's step less their own.
+  for (int r : {0, 1, 2, 4, 5, 6, 7}) {
+    const double wait = one_slow.at("node" + std::to_string(r) + "_rendezvous_wait_ms_per_step");
+    EXPECT_GT(wait, 0.8 * (all_slow.at("tpot_ms_mean") - fast.at("tpot_ms_mean"))) << r;
+    EXPECT_LT(wait, all_slow.at("tpot_ms_mean") - fast.at("tpot_ms_mean") + 0.01) << r;
+  }
+}
+
+TEST_F(EveryRank, BadConfigsExitTwoNamingTheField) {
+  auto bad = [&](const std::string& cmd, const std::string& field) {
+    const auto r = test::run_cmd(cmd + " --out " + (dir_ / "bad.h5").string());
+    EXPECT_EQ(r.code, 2) << cmd;
+    EXPECT_THAT(r.err, ::testing::HasSubstr(field)) << r.err;
+    EXPECT_FALSE(fs::exists(dir_ / "bad.h5"));
+  };
+  // Overrides without every rank simulated.
+  bad(base_ + slow3_, "system.pod.node_overrides");
+  // A node outside the tensor-parallel ranks.
+  bad(base_ + every_ +
+          " --set 'system.pod.node_overrides[+]=name: \"x\" nodes: 9 system { components { name: "
+          "\"hbm\" hbm { efficiency_fraction: 0.5 } } }'",
+      "system.pod.node_overrides[x].nodes");
+  // An override may not change the pod.
+  bad(base_ + every_ +
+          " --set 'system.pod.node_overrides[+]=name: \"p\" nodes: 1 system { pod { "
+          "nodes: 4 } }'",
+      "system.pod.node_overrides[p].system");
+  // A node's system is checked as a system of its own.
+  bad(base_ + every_ +
+          " --set 'system.pod.node_overrides[+]=name: \"e\" nodes: 2 system { components { name: "
+          "\"hbm\" hbm { efficiency_fraction: 2 } } }'",
+      "system.pod.node_overrides[e].system.components[hbm].hbm.efficiency_fraction");
+  // Every rank needs a pod; and runs without fast-forward.
+  bad(test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+          test::preset("models/llama3_70b.textproto") + " " +
+          test::preset("studies/speed_70b_tp8.textproto") + every_ + " --quiet",
+      "every rank simulated needs system.pod");
+  bad(base_ + every_ + " --set run.fast_forward.every_steps=2", "run.fast_forward");
+}
+
+}  // namespace
+}  // namespace tiersim
