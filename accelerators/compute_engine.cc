@@ -86,8 +86,11 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
     rendezvous_wait_ps_ = &ctx.stats().counter(
         basename(), "rendezvous_wait_time",
         "time this rank waited at collectives for the last rank to arrive", "ps");
-    rendezvous_last_ = &ctx.stats().counter(basename(), "rendezvous_last",
-                                            "collectives this rank arrived at last", "count");
+    rendezvous_last_ = &ctx.stats().counter(
+        basename(), "rendezvous_last",
+        "collectives this rank arrived at strictly last (no other rank, nor an identical rank "
+        "simulated with it, as late)",
+        "count");
   }
   SC_METHOD(run);
   ctx.stats()

@@ -105,11 +105,10 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
       const uint64_t key = (uint64_t{op_.step.value()} << 32) |
                            (uint64_t{op_.layer.valid() ? op_.layer.value() : 0xFFFFFFu} << 8) |
                            uint64_t(op_.kind);
-      if (!rv.arrive(rank->node, start, key, &rendezvous_generation_)) {
+      if (!rv.arrive(rank->party, start, key, &rendezvous_generation_)) {
         phase_ = Phase::kRendezvous;
         return PhaseResult::wait_event(rv.event());
       }
-      rendezvous_last_->inc();
       double energy_j = 0;
       const TimePs t = collective_time_ps(&energy_j);
       rv.release(rv.latest_ps() + t, energy_j);
@@ -157,9 +156,11 @@ ComputeEngine::PhaseResult ComputeEngine::phase_rendezvous(TimePs now) {
   if (!rv.is_released(rendezvous_generation_)) return PhaseResult::wait_event(rv.event());
   const Rendezvous::Release& r = rv.released(rendezvous_generation_);
   rendezvous_wait_ps_->inc(r.latest_ps - rendezvous_arrival_ps_);
+  if (r.straggler == int64_t{ctx().rank()->party}) rendezvous_last_->inc();
   collective_ps_.inc(r.end_ps - r.latest_ps);
   if (collective_.pod) pod_link_energy_j_ += r.energy_j / collective_.ranks;
-  compute_busy_ps_ += r.end_ps - rendezvous_arrival_ps_;
+  // The wait for the last rank is not the engine's work (counted in rendezvous_wait_time).
+  compute_busy_ps_ += r.end_ps - r.latest_ps;
   compute_free_ = r.end_ps;
   return write_activations(now);
 }

@@ -506,102 +506,9 @@ void validate_tenancy(const config::Config& cfg, Validator v) {
   }
 }
 
-// Every-rank simulation and the node overrides (models/config/node_overrides.h).
-void validate_ranks(const config::Config& cfg, Validator v) {
-  const bool every = simulates_every_rank(cfg);
-  const auto& par = cfg.workload().parallelism();
-  const std::string p = "workload.parallelism.simulate_ranks";
-  if (every) {
-    if (!cfg.system().has_pod()) v.error(p, "every rank simulated needs system.pod");
-    if (par.tensor_parallel() < 2) {
-      v.error(p, "every rank simulated needs tensor_parallel > 1 (the ranks it simulates)");
-    }
-    if (par.expert_parallel() > 1) {
-      v.error(p, "every rank simulated runs tensor parallelism only (not yet expert_parallel)");
-    }
-    if (!cfg.workload().has_decode()) v.error(p, "every rank simulated runs a decode workload");
-    if (cfg.tenancy().tenants_size() > 0) v.error(p, "every rank simulated runs without tenancy");
-    if (cfg.run().has_fast_forward())
-      v.error(p, "every rank simulated runs without run.fast_forward");
-    if (cfg.run().stats_interval_ps() > 0) {
-      v.error("run.stats_interval_ps", "every rank simulated samples stats only at the end (0)");
-    }
-    if (cfg.policy().placement() == config::ORCHESTRATED) {
-      v.error(p, "every rank simulated runs STREAM_ALL placement (not yet a movement controller)");
-    }
-    if (cfg.system().pod().memory_nodes_size() > 0) {
-      v.error(p, "every rank simulated runs without pod memory nodes (not yet)");
-    }
-  }
-  const auto& overrides = cfg.system().pod().node_overrides();
-  if (overrides.empty()) return;
-  if (!every) {
-    v.error("system.pod.node_overrides",
-            "node overrides need every rank simulated (workload.parallelism.simulate_ranks: "
-            "SIMULATE_EVERY_RANK)");
-    return;
-  }
-  const uint32_t ranks = simulated_ranks(cfg);
-  std::set<std::string> names;
-  std::map<uint32_t, std::string> owner;
-  for (int i = 0; i < overrides.size(); ++i) {
-    const auto& o = overrides[i];
-    const std::string at =
-        "system.pod.node_overrides[" + (o.name().empty() ? std::to_string(i) : o.name()) + "]";
-    Validator ov = v.root(at);
-    if (!ov.non_empty("name", o.has_name(), o.name())) continue;
-    if (!names.insert(o.name()).second) ov.error("name", "duplicate override name");
-    if (o.nodes().empty()) ov.error("nodes", "names no node");
-    for (uint32_t n : o.nodes()) {
-      if (n >= ranks) {
-        ov.error("nodes", "node " + std::to_string(n) +
-                              " is not one of the simulated ranks node[0 .. " +
-                              std::to_string(ranks - 1) + "]");
-      } else if (!owner.emplace(n, o.name()).second && owner[n] != o.name()) {
-        ov.error("nodes",
-                 "node " + std::to_string(n) + " is also in override \"" + owner[n] + "\"");
-      }
-    }
-    if (o.system().has_pod() || o.system().has_scale_up() || o.system().has_name()) {
-      ov.error("system", "an override may not set pod, scale_up or name (the pod is shared)");
-    }
-  }
-  // Each overridden node's system, checked as a system of its own.
-  for (const auto& o : overrides) {
-    if (o.nodes().empty() || o.nodes(0) >= ranks) continue;
-    const config::Config node = node_config(cfg, o.nodes(0));
-    std::vector<ConfigIssue> node_issues;
-    validate_system(node, Validator(node_issues));
-    for (auto& issue : node_issues) {
-      v.root("system.pod.node_overrides[" + o.name() + "]").error(issue.path, issue.message);
-    }
-  }
-}
-
-}  // namespace
-
-void validate_config(const LoadedConfig& loaded, ConfigScope scope) {
-  const config::Config& cfg = loaded.config;
-  std::vector<ConfigIssue> issues;
-  Validator v(issues);
-  check_numbers(cfg, "", v);
-  if (!issues.empty()) {
-    // Later checks compare these values; report the non-finite ones alone.
-    for (auto& i : issues)
-      if (i.where.file.empty()) i.where = loaded.locate(i.path);
-    throw ConfigError(issues);
-  }
-  validate_system(cfg, v);
-  if (scope == ConfigScope::kSystem) {
-    if (issues.empty()) return;
-    for (auto& i : issues)
-      if (i.where.file.empty()) i.where = loaded.locate(i.path);
-    throw ConfigError(issues);
-  }
-  validate_run(cfg, v);
-  validate_tenancy(cfg, v);
-  validate_ranks(cfg, v);
-
+// The workload scenario, and the home memory's capacity for it (`issues`: the sink `v` writes
+// to, so the capacity check runs only on an otherwise valid config).
+void validate_workload(const config::Config& cfg, std::vector<ConfigIssue>& issues, Validator& v) {
   const std::string wk = workload_kind_name(cfg.workload());
   const WorkloadKind* kind = wk.empty() ? nullptr : find_workload_kind(wk);
   if (kind == nullptr) {
@@ -637,6 +544,123 @@ void validate_config(const LoadedConfig& loaded, ConfigScope scope) {
       }
     }
   }
+}
+
+// Every-rank simulation and the node overrides (models/config/node_overrides.h).
+void validate_ranks(const config::Config& cfg, Validator v) {
+  const bool every = simulates_every_rank(cfg);
+  const auto& par = cfg.workload().parallelism();
+  const std::string p = "workload.parallelism.simulate_ranks";
+  if (every) {
+    if (!cfg.system().has_pod()) v.error(p, "every rank simulated needs system.pod");
+    if (par.tensor_parallel() < 2) {
+      v.error(p, "every rank simulated needs tensor_parallel > 1 (the ranks it simulates)");
+    }
+    if (par.expert_parallel() > 1) {
+      v.error(p, "every rank simulated runs tensor parallelism only (not yet expert_parallel)");
+    }
+    if (!cfg.workload().has_decode()) v.error(p, "every rank simulated runs a decode workload");
+    if (cfg.tenancy().tenants_size() > 0) v.error(p, "every rank simulated runs without tenancy");
+    if (cfg.run().has_fast_forward())
+      v.error(p, "every rank simulated runs without run.fast_forward");
+    if (cfg.run().stats_interval_ps() > 0) {
+      v.error("run.stats_interval_ps", "every rank simulated samples stats only at the end (0)");
+    }
+    if (cfg.policy().placement() == config::ORCHESTRATED) {
+      v.error(p, "every rank simulated runs STREAM_ALL placement (not yet a movement controller)");
+    }
+    if (cfg.system().pod().memory_nodes_size() > 0) {
+      v.error(p, "every rank simulated runs without pod memory nodes (not yet)");
+    }
+  }
+  if (!every && par.has_merge_identical_ranks()) {
+    v.error("workload.parallelism.merge_identical_ranks",
+            "applies only with simulate_ranks: SIMULATE_EVERY_RANK");
+  }
+  const auto& overrides = cfg.system().pod().node_overrides();
+  if (overrides.empty()) return;
+  if (!every) {
+    v.error("system.pod.node_overrides",
+            "node overrides need every rank simulated (workload.parallelism.simulate_ranks: "
+            "SIMULATE_EVERY_RANK)");
+    return;
+  }
+  const uint32_t ranks = simulated_ranks(cfg);
+  std::set<std::string> names;
+  std::map<uint32_t, std::string> owner;
+  for (int i = 0; i < overrides.size(); ++i) {
+    const auto& o = overrides[i];
+    const std::string at =
+        "system.pod.node_overrides[" + (o.name().empty() ? std::to_string(i) : o.name()) + "]";
+    Validator ov = v.root(at);
+    if (!ov.non_empty("name", o.has_name(), o.name())) continue;
+    if (!names.insert(o.name()).second) ov.error("name", "duplicate override name");
+    if (o.nodes().empty()) ov.error("nodes", "names no node");
+    for (uint32_t n : o.nodes()) {
+      if (n >= ranks) {
+        ov.error("nodes", "node " + std::to_string(n) +
+                              " is not one of the simulated ranks node[0 .. " +
+                              std::to_string(ranks - 1) + "]");
+      } else if (!owner.emplace(n, o.name()).second && owner[n] != o.name()) {
+        ov.error("nodes",
+                 "node " + std::to_string(n) + " is also in override \"" + owner[n] + "\"");
+      }
+    }
+    if (o.system().has_pod() || o.system().has_scale_up() || o.system().has_name()) {
+      ov.error("system", "an override may not set pod, scale_up or name (the pod is shared)");
+    }
+  }
+  // Each overridden node's config, checked as a config of its own (its system, run settings,
+  // workload and capacity); what the template's own checks report is not repeated.
+  std::vector<ConfigIssue> template_issues;
+  {
+    Validator tv(template_issues);
+    validate_system(cfg, tv);
+    validate_run(cfg, tv);
+    validate_workload(cfg, template_issues, tv);
+  }
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const auto& i : template_issues)
+    seen.emplace(i.path, i.message);
+  for (const auto& o : overrides) {
+    if (o.name().empty() || o.nodes().empty() || o.nodes(0) >= ranks) continue;
+    const config::Config node = node_config(cfg, o.nodes(0));
+    std::vector<ConfigIssue> node_issues;
+    Validator nv(node_issues);
+    validate_system(node, nv);
+    validate_run(node, nv);
+    validate_workload(node, node_issues, nv);
+    for (auto& issue : node_issues) {
+      if (seen.count({issue.path, issue.message})) continue;
+      v.root("system.pod.node_overrides[" + o.name() + "]").error(issue.path, issue.message);
+    }
+  }
+}
+
+}  // namespace
+
+void validate_config(const LoadedConfig& loaded, ConfigScope scope) {
+  const config::Config& cfg = loaded.config;
+  std::vector<ConfigIssue> issues;
+  Validator v(issues);
+  check_numbers(cfg, "", v);
+  if (!issues.empty()) {
+    // Later checks compare these values; report the non-finite ones alone.
+    for (auto& i : issues)
+      if (i.where.file.empty()) i.where = loaded.locate(i.path);
+    throw ConfigError(issues);
+  }
+  validate_system(cfg, v);
+  if (scope == ConfigScope::kSystem) {
+    if (issues.empty()) return;
+    for (auto& i : issues)
+      if (i.where.file.empty()) i.where = loaded.locate(i.path);
+    throw ConfigError(issues);
+  }
+  validate_run(cfg, v);
+  validate_tenancy(cfg, v);
+  validate_ranks(cfg, v);
+  validate_workload(cfg, issues, v);
 
   if (issues.empty()) return;
   for (auto& i : issues)

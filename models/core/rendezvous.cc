@@ -6,16 +6,23 @@ namespace tiersim {
 
 bool Rendezvous::arrive(uint32_t party, TimePs at_ps, uint64_t key, uint64_t* generation) {
   if (waiting_release_) throw std::logic_error("Rendezvous: arrival before the last release");
+  const bool tie_with_itself = multiplicity_[party] > 1;
   if (arrived_ == 0) {
     key_ = key;
     first_party_ = party;
     latest_ps_ = at_ps;
+    straggler_ = tie_with_itself ? int64_t{-1} : int64_t{party};
   } else if (key != key_) {
     throw std::logic_error("Rendezvous: node " + std::to_string(party) +
                            " arrived at another collective than node " +
                            std::to_string(first_party_) + " (the ranks' op streams differ)");
   }
-  latest_ps_ = std::max(latest_ps_, at_ps);
+  if (arrived_ > 0 && at_ps > latest_ps_) {
+    latest_ps_ = at_ps;
+    straggler_ = tie_with_itself ? int64_t{-1} : int64_t{party};
+  } else if (arrived_ > 0 && at_ps == latest_ps_) {
+    straggler_ = -1;
+  }
   *generation = generation_;
   if (++arrived_ < parties_) return false;
   waiting_release_ = true;
@@ -28,6 +35,7 @@ void Rendezvous::release(TimePs end_ps, double energy_j) {
   r.latest_ps = latest_ps_;
   r.end_ps = end_ps;
   r.energy_j = energy_j;
+  r.straggler = straggler_;
   waiting_release_ = false;
   arrived_ = 0;
   ++generation_;

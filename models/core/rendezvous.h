@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <systemc>
+#include <vector>
 
 #include "models/core/time.h"
 
@@ -22,10 +23,17 @@ class Rendezvous {
     TimePs latest_ps = 0;  // the last arrival
     TimePs end_ps = 0;     // when the collective ends for every party
     double energy_j = 0;   // the collective's link energy (the pod's, all ranks)
+    // The party that arrived strictly last (latest_ps), or -1 when the latest time was a tie
+    // (several parties, or one party standing for several identical ranks).
+    int64_t straggler = -1;
   };
 
-  explicit Rendezvous(uint32_t parties) : parties_(parties) {
+  // `multiplicity[p]`: the ranks party p stands for (empty: one each).
+  explicit Rendezvous(uint32_t parties, std::vector<uint32_t> multiplicity = {})
+      : parties_(parties), multiplicity_(std::move(multiplicity)) {
     if (parties == 0) throw std::logic_error("Rendezvous: no parties");
+    if (multiplicity_.empty()) multiplicity_.assign(parties, 1);
+    if (multiplicity_.size() != parties) throw std::logic_error("Rendezvous: multiplicities");
   }
   uint32_t parties() const { return parties_; }
 
@@ -47,7 +55,9 @@ class Rendezvous {
 
  private:
   uint32_t parties_;
+  std::vector<uint32_t> multiplicity_;
   uint32_t arrived_ = 0;
+  int64_t straggler_ = -1;
   uint64_t generation_ = 0;  // the meeting under way
   uint64_t key_ = 0;
   uint32_t first_party_ = 0;
@@ -60,7 +70,9 @@ class Rendezvous {
 // The ranks simulated side by side: their meeting point and how many are done.
 class RankGroup {
  public:
-  explicit RankGroup(uint32_t ranks) : rendezvous_(ranks) {}
+  // `multiplicity[p]`: the ranks party p stands for (identical ranks simulated once).
+  explicit RankGroup(uint32_t parties, std::vector<uint32_t> multiplicity = {})
+      : rendezvous_(parties, std::move(multiplicity)) {}
   Rendezvous& rendezvous() { return rendezvous_; }
   uint32_t ranks() const { return rendezvous_.parties(); }
   // A rank's workload is complete; true when it was the last (the run may stop).
@@ -74,7 +86,8 @@ class RankGroup {
 
 // A rank's place in its group (Context::rank(): null when one rank is simulated).
 struct RankSlot {
-  uint32_t node = 0;  // node[node] of the pod
+  uint32_t node = 0;   // node[node] of the pod (the first of identical ranks simulated once)
+  uint32_t party = 0;  // its party at the group's rendezvous
   RankGroup* group = nullptr;
 };
 

@@ -37,9 +37,10 @@ using Clock = std::chrono::steady_clock;
 class NodeModule : public sc_core::sc_module {
  public:
   NodeModule(const sc_core::sc_module_name& name, const LoadedConfig& loaded,
-             const config::Config& cfg, uint32_t node, RankGroup& group)
+             const config::Config& cfg, uint32_t node, uint32_t party, RankGroup& group)
       : sc_core::sc_module(name), ctx(cfg, cfg.run().seed()) {
     slot.node = node;
+    slot.party = party;
     slot.group = &group;
     ctx.set_rank(&slot);
     workload = find_workload_kind(workload_kind_name(cfg.workload()))->create(cfg);
@@ -94,40 +95,29 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
     rank_class[r] = k;
   }
   const uint32_t classes = static_cast<uint32_t>(configs.size());
-  RankGroup group(classes);
+  std::vector<uint32_t> multiplicity(classes, 0);
+  for (uint32_t r = 0; r < ranks; ++r)
+    ++multiplicity[rank_class[r]];
+  RankGroup group(classes, multiplicity);
   std::vector<std::unique_ptr<NodeModule>> nodes;  // per class
   for (uint32_t k = 0; k < classes; ++k) {
     const uint32_t r = class_node[k];
     try {
       nodes.push_back(std::make_unique<NodeModule>(("node[" + std::to_string(r) + "]").c_str(),
-                                                   loaded, configs[k], k, group));
+                                                   loaded, configs[k], r, k, group));
     } catch (const ConfigError& e) {
       throw located(loaded, e.issues());
     }
-    nodes.back()->ctx.wall_limit().start(cfg.run().max_wall_time_s());
   }
+  for (auto& n : nodes)  // together: building the systems is not the run's time
+    n->ctx.wall_limit().start(cfg.run().max_wall_time_s());
 
-  const uint64_t limit = cfg.run().max_sim_time_ps();
-  take_run_input_error();
-  try {
-    if (limit > 0) {
-      sc_core::sc_start(to_sc_time(limit));
-    } else {
-      sc_core::sc_start(to_sc_time(kMaxSimTimePs), sc_core::SC_EXIT_ON_STARVATION);
-    }
-  } catch (const std::exception& e) {
-    if (std::string m = take_run_input_error(); !m.empty()) throw RunInputError(m);
-    throw;
-  }
+  run_kernel(cfg.run().max_sim_time_ps());
   const bool done = group.finished() == group.ranks();
   bool wall_hit = false;
   for (auto& n : nodes)
     wall_hit = wall_hit || n->ctx.wall_limit().hit();
-  if (!done && limit == 0 && !wall_hit && now_ps() >= kMaxSimTimePs) {
-    throw RunInputError(
-        "simulated time reached 2^62 ps (about 53 days) before the workload completed; check "
-        "the config's rates, latencies and degradations, or set run.max_sim_time_ps");
-  }
+  check_time_bound(done, cfg.run().max_sim_time_ps(), wall_hit);
   const std::string stopped_by = done ? "complete" : wall_hit ? "max_wall_time" : "max_sim_time";
   const TimePs end_ps = now_ps();
 
@@ -172,8 +162,11 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
     }
     out.summary.push_back(
         {p + "step_ms_mean", steps ? class_step_ms[k] / double(steps) : 0.0, "ms"});
-    out.summary.push_back(
-        {p + "rendezvous_wait_ms_per_step", steps ? wait_ps / 1e9 / double(steps) : 0.0, "ms"});
+    // The waits of a run cut short include its unfinished step's: reported for whole runs.
+    if (done) {
+      out.summary.push_back(
+          {p + "rendezvous_wait_ms_per_step", steps ? wait_ps / 1e9 / double(steps) : 0.0, "ms"});
+    }
   }
   if (!options.out_path.empty()) {
     write_results(options.out_path, loaded, ctx0, out.summary, wall_s, stopped_by);

@@ -23,6 +23,13 @@ ConfigError located(const LoadedConfig& loaded, std::vector<ConfigIssue> issues)
 // controller moves them later). Throws a located ConfigError when they do not fit.
 void place_at_home(const LoadedConfig& loaded, Context& ctx);
 
+// Runs the kernel until the workload stops it, or to `limit_ps` (run.max_sim_time_ps; 0: to the
+// 2^62 ps bound). An input error raised inside a process comes out as RunInputError.
+void run_kernel(uint64_t limit_ps);
+// After run_kernel: reaching the 2^62 ps bound without a limit, the workload not done and no
+// wall-time stop, is an input error (a run that needs 53 simulated days crawls), never a result.
+void check_time_bound(bool done, uint64_t limit_ps, bool wall_hit);
+
 // Time per output token of a step: its latency over the tokens each sequence gained.
 double step_tpot_ms(const TokenRecord& t);
 

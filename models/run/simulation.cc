@@ -40,6 +40,30 @@ std::string format_duration(double s) {
 
 }  // namespace
 
+void run_kernel(uint64_t limit_ps) {
+  take_run_input_error();
+  try {
+    if (limit_ps > 0) {
+      sc_core::sc_start(to_sc_time(limit_ps));
+    } else {
+      sc_core::sc_start(to_sc_time(kMaxSimTimePs), sc_core::SC_EXIT_ON_STARVATION);
+    }
+  } catch (const std::exception& e) {
+    // SystemC reports an exception thrown inside a process as its own report: recover an
+    // input error raised there.
+    if (std::string m = take_run_input_error(); !m.empty()) throw RunInputError(m);
+    throw;
+  }
+}
+
+void check_time_bound(bool done, uint64_t limit_ps, bool wall_hit) {
+  if (!done && limit_ps == 0 && !wall_hit && now_ps() >= kMaxSimTimePs) {
+    throw RunInputError(
+        "simulated time reached 2^62 ps (about 53 days) before the workload completed; check "
+        "the config's rates, latencies and degradations, or set run.max_sim_time_ps");
+  }
+}
+
 RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options) {
   if (simulates_every_rank(loaded.config)) return run_every_rank(loaded, options);
   const auto wall_start = Clock::now();
@@ -197,28 +221,10 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   // tile; the command-level HBM inside its request loop.
   ctx.wall_limit().start(cfg.run().max_wall_time_s());
 
-  // Without a limit the run may go on to kMaxSimTimePs; reaching it is an error (a run that
-  // needs 53 simulated days has an input that makes it crawl), never a result.
   const uint64_t limit = cfg.run().max_sim_time_ps();
-  take_run_input_error();
-  try {
-    if (limit > 0) {
-      sc_core::sc_start(to_sc_time(limit));
-    } else {
-      sc_core::sc_start(to_sc_time(kMaxSimTimePs), sc_core::SC_EXIT_ON_STARVATION);
-    }
-  } catch (const std::exception& e) {
-    // SystemC reports an exception thrown inside a process as its own report: recover an
-    // input error raised there.
-    if (std::string m = take_run_input_error(); !m.empty()) throw RunInputError(m);
-    throw;
-  }
+  run_kernel(limit);
   if (options.progress && (!done || total_steps == 0)) std::fputc('\n', stderr);
-  if (!done && limit == 0 && !ctx.wall_limit().hit() && now_ps() >= kMaxSimTimePs) {
-    throw RunInputError(
-        "simulated time reached 2^62 ps (about 53 days) before the workload completed; check "
-        "the config's rates, latencies and degradations, or set run.max_sim_time_ps");
-  }
+  check_time_bound(done, limit, ctx.wall_limit().hit());
   const std::string stopped_by = done                     ? "complete"
                                  : ctx.wall_limit().hit() ? "max_wall_time"
                                                           : "max_sim_time";

@@ -11,6 +11,7 @@
 
 #include "models/run/result_file.h"
 #include "tests/support/paths.h"
+#include "tests/support/result_summary.h"
 #include "tests/support/run_cmd.h"
 
 namespace tiersim {
@@ -18,12 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::map<std::string, double> summary_of(const std::string& file) {
-  std::map<std::string, double> m;
-  for (const auto& s : ResultReader(file).summary())
-    m[s.name] = s.value;
-  return m;
-}
+using test::summary_of;
 
 class EveryRank : public ::testing::Test {
  protected:
@@ -133,6 +129,13 @@ TEST_F(EveryRank, BadConfigsExitTwoNamingTheField) {
           " --set 'system.pod.node_overrides[+]=name: \"e\" nodes: 2 system { components { name: "
           "\"hbm\" hbm { efficiency_fraction: 2 } } }'",
       "system.pod.node_overrides[e].system.components[hbm].hbm.efficiency_fraction");
+  // A node whose overridden address map cannot hold the model: named by its override.
+  bad(base_ + every_ +
+          " --set 'system.pod.node_overrides[+]=name: \"small\" nodes: 5 system { address_map { "
+          "name: \"hbm\" size_bytes: 1000000000 } }'",
+      "system.pod.node_overrides[small].workload");
+  bad(base_ + " --set workload.parallelism.merge_identical_ranks=false",
+      "workload.parallelism.merge_identical_ranks");
   // Every rank needs a pod; and runs without fast-forward.
   bad(test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
           test::preset("models/llama3_70b.textproto") + " " +

@@ -14,6 +14,7 @@
 
 #include "models/run/result_file.h"
 #include "tests/support/paths.h"
+#include "tests/support/result_summary.h"
 #include "tests/support/run_cmd.h"
 
 namespace tiersim {
@@ -21,12 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::map<std::string, double> summary_of(const std::string& file) {
-  std::map<std::string, double> m;
-  for (const auto& s : ResultReader(file).summary())
-    m[s.name] = s.value;
-  return m;
-}
+using test::summary_of;
 
 // Every item in bytes per token (the headline's and each component's, such as a DMA engine's
 // bytes by path and reason) agrees with the full run's to `rel`.

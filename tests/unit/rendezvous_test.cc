@@ -31,7 +31,7 @@ struct Party : sc_core::sc_module {
     if (waiting_) {
       const auto& r = rv_.released(generation_);
       log_ << "party " << id_ << " meeting " << generation_ << " leaves at " << now << " end "
-           << r.end_ps << "\n";
+           << r.end_ps << " straggler " << r.straggler << "\n";
       waiting_ = false;
       ++next_;
     }
@@ -77,11 +77,31 @@ TEST(Rendezvous, EveryPartyLeavesWhenTheLastArrivalsCollectiveEnds) {
     return log.str();
   });
   EXPECT_NE(out.find("party 1 meeting 0 last at 30000"), std::string::npos) << out;
-  EXPECT_NE(out.find("party 0 meeting 0 leaves at 30000 end 35000"), std::string::npos) << out;
-  EXPECT_NE(out.find("party 2 meeting 0 leaves at 30000 end 35000"), std::string::npos) << out;
+  // Party 1 arrived strictly last.
+  EXPECT_NE(out.find("party 0 meeting 0 leaves at 30000 end 35000 straggler 1"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("party 2 meeting 0 leaves at 30000 end 35000 straggler 1"), std::string::npos)
+      << out;
   // Meeting 1's last arrival is at 35 ns (parties 0 and 2); it ends at 40 ns.
   EXPECT_NE(out.find("meeting 1 last at 35000"), std::string::npos) << out;
-  EXPECT_NE(out.find("party 1 meeting 1 leaves at 35000 end 40000"), std::string::npos) << out;
+  // Parties 0 and 2 tie at 35 ns: no straggler.
+  EXPECT_NE(out.find("party 1 meeting 1 leaves at 35000 end 40000 straggler -1"), std::string::npos)
+      << out;
+}
+
+// A party that stands for several identical ranks ties with itself: never a straggler.
+TEST(Rendezvous, APartyOfIdenticalRanksIsNoStraggler) {
+  Rendezvous rv(2, {1, 3});
+  uint64_t g = 0;
+  EXPECT_FALSE(rv.arrive(0, 10, 1, &g));
+  EXPECT_TRUE(rv.arrive(1, 20, 1, &g));
+  rv.release(25, 0);
+  EXPECT_EQ(rv.released(0).straggler, -1);
+  EXPECT_FALSE(rv.arrive(1, 30, 2, &g));
+  EXPECT_TRUE(rv.arrive(0, 40, 2, &g));
+  rv.release(45, 0);
+  EXPECT_EQ(rv.released(1).straggler, 0);
+  EXPECT_EQ(rv.released(1).latest_ps, 40u);
 }
 
 TEST(Rendezvous, RefusesMismatchedMeetingsAndMisuse) {
