@@ -146,11 +146,10 @@ std::vector<SummaryItem> summarise_run(Context& ctx,
     for (const auto& t : ctx.records().tokens)
       generated_all += t.tokens;
   }
-  double hbm_bytes = 0, sram_bytes = 0, ddr_bytes = 0, cxl_bytes = 0;
+  uint64_t hbm_bytes = 0, sram_bytes = 0, ddr_bytes = 0, cxl_bytes = 0;
   bool has_ddr = false, has_cxl = false;
-  for (size_t i = 0; i < components.size(); ++i) {
-    const auto& c = components[i];
-    const double bytes = double(c->bytes_read() + c->bytes_written());
+  for (const auto& c : components) {
+    const uint64_t bytes = c->bytes_read() + c->bytes_written();
     if (c->tier() == Tier::kHbm) hbm_bytes += bytes;
     if (c->tier() == Tier::kSram) sram_bytes += bytes;
     if (c->tier() == Tier::kDdr) {
