@@ -127,6 +127,7 @@ bool ComputeEngine::connect(Component& target, const LinkInfo& link) {
 void ComputeEngine::prepare() {
   dma_ = dynamic_cast<DmaEngine*>(ctx().component(params_.dma));
   if (dma_ == nullptr) throw std::logic_error(std::string(name()) + ": DMA engine missing");
+  if (ctx().workload() != nullptr) ctx().workload()->set_expert_cost_model(this);
   if (ctx().config().policy().placement() == config::ORCHESTRATED) {
     OrchestrationParams op = OrchestrationParams::from_config(ctx().config());
     const auto& w = ctx().config().workload();
@@ -725,6 +726,11 @@ void ComputeEngine::finish_op(TimePs now) {
   }
   if (orchestrator_ && demand_op_bytes_ > 0 && demand_op_busy_ps_ > 0) {
     orchestrator_->observe_home_rate(demand_op_bytes_, demand_op_busy_ps_);
+  }
+  if (stream_bytes_ > 0 && last_land_ > stream_start_) {
+    best_stream_bytes_per_s_ =
+        std::max(best_stream_bytes_per_s_,
+                 double(stream_bytes_) / (double(last_land_ - stream_start_) / kPsPerS));
   }
   ops_.inc();
   flops_.add(op_.flops + op_dequant_flops_);

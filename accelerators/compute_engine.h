@@ -38,6 +38,7 @@
 #include "models/core/movement_intent.h"
 #include "models/core/op.h"
 #include "models/core/stats.h"
+#include "models/core/workload.h"
 
 namespace tiersim {
 
@@ -149,7 +150,7 @@ struct ComputeParams {
   static ComputeParams from_config(const config::ComputeEngine& c);
 };
 
-class ComputeEngine : public Component {
+class ComputeEngine : public Component, public ExpertCostModel {
  public:
   tlm_utils::simple_initiator_socket<ComputeEngine> sram_socket;
 
@@ -158,6 +159,18 @@ class ComputeEngine : public Component {
   void summarize(std::vector<SummaryItem>& out, uint64_t tokens) const override;
 
   bool connect(Component& target, const LinkInfo& link) override;
+
+  // ExpertCostModel: weights stream at the best rate any op has achieved so far (an op bound by
+  // its stream shows the path's rate; one bound by compute shows less), and matrix ops compute
+  // at the engine's rate for their rows.
+  bool ready() const override { return best_stream_bytes_per_s_ > 0; }
+  double stream_s(uint64_t bytes) const override {
+    return double(bytes) / best_stream_bytes_per_s_;
+  }
+  double matrix_s(double flops, uint64_t rows, config::Dtype dtype) const override {
+    const double rate = params_.matrix_flops_per_s(dtype, rows);
+    return rate > 0 ? flops / rate : 0.0;
+  }
   void prepare() override;
   const ComputeParams& params() const { return params_; }
   // Energy: FLOPs executed at the configured pJ per FLOP (compute), static power
@@ -292,6 +305,7 @@ class ComputeEngine : public Component {
   uint32_t ring_head_ = 0, in_flight_ = 0;
   TimePs compute_busy_ps_ = 0;  // this op
   TimePs last_land_ = 0;
+  double best_stream_bytes_per_s_ = 0;  // the best stream rate of any op so far
   bool record_ops_ = false;
   double controller_power_w_ = 0;  // policy.orchestration.controller_power_w (ORCHESTRATED)
   double pod_link_energy_j_ = 0;   // this rank's share of the pod's link energy so far

@@ -31,7 +31,9 @@ H200 = "configs/hardware/h200.textproto"
 
 # Each row: a tiersim run (files, --set overrides) and what it reports. `unit` "s" reports the
 # process's wall time; "TB/s" the simulated off-chip bytes per wall second; a "bench" row runs a
-# Google Benchmark of tiersim_bench and reads one counter.
+# Google Benchmark of tiersim_bench and reads one counter; a "ratio" row runs two configs back to
+# back ("sets" added to the base's) and reports the first's wall time over the second's, the
+# median of the repeats' pairs (both runs see about the same machine load).
 ROWS = [
     {"name": "decode_70b_tp8_256_steps", "what": "Llama-3-70B TP8, batch 64, 2k context, 256 steps",
      "files": cfg(H100, "configs/models/llama3_70b.textproto",
@@ -44,6 +46,36 @@ ROWS = [
                   "configs/software/cuda_events_per_kernel.textproto",
                   "configs/studies/speed_70b_tp8.textproto"),
      "sets": ["run.fast_forward.every_steps=16"], "unit": "s", "target": 1.0},
+    {"name": "every_rank_70b_tp8_vs_shortcut",
+     "what": "every rank simulated (8 identical nodes, one class) over the symmetric shortcut, Llama-3-70B TP8 on the HGX pod, batch 64, 2k context, 64 steps",
+     "files": cfg(H100, "configs/pods/hgx_h100_nvswitch.textproto",
+                  "configs/models/llama3_70b.textproto",
+                  "configs/software/cuda_events_per_kernel.textproto",
+                  "configs/studies/speed_70b_tp8.textproto"),
+     "sets": ["workload.decode.decode_steps=64", "run.op_records=OP_RECORDS_NONE"],
+     "ratio": [["workload.parallelism.simulate_ranks=SIMULATE_EVERY_RANK"], []],
+     "unit": "ratio", "target": 3.0},
+    {"name": "every_rank_70b_tp8_slow_node_vs_shortcut",
+     "what": "the same with node 3's HBM at 0.45 of peak (two classes) over the shortcut",
+     "files": cfg(H100, "configs/pods/hgx_h100_nvswitch.textproto",
+                  "configs/models/llama3_70b.textproto",
+                  "configs/software/cuda_events_per_kernel.textproto",
+                  "configs/studies/speed_70b_tp8.textproto"),
+     "sets": ["workload.decode.decode_steps=64", "run.op_records=OP_RECORDS_NONE"],
+     "ratio": [["workload.parallelism.simulate_ranks=SIMULATE_EVERY_RANK",
+                'system.pod.node_overrides[+]=name: "slow3" nodes: 3 system { components { '
+                'name: "hbm" hbm { efficiency_fraction: 0.45 } } }'], []],
+     "unit": "ratio", "target": 3.0},
+    {"name": "every_rank_70b_tp8_apart_vs_shortcut",
+     "what": "the same identical nodes simulated apart (merge_identical_ranks false: eight systems) over the shortcut",
+     "files": cfg(H100, "configs/pods/hgx_h100_nvswitch.textproto",
+                  "configs/models/llama3_70b.textproto",
+                  "configs/software/cuda_events_per_kernel.textproto",
+                  "configs/studies/speed_70b_tp8.textproto"),
+     "sets": ["workload.decode.decode_steps=64", "run.op_records=OP_RECORDS_NONE"],
+     "ratio": [["workload.parallelism.simulate_ranks=SIMULATE_EVERY_RANK",
+                "workload.parallelism.merge_identical_ranks=false"], []],
+     "unit": "ratio", "target": 8.0},
     {"name": "fast_8b_batch1_bytes", "what": "fast level, Llama-3-8B batch 1, simulated bytes per wall second",
      "files": cfg(H100, "configs/models/llama3_8b.textproto", "configs/studies/default.textproto"),
      "sets": ["workload.decode.decode_steps=512", "run.op_records=OP_RECORDS_NONE",
@@ -128,13 +160,20 @@ def run_row(build, row, scratch, allow_missing=False):
                        stdout=subprocess.DEVNULL)
         return (time.monotonic() - t0) * row["per"] / row["points"]
     h5 = os.path.join(scratch, "run.h5")
-    args = [os.path.join(build, "tiersim"), "run"] + row["files"]
-    for s in row["sets"]:
-        args += ["--set", s]
-    args += ["--out", h5, "--quiet"]
-    t0 = time.monotonic()
-    subprocess.run(args, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
-    wall = time.monotonic() - t0
+
+    def timed(sets):
+        args = [os.path.join(build, "tiersim"), "run"] + row["files"]
+        for s in sets:
+            args += ["--set", s]
+        args += ["--out", h5, "--quiet"]
+        t0 = time.monotonic()
+        subprocess.run(args, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+        return time.monotonic() - t0
+
+    if "ratio" in row:
+        num, den = row["ratio"]
+        return timed(row["sets"] + num) / timed(row["sets"] + den)
+    wall = timed(row["sets"])
     if row["unit"] == "s":
         return wall
     rep = json.loads(subprocess.run([os.path.join(build, "tiersim"), "report", h5, "--json"],
@@ -171,7 +210,7 @@ def main():
                 print("bench: %s has no executable %s" % (b, exe), file=sys.stderr)
                 return 2
     with tempfile.TemporaryDirectory() as scratch:
-        hdr = "%-32s %10s %10s %8s  %s" % ("row", "this", "reference" if a.compare else "target",
+        hdr = "%-42s %10s %10s %8s  %s" % ("row", "this", "reference" if a.compare else "target",
                                           "ratio" if a.compare else "", "unit")
         print(hdr)
         print("-" * len(hdr))
@@ -185,14 +224,14 @@ def main():
                 ref = statistics.median(got[a.compare])
                 # Speed-up of this build: time ratio ref/this, or rate ratio this/ref.
                 ratio = this / ref if row.get("higher_is_better") else ref / this
-                print("%-32s %10.3f %10.3f %7.2fx  %s" % (row["name"], this, ref, ratio, row["unit"]))
+                print("%-42s %10.3f %10.3f %7.2fx  %s" % (row["name"], this, ref, ratio, row["unit"]))
             else:
                 ok = this >= row["target"] if row.get("higher_is_better") else this <= row["target"]
-                print("%-32s %10.3f %10.3f %8s  %s" % (row["name"], this, row["target"],
+                print("%-42s %10.3f %10.3f %8s  %s" % (row["name"], this, row["target"],
                                                       "met" if ok else "not met", row["unit"]))
         if not a.only:
             for name, why in MISSING:
-                print("%-32s %10s  (%s)" % (name, "-", why))
+                print("%-42s %10s  (%s)" % (name, "-", why))
     return 0
 
 

@@ -149,12 +149,23 @@ uint64_t DecodeWorkload::footprint_bytes(const TransformerShape& s, const Decode
   return bytes;
 }
 
+bool DecodeWorkload::set_expert_rank(uint32_t rank) {
+  if (target_.shape().ep < 2) return false;
+  target_.set_expert_rank(rank);
+  return true;
+}
+
 void DecodeWorkload::register_objects(ObjectTable& t) {
   // Intents: every weight and KV object is read by each pass of its model in every step.
   const uint32_t last = total_steps() - 1;
   // Expert parallelism routes every rank's tokens together.
   WeightUse target_use{last, 1.0, router_.get(),
                        o_.batch * o_.target_queries() * target_.shape().ep};
+  if (target_.has_expert_rank()) {
+    target_use.slot_expert = [this](uint32_t m, uint32_t slot) {
+      return target_.slot_expert(m, slot);
+    };
+  }
   if (o_.prefill) {
     target_use.prefill_steps = 1;
     target_use.prefill_routed_tokens = o_.batch * o_.context;

@@ -105,6 +105,8 @@ class DecodeWorkload : public Workload {
                  uint32_t steps, std::unique_ptr<Router> router = nullptr);
 
   void register_objects(ObjectTable& objects) override;
+  bool set_expert_rank(uint32_t rank) override;
+  void set_expert_cost_model(const ExpertCostModel* m) override { target_.set_expert_cost(m); }
   bool next(Op& op) override;
   // Every step but the prompt's prefill pass: the step's ops are made and dropped, so the KV
   // lengths, MoE routing, sparse page selection and speculative acceptance follow the full

@@ -38,6 +38,10 @@ class FastForwardWorkload : public Workload {
   FastForwardWorkload(std::unique_ptr<Workload> inner, uint32_t every_steps, uint32_t warmup_steps);
 
   void register_objects(ObjectTable& objects) override { inner_->register_objects(objects); }
+  bool set_expert_rank(uint32_t rank) override { return inner_->set_expert_rank(rank); }
+  void set_expert_cost_model(const ExpertCostModel* m) override {
+    inner_->set_expert_cost_model(m);
+  }
   bool next(Op& op) override;
   uint32_t total_steps() const override { return inner_->total_steps(); }
   bool complete() const override { return inner_->complete(); }

@@ -16,6 +16,26 @@ uint64_t cost_rows(const TransformerShape& s, OpKind k, uint64_t tokens) {
       k == OpKind::kExpertGateUp || k == OpKind::kExpertActivation || k == OpKind::kExpertDown;
   return per_assignment ? tokens * s.experts_per_token : tokens;
 }
+
+// The linear layers that compute in the model's gemm_dtype (W8A8 checkpoints). The router, the
+// LM head and MLA's per-head absorptions stay in the activation dtype, as FP8 serving stacks
+// keep them.
+bool runs_in_gemm_dtype(OpKind kind) {
+  switch (kind) {
+    case OpKind::kQkvProj:
+    case OpKind::kOutProj:
+    case OpKind::kGateUpProj:
+    case OpKind::kDownProj:
+    case OpKind::kExpertGateUp:
+    case OpKind::kExpertDown:
+    case OpKind::kSharedGateUp:
+    case OpKind::kSharedDown:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 void ModelObjects::register_weights(ObjectTable& t, const TransformerShape& s,
@@ -58,21 +78,23 @@ void ModelObjects::register_weights(ObjectTable& t, const TransformerShape& s,
         lo.shared = t.add(p + "shared_experts", weights,
                           s.shared_gate_up_bytes() + s.shared_down_bytes(), id, every);
       }
-      // Expert parallelism: this rank's (experts + redundant) / ep slots (it plays the busiest
-      // rank's copies in each layer, see route()); slot e's intents are those of expert e, a
-      // stand-in (the slot holds whichever expert the busiest rank's placement puts there).
+      // Expert parallelism: this rank's (experts + redundant) / ep slots. The symmetric
+      // shortcut plays the busiest rank's copies in each layer (see route()), and slot e's
+      // intents are those of expert e, a stand-in; a rank simulated as itself states its own
+      // copies' (use.slot_expert).
       for (uint32_t e = 0; e < s.experts_rank(); ++e) {
         ObjectIntent routed = every;
         if (use.router != nullptr) {
-          const double chance = use.router->use_probability(
-              l - s.first_moe_layer, static_cast<uint16_t>(e), use.routed_tokens);
+          const uint32_t m = l - s.first_moe_layer;
+          const uint16_t expert =
+              use.slot_expert ? use.slot_expert(m, e) : static_cast<uint16_t>(e);
+          const double chance = use.router->use_probability(m, expert, use.routed_tokens);
           routed.uses_per_step = chance * use.passes_per_step;
           routed.confidence = chance;
           if (use.prefill_steps > 0) {
             // The prompt routes many more tokens: nearly every expert is used. Restated when
             // decode begins.
-            const double busy = use.router->use_probability(
-                l - s.first_moe_layer, static_cast<uint16_t>(e), use.prefill_routed_tokens);
+            const double busy = use.router->use_probability(m, expert, use.prefill_routed_tokens);
             routed.phases = {{0, busy * use.passes_per_step, busy},
                              {use.prefill_steps, chance * use.passes_per_step, chance}};
           }
@@ -185,6 +207,19 @@ ForwardPass::ForwardPass(const TransformerShape& shape, uint32_t max_sequences, 
       token_ranks_.assign(shape.experts_per_token, 0);
     }
   }
+}
+
+void ForwardPass::set_expert_rank(uint32_t rank) {
+  if (shape_.ep < 2 || rank >= shape_.ep) {
+    throw std::logic_error("ForwardPass: an expert rank needs expert parallelism over it");
+  }
+  own_rank_ = rank;
+}
+
+uint16_t ForwardPass::slot_expert(uint32_t moe_layer, uint32_t slot) const {
+  if (own_rank_ < 0 || placement_.empty()) return static_cast<uint16_t>(slot);
+  const ExpertPlacement& place = placement_[moe_layer];
+  return place.slot_expert[size_t(own_rank_) * place.slots + slot];
 }
 
 void ForwardPass::select_micro_batch(uint32_t k) {
@@ -353,9 +388,11 @@ void ForwardPass::route(uint32_t layer) {
     }
     for (size_t c = 0; c < cells; ++c)
       dispatch[c] *= dispatch_bytes;
-    // The combine waits for the busiest rank: this rank computes its copies, in its slots.
-    // Busiest: the most distinct copies to read (decode's expert kernels stream their
-    // weights), then the most assignments (the arithmetic), then the lowest rank.
+    // The combine waits for the busiest rank. The symmetric shortcut computes the busiest
+    // rank's copies, in its own slots; busiest: the most distinct copies to read (decode's
+    // expert kernels stream their weights), then the most assignments (the arithmetic), then
+    // the lowest rank. A rank simulated as itself computes its own copies and the rendezvous
+    // at the combine waits for the slowest.
     std::fill(ep_rank_rows_.begin(), ep_rank_rows_.end(), 0);
     std::fill(ep_rank_active_.begin(), ep_rank_active_.end(), 0);
     for (size_t g = 0; g < slot_rows_.size(); ++g) {
@@ -363,21 +400,48 @@ void ForwardPass::route(uint32_t layer) {
       ep_rank_active_[g / slots] += slot_rows_[g] > 0 ? 1 : 0;
     }
     uint32_t busiest = 0;
-    for (uint32_t r = 1; r < ep; ++r) {
-      if (ep_rank_active_[r] > ep_rank_active_[busiest] ||
-          (ep_rank_active_[r] == ep_rank_active_[busiest] &&
-           ep_rank_rows_[r] > ep_rank_rows_[busiest])) {
-        busiest = r;
+    if (own_rank_ < 0 && expert_cost_ != nullptr && expert_cost_->ready()) {
+      // The accelerator's estimate of each rank's expert kernels: per copy, its weights'
+      // stream or its rows' arithmetic, whichever takes longer (the engine overlaps the two
+      // tile by tile, a few tiles deep, so a copy's time is about the longer of them).
+      const config::Dtype dtype =
+          runs_in_gemm_dtype(OpKind::kExpertGateUp) ? shape_.gemm_dtype : shape_.activation_dtype;
+      ep_rank_estimate_s_.assign(ep, 0.0);
+      const double up_stream_s = expert_cost_->stream_s(up_bytes);
+      const double down_stream_s = expert_cost_->stream_s(down_bytes);
+      for (uint32_t r = 0; r < ep; ++r) {
+        double& t = ep_rank_estimate_s_[r];
+        for (uint32_t s = 0; s < slots; ++s) {
+          const uint32_t rows = slot_rows_[size_t{r} * slots + s];
+          if (rows == 0) continue;
+          t += std::max(up_stream_s,
+                        expert_cost_->matrix_s(
+                            op_cost(shape_, OpKind::kExpertGateUp, rows, 1).flops, rows, dtype)) +
+               std::max(down_stream_s,
+                        expert_cost_->matrix_s(op_cost(shape_, OpKind::kExpertDown, rows, 1).flops,
+                                               rows, dtype));
+        }
+        if (t > ep_rank_estimate_s_[busiest]) busiest = r;
+      }
+    } else {
+      for (uint32_t r = 1; r < ep; ++r) {
+        if (ep_rank_active_[r] > ep_rank_active_[busiest] ||
+            (ep_rank_active_[r] == ep_rank_active_[busiest] &&
+             ep_rank_rows_[r] > ep_rank_rows_[busiest])) {
+          busiest = r;
+        }
       }
     }
-    ep_load_ratio_sum_ += double(ep_rank_rows_[busiest]) / (double(assignments) / ep);
+    ep_load_ratio_sum_ += double(*std::max_element(ep_rank_rows_.begin(), ep_rank_rows_.end())) /
+                          (double(assignments) / ep);
     uint64_t sent = 0;  // every rank's dispatch
     for (size_t c = 0; c < cells; ++c)
       sent += dispatch[c];
     ep_dispatch_bytes_ += sent / ep;
     ++ep_routed_layers_;
+    const size_t runs = own_rank_ >= 0 ? size_t(own_rank_) : size_t{busiest};
     for (uint32_t s = 0; s < slots; ++s) {
-      const uint32_t rows = slot_rows_[size_t{busiest} * slots + s];
+      const uint32_t rows = slot_rows_[runs * slots + s];
       if (rows > 0) add_operands(s, rows);
     }
   }
@@ -520,29 +584,6 @@ void ForwardPass::fill_attention(Op& op, uint32_t layer) {
   op.set_operands(operands_.data(), static_cast<uint16_t>(operands_.size()));
 }
 
-namespace {
-
-// The linear layers that compute in the model's gemm_dtype (W8A8 checkpoints). The router, the
-// LM head and MLA's per-head absorptions stay in the activation dtype, as FP8 serving stacks
-// keep them.
-bool runs_in_gemm_dtype(OpKind kind) {
-  switch (kind) {
-    case OpKind::kQkvProj:
-    case OpKind::kOutProj:
-    case OpKind::kGateUpProj:
-    case OpKind::kDownProj:
-    case OpKind::kExpertGateUp:
-    case OpKind::kExpertDown:
-    case OpKind::kSharedGateUp:
-    case OpKind::kSharedDown:
-      return true;
-    default:
-      return false;
-  }
-}
-
-}  // namespace
-
 void ForwardPass::fill(Op& op, OpKind kind, uint32_t layer) {
   if (kind == OpKind::kRouter) route(layer);
   // The LM head and the final norm before it run over the sampled positions only.
@@ -646,7 +687,7 @@ void ForwardPass::summarize_moe(std::vector<SummaryItem>& summary) const {
   if (shape_.ep > 1) {
     const double layers = double(std::max<uint64_t>(1, ep_routed_layers_));
     summary.push_back({"ep_ranks", double(shape_.ep), "ranks"});
-    // The busiest rank's token-to-expert assignments over the mean rank's, per MoE layer.
+    // The most loaded rank's token-to-expert assignments over the mean rank's, per MoE layer.
     summary.push_back({"ep_rank_load_max_over_mean", ep_load_ratio_sum_ / layers, "ratio"});
     summary.push_back(
         {"ep_dispatch_bytes_per_layer", double(ep_dispatch_bytes_) / layers, "bytes"});

@@ -11,7 +11,8 @@ bool simulates_every_rank(const config::Config& cfg) {
 }
 
 uint32_t simulated_ranks(const config::Config& cfg) {
-  return std::max(1u, cfg.workload().parallelism().tensor_parallel());
+  const auto& par = cfg.workload().parallelism();
+  return std::max({1u, par.tensor_parallel(), par.expert_parallel()});
 }
 
 config::Config node_config(const config::Config& tmpl, uint32_t node) {

@@ -553,11 +553,10 @@ void validate_ranks(const config::Config& cfg, Validator v) {
   const std::string p = "workload.parallelism.simulate_ranks";
   if (every) {
     if (!cfg.system().has_pod()) v.error(p, "every rank simulated needs system.pod");
-    if (par.tensor_parallel() < 2) {
-      v.error(p, "every rank simulated needs tensor_parallel > 1 (the ranks it simulates)");
-    }
-    if (par.expert_parallel() > 1) {
-      v.error(p, "every rank simulated runs tensor parallelism only (not yet expert_parallel)");
+    if (par.tensor_parallel() < 2 && par.expert_parallel() < 2) {
+      v.error(p,
+              "every rank simulated needs tensor_parallel or expert_parallel > 1 (the ranks it "
+              "simulates)");
     }
     if (!cfg.workload().has_decode()) v.error(p, "every rank simulated runs a decode workload");
     if (cfg.tenancy().tenants_size() > 0) v.error(p, "every rank simulated runs without tenancy");
@@ -572,6 +571,12 @@ void validate_ranks(const config::Config& cfg, Validator v) {
     if (cfg.system().pod().memory_nodes_size() > 0) {
       v.error(p, "every rank simulated runs without pod memory nodes (not yet)");
     }
+  }
+  if (every && par.expert_parallel() > 1 && par.has_merge_identical_ranks() &&
+      par.merge_identical_ranks()) {
+    v.error("workload.parallelism.merge_identical_ranks",
+            "expert-parallel ranks are never identical (each runs its own experts): leave it "
+            "unset or false");
   }
   if (!every && par.has_merge_identical_ranks()) {
     v.error("workload.parallelism.merge_identical_ranks",

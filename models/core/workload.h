@@ -29,11 +29,30 @@ struct TenantView {
   bool completed = false;
 };
 
+// What the accelerator simulated takes for a grouped expert kernel, as far as it has seen: the
+// expert-parallel shortcut (one rank simulated) runs the rank it estimates the slowest.
+class ExpertCostModel {
+ public:
+  virtual ~ExpertCostModel() = default;
+  // False until the accelerator has streamed weights once (no rate to estimate with).
+  virtual bool ready() const = 0;
+  // Time to stream `bytes` of weights, and to compute `flops` of a matrix op in `dtype` whose
+  // weights `rows` rows share, in seconds.
+  virtual double stream_s(uint64_t bytes) const = 0;
+  virtual double matrix_s(double flops, uint64_t rows, config::Dtype dtype) const = 0;
+};
+
 class Workload {
  public:
   virtual ~Workload() = default;
   // Registers every object the op stream will touch; called once, before placement.
   virtual void register_objects(ObjectTable& objects) = 0;
+  // Every rank simulated with expert parallelism: this workload is expert-parallel rank `rank`
+  // and runs its own expert copies (the symmetric shortcut runs the busiest rank's). Called
+  // before register_objects. Returns false for a workload without expert parallelism.
+  virtual bool set_expert_rank(uint32_t /*rank*/) { return false; }
+  // The accelerator's expert costs (kept by the accelerator, which outlives the run's ops).
+  virtual void set_expert_cost_model(const ExpertCostModel* /*model*/) {}
   // Fills `op` with the next op in program order; returns false when the workload is complete.
   // Must not allocate.
   virtual bool next(Op& op) = 0;

@@ -1,16 +1,18 @@
 // Every rank simulated (workload.parallelism.simulate_ranks: SIMULATE_EVERY_RANK): one system
-// per tensor-parallel rank, node[0 .. tp-1], each built from its node config (the template with
-// its node overrides) inside a parent module named node[r], so its components are named
-// node[r].<name> and keep their config names as basenames (stats, random streams and links
+// per tensor- or expert-parallel rank, node[0 .. ranks-1], each built from its node config (the
+// template with its node overrides) inside a parent module named node[r], so its components are
+// named node[r].<name> and keep their config names as basenames (stats, random streams and links
 // unchanged). They share the kernel and one RankGroup: every collective is a rendezvous
 // (models/core/rendezvous.h). A pod step ends when the last rank ends it. Ranks with identical
 // node configs form a class, simulated once (workload.parallelism.merge_identical_ranks): a
 // class's ranks would run identically, as ranks meet only at collectives, which release every
-// rank at once, and the simulation is deterministic.
+// rank at once, and the simulation is deterministic. Expert-parallel ranks each run their own
+// experts (ForwardPass::set_expert_rank), so none are merged; they route the same tokens alike.
 #include <algorithm>
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <systemc>
 
@@ -36,14 +38,19 @@ using Clock = std::chrono::steady_clock;
 // One rank's system, built in the constructor so every object made is the module's child.
 class NodeModule : public sc_core::sc_module {
  public:
+  // `expert_rank`: the node's expert-parallel rank, when it runs its own experts.
   NodeModule(const sc_core::sc_module_name& name, const LoadedConfig& loaded,
-             const config::Config& cfg, uint32_t node, uint32_t party, RankGroup& group)
+             const config::Config& cfg, uint32_t node, uint32_t party, RankGroup& group,
+             bool expert_rank)
       : sc_core::sc_module(name), ctx(cfg, cfg.run().seed()) {
     slot.node = node;
     slot.party = party;
     slot.group = &group;
     ctx.set_rank(&slot);
     workload = find_workload_kind(workload_kind_name(cfg.workload()))->create(cfg);
+    if (expert_rank && !workload->set_expert_rank(node)) {
+      throw std::logic_error("every rank: the workload has no expert-parallel ranks");
+    }
     ctx.set_workload(workload.get());
     workload->register_objects(ctx.objects());
     components = build_system(cfg, ctx);
@@ -73,7 +80,11 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
   sc_core::sc_set_time_resolution(1, sc_core::SC_PS);
   const uint32_t ranks = simulated_ranks(cfg);
   const auto& par = cfg.workload().parallelism();
-  const bool merge = !par.has_merge_identical_ranks() || par.merge_identical_ranks();
+  // Expert-parallel ranks each run their own experts: no two are identical, whatever their
+  // node configs (routing is shared: every rank's router draws the same from the same seed).
+  const bool expert_ranks = par.expert_parallel() > 1;
+  const bool merge =
+      !expert_ranks && (!par.has_merge_identical_ranks() || par.merge_identical_ranks());
   // Each rank's node config, and its class: the first rank with an identical config.
   std::deque<config::Config> configs;  // per class: the Contexts keep references
   std::vector<uint32_t> rank_class(ranks);
@@ -104,7 +115,7 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
     const uint32_t r = class_node[k];
     try {
       nodes.push_back(std::make_unique<NodeModule>(("node[" + std::to_string(r) + "]").c_str(),
-                                                   loaded, configs[k], r, k, group));
+                                                   loaded, configs[k], r, k, group, expert_ranks));
     } catch (const ConfigError& e) {
       throw located(loaded, e.issues());
     }

@@ -1,7 +1,8 @@
 // Every rank simulated (workload.parallelism.simulate_ranks: SIMULATE_EVERY_RANK) through the
 // binary: identical ranks reproduce the symmetric shortcut exactly; one slow node sets the pod's
 // pace (exactly the shortcut with every node that slow, as each collective waits for it) while
-// the others wait at the collectives; bad configs exit 2 with the field path.
+// the others wait at the collectives; expert-parallel ranks each run their own experts and agree
+// with the shortcut's estimate of the slowest; bad configs exit 2 with the field path.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -105,6 +106,69 @@ TEST_F(EveryRank, OneSlowNodeSetsThePodsPace) {
   }
 }
 
+// DeepSeek-V3 EP8 on H200 with the HGX board's NVSwitch pod, 3 steps: every rank runs its own
+// experts and meets the others at each dispatch and combine.
+std::string ep8_files() {
+  return " " + test::preset("hardware/h200.textproto") + " " +
+         test::preset("models/deepseek_v3.textproto") + " " +
+         test::preset("software/cuda_events_per_kernel.textproto") + " " +
+         test::preset("studies/deepseek_v3_tp8.textproto") + " " +
+         test::preset("pods/hgx_h100_nvswitch.textproto") +
+         " --set workload.parallelism.tensor_parallel=1"
+         " --set workload.parallelism.expert_parallel=8 --set workload.decode.decode_steps=3"
+         " --quiet";
+}
+
+TEST_F(EveryRank, ExpertParallelAgreesWithTheShortcut) {
+  base_ = test::tiersim_binary() + " run" + ep8_files();
+  // Decode's 8 sequences per rank with the study's routing; 64 per rank with Zipf-skewed routing,
+  // where the busiest rank's rows (arithmetic) and its distinct experts (weights) compete.
+  for (const std::string& load : {std::string(" --set workload.decode.batch_size=8"),
+                                  std::string(" --set workload.decode.batch_size=64"
+                                              " --set workload.routing.synthetic.zipf_exponent=1.2"
+                                              " --set workload.routing.synthetic.stickiness=0")}) {
+    const auto one = go("ep_one", load);
+    const auto every = go("ep_every", load + every_);
+    ASSERT_FALSE(every.empty()) << load;
+    EXPECT_EQ(every.at("ranks_simulated"), 8);
+    EXPECT_EQ(every.at("rank_classes"), 8);  // each rank its own experts: none merged
+    // The shortcut runs the rank it estimates the slowest in each layer; every rank simulated
+    // waits for the slowest at each combine.
+    EXPECT_NEAR(every.at("tpot_ms_mean"), one.at("tpot_ms_mean"), 0.02 * one.at("tpot_ms_mean"))
+        << load;
+    // The same routing, so the same traffic and load.
+    EXPECT_EQ(every.at("ep_dispatch_bytes_per_layer"), one.at("ep_dispatch_bytes_per_layer"));
+    EXPECT_EQ(every.at("ep_rank_load_max_over_mean"), one.at("ep_rank_load_max_over_mean"));
+    // node[0] reads its own experts, never more than the busiest rank's the shortcut reads.
+    EXPECT_LT(every.at("hbm_bytes_per_token"), one.at("hbm_bytes_per_token")) << load;
+    // The load is uneven: ranks wait at the combines, and no rank is last everywhere.
+    for (int r = 0; r < 8; ++r) {
+      EXPECT_GT(every.at("node" + std::to_string(r) + "_rendezvous_wait_ms_per_step"), 0)
+          << load << " " << r;
+    }
+  }
+}
+
+TEST_F(EveryRank, ExpertParallelSlowNodeSetsThePace) {
+  base_ = test::tiersim_binary() + " run" + ep8_files() + " --set workload.decode.batch_size=8";
+  const auto even = go("ep_even", every_);
+  const auto slow = go("ep_slow", every_ +
+                                      " --set 'system.pod.node_overrides[+]=name: \"slow5\" "
+                                      "nodes: 5 system { components { name: \"hbm\" hbm { "
+                                      "efficiency_fraction: 0.45 } } }'");
+  ASSERT_FALSE(slow.empty());
+  EXPECT_GT(slow.at("tpot_ms_mean"), 1.3 * even.at("tpot_ms_mean"));
+  // Node 5 streams its attention and experts at half the rate: it arrives last at every
+  // dispatch and combine, and the seven others wait for it.
+  const double slow_wait = slow.at("node5_rendezvous_wait_ms_per_step");
+  for (int r : {0, 1, 2, 3, 4, 6, 7}) {
+    EXPECT_GT(slow.at("node" + std::to_string(r) + "_rendezvous_wait_ms_per_step"),
+              10 * slow_wait + 1.0)
+        << r;
+  }
+  EXPECT_EQ(slow.at("ep_dispatch_bytes_per_layer"), even.at("ep_dispatch_bytes_per_layer"));
+}
+
 TEST_F(EveryRank, BadConfigsExitTwoNamingTheField) {
   auto bad = [&](const std::string& cmd, const std::string& field) {
     const auto r = test::run_cmd(cmd + " --out " + (dir_ / "bad.h5").string());
@@ -142,6 +206,10 @@ TEST_F(EveryRank, BadConfigsExitTwoNamingTheField) {
           test::preset("studies/speed_70b_tp8.textproto") + every_ + " --quiet",
       "every rank simulated needs system.pod");
   bad(base_ + every_ + " --set run.fast_forward.every_steps=2", "run.fast_forward");
+  // Expert-parallel ranks run their own experts: nothing to merge.
+  bad(test::tiersim_binary() + " run" + ep8_files() + every_ +
+          " --set workload.parallelism.merge_identical_ranks=true",
+      "workload.parallelism.merge_identical_ranks");
 }
 
 }  // namespace

@@ -609,5 +609,111 @@ TEST(FastForward, ScheduleAndSkippedStepsGrowTheKv) {
   EXPECT_FALSE(pre.skip_step());
 }
 
+// Expert parallelism, rank by rank: with every rank simulated each rank runs its own copies
+// (together they compute every assignment, each rank its own slots' experts, and its slots'
+// intents are its own experts'); the symmetric shortcut runs the rank the accelerator's cost
+// model estimates the slowest: the most rows when arithmetic dominates, the most distinct copies
+// when the weights' stream does.
+struct FakeExpertCost : ExpertCostModel {
+  double per_byte_s = 0, per_flop_s = 0;
+  bool ready() const override { return true; }
+  double stream_s(uint64_t bytes) const override { return double(bytes) * per_byte_s; }
+  double matrix_s(double flops, uint64_t, config::Dtype) const override {
+    return flops * per_flop_s;
+  }
+};
+
+struct RankLayer {
+  uint64_t rows = 0;
+  uint32_t copies = 0;
+  std::vector<uint32_t> objects;
+};
+
+// Per step and MoE layer, the expert kernels' rows, copies and objects of one workload.
+std::vector<RankLayer> expert_kernels(DecodeWorkload& w, ObjectTable& t) {
+  w.register_objects(t);
+  std::vector<RankLayer> out;
+  Op op;
+  while (w.next(op)) {
+    if (op.kind != OpKind::kExpertGateUp) continue;
+    RankLayer l;
+    for (uint16_t i = 0; i < op.operand_count; ++i) {
+      l.rows += op.operand(i).rows;
+      l.objects.push_back(op.operand(i).object.value());
+    }
+    l.copies = op.operand_count;
+    out.push_back(l);
+  }
+  return out;
+}
+
+TEST(ExpertParallel, EachRankRunsItsOwnCopiesAndTheShortcutTheSlowest) {
+  TransformerShape s = load_model("mixtral_8x7b");
+  s.layers = 2;
+  s.ep = 4;  // 2 experts a rank
+  const SyntheticRouterParams rp{8, 2, 2, 16, 1.2, 0.0, 0, 21};
+  DecodeOptions o;
+  o.batch = 4;
+  o.context = 8;
+  o.steps = 6;
+  std::vector<std::vector<RankLayer>> ranks;
+  for (uint32_t r = 0; r < 4; ++r) {
+    DecodeWorkload w(s, o, std::make_unique<SyntheticRouter>(rp));
+    ASSERT_TRUE(w.set_expert_rank(r));
+    ObjectTable t;
+    ranks.push_back(expert_kernels(w, t));
+    // Slot k of rank r is expert 2r + k (contiguous): its intent is that expert's.
+    const SyntheticRouter router(rp);
+    for (uint32_t k = 0; k < 2; ++k) {
+      const auto slot = std::find_if(t.all().begin(), t.all().end(), [&](const ObjectInfo& x) {
+        return x.name == "layer0.expert" + std::to_string(k);
+      });
+      ASSERT_NE(slot, t.all().end());
+      EXPECT_DOUBLE_EQ(slot->intent.confidence,
+                       router.use_probability(0, static_cast<uint16_t>(2 * r + k), 16))
+          << r << " " << k;
+    }
+  }
+  const size_t layers = ranks[0].size();
+  ASSERT_EQ(layers, 12u);  // 6 steps x 2 MoE layers
+  bool uneven = false;
+  for (size_t l = 0; l < layers; ++l) {
+    uint64_t rows = 0;
+    for (const auto& r : ranks)
+      rows += r[l].rows;
+    EXPECT_EQ(rows, 4u * 4 * 2) << l;  // every rank's 4 tokens, top-2, computed once
+    uneven = uneven || ranks[0][l].rows != ranks[1][l].rows;
+  }
+  EXPECT_TRUE(uneven);
+  // The shortcut with arithmetic dominating runs the most rows; with the stream dominating, the
+  // most distinct copies.
+  for (const bool compute_bound : {true, false}) {
+    FakeExpertCost cost;
+    (compute_bound ? cost.per_flop_s : cost.per_byte_s) = 1.0;
+    DecodeWorkload w(s, o, std::make_unique<SyntheticRouter>(rp));
+    w.set_expert_cost_model(&cost);
+    ObjectTable t;
+    const auto shortcut = expert_kernels(w, t);
+    for (size_t l = 0; l < layers; ++l) {
+      uint64_t most_rows = 0;
+      uint32_t most_copies = 0;
+      for (const auto& r : ranks) {
+        most_rows = std::max(most_rows, r[l].rows);
+        most_copies = std::max(most_copies, r[l].copies);
+      }
+      if (compute_bound) {
+        EXPECT_EQ(shortcut[l].rows, most_rows) << l;
+      } else {
+        EXPECT_EQ(shortcut[l].copies, most_copies) << l;
+      }
+    }
+  }
+  // A workload without expert parallelism has no expert rank.
+  TransformerShape dense = load_model("mixtral_8x7b");
+  dense.layers = 2;
+  DecodeWorkload one(dense, o, std::make_unique<SyntheticRouter>(rp));
+  EXPECT_FALSE(one.set_expert_rank(0));
+}
+
 }  // namespace
 }  // namespace tiersim
