@@ -12,6 +12,7 @@
 #include "models/core/context.h"
 #include "models/core/payload_pool.h"
 #include "models/core/registry.h"
+#include "models/core/rendezvous.h"
 #include "models/core/workload.h"
 
 namespace tiersim {
@@ -82,6 +83,15 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
       skipped_bytes_(ctx.stats().counter(
           basename(), "skipped_bytes",
           "operand bytes attention went on without (context regions skipped or lost)", "bytes")) {
+  if (software_.kernel_jitter_set) {
+    // Each node its own stream (one rank simulated: node[0]'s).
+    const uint32_t node = ctx.rank() != nullptr ? ctx.rank()->node : 0;
+    kernel_jitter_rng_.emplace(
+        ctx.rng_for(std::string(basename()) + ".kernel_jitter.node" + std::to_string(node)));
+    kernel_jitter_ps_ =
+        &ctx.stats().counter(basename(), "kernel_jitter_time",
+                             "extra device time drawn for kernels (kernel_jitter)", "ps");
+  }
   if (ctx.rank() != nullptr) {
     rendezvous_wait_ps_ = &ctx.stats().counter(
         basename(), "rendezvous_wait_time",
@@ -727,9 +737,10 @@ void ComputeEngine::finish_op(TimePs now) {
   if (orchestrator_ && demand_op_bytes_ > 0 && demand_op_busy_ps_ > 0) {
     orchestrator_->observe_home_rate(demand_op_bytes_, demand_op_busy_ps_);
   }
-  if (stream_bytes_ > 0 && last_land_ > stream_start_) {
-    best_stream_bytes_per_s_ =
-        std::max(best_stream_bytes_per_s_,
+  if ((op_.kind == OpKind::kExpertGateUp || op_.kind == OpKind::kExpertDown) && stream_bytes_ > 0 &&
+      last_land_ > stream_start_) {
+    expert_rate_this_step_ =
+        std::max(expert_rate_this_step_,
                  double(stream_bytes_) / (double(last_land_ - stream_start_) / kPsPerS));
   }
   ops_.inc();

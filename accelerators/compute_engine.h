@@ -24,6 +24,7 @@
 
 #include <array>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "accelerators/dma_engine.h"
@@ -37,6 +38,7 @@
 #include "models/core/fault_windows.h"
 #include "models/core/movement_intent.h"
 #include "models/core/op.h"
+#include "models/core/rng.h"
 #include "models/core/stats.h"
 #include "models/core/workload.h"
 
@@ -112,6 +114,8 @@ struct SoftwareModel {
   TimePs attention_latency_ps = 0;          // per attention op, beyond the kernel overhead
   double kv_dequant_flops_per_element = 0;  // vector FLOPs per narrow KV element
   bool gather_paged_kv = false;             // paged_kv_reads PAGED_KV_GATHERED
+  bool kernel_jitter_set = false;
+  config::Jitter kernel_jitter;  // extra device time per kernel
 
   // Kernels the op launches (0: fused into a neighbour).
   uint32_t kernels(OpKind kind) const;
@@ -160,12 +164,15 @@ class ComputeEngine : public Component, public ExpertCostModel {
 
   bool connect(Component& target, const LinkInfo& link) override;
 
-  // ExpertCostModel: weights stream at the best rate any op has achieved so far (an op bound by
-  // its stream shows the path's rate; one bound by compute shows less), and matrix ops compute
-  // at the engine's rate for their rows.
-  bool ready() const override { return best_stream_bytes_per_s_ > 0; }
+  // ExpertCostModel: expert weights stream at the best rate an expert kernel reached in the
+  // last step that ran one (the current step's until then; a kernel bound by its stream shows
+  // the path's rate, one bound by its arithmetic less), and matrix ops compute at the engine's
+  // rate for their rows. Not ready before an expert kernel has streamed, nor with a movement
+  // controller (tiles then come from the fast memory or the home, at rates an expert's
+  // residency decides).
+  bool ready() const override { return expert_stream_bytes_per_s() > 0 && !orchestrator_; }
   double stream_s(uint64_t bytes) const override {
-    return double(bytes) / best_stream_bytes_per_s_;
+    return double(bytes) / expert_stream_bytes_per_s();
   }
   double matrix_s(double flops, uint64_t rows, config::Dtype dtype) const override {
     const double rate = params_.matrix_flops_per_s(dtype, rows);
@@ -305,7 +312,11 @@ class ComputeEngine : public Component, public ExpertCostModel {
   uint32_t ring_head_ = 0, in_flight_ = 0;
   TimePs compute_busy_ps_ = 0;  // this op
   TimePs last_land_ = 0;
-  double best_stream_bytes_per_s_ = 0;  // the best stream rate of any op so far
+  // The best stream rate of an expert kernel in the last step that ran one, and in this step.
+  double expert_rate_last_step_ = 0, expert_rate_this_step_ = 0;
+  double expert_stream_bytes_per_s() const {
+    return expert_rate_last_step_ > 0 ? expert_rate_last_step_ : expert_rate_this_step_;
+  }
   bool record_ops_ = false;
   double controller_power_w_ = 0;  // policy.orchestration.controller_power_w (ORCHESTRATED)
   double pod_link_energy_j_ = 0;   // this rank's share of the pod's link energy so far
@@ -334,6 +345,8 @@ class ComputeEngine : public Component, public ExpertCostModel {
   Counter& skipped_bytes_;
   // Every-rank simulation (registered only then): the time this rank waited at collectives for
   // the last rank, and the collectives it arrived at last.
+  std::optional<Rng> kernel_jitter_rng_;  // software.kernel_jitter's draws (this node's)
+  Counter* kernel_jitter_ps_ = nullptr;
   Counter* rendezvous_wait_ps_ = nullptr;
   Counter* rendezvous_last_ = nullptr;
   uint64_t rendezvous_generation_ = 0;  // the meeting this rank waits for

@@ -6,6 +6,7 @@
 
 #include "accelerators/compute_engine.h"
 #include "accelerators/dma_engine.h"
+#include "fabric/serial_link.h"
 #include "models/core/context.h"
 #include "models/core/rendezvous.h"
 #include "models/core/workload.h"
@@ -50,7 +51,13 @@ ComputeEngine::PhaseResult ComputeEngine::phase_fetch(TimePs now) {
     host_wait_ps_.inc(launched - now);
     note_inactive(now, launched);
   }
-  const TimePs ready = launched + op_kernels_ * params_.op_overhead_ps + op_latency_ps_;
+  TimePs jitter = 0;
+  if (kernel_jitter_rng_) {
+    for (uint32_t k = 0; k < op_kernels_; ++k)
+      jitter += draw_jitter(software_.kernel_jitter, *kernel_jitter_rng_);
+    kernel_jitter_ps_->inc(jitter);
+  }
+  const TimePs ready = launched + op_kernels_ * params_.op_overhead_ps + op_latency_ps_ + jitter;
   phase_ = Phase::kOverhead;
   return ready > now ? PhaseResult::wait(ready) : PhaseResult::go_on();
 }
@@ -206,6 +213,10 @@ ComputeEngine::PhaseResult ComputeEngine::phase_step_end(TimePs now) {
   // tokens, host gaps included.
   ctx().workload()->end_step(now);
   step_begins_ = true;
+  if (expert_rate_this_step_ > 0) {  // the expert cost model follows the path's rate by step
+    expert_rate_last_step_ = expert_rate_this_step_;
+    expert_rate_this_step_ = 0;
+  }
   const TokenRecord rec{current_step_,
                         step_start_,
                         now,

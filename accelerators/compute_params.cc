@@ -6,6 +6,7 @@
 #include <string>
 
 #include "accelerators/compute_engine.h"
+#include "fabric/serial_link.h"
 #include "fabric/topology.h"
 #include "models/config/energy_checks.h"
 #include "models/config/loader.h"
@@ -542,6 +543,12 @@ void SoftwareModel::validate(const config::Software& s, Validator& v) {
   if (!config::PagedKvReads_IsValid(s.paged_kv_reads())) {
     v.error("paged_kv_reads", "must be PAGED_KV_PER_RUN or PAGED_KV_GATHERED");
   }
+  if (s.has_kernel_jitter()) {
+    if (s.kernel_jitter().kind_case() == config::Jitter::KIND_NOT_SET) {
+      v.error("kernel_jitter", "set one of fixed_ps, uniform or normal");
+    }
+    validate_jitter(s.kernel_jitter(), v.at("kernel_jitter"));
+  }
   if (s.has_kv_dequant_flops_per_element()) {
     const double f = s.kv_dequant_flops_per_element();
     if (!(f >= 0 && f <= 1e6)) {
@@ -563,6 +570,8 @@ SoftwareModel SoftwareModel::from_config(const config::Software& s) {
   m.attention_latency_ps = s.attention_latency_ps();
   m.kv_dequant_flops_per_element = s.kv_dequant_flops_per_element();
   m.gather_paged_kv = s.paged_kv_reads() == config::PAGED_KV_GATHERED;
+  m.kernel_jitter_set = s.has_kernel_jitter();
+  m.kernel_jitter = s.kernel_jitter();
   return m;
 }
 

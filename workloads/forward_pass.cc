@@ -79,22 +79,28 @@ void ModelObjects::register_weights(ObjectTable& t, const TransformerShape& s,
                           s.shared_gate_up_bytes() + s.shared_down_bytes(), id, every);
       }
       // Expert parallelism: this rank's (experts + redundant) / ep slots. The symmetric
-      // shortcut plays the busiest rank's copies in each layer (see route()), and slot e's
+      // shortcut plays the slowest rank's copies in each layer (see route()), and slot e's
       // intents are those of expert e, a stand-in; a rank simulated as itself states its own
       // copies' (use.slot_expert).
       for (uint32_t e = 0; e < s.experts_rank(); ++e) {
         ObjectIntent routed = every;
         if (use.router != nullptr) {
           const uint32_t m = l - s.first_moe_layer;
-          const uint16_t expert =
-              use.slot_expert ? use.slot_expert(m, e) : static_cast<uint16_t>(e);
-          const double chance = use.router->use_probability(m, expert, use.routed_tokens);
+          const ExpertCopy copy =
+              use.slot_expert ? use.slot_expert(m, e) : ExpertCopy{static_cast<uint16_t>(e), 1};
+          const uint16_t expert = copy.expert;
+          // Token t uses copy t mod copies: each copy sees about 1/copies of the tokens.
+          const auto share = [&](uint32_t tokens) {
+            return static_cast<uint32_t>((uint64_t{tokens} + copy.copies - 1) / copy.copies);
+          };
+          const double chance = use.router->use_probability(m, expert, share(use.routed_tokens));
           routed.uses_per_step = chance * use.passes_per_step;
           routed.confidence = chance;
           if (use.prefill_steps > 0) {
             // The prompt routes many more tokens: nearly every expert is used. Restated when
             // decode begins.
-            const double busy = use.router->use_probability(m, expert, use.prefill_routed_tokens);
+            const double busy =
+                use.router->use_probability(m, expert, share(use.prefill_routed_tokens));
             routed.phases = {{0, busy * use.passes_per_step, busy},
                              {use.prefill_steps, chance * use.passes_per_step, chance}};
           }
@@ -189,6 +195,7 @@ ForwardPass::ForwardPass(const TransformerShape& shape, uint32_t max_sequences, 
       ep_traffic_.assign(size_t{shape.moe_layers()} * 2 * cells, 0);
       ep_rank_rows_.assign(shape.ep, 0);
       ep_rank_active_.assign(shape.ep, 0);
+      ep_rank_estimate_s_.assign(shape.ep, 0.0);
       // Each MoE layer's placement of expert copies, from the router's expected loads (its
       // first popularity phase; a synthetic router's use probability for one token is
       // proportional to the expert's share. Routing traces are refused with expert
@@ -216,10 +223,11 @@ void ForwardPass::set_expert_rank(uint32_t rank) {
   own_rank_ = rank;
 }
 
-uint16_t ForwardPass::slot_expert(uint32_t moe_layer, uint32_t slot) const {
-  if (own_rank_ < 0 || placement_.empty()) return static_cast<uint16_t>(slot);
+ExpertCopy ForwardPass::slot_expert(uint32_t moe_layer, uint32_t slot) const {
+  if (own_rank_ < 0 || placement_.empty()) return {static_cast<uint16_t>(slot), 1};
   const ExpertPlacement& place = placement_[moe_layer];
-  return place.slot_expert[size_t(own_rank_) * place.slots + slot];
+  const uint16_t expert = place.slot_expert[size_t(own_rank_) * place.slots + slot];
+  return {expert, place.copies(expert)};
 }
 
 void ForwardPass::select_micro_batch(uint32_t k) {
@@ -388,25 +396,26 @@ void ForwardPass::route(uint32_t layer) {
     }
     for (size_t c = 0; c < cells; ++c)
       dispatch[c] *= dispatch_bytes;
-    // The combine waits for the busiest rank. The symmetric shortcut computes the busiest
-    // rank's copies, in its own slots; busiest: the most distinct copies to read (decode's
-    // expert kernels stream their weights), then the most assignments (the arithmetic), then
-    // the lowest rank. A rank simulated as itself computes its own copies and the rendezvous
-    // at the combine waits for the slowest.
+    // The combine waits for the slowest rank. The symmetric shortcut computes the copies of
+    // the rank the accelerator's cost model estimates the slowest (then the most assignments,
+    // then the lowest rank), in its own slots; before the model is ready, the rank with the
+    // most distinct copies to read (decode's expert kernels stream their weights), then the
+    // most assignments (the arithmetic), then the lowest rank. A rank simulated as itself
+    // computes its own copies and the rendezvous at the combine waits for the slowest.
     std::fill(ep_rank_rows_.begin(), ep_rank_rows_.end(), 0);
     std::fill(ep_rank_active_.begin(), ep_rank_active_.end(), 0);
     for (size_t g = 0; g < slot_rows_.size(); ++g) {
       ep_rank_rows_[g / slots] += slot_rows_[g];
       ep_rank_active_[g / slots] += slot_rows_[g] > 0 ? 1 : 0;
     }
-    uint32_t busiest = 0;
+    uint32_t slowest = 0;
     if (own_rank_ < 0 && expert_cost_ != nullptr && expert_cost_->ready()) {
       // The accelerator's estimate of each rank's expert kernels: per copy, its weights'
       // stream or its rows' arithmetic, whichever takes longer (the engine overlaps the two
       // tile by tile, a few tiles deep, so a copy's time is about the longer of them).
       const config::Dtype dtype =
           runs_in_gemm_dtype(OpKind::kExpertGateUp) ? shape_.gemm_dtype : shape_.activation_dtype;
-      ep_rank_estimate_s_.assign(ep, 0.0);
+      std::fill(ep_rank_estimate_s_.begin(), ep_rank_estimate_s_.end(), 0.0);
       const double up_stream_s = expert_cost_->stream_s(up_bytes);
       const double down_stream_s = expert_cost_->stream_s(down_bytes);
       for (uint32_t r = 0; r < ep; ++r) {
@@ -421,14 +430,17 @@ void ForwardPass::route(uint32_t layer) {
                         expert_cost_->matrix_s(op_cost(shape_, OpKind::kExpertDown, rows, 1).flops,
                                                rows, dtype));
         }
-        if (t > ep_rank_estimate_s_[busiest]) busiest = r;
+        if (t > ep_rank_estimate_s_[slowest] ||
+            (t == ep_rank_estimate_s_[slowest] && ep_rank_rows_[r] > ep_rank_rows_[slowest])) {
+          slowest = r;
+        }
       }
     } else {
       for (uint32_t r = 1; r < ep; ++r) {
-        if (ep_rank_active_[r] > ep_rank_active_[busiest] ||
-            (ep_rank_active_[r] == ep_rank_active_[busiest] &&
-             ep_rank_rows_[r] > ep_rank_rows_[busiest])) {
-          busiest = r;
+        if (ep_rank_active_[r] > ep_rank_active_[slowest] ||
+            (ep_rank_active_[r] == ep_rank_active_[slowest] &&
+             ep_rank_rows_[r] > ep_rank_rows_[slowest])) {
+          slowest = r;
         }
       }
     }
@@ -439,7 +451,7 @@ void ForwardPass::route(uint32_t layer) {
       sent += dispatch[c];
     ep_dispatch_bytes_ += sent / ep;
     ++ep_routed_layers_;
-    const size_t runs = own_rank_ >= 0 ? size_t(own_rank_) : size_t{busiest};
+    const size_t runs = own_rank_ >= 0 ? size_t(own_rank_) : size_t{slowest};
     for (uint32_t s = 0; s < slots; ++s) {
       const uint32_t rows = slot_rows_[runs * slots + s];
       if (rows > 0) add_operands(s, rows);
@@ -591,7 +603,7 @@ void ForwardPass::fill(Op& op, OpKind kind, uint32_t layer) {
       kind == OpKind::kFinalNorm || kind == OpKind::kLmHead || kind == OpKind::kAllGather;
   const uint64_t tokens = sampled_only ? sampled_ : tokens_;
   // The expert kernels see the assignments this rank computes (with expert parallelism, the
-  // busiest rank's; without, every token's k).
+  // slowest rank's; without, every token's k).
   const uint64_t rows = kind == OpKind::kExpertActivation && shape_.ep > 1
                             ? expert_rows_
                             : cost_rows(shape_, kind, tokens);

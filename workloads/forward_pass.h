@@ -29,6 +29,12 @@
 
 namespace tiersim {
 
+// A slot's expert, and the copies of it there are (a copy sees 1/copies of its tokens).
+struct ExpertCopy {
+  uint16_t expert = 0;
+  uint32_t copies = 1;
+};
+
 // How a model's weights will be used, for their intent records.
 struct WeightUse {
   uint32_t last_step = ObjectIntent::kUntilEnd;
@@ -37,9 +43,9 @@ struct WeightUse {
   uint32_t routed_tokens = 0;      // tokens per routed pass
   // A prefill phase first (steps [0, prefill_steps)), routing prefill_routed_tokens per pass.
   uint32_t prefill_steps = 0, prefill_routed_tokens = 0;
-  // Expert parallelism: the expert whose use an expert slot's intent states, per MoE layer and
-  // slot (unset: slot e stands for expert e).
-  std::function<uint16_t(uint32_t moe_layer, uint32_t slot)> slot_expert = nullptr;
+  // Expert parallelism: the expert copy in each slot, per MoE layer and slot, whose use the
+  // slot's intent states (unset: slot e stands for expert e, one copy).
+  std::function<ExpertCopy(uint32_t moe_layer, uint32_t slot)> slot_expert = nullptr;
 };
 
 // A model's weight objects.
@@ -106,7 +112,7 @@ class ForwardPass {
   // models only (routing counts one routed pass per layer).
   void set_micro_batches(uint32_t m) { micro_batches_ = m < 1 ? 1 : m; }
   // Expert parallelism with every rank simulated: this pass is rank `rank`'s and runs its own
-  // expert copies in each MoE layer (by default the symmetric shortcut runs the busiest rank's).
+  // expert copies in each MoE layer (by default the symmetric shortcut runs the slowest rank's).
   // Before the objects are registered.
   void set_expert_rank(uint32_t rank);
   bool has_expert_rank() const { return own_rank_ >= 0; }
@@ -116,7 +122,7 @@ class ForwardPass {
   void set_expert_cost(const ExpertCostModel* model) { expert_cost_ = model; }
   // The expert in this rank's slot `slot` of MoE layer `moe_layer` (the shortcut: expert `slot`,
   // a stand-in for whichever rank's copy the slot plays).
-  uint16_t slot_expert(uint32_t moe_layer, uint32_t slot) const;
+  ExpertCopy slot_expert(uint32_t moe_layer, uint32_t slot) const;
 
   // Starts a pass over `count` sequences (the array stays valid until the pass ends) in step
   // `step`; `route_step` indexes MoE statistics (one routed pass per step).
@@ -196,7 +202,7 @@ class ForwardPass {
   std::vector<uint32_t> token_ranks_;       // scratch: the ranks of one token's copies
   const ExpertCostModel* expert_cost_ = nullptr;
   std::vector<double> ep_rank_estimate_s_;  // per rank, the current layer's
-  int64_t own_rank_ = -1;                   // every rank simulated: this one (-1: the busiest)
+  int64_t own_rank_ = -1;                   // every rank simulated: this one (-1: the slowest)
   double ep_load_ratio_sum_ = 0;
   uint64_t ep_dispatch_bytes_ = 0, ep_routed_layers_ = 0;
 };

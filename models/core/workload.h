@@ -48,7 +48,7 @@ class Workload {
   // Registers every object the op stream will touch; called once, before placement.
   virtual void register_objects(ObjectTable& objects) = 0;
   // Every rank simulated with expert parallelism: this workload is expert-parallel rank `rank`
-  // and runs its own expert copies (the symmetric shortcut runs the busiest rank's). Called
+  // and runs its own expert copies (the symmetric shortcut runs the slowest rank's). Called
   // before register_objects. Returns false for a workload without expert parallelism.
   virtual bool set_expert_rank(uint32_t /*rank*/) { return false; }
   // The accelerator's expert costs (kept by the accelerator, which outlives the run's ops).

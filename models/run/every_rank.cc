@@ -83,8 +83,10 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
   // Expert-parallel ranks each run their own experts: no two are identical, whatever their
   // node configs (routing is shared: every rank's router draws the same from the same seed).
   const bool expert_ranks = par.expert_parallel() > 1;
-  const bool merge =
-      !expert_ranks && (!par.has_merge_identical_ranks() || par.merge_identical_ranks());
+  // Nor are nodes that draw kernel jitter, each from its own stream.
+  const bool own_streams = cfg.software().has_kernel_jitter();
+  const bool merge = !expert_ranks && !own_streams &&
+                     (!par.has_merge_identical_ranks() || par.merge_identical_ranks());
   // Each rank's node config, and its class: the first rank with an identical config.
   std::deque<config::Config> configs;  // per class: the Contexts keep references
   std::vector<uint32_t> rank_class(ranks);
@@ -147,10 +149,19 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
     }
     if (s > 0) pod[s].start_ps = pod[s - 1].end_ps;
   }
-  Context& ctx0 = nodes[0]->ctx;  // the result file's stats are node[0]'s
-  ctx0.stats().sample(end_ps);
-  ctx0.records().tokens = pod;
+  // Each class's own results (its stats, steps and summary), for /nodes/<r>; the pod's steps
+  // then replace node[0]'s for the headline.
   const double wall_s = std::chrono::duration<double>(Clock::now() - wall_start).count();
+  std::vector<NodeResult> class_results(classes);
+  for (uint32_t k = 0; k < classes; ++k) {
+    Context& c = nodes[k]->ctx;
+    c.stats().sample(end_ps);
+    class_results[k].ctx = &c;
+    class_results[k].tokens = c.records().tokens;
+    class_results[k].summary = summarise_run(c, nodes[k]->components, end_ps, wall_s);
+  }
+  Context& ctx0 = nodes[0]->ctx;  // the result file's stats are node[0]'s
+  ctx0.records().tokens = pod;
   RunOutcome out;
   out.stopped_by = stopped_by;
   // The headline is the pod's steps; bytes, energy and the components' items are node[0]'s
@@ -178,7 +189,12 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
     }
   }
   if (!options.out_path.empty()) {
-    write_results(options.out_path, loaded, ctx0, out.summary, wall_s, stopped_by);
+    std::vector<NodeResult> per_node;
+    for (uint32_t r = 0; r < ranks; ++r) {
+      per_node.push_back(class_results[rank_class[r]]);
+      per_node.back().node = r;
+    }
+    write_results(options.out_path, loaded, ctx0, out.summary, wall_s, stopped_by, per_node);
   }
   return out;
 }

@@ -545,17 +545,17 @@ std::string ResultReader::attribute(const std::string& path, const std::string& 
   return out;
 }
 
-std::vector<SummaryItem> ResultReader::summary() const {
+std::vector<SummaryItem> ResultReader::summary(const std::string& group) const {
   std::vector<SummaryItem> items;
-  H5::Group g = file_.openGroup("/summary");
+  H5::Group g = file_.openGroup(group);
   const hsize_t n = g.getNumObjs();
   for (hsize_t i = 0; i < n; ++i) {
     // Creation order: the order the writer produced the metrics.
     char name[256];
     ssize_t len = H5Lget_name_by_idx(g.getId(), ".", H5_INDEX_CRT_ORDER, H5_ITER_INC, i, name,
                                      sizeof(name), H5P_DEFAULT);
-    if (len < 0) throw std::runtime_error("HDF5: cannot list /summary");
-    const std::string path = std::string("/summary/") + name;
+    if (len < 0) throw std::runtime_error("HDF5: cannot list " + group);
+    const std::string path = group + "/" + name;
     double v = 0;
     file_.openDataSet(path).read(&v, H5::PredType::NATIVE_DOUBLE);
     items.push_back({name, v, attribute(path, "unit")});

@@ -78,7 +78,8 @@ class ResultReader {
  public:
   explicit ResultReader(const std::string& path);
   bool exists(const std::string& path) const;
-  std::vector<SummaryItem> summary() const;
+  // A summary group's items in the order written (every rank simulated: "/nodes/<r>/summary").
+  std::vector<SummaryItem> summary(const std::string& group = "/summary") const;
   std::string read_string(const std::string& path) const;
   std::vector<std::string> read_strings(const std::string& path) const;
   std::vector<double> read_doubles(const std::string& path) const;

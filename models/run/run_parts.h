@@ -41,9 +41,19 @@ std::vector<SummaryItem> summarise_run(Context& ctx,
                                        TimePs end_ps, double wall_s,
                                        const Extrapolation* ff = nullptr);
 
+// Every rank simulated: one node's own results, written under /nodes/<node>/: its summary (its
+// own steps, bytes and energy), its stats and its steps. Identical nodes simulated as one class
+// share their class's.
+struct NodeResult {
+  uint32_t node = 0;
+  Context* ctx = nullptr;
+  std::vector<SummaryItem> summary;
+  std::vector<TokenRecord> tokens;
+};
+
 // Writes the whole result file under a temporary name, then renames it onto `path`.
 void write_results(const std::string& path, const LoadedConfig& loaded, Context& ctx,
                    const std::vector<SummaryItem>& summary, double wall_s,
-                   const std::string& stopped_by);
+                   const std::string& stopped_by, const std::vector<NodeResult>& nodes = {});
 
 }  // namespace tiersim

@@ -20,33 +20,18 @@
 namespace tiersim {
 
 // Writes the whole result file under a temporary name, then renames it.
-void write_results(const std::string& path, const LoadedConfig& loaded, Context& ctx,
-                   const std::vector<SummaryItem>& summary, double wall_s,
-                   const std::string& stopped_by) {
-  ResultWriter w(path);
-  ctx.workload()->write_results(w);
-  w.write_string("/meta/config", loaded.resolved_text());
-  w.write_strings("/meta/files", loaded.files);
-  w.write_strings("/meta/overrides", loaded.overrides);
-  w.write_string("/meta/version", TIERSIM_VERSION);
-  w.write_string("/meta/git_revision", TIERSIM_GIT_REV);
-  w.write_scalar_u64("/meta/seed", ctx.seed(), "");
-  w.write_scalar("/meta/wall_time_s", wall_s, "s");
-  w.write_string("/meta/stopped_by", stopped_by);
+namespace {
 
-  for (const auto& s : summary)
-    w.write_scalar("/summary/" + s.name, s.value, s.unit);
-
-  // Stats: one dataset per stat, rows are samples.
-  const StatsRegistry& stats = ctx.stats();
-  w.write_u64s("/stats/time_ps", stats.sample_times_ps());
+// One dataset per stat under `prefix` ("/stats" or "/nodes/<r>/stats"); rows are samples.
+void write_stats(ResultWriter& w, const std::string& prefix, const StatsRegistry& stats) {
+  w.write_u64s(prefix + "/time_ps", stats.sample_times_ps());
   const size_t samples = stats.sample_times_ps().size();
   for (size_t i = 0; i < stats.all().size(); ++i) {
     const Stat& s = *stats.all()[i];
     std::string name = s.name();
     const auto dot = name.find('.');
     const std::string path_name =
-        "/stats/" +
+        prefix + "/" +
         (dot == std::string::npos ? name : name.substr(0, dot) + "/" + name.substr(dot + 1));
     w.write_matrix(path_name, samples, s.width(), stats.series(i));
     w.set_attribute(path_name, "unit", s.unit());
@@ -66,6 +51,28 @@ void write_results(const std::string& path, const LoadedConfig& loaded, Context&
       w.write_u64s(path_name + "_counts", counts);
     }
   }
+}
+
+}  // namespace
+
+void write_results(const std::string& path, const LoadedConfig& loaded, Context& ctx,
+                   const std::vector<SummaryItem>& summary, double wall_s,
+                   const std::string& stopped_by, const std::vector<NodeResult>& nodes) {
+  ResultWriter w(path);
+  ctx.workload()->write_results(w);
+  w.write_string("/meta/config", loaded.resolved_text());
+  w.write_strings("/meta/files", loaded.files);
+  w.write_strings("/meta/overrides", loaded.overrides);
+  w.write_string("/meta/version", TIERSIM_VERSION);
+  w.write_string("/meta/git_revision", TIERSIM_GIT_REV);
+  w.write_scalar_u64("/meta/seed", ctx.seed(), "");
+  w.write_scalar("/meta/wall_time_s", wall_s, "s");
+  w.write_string("/meta/stopped_by", stopped_by);
+
+  for (const auto& s : summary)
+    w.write_scalar("/summary/" + s.name, s.value, s.unit);
+
+  write_stats(w, "/stats", ctx.stats());
 
   // /tokens: the engine's steps in run order (with tenancy, a column says whose); with tenancy,
   // each tenant's own steps under /tenants/<name>/tokens, timed from when it was ready.
@@ -97,6 +104,16 @@ void write_results(const std::string& path, const LoadedConfig& loaded, Context&
     return tokens;
   };
   w.write_table("/tokens", token_table(ctx.records().tokens, tenants != nullptr));
+  std::vector<std::string> node_names;
+  for (const NodeResult& n : nodes) {
+    const std::string p = "/nodes/" + std::to_string(n.node);
+    node_names.push_back(std::to_string(n.node));
+    for (const auto& item : n.summary)
+      w.write_scalar(p + "/summary/" + item.name, item.value, item.unit);
+    write_stats(w, p + "/stats", n.ctx->stats());
+    w.write_table(p + "/tokens", token_table(n.tokens, false));
+  }
+  if (!nodes.empty()) w.set_attribute_strings("/nodes", "names", node_names);
   if (tenants) {
     std::vector<std::string> names;
     for (const auto& t : *tenants) {

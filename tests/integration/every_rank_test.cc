@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <map>
 
@@ -70,10 +71,17 @@ TEST_F(EveryRank, IdenticalRanksReproduceTheShortcutExactly) {
     ASSERT_TRUE(every.count(name)) << name;
     EXPECT_EQ(every.at(name), value) << name;
   }
+  const ResultReader file((dir_ / "every.h5").string());
   for (int r = 0; r < 8; ++r) {
     const std::string p = "node" + std::to_string(r) + "_";
     EXPECT_EQ(every.at(p + "step_ms_mean"), one.at("tpot_ms_mean")) << r;
     EXPECT_EQ(every.at(p + "rendezvous_wait_ms_per_step"), 0) << r;
+    // One class: every node's own results are the class's, and equal the shortcut's.
+    for (const auto& item : file.summary("/nodes/" + std::to_string(r) + "/summary")) {
+      if (item.name.find("wall_time") != std::string::npos) continue;
+      ASSERT_TRUE(one.count(item.name)) << item.name;
+      EXPECT_EQ(item.value, one.at(item.name)) << r << " " << item.name;
+    }
   }
 }
 
@@ -106,6 +114,68 @@ TEST_F(EveryRank, OneSlowNodeSetsThePodsPace) {
   }
 }
 
+// Kernel jitter (software.kernel_jitter): each node draws its own stream, so with every rank
+// simulated each collective waits for the node that drew the most since the last one. Fixed
+// jitter is the same everywhere: every rank equals the shortcut. Uniform jitter of the same
+// mean costs one rank its mean; eight ranks the mean of the largest of eight sums at each
+// collective (about 6 kernels between the all-reduces of a layer: sum sd 1.41 x the mean per
+// kernel, and the largest of eight normals sits 1.42 sd above the mean: about 1.33 x).
+TEST_F(EveryRank, KernelJitterMakesStragglers) {
+  const std::string fixed = " --set software.kernel_jitter.fixed_ps=5000000";
+  const std::string uniform = " --set software.kernel_jitter.uniform.max_ps=10000000";
+  const auto none = go("j_none", "");
+  const auto fixed_one = go("j_fixed_one", fixed);
+  const auto fixed_every = go("j_fixed_every", every_ + fixed);
+  const auto uniform_one = go("j_uniform_one", uniform);
+  const auto uniform_every = go("j_uniform_every", every_ + uniform);
+  const auto again = go("j_again", every_ + uniform);
+  const auto seed2 = go("j_seed2", every_ + uniform + " --set run.seed=2");
+  ASSERT_FALSE(uniform_every.empty());
+  ASSERT_FALSE(seed2.empty());
+  const double base = none.at("tpot_ms_mean");
+  // Fixed: an exact number of kernels per step pays 5 us each, on every rank alike.
+  const double kernels = (fixed_one.at("tpot_ms_mean") - base) / 0.005;
+  EXPECT_NEAR(kernels, std::round(kernels), 1e-3);
+  EXPECT_GT(kernels, 500);
+  EXPECT_EQ(fixed_every.at("tpot_ms_mean"), fixed_one.at("tpot_ms_mean"));
+  EXPECT_EQ(fixed_every.at("rank_classes"), 8);  // own streams: none merged
+  // Uniform [0, 10 us]: one rank pays about the mean; eight pay the slowest at each collective,
+  // never more than every kernel's maximum.
+  const double one_rank = uniform_one.at("tpot_ms_mean") - base;
+  const double pod = uniform_every.at("tpot_ms_mean") - base;
+  EXPECT_NEAR(one_rank, kernels * 0.005, 0.03 * kernels * 0.005);
+  EXPECT_GT(pod, 1.15 * one_rank);
+  EXPECT_LT(pod, 1.6 * one_rank);
+  EXPECT_LT(pod, kernels * 0.010);
+  // Every node is sometimes the last.
+  for (int r = 0; r < 8; ++r) {
+    EXPECT_GT(uniform_every.at("node" + std::to_string(r) + "_rendezvous_wait_ms_per_step"), 0)
+        << r;
+  }
+  // Each node's own results under /nodes/<r>: its summary, stats and steps.
+  const ResultReader file((dir_ / "j_uniform_every.h5").string());
+  EXPECT_TRUE(file.exists("/nodes/7/summary"));
+  EXPECT_FALSE(file.exists("/nodes/8"));
+  const auto jitter = [&](const std::string& prefix) {
+    return file.read_doubles(prefix + "/stats/compute/kernel_jitter_time").back();
+  };
+  EXPECT_EQ(jitter("/nodes/0"), jitter(""));          // the top level is node[0]'s
+  EXPECT_NE(jitter("/nodes/3"), jitter("/nodes/0"));  // its own stream
+  for (int r = 0; r < 8; ++r) {
+    const std::string p = "/nodes/" + std::to_string(r);
+    EXPECT_GT(jitter(p), 0.5 * kernels * 3 * 5e6) << r;  // about 3 steps x kernels x 5 us
+    EXPECT_EQ(file.read_table(p + "/tokens").rows(), 3u) << r;
+    double tpot = 0;
+    for (const auto& item : file.summary(p + "/summary"))
+      if (item.name == "tpot_ms_mean") tpot = item.value;
+    // Every node's step ends at the step's last collective, when the slowest arrives.
+    EXPECT_EQ(tpot, uniform_every.at("tpot_ms_mean")) << r;
+  }
+  // Deterministic per seed; another seed draws other stragglers.
+  EXPECT_EQ(again.at("tpot_ms_mean"), uniform_every.at("tpot_ms_mean"));
+  EXPECT_NE(seed2.at("tpot_ms_mean"), uniform_every.at("tpot_ms_mean"));
+}
+
 // DeepSeek-V3 EP8 on H200 with the HGX board's NVSwitch pod, 3 steps: every rank runs its own
 // experts and meets the others at each dispatch and combine.
 std::string ep8_files() {
@@ -126,15 +196,19 @@ TEST_F(EveryRank, ExpertParallelAgreesWithTheShortcut) {
   for (const std::string& load : {std::string(" --set workload.decode.batch_size=8"),
                                   std::string(" --set workload.decode.batch_size=64"
                                               " --set workload.routing.synthetic.zipf_exponent=1.2"
-                                              " --set workload.routing.synthetic.stickiness=0")}) {
+                                              " --set workload.routing.synthetic.stickiness=0"),
+                                  std::string(" --set workload.decode.batch_size=64"
+                                              " --set workload.routing.synthetic.zipf_exponent=1.2"
+                                              " --set workload.parallelism.redundant_experts=8")}) {
     const auto one = go("ep_one", load);
     const auto every = go("ep_every", load + every_);
     ASSERT_FALSE(every.empty()) << load;
     EXPECT_EQ(every.at("ranks_simulated"), 8);
     EXPECT_EQ(every.at("rank_classes"), 8);  // each rank its own experts: none merged
     // The shortcut runs the rank it estimates the slowest in each layer; every rank simulated
-    // waits for the slowest at each combine.
-    EXPECT_NEAR(every.at("tpot_ms_mean"), one.at("tpot_ms_mean"), 0.02 * one.at("tpot_ms_mean"))
+    // waits for the slowest at each combine. Within 2% is required; the estimate is measured
+    // within 0.01%, so 0.2% catches a worse choice (the most distinct copies was 4.4% fast).
+    EXPECT_NEAR(every.at("tpot_ms_mean"), one.at("tpot_ms_mean"), 0.002 * one.at("tpot_ms_mean"))
         << load;
     // The same routing, so the same traffic and load.
     EXPECT_EQ(every.at("ep_dispatch_bytes_per_layer"), one.at("ep_dispatch_bytes_per_layer"));
@@ -206,6 +280,15 @@ TEST_F(EveryRank, BadConfigsExitTwoNamingTheField) {
           test::preset("studies/speed_70b_tp8.textproto") + every_ + " --quiet",
       "every rank simulated needs system.pod");
   bad(base_ + every_ + " --set run.fast_forward.every_steps=2", "run.fast_forward");
+  // Nodes drawing kernel jitter draw their own streams: nothing to merge.
+  bad(base_ + every_ + " --set software.kernel_jitter.fixed_ps=1000" +
+          " --set workload.parallelism.merge_identical_ranks=true",
+      "workload.parallelism.merge_identical_ranks");
+  // A jitter with no distribution, and a uniform one upside down.
+  bad(base_ + " --set 'software.kernel_jitter={}'", "software.kernel_jitter");
+  bad(base_ + " --set software.kernel_jitter.uniform.min_ps=10" +
+          " --set software.kernel_jitter.uniform.max_ps=5",
+      "software.kernel_jitter.uniform.max_ps");
   // Expert-parallel ranks run their own experts: nothing to merge.
   bad(test::tiersim_binary() + " run" + ep8_files() + every_ +
           " --set workload.parallelism.merge_identical_ranks=true",

@@ -92,7 +92,9 @@ TEST_F(FastForward, SkippedStepsAreInterpolatedBetweenTheirNeighbours) {
   EXPECT_EQ(ext, expected_ext);
   for (size_t i = 0; i < 12; ++i) {
     EXPECT_EQ(step[i], i);
-    if (i > 0) EXPECT_EQ(start[i], end[i - 1]) << i;  // one timeline, no gap
+    if (i > 0) {
+      EXPECT_EQ(start[i], end[i - 1]) << i;  // one timeline, no gap
+    }
   }
   // Steps 3 and 4 lie a third and two thirds of the way from step 2 to step 5 (and so on).
   for (size_t a : {2, 5, 8}) {
@@ -218,7 +220,9 @@ TEST_F(FastForward, AgreesWithTheFullRunOnTheStudies) {
     const auto ff = run(" --set run.fast_forward.every_steps=" + std::to_string(c.every), "_ff");
     // The skipped steps route their tokens too, so a MoE run's expert load is the full run's.
     for (const auto& [name, value] : full) {
-      if (name.rfind("moe_", 0) == 0) EXPECT_EQ(ff.at(name), value) << c.name << " " << name;
+      if (name.rfind("moe_", 0) == 0) {
+        EXPECT_EQ(ff.at(name), value) << c.name << " " << name;
+      }
     }
     EXPECT_LT(ff.at("fast_forward_simulated_steps"), full.at("decode_steps") / 4) << c.name;
     EXPECT_EQ(ff.at("tokens_generated"), full.at("tokens_generated")) << c.name;

@@ -708,6 +708,33 @@ TEST(ExpertParallel, EachRankRunsItsOwnCopiesAndTheShortcutTheSlowest) {
       }
     }
   }
+  // Redundant copies (8 + 4 over 4 ranks, EPLB placement): a slot's intent states its expert's
+  // use by its share of the tokens (token t uses copy t mod copies).
+  {
+    TransformerShape r = s;
+    r.redundant_experts = 4;
+    DecodeWorkload w(r, o, std::make_unique<SyntheticRouter>(rp));
+    ASSERT_TRUE(w.set_expert_rank(1));
+    ObjectTable t;
+    w.register_objects(t);
+    const SyntheticRouter router(rp);
+    std::vector<double> load(8);
+    for (uint16_t e = 0; e < 8; ++e)
+      load[e] = router.use_probability(0, e, 1);
+    const ExpertPlacement place = ExpertPlacement::balanced(load, 4, 4);
+    bool copied = false;
+    for (uint32_t k = 0; k < 3; ++k) {
+      const uint16_t e = place.slot_expert[1 * 3 + k];
+      const uint32_t share = (16 + place.copies(e) - 1) / place.copies(e);
+      copied = copied || place.copies(e) > 1;
+      const auto slot = std::find_if(t.all().begin(), t.all().end(), [&](const ObjectInfo& x) {
+        return x.name == "layer0.expert" + std::to_string(k);
+      });
+      ASSERT_NE(slot, t.all().end());
+      EXPECT_DOUBLE_EQ(slot->intent.confidence, router.use_probability(0, e, share)) << k;
+    }
+    EXPECT_TRUE(copied);  // rank 1 holds a copy of a hot expert
+  }
   // A workload without expert parallelism has no expert rank.
   TransformerShape dense = load_model("mixtral_8x7b");
   dense.layers = 2;
