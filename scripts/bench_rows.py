@@ -34,6 +34,13 @@ H200 = "configs/hardware/h200.textproto"
 # Google Benchmark of tiersim_bench and reads one counter; a "ratio" row runs two configs back to
 # back ("sets" added to the base's) and reports the first's wall time over the second's, the
 # median of the repeats' pairs (both runs see about the same machine load).
+# The every-rank rows: Llama-3-70B TP8 on the HGX pod, batch 64, 2k context, 64 steps.
+EVERY_RANK_FILES = cfg(H100, "configs/pods/hgx_h100_nvswitch.textproto",
+                       "configs/models/llama3_70b.textproto",
+                       "configs/software/cuda_events_per_kernel.textproto",
+                       "configs/studies/speed_70b_tp8.textproto")
+EVERY_RANK_SETS = ["workload.decode.decode_steps=64", "run.op_records=OP_RECORDS_NONE"]
+
 ROWS = [
     {"name": "decode_70b_tp8_256_steps", "what": "Llama-3-70B TP8, batch 64, 2k context, 256 steps",
      "files": cfg(H100, "configs/models/llama3_70b.textproto",
@@ -48,31 +55,19 @@ ROWS = [
      "sets": ["run.fast_forward.every_steps=16"], "unit": "s", "target": 1.0},
     {"name": "every_rank_70b_tp8_vs_shortcut",
      "what": "every rank simulated (8 identical nodes, one class) over the symmetric shortcut, Llama-3-70B TP8 on the HGX pod, batch 64, 2k context, 64 steps",
-     "files": cfg(H100, "configs/pods/hgx_h100_nvswitch.textproto",
-                  "configs/models/llama3_70b.textproto",
-                  "configs/software/cuda_events_per_kernel.textproto",
-                  "configs/studies/speed_70b_tp8.textproto"),
-     "sets": ["workload.decode.decode_steps=64", "run.op_records=OP_RECORDS_NONE"],
+     "files": EVERY_RANK_FILES, "sets": EVERY_RANK_SETS,
      "ratio": [["workload.parallelism.simulate_ranks=SIMULATE_EVERY_RANK"], []],
      "unit": "ratio", "target": 3.0},
     {"name": "every_rank_70b_tp8_slow_node_vs_shortcut",
      "what": "the same with node 3's HBM at 0.45 of peak (two classes) over the shortcut",
-     "files": cfg(H100, "configs/pods/hgx_h100_nvswitch.textproto",
-                  "configs/models/llama3_70b.textproto",
-                  "configs/software/cuda_events_per_kernel.textproto",
-                  "configs/studies/speed_70b_tp8.textproto"),
-     "sets": ["workload.decode.decode_steps=64", "run.op_records=OP_RECORDS_NONE"],
+     "files": EVERY_RANK_FILES, "sets": EVERY_RANK_SETS,
      "ratio": [["workload.parallelism.simulate_ranks=SIMULATE_EVERY_RANK",
                 'system.pod.node_overrides[+]=name: "slow3" nodes: 3 system { components { '
                 'name: "hbm" hbm { efficiency_fraction: 0.45 } } }'], []],
      "unit": "ratio", "target": 3.0},
     {"name": "every_rank_70b_tp8_apart_vs_shortcut",
      "what": "the same identical nodes simulated apart (merge_identical_ranks false: eight systems) over the shortcut",
-     "files": cfg(H100, "configs/pods/hgx_h100_nvswitch.textproto",
-                  "configs/models/llama3_70b.textproto",
-                  "configs/software/cuda_events_per_kernel.textproto",
-                  "configs/studies/speed_70b_tp8.textproto"),
-     "sets": ["workload.decode.decode_steps=64", "run.op_records=OP_RECORDS_NONE"],
+     "files": EVERY_RANK_FILES, "sets": EVERY_RANK_SETS,
      "ratio": [["workload.parallelism.simulate_ranks=SIMULATE_EVERY_RANK",
                 "workload.parallelism.merge_identical_ranks=false"], []],
      "unit": "ratio", "target": 8.0},
