@@ -544,10 +544,22 @@ void SoftwareModel::validate(const config::Software& s, Validator& v) {
     v.error("paged_kv_reads", "must be PAGED_KV_PER_RUN or PAGED_KV_GATHERED");
   }
   if (s.has_kernel_jitter()) {
-    if (s.kernel_jitter().kind_case() == config::Jitter::KIND_NOT_SET) {
+    const config::Jitter& j = s.kernel_jitter();
+    Validator jv = v.at("kernel_jitter");
+    if (j.kind_case() == config::Jitter::KIND_NOT_SET) {
       v.error("kernel_jitter", "set one of fixed_ps, uniform or normal");
     }
-    validate_jitter(s.kernel_jitter(), v.at("kernel_jitter"));
+    validate_jitter(j, jv);
+    // At most a second per kernel: the draws add up over a run's kernels in picoseconds.
+    constexpr double kMaxPs = 1e12;
+    if (j.has_fixed_ps() && double(j.fixed_ps()) > kMaxPs) jv.error("fixed_ps", "at most 1e12 ps");
+    if (j.has_uniform() && double(j.uniform().max_ps()) > kMaxPs) {
+      jv.at("uniform").error("max_ps", "at most 1e12 ps");
+    }
+    if (j.has_normal() &&
+        !(j.normal().mean_ps() + 6 * j.normal().sd_ps() <= kMaxPs)) {  // also NaN, infinity
+      jv.at("normal").error("mean_ps", "mean_ps + 6 sd_ps must be at most 1e12 ps");
+    }
   }
   if (s.has_kv_dequant_flops_per_element()) {
     const double f = s.kv_dequant_flops_per_element();

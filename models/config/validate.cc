@@ -578,11 +578,11 @@ void validate_ranks(const config::Config& cfg, Validator v) {
             "expert-parallel ranks are never identical (each runs its own experts): leave it "
             "unset or false");
   }
-  if (every && cfg.software().has_kernel_jitter() && par.has_merge_identical_ranks() &&
+  if (every && draws_random_kernel_jitter(cfg) && par.has_merge_identical_ranks() &&
       par.merge_identical_ranks()) {
     v.error("workload.parallelism.merge_identical_ranks",
-            "nodes drawing software.kernel_jitter are never identical (each draws its own "
-            "stream): leave it unset or false");
+            "nodes drawing random software.kernel_jitter are never identical (each draws its "
+            "own stream): leave it unset or false");
   }
   if (!every && par.has_merge_identical_ranks()) {
     v.error("workload.parallelism.merge_identical_ranks",

@@ -83,8 +83,9 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
   // Expert-parallel ranks each run their own experts: no two are identical, whatever their
   // node configs (routing is shared: every rank's router draws the same from the same seed).
   const bool expert_ranks = par.expert_parallel() > 1;
-  // Nor are nodes that draw kernel jitter, each from its own stream.
-  const bool own_streams = cfg.software().has_kernel_jitter();
+  // Nor are nodes that draw random kernel jitter, each from its own stream (a fixed jitter is
+  // the same draw everywhere).
+  const bool own_streams = draws_random_kernel_jitter(cfg);
   const bool merge = !expert_ranks && !own_streams &&
                      (!par.has_merge_identical_ranks() || par.merge_identical_ranks());
   // Each rank's node config, and its class: the first rank with an identical config.

@@ -138,7 +138,8 @@ TEST_F(EveryRank, KernelJitterMakesStragglers) {
   EXPECT_NEAR(kernels, std::round(kernels), 1e-3);
   EXPECT_GT(kernels, 500);
   EXPECT_EQ(fixed_every.at("tpot_ms_mean"), fixed_one.at("tpot_ms_mean"));
-  EXPECT_EQ(fixed_every.at("rank_classes"), 8);  // own streams: none merged
+  EXPECT_EQ(fixed_every.at("rank_classes"), 1);    // the same draw everywhere: merged
+  EXPECT_EQ(uniform_every.at("rank_classes"), 8);  // random draws, own streams: none merged
   // Uniform [0, 10 us]: one rank pays about the mean; eight pay the slowest at each collective,
   // never more than every kernel's maximum.
   const double one_rank = uniform_one.at("tpot_ms_mean") - base;
@@ -147,11 +148,6 @@ TEST_F(EveryRank, KernelJitterMakesStragglers) {
   EXPECT_GT(pod, 1.15 * one_rank);
   EXPECT_LT(pod, 1.6 * one_rank);
   EXPECT_LT(pod, kernels * 0.010);
-  // Every node is sometimes the last.
-  for (int r = 0; r < 8; ++r) {
-    EXPECT_GT(uniform_every.at("node" + std::to_string(r) + "_rendezvous_wait_ms_per_step"), 0)
-        << r;
-  }
   // Each node's own results under /nodes/<r>: its summary, stats and steps.
   const ResultReader file((dir_ / "j_uniform_every.h5").string());
   EXPECT_TRUE(file.exists("/nodes/7/summary"));
@@ -159,12 +155,15 @@ TEST_F(EveryRank, KernelJitterMakesStragglers) {
   const auto jitter = [&](const std::string& prefix) {
     return file.read_doubles(prefix + "/stats/compute/kernel_jitter_time").back();
   };
-  EXPECT_EQ(jitter("/nodes/0"), jitter(""));          // the top level is node[0]'s
   EXPECT_NE(jitter("/nodes/3"), jitter("/nodes/0"));  // its own stream
   for (int r = 0; r < 8; ++r) {
     const std::string p = "/nodes/" + std::to_string(r);
     EXPECT_GT(jitter(p), 0.5 * kernels * 3 * 5e6) << r;  // about 3 steps x kernels x 5 us
     EXPECT_EQ(file.read_table(p + "/tokens").rows(), 3u) << r;
+    // Every node is sometimes the last at a collective, and waits at others.
+    EXPECT_GT(file.read_doubles(p + "/stats/compute/rendezvous_last").back(), 0) << r;
+    EXPECT_GT(uniform_every.at("node" + std::to_string(r) + "_rendezvous_wait_ms_per_step"), 0)
+        << r;
     double tpot = 0;
     for (const auto& item : file.summary(p + "/summary"))
       if (item.name == "tpot_ms_mean") tpot = item.value;
@@ -207,7 +206,7 @@ TEST_F(EveryRank, ExpertParallelAgreesWithTheShortcut) {
     EXPECT_EQ(every.at("rank_classes"), 8);  // each rank its own experts: none merged
     // The shortcut runs the rank it estimates the slowest in each layer; every rank simulated
     // waits for the slowest at each combine. Within 2% is required; the estimate is measured
-    // within 0.01%, so 0.2% catches a worse choice (the most distinct copies was 4.4% fast).
+    // within 0.03%, so 0.2% catches a worse choice (the most distinct copies was 4.4% fast).
     EXPECT_NEAR(every.at("tpot_ms_mean"), one.at("tpot_ms_mean"), 0.002 * one.at("tpot_ms_mean"))
         << load;
     // The same routing, so the same traffic and load.
@@ -280,10 +279,13 @@ TEST_F(EveryRank, BadConfigsExitTwoNamingTheField) {
           test::preset("studies/speed_70b_tp8.textproto") + every_ + " --quiet",
       "every rank simulated needs system.pod");
   bad(base_ + every_ + " --set run.fast_forward.every_steps=2", "run.fast_forward");
-  // Nodes drawing kernel jitter draw their own streams: nothing to merge.
-  bad(base_ + every_ + " --set software.kernel_jitter.fixed_ps=1000" +
+  // Nodes drawing random kernel jitter draw their own streams: nothing to merge.
+  bad(base_ + every_ + " --set software.kernel_jitter.uniform.max_ps=1000" +
           " --set workload.parallelism.merge_identical_ranks=true",
       "workload.parallelism.merge_identical_ranks");
+  // More than a second per kernel.
+  bad(base_ + " --set software.kernel_jitter.fixed_ps=2000000000000",
+      "software.kernel_jitter.fixed_ps");
   // A jitter with no distribution, and a uniform one upside down.
   bad(base_ + " --set 'software.kernel_jitter={}'", "software.kernel_jitter");
   bad(base_ + " --set software.kernel_jitter.uniform.min_ps=10" +
