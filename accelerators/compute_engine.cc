@@ -83,7 +83,7 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
       skipped_bytes_(ctx.stats().counter(
           basename(), "skipped_bytes",
           "operand bytes attention went on without (context regions skipped or lost)", "bytes")) {
-  if (software_.kernel_jitter_set) {
+  if (software_.kernel_jitter.kind_case() != config::Jitter::KIND_NOT_SET) {
     // Each node its own stream (one rank simulated: node[0]'s).
     const uint32_t node = ctx.rank() != nullptr ? ctx.rank()->node : 0;
     kernel_jitter_rng_.emplace(

@@ -114,8 +114,7 @@ struct SoftwareModel {
   TimePs attention_latency_ps = 0;          // per attention op, beyond the kernel overhead
   double kv_dequant_flops_per_element = 0;  // vector FLOPs per narrow KV element
   bool gather_paged_kv = false;             // paged_kv_reads PAGED_KV_GATHERED
-  bool kernel_jitter_set = false;
-  config::Jitter kernel_jitter;  // extra device time per kernel
+  config::Jitter kernel_jitter;             // extra device time per kernel (kind not set: none)
 
   // Kernels the op launches (0: fused into a neighbour).
   uint32_t kernels(OpKind kind) const;

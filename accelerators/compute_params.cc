@@ -582,7 +582,6 @@ SoftwareModel SoftwareModel::from_config(const config::Software& s) {
   m.attention_latency_ps = s.attention_latency_ps();
   m.kv_dequant_flops_per_element = s.kv_dequant_flops_per_element();
   m.gather_paged_kv = s.paged_kv_reads() == config::PAGED_KV_GATHERED;
-  m.kernel_jitter_set = s.has_kernel_jitter();
   m.kernel_jitter = s.kernel_jitter();
   return m;
 }

@@ -195,7 +195,6 @@ ForwardPass::ForwardPass(const TransformerShape& shape, uint32_t max_sequences, 
       ep_traffic_.assign(size_t{shape.moe_layers()} * 2 * cells, 0);
       ep_rank_rows_.assign(shape.ep, 0);
       ep_rank_active_.assign(shape.ep, 0);
-      ep_rank_estimate_s_.assign(shape.ep, 0.0);
       // Each MoE layer's placement of expert copies, from the router's expected loads (its
       // first popularity phase; a synthetic router's use probability for one token is
       // proportional to the expert's share. Routing traces are refused with expert
@@ -415,11 +414,11 @@ void ForwardPass::route(uint32_t layer) {
       // tile by tile, a few tiles deep, so a copy's time is about the longer of them).
       const config::Dtype dtype =
           runs_in_gemm_dtype(OpKind::kExpertGateUp) ? shape_.gemm_dtype : shape_.activation_dtype;
-      std::fill(ep_rank_estimate_s_.begin(), ep_rank_estimate_s_.end(), 0.0);
       const double up_stream_s = expert_cost_->stream_s(up_bytes);
       const double down_stream_s = expert_cost_->stream_s(down_bytes);
+      double slowest_s = -1;
       for (uint32_t r = 0; r < ep; ++r) {
-        double& t = ep_rank_estimate_s_[r];
+        double t = 0;
         for (uint32_t s = 0; s < slots; ++s) {
           const uint32_t rows = slot_rows_[size_t{r} * slots + s];
           if (rows == 0) continue;
@@ -430,9 +429,9 @@ void ForwardPass::route(uint32_t layer) {
                         expert_cost_->matrix_s(op_cost(shape_, OpKind::kExpertDown, rows, 1).flops,
                                                rows, dtype));
         }
-        if (t > ep_rank_estimate_s_[slowest] ||
-            (t == ep_rank_estimate_s_[slowest] && ep_rank_rows_[r] > ep_rank_rows_[slowest])) {
+        if (t > slowest_s || (t == slowest_s && ep_rank_rows_[r] > ep_rank_rows_[slowest])) {
           slowest = r;
+          slowest_s = t;
         }
       }
     } else {

@@ -201,8 +201,7 @@ class ForwardPass {
   std::vector<uint32_t> slot_rows_;         // ep x slots: the current layer's assignments
   std::vector<uint32_t> token_ranks_;       // scratch: the ranks of one token's copies
   const ExpertCostModel* expert_cost_ = nullptr;
-  std::vector<double> ep_rank_estimate_s_;  // per rank, the current layer's
-  int64_t own_rank_ = -1;                   // every rank simulated: this one (-1: the slowest)
+  int64_t own_rank_ = -1;  // every rank simulated: this one (-1: the slowest)
   double ep_load_ratio_sum_ = 0;
   uint64_t ep_dispatch_bytes_ = 0, ep_routed_layers_ = 0;
 };

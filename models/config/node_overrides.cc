@@ -10,11 +10,17 @@ bool simulates_every_rank(const config::Config& cfg) {
   return cfg.workload().parallelism().simulate_ranks() == config::SIMULATE_EVERY_RANK;
 }
 
-bool draws_random_kernel_jitter(const config::Config& cfg) {
-  if (!cfg.software().has_kernel_jitter()) return false;
+std::string ranks_never_identical(const config::Config& cfg) {
+  if (cfg.workload().parallelism().expert_parallel() > 1) {
+    return "expert-parallel ranks are never identical (each runs its own experts)";
+  }
   const config::Jitter& j = cfg.software().kernel_jitter();
-  return (j.has_uniform() && j.uniform().max_ps() > j.uniform().min_ps()) ||
-         (j.has_normal() && j.normal().sd_ps() > 0);
+  if ((j.has_uniform() && j.uniform().max_ps() > j.uniform().min_ps()) ||
+      (j.has_normal() && j.normal().sd_ps() > 0)) {
+    return "nodes drawing random software.kernel_jitter are never identical (each draws its own "
+           "stream)";
+  }
+  return "";
 }
 
 uint32_t simulated_ranks(const config::Config& cfg) {

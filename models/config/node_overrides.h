@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "configs/tiersim.pb.h"
 
@@ -10,9 +11,11 @@ namespace tiersim {
 
 // Whether the config simulates every rank (workload.parallelism.simulate_ranks).
 bool simulates_every_rank(const config::Config& cfg);
-// Whether software.kernel_jitter draws random times (a uniform range wider than a point, a
-// normal with a spread): nodes then draw their own streams and are never identical.
-bool draws_random_kernel_jitter(const config::Config& cfg);
+// Why no two ranks of `cfg` are identical whatever their node configs, or "" when ranks with
+// identical configs run alike: expert-parallel ranks each run their own experts; nodes drawing
+// random software.kernel_jitter (a uniform range wider than a point, a normal with a spread)
+// draw their own streams.
+std::string ranks_never_identical(const config::Config& cfg);
 // The ranks simulated side by side: the tensor- or expert-parallel degree.
 uint32_t simulated_ranks(const config::Config& cfg);
 // node[node]'s config: `tmpl` without node overrides, with those naming `node` merged into its

@@ -572,17 +572,9 @@ void validate_ranks(const config::Config& cfg, Validator v) {
       v.error(p, "every rank simulated runs without pod memory nodes (not yet)");
     }
   }
-  if (every && par.expert_parallel() > 1 && par.has_merge_identical_ranks() &&
-      par.merge_identical_ranks()) {
-    v.error("workload.parallelism.merge_identical_ranks",
-            "expert-parallel ranks are never identical (each runs its own experts): leave it "
-            "unset or false");
-  }
-  if (every && draws_random_kernel_jitter(cfg) && par.has_merge_identical_ranks() &&
-      par.merge_identical_ranks()) {
-    v.error("workload.parallelism.merge_identical_ranks",
-            "nodes drawing random software.kernel_jitter are never identical (each draws its "
-            "own stream): leave it unset or false");
+  if (const std::string why = ranks_never_identical(cfg);
+      every && !why.empty() && par.has_merge_identical_ranks() && par.merge_identical_ranks()) {
+    v.error("workload.parallelism.merge_identical_ranks", why + ": leave it unset or false");
   }
   if (!every && par.has_merge_identical_ranks()) {
     v.error("workload.parallelism.merge_identical_ranks",

@@ -34,7 +34,8 @@ struct TenantView {
 class ExpertCostModel {
  public:
   virtual ~ExpertCostModel() = default;
-  // False until the accelerator has streamed weights once (no rate to estimate with).
+  // False while the accelerator has no rate to estimate with (no expert kernel streamed yet, or
+  // expert weights that come from where their residency decides).
   virtual bool ready() const = 0;
   // Time to stream `bytes` of weights, and to compute `flops` of a matrix op in `dtype` whose
   // weights `rows` rows share, in seconds.

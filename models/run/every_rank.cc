@@ -80,13 +80,10 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
   sc_core::sc_set_time_resolution(1, sc_core::SC_PS);
   const uint32_t ranks = simulated_ranks(cfg);
   const auto& par = cfg.workload().parallelism();
-  // Expert-parallel ranks each run their own experts: no two are identical, whatever their
-  // node configs (routing is shared: every rank's router draws the same from the same seed).
+  // Expert-parallel ranks run their own experts (routing is shared: every rank's router draws
+  // the same from the same seed); nodes drawing random jitter, their own streams.
   const bool expert_ranks = par.expert_parallel() > 1;
-  // Nor are nodes that draw random kernel jitter, each from its own stream (a fixed jitter is
-  // the same draw everywhere).
-  const bool own_streams = draws_random_kernel_jitter(cfg);
-  const bool merge = !expert_ranks && !own_streams &&
+  const bool merge = ranks_never_identical(cfg).empty() &&
                      (!par.has_merge_identical_ranks() || par.merge_identical_ranks());
   // Each rank's node config, and its class: the first rank with an identical config.
   std::deque<config::Config> configs;  // per class: the Contexts keep references
