@@ -24,9 +24,11 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
       params_(params),
       collective_(CollectiveModel::from_config(
           ctx.config().system().scale_up(),
-          // The ranks the collectives span: tensor- or expert-parallel.
+          // The ranks the collectives span: tensor- or expert-parallel (or pipeline stages,
+          // whose sends run on the pod).
           std::max({1u, ctx.config().workload().parallelism().tensor_parallel(),
-                    ctx.config().workload().parallelism().expert_parallel()}),
+                    ctx.config().workload().parallelism().expert_parallel(),
+                    ctx.config().workload().parallelism().pipeline_parallel()}),
           ctx.config().software().collective_algorithm(),
           ctx.config().system().has_pod() ? &ctx.config().system().pod() : nullptr,
           CollectiveModel::protocols_from_config(ctx.config().software()))),
@@ -101,6 +103,18 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
         "collectives this rank arrived at strictly last (no other rank, nor an identical rank "
         "simulated with it, as late)",
         "count");
+    if (ctx.config().workload().parallelism().pipeline_parallel() > 1) {
+      pipe_wait_ps_ = &ctx.stats().counter(
+          basename(), "pipeline_wait_time",
+          "time this pipeline stage waited for a micro-batch to arrive (its bubbles)", "ps");
+      pipe_sends_ = &ctx.stats().counter(
+          basename(), "pipeline_sends", "point-to-point sends to the next pipeline stage", "count");
+      pipe_send_bytes_ = &ctx.stats().counter(basename(), "pipeline_send_bytes",
+                                              "bytes sent to the next pipeline stage", "bytes");
+      pipe_send_ps_ = &ctx.stats().counter(
+          basename(), "pipeline_send_time",
+          "time the sends took on the fabric (launch latency included; the engine goes on)", "ps");
+    }
   }
   SC_METHOD(run);
   ctx.stats()
@@ -311,6 +325,8 @@ TimePs ComputeEngine::op_compute_ps(double flops, uint32_t rows) const {
                                             : collective_.all_reduce_ps(op_.collective_bytes);
     case OpClass::kWait:
       return op_.delay_ps;
+    case OpClass::kPointToPoint:
+      return 0;  // timed by phase_pipe
     case OpClass::kHostTransfer: {
       const double rate =
           op_.kind == OpKind::kSwapIn ? host_from_bytes_per_s_ : host_to_bytes_per_s_;

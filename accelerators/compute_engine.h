@@ -196,7 +196,7 @@ class ComputeEngine : public Component, public ExpertCostModel {
 
  public:
  private:
-  enum class Phase { kFetch, kOverhead, kStream, kRendezvous, kFinish, kStepEnd, kDone };
+  enum class Phase { kFetch, kOverhead, kStream, kRendezvous, kPipe, kFinish, kStepEnd, kDone };
 
   void run();  // the scheduler process; re-triggers itself only when something can change
   // What the scheduler does after a phase: go on at once, wait until `at`, or stop.
@@ -214,6 +214,9 @@ class ComputeEngine : public Component, public ExpertCostModel {
   PhaseResult phase_stream(TimePs now);    // tiles of off-chip operands; the arithmetic
   // Every-rank simulation: a collective's meeting with the other ranks, once the last arrived.
   PhaseResult phase_rendezvous(TimePs now);
+  // Pipeline parallelism: a send (its message posted with its arrival; the engine goes on) or
+  // a receive (waits for the message's arrival), ready at pipe_ready_ps_.
+  PhaseResult phase_pipe(TimePs now);
   // After the arithmetic (compute_free_): the activations' write; then the op finishes.
   PhaseResult write_activations(TimePs now);
   // A collective op's time on the fabric, and its link energy (the pod's, every rank's share).
@@ -350,6 +353,13 @@ class ComputeEngine : public Component, public ExpertCostModel {
   Counter* rendezvous_last_ = nullptr;
   uint64_t rendezvous_generation_ = 0;  // the meeting this rank waits for
   TimePs rendezvous_arrival_ps_ = 0;    // when it arrived
+  // Pipeline parallelism (registered only then): receives' waits, sends, their bytes and their
+  // time on the fabric.
+  Counter* pipe_wait_ps_ = nullptr;
+  Counter* pipe_sends_ = nullptr;
+  Counter* pipe_send_bytes_ = nullptr;
+  Counter* pipe_send_ps_ = nullptr;
+  TimePs pipe_ready_ps_ = 0;  // when the current send or receive could start
 };
 
 }  // namespace tiersim

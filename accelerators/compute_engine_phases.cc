@@ -105,6 +105,11 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
     // over the scale-up fabric).
     const TimePs start = std::max(compute_free_, now);
     const RankSlot* rank = ctx().rank();
+    if (op_.op_class == OpClass::kPointToPoint) {
+      pipe_ready_ps_ = start;
+      phase_ = Phase::kPipe;
+      return phase_pipe(now);
+    }
     if (rank != nullptr && op_.op_class == OpClass::kCollective) {
       // Every rank simulated: the collective starts when the last rank arrives.
       Rendezvous& rv = rank->group->rendezvous();
@@ -169,6 +174,35 @@ ComputeEngine::PhaseResult ComputeEngine::phase_rendezvous(TimePs now) {
   // The wait for the last rank is not the engine's work (counted in rendezvous_wait_time).
   compute_busy_ps_ += r.end_ps - r.latest_ps;
   compute_free_ = r.end_ps;
+  return write_activations(now);
+}
+
+ComputeEngine::PhaseResult ComputeEngine::phase_pipe(TimePs now) {
+  const RankSlot* rank = ctx().rank();
+  if (rank == nullptr || pipe_wait_ps_ == nullptr || !collective_.pod) {
+    throw std::logic_error(std::string(name()) + ": a pipeline op outside a simulated pipeline");
+  }
+  const TimePs start = pipe_ready_ps_;
+  if (op_.kind == OpKind::kPipeSend) {
+    // The message as a flow on the pod under the library's protocols (an uneven all-to-all of
+    // one message, ONE_SHOT); the engine goes on while it travels, as a send on its own stream.
+    const CollectiveResult r = collective_.pod->all_to_all(op_.traffic, config::ONE_SHOT);
+    rank->group->pipe(op_.peer).post(start + r.total_ps());
+    pipe_sends_->inc();
+    pipe_send_bytes_->inc(op_.collective_bytes);
+    pipe_send_ps_->inc(r.total_ps());
+    pod_link_energy_j_ += r.energy_j;  // this rank's own message
+    compute_free_ = start;
+    return write_activations(now);
+  }
+  TimePs arrival = 0;
+  if (!rank->group->pipe(rank->party).take(&arrival)) {
+    return PhaseResult::wait_event(rank->group->pipe(rank->party).posted());
+  }
+  const TimePs end = std::max(start, arrival);
+  pipe_wait_ps_->inc(end - start);
+  if (end > start) note_inactive(start, end);
+  compute_free_ = end;
   return write_activations(now);
 }
 
@@ -254,6 +288,9 @@ void ComputeEngine::run() {
         break;
       case Phase::kRendezvous:
         r = phase_rendezvous(now);
+        break;
+      case Phase::kPipe:
+        r = phase_pipe(now);
         break;
       case Phase::kFinish:
         r = phase_finish(now);

@@ -88,20 +88,24 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
       pv.error("expert_parallel", "not with tenancy (one workload spans the ranks)");
     }
   }
-  if (par.tensor_parallel() > 1 || par.expert_parallel() > 1) {
+  if (par.pipeline_parallel() > 1 && !root.system().has_pod()) {
+    v.root("workload.parallelism")
+        .error("pipeline_parallel", "needs system.pod: the stages' sends run on its links");
+  }
+  if (par.tensor_parallel() > 1 || par.expert_parallel() > 1 || par.pipeline_parallel() > 1) {
     if (!root.system().has_scale_up()) {
       v.root("system").error("scale_up",
-                             "required with tensor or expert parallelism (the collective "
-                             "model's link bandwidth and latencies)");
+                             "required with tensor, expert or pipeline parallelism (the "
+                             "collective model's link bandwidth and latencies)");
     } else {
       CollectiveModel::validate(root, v);
     }
   } else if (root.system().has_pod() && root.has_workload()) {
     // (Without a workload, as for `tiersim collective`, the pod is checked where it is used.)
     v.root("system").error("pod",
-                           "a pod's fabric carries tensor- or expert-parallel collectives: set "
-                           "workload.parallelism.tensor_parallel or expert_parallel > 1, or "
-                           "remove the pod");
+                           "a pod's fabric carries tensor-, expert- or pipeline-parallel "
+                           "traffic: set workload.parallelism.tensor_parallel, expert_parallel "
+                           "or pipeline_parallel > 1, or remove the pod");
   }
 
   // References: kinds and links.
@@ -348,8 +352,9 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
     const bool reduces = root.system().has_pod() &&
                          root.system().pod().topology() == config::POD_SINGLE_SWITCH &&
                          root.system().pod().switch_().in_network_reduction();
-    const bool all_to_all_only = root.workload().parallelism().expert_parallel() > 1 &&
-                                 root.workload().parallelism().tensor_parallel() <= 1;
+    const auto& pr = root.workload().parallelism();
+    const bool all_to_all_only =
+        (pr.expert_parallel() > 1 || pr.pipeline_parallel() > 1) && pr.tensor_parallel() <= 1;
     const std::string missing = missing_protocols(root.software(), a, reduces, all_to_all_only);
     if (!missing.empty()) {
       v.root("software")
@@ -361,13 +366,15 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
       // Every message size of the run's collectives must be served by some protocol.
       const auto& par = root.workload().parallelism();
       const uint32_t tp = par.tensor_parallel(), ep = par.expert_parallel();
-      const uint32_t ranks = std::max(tp, ep);
+      const uint32_t ranks = std::max({tp, ep, par.pipeline_parallel()});
       std::vector<std::pair<CollectiveOp, config::CollectiveAlgorithm>> ops;
       if (tp > 1) {
         ops.emplace_back(CollectiveOp::kAllReduce, a);
         ops.emplace_back(CollectiveOp::kAllGather, a == config::TREE ? config::RING : a);
       }
       if (ep > 1) ops.emplace_back(CollectiveOp::kAllToAll, a);
+      // A pipeline stage's send: one message, ONE_SHOT (an uneven all-to-all).
+      if (par.pipeline_parallel() > 1) ops.emplace_back(CollectiveOp::kAllToAll, config::ONE_SHOT);
       const std::vector<CollectiveProtocol> list = protocols_from_config(root.software());
       for (const auto& [op, oa] : ops) {
         // An algorithm that cannot run here is reported by the checks below.
@@ -397,15 +404,19 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
   validate_memory_nodes(root, pv);
   const uint32_t tp = root.workload().parallelism().tensor_parallel();
   const uint32_t ep = root.workload().parallelism().expert_parallel();
-  const uint32_t ranks = std::max(tp, ep);
+  const uint32_t pp = root.workload().parallelism().pipeline_parallel();
+  const uint32_t ranks = std::max({tp, ep, pp});
   if (ranks > root.system().pod().nodes()) {
-    pv.error("nodes", std::string(ep > tp ? "the expert-parallel" : "the tensor-parallel") +
+    pv.error("nodes", std::string(pp > std::max(tp, ep) ? "the pipeline"
+                                  : ep > tp             ? "the expert-parallel"
+                                                        : "the tensor-parallel") +
                           " group (" + std::to_string(ranks) +
                           " ranks) needs at least as many nodes (" +
                           std::to_string(root.system().pod().nodes()) + ")");
   }
   const bool reduces = root.system().pod().topology() == config::POD_SINGLE_SWITCH &&
                        root.system().pod().switch_().in_network_reduction();
+  if (pp > 1 && tp <= 1 && ep <= 1) return;  // the stages' sends run ONE_SHOT
   if (ep > 1 && tp <= 1) {
     // Only all-to-alls run: the algorithm chooses how.
     if (a == config::TREE || a == config::IN_SWITCH || a == config::TWO_SHOT) {

@@ -135,18 +135,106 @@ DecodeWorkload::DecodeWorkload(const TransformerShape& shape, const DecodeOption
 }
 
 uint64_t DecodeWorkload::footprint_bytes(const TransformerShape& s, const DecodeOptions& o) {
+  // Per layer: every sequence's KV at its longest (and its hidden-state checkpoints).
   auto kv = [&](const TransformerShape& m, bool sparse) {
     const uint64_t tokens = o.max_tokens();
     const uint64_t digests = sparse ? ceil_div(tokens, o.kv_block_tokens) : 0;
-    return uint64_t{m.layers} * o.batch * (tokens + digests) * m.kv_bytes_per_token_per_layer();
+    return o.batch * (tokens + digests) * m.kv_bytes_per_token_per_layer();
   };
-  uint64_t bytes = s.total_weight_bytes() + kv(s, o.sparse());
-  if (o.hidden_states) {
-    bytes +=
-        uint64_t{s.layers} * o.batch * o.max_tokens() * dtype_bytes(s.activation_dtype, s.hidden);
+  uint64_t per_layer = kv(s, o.sparse());
+  if (o.hidden_states)
+    per_layer += o.batch * o.max_tokens() * dtype_bytes(s.activation_dtype, s.hidden);
+  if (s.pp > 1) {
+    // A pipeline stage's node holds its own weights and its layers' KV: the largest stage's.
+    uint64_t most = 0;
+    for (uint32_t stage = 0; stage < s.pp; ++stage) {
+      const TransformerShape::LayerRange r = s.stage_layers(stage);
+      most = std::max(most, s.stage_weight_bytes(stage) + uint64_t{r.end - r.first} * per_layer);
+    }
+    return most;
   }
-  if (o.speculative()) bytes += o.draft->total_weight_bytes() + kv(*o.draft, false);
+  uint64_t bytes = s.total_weight_bytes() + uint64_t{s.layers} * per_layer;
+  if (o.speculative()) {
+    bytes += o.draft->total_weight_bytes() + uint64_t{o.draft->layers} * kv(*o.draft, false);
+  }
   return bytes;
+}
+
+bool DecodeWorkload::set_pipeline_stage(uint32_t stage) {
+  const TransformerShape& s = target_.shape();
+  if (s.pp < 2 || draft_ || o_.micro_batches > 1) return false;
+  target_.set_pipeline_stage(stage);
+  staged_ = true;
+  stage_ = stage;
+  passes_ = std::max<uint32_t>(1, o_.pipeline_micro_batches);
+  pipe_traffic_.assign(size_t{s.pp} * s.pp, 0);
+  return true;
+}
+
+bool DecodeWorkload::staged_receives() const {
+  // The first stage's first step starts on the prompts.
+  return stage_ > 0 || step_ > 0;
+}
+
+bool DecodeWorkload::staged_sends() const {
+  // Nothing goes back to the first stage after the run's last step.
+  return stage_ + 1 < target_.shape().pp || step_ + 1 < total_steps();
+}
+
+void DecodeWorkload::end_staged_pass(Op& op) {
+  if (++pass_ == passes_) {
+    op.last_of_step = true;
+    finish_step();
+    pass_ = 0;
+    ++step_;
+  }
+  part_ = StagePart::kReceive;
+}
+
+bool DecodeWorkload::next_staged(Op& op) {
+  if (step_ >= total_steps()) return false;
+  const TransformerShape& s = target_.shape();
+  const uint32_t pp = s.pp;
+  if (part_ == StagePart::kReceive) {
+    part_ = StagePart::kPass;
+    if (staged_receives()) {
+      op = Op();
+      op.id = OpId(next_id_++);
+      op.kind = OpKind::kPipeRecv;
+      op.op_class = OpClass::kPointToPoint;
+      op.step = StepIndex(step_);
+      op.peer = stage_ == 0 ? pp - 1 : stage_ - 1;
+      return true;
+    }
+  }
+  if (part_ == StagePart::kPass) {
+    if (!in_pass_) begin_pass();
+    if (!target_.next(op, OpId(next_id_))) throw std::logic_error("DecodeWorkload: empty pass");
+    ++next_id_;
+    if (target_.done()) {
+      in_pass_ = false;
+      part_ = StagePart::kSend;
+      if (!staged_sends()) end_staged_pass(op);
+    }
+    return true;
+  }
+  // The send: the hidden states and the residual of the micro-batch's new tokens to the next
+  // stage (vLLM's IntermediateTensors), or its sampled tokens (int64 ids) back to the first.
+  const bool last = stage_ + 1 == pp;
+  const uint32_t to = last ? 0 : stage_ + 1;
+  const uint64_t bytes = last ? 8 * pass_sampled_ : 2 * s.hidden_bytes(pass_tokens_);
+  pipe_traffic_[size_t{stage_} * pp + to] = bytes;
+  op = Op();
+  op.id = OpId(next_id_++);
+  op.kind = OpKind::kPipeSend;
+  op.op_class = OpClass::kPointToPoint;
+  op.step = StepIndex(step_);
+  op.peer = to;
+  op.collective_bytes = bytes;
+  op.traffic = pipe_traffic_.data();
+  op.traffic_ranks = pp;
+  end_staged_pass(op);
+  return true;
 }
 
 bool DecodeWorkload::set_expert_rank(uint32_t rank) {
@@ -190,13 +278,32 @@ uint64_t DecodeWorkload::max_activation_bytes() const {
   // Layer ops see one micro-batch; the embedding and the head the whole pass.
   const uint64_t mb = ceil_div(o_.batch, o_.micro_batches);
   const uint64_t sq = o_.target_queries();  // sampled positions per sequence
-  uint64_t m = target_.max_activation_bytes(mb * q, mb * sq, mb, uint64_t{o_.batch} * q,
-                                            uint64_t{o_.batch} * sq);
+  uint64_t m = staged_ ? target_.max_activation_bytes(ceil_div(o_.batch, passes_) * q,
+                                                      ceil_div(o_.batch, passes_) * sq,
+                                                      ceil_div(o_.batch, passes_))
+                       : target_.max_activation_bytes(mb * q, mb * sq, mb, uint64_t{o_.batch} * q,
+                                                      uint64_t{o_.batch} * sq);
   if (draft_) m = std::max(m, draft_->max_activation_bytes(o_.batch, o_.batch, o_.batch));
   return m;
 }
 
 void DecodeWorkload::begin_pass() {
+  if (staged_) {
+    // Pipeline micro-batch pass_: a consecutive slice of the batch (the prompt's, in a prefill
+    // step: every token new, one sampled position).
+    const uint32_t first = static_cast<uint32_t>(uint64_t{pass_} * o_.batch / passes_);
+    const uint32_t end = static_cast<uint32_t>(uint64_t{pass_ + 1} * o_.batch / passes_);
+    const bool prompt = o_.prefill && step_ == 0;
+    pass_tokens_ = pass_sampled_ = 0;
+    for (uint32_t s = first; s < end; ++s) {
+      plan_[s] = prompt ? PassSequence{s, 0, o_.context, 1} : PassSequence{s, length_[s], 1, 1};
+      pass_tokens_ += plan_[s].queries;
+      pass_sampled_ += plan_[s].sampled;
+    }
+    target_.begin(plan_.data() + first, end - first, step_);
+    in_pass_ = true;
+    return;
+  }
   if (o_.prefill && step_ == 0) {
     // The prompt: every token new, one sampled position (the first generated token).
     for (uint32_t s = 0; s < o_.batch; ++s)
@@ -247,6 +354,7 @@ void DecodeWorkload::finish_step() {
 
 bool DecodeWorkload::next(Op& op) {
   if (!registered_) throw std::logic_error("DecodeWorkload: objects not registered");
+  if (staged_) return next_staged(op);
   if (step_ >= total_steps()) return false;
   if (!in_pass_) begin_pass();
   const bool prefilling = o_.prefill && step_ == 0;
@@ -268,6 +376,7 @@ bool DecodeWorkload::next(Op& op) {
 bool DecodeWorkload::skip_step() {
   if (!registered_) throw std::logic_error("DecodeWorkload: objects not registered");
   if (in_pass_ || pass_ != 0) throw std::logic_error("DecodeWorkload: skip_step within a step");
+  if (staged_) return false;  // a stage's receives wait for the others
   if (step_ >= total_steps() || (o_.prefill && step_ == 0)) return false;
   // The step's ops are made and dropped, so everything the workload draws or counts per step
   // (MoE routing and expert load, sparse page selection, speculative acceptance) follows the
@@ -403,6 +512,23 @@ void validate_decode(const config::Config& root, Validator& v) {
       }
     }
   }
+  if (const uint32_t pp = w.parallelism().pipeline_parallel(); pp > 1) {
+    const auto& par = w.parallelism();
+    const uint32_t mb = par.has_pipeline_micro_batches() ? par.pipeline_micro_batches() : pp;
+    if (batch_ok && mb > d.batch_size()) {
+      Validator(dv)
+          .root("workload.parallelism")
+          .error(par.has_pipeline_micro_batches() ? "pipeline_micro_batches" : "pipeline_parallel",
+                 "micro-batches (" + std::to_string(mb) + ") at most batch_size (" +
+                     std::to_string(d.batch_size()) +
+                     (par.has_pipeline_micro_batches()
+                          ? ")"
+                          : "): set pipeline_micro_batches, which defaults to the stages"));
+    }
+    const char* why = "not with pipeline_parallel (a stage runs one model's micro-batches)";
+    if (d.has_speculative()) dv.error("speculative", why);
+    if (d.micro_batches() > 1) dv.error("micro_batches", why);
+  }
   if (d.hidden_state_checkpoints() && d.has_sparse_attention()) {
     dv.error("hidden_state_checkpoints", "not with sparse_attention");
   }
@@ -492,6 +618,10 @@ DecodeOptions options_from_config(const config::Config& root) {
   o.prefill = d.prefill();
   o.hidden_states = d.hidden_state_checkpoints();
   o.micro_batches = d.has_micro_batches() ? d.micro_batches() : 1;
+  const auto& par = w.parallelism();
+  o.pipeline_micro_batches = par.has_pipeline_micro_batches() ? par.pipeline_micro_batches()
+                             : par.pipeline_parallel() > 1    ? par.pipeline_parallel()
+                                                              : 1;
   return o;
 }
 

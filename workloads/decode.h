@@ -51,6 +51,8 @@ struct DecodeOptions {
   bool prefill = false;
   uint32_t micro_batches = 1;
   bool hidden_states = false;  // hidden-state checkpoints next to the KV
+  // Pipeline parallelism (the shape's pp > 1): micro-batches per step.
+  uint32_t pipeline_micro_batches = 1;
 
   bool speculative() const { return draft.has_value(); }
   bool sparse() const { return top_k_pages > 0; }
@@ -106,6 +108,14 @@ class DecodeWorkload : public Workload {
 
   void register_objects(ObjectTable& objects) override;
   bool set_expert_rank(uint32_t rank) override;
+  // Pipeline stage `stage` of the shape's pp: each step runs pipeline_micro_batches passes over
+  // consecutive slices of the batch, each [receive] + the stage's layers + [send] (kPipeRecv,
+  // kPipeSend): a stage after the first receives the micro-batch's hidden states and the
+  // residual from the stage before (2 x hidden per token), the first receives the last stage's
+  // sampled tokens (8 bytes each, from the second step on), and each stage sends on what the
+  // next needs (the last stage: the sampled tokens back to the first, but not after the run's
+  // last step).
+  bool set_pipeline_stage(uint32_t stage) override;
   void set_expert_cost_model(const ExpertCostModel* m) override { target_.set_expert_cost(m); }
   bool next(Op& op) override;
   // Every step but the prompt's prefill pass: the step's ops are made and dropped, so the KV
@@ -137,6 +147,11 @@ class DecodeWorkload : public Workload {
  private:
   void begin_pass();
   void finish_step();  // verify outcome, tail pointers, step counters
+  bool next_staged(Op& op);
+  // A pipeline stage's pass `pass_` ends (after its send, if any): the step's last ends the step.
+  void end_staged_pass(Op& op);
+  bool staged_receives() const;
+  bool staged_sends() const;
 
   const DecodeOptions o_;
   std::unique_ptr<Router> router_;
@@ -150,6 +165,15 @@ class DecodeWorkload : public Workload {
   uint64_t next_id_ = 0;
   bool registered_ = false;
   uint32_t last_step_tokens_ = 0;
+
+  // Pipeline parallelism: this stage, where the current pass is (its receive, its ops, its
+  // send), and the traffic matrix its sends point at (pp x pp, one cell used).
+  enum class StagePart : uint8_t { kReceive, kPass, kSend };
+  bool staged_ = false;
+  uint32_t stage_ = 0;
+  StagePart part_ = StagePart::kReceive;
+  uint64_t pass_tokens_ = 0, pass_sampled_ = 0;  // the current micro-batch's
+  std::vector<uint64_t> pipe_traffic_;
 
   std::vector<uint64_t> length_;  // per sequence: cached tokens (target tail pointer)
   std::vector<PassSequence> plan_;

@@ -49,13 +49,22 @@ void ModelObjects::register_weights(ObjectTable& t, const TransformerShape& s,
   // whole by the LM head.
   ObjectIntent gathered = every;
   gathered.uses_per_step = 0;
-  const ObjectIntent table_use = s.tied_embeddings ? every : gathered;
-  embedding = t.add(prefix + "embedding", tables, s.embedding_bytes(), LayerId(), table_use);
-  positions = s.position_table_bytes() > 0 ? t.add(prefix + "positions", tables,
-                                                   s.position_table_bytes(), LayerId(), gathered)
-                                           : ObjectId();
-  layers.clear();
-  for (uint32_t l = 0; l < s.layers; ++l) {
+  const bool staged = stage >= 0 && s.pp > 1;
+  const bool first_stage = !staged || stage == 0;
+  const bool last_stage = !staged || stage + 1 == int64_t{s.pp};
+  const TransformerShape::LayerRange range = staged ? s.stage_layers(static_cast<uint32_t>(stage))
+                                                    : TransformerShape::LayerRange{0, s.layers};
+  // A last stage that is not the first reads its tied LM head's own copy of the table whole.
+  const ObjectIntent table_use = s.tied_embeddings && last_stage ? every : gathered;
+  embedding = first_stage || (last_stage && s.tied_embeddings)
+                  ? t.add(prefix + "embedding", tables, s.embedding_bytes(), LayerId(), table_use)
+                  : ObjectId();
+  positions =
+      first_stage && s.position_table_bytes() > 0
+          ? t.add(prefix + "positions", tables, s.position_table_bytes(), LayerId(), gathered)
+          : ObjectId();
+  layers.assign(s.layers, Layer{});
+  for (uint32_t l = range.first; l < range.end; ++l) {
     const std::string p = prefix + "layer" + std::to_string(l) + ".";
     const LayerId id(l);
     Layer lo;
@@ -110,14 +119,17 @@ void ModelObjects::register_weights(ObjectTable& t, const TransformerShape& s,
         if (e == 0) lo.first_expert = x.value();
       }
     }
-    layers.push_back(lo);
+    layers[l] = lo;
     if (after_layer) after_layer(l);
   }
-  embedding_norm = s.embedding_norm ? t.add(prefix + "embedding_norm", weights,
-                                            s.norm_weight_bytes(), LayerId(), every)
-                                    : ObjectId();
-  final_norm = t.add(prefix + "final_norm", weights, s.norm_weight_bytes(), LayerId(), every);
-  lm_head = s.tied_embeddings
+  embedding_norm = first_stage && s.embedding_norm ? t.add(prefix + "embedding_norm", weights,
+                                                           s.norm_weight_bytes(), LayerId(), every)
+                                                   : ObjectId();
+  final_norm = last_stage
+                   ? t.add(prefix + "final_norm", weights, s.norm_weight_bytes(), LayerId(), every)
+                   : ObjectId();
+  lm_head = !last_stage ? ObjectId()
+            : s.tied_embeddings
                 ? embedding
                 : t.add(prefix + "lm_head", weights, s.lm_head_bytes(), LayerId(), every);
 }
@@ -168,6 +180,7 @@ ForwardPass::ForwardPass(const TransformerShape& shape, uint32_t max_sequences, 
       sparse_(sparse),
       page_rng_(seed ^ 0x7061676573656c63ULL),
       router_(router) {
+  end_layer_ = shape.layers;
   dense_ops_ = shape.layer_ops(0);
   if (shape.moe()) moe_ops_ = shape.layer_ops(shape.first_moe_layer);
   if (sparse_) {
@@ -215,6 +228,18 @@ ForwardPass::ForwardPass(const TransformerShape& shape, uint32_t max_sequences, 
   }
 }
 
+void ForwardPass::set_pipeline_stage(uint32_t stage) {
+  if (shape_.pp < 2 || stage >= shape_.pp || micro_batches_ > 1) {
+    throw std::logic_error("ForwardPass: a pipeline stage needs pipeline parallelism over it");
+  }
+  objects_.stage = stage;
+  const TransformerShape::LayerRange r = shape_.stage_layers(stage);
+  first_layer_ = r.first;
+  end_layer_ = r.end;
+  if (stage > 0) head_ops_.clear();
+  if (stage + 1 < shape_.pp) tail_ops_.clear();
+}
+
 void ForwardPass::set_expert_rank(uint32_t rank) {
   if (shape_.ep < 2 || rank >= shape_.ep) {
     throw std::logic_error("ForwardPass: an expert rank needs expert parallelism over it");
@@ -252,7 +277,8 @@ void ForwardPass::begin(const PassSequence* seqs, uint32_t count, uint32_t step)
   step_ = step;
   micro_batch_ = 0;
   select_micro_batch(UINT32_MAX);
-  pos_ = layer_ = layer_op_ = 0;
+  pos_ = layer_op_ = 0;
+  layer_ = first_layer_;
   if (shape_.moe()) {
     routed_.resize(
         std::max<size_t>(routed_.size(), tokens_ * shape_.ep * shape_.experts_per_token));
@@ -276,8 +302,8 @@ bool ForwardPass::next(Op& op, OpId id) {
       layer_op_ = 0;
       if (++micro_batch_ == micro_batches_) {
         micro_batch_ = 0;
-        if (++layer_ == shape_.layers) {
-          layer_ = 0;
+        if (++layer_ == end_layer_) {
+          layer_ = first_layer_;
           ++pos_;
         }
       }

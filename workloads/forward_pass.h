@@ -56,7 +56,11 @@ struct ModelObjects {
     uint32_t first_expert = 0;  // object id of expert 0; experts are consecutive
   };
   ObjectId embedding, positions, embedding_norm, final_norm, lm_head;
-  std::vector<Layer> layers;
+  std::vector<Layer> layers;  // every layer of the model; a pipeline stage's others are unset
+  // Pipeline parallelism: the stage whose weights register_weights registers (its layers; stage
+  // 0 the embedding tables, the last stage the final norm and the LM head, a tied one with its
+  // own copy of the embedding). -1: every weight.
+  int64_t stage = -1;
 
   // Registers every weight object of `s` named `prefix` + name, with class `weights` (the
   // embedding tables take class embedding when `weights` is kWeight). `after_layer(l)` runs after
@@ -116,6 +120,10 @@ class ForwardPass {
   // Before the objects are registered.
   void set_expert_rank(uint32_t rank);
   bool has_expert_rank() const { return own_rank_ >= 0; }
+  // Pipeline parallelism: this pass is stage `stage` of shape().pp and runs its layers only
+  // (stage_layers), the embedding on the first stage and the final norm and LM head on the
+  // last. Before the objects are registered.
+  void set_pipeline_stage(uint32_t stage);
   // The symmetric shortcut runs the rank `model` estimates the slowest in each MoE layer (its
   // experts' weights streamed and their rows computed); without a model, or before it is ready,
   // the rank with the most distinct copies, then the most assignments.
@@ -175,6 +183,7 @@ class ForwardPass {
   uint32_t count_ = 0, step_ = 0;
   uint64_t tokens_ = 0, sampled_ = 0;
   uint32_t pos_ = 0, layer_ = 0, layer_op_ = 0;
+  uint32_t first_layer_ = 0, end_layer_ = 0;  // the layers this pass runs (a pipeline stage's)
   std::vector<Operand> operands_;
 
   // Sparse attention.

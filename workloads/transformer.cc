@@ -164,6 +164,30 @@ void TransformerShape::validate_parallelism(const config::TransformerModel& m,
                                        config::Dtype_Name(m.activation_dtype()) + ")");
     }
   }
+  if (p.has_pipeline_parallel() && v.positive("pipeline_parallel", true, p.pipeline_parallel()) &&
+      p.pipeline_parallel() > 1) {
+    // Not yet: stages of tensor- or expert-parallel ranks, MoE routing per micro-batch.
+    if (m.has_layers() && p.pipeline_parallel() > m.layers()) {
+      v.error("pipeline_parallel", "at most the model's layers (" + std::to_string(m.layers()) +
+                                       "): a stage holds one "
+                                       "or more");
+    }
+    if (m.has_moe()) {
+      v.error("pipeline_parallel",
+              "is modelled for dense models (not yet a MoE model's routing "
+              "per micro-batch)");
+    }
+    if (p.tensor_parallel() > 1 || p.expert_parallel() > 1) {
+      v.error("pipeline_parallel",
+              "with tensor_parallel or expert_parallel > 1 is not modelled yet (a stage is one "
+              "node): set them to 1");
+    }
+  }
+  if (p.has_pipeline_micro_batches() &&
+      v.positive("pipeline_micro_batches", true, p.pipeline_micro_batches()) &&
+      !(p.has_pipeline_parallel() && p.pipeline_parallel() > 1)) {
+    v.error("pipeline_micro_batches", "needs pipeline_parallel > 1");
+  }
   if (!p.has_tensor_parallel()) return;
   if (!v.positive("tensor_parallel", true, p.tensor_parallel())) return;
   const uint32_t tp = p.tensor_parallel();
@@ -257,6 +281,7 @@ TransformerShape TransformerShape::from_config(const config::TransformerModel& m
   s.ep = p.has_expert_parallel() && p.expert_parallel() > 0 ? p.expert_parallel() : 1;
   s.redundant_experts = s.ep > 1 ? p.redundant_experts() : 0;
   s.ep_dispatch_fp8 = s.ep > 1 && p.ep_dispatch_dtype() == config::FP8;
+  s.pp = p.has_pipeline_parallel() && p.pipeline_parallel() > 0 ? p.pipeline_parallel() : 1;
   return s;
 }
 
@@ -346,6 +371,35 @@ uint64_t TransformerShape::total_weight_bytes() const {
   return layers_bytes + embedding_bytes() + position_table_bytes() + lm_head_bytes() +
          (embedding_norm ? 2 : 1) * norm_weight_bytes();
 }
+TransformerShape::LayerRange TransformerShape::stage_layers(uint32_t stage) const {
+  // Stage i holds L / pp layers, plus one when it is among the L mod pp stages just before the
+  // last (the last stage carries the head; the first, the embedding).
+  const uint32_t base = layers / pp, extra = layers % pp;
+  auto count = [&](uint32_t i) { return base + (i + 1 < pp && i + 1 + extra >= pp ? 1u : 0u); };
+  LayerRange r;
+  for (uint32_t i = 0; i < stage; ++i)
+    r.first += count(i);
+  r.end = r.first + count(stage);
+  return r;
+}
+
+uint64_t TransformerShape::stage_weight_bytes(uint32_t stage) const {
+  if (pp <= 1) return total_weight_bytes();
+  const LayerRange r = stage_layers(stage);
+  uint64_t bytes = 0;
+  for (uint32_t l = r.first; l < r.end; ++l)
+    bytes += layer_weight_bytes(l);
+  if (stage == 0) {
+    bytes +=
+        embedding_bytes() + position_table_bytes() + (embedding_norm ? norm_weight_bytes() : 0);
+  }
+  if (stage + 1 == pp) {
+    // A tied LM head reads a copy of the embedding table on the last stage.
+    bytes += norm_weight_bytes() + (tied_embeddings ? embedding_bytes() : lm_head_bytes());
+  }
+  return bytes;
+}
+
 uint64_t TransformerShape::kv_bytes_per_token_per_layer() const {
   return latent ? dtype_bytes(kv_dtype, latent_dim()) : dtype_bytes(kv_dtype, 2 * kv_dim());
 }
@@ -593,7 +647,9 @@ OpCost op_cost(const TransformerShape& s, OpKind kind, uint64_t batch, uint64_t 
     case OpKind::kHold:
     case OpKind::kSwapOut:
     case OpKind::kSwapIn:
-      break;  // costed by their workloads (GEMM, page_select_cost, serving)
+    case OpKind::kPipeSend:
+    case OpKind::kPipeRecv:
+      break;  // costed by their workloads (GEMM, page_select_cost, serving, pipeline stages)
   }
   return c;
 }

@@ -54,7 +54,10 @@ struct TransformerShape {
   // runs the rest data-parallel on its own sequences (tp is then 1).
   uint32_t ep = 1;
   uint32_t redundant_experts = 0;  // extra expert copies over the ep ranks
-  bool ep_dispatch_fp8 = false;    // the dispatch in FP8 with per-128 FP32 scales (DeepEP)
+  // Pipeline stages (decode, every rank simulated): stage s holds stage_layers(s), stage 0 the
+  // embedding too, the last stage the final norm and the LM head (and, tied, the embedding).
+  uint32_t pp = 1;
+  bool ep_dispatch_fp8 = false;  // the dispatch in FP8 with per-128 FP32 scales (DeepEP)
   // Mixture of experts (experts == 0: dense). Expert FFNs split tp ways like the dense FFN.
   uint32_t experts = 0, experts_per_token = 0, expert_ffn = 0, shared_experts = 0,
            shared_expert_ffn = 0, first_moe_layer = 0;
@@ -123,7 +126,14 @@ struct TransformerShape {
   uint64_t embedding_bytes() const;       // vocab-parallel shard
   uint64_t position_table_bytes() const;  // LEARNED positions (replicated)
   uint64_t lm_head_bytes() const;         // 0 when tied to the embedding
-  uint64_t total_weight_bytes() const;    // one rank's weights
+  uint64_t total_weight_bytes() const;    // one rank's weights (every stage's)
+  // Pipeline stage `stage`'s layers [first, end): L / pp each, and the L mod pp left over one
+  // each to the stages just before the last (vLLM's get_pp_indices), and its weights.
+  struct LayerRange {
+    uint32_t first = 0, end = 0;
+  };
+  LayerRange stage_layers(uint32_t stage) const;
+  uint64_t stage_weight_bytes(uint32_t stage) const;
   // K and V of one token in one layer (this rank's KV heads).
   uint64_t kv_bytes_per_token_per_layer() const;
   uint64_t kv_bytes_per_token() const { return kv_bytes_per_token_per_layer() * layers; }

@@ -14,6 +14,9 @@ std::string ranks_never_identical(const config::Config& cfg) {
   if (cfg.workload().parallelism().expert_parallel() > 1) {
     return "expert-parallel ranks are never identical (each runs its own experts)";
   }
+  if (cfg.workload().parallelism().pipeline_parallel() > 1) {
+    return "pipeline stages are never identical (each holds its own layers)";
+  }
   const config::Jitter& j = cfg.software().kernel_jitter();
   if ((j.has_uniform() && j.uniform().max_ps() > j.uniform().min_ps()) ||
       (j.has_normal() && j.normal().sd_ps() > 0)) {
@@ -25,7 +28,7 @@ std::string ranks_never_identical(const config::Config& cfg) {
 
 uint32_t simulated_ranks(const config::Config& cfg) {
   const auto& par = cfg.workload().parallelism();
-  return std::max({1u, par.tensor_parallel(), par.expert_parallel()});
+  return std::max({1u, par.tensor_parallel(), par.expert_parallel(), par.pipeline_parallel()});
 }
 
 config::Config node_config(const config::Config& tmpl, uint32_t node) {

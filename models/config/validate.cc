@@ -553,10 +553,10 @@ void validate_ranks(const config::Config& cfg, Validator v) {
   const std::string p = "workload.parallelism.simulate_ranks";
   if (every) {
     if (!cfg.system().has_pod()) v.error(p, "every rank simulated needs system.pod");
-    if (par.tensor_parallel() < 2 && par.expert_parallel() < 2) {
+    if (par.tensor_parallel() < 2 && par.expert_parallel() < 2 && par.pipeline_parallel() < 2) {
       v.error(p,
-              "every rank simulated needs tensor_parallel or expert_parallel > 1 (the ranks it "
-              "simulates)");
+              "every rank simulated needs tensor_parallel, expert_parallel or pipeline_parallel "
+              "> 1 (the ranks it simulates)");
     }
     if (!cfg.workload().has_decode()) v.error(p, "every rank simulated runs a decode workload");
     if (cfg.tenancy().tenants_size() > 0) v.error(p, "every rank simulated runs without tenancy");
@@ -571,6 +571,10 @@ void validate_ranks(const config::Config& cfg, Validator v) {
     if (cfg.system().pod().memory_nodes_size() > 0) {
       v.error(p, "every rank simulated runs without pod memory nodes (not yet)");
     }
+  }
+  if (par.pipeline_parallel() > 1 && !every) {
+    v.error("workload.parallelism.pipeline_parallel",
+            "pipeline stages run with every rank simulated (simulate_ranks: SIMULATE_EVERY_RANK)");
   }
   if (const std::string why = ranks_never_identical(cfg);
       every && !why.empty() && par.has_merge_identical_ranks() && par.merge_identical_ranks()) {

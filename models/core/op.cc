@@ -74,6 +74,10 @@ const char* op_kind_name(OpKind k) {
       return "ep_dispatch";
     case OpKind::kEpCombine:
       return "ep_combine";
+    case OpKind::kPipeSend:
+      return "pipe_send";
+    case OpKind::kPipeRecv:
+      return "pipe_recv";
   }
   return "unknown";
 }

@@ -48,12 +48,16 @@ enum class OpKind : uint8_t {
   kHold,            // serving: a controller holds the next step for `delay_ps` (backpressure)
   kEpDispatch,      // expert parallelism: every token's hidden state to its experts' ranks
   kEpCombine,       // expert parallelism: the experts' outputs back to the tokens' ranks
+  kPipeSend,        // pipeline parallelism: a micro-batch's hidden states (or sampled tokens)
+                    // to the next stage (the first, from the last)
+  kPipeRecv,        // pipeline parallelism: wait for the previous stage's send
 };
 
 // How the compute engine times an op's arithmetic: matrix units with an efficiency that depends
 // on the rows sharing one weight read, vector units, or the scale-up collective model.
-// kWait: a fixed delay (delay_ps); kHostTransfer: host_bytes over the host link model.
-enum class OpClass : uint8_t { kMatrix, kVector, kCollective, kWait, kHostTransfer };
+// kWait: a fixed delay (delay_ps); kHostTransfer: host_bytes over the host link model;
+// kPointToPoint: a send to, or a receive from, one other rank (`peer`) over the pod.
+enum class OpClass : uint8_t { kMatrix, kVector, kCollective, kWait, kHostTransfer, kPointToPoint };
 const char* op_kind_name(OpKind k);
 
 enum class Access : uint8_t { kRead, kWrite };
@@ -89,8 +93,10 @@ struct Op {
   uint64_t collective_bytes = 0;  // kCollective: the message (per rank, before the collective)
   // kEpDispatch / kEpCombine: bytes rank i sends rank j at traffic[i * traffic_ranks + j], a
   // matrix the workload owns, valid until its pass ends.
+  // kPipeSend: the same, with the one message to `peer` (traffic[rank * traffic_ranks + peer]).
   const uint64_t* traffic = nullptr;
   uint32_t traffic_ranks = 0;
+  uint32_t peer = 0;                    // kPointToPoint: the rank sent to or received from
   uint64_t host_bytes = 0;              // kHostTransfer: bytes over the host link
   TimePs delay_ps = 0;                  // kWait: how long
   uint64_t activation_read_bytes = 0;   // on-chip (SRAM) inputs

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <systemc>
@@ -67,13 +69,41 @@ class Rendezvous {
   sc_core::sc_event event_;
 };
 
-// The ranks simulated side by side: their meeting point and how many are done.
+// Point-to-point messages to one rank from one other (pipeline parallelism: a stage's inbox from
+// the stage before it): a send posts when its data arrives, and the receiver takes them in the
+// order sent. No thread: a receiver with nothing posted waits on posted().
+class PipeChannel {
+ public:
+  void post(TimePs arrival_ps) {
+    arrivals_.push_back(arrival_ps);
+    posted_.notify(sc_core::SC_ZERO_TIME);
+  }
+  // The oldest message's arrival, removed; false when none is posted.
+  bool take(TimePs* arrival_ps) {
+    if (arrivals_.empty()) return false;
+    *arrival_ps = arrivals_.front();
+    arrivals_.pop_front();
+    return true;
+  }
+  sc_core::sc_event& posted() { return posted_; }
+
+ private:
+  std::deque<TimePs> arrivals_;
+  sc_core::sc_event posted_;
+};
+
+// The ranks simulated side by side: their meeting point, their inboxes and how many are done.
 class RankGroup {
  public:
   // `multiplicity[p]`: the ranks party p stands for (identical ranks simulated once).
   explicit RankGroup(uint32_t parties, std::vector<uint32_t> multiplicity = {})
-      : rendezvous_(parties, std::move(multiplicity)) {}
+      : rendezvous_(parties, std::move(multiplicity)) {
+    for (uint32_t p = 0; p < parties; ++p)
+      pipes_.push_back(std::make_unique<PipeChannel>());
+  }
   Rendezvous& rendezvous() { return rendezvous_; }
+  // Party p's inbox (pipeline stages are never merged: a party is a node).
+  PipeChannel& pipe(uint32_t party) { return *pipes_.at(party); }
   uint32_t ranks() const { return rendezvous_.parties(); }
   // A rank's workload is complete; true when it was the last (the run may stop).
   bool finish() { return ++finished_ == rendezvous_.parties(); }
@@ -81,6 +111,7 @@ class RankGroup {
 
  private:
   Rendezvous rendezvous_;
+  std::vector<std::unique_ptr<PipeChannel>> pipes_;
   uint32_t finished_ = 0;
 };
 

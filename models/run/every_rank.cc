@@ -8,6 +8,8 @@
 // class's ranks would run identically, as ranks meet only at collectives, which release every
 // rank at once, and the simulation is deterministic. Expert-parallel ranks each run their own
 // experts (ForwardPass::set_expert_rank), so none are merged; they route the same tokens alike.
+// Pipeline stages each run their own layers over micro-batches (DecodeWorkload::
+// set_pipeline_stage) and meet only through their sends (RankGroup::pipe), never merged.
 #include <algorithm>
 #include <chrono>
 #include <deque>
@@ -41,7 +43,7 @@ class NodeModule : public sc_core::sc_module {
   // `expert_rank`: the node's expert-parallel rank, when it runs its own experts.
   NodeModule(const sc_core::sc_module_name& name, const LoadedConfig& loaded,
              const config::Config& cfg, uint32_t node, uint32_t party, RankGroup& group,
-             bool expert_rank)
+             bool expert_rank, bool pipeline_stage)
       : sc_core::sc_module(name), ctx(cfg, cfg.run().seed()) {
     slot.node = node;
     slot.party = party;
@@ -50,6 +52,9 @@ class NodeModule : public sc_core::sc_module {
     workload = find_workload_kind(workload_kind_name(cfg.workload()))->create(cfg);
     if (expert_rank && !workload->set_expert_rank(node)) {
       throw std::logic_error("every rank: the workload has no expert-parallel ranks");
+    }
+    if (pipeline_stage && !workload->set_pipeline_stage(node)) {
+      throw std::logic_error("every rank: the workload has no pipeline stages");
     }
     ctx.set_workload(workload.get());
     workload->register_objects(ctx.objects());
@@ -115,7 +120,8 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
     const uint32_t r = class_node[k];
     try {
       nodes.push_back(std::make_unique<NodeModule>(("node[" + std::to_string(r) + "]").c_str(),
-                                                   loaded, configs[k], r, k, group, expert_ranks));
+                                                   loaded, configs[k], r, k, group, expert_ranks,
+                                                   par.pipeline_parallel() > 1));
     } catch (const ConfigError& e) {
       throw located(loaded, e.issues());
     }
@@ -167,24 +173,42 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
   out.summary = summarise_run(ctx0, nodes[0]->components, end_ps, wall_s);
   out.summary.push_back({"ranks_simulated", double(ranks), "ranks"});
   out.summary.push_back({"rank_classes", double(classes), "classes"});
+  // A compute counter of class k, summed over its engines.
+  auto compute_counter = [&](uint32_t k, const char* stat) {
+    double sum = 0;
+    for (const auto& c : nodes[k]->components) {
+      if (c->component_kind() != "compute") continue;
+      if (const Stat* st = nodes[k]->ctx.stats().find(std::string(c->basename()) + "." + stat)) {
+        sum += double(static_cast<const Counter*>(st)->value());
+      }
+    }
+    return sum;
+  };
+  const bool pipeline = par.pipeline_parallel() > 1;
+  double pipe_wait_ps = 0;
   for (uint32_t r = 0; r < ranks; ++r) {
     const uint32_t k = rank_class[r];
     const std::string p = "node" + std::to_string(r) + "_";
-    double wait_ps = 0;
-    for (const auto& c : nodes[k]->components) {
-      if (c->component_kind() != "compute") continue;
-      if (const Stat* st =
-              nodes[k]->ctx.stats().find(std::string(c->basename()) + ".rendezvous_wait_time")) {
-        wait_ps += double(static_cast<const Counter*>(st)->value());
-      }
-    }
     out.summary.push_back(
         {p + "step_ms_mean", steps ? class_step_ms[k] / double(steps) : 0.0, "ms"});
     // The waits of a run cut short include its unfinished step's: reported for whole runs.
-    if (done) {
+    if (!done) continue;
+    if (pipeline) {
+      const double w = compute_counter(k, "pipeline_wait_time");
+      pipe_wait_ps += w;
       out.summary.push_back(
-          {p + "rendezvous_wait_ms_per_step", steps ? wait_ps / 1e9 / double(steps) : 0.0, "ms"});
+          {p + "pipeline_wait_ms_per_step", steps ? w / 1e9 / double(steps) : 0.0, "ms"});
+    } else {
+      out.summary.push_back(
+          {p + "rendezvous_wait_ms_per_step",
+           steps ? compute_counter(k, "rendezvous_wait_time") / 1e9 / double(steps) : 0.0, "ms"});
     }
+  }
+  if (pipeline && done && end_ps > 0) {
+    // The stages' time spent waiting for their micro-batches (the pipeline's bubbles: its fill
+    // and drain, and a stage outpacing the others), as a share of stages x the run.
+    out.summary.push_back(
+        {"pipeline_bubble_fraction", pipe_wait_ps / (double(end_ps) * double(ranks)), "fraction"});
   }
   if (!options.out_path.empty()) {
     std::vector<NodeResult> per_node;

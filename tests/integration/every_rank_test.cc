@@ -295,6 +295,98 @@ TEST_F(EveryRank, BadConfigsExitTwoNamingTheField) {
   bad(test::tiersim_binary() + " run" + ep8_files() + every_ +
           " --set workload.parallelism.merge_identical_ranks=true",
       "workload.parallelism.merge_identical_ranks");
+  // Pipeline stages: only with every rank simulated, one node a stage, at most a stage per
+  // layer and a micro-batch per sequence, a dense model, never merged.
+  const std::string tp1 = every_ + " --set workload.parallelism.tensor_parallel=1";
+  auto stages = [&](int n) {
+    return tp1 + " --set workload.parallelism.pipeline_parallel=" + std::to_string(n);
+  };
+  bad(base_ + " --set workload.parallelism.tensor_parallel=1" +
+          " --set workload.parallelism.pipeline_parallel=2",
+      "workload.parallelism.pipeline_parallel");
+  bad(base_ + every_ + " --set workload.parallelism.pipeline_parallel=2",
+      "workload.parallelism.pipeline_parallel");
+  bad(base_ + stages(81), "workload.parallelism.pipeline_parallel");
+  bad(base_ + stages(9), "system.pod.nodes");
+  bad(base_ + stages(2) + " --set workload.parallelism.pipeline_micro_batches=9",
+      "workload.parallelism.pipeline_micro_batches");
+  bad(base_ + " --set workload.parallelism.pipeline_micro_batches=2",
+      "workload.parallelism.pipeline_micro_batches");
+  bad(base_ + stages(2) + " --set workload.parallelism.merge_identical_ranks=true",
+      "workload.parallelism.merge_identical_ranks");
+  bad(base_ + stages(2) + " --set workload.decode.micro_batches=2",
+      "workload.decode.micro_batches");
+  bad(test::tiersim_binary() + " run" + ep8_files() + every_ +
+          " --set workload.parallelism.expert_parallel=1 --set "
+          "workload.parallelism.pipeline_parallel=2",
+      "workload.parallelism.pipeline_parallel");
+}
+
+// Pipeline stages (pipeline_parallel): Llama-3-8B on H100s, batch 8, 4 steps; stage s is node[s]
+// of the HGX pod. With one micro-batch, a step is the one-node step plus each stage's send on the
+// pod and the send kernels' launch; with more, each stage streams its weights once per
+// micro-batch and the stages overlap.
+TEST_F(EveryRank, PipelineStagesPassTheirMicroBatchesOn) {
+  const std::string files = test::preset("hardware/h100_sxm.textproto") + " " +
+                            test::preset("models/llama3_8b.textproto") + " " +
+                            test::preset("software/cuda_events_per_kernel.textproto") + " " +
+                            test::preset("studies/speed_70b_tp8.textproto") +
+                            " --set workload.parallelism.tensor_parallel=1"
+                            " --set workload.decode.batch_size=8"
+                            " --set workload.decode.decode_steps=4 --quiet";
+  auto run = [&](const std::string& name, const std::string& sets) {
+    const std::string out = (dir_ / (name + ".h5")).string();
+    const auto r = test::run_cmd(test::tiersim_binary() + " run " + files + sets + " --out " + out);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return out;
+  };
+  const std::string staged = " " + test::preset("pods/hgx_h100_nvswitch.textproto") + every_ +
+                             " --set workload.parallelism.pipeline_parallel=2";
+  const std::string one = run("one", "");
+  const std::string m1 = run("m1", staged + " --set workload.parallelism.pipeline_micro_batches=1");
+  const std::string m2 = run("m2", staged);  // the default: as many micro-batches as stages
+  const std::string m4 = run("m4", staged + " --set workload.parallelism.pipeline_micro_batches=4");
+  const ResultReader a(one), b(m1);
+  const Table ta = a.read_table("/tokens"), tb = b.read_table("/tokens");
+  ASSERT_EQ(ta.rows(), 4u);
+  ASSERT_EQ(tb.rows(), 4u);
+  auto step_ps = [](const Table& t, size_t s) {
+    return double(t.find("end_ps")->u64[s] - t.find("start_ps")->u64[s]);
+  };
+  // Each send's time on the pod (launch latency and the flow), from the stages' own stats.
+  auto per_send = [&](int node) {
+    const std::string g = "/nodes/" + std::to_string(node) + "/stats/compute/";
+    return b.read_doubles(g + "pipeline_send_time")[0] / b.read_doubles(g + "pipeline_sends")[0];
+  };
+  const double send0 = per_send(0), send1 = per_send(1);
+  EXPECT_GT(send0, send1);  // 128 KiB of hidden states and residual against 64 bytes of tokens
+  // A step is stage 0's layers, its send kernel (the H100 preset's 5 us per kernel), its send
+  // on the pod, stage 1's layers, its send kernel and the loop-back to stage 0 (the receives are
+  // launched while their stage waits, off the path). The stages' layers take the one-node step's
+  // time, to the nanosecond. The first step has no loop-back before it; the last, no send after.
+  const double kernel = 5e6;
+  EXPECT_NEAR(step_ps(tb, 0) - step_ps(ta, 0), kernel + send0 + kernel, 1e3);
+  for (size_t s = 1; s < 3; ++s)
+    EXPECT_NEAR(step_ps(tb, s) - step_ps(ta, s), send1 + kernel + send0 + kernel, 1e3) << s;
+  EXPECT_NEAR(step_ps(tb, 3) - step_ps(ta, 3), send1 + kernel + send0, 1e3);
+  const auto s1 = summary_of(m1), s2 = summary_of(m2), s4 = summary_of(m4);
+  // One micro-batch: each stage idles while the other runs, about half the time.
+  EXPECT_GT(s1.at("pipeline_bubble_fraction"), 0.4);
+  EXPECT_LT(s1.at("pipeline_bubble_fraction"), 0.5);
+  // Two and four: each stage streams its weights once per micro-batch and its sequences' KV
+  // once per step, so node[0]'s HBM bytes per token are M x W + K: from one and two
+  // micro-batches, four's follow (4W + K = 3 b2 - 2 b1). The stages overlap: the bubbles are
+  // the fill and the drain.
+  const double b1 = s1.at("hbm_bytes_per_token"), b2 = s2.at("hbm_bytes_per_token");
+  EXPECT_GT(b2 - b1, 5 * (2 * b1 - b2));  // at batch 8 the weights dominate
+  EXPECT_NEAR(s4.at("hbm_bytes_per_token"), 3 * b2 - 2 * b1, 1e-6 * b1);
+  EXPECT_LT(s2.at("pipeline_bubble_fraction"), 0.15);
+  EXPECT_LT(s4.at("pipeline_bubble_fraction"), s2.at("pipeline_bubble_fraction"));
+  EXPECT_GT(s2.at("tpot_ms_mean"), s1.at("tpot_ms_mean"));
+  EXPECT_GT(s4.at("tpot_ms_mean"), 1.7 * s2.at("tpot_ms_mean"));
+  // The pod's step is the last stage's.
+  EXPECT_EQ(s4.at("node1_step_ms_mean"), s4.at("tpot_ms_mean"));
+  EXPECT_EQ(s4.at("ranks_simulated"), 2);
 }
 
 }  // namespace

@@ -380,7 +380,8 @@ TEST(Pod, BadPodsExitTwoWithTheFieldPath) {
                             test::preset("pods/hgx_h100_nvswitch.textproto") +
                             " --set workload.parallelism.tensor_parallel=1"));
   EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("system.pod: a pod's fabric carries tensor- or expert-parallel"));
+  EXPECT_THAT(
+      r.err, HasSubstr("system.pod: a pod's fabric carries tensor-, expert- or pipeline-parallel"));
   r = test::run_cmd(tiersim("run " + decode_files() + " " +
                             test::preset("pods/hgx_h100_nvswitch.textproto") +
                             " --set system.pod.nodes=4"));

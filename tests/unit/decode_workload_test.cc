@@ -742,5 +742,101 @@ TEST(ExpertParallel, EachRankRunsItsOwnCopiesAndTheShortcutTheSlowest) {
   EXPECT_FALSE(one.set_expert_rank(0));
 }
 
+// Pipeline stages: vLLM's split (the L mod pp left-over layers one each to the stages just
+// before the last), each stage's weights (the embedding on the first, the head on the last).
+TEST(Pipeline, StagesSplitTheLayersAsVllmDoes) {
+  TransformerShape s = load_model("llama3_8b");  // 32 layers
+  s.pp = 3;
+  // 32 = 3 x 10 + 2: stages 0 and 1 take one more each.
+  EXPECT_EQ(s.stage_layers(0).first, 0u);
+  EXPECT_EQ(s.stage_layers(0).end, 11u);
+  EXPECT_EQ(s.stage_layers(1).first, 11u);
+  EXPECT_EQ(s.stage_layers(1).end, 22u);
+  EXPECT_EQ(s.stage_layers(2).first, 22u);
+  EXPECT_EQ(s.stage_layers(2).end, 32u);
+  s.layers = 30;
+  s.pp = 4;  // 30 = 4 x 7 + 2: stages 1 and 2
+  EXPECT_EQ(s.stage_layers(0).end - s.stage_layers(0).first, 7u);
+  EXPECT_EQ(s.stage_layers(1).end - s.stage_layers(1).first, 8u);
+  EXPECT_EQ(s.stage_layers(2).end - s.stage_layers(2).first, 8u);
+  EXPECT_EQ(s.stage_layers(3).end - s.stage_layers(3).first, 7u);
+  EXPECT_EQ(s.stage_layers(3).end, 30u);
+  s.layers = 32;
+  s.pp = 2;
+  const uint64_t layer = s.layer_weight_bytes(0);
+  EXPECT_EQ(s.stage_weight_bytes(0), 16 * layer + s.embedding_bytes());
+  EXPECT_EQ(s.stage_weight_bytes(1), 16 * layer + s.norm_weight_bytes() + s.lm_head_bytes());
+  EXPECT_EQ(s.stage_weight_bytes(0) + s.stage_weight_bytes(1), s.total_weight_bytes());
+}
+
+// Each stage's op stream per step: per micro-batch, a receive (but the first stage's first
+// step), its layers over the micro-batch's sequences, and a send (but the last stage's last
+// step); its objects are its own layers' weights and KV.
+TEST(Pipeline, EachStageRunsItsLayersOverItsMicroBatches) {
+  TransformerShape s = load_model("llama3_8b");
+  s.layers = 4;
+  s.pp = 2;
+  DecodeOptions o;
+  o.batch = 6;
+  o.context = 10;
+  o.steps = 2;
+  o.pipeline_micro_batches = 3;
+  for (uint32_t stage = 0; stage < 2; ++stage) {
+    DecodeWorkload w(s, o);
+    ASSERT_TRUE(w.set_pipeline_stage(stage));
+    ObjectTable t;
+    w.register_objects(t);
+    std::set<std::string> names;
+    for (const auto& x : t.all())
+      names.insert(x.name);
+    EXPECT_EQ(names.count("embedding"), stage == 0 ? 1u : 0u);
+    EXPECT_EQ(names.count("lm_head"), stage == 1 ? 1u : 0u);
+    EXPECT_EQ(names.count("layer1.qkv"), stage == 0 ? 1u : 0u);
+    EXPECT_EQ(names.count("layer2.qkv"), stage == 1 ? 1u : 0u);
+    EXPECT_EQ(names.count("layer3.kv.seq5"), stage == 1 ? 1u : 0u);
+    EXPECT_EQ(names.count("layer0.kv.seq5"), stage == 0 ? 1u : 0u);
+    Op op;
+    std::vector<Op> ops;
+    while (w.next(op))
+      ops.push_back(op);
+    uint32_t receives = 0, sends = 0, steps = 0;
+    std::set<uint32_t> layers;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      const Op& x = ops[i];
+      if (x.layer.valid()) layers.insert(x.layer.value());
+      if (x.last_of_step) ++steps;
+      if (x.kind == OpKind::kPipeRecv) {
+        ++receives;
+        EXPECT_EQ(x.op_class, OpClass::kPointToPoint);
+        EXPECT_EQ(x.peer, stage == 0 ? 1u : 0u);
+      }
+      if (x.kind == OpKind::kPipeSend) {
+        ++sends;
+        EXPECT_EQ(x.peer, stage == 0 ? 1u : 0u);
+        EXPECT_EQ(x.traffic_ranks, 2u);
+        // Two micro-batch sequences: their hidden states and residual on, or their sampled
+        // tokens back.
+        const uint64_t bytes = stage == 0 ? 2 * s.hidden_bytes(2) : 8 * 2;
+        EXPECT_EQ(x.collective_bytes, bytes);
+        EXPECT_EQ(x.traffic[stage * 2 + x.peer], bytes);
+      }
+    }
+    EXPECT_EQ(steps, 2u);
+    EXPECT_EQ(receives, stage == 0 ? 3u : 6u);
+    EXPECT_EQ(sends, stage == 0 ? 6u : 3u);
+    const std::set<uint32_t> own = stage == 0 ? std::set<uint32_t>{0, 1} : std::set<uint32_t>{2, 3};
+    EXPECT_EQ(layers, own);
+    // A stage's first op is its micro-batch's receive (the first stage's first step: the
+    // embedding), its step's last op the last micro-batch's send (the last stage's last step:
+    // the LM head).
+    EXPECT_EQ(ops.front().kind, stage == 0 ? OpKind::kEmbedding : OpKind::kPipeRecv);
+    EXPECT_EQ(ops.back().kind, stage == 0 ? OpKind::kPipeSend : OpKind::kLmHead);
+    EXPECT_TRUE(ops.back().last_of_step);
+  }
+  // Not a pipeline: no stages.
+  DecodeWorkload one(load_model("llama3_8b"), o);
+  EXPECT_FALSE(one.set_pipeline_stage(0));
+}
+
 }  // namespace
 }  // namespace tiersim
