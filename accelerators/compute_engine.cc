@@ -24,11 +24,10 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
       params_(params),
       collective_(CollectiveModel::from_config(
           ctx.config().system().scale_up(),
-          // The ranks the collectives span: tensor- or expert-parallel (or pipeline stages,
-          // whose sends run on the pod).
+          // The ranks the collectives span: tensor- or expert-parallel (a pipeline stage's:
+          // each stage's collectives are timed on node[0 .. tp-1]'s places in the pod).
           std::max({1u, ctx.config().workload().parallelism().tensor_parallel(),
-                    ctx.config().workload().parallelism().expert_parallel(),
-                    ctx.config().workload().parallelism().pipeline_parallel()}),
+                    ctx.config().workload().parallelism().expert_parallel()}),
           ctx.config().software().collective_algorithm(),
           ctx.config().system().has_pod() ? &ctx.config().system().pod() : nullptr,
           CollectiveModel::protocols_from_config(ctx.config().software()))),
@@ -103,7 +102,14 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
         "collectives this rank arrived at strictly last (no other rank, nor an identical rank "
         "simulated with it, as late)",
         "count");
-    if (ctx.config().workload().parallelism().pipeline_parallel() > 1) {
+    if (const uint32_t pp = ctx.config().workload().parallelism().pipeline_parallel();
+        pp > 1 && ctx.config().system().has_pod()) {
+      // The stages' sends: node s * tp + r to (s + 1) * tp + r, on the whole pipeline's nodes.
+      pipe_tp_ = std::max(1u, ctx.config().workload().parallelism().tensor_parallel());
+      pipe_pod_ = std::make_shared<PodCollectiveCache>(
+          Pod::from_config(ctx.config().system().pod(),
+                           ctx.config().system().scale_up().rank_bandwidth_bytes_per_s()),
+          pipe_tp_ * pp, collective_.effective_protocols());
       pipe_wait_ps_ = &ctx.stats().counter(
           basename(), "pipeline_wait_time",
           "time this pipeline stage waited for a micro-batch to arrive (its bubbles)", "ps");

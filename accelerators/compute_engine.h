@@ -359,7 +359,9 @@ class ComputeEngine : public Component, public ExpertCostModel {
   Counter* pipe_sends_ = nullptr;
   Counter* pipe_send_bytes_ = nullptr;
   Counter* pipe_send_ps_ = nullptr;
-  TimePs pipe_ready_ps_ = 0;  // when the current send or receive could start
+  TimePs pipe_ready_ps_ = 0;                      // when the current send or receive could start
+  std::shared_ptr<PodCollectiveCache> pipe_pod_;  // the pipeline's nodes (tp x pp ranks)
+  uint32_t pipe_tp_ = 1;                          // the stages' tensor-parallel ranks
 };
 
 }  // namespace tiersim

@@ -112,7 +112,7 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
     }
     if (rank != nullptr && op_.op_class == OpClass::kCollective) {
       // Every rank simulated: the collective starts when the last rank arrives.
-      Rendezvous& rv = rank->group->rendezvous();
+      Rendezvous& rv = rank->group->rendezvous(rank->collective_group);
       rendezvous_arrival_ps_ = start;
       const uint64_t key = (uint64_t{op_.step.value()} << 32) |
                            (uint64_t{op_.layer.valid() ? op_.layer.value() : 0xFFFFFFu} << 8) |
@@ -163,7 +163,7 @@ TimePs ComputeEngine::collective_time_ps(double* energy_j) {
 }
 
 ComputeEngine::PhaseResult ComputeEngine::phase_rendezvous(TimePs now) {
-  Rendezvous& rv = ctx().rank()->group->rendezvous();
+  Rendezvous& rv = ctx().rank()->group->rendezvous(ctx().rank()->collective_group);
   // Woken by an earlier meeting's notification (it arrived in the same delta cycle): wait on.
   if (!rv.is_released(rendezvous_generation_)) return PhaseResult::wait_event(rv.event());
   const Rendezvous::Release& r = rv.released(rendezvous_generation_);
@@ -179,25 +179,26 @@ ComputeEngine::PhaseResult ComputeEngine::phase_rendezvous(TimePs now) {
 
 ComputeEngine::PhaseResult ComputeEngine::phase_pipe(TimePs now) {
   const RankSlot* rank = ctx().rank();
-  if (rank == nullptr || pipe_wait_ps_ == nullptr || !collective_.pod) {
+  if (rank == nullptr || pipe_wait_ps_ == nullptr || !pipe_pod_) {
     throw std::logic_error(std::string(name()) + ": a pipeline op outside a simulated pipeline");
   }
   const TimePs start = pipe_ready_ps_;
   if (op_.kind == OpKind::kPipeSend) {
-    // The message as a flow on the pod under the library's protocols (an uneven all-to-all of
-    // one message, ONE_SHOT); the engine goes on while it travels, as a send on its own stream.
-    const CollectiveResult r = collective_.pod->all_to_all(op_.traffic, config::ONE_SHOT);
+    // The stage's messages (one per tensor-parallel rank, sent together) as flows on the pod
+    // under the library's protocols (an uneven all-to-all, ONE_SHOT); the engine goes on while
+    // they travel, as a send on its own stream does.
+    const CollectiveResult r = pipe_pod_->all_to_all(op_.traffic, config::ONE_SHOT);
     rank->group->pipe(op_.peer).post(start + r.total_ps());
     pipe_sends_->inc();
     pipe_send_bytes_->inc(op_.collective_bytes);
     pipe_send_ps_->inc(r.total_ps());
-    pod_link_energy_j_ += r.energy_j;  // this rank's own message
+    pod_link_energy_j_ += r.energy_j / pipe_tp_;  // this rank's message's share
     compute_free_ = start;
     return write_activations(now);
   }
   TimePs arrival = 0;
-  if (!rank->group->pipe(rank->party).take(&arrival)) {
-    return PhaseResult::wait_event(rank->group->pipe(rank->party).posted());
+  if (!rank->group->pipe(rank->node).take(&arrival)) {
+    return PhaseResult::wait_event(rank->group->pipe(rank->node).posted());
   }
   const TimePs end = std::max(start, arrival);
   pipe_wait_ps_->inc(end - start);

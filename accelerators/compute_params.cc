@@ -366,27 +366,37 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
       // Every message size of the run's collectives must be served by some protocol.
       const auto& par = root.workload().parallelism();
       const uint32_t tp = par.tensor_parallel(), ep = par.expert_parallel();
-      const uint32_t ranks = std::max({tp, ep, par.pipeline_parallel()});
-      std::vector<std::pair<CollectiveOp, config::CollectiveAlgorithm>> ops;
+      // Each operation with the ranks it spans: a stage's collectives its tensor-parallel
+      // ranks, a pipeline stage's send (one message per rank, ONE_SHOT: an uneven all-to-all)
+      // the pipeline's nodes.
+      const uint32_t ranks = std::max(tp, ep);
+      struct Use {
+        CollectiveOp op;
+        config::CollectiveAlgorithm algorithm;
+        uint32_t ranks;
+      };
+      std::vector<Use> ops;
       if (tp > 1) {
-        ops.emplace_back(CollectiveOp::kAllReduce, a);
-        ops.emplace_back(CollectiveOp::kAllGather, a == config::TREE ? config::RING : a);
+        ops.push_back({CollectiveOp::kAllReduce, a, ranks});
+        ops.push_back({CollectiveOp::kAllGather, a == config::TREE ? config::RING : a, ranks});
       }
-      if (ep > 1) ops.emplace_back(CollectiveOp::kAllToAll, a);
-      // A pipeline stage's send: one message, ONE_SHOT (an uneven all-to-all).
-      if (par.pipeline_parallel() > 1) ops.emplace_back(CollectiveOp::kAllToAll, config::ONE_SHOT);
+      if (ep > 1) ops.push_back({CollectiveOp::kAllToAll, a, ranks});
+      if (par.pipeline_parallel() > 1) {
+        ops.push_back({CollectiveOp::kAllToAll, config::ONE_SHOT,
+                       std::max(1u, tp) * par.pipeline_parallel()});
+      }
       const std::vector<CollectiveProtocol> list = protocols_from_config(root.software());
-      for (const auto& [op, oa] : ops) {
+      for (const auto& [op, oa, n] : ops) {
         // An algorithm that cannot run here is reported by the checks below.
         if (oa != config::AUTO && !algorithm_available(op, oa, root.system().has_pod(), reduces)) {
           continue;
         }
-        const std::string gap = coverage_gap(list, ranks, op, oa, root.system().has_pod(), reduces);
+        const std::string gap = coverage_gap(list, n, op, oa, root.system().has_pod(), reduces);
         if (gap.empty()) continue;
         v.root("software")
             .error("collective_protocols",
                    std::string("no protocol serves ") + collective_op_name(op) + " messages " +
-                       gap + " on " + std::to_string(ranks) + " ranks under " +
+                       gap + " on " + std::to_string(n) + " ranks under " +
                        config::CollectiveAlgorithm_Name(oa) +
                        " (min_message_bytes, max_message_bytes, min_ranks, max_ranks)");
         break;
@@ -404,19 +414,19 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
   validate_memory_nodes(root, pv);
   const uint32_t tp = root.workload().parallelism().tensor_parallel();
   const uint32_t ep = root.workload().parallelism().expert_parallel();
-  const uint32_t pp = root.workload().parallelism().pipeline_parallel();
-  const uint32_t ranks = std::max({tp, ep, pp});
+  const uint32_t pp = std::max(1u, root.workload().parallelism().pipeline_parallel());
+  const uint32_t ranks = std::max({1u, tp, ep}) * pp;
   if (ranks > root.system().pod().nodes()) {
-    pv.error("nodes", std::string(pp > std::max(tp, ep) ? "the pipeline"
-                                  : ep > tp             ? "the expert-parallel"
-                                                        : "the tensor-parallel") +
+    pv.error("nodes", std::string(pp > 1    ? "the pipeline (stages x tensor-parallel ranks)"
+                                  : ep > tp ? "the expert-parallel"
+                                            : "the tensor-parallel") +
                           " group (" + std::to_string(ranks) +
                           " ranks) needs at least as many nodes (" +
                           std::to_string(root.system().pod().nodes()) + ")");
   }
   const bool reduces = root.system().pod().topology() == config::POD_SINGLE_SWITCH &&
                        root.system().pod().switch_().in_network_reduction();
-  if (pp > 1 && tp <= 1 && ep <= 1) return;  // the stages' sends run ONE_SHOT
+  if (pp > 1 && tp <= 1) return;  // the stages' sends run ONE_SHOT
   if (ep > 1 && tp <= 1) {
     // Only all-to-alls run: the algorithm chooses how.
     if (a == config::TREE || a == config::IN_SWITCH || a == config::TWO_SHOT) {

@@ -160,15 +160,22 @@ uint64_t DecodeWorkload::footprint_bytes(const TransformerShape& s, const Decode
   return bytes;
 }
 
-bool DecodeWorkload::set_pipeline_stage(uint32_t stage) {
+bool DecodeWorkload::set_pipeline_stage(uint32_t stage, uint32_t tp_rank) {
   const TransformerShape& s = target_.shape();
-  if (s.pp < 2 || draft_ || o_.micro_batches > 1) return false;
+  if (s.pp < 2 || draft_ || o_.micro_batches > 1 || tp_rank >= s.tp) return false;
   target_.set_pipeline_stage(stage);
   staged_ = true;
   stage_ = stage;
+  tp_rank_ = tp_rank;
   passes_ = std::max<uint32_t>(1, o_.pipeline_micro_batches);
-  pipe_traffic_.assign(size_t{s.pp} * s.pp, 0);
+  const size_t nodes = size_t{s.pp} * s.tp;
+  pipe_traffic_.assign(nodes * nodes, 0);
   return true;
+}
+
+uint64_t DecodeWorkload::hidden_slice_bytes(uint64_t tokens) const {
+  const TransformerShape& s = target_.shape();
+  return (2 * s.hidden_bytes(tokens) + s.tp - 1) / s.tp;
 }
 
 bool DecodeWorkload::staged_receives() const {
@@ -194,16 +201,36 @@ void DecodeWorkload::end_staged_pass(Op& op) {
 bool DecodeWorkload::next_staged(Op& op) {
   if (step_ >= total_steps()) return false;
   const TransformerShape& s = target_.shape();
-  const uint32_t pp = s.pp;
+  const uint32_t pp = s.pp, tp = s.tp;
   if (part_ == StagePart::kReceive) {
-    part_ = StagePart::kPass;
+    part_ = StagePart::kGather;
     if (staged_receives()) {
       op = Op();
       op.id = OpId(next_id_++);
       op.kind = OpKind::kPipeRecv;
       op.op_class = OpClass::kPointToPoint;
       op.step = StepIndex(step_);
-      op.peer = stage_ == 0 ? pp - 1 : stage_ - 1;
+      op.peer = (stage_ == 0 ? pp - 1 : stage_ - 1) * tp + tp_rank_;
+      return true;
+    }
+  }
+  if (part_ == StagePart::kGather) {
+    part_ = StagePart::kPass;
+    if (stage_ > 0 && tp > 1) {
+      // The ranks' slices of the hidden states and residual, all-gathered (the micro-batch's
+      // tokens: those of the pass about to begin).
+      const uint32_t first = static_cast<uint32_t>(uint64_t{pass_} * o_.batch / passes_);
+      const uint32_t end = static_cast<uint32_t>(uint64_t{pass_ + 1} * o_.batch / passes_);
+      const uint64_t tokens = uint64_t{end - first} * (o_.prefill && step_ == 0 ? o_.context : 1);
+      const uint64_t slice = hidden_slice_bytes(tokens);
+      op = Op();
+      op.id = OpId(next_id_++);
+      op.kind = OpKind::kAllGather;
+      op.op_class = OpClass::kCollective;
+      op.step = StepIndex(step_);
+      op.collective_bytes = slice;
+      op.activation_read_bytes = slice;
+      op.activation_write_bytes = slice * tp;
       return true;
     }
   }
@@ -220,19 +247,21 @@ bool DecodeWorkload::next_staged(Op& op) {
   }
   // The send: the hidden states and the residual of the micro-batch's new tokens to the next
   // stage (vLLM's IntermediateTensors), or its sampled tokens (int64 ids) back to the first.
-  const bool last = stage_ + 1 == pp;
-  const uint32_t to = last ? 0 : stage_ + 1;
-  const uint64_t bytes = last ? 8 * pass_sampled_ : 2 * s.hidden_bytes(pass_tokens_);
-  pipe_traffic_[size_t{stage_} * pp + to] = bytes;
+  // Every tensor-parallel rank of the stage sends its own at once: the matrix holds them all.
+  const uint32_t to = stage_ + 1 == pp ? 0 : stage_ + 1;
+  const uint64_t bytes = to == 0 ? 8 * pass_sampled_ : hidden_slice_bytes(pass_tokens_);
+  const size_t nodes = size_t{pp} * tp;
+  for (uint32_t r = 0; r < tp; ++r)
+    pipe_traffic_[(size_t{stage_} * tp + r) * nodes + size_t{to} * tp + r] = bytes;
   op = Op();
   op.id = OpId(next_id_++);
   op.kind = OpKind::kPipeSend;
   op.op_class = OpClass::kPointToPoint;
   op.step = StepIndex(step_);
-  op.peer = to;
+  op.peer = to * tp + tp_rank_;
   op.collective_bytes = bytes;
   op.traffic = pipe_traffic_.data();
-  op.traffic_ranks = pp;
+  op.traffic_ranks = static_cast<uint32_t>(nodes);
   end_staged_pass(op);
   return true;
 }

@@ -108,14 +108,16 @@ class DecodeWorkload : public Workload {
 
   void register_objects(ObjectTable& objects) override;
   bool set_expert_rank(uint32_t rank) override;
-  // Pipeline stage `stage` of the shape's pp: each step runs pipeline_micro_batches passes over
-  // consecutive slices of the batch, each [receive] + the stage's layers + [send] (kPipeRecv,
-  // kPipeSend): a stage after the first receives the micro-batch's hidden states and the
-  // residual from the stage before (2 x hidden per token), the first receives the last stage's
-  // sampled tokens (8 bytes each, from the second step on), and each stage sends on what the
-  // next needs (the last stage: the sampled tokens back to the first, but not after the run's
-  // last step).
-  bool set_pipeline_stage(uint32_t stage) override;
+  // Tensor-parallel rank `tp_rank` of pipeline stage `stage` of the shape's pp (node
+  // stage x tp + tp_rank): each step runs pipeline_micro_batches passes over consecutive slices
+  // of the batch, each [receive] + the stage's layers + [send] (kPipeRecv, kPipeSend) between
+  // the same tensor-parallel rank of neighbouring stages. A stage after the first receives the
+  // micro-batch's hidden states and residual (2 x hidden per token) from the stage before,
+  // 1/tp of them per rank, then all-gathers them among its ranks (kAllGather; vLLM's
+  // all_gather_group); the first receives the last stage's sampled tokens (8 bytes each, from
+  // the second step on). Each stage sends on what the next needs (the last: the sampled tokens
+  // back to the first, but not after the run's last step).
+  bool set_pipeline_stage(uint32_t stage, uint32_t tp_rank) override;
   void set_expert_cost_model(const ExpertCostModel* m) override { target_.set_expert_cost(m); }
   bool next(Op& op) override;
   // Every step but the prompt's prefill pass: the step's ops are made and dropped, so the KV
@@ -168,9 +170,12 @@ class DecodeWorkload : public Workload {
 
   // Pipeline parallelism: this stage, where the current pass is (its receive, its ops, its
   // send), and the traffic matrix its sends point at (pp x pp, one cell used).
-  enum class StagePart : uint8_t { kReceive, kPass, kSend };
+  enum class StagePart : uint8_t { kReceive, kGather, kPass, kSend };
   bool staged_ = false;
-  uint32_t stage_ = 0;
+  uint32_t stage_ = 0, tp_rank_ = 0;
+  // One rank's slice of `tokens` tokens' hidden states and residual (vLLM sends 1/tp from each
+  // tensor-parallel rank and all-gathers them on arrival).
+  uint64_t hidden_slice_bytes(uint64_t tokens) const;
   StagePart part_ = StagePart::kReceive;
   uint64_t pass_tokens_ = 0, pass_sampled_ = 0;  // the current micro-batch's
   std::vector<uint64_t> pipe_traffic_;

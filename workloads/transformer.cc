@@ -177,10 +177,9 @@ void TransformerShape::validate_parallelism(const config::TransformerModel& m,
               "is modelled for dense models (not yet a MoE model's routing "
               "per micro-batch)");
     }
-    if (p.tensor_parallel() > 1 || p.expert_parallel() > 1) {
+    if (p.expert_parallel() > 1) {
       v.error("pipeline_parallel",
-              "with tensor_parallel or expert_parallel > 1 is not modelled yet (a stage is one "
-              "node): set them to 1");
+              "with expert_parallel > 1 is not modelled yet (set expert_parallel 1)");
     }
   }
   if (p.has_pipeline_micro_batches() &&

@@ -28,7 +28,8 @@ std::string ranks_never_identical(const config::Config& cfg) {
 
 uint32_t simulated_ranks(const config::Config& cfg) {
   const auto& par = cfg.workload().parallelism();
-  return std::max({1u, par.tensor_parallel(), par.expert_parallel(), par.pipeline_parallel()});
+  return std::max({1u, par.tensor_parallel(), par.expert_parallel()}) *
+         std::max(1u, par.pipeline_parallel());
 }
 
 config::Config node_config(const config::Config& tmpl, uint32_t node) {

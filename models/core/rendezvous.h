@@ -92,25 +92,36 @@ class PipeChannel {
   sc_core::sc_event posted_;
 };
 
-// The ranks simulated side by side: their meeting point, their inboxes and how many are done.
+// The ranks simulated side by side: their meeting points, their inboxes and how many are done.
+// Pipeline stages each meet apart: `groups` collective groups (a stage's tensor-parallel ranks)
+// of parties / groups parties each.
 class RankGroup {
  public:
-  // `multiplicity[p]`: the ranks party p stands for (identical ranks simulated once).
-  explicit RankGroup(uint32_t parties, std::vector<uint32_t> multiplicity = {})
-      : rendezvous_(parties, std::move(multiplicity)) {
+  // `multiplicity[p]`: the ranks party p stands for (identical ranks simulated once; one group
+  // only).
+  explicit RankGroup(uint32_t parties, std::vector<uint32_t> multiplicity = {}, uint32_t groups = 1)
+      : parties_(parties) {
+    if (groups == 0 || parties % groups != 0 || (groups > 1 && !multiplicity.empty())) {
+      throw std::logic_error("RankGroup: parties in groups");
+    }
+    for (uint32_t g = 0; g < groups; ++g)
+      rendezvous_.push_back(std::make_unique<Rendezvous>(
+          parties / groups, groups == 1 ? std::move(multiplicity) : std::vector<uint32_t>{}));
     for (uint32_t p = 0; p < parties; ++p)
       pipes_.push_back(std::make_unique<PipeChannel>());
   }
-  Rendezvous& rendezvous() { return rendezvous_; }
-  // Party p's inbox (pipeline stages are never merged: a party is a node).
-  PipeChannel& pipe(uint32_t party) { return *pipes_.at(party); }
-  uint32_t ranks() const { return rendezvous_.parties(); }
+  // Collective group `g`'s meeting point (its parties numbered from 0).
+  Rendezvous& rendezvous(uint32_t g = 0) { return *rendezvous_.at(g); }
+  // Node n's inbox (pipeline stages are never merged: a node is a party).
+  PipeChannel& pipe(uint32_t node) { return *pipes_.at(node); }
+  uint32_t ranks() const { return parties_; }
   // A rank's workload is complete; true when it was the last (the run may stop).
-  bool finish() { return ++finished_ == rendezvous_.parties(); }
+  bool finish() { return ++finished_ == parties_; }
   uint32_t finished() const { return finished_; }
 
  private:
-  Rendezvous rendezvous_;
+  uint32_t parties_;
+  std::vector<std::unique_ptr<Rendezvous>> rendezvous_;
   std::vector<std::unique_ptr<PipeChannel>> pipes_;
   uint32_t finished_ = 0;
 };
@@ -118,7 +129,8 @@ class RankGroup {
 // A rank's place in its group (Context::rank(): null when one rank is simulated).
 struct RankSlot {
   uint32_t node = 0;   // node[node] of the pod (the first of identical ranks simulated once)
-  uint32_t party = 0;  // its party at the group's rendezvous
+  uint32_t party = 0;  // its party at its collective group's rendezvous
+  uint32_t collective_group = 0;  // its collective group (a pipeline stage)
   RankGroup* group = nullptr;
 };
 

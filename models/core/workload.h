@@ -52,10 +52,11 @@ class Workload {
   // and runs its own expert copies (the symmetric shortcut runs the slowest rank's). Called
   // before register_objects. Returns false for a workload without expert parallelism.
   virtual bool set_expert_rank(uint32_t /*rank*/) { return false; }
-  // Every rank simulated with pipeline parallelism: this workload is pipeline stage `stage` and
-  // runs its layers over micro-batches, receiving from the stage before and sending to the next.
-  // Called before register_objects. Returns false for a workload without pipeline stages.
-  virtual bool set_pipeline_stage(uint32_t /*stage*/) { return false; }
+  // Every rank simulated with pipeline parallelism: this workload is tensor-parallel rank
+  // `tp_rank` of pipeline stage `stage` (node stage x tp + tp_rank) and runs the stage's layers
+  // over micro-batches, receiving from the stage before and sending to the next. Called before
+  // register_objects. Returns false for a workload without pipeline stages.
+  virtual bool set_pipeline_stage(uint32_t /*stage*/, uint32_t /*tp_rank*/) { return false; }
   // The accelerator's expert costs (kept by the accelerator, which outlives the run's ops).
   virtual void set_expert_cost_model(const ExpertCostModel* /*model*/) {}
   // Fills `op` with the next op in program order; returns false when the workload is complete.

@@ -41,19 +41,22 @@ using Clock = std::chrono::steady_clock;
 class NodeModule : public sc_core::sc_module {
  public:
   // `expert_rank`: the node's expert-parallel rank, when it runs its own experts.
+  // `stages`: pipeline stages (node = stage x tp + its tensor-parallel rank), or 1.
   NodeModule(const sc_core::sc_module_name& name, const LoadedConfig& loaded,
              const config::Config& cfg, uint32_t node, uint32_t party, RankGroup& group,
-             bool expert_rank, bool pipeline_stage)
+             bool expert_rank, uint32_t stages)
       : sc_core::sc_module(name), ctx(cfg, cfg.run().seed()) {
+    const uint32_t tp = std::max(1u, cfg.workload().parallelism().tensor_parallel());
     slot.node = node;
-    slot.party = party;
+    slot.party = stages > 1 ? node % tp : party;
+    slot.collective_group = stages > 1 ? node / tp : 0;
     slot.group = &group;
     ctx.set_rank(&slot);
     workload = find_workload_kind(workload_kind_name(cfg.workload()))->create(cfg);
     if (expert_rank && !workload->set_expert_rank(node)) {
       throw std::logic_error("every rank: the workload has no expert-parallel ranks");
     }
-    if (pipeline_stage && !workload->set_pipeline_stage(node)) {
+    if (stages > 1 && !workload->set_pipeline_stage(node / tp, node % tp)) {
       throw std::logic_error("every rank: the workload has no pipeline stages");
     }
     ctx.set_workload(workload.get());
@@ -114,14 +117,16 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
   std::vector<uint32_t> multiplicity(classes, 0);
   for (uint32_t r = 0; r < ranks; ++r)
     ++multiplicity[rank_class[r]];
-  RankGroup group(classes, multiplicity);
+  // Pipeline stages meet apart (each stage's tensor-parallel ranks); none are merged.
+  const uint32_t stages = std::max(1u, par.pipeline_parallel());
+  RankGroup group(classes, stages > 1 ? std::vector<uint32_t>{} : multiplicity, stages);
   std::vector<std::unique_ptr<NodeModule>> nodes;  // per class
   for (uint32_t k = 0; k < classes; ++k) {
     const uint32_t r = class_node[k];
     try {
       nodes.push_back(std::make_unique<NodeModule>(("node[" + std::to_string(r) + "]").c_str(),
                                                    loaded, configs[k], r, k, group, expert_ranks,
-                                                   par.pipeline_parallel() > 1));
+                                                   stages));
     } catch (const ConfigError& e) {
       throw located(loaded, e.issues());
     }
@@ -193,15 +198,16 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
         {p + "step_ms_mean", steps ? class_step_ms[k] / double(steps) : 0.0, "ms"});
     // The waits of a run cut short include its unfinished step's: reported for whole runs.
     if (!done) continue;
+    if (!pipeline || par.tensor_parallel() > 1) {  // its collectives' waits
+      out.summary.push_back(
+          {p + "rendezvous_wait_ms_per_step",
+           steps ? compute_counter(k, "rendezvous_wait_time") / 1e9 / double(steps) : 0.0, "ms"});
+    }
     if (pipeline) {
       const double w = compute_counter(k, "pipeline_wait_time");
       pipe_wait_ps += w;
       out.summary.push_back(
           {p + "pipeline_wait_ms_per_step", steps ? w / 1e9 / double(steps) : 0.0, "ms"});
-    } else {
-      out.summary.push_back(
-          {p + "rendezvous_wait_ms_per_step",
-           steps ? compute_counter(k, "rendezvous_wait_time") / 1e9 / double(steps) : 0.0, "ms"});
     }
   }
   if (pipeline && done && end_ps > 0) {

@@ -295,8 +295,8 @@ TEST_F(EveryRank, BadConfigsExitTwoNamingTheField) {
   bad(test::tiersim_binary() + " run" + ep8_files() + every_ +
           " --set workload.parallelism.merge_identical_ranks=true",
       "workload.parallelism.merge_identical_ranks");
-  // Pipeline stages: only with every rank simulated, one node a stage, at most a stage per
-  // layer and a micro-batch per sequence, a dense model, never merged.
+  // Pipeline stages: only with every rank simulated, a node per stage and tensor-parallel rank,
+  // at most a stage per layer and a micro-batch per sequence, a dense model, never merged.
   const std::string tp1 = every_ + " --set workload.parallelism.tensor_parallel=1";
   auto stages = [&](int n) {
     return tp1 + " --set workload.parallelism.pipeline_parallel=" + std::to_string(n);
@@ -304,8 +304,9 @@ TEST_F(EveryRank, BadConfigsExitTwoNamingTheField) {
   bad(base_ + " --set workload.parallelism.tensor_parallel=1" +
           " --set workload.parallelism.pipeline_parallel=2",
       "workload.parallelism.pipeline_parallel");
+  // Two stages of TP8 need 16 nodes.
   bad(base_ + every_ + " --set workload.parallelism.pipeline_parallel=2",
-      "workload.parallelism.pipeline_parallel");
+      "system.pod.nodes: the pipeline (stages x tensor-parallel ranks) group (16 ranks)");
   bad(base_ + stages(81), "workload.parallelism.pipeline_parallel");
   bad(base_ + stages(9), "system.pod.nodes");
   bad(base_ + stages(2) + " --set workload.parallelism.pipeline_micro_batches=9",
@@ -387,6 +388,39 @@ TEST_F(EveryRank, PipelineStagesPassTheirMicroBatchesOn) {
   // The pod's step is the last stage's.
   EXPECT_EQ(s4.at("node1_step_ms_mean"), s4.at("tpot_ms_mean"));
   EXPECT_EQ(s4.at("ranks_simulated"), 2);
+
+  // Two tensor-parallel ranks a stage (node s x 2 + r): each rank sends its half of the hidden
+  // states and residual to its peer, and the next stage all-gathers them. One micro-batch: the
+  // TP2 step plus the sends, the two send kernels and the all-gather (a kernel and its time).
+  const std::string tp2 = " --set workload.parallelism.tensor_parallel=2";
+  const auto one_tp2 =
+      summary_of(run("one_tp2", " " + test::preset("pods/hgx_h100_nvswitch.textproto") + tp2));
+  const std::string m1_tp2 =
+      run("m1_tp2", staged + tp2 + " --set workload.parallelism.pipeline_micro_batches=1");
+  const auto st = summary_of(m1_tp2);
+  const ResultReader c(m1_tp2);
+  auto stat = [&](int node, const std::string& name) {
+    return c.read_doubles("/nodes/" + std::to_string(node) + "/stats/compute/" + name)[0];
+  };
+  EXPECT_EQ(st.at("ranks_simulated"), 4);
+  EXPECT_EQ(stat(0, "pipeline_send_bytes"), 4 * 2 * 4096 * 8.0 * 2 / 2);  // half of 128 KiB
+  EXPECT_EQ(stat(3, "pipeline_send_bytes"), 3 * 8 * 8.0);  // no loop-back after the last step
+  const double sends_ps = stat(0, "pipeline_send_time") / 4 + stat(2, "pipeline_send_time") / 3;
+  const double extra_ps = (st.at("tpot_ms_mean") - one_tp2.at("tpot_ms_mean")) * 1e9;
+  // Per step on average: the sends (the first step has no loop-back, the last no send back),
+  // the send kernels and the all-gather's kernel, plus the all-gather of 64 KiB on NVSwitch.
+  EXPECT_GT(extra_ps, sends_ps + 3 * kernel - 6e6);
+  EXPECT_LT(extra_ps, sends_ps + 3 * kernel + 10e6);
+  // The stages' collectives meet apart: with node 3 (stage 1) slow, node 2 waits for it at its
+  // all-reduces, stage 0 never does (it waits for its micro-batches instead).
+  const auto slow = summary_of(run(
+      "slow_tp2", staged + tp2 + " --set workload.parallelism.pipeline_micro_batches=1" + slow3_));
+  EXPECT_GT(slow.at("node2_rendezvous_wait_ms_per_step"), 0.1);
+  EXPECT_EQ(slow.at("node3_rendezvous_wait_ms_per_step"), 0);
+  EXPECT_EQ(slow.at("node0_rendezvous_wait_ms_per_step"), 0);
+  EXPECT_EQ(slow.at("node1_rendezvous_wait_ms_per_step"), 0);
+  EXPECT_GT(slow.at("node0_pipeline_wait_ms_per_step"), st.at("node0_pipeline_wait_ms_per_step"));
+  EXPECT_GT(slow.at("tpot_ms_mean"), st.at("tpot_ms_mean") + 1.0);
 }
 
 }  // namespace

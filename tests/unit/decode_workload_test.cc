@@ -783,7 +783,7 @@ TEST(Pipeline, EachStageRunsItsLayersOverItsMicroBatches) {
   o.pipeline_micro_batches = 3;
   for (uint32_t stage = 0; stage < 2; ++stage) {
     DecodeWorkload w(s, o);
-    ASSERT_TRUE(w.set_pipeline_stage(stage));
+    ASSERT_TRUE(w.set_pipeline_stage(stage, 0));
     ObjectTable t;
     w.register_objects(t);
     std::set<std::string> names;
@@ -833,9 +833,34 @@ TEST(Pipeline, EachStageRunsItsLayersOverItsMicroBatches) {
     EXPECT_EQ(ops.back().kind, stage == 0 ? OpKind::kPipeSend : OpKind::kLmHead);
     EXPECT_TRUE(ops.back().last_of_step);
   }
+  // Two tensor-parallel ranks a stage: rank 1 of stage 1 (node 3) receives from node 1 half
+  // the hidden states and residual, all-gathers them with node 2, and sends its tokens to node 1.
+  s.tp = 2;
+  {
+    DecodeWorkload w(s, o);
+    EXPECT_FALSE(w.set_pipeline_stage(1, 2));
+    ASSERT_TRUE(w.set_pipeline_stage(1, 1));
+    ObjectTable t;
+    w.register_objects(t);
+    Op op;
+    ASSERT_TRUE(w.next(op));
+    EXPECT_EQ(op.kind, OpKind::kPipeRecv);
+    EXPECT_EQ(op.peer, 1u);
+    ASSERT_TRUE(w.next(op));
+    EXPECT_EQ(op.kind, OpKind::kAllGather);
+    EXPECT_EQ(op.op_class, OpClass::kCollective);
+    EXPECT_EQ(op.collective_bytes, s.hidden_bytes(2));  // 2 x hidden x 2 tokens / 2 ranks
+    while (w.next(op) && op.kind != OpKind::kPipeSend) {
+    }
+    EXPECT_EQ(op.peer, 1u);
+    EXPECT_EQ(op.traffic_ranks, 4u);
+    // Both ranks of stage 1 send to their peers at once (nodes 2 -> 0, 3 -> 1).
+    EXPECT_EQ(op.traffic[2 * 4 + 0], 16u);
+    EXPECT_EQ(op.traffic[3 * 4 + 1], 16u);
+  }
   // Not a pipeline: no stages.
   DecodeWorkload one(load_model("llama3_8b"), o);
-  EXPECT_FALSE(one.set_pipeline_stage(0));
+  EXPECT_FALSE(one.set_pipeline_stage(0, 0));
 }
 
 }  // namespace
