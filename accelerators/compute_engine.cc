@@ -247,9 +247,9 @@ void ComputeEngine::add_energy(TimePs now_ps, EnergyLedger& out) const {
   Component::add_energy(now_ps, out);
   if (orchestrator_) out.add(EnergyPart::kController, orchestrator_->controller_energy_j(now_ps));
   out.add(EnergyPart::kComputeActive, params_.active_power_w * ps_to_s(active_ps(now_ps)));
-  if (collective_.pod) {
+  if (const PodCollectiveCache* fabric = pod_fabric()) {
     // The pod's fabric, charged to this rank as its share: 1/nodes of the standing power.
-    const Pod& pod = collective_.pod->pod();
+    const Pod& pod = fabric->pod();
     const double share_s = ps_to_s(now_ps) / pod.nodes();
     out.add(EnergyPart::kLinkSerdes, pod_link_energy_j_);
     out.add(EnergyPart::kLinkIdle, pod.link_idle_power_w() * share_s);
@@ -259,9 +259,10 @@ void ComputeEngine::add_energy(TimePs now_ps, EnergyLedger& out) const {
 }
 
 void ComputeEngine::note_inactive(TimePs from_ps, TimePs to_ps) {
-  // Callers register intervals in time order as they begin (at or after now); only the latest
-  // is kept apart, so an interval in the past would be lost.
-  assert(from_ps >= now_ps());
+  // Callers register intervals in time order (a pipeline receive's from the moment it was
+  // ready, which may have passed while it waited, but after any interval registered before);
+  // only the latest is kept apart, so an interval before it would be lost.
+  assert(from_ps >= inactive_from_ps_);
   from_ps = std::max(from_ps, inactive_to_ps_);  // never count a moment twice
   if (to_ps <= from_ps) return;
   inactive_done_ps_ += inactive_to_ps_ - inactive_from_ps_;
@@ -629,9 +630,9 @@ void ComputeEngine::summarize(std::vector<SummaryItem>& out, uint64_t tokens) co
   }
   if (orchestrator_) orchestrator_->summarize(out, tokens);
   if (thermal_admission_) thermal_admission_->summarize(out, now_ps());
-  if (collective_.pod) {
+  if (const PodCollectiveCache* fabric = pod_fabric()) {
     // The pod's fabric as a whole (reported; the energy above charges this rank's share).
-    const Pod& pod = collective_.pod->pod();
+    const Pod& pod = fabric->pod();
     out.push_back({"pod_ports", double(pod.ports()), "ports"});
     out.push_back({"pod_link_power_w_per_port", pod.link_power_w_per_port(), "W"});
     out.push_back({"pod_static_power_w", pod.static_power_w(), "W"});

@@ -361,7 +361,11 @@ class ComputeEngine : public Component, public ExpertCostModel {
   Counter* pipe_send_ps_ = nullptr;
   TimePs pipe_ready_ps_ = 0;                      // when the current send or receive could start
   std::shared_ptr<PodCollectiveCache> pipe_pod_;  // the pipeline's nodes (tp x pp ranks)
-  uint32_t pipe_tp_ = 1;                          // the stages' tensor-parallel ranks
+  // The pod this rank's traffic runs on (its collectives', or a pipeline's sends'), or null.
+  const PodCollectiveCache* pod_fabric() const {
+    return collective_.pod ? collective_.pod.get() : pipe_pod_.get();
+  }
+  uint32_t pipe_tp_ = 1;  // the stages' tensor-parallel ranks
 };
 
 }  // namespace tiersim

@@ -114,9 +114,10 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
       // Every rank simulated: the collective starts when the last rank arrives.
       Rendezvous& rv = rank->group->rendezvous(rank->collective_group);
       rendezvous_arrival_ps_ = start;
-      const uint64_t key = (uint64_t{op_.step.value()} << 32) |
-                           (uint64_t{op_.layer.valid() ? op_.layer.value() : 0xFFFFFFu} << 8) |
-                           uint64_t(op_.kind);
+      // The op itself: the ranks of a group make the same op stream, numbered alike, so every
+      // meeting has its own key (a pipeline stage's gather after a receive and its LM head's
+      // all-gather too).
+      const uint64_t key = (op_.id.value() << 8) | uint64_t(op_.kind);
       if (!rv.arrive(rank->party, start, key, &rendezvous_generation_)) {
         phase_ = Phase::kRendezvous;
         return PhaseResult::wait_event(rv.event());

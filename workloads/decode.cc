@@ -276,7 +276,8 @@ void DecodeWorkload::register_objects(ObjectTable& t) {
   // Intents: every weight and KV object is read by each pass of its model in every step.
   const uint32_t last = total_steps() - 1;
   // Expert parallelism routes every rank's tokens together.
-  WeightUse target_use{last, 1.0, router_.get(),
+  // A pipeline stage reads its weights once per micro-batch.
+  WeightUse target_use{last, staged_ ? double(passes_) : 1.0, router_.get(),
                        o_.batch * o_.target_queries() * target_.shape().ep};
   if (target_.has_expert_rank()) {
     target_use.slot_expert = [this](uint32_t m, uint32_t slot) {
@@ -557,6 +558,11 @@ void validate_decode(const config::Config& root, Validator& v) {
     const char* why = "not with pipeline_parallel (a stage runs one model's micro-batches)";
     if (d.has_speculative()) dv.error("speculative", why);
     if (d.micro_batches() > 1) dv.error("micro_batches", why);
+    if (d.sparse_attention().layer_similarity() > 0) {
+      // A stage's first layer has no previous layer's selection to resemble.
+      dv.error("sparse_attention.layer_similarity",
+               "not with pipeline_parallel (each stage's first layer would lose it): set 0");
+    }
   }
   if (d.hidden_state_checkpoints() && d.has_sparse_attention()) {
     dv.error("hidden_state_checkpoints", "not with sparse_attention");

@@ -17,11 +17,15 @@ std::string ranks_never_identical(const config::Config& cfg) {
   if (cfg.workload().parallelism().pipeline_parallel() > 1) {
     return "pipeline stages are never identical (each holds its own layers)";
   }
-  const config::Jitter& j = cfg.software().kernel_jitter();
-  if ((j.has_uniform() && j.uniform().max_ps() > j.uniform().min_ps()) ||
-      (j.has_normal() && j.normal().sd_ps() > 0)) {
-    return "nodes drawing random software.kernel_jitter are never identical (each draws its own "
-           "stream)";
+  auto random = [](const config::Jitter& j) {
+    return (j.has_uniform() && j.uniform().max_ps() > j.uniform().min_ps()) ||
+           (j.has_normal() && j.normal().sd_ps() > 0);
+  };
+  bool jitter = random(cfg.software().kernel_jitter());
+  for (const auto& o : cfg.system().pod().node_overrides())
+    jitter = jitter || (o.has_kernel_jitter() && random(o.kernel_jitter()));
+  if (jitter) {
+    return "nodes drawing random kernel jitter are never identical (each draws its own stream)";
   }
   return "";
 }
@@ -38,6 +42,7 @@ config::Config node_config(const config::Config& tmpl, uint32_t node) {
   for (const auto& o : tmpl.system().pod().node_overrides()) {
     if (std::find(o.nodes().begin(), o.nodes().end(), node) != o.nodes().end()) {
       merge_config(*c.mutable_system(), o.system());
+      if (o.has_kernel_jitter()) *c.mutable_software()->mutable_kernel_jitter() = o.kernel_jitter();
     }
   }
   return c;

@@ -12,14 +12,17 @@ namespace tiersim {
 // Whether the config simulates every rank (workload.parallelism.simulate_ranks).
 bool simulates_every_rank(const config::Config& cfg);
 // Why no two ranks of `cfg` are identical whatever their node configs, or "" when ranks with
-// identical configs run alike: expert-parallel ranks each run their own experts; nodes drawing
-// random software.kernel_jitter (a uniform range wider than a point, a normal with a spread)
-// draw their own streams.
+// identical configs run alike: expert-parallel ranks each run their own experts, pipeline
+// stages their own layers; nodes drawing random kernel jitter (software.kernel_jitter or a node
+// override's: a uniform range wider than a point, a normal with a spread) draw their own
+// streams.
 std::string ranks_never_identical(const config::Config& cfg);
-// The ranks simulated side by side: the tensor- or expert-parallel degree.
+// The ranks simulated side by side: the tensor- or expert-parallel degree, times the pipeline
+// stages.
 uint32_t simulated_ranks(const config::Config& cfg);
 // node[node]'s config: `tmpl` without node overrides, with those naming `node` merged into its
-// system (as a config file merges: repeated components and links by name).
+// system (as a config file merges: repeated components and links by name) and their
+// kernel_jitter replacing software.kernel_jitter.
 config::Config node_config(const config::Config& tmpl, uint32_t node);
 
 }  // namespace tiersim

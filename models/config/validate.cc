@@ -443,6 +443,13 @@ void validate_tenancy(const config::Config& cfg, Validator v) {
       ev.error("workload.parallelism.expert_parallel",
                "not with tenancy (one workload spans the ranks)");
     }
+    if (ten.workload().parallelism().has_pipeline_parallel() ||
+        ten.workload().parallelism().has_pipeline_micro_batches()) {
+      ev.error(ten.workload().parallelism().has_pipeline_parallel()
+                   ? "workload.parallelism.pipeline_parallel"
+                   : "workload.parallelism.pipeline_micro_batches",
+               "not with tenancy (a pipeline spans the ranks)");
+    }
     // The engine computes in the tenant's dtypes.
     const auto& w = ten.workload();
     std::vector<std::pair<config::Dtype, std::string>> dtypes;
@@ -639,7 +646,13 @@ void validate_ranks(const config::Config& cfg, Validator v) {
     validate_workload(node, node_issues, nv);
     for (auto& issue : node_issues) {
       if (seen.count({issue.path, issue.message})) continue;
-      v.root("system.pod.node_overrides[" + o.name() + "]").error(issue.path, issue.message);
+      // The override's own kernel_jitter stands for the node's software.kernel_jitter.
+      const std::string jitter = "software.kernel_jitter";
+      const std::string path =
+          o.has_kernel_jitter() && issue.path.compare(0, jitter.size(), jitter) == 0
+              ? issue.path.substr(std::string("software.").size())
+              : issue.path;
+      v.root("system.pod.node_overrides[" + o.name() + "]").error(path, issue.message);
     }
   }
 }

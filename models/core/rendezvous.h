@@ -39,8 +39,8 @@ class Rendezvous {
   }
   uint32_t parties() const { return parties_; }
 
-  // Party `party` is ready at `at_ps` for the meeting identified by `key` (the op: its step,
-  // layer and kind; every party must bring the same). Returns true for the last arrival, which
+  // Party `party` is ready at `at_ps` for the meeting identified by `key` (the op: its number
+  // and kind; every party must bring the same). Returns true for the last arrival, which
   // must then call release(); the others wait for event() and read released(generation).
   // `generation` receives the meeting's number.
   bool arrive(uint32_t party, TimePs at_ps, uint64_t key, uint64_t* generation);

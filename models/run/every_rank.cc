@@ -139,6 +139,13 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
   bool wall_hit = false;
   for (auto& n : nodes)
     wall_hit = wall_hit || n->ctx.wall_limit().hit();
+  if (!done && !wall_hit && !sc_core::sc_pending_activity()) {
+    // Nothing left to happen, yet some rank never finished: ranks waiting on each other.
+    throw std::logic_error("every rank: " + std::to_string(group.finished()) + " of " +
+                           std::to_string(group.ranks()) +
+                           " ranks finished and the others wait for a collective or a message "
+                           "that never comes");
+  }
   check_time_bound(done, cfg.run().max_sim_time_ps(), wall_hit);
   const std::string stopped_by = done ? "complete" : wall_hit ? "max_wall_time" : "max_sim_time";
   const TimePs end_ps = now_ps();
@@ -205,14 +212,29 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
     }
     if (pipeline) {
       const double w = compute_counter(k, "pipeline_wait_time");
-      pipe_wait_ps += w;
+      // The bubbles: its receives' waits (the fill, and waiting on a slower stage), and its
+      // idle tail once its last step is done (the drain).
+      const auto& own = class_results[k].tokens;  // its own steps (node[0]'s are the pod's now)
+      pipe_wait_ps += w + (own.empty() ? 0.0 : double(end_ps - own.back().end_ps));
       out.summary.push_back(
           {p + "pipeline_wait_ms_per_step", steps ? w / 1e9 / double(steps) : 0.0, "ms"});
     }
   }
+  const uint32_t prefill = nodes[0]->workload->prefill_steps();
+  if (pipeline && done && steps >= prefill + 2) {
+    // The pipeline in steady state: the decode steps after the first, which also fills the
+    // pipeline (with a prompt prefill step, the prefill fills it).
+    double sum_ms = 0;
+    for (size_t s = prefill + 1; s < steps; ++s)
+      sum_ms += ps_to_ms(pod[s].end_ps - pod[s].start_ps);
+    const double steady = sum_ms / double(steps - prefill - 1);
+    out.summary.push_back({"pipeline_steady_tpot_ms", steady, "ms"});
+    out.summary.push_back(
+        {"pipeline_fill_ms", ps_to_ms(pod[prefill].end_ps - pod[prefill].start_ps) - steady, "ms"});
+  }
   if (pipeline && done && end_ps > 0) {
-    // The stages' time spent waiting for their micro-batches (the pipeline's bubbles: its fill
-    // and drain, and a stage outpacing the others), as a share of stages x the run.
+    // The stages' idle time (the pipeline's bubbles: its fill and drain, and a stage waiting
+    // on a slower one), as a share of stages x the run.
     out.summary.push_back(
         {"pipeline_bubble_fraction", pipe_wait_ps / (double(end_ps) * double(ranks)), "fraction"});
   }
