@@ -163,7 +163,7 @@ uint64_t DecodeWorkload::footprint_bytes(const TransformerShape& s, const Decode
 bool DecodeWorkload::set_pipeline_stage(uint32_t stage, uint32_t tp_rank) {
   const TransformerShape& s = target_.shape();
   if (s.pp < 2 || draft_ || o_.micro_batches > 1 || tp_rank >= s.tp) return false;
-  target_.set_pipeline_stage(stage);
+  target_.set_pipeline_stage(stage, std::max<uint32_t>(1, o_.pipeline_micro_batches));
   staged_ = true;
   stage_ = stage;
   tp_rank_ = tp_rank;
@@ -276,9 +276,11 @@ void DecodeWorkload::register_objects(ObjectTable& t) {
   // Intents: every weight and KV object is read by each pass of its model in every step.
   const uint32_t last = total_steps() - 1;
   // Expert parallelism routes every rank's tokens together.
-  // A pipeline stage reads its weights once per micro-batch.
-  WeightUse target_use{last, staged_ ? double(passes_) : 1.0, router_.get(),
-                       o_.batch * o_.target_queries() * target_.shape().ep};
+  // A pipeline stage reads its weights once per micro-batch, each routing its share of tokens.
+  WeightUse target_use{
+      last, staged_ ? double(passes_) : 1.0, router_.get(),
+      staged_ ? static_cast<uint32_t>(ceil_div(o_.batch, passes_)) * o_.target_queries()
+              : o_.batch * o_.target_queries() * target_.shape().ep};
   if (target_.has_expert_rank()) {
     target_use.slot_expert = [this](uint32_t m, uint32_t slot) {
       return target_.slot_expert(m, slot);
@@ -330,6 +332,8 @@ void DecodeWorkload::begin_pass() {
       pass_tokens_ += plan_[s].queries;
       pass_sampled_ += plan_[s].sampled;
     }
+    const uint64_t per_seq = prompt ? o_.context : 1;
+    target_.set_pipeline_slice(first * per_seq, uint64_t{o_.batch} * per_seq);
     target_.begin(plan_.data() + first, end - first, step_);
     in_pass_ = true;
     return;
@@ -557,6 +561,11 @@ void validate_decode(const config::Config& root, Validator& v) {
     }
     const char* why = "not with pipeline_parallel (a stage runs one model's micro-batches)";
     if (d.has_speculative()) dv.error("speculative", why);
+    if (d.prefill() && w.model().has_moe()) {
+      dv.error("prefill",
+               "not with pipeline_parallel and a MoE model (not yet: the prompt's "
+               "routing per micro-batch)");
+    }
     if (d.micro_batches() > 1) dv.error("micro_batches", why);
     if (d.sparse_attention().layer_similarity() > 0) {
       // A stage's first layer has no previous layer's selection to resemble.

@@ -228,11 +228,14 @@ ForwardPass::ForwardPass(const TransformerShape& shape, uint32_t max_sequences, 
   }
 }
 
-void ForwardPass::set_pipeline_stage(uint32_t stage) {
+void ForwardPass::set_pipeline_stage(uint32_t stage, uint32_t micro_batches) {
   if (shape_.pp < 2 || stage >= shape_.pp || micro_batches_ > 1) {
     throw std::logic_error("ForwardPass: a pipeline stage needs pipeline parallelism over it");
   }
   objects_.stage = stage;
+  staged_ = true;
+  stage_passes_ = std::max(1u, micro_batches);
+  if (shape_.moe()) step_routed_.resize(shape_.moe_layers());
   const TransformerShape::LayerRange r = shape_.stage_layers(stage);
   first_layer_ = r.first;
   end_layer_ = r.end;
@@ -356,7 +359,26 @@ void ForwardPass::route(uint32_t layer) {
   // Expert parallelism: every rank routes as many tokens as this one (symmetric ranks); rank
   // r's tokens are [r * tokens, (r + 1) * tokens) of one routing call.
   const uint64_t routed_tokens = tokens_ * ep;
-  router_->route(step_, m, static_cast<uint32_t>(routed_tokens), routed_.data());
+  if (staged_) {
+    // A micro-batch of the step (ep is 1): the step's routing. The stage's first routed layer
+    // of a step routes every MoE layer of the model, in order, over every token of the step,
+    // so each layer draws what it would in one pass of the whole model; each micro-batch then
+    // takes its tokens' experts.
+    const size_t k_ = shape_.experts_per_token;
+    if (routed_step_ != int64_t{step_}) {
+      for (uint32_t mm = 0; mm < shape_.moe_layers(); ++mm) {
+        std::vector<uint16_t>& all = step_routed_[mm];
+        all.resize(std::max<size_t>(all.size(), slice_step_tokens_ * k_));
+        router_->route(step_, mm, static_cast<uint32_t>(slice_step_tokens_), all.data());
+      }
+      routed_step_ = step_;
+    }
+    const std::vector<uint16_t>& step = step_routed_[m];
+    std::copy(step.begin() + slice_first_ * k_, step.begin() + (slice_first_ + tokens_) * k_,
+              routed_.begin());
+  } else {
+    router_->route(step_, m, static_cast<uint32_t>(routed_tokens), routed_.data());
+  }
   std::fill(tokens_per_expert_.begin(), tokens_per_expert_.end(), 0);
   const size_t assignments = routed_tokens * k;
   for (size_t i = 0; i < assignments; ++i)
@@ -719,8 +741,15 @@ void ForwardPass::summarize_moe(std::vector<SummaryItem>& summary) const {
   summary.push_back({"moe_active_experts_mean", mean_active, "experts"});
   summary.push_back({"moe_expert_load_max_over_mean",
                      layers_with_load ? imbalance / layers_with_load : 0.0, "ratio"});
-  summary.push_back({"moe_expert_bytes_per_step",
-                     mean_active * ml * static_cast<double>(shape_.expert_bytes()), "bytes"});
+  // Per step: every MoE layer this pass runs, once per routed pass of a step (a pipeline
+  // stage's: its own layers, once per micro-batch).
+  uint32_t own_moe_layers = 0;
+  for (uint32_t l = first_layer_; l < end_layer_; ++l)
+    own_moe_layers += shape_.moe_layer(l) ? 1 : 0;
+  summary.push_back(
+      {"moe_expert_bytes_per_step",
+       mean_active * own_moe_layers * stage_passes_ * static_cast<double>(shape_.expert_bytes()),
+       "bytes"});
   if (shape_.ep > 1) {
     const double layers = double(std::max<uint64_t>(1, ep_routed_layers_));
     summary.push_back({"ep_ranks", double(shape_.ep), "ranks"});

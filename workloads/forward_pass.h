@@ -123,7 +123,16 @@ class ForwardPass {
   // Pipeline parallelism: this pass is stage `stage` of shape().pp and runs its layers only
   // (stage_layers), the embedding on the first stage and the final norm and LM head on the
   // last. Before the objects are registered.
-  void set_pipeline_stage(uint32_t stage);
+  void set_pipeline_stage(uint32_t stage, uint32_t micro_batches = 1);
+  // A pipeline stage's pass is one micro-batch: its new tokens are [first_token, first_token +
+  // its tokens) of the step's `step_tokens`. MoE routing is the step's: the stage's first MoE
+  // layer of a step routes every MoE layer of the model over every token of the step (as one
+  // pass of the whole model would, in the same order), and each micro-batch takes its tokens'
+  // experts. Before begin().
+  void set_pipeline_slice(uint64_t first_token, uint64_t step_tokens) {
+    slice_first_ = first_token;
+    slice_step_tokens_ = step_tokens;
+  }
   // The symmetric shortcut runs the rank `model` estimates the slowest in each MoE layer (its
   // experts' weights streamed and their rows computed); without a model, or before it is ready,
   // the rank with the most distinct copies, then the most assignments.
@@ -184,6 +193,12 @@ class ForwardPass {
   uint64_t tokens_ = 0, sampled_ = 0;
   uint32_t pos_ = 0, layer_ = 0, layer_op_ = 0;
   uint32_t first_layer_ = 0, end_layer_ = 0;  // the layers this pass runs (a pipeline stage's)
+  // Pipeline micro-batches (set_pipeline_slice): the step's routing per MoE layer of the stage.
+  bool staged_ = false;
+  int64_t routed_step_ = -1;   // the step step_routed_ holds
+  uint32_t stage_passes_ = 1;  // micro-batches (routed passes) per step
+  uint64_t slice_first_ = 0, slice_step_tokens_ = 0;
+  std::vector<std::vector<uint16_t>> step_routed_;  // per MoE layer
   std::vector<Operand> operands_;
 
   // Sparse attention.

@@ -166,16 +166,11 @@ void TransformerShape::validate_parallelism(const config::TransformerModel& m,
   }
   if (p.has_pipeline_parallel() && v.positive("pipeline_parallel", true, p.pipeline_parallel()) &&
       p.pipeline_parallel() > 1) {
-    // Not yet: stages of tensor- or expert-parallel ranks, MoE routing per micro-batch.
+    // Not yet: stages of expert-parallel ranks.
     if (m.has_layers() && p.pipeline_parallel() > m.layers()) {
       v.error("pipeline_parallel", "at most the model's layers (" + std::to_string(m.layers()) +
                                        "): a stage holds one "
                                        "or more");
-    }
-    if (m.has_moe()) {
-      v.error("pipeline_parallel",
-              "is modelled for dense models (not yet a MoE model's routing "
-              "per micro-batch)");
     }
     if (p.expert_parallel() > 1) {
       v.error("pipeline_parallel",

@@ -43,9 +43,20 @@ class EveryRank : public ::testing::Test {
     EXPECT_EQ(r.code, 0) << r.err;
     return r.code == 0 ? summary_of(out) : std::map<std::string, double>{};
   }
+  // A run of `files` plus `sets` into `name`.h5 (its path), expected to succeed.
+  std::string run_files(const std::string& files, const std::string& name,
+                        const std::string& sets) {
+    const std::string out = (dir_ / (name + ".h5")).string();
+    const auto r = test::run_cmd(test::tiersim_binary() + " run " + files + sets + " --out " + out);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return out;
+  }
   fs::path dir_;
   std::string base_;
   const std::string every_ = " --set workload.parallelism.simulate_ranks=SIMULATE_EVERY_RANK";
+  // Two pipeline stages on the HGX board's pod.
+  const std::string staged_ = " " + test::preset("pods/hgx_h100_nvswitch.textproto") + every_ +
+                              " --set workload.parallelism.pipeline_parallel=2";
   const std::string slow3_ =
       " --set 'system.pod.node_overrides[+]=name: \"slow3\" nodes: 3 system { components { name: "
       "\"hbm\" hbm { efficiency_fraction: 0.45 } } }'";
@@ -344,10 +355,47 @@ TEST_F(EveryRank, BadConfigsExitTwoNamingTheField) {
   bad(base_ + stages(2) + " --set workload.decode.sparse_attention.top_k_pages=8" +
           " --set workload.decode.sparse_attention.layer_similarity=0.5",
       "workload.decode.sparse_attention.layer_similarity");
+  // Not yet: expert-parallel stages, a MoE prompt's routing per micro-batch.
   bad(test::tiersim_binary() + " run" + ep8_files() + every_ +
-          " --set workload.parallelism.expert_parallel=1 --set "
-          "workload.parallelism.pipeline_parallel=2",
+          " --set workload.parallelism.pipeline_parallel=2",
       "workload.parallelism.pipeline_parallel");
+  bad(test::tiersim_binary() + " run" + ep8_files() + every_ +
+          " --set workload.parallelism.expert_parallel=1 --set system.pod.nodes=8"
+          " --set workload.parallelism.pipeline_parallel=2 --set workload.decode.prefill=true",
+      "workload.decode.prefill");
+}
+
+// Pipeline stages of a MoE model (Mixtral 8x7B on H200s, batch 16, 4 steps): the step's routing
+// is the whole model's, so stage 0's expert load is the one-node run's for its layers, exactly;
+// a micro-batch of fewer tokens reads fewer distinct experts, so two micro-batches step faster
+// than one.
+TEST_F(EveryRank, PipelineStagesOfAMoeModelRouteAsOneNode) {
+  const std::string files = test::preset("hardware/h200.textproto") + " " +
+                            test::preset("models/mixtral_8x7b.textproto") + " " +
+                            test::preset("software/cuda_events_per_kernel.textproto") + " " +
+                            test::preset("studies/mixtral_8x7b.textproto") +
+                            " --set workload.decode.decode_steps=4 --quiet";
+  auto run = [&](const std::string& name, const std::string& sets) {
+    return run_files(files, name, sets);
+  };
+  const std::string one = run("moe_one", "");
+  const std::string m1 =
+      run("moe_m1", staged_ + " --set workload.parallelism.pipeline_micro_batches=1");
+  const std::string m2 = run("moe_m2", staged_);
+  const std::vector<double> load = ResultReader(one).read_doubles("/workload/moe/expert_load");
+  ASSERT_EQ(load.size(), 32u * 8);
+  for (const std::string& f : {m1, m2}) {
+    const std::vector<double> stage0 = ResultReader(f).read_doubles("/workload/moe/expert_load");
+    ASSERT_EQ(stage0.size(), load.size());
+    for (size_t i = 0; i < load.size(); ++i)
+      EXPECT_EQ(stage0[i], i < 16 * 8 ? load[i] : 0.0) << f << " " << i;
+  }
+  const auto s1 = summary_of(m1), s2 = summary_of(m2), so = summary_of(one);
+  EXPECT_LT(s2.at("moe_active_experts_mean"), s1.at("moe_active_experts_mean"));
+  EXPECT_LT(s2.at("pipeline_steady_tpot_ms"), 0.95 * s1.at("pipeline_steady_tpot_ms"));
+  // One micro-batch: the one-node step plus the sends and their kernels (tens of microseconds).
+  EXPECT_GT(s1.at("pipeline_steady_tpot_ms"), so.at("tpot_ms_p50"));
+  EXPECT_LT(s1.at("pipeline_steady_tpot_ms"), so.at("tpot_ms_p50") + 0.05);
 }
 
 // Pipeline stages (pipeline_parallel): Llama-3-8B on H100s, batch 8, 4 steps; stage s is node[s]
@@ -363,17 +411,14 @@ TEST_F(EveryRank, PipelineStagesPassTheirMicroBatchesOn) {
                             " --set workload.decode.batch_size=8"
                             " --set workload.decode.decode_steps=4 --quiet";
   auto run = [&](const std::string& name, const std::string& sets) {
-    const std::string out = (dir_ / (name + ".h5")).string();
-    const auto r = test::run_cmd(test::tiersim_binary() + " run " + files + sets + " --out " + out);
-    EXPECT_EQ(r.code, 0) << r.err;
-    return out;
+    return run_files(files, name, sets);
   };
-  const std::string staged = " " + test::preset("pods/hgx_h100_nvswitch.textproto") + every_ +
-                             " --set workload.parallelism.pipeline_parallel=2";
   const std::string one = run("one", "");
-  const std::string m1 = run("m1", staged + " --set workload.parallelism.pipeline_micro_batches=1");
-  const std::string m2 = run("m2", staged);  // the default: as many micro-batches as stages
-  const std::string m4 = run("m4", staged + " --set workload.parallelism.pipeline_micro_batches=4");
+  const std::string m1 =
+      run("m1", staged_ + " --set workload.parallelism.pipeline_micro_batches=1");
+  const std::string m2 = run("m2", staged_);  // the default: as many micro-batches as stages
+  const std::string m4 =
+      run("m4", staged_ + " --set workload.parallelism.pipeline_micro_batches=4");
   const ResultReader a(one), b(m1);
   const Table ta = a.read_table("/tokens"), tb = b.read_table("/tokens");
   ASSERT_EQ(ta.rows(), 4u);
@@ -430,7 +475,7 @@ TEST_F(EveryRank, PipelineStagesPassTheirMicroBatchesOn) {
   const auto one_tp2 =
       summary_of(run("one_tp2", " " + test::preset("pods/hgx_h100_nvswitch.textproto") + tp2));
   const std::string m1_tp2 =
-      run("m1_tp2", staged + tp2 + " --set workload.parallelism.pipeline_micro_batches=1");
+      run("m1_tp2", staged_ + tp2 + " --set workload.parallelism.pipeline_micro_batches=1");
   const auto st = summary_of(m1_tp2);
   const ResultReader c(m1_tp2);
   auto stat = [&](int node, const std::string& name) {
@@ -448,7 +493,7 @@ TEST_F(EveryRank, PipelineStagesPassTheirMicroBatchesOn) {
   // The stages' collectives meet apart: with node 3 (stage 1) slow, node 2 waits for it at its
   // all-reduces, stage 0 never does (it waits for its micro-batches instead).
   const auto slow = summary_of(run(
-      "slow_tp2", staged + tp2 + " --set workload.parallelism.pipeline_micro_batches=1" + slow3_));
+      "slow_tp2", staged_ + tp2 + " --set workload.parallelism.pipeline_micro_batches=1" + slow3_));
   EXPECT_GT(slow.at("node2_rendezvous_wait_ms_per_step"), 0.1);
   EXPECT_EQ(slow.at("node3_rendezvous_wait_ms_per_step"), 0);
   EXPECT_EQ(slow.at("node0_rendezvous_wait_ms_per_step"), 0);
