@@ -186,7 +186,7 @@ class ComputeEngine : public Component, public ExpertCostModel {
   void add_energy(TimePs now_ps, EnergyLedger& out) const override;
   bool has_energy() const override {
     return Component::has_energy() || controller_power_w_ > 0 || params_.active_power_w > 0 ||
-           collective_.pod != nullptr;
+           pod_fabric() != nullptr;
   }
   // Time up to now_ps the device worked (not waiting for a launch or idle).
   TimePs active_ps(TimePs now_ps) const;

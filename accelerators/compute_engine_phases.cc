@@ -28,7 +28,9 @@ ComputeEngine::PhaseResult ComputeEngine::phase_fetch(TimePs now) {
   if (!ctx().workload()->next(op_)) {
     phase_ = Phase::kDone;
     if (ctx().on_done) ctx().on_done();
-    // Every rank simulated: the run ends with the last rank's workload.
+    // Every rank simulated: the run ends with the last rank's workload; a rank done before it
+    // (a pipeline's first stage, during the drain) idles until then.
+    if (ctx().rank() != nullptr) note_inactive(now, kMaxSimTimePs);
     if (ctx().rank() == nullptr || ctx().rank()->group->finish()) sc_core::sc_stop();
     return PhaseResult::stop();
   }

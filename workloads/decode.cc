@@ -454,7 +454,8 @@ void DecodeWorkload::write_results(ResultSink& w) const {
   std::vector<double> active(target_.active_experts().begin(), target_.active_experts().end());
   w.write_matrix("/workload/moe/active_experts", active.size() / ml, ml, active);
   w.set_attribute("/workload/moe/active_experts", "description",
-                  "distinct experts read per step (rows) and MoE layer (columns)");
+                  "distinct experts read per routed pass (rows: a step, or a pipeline stage's "
+                  "micro-batch) and MoE layer (columns)");
   w.write_scalar_u64("/workload/moe/first_moe_layer", s.first_moe_layer, "");
 }
 

@@ -374,6 +374,9 @@ void ForwardPass::route(uint32_t layer) {
       routed_step_ = step_;
     }
     const std::vector<uint16_t>& step = step_routed_[m];
+    if (slice_first_ + tokens_ > slice_step_tokens_) {
+      throw std::logic_error("ForwardPass: a pipeline micro-batch outside its step's tokens");
+    }
     std::copy(step.begin() + slice_first_ * k_, step.begin() + (slice_first_ + tokens_) * k_,
               routed_.begin());
   } else {

@@ -443,9 +443,9 @@ void validate_tenancy(const config::Config& cfg, Validator v) {
       ev.error("workload.parallelism.expert_parallel",
                "not with tenancy (one workload spans the ranks)");
     }
-    if (ten.workload().parallelism().has_pipeline_parallel() ||
+    if (ten.workload().parallelism().pipeline_parallel() > 1 ||
         ten.workload().parallelism().has_pipeline_micro_batches()) {
-      ev.error(ten.workload().parallelism().has_pipeline_parallel()
+      ev.error(ten.workload().parallelism().pipeline_parallel() > 1
                    ? "workload.parallelism.pipeline_parallel"
                    : "workload.parallelism.pipeline_micro_batches",
                "not with tenancy (a pipeline spans the ranks)");
@@ -645,13 +645,14 @@ void validate_ranks(const config::Config& cfg, Validator v) {
     validate_run(node, nv);
     validate_workload(node, node_issues, nv);
     for (auto& issue : node_issues) {
-      if (seen.count({issue.path, issue.message})) continue;
-      // The override's own kernel_jitter stands for the node's software.kernel_jitter.
+      // The override's own kernel_jitter stands for the node's software.kernel_jitter (reported
+      // even when the template's has the same fault).
       const std::string jitter = "software.kernel_jitter";
+      const bool own_jitter =
+          o.has_kernel_jitter() && issue.path.compare(0, jitter.size(), jitter) == 0;
+      if (!own_jitter && seen.count({issue.path, issue.message})) continue;
       const std::string path =
-          o.has_kernel_jitter() && issue.path.compare(0, jitter.size(), jitter) == 0
-              ? issue.path.substr(std::string("software.").size())
-              : issue.path;
+          own_jitter ? issue.path.substr(std::string("software.").size()) : issue.path;
       v.root("system.pod.node_overrides[" + o.name() + "]").error(path, issue.message);
     }
   }

@@ -143,8 +143,8 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
     // Nothing left to happen, yet some rank never finished: ranks waiting on each other.
     throw std::logic_error("every rank: " + std::to_string(group.finished()) + " of " +
                            std::to_string(group.ranks()) +
-                           " ranks finished and the others wait for a collective or a message "
-                           "that never comes");
+                           " simulated ranks (identical ranks simulated once) finished and the "
+                           "others wait for a collective or a message that never comes");
   }
   check_time_bound(done, cfg.run().max_sim_time_ps(), wall_hit);
   const std::string stopped_by = done ? "complete" : wall_hit ? "max_wall_time" : "max_sim_time";
@@ -229,8 +229,10 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
       sum_ms += ps_to_ms(pod[s].end_ps - pod[s].start_ps);
     const double steady = sum_ms / double(steps - prefill - 1);
     out.summary.push_back({"pipeline_steady_tpot_ms", steady, "ms"});
-    out.summary.push_back(
-        {"pipeline_fill_ms", ps_to_ms(pod[prefill].end_ps - pod[prefill].start_ps) - steady, "ms"});
+    if (prefill == 0) {  // (a prompt prefill step fills the pipeline: its time is prefill_s)
+      out.summary.push_back(
+          {"pipeline_fill_ms", ps_to_ms(pod[0].end_ps - pod[0].start_ps) - steady, "ms"});
+    }
   }
   if (pipeline && done && end_ps > 0) {
     // The stages' idle time (the pipeline's bubbles: its fill and drain, and a stage waiting
