@@ -163,11 +163,11 @@ uint64_t DecodeWorkload::footprint_bytes(const TransformerShape& s, const Decode
 bool DecodeWorkload::set_pipeline_stage(uint32_t stage, uint32_t tp_rank) {
   const TransformerShape& s = target_.shape();
   if (s.pp < 2 || draft_ || o_.micro_batches > 1 || tp_rank >= s.tp) return false;
-  target_.set_pipeline_stage(stage, std::max<uint32_t>(1, o_.pipeline_micro_batches));
+  passes_ = std::max<uint32_t>(1, o_.pipeline_micro_batches);
+  target_.set_pipeline_stage(stage, passes_);
   staged_ = true;
   stage_ = stage;
   tp_rank_ = tp_rank;
-  passes_ = std::max<uint32_t>(1, o_.pipeline_micro_batches);
   const size_t nodes = size_t{s.pp} * s.tp;
   pipe_traffic_.assign(nodes * nodes, 0);
   return true;
@@ -176,6 +176,19 @@ bool DecodeWorkload::set_pipeline_stage(uint32_t stage, uint32_t tp_rank) {
 uint64_t DecodeWorkload::hidden_slice_bytes(uint64_t tokens) const {
   const TransformerShape& s = target_.shape();
   return (2 * s.hidden_bytes(tokens) + s.tp - 1) / s.tp;
+}
+
+std::pair<uint32_t, uint32_t> DecodeWorkload::micro_batch(uint32_t k) const {
+  return {static_cast<uint32_t>(uint64_t{k} * o_.batch / passes_),
+          static_cast<uint32_t>(uint64_t{k + 1} * o_.batch / passes_)};
+}
+
+void DecodeWorkload::pipeline_op(Op& op, OpKind kind, OpClass op_class) {
+  op = Op();
+  op.id = OpId(next_id_++);
+  op.kind = kind;
+  op.op_class = op_class;
+  op.step = StepIndex(step_);
 }
 
 bool DecodeWorkload::staged_receives() const {
@@ -205,11 +218,7 @@ bool DecodeWorkload::next_staged(Op& op) {
   if (part_ == StagePart::kReceive) {
     part_ = StagePart::kGather;
     if (staged_receives()) {
-      op = Op();
-      op.id = OpId(next_id_++);
-      op.kind = OpKind::kPipeRecv;
-      op.op_class = OpClass::kPointToPoint;
-      op.step = StepIndex(step_);
+      pipeline_op(op, OpKind::kPipeRecv, OpClass::kPointToPoint);
       op.peer = (stage_ == 0 ? pp - 1 : stage_ - 1) * tp + tp_rank_;
       return true;
     }
@@ -219,15 +228,10 @@ bool DecodeWorkload::next_staged(Op& op) {
     if (stage_ > 0 && tp > 1) {
       // The ranks' slices of the hidden states and residual, all-gathered (the micro-batch's
       // tokens: those of the pass about to begin).
-      const uint32_t first = static_cast<uint32_t>(uint64_t{pass_} * o_.batch / passes_);
-      const uint32_t end = static_cast<uint32_t>(uint64_t{pass_ + 1} * o_.batch / passes_);
+      const auto [first, end] = micro_batch(pass_);
       const uint64_t tokens = uint64_t{end - first} * (o_.prefill && step_ == 0 ? o_.context : 1);
       const uint64_t slice = hidden_slice_bytes(tokens);
-      op = Op();
-      op.id = OpId(next_id_++);
-      op.kind = OpKind::kAllGather;
-      op.op_class = OpClass::kCollective;
-      op.step = StepIndex(step_);
+      pipeline_op(op, OpKind::kAllGather, OpClass::kCollective);
       op.collective_bytes = slice;
       op.activation_read_bytes = slice;
       op.activation_write_bytes = slice * tp;
@@ -253,11 +257,7 @@ bool DecodeWorkload::next_staged(Op& op) {
   const size_t nodes = size_t{pp} * tp;
   for (uint32_t r = 0; r < tp; ++r)
     pipe_traffic_[(size_t{stage_} * tp + r) * nodes + size_t{to} * tp + r] = bytes;
-  op = Op();
-  op.id = OpId(next_id_++);
-  op.kind = OpKind::kPipeSend;
-  op.op_class = OpClass::kPointToPoint;
-  op.step = StepIndex(step_);
+  pipeline_op(op, OpKind::kPipeSend, OpClass::kPointToPoint);
   op.peer = to * tp + tp_rank_;
   op.collective_bytes = bytes;
   op.traffic = pipe_traffic_.data();
@@ -323,8 +323,7 @@ void DecodeWorkload::begin_pass() {
   if (staged_) {
     // Pipeline micro-batch pass_: a consecutive slice of the batch (the prompt's, in a prefill
     // step: every token new, one sampled position).
-    const uint32_t first = static_cast<uint32_t>(uint64_t{pass_} * o_.batch / passes_);
-    const uint32_t end = static_cast<uint32_t>(uint64_t{pass_ + 1} * o_.batch / passes_);
+    const auto [first, end] = micro_batch(pass_);
     const bool prompt = o_.prefill && step_ == 0;
     pass_tokens_ = pass_sampled_ = 0;
     for (uint32_t s = first; s < end; ++s) {

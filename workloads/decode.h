@@ -26,6 +26,7 @@
 
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "models/core/rng.h"
@@ -153,6 +154,11 @@ class DecodeWorkload : public Workload {
   // A pipeline stage's pass `pass_` ends (after its send, if any): the step's last ends the step.
   void end_staged_pass(Op& op);
   bool staged_receives() const;
+  // Pipeline micro-batch k's sequences [first, end) of the batch.
+  std::pair<uint32_t, uint32_t> micro_batch(uint32_t k) const;
+  // Resets `op` to a pipeline stage's own op of `kind` (a receive, its gather, a send) in this
+  // step, numbered next.
+  void pipeline_op(Op& op, OpKind kind, OpClass op_class);
   bool staged_sends() const;
 
   const DecodeOptions o_;

@@ -233,7 +233,6 @@ void ForwardPass::set_pipeline_stage(uint32_t stage, uint32_t micro_batches) {
     throw std::logic_error("ForwardPass: a pipeline stage needs pipeline parallelism over it");
   }
   objects_.stage = stage;
-  staged_ = true;
   stage_passes_ = std::max(1u, micro_batches);
   if (shape_.moe()) step_routed_.resize(shape_.moe_layers());
   const TransformerShape::LayerRange r = shape_.stage_layers(stage);
@@ -359,7 +358,7 @@ void ForwardPass::route(uint32_t layer) {
   // Expert parallelism: every rank routes as many tokens as this one (symmetric ranks); rank
   // r's tokens are [r * tokens, (r + 1) * tokens) of one routing call.
   const uint64_t routed_tokens = tokens_ * ep;
-  if (staged_) {
+  if (objects_.stage >= 0) {
     // A micro-batch of the step (ep is 1): the step's routing. The stage's first routed layer
     // of a step routes every MoE layer of the model, in order, over every token of the step,
     // so each layer draws what it would in one pass of the whole model; each micro-batch then

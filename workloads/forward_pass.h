@@ -194,7 +194,6 @@ class ForwardPass {
   uint32_t pos_ = 0, layer_ = 0, layer_op_ = 0;
   uint32_t first_layer_ = 0, end_layer_ = 0;  // the layers this pass runs (a pipeline stage's)
   // Pipeline micro-batches (set_pipeline_slice): the step's routing per MoE layer of the stage.
-  bool staged_ = false;
   int64_t routed_step_ = -1;   // the step step_routed_ holds
   uint32_t stage_passes_ = 1;  // micro-batches (routed passes) per step
   uint64_t slice_first_ = 0, slice_step_tokens_ = 0;
