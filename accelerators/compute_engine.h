@@ -196,7 +196,17 @@ class ComputeEngine : public Component, public ExpertCostModel {
 
  public:
  private:
-  enum class Phase { kFetch, kOverhead, kStream, kRendezvous, kPipe, kFinish, kStepEnd, kDone };
+  enum class Phase {
+    kFetch,
+    kOverhead,
+    kStream,
+    kRendezvous,
+    kPipe,
+    kAwait,
+    kFinish,
+    kStepEnd,
+    kDone
+  };
 
   void run();  // the scheduler process; re-triggers itself only when something can change
   // What the scheduler does after a phase: go on at once, wait until `at`, or stop.
@@ -207,6 +217,10 @@ class ComputeEngine : public Component, public ExpertCostModel {
     static PhaseResult go_on() { return {kGoOn, 0}; }
     static PhaseResult wait(TimePs at) { return {kWait, at}; }
     static PhaseResult wait_event(sc_core::sc_event& e) { return {kWaitEvent, 0, &e}; }
+    // The event, or `at` if it comes first.
+    static PhaseResult wait_event_until(sc_core::sc_event& e, TimePs at) {
+      return {kWaitEvent, at, &e};
+    }
     static PhaseResult stop() { return {kStop, 0}; }
   };
   PhaseResult phase_fetch(TimePs now);     // the next op from the workload; its launch
@@ -217,6 +231,9 @@ class ComputeEngine : public Component, public ExpertCostModel {
   // Pipeline parallelism: a send (its message posted with its arrival; the engine goes on) or
   // a receive (waits for the message's arrival), ready at pipe_ready_ps_.
   PhaseResult phase_pipe(TimePs now);
+  // Data-parallel serving: an idle replica waits for a request (its doorbell) from
+  // await_start_ps_, or until await_end_ps_.
+  PhaseResult phase_await(TimePs now);
   // After the arithmetic (compute_free_): the activations' write; then the op finishes.
   PhaseResult write_activations(TimePs now);
   // A collective op's time on the fabric, and its link energy (the pod's, every rank's share).
@@ -360,6 +377,7 @@ class ComputeEngine : public Component, public ExpertCostModel {
   Counter* pipe_send_bytes_ = nullptr;
   Counter* pipe_send_ps_ = nullptr;
   TimePs pipe_ready_ps_ = 0;                      // when the current send or receive could start
+  TimePs await_start_ps_ = 0, await_end_ps_ = 0;  // data-parallel serving: an idle wait
   std::shared_ptr<PodCollectiveCache> pipe_pod_;  // the pipeline's nodes (tp x pp ranks)
   // The pod this rank's traffic runs on (its collectives', or a pipeline's sends'), or null.
   const PodCollectiveCache* pod_fabric() const {

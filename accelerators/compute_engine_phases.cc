@@ -130,6 +130,13 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
       phase_ = Phase::kRendezvous;
       return phase_rendezvous(now);
     }
+    if (op_.kind == OpKind::kIdle && rank != nullptr && rank->doorbell != nullptr) {
+      // Data-parallel serving: waiting until the front end routes a request here.
+      await_start_ps_ = start;
+      await_end_ps_ = start + std::min(op_.delay_ps, kMaxSimTimePs - start);
+      phase_ = Phase::kAwait;
+      return phase_await(now);
+    }
     TimePs end;
     if (op_.op_class == OpClass::kCollective) {
       double energy_j = 0;
@@ -206,6 +213,22 @@ ComputeEngine::PhaseResult ComputeEngine::phase_pipe(TimePs now) {
   const TimePs end = std::max(start, arrival);
   pipe_wait_ps_->inc(end - start);
   if (end > start) note_inactive(start, end);
+  compute_free_ = end;
+  return write_activations(now);
+}
+
+ComputeEngine::PhaseResult ComputeEngine::phase_await(TimePs now) {
+  const bool rung = ctx().workload()->requests_pending();
+  if (!rung && now < await_end_ps_) {
+    // (An open wait, as every replica's is, ends only at a ring.)
+    return await_end_ps_ >= kMaxSimTimePs
+               ? PhaseResult::wait_event(ctx().rank()->doorbell->rung())
+               : PhaseResult::wait_event_until(ctx().rank()->doorbell->rung(), await_end_ps_);
+  }
+  const TimePs end = rung ? std::max(now, await_start_ps_) : await_end_ps_;
+  idle_ps_.inc(end - await_start_ps_);
+  note_inactive(await_start_ps_, end);
+  compute_busy_ps_ += end - await_start_ps_;
   compute_free_ = end;
   return write_activations(now);
 }
@@ -296,6 +319,9 @@ void ComputeEngine::run() {
       case Phase::kPipe:
         r = phase_pipe(now);
         break;
+      case Phase::kAwait:
+        r = phase_await(now);
+        break;
       case Phase::kFinish:
         r = phase_finish(now);
         break;
@@ -309,7 +335,11 @@ void ComputeEngine::run() {
       return;
     }
     if (r.kind == PhaseResult::kWaitEvent) {
-      next_trigger(*r.event);
+      if (r.at > now) {
+        next_trigger(to_sc_time(r.at - now), *r.event);
+      } else {
+        next_trigger(*r.event);
+      }
       return;
     }
   }

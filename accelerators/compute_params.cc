@@ -100,6 +100,15 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
     } else {
       CollectiveModel::validate(root, v);
     }
+  } else if (root.system().has_pod() && par.data_parallel() > 1) {
+    // Replicas of one rank each: the pod holds them; no traffic runs on its links.
+    Validator pv = v.root("system.pod");
+    if (Pod::validate(root.system().pod(), pv) &&
+        par.data_parallel() > root.system().pod().nodes()) {
+      pv.error("nodes", "the replicas (" + std::to_string(par.data_parallel()) +
+                            ") need at least as many nodes (" +
+                            std::to_string(root.system().pod().nodes()) + ")");
+    }
   } else if (root.system().has_pod() && root.has_workload()) {
     // (Without a workload, as for `tiersim collective`, the pod is checked where it is used.)
     v.root("system").error("pod",
@@ -415,9 +424,11 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
   const uint32_t tp = root.workload().parallelism().tensor_parallel();
   const uint32_t ep = root.workload().parallelism().expert_parallel();
   const uint32_t pp = std::max(1u, root.workload().parallelism().pipeline_parallel());
-  const uint32_t ranks = std::max({1u, tp, ep}) * pp;
+  const uint32_t dp = std::max(1u, root.workload().parallelism().data_parallel());
+  const uint32_t ranks = std::max({1u, tp, ep}) * pp * dp;
   if (ranks > root.system().pod().nodes()) {
-    pv.error("nodes", std::string(pp > 1    ? "the pipeline (stages x tensor-parallel ranks)"
+    pv.error("nodes", std::string(dp > 1    ? "the replicas (replicas x tensor-parallel ranks)"
+                                  : pp > 1  ? "the pipeline (stages x tensor-parallel ranks)"
                                   : ep > tp ? "the expert-parallel"
                                             : "the tensor-parallel") +
                           " group (" + std::to_string(ranks) +

@@ -6,6 +6,7 @@
 
 #include "models/core/registry.h"
 #include "models/core/summary.h"
+#include "workloads/serving_front_end.h"
 
 namespace tiersim {
 
@@ -174,7 +175,7 @@ bool ServingWorkload::admit(uint32_t r, uint64_t tokens) {
 void ServingWorkload::preempt(uint32_t r) {
   Req& q = reqs_[r];
   ++preemptions_;
-  ++records_[r].preemptions;
+  ++recs()[r].preemptions;
   kv_.release(q.slot);
   free_slots_.push_back(q.slot);
   running_.erase(std::find(running_.begin(), running_.end(), r));
@@ -188,7 +189,7 @@ void ServingWorkload::preempt(uint32_t r) {
   }
   // Recompute: prefill the prompt and every generated token again, then sample the next.
   q.state = State::kWaiting;
-  q.prefill_target = uint64_t{o_.requests[r].input_tokens} + records_[r].generated;
+  q.prefill_target = uint64_t{o_.requests[r].input_tokens} + recs()[r].generated;
   q.kv_len = 0;
   waiting_.push_front(r);
 }
@@ -198,9 +199,18 @@ void ServingWorkload::plan(TimePs now) {
   pre_pos_ = 0;
   plan_.clear();
   plan_req_.clear();
-  while (next_arrival_ < reqs_.size() && arrival_ps_[next_arrival_] <= now) {
-    reqs_[next_arrival_].state = State::kWaiting;
-    waiting_.push_back(static_cast<uint32_t>(next_arrival_++));
+  if (front_end_ != nullptr) {
+    front_end_->route_due(now);
+    uint32_t r = 0;
+    while (front_end_->take(replica_, &r)) {
+      reqs_[r].state = State::kWaiting;
+      waiting_.push_back(r);
+    }
+  } else {
+    while (next_arrival_ < reqs_.size() && arrival_ps_[next_arrival_] <= now) {
+      reqs_[next_arrival_].state = State::kWaiting;
+      waiting_.push_back(static_cast<uint32_t>(next_arrival_++));
+    }
   }
   AdmissionDecision gate;
   if (gate_ != nullptr) {
@@ -281,8 +291,18 @@ void ServingWorkload::plan(TimePs now) {
   const bool deferred = !gate.admit_new && !preempted && (!waiting_.empty() || !swapped_.empty());
   deferred_steps_ += deferred;
   peak_blocks_ = std::max(peak_blocks_, kv_.blocks() - kv_.free_blocks());
-  if (plan_.empty() && pre_ops_.empty() && next_arrival_ < reqs_.size() && running_.empty() &&
-      waiting_.empty() && swapped_.empty()) {
+  if (front_end_ != nullptr) {
+    front_end_->note_kv_usage(
+        replica_, kv_.blocks() ? double(kv_.blocks() - kv_.free_blocks()) / kv_.blocks() : 0.0);
+    if (plan_.empty() && pre_ops_.empty() && !front_end_->all_routed() && running_.empty() &&
+        waiting_.empty() && swapped_.empty()) {
+      // Nothing to run until the front end routes a request here: the wait ends then (the
+      // replica's wake), so its length is open.
+      push_idle(now, kMaxSimTimePs, OpKind::kIdle);
+      return;
+    }
+  } else if (plan_.empty() && pre_ops_.empty() && next_arrival_ < reqs_.size() &&
+             running_.empty() && waiting_.empty() && swapped_.empty()) {
     // Nothing to run until the next request arrives (a closed loop always has one in flight).
     if (arrival_ps_[next_arrival_] == kNotSent) {
       throw std::logic_error("ServingWorkload: closed loop with no request in flight");
@@ -294,8 +314,8 @@ void ServingWorkload::plan(TimePs now) {
     // The controller's decision leaves nothing to run: ask again at its recheck time (or when
     // the next request arrives, if sooner).
     TimePs until = std::max(gate.recheck_ps, now + 1);
-    if (next_arrival_ < reqs_.size()) {
-      until = std::min(until, std::max(arrival_ps_[next_arrival_], now + 1));
+    if (const TimePs next = next_arrival(); next != kNotSent) {
+      until = std::min(until, std::max(next, now + 1));
     }
     ++gate_waits_;
     gate_wait_ps_ += until - now;
@@ -322,9 +342,44 @@ void ServingWorkload::begin_step(TimePs now_ps) {
   plan(now_ps);
 }
 
+TimePs ServingWorkload::arrival(size_t r) const {
+  return front_end_ != nullptr ? front_end_->arrival_ps(static_cast<uint32_t>(r)) : arrival_ps_[r];
+}
+
+TimePs ServingWorkload::next_arrival() const {
+  if (front_end_ != nullptr) return front_end_->next_arrival_ps();
+  return next_arrival_ < reqs_.size() ? arrival_ps_[next_arrival_] : kNotSent;
+}
+
+std::vector<ServingWorkload::RequestRecord>& ServingWorkload::recs() {
+  return front_end_ != nullptr ? front_end_->records() : records_;
+}
+
+const std::vector<ServingWorkload::RequestRecord>& ServingWorkload::records() const {
+  return front_end_ != nullptr ? front_end_->records() : records_;
+}
+
+bool ServingWorkload::complete() const {
+  if (front_end_ == nullptr) return done_ == reqs_.size();
+  return front_end_->all_routed() && !front_end_->pending(replica_) && running_.empty() &&
+         waiting_.empty() && swapped_.empty();
+}
+
+bool ServingWorkload::requests_pending() const {
+  return front_end_ != nullptr && (front_end_->pending(replica_) || front_end_->all_routed());
+}
+
+void ServingWorkload::set_front_end(ServingFrontEnd* front_end, uint32_t replica) {
+  if (front_end->requests() != reqs_.size() || replica >= front_end->replicas()) {
+    throw std::logic_error("ServingWorkload: a front end for other requests");
+  }
+  front_end_ = front_end;
+  replica_ = replica;
+}
+
 bool ServingWorkload::next(Op& op) {
   if (!step_open_) {
-    if (done_ == reqs_.size()) return false;
+    if (complete()) return false;
     throw std::logic_error("ServingWorkload: requests remain but nothing can be scheduled");
   }
   const bool idle = !pre_ops_.empty() && pre_ops_[0].op_class == OpClass::kWait;
@@ -361,7 +416,7 @@ void ServingWorkload::end_step(TimePs now_ps) {
   for (size_t i = 0; i < plan_.size(); ++i) {
     const uint32_t r = plan_req_[i];
     Req& q = reqs_[r];
-    RequestRecord& rec = records_[r];
+    RequestRecord& rec = recs()[r];
     if (q.kv_len < q.prefill_target) prefill_tokens_ += plan_[i].queries;
     q.kv_len += plan_[i].queries;
     if (plan_[i].sampled == 0) continue;
@@ -376,42 +431,88 @@ void ServingWorkload::end_step(TimePs now_ps) {
     free_slots_.push_back(q.slot);
     running_.erase(std::find(running_.begin(), running_.end(), r));
     ++done_;
-    // Closed loop: the client whose request completed sends the next one now.
-    if (o_.closed_loop_clients > 0 && next_send_ < reqs_.size()) arrival_ps_[next_send_++] = now_ps;
+    if (front_end_ != nullptr) {
+      front_end_->completed(r, now_ps);  // (a closed loop's next request is routed now)
+    } else if (o_.closed_loop_clients > 0 && next_send_ < reqs_.size()) {
+      // Closed loop: the client whose request completed sends the next one now.
+      arrival_ps_[next_send_++] = now_ps;
+    }
+  }
+  if (front_end_ != nullptr) {
+    front_end_->note_kv_usage(
+        replica_, kv_.blocks() ? double(kv_.blocks() - kv_.free_blocks()) / kv_.blocks() : 0.0);
   }
   plan_.clear();
   plan_req_.clear();
   ++step_;
 }
 
-void ServingWorkload::summarize(std::vector<SummaryItem>& summary) const {
+namespace {
+
+// The request figures of a serving run over the requests `keep` accepts.
+struct RequestFigures {
   std::vector<double> ttft, tpot, e2e;
   double gaps_ms = 0;  // every gap between two tokens of one request, summed
   uint64_t gaps = 0;
   size_t met = 0;
   uint64_t output = 0;
-  TimePs first_arrival = arrival_ps_.empty() ? 0 : arrival_ps_.front();
-  TimePs last_finish = 0;
-  for (size_t i = 0; i < records_.size(); ++i) {
-    const RequestRecord& r = records_[i];
-    output += r.generated;
+  double span_s = 0;  // the first kept request's arrival to the last kept one's finish
+};
+
+template <typename Keep>
+RequestFigures request_figures(const std::vector<ServingWorkload::RequestRecord>& records,
+                               const std::vector<TimePs>& arrivals, double slo_ttft_ms,
+                               double slo_tpot_ms, Keep keep) {
+  RequestFigures f;
+  TimePs first_arrival = UINT64_MAX, last_finish = 0;
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (!keep(i)) continue;
+    first_arrival = std::min(first_arrival, arrivals[i]);
+    const ServingWorkload::RequestRecord& r = records[i];
+    f.output += r.generated;
     if (!r.done) continue;
-    const double t = ps_to_ms(r.first_token_ps - arrival_ps_[i]);
+    const double t = ps_to_ms(r.first_token_ps - arrivals[i]);
     const double p =
         r.generated > 1 ? ps_to_ms(r.last_token_ps - r.first_token_ps) / (r.generated - 1) : 0.0;
-    ttft.push_back(t);
+    f.ttft.push_back(t);
     if (r.generated > 1) {
-      tpot.push_back(p);
-      gaps_ms += ps_to_ms(r.last_token_ps - r.first_token_ps);
-      gaps += r.generated - 1;
+      f.tpot.push_back(p);
+      f.gaps_ms += ps_to_ms(r.last_token_ps - r.first_token_ps);
+      f.gaps += r.generated - 1;
     }
-    e2e.push_back(ps_to_ms(r.finish_ps - arrival_ps_[i]));
+    f.e2e.push_back(ps_to_ms(r.finish_ps - arrivals[i]));
     last_finish = std::max(last_finish, r.finish_ps);
-    const bool ok = (o_.slo_ttft_ms <= 0 || t <= o_.slo_ttft_ms) &&
-                    (o_.slo_tpot_ms <= 0 || r.generated <= 1 || p <= o_.slo_tpot_ms);
-    met += ok;
+    const bool ok = (slo_ttft_ms <= 0 || t <= slo_ttft_ms) &&
+                    (slo_tpot_ms <= 0 || r.generated <= 1 || p <= slo_tpot_ms);
+    f.met += ok;
   }
-  const double span_s = last_finish > first_arrival ? ps_to_s(last_finish - first_arrival) : 0.0;
+  f.span_s = first_arrival != UINT64_MAX && last_finish > first_arrival
+                 ? ps_to_s(last_finish - first_arrival)
+                 : 0.0;
+  return f;
+}
+
+double mean_of(const std::vector<double>& v) {
+  double t = 0;
+  for (double x : v)
+    t += x;
+  return v.empty() ? 0.0 : t / double(v.size());
+}
+
+}  // namespace
+
+void ServingWorkload::summarize(std::vector<SummaryItem>& summary) const {
+  // With a front end, every request's (the pod's figures), then this replica's own.
+  const std::vector<TimePs>& arrivals =
+      front_end_ != nullptr ? front_end_->arrivals() : arrival_ps_;
+  // (Closed-loop requests not sent by the run's end count from 0, as before: they are not done.)
+  const RequestFigures all =
+      request_figures(records(), arrivals, o_.slo_ttft_ms, o_.slo_tpot_ms,
+                      [&](size_t i) { return arrivals[i] != kNotSent || front_end_ == nullptr; });
+  const std::vector<double>&ttft = all.ttft, &tpot = all.tpot, &e2e = all.e2e;
+  const double span_s = all.span_s, gaps_ms = all.gaps_ms;
+  const uint64_t gaps = all.gaps, output = all.output;
+  const size_t met = all.met;
   summary.push_back({"requests_completed", double(e2e.size()), "requests"});
   summary.push_back({"ttft_ms_p50", percentile(ttft, 50), "ms"});
   summary.push_back({"ttft_ms_p99", percentile(ttft, 99), "ms"});
@@ -419,14 +520,8 @@ void ServingWorkload::summarize(std::vector<SummaryItem>& summary) const {
   summary.push_back({"request_tpot_ms_p99", percentile(tpot, 99), "ms"});
   // Means as serving benchmarks report them: TTFT and TPOT averaged over requests (each
   // request's TPOT its own mean gap), ITL over every gap between tokens of a request.
-  const auto mean = [](const std::vector<double>& v) {
-    double t = 0;
-    for (double x : v)
-      t += x;
-    return v.empty() ? 0.0 : t / double(v.size());
-  };
-  summary.push_back({"ttft_ms_mean", mean(ttft), "ms"});
-  summary.push_back({"request_tpot_ms_mean", mean(tpot), "ms"});
+  summary.push_back({"ttft_ms_mean", mean_of(ttft), "ms"});
+  summary.push_back({"request_tpot_ms_mean", mean_of(tpot), "ms"});
   summary.push_back({"itl_ms_mean", gaps ? gaps_ms / double(gaps) : 0.0, "ms"});
   summary.push_back({"e2e_ms_p50", percentile(e2e, 50), "ms"});
   summary.push_back({"e2e_ms_p99", percentile(e2e, 99), "ms"});
@@ -451,6 +546,18 @@ void ServingWorkload::summarize(std::vector<SummaryItem>& summary) const {
     summary.push_back({"admission_gate_waits", double(gate_waits_), "count"});
     summary.push_back({"admission_gate_wait_s", ps_to_s(gate_wait_ps_), "s"});
   }
+  if (front_end_ != nullptr) {
+    const RequestFigures own = request_figures(
+        records(), arrivals, o_.slo_ttft_ms, o_.slo_tpot_ms,
+        [&](size_t i) { return front_end_->replica_of(static_cast<uint32_t>(i)) == replica_; });
+    summary.push_back(
+        {"replica_requests_routed", double(front_end_->routed_to(replica_)), "requests"});
+    summary.push_back({"replica_requests_completed", double(own.e2e.size()), "requests"});
+    summary.push_back({"replica_ttft_ms_p50", percentile(own.ttft, 50), "ms"});
+    summary.push_back({"replica_ttft_ms_p99", percentile(own.ttft, 99), "ms"});
+    summary.push_back({"replica_request_tpot_ms_mean", mean_of(own.tpot), "ms"});
+    summary.push_back({"replica_output_tokens", double(own.output), "tokens"});
+  }
   pass_.summarize_moe(summary);
 }
 
@@ -467,21 +574,28 @@ void ServingWorkload::write_results(ResultSink& w) const {
   const size_t c_pre = t.add_column("preemptions", Table::Type::kU64);
   // 0 for a closed-loop request no client had sent when the run stopped (its arrival_ps is 0).
   const size_t c_sent = t.add_column("sent", Table::Type::kU64);
-  for (size_t i = 0; i < records_.size(); ++i) {
-    const RequestRecord& r = records_[i];
+  // Data-parallel serving: the replica each request was routed to (every request's row).
+  const size_t c_replica =
+      front_end_ != nullptr ? t.add_column("replica", Table::Type::kU64) : SIZE_MAX;
+  for (size_t i = 0; i < records().size(); ++i) {
+    const RequestRecord& r = records()[i];
     const ServingRequest& q = o_.requests[i];
-    const bool sent = arrival_ps_[i] != kNotSent;
+    const bool sent = arrival(i) != kNotSent;
     t.columns[c_sent].u64.push_back(sent ? 1 : 0);
-    t.columns[c_arr].u64.push_back(sent ? arrival_ps_[i] : 0);
+    t.columns[c_arr].u64.push_back(sent ? arrival(i) : 0);
     t.columns[c_in].u64.push_back(q.input_tokens);
     t.columns[c_out].u64.push_back(q.output_tokens);
     t.columns[c_gen].u64.push_back(r.generated);
     t.columns[c_first].u64.push_back(r.first_token_ps);
     t.columns[c_fin].u64.push_back(r.finish_ps);
-    t.columns[c_ttft].f64.push_back(r.generated ? ps_to_ms(r.first_token_ps - arrival_ps_[i]) : -1);
+    t.columns[c_ttft].f64.push_back(r.generated ? ps_to_ms(r.first_token_ps - arrival(i)) : -1);
     t.columns[c_tpot].f64.push_back(
         r.generated > 1 ? ps_to_ms(r.last_token_ps - r.first_token_ps) / (r.generated - 1) : -1);
     t.columns[c_pre].u64.push_back(r.preemptions);
+    if (c_replica != SIZE_MAX) {
+      const uint32_t d = front_end_->replica_of(static_cast<uint32_t>(i));
+      t.columns[c_replica].u64.push_back(d == ServingFrontEnd::kUnrouted ? UINT64_MAX : d);
+    }
   }
   w.write_table("/workload/requests", t);
 }
@@ -710,6 +824,18 @@ std::unique_ptr<Router> make_serving_router(const config::Config& root) {
   p.seed = root.run().seed();
   return std::make_unique<SyntheticRouter>(p);
 }
+
+}  // namespace
+
+std::unique_ptr<ServingFrontEnd> make_serving_front_end(const config::Config& root) {
+  ServingOptions o = options_from_config(root);
+  const uint32_t replicas = std::max(1u, root.workload().parallelism().data_parallel());
+  return std::make_unique<ServingFrontEnd>(std::move(o.requests), o.closed_loop_clients, replicas,
+                                           root.workload().serving().replica_routing(),
+                                           root.run().seed());
+}
+
+namespace {
 
 const WorkloadRegistrar kRegistrar(WorkloadKind{
     "serving",

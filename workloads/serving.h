@@ -94,6 +94,8 @@ class PagedKv : public KvLayout {
   std::vector<uint32_t> first_;  // per layer: the pool object
 };
 
+class ServingFrontEnd;
+
 struct ServingOptions {
   std::vector<ServingRequest> requests;  // sorted by arrival
   // Closed loop: the first `closed_loop_clients` requests arrive at 0, each later one when a
@@ -113,7 +115,7 @@ class ServingWorkload : public Workload {
   void register_objects(ObjectTable& objects) override;
   void begin_step(TimePs now_ps) override;
   bool next(Op& op) override;
-  bool complete() const override { return done_ == reqs_.size(); }
+  bool complete() const override;
   void set_start(TimePs start_ps) override;
   void end_step(TimePs now_ps) override;
   uint32_t total_steps() const override { return 0; }
@@ -126,6 +128,11 @@ class ServingWorkload : public Workload {
     gate_ = gate;
     return true;
   }
+  bool requests_pending() const override;
+  // Data-parallel serving: this workload is replica `replica` behind the front end `front_end`
+  // (not owned; outlives the run; its requests are this workload's): it serves the requests
+  // routed to it and records them in the front end. Called before the run.
+  void set_front_end(ServingFrontEnd* front_end, uint32_t replica);
 
   static uint64_t footprint_bytes(const TransformerShape& s, const ServingOptions& o);
   static uint32_t pool_blocks(const TransformerShape& s, const ServingOptions& o);
@@ -135,7 +142,7 @@ class ServingWorkload : public Workload {
     uint32_t generated = 0, preemptions = 0;
     bool done = false;
   };
-  const std::vector<RequestRecord>& records() const { return records_; }
+  const std::vector<RequestRecord>& records() const;
   uint64_t preemptions() const { return preemptions_; }
   const PagedKv& kv() const { return kv_; }
 
@@ -158,6 +165,11 @@ class ServingWorkload : public Workload {
   // loop runs once), kHold for a controller's backpressure or recheck (counted from when the
   // host has done its step work, as the controller's idle share is meant).
   void push_idle(TimePs now, TimePs until, OpKind kind);
+  // When request r was sent (kNotSent: not yet), and the next arrival not yet taken (kNotSent:
+  // none known).
+  TimePs arrival(size_t r) const;
+  TimePs next_arrival() const;
+  std::vector<RequestRecord>& recs();
 
   const TransformerShape shape_;
   const ServingOptions o_;
@@ -186,6 +198,9 @@ class ServingWorkload : public Workload {
   uint64_t preemptions_ = 0, swapped_bytes_ = 0;
   uint32_t peak_blocks_ = 0;
   uint64_t prefill_tokens_ = 0;
+
+  ServingFrontEnd* front_end_ = nullptr;  // data-parallel serving: the router in front
+  uint32_t replica_ = 0;
 
   // The admission gate (none: every step admits as above).
   AdmissionGate* gate_ = nullptr;

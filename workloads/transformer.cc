@@ -177,6 +177,12 @@ void TransformerShape::validate_parallelism(const config::TransformerModel& m,
               "with expert_parallel > 1 is not modelled yet (set expert_parallel 1)");
     }
   }
+  if (p.has_data_parallel() && v.positive("data_parallel", true, p.data_parallel()) &&
+      p.data_parallel() > 1 && (p.expert_parallel() > 1 || p.pipeline_parallel() > 1)) {
+    v.error("data_parallel",
+            "replicas of expert-parallel ranks or pipeline stages are not modelled yet (set "
+            "expert_parallel and pipeline_parallel 1)");
+  }
   if (p.has_pipeline_micro_batches() &&
       v.positive("pipeline_micro_batches", true, p.pipeline_micro_batches()) &&
       !(p.has_pipeline_parallel() && p.pipeline_parallel() > 1)) {

@@ -33,7 +33,7 @@ std::string ranks_never_identical(const config::Config& cfg) {
 uint32_t simulated_ranks(const config::Config& cfg) {
   const auto& par = cfg.workload().parallelism();
   return std::max({1u, par.tensor_parallel(), par.expert_parallel()}) *
-         std::max(1u, par.pipeline_parallel());
+         std::max(1u, par.pipeline_parallel()) * std::max(1u, par.data_parallel());
 }
 
 config::Config node_config(const config::Config& tmpl, uint32_t node) {

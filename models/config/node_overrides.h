@@ -17,8 +17,8 @@ bool simulates_every_rank(const config::Config& cfg);
 // override's: a uniform range wider than a point, a normal with a spread) draw their own
 // streams.
 std::string ranks_never_identical(const config::Config& cfg);
-// The ranks simulated side by side: the tensor- or expert-parallel degree, times the pipeline
-// stages.
+// The ranks side by side: the tensor- or expert-parallel degree, times the pipeline stages, times
+// the data-parallel replicas.
 uint32_t simulated_ranks(const config::Config& cfg);
 // node[node]'s config: `tmpl` without node overrides, with those naming `node` merged into its
 // system (as a config file merges: repeated components and links by name) and their

@@ -560,12 +560,20 @@ void validate_ranks(const config::Config& cfg, Validator v) {
   const std::string p = "workload.parallelism.simulate_ranks";
   if (every) {
     if (!cfg.system().has_pod()) v.error(p, "every rank simulated needs system.pod");
-    if (par.tensor_parallel() < 2 && par.expert_parallel() < 2 && par.pipeline_parallel() < 2) {
+    if (par.tensor_parallel() < 2 && par.expert_parallel() < 2 && par.pipeline_parallel() < 2 &&
+        par.data_parallel() < 2) {
       v.error(p,
-              "every rank simulated needs tensor_parallel, expert_parallel or pipeline_parallel "
-              "> 1 (the ranks it simulates)");
+              "every rank simulated needs tensor_parallel, expert_parallel, pipeline_parallel or "
+              "data_parallel > 1 (the ranks it simulates)");
     }
-    if (!cfg.workload().has_decode()) v.error(p, "every rank simulated runs a decode workload");
+    if (par.data_parallel() > 1) {
+      if (!cfg.workload().has_serving()) {
+        v.error("workload.parallelism.data_parallel",
+                "data-parallel replicas serve requests: a serving workload");
+      }
+    } else if (!cfg.workload().has_decode()) {
+      v.error(p, "every rank simulated runs a decode workload (or serving with data_parallel)");
+    }
     if (cfg.tenancy().tenants_size() > 0) v.error(p, "every rank simulated runs without tenancy");
     if (cfg.run().has_fast_forward())
       v.error(p, "every rank simulated runs without run.fast_forward");
@@ -578,6 +586,19 @@ void validate_ranks(const config::Config& cfg, Validator v) {
     if (cfg.system().pod().memory_nodes_size() > 0) {
       v.error(p, "every rank simulated runs without pod memory nodes (not yet)");
     }
+  }
+  if (par.data_parallel() > 1 && !every) {
+    v.error("workload.parallelism.data_parallel",
+            "replicas run with every rank simulated (simulate_ranks: SIMULATE_EVERY_RANK)");
+  }
+  if (par.data_parallel() > 1 && par.tensor_parallel() > 1 && par.has_merge_identical_ranks() &&
+      !par.merge_identical_ranks()) {
+    v.error("workload.parallelism.merge_identical_ranks",
+            "a replica's tensor-parallel ranks are simulated as one: leave it unset or true");
+  }
+  if (cfg.workload().serving().replica_routing() != config::REPLICA_ROUTING_UNSPECIFIED &&
+      par.data_parallel() < 2) {
+    v.error("workload.serving.replica_routing", "needs workload.parallelism.data_parallel > 1");
   }
   if (par.pipeline_parallel() > 1 && !every) {
     v.error("workload.parallelism.pipeline_parallel",
@@ -618,6 +639,24 @@ void validate_ranks(const config::Config& cfg, Validator v) {
       } else if (!owner.emplace(n, o.name()).second && owner[n] != o.name()) {
         ov.error("nodes",
                  "node " + std::to_string(n) + " is also in override \"" + owner[n] + "\"");
+      }
+    }
+    if (const uint32_t dp = par.data_parallel(), tp = std::max(1u, par.tensor_parallel());
+        dp > 1 && tp > 1) {
+      // A replica's ranks are simulated as one: an override covers whole replicas.
+      for (uint32_t n : o.nodes()) {
+        const uint32_t first = n / tp * tp;
+        for (uint32_t m = first; m < first + tp && n < ranks; ++m) {
+          if (std::find(o.nodes().begin(), o.nodes().end(), m) == o.nodes().end()) {
+            ov.error("nodes", "node " + std::to_string(n) + " is in replica " +
+                                  std::to_string(n / tp) + " (node[" + std::to_string(first) +
+                                  " .. " + std::to_string(first + tp - 1) +
+                                  "]), whose ranks are simulated as one: name all of them "
+                                  "(missing node " +
+                                  std::to_string(m) + ")");
+            break;
+          }
+        }
       }
     }
     if (o.system().has_pod() || o.system().has_scale_up() || o.system().has_name()) {

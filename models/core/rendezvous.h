@@ -92,21 +92,36 @@ class PipeChannel {
   sc_core::sc_event posted_;
 };
 
+// Data-parallel serving: a replica's doorbell, rung when the front end routes a request to it
+// (or has nothing more to route); a replica's engine waiting for requests waits on it.
+class Doorbell {
+ public:
+  void ring() { rung_.notify(sc_core::SC_ZERO_TIME); }
+  sc_core::sc_event& rung() { return rung_; }
+
+ private:
+  sc_core::sc_event rung_;
+};
+
 // The ranks simulated side by side: their meeting points, their inboxes and how many are done.
-// Pipeline stages each meet apart: `groups` collective groups (a stage's tensor-parallel ranks)
-// of parties / groups parties each.
+// Pipeline stages and data-parallel replicas each meet apart: `groups` collective groups (a
+// stage's or a replica's tensor-parallel ranks) of parties / groups parties each.
 class RankGroup {
  public:
-  // `multiplicity[p]`: the ranks party p stands for (identical ranks simulated once; one group
-  // only).
+  // `multiplicity[p]`: the ranks party p stands for (identical ranks simulated once); group g's
+  // parties are parties g x parties / groups onwards.
   explicit RankGroup(uint32_t parties, std::vector<uint32_t> multiplicity = {}, uint32_t groups = 1)
       : parties_(parties) {
-    if (groups == 0 || parties % groups != 0 || (groups > 1 && !multiplicity.empty())) {
+    if (groups == 0 || parties % groups != 0 ||
+        (!multiplicity.empty() && multiplicity.size() != parties)) {
       throw std::logic_error("RankGroup: parties in groups");
     }
+    const uint32_t per = parties / groups;
     for (uint32_t g = 0; g < groups; ++g)
       rendezvous_.push_back(std::make_unique<Rendezvous>(
-          parties / groups, groups == 1 ? std::move(multiplicity) : std::vector<uint32_t>{}));
+          per, multiplicity.empty() ? std::vector<uint32_t>{}
+                                    : std::vector<uint32_t>(multiplicity.begin() + g * per,
+                                                            multiplicity.begin() + (g + 1) * per)));
     for (uint32_t p = 0; p < parties; ++p)
       pipes_.push_back(std::make_unique<PipeChannel>());
   }
@@ -130,8 +145,9 @@ class RankGroup {
 struct RankSlot {
   uint32_t node = 0;   // node[node] of the pod (the first of identical ranks simulated once)
   uint32_t party = 0;  // its party at its collective group's rendezvous
-  uint32_t collective_group = 0;  // its collective group (a pipeline stage)
+  uint32_t collective_group = 0;  // its collective group (a pipeline stage, a replica)
   RankGroup* group = nullptr;
+  Doorbell* doorbell = nullptr;  // data-parallel serving: its replica's
 };
 
 }  // namespace tiersim

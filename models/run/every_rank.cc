@@ -10,6 +10,10 @@
 // experts (ForwardPass::set_expert_rank), so none are merged; they route the same tokens alike.
 // Pipeline stages each run their own layers over micro-batches (DecodeWorkload::
 // set_pipeline_stage) and meet only through their sends (RankGroup::pipe), never merged.
+// Data-parallel replicas (serving) each serve the requests a front end routes to them
+// (ServingFrontEnd, routing at each arrival); a replica's tensor-parallel ranks are identical
+// (validated) and simulated as one, each replica its own collective group; replicas are never
+// merged.
 #include <algorithm>
 #include <chrono>
 #include <deque>
@@ -30,6 +34,7 @@
 #include "models/run/power_monitor.h"
 #include "models/run/run_parts.h"
 #include "models/run/simulation.h"
+#include "workloads/serving_front_end.h"
 
 namespace tiersim {
 
@@ -42,17 +47,24 @@ class NodeModule : public sc_core::sc_module {
  public:
   // `expert_rank`: the node's expert-parallel rank, when it runs its own experts.
   // `stages`: pipeline stages (node = stage x tp + its tensor-parallel rank), or 1.
+  // `front_end`: data-parallel serving's, with the node's replica's doorbell.
   NodeModule(const sc_core::sc_module_name& name, const LoadedConfig& loaded,
              const config::Config& cfg, uint32_t node, uint32_t party, RankGroup& group,
-             bool expert_rank, uint32_t stages)
+             bool expert_rank, uint32_t stages, ServingFrontEnd* front_end, Doorbell* doorbell)
       : sc_core::sc_module(name), ctx(cfg, cfg.run().seed()) {
     const uint32_t tp = std::max(1u, cfg.workload().parallelism().tensor_parallel());
     slot.node = node;
-    slot.party = stages > 1 ? node % tp : party;
-    slot.collective_group = stages > 1 ? node / tp : 0;
+    slot.party = stages > 1 ? node % tp : front_end != nullptr ? 0 : party;
+    slot.collective_group = stages > 1 || front_end != nullptr ? node / tp : 0;
     slot.group = &group;
+    slot.doorbell = doorbell;
     ctx.set_rank(&slot);
     workload = find_workload_kind(workload_kind_name(cfg.workload()))->create(cfg);
+    if (front_end != nullptr) {
+      auto* serving = dynamic_cast<ServingWorkload*>(workload.get());
+      if (serving == nullptr) throw std::logic_error("every rank: replicas run serving workloads");
+      serving->set_front_end(front_end, node / tp);
+    }
     if (expert_rank && !workload->set_expert_rank(node)) {
       throw std::logic_error("every rank: the workload has no expert-parallel ranks");
     }
@@ -75,6 +87,62 @@ class NodeModule : public sc_core::sc_module {
   std::unique_ptr<PowerMonitor> power;
 };
 
+// Data-parallel serving: routes each request at its arrival time (a closed loop's next request is
+// routed at the completion that sends it, by the replica that completes).
+class FrontEndModule : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(FrontEndModule);
+  FrontEndModule(const sc_core::sc_module_name& name, ServingFrontEnd& front_end)
+      : sc_core::sc_module(name), front_end_(front_end) {
+    SC_METHOD(route);
+  }
+
+ private:
+  void route() {
+    const TimePs now = now_ps();
+    front_end_.route_due(now);
+    const TimePs next = front_end_.next_arrival_ps();
+    if (next != ServingFrontEnd::kNotSent && next > now) next_trigger(to_sc_time(next - now));
+    // (Nothing known to come: a closed loop's requests are routed as they are sent.)
+  }
+  ServingFrontEnd& front_end_;
+};
+
+// Data-parallel serving: the pod's totals of what each replica counts for itself (preemptions,
+// swapped bytes, prefill tokens; the KV pool's peak, the highest replica's) in place of replica
+// 0's, and each replica's own request figures (replica<d>_...).
+void replica_summary(const std::vector<NodeResult>& replicas, std::vector<SummaryItem>& summary) {
+  auto value = [](const std::vector<SummaryItem>& items, const std::string& name) {
+    for (const auto& i : items)
+      if (i.name == name) return i.value;
+    return 0.0;
+  };
+  for (auto& item : summary) {
+    const bool sum =
+        item.name == "preemptions" || item.name == "swapped_bytes" || item.name == "prefill_tokens";
+    if (!sum && item.name != "kv_pool_peak_fraction") continue;
+    double v = 0;
+    for (const auto& r : replicas) {
+      const double x = value(r.summary, item.name);
+      v = sum ? v + x : std::max(v, x);
+    }
+    item.value = v;
+  }
+  summary.push_back({"replicas", double(replicas.size()), "replicas"});
+  for (size_t d = 0; d < replicas.size(); ++d) {
+    const std::string p = "replica" + std::to_string(d) + "_";
+    for (const char* name : {"requests_routed", "requests_completed", "ttft_ms_p50", "ttft_ms_p99",
+                             "request_tpot_ms_mean", "output_tokens"}) {
+      const std::string own = std::string("replica_") + name;
+      for (const auto& i : replicas[d].summary)
+        if (i.name == own) summary.push_back({p + name, i.value, i.unit});
+    }
+    summary.push_back({p + "preemptions", value(replicas[d].summary, "preemptions"), "count"});
+    summary.push_back({p + "kv_pool_peak_fraction",
+                       value(replicas[d].summary, "kv_pool_peak_fraction"), "fraction"});
+  }
+}
+
 }  // namespace
 
 RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options) {
@@ -94,13 +162,23 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
   const bool merge = ranks_never_identical(cfg).empty() &&
                      (!par.has_merge_identical_ranks() || par.merge_identical_ranks());
   // Each rank's node config, and its class: the first rank with an identical config.
+  // Data-parallel replicas: each replica's ranks form one class (they are identical, as
+  // validated), never merged with another replica's.
+  const uint32_t replicas = std::max(1u, par.data_parallel());
+  const uint32_t tp = std::max(1u, par.tensor_parallel());
   std::deque<config::Config> configs;  // per class: the Contexts keep references
   std::vector<uint32_t> rank_class(ranks);
   std::vector<uint32_t> class_node;  // per class: its first rank
   for (uint32_t r = 0; r < ranks; ++r) {
     config::Config c = node_config(cfg, r);
     uint32_t k = 0;
-    if (merge) {
+    if (replicas > 1) {
+      k = r / tp;
+      if (k < configs.size() &&
+          !google::protobuf::util::MessageDifferencer::Equals(configs[k], c)) {
+        throw std::logic_error("every rank: a replica's ranks differ");
+      }
+    } else if (merge) {
       for (; k < configs.size(); ++k) {
         if (google::protobuf::util::MessageDifferencer::Equals(configs[k], c)) break;
       }
@@ -119,14 +197,27 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
     ++multiplicity[rank_class[r]];
   // Pipeline stages meet apart (each stage's tensor-parallel ranks); none are merged.
   const uint32_t stages = std::max(1u, par.pipeline_parallel());
-  RankGroup group(classes, stages > 1 ? std::vector<uint32_t>{} : multiplicity, stages);
+  RankGroup group(classes, stages > 1 ? std::vector<uint32_t>{} : multiplicity,
+                  stages > 1 ? stages : replicas);
+  // Data-parallel serving: the front end and each replica's doorbell.
+  std::unique_ptr<ServingFrontEnd> front_end;
+  std::vector<std::unique_ptr<Doorbell>> doorbells;
+  std::unique_ptr<FrontEndModule> front_end_module;
+  if (replicas > 1) {
+    front_end = make_serving_front_end(cfg);
+    for (uint32_t d = 0; d < replicas; ++d) {
+      doorbells.push_back(std::make_unique<Doorbell>());
+      front_end->set_wake(d, [bell = doorbells.back().get()] { bell->ring(); });
+    }
+    front_end_module = std::make_unique<FrontEndModule>("front_end", *front_end);
+  }
   std::vector<std::unique_ptr<NodeModule>> nodes;  // per class
   for (uint32_t k = 0; k < classes; ++k) {
     const uint32_t r = class_node[k];
     try {
-      nodes.push_back(std::make_unique<NodeModule>(("node[" + std::to_string(r) + "]").c_str(),
-                                                   loaded, configs[k], r, k, group, expert_ranks,
-                                                   stages));
+      nodes.push_back(std::make_unique<NodeModule>(
+          ("node[" + std::to_string(r) + "]").c_str(), loaded, configs[k], r, k, group,
+          expert_ranks, stages, front_end.get(), replicas > 1 ? doorbells[r / tp].get() : nullptr));
     } catch (const ConfigError& e) {
       throw located(loaded, e.issues());
     }
@@ -151,13 +242,23 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
   const TimePs end_ps = now_ps();
 
   // The pod's steps: each ends when its last rank ends it; it starts at the previous one's end.
+  // (Data-parallel replicas step apart: the headline steps are replica 0's own.)
   size_t steps = SIZE_MAX;
   for (auto& n : nodes)
     steps = std::min(steps, n->ctx.records().tokens.size());
+  if (replicas > 1) steps = nodes[0]->ctx.records().tokens.size();
   std::vector<TokenRecord> pod(nodes[0]->ctx.records().tokens.begin(),
                                nodes[0]->ctx.records().tokens.begin() + steps);
   std::vector<double> class_step_ms(classes, 0.0);
-  for (size_t s = 0; s < steps; ++s) {
+  std::vector<size_t> class_steps(classes, steps);
+  if (replicas > 1) {
+    for (uint32_t k = 0; k < classes; ++k) {
+      class_steps[k] = nodes[k]->ctx.records().tokens.size();
+      for (const TokenRecord& t : nodes[k]->ctx.records().tokens)
+        class_step_ms[k] += ps_to_ms(t.end_ps - t.start_ps);
+    }
+  }
+  for (size_t s = 0; s < steps && replicas == 1; ++s) {
     for (uint32_t k = 0; k < classes; ++k) {
       const TokenRecord& t = nodes[k]->ctx.records().tokens[s];
       pod[s].end_ps = std::max(pod[s].end_ps, t.end_ps);
@@ -201,14 +302,16 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
   for (uint32_t r = 0; r < ranks; ++r) {
     const uint32_t k = rank_class[r];
     const std::string p = "node" + std::to_string(r) + "_";
-    out.summary.push_back(
-        {p + "step_ms_mean", steps ? class_step_ms[k] / double(steps) : 0.0, "ms"});
+    out.summary.push_back({p + "step_ms_mean",
+                           class_steps[k] ? class_step_ms[k] / double(class_steps[k]) : 0.0, "ms"});
     // The waits of a run cut short include its unfinished step's: reported for whole runs.
     if (!done) continue;
-    if (!pipeline || par.tensor_parallel() > 1) {  // its collectives' waits
-      out.summary.push_back(
-          {p + "rendezvous_wait_ms_per_step",
-           steps ? compute_counter(k, "rendezvous_wait_time") / 1e9 / double(steps) : 0.0, "ms"});
+    if ((!pipeline && replicas == 1) || par.tensor_parallel() > 1) {  // its collectives' waits
+      out.summary.push_back({p + "rendezvous_wait_ms_per_step",
+                             class_steps[k] ? compute_counter(k, "rendezvous_wait_time") / 1e9 /
+                                                  double(class_steps[k])
+                                            : 0.0,
+                             "ms"});
     }
     if (pipeline) {
       const double w = compute_counter(k, "pipeline_wait_time");
@@ -240,6 +343,7 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
     out.summary.push_back(
         {"pipeline_bubble_fraction", pipe_wait_ps / (double(end_ps) * double(ranks)), "fraction"});
   }
+  if (replicas > 1) replica_summary(class_results, out.summary);
   if (!options.out_path.empty()) {
     std::vector<NodeResult> per_node;
     for (uint32_t r = 0; r < ranks; ++r) {

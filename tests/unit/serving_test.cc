@@ -1,6 +1,7 @@
 // The serving scheduler, paged KV pool and request generators, driven without SystemC: a fake
 // clock gives every step a fixed duration.
 #include "workloads/serving.h"
+#include "workloads/serving_front_end.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -421,6 +422,123 @@ TEST(Serving, ArrivalTraceErrorsNameTheLine) {
   ASSERT_TRUE(ok.has_value());
   EXPECT_EQ((*ok)[1].arrival_ps, 1'500'000'000u);
   EXPECT_EQ((*ok)[1].output_tokens, 7u);
+}
+
+}  // namespace
+}  // namespace tiersim
+
+// ---------------------------------------------------------------------------------------------
+// Data-parallel front end
+
+namespace tiersim {
+namespace {
+
+std::vector<ServingRequest> arrivals_at(std::initializer_list<TimePs> times) {
+  std::vector<ServingRequest> out;
+  for (TimePs t : times)
+    out.push_back(ServingRequest{t, 10, 4});
+  return out;
+}
+
+TEST(ServingFrontEnd, RoundRobinRoutesInTurnAtEachArrival) {
+  ServingFrontEnd fe(arrivals_at({0, 5, 5, 9, 20}), 0, 3, config::REPLICA_ROUTING_UNSPECIFIED, 1);
+  std::vector<int> rings(3, 0);
+  for (uint32_t d = 0; d < 3; ++d)
+    fe.set_wake(d, [&rings, d] { ++rings[d]; });
+  fe.route_due(4);  // only request 0 has arrived
+  EXPECT_EQ(fe.replica_of(0), 0u);
+  EXPECT_EQ(fe.replica_of(1), ServingFrontEnd::kUnrouted);
+  EXPECT_EQ(fe.next_arrival_ps(), 5u);
+  fe.route_due(9);
+  fe.route_due(9);  // nothing new: routes nothing twice
+  EXPECT_EQ(fe.replica_of(1), 1u);
+  EXPECT_EQ(fe.replica_of(2), 2u);
+  EXPECT_EQ(fe.replica_of(3), 0u);
+  EXPECT_EQ(rings, (std::vector<int>{2, 1, 1}));
+  uint32_t r = 0;
+  ASSERT_TRUE(fe.take(0, &r));
+  EXPECT_EQ(r, 0u);
+  ASSERT_TRUE(fe.take(0, &r));
+  EXPECT_EQ(r, 3u);
+  EXPECT_FALSE(fe.take(0, &r));
+  EXPECT_FALSE(fe.all_routed());
+  fe.route_due(20);  // the last: every replica is rung once more (nothing will come)
+  EXPECT_TRUE(fe.all_routed());
+  EXPECT_EQ(rings, (std::vector<int>{3, 3, 2}));
+  EXPECT_EQ(fe.next_arrival_ps(), ServingFrontEnd::kNotSent);
+}
+
+TEST(ServingFrontEnd, LeastRequestsAndLeastKvUsageFollowTheLoad) {
+  ServingFrontEnd lr(arrivals_at({0, 1, 2, 3, 4}), 0, 2, config::ROUTE_LEAST_REQUESTS, 1);
+  lr.route_due(0);  // tie: the lowest replica
+  lr.route_due(1);  // replica 0 has one outstanding
+  EXPECT_EQ(lr.replica_of(0), 0u);
+  EXPECT_EQ(lr.replica_of(1), 1u);
+  lr.completed(1, 2);  // replica 1 is free again
+  lr.route_due(3);     // requests 2 and 3: replica 1 (0 against 1), then the tie to replica 0
+  EXPECT_EQ(lr.replica_of(2), 1u);
+  EXPECT_EQ(lr.replica_of(3), 0u);
+  EXPECT_EQ(lr.outstanding(0), 2u);
+  EXPECT_EQ(lr.outstanding(1), 1u);
+
+  ServingFrontEnd kv(arrivals_at({0, 1, 2}), 0, 3, config::ROUTE_LEAST_KV_USAGE, 1);
+  kv.note_kv_usage(0, 0.5);
+  kv.note_kv_usage(1, 0.2);
+  kv.note_kv_usage(2, 0.2);
+  kv.route_due(0);  // 1 and 2 tie on KV and requests: the lower
+  EXPECT_EQ(kv.replica_of(0), 1u);
+  kv.route_due(1);  // 1 and 2 tie on KV; 2 has fewer requests
+  EXPECT_EQ(kv.replica_of(1), 2u);
+  kv.note_kv_usage(0, 0.1);
+  kv.route_due(2);
+  EXPECT_EQ(kv.replica_of(2), 0u);
+}
+
+TEST(ServingFrontEnd, RandomPoliciesAreSeededAndPowerOfTwoTakesTheLessLoaded) {
+  auto routes = [](config::ReplicaRouting p, uint64_t seed) {
+    std::vector<TimePs> t;
+    for (int i = 0; i < 400; ++i)
+      t.push_back(TimePs(i));
+    std::vector<ServingRequest> reqs;
+    for (TimePs x : t)
+      reqs.push_back(ServingRequest{x, 1, 1});
+    ServingFrontEnd fe(reqs, 0, 4, p, seed);
+    fe.route_due(400);
+    std::vector<uint32_t> out;
+    for (uint32_t r = 0; r < 400; ++r)
+      out.push_back(fe.replica_of(r));
+    return std::make_pair(out, fe);
+  };
+  const auto [a, fa] = routes(config::ROUTE_RANDOM, 7);
+  const auto [b, fb] = routes(config::ROUTE_RANDOM, 7);
+  const auto [c, fc] = routes(config::ROUTE_RANDOM, 8);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  for (uint32_t d = 0; d < 4; ++d)
+    EXPECT_NEAR(fa.routed_to(d), 100, 35) << d;  // uniform (about 5 sd)
+  // Nothing completes: power of two keeps the outstanding counts within a few of each other,
+  // far tighter than random.
+  const auto [p, fp] = routes(config::ROUTE_POWER_OF_TWO, 7);
+  uint32_t lo = UINT32_MAX, hi = 0;
+  for (uint32_t d = 0; d < 4; ++d) {
+    lo = std::min(lo, fp.outstanding(d));
+    hi = std::max(hi, fp.outstanding(d));
+  }
+  EXPECT_LE(hi - lo, 6u);
+  EXPECT_EQ(fp.outstanding(0) + fp.outstanding(1) + fp.outstanding(2) + fp.outstanding(3), 400u);
+}
+
+TEST(ServingFrontEnd, ClosedLoopSendsAtEachCompletion) {
+  ServingFrontEnd fe(arrivals_at({0, 0, 0, 0, 0}), 2, 2, config::ROUTE_LEAST_REQUESTS, 1);
+  EXPECT_EQ(fe.arrival_ps(2), ServingFrontEnd::kNotSent);
+  fe.route_due(0);  // the two clients' first requests
+  EXPECT_EQ(fe.replica_of(0), 0u);
+  EXPECT_EQ(fe.replica_of(1), 1u);
+  EXPECT_EQ(fe.next_arrival_ps(), ServingFrontEnd::kNotSent);  // waits for a completion
+  fe.completed(1, 700);  // replica 1's client sends request 2 now, routed at once
+  EXPECT_EQ(fe.arrival_ps(2), 700u);
+  EXPECT_EQ(fe.replica_of(2), 1u);
+  EXPECT_THROW(fe.completed(3, 800), std::logic_error);  // never routed
 }
 
 }  // namespace

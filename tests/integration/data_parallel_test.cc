@@ -1,0 +1,208 @@
+// Data-parallel serving replicas (workload.parallelism.data_parallel) behind a front end, through
+// the binary: round-robin replicas serve exactly as separate servers given their share of the
+// arrivals would (one rank and TP2 replicas); a load-aware policy routes around a slow replica;
+// a closed loop keeps its clients busy across replicas; bad configs exit 2 with the field path.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "models/run/result_file.h"
+#include "tests/support/paths.h"
+#include "tests/support/result_summary.h"
+#include "tests/support/run_cmd.h"
+
+namespace tiersim {
+namespace {
+
+namespace fs = std::filesystem;
+
+using test::summary_of;
+
+// Twelve requests at whole milliseconds (arrival_ms, input, output).
+struct TraceRow {
+  int arrival_ms, input, output;
+};
+const TraceRow kTrace[] = {{0, 300, 20},  {4, 900, 12},  {9, 150, 30},  {15, 600, 18},
+                           {22, 80, 25},  {30, 1200, 9}, {31, 400, 16}, {45, 700, 22},
+                           {52, 256, 14}, {60, 512, 28}, {61, 96, 11},  {75, 1024, 15}};
+
+class DataParallel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("tiersim_dp_" + std::to_string(getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // A trace of kTrace's rows i with keep(i); its path.
+  template <typename Keep>
+  std::string trace(const std::string& name, Keep keep) {
+    const std::string path = (dir_ / (name + ".csv")).string();
+    std::ofstream f(path);
+    f << "arrival_ms,input_tokens,output_tokens\n";
+    for (size_t i = 0; i < std::size(kTrace); ++i)
+      if (keep(i))
+        f << kTrace[i].arrival_ms << "," << kTrace[i].input << "," << kTrace[i].output << "\n";
+    return path;
+  }
+  // Llama-3-8B serving on H100s with `serving` (the scenario's arrivals) and `sets`.
+  std::string run(const std::string& name, const std::string& arrivals, const std::string& sets,
+                  bool pod) {
+    const std::string out = (dir_ / (name + ".h5")).string();
+    const std::string cmd =
+        test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+        (pod ? test::preset("pods/hgx_h100_nvswitch.textproto") + " " : std::string()) +
+        test::preset("models/llama3_8b.textproto") + " " +
+        test::preset("studies/serving_llama3_8b.textproto") +
+        " --set 'workload.serving=!clear' --set 'workload.serving={" + arrivals +
+        " max_sequences: 8 max_step_tokens: 512 kv_cache_bytes: 4000000000 preemption: "
+        "RECOMPUTE}' --quiet" +
+        sets + " --out " + out;
+    const auto r = test::run_cmd(cmd);
+    EXPECT_EQ(r.code, 0) << cmd << "\n" << r.err;
+    return out;
+  }
+  fs::path dir_;
+  const std::string every_ = " --set workload.parallelism.simulate_ranks=SIMULATE_EVERY_RANK";
+};
+
+// Round robin sends request i to replica i mod 2; the replicas share nothing, so each serves its
+// requests exactly as a server of its own given only those arrivals: every request's first token
+// and finish to the picosecond, with one-rank replicas and with TP2 replicas (the replica's
+// collectives timed on the pod as one TP2 rank's are).
+TEST_F(DataParallel, RoundRobinReplicasServeAsSeparateServers) {
+  const std::string all = trace("all", [](size_t) { return true; });
+  for (const int tp : {1, 2}) {
+    const std::string tps = " --set workload.parallelism.tensor_parallel=" + std::to_string(tp);
+    const std::string tag = "tp" + std::to_string(tp);
+    const std::string dp = run(tag + "_dp2", "arrival_trace: \"" + all + "\"",
+                               tps + every_ + " --set workload.parallelism.data_parallel=2", true);
+    ResultReader h(dp);
+    const Table req = h.read_table("/workload/requests");
+    const auto s = summary_of(dp);
+    EXPECT_EQ(s.at("requests_completed"), 12);
+    EXPECT_EQ(s.at("replicas"), 2);
+    EXPECT_EQ(s.at("replica0_requests_routed"), 6);
+    EXPECT_EQ(s.at("replica1_requests_routed"), 6);
+    for (int d = 0; d < 2; ++d) {
+      const std::string part =
+          trace(tag + "_part" + std::to_string(d), [d](size_t i) { return int(i % 2) == d; });
+      // The separate server: one rank (with TP2, timed on the same pod's collectives).
+      const std::string alone =
+          run(tag + "_alone" + std::to_string(d), "arrival_trace: \"" + part + "\"", tps, tp > 1);
+      const Table own = ResultReader(alone).read_table("/workload/requests");
+      ASSERT_EQ(own.rows(), 6u);
+      for (size_t j = 0; j < 6; ++j) {
+        const size_t i = 2 * j + d;
+        EXPECT_EQ(req.find("replica")->u64[i], uint64_t(d));
+        EXPECT_EQ(req.find("arrival_ps")->u64[i], own.find("arrival_ps")->u64[j]);
+        EXPECT_EQ(req.find("first_token_ps")->u64[i], own.find("first_token_ps")->u64[j])
+            << "tp " << tp << " request " << i;
+        EXPECT_EQ(req.find("finish_ps")->u64[i], own.find("finish_ps")->u64[j])
+            << "tp " << tp << " request " << i;
+      }
+      const auto alone_s = summary_of(alone);
+      const std::string p = "replica" + std::to_string(d) + "_";
+      EXPECT_DOUBLE_EQ(s.at(p + "ttft_ms_p99"), alone_s.at("ttft_ms_p99"));
+      EXPECT_DOUBLE_EQ(s.at(p + "request_tpot_ms_mean"), alone_s.at("request_tpot_ms_mean"));
+      EXPECT_DOUBLE_EQ(s.at(p + "output_tokens"), alone_s.at("tokens_generated"));
+    }
+    // The headline's step figures are replica 0's own steps.
+    EXPECT_DOUBLE_EQ(s.at("tpot_ms_mean"),
+                     summary_of((dir_ / (tag + "_alone0.h5")).string()).at("tpot_ms_mean"));
+  }
+}
+
+// Node 1's HBM at 0.3 of its peak: round robin still gives it half the requests, and they queue
+// there; least-requests routing sees its outstanding requests and sends it fewer, which cuts the
+// pod's tail latency. With two replicas, power of two choices compares both, as least requests
+// does (ties to the first drawn).
+TEST_F(DataParallel, LoadAwareRoutingAvoidsASlowReplica) {
+  const std::string arrivals =
+      "poisson {rate_per_s: 60 requests: 48} input_tokens {uniform {min: 200 max: 1200}} "
+      "output_tokens {fixed: 48}";
+  const std::string slow =
+      every_ +
+      " --set workload.parallelism.data_parallel=2"
+      " --set 'system.pod.node_overrides[+]=name: \"slow1\" nodes: 1 system { components { name: "
+      "\"hbm\" hbm { efficiency_fraction: 0.3 } } }'";
+  const auto rr = summary_of(run("rr", arrivals, slow, true));
+  const auto lr = summary_of(run(
+      "lr", arrivals, slow + " --set workload.serving.replica_routing=ROUTE_LEAST_REQUESTS", true));
+  const auto p2 = summary_of(run(
+      "p2", arrivals, slow + " --set workload.serving.replica_routing=ROUTE_POWER_OF_TWO", true));
+  EXPECT_EQ(rr.at("replica0_requests_routed"), 24);
+  EXPECT_EQ(rr.at("replica1_requests_routed"), 24);
+  EXPECT_LT(lr.at("replica1_requests_routed"), 22);
+  EXPECT_EQ(lr.at("replica0_requests_routed") + lr.at("replica1_requests_routed"), 48);
+  EXPECT_EQ(lr.at("requests_completed"), 48);
+  EXPECT_LT(lr.at("e2e_ms_p99"), rr.at("e2e_ms_p99"));
+  EXPECT_LT(lr.at("ttft_ms_p99"), rr.at("ttft_ms_p99"));
+  EXPECT_EQ(p2.at("requests_completed"), 48);
+  EXPECT_LT(p2.at("replica1_requests_routed"), 22);
+  // The slow replica steps slower whatever it is sent.
+  EXPECT_GT(rr.at("node1_step_ms_mean"), rr.at("node0_step_ms_mean"));
+}
+
+// A closed loop over three replicas: each completion sends the next request, routed at once (an
+// idle replica wakes for it); every request completes, and least-requests routing keeps the
+// replicas' shares within one client of each other.
+TEST_F(DataParallel, ClosedLoopKeepsTheReplicasBusy) {
+  const auto s =
+      summary_of(run("closed",
+                     "closed_loop {clients: 6 requests: 30} input_tokens {uniform "
+                     "{min: 100 max: 800}} output_tokens {uniform {min: 8 max: 40}}",
+                     every_ + " --set workload.parallelism.data_parallel=3"
+                              " --set workload.serving.replica_routing=ROUTE_LEAST_REQUESTS",
+                     true));
+  EXPECT_EQ(s.at("requests_completed"), 30);
+  double routed = 0;
+  for (int d = 0; d < 3; ++d) {
+    const double n = s.at("replica" + std::to_string(d) + "_requests_routed");
+    routed += n;
+    EXPECT_GE(n, 6) << d;
+    EXPECT_EQ(s.at("replica" + std::to_string(d) + "_requests_completed"), n);
+  }
+  EXPECT_EQ(routed, 30);
+}
+
+TEST_F(DataParallel, BadConfigsExitTwoNamingTheField) {
+  const std::string base = test::tiersim_binary() + " run " +
+                           test::preset("hardware/h100_sxm.textproto") + " " +
+                           test::preset("pods/hgx_h100_nvswitch.textproto") + " " +
+                           test::preset("models/llama3_8b.textproto") + " " +
+                           test::preset("studies/serving_llama3_8b.textproto") + " --quiet";
+  auto bad = [&](const std::string& sets, const std::string& field) {
+    const auto r = test::run_cmd(base + sets + " --out " + (dir_ / "bad.h5").string());
+    EXPECT_EQ(r.code, 2) << sets;
+    EXPECT_THAT(r.err, ::testing::HasSubstr(field)) << r.err;
+    EXPECT_FALSE(fs::exists(dir_ / "bad.h5"));
+  };
+  const std::string dp2 = " --set workload.parallelism.data_parallel=2";
+  // Replicas are simulated side by side.
+  bad(dp2, "workload.parallelism.data_parallel");
+  // Routing without replicas.
+  bad(" --set workload.serving.replica_routing=ROUTE_RANDOM", "workload.serving.replica_routing");
+  // More replicas than the pod's nodes; with TP2, replicas x ranks.
+  bad(every_ + " --set workload.parallelism.data_parallel=9", "system.pod.nodes");
+  bad(every_ + " --set workload.parallelism.data_parallel=5" +
+          " --set workload.parallelism.tensor_parallel=2",
+      "system.pod.nodes");
+  // An override must cover a whole TP2 replica (node 3 is in replica 1 with node 2).
+  bad(every_ + dp2 + " --set workload.parallelism.tensor_parallel=2" +
+          " --set 'system.pod.node_overrides[+]=name: \"s\" nodes: 3 system { components { name: "
+          "\"hbm\" hbm { efficiency_fraction: 0.5 } } }'",
+      "system.pod.node_overrides[s].nodes");
+  // A replica's TP ranks are simulated as one.
+  bad(every_ + dp2 + " --set workload.parallelism.tensor_parallel=2" +
+          " --set workload.parallelism.merge_identical_ranks=false",
+      "workload.parallelism.merge_identical_ranks");
+  bad(every_ + " --set workload.parallelism.data_parallel=0", "workload.parallelism.data_parallel");
+}
+
+}  // namespace
+}  // namespace tiersim

@@ -1,0 +1,105 @@
+#include "workloads/serving_front_end.h"
+
+#include <stdexcept>
+
+namespace tiersim {
+
+ServingFrontEnd::ServingFrontEnd(std::vector<ServingRequest> requests, uint32_t closed_loop_clients,
+                                 uint32_t replicas, config::ReplicaRouting policy, uint64_t seed)
+    : requests_(std::move(requests)),
+      arrival_ps_(requests_.size()),
+      replica_of_(requests_.size(), kUnrouted),
+      records_(requests_.size()),
+      queues_(replicas),
+      outstanding_(replicas, 0),
+      routed_(replicas, 0),
+      kv_usage_(replicas, 0.0),
+      wakes_(replicas),
+      closed_loop_clients_(closed_loop_clients),
+      policy_(policy == config::REPLICA_ROUTING_UNSPECIFIED ? config::ROUTE_ROUND_ROBIN : policy),
+      rng_(seed ^ 0x726f75746572ULL) {
+  if (replicas == 0) throw std::logic_error("ServingFrontEnd: no replicas");
+  for (size_t i = 0; i < requests_.size(); ++i) {
+    arrival_ps_[i] = closed_loop_clients == 0  ? requests_[i].arrival_ps
+                     : i < closed_loop_clients ? TimePs{0}
+                                               : kNotSent;
+  }
+  next_send_ = std::min<size_t>(closed_loop_clients, requests_.size());
+}
+
+uint32_t ServingFrontEnd::choose() {
+  const uint32_t n = replicas();
+  switch (policy_) {
+    case config::ROUTE_RANDOM:
+      return static_cast<uint32_t>(rng_.below(n));
+    case config::ROUTE_LEAST_REQUESTS: {
+      uint32_t best = 0;
+      for (uint32_t d = 1; d < n; ++d)
+        if (outstanding_[d] < outstanding_[best]) best = d;
+      return best;
+    }
+    case config::ROUTE_POWER_OF_TWO: {
+      if (n == 1) return 0;
+      const uint32_t a = static_cast<uint32_t>(rng_.below(n));
+      uint32_t b = static_cast<uint32_t>(rng_.below(n - 1));
+      if (b >= a) ++b;  // distinct from a
+      return outstanding_[b] < outstanding_[a] ? b : a;
+    }
+    case config::ROUTE_LEAST_KV_USAGE: {
+      uint32_t best = 0;
+      for (uint32_t d = 1; d < n; ++d) {
+        if (kv_usage_[d] < kv_usage_[best] ||
+            (kv_usage_[d] == kv_usage_[best] && outstanding_[d] < outstanding_[best])) {
+          best = d;
+        }
+      }
+      return best;
+    }
+    default: {  // round robin
+      const uint32_t d = turn_;
+      turn_ = (turn_ + 1) % n;
+      return d;
+    }
+  }
+}
+
+void ServingFrontEnd::route_due(TimePs now) {
+  const bool was_all_routed = all_routed();
+  while (next_route_ < requests_.size() && arrival_ps_[next_route_] != kNotSent &&
+         arrival_ps_[next_route_] <= now) {
+    const uint32_t r = static_cast<uint32_t>(next_route_++);
+    const uint32_t d = choose();
+    replica_of_[r] = d;
+    queues_[d].push_back(r);
+    ++outstanding_[d];
+    ++routed_[d];
+    if (wakes_[d]) wakes_[d]();
+  }
+  if (all_routed() && !was_all_routed) {
+    // Nothing more will come: idle replicas plan once more and find they are done.
+    for (auto& w : wakes_)
+      if (w) w();
+  }
+}
+
+bool ServingFrontEnd::take(uint32_t replica, uint32_t* request) {
+  auto& q = queues_[replica];
+  if (q.empty()) return false;
+  *request = q.front();
+  q.pop_front();
+  return true;
+}
+
+void ServingFrontEnd::completed(uint32_t r, TimePs now) {
+  const uint32_t d = replica_of_.at(r);
+  if (d == kUnrouted || outstanding_[d] == 0) {
+    throw std::logic_error("ServingFrontEnd: a request finished that was not routed");
+  }
+  --outstanding_[d];
+  if (closed_loop_clients_ > 0 && next_send_ < requests_.size()) {
+    arrival_ps_[next_send_++] = now;
+    route_due(now);
+  }
+}
+
+}  // namespace tiersim
