@@ -270,6 +270,10 @@ void ComputeEngine::note_inactive(TimePs from_ps, TimePs to_ps) {
   inactive_to_ps_ = to_ps;
 }
 
+void ComputeEngine::end_inactive(TimePs to_ps) {
+  inactive_to_ps_ = std::max(inactive_from_ps_, std::min(inactive_to_ps_, to_ps));
+}
+
 TimePs ComputeEngine::active_ps(TimePs now_ps) const {
   const TimePs in_latest =
       std::min(std::max(now_ps, inactive_from_ps_), inactive_to_ps_) - inactive_from_ps_;

@@ -342,6 +342,8 @@ class ComputeEngine : public Component, public ExpertCostModel {
   // Inactive intervals (host-launch waits, idle waits), registered in time order when they
   // begin, with their end known: the finished ones' total and the latest one.
   void note_inactive(TimePs from_ps, TimePs to_ps);
+  // Cuts the latest inactive interval at `to_ps` (an open wait that ended).
+  void end_inactive(TimePs to_ps);
   TimePs inactive_done_ps_ = 0, inactive_from_ps_ = 0, inactive_to_ps_ = 0;
 
   Counter& ops_;

@@ -134,6 +134,9 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
       // Data-parallel serving: waiting until the front end routes a request here.
       await_start_ps_ = start;
       await_end_ps_ = start + std::min(op_.delay_ps, kMaxSimTimePs - start);
+      // Inactive from now: a run that stops during the wait counts it as idle; the interval is
+      // cut where the wait ends.
+      note_inactive(start, await_end_ps_);
       phase_ = Phase::kAwait;
       return phase_await(now);
     }
@@ -227,7 +230,7 @@ ComputeEngine::PhaseResult ComputeEngine::phase_await(TimePs now) {
   }
   const TimePs end = rung ? std::max(now, await_start_ps_) : await_end_ps_;
   idle_ps_.inc(end - await_start_ps_);
-  note_inactive(await_start_ps_, end);
+  end_inactive(end);
   compute_busy_ps_ += end - await_start_ps_;
   compute_free_ = end;
   return write_activations(now);

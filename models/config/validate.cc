@@ -450,6 +450,13 @@ void validate_tenancy(const config::Config& cfg, Validator v) {
                    : "workload.parallelism.pipeline_micro_batches",
                "not with tenancy (a pipeline spans the ranks)");
     }
+    if (ten.workload().parallelism().data_parallel() > 1 ||
+        ten.workload().serving().replica_routing() != config::REPLICA_ROUTING_UNSPECIFIED) {
+      ev.error(ten.workload().parallelism().data_parallel() > 1
+                   ? "workload.parallelism.data_parallel"
+                   : "workload.serving.replica_routing",
+               "not with tenancy (replicas span the pod's nodes)");
+    }
     // The engine computes in the tenant's dtypes.
     const auto& w = ten.workload();
     std::vector<std::pair<config::Dtype, std::string>> dtypes;
@@ -558,6 +565,8 @@ void validate_ranks(const config::Config& cfg, Validator v) {
   const bool every = simulates_every_rank(cfg);
   const auto& par = cfg.workload().parallelism();
   const std::string p = "workload.parallelism.simulate_ranks";
+  // Data-parallel replicas of several tensor-parallel ranks (simulated as one).
+  const bool replica_ranks = par.data_parallel() > 1 && par.tensor_parallel() > 1;
   if (every) {
     if (!cfg.system().has_pod()) v.error(p, "every rank simulated needs system.pod");
     if (par.tensor_parallel() < 2 && par.expert_parallel() < 2 && par.pipeline_parallel() < 2 &&
@@ -591,8 +600,7 @@ void validate_ranks(const config::Config& cfg, Validator v) {
     v.error("workload.parallelism.data_parallel",
             "replicas run with every rank simulated (simulate_ranks: SIMULATE_EVERY_RANK)");
   }
-  if (par.data_parallel() > 1 && par.tensor_parallel() > 1 && par.has_merge_identical_ranks() &&
-      !par.merge_identical_ranks()) {
+  if (replica_ranks && par.has_merge_identical_ranks() && !par.merge_identical_ranks()) {
     v.error("workload.parallelism.merge_identical_ranks",
             "a replica's tensor-parallel ranks are simulated as one: leave it unset or true");
   }
@@ -600,12 +608,26 @@ void validate_ranks(const config::Config& cfg, Validator v) {
       par.data_parallel() < 2) {
     v.error("workload.serving.replica_routing", "needs workload.parallelism.data_parallel > 1");
   }
+  if (par.data_parallel() > 1 && cfg.policy().has_thermal_admission()) {
+    // Each replica would have its own gate, and the summary reports one replica's figures.
+    v.error("policy.thermal_admission", "not with data-parallel replicas (not yet)");
+  }
   if (par.pipeline_parallel() > 1 && !every) {
     v.error("workload.parallelism.pipeline_parallel",
             "pipeline stages run with every rank simulated (simulate_ranks: SIMULATE_EVERY_RANK)");
   }
-  if (const std::string why = ranks_never_identical(cfg);
-      every && !why.empty() && par.has_merge_identical_ranks() && par.merge_identical_ranks()) {
+  if (const std::string why = ranks_never_identical(cfg); every && replica_ranks && !why.empty() &&
+                                                          par.expert_parallel() < 2 &&
+                                                          par.pipeline_parallel() < 2) {
+    // (Only random jitter is left to make ranks differ: replicas of expert ranks or stages are
+    // refused with data_parallel.)
+    v.error("software.kernel_jitter",
+            why +
+                ", but a data-parallel replica's tensor-parallel ranks are simulated as one: "
+                "use a fixed jitter (or none), or tensor_parallel 1");
+  } else if (const std::string why = ranks_never_identical(cfg); every && !why.empty() &&
+                                                                 par.has_merge_identical_ranks() &&
+                                                                 par.merge_identical_ranks()) {
     v.error("workload.parallelism.merge_identical_ranks", why + ": leave it unset or false");
   }
   if (!every && par.has_merge_identical_ranks()) {

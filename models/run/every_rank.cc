@@ -128,6 +128,11 @@ void replica_summary(const std::vector<NodeResult>& replicas, std::vector<Summar
     }
     item.value = v;
   }
+  // Replica 0's own items become replica0_... below.
+  summary.erase(
+      std::remove_if(summary.begin(), summary.end(),
+                     [](const SummaryItem& i) { return i.name.rfind("replica_", 0) == 0; }),
+      summary.end());
   summary.push_back({"replicas", double(replicas.size()), "replicas"});
   for (size_t d = 0; d < replicas.size(); ++d) {
     const std::string p = "replica" + std::to_string(d) + "_";

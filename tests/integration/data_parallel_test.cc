@@ -144,6 +144,17 @@ TEST_F(DataParallel, LoadAwareRoutingAvoidsASlowReplica) {
   EXPECT_LT(lr.at("ttft_ms_p99"), rr.at("ttft_ms_p99"));
   EXPECT_EQ(p2.at("requests_completed"), 48);
   EXPECT_LT(p2.at("replica1_requests_routed"), 22);
+  // Least KV usage also sends the slow replica fewer; random, whatever the load.
+  const auto kv = summary_of(run(
+      "kv", arrivals, slow + " --set workload.serving.replica_routing=ROUTE_LEAST_KV_USAGE", true));
+  const auto rnd = summary_of(
+      run("rnd", arrivals, slow + " --set workload.serving.replica_routing=ROUTE_RANDOM", true));
+  EXPECT_LT(kv.at("replica1_requests_routed"), 22);
+  EXPECT_EQ(kv.at("requests_completed"), 48);
+  EXPECT_EQ(rnd.at("requests_completed"), 48);
+  EXPECT_EQ(rnd.at("replica0_requests_routed") + rnd.at("replica1_requests_routed"), 48);
+  // The headline keeps the pod's figures and each replica's prefixed ones only.
+  EXPECT_EQ(lr.count("replica_requests_routed"), 0u);
   // The slow replica steps slower whatever it is sent.
   EXPECT_GT(rr.at("node1_step_ms_mean"), rr.at("node0_step_ms_mean"));
 }
@@ -202,6 +213,13 @@ TEST_F(DataParallel, BadConfigsExitTwoNamingTheField) {
           " --set workload.parallelism.merge_identical_ranks=false",
       "workload.parallelism.merge_identical_ranks");
   bad(every_ + " --set workload.parallelism.data_parallel=0", "workload.parallelism.data_parallel");
+  // Random kernel jitter needs each rank apart; a TP2 replica's ranks are one.
+  bad(every_ + dp2 + " --set workload.parallelism.tensor_parallel=2" +
+          " --set software.kernel_jitter.uniform.max_ps=1000",
+      "software.kernel_jitter");
+  // Each replica would have its own gate (not yet).
+  bad(every_ + dp2 + " --set policy.thermal_admission.memory=hbm",
+      "policy.thermal_admission: not with data-parallel replicas");
 }
 
 }  // namespace

@@ -266,6 +266,8 @@ TEST(Tenancy, BadTenancyIsRefusedWithTheFieldPath) {
            "tenancy.tenants[other].workload.parallelism.expert_parallel: not with tenancy"},
           {t + "workload.parallelism.pipeline_parallel=2'",
            "tenancy.tenants[other].workload.parallelism.pipeline_parallel: not with tenancy"},
+          {t + "workload.parallelism.data_parallel=2'",
+           "tenancy.tenants[other].workload.parallelism.data_parallel: not with tenancy"},
           {" --set tenancy.primary_name=a/b", "tenancy.primary_name"},
           {" --set tenancy.primary_share=-1", "tenancy.primary_share"},
           {t + "workload.decode.batch_size=64'" + t + "workload.decode.context_tokens=100000'",
