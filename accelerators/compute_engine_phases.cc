@@ -221,7 +221,7 @@ ComputeEngine::PhaseResult ComputeEngine::phase_pipe(TimePs now) {
 }
 
 ComputeEngine::PhaseResult ComputeEngine::phase_await(TimePs now) {
-  const bool rung = ctx().workload()->requests_pending();
+  const bool rung = ctx().workload()->requests_pending(now);
   if (!rung && now < await_end_ps_) {
     // (An open wait, as every replica's is, ends only at a ring.)
     return await_end_ps_ >= kMaxSimTimePs

@@ -202,7 +202,7 @@ void ServingWorkload::plan(TimePs now) {
   if (front_end_ != nullptr) {
     front_end_->route_due(now);
     uint32_t r = 0;
-    while (front_end_->take(replica_, &r)) {
+    while (front_end_->take(replica_, now, &r)) {
       reqs_[r].state = State::kWaiting;
       waiting_.push_back(r);
     }
@@ -293,10 +293,12 @@ void ServingWorkload::plan(TimePs now) {
   peak_blocks_ = std::max(peak_blocks_, kv_.blocks() - kv_.free_blocks());
   if (front_end_ != nullptr) {
     front_end_->note_kv_usage(
-        replica_, kv_.blocks() ? double(kv_.blocks() - kv_.free_blocks()) / kv_.blocks() : 0.0);
-    if (plan_.empty() && pre_ops_.empty() && !front_end_->all_routed() && running_.empty() &&
+        replica_, now,
+        kv_.blocks() ? double(kv_.blocks() - kv_.free_blocks()) / kv_.blocks() : 0.0);
+    if (plan_.empty() && pre_ops_.empty() &&
+        (!front_end_->all_routed() || front_end_->pending(replica_)) && running_.empty() &&
         waiting_.empty() && swapped_.empty()) {
-      // Nothing to run until the front end routes a request here: the wait ends then (the
+      // Nothing to run until the front end delivers a request here: the wait ends then (the
       // replica's wake), so its length is open.
       push_idle(now, kMaxSimTimePs, OpKind::kIdle);
       return;
@@ -365,8 +367,10 @@ bool ServingWorkload::complete() const {
          waiting_.empty() && swapped_.empty();
 }
 
-bool ServingWorkload::requests_pending() const {
-  return front_end_ != nullptr && (front_end_->pending(replica_) || front_end_->all_routed());
+bool ServingWorkload::requests_pending(TimePs now) const {
+  // A delivery, or nothing more to come (the replica is done).
+  return front_end_ != nullptr && (front_end_->delivered(replica_, now) ||
+                                   (front_end_->all_routed() && !front_end_->pending(replica_)));
 }
 
 void ServingWorkload::set_front_end(ServingFrontEnd* front_end, uint32_t replica) {
@@ -440,7 +444,8 @@ void ServingWorkload::end_step(TimePs now_ps) {
   }
   if (front_end_ != nullptr) {
     front_end_->note_kv_usage(
-        replica_, kv_.blocks() ? double(kv_.blocks() - kv_.free_blocks()) / kv_.blocks() : 0.0);
+        replica_, now_ps,
+        kv_.blocks() ? double(kv_.blocks() - kv_.free_blocks()) / kv_.blocks() : 0.0);
   }
   plan_.clear();
   plan_req_.clear();
@@ -830,9 +835,10 @@ std::unique_ptr<Router> make_serving_router(const config::Config& root) {
 std::unique_ptr<ServingFrontEnd> make_serving_front_end(const config::Config& root) {
   ServingOptions o = options_from_config(root);
   const uint32_t replicas = std::max(1u, root.workload().parallelism().data_parallel());
+  const auto& s = root.workload().serving();
   return std::make_unique<ServingFrontEnd>(std::move(o.requests), o.closed_loop_clients, replicas,
-                                           root.workload().serving().replica_routing(),
-                                           root.run().seed());
+                                           s.replica_routing(), root.run().seed(),
+                                           s.router_latency_ps(), s.router_load_interval_ps());
 }
 
 namespace {

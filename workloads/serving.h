@@ -128,7 +128,7 @@ class ServingWorkload : public Workload {
     gate_ = gate;
     return true;
   }
-  bool requests_pending() const override;
+  bool requests_pending(TimePs now) const override;
   // Data-parallel serving: this workload is replica `replica` behind the front end `front_end`
   // (not owned; outlives the run; its requests are this workload's): it serves the requests
   // routed to it and records them in the front end. Called before the run.

@@ -5,7 +5,8 @@
 namespace tiersim {
 
 ServingFrontEnd::ServingFrontEnd(std::vector<ServingRequest> requests, uint32_t closed_loop_clients,
-                                 uint32_t replicas, config::ReplicaRouting policy, uint64_t seed)
+                                 uint32_t replicas, config::ReplicaRouting policy, uint64_t seed,
+                                 TimePs latency_ps, TimePs load_interval_ps)
     : requests_(std::move(requests)),
       arrival_ps_(requests_.size()),
       replica_of_(requests_.size(), kUnrouted),
@@ -13,8 +14,10 @@ ServingFrontEnd::ServingFrontEnd(std::vector<ServingRequest> requests, uint32_t 
       queues_(replicas),
       outstanding_(replicas, 0),
       routed_(replicas, 0),
-      kv_usage_(replicas, 0.0),
+      kv_usage_(replicas, {{TimePs{0}, 0.0}}),
       wakes_(replicas),
+      latency_ps_(latency_ps),
+      load_interval_ps_(load_interval_ps),
       closed_loop_clients_(closed_loop_clients),
       policy_(policy == config::REPLICA_ROUTING_UNSPECIFIED ? config::ROUTE_ROUND_ROBIN : policy),
       rng_(seed ^ 0x726f75746572ULL) {
@@ -27,7 +30,30 @@ ServingFrontEnd::ServingFrontEnd(std::vector<ServingRequest> requests, uint32_t 
   next_send_ = std::min<size_t>(closed_loop_clients, requests_.size());
 }
 
-uint32_t ServingFrontEnd::choose() {
+void ServingFrontEnd::note_kv_usage(uint32_t replica, TimePs now, double used_fraction) {
+  auto& h = kv_usage_[replica];
+  if (h.back().first == now) {
+    h.back().second = used_fraction;
+  } else {
+    h.emplace_back(now, used_fraction);
+  }
+  if (load_interval_ps_ == 0) {
+    while (h.size() > 1)
+      h.pop_front();
+  }
+}
+
+double ServingFrontEnd::seen_kv_usage(uint32_t replica, TimePs now) {
+  auto& h = kv_usage_[replica];
+  // The value in force at the last refresh at or before now (queries come in time order, so
+  // what came before it is dropped).
+  const TimePs refresh = load_interval_ps_ == 0 ? now : now / load_interval_ps_ * load_interval_ps_;
+  while (h.size() > 1 && h[1].first <= refresh)
+    h.pop_front();
+  return h.front().first <= refresh ? h.front().second : 0.0;
+}
+
+uint32_t ServingFrontEnd::choose(TimePs now) {
   const uint32_t n = replicas();
   switch (policy_) {
     case config::ROUTE_RANDOM:
@@ -47,10 +73,12 @@ uint32_t ServingFrontEnd::choose() {
     }
     case config::ROUTE_LEAST_KV_USAGE: {
       uint32_t best = 0;
+      double best_kv = seen_kv_usage(0, now);
       for (uint32_t d = 1; d < n; ++d) {
-        if (kv_usage_[d] < kv_usage_[best] ||
-            (kv_usage_[d] == kv_usage_[best] && outstanding_[d] < outstanding_[best])) {
+        const double kv = seen_kv_usage(d, now);
+        if (kv < best_kv || (kv == best_kv && outstanding_[d] < outstanding_[best])) {
           best = d;
+          best_kv = kv;
         }
       }
       return best;
@@ -68,12 +96,16 @@ void ServingFrontEnd::route_due(TimePs now) {
   while (next_route_ < requests_.size() && arrival_ps_[next_route_] != kNotSent &&
          arrival_ps_[next_route_] <= now) {
     const uint32_t r = static_cast<uint32_t>(next_route_++);
-    const uint32_t d = choose();
+    const uint32_t d = choose(now);
     replica_of_[r] = d;
-    queues_[d].push_back(r);
+    queues_[d].push_back(Routed{r, now + latency_ps_});
     ++outstanding_[d];
     ++routed_[d];
-    if (wakes_[d]) wakes_[d]();
+    if (latency_ps_ == 0) {
+      if (wakes_[d]) wakes_[d]();
+    } else if (schedule_) {
+      schedule_(now + latency_ps_);
+    }
   }
   if (all_routed() && !was_all_routed) {
     // Nothing more will come: idle replicas plan once more and find they are done.
@@ -82,11 +114,28 @@ void ServingFrontEnd::route_due(TimePs now) {
   }
 }
 
-bool ServingFrontEnd::take(uint32_t replica, uint32_t* request) {
-  auto& q = queues_[replica];
-  if (q.empty()) return false;
-  *request = q.front();
-  q.pop_front();
+void ServingFrontEnd::deliver_due(TimePs now) {
+  for (uint32_t d = 0; d < replicas(); ++d)
+    if (delivered(d, now) && wakes_[d]) wakes_[d]();
+}
+
+TimePs ServingFrontEnd::next_delivery_ps(TimePs now) const {
+  TimePs next = kNotSent;
+  for (const auto& q : queues_) {
+    for (const Routed& r : q) {  // (ready times rise along a queue)
+      if (r.ready_ps > now) {
+        next = std::min(next, r.ready_ps);
+        break;
+      }
+    }
+  }
+  return next;
+}
+
+bool ServingFrontEnd::take(uint32_t replica, TimePs now, uint32_t* request) {
+  if (!delivered(replica, now)) return false;
+  *request = queues_[replica].front().request;
+  queues_[replica].pop_front();
   return true;
 }
 

@@ -3,13 +3,15 @@
 // (config::ReplicaRouting), as a serving router in front of replicas does (round robin, random,
 // least outstanding requests, power of two choices, least KV usage).
 //
-// The replicas (one ServingWorkload each) take the requests routed to them when they plan a step
-// and report their KV pool's use; the front end keeps every request's record, so the summary of
-// any replica gives the pod's request figures. Routing is at the arrival: the driver routes at
-// each arrival time (route_due), a replica routes what is due when it plans, and a closed loop's
-// next request is sent and routed at a completion. A routed request rings its replica's wake
-// (set by the driver), so an idle replica plans at once. Deterministic: the same config and seed
-// route alike.
+// The replicas (one ServingWorkload each) take the requests delivered to them when they plan a
+// step and report their KV pool's use; the front end keeps every request's record, so the
+// summary of any replica gives the pod's request figures. Routing is at the arrival: the driver
+// routes at each arrival time (route_due), a replica routes what is due when it plans, and a
+// closed loop's next request is sent and routed at a completion. A routed request reaches its
+// replica `latency_ps` later (delivered: deliver_due at that time, which the front end asks
+// the driver for through its schedule callback); a delivery rings the replica's wake (set by
+// the driver), so an idle replica plans at once. With a load interval, KV use is seen as of
+// the last multiple of the interval. Deterministic: the same config and seed route alike.
 #pragma once
 
 #include <cstdint>
@@ -31,8 +33,11 @@ class ServingFrontEnd {
 
   // `requests`: sorted by arrival (closed loop: their arrival_ps is ignored; the first
   // `closed_loop_clients` are sent at 0, each later one at a completion).
+  // `latency_ps`: arrival to delivery at the replica; `load_interval_ps`: the KV-use refresh
+  // (0: exact).
   ServingFrontEnd(std::vector<ServingRequest> requests, uint32_t closed_loop_clients,
-                  uint32_t replicas, config::ReplicaRouting policy, uint64_t seed);
+                  uint32_t replicas, config::ReplicaRouting policy, uint64_t seed,
+                  TimePs latency_ps = 0, TimePs load_interval_ps = 0);
 
   uint32_t replicas() const { return static_cast<uint32_t>(queues_.size()); }
   size_t requests() const { return requests_.size(); }
@@ -42,23 +47,36 @@ class ServingFrontEnd {
   const std::vector<TimePs>& arrivals() const { return arrival_ps_; }
   uint32_t replica_of(uint32_t r) const { return replica_of_[r]; }
 
-  // Called when a request is routed to `replica` (an idle replica's wake).
+  // Called when a request is delivered to `replica` (an idle replica's wake).
   void set_wake(uint32_t replica, std::function<void()> wake) { wakes_.at(replica) = wake; }
+  // Called with a time at which deliver_due must run (a delivery after the router's latency).
+  void set_schedule(std::function<void(TimePs)> schedule) { schedule_ = std::move(schedule); }
   // Routes every request sent by `now` and not yet routed, in arrival order.
   void route_due(TimePs now);
+  // Rings the replicas with a delivery due by `now`.
+  void deliver_due(TimePs now);
+  // The earliest delivery after `now` (kNotSent: none).
+  TimePs next_delivery_ps(TimePs now) const;
   // The next request's arrival that is not routed yet (kNotSent: none known, as in a closed loop
   // whose next request waits for a completion, or none left).
   TimePs next_arrival_ps() const {
     return next_route_ < arrival_ps_.size() ? arrival_ps_[next_route_] : kNotSent;
   }
   bool all_routed() const { return next_route_ == requests_.size(); }
-  // The oldest request routed to `replica` and not taken yet; false when none.
-  bool take(uint32_t replica, uint32_t* request);
+  // The oldest request delivered to `replica` by `now` and not taken yet; false when none.
+  bool take(uint32_t replica, TimePs now, uint32_t* request);
+  // Something is delivered to `replica` by `now` and not taken.
+  bool delivered(uint32_t replica, TimePs now) const {
+    return !queues_[replica].empty() && queues_[replica].front().ready_ps <= now;
+  }
+  // Routed to `replica` and not taken, delivered or not.
   bool pending(uint32_t replica) const { return !queues_[replica].empty(); }
   // Request r finished at `now` on its replica: a closed loop's client sends its next request.
   void completed(uint32_t r, TimePs now);
-  // The replica's KV pool in use (blocks held over blocks), as of its last planned step.
-  void note_kv_usage(uint32_t replica, double used_fraction) { kv_usage_[replica] = used_fraction; }
+  // The replica's KV pool in use (blocks held over blocks) from `now` on.
+  void note_kv_usage(uint32_t replica, TimePs now, double used_fraction);
+  // The KV use the front end sees for `replica` at `now` (as of the last refresh).
+  double seen_kv_usage(uint32_t replica, TimePs now);
   uint32_t outstanding(uint32_t replica) const { return outstanding_[replica]; }
   uint32_t routed_to(uint32_t replica) const { return routed_[replica]; }
 
@@ -67,16 +85,24 @@ class ServingFrontEnd {
   const std::vector<ServingWorkload::RequestRecord>& records() const { return records_; }
 
  private:
-  uint32_t choose();
+  uint32_t choose(TimePs now);
+  struct Routed {
+    uint32_t request;
+    TimePs ready_ps;  // delivered at the replica
+  };
 
   std::vector<ServingRequest> requests_;
   std::vector<TimePs> arrival_ps_;
   std::vector<uint32_t> replica_of_;
   std::vector<ServingWorkload::RequestRecord> records_;
-  std::vector<std::deque<uint32_t>> queues_;  // per replica: routed, not taken
+  std::vector<std::deque<Routed>> queues_;  // per replica: routed, not taken
   std::vector<uint32_t> outstanding_, routed_;
-  std::vector<double> kv_usage_;
+  // Per replica: its KV use from each time on (the oldest entry the one in force at the last
+  // refresh the front end has looked at).
+  std::vector<std::deque<std::pair<TimePs, double>>> kv_usage_;
   std::vector<std::function<void()>> wakes_;
+  std::function<void(TimePs)> schedule_;
+  TimePs latency_ps_, load_interval_ps_;
   uint32_t closed_loop_clients_;
   size_t next_route_ = 0;  // the next request to route (arrival order)
   size_t next_send_ = 0;   // closed loop: the next request a client sends

@@ -450,12 +450,16 @@ void validate_tenancy(const config::Config& cfg, Validator v) {
                    : "workload.parallelism.pipeline_micro_batches",
                "not with tenancy (a pipeline spans the ranks)");
     }
-    if (ten.workload().parallelism().data_parallel() > 1 ||
-        ten.workload().serving().replica_routing() != config::REPLICA_ROUTING_UNSPECIFIED) {
-      ev.error(ten.workload().parallelism().data_parallel() > 1
-                   ? "workload.parallelism.data_parallel"
-                   : "workload.serving.replica_routing",
-               "not with tenancy (replicas span the pod's nodes)");
+    {
+      const auto& ts = ten.workload().serving();
+      const char* field =
+          ten.workload().parallelism().data_parallel() > 1 ? "workload.parallelism.data_parallel"
+          : ts.replica_routing() != config::REPLICA_ROUTING_UNSPECIFIED
+              ? "workload.serving.replica_routing"
+          : ts.has_router_latency_ps()       ? "workload.serving.router_latency_ps"
+          : ts.has_router_load_interval_ps() ? "workload.serving.router_load_interval_ps"
+                                             : nullptr;
+      if (field != nullptr) ev.error(field, "not with tenancy (replicas span the pod's nodes)");
     }
     // The engine computes in the tenant's dtypes.
     const auto& w = ten.workload();
@@ -604,9 +608,24 @@ void validate_ranks(const config::Config& cfg, Validator v) {
     v.error("workload.parallelism.merge_identical_ranks",
             "a replica's tensor-parallel ranks are simulated as one: leave it unset or true");
   }
-  if (cfg.workload().serving().replica_routing() != config::REPLICA_ROUTING_UNSPECIFIED &&
-      par.data_parallel() < 2) {
-    v.error("workload.serving.replica_routing", "needs workload.parallelism.data_parallel > 1");
+  {
+    const auto& s = cfg.workload().serving();
+    const std::pair<bool, const char*> router_fields[] = {
+        {s.replica_routing() != config::REPLICA_ROUTING_UNSPECIFIED, "replica_routing"},
+        {s.has_router_latency_ps(), "router_latency_ps"},
+        {s.has_router_load_interval_ps(), "router_load_interval_ps"}};
+    for (const auto& [set, field] : router_fields) {
+      if (set && par.data_parallel() < 2) {
+        v.error(std::string("workload.serving.") + field,
+                "needs workload.parallelism.data_parallel > 1");
+      }
+    }
+    if (s.router_latency_ps() > kMaxSimTimePs / 4) {
+      v.error("workload.serving.router_latency_ps", "at most 2^60 ps");
+    }
+    if (s.router_load_interval_ps() > kMaxSimTimePs / 4) {
+      v.error("workload.serving.router_load_interval_ps", "at most 2^60 ps");
+    }
   }
   if (par.data_parallel() > 1 && cfg.policy().has_thermal_admission()) {
     // Each replica would have its own gate, and the summary reports one replica's figures.

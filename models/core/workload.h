@@ -97,9 +97,9 @@ class Workload {
   // A controller's admission gate (not owned; outlives the run). Returns false when the workload
   // schedules no requests (nothing to gate).
   virtual bool set_admission_gate(AdmissionGate* /*gate*/) { return false; }
-  // Data-parallel serving: something was routed to this replica (or nothing more will come)
-  // since it planned, so a wait for requests (an OpKind::kIdle op) ends now.
-  virtual bool requests_pending() const { return false; }
+  // Data-parallel serving: something was delivered to this replica by `now` since it planned
+  // (or nothing more will come), so a wait for requests (an OpKind::kIdle op) ends now.
+  virtual bool requests_pending(TimePs /*now*/) const { return false; }
   virtual void write_results(ResultSink& /*writer*/) const {}
   // Tenancy: the tenant whose step is under way (read at the step's end), and every tenant after
   // the run. A single workload is tenant 0 and has no view.

@@ -87,25 +87,34 @@ class NodeModule : public sc_core::sc_module {
   std::unique_ptr<PowerMonitor> power;
 };
 
-// Data-parallel serving: routes each request at its arrival time (a closed loop's next request is
-// routed at the completion that sends it, by the replica that completes).
+// Data-parallel serving: routes each request at its arrival time and delivers it after the
+// front end's latency (a closed loop's next request is routed at the completion that sends it,
+// by the replica that completes). Woken only at arrivals and deliveries.
 class FrontEndModule : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(FrontEndModule);
   FrontEndModule(const sc_core::sc_module_name& name, ServingFrontEnd& front_end)
       : sc_core::sc_module(name), front_end_(front_end) {
+    front_end_.set_schedule([this](TimePs at) { wake_at(at); });
     SC_METHOD(route);
+    sensitive << wake_;
   }
 
  private:
+  // (An event keeps its earliest pending notification: the earliest time asked for wins.)
+  void wake_at(TimePs at) {
+    const TimePs now = now_ps();
+    wake_.notify(at > now ? to_sc_time(at - now) : sc_core::SC_ZERO_TIME);
+  }
   void route() {
     const TimePs now = now_ps();
     front_end_.route_due(now);
-    const TimePs next = front_end_.next_arrival_ps();
-    if (next != ServingFrontEnd::kNotSent && next > now) next_trigger(to_sc_time(next - now));
-    // (Nothing known to come: a closed loop's requests are routed as they are sent.)
+    front_end_.deliver_due(now);
+    const TimePs next = std::min(front_end_.next_arrival_ps(), front_end_.next_delivery_ps(now));
+    if (next != ServingFrontEnd::kNotSent && next > now) wake_at(next);
   }
   ServingFrontEnd& front_end_;
+  sc_core::sc_event wake_;
 };
 
 // Data-parallel serving: the pod's totals of what each replica counts for itself (preemptions,

@@ -117,6 +117,36 @@ TEST_F(DataParallel, RoundRobinReplicasServeAsSeparateServers) {
   }
 }
 
+// A front end taking 5 ms per request: each replica serves exactly as a separate server given
+// its requests 5 ms later, while every request's TTFT counts from its arrival at the front end.
+TEST_F(DataParallel, RouterLatencyDelaysEachRequest) {
+  const std::string all = trace("all", [](size_t) { return true; });
+  const std::string dp = run("late", "arrival_trace: \"" + all + "\"",
+                             every_ + " --set workload.parallelism.data_parallel=2" +
+                                 " --set workload.serving.router_latency_ps=5000000000",
+                             true);
+  const Table req = ResultReader(dp).read_table("/workload/requests");
+  for (int d = 0; d < 2; ++d) {
+    // Replica d's requests, 5 ms later.
+    const std::string path = (dir_ / ("late" + std::to_string(d) + ".csv")).string();
+    {
+      std::ofstream f(path);
+      f << "arrival_ms,input_tokens,output_tokens\n";
+      for (size_t i = d; i < std::size(kTrace); i += 2)
+        f << kTrace[i].arrival_ms + 5 << "," << kTrace[i].input << "," << kTrace[i].output << "\n";
+    }
+    const Table own = ResultReader(run("alone_late" + std::to_string(d),
+                                       "arrival_trace: \"" + path + "\"", "", false))
+                          .read_table("/workload/requests");
+    for (size_t j = 0; j < 6; ++j) {
+      const size_t i = 2 * j + d;
+      EXPECT_EQ(req.find("arrival_ps")->u64[i] + 5000000000ULL, own.find("arrival_ps")->u64[j]);
+      EXPECT_EQ(req.find("first_token_ps")->u64[i], own.find("first_token_ps")->u64[j]) << i;
+      EXPECT_EQ(req.find("finish_ps")->u64[i], own.find("finish_ps")->u64[j]) << i;
+    }
+  }
+}
+
 // Node 1's HBM at 0.3 of its peak: round robin still gives it half the requests, and they queue
 // there; least-requests routing sees its outstanding requests and sends it fewer, which cuts the
 // pod's tail latency. With two replicas, power of two choices compares both, as least requests
@@ -153,6 +183,19 @@ TEST_F(DataParallel, LoadAwareRoutingAvoidsASlowReplica) {
   EXPECT_EQ(kv.at("requests_completed"), 48);
   EXPECT_EQ(rnd.at("requests_completed"), 48);
   EXPECT_EQ(rnd.at("replica0_requests_routed") + rnd.at("replica1_requests_routed"), 48);
+  // KV use refreshed every 100 s: the front end never sees a replica's use (all 0 since the
+  // refresh at 0), so least KV usage falls to its tie-break, the fewer outstanding requests, and
+  // routes exactly as least requests does.
+  const auto stale = summary_of(run("stale", arrivals,
+                                    slow + " --set workload.serving.replica_routing="
+                                           "ROUTE_LEAST_KV_USAGE"
+                                           " --set workload.serving.router_load_interval_ps="
+                                           "100000000000000",
+                                    true));
+  EXPECT_EQ(stale.at("replica1_requests_routed"), lr.at("replica1_requests_routed"));
+  EXPECT_DOUBLE_EQ(stale.at("e2e_ms_p99"), lr.at("e2e_ms_p99"));
+  EXPECT_DOUBLE_EQ(stale.at("ttft_ms_p99"), lr.at("ttft_ms_p99"));
+  EXPECT_NE(stale.at("replica1_requests_routed"), kv.at("replica1_requests_routed"));
   // The headline keeps the pod's figures and each replica's prefixed ones only.
   EXPECT_EQ(lr.count("replica_requests_routed"), 0u);
   // The slow replica steps slower whatever it is sent.
@@ -213,6 +256,9 @@ TEST_F(DataParallel, BadConfigsExitTwoNamingTheField) {
           " --set workload.parallelism.merge_identical_ranks=false",
       "workload.parallelism.merge_identical_ranks");
   bad(every_ + " --set workload.parallelism.data_parallel=0", "workload.parallelism.data_parallel");
+  bad(" --set workload.serving.router_latency_ps=1000", "workload.serving.router_latency_ps");
+  bad(" --set workload.serving.router_load_interval_ps=1000",
+      "workload.serving.router_load_interval_ps");
   // Random kernel jitter needs each rank apart; a TP2 replica's ranks are one.
   bad(every_ + dp2 + " --set workload.parallelism.tensor_parallel=2" +
           " --set software.kernel_jitter.uniform.max_ps=1000",

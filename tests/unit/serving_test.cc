@@ -456,11 +456,11 @@ TEST(ServingFrontEnd, RoundRobinRoutesInTurnAtEachArrival) {
   EXPECT_EQ(fe.replica_of(3), 0u);
   EXPECT_EQ(rings, (std::vector<int>{2, 1, 1}));
   uint32_t r = 0;
-  ASSERT_TRUE(fe.take(0, &r));
+  ASSERT_TRUE(fe.take(0, 9, &r));
   EXPECT_EQ(r, 0u);
-  ASSERT_TRUE(fe.take(0, &r));
+  ASSERT_TRUE(fe.take(0, 9, &r));
   EXPECT_EQ(r, 3u);
-  EXPECT_FALSE(fe.take(0, &r));
+  EXPECT_FALSE(fe.take(0, 9, &r));
   EXPECT_FALSE(fe.all_routed());
   fe.route_due(20);  // the last: every replica is rung once more (nothing will come)
   EXPECT_TRUE(fe.all_routed());
@@ -482,14 +482,14 @@ TEST(ServingFrontEnd, LeastRequestsAndLeastKvUsageFollowTheLoad) {
   EXPECT_EQ(lr.outstanding(1), 1u);
 
   ServingFrontEnd kv(arrivals_at({0, 1, 2}), 0, 3, config::ROUTE_LEAST_KV_USAGE, 1);
-  kv.note_kv_usage(0, 0.5);
-  kv.note_kv_usage(1, 0.2);
-  kv.note_kv_usage(2, 0.2);
+  kv.note_kv_usage(0, 0, 0.5);
+  kv.note_kv_usage(1, 0, 0.2);
+  kv.note_kv_usage(2, 0, 0.2);
   kv.route_due(0);  // 1 and 2 tie on KV and requests: the lower
   EXPECT_EQ(kv.replica_of(0), 1u);
   kv.route_due(1);  // 1 and 2 tie on KV; 2 has fewer requests
   EXPECT_EQ(kv.replica_of(1), 2u);
-  kv.note_kv_usage(0, 0.1);
+  kv.note_kv_usage(0, 1, 0.1);
   kv.route_due(2);
   EXPECT_EQ(kv.replica_of(2), 0u);
 }
@@ -539,6 +539,42 @@ TEST(ServingFrontEnd, ClosedLoopSendsAtEachCompletion) {
   EXPECT_EQ(fe.arrival_ps(2), 700u);
   EXPECT_EQ(fe.replica_of(2), 1u);
   EXPECT_THROW(fe.completed(3, 800), std::logic_error);  // never routed
+}
+
+TEST(ServingFrontEnd, LatencyDelaysDeliveryAndStaleLoadsLag) {
+  // A 100 ps front end: routed at the arrival, delivered (and rung) 100 ps later.
+  ServingFrontEnd fe(arrivals_at({0, 30}), 0, 2, config::ROUTE_ROUND_ROBIN, 1, 100);
+  std::vector<TimePs> asked;
+  int rings = 0;
+  fe.set_schedule([&](TimePs at) { asked.push_back(at); });
+  fe.set_wake(0, [&] { ++rings; });
+  fe.route_due(30);
+  EXPECT_EQ(asked, (std::vector<TimePs>{130, 130}));  // routed at 30 (both due by then)
+  uint32_t r = 0;
+  EXPECT_TRUE(fe.pending(0));
+  EXPECT_FALSE(fe.delivered(0, 129));
+  EXPECT_FALSE(fe.take(0, 129, &r));
+  EXPECT_EQ(fe.next_delivery_ps(50), 130u);
+  const int before = rings;  // (the last routing rang every replica once: nothing more comes)
+  fe.deliver_due(130);
+  EXPECT_EQ(rings, before + 1);
+  ASSERT_TRUE(fe.take(0, 130, &r));
+  EXPECT_EQ(r, 0u);
+  EXPECT_EQ(fe.next_delivery_ps(130), ServingFrontEnd::kNotSent);
+
+  // KV use refreshed every 1000 ps: a route at 500 sees the refresh at 0 (both empty: the
+  // fewer outstanding, then the lower), one at 1500 the refresh at 1000.
+  ServingFrontEnd kv(arrivals_at({500, 1500, 1600}), 0, 2, config::ROUTE_LEAST_KV_USAGE, 1, 0,
+                     1000);
+  kv.note_kv_usage(0, 10, 0.1);
+  kv.note_kv_usage(1, 10, 0.9);
+  kv.route_due(500);
+  EXPECT_EQ(kv.replica_of(0), 0u);  // as if both were empty (0 outstanding each: the lower)
+  kv.note_kv_usage(0, 1200, 0.95);  // after the refresh at 1000: not seen before 2000
+  kv.route_due(1500);
+  EXPECT_EQ(kv.replica_of(1), 0u);  // 0.1 against 0.9, as of 1000
+  EXPECT_DOUBLE_EQ(kv.seen_kv_usage(0, 1999), 0.1);
+  EXPECT_DOUBLE_EQ(kv.seen_kv_usage(0, 2000), 0.95);
 }
 
 }  // namespace
