@@ -4,6 +4,7 @@
 #include <set>
 
 #include "fabric/serial_link.h"
+#include "models/config/node_overrides.h"
 #include "models/core/registry.h"
 
 namespace tiersim {
@@ -27,7 +28,23 @@ void validate_faults(const config::System& sys, Validator v) {
     if (f.has_duration_ps() && f.start_ps() + f.duration_ps() < f.start_ps()) {
       fv.error("duration_ps", "start_ps + duration_ps overflows");
     }
-    auto check_link = [&](const std::string& field, const std::string& name) {
+    // A target may name one node of a pod ("node[3].hbm"): its own component or link (which
+    // nodes exist is checked with the ranks simulated).
+    auto plain = [&](const std::string& field, const std::string& target) {
+      uint32_t node = 0;
+      std::string name;
+      bool malformed = false;
+      if (node_qualified(target, &node, &name, &malformed)) {
+        if (!sys.has_pod()) {
+          fv.error(field, "\"" + target + "\" names a node of a pod, and there is no system.pod");
+        }
+        return name;
+      }
+      if (malformed) fv.error(field, "\"" + target + "\": a node is named node[K].NAME");
+      return target;
+    };
+    auto check_link = [&](const std::string& field, const std::string& target) {
+      const std::string name = plain(field, target);
       if (!links.count(name)) {
         fv.error(field, "no link named \"" + name + "\"");
       } else if (!serial_links.count(name)) {
@@ -47,11 +64,12 @@ void validate_faults(const config::System& sys, Validator v) {
         }
         break;
       case config::Fault::kDeviceOffline: {
-        if (!components.count(f.device_offline())) {
-          fv.error("device_offline", "no component named \"" + f.device_offline() + "\"");
-        } else if (!memories.count(f.device_offline())) {
+        const std::string name = plain("device_offline", f.device_offline());
+        if (!components.count(name)) {
+          fv.error("device_offline", "no component named \"" + name + "\"");
+        } else if (!memories.count(name)) {
           // Only memories refuse requests: any other component would silently stay online.
-          fv.error("device_offline", "\"" + f.device_offline() +
+          fv.error("device_offline", "\"" + name +
                                          "\" is not a memory; device_offline applies to hbm, "
                                          "gddr, ddr, sram, cxl and nvme components");
         }

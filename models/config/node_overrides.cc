@@ -1,6 +1,7 @@
 #include "models/config/node_overrides.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "models/config/loader.h"
 
@@ -36,6 +37,67 @@ uint32_t simulated_ranks(const config::Config& cfg) {
          std::max(1u, par.pipeline_parallel()) * std::max(1u, par.data_parallel());
 }
 
+bool node_qualified(const std::string& target, uint32_t* node, std::string* name, bool* malformed) {
+  if (malformed != nullptr) *malformed = false;
+  if (target.rfind("node[", 0) != 0) return false;
+  const size_t close = target.find("].", 5);
+  bool digits = close != std::string::npos && close > 5 && close - 5 <= 9;
+  for (size_t i = 5; digits && i < close; ++i)
+    digits = std::isdigit(static_cast<unsigned char>(target[i])) != 0;
+  if (!digits || close + 2 >= target.size()) {
+    if (malformed != nullptr) *malformed = true;
+    return false;
+  }
+  *node = static_cast<uint32_t>(std::stoul(target.substr(5, close - 5)));
+  *name = target.substr(close + 2);
+  return true;
+}
+
+const std::string* fault_target(const config::Fault& f) {
+  switch (f.kind_case()) {
+    case config::Fault::kLinkDown:
+      return &f.link_down();
+    case config::Fault::kLinkDegraded:
+      return &f.link_degraded().link();
+    case config::Fault::kDeviceOffline:
+      return &f.device_offline();
+    default:
+      return nullptr;
+  }
+}
+
+namespace {
+
+// Keeps the faults that apply to `node`, a node-qualified target renamed to its plain name.
+void node_faults(config::System& sys, uint32_t node) {
+  auto* faults = sys.mutable_faults();
+  int kept = 0;
+  for (int i = 0; i < faults->size(); ++i) {
+    config::Fault f = faults->Get(i);
+    const std::string* target = fault_target(f);
+    uint32_t k = 0;
+    std::string name;
+    if (target != nullptr && node_qualified(*target, &k, &name)) {
+      if (k != node) continue;
+      switch (f.kind_case()) {
+        case config::Fault::kLinkDown:
+          f.set_link_down(name);
+          break;
+        case config::Fault::kLinkDegraded:
+          f.mutable_link_degraded()->set_link(name);
+          break;
+        default:
+          f.set_device_offline(name);
+      }
+    }
+    *faults->Mutable(kept++) = f;
+  }
+  while (faults->size() > kept)
+    faults->RemoveLast();
+}
+
+}  // namespace
+
 config::Config node_config(const config::Config& tmpl, uint32_t node) {
   config::Config c = tmpl;
   c.mutable_system()->mutable_pod()->clear_node_overrides();
@@ -45,6 +107,7 @@ config::Config node_config(const config::Config& tmpl, uint32_t node) {
       if (o.has_kernel_jitter()) *c.mutable_software()->mutable_kernel_jitter() = o.kernel_jitter();
     }
   }
+  node_faults(*c.mutable_system(), node);
   return c;
 }
 

@@ -22,7 +22,16 @@ std::string ranks_never_identical(const config::Config& cfg);
 uint32_t simulated_ranks(const config::Config& cfg);
 // node[node]'s config: `tmpl` without node overrides, with those naming `node` merged into its
 // system (as a config file merges: repeated components and links by name) and their
-// kernel_jitter replacing software.kernel_jitter.
+// kernel_jitter replacing software.kernel_jitter. A fault whose target names a node
+// ("node[3].hbm", system.faults) is kept, as a fault of its own "hbm", only in that node's
+// config; faults with plain names apply to every node.
 config::Config node_config(const config::Config& tmpl, uint32_t node);
+
+// A fault target's node qualifier: "node[K].NAME" gives true with K and NAME; anything else
+// false (NAME alone). `*malformed` (when given) is set for a "node[" prefix that does not parse.
+bool node_qualified(const std::string& target, uint32_t* node, std::string* name,
+                    bool* malformed = nullptr);
+// The fault's target (link_down, link_degraded.link or device_offline), or null when it has none.
+const std::string* fault_target(const config::Fault& f);
 
 }  // namespace tiersim

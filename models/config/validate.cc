@@ -10,6 +10,8 @@
 
 #include <functional>
 
+#include <google/protobuf/util/message_differencer.h>
+
 #include "models/config/loader.h"
 #include "models/config/node_overrides.h"
 #include "models/core/registry.h"
@@ -652,6 +654,42 @@ void validate_ranks(const config::Config& cfg, Validator v) {
   if (!every && par.has_merge_identical_ranks()) {
     v.error("workload.parallelism.merge_identical_ranks",
             "applies only with simulate_ranks: SIMULATE_EVERY_RANK");
+  }
+  // Faults naming one node: every rank simulated, a node among them; a data-parallel replica's
+  // ranks (simulated as one) alike.
+  for (int i = 0; i < cfg.system().faults_size(); ++i) {
+    const auto& f = cfg.system().faults(i);
+    const std::string* target = fault_target(f);
+    uint32_t node = 0;
+    std::string name;
+    if (target == nullptr || !node_qualified(*target, &node, &name)) continue;
+    const std::string at =
+        "system.faults[" + (f.name().empty() ? std::to_string(i) : f.name()) + "]";
+    const char* field = f.has_link_down()       ? "link_down"
+                        : f.has_link_degraded() ? "link_degraded.link"
+                                                : "device_offline";
+    if (!every) {
+      v.root(at).error(field, "a fault on one node (\"" + *target +
+                                  "\") needs every rank simulated (workload.parallelism."
+                                  "simulate_ranks: SIMULATE_EVERY_RANK)");
+    } else if (node >= simulated_ranks(cfg)) {
+      v.root(at).error(field, "node " + std::to_string(node) +
+                                  " is not one of the simulated ranks node[0 .. " +
+                                  std::to_string(simulated_ranks(cfg) - 1) + "]");
+    } else if (replica_ranks) {
+      const uint32_t tp = par.tensor_parallel(), first = node / tp * tp;
+      const config::Config own = node_config(cfg, node);
+      for (uint32_t m = first; m < first + tp; ++m) {
+        if (m != node && !google::protobuf::util::MessageDifferencer::Equals(
+                             node_config(cfg, m).system(), own.system())) {
+          v.root(at).error(field, "node " + std::to_string(node) + " is in replica " +
+                                      std::to_string(node / tp) +
+                                      ", whose ranks are simulated as one: give node " +
+                                      std::to_string(m) + " the same fault");
+          break;
+        }
+      }
+    }
   }
   const auto& overrides = cfg.system().pod().node_overrides();
   if (overrides.empty()) return;

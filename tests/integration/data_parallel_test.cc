@@ -263,6 +263,10 @@ TEST_F(DataParallel, BadConfigsExitTwoNamingTheField) {
   bad(every_ + dp2 + " --set workload.parallelism.tensor_parallel=2" +
           " --set software.kernel_jitter.uniform.max_ps=1000",
       "software.kernel_jitter");
+  // A fault on one rank of a TP2 replica (its ranks are simulated as one).
+  bad(every_ + dp2 + " --set workload.parallelism.tensor_parallel=2" +
+          " --set 'system={faults {name: \"f\" start_ps: 0 device_offline: \"node[3].hbm\"}}'",
+      "system.faults[f].device_offline: node 3 is in replica 1");
   // Each replica would have its own gate (not yet).
   bad(every_ + dp2 + " --set policy.thermal_admission.memory=hbm",
       "policy.thermal_admission: not with data-parallel replicas");

@@ -272,6 +272,33 @@ TEST_F(EveryRank, ExpertParallelSlowNodeSetsThePace) {
   EXPECT_EQ(slow.at("ep_dispatch_bytes_per_layer"), even.at("ep_dispatch_bytes_per_layer"));
 }
 
+// A fault naming one node ("node[3].hbm") is that node's fault alone, exactly as a node override
+// holding the fault on its own "hbm" is: node 3's HBM offline for 30 us in step 2 makes node 3
+// late for the collectives after it, and every other node waits for it there.
+TEST_F(EveryRank, AFaultNamingOneNodeIsThatNodesAlone) {
+  const std::string fault = "name: \"h3\" start_ps: 20000000000 duration_ps: 30000000";
+  const auto healthy = go("healthy", every_);
+  const auto named = go(
+      "named", every_ + " --set 'system={faults {" + fault + " device_offline: \"node[3].hbm\"}}'");
+  const auto overridden = go("overridden", every_ +
+                                               " --set 'system.pod.node_overrides[+]=name: \"o3\" "
+                                               "nodes: 3 system { faults {" +
+                                               fault + " device_offline: \"hbm\"} }'");
+  ASSERT_FALSE(named.empty());
+  ASSERT_FALSE(overridden.empty());
+  for (const auto& [name, value] : named) {
+    if (name.find("wall_time") != std::string::npos) continue;
+    EXPECT_EQ(value, overridden.at(name)) << name;
+  }
+  EXPECT_EQ(named.at("rank_classes"), 2);
+  EXPECT_GT(named.at("tpot_ms_mean"), healthy.at("tpot_ms_mean"));
+  EXPECT_EQ(named.at("node3_rendezvous_wait_ms_per_step"), 0);
+  // The others wait for node 3 about as long as its HBM was away (30 us over 3 steps).
+  const double waited_us = named.at("node0_rendezvous_wait_ms_per_step") * 3 * 1000;
+  EXPECT_GT(waited_us, 15);
+  EXPECT_LE(waited_us, 30.5);
+}
+
 TEST_F(EveryRank, BadConfigsExitTwoNamingTheField) {
   auto bad = [&](const std::string& cmd, const std::string& field) {
     const auto r = test::run_cmd(cmd + " --out " + (dir_ / "bad.h5").string());
@@ -309,6 +336,14 @@ TEST_F(EveryRank, BadConfigsExitTwoNamingTheField) {
           test::preset("studies/speed_70b_tp8.textproto") + every_ + " --quiet",
       "every rank simulated needs system.pod");
   bad(base_ + every_ + " --set run.fast_forward.every_steps=2", "run.fast_forward");
+  // A fault on one node: with every rank simulated, on a node among them, named node[K].NAME
+  // with NAME a memory of the node.
+  const std::string f = " --set 'system={faults {name: \"f\" start_ps: 0 device_offline: ";
+  bad(base_ + f + "\"node[3].hbm\"}}'", "system.faults[f].device_offline: a fault on one node");
+  bad(base_ + every_ + f + "\"node[8].hbm\"}}'",
+      "system.faults[f].device_offline: node 8 is not one of the simulated ranks");
+  bad(base_ + every_ + f + "\"node[x].hbm\"}}'", "a node is named node[K].NAME");
+  bad(base_ + every_ + f + "\"node[3].nothing\"}}'", "no component named \"nothing\"");
   // Nodes drawing random kernel jitter draw their own streams: nothing to merge.
   bad(base_ + every_ + " --set software.kernel_jitter.uniform.max_ps=1000" +
           " --set workload.parallelism.merge_identical_ranks=true",
