@@ -30,10 +30,11 @@ void validate_faults(const config::System& sys, Validator v) {
     }
     // A target may name one node of a pod ("node[3].hbm"): its own component or link (which
     // nodes exist is checked with the ranks simulated).
+    // A malformed qualifier is reported once; its name is not looked up.
+    bool malformed = false;
     auto plain = [&](const std::string& field, const std::string& target) {
       uint32_t node = 0;
       std::string name;
-      bool malformed = false;
       if (node_qualified(target, &node, &name, &malformed)) {
         if (!sys.has_pod()) {
           fv.error(field, "\"" + target + "\" names a node of a pod, and there is no system.pod");
@@ -45,6 +46,7 @@ void validate_faults(const config::System& sys, Validator v) {
     };
     auto check_link = [&](const std::string& field, const std::string& target) {
       const std::string name = plain(field, target);
+      if (malformed) return;
       if (!links.count(name)) {
         fv.error(field, "no link named \"" + name + "\"");
       } else if (!serial_links.count(name)) {
@@ -65,6 +67,7 @@ void validate_faults(const config::System& sys, Validator v) {
         break;
       case config::Fault::kDeviceOffline: {
         const std::string name = plain("device_offline", f.device_offline());
+        if (malformed) break;
         if (!components.count(name)) {
           fv.error("device_offline", "no component named \"" + name + "\"");
         } else if (!memories.count(name)) {

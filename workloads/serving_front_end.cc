@@ -37,20 +37,34 @@ void ServingFrontEnd::note_kv_usage(uint32_t replica, TimePs now, double used_fr
   } else {
     h.emplace_back(now, used_fraction);
   }
+  // Notes and queries come in time order: what no later refresh can see goes.
+  prune_kv(replica, now);
+}
+
+TimePs ServingFrontEnd::refresh_ps(TimePs now) const {
+  return load_interval_ps_ == 0 ? now : now / load_interval_ps_ * load_interval_ps_;
+}
+
+void ServingFrontEnd::prune_kv(uint32_t replica, TimePs now) {
+  auto& h = kv_usage_[replica];
+  const TimePs refresh = refresh_ps(now);
+  // Exact (no interval): the latest value. With an interval, the value a refresh at R takes is
+  // the one noted strictly before R (a note at R itself, in the same moment as a route at R,
+  // would otherwise depend on which runs first).
   if (load_interval_ps_ == 0) {
     while (h.size() > 1)
       h.pop_front();
+    return;
   }
+  while (h.size() > 1 && h[1].first < refresh)
+    h.pop_front();
 }
 
 double ServingFrontEnd::seen_kv_usage(uint32_t replica, TimePs now) {
-  auto& h = kv_usage_[replica];
-  // The value in force at the last refresh at or before now (queries come in time order, so
-  // what came before it is dropped).
-  const TimePs refresh = load_interval_ps_ == 0 ? now : now / load_interval_ps_ * load_interval_ps_;
-  while (h.size() > 1 && h[1].first <= refresh)
-    h.pop_front();
-  return h.front().first <= refresh ? h.front().second : 0.0;
+  prune_kv(replica, now);
+  const auto& h = kv_usage_[replica];
+  if (load_interval_ps_ == 0) return h.back().second;
+  return h.front().first < refresh_ps(now) ? h.front().second : 0.0;
 }
 
 uint32_t ServingFrontEnd::choose(TimePs now) {

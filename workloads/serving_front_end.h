@@ -75,7 +75,8 @@ class ServingFrontEnd {
   void completed(uint32_t r, TimePs now);
   // The replica's KV pool in use (blocks held over blocks) from `now` on.
   void note_kv_usage(uint32_t replica, TimePs now, double used_fraction);
-  // The KV use the front end sees for `replica` at `now` (as of the last refresh).
+  // The KV use the front end sees for `replica` at `now`: its latest, or with an interval the
+  // one noted strictly before the last refresh (0 before any).
   double seen_kv_usage(uint32_t replica, TimePs now);
   uint32_t outstanding(uint32_t replica) const { return outstanding_[replica]; }
   uint32_t routed_to(uint32_t replica) const { return routed_[replica]; }
@@ -86,6 +87,10 @@ class ServingFrontEnd {
 
  private:
   uint32_t choose(TimePs now);
+  // The last refresh at or before `now` (now itself without an interval).
+  TimePs refresh_ps(TimePs now) const;
+  // Drops the KV-use entries no refresh from `now` on can see.
+  void prune_kv(uint32_t replica, TimePs now);
   struct Routed {
     uint32_t request;
     TimePs ready_ps;  // delivered at the replica

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include <google/protobuf/util/message_differencer.h>
+
 #include "models/config/loader.h"
 
 namespace tiersim {
@@ -97,6 +99,16 @@ void node_faults(config::System& sys, uint32_t node) {
 }
 
 }  // namespace
+
+bool same_node_config(const config::Config& a, const config::Config& b) {
+  auto unnamed = [](const config::Config& c) {
+    config::Config out = c;
+    for (auto& f : *out.mutable_system()->mutable_faults())
+      f.clear_name();
+    return out;
+  };
+  return google::protobuf::util::MessageDifferencer::Equals(unnamed(a), unnamed(b));
+}
 
 config::Config node_config(const config::Config& tmpl, uint32_t node) {
   config::Config c = tmpl;

@@ -27,6 +27,9 @@ uint32_t simulated_ranks(const config::Config& cfg);
 // config; faults with plain names apply to every node.
 config::Config node_config(const config::Config& tmpl, uint32_t node);
 
+// Whether two node configs run alike: equal but for their faults' names.
+bool same_node_config(const config::Config& a, const config::Config& b);
+
 // A fault target's node qualifier: "node[K].NAME" gives true with K and NAME; anything else
 // false (NAME alone). `*malformed` (when given) is set for a "node[" prefix that does not parse.
 bool node_qualified(const std::string& target, uint32_t* node, std::string* name,

@@ -10,8 +10,6 @@
 
 #include <functional>
 
-#include <google/protobuf/util/message_differencer.h>
-
 #include "models/config/loader.h"
 #include "models/config/node_overrides.h"
 #include "models/core/registry.h"
@@ -627,6 +625,11 @@ void validate_ranks(const config::Config& cfg, Validator v) {
     }
     if (s.router_load_interval_ps() > kMaxSimTimePs / 4) {
       v.error("workload.serving.router_load_interval_ps", "at most 2^60 ps");
+    } else if (s.has_router_load_interval_ps() && par.data_parallel() > 1 &&
+               s.replica_routing() != config::ROUTE_LEAST_KV_USAGE) {
+      v.error("workload.serving.router_load_interval_ps",
+              "only ROUTE_LEAST_KV_USAGE routes on the KV use it refreshes (outstanding requests "
+              "are the front end's own count)");
     }
   }
   if (par.data_parallel() > 1 && cfg.policy().has_thermal_admission()) {
@@ -680,8 +683,7 @@ void validate_ranks(const config::Config& cfg, Validator v) {
       const uint32_t tp = par.tensor_parallel(), first = node / tp * tp;
       const config::Config own = node_config(cfg, node);
       for (uint32_t m = first; m < first + tp; ++m) {
-        if (m != node && !google::protobuf::util::MessageDifferencer::Equals(
-                             node_config(cfg, m).system(), own.system())) {
+        if (m != node && !same_node_config(node_config(cfg, m), own)) {
           v.root(at).error(field, "node " + std::to_string(node) + " is in replica " +
                                       std::to_string(node / tp) +
                                       ", whose ranks are simulated as one: give node " +
@@ -736,6 +738,17 @@ void validate_ranks(const config::Config& cfg, Validator v) {
             break;
           }
         }
+      }
+    }
+    for (int j = 0; j < o.system().faults_size(); ++j) {
+      const auto& f = o.system().faults(j);
+      const std::string* target = fault_target(f);
+      uint32_t k = 0;
+      std::string plain;
+      if (target != nullptr && node_qualified(*target, &k, &plain)) {
+        ov.error("system.faults[" + (f.name().empty() ? std::to_string(j) : f.name()) + "]",
+                 "an override's faults strike its own nodes: name the component or link alone (\"" +
+                     plain + "\"), or put the fault in system.faults");
       }
     }
     if (o.system().has_pod() || o.system().has_scale_up() || o.system().has_name()) {

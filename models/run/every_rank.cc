@@ -22,8 +22,6 @@
 #include <string>
 #include <systemc>
 
-#include <google/protobuf/util/message_differencer.h>
-
 #include "models/config/node_overrides.h"
 #include "models/core/component.h"
 #include "models/core/context.h"
@@ -188,13 +186,12 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
     uint32_t k = 0;
     if (replicas > 1) {
       k = r / tp;
-      if (k < configs.size() &&
-          !google::protobuf::util::MessageDifferencer::Equals(configs[k], c)) {
+      if (k < configs.size() && !same_node_config(configs[k], c)) {
         throw std::logic_error("every rank: a replica's ranks differ");
       }
     } else if (merge) {
       for (; k < configs.size(); ++k) {
-        if (google::protobuf::util::MessageDifferencer::Equals(configs[k], c)) break;
+        if (same_node_config(configs[k], c)) break;
       }
     } else {
       k = static_cast<uint32_t>(configs.size());

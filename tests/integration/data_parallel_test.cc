@@ -117,6 +117,28 @@ TEST_F(DataParallel, RoundRobinReplicasServeAsSeparateServers) {
   }
 }
 
+// The same fault on both ranks of a TP2 replica (named apart) is the replica's: the HBM of nodes
+// 2 and 3 (replica 1) away for 30 us delays replica 1's requests, not replica 0's.
+TEST_F(DataParallel, AFaultOnEveryRankOfAReplicaIsTheReplicas) {
+  const std::string all = trace("all", [](size_t) { return true; });
+  const std::string tp2 = every_ +
+                          " --set workload.parallelism.data_parallel=2"
+                          " --set workload.parallelism.tensor_parallel=2";
+  const std::string window = " start_ps: 20000000000 duration_ps: 30000000";
+  const auto healthy = summary_of(run("healthy", "arrival_trace: \"" + all + "\"", tp2, true));
+  const auto faulty = summary_of(run("faulty", "arrival_trace: \"" + all + "\"",
+                                     tp2 + " --set 'system={faults {name: \"n2\"" + window +
+                                         " device_offline: \"node[2].hbm\"} faults {name: \"n3\"" +
+                                         window + " device_offline: \"node[3].hbm\"}}'",
+                                     true));
+  ASSERT_FALSE(faulty.empty());
+  EXPECT_EQ(faulty.at("replica0_ttft_ms_p99"), healthy.at("replica0_ttft_ms_p99"));
+  EXPECT_EQ(faulty.at("replica0_request_tpot_ms_mean"),
+            healthy.at("replica0_request_tpot_ms_mean"));
+  // (At 20 ms replica 1 is prefilling request 3, which arrived at 15 ms: its first token is late.)
+  EXPECT_GT(faulty.at("replica1_ttft_ms_p99"), healthy.at("replica1_ttft_ms_p99"));
+}
+
 // A front end taking 5 ms per request: each replica serves exactly as a separate server given
 // its requests 5 ms later, while every request's TTFT counts from its arrival at the front end.
 TEST_F(DataParallel, RouterLatencyDelaysEachRequest) {
@@ -267,6 +289,9 @@ TEST_F(DataParallel, BadConfigsExitTwoNamingTheField) {
   bad(every_ + dp2 + " --set workload.parallelism.tensor_parallel=2" +
           " --set 'system={faults {name: \"f\" start_ps: 0 device_offline: \"node[3].hbm\"}}'",
       "system.faults[f].device_offline: node 3 is in replica 1");
+  // The load interval refreshes the KV use, which only least-KV routing reads.
+  bad(every_ + dp2 + " --set workload.serving.router_load_interval_ps=1000",
+      "workload.serving.router_load_interval_ps: only ROUTE_LEAST_KV_USAGE");
   // Each replica would have its own gate (not yet).
   bad(every_ + dp2 + " --set policy.thermal_admission.memory=hbm",
       "policy.thermal_admission: not with data-parallel replicas");

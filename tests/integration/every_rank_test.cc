@@ -344,6 +344,11 @@ TEST_F(EveryRank, BadConfigsExitTwoNamingTheField) {
       "system.faults[f].device_offline: node 8 is not one of the simulated ranks");
   bad(base_ + every_ + f + "\"node[x].hbm\"}}'", "a node is named node[K].NAME");
   bad(base_ + every_ + f + "\"node[3].nothing\"}}'", "no component named \"nothing\"");
+  // An override's faults are its own nodes': plain names.
+  bad(base_ + every_ +
+          " --set 'system.pod.node_overrides[+]=name: \"o\" nodes: 1 system { faults { name: "
+          "\"g\" start_ps: 0 device_offline: \"node[0].hbm\" } }'",
+      "system.pod.node_overrides[o].system.faults[g]");
   // Nodes drawing random kernel jitter draw their own streams: nothing to merge.
   bad(base_ + every_ + " --set software.kernel_jitter.uniform.max_ps=1000" +
           " --set workload.parallelism.merge_identical_ranks=true",

@@ -575,6 +575,10 @@ TEST(ServingFrontEnd, LatencyDelaysDeliveryAndStaleLoadsLag) {
   EXPECT_EQ(kv.replica_of(1), 0u);  // 0.1 against 0.9, as of 1000
   EXPECT_DOUBLE_EQ(kv.seen_kv_usage(0, 1999), 0.1);
   EXPECT_DOUBLE_EQ(kv.seen_kv_usage(0, 2000), 0.95);
+  // A note at a refresh instant is not that refresh's (it takes what came strictly before).
+  kv.note_kv_usage(1, 3000, 0.05);
+  EXPECT_DOUBLE_EQ(kv.seen_kv_usage(1, 3000), 0.9);
+  EXPECT_DOUBLE_EQ(kv.seen_kv_usage(1, 4000), 0.05);
 }
 
 }  // namespace
