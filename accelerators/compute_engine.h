@@ -217,10 +217,6 @@ class ComputeEngine : public Component, public ExpertCostModel {
     static PhaseResult go_on() { return {kGoOn, 0}; }
     static PhaseResult wait(TimePs at) { return {kWait, at}; }
     static PhaseResult wait_event(sc_core::sc_event& e) { return {kWaitEvent, 0, &e}; }
-    // The event, or `at` if it comes first.
-    static PhaseResult wait_event_until(sc_core::sc_event& e, TimePs at) {
-      return {kWaitEvent, at, &e};
-    }
     static PhaseResult stop() { return {kStop, 0}; }
   };
   PhaseResult phase_fetch(TimePs now);     // the next op from the workload; its launch
@@ -231,8 +227,8 @@ class ComputeEngine : public Component, public ExpertCostModel {
   // Pipeline parallelism: a send (its message posted with its arrival; the engine goes on) or
   // a receive (waits for the message's arrival), ready at pipe_ready_ps_.
   PhaseResult phase_pipe(TimePs now);
-  // Data-parallel serving: an idle replica waits for a request (its doorbell) from
-  // await_start_ps_, or until await_end_ps_.
+  // Data-parallel serving: an idle replica waits from await_start_ps_ until a request is
+  // delivered (its doorbell).
   PhaseResult phase_await(TimePs now);
   // After the arithmetic (compute_free_): the activations' write; then the op finishes.
   PhaseResult write_activations(TimePs now);
@@ -379,7 +375,7 @@ class ComputeEngine : public Component, public ExpertCostModel {
   Counter* pipe_send_bytes_ = nullptr;
   Counter* pipe_send_ps_ = nullptr;
   TimePs pipe_ready_ps_ = 0;                      // when the current send or receive could start
-  TimePs await_start_ps_ = 0, await_end_ps_ = 0;  // data-parallel serving: an idle wait
+  TimePs await_start_ps_ = 0;                     // data-parallel serving: an idle wait's start
   std::shared_ptr<PodCollectiveCache> pipe_pod_;  // the pipeline's nodes (tp x pp ranks)
   // The pod this rank's traffic runs on (its collectives', or a pipeline's sends'), or null.
   const PodCollectiveCache* pod_fabric() const {

@@ -131,12 +131,12 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
       return phase_rendezvous(now);
     }
     if (op_.kind == OpKind::kIdle && rank != nullptr && rank->doorbell != nullptr) {
-      // Data-parallel serving: waiting until the front end routes a request here.
+      // Data-parallel serving: waiting, open-ended, until the front end delivers a request here
+      // (a replica's idle op never has a length of its own).
       await_start_ps_ = start;
-      await_end_ps_ = start + std::min(op_.delay_ps, kMaxSimTimePs - start);
       // Inactive from now: a run that stops during the wait counts it as idle; the interval is
       // cut where the wait ends.
-      note_inactive(start, await_end_ps_);
+      note_inactive(start, kMaxSimTimePs);
       phase_ = Phase::kAwait;
       return phase_await(now);
     }
@@ -221,14 +221,10 @@ ComputeEngine::PhaseResult ComputeEngine::phase_pipe(TimePs now) {
 }
 
 ComputeEngine::PhaseResult ComputeEngine::phase_await(TimePs now) {
-  const bool rung = ctx().workload()->requests_pending(now);
-  if (!rung && now < await_end_ps_) {
-    // (An open wait, as every replica's is, ends only at a ring.)
-    return await_end_ps_ >= kMaxSimTimePs
-               ? PhaseResult::wait_event(ctx().rank()->doorbell->rung())
-               : PhaseResult::wait_event_until(ctx().rank()->doorbell->rung(), await_end_ps_);
+  if (!ctx().workload()->requests_pending(now)) {
+    return PhaseResult::wait_event(ctx().rank()->doorbell->rung());
   }
-  const TimePs end = rung ? std::max(now, await_start_ps_) : await_end_ps_;
+  const TimePs end = std::max(now, await_start_ps_);
   idle_ps_.inc(end - await_start_ps_);
   end_inactive(end);
   compute_busy_ps_ += end - await_start_ps_;
@@ -338,11 +334,7 @@ void ComputeEngine::run() {
       return;
     }
     if (r.kind == PhaseResult::kWaitEvent) {
-      if (r.at > now) {
-        next_trigger(to_sc_time(r.at - now), *r.event);
-      } else {
-        next_trigger(*r.event);
-      }
+      next_trigger(*r.event);
       return;
     }
   }

@@ -292,9 +292,7 @@ void ServingWorkload::plan(TimePs now) {
   deferred_steps_ += deferred;
   peak_blocks_ = std::max(peak_blocks_, kv_.blocks() - kv_.free_blocks());
   if (front_end_ != nullptr) {
-    front_end_->note_kv_usage(
-        replica_, now,
-        kv_.blocks() ? double(kv_.blocks() - kv_.free_blocks()) / kv_.blocks() : 0.0);
+    front_end_->note_kv_usage(replica_, now, kv_.used_fraction());
     if (plan_.empty() && pre_ops_.empty() &&
         (!front_end_->all_routed() || front_end_->pending(replica_)) && running_.empty() &&
         waiting_.empty() && swapped_.empty()) {
@@ -443,9 +441,7 @@ void ServingWorkload::end_step(TimePs now_ps) {
     }
   }
   if (front_end_ != nullptr) {
-    front_end_->note_kv_usage(
-        replica_, now_ps,
-        kv_.blocks() ? double(kv_.blocks() - kv_.free_blocks()) / kv_.blocks() : 0.0);
+    front_end_->note_kv_usage(replica_, now_ps, kv_.used_fraction());
   }
   plan_.clear();
   plan_req_.clear();
@@ -510,10 +506,10 @@ void ServingWorkload::summarize(std::vector<SummaryItem>& summary) const {
   // With a front end, every request's (the pod's figures), then this replica's own.
   const std::vector<TimePs>& arrivals =
       front_end_ != nullptr ? front_end_->arrivals() : arrival_ps_;
-  // (Closed-loop requests not sent by the run's end count from 0, as before: they are not done.)
-  const RequestFigures all =
-      request_figures(records(), arrivals, o_.slo_ttft_ms, o_.slo_tpot_ms,
-                      [&](size_t i) { return arrivals[i] != kNotSent || front_end_ == nullptr; });
+  // (A closed-loop request not sent by the run's end is not done and its arrival is kNotSent:
+  // it adds nothing.)
+  const RequestFigures all = request_figures(records(), arrivals, o_.slo_ttft_ms, o_.slo_tpot_ms,
+                                             [](size_t) { return true; });
   const std::vector<double>&ttft = all.ttft, &tpot = all.tpot, &e2e = all.e2e;
   const double span_s = all.span_s, gaps_ms = all.gaps_ms;
   const uint64_t gaps = all.gaps, output = all.output;

@@ -67,6 +67,10 @@ class PagedKv : public KvLayout {
 
   uint32_t blocks() const { return static_cast<uint32_t>(free_.size()); }
   uint32_t free_blocks() const { return free_count_; }
+  // Blocks held over blocks (0 for an empty pool).
+  double used_fraction() const {
+    return free_.empty() ? 0.0 : double(blocks() - free_count_) / double(blocks());
+  }
   uint32_t blocks_for(uint64_t tokens) const {
     return static_cast<uint32_t>((tokens + block_tokens_ - 1) / block_tokens_);
   }
