@@ -51,30 +51,13 @@ class BandwidthServer {
 
   // Returns the completion time (ps) of a transfer of `bytes` arriving at `start_ps`.
   TimePs reserve(TimePs start_ps, uint64_t bytes) {
-    const TimePs service = transfer_time_ps(bytes, bytes_per_s_);
-    busy_ps_ += service;
-    bytes_ += bytes;
-    return place(start_ps, service);
+    return reserve_with_overhead(start_ps, bytes, 0);
   }
 
   // As reserve(), plus `extra_ps` of service time that moves no bytes (a row miss, a bus
   // turnaround).
   TimePs reserve_with_overhead(TimePs start_ps, uint64_t bytes, TimePs extra_ps) {
-    // Bulk streams repeat a few part sizes (an interleaved request gives its servers n or n + 1
-    // granules): reuse the last two conversions (exactly the same values).
-    TimePs base;
-    if (bytes == memo_bytes_[0]) {
-      base = memo_service_ps_[0];
-    } else if (bytes == memo_bytes_[1]) {
-      base = memo_service_ps_[1];
-    } else {
-      base = transfer_time_ps(bytes, bytes_per_s_);
-      memo_bytes_[1] = memo_bytes_[0];
-      memo_service_ps_[1] = memo_service_ps_[0];
-      memo_bytes_[0] = bytes;
-      memo_service_ps_[0] = base;
-    }
-    const TimePs service = base + extra_ps;
+    const TimePs service = service_ps(bytes) + extra_ps;
     busy_ps_ += service;
     bytes_ += bytes;
     return place(start_ps, service);
@@ -100,6 +83,19 @@ class BandwidthServer {
   struct Gap {
     TimePs begin, end;
   };
+  // transfer_time_ps(bytes, rate). Streams repeat a few sizes (an interleaved request gives its
+  // servers n or n + 1 granules; staging writes are whole tiles): the last two conversions are
+  // reused (exactly the same values; set_rate forgets them).
+  TimePs service_ps(uint64_t bytes) {
+    if (bytes == memo_bytes_[0]) return memo_service_ps_[0];
+    if (bytes == memo_bytes_[1]) return memo_service_ps_[1];
+    const TimePs base = transfer_time_ps(bytes, bytes_per_s_);
+    memo_bytes_[1] = memo_bytes_[0];
+    memo_service_ps_[1] = memo_service_ps_[0];
+    memo_bytes_[0] = bytes;
+    memo_service_ps_[0] = base;
+    return base;
+  }
   // Occupies `service` ps from `start` or later; returns the end. The in-order cases are
   // inline; filling a gap is out of line.
   TimePs place(TimePs start, TimePs service) {

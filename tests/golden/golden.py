@@ -11,12 +11,15 @@ configs/sweeps/ (sweep_<name>: all its points) and every what-if study in
 configs/studies/whatif/ (study_<name>: all its points and seeds). Each case's summary is the
 result file's /summary (`tiersim report --json`) or, for sweeps and studies, the rows of
 summary.csv; wall time is left out, everything else must match exactly (numbers are compared
-as the 17-digit decimals the binary prints, so a change in the last bit fails).
+as the 17-digit decimals the binary prints, so a change in the last bit fails). A validation
+case also checks every row it runs against its tolerance (scripts/validate's metric, on the
+same result file), so the full validation of a row with a golden case is one run, not two.
 
 check   runs the cases (the `fast` ones unless --all) and fails (exit 1) on any difference,
         on a case without a committed summary, or on a committed summary without a case.
 update  rewrites tests/golden/summaries/<case>.json from the current binary: run it only
-        when a change of results is intended, and say why in the commit.
+        when a change of results is intended, and say why in the commit (it writes a
+        validation case out of tolerance too, and fails).
 list    prints the cases, fast ones marked.
 Environment: TIERSIM_BINARY (default build/tiersim); --binary overrides it.
 """
@@ -24,16 +27,29 @@ import argparse
 import concurrent.futures
 import csv
 import glob
+import importlib.machinery
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 SUMMARIES = os.path.join(HERE, "summaries")
+
+
+def load_validate():
+    """scripts/validate as a module (its metric and published_range)."""
+    path = os.path.join(REPO, "scripts", "validate")
+    loader = importlib.machinery.SourceFileLoader("tiersim_validate", path)
+    spec = importlib.util.spec_from_loader("tiersim_validate", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
 
 
 def drop_wall_time(d):
@@ -52,23 +68,27 @@ def cases():
                             bool(run.get("fast")))
     with open(os.path.join(REPO, "configs/validation/rows.json")) as f:
         rows = json.load(f)["rows"]
-    seen = set()
+    seen = {}
     for row in rows:
-        # Rows on the same config files (one run, several metrics) are one case: the first's.
-        # Rows with golden false (the serving energy rows, minutes each) are left to their
-        # tolerance check in the validation_slow_rows test.
+        # Rows on the same config files (one run, several metrics) are one case: the first's;
+        # the case checks each of them against its tolerance. Rows with golden false (the
+        # serving energy rows, minutes each) are left to their tolerance check in the
+        # validation_slow_rows test.
         if row.get("golden", True) is False:
             continue
         key = (tuple(row["configs"]), tuple(row.get("set", [])), tuple(row.get("args", [])))
         if key in seen:
+            seen[key]["rows"].append(row)
             continue
-        seen.add(key)
         name = "validation_" + row["id"]
         files = [os.path.join("configs", c + ".textproto") for c in row["configs"]]
         if row.get("command") == "collective":
-            out[name] = ("collective", {"files": files, "args": row["args"]}, name in fast)
-            continue
-        out[name] = ("run", {"files": files, "set": row.get("set", [])}, name in fast)
+            out[name] = ("collective", {"files": files, "args": row["args"], "rows": [row]},
+                         name in fast)
+        else:
+            out[name] = ("run", {"files": files, "set": row.get("set", []), "rows": [row]},
+                         name in fast)
+        seen[key] = out[name][1]
     for path in sorted(glob.glob(os.path.join(REPO, "configs/sweeps/*.textproto"))):
         name = "sweep_" + os.path.splitext(os.path.basename(path))[0]
         out[name] = ("sweep", {"spec": os.path.relpath(path, REPO)}, name in fast)
@@ -84,10 +104,34 @@ def cases():
     return out
 
 
-def run_case(binary, name, kind, payload, tmp):
-    """Returns the case's summary: a dict, or for sweeps and studies a dict of rows."""
+def tolerance_failures(validate, rows, out):
+    """Each validation row the case runs, against its tolerance: the failures' lines."""
+    lines = []
+    for row in rows:
+        predicted = validate.metric(row, out)
+        if "range_pj_per_bit" in row:
+            lo, hi = validate.published_range(row, out)
+            measured, tolerance = (lo + hi) / 2, (hi - lo) / (hi + lo) * 100.0
+        else:
+            measured, tolerance = row["measured"], row["tolerance_pct"]
+        err = (predicted - measured) / measured * 100.0
+        if abs(err) > tolerance:
+            lines.append("  row %s: predicted %.6g, measured %.6g %s (%+.1f%%, tolerance %g%%)"
+                         % (row["id"], predicted, measured, row["unit"], err, tolerance))
+    return lines
+
+
+def run_case(binary, name, kind, payload, tmp, validate):
+    """Returns (the case's summary, tolerance failures): the summary a dict, or for sweeps and
+    studies a dict of rows; the failures, lines for a validation case's rows out of tolerance."""
     work = os.path.join(tmp, name)
     os.makedirs(work, exist_ok=True)
+    started = time.monotonic()
+    summary, out_of_tolerance = run_case_in(binary, kind, payload, work, validate)
+    return summary, out_of_tolerance, time.monotonic() - started
+
+
+def run_case_in(binary, kind, payload, work, validate):
     if kind == "run":
         out = os.path.join(work, "run.h5")
         cmd = [binary, "run", *payload["files"], "--out", out, "--quiet"]
@@ -98,14 +142,16 @@ def run_case(binary, name, kind, payload, tmp):
                               capture_output=True, text=True).stdout
         # Parse numbers as their printed text: the comparison is of the printed decimals.
         summary = json.loads(text, parse_float=str, parse_int=str)
-        return drop_wall_time(summary)
+        return drop_wall_time(summary), tolerance_failures(validate, payload.get("rows", []), out)
     if kind == "collective":
         # The printed table, row by row (each value as printed).
-        text = subprocess.run([binary, "collective", *payload["files"], *payload["args"]],
+        out = os.path.join(work, "collective.h5")
+        text = subprocess.run([binary, "collective", *payload["files"], *payload["args"],
+                               "--out", out],
                               cwd=REPO, check=True, capture_output=True, text=True).stdout
         rows = {}
         for line in text.splitlines():
-            if line.startswith("#") or not line.strip():
+            if line.startswith("#") or line.startswith("results: ") or not line.strip():
                 continue
             f = line.split()
             rows["size " + f[0]] = {"time_us": f[1], "algbw_gb_per_s": f[2],
@@ -113,7 +159,7 @@ def run_case(binary, name, kind, payload, tmp):
                                     "link_energy_uj": f[5]}
             if len(f) > 6:  # the protocol, with software.collective_protocols
                 rows["size " + f[0]]["protocol"] = f[6]
-        return rows
+        return rows, tolerance_failures(validate, payload["rows"], out)
     out = os.path.join(work, "out")
     # Two processes per sweep or study: results do not depend on it, and the longest study
     # (started first) then ends with the other cases instead of alone.
@@ -126,7 +172,7 @@ def run_case(binary, name, kind, payload, tmp):
         for row in csv.DictReader(f):
             key = "point %s replicate %s" % (row["point"], row["replicate"])
             rows[key] = drop_wall_time(row)
-    return rows
+    return rows, []
 
 
 def diff(expected, actual, prefix=""):
@@ -177,28 +223,37 @@ def main(argv):
         names = [n for n in names if n not in failed]
     # The long cases first (studies, then sweeps), so that the pool's workers end together.
     names.sort(key=lambda n: {"study": 0, "sweep": 1}.get(all_cases[n][0], 2))
+    validate = load_validate()
     tmp = tempfile.mkdtemp(prefix="tiersim_golden_")
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            futures = {pool.submit(run_case, args.binary, n, *all_cases[n][:2], tmp): n
+            futures = {pool.submit(run_case, args.binary, n, *all_cases[n][:2], tmp, validate): n
                        for n in names}
             for fut in concurrent.futures.as_completed(futures):
                 n = futures[fut]
                 path = os.path.join(SUMMARIES, n + ".json")
                 try:
-                    actual = fut.result()
+                    actual, out_of_tolerance, seconds = fut.result()
                 except subprocess.CalledProcessError as e:
                     failed.append(n)
                     print("golden: %s: the run failed (exit %d): %s"
                           % (n, e.returncode, " ".join(e.cmd)))
                     continue
+                except Exception as e:  # a metric that cannot be read from the result
+                    failed.append(n)
+                    print("golden: %s: %s" % (n, e))
+                    continue
+                if out_of_tolerance:
+                    failed.append(n)
+                    print("golden: %s is out of its validation tolerance:" % n)
+                    print("\n".join(out_of_tolerance))
                 if args.mode == "update":
                     tmp_path = path + ".tmp"
                     with open(tmp_path, "w") as f:
                         json.dump(actual, f, indent=1, sort_keys=True)
                         f.write("\n")
                     os.replace(tmp_path, path)
-                    print("golden: wrote summaries/%s.json" % n)
+                    print("golden: wrote summaries/%s.json (%.1f s)" % (n, seconds))
                     continue
                 with open(path) as f:
                     expected = json.load(f)
@@ -209,14 +264,16 @@ def main(argv):
                     print("\n".join(lines[:40]))
                     if len(lines) > 40:
                         print("  ... %d more" % (len(lines) - 40))
-                else:
-                    print("golden: %s identical" % n)
+                elif not out_of_tolerance:
+                    print("golden: %s identical (%.1f s)" % (n, seconds))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if failed:
-        print("golden: %d case(s) failed: %s" % (len(failed), ", ".join(sorted(failed))))
+        failed = sorted(set(failed))
+        print("golden: %d case(s) failed: %s" % (len(failed), ", ".join(failed)))
         return 1
-    print("golden: %d case(s) identical" % len(names) if args.mode == "check" else "")
+    print("golden: %d case(s) identical (validation rows within tolerance)" % len(names)
+          if args.mode == "check" else "")
     return 0
 
 

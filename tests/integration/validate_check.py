@@ -2,7 +2,7 @@
 """Runs scripts/validate --json [ARGS]; fails when a row is out of tolerance, a key is missing,
 or a row the selection names did not run.
 
-usage: validate_check.py REPO [--skip-slow | --slow-only | --only ID[,ID...]]
+usage: validate_check.py REPO [--skip-slow | --slow-only | --only ID[,ID...]] [--without-golden]
 """
 import json
 import subprocess
@@ -25,6 +25,8 @@ if "--skip-slow" in extra:
     selected = [r for r in selected if not r.get("slow", False)]
 if "--slow-only" in extra:
     selected = [r for r in selected if r.get("slow", False)]
+if "--without-golden" in extra:
+    selected = [r for r in selected if r.get("golden", True) is False]
 if "--only" in extra:
     only = set(extra[extra.index("--only") + 1].split(","))
     selected = [r for r in selected if r["id"] in only]
