@@ -201,9 +201,27 @@ void ServingWorkload::plan(TimePs now) {
   plan_req_.clear();
   if (front_end_ != nullptr) {
     front_end_->route_due(now);
+    // Disaggregated prefill: the KV of requests handed off is freed once it has arrived.
+    front_end_->released(replica_, now);
+    for (size_t i = 0; i < handed_off_.size();) {
+      if (handed_off_[i].first > now) {
+        ++i;
+        continue;
+      }
+      kv_.release(handed_off_[i].second);
+      free_slots_.push_back(handed_off_[i].second);
+      handed_off_[i] = handed_off_.back();
+      handed_off_.pop_back();
+    }
     uint32_t r = 0;
     while (front_end_->take(replica_, now, &r)) {
-      reqs_[r].state = State::kWaiting;
+      Req& q = reqs_[r];
+      q.state = State::kWaiting;
+      if (front_end_->prefilled(r)) {
+        // Its prompt's KV came with it: it decodes from its first token on.
+        q.kv_len = o_.requests[r].input_tokens;
+        q.prefill_target = q.kv_len;
+      }
       waiting_.push_back(r);
     }
   } else {
@@ -282,7 +300,9 @@ void ServingWorkload::plan(TimePs now) {
   while (may_admit() && !preempted && swapped_.empty() && !waiting_.empty() && budget > 0) {
     const uint32_t r = waiting_.front();
     Req& q = reqs_[r];
-    const uint64_t want = std::min<uint64_t>(q.prefill_target - q.kv_len, budget);
+    // (A request handed off prefilled waits to decode: one token.)
+    const uint64_t want =
+        q.kv_len < q.prefill_target ? std::min<uint64_t>(q.prefill_target - q.kv_len, budget) : 1;
     if (!admit(r, q.kv_len + want)) break;
     waiting_.pop_front();
     schedule(r, want);
@@ -294,10 +314,17 @@ void ServingWorkload::plan(TimePs now) {
   if (front_end_ != nullptr) {
     front_end_->note_kv_usage(replica_, now, kv_.used_fraction());
     if (plan_.empty() && pre_ops_.empty() &&
-        (!front_end_->all_routed() || front_end_->pending(replica_)) && running_.empty() &&
-        waiting_.empty() && swapped_.empty()) {
+        (front_end_->more_may_come(replica_) || front_end_->pending(replica_)) &&
+        running_.empty() && waiting_.empty() && swapped_.empty()) {
       // Nothing to run until the front end delivers a request here: the wait ends then (the
       // replica's wake), so its length is open.
+      push_idle(now, kMaxSimTimePs, OpKind::kIdle);
+      return;
+    }
+    if (plan_.empty() && pre_ops_.empty() && running_.empty() && !handed_off_.empty() &&
+        (!waiting_.empty() || !swapped_.empty())) {
+      // Disaggregated prefill: what waits does not fit beside the KV held for hand-offs; the
+      // wait ends when some of it is freed (the front end rings then) or a request arrives.
       push_idle(now, kMaxSimTimePs, OpKind::kIdle);
       return;
     }
@@ -361,14 +388,14 @@ const std::vector<ServingWorkload::RequestRecord>& ServingWorkload::records() co
 
 bool ServingWorkload::complete() const {
   if (front_end_ == nullptr) return done_ == reqs_.size();
-  return front_end_->all_routed() && !front_end_->pending(replica_) && running_.empty() &&
-         waiting_.empty() && swapped_.empty();
+  return !front_end_->more_may_come(replica_) && !front_end_->pending(replica_) &&
+         running_.empty() && waiting_.empty() && swapped_.empty();
 }
 
 bool ServingWorkload::requests_pending(TimePs now) const {
-  // A delivery, or nothing more to come (the replica is done).
+  // A delivery, KV held for hand-offs freed, or nothing more to come (the replica is done).
   return front_end_ != nullptr && (front_end_->delivered(replica_, now) ||
-                                   (front_end_->all_routed() && !front_end_->pending(replica_)));
+                                   front_end_->release_due(replica_, now) || complete());
 }
 
 void ServingWorkload::set_front_end(ServingFrontEnd* front_end, uint32_t replica) {
@@ -425,7 +452,18 @@ void ServingWorkload::end_step(TimePs now_ps) {
     ++step_tokens_;
     if (rec.generated == 0) rec.first_token_ps = now_ps;
     rec.last_token_ps = now_ps;
-    if (++rec.generated < o_.requests[r].output_tokens) continue;
+    if (++rec.generated < o_.requests[r].output_tokens) {
+      if (front_end_ != nullptr && front_end_->prefill_only(replica_)) {
+        // Disaggregated: the prefilled request leaves for a decode replica with its prompt's
+        // KV; its blocks are held until the transfer has arrived.
+        const TimePs ready = front_end_->hand_off(r, now_ps, request_kv_bytes(q.kv_len));
+        handed_off_.emplace_back(ready, q.slot);
+        q.state = State::kDone;
+        running_.erase(std::find(running_.begin(), running_.end(), r));
+        ++hand_offs_;
+      }
+      continue;
+    }
     rec.done = true;
     rec.finish_ps = now_ps;
     q.state = State::kDone;
@@ -547,10 +585,29 @@ void ServingWorkload::summarize(std::vector<SummaryItem>& summary) const {
     summary.push_back({"admission_gate_waits", double(gate_waits_), "count"});
     summary.push_back({"admission_gate_wait_s", ps_to_s(gate_wait_ps_), "s"});
   }
+  if (front_end_ != nullptr && front_end_->disaggregated()) {
+    // The pod's KV transfers (every replica reports the same).
+    std::vector<double> transfer_ms;
+    for (size_t i = 0; i < records().size(); ++i) {
+      if (const TimePs t = front_end_->transfer_ps(static_cast<uint32_t>(i)); t > 0) {
+        transfer_ms.push_back(ps_to_ms(t));
+      }
+    }
+    summary.push_back({"pd_prefill_replicas", double(front_end_->prefill_replicas()), "replicas"});
+    summary.push_back({"pd_kv_transfers", double(front_end_->transfers()), "count"});
+    summary.push_back({"pd_kv_transfer_bytes", double(front_end_->transfer_bytes()), "bytes"});
+    summary.push_back({"pd_kv_transfer_ms_mean", mean_of(transfer_ms), "ms"});
+    summary.push_back({"pd_kv_transfer_ms_p99", percentile(transfer_ms, 99), "ms"});
+    summary.push_back({"pd_kv_transfer_energy_j", front_end_->transfer_energy_j(), "J"});
+  }
   if (front_end_ != nullptr) {
-    const RequestFigures own = request_figures(
-        records(), arrivals, o_.slo_ttft_ms, o_.slo_tpot_ms,
-        [&](size_t i) { return front_end_->replica_of(static_cast<uint32_t>(i)) == replica_; });
+    // The requests it served: routed to it, or (disaggregated) prefilled or decoded by it.
+    const RequestFigures own =
+        request_figures(records(), arrivals, o_.slo_ttft_ms, o_.slo_tpot_ms, [&](size_t i) {
+          const auto r = static_cast<uint32_t>(i);
+          return front_end_->replica_of(r) == replica_ ||
+                 front_end_->prefill_replica_of(r) == replica_;
+        });
     summary.push_back(
         {"replica_requests_routed", double(front_end_->routed_to(replica_)), "requests"});
     summary.push_back({"replica_requests_completed", double(own.e2e.size()), "requests"});
@@ -578,6 +635,11 @@ void ServingWorkload::write_results(ResultSink& w) const {
   // Data-parallel serving: the replica each request was routed to (every request's row).
   const size_t c_replica =
       front_end_ != nullptr ? t.add_column("replica", Table::Type::kU64) : SIZE_MAX;
+  // Disaggregated: the replica that prefilled it (`replica` is the one that decoded it, once
+  // handed off) and its KV transfer's time (0: none).
+  const bool pd = front_end_ != nullptr && front_end_->disaggregated();
+  const size_t c_prefill = pd ? t.add_column("prefill_replica", Table::Type::kU64) : SIZE_MAX;
+  const size_t c_transfer = pd ? t.add_column("kv_transfer_ms", Table::Type::kF64, "ms") : SIZE_MAX;
   for (size_t i = 0; i < records().size(); ++i) {
     const RequestRecord& r = records()[i];
     const ServingRequest& q = o_.requests[i];
@@ -596,6 +658,12 @@ void ServingWorkload::write_results(ResultSink& w) const {
     if (c_replica != SIZE_MAX) {
       const uint32_t d = front_end_->replica_of(static_cast<uint32_t>(i));
       t.columns[c_replica].u64.push_back(d == ServingFrontEnd::kUnrouted ? UINT64_MAX : d);
+    }
+    if (pd) {
+      const uint32_t p = front_end_->prefill_replica_of(static_cast<uint32_t>(i));
+      t.columns[c_prefill].u64.push_back(p == ServingFrontEnd::kUnrouted ? UINT64_MAX : p);
+      t.columns[c_transfer].f64.push_back(
+          ps_to_ms(front_end_->transfer_ps(static_cast<uint32_t>(i))));
     }
   }
   w.write_table("/workload/requests", t);
@@ -832,9 +900,14 @@ std::unique_ptr<ServingFrontEnd> make_serving_front_end(const config::Config& ro
   ServingOptions o = options_from_config(root);
   const uint32_t replicas = std::max(1u, root.workload().parallelism().data_parallel());
   const auto& s = root.workload().serving();
-  return std::make_unique<ServingFrontEnd>(std::move(o.requests), o.closed_loop_clients, replicas,
-                                           s.replica_routing(), root.run().seed(),
-                                           s.router_latency_ps(), s.router_load_interval_ps());
+  auto f = std::make_unique<ServingFrontEnd>(std::move(o.requests), o.closed_loop_clients, replicas,
+                                             s.replica_routing(), root.run().seed(),
+                                             s.router_latency_ps(), s.router_load_interval_ps());
+  if (s.has_disaggregation()) {
+    const auto& d = s.disaggregation();
+    f->set_disaggregation(d.prefill_replicas(), d.decode_routing(), d.kv_transfer_latency_ps());
+  }
+  return f;
 }
 
 namespace {

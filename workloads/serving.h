@@ -205,6 +205,10 @@ class ServingWorkload : public Workload {
 
   ServingFrontEnd* front_end_ = nullptr;  // data-parallel serving: the router in front
   uint32_t replica_ = 0;
+  // Disaggregated prefill: requests handed off whose KV is held until it has arrived (the
+  // arrival time and the slot), and how many were.
+  std::vector<std::pair<TimePs, uint32_t>> handed_off_;
+  uint64_t hand_offs_ = 0;
 
   // The admission gate (none: every step admits as above).
   AdmissionGate* gate_ = nullptr;

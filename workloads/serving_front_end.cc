@@ -1,5 +1,7 @@
 #include "workloads/serving_front_end.h"
 
+#include <algorithm>
+#include <iterator>
 #include <stdexcept>
 
 namespace tiersim {
@@ -20,7 +22,10 @@ ServingFrontEnd::ServingFrontEnd(std::vector<ServingRequest> requests, uint32_t 
       load_interval_ps_(load_interval_ps),
       closed_loop_clients_(closed_loop_clients),
       policy_(policy == config::REPLICA_ROUTING_UNSPECIFIED ? config::ROUTE_ROUND_ROBIN : policy),
-      rng_(seed ^ 0x726f75746572ULL) {
+      rng_(seed ^ 0x726f75746572ULL),
+      prefill_of_(requests_.size(), kUnrouted),
+      transfer_ps_(requests_.size(), 0),
+      releases_(replicas) {
   if (replicas == 0) throw std::logic_error("ServingFrontEnd: no replicas");
   for (size_t i = 0; i < requests_.size(); ++i) {
     arrival_ps_[i] = closed_loop_clients == 0  ? requests_[i].arrival_ps
@@ -67,28 +72,28 @@ double ServingFrontEnd::seen_kv_usage(uint32_t replica, TimePs now) {
   return h.front().first < refresh_ps(now) ? h.front().second : 0.0;
 }
 
-uint32_t ServingFrontEnd::choose(TimePs now) {
-  const uint32_t n = replicas();
-  switch (policy_) {
+uint32_t ServingFrontEnd::choose(TimePs now, uint32_t first, uint32_t n,
+                                 config::ReplicaRouting policy, uint32_t& turn) {
+  switch (policy) {
     case config::ROUTE_RANDOM:
-      return static_cast<uint32_t>(rng_.below(n));
+      return first + static_cast<uint32_t>(rng_.below(n));
     case config::ROUTE_LEAST_REQUESTS: {
-      uint32_t best = 0;
-      for (uint32_t d = 1; d < n; ++d)
+      uint32_t best = first;
+      for (uint32_t d = first + 1; d < first + n; ++d)
         if (outstanding_[d] < outstanding_[best]) best = d;
       return best;
     }
     case config::ROUTE_POWER_OF_TWO: {
-      if (n == 1) return 0;
-      const uint32_t a = static_cast<uint32_t>(rng_.below(n));
-      uint32_t b = static_cast<uint32_t>(rng_.below(n - 1));
+      if (n == 1) return first;
+      const uint32_t a = first + static_cast<uint32_t>(rng_.below(n));
+      uint32_t b = first + static_cast<uint32_t>(rng_.below(n - 1));
       if (b >= a) ++b;  // distinct from a
       return outstanding_[b] < outstanding_[a] ? b : a;
     }
     case config::ROUTE_LEAST_KV_USAGE: {
-      uint32_t best = 0;
-      double best_kv = seen_kv_usage(0, now);
-      for (uint32_t d = 1; d < n; ++d) {
+      uint32_t best = first;
+      double best_kv = seen_kv_usage(first, now);
+      for (uint32_t d = first + 1; d < first + n; ++d) {
         const double kv = seen_kv_usage(d, now);
         if (kv < best_kv || (kv == best_kv && outstanding_[d] < outstanding_[best])) {
           best = d;
@@ -98,11 +103,68 @@ uint32_t ServingFrontEnd::choose(TimePs now) {
       return best;
     }
     default: {  // round robin
-      const uint32_t d = turn_;
-      turn_ = (turn_ + 1) % n;
+      const uint32_t d = first + turn;
+      turn = (turn + 1) % n;
       return d;
     }
   }
+}
+
+void ServingFrontEnd::set_disaggregation(uint32_t prefill_replicas,
+                                         config::ReplicaRouting decode_policy,
+                                         TimePs kv_latency_ps) {
+  if (prefill_replicas == 0 || prefill_replicas >= replicas() || next_route_ > 0) {
+    throw std::logic_error(
+        "ServingFrontEnd: disaggregation needs prefill and decode replicas, "
+        "set before routing");
+  }
+  prefill_replicas_ = prefill_replicas;
+  decode_policy_ = decode_policy == config::REPLICA_ROUTING_UNSPECIFIED ? config::ROUTE_ROUND_ROBIN
+                                                                        : decode_policy;
+  kv_latency_ps_ = kv_latency_ps;
+}
+
+TimePs ServingFrontEnd::hand_off(uint32_t r, TimePs now, uint64_t bytes_per_rank) {
+  const uint32_t from = replica_of_.at(r);
+  if (!disaggregated() || !prefill_only(from) || prefilled(r) || outstanding_[from] == 0 ||
+      !transfer_) {
+    throw std::logic_error("ServingFrontEnd: a hand-off without a prefill replica's request");
+  }
+  const uint32_t to =
+      choose(now, prefill_replicas_, replicas() - prefill_replicas_, decode_policy_, decode_turn_);
+  const Transfer t = transfer_(from, to, bytes_per_rank);
+  const TimePs ready = add_time_ps(add_time_ps(now, t.time_ps, "a KV transfer's arrival"),
+                                   kv_latency_ps_, "a KV transfer's arrival");
+  transfer_ps_[r] = ready - now;
+  ++transfers_;
+  transfer_bytes_ += t.bytes;
+  transfer_energy_j_ += t.energy_j;
+  --outstanding_[from];
+  --in_prefill_;
+  replica_of_[r] = to;
+  ++outstanding_[to];
+  ++routed_[to];
+  // Deliveries in the order they arrive (transfers differ in length).
+  auto& q = queues_[to];
+  auto at = q.end();
+  while (at != q.begin() && std::prev(at)->ready_ps > ready)
+    --at;
+  q.insert(at, Routed{r, ready});
+  auto& held = releases_[from];
+  held.insert(std::upper_bound(held.begin(), held.end(), ready), ready);
+  if (ready == now) {
+    if (wakes_[to]) wakes_[to]();
+  } else if (schedule_) {
+    schedule_(ready);
+  }
+  wake_if_done();
+  return ready;
+}
+
+void ServingFrontEnd::wake_if_done() {
+  if (!disaggregated() || !all_routed() || in_prefill_ > 0) return;
+  for (uint32_t d = prefill_replicas_; d < replicas(); ++d)
+    if (wakes_[d]) wakes_[d]();
 }
 
 void ServingFrontEnd::route_due(TimePs now) {
@@ -110,8 +172,11 @@ void ServingFrontEnd::route_due(TimePs now) {
   while (next_route_ < requests_.size() && arrival_ps_[next_route_] != kNotSent &&
          arrival_ps_[next_route_] <= now) {
     const uint32_t r = static_cast<uint32_t>(next_route_++);
-    const uint32_t d = choose(now);
+    const uint32_t d = disaggregated() ? choose(now, 0, prefill_replicas_, policy_, turn_)
+                                       : choose(now, 0, replicas(), policy_, turn_);
     replica_of_[r] = d;
+    prefill_of_[r] = d;
+    in_prefill_ += disaggregated();
     queues_[d].push_back(Routed{r, now + latency_ps_});
     ++outstanding_[d];
     ++routed_[d];
@@ -130,11 +195,15 @@ void ServingFrontEnd::route_due(TimePs now) {
 
 void ServingFrontEnd::deliver_due(TimePs now) {
   for (uint32_t d = 0; d < replicas(); ++d)
-    if (delivered(d, now) && wakes_[d]) wakes_[d]();
+    if ((delivered(d, now) || release_due(d, now)) && wakes_[d]) wakes_[d]();
 }
 
 TimePs ServingFrontEnd::next_delivery_ps(TimePs now) const {
   TimePs next = kNotSent;
+  for (const auto& held : releases_) {
+    const auto it = std::upper_bound(held.begin(), held.end(), now);
+    if (it != held.end()) next = std::min(next, *it);
+  }
   for (const auto& q : queues_) {
     for (const Routed& r : q) {  // (ready times rise along a queue)
       if (r.ready_ps > now) {
@@ -159,10 +228,12 @@ void ServingFrontEnd::completed(uint32_t r, TimePs now) {
     throw std::logic_error("ServingFrontEnd: a request finished that was not routed");
   }
   --outstanding_[d];
+  if (disaggregated() && prefill_only(d)) --in_prefill_;  // (one output token: done at prefill)
   if (closed_loop_clients_ > 0 && next_send_ < requests_.size()) {
     arrival_ps_[next_send_++] = now;
     route_due(now);
   }
+  wake_if_done();
 }
 
 }  // namespace tiersim

@@ -12,6 +12,12 @@
 // the driver for through its schedule callback); a delivery rings the replica's wake (set by
 // the driver), so an idle replica plans at once. With a load interval, KV use is seen as of
 // the last multiple of the interval. Deterministic: the same config and seed route alike.
+//
+// Disaggregated prefill and decode (set_disaggregation; config::Disaggregation): arrivals are
+// routed among the prefill replicas [0, P); a prefill replica hands each prefilled request off
+// (hand_off), which picks a decode replica among [P, D) by the decode policy, times the KV
+// transfer (the transfer callback, set by the driver: the pod's flows) and delivers the request
+// there when it has arrived. A decode replica's deliveries come in the order they arrive.
 #pragma once
 
 #include <cstdint>
@@ -39,12 +45,60 @@ class ServingFrontEnd {
                   uint32_t replicas, config::ReplicaRouting policy, uint64_t seed,
                   TimePs latency_ps = 0, TimePs load_interval_ps = 0);
 
+  // What a KV transfer takes: from its start to its last byte's arrival, and the links' energy.
+  struct Transfer {
+    TimePs time_ps = 0;
+    double energy_j = 0;
+    uint64_t bytes = 0;  // every rank's
+  };
+  // Times a transfer of `bytes_per_rank` from each tensor-parallel rank of replica `from` to the
+  // same rank of replica `to`.
+  using TransferFn = std::function<Transfer(uint32_t from, uint32_t to, uint64_t bytes_per_rank)>;
+
   uint32_t replicas() const { return static_cast<uint32_t>(queues_.size()); }
+  // Disaggregated serving: replicas [0, prefill_replicas) prefill, the rest decode (1 <=
+  // prefill_replicas < replicas); decode replicas are picked by `decode_policy`; a transfer
+  // costs `kv_latency_ps` beside its flows (timed by `transfer`, set before the run).
+  void set_disaggregation(uint32_t prefill_replicas, config::ReplicaRouting decode_policy,
+                          TimePs kv_latency_ps);
+  void set_transfer(TransferFn transfer) { transfer_ = std::move(transfer); }
+  bool disaggregated() const { return prefill_replicas_ > 0; }
+  uint32_t prefill_replicas() const { return prefill_replicas_; }
+  // A replica that only prefills (its requests leave after their first token).
+  bool prefill_only(uint32_t replica) const { return replica < prefill_replicas_; }
+  // Request r reached its replica prefilled (handed off: its prompt's KV came with it).
+  bool prefilled(uint32_t r) const { return prefill_of_[r] != replica_of_[r]; }
+  // The replica that prefilled request r (its only replica without disaggregation).
+  uint32_t prefill_replica_of(uint32_t r) const { return prefill_of_[r]; }
+  // Hands request r off at `now` from its prefill replica with `kv_tokens` tokens of KV worth
+  // `bytes_per_rank` on each rank: picks its decode replica, times the transfer and queues its
+  // delivery; returns when it is delivered (the prefill replica holds its KV until then).
+  TimePs hand_off(uint32_t r, TimePs now, uint64_t bytes_per_rank);
+  // A prefill replica's KV held for hand-offs is freed by `now` (its wake rings then too).
+  bool release_due(uint32_t replica, TimePs now) const {
+    return !releases_[replica].empty() && releases_[replica].front() <= now;
+  }
+  void released(uint32_t replica, TimePs now) {
+    while (release_due(replica, now))
+      releases_[replica].pop_front();
+  }
+  // The transfer's time of request r (0: none), and the sums over the run.
+  TimePs transfer_ps(uint32_t r) const { return transfer_ps_[r]; }
+  uint64_t transfers() const { return transfers_; }
+  uint64_t transfer_bytes() const { return transfer_bytes_; }  // every rank's
+  double transfer_energy_j() const { return transfer_energy_j_; }
+  // More requests may still reach `replica`: arrivals not routed yet, or for a decode replica
+  // requests still at a prefill replica.
+  bool more_may_come(uint32_t replica) const {
+    return !all_routed() || (disaggregated() && !prefill_only(replica) && in_prefill_ > 0);
+  }
   size_t requests() const { return requests_.size(); }
   const ServingRequest& request(uint32_t r) const { return requests_[r]; }
   // When request r was sent (kNotSent: a closed-loop request no client has sent yet).
   TimePs arrival_ps(uint32_t r) const { return arrival_ps_[r]; }
   const std::vector<TimePs>& arrivals() const { return arrival_ps_; }
+  // The replica request r is (or was last) served by: with disaggregation, its decode replica
+  // once handed off.
   uint32_t replica_of(uint32_t r) const { return replica_of_[r]; }
 
   // Called when a request is delivered to `replica` (an idle replica's wake).
@@ -86,7 +140,11 @@ class ServingFrontEnd {
   const std::vector<ServingWorkload::RequestRecord>& records() const { return records_; }
 
  private:
-  uint32_t choose(TimePs now);
+  // A replica of [first, first + count) by `policy` (`turn`: its round robin's).
+  uint32_t choose(TimePs now, uint32_t first, uint32_t count, config::ReplicaRouting policy,
+                  uint32_t& turn);
+  // Wakes the decode replicas once nothing more can come to them.
+  void wake_if_done();
   // The last refresh at or before `now` (now itself without an interval).
   TimePs refresh_ps(TimePs now) const;
   // Drops the KV-use entries no refresh from `now` on can see.
@@ -114,6 +172,19 @@ class ServingFrontEnd {
   config::ReplicaRouting policy_;
   uint32_t turn_ = 0;  // round robin
   Rng rng_;
+  // Disaggregation (prefill_replicas_ 0: none).
+  uint32_t prefill_replicas_ = 0;
+  config::ReplicaRouting decode_policy_ = config::ROUTE_ROUND_ROBIN;
+  uint32_t decode_turn_ = 0;
+  TimePs kv_latency_ps_ = 0;
+  TransferFn transfer_;
+  std::vector<uint32_t> prefill_of_;  // per request: its prefill replica
+  std::vector<TimePs> transfer_ps_;   // per request: its KV transfer (0: none)
+  // Per replica: when the KV it holds for hand-offs is freed (ascending).
+  std::vector<std::deque<TimePs>> releases_;
+  uint32_t in_prefill_ = 0;  // routed to a prefill replica, not handed off nor done
+  uint64_t transfers_ = 0, transfer_bytes_ = 0;
+  double transfer_energy_j_ = 0;
 };
 
 // The front end of a data-parallel serving config: its requests (drawn from run.seed or read from

@@ -458,6 +458,7 @@ void validate_tenancy(const config::Config& cfg, Validator v) {
               ? "workload.serving.replica_routing"
           : ts.has_router_latency_ps()       ? "workload.serving.router_latency_ps"
           : ts.has_router_load_interval_ps() ? "workload.serving.router_load_interval_ps"
+          : ts.has_disaggregation()          ? "workload.serving.disaggregation"
                                              : nullptr;
       if (field != nullptr) ev.error(field, "not with tenancy (replicas span the pod's nodes)");
     }
@@ -613,7 +614,8 @@ void validate_ranks(const config::Config& cfg, Validator v) {
     const std::pair<bool, const char*> router_fields[] = {
         {s.replica_routing() != config::REPLICA_ROUTING_UNSPECIFIED, "replica_routing"},
         {s.has_router_latency_ps(), "router_latency_ps"},
-        {s.has_router_load_interval_ps(), "router_load_interval_ps"}};
+        {s.has_router_load_interval_ps(), "router_load_interval_ps"},
+        {s.has_disaggregation(), "disaggregation"}};
     for (const auto& [set, field] : router_fields) {
       if (set && par.data_parallel() < 2) {
         v.error(std::string("workload.serving.") + field,
@@ -626,10 +628,25 @@ void validate_ranks(const config::Config& cfg, Validator v) {
     if (s.router_load_interval_ps() > kMaxSimTimePs / 4) {
       v.error("workload.serving.router_load_interval_ps", "at most 2^60 ps");
     } else if (s.has_router_load_interval_ps() && par.data_parallel() > 1 &&
-               s.replica_routing() != config::ROUTE_LEAST_KV_USAGE) {
+               s.replica_routing() != config::ROUTE_LEAST_KV_USAGE &&
+               s.disaggregation().decode_routing() != config::ROUTE_LEAST_KV_USAGE) {
       v.error("workload.serving.router_load_interval_ps",
               "only ROUTE_LEAST_KV_USAGE routes on the KV use it refreshes (outstanding requests "
               "are the front end's own count)");
+    }
+    if (s.has_disaggregation() && par.data_parallel() > 1) {
+      const auto& d = s.disaggregation();
+      const std::string dp = "workload.serving.disaggregation.";
+      if (!d.has_prefill_replicas()) {
+        v.error(dp + "prefill_replicas", "required: how many of the replicas only prefill");
+      } else if (d.prefill_replicas() < 1 || d.prefill_replicas() >= par.data_parallel()) {
+        v.error(dp + "prefill_replicas", "must lie in [1, data_parallel - 1] (" +
+                                             std::to_string(par.data_parallel() - 1) +
+                                             "): some replicas prefill, the others decode");
+      }
+      if (d.kv_transfer_latency_ps() > kMaxSimTimePs / 4) {
+        v.error(dp + "kv_transfer_latency_ps", "at most 2^60 ps");
+      }
     }
   }
   if (par.data_parallel() > 1 && cfg.policy().has_thermal_admission()) {

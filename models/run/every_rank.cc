@@ -22,6 +22,8 @@
 #include <string>
 #include <systemc>
 
+#include "fabric/collectives.h"
+#include "fabric/pod.h"
 #include "models/config/node_overrides.h"
 #include "models/core/component.h"
 #include "models/core/context.h"
@@ -222,6 +224,25 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
     }
     front_end_module = std::make_unique<FrontEndModule>("front_end", *front_end);
   }
+  // Disaggregated serving: a request's KV goes from each rank of its prefill replica to the same
+  // rank of its decode replica, as flows on the pod's links (no collective library: the
+  // transfer's own latency is the config's), each transfer timed alone.
+  std::unique_ptr<PodCollectiveCache> kv_pod;
+  if (front_end && front_end->disaggregated()) {
+    const uint32_t n = replicas * tp;
+    kv_pod = std::make_unique<PodCollectiveCache>(
+        Pod::from_config(cfg.system().pod(), cfg.system().scale_up().rank_bandwidth_bytes_per_s()),
+        n, std::vector<CollectiveProtocol>{CollectiveProtocol{}});
+    front_end->set_transfer(
+        [pod = kv_pod.get(), n, tp, traffic = std::vector<uint64_t>(size_t{n} * n, 0)](
+            uint32_t from, uint32_t to, uint64_t bytes) mutable {
+          std::fill(traffic.begin(), traffic.end(), 0);
+          for (uint32_t i = 0; i < tp; ++i)
+            traffic[size_t{from * tp + i} * n + to * tp + i] = bytes;
+          const CollectiveResult r = pod->all_to_all(traffic.data(), config::ONE_SHOT);
+          return ServingFrontEnd::Transfer{r.time_ps, r.energy_j, bytes * tp};
+        });
+  }
   std::vector<std::unique_ptr<NodeModule>> nodes;  // per class
   for (uint32_t k = 0; k < classes; ++k) {
     const uint32_t r = class_node[k];
@@ -253,13 +274,15 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
   const TimePs end_ps = now_ps();
 
   // The pod's steps: each ends when its last rank ends it; it starts at the previous one's end.
-  // (Data-parallel replicas step apart: the headline steps are replica 0's own.)
+  // (Data-parallel replicas step apart: the headline steps are replica 0's own, or with
+  // disaggregated prefill the first decode replica's.)
+  const uint32_t head = front_end && front_end->disaggregated() ? front_end->prefill_replicas() : 0;
   size_t steps = SIZE_MAX;
   for (auto& n : nodes)
     steps = std::min(steps, n->ctx.records().tokens.size());
-  if (replicas > 1) steps = nodes[0]->ctx.records().tokens.size();
-  std::vector<TokenRecord> pod(nodes[0]->ctx.records().tokens.begin(),
-                               nodes[0]->ctx.records().tokens.begin() + steps);
+  if (replicas > 1) steps = nodes[head]->ctx.records().tokens.size();
+  std::vector<TokenRecord> pod(nodes[head]->ctx.records().tokens.begin(),
+                               nodes[head]->ctx.records().tokens.begin() + steps);
   std::vector<double> class_step_ms(classes, 0.0);
   std::vector<size_t> class_steps(classes, steps);
   if (replicas > 1) {
@@ -288,13 +311,13 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
     class_results[k].tokens = c.records().tokens;
     class_results[k].summary = summarise_run(c, nodes[k]->components, end_ps, wall_s);
   }
-  Context& ctx0 = nodes[0]->ctx;  // the result file's stats are node[0]'s
+  Context& ctx0 = nodes[head]->ctx;  // the result file's stats are the headline node's
   ctx0.records().tokens = pod;
   RunOutcome out;
   out.stopped_by = stopped_by;
   // The headline is the pod's steps; bytes, energy and the components' items are node[0]'s
   // (one accelerator's, as with one rank simulated).
-  out.summary = summarise_run(ctx0, nodes[0]->components, end_ps, wall_s);
+  out.summary = summarise_run(ctx0, nodes[head]->components, end_ps, wall_s);
   out.summary.push_back({"ranks_simulated", double(ranks), "ranks"});
   out.summary.push_back({"rank_classes", double(classes), "classes"});
   // A compute counter of class k, summed over its engines.

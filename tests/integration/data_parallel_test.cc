@@ -1,11 +1,15 @@
 // Data-parallel serving replicas (workload.parallelism.data_parallel) behind a front end, through
 // the binary: round-robin replicas serve exactly as separate servers given their share of the
 // arrivals would (one rank and TP2 replicas); a load-aware policy routes around a slow replica;
-// a closed loop keeps its clients busy across replicas; bad configs exit 2 with the field path.
+// a closed loop keeps its clients busy across replicas; disaggregated prefill and decode hand
+// each request's KV over the pod's fabric (timed by hand); bad configs exit 2 with the field
+// path.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -246,6 +250,136 @@ TEST_F(DataParallel, ClosedLoopKeepsTheReplicasBusy) {
   EXPECT_EQ(routed, 30);
 }
 
+// Disaggregated prefill and decode, one request (300-token prompt, 20 tokens) on a prefill and a
+// decode replica: the prefill replica gives its first token exactly when a server alone does;
+// its KV (300 tokens x 131,072 bytes of Llama-3-8B's BF16 KV) then crosses the HGX board's
+// NVSwitch as one flow, GPU to switch to GPU: 39,321,600 bytes at the node link's 36 x 100 Gb/s
+// x 0.844 / 8 = 379.8 GB/s plus two 100 ns port latencies, 103,732,386 ps (rounded up); the
+// decode replica's steps are the server's own, so the request finishes exactly that much later,
+// and a connector latency adds itself. The links' energy: every byte crosses two links at
+// 1.3 pJ/bit.
+TEST_F(DataParallel, DisaggregatedRequestDecodesOnceItsKvHasArrived) {
+  const std::string one = trace("one", [](size_t i) { return i == 0; });
+  const std::string arrivals = "arrival_trace: \"" + one + "\"";
+  const std::string dp2 = every_ + " --set workload.parallelism.data_parallel=2";
+  const std::string co = run("pd_co", arrivals, dp2, true);
+  const std::string pd = run(
+      "pd", arrivals, dp2 + " --set 'workload.serving.disaggregation={prefill_replicas: 1}'", true);
+  const std::string pd_late =
+      run("pd_late", arrivals,
+          dp2 +
+              " --set 'workload.serving.disaggregation={prefill_replicas: 1 "
+              "kv_transfer_latency_ps: 1000000}'",
+          true);
+  const Table c = ResultReader(co).read_table("/workload/requests");
+  const Table p = ResultReader(pd).read_table("/workload/requests");
+  const Table l = ResultReader(pd_late).read_table("/workload/requests");
+  const uint64_t bytes = 300ull * 131072;
+  const double rate = 36 * 100e9 * 0.844 / 8;
+  const uint64_t transfer = uint64_t(std::ceil(double(bytes) / rate * 1e12)) + 2 * 100000;
+  EXPECT_NEAR(double(p.find("kv_transfer_ms")->f64[0]), double(transfer) / 1e9, 2e-9);
+  EXPECT_EQ(p.find("first_token_ps")->u64[0], c.find("first_token_ps")->u64[0]);
+  const uint64_t measured = uint64_t(std::llround(p.find("kv_transfer_ms")->f64[0] * 1e9));
+  EXPECT_EQ(p.find("finish_ps")->u64[0], c.find("finish_ps")->u64[0] + measured);
+  EXPECT_EQ(l.find("finish_ps")->u64[0], p.find("finish_ps")->u64[0] + 1000000);
+  EXPECT_EQ(p.find("prefill_replica")->u64[0], 0u);
+  EXPECT_EQ(p.find("replica")->u64[0], 1u);
+  const auto s = summary_of(pd);
+  EXPECT_EQ(s.at("pd_kv_transfers"), 1);
+  EXPECT_EQ(s.at("pd_kv_transfer_bytes"), double(bytes));
+  EXPECT_NEAR(s.at("pd_kv_transfer_energy_j"), double(bytes) * 8 * 1.3e-12 * 2, 1e-9);
+  EXPECT_EQ(s.at("requests_completed"), 1);
+  // The headline's steps are the decode replica's: 19 decode steps after the hand-off.
+  EXPECT_EQ(s.at("decode_steps"), 19);
+  // TP2 replicas: each rank sends its half of the KV to its peer, two flows at once.
+  const std::string tp2 = run("pd_tp2", arrivals,
+                              dp2 + " --set workload.parallelism.tensor_parallel=2" +
+                                  " --set 'workload.serving.disaggregation={prefill_replicas: 1}'",
+                              true);
+  const uint64_t half = uint64_t(std::ceil(double(bytes / 2) / rate * 1e12)) + 2 * 100000;
+  const auto t = summary_of(tp2);
+  EXPECT_NEAR(t.at("pd_kv_transfer_ms_mean"), double(half) / 1e9, 2e-9);
+  EXPECT_EQ(t.at("pd_kv_transfer_bytes"), double(bytes));
+}
+
+// Three replicas, one prefilling: arrivals all go to replica 0, round robin over the decode
+// replicas alternates 1 and 2 in hand-off order; two prefilling: arrivals alternate 0 and 1.
+// A long connector latency keeps the prefill replica's KV held (its pool's peak rises).
+TEST_F(DataParallel, DisaggregatedRoutingAndHeldKv) {
+  const std::string all = trace("all", [](size_t) { return true; });
+  const std::string arrivals = "arrival_trace: \"" + all + "\"";
+  const std::string dp3 = every_ + " --set workload.parallelism.data_parallel=3";
+  const std::string one_p =
+      run("pd1", arrivals, dp3 + " --set 'workload.serving.disaggregation={prefill_replicas: 1}'",
+          true);
+  {
+    const Table t = ResultReader(one_p).read_table("/workload/requests");
+    // Hand-off order is the order of first tokens.
+    std::vector<std::pair<uint64_t, uint64_t>> by_first;
+    for (size_t i = 0; i < t.rows(); ++i) {
+      EXPECT_EQ(t.find("prefill_replica")->u64[i], 0u);
+      by_first.push_back({t.find("first_token_ps")->u64[i], t.find("replica")->u64[i]});
+    }
+    // (Prompts that end in one step hand off in admission order: arrival order here.)
+    std::stable_sort(by_first.begin(), by_first.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (size_t k = 0; k < by_first.size(); ++k)
+      EXPECT_EQ(by_first[k].second, 1 + k % 2) << k;
+    const auto s = summary_of(one_p);
+    EXPECT_EQ(s.at("requests_completed"), 12);
+    EXPECT_EQ(s.at("pd_kv_transfers"), 12);
+    EXPECT_EQ(s.at("replica0_requests_routed"), 12);
+    EXPECT_EQ(s.at("replica1_requests_routed"), 6);
+    EXPECT_EQ(s.at("replica2_requests_routed"), 6);
+  }
+  const std::string two_p =
+      run("pd2", arrivals, dp3 + " --set 'workload.serving.disaggregation={prefill_replicas: 2}'",
+          true);
+  {
+    const Table t = ResultReader(two_p).read_table("/workload/requests");
+    for (size_t i = 0; i < t.rows(); ++i) {
+      EXPECT_EQ(t.find("prefill_replica")->u64[i], i % 2) << i;
+      EXPECT_EQ(t.find("replica")->u64[i], 2u) << i;
+    }
+    EXPECT_EQ(summary_of(two_p).at("requests_completed"), 12);
+  }
+  const std::string held = run("pd_held", arrivals,
+                               dp3 +
+                                   " --set 'workload.serving.disaggregation={prefill_replicas: 1 "
+                                   "kv_transfer_latency_ps: 200000000000}'",
+                               true);
+  const auto a = summary_of(one_p), b = summary_of(held);
+  EXPECT_EQ(b.at("requests_completed"), 12);
+  EXPECT_GT(b.at("replica0_kv_pool_peak_fraction"), 2 * a.at("replica0_kv_pool_peak_fraction"));
+  EXPECT_GT(b.at("e2e_ms_p50"), a.at("e2e_ms_p50") + 199);
+}
+
+// A closed loop over one prefill and two decode replicas (least-requests decode routing)
+// completes every request; requests of one output token end at their prefill (no transfer).
+TEST_F(DataParallel, DisaggregatedClosedLoopAndOneTokenRequests) {
+  const auto s =
+      summary_of(run("pd_closed",
+                     "closed_loop {clients: 6 requests: 30} input_tokens {uniform "
+                     "{min: 100 max: 800}} output_tokens {uniform {min: 1 max: 40}}",
+                     every_ + " --set workload.parallelism.data_parallel=3"
+                              " --set 'workload.serving.disaggregation={prefill_replicas: 1 "
+                              "decode_routing: ROUTE_LEAST_REQUESTS}'",
+                     true));
+  EXPECT_EQ(s.at("requests_completed"), 30);
+  EXPECT_EQ(s.at("replica0_requests_routed"), 30);
+  EXPECT_EQ(s.at("replica1_requests_routed") + s.at("replica2_requests_routed"),
+            s.at("pd_kv_transfers"));
+  const auto one =
+      summary_of(run("pd_one_token",
+                     "closed_loop {clients: 2 requests: 6} input_tokens {fixed: 200} output_tokens "
+                     "{fixed: 1}",
+                     every_ + " --set workload.parallelism.data_parallel=2"
+                              " --set 'workload.serving.disaggregation={prefill_replicas: 1}'",
+                     true));
+  EXPECT_EQ(one.at("requests_completed"), 6);
+  EXPECT_EQ(one.at("pd_kv_transfers"), 0);
+}
+
 TEST_F(DataParallel, BadConfigsExitTwoNamingTheField) {
   const std::string base = test::tiersim_binary() + " run " +
                            test::preset("hardware/h100_sxm.textproto") + " " +
@@ -291,6 +425,19 @@ TEST_F(DataParallel, BadConfigsExitTwoNamingTheField) {
       "system.faults[f].device_offline: node 3 is in replica 1");
   // The load interval refreshes the KV use, which only least-KV routing reads.
   bad(every_ + dp2 + " --set workload.serving.router_load_interval_ps=1000",
+      "workload.serving.router_load_interval_ps: only ROUTE_LEAST_KV_USAGE");
+  // Disaggregation: prefill and decode replicas among two or more.
+  bad(" --set 'workload.serving.disaggregation={prefill_replicas: 1}'",
+      "workload.serving.disaggregation: needs workload.parallelism.data_parallel > 1");
+  bad(every_ + dp2 + " --set 'workload.serving.disaggregation={prefill_replicas: 2}'",
+      "workload.serving.disaggregation.prefill_replicas: must lie in [1, data_parallel - 1]");
+  bad(every_ + dp2 + " --set 'workload.serving.disaggregation={prefill_replicas: 0}'",
+      "workload.serving.disaggregation.prefill_replicas");
+  bad(every_ + dp2 + " --set 'workload.serving.disaggregation={decode_routing: ROUTE_RANDOM}'",
+      "workload.serving.disaggregation.prefill_replicas: required");
+  bad(every_ + dp2 + " --set workload.serving.router_load_interval_ps=1000" +
+          " --set 'workload.serving.disaggregation={prefill_replicas: 1 decode_routing: "
+          "ROUTE_LEAST_REQUESTS}'",
       "workload.serving.router_load_interval_ps: only ROUTE_LEAST_KV_USAGE");
   // Each replica would have its own gate (not yet).
   bad(every_ + dp2 + " --set policy.thermal_admission.memory=hbm",

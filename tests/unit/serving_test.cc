@@ -581,5 +581,70 @@ TEST(ServingFrontEnd, LatencyDelaysDeliveryAndStaleLoadsLag) {
   EXPECT_DOUBLE_EQ(kv.seen_kv_usage(1, 4000), 0.05);
 }
 
+// Disaggregated: arrivals go to the prefill replica; a hand-off picks a decode replica (round
+// robin over 1 and 2), delivers when its transfer (here 1,000 ps per byte plus a 50 ps
+// connector) has arrived, in arrival order whatever the order of hand-offs, and frees the
+// prefill replica's KV then (its wake rings); decode replicas wait while requests are still
+// being prefilled and are rung once none is.
+TEST(ServingFrontEnd, DisaggregatedHandOffsDeliverInArrivalOrder) {
+  ServingFrontEnd fe(arrivals_at({0, 0, 0}), 0, 3, config::ROUTE_ROUND_ROBIN, 1);
+  fe.set_disaggregation(1, config::ROUTE_ROUND_ROBIN, 50);
+  std::vector<std::pair<uint32_t, uint32_t>> sent;  // (from, to)
+  fe.set_transfer([&](uint32_t from, uint32_t to, uint64_t bytes) {
+    sent.push_back({from, to});
+    return ServingFrontEnd::Transfer{bytes * 1000, 0.5, bytes * 2};
+  });
+  std::vector<int> rings(3, 0);
+  for (uint32_t d = 0; d < 3; ++d)
+    fe.set_wake(d, [&rings, d] { ++rings[d]; });
+  std::vector<TimePs> asked;
+  fe.set_schedule([&](TimePs at) { asked.push_back(at); });
+  fe.route_due(0);
+  for (uint32_t r = 0; r < 3; ++r)
+    EXPECT_EQ(fe.replica_of(r), 0u);
+  EXPECT_TRUE(fe.more_may_come(1));   // requests are still at the prefill replica
+  EXPECT_FALSE(fe.more_may_come(0));  // every arrival is routed
+  uint32_t r = 0;
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(fe.take(0, 0, &r));
+  // Request 0 hands off 10 bytes at 100 (to replica 1), request 1 three bytes at 100 (to 2),
+  // request 2 one byte at 200 (to 1): arrivals 10,150; 3,150; 1,250.
+  EXPECT_EQ(fe.hand_off(0, 100, 10), 10150u);
+  EXPECT_EQ(fe.hand_off(1, 100, 3), 3150u);
+  EXPECT_EQ(fe.hand_off(2, 200, 1), 1250u);
+  EXPECT_EQ(sent, (std::vector<std::pair<uint32_t, uint32_t>>{{0, 1}, {0, 2}, {0, 1}}));
+  EXPECT_EQ(fe.replica_of(0), 1u);
+  EXPECT_EQ(fe.prefill_replica_of(0), 0u);
+  EXPECT_TRUE(fe.prefilled(2));
+  EXPECT_EQ(fe.transfer_ps(1), 3050u);
+  EXPECT_EQ(fe.transfers(), 3u);
+  EXPECT_EQ(fe.transfer_bytes(), 28u);
+  EXPECT_DOUBLE_EQ(fe.transfer_energy_j(), 1.5);
+  EXPECT_EQ(asked, (std::vector<TimePs>{10150, 3150, 1250}));
+  // Nothing is left at the prefill replica: the decode replicas were rung.
+  EXPECT_FALSE(fe.more_may_come(1));
+  EXPECT_EQ(rings[1], 2);  // (once when every arrival was routed, once now)
+  // Replica 1 gets request 2 (arrived at 1,250) before request 0 (10,150).
+  EXPECT_EQ(fe.next_delivery_ps(0), 1250u);
+  EXPECT_FALSE(fe.take(1, 1249, &r));
+  ASSERT_TRUE(fe.take(1, 1250, &r));
+  EXPECT_EQ(r, 2u);
+  EXPECT_FALSE(fe.take(1, 10149, &r));
+  // The prefill replica's KV is freed as each transfer arrives; its wake rings then.
+  EXPECT_FALSE(fe.release_due(0, 1249));
+  const int before = rings[0];
+  fe.deliver_due(3150);
+  EXPECT_EQ(rings[0], before + 1);
+  EXPECT_TRUE(fe.release_due(0, 3150));
+  fe.released(0, 3150);
+  EXPECT_FALSE(fe.release_due(0, 3150));
+  EXPECT_TRUE(fe.release_due(0, 10150));
+  ASSERT_TRUE(fe.take(1, 10150, &r));
+  EXPECT_EQ(r, 0u);
+  fe.completed(0, 20000);
+  EXPECT_EQ(fe.outstanding(1), 1u);  // request 2
+  EXPECT_EQ(fe.outstanding(0), 0u);
+}
+
 }  // namespace
 }  // namespace tiersim
