@@ -101,7 +101,8 @@ void ComputeParams::validate(const config::Config& root, const config::ComputeEn
       CollectiveModel::validate(root, v);
     }
   } else if (root.system().has_pod() && par.data_parallel() > 1) {
-    // Replicas of one rank each: the pod holds them; no traffic runs on its links.
+    // Replicas of one rank each: the pod holds them; only disaggregated serving's KV transfers
+    // run on its links (they need the scale-up rank bandwidth: validate_ranks).
     Validator pv = v.root("system.pod");
     if (Pod::validate(root.system().pod(), pv) &&
         par.data_parallel() > root.system().pod().nodes()) {

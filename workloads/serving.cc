@@ -174,6 +174,7 @@ bool ServingWorkload::admit(uint32_t r, uint64_t tokens) {
 
 void ServingWorkload::preempt(uint32_t r) {
   Req& q = reqs_[r];
+  q.kv_ready_ps = 0;  // (a pull in flight still lands and frees the prefill side's copy)
   ++preemptions_;
   ++recs()[r].preemptions;
   kv_.release(q.slot);
@@ -201,10 +202,10 @@ void ServingWorkload::plan(TimePs now) {
   plan_req_.clear();
   if (front_end_ != nullptr) {
     front_end_->route_due(now);
-    // Disaggregated prefill: the KV of requests handed off is freed once it has arrived.
+    // Disaggregated prefill: the KV of requests handed off is freed once pulled.
     front_end_->released(replica_, now);
     for (size_t i = 0; i < handed_off_.size();) {
-      if (handed_off_[i].first > now) {
+      if (front_end_->kv_release_ps(handed_off_[i].first) > now) {
         ++i;
         continue;
       }
@@ -218,9 +219,11 @@ void ServingWorkload::plan(TimePs now) {
       Req& q = reqs_[r];
       q.state = State::kWaiting;
       if (front_end_->prefilled(r)) {
-        // Its prompt's KV came with it: it decodes from its first token on.
+        // Its prompt's KV is at its prefill replica: pulled when admitted, then it decodes
+        // from its first token on.
         q.kv_len = o_.requests[r].input_tokens;
         q.prefill_target = q.kv_len;
+        q.kv_ready_ps = kNotSent;
       }
       waiting_.push_back(r);
     }
@@ -262,6 +265,10 @@ void ServingWorkload::plan(TimePs now) {
   for (size_t i = 0; i < running_.size() && budget > 0;) {
     const uint32_t r = running_[i];
     Req& q = reqs_[r];
+    if (q.kv_ready_ps > now) {  // its KV is still on its way: it keeps its blocks and waits
+      ++i;
+      continue;
+    }
     if (!gate.run_prefill && q.kv_len < q.prefill_target && guaranteed++ >= gate.min_sequences) {
       paused = true;  // the controller paused prefills: this one keeps its blocks and waits
       ++i;
@@ -305,6 +312,11 @@ void ServingWorkload::plan(TimePs now) {
         q.kv_len < q.prefill_target ? std::min<uint64_t>(q.prefill_target - q.kv_len, budget) : 1;
     if (!admit(r, q.kv_len + want)) break;
     waiting_.pop_front();
+    if (q.kv_ready_ps == kNotSent) {
+      // Handed off: its blocks are reserved, its KV is pulled now; it runs once it lands.
+      q.kv_ready_ps = front_end_->pull(r, now);
+      if (q.kv_ready_ps > now) continue;
+    }
     schedule(r, want);
   }
   // Requests the gate kept out (the progress guarantee may have let the oldest in).
@@ -321,10 +333,14 @@ void ServingWorkload::plan(TimePs now) {
       push_idle(now, kMaxSimTimePs, OpKind::kIdle);
       return;
     }
-    if (plan_.empty() && pre_ops_.empty() && running_.empty() && !handed_off_.empty() &&
-        (!waiting_.empty() || !swapped_.empty())) {
-      // Disaggregated prefill: what waits does not fit beside the KV held for hand-offs; the
-      // wait ends when some of it is freed (the front end rings then) or a request arrives.
+    if (plan_.empty() && pre_ops_.empty() &&
+        ((running_.empty() && !handed_off_.empty() && (!waiting_.empty() || !swapped_.empty())) ||
+         (!running_.empty() && std::all_of(running_.begin(), running_.end(), [&](uint32_t r) {
+           return reqs_[r].kv_ready_ps > now;
+         })))) {
+      // Disaggregated: a prefill replica's waiting requests do not fit beside the KV it holds
+      // for hand-offs, or every request a decode replica runs waits for its KV to land; the
+      // wait ends when the front end rings (KV freed or landed, or a delivery).
       push_idle(now, kMaxSimTimePs, OpKind::kIdle);
       return;
     }
@@ -393,9 +409,11 @@ bool ServingWorkload::complete() const {
 }
 
 bool ServingWorkload::requests_pending(TimePs now) const {
-  // A delivery, KV held for hand-offs freed, or nothing more to come (the replica is done).
-  return front_end_ != nullptr && (front_end_->delivered(replica_, now) ||
-                                   front_end_->release_due(replica_, now) || complete());
+  // A delivery, KV held for hand-offs freed or pulled KV landed, or nothing more to come (the
+  // replica is done).
+  return front_end_ != nullptr &&
+         (front_end_->delivered(replica_, now) || front_end_->release_due(replica_, now) ||
+          front_end_->pull_due(replica_, now) || complete());
 }
 
 void ServingWorkload::set_front_end(ServingFrontEnd* front_end, uint32_t replica) {
@@ -454,13 +472,12 @@ void ServingWorkload::end_step(TimePs now_ps) {
     rec.last_token_ps = now_ps;
     if (++rec.generated < o_.requests[r].output_tokens) {
       if (front_end_ != nullptr && front_end_->prefill_only(replica_)) {
-        // Disaggregated: the prefilled request leaves for a decode replica with its prompt's
-        // KV; its blocks are held until the transfer has arrived.
-        const TimePs ready = front_end_->hand_off(r, now_ps, request_kv_bytes(q.kv_len));
-        handed_off_.emplace_back(ready, q.slot);
+        // Disaggregated: the prefilled request leaves for a decode replica; its blocks (its
+        // prompt's KV) are held until the decode replica has pulled them.
+        front_end_->hand_off(r, now_ps, request_kv_bytes(q.kv_len));
+        handed_off_.emplace_back(r, q.slot);
         q.state = State::kDone;
         running_.erase(std::find(running_.begin(), running_.end(), r));
-        ++hand_offs_;
       }
       continue;
     }
@@ -587,10 +604,11 @@ void ServingWorkload::summarize(std::vector<SummaryItem>& summary) const {
   }
   if (front_end_ != nullptr && front_end_->disaggregated()) {
     // The pod's KV transfers (every replica reports the same).
-    std::vector<double> transfer_ms;
+    std::vector<double> transfer_ms, handoff_ms;
     for (size_t i = 0; i < records().size(); ++i) {
       if (const TimePs t = front_end_->transfer_ps(static_cast<uint32_t>(i)); t > 0) {
         transfer_ms.push_back(ps_to_ms(t));
+        handoff_ms.push_back(ps_to_ms(front_end_->handoff_ps(static_cast<uint32_t>(i))));
       }
     }
     summary.push_back({"pd_prefill_replicas", double(front_end_->prefill_replicas()), "replicas"});
@@ -598,6 +616,8 @@ void ServingWorkload::summarize(std::vector<SummaryItem>& summary) const {
     summary.push_back({"pd_kv_transfer_bytes", double(front_end_->transfer_bytes()), "bytes"});
     summary.push_back({"pd_kv_transfer_ms_mean", mean_of(transfer_ms), "ms"});
     summary.push_back({"pd_kv_transfer_ms_p99", percentile(transfer_ms, 99), "ms"});
+    summary.push_back({"pd_handoff_ms_mean", mean_of(handoff_ms), "ms"});
+    summary.push_back({"pd_handoff_ms_p99", percentile(handoff_ms, 99), "ms"});
     summary.push_back({"pd_kv_transfer_energy_j", front_end_->transfer_energy_j(), "J"});
   }
   if (front_end_ != nullptr) {
@@ -640,6 +660,7 @@ void ServingWorkload::write_results(ResultSink& w) const {
   const bool pd = front_end_ != nullptr && front_end_->disaggregated();
   const size_t c_prefill = pd ? t.add_column("prefill_replica", Table::Type::kU64) : SIZE_MAX;
   const size_t c_transfer = pd ? t.add_column("kv_transfer_ms", Table::Type::kF64, "ms") : SIZE_MAX;
+  const size_t c_handoff = pd ? t.add_column("handoff_ms", Table::Type::kF64, "ms") : SIZE_MAX;
   for (size_t i = 0; i < records().size(); ++i) {
     const RequestRecord& r = records()[i];
     const ServingRequest& q = o_.requests[i];
@@ -664,6 +685,8 @@ void ServingWorkload::write_results(ResultSink& w) const {
       t.columns[c_prefill].u64.push_back(p == ServingFrontEnd::kUnrouted ? UINT64_MAX : p);
       t.columns[c_transfer].f64.push_back(
           ps_to_ms(front_end_->transfer_ps(static_cast<uint32_t>(i))));
+      t.columns[c_handoff].f64.push_back(
+          ps_to_ms(front_end_->handoff_ps(static_cast<uint32_t>(i))));
     }
   }
   w.write_table("/workload/requests", t);

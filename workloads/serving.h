@@ -8,9 +8,13 @@
 //    tokens again; SWAP copies its KV to host memory (a swap_out op) and queues it to return;
 // 2. swapped requests, oldest first, while blocks and sequence slots allow (swap_in ops);
 // 3. waiting requests in arrival order, while slots, budget and blocks allow.
+// (Disaggregated serving, config::Disaggregation: a prefill replica's requests leave at their
+// first token; a decode replica admits a handed-off request with blocks for its prompt and the
+// next token, pulls its KV and runs it from when the KV lands.)
 // The step is then one forward pass over the scheduled sequences (ForwardPass: projections over
 // every new token, attention per sequence over its own cache, the LM head over the positions that
-// produce a token). With nothing to run, an idle op waits for the next arrival.
+// produce a token). With nothing to run, an idle op waits for the next arrival (behind a front
+// end: for the front end to ring).
 //
 // KV: one pool object per layer (`layerL.kv_pool`) of fixed-size blocks; each running request
 // holds a block table. A request's blocks come from right after its last block when free, else
@@ -159,6 +163,9 @@ class ServingWorkload : public Workload {
     uint64_t prefill_target = 0;  // tokens to place before decoding (prompt, or more after
                                   // a recompute)
     uint32_t slot = 0;
+    // Disaggregated decode: kNotSent while its KV is still at its prefill replica (pulled at
+    // admission), then when the pull lands (it decodes from then on); 0 otherwise.
+    TimePs kv_ready_ps = 0;
   };
   void plan(TimePs now);
   void preempt(uint32_t r);
@@ -205,10 +212,9 @@ class ServingWorkload : public Workload {
 
   ServingFrontEnd* front_end_ = nullptr;  // data-parallel serving: the router in front
   uint32_t replica_ = 0;
-  // Disaggregated prefill: requests handed off whose KV is held until it has arrived (the
-  // arrival time and the slot), and how many were.
-  std::vector<std::pair<TimePs, uint32_t>> handed_off_;
-  uint64_t hand_offs_ = 0;
+  // Disaggregated prefill: requests handed off whose KV this replica holds until their decode
+  // replica has pulled it (the request and its slot).
+  std::vector<std::pair<uint32_t, uint32_t>> handed_off_;
 
   // The admission gate (none: every step admits as above).
   AdmissionGate* gate_ = nullptr;

@@ -23,9 +23,17 @@ ServingFrontEnd::ServingFrontEnd(std::vector<ServingRequest> requests, uint32_t 
       closed_loop_clients_(closed_loop_clients),
       policy_(policy == config::REPLICA_ROUTING_UNSPECIFIED ? config::ROUTE_ROUND_ROBIN : policy),
       rng_(seed ^ 0x726f75746572ULL),
+      decode_rng_(seed ^ 0x6465636f6465ULL),
       prefill_of_(requests_.size(), kUnrouted),
+      pull_bytes_(requests_.size(), 0),
+      handed_ps_(requests_.size(), kNotSent),
       transfer_ps_(requests_.size(), 0),
-      releases_(replicas) {
+      handoff_ps_(requests_.size(), 0),
+      release_ps_(requests_.size(), kNotSent),
+      releases_(replicas),
+      pulls_(replicas),
+      egress_busy_ps_(replicas, 0),
+      ingress_busy_ps_(replicas, 0) {
   if (replicas == 0) throw std::logic_error("ServingFrontEnd: no replicas");
   for (size_t i = 0; i < requests_.size(); ++i) {
     arrival_ps_[i] = closed_loop_clients == 0  ? requests_[i].arrival_ps
@@ -73,10 +81,10 @@ double ServingFrontEnd::seen_kv_usage(uint32_t replica, TimePs now) {
 }
 
 uint32_t ServingFrontEnd::choose(TimePs now, uint32_t first, uint32_t n,
-                                 config::ReplicaRouting policy, uint32_t& turn) {
+                                 config::ReplicaRouting policy, uint32_t& turn, Rng& rng) {
   switch (policy) {
     case config::ROUTE_RANDOM:
-      return first + static_cast<uint32_t>(rng_.below(n));
+      return first + static_cast<uint32_t>(rng.below(n));
     case config::ROUTE_LEAST_REQUESTS: {
       uint32_t best = first;
       for (uint32_t d = first + 1; d < first + n; ++d)
@@ -85,8 +93,8 @@ uint32_t ServingFrontEnd::choose(TimePs now, uint32_t first, uint32_t n,
     }
     case config::ROUTE_POWER_OF_TWO: {
       if (n == 1) return first;
-      const uint32_t a = first + static_cast<uint32_t>(rng_.below(n));
-      uint32_t b = first + static_cast<uint32_t>(rng_.below(n - 1));
+      const uint32_t a = first + static_cast<uint32_t>(rng.below(n));
+      uint32_t b = first + static_cast<uint32_t>(rng.below(n - 1));
       if (b >= a) ++b;  // distinct from a
       return outstanding_[b] < outstanding_[a] ? b : a;
     }
@@ -124,41 +132,60 @@ void ServingFrontEnd::set_disaggregation(uint32_t prefill_replicas,
   kv_latency_ps_ = kv_latency_ps;
 }
 
-TimePs ServingFrontEnd::hand_off(uint32_t r, TimePs now, uint64_t bytes_per_rank) {
+void ServingFrontEnd::hand_off(uint32_t r, TimePs now, uint64_t bytes_per_rank) {
   const uint32_t from = replica_of_.at(r);
   if (!disaggregated() || !prefill_only(from) || prefilled(r) || outstanding_[from] == 0 ||
       !transfer_) {
     throw std::logic_error("ServingFrontEnd: a hand-off without a prefill replica's request");
   }
-  const uint32_t to =
-      choose(now, prefill_replicas_, replicas() - prefill_replicas_, decode_policy_, decode_turn_);
-  const Transfer t = transfer_(from, to, bytes_per_rank);
-  const TimePs ready = add_time_ps(add_time_ps(now, t.time_ps, "a KV transfer's arrival"),
-                                   kv_latency_ps_, "a KV transfer's arrival");
-  transfer_ps_[r] = ready - now;
-  ++transfers_;
-  transfer_bytes_ += t.bytes;
-  transfer_energy_j_ += t.energy_j;
+  const uint32_t to = choose(now, prefill_replicas_, replicas() - prefill_replicas_, decode_policy_,
+                             decode_turn_, decode_rng_);
+  const TimePs ready = add_time_ps(now, kv_latency_ps_, "a hand-off's delivery");
+  pull_bytes_[r] = bytes_per_rank;
+  handed_ps_[r] = now;
   --outstanding_[from];
   --in_prefill_;
   replica_of_[r] = to;
   ++outstanding_[to];
   ++routed_[to];
-  // Deliveries in the order they arrive (transfers differ in length).
+  // Deliveries in the order they are due.
   auto& q = queues_[to];
   auto at = q.end();
   while (at != q.begin() && std::prev(at)->ready_ps > ready)
     --at;
   q.insert(at, Routed{r, ready});
-  auto& held = releases_[from];
-  held.insert(std::upper_bound(held.begin(), held.end(), ready), ready);
   if (ready == now) {
     if (wakes_[to]) wakes_[to]();
   } else if (schedule_) {
     schedule_(ready);
   }
   wake_if_done();
-  return ready;
+}
+
+TimePs ServingFrontEnd::pull(uint32_t r, TimePs now) {
+  const uint32_t from = prefill_of_.at(r), to = replica_of_.at(r);
+  if (!prefilled(r) || release_ps_[r] != kNotSent) {
+    throw std::logic_error("ServingFrontEnd: a pull of KV not handed off, or pulled twice");
+  }
+  const TimePs start = std::max({now, egress_busy_ps_[from], ingress_busy_ps_[to]});
+  const Transfer t = transfer_(from, to, pull_bytes_[r]);
+  const TimePs end = add_time_ps(start, t.time_ps, "a KV transfer's arrival");
+  egress_busy_ps_[from] = ingress_busy_ps_[to] = end;
+  transfer_ps_[r] = end - start;
+  handoff_ps_[r] = end - handed_ps_[r];
+  release_ps_[r] = end;
+  ++transfers_;
+  transfer_bytes_ += t.bytes;
+  transfer_energy_j_ += t.energy_j;
+  for (auto* due : {&releases_[from], &pulls_[to]})
+    due->insert(std::upper_bound(due->begin(), due->end(), end), end);
+  if (end == now) {
+    for (const uint32_t d : {from, to})
+      if (wakes_[d]) wakes_[d]();
+  } else if (schedule_) {
+    schedule_(end);
+  }
+  return end;
 }
 
 void ServingFrontEnd::wake_if_done() {
@@ -172,8 +199,8 @@ void ServingFrontEnd::route_due(TimePs now) {
   while (next_route_ < requests_.size() && arrival_ps_[next_route_] != kNotSent &&
          arrival_ps_[next_route_] <= now) {
     const uint32_t r = static_cast<uint32_t>(next_route_++);
-    const uint32_t d = disaggregated() ? choose(now, 0, prefill_replicas_, policy_, turn_)
-                                       : choose(now, 0, replicas(), policy_, turn_);
+    const uint32_t d = disaggregated() ? choose(now, 0, prefill_replicas_, policy_, turn_, rng_)
+                                       : choose(now, 0, replicas(), policy_, turn_, rng_);
     replica_of_[r] = d;
     prefill_of_[r] = d;
     in_prefill_ += disaggregated();
@@ -195,14 +222,16 @@ void ServingFrontEnd::route_due(TimePs now) {
 
 void ServingFrontEnd::deliver_due(TimePs now) {
   for (uint32_t d = 0; d < replicas(); ++d)
-    if ((delivered(d, now) || release_due(d, now)) && wakes_[d]) wakes_[d]();
+    if ((delivered(d, now) || release_due(d, now) || pull_due(d, now)) && wakes_[d]) wakes_[d]();
 }
 
 TimePs ServingFrontEnd::next_delivery_ps(TimePs now) const {
   TimePs next = kNotSent;
-  for (const auto& held : releases_) {
-    const auto it = std::upper_bound(held.begin(), held.end(), now);
-    if (it != held.end()) next = std::min(next, *it);
+  for (const auto* due : {&releases_, &pulls_}) {
+    for (const auto& d : *due) {
+      const auto it = std::upper_bound(d.begin(), d.end(), now);
+      if (it != d.end()) next = std::min(next, *it);
+    }
   }
   for (const auto& q : queues_) {
     for (const Routed& r : q) {  // (ready times rise along a queue)

@@ -15,9 +15,13 @@
 //
 // Disaggregated prefill and decode (set_disaggregation; config::Disaggregation): arrivals are
 // routed among the prefill replicas [0, P); a prefill replica hands each prefilled request off
-// (hand_off), which picks a decode replica among [P, D) by the decode policy, times the KV
-// transfer (the transfer callback, set by the driver: the pod's flows) and delivers the request
-// there when it has arrived. A decode replica's deliveries come in the order they arrive.
+// (hand_off), which picks a decode replica among [P, D) by the decode policy and delivers the
+// request there after the connector's latency. The decode replica pulls the KV when it admits
+// the request (pull): the transfer (the transfer callback, set by the driver: the pod's flows)
+// starts then, after any earlier transfer from the same prefill replica or to the same decode
+// replica (one at a time on each side, first come first served); when it lands the decode
+// replica is rung (its request can decode) and the prefill replica is rung (the KV it held is
+// freed).
 #pragma once
 
 #include <cstdint>
@@ -70,20 +74,34 @@ class ServingFrontEnd {
   bool prefilled(uint32_t r) const { return prefill_of_[r] != replica_of_[r]; }
   // The replica that prefilled request r (its only replica without disaggregation).
   uint32_t prefill_replica_of(uint32_t r) const { return prefill_of_[r]; }
-  // Hands request r off at `now` from its prefill replica with `kv_tokens` tokens of KV worth
-  // `bytes_per_rank` on each rank: picks its decode replica, times the transfer and queues its
-  // delivery; returns when it is delivered (the prefill replica holds its KV until then).
-  TimePs hand_off(uint32_t r, TimePs now, uint64_t bytes_per_rank);
-  // A prefill replica's KV held for hand-offs is freed by `now` (its wake rings then too).
+  // Hands request r off at `now` from its prefill replica, with KV worth `bytes_per_rank` on
+  // each rank: picks its decode replica and queues its delivery there, `kv_latency_ps` later.
+  // The prefill replica holds the KV until kv_release_ps(r).
+  void hand_off(uint32_t r, TimePs now, uint64_t bytes_per_rank);
+  // The decode replica admitted handed-off request r at `now` (its blocks reserved): its KV
+  // transfer starts once neither side has an earlier one in flight; returns when it lands.
+  TimePs pull(uint32_t r, TimePs now);
+  // When request r's KV is freed at its prefill replica (kNotSent: not yet known).
+  TimePs kv_release_ps(uint32_t r) const { return release_ps_[r]; }
+  // Something a replica waits for is due by `now`: KV it held freed, or KV it pulls landed.
   bool release_due(uint32_t replica, TimePs now) const {
     return !releases_[replica].empty() && releases_[replica].front() <= now;
   }
+  bool pull_due(uint32_t replica, TimePs now) const {
+    return !pulls_[replica].empty() && pulls_[replica].front() <= now;
+  }
+  // Forgets what is due by `now` (the replica has planned with it).
   void released(uint32_t replica, TimePs now) {
     while (release_due(replica, now))
       releases_[replica].pop_front();
+    while (pull_due(replica, now))
+      pulls_[replica].pop_front();
   }
-  // The transfer's time of request r (0: none), and the sums over the run.
+  // Request r's KV transfer: from its start to its landing (0: none); its hand-off: from its
+  // first token to the landing (the connector's latency, the wait for admission and for
+  // earlier transfers, the transfer).
   TimePs transfer_ps(uint32_t r) const { return transfer_ps_[r]; }
+  TimePs handoff_ps(uint32_t r) const { return handoff_ps_[r]; }
   uint64_t transfers() const { return transfers_; }
   uint64_t transfer_bytes() const { return transfer_bytes_; }  // every rank's
   double transfer_energy_j() const { return transfer_energy_j_; }
@@ -142,7 +160,7 @@ class ServingFrontEnd {
  private:
   // A replica of [first, first + count) by `policy` (`turn`: its round robin's).
   uint32_t choose(TimePs now, uint32_t first, uint32_t count, config::ReplicaRouting policy,
-                  uint32_t& turn);
+                  uint32_t& turn, Rng& rng);
   // Wakes the decode replicas once nothing more can come to them.
   void wake_if_done();
   // The last refresh at or before `now` (now itself without an interval).
@@ -178,10 +196,15 @@ class ServingFrontEnd {
   uint32_t decode_turn_ = 0;
   TimePs kv_latency_ps_ = 0;
   TransferFn transfer_;
+  Rng decode_rng_;                    // the decode policy's draws (apart from the arrivals')
   std::vector<uint32_t> prefill_of_;  // per request: its prefill replica
-  std::vector<TimePs> transfer_ps_;   // per request: its KV transfer (0: none)
-  // Per replica: when the KV it holds for hand-offs is freed (ascending).
-  std::vector<std::deque<TimePs>> releases_;
+  std::vector<uint64_t> pull_bytes_;  // per request: its KV per rank
+  std::vector<TimePs> handed_ps_;     // per request: its hand-off
+  std::vector<TimePs> transfer_ps_, handoff_ps_, release_ps_;
+  // Per replica: when KV it holds is freed, and when KV it pulls lands (ascending).
+  std::vector<std::deque<TimePs>> releases_, pulls_;
+  // Per replica: when its last transfer out of it, and into it, ends.
+  std::vector<TimePs> egress_busy_ps_, ingress_busy_ps_;
   uint32_t in_prefill_ = 0;  // routed to a prefill replica, not handed off nor done
   uint64_t transfers_ = 0, transfer_bytes_ = 0;
   double transfer_energy_j_ = 0;

@@ -647,6 +647,12 @@ void validate_ranks(const config::Config& cfg, Validator v) {
       if (d.kv_transfer_latency_ps() > kMaxSimTimePs / 4) {
         v.error(dp + "kv_transfer_latency_ps", "at most 2^60 ps");
       }
+      if (!(cfg.system().scale_up().rank_bandwidth_bytes_per_s() > 0)) {
+        // The KV crosses the pod: a rank injects at this rate.
+        v.error("system.scale_up.rank_bandwidth_bytes_per_s",
+                "required with workload.serving.disaggregation (each rank's injection rate into "
+                "the pod, which the KV transfers cross)");
+      }
     }
   }
   if (par.data_parallel() > 1 && cfg.policy().has_thermal_admission()) {

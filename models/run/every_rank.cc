@@ -301,7 +301,7 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
     if (s > 0) pod[s].start_ps = pod[s - 1].end_ps;
   }
   // Each class's own results (its stats, steps and summary), for /nodes/<r>; the pod's steps
-  // then replace node[0]'s for the headline.
+  // then replace the headline node's (node[0]'s, or the first decode replica's).
   const double wall_s = std::chrono::duration<double>(Clock::now() - wall_start).count();
   std::vector<NodeResult> class_results(classes);
   for (uint32_t k = 0; k < classes; ++k) {
@@ -315,8 +315,8 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
   ctx0.records().tokens = pod;
   RunOutcome out;
   out.stopped_by = stopped_by;
-  // The headline is the pod's steps; bytes, energy and the components' items are node[0]'s
-  // (one accelerator's, as with one rank simulated).
+  // The headline is the pod's steps; bytes, energy and the components' items are the headline
+  // node's (one accelerator's, as with one rank simulated).
   out.summary = summarise_run(ctx0, nodes[head]->components, end_ps, wall_s);
   out.summary.push_back({"ranks_simulated", double(ranks), "ranks"});
   out.summary.push_back({"rank_classes", double(classes), "classes"});

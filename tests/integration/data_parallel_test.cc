@@ -354,6 +354,45 @@ TEST_F(DataParallel, DisaggregatedRoutingAndHeldKv) {
   EXPECT_GT(b.at("e2e_ms_p50"), a.at("e2e_ms_p50") + 199);
 }
 
+// The decode replica pulls the KV only once it admits the request, and the prefill replica holds
+// it until then: with two sequences per replica and eight requests arriving together, the decode
+// replica takes the first two, then the next two wait for its slots while the prefill replica,
+// its two slots held by them, cannot start the fifth prompt before a decode slot frees (a
+// request finishes). The hand-off of a waiting request includes its wait for admission.
+TEST_F(DataParallel, DisaggregatedKvIsHeldUntilTheDecodeReplicaAdmits) {
+  const std::string path = (dir_ / "burst.csv").string();
+  {
+    std::ofstream f(path);
+    f << "arrival_ms,input_tokens,output_tokens\n";
+    for (int i = 0; i < 8; ++i)
+      f << "0,200,30\n";
+  }
+  const std::string out = (dir_ / "burst.h5").string();
+  const std::string cmd =
+      test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+      test::preset("pods/hgx_h100_nvswitch.textproto") + " " +
+      test::preset("models/llama3_8b.textproto") + " " +
+      test::preset("studies/serving_llama3_8b.textproto") +
+      " --set 'workload.serving=!clear' --set 'workload.serving={arrival_trace: \"" + path +
+      "\" max_sequences: 2 max_step_tokens: 512 kv_cache_bytes: 4000000000 preemption: "
+      "RECOMPUTE disaggregation {prefill_replicas: 1}}' --quiet" +
+      every_ + " --set workload.parallelism.data_parallel=2 --out " + out;
+  const auto r = test::run_cmd(cmd);
+  ASSERT_EQ(r.code, 0) << cmd << "\n" << r.err;
+  const Table t = ResultReader(out).read_table("/workload/requests");
+  ASSERT_EQ(t.rows(), 8u);
+  const auto first = [&](size_t i) { return t.find("first_token_ps")->u64[i]; };
+  const auto finish = [&](size_t i) { return t.find("finish_ps")->u64[i]; };
+  const uint64_t first_done = std::min(finish(0), finish(1));
+  EXPECT_LT(first(3), first_done);  // the second pair prefilled while the first decodes
+  EXPECT_GT(first(4), first_done);  // the fifth waits for a decode slot to free
+  const auto s = summary_of(out);
+  EXPECT_EQ(s.at("requests_completed"), 8);
+  EXPECT_GT(s.at("pd_handoff_ms_p99"), 10 * s.at("pd_kv_transfer_ms_p99"));
+  // Requests 0 and 1 were admitted at once: their hand-off is the transfer alone.
+  EXPECT_DOUBLE_EQ(t.find("handoff_ms")->f64[0], t.find("kv_transfer_ms")->f64[0]);
+}
+
 // A closed loop over one prefill and two decode replicas (least-requests decode routing)
 // completes every request; requests of one output token end at their prefill (no transfer).
 TEST_F(DataParallel, DisaggregatedClosedLoopAndOneTokenRequests) {
@@ -435,6 +474,10 @@ TEST_F(DataParallel, BadConfigsExitTwoNamingTheField) {
       "workload.serving.disaggregation.prefill_replicas");
   bad(every_ + dp2 + " --set 'workload.serving.disaggregation={decode_routing: ROUTE_RANDOM}'",
       "workload.serving.disaggregation.prefill_replicas: required");
+  // The KV transfers inject into the pod at the scale-up rank bandwidth.
+  bad(every_ + dp2 + " --set 'system.scale_up=!clear'" +
+          " --set 'workload.serving.disaggregation={prefill_replicas: 1}'",
+      "system.scale_up.rank_bandwidth_bytes_per_s: required with");
   bad(every_ + dp2 + " --set workload.serving.router_load_interval_ps=1000" +
           " --set 'workload.serving.disaggregation={prefill_replicas: 1 decode_routing: "
           "ROUTE_LEAST_REQUESTS}'",

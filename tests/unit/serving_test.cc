@@ -582,11 +582,12 @@ TEST(ServingFrontEnd, LatencyDelaysDeliveryAndStaleLoadsLag) {
 }
 
 // Disaggregated: arrivals go to the prefill replica; a hand-off picks a decode replica (round
-// robin over 1 and 2), delivers when its transfer (here 1,000 ps per byte plus a 50 ps
-// connector) has arrived, in arrival order whatever the order of hand-offs, and frees the
-// prefill replica's KV then (its wake rings); decode replicas wait while requests are still
-// being prefilled and are rung once none is.
-TEST(ServingFrontEnd, DisaggregatedHandOffsDeliverInArrivalOrder) {
+// robin over 1 and 2) and delivers there after the 50 ps connector; the decode replica pulls
+// the KV when it admits the request (here 1,000 ps per byte), after any earlier transfer out of
+// the same prefill replica or into the same decode replica; the pull's landing frees the
+// prefill replica's copy and rings both. Decode replicas wait while requests are still being
+// prefilled and are rung once none is.
+TEST(ServingFrontEnd, DisaggregatedHandOffsArePulledOneAtATimePerSide) {
   ServingFrontEnd fe(arrivals_at({0, 0, 0}), 0, 3, config::ROUTE_ROUND_ROBIN, 1);
   fe.set_disaggregation(1, config::ROUTE_ROUND_ROBIN, 50);
   std::vector<std::pair<uint32_t, uint32_t>> sent;  // (from, to)
@@ -608,39 +609,51 @@ TEST(ServingFrontEnd, DisaggregatedHandOffsDeliverInArrivalOrder) {
   for (int i = 0; i < 3; ++i)
     ASSERT_TRUE(fe.take(0, 0, &r));
   // Request 0 hands off 10 bytes at 100 (to replica 1), request 1 three bytes at 100 (to 2),
-  // request 2 one byte at 200 (to 1): arrivals 10,150; 3,150; 1,250.
-  EXPECT_EQ(fe.hand_off(0, 100, 10), 10150u);
-  EXPECT_EQ(fe.hand_off(1, 100, 3), 3150u);
-  EXPECT_EQ(fe.hand_off(2, 200, 1), 1250u);
-  EXPECT_EQ(sent, (std::vector<std::pair<uint32_t, uint32_t>>{{0, 1}, {0, 2}, {0, 1}}));
+  // request 2 one byte at 200 (to 1): delivered at 150, 150 and 250.
+  fe.hand_off(0, 100, 10);
+  fe.hand_off(1, 100, 3);
+  fe.hand_off(2, 200, 1);
+  EXPECT_TRUE(sent.empty());  // nothing moves before a decode replica pulls
+  EXPECT_EQ(asked, (std::vector<TimePs>{150, 150, 250}));
   EXPECT_EQ(fe.replica_of(0), 1u);
   EXPECT_EQ(fe.prefill_replica_of(0), 0u);
   EXPECT_TRUE(fe.prefilled(2));
-  EXPECT_EQ(fe.transfer_ps(1), 3050u);
-  EXPECT_EQ(fe.transfers(), 3u);
-  EXPECT_EQ(fe.transfer_bytes(), 28u);
-  EXPECT_DOUBLE_EQ(fe.transfer_energy_j(), 1.5);
-  EXPECT_EQ(asked, (std::vector<TimePs>{10150, 3150, 1250}));
+  EXPECT_EQ(fe.kv_release_ps(0), ServingFrontEnd::kNotSent);
   // Nothing is left at the prefill replica: the decode replicas were rung.
   EXPECT_FALSE(fe.more_may_come(1));
   EXPECT_EQ(rings[1], 2);  // (once when every arrival was routed, once now)
-  // Replica 1 gets request 2 (arrived at 1,250) before request 0 (10,150).
-  EXPECT_EQ(fe.next_delivery_ps(0), 1250u);
-  EXPECT_FALSE(fe.take(1, 1249, &r));
-  ASSERT_TRUE(fe.take(1, 1250, &r));
-  EXPECT_EQ(r, 2u);
-  EXPECT_FALSE(fe.take(1, 10149, &r));
-  // The prefill replica's KV is freed as each transfer arrives; its wake rings then.
-  EXPECT_FALSE(fe.release_due(0, 1249));
-  const int before = rings[0];
-  fe.deliver_due(3150);
-  EXPECT_EQ(rings[0], before + 1);
-  EXPECT_TRUE(fe.release_due(0, 3150));
-  fe.released(0, 3150);
-  EXPECT_FALSE(fe.release_due(0, 3150));
-  EXPECT_TRUE(fe.release_due(0, 10150));
-  ASSERT_TRUE(fe.take(1, 10150, &r));
+  EXPECT_FALSE(fe.take(1, 149, &r));
+  ASSERT_TRUE(fe.take(1, 150, &r));
   EXPECT_EQ(r, 0u);
+  EXPECT_EQ(fe.pull(0, 150), 10150u);  // 10 bytes from 150
+  ASSERT_TRUE(fe.take(2, 150, &r));
+  EXPECT_EQ(r, 1u);
+  EXPECT_EQ(fe.pull(1, 160), 13150u);  // behind request 0's, out of the same prefill replica
+  ASSERT_TRUE(fe.take(1, 250, &r));
+  EXPECT_EQ(r, 2u);
+  EXPECT_EQ(fe.pull(2, 300), 14150u);  // behind both: the same source, the same destination
+  EXPECT_EQ(sent, (std::vector<std::pair<uint32_t, uint32_t>>{{0, 1}, {0, 2}, {0, 1}}));
+  EXPECT_EQ(fe.transfer_ps(1), 3000u);
+  EXPECT_EQ(fe.handoff_ps(1), 13050u);  // from its hand-off at 100
+  EXPECT_EQ(fe.kv_release_ps(1), 13150u);
+  EXPECT_EQ(fe.transfers(), 3u);
+  EXPECT_EQ(fe.transfer_bytes(), 28u);
+  EXPECT_DOUBLE_EQ(fe.transfer_energy_j(), 1.5);
+  EXPECT_EQ(fe.next_delivery_ps(300), 10150u);
+  // Request 0's landing frees the prefill copy and lets replica 1 run it: both rung.
+  EXPECT_FALSE(fe.release_due(0, 10149));
+  EXPECT_FALSE(fe.pull_due(1, 10149));
+  const std::vector<int> before = rings;
+  fe.deliver_due(10150);
+  EXPECT_EQ(rings[0], before[0] + 1);
+  EXPECT_EQ(rings[1], before[1] + 1);
+  EXPECT_EQ(rings[2], before[2]);
+  EXPECT_TRUE(fe.pull_due(1, 10150));
+  fe.released(1, 10150);
+  EXPECT_FALSE(fe.pull_due(1, 10150));
+  fe.released(0, 13150);
+  EXPECT_FALSE(fe.release_due(0, 13150));
+  EXPECT_TRUE(fe.release_due(0, 14150));
   fe.completed(0, 20000);
   EXPECT_EQ(fe.outstanding(1), 1u);  // request 2
   EXPECT_EQ(fe.outstanding(0), 0u);
