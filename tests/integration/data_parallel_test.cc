@@ -367,18 +367,11 @@ TEST_F(DataParallel, DisaggregatedKvIsHeldUntilTheDecodeReplicaAdmits) {
     for (int i = 0; i < 8; ++i)
       f << "0,200,30\n";
   }
-  const std::string out = (dir_ / "burst.h5").string();
-  const std::string cmd =
-      test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
-      test::preset("pods/hgx_h100_nvswitch.textproto") + " " +
-      test::preset("models/llama3_8b.textproto") + " " +
-      test::preset("studies/serving_llama3_8b.textproto") +
-      " --set 'workload.serving=!clear' --set 'workload.serving={arrival_trace: \"" + path +
-      "\" max_sequences: 2 max_step_tokens: 512 kv_cache_bytes: 4000000000 preemption: "
-      "RECOMPUTE disaggregation {prefill_replicas: 1}}' --quiet" +
-      every_ + " --set workload.parallelism.data_parallel=2 --out " + out;
-  const auto r = test::run_cmd(cmd);
-  ASSERT_EQ(r.code, 0) << cmd << "\n" << r.err;
+  const std::string out = run("burst", "arrival_trace: \"" + path + "\"",
+                              every_ + " --set workload.parallelism.data_parallel=2" +
+                                  " --set workload.serving.max_sequences=2" +
+                                  " --set 'workload.serving.disaggregation={prefill_replicas: 1}'",
+                              true);
   const Table t = ResultReader(out).read_table("/workload/requests");
   ASSERT_EQ(t.rows(), 8u);
   const auto first = [&](size_t i) { return t.find("first_token_ps")->u64[i]; };
