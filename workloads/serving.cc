@@ -172,15 +172,18 @@ bool ServingWorkload::admit(uint32_t r, uint64_t tokens) {
   return true;
 }
 
-void ServingWorkload::preempt(uint32_t r) {
+void ServingWorkload::preempt(uint32_t r, TimePs now) {
   Req& q = reqs_[r];
-  q.kv_ready_ps = 0;  // (a pull in flight still lands and frees the prefill side's copy)
+  // A request whose KV is still on its way has none here to swap: it recomputes (the pull in
+  // flight still lands and frees the prefill side's copy).
+  const bool pulling = q.kv_ready_ps > now;
+  q.kv_ready_ps = 0;
   ++preemptions_;
   ++recs()[r].preemptions;
   kv_.release(q.slot);
   free_slots_.push_back(q.slot);
   running_.erase(std::find(running_.begin(), running_.end(), r));
-  if (o_.preemption == config::SWAP && q.kv_len > 0) {
+  if (o_.preemption == config::SWAP && q.kv_len > 0 && !pulling) {
     // Its KV goes to host memory and comes back before it resumes.
     push_host_op(OpKind::kSwapOut, request_kv_bytes(q.kv_len));
     swapped_bytes_ += request_kv_bytes(q.kv_len);
@@ -279,7 +282,7 @@ void ServingWorkload::plan(TimePs now) {
     bool self_preempted = false;
     while (!kv_.reserve(q.slot, q.kv_len + want)) {
       const uint32_t victim = running_.back();
-      preempt(victim);
+      preempt(victim, now);
       preempted = true;
       if (victim == r) {
         self_preempted = true;

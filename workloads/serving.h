@@ -168,7 +168,7 @@ class ServingWorkload : public Workload {
     TimePs kv_ready_ps = 0;
   };
   void plan(TimePs now);
-  void preempt(uint32_t r);
+  void preempt(uint32_t r, TimePs now);
   bool admit(uint32_t r, uint64_t tokens);  // takes a slot and blocks for `tokens`
   uint64_t request_kv_bytes(uint64_t tokens) const;
   void push_host_op(OpKind kind, uint64_t bytes);

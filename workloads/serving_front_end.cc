@@ -32,8 +32,8 @@ ServingFrontEnd::ServingFrontEnd(std::vector<ServingRequest> requests, uint32_t 
       release_ps_(requests_.size(), kNotSent),
       releases_(replicas),
       pulls_(replicas),
-      egress_busy_ps_(replicas, 0),
-      ingress_busy_ps_(replicas, 0) {
+      egress_(replicas),
+      ingress_(replicas) {
   if (replicas == 0) throw std::logic_error("ServingFrontEnd: no replicas");
   for (size_t i = 0; i < requests_.size(); ++i) {
     arrival_ps_[i] = closed_loop_clients == 0  ? requests_[i].arrival_ps
@@ -162,15 +162,45 @@ void ServingFrontEnd::hand_off(uint32_t r, TimePs now, uint64_t bytes_per_rank) 
   wake_if_done();
 }
 
+TimePs ServingFrontEnd::earliest_common_gap(const std::vector<Busy>& a, const std::vector<Busy>& b,
+                                            TimePs from, TimePs length) {
+  // Move past every interval the candidate overlaps until none does (each pass moves it to an
+  // interval's end, so this ends within |a| + |b| passes).
+  const TimePs len = std::max<TimePs>(length, 1);
+  TimePs t = from;
+  for (bool moved = true; moved;) {
+    moved = false;
+    for (const auto* side : {&a, &b}) {
+      for (const Busy& x : *side) {
+        if (x.start < t + len && x.end > t) {
+          t = x.end;
+          moved = true;
+        }
+      }
+    }
+  }
+  return t;
+}
+
 TimePs ServingFrontEnd::pull(uint32_t r, TimePs now) {
   const uint32_t from = prefill_of_.at(r), to = replica_of_.at(r);
   if (!prefilled(r) || release_ps_[r] != kNotSent) {
     throw std::logic_error("ServingFrontEnd: a pull of KV not handed off, or pulled twice");
   }
-  const TimePs start = std::max({now, egress_busy_ps_[from], ingress_busy_ps_[to]});
   const Transfer t = transfer_(from, to, pull_bytes_[r]);
+  // (Pulls come in time order: what ended by now is forgotten.)
+  for (auto* side : {&egress_[from], &ingress_[to]}) {
+    side->erase(
+        std::remove_if(side->begin(), side->end(), [now](const Busy& b) { return b.end <= now; }),
+        side->end());
+  }
+  const TimePs start = earliest_common_gap(egress_[from], ingress_[to], now, t.time_ps);
   const TimePs end = add_time_ps(start, t.time_ps, "a KV transfer's arrival");
-  egress_busy_ps_[from] = ingress_busy_ps_[to] = end;
+  for (auto* side : {&egress_[from], &ingress_[to]}) {
+    side->insert(std::upper_bound(side->begin(), side->end(), start,
+                                  [](TimePs v, const Busy& b) { return v < b.start; }),
+                 Busy{start, end});
+  }
   transfer_ps_[r] = end - start;
   handoff_ps_[r] = end - handed_ps_[r];
   release_ps_[r] = end;

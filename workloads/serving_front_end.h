@@ -18,10 +18,10 @@
 // (hand_off), which picks a decode replica among [P, D) by the decode policy and delivers the
 // request there after the connector's latency. The decode replica pulls the KV when it admits
 // the request (pull): the transfer (the transfer callback, set by the driver: the pod's flows)
-// starts then, after any earlier transfer from the same prefill replica or to the same decode
-// replica (one at a time on each side, first come first served); when it lands the decode
-// replica is rung (its request can decode) and the prefill replica is rung (the KV it held is
-// freed).
+// takes the earliest time from then at which neither the prefill replica nor the decode replica
+// has another transfer in flight (one at a time on each side, each as if alone on the pod);
+// when it lands the decode replica is rung (its request can decode) and the prefill replica is
+// rung (the KV it held is freed).
 #pragma once
 
 #include <cstdint>
@@ -61,8 +61,9 @@ class ServingFrontEnd {
 
   uint32_t replicas() const { return static_cast<uint32_t>(queues_.size()); }
   // Disaggregated serving: replicas [0, prefill_replicas) prefill, the rest decode (1 <=
-  // prefill_replicas < replicas); decode replicas are picked by `decode_policy`; a transfer
-  // costs `kv_latency_ps` beside its flows (timed by `transfer`, set before the run).
+  // prefill_replicas < replicas); decode replicas are picked by `decode_policy`; a hand-off is
+  // delivered `kv_latency_ps` after it (the transfer, timed by `transfer` set before the run,
+  // starts at the pull).
   void set_disaggregation(uint32_t prefill_replicas, config::ReplicaRouting decode_policy,
                           TimePs kv_latency_ps);
   void set_transfer(TransferFn transfer) { transfer_ = std::move(transfer); }
@@ -158,6 +159,13 @@ class ServingFrontEnd {
   const std::vector<ServingWorkload::RequestRecord>& records() const { return records_; }
 
  private:
+  // A transfer in flight on one side, [start, end).
+  struct Busy {
+    TimePs start, end;
+  };
+  // The earliest start from `from` at which both sides are free for `length`.
+  static TimePs earliest_common_gap(const std::vector<Busy>& a, const std::vector<Busy>& b,
+                                    TimePs from, TimePs length);
   // A replica of [first, first + count) by `policy` (`turn`: its round robin's).
   uint32_t choose(TimePs now, uint32_t first, uint32_t count, config::ReplicaRouting policy,
                   uint32_t& turn, Rng& rng);
@@ -203,8 +211,9 @@ class ServingFrontEnd {
   std::vector<TimePs> transfer_ps_, handoff_ps_, release_ps_;
   // Per replica: when KV it holds is freed, and when KV it pulls lands (ascending).
   std::vector<std::deque<TimePs>> releases_, pulls_;
-  // Per replica: when its last transfer out of it, and into it, ends.
-  std::vector<TimePs> egress_busy_ps_, ingress_busy_ps_;
+  // Per replica: the transfers out of it and into it not yet ended, [start, end) in start
+  // order; a new one takes the earliest time both its sides are free for its length.
+  std::vector<std::vector<Busy>> egress_, ingress_;
   uint32_t in_prefill_ = 0;  // routed to a prefill replica, not handed off nor done
   uint64_t transfers_ = 0, transfer_bytes_ = 0;
   double transfer_energy_j_ = 0;

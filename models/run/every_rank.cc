@@ -89,7 +89,8 @@ class NodeModule : public sc_core::sc_module {
 
 // Data-parallel serving: routes each request at its arrival time and delivers it after the
 // front end's latency (a closed loop's next request is routed at the completion that sends it,
-// by the replica that completes). Woken only at arrivals and deliveries.
+// by the replica that completes). Woken only at arrivals and deliveries (and, disaggregated, at
+// KV landings).
 class FrontEndModule : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(FrontEndModule);

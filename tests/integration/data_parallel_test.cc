@@ -386,6 +386,33 @@ TEST_F(DataParallel, DisaggregatedKvIsHeldUntilTheDecodeReplicaAdmits) {
   EXPECT_DOUBLE_EQ(t.find("handoff_ms")->f64[0], t.find("kv_transfer_ms")->f64[0]);
 }
 
+// A request preempted at its decode replica while its KV is still on its way has no KV there to
+// swap: under SWAP it recomputes (its prompt and first token prefilled again at the decode
+// replica) instead of swapping out what has not arrived. A 59-block pool, a slow pod (200 MB/s
+// per rank, the 880-token prompt's KV takes over 0.5 s): the short request's growth preempts the
+// long one during its pull.
+TEST_F(DataParallel, DisaggregatedPreemptionDuringAPullRecomputes) {
+  const std::string path = (dir_ / "pull_swap.csv").string();
+  {
+    std::ofstream f(path);
+    f << "arrival_ms,input_tokens,output_tokens\n0,32,40\n0,880,3\n";
+  }
+  const auto s =
+      summary_of(run("pull_swap", "arrival_trace: \"" + path + "\"",
+                     every_ + " --set workload.parallelism.data_parallel=2" +
+                         " --set workload.serving.max_step_tokens=1024" +
+                         " --set workload.serving.kv_cache_bytes=123731968" +
+                         " --set workload.serving.preemption=SWAP" +
+                         " --set system.scale_up.rank_bandwidth_bytes_per_s=2e8" +
+                         " --set 'workload.serving.disaggregation={prefill_replicas: 1}'",
+                     true));
+  EXPECT_EQ(s.at("requests_completed"), 2);
+  EXPECT_EQ(s.at("replica1_preemptions"), 1);
+  EXPECT_EQ(s.at("swapped_bytes"), 0);
+  // 32 + 880 prompt tokens at the prefill replica, 880 + 1 again at the decode replica.
+  EXPECT_EQ(s.at("prefill_tokens"), 32 + 880 + 881);
+}
+
 // A closed loop over one prefill and two decode replicas (least-requests decode routing)
 // completes every request; requests of one output token end at their prefill (no transfer).
 TEST_F(DataParallel, DisaggregatedClosedLoopAndOneTokenRequests) {

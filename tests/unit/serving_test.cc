@@ -659,5 +659,30 @@ TEST(ServingFrontEnd, DisaggregatedHandOffsArePulledOneAtATimePerSide) {
   EXPECT_EQ(fe.outstanding(0), 0u);
 }
 
+// A transfer takes the earliest time both its sides are free, not the end of everything queued
+// on either side: with prefill replicas 0 and 1 and decode replicas 2 and 3, request 1's pull
+// (1 to 2) waits for request 0's (0 to 2) into replica 2, but request 3's (1 to 3), asked after
+// it, starts at once in the free time out of replica 1.
+TEST(ServingFrontEnd, DisaggregatedPullsFillTheFreeTimeOfBothSides) {
+  ServingFrontEnd g(arrivals_at({0, 0, 0, 0}), 0, 4, config::ROUTE_ROUND_ROBIN, 1);
+  g.set_disaggregation(2, config::ROUTE_ROUND_ROBIN, 0);
+  g.set_transfer([](uint32_t, uint32_t, uint64_t bytes) {
+    return ServingFrontEnd::Transfer{bytes * 1000, 0, bytes};
+  });
+  g.route_due(0);        // requests 0..3 to replicas 0, 1, 0, 1
+  g.hand_off(0, 0, 10);  // from 0, to 2
+  g.hand_off(2, 0, 1);   // from 0, to 3
+  g.hand_off(1, 0, 1);   // from 1, to 2
+  g.hand_off(3, 0, 2);   // from 1, to 3
+  EXPECT_EQ(g.replica_of(1), 2u);
+  EXPECT_EQ(g.replica_of(3), 3u);
+  EXPECT_EQ(g.pull(0, 0), 10000u);  // 0 -> 2: [0, 10,000)
+  EXPECT_EQ(g.pull(1, 0), 11000u);  // 1 -> 2 waits for replica 2: [10,000, 11,000)
+  EXPECT_EQ(g.pull(3, 0), 2000u);   // 1 -> 3: both sides free before 10,000: [0, 2,000)
+  EXPECT_EQ(g.pull(2, 0), 11000u);  // 0 -> 3: out of 0 busy to 10,000, into 3 to 2,000
+  EXPECT_EQ(g.transfer_ps(3), 2000u);
+  EXPECT_EQ(g.handoff_ps(2), 11000u);
+}
+
 }  // namespace
 }  // namespace tiersim
