@@ -29,7 +29,6 @@ ServingFrontEnd::ServingFrontEnd(std::vector<ServingRequest> requests, uint32_t 
       handed_ps_(requests_.size(), kNotSent),
       transfer_ps_(requests_.size(), 0),
       handoff_ps_(requests_.size(), 0),
-      release_ps_(requests_.size(), kNotSent),
       releases_(replicas),
       pulls_(replicas),
       egress_(replicas),
@@ -184,7 +183,7 @@ TimePs ServingFrontEnd::earliest_common_gap(const std::vector<Busy>& a, const st
 
 TimePs ServingFrontEnd::pull(uint32_t r, TimePs now) {
   const uint32_t from = prefill_of_.at(r), to = replica_of_.at(r);
-  if (!prefilled(r) || release_ps_[r] != kNotSent) {
+  if (!prefilled(r) || handoff_ps_[r] != 0) {
     throw std::logic_error("ServingFrontEnd: a pull of KV not handed off, or pulled twice");
   }
   const Transfer t = transfer_(from, to, pull_bytes_[r]);
@@ -202,8 +201,7 @@ TimePs ServingFrontEnd::pull(uint32_t r, TimePs now) {
                  Busy{start, end});
   }
   transfer_ps_[r] = end - start;
-  handoff_ps_[r] = end - handed_ps_[r];
-  release_ps_[r] = end;
+  handoff_ps_[r] = end - handed_ps_[r];  // > 0: its bytes take at least 1 ps
   ++transfers_;
   transfer_bytes_ += t.bytes;
   transfer_energy_j_ += t.energy_j;

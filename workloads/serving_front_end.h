@@ -82,8 +82,11 @@ class ServingFrontEnd {
   // The decode replica admitted handed-off request r at `now` (its blocks reserved): its KV
   // transfer starts once neither side has an earlier one in flight; returns when it lands.
   TimePs pull(uint32_t r, TimePs now);
-  // When request r's KV is freed at its prefill replica (kNotSent: not yet known).
-  TimePs kv_release_ps(uint32_t r) const { return release_ps_[r]; }
+  // When request r's KV is freed at its prefill replica: when its pull lands (kNotSent: not
+  // pulled yet).
+  TimePs kv_release_ps(uint32_t r) const {
+    return handoff_ps_[r] == 0 ? kNotSent : handed_ps_[r] + handoff_ps_[r];
+  }
   // Something a replica waits for is due by `now`: KV it held freed, or KV it pulls landed.
   bool release_due(uint32_t replica, TimePs now) const {
     return !releases_[replica].empty() && releases_[replica].front() <= now;
@@ -208,7 +211,7 @@ class ServingFrontEnd {
   std::vector<uint32_t> prefill_of_;  // per request: its prefill replica
   std::vector<uint64_t> pull_bytes_;  // per request: its KV per rank
   std::vector<TimePs> handed_ps_;     // per request: its hand-off
-  std::vector<TimePs> transfer_ps_, handoff_ps_, release_ps_;
+  std::vector<TimePs> transfer_ps_, handoff_ps_;  // 0: not pulled
   // Per replica: when KV it holds is freed, and when KV it pulls lands (ascending).
   std::vector<std::deque<TimePs>> releases_, pulls_;
   // Per replica: the transfers out of it and into it not yet ended, [start, end) in start

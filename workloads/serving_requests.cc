@@ -1,5 +1,6 @@
 // Serving requests: length distributions (fixed, uniform, percentiles, lognormal), CSV arrival
-// traces and Poisson or closed-loop arrivals drawn from a seed. The scheduler is in serving.cc.
+// traces and Poisson or closed-loop arrivals drawn from a seed. The scheduler is in serving.cc,
+// the summary and the requests table in serving_results.cc.
 #include "workloads/serving.h"
 
 #include <cmath>

@@ -226,8 +226,9 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
     front_end_module = std::make_unique<FrontEndModule>("front_end", *front_end);
   }
   // Disaggregated serving: a request's KV goes from each rank of its prefill replica to the same
-  // rank of its decode replica, as flows on the pod's links (no collective library: the
-  // transfer's own latency is the config's), each transfer timed alone.
+  // rank of its decode replica, as flows on the pod's links (no collective library: no launch
+  // or step latency), each transfer timed alone; the front end places them one at a time per
+  // side.
   std::unique_ptr<PodCollectiveCache> kv_pod;
   if (front_end && front_end->disaggregated()) {
     const uint32_t n = replicas * tp;
