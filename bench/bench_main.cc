@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "memory/bandwidth_memory_core.h"
 #include "memory/dram_stack.h"
 #include "memory/hbm_device.h"
 #include "memory/interleave.h"
@@ -168,6 +169,49 @@ void BM_InterleaveSplit(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_InterleaveSplit);
+
+// The fast-level memory core on a serving step's access mix, H100-like (5 HBM3 stacks x 32
+// channels, 256-byte interleave): weight tiles of 2 MiB streamed back to back (the streaming fast
+// path), then paged-attention reads, each issued when the previous one has landed (the memory
+// idles between them, as in a latency-bound paged-attention pipeline): block runs of 64 KiB
+// scattered over the pool (every channel, idle) and single 8 KiB blocks (some channels).
+void BM_BandwidthMemoryCoreServingMix(benchmark::State& state) {
+  config::HbmFast c;
+  c.set_stack_count(5);
+  c.set_bus_width_bits(1024);
+  c.set_pin_data_rate_mbps(5230);
+  c.set_capacity_bytes_per_stack(uint64_t{16} << 30);
+  c.set_efficiency_fraction(0.9);
+  c.set_latency_ps(500000);
+  c.set_interleave_bytes(256);
+  c.set_channels_per_stack(32);
+  c.set_miss_penalty_ps(7003);
+  c.set_turnaround_ps(4630);
+  c.set_refresh_overhead_fraction(0.12);
+  BandwidthMemoryCore core(BandwidthMemoryParams::from_config(c));
+  Rng rng(1);
+  uint64_t weights = 0, requests = 0;
+  TimePs now = 0;
+  const uint64_t pool = uint64_t{40} << 30;
+  for (auto _ : state) {
+    TimePs done = now;
+    for (int i = 0; i < 8; ++i) {  // queued: each issued 1 ns after the previous
+      done = core.serve(weights, 2 << 20, false, now + 1000 * i);
+      weights = (weights + (2 << 20)) % (uint64_t{16} << 30);
+    }
+    now = done;
+    for (int i = 0; i < 16; ++i) {
+      const bool block = i % 4 == 3;
+      const uint64_t bytes = block ? 8192 : 65536;
+      now =
+          core.serve(pool + rng.below(uint64_t{20} << 30) / bytes * bytes, bytes, i % 8 == 7, now);
+    }
+    requests += 24;
+  }
+  state.counters["requests_per_wall_s"] =
+      benchmark::Counter(static_cast<double>(requests), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_BandwidthMemoryCoreServingMix);
 
 // The detailed HBM core (plain C++, no SystemC): simulated 32-byte requests per wall-second for a
 // closed-loop stream and uniform random reads over one HBM3 stack (configs/memory/hbm3_6400).

@@ -38,17 +38,20 @@ void BandwidthMemoryCore::settle() const {
   const uint64_t n = servers_.size(), g = p_.interleave_bytes;
   // Server u's last chunk of the stream is the last chunk k <= kE with k % n == u; the next
   // local address continues it (after the partial tail granule on the last chunk's server).
-  const uint64_t k_end = (stream_end_ - 1) / g, r_end = k_end % n;
+  // With k_end = q n + r_end (the stream covered every server, so q >= 1 when r_end < n - 1):
+  // servers before r_end last had chunk q n + u, the next in their sequence is group q + 1;
+  // servers after it had group q - 1's, the next is group q.
+  const uint64_t k_end = (stream_end_ - 1) / g, r_end = k_end % n, q = k_end / n;
+  const uint64_t tail_local = q * g + (stream_end_ - 1) % g + 1;
+  const uint8_t dir = static_cast<uint8_t>(stream_write_);
   int64_t bytes_acc = 0, service_acc = 0;
   for (uint64_t u = 0; u < n; ++u) {
     bytes_acc += bytes_diff_[u];
     service_acc += service_diff_[u];
     servers_[u].apply_queued(scratch_[u], static_cast<TimePs>(service_acc),
                              static_cast<uint64_t>(bytes_acc));
-    const uint64_t k_last = k_end - (r_end + n - u) % n;
-    next_local_[u] =
-        k_last == k_end ? (k_end / n) * g + (stream_end_ - 1) % g + 1 : (k_last / n + 1) * g;
-    last_write_[u] = static_cast<uint8_t>(stream_write_);
+    next_local_[u] = u < r_end ? (q + 1) * g : u == r_end ? tail_local : q * g;
+    last_write_[u] = dir;
   }
   std::fill(bytes_diff_.begin(), bytes_diff_.end(), 0);
   std::fill(service_diff_.begin(), service_diff_.end(), 0);
@@ -212,9 +215,9 @@ bool BandwidthMemoryCore::serve_streamed(uint64_t addr, uint64_t bytes, bool wri
   return true;
 }
 
-TimePs BandwidthMemoryCore::serve_part(uint64_t u, uint64_t local, uint64_t bytes, bool write,
-                                       TimePs start_ps) {
-  TimePs extra = 0;
+inline TimePs BandwidthMemoryCore::serve_part(uint64_t u, uint64_t local, uint64_t bytes,
+                                              TimePs base_ps, bool write, TimePs start_ps) {
+  TimePs extra = base_ps;
   ++parts_;
   if (local != next_local_[u]) {
     extra += p_.miss_penalty_ps;
@@ -226,7 +229,7 @@ TimePs BandwidthMemoryCore::serve_part(uint64_t u, uint64_t local, uint64_t byte
   }
   next_local_[u] = local + bytes;
   last_write_[u] = static_cast<uint8_t>(write);
-  return servers_[u].reserve_with_overhead(start_ps, bytes, extra);
+  return servers_[u].reserve_service(start_ps, bytes, extra);
 }
 
 TimePs BandwidthMemoryCore::serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) {
@@ -248,8 +251,10 @@ TimePs BandwidthMemoryCore::serve(uint64_t addr, uint64_t bytes, bool write, Tim
     uint64_t u = r0, q = q0, left = bytes;
     uint64_t part = std::min(bytes, g - offset);
     uint64_t local = q0 * g + offset;
+    const TimePs granule_ps = uniform_rate_ ? transfer_time_ps(g, rate_) : 0;
     while (left > 0) {
-      done = std::max(done, serve_part(u, local, part, write, start_ps));
+      done = std::max(done,
+                      serve_part(u, local, part, part_ps(u, part, g, granule_ps), write, start_ps));
       left -= part;
       part = std::min(left, g);
       if (++u == n) {
@@ -269,18 +274,33 @@ TimePs BandwidthMemoryCore::serve(uint64_t addr, uint64_t bytes, bool write, Tim
   const uint64_t u_full = head ? (r0 + 1 == n ? 0 : r0 + 1) : r0;
   const uint64_t each = full / n, extra = full % n;
   const uint64_t u_tail = (u_full + extra) % n;
+  // Most parts are each or each + 1 granules: converted once when every server has one rate.
+  // (With one server a request may end inside its first granule: rest wraps around, and the
+  // lone server's part, head + full granules + tail, is the request's size modulo 2^64; it is
+  // converted as the head's server below.)
+  const uint64_t each_bytes = each * g, more_bytes = each_bytes + g;
+  const bool convert = uniform_rate_ && bytes >= head;
+  const TimePs each_ps = convert ? transfer_time_ps(each_bytes, rate_) : 0;
+  const TimePs more_ps = convert ? transfer_time_ps(more_bytes, rate_) : 0;
   uint64_t d = (n - u_full) % n;  // distance from u_full to u = 0, in server order
   for (uint64_t u = 0; u < n; ++u) {
-    uint64_t part = (each + (d < extra ? 1 : 0)) * g;
-    if (u == r0) part += head;
-    if (u == u_tail) part += tail;
+    const bool more = d < extra;
+    uint64_t part = more ? more_bytes : each_bytes;
+    TimePs base = more ? more_ps : each_ps;
     if (++d == n) d = 0;
+    if (u == r0 || u == u_tail) {
+      if (u == r0) part += head;
+      if (u == u_tail) part += tail;
+      base = uniform_rate_ ? transfer_time_ps(part, rate_) : servers_[u].service_ps(part);
+    } else if (!uniform_rate_) {
+      base = servers_[u].service_ps(part);
+    }
     if (part == 0) continue;
     // The server's first chunk of this request and its channel-local address: chunks k with
     // k % n == u are consecutive granules in the channel's own address sequence. The first
     // such k is k0 + (u - r0 mod n), which lies in the next group of n exactly when u < r0.
     const uint64_t local = (q0 + (u < r0 ? 1 : 0)) * g + (u == r0 ? offset : 0);
-    done = std::max(done, serve_part(u, local, part, write, start_ps));
+    done = std::max(done, serve_part(u, local, part, base, write, start_ps));
   }
   note_stream(addr, bytes, write);
   return done + p_.latency_ps;

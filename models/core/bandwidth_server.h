@@ -7,12 +7,13 @@
 // but starting earlier (loosely-timed annotated delay: reservations arrive in call order, not
 // start order) fills such a gap when it fits, instead of queueing behind work that starts after
 // it; otherwise it queues at the end. It returns the time the last byte leaves.
-// Plain C++: no SystemC, no allocation.
+// Plain C++: no SystemC, no allocation. The gap ring is stored inline, after the fields the
+// in-order path uses: a memory's channels leave a gap on every server at each request that
+// finds them idle, and a ring out of line cost a pointer chase per server.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
-#include <memory>
 
 #include "models/core/time.h"
 
@@ -22,27 +23,6 @@ class BandwidthServer {
  public:
   BandwidthServer() = default;
   explicit BandwidthServer(double bytes_per_s) : bytes_per_s_(bytes_per_s) {}
-  // The gap list lives out of line (allocated on a server's first remembered gap) so that a
-  // server stays one cache line on the in-order path.
-  BandwidthServer(const BandwidthServer& o) { *this = o; }
-  BandwidthServer& operator=(const BandwidthServer& o) {
-    if (this == &o) return *this;
-    bytes_per_s_ = o.bytes_per_s_;
-    busy_until_ps_ = o.busy_until_ps_;
-    busy_ps_ = o.busy_ps_;
-    bytes_ = o.bytes_;
-    max_gap_end_ = o.max_gap_end_;
-    max_gap_len_ = o.max_gap_len_;
-    for (int i = 0; i < 2; ++i) {
-      memo_bytes_[i] = o.memo_bytes_[i];
-      memo_service_ps_[i] = o.memo_service_ps_[i];
-    }
-    gaps_ = o.gaps_ ? std::make_unique<GapList>(*o.gaps_) : nullptr;
-    return *this;
-  }
-  BandwidthServer(BandwidthServer&&) noexcept = default;
-  BandwidthServer& operator=(BandwidthServer&&) noexcept = default;
-
   void set_rate(double bytes_per_s) {
     bytes_per_s_ = bytes_per_s;
     memo_bytes_[0] = memo_bytes_[1] = UINT64_MAX;
@@ -57,7 +37,12 @@ class BandwidthServer {
   // As reserve(), plus `extra_ps` of service time that moves no bytes (a row miss, a bus
   // turnaround).
   TimePs reserve_with_overhead(TimePs start_ps, uint64_t bytes, TimePs extra_ps) {
-    const TimePs service = service_ps(bytes) + extra_ps;
+    return reserve_service(start_ps, bytes, service_ps(bytes) + extra_ps);
+  }
+  // As reserve_with_overhead(), with the service time given: the caller computed it as
+  // transfer_time_ps(bytes, rate_bytes_per_s()) plus its overhead (a memory serving many servers
+  // at one rate converts each part size once per request).
+  TimePs reserve_service(TimePs start_ps, uint64_t bytes, TimePs service) {
     busy_ps_ += service;
     bytes_ += bytes;
     return place(start_ps, service);
@@ -79,10 +64,6 @@ class BandwidthServer {
   TimePs busy_ps() const { return busy_ps_; }  // total service time so far
   uint64_t bytes() const { return bytes_; }
 
- private:
-  struct Gap {
-    TimePs begin, end;
-  };
   // transfer_time_ps(bytes, rate). Streams repeat a few sizes (an interleaved request gives its
   // servers n or n + 1 granules; staging writes are whole tiles): the last two conversions are
   // reused (exactly the same values; set_rate forgets them).
@@ -96,6 +77,11 @@ class BandwidthServer {
     memo_service_ps_[0] = base;
     return base;
   }
+
+ private:
+  struct Gap {
+    TimePs begin, end;
+  };
   // Occupies `service` ps from `start` or later; returns the end. The in-order cases are
   // inline; filling a gap is out of line.
   TimePs place(TimePs start, TimePs service) {
@@ -113,10 +99,9 @@ class BandwidthServer {
   }
   // The end of the first remembered gap that fits, now occupied; 0 when none does.
   [[gnu::noinline]] TimePs fill_gap(TimePs start, TimePs service) {
-    if (!gaps_) return 0;
-    Gap* gaps = gaps_->gaps;
-    int& gap_count_ = gaps_->count;
-    int& next_gap_ = gaps_->next;
+    Gap* gaps = gaps_.gaps;
+    int& gap_count_ = gaps_.count;
+    int& next_gap_ = gaps_.next;
     for (int i = 0; i < gap_count_; ++i) {
       Gap& g = gaps[i];
       const TimePs b = std::max(start, g.begin);
@@ -139,15 +124,14 @@ class BandwidthServer {
   }
   void refresh_bounds() {
     max_gap_end_ = max_gap_len_ = 0;
-    for (int k = 0; k < gaps_->count; ++k) {
-      max_gap_end_ = std::max(max_gap_end_, gaps_->gaps[k].end);
-      max_gap_len_ = std::max(max_gap_len_, gaps_->gaps[k].end - gaps_->gaps[k].begin);
+    for (int k = 0; k < gaps_.count; ++k) {
+      max_gap_end_ = std::max(max_gap_end_, gaps_.gaps[k].end);
+      max_gap_len_ = std::max(max_gap_len_, gaps_.gaps[k].end - gaps_.gaps[k].begin);
     }
   }
   void remember(TimePs begin, TimePs end) {
     // A ring of the latest gaps: a new one replaces the oldest remembered (O(1)).
-    if (!gaps_) gaps_ = std::make_unique<GapList>();
-    GapList& l = *gaps_;
+    GapList& l = gaps_;
     if (l.count < kGaps) {
       l.gaps[l.count++] = {begin, end};
     } else {
@@ -166,11 +150,12 @@ class BandwidthServer {
   TimePs max_gap_len_ = 0;  // the longest remembered gap (an upper bound)
   uint64_t memo_bytes_[2] = {UINT64_MAX, UINT64_MAX};
   TimePs memo_service_ps_[2] = {0, 0};
+  // After the fields the in-order path uses (their first cache line).
   struct GapList {
-    Gap gaps[kGaps] = {};
     int count = 0, next = 0;
+    Gap gaps[kGaps] = {};
   };
-  std::unique_ptr<GapList> gaps_;
+  GapList gaps_;
 };
 
 // A bandwidth server with strict priorities (levels 0..kLevels-1, higher first), non-preemptive

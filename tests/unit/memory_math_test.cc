@@ -390,6 +390,78 @@ TEST(BandwidthMemoryCore, StreamingFastPathFuzz) {
   }
 }
 
+// The core's definition, written plainly: a request splits into its interleave granules, server
+// u = granule % servers takes every granule of the request that falls on it as one part (its
+// first granule's channel-local address), which misses when that address does not continue the
+// server's previous part and turns around when the direction changes; the request completes
+// when its last part does, plus the latency. The core with its fast path off (whose per-server
+// loop converts each part size once per request) must agree on every request, whatever the
+// mix: small requests, bulk ones on idle, busy or partly busy servers, earlier starts that fill
+// gaps, writes, one stack re-rated (servers at different rates) or all.
+TEST(BandwidthMemoryCore, PerServerPathIsTheDefinition) {
+  for (auto sc : std::vector<std::pair<uint32_t, uint32_t>>{{1, 1}, {2, 3}, {5, 32}}) {
+    const BandwidthMemoryParams p = stream_params(sc.first, sc.second);
+    BandwidthMemoryCore core(p, false);
+    const uint64_t n = p.servers(), g = p.interleave_bytes;
+    std::vector<BandwidthServer> ref(n);
+    std::vector<uint64_t> next_local(n, UINT64_MAX);
+    std::vector<int> last_write(n, -1);
+    for (uint64_t u = 0; u < n; ++u)
+      ref[u].set_rate(p.effective_bytes_per_s_per_channel(u % p.stack_count));
+    Rng rng(77 + n);
+    uint64_t addr = 0;
+    TimePs now = 0, last_done = 0;
+    std::vector<uint64_t> part(n), local(n);
+    for (int i = 0; i < 6000; ++i) {
+      const uint64_t kind = rng.below(10);
+      const uint64_t bytes = kind < 4   ? 1 + rng.below(n * g)  // small
+                             : kind < 8 ? n * g * (1 + rng.below(3)) + rng.below(n * g)
+                                        : 1 + rng.below(4 * g);
+      if (rng.below(3) == 0) addr = rng.below(uint64_t{1} << 30);
+      const bool write = rng.below(5) == 0;
+      const uint64_t r = rng.below(8);
+      if (r < 3) {
+        now = last_done + rng.below(100000);  // idle
+      } else if (r < 6) {
+        now += rng.below(20000);  // queued or partly
+      }
+      const TimePs start = r == 7 ? now - std::min<TimePs>(now, rng.below(2000000)) : now;
+      if (rng.below(800) == 0) {
+        const uint32_t s = static_cast<uint32_t>(rng.below(p.stack_count));
+        const double m = 1.0 + rng.below(3), f = 0.4 + 0.1 * rng.below(6);
+        core.set_stack_rate(s, m, f);
+        for (uint64_t u = s; u < n; u += p.stack_count)
+          ref[u].set_rate(p.stack_rate_at(m) * f / p.channels_per_stack);
+      }
+      std::fill(part.begin(), part.end(), 0);
+      for (uint64_t a = addr; a < addr + bytes;) {
+        const uint64_t k = a / g, u = k % n, take = std::min(addr + bytes, (k + 1) * g) - a;
+        if (part[u] == 0) local[u] = (k / n) * g + a % g;
+        part[u] += take;
+        a += take;
+      }
+      TimePs expect = start;
+      for (uint64_t u = 0; u < n; ++u) {
+        if (part[u] == 0) continue;
+        TimePs extra = local[u] != next_local[u] ? p.miss_penalty_ps : 0;
+        if (last_write[u] >= 0 && last_write[u] != int(write)) extra += p.turnaround_ps;
+        next_local[u] = local[u] + part[u];
+        last_write[u] = write;
+        expect = std::max(expect, ref[u].reserve_with_overhead(start, part[u], extra));
+      }
+      expect += p.latency_ps;
+      const TimePs got = core.serve(addr, bytes, write, start);
+      ASSERT_EQ(got, expect) << "servers " << n << " request " << i;
+      last_done = std::max(last_done, got);
+      addr += bytes;
+    }
+    for (uint64_t u = 0; u < n; ++u) {
+      ASSERT_EQ(core.server_bytes(u), ref[u].bytes()) << u;
+      ASSERT_EQ(core.server_busy_ps(u), ref[u].busy_ps()) << u;
+    }
+  }
+}
+
 // Near the 2^62 ps limit the fast path declines and the per-server path raises the error.
 TEST(BandwidthMemoryCore, StreamingFastPathLeavesTheTimeLimitToTheSlowPath) {
   const TimePs big = (TimePs{1} << 61) + 1;
