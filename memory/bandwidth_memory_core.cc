@@ -215,9 +215,10 @@ bool BandwidthMemoryCore::serve_streamed(uint64_t addr, uint64_t bytes, bool wri
   return true;
 }
 
+template <typename BasePs>
 inline TimePs BandwidthMemoryCore::serve_part(uint64_t u, uint64_t local, uint64_t bytes,
-                                              TimePs base_ps, bool write, TimePs start_ps) {
-  TimePs extra = base_ps;
+                                              const BasePs& base_ps, bool write, TimePs start_ps) {
+  TimePs extra = 0;
   ++parts_;
   if (local != next_local_[u]) {
     extra += p_.miss_penalty_ps;
@@ -229,8 +230,28 @@ inline TimePs BandwidthMemoryCore::serve_part(uint64_t u, uint64_t local, uint64
   }
   next_local_[u] = local + bytes;
   last_write_[u] = static_cast<uint8_t>(write);
-  return servers_[u].reserve_service(start_ps, bytes, extra);
+  // Converted after the bookkeeping, as a server converts its own part: a part past the time
+  // limit raises the run-input error at the same part, with the same state and message.
+  return servers_[u].reserve_service(start_ps, bytes, base_ps() + extra);
 }
+
+namespace {
+// A part size's transfer time at the servers' common rate, converted at its first use in a
+// request (a size no server takes is never converted).
+struct LazyPartPs {
+  uint64_t bytes;
+  double rate;
+  TimePs ps = 0;
+  bool converted = false;
+  TimePs get() {
+    if (!converted) {
+      ps = transfer_time_ps(bytes, rate);
+      converted = true;
+    }
+    return ps;
+  }
+};
+}  // namespace
 
 TimePs BandwidthMemoryCore::serve(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps) {
   if (!streaming_ && candidate_) enter_stream(addr, bytes, start_ps);
@@ -251,10 +272,13 @@ TimePs BandwidthMemoryCore::serve(uint64_t addr, uint64_t bytes, bool write, Tim
     uint64_t u = r0, q = q0, left = bytes;
     uint64_t part = std::min(bytes, g - offset);
     uint64_t local = q0 * g + offset;
-    const TimePs granule_ps = uniform_rate_ ? transfer_time_ps(g, rate_) : 0;
+    LazyPartPs granule{g, rate_};
     while (left > 0) {
-      done = std::max(done,
-                      serve_part(u, local, part, part_ps(u, part, g, granule_ps), write, start_ps));
+      const auto base = [&] {
+        if (!uniform_rate_) return servers_[u].service_ps(part);
+        return part == g ? granule.get() : transfer_time_ps(part, rate_);
+      };
+      done = std::max(done, serve_part(u, local, part, base, write, start_ps));
       left -= part;
       part = std::min(left, g);
       if (++u == n) {
@@ -274,28 +298,26 @@ TimePs BandwidthMemoryCore::serve(uint64_t addr, uint64_t bytes, bool write, Tim
   const uint64_t u_full = head ? (r0 + 1 == n ? 0 : r0 + 1) : r0;
   const uint64_t each = full / n, extra = full % n;
   const uint64_t u_tail = (u_full + extra) % n;
-  // Most parts are each or each + 1 granules: converted once when every server has one rate.
-  // (With one server a request may end inside its first granule: rest wraps around, and the
-  // lone server's part, head + full granules + tail, is the request's size modulo 2^64; it is
-  // converted as the head's server below.)
+  // Most parts are each or each + 1 granules: converted once per request when every server has
+  // one rate. (With one server a request may end inside its first granule: rest wraps around,
+  // and the lone server's part, head + full granules + tail, is the request's size modulo 2^64;
+  // it is converted as the head's server.)
   const uint64_t each_bytes = each * g, more_bytes = each_bytes + g;
-  const bool convert = uniform_rate_ && bytes >= head;
-  const TimePs each_ps = convert ? transfer_time_ps(each_bytes, rate_) : 0;
-  const TimePs more_ps = convert ? transfer_time_ps(more_bytes, rate_) : 0;
+  LazyPartPs each_ps{each_bytes, rate_}, more_ps{more_bytes, rate_};
   uint64_t d = (n - u_full) % n;  // distance from u_full to u = 0, in server order
   for (uint64_t u = 0; u < n; ++u) {
     const bool more = d < extra;
     uint64_t part = more ? more_bytes : each_bytes;
-    TimePs base = more ? more_ps : each_ps;
     if (++d == n) d = 0;
-    if (u == r0 || u == u_tail) {
-      if (u == r0) part += head;
-      if (u == u_tail) part += tail;
-      base = uniform_rate_ ? transfer_time_ps(part, rate_) : servers_[u].service_ps(part);
-    } else if (!uniform_rate_) {
-      base = servers_[u].service_ps(part);
-    }
+    const bool end_part = u == r0 || u == u_tail;
+    if (u == r0) part += head;
+    if (u == u_tail) part += tail;
     if (part == 0) continue;
+    const auto base = [&] {
+      if (!uniform_rate_) return servers_[u].service_ps(part);
+      if (end_part) return transfer_time_ps(part, rate_);
+      return more ? more_ps.get() : each_ps.get();
+    };
     // The server's first chunk of this request and its channel-local address: chunks k with
     // k % n == u are consecutive granules in the channel's own address sequence. The first
     // such k is k0 + (u - r0 mod n), which lies in the next group of n exactly when u < r0.

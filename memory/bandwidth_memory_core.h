@@ -127,16 +127,12 @@ class BandwidthMemoryCore {
 
  private:
   static constexpr uint64_t kNone = UINT64_MAX;
-  // One server's part of a request: `local` is its channel-local start address, `base_ps` the
-  // part's transfer time at the server's rate.
-  TimePs serve_part(uint64_t u, uint64_t local, uint64_t bytes, TimePs base_ps, bool write,
+  // One server's part of a request: `local` is its channel-local start address; base_ps()
+  // gives the part's transfer time at the server's rate (called after the miss and turnaround
+  // bookkeeping, where the server's own conversion would raise past the time limit).
+  template <typename BasePs>
+  TimePs serve_part(uint64_t u, uint64_t local, uint64_t bytes, const BasePs& base_ps, bool write,
                     TimePs start_ps);
-  // A part's transfer time at server u's rate: `known_bytes`'s is `known_ps` (the request's common
-  // part size, converted once when every server runs at one rate).
-  TimePs part_ps(uint64_t u, uint64_t bytes, uint64_t known_bytes, TimePs known_ps) {
-    if (!uniform_rate_) return servers_[u].service_ps(bytes);
-    return bytes == known_bytes ? known_ps : transfer_time_ps(bytes, rate_);
-  }
   // The streaming fast path: false (nothing changed) when the request does not qualify.
   bool serve_streamed(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps, TimePs& done);
   // After a bulk request served server by server: every server now continues it (a candidate

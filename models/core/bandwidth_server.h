@@ -25,7 +25,8 @@ class BandwidthServer {
   explicit BandwidthServer(double bytes_per_s) : bytes_per_s_(bytes_per_s) {}
   void set_rate(double bytes_per_s) {
     bytes_per_s_ = bytes_per_s;
-    memo_bytes_[0] = memo_bytes_[1] = UINT64_MAX;
+    memo_bytes_[0] = memo_bytes_[1] = 0;  // zero bytes take 0 ps at any rate
+    memo_service_ps_[0] = memo_service_ps_[1] = 0;
   }
   double rate_bytes_per_s() const { return bytes_per_s_; }
 
@@ -146,11 +147,11 @@ class BandwidthServer {
   TimePs busy_until_ps_ = 0;
   TimePs busy_ps_ = 0;
   uint64_t bytes_ = 0;
-  TimePs max_gap_end_ = 0;  // the latest end of a remembered gap (an upper bound)
-  TimePs max_gap_len_ = 0;  // the longest remembered gap (an upper bound)
-  uint64_t memo_bytes_[2] = {UINT64_MAX, UINT64_MAX};
+  TimePs max_gap_end_ = 0;           // the latest end of a remembered gap (an upper bound)
+  TimePs max_gap_len_ = 0;           // the longest remembered gap (an upper bound)
+  uint64_t memo_bytes_[2] = {0, 0};  // empty: size 0, which takes 0 ps
   TimePs memo_service_ps_[2] = {0, 0};
-  // After the fields the in-order path uses (their first cache line).
+  // After the fields the in-order path uses.
   struct GapList {
     int count = 0, next = 0;
     Gap gaps[kGaps] = {};

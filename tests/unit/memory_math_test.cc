@@ -390,7 +390,8 @@ TEST(BandwidthMemoryCore, StreamingFastPathFuzz) {
   }
 }
 
-// The core's definition, written plainly: a request splits into its interleave granules, server
+// The core's definition, written plainly (each server's queue and gap ring are a
+// BandwidthServer's, tested on its own): a request splits into its interleave granules, server
 // u = granule % servers takes every granule of the request that falls on it as one part (its
 // first granule's channel-local address), which misses when that address does not continue the
 // server's previous part and turns around when the direction changes; the request completes
@@ -412,9 +413,10 @@ TEST(BandwidthMemoryCore, PerServerPathIsTheDefinition) {
     uint64_t addr = 0;
     TimePs now = 0, last_done = 0;
     std::vector<uint64_t> part(n), local(n);
+    uint64_t parts = 0, misses = 0, turnarounds = 0;
     for (int i = 0; i < 6000; ++i) {
       const uint64_t kind = rng.below(10);
-      const uint64_t bytes = kind < 4   ? 1 + rng.below(n * g)  // small
+      const uint64_t bytes = kind < 4   ? rng.below(n * g)  // small, now and then empty
                              : kind < 8 ? n * g * (1 + rng.below(3)) + rng.below(n * g)
                                         : 1 + rng.below(4 * g);
       if (rng.below(3) == 0) addr = rng.below(uint64_t{1} << 30);
@@ -443,8 +445,16 @@ TEST(BandwidthMemoryCore, PerServerPathIsTheDefinition) {
       TimePs expect = start;
       for (uint64_t u = 0; u < n; ++u) {
         if (part[u] == 0) continue;
-        TimePs extra = local[u] != next_local[u] ? p.miss_penalty_ps : 0;
-        if (last_write[u] >= 0 && last_write[u] != int(write)) extra += p.turnaround_ps;
+        ++parts;
+        TimePs extra = 0;
+        if (local[u] != next_local[u]) {
+          extra += p.miss_penalty_ps;
+          ++misses;
+        }
+        if (last_write[u] >= 0 && last_write[u] != int(write)) {
+          extra += p.turnaround_ps;
+          ++turnarounds;
+        }
         next_local[u] = local[u] + part[u];
         last_write[u] = write;
         expect = std::max(expect, ref[u].reserve_with_overhead(start, part[u], extra));
@@ -452,6 +462,9 @@ TEST(BandwidthMemoryCore, PerServerPathIsTheDefinition) {
       expect += p.latency_ps;
       const TimePs got = core.serve(addr, bytes, write, start);
       ASSERT_EQ(got, expect) << "servers " << n << " request " << i;
+      ASSERT_EQ(core.parts(), parts) << "request " << i;
+      ASSERT_EQ(core.misses(), misses) << "request " << i;
+      ASSERT_EQ(core.turnarounds(), turnarounds) << "request " << i;
       last_done = std::max(last_done, got);
       addr += bytes;
     }
@@ -459,6 +472,32 @@ TEST(BandwidthMemoryCore, PerServerPathIsTheDefinition) {
       ASSERT_EQ(core.server_bytes(u), ref[u].bytes()) << u;
       ASSERT_EQ(core.server_busy_ps(u), ref[u].busy_ps()) << u;
     }
+  }
+}
+
+// A part past the 2^62 ps limit raises the run-input error exactly where the server's own
+// conversion of that part would: a whole granule takes too long on these servers (about 1e-5
+// bytes/s each), one byte does not, and an empty request converts nothing.
+TEST(BandwidthMemoryCore, OnlyPartsTakenAreConverted) {
+  config::HbmFast c;
+  c.set_stack_count(1);
+  c.set_bus_width_bits(1024);
+  c.set_pin_data_rate_mbps(1.7e-13);
+  c.set_capacity_bytes_per_stack(uint64_t{16} << 30);
+  c.set_efficiency_fraction(0.9);
+  c.set_latency_ps(500000);
+  c.set_interleave_bytes(256);
+  c.set_channels_per_stack(2);
+  c.set_refresh_overhead_fraction(0.12);
+  const BandwidthMemoryParams p = BandwidthMemoryParams::from_config(c);
+  for (bool fast_path : {false, true}) {
+    BandwidthMemoryCore core(p, fast_path);
+    EXPECT_EQ(core.serve(0, 0, false, 0), p.latency_ps);
+    const TimePs one = transfer_time_ps(1, p.effective_bytes_per_s_per_channel(0));
+    EXPECT_EQ(core.serve(0, 1, false, 0), one + p.miss_penalty_ps + p.latency_ps);
+    EXPECT_EQ(core.parts(), 1u);
+    EXPECT_THROW(core.serve(512, 256, false, 0), RunInputError);
+    EXPECT_EQ(core.parts(), 2u);  // counted before its conversion raised, as a server does
   }
 }
 
