@@ -41,8 +41,8 @@ class BandwidthServer {
     return reserve_service(start_ps, bytes, service_ps(bytes) + extra_ps);
   }
   // As reserve_with_overhead(), with the service time given: the caller computed it as
-  // transfer_time_ps(bytes, rate_bytes_per_s()) plus its overhead (a memory serving many servers
-  // at one rate converts each part size once per request).
+  // transfer_time_ps(bytes, rate_bytes_per_s()) plus its overhead (a memory whose servers share
+  // one rate converts a part size once per request, at its first use).
   TimePs reserve_service(TimePs start_ps, uint64_t bytes, TimePs service) {
     busy_ps_ += service;
     bytes_ += bytes;
