@@ -384,7 +384,49 @@ void ServingWorkload::push_idle(TimePs now, TimePs until, OpKind kind) {
 }
 
 void ServingWorkload::begin_step(TimePs now_ps) {
-  plan(now_ps);
+  // Under a predictor, a forward pass it predicts is booked at once on this workload's clock and
+  // the next step planned, until one is simulated (or the step is an idle wait or has swaps).
+  for (;;) {
+    const TimePs now = now_ps + offset_ps_;
+    plan(now);
+    if (predictor_ == nullptr || !pre_ops_.empty() || plan_.empty()) return;
+    uint32_t tokens = 0;
+    for (const PassSequence& p : plan_)
+      tokens += p.sampled;
+    TimePs duration = 0;
+    if (predictor_->simulate(step_, features(), tokens, now_ps, &duration)) return;
+    // The pass's ops are made and dropped, so its draws (MoE routing) follow the full run.
+    pass_.begin(plan_.data(), static_cast<uint32_t>(plan_.size()), step_);
+    Op op;
+    do {
+      if (!pass_.next(op, OpId(next_id_))) throw std::logic_error("ServingWorkload: empty pass");
+      ++next_id_;
+    } while (!pass_.done());
+    step_open_ = false;
+    offset_ps_ += duration;
+    finish_step(now + duration);
+  }
+}
+
+StepFeatures ServingWorkload::features() const {
+  StepFeatures f;
+  for (const PassSequence& p : plan_) {
+    const double queries = p.queries, context = double(p.cached) + p.queries;
+    f.x[0] += queries;
+    f.x[1] += p.sampled;
+    f.x[2] += context;
+    f.x[3] += kv_.runs(p.seq);
+    f.x[4] += queries * (double(p.cached) + (queries + 1) / 2);
+  }
+  return f;
+}
+
+bool ServingWorkload::set_step_predictor(StepPredictor* predictor) {
+  if (front_end_ != nullptr || gate_ != nullptr) {
+    throw std::logic_error("ServingWorkload: step prediction with a front end or a gate");
+  }
+  predictor_ = predictor;
+  return true;
 }
 
 TimePs ServingWorkload::arrival(size_t r) const {
@@ -460,6 +502,10 @@ void ServingWorkload::set_start(TimePs start_ps) {
 }
 
 void ServingWorkload::end_step(TimePs now_ps) {
+  finish_step(now_ps + offset_ps_);
+}
+
+void ServingWorkload::finish_step(TimePs now_ps) {
   step_tokens_ = 0;
   if (gate_ != nullptr && !plan_.empty()) gate_->step_done(pass_start_ps_, now_ps);
   for (size_t i = 0; i < plan_.size(); ++i) {

@@ -136,6 +136,8 @@ class ServingWorkload : public Workload {
     gate_ = gate;
     return true;
   }
+  // Only for a workload without a front end or an admission gate (validated).
+  bool set_step_predictor(StepPredictor* predictor) override;
   bool requests_pending(TimePs now) const override;
   // Data-parallel serving: this workload is replica `replica` behind the front end `front_end`
   // (not owned; outlives the run; its requests are this workload's): it serves the requests
@@ -168,6 +170,11 @@ class ServingWorkload : public Workload {
     TimePs kv_ready_ps = 0;
   };
   void plan(TimePs now);
+  // The planned forward pass's features (run.fast_forward).
+  StepFeatures features() const;
+  // The step's bookkeeping once its pass is done at `now` (this workload's clock): tokens,
+  // completions, the step count.
+  void finish_step(TimePs now);
   void preempt(uint32_t r, TimePs now);
   bool admit(uint32_t r, uint64_t tokens);  // takes a slot and blocks for `tokens`
   uint64_t request_kv_bytes(uint64_t tokens) const;
@@ -215,6 +222,11 @@ class ServingWorkload : public Workload {
   // Disaggregated prefill: requests handed off whose KV this replica holds until their decode
   // replica has pulled it (the request and its slot).
   std::vector<std::pair<uint32_t, uint32_t>> handed_off_;
+
+  // run.fast_forward: the predictor (none: every pass simulated), and how far this workload's
+  // clock is ahead of the simulated one (the predicted passes' time).
+  StepPredictor* predictor_ = nullptr;
+  TimePs offset_ps_ = 0;
 
   // The admission gate (none: every step admits as above).
   AdmissionGate* gate_ = nullptr;

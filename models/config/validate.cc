@@ -269,7 +269,12 @@ void validate_run(const config::Config& cfg, Validator v) {
     if (v.require(p + ".every_steps", ff.has_every_steps()) && ff.every_steps() == 0) {
       v.error(p + ".every_steps", "must be at least 1 (1: every step simulated)");
     }
-    if (ff.has_warmup_steps() && ff.warmup_steps() == 0) {
+    const bool serving = cfg.workload().has_serving();
+    if (serving && ff.has_warmup_steps() && ff.warmup_steps() < 8) {
+      v.error(p + ".warmup_steps",
+              "a serving run's passes are predicted from the simulated ones: simulate at least "
+              "the first 8 (default 32)");
+    } else if (ff.has_warmup_steps() && ff.warmup_steps() == 0) {
       v.error(p + ".warmup_steps", "must be at least 1 (the first step is always simulated)");
     }
     // The interpolation assumes a step's cost changes smoothly with its index: nothing whose
@@ -280,8 +285,33 @@ void validate_run(const config::Config& cfg, Validator v) {
                         "remove run.fast_forward or " +
                         what);
     };
-    if (!cfg.workload().has_decode()) {
-      v.error(p, "fast-forward needs a decode workload (a static batch whose steps repeat)");
+    if (ff.has_neighbour_radius()) {
+      if (!serving) {
+        v.error(p + ".neighbour_radius", "applies to a serving workload's predicted passes only");
+      } else {
+        v.positive(p + ".neighbour_radius", true, ff.neighbour_radius());
+      }
+    }
+    if (!cfg.workload().has_decode() && !serving) {
+      v.error(p,
+              "fast-forward needs a decode workload (a static batch whose steps repeat) or a "
+              "serving workload (whose passes it predicts)");
+    }
+    if (serving) {
+      // One replica, scheduled by its own clock: the predicted passes move that clock alone.
+      if (cfg.workload().parallelism().data_parallel() > 1) {
+        v.error("workload.parallelism.data_parallel",
+                "replicas behind a front end share one clock, which predicted passes would "
+                "leave behind; run one replica with run.fast_forward, or remove it");
+      }
+      if (cfg.workload().serving().has_disaggregation()) {
+        v.error("workload.serving.disaggregation",
+                "prefill and decode replicas share one clock, which predicted passes would "
+                "leave behind; remove run.fast_forward or the disaggregation");
+      }
+      if (cfg.policy().has_thermal_admission()) {
+        refuse("policy.thermal_admission", "a thermal admission gate");
+      }
     }
     if (cfg.tenancy().tenants_size() > 0) refuse("tenancy.tenants", "tenancy");
     if (cfg.policy().placement() == config::ORCHESTRATED) {

@@ -10,6 +10,7 @@
 #include "models/core/objects.h"
 #include "models/core/op.h"
 #include "models/core/records.h"
+#include "models/core/step_predictor.h"
 #include "models/core/summary.h"
 
 namespace tiersim {
@@ -97,6 +98,10 @@ class Workload {
   // A controller's admission gate (not owned; outlives the run). Returns false when the workload
   // schedules no requests (nothing to gate).
   virtual bool set_admission_gate(AdmissionGate* /*gate*/) { return false; }
+  // Serving under run.fast_forward: the predictor that decides which forward passes are
+  // simulated (not owned; outlives the run). Returns false for a workload that plans no passes
+  // to predict.
+  virtual bool set_step_predictor(StepPredictor* /*predictor*/) { return false; }
   // Data-parallel serving: something was delivered to this replica by `now` since it planned
   // (or nothing more will come), so a wait for requests (an OpKind::kIdle op) ends now.
   virtual bool requests_pending(TimePs /*now*/) const { return false; }

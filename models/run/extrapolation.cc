@@ -9,9 +9,9 @@
 
 namespace tiersim {
 
-StepExtrapolation::StepExtrapolation(const std::vector<std::unique_ptr<Component>>& components,
-                                     StatsRegistry& stats, const FastForwardWorkload& workload)
-    : components_(components), workload_(workload), stats_(stats) {
+CumulativeState::CumulativeState(const std::vector<std::unique_ptr<Component>>& components,
+                                 StatsRegistry& stats)
+    : components_(components), stats_(stats) {
   // The stats that hold their own totals. Formulas (a VectorFormula reports kVector too) derive
   // their values from model state when sampled: they are not extrapolated.
   for (const auto& s : stats.all()) {
@@ -24,17 +24,11 @@ StepExtrapolation::StepExtrapolation(const std::vector<std::unique_ptr<Component
     }
   }
   registered_ = stats.all().size();
-  last_.stats.assign(values_.size(), 0.0);
-  last_.energy.assign(components_.size(), EnergyLedger{});
-  last_step_stats_.assign(values_.size(), 0.0);
-  last_step_energy_.assign(components_.size(), EnergyLedger{});
-  extra_stats_.assign(values_.size(), 0.0);
-  extra_energy_.assign(components_.size(), EnergyLedger{});
 }
 
-void StepExtrapolation::take(Snapshot& s, TimePs now_ps) const {
+void CumulativeState::take(Snapshot& s, TimePs now_ps) const {
   if (stats_.all().size() != registered_) {
-    throw std::logic_error("StepExtrapolation: a stat was registered during the run");
+    throw std::logic_error("CumulativeState: a stat was registered during the run");
   }
   s.stats.resize(values_.size());
   for (size_t v = 0; v < values_.size(); ++v) {
@@ -55,12 +49,54 @@ void StepExtrapolation::take(Snapshot& s, TimePs now_ps) const {
     components_[c]->add_energy(now_ps, s.energy[c]);
 }
 
-void StepExtrapolation::on_step_end(const std::vector<TokenRecord>& records, TimePs now_ps) {
-  take(scratch_, now_ps);
-  // This step's own increments: its snapshot less the previous simulated step's.
-  for (size_t v = 0; v < values_.size(); ++v)
-    scratch_.stats[v] -= last_.stats[v];
+void CumulativeState::add_to_stats(const std::vector<double>& extra) const {
+  for (size_t v = 0; v < values_.size(); ++v) {
+    Stat* st = values_[v].first;
+    const double e = extra[v];
+    if (e == 0) continue;
+    switch (st->kind()) {
+      case StatKind::kCounter:
+        if (e < 0) throw std::logic_error("CumulativeState: a negative counter increment");
+        static_cast<Counter*>(st)->inc(static_cast<uint64_t>(std::llround(e)));
+        break;
+      case StatKind::kScalar:
+        static_cast<Scalar*>(st)->add(e);
+        break;
+      default:
+        static_cast<Vector*>(st)->add(values_[v].second, e);
+    }
+  }
+}
+
+std::vector<EnergyLedger> CumulativeState::energy_with(const std::vector<EnergyLedger>& extra,
+                                                       TimePs end_ps) const {
+  std::vector<EnergyLedger> out(components_.size());
   for (size_t c = 0; c < components_.size(); ++c) {
+    components_[c]->add_energy(end_ps, out[c]);
+    for (size_t p = 0; p < kEnergyParts; ++p)
+      out[c].j[p] += extra[c].j[p];
+  }
+  return out;
+}
+
+StepExtrapolation::StepExtrapolation(const std::vector<std::unique_ptr<Component>>& components,
+                                     StatsRegistry& stats, const FastForwardWorkload& workload)
+    : workload_(workload), state_(components, stats) {
+  const size_t values = state_.values(), n = state_.components();
+  last_.stats.assign(values, 0.0);
+  last_.energy.assign(n, EnergyLedger{});
+  last_step_stats_.assign(values, 0.0);
+  last_step_energy_.assign(n, EnergyLedger{});
+  extra_stats_.assign(values, 0.0);
+  extra_energy_.assign(n, EnergyLedger{});
+}
+
+void StepExtrapolation::on_step_end(const std::vector<TokenRecord>& records, TimePs now_ps) {
+  state_.take(scratch_, now_ps);
+  // This step's own increments: its snapshot less the previous simulated step's.
+  for (size_t v = 0; v < state_.values(); ++v)
+    scratch_.stats[v] -= last_.stats[v];
+  for (size_t c = 0; c < state_.components(); ++c) {
     for (size_t p = 0; p < kEnergyParts; ++p)
       scratch_.energy[c].j[p] -= last_.energy[c].j[p];
   }
@@ -73,10 +109,10 @@ void StepExtrapolation::on_step_end(const std::vector<TokenRecord>& records, Tim
     const double w = double(skipped[skipped_done_].step - a.step) / double(b.step - a.step);
     const double da = double(a.end_ps - a.start_ps), db = double(b.end_ps - b.start_ps);
     skipped_ps_.push_back(static_cast<TimePs>(std::llround(da + w * (db - da))));
-    for (size_t v = 0; v < values_.size(); ++v) {
+    for (size_t v = 0; v < state_.values(); ++v) {
       extra_stats_[v] += last_step_stats_[v] + w * (scratch_.stats[v] - last_step_stats_[v]);
     }
-    for (size_t c = 0; c < components_.size(); ++c) {
+    for (size_t c = 0; c < state_.components(); ++c) {
       for (size_t p = 0; p < kEnergyParts; ++p) {
         const double ea = last_step_energy_[c].j[p], eb = scratch_.energy[c].j[p];
         extra_energy_[c].j[p] += ea + w * (eb - ea);
@@ -84,11 +120,11 @@ void StepExtrapolation::on_step_end(const std::vector<TokenRecord>& records, Tim
     }
   }
   // Keep this step's increments and its cumulative snapshot.
-  for (size_t v = 0; v < values_.size(); ++v) {
+  for (size_t v = 0; v < state_.values(); ++v) {
     last_step_stats_[v] = scratch_.stats[v];
     last_.stats[v] += scratch_.stats[v];
   }
-  for (size_t c = 0; c < components_.size(); ++c) {
+  for (size_t c = 0; c < state_.components(); ++c) {
     last_step_energy_[c] = scratch_.energy[c];
     for (size_t p = 0; p < kEnergyParts; ++p)
       last_.energy[c].j[p] += scratch_.energy[c].j[p];
@@ -118,30 +154,9 @@ Extrapolation StepExtrapolation::finish(const std::vector<TokenRecord>& records,
     x.records.push_back(moved);
   }
   x.extra_ps = offset;
-  x.energy.assign(components_.size(), EnergyLedger{});
-  for (size_t c = 0; c < components_.size(); ++c) {
-    components_[c]->add_energy(end_ps, x.energy[c]);
-    for (size_t p = 0; p < kEnergyParts; ++p)
-      x.energy[c].j[p] += extra_energy_[c].j[p];
-  }
-  // Then the stats.
-  for (size_t v = 0; v < values_.size(); ++v) {
-    Stat* st = values_[v].first;
-    const double e = extra_stats_[v];
-    if (e == 0) continue;
-    switch (st->kind()) {
-      case StatKind::kCounter:
-        // Increments interpolate between two steps' own (w in (0, 1)): never negative.
-        if (e < 0) throw std::logic_error("StepExtrapolation: a negative counter increment");
-        static_cast<Counter*>(st)->inc(static_cast<uint64_t>(std::llround(e)));
-        break;
-      case StatKind::kScalar:
-        static_cast<Scalar*>(st)->add(e);
-        break;
-      default:
-        static_cast<Vector*>(st)->add(values_[v].second, e);
-    }
-  }
+  x.energy = state_.energy_with(extra_energy_, end_ps);
+  // Then the stats (increments interpolate between two steps' own, w in (0, 1): never negative).
+  state_.add_to_stats(extra_stats_);
   return x;
 }
 

@@ -15,6 +15,7 @@
 
 #include "models/core/energy.h"
 #include "models/core/records.h"
+#include "models/core/summary.h"
 #include "workloads/fast_forward.h"
 
 namespace tiersim {
@@ -22,6 +23,34 @@ namespace tiersim {
 class Component;
 class Stat;
 class StatsRegistry;
+
+// Every component's energy ledger and every cumulative stat (counters, vectors, accumulated
+// scalars) of a run, read as one flat vector of values: what a step not simulated adds to the
+// run. Formulas (derived from model state when sampled) are left out. No stat may be registered
+// after construction.
+class CumulativeState {
+ public:
+  struct Snapshot {
+    std::vector<double> stats;         // per value (a vector stat has several)
+    std::vector<EnergyLedger> energy;  // per component, up to the snapshot's time
+  };
+  CumulativeState(const std::vector<std::unique_ptr<Component>>& components, StatsRegistry& stats);
+  size_t values() const { return values_.size(); }
+  size_t components() const { return components_.size(); }
+  void take(Snapshot& s, TimePs now_ps) const;
+  // Adds `extra` (per value) to the stats: counters rounded to integers (a negative counter
+  // increment is an internal error), scalars and vectors as they are.
+  void add_to_stats(const std::vector<double>& extra) const;
+  // Each component's energy at `end_ps` plus `extra` (per component).
+  std::vector<EnergyLedger> energy_with(const std::vector<EnergyLedger>& extra,
+                                        TimePs end_ps) const;
+
+ private:
+  const std::vector<std::unique_ptr<Component>>& components_;
+  const StatsRegistry& stats_;
+  size_t registered_ = 0;                         // stats at construction
+  std::vector<std::pair<Stat*, size_t>> values_;  // per value: its stat and index
+};
 
 // What the skipped steps add to a run. A skipped step after the last simulated one (a run cut
 // short by a limit) has no right neighbour: it is left out.
@@ -32,6 +61,8 @@ struct Extrapolation {
   // span included).
   std::vector<EnergyLedger> energy;
   uint32_t simulated_steps = 0, extrapolated_steps = 0;
+  // Items the summary adds after the step counts (a serving run's prediction error).
+  std::vector<SummaryItem> items;
 };
 
 class StepExtrapolation {
@@ -48,18 +79,10 @@ class StepExtrapolation {
   Extrapolation finish(const std::vector<TokenRecord>& records, TimePs end_ps);
 
  private:
-  struct Snapshot {
-    std::vector<double> stats;
-    std::vector<EnergyLedger> energy;
-  };
-  void take(Snapshot& s, TimePs now_ps) const;
+  using Snapshot = CumulativeState::Snapshot;
 
-  const std::vector<std::unique_ptr<Component>>& components_;
   const FastForwardWorkload& workload_;
-  const StatsRegistry& stats_;
-  size_t registered_ = 0;  // stats at construction: none may be added during the run
-  // The cumulative stats and, per value, its stat and index (vectors have several).
-  std::vector<std::pair<Stat*, size_t>> values_;
+  CumulativeState state_;
   Snapshot last_, scratch_;              // at the last simulated step's end; a work area
   std::vector<double> last_step_stats_;  // the last simulated step's own increments
   std::vector<EnergyLedger> last_step_energy_;

@@ -21,6 +21,7 @@
 #include "models/run/extrapolation.h"
 #include "models/run/power_monitor.h"
 #include "models/run/run_parts.h"
+#include "models/run/step_prediction.h"
 #include "models/run/trace.h"
 #include "workloads/fast_forward.h"
 #include "workloads/replay.h"
@@ -86,7 +87,9 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
     workload = std::make_unique<TenantScheduler>(cfg, std::move(workload));
   }
   FastForwardWorkload* fast_forward = nullptr;
-  if (cfg.run().has_fast_forward()) {
+  // A serving workload predicts passes instead (set up once the components are built).
+  const bool predict_steps = cfg.run().has_fast_forward() && cfg.workload().has_serving();
+  if (cfg.run().has_fast_forward() && !predict_steps) {
     // Validated: a decode workload without tenancy.
     if (!options.trace_path.empty()) {
       throw located(loaded, {ConfigIssue{{},
@@ -158,6 +161,19 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   if (fast_forward) {
     extrapolation = std::make_unique<StepExtrapolation>(components, ctx.stats(), *fast_forward);
   }
+  std::unique_ptr<ServingStepPrediction> prediction;
+  if (predict_steps) {
+    // Validated: one serving replica, no gate, no trace.
+    const auto& ff = cfg.run().fast_forward();
+    ServingStepPrediction::Params p;
+    p.every_steps = ff.every_steps();
+    p.warmup_steps = ff.has_warmup_steps() ? ff.warmup_steps() : 32;
+    if (ff.has_neighbour_radius()) p.radius = ff.neighbour_radius();
+    prediction = std::make_unique<ServingStepPrediction>(components, ctx.stats(), p);
+    if (!workload->set_step_predictor(prediction.get())) {
+      throw std::logic_error("run.fast_forward: the serving workload takes no step predictor");
+    }
+  }
 
   // Progress on a terminal: simulated time, steps, wall time, ETA; at most 4 lines a second.
   const uint32_t total_steps = workload->total_steps();
@@ -166,6 +182,7 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   // Each line rewrites the last one and clears what a longer one left (ESC [ K).
   ctx.on_step_end = [&](const TokenRecord& rec) {
     if (extrapolation) extrapolation->on_step_end(ctx.records().tokens, rec.end_ps);
+    if (prediction) prediction->on_step_end(rec);
     if (!options.progress) return;
     const auto now = Clock::now();
     step_start = now;
@@ -238,8 +255,9 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   // the components' and their increments the cumulative stats (/stats keep the simulated steps'
   // sample above).
   std::optional<Extrapolation> extrapolated;
-  if (extrapolation) {
-    extrapolated = extrapolation->finish(ctx.records().tokens, end_ps);
+  if (extrapolation || prediction) {
+    extrapolated = extrapolation ? extrapolation->finish(ctx.records().tokens, end_ps)
+                                 : prediction->finish(ctx.records().tokens, end_ps);
     ctx.records().tokens = extrapolated->records;
   }
   out.summary =

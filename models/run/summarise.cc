@@ -224,6 +224,7 @@ std::vector<SummaryItem> summarise_run(Context& ctx,
         {"fast_forward_simulated_steps", static_cast<double>(ff->simulated_steps), "steps"});
     summary.push_back(
         {"fast_forward_extrapolated_steps", static_cast<double>(ff->extrapolated_steps), "steps"});
+    summary.insert(summary.end(), ff->items.begin(), ff->items.end());
   }
   summarise_components(ctx, components, end_ps, generated_all, ff, summary);
   ctx.workload()->summarize(summary);

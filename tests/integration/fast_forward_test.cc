@@ -39,6 +39,16 @@ void expect_bytes_per_token_agree(const std::string& full_file, const std::strin
   EXPECT_GE(items, 3);
 }
 
+// Every item of `full` is in `other` with the same value (but the wall time).
+template <typename Summary>
+void expect_full_run(const Summary& full, const Summary& other) {
+  for (const auto& [name, value] : full) {
+    if (name == "wall_time_s") continue;
+    ASSERT_TRUE(other.count(name)) << name;
+    EXPECT_EQ(other.at(name), value) << name;
+  }
+}
+
 class FastForward : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -67,11 +77,7 @@ TEST_F(FastForward, EveryStepIsTheFullRun) {
   const auto every = summary_of(go("every", " --set run.fast_forward.every_steps=1"));
   EXPECT_EQ(every.at("fast_forward_simulated_steps"), 12);
   EXPECT_EQ(every.at("fast_forward_extrapolated_steps"), 0);
-  for (const auto& [name, value] : full) {
-    if (name == "wall_time_s") continue;
-    ASSERT_TRUE(every.count(name)) << name;
-    EXPECT_EQ(every.at(name), value) << name;
-  }
+  expect_full_run(full, every);
 }
 
 TEST_F(FastForward, SkippedStepsAreInterpolatedBetweenTheirNeighbours) {
@@ -159,15 +165,23 @@ TEST_F(FastForward, BadSettingsExitTwoNamingTheField) {
   bad(ff + " --set policy.placement=ORCHESTRATED", "policy.placement");
   // A thermal model's temperatures evolve with time.
   bad(ff + " " + test::preset("hardware/fragments/h100_hbm_thermal_air.textproto"), ".hbm.thermal");
-  // Serving is not a static batch.
-  const auto r =
-      test::run_cmd(test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") +
-                    " " + test::preset("models/llama3_8b.textproto") + " " +
-                    test::preset("studies/serving_llama3_8b.textproto") + ff + " --quiet --out " +
-                    (dir_ / "bad.h5").string());
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, ::testing::HasSubstr("run.fast_forward"));
-  EXPECT_THAT(r.err, ::testing::HasSubstr("decode workload"));
+  // Serving: one replica on its own clock, enough simulated passes to fit on.
+  const std::string serving = test::tiersim_binary() + " run " +
+                              test::preset("hardware/h100_sxm.textproto") + " " +
+                              test::preset("models/llama3_8b.textproto") + " " +
+                              test::preset("studies/serving_llama3_8b.textproto") + ff +
+                              " --quiet --out " + (dir_ / "bad.h5").string();
+  auto bad_serving = [&](const std::string& sets, const std::string& field) {
+    const auto r = test::run_cmd(serving + sets);
+    EXPECT_EQ(r.code, 2) << sets;
+    EXPECT_THAT(r.err, ::testing::HasSubstr(field)) << r.err;
+    EXPECT_FALSE(fs::exists(dir_ / "bad.h5"));
+  };
+  bad_serving(" --set run.fast_forward.warmup_steps=4", "run.fast_forward.warmup_steps");
+  bad_serving(" --set run.fast_forward.neighbour_radius=0", "run.fast_forward.neighbour_radius");
+  bad_serving(" --set workload.parallelism.data_parallel=2", "workload.parallelism.data_parallel");
+  // The radius is the serving prediction's.
+  bad(ff + " --set run.fast_forward.neighbour_radius=0.1", "run.fast_forward.neighbour_radius");
   // A trace records every step.
   const auto t = test::run_cmd(
       test::tiersim_binary() + " trace " + test::preset("hardware/h100_sxm.textproto") + " " +
@@ -175,6 +189,94 @@ TEST_F(FastForward, BadSettingsExitTwoNamingTheField) {
       test::preset("studies/default.textproto") + ff + " --out " + (dir_ / "bad.trace").string());
   EXPECT_EQ(t.code, 2) << t.err;
   EXPECT_THAT(t.err, ::testing::HasSubstr("run.fast_forward"));
+}
+
+// Serving (the Llama-3-8B serving study, first 40 requests): every pass simulated is the full
+// run; with one in 8 simulated, the predicted passes keep the requests' latencies, throughput,
+// bytes and energy within a fraction of a percent, on one timeline.
+class ServingFastForward : public FastForward {
+ protected:
+  void SetUp() override {
+    FastForward::SetUp();
+    base_ = test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+            test::preset("models/llama3_8b.textproto") + " " +
+            test::preset("studies/serving_llama3_8b.textproto") +
+            " --set workload.serving.poisson.requests=40 --quiet";
+  }
+};
+
+TEST_F(ServingFastForward, EveryPassSimulatedIsTheFullRun) {
+  const auto full = summary_of(go("full", ""));
+  const auto every = summary_of(go("every", " --set run.fast_forward.every_steps=1"));
+  EXPECT_EQ(every.at("fast_forward_extrapolated_steps"), 0);
+  // Every pass after the warm-up was predicted before it was simulated.
+  EXPECT_GT(every.at("fast_forward_checked_steps"), 100);
+  expect_full_run(full, every);
+}
+
+TEST_F(ServingFastForward, PredictedPassesAgreeWithTheFullRun) {
+  const std::string full_file = go("full", "");
+  const std::string sets = " --set run.fast_forward.every_steps=8";
+  const std::string ff_file = go("ff", sets);
+  const auto full = summary_of(full_file), ff = summary_of(ff_file);
+  const double simulated = ff.at("fast_forward_simulated_steps");
+  const double predicted = ff.at("fast_forward_extrapolated_steps");
+  // (A short run: 32 warm-up passes, and many that nothing simulated was near yet.)
+  EXPECT_GT(predicted, 1.5 * simulated);
+  EXPECT_GT(ff.at("fast_forward_checked_steps"), 10);
+  EXPECT_LT(ff.at("fast_forward_step_error_abs_mean_pct"), 2.0);
+  // Every request runs to completion on the same schedule of tokens.
+  EXPECT_EQ(ff.at("tokens_generated"), full.at("tokens_generated"));
+  EXPECT_EQ(ff.at("requests_completed"), full.at("requests_completed"));
+  // A request's TTFT ends with the step its first token lands in, so a step's shift across
+  // its arrival moves it by a whole step: the median of 40 is looser than the means.
+  EXPECT_NEAR(ff.at("ttft_ms_p50"), full.at("ttft_ms_p50"), 0.05 * full.at("ttft_ms_p50"));
+  for (const char* name :
+       {"ttft_ms_mean", "request_tpot_ms_mean", "request_tpot_ms_p50", "itl_ms_mean", "e2e_ms_p50",
+        "output_tokens_per_s", "tpot_ms_mean", "sim_time_s", "hbm_bytes_per_token",
+        "energy_j_per_token", "energy_j_static", "energy_j_dynamic"}) {
+    ASSERT_TRUE(full.count(name) && ff.count(name)) << name;
+    EXPECT_NEAR(ff.at(name), full.at(name), 0.01 * full.at(name)) << name;
+  }
+  expect_bytes_per_token_agree(full_file, ff_file, 0.01);
+  // One timeline: every step in order, each after the one before, the predicted ones marked.
+  const Table tokens = ResultReader(ff_file).read_table("/tokens");
+  const auto& step = tokens.find("step")->u64;
+  const auto& start = tokens.find("start_ps")->u64;
+  const auto& end = tokens.find("end_ps")->u64;
+  const auto& ext = tokens.find("extrapolated")->u64;
+  ASSERT_EQ(double(step.size()), simulated + predicted);
+  uint64_t marked = 0;
+  for (size_t i = 0; i < step.size(); ++i) {
+    EXPECT_LT(start[i], end[i]) << i;
+    if (i > 0) {
+      EXPECT_GT(step[i], step[i - 1]) << i;
+      EXPECT_GE(start[i], end[i - 1]) << i;
+    }
+    marked += ext[i];
+  }
+  EXPECT_EQ(double(marked), predicted);
+  EXPECT_DOUBLE_EQ(ff.at("sim_time_s"), double(end.back()) * 1e-12);
+  // The requests finish on that timeline.
+  const Table reqs = ResultReader(ff_file).read_table("/workload/requests");
+  uint64_t last_finish = 0;
+  for (uint64_t f : reqs.find("finish_ps")->u64)
+    last_finish = std::max(last_finish, f);
+  EXPECT_EQ(last_finish, end.back());
+  std::printf(
+      "[ measured ] serving 8B, 40 requests, 1 in 8: %g passes simulated, %g predicted; TTFT "
+      "mean %+.3f%%, TPOT mean %+.3f%%, E2E p50 %+.3f%%, energy/token %+.3f%%; step error "
+      "|mean| %.3f%% (p95 %.3f%%); wall %.2f -> %.2f s\n",
+      simulated, predicted, 100 * (ff.at("ttft_ms_mean") / full.at("ttft_ms_mean") - 1),
+      100 * (ff.at("request_tpot_ms_mean") / full.at("request_tpot_ms_mean") - 1),
+      100 * (ff.at("e2e_ms_p50") / full.at("e2e_ms_p50") - 1),
+      100 * (ff.at("energy_j_per_token") / full.at("energy_j_per_token") - 1),
+      ff.at("fast_forward_step_error_abs_mean_pct"), ff.at("fast_forward_step_error_abs_p95_pct"),
+      full.at("wall_time_s"), ff.at("wall_time_s"));
+  // The same config and seed, the same result.
+  const auto again = summary_of(go("again", sets));
+  EXPECT_EQ(again.at("ttft_ms_mean"), ff.at("ttft_ms_mean"));
+  EXPECT_EQ(again.at("energy_j"), ff.at("energy_j"));
 }
 
 // Against the full run on the shipped studies: a dense TP8 run (the speed row's), speculative

@@ -1,0 +1,107 @@
+// Step prediction for a serving run under run.fast_forward (the workload's side is
+// models/core/step_predictor.h; the decode workload's fast-forward is models/run/extrapolation.h).
+//
+// Which forward passes are simulated: the first `warmup_steps`; then at least one in every
+// `every_steps` (counted in passes since the last simulated one); and any whose features lie
+// outside the box the simulated passes in the window span, widened by 5% of each feature's range
+// on either side (a feature the window holds constant must match exactly). Every other pass is
+// predicted: each of its outputs (its duration, every component's energy by part, every
+// cumulative stat's increment) is a local linear fit at its features over the `neighbours`
+// simulated passes nearest to it (features scaled by their range in the window, tricube
+// weights on the distance, a small ridge on the slopes; a local mean when the fit is singular),
+// which is one weighted sum of the neighbours' increments. An output whose neighbours are all
+// non-negative is not predicted negative. The passes a simulation was due for by the
+// every_steps rule are predicted first and their error kept: the reported prediction error is a
+// sample of passes like the predicted ones (the warm-up and out-of-box passes are not in it).
+//
+// The window keeps the last 512 simulated passes. Fidelity: a pass's duration and increments
+// are taken to be smooth functions of its features, near the passes simulated; what the features
+// do not describe (which expert a MoE token goes to, where a request's KV blocks sit beyond their
+// count of runs, the memory's state left by the step before) averages over the neighbours.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "models/core/step_predictor.h"
+#include "models/run/extrapolation.h"
+
+namespace tiersim {
+
+// The weights h (training index, weight) of a local linear fit at `x` over the `k` training
+// points nearest to it, as above: the fit's value at x is the sum of h_i y_i for any outputs
+// y. Fills `h`; `train` must not be empty.
+// Returns the distance (log-scaled, as below) of the `near`-th nearest (0: the k-th).
+double local_linear_weights(const std::vector<StepFeatures>& train, const StepFeatures& x, size_t k,
+                            std::vector<std::pair<size_t, double>>& h, size_t near = 0);
+
+class ServingStepPrediction : public StepPredictor {
+ public:
+  struct Params {
+    uint32_t every_steps = 16;
+    uint32_t warmup_steps = 32;
+    uint32_t neighbours = 24;
+    uint32_t window = 512;
+    double margin = 0.05;  // of each feature's range in the window
+    // A pass is simulated unless its near_neighbours-th nearest simulated pass is within
+    // `radius` (log-scaled features over their range in the window, Euclidean).
+    uint32_t near_neighbours = 8;
+    double radius = 0.1;
+  };
+  ServingStepPrediction(const std::vector<std::unique_ptr<Component>>& components,
+                        StatsRegistry& stats, const Params& params);
+
+  bool simulate(uint32_t step, const StepFeatures& f, uint32_t tokens, TimePs now_ps,
+                TimePs* duration_ps) override;
+  // At a step's end (its record on the simulated clock).
+  void on_step_end(const TokenRecord& rec);
+  // After the run, which ended at simulated time `end_ps`: every step's record on the serving
+  // clock (the simulated ones moved by the predicted time before them), the energy with the
+  // predicted passes', the summary items of the prediction; then the predicted increments are
+  // added to the cumulative stats. Call once.
+  Extrapolation finish(const std::vector<TokenRecord>& records, TimePs end_ps);
+
+ private:
+  using Snapshot = CumulativeState::Snapshot;
+  struct Predicted {
+    uint32_t step;
+    TimePs start_ps, duration_ps;  // on the serving clock
+    uint32_t tokens;
+  };
+  // The fit's outputs at `f` (the window must not be empty) into `out` (row layout).
+  // Returns the distance of the near_neighbours-th nearest simulated pass.
+  double predict(const StepFeatures& f, std::vector<double>& out);
+  bool inside(const StepFeatures& f) const;
+  void add_row(const StepFeatures& f, const std::vector<double>& row);
+
+  const Params params_;
+  CumulativeState state_;
+  size_t width_;  // a row: duration, the stat values, then each component's energy parts
+  // The window: features and rows of the last simulated passes (a ring once full).
+  std::vector<StepFeatures> features_;
+  std::vector<double> rows_;
+  size_t next_row_ = 0;
+  StepFeatures lo_, hi_;  // the window's box
+
+  uint32_t since_simulated_ = 0, passes_ = 0, novel_ = 0;
+  // The simulated pass under way: its step, features, start snapshot and, for a checked one,
+  // its predicted duration (< 0: not checked).
+  bool pending_ = false;
+  uint32_t pending_step_ = 0;
+  StepFeatures pending_features_;
+  double pending_prediction_ps_ = -1;
+  Snapshot start_, end_;
+  std::vector<double> row_, fit_;
+  std::vector<std::pair<size_t, double>> h_;
+
+  std::vector<double> errors_;  // (predicted - simulated) / simulated per checked pass
+  std::vector<Predicted> predicted_;
+  TimePs offset_ps_ = 0;  // the predicted passes' time so far
+  std::vector<double> extra_stats_;
+  std::vector<EnergyLedger> extra_energy_;
+  bool finished_ = false;
+};
+
+}  // namespace tiersim
