@@ -55,9 +55,8 @@ double local_linear_weights(const std::vector<StepFeatures>& train, const StepFe
                             std::vector<std::pair<size_t, double>>& h, size_t near) {
   const size_t n = train.size();
   if (n == 0 || k == 0) throw std::logic_error("local_linear_weights: nothing to fit on");
-  // Nearness: each feature on a log scale (log(1 + x): a pass of 14 tokens is as far from one of
-  // 28 as 700 from 1,400), over its range among the training points; a constant one takes no
-  // part.
+  // Nearness: the features' differences in log(1 + x); one constant over the training points
+  // takes no part.
   std::array<double, kFeatures> lo, hi;
   lo.fill(INFINITY);
   hi.fill(-INFINITY);
@@ -73,7 +72,6 @@ double local_linear_weights(const std::vector<StepFeatures>& train, const StepFe
   for (size_t j = 0; j < kFeatures; ++j) {
     if (hi[j] > lo[j]) {
       active[na++] = j;
-      scale[j] = std::log1p(std::max(0.0, hi[j])) - std::log1p(std::max(0.0, lo[j]));
       log_x[j] = std::log1p(std::max(0.0, x.x[j]));
     }
   }
@@ -84,7 +82,7 @@ double local_linear_weights(const std::vector<StepFeatures>& train, const StepFe
     double d2 = 0;
     for (size_t a = 0; a < na; ++a) {
       const size_t j = active[a];
-      const double z = (std::log1p(std::max(0.0, train[i].x[j])) - log_x[j]) / scale[j];
+      const double z = std::log1p(std::max(0.0, train[i].x[j])) - log_x[j];
       d2 += z * z;
     }
     dist[i] = {d2, i};

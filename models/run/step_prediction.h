@@ -1,18 +1,21 @@
 // Step prediction for a serving run under run.fast_forward (the workload's side is
 // models/core/step_predictor.h; the decode workload's fast-forward is models/run/extrapolation.h).
 //
+// Nearness of two passes: the Euclidean distance between their features' log(1 + x), so that
+// a pass of 14 tokens is as far from one of 28 as 700 from 1,400.
 // Which forward passes are simulated: the first `warmup_steps`; then at least one in every
-// `every_steps` (counted in passes since the last simulated one); and any whose features lie
-// outside the box the simulated passes in the window span, widened by 5% of each feature's range
-// on either side (a feature the window holds constant must match exactly). Every other pass is
-// predicted: each of its outputs (its duration, every component's energy by part, every
-// cumulative stat's increment) is a local linear fit at its features over the `neighbours`
-// simulated passes nearest to it (features scaled by their range in the window, tricube
-// weights on the distance, a small ridge on the slopes; a local mean when the fit is singular),
-// which is one weighted sum of the neighbours' increments. An output whose neighbours are all
-// non-negative is not predicted negative. The passes a simulation was due for by the
-// every_steps rule are predicted first and their error kept: the reported prediction error is a
-// sample of passes like the predicted ones (the warm-up and out-of-box passes are not in it).
+// `every_steps` (counted in passes since the last simulated one); any whose features lie outside
+// the box the simulated passes in the window span, widened by 5% of each feature's range on
+// either side (a feature the window holds constant must match exactly); and any whose 8th
+// nearest simulated pass is farther than `radius`. Every other pass is predicted: each of its
+// outputs (its duration, every component's energy by part, every cumulative stat's increment) is
+// a local linear fit at its features over the `neighbours` simulated passes nearest to it
+// (tricube weights on the distance, each column scaled by its largest difference from the pass
+// among them, a small ridge on the slopes; a local mean when the fit is singular), which is one
+// weighted sum of the neighbours' increments. An output whose neighbours are all non-negative is
+// not predicted negative. The passes a simulation was due for by the every_steps rule are
+// predicted first and their error kept: the reported prediction error is a sample of passes like
+// the predicted ones (the warm-up and out-of-range passes are not in it).
 //
 // The window keeps the last 512 simulated passes. Fidelity: a pass's duration and increments
 // are taken to be smooth functions of its features, near the passes simulated; what the features
@@ -33,7 +36,7 @@ namespace tiersim {
 // The weights h (training index, weight) of a local linear fit at `x` over the `k` training
 // points nearest to it, as above: the fit's value at x is the sum of h_i y_i for any outputs
 // y. Fills `h`; `train` must not be empty.
-// Returns the distance (log-scaled, as below) of the `near`-th nearest (0: the k-th).
+// Returns the distance (as above) of the `near`-th nearest (0: the k-th).
 double local_linear_weights(const std::vector<StepFeatures>& train, const StepFeatures& x, size_t k,
                             std::vector<std::pair<size_t, double>>& h, size_t near = 0);
 
@@ -46,9 +49,9 @@ class ServingStepPrediction : public StepPredictor {
     uint32_t window = 512;
     double margin = 0.05;  // of each feature's range in the window
     // A pass is simulated unless its near_neighbours-th nearest simulated pass is within
-    // `radius` (log-scaled features over their range in the window, Euclidean).
+    // `radius` (Euclidean over the features' differences in log(1 + x)).
     uint32_t near_neighbours = 8;
-    double radius = 0.1;
+    double radius = 0.2;
   };
   ServingStepPrediction(const std::vector<std::unique_ptr<Component>>& components,
                         StatsRegistry& stats, const Params& params);
