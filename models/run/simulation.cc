@@ -89,14 +89,14 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   FastForwardWorkload* fast_forward = nullptr;
   // A serving workload predicts passes instead (set up once the components are built).
   const bool predict_steps = cfg.run().has_fast_forward() && cfg.workload().has_serving();
+  if (cfg.run().has_fast_forward() && !options.trace_path.empty()) {
+    throw located(loaded, {ConfigIssue{{},
+                                       "run.fast_forward",
+                                       "a trace records every step's ops; trace without "
+                                       "fast-forward"}});
+  }
   if (cfg.run().has_fast_forward() && !predict_steps) {
     // Validated: a decode workload without tenancy.
-    if (!options.trace_path.empty()) {
-      throw located(loaded, {ConfigIssue{{},
-                                         "run.fast_forward",
-                                         "a trace records every step's ops; trace without "
-                                         "fast-forward"}});
-    }
     const auto& ff = cfg.run().fast_forward();
     auto wrapped = std::make_unique<FastForwardWorkload>(
         std::move(workload), ff.every_steps(), ff.has_warmup_steps() ? ff.warmup_steps() : 1);

@@ -190,8 +190,8 @@ TEST(ServingStepPrediction, SimulatesPassesWithFewSimulatedOnesNearThem) {
     };
     for (int i = 0; i < 40; ++i)
       EXPECT_TRUE(pass(10 + i % 8));  // five passes each of 10..17 tokens
-    // 13 tokens: five simulated passes alike, three more of 12 or 14 at 0.105 (log(14 / 13) in
-    // two features).
+    // 13 tokens: five simulated passes alike; the 8th nearest is one of 14 tokens, at 0.098
+    // (log(15 / 14) in two features).
     EXPECT_EQ(pass(13), radius == 0.001) << radius;
     // Between 13 and 14: none within 0.001.
     EXPECT_EQ(pass(13.5), radius == 0.001) << radius;
