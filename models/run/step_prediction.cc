@@ -169,6 +169,11 @@ ServingStepPrediction::ServingStepPrediction(
     throw std::logic_error("ServingStepPrediction: bad parameters");
   }
   width_ = 1 + state_.values() + state_.components() * kEnergyParts;
+  // The window's rows stay within 64 MiB (a system with many stats keeps fewer passes, never
+  // fewer than four times the neighbours).
+  constexpr size_t kWindowBytes = size_t{64} << 20;
+  window_ = static_cast<uint32_t>(std::clamp<size_t>(
+      kWindowBytes / (width_ * sizeof(double)), size_t{4} * params_.neighbours, params_.window));
   extra_stats_.assign(state_.values(), 0.0);
   extra_energy_.assign(state_.components(), EnergyLedger{});
   row_.assign(width_, 0.0);
@@ -183,14 +188,14 @@ bool ServingStepPrediction::inside(const StepFeatures& f) const {
 }
 
 void ServingStepPrediction::add_row(const StepFeatures& f, const std::vector<double>& row) {
-  if (features_.size() < params_.window) {
+  if (features_.size() < window_) {
     features_.push_back(f);
     rows_.insert(rows_.end(), row.begin(), row.end());
   } else {
     features_[next_row_] = f;
     std::copy(row.begin(), row.end(),
               rows_.begin() + static_cast<std::ptrdiff_t>(next_row_ * width_));
-    next_row_ = (next_row_ + 1) % params_.window;
+    next_row_ = (next_row_ + 1) % window_;
   }
   lo_ = hi_ = features_[0];
   for (const StepFeatures& t : features_) {

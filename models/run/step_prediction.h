@@ -17,10 +17,12 @@
 // predicted first and their error kept: the reported prediction error is a sample of passes like
 // the predicted ones (the warm-up and out-of-range passes are not in it).
 //
-// The window keeps the last 512 simulated passes. Fidelity: a pass's duration and increments
-// are taken to be smooth functions of its features, near the passes simulated; what the features
-// do not describe (which expert a MoE token goes to, where a request's KV blocks sit beyond their
-// count of runs, the memory's state left by the step before) averages over the neighbours.
+// The window keeps the last 512 simulated passes (fewer when their rows would pass 64 MiB, as on a
+// system with many stats; never fewer than 4 x neighbours). Fidelity: a pass's duration and
+// increments are taken to be smooth functions of its features, near the passes simulated; what the
+// features do not describe (which expert a MoE token goes to, where a request's KV blocks sit
+// beyond their count of runs, the memory's state left by the step before) averages over the
+// neighbours.
 #pragma once
 
 #include <cstdint>
@@ -81,7 +83,8 @@ class ServingStepPrediction : public StepPredictor {
 
   const Params params_;
   CumulativeState state_;
-  size_t width_;  // a row: duration, the stat values, then each component's energy parts
+  size_t width_;     // a row: duration, the stat values, then each component's energy parts
+  uint32_t window_;  // passes kept (params_.window, or fewer for wide rows)
   // The window: features and rows of the last simulated passes (a ring once full).
   std::vector<StepFeatures> features_;
   std::vector<double> rows_;
