@@ -140,6 +140,9 @@ void ServingWorkload::register_objects(ObjectTable& t) {
   const WeightUse use{ObjectIntent::kUntilEnd, 1.0, router_.get(), o_.max_step_tokens};
   pass_.objects().register_weights(t, shape_, "", ObjectClass::kWeight, use,
                                    [&](uint32_t l) { kv_.register_layer(t, l); });
+  weight_object_.assign(t.size(), 0);
+  for (size_t i = 0; i < t.size(); ++i)
+    weight_object_[i] = t.get(ObjectId(i)).cls == ObjectClass::kWeight;
 }
 
 uint64_t ServingWorkload::max_activation_bytes() const {
@@ -393,19 +396,48 @@ void ServingWorkload::begin_step(TimePs now_ps) {
     uint32_t tokens = 0;
     for (const PassSequence& p : plan_)
       tokens += p.sampled;
+    // The pass's ops are made either way, so its draws (MoE routing) follow the full run.
+    StepFeatures f = features();
+    f.x[5] = double(make_pass());
     TimePs duration = 0;
-    if (predictor_->simulate(step_, features(), tokens, now_ps, &duration)) return;
-    // The pass's ops are made and dropped, so its draws (MoE routing) follow the full run.
-    pass_.begin(plan_.data(), static_cast<uint32_t>(plan_.size()), step_);
-    Op op;
-    do {
-      if (!pass_.next(op, OpId(next_id_))) throw std::logic_error("ServingWorkload: empty pass");
-      ++next_id_;
-    } while (!pass_.done());
+    if (predictor_->simulate(step_, f, tokens, now_ps, &duration)) {
+      pass_buffered_ = true;  // next() hands out the ops made
+      pass_pos_ = 0;
+      return;
+    }
     step_open_ = false;
     offset_ps_ += duration;
     finish_step(now + duration);
   }
+}
+
+uint64_t ServingWorkload::make_pass() {
+  pass_.begin(plan_.data(), static_cast<uint32_t>(plan_.size()), step_);
+  pass_ops_.clear();
+  pass_operands_.clear();
+  pass_offsets_.clear();
+  uint64_t weight_bytes = 0;
+  Op op;
+  do {
+    if (!pass_.next(op, OpId(next_id_))) throw std::logic_error("ServingWorkload: empty pass");
+    ++next_id_;
+    // An op's operands may live in a list the pass reuses: copied.
+    pass_offsets_.push_back(pass_operands_.size());
+    for (uint16_t i = 0; i < op.operand_count; ++i) {
+      const Operand& o = op.operand(i);
+      pass_operands_.push_back(o);
+      if (o.access == Access::kRead && o.object.value() < weight_object_.size() &&
+          weight_object_[o.object.value()]) {
+        weight_bytes += o.bytes;
+      }
+    }
+    pass_ops_.push_back(op);
+  } while (!pass_.done());
+  pass_ops_.back().last_of_step = true;
+  for (size_t k = 0; k < pass_ops_.size(); ++k) {
+    pass_ops_[k].set_operands(pass_operands_.data() + pass_offsets_[k], pass_ops_[k].operand_count);
+  }
+  return weight_bytes;
 }
 
 StepFeatures ServingWorkload::features() const {
@@ -480,6 +512,14 @@ bool ServingWorkload::next(Op& op) {
     if (idle || (pre_pos_ == pre_ops_.size() && plan_.empty())) {
       step_open_ = false;
       if (!idle) op.last_of_step = true;  // swaps only
+    }
+    return true;
+  }
+  if (pass_buffered_) {
+    op = pass_ops_[pass_pos_++];
+    if (pass_pos_ == pass_ops_.size()) {
+      pass_buffered_ = false;
+      step_open_ = false;
     }
     return true;
   }

@@ -227,6 +227,16 @@ class ServingWorkload : public Workload {
   // clock is ahead of the simulated one (the predicted passes' time).
   StepPredictor* predictor_ = nullptr;
   TimePs offset_ps_ = 0;
+  // Under a predictor, the planned pass's ops are made before the decision (their weight bytes
+  // are a feature) and kept, operands copied, for next() to hand out when it is simulated.
+  std::vector<Op> pass_ops_;
+  std::vector<Operand> pass_operands_;
+  std::vector<size_t> pass_offsets_;
+  size_t pass_pos_ = 0;
+  bool pass_buffered_ = false;
+  std::vector<uint8_t> weight_object_;  // per object id: a weight (read bytes count as weights)
+  // Makes the planned pass's ops into pass_ops_; returns the weight bytes they read.
+  uint64_t make_pass();
 
   // The admission gate (none: every step admits as above).
   AdmissionGate* gate_ = nullptr;

@@ -11,10 +11,11 @@ namespace tiersim {
 
 // What a forward pass of a serving step is, as the predictor fits on it: the tokens it computes
 // (the matrix ops' rows), the positions it samples (the LM head's rows), the KV tokens its
-// attention reads, the KV block runs it reads (one memory request each), and its attention
-// work (query-key pairs: quadratic in a prefill chunk).
+// attention reads, the KV block runs it reads (one memory request each), its attention work
+// (query-key pairs: quadratic in a prefill chunk), and the weight bytes it reads (constant for a
+// dense model; a MoE pass's depend on the experts its tokens reach).
 struct StepFeatures {
-  static constexpr size_t kCount = 5;
+  static constexpr size_t kCount = 6;
   std::array<double, kCount> x{};
 };
 

@@ -20,9 +20,9 @@
 // The window keeps the last 512 simulated passes (fewer when their rows would pass 64 MiB, as on a
 // system with many stats; never fewer than 4 x neighbours). Fidelity: a pass's duration and
 // increments are taken to be smooth functions of its features, near the passes simulated; what the
-// features do not describe (which expert a MoE token goes to, where a request's KV blocks sit
-// beyond their count of runs, the memory's state left by the step before) averages over the
-// neighbours.
+// features do not describe (how a MoE pass's tokens spread over the experts beyond their weight
+// bytes, where a request's KV blocks sit beyond their count of runs, the memory's state left by
+// the step before) averages over the neighbours.
 #pragma once
 
 #include <cstdint>
