@@ -393,12 +393,10 @@ void ServingWorkload::begin_step(TimePs now_ps) {
     const TimePs now = now_ps + offset_ps_;
     plan(now);
     if (predictor_ == nullptr || !pre_ops_.empty() || plan_.empty()) return;
-    uint32_t tokens = 0;
-    for (const PassSequence& p : plan_)
-      tokens += p.sampled;
     // The pass's ops are made either way, so its draws (MoE routing) follow the full run.
     StepFeatures f = features();
     f.x[5] = double(make_pass());
+    const auto tokens = static_cast<uint32_t>(f.x[1]);  // the positions it samples
     TimePs duration = 0;
     if (predictor_->simulate(step_, f, tokens, now_ps, &duration)) {
       pass_buffered_ = true;  // next() hands out the ops made

@@ -296,6 +296,11 @@ TEST_F(ServingFastForward, PredictedPassesAgreeWithTheFullRun) {
   const auto again = summary_of(go("again", sets));
   EXPECT_EQ(again.at("ttft_ms_mean"), ff.at("ttft_ms_mean"));
   EXPECT_EQ(again.at("energy_j"), ff.at("energy_j"));
+  // A smaller neighbour_radius asks for nearer simulated passes: more are simulated.
+  const auto strict =
+      summary_of(go("strict", sets + " --set run.fast_forward.neighbour_radius=0.05"));
+  EXPECT_GT(strict.at("fast_forward_out_of_range_steps"), ff.at("fast_forward_out_of_range_steps"));
+  EXPECT_GT(strict.at("fast_forward_simulated_steps"), simulated);
 }
 
 // A MoE pass's weight bytes depend on the experts its tokens reach: a feature of its own. Without
