@@ -34,6 +34,13 @@ ComputeEngine::PhaseResult ComputeEngine::phase_fetch(TimePs now) {
     if (ctx().rank() == nullptr || ctx().rank()->group->finish()) sc_core::sc_stop();
     return PhaseResult::stop();
   }
+  if (op_.kind == OpKind::kPredictedPass) {
+    // A serving pass predicted, not simulated (run.fast_forward): the whole step, its host gap
+    // included, ends after its predicted length; nothing is launched or streamed.
+    current_step_ = op_.step.value();
+    phase_ = Phase::kStepEnd;
+    return PhaseResult::wait(now + op_.delay_ps);
+  }
   if (op_.kind == OpKind::kIdle) {
     // Waiting for an arrival: the delay counts from when the workload planned it (now), so the
     // wait ends at the arrival, or when the host finishes its step work if that is later, not a
@@ -291,7 +298,13 @@ ComputeEngine::PhaseResult ComputeEngine::phase_step_end(TimePs now) {
   // the device waits only for what outlasts its step).
   const TimePs host_step =
       software_.host_step_ps + TimePs{rec.sequences} * software_.host_step_per_sequence_ps;
-  host_free_ = (software_.overlap_host_step ? host_free_ : std::max(host_free_, now)) + host_step;
+  if (op_.kind == OpKind::kPredictedPass && software_.overlap_host_step) {
+    // The host's own timeline (its launches, then its step work) moves on by the predicted
+    // pass, whose length holds what the host did during it.
+    host_free_ += op_.delay_ps;
+  } else {
+    host_free_ = (software_.overlap_host_step ? host_free_ : std::max(host_free_, now)) + host_step;
+  }
   phase_ = Phase::kFetch;
   return PhaseResult::go_on();
 }

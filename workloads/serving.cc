@@ -387,26 +387,28 @@ void ServingWorkload::push_idle(TimePs now, TimePs until, OpKind kind) {
 }
 
 void ServingWorkload::begin_step(TimePs now_ps) {
-  // Under a predictor, a forward pass it predicts is booked at once on this workload's clock and
-  // the next step planned, until one is simulated (or the step is an idle wait or has swaps).
-  for (;;) {
-    const TimePs now = now_ps + offset_ps_;
-    plan(now);
-    if (predictor_ == nullptr || !pre_ops_.empty() || plan_.empty()) return;
-    // The pass's ops are made either way, so its draws (MoE routing) follow the full run.
-    StepFeatures f = features();
-    f.x[5] = double(make_pass());
-    const auto tokens = static_cast<uint32_t>(f.x[1]);  // the positions it samples
-    TimePs duration = 0;
-    if (predictor_->simulate(step_, f, tokens, now_ps, &duration)) {
-      pass_buffered_ = true;  // next() hands out the ops made
-      pass_pos_ = 0;
-      return;
-    }
-    step_open_ = false;
-    offset_ps_ += duration;
-    finish_step(now + duration);
+  plan(now_ps);
+  if (predictor_ == nullptr || !pre_ops_.empty() || plan_.empty()) return;
+  // Under a predictor the pass's ops are made either way, so its draws (MoE routing) follow
+  // the full run; a pass it predicts is one op of its predicted length.
+  StepFeatures f = features();
+  f.x[5] = double(make_pass());
+  TimePs duration = 0;
+  if (predictor_->simulate(step_, f, now_ps, &duration)) {
+    pass_buffered_ = true;  // next() hands out the ops made
+    pass_pos_ = 0;
+    return;
   }
+  Op op;
+  op.kind = OpKind::kPredictedPass;
+  op.op_class = OpClass::kWait;
+  op.delay_ps = duration;
+  op.step = StepIndex(step_);
+  op.id = OpId(next_id_++);
+  op.last_of_step = true;
+  pass_ops_.assign(1, op);
+  pass_buffered_ = true;
+  pass_pos_ = 0;
 }
 
 uint64_t ServingWorkload::make_pass() {
@@ -452,8 +454,8 @@ StepFeatures ServingWorkload::features() const {
 }
 
 bool ServingWorkload::set_step_predictor(StepPredictor* predictor) {
-  if (front_end_ != nullptr || gate_ != nullptr) {
-    throw std::logic_error("ServingWorkload: step prediction with a front end or a gate");
+  if (gate_ != nullptr) {
+    throw std::logic_error("ServingWorkload: step prediction with an admission gate");
   }
   predictor_ = predictor;
   return true;
@@ -540,7 +542,7 @@ void ServingWorkload::set_start(TimePs start_ps) {
 }
 
 void ServingWorkload::end_step(TimePs now_ps) {
-  finish_step(now_ps + offset_ps_);
+  finish_step(now_ps);
 }
 
 void ServingWorkload::finish_step(TimePs now_ps) {

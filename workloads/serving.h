@@ -136,7 +136,7 @@ class ServingWorkload : public Workload {
     gate_ = gate;
     return true;
   }
-  // Only for a workload without a front end or an admission gate (validated).
+  // Only for a workload without an admission gate (validated).
   bool set_step_predictor(StepPredictor* predictor) override;
   bool requests_pending(TimePs now) const override;
   // Data-parallel serving: this workload is replica `replica` behind the front end `front_end`
@@ -223,12 +223,11 @@ class ServingWorkload : public Workload {
   // replica has pulled it (the request and its slot).
   std::vector<std::pair<uint32_t, uint32_t>> handed_off_;
 
-  // run.fast_forward: the predictor (none: every pass simulated), and how far this workload's
-  // clock is ahead of the simulated one (the predicted passes' time).
+  // run.fast_forward: the predictor (none: every pass simulated).
   StepPredictor* predictor_ = nullptr;
-  TimePs offset_ps_ = 0;
   // Under a predictor, the planned pass's ops are made before the decision (their weight bytes
-  // are a feature) and kept, operands copied, for next() to hand out when it is simulated.
+  // are a feature) and kept, operands copied, for next() to hand out when it is simulated; a
+  // predicted pass is one kPredictedPass op in their place.
   std::vector<Op> pass_ops_;
   std::vector<Operand> pass_operands_;
   std::vector<size_t> pass_offsets_;

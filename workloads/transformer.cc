@@ -649,6 +649,7 @@ OpCost op_cost(const TransformerShape& s, OpKind kind, uint64_t batch, uint64_t 
     case OpKind::kSwapIn:
     case OpKind::kPipeSend:
     case OpKind::kPipeRecv:
+    case OpKind::kPredictedPass:
       break;  // costed by their workloads (GEMM, page_select_cost, serving, pipeline stages)
   }
   return c;

@@ -297,21 +297,8 @@ void validate_run(const config::Config& cfg, Validator v) {
               "fast-forward needs a decode workload (a static batch whose steps repeat) or a "
               "serving workload (whose passes it predicts)");
     }
-    if (serving) {
-      // One replica, scheduled by its own clock: the predicted passes move that clock alone.
-      if (cfg.workload().parallelism().data_parallel() > 1) {
-        v.error("workload.parallelism.data_parallel",
-                "replicas behind a front end share one clock, which predicted passes would "
-                "leave behind; run one replica with run.fast_forward, or remove it");
-      }
-      if (cfg.workload().serving().has_disaggregation()) {
-        v.error("workload.serving.disaggregation",
-                "prefill and decode replicas share one clock, which predicted passes would "
-                "leave behind; remove run.fast_forward or the disaggregation");
-      }
-      if (cfg.policy().has_thermal_admission()) {
-        refuse("policy.thermal_admission", "a thermal admission gate");
-      }
+    if (serving && cfg.policy().has_thermal_admission()) {
+      refuse("policy.thermal_admission", "a thermal admission gate");
     }
     if (cfg.tenancy().tenants_size() > 0) refuse("tenancy.tenants", "tenancy");
     if (cfg.policy().placement() == config::ORCHESTRATED) {
@@ -322,7 +309,7 @@ void validate_run(const config::Config& cfg, Validator v) {
               "a stats time series would have a gap for every skipped step; set 0 with "
               "run.fast_forward");
     }
-    if (run.max_sim_time_ps() > 0) {
+    if (run.max_sim_time_ps() > 0 && !serving) {
       v.error("run.max_sim_time_ps",
               "a simulated-time limit would stop the simulated steps' clock, not the run's "
               "(the skipped steps' time is added after the run); set 0 with run.fast_forward");
@@ -619,8 +606,11 @@ void validate_ranks(const config::Config& cfg, Validator v) {
       v.error(p, "every rank simulated runs a decode workload (or serving with data_parallel)");
     }
     if (cfg.tenancy().tenants_size() > 0) v.error(p, "every rank simulated runs without tenancy");
-    if (cfg.run().has_fast_forward())
-      v.error(p, "every rank simulated runs without run.fast_forward");
+    if (cfg.run().has_fast_forward() && par.data_parallel() < 2) {
+      v.error(p,
+              "every rank simulated runs without run.fast_forward (but for data-parallel "
+              "serving replicas)");
+    }
     if (cfg.run().stats_interval_ps() > 0) {
       v.error("run.stats_interval_ps", "every rank simulated samples stats only at the end (0)");
     }

@@ -78,6 +78,8 @@ const char* op_kind_name(OpKind k) {
       return "pipe_send";
     case OpKind::kPipeRecv:
       return "pipe_recv";
+    case OpKind::kPredictedPass:
+      return "predicted_pass";
   }
   return "unknown";
 }

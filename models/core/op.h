@@ -51,6 +51,8 @@ enum class OpKind : uint8_t {
   kPipeSend,        // pipeline parallelism: a micro-batch's hidden states (or sampled tokens)
                     // to the next stage (the first, from the last)
   kPipeRecv,        // pipeline parallelism: wait for the previous stage's send
+  kPredictedPass,   // serving under run.fast_forward: a forward pass not simulated, standing
+                    // for the whole step (its host gap included) for `delay_ps`
 };
 
 // How the compute engine times an op's arithmetic: matrix units with an efficiency that depends

@@ -23,11 +23,12 @@ class StepPredictor {
  public:
   virtual ~StepPredictor() = default;
   // Called when the workload has planned forward pass `step` at simulated time `now_ps` (its
-  // start). True: the pass is simulated (the workload emits its ops as usual). False: it is
-  // not; `*duration_ps` is its predicted duration (at least 1), its energy and stat increments
-  // are booked, and the workload books the step as ended `*duration_ps` later on its own clock
-  // (the simulated clock does not move). `tokens` is what the step will generate.
-  virtual bool simulate(uint32_t step, const StepFeatures& f, uint32_t tokens, TimePs now_ps,
+  // start: the previous step's end). True: the pass is simulated (the workload emits its ops as
+  // usual). False: it is not; `*duration_ps` is its predicted duration (at least 1), and the
+  // workload emits one OpKind::kPredictedPass op of that length in place of the pass's ops (the
+  // simulated clock moves through it, so replicas sharing the clock keep it). The predictor
+  // books the pass's energy and stat increments when the step ends.
+  virtual bool simulate(uint32_t step, const StepFeatures& f, TimePs now_ps,
                         TimePs* duration_ps) = 0;
 };
 

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <systemc>
@@ -34,6 +35,7 @@
 #include "models/run/power_monitor.h"
 #include "models/run/run_parts.h"
 #include "models/run/simulation.h"
+#include "models/run/step_prediction.h"
 #include "workloads/serving_front_end.h"
 
 namespace tiersim {
@@ -78,6 +80,15 @@ class NodeModule : public sc_core::sc_module {
     for (auto& c : components)
       c->prepare();
     power = std::make_unique<PowerMonitor>(ctx, components);
+    if (front_end != nullptr && cfg.run().has_fast_forward()) {
+      // The replica's passes predicted from its own simulated ones (every stat is registered).
+      prediction = std::make_unique<ServingStepPrediction>(
+          components, ctx.stats(), ServingStepPrediction::params(cfg.run().fast_forward()));
+      if (!workload->set_step_predictor(prediction.get())) {
+        throw std::logic_error("every rank: the replica's workload takes no step predictor");
+      }
+      ctx.on_step_end = [p = prediction.get()](const TokenRecord& rec) { p->on_step_end(rec); };
+    }
   }
 
   RankSlot slot;
@@ -85,6 +96,8 @@ class NodeModule : public sc_core::sc_module {
   std::unique_ptr<Workload> workload;
   std::vector<std::unique_ptr<Component>> components;
   std::unique_ptr<PowerMonitor> power;
+  std::unique_ptr<ServingStepPrediction> prediction;  // run.fast_forward: the replica's
+  std::optional<Extrapolation> predicted;             // after the run
 };
 
 // Data-parallel serving: routes each request at its arrival time and delivers it after the
@@ -274,6 +287,13 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
   check_time_bound(done, cfg.run().max_sim_time_ps(), wall_hit);
   const std::string stopped_by = done ? "complete" : wall_hit ? "max_wall_time" : "max_sim_time";
   const TimePs end_ps = now_ps();
+  // run.fast_forward: each replica's predicted passes marked in its steps, their energy and stat
+  // increments booked.
+  for (auto& n : nodes) {
+    if (!n->prediction) continue;
+    n->predicted = n->prediction->finish(n->ctx.records().tokens, end_ps);
+    n->ctx.records().tokens = n->predicted->records;
+  }
 
   // The pod's steps: each ends when its last rank ends it; it starts at the previous one's end.
   // (Data-parallel replicas step apart: the headline steps are replica 0's own, or with
@@ -311,7 +331,8 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
     c.stats().sample(end_ps);
     class_results[k].ctx = &c;
     class_results[k].tokens = c.records().tokens;
-    class_results[k].summary = summarise_run(c, nodes[k]->components, end_ps, wall_s);
+    class_results[k].summary = summarise_run(c, nodes[k]->components, end_ps, wall_s,
+                                             nodes[k]->predicted ? &*nodes[k]->predicted : nullptr);
   }
   Context& ctx0 = nodes[head]->ctx;  // the result file's stats are the headline node's
   ctx0.records().tokens = pod;
@@ -319,7 +340,33 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
   out.stopped_by = stopped_by;
   // The headline is the pod's steps; bytes, energy and the components' items are the headline
   // node's (one accelerator's, as with one rank simulated).
-  out.summary = summarise_run(ctx0, nodes[head]->components, end_ps, wall_s);
+  out.summary = summarise_run(ctx0, nodes[head]->components, end_ps, wall_s,
+                              nodes[head]->predicted ? &*nodes[head]->predicted : nullptr);
+  if (nodes[head]->predicted) {
+    // The prediction's items over every replica: steps summed, the checked passes' errors
+    // pooled.
+    uint32_t simulated = 0, predicted = 0, out_of_range = 0;
+    std::vector<double> errors;
+    for (auto& n : nodes) {
+      simulated += n->predicted->simulated_steps;
+      predicted += n->predicted->extrapolated_steps;
+      out_of_range += n->prediction->out_of_range();
+      errors.insert(errors.end(), n->prediction->errors().begin(), n->prediction->errors().end());
+    }
+    std::vector<SummaryItem> pod_items{
+        {"fast_forward_simulated_steps", double(simulated), "steps"},
+        {"fast_forward_extrapolated_steps", double(predicted), "steps"}};
+    for (SummaryItem& i : prediction_items(out_of_range, errors))
+      pod_items.push_back(std::move(i));
+    // In place of the headline replica's (they follow one another).
+    const auto first = std::find_if(out.summary.begin(), out.summary.end(), [](const auto& i) {
+      return i.name.rfind("fast_forward_", 0) == 0;
+    });
+    const auto last = std::find_if(first, out.summary.end(), [](const auto& i) {
+      return i.name.rfind("fast_forward_", 0) != 0;
+    });
+    out.summary.insert(out.summary.erase(first, last), pod_items.begin(), pod_items.end());
+  }
   out.summary.push_back({"ranks_simulated", double(ranks), "ranks"});
   out.summary.push_back({"rank_classes", double(classes), "classes"});
   // A compute counter of class k, summed over its engines.

@@ -49,14 +49,17 @@ void CumulativeState::take(Snapshot& s, TimePs now_ps) const {
     components_[c]->add_energy(now_ps, s.energy[c]);
 }
 
-void CumulativeState::add_to_stats(const std::vector<double>& extra) const {
+void CumulativeState::add_to_stats(const std::vector<double>& extra, bool clamp_counters) const {
   for (size_t v = 0; v < values_.size(); ++v) {
     Stat* st = values_[v].first;
     const double e = extra[v];
     if (e == 0) continue;
     switch (st->kind()) {
       case StatKind::kCounter:
-        if (e < 0) throw std::logic_error("CumulativeState: a negative counter increment");
+        if (e < 0) {
+          if (clamp_counters) break;
+          throw std::logic_error("CumulativeState: a negative counter increment");
+        }
         static_cast<Counter*>(st)->inc(static_cast<uint64_t>(std::llround(e)));
         break;
       case StatKind::kScalar:

@@ -38,9 +38,10 @@ class CumulativeState {
   size_t values() const { return values_.size(); }
   size_t components() const { return components_.size(); }
   void take(Snapshot& s, TimePs now_ps) const;
-  // Adds `extra` (per value) to the stats: counters rounded to integers (a negative counter
-  // increment is an internal error), scalars and vectors as they are.
-  void add_to_stats(const std::vector<double>& extra) const;
+  // Adds `extra` (per value) to the stats: counters rounded to integers, scalars and vectors as
+  // they are. A negative counter increment is an internal error, or with `clamp_counters`
+  // leaves the counter as it is.
+  void add_to_stats(const std::vector<double>& extra, bool clamp_counters = false) const;
   // Each component's energy at `end_ps` plus `extra` (per component).
   std::vector<EnergyLedger> energy_with(const std::vector<EnergyLedger>& extra,
                                         TimePs end_ps) const;

@@ -163,13 +163,9 @@ RunOutcome run_simulation(const LoadedConfig& loaded, const RunOptions& options)
   }
   std::unique_ptr<ServingStepPrediction> prediction;
   if (predict_steps) {
-    // Validated: one serving replica, no gate, no trace.
-    const auto& ff = cfg.run().fast_forward();
-    ServingStepPrediction::Params p;
-    p.every_steps = ff.every_steps();
-    p.warmup_steps = ff.has_warmup_steps() ? ff.warmup_steps() : 32;
-    if (ff.has_neighbour_radius()) p.radius = ff.neighbour_radius();
-    prediction = std::make_unique<ServingStepPrediction>(components, ctx.stats(), p);
+    // Validated: no gate, no trace.
+    prediction = std::make_unique<ServingStepPrediction>(
+        components, ctx.stats(), ServingStepPrediction::params(cfg.run().fast_forward()));
     if (!workload->set_step_predictor(prediction.get())) {
       throw std::logic_error("run.fast_forward: the serving workload takes no step predictor");
     }

@@ -160,6 +160,37 @@ double local_linear_weights(const std::vector<StepFeatures>& train, const StepFe
   return radius;
 }
 
+std::vector<SummaryItem> prediction_items(uint32_t out_of_range,
+                                          const std::vector<double>& errors) {
+  std::vector<SummaryItem> items;
+  items.push_back({"fast_forward_out_of_range_steps", double(out_of_range), "steps"});
+  items.push_back({"fast_forward_checked_steps", double(errors.size()), "steps"});
+  if (errors.empty()) return items;
+  double mean = 0, abs_mean = 0;
+  std::vector<double> abs;
+  for (double e : errors) {
+    mean += e;
+    abs_mean += std::fabs(e);
+    abs.push_back(std::fabs(e));
+  }
+  mean /= double(errors.size());
+  abs_mean /= double(errors.size());
+  std::sort(abs.begin(), abs.end());
+  const size_t i95 = std::min(abs.size() - 1, size_t(std::ceil(0.95 * double(abs.size()))) - 1);
+  items.push_back({"fast_forward_step_error_mean_pct", 100 * mean, "%"});
+  items.push_back({"fast_forward_step_error_abs_mean_pct", 100 * abs_mean, "%"});
+  items.push_back({"fast_forward_step_error_abs_p95_pct", 100 * abs[i95], "%"});
+  return items;
+}
+
+ServingStepPrediction::Params ServingStepPrediction::params(const config::FastForward& ff) {
+  Params p;
+  p.every_steps = ff.every_steps();
+  p.warmup_steps = ff.has_warmup_steps() ? ff.warmup_steps() : 32;
+  if (ff.has_neighbour_radius()) p.radius = ff.neighbour_radius();
+  return p;
+}
+
 ServingStepPrediction::ServingStepPrediction(
     const std::vector<std::unique_ptr<Component>>& components, StatsRegistry& stats,
     const Params& params)
@@ -224,8 +255,8 @@ double ServingStepPrediction::predict(const StepFeatures& f, std::vector<double>
   return near;
 }
 
-bool ServingStepPrediction::simulate(uint32_t step, const StepFeatures& f, uint32_t tokens,
-                                     TimePs now_ps, TimePs* duration_ps) {
+bool ServingStepPrediction::simulate(uint32_t step, const StepFeatures& f, TimePs now_ps,
+                                     TimePs* duration_ps) {
   if (finished_) throw std::logic_error("ServingStepPrediction: used after finish");
   ++passes_;
   bool check = false;
@@ -241,26 +272,20 @@ bool ServingStepPrediction::simulate(uint32_t step, const StepFeatures& f, uint3
       check = true;
     }
   }
+  pending_ = true;
+  pending_step_ = step;
+  pending_predicted_ = !sim;
+  state_.take(start_, now_ps);
   if (sim) {
-    pending_ = true;
-    pending_step_ = step;
     pending_features_ = f;
     pending_prediction_ps_ = check ? fit_[0] : -1;
-    state_.take(start_, now_ps);
     since_simulated_ = 0;
     return true;
   }
-  const TimePs d = std::max<TimePs>(1, static_cast<TimePs>(std::llround(fit_[0])));
-  for (size_t v = 0; v < state_.values(); ++v)
-    extra_stats_[v] += fit_[1 + v];
-  const size_t e0 = 1 + state_.values();
-  for (size_t c = 0; c < state_.components(); ++c)
-    for (size_t p = 0; p < kEnergyParts; ++p)
-      extra_energy_[c].j[p] += fit_[e0 + c * kEnergyParts + p];
-  predicted_.push_back(Predicted{step, now_ps + offset_ps_, d, tokens});
-  offset_ps_ += d;
+  // The fit stands in for the pass: booked at its end, less what the wait itself booked.
+  pending_fit_.swap(fit_);
   ++since_simulated_;
-  *duration_ps = d;
+  *duration_ps = std::max<TimePs>(1, static_cast<TimePs>(std::llround(pending_fit_[0])));
   return false;
 }
 
@@ -268,11 +293,21 @@ void ServingStepPrediction::on_step_end(const TokenRecord& rec) {
   if (!pending_ || rec.step != pending_step_) return;
   pending_ = false;
   state_.take(end_, rec.end_ps);
+  const size_t e0 = 1 + state_.values();
+  if (pending_predicted_) {
+    predicted_steps_.push_back(rec.step);
+    for (size_t v = 0; v < state_.values(); ++v)
+      extra_stats_[v] += pending_fit_[1 + v] - (end_.stats[v] - start_.stats[v]);
+    for (size_t c = 0; c < state_.components(); ++c)
+      for (size_t p = 0; p < kEnergyParts; ++p)
+        extra_energy_[c].j[p] +=
+            pending_fit_[e0 + c * kEnergyParts + p] - (end_.energy[c].j[p] - start_.energy[c].j[p]);
+    return;
+  }
   const double simulated = double(rec.end_ps - rec.start_ps);
   row_[0] = simulated;
   for (size_t v = 0; v < state_.values(); ++v)
     row_[1 + v] = end_.stats[v] - start_.stats[v];
-  const size_t e0 = 1 + state_.values();
   for (size_t c = 0; c < state_.components(); ++c)
     for (size_t p = 0; p < kEnergyParts; ++p)
       row_[e0 + c * kEnergyParts + p] = end_.energy[c].j[p] - start_.energy[c].j[p];
@@ -287,49 +322,20 @@ Extrapolation ServingStepPrediction::finish(const std::vector<TokenRecord>& reco
   if (finished_) throw std::logic_error("ServingStepPrediction: finished twice");
   finished_ = true;
   Extrapolation x;
-  x.simulated_steps = static_cast<uint32_t>(records.size());
-  x.extrapolated_steps = static_cast<uint32_t>(predicted_.size());
-  x.records.reserve(records.size() + predicted_.size());
+  x.records = records;
   size_t s = 0;
-  TimePs offset = 0;
-  auto add_predicted = [&] {
-    const Predicted& p = predicted_[s++];
-    x.records.push_back(TokenRecord{p.step, p.start_ps, p.start_ps + p.duration_ps, p.tokens,
-                                    p.tokens, TenantId(0), true});
-    offset += p.duration_ps;
-  };
-  for (const TokenRecord& b : records) {
-    while (s < predicted_.size() && predicted_[s].step < b.step)
-      add_predicted();
-    TokenRecord moved = b;
-    moved.start_ps += offset;
-    moved.end_ps += offset;
-    x.records.push_back(moved);
+  for (TokenRecord& r : x.records) {
+    while (s < predicted_steps_.size() && predicted_steps_[s] < r.step)
+      ++s;
+    r.extrapolated = s < predicted_steps_.size() && predicted_steps_[s] == r.step;
   }
-  while (s < predicted_.size())
-    add_predicted();
-  x.extra_ps = offset;
+  x.extrapolated_steps = static_cast<uint32_t>(predicted_steps_.size());
+  x.simulated_steps = static_cast<uint32_t>(records.size() - predicted_steps_.size());
   x.energy = state_.energy_with(extra_energy_, end_ps);
-  state_.add_to_stats(extra_stats_);
+  // A counter the waits ticked more than the fits did (a time-driven count) is left as counted.
+  state_.add_to_stats(extra_stats_, /*clamp_counters=*/true);
 
-  x.items.push_back({"fast_forward_out_of_range_steps", double(novel_), "steps"});
-  x.items.push_back({"fast_forward_checked_steps", double(errors_.size()), "steps"});
-  if (!errors_.empty()) {
-    double mean = 0, abs_mean = 0;
-    std::vector<double> abs;
-    for (double e : errors_) {
-      mean += e;
-      abs_mean += std::fabs(e);
-      abs.push_back(std::fabs(e));
-    }
-    mean /= double(errors_.size());
-    abs_mean /= double(errors_.size());
-    std::sort(abs.begin(), abs.end());
-    const size_t i95 = std::min(abs.size() - 1, size_t(std::ceil(0.95 * double(abs.size()))) - 1);
-    x.items.push_back({"fast_forward_step_error_mean_pct", 100 * mean, "%"});
-    x.items.push_back({"fast_forward_step_error_abs_mean_pct", 100 * abs_mean, "%"});
-    x.items.push_back({"fast_forward_step_error_abs_p95_pct", 100 * abs[i95], "%"});
-  }
+  x.items = prediction_items(novel_, errors_);
   return x;
 }
 

@@ -7,7 +7,11 @@
 // `every_steps` (counted in passes since the last simulated one); any whose features lie outside
 // the box the simulated passes in the window span, widened by 5% of each feature's range on
 // either side (a feature the window holds constant must match exactly); and any whose 8th
-// nearest simulated pass is farther than `radius`. Every other pass is predicted: each of its
+// nearest simulated pass is farther than `radius`. Every other pass is predicted: the workload
+// waits its predicted duration on the simulated clock in place of it (so data-parallel and
+// disaggregated replicas keep one clock, and a replica's idle and busy spans stay where they
+// fall), and at its end its predicted increments replace what the wait booked itself (static
+// energy over the span, anything that counts time). Each of a predicted pass's
 // outputs (its duration, every component's energy by part, every cumulative stat's increment) is
 // a local linear fit at its features over the `neighbours` simulated passes nearest to it
 // (tricube weights on the distance, each column scaled by its largest difference from the pass
@@ -30,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "configs/tiersim.pb.h"
 #include "models/core/step_predictor.h"
 #include "models/run/extrapolation.h"
 
@@ -41,6 +46,11 @@ namespace tiersim {
 // Returns the distance (as above) of the `near`-th nearest (0: the k-th).
 double local_linear_weights(const std::vector<StepFeatures>& train, const StepFeatures& x, size_t k,
                             std::vector<std::pair<size_t, double>>& h, size_t near = 0);
+
+// The summary items of a prediction: passes simulated for being out of range, passes checked,
+// and the checked passes' errors ((predicted - simulated) / simulated): mean, mean of the
+// absolute values, 95th percentile of the absolute values, in %.
+std::vector<SummaryItem> prediction_items(uint32_t out_of_range, const std::vector<double>& errors);
 
 class ServingStepPrediction : public StepPredictor {
  public:
@@ -55,26 +65,25 @@ class ServingStepPrediction : public StepPredictor {
     uint32_t near_neighbours = 8;
     double radius = 0.2;
   };
+  // The parameters run.fast_forward sets (validated), the others at their defaults.
+  static Params params(const config::FastForward& ff);
   ServingStepPrediction(const std::vector<std::unique_ptr<Component>>& components,
                         StatsRegistry& stats, const Params& params);
 
-  bool simulate(uint32_t step, const StepFeatures& f, uint32_t tokens, TimePs now_ps,
-                TimePs* duration_ps) override;
-  // At a step's end (its record on the simulated clock).
+  bool simulate(uint32_t step, const StepFeatures& f, TimePs now_ps, TimePs* duration_ps) override;
+  // At a step's end (its record): a simulated pass's increments join the window; a predicted
+  // pass's fit is booked, less what its wait booked itself.
   void on_step_end(const TokenRecord& rec);
-  // After the run, which ended at simulated time `end_ps`: every step's record on the serving
-  // clock (the simulated ones moved by the predicted time before them), the energy with the
-  // predicted passes', the summary items of the prediction; then the predicted increments are
-  // added to the cumulative stats. Call once.
+  // After the run, which ended at simulated time `end_ps`: every step's record (the predicted
+  // ones marked), the energy with the predicted passes', the summary items of the prediction;
+  // then the predicted increments are added to the cumulative stats. Call once.
   Extrapolation finish(const std::vector<TokenRecord>& records, TimePs end_ps);
+  // Passes simulated for being out of range so far; the checked passes' errors.
+  uint32_t out_of_range() const { return novel_; }
+  const std::vector<double>& errors() const { return errors_; }
 
  private:
   using Snapshot = CumulativeState::Snapshot;
-  struct Predicted {
-    uint32_t step;
-    TimePs start_ps, duration_ps;  // on the serving clock
-    uint32_t tokens;
-  };
   // The fit's outputs at `f` (the window must not be empty) into `out` (row layout).
   // Returns the distance of the near_neighbours-th nearest simulated pass.
   double predict(const StepFeatures& f, std::vector<double>& out);
@@ -92,19 +101,20 @@ class ServingStepPrediction : public StepPredictor {
   StepFeatures lo_, hi_;  // the window's box
 
   uint32_t since_simulated_ = 0, passes_ = 0, novel_ = 0;
-  // The simulated pass under way: its step, features, start snapshot and, for a checked one,
-  // its predicted duration (< 0: not checked).
-  bool pending_ = false;
+  // The pass under way (simulated or predicted): its step, start snapshot and, when simulated,
+  // its features and, for a checked one, its predicted duration (< 0: not checked); when
+  // predicted, its fit.
+  bool pending_ = false, pending_predicted_ = false;
   uint32_t pending_step_ = 0;
   StepFeatures pending_features_;
   double pending_prediction_ps_ = -1;
+  std::vector<double> pending_fit_;
   Snapshot start_, end_;
   std::vector<double> row_, fit_;
   std::vector<std::pair<size_t, double>> h_;
 
-  std::vector<double> errors_;  // (predicted - simulated) / simulated per checked pass
-  std::vector<Predicted> predicted_;
-  TimePs offset_ps_ = 0;  // the predicted passes' time so far
+  std::vector<double> errors_;             // (predicted - simulated) / simulated per checked pass
+  std::vector<uint32_t> predicted_steps_;  // in order
   std::vector<double> extra_stats_;
   std::vector<EnergyLedger> extra_energy_;
   bool finished_ = false;

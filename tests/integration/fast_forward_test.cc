@@ -179,7 +179,15 @@ TEST_F(FastForward, BadSettingsExitTwoNamingTheField) {
   };
   bad_serving(" --set run.fast_forward.warmup_steps=4", "run.fast_forward.warmup_steps");
   bad_serving(" --set run.fast_forward.neighbour_radius=0", "run.fast_forward.neighbour_radius");
-  bad_serving(" --set workload.parallelism.data_parallel=2", "workload.parallelism.data_parallel");
+  bad_serving(
+      " --set 'policy.thermal_admission={memory:\"hbm\" drain_above_c:92 cool_above_c:94 "
+      "recover_below_c:90}'",
+      "policy.thermal_admission");
+  // Every rank simulated takes predicted passes only as data-parallel replicas.
+  bad_serving(" " + test::preset("pods/hgx_h100_nvswitch.textproto") +
+                  " --set workload.parallelism.simulate_ranks=SIMULATE_EVERY_RANK"
+                  " --set workload.parallelism.tensor_parallel=2",
+              "workload.parallelism.simulate_ranks");
   // The radius is the serving prediction's.
   bad(ff + " --set run.fast_forward.neighbour_radius=0.1", "run.fast_forward.neighbour_radius");
   // A trace records every step, decode or serving (the study's stats series off, so the trace
@@ -326,6 +334,86 @@ TEST_F(ServingFastForward, MoePassesAreFittedOnTheirWeightBytes) {
       ff.at("fast_forward_step_error_abs_mean_pct"), ff.at("fast_forward_step_error_abs_p95_pct"),
       100 * (ff.at("ttft_ms_mean") / full.at("ttft_ms_mean") - 1),
       100 * (ff.at("request_tpot_ms_mean") / full.at("request_tpot_ms_mean") - 1));
+}
+
+// Data-parallel replicas behind a front end, and disaggregated prefill and decode replicas: each
+// replica predicts its passes from its own simulated ones and waits their predicted length on
+// the one simulated clock. Two replicas of the 8B serving study, 60 requests, routed round robin
+// (a load-aware router may send a request elsewhere when a step ends a little earlier or later,
+// which moves each replica's own figures; the pod's latencies keep their agreement, as in
+// docs/performance.md).
+class ReplicaFastForward : public FastForward {
+ protected:
+  void SetUp() override {
+    FastForward::SetUp();
+    base_ = test::tiersim_binary() + " run " + test::preset("hardware/h100_sxm.textproto") + " " +
+            test::preset("pods/hgx_h100_nvswitch.textproto") + " " +
+            test::preset("models/llama3_8b.textproto") + " " +
+            test::preset("studies/serving_llama3_8b.textproto") +
+            " --set workload.serving.poisson.requests=60"
+            " --set workload.serving.poisson.rate_per_s=16"
+            " --set workload.parallelism.simulate_ranks=SIMULATE_EVERY_RANK"
+            " --set workload.parallelism.data_parallel=2 --quiet";
+  }
+  // Full, every pass simulated (the full run, item for item) and one in 8 (within `rel`).
+  void agree(const std::string& name, const std::string& sets, double rel) {
+    const std::string full_file = go(name + "_full", sets);
+    const auto full = summary_of(full_file);
+    const auto every =
+        summary_of(go(name + "_every", sets + " --set run.fast_forward.every_steps=1"));
+    EXPECT_EQ(every.at("fast_forward_extrapolated_steps"), 0);
+    expect_full_run(full, every);
+    const std::string ff_file = go(name + "_ff", sets + " --set run.fast_forward.every_steps=8");
+    const auto ff = summary_of(ff_file);
+    EXPECT_GT(ff.at("fast_forward_extrapolated_steps"),
+              0.3 * ff.at("fast_forward_simulated_steps"));
+    EXPECT_GT(ff.at("fast_forward_checked_steps"), 10);
+    EXPECT_EQ(ff.at("requests_completed"), full.at("requests_completed"));
+    EXPECT_EQ(ff.at("tokens_generated"), full.at("tokens_generated"));
+    for (const char* n :
+         {"ttft_ms_mean", "request_tpot_ms_mean", "e2e_ms_p50", "output_tokens_per_s", "sim_time_s",
+          "energy_j_per_token", "hbm_bytes_per_token"}) {
+      ASSERT_TRUE(full.count(n) && ff.count(n)) << n;
+      EXPECT_NEAR(ff.at(n), full.at(n), rel * full.at(n)) << name << " " << n;
+    }
+    // Each replica's own requests (round robin: the same ones).
+    for (const char* n : {"replica0_requests_routed", "replica1_requests_routed",
+                          "replica1_request_tpot_ms_mean"}) {
+      ASSERT_TRUE(full.count(n) && ff.count(n)) << n;
+      EXPECT_NEAR(ff.at(n), full.at(n), rel * full.at(n)) << name << " " << n;
+    }
+    // The headline replica's steps on the simulated clock, the predicted ones marked.
+    const Table tokens = ResultReader(ff_file).read_table("/tokens");
+    const auto& start = tokens.find("start_ps")->u64;
+    const auto& end = tokens.find("end_ps")->u64;
+    uint64_t marked = 0;
+    for (size_t i = 0; i < start.size(); ++i) {
+      EXPECT_LT(start[i], end[i]) << i;
+      if (i > 0) {
+        EXPECT_GE(start[i], end[i - 1]) << i;
+      }
+      marked += tokens.find("extrapolated")->u64[i];
+    }
+    EXPECT_GT(marked, 0u);
+    std::printf(
+        "[ measured ] %s, 1 in 8: %g passes simulated, %g predicted; TTFT mean %+.3f%%, request "
+        "TPOT mean %+.3f%%, energy/token %+.3f%%; step error |mean| %.3f%%; wall %.2f -> %.2f s\n",
+        name.c_str(), ff.at("fast_forward_simulated_steps"),
+        ff.at("fast_forward_extrapolated_steps"),
+        100 * (ff.at("ttft_ms_mean") / full.at("ttft_ms_mean") - 1),
+        100 * (ff.at("request_tpot_ms_mean") / full.at("request_tpot_ms_mean") - 1),
+        100 * (ff.at("energy_j_per_token") / full.at("energy_j_per_token") - 1),
+        ff.at("fast_forward_step_error_abs_mean_pct"), full.at("wall_time_s"),
+        ff.at("wall_time_s"));
+  }
+};
+
+TEST_F(ReplicaFastForward, DataParallelReplicasAgreeWithTheFullRun) {
+  agree("data_parallel", "", 0.01);
+}
+
+TEST_F(ReplicaFastForward, DisaggregatedReplicasAgreeWithTheFullRun) {
+  agree("disaggregated", " --set 'workload.serving.disaggregation={prefill_replicas: 1}'", 0.01);
 }
 
 // Against the full run on the shipped studies: a dense TP8 run (the speed row's), speculative
