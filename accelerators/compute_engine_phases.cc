@@ -299,11 +299,13 @@ ComputeEngine::PhaseResult ComputeEngine::phase_step_end(TimePs now) {
   const TimePs host_step =
       software_.host_step_ps + TimePs{rec.sequences} * software_.host_step_per_sequence_ps;
   if (op_.kind == OpKind::kPredictedPass && software_.overlap_host_step) {
-    // The host's own timeline (its launches, then its step work) moves on by the predicted
-    // pass, whose length holds what the host did during it.
-    host_free_ += op_.delay_ps;
+    // The predicted length holds what the host did during the pass: the host stands to the
+    // device as it did at the last simulated pass's end (a lead left by an idle wait's loop is
+    // not carried on).
+    host_free_ = static_cast<TimePs>(std::max<int64_t>(0, int64_t(now) + pass_host_lead_ps_));
   } else {
     host_free_ = (software_.overlap_host_step ? host_free_ : std::max(host_free_, now)) + host_step;
+    pass_host_lead_ps_ = int64_t(host_free_) - int64_t(now);
   }
   phase_ = Phase::kFetch;
   return PhaseResult::go_on();

@@ -172,8 +172,7 @@ class ServingWorkload : public Workload {
   void plan(TimePs now);
   // The planned forward pass's features (run.fast_forward).
   StepFeatures features() const;
-  // The step's bookkeeping once its pass is done at `now` (this workload's clock): tokens,
-  // completions, the step count.
+  // The step's bookkeeping once its pass is done at `now`: tokens, completions, the step count.
   void finish_step(TimePs now);
   void preempt(uint32_t r, TimePs now);
   bool admit(uint32_t r, uint64_t tokens);  // takes a slot and blocks for `tokens`

@@ -287,6 +287,9 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
   check_time_bound(done, cfg.run().max_sim_time_ps(), wall_hit);
   const std::string stopped_by = done ? "complete" : wall_hit ? "max_wall_time" : "max_sim_time";
   const TimePs end_ps = now_ps();
+  // Each class's /stats sample: the simulated passes' (before any predicted increments).
+  for (auto& n : nodes)
+    n->ctx.stats().sample(end_ps);
   // run.fast_forward: each replica's predicted passes marked in its steps, their energy and stat
   // increments booked.
   for (auto& n : nodes) {
@@ -328,7 +331,6 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
   std::vector<NodeResult> class_results(classes);
   for (uint32_t k = 0; k < classes; ++k) {
     Context& c = nodes[k]->ctx;
-    c.stats().sample(end_ps);
     class_results[k].ctx = &c;
     class_results[k].tokens = c.records().tokens;
     class_results[k].summary = summarise_run(c, nodes[k]->components, end_ps, wall_s,

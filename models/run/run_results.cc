@@ -87,7 +87,8 @@ void write_results(const std::string& path, const LoadedConfig& loaded, Context&
     const size_t c_seq = tokens.add_column("sequences", Table::Type::kU64);
     const size_t c_tpot = tokens.add_column("tpot_ms", Table::Type::kF64, "ms");
     const size_t c_ten = tenant_column ? tokens.add_column("tenant", Table::Type::kU64) : 0;
-    // run.fast_forward: 1 for a step interpolated after the run, 0 for a simulated one.
+    // run.fast_forward: 1 for a step not simulated (a decode step interpolated after the run,
+    // a serving pass predicted), 0 for a simulated one.
     const bool ff = ctx.config().run().has_fast_forward();
     const size_t c_ext = ff ? tokens.add_column("extrapolated", Table::Type::kU64) : 0;
     for (const auto& t : records) {

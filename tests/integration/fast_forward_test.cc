@@ -165,7 +165,7 @@ TEST_F(FastForward, BadSettingsExitTwoNamingTheField) {
   bad(ff + " --set policy.placement=ORCHESTRATED", "policy.placement");
   // A thermal model's temperatures evolve with time.
   bad(ff + " " + test::preset("hardware/fragments/h100_hbm_thermal_air.textproto"), ".hbm.thermal");
-  // Serving: one replica on its own clock, enough simulated passes to fit on.
+  // Serving: enough simulated passes to fit on, no thermal admission gate.
   const std::string serving = test::tiersim_binary() + " run " +
                               test::preset("hardware/h100_sxm.textproto") + " " +
                               test::preset("models/llama3_8b.textproto") + " " +
@@ -179,15 +179,18 @@ TEST_F(FastForward, BadSettingsExitTwoNamingTheField) {
   };
   bad_serving(" --set run.fast_forward.warmup_steps=4", "run.fast_forward.warmup_steps");
   bad_serving(" --set run.fast_forward.neighbour_radius=0", "run.fast_forward.neighbour_radius");
-  bad_serving(
-      " --set 'policy.thermal_admission={memory:\"hbm\" drain_above_c:92 cool_above_c:94 "
-      "recover_below_c:90}'",
-      "policy.thermal_admission");
-  // Every rank simulated takes predicted passes only as data-parallel replicas.
-  bad_serving(" " + test::preset("pods/hgx_h100_nvswitch.textproto") +
-                  " --set workload.parallelism.simulate_ranks=SIMULATE_EVERY_RANK"
-                  " --set workload.parallelism.tensor_parallel=2",
-              "workload.parallelism.simulate_ranks");
+  // (The gate's own refusal of a stack without telemetry names the field too: the message is
+  // fast-forward's.)
+  bad_serving(" " + test::preset("hardware/fragments/h100_hbm_thermal_air.textproto") +
+                  " --set 'policy.thermal_admission={memory:\"hbm\" drain_above_c:92 "
+                  "cool_above_c:94 recover_below_c:90}'",
+              "policy.thermal_admission: a thermal admission gate changes from step to step");
+  // Every rank simulated takes predicted passes only as data-parallel replicas (a decode run:
+  // serving needs data_parallel with every rank simulated).
+  bad(ff + " " + test::preset("pods/hgx_h100_nvswitch.textproto") +
+          " --set workload.parallelism.simulate_ranks=SIMULATE_EVERY_RANK"
+          " --set workload.parallelism.tensor_parallel=2",
+      "every rank simulated runs without run.fast_forward");
   // The radius is the serving prediction's.
   bad(ff + " --set run.fast_forward.neighbour_radius=0.1", "run.fast_forward.neighbour_radius");
   // A trace records every step, decode or serving (the study's stats series off, so the trace
@@ -311,6 +314,30 @@ TEST_F(ServingFastForward, PredictedPassesAgreeWithTheFullRun) {
   EXPECT_GT(strict.at("fast_forward_simulated_steps"), simulated);
 }
 
+// An overlapped host step (async scheduling) at a light load (12 requests at 0.5/s, one at a time):
+// many passes follow an idle wait,
+// whose host loop leaves the host a lead the predicted passes' lengths already hold. Carried on
+// past a predicted pass, it made the next simulated pass a host step longer (request TPOT
+// +1.6%, E2E p50 +2.0%).
+TEST_F(ServingFastForward, OverlappedHostStepAfterIdleWaits) {
+  base_ += " " + test::preset("software/vllm_v0.textproto") +
+           " --set software.overlap_host_step=true --set workload.serving.poisson.requests=12"
+           " --set workload.serving.poisson.rate_per_s=0.5";
+  const auto full = summary_of(go("full", ""));
+  const auto ff = summary_of(go("ff", " --set run.fast_forward.every_steps=8"));
+  EXPECT_GT(ff.at("fast_forward_extrapolated_steps"), ff.at("fast_forward_simulated_steps"));
+  for (const char* name : {"request_tpot_ms_mean", "e2e_ms_p50", "ttft_ms_mean"}) {
+    EXPECT_NEAR(ff.at(name), full.at(name), 0.003 * full.at(name)) << name;
+  }
+  EXPECT_LT(std::fabs(ff.at("fast_forward_step_error_mean_pct")), 0.3);
+  std::printf(
+      "[ measured ] overlapped host step, 12 requests at 0.5/s, 1 in 8: request TPOT mean "
+      "%+.3f%%, E2E p50 %+.3f%%, checked passes' error mean %+.3f%%\n",
+      100 * (ff.at("request_tpot_ms_mean") / full.at("request_tpot_ms_mean") - 1),
+      100 * (ff.at("e2e_ms_p50") / full.at("e2e_ms_p50") - 1),
+      ff.at("fast_forward_step_error_mean_pct"));
+}
+
 // A MoE pass's weight bytes depend on the experts its tokens reach: a feature of its own. Without
 // it the checked passes of this run erred by 2.0% on average (6.5% at p95); with it, 0.04%.
 TEST_F(ServingFastForward, MoePassesAreFittedOnTheirWeightBytes) {
@@ -377,8 +404,7 @@ class ReplicaFastForward : public FastForward {
       EXPECT_NEAR(ff.at(n), full.at(n), rel * full.at(n)) << name << " " << n;
     }
     // Each replica's own requests (round robin: the same ones).
-    for (const char* n : {"replica0_requests_routed", "replica1_requests_routed",
-                          "replica1_request_tpot_ms_mean"}) {
+    for (const char* n : {"replica0_request_tpot_ms_mean", "replica1_request_tpot_ms_mean"}) {
       ASSERT_TRUE(full.count(n) && ff.count(n)) << n;
       EXPECT_NEAR(ff.at(n), full.at(n), rel * full.at(n)) << name << " " << n;
     }
