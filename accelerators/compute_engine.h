@@ -307,8 +307,9 @@ class ComputeEngine : public Component, public ExpertCostModel {
   TimePs writes_done_ = 0;
   TimePs step_start_ = 0;
   TimePs host_free_ = 0;  // when the host can launch the next kernel
-  // host_free_ less the end of the last step that ran a pass (serving's predicted passes, with
-  // an overlapped host step, put the host back there).
+  // host_free_ less the end of the last step that was not a predicted pass, as set there
+  // (serving's predicted passes: with an overlapped host step they put the host back there, and
+  // a lead beyond it delays them).
   int64_t pass_host_lead_ps_ = 0;
   uint32_t op_kernels_ = 0;
   TimePs op_latency_ps_ = 0;     // the attention kernel's fill time (SoftwareModel)

@@ -36,10 +36,15 @@ ComputeEngine::PhaseResult ComputeEngine::phase_fetch(TimePs now) {
   }
   if (op_.kind == OpKind::kPredictedPass) {
     // A serving pass predicted, not simulated (run.fast_forward): the whole step, its host gap
-    // included, ends after its predicted length; nothing is launched or streamed.
+    // included, ends after its predicted length; nothing is launched or streamed. The length
+    // holds the host's lead over the device as it stands after a pass; a lead beyond that (the
+    // host's loop after an idle wait, which a device-bound overlapped stack never exposes
+    // otherwise) delays the pass as it would delay its first launch.
     current_step_ = op_.step.value();
+    const int64_t lead = int64_t(host_free_) - int64_t(now);
+    const int64_t beyond = lead - std::max<int64_t>(0, pass_host_lead_ps_);
     phase_ = Phase::kStepEnd;
-    return PhaseResult::wait(now + op_.delay_ps);
+    return PhaseResult::wait(now + op_.delay_ps + TimePs(std::max<int64_t>(0, beyond)));
   }
   if (op_.kind == OpKind::kIdle) {
     // Waiting for an arrival: the delay counts from when the workload planned it (now), so the

@@ -345,20 +345,22 @@ RunOutcome run_every_rank(const LoadedConfig& loaded, const RunOptions& options)
   out.summary = summarise_run(ctx0, nodes[head]->components, end_ps, wall_s,
                               nodes[head]->predicted ? &*nodes[head]->predicted : nullptr);
   if (nodes[head]->predicted) {
-    // The prediction's items over every replica: steps summed, the checked passes' errors
-    // pooled.
+    // The prediction's items over every replica: steps summed, the checked and far passes'
+    // errors pooled.
     uint32_t simulated = 0, predicted = 0, out_of_range = 0;
-    std::vector<double> errors;
+    std::vector<double> errors, far_errors;
     for (auto& n : nodes) {
       simulated += n->predicted->simulated_steps;
       predicted += n->predicted->extrapolated_steps;
       out_of_range += n->prediction->out_of_range();
       errors.insert(errors.end(), n->prediction->errors().begin(), n->prediction->errors().end());
+      far_errors.insert(far_errors.end(), n->prediction->far_errors().begin(),
+                        n->prediction->far_errors().end());
     }
     std::vector<SummaryItem> pod_items{
         {"fast_forward_simulated_steps", double(simulated), "steps"},
         {"fast_forward_extrapolated_steps", double(predicted), "steps"}};
-    for (SummaryItem& i : prediction_items(out_of_range, errors))
+    for (SummaryItem& i : prediction_items(out_of_range, errors, far_errors))
       pod_items.push_back(std::move(i));
     // In place of the headline replica's (they follow one another).
     const auto first = std::find_if(out.summary.begin(), out.summary.end(), [](const auto& i) {

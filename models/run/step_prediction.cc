@@ -160,26 +160,33 @@ double local_linear_weights(const std::vector<StepFeatures>& train, const StepFe
   return radius;
 }
 
-std::vector<SummaryItem> prediction_items(uint32_t out_of_range,
-                                          const std::vector<double>& errors) {
+std::vector<SummaryItem> prediction_items(uint32_t out_of_range, const std::vector<double>& errors,
+                                          const std::vector<double>& far_errors) {
   std::vector<SummaryItem> items;
+  // Signed mean, mean of the absolute values and their 95th percentile, in %.
+  auto error_items = [&items](const std::string& prefix, const std::vector<double>& e,
+                              bool signed_mean) {
+    if (e.empty()) return;
+    double mean = 0, abs_mean = 0;
+    std::vector<double> abs;
+    for (double x : e) {
+      mean += x;
+      abs_mean += std::fabs(x);
+      abs.push_back(std::fabs(x));
+    }
+    mean /= double(e.size());
+    abs_mean /= double(e.size());
+    std::sort(abs.begin(), abs.end());
+    const size_t i95 = std::min(abs.size() - 1, size_t(std::ceil(0.95 * double(abs.size()))) - 1);
+    if (signed_mean) items.push_back({prefix + "error_mean_pct", 100 * mean, "%"});
+    items.push_back({prefix + "error_abs_mean_pct", 100 * abs_mean, "%"});
+    items.push_back({prefix + "error_abs_p95_pct", 100 * abs[i95], "%"});
+  };
   items.push_back({"fast_forward_out_of_range_steps", double(out_of_range), "steps"});
   items.push_back({"fast_forward_checked_steps", double(errors.size()), "steps"});
-  if (errors.empty()) return items;
-  double mean = 0, abs_mean = 0;
-  std::vector<double> abs;
-  for (double e : errors) {
-    mean += e;
-    abs_mean += std::fabs(e);
-    abs.push_back(std::fabs(e));
-  }
-  mean /= double(errors.size());
-  abs_mean /= double(errors.size());
-  std::sort(abs.begin(), abs.end());
-  const size_t i95 = std::min(abs.size() - 1, size_t(std::ceil(0.95 * double(abs.size()))) - 1);
-  items.push_back({"fast_forward_step_error_mean_pct", 100 * mean, "%"});
-  items.push_back({"fast_forward_step_error_abs_mean_pct", 100 * abs_mean, "%"});
-  items.push_back({"fast_forward_step_error_abs_p95_pct", 100 * abs[i95], "%"});
+  error_items("fast_forward_step_", errors, true);
+  items.push_back({"fast_forward_far_checked_steps", double(far_errors.size()), "steps"});
+  error_items("fast_forward_far_step_", far_errors, false);
   return items;
 }
 
@@ -259,7 +266,7 @@ bool ServingStepPrediction::simulate(uint32_t step, const StepFeatures& f, TimeP
                                      TimePs* duration_ps) {
   if (finished_) throw std::logic_error("ServingStepPrediction: used after finish");
   ++passes_;
-  bool check = false;
+  bool check = false, far = false;
   bool sim = passes_ <= params_.warmup_steps || features_.empty();
   if (!sim) {
     // Predicted first: the fit, and how near the simulated passes it rests on are.
@@ -267,6 +274,8 @@ bool ServingStepPrediction::simulate(uint32_t step, const StepFeatures& f, TimeP
     if (!inside(f) || near > params_.radius) {
       sim = true;
       ++novel_;
+      // Inside the box, the fit is an interpolation: what it would have erred by is measured.
+      far = inside(f);
     } else if (since_simulated_ + 1 >= params_.every_steps) {
       sim = true;
       check = true;
@@ -278,7 +287,8 @@ bool ServingStepPrediction::simulate(uint32_t step, const StepFeatures& f, TimeP
   state_.take(start_, now_ps);
   if (sim) {
     pending_features_ = f;
-    pending_prediction_ps_ = check ? fit_[0] : -1;
+    pending_prediction_ps_ = check || far ? fit_[0] : -1;
+    pending_far_ = far;
     since_simulated_ = 0;
     return true;
   }
@@ -312,7 +322,8 @@ void ServingStepPrediction::on_step_end(const TokenRecord& rec) {
     for (size_t p = 0; p < kEnergyParts; ++p)
       row_[e0 + c * kEnergyParts + p] = end_.energy[c].j[p] - start_.energy[c].j[p];
   if (pending_prediction_ps_ >= 0 && simulated > 0) {
-    errors_.push_back((pending_prediction_ps_ - simulated) / simulated);
+    (pending_far_ ? far_errors_ : errors_)
+        .push_back((pending_prediction_ps_ - simulated) / simulated);
   }
   add_row(pending_features_, row_);
 }
@@ -335,7 +346,7 @@ Extrapolation ServingStepPrediction::finish(const std::vector<TokenRecord>& reco
   // A counter the waits ticked more than the fits did (a time-driven count) is left as counted.
   state_.add_to_stats(extra_stats_, /*clamp_counters=*/true);
 
-  x.items = prediction_items(novel_, errors_);
+  x.items = prediction_items(novel_, errors_, far_errors_);
   return x;
 }
 

@@ -19,7 +19,9 @@
 // weighted sum of the neighbours' increments. An output whose neighbours are all non-negative is
 // not predicted negative. The passes a simulation was due for by the every_steps rule are
 // predicted first and their error kept: the reported prediction error is a sample of passes like
-// the predicted ones (the warm-up and out-of-range passes are not in it).
+// the predicted ones (the warm-up and out-of-range passes are not in it). A pass simulated for
+// want of near neighbours inside the box is predicted first as well, its error kept apart (the
+// far passes': what a larger radius would have let through).
 //
 // The window keeps the last 512 simulated passes (fewer when their rows would pass 64 MiB, as on a
 // system with many stats; never fewer than 4 x neighbours). Fidelity: a pass's duration and
@@ -49,8 +51,11 @@ double local_linear_weights(const std::vector<StepFeatures>& train, const StepFe
 
 // The summary items of a prediction: passes simulated for being out of range, passes checked,
 // and the checked passes' errors ((predicted - simulated) / simulated): mean, mean of the
-// absolute values, 95th percentile of the absolute values, in %.
-std::vector<SummaryItem> prediction_items(uint32_t out_of_range, const std::vector<double>& errors);
+// absolute values, 95th percentile of the absolute values, in %; then the same (but the signed
+// mean) for the far passes: those simulated for want of near neighbours inside the box, whose
+// prediction was made and measured too (what a larger radius would have let through).
+std::vector<SummaryItem> prediction_items(uint32_t out_of_range, const std::vector<double>& errors,
+                                          const std::vector<double>& far_errors);
 
 class ServingStepPrediction : public StepPredictor {
  public:
@@ -81,6 +86,7 @@ class ServingStepPrediction : public StepPredictor {
   // Passes simulated for being out of range so far; the checked passes' errors.
   uint32_t out_of_range() const { return novel_; }
   const std::vector<double>& errors() const { return errors_; }
+  const std::vector<double>& far_errors() const { return far_errors_; }
 
  private:
   using Snapshot = CumulativeState::Snapshot;
@@ -108,12 +114,14 @@ class ServingStepPrediction : public StepPredictor {
   uint32_t pending_step_ = 0;
   StepFeatures pending_features_;
   double pending_prediction_ps_ = -1;
+  bool pending_far_ = false;  // its prediction was made for want of near neighbours
   std::vector<double> pending_fit_;
   Snapshot start_, end_;
   std::vector<double> row_, fit_;
   std::vector<std::pair<size_t, double>> h_;
 
   std::vector<double> errors_;             // (predicted - simulated) / simulated per checked pass
+  std::vector<double> far_errors_;         // the same per far pass
   std::vector<uint32_t> predicted_steps_;  // in order
   std::vector<double> extra_stats_;
   std::vector<EnergyLedger> extra_energy_;

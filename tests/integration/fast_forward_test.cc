@@ -314,30 +314,6 @@ TEST_F(ServingFastForward, PredictedPassesAgreeWithTheFullRun) {
   EXPECT_GT(strict.at("fast_forward_simulated_steps"), simulated);
 }
 
-// An overlapped host step (async scheduling) at a light load (12 requests at 0.5/s, one at a time):
-// many passes follow an idle wait,
-// whose host loop leaves the host a lead the predicted passes' lengths already hold. Carried on
-// past a predicted pass, it made the next simulated pass a host step longer (request TPOT
-// +1.6%, E2E p50 +2.0%).
-TEST_F(ServingFastForward, OverlappedHostStepAfterIdleWaits) {
-  base_ += " " + test::preset("software/vllm_v0.textproto") +
-           " --set software.overlap_host_step=true --set workload.serving.poisson.requests=12"
-           " --set workload.serving.poisson.rate_per_s=0.5";
-  const auto full = summary_of(go("full", ""));
-  const auto ff = summary_of(go("ff", " --set run.fast_forward.every_steps=8"));
-  EXPECT_GT(ff.at("fast_forward_extrapolated_steps"), ff.at("fast_forward_simulated_steps"));
-  for (const char* name : {"request_tpot_ms_mean", "e2e_ms_p50", "ttft_ms_mean"}) {
-    EXPECT_NEAR(ff.at(name), full.at(name), 0.003 * full.at(name)) << name;
-  }
-  EXPECT_LT(std::fabs(ff.at("fast_forward_step_error_mean_pct")), 0.3);
-  std::printf(
-      "[ measured ] overlapped host step, 12 requests at 0.5/s, 1 in 8: request TPOT mean "
-      "%+.3f%%, E2E p50 %+.3f%%, checked passes' error mean %+.3f%%\n",
-      100 * (ff.at("request_tpot_ms_mean") / full.at("request_tpot_ms_mean") - 1),
-      100 * (ff.at("e2e_ms_p50") / full.at("e2e_ms_p50") - 1),
-      ff.at("fast_forward_step_error_mean_pct"));
-}
-
 // A MoE pass's weight bytes depend on the experts its tokens reach: a feature of its own. Without
 // it the checked passes of this run erred by 2.0% on average (6.5% at p95); with it, 0.04%.
 TEST_F(ServingFastForward, MoePassesAreFittedOnTheirWeightBytes) {
@@ -436,6 +412,31 @@ class ReplicaFastForward : public FastForward {
 
 TEST_F(ReplicaFastForward, DataParallelReplicasAgreeWithTheFullRun) {
   agree("data_parallel", "", 0.01);
+}
+
+// An overlapped host step (async scheduling) behind a disaggregated decode replica at a light
+// load: a request delivered to it ends an idle wait whose host loop leaves the host a lead a
+// device-bound pass never shows, and the pass after it is an ordinary decode pass, often
+// predicted. The lead delays that predicted pass as it delays a simulated one's first launch,
+// and is not carried on past it (carried on, it added a host step to the next simulated pass:
+// request TPOT +0.87%, E2E p50 +0.56% in this run).
+TEST_F(ReplicaFastForward, OverlappedHostStepAfterIdleWaits) {
+  base_ += " " + test::preset("software/vllm_v0.textproto") +
+           " --set software.overlap_host_step=true --set workload.serving.poisson.requests=30"
+           " --set workload.serving.poisson.rate_per_s=0.5"
+           " --set 'workload.serving.disaggregation={prefill_replicas: 1}'";
+  const auto full = summary_of(go("overlap_full", ""));
+  const auto ff = summary_of(go("overlap_ff", " --set run.fast_forward.every_steps=8"));
+  EXPECT_GT(ff.at("fast_forward_extrapolated_steps"), ff.at("fast_forward_simulated_steps"));
+  for (const char* name : {"request_tpot_ms_mean", "e2e_ms_p50", "ttft_ms_mean"}) {
+    EXPECT_NEAR(ff.at(name), full.at(name), 0.005 * full.at(name)) << name;
+  }
+  std::printf(
+      "[ measured ] overlapped host step, disaggregated, 30 requests at 0.5/s, 1 in 8: request "
+      "TPOT mean %+.3f%%, E2E p50 %+.3f%%, checked passes' error mean %+.3f%%\n",
+      100 * (ff.at("request_tpot_ms_mean") / full.at("request_tpot_ms_mean") - 1),
+      100 * (ff.at("e2e_ms_p50") / full.at("e2e_ms_p50") - 1),
+      ff.at("fast_forward_step_error_mean_pct"));
 }
 
 TEST_F(ReplicaFastForward, DisaggregatedReplicasAgreeWithTheFullRun) {

@@ -4,6 +4,9 @@
 // (warm-up, every_steps, out-of-range passes) and its bookkeeping of predicted increments.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <string>
+
 #include <cmath>
 #include <memory>
 #include <random>
@@ -152,10 +155,14 @@ TEST(ServingStepPrediction, SchedulesAndBooksPredictedPasses) {
   // The fits replace the waits' own bytes; a count only the waits made stays as counted.
   EXPECT_EQ(bytes.value(), simulated_bytes + 100 * (12 + 13 + 14 + 50));
   EXPECT_EQ(ticks.value(), waits);
-  // The predicted passes marked.
+  // The predicted passes took their time on the simulated clock: the records as the run made
+  // them, the predicted ones marked, nothing added after the run.
+  EXPECT_EQ(x.extra_ps, 0u);
   ASSERT_EQ(x.records.size(), 14u);
   for (size_t i = 0; i < x.records.size(); ++i) {
     EXPECT_EQ(x.records[i].step, i);
+    EXPECT_EQ(x.records[i].start_ps, records[i].start_ps);
+    EXPECT_EQ(x.records[i].end_ps, records[i].end_ps);
     EXPECT_EQ(x.records[i].extrapolated, i == 9 || i == 10 || i == 11 || i == 13) << i;
   }
   double checked = -1, error = -1;
@@ -200,6 +207,16 @@ TEST(ServingStepPrediction, SimulatesPassesWithFewSimulatedOnesNearThem) {
     EXPECT_EQ(pass(13), radius == 0.001) << radius;
     // Between 13 and 14: none within 0.001.
     EXPECT_EQ(pass(13.5), radius == 0.001) << radius;
+    // Those two were inside the box: their predictions were measured (a linear cost: exact).
+    const Extrapolation x = sp->finish({}, now);
+    std::map<std::string, double> items;
+    for (const auto& i : x.items)
+      items[i.name] = i.value;
+    EXPECT_EQ(items.at("fast_forward_far_checked_steps"), radius == 0.001 ? 2 : 0) << radius;
+    EXPECT_EQ(items.count("fast_forward_far_step_error_abs_mean_pct"), radius == 0.001 ? 1u : 0u);
+    if (radius == 0.001) {
+      EXPECT_NEAR(items.at("fast_forward_far_step_error_abs_mean_pct"), 0, 1e-6);
+    }
   }
 }
 
