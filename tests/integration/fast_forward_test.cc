@@ -314,6 +314,19 @@ TEST_F(ServingFastForward, PredictedPassesAgreeWithTheFullRun) {
   EXPECT_GT(strict.at("fast_forward_simulated_steps"), simulated);
 }
 
+// Predicted passes take their time on the simulated clock, so a simulated-time limit cuts a
+// serving run where it cuts the full run (the decode fast-forward refuses one).
+TEST_F(ServingFastForward, SimulatedTimeLimitCutsWhereTheFullRunIsCut) {
+  const std::string cut = " --set run.max_sim_time_ps=2000000000000";
+  const auto full = summary_of(go("cut_full", cut));
+  const auto ff = summary_of(go("cut_ff", cut + " --set run.fast_forward.every_steps=8"));
+  EXPECT_GT(ff.at("fast_forward_extrapolated_steps"), 0);
+  EXPECT_EQ(ff.at("sim_time_s"), full.at("sim_time_s"));
+  EXPECT_EQ(ff.at("requests_completed"), full.at("requests_completed"));
+  EXPECT_NEAR(ff.at("tokens_generated"), full.at("tokens_generated"),
+              0.01 * full.at("tokens_generated"));
+}
+
 // A MoE pass's weight bytes depend on the experts its tokens reach: a feature of its own. Without
 // it the checked passes of this run erred by 2.0% on average (6.5% at p95); with it, 0.04%.
 TEST_F(ServingFastForward, MoePassesAreFittedOnTheirWeightBytes) {
