@@ -176,7 +176,12 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
 TimePs ComputeEngine::collective_time_ps(double* energy_j) {
   if (op_.traffic != nullptr) {
     // Expert-parallel dispatch or combine: the routed traffic as flows on the pod.
-    const CollectiveResult r = collective_.pod->all_to_all(op_.traffic, collective_.algorithm);
+    // Across scale-out domains, in two tiers (a token once per domain over the NICs).
+    const CollectiveResult r =
+        op_.domain_traffic != nullptr
+            ? collective_.pod->two_tier_all_to_all(op_.traffic, op_.domain_traffic,
+                                                   op_.kind == OpKind::kEpCombine)
+            : collective_.pod->all_to_all(op_.traffic, collective_.algorithm);
     *energy_j = r.energy_j;
     return r.total_ps();
   }

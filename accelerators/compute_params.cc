@@ -332,6 +332,17 @@ std::string CollectiveModel::missing_protocols(const config::Software& s,
   }
 }
 
+namespace {
+
+// Whether IN_SWITCH can run a collective of `ranks` on `pod`: its scale-up switch reduces and
+// the ranks (node[0 .. ranks-1]) share one domain (Pod::in_switch_reduction).
+bool pod_reduces(const config::Pod& pod, uint32_t ranks) {
+  return pod.topology() == config::POD_SINGLE_SWITCH && pod.switch_().in_network_reduction() &&
+         (!pod.has_scale_out() || ranks <= pod.scale_out().domain_nodes());
+}
+
+}  // namespace
+
 void CollectiveModel::validate(const config::Config& root, Validator& v) {
   const config::ScaleUpFabric& f = root.system().scale_up();
   Validator fv = v.root("system.scale_up");
@@ -359,10 +370,10 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
              "(e.g. configs/software/collectives/vllm_custom_allreduce.textproto)");
   }
   if (!protocols.empty()) {
-    const bool reduces = root.system().has_pod() &&
-                         root.system().pod().topology() == config::POD_SINGLE_SWITCH &&
-                         root.system().pod().switch_().in_network_reduction();
     const auto& pr = root.workload().parallelism();
+    const bool reduces =
+        root.system().has_pod() &&
+        pod_reduces(root.system().pod(), std::max(pr.tensor_parallel(), pr.expert_parallel()));
     const bool all_to_all_only =
         (pr.expert_parallel() > 1 || pr.pipeline_parallel() > 1) && pr.tensor_parallel() <= 1;
     const std::string missing = missing_protocols(root.software(), a, reduces, all_to_all_only);
@@ -436,8 +447,7 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
                           " ranks) needs at least as many nodes (" +
                           std::to_string(root.system().pod().nodes()) + ")");
   }
-  const bool reduces = root.system().pod().topology() == config::POD_SINGLE_SWITCH &&
-                       root.system().pod().switch_().in_network_reduction();
+  const bool reduces = pod_reduces(root.system().pod(), std::max(tp, ep));
   if (pp > 1 && tp <= 1) return;  // the stages' sends run ONE_SHOT
   if (ep > 1 && tp <= 1) {
     // Only all-to-alls run: the algorithm chooses how.
@@ -445,11 +455,28 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
       av.error(field,
                "the expert-parallel all-to-alls run ONE_SHOT (direct), RING (pairwise) or AUTO");
     }
+    const config::Pod& pod = root.system().pod();
+    if (pod.has_scale_out() && ep > pod.scale_out().domain_nodes()) {
+      // Across domains the dispatch and combine run in two tiers (direct in each).
+      const uint32_t dn = pod.scale_out().domain_nodes();
+      if (ep % dn != 0) {
+        v.root("workload.parallelism")
+            .error("expert_parallel",
+                   "the expert-parallel ranks span scale-out domains of " + std::to_string(dn) +
+                       " nodes (system.pod.scale_out.domain_nodes) and must fill them");
+      }
+      if (a == config::RING) {
+        av.error(field,
+                 "across scale-out domains the expert-parallel all-to-alls run in two tiers, "
+                 "directly: ONE_SHOT or AUTO, not RING");
+      }
+    }
     return;
   }
   if (a == config::IN_SWITCH && !reduces) {
     av.error(field,
-             "IN_SWITCH needs a POD_SINGLE_SWITCH pod whose switch has in_network_reduction");
+             "IN_SWITCH needs a POD_SINGLE_SWITCH pod whose switch has in_network_reduction, "
+             "and every rank of the collective in one scale-up domain (scale_out.domain_nodes)");
   }
 }
 

@@ -48,7 +48,7 @@ bool algorithm_available(CollectiveOp op, config::CollectiveAlgorithm a, bool po
 }
 
 bool PodCollectives::available(CollectiveOp op, config::CollectiveAlgorithm a) const {
-  return algorithm_available(op, a, true, pod_.in_switch_reduction());
+  return algorithm_available(op, a, true, pod_.in_switch_reduction(ranks_));
 }
 
 CollectiveResult PodCollectives::run(CollectiveOp op, uint64_t bytes,
@@ -256,6 +256,74 @@ CollectiveResult PodCollectives::all_to_all(const uint64_t* traffic,
         const uint32_t f = send(r, q, traffic[size_t{r} * p + q], k == 1 ? 0 : step_ps_);
         if (last[r] != FlowNetwork::kNone) net_.after(f, last[r]);
         last[r] = f;
+      }
+    }
+  }
+  net_.run();
+  return finish();
+}
+
+CollectiveResult PodCollectives::two_tier_all_to_all(const uint64_t* traffic,
+                                                     const uint64_t* domain_bytes, bool gather) {
+  const uint32_t p = ranks_, dn = pod_.domain_nodes();
+  if (!pod_.scale_out() || p % dn != 0) {
+    throw std::invalid_argument(
+        "PodCollectives: a two-tier all-to-all needs a scale-out pod whose domains the ranks "
+        "fill");
+  }
+  const uint32_t domains = p / dn;
+  net_.clear_flows();
+  auto at = [&](uint32_t from, uint32_t to) { return traffic[size_t{from} * p + to]; };
+  // Within a domain: direct.
+  for (uint32_t r = 0; r < p; ++r) {
+    for (uint32_t q = 0; q < p; ++q) {
+      if (q != r && pod_.domain_of(q) == pod_.domain_of(r) && at(r, q) > 0) {
+        send(r, q, at(r, q), 0);
+      }
+    }
+  }
+  std::vector<uint32_t> parts;  // a chunk's forwards (gather)
+  for (uint32_t a = 0; a < p; ++a) {
+    for (uint32_t d = 0; d < domains; ++d) {
+      if (d == pod_.domain_of(a)) continue;
+      const uint64_t total = domain_bytes[size_t{a} * domains + d];
+      const uint32_t proxy = d * dn + a % dn;
+      const uint32_t chunks = pod_.chunks(total);
+      uint32_t prev = FlowNetwork::kNone;  // the previous chunk over the NICs
+      std::vector<uint32_t> prev_part(dn, FlowNetwork::kNone);
+      for (uint32_t c = 0; c < chunks; ++c) {
+        const uint64_t cb = chunk_bytes(total, chunks, c);
+        if (!gather) {
+          const uint32_t f = cb > 0 ? send(a, proxy, cb, 0) : FlowNetwork::kNone;
+          if (f != FlowNetwork::kNone && prev != FlowNetwork::kNone) net_.after(f, prev, true);
+          prev = f;
+          for (uint32_t b = d * dn; b < (d + 1) * dn; ++b) {
+            const uint64_t part = chunk_bytes(at(a, b), chunks, c);
+            if (b == proxy || part == 0) continue;
+            const uint32_t g = send(proxy, b, part, 0);
+            if (f != FlowNetwork::kNone) net_.after(g, f);
+            uint32_t& pp = prev_part[b - d * dn];
+            if (pp != FlowNetwork::kNone) net_.after(g, pp, true);
+            pp = g;
+          }
+        } else {
+          parts.clear();
+          for (uint32_t b = d * dn; b < (d + 1) * dn; ++b) {
+            const uint64_t part = chunk_bytes(at(b, a), chunks, c);
+            if (b == proxy || part == 0) continue;
+            const uint32_t g = send(b, proxy, part, 0);
+            uint32_t& pp = prev_part[b - d * dn];
+            if (pp != FlowNetwork::kNone) net_.after(g, pp, true);
+            pp = g;
+            parts.push_back(g);
+          }
+          if (cb == 0) continue;
+          const uint32_t f = send(proxy, a, cb, 0);
+          for (const uint32_t g : parts)
+            net_.after(f, g);
+          if (prev != FlowNetwork::kNone) net_.after(f, prev, true);
+          prev = f;
+        }
       }
     }
   }
@@ -477,6 +545,59 @@ CollectiveResult PodCollectiveCache::all_to_all(const uint64_t* traffic,
   if (!found) {
     throw std::invalid_argument(std::string("PodCollectiveCache: no protocol runs ") +
                                 config::CollectiveAlgorithm_Name(algorithm) + " for all_to_all");
+  }
+  return best;
+}
+
+CollectiveResult PodCollectiveCache::two_tier_all_to_all(const uint64_t* traffic,
+                                                         const uint64_t* domain_bytes,
+                                                         bool gather) {
+  const uint32_t p = ranks();
+  const size_t n = size_t{p} * p;
+  const size_t nd = size_t{p} * (p / pod_->domain_nodes());
+  // The message a protocol's size range is judged by: what the busiest rank sends (scatter:
+  // its NIC messages and its own domain's; gather: its forwards and its own domain's).
+  uint64_t message = 1;
+  for (uint32_t r = 0; r < p; ++r) {
+    uint64_t sent = 0;
+    for (uint32_t q = 0; q < p; ++q) {
+      const bool same = pod_->domain_of(q) == pod_->domain_of(r);
+      if (q != r && (same || gather)) sent += traffic[size_t{r} * p + q];
+    }
+    if (!gather) {
+      for (size_t d = 0; d < nd / p; ++d)
+        sent += domain_bytes[size_t{r} * (nd / p) + d];
+    }
+    message = std::max(message, sent);
+  }
+  CollectiveResult best;
+  bool found = false;
+  for (uint32_t i = 0; i < protocols_.size(); ++i) {
+    const CollectiveProtocol& pr = protocols_[i];
+    if (!pr.serves(CollectiveOp::kAllToAll, message, p) || !pr.runs(config::ONE_SHOT)) continue;
+    const uint64_t* t = traffic;
+    const uint64_t* dt = domain_bytes;
+    if (pr.wire_efficiency < 1.0) {
+      wire_traffic_.resize(n);
+      for (size_t j = 0; j < n; ++j)
+        wire_traffic_[j] = pr.wire_bytes(traffic[j]);
+      wire_domain_.resize(nd);
+      for (size_t j = 0; j < nd; ++j)
+        wire_domain_[j] = pr.wire_bytes(domain_bytes[j]);
+      t = wire_traffic_.data();
+      dt = wire_domain_.data();
+    }
+    collectives_.set_step_latency(pr.step_latency_ps);
+    CollectiveResult r = collectives_.two_tier_all_to_all(t, dt, gather);
+    r.launch_ps = pr.launch_latency_ps;
+    r.protocol = i;
+    r.algorithm = config::ONE_SHOT;
+    if (!found || r.total_ps() < best.total_ps()) best = r;
+    found = true;
+  }
+  if (!found) {
+    throw std::invalid_argument(
+        "PodCollectiveCache: no protocol runs ONE_SHOT for a two-tier all_to_all");
   }
   return best;
 }

@@ -119,6 +119,19 @@ class PodCollectives {
   // as the all-to-all above; AUTO: the faster. Not TREE or IN_SWITCH.
   CollectiveResult all_to_all(const uint64_t* traffic, config::CollectiveAlgorithm algorithm,
                               config::CollectiveAlgorithm* chosen = nullptr);
+  // An all-to-all in two tiers on a pod with a scale-out network (Pod::scale_out), as DeepEP's
+  // internode kernels move MoE tokens (a token goes once to each domain that needs it). The
+  // ranks must fill whole domains. A rank's proxy in domain D is the node of its own local rank
+  // there. Traffic within a domain goes directly.
+  // - Scatter (a dispatch): rank a sends domain_bytes[a * domains + D] to its proxy in each
+  //   other domain D over the NICs, in Pod::chunks() chunks; as each chunk arrives the proxy
+  //   forwards its share of traffic[a * ranks + b] to each rank b of D over D's scale-up switch.
+  // - Gather (a combine): each rank b of D sends its share of traffic[b * ranks + a] to a's
+  //   proxy in D chunk by chunk; once every such chunk has arrived (and been reduced), the
+  //   proxy sends its chunk of domain_bytes[a * domains + D] to a over the NICs.
+  // A proxy's own share needs no forward. Each message's chunks leave in order.
+  CollectiveResult two_tier_all_to_all(const uint64_t* traffic, const uint64_t* domain_bytes,
+                                       bool gather);
 
  private:
   CollectiveResult simulate(CollectiveOp op, uint64_t bytes, config::CollectiveAlgorithm a);
@@ -185,17 +198,21 @@ class PodCollectiveCache {
   // coverage_gap for this pod's fabric and protocols.
   std::string coverage_gap(CollectiveOp op, config::CollectiveAlgorithm algorithm) const {
     return tiersim::coverage_gap(protocols_, ranks(), op, algorithm, true,
-                                 pod_->in_switch_reduction());
+                                 pod_->in_switch_reduction(ranks()));
   }
   // Not memoised: the traffic differs from call to call.
   CollectiveResult all_to_all(const uint64_t* traffic, config::CollectiveAlgorithm algorithm);
+  // PodCollectives::two_tier_all_to_all under the fastest protocol that serves an all-to-all
+  // of the bytes rank 0 sends (its wire bytes; launch latency added), not memoised.
+  CollectiveResult two_tier_all_to_all(const uint64_t* traffic, const uint64_t* domain_bytes,
+                                       bool gather);
 
  private:
   std::unique_ptr<Pod> pod_;
   PodCollectives collectives_;
   std::vector<CollectiveProtocol> protocols_;
   std::unordered_map<uint64_t, CollectiveResult> cache_;
-  std::vector<uint64_t> wire_traffic_;  // all_to_all's scratch
+  std::vector<uint64_t> wire_traffic_, wire_domain_;  // all_to_all's scratch
 };
 
 }  // namespace tiersim

@@ -62,6 +62,10 @@ TimePs mean_jitter_ps(const config::Jitter& j) {
 
 std::string Pod::vertex_name(uint32_t v) const {
   if (v < nodes_) return "node[" + std::to_string(v) + "]";
+  if (is_scale_out_switch(v)) {
+    if (scale_out_topology_ == config::POD_SCALE_OUT_SINGLE_SWITCH) return "scale_out_switch";
+    return "rail[" + std::to_string(v - (nodes_ + switches_ - scale_out_switches_)) + "]";
+  }
   const uint32_t s = v - nodes_;
   if (topology_ == config::POD_LEAF_SPINE) {
     const uint32_t leaves = nodes_ / nodes_per_leaf_;
@@ -75,21 +79,28 @@ uint32_t Pod::rack_of(uint32_t vertex) const {
   return vertex_rack_[vertex];
 }
 
-uint32_t Pod::add_link(uint32_t from, uint32_t to, const LinkParams& medium, bool spine,
-                       TimePs switch_latency_ps, double rack_pitch_m, Validator* v,
-                       const char* field, double reach_m) {
+uint32_t Pod::add_link(uint32_t from, uint32_t to, const LinkParams& medium, LinkKind kind,
+                       double rack_pitch_m, Validator* v, const char* field, double reach_m) {
   PodLink l;
   l.from = from;
   l.to = to;
-  l.spine = spine;
+  l.spine = kind == LinkKind::kSpine;
+  l.nic = kind == LinkKind::kNic;
+  if (from >= nodes_) {
+    const bool out = is_scale_out_switch(from);
+    l.switch_latency_ps = out ? scale_out_latency_ps_ : switch_latency_ps_;
+    l.contended_efficiency = out ? scale_out_contended_efficiency_ : contended_port_efficiency_;
+  }
   const double racks_apart = std::fabs(double(rack_of(from)) - double(rack_of(to)));
   l.length_m = medium.length_m + racks_apart * rack_pitch_m;
   l.params = medium;
   l.params.length_m = l.length_m;
-  l.latency_ps = l.params.fixed_latency_ps() + mean_jitter_ps(l.params.jitter) +
-                 (from >= nodes_ ? switch_latency_ps : 0);
+  l.latency_ps =
+      l.params.fixed_latency_ps() + mean_jitter_ps(l.params.jitter) + l.switch_latency_ps;
   l.capacity_bytes_per_s = flow_capacity_bytes_per_s(l.params);
-  bool& reported = spine ? spine_reach_reported_ : node_reach_reported_;
+  bool& reported = l.spine ? spine_reach_reported_
+                   : l.nic ? nic_reach_reported_
+                           : node_reach_reported_;
   if (reach_m > 0 && l.length_m > reach_m * (1 + 1e-12) && !reported) {
     // One report per medium is enough: the first hop too long names the problem.
     const std::string msg = "the hop " + vertex_name(from) + " -> " + vertex_name(to) + " is " +
@@ -212,6 +223,53 @@ bool Pod::validate(const config::Pod& p, Validator& v) {
   } else if (p.has_switch_()) {
     pv.error("switch", "a ring, torus or fully connected pod has no switches");
   }
+  if (p.has_scale_out()) {
+    const config::PodScaleOut& so = p.scale_out();
+    Validator ov = pv.at("scale_out");
+    if (t != config::POD_SINGLE_SWITCH) {
+      pv.error("scale_out",
+               "a scale-out network joins POD_SINGLE_SWITCH domains only (one scale-up switch "
+               "per domain)");
+    }
+    if (ov.require("domain_nodes", so.has_domain_nodes()) && p.has_nodes()) {
+      if (so.domain_nodes() < 2 || so.domain_nodes() >= p.nodes()) {
+        ov.error("domain_nodes", "must be in [2, nodes) (nodes: " + std::to_string(p.nodes()) +
+                                     "): a domain of one node has no scale-up switch, and one "
+                                     "domain has no scale-out traffic");
+      } else if (p.nodes() % so.domain_nodes() != 0) {
+        ov.error("domain_nodes", "must divide nodes (" + std::to_string(p.nodes()) + ")");
+      }
+    }
+    if (so.topology() == config::POD_SCALE_OUT_TOPOLOGY_UNSPECIFIED ||
+        !config::PodScaleOutTopology_IsValid(so.topology())) {
+      ov.error("topology", "required: POD_SCALE_OUT_SINGLE_SWITCH or POD_SCALE_OUT_RAILS");
+    }
+    if (ov.require("nic_link", so.has_nic_link())) {
+      Validator lv = ov.at("nic_link");
+      LinkParams::validate(so.nic_link(), lv);
+      if (so.nic_link().retrain_rate_per_s() * double(so.nic_link().retrain_duration_ps()) *
+              1e-12 >=
+          1.0) {
+        lv.error("retrain_rate_per_s", "x retrain_duration_ps leaves the link down all the time");
+      }
+    }
+    Validator sv = ov.at("switch");
+    sv.require("latency_ps", so.switch_().has_latency_ps());
+    if (so.switch_().has_radix()) sv.positive("radix", true, so.switch_().radix());
+    if (so.switch_().has_static_power_w() && !(so.switch_().static_power_w() >= 0)) {
+      sv.error("static_power_w", "must be zero or positive");
+    }
+    energy_field(sv, "cost_usd", so.switch_().has_cost_usd(), so.switch_().cost_usd());
+    if (so.switch_().has_contended_port_efficiency()) {
+      const double e = so.switch_().contended_port_efficiency();
+      if (!(e > 0 && e <= 1)) sv.error("contended_port_efficiency", "must be in (0, 1]");
+    }
+    if (so.switch_().in_network_reduction() || so.switch_().has_reduction_bytes_per_s()) {
+      sv.error(
+          so.switch_().in_network_reduction() ? "in_network_reduction" : "reduction_bytes_per_s",
+          "in-switch collectives are modelled on the scale-up switches only");
+    }
+  }
   const auto& lay = p.layout();
   if (lay.has_nodes_per_rack())
     pv.at("layout").positive("nodes_per_rack", true, lay.nodes_per_rack());
@@ -244,6 +302,8 @@ bool Pod::validate(const config::Pod& p, Validator& v) {
     uint64_t links = 0;
     switch (t) {
       case config::POD_SINGLE_SWITCH:
+        links = p.has_scale_out() ? 4 * n : 2 * n;
+        break;
       case config::POD_RING:
         links = 2 * n;
         break;
@@ -296,13 +356,25 @@ Pod Pod::build(const config::Pod& p, double injection_bytes_per_s, Validator* v)
       p.switch_().has_contended_port_efficiency() ? p.switch_().contended_port_efficiency() : 1.0;
   pod.injection_bytes_per_s_ = injection_bytes_per_s;
   const uint32_t n = pod.nodes_;
+  pod.domain_nodes_ = n;
+  if (p.has_scale_out()) {
+    const config::PodScaleOut& so = p.scale_out();
+    pod.domain_nodes_ = so.domain_nodes();
+    pod.scale_out_topology_ = so.topology();
+    pod.scale_out_switches_ = so.topology() == config::POD_SCALE_OUT_RAILS ? so.domain_nodes() : 1;
+    pod.scale_out_latency_ps_ = so.switch_().latency_ps();
+    pod.scale_out_contended_efficiency_ = so.switch_().has_contended_port_efficiency()
+                                              ? so.switch_().contended_port_efficiency()
+                                              : 1.0;
+    pod.scale_out_switch_power_w_ = so.switch_().static_power_w();
+    pod.scale_out_switch_cost_usd_ = so.switch_().cost_usd();
+  }
   pod.nodes_per_rack_ = p.layout().has_nodes_per_rack() ? p.layout().nodes_per_rack() : n;
   const uint32_t racks = (n + pod.nodes_per_rack_ - 1) / pod.nodes_per_rack_;
   const double pitch = p.layout().rack_pitch_m();
   const uint32_t middle = (racks - 1) / 2;
   const LinkParams node_link = LinkParams::from_config(p.node_link());
   const double node_reach = p.node_link().reach_m();
-  const TimePs sw_ps = p.switch_().latency_ps();
   pod.switch_static_power_w_ = p.switch_().static_power_w();
   pod.switch_cost_usd_ = p.switch_().cost_usd();
   for (uint32_t i = 0; i < n; ++i)
@@ -311,15 +383,35 @@ Pod Pod::build(const config::Pod& p, double injection_bytes_per_s, Validator* v)
   std::vector<uint32_t> ports;  // links per switch (one direction)
   switch (pod.topology_) {
     case config::POD_SINGLE_SWITCH: {
-      pod.switches_ = 1;
-      pod.vertex_rack_.push_back(middle);
-      for (uint32_t i = 0; i < n; ++i) {
-        pod.up_.push_back(
-            pod.add_link(i, n, node_link, false, sw_ps, pitch, v, "node_link", node_reach));
-        pod.down_.push_back(
-            pod.add_link(n, i, node_link, false, sw_ps, pitch, v, "node_link", node_reach));
+      // One switch per domain (one domain without a scale-out network): a lone switch stands
+      // in the middle rack, a domain's in the rack of its first node.
+      const uint32_t domains = n / pod.domain_nodes_;
+      pod.switches_ = domains + pod.scale_out_switches_;
+      for (uint32_t d = 0; d < domains; ++d) {
+        pod.vertex_rack_.push_back(domains == 1 ? middle
+                                                : d * pod.domain_nodes_ / pod.nodes_per_rack_);
       }
-      ports.push_back(n);
+      pod.vertex_rack_.insert(pod.vertex_rack_.end(), pod.scale_out_switches_, middle);
+      for (uint32_t i = 0; i < n; ++i) {
+        const uint32_t sw = n + pod.domain_of(i);
+        pod.up_.push_back(
+            pod.add_link(i, sw, node_link, LinkKind::kNode, pitch, v, "node_link", node_reach));
+        pod.down_.push_back(
+            pod.add_link(sw, i, node_link, LinkKind::kNode, pitch, v, "node_link", node_reach));
+      }
+      ports.assign(domains, pod.domain_nodes_);
+      if (pod.scale_out()) {
+        const LinkParams nic = LinkParams::from_config(p.scale_out().nic_link());
+        const double reach = p.scale_out().nic_link().reach_m();
+        const bool rails = pod.scale_out_topology_ == config::POD_SCALE_OUT_RAILS;
+        for (uint32_t i = 0; i < n; ++i) {
+          const uint32_t sw = n + domains + (rails ? i % pod.domain_nodes_ : 0);
+          pod.nic_up_.push_back(
+              pod.add_link(i, sw, nic, LinkKind::kNic, pitch, v, "scale_out.nic_link", reach));
+          pod.nic_down_.push_back(
+              pod.add_link(sw, i, nic, LinkKind::kNic, pitch, v, "scale_out.nic_link", reach));
+        }
+      }
       if (p.switch_().in_network_reduction()) {
         pod.reduce_bytes_per_s_ = p.switch_().has_reduction_bytes_per_s()
                                       ? p.switch_().reduction_bytes_per_s()
@@ -339,15 +431,15 @@ Pod Pod::build(const config::Pod& p, double injection_bytes_per_s, Validator* v)
       const LinkParams spine_link = LinkParams::from_config(p.spine_link());
       for (uint32_t i = 0; i < n; ++i) {
         const uint32_t leaf = n + i / pod.nodes_per_leaf_;
-        pod.add_link(i, leaf, node_link, false, sw_ps, pitch, v, "node_link", node_reach);
-        pod.add_link(leaf, i, node_link, false, sw_ps, pitch, v, "node_link", node_reach);
+        pod.add_link(i, leaf, node_link, LinkKind::kNode, pitch, v, "node_link", node_reach);
+        pod.add_link(leaf, i, node_link, LinkKind::kNode, pitch, v, "node_link", node_reach);
       }
       for (uint32_t l = 0; l < leaves; ++l) {
         for (uint32_t s = 0; s < pod.spines_; ++s) {
           const uint32_t spine = n + leaves + s;
-          pod.add_link(n + l, spine, spine_link, true, sw_ps, pitch, v, "spine_link",
+          pod.add_link(n + l, spine, spine_link, LinkKind::kSpine, pitch, v, "spine_link",
                        p.spine_link().reach_m());
-          pod.add_link(spine, n + l, spine_link, true, sw_ps, pitch, v, "spine_link",
+          pod.add_link(spine, n + l, spine_link, LinkKind::kSpine, pitch, v, "spine_link",
                        p.spine_link().reach_m());
         }
       }
@@ -359,8 +451,8 @@ Pod Pod::build(const config::Pod& p, double injection_bytes_per_s, Validator* v)
       const uint32_t pairs = n == 2 ? 1 : n;
       for (uint32_t i = 0; i < pairs; ++i) {
         const uint32_t j = (i + 1) % n;
-        pod.add_link(i, j, node_link, false, 0, pitch, v, "node_link", node_reach);
-        pod.add_link(j, i, node_link, false, 0, pitch, v, "node_link", node_reach);
+        pod.add_link(i, j, node_link, LinkKind::kNode, pitch, v, "node_link", node_reach);
+        pod.add_link(j, i, node_link, LinkKind::kNode, pitch, v, "node_link", node_reach);
       }
       break;
     }
@@ -374,8 +466,8 @@ Pod Pod::build(const config::Pod& p, double injection_bytes_per_s, Validator* v)
           const uint32_t c = (i / stride) % size;
           if (size == 2 && c == 1) continue;  // one neighbour pair in a dimension of 2
           const uint32_t j = i - c * stride + ((c + 1) % size) * stride;
-          pod.add_link(i, j, node_link, false, 0, pitch, v, "node_link", node_reach);
-          pod.add_link(j, i, node_link, false, 0, pitch, v, "node_link", node_reach);
+          pod.add_link(i, j, node_link, LinkKind::kNode, pitch, v, "node_link", node_reach);
+          pod.add_link(j, i, node_link, LinkKind::kNode, pitch, v, "node_link", node_reach);
         }
         stride *= size;
       }
@@ -384,7 +476,8 @@ Pod Pod::build(const config::Pod& p, double injection_bytes_per_s, Validator* v)
     case config::POD_FULLY_CONNECTED: {
       for (uint32_t i = 0; i < n; ++i) {
         for (uint32_t j = 0; j < n; ++j) {
-          if (i != j) pod.add_link(i, j, node_link, false, 0, pitch, v, "node_link", node_reach);
+          if (i != j)
+            pod.add_link(i, j, node_link, LinkKind::kNode, pitch, v, "node_link", node_reach);
         }
       }
       break;
@@ -392,24 +485,37 @@ Pod Pod::build(const config::Pod& p, double injection_bytes_per_s, Validator* v)
     default:
       throw std::invalid_argument("Pod: no topology");
   }
-  if (p.switch_().has_radix()) {
-    for (uint32_t s = 0; s < ports.size(); ++s) {
-      if (ports[s] > p.switch_().radix()) {
-        const std::string msg = pod.vertex_name(n + s) + " needs " + std::to_string(ports[s]) +
-                                " ports, more than its radix " +
-                                std::to_string(p.switch_().radix()) +
-                                ": use a topology with more switches (POD_LEAF_SPINE)";
-        if (v == nullptr) throw std::invalid_argument(msg);
-        v->error("switch.radix", msg);
-        break;
-      }
+  // Every switch within its radix; one report per kind of switch.
+  auto check_radix = [&](uint32_t first, uint32_t count, uint32_t needs, uint32_t radix,
+                         const char* field) {
+    for (uint32_t s = 0; s < count; ++s) {
+      const uint32_t need = needs ? needs : ports[s];
+      if (need <= radix) continue;
+      const std::string msg = pod.vertex_name(first + s) + " needs " + std::to_string(need) +
+                              " ports, more than its radix " + std::to_string(radix) +
+                              (needs ? ": use more domains' worth of rails, or a bigger switch"
+                                     : ": use a topology with more switches (POD_LEAF_SPINE)");
+      if (v == nullptr) throw std::invalid_argument(msg);
+      v->error(field, msg);
+      return;
     }
+  };
+  if (p.switch_().has_radix()) {
+    check_radix(n, uint32_t(ports.size()), 0, p.switch_().radix(), "switch.radix");
+  }
+  if (pod.scale_out() && p.scale_out().switch_().has_radix()) {
+    // Rails: one port per domain; one switch: one per node.
+    const uint32_t needs =
+        pod.scale_out_topology_ == config::POD_SCALE_OUT_RAILS ? n / pod.domain_nodes_ : n;
+    check_radix(n + pod.switches_ - pod.scale_out_switches_, pod.scale_out_switches_, needs,
+                p.scale_out().switch_().radix(), "scale_out.switch.radix");
   }
   return pod;
 }
 
 double Pod::cost_usd() const {
-  double c = switch_cost_usd_ * switches_;
+  double c = switch_cost_usd_ * (switches_ - scale_out_switches_) +
+             scale_out_switch_cost_usd_ * scale_out_switches_;
   for (const PodLink& l : links_)
     c += l.params.port_cost_usd;
   return c;
@@ -422,14 +528,12 @@ FlowNetwork Pod::network() const {
         l.capacity_bytes_per_s, l.latency_ps,
         l.params.energy_pj_per_bit + l.params.retimer_energy_pj_per_bit * l.params.retimers);
     // A switch's output port.
-    if (l.from >= nodes_ && contended_port_efficiency_ < 1) {
-      net.set_contended_efficiency(id, contended_port_efficiency_);
-    }
+    if (l.contended_efficiency < 1) net.set_contended_efficiency(id, l.contended_efficiency);
     if (packet_bytes_ > 0) {
       // Each link's own draws, the same in every run.
       net.set_link_model(id, l.params,
                          0x706f645f6c696e6bULL ^ (uint64_t{id} * 0x9e3779b97f4a7c15ULL),
-                         l.from >= nodes_ ? switch_latency_ps_ : 0);
+                         l.switch_latency_ps);
     }
   }
   net.set_rate_tolerance(rate_tolerance_);
@@ -444,13 +548,31 @@ FlowNetwork Pod::network() const {
 }
 
 void Pod::route(uint32_t a, uint32_t b, std::vector<uint32_t>& out) const {
-  out.push_back(injection_link(a));
   const uint32_t n = nodes_;
+  // The NIC reads the node's memory itself (over PCIe): a route out of the domain does not
+  // cross the collective engine's injection link.
+  const bool by_nic = scale_out() && domain_of(a) != domain_of(b);
+  if (!by_nic) out.push_back(injection_link(a));
   switch (topology_) {
-    case config::POD_SINGLE_SWITCH:
-      out.push_back(up_[a]);
+    case config::POD_SINGLE_SWITCH: {
+      if (domain_of(a) == domain_of(b)) {
+        out.push_back(up_[a]);
+        out.push_back(down_[b]);
+        return;
+      }
+      out.push_back(nic_up_[a]);
+      const uint32_t ra = a % domain_nodes_, rb = b % domain_nodes_;
+      if (scale_out_topology_ == config::POD_SCALE_OUT_SINGLE_SWITCH || ra == rb) {
+        out.push_back(nic_down_[b]);
+        return;
+      }
+      // Rails: to the node of a's local rank in b's domain, which forwards it.
+      const uint32_t proxy = b - rb + ra;
+      out.push_back(nic_down_[proxy]);
+      out.push_back(up_[proxy]);
       out.push_back(down_[b]);
       return;
+    }
     case config::POD_LEAF_SPINE: {
       const uint32_t la = n + a / nodes_per_leaf_, lb = n + b / nodes_per_leaf_;
       out.push_back(find(a, la));

@@ -206,6 +206,10 @@ ForwardPass::ForwardPass(const TransformerShape& shape, uint32_t max_sequences, 
     if (shape.ep > 1) {
       const size_t cells = size_t{shape.ep} * shape.ep;
       ep_traffic_.assign(size_t{shape.moe_layers()} * 2 * cells, 0);
+      if (shape.ep_domain_nodes > 0) {
+        ep_domain_traffic_.assign(
+            size_t{shape.moe_layers()} * 2 * shape.ep * (shape.ep / shape.ep_domain_nodes), 0);
+      }
       ep_rank_rows_.assign(shape.ep, 0);
       ep_rank_active_.assign(shape.ep, 0);
       // Each MoE layer's placement of expert copies, from the router's expected loads (its
@@ -426,6 +430,11 @@ void ForwardPass::route(uint32_t layer) {
     const uint64_t dispatch_bytes =
         shape_.ep_dispatch_fp8 ? shape_.hidden + 4 * ((uint64_t{shape_.hidden} + 127) / 128)
                                : hidden_bytes;
+    // Across scale-out domains a token also crosses to each other domain once.
+    const uint32_t dn = shape_.ep_domain_nodes, domains = dn > 0 ? ep / dn : 0;
+    uint64_t* domain_dispatch =
+        dn > 0 ? &ep_domain_traffic_[size_t{m} * 2 * ep * domains] : nullptr;
+    if (dn > 0) std::fill(domain_dispatch, domain_dispatch + size_t{2} * ep * domains, 0);
     for (size_t t = 0; t < routed_tokens; ++t) {
       const size_t from = t / tokens_;
       for (uint32_t j = 0; j < k; ++j) {
@@ -434,9 +443,21 @@ void ForwardPass::route(uint32_t layer) {
         const uint32_t to = g / slots;
         token_ranks_[j] = to;
         bool first_to_rank = to != from;
-        for (uint32_t i = 0; i < j && first_to_rank; ++i)
-          first_to_rank = token_ranks_[i] != to;
+        bool first_to_domain = dn > 0 && to / dn != from / dn;
+        for (uint32_t i = 0; i < j && (first_to_rank || first_to_domain); ++i) {
+          first_to_rank = first_to_rank && token_ranks_[i] != to;
+          first_to_domain = first_to_domain && token_ranks_[i] / dn != to / dn;
+        }
         if (first_to_rank) dispatch[from * ep + to] += 1;  // tokens, in bytes below
+        if (first_to_domain) domain_dispatch[from * domains + to / dn] += 1;
+      }
+    }
+    if (dn > 0) {
+      // The combine brings each token back from each domain once (reduced there).
+      uint64_t* domain_combine = domain_dispatch + size_t{ep} * domains;
+      for (size_t c = 0; c < size_t{ep} * domains; ++c) {
+        domain_combine[c] = domain_dispatch[c] * hidden_bytes;
+        domain_dispatch[c] *= dispatch_bytes;
       }
     }
     for (size_t a = 0; a < ep; ++a) {
@@ -499,6 +520,12 @@ void ForwardPass::route(uint32_t layer) {
     for (size_t c = 0; c < cells; ++c)
       sent += dispatch[c];
     ep_dispatch_bytes_ += sent / ep;
+    if (dn > 0) {
+      uint64_t crossing = 0;  // every rank's dispatch bytes over the NICs
+      for (size_t c = 0; c < size_t{ep} * domains; ++c)
+        crossing += domain_dispatch[c];
+      ep_scale_out_dispatch_bytes_ += crossing / ep;
+    }
     ++ep_routed_layers_;
     const size_t runs = own_rank_ >= 0 ? size_t(own_rank_) : size_t{slowest};
     for (uint32_t s = 0; s < slots; ++s) {
@@ -685,8 +712,13 @@ void ForwardPass::fill(Op& op, OpKind kind, uint32_t layer) {
     case OpKind::kEpCombine: {
       const size_t cells = size_t{shape_.ep} * shape_.ep;
       const uint32_t m = layer - shape_.first_moe_layer;
-      op.traffic = &ep_traffic_[(size_t{m} * 2 + (kind == OpKind::kEpCombine ? 1 : 0)) * cells];
+      const size_t half = kind == OpKind::kEpCombine ? 1 : 0;
+      op.traffic = &ep_traffic_[(size_t{m} * 2 + half) * cells];
       op.traffic_ranks = shape_.ep;
+      if (shape_.ep_domain_nodes > 0) {
+        const size_t per = size_t{shape_.ep} * (shape_.ep / shape_.ep_domain_nodes);
+        op.domain_traffic = &ep_domain_traffic_[(size_t{m} * 2 + half) * per];
+      }
       uint64_t sent = 0;  // this rank's message
       for (size_t b = 0; b < shape_.ep; ++b)
         sent += op.traffic[b];
@@ -759,6 +791,12 @@ void ForwardPass::summarize_moe(std::vector<SummaryItem>& summary) const {
     summary.push_back({"ep_rank_load_max_over_mean", ep_load_ratio_sum_ / layers, "ratio"});
     summary.push_back(
         {"ep_dispatch_bytes_per_layer", double(ep_dispatch_bytes_) / layers, "bytes"});
+    if (shape_.ep_domain_nodes > 0) {
+      // Across scale-out domains: the mean rank's dispatch bytes over its NIC (a token once per
+      // other domain).
+      summary.push_back({"ep_scale_out_dispatch_bytes_per_layer",
+                         double(ep_scale_out_dispatch_bytes_) / layers, "bytes"});
+    }
   }
 }
 

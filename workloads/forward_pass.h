@@ -220,13 +220,15 @@ class ForwardPass {
   // Expert parallelism: per MoE layer, the dispatch then the combine traffic (ep x ep bytes,
   // sender-major); per rank, its assignments in the current layer; statistics.
   std::vector<uint64_t> ep_traffic_, ep_rank_rows_, ep_rank_active_;
+  // Per MoE layer, dispatch then combine: [rank * domains + domain] (Op::domain_traffic).
+  std::vector<uint64_t> ep_domain_traffic_;
   std::vector<ExpertPlacement> placement_;  // per MoE layer
   std::vector<uint32_t> slot_rows_;         // ep x slots: the current layer's assignments
   std::vector<uint32_t> token_ranks_;       // scratch: the ranks of one token's copies
   const ExpertCostModel* expert_cost_ = nullptr;
   int64_t own_rank_ = -1;  // every rank simulated: this one (-1: the slowest)
   double ep_load_ratio_sum_ = 0;
-  uint64_t ep_dispatch_bytes_ = 0, ep_routed_layers_ = 0;
+  uint64_t ep_dispatch_bytes_ = 0, ep_scale_out_dispatch_bytes_ = 0, ep_routed_layers_ = 0;
 };
 
 }  // namespace tiersim

@@ -58,6 +58,9 @@ struct TransformerShape {
   // embedding too, the last stage the final norm and the LM head (and, tied, the embedding).
   uint32_t pp = 1;
   bool ep_dispatch_fp8 = false;  // the dispatch in FP8 with per-128 FP32 scales (DeepEP)
+  // Expert-parallel ranks per scale-out domain when the ranks span several (system.pod.
+  // scale_out): a token then crosses to another domain once (two tiers); 0: one domain.
+  uint32_t ep_domain_nodes = 0;
   // Mixture of experts (experts == 0: dense). Expert FFNs split tp ways like the dense FFN.
   uint32_t experts = 0, experts_per_token = 0, expert_ffn = 0, shared_experts = 0,
            shared_expert_ffn = 0, first_moe_layer = 0;
@@ -76,7 +79,12 @@ struct TransformerShape {
                                       const config::Parallelism& p = {});
   // The workload's model sharded by its parallelism (`root` valid).
   static TransformerShape of_workload(const config::Config& root) {
-    return from_config(root.workload().model(), root.workload().parallelism());
+    TransformerShape s = from_config(root.workload().model(), root.workload().parallelism());
+    const config::Pod& pod = root.system().pod();
+    if (s.ep > 1 && pod.has_scale_out() && s.ep > pod.scale_out().domain_nodes()) {
+      s.ep_domain_nodes = pod.scale_out().domain_nodes();
+    }
+    return s;
   }
 
   bool moe() const { return experts > 0; }

@@ -98,6 +98,10 @@ struct Op {
   // kPipeSend: the same, with the one message to `peer` (traffic[rank * traffic_ranks + peer]).
   const uint64_t* traffic = nullptr;
   uint32_t traffic_ranks = 0;
+  // kEpDispatch / kEpCombine across scale-out domains (two tiers, DeepEP's internode scheme):
+  // at [rank * domains + domain], the bytes rank sends to (dispatch) or receives from
+  // (combine) each other domain, a token once per domain; null within one domain.
+  const uint64_t* domain_traffic = nullptr;
   uint32_t peer = 0;                    // kPointToPoint: the rank sent to or received from
   uint64_t host_bytes = 0;              // kHostTransfer: bytes over the host link
   TimePs delay_ps = 0;                  // kWait: how long

@@ -1,14 +1,17 @@
 // `tiersim collective`: a collective swept over message sizes on a config's pod (system.pod),
 // printed as nccl-tests prints it (size, time, algorithm and bus bandwidth), optionally stored
 // as an HDF5 table.
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
+#include <vector>
 
 #include "accelerators/compute_engine.h"
 #include "fabric/collectives.h"
 #include "fabric/pod.h"
 #include "models/config/loader.h"
 #include "models/core/registry.h"
+#include "models/core/rng.h"
 #include "models/run/result_file.h"
 
 #ifndef TIERSIM_VERSION
@@ -41,11 +44,167 @@ uint64_t parse_size(const std::string& flag, const std::string& text) {
   return static_cast<uint64_t>(bytes);
 }
 
+// A MoE all-to-all as DeepEP's tests drive it: every rank routes `tokens` tokens to `top_k` of
+// `experts` experts (expert e on rank e / (experts / ranks)), by independent random scores,
+// limited to the `top_k_groups` domains (groups) whose best expert scores highest (0: every
+// domain). A token goes once to each other rank holding any of its experts (`traffic`, bytes),
+// and, across domains, once to each other domain (`domain_tokens`, tokens). Independent
+// continuous scores make every ranking equally likely, so uniform draws stand in for DeepEP's
+// |N(0, 1)| + 1.
+struct MoeTraffic {
+  std::vector<uint64_t> traffic;        // [from * ranks + to], tokens
+  std::vector<uint64_t> domain_tokens;  // [rank * domains + domain], tokens (own domain: 0)
+  uint64_t rank0_domain_pairs = 0;      // rank 0's (token, domain) pairs, its own domain too
+  uint64_t rank0_received = 0;          // tokens rank 0 receives, its own too
+};
+
+MoeTraffic route_moe(uint32_t ranks, uint32_t domain_nodes, uint32_t tokens, uint32_t experts,
+                     uint32_t top_k, uint32_t top_k_groups, uint64_t seed) {
+  const uint32_t domains = ranks / domain_nodes, per_rank = experts / ranks;
+  const uint32_t per_domain = per_rank * domain_nodes;
+  const bool limited = top_k_groups > 0 && top_k_groups < domains;
+  MoeTraffic m;
+  m.traffic.assign(size_t{ranks} * ranks, 0);
+  m.domain_tokens.assign(size_t{ranks} * domains, 0);
+  Rng rng(seed);
+  std::vector<double> score(experts), group(domains);
+  std::vector<uint32_t> order(experts), groups(domains);
+  std::vector<uint8_t> rank_hit(ranks), domain_hit(domains);
+  for (uint32_t a = 0; a < ranks; ++a) {
+    for (uint32_t t = 0; t < tokens; ++t) {
+      for (uint32_t e = 0; e < experts; ++e)
+        score[e] = rng.uniform();
+      uint32_t candidates = experts;
+      for (uint32_t e = 0; e < experts; ++e)
+        order[e] = e;
+      if (limited) {
+        for (uint32_t d = 0; d < domains; ++d) {
+          group[d] = *std::max_element(score.begin() + size_t{d} * per_domain,
+                                       score.begin() + size_t{d + 1} * per_domain);
+          groups[d] = d;
+        }
+        std::partial_sort(groups.begin(), groups.begin() + top_k_groups, groups.end(),
+                          [&](uint32_t x, uint32_t y) { return group[x] > group[y]; });
+        candidates = 0;
+        for (uint32_t g = 0; g < top_k_groups; ++g) {
+          for (uint32_t e = 0; e < per_domain; ++e)
+            order[candidates++] = groups[g] * per_domain + e;
+        }
+      }
+      std::partial_sort(order.begin(), order.begin() + top_k, order.begin() + candidates,
+                        [&](uint32_t x, uint32_t y) { return score[x] > score[y]; });
+      std::fill(rank_hit.begin(), rank_hit.end(), 0);
+      std::fill(domain_hit.begin(), domain_hit.end(), 0);
+      for (uint32_t j = 0; j < top_k; ++j) {
+        const uint32_t b = order[j] / per_rank;
+        rank_hit[b] = 1;
+        domain_hit[b / domain_nodes] = 1;
+      }
+      for (uint32_t b = 0; b < ranks; ++b) {
+        if (!rank_hit[b]) continue;
+        if (b != a) ++m.traffic[size_t{a} * ranks + b];
+        if (b == 0) ++m.rank0_received;
+      }
+      for (uint32_t d = 0; d < domains; ++d) {
+        if (!domain_hit[d]) continue;
+        if (d != a / domain_nodes) ++m.domain_tokens[size_t{a} * domains + d];
+        if (a == 0) ++m.rank0_domain_pairs;
+      }
+    }
+  }
+  return m;
+}
+
+// `tiersim collective --op moe_dispatch|moe_combine`: one MoE all-to-all of routed tokens
+// (route_moe), reported as DeepEP's tests report it.
+struct MoeOptions {
+  uint32_t tokens = 4096, experts = 256, top_k = 8, top_k_groups = 0;
+  uint64_t token_bytes = 0, seed = 1;
+};
+
+int run_moe(const std::vector<std::string>& args, const std::string& op_name,
+            const LoadedConfig& loaded, const Pod& pod, PodCollectiveCache& coll, uint32_t ranks,
+            const MoeOptions& o, const std::string& out) {
+  const bool gather = op_name == "moe_combine";
+  const uint32_t dn = pod.scale_out() ? pod.domain_nodes() : ranks;
+  const bool two_tier = pod.scale_out() && ranks > dn;
+  if (two_tier && ranks % dn != 0) {
+    throw std::invalid_argument("--ranks " + std::to_string(ranks) +
+                                " must fill whole scale-out domains of " + std::to_string(dn) +
+                                " nodes");
+  }
+  const uint32_t domain_nodes = two_tier ? dn : ranks;
+  if (o.experts % ranks != 0) {
+    throw std::invalid_argument("--experts " + std::to_string(o.experts) +
+                                " must be a multiple of --ranks " + std::to_string(ranks));
+  }
+  if (o.top_k > o.experts) throw std::invalid_argument("--top-k exceeds --experts");
+  const uint32_t domains = ranks / domain_nodes;
+  if (o.top_k_groups > 0 && o.top_k_groups < domains &&
+      uint64_t{o.top_k_groups} * (o.experts / domains) < o.top_k) {
+    throw std::invalid_argument("--top-k-groups leaves fewer than --top-k experts to choose from");
+  }
+  const MoeTraffic m =
+      route_moe(ranks, domain_nodes, o.tokens, o.experts, o.top_k, o.top_k_groups, o.seed);
+  std::vector<uint64_t> traffic(m.traffic.size()), domain(m.domain_tokens.size());
+  for (uint32_t a = 0; a < ranks; ++a) {
+    for (uint32_t b = 0; b < ranks; ++b) {
+      // A combine sends back what the dispatch brought.
+      const uint64_t tok =
+          gather ? m.traffic[size_t{b} * ranks + a] : m.traffic[size_t{a} * ranks + b];
+      traffic[size_t{a} * ranks + b] = tok * o.token_bytes;
+    }
+  }
+  for (size_t i = 0; i < domain.size(); ++i)
+    domain[i] = m.domain_tokens[i] * o.token_bytes;
+  const CollectiveResult r = two_tier
+                                 ? coll.two_tier_all_to_all(traffic.data(), domain.data(), gather)
+                                 : coll.all_to_all(traffic.data(), config::ONE_SHOT);
+  const double time_s = double(r.total_ps()) * 1e-12;
+  // DeepEP's figures: rank 0's (token, domain) pairs (its own domain too) and the tokens it
+  // receives (its own too), in bytes, over the time.
+  const double rdma = double(m.rank0_domain_pairs * o.token_bytes) / time_s / 1e9;
+  const double nvl = double(m.rank0_received * o.token_bytes) / time_s / 1e9;
+  std::printf(
+      "# %s of %u tokens per rank, top-%u of %u experts%s, %llu bytes per token, on %u ranks "
+      "(%u domains of %u; %s) of a %u-node pod; time includes the launch latency\n",
+      op_name.c_str(), o.tokens, o.top_k, o.experts,
+      o.top_k_groups > 0 ? (" in " + std::to_string(o.top_k_groups) + " groups").c_str() : "",
+      (unsigned long long)o.token_bytes, ranks, domains, domain_nodes,
+      two_tier ? "two tiers" : "direct", pod.nodes());
+  std::printf("#%12s %14s %14s %14s %14s\n", "time (us)", "rdma (GB/s)", "nvl (GB/s)", "link bytes",
+              "energy (uJ)");
+  std::printf(" %12.2f %14.2f %14.2f %14llu %14.3f\n", time_s * 1e6, rdma, nvl,
+              (unsigned long long)r.link_bytes, r.energy_j * 1e6);
+  if (!out.empty()) {
+    Table t;
+    const size_t c_time = t.add_column("time_us", Table::Type::kF64, "us");
+    const size_t c_rdma = t.add_column("rdma_gb_per_s", Table::Type::kF64, "GB/s");
+    const size_t c_nvl = t.add_column("nvl_gb_per_s", Table::Type::kF64, "GB/s");
+    const size_t c_bytes = t.add_column("link_bytes", Table::Type::kU64, "bytes");
+    const size_t c_energy = t.add_column("link_energy_uj", Table::Type::kF64, "uJ");
+    t.columns[c_time].f64.push_back(time_s * 1e6);
+    t.columns[c_rdma].f64.push_back(rdma);
+    t.columns[c_nvl].f64.push_back(nvl);
+    t.columns[c_bytes].u64.push_back(r.link_bytes);
+    t.columns[c_energy].f64.push_back(r.energy_j * 1e6);
+    ResultWriter w(out);
+    w.write_string("/meta/config", loaded.resolved_text());
+    w.write_strings("/meta/args", args);
+    w.write_string("/meta/version", TIERSIM_VERSION);
+    w.write_table("/collective", t);
+    w.commit();
+    std::printf("results: %s\n", out.c_str());
+  }
+  return 0;
+}
+
 int run_collective(const std::vector<std::string>& args) {
   std::vector<std::string> files, sets;
   std::string out, op_name = "all_reduce", algo_name;
   uint64_t min_bytes = 8, max_bytes = 1ull << 30;
   uint32_t ranks = 0, factor = 2;
+  MoeOptions moe;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> std::string {
@@ -77,6 +236,18 @@ int run_collective(const std::vector<std::string>& args) {
       max_bytes = parse_size(a, value());
     } else if (a == "--factor") {
       factor = count(value(), 2, 1024);
+    } else if (a == "--tokens") {
+      moe.tokens = count(value(), 1, 1u << 20);
+    } else if (a == "--experts") {
+      moe.experts = count(value(), 1, 65536);
+    } else if (a == "--top-k") {
+      moe.top_k = count(value(), 1, 64);
+    } else if (a == "--top-k-groups") {
+      moe.top_k_groups = count(value(), 0, 65536);
+    } else if (a == "--token-bytes") {
+      moe.token_bytes = parse_size(a, value());
+    } else if (a == "--seed") {
+      moe.seed = count(value(), 0, 1u << 30);
     } else if (a.rfind("--", 0) == 0) {
       throw std::invalid_argument("unknown option " + a);
     } else {
@@ -90,8 +261,30 @@ int run_collective(const std::vector<std::string>& args) {
       throw std::invalid_argument("--out " + problem);
     }
   }
-  CollectiveOp op;
-  if (op_name == "all_reduce") {
+  const bool moe_op = op_name == "moe_dispatch" || op_name == "moe_combine";
+  const bool moe_flags = std::find_if(args.begin(), args.end(), [](const std::string& x) {
+                           return x == "--tokens" || x == "--experts" || x == "--top-k" ||
+                                  x == "--top-k-groups" || x == "--token-bytes" || x == "--seed";
+                         }) != args.end();
+  if (moe_flags && !moe_op) {
+    throw std::invalid_argument(
+        "--tokens, --experts, --top-k, --top-k-groups, --token-bytes and --seed are for --op "
+        "moe_dispatch or moe_combine");
+  }
+  if (moe_op) {
+    if (moe.token_bytes == 0) {
+      throw std::invalid_argument("--op " + op_name + " needs --token-bytes (bytes per token)");
+    }
+    for (const char* f : {"--min-bytes", "--max-bytes", "--factor", "--algorithm"}) {
+      if (std::find(args.begin(), args.end(), f) != args.end()) {
+        throw std::invalid_argument(std::string(f) + " is not for --op " + op_name +
+                                    " (one routed all-to-all, ONE_SHOT)");
+      }
+    }
+  }
+  CollectiveOp op = CollectiveOp::kAllToAll;
+  if (moe_op) {
+  } else if (op_name == "all_reduce") {
     op = CollectiveOp::kAllReduce;
   } else if (op_name == "all_gather") {
     op = CollectiveOp::kAllGather;
@@ -101,7 +294,8 @@ int run_collective(const std::vector<std::string>& args) {
     op = CollectiveOp::kAllToAll;
   } else {
     throw std::invalid_argument(
-        "--op must be all_reduce, all_gather, reduce_scatter or all_to_all");
+        "--op must be all_reduce, all_gather, reduce_scatter, all_to_all, moe_dispatch or "
+        "moe_combine");
   }
   config::CollectiveAlgorithm algo = config::AUTO;
   if (!algo_name.empty() && (!config::CollectiveAlgorithm_Parse(algo_name, &algo) ||
@@ -148,6 +342,11 @@ int run_collective(const std::vector<std::string>& args) {
     algo = sw.collective_algorithm();
     algo_name = config::CollectiveAlgorithm_Name(algo);
   }
+  if (moe_op) {
+    // One routed all-to-all, direct (in two tiers across scale-out domains).
+    algo = config::ONE_SHOT;
+    algo_name = "ONE_SHOT";
+  }
   const CollectiveModel model = CollectiveModel::from_config(
       f, ranks, algo, nullptr, CollectiveModel::protocols_from_config(sw));
   PodCollectiveCache coll(pod, ranks, model.effective_protocols());
@@ -170,6 +369,8 @@ int run_collective(const std::vector<std::string>& args) {
                                 "POD_SINGLE_SWITCH pod whose switch reduces, not all_to_all; "
                                 "TWO_SHOT: not all_to_all)");
   }
+
+  if (moe_op) return run_moe(args, op_name, loaded, pod, coll, ranks, moe, out);
 
   // Each size must be served by some protocol (their message ranges and rank counts).
   for (uint64_t size = min_bytes; size <= max_bytes; size *= factor) {
@@ -258,7 +459,12 @@ const CommandRegistrar kRegistrar(CommandKind{
     "                     as nccl-tests reports it (sizes take K, M, G suffixes); the\n"
     "                     files' software.collective_protocols, if set, replace\n"
     "                     system.scale_up's launch and step latencies; without\n"
-    "                     --algorithm, software.collective_algorithm or AUTO\n",
+    "                     --algorithm, software.collective_algorithm or AUTO\n"
+    "  collective FILES... --op moe_dispatch|moe_combine --token-bytes B [--tokens N]\n"
+    "           [--experts E] [--top-k K] [--top-k-groups G] [--seed S] [--ranks N]\n"
+    "                     one MoE all-to-all of randomly routed tokens as DeepEP's tests\n"
+    "                     drive it (across scale-out domains in two tiers), with DeepEP's\n"
+    "                     RDMA and NVLink bandwidths\n",
     run_collective});
 
 }  // namespace

@@ -150,10 +150,15 @@ def run_case_in(binary, kind, payload, work, validate):
                                "--out", out],
                               cwd=REPO, check=True, capture_output=True, text=True).stdout
         rows = {}
+        moe = any(a.startswith("moe_") for a in payload["args"])
         for line in text.splitlines():
             if line.startswith("#") or line.startswith("results: ") or not line.strip():
                 continue
             f = line.split()
+            if moe:  # one routed all-to-all (--op moe_dispatch or moe_combine)
+                rows["moe"] = dict(zip(("time_us", "rdma_gb_per_s", "nvl_gb_per_s",
+                                        "link_bytes", "link_energy_uj"), f))
+                continue
             rows["size " + f[0]] = {"time_us": f[1], "algbw_gb_per_s": f[2],
                                     "busbw_gb_per_s": f[3], "algorithm": f[4],
                                     "link_energy_uj": f[5]}

@@ -89,6 +89,12 @@ TEST(Pod, CollectiveCommandRefusesBadArgumentsAndWritesItsTable) {
       {f + " --algorithm IN_SWITCH", "cannot run all_reduce on this pod"},
       {f + " --algorithm FAST", "--algorithm must be RING"},
       {f + " --frobnicate", "unknown option --frobnicate"},
+      {f + " --tokens 64", "are for --op moe_dispatch or moe_combine"},
+      {f + " --op moe_dispatch", "needs --token-bytes"},
+      {f + " --op moe_dispatch --token-bytes 7392 --min-bytes 1M", "--min-bytes is not for"},
+      {f + " --op moe_combine --token-bytes 14336 --experts 12", "must be a multiple of --ranks"},
+      {f + " --op moe_dispatch --token-bytes 7392 --top-k 20 --experts 16",
+       "--top-k exceeds --experts"},
   };
   for (const Case& c : cases) {
     const auto r = test::run_cmd(tiersim("collective " + c.args));
@@ -107,6 +113,19 @@ TEST(Pod, CollectiveCommandRefusesBadArgumentsAndWritesItsTable) {
       test::run_cmd("/usr/bin/python3 -c \"import h5py; f = h5py.File('" + out +
                     "'); t = f['collective'][()]; print(len(t), 'config' in f['meta'])\"");
   EXPECT_EQ(h.out, "3 True\n") << h.err;
+  std::filesystem::remove(out);
+  // A MoE dispatch on one board (direct): DeepEP's counts as the table's columns.
+  const auto m = test::run_cmd(tiersim("collective " + f +
+                                       " --op moe_dispatch --token-bytes 7392 --tokens 256"
+                                       " --out " +
+                                       out));
+  ASSERT_EQ(m.code, 0) << m.err;
+  EXPECT_THAT(m.out, HasSubstr("(1 domains of 8; direct)"));
+  const auto hm = test::run_cmd("/usr/bin/python3 -c \"import h5py; t = h5py.File('" + out +
+                                "')['collective'][()]; print(len(t), t.dtype.names)\"");
+  EXPECT_EQ(hm.out,
+            "1 ('time_us', 'rdma_gb_per_s', 'nvl_gb_per_s', 'link_bytes', 'link_energy_uj')\n")
+      << hm.err;
   std::filesystem::remove(out);
 }
 
@@ -459,6 +478,63 @@ TEST(PodExpertParallel, Fp8DispatchSendsDeepEpsBytes) {
   EXPECT_EQ(bad.code, 2);
   EXPECT_THAT(bad.err,
               HasSubstr("workload.parallelism.ep_dispatch_dtype: FP8 (DeepEP's dispatch)"));
+}
+
+TEST(PodExpertParallel, AcrossScaleOutDomainsATokenCrossesOncePerDomain) {
+  // EP16 on two HGX boards joined by InfiniBand rails, even routing, 8 sequences per rank: a
+  // token (7168 x 2 bytes) goes to each other rank holding any of its 8 experts (16 per rank):
+  // 15 x (1 - C(240,8) / C(256,8)) x 8 tokens = 701,383 bytes per rank and layer, and over the
+  // NIC once to the other board unless all 8 experts are on its own:
+  // (1 - C(128,8) / C(256,8)) x 8 x 14,336 = 114,288 bytes.
+  const std::string files =
+      ep_files() + " " + test::preset("pods/ib_ndr_rails.textproto") +
+      " --set system.pod.nodes=16 --set workload.parallelism.expert_parallel=16"
+      " --set workload.routing.synthetic.zipf_exponent=0"
+      " --set workload.routing.synthetic.stickiness=0";
+  auto r = test::run_cmd(tiersim("run " + files));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NEAR(summary(r.out, "ep_dispatch_bytes_per_layer"), 701383.0, 0.02 * 701383.0);
+  EXPECT_NEAR(summary(r.out, "ep_scale_out_dispatch_bytes_per_layer"), 114288.0, 0.02 * 114288.0);
+  // Domains of 4: three other domains to reach.
+  auto quarter =
+      test::run_cmd(tiersim("run " + files + " --set system.pod.scale_out.domain_nodes=4"));
+  ASSERT_EQ(quarter.code, 0) << quarter.err;
+  EXPECT_GT(summary(quarter.out, "ep_scale_out_dispatch_bytes_per_layer"),
+            2 * summary(r.out, "ep_scale_out_dispatch_bytes_per_layer"));
+  EXPECT_EQ(summary(quarter.out, "ep_dispatch_bytes_per_layer"),
+            summary(r.out, "ep_dispatch_bytes_per_layer"));
+  // The NICs and the rail switches are on the step's path.
+  auto slow_nic = test::run_cmd(
+      tiersim("run " + files + " --set system.pod.scale_out.nic_link.lane_rate_gbps=10"));
+  auto slow_switch = test::run_cmd(
+      tiersim("run " + files + " --set system.pod.scale_out.switch.latency_ps=20000000"));
+  ASSERT_EQ(slow_nic.code, 0) << slow_nic.err;
+  ASSERT_EQ(slow_switch.code, 0) << slow_switch.err;
+  EXPECT_GT(summary(slow_nic.out, "tpot_ms_mean"), summary(r.out, "tpot_ms_mean") * 1.01);
+  EXPECT_GT(summary(slow_switch.out, "tpot_ms_mean"), summary(r.out, "tpot_ms_mean") * 1.01);
+  // Eight rails or one switch: the same routes for a two-tier all-to-all, eight times the
+  // switches' standing power.
+  const std::string powered = files + " --set system.pod.scale_out.switch.static_power_w=500";
+  auto rails = test::run_cmd(tiersim("run " + powered));
+  auto one = test::run_cmd(tiersim(
+      "run " + powered + " --set system.pod.scale_out.topology=POD_SCALE_OUT_SINGLE_SWITCH"));
+  ASSERT_EQ(rails.code, 0) << rails.err;
+  ASSERT_EQ(one.code, 0) << one.err;
+  EXPECT_NEAR(summary(rails.out, "pod_static_power_w") - summary(r.out, "pod_static_power_w"),
+              8 * 500.0, 1e-3);
+  EXPECT_NEAR(summary(one.out, "pod_static_power_w") - summary(r.out, "pod_static_power_w"), 500.0,
+              1e-3);
+  EXPECT_EQ(summary(one.out, "tpot_ms_mean"), summary(rails.out, "tpot_ms_mean"));
+  // Ranks that do not fill their domains, and the pairwise algorithm, are refused.
+  auto partial =
+      test::run_cmd(tiersim("run " + files + " --set workload.parallelism.expert_parallel=12"));
+  EXPECT_EQ(partial.code, 2);
+  EXPECT_THAT(partial.err, HasSubstr("workload.parallelism.expert_parallel"));
+  EXPECT_THAT(partial.err, HasSubstr("must fill them"));
+  auto ring = test::run_cmd(tiersim("run " + files + " --set system.scale_up.algorithm=RING"));
+  EXPECT_EQ(ring.code, 2);
+  EXPECT_THAT(ring.err, HasSubstr("system.scale_up.algorithm"));
+  EXPECT_THAT(ring.err, HasSubstr("two tiers"));
 }
 
 TEST(PodExpertParallel, TheAllToAllsRunOnThePodsLinks) {

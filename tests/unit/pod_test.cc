@@ -304,6 +304,169 @@ TEST(Pod, RingTorusAndLeafSpineRoutes) {
   EXPECT_EQ(ls.vertex_name(ls.links()[r[2]].to), "spine[1]");
 }
 
+// 16 nodes in two domains of 8, each on its own scale-up switch, with NICs at 10 GB/s.
+config::Pod scale_out_pod(config::PodScaleOutTopology t, uint32_t nodes = 16, uint32_t domain = 8) {
+  config::Pod c = single_switch(nodes);
+  auto* so = c.mutable_scale_out();
+  so->set_domain_nodes(domain);
+  so->set_topology(t);
+  *so->mutable_nic_link() = copper(10, 100);
+  so->mutable_switch_()->set_latency_ps(300'000);
+  return c;
+}
+
+TEST(Pod, ScaleOutJoinsDomainsByRailsOrOneSwitch) {
+  config::Pod c = scale_out_pod(config::POD_SCALE_OUT_RAILS);
+  c.mutable_switch_()->set_static_power_w(3);
+  c.mutable_scale_out()->mutable_switch_()->set_static_power_w(20);
+  ASSERT_TRUE(check(c).empty());
+  const Pod pod = Pod::from_config(c, 1e12);
+  // Two domain switches and eight rails; each node has a node link and a NIC, both ways.
+  EXPECT_EQ(pod.switches(), 10u);
+  EXPECT_EQ(pod.links().size(), 64u);
+  EXPECT_EQ(pod.domain_nodes(), 8u);
+  EXPECT_EQ(pod.domain_of(9), 1u);
+  EXPECT_DOUBLE_EQ(pod.switch_power_w(), 2 * 3.0 + 8 * 20.0);
+  std::vector<uint32_t> r;
+  pod.route(1, 3, r);  // the same domain: its scale-up switch
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(pod.vertex_name(pod.links()[r[1]].to), "switch[0]");
+  r.clear();
+  // The same local rank: its rail. The NIC reads the node's memory itself: no injection link.
+  pod.route(1, 9, r);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(pod.vertex_name(pod.links()[r[0]].to), "rail[1]");
+  EXPECT_TRUE(pod.links()[r[1]].nic);
+  // Down from the rail: 1 m of cable and the scale-out switch's 300 ns.
+  EXPECT_EQ(pod.links()[r[1]].latency_ps, 305'000u);
+  r.clear();
+  pod.route(1, 10, r);  // rail 1 to node 9, which forwards over switch[1] to node 10
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_EQ(pod.vertex_name(pod.links()[r[1]].to), "node[9]");
+  EXPECT_EQ(pod.vertex_name(pod.links()[r[2]].to), "switch[1]");
+  EXPECT_EQ(pod.vertex_name(pod.links()[r[3]].to), "node[10]");
+  // IN_SWITCH reduces within one domain only.
+  c.mutable_switch_()->set_in_network_reduction(true);
+  const Pod reducing = Pod::from_config(c, 1e12);
+  EXPECT_TRUE(reducing.in_switch_reduction(8));
+  EXPECT_FALSE(reducing.in_switch_reduction(9));
+
+  c = scale_out_pod(config::POD_SCALE_OUT_SINGLE_SWITCH);
+  const Pod one = Pod::from_config(c, 1e12);
+  EXPECT_EQ(one.switches(), 3u);
+  r.clear();
+  one.route(1, 10, r);  // NIC to NIC through the one switch
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(one.vertex_name(one.links()[r[0]].to), "scale_out_switch");
+}
+
+TEST(Pod, ScaleOutMistakesAreRefusedWithThePath) {
+  auto paths = [](const config::Pod& c) {
+    std::vector<std::string> out;
+    for (const auto& i : check(c))
+      out.push_back(i.path);
+    return out;
+  };
+  config::Pod c = scale_out_pod(config::POD_SCALE_OUT_RAILS);
+  c.mutable_scale_out()->set_domain_nodes(6);  // does not divide 16
+  EXPECT_EQ(paths(c), std::vector<std::string>{"system.pod.scale_out.domain_nodes"});
+  c.mutable_scale_out()->set_domain_nodes(16);  // one domain
+  EXPECT_EQ(paths(c), std::vector<std::string>{"system.pod.scale_out.domain_nodes"});
+  c = scale_out_pod(config::POD_SCALE_OUT_TOPOLOGY_UNSPECIFIED);
+  c.mutable_scale_out()->clear_nic_link();
+  c.mutable_scale_out()->mutable_switch_()->clear_latency_ps();
+  c.mutable_scale_out()->mutable_switch_()->set_in_network_reduction(true);
+  EXPECT_EQ(paths(c), (std::vector<std::string>{
+                          "system.pod.scale_out.topology", "system.pod.scale_out.nic_link",
+                          "system.pod.scale_out.switch.latency_ps",
+                          "system.pod.scale_out.switch.in_network_reduction"}));
+  c = scale_out_pod(config::POD_SCALE_OUT_RAILS);
+  c.set_topology(config::POD_FULLY_CONNECTED);
+  c.clear_switch_();
+  EXPECT_EQ(paths(c), std::vector<std::string>{"system.pod.scale_out"});
+  // A rail takes one port per domain; the one switch a port per node.
+  c = scale_out_pod(config::POD_SCALE_OUT_SINGLE_SWITCH);
+  c.mutable_scale_out()->mutable_switch_()->set_radix(8);
+  auto issues = check(c);
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].path, "system.pod.scale_out.switch.radix");
+  EXPECT_NE(issues[0].message.find("scale_out_switch needs 16 ports"), std::string::npos)
+      << issues[0].message;
+  c.mutable_scale_out()->set_topology(config::POD_SCALE_OUT_RAILS);
+  EXPECT_TRUE(check(c).empty());
+  // NICs beyond their reach: four racks 2 m apart, the rails in rack 1.
+  c.mutable_layout()->set_nodes_per_rack(4);
+  c.mutable_layout()->set_rack_pitch_m(2);
+  c.mutable_node_link()->set_reach_m(100);
+  c.mutable_scale_out()->mutable_nic_link()->set_reach_m(2);
+  issues = check(c);
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].path, "system.pod.scale_out.nic_link.reach_m");
+  EXPECT_NE(issues[0].message.find("node[0] -> rail[0] is 3 m"), std::string::npos)
+      << issues[0].message;
+}
+
+TEST(PodCollectives, ScaleOutAllToAllIsBoundByTheNics) {
+  // 4 nodes, domains of 2, NICs at 10 GB/s, node links at 100 GB/s. An even all-to-all of
+  // 4 MB per rank sends 1 MB to each other node: 2 MB of each rank's leave on its NIC (on
+  // rails, node 0 reaches node 3 through node 2), so every NIC carries 2 MB each way: 200 us.
+  for (const auto t : {config::POD_SCALE_OUT_RAILS, config::POD_SCALE_OUT_SINGLE_SWITCH}) {
+    config::Pod c = scale_out_pod(t, 4, 2);
+    c.mutable_scale_out()->mutable_switch_()->set_latency_ps(0);
+    const Pod pod = Pod::from_config(c, 1e12);
+    PodCollectives coll(pod, 4, 0);
+    const CollectiveResult r = coll.run(CollectiveOp::kAllToAll, 4'000'000, config::ONE_SHOT);
+    // The latest arrival: 200 us plus its path's cable (2 or 4 hops of 5 ns).
+    EXPECT_GE(r.time_ps, ps(200e-6));
+    EXPECT_LE(r.time_ps, ps(200e-6) + 25'000u) << config::PodScaleOutTopology_Name(t);
+  }
+}
+
+TEST(PodCollectives, TwoTierAllToAllCrossesOncePerDomainThenForwards) {
+  // 4 nodes, domains of 2 on rails; NICs 10 GB/s, node links 100 GB/s, no latency. Rank 0
+  // has 1 MB for node 2 and 1 MB for node 3, 1.5 MB of distinct tokens for domain 1: that
+  // crosses once, to node 2 (rank 0's local rank), which forwards node 3's 1 MB.
+  config::Pod c = scale_out_pod(config::POD_SCALE_OUT_RAILS, 4, 2);
+  c.mutable_node_link()->set_length_m(0);
+  c.mutable_scale_out()->mutable_nic_link()->set_length_m(0);
+  c.mutable_scale_out()->mutable_switch_()->set_latency_ps(0);
+  std::vector<uint64_t> traffic(16, 0), domain(8, 0);
+  traffic[0 * 4 + 2] = 1'000'000;
+  traffic[0 * 4 + 3] = 1'000'000;
+  domain[0 * 2 + 1] = 1'500'000;
+  {
+    // One chunk: the forward waits for the whole message: 150 us + 1 MB / 100 GB/s.
+    const Pod pod = Pod::from_config(c, 1e12);
+    PodCollectives coll(pod, 4, 0);
+    const CollectiveResult r = coll.two_tier_all_to_all(traffic.data(), domain.data(), false);
+    EXPECT_EQ(r.time_ps, ps(150e-6) + ps(10e-6));
+    // NIC up and down 1.5 MB each, the forward up and down 1 MB each.
+    EXPECT_EQ(r.link_bytes, 5'000'000u);
+    // Gather (a combine): node 3's 1 MB to node 2 first, then 1.5 MB over the NICs to node 0.
+    std::vector<uint64_t> back(16, 0);
+    back[3 * 4 + 0] = 1'000'000;
+    back[2 * 4 + 0] = 1'000'000;
+    const CollectiveResult g = coll.two_tier_all_to_all(back.data(), domain.data(), true);
+    EXPECT_EQ(g.time_ps, ps(10e-6) + ps(150e-6));
+    EXPECT_EQ(g.link_bytes, 5'000'000u);
+  }
+  {
+    // Four chunks of 375 KB pipeline it: the last forward (250 KB) ends 2.5 us after the
+    // NIC's last byte.
+    c.set_max_chunks(4);
+    c.set_chunk_bytes(375'000);
+    const Pod pod = Pod::from_config(c, 1e12);
+    PodCollectives coll(pod, 4, 0);
+    const CollectiveResult r = coll.two_tier_all_to_all(traffic.data(), domain.data(), false);
+    EXPECT_EQ(r.time_ps, ps(150e-6) + ps(2.5e-6));
+  }
+  // Not a scale-out pod, or ranks that do not fill their domains: refused.
+  const Pod flat = Pod::from_config(single_switch(4), 1e12);
+  PodCollectives flat_coll(flat, 4, 0);
+  EXPECT_THROW(flat_coll.two_tier_all_to_all(traffic.data(), domain.data(), false),
+               std::invalid_argument);
+}
+
 TEST(PodCollectives, RingAllReduceOnASwitchIsTwoPMinusOneStepsOfNOverP) {
   // p = 8 at 100 GB/s, no latency, one chunk: 14 steps of (n/8) / B, then + 13 step latencies
   // (the first step waits for nothing) and 14 crossings of the path (5 ns + 5 ns).
