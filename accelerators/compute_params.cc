@@ -401,7 +401,10 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
         ops.push_back({CollectiveOp::kAllReduce, a, ranks});
         ops.push_back({CollectiveOp::kAllGather, a == config::TREE ? config::RING : a, ranks});
       }
-      if (ep > 1) ops.push_back({CollectiveOp::kAllToAll, a, ranks});
+      // Across scale-out domains the expert-parallel all-to-alls run in two tiers, directly.
+      const bool two_tier = ep > 1 && root.system().pod().has_scale_out() &&
+                            ep > root.system().pod().scale_out().domain_nodes();
+      if (ep > 1) ops.push_back({CollectiveOp::kAllToAll, two_tier ? config::ONE_SHOT : a, ranks});
       if (par.pipeline_parallel() > 1) {
         ops.push_back({CollectiveOp::kAllToAll, config::ONE_SHOT,
                        std::max(1u, tp) * par.pipeline_parallel()});
@@ -447,7 +450,21 @@ void CollectiveModel::validate(const config::Config& root, Validator& v) {
                           " ranks) needs at least as many nodes (" +
                           std::to_string(root.system().pod().nodes()) + ")");
   }
-  const bool reduces = pod_reduces(root.system().pod(), std::max(tp, ep));
+  const config::Pod& pod_config = root.system().pod();
+  if (pod_config.has_scale_out() && tp > 1 && (dp > 1 || pp > 1)) {
+    // Every replica's or stage's collectives are timed as the first group's, on node[0 ..
+    // tp-1]: each group must sit in the domains as that one does.
+    const uint32_t dn = pod_config.scale_out().domain_nodes();
+    if (dn % tp != 0 && tp % dn != 0) {
+      pv.at("scale_out")
+          .error("domain_nodes",
+                 "the tensor-parallel groups of " + std::to_string(tp) + " ranks of each " +
+                     (dp > 1 ? "replica" : "stage") +
+                     " must each lie within one domain or span whole domains: domain_nodes (" +
+                     std::to_string(dn) + ") must be a multiple or a divisor of tensor_parallel");
+    }
+  }
+  const bool reduces = pod_reduces(pod_config, std::max(tp, ep));
   if (pp > 1 && tp <= 1) return;  // the stages' sends run ONE_SHOT
   if (ep > 1 && tp <= 1) {
     // Only all-to-alls run: the algorithm chooses how.

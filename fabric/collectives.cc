@@ -300,7 +300,8 @@ CollectiveResult PodCollectives::two_tier_all_to_all(const uint64_t* traffic,
           for (uint32_t b = d * dn; b < (d + 1) * dn; ++b) {
             const uint64_t part = chunk_bytes(at(a, b), chunks, c);
             if (b == proxy || part == 0) continue;
-            const uint32_t g = send(proxy, b, part, 0);
+            // The forward waits for its chunk, then the proxy's synchronisation (a step).
+            const uint32_t g = send(proxy, b, part, f != FlowNetwork::kNone ? step_ps_ : 0);
             if (f != FlowNetwork::kNone) net_.after(g, f);
             uint32_t& pp = prev_part[b - d * dn];
             if (pp != FlowNetwork::kNone) net_.after(g, pp, true);
@@ -318,7 +319,8 @@ CollectiveResult PodCollectives::two_tier_all_to_all(const uint64_t* traffic,
             parts.push_back(g);
           }
           if (cb == 0) continue;
-          const uint32_t f = send(proxy, a, cb, 0);
+          // The reduced chunk leaves once its shares have arrived, a step later.
+          const uint32_t f = send(proxy, a, cb, parts.empty() ? 0 : step_ps_);
           for (const uint32_t g : parts)
             net_.after(f, g);
           if (prev != FlowNetwork::kNone) net_.after(f, prev, true);

@@ -129,7 +129,9 @@ class PodCollectives {
   // - Gather (a combine): each rank b of D sends its share of traffic[b * ranks + a] to a's
   //   proxy in D chunk by chunk; once every such chunk has arrived (and been reduced), the
   //   proxy sends its chunk of domain_bytes[a * domains + D] to a over the NICs.
-  // A proxy's own share needs no forward. Each message's chunks leave in order.
+  // A proxy's own share needs no forward. Each message's chunks leave in order. A flow that
+  // waits for others' arrival (a forward, a reduced chunk) waits the step latency more, the
+  // proxy's synchronisation.
   CollectiveResult two_tier_all_to_all(const uint64_t* traffic, const uint64_t* domain_bytes,
                                        bool gather);
 
@@ -202,8 +204,9 @@ class PodCollectiveCache {
   }
   // Not memoised: the traffic differs from call to call.
   CollectiveResult all_to_all(const uint64_t* traffic, config::CollectiveAlgorithm algorithm);
-  // PodCollectives::two_tier_all_to_all under the fastest protocol that serves an all-to-all
-  // of the bytes rank 0 sends (its wire bytes; launch latency added), not memoised.
+  // PodCollectives::two_tier_all_to_all under the fastest protocol that runs ONE_SHOT and
+  // serves an all-to-all of the bytes the busiest rank sends (its wire bytes; launch and step
+  // latencies its own), not memoised.
   CollectiveResult two_tier_all_to_all(const uint64_t* traffic, const uint64_t* domain_bytes,
                                        bool gather);
 

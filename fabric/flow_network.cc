@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -229,6 +230,13 @@ void FlowNetwork::recompute_rates(TimePs now) {
   if (rate_tolerance_ > 0) std::make_heap(ends_.begin(), ends_.end(), std::greater<>());
 }
 
+TimePs FlowNetwork::due_after(TimePs now) const {
+  // In integers, so the due time stays below the "none pending" mark.
+  const double wait = double(now) * rate_tolerance_;
+  const TimePs wait_ps = wait >= double(kMaxSimTimePs) ? kMaxSimTimePs : TimePs(wait);
+  return std::min<TimePs>(now + wait_ps, kMaxSimTimePs - 1);
+}
+
 void FlowNetwork::end(uint32_t f, TimePs now, TimePs& due_ps, bool& changed) {
   Flow& fl = flows_[f];
   fl.done = true;
@@ -237,11 +245,28 @@ void FlowNetwork::end(uint32_t f, TimePs now, TimePs& due_ps, bool& changed) {
   release(f, now + fl.path_latency_ps, false);
   if (rate_tolerance_ == 0) {
     changed = true;
-  } else if (due_ps == kMaxSimTimePs) {
-    // In integers, so the due time stays below the "none pending" mark.
-    const double wait = double(now) * rate_tolerance_;
-    const TimePs wait_ps = wait >= double(kMaxSimTimePs) ? kMaxSimTimePs : TimePs(wait);
-    due_ps = std::min<TimePs>(now + wait_ps, kMaxSimTimePs - 1);
+    return;
+  }
+  // The capacity it held is free for flows that start lazily until the next computation.
+  for (uint32_t h = 0; h < fl.hops; ++h)
+    links_[paths_[fl.path_begin + h]].left += fl.rate;
+  if (due_ps == kMaxSimTimePs) due_ps = due_after(now);
+}
+
+void FlowNetwork::start_lazily(Flow& fl, TimePs now, TimePs& due_ps) {
+  double rate = std::numeric_limits<double>::infinity();
+  for (uint32_t h = 0; h < fl.hops; ++h)
+    rate = std::min(rate, std::max(0.0, links_[paths_[fl.path_begin + h]].left));
+  for (uint32_t h = 0; h < fl.hops; ++h)
+    links_[paths_[fl.path_begin + h]].left -= rate;
+  fl.rate = rate;
+  if (due_ps == kMaxSimTimePs) due_ps = due_after(now);
+  // An end before the computation due is kept; a later one is the computation's to set.
+  fl.end_ps = kMaxSimTimePs;
+  if (rate > 0 && fl.left_bytes / rate * kPsPerS < double(due_ps - now)) {
+    set_end(fl, now);
+    ends_.emplace_back(fl.end_ps, uint32_t(&fl - flows_.data()));
+    std::push_heap(ends_.begin(), ends_.end(), std::greater<>());
   }
 }
 
@@ -346,6 +371,10 @@ void FlowNetwork::run_flows() {
       next_end_ps_ = kMaxSimTimePs;
     }
     if (due_ps <= now) changed = true;
+    // With a tolerance, flows that start while others transmit (and no computation is due
+    // now) start lazily: each takes what its path has left unallocated, and a computation is
+    // due within the tolerance.
+    const bool lazy = rate_tolerance_ > 0 && live > 0 && !changed;
     // Start every flow ready by now (arrivals above may have readied more at `now`).
     while (!ready_.empty() && ready_.front().first <= now) {
       std::pop_heap(ready_.begin(), ready_.end(), std::greater<>());
@@ -358,7 +387,11 @@ void FlowNetwork::run_flows() {
       fl.updated_ps = now;
       active_.push_back(f);
       ++live;
-      changed = true;
+      if (lazy) {
+        start_lazily(fl, now, due_ps);
+      } else {
+        changed = true;
+      }
     }
     if (rate_tolerance_ == 0 && !changed && live > 0) {
       // Exact, and only empty flows started: the rates stand, but the bytes left and the end

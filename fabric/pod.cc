@@ -232,10 +232,9 @@ bool Pod::validate(const config::Pod& p, Validator& v) {
                "per domain)");
     }
     if (ov.require("domain_nodes", so.has_domain_nodes()) && p.has_nodes()) {
-      if (so.domain_nodes() < 2 || so.domain_nodes() >= p.nodes()) {
-        ov.error("domain_nodes", "must be in [2, nodes) (nodes: " + std::to_string(p.nodes()) +
-                                     "): a domain of one node has no scale-up switch, and one "
-                                     "domain has no scale-out traffic");
+      if (so.domain_nodes() < 2 || so.domain_nodes() > p.nodes()) {
+        ov.error("domain_nodes", "must be in [2, nodes] (nodes: " + std::to_string(p.nodes()) +
+                                     "): a domain of one node has no scale-up switch");
       } else if (p.nodes() % so.domain_nodes() != 0) {
         ov.error("domain_nodes", "must divide nodes (" + std::to_string(p.nodes()) + ")");
       }
@@ -493,7 +492,8 @@ Pod Pod::build(const config::Pod& p, double injection_bytes_per_s, Validator* v)
       if (need <= radix) continue;
       const std::string msg = pod.vertex_name(first + s) + " needs " + std::to_string(need) +
                               " ports, more than its radix " + std::to_string(radix) +
-                              (needs ? ": use more domains' worth of rails, or a bigger switch"
+                              (needs ? ": a rail takes a port per domain and the one switch a "
+                                       "port per node: use switches of a higher radix"
                                      : ": use a topology with more switches (POD_LEAF_SPINE)");
       if (v == nullptr) throw std::invalid_argument(msg);
       v->error(field, msg);

@@ -44,6 +44,19 @@ uint64_t parse_size(const std::string& flag, const std::string& text) {
   return static_cast<uint64_t>(bytes);
 }
 
+// The `/collective` table and `/meta` (the resolved config, the arguments, the version),
+// written atomically to `out`.
+void write_collective(const std::string& out, const LoadedConfig& loaded,
+                      const std::vector<std::string>& args, const Table& t) {
+  ResultWriter w(out);
+  w.write_string("/meta/config", loaded.resolved_text());
+  w.write_strings("/meta/args", args);
+  w.write_string("/meta/version", TIERSIM_VERSION);
+  w.write_table("/collective", t);
+  w.commit();
+  std::printf("results: %s\n", out.c_str());
+}
+
 // A MoE all-to-all as DeepEP's tests drive it: every rank routes `tokens` tokens to `top_k` of
 // `experts` experts (expert e on rank e / (experts / ranks)), by independent random scores,
 // limited to the `top_k_groups` domains (groups) whose best expert scores highest (0: every
@@ -188,13 +201,7 @@ int run_moe(const std::vector<std::string>& args, const std::string& op_name,
     t.columns[c_nvl].f64.push_back(nvl);
     t.columns[c_bytes].u64.push_back(r.link_bytes);
     t.columns[c_energy].f64.push_back(r.energy_j * 1e6);
-    ResultWriter w(out);
-    w.write_string("/meta/config", loaded.resolved_text());
-    w.write_strings("/meta/args", args);
-    w.write_string("/meta/version", TIERSIM_VERSION);
-    w.write_table("/collective", t);
-    w.commit();
-    std::printf("results: %s\n", out.c_str());
+    write_collective(out, loaded, args, t);
   }
   return 0;
 }
@@ -370,7 +377,18 @@ int run_collective(const std::vector<std::string>& args) {
                                 "TWO_SHOT: not all_to_all)");
   }
 
-  if (moe_op) return run_moe(args, op_name, loaded, pod, coll, ranks, moe, out);
+  if (moe_op) {
+    // One direct all-to-all of any size: every size must be served under ONE_SHOT.
+    const std::string gap = coll.coverage_gap(CollectiveOp::kAllToAll, config::ONE_SHOT);
+    if (!gap.empty()) {
+      throw ConfigError({ConfigIssue{
+          loaded.locate("software.collective_protocols"), "software.collective_protocols",
+          "no protocol serves " + op_name + " messages " + gap + " on " + std::to_string(ranks) +
+              " ranks under ONE_SHOT (min_message_bytes, max_message_bytes, min_ranks, "
+              "max_ranks)"}});
+    }
+    return run_moe(args, op_name, loaded, pod, coll, ranks, moe, out);
+  }
 
   // Each size must be served by some protocol (their message ranges and rank counts).
   for (uint64_t size = min_bytes; size <= max_bytes; size *= factor) {
@@ -438,15 +456,7 @@ int run_collective(const std::vector<std::string>& args) {
     t.columns[c_energy].f64.push_back(r.energy_j * 1e6);
     if (size > max_bytes / factor) break;
   }
-  if (!out.empty()) {
-    ResultWriter w(out);
-    w.write_string("/meta/config", loaded.resolved_text());
-    w.write_strings("/meta/args", args);
-    w.write_string("/meta/version", TIERSIM_VERSION);
-    w.write_table("/collective", t);
-    w.commit();
-    std::printf("results: %s\n", out.c_str());
-  }
+  if (!out.empty()) write_collective(out, loaded, args, t);
   return 0;
 }
 

@@ -383,6 +383,13 @@ TEST_F(EveryRank, BadConfigsExitTwoNamingTheField) {
   bad(base_ + every_ + " --set workload.parallelism.pipeline_parallel=2",
       "system.pod.nodes: the pipeline (stages x tensor-parallel ranks) group (16 ranks)");
   bad(base_ + stages(81), "workload.parallelism.pipeline_parallel");
+  // Stages of TP4 across scale-out domains of 6: the second stage's group would straddle two
+  // domains where the first's does not.
+  bad(base_ + every_ + " --set workload.parallelism.pipeline_parallel=2" +
+          " --set workload.parallelism.tensor_parallel=4 --set system.pod.nodes=12" +
+          " --set system.pod+=@" + test::preset("pods/ib_ndr_rails.textproto") +
+          " --set system.pod.scale_out.domain_nodes=6",
+      "system.pod.scale_out.domain_nodes");
   bad(base_ + stages(9), "system.pod.nodes");
   bad(base_ + stages(2) + " --set workload.parallelism.pipeline_micro_batches=9",
       "workload.parallelism.pipeline_micro_batches");

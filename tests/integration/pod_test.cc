@@ -487,7 +487,7 @@ TEST(PodExpertParallel, AcrossScaleOutDomainsATokenCrossesOncePerDomain) {
   // NIC once to the other board unless all 8 experts are on its own:
   // (1 - C(128,8) / C(256,8)) x 8 x 14,336 = 114,288 bytes.
   const std::string files =
-      ep_files() + " " + test::preset("pods/ib_ndr_rails.textproto") +
+      ep_files() + " --set system.pod+=@" + test::preset("pods/ib_ndr_rails.textproto") +
       " --set system.pod.nodes=16 --set workload.parallelism.expert_parallel=16"
       " --set workload.routing.synthetic.zipf_exponent=0"
       " --set workload.routing.synthetic.stickiness=0";
@@ -535,6 +535,12 @@ TEST(PodExpertParallel, AcrossScaleOutDomainsATokenCrossesOncePerDomain) {
   EXPECT_EQ(ring.code, 2);
   EXPECT_THAT(ring.err, HasSubstr("system.scale_up.algorithm"));
   EXPECT_THAT(ring.err, HasSubstr("two tiers"));
+  // A collective library with no direct protocol cannot run them, even under AUTO.
+  auto nccl = test::run_cmd(tiersim("run " + files + " --set software+=@" +
+                                    test::preset("software/collectives/nccl_nvlink.textproto")));
+  EXPECT_EQ(nccl.code, 2) << nccl.err;
+  EXPECT_THAT(nccl.err, HasSubstr("software.collective_protocols"));
+  EXPECT_THAT(nccl.err, HasSubstr("under ONE_SHOT"));
 }
 
 TEST(PodExpertParallel, TheAllToAllsRunOnThePodsLinks) {

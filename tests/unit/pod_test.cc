@@ -2,6 +2,7 @@
 // layout and reach, and collectives as traffic, against hand-derived values.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -9,6 +10,7 @@
 #include "fabric/collectives.h"
 #include "fabric/flow_network.h"
 #include "fabric/pod.h"
+#include "models/core/rng.h"
 
 namespace tiersim {
 namespace {
@@ -121,6 +123,67 @@ TEST(FlowNetwork, RateToleranceBoundsTheErrorOfAnUnevenAllToAll) {
                 error * 100, (unsigned long long)lazy.rate_updates(),
                 (unsigned long long)exact.rate_updates());
   }
+}
+
+TEST(FlowNetwork, LazyStartsStayNearExactOnDependencyGraphs) {
+  // Random graphs of 10-40 flows over 6 links (paths of 1-3 links, 1-100 kB, each flow after
+  // up to two earlier ones, on arrival or when sent): with a tolerance, flows that start while
+  // others transmit take the unallocated capacity until a computation is due. Measured over
+  // these 2,000 graphs at 0.01 against exact max-min: worst |error| 3.15%, mean 1.01% (ends
+  // alone lazy, starts exact: 3.01% and 0.74%), 46,184 of 66,639 rate computations.
+  Rng rng(7);
+  double worst = 0, sum = 0;
+  uint64_t exact_updates = 0, lazy_updates = 0;
+  const int graphs = 2000;
+  for (int g = 0; g < graphs; ++g) {
+    const uint32_t flows = 10 + uint32_t(rng.below(31));
+    struct F {
+      std::vector<uint32_t> path;
+      uint64_t bytes;
+      std::vector<std::pair<uint32_t, bool>> after;
+    };
+    std::vector<F> spec(flows);
+    for (uint32_t f = 0; f < flows; ++f) {
+      const uint32_t hops = 1 + uint32_t(rng.below(3));
+      for (uint32_t h = 0; h < hops; ++h)
+        spec[f].path.push_back(uint32_t(rng.below(6)));
+      std::sort(spec[f].path.begin(), spec[f].path.end());
+      spec[f].path.erase(std::unique(spec[f].path.begin(), spec[f].path.end()), spec[f].path.end());
+      spec[f].bytes = 1000 * (1 + rng.below(100));
+      for (uint32_t d = 0; d < 2 && f > 0; ++d) {
+        if (rng.uniform() < 0.5)
+          spec[f].after.push_back({uint32_t(rng.below(f)), rng.uniform() < 0.3});
+      }
+    }
+    auto run = [&](double tolerance) {
+      FlowNetwork net;
+      for (uint32_t l = 0; l < 6; ++l)
+        net.add_link((10 + 10 * l) * kGB, 1000 * l);
+      for (const F& f : spec)
+        net.add_flow(f.path, f.bytes);
+      for (uint32_t f = 0; f < flows; ++f) {
+        for (const auto& [before, sent] : spec[f].after)
+          net.after(f, before, sent);
+      }
+      net.set_rate_tolerance(tolerance);
+      net.run();
+      return std::make_pair(net.makespan_ps(), net.rate_updates());
+    };
+    const auto exact = run(0), lazy = run(0.01);
+    const double error = double(lazy.first) / double(exact.first) - 1;
+    worst = std::max(worst, std::fabs(error));
+    sum += std::fabs(error);
+    exact_updates += exact.second;
+    lazy_updates += lazy.second;
+  }
+  std::printf(
+      "tolerance 0.01 on %d random graphs: worst |makespan error| %.2f%%, mean %.3f%%; "
+      "%llu of %llu rate computations\n",
+      graphs, worst * 100, sum / graphs * 100, (unsigned long long)lazy_updates,
+      (unsigned long long)exact_updates);
+  EXPECT_LT(worst, 0.05);
+  EXPECT_LT(sum / graphs, 0.015);
+  EXPECT_LT(lazy_updates, exact_updates);
 }
 
 TEST(FlowNetwork, AContendedOutputPortDeliversItsEfficiency) {
@@ -370,8 +433,10 @@ TEST(Pod, ScaleOutMistakesAreRefusedWithThePath) {
   config::Pod c = scale_out_pod(config::POD_SCALE_OUT_RAILS);
   c.mutable_scale_out()->set_domain_nodes(6);  // does not divide 16
   EXPECT_EQ(paths(c), std::vector<std::string>{"system.pod.scale_out.domain_nodes"});
-  c.mutable_scale_out()->set_domain_nodes(16);  // one domain
+  c.mutable_scale_out()->set_domain_nodes(1);  // no scale-up switch
   EXPECT_EQ(paths(c), std::vector<std::string>{"system.pod.scale_out.domain_nodes"});
+  c.mutable_scale_out()->set_domain_nodes(16);  // one domain: accepted, its NICs idle
+  EXPECT_TRUE(paths(c).empty());
   c = scale_out_pod(config::POD_SCALE_OUT_TOPOLOGY_UNSPECIFIED);
   c.mutable_scale_out()->clear_nic_link();
   c.mutable_scale_out()->mutable_switch_()->clear_latency_ps();
@@ -449,6 +514,12 @@ TEST(PodCollectives, TwoTierAllToAllCrossesOncePerDomainThenForwards) {
     const CollectiveResult g = coll.two_tier_all_to_all(back.data(), domain.data(), true);
     EXPECT_EQ(g.time_ps, ps(10e-6) + ps(150e-6));
     EXPECT_EQ(g.link_bytes, 5'000'000u);
+    // A step latency: the proxy's synchronisation before a forward (or a reduced chunk).
+    coll.set_step_latency(1'000'000);
+    EXPECT_EQ(coll.two_tier_all_to_all(traffic.data(), domain.data(), false).time_ps,
+              ps(150e-6) + ps(1e-6) + ps(10e-6));
+    EXPECT_EQ(coll.two_tier_all_to_all(back.data(), domain.data(), true).time_ps,
+              ps(10e-6) + ps(1e-6) + ps(150e-6));
   }
   {
     // Four chunks of 375 KB pipeline it: the last forward (250 KB) ends 2.5 us after the
