@@ -253,10 +253,24 @@ void FlowNetwork::end(uint32_t f, TimePs now, TimePs& due_ps, bool& changed) {
   if (due_ps == kMaxSimTimePs) due_ps = due_after(now);
 }
 
-void FlowNetwork::start_lazily(Flow& fl, TimePs now, TimePs& due_ps) {
+bool FlowNetwork::start_lazily(Flow& fl, TimePs now, TimePs& due_ps) {
   double rate = std::numeric_limits<double>::infinity();
-  for (uint32_t h = 0; h < fl.hops; ++h)
-    rate = std::min(rate, std::max(0.0, links_[paths_[fl.path_begin + h]].left));
+  double fair = std::numeric_limits<double>::infinity();
+  for (uint32_t h = 0; h < fl.hops; ++h) {
+    const uint32_t l = paths_[fl.path_begin + h];
+    const Link& k = links_[l];
+    // A contended port's capacity depends on who shares it: computed now.
+    if (k.contended_efficiency < 1) return false;
+    rate = std::min(rate, std::max(0.0, k.left));
+    // A fair-share estimate: the link's capacity over the flows the last computation saw on
+    // it, plus this one.
+    const uint32_t seen = l + 1 < cross_begin_.size() ? cross_begin_[l + 1] - cross_begin_[l] : 0;
+    fair = std::min(fair, k.bytes_per_s / double(seen + 1));
+  }
+  // Well under that (starved, as a flow starting on a full path is), it is computed now: a
+  // starved start would wait up to the tolerance, and along a chain of such starts the waits
+  // compound.
+  if (rate < (1 - rate_tolerance_) * fair) return false;
   for (uint32_t h = 0; h < fl.hops; ++h)
     links_[paths_[fl.path_begin + h]].left -= rate;
   fl.rate = rate;
@@ -268,6 +282,7 @@ void FlowNetwork::start_lazily(Flow& fl, TimePs now, TimePs& due_ps) {
     ends_.emplace_back(fl.end_ps, uint32_t(&fl - flows_.data()));
     std::push_heap(ends_.begin(), ends_.end(), std::greater<>());
   }
+  return true;
 }
 
 void FlowNetwork::run() {
@@ -387,11 +402,7 @@ void FlowNetwork::run_flows() {
       fl.updated_ps = now;
       active_.push_back(f);
       ++live;
-      if (lazy) {
-        start_lazily(fl, now, due_ps);
-      } else {
-        changed = true;
-      }
+      if (!lazy || !start_lazily(fl, now, due_ps)) changed = true;
     }
     if (rate_tolerance_ == 0 && !changed && live > 0) {
       // Exact, and only empty flows started: the rates stand, but the bytes left and the end

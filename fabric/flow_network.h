@@ -14,20 +14,19 @@
 //   of 0 bytes arrives after that latency alone.
 // - Rate-update tolerance (set_rate_tolerance, default 0 = exact): with t > 0, a flow's end does
 //   not recompute the rates at once; the others keep theirs (still feasible: capacity was only
-//   freed) until the earlier of a flow's start or the first pending end time x (1 + t), measured
-//   from the run's start, when the rates are recomputed for every end since. For flows that
-//   start together (an all-to-all) the number of rate computations then grows with
-//   log(span of end times) / t instead of with the flow count. A flow that starts while others
-//   transmit does not recompute either: it takes the least capacity left unallocated along its
-//   path (what the last computation left, plus what flows ended since held; possibly none),
-//   and a computation becomes due within the tolerance, as after an end. Flows that start
-//   with nothing transmitting (a collective's first flows) are computed exactly. Capacity
-//   freed by an end, and a started flow's fair share, wait for at most t of the time elapsed.
-//   That is not a bound
-//   on completion times: along dependency chains the delays add up (measured: an uneven
-//   all-to-all +1.6% at t = 0.01 and +4.7% at 0.05; random dependency graphs up to +2.75% at
-//   0.01 and +14.5% at 0.05). Lazy max-min updates in the spirit of SimGrid's
-//   precision-bounded solver.
+//   freed) until the first pending end time x (1 + t), measured from the run's start, when the
+//   rates are recomputed for every change since. A flow that starts while others transmit
+//   takes the least capacity left unallocated along its path (what the last computation left,
+//   plus what flows ended since held) until then, unless that is under (1 - t) of a fair-share
+//   estimate (a link's capacity over the flows the last computation saw on it, plus one) or its
+//   path has a contended port: then the rates are recomputed at once. Flows that start with
+//   nothing transmitting are computed exactly. For flows that start together (an all-to-all)
+//   the number of rate computations grows with log(span of end times) / t instead of with the
+//   flow count. Capacity freed by an end waits for at most t of the time elapsed. That is not
+//   a bound on completion times: along dependency chains the delays add up (measured: an uneven
+//   all-to-all +1.6% at t = 0.01 and +4.7% at 0.05; random dependency graphs of up to 40 flows
+//   up to +3.0% at 0.01). Lazy max-min updates in the spirit of SimGrid's precision-bounded
+//   solver.
 // - Contended links (set_contended_efficiency): a link that carries flows arriving from two or
 //   more distinct previous links (a switch output port fed by several input ports) delivers
 //   `efficiency` of its capacity while they share it: arbitration and credit bubbles at the
@@ -152,8 +151,11 @@ class FlowNetwork {
   TimePs due_after(TimePs now) const;
   // With a tolerance, a flow starting while others transmit: it takes the least capacity its
   // path's links have left unallocated (since the last computation, plus what flows that ended
-  // since held), and a computation becomes due (due_ps) if none is.
-  void start_lazily(Flow& fl, TimePs now, TimePs& due_ps);
+  // since held), and a computation becomes due (due_ps) if none is. Returns false, taking
+  // nothing, when it must be computed now: a contended port on its path, or less than (1 - t)
+  // of a fair-share estimate (a link's capacity over the flows the last computation saw on
+  // it, plus one).
+  bool start_lazily(Flow& fl, TimePs now, TimePs& due_ps);
   // The flow level's and the serial-link level's event loops (after run()'s set-up).
   void run_flows();
   void run_packets();
