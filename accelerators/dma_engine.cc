@@ -401,6 +401,13 @@ bool DmaEngine::has_energy() const {
   return links_.has_energy();
 }
 
+const LinkModel* DmaEngine::link_model(const std::string& link, bool leaving) const {
+  for (const auto& port : links_.ports()) {
+    if (port->link == link) return leaving ? port->to.get() : port->from.get();
+  }
+  return nullptr;
+}
+
 namespace {
 const ComponentRegistrar kRegistrar(ComponentKind{
     "dma", "DMA engine moving byte ranges between memories (setup latency, own bandwidth)",

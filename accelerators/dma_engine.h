@@ -95,6 +95,10 @@ class DmaEngine : public Component {
   uint64_t channel_completed(uint32_t channel) const { return channels_.at(channel).completed; }
   uint32_t channels() const { return static_cast<uint32_t>(channels_.size()); }
 
+  // The serial model of system link `link` from this engine: `leaving` its direction away from
+  // the engine, else toward it (nullptr: no such link, or an ideal wire).
+  const LinkModel* link_model(const std::string& link, bool leaving) const;
+
   uint64_t completed() const { return transfers_.value(); }
   uint64_t failed() const { return failed_.value(); }
   uint64_t retried() const { return retried_.value(); }

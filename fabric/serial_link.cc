@@ -292,8 +292,19 @@ TimePs LinkModel::send(TimePs start_ps, uint64_t bytes, TimePs data_last_ps, uin
   } else {
     ++transfers_;
     bytes_ += bytes;
+    data_sent_ps_ = std::max(data_sent_ps_, sent);
   }
   return sent + p_.fixed_latency_ps() + replays * p_.retransmit_latency_ps + draw_jitter();
+}
+
+TimePs LinkModel::packet_start_ps(TimePs t) const {
+  // At most the packet on the wire; nothing queued holds it back.
+  TimePs begin = t;
+  if (busy_[0] > begin) {
+    const uint64_t unit = p_.flit_bytes ? p_.flit_bytes : kPacketBytes;
+    begin += std::min(busy_[0] - begin, serialise_ps(unit));
+  }
+  return down_at(begin) ? up_after(begin) : begin;
 }
 
 }  // namespace tiersim

@@ -117,6 +117,8 @@ class LinkModel {
   TimePs up_after(TimePs t) const;
 
   const LinkParams& params() const { return p_; }
+  // The time `bytes` of data take on the wire at full rate (encoding, flits, link layer).
+  TimePs serialisation_ps(uint64_t bytes) const { return serialise_ps(p_.wire_bytes(bytes)); }
   uint64_t transfers() const { return transfers_; }
   uint64_t bytes() const { return bytes_; }
   uint64_t replays() const { return replays_; }
@@ -132,6 +134,17 @@ class LinkModel {
   TimePs last_sent_ps() const { return last_sent_ps_; }
   // When all work accepted so far is done on the wire.
   TimePs busy_until_ps() const { return busy_[0]; }
+  // When every data transfer accepted so far (of any priority) has left, messages aside: what a
+  // packet that may not pass data waits for (a PCIe completion behind posted writes). Each
+  // transfer's own end: a lower-priority transfer pushed back by later higher-priority work
+  // (busy_until_ps() counts that) is taken as ending where it was placed.
+  TimePs data_sent_ps() const { return data_sent_ps_; }
+  // When a packet that may pass everything queued (a PCIe request passing completions, on a
+  // direction that carries no other requests), offered at `t`, would start: after at most the
+  // packet on the wire, and any scheduled outage (kNever: the link is not up again). Nothing is
+  // reserved. Priorities do not hold it back: a PCIe link with one virtual channel interleaves
+  // packets.
+  TimePs packet_start_ps(TimePs t) const;
   // Dynamic energy so far: data bits moved through the SerDes and through each retimer.
   double energy_j() const { return double(bytes_) * 8.0 * p_.energy_pj_per_bit * 1e-12; }
   double retimer_energy_j() const {
@@ -160,6 +173,7 @@ class LinkModel {
   TimePs last_first_ps_ = 0, last_sent_ps_ = 0;
   TimePs outage_wait_ps_ = 0;
   TimePs down_wait_ps_ = 0;
+  TimePs data_sent_ps_ = 0;     // the latest data transfer's serialisation ended
   TimePs next_retrain_ps_ = 0;  // start of the next retrain (UINT64_MAX: none)
   uint64_t unit_bits_ = 0;      // bits per replay unit (a flit or a 256-byte packet)
   double unit_error_ = 0;       // probability a unit needs a replay

@@ -42,6 +42,12 @@ ControllerFigures controller_figures(const config::ControllerParts& parts) {
         instructions_ps(h.instructions_per_decision(), h.core_ghz(), h.instructions_per_cycle()) +
         h.syscall_ps() + TimePs{h.doorbell_writes()} * h.doorbell_write_ps();
     f.decision_jitter = uniform_to(h.scheduling_jitter_ps());
+    f.pcie_link = h.pcie_link();
+    f.posted_queue_bytes = h.pcie_posted_queue_bytes();
+    f.telemetry_reads = h.telemetry_reads();
+    f.read_round_trip_ps = h.pcie_read_round_trip_ps();
+    f.doorbell_writes = h.doorbell_writes();
+    f.doorbell_write_ps = h.doorbell_write_ps();
     f.decision_servers = h.cores();
     f.notification = config::INTERRUPT;
     f.notification_latency_ps = h.interrupt_ps() + h.consumer_signal_ps();
@@ -55,6 +61,10 @@ ControllerFigures controller_figures(const config::ControllerParts& parts) {
         instructions_ps(d.instructions_per_decision(), d.core_ghz(), d.instructions_per_cycle()) +
         TimePs{d.descriptor_writes()} * d.descriptor_write_ps();
     f.decision_jitter = uniform_to(d.jitter_ps());
+    f.pcie_link = d.pcie_link();
+    f.posted_queue_bytes = d.pcie_posted_queue_bytes();
+    f.telemetry_reads = d.telemetry_reads();
+    f.read_round_trip_ps = d.pcie_read_round_trip_ps();
     f.decision_servers = d.cores();
     f.notification = config::POLLING;
     f.notification_latency_ps = d.flag_write_ps() + (d.poll_interval_ps() + 1) / 2;
@@ -76,7 +86,46 @@ ControllerFigures controller_figures(const config::ControllerParts& parts) {
     f.table_bytes = e.table_bytes();
     f.area_mm2 = e.logic_mm2() + double(e.table_bytes()) / double(1 << 20) * e.sram_mm2_per_mib();
   }
+  f.between_ps = f.decision_latency_ps - TimePs{f.telemetry_reads} * f.read_round_trip_ps -
+                 TimePs{f.doorbell_writes} * f.doorbell_write_ps;
   return f;
+}
+
+PcieControlWaits pcie_control_waits(const ControllerFigures& f, const PcieControlLink& link,
+                                    TimePs reads_begin_ps) {
+  constexpr TimePs kNever = LinkModel::kNever;
+  PcieControlWaits w;
+  const LinkModel& in = *link.toward_accelerator;
+  const LinkModel& out = *link.leaving_accelerator;
+  // At most the posted queue's bytes ahead of a completion (none given: every accepted write).
+  const TimePs queue_ps =
+      f.posted_queue_bytes > 0 ? out.serialisation_ps(f.posted_queue_bytes) : kNever;
+  TimePs t = reads_begin_ps;
+  for (uint32_t i = 0; i < f.telemetry_reads; ++i) {
+    const TimePs req_start = in.packet_start_ps(t);
+    const TimePs request = req_start == kNever ? kPcieCompletionTimeoutPs
+                                               : std::min(req_start - t, kPcieCompletionTimeoutPs);
+    const TimePs completion_at = t + request + f.read_round_trip_ps / 2;
+    // Behind the writes queued ahead of it (at most the posted queue's), then any outage.
+    const TimePs behind = queue_ps == kNever
+                              ? out.data_sent_ps()
+                              : std::min(out.data_sent_ps(), completion_at + queue_ps);
+    TimePs begin = std::max(completion_at, behind);
+    if (out.down_at(begin)) begin = out.up_after(begin);
+    const TimePs completion =
+        begin == kNever ? kPcieCompletionTimeoutPs - request
+                        : std::min(begin - completion_at, kPcieCompletionTimeoutPs - request);
+    w.reads_ps += request + completion;
+    t += f.read_round_trip_ps + request + completion;
+  }
+  t += f.between_ps;
+  for (uint32_t i = 0; i < f.doorbell_writes; ++i) {
+    const TimePs start = in.packet_start_ps(t);
+    const TimePs wait = start == kNever ? kPcieCompletionTimeoutPs : start - t;
+    w.doorbells_ps += wait;
+    t += f.doorbell_write_ps + wait;
+  }
+  return w;
 }
 
 namespace {

@@ -181,7 +181,16 @@ TimePs Orchestrator::decide(TimePs trigger, DecisionMechanism mechanism, Decisio
   ControllerState& ctl = controllers_[who];
   auto server = std::min_element(ctl.server_free.begin(), ctl.server_free.end());
   const TimePs start = std::max(trigger, *server);
-  const TimePs work = extra + f.decision_latency_ps + draw_jitter(f.decision_jitter, rng_);
+  TimePs work = extra + f.decision_latency_ps + draw_jitter(f.decision_jitter, rng_);
+  if (ctl.pcie.toward_accelerator != nullptr) {
+    // The reads follow the map lookup; the link adds its waits (HostLoopParts.pcie_link).
+    const PcieControlWaits w = pcie_control_waits(f, ctl.pcie, start + extra);
+    work += w.reads_ps + w.doorbells_ps;
+    ctl.telemetry_reads += f.telemetry_reads;
+    ctl.doorbell_writes += f.doorbell_writes;
+    ctl.read_wait_ps += w.reads_ps;
+    ctl.doorbell_wait_ps += w.doorbells_ps;
+  }
   // A pipelined server takes the next decision after the interval (the lookup and the jitter
   // still delay this one); otherwise after this one.
   TimePs occupancy = f.decision_interval_ps > 0 ? extra + f.decision_interval_ps : work;
@@ -258,6 +267,7 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
   dma_ = dynamic_cast<DmaEngine*>(ctx_.component(p_.dma.empty() ? default_dma : p_.dma));
   if (dma_ == nullptr) throw std::logic_error(owner_ + ": orchestrator DMA engine missing");
   tile_bytes_ = tile_bytes;
+  attach_pcie_links(default_dma);
   const auto& map = ctx_.address_map();
   const uint64_t wired_room =
       p_.wired_memory.empty() ? 0 : map.capacity(p_.wired_memory) - map.allocated(p_.wired_memory);
@@ -277,6 +287,31 @@ void Orchestrator::prepare(const std::string& default_dma, uint64_t tile_bytes) 
   apply_plan();
   for (MovementMechanism* m : mechanisms_)
     m->prepare();
+}
+
+void Orchestrator::attach_pcie_links(const std::string& dma_name) {
+  for (size_t i = 0; i < p_.controllers.size(); ++i) {
+    const ControllerFigures& f = p_.controllers[i];
+    if (f.pcie_link.empty()) continue;
+    // The accelerator's DMA engine (the compute engine's) drives the link, whichever engine
+    // moves the orchestration's copies.
+    const auto* accelerator_dma = dynamic_cast<const DmaEngine*>(ctx_.component(dma_name));
+    PcieControlLink& link = controllers_[i].pcie;
+    if (accelerator_dma != nullptr) {
+      link.toward_accelerator = accelerator_dma->link_model(f.pcie_link, false);
+      link.leaving_accelerator = accelerator_dma->link_model(f.pcie_link, true);
+    }
+    if (link.toward_accelerator == nullptr || link.leaving_accelerator == nullptr) {
+      const std::string parts =
+          i == 0 ? "policy.orchestration.controller_parts"
+                 : "policy.orchestration.controllers[" + std::to_string(i - 1) + "].parts";
+      throw ConfigError({ConfigIssue{
+          {},
+          parts + (f.controller == config::DPU ? ".dpu" : ".host_loop") + ".pcie_link",
+          "\"" + f.pcie_link + "\" is not a serial link of the accelerator's DMA engine \"" +
+              dma_name + "\""}});
+    }
+  }
 }
 
 void Orchestrator::apply_plan() {
@@ -542,6 +577,28 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
     out.push_back({name + "_queue_delay_us_mean",
                    n > 0 ? double(controllers_[i].queue_delay_ps) / n / 1e6 : 0.0, "us"});
     out.push_back({name + "_utilization", utilization(i), "fraction"});
+  }
+  // Telemetry reads and doorbells over a modelled PCIe link: what the link added to them, over
+  // every controller that has one (no items when none has).
+  uint64_t reads = 0, doorbells = 0;
+  TimePs read_wait = 0, doorbell_wait = 0;
+  bool any_link = false;
+  for (const ControllerState& c : controllers_) {
+    if (c.pcie.toward_accelerator == nullptr) continue;
+    any_link = true;
+    reads += c.telemetry_reads;
+    doorbells += c.doorbell_writes;
+    read_wait += c.read_wait_ps;
+    doorbell_wait += c.doorbell_wait_ps;
+  }
+  if (any_link) {
+    out.push_back({"controller_telemetry_reads", double(reads), "count"});
+    out.push_back({"controller_telemetry_read_wait_us_mean",
+                   reads > 0 ? double(read_wait) / double(reads) / 1e6 : 0.0, "us"});
+    out.push_back({"controller_doorbell_wait_us_mean",
+                   doorbells > 0 ? double(doorbell_wait) / double(doorbells) / 1e6 : 0.0, "us"});
+    out.push_back({"controller_pcie_wait_us_per_token",
+                   double(read_wait + doorbell_wait) * per / 1e6, "us/token"});
   }
   for (size_t m = 0; m < size_t(DecisionMechanism::kCount); ++m) {
     for (size_t k = 0; k < size_t(DecisionKind::kCount); ++k) {

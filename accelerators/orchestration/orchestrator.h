@@ -175,6 +175,9 @@ class Orchestrator : public sc_core::sc_module {
  private:
   // Binds the wired objects and moves every other object where the plan puts it.
   void apply_plan();
+  // Finds each controller's pcie_link among the links of the accelerator's DMA engine
+  // `dma_name` (the compute engine's; ConfigError: not one of them).
+  void attach_pcie_links(const std::string& dma_name);
   void run();
   // Where the bytes are, before a restore decision's wait (locate adds it).
   Source locate_bytes(ObjectId object, uint64_t offset, uint64_t max_bytes, TimePs now);
@@ -199,6 +202,10 @@ class Orchestrator : public sc_core::sc_module {
     uint64_t decisions = 0;
     TimePs queue_delay_ps = 0;
     BusyLedger busy;  // its servers' decisions, exactly up to any moment
+    // Its telemetry reads and doorbells over a modelled PCIe link (no models: not modelled).
+    PcieControlLink pcie;
+    uint64_t telemetry_reads = 0, doorbell_writes = 0;
+    TimePs read_wait_ps = 0, doorbell_wait_ps = 0;  // added by the link, summed
   };
   std::vector<ControllerState> controllers_;
   // The controller owning `m` (params().owner).

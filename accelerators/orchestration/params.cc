@@ -6,6 +6,7 @@
 #include <string>
 
 #include "fabric/serial_link.h"
+#include "fabric/topology.h"
 #include "models/config/energy_checks.h"
 #include "models/config/wired_checks.h"
 
@@ -31,10 +32,66 @@ TimePs default_decision_latency_ps(config::ControllerPlacement placement) {
 
 namespace {
 
+// The accelerator's DMA engine: the compute engine's `dma` (empty: none named).
+std::string accelerator_dma(const config::Config& root) {
+  for (const auto& comp : root.system().components()) {
+    if (comp.has_compute()) return comp.compute().dma();
+  }
+  return "";
+}
+
+// A controller's pcie_link and posted queue (HostLoopParts/DpuParts) under `pv` (the parts): a
+// system link from the accelerator's DMA engine with a serial model, and something that
+// crosses it.
+void validate_pcie_link(const config::Config& root, const config::ControllerParts& parts,
+                        Validator pv) {
+  const bool host = parts.has_host_loop();
+  if (!host && !parts.has_dpu()) return;
+  const bool has_link = host ? parts.host_loop().has_pcie_link() : parts.dpu().has_pcie_link();
+  const bool has_queue = host ? parts.host_loop().has_pcie_posted_queue_bytes()
+                              : parts.dpu().has_pcie_posted_queue_bytes();
+  const uint64_t queue =
+      host ? parts.host_loop().pcie_posted_queue_bytes() : parts.dpu().pcie_posted_queue_bytes();
+  Validator v = pv.at(host ? "host_loop" : "dpu");
+  if (has_queue && !has_link) {
+    v.error("pcie_posted_queue_bytes", "needs pcie_link (the link whose port holds the queue)");
+  } else if (has_queue && (queue == 0 || queue > (uint64_t{1} << 30))) {
+    v.error("pcie_posted_queue_bytes", "must be in [1, 1 GiB]");
+  }
+  if (!has_link) return;
+  const std::string& link = host ? parts.host_loop().pcie_link() : parts.dpu().pcie_link();
+  if (!v.non_empty("pcie_link", true, link)) return;
+  const config::Link* found = nullptr;
+  for (const auto& l : root.system().links()) {
+    if (l.name() == link) found = &l;
+  }
+  const std::string dma = accelerator_dma(root);
+  if (found == nullptr) {
+    v.error("pcie_link", "no system link named \"" + link + "\"");
+  } else if (!found->has_serial()) {
+    v.error("pcie_link", "link \"" + link +
+                             "\" has no serial model: an ideal wire orders nothing (give it a "
+                             "serial section, or leave pcie_link unset)");
+  } else if (found->from() != dma) {
+    v.error("pcie_link", "link \"" + link + "\" runs from \"" + found->from() +
+                             "\", not from the accelerator's DMA engine \"" + dma +
+                             "\" (the compute engine's dma)");
+  }
+  const uint32_t crossings =
+      host ? parts.host_loop().telemetry_reads() + parts.host_loop().doorbell_writes()
+           : parts.dpu().telemetry_reads();
+  if (crossings == 0) {
+    v.error("pcie_link", host ? "nothing crosses it: telemetry_reads and doorbell_writes are 0"
+                              : "nothing crosses it: telemetry_reads is 0");
+  }
+}
+
 // What the orchestration's own controller is made of (controller_parts): its parts, and no
 // figure set twice.
-void validate_controller_parts(const config::Orchestration& c, Validator& o) {
+void validate_controller_parts(const config::Config& root, const config::Orchestration& c,
+                               Validator& o) {
   if (!validate_parts(c.controller_parts(), o.at("controller_parts"))) return;
+  validate_pcie_link(root, c.controller_parts(), o.at("controller_parts"));
   const auto& parts = c.controller_parts();
   // The figures come from the parts: none may also be set, and the placement and the
   // notification, when given, must be the parts'.
@@ -139,7 +196,9 @@ void validate_owned_controllers(const config::Config& root, const config::Orches
     if (!oc.has_parts()) {
       cv.error("parts", "required: what the controller is made of (host_loop, dpu or engine)");
     } else {
-      validate_parts(oc.parts(), cv.at("parts"));
+      if (validate_parts(oc.parts(), cv.at("parts"))) {
+        validate_pcie_link(root, oc.parts(), cv.at("parts"));
+      }
     }
   }
 }
@@ -160,7 +219,7 @@ void validate_controller(const config::Config& root, const config::Orchestration
   }
   validate_owned_controllers(root, c, o);
   if (c.has_controller_parts()) {
-    validate_controller_parts(c, o);
+    validate_controller_parts(root, c, o);
   } else {
     if (c.controller() == config::CONTROLLER_PLACEMENT_UNSPECIFIED) {
       o.error("controller", "required: HOST_CPU, DPU or ON_ACCELERATOR (or controller_parts)");
@@ -190,7 +249,18 @@ void validate_controller(const config::Config& root, const config::Orchestration
   }
   if (c.has_dma()) {
     const config::Component* d = find_component(root, c.dma());
-    if (d == nullptr || !d->has_dma()) o.error("dma", "no DMA engine named \"" + c.dma() + "\"");
+    if (d == nullptr || !d->has_dma()) {
+      o.error("dma", "no DMA engine named \"" + c.dma() + "\"");
+    } else if (!c.fast_memory().empty()) {
+      // Its copies land in the fast memory: a path of links must lead there.
+      Topology topology;
+      for (const auto& l : root.system().links())
+        topology.add_link(l.name(), l.from(), l.to());
+      if (!topology.reachable(c.dma(), c.fast_memory())) {
+        o.error("dma", "\"" + c.dma() + "\" has no path of links to the fast memory \"" +
+                           c.fast_memory() + "\" in system.links");
+      }
+    }
   }
   if (c.has_unsigned_fraction() && !(c.unsigned_fraction() >= 0 && c.unsigned_fraction() <= 1)) {
     o.error("unsigned_fraction", "must be in [0, 1]");

@@ -423,6 +423,126 @@ TEST(Control, EveryPartOfADecisionCounts) {
   EXPECT_NEAR(at100.at("controller_utilization"), misses * 1.2e-3 / at100.at("sim_time_s"), 1e-6);
 }
 
+// Telemetry reads and doorbells over the modelled PCIe link (host_loop.pcie_link): the host
+// loop of EveryPartOfADecisionCounts (two reads of 50 us, 1 ms of instructions) plus a doorbell
+// of 0.5 us, on Llama-3.2-1B whose 8,192-token prompt is prefilled. With 1.1 ms decisions the
+// controller is the bottleneck, so every wait the link adds to a decision is control stall: the
+// stall grows by exactly the link's waits (controller_pcie_wait_us_per_token). With the KV in
+// HBM nothing the accelerator writes crosses the link, and a read's packets wait at most for a
+// 256-byte packet on the wire (4.78 ns at 53.6 GB/s); with the KV at home in host DDR the
+// prompt's KV (256 MiB of posted writes) holds the reads' completions back.
+TEST(Control, TelemetryReadsWaitBehindThePostedWritesOnTheirPcieLink) {
+  const std::string p = " --set policy.orchestration.controller_parts.";
+  const std::string host =
+      p + "host_loop.cores=1" + p + "host_loop.core_ghz=3" + p +
+      "host_loop.instructions_per_cycle=1" + p + "host_loop.instructions_per_decision=3000000" + p +
+      "host_loop.telemetry_reads=2" + p + "host_loop.pcie_read_round_trip_ps=50000000" + p +
+      "host_loop.doorbell_writes=1" + p + "host_loop.doorbell_write_ps=500000" + p +
+      "host_loop.interrupt_ps=5000000" +
+      " --set workload.decode.prefill=true"
+      " --set workload.decode.context_tokens=8192";
+  const std::string link = p + "host_loop.pcie_link=dma_host_ddr";
+  const std::string kv_home = " --set policy.orchestration.kv_resident=false";
+  const auto figures = page_cache_1b(host);
+  const auto hbm = page_cache_1b(host + link);
+  const auto figures_home = page_cache_1b(host + kv_home);
+  const auto home = page_cache_1b(host + link + kv_home);
+  ASSERT_FALSE(figures.count("exit") || hbm.count("exit") || figures_home.count("exit") ||
+               home.count("exit"));
+  std::cout << "read wait: KV in HBM " << hbm.at("controller_telemetry_read_wait_us_mean")
+            << " us, KV at home " << home.at("controller_telemetry_read_wait_us_mean")
+            << " us; stall " << figures_home.at("stall_control_us_per_token") << " -> "
+            << home.at("stall_control_us_per_token") << " us/token\n";
+  // Without pcie_link: no link items.
+  EXPECT_EQ(figures.count("controller_telemetry_reads"), 0u);
+  for (const auto* m : {&hbm, &home}) {
+    EXPECT_EQ(m->at("controller_telemetry_reads"), 2 * m->at("controller_decisions"));
+  }
+  // The stall grows by the link's waits, exactly (to the summary's rounding).
+  auto added = [](const std::map<std::string, double>& a, const std::map<std::string, double>& b) {
+    return b.at("stall_control_us_per_token") - a.at("stall_control_us_per_token");
+  };
+  EXPECT_NEAR(added(figures, hbm), hbm.at("controller_pcie_wait_us_per_token"),
+              1e-6 * hbm.at("stall_control_us_per_token"));
+  EXPECT_NEAR(added(figures_home, home), home.at("controller_pcie_wait_us_per_token"),
+              1e-6 * home.at("stall_control_us_per_token"));
+  // KV in HBM: the header-slot wait only, at most one packet per read and doorbell.
+  const double packet_us = 256.0 / (16 * 32e9 / 8 * 0.984615 * 0.85) * 1e6;
+  EXPECT_LE(hbm.at("controller_telemetry_read_wait_us_mean"), packet_us);
+  EXPECT_LE(hbm.at("controller_doorbell_wait_us_mean"), packet_us);
+  // KV at home: completions wait behind the prompt's KV writes, far beyond a packet.
+  EXPECT_GT(home.at("controller_telemetry_read_wait_us_mean"), 100 * packet_us);
+  EXPECT_GT(home.at("prefill_s"), figures_home.at("prefill_s"));
+  // A posted queue of 16 KiB in the accelerator's port bounds each completion's wait to its
+  // drain (plus a packet).
+  const auto queued =
+      page_cache_1b(host + link + kv_home + p + "host_loop.pcie_posted_queue_bytes=16384");
+  ASSERT_FALSE(queued.count("exit"));
+  EXPECT_LE(queued.at("controller_telemetry_read_wait_us_mean"), 65 * packet_us);
+  EXPECT_GT(queued.at("controller_telemetry_read_wait_us_mean"), packet_us);
+  EXPECT_LT(queued.at("controller_telemetry_read_wait_us_mean"),
+            home.at("controller_telemetry_read_wait_us_mean"));
+  // The same host loop as a further controller owning the page cache, beside the engine: its
+  // reads meet the same waits.
+  const auto owned = page_cache_1b(
+      test::preset("controllers/on_accelerator.textproto") +
+      " --set 'policy.orchestration.controllers[+]={name:\"loop\" owns:[PAGE_CACHE] "
+      "parts{host_loop{cores:1 core_ghz:3 instructions_per_cycle:1 "
+      "instructions_per_decision:3000000 telemetry_reads:2 pcie_read_round_trip_ps:50000000 "
+      "doorbell_writes:1 doorbell_write_ps:500000 interrupt_ps:5000000 "
+      "pcie_link:\"dma_host_ddr\"}}}' --set workload.decode.prefill=true"
+      " --set workload.decode.context_tokens=8192" +
+      kv_home);
+  ASSERT_FALSE(owned.count("exit"));
+  EXPECT_EQ(owned.at("controller_telemetry_reads"), 2 * owned.at("controller_loop_decisions"));
+  EXPECT_EQ(owned.at("controller_pcie_wait_us_per_token"),
+            home.at("controller_pcie_wait_us_per_token"));
+  EXPECT_EQ(owned.at("stall_control_us_per_token"), home.at("stall_control_us_per_token"));
+  // A DPU reading across the same link: its reads are timed the same way.
+  const auto dpu = page_cache_1b(" --set policy.orchestration+=@" +
+                                 test::preset("controllers/parts/dpu_bluefield3.textproto") + p +
+                                 "dpu.pcie_link=dma_host_ddr --set workload.decode.prefill=true"
+                                 " --set workload.decode.context_tokens=8192" +
+                                 kv_home);
+  ASSERT_FALSE(dpu.count("exit"));
+  EXPECT_EQ(dpu.at("controller_telemetry_reads"), dpu.at("controller_decisions"));
+  EXPECT_GT(dpu.at("controller_telemetry_read_wait_us_mean"), 100 * packet_us);
+}
+
+// The link is the accelerator's DMA engine's even when the orchestration's copies run on
+// another engine: a second engine, on links of its own to HBM and host DDR, moves the layer
+// prefetch's copies, and the host loop still reads across the compute engine's PCIe link. An
+// engine with no path to the fast memory is refused (it failed inside the run before).
+TEST(Control, TelemetryReadsCrossTheAcceleratorsLinkWhateverEngineCopies) {
+  const std::string second =
+      " --set 'system.components[+]={name:\"dma2\" dma{bandwidth_bytes_per_s:50e9 "
+      "setup_latency_ps:1000000}}'";
+  const std::string links =
+      " --set 'system.links[+]={name:\"dma2_hbm\" from:\"dma2\" to:\"hbm\" latency_ps:0}'"
+      " --set 'system.links[+]={name:\"dma2_host\" from:\"dma2\" to:\"host_ddr\" "
+      "latency_ps:0}'";
+  const std::string loop =
+      " --set policy.orchestration+=@" + test::preset("controllers/parts/host_loop.textproto") +
+      " --set policy.orchestration.controller_parts.host_loop.pcie_link=dma_host_ddr"
+      " --set policy.orchestration.dma=dma2";
+  const auto m = run(second + links + loop);
+  ASSERT_FALSE(m.count("exit"));
+  EXPECT_GT(m.at("controller_decisions"), 0);
+  EXPECT_EQ(m.at("controller_telemetry_reads"), 2 * m.at("controller_decisions"));
+  expect_refused(
+      run, {{second + loop,
+             "policy.orchestration.dma: \"dma2\" has no path of links to the fast memory \"hbm\""},
+            // A serial link, but not the accelerator's engine's.
+            {second +
+                 " --set 'system.links[+]={name:\"dma2_host\" from:\"dma2\" to:\"host_ddr\" "
+                 "latency_ps:0 serial{lanes:16 lane_rate_gbps:32}}'" +
+                 loop +
+                 " --set policy.orchestration.dma=!clear"
+                 " --set policy.orchestration.controller_parts.host_loop.pcie_link=dma2_host",
+             "policy.orchestration.controller_parts.host_loop.pcie_link: link \"dma2_host\" runs "
+             "from \"dma2\""}});
+}
+
 // Controller power, active and idle: each decision server draws 1/servers of the idle power
 // all the time and 1/servers of (power - idle power) more while it decides. The host loop of
 // EveryPartOfADecisionCounts (1.2 ms a decision, misses only) at 10 W a core while deciding and
@@ -727,6 +847,31 @@ TEST(Control, BadControllerPartsAreRefused) {
            "initiation_interval_cycles"},
           {parts("controllers/parts/dpu_bluefield3.textproto") + p + "dpu.poll_interval_ps=!clear",
            "policy.orchestration.controller_parts.dpu.poll_interval_ps"},
+          // The PCIe link of the reads: a link, with a serial model, from the orchestration's DMA
+          // engine, that something crosses.
+          {host + p + "host_loop.pcie_link=nope",
+           "policy.orchestration.controller_parts.host_loop.pcie_link: no system link"},
+          {host + p + "host_loop.pcie_link=dma_hbm",
+           "policy.orchestration.controller_parts.host_loop.pcie_link: link \"dma_hbm\" has no "
+           "serial model"},
+          {host + p + "host_loop.pcie_link=dma_host_ddr" + p + "host_loop.telemetry_reads=0" + p +
+               "host_loop.doorbell_writes=0",
+           "policy.orchestration.controller_parts.host_loop.pcie_link: nothing crosses it"},
+          {host + p + "host_loop.pcie_posted_queue_bytes=4096",
+           "policy.orchestration.controller_parts.host_loop.pcie_posted_queue_bytes: needs "
+           "pcie_link"},
+          {host + p + "host_loop.pcie_link=dma_host_ddr" + p +
+               "host_loop.pcie_posted_queue_bytes=0",
+           "policy.orchestration.controller_parts.host_loop.pcie_posted_queue_bytes: must be in"},
+          {parts("controllers/parts/dpu_bluefield3.textproto") + p + "dpu.pcie_link=nope",
+           "policy.orchestration.controller_parts.dpu.pcie_link"},
+          {parts("controllers/parts/dpu_bluefield3.textproto") + p + "dpu.pcie_link=dma_host_ddr" +
+               p + "dpu.telemetry_reads=0",
+           "policy.orchestration.controller_parts.dpu.pcie_link: nothing crosses it"},
+          {" --set 'policy.orchestration.controllers[+]={name:\"loop\" owns:[LAYER_PREFETCH] "
+           "parts{host_loop{cores:1 core_ghz:3 instructions_per_cycle:1 "
+           "instructions_per_decision:1000 interrupt_ps:1 pcie_link:\"nope\"}}}'",
+           "policy.orchestration.controllers[0].parts.host_loop.pcie_link"},
       });
 }
 

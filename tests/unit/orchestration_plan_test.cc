@@ -1,6 +1,7 @@
 // The movement controller's plain-C++ parts without a run: the placement planner (splits, the
 // middle tier, whole objects, layers and the staging slot, wired residency, the precision
-// guardrail) and the recompute-vs-transfer arbiter, every figure by hand.
+// guardrail), the recompute-vs-transfer arbiter, a controller's busy time and its telemetry
+// reads' waits on a PCIe link, every figure by hand.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -204,6 +205,142 @@ TEST(BusyLedger, CountsEachDecisionsOverlapWithTheWindow) {
   // A decision of no occupancy adds nothing.
   b.add(90, 0, 90);
   EXPECT_EQ(b.busy_until(1000), 50u);
+}
+
+// A link of 1 byte per ns (8 Gb/s on one lane, no encoding or link-layer loss, no latency):
+// n bytes serialise in n ns; 256-byte packets, 16-byte messages.
+LinkModel byte_per_ns_link() {
+  LinkParams p;
+  p.lanes = 1;
+  p.lane_rate_gbps = 8;
+  return LinkModel(p, 1);
+}
+
+// A host loop of 2 reads of 1 us, 7 us between them and its doorbell, 1 doorbell of 0.5 us.
+ControllerFigures two_reads_one_doorbell() {
+  ControllerFigures f;
+  f.pcie_link = "pcie";
+  f.telemetry_reads = 2;
+  f.read_round_trip_ps = 1'000'000;
+  f.doorbell_writes = 1;
+  f.doorbell_write_ps = 500'000;
+  f.between_ps = 7'000'000;
+  f.decision_latency_ps = 2 * 1'000'000 + 7'000'000 + 500'000;
+  return f;
+}
+
+// PCIe ordering, by hand (times in ns from the reads' start at 0):
+// - idle link: nothing added;
+// - 10,000 bytes of posted writes leaving the accelerator from 0 (sent at 10,000): read 1's
+//   completion leaves at 500 and waits 9,500; read 1 is back at 10,500, read 2's completion
+//   leaves at 11,000 and waits nothing; the doorbell (at 19,500) waits nothing;
+// - 1,000 read requests (16,000 bytes of messages) leaving: a completion passes them, nothing;
+// - 10,000 bytes of completions entering from 0 (busy to 10,000): each header-slot packet waits
+//   for the data packet on the wire, 256: reads at 0 and 1,256 and the doorbell at 9,512 each
+//   wait 256;
+// - 100 messages entering (the DMA's write acknowledgements; busy to 1,600): a request passes
+//   them too, waiting for the packet on the wire: reads at 0 and 1,256 wait 256 each, the
+//   doorbell (at 9,512) nothing;
+// - the leaving direction down for good: each read's completion times out (50 ms).
+TEST(PcieControl, ReadsAndDoorbellsWaitAsPcieOrdersThem) {
+  const ControllerFigures f = two_reads_one_doorbell();
+  EXPECT_EQ(f.decision_latency_ps - f.between_ps, 2'500'000u);
+  {
+    LinkModel in = byte_per_ns_link(), out = byte_per_ns_link();
+    const PcieControlWaits w = pcie_control_waits(f, {&in, &out}, 0);
+    EXPECT_EQ(w.reads_ps, 0u);
+    EXPECT_EQ(w.doorbells_ps, 0u);
+  }
+  {
+    LinkModel in = byte_per_ns_link(), out = byte_per_ns_link();
+    EXPECT_EQ(out.transfer(0, 10'000), 10'000'000u);
+    EXPECT_EQ(out.data_sent_ps(), 10'000'000u);
+    const PcieControlWaits w = pcie_control_waits(f, {&in, &out}, 0);
+    EXPECT_EQ(w.reads_ps, 9'500'000u);
+    EXPECT_EQ(w.doorbells_ps, 0u);
+    // Read later: the writes have drained.
+    EXPECT_EQ(pcie_control_waits(f, {&in, &out}, 9'500'000).reads_ps, 0u);
+    EXPECT_EQ(pcie_control_waits(f, {&in, &out}, 9'000'000).reads_ps, 500'000u);
+  }
+  {
+    LinkModel in = byte_per_ns_link(), out = byte_per_ns_link();
+    out.message(0, 1000);
+    EXPECT_EQ(out.busy_until_ps(), 16'000'000u);
+    EXPECT_EQ(out.data_sent_ps(), 0u);
+    EXPECT_EQ(pcie_control_waits(f, {&in, &out}, 0).reads_ps, 0u);
+  }
+  {
+    LinkModel in = byte_per_ns_link(), out = byte_per_ns_link();
+    in.transfer(0, 10'000);
+    const PcieControlWaits w = pcie_control_waits(f, {&in, &out}, 0);
+    EXPECT_EQ(w.reads_ps, 2 * 256'000u);
+    EXPECT_EQ(w.doorbells_ps, 256'000u);
+  }
+  {
+    LinkModel in = byte_per_ns_link(), out = byte_per_ns_link();
+    in.message(0, 100);
+    const PcieControlWaits w = pcie_control_waits(f, {&in, &out}, 0);
+    EXPECT_EQ(w.reads_ps, 2 * 256'000u);
+    EXPECT_EQ(w.doorbells_ps, 0u);
+  }
+  {
+    LinkModel in = byte_per_ns_link(), out = byte_per_ns_link();
+    out.add_outage(0, LinkModel::kNever, 0);
+    const PcieControlWaits w = pcie_control_waits(f, {&in, &out}, 0);
+    EXPECT_EQ(w.reads_ps, 2 * kPcieCompletionTimeoutPs);
+    EXPECT_EQ(w.doorbells_ps, 0u);
+  }
+}
+
+// A posted queue of 1,000 bytes bounds what a completion waits for: of the 10,000 bytes of
+// writes, read 1's completion (at 500 ns) waits 1,000 ns; read 1 is back at 2,000, read 2's
+// completion (at 2,500) waits 1,000 again. A doorbell (at 9,000 ns) finds the link toward the
+// accelerator down until 200 ms: posted, it waits for it, beyond the completion timeout; down for
+// good, it is taken as lost after the timeout.
+TEST(PcieControl, APostedQueueBoundsTheWaitAndDoorbellsWaitForTheLink) {
+  ControllerFigures f = two_reads_one_doorbell();
+  f.posted_queue_bytes = 1'000;
+  {
+    LinkModel in = byte_per_ns_link(), out = byte_per_ns_link();
+    out.transfer(0, 10'000);
+    EXPECT_EQ(pcie_control_waits(f, {&in, &out}, 0).reads_ps, 2'000'000u);
+  }
+  f.posted_queue_bytes = 0;
+  {
+    LinkModel in = byte_per_ns_link(), out = byte_per_ns_link();
+    in.add_outage(9'000'000, 200'000'000'000, 0);
+    const PcieControlWaits w = pcie_control_waits(f, {&in, &out}, 0);
+    EXPECT_EQ(w.reads_ps, 0u);
+    EXPECT_EQ(w.doorbells_ps, 200'000'000'000u - 9'000'000u);
+  }
+  {
+    LinkModel in = byte_per_ns_link(), out = byte_per_ns_link();
+    in.add_outage(9'000'000, LinkModel::kNever, 0);
+    EXPECT_EQ(pcie_control_waits(f, {&in, &out}, 0).doorbells_ps, kPcieCompletionTimeoutPs);
+  }
+}
+
+// The figures a host loop's parts give keep the reads and doorbells apart from the rest.
+TEST(PcieControl, HostLoopFiguresSplitTheReadsFromTheRest) {
+  config::ControllerParts parts;
+  auto* h = parts.mutable_host_loop();
+  h->set_cores(1);
+  h->set_core_ghz(3);
+  h->set_instructions_per_cycle(1);
+  h->set_instructions_per_decision(30'000);  // 10 us
+  h->set_telemetry_reads(3);
+  h->set_pcie_read_round_trip_ps(1'000'000);
+  h->set_syscall_ps(2'000'000);
+  h->set_doorbell_writes(2);
+  h->set_doorbell_write_ps(500'000);
+  h->set_interrupt_ps(1);
+  h->set_pcie_link("pcie");
+  const ControllerFigures f = controller_figures(parts);
+  EXPECT_EQ(f.decision_latency_ps, 3'000'000u + 10'000'000u + 2'000'000u + 1'000'000u);
+  EXPECT_EQ(f.between_ps, 12'000'000u);
+  EXPECT_EQ(f.telemetry_reads, 3u);
+  EXPECT_EQ(f.doorbell_writes, 2u);
+  EXPECT_EQ(f.pcie_link, "pcie");
 }
 
 }  // namespace
