@@ -100,11 +100,15 @@ PcieControlWaits pcie_control_waits(const ControllerFigures& f, const PcieContro
   // At most the posted queue's bytes ahead of a completion (none given: every accepted write).
   const TimePs queue_ps =
       f.posted_queue_bytes > 0 ? out.serialisation_ps(f.posted_queue_bytes) : kNever;
+  // A read lasts at most the completion timeout in all: its waits at most that less its
+  // round trip.
+  const TimePs most = kPcieCompletionTimeoutPs > f.read_round_trip_ps
+                          ? kPcieCompletionTimeoutPs - f.read_round_trip_ps
+                          : 0;
   TimePs t = reads_begin_ps;
   for (uint32_t i = 0; i < f.telemetry_reads; ++i) {
     const TimePs req_start = in.packet_start_ps(t);
-    const TimePs request = req_start == kNever ? kPcieCompletionTimeoutPs
-                                               : std::min(req_start - t, kPcieCompletionTimeoutPs);
+    const TimePs request = req_start == kNever ? most : std::min(req_start - t, most);
     const TimePs completion_at = t + request + f.read_round_trip_ps / 2;
     // Behind the writes queued ahead of it (at most the posted queue's), then any outage.
     const TimePs behind = queue_ps == kNever
@@ -113,8 +117,7 @@ PcieControlWaits pcie_control_waits(const ControllerFigures& f, const PcieContro
     TimePs begin = std::max(completion_at, behind);
     if (out.down_at(begin)) begin = out.up_after(begin);
     const TimePs completion =
-        begin == kNever ? kPcieCompletionTimeoutPs - request
-                        : std::min(begin - completion_at, kPcieCompletionTimeoutPs - request);
+        begin == kNever ? most - request : std::min(begin - completion_at, most - request);
     w.reads_ps += request + completion;
     t += f.read_round_trip_ps + request + completion;
   }

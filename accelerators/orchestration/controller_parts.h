@@ -64,9 +64,10 @@ struct PcieControlWaits {
   TimePs doorbells_ps = 0;  // the doorbell writes'
 };
 // A read the link cannot carry within PCIe's completion timeout, taken as the upper end of the
-// base specification's default range (50 us to 50 ms), ends after it: the model does not act on
-// the error, the decision goes on. A doorbell (posted: no completion, no timeout) waits for the
-// link; one the link never carries again is taken as lost after the same time.
+// base specification's default range (50 us to 50 ms), ends that long after it was issued: the
+// model does not act on the error, the decision goes on. A doorbell (posted: no completion, no
+// timeout) waits for the link; one the link never carries again is taken as lost after the same
+// time.
 constexpr TimePs kPcieCompletionTimeoutPs = 50'000'000'000;
 // The waits of a decision of `f` (which has a pcie_link) whose reads begin at `reads_begin_ps`,
 // over `link` as it is now (HostLoopParts.pcie_link states the rules; nothing is reserved): read

@@ -595,8 +595,10 @@ void Orchestrator::summarize(std::vector<SummaryItem>& out, uint64_t tokens) con
     out.push_back({"controller_telemetry_reads", double(reads), "count"});
     out.push_back({"controller_telemetry_read_wait_us_mean",
                    reads > 0 ? double(read_wait) / double(reads) / 1e6 : 0.0, "us"});
-    out.push_back({"controller_doorbell_wait_us_mean",
-                   doorbells > 0 ? double(doorbell_wait) / double(doorbells) / 1e6 : 0.0, "us"});
+    if (doorbells > 0) {
+      out.push_back({"controller_doorbell_wait_us_mean",
+                     double(doorbell_wait) / double(doorbells) / 1e6, "us"});
+    }
     out.push_back({"controller_pcie_wait_us_per_token",
                    double(read_wait + doorbell_wait) * per / 1e6, "us/token"});
   }

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "fabric/serial_link.h"
 #include "fabric/topology.h"
@@ -40,6 +42,31 @@ std::string accelerator_dma(const config::Config& root) {
   return "";
 }
 
+// The compute engine's weights_memory (empty: none named).
+std::string accelerator_weights_memory(const config::Config& root) {
+  for (const auto& comp : root.system().components()) {
+    if (comp.has_compute()) return comp.compute().weights_memory();
+  }
+  return "";
+}
+
+// Reports under `v`.`field` each of `targets` (memory, what it is; empty memories skipped) that
+// no path of system links leads to from `from`.
+void unreachable_from(const config::Config& root, const std::string& from,
+                      const std::vector<std::pair<std::string, std::string>>& targets, Validator& v,
+                      const std::string& field) {
+  Topology topology;
+  for (const auto& l : root.system().links())
+    topology.add_link(l.name(), l.from(), l.to());
+  for (const auto& [memory, what] : targets) {
+    if (memory.empty() || find_component(root, memory) == nullptr) continue;
+    if (!topology.reachable(from, memory)) {
+      v.error(field, "\"" + from + "\" has no path of links to " + what + " \"" + memory +
+                         "\" in system.links");
+    }
+  }
+}
+
 // A controller's pcie_link and posted queue (HostLoopParts/DpuParts) under `pv` (the parts): a
 // system link from the accelerator's DMA engine with a serial model, and something that
 // crosses it.
@@ -53,10 +80,14 @@ void validate_pcie_link(const config::Config& root, const config::ControllerPart
   const uint64_t queue =
       host ? parts.host_loop().pcie_posted_queue_bytes() : parts.dpu().pcie_posted_queue_bytes();
   Validator v = pv.at(host ? "host_loop" : "dpu");
+  const uint32_t reads = host ? parts.host_loop().telemetry_reads() : parts.dpu().telemetry_reads();
   if (has_queue && !has_link) {
     v.error("pcie_posted_queue_bytes", "needs pcie_link (the link whose port holds the queue)");
   } else if (has_queue && (queue == 0 || queue > (uint64_t{1} << 30))) {
     v.error("pcie_posted_queue_bytes", "must be in [1, 1 GiB]");
+  } else if (has_queue && reads == 0) {
+    v.error("pcie_posted_queue_bytes",
+            "bounds what a read's completion waits for: telemetry_reads is 0");
   }
   if (!has_link) return;
   const std::string& link = host ? parts.host_loop().pcie_link() : parts.dpu().pcie_link();
@@ -251,15 +282,16 @@ void validate_controller(const config::Config& root, const config::Orchestration
     const config::Component* d = find_component(root, c.dma());
     if (d == nullptr || !d->has_dma()) {
       o.error("dma", "no DMA engine named \"" + c.dma() + "\"");
-    } else if (!c.fast_memory().empty()) {
-      // Its copies land in the fast memory: a path of links must lead there.
-      Topology topology;
-      for (const auto& l : root.system().links())
-        topology.add_link(l.name(), l.from(), l.to());
-      if (!topology.reachable(c.dma(), c.fast_memory())) {
-        o.error("dma", "\"" + c.dma() + "\" has no path of links to the fast memory \"" +
-                           c.fast_memory() + "\" in system.links");
-      }
+    } else {
+      // Its copies move between the weights' home, the fast memory, the middle tier and the
+      // DPU's buffer: a path of links must lead to each.
+      const std::string home = accelerator_weights_memory(root);
+      unreachable_from(root, c.dma(),
+                       {{c.fast_memory(), "the fast memory"},
+                        {home, "the weights' home"},
+                        {c.second_tier().memory(), "the middle tier"},
+                        {c.dpu_buffer().memory(), "the DPU buffer"}},
+                       o, "dma");
     }
   }
   if (c.has_unsigned_fraction() && !(c.unsigned_fraction() >= 0 && c.unsigned_fraction() <= 1)) {
@@ -451,7 +483,15 @@ void validate_dpu_buffer(const config::Config& root, const config::Orchestration
     }
     if (b.has_dma()) {
       const config::Component* d = find_component(root, b.dma());
-      if (d == nullptr || !d->has_dma()) bv.error("dma", "no DMA engine named \"" + b.dma() + "\"");
+      if (d == nullptr || !d->has_dma()) {
+        bv.error("dma", "no DMA engine named \"" + b.dma() + "\"");
+      } else {
+        // It copies from the weights' home into the buffer.
+        unreachable_from(
+            root, b.dma(),
+            {{b.memory(), "the buffer"}, {accelerator_weights_memory(root), "the weights' home"}},
+            bv, "dma");
+      }
     }
     if (c.prefetch_layers() == 0) bv.error("", "needs prefetch_layers > 0 (it feeds the prefetch)");
     if (!b.has_lookahead_layers() || b.lookahead_layers() <= c.prefetch_layers()) {

@@ -507,6 +507,17 @@ TEST(Control, TelemetryReadsWaitBehindThePostedWritesOnTheirPcieLink) {
   ASSERT_FALSE(dpu.count("exit"));
   EXPECT_EQ(dpu.at("controller_telemetry_reads"), dpu.at("controller_decisions"));
   EXPECT_GT(dpu.at("controller_telemetry_read_wait_us_mean"), 100 * packet_us);
+  EXPECT_EQ(dpu.count("controller_doorbell_wait_us_mean"), 0u);  // a DPU rings no doorbell
+  // With a posted queue of its own port, as the host loop's.
+  const auto dpu_queued =
+      page_cache_1b(" --set policy.orchestration+=@" +
+                    test::preset("controllers/parts/dpu_bluefield3.textproto") + p +
+                    "dpu.pcie_link=dma_host_ddr" + p +
+                    "dpu.pcie_posted_queue_bytes=16384 --set workload.decode.prefill=true"
+                    " --set workload.decode.context_tokens=8192" +
+                    kv_home);
+  ASSERT_FALSE(dpu_queued.count("exit"));
+  EXPECT_LE(dpu_queued.at("controller_telemetry_read_wait_us_mean"), 65 * packet_us);
 }
 
 // The link is the accelerator's DMA engine's even when the orchestration's copies run on
@@ -527,11 +538,29 @@ TEST(Control, TelemetryReadsCrossTheAcceleratorsLinkWhateverEngineCopies) {
       " --set policy.orchestration.dma=dma2";
   const auto m = run(second + links + loop);
   ASSERT_FALSE(m.count("exit"));
+  EXPECT_GT(m.at("dma2_prefetch_bytes_per_token"), 0);  // the second engine copies
+  // The DPU buffer's engine must reach the buffer and the weights' home too.
+  std::string err;
+  const auto buffer = run_presets({"hardware/h100_sxm", "hardware/fragments/h100_dpu_nvme",
+                                   "models/llama3_70b", "studies/dpu_buffer_70b_tp8"},
+                                  second + " --set policy.orchestration.dpu_buffer.dma=dma2", &err);
+  EXPECT_EQ(buffer.count("exit") ? buffer.at("exit") : 0, 2);
+  EXPECT_NE(err.find("policy.orchestration.dpu_buffer.dma: \"dma2\" has no path of links to the "
+                     "buffer \"dpu_ddr\""),
+            std::string::npos)
+      << err;
   EXPECT_GT(m.at("controller_decisions"), 0);
   EXPECT_EQ(m.at("controller_telemetry_reads"), 2 * m.at("controller_decisions"));
   expect_refused(
       run, {{second + loop,
              "policy.orchestration.dma: \"dma2\" has no path of links to the fast memory \"hbm\""},
+            // A path to the fast memory but not to the weights' home.
+            {second +
+                 " --set 'system.links[+]={name:\"dma2_hbm\" from:\"dma2\" to:\"hbm\" "
+                 "latency_ps:0}'" +
+                 loop,
+             "policy.orchestration.dma: \"dma2\" has no path of links to the weights' home "
+             "\"host_ddr\""},
             // A serial link, but not the accelerator's engine's.
             {second +
                  " --set 'system.links[+]={name:\"dma2_host\" from:\"dma2\" to:\"host_ddr\" "
@@ -847,7 +876,7 @@ TEST(Control, BadControllerPartsAreRefused) {
            "initiation_interval_cycles"},
           {parts("controllers/parts/dpu_bluefield3.textproto") + p + "dpu.poll_interval_ps=!clear",
            "policy.orchestration.controller_parts.dpu.poll_interval_ps"},
-          // The PCIe link of the reads: a link, with a serial model, from the orchestration's DMA
+          // The PCIe link of the reads: a link, with a serial model, from the accelerator's DMA
           // engine, that something crosses.
           {host + p + "host_loop.pcie_link=nope",
            "policy.orchestration.controller_parts.host_loop.pcie_link: no system link"},
@@ -863,6 +892,12 @@ TEST(Control, BadControllerPartsAreRefused) {
           {host + p + "host_loop.pcie_link=dma_host_ddr" + p +
                "host_loop.pcie_posted_queue_bytes=0",
            "policy.orchestration.controller_parts.host_loop.pcie_posted_queue_bytes: must be in"},
+          {host + p + "host_loop.pcie_link=dma_host_ddr" + p +
+               "host_loop.pcie_posted_queue_bytes=1073741825",
+           "policy.orchestration.controller_parts.host_loop.pcie_posted_queue_bytes: must be in"},
+          {host + p + "host_loop.pcie_link=dma_host_ddr" + p + "host_loop.telemetry_reads=0" + p +
+               "host_loop.pcie_posted_queue_bytes=4096",
+           "policy.orchestration.controller_parts.host_loop.pcie_posted_queue_bytes: bounds"},
           {parts("controllers/parts/dpu_bluefield3.textproto") + p + "dpu.pcie_link=nope",
            "policy.orchestration.controller_parts.dpu.pcie_link"},
           {parts("controllers/parts/dpu_bluefield3.textproto") + p + "dpu.pcie_link=dma_host_ddr" +

@@ -233,7 +233,7 @@ ControllerFigures two_reads_one_doorbell() {
 // - idle link: nothing added;
 // - 10,000 bytes of posted writes leaving the accelerator from 0 (sent at 10,000): read 1's
 //   completion leaves at 500 and waits 9,500; read 1 is back at 10,500, read 2's completion
-//   leaves at 11,000 and waits nothing; the doorbell (at 19,500) waits nothing;
+//   leaves at 11,000 and waits nothing; the doorbell (at 18,500) waits nothing;
 // - 1,000 read requests (16,000 bytes of messages) leaving: a completion passes them, nothing;
 // - 10,000 bytes of completions entering from 0 (busy to 10,000): each header-slot packet waits
 //   for the data packet on the wire, 256: reads at 0 and 1,256 and the doorbell at 9,512 each
@@ -241,10 +241,10 @@ ControllerFigures two_reads_one_doorbell() {
 // - 100 messages entering (the DMA's write acknowledgements; busy to 1,600): a request passes
 //   them too, waiting for the packet on the wire: reads at 0 and 1,256 wait 256 each, the
 //   doorbell (at 9,512) nothing;
-// - the leaving direction down for good: each read's completion times out (50 ms).
+// - either direction down for good: each read times out, 50 ms from its issue (its waits 50 ms
+//   less the 1,000 ns round trip); a doorbell the link never carries is lost after 50 ms.
 TEST(PcieControl, ReadsAndDoorbellsWaitAsPcieOrdersThem) {
   const ControllerFigures f = two_reads_one_doorbell();
-  EXPECT_EQ(f.decision_latency_ps - f.between_ps, 2'500'000u);
   {
     LinkModel in = byte_per_ns_link(), out = byte_per_ns_link();
     const PcieControlWaits w = pcie_control_waits(f, {&in, &out}, 0);
@@ -287,8 +287,16 @@ TEST(PcieControl, ReadsAndDoorbellsWaitAsPcieOrdersThem) {
     LinkModel in = byte_per_ns_link(), out = byte_per_ns_link();
     out.add_outage(0, LinkModel::kNever, 0);
     const PcieControlWaits w = pcie_control_waits(f, {&in, &out}, 0);
-    EXPECT_EQ(w.reads_ps, 2 * kPcieCompletionTimeoutPs);
+    EXPECT_EQ(w.reads_ps, 2 * (kPcieCompletionTimeoutPs - 1'000'000u));
     EXPECT_EQ(w.doorbells_ps, 0u);
+  }
+  {
+    // Toward the accelerator down for good: the requests time out, and the doorbell is lost.
+    LinkModel in = byte_per_ns_link(), out = byte_per_ns_link();
+    in.add_outage(0, LinkModel::kNever, 0);
+    const PcieControlWaits w = pcie_control_waits(f, {&in, &out}, 0);
+    EXPECT_EQ(w.reads_ps, 2 * (kPcieCompletionTimeoutPs - 1'000'000u));
+    EXPECT_EQ(w.doorbells_ps, kPcieCompletionTimeoutPs);
   }
 }
 
