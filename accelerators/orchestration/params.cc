@@ -34,20 +34,13 @@ TimePs default_decision_latency_ps(config::ControllerPlacement placement) {
 
 namespace {
 
-// The accelerator's DMA engine: the compute engine's `dma` (empty: none named).
-std::string accelerator_dma(const config::Config& root) {
+// The accelerator's compute engine (its `dma` drives the accelerator's links, its
+// weights_memory is the weights' home); the default instance when the config has none.
+const config::ComputeEngine& accelerator_compute(const config::Config& root) {
   for (const auto& comp : root.system().components()) {
-    if (comp.has_compute()) return comp.compute().dma();
+    if (comp.has_compute()) return comp.compute();
   }
-  return "";
-}
-
-// The compute engine's weights_memory (empty: none named).
-std::string accelerator_weights_memory(const config::Config& root) {
-  for (const auto& comp : root.system().components()) {
-    if (comp.has_compute()) return comp.compute().weights_memory();
-  }
-  return "";
+  return config::ComputeEngine::default_instance();
 }
 
 // Reports under `v`.`field` each of `targets` (memory, what it is; empty memories skipped) that
@@ -96,7 +89,7 @@ void validate_pcie_link(const config::Config& root, const config::ControllerPart
   for (const auto& l : root.system().links()) {
     if (l.name() == link) found = &l;
   }
-  const std::string dma = accelerator_dma(root);
+  const std::string dma = accelerator_compute(root).dma();
   if (found == nullptr) {
     v.error("pcie_link", "no system link named \"" + link + "\"");
   } else if (!found->has_serial()) {
@@ -285,7 +278,7 @@ void validate_controller(const config::Config& root, const config::Orchestration
     } else {
       // Its copies move between the weights' home, the fast memory, the middle tier and the
       // DPU's buffer: a path of links must lead to each.
-      const std::string home = accelerator_weights_memory(root);
+      const std::string home = accelerator_compute(root).weights_memory();
       unreachable_from(root, c.dma(),
                        {{c.fast_memory(), "the fast memory"},
                         {home, "the weights' home"},
@@ -487,10 +480,10 @@ void validate_dpu_buffer(const config::Config& root, const config::Orchestration
         bv.error("dma", "no DMA engine named \"" + b.dma() + "\"");
       } else {
         // It copies from the weights' home into the buffer.
-        unreachable_from(
-            root, b.dma(),
-            {{b.memory(), "the buffer"}, {accelerator_weights_memory(root), "the weights' home"}},
-            bv, "dma");
+        unreachable_from(root, b.dma(),
+                         {{b.memory(), "the buffer"},
+                          {accelerator_compute(root).weights_memory(), "the weights' home"}},
+                         bv, "dma");
       }
     }
     if (c.prefetch_layers() == 0) bv.error("", "needs prefetch_layers > 0 (it feeds the prefetch)");

@@ -182,5 +182,31 @@ inline std::map<std::string, double> dpu(const std::string& extra, std::string* 
                      err);
 }
 
+// A fixed decision latency on the host CPU (no jitter), to derive the stall by hand.
+inline std::string host_fixed(uint64_t latency_ps) {
+  return test::preset("controllers/host_cpu.textproto") +
+         " --set policy.orchestration.decision_latency_ps=" + std::to_string(latency_ps) +
+         " --set policy.orchestration.decision_jitter=!clear";
+}
+
+// Llama-3.2-1B on H100 with its weights at home in host DDR (behind PCIe Gen5) and a 4 GB page
+// cache of 2 MiB pages in HBM, nothing resident, nothing prefetched, 2 decode steps: every
+// weight page misses in step 0 and hits in step 1.
+inline std::map<std::string, double> page_cache_1b(const std::string& controller,
+                                                   uint64_t cache_bytes = 4000000000) {
+  auto m = run_presets(
+      {"hardware/h100_sxm", "memory/ddr5_4800_8ch", "hardware/fragments/h100_weights_in_host_ddr",
+       "models/llama3_2_1b", "studies/offload_prefetch_70b_tp8"},
+      controller +
+          " --set workload.parallelism.tensor_parallel=1 --set workload.decode.decode_steps=2"
+          " --set policy.orchestration.prefetch_layers=0"
+          " --set policy.orchestration.resident_fraction=0"
+          " --set policy.orchestration.replacement=REPLACEMENT_LRU"
+          " --set policy.orchestration.cache_bytes=" +
+          std::to_string(cache_bytes));
+  EXPECT_EQ(m.count("exit"), 0u) << controller;
+  return m;
+}
+
 }  // namespace orchestration_test
 }  // namespace tiersim
