@@ -122,6 +122,8 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
           "time the sends took on the fabric (launch latency included; the engine goes on)", "ps");
     }
   }
+  if (ctx.config().run().max_sim_time_ps() > 0)
+    time_limit_ps_ = ctx.config().run().max_sim_time_ps();
   SC_METHOD(run);
   ctx.stats()
       .formula(
@@ -135,6 +137,7 @@ bool ComputeEngine::connect(Component& target, const LinkInfo& link) {
     return false;
   }
   sram_socket.bind(*target.target_socket());
+  sram_ = &target;
   sram_link_latency_ps_ = link.latency_ps;
   sram_bytes_read_ = &ctx().stats().counter(
       basename(), "sram_bytes_read",
@@ -285,29 +288,49 @@ TimePs ComputeEngine::sram_access(tlm::tlm_command cmd, uint64_t address, uint64
                                   TimePs start_ps) {
   const TimePs now = now_ps();
   if (bytes == 0) return start_ps;
-  const auto decoded = ctx().address_map().decode(address, bytes);
-  if (!decoded) throw std::logic_error(std::string(name()) + ": SRAM address out of range");
-  tlm::tlm_generic_payload* p = ctx().payloads().acquire();
-  p->set_command(cmd);
-  p->set_address(decoded->local_address);
-  p->set_data_ptr(nullptr);
-  p->set_data_length(static_cast<unsigned int>(bytes));
-  p->set_streaming_width(static_cast<unsigned int>(bytes));
-  p->set_byte_enable_ptr(nullptr);
-  MovementIntent& intent = PayloadPool::intent(*p);
-  intent.op_id = op_.id;
-  intent.layer = op_.layer;
-  intent.token = op_.step;
-  intent.object_class = ObjectClass::kActivation;
-  intent.destination = Tier::kSram;
+  if (sram_range_ == nullptr || !AddressMap::holds(*sram_range_, address, bytes)) {
+    const auto decoded = ctx().address_map().decode(address, bytes);
+    if (!decoded) throw std::logic_error(std::string(name()) + ": SRAM address out of range");
+    sram_range_ = decoded->range;
+  }
+  const uint64_t local = sram_range_->local_base + (address - sram_range_->base);
+  const bool write = cmd == tlm::TLM_WRITE_COMMAND;
+  // The SRAM's socket is bound to it directly: served without a payload when it can be (the
+  // same service and counts as its b_transport), else through the socket.
+  tlm::tlm_generic_payload* p = nullptr;
+  if (!sram_->serves_direct()) {
+    p = ctx().payloads().acquire();
+    p->set_command(cmd);
+    p->set_address(local);
+    p->set_data_ptr(nullptr);
+    p->set_data_length(static_cast<unsigned int>(bytes));
+    p->set_streaming_width(static_cast<unsigned int>(bytes));
+    p->set_byte_enable_ptr(nullptr);
+    MovementIntent& intent = PayloadPool::intent(*p);
+    intent.op_id = op_.id;
+    intent.layer = op_.layer;
+    intent.token = op_.step;
+    intent.object_class = ObjectClass::kActivation;
+    intent.destination = Tier::kSram;
+  }
   while (true) {
-    sc_core::sc_time delay = to_sc_time(start_ps + sram_link_latency_ps_ - now);
-    p->set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
-    sram_socket->b_transport(*p, delay);
-    if (p->is_response_ok()) {
-      p->release();
-      (cmd == tlm::TLM_WRITE_COMMAND ? sram_bytes_written_ : sram_bytes_read_)->inc(bytes);
-      return now + to_ps(delay) + sram_link_latency_ps_;
+    bool ok = false;
+    TimePs done = 0;
+    if (p == nullptr) {
+      ok = sram_->serve_direct(local, bytes, write, start_ps + sram_link_latency_ps_, nullptr, 0,
+                               &done) == tlm::TLM_OK_RESPONSE;
+      done = std::max(done, now);
+    } else {
+      sc_core::sc_time delay = to_sc_time(start_ps + sram_link_latency_ps_ - now);
+      p->set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+      sram_socket->b_transport(*p, delay);
+      ok = p->is_response_ok();
+      done = now + to_ps(delay);
+    }
+    if (ok) {
+      if (p != nullptr) p->release();
+      (write ? sram_bytes_written_ : sram_bytes_read_)->inc(bytes);
+      return done + sram_link_latency_ps_;
     }
     // Refused: the SRAM is offline (system.faults). Wait for it to come back; when it never
     // does, count the failure and go on as if the data had arrived (as after a failed operand
@@ -316,7 +339,7 @@ TimePs ComputeEngine::sram_access(tlm::tlm_command cmd, uint64_t address, uint64
     const TimePs back = online_after(sram_offline_, at);
     if (back == at) throw std::logic_error(std::string(name()) + ": SRAM rejected an access");
     if (back == FaultWindow::kNever) {
-      p->release();
+      if (p != nullptr) p->release();
       sram_failures_->inc();
       return at;
     }
@@ -328,7 +351,19 @@ TimePs ComputeEngine::sram_access(tlm::tlm_command cmd, uint64_t address, uint64
 TimePs ComputeEngine::op_compute_ps(double flops, uint32_t rows) const {
   switch (op_.op_class) {
     case OpClass::kMatrix:
-      return compute_time_ps(flops, params_.matrix_flops_per_s(op_.compute_dtype, rows));
+      // Each tile of an op asks for the same rows: the rate is computed once per (dtype, rows).
+      if (rows != rate_rows_ || op_.compute_dtype != rate_dtype_) {
+        rate_rows_ = rows;
+        rate_dtype_ = op_.compute_dtype;
+        matrix_rate_ = params_.matrix_flops_per_s(op_.compute_dtype, rows);
+      }
+      // Equal tiles of an op have equal FLOPs: their time is converted once.
+      if (flops != memo_flops_ || matrix_rate_ != memo_rate_) {
+        memo_flops_ = flops;
+        memo_rate_ = matrix_rate_;
+        memo_compute_ps_ = compute_time_ps(flops, matrix_rate_);
+      }
+      return memo_compute_ps_;
     case OpClass::kVector:
       return compute_time_ps(flops, params_.vector_rate_flops_per_s());
     case OpClass::kCollective:

@@ -209,6 +209,9 @@ class ComputeEngine : public Component, public ExpertCostModel {
   };
 
   void run();  // the scheduler process; re-triggers itself only when something can change
+  // Whether the engine may go on from `at` without waiting for it (see its definition).
+  bool alone_until(TimePs at, TimePs real_now) const;
+  TimePs time_limit_ps_ = kMaxSimTimePs;  // run.max_sim_time_ps, when set
   // What the scheduler does after a phase: go on at once, wait until `at`, or stop.
   struct PhaseResult {
     enum Kind { kGoOn, kWait, kWaitEvent, kStop } kind = kGoOn;
@@ -263,6 +266,11 @@ class ComputeEngine : public Component, public ExpertCostModel {
 
   // Arithmetic of this op's class at its rate (`rows` sharing each weight element: kMatrix).
   TimePs op_compute_ps(double flops, uint32_t rows) const;
+  mutable uint32_t rate_rows_ = UINT32_MAX;  // op_compute_ps's last matrix rate and its key
+  mutable config::Dtype rate_dtype_ = config::DTYPE_UNSPECIFIED;
+  mutable double matrix_rate_ = 0;
+  mutable double memo_flops_ = -1, memo_rate_ = -1;  // the last matrix time converted
+  mutable TimePs memo_compute_ps_ = 0;
 
   const ComputeParams params_;
   CollectiveModel collective_;
@@ -272,8 +280,10 @@ class ComputeEngine : public Component, public ExpertCostModel {
   bool step_begins_ = true;  // the next fetch starts a step: tell the workload first
   DmaEngine* dma_ = nullptr;
   TimePs sram_link_latency_ps_ = 0;
-  std::vector<FaultWindow> sram_offline_;  // system.faults: when the SRAM refuses accesses
-  Counter* sram_waits_ = nullptr;          // registered only when it has offline windows
+  Component* sram_ = nullptr;                     // what sram_socket is bound to
+  const AddressRangeInfo* sram_range_ = nullptr;  // the range of its last access
+  std::vector<FaultWindow> sram_offline_;         // system.faults: when the SRAM refuses accesses
+  Counter* sram_waits_ = nullptr;                 // registered only when it has offline windows
   Counter* sram_failures_ = nullptr;
   Counter* sram_bytes_read_ = nullptr;  // the SRAM accesses above that it served, by direction
   Counter* sram_bytes_written_ = nullptr;

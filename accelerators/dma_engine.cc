@@ -117,6 +117,13 @@ bool DmaEngine::connect(Component& target, const LinkInfo& link) {
 }
 
 const DmaEngine::Target& DmaEngine::resolve(uint64_t address, uint64_t bytes, uint64_t* local) {
+  // A copy's two sides alternate between two ranges (a tile's source, its staging buffer).
+  for (const Resolved& r : resolved_) {
+    if (r.range != nullptr && AddressMap::holds(*r.range, address, bytes)) {
+      *local = r.range->local_base + (address - r.range->base);
+      return *r.target;
+    }
+  }
   const auto decoded = ctx_const().address_map().decode(address, bytes);
   if (!decoded) throw std::logic_error(std::string(name()) + ": unmapped address range");
   *local = decoded->local_address;
@@ -128,12 +135,16 @@ const DmaEngine::Target& DmaEngine::resolve(uint64_t address, uint64_t bytes, ui
     if (memory == nullptr || candidates.empty()) {
       throw std::logic_error(std::string(name()) + ": no route to " + memory_name);
     }
-    it = targets_
-             .emplace(
-                 decoded->range,
-                 Target{memory, offline_windows(ctx().config().system(), memory_name), &candidates})
-             .first;
+    Target target{memory, offline_windows(ctx().config().system(), memory_name), &candidates};
+    target.serves_direct = memory->serves_direct();
+    LinkPorts::Port* first = candidates.front();
+    if (target.offline.empty() && first->to == nullptr && first->neighbour == memory) {
+      target.wire = first;
+    }
+    it = targets_.emplace(decoded->range, std::move(target)).first;
   }
+  resolved_[resolved_next_] = Resolved{decoded->range, &it->second};
+  resolved_next_ ^= 1;
   return it->second;
 }
 
@@ -143,6 +154,7 @@ uint32_t DmaEngine::level_of(const MovementIntent& intent) const {
 }
 
 bool DmaEngine::reachable(const Target& target, TimePs t, TimePs deadline) const {
+  if (target.wire != nullptr) return true;
   if (!target.offline.empty()) {
     t = online_after(target.offline, t);
     if (t > deadline) return false;
@@ -157,21 +169,50 @@ LinkPorts::Result DmaEngine::access(tlm::tlm_command cmd, const Target& target, 
   *served = 0;
   const TimePs deadline = start_ps + params_.completion_timeout_ps;
   TimePs t = start_ps;
-  // An offline device: wait while it comes back within the timeout, else report a failure.
-  if (!target.offline.empty()) {
-    const TimePs online = online_after(target.offline, t);
-    if (online != t) {
-      if (online > deadline) return {deadline, false};
+  LinkPorts::Choice c{target.wire, false, t};
+  if (target.wire == nullptr) {
+    // An offline device: wait while it comes back within the timeout, else report a failure.
+    if (!target.offline.empty()) {
+      const TimePs online = online_after(target.offline, t);
+      if (online != t) {
+        if (online > deadline) return {deadline, false};
+        retried_.inc();
+        t = online;
+      }
+    }
+    c = LinkPorts::choose(*target.candidates, t);
+    if (c.up_ps != t) {
+      if (c.up_ps > deadline) return {deadline, false};
       retried_.inc();
-      t = online;
+    }
+    if (c.rerouted) rerouted_.inc();
+  }
+  const bool write = cmd == tlm::TLM_WRITE_COMMAND;
+  // What the target counts while the request crosses (b_transport runs to completion: nothing
+  // else reaches the memory meanwhile).
+  auto counted = [&] {
+    return write ? target.memory->bytes_written() : target.memory->bytes_read();
+  };
+  const uint64_t before = counted();
+  LinkPorts::Result r;
+  const bool direct =
+      target.serves_direct && c.port->to == nullptr && c.port->neighbour == target.memory;
+  if (direct) {
+    // An ideal wire to the memory itself: LinkPorts::forward's crossing, without the payload
+    // (the request reaches the memory after the wire's latency, and the response comes back
+    // after it; serve_direct's time is never before the request's arrival, which is not before
+    // now, so the annotated delay's clamp at now never acts).
+    const TimePs at = t + c.port->latency_ps;
+    TimePs done = 0;
+    const tlm::tlm_response_status status =
+        target.memory->serve_direct(local, bytes, write, at, gather, gather_parts, &done);
+    r = status == tlm::TLM_OK_RESPONSE ? LinkPorts::Result{done + c.port->latency_ps, true}
+                                       : LinkPorts::Result{at, false};
+    if (r.ok) {
+      *served = counted() - before;
+      return r;
     }
   }
-  const LinkPorts::Choice c = LinkPorts::choose(*target.candidates, t);
-  if (c.up_ps != t) {
-    if (c.up_ps > deadline) return {deadline, false};
-    retried_.inc();
-  }
-  if (c.rerouted) rerouted_.inc();
   tlm::tlm_generic_payload* p = ctx().payloads().acquire();
   p->set_command(cmd);
   p->set_address(global);
@@ -184,17 +225,12 @@ LinkPorts::Result DmaEngine::access(tlm::tlm_command cmd, const Target& target, 
   PayloadPool::timing(*p).deadline_ps = deadline;
   PayloadPool::timing(*p).gather = gather;
   PayloadPool::timing(*p).gather_parts = gather_parts;
-  // What the target counts while the request crosses (b_transport runs to completion: nothing
-  // else reaches the memory meanwhile).
-  const bool write = cmd == tlm::TLM_WRITE_COMMAND;
-  auto counted = [&] {
-    return write ? target.memory->bytes_written() : target.memory->bytes_read();
-  };
-  const uint64_t before = counted();
-  LinkPorts::Result r =
-      links_.forward(*c.port, *socket[c.port->socket_index], *p, t, t, level, target.memory, local);
-  // A failure beyond the first link (a switch with no way on): try the other ways there, from
-  // when the failure was reported, while the timeout allows.
+  if (!direct) {
+    r = links_.forward(*c.port, *socket[c.port->socket_index], *p, t, t, level, target.memory,
+                       local);
+  }
+  // A failure beyond the first link (a switch with no way on), or the memory's refusal: try the
+  // other ways there, from when the failure was reported, while the timeout allows.
   if (!r.ok) {
     for (LinkPorts::Port* alt : *target.candidates) {
       if (alt == c.port || r.done_ps > deadline || alt->up_after(r.done_ps) > deadline) continue;

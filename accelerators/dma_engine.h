@@ -26,6 +26,7 @@
 
 #include <tlm_utils/multi_passthrough_initiator_socket.h>
 
+#include <array>
 #include <map>
 #include <memory>
 #include <unordered_map>
@@ -121,6 +122,11 @@ class DmaEngine : public Component {
     Component* memory;
     std::vector<FaultWindow> offline;
     const std::vector<LinkPorts::Port*>* candidates;  // first links toward it, best first
+    // The memory serves requests without a payload (Component::serve_direct).
+    bool serves_direct = false;
+    // Its first link is an ideal wire to it and it has no offline windows: every request takes
+    // that link at once (choose() would), and it is always reachable.
+    LinkPorts::Port* wire = nullptr;
   };
   // The memory serving [address, address + bytes) and the target-local address.
   const Target& resolve(uint64_t address, uint64_t bytes, uint64_t* local);
@@ -163,6 +169,13 @@ class DmaEngine : public Component {
   std::vector<Channel> channels_;
   LinkPorts links_;
   std::unordered_map<const AddressRangeInfo*, Target> targets_;  // by address range
+  // The last two ranges resolved and their targets (unordered_map nodes do not move).
+  struct Resolved {
+    const AddressRangeInfo* range = nullptr;
+    const Target* target = nullptr;
+  };
+  std::array<Resolved, 2> resolved_{};
+  uint32_t resolved_next_ = 0;
   Counter& transfers_;
   Counter& failed_;
   Counter& retried_;

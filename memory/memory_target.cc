@@ -43,69 +43,71 @@ void MemoryTarget::register_latency(const std::string& name, const std::string& 
 }
 
 void MemoryTarget::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  const uint64_t addr = p.get_address();
-  const uint64_t bytes = p.get_data_length();
-  if (bytes == 0 || addr >= capacity_bytes_ || bytes > capacity_bytes_ - addr) {
-    p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
-    return;
-  }
   const TimePs now = now_ps();
-  const TimePs start = now + to_ps(delay);
-  if (refused_ != nullptr && online_after(offline_, start) != start) {
-    refused_->inc();
-    p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
-    return;
-  }
-  const bool write = p.is_write();
   const StreamTiming* timing = p.get_extension<StreamTiming>();
   TimePs done = 0;
-  if (timing != nullptr && timing->gather_parts > 0) {
+  const tlm::tlm_response_status status =
+      serve_direct(p.get_address(), p.get_data_length(), p.is_write(), now + to_ps(delay),
+                   timing != nullptr ? timing->gather : nullptr,
+                   timing != nullptr ? timing->gather_parts : 0, &done);
+  p.set_response_status(status);
+  if (status == tlm::TLM_OK_RESPONSE) delay = to_sc_time(done > now ? done - now : 0);
+}
+
+tlm::tlm_response_status MemoryTarget::serve_direct(uint64_t addr, uint64_t bytes, bool write,
+                                                    TimePs start, const GatherPart* gather,
+                                                    uint32_t gather_parts, TimePs* done_ps) {
+  if (bytes == 0 || addr >= capacity_bytes_ || bytes > capacity_bytes_ - addr) {
+    return tlm::TLM_ADDRESS_ERROR_RESPONSE;
+  }
+  if (refused_ != nullptr && online_after(offline_, start) != start) {
+    refused_->inc();
+    return tlm::TLM_GENERIC_ERROR_RESPONSE;
+  }
+  TimePs done = 0;
+  if (gather_parts > 0) {
     // A scatter-gather request: every range in range first, then each served as a request of
     // its own from `start`; answered when the last is done. Each range served counts its bytes,
     // so a refusal after some (an NVMe drive's bounce memory gone mid-list) leaves them counted
     // as served for the initiator's lost bytes.
     uint64_t total = 0;
-    for (uint32_t i = 0; i < timing->gather_parts; ++i) {
-      const GatherPart& g = timing->gather[i];
+    for (uint32_t i = 0; i < gather_parts; ++i) {
+      const GatherPart& g = gather[i];
       if (g.bytes == 0 || g.offset_bytes >= capacity_bytes_ - addr ||
           g.bytes > capacity_bytes_ - addr - g.offset_bytes) {
-        p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
-        return;
+        return tlm::TLM_ADDRESS_ERROR_RESPONSE;
       }
       total += g.bytes;
     }
     if (total != bytes) throw std::logic_error(std::string(name()) + ": gather length mismatch");
-    for (uint32_t i = 0; i < timing->gather_parts; ++i) {
-      const GatherPart& g = timing->gather[i];
+    for (uint32_t i = 0; i < gather_parts; ++i) {
+      const GatherPart& g = gather[i];
       const TimePs d = serve(addr + g.offset_bytes, g.bytes, write, start);
       if (d == kRefused) {
         if (refused_ == nullptr)
           throw std::logic_error(std::string(name()) + ": refused a request");
         refused_->inc();
-        p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
-        return;
+        return tlm::TLM_GENERIC_ERROR_RESPONSE;
       }
       done = std::max(done, d);
       (write ? bytes_written_ : bytes_read_).inc(g.bytes);
       if (count_per_request_) count_->inc();
       if (latency_ != nullptr) latency_->record(static_cast<double>(d - start) / kPsPerNs);
     }
-    delay = to_sc_time(done > now ? done - now : 0);
-    p.set_response_status(tlm::TLM_OK_RESPONSE);
-    return;
+    *done_ps = done;
+    return tlm::TLM_OK_RESPONSE;
   }
   done = serve(addr, bytes, write, start);
   if (done == kRefused) {
     if (refused_ == nullptr) throw std::logic_error(std::string(name()) + ": refused a request");
     refused_->inc();
-    p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
-    return;
+    return tlm::TLM_GENERIC_ERROR_RESPONSE;
   }
   if (count_per_request_) count_->inc();
   (write ? bytes_written_ : bytes_read_).inc(bytes);
   if (latency_ != nullptr) latency_->record(static_cast<double>(done - start) / kPsPerNs);
-  delay = to_sc_time(done > now ? done - now : 0);
-  p.set_response_status(tlm::TLM_OK_RESPONSE);
+  *done_ps = done;
+  return tlm::TLM_OK_RESPONSE;
 }
 
 }  // namespace tiersim

@@ -61,6 +61,13 @@ class MemoryTarget : public Component {
   uint64_t bytes_written() const final { return bytes_written_.value(); }
   uint64_t capacity_bytes() const { return capacity_bytes_; }
 
+  // b_transport's service and counting without the payload (Component::serve_direct); the
+  // socket's b_transport calls it too, so both paths are one.
+  bool serves_direct() const final { return true; }
+  tlm::tlm_response_status serve_direct(uint64_t addr, uint64_t bytes, bool write, TimePs start_ps,
+                                        const GatherPart* gather, uint32_t gather_parts,
+                                        TimePs* done_ps) final;
+
   // serve()'s answer when the model cannot serve the request (see the contract above).
   static constexpr TimePs kRefused = UINT64_MAX;
 

@@ -17,7 +17,8 @@ PagedKv::PagedKv(uint64_t token_bytes, uint32_t block_tokens, uint32_t blocks, u
       block_tokens_(block_tokens),
       free_(blocks, 1),
       free_count_(blocks),
-      tables_(slots) {}
+      tables_(slots),
+      runs_(slots) {}
 
 void PagedKv::register_layer(ObjectTable& t, uint32_t layer) {
   if (first_.size() <= layer) first_.resize(layer + 1, 0);
@@ -44,6 +45,12 @@ bool PagedKv::reserve(uint32_t slot, uint64_t tokens) {
     }
     free_[b] = 0;
     --free_count_;
+    auto& runs = runs_[slot];
+    if (!table.empty() && b == table.back() + 1) {
+      ++runs.back().blocks;
+    } else {
+      runs.push_back(Run{static_cast<uint32_t>(table.size()), b, 1});
+    }
     table.push_back(b);
   }
   return true;
@@ -56,32 +63,28 @@ void PagedKv::release(uint32_t slot) {
   }
   free_count_ += static_cast<uint32_t>(tables_[slot].size());
   tables_[slot].clear();
-}
-
-uint32_t PagedKv::runs(uint32_t slot) const {
-  const auto& t = tables_[slot];
-  uint32_t r = t.empty() ? 0 : 1;
-  for (size_t i = 1; i < t.size(); ++i)
-    r += t[i] != t[i - 1] + 1;
-  return r;
+  runs_[slot].clear();
 }
 
 void PagedKv::ranges(uint32_t layer, uint32_t slot, uint64_t from, uint64_t to, Access access,
                      std::vector<Operand>& out) const {
-  const auto& table = tables_[slot];
+  if (from >= to) return;
+  const auto& runs = runs_[slot];
   const ObjectId object(first_[layer]);
+  // The run holding `from`'s block: the last that starts at or before it.
+  const uint64_t first_block = from / block_tokens_;
+  auto it = std::upper_bound(runs.begin(), runs.end(), first_block,
+                             [](uint64_t b, const Run& r) { return b < r.first; });
+  --it;
   uint64_t t = from;
   while (t < to) {
-    // A run of physically consecutive blocks covering [t, end).
-    uint64_t block = t / block_tokens_;
-    const uint64_t start = (uint64_t{table[block]} * block_tokens_ + t % block_tokens_);
-    uint64_t end = std::min(to, (block + 1) * block_tokens_);
-    while (end < to && table[block + 1] == table[block] + 1) {
-      ++block;
-      end = std::min(to, (block + 1) * block_tokens_);
-    }
+    // The run of physically consecutive blocks covering [t, end).
+    const uint64_t begin = uint64_t{it->first} * block_tokens_;
+    const uint64_t start = uint64_t{it->physical} * block_tokens_ + (t - begin);
+    const uint64_t end = std::min(to, uint64_t{it->first + it->blocks} * block_tokens_);
     out.push_back(Operand{object, start * token_bytes_, (end - t) * token_bytes_, access});
     t = end;
+    ++it;
   }
 }
 

@@ -83,7 +83,7 @@ class PagedKv : public KvLayout {
   bool reserve(uint32_t slot, uint64_t tokens);
   void release(uint32_t slot);
   // Maximal runs of consecutive blocks in `slot`'s table (1 = contiguous).
-  uint32_t runs(uint32_t slot) const;
+  uint32_t runs(uint32_t slot) const { return static_cast<uint32_t>(runs_[slot].size()); }
 
   void read(uint32_t layer, uint32_t seq, uint64_t from, uint64_t to,
             std::vector<Operand>& out) const override;
@@ -99,6 +99,15 @@ class PagedKv : public KvLayout {
   uint32_t free_count_;
   uint32_t cursor_ = 0;  // lowest possibly free block
   std::vector<std::vector<uint32_t>> tables_;
+  // Per slot, its table's maximal runs of physically consecutive blocks, kept as the table
+  // grows and cleared with it: a pass asks for every layer's ranges of every sequence, which
+  // walk the runs, not the blocks.
+  struct Run {
+    uint32_t first;     // the run's first block in the table (logical)
+    uint32_t physical;  // its block in the pool
+    uint32_t blocks;
+  };
+  std::vector<std::vector<Run>> runs_;
   std::vector<uint32_t> first_;  // per layer: the pool object
 };
 

@@ -33,6 +33,11 @@ class AddressMap {
   // The range holding [address, address + bytes), or nullopt when it is unmapped or crosses a
   // range boundary.
   std::optional<Decoded> decode(uint64_t address, uint64_t bytes) const;
+  // Whether `r` holds [address, address + bytes): ranges do not overlap, so decode() then
+  // returns `r` (callers that decode many requests to one range keep the last one as a guess).
+  static bool holds(const AddressRangeInfo& r, uint64_t address, uint64_t bytes) {
+    return address >= r.base && address - r.base < r.size && bytes <= r.size - (address - r.base);
+  }
 
   // Allocates `bytes` (aligned to `align`, a power of two) in the first range of `target` with
   // room; nullopt when the target is full.

@@ -174,7 +174,12 @@ class PriorityServer {
     if (level >= kLevels) level = kLevels - 1;
     TimePs begin = std::max(start_ps, busy_[level]);
     if (level > 0 && busy_[0] > begin) begin += std::min(busy_[0] - begin, packet_ps_);
-    const TimePs service = transfer_time_ps(bytes, bytes_per_s_);
+    // A stream repeats one size (tiles): its conversion is reused (the same value).
+    if (bytes != memo_bytes_) {
+      memo_service_ps_ = transfer_time_ps(bytes, bytes_per_s_);
+      memo_bytes_ = bytes;
+    }
+    const TimePs service = memo_service_ps_;
     const TimePs end = begin + service;
     busy_[level] = end;
     for (uint32_t k = 0; k < level; ++k)
@@ -192,6 +197,8 @@ class PriorityServer {
   TimePs busy_[kLevels] = {};
   TimePs busy_ps_ = 0;
   uint64_t bytes_ = 0;
+  uint64_t memo_bytes_ = UINT64_MAX;  // the last size converted, and its transfer time
+  TimePs memo_service_ps_ = 0;
 };
 
 }  // namespace tiersim

@@ -16,6 +16,7 @@
 namespace tiersim {
 
 class Context;
+struct GatherPart;
 struct SummaryItem;
 
 // What initiators bind to: the base of every TLM target socket of the base protocol.
@@ -45,6 +46,20 @@ class Component : public sc_core::sc_module {
   virtual bool connect(Component& target, const LinkInfo& link) { return false; }
   // Called once after all components are created and connected, before simulation.
   virtual void prepare() {}
+  // A memory's b_transport without a payload, for initiators that reach it over an ideal wire
+  // or a socket bound to it directly: serves [local, local + bytes) (component-local; a
+  // scatter-gather read when `gather_parts` > 0, as StreamTiming describes) from `start_ps`
+  // (>= now) and counts it exactly as b_transport does, then returns the response status and,
+  // when TLM_OK_RESPONSE, the time its last byte is done in `*done_ps` (>= start_ps; b_transport
+  // annotates done - now). Only when serves_direct(); others answer
+  // TLM_COMMAND_ERROR_RESPONSE. Saves the payload and the socket's indirections per request
+  // (the tile chain's cost is its calls; docs/performance.md).
+  virtual bool serves_direct() const { return false; }
+  virtual tlm::tlm_response_status serve_direct(uint64_t local, uint64_t bytes, bool write,
+                                                TimePs start_ps, const GatherPart* gather,
+                                                uint32_t gather_parts, TimePs* done_ps) {
+    return tlm::TLM_COMMAND_ERROR_RESPONSE;
+  }
   // Bytes served, for memories (summary metrics are derived from these).
   virtual uint64_t bytes_read() const { return 0; }
   virtual uint64_t bytes_written() const { return 0; }

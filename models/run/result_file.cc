@@ -155,6 +155,19 @@ H5::StrType vlen_string_type() {
   return t;
 }
 
+// The transfer properties of a write that converts `elements` elements between `memory` and
+// `file` types (variable-length strings, tables): conversion buffers sized to the write. HDF5's
+// default allocates and zeroes 1 MiB type-conversion and background buffers for every such
+// write, which was most of the time a result file took to write. The bytes written are the same
+// (the buffer size only sets how many elements each conversion pass takes).
+H5::DSetMemXferPropList xfer_for(hsize_t elements, const H5::DataType& memory,
+                                 const H5::DataType& file) {
+  H5::DSetMemXferPropList p;
+  const size_t element = std::max(memory.getSize(), file.getSize());
+  p.setBuffer(std::max<size_t>(256, size_t(elements) * element), nullptr, nullptr);
+  return p;
+}
+
 const H5::PredType& native_type(Table::Type type) {
   switch (type) {
     case Table::Type::kU64:
@@ -231,7 +244,7 @@ void ResultWriter::write_string(const std::string& path, const std::string& valu
   H5::StrType type = vlen_string_type();
   H5::DataSet ds = g.createDataSet(name, type, H5::DataSpace(H5S_SCALAR));
   const char* p = value.c_str();
-  ds.write(&p, type);
+  ds.write(&p, type, H5::DataSpace::ALL, H5::DataSpace::ALL, xfer_for(1, type, type));
 }
 
 void ResultWriter::write_strings(const std::string& path, const std::vector<std::string>& values) {
@@ -244,7 +257,10 @@ void ResultWriter::write_strings(const std::string& path, const std::vector<std:
   ptrs.reserve(values.size());
   for (const auto& v : values)
     ptrs.push_back(v.c_str());
-  if (!ptrs.empty()) ds.write(ptrs.data(), type);
+  if (!ptrs.empty()) {
+    ds.write(ptrs.data(), type, H5::DataSpace::ALL, H5::DataSpace::ALL,
+             xfer_for(ptrs.size(), type, type));
+  }
 }
 
 void ResultWriter::write_scalar(const std::string& path, double value, const std::string& unit) {
@@ -333,7 +349,10 @@ void ResultWriter::write_table(const std::string& path, const Table& table) {
   H5::Group g = group_for(parent);
   hsize_t dims[1] = {rows};
   H5::DataSet ds = g.createDataSet(name, file_type, H5::DataSpace(1, dims));
-  if (rows > 0) ds.write(buf.data(), mem_type);
+  if (rows > 0) {
+    ds.write(buf.data(), mem_type, H5::DataSpace::ALL, H5::DataSpace::ALL,
+             xfer_for(rows, mem_type, file_type));
+  }
   for (const auto& c : table.columns) {
     if (!c.unit.empty()) set_attribute(path, "unit_" + c.name, c.unit);
   }

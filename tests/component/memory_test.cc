@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <tlm_utils/simple_initiator_socket.h>
 
+#include <algorithm>
 #include <fstream>
+#include <iomanip>
 #include <sstream>
 #include <vector>
 
@@ -27,6 +29,14 @@ struct Request {
   TimePs offset_ps;  // annotated delay passed in
 };
 
+// A timing-only payload for `r`.
+void set_request(tlm::tlm_generic_payload& p, const Request& r) {
+  p.set_command(r.cmd);
+  p.set_address(r.address);
+  p.set_data_length(static_cast<unsigned>(r.bytes));
+  p.set_data_ptr(nullptr);
+}
+
 // Issues its requests from one SC_METHOD at their issue times and records completion times.
 class Tester : public sc_core::sc_module {
  public:
@@ -43,10 +53,7 @@ class Tester : public sc_core::sc_module {
     while (next_ < reqs_.size() && reqs_[next_].issue_ps <= now_ps()) {
       const Request& r = reqs_[next_++];
       tlm::tlm_generic_payload p;
-      p.set_command(r.cmd);
-      p.set_address(r.address);
-      p.set_data_length(static_cast<unsigned>(r.bytes));
-      p.set_data_ptr(nullptr);
+      set_request(p, r);
       sc_core::sc_time delay = to_sc_time(r.offset_ps);
       socket->b_transport(p, delay);
       done_ps.push_back(p.is_response_ok() ? static_cast<long long>(now_ps() + to_ps(delay)) : -1);
@@ -250,6 +257,113 @@ TEST(MemoryTarget, ServesEachRangeOfAGatherFromItsStart) {
   // A range beyond the capacity, or of no bytes: an address error, nothing served.
   EXPECT_EQ(run_gather(3000, {{0, 100}, {1000, 100}}), "-1 | 0 0 0 0");
   EXPECT_EQ(run_gather(1000, {{0, 100}, {200, 0}}), "-1 | 0 0 0 0");
+}
+
+// Everything a memory's service leaves behind: completion times, then its stats' values.
+std::string served_state(Context& ctx, const std::vector<long long>& done) {
+  std::ostringstream os;
+  os << join(done) << "|";
+  std::vector<double> v;
+  for (const auto& s : ctx.stats().all()) {
+    v.clear();
+    s->values(0, v);
+    os << " " << s->name();
+    for (double x : v)
+      os << " " << std::setprecision(17) << x;
+  }
+  return os.str();
+}
+
+struct Initiator : sc_core::sc_module {
+  tlm_utils::simple_initiator_socket<Initiator> socket;
+  explicit Initiator(sc_core::sc_module_name name) : sc_module(name), socket("socket") {}
+};
+
+TEST(MemoryTarget, DirectServiceIsTheSocketsService) {
+  // The same random requests (reads and writes of 1 B to 3 MiB, gathers, out-of-range and empty
+  // ones, starts ahead of now and behind the stream) reach one fast-level HBM through its socket
+  // and an identical one through serve_direct: the same answers (the socket's is done - now,
+  // never negative; issued at now = 0 here) and the same stats, bit for bit.
+  std::vector<Request> reqs;
+  std::vector<std::vector<GatherPart>> gathers;
+  uint64_t x = 12345;
+  auto next = [&x](uint64_t n) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    return (x >> 33) % n;
+  };
+  for (int i = 0; i < 600; ++i) {
+    const bool write = next(3) == 0;
+    uint64_t bytes = next(4) == 0 ? 1 + next(4096) : 1 + next(3u << 20);
+    if (next(50) == 0) bytes = 0;
+    uint64_t address = next(5u << 20);
+    if (next(40) == 0) address = (5u << 20) - bytes / 2;  // crosses the end
+    reqs.push_back({write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND, address, bytes, 0,
+                    next(4) == 0 ? 0 : next(20'000'000) * uint64_t(i)});
+    gathers.emplace_back();
+    if (!write && next(8) == 0) {
+      // A gather of up to four ranges inside the memory, from `address`.
+      const uint64_t n = 1 + next(4);
+      uint64_t offset = 0, total = 0;
+      for (uint64_t k = 0; k < n; ++k) {
+        const uint64_t b = 1 + next(65536);
+        gathers.back().push_back({offset, b});
+        offset += b + next(8192);
+        total += b;
+      }
+      reqs.back().address = next((5u << 20) - offset);
+      reqs.back().bytes = total;
+    }
+  }
+  const BandwidthMemoryParams params{5, 1024, 6400, 1 << 20, 0.5, 100000, 256};
+  const std::string via_socket = test::run_forked([&] {
+    sc_core::sc_set_time_resolution(1, sc_core::SC_PS);
+    config::Config cfg;
+    Context ctx(cfg, 1);
+    BandwidthMemory hbm("hbm", params, ctx);
+    Initiator initiator("initiator");
+    initiator.socket.bind(hbm.socket);
+    sc_core::sc_start(sc_core::SC_ZERO_TIME);  // binding complete; the requests are issued at 0
+    auto& socket = initiator.socket;
+    std::vector<long long> done;
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      const Request& r = reqs[i];
+      tlm::tlm_generic_payload p;
+      StreamTiming timing;
+      timing.gather = gathers[i].data();
+      timing.gather_parts = static_cast<uint32_t>(gathers[i].size());
+      p.set_extension(&timing);
+      set_request(p, r);
+      sc_core::sc_time delay = to_sc_time(r.offset_ps);
+      socket->b_transport(p, delay);
+      done.push_back(p.is_response_ok() ? static_cast<long long>(to_ps(delay)) : -1);
+      p.clear_extension(&timing);
+    }
+    return served_state(ctx, done);
+  });
+  const std::string direct = test::run_forked([&] {
+    sc_core::sc_set_time_resolution(1, sc_core::SC_PS);
+    config::Config cfg;
+    Context ctx(cfg, 1);
+    BandwidthMemory hbm("hbm", params, ctx);
+    Component& c = hbm;
+    EXPECT_TRUE(c.serves_direct());
+    std::vector<long long> done;
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      const Request& r = reqs[i];
+      TimePs d = 0;
+      const auto status =
+          c.serve_direct(r.address, r.bytes, r.cmd == tlm::TLM_WRITE_COMMAND, r.offset_ps,
+                         gathers[i].data(), static_cast<uint32_t>(gathers[i].size()), &d);
+      done.push_back(status == tlm::TLM_OK_RESPONSE ? static_cast<long long>(d) : -1);
+    }
+    return served_state(ctx, done);
+  });
+  EXPECT_EQ(via_socket, direct);
+  // The draw made every kind of request: answered, refused (out of range or empty), gathers.
+  EXPECT_NE(direct.find("-1 "), std::string::npos);
+  EXPECT_NE(direct.find("hbm.request_latency"), std::string::npos);
+  EXPECT_GT(std::count_if(gathers.begin(), gathers.end(), [](const auto& g) { return !g.empty(); }),
+            30);
 }
 
 TEST(Sram, ReadAndWritePortsAreIndependent) {

@@ -217,11 +217,12 @@ def case_wall_time_limit_inside_a_long_step(s):
 
 
 def case_wall_time_limit_inside_a_fast_op(s):
-    # One FAST decode step streamed in 256-byte tiles takes about 25 s of wall time (the gate/up
-    # projection alone is half a million tiles); the compute engine's own check stops it.
+    # One FAST decode step of the two-layer model streamed in 64-byte tiles takes about 3.6 s of
+    # wall time (the gate/up projection alone is 3.7 million tiles); the compute engine's own
+    # check stops it.
     stops_by_wall_limit(s, ["run"] + s.base + [
         "--set", "workload.decode.decode_steps=1",
-        "--set", "system.components[compute].compute.tile_bytes=256"],
+        "--set", "system.components[compute].compute.tile_bytes=64"],
         s.path("wall_fast.h5"), 1, 10)
 
 
