@@ -11,6 +11,7 @@
 #include "models/config/pool_share.h"
 #include "models/core/context.h"
 #include "models/core/payload_pool.h"
+#include "models/core/reference_paths.h"
 #include "models/core/registry.h"
 #include "models/core/rendezvous.h"
 #include "models/core/workload.h"
@@ -138,6 +139,7 @@ bool ComputeEngine::connect(Component& target, const LinkInfo& link) {
   }
   sram_socket.bind(*target.target_socket());
   sram_ = &target;
+  sram_direct_ = target.serves_direct() && !reference_paths();
   sram_link_latency_ps_ = link.latency_ps;
   sram_bytes_read_ = &ctx().stats().counter(
       basename(), "sram_bytes_read",
@@ -298,7 +300,7 @@ TimePs ComputeEngine::sram_access(tlm::tlm_command cmd, uint64_t address, uint64
   // The SRAM's socket is bound to it directly: served without a payload when it can be (the
   // same service and counts as its b_transport), else through the socket.
   tlm::tlm_generic_payload* p = nullptr;
-  if (!sram_->serves_direct()) {
+  if (!sram_direct_) {
     p = ctx().payloads().acquire();
     p->set_command(cmd);
     p->set_address(local);

@@ -212,6 +212,7 @@ class ComputeEngine : public Component, public ExpertCostModel {
   // Whether the engine may go on from `at` without waiting for it (see its definition).
   bool alone_until(TimePs at, TimePs real_now) const;
   TimePs time_limit_ps_ = kMaxSimTimePs;  // run.max_sim_time_ps, when set
+  bool wall_stop_ = false;                // run.max_wall_time_s expired inside a stream
   // What the scheduler does after a phase: go on at once, wait until `at`, or stop.
   struct PhaseResult {
     enum Kind { kGoOn, kWait, kWaitEvent, kStop } kind = kGoOn;
@@ -280,7 +281,8 @@ class ComputeEngine : public Component, public ExpertCostModel {
   bool step_begins_ = true;  // the next fetch starts a step: tell the workload first
   DmaEngine* dma_ = nullptr;
   TimePs sram_link_latency_ps_ = 0;
-  Component* sram_ = nullptr;                     // what sram_socket is bound to
+  Component* sram_ = nullptr;  // what sram_socket is bound to
+  bool sram_direct_ = false;   // served without a payload (models/core/reference_paths.h)
   const AddressRangeInfo* sram_range_ = nullptr;  // the range of its last access
   std::vector<FaultWindow> sram_offline_;         // system.faults: when the SRAM refuses accesses
   Counter* sram_waits_ = nullptr;                 // registered only when it has offline windows

@@ -8,6 +8,7 @@
 #include "accelerators/dma_engine.h"
 #include "fabric/serial_link.h"
 #include "models/core/context.h"
+#include "models/core/reference_paths.h"
 #include "models/core/rendezvous.h"
 #include "models/core/workload.h"
 
@@ -102,7 +103,7 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
   }
   TimePs blocked_until = 0;  // a tile waits for a prefetch not issued yet
   if (ctx().wall_limit().poll()) {
-    sc_core::sc_stop();
+    wall_stop_ = true;  // run() stops the kernel, at the engine's time
     return PhaseResult::stop();
   }
   while (stream_issued_ < stream_bytes_ && in_flight_ < params_.staging_buffers) {
@@ -322,16 +323,21 @@ ComputeEngine::PhaseResult ComputeEngine::phase_step_end(TimePs now) {
 }
 
 bool ComputeEngine::alone_until(TimePs at, TimePs real_now) const {
-  // A tile's ring wait is skipped (the stream goes on at `at` at once) only when nothing else
-  // can run before `at`: no other process is runnable now, the next timed activity of any
-  // other is later than `at`, and the run's time limit is not reached. The calls the skipped
-  // waits make (the tiles' transfers, dated from `at`) then reach every component in the order
-  // and with the start times the waits would have given. Components read the kernel's time only
-  // to express start times as delays from it (b_transport), so the results are bit-identical;
-  // a movement controller or a thermal gate (which read it for their own state) never skip.
-  if (orchestrator_ || thermal_admission_ || at <= real_now || at >= time_limit_ps_) return false;
-  if (sc_core::sc_pending_activity_at_current_time()) return false;
-  return to_ps(sc_core::sc_time_to_pending_activity()) > at - real_now;
+  // A staging buffer's wait is skipped (the stream goes on at `at` at once) only when no other
+  // process has anything pending, now or later, and the run's time limit is not reached. No
+  // other process can then run before `at` (the stream notifies no event), so the calls the
+  // skipped waits make (the tiles' transfers, dated from `at`) reach every component in the
+  // order and with the start times the waits would have given; and the kernel's queue of timed
+  // events holds nothing else, so the order in which it later runs simultaneous events is not
+  // changed either (its heap orders equal times by their history). Components read the
+  // kernel's time only to express start times as delays from it (b_transport), so results are
+  // bit-identical. A movement controller or a thermal gate (which read it for their own state)
+  // never skip.
+  if (orchestrator_ || thermal_admission_ || at <= real_now || at >= time_limit_ps_ ||
+      reference_paths()) {
+    return false;
+  }
+  return !sc_core::sc_pending_activity();
 }
 
 void ComputeEngine::run() {
@@ -339,6 +345,10 @@ void ComputeEngine::run() {
   // nothing else could act in (alone_until); it catches the kernel up before any other phase.
   const TimePs real_now = now_ps();
   TimePs now = real_now;
+  if (wall_stop_) {  // the wall limit stopped the stream ahead of the kernel, now caught up
+    sc_core::sc_stop();
+    return;
+  }
   while (phase_ != Phase::kDone) {
     if (now != real_now && phase_ != Phase::kStream) {
       next_trigger(to_sc_time(now - real_now));
@@ -373,7 +383,16 @@ void ComputeEngine::run() {
         r = phase_step_end(now);
         break;
     }
-    if (r.kind == PhaseResult::kStop) return;
+    if (r.kind == PhaseResult::kStop) {
+      if (wall_stop_) {
+        if (now != real_now) {
+          next_trigger(to_sc_time(now - real_now));
+          return;
+        }
+        sc_core::sc_stop();
+      }
+      return;
+    }
     if (r.kind == PhaseResult::kWait) {
       if (phase_ == Phase::kStream && alone_until(r.at, real_now)) {
         now = r.at;

@@ -7,6 +7,7 @@
 
 #include "models/core/context.h"
 #include "models/core/payload_pool.h"
+#include "models/core/reference_paths.h"
 #include "models/core/registry.h"
 
 namespace tiersim {
@@ -136,9 +137,10 @@ const DmaEngine::Target& DmaEngine::resolve(uint64_t address, uint64_t bytes, ui
       throw std::logic_error(std::string(name()) + ": no route to " + memory_name);
     }
     Target target{memory, offline_windows(ctx().config().system(), memory_name), &candidates};
-    target.serves_direct = memory->serves_direct();
+    target.serves_direct = memory->serves_direct() && !reference_paths();
     LinkPorts::Port* first = candidates.front();
-    if (target.offline.empty() && first->to == nullptr && first->neighbour == memory) {
+    if (target.offline.empty() && first->to == nullptr && first->neighbour == memory &&
+        !reference_paths()) {
       target.wire = first;
     }
     it = targets_.emplace(decoded->range, std::move(target)).first;

@@ -157,14 +157,17 @@ H5::StrType vlen_string_type() {
 
 // The transfer properties of a write that converts `elements` elements between `memory` and
 // `file` types (variable-length strings, tables): conversion buffers sized to the write. HDF5's
-// default allocates and zeroes 1 MiB type-conversion and background buffers for every such
-// write, which was most of the time a result file took to write. The bytes written are the same
-// (the buffer size only sets how many elements each conversion pass takes).
+// default allocates and zeroes a 1 MiB type-conversion buffer and a 1 MiB background buffer for
+// every such write, which was most of the time a small result file took to write. The bytes
+// written are the same: the size only sets how many elements a conversion pass takes, and it
+// must hold one element as stored, which a variable-length string makes up to twice its size in
+// memory (16 bytes against 8): four times the larger in-memory size always does. Writes that
+// would need more than the default keep it.
 H5::DSetMemXferPropList xfer_for(hsize_t elements, const H5::DataType& memory,
                                  const H5::DataType& file) {
   H5::DSetMemXferPropList p;
-  const size_t element = std::max(memory.getSize(), file.getSize());
-  p.setBuffer(std::max<size_t>(256, size_t(elements) * element), nullptr, nullptr);
+  const size_t need = size_t(elements) * 4 * std::max(memory.getSize(), file.getSize());
+  if (need < (size_t{1} << 20)) p.setBuffer(std::max<size_t>(need, 4096), nullptr, nullptr);
   return p;
 }
 

@@ -281,9 +281,10 @@ struct Initiator : sc_core::sc_module {
 
 TEST(MemoryTarget, DirectServiceIsTheSocketsService) {
   // The same random requests (reads and writes of 1 B to 3 MiB, gathers, out-of-range and empty
-  // ones, starts ahead of now and behind the stream) reach one fast-level HBM through its socket
-  // and an identical one through serve_direct: the same answers (the socket's is done - now,
-  // never negative; issued at now = 0 here) and the same stats, bit for bit.
+  // ones, starts ahead of now and behind the stream, some inside the memory's offline windows)
+  // reach one fast-level HBM through its socket, issued as the kernel's clock advances, and an
+  // identical one through serve_direct: the same answers (the socket's is now + the annotated
+  // delay) and the same stats, bit for bit.
   std::vector<Request> reqs;
   std::vector<std::vector<GatherPart>> gathers;
   uint64_t x = 12345;
@@ -297,8 +298,8 @@ TEST(MemoryTarget, DirectServiceIsTheSocketsService) {
     if (next(50) == 0) bytes = 0;
     uint64_t address = next(5u << 20);
     if (next(40) == 0) address = (5u << 20) - bytes / 2;  // crosses the end
-    reqs.push_back({write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND, address, bytes, 0,
-                    next(4) == 0 ? 0 : next(20'000'000) * uint64_t(i)});
+    reqs.push_back({write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND, address, bytes,
+                    uint64_t(i) * 2'000'000, next(4) == 0 ? 0 : next(20'000'000) * uint64_t(i)});
     gathers.emplace_back();
     if (!write && next(8) == 0) {
       // A gather of up to four ranges inside the memory, from `address`.
@@ -315,18 +316,27 @@ TEST(MemoryTarget, DirectServiceIsTheSocketsService) {
     }
   }
   const BandwidthMemoryParams params{5, 1024, 6400, 1 << 20, 0.5, 100000, 256};
+  config::Config cfg;
+  for (const auto& [from_ps, for_ps] :
+       {std::pair<TimePs, TimePs>{300'000'000, 100'000'000}, {2'000'000'000, 500'000'000}}) {
+    config::Fault& f = *cfg.mutable_system()->add_faults();
+    f.set_name("out" + std::to_string(from_ps));
+    f.set_start_ps(from_ps);
+    f.set_duration_ps(for_ps);
+    f.set_device_offline("hbm");
+  }
   const std::string via_socket = test::run_forked([&] {
     sc_core::sc_set_time_resolution(1, sc_core::SC_PS);
-    config::Config cfg;
     Context ctx(cfg, 1);
     BandwidthMemory hbm("hbm", params, ctx);
     Initiator initiator("initiator");
     initiator.socket.bind(hbm.socket);
-    sc_core::sc_start(sc_core::SC_ZERO_TIME);  // binding complete; the requests are issued at 0
+    sc_core::sc_start(sc_core::SC_ZERO_TIME);  // binding complete
     auto& socket = initiator.socket;
     std::vector<long long> done;
     for (size_t i = 0; i < reqs.size(); ++i) {
       const Request& r = reqs[i];
+      sc_core::sc_start(to_sc_time(r.issue_ps - now_ps()));  // the kernel's clock at its issue
       tlm::tlm_generic_payload p;
       StreamTiming timing;
       timing.gather = gathers[i].data();
@@ -335,14 +345,13 @@ TEST(MemoryTarget, DirectServiceIsTheSocketsService) {
       set_request(p, r);
       sc_core::sc_time delay = to_sc_time(r.offset_ps);
       socket->b_transport(p, delay);
-      done.push_back(p.is_response_ok() ? static_cast<long long>(to_ps(delay)) : -1);
+      done.push_back(p.is_response_ok() ? static_cast<long long>(now_ps() + to_ps(delay)) : -1);
       p.clear_extension(&timing);
     }
     return served_state(ctx, done);
   });
   const std::string direct = test::run_forked([&] {
     sc_core::sc_set_time_resolution(1, sc_core::SC_PS);
-    config::Config cfg;
     Context ctx(cfg, 1);
     BandwidthMemory hbm("hbm", params, ctx);
     Component& c = hbm;
@@ -351,17 +360,20 @@ TEST(MemoryTarget, DirectServiceIsTheSocketsService) {
     for (size_t i = 0; i < reqs.size(); ++i) {
       const Request& r = reqs[i];
       TimePs d = 0;
-      const auto status =
-          c.serve_direct(r.address, r.bytes, r.cmd == tlm::TLM_WRITE_COMMAND, r.offset_ps,
-                         gathers[i].data(), static_cast<uint32_t>(gathers[i].size()), &d);
+      const auto status = c.serve_direct(r.address, r.bytes, r.cmd == tlm::TLM_WRITE_COMMAND,
+                                         r.issue_ps + r.offset_ps, gathers[i].data(),
+                                         static_cast<uint32_t>(gathers[i].size()), &d);
       done.push_back(status == tlm::TLM_OK_RESPONSE ? static_cast<long long>(d) : -1);
     }
     return served_state(ctx, done);
   });
   EXPECT_EQ(via_socket, direct);
-  // The draw made every kind of request: answered, refused (out of range or empty), gathers.
+  // The draw made every kind of request: answered, refused (out of range, empty, offline),
+  // gathers.
   EXPECT_NE(direct.find("-1 "), std::string::npos);
   EXPECT_NE(direct.find("hbm.request_latency"), std::string::npos);
+  EXPECT_NE(direct.find("hbm.requests_refused"), std::string::npos);
+  EXPECT_EQ(direct.find("hbm.requests_refused 0 "), std::string::npos);
   EXPECT_GT(std::count_if(gathers.begin(), gathers.end(), [](const auto& g) { return !g.empty(); }),
             30);
 }

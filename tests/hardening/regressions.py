@@ -226,6 +226,24 @@ def case_wall_time_limit_inside_a_fast_op(s):
         s.path("wall_fast.h5"), 1, 10)
 
 
+def case_one_point_sweep_writes_its_summary(s):
+    # A sweep of one point: its summary table is one row of many columns and two strings, which
+    # outgrew a result writer's conversion buffer sized to the row in memory (a string takes 16
+    # bytes as stored, 8 in memory): the collect step died with an uncaught exception (exit 1)
+    # and left no summary.h5.
+    spec = s.write("one.textproto", "\n".join([
+        f'base: "{s.src}/configs/hardware/h100_sxm.textproto"',
+        f'base: "{s.src}/configs/models/llama3_2_1b.textproto"',
+        f'base: "{s.src}/configs/studies/default.textproto"',
+        'set: "workload.decode.decode_steps=2"',
+        'axes { path: "workload.decode.batch_size" name: "batch" values: ["1"] }', ""]))
+    out = s.path("one_point")
+    s.run(["sweep", spec, "--out", out, "--quiet"], 0)
+    with h5py.File(os.path.join(out, "summary.h5"), "r") as f:
+        if f["summary"].shape != (1,):
+            raise Failure(f"summary table of shape {f['summary'].shape}, not one row")
+
+
 def case_wall_time_limit_refuses_bad_values(s):
     s.run(["config"] + s.base + ["--set", "run.max_wall_time_s=-1"], 2, "max_wall_time_s")
     s.run(["config"] + s.base + ["--set", "run.max_wall_time_s=inf"], 2, "finite")

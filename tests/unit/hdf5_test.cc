@@ -61,6 +61,41 @@ TEST(Hdf5, RoundTripSummaryTablesStringsAndMatrices) {
   fs::remove(path);
 }
 
+TEST(Hdf5, OneRowTablesOfManyColumnsAndStrings) {
+  // A sweep's summary table of one point: one row, many numeric columns and a few strings (a
+  // string takes twice its in-memory size as stored); and a row of strings only. Each must be
+  // written (its conversion buffer holds a stored row) and read back.
+  for (const auto& [numbers, strings] : {std::pair<int, int>{100, 30}, {29, 2}, {0, 20}}) {
+    const std::string path = temp_file("wide.h5");
+    {
+      ResultWriter w(path);
+      Table t;
+      for (int c = 0; c < numbers; ++c) {
+        t.add_column("n" + std::to_string(c), Table::Type::kF64);
+        t.columns.back().f64 = {double(c) + 0.5};
+      }
+      for (int c = 0; c < strings; ++c) {
+        t.add_column("s" + std::to_string(c), Table::Type::kStr);
+        t.columns.back().str = {std::string(size_t(c) * 7, 'x')};
+      }
+      w.write_table("/summary", t);
+      w.write_strings("/meta/one", {std::string(5000, 'y')});
+      w.commit();
+    }
+    ResultReader r(path);
+    const Table t = r.read_table("/summary");
+    ASSERT_EQ(t.rows(), 1u);
+    ASSERT_EQ(t.columns.size(), size_t(numbers + strings));
+    if (numbers > 0) {
+      EXPECT_EQ(t.find("n" + std::to_string(numbers - 1))->f64[0], numbers - 0.5);
+    }
+    EXPECT_EQ(t.find("s" + std::to_string(strings - 1))->str[0],
+              std::string(size_t(strings - 1) * 7, 'x'));
+    EXPECT_EQ(r.read_strings("/meta/one")[0].size(), 5000u);
+    fs::remove(path);
+  }
+}
+
 TEST(Hdf5, WriterWithoutCommitLeavesNothing) {
   const std::string path = temp_file("abandoned.h5");
   std::string temp;
