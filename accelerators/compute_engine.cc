@@ -125,12 +125,18 @@ ComputeEngine::ComputeEngine(sc_core::sc_module_name name, const ComputeParams& 
   }
   if (ctx.config().run().max_sim_time_ps() > 0)
     time_limit_ps_ = ctx.config().run().max_sim_time_ps();
+  wall_limited_ = ctx.config().run().max_wall_time_s() > 0;
   SC_METHOD(run);
   ctx.stats()
       .formula(
           basename(), "utilization", "fraction of time computing", "fraction",
           [this](TimePs now) { return now ? static_cast<double>(busy_ps_.value()) / now : 0.0; })
       .set_sampling("average_since_start");
+  waits_skipped_ = &ctx.stats().counter(
+      basename(), "waits_skipped",
+      "staging-buffer waits the engine did not wait in the kernel for, as nothing else could act "
+      "before them (an exact fast path; 0 with TIERSIM_REFERENCE_PATHS=1)",
+      "count");
 }
 
 bool ComputeEngine::connect(Component& target, const LinkInfo& link) {

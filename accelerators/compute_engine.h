@@ -212,7 +212,10 @@ class ComputeEngine : public Component, public ExpertCostModel {
   // Whether the engine may go on from `at` without waiting for it (see its definition).
   bool alone_until(TimePs at, TimePs real_now) const;
   TimePs time_limit_ps_ = kMaxSimTimePs;  // run.max_sim_time_ps, when set
-  bool wall_stop_ = false;                // run.max_wall_time_s expired inside a stream
+  bool wall_limited_ = false;             // run.max_wall_time_s set
+  bool alone_ = false;  // the design's only process (start_of_simulation), fast paths on
+  Counter* waits_skipped_ = nullptr;
+  void start_of_simulation() override;
   // What the scheduler does after a phase: go on at once, wait until `at`, or stop.
   struct PhaseResult {
     enum Kind { kGoOn, kWait, kWaitEvent, kStop } kind = kGoOn;

@@ -3,6 +3,8 @@
 // ending the step. The engine's set-up, tiles, off-device paths, energy and summary are in
 // compute_engine.cc.
 #include <algorithm>
+#include <cstring>
+#include <vector>
 
 #include "accelerators/compute_engine.h"
 #include "accelerators/dma_engine.h"
@@ -103,7 +105,7 @@ ComputeEngine::PhaseResult ComputeEngine::phase_stream(TimePs now) {
   }
   TimePs blocked_until = 0;  // a tile waits for a prefetch not issued yet
   if (ctx().wall_limit().poll()) {
-    wall_stop_ = true;  // run() stops the kernel, at the engine's time
+    sc_core::sc_stop();
     return PhaseResult::stop();
   }
   while (stream_issued_ < stream_bytes_ && in_flight_ < params_.staging_buffers) {
@@ -322,22 +324,42 @@ ComputeEngine::PhaseResult ComputeEngine::phase_step_end(TimePs now) {
   return PhaseResult::go_on();
 }
 
+void ComputeEngine::start_of_simulation() {
+  // The engine's process is the design's only one (no other engine, front end, controller,
+  // thermal model or stats sampler): nothing else can ever run, or hold an event in the
+  // kernel's queue, while the engine streams.
+  uint32_t processes = 0;
+  std::vector<const std::vector<sc_core::sc_object*>*> todo{&sc_core::sc_get_top_level_objects()};
+  while (!todo.empty()) {
+    const std::vector<sc_core::sc_object*>* objects = todo.back();
+    todo.pop_back();
+    for (const sc_core::sc_object* o : *objects) {
+      const char* kind = o->kind();
+      if (std::strcmp(kind, "sc_method_process") == 0 ||
+          std::strcmp(kind, "sc_thread_process") == 0 ||
+          std::strcmp(kind, "sc_cthread_process") == 0) {
+        ++processes;
+      }
+      todo.push_back(&o->get_child_objects());
+    }
+  }
+  alone_ = processes == 1 && !reference_paths();
+}
+
 bool ComputeEngine::alone_until(TimePs at, TimePs real_now) const {
-  // A staging buffer's wait is skipped (the stream goes on at `at` at once) only when no other
-  // process has anything pending, now or later, and the run's time limit is not reached. No
-  // other process can then run before `at` (the stream notifies no event), so the calls the
-  // skipped waits make (the tiles' transfers, dated from `at`) reach every component in the
-  // order and with the start times the waits would have given; and the kernel's queue of timed
-  // events holds nothing else, so the order in which it later runs simultaneous events is not
-  // changed either (its heap orders equal times by their history). Components read the
+  // A staging buffer's wait is skipped (the stream goes on at `at` at once) only when the
+  // engine's process is the design's only one (start_of_simulation), the run's time limit is
+  // not reached and no wall-time limit can stop the kernel from inside a memory (the detailed
+  // HBM's own check) while the engine is ahead of it. Nothing else can run before `at` (the
+  // stream notifies no event), and the kernel's queue of timed events holds nothing but the
+  // engine's own wake-ups, so the calls the skipped waits make (the tiles' transfers, dated from
+  // `at`) reach every component in the order and with the start times the waits would have
+  // given, and no tie between simultaneous events is ordered differently. Components read the
   // kernel's time only to express start times as delays from it (b_transport), so results are
   // bit-identical. A movement controller or a thermal gate (which read it for their own state)
   // never skip.
-  if (orchestrator_ || thermal_admission_ || at <= real_now || at >= time_limit_ps_ ||
-      reference_paths()) {
-    return false;
-  }
-  return !sc_core::sc_pending_activity();
+  return alone_ && !orchestrator_ && !thermal_admission_ && at > real_now && at < time_limit_ps_ &&
+         !wall_limited_;
 }
 
 void ComputeEngine::run() {
@@ -345,10 +367,6 @@ void ComputeEngine::run() {
   // nothing else could act in (alone_until); it catches the kernel up before any other phase.
   const TimePs real_now = now_ps();
   TimePs now = real_now;
-  if (wall_stop_) {  // the wall limit stopped the stream ahead of the kernel, now caught up
-    sc_core::sc_stop();
-    return;
-  }
   while (phase_ != Phase::kDone) {
     if (now != real_now && phase_ != Phase::kStream) {
       next_trigger(to_sc_time(now - real_now));
@@ -383,19 +401,11 @@ void ComputeEngine::run() {
         r = phase_step_end(now);
         break;
     }
-    if (r.kind == PhaseResult::kStop) {
-      if (wall_stop_) {
-        if (now != real_now) {
-          next_trigger(to_sc_time(now - real_now));
-          return;
-        }
-        sc_core::sc_stop();
-      }
-      return;
-    }
+    if (r.kind == PhaseResult::kStop) return;
     if (r.kind == PhaseResult::kWait) {
       if (phase_ == Phase::kStream && alone_until(r.at, real_now)) {
         now = r.at;
+        waits_skipped_->inc();
         continue;
       }
       next_trigger(to_sc_time(r.at - real_now));
