@@ -56,10 +56,16 @@ std::vector<double> Histogram::log2_edges(double lo, double hi) {
 }
 
 void Histogram::record(double v) {
-  // upper_bound finds the first edge > v; the bucket is the one that edge closes.
-  auto it = std::upper_bound(edges_.begin(), edges_.end(), v);
-  size_t idx = it == edges_.begin() ? 0 : static_cast<size_t>(it - edges_.begin()) - 1;
-  if (idx >= buckets_.size()) idx = buckets_.size() - 1;
+  // A stream of similar values lands in the bucket of the last one: [edges[i], edges[i + 1]) is
+  // exactly what the search below gives bucket i.
+  size_t idx = last_;
+  if (!(v >= edges_[idx] && v < edges_[idx + 1])) {
+    // upper_bound finds the first edge > v; the bucket is the one that edge closes.
+    auto it = std::upper_bound(edges_.begin(), edges_.end(), v);
+    idx = it == edges_.begin() ? 0 : static_cast<size_t>(it - edges_.begin()) - 1;
+    if (idx >= buckets_.size()) idx = buckets_.size() - 1;
+    last_ = idx;
+  }
   ++buckets_[idx];
   ++count_;
   sum_ += v;

@@ -147,6 +147,7 @@ class Histogram final : public Stat {
  private:
   std::vector<double> edges_;
   std::vector<uint64_t> buckets_;
+  size_t last_ = 0;  // the bucket of the last value recorded
   uint64_t count_ = 0;
   double sum_ = 0;
   double min_ = std::numeric_limits<double>::infinity();

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <stdexcept>
 
 namespace tiersim {
@@ -47,6 +48,33 @@ TEST(Stats, HistogramBucketsAndOpenEnds) {
   EXPECT_DOUBLE_EQ(h.mean(), (-5 + 0 + 9.9 + 10 + 25 + 39.9 + 40 + 1000) / 8);
   EXPECT_EQ(Histogram::log2_edges(1, 8), (std::vector<double>{1, 2, 4, 8}));
   EXPECT_EQ(Histogram::linear_edges(0, 1, 4), (std::vector<double>{0, 0.25, 0.5, 0.75, 1}));
+}
+
+TEST(Stats, HistogramBucketsAreTheSearchsWhateverCameBefore) {
+  // Values in runs and at random, on and around the edges (repeated ones too), below and above
+  // them, NaN: every bucket as a plain search over the edges gives it.
+  StatsRegistry r;
+  const std::vector<double> edges{0, 10, 10, 20, 40, 80};
+  Histogram& h = r.histogram("g", "h", "d", "ns", edges);
+  std::vector<uint64_t> want(edges.size() - 1, 0);
+  uint64_t x = 7;
+  for (int i = 0; i < 20000; ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    double v = double((x >> 40) % 1000) / 10.0 - 5.0;
+    if ((x >> 20) % 7 == 0) v = edges[(x >> 24) % edges.size()];
+    if ((x >> 20) % 97 == 1) v = std::nan("");
+    for (int k = 0; k < int((x >> 30) % 4); ++k) {
+      h.record(v);
+      // A linear search for the first edge > v: the bucket before it (the first below every
+      // edge, the last past them all; NaN is past them all, as no edge is greater).
+      size_t first_greater = 0;
+      while (first_greater < edges.size() && !(v < edges[first_greater]))
+        ++first_greater;
+      const size_t b = first_greater == 0 ? 0 : first_greater - 1;
+      ++want[std::min(b, want.size() - 1)];
+    }
+  }
+  EXPECT_EQ(h.buckets(), want);
 }
 
 TEST(Stats, TimeAverageIntegratesPiecewiseConstantSignal) {
