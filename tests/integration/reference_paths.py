@@ -4,13 +4,14 @@
 usage: reference_paths.py TIERSIM_BINARY SOURCE_DIR [--only NAME[,NAME...]]
 
 A memory behind an ideal wire (or on the compute engine's SRAM socket) is served without a TLM
-payload, and a staging buffer's wait is skipped when no other process has anything pending
-(docs/performance.md, "Fast paths and what they assume"). TIERSIM_REFERENCE_PATHS=1 turns both
+payload, and a staging buffer's wait is skipped when the compute engine's process is the design's
+only one and no wall-time limit is set (docs/performance.md, "Fast paths and what they assume"). TIERSIM_REFERENCE_PATHS=1 turns both
 off. Each case below runs twice, with and without it, and every dataset and attribute of the two
 result files must be equal (the wall times, the run's and each node's, and the engines' count of
 waits skipped, and nothing else may differ); the waits are skipped in the cases that should skip
 them and in no other, and never on the reference paths. The cases cover
-what could tell the paths apart: one engine alone (the waits skipped), every rank of a pipeline
+what could tell the paths apart: one engine alone (the waits skipped), every rank of identical
+tensor-parallel nodes (simulated as one class: one engine, skipping), every rank of a pipeline
 simulated (engines waiting on each other), data-parallel replicas behind a front end, a thermal
 model and the stats sampler (timed processes beside the engine), device faults (refusals and
 retries), a CXL expander behind a pod's switch, a movement controller, SRAM regions, the
@@ -29,6 +30,10 @@ import numpy as np
 
 # What may differ: the wall times (the run's and each node's), and the count of waits skipped.
 SKIPPED_ITEMS = {"wall_time_s", "waits_skipped"}
+
+
+# Cases that must end by a limit, not by completing.
+STOPPED_BY = {"serving_time_limit": "max_sim_time"}
 
 
 def skipped_waits(f):
@@ -57,6 +62,11 @@ def cases(src):
         "decode_alone": (speed, ["workload.decode.decode_steps=12"], True),
         "decode_fast_forward": (speed, ["workload.decode.decode_steps=40",
                                         "run.fast_forward.every_steps=8"], True),
+        "every_rank_one_class": (
+            c("hardware/h100_sxm", "pods/hgx_h100_nvswitch", "models/llama3_70b",
+              "software/cuda_events_per_kernel", "studies/speed_70b_tp8"),
+            ["workload.parallelism.simulate_ranks=SIMULATE_EVERY_RANK",
+             "workload.decode.decode_steps=4", "workload.decode.batch_size=16"], True),
         "pipeline_every_rank": (
             c("hardware/h100_sxm", "pods/hgx_h100_nvswitch", "models/llama3_70b",
               "software/cuda_events_per_kernel", "studies/speed_70b_tp8"),
@@ -170,6 +180,12 @@ def main():
             problems = []
             if diff:
                 problems.append(f"{len(diff)} of {len(fa)} items differ: {', '.join(diff[:8])}")
+            if name in STOPPED_BY:
+                with h5py.File(fast, "r") as a:
+                    why = a["meta/stopped_by"][()]
+                why = why.decode() if isinstance(why, bytes) else why
+                if why != STOPPED_BY[name]:
+                    problems.append(f"stopped by {why!r}, not {STOPPED_BY[name]!r}")
             if ref_skipped != 0:
                 problems.append(f"{ref_skipped:.0f} waits skipped on the reference paths")
             if skips != (skipped > 0):
