@@ -20,6 +20,7 @@
 #include "models/core/rng.h"
 #include "models/core/stats.h"
 #include "models/run/simulation.h"
+#include "tests/support/hbm_fast_params.h"
 
 namespace tiersim {
 namespace {
@@ -176,19 +177,7 @@ BENCHMARK(BM_InterleaveSplit);
 // idles between them, as in a latency-bound paged-attention pipeline): block runs of 64 KiB
 // scattered over the pool (every channel, idle) and single 8 KiB blocks (some channels).
 void BM_BandwidthMemoryCoreServingMix(benchmark::State& state) {
-  config::HbmFast c;
-  c.set_stack_count(5);
-  c.set_bus_width_bits(1024);
-  c.set_pin_data_rate_mbps(5230);
-  c.set_capacity_bytes_per_stack(uint64_t{16} << 30);
-  c.set_efficiency_fraction(0.9);
-  c.set_latency_ps(500000);
-  c.set_interleave_bytes(256);
-  c.set_channels_per_stack(32);
-  c.set_miss_penalty_ps(7003);
-  c.set_turnaround_ps(4630);
-  c.set_refresh_overhead_fraction(0.12);
-  BandwidthMemoryCore core(BandwidthMemoryParams::from_config(c));
+  BandwidthMemoryCore core(test::hbm3_fast_params());
   Rng rng(1);
   uint64_t weights = 0, requests = 0;
   TimePs now = 0;
@@ -212,6 +201,29 @@ void BM_BandwidthMemoryCoreServingMix(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(requests), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_BandwidthMemoryCoreServingMix);
+
+// The fast-level memory core on a paged-attention step's KV reads, H100-like as above: single
+// 16 KiB blocks (64 of the 160 channels) scattered over the pool, four in flight, each issued
+// when the oldest lands (the memory idles between them: a latency-bound pipeline), one in 16 a
+// 1 KiB append (a write). Almost every part finds its channel idle and misses.
+void BM_BandwidthMemoryCoreKvBlocks(benchmark::State& state) {
+  BandwidthMemoryCore core(test::hbm3_fast_params());
+  Rng rng(1);
+  uint64_t requests = 0, i = 0;
+  TimePs in_flight[4] = {0, 0, 0, 0};
+  const uint64_t pool = uint64_t{40} << 30, block = 16384;
+  for (auto _ : state) {
+    const TimePs start = in_flight[i % 4];
+    const bool append = i % 16 == 15;
+    const uint64_t addr = pool + rng.below((uint64_t{20} << 30) / block) * block;
+    in_flight[i % 4] = core.serve(addr, append ? 1024 : block, append, start);
+    ++i;
+    ++requests;
+  }
+  state.counters["requests_per_wall_s"] =
+      benchmark::Counter(static_cast<double>(requests), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_BandwidthMemoryCoreKvBlocks);
 
 // The detailed HBM core (plain C++, no SystemC): simulated 32-byte requests per wall-second for a
 // closed-loop stream and uniform random reads over one HBM3 stack (configs/memory/hbm3_6400).

@@ -100,15 +100,21 @@ bool BandwidthMemoryCore::enter_stream(uint64_t addr, uint64_t bytes, TimePs sta
   }
   const uint64_t n = servers_.size();
   TimePs min_busy = UINT64_MAX, gap_bound = 0;
+  bool all_served = true;
   scratch_.resize(n);
   for (uint64_t u = 0; u < n; ++u) {
     scratch_[u] = servers_[u].busy_until_ps();
     min_busy = std::min(min_busy, scratch_[u]);
     gap_bound = std::max(gap_bound, servers_[u].gap_end_bound());
+    all_served = all_served && servers_[u].busy_ps() > 0;
   }
+  // Queued on every server. (A request that finds every server idle enters no stream: after a
+  // stream it is served within it, but on its own it costs less server by server.)
   if (start_ps > min_busy) return false;
   busy_until_.reset(scratch_);
   gap_end_bound_ = gap_bound;
+  all_served_ = all_served;
+  last_idle_ = false;
   streaming_ = true;
   dirty_ = false;
   return true;
@@ -133,9 +139,17 @@ bool BandwidthMemoryCore::serve_streamed(uint64_t addr, uint64_t bytes, bool wri
   const uint64_t u_tail = (u_full + extra) % n;
   const TimePs s0 = transfer_time_ps(each * g, rate_);
   const TimePs s1 = transfer_time_ps((each + 1) * g, rate_);
-  // Queued everywhere (start_ps no later than any server's busy-until, so none goes idle and
-  // remembers a gap) and too late for any remembered gap.
-  if (start_ps > busy_until_.min() || start_ps + s0 + extra_ps <= gap_end_bound_) return false;
+  // Either queued everywhere (start_ps no later than any server's busy-until, so none goes
+  // idle and remembers a gap) and too late for any remembered gap, or idle everywhere (no
+  // earlier than every busy-until: each server starts the part at start_ps and remembers the
+  // gap it leaves, which needs earlier work on every server, as place() does).
+  // (Served within the stream only after a queued request: a stream of requests that each find
+  // every server idle costs less server by server.)
+  const bool idle = start_ps >= busy_until_.max();
+  if (idle ? !all_served_ || last_idle_
+           : start_ps > busy_until_.min() || start_ps + s0 + extra_ps <= gap_end_bound_) {
+    return false;
+  }
   // The head and tail servers' parts, exactly (a part's time is not the sum of its pieces').
   auto whole_granules = [&](uint64_t u) { return each + ((u + n - u_full) % n < extra ? 1 : 0); };
   uint64_t point_u[2] = {0, 0}, point_bytes[2] = {0, 0};
@@ -165,7 +179,22 @@ bool BandwidthMemoryCore::serve_streamed(uint64_t addr, uint64_t bytes, bool wri
     return a > kMaxSimTimePs - std::min(b, kMaxSimTimePs) ? kMaxSimTimePs + 1 : a + b;
   };
   const TimePs grow = sat(sat(s1, extra_ps), sat(max_point_ps, p_.miss_penalty_ps));
-  if (grow > kMaxSimTimePs || busy_until_.max() > kMaxSimTimePs - grow) return false;
+  const TimePs base = idle ? start_ps : busy_until_.max();
+  if (grow > kMaxSimTimePs || base > kMaxSimTimePs - grow) return false;
+
+  if (idle) {
+    // Each server's idle gap, [its busy-until, start_ps) when not empty, goes to its ring now
+    // (the ring's order is the servers' own: nothing else reaches a ring while streaming);
+    // every busy-until becomes start_ps before the parts are added below.
+    busy_until_.values(scratch_);
+    for (uint64_t u = 0; u < n; ++u) {
+      if (start_ps > scratch_[u]) servers_[u].leave_idle_gap(scratch_[u], start_ps);
+    }
+    busy_until_.assign_all(start_ps);
+    gap_end_bound_ = std::max(gap_end_bound_, start_ps);
+    ++idle_streamed_;
+  }
+  last_idle_ = idle;
 
   // Every server: each granules; the `extra` servers from u_full on (cyclic): one more.
   busy_until_.add_all(s0 + extra_ps);
@@ -204,6 +233,7 @@ bool BandwidthMemoryCore::serve_streamed(uint64_t addr, uint64_t bytes, bool wri
     service_diff_[u] += static_cast<int64_t>(point_ps[i]);
     service_diff_[u + 1] -= static_cast<int64_t>(point_ps[i]);
   }
+  if (s0 + extra_ps > 0) all_served_ = true;
   parts_ += n;
   misses_ += miss_count;
   if (write != stream_write_) turnarounds_ += n;

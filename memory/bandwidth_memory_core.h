@@ -85,10 +85,12 @@ struct BandwidthMemoryParams {
 
 // Streaming fast path (exact): a bulk request that gives every channel server at least one whole
 // granule, arriving while every server is still busy (queued behind earlier work, so no idle gap
-// is left or filled), that continues the previous bulk request's addresses (no server misses),
-// lies at least one interleave period (servers x interleave_bytes) away from its end (every
-// server misses) or skips whole granules forward (the servers that owned them miss), with every
-// server at the same rate: each server's part then is
+// is left or filled) or once every server is idle (each then starts its part at the request's
+// start and remembers the gap it leaves, O(servers), as the first tile of a kernel does after
+// the launch gap: the stream goes on without a write-back), that continues the previous bulk
+// request's addresses (no server misses), lies at least one interleave period (servers x
+// interleave_bytes) away from its end (every server misses) or skips whole granules forward (the
+// servers that owned them miss), with every server at the same rate: each server's part then is
 // `each` or `each + 1` whole granules over a contiguous (cyclic) range of servers, plus the
 // partial head and tail granules. The servers' busy-until times are kept in a segment tree
 // (range add, max and min in O(log n)) and their bytes and service totals in difference
@@ -115,6 +117,8 @@ class BandwidthMemoryCore {
   }
   // Requests served by the streaming fast path (a speed statistic; results do not depend on it).
   uint64_t streamed_requests() const { return streamed_; }
+  // Of those, requests that found every server idle (each left its gap).
+  uint64_t idle_streamed_requests() const { return idle_streamed_; }
   // Re-rates stack `stack`'s channel servers for refresh multiplier m and a bandwidth fraction
   // (a thermal model's throttle): from the next reservation; work already reserved keeps its
   // times.
@@ -167,11 +171,13 @@ class BandwidthMemoryCore {
   mutable bool candidate_ = false;  // every server continues stream_end_ (servers' own state)
   uint64_t stream_end_ = 0;
   bool stream_write_ = false;
-  TimePs gap_end_bound_ = 0;  // the greatest gap_end_bound() of any server on entering
+  TimePs gap_end_bound_ = 0;  // no remembered gap of any server ends later
+  bool all_served_ = false;   // every server has served work (an idle one leaves a gap)
+  bool last_idle_ = false;    // the last request streamed found every server idle
   RangeAddTree busy_until_;
   mutable std::vector<int64_t> bytes_diff_, service_diff_;
   mutable std::vector<uint64_t> scratch_;
-  uint64_t streamed_ = 0;
+  uint64_t streamed_ = 0, idle_streamed_ = 0;
 };
 
 }  // namespace tiersim

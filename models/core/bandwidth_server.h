@@ -61,6 +61,11 @@ class BandwidthServer {
     busy_ps_ += service_ps;
     bytes_ += bytes;
   }
+  // What place() does for a reservation that starts at `end` on a server that went idle at
+  // `begin` < `end` after earlier work: remembers the idle gap. For a memory's streaming fast
+  // path, which serves a request on idle servers lazily (busy-until and totals written back
+  // later) but keeps their gap rings exact.
+  void leave_idle_gap(TimePs begin, TimePs end) { remember(begin, end); }
   static constexpr int kGaps = 8;
   TimePs busy_ps() const { return busy_ps_; }  // total service time so far
   uint64_t bytes() const { return bytes_; }

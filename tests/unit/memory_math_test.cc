@@ -8,6 +8,7 @@
 #include "models/core/bandwidth_server.h"
 #include "models/core/rng.h"
 #include "models/run/simulation.h"
+#include "tests/support/hbm_fast_params.h"
 
 namespace tiersim {
 namespace {
@@ -158,19 +159,7 @@ TEST(HbmParams, StackTemperaturesSlowOnlyTheHotStack) {
 // Cores for the streaming fast path's tests (HBM3-like stacks of 256-byte granules).
 BandwidthMemoryParams stream_params(uint32_t stacks, uint32_t channels, TimePs miss = 7003,
                                     TimePs turn = 4630) {
-  config::HbmFast c;
-  c.set_stack_count(stacks);
-  c.set_bus_width_bits(1024);
-  c.set_pin_data_rate_mbps(5230);
-  c.set_capacity_bytes_per_stack(uint64_t{16} << 30);
-  c.set_efficiency_fraction(0.9);
-  c.set_latency_ps(500000);
-  c.set_interleave_bytes(256);
-  c.set_channels_per_stack(channels);
-  c.set_miss_penalty_ps(miss);
-  c.set_turnaround_ps(turn);
-  c.set_refresh_overhead_fraction(0.12);
-  return BandwidthMemoryParams::from_config(c);
+  return test::hbm3_fast_params(stacks, channels, miss, turn);
 }
 
 void expect_same_state(BandwidthMemoryCore& fast, BandwidthMemoryCore& slow, const char* where) {
@@ -309,6 +298,65 @@ TEST(BandwidthMemoryCore, StreamingFastPathAlignedSkipsAndRerates) {
     }
     expect_same_state(fast, slow, "end");
     EXPECT_GT(fast.streamed_requests(), 5000u) << "servers " << n;
+  }
+}
+
+// Kernels of streamed tiles after launch gaps: each kernel's first tile finds every server idle
+// (each leaves its gap; the stream goes on without a write-back), the rest queue behind it. Now
+// and then a request starts inside an earlier gap (small or bulk, read or write, so that it
+// fills the gaps the idle tiles left, exactly as the servers' rings hold them), a small request
+// arrives between kernels, or counters are read mid-stream. Every completion and counter equals
+// the core's without the fast path.
+TEST(BandwidthMemoryCore, StreamingFastPathThroughIdleGaps) {
+  for (auto sc : std::vector<std::pair<uint32_t, uint32_t>>{{1, 1}, {2, 3}, {5, 32}, {4, 8}}) {
+    const BandwidthMemoryParams p = stream_params(sc.first, sc.second);
+    BandwidthMemoryCore fast(p), slow(p, false);
+    const uint64_t n = p.servers(), g = p.interleave_bytes, period = n * g;
+    Rng rng(4242 + n);
+    uint64_t addr = 0;
+    TimePs now = 0, last_done = 0;
+    std::vector<TimePs> kernel_starts;
+    int served = 0;
+    auto serve_both = [&](uint64_t a, uint64_t bytes, bool write, TimePs start) {
+      const TimePs x = fast.serve(a, bytes, write, start);
+      const TimePs y = slow.serve(a, bytes, write, start);
+      ASSERT_EQ(x, y) << "servers " << n << " request " << served;
+      ++served;
+      last_done = std::max(last_done, x);
+    };
+    for (int kernel = 0; kernel < 600; ++kernel) {
+      // The launch gap: every server idle (a few kernels start exactly at the last busy-until).
+      now = rng.below(8) == 0 && last_done > p.latency_ps ? last_done - p.latency_ps
+                                                          : last_done + 1 + rng.below(400000);
+      kernel_starts.push_back(now);
+      if (rng.below(3) == 0) addr = g * rng.below(uint64_t{1} << 22);  // another tensor
+      const int tiles = 1 + static_cast<int>(rng.below(12));
+      for (int t = 0; t < tiles; ++t) {
+        const uint64_t bytes =
+            period * (1 + rng.below(3)) + (rng.below(4) == 0 ? g * rng.below(n) : 0);
+        serve_both(addr, bytes, rng.below(10) == 0, now);
+        if (HasFatalFailure()) return;
+        addr += bytes;
+        now += rng.below(200);  // queued behind the kernel's first tile
+      }
+      const uint64_t r = rng.below(10);
+      if (r == 0 && kernel_starts.size() > 2) {
+        // An earlier start: inside a remembered gap of one of the last kernels' launch.
+        const TimePs at = kernel_starts[kernel_starts.size() - 2 - rng.below(2)];
+        const TimePs start = at - std::min<TimePs>(at, 1 + rng.below(300000));
+        const uint64_t bytes = rng.below(2) ? 1 + rng.below(2 * g) : period + rng.below(period);
+        serve_both(g * rng.below(uint64_t{1} << 22), bytes, rng.below(2) == 0, start);
+      } else if (r == 1) {
+        serve_both(addr + g * rng.below(4), 1 + rng.below(3 * g), true, now);  // a small append
+      } else if (r == 2) {
+        expect_same_state(fast, slow, "between kernels");
+      }
+      if (HasFatalFailure()) return;
+    }
+    expect_same_state(fast, slow, "end");
+    // The kernels' first tiles streamed (the test exercises the idle entry).
+    EXPECT_GT(fast.idle_streamed_requests(), 200u) << "servers " << n;
+    EXPECT_EQ(slow.streamed_requests(), 0u);
   }
 }
 
