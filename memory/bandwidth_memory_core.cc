@@ -94,9 +94,9 @@ bool BandwidthMemoryCore::enter_stream(uint64_t addr, uint64_t bytes, TimePs sta
   // Cheap checks on the servers' own state first, so that a stream of requests the fast path
   // declines (bulk requests on idle channels) pays no tree building.
   uint64_t miss_from = 0, miss_count = 0;
-  if (!uniform_rate_ || !whole_granule_each(addr, bytes) ||
+  if (!uniform_rate_ || start_ps > max_busy_ || !whole_granule_each(addr, bytes) ||
       !stream_misses(addr, &miss_from, &miss_count)) {
-    return false;
+    return false;  // (past max_busy_: past every server's busy-until, so not queued on all)
   }
   const uint64_t n = servers_.size();
   TimePs min_busy = UINT64_MAX, gap_bound = 0;
@@ -108,8 +108,9 @@ bool BandwidthMemoryCore::enter_stream(uint64_t addr, uint64_t bytes, TimePs sta
     gap_bound = std::max(gap_bound, servers_[u].gap_end_bound());
     all_served = all_served && servers_[u].busy_ps() > 0;
   }
-  // Queued on every server. (A request that finds every server idle enters no stream: after a
-  // stream it is served within it, but on its own it costs less server by server.)
+  // Queued on every server (or starting exactly at every busy-until). A request that finds
+  // some server idle enters no stream: within a stream one that finds every server idle is
+  // served, but on its own it costs less server by server.
   if (start_ps > min_busy) return false;
   busy_until_.reset(scratch_);
   gap_end_bound_ = gap_bound;
@@ -140,16 +141,14 @@ bool BandwidthMemoryCore::serve_streamed(uint64_t addr, uint64_t bytes, bool wri
   const TimePs s0 = transfer_time_ps(each * g, rate_);
   const TimePs s1 = transfer_time_ps((each + 1) * g, rate_);
   // Either queued everywhere (start_ps no later than any server's busy-until, so none goes
-  // idle and remembers a gap) and too late for any remembered gap, or idle everywhere (no
-  // earlier than every busy-until: each server starts the part at start_ps and remembers the
-  // gap it leaves, which needs earlier work on every server, as place() does).
-  // (Served within the stream only after a queued request: a stream of requests that each find
-  // every server idle costs less server by server.)
-  const bool idle = start_ps >= busy_until_.max();
-  if (idle ? !all_served_ || last_idle_
-           : start_ps > busy_until_.min() || start_ps + s0 + extra_ps <= gap_end_bound_) {
-    return false;
-  }
+  // idle and remembers a gap) and too late for any remembered gap, or else idle everywhere (no
+  // earlier than every busy-until: each server starts its part at start_ps and remembers the
+  // gap it leaves, if any, as place() does for a server that has served earlier work). Idle
+  // requests are served within the stream only after a queued one: a run of requests that each
+  // find every server idle costs less server by server.
+  const bool queued = start_ps <= busy_until_.min() && start_ps + s0 + extra_ps > gap_end_bound_;
+  const bool idle = !queued && start_ps >= busy_until_.max() && all_served_ && !last_idle_;
+  if (!queued && !idle) return false;
   // The head and tail servers' parts, exactly (a part's time is not the sum of its pieces').
   auto whole_granules = [&](uint64_t u) { return each + ((u + n - u_full) % n < extra ? 1 : 0); };
   uint64_t point_u[2] = {0, 0}, point_bytes[2] = {0, 0};
@@ -187,11 +186,15 @@ bool BandwidthMemoryCore::serve_streamed(uint64_t addr, uint64_t bytes, bool wri
     // (the ring's order is the servers' own: nothing else reaches a ring while streaming);
     // every busy-until becomes start_ps before the parts are added below.
     busy_until_.values(scratch_);
+    bool gaps = false;
     for (uint64_t u = 0; u < n; ++u) {
-      if (start_ps > scratch_[u]) servers_[u].leave_idle_gap(scratch_[u], start_ps);
+      if (start_ps > scratch_[u]) {
+        servers_[u].leave_idle_gap(scratch_[u], start_ps);
+        gaps = true;
+      }
     }
     busy_until_.assign_all(start_ps);
-    gap_end_bound_ = std::max(gap_end_bound_, start_ps);
+    if (gaps) gap_end_bound_ = std::max(gap_end_bound_, start_ps);
     ++idle_streamed_;
   }
   last_idle_ = idle;
@@ -241,6 +244,7 @@ bool BandwidthMemoryCore::serve_streamed(uint64_t addr, uint64_t bytes, bool wri
   stream_write_ = write;
   dirty_ = true;
   ++streamed_;
+  max_busy_ = std::max(max_busy_, busy_until_.max());
   done = busy_until_.max() + p_.latency_ps;
   return true;
 }
@@ -317,6 +321,7 @@ TimePs BandwidthMemoryCore::serve(uint64_t addr, uint64_t bytes, bool write, Tim
       }
       local = q * g;
     }
+    max_busy_ = std::max(max_busy_, done);
     return done + p_.latency_ps;
   }
   // Every server takes a part: `each` whole granules, one more for the `extra` servers that
@@ -355,6 +360,7 @@ TimePs BandwidthMemoryCore::serve(uint64_t addr, uint64_t bytes, bool write, Tim
     done = std::max(done, serve_part(u, local, part, base, write, start_ps));
   }
   note_stream(addr, bytes, write);
+  max_busy_ = std::max(max_busy_, done);
   return done + p_.latency_ps;
 }
 

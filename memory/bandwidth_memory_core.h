@@ -84,20 +84,23 @@ struct BandwidthMemoryParams {
 };
 
 // Streaming fast path (exact): a bulk request that gives every channel server at least one whole
-// granule, arriving while every server is still busy (queued behind earlier work, so no idle gap
-// is left or filled) or once every server is idle (each then starts its part at the request's
-// start and remembers the gap it leaves, O(servers), as the first tile of a kernel does after
-// the launch gap: the stream goes on without a write-back), that continues the previous bulk
-// request's addresses (no server misses), lies at least one interleave period (servers x
+// granule, with every server at the same rate, that continues the previous bulk request's
+// addresses (no server misses), lies at least one interleave period (servers x
 // interleave_bytes) away from its end (every server misses) or skips whole granules forward (the
-// servers that owned them miss), with every server at the same rate: each server's part then is
-// `each` or `each + 1` whole granules over a contiguous (cyclic) range of servers, plus the
-// partial head and tail granules. The servers' busy-until times are kept in a segment tree
-// (range add, max and min in O(log n)) and their bytes and service totals in difference
-// arrays, so such a request costs O(log servers) instead of O(servers); any other request, a
-// rate change or a read of a server's counters first writes the state back to the servers.
-// Every figure equals the per-server computation's, bit for bit (unit test: a core with the
-// fast path off, on random request streams).
+// servers that owned them miss), and arrives
+//  - while every server is still busy (queued behind earlier work, so no idle gap is left or
+//    filled): each server's part then is `each` or `each + 1` whole granules over a contiguous
+//    (cyclic) range of servers, plus the partial head and tail granules. The servers' busy-until
+//    times are kept in a segment tree (range add, max and min in O(log n)) and their bytes and
+//    service totals in difference arrays, so such a request costs O(log servers) instead of
+//    O(servers); or
+//  - once every server is idle, right after a queued request of the stream (as the first tile of
+//    a kernel does after its launch gap), when every server has served earlier work: each
+//    server starts its part at the request's start and remembers the gap it leaves in its ring
+//    (O(servers)), and the stream goes on without a write-back.
+// Any other request, a rate change or a read of a server's counters first writes the state back
+// to the servers. Every figure equals the per-server computation's, bit for bit (unit tests: a
+// core with the fast path off, on random request streams).
 class BandwidthMemoryCore {
  public:
   explicit BandwidthMemoryCore(const BandwidthMemoryParams& p, bool streaming_fast_path = true);
@@ -117,7 +120,8 @@ class BandwidthMemoryCore {
   }
   // Requests served by the streaming fast path (a speed statistic; results do not depend on it).
   uint64_t streamed_requests() const { return streamed_; }
-  // Of those, requests that found every server idle (each left its gap).
+  // Of those, requests that found every server idle (each left its gap, if its busy-until was
+  // earlier than the request's start).
   uint64_t idle_streamed_requests() const { return idle_streamed_; }
   // Re-rates stack `stack`'s channel servers for refresh multiplier m and a bandwidth fraction
   // (a thermal model's throttle): from the next reservation; work already reserved keeps its
@@ -159,6 +163,9 @@ class BandwidthMemoryCore {
   mutable std::vector<uint64_t> next_local_;  // channel-local address that would continue each
   mutable std::vector<uint8_t> last_write_;   // 0 read, 1 write, 2 none yet
   uint64_t misses_ = 0, turnarounds_ = 0, parts_ = 0;
+  // No server's busy-until is later (an upper bound: the latest end of any request's parts, or
+  // its start; a gap filled leaves a busy-until unchanged).
+  TimePs max_busy_ = 0;
 
   // Lazy streaming state (valid while streaming_): busy-until per server in the tree; bytes and
   // service added since entering, as difference arrays (entry u adds to servers u..n-1);

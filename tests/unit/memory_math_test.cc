@@ -302,11 +302,13 @@ TEST(BandwidthMemoryCore, StreamingFastPathAlignedSkipsAndRerates) {
 }
 
 // Kernels of streamed tiles after launch gaps: each kernel's first tile finds every server idle
-// (each leaves its gap; the stream goes on without a write-back), the rest queue behind it. Now
-// and then a request starts inside an earlier gap (small or bulk, read or write, so that it
-// fills the gaps the idle tiles left, exactly as the servers' rings hold them), a small request
-// arrives between kernels, or counters are read mid-stream. Every completion and counter equals
-// the core's without the fast path.
+// (each leaves its gap; the stream goes on without a write-back), the rest queue behind it.
+// Tiles continue the stream, skip a few granules forward (some servers miss), jump (all miss),
+// start or end inside a granule, and now and then write (turnarounds). Between kernels: a
+// request that starts earlier, inside or before the gaps of one of the last ten launches (so
+// that it fills, or does not fit, the gaps the idle tiles left, whose begins and ring slots must
+// be the servers' own: rings hold eight), a small append, a re-rating of one stack or all, or a
+// read of the counters. Every completion and counter equals the core's without the fast path.
 TEST(BandwidthMemoryCore, StreamingFastPathThroughIdleGaps) {
   for (auto sc : std::vector<std::pair<uint32_t, uint32_t>>{{1, 1}, {2, 3}, {5, 32}, {4, 8}}) {
     const BandwidthMemoryParams p = stream_params(sc.first, sc.second);
@@ -324,38 +326,55 @@ TEST(BandwidthMemoryCore, StreamingFastPathThroughIdleGaps) {
       ++served;
       last_done = std::max(last_done, x);
     };
-    for (int kernel = 0; kernel < 600; ++kernel) {
+    for (int kernel = 0; kernel < 1500; ++kernel) {
       // The launch gap: every server idle (a few kernels start exactly at the last busy-until).
       now = rng.below(8) == 0 && last_done > p.latency_ps ? last_done - p.latency_ps
                                                           : last_done + 1 + rng.below(400000);
       kernel_starts.push_back(now);
-      if (rng.below(3) == 0) addr = g * rng.below(uint64_t{1} << 22);  // another tensor
+      const uint64_t where = rng.below(6);
+      if (where == 0) {
+        addr = g * rng.below(uint64_t{1} << 22);  // another tensor: every server misses
+      } else if (where == 1) {
+        addr += g * (1 + rng.below(n));  // a few granules on: the servers that owned them miss
+      } else if (where == 2) {
+        addr += 1 + rng.below(g - 1);  // into a granule (declined: the per-server path)
+      }
       const int tiles = 1 + static_cast<int>(rng.below(12));
       for (int t = 0; t < tiles; ++t) {
-        const uint64_t bytes =
-            period * (1 + rng.below(3)) + (rng.below(4) == 0 ? g * rng.below(n) : 0);
+        uint64_t bytes = period * (1 + rng.below(3));
+        if (rng.below(4) == 0) bytes += g * rng.below(n);
+        if (rng.below(6) == 0) bytes += 1 + rng.below(g - 1);  // a partial tail granule
         serve_both(addr, bytes, rng.below(10) == 0, now);
         if (HasFatalFailure()) return;
         addr += bytes;
         now += rng.below(200);  // queued behind the kernel's first tile
       }
-      const uint64_t r = rng.below(10);
-      if (r == 0 && kernel_starts.size() > 2) {
-        // An earlier start: inside a remembered gap of one of the last kernels' launch.
-        const TimePs at = kernel_starts[kernel_starts.size() - 2 - rng.below(2)];
-        const TimePs start = at - std::min<TimePs>(at, 1 + rng.below(300000));
+      const uint64_t r = rng.below(12);
+      if (r < 2 && kernel_starts.size() > 2) {
+        // An earlier start, around one of the last ten launches: inside its gaps or before
+        // their begins.
+        const size_t back = 2 + rng.below(std::min<size_t>(kernel_starts.size() - 1, 10));
+        const TimePs at =
+            kernel_starts[kernel_starts.size() - std::min(back, kernel_starts.size())];
+        const TimePs start = at - std::min<TimePs>(at, 1 + rng.below(r == 0 ? 300000 : 3000000));
         const uint64_t bytes = rng.below(2) ? 1 + rng.below(2 * g) : period + rng.below(period);
         serve_both(g * rng.below(uint64_t{1} << 22), bytes, rng.below(2) == 0, start);
-      } else if (r == 1) {
-        serve_both(addr + g * rng.below(4), 1 + rng.below(3 * g), true, now);  // a small append
       } else if (r == 2) {
+        serve_both(addr + g * rng.below(4), 1 + rng.below(3 * g), true, now);  // a small append
+      } else if (r == 3) {
         expect_same_state(fast, slow, "between kernels");
+      } else if (r == 4 && rng.below(10) == 0) {
+        const double m = 1.0 + rng.below(3), f = 0.5 + 0.1 * rng.below(5);
+        const bool all = rng.below(2) == 0;
+        for (uint32_t st = 0; st < p.stack_count; ++st) {
+          if (all || st == 0) rerate_both(fast, slow, st, m, f);
+        }
       }
       if (HasFatalFailure()) return;
     }
     expect_same_state(fast, slow, "end");
     // The kernels' first tiles streamed (the test exercises the idle entry).
-    EXPECT_GT(fast.idle_streamed_requests(), 200u) << "servers " << n;
+    EXPECT_GT(fast.idle_streamed_requests(), 100u) << "servers " << n;
     EXPECT_EQ(slow.streamed_requests(), 0u);
   }
 }
@@ -364,6 +383,7 @@ TEST(BandwidthMemoryCore, StreamingFastPathThroughIdleGaps) {
 // latency, unaligned and aligned skips both ways, starts at or 1-2 ps before the latest
 // busy-until, earlier starts (gap fills), idle gaps, re-rating of one or all stacks.
 TEST(BandwidthMemoryCore, StreamingFastPathFuzz) {
+  uint64_t idle_streamed = 0;
   for (uint64_t seed = 1; seed <= 300; ++seed) {
     Rng cfg(seed * 7919);
     config::HbmFast c;
@@ -435,7 +455,9 @@ TEST(BandwidthMemoryCore, StreamingFastPathFuzz) {
       if (rng.below(500) == 0) expect_same_state(fast, slow, "mid");
     }
     expect_same_state(fast, slow, "end");
+    idle_streamed += fast.idle_streamed_requests();
   }
+  EXPECT_GT(idle_streamed, 1000u);  // the fuzz reaches requests served idle within the stream
 }
 
 // The core's definition, written plainly (each server's queue and gap ring are a
