@@ -120,6 +120,13 @@ class BandwidthMemoryCore {
   }
   // Requests served by the streaming fast path (a speed statistic; results do not depend on it).
   uint64_t streamed_requests() const { return streamed_; }
+  // The core's bound on every server's busy-until (the stream's entry declines a request that
+  // starts after it without a pass over the servers), and server u's busy-until, for tests.
+  TimePs busy_until_bound() const { return max_busy_; }
+  TimePs server_busy_until(uint32_t u) const {
+    settle();
+    return servers_[u].busy_until_ps();
+  }
   // Of those, requests that found every server idle (each left its gap, if its busy-until was
   // earlier than the request's start).
   uint64_t idle_streamed_requests() const { return idle_streamed_; }
@@ -164,7 +171,8 @@ class BandwidthMemoryCore {
   mutable std::vector<uint8_t> last_write_;   // 0 read, 1 write, 2 none yet
   uint64_t misses_ = 0, turnarounds_ = 0, parts_ = 0;
   // No server's busy-until is later (an upper bound: the latest end of any request's parts, or
-  // its start; a gap filled leaves a busy-until unchanged).
+  // its start; a gap filled leaves a busy-until unchanged). After a part raised the time-limit
+  // error it may be stale; the run ends with that error.
   TimePs max_busy_ = 0;
 
   // Lazy streaming state (valid while streaming_): busy-until per server in the tree; bytes and
