@@ -193,7 +193,8 @@ bool BandwidthMemoryCore::serve_streamed(uint64_t addr, uint64_t bytes, bool wri
         gaps = true;
       }
     }
-    busy_until_.assign_all(start_ps);
+    std::fill(scratch_.begin(), scratch_.end(), start_ps);
+    busy_until_.reset(scratch_);
     if (gaps) gap_end_bound_ = std::max(gap_end_bound_, start_ps);
     ++idle_streamed_;
   }
@@ -236,7 +237,6 @@ bool BandwidthMemoryCore::serve_streamed(uint64_t addr, uint64_t bytes, bool wri
     service_diff_[u] += static_cast<int64_t>(point_ps[i]);
     service_diff_[u + 1] -= static_cast<int64_t>(point_ps[i]);
   }
-  if (s0 + extra_ps > 0) all_served_ = true;
   parts_ += n;
   misses_ += miss_count;
   if (write != stream_write_) turnarounds_ += n;

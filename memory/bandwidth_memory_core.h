@@ -187,7 +187,8 @@ class BandwidthMemoryCore {
   uint64_t stream_end_ = 0;
   bool stream_write_ = false;
   TimePs gap_end_bound_ = 0;  // no remembered gap of any server ends later
-  bool all_served_ = false;   // every server has served work (an idle one leaves a gap)
+  bool all_served_ = false;   // every server had served work on entering (an idle one leaves a
+                              // gap); totals only grow, so it stays true while streaming
   bool last_idle_ = false;    // the last request streamed found every server idle
   RangeAddTree busy_until_;
   mutable std::vector<int64_t> bytes_diff_, service_diff_;

@@ -33,17 +33,6 @@ class RangeAddTree {
       pull(i);
     }
   }
-  // Sets every value to v (O(n), no allocation).
-  void assign_all(uint64_t v) {
-    for (size_t i = 0; i < n_; ++i) {
-      mx_[size_ + i] = mn_[size_ + i] = v;
-      add_[size_ + i] = 0;
-    }
-    for (size_t i = size_ - 1; i >= 1; --i) {
-      add_[i] = 0;
-      pull(i);
-    }
-  }
   // Adds d to the values of [l, r), l < r <= n.
   void add(size_t l, size_t r, uint64_t d) {
     if (d != 0 && l < r) add(1, 0, size_, l, r, d);

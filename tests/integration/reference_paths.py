@@ -5,8 +5,8 @@ usage: reference_paths.py TIERSIM_BINARY SOURCE_DIR [--only NAME[,NAME...]]
 
 A memory behind an ideal wire (or on the compute engine's SRAM socket) is served without a TLM
 payload, and a staging buffer's wait is skipped when the compute engine's process is the design's
-only one and no wall-time limit is set (docs/performance.md, "Fast paths and what they assume"). TIERSIM_REFERENCE_PATHS=1 turns both
-off. Each case below runs twice, with and without it, and every dataset and attribute of the two
+only one and no wall-time limit is set (docs/performance.md, "Fast paths and what they assume").
+TIERSIM_REFERENCE_PATHS=1 turns both off. Each case below runs twice, with and without it, and every dataset and attribute of the two
 result files must be equal (the wall times, the run's and each node's, and the engines' count of
 waits skipped, and nothing else may differ); the waits are skipped in the cases that should skip
 them and in no other, and never on the reference paths. The cases cover
