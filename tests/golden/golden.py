@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Golden summaries: every shipped study, validation row and sweep point, bit for bit.
 
-usage: tests/golden/golden.py check|update|list [--all] [--only NAME[,NAME...]] [--jobs N]
-                                              [--binary PATH]
+usage: tests/golden/golden.py check|update|list [--all] [--full] [--only NAME[,NAME...]]
+                                              [--jobs N] [--binary PATH]
 
 Cases: the runs of tests/golden/cases.json (a shipped study with the config files its header
 documents), every row of configs/validation/rows.json (validation_<id>; rows on the same
@@ -15,12 +15,23 @@ as the 17-digit decimals the binary prints, so a change in the last bit fails). 
 case also checks every row it runs against its tolerance (scripts/validate's metric, on the
 same result file), so the full validation of a row with a golden case is one run, not two.
 
+Reduced cases: the what-if studies and sweeps that cases.json's `reduced` names (the heaviest,
+minutes each) run with its --set overrides (fewer requests or steps, every variant and point
+still run, each mechanism still acting), so that the full test set stays within its time
+budget; their shipped size is checked with --full against summaries/full/<case>.json. A change
+that moves results updates both (`update --all`, then `update --full --only` the reduced
+cases).
+
 check   runs the cases (the `fast` ones unless --all) and fails (exit 1) on any difference,
         on a case without a committed summary, or on a committed summary without a case.
-update  rewrites tests/golden/summaries/<case>.json from the current binary: run it only
+update  rewrites tests/golden/summaries/<case>.json (with --full, a reduced case's
+        summaries/full/<case>.json) from the current binary: run it only
         when a change of results is intended, and say why in the commit (it writes a
         validation case out of tolerance too, and fails).
-list    prints the cases, fast ones marked.
+list    prints the cases, fast ones marked, reduced ones with their overrides.
+--full  the reduced cases at their shipped size: alone, only them; with --all or --only, the
+        others as usual. Nothing runs it automatically: run it before refreshing a reduced
+        study's report, and `update --full --only` them when a change moves results.
 Environment: TIERSIM_BINARY (default build/tiersim); --binary overrides it.
 """
 import argparse
@@ -61,6 +72,7 @@ def cases():
     with open(os.path.join(HERE, "cases.json")) as f:
         spec = json.load(f)
     fast = set(spec.get("fast", []))
+    reduced = {k: v for k, v in spec.get("reduced", {}).items() if not k.startswith("_")}
     out = {}
     for run in spec["runs"]:
         files = [os.path.join("configs", c + ".textproto") for c in run["configs"]]
@@ -95,6 +107,12 @@ def cases():
     for path in sorted(glob.glob(os.path.join(REPO, "configs/studies/whatif/*.textproto"))):
         name = "study_" + os.path.splitext(os.path.basename(path))[0]
         out[name] = ("study", {"spec": os.path.relpath(path, REPO)}, name in fast)
+    for name, r in reduced.items():
+        if (name not in out or out[name][0] not in ("sweep", "study")
+                or not isinstance(r.get("set"), list) or not r["set"]):
+            raise SystemExit("golden: cases.json reduces %s, not a sweep or what-if study with "
+                             "overrides" % name)
+        out[name][1]["reduced_set"] = r["set"]
     # Every shipped single-run study must be covered by a run case.
     covered = {f for kind, p, _ in out.values() if kind == "run" for f in p["files"]}
     for path in sorted(glob.glob(os.path.join(REPO, "configs/studies/*.textproto"))):
@@ -119,6 +137,13 @@ def tolerance_failures(validate, rows, out):
             lines.append("  row %s: predicted %.6g, measured %.6g %s (%+.1f%%, tolerance %g%%)"
                          % (row["id"], predicted, measured, row["unit"], err, tolerance))
     return lines
+
+
+def summary_path(name, payload, full):
+    """Where a case's committed summary lives: a reduced case's shipped size under full/."""
+    if full and "reduced_set" in payload:
+        return os.path.join(SUMMARIES, "full", name + ".json")
+    return os.path.join(SUMMARIES, name + ".json")
 
 
 def run_case(binary, name, kind, payload, tmp, validate):
@@ -169,6 +194,8 @@ def run_case_in(binary, kind, payload, work, validate):
     # Two processes per sweep or study: results do not depend on it, and the longest study
     # (started first) then ends with the other cases instead of alone.
     cmd = [binary, kind, payload["spec"], "--out", out, "--quiet", "--jobs", "2"]
+    for s in payload.get("set", []):
+        cmd += ["--set", s]
     if kind == "study":
         cmd.append("--no-report")
     subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
@@ -195,15 +222,22 @@ def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("mode", choices=["check", "update", "list"])
     ap.add_argument("--all", action="store_true", help="every case, not only the fast ones")
+    ap.add_argument("--full", action="store_true",
+                    help="the reduced cases at their shipped size (summaries/full/)")
     ap.add_argument("--only", help="comma-separated case names")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--binary", default=os.environ.get("TIERSIM_BINARY",
                                                         os.path.join(REPO, "build/tiersim")))
     args = ap.parse_args(argv)
     all_cases = cases()
+    for name, (kind, payload, _) in all_cases.items():
+        if "reduced_set" in payload and not args.full:
+            payload["set"] = payload["reduced_set"]
     if args.mode == "list":
-        for name, (kind, _, fast) in all_cases.items():
-            print("%-45s %-6s %s" % (name, kind, "fast" if fast else ""))
+        for name, (kind, payload, fast) in all_cases.items():
+            reduced = (" reduced: " + " ".join(payload["reduced_set"])
+                       if "reduced_set" in payload else "")
+            print("%-45s %-6s %s%s" % (name, kind, "fast" if fast else "", reduced))
         return 0
     if args.only:
         names = args.only.split(",")
@@ -212,7 +246,8 @@ def main(argv):
             print("golden: unknown case(s): " + ", ".join(unknown), file=sys.stderr)
             return 2
     else:
-        names = [n for n, (_, _, fast) in all_cases.items() if args.all or fast]
+        names = [n for n, (_, p, fast) in all_cases.items()
+                 if args.all or ("reduced_set" in p if args.full else fast)]
     failed = []
     if args.mode == "check":
         stale = sorted(os.path.splitext(f)[0] for f in os.listdir(SUMMARIES)
@@ -220,11 +255,21 @@ def main(argv):
         for n in stale:
             failed.append(n)
             print("golden: summaries/%s.json has no case (remove it or add the case)" % n)
+        full_dir = os.path.join(SUMMARIES, "full")
+        for f in sorted(os.listdir(full_dir) if os.path.isdir(full_dir) else []):
+            n = os.path.splitext(f)[0]
+            if f.endswith(".json") and "reduced_set" not in all_cases.get(n, ("", {}, 0))[1]:
+                failed.append("full/" + n)
+                print("golden: summaries/full/%s.json is not a reduced case's (remove it, or "
+                      "reduce the case in cases.json)" % n)
         for n in names:
-            if not os.path.exists(os.path.join(SUMMARIES, n + ".json")):
-                failed.append(n)
-                print("golden: %s has no committed summary (run golden.py update --only %s)"
-                      % (n, n))
+            reduced = "reduced_set" in all_cases[n][1]
+            for full in sorted({args.full, True} if reduced else {False}):
+                if not os.path.exists(summary_path(n, all_cases[n][1], full)):
+                    failed.append(n)
+                    print("golden: %s has no committed summary%s (run golden.py update --only "
+                          "%s%s)" % (n, " at its shipped size" if full else "", n,
+                                     " --full" if full else ""))
         names = [n for n in names if n not in failed]
     # The long cases first (studies, then sweeps), so that the pool's workers end together.
     names.sort(key=lambda n: {"study": 0, "sweep": 1}.get(all_cases[n][0], 2))
@@ -236,7 +281,8 @@ def main(argv):
                        for n in names}
             for fut in concurrent.futures.as_completed(futures):
                 n = futures[fut]
-                path = os.path.join(SUMMARIES, n + ".json")
+                path = summary_path(n, all_cases[n][1], args.full)
+                shown = os.path.relpath(path, SUMMARIES)
                 try:
                     actual, out_of_tolerance, seconds = fut.result()
                 except subprocess.CalledProcessError as e:
@@ -253,12 +299,13 @@ def main(argv):
                     print("golden: %s is out of its validation tolerance:" % n)
                     print("\n".join(out_of_tolerance))
                 if args.mode == "update":
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
                     tmp_path = path + ".tmp"
                     with open(tmp_path, "w") as f:
                         json.dump(actual, f, indent=1, sort_keys=True)
                         f.write("\n")
                     os.replace(tmp_path, path)
-                    print("golden: wrote summaries/%s.json (%.1f s)" % (n, seconds))
+                    print("golden: wrote summaries/%s (%.1f s)" % (shown, seconds))
                     continue
                 with open(path) as f:
                     expected = json.load(f)
