@@ -108,10 +108,10 @@ def cases():
         name = "study_" + os.path.splitext(os.path.basename(path))[0]
         out[name] = ("study", {"spec": os.path.relpath(path, REPO)}, name in fast)
     for name, r in reduced.items():
-        if (name not in out or out[name][0] not in ("sweep", "study")
-                or not isinstance(r.get("set"), list) or not r["set"]):
-            raise SystemExit("golden: cases.json reduces %s, not a sweep or what-if study with "
-                             "overrides" % name)
+        if (name not in out or out[name][0] not in ("sweep", "study") or set(r) != {"set"}
+                or not isinstance(r["set"], list) or not r["set"]):
+            raise SystemExit("golden: cases.json: reduced.%s must name a sweep or what-if "
+                             "study and hold only \"set\", a non-empty list" % name)
         out[name][1]["reduced_set"] = r["set"]
     # Every shipped single-run study must be covered by a run case.
     covered = {f for kind, p, _ in out.values() if kind == "run" for f in p["files"]}
@@ -263,9 +263,11 @@ def main(argv):
                 print("golden: summaries/full/%s.json is not a reduced case's (remove it, or "
                       "reduce the case in cases.json)" % n)
         for n in names:
-            reduced = "reduced_set" in all_cases[n][1]
-            for full in sorted({args.full, True} if reduced else {False}):
-                if not os.path.exists(summary_path(n, all_cases[n][1], full)):
+            # The summary this run compares with, and a reduced case's shipped-size one.
+            p = all_cases[n][1]
+            for path in sorted({summary_path(n, p, args.full), summary_path(n, p, True)}):
+                if not os.path.exists(path):
+                    full = os.path.dirname(path) == full_dir
                     failed.append(n)
                     print("golden: %s has no committed summary%s (run golden.py update --only "
                           "%s%s)" % (n, " at its shipped size" if full else "", n,

@@ -6,15 +6,15 @@ usage: reference_paths.py TIERSIM_BINARY SOURCE_DIR [--only NAME[,NAME...]]
 A memory behind an ideal wire (or on the compute engine's SRAM socket) is served without a TLM
 payload, and a staging buffer's wait is skipped when the compute engine's process is the design's
 only one and no wall-time limit is set (docs/performance.md, "Fast paths and what they assume").
-TIERSIM_REFERENCE_PATHS=1 turns both off. Each case below runs twice, with and without it, and every dataset and attribute of the two
-result files must be equal (the wall times, the run's and each node's, and the engines' count of
-waits skipped, and nothing else may differ); the waits are skipped in the cases that should skip
-them and in no other, and never on the reference paths. The cases cover
-what could tell the paths apart: one engine alone (the waits skipped), every rank of identical
-tensor-parallel nodes (simulated as one class: one engine, skipping), every rank of a pipeline
-simulated (engines waiting on each other), data-parallel replicas behind a front end, a thermal
-model and the stats sampler (timed processes beside the engine), device faults (refusals and
-retries), a CXL expander behind a pod's switch, a movement controller, SRAM regions, the
+TIERSIM_REFERENCE_PATHS=1 turns both off. Each case below runs twice, with and without it, and
+every dataset and attribute of the two result files must be equal (the wall times, the run's and
+each node's, and the engines' count of waits skipped, and nothing else may differ); the waits are
+skipped in the cases that should skip them and in no other, and never on the reference paths. The
+cases cover what could tell the paths apart: one engine alone (the waits skipped), every rank of
+identical tensor-parallel nodes (simulated as one class: one engine, skipping), every rank of a
+pipeline simulated (engines waiting on each other), data-parallel replicas behind a front end, a
+thermal model and the stats sampler (timed processes beside the engine), device faults (refusals
+and retries), a CXL expander behind a pod's switch, a movement controller, SRAM regions, the
 command-level HBM, and predicted serving passes.
 """
 import argparse
